@@ -1,0 +1,57 @@
+# realty-stream. `make demo` runs the pipeline locally; `make test` runs every check CI runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+REALTY := $(CARGO) run --quiet -p realty-cli --
+VENV := .venv
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint fmt unit tools build build-tools sam-build up down clean-local
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+demo: ## Run the whole pipeline locally (starts the local AWS; leaves it running until `make down`)
+	$(REALTY) demo
+
+test: lint unit ## Lint, then unit and integration tests (what CI runs)
+
+lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
+
+unit: ## Unit and integration tests (integration tests start their own local AWS)
+	$(CARGO) test --workspace
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+tools: ## Install the pinned local tools (moto server, cfn-lint, checkov) into .venv
+	@$(REALTY) tools >/dev/null
+
+BUILD_VENV := .venv-build
+BUILD_PATH := PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH"
+
+build-tools: $(BUILD_VENV)/.installed ## Install cargo-lambda, Zig and the SAM CLI (pinned, from PyPI) into .venv-build
+
+$(BUILD_VENV)/.installed: infra/build-requirements.txt
+	python3 -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/build-requirements.txt
+	cp infra/build-requirements.txt $@
+
+build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts}/bootstrap
+	$(BUILD_PATH) cargo lambda build --release --arm64 --bin poller --bin metrics --bin alerts
+	@ls -l target/lambda/*/bootstrap
+
+sam-build: build-tools ## sam build (BuildMethod rust-cargolambda), as `sam deploy` uses it
+	$(BUILD_PATH) sam build
+
+up: ## Start the local AWS and provision template.yaml into it
+	$(REALTY) up
+
+down: ## Stop the local AWS
+	$(REALTY) down
+
+clean-local: down ## Stop the local AWS and delete the tool environments
+	rm -rf $(VENV) $(BUILD_VENV)

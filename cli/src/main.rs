@@ -1,0 +1,206 @@
+//! `realty`: the realty-stream operator CLI.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use realty_infra::emulator;
+use realty_infra::provision::ProvisionOptions;
+use realty_infra::stack::{self, LocalAws, UpOptions};
+
+#[derive(Parser)]
+#[command(name = "realty", version, about = "Operate realty-stream: local AWS, invocations, reports")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the local AWS (moto server, installed into .venv on first use) and provision
+    /// every resource of template.yaml into it. With AWS_ENDPOINT_URL set (LocalStack, any
+    /// emulator) it provisions there instead; with --stack it reads a deployed stack.
+    Up(UpArgs),
+    /// Stop the local AWS that `realty up` started; nothing of it keeps running.
+    Down(JsonArg),
+    /// Run the whole pipeline locally.
+    Demo,
+    /// Install (or check) the pinned local tools in .venv and print its path.
+    Tools,
+}
+
+#[derive(Args)]
+struct JsonArg {
+    /// Print JSON for machines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    output: JsonArg,
+    /// Prefix of every local resource name (stands in for the CloudFormation stack name).
+    #[arg(long, default_value = "realty")]
+    prefix: String,
+    /// Template parameter override, as Name=Value (repeatable).
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    parameters: Vec<(String, String)>,
+    /// Read the resources of this stack deployed in AWS (its Outputs) instead of starting
+    /// anything locally.
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`realty up --json | head`), as Unix tools do, instead of
+    // panicking in println!.
+    // SAFETY: resetting a signal disposition before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    realty_shared::telemetry::init_cli_logging("warn");
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("realty: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("realty: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Up(args) => up(args).await,
+        Command::Down(args) => down(args),
+        Command::Demo => demo().await,
+        Command::Tools => {
+            let root = emulator::project_root()?;
+            println!("{}", emulator::ensure_venv(&root)?.display());
+            Ok(())
+        }
+    }
+}
+
+fn endpoint_override() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.trim().is_empty())
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    if let Some(stack_name) = &args.stack {
+        if endpoint_override().is_some() {
+            bail!("--stack reads a stack deployed in AWS; unset AWS_ENDPOINT_URL to use it");
+        }
+        let config = realty_shared::aws::sdk_config(None).await;
+        let outputs = stack::deployed_outputs(&config, stack_name).await?;
+        if args.output.json {
+            let doc = serde_json::json!({ "endpoint": null, "stack_name": stack_name, "outputs": outputs });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else {
+            println!("stack {stack_name} in AWS:");
+            print_outputs(&outputs);
+        }
+        return Ok(());
+    }
+    let options = UpOptions {
+        project_root: emulator::project_root()?,
+        endpoint: endpoint_override(),
+        provision: ProvisionOptions {
+            stack_name: args.prefix,
+            parameters: args.parameters.into_iter().collect(),
+        },
+    };
+    let local = stack::up(&options).await.context("bringing up the local AWS")?;
+    if args.output.json {
+        println!("{}", serde_json::to_string_pretty(&local)?);
+    } else {
+        print_local(&local);
+    }
+    Ok(())
+}
+
+fn print_outputs(outputs: &BTreeMap<String, String>) {
+    let width = outputs.keys().map(String::len).max().unwrap_or(0);
+    for (k, v) in outputs {
+        println!("  {k:<width$}  {v}");
+    }
+}
+
+fn print_local(local: &LocalAws) {
+    match (local.pid, &local.log_path) {
+        (Some(pid), Some(log)) => println!(
+            "local AWS (moto server) at {}  pid {pid}, log {}",
+            local.endpoint,
+            log.display()
+        ),
+        _ => println!("AWS endpoint {} (AWS_ENDPOINT_URL)", local.endpoint),
+    }
+    let s = &local.stack;
+    println!(
+        "stack {} provisioned from template.yaml (account {}, {}):",
+        s.stack_name, s.account_id, s.region
+    );
+    print_outputs(&s.outputs);
+    println!("not hostable by the emulator, skipped:");
+    let width = s.skipped.iter().map(|r| r.logical_id.len()).max().unwrap_or(0);
+    for r in &s.skipped {
+        println!("  {:<width$}  {}", r.logical_id, r.reason);
+    }
+    println!(
+        "inspect: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={} aws --endpoint-url {} kinesis list-streams",
+        s.region, local.endpoint
+    );
+    if local.pid.is_some() {
+        println!("stop:    realty down");
+    }
+}
+
+fn down(args: JsonArg) -> Result<()> {
+    let root = emulator::project_root()?;
+    let result = stack::down(&root)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    match (result.stopped_pid, result.endpoint) {
+        (Some(pid), Some(endpoint)) => println!("stopped the local AWS at {endpoint} (pid {pid})"),
+        (None, Some(endpoint)) => println!("forgot the stack at {endpoint}; no emulator of ours was running"),
+        _ => println!("no local AWS is running"),
+    }
+    Ok(())
+}
+
+async fn demo() -> Result<()> {
+    let options = UpOptions {
+        project_root: emulator::project_root()?,
+        endpoint: endpoint_override(),
+        provision: ProvisionOptions {
+            stack_name: "realty".into(),
+            parameters: BTreeMap::new(),
+        },
+    };
+    let local = stack::up(&options).await.context("bringing up the local AWS")?;
+    print_local(&local);
+    println!();
+    println!("The demo runs the local stack only so far. Not there yet:");
+    println!("  - listing sources and the simulated market (realty sim serve)   issue #3");
+    println!("  - the poller's change detection and publishing                  issue #4");
+    println!("  - market metrics and the S3 data lake                           issue #5");
+    println!("  - price-drop and undervalued alerts                             issue #6");
+    println!("  - the local event-source runner, the report and latency figures issue #7");
+    Ok(())
+}

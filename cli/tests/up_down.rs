@@ -1,0 +1,87 @@
+//! `realty up --json` brings up a working local AWS and names its resources; `realty down`
+//! leaves nothing running.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn realty(state_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_realty"))
+        .args(args)
+        .env("REALTY_STATE_DIR", state_dir)
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("realty runs")
+}
+
+/// Runs `realty down` however the test ends, so a failed assertion leaves no emulator behind.
+struct DownOnDrop(std::path::PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = realty(&self.0, &["down"]);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn up_names_every_resource_and_down_stops_the_emulator() {
+    let state_dir = std::env::temp_dir().join(format!("realty-up-down-{}", std::process::id()));
+    let _cleanup = DownOnDrop(state_dir.clone());
+    let up = realty(&state_dir, &["up", "--json", "--prefix", "clitest"]);
+    assert!(up.status.success(), "realty up failed: {}", String::from_utf8_lossy(&up.stderr));
+    let doc: Value = serde_json::from_slice(&up.stdout).expect("realty up --json prints JSON");
+
+    let pid = doc["pid"].as_u64().expect("a pid") as u32;
+    let endpoint = doc["endpoint"].as_str().expect("an endpoint").to_owned();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    let outputs = &doc["outputs"];
+    for key in [
+        "ListingEventsStreamName",
+        "ListingTableName",
+        "MarketTableName",
+        "IdempotencyTableName",
+        "DataLakeBucketName",
+        "DeliveryStreamName",
+        "AlertTopicArn",
+        "PoisonRecordQueueUrl",
+        "PollerFailureQueueUrl",
+        "MetricsFailureQueueUrl",
+        "AlertsFailureQueueUrl",
+    ] {
+        let value = outputs[key].as_str().unwrap_or_default();
+        assert!(value.contains("clitest-"), "output {key} = {value:?}");
+    }
+
+    // The stream is really there, through the AWS API.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let streams = runtime.block_on(async {
+        let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        aws_sdk_kinesis::Client::new(&config).list_streams().send().await
+    });
+    let streams = streams.expect("ListStreams answers");
+    assert!(
+        streams.stream_names().iter().any(|s| s == outputs["ListingEventsStreamName"].as_str().unwrap()),
+        "{:?}",
+        streams.stream_names()
+    );
+
+    // A second `up` reuses the running emulator.
+    let again = realty(&state_dir, &["up", "--json", "--prefix", "clitest"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["pid"], doc["pid"]);
+    assert_eq!(again["outputs"], doc["outputs"]);
+
+    let down = realty(&state_dir, &["down", "--json"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let down: Value = serde_json::from_slice(&down.stdout).unwrap();
+    assert_eq!(down["stopped_pid"].as_u64(), Some(u64::from(pid)));
+    assert!(!realty_infra::emulator::pid_alive(pid), "moto (pid {pid}) still runs");
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(!realty_infra::emulator::answers_http(port), "something still answers on {endpoint}");
+
+    let nothing = realty(&state_dir, &["down"]);
+    assert!(nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("no local AWS is running"));
+}

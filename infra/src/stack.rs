@@ -1,0 +1,194 @@
+//! Where a stack's resources are: the local AWS that `realty up` started, an emulator named
+//! by `AWS_ENDPOINT_URL` (LocalStack), or a stack deployed to AWS.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::emulator::{self, Emulator, EmulatorError};
+use crate::provision::{self, ProvisionError, ProvisionOptions, ProvisionedStack};
+use crate::template::{Template, TemplateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    #[error("cannot read the stack {stack} from CloudFormation: {message}")]
+    CloudFormation { stack: String, message: String },
+    #[error("local AWS state {path}: {reason}")]
+    State { path: String, reason: String },
+}
+
+/// The local AWS as `realty up` left it: recorded so `realty down` (and every later
+/// command) finds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalAws {
+    pub endpoint: String,
+    /// The emulator's process, when `realty up` started it (none for LocalStack).
+    pub pid: Option<u32>,
+    pub log_path: Option<PathBuf>,
+    #[serde(flatten)]
+    pub stack: ProvisionedStack,
+}
+
+/// What `realty up` brings up.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub project_root: PathBuf,
+    /// An endpoint to provision into instead of starting moto (`AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    pub provision: ProvisionOptions,
+}
+
+/// Where `realty up` keeps its state and the emulator's log: `REALTY_STATE_DIR`, else
+/// `target/realty` in the checkout.
+pub fn state_dir(project_root: &Path) -> PathBuf {
+    match std::env::var_os("REALTY_STATE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => project_root.join("target/realty"),
+    }
+}
+
+/// The file recording the running local AWS.
+pub fn state_path(project_root: &Path) -> PathBuf {
+    state_dir(project_root).join("local-aws.json")
+}
+
+pub fn read_state(project_root: &Path) -> Result<Option<LocalAws>, StackError> {
+    let path = state_path(project_root);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StackError::State {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| StackError::State {
+        path: path.display().to_string(),
+        reason: format!("unreadable ({e}); delete it and run realty up again"),
+    })
+}
+
+fn write_state(project_root: &Path, state: &LocalAws) -> Result<(), StackError> {
+    let path = state_path(project_root);
+    let err = |reason: String| StackError::State {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    let text = serde_json::to_string_pretty(state).map_err(|e| err(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| err(e.to_string()))
+}
+
+/// Starts the local AWS (or reuses the running one, or uses `options.endpoint`), provisions
+/// template.yaml into it and records the result.
+pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
+    let root = &options.project_root;
+    let template = Template::load(&root.join("template.yaml"))?;
+    let previous = read_state(root)?;
+    let (endpoint, pid, log_path) = match (&options.endpoint, previous) {
+        (Some(endpoint), _) => (endpoint.clone(), None, None),
+        (None, Some(prev)) if prev.pid.is_some_and(emulator::pid_alive) && answers(&prev.endpoint) => {
+            (prev.endpoint, prev.pid, prev.log_path)
+        }
+        (None, _) => {
+            let venv = emulator::ensure_venv(root)?;
+            let log_path = state_dir(root).join("moto.log");
+            let moto = Emulator::start_detached(&venv, &log_path)?;
+            (moto.endpoint.clone(), Some(moto.pid), Some(log_path))
+        }
+    };
+    let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+    let stack = provision::provision(&config, &template, &options.provision).await?;
+    let state = LocalAws {
+        endpoint,
+        pid,
+        log_path,
+        stack,
+    };
+    write_state(root, &state)?;
+    Ok(state)
+}
+
+fn answers(endpoint: &str) -> bool {
+    endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .is_some_and(emulator::answers_http)
+}
+
+/// What `realty down` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Down {
+    pub stopped_pid: Option<u32>,
+    pub endpoint: Option<String>,
+}
+
+/// Stops the emulator `realty up` started and forgets the local stack.
+pub fn down(project_root: &Path) -> Result<Down, StackError> {
+    let Some(state) = read_state(project_root)? else {
+        return Ok(Down {
+            stopped_pid: None,
+            endpoint: None,
+        });
+    };
+    let mut stopped_pid = None;
+    if let Some(pid) = state.pid {
+        if emulator::pid_alive(pid) {
+            if !emulator::stop_pid(pid, Duration::from_secs(5)) {
+                return Err(StackError::State {
+                    path: state_path(project_root).display().to_string(),
+                    reason: format!("emulator process {pid} did not stop"),
+                });
+            }
+            stopped_pid = Some(pid);
+        }
+    }
+    let path = state_path(project_root);
+    std::fs::remove_file(&path).map_err(|e| StackError::State {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(Down {
+        stopped_pid,
+        endpoint: Some(state.endpoint),
+    })
+}
+
+/// The Outputs of a stack deployed to AWS, read from CloudFormation.
+pub async fn deployed_outputs(
+    config: &aws_config::SdkConfig,
+    stack_name: &str,
+) -> Result<BTreeMap<String, String>, StackError> {
+    let cfn = aws_sdk_cloudformation::Client::new(config);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .map_err(|e| StackError::CloudFormation {
+            stack: stack_name.to_owned(),
+            message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    let stack = out.stacks().first().ok_or_else(|| StackError::CloudFormation {
+        stack: stack_name.to_owned(),
+        message: "no such stack".into(),
+    })?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}

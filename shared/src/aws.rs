@@ -1,0 +1,48 @@
+//! SDK configuration shared by the functions and the operator tools.
+//!
+//! One rule decides where AWS is: an explicit endpoint (the CLI's local AWS), else
+//! `AWS_ENDPOINT_URL` (LocalStack or any emulator, read by aws-config itself), else real AWS.
+
+use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Region used against an emulator when none is configured.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// Loads the SDK configuration. With an endpoint override in play (explicit or from
+/// `AWS_ENDPOINT_URL`), credentials default to static test ones, so a local run never
+/// signs with, or needs, real credentials.
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let overridden = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    if overridden {
+        // Environment or us-east-1: never IMDS, which an emulator on a laptop does not have.
+        loader = loader.region(
+            RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                .or_else(Region::new(LOCAL_REGION)),
+        );
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "realty-local",
+            ));
+        }
+    }
+    loader.load().await
+}
+
+/// An S3 client; path-style addressing whenever an endpoint override is set, because
+/// emulators on 127.0.0.1 cannot serve virtual-hosted bucket names.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}

@@ -1,0 +1,9 @@
+//! realty-stream's shared library: domain types and pure logic, the ports (traits) the
+//! functions use to reach AWS, and the AWS SDK adapters behind them.
+//!
+//! Handlers in `functions/*` stay thin: they build a config and clients once, then call
+//! into this crate.
+
+pub mod aws;
+pub mod config;
+pub mod telemetry;

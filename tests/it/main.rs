@@ -1,0 +1,68 @@
+//! Integration tests against a local AWS. One emulator serves the whole run (see
+//! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
+
+mod provisioning;
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use realty_tests::TestAws;
+
+type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
+
+/// Every test of the run, by name.
+fn tests() -> Vec<(&'static str, TestFn)> {
+    let mut all: Vec<(&'static str, TestFn)> = Vec::new();
+    all.extend(provisioning::tests());
+    all
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let listing_only = args.list;
+    let aws = if listing_only {
+        None
+    } else {
+        match TestAws::start() {
+            Ok(aws) => Some(Arc::new(aws)),
+            Err(e) => {
+                eprintln!("cannot start the local AWS for the integration tests: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let trials = tests()
+        .into_iter()
+        .map(|(name, test)| {
+            let aws = aws.clone();
+            Trial::test(name, move || {
+                let aws = aws.ok_or("no local AWS")?;
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(test(aws))
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(aws) = aws.and_then(|a| Arc::into_inner(a)) {
+        aws.stop();
+    }
+    conclusion.exit_code()
+}
+
+/// Turns an `async fn(Arc<TestAws>) -> Result<(), Failed>` into a [`TestFn`].
+#[macro_export]
+macro_rules! async_tests {
+    ($($name:ident),* $(,)?) => {
+        pub fn tests() -> Vec<(&'static str, $crate::TestFn)> {
+            vec![$((
+                concat!(module_path!(), "::", stringify!($name)),
+                |aws| Box::pin($name(aws)) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), libtest_mimic::Failed>> + Send>>,
+            )),*]
+        }
+    };
+}
