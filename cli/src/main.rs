@@ -1,6 +1,12 @@
 //! `realty`: the realty-stream operator CLI.
 
+mod invoke;
+mod normalize;
+mod report;
+mod target;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -10,7 +16,11 @@ use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack::{self, LocalAws, UpOptions};
 
 #[derive(Parser)]
-#[command(name = "realty", version, about = "Operate realty-stream: local AWS, invocations, reports")]
+#[command(
+    name = "realty",
+    version,
+    about = "Operate realty-stream: local AWS, invocations, reports"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +36,36 @@ enum Command {
     Down(JsonArg),
     /// Run the whole pipeline locally.
     Demo,
+    /// Print the canonical listings of one saved API response as JSON lines (rejects and a
+    /// summary on stderr).
+    Normalize {
+        /// The API the file came from: zillow, reso, realtor, or file (a CSV / JSON-lines export).
+        #[arg(long)]
+        source: realty_shared::sources::SourceKind,
+        file: PathBuf,
+    },
+    /// Run a function's real handler once, in-process, on an event file, against the local
+    /// stack (or --stack), and print its response.
+    Invoke {
+        /// poller, metrics or alerts.
+        function: String,
+        #[arg(long)]
+        event: PathBuf,
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// A market's live figures, moving averages, trends and latest snapshots.
+    Report {
+        /// Market key: a city-state (`nashville-tn`) or a full scope key (`zip#37201#condo`).
+        #[arg(long)]
+        market: String,
+        #[arg(long)]
+        json: bool,
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
+    },
     /// Install (or check) the pinned local tools in .venv and print its path.
     Tools,
 }
@@ -88,6 +128,17 @@ async fn run(command: Command) -> Result<()> {
         Command::Up(args) => up(args).await,
         Command::Down(args) => down(args),
         Command::Demo => demo().await,
+        Command::Normalize { source, file } => normalize::run(source, &file),
+        Command::Invoke {
+            function,
+            event,
+            stack,
+        } => invoke::run(&function, &event, stack.as_deref()).await,
+        Command::Report {
+            market,
+            json,
+            stack,
+        } => report::run(&market, json, stack.as_deref()).await,
         Command::Tools => {
             let root = emulator::project_root()?;
             println!("{}", emulator::ensure_venv(&root)?.display());
@@ -97,7 +148,9 @@ async fn run(command: Command) -> Result<()> {
 }
 
 fn endpoint_override() -> Option<String> {
-    std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.trim().is_empty())
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 async fn up(args: UpArgs) -> Result<()> {
@@ -124,7 +177,9 @@ async fn up(args: UpArgs) -> Result<()> {
             parameters: args.parameters.into_iter().collect(),
         },
     };
-    let local = stack::up(&options).await.context("bringing up the local AWS")?;
+    let local = stack::up(&options)
+        .await
+        .context("bringing up the local AWS")?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&local)?);
     } else {
@@ -156,7 +211,12 @@ fn print_local(local: &LocalAws) {
     );
     print_outputs(&s.outputs);
     println!("not hostable by the emulator, skipped:");
-    let width = s.skipped.iter().map(|r| r.logical_id.len()).max().unwrap_or(0);
+    let width = s
+        .skipped
+        .iter()
+        .map(|r| r.logical_id.len())
+        .max()
+        .unwrap_or(0);
     for r in &s.skipped {
         println!("  {:<width$}  {}", r.logical_id, r.reason);
     }
@@ -178,7 +238,9 @@ fn down(args: JsonArg) -> Result<()> {
     }
     match (result.stopped_pid, result.endpoint) {
         (Some(pid), Some(endpoint)) => println!("stopped the local AWS at {endpoint} (pid {pid})"),
-        (None, Some(endpoint)) => println!("forgot the stack at {endpoint}; no emulator of ours was running"),
+        (None, Some(endpoint)) => {
+            println!("forgot the stack at {endpoint}; no emulator of ours was running")
+        }
         _ => println!("no local AWS is running"),
     }
     Ok(())
@@ -193,7 +255,9 @@ async fn demo() -> Result<()> {
             parameters: BTreeMap::new(),
         },
     };
-    let local = stack::up(&options).await.context("bringing up the local AWS")?;
+    let local = stack::up(&options)
+        .await
+        .context("bringing up the local AWS")?;
     print_local(&local);
     println!();
     println!("The demo runs the local stack only so far. Not there yet:");

@@ -29,7 +29,11 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     let state_dir = std::env::temp_dir().join(format!("realty-up-down-{}", std::process::id()));
     let _cleanup = DownOnDrop(state_dir.clone());
     let up = realty(&state_dir, &["up", "--json", "--prefix", "clitest"]);
-    assert!(up.status.success(), "realty up failed: {}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "realty up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let doc: Value = serde_json::from_slice(&up.stdout).expect("realty up --json prints JSON");
 
     let pid = doc["pid"].as_u64().expect("a pid") as u32;
@@ -57,29 +61,49 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let streams = runtime.block_on(async {
         let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
-        aws_sdk_kinesis::Client::new(&config).list_streams().send().await
+        aws_sdk_kinesis::Client::new(&config)
+            .list_streams()
+            .send()
+            .await
     });
     let streams = streams.expect("ListStreams answers");
     assert!(
-        streams.stream_names().iter().any(|s| s == outputs["ListingEventsStreamName"].as_str().unwrap()),
+        streams
+            .stream_names()
+            .iter()
+            .any(|s| s == outputs["ListingEventsStreamName"].as_str().unwrap()),
         "{:?}",
         streams.stream_names()
     );
 
     // A second `up` reuses the running emulator.
     let again = realty(&state_dir, &["up", "--json", "--prefix", "clitest"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["pid"], doc["pid"]);
     assert_eq!(again["outputs"], doc["outputs"]);
 
     let down = realty(&state_dir, &["down", "--json"]);
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     let down: Value = serde_json::from_slice(&down.stdout).unwrap();
     assert_eq!(down["stopped_pid"].as_u64(), Some(u64::from(pid)));
-    assert!(!realty_infra::emulator::pid_alive(pid), "moto (pid {pid}) still runs");
+    assert!(
+        !realty_infra::emulator::pid_alive(pid),
+        "moto (pid {pid}) still runs"
+    );
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    assert!(!realty_infra::emulator::answers_http(port), "something still answers on {endpoint}");
+    assert!(
+        !realty_infra::emulator::answers_http(port),
+        "something still answers on {endpoint}"
+    );
 
     let nothing = realty(&state_dir, &["down"]);
     assert!(nothing.status.success());

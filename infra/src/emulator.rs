@@ -21,13 +21,19 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("cannot find the project root (a directory with template.yaml and {REQUIREMENTS_FILE}) from {0}; run from the checkout or set REALTY_PROJECT_ROOT")]
+    #[error(
+        "cannot find the project root (a directory with template.yaml and {REQUIREMENTS_FILE}) from {0}; run from the checkout or set REALTY_PROJECT_ROOT"
+    )]
     NoProjectRoot(String),
-    #[error("cannot create the Python environment in {venv}: {reason}. The local AWS needs python3 with the venv module (Debian: apt-get install python3-venv)")]
+    #[error(
+        "cannot create the Python environment in {venv}: {reason}. The local AWS needs python3 with the venv module (Debian: apt-get install python3-venv)"
+    )]
     Venv { venv: String, reason: String },
     #[error("cannot start moto server: {0}")]
     Spawn(std::io::Error),
-    #[error("moto server did not answer on {endpoint} within {secs} s; its log ({log}) ends with:\n{tail}")]
+    #[error(
+        "moto server did not answer on {endpoint} within {secs} s; its log ({log}) ends with:\n{tail}"
+    )]
     NotReady {
         endpoint: String,
         secs: u64,
@@ -55,7 +61,8 @@ pub fn project_root() -> Result<PathBuf, EmulatorError> {
     if let Some(root) = std::env::var_os("REALTY_PROJECT_ROOT") {
         return Ok(PathBuf::from(root));
     }
-    let is_root = |p: &Path| p.join("template.yaml").is_file() && p.join(REQUIREMENTS_FILE).is_file();
+    let is_root =
+        |p: &Path| p.join("template.yaml").is_file() && p.join(REQUIREMENTS_FILE).is_file();
     let cwd = std::env::current_dir().unwrap_or_default();
     let from_source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     for start in [cwd.as_path(), from_source.as_path()] {
@@ -72,7 +79,8 @@ pub fn project_root() -> Result<PathBuf, EmulatorError> {
 pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
     let venv = root.join(".venv");
     let requirements_path = root.join(REQUIREMENTS_FILE);
-    let requirements = fs::read_to_string(&requirements_path).map_err(io_err(&requirements_path))?;
+    let requirements =
+        fs::read_to_string(&requirements_path).map_err(io_err(&requirements_path))?;
     let stamp = venv.join(INSTALLED_STAMP);
     let up_to_date = || fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str());
     if up_to_date() && venv.join("bin/moto_server").is_file() {
@@ -90,13 +98,23 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
         venv: venv.display().to_string(),
         reason,
     };
-    eprintln!("realty: installing the local AWS tools into {} (first use, about a minute)", venv.display());
+    eprintln!(
+        "realty: installing the local AWS tools into {} (first use, about a minute)",
+        venv.display()
+    );
     if !venv.join("bin/python").is_file() {
         run_quiet(Command::new(python()).args(["-m", "venv"]).arg(&venv)).map_err(venv_err)?;
     }
     run_quiet(
         Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements_path),
     )
     .map_err(venv_err)?;
@@ -115,7 +133,11 @@ fn run_quiet(cmd: &mut Command) -> Result<(), String> {
     }
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Err(format!("{cmd:?} failed ({}):\n{}", out.status, tail(&text, 30)))
+    Err(format!(
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        tail(&text, 30)
+    ))
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -262,7 +284,9 @@ pub fn answers_http(port: u16) -> bool {
 
 /// True while a process with this pid exists.
 pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks that the process exists and may be signalled.
     unsafe { libc::kill(pid, 0) == 0 }
 }
@@ -270,7 +294,9 @@ pub fn pid_alive(pid: u32) -> bool {
 /// Stops the process group led by `pid` (moto and anything it started): SIGTERM, then
 /// SIGKILL after `grace`. Returns whether it is gone.
 pub fn stop_pid(pid: u32, grace: Duration) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return true };
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
     if pid <= 1 {
         return false;
     }

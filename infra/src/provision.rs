@@ -138,7 +138,13 @@ pub async fn provision(
         .map(|r| r.to_string())
         .unwrap_or_else(|| realty_shared::aws::LOCAL_REGION.to_owned());
     let account_id = account_id(config).await;
-    let ctx = Context::new(template, &options.stack_name, &region, &account_id, &options.parameters)?;
+    let ctx = Context::new(
+        template,
+        &options.stack_name,
+        &region,
+        &account_id,
+        &options.parameters,
+    )?;
     let mut p = Provisioner {
         template,
         ctx,
@@ -154,7 +160,11 @@ pub async fn provision(
     };
     let mut ordered: Vec<(&str, &str)> = Vec::new();
     for kind in ORDER {
-        ordered.extend(template.resources_of(kind).map(|(id, r)| (id, r.kind.as_str())));
+        ordered.extend(
+            template
+                .resources_of(kind)
+                .map(|(id, r)| (id, r.kind.as_str())),
+        );
     }
     for (id, r) in &template.resources {
         if !ORDER.contains(&r.kind.as_str()) {
@@ -213,7 +223,9 @@ fn str_prop<'v>(props: &'v Value, key: &str) -> Option<&'v str> {
     props.get(key).and_then(Value::as_str)
 }
 
-fn build_err(resource: &str) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> ProvisionError + '_ {
+fn build_err(
+    resource: &str,
+) -> impl FnOnce(aws_sdk_dynamodb::error::BuildError) -> ProvisionError + '_ {
     move |e| ProvisionError::Shape {
         resource: resource.to_owned(),
         reason: e.to_string(),
@@ -232,7 +244,16 @@ impl Provisioner<'_> {
                 str_prop(&props, "AliasName").unwrap_or_default().to_owned()
             }
             "AWS::S3::Bucket" => self.bucket(id, &name).await?,
-            "AWS::S3::BucketPolicy" => self.bucket_policy(id).await?,
+            "AWS::S3::BucketPolicy" => {
+                let props = self.props(id)?;
+                self.ctx.set_ref(id, str_prop(&props, "Bucket").unwrap_or_default());
+                self.skip(
+                    id,
+                    kind,
+                    "the emulator serves plain HTTP and enforces bucket policies: this TLS-only policy would deny every request (it applies in AWS)",
+                );
+                return Ok(());
+            }
             "AWS::DynamoDB::Table" => self.table(id, &name).await?,
             "AWS::Kinesis::Stream" => self.stream(id, &name).await?,
             "AWS::SNS::Topic" => self.topic(id, &name).await?,
@@ -240,39 +261,71 @@ impl Provisioner<'_> {
             "AWS::KinesisFirehose::DeliveryStream" => self.delivery_stream(id, &name).await?,
             "AWS::IAM::Role" => {
                 self.ctx.set_ref(id, &name);
-                self.ctx.set_attribute(id, "Arn", format!("arn:aws:iam::{account}:role/{name}"));
-                return Ok(self.skip(id, kind, "IAM is not enforced by the emulator; its ARN is still handed to the resources that name it"));
+                self.ctx
+                    .set_attribute(id, "Arn", format!("arn:aws:iam::{account}:role/{name}"));
+                return {
+                    self.skip(id, kind, "IAM is not enforced by the emulator; its ARN is still handed to the resources that name it");
+                    Ok(())
+                };
             }
             "AWS::Logs::LogGroup" | "AWS::Logs::LogStream" => {
                 self.ctx.set_ref(id, &name);
-                self.ctx.set_attribute(id, "Arn", format!("arn:aws:logs:{region}:{account}:log-group:{name}:*"));
-                return Ok(self.skip(id, kind, "locally the functions log to the terminal"));
+                self.ctx.set_attribute(
+                    id,
+                    "Arn",
+                    format!("arn:aws:logs:{region}:{account}:log-group:{name}:*"),
+                );
+                return {
+                    self.skip(id, kind, "locally the functions log to the terminal");
+                    Ok(())
+                };
             }
             "AWS::Serverless::Function" => {
                 self.ctx.set_ref(id, &name);
-                self.ctx.set_attribute(id, "Arn", format!("arn:aws:lambda:{region}:{account}:function:{name}"));
-                self.skip(id, kind, "no Lambda service locally: the realty CLI runs the handler in-process");
+                self.ctx.set_attribute(
+                    id,
+                    "Arn",
+                    format!("arn:aws:lambda:{region}:{account}:function:{name}"),
+                );
+                self.skip(
+                    id,
+                    kind,
+                    "no Lambda service locally: the realty CLI runs the handler in-process",
+                );
                 let events: Vec<(String, String)> = self.template.resources[id]
                     .properties
                     .get("Events")
                     .and_then(Value::as_object)
                     .map(|m| {
                         m.iter()
-                            .map(|(ev, spec)| (ev.clone(), str_prop(spec, "Type").unwrap_or("?").to_owned()))
+                            .map(|(ev, spec)| {
+                                (ev.clone(), str_prop(spec, "Type").unwrap_or("?").to_owned())
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
                 for (event, event_type) in events {
                     let reason = match event_type.as_str() {
-                        "Schedule" | "ScheduleV2" => "no EventBridge scheduler locally: the realty CLI invokes the poller",
-                        _ => "no event source mappings locally: the realty CLI reads the stream and invokes the handler",
+                        "Schedule" | "ScheduleV2" => {
+                            "no EventBridge scheduler locally: the realty CLI invokes the poller"
+                        }
+                        _ => {
+                            "no event source mappings locally: the realty CLI reads the stream and invokes the handler"
+                        }
                     };
-                    self.skip(&format!("{id}.{event}"), &format!("{event_type} event"), reason);
+                    self.skip(
+                        &format!("{id}.{event}"),
+                        &format!("{event_type} event"),
+                        reason,
+                    );
                 }
                 return Ok(());
             }
             other => {
-                return Ok(self.skip(id, other, "this resource type has no local provisioning"));
+                return {
+                    self.skip(id, other, "this resource type has no local provisioning");
+                    Ok(())
+                };
             }
         };
         self.resources.push(ProvisionedResource {
@@ -292,7 +345,9 @@ impl Provisioner<'_> {
     }
 
     fn props(&self, id: &str) -> Result<Value, ProvisionError> {
-        Ok(self.ctx.resolve(self.template, &self.template.resources[id].properties, id)?)
+        Ok(self
+            .ctx
+            .resolve(self.template, &self.template.resources[id].properties, id)?)
     }
 
     async fn kms_key(&mut self, id: &str) -> Result<String, ProvisionError> {
@@ -301,11 +356,21 @@ impl Provisioner<'_> {
             .template
             .resources_of("AWS::KMS::Alias")
             .find(|(_, a)| a.properties.get("TargetKeyId") == Some(&serde_json::json!({"Ref": id})))
-            .map(|(_, a)| self.ctx.resolve(self.template, &a.properties["AliasName"], id))
+            .map(|(_, a)| {
+                self.ctx
+                    .resolve(self.template, &a.properties["AliasName"], id)
+            })
             .transpose()?
             .and_then(|v| scalar_to_string(&v));
         let existing = match &alias {
-            Some(alias) => self.kms.describe_key().key_id(alias).send().await.ok().and_then(|o| o.key_metadata),
+            Some(alias) => self
+                .kms
+                .describe_key()
+                .key_id(alias)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.key_metadata),
             None => None,
         };
         let metadata = match existing {
@@ -325,7 +390,12 @@ impl Provisioner<'_> {
                     reason: "CreateKey returned no key".into(),
                 })?;
                 if props.get("EnableKeyRotation").and_then(as_bool) == Some(true) {
-                    self.kms.enable_key_rotation().key_id(m.key_id()).send().await.map_err(aws_err(id, "EnableKeyRotation"))?;
+                    self.kms
+                        .enable_key_rotation()
+                        .key_id(m.key_id())
+                        .send()
+                        .await
+                        .map_err(aws_err(id, "EnableKeyRotation"))?;
                 }
                 if let Some(alias) = &alias {
                     self.kms
@@ -341,7 +411,8 @@ impl Provisioner<'_> {
         };
         let key_id = metadata.key_id().to_owned();
         self.ctx.set_ref(id, &key_id);
-        self.ctx.set_attribute(id, "Arn", metadata.arn().unwrap_or_default());
+        self.ctx
+            .set_attribute(id, "Arn", metadata.arn().unwrap_or_default());
         self.ctx.set_attribute(id, "KeyId", &key_id);
         Ok(key_id)
     }
@@ -352,27 +423,37 @@ impl Provisioner<'_> {
         if self.ctx.region != "us-east-1" {
             req = req.create_bucket_configuration(
                 s3t::CreateBucketConfiguration::builder()
-                    .location_constraint(s3t::BucketLocationConstraint::from(self.ctx.region.as_str()))
+                    .location_constraint(s3t::BucketLocationConstraint::from(
+                        self.ctx.region.as_str(),
+                    ))
                     .build(),
             );
         }
-        if let Err(e) = req.send().await {
-            if e.code() != Some("BucketAlreadyOwnedByYou") {
-                return Err(aws_err(id, "CreateBucket")(e));
-            }
+        if let Err(e) = req.send().await
+            && e.code() != Some("BucketAlreadyOwnedByYou")
+        {
+            return Err(aws_err(id, "CreateBucket")(e));
         }
-        if let Some(rules) = props.pointer("/BucketEncryption/ServerSideEncryptionConfiguration").and_then(Value::as_array) {
+        if let Some(rules) = props
+            .pointer("/BucketEncryption/ServerSideEncryptionConfiguration")
+            .and_then(Value::as_array)
+        {
             let mut config = s3t::ServerSideEncryptionConfiguration::builder();
             for rule in rules {
                 let default = &rule["ServerSideEncryptionByDefault"];
-                let mut by_default = s3t::ServerSideEncryptionByDefault::builder()
-                    .sse_algorithm(s3t::ServerSideEncryption::from(str_prop(default, "SSEAlgorithm").unwrap_or("AES256")));
+                let mut by_default = s3t::ServerSideEncryptionByDefault::builder().sse_algorithm(
+                    s3t::ServerSideEncryption::from(
+                        str_prop(default, "SSEAlgorithm").unwrap_or("AES256"),
+                    ),
+                );
                 if let Some(key) = str_prop(default, "KMSMasterKeyID") {
                     by_default = by_default.kms_master_key_id(key);
                 }
                 config = config.rules(
                     s3t::ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(by_default.build().map_err(build_err(id))?)
+                        .apply_server_side_encryption_by_default(
+                            by_default.build().map_err(build_err(id))?,
+                        )
                         .set_bucket_key_enabled(rule.get("BucketKeyEnabled").and_then(as_bool))
                         .build(),
                 );
@@ -402,12 +483,17 @@ impl Provisioner<'_> {
                 .await
                 .map_err(aws_err(id, "PutPublicAccessBlock"))?;
         }
-        if let Some(rules) = props.pointer("/OwnershipControls/Rules").and_then(Value::as_array) {
+        if let Some(rules) = props
+            .pointer("/OwnershipControls/Rules")
+            .and_then(Value::as_array)
+        {
             let mut controls = s3t::OwnershipControls::builder();
             for rule in rules {
                 controls = controls.rules(
                     s3t::OwnershipControlsRule::builder()
-                        .object_ownership(s3t::ObjectOwnership::from(str_prop(rule, "ObjectOwnership").unwrap_or_default()))
+                        .object_ownership(s3t::ObjectOwnership::from(
+                            str_prop(rule, "ObjectOwnership").unwrap_or_default(),
+                        ))
                         .build()
                         .map_err(build_err(id))?,
                 );
@@ -420,7 +506,10 @@ impl Provisioner<'_> {
                 .await
                 .map_err(aws_err(id, "PutBucketOwnershipControls"))?;
         }
-        if let Some(status) = props.pointer("/VersioningConfiguration/Status").and_then(Value::as_str) {
+        if let Some(status) = props
+            .pointer("/VersioningConfiguration/Status")
+            .and_then(Value::as_str)
+        {
             self.s3
                 .put_bucket_versioning()
                 .bucket(name)
@@ -433,7 +522,10 @@ impl Provisioner<'_> {
                 .await
                 .map_err(aws_err(id, "PutBucketVersioning"))?;
         }
-        if let Some(rules) = props.pointer("/LifecycleConfiguration/Rules").and_then(Value::as_array) {
+        if let Some(rules) = props
+            .pointer("/LifecycleConfiguration/Rules")
+            .and_then(Value::as_array)
+        {
             let mut lifecycle = s3t::BucketLifecycleConfiguration::builder();
             for rule in rules {
                 lifecycle = lifecycle.rules(lifecycle_rule(id, rule)?);
@@ -447,26 +539,11 @@ impl Provisioner<'_> {
                 .map_err(aws_err(id, "PutBucketLifecycleConfiguration"))?;
         }
         self.ctx.set_ref(id, name);
-        self.ctx.set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
-        self.ctx.set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
+        self.ctx
+            .set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
+        self.ctx
+            .set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
         Ok(name.to_owned())
-    }
-
-    async fn bucket_policy(&mut self, id: &str) -> Result<String, ProvisionError> {
-        let props = self.props(id)?;
-        let bucket = str_prop(&props, "Bucket").ok_or_else(|| ProvisionError::Shape {
-            resource: id.into(),
-            reason: "no Bucket".into(),
-        })?;
-        self.s3
-            .put_bucket_policy()
-            .bucket(bucket)
-            .policy(props["PolicyDocument"].to_string())
-            .send()
-            .await
-            .map_err(aws_err(id, "PutBucketPolicy"))?;
-        self.ctx.set_ref(id, bucket);
-        Ok(bucket.to_owned())
     }
 
     async fn table(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
@@ -478,7 +555,9 @@ impl Provisioner<'_> {
                 .map(|k| {
                     ddb::KeySchemaElement::builder()
                         .attribute_name(str_prop(k, "AttributeName").unwrap_or_default())
-                        .key_type(ddb::KeyType::from(str_prop(k, "KeyType").unwrap_or_default()))
+                        .key_type(ddb::KeyType::from(
+                            str_prop(k, "KeyType").unwrap_or_default(),
+                        ))
                         .build()
                         .map_err(build_err(id))
                 })
@@ -489,17 +568,30 @@ impl Provisioner<'_> {
             .create_table()
             .table_name(name)
             .set_key_schema(Some(key_schema(&props["KeySchema"])?))
-            .billing_mode(ddb::BillingMode::from(str_prop(&props, "BillingMode").unwrap_or("PAY_PER_REQUEST")));
-        for a in props["AttributeDefinitions"].as_array().into_iter().flatten() {
+            .billing_mode(ddb::BillingMode::from(
+                str_prop(&props, "BillingMode").unwrap_or("PAY_PER_REQUEST"),
+            ));
+        for a in props["AttributeDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             req = req.attribute_definitions(
                 ddb::AttributeDefinition::builder()
                     .attribute_name(str_prop(a, "AttributeName").unwrap_or_default())
-                    .attribute_type(ddb::ScalarAttributeType::from(str_prop(a, "AttributeType").unwrap_or_default()))
+                    .attribute_type(ddb::ScalarAttributeType::from(
+                        str_prop(a, "AttributeType").unwrap_or_default(),
+                    ))
                     .build()
                     .map_err(build_err(id))?,
             );
         }
-        for gsi in props.get("GlobalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
+        for gsi in props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let projection = &gsi["Projection"];
             req = req.global_secondary_indexes(
                 ddb::GlobalSecondaryIndex::builder()
@@ -507,17 +599,30 @@ impl Provisioner<'_> {
                     .set_key_schema(Some(key_schema(&gsi["KeySchema"])?))
                     .projection(
                         ddb::Projection::builder()
-                            .projection_type(ddb::ProjectionType::from(str_prop(projection, "ProjectionType").unwrap_or("ALL")))
-                            .set_non_key_attributes(projection.get("NonKeyAttributes").and_then(Value::as_array).map(|a| {
-                                a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-                            }))
+                            .projection_type(ddb::ProjectionType::from(
+                                str_prop(projection, "ProjectionType").unwrap_or("ALL"),
+                            ))
+                            .set_non_key_attributes(
+                                projection
+                                    .get("NonKeyAttributes")
+                                    .and_then(Value::as_array)
+                                    .map(|a| {
+                                        a.iter()
+                                            .filter_map(Value::as_str)
+                                            .map(str::to_owned)
+                                            .collect()
+                                    }),
+                            )
                             .build(),
                     )
                     .build()
                     .map_err(build_err(id))?,
             );
         }
-        if let Some(view) = props.pointer("/StreamSpecification/StreamViewType").and_then(Value::as_str) {
+        if let Some(view) = props
+            .pointer("/StreamSpecification/StreamViewType")
+            .and_then(Value::as_str)
+        {
             req = req.stream_specification(
                 ddb::StreamSpecification::builder()
                     .stream_enabled(true)
@@ -535,43 +640,47 @@ impl Provisioner<'_> {
                     .build(),
             );
         }
-        if let Err(e) = req.send().await {
-            if e.code() != Some("ResourceInUseException") {
-                return Err(aws_err(id, "CreateTable")(e));
-            }
+        if let Err(e) = req.send().await
+            && e.code() != Some("ResourceInUseException")
+        {
+            return Err(aws_err(id, "CreateTable")(e));
         }
         let description = self.wait_table_active(id, name).await?;
-        if let Some(ttl) = props.get("TimeToLiveSpecification") {
-            if ttl.get("Enabled").and_then(as_bool) == Some(true) {
-                let current = self
-                    .dynamodb
-                    .describe_time_to_live()
+        if let Some(ttl) = props.get("TimeToLiveSpecification")
+            && ttl.get("Enabled").and_then(as_bool) == Some(true)
+        {
+            let current = self
+                .dynamodb
+                .describe_time_to_live()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(aws_err(id, "DescribeTimeToLive"))?;
+            let enabled = current
+                .time_to_live_description()
+                .and_then(|d| d.time_to_live_status())
+                .is_some_and(|s| *s == ddb::TimeToLiveStatus::Enabled);
+            if !enabled {
+                self.dynamodb
+                    .update_time_to_live()
                     .table_name(name)
+                    .time_to_live_specification(
+                        ddb::TimeToLiveSpecification::builder()
+                            .attribute_name(str_prop(ttl, "AttributeName").unwrap_or_default())
+                            .enabled(true)
+                            .build()
+                            .map_err(build_err(id))?,
+                    )
                     .send()
                     .await
-                    .map_err(aws_err(id, "DescribeTimeToLive"))?;
-                let enabled = current
-                    .time_to_live_description()
-                    .and_then(|d| d.time_to_live_status())
-                    .is_some_and(|s| *s == ddb::TimeToLiveStatus::Enabled);
-                if !enabled {
-                    self.dynamodb
-                        .update_time_to_live()
-                        .table_name(name)
-                        .time_to_live_specification(
-                            ddb::TimeToLiveSpecification::builder()
-                                .attribute_name(str_prop(ttl, "AttributeName").unwrap_or_default())
-                                .enabled(true)
-                                .build()
-                                .map_err(build_err(id))?,
-                        )
-                        .send()
-                        .await
-                        .map_err(aws_err(id, "UpdateTimeToLive"))?;
-                }
+                    .map_err(aws_err(id, "UpdateTimeToLive"))?;
             }
         }
-        if props.pointer("/PointInTimeRecoverySpecification/PointInTimeRecoveryEnabled").and_then(as_bool) == Some(true) {
+        if props
+            .pointer("/PointInTimeRecoverySpecification/PointInTimeRecoveryEnabled")
+            .and_then(as_bool)
+            == Some(true)
+        {
             self.dynamodb
                 .update_continuous_backups()
                 .table_name(name)
@@ -586,14 +695,19 @@ impl Provisioner<'_> {
                 .map_err(aws_err(id, "UpdateContinuousBackups"))?;
         }
         self.ctx.set_ref(id, name);
-        self.ctx.set_attribute(id, "Arn", description.table_arn().unwrap_or_default());
+        self.ctx
+            .set_attribute(id, "Arn", description.table_arn().unwrap_or_default());
         if let Some(stream_arn) = description.latest_stream_arn() {
             self.ctx.set_attribute(id, "StreamArn", stream_arn);
         }
         Ok(name.to_owned())
     }
 
-    async fn wait_table_active(&self, id: &str, name: &str) -> Result<ddb::TableDescription, ProvisionError> {
+    async fn wait_table_active(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<ddb::TableDescription, ProvisionError> {
         for _ in 0..600 {
             let out = self
                 .dynamodb
@@ -602,10 +716,10 @@ impl Provisioner<'_> {
                 .send()
                 .await
                 .map_err(aws_err(id, "DescribeTable"))?;
-            if let Some(table) = out.table {
-                if table.table_status() == Some(&ddb::TableStatus::Active) {
-                    return Ok(table);
-                }
+            if let Some(table) = out.table
+                && table.table_status() == Some(&ddb::TableStatus::Active)
+            {
+                return Ok(table);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -617,13 +731,20 @@ impl Provisioner<'_> {
 
     async fn stream(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
         let props = self.props(id)?;
-        let mode = props.pointer("/StreamModeDetails/StreamMode").and_then(Value::as_str).unwrap_or("PROVISIONED");
-        let mut req = self.kinesis.create_stream().stream_name(name).stream_mode_details(
-            kin::StreamModeDetails::builder()
-                .stream_mode(kin::StreamMode::from(mode))
-                .build()
-                .map_err(build_err(id))?,
-        );
+        let mode = props
+            .pointer("/StreamModeDetails/StreamMode")
+            .and_then(Value::as_str)
+            .unwrap_or("PROVISIONED");
+        let mut req = self
+            .kinesis
+            .create_stream()
+            .stream_name(name)
+            .stream_mode_details(
+                kin::StreamModeDetails::builder()
+                    .stream_mode(kin::StreamMode::from(mode))
+                    .build()
+                    .map_err(build_err(id))?,
+            );
         if mode == "PROVISIONED" {
             let shards = props.get("ShardCount").and_then(as_i64).unwrap_or(1);
             req = req.shard_count(i32::try_from(shards).map_err(|_| ProvisionError::Shape {
@@ -631,10 +752,10 @@ impl Provisioner<'_> {
                 reason: format!("ShardCount {shards} out of range"),
             })?);
         }
-        if let Err(e) = req.send().await {
-            if e.code() != Some("ResourceInUseException") {
-                return Err(aws_err(id, "CreateStream")(e));
-            }
+        if let Err(e) = req.send().await
+            && e.code() != Some("ResourceInUseException")
+        {
+            return Err(aws_err(id, "CreateStream")(e));
         }
         let mut summary = None;
         for _ in 0..600 {
@@ -645,11 +766,11 @@ impl Provisioner<'_> {
                 .send()
                 .await
                 .map_err(aws_err(id, "DescribeStreamSummary"))?;
-            if let Some(s) = out.stream_description_summary {
-                if s.stream_status == kin::StreamStatus::Active {
-                    summary = Some(s);
-                    break;
-                }
+            if let Some(s) = out.stream_description_summary
+                && s.stream_status == kin::StreamStatus::Active
+            {
+                summary = Some(s);
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -658,28 +779,33 @@ impl Provisioner<'_> {
             reason: "stream did not become ACTIVE within a minute".into(),
         })?;
         if let Some(enc) = props.get("StreamEncryption") {
-            let unencrypted = summary.encryption_type.as_ref().is_none_or(|t| *t == kin::EncryptionType::None);
+            let unencrypted = summary
+                .encryption_type
+                .as_ref()
+                .is_none_or(|t| *t == kin::EncryptionType::None);
             if unencrypted {
                 self.kinesis
                     .start_stream_encryption()
                     .stream_name(name)
-                    .encryption_type(kin::EncryptionType::from(str_prop(enc, "EncryptionType").unwrap_or("KMS")))
+                    .encryption_type(kin::EncryptionType::from(
+                        str_prop(enc, "EncryptionType").unwrap_or("KMS"),
+                    ))
                     .key_id(str_prop(enc, "KeyId").unwrap_or("alias/aws/kinesis"))
                     .send()
                     .await
                     .map_err(aws_err(id, "StartStreamEncryption"))?;
             }
         }
-        if let Some(hours) = props.get("RetentionPeriodHours").and_then(as_i64) {
-            if hours > i64::from(summary.retention_period_hours) {
-                self.kinesis
-                    .increase_stream_retention_period()
-                    .stream_name(name)
-                    .retention_period_hours(hours as i32)
-                    .send()
-                    .await
-                    .map_err(aws_err(id, "IncreaseStreamRetentionPeriod"))?;
-            }
+        if let Some(hours) = props.get("RetentionPeriodHours").and_then(as_i64)
+            && hours > i64::from(summary.retention_period_hours)
+        {
+            self.kinesis
+                .increase_stream_retention_period()
+                .stream_name(name)
+                .retention_period_hours(hours as i32)
+                .send()
+                .await
+                .map_err(aws_err(id, "IncreaseStreamRetentionPeriod"))?;
         }
         self.ctx.set_ref(id, name);
         self.ctx.set_attribute(id, "Arn", summary.stream_arn);
@@ -717,7 +843,12 @@ impl Provisioner<'_> {
                 req = req.attributes(attribute, v);
             }
         }
-        let url = req.send().await.map_err(aws_err(id, "CreateQueue"))?.queue_url.unwrap_or_default();
+        let url = req
+            .send()
+            .await
+            .map_err(aws_err(id, "CreateQueue"))?
+            .queue_url
+            .unwrap_or_default();
         let arn = self
             .sqs
             .get_queue_attributes()
@@ -738,28 +869,45 @@ impl Provisioner<'_> {
 
     async fn delivery_stream(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
         let props = self.props(id)?;
-        let dest = props.get("ExtendedS3DestinationConfiguration").ok_or_else(|| ProvisionError::Shape {
-            resource: id.into(),
-            reason: "only ExtendedS3DestinationConfiguration is provisioned locally".into(),
-        })?;
+        let dest = props
+            .get("ExtendedS3DestinationConfiguration")
+            .ok_or_else(|| ProvisionError::Shape {
+                resource: id.into(),
+                reason: "only ExtendedS3DestinationConfiguration is provisioned locally".into(),
+            })?;
         let mut s3 = fh::ExtendedS3DestinationConfiguration::builder()
             .bucket_arn(str_prop(dest, "BucketARN").unwrap_or_default())
             .role_arn(str_prop(dest, "RoleARN").unwrap_or_default())
             .set_prefix(str_prop(dest, "Prefix").map(str::to_owned))
             .set_error_output_prefix(str_prop(dest, "ErrorOutputPrefix").map(str::to_owned))
-            .set_compression_format(str_prop(dest, "CompressionFormat").map(fh::CompressionFormat::from));
+            .set_compression_format(
+                str_prop(dest, "CompressionFormat").map(fh::CompressionFormat::from),
+            );
         if let Some(hints) = dest.get("BufferingHints") {
             s3 = s3.buffering_hints(
                 fh::BufferingHints::builder()
-                    .set_interval_in_seconds(hints.get("IntervalInSeconds").and_then(as_i64).map(|v| v as i32))
+                    .set_interval_in_seconds(
+                        hints
+                            .get("IntervalInSeconds")
+                            .and_then(as_i64)
+                            .map(|v| v as i32),
+                    )
                     .set_size_in_mbs(hints.get("SizeInMBs").and_then(as_i64).map(|v| v as i32))
                     .build(),
             );
         }
-        if let Some(key) = dest.pointer("/EncryptionConfiguration/KMSEncryptionConfig/AWSKMSKeyARN").and_then(Value::as_str) {
+        if let Some(key) = dest
+            .pointer("/EncryptionConfiguration/KMSEncryptionConfig/AWSKMSKeyARN")
+            .and_then(Value::as_str)
+        {
             s3 = s3.encryption_configuration(
                 fh::EncryptionConfiguration::builder()
-                    .kms_encryption_config(fh::KmsEncryptionConfig::builder().awskms_key_arn(key).build().map_err(build_err(id))?)
+                    .kms_encryption_config(
+                        fh::KmsEncryptionConfig::builder()
+                            .awskms_key_arn(key)
+                            .build()
+                            .map_err(build_err(id))?,
+                    )
                     .build(),
             );
         }
@@ -767,21 +915,25 @@ impl Provisioner<'_> {
             .firehose
             .create_delivery_stream()
             .delivery_stream_name(name)
-            .delivery_stream_type(fh::DeliveryStreamType::from(str_prop(&props, "DeliveryStreamType").unwrap_or("DirectPut")))
+            .delivery_stream_type(fh::DeliveryStreamType::from(
+                str_prop(&props, "DeliveryStreamType").unwrap_or("DirectPut"),
+            ))
             .extended_s3_destination_configuration(s3.build().map_err(build_err(id))?);
         if let Some(enc) = props.get("DeliveryStreamEncryptionConfigurationInput") {
             req = req.delivery_stream_encryption_configuration_input(
                 fh::DeliveryStreamEncryptionConfigurationInput::builder()
-                    .key_type(fh::KeyType::from(str_prop(enc, "KeyType").unwrap_or("AWS_OWNED_CMK")))
+                    .key_type(fh::KeyType::from(
+                        str_prop(enc, "KeyType").unwrap_or("AWS_OWNED_CMK"),
+                    ))
                     .set_key_arn(str_prop(enc, "KeyARN").map(str::to_owned))
                     .build()
                     .map_err(build_err(id))?,
             );
         }
-        if let Err(e) = req.send().await {
-            if e.code() != Some("ResourceInUseException") {
-                return Err(aws_err(id, "CreateDeliveryStream")(e));
-            }
+        if let Err(e) = req.send().await
+            && e.code() != Some("ResourceInUseException")
+        {
+            return Err(aws_err(id, "CreateDeliveryStream")(e));
         }
         let arn = self
             .firehose
@@ -802,29 +954,54 @@ impl Provisioner<'_> {
 fn lifecycle_rule(id: &str, rule: &Value) -> Result<s3t::LifecycleRule, ProvisionError> {
     let mut b = s3t::LifecycleRule::builder()
         .set_id(str_prop(rule, "Id").map(str::to_owned))
-        .status(s3t::ExpirationStatus::from(str_prop(rule, "Status").unwrap_or("Enabled")))
+        .status(s3t::ExpirationStatus::from(
+            str_prop(rule, "Status").unwrap_or("Enabled"),
+        ))
         .filter(
             s3t::LifecycleRuleFilter::builder()
                 .prefix(str_prop(rule, "Prefix").unwrap_or_default())
                 .build(),
         );
     if let Some(days) = rule.get("ExpirationInDays").and_then(as_i64) {
-        b = b.expiration(s3t::LifecycleExpiration::builder().days(days as i32).build());
-    }
-    for t in rule.get("Transitions").and_then(Value::as_array).into_iter().flatten() {
-        b = b.transitions(
-            s3t::Transition::builder()
-                .set_days(t.get("TransitionInDays").and_then(as_i64).map(|d| d as i32))
-                .storage_class(s3t::TransitionStorageClass::from(str_prop(t, "StorageClass").unwrap_or_default()))
+        b = b.expiration(
+            s3t::LifecycleExpiration::builder()
+                .days(days as i32)
                 .build(),
         );
     }
-    if let Some(days) = rule.pointer("/NoncurrentVersionExpiration/NoncurrentDays").and_then(as_i64) {
-        b = b.noncurrent_version_expiration(s3t::NoncurrentVersionExpiration::builder().noncurrent_days(days as i32).build());
+    for t in rule
+        .get("Transitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        b = b.transitions(
+            s3t::Transition::builder()
+                .set_days(t.get("TransitionInDays").and_then(as_i64).map(|d| d as i32))
+                .storage_class(s3t::TransitionStorageClass::from(
+                    str_prop(t, "StorageClass").unwrap_or_default(),
+                ))
+                .build(),
+        );
     }
-    if let Some(days) = rule.pointer("/AbortIncompleteMultipartUpload/DaysAfterInitiation").and_then(as_i64) {
+    if let Some(days) = rule
+        .pointer("/NoncurrentVersionExpiration/NoncurrentDays")
+        .and_then(as_i64)
+    {
+        b = b.noncurrent_version_expiration(
+            s3t::NoncurrentVersionExpiration::builder()
+                .noncurrent_days(days as i32)
+                .build(),
+        );
+    }
+    if let Some(days) = rule
+        .pointer("/AbortIncompleteMultipartUpload/DaysAfterInitiation")
+        .and_then(as_i64)
+    {
         b = b.abort_incomplete_multipart_upload(
-            s3t::AbortIncompleteMultipartUpload::builder().days_after_initiation(days as i32).build(),
+            s3t::AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(days as i32)
+                .build(),
         );
     }
     b.build().map_err(build_err(id))
@@ -836,8 +1013,14 @@ mod tests {
 
     #[test]
     fn physical_names_are_lower_kebab_case_under_the_stack_name() {
-        assert_eq!(physical_name("realty", "ListingEventsStream"), "realty-listing-events-stream");
-        assert_eq!(physical_name("It-3", "DataLakeBucket"), "it-3-data-lake-bucket");
+        assert_eq!(
+            physical_name("realty", "ListingEventsStream"),
+            "realty-listing-events-stream"
+        );
+        assert_eq!(
+            physical_name("It-3", "DataLakeBucket"),
+            "it-3-data-lake-bucket"
+        );
         assert_eq!(physical_name("s", "S3Bucket"), "s-s3-bucket");
     }
 }

@@ -72,10 +72,12 @@ pub fn read_state(project_root: &Path) -> Result<Option<LocalAws>, StackError> {
             });
         }
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| StackError::State {
-        path: path.display().to_string(),
-        reason: format!("unreadable ({e}); delete it and run realty up again"),
-    })
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| StackError::State {
+            path: path.display().to_string(),
+            reason: format!("unreadable ({e}); delete it and run realty up again"),
+        })
 }
 
 fn write_state(project_root: &Path, state: &LocalAws) -> Result<(), StackError> {
@@ -99,7 +101,9 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     let previous = read_state(root)?;
     let (endpoint, pid, log_path) = match (&options.endpoint, previous) {
         (Some(endpoint), _) => (endpoint.clone(), None, None),
-        (None, Some(prev)) if prev.pid.is_some_and(emulator::pid_alive) && answers(&prev.endpoint) => {
+        (None, Some(prev))
+            if prev.pid.is_some_and(emulator::pid_alive) && answers(&prev.endpoint) =>
+        {
             (prev.endpoint, prev.pid, prev.log_path)
         }
         (None, _) => {
@@ -145,16 +149,16 @@ pub fn down(project_root: &Path) -> Result<Down, StackError> {
         });
     };
     let mut stopped_pid = None;
-    if let Some(pid) = state.pid {
-        if emulator::pid_alive(pid) {
-            if !emulator::stop_pid(pid, Duration::from_secs(5)) {
-                return Err(StackError::State {
-                    path: state_path(project_root).display().to_string(),
-                    reason: format!("emulator process {pid} did not stop"),
-                });
-            }
-            stopped_pid = Some(pid);
+    if let Some(pid) = state.pid
+        && emulator::pid_alive(pid)
+    {
+        if !emulator::stop_pid(pid, Duration::from_secs(5)) {
+            return Err(StackError::State {
+                path: state_path(project_root).display().to_string(),
+                reason: format!("emulator process {pid} did not stop"),
+            });
         }
+        stopped_pid = Some(pid);
     }
     let path = state_path(project_root);
     std::fs::remove_file(&path).map_err(|e| StackError::State {
@@ -182,10 +186,13 @@ pub async fn deployed_outputs(
             stack: stack_name.to_owned(),
             message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
         })?;
-    let stack = out.stacks().first().ok_or_else(|| StackError::CloudFormation {
-        stack: stack_name.to_owned(),
-        message: "no such stack".into(),
-    })?;
+    let stack = out
+        .stacks()
+        .first()
+        .ok_or_else(|| StackError::CloudFormation {
+            stack: stack_name.to_owned(),
+            message: "no such stack".into(),
+        })?;
     Ok(stack
         .outputs()
         .iter()

@@ -109,7 +109,10 @@ impl Template {
     }
 
     /// Logical ids of the resources of one type, in name order.
-    pub fn resources_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Resource)> {
+    pub fn resources_of<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Resource)> {
         self.resources
             .iter()
             .filter(move |(_, r)| r.kind == kind)
@@ -140,7 +143,9 @@ fn yaml_to_json(value: serde_norway::Value) -> Result<Value, TemplateError> {
                     Y::String(s) => s,
                     Y::Bool(b) => b.to_string(),
                     Y::Number(n) => n.to_string(),
-                    other => return Err(TemplateError::Shape(format!("unsupported key {other:?}"))),
+                    other => {
+                        return Err(TemplateError::Shape(format!("unsupported key {other:?}")));
+                    }
                 };
                 out.insert(key, yaml_to_json(v)?);
             }
@@ -155,7 +160,9 @@ fn yaml_to_json(value: serde_norway::Value) -> Result<Value, TemplateError> {
                 "GetAtt" => match inner {
                     Value::String(s) => {
                         let (resource, attribute) = s.split_once('.').ok_or_else(|| {
-                            TemplateError::Shape(format!("!GetAtt {s}: expected Resource.Attribute"))
+                            TemplateError::Shape(format!(
+                                "!GetAtt {s}: expected Resource.Attribute"
+                            ))
                         })?;
                         (
                             "Fn::GetAtt".to_owned(),
@@ -251,15 +258,23 @@ impl Context {
 
     /// Evaluates a template condition by name.
     pub fn condition(&self, template: &Template, name: &str) -> Result<bool, TemplateError> {
-        let expr = template.conditions.get(name).ok_or_else(|| TemplateError::Intrinsic {
-            function: "Condition".into(),
-            context: name.into(),
-            reason: "no such condition".into(),
-        })?;
+        let expr = template
+            .conditions
+            .get(name)
+            .ok_or_else(|| TemplateError::Intrinsic {
+                function: "Condition".into(),
+                context: name.into(),
+                reason: "no such condition".into(),
+            })?;
         self.truth(template, expr, name)
     }
 
-    fn truth(&self, template: &Template, expr: &Value, context: &str) -> Result<bool, TemplateError> {
+    fn truth(
+        &self,
+        template: &Template,
+        expr: &Value,
+        context: &str,
+    ) -> Result<bool, TemplateError> {
         match self.resolve_in(template, expr, context)? {
             Some(Value::Bool(b)) => Ok(b),
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
@@ -273,8 +288,15 @@ impl Context {
 
     /// Evaluates every intrinsic in `value`. `Ref: AWS::NoValue` removes the property or
     /// list element it stands in.
-    pub fn resolve(&self, template: &Template, value: &Value, context: &str) -> Result<Value, TemplateError> {
-        Ok(self.resolve_in(template, value, context)?.unwrap_or(Value::Null))
+    pub fn resolve(
+        &self,
+        template: &Template,
+        value: &Value,
+        context: &str,
+    ) -> Result<Value, TemplateError> {
+        Ok(self
+            .resolve_in(template, value, context)?
+            .unwrap_or(Value::Null))
     }
 
     fn resolve_in(
@@ -302,7 +324,9 @@ impl Context {
                 let (key, arg) = map.iter().next().expect("one entry");
                 match key.as_str() {
                     "Ref" => {
-                        let name = arg.as_str().ok_or_else(|| err("Ref", "argument is not a string".into()))?;
+                        let name = arg
+                            .as_str()
+                            .ok_or_else(|| err("Ref", "argument is not a string".into()))?;
                         self.reference(name).map_err(|reason| err("Ref", reason))
                     }
                     "Fn::GetAtt" => {
@@ -317,58 +341,113 @@ impl Context {
                         self.attributes
                             .get(&(resource.to_owned(), attribute.to_owned()))
                             .map(|v| Some(Value::String(v.clone())))
-                            .ok_or_else(|| err("Fn::GetAtt", format!("{resource}.{attribute} is not known (yet)")))
+                            .ok_or_else(|| {
+                                err(
+                                    "Fn::GetAtt",
+                                    format!("{resource}.{attribute} is not known (yet)"),
+                                )
+                            })
                     }
                     "Fn::Sub" => {
                         let (text, vars) = match arg {
                             Value::String(s) => (s.as_str(), Map::new()),
                             Value::Array(a) if a.len() == 2 => (
-                                a[0].as_str().ok_or_else(|| err("Fn::Sub", "template is not a string".into()))?,
-                                a[1].as_object().cloned().ok_or_else(|| err("Fn::Sub", "variables are not a map".into()))?,
+                                a[0].as_str().ok_or_else(|| {
+                                    err("Fn::Sub", "template is not a string".into())
+                                })?,
+                                a[1].as_object().cloned().ok_or_else(|| {
+                                    err("Fn::Sub", "variables are not a map".into())
+                                })?,
                             ),
                             _ => return Err(err("Fn::Sub", format!("bad argument {arg}"))),
                         };
                         let mut local = BTreeMap::new();
                         for (k, v) in vars {
                             let v = self.resolve(template, &v, context)?;
-                            local.insert(k, scalar_to_string(&v).ok_or_else(|| err("Fn::Sub", format!("variable {v} is not a scalar")))?);
+                            local.insert(
+                                k,
+                                scalar_to_string(&v).ok_or_else(|| {
+                                    err("Fn::Sub", format!("variable {v} is not a scalar"))
+                                })?,
+                            );
                         }
-                        self.substitute(text, &local).map(|s| Some(Value::String(s))).map_err(|r| err("Fn::Sub", r))
+                        self.substitute(text, &local)
+                            .map(|s| Some(Value::String(s)))
+                            .map_err(|r| err("Fn::Sub", r))
                     }
                     "Fn::Join" => {
-                        let a = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| err("Fn::Join", format!("bad argument {arg}")))?;
-                        let sep = a[0].as_str().ok_or_else(|| err("Fn::Join", "separator is not a string".into()))?;
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| err("Fn::Join", format!("bad argument {arg}")))?;
+                        let sep = a[0]
+                            .as_str()
+                            .ok_or_else(|| err("Fn::Join", "separator is not a string".into()))?;
                         let items = self.resolve(template, &a[1], context)?;
-                        let parts: Option<Vec<String>> = items.as_array().map(|xs| xs.iter().filter_map(scalar_to_string).collect());
-                        parts.map(|p| Some(Value::String(p.join(sep)))).ok_or_else(|| err("Fn::Join", "items are not a list".into()))
+                        let parts: Option<Vec<String>> = items
+                            .as_array()
+                            .map(|xs| xs.iter().filter_map(scalar_to_string).collect());
+                        parts
+                            .map(|p| Some(Value::String(p.join(sep))))
+                            .ok_or_else(|| err("Fn::Join", "items are not a list".into()))
                     }
                     "Fn::If" => {
-                        let a = arg.as_array().filter(|a| a.len() == 3).ok_or_else(|| err("Fn::If", format!("bad argument {arg}")))?;
-                        let name = a[0].as_str().ok_or_else(|| err("Fn::If", "condition name is not a string".into()))?;
-                        let branch = if self.condition(template, name)? { &a[1] } else { &a[2] };
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 3)
+                            .ok_or_else(|| err("Fn::If", format!("bad argument {arg}")))?;
+                        let name = a[0].as_str().ok_or_else(|| {
+                            err("Fn::If", "condition name is not a string".into())
+                        })?;
+                        let branch = if self.condition(template, name)? {
+                            &a[1]
+                        } else {
+                            &a[2]
+                        };
                         self.resolve_in(template, branch, context)
                     }
                     "Fn::Equals" => {
-                        let a = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| err("Fn::Equals", format!("bad argument {arg}")))?;
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 2)
+                            .ok_or_else(|| err("Fn::Equals", format!("bad argument {arg}")))?;
                         let l = self.resolve(template, &a[0], context)?;
                         let r = self.resolve(template, &a[1], context)?;
-                        Ok(Some(Value::Bool(scalar_to_string(&l) == scalar_to_string(&r))))
+                        Ok(Some(Value::Bool(
+                            scalar_to_string(&l) == scalar_to_string(&r),
+                        )))
                     }
                     "Fn::Not" => {
-                        let a = arg.as_array().filter(|a| a.len() == 1).ok_or_else(|| err("Fn::Not", format!("bad argument {arg}")))?;
+                        let a = arg
+                            .as_array()
+                            .filter(|a| a.len() == 1)
+                            .ok_or_else(|| err("Fn::Not", format!("bad argument {arg}")))?;
                         Ok(Some(Value::Bool(!self.truth(template, &a[0], context)?)))
                     }
                     "Fn::And" | "Fn::Or" => {
-                        let a = arg.as_array().ok_or_else(|| err(key, format!("bad argument {arg}")))?;
-                        let values = a.iter().map(|x| self.truth(template, x, context)).collect::<Result<Vec<_>, _>>()?;
-                        let result = if key == "Fn::And" { values.iter().all(|b| *b) } else { values.iter().any(|b| *b) };
+                        let a = arg
+                            .as_array()
+                            .ok_or_else(|| err(key, format!("bad argument {arg}")))?;
+                        let values = a
+                            .iter()
+                            .map(|x| self.truth(template, x, context))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let result = if key == "Fn::And" {
+                            values.iter().all(|b| *b)
+                        } else {
+                            values.iter().any(|b| *b)
+                        };
                         Ok(Some(Value::Bool(result)))
                     }
                     "Condition" => {
-                        let name = arg.as_str().ok_or_else(|| err("Condition", "name is not a string".into()))?;
+                        let name = arg
+                            .as_str()
+                            .ok_or_else(|| err("Condition", "name is not a string".into()))?;
                         Ok(Some(Value::Bool(self.condition(template, name)?)))
                     }
-                    other if other.starts_with("Fn::") => Err(err(other, "not supported by local provisioning".into())),
+                    other if other.starts_with("Fn::") => {
+                        Err(err(other, "not supported by local provisioning".into()))
+                    }
                     _ => self.resolve_object(template, map, context),
                 }
             }
@@ -424,7 +503,9 @@ impl Context {
                 rest = literal;
                 continue;
             }
-            let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
             let name = &after[..end];
             let value = if let Some(v) = local.get(name) {
                 v.clone()
@@ -504,10 +585,18 @@ Outputs:
 "#;
 
     fn context(template: &Template, overrides: &[(&str, &str)]) -> Context {
-        let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut ctx = Context::new(template, "stack", "eu-west-1", "123456789012", &overrides).unwrap();
+        let overrides = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut ctx =
+            Context::new(template, "stack", "eu-west-1", "123456789012", &overrides).unwrap();
         ctx.set_ref("Key", "key-id");
-        ctx.set_attribute("Key", "Arn", "arn:aws:kms:eu-west-1:123456789012:key/key-id");
+        ctx.set_attribute(
+            "Key",
+            "Arn",
+            "arn:aws:kms:eu-west-1:123456789012:key/key-id",
+        );
         ctx.set_ref("Stream", "stack-stream");
         ctx
     }
@@ -516,7 +605,9 @@ Outputs:
     fn evaluates_short_form_intrinsics() {
         let t = Template::parse(TEMPLATE).unwrap();
         let ctx = context(&t, &[]);
-        let props = ctx.resolve(&t, &t.resources["Stream"].properties, "Stream").unwrap();
+        let props = ctx
+            .resolve(&t, &t.resources["Stream"].properties, "Stream")
+            .unwrap();
         assert_eq!(
             props,
             json!({
@@ -528,7 +619,10 @@ Outputs:
                 "List": ["one", "PROVISIONED"],
             })
         );
-        assert_eq!(ctx.resolve(&t, &t.outputs["StreamName"], "out").unwrap(), json!("stack-stream"));
+        assert_eq!(
+            ctx.resolve(&t, &t.outputs["StreamName"], "out").unwrap(),
+            json!("stack-stream")
+        );
     }
 
     #[test]
@@ -536,17 +630,23 @@ Outputs:
         let t = Template::parse(TEMPLATE).unwrap();
         let ctx = context(&t, &[("Mode", "ON_DEMAND")]);
         assert!(ctx.condition(&t, "IsOnDemand").unwrap());
-        let props = ctx.resolve(&t, &t.resources["Stream"].properties, "Stream").unwrap();
+        let props = ctx
+            .resolve(&t, &t.resources["Stream"].properties, "Stream")
+            .unwrap();
         assert!(props.get("ShardCount").is_none());
     }
 
     #[test]
     fn rejects_unknown_parameters_and_unknown_refs() {
         let t = Template::parse(TEMPLATE).unwrap();
-        let overrides = [("Nope".to_string(), "1".to_string())].into_iter().collect();
+        let overrides = [("Nope".to_string(), "1".to_string())]
+            .into_iter()
+            .collect();
         assert!(Context::new(&t, "s", "r", "a", &overrides).is_err());
         let ctx = Context::new(&t, "s", "r", "a", &BTreeMap::new()).unwrap();
-        let err = ctx.resolve(&t, &json!({"Ref": "Missing"}), "X").unwrap_err();
+        let err = ctx
+            .resolve(&t, &json!({"Ref": "Missing"}), "X")
+            .unwrap_err();
         assert!(err.to_string().contains("Missing"), "{err}");
     }
 

@@ -111,11 +111,14 @@ where
 {
     match lookup(name) {
         Some(value) if !value.trim().is_empty() => {
-            value.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-                name: name.to_owned(),
-                value,
-                reason: e.to_string(),
-            })
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| ConfigError::Invalid {
+                    name: name.to_owned(),
+                    value,
+                    reason: e.to_string(),
+                })
         }
         _ => Ok(default),
     }
@@ -181,7 +184,10 @@ mod tests {
     fn parse_or_reports_bad_numbers() {
         let lookup = |k: &str| (k == "N").then(|| "fifteen".to_owned());
         let err = parse_or::<f64>(&lookup, "N", 15.0).unwrap_err();
-        assert!(err.to_string().starts_with("invalid configuration: N=\"fifteen\""));
+        assert!(
+            err.to_string()
+                .starts_with("invalid configuration: N=\"fifteen\"")
+        );
         assert_eq!(parse_or::<f64>(&lookup, "OTHER", 15.0).unwrap(), 15.0);
     }
 }

@@ -4,6 +4,11 @@
 //! Handlers in `functions/*` stay thin: they build a config and clients once, then call
 //! into this crate.
 
+pub mod adapters;
 pub mod aws;
 pub mod config;
+pub mod items;
+pub mod listing;
+pub mod metrics;
+pub mod sources;
 pub mod telemetry;

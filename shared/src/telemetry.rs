@@ -27,3 +27,16 @@ pub fn init_cli_logging(default_level: &str) {
         .with_target(false)
         .try_init();
 }
+
+/// Installs the CloudWatch embedded-metric-format recorder for the `metrics` facade. The
+/// function flushes it to stdout after each invocation (CloudWatch turns those lines into
+/// metrics of namespace `RealtyStream`, dimension `function`).
+pub fn init_emf(
+    function: &'static str,
+) -> Result<&'static metrics_cloudwatch_embedded::Collector, String> {
+    metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace("RealtyStream")
+        .with_dimension("function", function)
+        .init()
+        .map_err(|e| format!("cannot install the EMF metrics recorder: {e}"))
+}

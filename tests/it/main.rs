@@ -1,6 +1,7 @@
 //! Integration tests against a local AWS. One emulator serves the whole run (see
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
+mod metrics;
 mod provisioning;
 
 use std::future::Future;
@@ -10,12 +11,14 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
 
-type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
+type TestFn =
+    fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
 
 /// Every test of the run, by name.
 fn tests() -> Vec<(&'static str, TestFn)> {
     let mut all: Vec<(&'static str, TestFn)> = Vec::new();
     all.extend(provisioning::tests());
+    all.extend(metrics::tests());
     all
 }
 
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
-    if let Some(aws) = aws.and_then(|a| Arc::into_inner(a)) {
+    if let Some(aws) = aws.and_then(Arc::into_inner) {
         aws.stop();
     }
     conclusion.exit_code()

@@ -22,7 +22,10 @@ pub struct TestAws {
 impl TestAws {
     pub fn start() -> Result<Self, String> {
         let project_root = emulator::project_root().map_err(|e| e.to_string())?;
-        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()) {
+        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             return Ok(Self {
                 endpoint,
                 project_root,
@@ -68,7 +71,11 @@ impl TestAws {
         self.provision_as(&name, parameters).await
     }
 
-    pub async fn provision_as(&self, stack_name: &str, parameters: &[(&str, &str)]) -> ProvisionedStack {
+    pub async fn provision_as(
+        &self,
+        stack_name: &str,
+        parameters: &[(&str, &str)],
+    ) -> ProvisionedStack {
         let options = ProvisionOptions {
             stack_name: stack_name.to_owned(),
             parameters: parameters

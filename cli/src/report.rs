@@ -1,0 +1,163 @@
+//! `realty report --market KEY`: a market's live figures, trends and latest snapshots.
+
+use anyhow::{Result, bail};
+use chrono::{Duration, Utc};
+use realty_shared::adapters::dynamodb::DynamoMarketStore;
+use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::items::MarketSnapshotItem;
+use realty_shared::metrics::aggregate::{MarketFigures, Scope};
+use realty_shared::metrics::history::{Trends, trends};
+use realty_shared::metrics::ports::Period;
+use serde::Serialize;
+
+use crate::target;
+
+#[derive(Serialize)]
+struct Report {
+    market: String,
+    scope_key: String,
+    live: MarketFigures,
+    trends: Trends,
+    daily: Vec<MarketSnapshotItem>,
+    hourly: Vec<MarketSnapshotItem>,
+}
+
+pub async fn run(market: &str, json: bool, stack: Option<&str>) -> Result<()> {
+    let target = target::resolve(stack).await?;
+    let store = DynamoMarketStore {
+        client: aws_sdk_dynamodb::Client::new(&target.sdk),
+        table: target.resources.market_table.clone(),
+        retry: RetryPolicy::default(),
+    };
+    // A bare city-state names the all-types city market; a full key names any scope.
+    let scope_key = if market.contains('#') {
+        market.to_owned()
+    } else {
+        Scope::city(market).key()
+    };
+    let Some(live) = store.live(&scope_key).await? else {
+        bail!(
+            "no market {scope_key} in {} (markets appear once the metrics function has seen their listings)",
+            target.description
+        );
+    };
+    let as_of = live.as_of.unwrap_or_else(Utc::now);
+    let daily = store
+        .snapshots(
+            &scope_key,
+            &Period::Day((as_of - Duration::days(60)).date_naive()).sort_key(),
+            &Period::Day(as_of.date_naive()).sort_key(),
+        )
+        .await?;
+    let hourly = store
+        .snapshots(
+            &scope_key,
+            &Period::hour_of(as_of - Duration::hours(48)).sort_key(),
+            &Period::hour_of(as_of).sort_key(),
+        )
+        .await?;
+    let by_day: Vec<_> = daily
+        .iter()
+        .filter_map(|s| match s.period {
+            Period::Day(d) => Some((d, s.figures.clone())),
+            Period::Hour(_) => None,
+        })
+        .collect();
+    let report = Report {
+        market: market.to_owned(),
+        trends: trends(&by_day, as_of.date_naive()),
+        live: live.figures,
+        scope_key,
+        daily,
+        hourly,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn money(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("${v:.0}"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:+.1}%"))
+}
+
+fn print_text(r: &Report) {
+    let f = &r.live;
+    let t = &r.trends;
+    println!(
+        "{} ({})  as of {}",
+        r.market,
+        r.scope_key,
+        f.as_of.map_or("-".into(), |t| t.to_rfc3339())
+    );
+    println!(
+        "  active / pending listings   {} / {}",
+        f.active_listings, f.pending_listings
+    );
+    println!(
+        "  median / average price      {} / {}",
+        money(f.median_price),
+        money(f.average_price)
+    );
+    println!(
+        "  median price per sqft       {}",
+        money(f.median_price_per_sqft)
+    );
+    println!(
+        "  median days on market       {}",
+        f.median_days_on_market
+            .map_or("-".into(), |d| d.to_string())
+    );
+    println!(
+        "  new / cuts / rises / gone   today {} / {} / {} / {}, 7 days {} / {} / {} / {}",
+        f.new_listings_today,
+        f.price_cuts_today,
+        f.price_rises_today,
+        f.delistings_today,
+        f.new_listings_7d,
+        f.price_cuts_7d,
+        f.price_rises_7d,
+        f.delistings_7d
+    );
+    println!(
+        "  share with a cut            {}",
+        f.share_active_with_cut
+            .map_or("-".into(), |s| format!("{:.1}%", s * 100.0))
+    );
+    println!(
+        "  average cut (7 days)        {}",
+        f.average_cut_pct_7d
+            .map_or("-".into(), |p| format!("{p:.1}%"))
+    );
+    println!(
+        "  median gross yield          {}",
+        f.median_gross_yield
+            .map_or("-".into(), |y| format!("{:.2}%", y * 100.0))
+    );
+    println!(
+        "  price-to-rent               {}",
+        f.price_to_rent.map_or("-".into(), |p| format!("{p:.1}"))
+    );
+    println!("  anomalies (price per sqft)  {}", f.anomalous_listings);
+    println!(
+        "  median price MA 7d / 30d    {} / {}",
+        money(t.median_price_ma_7d),
+        money(t.median_price_ma_30d)
+    );
+    println!(
+        "  median price trend 7d / 30d {} / {}",
+        pct(t.median_price_change_7d_pct),
+        pct(t.median_price_change_30d_pct)
+    );
+    println!(
+        "  snapshots                   {} daily, {} hourly (last 48 h)",
+        r.daily.len(),
+        r.hourly.len()
+    );
+}

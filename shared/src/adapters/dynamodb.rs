@@ -1,0 +1,333 @@
+//! The listing and market tables over the DynamoDB SDK.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+
+use super::retry::{RetryPolicy, send_with_retries};
+use crate::items::{LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem};
+use crate::metrics::batch::ListingState;
+use crate::metrics::ports::{ListingStore, MarketStore, PortError, Snapshot, StoredAggregate};
+
+/// BatchGetItem reads at most 100 keys a call.
+const GET_BATCH: usize = 100;
+/// BatchWriteItem writes at most 25 items a call.
+const WRITE_BATCH: usize = 25;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+    operation: &'static str,
+    e: &E,
+) -> PortError {
+    PortError::new(
+        operation,
+        match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_owned(),
+            _ => format!("{e:?}"),
+        },
+    )
+}
+
+/// Reads items by key, re-requesting `UnprocessedKeys` until all are read.
+async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    retry: RetryPolicy,
+) -> Result<Vec<Item>, PortError> {
+    let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
+    for chunk in keys.chunks(GET_BATCH) {
+        let found = &found;
+        let result = send_with_retries(retry, chunk.to_vec(), |keys| async move {
+            let request = match KeysAndAttributes::builder()
+                .set_keys(Some(keys.clone()))
+                .consistent_read(true)
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => return (Vec::new(), Some(e.to_string())),
+            };
+            match client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    if let Some(mut responses) = out.responses {
+                        found
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(responses.remove(table).unwrap_or_default());
+                    }
+                    let unprocessed = out
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(table))
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                    (unprocessed, Some("UnprocessedKeys".to_owned()))
+                }
+                Err(e) => (keys, Some(sdk_error("BatchGetItem", &e).message)),
+            }
+        })
+        .await;
+        if let Err(unsent) = result {
+            return Err(PortError::new(
+                "BatchGetItem",
+                format!(
+                    "{} keys unread after {} attempts: {}",
+                    unsent.items.len(),
+                    unsent.attempts,
+                    unsent.last_error
+                ),
+            ));
+        }
+    }
+    Ok(found
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// Writes items, re-sending `UnprocessedItems` until all are written.
+async fn batch_put(
+    client: &Client,
+    table: &str,
+    items: Vec<Item>,
+    retry: RetryPolicy,
+) -> Result<u32, PortError> {
+    let mut retries = 0;
+    for chunk in items.chunks(WRITE_BATCH) {
+        let requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let result = send_with_retries(retry, requests, |requests| async move {
+            match client
+                .batch_write_item()
+                .request_items(table, requests.clone())
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let unprocessed = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(table))
+                        .unwrap_or_default();
+                    (unprocessed, Some("UnprocessedItems".to_owned()))
+                }
+                Err(e) => (requests, Some(sdk_error("BatchWriteItem", &e).message)),
+            }
+        })
+        .await;
+        match result {
+            Ok(r) => retries += r,
+            Err(unsent) => {
+                return Err(PortError::new(
+                    "BatchWriteItem",
+                    format!(
+                        "{} items unwritten after {} attempts: {}",
+                        unsent.items.len(),
+                        unsent.attempts,
+                        unsent.last_error
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(retries)
+}
+
+/// The listing table.
+#[derive(Debug, Clone)]
+pub struct DynamoListingStore {
+    pub client: Client,
+    pub table: String,
+    pub retry: RetryPolicy,
+}
+
+impl ListingStore for DynamoListingStore {
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
+            .collect();
+        let mut states = BTreeMap::new();
+        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
+            let item: ListingItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            let id = item.listing_id.clone();
+            let state = ListingState::try_from(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            states.insert(id, state);
+        }
+        Ok(states)
+    }
+
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        let items = states
+            .iter()
+            .map(|s| {
+                serde_dynamo::to_item(ListingItem::from(s))
+                    .map_err(|e| PortError::new("encode listing item", e.to_string()))
+            })
+            .collect::<Result<Vec<Item>, _>>()?;
+        batch_put(&self.client, &self.table, items, self.retry)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The market table.
+#[derive(Debug, Clone)]
+pub struct DynamoMarketStore {
+    pub client: Client,
+    pub table: String,
+    pub retry: RetryPolicy,
+}
+
+impl DynamoMarketStore {
+    /// Every snapshot of a market between two sort keys (`H#...` or `D#...`), oldest first:
+    /// one Query (paged).
+    pub async fn snapshots(
+        &self,
+        scope_key: &str,
+        from_sort_key: &str,
+        to_sort_key: &str,
+    ) -> Result<Vec<MarketSnapshotItem>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", AttributeValue::S(scope_key.to_owned()))
+                .expression_attribute_values(":from", AttributeValue::S(from_sort_key.to_owned()))
+                .expression_attribute_values(":to", AttributeValue::S(to_sort_key.to_owned()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", &e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| PortError::new("decode snapshot item", e.to_string()))?,
+                );
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The live item of one market, as stored.
+    pub async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(scope_key.to_owned()))
+            .key("sk", AttributeValue::S(LIVE_SORT_KEY.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| PortError::new("decode market item", e.to_string()))
+            })
+            .transpose()
+    }
+}
+
+impl MarketStore for DynamoMarketStore {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(k.clone())),
+                    ("sk".to_owned(), AttributeValue::S(LIVE_SORT_KEY.to_owned())),
+                ])
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
+            let item: MarketLiveItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode market item", e.to_string()))?;
+            let key = item.pk.clone();
+            out.insert(
+                key,
+                item.into_stored()
+                    .map_err(|e| PortError::new("decode market item", e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected_revision: &str,
+    ) -> Result<bool, PortError> {
+        let attributes: Item = serde_dynamo::to_item(MarketLiveItem::new(key, item))
+            .map_err(|e| PortError::new("encode market item", e.to_string()))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attributes));
+        put = if expected_revision.is_empty() {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("revision = :expected")
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::S(expected_revision.to_owned()),
+                )
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", &e)),
+        }
+    }
+
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        let items = snapshots
+            .iter()
+            .map(|s| {
+                serde_dynamo::to_item(MarketSnapshotItem::from(s))
+                    .map_err(|e| PortError::new("encode snapshot", e.to_string()))
+            })
+            .collect::<Result<Vec<Item>, _>>()?;
+        batch_put(&self.client, &self.table, items, self.retry)
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,959 @@
+//! The canonical listing model and the listing-event record that travels on Kinesis.
+//!
+//! Every source adapter (`crate::sources`) turns its API's records into [`Listing`]s; the
+//! poller compares successive observations ([`diff`]) and emits [`ListingEvent`]s; the
+//! metrics and alert functions [`ListingEvent::decode`] them. The wire format is described
+//! field by field in `docs/events.md`.
+//!
+//! Plausibility rules (price floors, area ceilings...) live here, once: the adapters use them
+//! to reject or clean what the APIs send, and [`ListingEvent::decode`] uses them to refuse
+//! records that no adapter would have produced.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The event schema version this build writes and the only one it reads.
+pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+
+/// Minor units in one major unit. Every currency the sources send (USD) has two decimals.
+pub const CENTS_PER_DOLLAR: i64 = 100;
+
+/// Lowest sale price (USD, minor units) taken as real. Below it a price is a placeholder
+/// ("call for price" listings entered at $1, $100, $1,000...): such a listing is rejected,
+/// because a fake price would skew medians and fire false "undervalued" alerts.
+/// See `docs/sources.md`, "Placeholder prices".
+pub const MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR: i64 = 5_000 * CENTS_PER_DOLLAR;
+/// Highest sale price (USD, minor units) taken as real: the dearest homes ever listed are a
+/// few hundred million dollars.
+pub const MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR: i64 = 1_000_000_000 * CENTS_PER_DOLLAR;
+/// Lowest monthly rent (USD, minor units) taken as real.
+pub const MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 100 * CENTS_PER_DOLLAR;
+/// Highest monthly rent (USD, minor units) taken as real.
+pub const MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 1_000_000 * CENTS_PER_DOLLAR;
+/// Ceiling for amounts in currencies without their own bounds: far above any real price yet
+/// far below `i64::MAX`, so sums over a market cannot overflow.
+pub const MAX_AMOUNT_MINOR_ANY_CURRENCY: i64 = 1_000_000_000_000_000;
+
+/// Most bedrooms (and bathrooms) a listing may state; larger numbers are data-entry errors.
+pub const MAX_ROOMS: u16 = 1_000;
+/// Largest living area, in square feet, taken as real (a large apartment complex).
+pub const MAX_LIVING_AREA_SQFT: u32 = 10_000_000;
+/// Largest lot, in square feet, taken as real (about 230,000 acres, a very large ranch).
+pub const MAX_LOT_SIZE_SQFT: u64 = 10_000_000_000;
+/// Longest native id accepted.
+pub const MAX_NATIVE_ID_LEN: usize = 128;
+
+/// Square feet in one acre.
+pub const SQFT_PER_ACRE: f64 = 43_560.0;
+/// Square feet in one square metre.
+pub const SQFT_PER_SQUARE_METRE: f64 = 10.763_910_416_709_722;
+
+/// The API a listing came from; its name prefixes the listing id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingSource {
+    Zillow,
+    Realtor,
+    Reso,
+}
+
+impl ListingSource {
+    pub const ALL: [ListingSource; 3] = [Self::Zillow, Self::Realtor, Self::Reso];
+
+    /// The id prefix and serde name: `zillow`, `realtor`, `reso`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zillow => "zillow",
+            Self::Realtor => "realtor",
+            Self::Reso => "reso",
+        }
+    }
+}
+
+impl fmt::Display for ListingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A source-namespaced listing id: `zillow:108712579`, `realtor:<property_id>`,
+/// `reso:<ListingKey>`. Namespacing keeps ids from different APIs from colliding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ListingId(String);
+
+impl ListingId {
+    /// Builds `<source>:<native_id>`, refusing empty, over-long or whitespace-bearing ids.
+    pub fn new(source: ListingSource, native_id: &str) -> Result<Self, InvalidListing> {
+        check_native_id(native_id)?;
+        Ok(Self(format!("{}:{native_id}", source.as_str())))
+    }
+
+    /// Reads `<source>:<native_id>`, as written in the JSON format and exports.
+    pub fn parse(text: &str) -> Result<Self, InvalidListing> {
+        let (prefix, native_id) = text.split_once(':').ok_or_else(|| {
+            InvalidListing::new("id", format!("{text:?} has no \"<source>:\" prefix"))
+        })?;
+        let source = ListingSource::ALL
+            .into_iter()
+            .find(|s| s.as_str() == prefix)
+            .ok_or_else(|| {
+                InvalidListing::new("id", format!("unknown source prefix {prefix:?}"))
+            })?;
+        Self::new(source, native_id)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The source named by the prefix, if it is a known one.
+    pub fn source(&self) -> Option<ListingSource> {
+        let (prefix, _) = self.0.split_once(':')?;
+        ListingSource::ALL
+            .into_iter()
+            .find(|s| s.as_str() == prefix)
+    }
+
+    /// The id inside the source (after the prefix).
+    pub fn native_id(&self) -> &str {
+        self.0.split_once(':').map_or("", |(_, native)| native)
+    }
+}
+
+impl fmt::Display for ListingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_native_id(native_id: &str) -> Result<(), InvalidListing> {
+    if native_id.is_empty() {
+        return Err(InvalidListing::new("id", "empty native id"));
+    }
+    if native_id.len() > MAX_NATIVE_ID_LEN {
+        return Err(InvalidListing::new(
+            "id",
+            format!("native id longer than {MAX_NATIVE_ID_LEN} bytes"),
+        ));
+    }
+    if native_id
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(InvalidListing::new(
+            "id",
+            format!("native id {native_id:?} contains whitespace or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where a listing stands, one vocabulary across sources (mapping in `docs/sources.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingStatus {
+    /// Announced, not yet open to offers or showings.
+    ComingSoon,
+    /// On the market, taking offers.
+    Active,
+    /// An offer is accepted but the listing still shows (contingent, active under contract).
+    UnderContract,
+    /// Sale pending: off the active market, not yet closed.
+    Pending,
+    /// Closed sale (or, for rentals, leased).
+    Sold,
+    /// Withdrawn, expired, canceled, on hold or removed.
+    OffMarket,
+}
+
+/// Whether the price is a sale price or a monthly rent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Offer {
+    Sale,
+    /// `price_minor` is a monthly rent.
+    Rent,
+}
+
+/// Kind of property, one vocabulary across sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyType {
+    SingleFamily,
+    Condo,
+    Townhouse,
+    MultiFamily,
+    Land,
+    Apartment,
+    Manufactured,
+    Other,
+}
+
+/// A street address, split into parts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// Street line with unit (`309 Church St APT 610`); absent when undisclosed.
+    pub line: Option<String>,
+    pub city: String,
+    /// State or province code as the source writes it (`TN`).
+    pub state: String,
+    pub postal_code: Option<String>,
+}
+
+/// The market a listing is counted in: a normalised city-state key plus the ZIP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarketKey {
+    /// Lower-case city and state joined by `-`, other characters folded to `-`:
+    /// `nashville-tn`, `st-louis-mo`.
+    pub city_state: String,
+    /// Five-digit ZIP for US postal codes (ZIP+4 cut), else the postal code as given.
+    pub zip: Option<String>,
+}
+
+impl MarketKey {
+    /// The market of an address. Fails when the city or state has no letters or digits.
+    pub fn for_address(address: &Address) -> Result<Self, InvalidListing> {
+        let city = slug(&address.city);
+        let state = slug(&address.state);
+        if city.is_empty() {
+            return Err(InvalidListing::new(
+                "address.city",
+                "no city: the listing cannot be placed in a market",
+            ));
+        }
+        if state.is_empty() {
+            return Err(InvalidListing::new(
+                "address.state",
+                "no state: the listing cannot be placed in a market",
+            ));
+        }
+        Ok(Self {
+            city_state: format!("{city}-{state}"),
+            zip: address.postal_code.as_deref().and_then(market_zip),
+        })
+    }
+}
+
+/// Lower-cases, keeps letters and digits, folds every other run of characters into one `-`.
+fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}
+
+fn market_zip(postal_code: &str) -> Option<String> {
+    let code = postal_code.trim();
+    if code.is_empty() {
+        return None;
+    }
+    let bytes = code.as_bytes();
+    let is_us_zip = bytes.len() >= 5
+        && bytes[..5].iter().all(u8::is_ascii_digit)
+        && (bytes.len() == 5
+            || (bytes.len() == 10
+                && bytes[5] == b'-'
+                && bytes[6..].iter().all(u8::is_ascii_digit)));
+    Some(if is_us_zip {
+        code[..5].to_owned()
+    } else {
+        code.to_uppercase()
+    })
+}
+
+/// A point on the map, WGS84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Coordinates {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Decimal places kept in coordinates (1e-7 degree is about 1 cm).
+pub const COORDINATE_DECIMALS: i32 = 7;
+
+impl Coordinates {
+    /// A point rounded to [`COORDINATE_DECIMALS`] places. Beyond them the digits are noise,
+    /// and a number with few decimals reads back from JSON exactly (serde_json's exact fast
+    /// path), so an event decodes to the very listing that was encoded.
+    pub fn rounded(lat: f64, lon: f64) -> Self {
+        let scale = 10f64.powi(COORDINATE_DECIMALS);
+        Self {
+            lat: (lat * scale).round() / scale,
+            lon: (lon * scale).round() / scale,
+        }
+    }
+}
+
+/// One listing as the pipeline sees it, whatever API it came from.
+///
+/// Money is in minor units (cents for USD) so sums and comparisons are exact. Optional
+/// fields are `None` when the source does not state them or states something implausible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub id: ListingId,
+    pub source: ListingSource,
+    pub status: ListingStatus,
+    pub offer: Offer,
+    /// Current asking price (sale) or monthly rent, in minor units of `currency`.
+    pub price_minor: i64,
+    /// ISO 4217 code, `USD` for every source so far.
+    pub currency: String,
+    /// Price before the last change, where the source states it (minor units).
+    pub previous_price_minor: Option<i64>,
+    pub property_type: PropertyType,
+    pub beds: Option<u16>,
+    /// Bathrooms, halves as `.5`.
+    pub baths: Option<f32>,
+    pub living_area_sqft: Option<u32>,
+    pub lot_size_sqft: Option<u64>,
+    pub address: Address,
+    pub market: MarketKey,
+    pub coordinates: Option<Coordinates>,
+    /// Day the listing went on the market; days on market are counted from it.
+    pub on_market_date: Option<NaiveDate>,
+    /// The source's estimate of monthly rent (minor units), e.g. Zillow's rentZestimate.
+    pub rent_estimate_minor: Option<i64>,
+    /// Absolute URL of the listing page at the source.
+    pub source_url: Option<String>,
+    /// When the pipeline read this listing from the source.
+    pub observed_at: DateTime<Utc>,
+}
+
+/// Why a listing (or one of its fields) is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidListing {
+    /// The offending field, named as in the JSON format (`price_minor`, `address.city`).
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl InvalidListing {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Inclusive range of amounts taken as real for one currency and offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceBounds {
+    pub min_minor: i64,
+    pub max_minor: i64,
+}
+
+/// Plausible amounts for `currency` and `offer`. Only USD has floors; other currencies
+/// (none of the sources send them yet) need only be positive and below a huge ceiling.
+pub fn price_bounds(currency: &str, offer: Offer) -> PriceBounds {
+    match (currency, offer) {
+        ("USD", Offer::Sale) => PriceBounds {
+            min_minor: MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR,
+            max_minor: MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR,
+        },
+        ("USD", Offer::Rent) => PriceBounds {
+            min_minor: MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
+            max_minor: MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
+        },
+        _ => PriceBounds {
+            min_minor: 1,
+            max_minor: MAX_AMOUNT_MINOR_ANY_CURRENCY,
+        },
+    }
+}
+
+/// `12345678` minor units as `123456.78`, for messages.
+pub fn format_minor(amount_minor: i64) -> String {
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let abs = amount_minor.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+fn check_amount(
+    field: &'static str,
+    amount_minor: i64,
+    currency: &str,
+    offer: Offer,
+) -> Result<(), InvalidListing> {
+    let what = match offer {
+        Offer::Sale => "sale price",
+        Offer::Rent => "monthly rent",
+    };
+    if amount_minor <= 0 {
+        return Err(InvalidListing::new(
+            field,
+            format!("must be positive, got {}", format_minor(amount_minor)),
+        ));
+    }
+    let bounds = price_bounds(currency, offer);
+    if amount_minor < bounds.min_minor {
+        return Err(InvalidListing::new(
+            field,
+            format!(
+                "{} {currency} is below the {} {currency} floor for a {what}: \
+                 taken as a placeholder price, not a real one",
+                format_minor(amount_minor),
+                format_minor(bounds.min_minor)
+            ),
+        ));
+    }
+    if amount_minor > bounds.max_minor {
+        return Err(InvalidListing::new(
+            field,
+            format!(
+                "{} {currency} is above the {} {currency} ceiling for a {what}",
+                format_minor(amount_minor),
+                format_minor(bounds.max_minor)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_currency(currency: &str) -> Result<(), InvalidListing> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            "currency",
+            format!("{currency:?} is not an ISO 4217 code (three upper-case letters)"),
+        ))
+    }
+}
+
+fn check_rooms(field: &'static str, count: f64) -> Result<(), InvalidListing> {
+    if count.is_finite() && (0.0..=f64::from(MAX_ROOMS)).contains(&count) {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            field,
+            format!("{count} is outside 0..={MAX_ROOMS}"),
+        ))
+    }
+}
+
+fn check_area(field: &'static str, sqft: u64, max: u64) -> Result<(), InvalidListing> {
+    if sqft == 0 {
+        return Err(InvalidListing::new(field, "zero area"));
+    }
+    if sqft > max {
+        return Err(InvalidListing::new(
+            field,
+            format!("{sqft} sqft is above the {max} sqft ceiling"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_coordinates(point: Coordinates) -> Result<(), InvalidListing> {
+    let in_range = point.lat.is_finite()
+        && point.lon.is_finite()
+        && (-90.0..=90.0).contains(&point.lat)
+        && (-180.0..=180.0).contains(&point.lon);
+    // (0, 0) is in the Gulf of Guinea: a geocoder's "unknown", not a home.
+    let null_island = point.lat == 0.0 && point.lon == 0.0;
+    if in_range && !null_island {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            "coordinates",
+            format!("({}, {}) is not a position on land", point.lat, point.lon),
+        ))
+    }
+}
+
+fn check_url(url: &str) -> Result<(), InvalidListing> {
+    let absolute = url.starts_with("https://") || url.starts_with("http://");
+    if absolute && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            "source_url",
+            format!("{url:?} is not an absolute http(s) URL"),
+        ))
+    }
+}
+
+fn check_on_market_date(date: NaiveDate, observed_at: DateTime<Utc>) -> Result<(), InvalidListing> {
+    // Coming-soon listings carry a future date, but not years ahead.
+    let latest_year = observed_at.year() + 1;
+    if (1900..=latest_year).contains(&date.year()) {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            "on_market_date",
+            format!("{date} is outside 1900..={latest_year}"),
+        ))
+    }
+}
+
+impl Listing {
+    /// Checks every rule of the canonical model. Adapters run it on what they build (after
+    /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`] runs it on what it
+    /// reads.
+    pub fn validate(&self) -> Result<(), InvalidListing> {
+        match self.id.source() {
+            Some(source) if source == self.source => check_native_id(self.id.native_id())?,
+            _ => {
+                return Err(InvalidListing::new(
+                    "id",
+                    format!(
+                        "{:?} does not start with the source prefix \"{}:\"",
+                        self.id.as_str(),
+                        self.source
+                    ),
+                ));
+            }
+        }
+        check_currency(&self.currency)?;
+        check_amount("price_minor", self.price_minor, &self.currency, self.offer)?;
+        if let Some(previous) = self.previous_price_minor {
+            check_amount("previous_price_minor", previous, &self.currency, self.offer)?;
+        }
+        if let Some(rent) = self.rent_estimate_minor {
+            check_amount("rent_estimate_minor", rent, &self.currency, Offer::Rent)?;
+        }
+        if let Some(beds) = self.beds {
+            check_rooms("beds", f64::from(beds))?;
+        }
+        if let Some(baths) = self.baths {
+            check_rooms("baths", f64::from(baths))?;
+        }
+        if let Some(area) = self.living_area_sqft {
+            check_area(
+                "living_area_sqft",
+                u64::from(area),
+                u64::from(MAX_LIVING_AREA_SQFT),
+            )?;
+        }
+        if let Some(lot) = self.lot_size_sqft {
+            check_area("lot_size_sqft", lot, MAX_LOT_SIZE_SQFT)?;
+        }
+        let market = MarketKey::for_address(&self.address)?;
+        if market != self.market {
+            return Err(InvalidListing::new(
+                "market",
+                format!(
+                    "{:?}/{:?} does not match the address (expected {:?}/{:?})",
+                    self.market.city_state, self.market.zip, market.city_state, market.zip
+                ),
+            ));
+        }
+        if let Some(point) = self.coordinates {
+            check_coordinates(point)?;
+        }
+        if let Some(date) = self.on_market_date {
+            check_on_market_date(date, self.observed_at)?;
+        }
+        if let Some(url) = &self.source_url {
+            check_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// Sets to `None` every optional field that breaks its rule, so one bad detail (a zero
+    /// lot, a `priceChange` larger than the price) costs that detail, not the listing.
+    pub fn clear_implausible_optionals(&mut self) {
+        let (currency, offer) = (self.currency.as_str(), self.offer);
+        let keep_amount = |field, amount: Option<i64>, offer| {
+            amount.filter(|&a| check_amount(field, a, currency, offer).is_ok())
+        };
+        self.previous_price_minor =
+            keep_amount("previous_price_minor", self.previous_price_minor, offer);
+        self.rent_estimate_minor =
+            keep_amount("rent_estimate_minor", self.rent_estimate_minor, Offer::Rent);
+        self.beds = self
+            .beds
+            .filter(|&b| check_rooms("beds", f64::from(b)).is_ok());
+        self.baths = self
+            .baths
+            .filter(|&b| check_rooms("baths", f64::from(b)).is_ok());
+        self.living_area_sqft = self.living_area_sqft.filter(|&a| {
+            check_area(
+                "living_area_sqft",
+                u64::from(a),
+                u64::from(MAX_LIVING_AREA_SQFT),
+            )
+            .is_ok()
+        });
+        self.lot_size_sqft = self
+            .lot_size_sqft
+            .filter(|&a| check_area("lot_size_sqft", a, MAX_LOT_SIZE_SQFT).is_ok());
+        self.coordinates = self.coordinates.filter(|&p| check_coordinates(p).is_ok());
+        let observed_at = self.observed_at;
+        self.on_market_date = self
+            .on_market_date
+            .filter(|&d| check_on_market_date(d, observed_at).is_ok());
+        self.source_url = self.source_url.take().filter(|u| check_url(u).is_ok());
+    }
+
+    /// Whole days from the on-market date to `as_of` (0 for a coming-soon listing whose date
+    /// is still ahead). Counted from `on_market_date` rather than any days-on-market figure a
+    /// source syncs, which goes stale (RESO `DaysOnMarket` changes without a new
+    /// `ModificationTimestamp`).
+    pub fn days_on_market(&self, as_of: NaiveDate) -> Option<i64> {
+        self.on_market_date
+            .map(|listed| (as_of - listed).num_days().max(0))
+    }
+}
+
+/// A field the poller watches besides price and status; a change in any of them makes a
+/// `changed` event. Names are the [`Listing`] JSON field names.
+///
+/// Not tracked (they change without the listing changing): `previous_price_minor` (follows
+/// the price), `coordinates` (geocoder jitter), `source_url`, `observed_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackedField {
+    Offer,
+    Currency,
+    PropertyType,
+    Beds,
+    Baths,
+    LivingAreaSqft,
+    LotSizeSqft,
+    /// Any part of `address` (and so possibly `market`).
+    Address,
+    OnMarketDate,
+    RentEstimateMinor,
+    /// A field name this build does not know, written by a newer producer of the same
+    /// schema version; consumers ignore it (see `docs/events.md`, versioning).
+    #[serde(other)]
+    Unrecognized,
+}
+
+/// Old and new value of one changed field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change<T> {
+    pub old: T,
+    pub new: T,
+}
+
+/// What changed between two observations of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingChanges {
+    /// Price change in minor units (sale price or monthly rent).
+    pub price: Option<Change<i64>>,
+    pub status: Option<Change<ListingStatus>>,
+    /// Other tracked fields that changed, by name, in declaration order.
+    #[serde(default)]
+    pub fields: Vec<TrackedField>,
+}
+
+impl ListingChanges {
+    pub fn is_empty(&self) -> bool {
+        self.price.is_none() && self.status.is_none() && self.fields.is_empty()
+    }
+}
+
+/// Which tracked fields differ from `previous` to `current` (two observations of one
+/// listing).
+pub fn diff(previous: &Listing, current: &Listing) -> ListingChanges {
+    let price = (previous.price_minor != current.price_minor).then_some(Change {
+        old: previous.price_minor,
+        new: current.price_minor,
+    });
+    let status = (previous.status != current.status).then_some(Change {
+        old: previous.status,
+        new: current.status,
+    });
+    let candidates = [
+        (TrackedField::Offer, previous.offer != current.offer),
+        (
+            TrackedField::Currency,
+            previous.currency != current.currency,
+        ),
+        (
+            TrackedField::PropertyType,
+            previous.property_type != current.property_type,
+        ),
+        (TrackedField::Beds, previous.beds != current.beds),
+        (TrackedField::Baths, previous.baths != current.baths),
+        (
+            TrackedField::LivingAreaSqft,
+            previous.living_area_sqft != current.living_area_sqft,
+        ),
+        (
+            TrackedField::LotSizeSqft,
+            previous.lot_size_sqft != current.lot_size_sqft,
+        ),
+        (TrackedField::Address, previous.address != current.address),
+        (
+            TrackedField::OnMarketDate,
+            previous.on_market_date != current.on_market_date,
+        ),
+        (
+            TrackedField::RentEstimateMinor,
+            previous.rent_estimate_minor != current.rent_estimate_minor,
+        ),
+    ];
+    ListingChanges {
+        price,
+        status,
+        fields: candidates
+            .into_iter()
+            .filter_map(|(field, changed)| changed.then_some(field))
+            .collect(),
+    }
+}
+
+/// What happened to a listing. Serialized inside [`ListingEvent`] as a `kind` field
+/// (`"new"`, `"changed"`, `"delisted"`) next to the event's other fields, plus `changes` for
+/// `changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// First observation of the listing.
+    New,
+    /// A tracked field differs from the last observation.
+    Changed { changes: ListingChanges },
+    /// The listing no longer appears at its source; `listing` is its last observed state.
+    Delisted,
+}
+
+/// One record of the listing-events stream (Kinesis), partitioned by listing id.
+/// Wire format: `docs/events.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingEvent {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    pub listing: Listing,
+    /// When the change was seen: the listing's `observed_at` for `new` and `changed`, the
+    /// poll that missed the listing for `delisted`.
+    pub observed_at: DateTime<Utc>,
+    /// The poll run that produced the event (idempotency and tracing).
+    pub poll_id: String,
+}
+
+/// Why a record of the stream is not a usable listing event. The metrics function routes
+/// such records to the error sink with [`EventDecodeError::kind`] and the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("not a listing event: {0}")]
+    Malformed(String),
+    #[error("not a listing event: no schema_version")]
+    MissingSchemaVersion,
+    #[error(
+        "unsupported schema_version {found}: this build reads version {CURRENT_SCHEMA_VERSION}"
+    )]
+    UnsupportedSchemaVersion { found: String },
+    #[error("invalid listing in event: {0}")]
+    InvalidListing(#[from] InvalidListing),
+    #[error("inconsistent event: {0}")]
+    Inconsistent(String),
+}
+
+impl EventDecodeError {
+    /// A short stable label for metrics and the error sink.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::MissingSchemaVersion => "missing_schema_version",
+            Self::UnsupportedSchemaVersion { .. } => "unsupported_schema_version",
+            Self::InvalidListing(_) => "invalid_listing",
+            Self::Inconsistent(_) => "inconsistent",
+        }
+    }
+}
+
+/// Longest `poll_id` accepted.
+pub const MAX_POLL_ID_LEN: usize = 200;
+
+impl ListingEvent {
+    /// A `new` event: first sight of `listing`.
+    pub fn new_listing(listing: Listing, poll_id: impl Into<String>) -> Self {
+        Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::New,
+            observed_at: listing.observed_at,
+            listing,
+            poll_id: poll_id.into(),
+        }
+    }
+
+    /// A `changed` event from the last stored observation to the current one, or `None`
+    /// when no tracked field changed.
+    pub fn changed(
+        previous: &Listing,
+        current: Listing,
+        poll_id: impl Into<String>,
+    ) -> Option<Self> {
+        let changes = diff(previous, &current);
+        if changes.is_empty() {
+            return None;
+        }
+        Some(Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::Changed { changes },
+            observed_at: current.observed_at,
+            listing: current,
+            poll_id: poll_id.into(),
+        })
+    }
+
+    /// A `delisted` event: `last_seen` vanished from its source in the poll at `observed_at`.
+    pub fn delisted(
+        last_seen: Listing,
+        observed_at: DateTime<Utc>,
+        poll_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::Delisted,
+            listing: last_seen,
+            observed_at,
+            poll_id: poll_id.into(),
+        }
+    }
+
+    /// The Kinesis partition key: the listing id, so one listing's events stay in order.
+    pub fn partition_key(&self) -> &str {
+        self.listing.id.as_str()
+    }
+
+    /// Checks what [`ListingEvent::decode`] checks after parsing.
+    pub fn validate(&self) -> Result<(), EventDecodeError> {
+        if self.schema_version != CURRENT_SCHEMA_VERSION {
+            return Err(EventDecodeError::UnsupportedSchemaVersion {
+                found: self.schema_version.to_string(),
+            });
+        }
+        if self.poll_id.trim().is_empty() {
+            return Err(EventDecodeError::Inconsistent("empty poll_id".into()));
+        }
+        if self.poll_id.len() > MAX_POLL_ID_LEN {
+            return Err(EventDecodeError::Inconsistent(format!(
+                "poll_id longer than {MAX_POLL_ID_LEN} bytes"
+            )));
+        }
+        self.listing.validate()?;
+        if let EventKind::Changed { changes } = &self.kind {
+            if changes.is_empty() {
+                return Err(EventDecodeError::Inconsistent(
+                    "a changed event with no changes".into(),
+                ));
+            }
+            if let Some(price) = changes.price {
+                if price.new != self.listing.price_minor {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.price.new {} differs from listing.price_minor {}",
+                        price.new, self.listing.price_minor
+                    )));
+                }
+                if price.old == price.new {
+                    return Err(EventDecodeError::Inconsistent(
+                        "changes.price has equal old and new".into(),
+                    ));
+                }
+                if price.old <= 0 {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.price.old must be positive, got {}",
+                        price.old
+                    )));
+                }
+            }
+            if let Some(status) = changes.status {
+                if status.new != self.listing.status {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.status.new {:?} differs from listing.status {:?}",
+                        status.new, self.listing.status
+                    )));
+                }
+                if status.old == status.new {
+                    return Err(EventDecodeError::Inconsistent(
+                        "changes.status has equal old and new".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serializes a valid event to JSON. Refuses an event that [`ListingEvent::decode`]
+    /// would refuse, so nothing unreadable reaches the stream.
+    pub fn encode(&self) -> Result<Vec<u8>, EventDecodeError> {
+        self.validate()?;
+        serde_json::to_vec(self).map_err(|e| EventDecodeError::Malformed(e.to_string()))
+    }
+
+    /// Parses and checks one stream record: the schema version first (so a record from a
+    /// newer producer says so rather than failing on a field), then the shape, then the
+    /// values ([`Listing::validate`], and `changes` agreeing with the listing).
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| EventDecodeError::Malformed(format!("not JSON: {e}")))?;
+        let serde_json::Value::Object(fields) = &value else {
+            return Err(EventDecodeError::Malformed(
+                "expected a JSON object".to_owned(),
+            ));
+        };
+        match fields.get("schema_version") {
+            None | Some(serde_json::Value::Null) => {
+                return Err(EventDecodeError::MissingSchemaVersion);
+            }
+            Some(version) if version.as_u64() != Some(u64::from(CURRENT_SCHEMA_VERSION)) => {
+                return Err(EventDecodeError::UnsupportedSchemaVersion {
+                    found: version.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        // The error names the field's path (`listing.price_minor: invalid type...`).
+        let event: Self = serde_path_to_error::deserialize(&value)
+            .map_err(|e| EventDecodeError::Malformed(e.to_string()))?;
+        event.validate()?;
+        Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slug_folds_punctuation_and_case() {
+        assert_eq!(slug("St. Louis"), "st-louis");
+        assert_eq!(slug("  Winston-Salem "), "winston-salem");
+        assert_eq!(slug("Coeur d'Alene"), "coeur-d-alene");
+        assert_eq!(slug("--"), "");
+    }
+
+    #[test]
+    fn market_zip_cuts_zip_plus_four_only() {
+        assert_eq!(market_zip("37201-1234").as_deref(), Some("37201"));
+        assert_eq!(market_zip(" 37201 ").as_deref(), Some("37201"));
+        assert_eq!(market_zip("K1A 0B1").as_deref(), Some("K1A 0B1"));
+        assert_eq!(market_zip("372011234").as_deref(), Some("372011234"));
+        assert_eq!(market_zip(""), None);
+    }
+
+    #[test]
+    fn format_minor_writes_two_decimals() {
+        assert_eq!(format_minor(100_000), "1000.00");
+        assert_eq!(format_minor(-5), "-0.05");
+        assert_eq!(format_minor(i64::MIN), "-92233720368547758.08");
+    }
+
+    #[test]
+    fn listing_id_parts() {
+        let id = ListingId::new(ListingSource::Reso, "ABC:123").expect("valid id");
+        assert_eq!(id.as_str(), "reso:ABC:123");
+        assert_eq!(id.source(), Some(ListingSource::Reso));
+        assert_eq!(id.native_id(), "ABC:123");
+        assert!(ListingId::new(ListingSource::Zillow, "").is_err());
+        assert!(ListingId::new(ListingSource::Zillow, "12 34").is_err());
+    }
+}

@@ -1,0 +1,578 @@
+//! Per-market aggregates: what one listing contributes, how contributions add up, and the
+//! figures people read (`docs/metrics.md` defines each).
+//!
+//! A market is a scope: a geography (city-state or ZIP) and a property type (or all types).
+//! Every sale listing counts in up to four scopes. Aggregates only ever see contributions
+//! (add this listing's facts, remove them, count an event), which is what makes them
+//! incremental and lets [`super::batch`] apply each contribution exactly once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::histogram::{DayHistogram, HistogramDecodeError, LogHistogram};
+use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
+
+/// How long daily counters stay in the live item (the daily snapshots keep them after).
+pub const DAILY_COUNTER_DAYS: i64 = 35;
+
+/// |robust z| above which a listing's price per sqft is an anomaly for its market
+/// (Iglewicz and Hoaglin's 3.5).
+pub const ANOMALY_ROBUST_Z: f64 = 3.5;
+
+/// Listings with a known price per sqft a market needs before anomalies are flagged.
+pub const MIN_LISTINGS_FOR_ANOMALIES: u64 = 10;
+
+/// Whether a listing counts as active or pending inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// For sale and taking offers (Realtor.com's active count: pending excluded).
+    Active,
+    /// Under contract or pending.
+    Pending,
+}
+
+/// What a sale listing contributes to its markets. Rentals, and listings that are coming
+/// soon, sold or off the market, contribute nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingFacts {
+    pub standing: Standing,
+    pub property_type: PropertyType,
+    pub city_state: String,
+    pub zip: Option<String>,
+    pub price_minor: i64,
+    pub living_area_sqft: Option<u32>,
+    /// Days since 1970-01-01 of the on-market date.
+    pub on_market_day: Option<i32>,
+    pub rent_estimate_minor: Option<i64>,
+    /// Price below the first price the pipeline saw for the listing.
+    pub has_cut: bool,
+}
+
+impl ListingFacts {
+    /// The facts of `listing`, whose first known price is `first_price_minor`.
+    pub fn of(listing: &Listing, first_price_minor: i64) -> Option<Self> {
+        if listing.offer != Offer::Sale {
+            return None;
+        }
+        let standing = match listing.status {
+            ListingStatus::Active => Standing::Active,
+            ListingStatus::UnderContract | ListingStatus::Pending => Standing::Pending,
+            ListingStatus::ComingSoon | ListingStatus::Sold | ListingStatus::OffMarket => {
+                return None;
+            }
+        };
+        Some(Self {
+            standing,
+            property_type: listing.property_type,
+            city_state: listing.market.city_state.clone(),
+            zip: listing.market.zip.clone(),
+            price_minor: listing.price_minor,
+            living_area_sqft: listing.living_area_sqft.filter(|a| *a > 0),
+            on_market_day: listing.on_market_date.map(day_number),
+            rent_estimate_minor: listing.rent_estimate_minor.filter(|r| *r > 0),
+            has_cut: listing.price_minor < first_price_minor,
+        })
+    }
+
+    /// Price per sqft in minor units, where the living area is known.
+    pub fn price_per_sqft_minor(&self) -> Option<f64> {
+        self.living_area_sqft
+            .map(|a| self.price_minor as f64 / f64::from(a))
+    }
+
+    /// Gross rental yield (12 x monthly rent / price), where a rent estimate is known.
+    pub fn gross_yield(&self) -> Option<f64> {
+        self.rent_estimate_minor
+            .map(|r| 12.0 * r as f64 / self.price_minor as f64)
+    }
+
+    /// The scopes these facts count in.
+    pub fn scopes(&self) -> Vec<Scope> {
+        scopes_of(&self.city_state, self.zip.as_deref(), self.property_type)
+    }
+}
+
+/// Days since 1970-01-01.
+pub fn day_number(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - 719_163
+}
+
+/// The date of a day number.
+pub fn day_date(day: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(day + 719_163)
+}
+
+/// A geography.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Geo {
+    CityState(String),
+    Zip(String),
+}
+
+/// One market: a geography and a property type (`None` = all types).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub geo: Geo,
+    pub property_type: Option<PropertyType>,
+}
+
+impl Ord for Scope {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let type_name = |s: &Self| s.property_type.map(property_type_name);
+        self.geo
+            .cmp(&other.geo)
+            .then_with(|| type_name(self).cmp(&type_name(other)))
+    }
+}
+
+impl PartialOrd for Scope {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Scope {
+    /// The partition key of the scope's items: `city#nashville-tn#all`,
+    /// `zip#37201#single_family`.
+    pub fn key(&self) -> String {
+        let (kind, name) = match &self.geo {
+            Geo::CityState(c) => ("city", c.as_str()),
+            Geo::Zip(z) => ("zip", z.as_str()),
+        };
+        let property_type = self.property_type.map_or("all", property_type_name);
+        format!("{kind}#{name}#{property_type}")
+    }
+
+    /// The all-types city scope of a market key (what `realty report --market` names).
+    pub fn city(city_state: &str) -> Self {
+        Self {
+            geo: Geo::CityState(city_state.to_owned()),
+            property_type: None,
+        }
+    }
+}
+
+/// The snake_case name of a property type, as in the listing JSON.
+pub fn property_type_name(t: PropertyType) -> &'static str {
+    match t {
+        PropertyType::SingleFamily => "single_family",
+        PropertyType::Condo => "condo",
+        PropertyType::Townhouse => "townhouse",
+        PropertyType::MultiFamily => "multi_family",
+        PropertyType::Land => "land",
+        PropertyType::Apartment => "apartment",
+        PropertyType::Manufactured => "manufactured",
+        PropertyType::Other => "other",
+    }
+}
+
+pub fn scopes_of(city_state: &str, zip: Option<&str>, property_type: PropertyType) -> Vec<Scope> {
+    let mut geos = vec![Geo::CityState(city_state.to_owned())];
+    if let Some(z) = zip {
+        geos.push(Geo::Zip(z.to_owned()));
+    }
+    let mut out = Vec::with_capacity(geos.len() * 2);
+    for geo in geos {
+        out.push(Scope {
+            geo: geo.clone(),
+            property_type: None,
+        });
+        out.push(Scope {
+            geo,
+            property_type: Some(property_type),
+        });
+    }
+    out
+}
+
+/// An event counted per day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counter {
+    NewListing,
+    PriceCut,
+    PriceRise,
+    Delisting,
+}
+
+/// Events of one day in one market.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyCounts {
+    pub new_listings: i64,
+    pub price_cuts: i64,
+    pub price_rises: i64,
+    pub delistings: i64,
+    /// Sum of the cuts' sizes in basis points of the old price (integer, so sums are exact).
+    pub cut_bp_sum: i64,
+}
+
+impl DailyCounts {
+    fn add(&mut self, other: &DailyCounts) {
+        self.new_listings += other.new_listings;
+        self.price_cuts += other.price_cuts;
+        self.price_rises += other.price_rises;
+        self.delistings += other.delistings;
+        self.cut_bp_sum += other.cut_bp_sum;
+    }
+}
+
+/// One change to an aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Contribution {
+    Add(ListingFacts),
+    Remove(ListingFacts),
+    Count {
+        day: NaiveDate,
+        counter: Counter,
+        cut_bp: i64,
+    },
+}
+
+/// The live aggregate of one scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MarketAggregate {
+    pub active: i64,
+    pub pending: i64,
+    /// Sum of active listings' prices (minor units): the average is exact.
+    pub price_sum_minor: i64,
+    pub active_with_cut: i64,
+    pub price: LogHistogram,
+    pub price_per_sqft: LogHistogram,
+    pub living_area: LogHistogram,
+    /// Negated on-market days, so ascending order is ascending days on market.
+    pub listed_day_negated: DayHistogram,
+    pub gross_yield: LogHistogram,
+    pub daily: BTreeMap<NaiveDate, DailyCounts>,
+    /// Latest `observed_at` applied.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+impl MarketAggregate {
+    pub fn apply(&mut self, contribution: &Contribution) {
+        match contribution {
+            Contribution::Add(f) => self.add_facts(f, 1),
+            Contribution::Remove(f) => self.add_facts(f, -1),
+            Contribution::Count {
+                day,
+                counter,
+                cut_bp,
+            } => {
+                let counts = self.daily.entry(*day).or_default();
+                match counter {
+                    Counter::NewListing => counts.new_listings += 1,
+                    Counter::PriceCut => {
+                        counts.price_cuts += 1;
+                        counts.cut_bp_sum += cut_bp;
+                    }
+                    Counter::PriceRise => counts.price_rises += 1,
+                    Counter::Delisting => counts.delistings += 1,
+                }
+            }
+        }
+    }
+
+    fn add_facts(&mut self, f: &ListingFacts, sign: i64) {
+        match f.standing {
+            Standing::Pending => self.pending += sign,
+            Standing::Active => {
+                self.active += sign;
+                self.price_sum_minor += sign * f.price_minor;
+                if f.has_cut {
+                    self.active_with_cut += sign;
+                }
+                let values = [
+                    (&mut self.price, Some(f.price_minor as f64)),
+                    (&mut self.price_per_sqft, f.price_per_sqft_minor()),
+                    (&mut self.living_area, f.living_area_sqft.map(f64::from)),
+                    (&mut self.gross_yield, f.gross_yield()),
+                ];
+                for (histogram, value) in values {
+                    if let Some(v) = value {
+                        if sign > 0 {
+                            histogram.add(v);
+                        } else {
+                            histogram.remove(v);
+                        }
+                    }
+                }
+                if let Some(day) = f.on_market_day {
+                    if sign > 0 {
+                        self.listed_day_negated.add(-day);
+                    } else {
+                        self.listed_day_negated.remove(-day);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves `as_of` forward and drops daily counters older than [`DAILY_COUNTER_DAYS`].
+    pub fn advance_to(&mut self, observed_at: DateTime<Utc>) {
+        if self.as_of.is_none_or(|t| observed_at > t) {
+            self.as_of = Some(observed_at);
+        }
+        if let Some(as_of) = self.as_of {
+            let oldest = as_of.date_naive() - Duration::days(DAILY_COUNTER_DAYS);
+            self.daily.retain(|day, _| *day >= oldest);
+        }
+    }
+
+    /// The figures of this aggregate on the day of `as_of`.
+    pub fn figures(&self) -> MarketFigures {
+        let today = self.as_of.map(|t| t.date_naive());
+        let counts_since = |days: i64| {
+            let mut sum = DailyCounts::default();
+            if let Some(today) = today {
+                let first = today - Duration::days(days - 1);
+                for (_, c) in self.daily.range(first..=today) {
+                    sum.add(c);
+                }
+            }
+            sum
+        };
+        let day = counts_since(1);
+        let week = counts_since(7);
+        let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
+        let median_ppsf = self.price_per_sqft.median();
+        let ppsf_mad = self.price_per_sqft.median_absolute_deviation();
+        let median_yield = self.gross_yield.median();
+        let bounds = self.anomaly_bounds();
+        MarketFigures {
+            as_of: self.as_of,
+            active_listings: self.active,
+            pending_listings: self.pending,
+            total_listings: self.active + self.pending,
+            pending_ratio: ratio(self.pending, self.active),
+            median_price: self.price.median().map(to_major),
+            average_price: ratio(self.price_sum_minor, self.active).map(to_major),
+            median_price_per_sqft: median_ppsf.map(to_major),
+            median_living_area_sqft: self.living_area.median(),
+            median_days_on_market: match (today, self.listed_day_negated.quantile(0.5)) {
+                (Some(t), Some(neg_day)) => Some(i64::from(day_number(t) + neg_day)),
+                _ => None,
+            },
+            new_listings_today: day.new_listings,
+            price_cuts_today: day.price_cuts,
+            price_rises_today: day.price_rises,
+            delistings_today: day.delistings,
+            new_listings_7d: week.new_listings,
+            price_cuts_7d: week.price_cuts,
+            price_rises_7d: week.price_rises,
+            delistings_7d: week.delistings,
+            share_active_with_cut: ratio(self.active_with_cut, self.active),
+            average_cut_pct_7d: ratio(week.cut_bp_sum, week.price_cuts).map(|bp| bp / 100.0),
+            median_gross_yield: median_yield,
+            price_to_rent: median_yield.map(|y| 1.0 / y),
+            price_per_sqft_mad: ppsf_mad.map(to_major),
+            price_per_sqft_anomaly_below: bounds.map(|(low, _)| to_major(low)),
+            price_per_sqft_anomaly_above: bounds.map(|(_, high)| to_major(high)),
+            anomalous_listings: bounds.map_or(0, |b| self.anomalous_listings(b) as i64),
+        }
+    }
+
+    /// The prices per sqft (minor units) outside which a listing is an anomaly: robust
+    /// z-score 0.6745 (x - median) / MAD beyond [`ANOMALY_ROBUST_Z`]. `None` for markets too
+    /// small or too uniform to judge.
+    pub fn anomaly_bounds(&self) -> Option<(f64, f64)> {
+        if self.price_per_sqft.count() < MIN_LISTINGS_FOR_ANOMALIES {
+            return None;
+        }
+        let median = self.price_per_sqft.median()?;
+        let mad = self.price_per_sqft.median_absolute_deviation()?;
+        let reach = ANOMALY_ROBUST_Z * mad / 0.6745;
+        (mad > 0.0).then_some((median - reach, median + reach))
+    }
+
+    /// Active listings whose price per sqft lies outside [`Self::anomaly_bounds`].
+    fn anomalous_listings(&self, (low, high): (f64, f64)) -> u64 {
+        self.price_per_sqft
+            .buckets()
+            .filter(|(v, _)| *v < low || *v > high)
+            .map(|(_, c)| c)
+            .sum()
+    }
+}
+
+fn to_major(minor: f64) -> f64 {
+    minor / 100.0
+}
+
+/// What people read about a market. Prices are in major units (dollars).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MarketFigures {
+    pub as_of: Option<DateTime<Utc>>,
+    pub active_listings: i64,
+    pub pending_listings: i64,
+    pub total_listings: i64,
+    pub pending_ratio: Option<f64>,
+    pub median_price: Option<f64>,
+    pub average_price: Option<f64>,
+    pub median_price_per_sqft: Option<f64>,
+    pub median_living_area_sqft: Option<f64>,
+    pub median_days_on_market: Option<i64>,
+    pub new_listings_today: i64,
+    pub price_cuts_today: i64,
+    pub price_rises_today: i64,
+    pub delistings_today: i64,
+    pub new_listings_7d: i64,
+    pub price_cuts_7d: i64,
+    pub price_rises_7d: i64,
+    pub delistings_7d: i64,
+    pub share_active_with_cut: Option<f64>,
+    pub average_cut_pct_7d: Option<f64>,
+    pub median_gross_yield: Option<f64>,
+    pub price_to_rent: Option<f64>,
+    pub price_per_sqft_mad: Option<f64>,
+    /// A listing whose price per sqft is below this (or above the next) is an anomaly.
+    pub price_per_sqft_anomaly_below: Option<f64>,
+    pub price_per_sqft_anomaly_above: Option<f64>,
+    /// Active listings outside those bounds.
+    pub anomalous_listings: i64,
+}
+
+/// The aggregate's histograms, encoded, for storage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EncodedHistograms {
+    pub price: Vec<u8>,
+    pub price_per_sqft: Vec<u8>,
+    pub living_area: Vec<u8>,
+    pub listed_day_negated: Vec<u8>,
+    pub gross_yield: Vec<u8>,
+}
+
+impl MarketAggregate {
+    pub fn encode_histograms(&self) -> EncodedHistograms {
+        EncodedHistograms {
+            price: self.price.encode(),
+            price_per_sqft: self.price_per_sqft.encode(),
+            living_area: self.living_area.encode(),
+            listed_day_negated: self.listed_day_negated.encode(),
+            gross_yield: self.gross_yield.encode(),
+        }
+    }
+
+    pub fn set_histograms(
+        &mut self,
+        encoded: &EncodedHistograms,
+    ) -> Result<(), HistogramDecodeError> {
+        self.price = LogHistogram::decode(&encoded.price)?;
+        self.price_per_sqft = LogHistogram::decode(&encoded.price_per_sqft)?;
+        self.living_area = LogHistogram::decode(&encoded.living_area)?;
+        self.listed_day_negated = DayHistogram::decode(&encoded.listed_day_negated)?;
+        self.gross_yield = LogHistogram::decode(&encoded.gross_yield)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(price: i64, area: u32, standing: Standing) -> ListingFacts {
+        ListingFacts {
+            standing,
+            property_type: PropertyType::SingleFamily,
+            city_state: "nashville-tn".into(),
+            zip: Some("37201".into()),
+            price_minor: price,
+            living_area_sqft: Some(area),
+            on_market_day: Some(20_000),
+            rent_estimate_minor: Some(price / 200),
+            has_cut: false,
+        }
+    }
+
+    #[test]
+    fn a_listing_counts_in_four_scopes() {
+        let keys: Vec<String> = facts(1, 1, Standing::Active)
+            .scopes()
+            .iter()
+            .map(Scope::key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "city#nashville-tn#all",
+                "city#nashville-tn#single_family",
+                "zip#37201#all",
+                "zip#37201#single_family"
+            ]
+        );
+    }
+
+    #[test]
+    fn add_then_remove_leaves_nothing() {
+        let mut a = MarketAggregate::default();
+        let f = facts(40_000_000, 2_000, Standing::Active);
+        a.apply(&Contribution::Add(f.clone()));
+        assert_eq!(a.active, 1);
+        assert_eq!(a.price_sum_minor, 40_000_000);
+        a.apply(&Contribution::Remove(f));
+        assert_eq!(a, MarketAggregate::default());
+    }
+
+    #[test]
+    fn figures_of_a_small_market() {
+        let mut a = MarketAggregate::default();
+        for (price, area) in [
+            (30_000_000, 1_500),
+            (40_000_000, 2_000),
+            (50_000_000, 2_500),
+        ] {
+            a.apply(&Contribution::Add(facts(price, area, Standing::Active)));
+        }
+        a.apply(&Contribution::Add(facts(
+            60_000_000,
+            3_000,
+            Standing::Pending,
+        )));
+        let day = NaiveDate::from_ymd_opt(2024, 10, 5).unwrap();
+        a.apply(&Contribution::Count {
+            day,
+            counter: Counter::PriceCut,
+            cut_bp: 1_000,
+        });
+        a.apply(&Contribution::Count {
+            day,
+            counter: Counter::PriceCut,
+            cut_bp: 2_000,
+        });
+        a.advance_to(day.and_hms_opt(12, 0, 0).unwrap().and_utc());
+        let f = a.figures();
+        assert_eq!(
+            (f.active_listings, f.pending_listings, f.total_listings),
+            (3, 1, 4)
+        );
+        assert_eq!(f.average_price, Some(400_000.0));
+        assert!((f.median_price.unwrap() / 400_000.0 - 1.0).abs() < 0.01);
+        assert!((f.median_price_per_sqft.unwrap() / 200.0 - 1.0).abs() < 0.01);
+        assert_eq!(f.price_cuts_today, 2);
+        assert_eq!(f.average_cut_pct_7d, Some(15.0));
+        assert!((f.median_gross_yield.unwrap() / 0.06 - 1.0).abs() < 0.01);
+        assert_eq!(
+            f.median_days_on_market,
+            Some(i64::from(day_number(day) - 20_000))
+        );
+    }
+
+    #[test]
+    fn old_daily_counters_roll_off() {
+        let mut a = MarketAggregate::default();
+        let day = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        a.apply(&Contribution::Count {
+            day,
+            counter: Counter::NewListing,
+            cut_bp: 0,
+        });
+        a.advance_to(
+            (day + Duration::days(DAILY_COUNTER_DAYS + 1))
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc(),
+        );
+        assert!(a.daily.is_empty());
+    }
+}

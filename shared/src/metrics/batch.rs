@@ -1,0 +1,297 @@
+//! One Kinesis batch, planned without I/O: decode, fold each listing's events onto its
+//! stored state, and say what each market aggregate must receive.
+//!
+//! Exactly-once (`docs/metrics.md` has the argument in full):
+//! - A listing's state carries the version `(observed_at, sequence number)` of the last
+//!   event applied to it; older or equal events are skipped. So once a listing's state is
+//!   written, its events can never count again.
+//! - Every contribution carries the sequence number of its event. A market item keeps, per
+//!   shard, the highest sequence number among the contributions it holds (its watermark)
+//!   and takes only contributions above it. Lambda re-delivers a shard from the first
+//!   unprocessed record and a batch applies all its contributions above the watermark, so
+//!   every contribution below a watermark is already in the item. Market items are written before listing states, so a batch
+//!   re-delivered after a crash between the two recomputes the same contributions and each
+//!   item takes exactly the ones it lacks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
+use crate::listing::{EventKind, Listing, ListingEvent, Offer};
+
+/// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
+/// numbers are decimal strings of up to 128 digits (56 in practice).
+pub const SEQUENCE_WIDTH: usize = 128;
+
+/// A Kinesis sequence number, zero-padded to [`SEQUENCE_WIDTH`] so `Ord` is numeric order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SequenceNumber(String);
+
+impl SequenceNumber {
+    /// Parses a decimal sequence number; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits = text.trim_start_matches('0');
+        if text.is_empty()
+            || !text.bytes().all(|b| b.is_ascii_digit())
+            || digits.len() > SEQUENCE_WIDTH
+        {
+            return None;
+        }
+        Some(Self(format!("{digits:0>SEQUENCE_WIDTH$}")))
+    }
+
+    /// The number as Kinesis writes it (no padding).
+    pub fn as_kinesis(&self) -> &str {
+        let trimmed = self.0.trim_start_matches('0');
+        if trimmed.is_empty() { "0" } else { trimmed }
+    }
+
+    /// The padded form, as stored.
+    pub fn padded(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads the padded form back.
+    pub fn from_padded(text: &str) -> Option<Self> {
+        (text.len() == SEQUENCE_WIDTH)
+            .then(|| Self::parse(text))
+            .flatten()
+    }
+}
+
+/// Order of two observations of one listing: by observation time, then stream order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Version {
+    pub observed_at: DateTime<Utc>,
+    pub sequence: SequenceNumber,
+}
+
+/// A listing's stored state: its last observation and the bookkeeping that makes
+/// re-deliveries harmless.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingState {
+    pub listing: Listing,
+    /// First price the pipeline saw (or the source's stated earlier price): cuts are
+    /// counted against it.
+    pub first_price_minor: i64,
+    /// The listing left its source (a `delisted` event).
+    pub delisted: bool,
+    pub version: Version,
+}
+
+impl ListingState {
+    /// What the listing contributes to market aggregates now.
+    pub fn facts(&self) -> Option<ListingFacts> {
+        if self.delisted {
+            return None;
+        }
+        ListingFacts::of(&self.listing, self.first_price_minor)
+    }
+}
+
+/// One decoded record of the batch.
+#[derive(Debug, Clone)]
+pub struct DecodedRecord {
+    pub sequence: SequenceNumber,
+    pub event: ListingEvent,
+}
+
+/// What one market receives from the batch, each contribution tagged with the sequence
+/// number of its event and the event's observation time.
+pub type ScopeContributions = Vec<(SequenceNumber, DateTime<Utc>, Contribution)>;
+
+/// The plan of a batch: new listing states and, per market, its contributions.
+#[derive(Debug, Default)]
+pub struct BatchPlan {
+    /// States that advanced, to write once the markets are updated.
+    pub states: Vec<ListingState>,
+    pub scopes: BTreeMap<Scope, ScopeContributions>,
+    /// Events skipped because their listing's state already reflects them.
+    pub already_applied: usize,
+}
+
+/// Folds the batch's events (in stream order) onto the stored states.
+pub fn plan_batch(records: &[DecodedRecord], stored: &BTreeMap<String, ListingState>) -> BatchPlan {
+    let mut by_listing: BTreeMap<&str, Vec<&DecodedRecord>> = BTreeMap::new();
+    for record in records {
+        by_listing
+            .entry(record.event.listing.id.as_str())
+            .or_default()
+            .push(record);
+    }
+    let mut plan = BatchPlan::default();
+    for (id, mut events) in by_listing {
+        // Retried PutRecords can reorder a listing's events in the stream; the observation
+        // time is the truth, the sequence number breaks ties.
+        events.sort_by(|a, b| {
+            (a.event.observed_at, &a.sequence).cmp(&(b.event.observed_at, &b.sequence))
+        });
+        let mut current = stored.get(id).cloned();
+        let mut advanced = false;
+        for record in events {
+            let version = Version {
+                observed_at: record.event.observed_at,
+                sequence: record.sequence.clone(),
+            };
+            if current.as_ref().is_some_and(|s| s.version >= version) {
+                plan.already_applied += 1;
+                continue;
+            }
+            let next = next_state(current.as_ref(), &record.event, version);
+            for (scope, contribution) in transition(current.as_ref(), &next, &record.event) {
+                plan.scopes.entry(scope).or_default().push((
+                    record.sequence.clone(),
+                    record.event.observed_at,
+                    contribution,
+                ));
+            }
+            current = Some(next);
+            advanced = true;
+        }
+        if advanced {
+            plan.states.extend(current);
+        }
+    }
+    plan
+}
+
+fn next_state(
+    current: Option<&ListingState>,
+    event: &ListingEvent,
+    version: Version,
+) -> ListingState {
+    let listing = event.listing.clone();
+    let first_price_minor = match current {
+        Some(s) if !s.delisted => s.first_price_minor,
+        // First sight, or back after a delisting: a new listing cycle. A source that states
+        // the price before its last change tells us it was cut (or raised) before we saw it.
+        _ => listing
+            .previous_price_minor
+            .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
+    };
+    ListingState {
+        delisted: matches!(event.kind, EventKind::Delisted),
+        listing,
+        first_price_minor,
+        version,
+    }
+}
+
+/// The contributions of one listing moving from `old` to `new` through `event`.
+fn transition(
+    old: Option<&ListingState>,
+    new: &ListingState,
+    event: &ListingEvent,
+) -> Vec<(Scope, Contribution)> {
+    let mut out = Vec::new();
+    let old_facts = old.and_then(ListingState::facts);
+    let new_facts = new.facts();
+    if old_facts == new_facts {
+        // Nothing about its market standing changed (for example a new photo); counters may
+        // still apply below.
+    } else {
+        if let Some(f) = &old_facts {
+            out.extend(
+                f.scopes()
+                    .into_iter()
+                    .map(|s| (s, Contribution::Remove(f.clone()))),
+            );
+        }
+        if let Some(f) = &new_facts {
+            out.extend(
+                f.scopes()
+                    .into_iter()
+                    .map(|s| (s, Contribution::Add(f.clone()))),
+            );
+        }
+    }
+    let day = event.observed_at.date_naive();
+    let count = |scopes: Vec<Scope>,
+                 counter: Counter,
+                 cut_bp: i64,
+                 out: &mut Vec<(Scope, Contribution)>| {
+        out.extend(scopes.into_iter().map(|s| {
+            (
+                s,
+                Contribution::Count {
+                    day,
+                    counter,
+                    cut_bp,
+                },
+            )
+        }));
+    };
+    let listing = &new.listing;
+    if listing.offer != Offer::Sale {
+        return out;
+    }
+    let new_scopes = || {
+        scopes_of(
+            &listing.market.city_state,
+            listing.market.zip.as_deref(),
+            listing.property_type,
+        )
+    };
+    // First sight, or back on the market after a delisting: a new listing when the event
+    // says so. Otherwise a price move of a listing that stayed on the market.
+    match old {
+        None => {}
+        Some(s) if s.delisted => {}
+        Some(old_state) if !new.delisted && old_state.listing.offer == Offer::Sale => {
+            let (before, after) = (old_state.listing.price_minor, listing.price_minor);
+            if after < before && before > 0 {
+                let cut_bp = ((before - after) as i128 * 10_000 / before as i128) as i64;
+                count(new_scopes(), Counter::PriceCut, cut_bp, &mut out);
+            } else if after > before {
+                count(new_scopes(), Counter::PriceRise, 0, &mut out);
+            }
+        }
+        Some(_) => {}
+    }
+    if old.is_none_or(|s| s.delisted) && matches!(event.kind, EventKind::New) && new_facts.is_some()
+    {
+        count(new_scopes(), Counter::NewListing, 0, &mut out);
+    }
+    if let (Some(f), None) = (&old_facts, &new_facts) {
+        count(f.scopes(), Counter::Delisting, 0, &mut out);
+    }
+    out
+}
+
+/// The contributions above `watermark`, in observation order (stable, so one event's
+/// remove-then-add stays together).
+pub fn unapplied<'a>(
+    contributions: &'a ScopeContributions,
+    watermark: Option<&SequenceNumber>,
+) -> Vec<&'a (SequenceNumber, DateTime<Utc>, Contribution)> {
+    let mut picked: Vec<_> = contributions
+        .iter()
+        .filter(|(seq, _, _)| watermark.is_none_or(|w| seq > w))
+        .collect();
+    picked.sort_by_key(|(_, observed_at, _)| *observed_at);
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        let small = SequenceNumber::parse("9").unwrap();
+        let big = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+            .unwrap();
+        assert!(small < big);
+        assert_eq!(
+            big.as_kinesis(),
+            "49590338271490256608559692538361571095921575989136588898"
+        );
+        assert_eq!(SequenceNumber::from_padded(big.padded()), Some(big));
+        assert_eq!(SequenceNumber::parse("12a"), None);
+        assert_eq!(SequenceNumber::parse(""), None);
+        assert_eq!(SequenceNumber::parse("000").unwrap().as_kinesis(), "0");
+    }
+}

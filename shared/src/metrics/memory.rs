@@ -1,0 +1,98 @@
+//! In-memory ports: the metrics workflow without AWS, for tests and benchmarks. They
+//! behave like the DynamoDB adapters (conditional writes on revision included).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::batch::ListingState;
+use super::ports::{
+    EventArchive, ListingStore, MarketStore, PoisonRecord, PoisonSink, PortError, Snapshot,
+    StoredAggregate,
+};
+
+/// Every store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStores {
+    pub listings: Mutex<BTreeMap<String, ListingState>>,
+    pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
+    /// Snapshots by (scope key, sort key).
+    pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
+    pub archived: Mutex<Vec<Vec<u8>>>,
+    pub poison: Mutex<Vec<PoisonRecord>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere in a test must not hide this test's own result.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ListingStore for MemoryStores {
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        let map = lock(&self.listings);
+        Ok(ids
+            .iter()
+            .filter_map(|id| map.get(id).map(|s| (id.clone(), s.clone())))
+            .collect())
+    }
+
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        let mut map = lock(&self.listings);
+        for s in states {
+            map.insert(s.listing.id.as_str().to_owned(), s.clone());
+        }
+        Ok(())
+    }
+}
+
+impl MarketStore for MemoryStores {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        let map = lock(&self.aggregates);
+        Ok(keys
+            .iter()
+            .filter_map(|k| map.get(k).map(|a| (k.clone(), a.clone())))
+            .collect())
+    }
+
+    async fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected_revision: &str,
+    ) -> Result<bool, PortError> {
+        let mut map = lock(&self.aggregates);
+        let stored = map.get(key).map_or("", |a| a.revision.as_str());
+        if stored != expected_revision {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), item.clone());
+        Ok(true)
+    }
+
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        let mut map = lock(&self.snapshots);
+        for s in snapshots {
+            map.insert((s.scope_key.clone(), s.period.sort_key()), s.clone());
+        }
+        Ok(())
+    }
+}
+
+impl EventArchive for MemoryStores {
+    async fn put_lines(&self, lines: &[Vec<u8>]) -> Result<(), PortError> {
+        lock(&self.archived).extend(lines.iter().cloned());
+        Ok(())
+    }
+}
+
+impl PoisonSink for MemoryStores {
+    async fn send(&self, records: &[PoisonRecord]) -> Result<(), PortError> {
+        lock(&self.poison).extend(records.iter().cloned());
+        Ok(())
+    }
+}

@@ -1,0 +1,502 @@
+//! Properties of the whole metrics workflow over in-memory stores: incremental aggregates
+//! equal a brute-force recomputation, whatever the batching, replays and crashes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use proptest::prelude::*;
+
+use super::aggregate::{ListingFacts, MarketAggregate, Scope, Standing};
+use super::batch::{ListingState, SequenceNumber};
+use super::histogram::{LOG_QUANTILE_MAX_RELATIVE_ERROR, exact_quantile};
+use super::memory::MemoryStores;
+use super::ports::*;
+use super::process::{InputRecord, MetricsPorts, process_batch};
+use crate::listing::*;
+
+pub(crate) const SHARD: &str = "shardId-000000000000";
+
+pub(crate) fn listing(
+    n: u32,
+    city: usize,
+    price: i64,
+    status: ListingStatus,
+    at: DateTime<Utc>,
+) -> Listing {
+    let (city_name, state, zip) =
+        [("Nashville", "TN", "37201"), ("Syracuse", "NY", "13202")][city % 2];
+    let address = Address {
+        line: Some(format!("{n} Main St")),
+        city: city_name.into(),
+        state: state.into(),
+        postal_code: Some(if n.is_multiple_of(3) {
+            format!("{}9", &zip[..4])
+        } else {
+            zip.into()
+        }),
+    };
+    Listing {
+        id: ListingId::new(ListingSource::Zillow, &(100_000 + n).to_string()).expect("valid id"),
+        source: ListingSource::Zillow,
+        status,
+        offer: Offer::Sale,
+        price_minor: price,
+        currency: "USD".into(),
+        previous_price_minor: None,
+        property_type: if n.is_multiple_of(2) {
+            PropertyType::SingleFamily
+        } else {
+            PropertyType::Condo
+        },
+        beds: Some(3),
+        baths: Some(2.0),
+        living_area_sqft: Some(1_000 + (n % 7) * 250),
+        lot_size_sqft: None,
+        market: MarketKey::for_address(&address).expect("market"),
+        address,
+        coordinates: None,
+        on_market_date: NaiveDate::from_ymd_opt(2024, 1, 1 + (n % 28)),
+        rent_estimate_minor: Some(price / 180),
+        source_url: None,
+        observed_at: at,
+    }
+}
+
+/// One step of a simulated market.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    Change {
+        listing: u32,
+        price_pct: i64,
+        status: u8,
+    },
+    Delist {
+        listing: u32,
+    },
+}
+
+pub(crate) fn step_strategy(listings: u32) -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0..listings, -30i64..20, 0u8..6).prop_map(|(listing, price_pct, status)| Step::Change { listing, price_pct, status }),
+        1 => (0..listings).prop_map(|listing| Step::Delist { listing }),
+    ]
+}
+
+/// Turns steps into the events a poller would emit, in stream order.
+pub(crate) fn events_of(steps: &[Step]) -> Vec<ListingEvent> {
+    let start = Utc
+        .with_ymd_and_hms(2024, 10, 1, 8, 0, 0)
+        .single()
+        .expect("valid time");
+    let mut live: BTreeMap<u32, Listing> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = start + Duration::minutes(37 * i as i64);
+        match *step {
+            Step::Change {
+                listing: n,
+                price_pct,
+                status,
+            } => {
+                let status = [
+                    ListingStatus::Active,
+                    ListingStatus::Active,
+                    ListingStatus::Active,
+                    ListingStatus::Pending,
+                    ListingStatus::UnderContract,
+                    ListingStatus::Sold,
+                ][status as usize % 6];
+                match live.get(&n) {
+                    None => {
+                        let l = listing(
+                            n,
+                            n as usize,
+                            25_000_000 + i64::from(n) * 1_000_000,
+                            status,
+                            at,
+                        );
+                        live.insert(n, l.clone());
+                        out.push(ListingEvent::new_listing(l, format!("poll-{i}")));
+                    }
+                    Some(previous) => {
+                        let mut next = previous.clone();
+                        next.price_minor =
+                            (previous.price_minor * (100 + price_pct) / 100).max(1_000_000);
+                        next.status = status;
+                        next.observed_at = at;
+                        if let Some(e) =
+                            ListingEvent::changed(previous, next.clone(), format!("poll-{i}"))
+                        {
+                            live.insert(n, next);
+                            out.push(e);
+                        }
+                    }
+                }
+            }
+            Step::Delist { listing: n } => {
+                if let Some(last) = live.remove(&n) {
+                    out.push(ListingEvent::delisted(last, at, format!("poll-{i}")));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn records_of(events: &[ListingEvent]) -> Vec<InputRecord> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| InputRecord {
+            sequence_number: format!(
+                "4959033827149025660855969253836157109592157598913658{:04}",
+                i + 1
+            ),
+            data: e.encode().expect("encodes"),
+        })
+        .collect()
+}
+
+/// Memory stores whose writes fail once, at the `fail_at`-th write: a crash between writes.
+#[derive(Default)]
+struct CrashingStores {
+    inner: MemoryStores,
+    writes: AtomicUsize,
+    fail_at: Option<usize>,
+}
+
+impl CrashingStores {
+    fn write(&self, op: &'static str) -> Result<(), PortError> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        if Some(n) == self.fail_at {
+            return Err(PortError::new(op, "injected crash"));
+        }
+        Ok(())
+    }
+}
+
+impl ListingStore for CrashingStores {
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        self.inner.get_states(ids).await
+    }
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        self.write("put_states")?;
+        self.inner.put_states(states).await
+    }
+}
+
+impl MarketStore for CrashingStores {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        self.inner.get_aggregates(keys).await
+    }
+    async fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected: &str,
+    ) -> Result<bool, PortError> {
+        self.write("put_aggregate")?;
+        self.inner.put_aggregate(key, item, expected).await
+    }
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        self.write("put_snapshots")?;
+        self.inner.put_snapshots(snapshots).await
+    }
+}
+
+impl EventArchive for CrashingStores {
+    async fn put_lines(&self, lines: &[Vec<u8>]) -> Result<(), PortError> {
+        self.inner.put_lines(lines).await
+    }
+}
+
+impl PoisonSink for CrashingStores {
+    async fn send(&self, records: &[PoisonRecord]) -> Result<(), PortError> {
+        self.inner.send(records).await
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// Delivers `records` in `cuts`-sized batches, each delivered `copies` times, halves first
+/// when asked, with an optional crash; failed batches are re-delivered until they succeed.
+fn deliver(
+    stores: &mut CrashingStores,
+    records: &[InputRecord],
+    plan: &[(usize, u8, bool, Option<usize>)],
+) {
+    let mut start = 0;
+    let mut plan_iter = plan.iter().cycle();
+    while start < records.len() {
+        let &(size, copies, halved_first, crash) = plan_iter.next().expect("cycle");
+        let end = (start + size.max(1)).min(records.len());
+        let batch = &records[start..end];
+        let mut deliveries: Vec<&[InputRecord]> = Vec::new();
+        if halved_first && batch.len() > 1 {
+            deliveries.push(&batch[..batch.len() / 2]);
+        }
+        for _ in 0..copies.max(1) {
+            deliveries.push(batch);
+        }
+        stores.fail_at = crash.map(|k| stores.writes.load(Ordering::SeqCst) + k);
+        for delivery in deliveries {
+            let mut pending = delivery;
+            loop {
+                let ports = MetricsPorts {
+                    listings: &*stores,
+                    markets: &*stores,
+                    archive: &*stores,
+                    poison: &*stores,
+                };
+                let outcome = block_on(process_batch(&ports, SHARD, pending));
+                match outcome.failed_from {
+                    None => break,
+                    // Lambda re-delivers from the first failed record.
+                    Some(from) => {
+                        let i = pending
+                            .iter()
+                            .position(|r| r.sequence_number == from)
+                            .expect("failed record is in the batch");
+                        pending = &pending[i..];
+                    }
+                }
+            }
+        }
+        stores.fail_at = None;
+        start = end;
+    }
+}
+
+/// Aggregates recomputed from scratch from the final listing states.
+/// Per scope: active, pending, sum of active prices, active prices, active prices per sqft.
+type Recomputed = BTreeMap<String, (i64, i64, i64, Vec<f64>, Vec<f64>)>;
+
+fn brute_force(events: &[ListingEvent]) -> Recomputed {
+    let mut last: BTreeMap<&str, (&ListingEvent, i64)> = BTreeMap::new();
+    for e in events {
+        let first = match (&e.kind, last.get(e.listing.id.as_str())) {
+            (EventKind::New, _) | (_, None) => e.listing.price_minor,
+            (_, Some((_, f))) => *f,
+        };
+        last.insert(e.listing.id.as_str(), (e, first));
+    }
+    let mut out = Recomputed::new();
+    for (e, first) in last.values() {
+        if matches!(e.kind, EventKind::Delisted) {
+            continue;
+        }
+        let Some(f) = ListingFacts::of(&e.listing, *first) else {
+            continue;
+        };
+        for scope in f.scopes() {
+            let entry = out.entry(scope.key()).or_default();
+            match f.standing {
+                Standing::Active => {
+                    entry.0 += 1;
+                    entry.2 += f.price_minor;
+                    entry.3.push(f.price_minor as f64);
+                    entry.4.extend(f.price_per_sqft_minor());
+                }
+                Standing::Pending => entry.1 += 1,
+            }
+        }
+    }
+    out
+}
+
+fn batching() -> impl Strategy<Value = Vec<(usize, u8, bool, Option<usize>)>> {
+    prop::collection::vec(
+        (
+            1usize..12,
+            1u8..4,
+            any::<bool>(),
+            prop::option::weighted(0.3, 0usize..12),
+        ),
+        1..6,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn incremental_aggregates_equal_a_recomputation(
+        steps in prop::collection::vec(step_strategy(10), 1..60),
+        plan in batching(),
+    ) {
+        let events = events_of(&steps);
+        let records = records_of(&events);
+        let mut stores = CrashingStores::default();
+        deliver(&mut stores, &records, &plan);
+
+        let expected = brute_force(&events);
+        let aggregates = stores.inner.aggregates.lock().expect("lock").clone();
+        for (key, (active, pending, price_sum, mut prices, mut ppsf)) in expected.clone() {
+            let a: &MarketAggregate = &aggregates.get(&key).expect("aggregate exists").aggregate;
+            prop_assert_eq!((a.active, a.pending, a.price_sum_minor), (active, pending, price_sum), "{}", key);
+            for q in [0.1, 0.5, 0.9] {
+                match (exact_quantile(&mut prices, q), a.price.quantile(q)) {
+                    (Some(exact), Some(est)) => prop_assert!((est / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR),
+                    (None, None) => {}
+                    other => prop_assert!(false, "{key}: {other:?}"),
+                }
+                if let (Some(exact), Some(est)) = (exact_quantile(&mut ppsf, q), a.price_per_sqft.quantile(q)) {
+                    prop_assert!((est / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR);
+                }
+            }
+        }
+        // Markets that emptied out hold nothing.
+        for (key, item) in &aggregates {
+            if !expected.contains_key(key) {
+                prop_assert_eq!((item.aggregate.active, item.aggregate.pending, item.aggregate.price_sum_minor), (0, 0, 0), "{}", key);
+            }
+        }
+        // Every event counted once: the day counters equal a count over the event list.
+        let mut cuts = 0i64;
+        let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+        for e in &events {
+            let before = seen.get(e.listing.id.as_str());
+            if matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
+                cuts += 1;
+            }
+            seen.insert(e.listing.id.as_str(), e.listing.price_minor);
+        }
+        let counted: i64 = aggregates
+            .iter()
+            .filter(|(k, _)| k.starts_with("city#") && k.ends_with("#all"))
+            .flat_map(|(_, item)| item.aggregate.daily.values().map(|d| d.price_cuts))
+            .sum();
+        prop_assert_eq!(counted, cuts);
+    }
+
+    #[test]
+    fn any_delivery_ends_in_the_state_of_one_clean_delivery(
+        steps in prop::collection::vec(step_strategy(8), 1..40),
+        plan in batching(),
+    ) {
+        let events = events_of(&steps);
+        let records = records_of(&events);
+        // The same batches, each delivered once without a fault.
+        let clean_plan: Vec<_> = plan.iter().map(|&(size, _, _, _)| (size, 1, false, None)).collect();
+        let mut clean = CrashingStores::default();
+        deliver(&mut clean, &records, &clean_plan);
+        let mut messy = CrashingStores::default();
+        deliver(&mut messy, &records, &plan);
+        prop_assert_eq!(&*messy.inner.listings.lock().expect("lock"), &*clean.inner.listings.lock().expect("lock"));
+        prop_assert_eq!(&*messy.inner.snapshots.lock().expect("lock"), &*clean.inner.snapshots.lock().expect("lock"));
+        prop_assert_eq!(&*messy.inner.aggregates.lock().expect("lock"), &*clean.inner.aggregates.lock().expect("lock"));
+    }
+}
+
+#[test]
+fn poison_records_go_to_the_sink_and_the_rest_is_applied() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 2,
+            price_pct: 0,
+            status: 0,
+        },
+    ]);
+    let mut records = records_of(&events);
+    let poison = [
+        b"not json".to_vec(),
+        br#"{"schema_version": 99}"#.to_vec(),
+        vec![b'x'; 10 * 1024 * 1024],
+        String::from_utf8(records[0].data.clone())
+            .expect("utf8")
+            .replace("\"price_minor\":26000000", "\"price_minor\":-5")
+            .into_bytes(),
+    ];
+    for (i, data) in poison.into_iter().enumerate() {
+        records.insert(
+            1,
+            InputRecord {
+                sequence_number: format!("{}", 900 + i),
+                data,
+            },
+        );
+    }
+    let stores = MemoryStores::default();
+    let ports = MetricsPorts {
+        listings: &stores,
+        markets: &stores,
+        archive: &stores,
+        poison: &stores,
+    };
+    let outcome = block_on(process_batch(&ports, SHARD, &records));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (2, 4));
+    let sunk = stores.poison.lock().expect("lock");
+    assert_eq!(sunk.len(), 4);
+    assert!(sunk.iter().all(|p| !p.reason.is_empty()));
+    assert!(
+        sunk.iter()
+            .any(|p| p.data_bytes == 10 * 1024 * 1024 && p.data_prefix.len() <= 2048)
+    );
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let nashville = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+    let syracuse = &aggregates[&Scope::city("syracuse-ny").key()].aggregate;
+    assert_eq!(nashville.active + syracuse.active, 2);
+    assert_eq!(stores.archived.lock().expect("lock").len(), 2);
+    assert!(SequenceNumber::parse(&records[0].sequence_number).is_some());
+}
+
+#[test]
+fn the_sample_kinesis_event_is_accepted_whole() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/metrics-kinesis.json"
+    );
+    let text = std::fs::read_to_string(path).expect("events/metrics-kinesis.json");
+    let event: aws_lambda_events::event::kinesis::KinesisEvent =
+        serde_json::from_str(&text).expect("a Kinesis event");
+    let stores = MemoryStores::default();
+    let ports = MetricsPorts {
+        listings: &stores,
+        markets: &stores,
+        archive: &stores,
+        poison: &stores,
+    };
+    let (response, outcomes) = block_on(super::lambda::handle_event(&ports, event));
+    assert!(response.batch_item_failures.is_empty());
+    let stats = &outcomes[0].stats;
+    assert_eq!(
+        (
+            stats.accepted,
+            stats.rejected,
+            stats.new,
+            stats.changed,
+            stats.delisted
+        ),
+        (4, 0, 2, 1, 1)
+    );
+    let live = &stores.aggregates.lock().expect("lock")[&Scope::city("nashville-tn").key()];
+    assert_eq!(live.aggregate.active, 1);
+    let figures = live.aggregate.figures();
+    assert_eq!(
+        (
+            figures.price_cuts_today,
+            figures.new_listings_today,
+            figures.delistings_today
+        ),
+        (1, 2, 1)
+    );
+    assert_eq!(figures.average_cut_pct_7d, Some(20.0));
+}

@@ -1,0 +1,381 @@
+//! Exports of canonical listings, for replays and backfills: JSON lines (one [`Listing`]
+//! object a line, exactly the JSON that `realty normalize` prints) or CSV (one row a
+//! listing, columns [`CSV_COLUMNS`]).
+//!
+//! The format is told by the first non-blank character: `{` is JSON lines, anything else
+//! CSV (a whole JSON document, such as a saved API page, is refused with a hint). A bad row is a [`Reject`] with its 1-based line number; a file whose first record or
+//! header is not a listing export at all is [`SourceError::NotAnExport`].
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{
+    Page, Paging, RecordPosition, Reject, SourceError, SourceKind, describe_document, json,
+};
+use crate::listing::{Address, Coordinates, Listing, ListingId, MarketKey};
+
+/// The CSV columns, in the order [`write_csv`] writes them. `market` is not a column: it is
+/// derived from `city`, `state` and `postal_code`.
+pub const CSV_COLUMNS: [&str; 22] = [
+    "id",
+    "source",
+    "status",
+    "offer",
+    "price_minor",
+    "currency",
+    "previous_price_minor",
+    "property_type",
+    "beds",
+    "baths",
+    "living_area_sqft",
+    "lot_size_sqft",
+    "address_line",
+    "city",
+    "state",
+    "postal_code",
+    "latitude",
+    "longitude",
+    "on_market_date",
+    "rent_estimate_minor",
+    "source_url",
+    "observed_at",
+];
+
+/// Columns a CSV export must have; the others may be left out (and cells left empty).
+/// `source` defaults to the id's prefix, `property_type` to `other`.
+pub const REQUIRED_CSV_COLUMNS: [&str; 8] = [
+    "id",
+    "status",
+    "offer",
+    "price_minor",
+    "currency",
+    "city",
+    "state",
+    "observed_at",
+];
+
+/// Reads an export (CSV or JSON lines).
+pub fn parse_export(bytes: &[u8]) -> Result<Page, SourceError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let (listings, rejects) = match first {
+        None => {
+            return Err(SourceError::NotAnExport {
+                detail: "the file is empty".to_owned(),
+            });
+        }
+        Some(b'{' | b'[') => {
+            // A saved API page is one JSON document (often pretty-printed), not JSON lines;
+            // a one-line export also parses whole, as a listing.
+            if let Ok(document) = serde_json::from_slice::<Value>(bytes)
+                && !is_listing_object(&document)
+            {
+                return Err(SourceError::NotAnExport {
+                    detail: format!(
+                        "a single JSON document, not JSON lines (one listing object a line): {}",
+                        describe_document(SourceKind::File, &document)
+                    ),
+                });
+            }
+            parse_json_lines(bytes)?
+        }
+        Some(_) => parse_csv(bytes)?,
+    };
+    Ok(Page {
+        source: SourceKind::File,
+        listings,
+        rejects,
+        paging: Paging::WholeFile,
+    })
+}
+
+type Records = (Vec<Listing>, Vec<Reject>);
+
+fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
+    let mut listings = Vec::new();
+    let mut rejects = Vec::new();
+    let mut seen_first = false;
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line_number = index + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed: Result<Value, _> = serde_json::from_slice(line);
+        if !seen_first {
+            seen_first = true;
+            // The first record decides whether this is an export at all: a saved API page
+            // also starts with `{`.
+            check_first_json_record(&parsed)?;
+        }
+        let value = match parsed {
+            Ok(value) => value,
+            Err(e) => {
+                rejects.push(Reject {
+                    source_id: None,
+                    position: RecordPosition::Line(line_number),
+                    reason: format!("not JSON: {e}"),
+                });
+                continue;
+            }
+        };
+        let source_id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+        let listing = serde_path_to_error::deserialize::<_, Listing>(&value)
+            .map_err(|e| format!("not a listing: {e}"))
+            .and_then(|listing| {
+                listing.validate().map_err(|e| e.to_string())?;
+                Ok(listing)
+            });
+        match listing {
+            Ok(listing) => listings.push(listing),
+            Err(reason) => rejects.push(Reject {
+                source_id,
+                position: RecordPosition::Line(line_number),
+                reason,
+            }),
+        }
+    }
+    Ok((listings, rejects))
+}
+
+/// An object with the two keys every listing has.
+fn is_listing_object(value: &Value) -> bool {
+    value.get("id").is_some() && value.get("price_minor").is_some()
+}
+
+fn check_first_json_record(parsed: &Result<Value, serde_json::Error>) -> Result<(), SourceError> {
+    match parsed {
+        Ok(value) if !is_listing_object(value) => Err(SourceError::NotAnExport {
+            detail: format!(
+                "the first line is not a listing (no \"id\" and \"price_minor\"); found {}",
+                describe_document(SourceKind::File, value)
+            ),
+        }),
+        Ok(_) => Ok(()),
+        Err(e) => Err(SourceError::NotAnExport {
+            detail: format!(
+                "the first line is not a JSON object ({e}); an export has one listing object a line"
+            ),
+        }),
+    }
+}
+
+fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let header = reader
+        .headers()
+        .map_err(|e| SourceError::NotAnExport {
+            detail: format!("no readable CSV header: {e}"),
+        })?
+        .clone();
+    let columns: HashMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(index, name)| (name, index))
+        .collect();
+    let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
+        .iter()
+        .copied()
+        .filter(|name| !columns.contains_key(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(SourceError::NotAnExport {
+            detail: format!(
+                "the CSV header lacks the column(s) {}; found [{}]",
+                missing.join(", "),
+                json::truncate(&header.iter().collect::<Vec<_>>().join(", "), 200)
+            ),
+        });
+    }
+
+    let mut listings = Vec::new();
+    let mut rejects = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        // Header is line 1; without position information count records.
+        let fallback_line = index + 2;
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = e
+                    .position()
+                    .and_then(|p| usize::try_from(p.line()).ok())
+                    .unwrap_or(fallback_line);
+                rejects.push(Reject {
+                    source_id: None,
+                    position: RecordPosition::Line(line),
+                    reason: format!("unreadable CSV row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record
+            .position()
+            .and_then(|p| usize::try_from(p.line()).ok())
+            .unwrap_or(fallback_line);
+        let row = CsvRow {
+            columns: &columns,
+            record: &record,
+        };
+        match row.to_listing() {
+            Ok(listing) => listings.push(listing),
+            Err(reason) => rejects.push(Reject {
+                source_id: row.cell("id").map(str::to_owned),
+                position: RecordPosition::Line(line),
+                reason,
+            }),
+        }
+    }
+    Ok((listings, rejects))
+}
+
+struct CsvRow<'a> {
+    columns: &'a HashMap<&'a str, usize>,
+    record: &'a csv::StringRecord,
+}
+
+impl CsvRow<'_> {
+    /// The non-empty cell of `column`, if the column exists.
+    fn cell(&self, column: &str) -> Option<&str> {
+        let index = *self.columns.get(column)?;
+        self.record.get(index).filter(|cell| !cell.is_empty())
+    }
+
+    fn required(&self, column: &str) -> Result<&str, String> {
+        self.cell(column).ok_or_else(|| format!("{column}: empty"))
+    }
+
+    /// A cell parsed with `FromStr`.
+    fn parsed<T: std::str::FromStr>(&self, column: &str) -> Result<Option<T>, String> {
+        self.cell(column)
+            .map(|cell| {
+                cell.parse::<T>()
+                    .map_err(|_| format!("{column}: cannot read {:?}", json::truncate(cell, 40)))
+            })
+            .transpose()
+    }
+
+    /// A cell holding one of the JSON format's enum names (`active`, `single_family`).
+    fn named<T: DeserializeOwned>(&self, column: &str) -> Result<Option<T>, String> {
+        self.cell(column)
+            .map(|cell| {
+                serde_json::from_value(Value::String(cell.to_owned()))
+                    .map_err(|e| format!("{column}: {e}"))
+            })
+            .transpose()
+    }
+
+    fn to_listing(&self) -> Result<Listing, String> {
+        let id = ListingId::parse(self.required("id")?).map_err(|e| e.to_string())?;
+        let source = match self.named("source")? {
+            Some(source) => source,
+            None => id
+                .source()
+                .ok_or_else(|| format!("id {id} has no known source prefix"))?,
+        };
+        let address = Address {
+            line: self.cell("address_line").map(str::to_owned),
+            city: self.required("city")?.to_owned(),
+            state: self.required("state")?.to_owned(),
+            postal_code: self.cell("postal_code").map(str::to_owned),
+        };
+        let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+        let coordinates = match (self.parsed("latitude")?, self.parsed("longitude")?) {
+            (Some(lat), Some(lon)) => Some(Coordinates::rounded(lat, lon)),
+            (None, None) => None,
+            _ => return Err("latitude and longitude: one without the other".to_owned()),
+        };
+        let observed_at: DateTime<Utc> = self
+            .required("observed_at")?
+            .parse::<DateTime<chrono::FixedOffset>>()
+            .map_err(|e| format!("observed_at: {e}"))?
+            .with_timezone(&Utc);
+        let listing = Listing {
+            id,
+            source,
+            status: self.named("status")?.ok_or("status: empty")?,
+            offer: self.named("offer")?.ok_or("offer: empty")?,
+            price_minor: self.parsed("price_minor")?.ok_or("price_minor: empty")?,
+            currency: self.required("currency")?.to_owned(),
+            previous_price_minor: self.parsed("previous_price_minor")?,
+            property_type: self
+                .named("property_type")?
+                .unwrap_or(crate::listing::PropertyType::Other),
+            beds: self.parsed("beds")?,
+            baths: self.parsed("baths")?,
+            living_area_sqft: self.parsed("living_area_sqft")?,
+            lot_size_sqft: self.parsed("lot_size_sqft")?,
+            address,
+            market,
+            coordinates,
+            on_market_date: self.parsed::<NaiveDate>("on_market_date")?,
+            rent_estimate_minor: self.parsed("rent_estimate_minor")?,
+            source_url: self.cell("source_url").map(str::to_owned),
+            observed_at,
+        };
+        listing.validate().map_err(|e| e.to_string())?;
+        Ok(listing)
+    }
+}
+
+/// Writes `listings` as JSON lines, the export format [`parse_export`] reads back.
+pub fn write_json_lines<W: Write>(listings: &[Listing], mut out: W) -> std::io::Result<()> {
+    for listing in listings {
+        serde_json::to_writer(&mut out, listing)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes `listings` as CSV with the [`CSV_COLUMNS`] header.
+pub fn write_csv<W: Write>(listings: &[Listing], out: W) -> Result<(), csv::Error> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(CSV_COLUMNS)?;
+    for listing in listings {
+        let optional = |value: Option<String>| value.unwrap_or_default();
+        let row: [String; 22] = [
+            listing.id.to_string(),
+            serde_name(&listing.source),
+            serde_name(&listing.status),
+            serde_name(&listing.offer),
+            listing.price_minor.to_string(),
+            listing.currency.clone(),
+            optional(listing.previous_price_minor.map(|p| p.to_string())),
+            serde_name(&listing.property_type),
+            optional(listing.beds.map(|b| b.to_string())),
+            optional(listing.baths.map(|b| b.to_string())),
+            optional(listing.living_area_sqft.map(|a| a.to_string())),
+            optional(listing.lot_size_sqft.map(|a| a.to_string())),
+            optional(listing.address.line.clone()),
+            listing.address.city.clone(),
+            listing.address.state.clone(),
+            optional(listing.address.postal_code.clone()),
+            optional(listing.coordinates.map(|c| c.lat.to_string())),
+            optional(listing.coordinates.map(|c| c.lon.to_string())),
+            optional(listing.on_market_date.map(|d| d.to_string())),
+            optional(listing.rent_estimate_minor.map(|r| r.to_string())),
+            optional(listing.source_url.clone()),
+            listing
+                .observed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        ];
+        writer.write_record(&row)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// The serde name of a unit enum value (`single_family`), as the JSON format writes it.
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,313 @@
+//! Source adapters: one page of a listing API in, canonical [`Listing`]s out.
+//!
+//! Each adapter is a pure function from the bytes (or parsed JSON) of one page to a [`Page`]:
+//! the listings it could normalise, a [`Reject`] with a reason for each record it could not,
+//! and what the API said about paging. A record that cannot be normalised never stops the
+//! rest of the page; a document that is not that API's shape at all is a [`SourceError`].
+//! The request-building pieces (query parameters, next page) are plain functions beside
+//! each adapter; no HTTP happens here. Field mappings and decisions: `docs/sources.md`.
+
+use std::fmt;
+use std::io::Read as _;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::listing::Listing;
+
+pub mod file;
+mod json;
+pub mod realtor;
+pub mod reso;
+pub mod zillow;
+
+/// Which adapter reads a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    /// Zillow via RapidAPI `zillow-com1`, `propertyExtendedSearch`.
+    Zillow,
+    /// A RESO Web API (OData) `Property` response.
+    Reso,
+    /// Realtor.com via RapidAPI `realty-in-us`, `properties/v3/list`.
+    Realtor,
+    /// An export of canonical listings: CSV or JSON lines.
+    File,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 4] = [Self::Zillow, Self::Reso, Self::Realtor, Self::File];
+
+    /// The name used on the command line: `zillow`, `reso`, `realtor`, `file`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zillow => "zillow",
+            Self::Reso => "reso",
+            Self::Realtor => "realtor",
+            Self::File => "file",
+        }
+    }
+
+    /// What a document for this adapter is, for messages.
+    pub fn document_name(self) -> &'static str {
+        match self {
+            Self::Zillow => "Zillow propertyExtendedSearch page",
+            Self::Reso => "RESO Web API Property page",
+            Self::Realtor => "Realtor.com properties/v3/list page",
+            Self::File => "listings export (CSV or JSON lines)",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown source name, with the known ones in the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown source {0:?}: expected one of zillow, reso, realtor, file")]
+pub struct UnknownSource(pub String);
+
+impl FromStr for SourceKind {
+    type Err = UnknownSource;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name.trim()))
+            .ok_or_else(|| UnknownSource(name.to_owned()))
+    }
+}
+
+/// Where a rejected record is in its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPosition {
+    /// 0-based index in the page's array of records (API pages).
+    Index(usize),
+    /// 1-based line number (exports).
+    Line(usize),
+}
+
+impl fmt::Display for RecordPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Index(index) => write!(f, "record {index}"),
+            Self::Line(line) => write!(f, "line {line}"),
+        }
+    }
+}
+
+/// A record of a page that could not be normalised, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The namespaced id (`zillow:31682583`) when the record has a usable one.
+    pub source_id: Option<String>,
+    pub position: RecordPosition,
+    pub reason: String,
+}
+
+/// `zillow:31682583 (record 0): price_minor: ...`, or without an id `line 7: city: empty`.
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source_id {
+            Some(id) => write!(f, "{id} ({}): {}", self.position, self.reason),
+            None => write!(f, "{}: {}", self.position, self.reason),
+        }
+    }
+}
+
+/// What a page said about the pages after it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Paging {
+    Zillow(zillow::ZillowPaging),
+    Reso(reso::ResoPaging),
+    Realtor(realtor::RealtorPaging),
+    /// An export holds all its records; there is no next page.
+    WholeFile,
+}
+
+/// One page, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub source: SourceKind,
+    pub listings: Vec<Listing>,
+    pub rejects: Vec<Reject>,
+    pub paging: Paging,
+}
+
+impl Page {
+    /// Records read: listings plus rejects.
+    pub fn record_count(&self) -> usize {
+        self.listings.len() + self.rejects.len()
+    }
+}
+
+/// A document the chosen adapter cannot read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("not a {}: not JSON ({detail})", api.document_name())]
+    NotJson { api: SourceKind, detail: String },
+    #[error("not a {}: expected {expected}; found {found}", api.document_name())]
+    WrongShape {
+        api: SourceKind,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("not a {}: {detail}", SourceKind::File.document_name())]
+    NotAnExport { detail: String },
+    #[error("not a {}: gzip data that does not decompress ({detail})", api.document_name())]
+    Gzip { api: SourceKind, detail: String },
+}
+
+/// A request the builders refuse to make (a parameter outside what the API accepts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {api} request: {reason}")]
+pub struct RequestError {
+    pub api: SourceKind,
+    pub reason: String,
+}
+
+/// Largest document accepted after gzip decompression: a page is a few MB at most, and the
+/// cap keeps a gzip bomb from exhausting a Lambda's memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Normalises one document (a saved API page or an export) with the adapter for `source`.
+/// gzip input is decompressed first (RESO feeds and the data lake send gzip).
+/// `observed_at` stamps the listings of API pages (exports carry their own).
+///
+/// `Ok` means the document has `source`'s shape; its bad records are in
+/// [`Page::rejects`]. This is what `realty normalize` runs.
+pub fn normalize_file(
+    source: SourceKind,
+    bytes: &[u8],
+    observed_at: DateTime<Utc>,
+) -> Result<Page, SourceError> {
+    let decompressed;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        decompressed = gunzip(source, bytes)?;
+        decompressed.as_slice()
+    } else {
+        bytes
+    };
+    match source {
+        SourceKind::Zillow => zillow::parse_page(bytes, observed_at),
+        SourceKind::Reso => reso::parse_page(bytes, observed_at),
+        SourceKind::Realtor => realtor::parse_page(bytes, observed_at),
+        SourceKind::File => file::parse_export(bytes),
+    }
+}
+
+fn gunzip(source: SourceKind, bytes: &[u8]) -> Result<Vec<u8>, SourceError> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| SourceError::Gzip {
+            api: source,
+            detail: e.to_string(),
+        })?;
+    if out.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(SourceError::Gzip {
+            api: source,
+            detail: format!("more than {MAX_DOCUMENT_BYTES} bytes once decompressed"),
+        });
+    }
+    Ok(out)
+}
+
+/// Parses a JSON document for `api`, skipping a UTF-8 byte-order mark.
+fn parse_json(api: SourceKind, bytes: &[u8]) -> Result<serde_json::Value, SourceError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    serde_json::from_slice(bytes).map_err(|e| SourceError::NotJson {
+        api,
+        detail: e.to_string(),
+    })
+}
+
+/// Guesses which API a JSON document came from, to make shape errors say what the
+/// document looks like instead.
+fn looks_like(value: &serde_json::Value) -> Option<SourceKind> {
+    let object = match value {
+        serde_json::Value::Object(object) => object,
+        serde_json::Value::Array(items) => {
+            return items
+                .iter()
+                .any(|item| item.get("zpid").is_some())
+                .then_some(SourceKind::Zillow);
+        }
+        _ => return None,
+    };
+    if object.contains_key("props") || object.contains_key("zpid") {
+        Some(SourceKind::Zillow)
+    } else if object.contains_key("@odata.context") || object.contains_key("value") {
+        Some(SourceKind::Reso)
+    } else if value.pointer("/data/home_search").is_some() {
+        Some(SourceKind::Realtor)
+    } else {
+        None
+    }
+}
+
+/// Describes a document that is not `api`'s shape: its outline, any message the API put
+/// in it (error responses), and which API it looks like.
+fn describe_document(api: SourceKind, value: &serde_json::Value) -> String {
+    let mut found = json::describe(value);
+    for pointer in ["/message", "/error/message", "/errors/0/message"] {
+        if let Some(message) = value.pointer(pointer).and_then(|m| m.as_str()) {
+            found.push_str(&format!(
+                " (the API says: {})",
+                json::truncate(message, 200)
+            ));
+            break;
+        }
+    }
+    if let Some(other) = looks_like(value).filter(|&other| other != api) {
+        found.push_str(&format!(
+            "; it looks like a {}: try --source {other}",
+            other.document_name()
+        ));
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_kind_names_round_trip() {
+        for kind in SourceKind::ALL {
+            assert_eq!(kind.as_str().parse::<SourceKind>(), Ok(kind));
+        }
+        assert_eq!("ZILLOW".parse::<SourceKind>(), Ok(SourceKind::Zillow));
+        assert!("redfin".parse::<SourceKind>().is_err());
+    }
+
+    #[test]
+    fn gzip_input_is_decompressed() {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(br#"{"props": [], "totalResultCount": 0}"#)
+            .expect("write to memory");
+        let gz = encoder.finish().expect("finish gzip in memory");
+        let page = normalize_file(SourceKind::Zillow, &gz, Utc::now()).expect("a zillow page");
+        assert_eq!(page.record_count(), 0);
+    }
+
+    #[test]
+    fn truncated_gzip_is_an_error() {
+        let err = normalize_file(SourceKind::Reso, &[0x1f, 0x8b, 0x08, 0x00], Utc::now())
+            .expect_err("truncated gzip");
+        assert!(matches!(err, SourceError::Gzip { .. }), "{err}");
+    }
+
+    #[test]
+    fn wrong_api_is_named_in_the_error() {
+        let realtor = br#"{"data": {"home_search": {"count": 0, "total": 0, "results": []}}}"#;
+        let err = normalize_file(SourceKind::Zillow, realtor, Utc::now()).expect_err("shape");
+        let message = err.to_string();
+        assert!(message.contains("--source realtor"), "{message}");
+    }
+}

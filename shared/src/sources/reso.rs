@@ -1,0 +1,422 @@
+//! RESO Web API (OData) `Property` resource, as MLS feeds serve it.
+//!
+//! A page is `{"@odata.context", "value": [...], "@odata.nextLink"?}`; follow
+//! `@odata.nextLink` until it is absent. Incremental sync asks for
+//! `ModificationTimestamp gt <last max seen>` ordered by `ModificationTimestamp`
+//! ([`ResoSync`]); the highest timestamp of a page is in [`ResoPaging`].
+//! Field names follow the RESO Data Dictionary; lookup values are matched whatever their
+//! spelling (`ActiveUnderContract` or `Active Under Contract`).
+//!
+//! Days on market come from `OnMarketDate`: the synced `DaysOnMarket` goes stale because it
+//! changes without a new `ModificationTimestamp`, so it is not read.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use super::json::{self, AreaUnit};
+use super::zillow::parse_one_line_address;
+use super::{
+    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, describe_document,
+    parse_json,
+};
+use crate::listing::{
+    Address, Listing, ListingId, ListingSource, ListingStatus, MarketKey, Offer, PropertyType,
+};
+
+/// Largest `$top` feeds accept (MLS Grid caps it at 5000).
+pub const MAX_TOP: u32 = 5_000;
+
+/// What a page said about the next one, and how far the sync got.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResoPaging {
+    /// `@odata.nextLink`: request it verbatim for the next page; `None` on the last page.
+    pub next_link: Option<String>,
+    /// Highest `ModificationTimestamp` among the page's records (rejected ones included, so
+    /// a record that cannot be read is not fetched again forever). After the **last** page
+    /// of a run, the highest of these is the watermark for the next run's
+    /// [`ResoSync::modified_after`].
+    pub max_modification_timestamp: Option<DateTime<Utc>>,
+}
+
+/// Reads one page from its bytes.
+pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, SourceError> {
+    parse_value(&parse_json(SourceKind::Reso, bytes)?, observed_at)
+}
+
+/// Reads one page already parsed as JSON.
+pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page, SourceError> {
+    let Some(records) = document.get("value").and_then(Value::as_array) else {
+        return Err(SourceError::WrongShape {
+            api: SourceKind::Reso,
+            expected: "an OData object with a \"value\" array",
+            found: describe_document(SourceKind::Reso, document),
+        });
+    };
+    let next_link = match document.get("@odata.nextLink") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(link)) if !link.trim().is_empty() => Some(link.trim().to_owned()),
+        Some(other) => {
+            return Err(SourceError::WrongShape {
+                api: SourceKind::Reso,
+                expected: "\"@odata.nextLink\" to be a URL",
+                found: json::describe(other),
+            });
+        }
+    };
+
+    let mut listings = Vec::with_capacity(records.len());
+    let mut rejects = Vec::new();
+    let mut max_modification_timestamp = None;
+    for (position, record) in records.iter().enumerate() {
+        let modified = json::lenient_text(record, "ModificationTimestamp")
+            .as_deref()
+            .and_then(parse_timestamp);
+        max_modification_timestamp = max_modification_timestamp.max(modified);
+        match normalize_record(record, observed_at) {
+            Ok(listing) => listings.push(listing),
+            Err(reason) => rejects.push(Reject {
+                source_id: json::lenient_text(record, "ListingKey")
+                    .and_then(|key| ListingId::new(ListingSource::Reso, &key).ok())
+                    .map(|id| id.to_string()),
+                position: RecordPosition::Index(position),
+                reason,
+            }),
+        }
+    }
+    Ok(Page {
+        source: SourceKind::Reso,
+        listings,
+        rejects,
+        paging: Paging::Reso(ResoPaging {
+            next_link,
+            max_modification_timestamp,
+        }),
+    })
+}
+
+/// An OData `DateTimeOffset` (`2024-03-01T12:00:00.000Z`, `...+02:00`); a value without an
+/// offset is read as UTC.
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+fn normalize_record(record: &Value, observed_at: DateTime<Utc>) -> Result<Listing, String> {
+    if !record.is_object() {
+        return Err(format!(
+            "expected a Property object, found {}",
+            json::describe(record)
+        ));
+    }
+    let key = json::text(record, "ListingKey")?.ok_or("no ListingKey")?;
+    let id = ListingId::new(ListingSource::Reso, &key).map_err(|e| e.to_string())?;
+    let status = status(record)?;
+    let offer = offer(record);
+
+    let price = json::number(record, "ListPrice")?.ok_or("no ListPrice")?;
+    let price_minor =
+        json::to_minor(price).ok_or_else(|| format!("ListPrice {price} is out of range"))?;
+    let previous_price_minor = json::lenient_number(record, "PreviousListPrice")
+        .filter(|&previous| previous != price)
+        .and_then(json::to_minor);
+
+    let address = address(record)?;
+    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+
+    // The Data Dictionary's default unit in US feeds is square feet.
+    let living_area_sqft = json::lenient_number(record, "LivingArea").and_then(|area| {
+        let unit = match json::lenient_text(record, "LivingAreaUnits") {
+            None => AreaUnit::SquareFeet,
+            Some(name) => AreaUnit::parse(&name)?,
+        };
+        json::whole_sqft(unit.to_sqft(area)).and_then(|sqft| u32::try_from(sqft).ok())
+    });
+
+    let mut listing = Listing {
+        id,
+        source: ListingSource::Reso,
+        status,
+        offer,
+        price_minor,
+        // The Data Dictionary has no currency field: US MLS prices are dollars.
+        currency: "USD".to_owned(),
+        previous_price_minor,
+        property_type: property_type(record),
+        beds: json::lenient_count(record, "BedroomsTotal").and_then(|n| u16::try_from(n).ok()),
+        baths: baths(record),
+        living_area_sqft,
+        lot_size_sqft: lot_size_sqft(record),
+        address,
+        market,
+        coordinates: json::coordinates(record, "Latitude", "Longitude"),
+        on_market_date: json::lenient_text(record, "OnMarketDate")
+            .as_deref()
+            .and_then(json::leading_date),
+        rent_estimate_minor: None,
+        source_url: None,
+        observed_at,
+    };
+    listing.clear_implausible_optionals();
+    listing.validate().map_err(|e| e.to_string())?;
+    Ok(listing)
+}
+
+fn status(record: &Value) -> Result<ListingStatus, String> {
+    let raw = json::text(record, "StandardStatus")?.ok_or("no StandardStatus")?;
+    match json::folded(&raw).as_str() {
+        "active" => Ok(ListingStatus::Active),
+        "comingsoon" => Ok(ListingStatus::ComingSoon),
+        "activeundercontract" => Ok(ListingStatus::UnderContract),
+        "pending" => Ok(ListingStatus::Pending),
+        "closed" => Ok(ListingStatus::Sold),
+        // `Delete` marks a record entered in error: for the pipeline it leaves the market.
+        "canceled" | "cancelled" | "expired" | "withdrawn" | "hold" | "delete" => {
+            Ok(ListingStatus::OffMarket)
+        }
+        "incomplete" => Err("StandardStatus Incomplete: a draft, not yet a listing".to_owned()),
+        _ => Err(format!("unknown StandardStatus {raw:?}")),
+    }
+}
+
+/// Lease property types price a monthly rent.
+fn offer(record: &Value) -> Offer {
+    match json::lenient_text(record, "PropertyType").map(|t| json::folded(&t)) {
+        Some(kind) if kind.ends_with("lease") => Offer::Rent,
+        _ => Offer::Sale,
+    }
+}
+
+/// `PropertySubType` when it says enough, else `PropertyType`.
+fn property_type(record: &Value) -> PropertyType {
+    let sub_type = json::lenient_text(record, "PropertySubType").map(|t| json::folded(&t));
+    let by_sub_type = match sub_type.as_deref() {
+        Some("singlefamilyresidence" | "singlefamily" | "singlefamilydetached" | "cabin") => {
+            Some(PropertyType::SingleFamily)
+        }
+        Some("condominium" | "condo" | "stockcooperative") => Some(PropertyType::Condo),
+        Some("townhouse" | "townhome") => Some(PropertyType::Townhouse),
+        Some("duplex" | "triplex" | "quadruplex" | "multifamily") => {
+            Some(PropertyType::MultiFamily)
+        }
+        Some("apartment") => Some(PropertyType::Apartment),
+        Some("manufacturedhome" | "manufacturedonland" | "mobilehome") => {
+            Some(PropertyType::Manufactured)
+        }
+        Some("unimprovedland" | "land" | "farm" | "ranch") => Some(PropertyType::Land),
+        _ => None,
+    };
+    by_sub_type.unwrap_or_else(|| {
+        match json::lenient_text(record, "PropertyType")
+            .map(|t| json::folded(&t))
+            .as_deref()
+        {
+            Some("residentialincome") => PropertyType::MultiFamily,
+            Some("land" | "farm") => PropertyType::Land,
+            Some("manufacturedinpark") => PropertyType::Manufactured,
+            _ => PropertyType::Other,
+        }
+    })
+}
+
+/// `BathroomsTotalInteger`, else full plus half of the half baths.
+fn baths(record: &Value) -> Option<f32> {
+    if let Some(total) = json::lenient_number(record, "BathroomsTotalInteger") {
+        return Some(json::tenths(total));
+    }
+    let full = json::lenient_number(record, "BathroomsFull");
+    let half = json::lenient_number(record, "BathroomsHalf");
+    (full.is_some() || half.is_some())
+        .then(|| json::tenths(full.unwrap_or(0.0) + 0.5 * half.unwrap_or(0.0)))
+}
+
+/// `LotSizeSquareFeet`, else `LotSizeAcres`, else `LotSizeArea` in `LotSizeUnits`.
+fn lot_size_sqft(record: &Value) -> Option<u64> {
+    let sqft = json::lenient_number(record, "LotSizeSquareFeet")
+        .or_else(|| {
+            json::lenient_number(record, "LotSizeAcres").map(|acres| AreaUnit::Acres.to_sqft(acres))
+        })
+        .or_else(|| {
+            let area = json::lenient_number(record, "LotSizeArea")?;
+            let unit = AreaUnit::parse(&json::lenient_text(record, "LotSizeUnits")?)?;
+            Some(unit.to_sqft(area))
+        })?;
+    json::whole_sqft(sqft)
+}
+
+/// City, state and ZIP from their fields; the street line from the street parts, else from
+/// `UnparsedAddress` (whose first comma-separated part it is when the feed writes the whole
+/// address there).
+fn address(record: &Value) -> Result<Address, String> {
+    let unparsed = json::lenient_text(record, "UnparsedAddress");
+    let city = json::lenient_text(record, "City");
+    let state = json::lenient_text(record, "StateOrProvince");
+    let (Some(city), Some(state)) = (city, state) else {
+        // Some feeds fill only UnparsedAddress with the whole one-line address.
+        return match unparsed {
+            Some(line) => parse_one_line_address(&line)
+                .map_err(|reason| format!("no City/StateOrProvince, and {reason}")),
+            None => Err("no City/StateOrProvince: the listing cannot be placed in a market".into()),
+        };
+    };
+    let street_parts: Vec<String> = [
+        "StreetNumber",
+        "StreetDirPrefix",
+        "StreetName",
+        "StreetSuffix",
+        "StreetDirSuffix",
+    ]
+    .iter()
+    .filter_map(|key| json::lenient_text(record, key))
+    .collect();
+    let line = if street_parts.is_empty() {
+        unparsed.and_then(|text| text.split(',').next().map(|s| s.trim().to_owned()))
+    } else {
+        let mut line = street_parts.join(" ");
+        if let Some(unit) = json::lenient_text(record, "UnitNumber") {
+            line.push_str(&format!(" #{unit}"));
+        }
+        Some(line)
+    };
+    Ok(Address {
+        line: line.filter(|l| !l.is_empty()),
+        city,
+        state,
+        postal_code: json::lenient_text(record, "PostalCode"),
+    })
+}
+
+/// One sync of the `Property` resource: the first request's parameters. Later pages come
+/// from `@odata.nextLink`, requested verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResoSync {
+    /// The watermark: only records modified strictly after it. `None` for a full sync.
+    pub modified_after: Option<DateTime<Utc>>,
+    /// Page size, 1..=[`MAX_TOP`].
+    pub top: u32,
+    /// An extra OData condition ANDed to the timestamp filter
+    /// (`StandardStatus eq 'Active'`), written by the operator.
+    pub extra_filter: Option<String>,
+}
+
+impl ResoSync {
+    /// `$filter`, `$orderby` and `$top` for the first page, unencoded (the HTTP client
+    /// encodes them). Ordering by `ModificationTimestamp` makes the last page's highest
+    /// timestamp the run's highest.
+    pub fn query_params(&self) -> Result<Vec<(&'static str, String)>, RequestError> {
+        if !(1..=MAX_TOP).contains(&self.top) {
+            return Err(RequestError {
+                api: SourceKind::Reso,
+                reason: format!("$top {} is outside 1..={MAX_TOP}", self.top),
+            });
+        }
+        let extra = self
+            .extra_filter
+            .as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty());
+        let filter = match (self.modified_after.map(modification_filter), extra) {
+            (Some(since), Some(extra)) => Some(format!("{since} and ({extra})")),
+            (Some(since), None) => Some(since),
+            (None, Some(extra)) => Some(extra.to_owned()),
+            (None, None) => None,
+        };
+        let mut params = Vec::with_capacity(3);
+        if let Some(filter) = filter {
+            params.push(("$filter", filter));
+        }
+        params.push(("$orderby", "ModificationTimestamp".to_owned()));
+        params.push(("$top", self.top.to_string()));
+        Ok(params)
+    }
+}
+
+/// `ModificationTimestamp gt 2024-03-01T12:00:00.123Z`: an OData `DateTimeOffset` literal
+/// (unquoted) with the watermark's full precision, so no record at the boundary is skipped.
+pub fn modification_filter(after: DateTime<Utc>) -> String {
+    format!(
+        "ModificationTimestamp gt {}",
+        after.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn incremental_sync_filters_and_orders_by_modification_timestamp() {
+        let watermark = Utc
+            .with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid time");
+        let sync = ResoSync {
+            modified_after: Some(watermark),
+            top: 1000,
+            extra_filter: Some("StandardStatus eq 'Active'".into()),
+        };
+        assert_eq!(
+            sync.query_params().expect("valid"),
+            vec![
+                (
+                    "$filter",
+                    "ModificationTimestamp gt 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')"
+                        .to_owned()
+                ),
+                ("$orderby", "ModificationTimestamp".to_owned()),
+                ("$top", "1000".to_owned()),
+            ]
+        );
+        let full = ResoSync {
+            modified_after: None,
+            top: 5000,
+            extra_filter: None,
+        };
+        assert_eq!(
+            full.query_params().expect("valid"),
+            vec![
+                ("$orderby", "ModificationTimestamp".to_owned()),
+                ("$top", "5000".to_owned()),
+            ]
+        );
+        assert!(
+            ResoSync {
+                top: 5001,
+                ..full.clone()
+            }
+            .query_params()
+            .is_err()
+        );
+        assert!(ResoSync { top: 0, ..full }.query_params().is_err());
+    }
+
+    #[test]
+    fn watermark_keeps_sub_second_precision() {
+        let watermark = Utc
+            .with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid time")
+            + chrono::Duration::microseconds(123_456);
+        assert_eq!(
+            modification_filter(watermark),
+            "ModificationTimestamp gt 2024-03-01T12:00:00.123456Z"
+        );
+    }
+
+    #[test]
+    fn timestamps_with_and_without_offsets() {
+        let expected = Utc.with_ymd_and_hms(2024, 3, 1, 10, 0, 0).single();
+        assert_eq!(parse_timestamp("2024-03-01T12:00:00+02:00"), expected);
+        assert_eq!(parse_timestamp("2024-03-01T10:00:00.000Z"), expected);
+        assert_eq!(parse_timestamp("2024-03-01T10:00:00"), expected);
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+}

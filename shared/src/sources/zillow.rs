@@ -1,0 +1,701 @@
+//! Zillow via RapidAPI `zillow-com1`, `GET /propertyExtendedSearch`.
+//!
+//! A page is `{"props": [...], "totalPages", "totalResultCount", "currentPage",
+//! "resultsPerPage", ...}`; a bare `props` array (as some pipelines save it) is read too.
+//! What the real responses taught (see `tests/fixtures/README.md`):
+//! - `price` is the **current** price; `priceChange` is the signed size of the last change,
+//!   so the previous price is `price - priceChange`.
+//! - Numbers may arrive as strings (`"daysOnZillow": "138"`); keys may be null or absent.
+//! - `address` is one string, `"street, City, ST zip"`.
+//! - `detailUrl` is relative to `https://www.zillow.com`.
+//! - A query reaches at most [`MAX_PAGES`] pages: larger markets are split into price bands
+//!   ([`plan_price_band`]).
+
+use chrono::{DateTime, Days, Utc};
+use serde_json::Value;
+
+use super::json::{self, AreaUnit};
+use super::{
+    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, describe_document,
+    parse_json,
+};
+use crate::listing::{
+    Address, Listing, ListingId, ListingSource, ListingStatus, MarketKey, Offer, PropertyType,
+};
+
+/// Zillow's site, which `detailUrl` is relative to.
+pub const ZILLOW_BASE_URL: &str = "https://www.zillow.com";
+/// The last page a query can reach (`page` is 1..=20).
+pub const MAX_PAGES: u32 = 20;
+/// Results on a full page, used when a page does not say.
+pub const DEFAULT_RESULTS_PER_PAGE: u32 = 41;
+/// Most places one `location` parameter may name (joined by `;`).
+pub const MAX_LOCATIONS: usize = 5;
+/// Longest `location` parameter accepted.
+pub const MAX_LOCATION_CHARS: usize = 100;
+/// Where an open-ended price band (`$0` and up) is first cut, in whole dollars: near the US
+/// median list price, so the two halves hold similar counts.
+pub const OPEN_BAND_FIRST_SPLIT_USD: u64 = 500_000;
+
+/// The paging fields of a page; all `None` for a bare `props` array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ZillowPaging {
+    pub current_page: Option<u32>,
+    pub total_pages: Option<u32>,
+    pub total_result_count: Option<u64>,
+    pub results_per_page: Option<u32>,
+}
+
+impl ZillowPaging {
+    /// The page to request next, if any (never past [`MAX_PAGES`]).
+    pub fn next_page(&self) -> Option<u32> {
+        let current = self.current_page?;
+        let last = self.total_pages?.min(MAX_PAGES);
+        (current < last).then_some(current + 1)
+    }
+
+    /// How many results [`MAX_PAGES`] pages can hold.
+    pub fn reachable_result_count(&self) -> u64 {
+        u64::from(MAX_PAGES)
+            * u64::from(
+                self.results_per_page
+                    .filter(|&n| n > 0)
+                    .unwrap_or(DEFAULT_RESULTS_PER_PAGE),
+            )
+    }
+
+    /// Whether the query matched more results than its pages can reach.
+    pub fn exceeds_page_limit(&self) -> bool {
+        self.total_result_count
+            .is_some_and(|total| total > self.reachable_result_count())
+    }
+}
+
+/// Reads one page from its bytes.
+pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, SourceError> {
+    parse_value(&parse_json(SourceKind::Zillow, bytes)?, observed_at)
+}
+
+const EXPECTED_SHAPE: &str =
+    "an object with a \"props\" array (or a bare array of listings with \"zpid\")";
+
+/// Reads one page already parsed as JSON.
+pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page, SourceError> {
+    let wrong_shape = || SourceError::WrongShape {
+        api: SourceKind::Zillow,
+        expected: EXPECTED_SHAPE,
+        found: describe_document(SourceKind::Zillow, document),
+    };
+    let (props, paging): (&[Value], ZillowPaging) = match document {
+        Value::Array(items) => (items, ZillowPaging::default()),
+        Value::Object(envelope) => {
+            let paging = ZillowPaging {
+                current_page: count_u32(document, "currentPage"),
+                total_pages: count_u32(document, "totalPages"),
+                total_result_count: json::lenient_count(document, "totalResultCount"),
+                results_per_page: count_u32(document, "resultsPerPage"),
+            };
+            match envelope.get("props") {
+                Some(Value::Array(items)) => (items, paging),
+                // A search with no results may leave `props` out.
+                None | Some(Value::Null) if paging.total_result_count == Some(0) => (&[], paging),
+                _ => return Err(wrong_shape()),
+            }
+        }
+        _ => return Err(wrong_shape()),
+    };
+    if !props.is_empty() && !props.iter().any(|prop| prop.get("zpid").is_some()) {
+        return Err(wrong_shape());
+    }
+
+    let mut listings = Vec::with_capacity(props.len());
+    let mut rejects = Vec::new();
+    for (position, prop) in props.iter().enumerate() {
+        match normalize_prop(prop, observed_at) {
+            Ok(listing) => listings.push(listing),
+            Err(reason) => rejects.push(Reject {
+                source_id: json::lenient_text(prop, "zpid")
+                    .and_then(|zpid| ListingId::new(ListingSource::Zillow, &zpid).ok())
+                    .map(|id| id.to_string()),
+                position: RecordPosition::Index(position),
+                reason,
+            }),
+        }
+    }
+    Ok(Page {
+        source: SourceKind::Zillow,
+        listings,
+        rejects,
+        paging: Paging::Zillow(paging),
+    })
+}
+
+fn count_u32(object: &Value, key: &str) -> Option<u32> {
+    json::lenient_count(object, key).and_then(|n| u32::try_from(n).ok())
+}
+
+/// One `props` record to a listing, or the reason it cannot be one.
+fn normalize_prop(prop: &Value, observed_at: DateTime<Utc>) -> Result<Listing, String> {
+    if !prop.is_object() {
+        return Err(format!(
+            "expected a listing object, found {}",
+            json::describe(prop)
+        ));
+    }
+    let zpid = json::text(prop, "zpid")?.ok_or("no zpid")?;
+    let id = ListingId::new(ListingSource::Zillow, &zpid).map_err(|e| e.to_string())?;
+    let (status, offer) = status_and_offer(prop)?;
+
+    let price = json::number(prop, "price")?.ok_or("no price")?;
+    let price_minor =
+        json::to_minor(price).ok_or_else(|| format!("price {price} is out of range"))?;
+    let currency = json::text(prop, "currency")?
+        .unwrap_or_else(|| "USD".to_owned())
+        .to_uppercase();
+    // `price` is already the new price: the one before the change is `price - priceChange`.
+    let previous_price_minor = json::lenient_number(prop, "priceChange")
+        .filter(|&change| change != 0.0)
+        .and_then(|change| json::to_minor(price - change));
+
+    let address = address(prop)?;
+    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+
+    let lot_size_sqft = json::lenient_number(prop, "lotAreaValue").and_then(|value| {
+        // A value without a unit is not guessed at.
+        let unit = AreaUnit::parse(&json::lenient_text(prop, "lotAreaUnit")?)?;
+        json::whole_sqft(unit.to_sqft(value))
+    });
+    let on_market_date = json::lenient_count(prop, "daysOnZillow")
+        .and_then(|days| observed_at.date_naive().checked_sub_days(Days::new(days)));
+
+    let mut listing = Listing {
+        id,
+        source: ListingSource::Zillow,
+        status,
+        offer,
+        price_minor,
+        currency,
+        previous_price_minor,
+        property_type: property_type(json::lenient_text(prop, "propertyType").as_deref()),
+        beds: json::lenient_count(prop, "bedrooms").and_then(|n| u16::try_from(n).ok()),
+        baths: json::lenient_number(prop, "bathrooms").map(json::tenths),
+        living_area_sqft: json::lenient_number(prop, "livingArea")
+            .and_then(json::whole_sqft)
+            .and_then(|sqft| u32::try_from(sqft).ok()),
+        lot_size_sqft,
+        address,
+        market,
+        coordinates: json::coordinates(prop, "latitude", "longitude"),
+        on_market_date,
+        rent_estimate_minor: json::lenient_number(prop, "rentZestimate").and_then(json::to_minor),
+        source_url: Some(detail_url(json::lenient_text(prop, "detailUrl"), &zpid)),
+        observed_at,
+    };
+    listing.clear_implausible_optionals();
+    listing.validate().map_err(|e| e.to_string())?;
+    Ok(listing)
+}
+
+/// `listingStatus`, refined by `listingSubType` and `contingentListingType`.
+fn status_and_offer(prop: &Value) -> Result<(ListingStatus, Offer), String> {
+    let raw = json::text(prop, "listingStatus")?.ok_or("no listingStatus")?;
+    let (status, offer) = match json::folded(&raw).as_str() {
+        "forsale" => (ListingStatus::Active, Offer::Sale),
+        "forrent" => (ListingStatus::Active, Offer::Rent),
+        "comingsoon" => (ListingStatus::ComingSoon, Offer::Sale),
+        "contingent" | "undercontract" => (ListingStatus::UnderContract, Offer::Sale),
+        "pending" => (ListingStatus::Pending, Offer::Sale),
+        "recentlysold" | "sold" => (ListingStatus::Sold, Offer::Sale),
+        "other" | "offmarket" | "foreclosed" | "preforeclosure" => {
+            (ListingStatus::OffMarket, Offer::Sale)
+        }
+        _ => return Err(format!("unknown listingStatus {raw:?}")),
+    };
+    if status != ListingStatus::Active {
+        return Ok((status, offer));
+    }
+    let sub_type = json::field(prop, "listingSubType").unwrap_or(&Value::Null);
+    let refined = if json::flag(sub_type, "is_comingSoon") {
+        ListingStatus::ComingSoon
+    } else if json::flag(sub_type, "is_pending") {
+        ListingStatus::Pending
+    } else {
+        match json::lenient_text(prop, "contingentListingType").map(|t| json::folded(&t)) {
+            Some(kind) if kind == "pending" => ListingStatus::Pending,
+            Some(_) => ListingStatus::UnderContract,
+            None => ListingStatus::Active,
+        }
+    };
+    Ok((refined, offer))
+}
+
+fn property_type(raw: Option<&str>) -> PropertyType {
+    match raw.map(json::folded).as_deref() {
+        Some("singlefamily") => PropertyType::SingleFamily,
+        Some("condo") => PropertyType::Condo,
+        Some("townhouse") => PropertyType::Townhouse,
+        Some("multifamily") => PropertyType::MultiFamily,
+        Some("lot" | "land" | "lotsland") => PropertyType::Land,
+        Some("apartment") => PropertyType::Apartment,
+        Some("manufactured" | "mobile") => PropertyType::Manufactured,
+        _ => PropertyType::Other,
+    }
+}
+
+/// `address` is usually one string; the detail endpoints send an object instead.
+fn address(prop: &Value) -> Result<Address, String> {
+    match json::field(prop, "address") {
+        None => Err("no address".to_owned()),
+        Some(Value::String(line)) => parse_one_line_address(line),
+        Some(object @ Value::Object(_)) => Ok(Address {
+            line: json::lenient_text(object, "streetAddress"),
+            city: json::lenient_text(object, "city").unwrap_or_default(),
+            state: json::lenient_text(object, "state").unwrap_or_default(),
+            postal_code: json::lenient_text(object, "zipcode"),
+        }),
+        Some(other) => Err(format!(
+            "address: expected text, found {}",
+            json::describe(other)
+        )),
+    }
+}
+
+/// Splits `"309 Church St APT 610, Nashville, TN 37201"` into street line, city, state and
+/// ZIP. The last comma-separated part is `ST zip` (or `ST`), the one before it the city, the
+/// rest the street (absent, or Zillow's "(undisclosed Address)", for unnamed lots).
+pub fn parse_one_line_address(text: &str) -> Result<Address, String> {
+    let malformed = || {
+        format!(
+            "address {:?} is not \"street, City, ST zip\"",
+            json::truncate(text, 80)
+        )
+    };
+    let parts: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect();
+    let [street @ .., city, state_zip] = parts.as_slice() else {
+        return Err(malformed());
+    };
+    let mut tokens = state_zip.split_whitespace();
+    let state = tokens.next().ok_or_else(malformed)?;
+    let postal_code = tokens.next();
+    if tokens.next().is_some() || !state.chars().all(char::is_alphabetic) {
+        return Err(malformed());
+    }
+    let street = street.join(", ");
+    let undisclosed = street.is_empty() || street.to_lowercase().contains("undisclosed");
+    Ok(Address {
+        line: (!undisclosed).then_some(street),
+        city: (*city).to_owned(),
+        state: state.to_uppercase(),
+        postal_code: postal_code.map(str::to_owned),
+    })
+}
+
+/// `detailUrl` made absolute; the listing's canonical page when the field is missing.
+fn detail_url(detail_url: Option<String>, zpid: &str) -> String {
+    match detail_url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
+        Some(path) if path.starts_with('/') => format!("{ZILLOW_BASE_URL}{path}"),
+        Some(path) => format!("{ZILLOW_BASE_URL}/{path}"),
+        None => format!("{ZILLOW_BASE_URL}/homedetails/{zpid}_zpid/"),
+    }
+}
+
+/// `status_type` of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZillowStatusType {
+    ForSale,
+    ForRent,
+    RecentlySold,
+}
+
+impl ZillowStatusType {
+    pub fn as_param(self) -> &'static str {
+        match self {
+            Self::ForSale => "ForSale",
+            Self::ForRent => "ForRent",
+            Self::RecentlySold => "RecentlySold",
+        }
+    }
+}
+
+/// One value of `home_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZillowHomeType {
+    Houses,
+    Condos,
+    Townhomes,
+    MultiFamily,
+    Apartments,
+    Manufactured,
+    LotsLand,
+}
+
+impl ZillowHomeType {
+    pub fn as_param(self) -> &'static str {
+        match self {
+            Self::Houses => "Houses",
+            Self::Condos => "Condos",
+            Self::Townhomes => "Townhomes",
+            Self::MultiFamily => "Multi-family",
+            Self::Apartments => "Apartments",
+            Self::Manufactured => "Manufactured",
+            Self::LotsLand => "LotsLand",
+        }
+    }
+}
+
+/// An inclusive range of prices in whole dollars (`minPrice`/`maxPrice`); `max_usd: None`
+/// means no upper limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PriceBand {
+    pub min_usd: u64,
+    pub max_usd: Option<u64>,
+}
+
+impl PriceBand {
+    /// Every price.
+    pub const ALL: PriceBand = PriceBand {
+        min_usd: 0,
+        max_usd: None,
+    };
+
+    /// Cuts the band in two non-overlapping halves: at the midpoint of a closed band, at
+    /// [`OPEN_BAND_FIRST_SPLIT_USD`] or twice the minimum for an open one. `None` for a band
+    /// of a single price, which cannot be cut.
+    pub fn split(self) -> Option<(PriceBand, PriceBand)> {
+        let cut = match self.max_usd {
+            None => self
+                .min_usd
+                .saturating_mul(2)
+                .max(OPEN_BAND_FIRST_SPLIT_USD),
+            Some(max) if max > self.min_usd => self.min_usd + (max - self.min_usd) / 2,
+            Some(_) => return None,
+        };
+        let upper_min = cut.checked_add(1)?;
+        Some((
+            PriceBand {
+                min_usd: self.min_usd,
+                max_usd: Some(cut),
+            },
+            PriceBand {
+                min_usd: upper_min,
+                max_usd: self.max_usd,
+            },
+        ))
+    }
+}
+
+/// What to do with a price band once its first page is in hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BandPlan {
+    /// Fetch pages 2..=`last_page` of this band. `unreachable_results` is how many matches no
+    /// page reaches (non-zero only when a single-price band still overflows).
+    Fetch {
+        last_page: u32,
+        unreachable_results: u64,
+    },
+    /// The band matches more than [`MAX_PAGES`] pages hold: query each half instead,
+    /// starting again from its page 1.
+    Split { lower: PriceBand, upper: PriceBand },
+}
+
+/// Decides, from page 1 of `band`, whether its pages reach all its results or it must be
+/// split. Applied recursively from [`PriceBand::ALL`] this covers a market of any size with
+/// bands that each fit in 20 pages; each split costs one extra request per half, and
+/// halving converges in about 30 steps even for the widest range.
+pub fn plan_price_band(band: PriceBand, first_page: &ZillowPaging) -> BandPlan {
+    let last_page = first_page.total_pages.unwrap_or(1).clamp(1, MAX_PAGES);
+    if !first_page.exceeds_page_limit() {
+        return BandPlan::Fetch {
+            last_page,
+            unreachable_results: 0,
+        };
+    }
+    match band.split() {
+        Some((lower, upper)) => BandPlan::Split { lower, upper },
+        None => BandPlan::Fetch {
+            last_page,
+            unreachable_results: first_page
+                .total_result_count
+                .unwrap_or(0)
+                .saturating_sub(first_page.reachable_result_count()),
+        },
+    }
+}
+
+/// One search: where, what, and which price band.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZillowSearch {
+    /// Up to five places (`"Nashville, TN"`, `"37201"`), sent joined by `;`.
+    pub locations: Vec<String>,
+    pub status_type: ZillowStatusType,
+    /// Empty for every home type.
+    pub home_types: Vec<ZillowHomeType>,
+    pub price_band: PriceBand,
+}
+
+impl ZillowSearch {
+    /// The query parameters for `page` (1..=20), unencoded (the HTTP client encodes them).
+    pub fn query_params(&self, page: u32) -> Result<Vec<(&'static str, String)>, RequestError> {
+        let invalid = |reason: String| RequestError {
+            api: SourceKind::Zillow,
+            reason,
+        };
+        if !(1..=MAX_PAGES).contains(&page) {
+            return Err(invalid(format!("page {page} is outside 1..={MAX_PAGES}")));
+        }
+        if self.locations.is_empty() || self.locations.len() > MAX_LOCATIONS {
+            return Err(invalid(format!(
+                "{} locations: a search names 1..={MAX_LOCATIONS}",
+                self.locations.len()
+            )));
+        }
+        if self
+            .locations
+            .iter()
+            .any(|place| place.trim().is_empty() || place.contains(';'))
+        {
+            return Err(invalid("a location is empty or contains ';'".to_owned()));
+        }
+        let location = self
+            .locations
+            .iter()
+            .map(|place| place.trim())
+            .collect::<Vec<_>>()
+            .join(";");
+        if location.chars().count() > MAX_LOCATION_CHARS {
+            return Err(invalid(format!(
+                "location {location:?} is longer than {MAX_LOCATION_CHARS} characters"
+            )));
+        }
+        if let Some(max) = self.price_band.max_usd
+            && max < self.price_band.min_usd
+        {
+            return Err(invalid(format!(
+                "price band {}..={max} is empty",
+                self.price_band.min_usd
+            )));
+        }
+
+        let mut params = vec![
+            ("location", location),
+            ("page", page.to_string()),
+            ("status_type", self.status_type.as_param().to_owned()),
+        ];
+        if !self.home_types.is_empty() {
+            let home_types: Vec<&str> = self.home_types.iter().map(|t| t.as_param()).collect();
+            params.push(("home_type", home_types.join(",")));
+        }
+        if self.price_band.min_usd > 0 {
+            params.push(("minPrice", self.price_band.min_usd.to_string()));
+        }
+        if let Some(max) = self.price_band.max_usd {
+            params.push(("maxPrice", max.to_string()));
+        }
+        Ok(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_addresses_split_into_parts() {
+        let address =
+            parse_one_line_address("309 Church St APT 610, Nashville, TN 37201").expect("address");
+        assert_eq!(address.line.as_deref(), Some("309 Church St APT 610"));
+        assert_eq!(address.city, "Nashville");
+        assert_eq!(address.state, "TN");
+        assert_eq!(address.postal_code.as_deref(), Some("37201"));
+
+        let no_street = parse_one_line_address("Syracuse, NY 13204").expect("address");
+        assert_eq!(no_street.line, None);
+        assert_eq!(no_street.city, "Syracuse");
+
+        let undisclosed =
+            parse_one_line_address("(undisclosed Address), Nashville, TN 37201").expect("address");
+        assert_eq!(undisclosed.line, None);
+
+        let comma_in_street =
+            parse_one_line_address("Unit 4, 12 Main St, Springfield, IL").expect("address");
+        assert_eq!(comma_in_street.line.as_deref(), Some("Unit 4, 12 Main St"));
+        assert_eq!(comma_in_street.postal_code, None);
+
+        for bad in [
+            "",
+            "Nashville",
+            "12 Main St, Nashville, 37201",
+            "a, b, TN 37201 x",
+        ] {
+            assert!(parse_one_line_address(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn detail_urls_become_absolute() {
+        assert_eq!(
+            detail_url(Some("/homedetails/x/1_zpid/".into()), "1"),
+            "https://www.zillow.com/homedetails/x/1_zpid/"
+        );
+        assert_eq!(
+            detail_url(Some("https://www.zillow.com/b/".into()), "1"),
+            "https://www.zillow.com/b/"
+        );
+        assert_eq!(
+            detail_url(None, "7"),
+            "https://www.zillow.com/homedetails/7_zpid/"
+        );
+    }
+
+    #[test]
+    fn next_page_stops_at_the_last_reachable_page() {
+        let paging = |current, total| ZillowPaging {
+            current_page: Some(current),
+            total_pages: Some(total),
+            total_result_count: None,
+            results_per_page: Some(41),
+        };
+        assert_eq!(paging(1, 2).next_page(), Some(2));
+        assert_eq!(paging(2, 2).next_page(), None);
+        assert_eq!(paging(19, 40).next_page(), Some(20));
+        assert_eq!(paging(20, 40).next_page(), None);
+        assert_eq!(ZillowPaging::default().next_page(), None);
+    }
+
+    #[test]
+    fn price_bands_split_until_they_fit() {
+        let overflowing = ZillowPaging {
+            current_page: Some(1),
+            total_pages: Some(20),
+            total_result_count: Some(2_000),
+            results_per_page: Some(41),
+        };
+        assert_eq!(
+            plan_price_band(PriceBand::ALL, &overflowing),
+            BandPlan::Split {
+                lower: PriceBand {
+                    min_usd: 0,
+                    max_usd: Some(500_000)
+                },
+                upper: PriceBand {
+                    min_usd: 500_001,
+                    max_usd: None
+                },
+            }
+        );
+        let closed = PriceBand {
+            min_usd: 100_000,
+            max_usd: Some(300_000),
+        };
+        assert_eq!(
+            closed.split(),
+            Some((
+                PriceBand {
+                    min_usd: 100_000,
+                    max_usd: Some(200_000)
+                },
+                PriceBand {
+                    min_usd: 200_001,
+                    max_usd: Some(300_000)
+                }
+            ))
+        );
+        let single = PriceBand {
+            min_usd: 250_000,
+            max_usd: Some(250_000),
+        };
+        assert_eq!(
+            plan_price_band(single, &overflowing),
+            BandPlan::Fetch {
+                last_page: 20,
+                unreachable_results: 2_000 - 820,
+            }
+        );
+        let fitting = ZillowPaging {
+            total_pages: Some(2),
+            total_result_count: Some(65),
+            ..overflowing
+        };
+        assert_eq!(
+            plan_price_band(PriceBand::ALL, &fitting),
+            BandPlan::Fetch {
+                last_page: 2,
+                unreachable_results: 0
+            }
+        );
+        // At the top of the range an open band cannot be cut past u64::MAX.
+        let top = PriceBand {
+            min_usd: u64::MAX,
+            max_usd: None,
+        };
+        assert_eq!(top.split(), None);
+    }
+
+    #[test]
+    fn repeated_splitting_covers_the_range_without_overlap() {
+        let mut bands = vec![PriceBand::ALL];
+        for _ in 0..6 {
+            bands = bands
+                .into_iter()
+                .flat_map(|band| match band.split() {
+                    Some((lower, upper)) => vec![lower, upper],
+                    None => vec![band],
+                })
+                .collect();
+        }
+        bands.sort_by_key(|band| band.min_usd);
+        assert_eq!(bands[0].min_usd, 0);
+        assert_eq!(bands.last().and_then(|b| b.max_usd), None);
+        for pair in bands.windows(2) {
+            assert_eq!(pair[0].max_usd.map(|max| max + 1), Some(pair[1].min_usd));
+        }
+    }
+
+    #[test]
+    fn query_params_follow_the_api_limits() {
+        let search = ZillowSearch {
+            locations: vec!["Nashville, TN".into(), "37201".into()],
+            status_type: ZillowStatusType::ForSale,
+            home_types: vec![ZillowHomeType::Condos, ZillowHomeType::MultiFamily],
+            price_band: PriceBand {
+                min_usd: 500_001,
+                max_usd: None,
+            },
+        };
+        assert_eq!(
+            search.query_params(3).expect("valid"),
+            vec![
+                ("location", "Nashville, TN;37201".to_owned()),
+                ("page", "3".to_owned()),
+                ("status_type", "ForSale".to_owned()),
+                ("home_type", "Condos,Multi-family".to_owned()),
+                ("minPrice", "500001".to_owned()),
+            ]
+        );
+        assert!(search.query_params(0).is_err());
+        assert!(search.query_params(21).is_err());
+        let too_many = ZillowSearch {
+            locations: vec!["a".into(); 6],
+            ..search.clone()
+        };
+        assert!(too_many.query_params(1).is_err());
+        let too_long = ZillowSearch {
+            locations: vec!["x".repeat(101)],
+            ..search.clone()
+        };
+        assert!(too_long.query_params(1).is_err());
+        let empty_band = ZillowSearch {
+            price_band: PriceBand {
+                min_usd: 10,
+                max_usd: Some(5),
+            },
+            ..search
+        };
+        assert!(empty_band.query_params(1).is_err());
+    }
+}
