@@ -19,7 +19,7 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on te
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
-	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact
+	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 unit: ## Unit and integration tests (integration tests start their own local AWS)
 	$(CARGO) test --workspace

@@ -246,7 +246,8 @@ impl Provisioner<'_> {
             "AWS::S3::Bucket" => self.bucket(id, &name).await?,
             "AWS::S3::BucketPolicy" => {
                 let props = self.props(id)?;
-                self.ctx.set_ref(id, str_prop(&props, "Bucket").unwrap_or_default());
+                self.ctx
+                    .set_ref(id, str_prop(&props, "Bucket").unwrap_or_default());
                 self.skip(
                     id,
                     kind,
@@ -319,6 +320,15 @@ impl Provisioner<'_> {
                         reason,
                     );
                 }
+                return Ok(());
+            }
+            "AWS::Glue::Database" | "AWS::Glue::Table" => {
+                self.ctx.set_ref(id, name.replace('-', "_"));
+                self.skip(
+                    id,
+                    kind,
+                    "Athena and the Glue catalog are not part of the local pipeline: read the data lake's objects in S3 directly",
+                );
                 return Ok(());
             }
             other => {
