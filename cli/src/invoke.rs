@@ -3,10 +3,15 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
+use realty_shared::alerts::config::AlertsConfig;
+use realty_shared::alerts::lambda::AlertsFunction;
 use realty_shared::metrics::lambda::MetricsFunction;
+use realty_shared::poller::lambda::{ApiKeys, PollerConfig, build_poller};
+use realty_shared::poller::run::PollRequest;
 
-use crate::target;
+use crate::{sim, target};
 
 pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Result<()> {
     let text = std::fs::read_to_string(event_file)
@@ -27,8 +32,65 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
             println!("{}", serde_json::to_string_pretty(&response)?);
             Ok(())
         }
-        "poller" | "alerts" => {
-            bail!("the {function} handler is not implemented yet (issues #4 and #6)")
+        "poller" => {
+            let request: PollRequest = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a poller event ({{\"markets\": [...]}})",
+                    event_file.display()
+                )
+            })?;
+            // The sources are a running `realty sim serve`, or one started for this call.
+            let (base_url, started) = match sim::running() {
+                Some(url) => (url, None),
+                None => {
+                    let server = realty_sim::SimServer::start(
+                        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                        sim::config(42, "", &request.markets, Some(1_000))?,
+                    )
+                    .await?;
+                    eprintln!(
+                        "started a simulated market at {} for this poll",
+                        server.base_url()
+                    );
+                    (server.base_url(), Some(server))
+                }
+            };
+            let lookup = |name: &str| -> Option<String> {
+                match name {
+                    "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
+                    "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
+                    // A local simulator needs no politeness; a real API's limit stays the default.
+                    "REALTY_REQUESTS_PER_SECOND" => std::env::var(name).ok().or(Some("200".into())),
+                    other => std::env::var(other).ok(),
+                }
+            };
+            let config = PollerConfig::from_lookup(lookup)?;
+            // The simulator takes any key.
+            let keys = ApiKeys {
+                rapidapi_key: Some("local".into()),
+                reso_token: Some("local".into()),
+            };
+            let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
+            let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            if let Some(server) = started {
+                server.shutdown().await?;
+            }
+            Ok(())
+        }
+        "alerts" => {
+            let event: DynamoDbEvent = serde_json::from_str(&text).with_context(|| {
+                format!("{} is not a DynamoDB stream event", event_file.display())
+            })?;
+            let handler =
+                AlertsFunction::new(&target.sdk, &target.resources, &AlertsConfig::from_env()?);
+            let (response, outcome) = Box::pin(handler.handle(event)).await;
+            eprintln!("{}", serde_json::to_string(&outcome.stats)?);
+            if let Some(e) = &outcome.error {
+                eprintln!("batch failed: {e}");
+            }
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(())
         }
         other => bail!("no function {other:?}: poller, metrics or alerts"),
     }

@@ -3,6 +3,7 @@
 mod invoke;
 mod normalize;
 mod report;
+mod sim;
 mod target;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long)]
         stack: Option<String>,
     },
+    /// The simulated market (Zillow-, RESO- and Realtor.com-shaped APIs) for local runs.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
     /// A market's live figures, moving averages, trends and latest snapshots.
     Report {
         /// Market key: a city-state (`nashville-tn`) or a full scope key (`zip#37201#condo`).
@@ -68,6 +74,26 @@ enum Command {
     },
     /// Install (or check) the pinned local tools in .venv and print its path.
     Tools,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve the simulated market over HTTP until Ctrl-C.
+    Serve {
+        #[arg(long, default_value_t = 8089)]
+        port: u16,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Fault probabilities, e.g. `rate_limit=0.05,server_error=0.05,slow=0.02,truncated=0.02,malformed=0.02,page_shift=0.1`.
+        #[arg(long, default_value = "")]
+        faults: String,
+        /// Markets to simulate (default: the built-in set).
+        #[arg(long, value_delimiter = ',')]
+        markets: Vec<String>,
+        /// Listings per market.
+        #[arg(long)]
+        listings: Option<u32>,
+    },
 }
 
 #[derive(Args)]
@@ -139,6 +165,16 @@ async fn run(command: Command) -> Result<()> {
             json,
             stack,
         } => report::run(&market, json, stack.as_deref()).await,
+        Command::Sim {
+            command:
+                SimCommand::Serve {
+                    port,
+                    seed,
+                    faults,
+                    markets,
+                    listings,
+                },
+        } => sim::serve(port, sim::config(seed, &faults, &markets, listings)?).await,
         Command::Tools => {
             let root = emulator::project_root()?;
             println!("{}", emulator::ensure_venv(&root)?.display());
@@ -261,10 +297,16 @@ async fn demo() -> Result<()> {
     print_local(&local);
     println!();
     println!("The demo runs the local stack only so far. Not there yet:");
-    println!("  - listing sources and the simulated market (realty sim serve)   issue #3");
-    println!("  - the poller's change detection and publishing                  issue #4");
-    println!("  - market metrics and the S3 data lake                           issue #5");
-    println!("  - price-drop and undervalued alerts                             issue #6");
-    println!("  - the local event-source runner, the report and latency figures issue #7");
+    println!("  - the local event-source runner that fires the poller and feeds the metrics and");
+    println!(
+        "    alerts handlers from the streams, the HTML report and latency figures (issue #7)."
+    );
+    println!("Meanwhile each piece runs on its own against this stack:");
+    println!(
+        "  realty invoke poller --event events/poller-schedule.json   (polls a simulated market)"
+    );
+    println!("  realty invoke metrics --event events/metrics-kinesis.json");
+    println!("  realty invoke alerts --event events/alerts-dynamodb.json");
+    println!("  realty report --market nashville-tn");
     Ok(())
 }

@@ -5,10 +5,12 @@
 //! into this crate.
 
 pub mod adapters;
+pub mod alerts;
 pub mod aws;
 pub mod config;
 pub mod items;
 pub mod listing;
 pub mod metrics;
+pub mod poller;
 pub mod sources;
 pub mod telemetry;

@@ -18,7 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..MarketConfig::default()
         },
     )?;
-    println!("built {} markets in {:?}", market.market_keys().len(), started.elapsed());
+    println!(
+        "built {} markets in {:?}",
+        market.market_keys().len(),
+        started.elapsed()
+    );
     print_summary(&market);
 
     let t0 = market.now();
@@ -26,7 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..7 * 24 {
         market.advance(TimeDelta::hours(1))?;
     }
-    println!("\nsimulated a week in hourly steps in {:?}", started.elapsed());
+    println!(
+        "\nsimulated a week in hourly steps in {:?}",
+        started.elapsed()
+    );
     print_summary(&market);
 
     let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();

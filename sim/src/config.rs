@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, Datelike as _, TimeZone as _, Utc};
 use serde::Serialize;
 
 use crate::error::SimError;
@@ -51,6 +51,13 @@ impl MarketConfig {
             return Err(SimError::InvalidConfig(format!(
                 "listings_per_market {} is outside 1..={MAX_LISTINGS_PER_MARKET}",
                 self.listings_per_market
+            )));
+        }
+        // Listing histories reach years back and advances years ahead of the start.
+        let year = self.start.year();
+        if !(1950..=9000).contains(&year) {
+            return Err(SimError::InvalidConfig(format!(
+                "start year {year} is outside 1950..=9000"
             )));
         }
         if !(self.activity.is_finite() && self.activity > 0.0 && self.activity <= 1_000.0) {
@@ -142,7 +149,7 @@ pub struct FaultConfig {
     pub malformed: f64,
     pub page_shift: f64,
     /// How long a slow response takes.
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(rename = "slow_delay_ms", serialize_with = "serialize_millis")]
     pub slow_delay: Duration,
     /// The `Retry-After` of a 429, seconds.
     pub retry_after_secs: u32,
@@ -213,7 +220,9 @@ impl FaultConfig {
 
     /// Whether any fault can happen.
     pub fn any(&self) -> bool {
-        FaultKind::ALL.iter().any(|&kind| self.probability(kind) > 0.0)
+        FaultKind::ALL
+            .iter()
+            .any(|&kind| self.probability(kind) > 0.0)
     }
 
     pub fn validate(&self) -> Result<(), SimError> {
@@ -242,21 +251,29 @@ impl FaultConfig {
     }
 }
 
-/// Parses a comma-separated spec, for command lines:
-/// `rate_limit=0.1,server_error=0.05,slow=0.02,slow_ms=3000,truncated=0.02,malformed=0.02,page_shift=0.1,retry_after=1,faulty_attempts=3`.
-/// `all=P` sets every kind to `P`; `-` and `_` are interchangeable; unnamed kinds are 0.
+/// Parses a comma-separated spec, for command lines, such as
+/// `rate_limit=0.1,server_error=0.05,slow=0.02,slow_ms=3000,truncated=0.02,malformed=0.02`
+/// `,page_shift=0.1,retry_after=1,faulty_attempts=3`. `all=P` sets every kind to `P`;
+/// `-` and `_` are interchangeable; kinds not named are 0.
 impl FromStr for FaultConfig {
     type Err = SimError;
 
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let mut config = Self::none();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let invalid = |why: &str| SimError::InvalidConfig(format!("fault spec {part:?}: {why}"));
-            let (name, value) = part.split_once('=').ok_or_else(|| invalid("expected name=value"))?;
+            let invalid =
+                |why: &str| SimError::InvalidConfig(format!("fault spec {part:?}: {why}"));
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| invalid("expected name=value"))?;
             let name = name.trim().to_ascii_lowercase().replace('-', "_");
             let value = value.trim();
             let number = || value.parse::<f64>().map_err(|_| invalid("not a number"));
-            let whole = || value.parse::<u32>().map_err(|_| invalid("not a whole number"));
+            let whole = || {
+                value
+                    .parse::<u32>()
+                    .map_err(|_| invalid("not a whole number"))
+            };
             match name.as_str() {
                 "all" => {
                     let p = number()?;
@@ -288,9 +305,9 @@ mod tests {
 
     #[test]
     fn spec_sets_named_faults_and_options() {
-        let config: FaultConfig = "rate-limit=0.1, server_error=0.05,page_shift=0.2,slow=0.01,slow_ms=250,retry_after=2,faulty_attempts=4"
-            .parse()
-            .expect("valid spec");
+        let spec = "rate-limit=0.1, server_error=0.05,page_shift=0.2,slow=0.01,slow_ms=250,\
+                    retry_after=2,faulty_attempts=4";
+        let config: FaultConfig = spec.parse().expect("valid spec");
         assert_eq!(config.rate_limit, 0.1);
         assert_eq!(config.server_error, 0.05);
         assert_eq!(config.page_shift, 0.2);
@@ -303,13 +320,23 @@ mod tests {
 
         let all: FaultConfig = "all=0.1".parse().expect("valid spec");
         assert!(FaultKind::ALL.iter().all(|&k| all.probability(k) == 0.1));
-        assert_eq!("".parse::<FaultConfig>().expect("empty spec"), FaultConfig::none());
+        assert_eq!(
+            "".parse::<FaultConfig>().expect("empty spec"),
+            FaultConfig::none()
+        );
         assert!(!FaultConfig::none().any());
     }
 
     #[test]
     fn spec_rejects_nonsense() {
-        for bad in ["rate_limit", "teapot=0.1", "slow=abc", "all=0.5", "slow=1.5", "slow_ms=-1"] {
+        for bad in [
+            "rate_limit",
+            "teapot=0.1",
+            "slow=abc",
+            "all=0.5",
+            "slow=1.5",
+            "slow_ms=-1",
+        ] {
             assert!(bad.parse::<FaultConfig>().is_err(), "{bad}");
         }
     }
@@ -327,5 +354,10 @@ mod tests {
             ..MarketConfig::default()
         };
         assert!(frozen.validate().is_err());
+        let ancient = MarketConfig {
+            start: DateTime::<Utc>::MIN_UTC,
+            ..MarketConfig::default()
+        };
+        assert!(ancient.validate().is_err());
     }
 }

@@ -14,7 +14,10 @@ pub enum SimError {
         target: DateTime<Utc>,
     },
     #[error("an advance of {requested} is longer than the {max} one call may simulate")]
-    AdvanceTooLong { requested: TimeDelta, max: TimeDelta },
+    AdvanceTooLong {
+        requested: TimeDelta,
+        max: TimeDelta,
+    },
     #[error("simulator server: {0}")]
     Io(#[from] std::io::Error),
     #[error("simulator server task failed: {0}")]

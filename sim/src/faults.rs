@@ -141,7 +141,9 @@ pub(crate) fn rate_limited(api: ApiKind, retry_after_secs: u32) -> Reply {
             "You have exceeded the rate limit per second for your plan, BASIC, by the API provider",
         ),
     };
-    reply.headers.push(("retry-after", retry_after_secs.to_string()));
+    reply
+        .headers
+        .push(("retry-after", retry_after_secs.to_string()));
     reply
 }
 
@@ -158,7 +160,9 @@ pub(crate) fn server_error(api: ApiKind, hash: u64, retry_after_secs: u32) -> Re
         1 => html(502, "502 Bad Gateway"),
         2 => {
             let mut reply = Reply::message(503, "Service Unavailable");
-            reply.headers.push(("retry-after", retry_after_secs.to_string()));
+            reply
+                .headers
+                .push(("retry-after", retry_after_secs.to_string()));
             reply
         }
         _ => html(504, "504 Gateway Time-out"),
@@ -264,8 +268,14 @@ mod tests {
         };
         for request in 0..1_000 {
             assert_eq!(decide(&none, 1, 0, request, 0), None);
-            assert_eq!(decide(&always, 1, 0, request, 0), Some(FaultKind::RateLimit));
-            assert_eq!(decide(&always, 1, 0, request, always.max_faulty_attempts), None);
+            assert_eq!(
+                decide(&always, 1, 0, request, 0),
+                Some(FaultKind::RateLimit)
+            );
+            assert_eq!(
+                decide(&always, 1, 0, request, always.max_faulty_attempts),
+                None
+            );
         }
     }
 

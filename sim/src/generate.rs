@@ -68,6 +68,8 @@ pub(crate) struct MarketContext<'a> {
     pub builtin_index: u64,
     pub key: &'a str,
     pub zips: &'a [ZipArea],
+    /// See [`price_scale`].
+    pub price_scale: f64,
 }
 
 const ID_SALT: u64 = 0x1D5;
@@ -79,10 +81,8 @@ const QUIRK_SALT: u64 = 0x0DD;
 fn source_ids(ctx: &MarketContext<'_>, serial: u64) -> (u64, SourceIds) {
     let h = hash_words(&[ctx.seed, ctx.builtin_index, serial, ID_SALT]);
     let zpid = 10_000_000 + ctx.builtin_index * 100_000_000 + serial * 17 + h % 17;
-    let property_id =
-        1_000_000_000 + ctx.builtin_index * 400_000_000 + serial * 23 + (h >> 8) % 23;
-    let listing_id =
-        2_900_000_000 + ctx.builtin_index * 300_000_000 + serial * 19 + (h >> 16) % 19;
+    let property_id = 1_000_000_000 + ctx.builtin_index * 400_000_000 + serial * 23 + (h >> 8) % 23;
+    let listing_id = 2_900_000_000 + ctx.builtin_index * 300_000_000 + serial * 19 + (h >> 16) % 19;
     let mls_number = 2_000_000 + serial * 3 + (h >> 24) % 3;
     (
         zpid,
@@ -236,16 +236,7 @@ pub(crate) fn create_listing(
     let latitude = round6(zip.latitude + 0.011 * normal(rng));
     let longitude = round6(zip.longitude + 0.011 * normal(rng) / zip.latitude.to_radians().cos());
 
-    let median_sqft = f64::from(profile.median_sqft);
-    let living_area_sqft = match property_type {
-        PropertyType::SingleFamily => Some(lognormal(rng, median_sqft, 0.28).clamp(600.0, 8_000.0)),
-        PropertyType::Condo => Some(lognormal(rng, median_sqft * 0.55, 0.33).clamp(380.0, 4_500.0)),
-        PropertyType::Townhouse => Some(lognormal(rng, median_sqft * 0.85, 0.22).clamp(800.0, 4_000.0)),
-        PropertyType::MultiFamily => Some(lognormal(rng, median_sqft * 1.45, 0.30).clamp(1_200.0, 12_000.0)),
-        PropertyType::Manufactured => Some(lognormal(rng, median_sqft * 0.7, 0.2).clamp(600.0, 2_600.0)),
-        PropertyType::Land => None,
-    }
-    .map(|sqft| sqft.round() as u32);
+    let living_area_sqft = living_area(rng, profile, property_type);
 
     let (beds, baths_full, baths_half) = rooms(rng, property_type, living_area_sqft);
     let lot_acres = lot_acres(rng, profile, property_type);
@@ -258,7 +249,15 @@ pub(crate) fn create_listing(
         }
     });
 
-    let fair_value = fair_value(rng, profile, property_type, living_area_sqft, lot_acres, zip);
+    let fair_value = ctx.price_scale
+        * fair_value(
+            rng,
+            profile,
+            property_type,
+            living_area_sqft,
+            lot_acres,
+            zip,
+        );
     let overpricing = (0.06 * normal(rng)).exp();
     let mut list_price = nice_price(fair_value * overpricing, charm(rng));
     // A few cheap-market listings carry an auction placeholder price, as in the real feeds
@@ -280,7 +279,8 @@ pub(crate) fn create_listing(
             .round()
             .max(300.0) as u32
     });
-    let value_estimate = Some(((fair_value * lognormal(rng, 1.0, 0.05)) / 100.0).round() as u64 * 100);
+    let value_estimate =
+        Some(((fair_value * lognormal(rng, 1.0, 0.05)) / 100.0).round() as u64 * 100);
 
     let address = address(rng, ctx, property_type, zip.code, used_lines);
     let (zpid, ids) = source_ids(ctx, serial);
@@ -321,6 +321,50 @@ pub(crate) fn create_listing(
     }
 }
 
+fn living_area(
+    rng: &mut ChaCha8Rng,
+    profile: &MarketProfile,
+    property_type: PropertyType,
+) -> Option<u32> {
+    let median_sqft = f64::from(profile.median_sqft);
+    let (median, sigma, low, high) = match property_type {
+        PropertyType::SingleFamily => (median_sqft, 0.28, 600.0, 8_000.0),
+        PropertyType::Condo => (median_sqft * 0.55, 0.33, 380.0, 4_500.0),
+        PropertyType::Townhouse => (median_sqft * 0.85, 0.22, 800.0, 4_000.0),
+        PropertyType::MultiFamily => (median_sqft * 1.45, 0.30, 1_200.0, 12_000.0),
+        PropertyType::Manufactured => (median_sqft * 0.7, 0.2, 600.0, 2_600.0),
+        PropertyType::Land => return None,
+    };
+    Some(lognormal(rng, median, sigma).clamp(low, high).round() as u32)
+}
+
+const CALIBRATION_SALT: u64 = 0xCA1;
+const CALIBRATION_SAMPLES: usize = 2_001;
+
+/// The factor that puts a market's median list price at its profile's: the mix of types
+/// and sizes moves the median away from the single-family price per square foot it
+/// starts from. Drawn from a stream of its own, so it is the same for every seed.
+pub(crate) fn price_scale(profile: &MarketProfile, zips: &[ZipArea]) -> f64 {
+    let mut rng = crate::random::stream(&[hash_bytes(profile.city.as_bytes()), CALIBRATION_SALT]);
+    let zip_weights: Vec<f64> = zips.iter().map(|z| z.weight).collect();
+    let mut prices: Vec<f64> = (0..CALIBRATION_SAMPLES)
+        .map(|_| {
+            let property_type = PropertyType::ALL[weighted_index(&mut rng, &profile.type_mix)];
+            let zip = &zips[weighted_index(&mut rng, &zip_weights)];
+            let sqft = living_area(&mut rng, profile, property_type);
+            let lot = lot_acres(&mut rng, profile, property_type);
+            fair_value(&mut rng, profile, property_type, sqft, lot, zip)
+        })
+        .collect();
+    prices.sort_by(f64::total_cmp);
+    let median = prices[CALIBRATION_SAMPLES / 2];
+    if median > 0.0 {
+        profile.median_list_price as f64 / median
+    } else {
+        1.0
+    }
+}
+
 fn round6(degrees: f64) -> f64 {
     (degrees * 1e6).round() / 1e6
 }
@@ -344,7 +388,9 @@ fn rooms(
     };
     let beds = beds.round().clamp(min_beds, max_beds) as u8;
     let full = if property_type == PropertyType::MultiFamily {
-        (f64::from(beds) / 2.0 + 0.3 * normal(rng)).round().clamp(2.0, 8.0)
+        (f64::from(beds) / 2.0 + 0.3 * normal(rng))
+            .round()
+            .clamp(2.0, 8.0)
     } else {
         (f64::from(beds) * 0.55 + 0.3 + 0.4 * normal(rng))
             .round()
@@ -359,7 +405,11 @@ fn rooms(
     (Some(beds), full, half)
 }
 
-fn lot_acres(rng: &mut ChaCha8Rng, profile: &MarketProfile, property_type: PropertyType) -> Option<f64> {
+fn lot_acres(
+    rng: &mut ChaCha8Rng,
+    profile: &MarketProfile,
+    property_type: PropertyType,
+) -> Option<f64> {
     let median_lot = f64::from(profile.median_lot_sqft);
     let sqft = match property_type {
         PropertyType::SingleFamily => lognormal(rng, median_lot, 0.5).clamp(1_300.0, 220_000.0),
@@ -489,8 +539,15 @@ fn derive_strings(
     let line = address.line();
     let zillow_street = match &address.unit {
         Some((label, number)) => {
-            let label = if *label == "#" { "#".to_owned() } else { label.to_uppercase() };
-            format!("{} {} {label} {number}", address.street_number, address.street)
+            let label = if *label == "#" {
+                "#".to_owned()
+            } else {
+                label.to_uppercase()
+            };
+            format!(
+                "{} {} {label} {number}",
+                address.street_number, address.street
+            )
         }
         None => format!("{} {}", address.street_number, address.street),
     };
@@ -504,7 +561,10 @@ fn derive_strings(
             ),
             format!(
                 "/homedetails/{}/{zpid}_zpid/",
-                url_slug(&format!("{} {} {}", profile.city, profile.state, address.zip))
+                url_slug(&format!(
+                    "{} {} {}",
+                    profile.city, profile.state, address.zip
+                ))
             ),
         )
     } else {
@@ -598,26 +658,47 @@ mod tests {
         let mut rng = stream(&[11]);
         let fractions: Vec<f64> = (0..10_000).map(|_| cut_fraction(&mut rng)).collect();
         let share = |low: f64, high: f64| {
-            fractions.iter().filter(|f| (low..high).contains(*f)).count() as f64 / 10_000.0
+            fractions
+                .iter()
+                .filter(|f| (low..high).contains(*f))
+                .count() as f64
+                / 10_000.0
         };
         assert!(share(0.02, 0.10) > 0.70, "{}", share(0.02, 0.10));
-        assert!((0.07..0.13).contains(&share(0.15, 1.0)), "{}", share(0.15, 1.0));
+        assert!(
+            (0.07..0.13).contains(&share(0.15, 1.0)),
+            "{}",
+            share(0.15, 1.0)
+        );
     }
 
     #[test]
     fn street_parts_split_directions_and_suffixes() {
         assert_eq!(
             street_parts("N Dale Mabry Hwy"),
-            (Some("N".into()), "Dale Mabry".into(), Some("Hwy".into()), None)
+            (
+                Some("N".into()),
+                "Dale Mabry".into(),
+                Some("Hwy".into()),
+                None
+            )
         );
         assert_eq!(
             street_parts("1st Ave N"),
             (None, "1st".into(), Some("Ave".into()), Some("N".into()))
         );
-        assert_eq!(street_parts("Broadway"), (None, "Broadway".into(), None, None));
+        assert_eq!(
+            street_parts("Broadway"),
+            (None, "Broadway".into(), None, None)
+        );
         assert_eq!(
             street_parts("Peachtree St NE"),
-            (None, "Peachtree".into(), Some("St".into()), Some("NE".into()))
+            (
+                None,
+                "Peachtree".into(),
+                Some("St".into()),
+                Some("NE".into())
+            )
         );
     }
 
@@ -631,6 +712,7 @@ mod tests {
             builtin_index: 0,
             key: "nashville-tn",
             zips: &zips,
+            price_scale: price_scale(profile, &zips),
         };
         let mut rng = stream(&[1]);
         let mut used = HashSet::new();
@@ -646,7 +728,11 @@ mod tests {
             assert!(listing.list_price > 0);
             assert!(profile.zips.contains(&listing.address.zip));
             assert!((listing.latitude - profile.latitude).abs() < 0.3);
-            assert!(listing.zillow_address().ends_with(&format!("Nashville, TN {}", listing.address.zip)));
+            assert!(
+                listing
+                    .zillow_address()
+                    .ends_with(&format!("Nashville, TN {}", listing.address.zip))
+            );
             if listing.property_type == PropertyType::Land {
                 assert!(listing.beds.is_none() && listing.living_area_sqft.is_none());
             } else {
@@ -657,6 +743,9 @@ mod tests {
         prices.sort_unstable();
         let median = prices[prices.len() / 2] as f64;
         let target = profile.median_list_price as f64;
-        assert!((median / target - 1.0).abs() < 0.3, "median {median} vs {target}");
+        assert!(
+            (median / target - 1.0).abs() < 0.3,
+            "median {median} vs {target}"
+        );
     }
 }

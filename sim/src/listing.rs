@@ -168,10 +168,9 @@ impl Address {
     /// The street line: `309 Church St Apt 610`.
     pub fn line(&self) -> String {
         match &self.unit {
-            Some((label, number)) => format!(
-                "{} {} {label} {number}",
-                self.street_number, self.street
-            ),
+            Some((label, number)) => {
+                format!("{} {} {label} {number}", self.street_number, self.street)
+            }
             None => format!("{} {}", self.street_number, self.street),
         }
     }
@@ -281,13 +280,28 @@ pub(crate) mod quirk {
     pub const NO_REALTOR_ESTIMATE: u32 = 40;
     /// Zillow shows a lot's address as undisclosed.
     pub const UNDISCLOSED_ADDRESS: u32 = 48;
+    /// Realtor.com flags the listing, once under contract, `is_contingent`.
+    pub const CONTINGENT: u32 = 56;
+    /// The listing has a 3D tour (fields from 64 on come from a second, mixed word).
+    pub const THREE_D_TOUR: u32 = 64;
+    /// Realtor.com `photo_count`.
+    pub const PHOTO_COUNT: u32 = 72;
 }
 
 /// Whether the 8-bit quirk field at `shift` falls below `fraction`: a coin with that
 /// probability, fixed for the listing's life.
 pub(crate) fn quirk_fraction(quirks: u64, shift: u32, fraction: f64) -> bool {
-    let byte = (quirks >> shift) & 0xFF;
-    (byte as f64) < fraction * 256.0
+    (quirk_byte(quirks, shift) as f64) < fraction * 256.0
+}
+
+/// The 8-bit quirk field at `shift`.
+pub(crate) fn quirk_byte(quirks: u64, shift: u32) -> u8 {
+    let word = if shift >= 64 {
+        crate::random::mix64(quirks)
+    } else {
+        quirks
+    };
+    ((word >> (shift % 64)) & 0xFF) as u8
 }
 
 impl SimListing {

@@ -762,7 +762,11 @@ mod tests {
         for market in builtin_markets() {
             assert!(keys.insert(market.key()), "duplicate {}", market.key());
             let mix_total: f64 = market.type_mix.iter().sum();
-            assert!((mix_total - 1.0).abs() < 1e-9, "{}: mix {mix_total}", market.key());
+            assert!(
+                (mix_total - 1.0).abs() < 1e-9,
+                "{}: mix {mix_total}",
+                market.key()
+            );
             assert!(market.zips.len() >= 10, "{}", market.key());
             for zip in market.zips {
                 assert!(zip.len() == 5 && zip.bytes().all(|b| b.is_ascii_digit()));

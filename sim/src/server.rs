@@ -78,11 +78,17 @@ impl SimHandle {
     fn read(&self) -> RwLockReadGuard<'_, Market> {
         // A panic elsewhere cannot leave the market half-updated in a way readers care
         // about more than about being answered at all.
-        self.shared.market.read().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .market
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Market> {
-        self.shared.market.write().unwrap_or_else(PoisonError::into_inner)
+        self.shared
+            .market
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn seed(&self) -> u64 {
@@ -321,7 +327,9 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
     };
     if api == ApiKind::Reso && !bearer_token_present(&parts.headers) {
         let mut reply = reso::odata_error(401, "Authorization: Bearer <token> is required");
-        reply.headers.push(("www-authenticate", "Bearer".to_owned()));
+        reply
+            .headers
+            .push(("www-authenticate", "Bearer".to_owned()));
         return respond(reply, gzip);
     }
 
@@ -333,14 +341,18 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
         hash_bytes(&body),
     ]);
     let now_ms = sim.now().timestamp_millis();
-    let attempt = sim
-        .shared
-        .attempts
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .next(now_ms, request_hash);
-    let faults = &sim.shared.faults;
-    let fault = faults::decide(faults, sim.shared.seed, now_ms, request_hash, attempt);
+    let config = &sim.shared.faults;
+    // Without faults there is nothing to count attempts for.
+    let attempt = if config.any() {
+        sim.shared
+            .attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(now_ms, request_hash)
+    } else {
+        0
+    };
+    let fault = faults::decide(config, sim.shared.seed, now_ms, request_hash, attempt);
     let fault_hash = hash_words(&[
         sim.shared.seed,
         now_ms as u64,
@@ -351,12 +363,12 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
     match fault {
         Some(FaultKind::RateLimit) => {
             sim.count(FaultKind::RateLimit);
-            return respond(faults::rate_limited(api, faults.retry_after_secs), gzip);
+            return respond(faults::rate_limited(api, config.retry_after_secs), gzip);
         }
         Some(FaultKind::ServerError) => {
             sim.count(FaultKind::ServerError);
             return respond(
-                faults::server_error(api, fault_hash, faults.retry_after_secs),
+                faults::server_error(api, fault_hash, config.retry_after_secs),
                 gzip,
             );
         }
@@ -364,7 +376,7 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
             sim.count(FaultKind::Slow);
             let mut stop = sim.shared.shutdown.clone();
             tokio::select! {
-                () = tokio::time::sleep(faults.slow_delay) => {}
+                () = tokio::time::sleep(config.slow_delay) => {}
                 _ = stop.wait_for(|&stopping| stopping) => {
                     return respond(Reply::message(503, "shutting down"), gzip);
                 }
@@ -416,7 +428,12 @@ fn render(
 ) -> (Reply, bool) {
     let market = sim.read();
     let now_ms = market.now().timestamp_millis();
-    let shifts = || sim.shared.shifts.lock().unwrap_or_else(PoisonError::into_inner);
+    let shifts = || {
+        sim.shared
+            .shifts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
     match api {
         ApiKind::Zillow => {
             let query = match zillow::parse(&market, pairs) {
@@ -426,7 +443,16 @@ fn render(
             let mut order = zillow::matches(&market, &query);
             let session = hash_words(&[
                 api.tag(),
-                hash_bytes(format!("{:?}", zillow::Query { page: 1, ..query.clone() }).as_bytes()),
+                hash_bytes(
+                    format!(
+                        "{:?}",
+                        zillow::Query {
+                            page: 1,
+                            ..query.clone()
+                        }
+                    )
+                    .as_bytes(),
+                ),
             ]);
             let shifted = shifts().apply(now_ms, session, &mut order, query.page_start(), shift);
             (zillow::render(&market, &query, &order), shifted)
@@ -453,7 +479,10 @@ fn render(
 
 async fn not_found(method: Method, uri: Uri) -> Response {
     respond(
-        Reply::message(404, &format!("Endpoint '{method} {}' does not exist", uri.path())),
+        Reply::message(
+            404,
+            &format!("Endpoint '{method} {}' does not exist", uri.path()),
+        ),
         false,
     )
 }
@@ -492,7 +521,11 @@ fn advance_target(sim: &SimHandle, body: &[u8]) -> Result<DateTime<Utc>, String>
             .and_then(time_format::parse)
             .ok_or_else(|| format!("\"to\" must be an RFC 3339 time, got {to}"));
     }
-    let units = [("hours", 3_600_000.0), ("minutes", 60_000.0), ("seconds", 1_000.0)];
+    let units = [
+        ("hours", 3_600_000.0),
+        ("minutes", 60_000.0),
+        ("seconds", 1_000.0),
+    ];
     let (amount, millis_per_unit) = units
         .iter()
         .find_map(|(name, millis)| value.get(*name).map(|v| (v, *millis)))
@@ -503,9 +536,13 @@ fn advance_target(sim: &SimHandle, body: &[u8]) -> Result<DateTime<Utc>, String>
         .ok_or_else(|| format!("the duration must be a non-negative number, got {amount}"))?;
     let millis = amount * millis_per_unit;
     if millis > (MAX_ADVANCE_DAYS * 86_400_000) as f64 {
-        return Err(format!("one advance may cover at most {MAX_ADVANCE_DAYS} days"));
+        return Err(format!(
+            "one advance may cover at most {MAX_ADVANCE_DAYS} days"
+        ));
     }
-    Ok(sim.now() + TimeDelta::milliseconds(millis.round() as i64))
+    sim.now()
+        .checked_add_signed(TimeDelta::milliseconds(millis.round() as i64))
+        .ok_or_else(|| "the target time is out of range".to_owned())
 }
 
 #[derive(Serialize)]
@@ -567,7 +604,9 @@ async fn control_ground_truth(State(sim): State<SimHandle>, uri: Uri) -> Respons
     };
     let (from, to) = match (time("from"), time("to")) {
         (Ok(from), Ok(to)) => (from, to),
-        (Err(message), _) | (_, Err(message)) => return respond(Reply::message(400, &message), false),
+        (Err(message), _) | (_, Err(message)) => {
+            return respond(Reply::message(400, &message), false);
+        }
     };
     let market_filter = crate::api::query_value(&pairs, "market").map(str::to_owned);
     let reply = sim.with_market(|market| {
@@ -648,11 +687,17 @@ mod tests {
         assert!(!bearer_token_present(&headers));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert!(!bearer_token_present(&headers));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer t0k3n"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer t0k3n"),
+        );
         assert!(bearer_token_present(&headers));
 
         assert!(!accepts_gzip(&headers));
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, GZIP"));
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, GZIP"),
+        );
         assert!(accepts_gzip(&headers));
     }
 

@@ -33,8 +33,11 @@ pub(crate) mod serde_millis {
         serializer.serialize_str(&super::millis(*at))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(deserializer)?;
-        super::parse(&text).ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+        super::parse(&text)
+            .ok_or_else(|| D::Error::custom(format!("not an RFC 3339 time: {text:?}")))
     }
 }

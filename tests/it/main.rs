@@ -1,7 +1,9 @@
 //! Integration tests against a local AWS. One emulator serves the whole run (see
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
+mod alerts;
 mod metrics;
+mod poller;
 mod provisioning;
 
 use std::future::Future;
@@ -11,14 +13,15 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
 
-type TestFn =
-    fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
+type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>>>>;
 
 /// Every test of the run, by name.
 fn tests() -> Vec<(&'static str, TestFn)> {
     let mut all: Vec<(&'static str, TestFn)> = Vec::new();
     all.extend(provisioning::tests());
     all.extend(metrics::tests());
+    all.extend(poller::tests());
+    all.extend(alerts::tests());
     all
 }
 
@@ -64,7 +67,7 @@ macro_rules! async_tests {
         pub fn tests() -> Vec<(&'static str, $crate::TestFn)> {
             vec![$((
                 concat!(module_path!(), "::", stringify!($name)),
-                |aws| Box::pin($name(aws)) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), libtest_mimic::Failed>> + Send>>,
+                |aws| Box::pin($name(aws)) as std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), libtest_mimic::Failed>>>>,
             )),*]
         }
     };

@@ -1,22 +1,31 @@
 //! The alerts Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the logic lives in realty-shared.
+//! outside the handler; the work is `realty_shared::alerts`.
 
+use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use realty_shared::alerts::config::AlertsConfig;
+use realty_shared::alerts::lambda::AlertsFunction;
 use realty_shared::config::StackResources;
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     realty_shared::telemetry::init_lambda_logging();
-    // Fail the cold start with a clear message when the stack's configuration is missing.
+    // A cold start without the stack's configuration, or with a bad threshold, fails with
+    // the variable's name.
     let resources = StackResources::from_env()?;
+    let config = AlertsConfig::from_env()?;
+    let emf = realty_shared::telemetry::init_emf("alerts")?;
     let aws = realty_shared::aws::sdk_config(None).await;
-    tracing::info!(?resources, region = ?aws.region(), "alerts ready");
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        // The handler's logic arrives with issue #6; until then an invocation fails
-        // loudly instead of pretending to have processed a DynamoDB stream batch of listing changes.
-        let _ = event;
-        Err::<Value, Error>("the alerts handler is not implemented yet (issue #6)".into())
+    let function = AlertsFunction::new(&aws, &resources, &config);
+    tracing::info!(thresholds = ?function.thresholds, "alerts ready");
+    let function = &function;
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        // Boxed: the batch future is deep, and lives on the heap once per invocation.
+        let (response, _) = Box::pin(function.handle(event.payload)).await;
+        if let Err(e) = emf.flush(std::io::stdout()) {
+            tracing::warn!(error = %e, "cannot write EMF metrics");
+        }
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -1,22 +1,30 @@
-//! The poller Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the logic lives in realty-shared.
+//! The poller Lambda function: configuration, API keys (Secrets Manager), the HTTP client and
+//! AWS clients are built once per container; the work is `realty_shared::poller`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_shared::config::StackResources;
-use serde_json::Value;
+use realty_shared::poller::lambda::{PollerConfig, build_poller, load_api_keys};
+use realty_shared::poller::run::PollRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     realty_shared::telemetry::init_lambda_logging();
-    // Fail the cold start with a clear message when the stack's configuration is missing.
+    // A cold start without its configuration or keys fails with the setting's name.
+    let env = |name: &str| std::env::var(name).ok();
     let resources = StackResources::from_env()?;
+    let config = PollerConfig::from_lookup(env)?;
+    let emf = realty_shared::telemetry::init_emf("poller")?;
     let aws = realty_shared::aws::sdk_config(None).await;
-    tracing::info!(?resources, region = ?aws.region(), "poller ready");
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        // The handler's logic arrives with issue #4; until then an invocation fails
-        // loudly instead of pretending to have processed the EventBridge schedule's input (the markets to poll).
-        let _ = event;
-        Err::<Value, Error>("the poller handler is not implemented yet (issue #4)".into())
+    let keys = load_api_keys(&aws, env).await?;
+    let poller = build_poller(&aws, &resources, &config, &keys)?;
+    let poller = &poller;
+    run(service_fn(move |event: LambdaEvent<PollRequest>| async move {
+        let summary = Box::pin(poller.poll(&event.payload, chrono::Utc::now())).await;
+        tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "poll done");
+        if let Err(e) = emf.flush(std::io::stdout()) {
+            tracing::warn!(error = %e, "cannot write EMF metrics");
+        }
+        Ok::<_, Error>(summary)
     }))
     .await
 }

@@ -2,7 +2,12 @@
 
 pub mod dynamodb;
 pub mod firehose;
+pub mod idempotency;
+pub mod kinesis;
+pub mod market_median;
+pub mod poll_state;
 pub mod retry;
+pub mod sns;
 pub mod sqs;
 
 #[cfg(test)]

@@ -220,3 +220,138 @@ async fn sqs_resends_only_the_failed_messages() {
     sink.send(&poison).await.expect("every message sent");
     assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
 }
+
+mod kinesis_partial_failures {
+    use super::*;
+    use crate::adapters::kinesis::{KinesisPublisher, chunk_by_limits};
+    use crate::listing::ListingEvent;
+    use crate::poller::ports::EventPublisher;
+    use aws_sdk_kinesis::Client;
+    use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+    use aws_sdk_kinesis::types::PutRecordsResultEntry as Entry;
+
+    fn events(n: usize) -> Vec<ListingEvent> {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let at = chrono::Utc::now();
+        crate::sources::normalize_file(crate::sources::SourceKind::Zillow, page, at)
+            .expect("fixture")
+            .listings
+            .into_iter()
+            .take(n)
+            .map(|l| ListingEvent::new_listing(l, "poll-test"))
+            .collect()
+    }
+
+    fn ok(seq: &str) -> Entry {
+        Entry::builder()
+            .sequence_number(seq)
+            .shard_id("shardId-000000000000")
+            .build()
+    }
+
+    fn throttled() -> Entry {
+        Entry::builder()
+            .error_code("ProvisionedThroughputExceededException")
+            .error_message("Rate exceeded for shard")
+            .build()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_failed_records_are_resent_and_each_lands_once() {
+        let events = events(4);
+        let keys: Vec<String> = events
+            .iter()
+            .map(|e| e.partition_key().to_owned())
+            .collect();
+        let (k1, k3) = (keys[1].clone(), keys[3].clone());
+        let first = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 4)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(2)
+                    .records(ok("1"))
+                    .records(throttled())
+                    .records(ok("3"))
+                    .records(Entry::builder().error_code("InternalFailure").build())
+                    .build()
+                    .expect("output")
+            });
+        let retry = mock!(Client::put_records)
+            .match_requests(move |r| {
+                let sent: Vec<&str> = r
+                    .records()
+                    .iter()
+                    .filter_map(|e| e.partition_key())
+                    .collect();
+                sent == [k1.as_str(), k3.as_str()]
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(ok("5"))
+                    .records(ok("6"))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&first, &retry]);
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: fast(),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn records_that_never_go_through_are_reported_by_index() {
+        let events = events(3);
+        let always = mock!(Client::put_records)
+            .sequence()
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(ok("1"))
+                    .records(throttled())
+                    .records(ok("3"))
+                    .build()
+                    .expect("output")
+            })
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(throttled())
+                    .build()
+                    .expect("output")
+            })
+            .repeatedly()
+            .build();
+        let client = mock_client!(aws_sdk_kinesis, [&always]);
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: RetryPolicy::immediate(Duration::from_millis(50)),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].index, 1);
+        assert!(failures[0].error.contains("ProvisionedThroughputExceeded"));
+    }
+
+    #[test]
+    fn calls_stay_within_500_records_and_5_mib() {
+        assert_eq!(
+            chunk_by_limits(&[100; 1_001])
+                .iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>(),
+            [500, 500, 1]
+        );
+        let big = chunk_by_limits(&[1_000_000; 12]);
+        assert!(big.iter().all(|r| r.len() * 1_000_000 <= 5 * 1024 * 1024));
+        assert_eq!(big.iter().map(|r| r.len()).sum::<usize>(), 12);
+    }
+}

@@ -55,7 +55,9 @@ impl Reply {
             status,
             content_type: JSON,
             headers: Vec::new(),
-            body: serde_json::json!({ "message": message }).to_string().into_bytes(),
+            body: serde_json::json!({ "message": message })
+                .to_string()
+                .into_bytes(),
         }
     }
 
@@ -109,8 +111,9 @@ mod tests {
 
     #[test]
     fn whole_numbers_are_written_as_integers() {
-        let written = serde_json::to_string(&[JsonNumber(1.0), JsonNumber(0.5238), JsonNumber(2.5)])
-            .expect("serialises");
+        let written =
+            serde_json::to_string(&[JsonNumber(1.0), JsonNumber(0.5238), JsonNumber(2.5)])
+                .expect("serialises");
         assert_eq!(written, "[1,0.5238,2.5]");
     }
 
@@ -120,6 +123,9 @@ mod tests {
             percent_encode("ModificationTimestamp gt 2025-03-03T12:00:00.000Z"),
             "ModificationTimestamp%20gt%202025-03-03T12%3A00%3A00.000Z"
         );
-        assert_eq!(percent_encode("City eq 'St. Louis'"), "City%20eq%20%27St.%20Louis%27");
+        assert_eq!(
+            percent_encode("City eq 'St. Louis'"),
+            "City%20eq%20%27St.%20Louis%27"
+        );
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! The body names `city` + `state_code` or `postal_code`, a `status` list, `limit` (up
 //! to 200, default 42), `offset` and optionally `sort` (`list_date`, the default, newest
-//! first; or `list_price`). `for_sale` includes pending listings, flagged
-//! `flags.is_pending`; `pending` selects only those; `sold` and `off_market` list sales and
-//! withdrawals of the last 90 simulated days.
+//! first; or `list_price`). `for_sale` includes pending (under contract) listings, flagged
+//! `flags.is_pending` or, for about 40% of them, `flags.is_contingent`; `pending` selects
+//! only those; `sold` and `off_market` list sales and withdrawals of the last 90 simulated
+//! days.
 
 use std::cmp::Reverse;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Reply;
-use crate::listing::{ListingStatus, SimListing, quirk, quirk_fraction};
+use crate::listing::{ListingStatus, SimListing, quirk, quirk_byte, quirk_fraction};
 use crate::market::{ListingRef, Market};
 use crate::time_format;
 
@@ -94,11 +95,19 @@ pub(crate) fn parse(market: &Market, body: &[u8]) -> Result<Query, Reply> {
         .map_err(bad)?
         .unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(bad(format!("limit must be from 1 to {MAX_LIMIT}, got {limit}")));
+        return Err(bad(format!(
+            "limit must be from 1 to {MAX_LIMIT}, got {limit}"
+        )));
     }
-    let offset = count(body.get("offset"), "offset").map_err(bad)?.unwrap_or(0);
+    let offset = count(body.get("offset"), "offset")
+        .map_err(bad)?
+        .unwrap_or(0);
 
-    let (area, zip) = match (text(&body, "postal_code"), text(&body, "city"), text(&body, "state_code")) {
+    let (area, zip) = match (
+        text(&body, "postal_code"),
+        text(&body, "city"),
+        text(&body, "state_code"),
+    ) {
         (Some(zip), _, _) => match market.area_of_zip(zip) {
             Some((area, zip)) => (Some(area), Some(zip)),
             None => (None, None),
@@ -106,7 +115,7 @@ pub(crate) fn parse(market: &Market, body: &[u8]) -> Result<Query, Reply> {
         (None, Some(city), Some(state)) => (market.area_of_city(city, state), None),
         _ => {
             return Err(bad(
-                "name the area: postal_code, or city and state_code".into(),
+                "name the area: postal_code, or city and state_code".into()
             ));
         }
     };
@@ -137,7 +146,10 @@ pub(crate) fn parse(market: &Market, body: &[u8]) -> Result<Query, Reply> {
         }
     }
 
-    let sort_field = body.pointer("/sort/field").and_then(Value::as_str).unwrap_or("list_date");
+    let sort_field = body
+        .pointer("/sort/field")
+        .and_then(Value::as_str)
+        .unwrap_or("list_date");
     let ascending = body
         .pointer("/sort/direction")
         .and_then(Value::as_str)
@@ -207,10 +219,15 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
         // Several views (or the closed ones, kept by close date) into the requested order.
         let listing = |at: ListingRef| market.listing(at);
         match query.sort {
-            Sort::ListDateDesc => order.sort_by_key(|&at| (Reverse(listing(at).on_market_at), listing(at).zpid)),
-            Sort::ListDateAsc => order.sort_by_key(|&at| Reverse((Reverse(listing(at).on_market_at), listing(at).zpid))),
+            Sort::ListDateDesc => {
+                order.sort_by_key(|&at| (Reverse(listing(at).on_market_at), listing(at).zpid))
+            }
+            Sort::ListDateAsc => order
+                .sort_by_key(|&at| Reverse((Reverse(listing(at).on_market_at), listing(at).zpid))),
             Sort::PriceAsc => order.sort_by_key(|&at| (listing(at).list_price, listing(at).zpid)),
-            Sort::PriceDesc => order.sort_by_key(|&at| Reverse((listing(at).list_price, listing(at).zpid))),
+            Sort::PriceDesc => {
+                order.sort_by_key(|&at| Reverse((listing(at).list_price, listing(at).zpid)))
+            }
         }
     }
     order
@@ -419,13 +436,15 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
     };
     let derived = &listing.derived;
     let has_bath = listing.baths_full > 0;
+    let pending = listing.status == ListingStatus::Pending;
+    let contingent = quirk_fraction(listing.quirks, quirk::CONTINGENT, 0.4);
     RealtorResult {
         typename: "SearchHome",
         property_id: &listing.ids.realtor_property_id,
         listing_id: &listing.ids.realtor_listing_id,
         plan_id: None,
         status,
-        photo_count: 5 + (listing.quirks >> 40) % 36,
+        photo_count: 5 + u64::from(quirk_byte(listing.quirks, quirk::PHOTO_COUNT)) % 36,
         branding: [],
         location: Location {
             typename: "SearchHomeLocation",
@@ -480,13 +499,15 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
             year_built: listing.year_built,
         },
         virtual_tours: None,
-        matterport: quirk_fraction(listing.quirks, 56, 0.08),
+        matterport: quirk_fraction(listing.quirks, quirk::THREE_D_TOUR, 0.08),
         advertisers: [],
         flags: Flags {
             typename: "HomeFlags",
             is_price_reduced: flag(cut.is_some()),
             is_new_construction: flag(
-                listing.year_built.is_some_and(|y| y >= profile.year_built.1),
+                listing
+                    .year_built
+                    .is_some_and(|y| y >= profile.year_built.1),
             ),
             is_foreclosure: None,
             is_plan: None,
@@ -494,8 +515,9 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
                 live && now - listing.on_market_at <= TimeDelta::days(NEW_LISTING_DAYS),
             ),
             is_coming_soon: None,
-            is_contingent: None,
-            is_pending: flag(listing.status == ListingStatus::Pending),
+            // Under contract is "contingent" for some listings, "pending" for the others.
+            is_contingent: flag(pending && contingent),
+            is_pending: flag(pending && !contingent),
         },
         source: Source {
             typename: "MlsSource",
@@ -560,10 +582,14 @@ mod tests {
                  "status": ["for_sale", "ready_to_build"], "sort": {"direction": "desc", "field": "list_date"}}"#,
         )
         .expect("valid body");
-        assert_eq!((query.limit, query.offset, query.sort), (200, 400, Sort::ListDateDesc));
+        assert_eq!(
+            (query.limit, query.offset, query.sort),
+            (200, 400, Sort::ListDateDesc)
+        );
         assert!(query.area.is_some() && query.zip.is_none());
         assert!(query.statuses.active && query.statuses.pending && !query.statuses.sold);
-        let by_zip = parse(&market, br#"{"postal_code": "90004", "status": ["sold"]}"#).expect("valid body");
+        let by_zip =
+            parse(&market, br#"{"postal_code": "90004", "status": ["sold"]}"#).expect("valid body");
         assert_eq!((by_zip.zip, by_zip.limit), (Some("90004"), 42));
         for bad in [
             &b"not json"[..],
@@ -582,15 +608,19 @@ mod tests {
     #[test]
     fn offsets_walk_every_match_and_flags_follow_state() {
         let market = market();
-        let query = parse(&market, br#"{"city": "Los Angeles", "state_code": "CA", "limit": 200}"#)
-            .expect("valid body");
+        let query = parse(
+            &market,
+            br#"{"city": "Los Angeles", "state_code": "CA", "limit": 200}"#,
+        )
+        .expect("valid body");
         let order = matches(&market, &query);
         assert_eq!(order.len(), 800);
         let mut seen = std::collections::HashSet::new();
         let mut offset = 0;
         while offset < order.len() {
             let page = Query { offset, ..query };
-            let body: Value = serde_json::from_slice(&render(&market, &page, &order).body).expect("json");
+            let body: Value =
+                serde_json::from_slice(&render(&market, &page, &order).body).expect("json");
             let search = &body["data"]["home_search"];
             assert_eq!(search["total"], 800);
             let results = search["results"].as_array().expect("results");
@@ -598,7 +628,8 @@ mod tests {
             for result in results {
                 let id = result["property_id"].as_str().expect("id").to_owned();
                 assert!(seen.insert(id));
-                let pending = result["flags"]["is_pending"] == true;
+                let pending = result["flags"]["is_pending"] == true
+                    || result["flags"]["is_contingent"] == true;
                 assert_eq!(result["status"], "for_sale");
                 let listing = market
                     .all_listings()
@@ -610,12 +641,20 @@ mod tests {
             offset += results.len();
         }
         assert_eq!(seen.len(), 800);
-        let sold = parse(&market, br#"{"city": "Los Angeles", "state_code": "CA", "status": ["sold", "off_market"]}"#)
-            .expect("valid body");
+        let sold = parse(
+            &market,
+            br#"{"city": "Los Angeles", "state_code": "CA", "status": ["sold", "off_market"]}"#,
+        )
+        .expect("valid body");
         let closed = matches(&market, &sold);
         assert!(!closed.is_empty());
-        assert!(closed.iter().all(|&at| !market.listing(at).status.is_live()));
-        let nowhere = parse(&market, br#"{"city": "Gotham", "state_code": "NY"}"#).expect("valid body");
+        assert!(
+            closed
+                .iter()
+                .all(|&at| !market.listing(at).status.is_live())
+        );
+        let nowhere =
+            parse(&market, br#"{"city": "Gotham", "state_code": "NY"}"#).expect("valid body");
         assert!(matches(&market, &nowhere).is_empty());
     }
 }

@@ -241,7 +241,9 @@ pub(crate) fn parse(pairs: &QueryPairs) -> Result<Query, Reply> {
         .filter(|f| !f.is_empty())
         .map(str::to_owned);
     let clauses = match &raw_filter {
-        Some(filter) => parse_filter(filter).map_err(|why| odata_error(400, &format!("$filter: {why}")))?,
+        Some(filter) => {
+            parse_filter(filter).map_err(|why| odata_error(400, &format!("$filter: {why}")))?
+        }
         None => Vec::new(),
     };
     if let Some(order) = query_value(pairs, "$orderby") {
@@ -263,7 +265,10 @@ pub(crate) fn parse(pairs: &QueryPairs) -> Result<Query, Reply> {
     };
     let top = number("$top", DEFAULT_TOP)?;
     if !(1..=MAX_TOP).contains(&top) {
-        return Err(odata_error(400, &format!("$top must be from 1 to {MAX_TOP}")));
+        return Err(odata_error(
+            400,
+            &format!("$top must be from 1 to {MAX_TOP}"),
+        ));
     }
     Ok(Query {
         clauses,
@@ -305,34 +310,39 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
         Some(None) => Box::new(std::iter::empty()),
         None => Box::new(ByModification::new(market, since)),
     };
-    let mut matching = candidates.filter(|&at| {
+    let matching = candidates.filter(|&at| {
         let listing = market.listing(at);
         query.clauses.iter().all(|c| clause_holds(c, listing))
     });
 
     let mut page = Vec::with_capacity(query.top.min(1_024));
-    let mut seen = 0usize;
     let mut more = false;
     let mut total = 0usize;
-    for at in matching.by_ref() {
-        if seen >= query.skip {
-            if page.len() < query.top {
-                page.push(at);
-            } else {
-                more = true;
-                if !query.count {
-                    break;
-                }
+    for (index, at) in matching.enumerate() {
+        total += 1;
+        if index < query.skip {
+            continue;
+        }
+        if page.len() < query.top {
+            page.push(at);
+        } else {
+            more = true;
+            // Only `$count=true` needs the rest of the matches.
+            if !query.count {
+                break;
             }
         }
-        seen += 1;
-        total += 1;
     }
     let values: Vec<Property<'_>> = page
         .iter()
         .map(|&at| {
             let offset = market.areas()[at.0 as usize].profile.utc_offset_hours;
-            property(market.listing(at), market.areas()[at.0 as usize].profile.mls_name, offset, now)
+            property(
+                market.listing(at),
+                market.areas()[at.0 as usize].profile.mls_name,
+                offset,
+                now,
+            )
         })
         .collect();
     let next_link = more.then(|| {
@@ -366,8 +376,11 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
 struct ByModification<'a> {
     market: &'a Market,
     /// Each market's next candidate: (modification time, zpid, market, index in its order).
-    heads: BinaryHeap<Reverse<(DateTime<Utc>, u64, u32, usize)>>,
+    heads: BinaryHeap<Reverse<Head>>,
 }
+
+/// (modification time, zpid, market position, index in that market's order).
+type Head = (DateTime<Utc>, u64, u32, usize);
 
 impl<'a> ByModification<'a> {
     fn new(market: &'a Market, since: Option<DateTime<Utc>>) -> Self {
@@ -384,7 +397,7 @@ impl<'a> ByModification<'a> {
         Self { market, heads }
     }
 
-    fn head(market: &Market, area: u32, index: usize) -> Option<(DateTime<Utc>, u64, u32, usize)> {
+    fn head(market: &Market, area: u32, index: usize) -> Option<Head> {
         let listing_area = &market.areas()[area as usize];
         let position = *listing_area.view.by_modification.get(index)?;
         let listing = &listing_area.listings[position as usize];
@@ -488,7 +501,8 @@ fn property<'a>(
     utc_offset_hours: i32,
     now: DateTime<Utc>,
 ) -> Property<'a> {
-    let local_date = |at: DateTime<Utc>| (at + TimeDelta::hours(i64::from(utc_offset_hours))).date_naive();
+    let local_date =
+        |at: DateTime<Utc>| (at + TimeDelta::hours(i64::from(utc_offset_hours))).date_naive();
     let derived = &listing.derived;
     let has_bath = listing.baths_full > 0;
     let days_on_market = match listing.status {
@@ -546,7 +560,11 @@ fn property<'a>(
         street_name: &derived.street_name,
         street_suffix: derived.street_suffix.as_deref(),
         street_dir_suffix: derived.street_dir_suffix.as_deref(),
-        unit_number: listing.address.unit.as_ref().map(|(_, number)| number.as_str()),
+        unit_number: listing
+            .address
+            .unit
+            .as_ref()
+            .map(|(_, number)| number.as_str()),
         city: listing.address.city,
         state_or_province: listing.address.state,
         postal_code: listing.address.zip,
@@ -565,15 +583,22 @@ mod tests {
     use crate::config::MarketConfig;
 
     fn pairs(list: &[(&str, &str)]) -> QueryPairs {
-        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
     fn filters_parse_and_the_unsupported_is_refused() {
-        let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).single().expect("valid time");
+        let at = Utc
+            .with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid time");
         assert_eq!(
-            parse_filter("ModificationTimestamp gt 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')")
-                .expect("valid"),
+            parse_filter(
+                "ModificationTimestamp gt 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')"
+            )
+            .expect("valid"),
             vec![
                 Clause::Modified(Op::Gt, at),
                 Clause::Text(TextField::StandardStatus, Op::Eq, "Active".into()),
@@ -614,7 +639,10 @@ mod tests {
         .expect("market");
         let watermark = market.now();
         market.advance(TimeDelta::hours(48)).expect("advance");
-        let filter = format!("ModificationTimestamp gt {}", time_format::millis(watermark));
+        let filter = format!(
+            "ModificationTimestamp gt {}",
+            time_format::millis(watermark)
+        );
         let expected: Vec<&SimListing> = market
             .all_listings()
             .filter(|l| l.modified_at > watermark)
@@ -622,21 +650,30 @@ mod tests {
         assert!(!expected.is_empty());
 
         let mut keys = Vec::new();
-        let mut request = pairs(&[("$filter", &filter), ("$top", "25"), ("$orderby", "ModificationTimestamp")]);
+        let mut request = pairs(&[
+            ("$filter", &filter),
+            ("$top", "25"),
+            ("$orderby", "ModificationTimestamp"),
+        ]);
         loop {
             let query = parse(&request).expect("valid query");
             let body: serde_json::Value =
                 serde_json::from_slice(&render(&market, &query, "http://sim").body).expect("json");
             for record in body["value"].as_array().expect("value") {
                 keys.push((
-                    record["ModificationTimestamp"].as_str().expect("timestamp").to_owned(),
+                    record["ModificationTimestamp"]
+                        .as_str()
+                        .expect("timestamp")
+                        .to_owned(),
                     record["ListingKey"].as_str().expect("key").to_owned(),
                 ));
             }
             match body["@odata.nextLink"].as_str() {
                 Some(link) => {
                     let skip = link.rsplit("$skip=").next().expect("skip").to_owned();
-                    assert!(link.starts_with("http://sim/reso/odata/Property?$filter=ModificationTimestamp%20gt%20"));
+                    assert!(link.starts_with(
+                        "http://sim/reso/odata/Property?$filter=ModificationTimestamp%20gt%20"
+                    ));
                     request = pairs(&[("$filter", &filter), ("$top", "25"), ("$skip", &skip)]);
                 }
                 None => break,
@@ -647,7 +684,12 @@ mod tests {
 
         // Narrowed to one market by City + StateOrProvince, with a count.
         let city = format!("{filter} and City eq 'Denver' and StateOrProvince eq 'CO'");
-        let query = parse(&pairs(&[("$filter", &city), ("$top", "5000"), ("$count", "true")])).expect("valid");
+        let query = parse(&pairs(&[
+            ("$filter", &city),
+            ("$top", "5000"),
+            ("$count", "true"),
+        ]))
+        .expect("valid");
         let body: serde_json::Value =
             serde_json::from_slice(&render(&market, &query, "http://sim").body).expect("json");
         let denver = expected.iter().filter(|l| l.market == "denver-co").count();

@@ -68,7 +68,9 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
         .filter(|l| !l.is_empty())
         .collect();
     if names.len() > MAX_LOCATIONS {
-        return Err(bad(format!("location names at most {MAX_LOCATIONS} places")));
+        return Err(bad(format!(
+            "location names at most {MAX_LOCATIONS} places"
+        )));
     }
     let locations = names
         .iter()
@@ -82,7 +84,11 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
             .parse::<u32>()
             .ok()
             .filter(|p| (1..=MAX_PAGES).contains(p))
-            .ok_or_else(|| bad(format!("page must be a number from 1 to {MAX_PAGES}, got {text:?}")))?,
+            .ok_or_else(|| {
+                bad(format!(
+                    "page must be a number from 1 to {MAX_PAGES}, got {text:?}"
+                ))
+            })?,
     };
     let status = match query_value(pairs, "status_type").map(str::trim) {
         None | Some("") => StatusType::ForSale,
@@ -116,10 +122,11 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
     let price = |name: &str| -> Result<Option<u64>, Reply> {
         match query_value(pairs, name).map(str::trim) {
             None | Some("") => Ok(None),
-            Some(text) => text
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| bad(format!("{name} must be a whole number of dollars, got {text:?}"))),
+            Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+                bad(format!(
+                    "{name} must be a whole number of dollars, got {text:?}"
+                ))
+            }),
         }
     };
     let sort = match query_value(pairs, "sort").map(str::trim) {
@@ -160,6 +167,8 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
             && query.max_price.is_none_or(|max| price <= max)
     };
     let mut order: Vec<ListingRef> = Vec::new();
+    // Only several places can name one listing twice (a city and one of its ZIP codes).
+    let several = query.locations.len() > 1;
     let mut seen = HashSet::new();
     for &(area_position, zip) in &query.locations {
         let area = &market.areas()[area_position];
@@ -173,12 +182,12 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
         };
         for &position in positions {
             let at = (area_position as u32, position);
-            if keep(&area.listings[position as usize], zip) && seen.insert(at) {
+            if keep(&area.listings[position as usize], zip) && (!several || seen.insert(at)) {
                 order.push(at);
             }
         }
     }
-    if query.locations.len() > 1 {
+    if several {
         // Several places: merge their (already ordered) results into one order.
         match (query.status, query.sort) {
             (StatusType::RecentlySold, _) => order.sort_by_key(|&at| {
@@ -336,7 +345,11 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
             },
         ),
     };
-    let price_change = if sold { None } else { listing.last_price_change };
+    let price_change = if sold {
+        None
+    } else {
+        listing.last_price_change
+    };
     let date_price_changed = if quirk_fraction(quirks, quirk::NO_DATE_PRICE_CHANGED, 0.15) {
         None
     } else {
@@ -345,10 +358,13 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
     let (lot_value, lot_unit) = match listing.lot_acres {
         None => (None, None),
         Some(acres) if acres >= 0.25 => (Some(acres), Some("acres")),
-        Some(acres) => (Some((acres * 43_560.0 * 1_000.0).round() / 1_000.0), Some("sqft")),
+        Some(acres) => (
+            Some((acres * 43_560.0 * 1_000.0).round() / 1_000.0),
+            Some("sqft"),
+        ),
     };
     let coordinates = !quirk_fraction(quirks, quirk::NO_COORDINATES, 0.01);
-    let tour = quirk_fraction(quirks, 56, 0.08);
+    let tour = quirk_fraction(quirks, quirk::THREE_D_TOUR, 0.08);
     Prop {
         bathrooms: (listing.baths_full > 0).then(|| JsonNumber(listing.bathrooms())),
         carousel_photos: None,
@@ -405,7 +421,9 @@ mod tests {
     use crate::config::MarketConfig;
 
     fn pairs(list: &[(&str, &str)]) -> QueryPairs {
-        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn market() -> Market {
@@ -442,7 +460,10 @@ mod tests {
             query.home_types,
             Some(vec![PropertyType::SingleFamily, PropertyType::Condo])
         );
-        assert_eq!((query.min_price, query.max_price), (Some(100_000), Some(400_000)));
+        assert_eq!(
+            (query.min_price, query.max_price),
+            (Some(100_000), Some(400_000))
+        );
         for bad in [
             vec![("page", "1")],
             vec![("location", "Nashville, TN"), ("page", "21")],
@@ -462,16 +483,36 @@ mod tests {
         let market = market();
         let query = parse(
             &market,
-            &pairs(&[("location", "Syracuse, NY"), ("minPrice", "150000"), ("maxPrice", "260000")]),
+            &pairs(&[
+                ("location", "Syracuse, NY"),
+                ("minPrice", "150000"),
+                ("maxPrice", "260000"),
+            ]),
         )
         .expect("valid query");
         let order = matches(&market, &query);
-        assert!(order.len() > RESULTS_PER_PAGE && order.len() <= 820, "{}", order.len());
+        assert!(
+            order.len() > RESULTS_PER_PAGE && order.len() <= 820,
+            "{}",
+            order.len()
+        );
         let listings: Vec<&SimListing> = order.iter().map(|&at| market.listing(at)).collect();
-        assert!(listings.iter().all(|l| (150_000..=260_000).contains(&l.list_price)));
-        assert!(listings.iter().all(|l| l.status.is_live() && l.market == "syracuse-ny"));
-        assert!(listings.windows(2).all(|w| (Reverse(w[0].on_market_at), w[0].zpid)
-            < (Reverse(w[1].on_market_at), w[1].zpid)));
+        assert!(
+            listings
+                .iter()
+                .all(|l| (150_000..=260_000).contains(&l.list_price))
+        );
+        assert!(
+            listings
+                .iter()
+                .all(|l| l.status.is_live() && l.market == "syracuse-ny")
+        );
+        assert!(
+            listings
+                .windows(2)
+                .all(|w| (Reverse(w[0].on_market_at), w[0].zpid)
+                    < (Reverse(w[1].on_market_at), w[1].zpid))
+        );
 
         let body = render(&market, &query, &order).body;
         let page: serde_json::Value = serde_json::from_slice(&body).expect("json");
@@ -498,17 +539,27 @@ mod tests {
         }
         let unknown = parse(&market, &pairs(&[("location", "Gotham, NY")])).expect("valid query");
         assert!(matches(&market, &unknown).is_empty());
-        let rent = parse(&market, &pairs(&[("location", "Nashville, TN"), ("status_type", "ForRent")]))
-            .expect("valid query");
+        let rent = parse(
+            &market,
+            &pairs(&[("location", "Nashville, TN"), ("status_type", "ForRent")]),
+        )
+        .expect("valid query");
         assert!(matches(&market, &rent).is_empty());
         let sold = parse(
             &market,
-            &pairs(&[("location", "Nashville, TN"), ("status_type", "RecentlySold")]),
+            &pairs(&[
+                ("location", "Nashville, TN"),
+                ("status_type", "RecentlySold"),
+            ]),
         )
         .expect("valid query");
         let sold_matches = matches(&market, &sold);
         assert!(!sold_matches.is_empty());
-        assert!(sold_matches.iter().all(|&at| market.listing(at).status == ListingStatus::Sold));
+        assert!(
+            sold_matches
+                .iter()
+                .all(|&at| market.listing(at).status == ListingStatus::Sold)
+        );
     }
 
     #[test]

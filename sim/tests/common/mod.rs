@@ -73,10 +73,16 @@ pub async fn send(
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.map_err(ClientError::Io)?;
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(ClientError::Io)?;
         stream.write_all(body).await.map_err(ClientError::Io)?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.map_err(ClientError::Io)?;
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(ClientError::Io)?;
         parse_response(&raw)
     };
     tokio::time::timeout(timeout, exchange)
@@ -371,7 +377,9 @@ pub async fn zillow_for_sale(
 
 fn realtor_seen(result: &Value) -> Option<(String, Seen)> {
     let id = result["property_id"].as_str()?.to_owned();
-    let status = match (result["status"].as_str()?, result["flags"]["is_pending"] == true) {
+    let under_contract =
+        result["flags"]["is_pending"] == true || result["flags"]["is_contingent"] == true;
+    let status = match (result["status"].as_str()?, under_contract) {
         ("for_sale", true) => "pending",
         ("for_sale", false) => "active",
         ("sold", _) => "sold",
@@ -463,7 +471,8 @@ pub async fn reso_sync(
     since: Option<&str>,
     stats: &mut ReadStats,
 ) -> Result<Snapshot, String> {
-    let mut target = "/reso/odata/Property?$top=700&$count=true&$orderby=ModificationTimestamp".to_owned();
+    let mut target =
+        "/reso/odata/Property?$top=700&$count=true&$orderby=ModificationTimestamp".to_owned();
     if let Some(since) = since {
         target.push_str(&format!(
             "&$filter={}",
@@ -474,7 +483,10 @@ pub async fn reso_sync(
     let mut rows = 0;
     let mut count = None;
     loop {
-        let page = client.get(&target).await.map_err(|f| format!("RESO: {f:?}"))?;
+        let page = client
+            .get(&target)
+            .await
+            .map_err(|f| format!("RESO: {f:?}"))?;
         stats.requests += 1;
         count = count.or(page["@odata.count"].as_u64());
         for record in page["value"].as_array().cloned().unwrap_or_default() {
@@ -486,7 +498,10 @@ pub async fn reso_sync(
                 Some("Withdrawn") => "withdrawn",
                 other => return Err(format!("unknown StandardStatus {other:?}")),
             };
-            let key = record["ListingKey"].as_str().ok_or("no ListingKey")?.to_owned();
+            let key = record["ListingKey"]
+                .as_str()
+                .ok_or("no ListingKey")?
+                .to_owned();
             let price = record["ListPrice"].as_u64().ok_or("no ListPrice")?;
             snapshot.insert(
                 key,
@@ -502,7 +517,10 @@ pub async fn reso_sync(
         }
     }
     if Some(rows as u64) != count || snapshot.len() != rows {
-        return Err(format!("RESO: {rows} rows, {} unique, count {count:?}", snapshot.len()));
+        return Err(format!(
+            "RESO: {rows} rows, {} unique, count {count:?}",
+            snapshot.len()
+        ));
     }
     Ok(snapshot)
 }

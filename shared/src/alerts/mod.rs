@@ -1,0 +1,14 @@
+//! Price-drop and undervalued-listing alerts from the listing table's stream, published to
+//! SNS once per listing change: the rules as plain functions ([`rules`]), the SNS message
+//! ([`message`]), the thresholds ([`config`]), the ports ([`ports`]), the batch workflow
+//! over them ([`process`]) and the Lambda entry ([`lambda`]). Users' view: docs/alerts.md.
+
+pub mod config;
+pub mod lambda;
+pub mod message;
+pub mod ports;
+pub mod process;
+pub mod rules;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+//! Change detection: this poll against the last complete one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::listing::{Listing, ListingEvent};
+
+/// What the poller remembers of a market (per source): every listing of the last poll, and,
+/// for incremental sources, where to resume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PollState {
+    pub listings: BTreeMap<String, Listing>,
+    /// Incremental sources (RESO): the newest modification time read so far.
+    #[serde(default)]
+    pub cursor: Option<DateTime<Utc>>,
+}
+
+/// A stored state that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable poll state: {0}")]
+pub struct StateDecodeError(String);
+
+impl PollState {
+    /// Gzipped JSON: a few hundred KB for a market of thousands of listings.
+    pub fn encode(&self) -> Result<Vec<u8>, StateDecodeError> {
+        let json = serde_json::to_vec(self).map_err(|e| StateDecodeError(e.to_string()))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&json)
+            .map_err(|e| StateDecodeError(e.to_string()))?;
+        gz.finish().map_err(|e| StateDecodeError(e.to_string()))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, StateDecodeError> {
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut json)
+            .map_err(|e| StateDecodeError(e.to_string()))?;
+        serde_json::from_slice(&json).map_err(|e| StateDecodeError(e.to_string()))
+    }
+}
+
+/// What one poll of a market saw.
+#[derive(Debug, Clone, Default)]
+pub struct MarketRead {
+    pub listings: Vec<Listing>,
+    /// Every page was read and what they held adds up to what the source said it had: only
+    /// then can a missing listing be taken as delisted.
+    pub complete: bool,
+    pub cursor: Option<DateTime<Utc>>,
+}
+
+/// The events of a poll and the state to keep if all of them are published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub events: Vec<ListingEvent>,
+    pub next: PollState,
+}
+
+/// Compares a read with the previous state. Unchanged listings emit nothing; a listing seen
+/// twice in one read (it moved between pages) counts once; delistings only from a complete
+/// read.
+pub fn detect(
+    previous: &PollState,
+    read: MarketRead,
+    poll_id: &str,
+    observed_at: DateTime<Utc>,
+) -> Detection {
+    let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
+    for listing in read.listings {
+        // The later copy of a listing read twice is the more recent observation.
+        seen.insert(listing.id.as_str().to_owned(), listing);
+    }
+    let mut events = Vec::new();
+    for (id, listing) in &seen {
+        match previous.listings.get(id) {
+            None => events.push(ListingEvent::new_listing(listing.clone(), poll_id)),
+            Some(before) => events.extend(ListingEvent::changed(before, listing.clone(), poll_id)),
+        }
+    }
+    let next_listings = if read.complete {
+        for (id, before) in &previous.listings {
+            if !seen.contains_key(id) {
+                events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
+            }
+        }
+        seen
+    } else {
+        let mut kept = previous.listings.clone();
+        kept.extend(seen);
+        kept
+    };
+    Detection {
+        events,
+        next: PollState {
+            listings: next_listings,
+            cursor: read.cursor.or(previous.cursor),
+        },
+    }
+}
+
+/// The state to keep when the events at `failed` (indexes into `detection.events`) could not
+/// be published: those listings keep their previous entry, so the next poll finds the same
+/// change again.
+pub fn settle(previous: &PollState, detection: Detection, failed: &BTreeSet<usize>) -> PollState {
+    let mut next = detection.next;
+    for &i in failed {
+        let Some(event) = detection.events.get(i) else {
+            continue;
+        };
+        let id = event.listing.id.as_str();
+        match previous.listings.get(id) {
+            Some(before) => next.listings.insert(id.to_owned(), before.clone()),
+            None => next.listings.remove(id),
+        };
+    }
+    if !failed.is_empty() {
+        // Do not move an incremental cursor past changes that were not delivered.
+        next.cursor = previous.cursor;
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::{EventKind, ListingStatus};
+
+    fn listing(id: u32, price: i64) -> Listing {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let at = DateTime::parse_from_rfc3339("2025-09-12T15:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut l = crate::sources::normalize_file(crate::sources::SourceKind::Zillow, page, at)
+            .expect("fixture")
+            .listings
+            .remove(0);
+        l.id =
+            crate::listing::ListingId::new(crate::listing::ListingSource::Zillow, &id.to_string())
+                .expect("id");
+        l.price_minor = price;
+        l
+    }
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2025-09-12T16:{minute:02}:00Z"))
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn state(listings: &[Listing]) -> PollState {
+        PollState {
+            listings: listings
+                .iter()
+                .map(|l| (l.id.as_str().to_owned(), l.clone()))
+                .collect(),
+            cursor: None,
+        }
+    }
+
+    fn kinds(d: &Detection) -> Vec<(String, &'static str)> {
+        d.events
+            .iter()
+            .map(|e| {
+                let kind = match e.kind {
+                    EventKind::New => "new",
+                    EventKind::Changed { .. } => "changed",
+                    EventKind::Delisted => "delisted",
+                };
+                (e.listing.id.as_str().to_owned(), kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_new_changed_and_delisted() {
+        let previous = state(&[
+            listing(1, 10_000_000),
+            listing(2, 20_000_000),
+            listing(3, 30_000_000),
+        ]);
+        let mut cut = listing(2, 18_000_000);
+        cut.observed_at = at(5);
+        let read = MarketRead {
+            listings: vec![listing(1, 10_000_000), cut, listing(4, 40_000_000)],
+            complete: true,
+            cursor: None,
+        };
+        let d = detect(&previous, read, "p", at(5));
+        assert_eq!(
+            kinds(&d),
+            [
+                ("zillow:2".into(), "changed"),
+                ("zillow:4".into(), "new"),
+                ("zillow:3".into(), "delisted")
+            ]
+        );
+        assert_eq!(
+            d.next.listings.keys().collect::<Vec<_>>(),
+            ["zillow:1", "zillow:2", "zillow:4"]
+        );
+    }
+
+    #[test]
+    fn an_incomplete_read_infers_no_delisting_and_forgets_nothing() {
+        let previous = state(&[listing(1, 10_000_000), listing(3, 30_000_000)]);
+        let read = MarketRead {
+            listings: vec![listing(1, 10_000_000)],
+            complete: false,
+            cursor: None,
+        };
+        let d = detect(&previous, read, "p", at(5));
+        assert!(d.events.is_empty());
+        assert_eq!(d.next, previous);
+    }
+
+    #[test]
+    fn a_listing_read_twice_counts_once() {
+        let read = MarketRead {
+            listings: vec![listing(7, 100_000_000), listing(7, 100_000_000)],
+            complete: true,
+            cursor: None,
+        };
+        let d = detect(&PollState::default(), read, "p", at(5));
+        assert_eq!(kinds(&d), [("zillow:7".into(), "new")]);
+    }
+
+    #[test]
+    fn unpublished_events_are_found_again_next_poll() {
+        let previous = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);
+        let mut pending = listing(1, 10_000_000);
+        pending.status = ListingStatus::Pending;
+        let read = MarketRead {
+            listings: vec![pending, listing(5, 50_000_000)],
+            complete: true,
+            cursor: None,
+        };
+        let d = detect(&previous, read.clone(), "p", at(5));
+        // Every event failed: the state stays as it was.
+        let all: BTreeSet<usize> = (0..d.events.len()).collect();
+        let kept = settle(&previous, d, &all);
+        assert_eq!(kept, previous);
+        let again = detect(&kept, read, "p2", at(10));
+        assert_eq!(again.events.len(), 3);
+    }
+
+    #[test]
+    fn state_round_trips_through_its_encoding() {
+        let s = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);
+        assert_eq!(
+            PollState::decode(&s.encode().expect("encode")).expect("decode"),
+            s
+        );
+        assert!(PollState::decode(b"not gzip").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! The poller as Lambda builds it: typed config from the environment, API keys from Secrets
+//! Manager (once per container), the HTTP client and the AWS adapters.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use serde::Deserialize;
+
+use super::fetch::{HttpPolicy, RateLimiter};
+use super::read::SourceEndpoint;
+use super::run::Poller;
+use crate::adapters::kinesis::KinesisPublisher;
+use crate::adapters::poll_state::S3PollStateStore;
+use crate::adapters::retry::RetryPolicy;
+use crate::config::{ConfigError, StackResources, parse_or};
+use crate::sources::SourceKind;
+
+/// Default public endpoints of the keyed APIs.
+pub const ZILLOW_RAPIDAPI_URL: &str = "https://zillow-com1.p.rapidapi.com";
+pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
+
+/// The listing-API secret: a JSON object in Secrets Manager.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ApiKeys {
+    pub rapidapi_key: Option<String>,
+    pub reso_token: Option<String>,
+}
+
+/// The poller's settings (`REALTY_*` variables; template.yaml sets them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollerConfig {
+    pub sources: Vec<SourceKind>,
+    pub zillow_url: String,
+    pub realtor_url: String,
+    pub reso_url: Option<String>,
+    pub concurrency: usize,
+    pub http: HttpPolicy,
+    pub requests_per_second: f64,
+}
+
+impl PollerConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let sources_text = lookup("REALTY_SOURCES")
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "zillow".into());
+        let mut sources = Vec::new();
+        for name in sources_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let kind: SourceKind =
+                name.parse()
+                    .map_err(|e: crate::sources::UnknownSource| ConfigError::Invalid {
+                        name: "REALTY_SOURCES".into(),
+                        value: sources_text.clone(),
+                        reason: e.to_string(),
+                    })?;
+            if kind == SourceKind::File {
+                return Err(ConfigError::Invalid {
+                    name: "REALTY_SOURCES".into(),
+                    value: sources_text.clone(),
+                    reason: "file exports are replayed with the realty CLI, not polled".into(),
+                });
+            }
+            sources.push(kind);
+        }
+        let reso_url = lookup("REALTY_RESO_URL").filter(|s| !s.trim().is_empty());
+        if sources.contains(&SourceKind::Reso) && reso_url.is_none() {
+            return Err(ConfigError::Missing {
+                name: "REALTY_RESO_URL".into(),
+                what: "the RESO Web API base URL (REALTY_SOURCES names reso)",
+            });
+        }
+        let timeout_ms: u64 = parse_or(&lookup, "REALTY_HTTP_TIMEOUT_MS", 10_000)?;
+        Ok(Self {
+            sources,
+            zillow_url: lookup("REALTY_ZILLOW_URL")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ZILLOW_RAPIDAPI_URL.into()),
+            realtor_url: lookup("REALTY_REALTOR_URL")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| REALTOR_RAPIDAPI_URL.into()),
+            reso_url,
+            concurrency: parse_or(&lookup, "REALTY_POLL_CONCURRENCY", 4)?,
+            http: HttpPolicy {
+                timeout: Duration::from_millis(timeout_ms),
+                ..HttpPolicy::default()
+            },
+            requests_per_second: parse_or(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0)?,
+        })
+    }
+
+    /// The endpoints of the configured sources, with their keys.
+    pub fn endpoints(&self, keys: &ApiKeys) -> Result<Vec<SourceEndpoint>, ConfigError> {
+        let rapidapi = || {
+            keys.rapidapi_key.clone().filter(|k| !k.is_empty()).ok_or(ConfigError::Missing {
+                name: "rapidapi_key".into(),
+                what: "the RapidAPI key in the listing-API secret (Zillow and Realtor.com sources)",
+            })
+        };
+        self.sources
+            .iter()
+            .map(|&kind| {
+                let (base_url, key) = match kind {
+                    SourceKind::Zillow => (self.zillow_url.clone(), rapidapi()?),
+                    SourceKind::Realtor => (self.realtor_url.clone(), rapidapi()?),
+                    SourceKind::Reso => (
+                        self.reso_url.clone().unwrap_or_default(),
+                        keys.reso_token.clone().filter(|k| !k.is_empty()).ok_or(
+                            ConfigError::Missing {
+                                name: "reso_token".into(),
+                                what: "the RESO bearer token in the listing-API secret",
+                            },
+                        )?,
+                    ),
+                    SourceKind::File => unreachable_file(),
+                };
+                Ok(SourceEndpoint {
+                    kind,
+                    base_url,
+                    key,
+                })
+            })
+            .collect()
+    }
+}
+
+fn unreachable_file() -> (String, String) {
+    // PollerConfig::from_lookup refuses the file source.
+    (String::new(), String::new())
+}
+
+/// The API keys: from Secrets Manager when `REALTY_LISTING_API_SECRET_ARN` is set; else, for
+/// local runs only (an endpoint override is set), from `REALTY_LISTING_API_KEYS`.
+pub async fn load_api_keys(
+    sdk: &SdkConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<ApiKeys, ConfigError> {
+    let parse = |name: &str, text: &str| -> Result<ApiKeys, ConfigError> {
+        serde_json::from_str(text).map_err(|e| ConfigError::Invalid {
+            name: name.into(),
+            value: "(secret)".into(),
+            reason: format!("expected {{\"rapidapi_key\": \"...\", \"reso_token\": \"...\"}}: {e}"),
+        })
+    };
+    if let Some(arn) = lookup("REALTY_LISTING_API_SECRET_ARN").filter(|s| !s.trim().is_empty()) {
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let out = secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                name: "REALTY_LISTING_API_SECRET_ARN".into(),
+                value: arn.clone(),
+                reason: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        return parse(
+            "REALTY_LISTING_API_SECRET_ARN",
+            out.secret_string().unwrap_or_default(),
+        );
+    }
+    match (lookup("REALTY_LISTING_API_KEYS"), sdk.endpoint_url()) {
+        (Some(text), Some(_)) => parse("REALTY_LISTING_API_KEYS", &text),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            name: "REALTY_LISTING_API_KEYS".into(),
+            value: "(secret)".into(),
+            reason: "plain-text keys are for local runs only; in AWS put them in Secrets Manager and set REALTY_LISTING_API_SECRET_ARN".into(),
+        }),
+        (None, _) => Err(ConfigError::Missing {
+            name: "REALTY_LISTING_API_SECRET_ARN".into(),
+            what: "the Secrets Manager secret with the listing-API keys",
+        }),
+    }
+}
+
+/// The poller over Kinesis and S3.
+pub type LambdaPoller = Poller<KinesisPublisher, S3PollStateStore>;
+
+pub fn build_poller(
+    sdk: &SdkConfig,
+    resources: &StackResources,
+    config: &PollerConfig,
+    keys: &ApiKeys,
+) -> Result<LambdaPoller, ConfigError> {
+    let endpoints = config.endpoints(keys)?;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("realty-stream/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.http.timeout)
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            name: "http client".into(),
+            value: String::new(),
+            reason: e.to_string(),
+        })?;
+    let limiters: BTreeMap<String, RateLimiter> = endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                RateLimiter::per_second(config.requests_per_second),
+            )
+        })
+        .collect();
+    Ok(Poller {
+        client,
+        endpoints,
+        policy: config.http,
+        limiters,
+        publisher: KinesisPublisher {
+            client: aws_sdk_kinesis::Client::new(sdk),
+            stream: resources.listing_events_stream.clone(),
+            retry: RetryPolicy::default(),
+        },
+        states: S3PollStateStore {
+            client: crate::aws::s3_client(sdk),
+            bucket: resources.data_lake_bucket.clone(),
+        },
+        concurrency: config.concurrency,
+    })
+}

@@ -1,0 +1,819 @@
+//! The alerts function against the local AWS: listing items change in the listing table,
+//! the table's real stream records (read through the DynamoDB Streams API and turned into the
+//! Lambda event shape) go through the handler, and SQS queues subscribed to the alert topic
+//! with filter policies receive exactly the alerts they asked for, once, however often the
+//! batch is replayed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_sdk_dynamodb::types::AttributeValue as Ddb;
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
+use base64::Engine as _;
+use libtest_mimic::Failed;
+use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::alerts::config::AlertsConfig;
+use realty_shared::alerts::lambda::AlertsFunction;
+use realty_shared::alerts::message::AlertBody;
+use realty_shared::alerts::process::AlertOutcome;
+use realty_shared::config::StackResources;
+use realty_shared::items::{ListingItem, MarketLiveItem};
+use realty_shared::listing::{ListingId, ListingStatus, Offer, PropertyType};
+use realty_shared::metrics::ports::StoredAggregate;
+use realty_tests::{Explain, TestAws};
+use serde_json::{Map, Value, json};
+
+crate::async_tests!(
+    subscribers_get_each_alert_they_filter_for_once,
+    an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once,
+);
+
+fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message.into().into())
+    }
+}
+
+// ---- the stack and its clients ----
+
+struct Stack {
+    resources: StackResources,
+    stream_arn: String,
+    dynamodb: aws_sdk_dynamodb::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    function: AlertsFunction,
+    prefix: String,
+}
+
+async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
+    let provisioned = aws.provision(&[]).await;
+    let resources = StackResources::from_outputs(&provisioned.outputs)?;
+    let stream_arn = provisioned
+        .outputs
+        .get("ListingTableStreamArn")
+        .cloned()
+        .ok_or("no ListingTableStreamArn output")?;
+    let sdk = aws.sdk_config().await;
+    // The template's defaults: 15 %, no floor, 0.8.
+    let config = AlertsConfig::from_lookup(|_| None)?;
+    Ok(Stack {
+        function: AlertsFunction::new(&sdk, &resources, &config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
+        sns: aws_sdk_sns::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        prefix: provisioned.stack_name.clone(),
+        resources,
+        stream_arn,
+    })
+}
+
+// ---- listings and markets ----
+
+/// The listing of events/alerts-dynamodb.json (a Nashville condo), as the metrics function
+/// stores it.
+fn sample_item() -> Result<ListingItem, Failed> {
+    let event: Event = serde_json::from_str(include_str!("../../events/alerts-dynamodb.json"))?;
+    let record = event.records.into_iter().next().ok_or("empty sample")?;
+    Ok(serde_dynamo::from_item(record.change.new_image)?)
+}
+
+#[derive(Clone, Copy)]
+enum City {
+    Nashville,
+    Syracuse,
+}
+
+fn listing(
+    native_id: u32,
+    city: City,
+    property_type: PropertyType,
+    price_dollars: i64,
+) -> Result<ListingItem, Failed> {
+    let mut item = sample_item()?;
+    let id = format!("zillow:{native_id}");
+    item.listing.id = ListingId::parse(&id)?;
+    item.listing_id = id;
+    item.listing.property_type = property_type;
+    item.listing.price_minor = price_dollars * 100;
+    item.listing.previous_price_minor = None;
+    item.first_price_minor = item.listing.price_minor;
+    item.listing.living_area_sqft = Some(1_000);
+    item.listing.address.line = Some(format!("{native_id} Main St"));
+    if let City::Syracuse = city {
+        item.market = "syracuse-ny".into();
+        item.listing.market.city_state = "syracuse-ny".into();
+        item.listing.market.zip = Some("13202".into());
+        item.listing.address.city = "Syracuse".into();
+        item.listing.address.state = "NY".into();
+        item.listing.address.postal_code = Some("13202".into());
+    }
+    item.sequence = format!("{:0>128}", 1);
+    Ok(item)
+}
+
+/// The next version of `item` at `price_dollars`, as the metrics function writes it after a
+/// price-change event.
+fn repriced(item: &ListingItem, price_dollars: i64, version: u32) -> ListingItem {
+    let mut next = item.clone();
+    next.listing.previous_price_minor = Some(item.listing.price_minor);
+    next.listing.price_minor = price_dollars * 100;
+    next.sequence = format!("{version:0>128}");
+    next.observed_at = item.observed_at + chrono::Duration::minutes(5 * i64::from(version));
+    next.listing.observed_at = next.observed_at;
+    next
+}
+
+async fn put_listing(stack: &Stack, item: &ListingItem) -> Result<(), Failed> {
+    let attributes: HashMap<String, Ddb> = serde_dynamo::to_item(item)?;
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.resources.listing_table)
+        .set_item(Some(attributes))
+        .send()
+        .await
+        .explain("PutItem listing")?;
+    Ok(())
+}
+
+/// A live market item with `median` dollars per sqft, laid out as the metrics function
+/// writes it.
+async fn put_market(stack: &Stack, scope_key: &str, median: f64) -> Result<(), Failed> {
+    let mut item = MarketLiveItem::new(scope_key, &StoredAggregate::default());
+    item.figures.median_price_per_sqft = Some(median);
+    item.figures.active_listings = 40;
+    let attributes: HashMap<String, Ddb> = serde_dynamo::to_item(&item)?;
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.resources.market_table)
+        .set_item(Some(attributes))
+        .send()
+        .await
+        .explain("PutItem market")?;
+    Ok(())
+}
+
+// ---- the listing table's stream, as Lambda would deliver it ----
+
+/// Reads the stream shard by shard from TRIM_HORIZON, remembering where it stopped.
+struct StreamReader {
+    iterators: BTreeMap<String, Option<String>>,
+}
+
+impl StreamReader {
+    fn new() -> Self {
+        Self {
+            iterators: BTreeMap::new(),
+        }
+    }
+
+    /// Every record written since the last call, in stream order per shard.
+    async fn next_records(&mut self, stack: &Stack) -> Result<Vec<Record>, Failed> {
+        let description = stack
+            .streams
+            .describe_stream()
+            .stream_arn(&stack.stream_arn)
+            .send()
+            .await
+            .explain("DescribeStream")?
+            .stream_description
+            .ok_or("no stream description")?;
+        for shard in description.shards() {
+            let Some(shard_id) = shard.shard_id() else {
+                continue;
+            };
+            if !self.iterators.contains_key(shard_id) {
+                let iterator = stack
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(&stack.stream_arn)
+                    .shard_id(shard_id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .explain("GetShardIterator")?
+                    .shard_iterator;
+                self.iterators.insert(shard_id.to_owned(), iterator);
+            }
+        }
+        let mut records = Vec::new();
+        for iterator in self.iterators.values_mut() {
+            while let Some(current) = iterator.clone() {
+                let page = stack
+                    .streams
+                    .get_records()
+                    .shard_iterator(current)
+                    .send()
+                    .await
+                    .explain("GetRecords")?;
+                let got = page.records.unwrap_or_default();
+                let empty = got.is_empty();
+                records.extend(got);
+                // An open shard always hands out a next iterator: keep it for the next call.
+                *iterator = page.next_shard_iterator;
+                if empty {
+                    break;
+                }
+            }
+        }
+        Ok(records)
+    }
+}
+
+fn attribute_json(value: &StreamValue) -> Result<Value, Failed> {
+    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
+        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
+    };
+    Ok(match value {
+        StreamValue::S(s) => json!({ "S": s }),
+        StreamValue::N(n) => json!({ "N": n }),
+        StreamValue::B(b) => json!({ "B": b64(b) }),
+        StreamValue::Bool(b) => json!({ "BOOL": b }),
+        StreamValue::Null(_) => json!({ "NULL": true }),
+        StreamValue::Ss(ss) => json!({ "SS": ss }),
+        StreamValue::Ns(ns) => json!({ "NS": ns }),
+        StreamValue::Bs(bs) => json!({ "BS": bs.iter().map(b64).collect::<Vec<_>>() }),
+        StreamValue::L(l) => {
+            json!({ "L": l.iter().map(attribute_json).collect::<Result<Vec<_>, _>>()? })
+        }
+        StreamValue::M(m) => json!({ "M": image_json(m)? }),
+        other => return Err(format!("attribute type this test does not know: {other:?}").into()),
+    })
+}
+
+fn image_json(image: &HashMap<String, StreamValue>) -> Result<Value, Failed> {
+    let mut out = Map::new();
+    for (name, value) in image {
+        out.insert(name.clone(), attribute_json(value)?);
+    }
+    Ok(Value::Object(out))
+}
+
+/// The records in the shape Lambda's DynamoDB event source mapping hands a function (the
+/// GetRecords fields, camel-cased, plus `eventSourceARN`), parsed as aws_lambda_events does.
+fn lambda_event(stack: &Stack, records: &[Record]) -> Result<Event, Failed> {
+    let mut lambda_records = Vec::with_capacity(records.len());
+    for record in records {
+        let change = record
+            .dynamodb
+            .as_ref()
+            .ok_or("a record without dynamodb")?;
+        let mut dynamodb = Map::new();
+        if let Some(t) = change.approximate_creation_date_time {
+            dynamodb.insert("ApproximateCreationDateTime".into(), json!(t.as_secs_f64()));
+        }
+        for (name, image) in [
+            ("Keys", &change.keys),
+            ("NewImage", &change.new_image),
+            ("OldImage", &change.old_image),
+        ] {
+            if let Some(image) = image {
+                dynamodb.insert(name.into(), image_json(image)?);
+            }
+        }
+        dynamodb.insert("SequenceNumber".into(), json!(change.sequence_number));
+        dynamodb.insert("SizeBytes".into(), json!(change.size_bytes.unwrap_or(0)));
+        if let Some(view) = &change.stream_view_type {
+            dynamodb.insert("StreamViewType".into(), json!(view.as_str()));
+        }
+        lambda_records.push(json!({
+            "eventID": record.event_id,
+            "eventName": record.event_name.as_ref().map(|n| n.as_str()),
+            "eventVersion": record.event_version,
+            "eventSource": record.event_source,
+            "awsRegion": record.aws_region,
+            "dynamodb": dynamodb,
+            "eventSourceARN": stack.stream_arn,
+        }));
+    }
+    Ok(serde_json::from_value(
+        json!({ "Records": lambda_records }),
+    )?)
+}
+
+// ---- subscribers ----
+
+/// One SQS queue subscribed to the alert topic.
+struct Subscriber {
+    url: String,
+    raw: bool,
+}
+
+async fn subscribe(
+    stack: &Stack,
+    name: &str,
+    filter_policy: Option<Value>,
+    raw: bool,
+) -> Result<Subscriber, Failed> {
+    let url = stack
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-{name}", stack.prefix))
+        .send()
+        .await
+        .explain("CreateQueue")?
+        .queue_url
+        .ok_or("no queue url")?;
+    let arn = stack
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .explain("GetQueueAttributes")?
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .ok_or("no queue arn")?;
+    // What AWS needs for SNS to deliver into the queue (moto does not check it).
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "sns.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": { "ArnEquals": { "aws:SourceArn": stack.resources.alert_topic_arn } }
+        }]
+    });
+    stack
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            policy.to_string(),
+        )
+        .send()
+        .await
+        .explain("SetQueueAttributes")?;
+    let mut request = stack
+        .sns
+        .subscribe()
+        .topic_arn(&stack.resources.alert_topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .return_subscription_arn(true);
+    if let Some(policy) = filter_policy {
+        request = request.attributes("FilterPolicy", policy.to_string());
+    }
+    if raw {
+        request = request.attributes("RawMessageDelivery", "true");
+    }
+    request.send().await.explain("Subscribe")?;
+    Ok(Subscriber { url, raw })
+}
+
+/// An alert as a subscriber received it.
+#[derive(Debug, Clone, PartialEq)]
+struct Received {
+    body: AlertBody,
+    subject: Option<String>,
+    /// Message attributes (name -> value).
+    attributes: BTreeMap<String, String>,
+}
+
+impl Received {
+    fn key(&self) -> (String, String) {
+        (
+            self.body.alert_type.as_str().to_owned(),
+            self.body.listing_id.clone(),
+        )
+    }
+}
+
+/// Everything in the queue now, deleted as it is read.
+async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<Received>, Failed> {
+    let mut out = Vec::new();
+    loop {
+        let page = stack
+            .sqs
+            .receive_message()
+            .queue_url(&subscriber.url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .explain("ReceiveMessage")?;
+        let messages = page.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(out);
+        }
+        for m in messages {
+            let text = m.body().ok_or("a message without body")?;
+            out.push(if subscriber.raw {
+                Received {
+                    body: serde_json::from_str(text)?,
+                    subject: None,
+                    attributes: m
+                        .message_attributes()
+                        .map(|a| {
+                            a.iter()
+                                .map(|(k, v)| {
+                                    (k.clone(), v.string_value().unwrap_or_default().to_owned())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            } else {
+                // The SNS envelope: {"Type": "Notification", "Subject", "Message", "MessageAttributes"}.
+                let envelope: Value = serde_json::from_str(text)?;
+                let message = envelope["Message"].as_str().ok_or("no Message")?;
+                Received {
+                    body: serde_json::from_str(message)?,
+                    subject: envelope["Subject"].as_str().map(str::to_owned),
+                    attributes: envelope["MessageAttributes"]
+                        .as_object()
+                        .map(|a| {
+                            a.iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.clone(),
+                                        v["Value"].as_str().unwrap_or_default().to_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            });
+            if let Some(handle) = m.receipt_handle() {
+                stack
+                    .sqs
+                    .delete_message()
+                    .queue_url(&subscriber.url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .explain("DeleteMessage")?;
+            }
+        }
+    }
+}
+
+fn keys(received: &[Received]) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = received.iter().map(Received::key).collect();
+    keys.sort();
+    keys
+}
+
+fn expected(pairs: &[(&str, u32)]) -> Vec<(String, String)> {
+    let mut keys: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(kind, id)| ((*kind).to_owned(), format!("zillow:{id}")))
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn ensure_clean(outcome: &AlertOutcome, published: usize, already: usize) -> Result<(), Failed> {
+    ensure(
+        outcome.failed_from.is_none(),
+        format!("batch failed: {:?}", outcome.error),
+    )?;
+    ensure(
+        (outcome.stats.published, outcome.stats.already_published) == (published, already),
+        format!(
+            "expected {published} published and {already} already published: {:?}",
+            outcome.stats
+        ),
+    )
+}
+
+// ---- the tests ----
+
+async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> Result<(), Failed> {
+    let stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let big_drops = subscribe(
+        &stack,
+        "big-drops",
+        Some(json!({ "alert_type": ["price_drop"], "drop_pct": [{ "numeric": [">=", 20] }] })),
+        false,
+    )
+    .await?;
+    let syracuse = subscribe(
+        &stack,
+        "syracuse",
+        Some(json!({ "market": ["syracuse-ny"] })),
+        true,
+    )
+    .await?;
+
+    // Markets: Nashville condos at 500 $/sqft (city 400); Syracuse has only its all-types figure.
+    put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
+    put_market(&stack, "city#nashville-tn#all", 400.0).await?;
+    put_market(&stack, "city#syracuse-ny#all", 200.0).await?;
+
+    use City::*;
+    use PropertyType::*;
+    let a = listing(1001, Nashville, Condo, 600_000)?;
+    let b = listing(1002, Nashville, Condo, 500_000)?;
+    let c = listing(1003, Nashville, SingleFamily, 500_000)?;
+    let d = listing(1004, Syracuse, SingleFamily, 200_000)?;
+    let e = listing(1005, Syracuse, Condo, 190_000)?;
+    let mut f = listing(1006, Nashville, Condo, 3_000)?;
+    f.listing.offer = Offer::Rent;
+    let g = listing(1007, Nashville, Condo, 400_000)?;
+    let h = listing(1008, Nashville, Condo, 390_000)?; // already undervalued (390 <= 400)
+    let i = listing(1009, Nashville, Condo, 300_000)?;
+    for item in [&a, &b, &c, &d, &e, &f, &g, &h, &i] {
+        put_listing(&stack, item).await?;
+    }
+
+    // Round 1: prices change through the table.
+    let a2 = repriced(&a, 480_000, 2); // -20 %: price drop (480 $/sqft is not undervalued)
+    let e2 = repriced(&e, 155_000, 2); // -18.42 % and 155 <= 0.8 x 200: both alerts
+    let mut g2 = repriced(&g, 300_000, 2); // -25 %, but delisted: nothing
+    g2.delisted = true;
+    let mut h2 = repriced(&h, 390_000, 2); // status only, still undervalued: nothing new
+    h2.listing.status = ListingStatus::UnderContract;
+    h2.listing.previous_price_minor = None;
+    for item in [
+        a2.clone(),
+        repriced(&b, 440_000, 2), // -12 %: a small cut
+        repriced(&c, 525_000, 2), // a rise
+        repriced(&d, 170_000, 2), // exactly -15 %; 170 > 160: price drop only
+        e2.clone(),
+        repriced(&f, 2_000, 2), // a rent: nothing
+        g2,
+        h2,
+    ] {
+        put_listing(&stack, &item).await?;
+    }
+    stack
+        .dynamodb
+        .delete_item()
+        .table_name(&stack.resources.listing_table)
+        .key("listing_id", Ddb::S(i.listing_id.clone()))
+        .send()
+        .await
+        .explain("DeleteItem")?;
+
+    let mut reader = StreamReader::new();
+    let round1 = reader.next_records(&stack).await?;
+    ensure(
+        round1.len() == 18,
+        format!(
+            "{} stream records, expected 9 INSERT + 8 MODIFY + 1 REMOVE",
+            round1.len()
+        ),
+    )?;
+    let event1 = lambda_event(&stack, &round1)?;
+    let (response, outcome) = stack.function.handle(event1.clone()).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        format!("{:?}", response.batch_item_failures),
+    )?;
+    ensure_clean(&outcome, 4, 0)?;
+    ensure(
+        outcome.stats.skipped.get("not_modify") == Some(&10),
+        format!("skipped {:?}", outcome.stats.skipped),
+    )?;
+
+    let all = drain(&stack, &everything).await?;
+    ensure(
+        keys(&all)
+            == expected(&[
+                ("price_drop", 1001),
+                ("price_drop", 1004),
+                ("price_drop", 1005),
+                ("undervalued", 1005),
+            ]),
+        format!("everything got {:?}", keys(&all)),
+    )?;
+    let dropped = drain(&stack, &big_drops).await?;
+    ensure(
+        keys(&dropped) == expected(&[("price_drop", 1001)]),
+        format!("the >= 20 % subscriber got {:?}", keys(&dropped)),
+    )?;
+    let first = &dropped[0];
+    ensure(
+        first.subject.as_deref()
+            == Some("Price drop 20%: 1001 Main St, Nashville, TN now $480,000"),
+        format!("subject {:?}", first.subject),
+    )?;
+    ensure(
+        first.attributes
+            == BTreeMap::from([
+                ("alert_type".to_owned(), "price_drop".to_owned()),
+                ("drop_pct".to_owned(), "20.00".to_owned()),
+                ("market".to_owned(), "nashville-tn".to_owned()),
+                ("property_type".to_owned(), "condo".to_owned()),
+            ]),
+        format!("attributes {:?}", first.attributes),
+    )?;
+    ensure(
+        (
+            first.body.old_price,
+            first.body.new_price,
+            first.body.drop_pct,
+        ) == (600_000.0, 480_000.0, 20.0)
+            && first.body.market_median_price_per_sqft == Some(500.0)
+            && first.body.median_scope.as_deref() == Some("city#nashville-tn#condo"),
+        format!("body {:?}", first.body),
+    )?;
+    let in_syracuse = drain(&stack, &syracuse).await?;
+    ensure(
+        keys(&in_syracuse)
+            == expected(&[
+                ("price_drop", 1004),
+                ("price_drop", 1005),
+                ("undervalued", 1005),
+            ]),
+        format!("the Syracuse subscriber got {:?}", keys(&in_syracuse)),
+    )?;
+    let undervalued = in_syracuse
+        .iter()
+        .find(|r| r.key().0 == "undervalued")
+        .ok_or("no undervalued alert")?;
+    ensure(
+        undervalued.body.median_scope.as_deref() == Some("city#syracuse-ny#all")
+            && undervalued.body.price_per_sqft == Some(155.0)
+            && undervalued.attributes.get("drop_pct").map(String::as_str) == Some("18.42"),
+        format!("{undervalued:?}"),
+    )?;
+
+    // The records of what was published, with their TTL.
+    let records = stack
+        .dynamodb
+        .scan()
+        .table_name(&stack.resources.idempotency_table)
+        .send()
+        .await
+        .explain("Scan")?
+        .items
+        .unwrap_or_default();
+    let now = chrono::Utc::now().timestamp();
+    ensure(
+        records.len() == 4
+            && records.iter().all(|r| {
+                r.get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("published")
+                    && r.get("expires_at")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .is_some_and(|t| (t - now - 7 * 86_400).abs() < 600)
+            }),
+        format!("idempotency records {records:?}"),
+    )?;
+
+    // Lambda re-delivers the same batch (a retry after a timeout, say): nothing twice.
+    for _ in 0..2 {
+        let (response, outcome) = stack.function.handle(event1.clone()).await;
+        ensure(response.batch_item_failures.is_empty(), "replay failed")?;
+        ensure_clean(&outcome, 0, 4)?;
+    }
+    for subscriber in [&everything, &big_drops, &syracuse] {
+        let again = drain(&stack, subscriber).await?;
+        ensure(
+            again.is_empty(),
+            format!("a replay delivered {:?}", keys(&again)),
+        )?;
+    }
+
+    // Round 2: a further cut of a makes a new version, so new alerts; e falls a little more
+    // while undervalued; d rises.
+    put_listing(&stack, &repriced(&a2, 380_000, 3)).await?; // -20.83 %, and 380 <= 400
+    put_listing(&stack, &repriced(&e2, 150_000, 3)).await?; // -3.2 %, still undervalued
+    put_listing(&stack, &repriced(&d, 178_500, 3)).await?;
+    let round2 = reader.next_records(&stack).await?;
+    ensure(
+        round2.len() == 3,
+        format!("{} new stream records", round2.len()),
+    )?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &round2)?).await;
+    ensure(response.batch_item_failures.is_empty(), "round 2 failed")?;
+    ensure_clean(&outcome, 3, 0)?;
+    ensure(
+        keys(&drain(&stack, &everything).await?)
+            == expected(&[
+                ("price_drop", 1001),
+                ("undervalued", 1001),
+                ("undervalued", 1005),
+            ]),
+        "round 2: everything",
+    )?;
+    let dropped = drain(&stack, &big_drops).await?;
+    ensure(
+        keys(&dropped) == expected(&[("price_drop", 1001)])
+            && dropped[0].attributes.get("drop_pct").map(String::as_str) == Some("20.83"),
+        format!("round 2: the >= 20 % subscriber got {dropped:?}"),
+    )?;
+    ensure(
+        keys(&drain(&stack, &syracuse).await?) == expected(&[("undervalued", 1005)]),
+        "round 2: Syracuse",
+    )?;
+
+    // The whole stream replayed at once: every alert is known.
+    let mut replay = StreamReader::new();
+    let everything_so_far = replay.next_records(&stack).await?;
+    let (response, outcome) = stack
+        .function
+        .handle(lambda_event(&stack, &everything_so_far)?)
+        .await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        "full replay failed",
+    )?;
+    ensure_clean(&outcome, 0, 7)?;
+    for subscriber in [&everything, &big_drops, &syracuse] {
+        let again = drain(&stack, subscriber).await?;
+        ensure(
+            again.is_empty(),
+            format!("the full replay delivered {:?}", keys(&again)),
+        )?;
+    }
+    Ok(())
+}
+
+async fn an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let mut stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let quiet = listing(2001, City::Nashville, PropertyType::Condo, 500_000)?;
+    let cut = listing(2002, City::Nashville, PropertyType::Condo, 500_000)?;
+    for item in [&quiet, &cut] {
+        put_listing(&stack, item).await?;
+    }
+    put_listing(&stack, &repriced(&quiet, 505_000, 2)).await?;
+    put_listing(&stack, &repriced(&cut, 400_000, 2)).await?;
+    let records = StreamReader::new().next_records(&stack).await?;
+    let event = lambda_event(&stack, &records)?;
+    let cut_sequence = event
+        .records
+        .iter()
+        .filter(|r| r.event_name == "MODIFY")
+        .nth(1)
+        .and_then(|r| r.change.sequence_number.clone())
+        .ok_or("no second MODIFY")?;
+
+    // SNS refuses every call (a topic that is not there): the batch fails from the record
+    // whose alert could not go out, and its claim is handed back.
+    let topic = stack.function.publisher.topic_arn.clone();
+    stack.function.publisher.topic_arn = format!("{topic}-gone");
+    stack.function.publisher.retry = RetryPolicy::immediate(Duration::from_millis(200));
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    let failed: Vec<Option<String>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ensure(
+        failed == [Some(cut_sequence.clone())],
+        format!("failures {failed:?}, expected from {cut_sequence}"),
+    )?;
+    ensure(
+        outcome.stats.unpublished == 1,
+        format!("{:?}", outcome.stats),
+    )?;
+    let claims = stack
+        .dynamodb
+        .scan()
+        .table_name(&stack.resources.idempotency_table)
+        .send()
+        .await
+        .explain("Scan")?
+        .count;
+    ensure(claims == 0, format!("{claims} claims left behind"))?;
+    ensure(
+        drain(&stack, &everything).await?.is_empty(),
+        "delivered while failing",
+    )?;
+
+    // Lambda re-delivers from the failed record; SNS is back.
+    stack.function.publisher.topic_arn = topic;
+    let mut rest = event.clone();
+    let from = rest
+        .records
+        .iter()
+        .position(|r| r.change.sequence_number.as_deref() == Some(cut_sequence.as_str()))
+        .ok_or("failed record not in the batch")?;
+    rest.records.drain(..from);
+    for round in 0..2 {
+        let (response, outcome) = stack.function.handle(rest.clone()).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            "re-delivery failed",
+        )?;
+        ensure_clean(&outcome, 1 - round, round)?;
+    }
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 2002)]),
+        format!("delivered {:?}", keys(&got)),
+    )
+}
