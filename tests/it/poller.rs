@@ -21,6 +21,7 @@ crate::async_tests!(
     two_polls_find_exactly_the_ground_truth,
     every_fault_mode_loses_nothing_and_invents_no_delisting,
     events_that_cannot_be_published_are_found_again,
+    overlapping_polls_cannot_both_advance_a_market,
 );
 
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
@@ -393,4 +394,65 @@ async fn poll_with<S: realty_shared::poller::ports::PollStateStore>(
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
     };
     Box::pin(p.poll(&request, sim.handle().now())).await
+}
+
+async fn overlapping_polls_cannot_both_advance_a_market(aws: Arc<TestAws>) -> Result<(), Failed> {
+    use realty_shared::adapters::poll_state::S3PollStateStore;
+    use realty_shared::poller::detect::PollState;
+    use realty_shared::poller::ports::PollStateStore;
+
+    let resources = stack(&aws).await?;
+    let store = S3PollStateStore {
+        client: realty_shared::aws::s3_client(&aws.sdk_config().await),
+        bucket: resources.data_lake_bucket.clone(),
+    };
+    // Two polls start from the same (missing) state.
+    let a = store.load("zillow/nashville-tn").await?;
+    let b = store.load("zillow/nashville-tn").await?;
+    ensure(
+        a.version.is_none() && b.version.is_none(),
+        "a fresh market has no state",
+    )?;
+    let state = PollState {
+        cursor: Some(chrono::Utc::now()),
+        ..PollState::default()
+    };
+    ensure(
+        store
+            .save("zillow/nashville-tn", &state, a.version.as_deref())
+            .await?,
+        "the first save lands",
+    )?;
+    ensure(
+        !store
+            .save(
+                "zillow/nashville-tn",
+                &PollState::default(),
+                b.version.as_deref(),
+            )
+            .await?,
+        "the overlapping save must be refused",
+    )?;
+    // The next poll reads the first poll's state, and can advance it.
+    let c = store.load("zillow/nashville-tn").await?;
+    ensure(
+        c.state == state && c.version.is_some(),
+        "the stored state is the first poll's",
+    )?;
+    ensure(
+        store
+            .save(
+                "zillow/nashville-tn",
+                &PollState::default(),
+                c.version.as_deref(),
+            )
+            .await?,
+        "a save from the current version lands",
+    )?;
+    ensure(
+        !store
+            .save("zillow/nashville-tn", &state, c.version.as_deref())
+            .await?,
+        "a save from a stale version is refused",
+    )
 }
