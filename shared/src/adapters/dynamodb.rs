@@ -18,7 +18,8 @@ const WRITE_BATCH: usize = 25;
 
 type Item = HashMap<String, AttributeValue>;
 
-fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+/// An SDK error as `Code: message`, for a [`PortError`].
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     operation: &'static str,
     e: &E,
 ) -> PortError {
@@ -32,22 +33,35 @@ fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     )
 }
 
-/// Reads items by key, re-requesting `UnprocessedKeys` until all are read.
-async fn batch_get(
+/// Which attributes of the items to read: a projection expression and its `#name`s.
+pub(crate) struct Projection<'a> {
+    pub expression: &'a str,
+    pub names: &'a [(&'a str, &'a str)],
+}
+
+/// Reads items by key (all attributes, or a projection), re-requesting `UnprocessedKeys`
+/// until all are read.
+pub(crate) async fn batch_get(
     client: &Client,
     table: &str,
     keys: Vec<Item>,
+    projection: Option<&Projection<'_>>,
     retry: RetryPolicy,
 ) -> Result<Vec<Item>, PortError> {
     let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
     for chunk in keys.chunks(GET_BATCH) {
         let found = &found;
         let result = send_with_retries(retry, chunk.to_vec(), |keys| async move {
-            let request = match KeysAndAttributes::builder()
+            let mut builder = KeysAndAttributes::builder()
                 .set_keys(Some(keys.clone()))
-                .consistent_read(true)
-                .build()
-            {
+                .consistent_read(true);
+            if let Some(p) = projection {
+                builder = builder.projection_expression(p.expression);
+                for (alias, name) in p.names {
+                    builder = builder.expression_attribute_names(*alias, *name);
+                }
+            }
+            let request = match builder.build() {
                 Ok(r) => r,
                 Err(e) => return (Vec::new(), Some(e.to_string())),
             };
@@ -165,7 +179,7 @@ impl ListingStore for DynamoListingStore {
             .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
             .collect();
         let mut states = BTreeMap::new();
-        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
+        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
             let item: ListingItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
             let id = item.listing_id.clone();
@@ -271,7 +285,7 @@ impl MarketStore for DynamoMarketStore {
             })
             .collect();
         let mut out = BTreeMap::new();
-        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
+        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
             let item: MarketLiveItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode market item", e.to_string()))?;
             let key = item.pk.clone();

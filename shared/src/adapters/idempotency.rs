@@ -7,10 +7,10 @@
 //! published; a pending item is taken over, because it can only be left by an invocation that
 //! is no longer running (docs/alerts.md, "Once per price change").
 
+use crate::adapters::dynamodb::sdk_error;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{Duration, Utc};
 
@@ -52,20 +52,6 @@ impl DynamoIdempotencyStore {
             ),
         ])
     }
-}
-
-fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
-    operation: &'static str,
-    e: &E,
-) -> PortError {
-    PortError::new(
-        operation,
-        match (e.code(), e.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            _ => format!("{e:?}"),
-        },
-    )
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
