@@ -31,7 +31,8 @@ tools: ## Install the pinned local tools (moto server, cfn-lint, checkov) into .
 	@$(REALTY) tools >/dev/null
 
 BUILD_VENV := .venv-build
-BUILD_PATH := PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH"
+# SAM_CLI_TELEMETRY=0: the SAM CLI would otherwise report usage to AWS on every run.
+BUILD_PATH := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH"
 
 build-tools: $(BUILD_VENV)/.installed ## Install cargo-lambda, Zig and the SAM CLI (pinned, from PyPI) into .venv-build
 
