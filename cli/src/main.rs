@@ -1,5 +1,7 @@
 //! `realty`: the realty-stream operator CLI.
 
+mod demo;
+mod html;
 mod invoke;
 mod normalize;
 mod report;
@@ -35,8 +37,9 @@ enum Command {
     Up(UpArgs),
     /// Stop the local AWS that `realty up` started; nothing of it keeps running.
     Down(JsonArg),
-    /// Run the whole pipeline locally.
-    Demo,
+    /// Run the whole pipeline locally: a simulated market, the poller, the metrics and alerts
+    /// handlers fed from the streams, an HTML report (docs/demo.md).
+    Demo(demo::DemoArgs),
     /// Print the canonical listings of one saved API response as JSON lines (rejects and a
     /// summary on stderr).
     Normalize {
@@ -66,6 +69,10 @@ enum Command {
         /// Market key: a city-state (`nashville-tn`) or a full scope key (`zip#37201#condo`).
         #[arg(long)]
         market: String,
+        /// table, json, csv (the daily history) or html (a report page).
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+        /// Same as --format json.
         #[arg(long)]
         json: bool,
         /// A stack deployed in AWS instead of the local one.
@@ -153,7 +160,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Up(args) => up(args).await,
         Command::Down(args) => down(args),
-        Command::Demo => demo().await,
+        Command::Demo(args) => demo(args).await,
         Command::Normalize { source, file } => normalize::run(source, &file),
         Command::Invoke {
             function,
@@ -162,9 +169,13 @@ async fn run(command: Command) -> Result<()> {
         } => invoke::run(&function, &event, stack.as_deref()).await,
         Command::Report {
             market,
+            format,
             json,
             stack,
-        } => report::run(&market, json, stack.as_deref()).await,
+        } => {
+            let format = if json { report::Format::Json } else { format };
+            report::run(&market, format, stack.as_deref()).await
+        }
         Command::Sim {
             command:
                 SimCommand::Serve {
@@ -282,31 +293,6 @@ fn down(args: JsonArg) -> Result<()> {
     Ok(())
 }
 
-async fn demo() -> Result<()> {
-    let options = UpOptions {
-        project_root: emulator::project_root()?,
-        endpoint: endpoint_override(),
-        provision: ProvisionOptions {
-            stack_name: "realty".into(),
-            parameters: BTreeMap::new(),
-        },
-    };
-    let local = stack::up(&options)
-        .await
-        .context("bringing up the local AWS")?;
-    print_local(&local);
-    println!();
-    println!("The demo runs the local stack only so far. Not there yet:");
-    println!("  - the local event-source runner that fires the poller and feeds the metrics and");
-    println!(
-        "    alerts handlers from the streams, the HTML report and latency figures (issue #7)."
-    );
-    println!("Meanwhile each piece runs on its own against this stack:");
-    println!(
-        "  realty invoke poller --event events/poller-schedule.json   (polls a simulated market)"
-    );
-    println!("  realty invoke metrics --event events/metrics-kinesis.json");
-    println!("  realty invoke alerts --event events/alerts-dynamodb.json");
-    println!("  realty report --market nashville-tn");
-    Ok(())
+async fn demo(args: demo::DemoArgs) -> Result<()> {
+    demo::run(args, endpoint_override()).await
 }

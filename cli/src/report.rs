@@ -22,7 +22,18 @@ struct Report {
     hourly: Vec<MarketSnapshotItem>,
 }
 
-pub async fn run(market: &str, json: bool, stack: Option<&str>) -> Result<()> {
+/// How `realty report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    /// The daily history, one row a day.
+    Csv,
+    /// The demo's report page, for this market.
+    Html,
+}
+
+pub async fn run(market: &str, format: Format, stack: Option<&str>) -> Result<()> {
     let target = target::resolve(stack).await?;
     let store = DynamoMarketStore {
         client: aws_sdk_dynamodb::Client::new(&target.sdk),
@@ -71,12 +82,49 @@ pub async fn run(market: &str, json: bool, stack: Option<&str>) -> Result<()> {
         daily,
         hourly,
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Table => print_text(&report),
+        Format::Csv => print_csv(&report),
+        Format::Html => {
+            let markets = crate::html::gather(&store, &[market.to_owned()], 60).await?;
+            let page = crate::html::Report {
+                title: format!("realty-stream: {market}"),
+                generated_at: Utc::now(),
+                source: target.description.clone(),
+                markets,
+                latency: None,
+                run: None,
+            };
+            println!("{}", crate::html::render(&page));
+        }
     }
     Ok(())
+}
+
+fn print_csv(r: &Report) {
+    println!(
+        "date,active_listings,pending_listings,median_price,average_price,median_price_per_sqft,median_days_on_market,new_listings,price_cuts,price_rises,delistings"
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
+    for s in &r.daily {
+        let f = &s.figures;
+        let Period::Day(day) = s.period else { continue };
+        println!(
+            "{day},{},{},{},{},{},{},{},{},{},{}",
+            f.active_listings,
+            f.pending_listings,
+            opt(f.median_price),
+            opt(f.average_price),
+            opt(f.median_price_per_sqft),
+            f.median_days_on_market
+                .map_or(String::new(), |d| d.to_string()),
+            f.new_listings_today,
+            f.price_cuts_today,
+            f.price_rises_today,
+            f.delistings_today,
+        );
+    }
 }
 
 fn money(v: Option<f64>) -> String {

@@ -4,5 +4,6 @@
 
 pub mod emulator;
 pub mod provision;
+pub mod runner;
 pub mod stack;
 pub mod template;

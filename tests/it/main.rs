@@ -2,6 +2,7 @@
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
 mod alerts;
+mod demo;
 mod metrics;
 mod poller;
 mod provisioning;
@@ -22,6 +23,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(metrics::tests());
     all.extend(poller::tests());
     all.extend(alerts::tests());
+    all.extend(demo::tests());
     all
 }
 

@@ -73,6 +73,11 @@ pub fn detect(
         // The later copy of a listing read twice is the more recent observation.
         seen.insert(listing.id.as_str().to_owned(), listing);
     }
+    for (id, listing) in seen.iter_mut() {
+        if let Some(before) = previous.listings.get(id) {
+            keep_derived_date(before, listing);
+        }
+    }
     let mut events = Vec::new();
     for (id, listing) in &seen {
         match previous.listings.get(id) {
@@ -98,6 +103,17 @@ pub fn detect(
             listings: next_listings,
             cursor: read.cursor.or(previous.cursor),
         },
+    }
+}
+
+/// Sources that give days on market instead of a date (Zillow's `daysOnZillow`) make the
+/// derived on-market date move by a day with the time of day of the poll; a one-day move is
+/// that jitter, not a change, so the earlier observation's date stands.
+fn keep_derived_date(before: &Listing, current: &mut Listing) {
+    if let (Some(old), Some(new)) = (before.on_market_date, current.on_market_date)
+        && (new - old).num_days().abs() <= 1
+    {
+        current.on_market_date = Some(old);
     }
 }
 
@@ -216,6 +232,44 @@ mod tests {
         let d = detect(&previous, read, "p", at(5));
         assert!(d.events.is_empty());
         assert_eq!(d.next, previous);
+    }
+
+    #[test]
+    fn a_one_day_move_of_the_derived_on_market_date_is_no_change() {
+        let before = listing(1, 10_000_000);
+        let previous = state(std::slice::from_ref(&before));
+        let mut later = before.clone();
+        later.on_market_date = before.on_market_date.map(|d| d + chrono::Duration::days(1));
+        let d = detect(
+            &previous,
+            MarketRead {
+                listings: vec![later.clone()],
+                complete: true,
+                cursor: None,
+            },
+            "p",
+            at(5),
+        );
+        assert!(d.events.is_empty(), "{:?}", d.events);
+        assert_eq!(
+            d.next.listings["zillow:1"].on_market_date,
+            before.on_market_date
+        );
+        // A relisting weeks later is a change.
+        later.on_market_date = before
+            .on_market_date
+            .map(|d| d + chrono::Duration::days(30));
+        let d = detect(
+            &previous,
+            MarketRead {
+                listings: vec![later],
+                complete: true,
+                cursor: None,
+            },
+            "p",
+            at(5),
+        );
+        assert_eq!(kinds(&d), [("zillow:1".into(), "changed")]);
     }
 
     #[test]

@@ -1,0 +1,715 @@
+//! `realty demo`: the whole pipeline, locally, against a simulated market.
+//!
+//! Brings the local AWS up with a fresh stack (resource-name prefix `demo-<time>`, so a
+//! second demo never meets the first one's data), starts the simulated market, and then for
+//! each step of simulated time: advances the market, runs the poller (observing at the
+//! simulated time) while the local event source mappings ([`realty_infra::runner`]) feed the
+//! metrics and alerts handlers from the streams, drains both streams, and collects the alerts
+//! from an SQS queue subscribed to the alert topic. At the end it prints a summary per market
+//! and the alert latency, writes the HTML report (and its data as JSON), and leaves the
+//! stack running. docs/demo.md describes it.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use realty_infra::emulator;
+use realty_infra::provision::{ProvisionOptions, physical_name};
+use realty_infra::runner::{self, FunctionError, Mapping, StreamFunction};
+use realty_infra::stack::{self, UpOptions};
+use realty_infra::template::{Template, scalar_to_string};
+use realty_shared::adapters::dynamodb::DynamoMarketStore;
+use realty_shared::adapters::kinesis::KinesisPublisher;
+use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::adapters::sns::SnsAlertPublisher;
+use realty_shared::alerts::config::AlertsConfig;
+use realty_shared::alerts::lambda::{AlertsFunction, handle_event};
+use realty_shared::alerts::message::{AlertBody, AlertMessage};
+use realty_shared::alerts::ports::{AlertPublisher, PublishReport};
+use realty_shared::alerts::process::AlertPorts;
+use realty_shared::config::StackResources;
+use realty_shared::listing::ListingEvent;
+use realty_shared::metrics::lambda::MetricsFunction;
+use realty_shared::metrics::ports::PortError;
+use realty_shared::poller::lambda::{ApiKeys, PollerConfig, build_poller};
+use realty_shared::poller::ports::{EventPublisher, PublishFailure};
+use realty_shared::poller::run::{PollRequest, PollSummary, Poller};
+use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use serde_json::json;
+
+use crate::html::{self, LatencySummary, Report};
+
+/// `realty demo` options. The defaults fit in about two minutes on two cores (debug build).
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Seed of the simulated market.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Markets to simulate and poll.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "nashville-tn,syracuse-ny,austin-tx"
+    )]
+    pub markets: Vec<String>,
+    /// Live listings per market.
+    #[arg(long, default_value_t = 200)]
+    pub listings: u32,
+    /// Simulated days to run.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// Simulated hours between two polls.
+    #[arg(long, default_value_t = 24)]
+    pub step_hours: u32,
+    /// Multiplies the market's event rates (more happens per simulated day).
+    #[arg(long, default_value_t = 4.0)]
+    pub activity: f64,
+    /// Resource-name prefix of the demo's stack (default: `demo-<UTC time>`, new each run).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Where to write index.html and report.json (default: target/realty/report).
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+}
+
+// ---- in-process timing of the two ends of an alert ----
+
+/// When each listing event was handed to PutRecords, by (listing id, observed at).
+type SentAt = Arc<Mutex<HashMap<(String, DateTime<Utc>), Instant>>>;
+
+/// The poller's Kinesis publisher, noting when each event is sent.
+struct StampedPublisher {
+    inner: KinesisPublisher,
+    sent: SentAt,
+}
+
+impl EventPublisher for StampedPublisher {
+    async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
+        let now = Instant::now();
+        if let Ok(mut sent) = self.sent.lock() {
+            for e in events {
+                sent.entry((e.listing.id.as_str().to_owned(), e.observed_at))
+                    .or_insert(now);
+            }
+        }
+        self.inner.publish(events).await
+    }
+}
+
+/// One alert SNS accepted, and when.
+struct Published {
+    listing_id: String,
+    observed_at: DateTime<Utc>,
+    at: Instant,
+}
+
+/// The alert topic's publisher, noting when each alert was published.
+struct StampedAlertPublisher {
+    inner: SnsAlertPublisher,
+    published: Arc<Mutex<Vec<Published>>>,
+}
+
+impl AlertPublisher for StampedAlertPublisher {
+    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
+        let report = self.inner.publish(messages).await;
+        let now = Instant::now();
+        if let Ok(mut published) = self.published.lock() {
+            for (i, m) in messages.iter().enumerate() {
+                if report.unpublished.contains(&i) {
+                    continue;
+                }
+                if let Ok(body) = serde_json::from_str::<AlertBody>(&m.body) {
+                    published.push(Published {
+                        listing_id: body.listing_id,
+                        observed_at: body.observed_at,
+                        at: now,
+                    });
+                }
+            }
+        }
+        report
+    }
+}
+
+// ---- the handlers, as the runner invokes them ----
+
+struct MetricsHandler(MetricsFunction);
+
+impl StreamFunction for MetricsHandler {
+    type Event = KinesisEvent;
+    type Response = KinesisEventResponse;
+
+    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
+        Ok(Box::pin(self.0.handle(event)).await.0)
+    }
+}
+
+struct AlertsHandler {
+    function: AlertsFunction,
+    publisher: StampedAlertPublisher,
+}
+
+impl StreamFunction for AlertsHandler {
+    type Event = DynamoDbEvent;
+    type Response = DynamoDbEventResponse;
+
+    async fn invoke(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, FunctionError> {
+        let ports = AlertPorts {
+            idempotency: &self.function.idempotency,
+            medians: &self.function.medians,
+            publisher: &self.publisher,
+        };
+        Ok(
+            Box::pin(handle_event(&ports, &self.function.thresholds, event))
+                .await
+                .0,
+        )
+    }
+}
+
+/// The alert thresholds the template gives the alerts function (its environment, with
+/// parameters at their defaults).
+fn alerts_config(template: &Template) -> Result<AlertsConfig> {
+    let variables = template
+        .resources
+        .get("AlertsFunction")
+        .and_then(|r| r.properties.pointer("/Environment/Variables"))
+        .cloned()
+        .unwrap_or_default();
+    let lookup = |name: &str| -> Option<String> {
+        let value = variables.get(name)?;
+        match value.get("Ref").and_then(|r| r.as_str()) {
+            Some(parameter) => template
+                .parameters
+                .get(parameter)?
+                .default
+                .as_ref()
+                .and_then(scalar_to_string),
+            None => scalar_to_string(value),
+        }
+    };
+    Ok(AlertsConfig::from_lookup(lookup)?)
+}
+
+/// An SQS queue subscribed to the alert topic with raw delivery: how SNS publishes are seen
+/// locally.
+async fn subscribe_alert_queue(
+    sdk: &aws_config::SdkConfig,
+    resources: &StackResources,
+    prefix: &str,
+) -> Result<String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-demo-alerts"))
+        .send()
+        .await
+        .context("creating the demo's alert queue")?
+        .queue_url
+        .context("CreateQueue returned no URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the alert queue's ARN")?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("the alert queue has no ARN")?;
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "sns.amazonaws.com" },
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": { "ArnEquals": { "aws:SourceArn": resources.alert_topic_arn } }
+        }]
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .context("setting the alert queue's policy")?;
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(&resources.alert_topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .context("subscribing the alert queue to the topic")?;
+    Ok(url)
+}
+
+/// Every alert in the queue now, deleted as read.
+async fn receive_alerts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<AlertBody>> {
+    let mut out = Vec::new();
+    loop {
+        let page = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .context("receiving alerts")?;
+        let messages = page.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(out);
+        }
+        for m in messages {
+            let body = m.body().unwrap_or_default();
+            out.push(
+                serde_json::from_str(body)
+                    .with_context(|| format!("an alert that is not an AlertBody: {body}"))?,
+            );
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .context("deleting an alert")?;
+            }
+        }
+    }
+}
+
+/// The stack prefix a demo picks when none is given: `demo-YYYYMMDD-HHMMSS`.
+fn is_automatic_prefix(prefix: &str) -> bool {
+    let Some(stamp) = prefix.strip_prefix("demo-") else {
+        return false;
+    };
+    let bytes = stamp.as_bytes();
+    bytes.len() == 15
+        && bytes[8] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 8 || b.is_ascii_digit())
+}
+
+/// Earlier demo stacks (those with an automatic prefix) keep their tables and objects for
+/// inspection but give back their Firehose delivery stream: moto, like an AWS account,
+/// allows 50 per region, and every demo run provisions a new stack. Returns how many were
+/// deleted.
+async fn retire_previous_demos(sdk: &aws_config::SdkConfig, current: &str) -> Result<usize> {
+    let firehose = aws_sdk_firehose::Client::new(sdk);
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let page = firehose
+            .list_delivery_streams()
+            .limit(100)
+            .set_exclusive_start_delivery_stream_name(names.last().cloned())
+            .send()
+            .await
+            .context("listing Firehose delivery streams")?;
+        let more = page.has_more_delivery_streams && !page.delivery_stream_names.is_empty();
+        names.extend(page.delivery_stream_names);
+        if !more {
+            break;
+        }
+    }
+    let mut retired = 0;
+    for name in names {
+        let Some(prefix) = name.strip_suffix("-delivery-stream") else {
+            continue;
+        };
+        if prefix == current
+            || !is_automatic_prefix(prefix)
+            || physical_name(prefix, "DeliveryStream") != name
+        {
+            continue;
+        }
+        firehose
+            .delete_delivery_stream()
+            .delivery_stream_name(&name)
+            .allow_force_delete(true)
+            .send()
+            .await
+            .with_context(|| format!("deleting the delivery stream {name}"))?;
+        retired += 1;
+    }
+    Ok(retired)
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
+    if args.days == 0 || args.step_hours == 0 {
+        bail!("--days and --step-hours must be at least 1");
+    }
+    let started = Instant::now();
+    let root = emulator::project_root()?;
+    let template = Template::load(&root.join("template.yaml"))?;
+    let prefix = args
+        .prefix
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", Utc::now().format("%Y%m%d-%H%M%S")));
+
+    eprintln!("starting the local AWS and provisioning stack {prefix} from template.yaml...");
+    let local = stack::up(&UpOptions {
+        project_root: root.clone(),
+        endpoint,
+        provision: ProvisionOptions {
+            stack_name: prefix.clone(),
+            parameters: BTreeMap::new(),
+        },
+    })
+    .await
+    .context("bringing up the local AWS")?;
+    let sdk = realty_shared::aws::sdk_config(Some(&local.endpoint)).await;
+    let resources = StackResources::from_outputs(&local.stack.outputs)?;
+    let retired = retire_previous_demos(&sdk, &prefix).await?;
+    if retired > 0 {
+        eprintln!("retired the Firehose delivery streams of {retired} earlier demo stack(s)");
+    }
+
+    let sim = SimServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimConfig {
+            seed: args.seed,
+            market: MarketConfig {
+                markets: args.markets.clone(),
+                listings_per_market: args.listings,
+                activity: args.activity,
+                ..MarketConfig::default()
+            },
+            faults: FaultConfig::none(),
+        },
+    )
+    .await
+    .context("starting the simulated market")?;
+    let base_url = sim.base_url();
+
+    // The poller, as `realty invoke poller` builds it, with its publisher timed.
+    let poller_config = PollerConfig::from_lookup(|name| match name {
+        "REALTY_SOURCES" => Some("zillow".into()),
+        "REALTY_ZILLOW_URL" => Some(base_url.clone()),
+        // The simulator needs no politeness.
+        "REALTY_REQUESTS_PER_SECOND" => Some("500".into()),
+        // One market at a time: moto numbers concurrent PutRecords on a shard without a lock
+        // and can drop one of two records given the same sequence number.
+        "REALTY_POLL_CONCURRENCY" => Some("1".into()),
+        _ => None,
+    })?;
+    let keys = ApiKeys {
+        rapidapi_key: Some("local".into()),
+        reso_token: None,
+    };
+    let built = build_poller(&sdk, &resources, &poller_config, &keys)?;
+    let sent: SentAt = Arc::default();
+    let poller = Poller {
+        client: built.client,
+        endpoints: built.endpoints,
+        policy: built.policy,
+        limiters: built.limiters,
+        publisher: StampedPublisher {
+            inner: built.publisher,
+            sent: sent.clone(),
+        },
+        states: built.states,
+        concurrency: built.concurrency,
+    };
+
+    // The two event source mappings, with the real handlers.
+    let published: Arc<Mutex<Vec<Published>>> = Arc::default();
+    let alerts_function = AlertsFunction::new(&sdk, &resources, &alerts_config(&template)?);
+    let alerts_handler = AlertsHandler {
+        publisher: StampedAlertPublisher {
+            inner: alerts_function.publisher.clone(),
+            published: published.clone(),
+        },
+        function: alerts_function,
+    };
+    let mut metrics = Mapping::new(
+        &sdk,
+        &template,
+        &local.stack,
+        "MetricsFunction",
+        MetricsHandler(MetricsFunction::new(&sdk, &resources)),
+    )
+    .await?;
+    let mut alerts = Mapping::new(
+        &sdk,
+        &template,
+        &local.stack,
+        "AlertsFunction",
+        alerts_handler,
+    )
+    .await?;
+    let alert_queue = subscribe_alert_queue(&sdk, &resources, &prefix).await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+    let request = PollRequest {
+        markets: args.markets.clone(),
+    };
+    let steps = args.days * 24 / args.step_hours;
+    let progress = MultiProgress::new();
+    if std::env::var_os("REALTY_NO_PROGRESS").is_some() {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let time_bar = progress.add(ProgressBar::new(u64::from(steps) + 1));
+    time_bar.set_style(bar_style(
+        "{prefix:>10} [{bar:30}] {pos}/{len} polls  {msg}",
+    ));
+    time_bar.set_prefix("market");
+    let event_bar = progress.add(ProgressBar::new(0));
+    event_bar.set_style(bar_style(
+        "{prefix:>10} [{bar:30}] {pos}/{len} events through metrics  {msg}",
+    ));
+    event_bar.set_prefix("pipeline");
+
+    let mut poll_times: Vec<DateTime<Utc>> = Vec::new();
+    let mut alerts_received: Vec<AlertBody> = Vec::new();
+    let mut events_published = 0usize;
+    let (mut polling, mut draining) = (Duration::ZERO, Duration::ZERO);
+    for step in 0..=steps {
+        if step > 0 {
+            sim.handle()
+                .advance(TimeDelta::hours(i64::from(args.step_hours)))?;
+        }
+        let now = sim.handle().now();
+        poll_times.push(now);
+        let poll_started = Instant::now();
+        let summary = poll_while_pumping(&poller, &request, now, &mut metrics, &mut alerts).await?;
+        polling += poll_started.elapsed();
+        if summary.failed_markets > 0 {
+            let errors: Vec<String> = summary
+                .per_market
+                .iter()
+                .filter_map(|m| m.error.clone())
+                .collect();
+            bail!("the poll at {now} failed: {}", errors.join("; "));
+        }
+        events_published += summary.new + summary.changed + summary.delisted - summary.unpublished;
+        let drain_started = Instant::now();
+        runner::drain(&mut metrics, &mut alerts).await?;
+        draining += drain_started.elapsed();
+        alerts_received.extend(receive_alerts(&sqs, &alert_queue).await?);
+        event_bar.set_length(events_published as u64);
+        event_bar.set_position(metrics.stats.records_succeeded as u64);
+        event_bar.set_message(format!(
+            "{} alerts, {} invocations",
+            alerts_received.len(),
+            metrics.stats.invocations + alerts.stats.invocations
+        ));
+        time_bar.set_message(now.format("%Y-%m-%d %H:%M").to_string());
+        time_bar.inc(1);
+    }
+    time_bar.finish();
+    event_bar.finish();
+    let run_seconds = started.elapsed().as_secs_f64();
+    sim.shutdown().await?;
+
+    // Latency of each alert, from PutRecords of the event that made it to its publish.
+    let latencies: Vec<f64> = {
+        let sent = sent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("timing lock poisoned"))?;
+        let published = published
+            .lock()
+            .map_err(|_| anyhow::anyhow!("timing lock poisoned"))?;
+        published
+            .iter()
+            .filter_map(|p| {
+                let put = sent.get(&(p.listing_id.clone(), p.observed_at))?;
+                Some(p.at.saturating_duration_since(*put).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    let latency = LatencySummary::of(&latencies);
+
+    let store = DynamoMarketStore {
+        client: aws_sdk_dynamodb::Client::new(&sdk),
+        table: resources.market_table.clone(),
+        retry: RetryPolicy::default(),
+    };
+    let mut markets = html::gather(&store, &args.markets, i64::from(args.days) + 1).await?;
+    for m in &mut markets {
+        m.alerts = alerts_received
+            .iter()
+            .filter(|a| a.market == m.market)
+            .cloned()
+            .collect();
+        m.alerts.sort_by(|a, b| {
+            (a.observed_at, &a.listing_id, a.alert_type.as_str()).cmp(&(
+                b.observed_at,
+                &b.listing_id,
+                b.alert_type.as_str(),
+            ))
+        });
+    }
+    let run_info = json!({
+        "stack_name": prefix,
+        "endpoint": local.endpoint,
+        "data_lake_bucket": resources.data_lake_bucket,
+        "seed": args.seed,
+        "markets": args.markets,
+        "listings_per_market": args.listings,
+        "activity": args.activity,
+        "days": args.days,
+        "step_hours": args.step_hours,
+        "poll_times": poll_times,
+        "price_drop_threshold_centi_pct": alerts.function().function.thresholds.price_drop_centi_pct,
+        "events_published": events_published,
+        "metrics_mapping": metrics.stats,
+        "alerts_mapping": alerts.stats,
+        "run_seconds": run_seconds,
+        "polling_seconds": polling.as_secs_f64(),
+        "draining_seconds": draining.as_secs_f64(),
+    });
+    let report = Report {
+        title: format!("realty-stream demo: {} simulated days", args.days),
+        generated_at: Utc::now(),
+        source: format!("local AWS at {}, stack {prefix}", local.endpoint),
+        markets,
+        latency: latency.clone(),
+        run: Some(run_info),
+    };
+    let dir = args
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| stack::state_dir(&root).join("report"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let index = dir.join("index.html");
+    std::fs::write(&index, html::render(&report))
+        .with_context(|| format!("writing {}", index.display()))?;
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+
+    print_summary(&report, &latency, &metrics.stats, &alerts.stats);
+    println!();
+    println!("report:   {}", index.display());
+    println!(
+        "stack {prefix} stays up at {} (simulated {} days in {run_seconds:.0} s: {:.0} s polling, {:.0} s draining the streams)",
+        local.endpoint,
+        args.days,
+        polling.as_secs_f64(),
+        draining.as_secs_f64()
+    );
+    println!(
+        "inspect:  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={} aws --endpoint-url {} dynamodb scan --table-name {} --max-items 5",
+        local.stack.region, local.endpoint, resources.market_table
+    );
+    println!(
+        "          ... aws --endpoint-url {} s3 ls --recursive s3://{}/listings/ | head",
+        local.endpoint, resources.data_lake_bucket
+    );
+    println!(
+        "          realty report --market {}",
+        args.markets.first().map_or("nashville-tn", String::as_str)
+    );
+    println!("stop:     realty down");
+    Ok(())
+}
+
+/// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
+/// function that writes the stream), so the latency includes no artificial wait.
+async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
+    poller: &Poller<StampedPublisher, realty_shared::adapters::poll_state::S3PollStateStore>,
+    request: &PollRequest,
+    now: DateTime<Utc>,
+    metrics: &mut Mapping<M>,
+    alerts: &mut Mapping<A>,
+) -> Result<PollSummary> {
+    let done = Cell::new(false);
+    let poll = async {
+        let summary = Box::pin(poller.poll(request, now)).await;
+        done.set(true);
+        summary
+    };
+    let pump = async {
+        while !done.get() {
+            metrics.pump(false).await?;
+            alerts.pump(false).await?;
+            // About as often as Lambda polls a DynamoDB stream (four times a second).
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok::<_, runner::RunnerError>(())
+    };
+    let (summary, pumped) = tokio::join!(poll, pump);
+    pumped?;
+    Ok(summary)
+}
+
+fn print_summary(
+    report: &Report,
+    latency: &Option<LatencySummary>,
+    metrics: &runner::MappingStats,
+    alerts: &runner::MappingStats,
+) {
+    let money = |v: Option<f64>| v.map_or("-".into(), |v| format!("${v:.0}"));
+    println!();
+    println!(
+        "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
+        "market", "active", "median price", "7d trend", "cuts (7d)", "alerts"
+    );
+    for m in &report.markets {
+        println!(
+            "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
+            m.market,
+            m.live.active_listings,
+            money(m.live.median_price),
+            m.trends
+                .median_price_change_7d_pct
+                .map_or("-".into(), |p| format!("{p:+.1}%")),
+            m.live.price_cuts_7d,
+            m.alerts.len()
+        );
+    }
+    println!();
+    println!(
+        "metrics: {} records in {} invocations ({} retries, {} discarded); alerts: {} of {} stream records passed the MODIFY filter, {} invocations",
+        metrics.records_succeeded,
+        metrics.invocations,
+        metrics.retries,
+        metrics.records_discarded,
+        alerts.records_read - alerts.filtered_out,
+        alerts.records_read,
+        alerts.invocations
+    );
+    match latency {
+        Some(l) => println!(
+            "alert latency (poller PutRecords -> SNS publish, {} alerts): p50 {:.0} ms, p99 {:.0} ms",
+            l.alerts, l.p50_ms, l.p99_ms
+        ),
+        None => println!("alert latency: no alert was raised"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_automatic_demo_prefixes_are_retired() {
+        assert!(is_automatic_prefix("demo-20261121-201533"));
+        for other in [
+            "realty",
+            "demo",
+            "demo-2026112-201533",
+            "demo-20261121-20153x",
+            "it42-0",
+        ] {
+            assert!(!is_automatic_prefix(other), "{other}");
+        }
+    }
+}
