@@ -53,6 +53,14 @@ pub fn city_and_state(market: &str) -> Option<(String, String)> {
     Some((city, state.to_uppercase()))
 }
 
+/// [`city_and_state`], or the error a poll of that market reports.
+fn market_place(endpoint: &SourceEndpoint, market: &str) -> Result<(String, String), FetchError> {
+    city_and_state(market).ok_or_else(|| FetchError::NotThatApi {
+        url: endpoint.base_url.clone(),
+        error: format!("market {market:?} is not a city-state key such as nashville-tn"),
+    })
+}
+
 struct Get {
     url: String,
     query: Vec<(&'static str, String)>,
@@ -202,12 +210,7 @@ async fn read_zillow(
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
 ) -> Result<MarketRead, FetchError> {
-    let Some((city, state)) = city_and_state(market) else {
-        return Err(FetchError::NotThatApi {
-            url: endpoint.base_url.clone(),
-            error: format!("market {market:?} is not city-st"),
-        });
-    };
+    let (city, state) = market_place(endpoint, market)?;
     let url = format!(
         "{}/propertyExtendedSearch",
         endpoint.base_url.trim_end_matches('/')
@@ -282,12 +285,7 @@ async fn read_realtor(
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
 ) -> Result<MarketRead, FetchError> {
-    let Some((city, state_code)) = city_and_state(market) else {
-        return Err(FetchError::NotThatApi {
-            url: endpoint.base_url.clone(),
-            error: format!("market {market:?} is not city-st"),
-        });
-    };
+    let (city, state_code) = market_place(endpoint, market)?;
     let url = format!(
         "{}/properties/v3/list",
         endpoint.base_url.trim_end_matches('/')
