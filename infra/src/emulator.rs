@@ -282,13 +282,26 @@ pub fn answers_http(port: u16) -> bool {
     matches!(stream.read(&mut head), Ok(n) if n >= 5 && &head[..5] == b"HTTP/")
 }
 
-/// True while a process with this pid exists.
+/// True while a process with this pid runs. A zombie (exited, not yet reaped: a detached
+/// emulator's parent is gone and PID 1 may reap late) counts as stopped.
 pub fn pid_alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
     // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let exists = unsafe { libc::kill(pid, 0) == 0 };
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// Stops the process group led by `pid` (moto and anything it started): SIGTERM, then
