@@ -5,7 +5,7 @@ REALTY := $(CARGO) run --quiet -p realty-cli --
 VENV := .venv
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt unit tools build build-tools sam-build up down clean-local
+.PHONY: help demo test bench lint fmt unit tools build build-tools sam-build up down clean-local
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -14,6 +14,14 @@ demo: ## Run the whole pipeline locally (starts the local AWS; leaves it running
 	$(REALTY) demo
 
 test: lint unit ## Lint, then unit and integration tests (what CI runs)
+
+# The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
+# the compute figures and cold starts are of the code as deployed.
+BENCH_BINARIES := -p realty-cli -p realty-poller -p realty-metrics -p realty-alerts
+
+bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS=--json)
+	$(CARGO) build --release $(BENCH_BINARIES)
+	target/release/realty bench $(BENCH_ARGS)
 
 lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
 	$(CARGO) fmt --all -- --check

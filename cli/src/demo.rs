@@ -10,44 +10,32 @@
 //! stack running. docs/demo.md describes it.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use realty_infra::emulator;
 use realty_infra::provision::{ProvisionOptions, physical_name};
-use realty_infra::runner::{self, FunctionError, Mapping, StreamFunction};
+use realty_infra::runner::{self, Mapping, StreamFunction};
 use realty_infra::stack::{self, UpOptions};
-use realty_infra::template::{Template, scalar_to_string};
+use realty_infra::template::Template;
 use realty_shared::adapters::dynamodb::DynamoMarketStore;
-use realty_shared::adapters::kinesis::KinesisPublisher;
 use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::adapters::sns::SnsAlertPublisher;
-use realty_shared::alerts::config::AlertsConfig;
-use realty_shared::alerts::lambda::{AlertsFunction, handle_event};
-use realty_shared::alerts::message::{AlertBody, AlertMessage};
-use realty_shared::alerts::ports::{AlertPublisher, PublishReport};
-use realty_shared::alerts::process::AlertPorts;
+use realty_shared::alerts::message::AlertBody;
 use realty_shared::config::StackResources;
-use realty_shared::listing::ListingEvent;
-use realty_shared::metrics::lambda::MetricsFunction;
-use realty_shared::metrics::ports::PortError;
 use realty_shared::poller::lambda::{ApiKeys, PollerConfig, build_poller};
-use realty_shared::poller::ports::{EventPublisher, PublishFailure};
 use realty_shared::poller::run::{PollRequest, PollSummary, Poller};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
 
 use crate::html::{self, LatencySummary, Report};
+use crate::pipeline::{self, SentAt, StampedPublisher, StreamMappings};
 
 /// `realty demo` options. The defaults fit in about two minutes on two cores (debug build).
 #[derive(Debug, Clone, Args)]
@@ -80,125 +68,6 @@ pub struct DemoArgs {
     /// Where to write index.html and report.json (default: target/realty/report).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
-}
-
-// ---- in-process timing of the two ends of an alert ----
-
-/// When each listing event was handed to PutRecords, by (listing id, observed at).
-type SentAt = Arc<Mutex<HashMap<(String, DateTime<Utc>), Instant>>>;
-
-/// The poller's Kinesis publisher, noting when each event is sent.
-struct StampedPublisher {
-    inner: KinesisPublisher,
-    sent: SentAt,
-}
-
-impl EventPublisher for StampedPublisher {
-    async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
-        let now = Instant::now();
-        if let Ok(mut sent) = self.sent.lock() {
-            for e in events {
-                sent.entry((e.listing.id.as_str().to_owned(), e.observed_at))
-                    .or_insert(now);
-            }
-        }
-        self.inner.publish(events).await
-    }
-}
-
-/// One alert SNS accepted, and when.
-struct Published {
-    listing_id: String,
-    observed_at: DateTime<Utc>,
-    at: Instant,
-}
-
-/// The alert topic's publisher, noting when each alert was published.
-struct StampedAlertPublisher {
-    inner: SnsAlertPublisher,
-    published: Arc<Mutex<Vec<Published>>>,
-}
-
-impl AlertPublisher for StampedAlertPublisher {
-    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
-        let report = self.inner.publish(messages).await;
-        let now = Instant::now();
-        if let Ok(mut published) = self.published.lock() {
-            for (i, m) in messages.iter().enumerate() {
-                if report.unpublished.contains(&i) {
-                    continue;
-                }
-                if let Ok(body) = serde_json::from_str::<AlertBody>(&m.body) {
-                    published.push(Published {
-                        listing_id: body.listing_id,
-                        observed_at: body.observed_at,
-                        at: now,
-                    });
-                }
-            }
-        }
-        report
-    }
-}
-
-// ---- the handlers, as the runner invokes them ----
-
-struct MetricsHandler(MetricsFunction);
-
-impl StreamFunction for MetricsHandler {
-    type Event = KinesisEvent;
-    type Response = KinesisEventResponse;
-
-    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event)).await.0)
-    }
-}
-
-struct AlertsHandler {
-    function: AlertsFunction,
-    publisher: StampedAlertPublisher,
-}
-
-impl StreamFunction for AlertsHandler {
-    type Event = DynamoDbEvent;
-    type Response = DynamoDbEventResponse;
-
-    async fn invoke(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, FunctionError> {
-        let ports = AlertPorts {
-            idempotency: &self.function.idempotency,
-            medians: &self.function.medians,
-            publisher: &self.publisher,
-        };
-        Ok(
-            Box::pin(handle_event(&ports, &self.function.thresholds, event))
-                .await
-                .0,
-        )
-    }
-}
-
-/// The alert thresholds the template gives the alerts function (its environment, with
-/// parameters at their defaults).
-fn alerts_config(template: &Template) -> Result<AlertsConfig> {
-    let variables = template
-        .resources
-        .get("AlertsFunction")
-        .and_then(|r| r.properties.pointer("/Environment/Variables"))
-        .cloned()
-        .unwrap_or_default();
-    let lookup = |name: &str| -> Option<String> {
-        let value = variables.get(name)?;
-        match value.get("Ref").and_then(|r| r.as_str()) {
-            Some(parameter) => template
-                .parameters
-                .get(parameter)?
-                .default
-                .as_ref()
-                .and_then(scalar_to_string),
-            None => scalar_to_string(value),
-        }
-    };
-    Ok(AlertsConfig::from_lookup(lookup)?)
 }
 
 /// An SQS queue subscribed to the alert topic with raw delivery: how SNS publishes are seen
@@ -430,31 +299,11 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     };
 
     // The two event source mappings, with the real handlers.
-    let published: Arc<Mutex<Vec<Published>>> = Arc::default();
-    let alerts_function = AlertsFunction::new(&sdk, &resources, &alerts_config(&template)?);
-    let alerts_handler = AlertsHandler {
-        publisher: StampedAlertPublisher {
-            inner: alerts_function.publisher.clone(),
-            published: published.clone(),
-        },
-        function: alerts_function,
-    };
-    let mut metrics = Mapping::new(
-        &sdk,
-        &template,
-        &local.stack,
-        "MetricsFunction",
-        MetricsHandler(MetricsFunction::new(&sdk, &resources)),
-    )
-    .await?;
-    let mut alerts = Mapping::new(
-        &sdk,
-        &template,
-        &local.stack,
-        "AlertsFunction",
-        alerts_handler,
-    )
-    .await?;
+    let StreamMappings {
+        mut metrics,
+        mut alerts,
+        published,
+    } = StreamMappings::new(&sdk, &template, &local.stack, &resources).await?;
     let alert_queue = subscribe_alert_queue(&sdk, &resources, &prefix).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
@@ -520,21 +369,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     sim.shutdown().await?;
 
     // Latency of each alert, from PutRecords of the event that made it to its publish.
-    let latencies: Vec<f64> = {
-        let sent = sent
-            .lock()
-            .map_err(|_| anyhow::anyhow!("timing lock poisoned"))?;
-        let published = published
-            .lock()
-            .map_err(|_| anyhow::anyhow!("timing lock poisoned"))?;
-        published
-            .iter()
-            .filter_map(|p| {
-                let put = sent.get(&(p.listing_id.clone(), p.observed_at))?;
-                Some(p.at.saturating_duration_since(*put).as_secs_f64() * 1000.0)
-            })
-            .collect()
-    };
+    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
     let latency = LatencySummary::of(&latencies);
 
     let store = DynamoMarketStore {

@@ -1,9 +1,11 @@
 //! `realty`: the realty-stream operator CLI.
 
+mod bench;
 mod demo;
 mod html;
 mod invoke;
 mod normalize;
+mod pipeline;
 mod report;
 mod sim;
 mod target;
@@ -79,6 +81,9 @@ enum Command {
         #[arg(long)]
         stack: Option<String>,
     },
+    /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
+    /// (docs/capacity.md). Starts a local AWS of its own unless AWS_ENDPOINT_URL is set.
+    Bench(bench::BenchArgs),
     /// Install (or check) the pinned local tools in .venv and print its path.
     Tools,
 }
@@ -161,6 +166,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Up(args) => up(args).await,
         Command::Down(args) => down(args),
         Command::Demo(args) => demo(args).await,
+        Command::Bench(args) => bench::run(args, endpoint_override()).await,
         Command::Normalize { source, file } => normalize::run(source, &file),
         Command::Invoke {
             function,

@@ -77,13 +77,40 @@ pub fn project_root() -> Result<PathBuf, EmulatorError> {
 /// requirements changed. Returns the venv's path. Concurrent callers are serialised by a
 /// lock file, so parallel test binaries install once.
 pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
+    ensure_requirements(
+        root,
+        &root.join(REQUIREMENTS_FILE),
+        INSTALLED_STAMP,
+        "the local AWS tools (first use, about a minute)",
+    )
+}
+
+/// Makes sure `<root>/.venv` also holds the pinned packages of `requirements_path` (the
+/// benchmark peers, say), recorded in the venv under `stamp_name`. Returns the venv's path.
+pub fn ensure_extra_venv(
+    root: &Path,
+    requirements_path: &Path,
+    stamp_name: &str,
+    what: &str,
+) -> Result<PathBuf, EmulatorError> {
+    ensure_venv(root)?;
+    ensure_requirements(root, requirements_path, stamp_name, what)
+}
+
+fn ensure_requirements(
+    root: &Path,
+    requirements_path: &Path,
+    stamp_name: &str,
+    what: &str,
+) -> Result<PathBuf, EmulatorError> {
     let venv = root.join(".venv");
-    let requirements_path = root.join(REQUIREMENTS_FILE);
-    let requirements =
-        fs::read_to_string(&requirements_path).map_err(io_err(&requirements_path))?;
-    let stamp = venv.join(INSTALLED_STAMP);
-    let up_to_date = || fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str());
-    if up_to_date() && venv.join("bin/moto_server").is_file() {
+    let requirements = fs::read_to_string(requirements_path).map_err(io_err(requirements_path))?;
+    let stamp = venv.join(stamp_name);
+    let up_to_date = || {
+        fs::read_to_string(&stamp).ok().as_deref() == Some(requirements.as_str())
+            && venv.join("bin/python").is_file()
+    };
+    if up_to_date() {
         return Ok(venv);
     }
     let lock_path = root.join("target").join(".realty-venv.lock");
@@ -91,17 +118,14 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
     let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
     // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
     unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-    if up_to_date() && venv.join("bin/moto_server").is_file() {
+    if up_to_date() {
         return Ok(venv);
     }
     let venv_err = |reason: String| EmulatorError::Venv {
         venv: venv.display().to_string(),
         reason,
     };
-    eprintln!(
-        "realty: installing the local AWS tools into {} (first use, about a minute)",
-        venv.display()
-    );
+    eprintln!("realty: installing {what} into {}", venv.display());
     if !venv.join("bin/python").is_file() {
         run_quiet(Command::new(python()).args(["-m", "venv"]).arg(&venv)).map_err(venv_err)?;
     }
@@ -115,7 +139,7 @@ pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
                 "--disable-pip-version-check",
                 "-r",
             ])
-            .arg(&requirements_path),
+            .arg(requirements_path),
     )
     .map_err(venv_err)?;
     fs::write(&stamp, &requirements).map_err(io_err(&stamp))?;

@@ -1,8 +1,11 @@
 //! Local AWS tooling for realty-stream: the emulator launcher ([`emulator`]), template.yaml
 //! read as data ([`template`]), provisioning of its resources into any endpoint
-//! ([`provision`]), and finding a stack's resources wherever it runs ([`stack`]).
+//! ([`provision`]), and finding a stack's resources wherever it runs ([`stack`]). A local
+//! Lambda Runtime API ([`lambda_api`]) runs a function's real `bootstrap` binary to measure
+//! its cold start, invocations and memory.
 
 pub mod emulator;
+pub mod lambda_api;
 pub mod provision;
 pub mod runner;
 pub mod stack;

@@ -1243,7 +1243,7 @@ fn kinesis_record(
 
 /// A DynamoDB stream record as Lambda's DynamoDB event carries it: the GetRecords fields,
 /// `dynamodb` in PascalCase as the Streams API writes it, plus `eventSourceARN`.
-fn dynamodb_record(
+pub fn dynamodb_record(
     record: &aws_sdk_dynamodbstreams::types::Record,
     stream_arn: &str,
 ) -> Result<StreamRecord, RunnerError> {

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, Record, ShardIteratorType};
-use base64::Engine as _;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use libtest_mimic::Failed;
+use realty_infra::runner;
 use realty_shared::adapters::retry::RetryPolicy;
 use realty_shared::alerts::config::AlertsConfig;
 use realty_shared::alerts::lambda::AlertsFunction;
@@ -23,7 +23,7 @@ use realty_shared::items::{ListingItem, MarketLiveItem};
 use realty_shared::listing::{ListingId, ListingStatus, Offer, PropertyType};
 use realty_shared::metrics::ports::StoredAggregate;
 use realty_tests::{Explain, TestAws};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 crate::async_tests!(
     subscribers_get_each_alert_they_filter_for_once,
@@ -228,72 +228,13 @@ impl StreamReader {
     }
 }
 
-fn attribute_json(value: &StreamValue) -> Result<Value, Failed> {
-    let b64 = |b: &aws_sdk_dynamodbstreams::primitives::Blob| {
-        base64::engine::general_purpose::STANDARD.encode(b.as_ref())
-    };
-    Ok(match value {
-        StreamValue::S(s) => json!({ "S": s }),
-        StreamValue::N(n) => json!({ "N": n }),
-        StreamValue::B(b) => json!({ "B": b64(b) }),
-        StreamValue::Bool(b) => json!({ "BOOL": b }),
-        StreamValue::Null(_) => json!({ "NULL": true }),
-        StreamValue::Ss(ss) => json!({ "SS": ss }),
-        StreamValue::Ns(ns) => json!({ "NS": ns }),
-        StreamValue::Bs(bs) => json!({ "BS": bs.iter().map(b64).collect::<Vec<_>>() }),
-        StreamValue::L(l) => {
-            json!({ "L": l.iter().map(attribute_json).collect::<Result<Vec<_>, _>>()? })
-        }
-        StreamValue::M(m) => json!({ "M": image_json(m)? }),
-        other => return Err(format!("attribute type this test does not know: {other:?}").into()),
-    })
-}
-
-fn image_json(image: &HashMap<String, StreamValue>) -> Result<Value, Failed> {
-    let mut out = Map::new();
-    for (name, value) in image {
-        out.insert(name.clone(), attribute_json(value)?);
-    }
-    Ok(Value::Object(out))
-}
-
-/// The records in the shape Lambda's DynamoDB event source mapping hands a function (the
-/// GetRecords fields, camel-cased, plus `eventSourceARN`), parsed as aws_lambda_events does.
+/// The records in the shape Lambda's DynamoDB event source mapping hands a function, as the
+/// local event source mapping builds it, parsed as aws_lambda_events does.
 fn lambda_event(stack: &Stack, records: &[Record]) -> Result<Event, Failed> {
-    let mut lambda_records = Vec::with_capacity(records.len());
-    for record in records {
-        let change = record
-            .dynamodb
-            .as_ref()
-            .ok_or("a record without dynamodb")?;
-        let mut dynamodb = Map::new();
-        if let Some(t) = change.approximate_creation_date_time {
-            dynamodb.insert("ApproximateCreationDateTime".into(), json!(t.as_secs_f64()));
-        }
-        for (name, image) in [
-            ("Keys", &change.keys),
-            ("NewImage", &change.new_image),
-            ("OldImage", &change.old_image),
-        ] {
-            if let Some(image) = image {
-                dynamodb.insert(name.into(), image_json(image)?);
-            }
-        }
-        dynamodb.insert("SequenceNumber".into(), json!(change.sequence_number));
-        dynamodb.insert("SizeBytes".into(), json!(change.size_bytes.unwrap_or(0)));
-        if let Some(view) = &change.stream_view_type {
-            dynamodb.insert("StreamViewType".into(), json!(view.as_str()));
-        }
-        lambda_records.push(json!({
-            "eventID": record.event_id,
-            "eventName": record.event_name.as_ref().map(|n| n.as_str()),
-            "eventVersion": record.event_version,
-            "eventSource": record.event_source,
-            "awsRegion": record.aws_region,
-            "dynamodb": dynamodb,
-            "eventSourceARN": stack.stream_arn,
-        }));
-    }
+    let lambda_records = records
+        .iter()
+        .map(|r| runner::dynamodb_record(r, &stack.stream_arn).map(|r| r.json))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(serde_json::from_value(
         json!({ "Records": lambda_records }),
     )?)

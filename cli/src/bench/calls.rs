@@ -1,0 +1,158 @@
+//! Counting the AWS calls a run makes, by API, at the HTTP layer: every client built from the
+//! wrapped [`SdkConfig`] sends through [`CallCounter`], so retries count as the calls they
+//! are (and are billed as), whatever the service.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+/// Calls seen so far, by `Service.Operation` (`Kinesis.PutRecords`).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl CallCounter {
+    /// `sdk` with every request counted here.
+    pub fn wrap(&self, sdk: &SdkConfig) -> SdkConfig {
+        // The client the SDK would pick by default (hyper, rustls with aws-lc), made here
+        // because aws-config leaves it to each service client.
+        let base = sdk.http_client().unwrap_or_else(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https()
+        });
+        let counter = self.clone();
+        let counting = http_client_fn(move |settings, components| {
+            SharedHttpConnector::new(CountingConnector {
+                inner: base.http_connector(settings, components),
+                counter: counter.clone(),
+            })
+        });
+        sdk.to_builder().http_client(counting).build()
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Forgets what was counted.
+    pub fn reset(&self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.clear();
+        }
+    }
+
+    fn count(&self, call: String) {
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(call).or_default() += 1;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CountingConnector {
+    inner: SharedHttpConnector,
+    counter: CallCounter,
+}
+
+impl HttpConnector for CountingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.counter.count(call_name(&request));
+        self.inner.call(request)
+    }
+}
+
+/// `Service.Operation` of a request: from `X-Amz-Target` (JSON protocols: Kinesis,
+/// DynamoDB, DynamoDB Streams, Firehose, SQS), the `Action` form field (query protocol:
+/// SNS), else the method and host (REST: S3).
+fn call_name(request: &HttpRequest) -> String {
+    if let Some(target) = request.headers().get("x-amz-target") {
+        let (service, operation) = target.split_once('.').unwrap_or(("", target));
+        let service = match service.split('_').next().unwrap_or(service) {
+            "DynamoDBStreams" => "DynamoDBStreams",
+            "DynamoDB" => "DynamoDB",
+            "Kinesis" => "Kinesis",
+            "Firehose" => "Firehose",
+            "AmazonSQS" => "SQS",
+            other => other,
+        };
+        return format!("{service}.{operation}");
+    }
+    if let Some(action) = form_field(request, "Action") {
+        // The query protocol names the service by its API version.
+        let service = match form_field(request, "Version") {
+            Some("2010-03-31") => "SNS",
+            Some("2011-06-15") => "STS",
+            Some("2012-11-05") => "SQS",
+            _ => "Query",
+        };
+        return format!("{service}.{action}");
+    }
+    format!("REST.{}", request.method())
+}
+
+/// A field of a form-encoded request body.
+fn form_field<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    let form = std::str::from_utf8(request.body().bytes()?).ok()?;
+    form.split('&').find_map(|pair| {
+        pair.split_once('=')
+            .filter(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_types::body::SdkBody;
+
+    fn request(target: Option<&str>, body: &str) -> HttpRequest {
+        let mut request = HttpRequest::new(SdkBody::from(body.to_owned()));
+        request.set_method("POST").expect("a method");
+        if let Some(t) = target {
+            request.headers_mut().insert("x-amz-target", t.to_owned());
+        }
+        request
+    }
+
+    #[test]
+    fn names_calls_of_each_protocol() {
+        assert_eq!(
+            call_name(&request(Some("Kinesis_20131202.PutRecords"), "{}")),
+            "Kinesis.PutRecords"
+        );
+        assert_eq!(
+            call_name(&request(Some("DynamoDB_20120810.BatchWriteItem"), "{}")),
+            "DynamoDB.BatchWriteItem"
+        );
+        assert_eq!(
+            call_name(&request(Some("DynamoDBStreams_20120810.GetRecords"), "{}")),
+            "DynamoDBStreams.GetRecords"
+        );
+        assert_eq!(
+            call_name(&request(Some("Firehose_20150804.PutRecordBatch"), "{}")),
+            "Firehose.PutRecordBatch"
+        );
+        assert_eq!(
+            call_name(&request(
+                None,
+                "Action=Publish&Version=2010-03-31&TopicArn=x"
+            )),
+            "SNS.Publish"
+        );
+        assert_eq!(call_name(&request(None, "")), "REST.POST");
+    }
+}

@@ -1,0 +1,241 @@
+//! End to end through the local pipeline: events put on the listing stream as the poller
+//! puts them, the real metrics and alerts handlers fed by the local event source mappings,
+//! alerts published to SNS; and, beside it, the emulator's own ceiling: a bare
+//! PutRecords/GetRecords loop over the same events on a stream of the same shape.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use aws_config::SdkConfig;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use realty_infra::provision::ProvisionedStack;
+use realty_infra::runner;
+use realty_infra::template::Template;
+use realty_shared::adapters::kinesis::KinesisPublisher;
+use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::config::StackResources;
+use realty_shared::listing::ListingEvent;
+use realty_shared::poller::ports::EventPublisher;
+
+use super::calls::CallCounter;
+use crate::html::LatencySummary;
+use crate::pipeline::{self, SentAt, StampedPublisher, StreamMappings};
+
+/// Records per PutRecords call (the API's limit, as the poller sends them).
+const PUT_RECORDS_MAX: usize = 500;
+
+/// How long a pass over the streams that found nothing waits before the next, as Lambda's
+/// stream pollers do (about four times a second for DynamoDB Streams).
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// What the pipeline run measured.
+#[derive(Debug, Clone)]
+pub struct PipelineRun {
+    pub events: usize,
+    pub elapsed: Duration,
+    pub alerts: usize,
+    pub latency: Option<LatencySummary>,
+    /// AWS calls of the whole run, by `Service.Operation`.
+    pub calls: BTreeMap<String, u64>,
+    pub metrics_invocations: u32,
+    pub alerts_invocations: u32,
+}
+
+/// Puts `events` on the stack's listing stream while the mappings run the handlers, until
+/// every event went through metrics and every alert was published.
+pub async fn run_pipeline(
+    sdk: &SdkConfig,
+    counter: &CallCounter,
+    template: &Template,
+    stack: &ProvisionedStack,
+    resources: &StackResources,
+    events: &[ListingEvent],
+) -> Result<PipelineRun> {
+    let counted = counter.wrap(sdk);
+    let StreamMappings {
+        mut metrics,
+        mut alerts,
+        published,
+    } = StreamMappings::new(&counted, template, stack, resources).await?;
+    let sent: SentAt = Arc::default();
+    let publisher = StampedPublisher {
+        inner: KinesisPublisher {
+            client: aws_sdk_kinesis::Client::new(&counted),
+            stream: resources.listing_events_stream.clone(),
+            retry: RetryPolicy::default(),
+        },
+        sent: sent.clone(),
+    };
+    counter.reset();
+    let started = Instant::now();
+    let produced = Cell::new(false);
+    // One producer: moto numbers concurrent PutRecords on a shard without a lock.
+    let produce = async {
+        let result = async {
+            for chunk in events.chunks(PUT_RECORDS_MAX) {
+                let failures = publisher.publish(chunk).await?;
+                if let Some(f) = failures.first() {
+                    bail!(
+                        "{} events were not put on the stream: {}",
+                        failures.len(),
+                        f.error
+                    );
+                }
+            }
+            Ok(())
+        }
+        .await;
+        produced.set(true);
+        result
+    };
+    let consume = async {
+        while !produced.get() || metrics.stats.records_succeeded < events.len() {
+            let a = metrics.pump(false).await?;
+            let b = alerts.pump(false).await?;
+            if a.read + b.read + a.delivered + b.delivered == 0 {
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+        // Every event went through metrics; let the alerts catch up.
+        runner::drain(&mut metrics, &mut alerts).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    let (produced_result, consumed) = tokio::join!(produce, consume);
+    produced_result?;
+    consumed?;
+    let elapsed = started.elapsed();
+    if metrics.stats.records_discarded > 0 || alerts.stats.records_discarded > 0 {
+        bail!(
+            "the pipeline discarded records (metrics {}, alerts {}): the run is not a measurement",
+            metrics.stats.records_discarded,
+            alerts.stats.records_discarded
+        );
+    }
+    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
+    Ok(PipelineRun {
+        events: events.len(),
+        elapsed,
+        alerts: latencies.len(),
+        latency: LatencySummary::of(&latencies),
+        calls: counter.snapshot(),
+        metrics_invocations: metrics.stats.invocations,
+        alerts_invocations: alerts.stats.invocations,
+    })
+}
+
+/// The emulator's ceiling: `encoded` put with PutRecords (one producer, 500 a call) and
+/// read back with GetRecords from every shard at once, on a new stream of `shards` shards.
+pub async fn emulator_ceiling(
+    sdk: &SdkConfig,
+    stream_name: &str,
+    shards: i32,
+    encoded: &[Vec<u8>],
+) -> Result<Duration> {
+    let kinesis = aws_sdk_kinesis::Client::new(sdk);
+    kinesis
+        .create_stream()
+        .stream_name(stream_name)
+        .shard_count(shards)
+        .send()
+        .await
+        .context("creating the ceiling's stream")?;
+    let shard_ids = loop {
+        let description = kinesis
+            .describe_stream()
+            .stream_name(stream_name)
+            .send()
+            .await
+            .context("describing the ceiling's stream")?
+            .stream_description
+            .context("DescribeStream returned no description")?;
+        if description.stream_status == aws_sdk_kinesis::types::StreamStatus::Active {
+            break description
+                .shards
+                .into_iter()
+                .map(|s| s.shard_id)
+                .collect::<Vec<_>>();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut iterators = Vec::new();
+    for shard in &shard_ids {
+        iterators.push(
+            kinesis
+                .get_shard_iterator()
+                .stream_name(stream_name)
+                .shard_id(shard)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .context("GetShardIterator")?
+                .shard_iterator,
+        );
+    }
+    let started = Instant::now();
+    let produce = async {
+        for (chunk_index, chunk) in encoded.chunks(PUT_RECORDS_MAX).enumerate() {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, data)| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(format!("k{}", chunk_index * PUT_RECORDS_MAX + i))
+                        .data(Blob::new(data.clone()))
+                        .build()
+                        .context("a PutRecords entry")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let out = kinesis
+                .put_records()
+                .stream_name(stream_name)
+                .set_records(Some(entries))
+                .send()
+                .await
+                .context("PutRecords")?;
+            if out.failed_record_count.unwrap_or(0) > 0 {
+                bail!("the emulator refused records of a bare PutRecords");
+            }
+        }
+        Ok(())
+    };
+    let consume = async {
+        let mut read = 0usize;
+        while read < encoded.len() {
+            let mut got = 0;
+            for iterator in &mut iterators {
+                let Some(current) = iterator.clone() else {
+                    continue;
+                };
+                let out = kinesis
+                    .get_records()
+                    .shard_iterator(current)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .context("GetRecords")?;
+                got += out.records.len();
+                *iterator = out.next_shard_iterator;
+            }
+            read += got;
+            if got == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    let (produced, consumed) = tokio::join!(produce, consume);
+    produced?;
+    consumed?;
+    let elapsed = started.elapsed();
+    kinesis
+        .delete_stream()
+        .stream_name(stream_name)
+        .send()
+        .await
+        .context("deleting the ceiling's stream")?;
+    Ok(elapsed)
+}

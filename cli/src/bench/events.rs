@@ -1,0 +1,296 @@
+//! The events every part of `realty bench` runs on: a deterministic stream of listing events
+//! (new listings, price cuts and rises, deep cuts that raise alerts, status changes,
+//! delistings) over a set of markets, as the poller would publish them.
+//!
+//! Each listing's events have strictly increasing `observed_at` (one second apart across the
+//! whole stream), so "the latest event of a listing" is unambiguous for every engine.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use realty_shared::listing::{
+    Address, Coordinates, Listing, ListingEvent, ListingId, ListingSource, ListingStatus,
+    MarketKey, Offer, PropertyType,
+};
+
+/// A market the generator lists in: (city, state, ZIP codes, typical price per sqft in
+/// dollars, centre).
+struct MarketSpec {
+    city: &'static str,
+    state: &'static str,
+    zips: &'static [&'static str],
+    dollars_per_sqft: f64,
+    centre: (f64, f64),
+}
+
+const MARKETS: &[MarketSpec] = &[
+    MarketSpec {
+        city: "Nashville",
+        state: "TN",
+        zips: &["37201", "37203", "37206", "37209"],
+        dollars_per_sqft: 310.0,
+        centre: (36.16, -86.78),
+    },
+    MarketSpec {
+        city: "Austin",
+        state: "TX",
+        zips: &["78701", "78704", "78745", "78758"],
+        dollars_per_sqft: 330.0,
+        centre: (30.27, -97.74),
+    },
+    MarketSpec {
+        city: "Syracuse",
+        state: "NY",
+        zips: &["13202", "13203", "13210"],
+        dollars_per_sqft: 120.0,
+        centre: (43.05, -76.15),
+    },
+    MarketSpec {
+        city: "Denver",
+        state: "CO",
+        zips: &["80202", "80205", "80210", "80219"],
+        dollars_per_sqft: 360.0,
+        centre: (39.74, -104.99),
+    },
+    MarketSpec {
+        city: "Phoenix",
+        state: "AZ",
+        zips: &["85004", "85016", "85032"],
+        dollars_per_sqft: 270.0,
+        centre: (33.45, -112.07),
+    },
+    MarketSpec {
+        city: "Columbus",
+        state: "OH",
+        zips: &["43201", "43206", "43215"],
+        dollars_per_sqft: 190.0,
+        centre: (39.96, -83.00),
+    },
+    MarketSpec {
+        city: "Tampa",
+        state: "FL",
+        zips: &["33602", "33606", "33611"],
+        dollars_per_sqft: 300.0,
+        centre: (27.95, -82.46),
+    },
+    MarketSpec {
+        city: "Raleigh",
+        state: "NC",
+        zips: &["27601", "27603", "27608"],
+        dollars_per_sqft: 250.0,
+        centre: (35.78, -78.64),
+    },
+];
+
+const PROPERTY_TYPES: [PropertyType; 4] = [
+    PropertyType::SingleFamily,
+    PropertyType::Condo,
+    PropertyType::Townhouse,
+    PropertyType::MultiFamily,
+];
+
+/// Time of the first event.
+fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// `count` listing events from `seed`: the same arguments give the same events.
+pub fn generate(count: usize, seed: u64) -> Vec<ListingEvent> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Listed now: (listing, still shown). A fifth of the events are first sightings.
+    let mut live: Vec<Listing> = Vec::new();
+    let mut next_id: u64 = 1;
+    let mut events = Vec::with_capacity(count);
+    let poll_id = |at: DateTime<Utc>| format!("poll-bench-{}", at.format("%Y-%m-%dT%H"));
+    for i in 0..count {
+        let at = start_time() + Duration::seconds(i as i64);
+        let first_sight = live.len() < 50 || rng.random_bool(0.2);
+        if first_sight {
+            let listing = new_listing(&mut rng, next_id, at);
+            next_id += 1;
+            live.push(listing.clone());
+            events.push(ListingEvent::new_listing(listing, poll_id(at)));
+            continue;
+        }
+        let index = rng.random_range(0..live.len());
+        let roll: f64 = rng.random();
+        if roll < 0.05 {
+            // Gone from the source.
+            let last_seen = live.swap_remove(index);
+            events.push(ListingEvent::delisted(last_seen, at, poll_id(at)));
+            continue;
+        }
+        let previous = live[index].clone();
+        let mut current = previous.clone();
+        current.observed_at = at;
+        if roll < 0.12 {
+            current.status = match previous.status {
+                ListingStatus::Active => ListingStatus::Pending,
+                ListingStatus::Pending => ListingStatus::Sold,
+                _ => ListingStatus::Active,
+            };
+        } else if roll < 0.20 {
+            current.rent_estimate_minor = Some(round_dollars(
+                previous.price_minor as f64 * rng.random_range(0.004..0.008),
+            ));
+        } else {
+            // A price change: mostly small cuts, some rises, a few deep cuts (price-drop
+            // alerts at the template's 15 %).
+            let factor = if roll < 0.23 {
+                rng.random_range(0.70..0.84)
+            } else if roll < 0.85 {
+                rng.random_range(0.90..0.99)
+            } else {
+                rng.random_range(1.01..1.06)
+            };
+            current.previous_price_minor = Some(previous.price_minor);
+            current.price_minor = round_dollars(previous.price_minor as f64 * factor);
+        }
+        match ListingEvent::changed(&previous, current.clone(), poll_id(at)) {
+            Some(event) => {
+                if current.status == ListingStatus::Sold {
+                    live.swap_remove(index);
+                } else {
+                    live[index] = current;
+                }
+                events.push(event);
+            }
+            // Nothing tracked changed (a price rounding to itself): list someone new instead.
+            None => {
+                let listing = new_listing(&mut rng, next_id, at);
+                next_id += 1;
+                live.push(listing.clone());
+                events.push(ListingEvent::new_listing(listing, poll_id(at)));
+            }
+        }
+    }
+    events
+}
+
+/// Whole dollars, in cents.
+fn round_dollars(minor: f64) -> i64 {
+    (minor / 100.0).round().max(1.0) as i64 * 100
+}
+
+fn new_listing(rng: &mut ChaCha8Rng, number: u64, at: DateTime<Utc>) -> Listing {
+    let market = &MARKETS[rng.random_range(0..MARKETS.len())];
+    let zip = market.zips[rng.random_range(0..market.zips.len())];
+    let property_type = PROPERTY_TYPES[rng.random_range(0..PROPERTY_TYPES.len())];
+    let area: u32 = rng.random_range(550..4_200);
+    // Price per sqft spread around the market's; one listing in 50 far below it
+    // (undervalued alerts).
+    let spread = if rng.random_bool(0.02) {
+        rng.random_range(0.45..0.65)
+    } else {
+        rng.random_range(0.75..1.35)
+    };
+    let price_minor = round_dollars(f64::from(area) * market.dollars_per_sqft * spread * 100.0);
+    let native_id = (40_000_000 + number).to_string();
+    let id = ListingId::new(ListingSource::Zillow, &native_id)
+        .unwrap_or_else(|_| unreachable!("a decimal number is a valid Zillow id"));
+    let address = Address {
+        line: Some(format!(
+            "{} {} St",
+            100 + number % 9_800,
+            ["Oak", "Main", "Elm", "Cedar", "Church", "Lake"][(number % 6) as usize]
+        )),
+        city: market.city.to_owned(),
+        state: market.state.to_owned(),
+        postal_code: Some(zip.to_owned()),
+    };
+    let on_market_date = NaiveDate::from_ymd_opt(2026, 5, 1)
+        .and_then(|d| d.checked_add_signed(Duration::days(rng.random_range(0..60))));
+    Listing {
+        source_url: Some(format!(
+            "https://www.zillow.com/homedetails/{native_id}_zpid/"
+        )),
+        id,
+        source: ListingSource::Zillow,
+        status: ListingStatus::Active,
+        offer: Offer::Sale,
+        price_minor,
+        currency: "USD".into(),
+        previous_price_minor: None,
+        property_type,
+        beds: Some(rng.random_range(1..6)),
+        baths: Some(f32::from(rng.random_range(2u8..8)) / 2.0),
+        living_area_sqft: (!rng.random_bool(0.03)).then_some(area),
+        lot_size_sqft: Some(rng.random_range(1_000..20_000)),
+        market: MarketKey {
+            city_state: format!("{}-{}", market.city, market.state).to_lowercase(),
+            zip: Some(zip.to_owned()),
+        },
+        address,
+        coordinates: Some(Coordinates::rounded(
+            market.centre.0 + rng.random_range(-0.1..0.1),
+            market.centre.1 + rng.random_range(-0.1..0.1),
+        )),
+        on_market_date,
+        rent_estimate_minor: rng
+            .random_bool(0.6)
+            .then(|| round_dollars(price_minor as f64 * rng.random_range(0.004..0.008))),
+        observed_at: at,
+    }
+}
+
+/// The city-state keys of every market the generator lists in.
+pub fn market_keys() -> Vec<String> {
+    MARKETS
+        .iter()
+        .map(|m| format!("{}-{}", m.city, m.state).to_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use realty_shared::listing::EventKind;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_same_seed_gives_the_same_events() {
+        let a = generate(2_000, 7);
+        let b = generate(2_000, 7);
+        assert_eq!(a, b);
+        assert_ne!(a, generate(2_000, 8));
+    }
+
+    #[test]
+    fn events_encode_and_each_listing_moves_forward_in_time() {
+        let events = generate(5_000, 1);
+        assert_eq!(events.len(), 5_000);
+        let mut last: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        let mut kinds: HashMap<&str, usize> = HashMap::new();
+        for e in &events {
+            let bytes = e.encode().expect("every generated event is valid");
+            assert_eq!(&ListingEvent::decode(&bytes).expect("decodes"), e);
+            if let Some(before) = last.insert(e.listing.id.as_str(), e.observed_at) {
+                assert!(before < e.observed_at);
+            }
+            let kind = match e.kind {
+                EventKind::New => "new",
+                EventKind::Changed { .. } => "changed",
+                EventKind::Delisted => "delisted",
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        for kind in ["new", "changed", "delisted"] {
+            assert!(
+                kinds.get(kind).copied().unwrap_or(0) > 100,
+                "{kind}: {kinds:?}"
+            );
+        }
+        // Deep cuts exist, so the alerts path has work.
+        let deep_cuts = events
+            .iter()
+            .filter(|e| {
+                e.listing
+                    .previous_price_minor
+                    .is_some_and(|p| (e.listing.price_minor as f64) < 0.85 * p as f64)
+            })
+            .count();
+        assert!(deep_cuts > 50, "{deep_cuts}");
+    }
+}

@@ -1,0 +1,619 @@
+//! `realty bench`: every throughput, latency and footprint figure of realty-stream, measured
+//! in one run on the same generated events, with its peers beside it (docs/capacity.md reads
+//! these figures; the README shows the latest table).
+//!
+//! - compute: the metrics workflow over in-memory stores on one core, batches of 1,000,
+//!   against serde_json merely parsing the same bytes;
+//! - peers: DuckDB and PySpark (local mode) computing the same per-market figures from the
+//!   same events as JSON lines, per core and on every core; their answers are checked
+//!   against ours before their speed is;
+//! - end to end: the local pipeline (moto) with the emulator's bare Kinesis ceiling beside
+//!   it, alert latency, and AWS calls per 1,000 events by API;
+//! - Lambda: binary sizes (arm64), cold start and peak memory of the real bootstraps
+//!   against a local Lambda Runtime API.
+
+mod calls;
+mod compute;
+mod e2e;
+mod events;
+mod lambda;
+mod peers;
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use chrono::Utc;
+use clap::{Args, ValueEnum};
+use realty_infra::emulator;
+use realty_infra::provision::ProvisionOptions;
+use realty_infra::stack;
+use realty_infra::template::Template;
+use realty_shared::config::StackResources;
+use realty_shared::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
+use serde_json::{Value, json};
+
+use peers::Peer;
+
+/// The parts of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum Part {
+    Compute,
+    Peers,
+    E2e,
+    Lambda,
+}
+
+/// `realty bench` options.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Events for the compute and peer figures.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Events for the end-to-end run (the emulator is the slow part).
+    #[arg(long, default_value_t = 20_000)]
+    pub e2e_events: usize,
+    /// Timed runs of each compute figure (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: u32,
+    /// Timed runs of each peer in its one session (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub peer_repeat: u32,
+    /// Seed of the generated events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Parts to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub parts: Vec<Part>,
+    /// Where the arm64 Lambda bootstraps are (`make build`: target/lambda/<function>/bootstrap).
+    #[arg(long)]
+    pub lambda_dir: Option<PathBuf>,
+    /// Where release bootstraps for this machine are (`cargo build --release`), run for the
+    /// cold start and memory figures.
+    #[arg(long)]
+    pub host_bin_dir: Option<PathBuf>,
+}
+
+/// Median of samples (upper median for an even count: never better than a real run).
+pub fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
+    let parts: Vec<Part> = if args.parts.is_empty() {
+        Part::value_variants().to_vec()
+    } else {
+        args.parts.clone()
+    };
+    if args.events < 1_000 || args.e2e_events < 500 || args.repeat == 0 || args.peer_repeat == 0 {
+        bail!("--events needs at least 1,000, --e2e-events 500, --repeat and --peer-repeat 1");
+    }
+    let root = emulator::project_root()?;
+    let out_dir = stack::state_dir(&root).join("bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut report = Report::new(&args);
+
+    progress(&format!(
+        "generating {} events (seed {})",
+        args.events, args.seed
+    ));
+    let events = events::generate(args.events, args.seed);
+    let encoded: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| e.encode())
+        .collect::<Result<_, _>>()
+        .context("encoding the generated events")?;
+    let bytes: usize = encoded.iter().map(Vec::len).sum();
+    report.set("events", json!(events.len()));
+    report.set("event_bytes_mean", json!(bytes / events.len()));
+    let markets = events::market_keys();
+
+    let mut ours_per_s = None;
+    let mut our_figures = None;
+    if parts.contains(&Part::Compute) || parts.contains(&Part::Peers) {
+        progress("metrics compute and parse-only, one core");
+        let records = compute::records(&encoded);
+        let mut compute_s = Vec::new();
+        let mut parse_s = Vec::new();
+        let mut last_stores = None;
+        for _ in 0..args.repeat {
+            let (elapsed, stores) = compute::run_metrics(&records, 1_000)?;
+            compute_s.push(elapsed.as_secs_f64());
+            last_stores = Some(stores);
+            parse_s.push(compute::run_parse_only(&records)?.as_secs_f64());
+        }
+        let n = records.len() as f64;
+        let compute_per_s = median(&compute_s).map(|s| n / s);
+        let parse_per_s = median(&parse_s).map(|s| n / s);
+        ours_per_s = compute_per_s;
+        report.set(
+            "metrics_compute_events_per_s",
+            json!(compute_per_s.map(f64::round)),
+        );
+        report.set(
+            "parse_only_events_per_s",
+            json!(parse_per_s.map(f64::round)),
+        );
+        report.set(
+            "compute_to_parse_ratio",
+            json!(compute_per_s.zip(parse_per_s).map(|(c, p)| round3(c / p))),
+        );
+        if let Some(stores) = last_stores {
+            let figures = compute::figures(&stores, &markets);
+            report.set("markets", serde_json::to_value(&figures)?);
+            our_figures = Some(figures);
+        }
+    }
+
+    if parts.contains(&Part::Peers) {
+        let python = peers::ensure_installed(&root)?;
+        let jsonl = out_dir.join("events.jsonl");
+        write_json_lines(&jsonl, &encoded)?;
+        for peer in [Peer::DuckDb, Peer::Spark] {
+            let mut per_core = None;
+            for threads in [1, 0] {
+                progress(&format!(
+                    "{} over the same events, {}",
+                    peer.name(),
+                    if threads == 1 {
+                        "one thread"
+                    } else {
+                        "every core"
+                    }
+                ));
+                let run = peers::run(&root, &python, peer, &jsonl, threads, args.peer_repeat)?;
+                if run.events != events.len() as u64 {
+                    bail!(
+                        "{} read {} events of {}",
+                        peer.name(),
+                        run.events,
+                        events.len()
+                    );
+                }
+                if let Some(ours) = &our_figures {
+                    compute::compare(
+                        peer.name(),
+                        ours,
+                        &run.markets,
+                        LOG_QUANTILE_MAX_RELATIVE_ERROR,
+                    )?;
+                }
+                let name = peer.name();
+                let per_s = run.events_per_s().map(f64::round);
+                if threads == 1 {
+                    per_core = per_s;
+                    report.set(&format!("peer_{name}_events_per_s"), json!(per_s));
+                    report.set(&format!("peer_{name}_version"), json!(run.engine_version));
+                    report.set(
+                        &format!("peer_{name}_startup_s"),
+                        json!(round3(run.startup_s)),
+                    );
+                } else {
+                    report.set(&format!("peer_{name}_all_cores_events_per_s"), json!(per_s));
+                    report.set(
+                        &format!("peer_{name}_all_cores_threads"),
+                        json!(run.threads),
+                    );
+                }
+            }
+            report.set(
+                &format!("vs_{}", peer.name()),
+                json!(ours_per_s.zip(per_core).map(|(o, p)| round3(o / p))),
+            );
+        }
+    }
+
+    if parts.contains(&Part::E2e) || parts.contains(&Part::Lambda) {
+        let aws = LocalAws::start(&root, endpoint, &out_dir).await?;
+        let result = async {
+            if parts.contains(&Part::E2e) {
+                run_end_to_end(&args, &aws, &events, &mut report).await?;
+            }
+            if parts.contains(&Part::Lambda) {
+                let lambda_dir = args
+                    .lambda_dir
+                    .clone()
+                    .unwrap_or_else(|| root.join("target/lambda"));
+                let host_dir = args
+                    .host_bin_dir
+                    .clone()
+                    .unwrap_or_else(|| root.join("target/release"));
+                progress("Lambda binaries, cold starts and peak memory");
+                lambda::measure(&aws, &lambda_dir, &host_dir, &events, &out_dir, &mut report)
+                    .await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        aws.stop();
+        result?;
+    }
+
+    let path = out_dir.join("latest.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report.figures)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.figures)?);
+    } else {
+        print!("{}", render_table(&report.figures));
+        println!("\n(all figures: {})", path.display());
+    }
+    Ok(())
+}
+
+/// The AWS a run talks to: the given endpoint (LocalStack, any emulator), or a moto server
+/// of its own, started now on a free port and stopped at the end, so earlier runs' data
+/// never slows this one.
+pub struct LocalAws {
+    pub endpoint: String,
+    emulator: Option<emulator::Emulator>,
+    pub sdk: aws_config::SdkConfig,
+    pub template: Template,
+    /// Makes each provisioned stack's prefix unique within the run.
+    prefix: String,
+}
+
+impl LocalAws {
+    async fn start(root: &Path, endpoint: Option<String>, out_dir: &Path) -> Result<Self> {
+        let (endpoint, emulator) = match endpoint {
+            Some(endpoint) => (endpoint, None),
+            None => {
+                progress("starting a moto server of the benchmark's own");
+                let venv = emulator::ensure_venv(root)?;
+                let moto = emulator::Emulator::start_attached(&venv, &out_dir.join("moto.log"))?;
+                (moto.endpoint.clone(), Some(moto))
+            }
+        };
+        let sdk = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        Ok(Self {
+            endpoint,
+            emulator,
+            sdk,
+            template: Template::load(&root.join("template.yaml"))?,
+            prefix: format!("bench-{}", Utc::now().format("%Y%m%d-%H%M%S")),
+        })
+    }
+
+    /// Provisions template.yaml as the stack `<run prefix>-<name>`.
+    pub async fn provision(
+        &self,
+        name: &str,
+    ) -> Result<(realty_infra::provision::ProvisionedStack, StackResources)> {
+        let stack = realty_infra::provision::provision(
+            &self.sdk,
+            &self.template,
+            &ProvisionOptions {
+                stack_name: format!("{}-{name}", self.prefix),
+                parameters: BTreeMap::new(),
+            },
+        )
+        .await
+        .with_context(|| format!("provisioning template.yaml at {}", self.endpoint))?;
+        let resources = StackResources::from_outputs(&stack.outputs)?;
+        Ok((stack, resources))
+    }
+
+    /// A template parameter's default.
+    pub fn parameter_default(&self, name: &str) -> Option<String> {
+        self.template
+            .parameters
+            .get(name)?
+            .default
+            .as_ref()
+            .and_then(realty_infra::template::scalar_to_string)
+    }
+
+    fn stop(self) {
+        if let Some(moto) = self.emulator {
+            moto.stop();
+        }
+    }
+}
+
+async fn run_end_to_end(
+    args: &BenchArgs,
+    aws: &LocalAws,
+    events: &[realty_shared::listing::ListingEvent],
+    report: &mut Report,
+) -> Result<()> {
+    progress("local AWS: provisioning the end-to-end stack");
+    let (stack, resources) = aws.provision("e2e").await?;
+    let e2e_events = &events[..args.e2e_events.min(events.len())];
+
+    progress(&format!(
+        "end to end: {} events through the local pipeline",
+        e2e_events.len()
+    ));
+    let counter = calls::CallCounter::default();
+    let pipeline = e2e::run_pipeline(
+        &aws.sdk,
+        &counter,
+        &aws.template,
+        &stack,
+        &resources,
+        e2e_events,
+    )
+    .await?;
+    let e2e_per_s = pipeline.events as f64 / pipeline.elapsed.as_secs_f64();
+    report.set("e2e_events", json!(pipeline.events));
+    report.set("e2e_events_per_s", json!(e2e_per_s.round()));
+    report.set("e2e_alerts", json!(pipeline.alerts));
+    report.set(
+        "e2e_metrics_invocations",
+        json!(pipeline.metrics_invocations),
+    );
+    report.set("e2e_alerts_invocations", json!(pipeline.alerts_invocations));
+    report.set(
+        "e2e_alert_latency_ms_p50",
+        json!(pipeline.latency.as_ref().map(|l| l.p50_ms.round())),
+    );
+    report.set(
+        "e2e_alert_latency_ms_p99",
+        json!(pipeline.latency.as_ref().map(|l| l.p99_ms.round())),
+    );
+    let per_1000 = |calls: u64| round3(calls as f64 * 1000.0 / pipeline.events as f64);
+    let by_api: BTreeMap<String, f64> = pipeline
+        .calls
+        .iter()
+        .map(|(name, calls)| (name.clone(), per_1000(*calls)))
+        .collect();
+    report.set("aws_calls_per_1000_events", json!(by_api));
+
+    progress("emulator ceiling: bare PutRecords/GetRecords of the same events");
+    let encoded: Vec<Vec<u8>> = e2e_events
+        .iter()
+        .map(|e| e.encode())
+        .collect::<Result<_, _>>()?;
+    let shards = aws
+        .parameter_default("KinesisShardCount")
+        .and_then(|s| s.parse().ok())
+        .context("template.yaml has no numeric KinesisShardCount default")?;
+    let ceiling = e2e::emulator_ceiling(
+        &aws.sdk,
+        &format!("{}-ceiling", stack.stack_name),
+        shards,
+        &encoded,
+    )
+    .await?;
+    let ceiling_per_s = encoded.len() as f64 / ceiling.as_secs_f64();
+    report.set(
+        "emulator_ceiling_events_per_s",
+        json!(ceiling_per_s.round()),
+    );
+    report.set(
+        "e2e_to_ceiling_ratio",
+        json!(round3(e2e_per_s / ceiling_per_s)),
+    );
+    report.set("e2e_endpoint", json!(aws.endpoint));
+    Ok(())
+}
+
+fn write_json_lines(path: &Path, encoded: &[Vec<u8>]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for line in encoded {
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Progress goes to stderr, so `--json` output stays one object on stdout.
+fn progress(what: &str) {
+    eprintln!("bench: {what}...");
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The figures of a run, in the order they were measured.
+struct Report {
+    figures: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    fn new(args: &BenchArgs) -> Self {
+        let mut figures = serde_json::Map::new();
+        figures.insert("measured_at".into(), json!(Utc::now().to_rfc3339()));
+        figures.insert("machine".into(), machine());
+        figures.insert("seed".into(), json!(args.seed));
+        Self { figures }
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        self.figures.insert(key.to_owned(), value);
+    }
+}
+
+/// What the numbers were measured on.
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map(|(_, name)| name.trim().to_owned());
+    let mem_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kib| (kib / 1024.0 / 1024.0).round());
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "memory_gib": mem_gib,
+        "arch": std::env::consts::ARCH,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "load_average_at_start": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    })
+}
+
+fn render_table(f: &serde_json::Map<String, Value>) -> String {
+    let num = |key: &str| f.get(key).and_then(Value::as_f64);
+    let per_s = |key: &str| num(key).map_or("-".into(), group_thousands);
+    let ratio = |key: &str| num(key).map_or("-".into(), |v| format!("{v:.3}"));
+    let mut out = String::new();
+    let machine = &f["machine"];
+    out.push_str(&format!(
+        "realty bench: {} events of {} bytes on average, seed {}\nmachine: {} ({} cores, {} GiB, {}), load average at start {}\n\n",
+        f.get("events").map_or("-".into(), Value::to_string),
+        f.get("event_bytes_mean").map_or("-".into(), Value::to_string),
+        f.get("seed").map_or("-".into(), Value::to_string),
+        machine["cpu"].as_str().unwrap_or("unknown CPU"),
+        machine["cores"],
+        machine["memory_gib"],
+        machine["arch"].as_str().unwrap_or("?"),
+        machine["load_average_at_start"].as_str().unwrap_or("?"),
+    ));
+    let row = |out: &mut String, what: &str, value: String, note: String| {
+        out.push_str(&format!("  {what:<52} {value:>12}  {note}\n"));
+    };
+    out.push_str("throughput, events/s (median run)\n");
+    row(
+        &mut out,
+        "metrics compute: decode + aggregate, 1 core",
+        per_s("metrics_compute_events_per_s"),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "serde_json parse only, same bytes, 1 core",
+        per_s("parse_only_events_per_s"),
+        format!("compute/parse {}", ratio("compute_to_parse_ratio")),
+    );
+    for (peer, label) in [("duckdb", "DuckDB"), ("spark", "PySpark")] {
+        let version = f
+            .get(&format!("peer_{peer}_version"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let one = if peer == "spark" {
+            "local[1]"
+        } else {
+            "threads=1"
+        };
+        row(
+            &mut out,
+            &format!("{label} {version}, {one}"),
+            per_s(&format!("peer_{peer}_events_per_s")),
+            format!("ours/{peer} {}", ratio(&format!("vs_{peer}"))),
+        );
+        let threads = f
+            .get(&format!("peer_{peer}_all_cores_threads"))
+            .map_or("-".into(), Value::to_string);
+        row(
+            &mut out,
+            &format!("{label} {version}, all {threads} cores"),
+            per_s(&format!("peer_{peer}_all_cores_events_per_s")),
+            format!(
+                "start-up {} s, excluded",
+                f.get(&format!("peer_{peer}_startup_s"))
+                    .map_or("-".into(), Value::to_string)
+            ),
+        );
+    }
+    row(
+        &mut out,
+        &format!(
+            "end to end, local pipeline ({} events)",
+            f.get("e2e_events").map_or("-".into(), Value::to_string)
+        ),
+        per_s("e2e_events_per_s"),
+        format!("e2e/ceiling {}", ratio("e2e_to_ceiling_ratio")),
+    );
+    row(
+        &mut out,
+        "emulator ceiling: bare PutRecords + GetRecords",
+        per_s("emulator_ceiling_events_per_s"),
+        String::new(),
+    );
+    out.push_str("\nlatency\n");
+    row(
+        &mut out,
+        "alert, PutRecords -> SNS publish, p50 / p99 (ms)",
+        format!(
+            "{} / {}",
+            per_s("e2e_alert_latency_ms_p50"),
+            per_s("e2e_alert_latency_ms_p99")
+        ),
+        format!(
+            "{} alerts",
+            f.get("e2e_alerts").map_or("-".into(), Value::to_string)
+        ),
+    );
+    if let Some(Value::Object(cold)) = f.get("cold_start_ms") {
+        for (function, ms) in cold {
+            row(
+                &mut out,
+                &format!("cold start, {function} (process start -> ready, ms)"),
+                ms.as_f64().map_or("-".into(), |v| format!("{v:.1}")),
+                String::new(),
+            );
+        }
+    }
+    out.push_str("\nfootprint\n");
+    row(
+        &mut out,
+        "metrics peak RSS, 10,000-record batch (MB)",
+        num("metrics_peak_rss_mb").map_or("-".into(), |v| format!("{v:.1}")),
+        String::new(),
+    );
+    if let Some(Value::Object(sizes)) = f.get("lambda_binary_bytes") {
+        for (function, bytes) in sizes {
+            row(
+                &mut out,
+                &format!("Lambda binary, {function} (arm64, bytes)"),
+                bytes.as_f64().map_or("-".into(), group_thousands),
+                String::new(),
+            );
+        }
+    }
+    if let Some(Value::Object(calls)) = f.get("aws_calls_per_1000_events") {
+        out.push_str("\nAWS calls per 1,000 events (end-to-end run)\n");
+        for (api, n) in calls {
+            row(
+                &mut out,
+                api,
+                n.as_f64().map_or("-".into(), |v| format!("{v:.1}")),
+                String::new(),
+            );
+        }
+    }
+    out
+}
+
+/// `1234567.0` as `1,234,567`.
+fn group_thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_grouping() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(3.0));
+        assert_eq!(median(&[]), None);
+        assert_eq!(group_thousands(1_234_567.4), "1,234,567");
+        assert_eq!(group_thousands(999.0), "999");
+        assert_eq!(group_thousands(1000.0), "1,000");
+    }
+}

@@ -1,0 +1,202 @@
+//! The local pipeline as `realty demo` and `realty bench` run it: the real metrics and alerts
+//! handlers behind the local event source mappings ([`realty_infra::runner`]), with both ends
+//! of each alert timed in-process (the event handed to PutRecords, the alert accepted by SNS).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use aws_config::SdkConfig;
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
+use chrono::{DateTime, Utc};
+use realty_infra::provision::ProvisionedStack;
+use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
+use realty_infra::template::{Template, scalar_to_string};
+use realty_shared::adapters::kinesis::KinesisPublisher;
+use realty_shared::adapters::sns::SnsAlertPublisher;
+use realty_shared::alerts::config::AlertsConfig;
+use realty_shared::alerts::lambda::{AlertsFunction, handle_event};
+use realty_shared::alerts::message::{AlertBody, AlertMessage};
+use realty_shared::alerts::ports::{AlertPublisher, PublishReport};
+use realty_shared::alerts::process::AlertPorts;
+use realty_shared::config::StackResources;
+use realty_shared::listing::ListingEvent;
+use realty_shared::metrics::lambda::MetricsFunction;
+use realty_shared::metrics::ports::PortError;
+use realty_shared::poller::ports::{EventPublisher, PublishFailure};
+
+/// When each listing event was handed to PutRecords, by (listing id, observed at).
+pub type SentAt = Arc<Mutex<HashMap<(String, DateTime<Utc>), Instant>>>;
+
+/// A Kinesis publisher noting when each event is sent.
+pub struct StampedPublisher {
+    pub inner: KinesisPublisher,
+    pub sent: SentAt,
+}
+
+impl EventPublisher for StampedPublisher {
+    async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
+        let now = Instant::now();
+        if let Ok(mut sent) = self.sent.lock() {
+            for e in events {
+                sent.entry((e.listing.id.as_str().to_owned(), e.observed_at))
+                    .or_insert(now);
+            }
+        }
+        self.inner.publish(events).await
+    }
+}
+
+/// One alert SNS accepted, and when.
+pub struct Published {
+    pub listing_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub at: Instant,
+}
+
+/// The alert topic's publisher, noting when each alert was published.
+pub struct StampedAlertPublisher {
+    pub inner: SnsAlertPublisher,
+    pub published: Arc<Mutex<Vec<Published>>>,
+}
+
+impl AlertPublisher for StampedAlertPublisher {
+    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
+        let report = self.inner.publish(messages).await;
+        let now = Instant::now();
+        if let Ok(mut published) = self.published.lock() {
+            for (i, m) in messages.iter().enumerate() {
+                if report.unpublished.contains(&i) {
+                    continue;
+                }
+                if let Ok(body) = serde_json::from_str::<AlertBody>(&m.body) {
+                    published.push(Published {
+                        listing_id: body.listing_id,
+                        observed_at: body.observed_at,
+                        at: now,
+                    });
+                }
+            }
+        }
+        report
+    }
+}
+
+/// The metrics handler, as the runner invokes it.
+pub struct MetricsHandler(pub MetricsFunction);
+
+impl StreamFunction for MetricsHandler {
+    type Event = KinesisEvent;
+    type Response = KinesisEventResponse;
+
+    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
+        Ok(Box::pin(self.0.handle(event)).await.0)
+    }
+}
+
+/// The alerts handler with its publisher timed, as the runner invokes it.
+pub struct AlertsHandler {
+    pub function: AlertsFunction,
+    pub publisher: StampedAlertPublisher,
+}
+
+impl StreamFunction for AlertsHandler {
+    type Event = DynamoDbEvent;
+    type Response = DynamoDbEventResponse;
+
+    async fn invoke(&self, event: DynamoDbEvent) -> Result<DynamoDbEventResponse, FunctionError> {
+        let ports = AlertPorts {
+            idempotency: &self.function.idempotency,
+            medians: &self.function.medians,
+            publisher: &self.publisher,
+        };
+        Ok(
+            Box::pin(handle_event(&ports, &self.function.thresholds, event))
+                .await
+                .0,
+        )
+    }
+}
+
+/// The alert thresholds the template gives the alerts function (its environment, with
+/// parameters at their defaults).
+pub fn alerts_config(template: &Template) -> Result<AlertsConfig> {
+    let variables = template
+        .resources
+        .get("AlertsFunction")
+        .and_then(|r| r.properties.pointer("/Environment/Variables"))
+        .cloned()
+        .unwrap_or_default();
+    let lookup = |name: &str| -> Option<String> {
+        let value = variables.get(name)?;
+        match value.get("Ref").and_then(|r| r.as_str()) {
+            Some(parameter) => template
+                .parameters
+                .get(parameter)?
+                .default
+                .as_ref()
+                .and_then(scalar_to_string),
+            None => scalar_to_string(value),
+        }
+    };
+    Ok(AlertsConfig::from_lookup(lookup)?)
+}
+
+/// Both event source mappings of a provisioned stack, with the real handlers, and the
+/// publish times of the alerts they raise.
+pub struct StreamMappings {
+    pub metrics: Mapping<MetricsHandler>,
+    pub alerts: Mapping<AlertsHandler>,
+    pub published: Arc<Mutex<Vec<Published>>>,
+}
+
+impl StreamMappings {
+    pub async fn new(
+        sdk: &SdkConfig,
+        template: &Template,
+        stack: &ProvisionedStack,
+        resources: &StackResources,
+    ) -> Result<Self> {
+        let published: Arc<Mutex<Vec<Published>>> = Arc::default();
+        let alerts_function = AlertsFunction::new(sdk, resources, &alerts_config(template)?);
+        let alerts_handler = AlertsHandler {
+            publisher: StampedAlertPublisher {
+                inner: alerts_function.publisher.clone(),
+                published: published.clone(),
+            },
+            function: alerts_function,
+        };
+        let metrics = Mapping::new(
+            sdk,
+            template,
+            stack,
+            "MetricsFunction",
+            MetricsHandler(MetricsFunction::new(sdk, resources)),
+        )
+        .await?;
+        let alerts = Mapping::new(sdk, template, stack, "AlertsFunction", alerts_handler).await?;
+        Ok(Self {
+            metrics,
+            alerts,
+            published,
+        })
+    }
+}
+
+/// Milliseconds from PutRecords of the event that raised each alert to its publish.
+pub fn alert_latencies_ms(published: &Mutex<Vec<Published>>, sent: &SentAt) -> Result<Vec<f64>> {
+    let sent = sent.lock().map_err(|_| anyhow!("timing lock poisoned"))?;
+    let published = published
+        .lock()
+        .map_err(|_| anyhow!("timing lock poisoned"))?;
+    Ok(published
+        .iter()
+        .filter_map(|p| {
+            let put = sent.get(&(p.listing_id.clone(), p.observed_at))?;
+            Some(p.at.saturating_duration_since(*put).as_secs_f64() * 1000.0)
+        })
+        .collect())
+}
