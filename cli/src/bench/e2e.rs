@@ -32,99 +32,136 @@ const PUT_RECORDS_MAX: usize = 500;
 /// stream pollers do (about four times a second for DynamoDB Streams).
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
-/// What the pipeline run measured.
+/// What one run through the pipeline measured.
 #[derive(Debug, Clone)]
 pub struct PipelineRun {
     pub events: usize,
     pub elapsed: Duration,
     pub alerts: usize,
     pub latency: Option<LatencySummary>,
-    /// AWS calls of the whole run, by `Service.Operation`.
+    /// AWS calls of the run, by `Service.Operation`.
     pub calls: BTreeMap<String, u64>,
     pub metrics_invocations: u32,
     pub alerts_invocations: u32,
 }
 
-/// Puts `events` on the stack's listing stream while the mappings run the handlers, until
-/// every event went through metrics and every alert was published.
-pub async fn run_pipeline(
-    sdk: &SdkConfig,
-    counter: &CallCounter,
-    template: &Template,
-    stack: &ProvisionedStack,
-    resources: &StackResources,
-    events: &[ListingEvent],
-) -> Result<PipelineRun> {
-    let counted = counter.wrap(sdk);
-    let StreamMappings {
-        mut metrics,
-        mut alerts,
-        published,
-    } = StreamMappings::new(&counted, template, stack, resources).await?;
-    let sent: SentAt = Arc::default();
-    let publisher = StampedPublisher {
-        inner: KinesisPublisher {
-            client: aws_sdk_kinesis::Client::new(&counted),
-            stream: resources.listing_events_stream.clone(),
-            retry: RetryPolicy::default(),
-        },
-        sent: sent.clone(),
-    };
-    counter.reset();
-    let started = Instant::now();
-    let produced = Cell::new(false);
-    // One producer: moto numbers concurrent PutRecords on a shard without a lock.
-    let produce = async {
-        let result = async {
-            for chunk in events.chunks(PUT_RECORDS_MAX) {
-                let failures = publisher.publish(chunk).await?;
-                if let Some(f) = failures.first() {
-                    bail!(
-                        "{} events were not put on the stream: {}",
-                        failures.len(),
-                        f.error
-                    );
+/// The local pipeline of a provisioned stack, with its AWS calls counted.
+pub struct Pipeline {
+    mappings: StreamMappings,
+    publisher: StampedPublisher,
+    sent: SentAt,
+    counter: CallCounter,
+}
+
+impl Pipeline {
+    pub async fn new(
+        sdk: &SdkConfig,
+        template: &Template,
+        stack: &ProvisionedStack,
+        resources: &StackResources,
+    ) -> Result<Self> {
+        let counter = CallCounter::default();
+        let counted = counter.wrap(sdk);
+        let mappings = StreamMappings::new(&counted, template, stack, resources).await?;
+        let sent: SentAt = Arc::default();
+        let publisher = StampedPublisher {
+            inner: KinesisPublisher {
+                client: aws_sdk_kinesis::Client::new(&counted),
+                stream: resources.listing_events_stream.clone(),
+                retry: RetryPolicy::default(),
+            },
+            sent: sent.clone(),
+        };
+        Ok(Self {
+            mappings,
+            publisher,
+            sent,
+            counter,
+        })
+    }
+
+    /// Puts `events` on the listing stream (as fast as the stream takes them, or at `pace`
+    /// events per second) while the mappings run the handlers, until every event went
+    /// through metrics and every alert was published.
+    pub async fn run(&mut self, events: &[ListingEvent], pace: Option<f64>) -> Result<PipelineRun> {
+        self.counter.reset();
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.clear();
+        }
+        if let Ok(mut published) = self.mappings.published.lock() {
+            published.clear();
+        }
+        let metrics_before = self.mappings.metrics.stats.clone();
+        let alerts_before = self.mappings.alerts.stats.clone();
+        let target = metrics_before.records_succeeded + events.len();
+        // Paced: a quarter second's worth of events at a time.
+        let chunk = pace.map_or(PUT_RECORDS_MAX, |rate| {
+            ((rate / 4.0).round() as usize).clamp(1, PUT_RECORDS_MAX)
+        });
+        let publisher = &self.publisher;
+        let StreamMappings {
+            metrics, alerts, ..
+        } = &mut self.mappings;
+        let started = Instant::now();
+        let produced = Cell::new(false);
+        // One producer: moto numbers concurrent PutRecords on a shard without a lock.
+        let produce = async {
+            let result = async {
+                for (i, chunk) in events.chunks(chunk).enumerate() {
+                    if let Some(rate) = pace {
+                        let due = Duration::from_secs_f64((i * chunk.len()) as f64 / rate);
+                        tokio::time::sleep_until((started + due).into()).await;
+                    }
+                    let failures = publisher.publish(chunk).await?;
+                    if let Some(f) = failures.first() {
+                        bail!(
+                            "{} events were not put on the stream: {}",
+                            failures.len(),
+                            f.error
+                        );
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            produced.set(true);
+            result
+        };
+        let consume = async {
+            while !produced.get() || metrics.stats.records_succeeded < target {
+                let a = metrics.pump(false).await?;
+                let b = alerts.pump(false).await?;
+                if a.read + b.read + a.delivered + b.delivered == 0 {
+                    tokio::time::sleep(IDLE_POLL).await;
                 }
             }
-            Ok(())
+            // Every event went through metrics; let the alerts catch up.
+            runner::drain(metrics, alerts).await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        let (produced_result, consumed) = tokio::join!(produce, consume);
+        produced_result?;
+        consumed?;
+        let elapsed = started.elapsed();
+        let (metrics, alerts) = (&self.mappings.metrics.stats, &self.mappings.alerts.stats);
+        if metrics.records_discarded + alerts.records_discarded > 0 {
+            bail!(
+                "the pipeline discarded records (metrics {}, alerts {}): the run is not a measurement",
+                metrics.records_discarded,
+                alerts.records_discarded
+            );
         }
-        .await;
-        produced.set(true);
-        result
-    };
-    let consume = async {
-        while !produced.get() || metrics.stats.records_succeeded < events.len() {
-            let a = metrics.pump(false).await?;
-            let b = alerts.pump(false).await?;
-            if a.read + b.read + a.delivered + b.delivered == 0 {
-                tokio::time::sleep(IDLE_POLL).await;
-            }
-        }
-        // Every event went through metrics; let the alerts catch up.
-        runner::drain(&mut metrics, &mut alerts).await?;
-        Ok::<_, anyhow::Error>(())
-    };
-    let (produced_result, consumed) = tokio::join!(produce, consume);
-    produced_result?;
-    consumed?;
-    let elapsed = started.elapsed();
-    if metrics.stats.records_discarded > 0 || alerts.stats.records_discarded > 0 {
-        bail!(
-            "the pipeline discarded records (metrics {}, alerts {}): the run is not a measurement",
-            metrics.stats.records_discarded,
-            alerts.stats.records_discarded
-        );
+        let latencies = pipeline::alert_latencies_ms(&self.mappings.published, &self.sent)?;
+        Ok(PipelineRun {
+            events: events.len(),
+            elapsed,
+            alerts: latencies.len(),
+            latency: LatencySummary::of(&latencies),
+            calls: self.counter.snapshot(),
+            metrics_invocations: metrics.invocations - metrics_before.invocations,
+            alerts_invocations: alerts.invocations - alerts_before.invocations,
+        })
     }
-    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
-    Ok(PipelineRun {
-        events: events.len(),
-        elapsed,
-        alerts: latencies.len(),
-        latency: LatencySummary::of(&latencies),
-        calls: counter.snapshot(),
-        metrics_invocations: metrics.stats.invocations,
-        alerts_invocations: alerts.stats.invocations,
-    })
 }
 
 /// The emulator's ceiling: `encoded` put with PutRecords (one producer, 500 a call) and

@@ -179,12 +179,12 @@ fn new_listing(rng: &mut ChaCha8Rng, number: u64, at: DateTime<Utc>) -> Listing 
     let zip = market.zips[rng.random_range(0..market.zips.len())];
     let property_type = PROPERTY_TYPES[rng.random_range(0..PROPERTY_TYPES.len())];
     let area: u32 = rng.random_range(550..4_200);
-    // Price per sqft spread around the market's; one listing in 50 far below it
-    // (undervalued alerts).
-    let spread = if rng.random_bool(0.02) {
+    // Price per sqft spread around the market's; one listing in 100 far below it
+    // (undervalued alerts at the template's 80 % of the median).
+    let spread = if rng.random_bool(0.01) {
         rng.random_range(0.45..0.65)
     } else {
-        rng.random_range(0.75..1.35)
+        rng.random_range(0.85..1.30)
     };
     let price_minor = round_dollars(f64::from(area) * market.dollars_per_sqft * spread * 100.0);
     let native_id = (40_000_000 + number).to_string();

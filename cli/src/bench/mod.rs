@@ -16,6 +16,7 @@ mod calls;
 mod compute;
 mod e2e;
 mod events;
+mod items;
 mod lambda;
 mod peers;
 
@@ -77,6 +78,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub host_bin_dir: Option<PathBuf>,
 }
+
+/// Load of the latency run, as a share of the measured end-to-end throughput.
+const LATENCY_LOAD: f64 = 0.5;
+/// About how long the latency run lasts.
+const LATENCY_RUN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Median of samples (upper median for an even count: never better than a real run).
 pub fn median(samples: &[f64]) -> Option<f64> {
@@ -145,6 +151,20 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
             json!(compute_per_s.zip(parse_per_s).map(|(c, p)| round3(c / p))),
         );
         if let Some(stores) = last_stores {
+            let sizes = items::measure(&stores, &events)?;
+            report.set(
+                "listing_item_bytes_mean",
+                json!(sizes.listing_item_bytes_mean.round()),
+            );
+            report.set(
+                "market_item_bytes_mean",
+                json!(sizes.market_item_bytes_mean.round()),
+            );
+            report.set("market_item_bytes_max", json!(sizes.market_item_bytes_max));
+            report.set(
+                "scopes_per_1000_events",
+                json!(sizes.scopes_per_1000_events.round()),
+            );
             let figures = compute::figures(&stores, &markets);
             report.set("markets", serde_json::to_value(&figures)?);
             our_figures = Some(figures);
@@ -324,46 +344,53 @@ async fn run_end_to_end(
 ) -> Result<()> {
     progress("local AWS: provisioning the end-to-end stack");
     let (stack, resources) = aws.provision("e2e").await?;
-    let e2e_events = &events[..args.e2e_events.min(events.len())];
-
+    // Half the events at most: the latency run takes the ones after them.
+    let e2e_events = &events[..args.e2e_events.min(events.len() / 2)];
+    let mut pipeline = e2e::Pipeline::new(&aws.sdk, &aws.template, &stack, &resources).await?;
     progress(&format!(
-        "end to end: {} events through the local pipeline",
+        "end to end, throughput: {} events through the local pipeline, as fast as it goes",
         e2e_events.len()
     ));
-    let counter = calls::CallCounter::default();
-    let pipeline = e2e::run_pipeline(
-        &aws.sdk,
-        &counter,
-        &aws.template,
-        &stack,
-        &resources,
-        e2e_events,
-    )
-    .await?;
-    let e2e_per_s = pipeline.events as f64 / pipeline.elapsed.as_secs_f64();
-    report.set("e2e_events", json!(pipeline.events));
+    let burst = pipeline.run(e2e_events, None).await?;
+    let e2e_per_s = burst.events as f64 / burst.elapsed.as_secs_f64();
+    report.set("e2e_events", json!(burst.events));
     report.set("e2e_events_per_s", json!(e2e_per_s.round()));
-    report.set("e2e_alerts", json!(pipeline.alerts));
-    report.set(
-        "e2e_metrics_invocations",
-        json!(pipeline.metrics_invocations),
-    );
-    report.set("e2e_alerts_invocations", json!(pipeline.alerts_invocations));
-    report.set(
-        "e2e_alert_latency_ms_p50",
-        json!(pipeline.latency.as_ref().map(|l| l.p50_ms.round())),
-    );
-    report.set(
-        "e2e_alert_latency_ms_p99",
-        json!(pipeline.latency.as_ref().map(|l| l.p99_ms.round())),
-    );
-    let per_1000 = |calls: u64| round3(calls as f64 * 1000.0 / pipeline.events as f64);
-    let by_api: BTreeMap<String, f64> = pipeline
+    report.set("e2e_metrics_invocations", json!(burst.metrics_invocations));
+    report.set("e2e_alerts_invocations", json!(burst.alerts_invocations));
+    let per_1000 = |calls: u64| round3(calls as f64 * 1000.0 / burst.events as f64);
+    let by_api: BTreeMap<String, f64> = burst
         .calls
         .iter()
         .map(|(name, calls)| (name.clone(), per_1000(*calls)))
         .collect();
     report.set("aws_calls_per_1000_events", json!(by_api));
+
+    // Latency at a steady share of that throughput (at the throughput itself it is only
+    // the queue), over the events that follow, for about LATENCY_RUN.
+    let pace = (e2e_per_s * LATENCY_LOAD).max(1.0);
+    let rest = &events[e2e_events.len()..];
+    let count = ((pace * LATENCY_RUN.as_secs_f64()) as usize).clamp(1, rest.len());
+    let paced_events = &rest[..count];
+    progress(&format!(
+        "end to end, latency: {} events at {pace:.0} events/s ({:.0} % of the throughput)",
+        paced_events.len(),
+        LATENCY_LOAD * 100.0
+    ));
+    let paced = pipeline.run(paced_events, Some(pace)).await?;
+    report.set("e2e_latency_load_events_per_s", json!(pace.round()));
+    report.set("e2e_alerts", json!(paced.alerts));
+    report.set(
+        "e2e_alert_latency_ms_p50",
+        json!(paced.latency.as_ref().map(|l| l.p50_ms.round())),
+    );
+    report.set(
+        "e2e_alert_latency_ms_p99",
+        json!(paced.latency.as_ref().map(|l| l.p99_ms.round())),
+    );
+    report.set(
+        "e2e_burst_alert_latency_ms_p50",
+        json!(burst.latency.as_ref().map(|l| l.p50_ms.round())),
+    );
 
     progress("emulator ceiling: bare PutRecords/GetRecords of the same events");
     let encoded: Vec<Vec<u8>> = e2e_events
@@ -545,8 +572,9 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
             per_s("e2e_alert_latency_ms_p99")
         ),
         format!(
-            "{} alerts",
-            f.get("e2e_alerts").map_or("-".into(), Value::to_string)
+            "{} alerts, at {} events/s",
+            f.get("e2e_alerts").map_or("-".into(), Value::to_string),
+            per_s("e2e_latency_load_events_per_s")
         ),
     );
     if let Some(Value::Object(cold)) = f.get("cold_start_ms") {
@@ -566,6 +594,20 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
         num("metrics_peak_rss_mb").map_or("-".into(), |v| format!("{v:.1}")),
         String::new(),
     );
+    for (key, what) in [
+        (
+            "listing_item_bytes_mean",
+            "listing item, mean (bytes, as DynamoDB bills)",
+        ),
+        ("market_item_bytes_mean", "market item, mean (bytes)"),
+        ("market_item_bytes_max", "market item, largest (bytes)"),
+        (
+            "scopes_per_1000_events",
+            "markets a 1,000-event batch writes",
+        ),
+    ] {
+        row(&mut out, what, per_s(key), String::new());
+    }
     if let Some(Value::Object(sizes)) = f.get("lambda_binary_bytes") {
         for (function, bytes) in sizes {
             row(

@@ -1,0 +1,122 @@
+//! Sizes of the DynamoDB items the metrics workflow writes, as DynamoDB bills them, and how
+//! many markets a batch touches: the inputs of the capacity model's write units.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::{Context as _, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use realty_shared::items::{ListingItem, MarketLiveItem};
+use realty_shared::listing::ListingEvent;
+use realty_shared::metrics::aggregate::ListingFacts;
+use realty_shared::metrics::memory::MemoryStores;
+
+/// What the figures are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemSizes {
+    pub listing_item_bytes_mean: f64,
+    pub market_item_bytes_mean: f64,
+    pub market_item_bytes_max: usize,
+    /// Distinct markets (scopes) the events of a 1,000-event batch count in, on average.
+    pub scopes_per_1000_events: f64,
+}
+
+/// DynamoDB's size of an item: attribute names plus values (strings and binaries by their
+/// bytes, numbers about one byte per two significant digits plus one, containers three
+/// bytes plus one per element), as in the developer guide's item-size rules.
+pub fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+fn value_bytes(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_bytes(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_bytes(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(v) => 3 + v.iter().map(|x| 1 + value_bytes(x)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_bytes(x))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+fn number_bytes(n: &str) -> usize {
+    let digits = n
+        .trim_start_matches('-')
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
+}
+
+/// The sizes of the items in `stores` after a run, and the markets per batch of `events`.
+pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSizes> {
+    let listings = stores
+        .listings
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let mut listing_total = 0usize;
+    for state in listings.values() {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(ListingItem::from(state)).context("a listing item")?;
+        listing_total += item_bytes(&item);
+    }
+    let aggregates = stores
+        .aggregates
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let mut market_sizes = Vec::with_capacity(aggregates.len());
+    for (key, stored) in aggregates.iter() {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new(key, stored)).context("a market item")?;
+        market_sizes.push(item_bytes(&item));
+    }
+    let batches: Vec<usize> = events
+        .chunks(1_000)
+        .filter(|c| c.len() == 1_000)
+        .map(|batch| {
+            batch
+                .iter()
+                .filter_map(|e| ListingFacts::of(&e.listing, e.listing.price_minor))
+                .flat_map(|f| f.scopes())
+                .map(|s| s.key())
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .collect();
+    let mean = |total: usize, n: usize| if n == 0 { 0.0 } else { total as f64 / n as f64 };
+    Ok(ItemSizes {
+        listing_item_bytes_mean: mean(listing_total, listings.len()),
+        market_item_bytes_mean: mean(market_sizes.iter().sum(), market_sizes.len()),
+        market_item_bytes_max: market_sizes.iter().copied().max().unwrap_or(0),
+        scopes_per_1000_events: mean(batches.iter().sum(), batches.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_dynamodb_rules() {
+        assert_eq!(number_bytes("12345"), 4);
+        assert_eq!(number_bytes("-0.0012"), 2);
+        assert_eq!(number_bytes("1000000"), 2);
+        let item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("city#x#all".into())),
+            ("n".to_owned(), AttributeValue::N("42".into())),
+        ]);
+        assert_eq!(item_bytes(&item), 2 + 10 + 1 + 2);
+    }
+}
