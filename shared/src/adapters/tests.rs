@@ -1,5 +1,6 @@
 //! Partial failures injected into the SDK clients (aws-smithy-mocks): only the failed part
-//! is re-sent, and what never goes through is reported.
+//! is re-sent, and what never goes through is reported. Also how Firehose records are packed
+//! and split into calls.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
 use super::dynamodb::DynamoMarketStore;
-use super::firehose::{FirehoseArchive, chunk_lines};
+use super::firehose::{FirehoseArchive, MAX_RECORD_BYTES, chunk_records, pack_lines};
 use super::retry::RetryPolicy;
 use super::sqs::SqsPoisonSink;
 use crate::metrics::ports::{
@@ -18,14 +19,31 @@ fn fast() -> RetryPolicy {
     RetryPolicy::immediate(Duration::from_secs(5))
 }
 
+/// `{"n":N}\n` for each N: 8 bytes a line.
+fn numbered_lines(ns: std::ops::RangeInclusive<u32>) -> Vec<Vec<u8>> {
+    ns.map(|n| format!("{{\"n\":{n}}}\n").into_bytes())
+        .collect()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn firehose_resends_only_the_failed_records() {
     use aws_sdk_firehose::Client;
     use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
     use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
 
+    // Six 8-byte lines in records of at most 16 bytes: three records of two lines each.
     let first = mock!(Client::put_record_batch)
-        .match_requests(|r| r.records().len() == 3)
+        .match_requests(|r| {
+            r.records()
+                .iter()
+                .map(|r| r.data().as_ref())
+                .collect::<Vec<_>>()
+                == [
+                    b"{\"n\":1}\n{\"n\":2}\n".as_slice(),
+                    b"{\"n\":3}\n{\"n\":4}\n",
+                    b"{\"n\":5}\n{\"n\":6}\n",
+                ]
+        })
         .then_output(|| {
             PutRecordBatchOutput::builder()
                 .failed_put_count(1)
@@ -42,7 +60,7 @@ async fn firehose_resends_only_the_failed_records() {
         });
     let retry = mock!(Client::put_record_batch)
         .match_requests(|r| {
-            r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"n\":2}\n"
+            r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"n\":3}\n{\"n\":4}\n"
         })
         .then_output(|| {
             PutRecordBatchOutput::builder()
@@ -57,11 +75,40 @@ async fn firehose_resends_only_the_failed_records() {
         delivery_stream: "s".into(),
         retry: fast(),
     };
-    let lines: Vec<Vec<u8>> = (1..=3)
-        .map(|n| format!("{{\"n\":{n}}}\n").into_bytes())
-        .collect();
-    archive.put_lines(&lines).await.expect("every record lands");
+    archive
+        .put_packed(&numbered_lines(1..=6), 16)
+        .await
+        .expect("every record lands");
     assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn firehose_packs_a_batch_into_one_record() {
+    use aws_sdk_firehose::Client;
+    use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+    use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
+
+    let lines = numbered_lines(1..=1_000);
+    let expected = lines.concat();
+    let one = mock!(Client::put_record_batch)
+        .match_requests(move |r| {
+            r.records().len() == 1 && r.records()[0].data().as_ref() == expected
+        })
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(0)
+                .request_responses(Entry::builder().record_id("a").build())
+                .build()
+                .expect("output")
+        });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, [&one]);
+    let archive = FirehoseArchive {
+        client,
+        delivery_stream: "s".into(),
+        retry: fast(),
+    };
+    archive.put_lines(&lines).await.expect("lands");
+    assert_eq!(one.num_calls(), 1);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -70,7 +117,22 @@ async fn firehose_reports_records_that_never_go_through() {
     use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
     use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
 
+    // Three records of two lines; the last one never goes through.
+    let first = mock!(Client::put_record_batch)
+        .match_requests(|r| r.records().len() == 3)
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(1)
+                .request_responses(Entry::builder().record_id("a").build())
+                .request_responses(Entry::builder().record_id("b").build())
+                .request_responses(Entry::builder().error_code("InternalFailure").build())
+                .build()
+                .expect("output")
+        });
     let always_failing = mock!(Client::put_record_batch)
+        .match_requests(|r| {
+            r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"n\":5}\n{\"n\":6}\n"
+        })
         .sequence()
         .output(|| {
             PutRecordBatchOutput::builder()
@@ -81,35 +143,137 @@ async fn firehose_reports_records_that_never_go_through() {
         })
         .repeatedly()
         .build();
-    let client = mock_client!(aws_sdk_firehose, [&always_failing]);
+    let client = mock_client!(
+        aws_sdk_firehose,
+        RuleMode::Sequential,
+        [&first, &always_failing]
+    );
     let archive = FirehoseArchive {
         client,
         delivery_stream: "s".into(),
         retry: RetryPolicy::immediate(Duration::from_millis(50)),
     };
     let err = archive
-        .put_lines(&[b"{}\n".to_vec()])
+        .put_packed(&numbered_lines(1..=6), 16)
         .await
         .expect_err("reported, not dropped");
     assert!(
-        err.message.contains("1 records undelivered") && err.message.contains("InternalFailure"),
+        err.message.contains("1 records (2 lines) undelivered")
+            && err.message.contains("InternalFailure"),
         "{err}"
     );
+    assert_eq!(first.num_calls(), 1);
+    assert!(always_failing.num_calls() >= 1);
 }
 
 #[test]
 fn firehose_calls_stay_within_500_records_and_4_mib() {
-    let lines = vec![vec![b'x'; 10]; 1_201];
-    let sizes: Vec<usize> = chunk_lines(&lines).iter().map(|c| c.len()).collect();
+    let records = vec![vec![b'x'; 10]; 1_201];
+    let sizes: Vec<usize> = chunk_records(&records).iter().map(|c| c.len()).collect();
     assert_eq!(sizes, [500, 500, 201]);
     let big = vec![vec![b'x'; 1_000_000]; 9];
-    let chunks = chunk_lines(&big);
+    let chunks = chunk_records(&big);
     assert!(
         chunks
             .iter()
             .all(|c| c.iter().map(Vec::len).sum::<usize>() <= 4 * 1024 * 1024)
     );
     assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 9);
+    // Full records: four to a call.
+    let full = pack_lines(&vec![vec![b'x'; 1_000]; 5_000], MAX_RECORD_BYTES);
+    assert!(full.iter().all(|r| r.len() <= MAX_RECORD_BYTES));
+    assert_eq!(
+        chunk_records(&full)
+            .iter()
+            .map(|c| c.len())
+            .collect::<Vec<_>>(),
+        [4, 1]
+    );
+}
+
+/// Where each of `parts`, laid end to end, starts, with its length.
+fn offsets(parts: &[Vec<u8>]) -> std::collections::BTreeMap<usize, usize> {
+    let mut at = 0;
+    parts
+        .iter()
+        .map(|p| {
+            at += p.len();
+            (at - p.len(), p.len())
+        })
+        .collect()
+}
+
+#[test]
+fn firehose_packing_keeps_bytes_and_order_within_the_record_limit() {
+    // A realistic batch: 1,000 lines of 750 bytes go in one record, so one call.
+    let lines: Vec<Vec<u8>> = (0..1_000u32)
+        .map(|i| {
+            let mut l = format!("{{\"i\":{i},\"pad\":\"").into_bytes();
+            l.resize(748, b'x');
+            l.extend_from_slice(b"\"}\n");
+            l
+        })
+        .collect();
+    let records = pack_lines(&lines, MAX_RECORD_BYTES);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records.concat(), lines.concat());
+    assert_eq!(chunk_records(&records).len(), 1);
+    // Twice as many: two records, split between lines.
+    let twice: Vec<Vec<u8>> = lines.iter().chain(&lines).cloned().collect();
+    let records = pack_lines(&twice, MAX_RECORD_BYTES);
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.len() <= MAX_RECORD_BYTES && r.ends_with(b"\n"))
+    );
+    assert_eq!(records.concat(), twice.concat());
+    // A line over the limit goes alone, between its neighbours.
+    let odd = vec![
+        b"a\n".to_vec(),
+        vec![b'b'; 40],
+        b"c\n".to_vec(),
+        b"d\n".to_vec(),
+    ];
+    assert_eq!(
+        pack_lines(&odd, 10),
+        [b"a\n".to_vec(), vec![b'b'; 40], b"c\nd\n".to_vec()]
+    );
+    assert!(pack_lines(&[], 10).is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn firehose_packing_is_lossless_greedy_and_bounded(
+        sizes in proptest::collection::vec(1usize..3_000, 0..200),
+        limit in 1usize..10_000,
+    ) {
+        let lines: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut l = vec![b'a' + (i % 26) as u8; n - 1];
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        let records = pack_lines(&lines, limit);
+        // The same bytes in the same order.
+        proptest::prop_assert_eq!(records.concat(), lines.concat());
+        let lines_at = offsets(&lines);
+        let records_at: Vec<(usize, usize)> = offsets(&records).into_iter().collect();
+        for (i, &(start, len)) in records_at.iter().enumerate() {
+            proptest::prop_assert!(len > 0);
+            // Records start where lines start.
+            proptest::prop_assert!(lines_at.contains_key(&start));
+            // Within the limit, unless the record is one line longer than it.
+            proptest::prop_assert!(len <= limit || lines_at[&start] == len);
+            // Full: the next record's first line would not have fit.
+            if let Some((next, _)) = records_at.get(i + 1) {
+                proptest::prop_assert!(len + lines_at[next] > limit);
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

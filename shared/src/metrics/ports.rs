@@ -137,7 +137,8 @@ pub trait MarketStore {
     fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
 }
 
-/// The data lake (Firehose): one JSON line per accepted event.
+/// The data lake (Firehose): one JSON line per accepted event (lines are newline-terminated;
+/// the adapter may pack several into one record).
 pub trait EventArchive {
     fn put_lines(&self, lines: &[Vec<u8>]) -> impl Future<Output = Result<(), PortError>>;
 }

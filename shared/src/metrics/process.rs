@@ -5,19 +5,22 @@
 //! 1. decode; poison records go to the error sink with their reason;
 //! 2. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md);
 //! 3. read the listings' states and plan the batch;
-//! 4. per market: read, apply the contributions above its watermark, write its snapshots,
-//!    then the aggregate (conditional on its revision; re-read and retry on conflict);
+//! 4. markets: read them all, apply to each the contributions above its watermark, write
+//!    every market's snapshots (one call), then the aggregates, concurrently, each
+//!    conditional on its revision; those that lost a conflict are re-read together and
+//!    retried;
 //! 5. write the listings' new states.
 //!
 //! Any store failure fails the whole batch from its first record, which Lambda re-delivers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::aggregate::Scope;
-use super::batch::{DecodedRecord, SequenceNumber, plan_batch, unapplied};
+use super::batch::{DecodedRecord, ScopeContributions, SequenceNumber, plan_batch, unapplied};
 use super::ports::{
     EventArchive, ListingStore, MarketStore, Period, PoisonRecord, PoisonSink, PortError, Snapshot,
     StoredAggregate,
@@ -27,7 +30,12 @@ use crate::listing::{EventKind, ListingEvent};
 /// Bytes of a poison record kept in the error sink.
 pub const POISON_PREFIX_BYTES: usize = 2048;
 /// Attempts at one market item under write contention before the batch is retried whole.
-const MAX_CONFLICT_RETRIES: usize = 20;
+pub(crate) const MAX_CONFLICT_RETRIES: usize = 20;
+/// Conditional puts of live market items in flight at once. A 1,000-record batch touches
+/// about 175 markets: 32 at a time writes them in about 6 round trips instead of 175, while
+/// keeping the connections (and TLS handshakes on a cold start) to DynamoDB few. Every put
+/// is to a different item, so they never contend with each other.
+const MARKET_WRITE_CONCURRENCY: usize = 32;
 
 /// One record of a Kinesis batch.
 #[derive(Debug, Clone)]
@@ -202,62 +210,140 @@ where
     let plan = plan_batch(&decoded, &stored);
     stats.already_applied = plan.already_applied;
 
-    let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
-    let mut current = ports.markets.get_aggregates(&keys).await?;
-    for (scope, contributions) in &plan.scopes {
-        let key = scope.key();
-        let mut attempts = 0;
-        loop {
-            let mut item = current.remove(&key).unwrap_or_default();
-            let todo = unapplied(contributions, item.watermarks.get(shard));
-            let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max().cloned() else {
-                stats.markets_already_applied += 1;
-                break;
-            };
-            let expected = std::mem::take(&mut item.revision);
-            let mut snapshots = Vec::new();
-            for (_, observed_at, contribution) in &todo {
-                // Crossing into a later hour or day closes the previous one: its snapshot is
-                // the market as it stood then, whatever the batch boundaries.
-                if item
-                    .aggregate
-                    .as_of
-                    .is_some_and(|before| Period::hour_of(*observed_at) > Period::hour_of(before))
-                {
-                    snapshots.extend(snapshots_of(&key, &item.aggregate));
-                }
-                item.aggregate.apply(contribution);
-                item.aggregate.advance_to(*observed_at);
-            }
-            snapshots.extend(snapshots_of(&key, &item.aggregate));
-            // The watermark is the newest contribution the item holds, not the batch's end,
-            // so any split of the stream into batches leaves the item the same.
-            item.watermarks.insert(shard.to_owned(), newest);
-            item.revision = StoredAggregate::revision_of(&item.watermarks);
-            // Snapshots before the aggregate: they derive from it, so writing them again after
-            // a crash before the aggregate lands puts the same values.
-            ports.markets.put_snapshots(&dedupe(snapshots)).await?;
-            if ports.markets.put_aggregate(&key, &item, &expected).await? {
-                stats.markets_updated += 1;
-                break;
-            }
-            attempts += 1;
-            stats.conflict_retries += 1;
-            if attempts >= MAX_CONFLICT_RETRIES {
-                return Err(PortError::new(
-                    "put_aggregate",
-                    format!("{key}: still contended after {attempts} attempts"),
-                ));
-            }
-            let fresh = ports
-                .markets
-                .get_aggregates(std::slice::from_ref(&key))
-                .await?;
-            current.extend(fresh);
-        }
-    }
+    write_markets(ports.markets, shard, &plan.scopes, stats).await?;
     ports.listings.put_states(&plan.states).await?;
     stats.listings_written = plan.states.len();
+    Ok(())
+}
+
+/// One market's next live item, computed from the stored one, with its snapshots.
+struct MarketWrite<'a> {
+    key: String,
+    contributions: &'a ScopeContributions,
+    item: StoredAggregate,
+    /// The revision the item was computed from: the put is conditional on it.
+    expected: String,
+    snapshots: Vec<Snapshot>,
+}
+
+/// Applies to `item` its contributions above its watermark for `shard`; `None` when it
+/// already holds them all.
+fn advance<'a>(
+    shard: &str,
+    key: String,
+    mut item: StoredAggregate,
+    contributions: &'a ScopeContributions,
+) -> Option<MarketWrite<'a>> {
+    let todo = unapplied(contributions, item.watermarks.get(shard));
+    let newest = todo.iter().map(|(seq, _, _)| seq).max().cloned()?;
+    let expected = std::mem::take(&mut item.revision);
+    let mut snapshots = Vec::new();
+    for (_, observed_at, contribution) in &todo {
+        // Crossing into a later hour or day closes the previous one: its snapshot is the
+        // market as it stood then, whatever the batch boundaries.
+        if item
+            .aggregate
+            .as_of
+            .is_some_and(|before| Period::hour_of(*observed_at) > Period::hour_of(before))
+        {
+            snapshots.extend(snapshots_of(&key, &item.aggregate));
+        }
+        item.aggregate.apply(contribution);
+        item.aggregate.advance_to(*observed_at);
+    }
+    snapshots.extend(snapshots_of(&key, &item.aggregate));
+    // The watermark is the newest contribution the item holds, not the batch's end, so any
+    // split of the stream into batches leaves the item the same.
+    item.watermarks.insert(shard.to_owned(), newest);
+    item.revision = StoredAggregate::revision_of(&item.watermarks);
+    Some(MarketWrite {
+        key,
+        contributions,
+        item,
+        expected,
+        snapshots: dedupe(snapshots),
+    })
+}
+
+/// Brings every market of the batch up to date: reads their live items, writes all their
+/// snapshots in one call, then their live items concurrently, each conditional on the
+/// revision it was computed from. Markets whose put lost to another writer (listings of one
+/// market arrive through every shard) are re-read together, recomputed and written again,
+/// for up to [`MAX_CONFLICT_RETRIES`] rounds.
+async fn write_markets<M: MarketStore>(
+    markets: &M,
+    shard: &str,
+    scopes: &BTreeMap<Scope, ScopeContributions>,
+    stats: &mut BatchStats,
+) -> Result<(), PortError> {
+    let mut pending: Vec<(String, &ScopeContributions)> = scopes
+        .iter()
+        .map(|(scope, contributions)| (scope.key(), contributions))
+        .collect();
+    let mut attempts = 0;
+    while !pending.is_empty() {
+        let keys: Vec<String> = pending.iter().map(|(key, _)| key.clone()).collect();
+        let mut current = markets.get_aggregates(&keys).await?;
+        let mut writes = Vec::with_capacity(pending.len());
+        for (key, contributions) in pending {
+            let stored = current.remove(&key).unwrap_or_default();
+            match advance(shard, key, stored, contributions) {
+                Some(write) => writes.push(write),
+                None => stats.markets_already_applied += 1,
+            }
+        }
+        if writes.is_empty() {
+            break;
+        }
+        // Every market's snapshots before any live item: they derive from the items, so
+        // writing them again after a crash before an item lands puts the same values. One
+        // call for all: the store splits it into its own batches.
+        let snapshots: Vec<Snapshot> = writes
+            .iter_mut()
+            .flat_map(|w| std::mem::take(&mut w.snapshots))
+            .collect();
+        markets.put_snapshots(&snapshots).await?;
+        // Then the live items, concurrently. Each is its own item, with its own watermark
+        // and revision, so whichever of them land before a crash or an error (puts still in
+        // flight are then dropped, and may land or not) leave a state a re-delivery
+        // completes: it re-reads them, skips those holding its contributions and writes the
+        // others, conditional on what it read. The order among them does not matter.
+        let mut won = vec![false; writes.len()];
+        let mut puts = stream::iter(writes.iter().enumerate().map(|(i, w)| async move {
+            let landed = markets.put_aggregate(&w.key, &w.item, &w.expected).await?;
+            Ok::<_, PortError>((i, landed))
+        }))
+        .buffer_unordered(MARKET_WRITE_CONCURRENCY);
+        while let Some(put) = puts.next().await {
+            let (i, landed) = put?;
+            won[i] = landed;
+        }
+        drop(puts);
+        let written = writes.len();
+        pending = writes
+            .into_iter()
+            .zip(won)
+            .filter(|(_, landed)| !landed)
+            .map(|(w, _)| (w.key, w.contributions))
+            .collect();
+        stats.markets_updated += written - pending.len();
+        if pending.is_empty() {
+            break;
+        }
+        attempts += 1;
+        stats.conflict_retries += pending.len();
+        if attempts >= MAX_CONFLICT_RETRIES {
+            let (key, _) = &pending[0];
+            let others = match pending.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more markets)"),
+            };
+            return Err(PortError::new(
+                "put_aggregate",
+                format!("{key}{others}: still contended after {attempts} attempts"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -290,9 +376,9 @@ fn snapshots_of(key: &str, aggregate: &super::aggregate::MarketAggregate) -> Vec
         .collect()
 }
 
-/// The last snapshot of each period.
+/// The last snapshot of each period (of one market).
 fn dedupe(snapshots: Vec<Snapshot>) -> Vec<Snapshot> {
-    let mut last = std::collections::BTreeMap::new();
+    let mut last = BTreeMap::new();
     for s in snapshots {
         last.insert(s.period, s);
     }
