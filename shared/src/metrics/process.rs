@@ -27,6 +27,10 @@ use super::ports::{
 };
 use crate::listing::{EventKind, ListingEvent};
 
+/// Largest event accepted: its data-lake line (plus the newline) must fit one Firehose
+/// record (1,000 KiB), below Kinesis's 1 MiB. A larger record would fail every delivery and
+/// block its shard, so it goes to the error sink instead.
+pub const MAX_EVENT_BYTES: usize = 1_000 * 1024 - 1;
 /// Bytes of a poison record kept in the error sink.
 pub const POISON_PREFIX_BYTES: usize = 2048;
 /// Attempts at one market item under write contention before the batch is retried whole.
@@ -148,6 +152,16 @@ pub fn decode_records(shard: &str, records: &[InputRecord]) -> DecodedBatch {
             ));
             continue;
         };
+        if record.data.len() > MAX_EVENT_BYTES {
+            out.poison.push(reject(
+                "too_large",
+                format!(
+                    "{} bytes: the data lake takes events up to {MAX_EVENT_BYTES} bytes (Firehose's record limit)",
+                    record.data.len()
+                ),
+            ));
+            continue;
+        }
         match ListingEvent::decode(&record.data) {
             Ok(event) => {
                 out.events.push(DecodedRecord { sequence, event });

@@ -459,6 +459,42 @@ fn poison_records_go_to_the_sink_and_the_rest_is_applied() {
 }
 
 #[test]
+fn an_event_too_large_for_the_data_lake_is_poison_not_a_blocked_shard() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 2,
+            price_pct: 0,
+            status: 0,
+        },
+    ]);
+    let mut records = records_of(&events);
+    // Valid JSON either way: trailing whitespace pads an event to the limit and past it.
+    let pad = |data: &mut Vec<u8>, to: usize| data.resize(to, b' ');
+    pad(&mut records[0].data, super::process::MAX_EVENT_BYTES);
+    pad(&mut records[1].data, super::process::MAX_EVENT_BYTES + 1);
+    let stores = MemoryStores::default();
+    let ports = MetricsPorts {
+        listings: &stores,
+        markets: &stores,
+        archive: &stores,
+        poison: &stores,
+    };
+    let outcome = block_on(process_batch(&ports, SHARD, &records));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (1, 1));
+    let sunk = stores.poison.lock().expect("lock");
+    assert_eq!(sunk[0].reason_kind, "too_large");
+    assert_eq!(sunk[0].sequence_number, records[1].sequence_number);
+    let archived = stores.archived.lock().expect("lock");
+    assert!(archived[0].len() <= crate::adapters::firehose::MAX_RECORD_BYTES);
+}
+
+#[test]
 fn the_sample_kinesis_event_is_accepted_whole() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
