@@ -6,6 +6,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 
+use futures::stream::{self, StreamExt};
+
 use super::retry::{RetryPolicy, send_with_retries};
 use crate::items::{LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem};
 use crate::metrics::batch::ListingState;
@@ -15,6 +17,9 @@ use crate::metrics::ports::{ListingStore, MarketStore, PortError, Snapshot, Stor
 const GET_BATCH: usize = 100;
 /// BatchWriteItem writes at most 25 items a call.
 const WRITE_BATCH: usize = 25;
+/// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
+/// writes take 5 round trips instead of 40, with few connections per function instance.
+const BATCH_CALLS_IN_FLIGHT: usize = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -40,7 +45,7 @@ pub(crate) struct Projection<'a> {
 }
 
 /// Reads items by key (all attributes, or a projection), re-requesting `UnprocessedKeys`
-/// until all are read.
+/// until all are read. The calls (100 keys each) run [`BATCH_CALLS_IN_FLIGHT`] at a time.
 pub(crate) async fn batch_get(
     client: &Client,
     table: &str,
@@ -49,9 +54,9 @@ pub(crate) async fn batch_get(
     retry: RetryPolicy,
 ) -> Result<Vec<Item>, PortError> {
     let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
-    for chunk in keys.chunks(GET_BATCH) {
+    let read_chunk = |chunk: &[Item]| {
         let found = &found;
-        let result = send_with_retries(retry, chunk.to_vec(), |keys| async move {
+        send_with_retries(retry, chunk.to_vec(), move |keys| async move {
             let mut builder = KeysAndAttributes::builder()
                 .set_keys(Some(keys.clone()))
                 .consistent_read(true);
@@ -88,7 +93,11 @@ pub(crate) async fn batch_get(
                 Err(e) => (keys, Some(sdk_error("BatchGetItem", &e).message)),
             }
         })
-        .await;
+    };
+    let mut calls = stream::iter(keys.chunks(GET_BATCH))
+        .map(read_chunk)
+        .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
+    while let Some(result) = calls.next().await {
         if let Err(unsent) = result {
             return Err(PortError::new(
                 "BatchGetItem",
@@ -101,31 +110,33 @@ pub(crate) async fn batch_get(
             ));
         }
     }
+    drop(calls);
     Ok(found
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
-/// Writes items, re-sending `UnprocessedItems` until all are written.
+/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (25 items
+/// each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once, so their
+/// order does not matter. Returns the number of re-sends.
 async fn batch_put(
     client: &Client,
     table: &str,
     items: Vec<Item>,
     retry: RetryPolicy,
 ) -> Result<u32, PortError> {
-    let mut retries = 0;
-    for chunk in items.chunks(WRITE_BATCH) {
-        let requests: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item.clone()))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
-            })
-            .collect::<Result<_, _>>()?;
-        let result = send_with_retries(retry, requests, |requests| async move {
+    let requests: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let write_chunk = |chunk: &[WriteRequest]| {
+        send_with_retries(retry, chunk.to_vec(), |requests| async move {
             match client
                 .batch_write_item()
                 .request_items(table, requests.clone())
@@ -142,7 +153,12 @@ async fn batch_put(
                 Err(e) => (requests, Some(sdk_error("BatchWriteItem", &e).message)),
             }
         })
-        .await;
+    };
+    let mut calls = stream::iter(requests.chunks(WRITE_BATCH))
+        .map(write_chunk)
+        .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
+    let mut retries = 0;
+    while let Some(result) = calls.next().await {
         match result {
             Ok(r) => retries += r,
             Err(unsent) => {
