@@ -726,6 +726,7 @@ pub enum EventKind {
 /// One record of the listing-events stream (Kinesis), partitioned by listing id.
 /// Wire format: `docs/events.md`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WireEvent")]
 pub struct ListingEvent {
     pub schema_version: u32,
     #[serde(flatten)]
@@ -736,6 +737,48 @@ pub struct ListingEvent {
     pub observed_at: DateTime<Utc>,
     /// The poll run that produced the event (idempotency and tracing).
     pub poll_id: String,
+}
+
+/// [`ListingEvent`] as it is read: `kind` and `changes` as plain fields. Deserializing the
+/// event through this instead of a flattened enum lets serde read the bytes in one pass
+/// (a flattened field makes it buffer every field of the event first).
+#[derive(Deserialize)]
+struct WireEvent {
+    schema_version: u32,
+    kind: WireKind,
+    #[serde(default)]
+    changes: Option<ListingChanges>,
+    listing: Listing,
+    observed_at: DateTime<Utc>,
+    poll_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireKind {
+    New,
+    Changed,
+    Delisted,
+}
+
+impl TryFrom<WireEvent> for ListingEvent {
+    type Error = String;
+
+    fn try_from(wire: WireEvent) -> Result<Self, String> {
+        let kind = match (wire.kind, wire.changes) {
+            (WireKind::New, _) => EventKind::New,
+            (WireKind::Delisted, _) => EventKind::Delisted,
+            (WireKind::Changed, Some(changes)) => EventKind::Changed { changes },
+            (WireKind::Changed, None) => return Err("missing field `changes`".to_owned()),
+        };
+        Ok(Self {
+            schema_version: wire.schema_version,
+            kind,
+            listing: wire.listing,
+            observed_at: wire.observed_at,
+            poll_id: wire.poll_id,
+        })
+    }
 }
 
 /// Why a record of the stream is not a usable listing event. The metrics function routes
@@ -893,14 +936,24 @@ impl ListingEvent {
     /// newer producer says so rather than failing on a field), then the shape, then the
     /// values ([`Listing::validate`], and `changes` agreeing with the listing).
     pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| EventDecodeError::Malformed(format!("not JSON: {e}")))?;
-        let serde_json::Value::Object(fields) = &value else {
+        /// The schema version alone; serde skips the other fields without building them.
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            schema_version: Option<serde_json::Value>,
+        }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
             return Err(EventDecodeError::Malformed(
-                "expected a JSON object".to_owned(),
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Err(e) => format!("not JSON: {e}"),
+                    Ok(_) => "expected a JSON object".to_owned(),
+                },
             ));
-        };
-        match fields.get("schema_version") {
+        }
+        let probe: Probe = serde_json::from_slice(bytes)
+            .map_err(|e| EventDecodeError::Malformed(format!("not JSON: {e}")))?;
+        match probe.schema_version {
             None | Some(serde_json::Value::Null) => {
                 return Err(EventDecodeError::MissingSchemaVersion);
             }
@@ -911,8 +964,10 @@ impl ListingEvent {
             }
             Some(_) => {}
         }
-        // The error names the field's path (`listing.price_minor: invalid type...`).
-        let event: Self = serde_path_to_error::deserialize(&value)
+        // Straight from the bytes into the typed event. The error names the field's path
+        // (`listing.price_minor: invalid type...`).
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        let event: Self = serde_path_to_error::deserialize(&mut reader)
             .map_err(|e| EventDecodeError::Malformed(e.to_string()))?;
         event.validate()?;
         Ok(event)

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context as _, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use realty_shared::items::{ListingItem, MarketLiveItem};
+use realty_shared::items::{ListingItem, MarketLiveItem, MarketSnapshotItem};
 use realty_shared::listing::ListingEvent;
 use realty_shared::metrics::aggregate::ListingFacts;
 use realty_shared::metrics::memory::MemoryStores;
@@ -16,6 +16,7 @@ pub struct ItemSizes {
     pub listing_item_bytes_mean: f64,
     pub market_item_bytes_mean: f64,
     pub market_item_bytes_max: usize,
+    pub snapshot_item_bytes_mean: f64,
     /// Distinct markets (scopes) the events of a 1,000-event batch count in, on average.
     pub scopes_per_1000_events: f64,
 }
@@ -82,6 +83,16 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
             serde_dynamo::to_item(MarketLiveItem::new(key, stored)).context("a market item")?;
         market_sizes.push(item_bytes(&item));
     }
+    let snapshots = stores
+        .snapshots
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let mut snapshot_total = 0usize;
+    for snapshot in snapshots.values() {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketSnapshotItem::from(snapshot)).context("a snapshot item")?;
+        snapshot_total += item_bytes(&item);
+    }
     let batches: Vec<usize> = events
         .chunks(1_000)
         .filter(|c| c.len() == 1_000)
@@ -100,6 +111,7 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
         listing_item_bytes_mean: mean(listing_total, listings.len()),
         market_item_bytes_mean: mean(market_sizes.iter().sum(), market_sizes.len()),
         market_item_bytes_max: market_sizes.iter().copied().max().unwrap_or(0),
+        snapshot_item_bytes_mean: mean(snapshot_total, snapshots.len()),
         scopes_per_1000_events: mean(batches.iter().sum(), batches.len()),
     })
 }

@@ -162,6 +162,10 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
             );
             report.set("market_item_bytes_max", json!(sizes.market_item_bytes_max));
             report.set(
+                "snapshot_item_bytes_mean",
+                json!(sizes.snapshot_item_bytes_mean.round()),
+            );
+            report.set(
                 "scopes_per_1000_events",
                 json!(sizes.scopes_per_1000_events.round()),
             );
@@ -601,6 +605,7 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
         ),
         ("market_item_bytes_mean", "market item, mean (bytes)"),
         ("market_item_bytes_max", "market item, largest (bytes)"),
+        ("snapshot_item_bytes_mean", "snapshot item, mean (bytes)"),
         (
             "scopes_per_1000_events",
             "markets a 1,000-event batch writes",

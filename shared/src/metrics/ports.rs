@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MarketAggregate, MarketFigures};
@@ -71,11 +71,10 @@ pub enum Period {
 
 impl Period {
     pub fn hour_of(t: DateTime<Utc>) -> Self {
-        let hour = t
-            .with_minute(0)
-            .and_then(|t| t.with_second(0))
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(t);
+        // Whole hours since the epoch: UTC has no leap seconds in chrono's arithmetic, and
+        // this runs for every contribution (field-by-field truncation costs far more).
+        let seconds = t.timestamp();
+        let hour = DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(t);
         Self::Hour(hour)
     }
 
@@ -146,4 +145,25 @@ pub trait EventArchive {
 /// Where poison records go.
 pub trait PoisonSink {
     fn send(&self, records: &[PoisonRecord]) -> impl Future<Output = Result<(), PortError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn hour_of_truncates_to_the_hour() {
+        let at = |y, mo, d, h, mi, s| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
+        let t = at(2026, 11, 21, 18, 42, 15) + chrono::Duration::milliseconds(250);
+        assert_eq!(Period::hour_of(t), Period::Hour(at(2026, 11, 21, 18, 0, 0)));
+        assert_eq!(
+            Period::hour_of(at(1969, 12, 31, 23, 59, 59)),
+            Period::Hour(at(1969, 12, 31, 23, 0, 0))
+        );
+        assert_eq!(
+            Period::hour_of(at(2026, 1, 1, 0, 0, 0)),
+            Period::Hour(at(2026, 1, 1, 0, 0, 0))
+        );
+    }
 }
