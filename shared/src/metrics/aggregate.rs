@@ -316,7 +316,14 @@ impl MarketAggregate {
         }
         if let Some(as_of) = self.as_of {
             let oldest = as_of.date_naive() - Duration::days(DAILY_COUNTER_DAYS);
-            self.daily.retain(|day, _| *day >= oldest);
+            // Days are in order: drop from the front (this runs for every contribution, and
+            // usually finds nothing to drop).
+            while let Some(day) = self.daily.first_entry() {
+                if *day.key() >= oldest {
+                    break;
+                }
+                day.remove();
+            }
         }
     }
 
