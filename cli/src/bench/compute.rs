@@ -14,14 +14,19 @@ use realty_shared::metrics::process::{InputRecord, MetricsPorts, process_batch};
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
 
+/// The Kinesis sequence number of the `index`th record of the benchmark's one shard.
+pub fn sequence_number(index: usize) -> String {
+    const FIRST_SEQUENCE: u128 = 49_590_338_271_490_256_608_559_692_538;
+    (FIRST_SEQUENCE + index as u128).to_string()
+}
+
 /// The records of a stream holding `encoded` events, in order, as Kinesis numbers them.
 pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
-    const FIRST_SEQUENCE: u128 = 49_590_338_271_490_256_608_559_692_538;
     encoded
         .iter()
         .enumerate()
         .map(|(i, data)| InputRecord {
-            sequence_number: (FIRST_SEQUENCE + i as u128).to_string(),
+            sequence_number: sequence_number(i),
             data: data.clone(),
         })
         .collect()

@@ -163,14 +163,13 @@ async fn listing_api_secret(aws: &LocalAws, stack_name: &str) -> Result<String> 
 
 /// `events` as one Kinesis trigger event of shard 0.
 fn kinesis_event(events: &[ListingEvent], region: &str) -> Result<Value> {
-    const FIRST_SEQUENCE: u128 = 49_590_338_271_490_256_608_559_692_538;
     let stream_arn = format!("arn:aws:kinesis:{region}:000000000000:stream/bench");
     let records = events
         .iter()
         .enumerate()
         .map(|(i, e)| {
             let data = e.encode().context("encoding an event")?;
-            let sequence = (FIRST_SEQUENCE + i as u128).to_string();
+            let sequence = super::compute::sequence_number(i);
             Ok(json!({
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
