@@ -362,6 +362,19 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         ));
         time_bar.set_message(now.format("%Y-%m-%d %H:%M").to_string());
         time_bar.inc(1);
+        if progress.is_hidden() {
+            // No terminal to draw bars on (CI, a pipe): a line per poll instead.
+            eprintln!(
+                "poll {}/{} at {}: {events_published} events published, {} through metrics, {} alerts ({:.1} s polling, {:.1} s draining so far)",
+                step + 1,
+                steps + 1,
+                now.format("%Y-%m-%d %H:%M"),
+                metrics.stats.records_succeeded,
+                alerts_received.len(),
+                polling.as_secs_f64(),
+                draining.as_secs_f64()
+            );
+        }
     }
     time_bar.finish();
     event_bar.finish();

@@ -23,7 +23,7 @@
 //! [`Mapping::pump`] with `flush` (a caller that knows the producer is done for now), retries
 //! back off for milliseconds, not seconds, and there is no per-function concurrency limit.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub const MAX_INVOKE_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 const KINESIS_GET_RECORDS_LIMIT: i32 = 10_000;
 /// Largest `Limit` of one DynamoDB Streams `GetRecords` call.
 const DYNAMODB_GET_RECORDS_LIMIT: i32 = 1_000;
+/// How many of a shard's latest record identities [`RecentlyRead`] keeps.
+const RECENTLY_READ_CAPACITY: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -623,6 +625,17 @@ pub struct StreamRecord {
     pub size: usize,
 }
 
+impl StreamRecord {
+    /// The record's `eventID` (`shardId:sequence` for Kinesis, the stream's own id for
+    /// DynamoDB), or its sequence number where it has none.
+    pub fn event_id(&self) -> &str {
+        self.json
+            .get("eventID")
+            .and_then(Value::as_str)
+            .unwrap_or(&self.sequence_number)
+    }
+}
+
 /// Where a mapping reads from, resolved against a provisioned stack.
 #[derive(Debug, Clone)]
 enum Source {
@@ -655,6 +668,36 @@ struct ShardCursor {
     buffer: VecDeque<StreamRecord>,
     /// When the oldest buffered record was read (the batching window runs from it).
     buffered_since: Option<Instant>,
+    recently_read: RecentlyRead,
+}
+
+/// The identities (`eventID`) of a shard's latest records read, so a record the stream hands
+/// out twice is delivered once. moto numbers concurrent writes to a table's stream without a
+/// lock: two records can share a sequence number, and the iterator after a page ending on
+/// such a record starts on that record again (forever, when it is the stream's last, so a
+/// drain would never end). A real stream never does this, and there the guard never fires.
+/// Bounded: a re-read reaches back at most a few records.
+#[derive(Debug, Default)]
+struct RecentlyRead {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl RecentlyRead {
+    /// Notes `id`; false if it was read before.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() == RECENTLY_READ_CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.order.push_back(id.to_owned());
+        self.ids.insert(id.to_owned());
+        true
+    }
 }
 
 /// Where discarded batches go.
@@ -1027,6 +1070,13 @@ impl<F: StreamFunction> Mapping<F> {
                 (records, page.next_shard_iterator)
             }
         };
+        let Some(cursor) = self.shards.get_mut(shard_id) else {
+            return Ok(0);
+        };
+        let records: Vec<StreamRecord> = records
+            .into_iter()
+            .filter(|r| cursor.recently_read.first_time(r.event_id()))
+            .collect();
         let read = records.len();
         let filters = &self.settings.filters;
         let mut kept = Vec::with_capacity(read);
@@ -1037,14 +1087,12 @@ impl<F: StreamFunction> Mapping<F> {
         }
         self.stats.records_read += read;
         self.stats.filtered_out += read - kept.len();
-        if let Some(cursor) = self.shards.get_mut(shard_id) {
-            if !kept.is_empty() && cursor.buffer.is_empty() {
-                cursor.buffered_since = Some(Instant::now());
-            }
-            cursor.buffer.extend(kept);
-            cursor.finished = next.is_none();
-            cursor.iterator = next;
+        if !kept.is_empty() && cursor.buffer.is_empty() {
+            cursor.buffered_since = Some(Instant::now());
         }
+        cursor.buffer.extend(kept);
+        cursor.finished = next.is_none();
+        cursor.iterator = next;
         Ok(read)
     }
 
@@ -1801,5 +1849,134 @@ Resources:
         assert_eq!(parsed.change.sequence_number.as_deref(), Some("100"));
         assert_eq!(parsed.event_source_arn.as_deref(), Some("arn:ddb"));
         assert_eq!(parsed.change.new_image.len(), 2);
+    }
+
+    /// A DynamoDB stream as moto serves one after two concurrent writes took the same
+    /// sequence number: records 1, 2 and 3 carry 1, 2, 2, and the iterator after a page
+    /// ending on record 3 ("after sequence number 2") starts on record 3 again, forever.
+    fn moto_stream_with_a_shared_sequence_number() -> SdkConfig {
+        const STREAM: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/1";
+        let record = |id: &str, seq: &str| {
+            json!({
+                "eventID": id,
+                "eventName": "MODIFY",
+                "eventSource": "aws:dynamodb",
+                "eventVersion": "1.1",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "Keys": { "listing_id": { "S": id } },
+                    "NewImage": { "listing_id": { "S": id } },
+                    "SequenceNumber": seq,
+                    "SizeBytes": 10,
+                    "StreamViewType": "NEW_AND_OLD_IMAGES",
+                    "ApproximateCreationDateTime": Utc::now().timestamp()
+                }
+            })
+        };
+        let http = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
+            let operation = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.rsplit('.').next())
+                .unwrap_or_default()
+                .to_owned();
+            let input: Value = request
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or_default();
+            let body = match operation.as_str() {
+                "DescribeTable" => {
+                    json!({ "Table": { "TableName": "t", "LatestStreamArn": STREAM } })
+                }
+                "DescribeStream" => json!({
+                    "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+                }),
+                "GetShardIterator" => json!({ "ShardIterator": "from-1" }),
+                "GetRecords" => match input["ShardIterator"].as_str() {
+                    Some("from-1") => json!({
+                        "Records": [record("r1", "1"), record("r2", "2"), record("r3", "2")],
+                        "NextShardIterator": "from-3"
+                    }),
+                    _ => json!({ "Records": [record("r3", "2")], "NextShardIterator": "from-3" }),
+                },
+                other => json!({ "message": format!("unexpected {other}") }),
+            };
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(body.to_string())
+                .expect("a response")
+        });
+        SdkConfig::builder()
+            .http_client(http)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::for_tests(),
+            ))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    /// Notes the eventIDs it is given.
+    struct EventIds(RefCell<Vec<String>>);
+
+    impl StreamFunction for EventIds {
+        type Event = aws_lambda_events::event::dynamodb::Event;
+        type Response = Value;
+
+        async fn invoke(&self, event: Self::Event) -> Result<Value, FunctionError> {
+            self.0
+                .borrow_mut()
+                .extend(event.records.into_iter().map(|r| r.event_id));
+            Ok(Value::Null)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_goes_quiet() {
+        let resource = |logical_id: &str, kind: &str, physical_id: &str| {
+            crate::provision::ProvisionedResource {
+                logical_id: logical_id.into(),
+                kind: kind.into(),
+                physical_id: physical_id.into(),
+            }
+        };
+        let stack = ProvisionedStack {
+            stack_name: "s".into(),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            outputs: BTreeMap::new(),
+            resources: vec![
+                resource("ListingTable", "AWS::DynamoDB::Table", "t"),
+                resource("AlertsFailureQueue", "AWS::SQS::Queue", "q"),
+            ],
+            skipped: Vec::new(),
+        };
+        let mut alerts = Mapping::new(
+            &moto_stream_with_a_shared_sequence_number(),
+            &project_template(),
+            &stack,
+            "AlertsFunction",
+            EventIds(RefCell::default()),
+        )
+        .await
+        .expect("the mapping");
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            assert!(
+                passes <= 5,
+                "still reading after 5 passes: {:?}",
+                alerts.stats
+            );
+            let pass = alerts.pump(true).await.expect("a pass");
+            if pass.read == 0 && pass.buffered == 0 {
+                break;
+            }
+        }
+        assert_eq!(*alerts.function().0.borrow(), ["r1", "r2", "r3"]);
+        assert_eq!(alerts.stats.records_read, 3);
     }
 }

@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
@@ -23,8 +23,9 @@ use libtest_mimic::Failed;
 use realty_infra::provision::{ProvisionOptions, provision};
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_sim::{EventKind, Market, MarketConfig};
-use realty_tests::{Explain, TestAws};
+use realty_tests::{Explain, TestAws, run_bounded};
 use serde_json::Value;
+use tokio::process::Command;
 
 crate::async_tests!(
     the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds,
@@ -39,6 +40,11 @@ const ACTIVITY: f64 = 20.0;
 /// Prices below this are placeholders the sources reject (`MIN_PLAUSIBLE_SALE_PRICE`).
 const MIN_PLAUSIBLE_PRICE: u64 = 5_000;
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// Bounds on the commands this test runs, each many times what it takes here, so that one
+/// that hangs fails the test with its output instead of stalling the run.
+const BUILD_DEADLINE: Duration = Duration::from_secs(20 * 60);
+const DEMO_DEADLINE: Duration = Duration::from_secs(8 * 60);
+const BROWSER_DEADLINE: Duration = Duration::from_secs(2 * 60);
 /// Regions of their own: moto allows 50 Firehose delivery streams per region, one per stack,
 /// and the other integration tests provision theirs in the default region.
 const DEMO_REGION: &str = "eu-west-1";
@@ -80,7 +86,7 @@ fn newest(dir: &Path) -> Option<std::time::SystemTime> {
 /// own tests) next to this test's binary; when it is missing or older than the sources it is
 /// built here. The nested cargo gets the environment without the variables cargo sets for
 /// tests, so it does not see a changed environment and rebuild everything.
-fn realty_binary(project_root: &Path) -> Result<PathBuf, Failed> {
+async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Failed> {
     // This test runs from target/<profile>/deps/; the binary sits in target/<profile>/.
     let exe = std::env::current_exe()?;
     let profile_dir = exe
@@ -132,8 +138,14 @@ fn realty_binary(project_root: &Path) -> Result<PathBuf, Failed> {
                 command.env_remove(&name);
             }
         }
-        let status = command.status()?;
-        ensure(status.success(), "cargo build -p realty-cli failed")?;
+        let output = run_bounded(command, BUILD_DEADLINE, log_dir, "cargo-build").await?;
+        ensure(
+            output.status.success(),
+            format!(
+                "cargo build -p realty-cli failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        )?;
     }
     ensure(binary.exists(), format!("{} is missing", binary.display()))?;
     Ok(binary)
@@ -145,31 +157,31 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
     let state_dir = std::env::temp_dir().join(format!("realty-demo-it-{}", std::process::id()));
     let report_dir = state_dir.join("report");
     let prefix = aws.unique_stack_name();
-    let output = Command::new(realty_binary(&aws.project_root)?)
-        .args([
-            "demo",
-            "--seed",
-            &SEED.to_string(),
-            "--markets",
-            &MARKETS.join(","),
-            "--listings",
-            &LISTINGS.to_string(),
-            "--days",
-            &DAYS.to_string(),
-            "--step-hours",
-            "24",
-            "--activity",
-            &ACTIVITY.to_string(),
-            "--prefix",
-            &prefix,
-            "--report-dir",
-        ])
-        .arg(&report_dir)
-        .env("AWS_ENDPOINT_URL", &aws.endpoint)
-        .env("AWS_REGION", DEMO_REGION)
-        .env("REALTY_STATE_DIR", &state_dir)
-        .env("REALTY_NO_PROGRESS", "1")
-        .output()?;
+    let mut demo = Command::new(realty_binary(&aws.project_root, &state_dir).await?);
+    demo.args([
+        "demo",
+        "--seed",
+        &SEED.to_string(),
+        "--markets",
+        &MARKETS.join(","),
+        "--listings",
+        &LISTINGS.to_string(),
+        "--days",
+        &DAYS.to_string(),
+        "--step-hours",
+        "24",
+        "--activity",
+        &ACTIVITY.to_string(),
+        "--prefix",
+        &prefix,
+        "--report-dir",
+    ])
+    .arg(&report_dir)
+    .env("AWS_ENDPOINT_URL", &aws.endpoint)
+    .env("AWS_REGION", DEMO_REGION)
+    .env("REALTY_STATE_DIR", &state_dir)
+    .env("REALTY_NO_PROGRESS", "1");
+    let output = run_bounded(demo, DEMO_DEADLINE, &state_dir, "realty-demo").await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure(
         output.status.success(),
@@ -191,7 +203,7 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
         .ok_or("no data_lake_bucket in the report")?;
     let events = lake_events(&aws, bucket).await?;
     check_figures_against_the_lake(&report, &events)?;
-    check_rendering(&report_dir.join("index.html"), MARKETS.len() * 4)?;
+    check_rendering(&report_dir.join("index.html"), MARKETS.len() * 4).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(())
 }
@@ -520,7 +532,7 @@ fn check_figures_against_the_lake(report: &Value, events: &[Value]) -> Result<()
 
 /// Opens the report in headless Chromium with a probe that writes each chart's laid-out size
 /// into the DOM, and checks every chart is there with a size.
-fn check_rendering(index: &Path, charts: usize) -> Result<(), Failed> {
+async fn check_rendering(index: &Path, charts: usize) -> Result<(), Failed> {
     if !Path::new(CHROMIUM).exists() {
         println!(
             "skipped the browser check: {CHROMIUM} is not installed (Debian package `chromium`)"
@@ -544,7 +556,8 @@ window.addEventListener('load', () => {
     let probed = dir.join("probe.html");
     std::fs::write(&probed, html.replace("</body>", &format!("{probe}</body>")))?;
     let profile = dir.join("chromium-profile");
-    let output = Command::new(CHROMIUM)
+    let mut browser = Command::new(CHROMIUM);
+    browser
         .args([
             "--headless",
             "--no-sandbox",
@@ -557,8 +570,8 @@ window.addEventListener('load', () => {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
-        .arg(format!("file://{}", probed.display()))
-        .output()?;
+        .arg(format!("file://{}", probed.display()));
+    let output = run_bounded(browser, BROWSER_DEADLINE, dir, "chromium").await?;
     let dom = String::from_utf8_lossy(&output.stdout);
     let sizes = dom
         .split("<pre id=\"chart-sizes\">")
@@ -641,13 +654,21 @@ impl StreamFunction for EventNames {
     }
 }
 
+/// Pumps until a pass reads and buffers nothing; fails if that takes more than a few
+/// dozen passes (a stream that keeps handing out records).
 async fn pump_until_quiet<F: StreamFunction>(mapping: &mut Mapping<F>) -> Result<(), Failed> {
-    loop {
+    const MAX_PASSES: usize = 50;
+    for _ in 0..MAX_PASSES {
         let pass = mapping.pump(true).await?;
         if pass.read == 0 && pass.buffered == 0 {
             return Ok(());
         }
     }
+    Err(format!(
+        "still reading after {MAX_PASSES} passes: {:?}",
+        mapping.stats
+    )
+    .into())
 }
 
 async fn the_runner_bisects_to_the_poison_record_describes_it_and_filters_modify(

@@ -10,9 +10,15 @@ mod provisioning;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
+
+/// No test takes a tenth of this (the demo, the longest, about half a minute on two cores);
+/// past it a test has hung, and failing it with the emulator's last words beats stalling the
+/// run until CI's own limit.
+const TEST_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>>>>;
 
@@ -51,7 +57,25 @@ fn main() -> ExitCode {
                     .worker_threads(2)
                     .enable_all()
                     .build()?;
-                runtime.block_on(test(aws))
+                let emulator_log = aws.emulator_log.clone();
+                let outcome = runtime.block_on(async {
+                    match tokio::time::timeout(TEST_DEADLINE, test(aws)).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(format!(
+                            "no result within {} s: the test hangs{}",
+                            TEST_DEADLINE.as_secs(),
+                            emulator_log.map_or(String::new(), |log| format!(
+                                "; the end of the emulator's log ({}):\n{}",
+                                log.display(),
+                                realty_tests::tail(&log, 30)
+                            ))
+                        )
+                        .into()),
+                    }
+                });
+                // A hung call may hold a blocking thread: do not wait for it.
+                runtime.shutdown_timeout(Duration::from_secs(5));
+                outcome
             })
         })
         .collect();

@@ -2,8 +2,10 @@
 //! (resource-name prefix) per test, so tests run in parallel without meeting.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use realty_infra::emulator::{self, Emulator};
@@ -15,6 +17,8 @@ use realty_infra::template::Template;
 pub struct TestAws {
     pub endpoint: String,
     pub project_root: PathBuf,
+    /// The log of the moto server this run started.
+    pub emulator_log: Option<PathBuf>,
     emulator: Option<Emulator>,
     next_stack: AtomicUsize,
 }
@@ -29,6 +33,7 @@ impl TestAws {
             return Ok(Self {
                 endpoint,
                 project_root,
+                emulator_log: None,
                 emulator: None,
                 next_stack: AtomicUsize::new(0),
             });
@@ -39,6 +44,7 @@ impl TestAws {
         Ok(Self {
             endpoint: moto.endpoint.clone(),
             project_root,
+            emulator_log: Some(log),
             emulator: Some(moto),
             next_stack: AtomicUsize::new(0),
         })
@@ -89,6 +95,59 @@ impl TestAws {
     }
 }
 
+/// The last `lines` lines of a text file (empty if it cannot be read).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs `command` to its end within `deadline`, its standard output and error written to
+/// `<dir>/<name>.stdout` and `.stderr`. A command still running at the deadline is killed
+/// and its output so far returned in the error, so a hang fails the test with what the
+/// command last printed instead of stalling the run.
+pub async fn run_bounded(
+    mut command: tokio::process::Command,
+    deadline: Duration,
+    dir: &Path,
+    name: &str,
+) -> Result<Output, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let out_path = dir.join(format!("{name}.stdout"));
+    let err_path = dir.join(format!("{name}.stderr"));
+    let file = |path: &Path| {
+        std::fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))
+    };
+    command
+        .stdin(Stdio::null())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?)
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("starting {name}: {e}"))?;
+    let status = match tokio::time::timeout(deadline, child.wait()).await {
+        Ok(status) => status.map_err(|e| format!("waiting for {name}: {e}"))?,
+        Err(_) => {
+            let _ = child.kill().await;
+            return Err(format!(
+                "{name} did not finish within {} s and was killed; the end of its output:\n{}\n--- stderr ---\n{}",
+                deadline.as_secs(),
+                tail(&out_path, 40),
+                tail(&err_path, 60)
+            ));
+        }
+    };
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+    Ok(Output {
+        status,
+        stdout: read(&out_path)?,
+        stderr: read(&err_path)?,
+    })
+}
+
 /// Names what failed, with the whole AWS error chain (an SDK error alone prints as
 /// "service error").
 pub trait Explain<T> {
@@ -98,5 +157,36 @@ pub trait Explain<T> {
 impl<T, E: std::error::Error> Explain<T> for Result<T, E> {
     fn explain(self, what: &str) -> Result<T, libtest_mimic::Failed> {
         self.map_err(|e| format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_command_past_its_deadline_is_killed_and_its_output_kept() {
+        let dir = std::env::temp_dir().join(format!("realty-run-bounded-{}", std::process::id()));
+        let mut command = tokio::process::Command::new("sh");
+        command.args(["-c", "echo started; echo working >&2; sleep 30"]);
+        let started = std::time::Instant::now();
+        let error = run_bounded(command, Duration::from_millis(500), &dir, "sleeper")
+            .await
+            .expect_err("the deadline passes");
+        assert!(started.elapsed() < Duration::from_secs(10), "{error}");
+        assert!(
+            error.contains("did not finish")
+                && error.contains("started")
+                && error.contains("working"),
+            "{error}"
+        );
+
+        let mut command = tokio::process::Command::new("sh");
+        command.args(["-c", "echo done"]);
+        let output = run_bounded(command, Duration::from_secs(30), &dir, "quick")
+            .await
+            .expect("it finishes");
+        assert!(output.status.success() && output.stdout == b"done\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
