@@ -18,7 +18,7 @@ use realty_tests::TestAws;
 /// No test takes a tenth of this (the demo, the longest, about half a minute on two cores);
 /// past it a test has hung, and failing it with the emulator's last words beats stalling the
 /// run until CI's own limit.
-const TEST_DEADLINE: Duration = Duration::from_secs(15 * 60);
+const TEST_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>>>>;
 
