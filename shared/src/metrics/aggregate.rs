@@ -7,6 +7,7 @@
 //! incremental and lets [`super::batch`] apply each contribution exactly once.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -219,11 +220,12 @@ impl DailyCounts {
     }
 }
 
-/// One change to an aggregate.
+/// One change to an aggregate. A listing's facts go to each of its (up to four) scopes:
+/// shared, not copied.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Contribution {
-    Add(ListingFacts),
-    Remove(ListingFacts),
+    Add(Arc<ListingFacts>),
+    Remove(Arc<ListingFacts>),
     Count {
         day: NaiveDate,
         counter: Counter,
@@ -514,10 +516,10 @@ mod tests {
     fn add_then_remove_leaves_nothing() {
         let mut a = MarketAggregate::default();
         let f = facts(40_000_000, 2_000, Standing::Active);
-        a.apply(&Contribution::Add(f.clone()));
+        a.apply(&Contribution::Add(Arc::new(f.clone())));
         assert_eq!(a.active, 1);
         assert_eq!(a.price_sum_minor, 40_000_000);
-        a.apply(&Contribution::Remove(f));
+        a.apply(&Contribution::Remove(Arc::new(f)));
         assert_eq!(a, MarketAggregate::default());
     }
 
@@ -529,13 +531,17 @@ mod tests {
             (40_000_000, 2_000),
             (50_000_000, 2_500),
         ] {
-            a.apply(&Contribution::Add(facts(price, area, Standing::Active)));
+            a.apply(&Contribution::Add(Arc::new(facts(
+                price,
+                area,
+                Standing::Active,
+            ))));
         }
-        a.apply(&Contribution::Add(facts(
+        a.apply(&Contribution::Add(Arc::new(facts(
             60_000_000,
             3_000,
             Standing::Pending,
-        )));
+        ))));
         let day = NaiveDate::from_ymd_opt(2024, 10, 5).unwrap();
         a.apply(&Contribution::Count {
             day,

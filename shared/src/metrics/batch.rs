@@ -14,6 +14,7 @@
 //!   item takes exactly the ones it lacks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,10 @@ impl SequenceNumber {
         {
             return None;
         }
-        Some(Self(format!("{digits:0>SEQUENCE_WIDTH$}")))
+        let mut padded = String::with_capacity(SEQUENCE_WIDTH);
+        padded.extend(std::iter::repeat_n('0', SEQUENCE_WIDTH - digits.len()));
+        padded.push_str(digits);
+        Some(Self(padded))
     }
 
     /// The number as Kinesis writes it (no padding).
@@ -113,38 +117,50 @@ pub struct BatchPlan {
     pub already_applied: usize,
 }
 
-/// Folds the batch's events (in stream order) onto the stored states.
-pub fn plan_batch(records: &[DecodedRecord], stored: &BTreeMap<String, ListingState>) -> BatchPlan {
-    let mut by_listing: BTreeMap<&str, Vec<&DecodedRecord>> = BTreeMap::new();
-    for record in records {
-        by_listing
-            .entry(record.event.listing.id.as_str())
-            .or_default()
-            .push(record);
-    }
+/// Folds the batch's events onto the stored states. Takes the records: each event's listing
+/// moves into its new state instead of being copied.
+pub fn plan_batch(
+    mut records: Vec<DecodedRecord>,
+    stored: &BTreeMap<String, ListingState>,
+) -> BatchPlan {
+    // Grouped by listing; within one, retried PutRecords can reorder events in the stream:
+    // the observation time is the truth, the sequence number breaks ties.
+    records.sort_by(|a, b| {
+        (
+            a.event.listing.id.as_str(),
+            a.event.observed_at,
+            &a.sequence,
+        )
+            .cmp(&(
+                b.event.listing.id.as_str(),
+                b.event.observed_at,
+                &b.sequence,
+            ))
+    });
     let mut plan = BatchPlan::default();
-    for (id, mut events) in by_listing {
-        // Retried PutRecords can reorder a listing's events in the stream; the observation
-        // time is the truth, the sequence number breaks ties.
-        events.sort_by(|a, b| {
-            (a.event.observed_at, &a.sequence).cmp(&(b.event.observed_at, &b.sequence))
-        });
-        let mut current = stored.get(id).cloned();
+    let mut records = records.into_iter().peekable();
+    while let Some(first) = records.next() {
+        let mut current = stored.get(first.event.listing.id.as_str()).cloned();
         let mut advanced = false;
-        for record in events {
+        let mut next_record = Some(first);
+        while let Some(DecodedRecord { sequence, event }) = next_record {
+            next_record = records.next_if(|r| r.event.listing.id == event.listing.id);
             let version = Version {
-                observed_at: record.event.observed_at,
-                sequence: record.sequence.clone(),
+                observed_at: event.observed_at,
+                sequence,
             };
             if current.as_ref().is_some_and(|s| s.version >= version) {
                 plan.already_applied += 1;
                 continue;
             }
-            let next = next_state(current.as_ref(), &record.event, version);
-            for (scope, contribution) in transition(current.as_ref(), &next, &record.event) {
+            let sequence = version.sequence.clone();
+            let is_new = matches!(event.kind, EventKind::New);
+            let next = next_state(current.as_ref(), event, version);
+            let observed_at = next.version.observed_at;
+            for (scope, contribution) in transition(current.as_ref(), &next, is_new) {
                 plan.scopes.entry(scope).or_default().push((
-                    record.sequence.clone(),
-                    record.event.observed_at,
+                    sequence.clone(),
+                    observed_at,
                     contribution,
                 ));
             }
@@ -158,12 +174,13 @@ pub fn plan_batch(records: &[DecodedRecord], stored: &BTreeMap<String, ListingSt
     plan
 }
 
+/// The state `event` leaves the listing in (the event's listing moves into it).
 fn next_state(
     current: Option<&ListingState>,
-    event: &ListingEvent,
+    event: ListingEvent,
     version: Version,
 ) -> ListingState {
-    let listing = event.listing.clone();
+    let ListingEvent { listing, kind, .. } = event;
     let first_price_minor = match current {
         Some(s) if !s.delisted => s.first_price_minor,
         // First sight, or back after a delisting: a new listing cycle. A source that states
@@ -173,18 +190,19 @@ fn next_state(
             .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
     };
     ListingState {
-        delisted: matches!(event.kind, EventKind::Delisted),
+        delisted: matches!(kind, EventKind::Delisted),
         listing,
         first_price_minor,
         version,
     }
 }
 
-/// The contributions of one listing moving from `old` to `new` through `event`.
+/// The contributions of one listing moving from `old` to `new` (through a `new` event when
+/// `is_new`).
 fn transition(
     old: Option<&ListingState>,
     new: &ListingState,
-    event: &ListingEvent,
+    is_new: bool,
 ) -> Vec<(Scope, Contribution)> {
     let mut out = Vec::new();
     let old_facts = old.and_then(ListingState::facts);
@@ -194,21 +212,23 @@ fn transition(
         // still apply below.
     } else {
         if let Some(f) = &old_facts {
+            let shared = Arc::new(f.clone());
             out.extend(
                 f.scopes()
                     .into_iter()
-                    .map(|s| (s, Contribution::Remove(f.clone()))),
+                    .map(|s| (s, Contribution::Remove(Arc::clone(&shared)))),
             );
         }
         if let Some(f) = &new_facts {
+            let shared = Arc::new(f.clone());
             out.extend(
                 f.scopes()
                     .into_iter()
-                    .map(|s| (s, Contribution::Add(f.clone()))),
+                    .map(|s| (s, Contribution::Add(Arc::clone(&shared)))),
             );
         }
     }
-    let day = event.observed_at.date_naive();
+    let day = new.version.observed_at.date_naive();
     let count = |scopes: Vec<Scope>,
                  counter: Counter,
                  cut_bp: i64,
@@ -251,8 +271,7 @@ fn transition(
         }
         Some(_) => {}
     }
-    if old.is_none_or(|s| s.delisted) && matches!(event.kind, EventKind::New) && new_facts.is_some()
-    {
+    if old.is_none_or(|s| s.delisted) && is_new && new_facts.is_some() {
         count(new_scopes(), Counter::NewListing, 0, &mut out);
     }
     if let (Some(f), None) = (&old_facts, &new_facts) {

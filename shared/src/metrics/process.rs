@@ -221,7 +221,7 @@ where
         .into_iter()
         .collect();
     let stored = ports.listings.get_states(&ids).await?;
-    let plan = plan_batch(&decoded, &stored);
+    let plan = plan_batch(decoded, &stored);
     stats.already_applied = plan.already_applied;
 
     write_markets(ports.markets, shard, &plan.scopes, stats).await?;
@@ -365,11 +365,12 @@ async fn write_markets<M: MarketStore>(
 fn archive_line(data: &[u8]) -> Vec<u8> {
     // A valid JSON event has no raw newline outside strings, and JSON strings cannot hold
     // one: stripping whitespace line breaks keeps it one line and the same value.
-    let mut line: Vec<u8> = data
-        .iter()
-        .copied()
-        .filter(|b| *b != b'\n' && *b != b'\r')
-        .collect();
+    let mut line = Vec::with_capacity(data.len() + 1);
+    if memchr::memchr2(b'\n', b'\r', data).is_some() {
+        line.extend(data.iter().filter(|b| **b != b'\n' && **b != b'\r'));
+    } else {
+        line.extend_from_slice(data);
+    }
     line.push(b'\n');
     line
 }
