@@ -935,13 +935,11 @@ impl ListingEvent {
     /// Parses and checks one stream record: the schema version first (so a record from a
     /// newer producer says so rather than failing on a field), then the shape, then the
     /// values ([`Listing::validate`], and `changes` agreeing with the listing).
+    ///
+    /// A current, well-formed event is read once, straight from the bytes into the typed
+    /// event. Only a record that fails that is read again, by [`Self::why_unreadable`], to
+    /// give the reason in that order and name the failing field's path.
     pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
-        /// The schema version alone; serde skips the other fields without building them.
-        #[derive(Deserialize)]
-        struct Probe {
-            #[serde(default)]
-            schema_version: Option<serde_json::Value>,
-        }
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err(EventDecodeError::Malformed(
@@ -951,26 +949,45 @@ impl ListingEvent {
                 },
             ));
         }
-        let probe: Probe = serde_json::from_slice(bytes)
-            .map_err(|e| EventDecodeError::Malformed(format!("not JSON: {e}")))?;
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        if let Ok(event) = Self::deserialize(&mut reader)
+            && reader.end().is_ok()
+            && event.schema_version == CURRENT_SCHEMA_VERSION
+        {
+            event.validate()?;
+            return Ok(event);
+        }
+        Err(Self::why_unreadable(bytes))
+    }
+
+    /// Why `bytes` (a JSON object, by its first byte) is not a current event.
+    fn why_unreadable(bytes: &[u8]) -> EventDecodeError {
+        /// The schema version alone; serde skips the other fields without building them.
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            schema_version: Option<serde_json::Value>,
+        }
+        let probe: Probe = match serde_json::from_slice(bytes) {
+            Ok(probe) => probe,
+            Err(e) => return EventDecodeError::Malformed(format!("not JSON: {e}")),
+        };
         match probe.schema_version {
-            None | Some(serde_json::Value::Null) => {
-                return Err(EventDecodeError::MissingSchemaVersion);
-            }
+            None | Some(serde_json::Value::Null) => return EventDecodeError::MissingSchemaVersion,
             Some(version) if version.as_u64() != Some(u64::from(CURRENT_SCHEMA_VERSION)) => {
-                return Err(EventDecodeError::UnsupportedSchemaVersion {
+                return EventDecodeError::UnsupportedSchemaVersion {
                     found: version.to_string(),
-                });
+                };
             }
             Some(_) => {}
         }
-        // Straight from the bytes into the typed event. The error names the field's path
-        // (`listing.price_minor: invalid type...`).
+        // The error names the field's path (`listing.price_minor: invalid type...`).
         let mut reader = serde_json::Deserializer::from_slice(bytes);
-        let event: Self = serde_path_to_error::deserialize(&mut reader)
-            .map_err(|e| EventDecodeError::Malformed(e.to_string()))?;
-        event.validate()?;
-        Ok(event)
+        match serde_path_to_error::deserialize::<_, Self>(&mut reader) {
+            Err(e) => EventDecodeError::Malformed(e.to_string()),
+            // Not reached: the first read failed, and this one reads the same way.
+            Ok(_) => EventDecodeError::Malformed("not a readable event".into()),
+        }
     }
 }
 

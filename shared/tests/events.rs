@@ -143,6 +143,21 @@ fn decode_value(value: &Value) -> Result<ListingEvent, EventDecodeError> {
 }
 
 #[test]
+fn decode_reads_a_whole_record_only() {
+    let good = serde_json::to_vec(&documented_json()).expect("serialize");
+    assert!(ListingEvent::decode(&good).is_ok());
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b" {}");
+    let err = ListingEvent::decode(&trailing).expect_err("trailing bytes");
+    assert_eq!(err.kind(), "malformed");
+    assert!(err.to_string().contains("trailing characters"), "{err}");
+    let mut padded = b"\n  ".to_vec();
+    padded.extend_from_slice(&good);
+    padded.extend_from_slice(b"\n");
+    assert!(ListingEvent::decode(&padded).is_ok(), "surrounding whitespace is fine");
+}
+
+#[test]
 fn decode_refuses_other_schema_versions_first() {
     let mut v2 = documented_json();
     v2["schema_version"] = json!(2);
