@@ -15,8 +15,8 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
 
-/// No test takes a tenth of this (the demo, the longest, about half a minute on two cores);
-/// past it a test has hung, and failing it with the emulator's last words beats stalling the
+/// Ten times the longest test (the demo, under a minute on two cores with the others
+/// beside it); past it a test has hung, and failing it with the emulator's last words beats stalling the
 /// run until CI's own limit.
 const TEST_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
