@@ -10,7 +10,7 @@ use realty_shared::listing::{ListingEvent, ListingId, ListingSource};
 use realty_shared::metrics::batch::{plan_batch, unapplied};
 use realty_shared::metrics::memory::MemoryStores;
 use realty_shared::metrics::ports::StoredAggregate;
-use realty_shared::metrics::process::{InputRecord, MetricsPorts, decode_records, process_batch};
+use realty_shared::metrics::process::{InputRecord, decode_records, process_batch};
 use realty_shared::sources::{SourceKind, normalize_file};
 
 const BATCH: usize = 1_000;
@@ -70,12 +70,7 @@ fn decode_and_aggregate(records: &[InputRecord]) -> usize {
 /// markets with their snapshots) over in-memory stores, starting empty.
 fn whole_workflow(runtime: &tokio::runtime::Runtime, records: &[InputRecord]) -> usize {
     let stores = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
-        archive: &stores,
-        poison: &stores,
-    };
+    let ports = stores.ports();
     let outcome = runtime.block_on(process_batch(&ports, "shardId-000000000000", records));
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     outcome.stats.markets_updated

@@ -154,7 +154,10 @@ fn decode_reads_a_whole_record_only() {
     let mut padded = b"\n  ".to_vec();
     padded.extend_from_slice(&good);
     padded.extend_from_slice(b"\n");
-    assert!(ListingEvent::decode(&padded).is_ok(), "surrounding whitespace is fine");
+    assert!(
+        ListingEvent::decode(&padded).is_ok(),
+        "surrounding whitespace is fine"
+    );
 }
 
 #[test]

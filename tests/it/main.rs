@@ -15,9 +15,9 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
 
-/// Ten times the longest test (the demo, under a minute on two cores with the others
-/// beside it); past it a test has hung, and failing it with the emulator's last words beats stalling the
-/// run until CI's own limit.
+/// Ten times the longest test (the demo, under a minute on two cores with the others beside
+/// it); past it a test has hung, and failing it with the emulator's last words beats
+/// stalling the run until CI's own limit.
 const TEST_DEADLINE: Duration = Duration::from_secs(10 * 60);
 
 type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), Failed>>>>;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use realty_shared::metrics::aggregate::Scope;
 use realty_shared::metrics::memory::MemoryStores;
-use realty_shared::metrics::process::{InputRecord, MetricsPorts, process_batch};
+use realty_shared::metrics::process::{InputRecord, process_batch};
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
@@ -62,12 +62,7 @@ fn run_metrics_on_this_thread(
         .build()
         .context("starting a single-thread runtime")?;
     let stores = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
-        archive: &stores,
-        poison: &stores,
-    };
+    let ports = stores.ports();
     let started = Instant::now();
     for batch in records.chunks(batch_size) {
         let outcome = runtime.block_on(process_batch(&ports, SHARD, batch));

@@ -9,6 +9,7 @@ use super::ports::{
     EventArchive, ListingStore, MarketStore, PoisonRecord, PoisonSink, PortError, Snapshot,
     StoredAggregate,
 };
+use super::process::MetricsPorts;
 
 /// Every store in memory.
 #[derive(Debug, Default)]
@@ -19,6 +20,18 @@ pub struct MemoryStores {
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
     pub archived: Mutex<Vec<Vec<u8>>>,
     pub poison: Mutex<Vec<PoisonRecord>>,
+}
+
+impl MemoryStores {
+    /// Every port of the metrics workflow, all served by these stores.
+    pub fn ports(&self) -> MetricsPorts<'_, Self, Self, Self, Self> {
+        MetricsPorts {
+            listings: self,
+            markets: self,
+            archive: self,
+            poison: self,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

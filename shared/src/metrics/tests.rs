@@ -434,12 +434,7 @@ fn poison_records_go_to_the_sink_and_the_rest_is_applied() {
         );
     }
     let stores = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
-        archive: &stores,
-        poison: &stores,
-    };
+    let ports = stores.ports();
     let outcome = block_on(process_batch(&ports, SHARD, &records));
     assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
     assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (2, 4));
@@ -478,12 +473,7 @@ fn an_event_too_large_for_the_data_lake_is_poison_not_a_blocked_shard() {
     pad(&mut records[0].data, super::process::MAX_EVENT_BYTES);
     pad(&mut records[1].data, super::process::MAX_EVENT_BYTES + 1);
     let stores = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
-        archive: &stores,
-        poison: &stores,
-    };
+    let ports = stores.ports();
     let outcome = block_on(process_batch(&ports, SHARD, &records));
     assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
     assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (1, 1));
@@ -504,12 +494,7 @@ fn the_sample_kinesis_event_is_accepted_whole() {
     let event: aws_lambda_events::event::kinesis::KinesisEvent =
         serde_json::from_str(&text).expect("a Kinesis event");
     let stores = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
-        archive: &stores,
-        poison: &stores,
-    };
+    let ports = stores.ports();
     let (response, outcomes) = block_on(super::lambda::handle_event(&ports, event));
     assert!(response.batch_item_failures.is_empty());
     let stats = &outcomes[0].stats;
@@ -609,12 +594,7 @@ fn lost_market_writes_are_reread_together_and_retried() {
         .collect();
     let records = records_of(&events_of(&steps));
     let clean = MemoryStores::default();
-    let ports = MetricsPorts {
-        listings: &clean,
-        markets: &clean,
-        archive: &clean,
-        poison: &clean,
-    };
+    let ports = clean.ports();
     let outcome = block_on(process_batch(&ports, SHARD, &records));
     assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
     let markets = outcome.stats.markets_updated;
