@@ -274,9 +274,6 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "REALTY_ZILLOW_URL" => Some(base_url.clone()),
         // The simulator needs no politeness.
         "REALTY_REQUESTS_PER_SECOND" => Some("500".into()),
-        // One market at a time: moto numbers concurrent PutRecords on a shard without a lock
-        // and can drop one of two records given the same sequence number.
-        "REALTY_POLL_CONCURRENCY" => Some("1".into()),
         _ => None,
     })?;
     let keys = ApiKeys {

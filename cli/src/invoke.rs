@@ -61,9 +61,6 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
                     "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
                     // A local simulator needs no politeness; a real API's limit stays the default.
                     "REALTY_REQUESTS_PER_SECOND" => std::env::var(name).ok().or(Some("200".into())),
-                    // One market at a time: moto numbers concurrent PutRecords on a shard without a lock
-                    // and can drop one of two records given the same sequence number.
-                    "REALTY_POLL_CONCURRENCY" => Some("1".into()),
                     other => std::env::var(other).ok(),
                 }
             };

@@ -18,6 +18,8 @@ pub const REQUIREMENTS_FILE: &str = "infra/requirements.txt";
 /// Copy of the requirements the `.venv` was last built from: a different file rebuilds it.
 const INSTALLED_STAMP: &str = ".realty-requirements.txt";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// moto's server with its requests serialised: see the script for why.
+const MOTO_SERIAL: &str = include_str!("moto_serial.py");
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
@@ -208,12 +210,19 @@ impl Emulator {
             let port = free_loopback_port().map_err(EmulatorError::Spawn)?;
             let log = File::create(log_path).map_err(io_err(log_path))?;
             let log_err = log.try_clone().map_err(io_err(log_path))?;
-            let mut cmd = Command::new(venv.join("bin/moto_server"));
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .process_group(0);
+            let mut cmd = Command::new(venv.join("bin/python"));
+            cmd.args([
+                "-c",
+                MOTO_SERIAL,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
             if attached {
                 // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
                 unsafe {

@@ -672,11 +672,13 @@ struct ShardCursor {
 }
 
 /// The identities (`eventID`) of a shard's latest records read, so a record the stream hands
-/// out twice is delivered once. moto numbers concurrent writes to a table's stream without a
-/// lock: two records can share a sequence number, and the iterator after a page ending on
-/// such a record starts on that record again (forever, when it is the stream's last, so a
-/// drain would never end). A real stream never does this, and there the guard never fires.
-/// Bounded: a re-read reaches back at most a few records.
+/// out twice is delivered once. A bare moto server numbers concurrent writes to a table's
+/// stream without a lock: two records can share a sequence number, and the iterator after a
+/// page ending on such a record starts on that record again (forever, when it is the
+/// stream's last, so a drain would never end). The project's emulator serves one request at a
+/// time (infra/src/moto_serial.py), so this needs an emulator started some other way
+/// (`AWS_ENDPOINT_URL`); a real stream never repeats a record, and there the guard never
+/// fires. Bounded: a re-read reaches back at most a few records.
 #[derive(Debug, Default)]
 struct RecentlyRead {
     order: VecDeque<String>,

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod demo;
+mod emulator;
 mod metrics;
 mod poller;
 mod provisioning;
@@ -26,6 +27,7 @@ type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(
 fn tests() -> Vec<(&'static str, TestFn)> {
     let mut all: Vec<(&'static str, TestFn)> = Vec::new();
     all.extend(provisioning::tests());
+    all.extend(emulator::tests());
     all.extend(metrics::tests());
     all.extend(poller::tests());
     all.extend(alerts::tests());

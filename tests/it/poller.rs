@@ -59,10 +59,6 @@ async fn poller(
         "REALTY_REQUESTS_PER_SECOND" => Some("1000".into()),
         // Below the simulator's slow-response delay, so "slow" faults time out.
         "REALTY_HTTP_TIMEOUT_MS" => Some("1500".into()),
-        // One market at a time: moto numbers concurrent PutRecords on a shard without a lock
-        // and can drop one of two records given the same sequence number (seen here as 798
-        // of 800 events with two markets polled at once).
-        "REALTY_POLL_CONCURRENCY" => Some("1".into()),
         _ => None,
     })?;
     let keys = ApiKeys {

@@ -104,7 +104,7 @@ impl Pipeline {
         } = &mut self.mappings;
         let started = Instant::now();
         let produced = Cell::new(false);
-        // One producer: moto numbers concurrent PutRecords on a shard without a lock.
+        // One producer, chunk after chunk, so pacing holds the rate.
         let produce = async {
             let result = async {
                 for (i, chunk) in events.chunks(chunk).enumerate() {

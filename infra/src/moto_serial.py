@@ -1,0 +1,32 @@
+# moto server, handling one request at a time.
+#
+# moto's backends are not thread-safe: Kinesis and DynamoDB Streams number a new record
+# "highest so far + 1" without a lock, so two concurrent writes to a shard can take the same
+# sequence number. Kinesis then keeps one record and silently drops the other; a table's
+# stream hands the second one out again and again. Real AWS orders each shard. Serving one
+# request at a time gives the emulator the same guarantee at little cost: moto holds the GIL
+# for nearly all of a request anyway. Connections are still accepted by several threads.
+import sys
+import threading
+
+import moto.server
+
+_one_at_a_time = threading.Lock()
+_run_simple = moto.server.run_simple
+
+
+def _serial(app):
+    def handle(environ, start_response):
+        with _one_at_a_time:
+            # The whole body is built inside the lock: a WSGI app may produce it lazily.
+            return list(app(environ, start_response))
+
+    return handle
+
+
+def _run_simple_serial(hostname, port, application, **options):
+    _run_simple(hostname, port, _serial(application), **options)
+
+
+moto.server.run_simple = _run_simple_serial
+moto.server.main(sys.argv[1:])
