@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::Record;
 use libtest_mimic::Failed;
 use realty_infra::runner;
 use realty_shared::adapters::retry::RetryPolicy;
@@ -22,7 +22,7 @@ use realty_shared::config::StackResources;
 use realty_shared::items::{ListingItem, MarketLiveItem};
 use realty_shared::listing::{ListingId, ListingStatus, Offer, PropertyType};
 use realty_shared::metrics::ports::StoredAggregate;
-use realty_tests::{Explain, TestAws};
+use realty_tests::{Explain, TableStreamReader, TestAws};
 use serde_json::{Value, json};
 
 crate::async_tests!(
@@ -72,6 +72,13 @@ async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
         resources,
         stream_arn,
     })
+}
+
+impl Stack {
+    /// A reader of the listing table's stream from its start.
+    fn stream_reader(&self) -> TableStreamReader {
+        TableStreamReader::new(self.streams.clone(), &self.stream_arn)
+    }
 }
 
 // ---- listings and markets ----
@@ -162,71 +169,6 @@ async fn put_market(stack: &Stack, scope_key: &str, median: f64) -> Result<(), F
 }
 
 // ---- the listing table's stream, as Lambda would deliver it ----
-
-/// Reads the stream shard by shard from TRIM_HORIZON, remembering where it stopped.
-struct StreamReader {
-    iterators: BTreeMap<String, Option<String>>,
-}
-
-impl StreamReader {
-    fn new() -> Self {
-        Self {
-            iterators: BTreeMap::new(),
-        }
-    }
-
-    /// Every record written since the last call, in stream order per shard.
-    async fn next_records(&mut self, stack: &Stack) -> Result<Vec<Record>, Failed> {
-        let description = stack
-            .streams
-            .describe_stream()
-            .stream_arn(&stack.stream_arn)
-            .send()
-            .await
-            .explain("DescribeStream")?
-            .stream_description
-            .ok_or("no stream description")?;
-        for shard in description.shards() {
-            let Some(shard_id) = shard.shard_id() else {
-                continue;
-            };
-            if !self.iterators.contains_key(shard_id) {
-                let iterator = stack
-                    .streams
-                    .get_shard_iterator()
-                    .stream_arn(&stack.stream_arn)
-                    .shard_id(shard_id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .explain("GetShardIterator")?
-                    .shard_iterator;
-                self.iterators.insert(shard_id.to_owned(), iterator);
-            }
-        }
-        let mut records = Vec::new();
-        for iterator in self.iterators.values_mut() {
-            while let Some(current) = iterator.clone() {
-                let page = stack
-                    .streams
-                    .get_records()
-                    .shard_iterator(current)
-                    .send()
-                    .await
-                    .explain("GetRecords")?;
-                let got = page.records.unwrap_or_default();
-                let empty = got.is_empty();
-                records.extend(got);
-                // An open shard always hands out a next iterator: keep it for the next call.
-                *iterator = page.next_shard_iterator;
-                if empty {
-                    break;
-                }
-            }
-        }
-        Ok(records)
-    }
-}
 
 /// The records in the shape Lambda's DynamoDB event source mapping hands a function, as the
 /// local event source mapping builds it, parsed as aws_lambda_events does.
@@ -501,8 +443,8 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         .await
         .explain("DeleteItem")?;
 
-    let mut reader = StreamReader::new();
-    let round1 = reader.next_records(&stack).await?;
+    let mut reader = stack.stream_reader();
+    let round1 = reader.next_records().await?;
     ensure(
         round1.len() == 18,
         format!(
@@ -630,7 +572,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     put_listing(&stack, &repriced(&a2, 380_000, 3)).await?; // -20.83 %, and 380 <= 400
     put_listing(&stack, &repriced(&e2, 150_000, 3)).await?; // -3.2 %, still undervalued
     put_listing(&stack, &repriced(&d, 178_500, 3)).await?;
-    let round2 = reader.next_records(&stack).await?;
+    let round2 = reader.next_records().await?;
     ensure(
         round2.len() == 3,
         format!("{} new stream records", round2.len()),
@@ -659,8 +601,8 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     )?;
 
     // The whole stream replayed at once: every alert is known.
-    let mut replay = StreamReader::new();
-    let everything_so_far = replay.next_records(&stack).await?;
+    let mut replay = stack.stream_reader();
+    let everything_so_far = replay.next_records().await?;
     let (response, outcome) = stack
         .function
         .handle(lambda_event(&stack, &everything_so_far)?)
@@ -692,7 +634,7 @@ async fn an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once(
     }
     put_listing(&stack, &repriced(&quiet, 505_000, 2)).await?;
     put_listing(&stack, &repriced(&cut, 400_000, 2)).await?;
-    let records = StreamReader::new().next_records(&stack).await?;
+    let records = stack.stream_reader().next_records().await?;
     let event = lambda_event(&stack, &records)?;
     let cut_sequence = event
         .records

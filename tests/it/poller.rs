@@ -15,7 +15,7 @@ use realty_shared::poller::lambda::{ApiKeys, LambdaPoller, PollerConfig, build_p
 use realty_shared::poller::ports::{EventPublisher, PublishFailure};
 use realty_shared::poller::run::{PollRequest, PollSummary, Poller};
 use realty_sim::{EventKind as Truth, FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::{Explain, TestAws};
+use realty_tests::TestAws;
 
 crate::async_tests!(
     two_polls_find_exactly_the_ground_truth,
@@ -82,44 +82,14 @@ async fn stack(aws: &TestAws) -> Result<StackResources, Failed> {
 /// Every event in the stream, in shard order.
 async fn stream_events(aws: &TestAws, stream: &str) -> Result<Vec<ListingEvent>, Failed> {
     let kinesis = aws_sdk_kinesis::Client::new(&aws.sdk_config().await);
-    let shards = kinesis
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .explain("ListShards")?;
-    let mut out = Vec::new();
-    for shard in shards.shards() {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .explain("GetShardIterator")?
-            .shard_iterator;
-        while let Some(it) = iterator.take() {
-            let page = kinesis
-                .get_records()
-                .shard_iterator(it)
-                .limit(10_000)
-                .send()
-                .await
-                .explain("GetRecords")?;
-            if page.records().is_empty() {
-                break;
-            }
-            for r in page.records() {
-                out.push(
-                    ListingEvent::decode(r.data().as_ref())
-                        .map_err(|e| format!("stream record: {e}"))?,
-                );
-            }
-            iterator = page.next_shard_iterator;
-        }
-    }
-    Ok(out)
+    realty_tests::kinesis_records(&kinesis, stream)
+        .await?
+        .iter()
+        .map(|r| {
+            ListingEvent::decode(r.data().as_ref())
+                .map_err(|e| format!("stream record: {e}").into())
+        })
+        .collect()
 }
 
 fn kind(e: &ListingEvent) -> &'static str {

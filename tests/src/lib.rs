@@ -148,6 +148,130 @@ pub async fn run_bounded(
     })
 }
 
+/// Every record of a Kinesis stream, shard after shard, each shard read from TRIM_HORIZON
+/// until a page comes back empty.
+pub async fn kinesis_records(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<Vec<aws_sdk_kinesis::types::Record>, libtest_mimic::Failed> {
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .explain("ListShards")?;
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .explain("GetShardIterator")?
+            .shard_iterator;
+        while let Some(current) = iterator.take() {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .explain("GetRecords")?;
+            if page.records().is_empty() {
+                break;
+            }
+            iterator = page.next_shard_iterator;
+            out.extend(page.records);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a DynamoDB table's stream shard by shard from TRIM_HORIZON, remembering where it
+/// stopped.
+pub struct TableStreamReader {
+    streams: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    iterators: BTreeMap<String, Option<String>>,
+}
+
+impl TableStreamReader {
+    pub fn new(streams: aws_sdk_dynamodbstreams::Client, stream_arn: &str) -> Self {
+        Self {
+            streams,
+            stream_arn: stream_arn.to_owned(),
+            iterators: BTreeMap::new(),
+        }
+    }
+
+    /// Every record written since the last call, in stream order per shard.
+    pub async fn next_records(
+        &mut self,
+    ) -> Result<Vec<aws_sdk_dynamodbstreams::types::Record>, libtest_mimic::Failed> {
+        let mut records = Vec::new();
+        loop {
+            let page = self.next_page().await?;
+            if page.is_empty() {
+                return Ok(records);
+            }
+            records.extend(page);
+        }
+    }
+
+    /// At most one page of each shard, from where the last call stopped.
+    pub async fn next_page(
+        &mut self,
+    ) -> Result<Vec<aws_sdk_dynamodbstreams::types::Record>, libtest_mimic::Failed> {
+        let description = self
+            .streams
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .explain("DescribeStream")?
+            .stream_description
+            .ok_or("no stream description")?;
+        for shard in description.shards() {
+            let Some(shard_id) = shard.shard_id() else {
+                continue;
+            };
+            if !self.iterators.contains_key(shard_id) {
+                let iterator = self
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(shard_id)
+                    .shard_iterator_type(
+                        aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon,
+                    )
+                    .send()
+                    .await
+                    .explain("GetShardIterator")?
+                    .shard_iterator;
+                self.iterators.insert(shard_id.to_owned(), iterator);
+            }
+        }
+        let mut records = Vec::new();
+        for iterator in self.iterators.values_mut() {
+            if let Some(current) = iterator.clone() {
+                let page = self
+                    .streams
+                    .get_records()
+                    .shard_iterator(current)
+                    .send()
+                    .await
+                    .explain("GetRecords")?;
+                records.extend(page.records.unwrap_or_default());
+                // An open shard always hands out a next iterator: keep it for the next call.
+                *iterator = page.next_shard_iterator;
+            }
+        }
+        Ok(records)
+    }
+}
+
 /// Names what failed, with the whole AWS error chain (an SDK error alone prints as
 /// "service error").
 pub trait Explain<T> {
