@@ -19,7 +19,12 @@ def _serial(app):
     def handle(environ, start_response):
         with _one_at_a_time:
             # The whole body is built inside the lock: a WSGI app may produce it lazily.
-            return list(app(environ, start_response))
+            body = app(environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
 
     return handle
 
