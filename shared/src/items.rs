@@ -2,7 +2,9 @@
 //! The alerts function reads [`ListingItem`] from the listing table's stream images and the
 //! market median from [`MarketLiveItem::figures`]. Layout: docs/metrics.md.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,12 +13,97 @@ use crate::listing::Listing;
 use crate::metrics::aggregate::{DailyCounts, MarketAggregate, MarketFigures};
 use crate::metrics::batch::{ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
-use crate::metrics::ports::{Period, Snapshot, StoredAggregate};
+use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 
 /// Sort key of a market's live aggregate.
 pub const LIVE_SORT_KEY: &str = "LIVE";
 /// Hourly snapshots expire after this many days (daily ones are kept).
 pub const HOURLY_SNAPSHOT_DAYS: i64 = 35;
+/// DynamoDB's item size limit (400 KB), as DynamoDB counts an item's size.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Largest compressed journal body: the item's limit less room for its key attributes.
+pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
+/// Sort key of a shard's journal item in the market table (`pk` = `journal#<shard>`).
+pub const JOURNAL_SORT_KEY: &str = "JOURNAL";
+
+/// An item's size as DynamoDB counts it against the 400 KB limit and bills it: attribute
+/// names plus values; strings and binaries by their bytes, numbers about one byte per two
+/// significant digits plus one, null and booleans one byte, lists and maps three bytes plus
+/// one per element.
+pub fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(ss) => ss.iter().map(String::len).sum(),
+        AttributeValue::Ns(ns) => ns.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(bs) => bs.iter().map(|b| b.as_ref().len()).sum(),
+        _ => 0,
+    }
+}
+
+fn number_size(n: &str) -> usize {
+    let digits: String = n
+        .chars()
+        .take_while(|c| *c != 'e' && *c != 'E')
+        .filter(char::is_ascii_digit)
+        .collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0');
+    significant.len().div_ceil(2) + 1
+}
+
+/// Whether `state`'s listing item fits DynamoDB's item limit (`Err` says by how much not).
+pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(ListingItem::from(state))
+        .map_err(|e| format!("listing item cannot be encoded: {e}"))?;
+    let size = item_size(&item);
+    if size > MAX_ITEM_BYTES {
+        return Err(format!(
+            "listing item of {size} bytes (as DynamoDB counts them) is over DynamoDB's {MAX_ITEM_BYTES}-byte item limit"
+        ));
+    }
+    Ok(())
+}
+
+/// A shard's journal in the market table (`pk` = `journal#<shard>`, `sk` = `JOURNAL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalItem {
+    pub pk: String,
+    pub sk: String,
+    pub shard: String,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl JournalItem {
+    /// The partition key of `shard`'s journal.
+    pub fn key_of(shard: &str) -> String {
+        format!("journal#{shard}")
+    }
+}
+
+impl From<&EncodedJournal> for JournalItem {
+    fn from(j: &EncodedJournal) -> Self {
+        Self {
+            pk: Self::key_of(&j.shard),
+            sk: JOURNAL_SORT_KEY.to_owned(),
+            shard: j.shard.clone(),
+            body: j.body.clone(),
+        }
+    }
+}
 
 /// One listing in the listing table (key `listing_id`; index `by-market` on `market`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +171,10 @@ pub struct MarketLiveItem {
     pub revision: String,
     /// Per shard, the padded sequence number of the newest contribution held.
     pub watermarks: BTreeMap<String, String>,
+    /// Per shard, how many contributions from it the item holds (absent on items written
+    /// before it was kept: none counted yet).
+    #[serde(default)]
+    pub applied: BTreeMap<String, u64>,
     pub as_of: Option<DateTime<Utc>>,
     pub active: i64,
     pub pending: i64,
@@ -117,6 +208,7 @@ impl MarketLiveItem {
                 .iter()
                 .map(|(shard, seq)| (shard.clone(), seq.padded().to_owned()))
                 .collect(),
+            applied: stored.applied.clone(),
             as_of: a.as_of,
             active: a.active,
             pending: a.pending,
@@ -160,6 +252,7 @@ impl MarketLiveItem {
         Ok(StoredAggregate {
             aggregate,
             watermarks,
+            applied: self.applied,
             revision: self.revision,
         })
     }

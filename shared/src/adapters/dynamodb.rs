@@ -4,14 +4,20 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
 
 use futures::stream::{self, StreamExt};
 
 use super::retry::{RetryPolicy, send_with_retries};
-use crate::items::{LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem};
+use crate::items::{
+    JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem,
+};
 use crate::metrics::batch::ListingState;
-use crate::metrics::ports::{ListingStore, MarketStore, PortError, Snapshot, StoredAggregate};
+use crate::metrics::ports::{
+    EncodedJournal, ListingStore, MarketStore, PortError, Snapshot, StoredAggregate,
+};
 
 /// BatchGetItem reads at most 100 keys a call.
 const GET_BATCH: usize = 100;
@@ -135,6 +141,17 @@ async fn batch_put(
                 .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
         })
         .collect::<Result<_, _>>()?;
+    write_requests(client, table, requests, retry).await
+}
+
+/// Sends write requests (puts or deletes) in BatchWriteItems of 25, re-sending
+/// `UnprocessedItems`; returns the number of re-sends.
+async fn write_requests(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+    retry: RetryPolicy,
+) -> Result<u32, PortError> {
     let write_chunk = |chunk: &[WriteRequest]| {
         send_with_retries(retry, chunk.to_vec(), |requests| async move {
             match client
@@ -360,4 +377,60 @@ impl MarketStore for DynamoMarketStore {
             .await
             .map(|_| ())
     }
+
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
+        let key = journal_key(shard);
+        let found = batch_get(&self.client, &self.table, vec![key], None, self.retry).await?;
+        found
+            .into_iter()
+            .next()
+            .map(|item| {
+                let item: JournalItem = serde_dynamo::from_item(item)
+                    .map_err(|e| PortError::new("decode journal item", e.to_string()))?;
+                Ok(EncodedJournal {
+                    shard: item.shard,
+                    body: item.body,
+                })
+            })
+            .transpose()
+    }
+
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        let item: Item = serde_dynamo::to_item(JournalItem::from(journal))
+            .map_err(|e| PortError::new("encode journal item", e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        // A one-item BatchWriteItem: the role already has it (a DeleteItem would need more).
+        let request = DeleteRequest::builder()
+            .set_key(Some(journal_key(shard)))
+            .build()
+            .map(|d| WriteRequest::builder().delete_request(d).build())
+            .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))?;
+        write_requests(&self.client, &self.table, vec![request], self.retry)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn journal_key(shard: &str) -> Item {
+    HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(JournalItem::key_of(shard)),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(JOURNAL_SORT_KEY.to_owned()),
+        ),
+    ])
 }

@@ -252,8 +252,23 @@ pub struct MarketAggregate {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// A contribution removed what the aggregate did not hold: its figures had drifted from its
+/// listings (corruption, or a write lost outside the pipeline). The aggregate stays whole
+/// (no negative bucket); the caller reports it with the market, and `realty reconcile`
+/// repairs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Underflow {
+    /// The figure that underflowed: a histogram (`price`, `price_per_sqft`, `living_area`,
+    /// `gross_yield`, `listed_day`) or a count (`active`, `pending`).
+    pub what: &'static str,
+    /// The histogram's bucket (the day number for `listed_day`; 0 for counts).
+    pub bucket: i32,
+}
+
 impl MarketAggregate {
-    pub fn apply(&mut self, contribution: &Contribution) {
+    /// Applies one contribution. Every removal it could not make in full is returned (the
+    /// rest of the contribution is still applied).
+    pub fn apply(&mut self, contribution: &Contribution) -> Vec<Underflow> {
         match contribution {
             Contribution::Add(f) => self.add_facts(f, 1),
             Contribution::Remove(f) => self.add_facts(f, -1),
@@ -272,43 +287,66 @@ impl MarketAggregate {
                     Counter::PriceRise => counts.price_rises += 1,
                     Counter::Delisting => counts.delistings += 1,
                 }
+                Vec::new()
             }
         }
     }
 
-    fn add_facts(&mut self, f: &ListingFacts, sign: i64) {
+    fn add_facts(&mut self, f: &ListingFacts, sign: i64) -> Vec<Underflow> {
+        let mut underflows = Vec::new();
+        let mut count = |what: &'static str, value: i64| {
+            if sign < 0 && value < 0 {
+                underflows.push(Underflow { what, bucket: 0 });
+            }
+        };
         match f.standing {
-            Standing::Pending => self.pending += sign,
+            Standing::Pending => {
+                self.pending += sign;
+                count("pending", self.pending);
+            }
             Standing::Active => {
                 self.active += sign;
+                count("active", self.active);
                 self.price_sum_minor += sign * f.price_minor;
                 if f.has_cut {
                     self.active_with_cut += sign;
                 }
                 let values = [
-                    (&mut self.price, Some(f.price_minor as f64)),
-                    (&mut self.price_per_sqft, f.price_per_sqft_minor()),
-                    (&mut self.living_area, f.living_area_sqft.map(f64::from)),
-                    (&mut self.gross_yield, f.gross_yield()),
+                    ("price", &mut self.price, Some(f.price_minor as f64)),
+                    (
+                        "price_per_sqft",
+                        &mut self.price_per_sqft,
+                        f.price_per_sqft_minor(),
+                    ),
+                    (
+                        "living_area",
+                        &mut self.living_area,
+                        f.living_area_sqft.map(f64::from),
+                    ),
+                    ("gross_yield", &mut self.gross_yield, f.gross_yield()),
                 ];
-                for (histogram, value) in values {
+                for (what, histogram, value) in values {
                     if let Some(v) = value {
                         if sign > 0 {
                             histogram.add(v);
-                        } else {
-                            histogram.remove(v);
+                        } else if let Err(bucket) = histogram.remove(v) {
+                            underflows.push(Underflow { what, bucket });
                         }
                     }
                 }
                 if let Some(day) = f.on_market_day {
                     if sign > 0 {
                         self.listed_day_negated.add(-day);
-                    } else {
-                        self.listed_day_negated.remove(-day);
+                    } else if let Err(negated) = self.listed_day_negated.remove(-day) {
+                        underflows.push(Underflow {
+                            what: "listed_day",
+                            bucket: -negated,
+                        });
                     }
                 }
             }
         }
+        underflows
     }
 
     /// Moves `as_of` forward and drops daily counters older than [`DAILY_COUNTER_DAYS`].
@@ -521,6 +559,32 @@ mod tests {
         assert_eq!(a.price_sum_minor, 40_000_000);
         a.apply(&Contribution::Remove(Arc::new(f)));
         assert_eq!(a, MarketAggregate::default());
+    }
+
+    #[test]
+    fn removing_a_listing_the_market_does_not_hold_is_reported() {
+        let mut a = MarketAggregate::default();
+        let held = facts(40_000_000, 2_000, Standing::Active);
+        assert!(a.apply(&Contribution::Add(Arc::new(held))).is_empty());
+        let stranger = facts(90_000_000, 3_000, Standing::Active);
+        let underflows = a.apply(&Contribution::Remove(Arc::new(stranger.clone())));
+        let whats: Vec<&str> = underflows.iter().map(|u| u.what).collect();
+        // The count goes to zero (one listing held, one removed): not an underflow; the
+        // histograms where the stranger's bucket differs from the held listing's miss it.
+        assert_eq!(whats, ["price", "price_per_sqft", "living_area"]);
+        assert_eq!(
+            underflows[0].bucket,
+            LogHistogram::bucket_of(90_000_000.0).unwrap()
+        );
+        assert_eq!(a.price.count(), 1, "the held listing stays counted");
+        let again = a.apply(&Contribution::Remove(Arc::new(stranger)));
+        assert!(again.iter().any(|u| u.what == "active"), "{again:?}");
+        assert!(
+            again
+                .iter()
+                .any(|u| u.what == "listed_day" && u.bucket == 20_000)
+        );
+        assert!(again.iter().any(|u| u.what == "gross_yield"));
     }
 
     #[test]

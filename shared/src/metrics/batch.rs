@@ -3,15 +3,11 @@
 //!
 //! Exactly-once (`docs/metrics.md` has the argument in full):
 //! - A listing's state carries the version `(observed_at, sequence number)` of the last
-//!   event applied to it; older or equal events are skipped. So once a listing's state is
-//!   written, its events can never count again.
-//! - Every contribution carries the sequence number of its event. A market item keeps, per
-//!   shard, the highest sequence number among the contributions it holds (its watermark)
-//!   and takes only contributions above it. Lambda re-delivers a shard from the first
-//!   unprocessed record and a batch applies all its contributions above the watermark, so
-//!   every contribution below a watermark is already in the item. Market items are written before listing states, so a batch
-//!   re-delivered after a crash between the two recomputes the same contributions and each
-//!   item takes exactly the ones it lacks.
+//!   event applied to it; an event that is not newer ([`Version::is_newer_than`]) is
+//!   skipped. So once a listing's state is written, its events can never count again.
+//! - Every contribution carries the sequence number of its event; a batch's contributions
+//!   reach the markets only through the shard's journal ([`super::process`]), which makes
+//!   a batch that stopped part-way (crash, retry, discard) finish before the shard's next.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,11 +62,34 @@ impl SequenceNumber {
     }
 }
 
-/// Order of two observations of one listing: by observation time, then stream order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// How far apart two pollers' clocks may be. Within it, the order of two observations of a
+/// listing is their order in the stream; beyond it, their observation times.
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// When and where in the stream a listing was observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     pub observed_at: DateTime<Utc>,
     pub sequence: SequenceNumber,
+}
+
+impl Version {
+    /// Whether an observation at `self` supersedes one at `other`. All events of a listing
+    /// are in one shard (the partition key is the listing id), in the order the poller put
+    /// them, so within [`MAX_CLOCK_SKEW`] the stream order decides: a poller whose clock is
+    /// a minute or two slow stamps a later change earlier, and dropping that change would
+    /// lose it. Beyond the skew, the observation time decides: a PutRecords retry can put an
+    /// old poll's event after a newer one. The same event (same sequence number) never
+    /// supersedes itself, so re-deliveries are skipped.
+    pub fn is_newer_than(&self, other: &Version) -> bool {
+        if self.observed_at > other.observed_at + MAX_CLOCK_SKEW {
+            true
+        } else if self.observed_at + MAX_CLOCK_SKEW < other.observed_at {
+            false
+        } else {
+            self.sequence > other.sequence
+        }
+    }
 }
 
 /// A listing's stored state: its last observation and the bookkeeping that makes
@@ -113,8 +132,11 @@ pub struct BatchPlan {
     /// States that advanced, to write once the markets are updated.
     pub states: Vec<ListingState>,
     pub scopes: BTreeMap<Scope, ScopeContributions>,
-    /// Events skipped because their listing's state already reflects them.
+    /// Events skipped because their listing's state already reflects them (re-deliveries).
     pub already_applied: usize,
+    /// Events skipped because their listing holds a newer observation although the event
+    /// came later in the stream (observed more than [`MAX_CLOCK_SKEW`] before it).
+    pub superseded: usize,
 }
 
 /// Folds the batch's events onto the stored states. Takes the records: each event's listing
@@ -123,19 +145,10 @@ pub fn plan_batch(
     mut records: Vec<DecodedRecord>,
     stored: &BTreeMap<String, ListingState>,
 ) -> BatchPlan {
-    // Grouped by listing; within one, retried PutRecords can reorder events in the stream:
-    // the observation time is the truth, the sequence number breaks ties.
+    // Grouped by listing, each in stream order: every event is weighed against the state
+    // the events before it left ([`Version::is_newer_than`]), as one event a batch would be.
     records.sort_by(|a, b| {
-        (
-            a.event.listing.id.as_str(),
-            a.event.observed_at,
-            &a.sequence,
-        )
-            .cmp(&(
-                b.event.listing.id.as_str(),
-                b.event.observed_at,
-                &b.sequence,
-            ))
+        (a.event.listing.id.as_str(), &a.sequence).cmp(&(b.event.listing.id.as_str(), &b.sequence))
     });
     let mut plan = BatchPlan::default();
     let mut records = records.into_iter().peekable();
@@ -149,8 +162,15 @@ pub fn plan_batch(
                 observed_at: event.observed_at,
                 sequence,
             };
-            if current.as_ref().is_some_and(|s| s.version >= version) {
-                plan.already_applied += 1;
+            if let Some(state) = current
+                .as_ref()
+                .filter(|s| !version.is_newer_than(&s.version))
+            {
+                if version.sequence > state.version.sequence {
+                    plan.superseded += 1;
+                } else {
+                    plan.already_applied += 1;
+                }
                 continue;
             }
             let sequence = version.sequence.clone();
@@ -280,8 +300,9 @@ fn transition(
     out
 }
 
-/// The contributions above `watermark`, in observation order (stable, so one event's
-/// remove-then-add stays together).
+/// The contributions above `watermark`, in stream order (stable, so one event's
+/// remove-then-add stays together; the stream order is the order events were applied to
+/// their listings, which observation times within the clock skew need not be).
 pub fn unapplied<'a>(
     contributions: &'a ScopeContributions,
     watermark: Option<&SequenceNumber>,
@@ -290,13 +311,33 @@ pub fn unapplied<'a>(
         .iter()
         .filter(|(seq, _, _)| watermark.is_none_or(|w| seq > w))
         .collect();
-    picked.sort_by_key(|(_, observed_at, _)| *observed_at);
+    picked.sort_by(|a, b| a.0.cmp(&b.0));
     picked
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn within_the_clock_skew_the_stream_order_decides() {
+        let at = |minute: i64| {
+            DateTime::from_timestamp(1_760_000_000 + minute * 60, 0).expect("valid time")
+        };
+        let v = |minute, seq: &str| Version {
+            observed_at: at(minute),
+            sequence: SequenceNumber::parse(seq).unwrap(),
+        };
+        // A later record stamped 2 minutes early by a slow clock: newer.
+        assert!(v(-2, "20").is_newer_than(&v(0, "10")));
+        // An old poll's record put late by a retry, observed an hour before: not newer.
+        assert!(!v(-60, "20").is_newer_than(&v(0, "10")));
+        // An earlier record observed later, beyond the skew: newer.
+        assert!(v(60, "5").is_newer_than(&v(0, "10")));
+        // The same record again, or an earlier one within the skew: not newer.
+        assert!(!v(0, "10").is_newer_than(&v(0, "10")));
+        assert!(!v(1, "9").is_newer_than(&v(0, "10")));
+    }
 
     #[test]
     fn sequence_numbers_compare_numerically() {

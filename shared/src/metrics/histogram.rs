@@ -38,17 +38,22 @@ impl Buckets {
         self.total += n;
     }
 
-    /// Removes `n` values from `bucket`. Removing what is not there saturates at zero: the
-    /// callers only remove values they added, so this only guards against corrupt input.
-    fn remove(&mut self, bucket: i32, n: u64) {
-        if let Some(count) = self.counts.get_mut(&bucket) {
-            let taken = n.min(*count);
-            *count -= taken;
-            self.total -= taken;
-            if *count == 0 {
-                self.counts.remove(&bucket);
-            }
+    /// Removes `n` values from `bucket`. The callers only remove values they added, so
+    /// removing more than the bucket holds means the histogram has drifted from its listings:
+    /// it takes what is there (counts never go negative) and returns `false` so the caller
+    /// reports it, with its market and bucket, rather than hiding it.
+    #[must_use = "an underflow means the figures drifted: report it"]
+    fn remove(&mut self, bucket: i32, n: u64) -> bool {
+        let Some(count) = self.counts.get_mut(&bucket) else {
+            return n == 0;
+        };
+        let taken = n.min(*count);
+        *count -= taken;
+        self.total -= taken;
+        if *count == 0 {
+            self.counts.remove(&bucket);
         }
+        taken == n
     }
 
     /// Bucket of the value at nearest rank `ceil(q * total)` (1-based), `None` if empty.
@@ -165,9 +170,12 @@ impl LogHistogram {
         }
     }
 
-    pub fn remove(&mut self, value: f64) {
-        if let Some(b) = Self::bucket_of(value) {
-            self.0.remove(b, 1);
+    /// Removes one value; `Err(bucket)` when the bucket did not hold it (an underflow: the
+    /// histogram had drifted from its listings).
+    pub fn remove(&mut self, value: f64) -> Result<(), i32> {
+        match Self::bucket_of(value) {
+            Some(b) if !self.0.remove(b, 1) => Err(b),
+            _ => Ok(()),
         }
     }
 
@@ -229,8 +237,13 @@ impl DayHistogram {
         self.0.add(day, 1);
     }
 
-    pub fn remove(&mut self, day: i32) {
-        self.0.remove(day, 1);
+    /// Removes one day; `Err(day)` when it was not there (an underflow).
+    pub fn remove(&mut self, day: i32) -> Result<(), i32> {
+        if self.0.remove(day, 1) {
+            Ok(())
+        } else {
+            Err(day)
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -277,8 +290,8 @@ mod tests {
             (median / 300_000.0 - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR,
             "{median}"
         );
-        h.remove(10_000_000.0);
-        h.remove(100_000.0);
+        h.remove(10_000_000.0).unwrap();
+        h.remove(100_000.0).unwrap();
         let median = h.median().unwrap();
         assert!(
             (median / 300_000.0 - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR,
@@ -314,8 +327,26 @@ mod tests {
             h.add(d);
         }
         assert_eq!(h.quantile(0.5), Some(19_010));
-        h.remove(19_000);
+        h.remove(19_000).unwrap();
         assert_eq!(h.quantile(0.5), Some(19_020));
+    }
+
+    #[test]
+    fn removing_what_is_not_there_is_reported_and_counts_stay_whole() {
+        let mut h = LogHistogram::default();
+        h.add(250_000.0);
+        let bucket = LogHistogram::bucket_of(900_000.0).unwrap();
+        assert_eq!(h.remove(900_000.0), Err(bucket));
+        assert_eq!(h.count(), 1);
+        assert_eq!(h.remove(250_000.0), Ok(()));
+        assert_eq!(
+            h.remove(250_000.0),
+            Err(LogHistogram::bucket_of(250_000.0).unwrap())
+        );
+        assert_eq!(h.count(), 0);
+        let mut d = DayHistogram::default();
+        assert_eq!(d.remove(19_000), Err(19_000));
+        assert_eq!(d.count(), 0);
     }
 
     #[test]
@@ -341,7 +372,7 @@ mod tests {
             for index in removed {
                 if kept.len() <= 1 { break; }
                 let v = kept.remove(index.index(kept.len()));
-                h.remove(v);
+                prop_assert!(h.remove(v).is_ok());
             }
             let exact = exact_quantile(&mut kept, q).unwrap();
             let estimate = h.quantile(q).unwrap();

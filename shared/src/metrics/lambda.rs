@@ -119,6 +119,9 @@ fn record_metrics(outcome: &BatchOutcome) {
     metrics::counter!("events_changed").increment(s.changed as u64);
     metrics::counter!("events_delisted").increment(s.delisted as u64);
     metrics::counter!("events_already_applied").increment(s.already_applied as u64);
+    metrics::counter!("events_superseded").increment(s.superseded as u64);
+    metrics::counter!("journals_finished").increment(s.journals_finished as u64);
+    metrics::counter!("market_underflows").increment(s.market_underflows as u64);
     metrics::counter!("market_write_conflicts").increment(s.conflict_retries as u64);
     metrics::counter!("batches_failed").increment(u64::from(outcome.failed_from.is_some()));
     metrics::histogram!("batch_duration_ms").record(s.duration_ms as f64);

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use super::batch::ListingState;
 use super::ports::{
-    EventArchive, ListingStore, MarketStore, PoisonRecord, PoisonSink, PortError, Snapshot,
-    StoredAggregate,
+    EncodedJournal, EventArchive, ListingStore, MarketStore, PoisonRecord, PoisonSink, PortError,
+    Snapshot, StoredAggregate,
 };
 use super::process::MetricsPorts;
 
@@ -18,6 +18,8 @@ pub struct MemoryStores {
     pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
     /// Snapshots by (scope key, sort key).
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
+    /// Journals by shard.
+    pub journals: Mutex<BTreeMap<String, EncodedJournal>>,
     pub archived: Mutex<Vec<Vec<u8>>>,
     pub poison: Mutex<Vec<PoisonRecord>>,
 }
@@ -92,6 +94,26 @@ impl MarketStore for MemoryStores {
         for s in snapshots {
             map.insert((s.scope_key.clone(), s.period.sort_key()), s.clone());
         }
+        Ok(())
+    }
+
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        Ok(lock(&self.journals).get(shard).cloned())
+    }
+
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        if journal.body.len() > crate::items::MAX_JOURNAL_BODY_BYTES {
+            return Err(PortError::new(
+                "put_journal",
+                "journal over the item size limit",
+            ));
+        }
+        lock(&self.journals).insert(journal.shard.clone(), journal.clone());
+        Ok(())
+    }
+
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        lock(&self.journals).remove(shard);
         Ok(())
     }
 }

@@ -34,30 +34,115 @@ pub struct StoredAggregate {
     pub aggregate: MarketAggregate,
     /// Per shard, the highest sequence number whose contributions this item holds.
     pub watermarks: BTreeMap<String, SequenceNumber>,
-    /// Digest of `watermarks`, empty for an item not yet stored. Writes are conditional on
-    /// it (optimistic locking: listings of one market arrive through every shard). Every
-    /// write raises a watermark, so the digest names the item's version, and the same
-    /// history gives the same digest however it was batched.
+    /// Per shard, how many contributions from it the item holds. Every write from a shard
+    /// raises its count, so a batch tells whether its write of this item landed by comparing
+    /// the count with the one it read before writing (see [`Journal`]); the count depends on
+    /// the history only, not on how it was batched. `realty reconcile` counts its repairs
+    /// under [`RECONCILE_ENTRY`].
+    pub applied: BTreeMap<String, u64>,
+    /// Digest of `watermarks` and `applied`, empty for an item not yet stored. Writes are
+    /// conditional on it (optimistic locking: listings of one market arrive through every
+    /// shard). Every write raises a count, so the digest names the item's version, and the
+    /// same history gives the same digest however it was batched.
     pub revision: String,
 }
 
+/// The `applied` entry that counts `realty reconcile`'s repairs of an item.
+pub const RECONCILE_ENTRY: &str = "reconcile";
+
 impl StoredAggregate {
-    /// The revision of an item holding `watermarks` (FNV-1a, 64 bits, hex).
-    pub fn revision_of(watermarks: &BTreeMap<String, SequenceNumber>) -> String {
+    /// The revision of an item holding `watermarks` and `applied` (FNV-1a, 64 bits, hex).
+    pub fn revision_of(
+        watermarks: &BTreeMap<String, SequenceNumber>,
+        applied: &BTreeMap<String, u64>,
+    ) -> String {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for (shard, seq) in watermarks {
-            for b in shard
-                .bytes()
-                .chain([b'='])
-                .chain(seq.padded().bytes())
-                .chain([b';'])
-            {
+        let mut feed = |bytes: &[u8]| {
+            for &b in bytes {
                 hash ^= u64::from(b);
                 hash = hash.wrapping_mul(0x0100_0000_01b3);
             }
+        };
+        for (shard, seq) in watermarks {
+            feed(shard.as_bytes());
+            feed(b"=");
+            feed(seq.padded().as_bytes());
+            feed(b";");
+        }
+        for (shard, count) in applied {
+            feed(shard.as_bytes());
+            feed(b"#");
+            feed(count.to_string().as_bytes());
+            feed(b";");
         }
         format!("{hash:016x}")
     }
+
+    /// How many contributions from `shard` the item holds.
+    pub fn applied_from(&self, shard: &str) -> u64 {
+        self.applied.get(shard).copied().unwrap_or(0)
+    }
+}
+
+/// A shard's write-ahead record of the batch it is applying (the *journal*), written before
+/// any market or listing write of the batch and deleted after the last. A batch that Lambda
+/// retries or discards part-way leaves it behind, and the next batch of the shard (or a
+/// re-delivery) applies it before anything else: see `docs/metrics.md`, "Nothing partial
+/// survives a discard".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub shard: String,
+    /// The batch's accepted events, in stream order, each with its sequence number.
+    pub events: Vec<JournalEvent>,
+    /// Per market the batch writes, how many contributions from this shard the market item
+    /// held before the batch ([`StoredAggregate::applied_from`]): the item holds the batch's
+    /// contributions exactly when its count differs, since only this shard's batches (one at
+    /// a time) move it.
+    pub applied_before: BTreeMap<String, u64>,
+}
+
+/// One event of a [`Journal`]: its sequence number and the event as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEvent {
+    pub sequence: SequenceNumber,
+    pub event: String,
+}
+
+impl Journal {
+    /// The journal as stored.
+    pub fn encode(&self) -> Result<EncodedJournal, PortError> {
+        use std::io::Write as _;
+        let json = serde_json::to_vec(self)
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        let mut encoder = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(json.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder
+            .write_all(&json)
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        let body = encoder
+            .finish()
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        Ok(EncodedJournal {
+            shard: self.shard.clone(),
+            body,
+        })
+    }
+
+    /// Reads a stored journal back.
+    pub fn decode(encoded: &EncodedJournal) -> Result<Self, PortError> {
+        let reader = flate2::read::DeflateDecoder::new(encoded.body.as_slice());
+        serde_json::from_reader(reader).map_err(|e| PortError::new("decode journal", e.to_string()))
+    }
+}
+
+/// A journal as stored: DEFLATE-compressed JSON (events of one batch compress about tenfold,
+/// so a 1,000-record batch's journal is one item well under DynamoDB's 400 KB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedJournal {
+    pub shard: String,
+    pub body: Vec<u8>,
 }
 
 /// The period a snapshot stands for.
@@ -112,6 +197,12 @@ pub struct PoisonRecord {
 
 /// The listing table.
 pub trait ListingStore {
+    /// Whether a listing state can be stored (`Err` says why not: the item would be over the
+    /// store's size limit). Checked before any write, so such a state goes to the error sink
+    /// instead of failing its batch on every delivery.
+    fn check_state(&self, state: &ListingState) -> Result<(), String> {
+        crate::items::check_listing_item(state)
+    }
     fn get_states(
         &self,
         ids: &[String],
@@ -134,6 +225,13 @@ pub trait MarketStore {
         expected_revision: &str,
     ) -> impl Future<Output = Result<bool, PortError>>;
     fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
+    /// The shard's journal, if a batch left one.
+    fn get_journal(
+        &self,
+        shard: &str,
+    ) -> impl Future<Output = Result<Option<EncodedJournal>, PortError>>;
+    fn put_journal(&self, journal: &EncodedJournal) -> impl Future<Output = Result<(), PortError>>;
+    fn delete_journal(&self, shard: &str) -> impl Future<Output = Result<(), PortError>>;
 }
 
 /// The data lake (Firehose): one JSON line per accepted event (lines are newline-terminated;

@@ -1,17 +1,22 @@
 //! The metrics function's work on one Kinesis batch, over the ports.
 //!
-//! Order of effects (each step idempotent; see [`super::batch`] for why replays and crashes
-//! between steps leave the same state as one clean delivery):
-//! 1. decode; poison records go to the error sink with their reason;
-//! 2. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md);
-//! 3. read the listings' states and plan the batch;
-//! 4. markets: read them all, apply to each the contributions above its watermark, write
-//!    every market's snapshots (one call), then the aggregates, concurrently, each
-//!    conditional on its revision; those that lost a conflict are re-read together and
-//!    retried;
-//! 5. write the listings' new states.
+//! Order of effects (each step idempotent; docs/metrics.md has why replays, crashes and
+//! discards between steps leave the same state as one clean delivery):
+//! 1. decode; poison records (and events whose listing item would be over DynamoDB's item
+//!    limit) go to the error sink with their reason;
+//! 2. finish the shard's journal, if an earlier batch left one (see 5-8);
+//! 3. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md);
+//! 4. read the listings' states and plan the batch, read its markets;
+//! 5. write the shard's journal: the events, and per market the count of contributions from
+//!    this shard it held;
+//! 6. markets: apply the batch to each whose count is unchanged, write every market's
+//!    snapshots (one call), then the aggregates, concurrently, each conditional on its
+//!    revision; those that lost a conflict are re-read together and retried;
+//! 7. write the listings' new states;
+//! 8. delete the journal.
 //!
-//! Any store failure fails the whole batch from its first record, which Lambda re-delivers.
+//! Any store failure fails the whole batch from its first record, which Lambda re-delivers;
+//! if Lambda gives up on it instead, the shard's next batch finishes it in step 2.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -20,11 +25,14 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::aggregate::Scope;
-use super::batch::{DecodedRecord, ScopeContributions, SequenceNumber, plan_batch, unapplied};
-use super::ports::{
-    EventArchive, ListingStore, MarketStore, Period, PoisonRecord, PoisonSink, PortError, Snapshot,
-    StoredAggregate,
+use super::batch::{
+    DecodedRecord, ListingState, ScopeContributions, SequenceNumber, Version, plan_batch, unapplied,
 };
+use super::ports::{
+    EventArchive, Journal, JournalEvent, ListingStore, MarketStore, Period, PoisonRecord,
+    PoisonSink, PortError, Snapshot, StoredAggregate,
+};
+use crate::items::MAX_JOURNAL_BODY_BYTES;
 use crate::listing::{EventKind, ListingEvent};
 
 /// Largest event accepted: its data-lake line (plus the newline) must fit one Firehose
@@ -59,6 +67,13 @@ pub struct BatchStats {
     pub delisted: usize,
     /// Events whose listing already reflected them (re-deliveries).
     pub already_applied: usize,
+    /// Events dropped because their listing holds an observation more than the clock skew
+    /// newer (an old poll's event put late).
+    pub superseded: usize,
+    /// Batches of this shard left part-way (crash, retry, discard) that this one finished.
+    pub journals_finished: usize,
+    /// Removals a market could not make: its figures had drifted from its listings.
+    pub market_underflows: usize,
     pub markets_updated: usize,
     /// Markets that already held every contribution (re-deliveries).
     pub markets_already_applied: usize,
@@ -134,17 +149,7 @@ pub fn decode_records(shard: &str, records: &[InputRecord]) -> DecodedBatch {
         poison: Vec::new(),
     };
     for (index, record) in records.iter().enumerate() {
-        let reject = |kind: &str, reason: String| PoisonRecord {
-            shard: shard.to_owned(),
-            sequence_number: record.sequence_number.clone(),
-            reason_kind: kind.to_owned(),
-            reason,
-            data_bytes: record.data.len(),
-            data_prefix: String::from_utf8_lossy(
-                &record.data[..record.data.len().min(POISON_PREFIX_BYTES)],
-            )
-            .into_owned(),
-        };
+        let reject = |kind: &str, reason: String| poison_of(shard, record, kind, reason);
         let Some(sequence) = SequenceNumber::parse(&record.sequence_number) else {
             out.poison.push(reject(
                 "bad_sequence_number",
@@ -188,8 +193,16 @@ where
     let DecodedBatch {
         events: decoded,
         accepted,
-        poison,
+        mut poison,
     } = decode_records(shard, records);
+    let (decoded, accepted, journal_events) = storable(
+        ports.listings,
+        shard,
+        records,
+        decoded,
+        accepted,
+        &mut poison,
+    );
     stats.accepted = decoded.len();
     stats.rejected = poison.len();
     for r in &decoded {
@@ -205,6 +218,9 @@ where
         }
         ports.poison.send(&poison).await?;
     }
+    // Whatever an earlier batch of this shard left unfinished is applied before this one
+    // touches a market or a listing.
+    finish_journal(ports, shard, stats).await?;
     if decoded.is_empty() {
         return Ok(());
     }
@@ -213,21 +229,227 @@ where
         .map(|&i| archive_line(&records[i].data))
         .collect();
     ports.archive.put_lines(&lines).await?;
+    apply_journaled(ports, shard, decoded, journal_events, stats).await
+}
 
-    let ids: Vec<String> = decoded
+/// An accepted event whose JSON is under this many bytes makes a listing item under
+/// DynamoDB's limit (the item holds the listing, its id and market key, each no larger than
+/// the event, and a few small fields), so only larger ones are measured exactly.
+const EVENT_BYTES_ALWAYS_STORABLE: usize = (crate::items::MAX_ITEM_BYTES - 1024) / 3;
+
+/// Splits off the events that could not be stored (their listing item over DynamoDB's item
+/// limit, or the event alone over a journal's) into `poison`: written, they would fail every
+/// delivery of their batch, and the innocent records with them. Returns the rest with their
+/// journal entries (their JSON, which the size check reads).
+fn storable<L: ListingStore>(
+    listings: &L,
+    shard: &str,
+    records: &[InputRecord],
+    decoded: Vec<DecodedRecord>,
+    accepted: Vec<usize>,
+    poison: &mut Vec<PoisonRecord>,
+) -> (Vec<DecodedRecord>, Vec<usize>, Vec<JournalEvent>) {
+    let mut kept = (
+        Vec::with_capacity(decoded.len()),
+        Vec::with_capacity(decoded.len()),
+        Vec::with_capacity(decoded.len()),
+    );
+    for (record, index) in decoded.into_iter().zip(accepted) {
+        let json = match serde_json::to_string(&record.event) {
+            Ok(json) => json,
+            Err(e) => {
+                poison.push(poison_of(
+                    shard,
+                    &records[index],
+                    "malformed",
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        if json.len() > EVENT_BYTES_ALWAYS_STORABLE {
+            let state = ListingState {
+                listing: record.event.listing.clone(),
+                first_price_minor: record.event.listing.price_minor,
+                delisted: matches!(record.event.kind, EventKind::Delisted),
+                version: Version {
+                    observed_at: record.event.observed_at,
+                    sequence: record.sequence.clone(),
+                },
+            };
+            let too_large = listings.check_state(&state).err().or_else(|| {
+                (json.len() > MAX_JOURNAL_BODY_BYTES).then(|| {
+                    format!(
+                        "event of {} bytes is over the {MAX_JOURNAL_BODY_BYTES}-byte journal item",
+                        json.len()
+                    )
+                })
+            });
+            if let Some(reason) = too_large {
+                poison.push(poison_of(shard, &records[index], "item_too_large", reason));
+                continue;
+            }
+        }
+        kept.2.push(JournalEvent {
+            sequence: record.sequence.clone(),
+            event: json,
+        });
+        kept.0.push(record);
+        kept.1.push(index);
+    }
+    kept
+}
+
+/// The poison record of `record`.
+fn poison_of(shard: &str, record: &InputRecord, kind: &str, reason: String) -> PoisonRecord {
+    PoisonRecord {
+        shard: shard.to_owned(),
+        sequence_number: record.sequence_number.clone(),
+        reason_kind: kind.to_owned(),
+        reason,
+        data_bytes: record.data.len(),
+        data_prefix: String::from_utf8_lossy(
+            &record.data[..record.data.len().min(POISON_PREFIX_BYTES)],
+        )
+        .into_owned(),
+    }
+}
+
+/// Applies accepted events through the shard's journal: plan them, read their markets, write
+/// the journal (the events, and how many contributions from this shard each market held),
+/// then the markets, then the listing states, then delete the journal. A batch stopped
+/// anywhere after the journal is finished by [`finish_journal`] from it; one stopped before
+/// wrote nothing to either table.
+async fn apply_journaled<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    shard: &str,
+    events: Vec<DecodedRecord>,
+    journal_events: Vec<JournalEvent>,
+    stats: &mut BatchStats,
+) -> Result<(), PortError>
+where
+    L: ListingStore,
+    M: MarketStore,
+    A: EventArchive,
+    S: PoisonSink,
+{
+    let stored = ports.listings.get_states(&listing_ids(&events)).await?;
+    let plan = plan_batch(events, &stored);
+    let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
+    let current = if keys.is_empty() {
+        BTreeMap::new()
+    } else {
+        ports.markets.get_aggregates(&keys).await?
+    };
+    let journal = Journal {
+        shard: shard.to_owned(),
+        applied_before: keys
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    current.get(k).map_or(0, |a| a.applied_from(shard)),
+                )
+            })
+            .collect(),
+        events: journal_events,
+    };
+    let encoded = journal.encode()?;
+    if encoded.body.len() > MAX_JOURNAL_BODY_BYTES && journal.events.len() > 1 {
+        // Too many events for one journal item: the halves one after the other, as two
+        // batches (any cut of the stream into batches gives the same items).
+        let (first, second) = journal.events.split_at(journal.events.len() / 2);
+        for half in [first, second] {
+            let events = journal_records(half)?;
+            Box::pin(apply_journaled(ports, shard, events, half.to_vec(), stats)).await?;
+        }
+        return Ok(());
+    }
+    stats.already_applied += plan.already_applied;
+    stats.superseded += plan.superseded;
+    if plan.states.is_empty() {
+        return Ok(()); // every event already applied: nothing to write
+    }
+    ports.markets.put_journal(&encoded).await?;
+    write_markets(
+        ports.markets,
+        shard,
+        &plan.scopes,
+        &journal.applied_before,
+        Some(current),
+        stats,
+    )
+    .await?;
+    ports.listings.put_states(&plan.states).await?;
+    stats.listings_written += plan.states.len();
+    ports.markets.delete_journal(shard).await
+}
+
+/// Finishes the batch a shard's journal records, if a batch stopped part-way (a crash, a
+/// failure Lambda retries, or a batch Lambda discarded): re-plans its events against the
+/// listing states (those already written skip their events), writes each market whose
+/// count from this shard is still the one the journal recorded (the others hold the
+/// batch's contributions already), then the listing states, and deletes the journal.
+async fn finish_journal<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    shard: &str,
+    stats: &mut BatchStats,
+) -> Result<(), PortError>
+where
+    L: ListingStore,
+    M: MarketStore,
+    A: EventArchive,
+    S: PoisonSink,
+{
+    let Some(encoded) = ports.markets.get_journal(shard).await? else {
+        return Ok(());
+    };
+    let journal = Journal::decode(&encoded)?;
+    tracing::warn!(
+        shard,
+        events = journal.events.len(),
+        "finishing the batch this shard left part-way (crash, retry or discard)"
+    );
+    let events = journal_records(&journal.events)?;
+    let stored = ports.listings.get_states(&listing_ids(&events)).await?;
+    let plan = plan_batch(events, &stored);
+    write_markets(
+        ports.markets,
+        shard,
+        &plan.scopes,
+        &journal.applied_before,
+        None,
+        stats,
+    )
+    .await?;
+    ports.listings.put_states(&plan.states).await?;
+    stats.listings_written += plan.states.len();
+    stats.journals_finished += 1;
+    ports.markets.delete_journal(shard).await
+}
+
+/// The events of a journal, read back.
+fn journal_records(events: &[JournalEvent]) -> Result<Vec<DecodedRecord>, PortError> {
+    events
+        .iter()
+        .map(|e| {
+            Ok(DecodedRecord {
+                sequence: e.sequence.clone(),
+                event: serde_json::from_str(&e.event)
+                    .map_err(|err| PortError::new("decode journal event", err.to_string()))?,
+            })
+        })
+        .collect()
+}
+
+/// The distinct listing ids of `events`, sorted.
+fn listing_ids(events: &[DecodedRecord]) -> Vec<String> {
+    events
         .iter()
         .map(|d| d.event.listing.id.as_str().to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    let stored = ports.listings.get_states(&ids).await?;
-    let plan = plan_batch(decoded, &stored);
-    stats.already_applied = plan.already_applied;
-
-    write_markets(ports.markets, shard, &plan.scopes, stats).await?;
-    ports.listings.put_states(&plan.states).await?;
-    stats.listings_written = plan.states.len();
-    Ok(())
+        .collect()
 }
 
 /// One market's next live item, computed from the stored one, with its snapshots.
@@ -238,20 +460,21 @@ struct MarketWrite<'a> {
     /// The revision the item was computed from: the put is conditional on it.
     expected: String,
     snapshots: Vec<Snapshot>,
+    /// Removals the item could not make (its figures had drifted).
+    underflows: usize,
 }
 
-/// Applies to `item` its contributions above its watermark for `shard`; `None` when it
-/// already holds them all.
+/// Applies the batch's contributions to `item`, in stream order.
 fn advance<'a>(
     shard: &str,
     key: String,
     mut item: StoredAggregate,
     contributions: &'a ScopeContributions,
-) -> Option<MarketWrite<'a>> {
-    let todo = unapplied(contributions, item.watermarks.get(shard));
-    let newest = todo.iter().map(|(seq, _, _)| seq).max().cloned()?;
+) -> MarketWrite<'a> {
+    let todo = unapplied(contributions, None);
     let expected = std::mem::take(&mut item.revision);
     let mut snapshots = Vec::new();
+    let mut underflows = 0;
     for (_, observed_at, contribution) in &todo {
         // Crossing into a later hour or day closes the previous one: its snapshot is the
         // market as it stood then, whatever the batch boundaries.
@@ -262,32 +485,55 @@ fn advance<'a>(
         {
             snapshots.extend(snapshots_of(&key, &item.aggregate));
         }
-        item.aggregate.apply(contribution);
+        for u in item.aggregate.apply(contribution) {
+            tracing::error!(
+                market = %key,
+                shard,
+                figure = u.what,
+                bucket = u.bucket,
+                "a removal found nothing to remove: the market's figures had drifted from its listings (run `realty reconcile`)"
+            );
+            underflows += 1;
+        }
         item.aggregate.advance_to(*observed_at);
     }
     snapshots.extend(snapshots_of(&key, &item.aggregate));
     // The watermark is the newest contribution the item holds, not the batch's end, so any
-    // split of the stream into batches leaves the item the same.
-    item.watermarks.insert(shard.to_owned(), newest);
-    item.revision = StoredAggregate::revision_of(&item.watermarks);
-    Some(MarketWrite {
+    // split of the stream into batches leaves the item the same; so does the count.
+    if let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max() {
+        let watermark = item
+            .watermarks
+            .entry(shard.to_owned())
+            .or_insert_with(|| newest.clone());
+        if newest > watermark {
+            *watermark = newest.clone();
+        }
+    }
+    *item.applied.entry(shard.to_owned()).or_insert(0) += todo.len() as u64;
+    item.revision = StoredAggregate::revision_of(&item.watermarks, &item.applied);
+    MarketWrite {
         key,
         contributions,
         item,
         expected,
         snapshots: dedupe(snapshots),
-    })
+        underflows,
+    }
 }
 
-/// Brings every market of the batch up to date: reads their live items, writes all their
-/// snapshots in one call, then their live items concurrently, each conditional on the
-/// revision it was computed from. Markets whose put lost to another writer (listings of one
-/// market arrive through every shard) are re-read together, recomputed and written again,
-/// for up to [`MAX_CONFLICT_RETRIES`] rounds.
+/// Brings every market of the batch up to date: from the live items (`first_read`, or read
+/// now), writes all their snapshots in one call, then their live items concurrently, each
+/// conditional on the revision it was computed from. A market whose count from this shard
+/// is no longer `applied_before` holds the batch already (only this shard's batches move
+/// it, one at a time) and is skipped. Markets whose put lost to another writer (listings of
+/// one market arrive through every shard) are re-read together, recomputed and written
+/// again, for up to [`MAX_CONFLICT_RETRIES`] rounds.
 async fn write_markets<M: MarketStore>(
     markets: &M,
     shard: &str,
     scopes: &BTreeMap<Scope, ScopeContributions>,
+    applied_before: &BTreeMap<String, u64>,
+    mut first_read: Option<BTreeMap<String, StoredAggregate>>,
     stats: &mut BatchStats,
 ) -> Result<(), PortError> {
     let mut pending: Vec<(String, &ScopeContributions)> = scopes
@@ -296,15 +542,29 @@ async fn write_markets<M: MarketStore>(
         .collect();
     let mut attempts = 0;
     while !pending.is_empty() {
-        let keys: Vec<String> = pending.iter().map(|(key, _)| key.clone()).collect();
-        let mut current = markets.get_aggregates(&keys).await?;
+        let mut current = match first_read.take() {
+            Some(read) => read,
+            None => {
+                let keys: Vec<String> = pending.iter().map(|(key, _)| key.clone()).collect();
+                markets.get_aggregates(&keys).await?
+            }
+        };
         let mut writes = Vec::with_capacity(pending.len());
         for (key, contributions) in pending {
             let stored = current.remove(&key).unwrap_or_default();
-            match advance(shard, key, stored, contributions) {
-                Some(write) => writes.push(write),
-                None => stats.markets_already_applied += 1,
+            match applied_before.get(&key) {
+                Some(&before) if stored.applied_from(shard) != before => {
+                    stats.markets_already_applied += 1;
+                    continue;
+                }
+                Some(_) => {}
+                None => tracing::error!(
+                    market = %key,
+                    shard,
+                    "market missing from the journal: applying without the landed-write check"
+                ),
             }
+            writes.push(advance(shard, key, stored, contributions));
         }
         if writes.is_empty() {
             break;
@@ -317,11 +577,11 @@ async fn write_markets<M: MarketStore>(
             .flat_map(|w| std::mem::take(&mut w.snapshots))
             .collect();
         markets.put_snapshots(&snapshots).await?;
-        // Then the live items, concurrently. Each is its own item, with its own watermark
-        // and revision, so whichever of them land before a crash or an error (puts still in
-        // flight are then dropped, and may land or not) leave a state a re-delivery
-        // completes: it re-reads them, skips those holding its contributions and writes the
-        // others, conditional on what it read. The order among them does not matter.
+        // Then the live items, concurrently. Each is its own item, with its own count and
+        // revision, so whichever of them land before a crash or an error (puts still in
+        // flight are then dropped, and may land or not) leave a state the journal completes:
+        // it re-reads them, skips those whose count moved and writes the others, conditional
+        // on what it read. The order among them does not matter.
         let mut won = vec![false; writes.len()];
         let mut puts = stream::iter(writes.iter().enumerate().map(|(i, w)| async move {
             let landed = markets.put_aggregate(&w.key, &w.item, &w.expected).await?;
@@ -334,12 +594,14 @@ async fn write_markets<M: MarketStore>(
         }
         drop(puts);
         let written = writes.len();
-        pending = writes
-            .into_iter()
-            .zip(won)
-            .filter(|(_, landed)| !landed)
-            .map(|(w, _)| (w.key, w.contributions))
-            .collect();
+        pending = Vec::new();
+        for (w, landed) in writes.into_iter().zip(won) {
+            if landed {
+                stats.market_underflows += w.underflows;
+            } else {
+                pending.push((w.key, w.contributions));
+            }
+        }
         stats.markets_updated += written - pending.len();
         if pending.is_empty() {
             break;

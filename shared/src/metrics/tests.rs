@@ -158,18 +158,20 @@ pub(crate) fn records_of(events: &[ListingEvent]) -> Vec<InputRecord> {
         .collect()
 }
 
-/// Memory stores whose writes fail once, at the `fail_at`-th write: a crash between writes.
+/// Memory stores whose writes fail once, at the `fail_at`-th write: a crash between writes;
+/// or every write from the `discard_from`-th on: a batch that fails until Lambda discards it.
 #[derive(Default)]
 struct CrashingStores {
     inner: MemoryStores,
     writes: AtomicUsize,
     fail_at: Option<usize>,
+    discard_from: Option<usize>,
 }
 
 impl CrashingStores {
     fn write(&self, op: &'static str) -> Result<(), PortError> {
         let n = self.writes.fetch_add(1, Ordering::SeqCst);
-        if Some(n) == self.fail_at {
+        if Some(n) == self.fail_at || self.discard_from.is_some_and(|from| n >= from) {
             return Err(PortError::new(op, "injected crash"));
         }
         Ok(())
@@ -208,6 +210,17 @@ impl MarketStore for CrashingStores {
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.write("put_snapshots")?;
         self.inner.put_snapshots(snapshots).await
+    }
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        self.inner.get_journal(shard).await
+    }
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        self.write("put_journal")?;
+        self.inner.put_journal(journal).await
+    }
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        self.write("delete_journal")?;
+        self.inner.delete_journal(shard).await
     }
 }
 
@@ -560,6 +573,15 @@ impl MarketStore for ContendedStores {
     }
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.inner.put_snapshots(snapshots).await
+    }
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        self.inner.get_journal(shard).await
+    }
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        self.inner.put_journal(journal).await
+    }
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        self.inner.delete_journal(shard).await
     }
 }
 
