@@ -660,3 +660,272 @@ fn lost_market_writes_are_reread_together_and_retried() {
     );
     assert!(stores.inner.listings.lock().expect("lock").is_empty());
 }
+
+/// Runs one delivery of `records` on `stores`, without re-delivery.
+fn deliver_once(stores: &CrashingStores, records: &[InputRecord]) -> super::process::BatchOutcome {
+    let ports = MetricsPorts {
+        listings: stores,
+        markets: stores,
+        archive: stores,
+        poison: stores,
+    };
+    block_on(process_batch(&ports, SHARD, records))
+}
+
+fn assert_same_stores(a: &MemoryStores, b: &MemoryStores, context: &str) {
+    assert_eq!(
+        *a.listings.lock().expect("lock"),
+        *b.listings.lock().expect("lock"),
+        "listings, {context}"
+    );
+    assert_eq!(
+        *a.aggregates.lock().expect("lock"),
+        *b.aggregates.lock().expect("lock"),
+        "markets, {context}"
+    );
+    assert_eq!(
+        *a.snapshots.lock().expect("lock"),
+        *b.snapshots.lock().expect("lock"),
+        "snapshots, {context}"
+    );
+    assert!(
+        a.journals.lock().expect("lock").is_empty(),
+        "journal left, {context}"
+    );
+}
+
+#[test]
+fn a_batch_discarded_after_any_write_is_finished_by_the_next_and_a_replay_changes_nothing() {
+    // Six listings appear, are cut (the batch Lambda discards), then cut again, delisted or
+    // put under contract (the next events of the same listings).
+    let mut steps: Vec<Step> = (0..6)
+        .map(|listing| Step::Change {
+            listing,
+            price_pct: 0,
+            status: 0,
+        })
+        .collect();
+    steps.extend((0..6).map(|listing| Step::Change {
+        listing,
+        price_pct: -10,
+        status: 0,
+    }));
+    steps.extend((0..6).map(|listing| match listing % 3 {
+        0 => Step::Delist { listing },
+        1 => Step::Change {
+            listing,
+            price_pct: -5,
+            status: 3,
+        },
+        _ => Step::Change {
+            listing,
+            price_pct: -5,
+            status: 0,
+        },
+    }));
+    let records = records_of(&events_of(&steps));
+    let (first, rest) = records.split_at(6);
+    let (discarded, next) = rest.split_at(6);
+
+    let clean = CrashingStores::default();
+    for batch in [first, discarded, next] {
+        assert_eq!(deliver_once(&clean, batch).failed_from, None);
+    }
+
+    let mut k = 1;
+    loop {
+        let mut messy = CrashingStores::default();
+        assert_eq!(deliver_once(&messy, first).failed_from, None);
+        // Every write from the k-th on fails, on every delivery, until Lambda gives up.
+        messy.discard_from = Some(messy.writes.load(Ordering::SeqCst) + k);
+        let outcome = deliver_once(&messy, discarded);
+        let discarded_part_way = outcome.failed_from.is_some();
+        messy.discard_from = None;
+        let outcome = deliver_once(&messy, next);
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        if discarded_part_way {
+            assert_eq!(
+                outcome.stats.journals_finished, 1,
+                "discard after write {k}"
+            );
+        }
+        assert_same_stores(
+            &messy.inner,
+            &clean.inner,
+            &format!("discarded after write {k}, then the next batch"),
+        );
+        // The operator replays the discarded range: nothing changes.
+        let outcome = deliver_once(&messy, discarded);
+        assert_eq!(outcome.failed_from, None);
+        assert_eq!(outcome.stats.markets_updated, 0);
+        assert_same_stores(
+            &messy.inner,
+            &clean.inner,
+            &format!("discarded after write {k}, the next batch, then a replay"),
+        );
+        if !discarded_part_way {
+            break; // past the batch's last write
+        }
+        k += 1;
+    }
+    assert!(k > 4, "only {k} writes were discarded after");
+}
+
+#[test]
+fn a_listing_item_too_large_for_dynamodb_goes_to_the_error_sink() {
+    let steps: Vec<Step> = (0..3)
+        .map(|listing| Step::Change {
+            listing,
+            price_pct: 0,
+            status: 0,
+        })
+        .chain([
+            Step::Change {
+                listing: 0,
+                price_pct: -10,
+                status: 0,
+            },
+            Step::Change {
+                listing: 1,
+                price_pct: -10,
+                status: 0,
+            },
+        ])
+        .collect();
+    let mut events = events_of(&steps);
+    // A valid event whose listing item is over 400 KB: a 450 KB address line.
+    events[3].listing.address.line = Some("9".repeat(450 * 1024));
+    let mut records = records_of(&events);
+    // The same listing just under the limit is stored.
+    let mut under = events[4].clone();
+    under.listing.address.line = Some("8".repeat(390 * 1024));
+    records[4].data = under.encode().expect("encodes");
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (4, 1));
+    {
+        let sunk = stores.poison.lock().expect("lock");
+        assert_eq!(sunk[0].reason_kind, "item_too_large");
+        assert_eq!(sunk[0].sequence_number, records[3].sequence_number);
+        assert!(sunk[0].reason.contains("item limit"), "{}", sunk[0].reason);
+    }
+    // A later normal cut of that listing counts it once.
+    let later = events_of(&[
+        Step::Change {
+            listing: 0,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 0,
+            price_pct: -20,
+            status: 0,
+        },
+    ]);
+    let mut cut = later[1].clone();
+    cut.observed_at += Duration::hours(5);
+    cut.listing.observed_at = cut.observed_at;
+    let record = InputRecord {
+        sequence_number: "49590338271490256608559692538361571095921575989136589999".into(),
+        data: cut.encode().expect("encodes"),
+    };
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &[record]));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let all: i64 = aggregates
+        .iter()
+        .filter(|(k, _)| k.starts_with("city#") && k.ends_with("#all"))
+        .map(|(_, a)| a.aggregate.active)
+        .sum();
+    assert_eq!(all, 3, "three listings, each counted once");
+}
+
+#[test]
+fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_applied() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 1,
+            price_pct: -29,
+            status: 0,
+        },
+    ]);
+    let mut cut = events[1].clone();
+    // The second poller's clock is 2 minutes slow: its later read is stamped earlier.
+    cut.observed_at = events[0].observed_at - Duration::minutes(2);
+    cut.listing.observed_at = cut.observed_at;
+    let records = records_of(&[events[0].clone(), cut.clone()]);
+    for batches in [vec![&records[..]], vec![&records[..1], &records[1..]]] {
+        let stores = MemoryStores::default();
+        for batch in batches {
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+            assert_eq!(outcome.failed_from, None);
+            assert_eq!(outcome.stats.already_applied + outcome.stats.superseded, 0);
+        }
+        let listings = stores.listings.lock().expect("lock");
+        let state = &listings[events[0].listing.id.as_str()];
+        assert_eq!(state.listing.price_minor, cut.listing.price_minor);
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let market = &aggregates[&Scope::city("syracuse-ny").key()].aggregate;
+        assert_eq!(market.price_sum_minor, cut.listing.price_minor);
+        assert_eq!(market.active_with_cut, 1);
+        let cuts: i64 = market.daily.values().map(|d| d.price_cuts).sum();
+        assert_eq!(cuts, 1);
+    }
+    // An old poll's event put late (observed an hour before the state) is still dropped,
+    // and counted as superseded.
+    let mut stale = events[1].clone();
+    stale.observed_at = events[0].observed_at - Duration::hours(1);
+    stale.listing.observed_at = stale.observed_at;
+    let records = records_of(&[events[0].clone(), stale]);
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+    assert_eq!(outcome.stats.superseded, 1);
+    let listings = stores.listings.lock().expect("lock");
+    assert_eq!(
+        listings[events[0].listing.id.as_str()].listing.price_minor,
+        events[0].listing.price_minor
+    );
+}
+
+#[test]
+fn a_removal_from_a_drifted_market_is_reported_not_hidden() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Delist { listing: 1 },
+    ]);
+    let records = records_of(&events);
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records[..1]));
+    assert_eq!(outcome.stats.market_underflows, 0);
+    // Corruption: the markets lose the listing (their counts and histograms), nothing else.
+    for item in stores.aggregates.lock().expect("lock").values_mut() {
+        let daily = item.aggregate.daily.clone();
+        let as_of = item.aggregate.as_of;
+        item.aggregate = MarketAggregate {
+            daily,
+            as_of,
+            ..MarketAggregate::default()
+        };
+    }
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records[1..]));
+    assert_eq!(outcome.failed_from, None, "the batch goes on");
+    // Four markets, each missing the listing: its count and each of its histograms.
+    assert!(
+        outcome.stats.market_underflows >= 4 * 5,
+        "{}",
+        outcome.stats.market_underflows
+    );
+    for item in stores.aggregates.lock().expect("lock").values() {
+        assert!(item.aggregate.price.count() == 0);
+    }
+}
