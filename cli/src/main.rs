@@ -6,6 +6,7 @@ mod html;
 mod invoke;
 mod normalize;
 mod pipeline;
+mod reconcile;
 mod report;
 mod sim;
 mod target;
@@ -80,6 +81,18 @@ enum Command {
         /// A stack deployed in AWS instead of the local one.
         #[arg(long)]
         stack: Option<String>,
+    },
+    /// Recompute market inventory figures from the listing states and repair drift.
+    Reconcile {
+        /// One market: a city-state (its `city#...` scopes) or a full scope key.
+        #[arg(long)]
+        market: Option<String>,
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Report what differs without writing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
     /// (docs/capacity.md). Starts a local AWS of its own unless AWS_ENDPOINT_URL is set.
@@ -182,6 +195,11 @@ async fn run(command: Command) -> Result<()> {
             let format = if json { report::Format::Json } else { format };
             report::run(&market, format, stack.as_deref()).await
         }
+        Command::Reconcile {
+            market,
+            stack,
+            dry_run,
+        } => reconcile::run(market.as_deref(), stack.as_deref(), dry_run).await,
         Command::Sim {
             command:
                 SimCommand::Serve {

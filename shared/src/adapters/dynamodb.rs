@@ -237,6 +237,51 @@ impl ListingStore for DynamoListingStore {
     }
 }
 
+impl DynamoListingStore {
+    /// Every listing state in the table (a paged Scan): for `realty reconcile`.
+    pub async fn scan_states(&self) -> Result<Vec<ListingState>, PortError> {
+        let mut out = Vec::new();
+        for item in scan(&self.client, &self.table, None).await? {
+            let item: ListingItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            out.push(
+                ListingState::try_from(item)
+                    .map_err(|e| PortError::new("decode listing item", e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Every item of a table (a paged Scan), optionally only those with `sk` = `sort_key`
+/// (their keys alone).
+async fn scan(
+    client: &Client,
+    table: &str,
+    sort_key: Option<&str>,
+) -> Result<Vec<Item>, PortError> {
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let mut request = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take());
+        if let Some(sk) = sort_key {
+            request = request
+                .filter_expression("sk = :sk")
+                .projection_expression("pk, sk")
+                .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()));
+        }
+        let page = request.send().await.map_err(|e| sdk_error("Scan", &e))?;
+        out.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// The market table.
 #[derive(Debug, Clone)]
 pub struct DynamoMarketStore {
@@ -280,6 +325,30 @@ impl DynamoMarketStore {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The scope keys of every live market item (a paged Scan): for `realty reconcile`.
+    pub async fn live_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(LIVE_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The shards whose journal item is in the table: batches left part-way.
+    pub async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(JOURNAL_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => pk.strip_prefix("journal#").map(str::to_owned),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The live item of one market, as stored.

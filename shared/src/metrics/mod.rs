@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod memory;
 pub mod ports;
 pub mod process;
+pub mod reconcile;
 
 #[cfg(test)]
 mod tests;
