@@ -2,6 +2,7 @@
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
 mod alerts;
+mod bounds;
 mod demo;
 mod emulator;
 mod metrics;
@@ -29,6 +30,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(provisioning::tests());
     all.extend(emulator::tests());
     all.extend(metrics::tests());
+    all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
