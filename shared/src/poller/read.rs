@@ -149,7 +149,16 @@ pub async fn read_market(
     let mut stats = ReadStats::default();
     let mut union = Tally::default();
     let mut complete_passes = 0;
-    for _ in 0..MAX_READ_PASSES {
+    for pass_number in 0..MAX_READ_PASSES {
+        if pass_number > 0 {
+            // Why this pass is made: to confirm missing listings, or because the last one
+            // did not add up.
+            if complete_passes > 0 {
+                stats.reconciliations += 1;
+            } else {
+                stats.rereads += 1;
+            }
+        }
         let pass = match endpoint.kind {
             SourceKind::Zillow => {
                 read_zillow(
@@ -197,7 +206,6 @@ pub async fn read_market(
         let pass_complete = pass.complete();
         union.merge(pass);
         if !pass_complete {
-            stats.rereads += 1;
             continue;
         }
         complete_passes += 1;
@@ -208,7 +216,6 @@ pub async fn read_market(
         if !unexplained || complete_passes == 2 {
             return Ok((union.into_read(true), stats));
         }
-        stats.reconciliations += 1;
     }
     Ok((union.into_read(false), stats))
 }
