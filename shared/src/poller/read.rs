@@ -473,6 +473,43 @@ async fn read_reso(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::RecordPosition;
+
+    fn tally_of(listings: usize, rejects: &[Option<&str>], total: Option<u64>) -> Tally {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let mut page = zillow::parse_page(page, Utc::now()).expect("fixture");
+        page.listings.truncate(listings);
+        assert_eq!(page.listings.len(), listings);
+        page.rejects = rejects
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Reject {
+                source_id: id.map(str::to_owned),
+                position: RecordPosition::Index(i),
+                reason: "price: \"call for price\"".into(),
+            })
+            .collect();
+        let mut tally = Tally::new();
+        tally.add_page(Fetched { page, retries: 0 }, &mut ReadStats::default());
+        tally.expect(total);
+        tally
+    }
+
+    #[test]
+    fn a_read_is_complete_only_when_a_total_accounts_for_every_record() {
+        assert!(tally_of(3, &[], Some(3)).complete());
+        assert!(tally_of(3, &[Some("zillow:9")], Some(4)).complete());
+        // No total: never complete, however much was read.
+        assert!(!tally_of(3, &[], None).complete());
+        // Short of the total.
+        assert!(!tally_of(3, &[], Some(4)).complete());
+        // A reject without an id could be any listing.
+        assert!(!tally_of(3, &[None], Some(4)).complete());
+        // A reject counted once however often it was read.
+        assert!(!tally_of(3, &[Some("zillow:9"), Some("zillow:9")], Some(5)).complete());
+    }
 
     #[test]
     fn market_keys_become_city_and_state() {
