@@ -171,6 +171,12 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
         summary.rejects = stats.rejects.len();
         summary.listings = read.listings.len();
         summary.complete = read.complete && endpoint.kind != SourceKind::Reso;
+        if !summary.complete && endpoint.kind != SourceKind::Reso {
+            // No total, a shortfall, or a reject without an id, on every pass: nothing of
+            // this market can be delisted this poll.
+            tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
+            metrics::counter!("poll_incomplete_reads").increment(1);
+        }
         for reject in &stats.rejects {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
         }
