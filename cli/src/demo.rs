@@ -293,6 +293,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         },
         states: built.states,
         concurrency: built.concurrency,
+        delisting_guard: built.delisting_guard,
     };
 
     // The two event source mappings, with the real handlers.
