@@ -23,11 +23,19 @@ bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpar
 	$(CARGO) build --release $(BENCH_BINARIES)
 	target/release/realty bench $(BENCH_ARGS)
 
-lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml
+# checkov and cfn-lint read template.yaml before the SAM transform; infra/check_iam.py reads it
+# after (what CloudFormation deploys) and fails on any unexplained wildcard or managed policy.
+TRANSFORMED := target/template.transformed.json
+
+lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml, IAM as deployed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(VENV)/bin/python -m unittest discover -b -q -s infra -p 'test_*.py'
+	@mkdir -p $(dir $(TRANSFORMED))
+	$(VENV)/bin/python infra/check_iam.py template.yaml --transformed $(TRANSFORMED)
+	$(VENV)/bin/cfn-lint $(TRANSFORMED)
 
 unit: ## Unit and integration tests (integration tests start their own local AWS)
 	$(CARGO) test --workspace
@@ -35,7 +43,7 @@ unit: ## Unit and integration tests (integration tests start their own local AWS
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-tools: ## Install the pinned local tools (moto server, cfn-lint, checkov) into .venv
+tools: ## Install the pinned local tools (moto server, cfn-lint, checkov, SAM translator) into .venv
 	@$(REALTY) tools >/dev/null
 
 BUILD_VENV := .venv-build
