@@ -461,21 +461,63 @@ fn wait_ready(kind: EmulatorKind, port: u16, child: &mut Child) -> Result<(), ()
             EmulatorKind::LocalStack => localstack_healthy(port),
         };
         if ready {
-            return Ok(());
+            return match kind {
+                EmulatorKind::Moto => Ok(()),
+                EmulatorKind::LocalStack => warm_up_localstack(port, deadline),
+            };
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(())
 }
 
+/// LocalStack starts DynamoDB Local (a JVM) and kinesis-mock on their first call, 2-4 s each
+/// on an idle machine and far longer on a busy one: long enough that the first CreateTable
+/// of a test outlived the SDK's attempt timeout and its retry met the table it had made
+/// (`ResourceInUseException`). One call to each here, before anyone else calls, makes
+/// "ready" mean ready.
+fn warm_up_localstack(port: u16, deadline: Instant) -> Result<(), ()> {
+    for (target, content_type) in [
+        ("DynamoDB_20120810.ListTables", "application/x-amz-json-1.0"),
+        ("Kinesis_20131202.ListStreams", "application/x-amz-json-1.1"),
+    ] {
+        loop {
+            if Instant::now() > deadline {
+                return Err(());
+            }
+            let request = format!(
+                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Amz-Target: {target}\r\nContent-Type: {content_type}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: 2\r\n\r\n{{}}",
+                service = if target.starts_with("DynamoDB") {
+                    "dynamodb"
+                } else {
+                    "kinesis"
+                },
+            );
+            let answered =
+                http_request(port, &request, 16, Duration::from_secs(60)).is_some_and(|head| {
+                    head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")
+                });
+            if answered {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
 /// One HTTP/1.0 GET of `path` on 127.0.0.1:`port`: the response's first bytes, if any.
 fn http_get(port: u16, path: &str, max: usize) -> Option<Vec<u8>> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    http_request(port, &request, max, Duration::from_secs(2))
+}
+
+/// Sends `request` to 127.0.0.1:`port`; the response's first `max` bytes, if any.
+fn http_request(port: u16, request: &str, max: usize, timeout: Duration) -> Option<Vec<u8>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    stream.write_all(request.as_bytes()).ok()?;
     let mut out = Vec::new();
     let _ = stream.take(max as u64).read_to_end(&mut out);
     Some(out)
