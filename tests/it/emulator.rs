@@ -132,7 +132,10 @@ async fn concurrent_table_writes_each_get_their_own_stream_record(
     // that is the table.
     let description = match create {
         Ok(created) => created.table_description,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
             dynamodb
                 .describe_table()
                 .table_name(&table)
