@@ -84,10 +84,8 @@ pub fn prerequisites() -> Result<Prerequisites, String> {
     let mut missing = Vec::new();
     let python = find_python313();
     if python.is_none() {
-        missing.push(
-            "Python 3.13 (no working python3.13 on PATH, and `pyenv prefix 3.13.0` found none)"
-                .to_owned(),
-        );
+        missing
+            .push("Python 3.13 (no working python3.13 on PATH, and pyenv has no 3.13)".to_owned());
     }
     let java_home = match find_java_home() {
         Ok(home) => Some(home),
@@ -146,10 +144,25 @@ fn find_python313() -> Option<PathBuf> {
         listed.sort_by_key(|v| v[5..].parse::<u32>().unwrap_or(0));
         versions.extend(listed.into_iter().rev());
     }
-    versions.into_iter().find_map(|version| {
+    let from_pyenv = versions.into_iter().find_map(|version| {
         let prefix = pyenv_output(&["prefix", &version])?;
         let python = Path::new(&prefix).join("bin/python3.13");
         is_313(&python).then_some(python)
+    });
+    // pyenv installed but not on PATH (a non-interactive shell): its versions folder.
+    from_pyenv.or_else(|| {
+        let root = std::env::var_os("PYENV_ROOT")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".pyenv")))?;
+        let mut found: Vec<PathBuf> = fs::read_dir(root.join("versions"))
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("3.13."))
+            .map(|e| e.path().join("bin/python3.13"))
+            .filter(|p| is_313(p))
+            .collect();
+        found.sort();
+        found.pop()
     })
 }
 
