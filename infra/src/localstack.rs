@@ -197,7 +197,8 @@ fn find_java_home() -> Result<PathBuf, String> {
         }
     }
     let out = Command::new(home.join("bin/java"))
-        .arg("-version")
+        // No /tmp/hsperfdata_<user> for a version check.
+        .args(["-XX:-UsePerfData", "-version"])
         .output()
         .map_err(|e| format!("java -version: {e}"))?;
     let text = String::from_utf8_lossy(&out.stderr);
