@@ -8,16 +8,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use realty_infra::emulator::{self, Emulator};
+use realty_infra::emulator::{self, Emulator, EmulatorKind};
 use realty_infra::provision::{self, ProvisionOptions, ProvisionedStack};
 use realty_infra::template::Template;
 
-/// The AWS endpoint of this test run: a moto server started for it (stopped when this is
-/// dropped, or by the kernel if the run dies), or `AWS_ENDPOINT_URL` when set (LocalStack).
+/// The AWS endpoint of this test run: an emulator started for it (LocalStack by default,
+/// moto with `REALTY_EMULATOR=moto`; stopped when this is dropped, or by the kernel if the run
+/// dies), or `AWS_ENDPOINT_URL` when set.
 pub struct TestAws {
     pub endpoint: String,
     pub project_root: PathBuf,
-    /// The log of the moto server this run started.
+    /// The emulator this run started (none for `AWS_ENDPOINT_URL`).
+    pub kind: Option<EmulatorKind>,
+    /// The log of the emulator this run started.
     pub emulator_log: Option<PathBuf>,
     emulator: Option<Emulator>,
     next_stack: AtomicUsize,
@@ -33,27 +36,35 @@ impl TestAws {
             return Ok(Self {
                 endpoint,
                 project_root,
+                kind: None,
                 emulator_log: None,
                 emulator: None,
                 next_stack: AtomicUsize::new(0),
             });
         }
-        let venv = emulator::ensure_venv(&project_root).map_err(|e| e.to_string())?;
-        let log = project_root.join(format!("target/realty/it-moto-{}.log", std::process::id()));
-        let moto = Emulator::start_attached(&venv, &log).map_err(|e| e.to_string())?;
+        let kind = emulator::choose(&project_root, None).map_err(|e| e.to_string())?;
+        eprintln!("integration tests against {kind}");
+        let log = project_root.join(format!(
+            "target/realty/it-{}-{}.log",
+            kind.name(),
+            std::process::id()
+        ));
+        let started =
+            Emulator::start_attached(kind, &project_root, &log).map_err(|e| e.to_string())?;
         Ok(Self {
-            endpoint: moto.endpoint.clone(),
+            endpoint: started.endpoint.clone(),
             project_root,
+            kind: Some(kind),
             emulator_log: Some(log),
-            emulator: Some(moto),
+            emulator: Some(started),
             next_stack: AtomicUsize::new(0),
         })
     }
 
     /// Stops the emulator this run started.
     pub fn stop(self) {
-        if let Some(moto) = self.emulator {
-            moto.stop();
+        if let Some(emulator) = self.emulator {
+            emulator.stop();
         }
     }
 
