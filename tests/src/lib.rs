@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use realty_infra::emulator::{self, Emulator, EmulatorKind};
 use realty_infra::provision::{self, ProvisionOptions, ProvisionedStack};
 use realty_infra::template::Template;
@@ -100,10 +101,70 @@ impl TestAws {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
         };
-        provision::provision(&self.sdk_config().await, &self.template(), &options)
+        let stack = provision::provision(&self.sdk_config().await, &self.template(), &options)
             .await
-            .unwrap_or_else(|e| panic!("provisioning {stack_name}: {e}"))
+            .unwrap_or_else(|e| panic!("provisioning {stack_name}: {e}"));
+        // Outside a test's scope (no task-local) the stack is simply kept.
+        let _ = TEST_STACKS.try_with(|stacks| {
+            if let Ok(mut stacks) = stacks.lock() {
+                stacks.push(stack.clone());
+            }
+        });
+        stack
     }
+
+    /// Deletes the stacks' streams and delivery streams: the resources with per-account
+    /// quotas (moto allows 50 delivery streams, LocalStack 50 on-demand streams), which a
+    /// whole suite of stacks on one emulator would otherwise exhaust. Tables, queues and
+    /// buckets stay for a post-mortem.
+    pub async fn retire(&self, stacks: &[ProvisionedStack]) -> Result<(), String> {
+        let sdk = self.sdk_config().await;
+        let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+        let firehose = aws_sdk_firehose::Client::new(&sdk);
+        for resource in stacks.iter().flat_map(|s| &s.resources) {
+            let name = resource.physical_id.as_str();
+            match resource.kind.as_str() {
+                "AWS::KinesisFirehose::DeliveryStream" => {
+                    firehose
+                        .delete_delivery_stream()
+                        .delivery_stream_name(name)
+                        .allow_force_delete(true)
+                        .send()
+                        .await
+                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                }
+                "AWS::Kinesis::Stream" => {
+                    let request = kinesis.delete_stream().enforce_consumer_deletion(true);
+                    let request = if name.starts_with("arn:") {
+                        request.stream_arn(name)
+                    } else {
+                        request.stream_name(name)
+                    };
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+tokio::task_local! {
+    /// The stacks the current test provisioned, retired when it ends (see `retire`).
+    pub static TEST_STACKS: std::sync::Mutex<Vec<ProvisionedStack>>;
+}
+
+/// The stacks the current test provisioned so far (none outside a test's scope).
+pub fn take_test_stacks() -> Vec<ProvisionedStack> {
+    TEST_STACKS
+        .try_with(|stacks| match stacks.lock() {
+            Ok(mut stacks) => std::mem::take(&mut *stacks),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        })
+        .unwrap_or_default()
 }
 
 /// The last `lines` lines of a text file (empty if it cannot be read).
