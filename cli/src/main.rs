@@ -91,8 +91,11 @@ enum Command {
         #[arg(long)]
         stack: Option<String>,
         /// Report what differs without writing.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "check")]
         dry_run: bool,
+        /// As --dry-run, and exit non-zero if anything differs.
+        #[arg(long)]
+        check: bool,
     },
     /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
     /// (docs/capacity.md). Starts a local AWS of its own (--emulator) unless AWS_ENDPOINT_URL
@@ -214,7 +217,15 @@ async fn run(command: Command) -> Result<()> {
             market,
             stack,
             dry_run,
-        } => reconcile::run(market.as_deref(), stack.as_deref(), dry_run).await,
+            check,
+        } => {
+            let mode = match (dry_run, check) {
+                (_, true) => reconcile::Mode::Check,
+                (true, false) => reconcile::Mode::DryRun,
+                (false, false) => reconcile::Mode::Repair,
+            };
+            reconcile::run(market.as_deref(), stack.as_deref(), mode).await
+        }
         Command::Sim {
             command:
                 SimCommand::Serve {

@@ -1,15 +1,26 @@
-//! `realty reconcile [--market M] [--stack NAME] [--dry-run]`: recompute market inventory
-//! figures from the listing states and repair the market items that drifted
+//! `realty reconcile [--market M] [--stack NAME] [--dry-run | --check]`: recompute market
+//! inventory figures from the listing states and repair the market items that drifted
 //! (`realty_shared::metrics::reconcile`; the runbook is in docs/metrics.md).
 
 use anyhow::{Result, bail};
 use realty_shared::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
 use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::metrics::reconcile::{markets_to_reconcile, reconcile};
+use realty_shared::metrics::reconcile::reconcile;
 
 use crate::target;
 
-pub async fn run(market: Option<&str>, stack: Option<&str>, dry_run: bool) -> Result<()> {
+/// What the run may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Repair what drifted.
+    Repair,
+    /// Report what drifted, write nothing.
+    DryRun,
+    /// As `DryRun`, and fail if anything drifted (for scripts and alarms).
+    Check,
+}
+
+pub async fn run(market: Option<&str>, stack: Option<&str>, mode: Mode) -> Result<()> {
     let target = target::resolve(stack).await?;
     let client = aws_sdk_dynamodb::Client::new(&target.sdk);
     let listings = DynamoListingStore {
@@ -22,27 +33,10 @@ pub async fn run(market: Option<&str>, stack: Option<&str>, dry_run: bool) -> Re
         table: target.resources.market_table.clone(),
         retry: RetryPolicy::default(),
     };
-    let unfinished = markets.journal_shards().await?;
-    if !unfinished.is_empty() {
-        bail!(
-            "a batch of shard(s) {} is left part-way (its journal item is in the market table): \
-             the shard's next batch finishes it; reconcile once it has (or the listing states \
-             are ahead of the markets and the repair would count that batch twice)",
-            unfinished.join(", ")
-        );
-    }
-    let states = listings.scan_states().await?;
-    let keys = markets_to_reconcile(markets.live_keys().await?, &states, market);
-    if keys.is_empty() {
-        bail!(
-            "no market {} in {}",
-            market.unwrap_or("at all"),
-            target.description
-        );
-    }
-    let repairs = reconcile(&markets, &states, &keys, dry_run).await?;
+    let dry_run = mode != Mode::Repair;
+    let report = reconcile(&listings, &markets, market, dry_run).await?;
     let verb = if dry_run { "would repair" } else { "repaired" };
-    for repair in &repairs {
+    for repair in &report.repairs {
         println!("{verb} {}", repair.market);
         for d in &repair.drifts {
             println!("  {}: {} -> {}", d.figure, d.stored, d.recomputed);
@@ -50,10 +44,32 @@ pub async fn run(market: Option<&str>, stack: Option<&str>, dry_run: bool) -> Re
     }
     println!(
         "{} markets checked against {} listing states in {}: {} {verb}",
-        keys.len(),
-        states.len(),
+        report.checked,
+        report.listing_states,
         target.description,
-        repairs.len()
+        report.repairs.len()
     );
+    if report.checked == 0 && report.busy.is_empty() {
+        bail!(
+            "no market {} in {}",
+            market.unwrap_or("at all"),
+            target.description
+        );
+    }
+    if !report.busy.is_empty() {
+        bail!(
+            "{} market(s) not reconciled: a batch writing them is in flight or was left \
+             part-way (a shard's journal item names them; the shard's next batch finishes \
+             it), or metrics wrote them during every round: {}; run again",
+            report.busy.len(),
+            report.busy.join(", ")
+        );
+    }
+    if mode == Mode::Check && !report.repairs.is_empty() {
+        bail!(
+            "{} market(s) drifted from their listings",
+            report.repairs.len()
+        );
+    }
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::metrics::batch::ListingState;
 use crate::metrics::ports::{
     EncodedJournal, ListingStore, MarketStore, PortError, Snapshot, StoredAggregate,
 };
+use crate::metrics::reconcile::{ListingScan, MarketScan};
 
 /// BatchGetItem reads at most 100 keys a call.
 const GET_BATCH: usize = 100;
@@ -237,9 +238,8 @@ impl ListingStore for DynamoListingStore {
     }
 }
 
-impl DynamoListingStore {
-    /// Every listing state in the table (a paged Scan): for `realty reconcile`.
-    pub async fn scan_states(&self) -> Result<Vec<ListingState>, PortError> {
+impl ListingScan for DynamoListingStore {
+    async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
         let mut out = Vec::new();
         for item in scan(&self.client, &self.table, None).await? {
             let item: ListingItem = serde_dynamo::from_item(item)
@@ -253,8 +253,8 @@ impl DynamoListingStore {
     }
 }
 
-/// Every item of a table (a paged Scan), optionally only those with `sk` = `sort_key`
-/// (their keys alone).
+/// Every item of a table (a paged, strongly consistent Scan), optionally only those with
+/// `sk` = `sort_key` (their keys alone).
 async fn scan(
     client: &Client,
     table: &str,
@@ -266,6 +266,7 @@ async fn scan(
         let mut request = client
             .scan()
             .table_name(table)
+            .consistent_read(true)
             .set_exclusive_start_key(start.take());
         if let Some(sk) = sort_key {
             request = request
@@ -327,30 +328,6 @@ impl DynamoMarketStore {
         }
     }
 
-    /// The scope keys of every live market item (a paged Scan): for `realty reconcile`.
-    pub async fn live_keys(&self) -> Result<Vec<String>, PortError> {
-        Ok(scan(&self.client, &self.table, Some(LIVE_SORT_KEY))
-            .await?
-            .into_iter()
-            .filter_map(|item| match item.get("pk") {
-                Some(AttributeValue::S(pk)) => Some(pk.clone()),
-                _ => None,
-            })
-            .collect())
-    }
-
-    /// The shards whose journal item is in the table: batches left part-way.
-    pub async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
-        Ok(scan(&self.client, &self.table, Some(JOURNAL_SORT_KEY))
-            .await?
-            .into_iter()
-            .filter_map(|item| match item.get("pk") {
-                Some(AttributeValue::S(pk)) => pk.strip_prefix("journal#").map(str::to_owned),
-                _ => None,
-            })
-            .collect())
-    }
-
     /// The live item of one market, as stored.
     pub async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
         let out = self
@@ -369,6 +346,30 @@ impl DynamoMarketStore {
                     .map_err(|e| PortError::new("decode market item", e.to_string()))
             })
             .transpose()
+    }
+}
+
+impl MarketScan for DynamoMarketStore {
+    async fn market_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(LIVE_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(JOURNAL_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => pk.strip_prefix("journal#").map(str::to_owned),
+                _ => None,
+            })
+            .collect())
     }
 }
 

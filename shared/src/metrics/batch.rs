@@ -62,9 +62,11 @@ impl SequenceNumber {
     }
 }
 
-/// How far apart two pollers' clocks may be. Within it, the order of two observations of a
-/// listing is their order in the stream; beyond it, their observation times.
-pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// How far apart two pollers' clocks may be (the time window's skew, `listing::bounds`).
+/// Within it, the order of two observations of a listing is their order in the stream;
+/// beyond it, their observation times.
+pub const MAX_CLOCK_SKEW: chrono::Duration =
+    chrono::Duration::seconds(crate::listing::MAX_CLOCK_SKEW_SECONDS);
 
 /// When and where in the stream a listing was observed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use super::ports::{
     Snapshot, StoredAggregate,
 };
 use super::process::MetricsPorts;
+use super::reconcile::{ListingScan, MarketScan};
 
 /// Every store in memory.
 #[derive(Debug, Default)]
@@ -115,6 +116,22 @@ impl MarketStore for MemoryStores {
     async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
         lock(&self.journals).remove(shard);
         Ok(())
+    }
+}
+
+impl ListingScan for MemoryStores {
+    async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
+        Ok(lock(&self.listings).values().cloned().collect())
+    }
+}
+
+impl MarketScan for MemoryStores {
+    async fn market_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(lock(&self.aggregates).keys().cloned().collect())
+    }
+
+    async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
+        Ok(lock(&self.journals).keys().cloned().collect())
     }
 }
 

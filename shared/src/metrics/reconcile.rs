@@ -5,13 +5,30 @@
 //! sum of active prices, the active listings with a cut, and the histograms (price, price
 //! per sqft, living area, gross yield, on-market day). The daily counters (new listings,
 //! cuts, rises, delistings) count events, which the states do not keep: they stay as stored.
+//!
+//! Safe beside a running metrics function. Every batch writes its journal, then its
+//! markets, then its listing states, then deletes the journal ([`super::process`]). A round
+//! of reconcile reads the market items, *then* the journals, *then* every listing state
+//! (strongly consistent reads), and writes a repair conditional on the revision it read:
+//! - a batch whose write of market X is in the item read has either finished (its listing
+//!   states are all in the scan) or still has its journal, which names X: X is left for
+//!   the next round (or, for a batch Lambda discarded, until the shard's next batch
+//!   finishes it);
+//! - a batch that writes X after the read changes X's revision: the repair loses and X is
+//!   read again next round; its listing states are written after its market writes, so
+//!   none of them is in the scan of a repair that won.
+//!
+//! So a repair is written only from listing states that hold exactly the contributions the
+//! item held. A repair raises the item's [`RECONCILE_ENTRY`] count, so its revision changes
+//! and a metrics write computed from the drifted item loses its condition and re-reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::sync::Arc;
 
 use super::aggregate::{Contribution, MarketAggregate};
 use super::batch::ListingState;
-use super::ports::{MarketStore, PortError, RECONCILE_ENTRY, StoredAggregate};
+use super::ports::{Journal, MarketStore, PortError, RECONCILE_ENTRY, StoredAggregate};
 
 /// The inventory part of every market's aggregate, from the listing states alone.
 pub fn recompute<'a>(
@@ -144,86 +161,153 @@ pub struct Repair {
     pub drifts: Vec<Drift>,
 }
 
-/// Attempts at one market item under write contention before reconcile gives up on it.
-const MAX_REPAIR_ATTEMPTS: usize = 10;
+/// What a reconcile run found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Markets compared with their recomputation.
+    pub checked: usize,
+    /// Listing states read (the last round's scan).
+    pub listing_states: usize,
+    /// Markets that differed, with what differed: repaired, or in a dry run, to repair.
+    pub repairs: Vec<Repair>,
+    /// Markets left as they are because a batch touching them was in flight or left
+    /// part-way (a shard's journal names them) through every round, or because metrics
+    /// wrote them between reconcile's read and its write every round.
+    pub busy: Vec<String>,
+}
 
-/// Repairs the live items of `keys` (markets that exist, or that the listing states say
-/// should) to the recomputation from `states`, conditional on each item's revision (a
-/// concurrent metrics write makes it re-read and recompute). Each repair counts under
-/// [`RECONCILE_ENTRY`] in the item's `applied`, so its revision changes and no writer that
-/// read the drifted item can overwrite the repair. With `dry_run`, reports without writing.
-///
-/// Run it when no batch of the stream is left part-way (no journal item in the market
-/// table), or its states are ahead of the markets until that batch finishes.
-pub async fn reconcile<M: MarketStore>(
+/// Every listing state, for reconcile (a Scan in DynamoDB).
+pub trait ListingScan {
+    /// Every listing state (strongly consistent).
+    fn all_states(&self) -> impl Future<Output = Result<Vec<ListingState>, PortError>>;
+}
+
+/// The market table as a whole, for reconcile (a Scan in DynamoDB).
+pub trait MarketScan {
+    /// The scope key of every live market item.
+    fn market_keys(&self) -> impl Future<Output = Result<Vec<String>, PortError>>;
+    /// The shards that have a journal: a batch in flight or left part-way (strongly
+    /// consistent).
+    fn journal_shards(&self) -> impl Future<Output = Result<Vec<String>, PortError>>;
+}
+
+/// Rounds of read, compare and write before the markets still busy are reported as such.
+pub const MAX_ROUNDS: usize = 5;
+
+/// Repairs every market (or those `only` names: a scope key, or a city-state naming its
+/// `city#<city>#...` scopes) whose inventory figures differ from their recomputation from
+/// the listing states, as the module documentation describes. With `dry_run`, reports
+/// what differs without writing.
+pub async fn reconcile<L, M>(
+    listings: &L,
     markets: &M,
-    states: &[ListingState],
-    keys: &[String],
+    only: Option<&str>,
     dry_run: bool,
-) -> Result<Vec<Repair>, PortError> {
-    let truth = recompute(states);
-    let mut repairs = Vec::new();
+) -> Result<ReconcileReport, PortError>
+where
+    L: ListingScan,
+    M: MarketStore + MarketScan,
+{
+    let mut report = ReconcileReport::default();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut keys: BTreeSet<String> = markets
+        .market_keys()
+        .await?
+        .into_iter()
+        .filter(|k| names(only, k))
+        .collect();
     let empty = MarketAggregate::default();
-    for key in keys {
-        let recomputed = truth.get(key).unwrap_or(&empty);
-        let mut attempts = 0;
-        loop {
-            let stored = markets
-                .get_aggregates(std::slice::from_ref(key))
-                .await?
-                .remove(key)
-                .unwrap_or_default();
-            let Some((aggregate, drifts)) = repair(&stored.aggregate, recomputed) else {
-                break;
+    for _ in 0..MAX_ROUNDS {
+        // The order matters (module documentation): items, journals, then states.
+        let list: Vec<String> = keys.iter().cloned().collect();
+        let stored = if list.is_empty() {
+            BTreeMap::new()
+        } else {
+            markets.get_aggregates(&list).await?
+        };
+        let in_flight = journaled_markets(markets).await?;
+        let states = listings.all_states().await?;
+        report.listing_states = states.len();
+        let truth = recompute(&states);
+        // Markets the states hold listings in but that have no item were not read this
+        // round: the next one reads them first.
+        let mut again: BTreeSet<String> = truth
+            .keys()
+            .filter(|k| names(only, k) && !keys.contains(*k) && !done.contains(*k))
+            .cloned()
+            .collect();
+        for key in keys {
+            if in_flight.contains(&key) {
+                again.insert(key);
+                continue;
+            }
+            let item = stored.get(&key).cloned().unwrap_or_default();
+            let recomputed = truth.get(&key).unwrap_or(&empty);
+            let Some((aggregate, drifts)) = repair(&item.aggregate, recomputed) else {
+                done.insert(key);
+                continue;
             };
-            if dry_run {
-                repairs.push(Repair {
-                    market: key.clone(),
-                    drifts,
-                });
-                break;
+            if !dry_run {
+                let mut applied = item.applied.clone();
+                *applied.entry(RECONCILE_ENTRY.to_owned()).or_insert(0) += 1;
+                let repaired = StoredAggregate {
+                    aggregate,
+                    revision: StoredAggregate::revision_of(&item.watermarks, &applied),
+                    watermarks: item.watermarks.clone(),
+                    applied,
+                };
+                if !markets
+                    .put_aggregate(&key, &repaired, &item.revision)
+                    .await?
+                {
+                    again.insert(key); // metrics wrote it since the read
+                    continue;
+                }
+                tracing::warn!(market = %key, drifts = drifts.len(), "reconcile repaired a market");
             }
-            let mut applied = stored.applied.clone();
-            *applied.entry(RECONCILE_ENTRY.to_owned()).or_insert(0) += 1;
-            let item = StoredAggregate {
-                aggregate,
-                revision: StoredAggregate::revision_of(&stored.watermarks, &applied),
-                watermarks: stored.watermarks.clone(),
-                applied,
-            };
-            if markets.put_aggregate(key, &item, &stored.revision).await? {
-                repairs.push(Repair {
-                    market: key.clone(),
-                    drifts,
-                });
-                break;
-            }
-            attempts += 1;
-            if attempts >= MAX_REPAIR_ATTEMPTS {
-                return Err(PortError::new(
-                    "reconcile",
-                    format!("{key}: still contended after {attempts} attempts"),
-                ));
-            }
+            report.repairs.push(Repair {
+                market: key.clone(),
+                drifts,
+            });
+            done.insert(key);
+        }
+        keys = again;
+        if keys.is_empty() {
+            break;
         }
     }
-    Ok(repairs)
+    report.checked = done.len();
+    report.busy = keys.into_iter().collect();
+    Ok(report)
 }
 
-/// The markets to reconcile: those stored and those the states hold listings in, limited to
-/// `only` (a scope key, or a city-state naming its `city#<city>#...` scopes) when given.
-pub fn markets_to_reconcile(
-    stored: impl IntoIterator<Item = String>,
-    states: &[ListingState],
-    only: Option<&str>,
-) -> Vec<String> {
-    let mut keys: std::collections::BTreeSet<String> = stored.into_iter().collect();
-    keys.extend(recompute(states).into_keys());
-    keys.into_iter()
-        .filter(|k| match only {
-            None => true,
-            Some(m) if m.contains('#') => k == m,
-            Some(city) => k.starts_with(&format!("city#{city}#")),
-        })
-        .collect()
+/// Whether `key` is among the markets `only` names (all when `None`).
+fn names(only: Option<&str>, key: &str) -> bool {
+    match only {
+        None => true,
+        Some(m) if m.contains('#') => key == m,
+        Some(city) => key
+            .strip_prefix("city#")
+            .and_then(|rest| rest.strip_prefix(city))
+            .is_some_and(|rest| rest.starts_with('#')),
+    }
 }
+
+/// The markets that a batch in flight or left part-way writes: those its shard's journal
+/// names.
+async fn journaled_markets<M: MarketStore + MarketScan>(
+    markets: &M,
+) -> Result<BTreeSet<String>, PortError> {
+    let mut out = BTreeSet::new();
+    for shard in markets.journal_shards().await? {
+        // Gone since the scan: that batch finished, and its states are in the next read.
+        if let Some(encoded) = markets.get_journal(&shard).await? {
+            out.extend(Journal::decode(&encoded)?.applied_before.into_keys());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
