@@ -8,6 +8,7 @@ mod emulator;
 mod metrics;
 mod poller;
 mod provisioning;
+mod reconcile;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -30,6 +31,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(provisioning::tests());
     all.extend(emulator::tests());
     all.extend(metrics::tests());
+    all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(alerts::tests());
