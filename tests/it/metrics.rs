@@ -126,11 +126,11 @@ pub(crate) fn part(event: &KinesisEvent, range: std::ops::Range<usize>) -> Kines
 /// The real adapters, with the `fail_at`-th write failing once: a crash between two writes;
 /// with `discard`, every write from the `fail_at`-th on fails, as in a batch that fails on
 /// every delivery until Lambda discards it.
-struct Crashing<'a> {
-    real: &'a MetricsFunction,
-    writes: AtomicUsize,
-    fail_at: usize,
-    discard: bool,
+pub(crate) struct Crashing<'a> {
+    pub(crate) real: &'a MetricsFunction,
+    pub(crate) writes: AtomicUsize,
+    pub(crate) fail_at: usize,
+    pub(crate) discard: bool,
 }
 
 impl Crashing<'_> {
@@ -142,7 +142,12 @@ impl Crashing<'_> {
         Ok(())
     }
 
-    fn ports(&self) -> MetricsPorts<'_, Self, Self, Self, Self> {
+    /// How many writes were made (or attempted).
+    pub(crate) fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn ports(&self) -> MetricsPorts<'_, Self, Self, Self, Self> {
         MetricsPorts {
             listings: self,
             markets: self,
@@ -528,14 +533,14 @@ async fn a_batch_discarded_after_any_write_then_the_next_batch_and_a_replay_leav
             continue;
         }
         ensure(
-            !discarded_part_way || outcomes[0].stats.journals_finished == 1,
-            format!("discard after write {k}: the next batch did not finish the discarded one"),
-        )?;
-        ensure(
             tables(&aws, &resources).await? == expected,
             format!(
                 "discard after write {k}, then the next batch: items differ from one clean delivery"
             ),
+        )?;
+        ensure(
+            !discarded_part_way || outcomes[0].stats.journals_finished == 1,
+            format!("discard after write {k}: the next batch did not finish the discarded one"),
         )?;
         deliver(&function, discarded.clone()).await?;
         ensure(

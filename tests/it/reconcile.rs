@@ -3,19 +3,22 @@
 //! writing leaves the figures of one clean delivery.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use libtest_mimic::Failed;
 use realty_shared::items::LIVE_SORT_KEY;
+use realty_shared::metrics::lambda::handle_event;
 use realty_shared::metrics::ports::MarketStore as _;
 use realty_shared::metrics::reconcile::{MarketScan as _, reconcile};
 use realty_tests::{Explain, TestAws};
 
-use crate::metrics::{batch, deliver, ensure, fresh_function, part, tables};
+use crate::metrics::{Crashing, batch, deliver, ensure, fresh_function, part, tables};
 
 crate::async_tests!(
     reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_changes_nothing,
     reconcile_beside_metrics_writing_leaves_the_true_figures,
+    reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch,
 );
 
 async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_changes_nothing(
@@ -159,4 +162,72 @@ async fn reconcile_beside_metrics_writing_leaves_the_true_figures(
     ensure(listings == expected.0, "listing items differ")?;
     ensure(markets == expected.1, "market items differ")?;
     Ok(())
+}
+
+/// A batch Lambda discarded after its market writes but before all its listing states: the
+/// markets are ahead of the listings until the shard's next batch finishes it from the
+/// journal. A reconcile run meanwhile must not "repair" those markets back to the listing
+/// states (the next batch would then skip them as already written, and the batch's
+/// contributions would be lost): it reports them busy, and after the next batch the items
+/// are those of one clean delivery.
+async fn reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let event = batch(40);
+    let (first, discarded, next) = (
+        part(&event, 0..14),
+        part(&event, 14..27),
+        part(&event, 27..40),
+    );
+    let (clean_resources, clean) = fresh_function(&aws).await?;
+    for e in [&first, &discarded, &next] {
+        deliver(&clean, e.clone()).await?;
+    }
+    let expected = tables(&aws, &clean_resources).await?;
+
+    let (resources, function) = fresh_function(&aws).await?;
+    deliver(&function, first.clone()).await?;
+    // Count the discarded batch's writes on a clean copy: the last two are the listing
+    // states (the crashing store writes half of them, then fails) and the journal's delete.
+    let (_, counter) = fresh_function(&aws).await?;
+    deliver(&counter, first.clone()).await?;
+    let counting = Crashing {
+        real: &counter,
+        writes: AtomicUsize::new(0),
+        fail_at: usize::MAX,
+        discard: false,
+    };
+    let (response, _) = handle_event(&counting.ports(), discarded.clone()).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        "counting run failed",
+    )?;
+    let crashing = Crashing {
+        real: &function,
+        writes: AtomicUsize::new(0),
+        fail_at: counting.writes() - 2,
+        discard: true,
+    };
+    for _ in 0..2 {
+        let (response, _) = handle_event(&crashing.ports(), discarded.clone()).await;
+        ensure(
+            !response.batch_item_failures.is_empty(),
+            "the batch was not left part-way",
+        )?;
+    }
+    let report = reconcile(&function.listings, &function.markets, None, false).await?;
+    ensure(
+        !report.busy.is_empty() && report.repairs.is_empty(),
+        format!("reconcile beside a batch left part-way: {report:?}"),
+    )?;
+    deliver(&function, next.clone()).await?;
+    ensure(
+        tables(&aws, &resources).await? == expected,
+        "after the next batch: items differ from one clean delivery",
+    )?;
+    let report = reconcile(&function.listings, &function.markets, None, false).await?;
+    ensure(
+        report.busy.is_empty() && report.repairs.is_empty(),
+        format!("after the next batch: {report:?}"),
+    )
 }
