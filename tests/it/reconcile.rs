@@ -77,7 +77,10 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         format!("reported drifts: {drifts:?}"),
     )?;
     ensure(
-        function.markets.get_aggregates(&[key.clone()]).await?[&key]
+        function
+            .markets
+            .get_aggregates(std::slice::from_ref(&key))
+            .await?[&key]
             .aggregate
             .active
             == before.active + 1,
