@@ -4,11 +4,12 @@
 //! discards between steps leave the same state as one clean delivery):
 //! 1. decode; poison records (and events whose listing item would be over DynamoDB's item
 //!    limit) go to the error sink with their reason;
-//! 2. finish the shard's journal, if an earlier batch left one (see 5-8);
-//! 3. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md);
-//! 4. read the listings' states and plan the batch, read its markets;
-//! 5. write the shard's journal: the events, and per market the count of contributions from
+//! 2. finish the shard's journal, if an earlier batch left one (see 4-8);
+//! 3. read the listings' states and plan the batch, read its markets;
+//! 4. write the shard's journal: the events, and per market the count of contributions from
 //!    this shard it held;
+//! 5. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md;
+//!    a finished journal sends its events again);
 //! 6. markets: apply the batch to each whose count is unchanged, write every market's
 //!    snapshots (one call), then the aggregates, concurrently, each conditional on its
 //!    revision; those that lost a conflict are re-read together and retried;
@@ -231,8 +232,7 @@ where
         .iter()
         .map(|&i| archive_line(&records[i].data))
         .collect();
-    ports.archive.put_lines(&lines).await?;
-    apply_journaled(ports, shard, decoded, journal_events, stats).await
+    apply_journaled(ports, shard, decoded, journal_events, lines, stats).await
 }
 
 /// An accepted event whose JSON is under this many bytes makes a listing item under
@@ -320,14 +320,17 @@ fn poison_of(shard: &str, record: &InputRecord, kind: &str, reason: String) -> P
 
 /// Applies accepted events through the shard's journal: plan them, read their markets, write
 /// the journal (the events, and how many contributions from this shard each market held),
-/// then the markets, then the listing states, then delete the journal. A batch stopped
-/// anywhere after the journal is finished by [`finish_journal`] from it; one stopped before
-/// wrote nothing to either table.
+/// then the events to the data lake (`lines`, one per event), the markets, the listing
+/// states, then delete the journal. A batch stopped anywhere after the journal is finished
+/// by [`finish_journal`] from it; one stopped before wrote nothing to either table (only
+/// reads and the journal's own write come before it, so a batch is lost to a discard only
+/// when DynamoDB, or the error sink, failed it for the whole retry window).
 async fn apply_journaled<L, M, A, S>(
     ports: &MetricsPorts<'_, L, M, A, S>,
     shard: &str,
     events: Vec<DecodedRecord>,
     journal_events: Vec<JournalEvent>,
+    lines: Vec<Vec<u8>>,
     stats: &mut BatchStats,
 ) -> Result<(), PortError>
 where
@@ -361,19 +364,32 @@ where
     if encoded.body.len() > MAX_JOURNAL_BODY_BYTES && journal.events.len() > 1 {
         // Too many events for one journal item: the halves one after the other, as two
         // batches (any cut of the stream into batches gives the same items).
-        let (first, second) = journal.events.split_at(journal.events.len() / 2);
-        for half in [first, second] {
+        let middle = journal.events.len() / 2;
+        let (first, second) = journal.events.split_at(middle);
+        let (first_lines, second_lines) = lines.split_at(middle);
+        for (half, half_lines) in [(first, first_lines), (second, second_lines)] {
             let events = journal_records(half)?;
-            Box::pin(apply_journaled(ports, shard, events, half.to_vec(), stats)).await?;
+            Box::pin(apply_journaled(
+                ports,
+                shard,
+                events,
+                half.to_vec(),
+                half_lines.to_vec(),
+                stats,
+            ))
+            .await?;
         }
         return Ok(());
     }
     stats.already_applied += plan.already_applied;
     stats.superseded += plan.superseded;
     if plan.states.is_empty() {
-        return Ok(()); // every event already applied: nothing to write
+        // Every event already applied or superseded: no table to write, the lake still
+        // gets them (at least once).
+        return ports.archive.put_lines(&lines).await;
     }
     ports.markets.put_journal(&encoded).await?;
+    ports.archive.put_lines(&lines).await?;
     write_markets(
         ports.markets,
         shard,
@@ -413,6 +429,14 @@ where
         events = journal.events.len(),
         "finishing the batch this shard left part-way (crash, retry or discard)"
     );
+    // The journal's events may not have reached the data lake (the batch stopped before or
+    // during that call): again, as lines of their JSON (readers dedupe).
+    let lines: Vec<Vec<u8>> = journal
+        .events
+        .iter()
+        .map(|e| archive_line(e.event.as_bytes()))
+        .collect();
+    ports.archive.put_lines(&lines).await?;
     let events = journal_records(&journal.events)?;
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
     let plan = plan_batch(events, &stored);
