@@ -68,6 +68,10 @@ pub struct DemoArgs {
     /// Where to write index.html and report.json (default: target/realty/report).
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
+    /// The local emulator: localstack or moto (default: REALTY_EMULATOR, else LocalStack
+    /// where it can run). A running `realty up` emulator is reused.
+    #[arg(long, value_parser = crate::parse_emulator)]
+    pub emulator: Option<realty_infra::emulator::EmulatorKind>,
 }
 
 /// An SQS queue subscribed to the alert topic with raw delivery: how SNS publishes are seen
@@ -237,6 +241,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     let local = stack::up(&UpOptions {
         project_root: root.clone(),
         endpoint,
+        emulator: args.emulator,
         provision: ProvisionOptions {
             stack_name: prefix.clone(),
             parameters: BTreeMap::new(),
@@ -293,6 +298,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         },
         states: built.states,
         concurrency: built.concurrency,
+        delisting_guard: built.delisting_guard,
     };
 
     // The two event source mappings, with the real handlers.

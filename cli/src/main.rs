@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use realty_infra::emulator;
+use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack::{self, LocalAws, UpOptions};
 
@@ -33,9 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the local AWS (moto server, installed into .venv on first use) and provision
-    /// every resource of template.yaml into it. With AWS_ENDPOINT_URL set (LocalStack, any
-    /// emulator) it provisions there instead; with --stack it reads a deployed stack.
+    /// Start the local AWS (LocalStack by default, or moto; installed into the project on
+    /// first use) and provision every resource of template.yaml into it. With
+    /// AWS_ENDPOINT_URL set it provisions there instead; with --stack it reads a deployed stack.
     Up(UpArgs),
     /// Stop the local AWS that `realty up` started; nothing of it keeps running.
     Down(JsonArg),
@@ -82,10 +82,15 @@ enum Command {
         stack: Option<String>,
     },
     /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
-    /// (docs/capacity.md). Starts a local AWS of its own unless AWS_ENDPOINT_URL is set.
+    /// (docs/capacity.md). Starts a local AWS of its own (--emulator) unless AWS_ENDPOINT_URL
+    /// is set.
     Bench(bench::BenchArgs),
-    /// Install (or check) the pinned local tools in .venv and print its path.
-    Tools,
+    /// Install (or check) the pinned local tools in .venv (and, with --emulator localstack,
+    /// LocalStack in .venv-localstack) and print the path.
+    Tools {
+        #[arg(long, value_parser = parse_emulator)]
+        emulator: Option<EmulatorKind>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +134,16 @@ struct UpArgs {
     /// anything locally.
     #[arg(long, value_name = "NAME")]
     stack: Option<String>,
+    /// The local emulator: localstack or moto (default: REALTY_EMULATOR, else LocalStack
+    /// where it can run, else moto, saying why).
+    #[arg(long, value_parser = parse_emulator)]
+    emulator: Option<EmulatorKind>,
+}
+
+/// `--emulator`'s value.
+pub fn parse_emulator(s: &str) -> Result<EmulatorKind, String> {
+    s.parse()
+        .map_err(|e: emulator::EmulatorError| e.to_string())
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -192,9 +207,18 @@ async fn run(command: Command) -> Result<()> {
                     listings,
                 },
         } => sim::serve(port, sim::config(seed, &faults, &markets, listings)?).await,
-        Command::Tools => {
+        Command::Tools { emulator: kind } => {
             let root = emulator::project_root()?;
-            println!("{}", emulator::ensure_venv(&root)?.display());
+            let venv = emulator::ensure_venv(&root)?;
+            match kind {
+                Some(EmulatorKind::LocalStack) => {
+                    let found = realty_infra::localstack::prerequisites()
+                        .map_err(emulator::EmulatorError::LocalStackUnavailable)?;
+                    let install = realty_infra::localstack::ensure_installed(&root, &found)?;
+                    println!("{}", install.venv.display());
+                }
+                _ => println!("{}", venv.display()),
+            }
             Ok(())
         }
     }
@@ -225,6 +249,7 @@ async fn up(args: UpArgs) -> Result<()> {
     let options = UpOptions {
         project_root: emulator::project_root()?,
         endpoint: endpoint_override(),
+        emulator: args.emulator,
         provision: ProvisionOptions {
             stack_name: args.prefix,
             parameters: args.parameters.into_iter().collect(),
@@ -249,9 +274,9 @@ fn print_outputs(outputs: &BTreeMap<String, String>) {
 }
 
 fn print_local(local: &LocalAws) {
-    match (local.pid, &local.log_path) {
-        (Some(pid), Some(log)) => println!(
-            "local AWS (moto server) at {}  pid {pid}, log {}",
+    match (local.emulator, local.pid, &local.log_path) {
+        (Some(kind), Some(pid), Some(log)) => println!(
+            "local AWS ({kind}) at {}  pid {pid}, log {}",
             local.endpoint,
             log.display()
         ),

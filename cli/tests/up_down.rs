@@ -37,6 +37,22 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     let doc: Value = serde_json::from_slice(&up.stdout).expect("realty up --json prints JSON");
 
     let pid = doc["pid"].as_u64().expect("a pid") as u32;
+    let emulator = doc["emulator"]
+        .as_str()
+        .expect("the emulator's name")
+        .to_owned();
+    assert!(emulator == "localstack" || emulator == "moto", "{emulator}");
+    // LocalStack's engines (DynamoDB Local, kinesis-mock) run in process groups of their own.
+    let instance_dir = doc["instance_dir"].as_str().map(std::path::PathBuf::from);
+    if emulator == "localstack" {
+        let dir = instance_dir
+            .as_deref()
+            .expect("LocalStack's instance folder");
+        assert!(
+            !realty_infra::localstack::instance_processes(dir).is_empty(),
+            "no process carries LocalStack's instance marker"
+        );
+    }
     let endpoint = doc["endpoint"].as_str().expect("an endpoint").to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
     let outputs = &doc["outputs"];
@@ -97,8 +113,16 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     assert_eq!(down["stopped_pid"].as_u64(), Some(u64::from(pid)));
     assert!(
         !realty_infra::emulator::pid_alive(pid),
-        "moto (pid {pid}) still runs"
+        "{emulator} (pid {pid}) still runs"
     );
+    if let Some(dir) = &instance_dir {
+        let left = realty_infra::localstack::instance_processes(dir);
+        assert!(
+            left.is_empty(),
+            "processes of {emulator} still run: {left:?}"
+        );
+        assert!(!dir.exists(), "{} is still there", dir.display());
+    }
     let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
     assert!(
         !realty_infra::emulator::answers_http(port),

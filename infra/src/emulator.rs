@@ -1,9 +1,17 @@
-//! The local AWS: moto server, installed into the project's `.venv` on first use and run on
-//! a free loopback port.
+//! The local AWS: one of two emulators, installed by the project on first use and run on a
+//! free loopback port.
 //!
-//! Two lifetimes: [`Emulator::start_attached`] for test runs (the emulator dies with the
-//! process that started it, even on a crash), and [`Emulator::start_detached`] for
-//! `realty up` (it outlives the CLI until `realty down`).
+//! - [`EmulatorKind::LocalStack`] (the default where it can run): LocalStack in host mode,
+//!   with AWS's own DynamoDB Local and kinesis-mock behind it ([`crate::localstack`]).
+//! - [`EmulatorKind::Moto`]: moto server from the project's `.venv`, serving one request at a
+//!   time (`moto_serial.py`).
+//!
+//! [`choose`] picks one (`--emulator`, else `REALTY_EMULATOR`, else LocalStack when the
+//! machine has what it needs, moto otherwise, saying why). Two lifetimes:
+//! [`Emulator::start_attached`] for test runs (the emulator dies with the process that
+//! started it, even on a crash), and [`Emulator::start_detached`] for `realty up` (it
+//! outlives the CLI until `realty down`). [`stop_emulator`] stops one with every process it
+//! started.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -13,11 +21,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
+use crate::localstack;
+
 /// Pinned Python requirements of the local tooling (moto server, cfn-lint, checkov).
 pub const REQUIREMENTS_FILE: &str = "infra/requirements.txt";
 /// Copy of the requirements the `.venv` was last built from: a different file rebuilds it.
 const INSTALLED_STAMP: &str = ".realty-requirements.txt";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Environment variable choosing the emulator (`localstack` or `moto`) for tests, `make
+/// demo` and `make bench`; `--emulator` wins over it.
+pub const EMULATOR_ENV: &str = "REALTY_EMULATOR";
 /// moto's server with its requests serialised: see the script for why.
 const MOTO_SERIAL: &str = include_str!("moto_serial.py");
 
@@ -31,12 +46,24 @@ pub enum EmulatorError {
         "cannot create the Python environment in {venv}: {reason}. The local AWS needs python3 with the venv module (Debian: apt-get install python3-venv)"
     )]
     Venv { venv: String, reason: String },
-    #[error("cannot start moto server: {0}")]
-    Spawn(std::io::Error),
+    #[error("cannot install {what}: {reason}")]
+    Install { what: String, reason: String },
     #[error(
-        "moto server did not answer on {endpoint} within {secs} s; its log ({log}) ends with:\n{tail}"
+        "LocalStack cannot run on this machine: it needs {0}. Use --emulator moto (or REALTY_EMULATOR=moto)"
+    )]
+    LocalStackUnavailable(String),
+    #[error("unknown emulator {0:?}: expected localstack or moto")]
+    UnknownKind(String),
+    #[error("cannot start {kind}: {source}")]
+    Spawn {
+        kind: EmulatorKind,
+        source: std::io::Error,
+    },
+    #[error(
+        "{kind} did not answer on {endpoint} within {secs} s; its log ({log}) ends with:\n{tail}"
     )]
     NotReady {
+        kind: EmulatorKind,
         endpoint: String,
         secs: u64,
         log: String,
@@ -49,7 +76,7 @@ pub enum EmulatorError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
     move |source| EmulatorError::Io {
         path: path.display().to_string(),
         source,
@@ -152,7 +179,7 @@ fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
-fn run_quiet(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run_quiet(cmd: &mut Command) -> Result<(), String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
         return Ok(());
@@ -171,58 +198,186 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The two local emulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmulatorKind {
+    /// LocalStack in host mode: AWS's DynamoDB Local, kinesis-mock, LocalStack's own S3,
+    /// SQS, SNS, Firehose, KMS.
+    LocalStack,
+    /// moto server, one request at a time.
+    Moto,
+}
+
+impl EmulatorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LocalStack => "localstack",
+            Self::Moto => "moto",
+        }
+    }
+
+    /// The choice in `REALTY_EMULATOR`, if any.
+    pub fn from_env() -> Result<Option<Self>, EmulatorError> {
+        match std::env::var(EMULATOR_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.parse().map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Display for EmulatorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::LocalStack => "LocalStack",
+            Self::Moto => "moto server",
+        })
+    }
+}
+
+impl std::str::FromStr for EmulatorKind {
+    type Err = EmulatorError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "localstack" => Ok(Self::LocalStack),
+            "moto" => Ok(Self::Moto),
+            other => Err(EmulatorError::UnknownKind(other.to_owned())),
+        }
+    }
+}
+
+/// The emulator to run: `requested` (`--emulator`), else `REALTY_EMULATOR`, else LocalStack
+/// where it is installed or can be, else moto, saying on stderr why. Asked for by name,
+/// LocalStack that cannot run is an error.
+pub fn choose(root: &Path, requested: Option<EmulatorKind>) -> Result<EmulatorKind, EmulatorError> {
+    let named = match requested {
+        Some(kind) => Some(kind),
+        None => EmulatorKind::from_env()?,
+    };
+    match named {
+        Some(EmulatorKind::Moto) => Ok(EmulatorKind::Moto),
+        Some(EmulatorKind::LocalStack) => match localstack_ready(root) {
+            Ok(()) => Ok(EmulatorKind::LocalStack),
+            Err(missing) => Err(EmulatorError::LocalStackUnavailable(missing)),
+        },
+        None => match localstack_ready(root) {
+            Ok(()) => Ok(EmulatorKind::LocalStack),
+            Err(missing) => {
+                eprintln!(
+                    "realty: LocalStack cannot run on this machine: it needs {missing}; using moto server instead"
+                );
+                Ok(EmulatorKind::Moto)
+            }
+        },
+    }
+}
+
+fn localstack_ready(root: &Path) -> Result<(), String> {
+    if localstack::installed(root).is_some() {
+        return Ok(());
+    }
+    localstack::prerequisites().map(|_| ())
+}
+
 /// A free TCP port on 127.0.0.1, as the kernel hands it out.
 pub fn free_loopback_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A running moto server.
+/// A running emulator.
 #[derive(Debug)]
 pub struct Emulator {
+    pub kind: EmulatorKind,
     pub endpoint: String,
     pub pid: u32,
     pub log_path: PathBuf,
+    /// LocalStack's folder of this instance (its files, and the marker of its processes).
+    pub instance_dir: Option<PathBuf>,
     /// Set when this process owns the emulator's lifetime (attached mode).
     child: Option<Child>,
 }
 
 impl Emulator {
-    /// Starts moto for this process only: it is stopped on drop, and the kernel stops it if
-    /// this process dies first.
-    pub fn start_attached(venv: &Path, log_path: &Path) -> Result<Self, EmulatorError> {
-        Self::start(venv, log_path, true)
+    /// Installs `kind` if needed and starts it for this process only: it is stopped on drop,
+    /// and the kernel stops it if this process dies first.
+    pub fn start_attached(
+        kind: EmulatorKind,
+        root: &Path,
+        log_path: &Path,
+    ) -> Result<Self, EmulatorError> {
+        Self::start(kind, root, log_path, true)
     }
 
-    /// Starts moto in its own session, outliving this process; stop it with [`stop_pid`].
-    pub fn start_detached(venv: &Path, log_path: &Path) -> Result<Self, EmulatorError> {
-        let mut emulator = Self::start(venv, log_path, false)?;
+    /// Installs `kind` if needed and starts it in its own session, outliving this process;
+    /// stop it with [`stop_emulator`].
+    pub fn start_detached(
+        kind: EmulatorKind,
+        root: &Path,
+        log_path: &Path,
+    ) -> Result<Self, EmulatorError> {
+        let mut emulator = Self::start(kind, root, log_path, false)?;
         emulator.child = None; // not ours to stop on drop
         Ok(emulator)
     }
 
-    fn start(venv: &Path, log_path: &Path, attached: bool) -> Result<Self, EmulatorError> {
-        if let Some(dir) = log_path.parent() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        // Another process may take the port between our probe and moto's bind: try again.
+    fn start(
+        kind: EmulatorKind,
+        root: &Path,
+        log_path: &Path,
+        attached: bool,
+    ) -> Result<Self, EmulatorError> {
+        let log_dir = log_path.parent().unwrap_or(root).to_path_buf();
+        fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
+        let spawn_err = |source| EmulatorError::Spawn { kind, source };
+        let launcher = match kind {
+            EmulatorKind::Moto => Launcher::Moto(ensure_venv(root)?),
+            EmulatorKind::LocalStack => {
+                let install = match localstack::installed(root) {
+                    Some(install) => install,
+                    None => {
+                        let found = localstack::prerequisites()
+                            .map_err(EmulatorError::LocalStackUnavailable)?;
+                        localstack::ensure_installed(root, &found)?
+                    }
+                };
+                Launcher::LocalStack(install)
+            }
+        };
+        // Another process may take the port between our probe and the bind: try again.
         let mut last_error = None;
         for _ in 0..3 {
-            let port = free_loopback_port().map_err(EmulatorError::Spawn)?;
+            let port = free_loopback_port().map_err(spawn_err)?;
             let log = File::create(log_path).map_err(io_err(log_path))?;
             let log_err = log.try_clone().map_err(io_err(log_path))?;
-            let mut cmd = Command::new(venv.join("bin/python"));
-            cmd.args([
-                "-c",
-                MOTO_SERIAL,
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .process_group(0);
+            let (mut cmd, instance_dir) = match &launcher {
+                Launcher::Moto(venv) => {
+                    let mut cmd = Command::new(venv.join("bin/python"));
+                    cmd.args([
+                        "-c",
+                        MOTO_SERIAL,
+                        "-H",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                    ]);
+                    (cmd, None)
+                }
+                Launcher::LocalStack(install) => {
+                    localstack::kill_orphans();
+                    let dir = log_dir.join(format!("localstack-{port}"));
+                    localstack::prepare_instance(install, &dir)?;
+                    let mut cmd = localstack::command(install, &dir, port);
+                    if attached {
+                        cmd.env(localstack::OWNER_MARK, std::process::id().to_string());
+                    }
+                    (cmd, Some(dir))
+                }
+            };
+            cmd.stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log_err)
+                .process_group(0);
             if attached {
                 // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
                 unsafe {
@@ -234,22 +389,25 @@ impl Emulator {
                     });
                 }
             }
-            let mut child = cmd.spawn().map_err(EmulatorError::Spawn)?;
+            let mut child = cmd.spawn().map_err(spawn_err)?;
             let endpoint = format!("http://127.0.0.1:{port}");
-            match wait_ready(port, &mut child) {
+            match wait_ready(kind, port, &mut child) {
                 Ok(()) => {
                     return Ok(Self {
+                        kind,
                         endpoint,
                         pid: child.id(),
                         log_path: log_path.to_path_buf(),
+                        instance_dir,
                         child: Some(child),
                     });
                 }
                 Err(()) => {
-                    let _ = child.kill();
+                    stop_emulator(child.id(), instance_dir.as_deref(), STOP_GRACE);
                     let _ = child.wait();
                     let text = fs::read_to_string(log_path).unwrap_or_default();
                     last_error = Some(EmulatorError::NotReady {
+                        kind,
                         endpoint,
                         secs: READY_TIMEOUT.as_secs(),
                         log: log_path.display().to_string(),
@@ -271,7 +429,7 @@ impl Emulator {
 
     fn stop_child(&mut self) {
         if let Some(mut child) = self.child.take() {
-            stop_pid(child.id(), Duration::from_secs(5));
+            stop_emulator(child.id(), self.instance_dir.as_deref(), STOP_GRACE);
             let _ = child.wait();
         }
     }
@@ -283,36 +441,97 @@ impl Drop for Emulator {
     }
 }
 
-/// Waits until moto answers HTTP on `port`, or the child exits, or the timeout passes.
-fn wait_ready(port: u16, child: &mut Child) -> Result<(), ()> {
+enum Launcher {
+    Moto(PathBuf),
+    LocalStack(localstack::Installation),
+}
+
+/// How long an emulator gets to shut down (LocalStack stops its engines) before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits until the emulator answers on `port`, or the child exits, or the timeout passes.
+fn wait_ready(kind: EmulatorKind, port: u16, child: &mut Child) -> Result<(), ()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return Err(());
         }
-        if answers_http(port) {
-            return Ok(());
+        let ready = match kind {
+            EmulatorKind::Moto => answers_http(port),
+            EmulatorKind::LocalStack => localstack_healthy(port),
+        };
+        if ready {
+            return match kind {
+                EmulatorKind::Moto => Ok(()),
+                EmulatorKind::LocalStack => warm_up_localstack(port, deadline),
+            };
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     Err(())
 }
 
+/// LocalStack starts DynamoDB Local (a JVM) and kinesis-mock on their first call, 2-4 s each
+/// on an idle machine and far longer on a busy one: long enough that the first CreateTable
+/// of a test outlived the SDK's attempt timeout and its retry met the table it had made
+/// (`ResourceInUseException`). One call to each here, before anyone else calls, makes
+/// "ready" mean ready.
+fn warm_up_localstack(port: u16, deadline: Instant) -> Result<(), ()> {
+    for (target, content_type) in [
+        ("DynamoDB_20120810.ListTables", "application/x-amz-json-1.0"),
+        ("Kinesis_20131202.ListStreams", "application/x-amz-json-1.1"),
+    ] {
+        loop {
+            if Instant::now() > deadline {
+                return Err(());
+            }
+            let request = format!(
+                "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Amz-Target: {target}\r\nContent-Type: {content_type}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: 2\r\n\r\n{{}}",
+                service = if target.starts_with("DynamoDB") {
+                    "dynamodb"
+                } else {
+                    "kinesis"
+                },
+            );
+            let answered =
+                http_request(port, &request, 16, Duration::from_secs(60)).is_some_and(|head| {
+                    head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")
+                });
+            if answered {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    Ok(())
+}
+
+/// One HTTP/1.0 GET of `path` on 127.0.0.1:`port`: the response's first bytes, if any.
+fn http_get(port: u16, path: &str, max: usize) -> Option<Vec<u8>> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    http_request(port, &request, max, Duration::from_secs(2))
+}
+
+/// Sends `request` to 127.0.0.1:`port`; the response's first `max` bytes, if any.
+fn http_request(port: u16, request: &str, max: usize, timeout: Duration) -> Option<Vec<u8>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = stream.take(max as u64).read_to_end(&mut out);
+    Some(out)
+}
+
 /// True when something on 127.0.0.1:`port` answers an HTTP request.
 pub fn answers_http(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = [0u8; 8];
-    matches!(stream.read(&mut head), Ok(n) if n >= 5 && &head[..5] == b"HTTP/")
+    http_get(port, "/moto-api/", 8).is_some_and(|head| head.starts_with(b"HTTP/"))
+}
+
+/// True when LocalStack on `port` says it is up (`/_localstack/health` answers 200).
+fn localstack_healthy(port: u16) -> bool {
+    http_get(port, "/_localstack/health", 16)
+        .is_some_and(|head| head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200"))
 }
 
 /// True while a process with this pid runs. A zombie (exited, not yet reaped: a detached
@@ -337,30 +556,57 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Stops an emulator and everything it started: its process group and, for LocalStack, the
+/// processes of its instance (DynamoDB Local and kinesis-mock run in groups of their own).
+/// SIGTERM first (LocalStack stops its engines itself), SIGKILL after `grace` to whatever is
+/// left; then the instance folder is removed. Returns whether nothing is left running.
+pub fn stop_emulator(pid: u32, instance_dir: Option<&Path>, grace: Duration) -> bool {
+    let Ok(leader) = i32::try_from(pid) else {
+        return true;
+    };
+    if leader <= 1 {
+        return false;
+    }
+    let others = || {
+        instance_dir
+            .map(localstack::instance_processes)
+            .unwrap_or_default()
+    };
+    // SAFETY: plain kill(2) on a process group we started (the emulator runs in its own).
+    unsafe { libc::kill(-leader, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    let gone = |others: &[i32]| {
+        reap(leader);
+        !pid_alive(pid) && others.iter().all(|p| !pid_alive(*p as u32))
+    };
+    let mut remaining = others();
+    while Instant::now() < deadline {
+        if gone(&remaining) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        remaining = others();
+    }
+    if !gone(&remaining) {
+        // SAFETY: as above; the others carry our instance's marker in their environment.
+        unsafe { libc::kill(-leader, libc::SIGKILL) };
+        for other in &remaining {
+            unsafe { libc::kill(*other, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        remaining = others();
+    }
+    let stopped = gone(&remaining);
+    if stopped && let Some(dir) = instance_dir {
+        let _ = fs::remove_dir_all(dir);
+    }
+    stopped
+}
+
 /// Stops the process group led by `pid` (moto and anything it started): SIGTERM, then
 /// SIGKILL after `grace`. Returns whether it is gone.
 pub fn stop_pid(pid: u32, grace: Duration) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return true;
-    };
-    if pid <= 1 {
-        return false;
-    }
-    // SAFETY: plain kill(2) on a process group we started (moto runs in its own group).
-    unsafe { libc::kill(-pid, libc::SIGTERM) };
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        reap(pid);
-        if !pid_alive(pid as u32) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(100));
-    reap(pid);
-    !pid_alive(pid as u32)
+    stop_emulator(pid, None, grace)
 }
 
 /// Collects the exit status of `pid` if it is our zombie child, so it stops counting as alive.

@@ -6,6 +6,7 @@
 
 pub mod emulator;
 pub mod lambda_api;
+pub mod localstack;
 pub mod provision;
 pub mod runner;
 pub mod stack;

@@ -1,13 +1,12 @@
-//! Where a stack's resources are: the local AWS that `realty up` started, an emulator named
-//! by `AWS_ENDPOINT_URL` (LocalStack), or a stack deployed to AWS.
+//! Where a stack's resources are: the local AWS that `realty up` started (LocalStack or
+//! moto), an endpoint named by `AWS_ENDPOINT_URL`, or a stack deployed to AWS.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::emulator::{self, Emulator, EmulatorError};
+use crate::emulator::{self, Emulator, EmulatorError, EmulatorKind};
 use crate::provision::{self, ProvisionError, ProvisionOptions, ProvisionedStack};
 use crate::template::{Template, TemplateError};
 
@@ -29,10 +28,17 @@ pub enum StackError {
 /// command) finds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocalAws {
+    /// The emulator `realty up` started (`localstack` or `moto`); none for an endpoint given
+    /// by `AWS_ENDPOINT_URL`.
+    #[serde(default)]
+    pub emulator: Option<EmulatorKind>,
     pub endpoint: String,
-    /// The emulator's process, when `realty up` started it (none for LocalStack).
+    /// The emulator's process, when `realty up` started it.
     pub pid: Option<u32>,
     pub log_path: Option<PathBuf>,
+    /// LocalStack's instance folder (its files, and the marker of the processes it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_dir: Option<PathBuf>,
     #[serde(flatten)]
     pub stack: ProvisionedStack,
 }
@@ -41,8 +47,10 @@ pub struct LocalAws {
 #[derive(Debug, Clone)]
 pub struct UpOptions {
     pub project_root: PathBuf,
-    /// An endpoint to provision into instead of starting moto (`AWS_ENDPOINT_URL`).
+    /// An endpoint to provision into instead of starting an emulator (`AWS_ENDPOINT_URL`).
     pub endpoint: Option<String>,
+    /// The emulator asked for (`--emulator`); none lets [`emulator::choose`] pick.
+    pub emulator: Option<EmulatorKind>,
     pub provision: ProvisionOptions,
 }
 
@@ -99,30 +107,81 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     let root = &options.project_root;
     let template = Template::load(&root.join("template.yaml"))?;
     let previous = read_state(root)?;
-    let (endpoint, pid, log_path) = match (&options.endpoint, previous) {
-        (Some(endpoint), _) => (endpoint.clone(), None, None),
+    let running = match (&options.endpoint, previous) {
+        (Some(endpoint), _) => Running {
+            emulator: None,
+            endpoint: endpoint.clone(),
+            pid: None,
+            log_path: None,
+            instance_dir: None,
+        },
         (None, Some(prev))
             if prev.pid.is_some_and(emulator::pid_alive) && answers(&prev.endpoint) =>
         {
-            (prev.endpoint, prev.pid, prev.log_path)
+            let wanted = match options.emulator {
+                Some(kind) => Some(kind),
+                None => EmulatorKind::from_env()?,
+            };
+            if let (Some(wanted), Some(running)) = (wanted, prev.emulator)
+                && wanted != running
+            {
+                return Err(StackError::State {
+                    path: state_path(root).display().to_string(),
+                    reason: format!(
+                        "{running} is running at {}; stop it with `realty down` to start {wanted}",
+                        prev.endpoint
+                    ),
+                });
+            }
+            Running {
+                emulator: prev.emulator,
+                endpoint: prev.endpoint,
+                pid: prev.pid,
+                log_path: prev.log_path,
+                instance_dir: prev.instance_dir,
+            }
         }
         (None, _) => {
-            let venv = emulator::ensure_venv(root)?;
-            let log_path = state_dir(root).join("moto.log");
-            let moto = Emulator::start_detached(&venv, &log_path)?;
-            (moto.endpoint.clone(), Some(moto.pid), Some(log_path))
+            let kind = emulator::choose(root, options.emulator)?;
+            let log_path = state_dir(root).join(format!("{}.log", kind.name()));
+            let started = Emulator::start_detached(kind, root, &log_path)?;
+            Running {
+                emulator: Some(kind),
+                endpoint: started.endpoint.clone(),
+                pid: Some(started.pid),
+                log_path: Some(log_path),
+                instance_dir: started.instance_dir.clone(),
+            }
         }
     };
-    let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
-    let stack = provision::provision(&config, &template, &options.provision).await?;
-    let state = LocalAws {
+    let Running {
+        emulator,
         endpoint,
         pid,
         log_path,
+        instance_dir,
+    } = running;
+    let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+    let stack = provision::provision(&config, &template, &options.provision).await?;
+    let state = LocalAws {
+        emulator,
+        endpoint,
+        pid,
+        log_path,
+        instance_dir,
         stack,
     };
     write_state(root, &state)?;
     Ok(state)
+}
+
+/// The emulator serving the stack, as `up` found or started it.
+struct Running {
+    emulator: Option<EmulatorKind>,
+    endpoint: String,
+    pid: Option<u32>,
+    log_path: Option<PathBuf>,
+    instance_dir: Option<PathBuf>,
 }
 
 fn answers(endpoint: &str) -> bool {
@@ -140,7 +199,8 @@ pub struct Down {
     pub endpoint: Option<String>,
 }
 
-/// Stops the emulator `realty up` started and forgets the local stack.
+/// Stops the emulator `realty up` started (with every process it started) and forgets the
+/// local stack.
 pub fn down(project_root: &Path) -> Result<Down, StackError> {
     let Some(state) = read_state(project_root)? else {
         return Ok(Down {
@@ -149,10 +209,14 @@ pub fn down(project_root: &Path) -> Result<Down, StackError> {
         });
     };
     let mut stopped_pid = None;
+    let leftovers = state
+        .instance_dir
+        .as_deref()
+        .is_some_and(|dir| !crate::localstack::instance_processes(dir).is_empty());
     if let Some(pid) = state.pid
-        && emulator::pid_alive(pid)
+        && (emulator::pid_alive(pid) || leftovers)
     {
-        if !emulator::stop_pid(pid, Duration::from_secs(5)) {
+        if !emulator::stop_emulator(pid, state.instance_dir.as_deref(), emulator::STOP_GRACE) {
             return Err(StackError::State {
                 path: state_path(project_root).display().to_string(),
                 reason: format!("emulator process {pid} did not stop"),

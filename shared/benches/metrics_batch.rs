@@ -44,6 +44,7 @@ fn batch() -> Vec<InputRecord> {
                     "{}",
                     49_590_338_271_490_256_608_559_692_538_u128 + i as u128
                 ),
+                approximate_arrival: event.observed_at,
                 data: event.encode().expect("encodes"),
             }
         })

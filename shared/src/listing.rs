@@ -5,14 +5,34 @@
 //! metrics and alert functions [`ListingEvent::decode`] them. The wire format is described
 //! field by field in `docs/events.md`.
 //!
-//! Plausibility rules (price floors, area ceilings...) live here, once: the adapters use them
-//! to reject or clean what the APIs send, and [`ListingEvent::decode`] uses them to refuse
-//! records that no adapter would have produced.
+//! Plausibility rules (price floors, area ceilings...) and the size limit of every string and
+//! array live here, once (`bounds`; market keys in `market`, changes in `changes`): the
+//! adapters use them to reject or clean what the APIs send, [`ListingEvent::encode`] to keep
+//! anything unreadable off the stream, and [`ListingEvent::decode`] to refuse records that no
+//! adapter would have produced.
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+mod bounds;
+mod changes;
+mod market;
+
+pub use bounds::{
+    MAX_ADDRESS_LINE_BYTES, MAX_CHANGED_FIELDS, MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS,
+    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, MAX_MARKET_KEY_BYTES,
+    MAX_OBSERVATION_AGE_DAYS, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
+    MAX_STATE_BYTES, PriceBounds, QUOTED_VALUE_BYTES, bound_reason, format_minor, price_bounds,
+    quote, time_window_violation,
+};
+use bounds::{
+    check_amount, check_area, check_coordinates, check_currency, check_native_id,
+    check_on_market_date, check_rooms, check_text, check_url,
+};
+pub use changes::{Change, ListingChanges, TrackedField, diff};
+pub use market::MarketKey;
 
 /// The event schema version this build writes and the only one it reads.
 pub const CURRENT_SCHEMA_VERSION: u32 = 1;
@@ -94,13 +114,13 @@ impl ListingId {
     /// Reads `<source>:<native_id>`, as written in the JSON format and exports.
     pub fn parse(text: &str) -> Result<Self, InvalidListing> {
         let (prefix, native_id) = text.split_once(':').ok_or_else(|| {
-            InvalidListing::new("id", format!("{text:?} has no \"<source>:\" prefix"))
+            InvalidListing::new("id", format!("{} has no \"<source>:\" prefix", quote(text)))
         })?;
         let source = ListingSource::ALL
             .into_iter()
             .find(|s| s.as_str() == prefix)
             .ok_or_else(|| {
-                InvalidListing::new("id", format!("unknown source prefix {prefix:?}"))
+                InvalidListing::new("id", format!("unknown source prefix {}", quote(prefix)))
             })?;
         Self::new(source, native_id)
     }
@@ -127,28 +147,6 @@ impl fmt::Display for ListingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-fn check_native_id(native_id: &str) -> Result<(), InvalidListing> {
-    if native_id.is_empty() {
-        return Err(InvalidListing::new("id", "empty native id"));
-    }
-    if native_id.len() > MAX_NATIVE_ID_LEN {
-        return Err(InvalidListing::new(
-            "id",
-            format!("native id longer than {MAX_NATIVE_ID_LEN} bytes"),
-        ));
-    }
-    if native_id
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(InvalidListing::new(
-            "id",
-            format!("native id {native_id:?} contains whitespace or control characters"),
-        ));
-    }
-    Ok(())
 }
 
 /// Where a listing stands, one vocabulary across sources (mapping in `docs/sources.md`).
@@ -192,84 +190,18 @@ pub enum PropertyType {
     Other,
 }
 
-/// A street address, split into parts.
+/// A street address, split into parts. Each part has a size limit (`bounds`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
-    /// Street line with unit (`309 Church St APT 610`); absent when undisclosed.
+    /// Street line with unit (`309 Church St APT 610`); absent when undisclosed. At most
+    /// [`MAX_ADDRESS_LINE_BYTES`].
     pub line: Option<String>,
+    /// At most [`MAX_CITY_BYTES`].
     pub city: String,
-    /// State or province code as the source writes it (`TN`).
+    /// State or province code as the source writes it (`TN`); at most [`MAX_STATE_BYTES`].
     pub state: String,
+    /// At most [`MAX_POSTAL_CODE_BYTES`] of letters, digits, spaces and hyphens.
     pub postal_code: Option<String>,
-}
-
-/// The market a listing is counted in: a normalised city-state key plus the ZIP.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct MarketKey {
-    /// Lower-case city and state joined by `-`, other characters folded to `-`:
-    /// `nashville-tn`, `st-louis-mo`.
-    pub city_state: String,
-    /// Five-digit ZIP for US postal codes (ZIP+4 cut), else the postal code as given.
-    pub zip: Option<String>,
-}
-
-impl MarketKey {
-    /// The market of an address. Fails when the city or state has no letters or digits.
-    pub fn for_address(address: &Address) -> Result<Self, InvalidListing> {
-        let city = slug(&address.city);
-        let state = slug(&address.state);
-        if city.is_empty() {
-            return Err(InvalidListing::new(
-                "address.city",
-                "no city: the listing cannot be placed in a market",
-            ));
-        }
-        if state.is_empty() {
-            return Err(InvalidListing::new(
-                "address.state",
-                "no state: the listing cannot be placed in a market",
-            ));
-        }
-        Ok(Self {
-            city_state: format!("{city}-{state}"),
-            zip: address.postal_code.as_deref().and_then(market_zip),
-        })
-    }
-}
-
-/// Lower-cases, keeps letters and digits, folds every other run of characters into one `-`.
-fn slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
-}
-
-fn market_zip(postal_code: &str) -> Option<String> {
-    let code = postal_code.trim();
-    if code.is_empty() {
-        return None;
-    }
-    let bytes = code.as_bytes();
-    let is_us_zip = bytes.len() >= 5
-        && bytes[..5].iter().all(u8::is_ascii_digit)
-        && (bytes.len() == 5
-            || (bytes.len() == 10
-                && bytes[5] == b'-'
-                && bytes[6..].iter().all(u8::is_ascii_digit)));
-    Some(if is_us_zip {
-        code[..5].to_owned()
-    } else {
-        code.to_uppercase()
-    })
 }
 
 /// A point on the map, WGS84 degrees.
@@ -348,157 +280,6 @@ impl InvalidListing {
     }
 }
 
-/// Inclusive range of amounts taken as real for one currency and offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PriceBounds {
-    pub min_minor: i64,
-    pub max_minor: i64,
-}
-
-/// Plausible amounts for `currency` and `offer`. Only USD has floors; other currencies
-/// (none of the sources send them yet) need only be positive and below a huge ceiling.
-pub fn price_bounds(currency: &str, offer: Offer) -> PriceBounds {
-    match (currency, offer) {
-        ("USD", Offer::Sale) => PriceBounds {
-            min_minor: MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR,
-            max_minor: MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR,
-        },
-        ("USD", Offer::Rent) => PriceBounds {
-            min_minor: MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
-            max_minor: MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
-        },
-        _ => PriceBounds {
-            min_minor: 1,
-            max_minor: MAX_AMOUNT_MINOR_ANY_CURRENCY,
-        },
-    }
-}
-
-/// `12345678` minor units as `123456.78`, for messages.
-pub fn format_minor(amount_minor: i64) -> String {
-    let sign = if amount_minor < 0 { "-" } else { "" };
-    let abs = amount_minor.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
-
-fn check_amount(
-    field: &'static str,
-    amount_minor: i64,
-    currency: &str,
-    offer: Offer,
-) -> Result<(), InvalidListing> {
-    let what = match offer {
-        Offer::Sale => "sale price",
-        Offer::Rent => "monthly rent",
-    };
-    if amount_minor <= 0 {
-        return Err(InvalidListing::new(
-            field,
-            format!("must be positive, got {}", format_minor(amount_minor)),
-        ));
-    }
-    let bounds = price_bounds(currency, offer);
-    if amount_minor < bounds.min_minor {
-        return Err(InvalidListing::new(
-            field,
-            format!(
-                "{} {currency} is below the {} {currency} floor for a {what}: \
-                 taken as a placeholder price, not a real one",
-                format_minor(amount_minor),
-                format_minor(bounds.min_minor)
-            ),
-        ));
-    }
-    if amount_minor > bounds.max_minor {
-        return Err(InvalidListing::new(
-            field,
-            format!(
-                "{} {currency} is above the {} {currency} ceiling for a {what}",
-                format_minor(amount_minor),
-                format_minor(bounds.max_minor)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_currency(currency: &str) -> Result<(), InvalidListing> {
-    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(InvalidListing::new(
-            "currency",
-            format!("{currency:?} is not an ISO 4217 code (three upper-case letters)"),
-        ))
-    }
-}
-
-fn check_rooms(field: &'static str, count: f64) -> Result<(), InvalidListing> {
-    if count.is_finite() && (0.0..=f64::from(MAX_ROOMS)).contains(&count) {
-        Ok(())
-    } else {
-        Err(InvalidListing::new(
-            field,
-            format!("{count} is outside 0..={MAX_ROOMS}"),
-        ))
-    }
-}
-
-fn check_area(field: &'static str, sqft: u64, max: u64) -> Result<(), InvalidListing> {
-    if sqft == 0 {
-        return Err(InvalidListing::new(field, "zero area"));
-    }
-    if sqft > max {
-        return Err(InvalidListing::new(
-            field,
-            format!("{sqft} sqft is above the {max} sqft ceiling"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_coordinates(point: Coordinates) -> Result<(), InvalidListing> {
-    let in_range = point.lat.is_finite()
-        && point.lon.is_finite()
-        && (-90.0..=90.0).contains(&point.lat)
-        && (-180.0..=180.0).contains(&point.lon);
-    // (0, 0) is in the Gulf of Guinea: a geocoder's "unknown", not a home.
-    let null_island = point.lat == 0.0 && point.lon == 0.0;
-    if in_range && !null_island {
-        Ok(())
-    } else {
-        Err(InvalidListing::new(
-            "coordinates",
-            format!("({}, {}) is not a position on land", point.lat, point.lon),
-        ))
-    }
-}
-
-fn check_url(url: &str) -> Result<(), InvalidListing> {
-    let absolute = url.starts_with("https://") || url.starts_with("http://");
-    if absolute && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Ok(())
-    } else {
-        Err(InvalidListing::new(
-            "source_url",
-            format!("{url:?} is not an absolute http(s) URL"),
-        ))
-    }
-}
-
-fn check_on_market_date(date: NaiveDate, observed_at: DateTime<Utc>) -> Result<(), InvalidListing> {
-    // Coming-soon listings carry a future date, but not years ahead.
-    let latest_year = observed_at.year() + 1;
-    if (1900..=latest_year).contains(&date.year()) {
-        Ok(())
-    } else {
-        Err(InvalidListing::new(
-            "on_market_date",
-            format!("{date} is outside 1900..={latest_year}"),
-        ))
-    }
-}
-
 impl Listing {
     /// Checks every rule of the canonical model. Adapters run it on what they build (after
     /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`] runs it on what it
@@ -510,8 +291,8 @@ impl Listing {
                 return Err(InvalidListing::new(
                     "id",
                     format!(
-                        "{:?} does not start with the source prefix \"{}:\"",
-                        self.id.as_str(),
+                        "{} does not start with the source prefix \"{}:\"",
+                        quote(self.id.as_str()),
                         self.source
                     ),
                 ));
@@ -541,13 +322,20 @@ impl Listing {
         if let Some(lot) = self.lot_size_sqft {
             check_area("lot_size_sqft", lot, MAX_LOT_SIZE_SQFT)?;
         }
+        if let Some(line) = &self.address.line {
+            check_text("address.line", line, MAX_ADDRESS_LINE_BYTES)?;
+        }
         let market = MarketKey::for_address(&self.address)?;
         if market != self.market {
+            let zip = |zip: &Option<String>| zip.as_deref().map_or("null".to_owned(), quote);
             return Err(InvalidListing::new(
                 "market",
                 format!(
-                    "{:?}/{:?} does not match the address (expected {:?}/{:?})",
-                    self.market.city_state, self.market.zip, market.city_state, market.zip
+                    "{}/{} does not match the address (expected {}/{})",
+                    quote(&self.market.city_state),
+                    zip(&self.market.zip),
+                    quote(&market.city_state),
+                    zip(&market.zip)
                 ),
             ));
         }
@@ -564,7 +352,8 @@ impl Listing {
     }
 
     /// Sets to `None` every optional field that breaks its rule, so one bad detail (a zero
-    /// lot, a `priceChange` larger than the price) costs that detail, not the listing.
+    /// lot, a `priceChange` larger than the price, a street line over its size limit) costs
+    /// that detail, not the listing.
     pub fn clear_implausible_optionals(&mut self) {
         let (currency, offer) = (self.currency.as_str(), self.offer);
         let keep_amount = |field, amount: Option<i64>, offer| {
@@ -597,6 +386,11 @@ impl Listing {
             .on_market_date
             .filter(|&d| check_on_market_date(d, observed_at).is_ok());
         self.source_url = self.source_url.take().filter(|u| check_url(u).is_ok());
+        self.address.line = self
+            .address
+            .line
+            .take()
+            .filter(|l| check_text("address.line", l, MAX_ADDRESS_LINE_BYTES).is_ok());
     }
 
     /// Whole days from the on-market date to `as_of` (0 for a coming-soon listing whose date
@@ -606,106 +400,6 @@ impl Listing {
     pub fn days_on_market(&self, as_of: NaiveDate) -> Option<i64> {
         self.on_market_date
             .map(|listed| (as_of - listed).num_days().max(0))
-    }
-}
-
-/// A field the poller watches besides price and status; a change in any of them makes a
-/// `changed` event. Names are the [`Listing`] JSON field names.
-///
-/// Not tracked (they change without the listing changing): `previous_price_minor` (follows
-/// the price), `coordinates` (geocoder jitter), `source_url`, `observed_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrackedField {
-    Offer,
-    Currency,
-    PropertyType,
-    Beds,
-    Baths,
-    LivingAreaSqft,
-    LotSizeSqft,
-    /// Any part of `address` (and so possibly `market`).
-    Address,
-    OnMarketDate,
-    RentEstimateMinor,
-    /// A field name this build does not know, written by a newer producer of the same
-    /// schema version; consumers ignore it (see `docs/events.md`, versioning).
-    #[serde(other)]
-    Unrecognized,
-}
-
-/// Old and new value of one changed field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change<T> {
-    pub old: T,
-    pub new: T,
-}
-
-/// What changed between two observations of a listing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListingChanges {
-    /// Price change in minor units (sale price or monthly rent).
-    pub price: Option<Change<i64>>,
-    pub status: Option<Change<ListingStatus>>,
-    /// Other tracked fields that changed, by name, in declaration order.
-    #[serde(default)]
-    pub fields: Vec<TrackedField>,
-}
-
-impl ListingChanges {
-    pub fn is_empty(&self) -> bool {
-        self.price.is_none() && self.status.is_none() && self.fields.is_empty()
-    }
-}
-
-/// Which tracked fields differ from `previous` to `current` (two observations of one
-/// listing).
-pub fn diff(previous: &Listing, current: &Listing) -> ListingChanges {
-    let price = (previous.price_minor != current.price_minor).then_some(Change {
-        old: previous.price_minor,
-        new: current.price_minor,
-    });
-    let status = (previous.status != current.status).then_some(Change {
-        old: previous.status,
-        new: current.status,
-    });
-    let candidates = [
-        (TrackedField::Offer, previous.offer != current.offer),
-        (
-            TrackedField::Currency,
-            previous.currency != current.currency,
-        ),
-        (
-            TrackedField::PropertyType,
-            previous.property_type != current.property_type,
-        ),
-        (TrackedField::Beds, previous.beds != current.beds),
-        (TrackedField::Baths, previous.baths != current.baths),
-        (
-            TrackedField::LivingAreaSqft,
-            previous.living_area_sqft != current.living_area_sqft,
-        ),
-        (
-            TrackedField::LotSizeSqft,
-            previous.lot_size_sqft != current.lot_size_sqft,
-        ),
-        (TrackedField::Address, previous.address != current.address),
-        (
-            TrackedField::OnMarketDate,
-            previous.on_market_date != current.on_market_date,
-        ),
-        (
-            TrackedField::RentEstimateMinor,
-            previous.rent_estimate_minor != current.rent_estimate_minor,
-        ),
-    ];
-    ListingChanges {
-        price,
-        status,
-        fields: candidates
-            .into_iter()
-            .filter_map(|(field, changed)| changed.then_some(field))
-            .collect(),
     }
 }
 
@@ -797,6 +491,12 @@ pub enum EventDecodeError {
     InvalidListing(#[from] InvalidListing),
     #[error("inconsistent event: {0}")]
     Inconsistent(String),
+    #[error("event of {bytes} bytes, over the {limit}-byte limit")]
+    TooLarge { bytes: usize, limit: usize },
+    /// Observed in the future of its reference time, or too long before it
+    /// ([`ListingEvent::check_observed_at`]).
+    #[error("observation time out of its window: {0}")]
+    ObservedOutOfWindow(String),
 }
 
 impl EventDecodeError {
@@ -808,6 +508,8 @@ impl EventDecodeError {
             Self::UnsupportedSchemaVersion { .. } => "unsupported_schema_version",
             Self::InvalidListing(_) => "invalid_listing",
             Self::Inconsistent(_) => "inconsistent",
+            Self::TooLarge { .. } => "too_large",
+            Self::ObservedOutOfWindow(_) => "observed_at_out_of_window",
         }
     }
 }
@@ -877,10 +579,8 @@ impl ListingEvent {
         if self.poll_id.trim().is_empty() {
             return Err(EventDecodeError::Inconsistent("empty poll_id".into()));
         }
-        if self.poll_id.len() > MAX_POLL_ID_LEN {
-            return Err(EventDecodeError::Inconsistent(format!(
-                "poll_id longer than {MAX_POLL_ID_LEN} bytes"
-            )));
+        if let Err(e) = check_text("poll_id", &self.poll_id, MAX_POLL_ID_LEN) {
+            return Err(EventDecodeError::Inconsistent(e.to_string()));
         }
         self.listing.validate()?;
         if let EventKind::Changed { changes } = &self.kind {
@@ -888,6 +588,12 @@ impl ListingEvent {
                 return Err(EventDecodeError::Inconsistent(
                     "a changed event with no changes".into(),
                 ));
+            }
+            if changes.fields.len() > MAX_CHANGED_FIELDS {
+                return Err(EventDecodeError::Inconsistent(format!(
+                    "changes.fields has {} names, over the limit of {MAX_CHANGED_FIELDS}",
+                    changes.fields.len()
+                )));
             }
             if let Some(price) = changes.price {
                 if price.new != self.listing.price_minor {
@@ -925,11 +631,52 @@ impl ListingEvent {
         Ok(())
     }
 
+    /// Whether the event's times can be trusted against `reference`: the Kinesis arrival
+    /// time of its record (fixed per record, so a replay decides the same), or the clock of
+    /// the poll that makes it. The event's `observed_at`, and its listing's, may be at most
+    /// [`MAX_CLOCK_SKEW_SECONDS`] after it; the event's at most
+    /// [`MAX_OBSERVATION_AGE_DAYS`] before it (a `delisted` event's listing is its last
+    /// sighting, which may be older).
+    pub fn check_observed_at(&self, reference: DateTime<Utc>) -> Result<(), EventDecodeError> {
+        let listing_violation =
+            time_window_violation("listing.observed_at", self.listing.observed_at, reference)
+                .filter(|_| {
+                    self.kind != EventKind::Delisted || self.listing.observed_at > self.observed_at
+                });
+        match time_window_violation("observed_at", self.observed_at, reference)
+            .or(listing_violation)
+        {
+            Some(reason) => Err(EventDecodeError::ObservedOutOfWindow(reason)),
+            None => Ok(()),
+        }
+    }
+
     /// Serializes a valid event to JSON. Refuses an event that [`ListingEvent::decode`]
-    /// would refuse, so nothing unreadable reaches the stream.
+    /// would refuse, so nothing unreadable reaches the stream, and one over
+    /// [`MAX_ENCODED_EVENT_BYTES`] (which a valid event never reaches: every field is
+    /// bounded).
     pub fn encode(&self) -> Result<Vec<u8>, EventDecodeError> {
         self.validate()?;
-        serde_json::to_vec(self).map_err(|e| EventDecodeError::Malformed(e.to_string()))
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| EventDecodeError::Malformed(bound_reason(e.to_string())))?;
+        if bytes.len() > MAX_ENCODED_EVENT_BYTES {
+            return Err(EventDecodeError::TooLarge {
+                bytes: bytes.len(),
+                limit: MAX_ENCODED_EVENT_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// [`ListingEvent::decode`], then [`ListingEvent::check_observed_at`] against the time
+    /// the record reached Kinesis (its `ApproximateArrivalTimestamp`).
+    pub fn decode_arrived_at(
+        bytes: &[u8],
+        arrival: DateTime<Utc>,
+    ) -> Result<Self, EventDecodeError> {
+        let event = Self::decode(bytes)?;
+        event.check_observed_at(arrival)?;
+        Ok(event)
     }
 
     /// Parses and checks one stream record: the schema version first (so a record from a
@@ -940,11 +687,17 @@ impl ListingEvent {
     /// event. Only a record that fails that is read again, by [`Self::why_unreadable`], to
     /// give the reason in that order and name the failing field's path.
     pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        if bytes.len() > MAX_EVENT_RECORD_BYTES {
+            return Err(EventDecodeError::TooLarge {
+                bytes: bytes.len(),
+                limit: MAX_EVENT_RECORD_BYTES,
+            });
+        }
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err(EventDecodeError::Malformed(
                 match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                    Err(e) => format!("not JSON: {e}"),
+                    Err(e) => bound_reason(format!("not JSON: {e}")),
                     Ok(_) => "expected a JSON object".to_owned(),
                 },
             ));
@@ -970,13 +723,18 @@ impl ListingEvent {
         }
         let probe: Probe = match serde_json::from_slice(bytes) {
             Ok(probe) => probe,
-            Err(e) => return EventDecodeError::Malformed(format!("not JSON: {e}")),
+            Err(e) => return EventDecodeError::Malformed(bound_reason(format!("not JSON: {e}"))),
         };
         match probe.schema_version {
             None | Some(serde_json::Value::Null) => return EventDecodeError::MissingSchemaVersion,
             Some(version) if version.as_u64() != Some(u64::from(CURRENT_SCHEMA_VERSION)) => {
+                let found = version.to_string();
                 return EventDecodeError::UnsupportedSchemaVersion {
-                    found: version.to_string(),
+                    found: if found.len() <= QUOTED_VALUE_BYTES {
+                        found
+                    } else {
+                        quote(&found)
+                    },
                 };
             }
             Some(_) => {}
@@ -984,7 +742,8 @@ impl ListingEvent {
         // The error names the field's path (`listing.price_minor: invalid type...`).
         let mut reader = serde_json::Deserializer::from_slice(bytes);
         match serde_path_to_error::deserialize::<_, Self>(&mut reader) {
-            Err(e) => EventDecodeError::Malformed(e.to_string()),
+            // serde quotes a bad value whole (`unknown variant `<600 KB>``): bounded here.
+            Err(e) => EventDecodeError::Malformed(bound_reason(e.to_string())),
             // Not reached: the first read failed, and this one reads the same way.
             Ok(_) => EventDecodeError::Malformed("not a readable event".into()),
         }
@@ -994,23 +753,6 @@ impl ListingEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slug_folds_punctuation_and_case() {
-        assert_eq!(slug("St. Louis"), "st-louis");
-        assert_eq!(slug("  Winston-Salem "), "winston-salem");
-        assert_eq!(slug("Coeur d'Alene"), "coeur-d-alene");
-        assert_eq!(slug("--"), "");
-    }
-
-    #[test]
-    fn market_zip_cuts_zip_plus_four_only() {
-        assert_eq!(market_zip("37201-1234").as_deref(), Some("37201"));
-        assert_eq!(market_zip(" 37201 ").as_deref(), Some("37201"));
-        assert_eq!(market_zip("K1A 0B1").as_deref(), Some("K1A 0B1"));
-        assert_eq!(market_zip("372011234").as_deref(), Some("372011234"));
-        assert_eq!(market_zip(""), None);
-    }
 
     #[test]
     fn format_minor_writes_two_decimals() {

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use realty_shared::listing::{
     Change, EventDecodeError, EventKind, Listing, ListingChanges, ListingEvent, ListingStatus,
-    TrackedField, diff,
+    MAX_ADDRESS_LINE_BYTES, MAX_CHANGED_FIELDS, MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS,
+    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, MAX_NATIVE_ID_LEN, MAX_OBSERVATION_AGE_DAYS,
+    MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
+    MAX_STATE_BYTES, MarketKey, TrackedField, diff,
 };
 use realty_shared::sources::{SourceKind, normalize_file};
 use serde_json::{Value, json};
@@ -357,4 +360,247 @@ fn encode_refuses_what_decode_would_refuse() {
         .encode()
         .expect_err("empty poll id");
     assert_eq!(err.kind(), "inconsistent");
+}
+
+/// Sets `pointer` of `event` and, when it is part of the address, the market derived from it,
+/// so only the value is at fault.
+fn with_value(pointer: &str, value: &Value) -> Value {
+    let mut event = documented_json();
+    *event.pointer_mut(pointer).expect("pointer exists") = value.clone();
+    if pointer.starts_with("/listing/address/") {
+        let address = serde_json::from_value(event["listing"]["address"].clone());
+        if let Ok(market) = address
+            .map_err(|e| e.to_string())
+            .and_then(|a| MarketKey::for_address(&a).map_err(|e| e.to_string()))
+        {
+            event["listing"]["market"] = serde_json::to_value(market).expect("json");
+        } else if pointer == "/listing/address/postal_code" {
+            event["listing"]["market"]["zip"] = value.clone();
+        }
+    }
+    event
+}
+
+/// The longest reason any refusal below may give: its bounded part plus the fixed words
+/// around it.
+const MAX_MESSAGE: usize = MAX_REASON_BYTES + 128;
+
+#[test]
+fn every_bounded_field_at_its_limit_decodes_and_just_past_it_is_refused() {
+    let url = |len: usize| format!("https://www.zillow.com/{}", "a".repeat(len - 23));
+    let fields = |n: usize| json!({"price": {"old": 42500000, "new": 41000000}, "status": null, "fields": vec!["beds"; n]});
+    let cases: Vec<(&str, Value, Value, &str)> = vec![
+        (
+            "/listing/address/line",
+            json!("7".repeat(MAX_ADDRESS_LINE_BYTES)),
+            json!("7".repeat(MAX_ADDRESS_LINE_BYTES + 1)),
+            "address.line",
+        ),
+        (
+            "/listing/address/city",
+            json!("n".repeat(MAX_CITY_BYTES)),
+            json!("n".repeat(MAX_CITY_BYTES + 1)),
+            "address.city",
+        ),
+        (
+            "/listing/address/state",
+            json!("t".repeat(MAX_STATE_BYTES)),
+            json!("t".repeat(MAX_STATE_BYTES + 1)),
+            "address.state",
+        ),
+        (
+            "/listing/address/postal_code",
+            json!("3".repeat(MAX_POSTAL_CODE_BYTES)),
+            json!("3".repeat(MAX_POSTAL_CODE_BYTES + 1)),
+            "address.postal_code",
+        ),
+        (
+            "/listing/source_url",
+            json!(url(MAX_SOURCE_URL_BYTES)),
+            json!(url(MAX_SOURCE_URL_BYTES + 1)),
+            "source_url",
+        ),
+        (
+            "/listing/id",
+            json!(format!("zillow:{}", "1".repeat(MAX_NATIVE_ID_LEN))),
+            json!(format!("zillow:{}", "1".repeat(MAX_NATIVE_ID_LEN + 1))),
+            "id",
+        ),
+        (
+            "/poll_id",
+            json!("p".repeat(MAX_POLL_ID_LEN)),
+            json!("p".repeat(MAX_POLL_ID_LEN + 1)),
+            "poll_id",
+        ),
+        (
+            "/changes",
+            fields(MAX_CHANGED_FIELDS),
+            fields(MAX_CHANGED_FIELDS + 1),
+            "changes.fields",
+        ),
+    ];
+    for (pointer, at_limit, past_limit, fragment) in cases {
+        let event = decode_value(&with_value(pointer, &at_limit))
+            .unwrap_or_else(|e| panic!("{pointer} at its limit: {e}"));
+        assert!(event.encode().is_ok(), "{pointer} at its limit re-encodes");
+        let err = decode_value(&with_value(pointer, &past_limit))
+            .expect_err(&format!("{pointer} just past its limit"));
+        assert!(
+            err.to_string().contains(fragment) && err.to_string().len() <= MAX_MESSAGE,
+            "{pointer}: {err}"
+        );
+    }
+}
+
+/// Issue 12, point 2: error reasons quoted a bad value whole (600 KB in a poison message).
+#[test]
+fn reasons_quote_a_short_prefix_of_a_huge_value() {
+    let huge = "ü".repeat(300 * 1024);
+    for pointer in [
+        "/listing/status",
+        "/listing/currency",
+        "/listing/id",
+        "/listing/address/line",
+        "/listing/address/city",
+        "/listing/address/postal_code",
+        "/listing/market/city_state",
+        "/listing/source_url",
+        "/poll_id",
+        "/kind",
+        "/schema_version",
+    ] {
+        let err = decode_value(&with_value(pointer, &json!(huge))).expect_err(pointer);
+        let message = err.to_string();
+        assert!(
+            message.len() <= MAX_MESSAGE,
+            "{pointer}: {} bytes",
+            message.len()
+        );
+    }
+    let mut unknown_field = documented_json();
+    unknown_field["listing"]["status"] = json!(vec!["x"; 100_000]);
+    let err = decode_value(&unknown_field).expect_err("not a status");
+    assert!(err.to_string().len() <= MAX_MESSAGE, "{err}");
+}
+
+#[test]
+fn an_event_with_every_field_at_its_limit_fits_the_encoded_bound() {
+    let mut listing = nashville_listing("108712579");
+    // Quotes and backslashes are escaped (two bytes each): the worst case for JSON.
+    listing.address.line = Some("\"".repeat(MAX_ADDRESS_LINE_BYTES));
+    listing.address.city = "\\".repeat(MAX_CITY_BYTES - 1) + "n";
+    listing.address.state = "\"".repeat(MAX_STATE_BYTES - 1) + "t";
+    listing.address.postal_code = Some("9".repeat(MAX_POSTAL_CODE_BYTES));
+    listing.market = MarketKey::for_address(&listing.address).expect("a market");
+    listing.source_url = Some(format!(
+        "https://x/{}",
+        "\"".repeat(MAX_SOURCE_URL_BYTES - 10)
+    ));
+    listing.id = realty_shared::listing::ListingId::new(
+        realty_shared::listing::ListingSource::Zillow,
+        &"\"".repeat(MAX_NATIVE_ID_LEN),
+    )
+    .expect("id");
+    let mut before = listing.clone();
+    before.price_minor += 100_000;
+    let mut event =
+        ListingEvent::changed(&before, listing, "\"".repeat(MAX_POLL_ID_LEN)).expect("a change");
+    if let EventKind::Changed { changes } = &mut event.kind {
+        changes.fields = vec![TrackedField::RentEstimateMinor; MAX_CHANGED_FIELDS];
+    }
+    let bytes = event.encode().expect("a valid event encodes");
+    assert!(
+        bytes.len() <= MAX_ENCODED_EVENT_BYTES / 2,
+        "{} bytes",
+        bytes.len()
+    );
+    assert_eq!(ListingEvent::decode(&bytes), Ok(event));
+}
+
+#[test]
+fn a_record_over_kinesis_s_limit_is_refused_unread() {
+    let mut at_limit = serde_json::to_vec(&documented_json()).expect("json");
+    at_limit.resize(MAX_EVENT_RECORD_BYTES, b' ');
+    assert!(ListingEvent::decode(&at_limit).is_ok());
+    at_limit.push(b' ');
+    let err = ListingEvent::decode(&at_limit).expect_err("over 1 MiB");
+    assert_eq!(err.kind(), "too_large");
+}
+
+/// Issue 12, point 4: observation times were trusted blindly (one dated 2100 moved a
+/// market's as-of time to 2100).
+#[test]
+fn observation_times_are_checked_against_the_arrival_time() {
+    let bytes_at = |observed: DateTime<Utc>| {
+        let mut event = documented_json();
+        let at = json!(observed.to_rfc3339());
+        event["observed_at"] = at.clone();
+        event["listing"]["observed_at"] = at;
+        event["listing"]["on_market_date"] = json!(null);
+        serde_json::to_vec(&event).expect("json")
+    };
+    let arrival = observed_at();
+    let skew = Duration::seconds(MAX_CLOCK_SKEW_SECONDS);
+    let age = Duration::days(MAX_OBSERVATION_AGE_DAYS);
+    let second = Duration::seconds(1);
+    for (observed, accepted) in [
+        (arrival, true),
+        (arrival + skew, true),
+        (arrival + skew + second, false),
+        (arrival - age, true),
+        (arrival - age - second, false),
+        (
+            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            false,
+        ),
+        (DateTime::<Utc>::UNIX_EPOCH, false),
+    ] {
+        let decoded = ListingEvent::decode_arrived_at(&bytes_at(observed), arrival);
+        assert_eq!(
+            decoded.is_ok(),
+            accepted,
+            "observed {observed}: {decoded:?}"
+        );
+        if let Err(e) = decoded {
+            assert_eq!(e.kind(), "observed_at_out_of_window");
+            assert!(e.to_string().contains(&observed.to_rfc3339()), "{e}");
+        }
+    }
+    // A listing stamped in the future inside an event of now is refused too.
+    let mut event = documented_json();
+    event["listing"]["observed_at"] = json!("2100-01-01T00:00:00Z");
+    event["listing"]["on_market_date"] = json!(null);
+    let err = ListingEvent::decode_arrived_at(&serde_json::to_vec(&event).expect("json"), arrival)
+        .expect_err("a listing from 2100");
+    assert!(err.to_string().contains("listing.observed_at"), "{err}");
+    // A delisting's listing is its last sighting, which may be old.
+    let last_seen = nashville_listing("108712579");
+    let mut old = last_seen.clone();
+    old.observed_at = arrival - age - Duration::days(30);
+    old.on_market_date = None;
+    let delisted = ListingEvent::delisted(old, arrival, "poll");
+    let bytes = delisted.encode().expect("encodes");
+    assert_eq!(
+        ListingEvent::decode_arrived_at(&bytes, arrival),
+        Ok(delisted)
+    );
+}
+
+#[test]
+fn a_city_spelled_with_look_alikes_is_the_same_market() {
+    for city in [
+        "N\u{430}shville",
+        "NASHVILLE",
+        "Ｎａｓｈｖｉｌｌｅ",
+        "Nashville\u{301}",
+    ] {
+        let event = with_value("/listing/address/city", &json!(city));
+        assert_eq!(
+            event["listing"]["market"]["city_state"], "nashville-tn",
+            "{city}"
+        );
+        assert!(decode_value(&event).is_ok(), "{city}");
+    }
 }

@@ -561,3 +561,110 @@ proptest! {
         }
     }
 }
+
+/// Text fields of an event, by JSON pointer, with their byte limits.
+const BOUNDED_TEXT: &[(&str, usize)] = &[
+    (
+        "/listing/address/line",
+        realty_shared::listing::MAX_ADDRESS_LINE_BYTES,
+    ),
+    (
+        "/listing/address/city",
+        realty_shared::listing::MAX_CITY_BYTES,
+    ),
+    (
+        "/listing/address/state",
+        realty_shared::listing::MAX_STATE_BYTES,
+    ),
+    (
+        "/listing/address/postal_code",
+        realty_shared::listing::MAX_POSTAL_CODE_BYTES,
+    ),
+    (
+        "/listing/source_url",
+        realty_shared::listing::MAX_SOURCE_URL_BYTES,
+    ),
+    ("/poll_id", realty_shared::listing::MAX_POLL_ID_LEN),
+];
+
+/// Text around a limit: short and long, ASCII and not, repeated to reach the limit.
+fn text_near(limit: usize) -> impl Strategy<Value = String> {
+    ("\\PC{1,8}", 0..=limit + 8).prop_map(move |(unit, target)| {
+        let mut text = String::new();
+        while text.len() + unit.len() <= target {
+            text.push_str(&unit);
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Market keys: never over their limit, one form (lower case, single `-` between
+    /// parts, none at the ends), and the same for canonically equivalent spellings.
+    #[test]
+    fn market_keys_are_bounded_and_normalised(city in "\\PC{0,120}", state in "\\PC{0,24}") {
+        use realty_shared::listing::{
+            Address, MAX_CITY_BYTES, MAX_MARKET_KEY_BYTES, MAX_REASON_BYTES, MAX_STATE_BYTES,
+            MarketKey,
+        };
+        use unicode_normalization::UnicodeNormalization as _;
+        let address = |city: String, state: String| Address {
+            line: None,
+            city,
+            state,
+            postal_code: None,
+        };
+        let key = MarketKey::for_address(&address(city.clone(), state.clone()));
+        match &key {
+            Ok(key) => {
+                let key = &key.city_state;
+                prop_assert!(key.len() <= MAX_MARKET_KEY_BYTES);
+                prop_assert!(!key.starts_with('-') && !key.ends_with('-') && !key.contains("--"));
+                prop_assert!(!key.chars().any(|c| c.is_ascii_uppercase()));
+            }
+            Err(e) => prop_assert!(e.to_string().len() <= MAX_REASON_BYTES),
+        }
+        // (Sizes are bytes as written: compare spellings that are both within them.)
+        let (city_nfd, state_nfd): (String, String) = (city.nfd().collect(), state.nfd().collect());
+        if city_nfd.len() <= MAX_CITY_BYTES && state_nfd.len() <= MAX_STATE_BYTES {
+            let decomposed = MarketKey::for_address(&address(city_nfd, state_nfd));
+            prop_assert_eq!(key.map(|k| k.city_state), decomposed.map(|k| k.city_state));
+        }
+    }
+
+    /// Every bounded text field, near and past its limit: a decoded event holds it within
+    /// the limit, and a refusal says why in a short reason.
+    #[test]
+    fn bounded_text_fields_decode_within_limits_or_explain_briefly(
+        field in proptest::sample::select(BOUNDED_TEXT),
+        text in prop_oneof![text_near(16), text_near(300), text_near(2100)],
+    ) {
+        use realty_shared::listing::{MAX_REASON_BYTES, MarketKey};
+        let (pointer, limit) = field;
+        let listing = normalize_file(SourceKind::Zillow, NASHVILLE, observed_at())
+            .expect("fixture parses")
+            .listings
+            .swap_remove(0);
+        let mut document: Value =
+            serde_json::from_slice(&ListingEvent::new_listing(listing, "poll").encode().expect("valid"))
+                .expect("json");
+        *document.pointer_mut(pointer).expect("pointer") = Value::String(text.clone());
+        if let Ok(address) = serde_json::from_value(document["listing"]["address"].clone())
+            && let Ok(market) = MarketKey::for_address(&address)
+        {
+            document["listing"]["market"] = serde_json::to_value(market).expect("json");
+        }
+        let bytes = serde_json::to_vec(&document).expect("json");
+        match ListingEvent::decode(&bytes) {
+            Ok(_) => prop_assert!(text.len() <= limit, "{pointer}: {} bytes accepted", text.len()),
+            Err(e) => {
+                prop_assert!(e.to_string().len() <= MAX_REASON_BYTES + 128, "{e}");
+                if text.len() > limit {
+                    prop_assert!(e.to_string().contains(&pointer[1..].replace('/', ".").replace("listing.", "")), "{pointer}: {e}");
+                }
+            }
+        }
+    }
+}

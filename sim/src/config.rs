@@ -107,10 +107,28 @@ pub enum FaultKind {
     /// A paged read sees one listing move from a later page to an earlier, already read
     /// one (Zillow and Realtor.com pages after the first).
     PageShift,
+    /// A paged read (from its page 1 on) misses one listing while its counts still add up:
+    /// what a price cut across a Zillow price-band edge between band reads, or a delete
+    /// plus an insert while paging, look like to a reader (Zillow and Realtor.com). The
+    /// next read of the same query starts afresh.
+    Hidden,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
+        Self::RateLimit,
+        Self::ServerError,
+        Self::Slow,
+        Self::Truncated,
+        Self::Malformed,
+        Self::PageShift,
+        Self::Hidden,
+    ];
+
+    /// The faults a careful client can see within one read (it retries, or its counts do
+    /// not add up): what `all=P` and [`FaultConfig::uniform`] set. [`FaultKind::Hidden`] is
+    /// left out, as no single read can notice it.
+    pub const DETECTABLE: [FaultKind; 6] = [
         Self::RateLimit,
         Self::ServerError,
         Self::Slow,
@@ -128,6 +146,7 @@ impl FaultKind {
             Self::Truncated => "truncated",
             Self::Malformed => "malformed",
             Self::PageShift => "page_shift",
+            Self::Hidden => "hidden",
         }
     }
 
@@ -148,6 +167,7 @@ pub struct FaultConfig {
     pub truncated: f64,
     pub malformed: f64,
     pub page_shift: f64,
+    pub hidden: f64,
     /// How long a slow response takes.
     #[serde(rename = "slow_delay_ms", serialize_with = "serialize_millis")]
     pub slow_delay: Duration,
@@ -178,16 +198,17 @@ impl FaultConfig {
             truncated: 0.0,
             malformed: 0.0,
             page_shift: 0.0,
+            hidden: 0.0,
             slow_delay: Duration::from_secs(5),
             retry_after_secs: 1,
             max_faulty_attempts: 3,
         }
     }
 
-    /// Every fault kind with probability `p` each.
+    /// Every detectable fault kind ([`FaultKind::DETECTABLE`]) with probability `p` each.
     pub fn uniform(p: f64) -> Self {
         let mut config = Self::none();
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::DETECTABLE {
             config.set(kind, p);
         }
         config
@@ -202,6 +223,7 @@ impl FaultConfig {
             FaultKind::Truncated => self.truncated,
             FaultKind::Malformed => self.malformed,
             FaultKind::PageShift => self.page_shift,
+            FaultKind::Hidden => self.hidden,
         }
     }
 
@@ -214,6 +236,7 @@ impl FaultConfig {
             FaultKind::Truncated => &mut self.truncated,
             FaultKind::Malformed => &mut self.malformed,
             FaultKind::PageShift => &mut self.page_shift,
+            FaultKind::Hidden => &mut self.hidden,
         };
         *slot = p;
     }
@@ -253,7 +276,7 @@ impl FaultConfig {
 
 /// Parses a comma-separated spec, for command lines, such as
 /// `rate_limit=0.1,server_error=0.05,slow=0.02,slow_ms=3000,truncated=0.02,malformed=0.02`
-/// `,page_shift=0.1,retry_after=1,faulty_attempts=3`. `all=P` sets every kind to `P`;
+/// `,page_shift=0.1,hidden=0.1,retry_after=1,faulty_attempts=3`. `all=P` sets every detectable kind to `P`;
 /// `-` and `_` are interchangeable; kinds not named are 0.
 impl FromStr for FaultConfig {
     type Err = SimError;
@@ -277,7 +300,7 @@ impl FromStr for FaultConfig {
             match name.as_str() {
                 "all" => {
                     let p = number()?;
-                    for kind in FaultKind::ALL {
+                    for kind in FaultKind::DETECTABLE {
                         config.set(kind, p);
                     }
                 }
@@ -319,7 +342,12 @@ mod tests {
         assert!(config.any());
 
         let all: FaultConfig = "all=0.1".parse().expect("valid spec");
-        assert!(FaultKind::ALL.iter().all(|&k| all.probability(k) == 0.1));
+        assert!(
+            FaultKind::DETECTABLE
+                .iter()
+                .all(|&k| all.probability(k) == 0.1)
+        );
+        assert_eq!(all.hidden, 0.0);
         assert_eq!(
             "".parse::<FaultConfig>().expect("empty spec"),
             FaultConfig::none()

@@ -79,6 +79,8 @@ struct Move {
 pub(crate) struct PageShifts {
     now_ms: i64,
     sessions: HashMap<u64, Vec<Move>>,
+    /// The listing each session's current read does not see ([`FaultKind::Hidden`]).
+    hidden: HashMap<u64, ListingRef>,
 }
 
 impl PageShifts {
@@ -93,10 +95,7 @@ impl PageShifts {
         page_start: usize,
         new_move: Option<u64>,
     ) -> bool {
-        if now_ms != self.now_ms {
-            self.sessions.clear();
-            self.now_ms = now_ms;
-        }
+        self.at(now_ms);
         let moves = self.sessions.entry(session).or_default();
         for step in moves.iter() {
             move_listing(order, step.listing, step.to);
@@ -113,6 +112,46 @@ impl PageShifts {
         move_listing(order, listing, to);
         moves.push(Move { listing, to });
         true
+    }
+
+    fn at(&mut self, now_ms: i64) {
+        if now_ms != self.now_ms {
+            self.sessions.clear();
+            self.hidden.clear();
+            self.now_ms = now_ms;
+        }
+    }
+
+    /// Leaves out of `order` the listing the session's current read does not see. A read
+    /// starts at the first page: with `new_hide` it picks a listing to hide for the whole
+    /// read (pages and totals), without it the read sees everything. Returns whether a new
+    /// listing was hidden.
+    pub fn hide(
+        &mut self,
+        now_ms: i64,
+        session: u64,
+        order: &mut Vec<ListingRef>,
+        first_page: bool,
+        new_hide: Option<u64>,
+    ) -> bool {
+        self.at(now_ms);
+        let mut picked = false;
+        if first_page {
+            match new_hide.filter(|_| !order.is_empty()) {
+                Some(hash) => {
+                    let listing = order[(hash % order.len() as u64) as usize];
+                    self.hidden.insert(session, listing);
+                    picked = true;
+                }
+                None => {
+                    self.hidden.remove(&session);
+                }
+            }
+        }
+        if let Some(listing) = self.hidden.get(&session) {
+            order.retain(|l| l != listing);
+        }
+        picked
     }
 
     /// Whether any session has shifted at the current time.
@@ -325,6 +364,32 @@ mod tests {
             );
         }
         assert!(serde_json::from_slice::<serde_json::Value>(&lose_a_comma(b"[1]")).is_err());
+    }
+
+    #[test]
+    fn a_hidden_listing_is_missing_from_a_whole_read_and_back_in_the_next() {
+        let original: Vec<ListingRef> = (0..100).map(|i| (0, i)).collect();
+        let mut shifts = PageShifts::default();
+        let mut first = original.clone();
+        assert!(shifts.hide(1, 7, &mut first, true, Some(42)));
+        assert_eq!(first.len(), 99);
+        let gone = original[42];
+        assert!(!first.contains(&gone));
+        // Later pages of that read miss it too (their totals agree).
+        let mut second = original.clone();
+        assert!(!shifts.hide(1, 7, &mut second, false, Some(3)));
+        assert_eq!(second, first);
+        // Another query sees it.
+        let mut other = original.clone();
+        shifts.hide(1, 8, &mut other, false, None);
+        assert_eq!(other, original);
+        // The next read of the same query, without the fault, sees everything.
+        let mut again = original.clone();
+        assert!(!shifts.hide(1, 7, &mut again, true, None));
+        assert_eq!(again, original);
+        let mut later = original.clone();
+        shifts.hide(1, 7, &mut later, false, None);
+        assert_eq!(later, original);
     }
 
     #[test]

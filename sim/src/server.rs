@@ -386,13 +386,17 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
     }
 
     let shift = (fault == Some(FaultKind::PageShift)).then_some(fault_hash);
+    let hide = (fault == Some(FaultKind::Hidden)).then_some(fault_hash);
     let base = base_url(&parts.headers);
-    let (reply, shifted) = match query_pairs(&parts.uri) {
-        Ok(pairs) => render(&sim, api, &pairs, &body, &base, shift),
-        Err(reply) => (reply, false),
+    let (reply, made) = match query_pairs(&parts.uri) {
+        Ok(pairs) => render(&sim, api, &pairs, &body, &base, shift, hide),
+        Err(reply) => (reply, Made::default()),
     };
-    if shifted {
+    if made.shifted {
         sim.count(FaultKind::PageShift);
+    }
+    if made.hidden {
+        sim.count(FaultKind::Hidden);
     }
     let reply = match fault {
         Some(FaultKind::Truncated) if reply.is_success() => {
@@ -416,8 +420,15 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
     respond(reply, gzip)
 }
 
-/// Renders a listing-API answer from the current state; the flag says a page shift was
-/// made by this request.
+/// The read faults a request made.
+#[derive(Debug, Clone, Copy, Default)]
+struct Made {
+    shifted: bool,
+    hidden: bool,
+}
+
+/// Renders a listing-API answer from the current state, and says which read faults
+/// (a page shift, a hidden listing) this request made.
 fn render(
     sim: &SimHandle,
     api: ApiKind,
@@ -425,7 +436,8 @@ fn render(
     body: &Bytes,
     base: &str,
     shift: Option<u64>,
-) -> (Reply, bool) {
+    hide: Option<u64>,
+) -> (Reply, Made) {
     let market = sim.read();
     let now_ms = market.now().timestamp_millis();
     let shifts = || {
@@ -438,7 +450,7 @@ fn render(
         ApiKind::Zillow => {
             let query = match zillow::parse(&market, pairs) {
                 Ok(query) => query,
-                Err(reply) => return (reply, false),
+                Err(reply) => return (reply, Made::default()),
             };
             let mut order = zillow::matches(&market, &query);
             let session = hash_words(&[
@@ -454,25 +466,35 @@ fn render(
                     .as_bytes(),
                 ),
             ]);
-            let shifted = shifts().apply(now_ms, session, &mut order, query.page_start(), shift);
-            (zillow::render(&market, &query, &order), shifted)
+            let mut shifts = shifts();
+            let hidden = shifts.hide(now_ms, session, &mut order, query.page_start() == 0, hide);
+            let shifted = shifts.apply(now_ms, session, &mut order, query.page_start(), shift);
+            (
+                zillow::render(&market, &query, &order),
+                Made { shifted, hidden },
+            )
         }
         ApiKind::Realtor => {
             let query = match realtor::parse(&market, body) {
                 Ok(query) => query,
-                Err(reply) => return (reply, false),
+                Err(reply) => return (reply, Made::default()),
             };
             let mut order = realtor::matches(&market, &query);
             let session = hash_words(&[
                 api.tag(),
                 hash_bytes(format!("{:?}", query.session()).as_bytes()),
             ]);
-            let shifted = shifts().apply(now_ms, session, &mut order, query.offset, shift);
-            (realtor::render(&market, &query, &order), shifted)
+            let mut shifts = shifts();
+            let hidden = shifts.hide(now_ms, session, &mut order, query.offset == 0, hide);
+            let shifted = shifts.apply(now_ms, session, &mut order, query.offset, shift);
+            (
+                realtor::render(&market, &query, &order),
+                Made { shifted, hidden },
+            )
         }
         ApiKind::Reso => match reso::parse(pairs) {
-            Ok(query) => (reso::render(&market, &query, base), false),
-            Err(reply) => (reply, false),
+            Ok(query) => (reso::render(&market, &query, base), Made::default()),
+            Err(reply) => (reply, Made::default()),
         },
     }
 }

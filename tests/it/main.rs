@@ -2,6 +2,7 @@
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
 mod alerts;
+mod bounds;
 mod demo;
 mod emulator;
 mod metrics;
@@ -29,6 +30,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(provisioning::tests());
     all.extend(emulator::tests());
     all.extend(metrics::tests());
+    all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
@@ -61,7 +63,17 @@ fn main() -> ExitCode {
                     .build()?;
                 let emulator_log = aws.emulator_log.clone();
                 let outcome = runtime.block_on(async {
-                    match tokio::time::timeout(TEST_DEADLINE, test(aws)).await {
+                    let stacks = Default::default();
+                    let ran = realty_tests::TEST_STACKS
+                        .scope(stacks, async {
+                            let ran = tokio::time::timeout(TEST_DEADLINE, test(aws.clone())).await;
+                            let stacks = realty_tests::take_test_stacks();
+                            (ran, stacks)
+                        })
+                        .await;
+                    let (ran, stacks) = ran;
+                    let retired = aws.retire(&stacks).await;
+                    let outcome = match ran {
                         Ok(outcome) => outcome,
                         Err(_) => Err(format!(
                             "no result within {} s: the test hangs{}",
@@ -73,7 +85,10 @@ fn main() -> ExitCode {
                             ))
                         )
                         .into()),
-                    }
+                    };
+                    // A test that passed but left its streams behind fails: the next ones
+                    // would meet the quota instead.
+                    outcome.and(retired.map_err(Failed::from))
                 });
                 // A hung call may hold a blocking thread: do not wait for it.
                 runtime.shutdown_timeout(Duration::from_secs(5));

@@ -99,6 +99,9 @@ fn batch(n: usize) -> KinesisEvent {
             1000 + i
         );
         record["kinesis"]["sequenceNumber"] = json!(seq);
+        // Each record reaches Kinesis a second after its event was observed.
+        let observed = chrono::DateTime::parse_from_rfc3339(&at).expect("time");
+        record["kinesis"]["approximateArrivalTimestamp"] = json!(observed.timestamp() + 1);
         record["kinesis"]["partitionKey"] = event["listing"]["id"].clone();
         record["kinesis"]["data"] = json!(
             base64::engine::general_purpose::STANDARD

@@ -8,16 +8,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use realty_infra::emulator::{self, Emulator};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use realty_infra::emulator::{self, Emulator, EmulatorKind};
 use realty_infra::provision::{self, ProvisionOptions, ProvisionedStack};
 use realty_infra::template::Template;
 
-/// The AWS endpoint of this test run: a moto server started for it (stopped when this is
-/// dropped, or by the kernel if the run dies), or `AWS_ENDPOINT_URL` when set (LocalStack).
+/// The AWS endpoint of this test run: an emulator started for it (LocalStack by default,
+/// moto with `REALTY_EMULATOR=moto`; stopped when this is dropped, or by the kernel if the run
+/// dies), or `AWS_ENDPOINT_URL` when set.
 pub struct TestAws {
     pub endpoint: String,
     pub project_root: PathBuf,
-    /// The log of the moto server this run started.
+    /// The emulator this run started (none for `AWS_ENDPOINT_URL`).
+    pub kind: Option<EmulatorKind>,
+    /// The log of the emulator this run started.
     pub emulator_log: Option<PathBuf>,
     emulator: Option<Emulator>,
     next_stack: AtomicUsize,
@@ -33,27 +37,35 @@ impl TestAws {
             return Ok(Self {
                 endpoint,
                 project_root,
+                kind: None,
                 emulator_log: None,
                 emulator: None,
                 next_stack: AtomicUsize::new(0),
             });
         }
-        let venv = emulator::ensure_venv(&project_root).map_err(|e| e.to_string())?;
-        let log = project_root.join(format!("target/realty/it-moto-{}.log", std::process::id()));
-        let moto = Emulator::start_attached(&venv, &log).map_err(|e| e.to_string())?;
+        let kind = emulator::choose(&project_root, None).map_err(|e| e.to_string())?;
+        eprintln!("integration tests against {kind}");
+        let log = project_root.join(format!(
+            "target/realty/it-{}-{}.log",
+            kind.name(),
+            std::process::id()
+        ));
+        let started =
+            Emulator::start_attached(kind, &project_root, &log).map_err(|e| e.to_string())?;
         Ok(Self {
-            endpoint: moto.endpoint.clone(),
+            endpoint: started.endpoint.clone(),
             project_root,
+            kind: Some(kind),
             emulator_log: Some(log),
-            emulator: Some(moto),
+            emulator: Some(started),
             next_stack: AtomicUsize::new(0),
         })
     }
 
     /// Stops the emulator this run started.
     pub fn stop(self) {
-        if let Some(moto) = self.emulator {
-            moto.stop();
+        if let Some(emulator) = self.emulator {
+            emulator.stop();
         }
     }
 
@@ -89,10 +101,70 @@ impl TestAws {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
         };
-        provision::provision(&self.sdk_config().await, &self.template(), &options)
+        let stack = provision::provision(&self.sdk_config().await, &self.template(), &options)
             .await
-            .unwrap_or_else(|e| panic!("provisioning {stack_name}: {e}"))
+            .unwrap_or_else(|e| panic!("provisioning {stack_name}: {e}"));
+        // Outside a test's scope (no task-local) the stack is simply kept.
+        let _ = TEST_STACKS.try_with(|stacks| {
+            if let Ok(mut stacks) = stacks.lock() {
+                stacks.push(stack.clone());
+            }
+        });
+        stack
     }
+
+    /// Deletes the stacks' streams and delivery streams: the resources with per-account
+    /// quotas (moto allows 50 delivery streams, LocalStack 50 on-demand streams), which a
+    /// whole suite of stacks on one emulator would otherwise exhaust. Tables, queues and
+    /// buckets stay for a post-mortem.
+    pub async fn retire(&self, stacks: &[ProvisionedStack]) -> Result<(), String> {
+        let sdk = self.sdk_config().await;
+        let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+        let firehose = aws_sdk_firehose::Client::new(&sdk);
+        for resource in stacks.iter().flat_map(|s| &s.resources) {
+            let name = resource.physical_id.as_str();
+            match resource.kind.as_str() {
+                "AWS::KinesisFirehose::DeliveryStream" => {
+                    firehose
+                        .delete_delivery_stream()
+                        .delivery_stream_name(name)
+                        .allow_force_delete(true)
+                        .send()
+                        .await
+                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                }
+                "AWS::Kinesis::Stream" => {
+                    let request = kinesis.delete_stream().enforce_consumer_deletion(true);
+                    let request = if name.starts_with("arn:") {
+                        request.stream_arn(name)
+                    } else {
+                        request.stream_name(name)
+                    };
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+tokio::task_local! {
+    /// The stacks the current test provisioned, retired when it ends (see `retire`).
+    pub static TEST_STACKS: std::sync::Mutex<Vec<ProvisionedStack>>;
+}
+
+/// The stacks the current test provisioned so far (none outside a test's scope).
+pub fn take_test_stacks() -> Vec<ProvisionedStack> {
+    TEST_STACKS
+        .try_with(|stacks| match stacks.lock() {
+            Ok(mut stacks) => std::mem::take(&mut *stacks),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        })
+        .unwrap_or_default()
 }
 
 /// The last `lines` lines of a text file (empty if it cannot be read).

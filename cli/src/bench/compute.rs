@@ -20,7 +20,8 @@ pub fn sequence_number(index: usize) -> String {
     (FIRST_SEQUENCE + index as u128).to_string()
 }
 
-/// The records of a stream holding `encoded` events, in order, as Kinesis numbers them.
+/// The records of a stream holding `encoded` events, in order, as Kinesis numbers them;
+/// each arrives as it is observed (the generator's `i`th event, `i` seconds in).
 pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
     encoded
         .iter()
@@ -28,6 +29,7 @@ pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
         .map(|(i, data)| InputRecord {
             sequence_number: sequence_number(i),
             data: data.clone(),
+            approximate_arrival: super::events::start_time() + chrono::Duration::seconds(i as i64),
         })
         .collect()
 }

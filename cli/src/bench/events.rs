@@ -89,8 +89,8 @@ const PROPERTY_TYPES: [PropertyType; 4] = [
     PropertyType::MultiFamily,
 ];
 
-/// Time of the first event.
-fn start_time() -> DateTime<Utc> {
+/// Time of the first event (event `i` is observed `i` seconds after it).
+pub(crate) fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0)
         .single()
         .unwrap_or_default()

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
-use realty_infra::emulator;
+use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack;
 use realty_infra::template::Template;
@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// cold start and memory figures.
     #[arg(long)]
     pub host_bin_dir: Option<PathBuf>,
+    /// The emulator of the end-to-end and Lambda parts: localstack or moto (default:
+    /// REALTY_EMULATOR, else LocalStack where it can run).
+    #[arg(long, value_parser = crate::parse_emulator)]
+    pub emulator: Option<EmulatorKind>,
 }
 
 /// Load of the latency run, as a share of the measured end-to-end throughput.
@@ -234,7 +238,7 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
     }
 
     if parts.contains(&Part::E2e) || parts.contains(&Part::Lambda) {
-        let aws = LocalAws::start(&root, endpoint, &out_dir).await?;
+        let aws = LocalAws::start(&root, endpoint, args.emulator, &out_dir).await?;
         let result = async {
             if parts.contains(&Part::E2e) {
                 run_end_to_end(&args, &aws, &events, &mut report).await?;
@@ -271,11 +275,13 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
     Ok(())
 }
 
-/// The AWS a run talks to: the given endpoint (LocalStack, any emulator), or a moto server
-/// of its own, started now on a free port and stopped at the end, so earlier runs' data
-/// never slows this one.
+/// The AWS a run talks to: the given endpoint (`AWS_ENDPOINT_URL`), or an emulator of its own
+/// (LocalStack or moto), started now on a free port and stopped at the end, so earlier runs'
+/// data never slows this one.
 pub struct LocalAws {
     pub endpoint: String,
+    /// The emulator started for the run (none for `AWS_ENDPOINT_URL`).
+    pub kind: Option<EmulatorKind>,
     emulator: Option<emulator::Emulator>,
     pub sdk: aws_config::SdkConfig,
     pub template: Template,
@@ -284,19 +290,29 @@ pub struct LocalAws {
 }
 
 impl LocalAws {
-    async fn start(root: &Path, endpoint: Option<String>, out_dir: &Path) -> Result<Self> {
-        let (endpoint, emulator) = match endpoint {
-            Some(endpoint) => (endpoint, None),
+    async fn start(
+        root: &Path,
+        endpoint: Option<String>,
+        requested: Option<EmulatorKind>,
+        out_dir: &Path,
+    ) -> Result<Self> {
+        let (endpoint, kind, emulator) = match endpoint {
+            Some(endpoint) => (endpoint, None, None),
             None => {
-                progress("starting a moto server of the benchmark's own");
-                let venv = emulator::ensure_venv(root)?;
-                let moto = emulator::Emulator::start_attached(&venv, &out_dir.join("moto.log"))?;
-                (moto.endpoint.clone(), Some(moto))
+                let kind = emulator::choose(root, requested)?;
+                progress(&format!("starting a {kind} of the benchmark's own"));
+                let started = emulator::Emulator::start_attached(
+                    kind,
+                    root,
+                    &out_dir.join(format!("{}.log", kind.name())),
+                )?;
+                (started.endpoint.clone(), Some(kind), Some(started))
             }
         };
         let sdk = realty_shared::aws::sdk_config(Some(&endpoint)).await;
         Ok(Self {
             endpoint,
+            kind,
             emulator,
             sdk,
             template: Template::load(&root.join("template.yaml"))?,
@@ -334,8 +350,8 @@ impl LocalAws {
     }
 
     fn stop(self) {
-        if let Some(moto) = self.emulator {
-            moto.stop();
+        if let Some(emulator) = self.emulator {
+            emulator.stop();
         }
     }
 }
@@ -422,6 +438,7 @@ async fn run_end_to_end(
         json!(round3(e2e_per_s / ceiling_per_s)),
     );
     report.set("e2e_endpoint", json!(aws.endpoint));
+    report.set("e2e_emulator", json!(aws.kind.map(EmulatorKind::name)));
     Ok(())
 }
 
@@ -554,8 +571,11 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     row(
         &mut out,
         &format!(
-            "end to end, local pipeline ({} events)",
-            f.get("e2e_events").map_or("-".into(), Value::to_string)
+            "end to end, local pipeline ({} events, {})",
+            f.get("e2e_events").map_or("-".into(), Value::to_string),
+            f.get("e2e_emulator")
+                .and_then(Value::as_str)
+                .unwrap_or("endpoint")
         ),
         per_s("e2e_events_per_s"),
         format!("e2e/ceiling {}", ratio("e2e_to_ceiling_ratio")),

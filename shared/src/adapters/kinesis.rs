@@ -9,9 +9,21 @@ use crate::listing::ListingEvent;
 use crate::metrics::ports::PortError;
 use crate::poller::ports::{EventPublisher, PublishFailure};
 
-/// PutRecords takes at most 500 records and 5 MiB (data and partition keys) a call.
-const MAX_RECORDS: usize = 500;
-const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+/// PutRecords takes at most 500 records and 5 MiB (data and partition keys) a call, and
+/// 1 MiB (data and partition key) a record: one record past it fails the whole call.
+pub const MAX_RECORDS: usize = 500;
+pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Why a record is never sent, or `None` when it fits Kinesis's record limit.
+pub fn oversize_reason(data_bytes: usize, partition_key_bytes: usize) -> Option<String> {
+    let size = data_bytes + partition_key_bytes;
+    (size > MAX_RECORD_BYTES).then(|| {
+        format!(
+            "event of {size} bytes (data and partition key) is over Kinesis's {MAX_RECORD_BYTES}-byte record limit; not sent"
+        )
+    })
+}
 
 #[derive(Debug, Clone)]
 pub struct KinesisPublisher {
@@ -53,6 +65,17 @@ impl EventPublisher for KinesisPublisher {
                     continue;
                 }
             };
+            if let Some(reason) = oversize_reason(data.len(), event.partition_key().len()) {
+                // Rejected alone, before the call: it would fail its whole chunk of up to
+                // 500, on every poll.
+                tracing::error!(listing = %event.listing.id, %reason, "event rejected");
+                metrics::counter!("events_rejected_oversize").increment(1);
+                failures.push(PublishFailure {
+                    index: i,
+                    error: reason,
+                });
+                continue;
+            }
             sizes.push(data.len() + event.partition_key().len());
             let entry = PutRecordsRequestEntry::builder()
                 .data(Blob::new(data))
@@ -109,5 +132,44 @@ impl EventPublisher for KinesisPublisher {
         }
         failures.sort_by_key(|f| f.index);
         Ok(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(chunks: &[std::ops::Range<usize>]) -> Vec<usize> {
+        chunks.iter().map(|r| r.len()).collect()
+    }
+
+    #[test]
+    fn a_record_may_be_1_mib_and_not_a_byte_more() {
+        assert_eq!(oversize_reason(MAX_RECORD_BYTES - 20, 20), None);
+        let reason = oversize_reason(MAX_RECORD_BYTES - 20, 21).expect("too big");
+        assert!(reason.contains("1048577 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_call_holds_500_records_and_not_501() {
+        assert_eq!(lens(&chunk_by_limits(&[10; 500])), [500]);
+        assert_eq!(lens(&chunk_by_limits(&[10; 501])), [500, 1]);
+    }
+
+    #[test]
+    fn a_call_holds_5_mib_and_not_a_byte_more() {
+        // Five records of exactly 1 MiB fill a call to the byte.
+        assert_eq!(lens(&chunk_by_limits(&[MAX_RECORD_BYTES; 5])), [5]);
+        let mut sizes = vec![MAX_RECORD_BYTES; 5];
+        sizes[4] += 1;
+        assert_eq!(lens(&chunk_by_limits(&sizes)), [4, 1]);
+        assert_eq!(
+            lens(&chunk_by_limits(&[
+                MAX_RECORD_BYTES,
+                1,
+                MAX_RECORD_BYTES * 4
+            ])),
+            [2, 1]
+        );
     }
 }

@@ -87,6 +87,7 @@ where
         let input = InputRecord {
             sequence_number: record.kinesis.sequence_number,
             data: record.kinesis.data.0,
+            approximate_arrival: record.kinesis.approximate_arrival_timestamp.0,
         };
         match shards.last_mut() {
             Some((s, records)) if *s == shard => records.push(input),

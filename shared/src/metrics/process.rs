@@ -46,6 +46,9 @@ const MARKET_WRITE_CONCURRENCY: usize = 32;
 pub struct InputRecord {
     pub sequence_number: String,
     pub data: Vec<u8>,
+    /// When the record reached Kinesis: fixed per record, the reference of the event's
+    /// time window (`ListingEvent::check_observed_at`), so replays decide the same.
+    pub approximate_arrival: chrono::DateTime<chrono::Utc>,
 }
 
 /// What happened to a batch.
@@ -162,7 +165,7 @@ pub fn decode_records(shard: &str, records: &[InputRecord]) -> DecodedBatch {
             ));
             continue;
         }
-        match ListingEvent::decode(&record.data) {
+        match ListingEvent::decode_arrived_at(&record.data, record.approximate_arrival) {
             Ok(event) => {
                 out.events.push(DecodedRecord { sequence, event });
                 out.accepted.push(index);

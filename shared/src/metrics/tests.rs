@@ -154,6 +154,7 @@ pub(crate) fn records_of(events: &[ListingEvent]) -> Vec<InputRecord> {
                 i + 1
             ),
             data: e.encode().expect("encodes"),
+            approximate_arrival: e.observed_at,
         })
         .collect()
 }
@@ -430,6 +431,7 @@ fn poison_records_go_to_the_sink_and_the_rest_is_applied() {
             InputRecord {
                 sequence_number: format!("{}", 900 + i),
                 data,
+                approximate_arrival: records[0].approximate_arrival,
             },
         );
     }

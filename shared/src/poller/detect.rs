@@ -16,6 +16,10 @@ pub struct PollState {
     /// Incremental sources (RESO): the newest modification time read so far.
     #[serde(default)]
     pub cursor: Option<DateTime<Utc>>,
+    /// Listings a complete read missed while it missed too many at once (more than the
+    /// delisting share): kept, and delisted only if the next complete read misses them too.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unconfirmed_delistings: BTreeSet<String>,
 }
 
 /// A stored state that cannot be read back.
@@ -50,6 +54,29 @@ pub struct MarketRead {
     /// then can a missing listing be taken as delisted.
     pub complete: bool,
     pub cursor: Option<DateTime<Utc>>,
+    /// Listings the source still lists but whose records were rejected (a price turned into
+    /// "call for price"): they are on the market, so they keep their last good entry.
+    pub rejected_ids: BTreeSet<String>,
+}
+
+/// The default of [`DelistingGuard::max_share`]: a read that misses more than 30 % of a
+/// market at once says more about the read than about the market.
+pub const DEFAULT_MAX_DELISTED_SHARE: f64 = 0.3;
+
+/// How many delistings one complete read may infer before a second read must confirm them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DelistingGuard {
+    /// Largest share (0..=1) of a market's known listings delisted by one read; above it,
+    /// the missing listings are held until the next complete read misses them too.
+    pub max_share: f64,
+}
+
+impl Default for DelistingGuard {
+    fn default() -> Self {
+        Self {
+            max_share: DEFAULT_MAX_DELISTED_SHARE,
+        }
+    }
 }
 
 /// The events of a poll and the state to keep if all of them are published.
@@ -57,16 +84,20 @@ pub struct MarketRead {
 pub struct Detection {
     pub events: Vec<ListingEvent>,
     pub next: PollState,
+    /// Delistings held back for a second read to confirm ([`DelistingGuard`]).
+    pub held_delistings: usize,
 }
 
 /// Compares a read with the previous state. Unchanged listings emit nothing; a listing seen
 /// twice in one read (it moved between pages) counts once; delistings only from a complete
-/// read.
+/// read, never of a listing whose record was rejected, and, past the guard's share, only
+/// once a second complete read confirms them.
 pub fn detect(
     previous: &PollState,
     read: MarketRead,
     poll_id: &str,
     observed_at: DateTime<Utc>,
+    guard: DelistingGuard,
 ) -> Detection {
     let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
     for listing in read.listings {
@@ -85,14 +116,41 @@ pub fn detect(
             Some(before) => events.extend(ListingEvent::changed(before, listing.clone(), poll_id)),
         }
     }
+    let mut held_delistings = 0;
+    let mut unconfirmed_delistings = BTreeSet::new();
     let next_listings = if read.complete {
+        let mut next = seen;
+        let mut missing = Vec::new();
         for (id, before) in &previous.listings {
-            if !seen.contains_key(id) {
-                events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
+            if next.contains_key(id) {
+                continue;
+            }
+            if read.rejected_ids.contains(id) {
+                // Still listed, just unreadable this time: it stays as last seen.
+                next.insert(id.clone(), before.clone());
+            } else {
+                missing.push((id, before));
             }
         }
-        seen
+        let mass_loss = missing.len() as f64 > guard.max_share * previous.listings.len() as f64;
+        for (id, before) in missing {
+            if !mass_loss || previous.unconfirmed_delistings.contains(id) {
+                events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
+            } else {
+                held_delistings += 1;
+                unconfirmed_delistings.insert(id.clone());
+                next.insert(id.clone(), before.clone());
+            }
+        }
+        next
     } else {
+        // Nothing is confirmed or refuted by an incomplete read, except by seeing a listing.
+        unconfirmed_delistings = previous
+            .unconfirmed_delistings
+            .iter()
+            .filter(|id| !seen.contains_key(*id))
+            .cloned()
+            .collect();
         let mut kept = previous.listings.clone();
         kept.extend(seen);
         kept
@@ -102,7 +160,9 @@ pub fn detect(
         next: PollState {
             listings: next_listings,
             cursor: read.cursor.or(previous.cursor),
+            unconfirmed_delistings,
         },
+        held_delistings,
     }
 }
 
@@ -175,6 +235,7 @@ mod tests {
                 .map(|l| (l.id.as_str().to_owned(), l.clone()))
                 .collect(),
             cursor: None,
+            unconfirmed_delistings: BTreeSet::new(),
         }
     }
 
@@ -205,8 +266,15 @@ mod tests {
             listings: vec![listing(1, 10_000_000), cut, listing(4, 40_000_000)],
             complete: true,
             cursor: None,
+            rejected_ids: BTreeSet::new(),
         };
-        let d = detect(&previous, read, "p", at(5));
+        let d = detect(
+            &previous,
+            read,
+            "p",
+            at(5),
+            DelistingGuard { max_share: 1.0 },
+        );
         assert_eq!(
             kinds(&d),
             [
@@ -228,8 +296,15 @@ mod tests {
             listings: vec![listing(1, 10_000_000)],
             complete: false,
             cursor: None,
+            rejected_ids: BTreeSet::new(),
         };
-        let d = detect(&previous, read, "p", at(5));
+        let d = detect(
+            &previous,
+            read,
+            "p",
+            at(5),
+            DelistingGuard { max_share: 1.0 },
+        );
         assert!(d.events.is_empty());
         assert_eq!(d.next, previous);
     }
@@ -246,9 +321,11 @@ mod tests {
                 listings: vec![later.clone()],
                 complete: true,
                 cursor: None,
+                rejected_ids: BTreeSet::new(),
             },
             "p",
             at(5),
+            DelistingGuard { max_share: 1.0 },
         );
         assert!(d.events.is_empty(), "{:?}", d.events);
         assert_eq!(
@@ -265,9 +342,11 @@ mod tests {
                 listings: vec![later],
                 complete: true,
                 cursor: None,
+                rejected_ids: BTreeSet::new(),
             },
             "p",
             at(5),
+            DelistingGuard { max_share: 1.0 },
         );
         assert_eq!(kinds(&d), [("zillow:1".into(), "changed")]);
     }
@@ -278,8 +357,15 @@ mod tests {
             listings: vec![listing(7, 100_000_000), listing(7, 100_000_000)],
             complete: true,
             cursor: None,
+            rejected_ids: BTreeSet::new(),
         };
-        let d = detect(&PollState::default(), read, "p", at(5));
+        let d = detect(
+            &PollState::default(),
+            read,
+            "p",
+            at(5),
+            DelistingGuard::default(),
+        );
         assert_eq!(kinds(&d), [("zillow:7".into(), "new")]);
     }
 
@@ -292,14 +378,85 @@ mod tests {
             listings: vec![pending, listing(5, 50_000_000)],
             complete: true,
             cursor: None,
+            rejected_ids: BTreeSet::new(),
         };
-        let d = detect(&previous, read.clone(), "p", at(5));
+        let d = detect(
+            &previous,
+            read.clone(),
+            "p",
+            at(5),
+            DelistingGuard { max_share: 1.0 },
+        );
         // Every event failed: the state stays as it was.
         let all: BTreeSet<usize> = (0..d.events.len()).collect();
         let kept = settle(&previous, d, &all);
         assert_eq!(kept, previous);
-        let again = detect(&kept, read, "p2", at(10));
+        let again = detect(&kept, read, "p2", at(10), DelistingGuard { max_share: 1.0 });
         assert_eq!(again.events.len(), 3);
+    }
+
+    fn complete(listings: Vec<Listing>, rejected: &[&str]) -> MarketRead {
+        MarketRead {
+            listings,
+            complete: true,
+            cursor: None,
+            rejected_ids: rejected.iter().map(|id| id.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_listing_whose_record_is_rejected_stays_as_last_seen() {
+        let previous = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);
+        let read = complete(vec![listing(1, 10_000_000)], &["zillow:2"]);
+        let d = detect(&previous, read, "p", at(5), DelistingGuard::default());
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.next, previous);
+        // Priced again later: compared with its last good price, not new.
+        let read = complete(vec![listing(1, 10_000_000), listing(2, 19_000_000)], &[]);
+        let d = detect(&d.next, read, "p2", at(10), DelistingGuard::default());
+        assert_eq!(kinds(&d), [("zillow:2".into(), "changed")]);
+    }
+
+    #[test]
+    fn a_mass_loss_is_delisted_only_once_a_second_read_confirms_it() {
+        let all: Vec<Listing> = (1..=10).map(|i| listing(i, 10_000_000)).collect();
+        let previous = state(&all);
+        let guard = DelistingGuard::default();
+        // 3 of 10 missing is the share itself: delisted at once.
+        let d = detect(
+            &previous,
+            complete(all[3..].to_vec(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert_eq!(d.events.len(), 3);
+        assert_eq!(d.held_delistings, 0);
+        // 4 of 10 is more: held, kept, remembered.
+        let d = detect(
+            &previous,
+            complete(all[4..].to_vec(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.held_delistings, 4);
+        assert_eq!(d.next.listings, previous.listings);
+        assert_eq!(d.next.unconfirmed_delistings.len(), 4);
+        let held = d.next;
+        // The next read misses the same four: confirmed, delisted.
+        let d = detect(&held, complete(all[4..].to_vec(), &[]), "p2", at(10), guard);
+        assert_eq!(
+            kinds(&d),
+            ["zillow:1", "zillow:2", "zillow:3", "zillow:4"].map(|id| (id.to_owned(), "delisted"))
+        );
+        assert!(d.next.unconfirmed_delistings.is_empty());
+        assert_eq!(d.next.listings.len(), 6);
+        // Or it sees them all again: nothing happened.
+        let d = detect(&held, complete(all.clone(), &[]), "p2", at(10), guard);
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert!(d.next.unconfirmed_delistings.is_empty());
     }
 
     #[test]

@@ -20,7 +20,14 @@ pub struct HttpPolicy {
     pub max_backoff: Duration,
     /// The longest Retry-After honoured; a longer one fails the request.
     pub max_retry_after: Duration,
+    /// Largest response body read, after decompression: a larger one (a gzip bomb, a page
+    /// gone wrong) fails its read at once instead of filling the Lambda's memory.
+    pub max_body_bytes: usize,
 }
+
+/// Default [`HttpPolicy::max_body_bytes`]: the largest real page (a RESO page of 1,000
+/// records, Realtor.com's 200 results) is a few MB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for HttpPolicy {
     fn default() -> Self {
@@ -30,6 +37,7 @@ impl Default for HttpPolicy {
             first_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -53,6 +61,36 @@ pub enum FetchError {
     NotThatApi { url: String, error: String },
     #[error("{url}: Retry-After of {secs} s is longer than the poll can wait")]
     RetryAfterTooLong { url: String, secs: u64 },
+    #[error("{url}: response body larger than {limit} bytes (decompressed); not read")]
+    TooLarge { url: String, limit: usize },
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    TooLarge,
+    Transport(String),
+}
+
+/// Reads a body chunk by chunk (decompressed as it streams when the client decompresses),
+/// stopping as soon as it passes `limit` bytes: memory stays bounded whatever the server
+/// sends or claims.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity((declared as usize).min(limit));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Spaces requests to one API at least `interval` apart.
@@ -171,9 +209,21 @@ where
             }
             continue;
         }
-        let body = match tokio::time::timeout(policy.timeout, response.bytes()).await {
+        let body = match tokio::time::timeout(
+            policy.timeout,
+            read_capped(response, policy.max_body_bytes),
+        )
+        .await
+        {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
+            Ok(Err(BodyError::TooLarge)) => {
+                // The same request would bring the same body: not retried.
+                return Err(FetchError::TooLarge {
+                    url,
+                    limit: policy.max_body_bytes,
+                });
+            }
+            Ok(Err(BodyError::Transport(e))) => {
                 last = format!("reading the body: {e}");
                 tokio::time::sleep(backoff(policy, attempt)).await;
                 continue;

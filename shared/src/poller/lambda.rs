@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use serde::Deserialize;
 
+use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::{HttpPolicy, RateLimiter};
 use super::read::SourceEndpoint;
 use super::run::Poller;
@@ -20,12 +21,26 @@ use crate::sources::SourceKind;
 pub const ZILLOW_RAPIDAPI_URL: &str = "https://zillow-com1.p.rapidapi.com";
 pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
 
-/// The listing-API secret: a JSON object in Secrets Manager.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// The listing-API secret: a JSON object in Secrets Manager. Its `Debug` says which keys are
+/// set, never what they are (a logged config must not leak them).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ApiKeys {
     pub rapidapi_key: Option<String>,
     pub reso_token: Option<String>,
 }
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |key: &Option<String>| key.as_ref().map(|_| REDACTED);
+        f.debug_struct("ApiKeys")
+            .field("rapidapi_key", &shown(&self.rapidapi_key))
+            .field("reso_token", &shown(&self.reso_token))
+            .finish()
+    }
+}
+
+/// What `Debug` prints in place of a secret.
+pub const REDACTED: &str = "<redacted>";
 
 /// The poller's settings (`REALTY_*` variables; template.yaml sets them).
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +52,8 @@ pub struct PollerConfig {
     pub concurrency: usize,
     pub http: HttpPolicy,
     pub requests_per_second: f64,
+    /// `REALTY_MAX_DELISTED_SHARE`: see [`DelistingGuard`].
+    pub delisting_guard: DelistingGuard,
 }
 
 impl PollerConfig {
@@ -74,6 +91,19 @@ impl PollerConfig {
             });
         }
         let timeout_ms: u64 = parse_or(&lookup, "REALTY_HTTP_TIMEOUT_MS", 10_000)?;
+        let max_delisted_share: f64 = parse_or(
+            &lookup,
+            "REALTY_MAX_DELISTED_SHARE",
+            DEFAULT_MAX_DELISTED_SHARE,
+        )?;
+        if !(max_delisted_share > 0.0 && max_delisted_share <= 1.0) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_MAX_DELISTED_SHARE".into(),
+                value: max_delisted_share.to_string(),
+                reason: "a share of a market's listings, above 0 and at most 1 (0.3 is 30 %)"
+                    .into(),
+            });
+        }
         Ok(Self {
             sources,
             zillow_url: lookup("REALTY_ZILLOW_URL")
@@ -89,6 +119,9 @@ impl PollerConfig {
                 ..HttpPolicy::default()
             },
             requests_per_second: parse_or(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0)?,
+            delisting_guard: DelistingGuard {
+                max_share: max_delisted_share,
+            },
         })
     }
 
@@ -219,5 +252,51 @@ pub fn build_poller(
             bucket: resources.data_lake_bucket.clone(),
         },
         concurrency: config.concurrency,
+        delisting_guard: config.delisting_guard,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_key() {
+        let keys = ApiKeys {
+            rapidapi_key: Some("rapid-s3cr3t".into()),
+            reso_token: Some("reso-s3cr3t".into()),
+        };
+        let shown = format!("{keys:?} {keys:#?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("rapidapi_key"), "{shown}");
+        let config = PollerConfig::from_lookup(|name| {
+            (name == "REALTY_SOURCES").then(|| "zillow,realtor".to_owned())
+        })
+        .expect("config");
+        let endpoints = config.endpoints(&keys).expect("endpoints");
+        let shown = format!("{endpoints:?} {endpoints:#?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains(ZILLOW_RAPIDAPI_URL), "{shown}");
+    }
+
+    #[test]
+    fn the_delisting_share_is_a_share() {
+        let with = |value: &'static str| {
+            PollerConfig::from_lookup(move |name| {
+                (name == "REALTY_MAX_DELISTED_SHARE").then(|| value.to_owned())
+            })
+        };
+        assert_eq!(
+            PollerConfig::from_lookup(|_| None)
+                .expect("defaults")
+                .delisting_guard
+                .max_share,
+            0.3
+        );
+        assert_eq!(with("0.5").expect("0.5").delisting_guard.max_share, 0.5);
+        assert_eq!(with("1").expect("1").delisting_guard.max_share, 1.0);
+        for bad in ["0", "-0.1", "1.01", "NaN", "thirty"] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
+    }
 }

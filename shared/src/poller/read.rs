@@ -1,10 +1,10 @@
 //! Reading one market from one source, page by page, into a [`MarketRead`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 
-use super::detect::MarketRead;
+use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, Fetched, HttpPolicy, PageRequest, RateLimiter, fetch_page};
 use crate::listing::Listing;
 use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
@@ -12,16 +12,26 @@ use crate::sources::reso::ResoSync;
 use crate::sources::zillow::{
     BandPlan, PriceBand, ZillowSearch, ZillowStatusType, plan_price_band,
 };
-use crate::sources::{Page, Paging, Reject, SourceKind, realtor, reso, zillow};
+use crate::sources::{Paging, Reject, SourceKind, realtor, reso, zillow};
 
-/// Where and how to reach one source.
-#[derive(Debug, Clone)]
+/// Where and how to reach one source. `Debug` leaves the key out.
+#[derive(Clone)]
 pub struct SourceEndpoint {
     pub kind: SourceKind,
     /// Base URL: `https://zillow-com1.p.rapidapi.com`, or a simulator's.
     pub base_url: String,
     /// RapidAPI key (Zillow, Realtor.com) or bearer token (RESO).
     pub key: String,
+}
+
+impl std::fmt::Debug for SourceEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceEndpoint")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("key", &super::lambda::REDACTED)
+            .finish()
+    }
 }
 
 /// What reading a market produced, besides its listings.
@@ -32,7 +42,14 @@ pub struct ReadStats {
     pub rejects: Vec<Reject>,
     /// Extra full reads made because the pages did not add up (a listing moved between pages).
     pub rereads: u32,
+    /// Extra full reads made to confirm that listings missing from a complete read are gone
+    /// (a listing can move out of sight while the counts still add up).
+    pub reconciliations: u32,
 }
+
+/// Most full reads of a market in one poll: the first, rereads when the pages do not add
+/// up, and one reconciliation read.
+pub const MAX_READ_PASSES: u32 = 4;
 
 /// A market key (`san-francisco-ca`) as a city and a state code.
 pub fn city_and_state(market: &str) -> Option<(String, String)> {
@@ -115,23 +132,34 @@ fn rapidapi_headers(endpoint: &SourceEndpoint) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Reads one market: every page, re-reading once more when the pages do not add up to the
-/// total the source reports (so a listing that moved between pages is not taken for
-/// delisted).
+/// Reads one market: every page, re-reading when the pages do not add up to the total the
+/// source reports (a listing moved between pages), and once more when a complete read misses
+/// listings of `previous` (a listing can move out of sight while the counts add up: a
+/// price cut across a band edge between band reads, a delete plus an insert while paging).
+/// A listing missing from two complete reads is gone; one seen by either read is not.
 pub async fn read_market(
     client: &reqwest::Client,
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
     market: &str,
-    cursor: Option<DateTime<Utc>>,
+    previous: &PollState,
     observed_at: DateTime<Utc>,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
     let mut stats = ReadStats::default();
-    let mut union: BTreeMap<String, Listing> = BTreeMap::new();
-    let mut read = MarketRead::default();
-    for pass in 0..3 {
-        let pass_read = match endpoint.kind {
+    let mut union = Tally::default();
+    let mut complete_passes = 0;
+    for pass_number in 0..MAX_READ_PASSES {
+        if pass_number > 0 {
+            // Why this pass is made: to confirm missing listings, or because the last one
+            // did not add up.
+            if complete_passes > 0 {
+                stats.reconciliations += 1;
+            } else {
+                stats.rereads += 1;
+            }
+        }
+        let pass = match endpoint.kind {
             SourceKind::Zillow => {
                 read_zillow(
                     client,
@@ -162,7 +190,7 @@ pub async fn read_market(
                     limiter,
                     policy,
                     endpoint,
-                    cursor,
+                    previous.cursor,
                     observed_at,
                     stats,
                 )
@@ -175,30 +203,106 @@ pub async fn read_market(
                 });
             }
         };
-        for l in pass_read.listings {
-            union.insert(l.id.as_str().to_owned(), l);
+        let pass_complete = pass.complete();
+        union.merge(pass);
+        if !pass_complete {
+            continue;
         }
-        read.complete = pass_read.complete;
-        if pass_read.complete {
-            break;
-        }
-        if pass < 2 {
-            stats.rereads += 1;
+        complete_passes += 1;
+        let unexplained = previous
+            .listings
+            .keys()
+            .any(|id| !union.listings.contains_key(id) && !union.rejected_ids.contains(id));
+        if !unexplained || complete_passes == 2 {
+            return Ok((union.into_read(true), stats));
         }
     }
-    read.listings = union.into_values().collect();
-    Ok((read, stats))
+    Ok((union.into_read(false), stats))
 }
 
-fn tally(fetched: Fetched, stats: &mut ReadStats, seen: &mut BTreeMap<String, Listing>) -> Page {
-    stats.pages += 1;
-    stats.retries += fetched.retries;
-    let mut page = fetched.page;
-    stats.rejects.append(&mut page.rejects);
-    for l in page.listings.drain(..) {
-        seen.insert(l.id.as_str().to_owned(), l);
+/// What one full read (or the union of several) saw.
+#[derive(Debug, Default)]
+struct Tally {
+    listings: BTreeMap<String, Listing>,
+    /// Ids of rejected records, not also read as listings.
+    rejected_ids: BTreeSet<String>,
+    /// Rejected records without a usable id: they could be any listing.
+    anonymous_rejects: u64,
+    /// What the source said it holds, summed over the queries; `None` when any query did
+    /// not say (a bare `props` array, a null search).
+    expected: Option<u64>,
+    /// Results the queries' pages cannot reach.
+    unreachable: bool,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            expected: Some(0),
+            ..Self::default()
+        }
     }
-    page
+
+    fn add_page(&mut self, fetched: Fetched, stats: &mut ReadStats) -> Paging {
+        stats.pages += 1;
+        stats.retries += fetched.retries;
+        let mut page = fetched.page;
+        for reject in &page.rejects {
+            match &reject.source_id {
+                Some(id) => {
+                    self.rejected_ids.insert(id.clone());
+                }
+                None => self.anonymous_rejects += 1,
+            }
+        }
+        stats.rejects.append(&mut page.rejects);
+        for l in page.listings.drain(..) {
+            self.listings.insert(l.id.as_str().to_owned(), l);
+        }
+        page.paging
+    }
+
+    fn expect(&mut self, total: Option<u64>) {
+        self.expected = match (self.expected, total) {
+            (Some(sum), Some(total)) => Some(sum + total),
+            _ => None,
+        };
+    }
+
+    /// Complete: the source said how many it holds, every page was reachable, every
+    /// rejected record is a known listing, and listings plus rejects reach the total.
+    fn complete(&self) -> bool {
+        let Some(expected) = self.expected else {
+            return false;
+        };
+        let rejected_only = self
+            .rejected_ids
+            .iter()
+            .filter(|id| !self.listings.contains_key(*id))
+            .count() as u64;
+        !self.unreachable
+            && self.anonymous_rejects == 0
+            && self.listings.len() as u64 + rejected_only >= expected
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.listings.extend(other.listings);
+        self.rejected_ids.extend(other.rejected_ids);
+    }
+
+    fn into_read(self, complete: bool) -> MarketRead {
+        let rejected_ids = self
+            .rejected_ids
+            .into_iter()
+            .filter(|id| !self.listings.contains_key(id))
+            .collect();
+        MarketRead {
+            listings: self.listings.into_values().collect(),
+            complete,
+            cursor: None,
+            rejected_ids,
+        }
+    }
 }
 
 async fn read_zillow(
@@ -209,16 +313,14 @@ async fn read_zillow(
     market: &str,
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
-) -> Result<MarketRead, FetchError> {
+) -> Result<Tally, FetchError> {
     let (city, state) = market_place(endpoint, market)?;
     let url = format!(
         "{}/propertyExtendedSearch",
         endpoint.base_url.trim_end_matches('/')
     );
     let parse = |b: &[u8]| zillow::parse_page(b, observed_at);
-    let mut seen = BTreeMap::new();
-    let mut expected: u64 = 0;
-    let mut complete = true;
+    let mut tally = Tally::new();
     let mut bands = VecDeque::from([PriceBand::ALL]);
     while let Some(band) = bands.pop_front() {
         let search = ZillowSearch {
@@ -241,12 +343,13 @@ async fn read_zillow(
             })
         };
         let first = fetch_page(client, limiter, policy, &request(1)?, parse).await?;
-        let page = tally(first, stats, &mut seen);
-        let Paging::Zillow(paging) = page.paging else {
+        let Paging::Zillow(paging) = tally.add_page(first, stats) else {
+            tally.expect(None);
             continue;
         };
         match plan_price_band(band, &paging) {
             BandPlan::Split { lower, upper } => {
+                // Page 1 of the whole band was read, but the halves count its listings.
                 bands.push_back(lower);
                 bands.push_back(upper);
                 continue;
@@ -255,25 +358,17 @@ async fn read_zillow(
                 last_page,
                 unreachable_results,
             } => {
-                if unreachable_results > 0 {
-                    complete = false;
-                }
-                expected += paging.total_result_count.unwrap_or(0);
+                tally.unreachable |= unreachable_results > 0;
+                // A bare `props` array says nothing of how many there are.
+                tally.expect(paging.total_result_count);
                 for n in 2..=last_page {
                     let fetched = fetch_page(client, limiter, policy, &request(n)?, parse).await?;
-                    tally(fetched, stats, &mut seen);
+                    tally.add_page(fetched, stats);
                 }
             }
         }
     }
-    // The source's own counts include records we reject; a shortfall beyond them means a
-    // listing moved between pages while they were read.
-    let accounted = seen.len() as u64 + stats.rejects.len() as u64;
-    Ok(MarketRead {
-        listings: seen.into_values().collect(),
-        complete: complete && accounted >= expected,
-        cursor: None,
-    })
+    Ok(tally)
 }
 
 async fn read_realtor(
@@ -284,19 +379,20 @@ async fn read_realtor(
     market: &str,
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
-) -> Result<MarketRead, FetchError> {
+) -> Result<Tally, FetchError> {
     let (city, state_code) = market_place(endpoint, market)?;
     let url = format!(
         "{}/properties/v3/list",
         endpoint.base_url.trim_end_matches('/')
     );
     let parse = |b: &[u8]| realtor::parse_page(b, observed_at);
-    let mut seen = BTreeMap::new();
+    let mut tally = Tally::new();
     let mut search = Some(RealtorSearch::first_page(
         RealtorArea::City { city, state_code },
         vec![RealtorStatus::ForSale],
     ));
-    let mut expected = 0;
+    let mut total = None;
+    let mut first = true;
     while let Some(s) = search.take() {
         let body = s.body().map_err(|e| FetchError::NotThatApi {
             url: url.clone(),
@@ -314,18 +410,17 @@ async fn read_realtor(
             parse,
         )
         .await?;
-        let page = tally(fetched, stats, &mut seen);
-        if let Paging::Realtor(paging) = &page.paging {
-            expected = paging.total.unwrap_or(0);
-            search = s.next_page(paging);
+        if let Paging::Realtor(paging) = tally.add_page(fetched, stats) {
+            // `home_search: null` has no total: an answer, but not "nothing for sale".
+            if first {
+                total = paging.total;
+            }
+            search = s.next_page(&paging);
         }
+        first = false;
     }
-    let accounted = seen.len() as u64 + stats.rejects.len() as u64;
-    Ok(MarketRead {
-        listings: seen.into_values().collect(),
-        complete: accounted >= expected,
-        cursor: None,
-    })
+    tally.expect(total);
+    Ok(tally)
 }
 
 /// RESO feeds are read incrementally (changes since the cursor), so a listing's absence says
@@ -342,7 +437,7 @@ async fn read_reso(
 ) -> Result<(MarketRead, ReadStats), FetchError> {
     let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
     let sync = ResoSync {
-        modified_after: cursor,
+        modified_since: cursor,
         top: 1000,
         extra_filter: None,
     };
@@ -352,7 +447,7 @@ async fn read_reso(
     })?;
     let headers = vec![("Authorization", format!("Bearer {}", endpoint.key))];
     let parse = |b: &[u8]| reso::parse_page(b, observed_at);
-    let mut seen = BTreeMap::new();
+    let mut tally = Tally::new();
     let mut next = Some(Get {
         url: base,
         query,
@@ -361,8 +456,7 @@ async fn read_reso(
     let mut newest = cursor;
     while let Some(request) = next.take() {
         let fetched = fetch_page(client, limiter, policy, &request, parse).await?;
-        let page = tally(fetched, &mut stats, &mut seen);
-        if let Paging::Reso(paging) = &page.paging {
+        if let Paging::Reso(paging) = &tally.add_page(fetched, &mut stats) {
             newest = newest.max(paging.max_modification_timestamp);
             next = paging.next_link.clone().map(|link| Get {
                 url: link,
@@ -371,19 +465,51 @@ async fn read_reso(
             });
         }
     }
-    Ok((
-        MarketRead {
-            listings: seen.into_values().collect(),
-            complete: false,
-            cursor: newest,
-        },
-        stats,
-    ))
+    let mut read = tally.into_read(false);
+    read.cursor = newest;
+    Ok((read, stats))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::RecordPosition;
+
+    fn tally_of(listings: usize, rejects: &[Option<&str>], total: Option<u64>) -> Tally {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let mut page = zillow::parse_page(page, Utc::now()).expect("fixture");
+        page.listings.truncate(listings);
+        assert_eq!(page.listings.len(), listings);
+        page.rejects = rejects
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Reject {
+                source_id: id.map(str::to_owned),
+                position: RecordPosition::Index(i),
+                reason: "price: \"call for price\"".into(),
+            })
+            .collect();
+        let mut tally = Tally::new();
+        tally.add_page(Fetched { page, retries: 0 }, &mut ReadStats::default());
+        tally.expect(total);
+        tally
+    }
+
+    #[test]
+    fn a_read_is_complete_only_when_a_total_accounts_for_every_record() {
+        assert!(tally_of(3, &[], Some(3)).complete());
+        assert!(tally_of(3, &[Some("zillow:9")], Some(4)).complete());
+        // No total: never complete, however much was read.
+        assert!(!tally_of(3, &[], None).complete());
+        // Short of the total.
+        assert!(!tally_of(3, &[], Some(4)).complete());
+        // A reject without an id could be any listing.
+        assert!(!tally_of(3, &[None], Some(4)).complete());
+        // A reject counted once however often it was read.
+        assert!(!tally_of(3, &[Some("zillow:9"), Some("zillow:9")], Some(5)).complete());
+    }
 
     #[test]
     fn market_keys_become_city_and_state() {

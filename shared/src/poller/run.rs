@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::detect::{detect, settle};
+use super::detect::{DelistingGuard, detect, settle};
 use super::fetch::{HttpPolicy, RateLimiter};
 use super::ports::{EventPublisher, PollStateStore};
 use super::read::{SourceEndpoint, read_market};
@@ -35,6 +35,10 @@ pub struct MarketSummary {
     pub complete: bool,
     pub retries: u32,
     pub rereads: u32,
+    /// Extra reads made to confirm that listings missing from a complete read are gone.
+    pub reconciliations: u32,
+    /// Delistings held for the next complete read to confirm (too many at once).
+    pub held_delistings: usize,
     /// Events that could not be published; their listings are found again next poll.
     pub unpublished: usize,
     /// Another poll of this market saved its state first.
@@ -55,6 +59,7 @@ pub struct PollSummary {
     pub new: usize,
     pub changed: usize,
     pub delisted: usize,
+    pub held_delistings: usize,
     pub retries: u32,
     pub unpublished: usize,
     pub per_market: Vec<MarketSummary>,
@@ -70,6 +75,8 @@ pub struct Poller<P, S> {
     pub states: S,
     /// Markets polled at once.
     pub concurrency: usize,
+    /// How many delistings one read may infer unconfirmed.
+    pub delisting_guard: DelistingGuard,
 }
 
 impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
@@ -100,6 +107,7 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             summary.new += m.new;
             summary.changed += m.changed;
             summary.delisted += m.delisted;
+            summary.held_delistings += m.held_delistings;
             summary.retries += m.retries;
             summary.unpublished += m.unpublished;
         }
@@ -151,7 +159,7 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             &self.policy,
             endpoint,
             market,
-            stored.state.cursor,
+            &stored.state,
             observed_at,
         )
         .await
@@ -159,14 +167,31 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
         summary.pages = stats.pages;
         summary.retries = stats.retries;
         summary.rereads = stats.rereads;
+        summary.reconciliations = stats.reconciliations;
         summary.rejects = stats.rejects.len();
         summary.listings = read.listings.len();
         summary.complete = read.complete && endpoint.kind != SourceKind::Reso;
+        if !summary.complete && endpoint.kind != SourceKind::Reso {
+            // No total, a shortfall, or a reject without an id, on every pass: nothing of
+            // this market can be delisted this poll.
+            tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
+            metrics::counter!("poll_incomplete_reads").increment(1);
+        }
         for reject in &stats.rejects {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
         }
         let market_poll_id = format!("{poll_id}-{}-{market}", endpoint.kind.as_str());
-        let detection = detect(&stored.state, read, &market_poll_id, observed_at);
+        let detection = detect(
+            &stored.state,
+            read,
+            &market_poll_id,
+            observed_at,
+            self.delisting_guard,
+        );
+        summary.held_delistings = detection.held_delistings;
+        if detection.held_delistings > 0 {
+            tracing::warn!(source = %summary.source, market, held = detection.held_delistings, "a read missed too many listings at once; their delisting waits for the next read");
+        }
         for e in &detection.events {
             match e.kind {
                 EventKind::New => summary.new += 1,
@@ -184,7 +209,9 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
         }
         summary.unpublished = failures.len();
         let failed: BTreeSet<usize> = failures.iter().map(|f| f.index).collect();
-        let unchanged = detection.events.is_empty() && detection.next.cursor == stored.state.cursor;
+        let unchanged = detection.events.is_empty()
+            && detection.next.cursor == stored.state.cursor
+            && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings;
         let next = settle(&stored.state, detection, &failed);
         if unchanged && stored.version.is_some() {
             return Ok(());
@@ -211,6 +238,7 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("events_new").increment(s.new as u64);
     metrics::counter!("events_changed").increment(s.changed as u64);
     metrics::counter!("events_delisted").increment(s.delisted as u64);
+    metrics::counter!("delistings_held").increment(s.held_delistings as u64);
     metrics::counter!("poll_http_retries").increment(u64::from(s.retries));
     metrics::counter!("events_unpublished").increment(s.unpublished as u64);
 }

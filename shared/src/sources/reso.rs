@@ -2,7 +2,7 @@
 //!
 //! A page is `{"@odata.context", "value": [...], "@odata.nextLink"?}`; follow
 //! `@odata.nextLink` until it is absent. Incremental sync asks for
-//! `ModificationTimestamp gt <last max seen>` ordered by `ModificationTimestamp`
+//! `ModificationTimestamp ge <last max seen>` ordered by `ModificationTimestamp`
 //! ([`ResoSync`]); the highest timestamp of a page is in [`ResoPaging`].
 //! Field names follow the RESO Data Dictionary; lookup values are matched whatever their
 //! spelling (`ActiveUnderContract` or `Active Under Contract`).
@@ -34,7 +34,7 @@ pub struct ResoPaging {
     /// Highest `ModificationTimestamp` among the page's records (rejected ones included, so
     /// a record that cannot be read is not fetched again forever). After the **last** page
     /// of a run, the highest of these is the watermark for the next run's
-    /// [`ResoSync::modified_after`].
+    /// [`ResoSync::modified_since`].
     pub max_modification_timestamp: Option<DateTime<Utc>>,
 }
 
@@ -296,8 +296,11 @@ fn address(record: &Value) -> Result<Address, String> {
 /// from `@odata.nextLink`, requested verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResoSync {
-    /// The watermark: only records modified strictly after it. `None` for a full sync.
-    pub modified_after: Option<DateTime<Utc>>,
+    /// The watermark: only records modified at or after it (`ge`, not `gt`: a record
+    /// committed late with the watermark's own timestamp is still read; the ones read
+    /// before come again, and change detection finds nothing new in them). `None` for a
+    /// full sync.
+    pub modified_since: Option<DateTime<Utc>>,
     /// Page size, 1..=[`MAX_TOP`].
     pub top: u32,
     /// An extra OData condition ANDed to the timestamp filter
@@ -321,7 +324,7 @@ impl ResoSync {
             .as_deref()
             .map(str::trim)
             .filter(|f| !f.is_empty());
-        let filter = match (self.modified_after.map(modification_filter), extra) {
+        let filter = match (self.modified_since.map(modification_filter), extra) {
             (Some(since), Some(extra)) => Some(format!("{since} and ({extra})")),
             (Some(since), None) => Some(since),
             (None, Some(extra)) => Some(extra.to_owned()),
@@ -337,12 +340,13 @@ impl ResoSync {
     }
 }
 
-/// `ModificationTimestamp gt 2024-03-01T12:00:00.123Z`: an OData `DateTimeOffset` literal
-/// (unquoted) with the watermark's full precision, so no record at the boundary is skipped.
-pub fn modification_filter(after: DateTime<Utc>) -> String {
+/// `ModificationTimestamp ge 2024-03-01T12:00:00.123Z`: an OData `DateTimeOffset` literal
+/// (unquoted) with the watermark's full precision, so no record at the boundary is skipped,
+/// not even one committed after the previous read with the same timestamp.
+pub fn modification_filter(since: DateTime<Utc>) -> String {
     format!(
-        "ModificationTimestamp gt {}",
-        after.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        "ModificationTimestamp ge {}",
+        since.to_rfc3339_opts(SecondsFormat::AutoSi, true)
     )
 }
 
@@ -359,7 +363,7 @@ mod tests {
             .single()
             .expect("valid time");
         let sync = ResoSync {
-            modified_after: Some(watermark),
+            modified_since: Some(watermark),
             top: 1000,
             extra_filter: Some("StandardStatus eq 'Active'".into()),
         };
@@ -368,7 +372,7 @@ mod tests {
             vec![
                 (
                     "$filter",
-                    "ModificationTimestamp gt 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')"
+                    "ModificationTimestamp ge 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')"
                         .to_owned()
                 ),
                 ("$orderby", "ModificationTimestamp".to_owned()),
@@ -376,7 +380,7 @@ mod tests {
             ]
         );
         let full = ResoSync {
-            modified_after: None,
+            modified_since: None,
             top: 5000,
             extra_filter: None,
         };
@@ -407,7 +411,7 @@ mod tests {
             + chrono::Duration::microseconds(123_456);
         assert_eq!(
             modification_filter(watermark),
-            "ModificationTimestamp gt 2024-03-01T12:00:00.123456Z"
+            "ModificationTimestamp ge 2024-03-01T12:00:00.123456Z"
         );
     }
 

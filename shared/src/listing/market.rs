@@ -1,0 +1,227 @@
+//! The market a listing is counted in, and how its key is normalised and bounded.
+//!
+//! One city must give one key however a source spells it, or its listings are split across
+//! markets (and a spoofed name could start a market of its own). The rule, per character of
+//! the city and of the state:
+//! 1. Unicode NFKC: composed accents, and compatibility forms (full-width `Ｎ`, ligatures)
+//!    as their plain letters;
+//! 2. lower case;
+//! 3. ASCII letters and digits are kept;
+//! 4. any other letter or digit is replaced by its UTS #39 confusable prototype
+//!    (`unicode-security`'s skeleton) less combining marks, when that is ASCII letters or
+//!    digits: Cyrillic `а`, Greek `ο`, `é`, `ø` become `a`, `o`, `e`, `o`; a letter with
+//!    no ASCII look-alike (`ß`, `東`) is kept as it is, with the combining marks after it;
+//! 5. every other run of characters (spaces, punctuation, marks after an ASCII letter) is
+//!    one `-`, none at either end.
+//!
+//! ASCII names keep the keys they always had (`nashville-tn`, `st-louis-mo`). The skeleton
+//! is taken one character at a time, never over a whole name, so plain letters are never
+//! rewritten (UTS #39 maps `m` to `rn`).
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_normalization::char::is_combining_mark;
+use unicode_security::confusable_detection::skeleton;
+
+use super::bounds::{
+    MAX_CITY_BYTES, MAX_MARKET_KEY_BYTES, MAX_POSTAL_CODE_BYTES, MAX_STATE_BYTES, check_text, quote,
+};
+use super::{Address, InvalidListing};
+
+/// The market a listing is counted in: a normalised city-state key plus the ZIP.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MarketKey {
+    /// City and state normalised (module docs) and joined by `-`: `nashville-tn`,
+    /// `st-louis-mo`, at most [`MAX_MARKET_KEY_BYTES`].
+    pub city_state: String,
+    /// Five-digit ZIP for US postal codes (ZIP+4 cut), else the postal code upper-cased.
+    pub zip: Option<String>,
+}
+
+impl MarketKey {
+    /// The market of an address. Fails when the city or state has no letters or digits,
+    /// when a part is over its size limit, or when the postal code is not one.
+    pub fn for_address(address: &Address) -> Result<Self, InvalidListing> {
+        check_text("address.city", &address.city, MAX_CITY_BYTES)?;
+        check_text("address.state", &address.state, MAX_STATE_BYTES)?;
+        let city = key_part(&address.city);
+        let state = key_part(&address.state);
+        if city.is_empty() {
+            return Err(InvalidListing::new(
+                "address.city",
+                "no city: the listing cannot be placed in a market",
+            ));
+        }
+        if state.is_empty() {
+            return Err(InvalidListing::new(
+                "address.state",
+                "no state: the listing cannot be placed in a market",
+            ));
+        }
+        let city_state = format!("{city}-{state}");
+        if city_state.len() > MAX_MARKET_KEY_BYTES {
+            return Err(InvalidListing::new(
+                "market.city_state",
+                format!(
+                    "{} bytes once normalised, over the {MAX_MARKET_KEY_BYTES}-byte limit: {}",
+                    city_state.len(),
+                    quote(&city_state)
+                ),
+            ));
+        }
+        let zip = match &address.postal_code {
+            Some(code) => market_zip(code)?,
+            None => None,
+        };
+        Ok(Self { city_state, zip })
+    }
+}
+
+/// One part (city or state) of a market key, normalised as the module docs say.
+pub(super) fn key_part(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // A separator is written only between two kept characters.
+    let mut separate = false;
+    let mut last_kept_ascii = true;
+    fn keep(out: &mut String, piece: &str, separate: &mut bool) {
+        if *separate && !out.is_empty() {
+            out.push('-');
+        }
+        *separate = false;
+        out.push_str(piece);
+    }
+    for composed in text.nfkc() {
+        for c in composed.to_lowercase() {
+            if c.is_ascii_alphanumeric() {
+                keep(&mut out, c.encode_utf8(&mut [0; 4]), &mut separate);
+                last_kept_ascii = true;
+            } else if c.is_alphanumeric() {
+                let folded = ascii_prototype(c);
+                if folded.is_empty() {
+                    keep(&mut out, c.encode_utf8(&mut [0; 4]), &mut separate);
+                    last_kept_ascii = false;
+                } else {
+                    keep(&mut out, &folded, &mut separate);
+                    last_kept_ascii = true;
+                }
+            } else if is_combining_mark(c) && !last_kept_ascii && !separate && !out.is_empty() {
+                // A vowel sign or accent of a script without ASCII look-alikes: part of
+                // the letter before it.
+                out.push(c);
+            } else {
+                separate = true;
+            }
+        }
+    }
+    out
+}
+
+/// The ASCII letters and digits `c` is confusable with (its UTS #39 prototype, lower-cased,
+/// combining marks dropped), or an empty string when it has no such look-alike.
+fn ascii_prototype(c: char) -> String {
+    let mut buffer = [0; 4];
+    let mut folded = String::new();
+    for p in skeleton(c.encode_utf8(&mut buffer)) {
+        if is_combining_mark(p) {
+            continue;
+        }
+        for lower in p.to_lowercase() {
+            if !lower.is_ascii_alphanumeric() {
+                return String::new();
+            }
+            folded.push(lower);
+        }
+    }
+    folded
+}
+
+/// The ZIP of a market from a postal code: at most [`MAX_POSTAL_CODE_BYTES`] of letters,
+/// digits, spaces and hyphens (after NFKC, so full-width digits count as digits); US ZIP+4
+/// cut to five digits, others upper-cased. `None` for a blank code.
+pub(super) fn market_zip(postal_code: &str) -> Result<Option<String>, InvalidListing> {
+    check_text("address.postal_code", postal_code, MAX_POSTAL_CODE_BYTES)?;
+    let code: String = postal_code.trim().nfkc().collect();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    if !code
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+        || code.len() > MAX_POSTAL_CODE_BYTES
+    {
+        return Err(InvalidListing::new(
+            "address.postal_code",
+            format!(
+                "{} is not a postal code (letters, digits, spaces and hyphens)",
+                quote(postal_code)
+            ),
+        ));
+    }
+    let bytes = code.as_bytes();
+    let is_us_zip = bytes.len() >= 5
+        && bytes[..5].iter().all(u8::is_ascii_digit)
+        && (bytes.len() == 5
+            || (bytes.len() == 10
+                && bytes[5] == b'-'
+                && bytes[6..].iter().all(u8::is_ascii_digit)));
+    Ok(Some(if is_us_zip {
+        code[..5].to_owned()
+    } else {
+        code.to_ascii_uppercase()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_names_keep_their_keys() {
+        assert_eq!(key_part("St. Louis"), "st-louis");
+        assert_eq!(key_part("  Winston-Salem "), "winston-salem");
+        assert_eq!(key_part("Coeur d'Alene"), "coeur-d-alene");
+        assert_eq!(key_part("Miami"), "miami");
+        assert_eq!(key_part("--"), "");
+    }
+
+    #[test]
+    fn one_city_one_key_however_it_is_written() {
+        // Composed and decomposed accents, upper case, full-width letters.
+        for spelling in [
+            "Montréal",
+            "Montre\u{301}al",
+            "MONTRÉAL",
+            "Ｍｏｎｔｒéａｌ",
+            "Montreal",
+        ] {
+            assert_eq!(key_part(spelling), "montreal", "{spelling}");
+        }
+        // Cyrillic а and е, Greek ο in a Latin name.
+        assert_eq!(key_part("N\u{430}shvill\u{435}"), "nashville");
+        assert_eq!(key_part("B\u{3bf}ston"), "boston");
+        // Letters with no ASCII look-alike stay as they are.
+        assert_eq!(key_part("Straße"), "straße");
+        assert_eq!(key_part("東京"), "東京");
+    }
+
+    #[test]
+    fn market_zip_cuts_zip_plus_four_only() {
+        let zip = |code: &str| market_zip(code).expect("a postal code");
+        assert_eq!(zip("37201-1234").as_deref(), Some("37201"));
+        assert_eq!(zip(" 37201 ").as_deref(), Some("37201"));
+        assert_eq!(zip("K1A 0B1").as_deref(), Some("K1A 0B1"));
+        assert_eq!(zip("k1a 0b1").as_deref(), Some("K1A 0B1"));
+        assert_eq!(zip("372011234").as_deref(), Some("372011234"));
+        assert_eq!(zip("３７２０１").as_deref(), Some("37201"));
+        assert_eq!(zip(""), None);
+    }
+
+    #[test]
+    fn postal_codes_at_and_just_past_their_limit() {
+        assert!(market_zip(&"1".repeat(MAX_POSTAL_CODE_BYTES)).is_ok());
+        let err = market_zip(&"1".repeat(MAX_POSTAL_CODE_BYTES + 1)).expect_err("too long");
+        assert_eq!(err.field, "address.postal_code");
+        assert!(market_zip(&"K".repeat(3_000)).is_err());
+        assert!(market_zip("37201;DROP").is_err());
+    }
+}
