@@ -406,6 +406,97 @@ mod alerts_topic_tests {
         assert!(report.error.is_some());
     }
 
+    /// A local SNS that reads each PublishBatch call whole, keeps it (as SNS would accept
+    /// and deliver it) and never answers: the answer is lost after SNS accepted the call.
+    async fn accepting_but_silent_sns() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let calls = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).into_owned();
+                        let Some(head_end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())
+                                    .flatten()
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            calls
+                                .lock()
+                                .expect("lock")
+                                .push(text[head_end + 4..].to_owned());
+                            break;
+                        }
+                    }
+                    // Accepted; the answer never comes (the connection stays open).
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    drop(socket);
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_accepted_without_an_answer_is_never_sent_again() {
+        let (url, accepted) = accepting_but_silent_sns().await;
+        // The stack's SDK configuration (standard retries, 3 attempts), with a short attempt
+        // timeout so the lost answer shows quickly.
+        let sdk = crate::aws::sdk_config(Some(&url))
+            .await
+            .to_builder()
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build();
+        let publisher = SnsAlertPublisher::new(
+            &sdk,
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+            RetryPolicy::immediate(Duration::from_secs(5)),
+        );
+        let report = publisher.publish(&messages(3)).await;
+        let calls = accepted.lock().expect("lock").clone();
+        // SNS has the three alerts once: neither the SDK nor the loop sent the call again.
+        assert_eq!(calls.len(), 1, "PublishBatch calls SNS received");
+        assert!(calls[0].contains("Action=PublishBatch"), "{}", calls[0]);
+        // Their fate is unknown: not published as far as we know, not known unpublished.
+        assert_eq!(report.unknown, vec![0, 1, 2]);
+        assert!(report.unpublished.is_empty() && report.refused.is_empty());
+        assert!((0..3).all(|i| !report.published(i)));
+        assert!(
+            report
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("got no answer")),
+            "{report:?}"
+        );
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn calls_hold_at_most_ten_entries() {
         let sizes = std::sync::Arc::new(Mutex::new(Vec::new()));
