@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::listing::Listing;
+use crate::listing::{Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{DailyCounts, MarketAggregate, MarketFigures};
 use crate::metrics::batch::{ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
@@ -30,6 +30,42 @@ pub struct ListingItem {
     /// Version of the last event applied: its observation time and padded sequence number.
     pub observed_at: DateTime<Utc>,
     pub sequence: String,
+    /// The events this write applied, oldest first, when a metrics batch applied more than
+    /// one event of the listing (absent otherwise): the alerts function judges each on its
+    /// own, so its alerts do not depend on how the Kinesis stream was cut into batches.
+    /// At most [`MAX_FOLDED_EVENTS`], the latest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<FoldedEvent>,
+}
+
+/// Most events a listing item lists in [`ListingItem::folded`] (about 200 bytes each).
+pub const MAX_FOLDED_EVENTS: usize = 16;
+
+/// One event of a listing applied by a write, as far as alerts look at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldedEvent {
+    pub observed_at: DateTime<Utc>,
+    /// Padded, as [`ListingItem::sequence`].
+    pub sequence: String,
+    pub price_minor: i64,
+    pub living_area_sqft: Option<u32>,
+    pub status: ListingStatus,
+    pub offer: Offer,
+    pub delisted: bool,
+}
+
+impl From<&ListingState> for FoldedEvent {
+    fn from(s: &ListingState) -> Self {
+        Self {
+            observed_at: s.version.observed_at,
+            sequence: s.version.sequence.padded().to_owned(),
+            price_minor: s.listing.price_minor,
+            living_area_sqft: s.listing.living_area_sqft,
+            status: s.listing.status,
+            offer: s.listing.offer,
+            delisted: s.delisted,
+        }
+    }
 }
 
 /// A stored item that is not what this build writes.
@@ -51,6 +87,7 @@ impl From<&ListingState> for ListingItem {
             delisted: s.delisted,
             observed_at: s.version.observed_at,
             sequence: s.version.sequence.padded().to_owned(),
+            folded: s.folded.clone(),
         }
     }
 }
@@ -72,6 +109,7 @@ impl TryFrom<ListingItem> for ListingState {
                 observed_at: item.observed_at,
                 sequence,
             },
+            folded: Vec::new(),
         })
     }
 }

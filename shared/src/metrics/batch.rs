@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
+use crate::items::{FoldedEvent, MAX_FOLDED_EVENTS};
 use crate::listing::{EventKind, Listing, ListingEvent, Offer};
 
 /// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
@@ -75,7 +76,7 @@ pub struct Version {
 
 /// A listing's stored state: its last observation and the bookkeeping that makes
 /// re-deliveries harmless.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ListingState {
     pub listing: Listing,
     /// First price the pipeline saw (or the source's stated earlier price): cuts are
@@ -84,6 +85,27 @@ pub struct ListingState {
     /// The listing left its source (a `delisted` event).
     pub delisted: bool,
     pub version: Version,
+    /// The events of the batch that made this state, when there were several (for the
+    /// alerts function: [`crate::items::ListingItem::folded`]).
+    pub folded: Vec<FoldedEvent>,
+}
+
+/// Equal states hold the same listing at the same version, whichever batches led there:
+/// `folded` says how the last write was reached, not what the state is.
+impl PartialEq for ListingState {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.listing,
+            self.first_price_minor,
+            self.delisted,
+            &self.version,
+        ) == (
+            &other.listing,
+            other.first_price_minor,
+            other.delisted,
+            &other.version,
+        )
+    }
 }
 
 impl ListingState {
@@ -141,7 +163,7 @@ pub fn plan_batch(
     let mut records = records.into_iter().peekable();
     while let Some(first) = records.next() {
         let mut current = stored.get(first.event.listing.id.as_str()).cloned();
-        let mut advanced = false;
+        let mut folded: Vec<FoldedEvent> = Vec::new();
         let mut next_record = Some(first);
         while let Some(DecodedRecord { sequence, event }) = next_record {
             next_record = records.next_if(|r| r.event.listing.id == event.listing.id);
@@ -164,11 +186,14 @@ pub fn plan_batch(
                     contribution,
                 ));
             }
+            folded.push(FoldedEvent::from(&next));
             current = Some(next);
-            advanced = true;
         }
-        if advanced {
-            plan.states.extend(current);
+        if let Some(mut state) = current.filter(|_| !folded.is_empty()) {
+            if folded.len() > 1 {
+                state.folded = folded.split_off(folded.len().saturating_sub(MAX_FOLDED_EVENTS));
+            }
+            plan.states.push(state);
         }
     }
     plan
@@ -194,6 +219,7 @@ fn next_state(
         listing,
         first_price_minor,
         version,
+        folded: Vec::new(),
     }
 }
 
