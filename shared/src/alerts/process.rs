@@ -1,8 +1,9 @@
 //! The alerts function's work on one batch of the listing table's stream, over the ports.
 //!
 //! Order of effects, in stream order:
-//! 1. decode each record into the listing's old and new item; anything else is skipped with
-//!    its reason (never a failure: re-delivering it would not make it readable);
+//! 1. decode each record into the listing's old and new item, and that into one change per
+//!    event the write applied ([`per_event`]); anything else is skipped with its reason
+//!    (never a failure: re-delivering it would not make it readable);
 //! 2. read the market medians the batch needs, in one lookup;
 //! 3. decide the alerts due ([`super::rules`]) and build their messages; an alert that can
 //!    never be a message (too large for SNS) is set aside for the error sink;
@@ -32,7 +33,7 @@ use super::ports::{
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, classify, evaluate, median_scope_keys,
-    needs_median, pick_median,
+    needs_median, per_event, pick_median,
 };
 
 /// A claim's lease runs this long past its invocation's deadline, so a taker whose clock is
@@ -58,7 +59,7 @@ pub struct AlertStats {
     pub records: usize,
     /// Records skipped, by reason (`not_modify`, `malformed_new_image`, ...).
     pub skipped: BTreeMap<&'static str, usize>,
-    /// MODIFY records decoded into a listing change.
+    /// Listing changes judged: one per event the MODIFY records' writes applied.
     pub changes: usize,
     pub price_drops_due: usize,
     pub undervalued_due: usize,
@@ -181,7 +182,8 @@ where
         let event_id = record.event_id.clone();
         let sequence_number = record.change.sequence_number.clone();
         match classify(record) {
-            Ok(change) => changes.push(change),
+            // One change per event the record's write applied (decisions per event).
+            Ok(change) => changes.extend(per_event(change)),
             Err(skipped) => {
                 let reason = skipped.reason.as_str();
                 let detail = cut_to(&skipped.detail, MAX_SINK_FIELD_BYTES);

@@ -4,7 +4,7 @@
 use aws_lambda_events::event::dynamodb::EventRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::items::ListingItem;
+use crate::items::{FoldedEvent, ListingItem};
 use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{Geo, Scope};
 
@@ -115,14 +115,42 @@ impl Skipped {
 }
 
 /// Decodes a stream record into the listing's old and new items, or says why it cannot.
+/// An INSERT is a change only when its write applied several events (a listing first seen
+/// and changed in one metrics batch): its old item is the listing as the first left it.
 pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
-    if record.event_name != "MODIFY" {
+    let insert = record.event_name == "INSERT";
+    if record.event_name != "MODIFY" && !insert {
         return Err(Skipped::new(
             SkipReason::NotModify,
             format!("event {:?}", record.event_name),
         ));
     }
     let change = record.change;
+    if insert {
+        // Not a change unless it lists several events: a first sighting, or an item
+        // this build does not write, is no news.
+        let not_a_change = || Skipped::new(SkipReason::NotModify, "INSERT of one event");
+        let sequence_number = change
+            .sequence_number
+            .filter(|s| !s.is_empty())
+            .ok_or_else(not_a_change)?;
+        let mut new: ListingItem =
+            serde_dynamo::from_item(change.new_image).map_err(|_| not_a_change())?;
+        let ends_here = new
+            .folded
+            .last()
+            .is_some_and(|e| e.observed_at == new.observed_at && e.sequence == new.sequence);
+        if new.folded.len() < 2 || !ends_here {
+            return Err(not_a_change());
+        }
+        let first = new.folded.remove(0);
+        let old = as_of(&new, first);
+        return Ok(ListingChange {
+            sequence_number,
+            old,
+            new,
+        });
+    }
     let sequence_number = change
         .sequence_number
         .filter(|s| !s.is_empty())
@@ -151,6 +179,73 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
         old,
         new,
     })
+}
+
+/// `item` as `event` left it (one of the events its write applied): only what alerts look
+/// at differs.
+fn as_of(item: &ListingItem, event: FoldedEvent) -> ListingItem {
+    let mut step = item.clone();
+    step.folded.clear();
+    step.listing.price_minor = event.price_minor;
+    step.listing.living_area_sqft = event.living_area_sqft;
+    step.listing.status = event.status;
+    step.listing.offer = event.offer;
+    step.listing.observed_at = event.observed_at;
+    step.delisted = event.delisted;
+    step.observed_at = event.observed_at;
+    step.sequence = event.sequence;
+    step
+}
+
+/// The listing changes of one stream record, one per event it applied, oldest first. The
+/// metrics function writes a listing once per batch; when the batch held several events of
+/// it, the item lists them in `folded` (oldest first, ending at the item's own version) and
+/// each is judged against the one before, as if it had been written on its own: the alerts,
+/// and their idempotency keys, are the same however the Kinesis stream was cut into
+/// batches. A list that does not fit the item (not written by this build) is ignored.
+pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
+    let ListingChange {
+        sequence_number,
+        mut old,
+        mut new,
+    } = change;
+    old.folded.clear();
+    let folded = std::mem::take(&mut new.folded);
+    let version = |observed_at, sequence: &str| (observed_at, sequence.to_owned());
+    let fits = folded.len() > 1
+        && folded.last().is_some_and(|e| {
+            version(e.observed_at, &e.sequence) == version(new.observed_at, &new.sequence)
+        })
+        && folded.first().is_some_and(|e| {
+            version(e.observed_at, &e.sequence) > version(old.observed_at, &old.sequence)
+        })
+        && folded.windows(2).all(|w| {
+            version(w[0].observed_at, &w[0].sequence) < version(w[1].observed_at, &w[1].sequence)
+        });
+    if !fits {
+        return vec![ListingChange {
+            sequence_number,
+            old,
+            new,
+        }];
+    }
+    let last = folded.len() - 1;
+    let mut changes: Vec<ListingChange> = Vec::with_capacity(folded.len());
+    let mut previous = old;
+    for (i, event) in folded.into_iter().enumerate() {
+        let next = if i == last {
+            new.clone()
+        } else {
+            as_of(&new, event)
+        };
+        let old = std::mem::replace(&mut previous, next.clone());
+        changes.push(ListingChange {
+            sequence_number: sequence_number.clone(),
+            old,
+            new: next,
+        });
+    }
+    changes
 }
 
 /// Whether a listing can alert at all: for sale, still listed, not sold or off the market

@@ -31,7 +31,9 @@ use super::ports::{
 use super::process::{AlertOutcome, AlertPorts};
 use super::rules::*;
 use crate::items::ListingItem;
-use crate::listing::{ListingId, ListingStatus, Offer, PropertyType};
+use crate::listing::{
+    EventKind, ListingChanges, ListingEvent, ListingId, ListingStatus, Offer, PropertyType,
+};
 
 const SAMPLE: &str = include_str!("../../../../events/alerts-dynamodb.json");
 
