@@ -17,6 +17,7 @@ use realty_shared::adapters::retry::RetryPolicy;
 use realty_shared::alerts::config::AlertsConfig;
 use realty_shared::alerts::lambda::AlertsFunction;
 use realty_shared::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
+use realty_shared::alerts::ports::{Claim, IdempotencyStore};
 use realty_shared::alerts::process::AlertOutcome;
 use realty_shared::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
 use realty_shared::config::StackResources;
@@ -30,6 +31,7 @@ crate::async_tests!(
     subscribers_get_each_alert_they_filter_for_once,
     an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once,
     an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_delivered,
+    a_live_claim_is_not_taken_over_and_an_expired_one_is,
 );
 
 fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
@@ -865,5 +867,93 @@ async fn an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_del
     ensure(
         drain(&stack, &everything).await?.is_empty(),
         "a re-delivery delivered again",
+    )
+}
+
+/// Claims are leases in the real table: another invocation's live claim is neither taken
+/// over nor skipped (its record fails and comes again), an expired one is taken over, a
+/// published alert is never claimed again, and a claim is released only by its holder.
+async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let store = &stack.function.idempotency;
+    let now = chrono::Utc::now();
+    let live = now + chrono::Duration::minutes(10);
+    let expired = now - chrono::Duration::seconds(1);
+
+    // The store on its own.
+    let key = "alert#price_drop#zillow:4000#2";
+    ensure(
+        store.claim(key, "a", live).await? == Claim::Acquired,
+        "a new key is claimed",
+    )?;
+    let held = store.claim(key, "b", live).await?;
+    ensure(
+        matches!(held, Claim::HeldUntil(until) if (until - live).num_milliseconds().abs() < 1),
+        format!("a live claim is taken over: {held:?}"),
+    )?;
+    store.release(key, "b").await?;
+    ensure(
+        matches!(store.claim(key, "b", live).await?, Claim::HeldUntil(_)),
+        "a claim released by another token",
+    )?;
+    let key = "alert#price_drop#zillow:4001#2";
+    store.claim(key, "a", expired).await?;
+    ensure(
+        store.claim(key, "b", live).await? == Claim::Acquired,
+        "an expired claim is not taken over",
+    )?;
+    store.mark_published(key, "b").await?;
+    ensure(
+        store.claim(key, "c", expired).await? == Claim::AlreadyPublished,
+        "a published alert is claimed again",
+    )?;
+
+    // Through the handler: a live claim on the alert (another consumer publishing it now).
+    let item = listing(4002, City::Nashville, PropertyType::Condo, 500_000)?;
+    put_listing(&stack, &item).await?;
+    put_listing(&stack, &repriced(&item, 400_000, 2)).await?;
+    let records = stack.stream_reader().next_records().await?;
+    let event = lambda_event(&stack, &records)?;
+    let alert_id = "alert#price_drop#zillow:4002#2";
+    store.claim(alert_id, "other", live).await?;
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    ensure(
+        response.batch_item_failures.len() == 1
+            && outcome.stats.claims_held == 1
+            && outcome.stats.published == 0,
+        format!(
+            "a held claim: {:?} {:?}",
+            response.batch_item_failures, outcome
+        ),
+    )?;
+    ensure(
+        drain(&stack, &everything).await?.is_empty(),
+        "published under another invocation's live claim",
+    )?;
+    // The holder died: its lease runs out, and the re-delivery publishes the alert once.
+    stack
+        .dynamodb
+        .delete_item()
+        .table_name(&stack.resources.idempotency_table)
+        .key("id", Ddb::S(alert_id.to_owned()))
+        .send()
+        .await
+        .explain("DeleteItem")?;
+    store.claim(alert_id, "other", expired).await?;
+    for round in 0..2 {
+        let (response, outcome) = stack.function.handle(event.clone()).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("re-delivery {round}: {:?}", outcome.error),
+        )?;
+        ensure_clean(&outcome, 1 - round, round)?;
+    }
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 4002)]),
+        format!("delivered {:?}", keys(&got)),
     )
 }
