@@ -1,97 +1,136 @@
 //! The alerts' error sink: alerts that can never be published (too large for SNS, refused
 //! by it), one SQS message each with its short reason, in the stack's error queue (the
-//! `PoisonRecordQueue`, which the metrics function's poison records share).
+//! `PoisonRecordQueue`, which the metrics function's poison records share), sent by the
+//! same bounded sender as those ([`SqsPoisonSink::send_messages`]).
 
-use std::sync::Mutex;
-
-use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-
-use super::retry::{RetryPolicy, send_with_retries};
+use super::sqs::{MAX_MESSAGE_BYTES, Message, SqsPoisonSink};
 use crate::alerts::message::MAX_SINK_FIELD_BYTES;
 use crate::alerts::ports::{AlertErrorSink, PortError, RejectedAlert};
 
-/// SendMessageBatch takes 10 messages a call (and 256 KiB). A rejected alert's entry is at
-/// most [`MAX_SINK_ENTRY_BYTES`], so 10 of them stay far below 256 KiB: counting is enough.
-const MAX_MESSAGES: usize = 10;
-/// Four fields of at most [`MAX_SINK_FIELD_BYTES`] (each JSON-escaped at most 6 times over),
-/// the short ones and the JSON around them.
+/// A rejected alert's message: four fields of at most [`MAX_SINK_FIELD_BYTES`] (each
+/// JSON-escaped at most 6 times over), the short ones and the JSON around them. Below the
+/// sender's [`MAX_MESSAGE_BYTES`], so ten always fit one call.
 pub const MAX_SINK_ENTRY_BYTES: usize = 4 * 6 * MAX_SINK_FIELD_BYTES + 1_024;
+const _: () = assert!(MAX_SINK_ENTRY_BYTES <= MAX_MESSAGE_BYTES);
 
-#[derive(Debug, Clone)]
-pub struct SqsAlertSink {
-    pub client: Client,
-    pub queue_url: String,
-    pub retry: RetryPolicy,
+impl AlertErrorSink for SqsPoisonSink {
+    async fn send(&self, rejected: &[RejectedAlert]) -> Result<(), PortError> {
+        let messages = rejected
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let body = serde_json::to_string(r)
+                    .map_err(|e| PortError::new("encode rejected alert", e.to_string()))?;
+                Ok(Message {
+                    id: i.to_string(),
+                    body,
+                    metadata_only: None,
+                })
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        self.send_messages(messages, "rejected alerts").await
+    }
 }
 
-impl AlertErrorSink for SqsAlertSink {
-    async fn send(&self, rejected: &[RejectedAlert]) -> Result<(), PortError> {
-        for chunk in rejected.chunks(MAX_MESSAGES) {
-            let entries: Vec<SendMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let body = serde_json::to_string(r)
-                        .map_err(|e| PortError::new("SendMessageBatch", e.to_string()))?;
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| PortError::new("SendMessageBatch", e.to_string()))
-                })
-                .collect::<Result<_, _>>()?;
-            // The SDK retries a failed call; only the entries SQS lists as failed are re-sent.
-            let call_error: Mutex<Option<String>> = Mutex::new(None);
-            let call_error_ref = &call_error;
-            let result = send_with_retries(self.retry, entries, |entries| async move {
-                match self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                {
-                    Ok(out) if out.failed.is_empty() => (Vec::new(), None),
-                    Ok(out) => {
-                        let error = out.failed.first().map(|f| {
-                            format!("{}: {}", f.code, f.message.clone().unwrap_or_default())
-                        });
-                        let failed = entries
-                            .into_iter()
-                            .filter(|e| out.failed.iter().any(|f| f.id == e.id))
-                            .collect();
-                        (failed, error)
-                    }
-                    Err(e) => {
-                        *call_error_ref
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Some(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string());
-                        (Vec::new(), None)
-                    }
-                }
+#[cfg(test)]
+mod alert_sink_tests {
+    use std::time::Duration;
+
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::BatchResultErrorEntry;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+    use crate::adapters::retry::RetryPolicy;
+
+    fn rejected(n: usize, reason_bytes: usize) -> Vec<RejectedAlert> {
+        (0..n)
+            .map(|i| RejectedAlert {
+                function: "alerts",
+                alert_id: format!("alert#price_drop#zillow:{i}#2"),
+                alert_type: "price_drop",
+                listing_id: format!("zillow:{i}"),
+                sequence_number: format!("{}", 100 + i),
+                reason_kind: "message_too_large",
+                reason: "\u{1}".repeat(reason_bytes),
+                message_bytes: 262_145,
             })
-            .await;
-            let call_error = call_error
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(error) = call_error {
-                return Err(PortError::new("SendMessageBatch", error));
-            }
-            if let Err(unsent) = result {
-                return Err(PortError::new(
-                    "SendMessageBatch",
-                    format!(
-                        "{} entries failed after {} attempts: {}",
-                        unsent.items.len(),
-                        unsent.attempts,
-                        unsent.last_error
-                    ),
-                ));
-            }
+            .collect()
+    }
+
+    fn sink(client: Client) -> SqsPoisonSink {
+        SqsPoisonSink {
+            client,
+            queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/poison".into(),
+            retry: RetryPolicy::immediate(Duration::from_secs(5)),
         }
-        Ok(())
+    }
+
+    #[test]
+    fn the_largest_entry_fits_the_sender() {
+        // Every free-text field at its bound, all escaped six times over.
+        let mut worst = rejected(1, MAX_SINK_FIELD_BYTES).remove(0);
+        worst.alert_id = "\u{1}".repeat(MAX_SINK_FIELD_BYTES);
+        worst.listing_id = "\u{1}".repeat(MAX_SINK_FIELD_BYTES);
+        worst.sequence_number = "\u{1}".repeat(MAX_SINK_FIELD_BYTES);
+        let body = serde_json::to_string(&worst).expect("json");
+        assert!(body.len() <= MAX_SINK_ENTRY_BYTES, "{}", body.len());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_the_failed_entries_are_sent_again() {
+        let first = mock!(Client::send_message_batch)
+            .match_requests(|r| r.entries().len() == 3)
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .failed(
+                        BatchResultErrorEntry::builder()
+                            .id("1")
+                            .code("InternalError")
+                            .sender_fault(false)
+                            .build()
+                            .expect("entry"),
+                    )
+                    .build()
+                    .expect("output")
+            });
+        let retry = mock!(Client::send_message_batch)
+            .match_requests(|r| {
+                r.entries().len() == 1
+                    && r.entries()[0].id() == "1"
+                    && r.entries()[0].message_body().contains("zillow:1#2")
+            })
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .set_failed(Some(vec![]))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
+        sink(client).send(&rejected(3, 40)).await.expect("sent");
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn calls_hold_ten_entries() {
+        let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let counting = mock!(Client::send_message_batch).then_compute_output(move |r| {
+            seen.lock().expect("lock").push(r.entries().len());
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(vec![]))
+                .set_failed(Some(vec![]))
+                .build()
+                .expect("output")
+        });
+        let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&counting]);
+        sink(client)
+            .send(&rejected(23, MAX_SINK_FIELD_BYTES))
+            .await
+            .expect("sent");
+        assert_eq!(*sizes.lock().expect("lock"), vec![10, 10, 3]);
     }
 }

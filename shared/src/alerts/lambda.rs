@@ -11,11 +11,11 @@ use super::config::AlertsConfig;
 use super::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
 use super::process::{AlertOutcome, AlertPorts, process_batch};
 use super::rules::AlertThresholds;
-use crate::adapters::alert_sink::SqsAlertSink;
 use crate::adapters::idempotency::DynamoIdempotencyStore;
 use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
+use crate::adapters::sqs::SqsPoisonSink;
 use crate::config::StackResources;
 
 /// The alerts function's thresholds and AWS adapters.
@@ -26,7 +26,7 @@ pub struct AlertsFunction {
     pub medians: DynamoMarketMedians,
     pub publisher: SnsAlertPublisher,
     /// Alerts that can never be published, with their reason (the stack's error queue).
-    pub sink: SqsAlertSink,
+    pub sink: SqsPoisonSink,
 }
 
 /// The function's timeout in template.yaml: the deadline assumed when a caller gives none
@@ -54,7 +54,7 @@ impl AlertsFunction {
                 retry,
             },
             publisher: SnsAlertPublisher::new(sdk, resources.alert_topic_arn.clone(), retry),
-            sink: SqsAlertSink {
+            sink: SqsPoisonSink {
                 client: aws_sdk_sqs::Client::new(sdk),
                 queue_url: resources.poison_record_queue_url.clone(),
                 retry,
