@@ -14,6 +14,7 @@ use aws_sdk_dynamodbstreams::types::Record;
 use libtest_mimic::Failed;
 use realty_infra::runner;
 use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::adapters::sns::SnsAlertPublisher;
 use realty_shared::alerts::config::AlertsConfig;
 use realty_shared::alerts::lambda::AlertsFunction;
 use realty_shared::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
@@ -32,6 +33,7 @@ crate::async_tests!(
     an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once,
     an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_delivered,
     a_live_claim_is_not_taken_over_and_an_expired_one_is,
+    a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
 );
 
 fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
@@ -954,6 +956,128 @@ async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
     let got = drain(&stack, &everything).await?;
     ensure(
         keys(&got) == expected(&[("price_drop", 4002)]),
+        format!("delivered {:?}", keys(&got)),
+    )
+}
+
+/// A local SNS endpoint that reads each call whole, counts it (as SNS would accept it) and
+/// never answers.
+async fn silent_sns() -> Result<(String, Arc<std::sync::Mutex<usize>>), Failed> {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let calls = Arc::new(std::sync::Mutex::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    let Some(head) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..head]
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= head + 4 + length {
+                        if let Ok(mut n) = counted.lock() {
+                            *n += 1;
+                        }
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    Ok((url, calls))
+}
+
+/// SNS accepts the PublishBatch call and its answer is lost: the call is not sent again (by
+/// the SDK or the function), the record fails with its alert `unknown` and its claim handed
+/// back, and the re-delivery publishes it. With a real SNS that had delivered the first call,
+/// the subscriber gets the documented duplicate: two copies with one `alert_id`.
+async fn a_publish_without_an_answer_is_sent_once_and_its_record_comes_again(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let mut stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let item = listing(5001, City::Nashville, PropertyType::Condo, 500_000)?;
+    put_listing(&stack, &item).await?;
+    put_listing(&stack, &repriced(&item, 400_000, 2)).await?;
+    let records = stack.stream_reader().next_records().await?;
+    let event = lambda_event(&stack, &records)?;
+    let sequence = event
+        .records
+        .iter()
+        .find(|r| r.event_name == "MODIFY")
+        .and_then(|r| r.change.sequence_number.clone())
+        .ok_or("no MODIFY")?;
+
+    let (url, calls) = silent_sns().await?;
+    let silent = aws
+        .sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(url)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(500))
+                .build(),
+        )
+        .build();
+    let real = stack.function.publisher.clone();
+    stack.function.publisher = SnsAlertPublisher::new(&silent, real.topic_arn.clone(), real.retry);
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    let failed: Vec<Option<String>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ensure(
+        failed == [Some(sequence.clone())],
+        format!("failures {failed:?}, expected from {sequence}"),
+    )?;
+    ensure(
+        (outcome.stats.publish_unknown, outcome.stats.unpublished) == (1, 0),
+        format!("{:?}", outcome.stats),
+    )?;
+    let sent = *calls.lock().map_err(|_| "lock")?;
+    ensure(sent == 1, format!("SNS received the call {sent} times"))?;
+    let claims = stack
+        .dynamodb
+        .scan()
+        .table_name(&stack.resources.idempotency_table)
+        .send()
+        .await
+        .explain("Scan")?
+        .count;
+    ensure(claims == 0, format!("{claims} claims left behind"))?;
+
+    // Lambda re-delivers the record: published once, then known.
+    stack.function.publisher = real;
+    for round in 0..2 {
+        let (response, outcome) = stack.function.handle(event.clone()).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("re-delivery {round}: {:?}", outcome.error),
+        )?;
+        ensure_clean(&outcome, 1 - round, round)?;
+    }
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 5001)]),
         format!("delivered {:?}", keys(&got)),
     )
 }
