@@ -36,6 +36,10 @@ pub struct ListingItem {
     /// At most [`MAX_FOLDED_EVENTS`], the latest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<FoldedEvent>,
+    /// Whether `folded` lists events (absent when not): what the alerts trigger's filter
+    /// matches exactly to pass the INSERT of a listing first seen and changed in one batch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub has_folded_events: bool,
 }
 
 /// Most events a listing item lists in [`ListingItem::folded`] (about 200 bytes each).
@@ -88,6 +92,7 @@ impl From<&ListingState> for ListingItem {
             observed_at: s.version.observed_at,
             sequence: s.version.sequence.padded().to_owned(),
             folded: s.folded.clone(),
+            has_folded_events: !s.folded.is_empty(),
         }
     }
 }
