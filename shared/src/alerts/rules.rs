@@ -186,6 +186,7 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
 fn as_of(item: &ListingItem, event: FoldedEvent) -> ListingItem {
     let mut step = item.clone();
     step.folded.clear();
+    step.has_folded_events = false;
     step.listing.price_minor = event.price_minor;
     step.listing.living_area_sqft = event.living_area_sqft;
     step.listing.status = event.status;
@@ -210,7 +211,9 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         mut new,
     } = change;
     old.folded.clear();
+    old.has_folded_events = false;
     let folded = std::mem::take(&mut new.folded);
+    new.has_folded_events = false;
     let version = |observed_at, sequence: &str| (observed_at, sequence.to_owned());
     let fits = folded.len() > 1
         && folded.last().is_some_and(|e| {

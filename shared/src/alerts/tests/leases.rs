@@ -329,6 +329,21 @@ async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them() {
 }
 
 #[test]
+fn a_write_of_several_events_is_marked_for_the_trigger_filter() {
+    // The trigger passes an INSERT only when its new image has `has_folded_events: true`.
+    let events = cut_raise_cut();
+    let marked = |record: &EventRecord| {
+        record.change.new_image.get("has_folded_events")
+            == Some(&serde_dynamo::AttributeValue::Bool(true))
+    };
+    let one_each = metrics_writes(&events, &[1, 1, 1, 1]);
+    assert!(one_each.iter().all(|r| !marked(r)));
+    let together = metrics_writes(&events, &[2, 2]);
+    assert_eq!(together[0].event_name, "INSERT");
+    assert!(together.iter().all(marked));
+}
+
+#[test]
 fn a_folded_list_that_does_not_end_at_the_item_is_ignored() {
     let events = cut_raise_cut();
     let record = metrics_writes(&events, &[1, 3]).remove(1);
