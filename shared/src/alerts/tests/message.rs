@@ -153,3 +153,21 @@ fn publish_batches_hold_ten_entries_and_256_kib() {
     assert_eq!(batches.iter().map(|r| r.len()).sum::<usize>(), 9);
     assert_eq!(batches.len(), 5);
 }
+
+#[test]
+fn an_alert_id_at_its_limit_is_kept_and_past_it_is_unpublishable() {
+    use super::super::message::MAX_ALERT_ID_BYTES;
+    let alert_with_id_of = |bytes: usize| {
+        let change = classify(sample_record()).expect("decodes");
+        let mut alert = evaluate(&change, &AlertThresholds::default(), None).remove(0);
+        let fixed = alert.idempotency_key().len() - alert.listing.listing_id.len();
+        alert.listing.listing_id = "z".repeat(bytes - fixed);
+        assert_eq!(alert.idempotency_key().len(), bytes);
+        alert
+    };
+    let at = message(&alert_with_id_of(MAX_ALERT_ID_BYTES)).expect("at the limit");
+    assert_eq!(at.alert_id.len(), MAX_ALERT_ID_BYTES);
+    let past = message(&alert_with_id_of(MAX_ALERT_ID_BYTES + 1)).expect_err("past the limit");
+    assert_eq!(past.kind, "alert_id_too_long");
+    assert!(past.reason.len() < 100, "{}", past.reason);
+}
