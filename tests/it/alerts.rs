@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use aws_sdk_dynamodbstreams::types::Record;
+use base64::Engine as _;
 use libtest_mimic::Failed;
 use realty_infra::runner;
 use realty_shared::adapters::retry::RetryPolicy;
@@ -34,6 +36,7 @@ crate::async_tests!(
     an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_delivered,
     a_live_claim_is_not_taken_over_and_an_expired_one_is,
     a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
+    the_same_events_fire_the_same_alerts_however_metrics_batched_them,
 );
 
 fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
@@ -1080,4 +1083,120 @@ async fn a_publish_without_an_answer_is_sent_once_and_its_record_comes_again(
         keys(&got) == expected(&[("price_drop", 5001)]),
         format!("delivered {:?}", keys(&got)),
     )
+}
+
+/// One listing's events in the Kinesis format, from events/metrics-kinesis.json's first
+/// record: seen at $600,000, cut 20 % to $480,000, raised back to $600,000, cut 25 % to
+/// $450,000, five minutes apart.
+fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
+    let sample: Value = serde_json::from_str(include_str!("../../events/metrics-kinesis.json"))?;
+    let template = sample["Records"][0].clone();
+    let first: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(template["kinesis"]["data"].as_str().ok_or("no data")?)?,
+    )?;
+    let start = chrono::DateTime::parse_from_rfc3339("2025-09-12T15:40:02Z")?;
+    let mut records = Vec::new();
+    let mut old: Option<i64> = None;
+    for (i, dollars) in [600_000i64, 480_000, 600_000, 450_000]
+        .into_iter()
+        .enumerate()
+    {
+        let price = dollars * 100;
+        let at = start + chrono::Duration::minutes(5 * i as i64);
+        let mut event = first.clone();
+        event["listing"]["price_minor"] = json!(price);
+        event["listing"]["observed_at"] = json!(at.to_rfc3339());
+        event["observed_at"] = json!(at.to_rfc3339());
+        if let Some(old) = old {
+            event["kind"] = json!("changed");
+            event["listing"]["previous_price_minor"] = json!(old);
+            event["changes"] =
+                json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
+        }
+        old = Some(price);
+        let mut record = template.clone();
+        let sequence = format!(
+            "4959033827149025660855969253836157109592157598913{:07}",
+            1000 + i
+        );
+        record["kinesis"]["sequenceNumber"] = json!(sequence);
+        record["kinesis"]["approximateArrivalTimestamp"] = json!(at.timestamp() + 1);
+        record["kinesis"]["data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event)?));
+        record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
+        records.push(record);
+    }
+    Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// The alert ids subscribers receive when the real metrics function applies the events in
+/// Kinesis batches of the given sizes and the alerts function reads the table's stream.
+async fn alerts_after_metrics_batches(
+    aws: &TestAws,
+    cuts: &[usize],
+) -> Result<Vec<String>, Failed> {
+    let stack = stack(aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let metrics = realty_shared::metrics::lambda::MetricsFunction::new(
+        &aws.sdk_config().await,
+        &stack.resources,
+    );
+    let events = cut_raise_cut_events()?;
+    let mut next = 0;
+    for size in cuts {
+        let mut part = events.clone();
+        part.records = events.records[next..next + size].to_vec();
+        next += size;
+        let (response, _) = metrics.handle(part).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("metrics failed: {:?}", response.batch_item_failures),
+        )?;
+    }
+    let records = stack.stream_reader().next_records().await?;
+    ensure(
+        records.len() == cuts.len(),
+        format!(
+            "{} listing writes for {} batches",
+            records.len(),
+            cuts.len()
+        ),
+    )?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        format!("alerts failed: {:?}", outcome.error),
+    )?;
+    let mut ids: Vec<String> = drain(&stack, &everything)
+        .await?
+        .into_iter()
+        .map(|r| r.body.alert_id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// The metrics function writes a listing once per Kinesis batch; the alerts it causes are the
+/// same however the stream was cut: each cut alerts once, under its own event's version,
+/// even when a rise follows it in the same batch, or the listing was first seen in it.
+async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let one_each = alerts_after_metrics_batches(&aws, &[1, 1, 1, 1]).await?;
+    let expected: Vec<String> = [1001, 1003]
+        .iter()
+        .map(|n| {
+            format!("alert#price_drop#zillow:108712579#4959033827149025660855969253836157109592157598913{n:07}")
+        })
+        .collect();
+    ensure(
+        one_each == expected,
+        format!("one event a batch: {one_each:?}"),
+    )?;
+    for cuts in [&[1, 3][..], &[2, 2], &[4]] {
+        let got = alerts_after_metrics_batches(&aws, cuts).await?;
+        ensure(got == expected, format!("batches of {cuts:?}: {got:?}"))?;
+    }
+    Ok(())
 }
