@@ -19,8 +19,12 @@ impl AlertErrorSink for SqsPoisonSink {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let body = serde_json::to_string(r)
+                let json = serde_json::to_string(r)
                     .map_err(|e| PortError::new("encode rejected alert", e.to_string()))?;
+                // JSON allows U+FFFE and U+FFFF raw, SQS refuses them: escaped.
+                let body = json
+                    .replace('\u{FFFE}', "\\ufffe")
+                    .replace('\u{FFFF}', "\\uffff");
                 Ok(Message {
                     id: i.to_string(),
                     body,
@@ -65,6 +69,29 @@ mod alert_sink_tests {
             queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/poison".into(),
             retry: RetryPolicy::immediate(Duration::from_secs(5)),
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn characters_sqs_refuses_are_escaped() {
+        let mut entry = rejected(1, 10).remove(0);
+        entry.listing_id = "zillow:\u{FFFE}\u{FFFF}".into();
+        let escaped = mock!(Client::send_message_batch)
+            .match_requests(|r| {
+                let body = r.entries()[0].message_body();
+                !body.contains(['\u{FFFE}', '\u{FFFF}'])
+                    && serde_json::from_str::<serde_json::Value>(body)
+                        .is_ok_and(|v| v["listing_id"] == "zillow:\u{FFFE}\u{FFFF}")
+            })
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .set_failed(Some(vec![]))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&escaped]);
+        sink(client).send(&[entry]).await.expect("sent");
+        assert_eq!(escaped.num_calls(), 1);
     }
 
     #[test]
