@@ -30,24 +30,27 @@ pub struct ListingItem {
     /// Version of the last event applied: its observation time and padded sequence number.
     pub observed_at: DateTime<Utc>,
     pub sequence: String,
-    /// The events this write applied, oldest first, when a metrics batch applied more than
-    /// one event of the listing (absent otherwise): the alerts function judges each on its
-    /// own, so its alerts do not depend on how the Kinesis stream was cut into batches.
-    /// At most [`MAX_FOLDED_EVENTS`], the latest.
+    /// The last events applied to the listing, oldest first, the last being this item's
+    /// version; at most [`MAX_RECENT_EVENTS`]. The alerts function judges each event a
+    /// write applied on its own (those after the old image's version), so its alerts do not
+    /// depend on how the Kinesis stream was cut into batches. Like the rest of the item, a
+    /// function of the events applied only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub folded: Vec<FoldedEvent>,
-    /// Whether `folded` lists events (absent when not): what the alerts trigger's filter
-    /// matches exactly to pass the INSERT of a listing first seen and changed in one batch.
+    pub recent_events: Vec<AppliedEvent>,
+    /// Whether `recent_events` holds two or more (absent when not): what the alerts
+    /// trigger's filter matches exactly to pass the INSERT of a listing first seen and
+    /// changed in one batch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub has_folded_events: bool,
+    pub several_recent_events: bool,
 }
 
-/// Most events a listing item lists in [`ListingItem::folded`] (about 200 bytes each).
-pub const MAX_FOLDED_EVENTS: usize = 16;
+/// Most events a listing item keeps in [`ListingItem::recent_events`] (about 200 bytes
+/// each): more events of one listing in one metrics batch are judged together.
+pub const MAX_RECENT_EVENTS: usize = 8;
 
-/// One event of a listing applied by a write, as far as alerts look at it.
+/// One event applied to a listing, as far as alerts look at it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FoldedEvent {
+pub struct AppliedEvent {
     pub observed_at: DateTime<Utc>,
     /// Padded, as [`ListingItem::sequence`].
     pub sequence: String,
@@ -58,7 +61,7 @@ pub struct FoldedEvent {
     pub delisted: bool,
 }
 
-impl From<&ListingState> for FoldedEvent {
+impl From<&ListingState> for AppliedEvent {
     fn from(s: &ListingState) -> Self {
         Self {
             observed_at: s.version.observed_at,
@@ -91,8 +94,8 @@ impl From<&ListingState> for ListingItem {
             delisted: s.delisted,
             observed_at: s.version.observed_at,
             sequence: s.version.sequence.padded().to_owned(),
-            folded: s.folded.clone(),
-            has_folded_events: !s.folded.is_empty(),
+            recent_events: s.recent_events.clone(),
+            several_recent_events: s.recent_events.len() > 1,
         }
     }
 }
@@ -114,7 +117,7 @@ impl TryFrom<ListingItem> for ListingState {
                 observed_at: item.observed_at,
                 sequence,
             },
-            folded: Vec::new(),
+            recent_events: item.recent_events,
         })
     }
 }

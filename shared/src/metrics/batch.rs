@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
-use crate::items::{FoldedEvent, MAX_FOLDED_EVENTS};
+use crate::items::{AppliedEvent, MAX_RECENT_EVENTS};
 use crate::listing::{EventKind, Listing, ListingEvent, Offer};
 
 /// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
@@ -76,7 +76,7 @@ pub struct Version {
 
 /// A listing's stored state: its last observation and the bookkeeping that makes
 /// re-deliveries harmless.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListingState {
     pub listing: Listing,
     /// First price the pipeline saw (or the source's stated earlier price): cuts are
@@ -85,27 +85,9 @@ pub struct ListingState {
     /// The listing left its source (a `delisted` event).
     pub delisted: bool,
     pub version: Version,
-    /// The events of the batch that made this state, when there were several (for the
-    /// alerts function: [`crate::items::ListingItem::folded`]).
-    pub folded: Vec<FoldedEvent>,
-}
-
-/// Equal states hold the same listing at the same version, whichever batches led there:
-/// `folded` says how the last write was reached, not what the state is.
-impl PartialEq for ListingState {
-    fn eq(&self, other: &Self) -> bool {
-        (
-            &self.listing,
-            self.first_price_minor,
-            self.delisted,
-            &self.version,
-        ) == (
-            &other.listing,
-            other.first_price_minor,
-            other.delisted,
-            &other.version,
-        )
-    }
+    /// The last events applied, oldest first, the last being `version`'s (for the alerts
+    /// function: [`crate::items::ListingItem::recent_events`]).
+    pub recent_events: Vec<AppliedEvent>,
 }
 
 impl ListingState {
@@ -163,7 +145,7 @@ pub fn plan_batch(
     let mut records = records.into_iter().peekable();
     while let Some(first) = records.next() {
         let mut current = stored.get(first.event.listing.id.as_str()).cloned();
-        let mut folded: Vec<FoldedEvent> = Vec::new();
+        let mut advanced = false;
         let mut next_record = Some(first);
         while let Some(DecodedRecord { sequence, event }) = next_record {
             next_record = records.next_if(|r| r.event.listing.id == event.listing.id);
@@ -186,14 +168,11 @@ pub fn plan_batch(
                     contribution,
                 ));
             }
-            folded.push(FoldedEvent::from(&next));
             current = Some(next);
+            advanced = true;
         }
-        if let Some(mut state) = current.filter(|_| !folded.is_empty()) {
-            if folded.len() > 1 {
-                state.folded = folded.split_off(folded.len().saturating_sub(MAX_FOLDED_EVENTS));
-            }
-            plan.states.push(state);
+        if advanced {
+            plan.states.extend(current);
         }
     }
     plan
@@ -214,13 +193,17 @@ fn next_state(
             .previous_price_minor
             .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
     };
-    ListingState {
+    let mut state = ListingState {
         delisted: matches!(kind, EventKind::Delisted),
         listing,
         first_price_minor,
         version,
-        folded: Vec::new(),
-    }
+        recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
+    };
+    state.recent_events.push(AppliedEvent::from(&state));
+    let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
+    state.recent_events.drain(..excess);
+    state
 }
 
 /// The contributions of one listing moving from `old` to `new` (through a `new` event when
