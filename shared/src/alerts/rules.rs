@@ -2,9 +2,10 @@
 //! listing table's stream images): no AWS, no clock. docs/alerts.md states them for users.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::items::{FoldedEvent, ListingItem};
+use crate::items::{AppliedEvent, ListingItem};
 use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{Geo, Scope};
 
@@ -127,24 +128,22 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
     }
     let change = record.change;
     if insert {
-        // Not a change unless it lists several events: a first sighting, or an item
-        // this build does not write, is no news.
+        // Not a change unless its write applied several events: a first sighting, or an
+        // item this build does not write, is no news.
         let not_a_change = || Skipped::new(SkipReason::NotModify, "INSERT of one event");
         let sequence_number = change
             .sequence_number
             .filter(|s| !s.is_empty())
             .ok_or_else(not_a_change)?;
-        let mut new: ListingItem =
+        let new: ListingItem =
             serde_dynamo::from_item(change.new_image).map_err(|_| not_a_change())?;
-        let ends_here = new
-            .folded
-            .last()
-            .is_some_and(|e| e.observed_at == new.observed_at && e.sequence == new.sequence);
-        if new.folded.len() < 2 || !ends_here {
-            return Err(not_a_change());
-        }
-        let first = new.folded.remove(0);
-        let old = as_of(&new, first);
+        let first = new
+            .recent_events
+            .first()
+            .filter(|_| new.recent_events.len() > 1)
+            .ok_or_else(not_a_change)?;
+        // Its events after the first are judged, from the listing as the first left it.
+        let old = as_of(&new, first.clone());
         return Ok(ListingChange {
             sequence_number,
             old,
@@ -183,10 +182,10 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
 
 /// `item` as `event` left it (one of the events its write applied): only what alerts look
 /// at differs.
-fn as_of(item: &ListingItem, event: FoldedEvent) -> ListingItem {
+fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
     let mut step = item.clone();
-    step.folded.clear();
-    step.has_folded_events = false;
+    step.recent_events.clear();
+    step.several_recent_events = false;
     step.listing.price_minor = event.price_minor;
     step.listing.living_area_sqft = event.living_area_sqft;
     step.listing.status = event.status;
@@ -198,31 +197,33 @@ fn as_of(item: &ListingItem, event: FoldedEvent) -> ListingItem {
     step
 }
 
-/// The listing changes of one stream record, one per event it applied, oldest first. The
-/// metrics function writes a listing once per batch; when the batch held several events of
-/// it, the item lists them in `folded` (oldest first, ending at the item's own version) and
-/// each is judged against the one before, as if it had been written on its own: the alerts,
-/// and their idempotency keys, are the same however the Kinesis stream was cut into
-/// batches. A list that does not fit the item (not written by this build) is ignored.
+/// The listing changes of one stream record, one per event its write applied, oldest
+/// first. The metrics function writes a listing once per batch, however many of its events
+/// the batch held; the item keeps its last events (`recent_events`), and those after the old
+/// image's version are judged each against the one before, as if each had been written on
+/// its own: the alerts, and their idempotency keys, are the same however the Kinesis stream
+/// was cut into batches. A list that does not end at the item's version (an item not
+/// written by this build) is ignored: the record is one change.
 pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
     let ListingChange {
         sequence_number,
         mut old,
         mut new,
     } = change;
-    old.folded.clear();
-    old.has_folded_events = false;
-    let folded = std::mem::take(&mut new.folded);
-    new.has_folded_events = false;
-    let version = |observed_at, sequence: &str| (observed_at, sequence.to_owned());
-    let fits = folded.len() > 1
-        && folded.last().is_some_and(|e| {
+    let version = |observed_at: DateTime<Utc>, sequence: &str| (observed_at, sequence.to_owned());
+    let old_version = version(old.observed_at, &old.sequence);
+    old.recent_events.clear();
+    old.several_recent_events = false;
+    let events: Vec<AppliedEvent> = std::mem::take(&mut new.recent_events)
+        .into_iter()
+        .filter(|e| version(e.observed_at, &e.sequence) > old_version)
+        .collect();
+    new.several_recent_events = false;
+    let fits = events.len() > 1
+        && events.last().is_some_and(|e| {
             version(e.observed_at, &e.sequence) == version(new.observed_at, &new.sequence)
         })
-        && folded.first().is_some_and(|e| {
-            version(e.observed_at, &e.sequence) > version(old.observed_at, &old.sequence)
-        })
-        && folded.windows(2).all(|w| {
+        && events.windows(2).all(|w| {
             version(w[0].observed_at, &w[0].sequence) < version(w[1].observed_at, &w[1].sequence)
         });
     if !fits {
@@ -232,10 +233,10 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
             new,
         }];
     }
-    let last = folded.len() - 1;
-    let mut changes: Vec<ListingChange> = Vec::with_capacity(folded.len());
+    let last = events.len() - 1;
+    let mut changes: Vec<ListingChange> = Vec::with_capacity(events.len());
     let mut previous = old;
-    for (i, event) in folded.into_iter().enumerate() {
+    for (i, event) in events.into_iter().enumerate() {
         let next = if i == last {
             new.clone()
         } else {

@@ -329,30 +329,43 @@ async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them() {
 }
 
 #[test]
-fn a_write_of_several_events_is_marked_for_the_trigger_filter() {
-    // The trigger passes an INSERT only when its new image has `has_folded_events: true`.
+fn an_insert_of_several_events_is_marked_for_the_trigger_filter() {
+    // The trigger passes an INSERT only when its new image has `several_recent_events: true`.
     let events = cut_raise_cut();
     let marked = |record: &EventRecord| {
-        record.change.new_image.get("has_folded_events")
+        record.change.new_image.get("several_recent_events")
             == Some(&serde_dynamo::AttributeValue::Bool(true))
     };
     let one_each = metrics_writes(&events, &[1, 1, 1, 1]);
-    assert!(one_each.iter().all(|r| !marked(r)));
+    assert_eq!(one_each[0].event_name, "INSERT");
+    assert!(!marked(&one_each[0]));
     let together = metrics_writes(&events, &[2, 2]);
     assert_eq!(together[0].event_name, "INSERT");
-    assert!(together.iter().all(marked));
+    assert!(marked(&together[0]));
 }
 
 #[test]
-fn a_folded_list_that_does_not_end_at_the_item_is_ignored() {
+fn the_events_of_a_write_are_those_after_the_old_image() {
     let events = cut_raise_cut();
+    // Batches of 1 then 3: the MODIFY's item keeps all 4 events; 3 are after its old image.
     let record = metrics_writes(&events, &[1, 3]).remove(1);
     let change = classify(record).expect("decodes");
-    assert_eq!(change.new.folded.len(), 3);
-    assert_eq!(per_event(change.clone()).len(), 3);
+    assert_eq!(change.new.recent_events.len(), 4);
+    let judged = per_event(change.clone());
+    assert_eq!(judged.len(), 3);
+    assert_eq!(judged[0].old.listing.price_minor, 60_000_000);
+    assert_eq!(
+        judged
+            .iter()
+            .map(|c| c.new.listing.price_minor)
+            .collect::<Vec<_>>(),
+        [48_000_000, 60_000_000, 45_000_000]
+    );
+    // A list that does not end at the item (not written by this build): one change.
     let mut stale = change;
-    stale.new.folded.pop();
+    stale.new.recent_events.pop();
     let judged = per_event(stale.clone());
     assert_eq!(judged.len(), 1, "judged as one change");
-    assert!(judged[0].new.folded.is_empty() && judged[0].old == stale.old);
+    assert!(judged[0].new.recent_events.is_empty());
+    assert_eq!(judged[0].old.listing, stale.old.listing);
 }
