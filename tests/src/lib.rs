@@ -121,17 +121,30 @@ impl TestAws {
         let sdk = self.sdk_config().await;
         let kinesis = aws_sdk_kinesis::Client::new(&sdk);
         let firehose = aws_sdk_firehose::Client::new(&sdk);
-        for resource in stacks.iter().flat_map(|s| &s.resources) {
-            let name = resource.physical_id.as_str();
-            match resource.kind.as_str() {
+        // A stack provisioned twice under one name is listed twice.
+        let resources: std::collections::BTreeSet<(&str, &str)> = stacks
+            .iter()
+            .flat_map(|s| &s.resources)
+            .map(|r| (r.kind.as_str(), r.physical_id.as_str()))
+            .collect();
+        for (kind, name) in resources {
+            match kind {
                 "AWS::KinesisFirehose::DeliveryStream" => {
-                    firehose
+                    let deleted = firehose
                         .delete_delivery_stream()
                         .delivery_stream_name(name)
                         .allow_force_delete(true)
                         .send()
-                        .await
-                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                        .await;
+                    match deleted {
+                        Ok(_) => {}
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+                        Err(e) => {
+                            return Err(format!("deleting {name}: {}", DisplayErrorContext(e)));
+                        }
+                    }
                 }
                 "AWS::Kinesis::Stream" => {
                     let request = kinesis.delete_stream().enforce_consumer_deletion(true);
@@ -140,10 +153,15 @@ impl TestAws {
                     } else {
                         request.stream_name(name)
                     };
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| format!("deleting {name}: {}", DisplayErrorContext(e)))?;
+                    match request.send().await {
+                        Ok(_) => {}
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+                        Err(e) => {
+                            return Err(format!("deleting {name}: {}", DisplayErrorContext(e)));
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -7,8 +7,9 @@
 //! - peers: DuckDB and PySpark (local mode) computing the same per-market figures from the
 //!   same events as JSON lines, per core and on every core; their answers are checked
 //!   against ours before their speed is;
-//! - end to end: the local pipeline (moto) with the emulator's bare Kinesis ceiling beside
-//!   it, alert latency, and AWS calls per 1,000 events by API;
+//! - end to end: the local pipeline on each emulator (LocalStack and moto, side by side) with
+//!   that emulator's bare Kinesis ceiling beside it, alert latency, and AWS calls per 1,000
+//!   events by API;
 //! - Lambda: binary sizes (arm64), cold start and peak memory of the real bootstraps
 //!   against a local Lambda Runtime API.
 
@@ -77,10 +78,11 @@ pub struct BenchArgs {
     /// cold start and memory figures.
     #[arg(long)]
     pub host_bin_dir: Option<PathBuf>,
-    /// The emulator of the end-to-end and Lambda parts: localstack or moto (default:
-    /// REALTY_EMULATOR, else LocalStack where it can run).
-    #[arg(long, value_parser = crate::parse_emulator)]
-    pub emulator: Option<EmulatorKind>,
+    /// The emulators of the end-to-end part, each run in turn and shown side by side; the
+    /// Lambda part uses the first (default: REALTY_EMULATOR, else LocalStack where it can run
+    /// and moto).
+    #[arg(long, value_parser = crate::parse_emulator, value_delimiter = ',')]
+    pub emulator: Vec<EmulatorKind>,
 }
 
 /// Load of the latency run, as a share of the measured end-to-end throughput.
@@ -238,29 +240,47 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
     }
 
     if parts.contains(&Part::E2e) || parts.contains(&Part::Lambda) {
-        let aws = LocalAws::start(&root, endpoint, args.emulator, &out_dir).await?;
-        let result = async {
-            if parts.contains(&Part::E2e) {
-                run_end_to_end(&args, &aws, &events, &mut report).await?;
+        // One run against a given endpoint; else each emulator in turn, on its own instance.
+        let runs: Vec<Option<EmulatorKind>> = if endpoint.is_some() {
+            vec![None]
+        } else {
+            emulators_to_run(&root, &args.emulator)?
+                .into_iter()
+                .map(Some)
+                .collect()
+        };
+        let mut e2e_runs = serde_json::Map::new();
+        for (i, kind) in runs.into_iter().enumerate() {
+            let aws = LocalAws::start(&root, endpoint.clone(), kind, &out_dir).await?;
+            let result = async {
+                if parts.contains(&Part::E2e) {
+                    let mut run = serde_json::Map::new();
+                    run_end_to_end(&args, &aws, &events, &mut run).await?;
+                    let name = aws.kind.map_or("endpoint", EmulatorKind::name);
+                    e2e_runs.insert(name.to_owned(), Value::Object(run));
+                }
+                if parts.contains(&Part::Lambda) && i == 0 {
+                    let lambda_dir = args
+                        .lambda_dir
+                        .clone()
+                        .unwrap_or_else(|| root.join("target/lambda"));
+                    let host_dir = args
+                        .host_bin_dir
+                        .clone()
+                        .unwrap_or_else(|| root.join("target/release"));
+                    progress("Lambda binaries, cold starts and peak memory");
+                    lambda::measure(&aws, &lambda_dir, &host_dir, &events, &out_dir, &mut report)
+                        .await?;
+                }
+                Ok::<_, anyhow::Error>(())
             }
-            if parts.contains(&Part::Lambda) {
-                let lambda_dir = args
-                    .lambda_dir
-                    .clone()
-                    .unwrap_or_else(|| root.join("target/lambda"));
-                let host_dir = args
-                    .host_bin_dir
-                    .clone()
-                    .unwrap_or_else(|| root.join("target/release"));
-                progress("Lambda binaries, cold starts and peak memory");
-                lambda::measure(&aws, &lambda_dir, &host_dir, &events, &out_dir, &mut report)
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(())
+            .await;
+            aws.stop();
+            result?;
         }
-        .await;
-        aws.stop();
-        result?;
+        if !e2e_runs.is_empty() {
+            report.set("e2e", Value::Object(e2e_runs));
+        }
     }
 
     let path = out_dir.join("latest.json");
@@ -273,6 +293,28 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
         println!("\n(all figures: {})", path.display());
     }
     Ok(())
+}
+
+/// The emulators of the end-to-end part: those asked for (`--emulator`, in that order, once
+/// each), else `REALTY_EMULATOR`'s, else LocalStack (where it can run) and moto side by side.
+fn emulators_to_run(root: &Path, requested: &[EmulatorKind]) -> Result<Vec<EmulatorKind>> {
+    let mut kinds: Vec<EmulatorKind> = Vec::new();
+    for kind in requested {
+        if !kinds.contains(kind) {
+            kinds.push(emulator::choose(root, Some(*kind))?);
+        }
+    }
+    if kinds.is_empty() {
+        if let Some(kind) = EmulatorKind::from_env()? {
+            kinds.push(emulator::choose(root, Some(kind))?);
+        } else {
+            kinds.push(emulator::choose(root, None)?);
+            if !kinds.contains(&EmulatorKind::Moto) {
+                kinds.push(EmulatorKind::Moto);
+            }
+        }
+    }
+    Ok(kinds)
 }
 
 /// The AWS a run talks to: the given endpoint (`AWS_ENDPOINT_URL`), or an emulator of its own
@@ -360,9 +402,15 @@ async fn run_end_to_end(
     args: &BenchArgs,
     aws: &LocalAws,
     events: &[realty_shared::listing::ListingEvent],
-    report: &mut Report,
+    run: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
-    progress("local AWS: provisioning the end-to-end stack");
+    let mut set = |key: &str, value: Value| {
+        run.insert(key.to_owned(), value);
+    };
+    progress(&format!(
+        "{}: provisioning the end-to-end stack",
+        aws.kind.map_or("endpoint", EmulatorKind::name)
+    ));
     let (stack, resources) = aws.provision("e2e").await?;
     // Half the events at most: the latency run takes the ones after them.
     let e2e_events = &events[..args.e2e_events.min(events.len() / 2)];
@@ -373,17 +421,17 @@ async fn run_end_to_end(
     ));
     let burst = pipeline.run(e2e_events, None).await?;
     let e2e_per_s = burst.events as f64 / burst.elapsed.as_secs_f64();
-    report.set("e2e_events", json!(burst.events));
-    report.set("e2e_events_per_s", json!(e2e_per_s.round()));
-    report.set("e2e_metrics_invocations", json!(burst.metrics_invocations));
-    report.set("e2e_alerts_invocations", json!(burst.alerts_invocations));
+    set("e2e_events", json!(burst.events));
+    set("e2e_events_per_s", json!(e2e_per_s.round()));
+    set("e2e_metrics_invocations", json!(burst.metrics_invocations));
+    set("e2e_alerts_invocations", json!(burst.alerts_invocations));
     let per_1000 = |calls: u64| round3(calls as f64 * 1000.0 / burst.events as f64);
     let by_api: BTreeMap<String, f64> = burst
         .calls
         .iter()
         .map(|(name, calls)| (name.clone(), per_1000(*calls)))
         .collect();
-    report.set("aws_calls_per_1000_events", json!(by_api));
+    set("aws_calls_per_1000_events", json!(by_api));
 
     // Latency at a steady share of that throughput (at the throughput itself it is only
     // the queue), over the events that follow, for about LATENCY_RUN.
@@ -397,17 +445,17 @@ async fn run_end_to_end(
         LATENCY_LOAD * 100.0
     ));
     let paced = pipeline.run(paced_events, Some(pace)).await?;
-    report.set("e2e_latency_load_events_per_s", json!(pace.round()));
-    report.set("e2e_alerts", json!(paced.alerts));
-    report.set(
+    set("e2e_latency_load_events_per_s", json!(pace.round()));
+    set("e2e_alerts", json!(paced.alerts));
+    set(
         "e2e_alert_latency_ms_p50",
         json!(paced.latency.as_ref().map(|l| l.p50_ms.round())),
     );
-    report.set(
+    set(
         "e2e_alert_latency_ms_p99",
         json!(paced.latency.as_ref().map(|l| l.p99_ms.round())),
     );
-    report.set(
+    set(
         "e2e_burst_alert_latency_ms_p50",
         json!(burst.latency.as_ref().map(|l| l.p50_ms.round())),
     );
@@ -429,16 +477,15 @@ async fn run_end_to_end(
     )
     .await?;
     let ceiling_per_s = encoded.len() as f64 / ceiling.as_secs_f64();
-    report.set(
+    set(
         "emulator_ceiling_events_per_s",
         json!(ceiling_per_s.round()),
     );
-    report.set(
+    set(
         "e2e_to_ceiling_ratio",
         json!(round3(e2e_per_s / ceiling_per_s)),
     );
-    report.set("e2e_endpoint", json!(aws.endpoint));
-    report.set("e2e_emulator", json!(aws.kind.map(EmulatorKind::name)));
+    set("endpoint", json!(aws.endpoint));
     Ok(())
 }
 
@@ -568,39 +615,52 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
             ),
         );
     }
-    row(
-        &mut out,
-        &format!(
-            "end to end, local pipeline ({} events, {})",
-            f.get("e2e_events").map_or("-".into(), Value::to_string),
-            f.get("e2e_emulator")
-                .and_then(Value::as_str)
-                .unwrap_or("endpoint")
-        ),
-        per_s("e2e_events_per_s"),
-        format!("e2e/ceiling {}", ratio("e2e_to_ceiling_ratio")),
-    );
-    row(
-        &mut out,
-        "emulator ceiling: bare PutRecords + GetRecords",
-        per_s("emulator_ceiling_events_per_s"),
-        String::new(),
-    );
+    let empty = serde_json::Map::new();
+    let e2e = match f.get("e2e") {
+        Some(Value::Object(runs)) => runs,
+        _ => &empty,
+    };
+    // Each emulator's figures, by the same keys.
+    let run_figure = |run: &Value, key: &str| run.get(key).and_then(Value::as_f64);
+    let run_text = |run: &Value, key: &str| run.get(key).map_or("-".into(), Value::to_string);
+    for (name, run) in e2e {
+        row(
+            &mut out,
+            &format!(
+                "end to end, local pipeline ({} events, {name})",
+                run_text(run, "e2e_events")
+            ),
+            run_figure(run, "e2e_events_per_s").map_or("-".into(), group_thousands),
+            format!(
+                "e2e/ceiling {}",
+                run_figure(run, "e2e_to_ceiling_ratio").map_or("-".into(), |v| format!("{v:.3}"))
+            ),
+        );
+        row(
+            &mut out,
+            &format!("{name} ceiling: bare PutRecords + GetRecords"),
+            run_figure(run, "emulator_ceiling_events_per_s").map_or("-".into(), group_thousands),
+            String::new(),
+        );
+    }
     out.push_str("\nlatency\n");
-    row(
-        &mut out,
-        "alert, PutRecords -> SNS publish, p50 / p99 (ms)",
-        format!(
-            "{} / {}",
-            per_s("e2e_alert_latency_ms_p50"),
-            per_s("e2e_alert_latency_ms_p99")
-        ),
-        format!(
-            "{} alerts, at {} events/s",
-            f.get("e2e_alerts").map_or("-".into(), Value::to_string),
-            per_s("e2e_latency_load_events_per_s")
-        ),
-    );
+    for (name, run) in e2e {
+        let ms = |key: &str| run_figure(run, key).map_or("-".into(), group_thousands);
+        row(
+            &mut out,
+            &format!("alert, PutRecords -> SNS publish, p50 / p99 (ms), {name}"),
+            format!(
+                "{} / {}",
+                ms("e2e_alert_latency_ms_p50"),
+                ms("e2e_alert_latency_ms_p99")
+            ),
+            format!(
+                "{} alerts, at {} events/s",
+                run_text(run, "e2e_alerts"),
+                ms("e2e_latency_load_events_per_s")
+            ),
+        );
+    }
     if let Some(Value::Object(cold)) = f.get("cold_start_ms") {
         for (function, ms) in cold {
             row(
@@ -643,15 +703,32 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
             );
         }
     }
-    if let Some(Value::Object(calls)) = f.get("aws_calls_per_1000_events") {
+    // One column per emulator: the same pipeline's calls, as each emulator answered them.
+    let calls: Vec<(&String, &serde_json::Map<String, Value>)> = e2e
+        .iter()
+        .filter_map(|(name, run)| match run.get("aws_calls_per_1000_events") {
+            Some(Value::Object(calls)) => Some((name, calls)),
+            _ => None,
+        })
+        .collect();
+    if !calls.is_empty() {
+        let apis: std::collections::BTreeSet<&String> =
+            calls.iter().flat_map(|(_, c)| c.keys()).collect();
         out.push_str("\nAWS calls per 1,000 events (end-to-end run)\n");
-        for (api, n) in calls {
-            row(
-                &mut out,
-                api,
-                n.as_f64().map_or("-".into(), |v| format!("{v:.1}")),
-                String::new(),
-            );
+        let header: Vec<String> = calls
+            .iter()
+            .map(|(name, _)| format!("{name:>12}"))
+            .collect();
+        out.push_str(&format!("  {:<52} {}\n", "", header.join(" ")));
+        for api in apis {
+            let cells: Vec<String> = calls
+                .iter()
+                .map(|(_, c)| {
+                    let n = c.get(api.as_str()).and_then(Value::as_f64);
+                    format!("{:>12}", n.map_or("-".into(), |v| format!("{v:.1}")))
+                })
+                .collect();
+            out.push_str(&format!("  {api:<52} {}\n", cells.join(" ")));
         }
     }
     out
