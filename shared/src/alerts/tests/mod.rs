@@ -1,10 +1,12 @@
 //! Tests of the alerts, by concern: the rules on listing-item pairs and the stream fixtures
 //! (`rules`), the SNS message and its limits (`message`), the batch workflow over the
-//! in-memory ports below with injected failures and crashes (`workflow`, `leases`), and SNS
-//! partial failures through the handler (`sns`).
+//! in-memory ports below with injected failures and crashes (`workflow`, `leases`), decisions
+//! per event however metrics batched the events (`per_event`), and SNS partial failures
+//! through the handler (`sns`).
 
 mod leases;
 mod message;
+mod per_event;
 mod rules;
 mod sns;
 mod workflow;
