@@ -69,7 +69,7 @@ impl AlertPublisher for StampedAlertPublisher {
         let now = Instant::now();
         if let Ok(mut published) = self.published.lock() {
             for (i, m) in messages.iter().enumerate() {
-                if report.unpublished.contains(&i) {
+                if !report.published(i) {
                     continue;
                 }
                 if let Ok(body) = serde_json::from_str::<AlertBody>(&m.body) {
@@ -112,6 +112,7 @@ impl StreamFunction for AlertsHandler {
             idempotency: &self.function.idempotency,
             medians: &self.function.medians,
             publisher: &self.publisher,
+            sink: &self.function.sink,
         };
         Ok(
             Box::pin(handle_event(&ports, &self.function.thresholds, event))

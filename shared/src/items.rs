@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::listing::Listing;
+use crate::listing::{Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{DailyCounts, MarketAggregate, MarketFigures};
 use crate::metrics::batch::{ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
@@ -117,6 +117,49 @@ pub struct ListingItem {
     /// Version of the last event applied: its observation time and padded sequence number.
     pub observed_at: DateTime<Utc>,
     pub sequence: String,
+    /// The last events applied to the listing, oldest first, the last being this item's
+    /// version; at most [`MAX_RECENT_EVENTS`]. The alerts function judges each event a
+    /// write applied on its own (those after the old image's version), so its alerts do not
+    /// depend on how the Kinesis stream was cut into batches. Like the rest of the item, a
+    /// function of the events applied only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_events: Vec<AppliedEvent>,
+    /// Whether `recent_events` holds two or more (absent when not): what the alerts
+    /// trigger's filter matches exactly to pass the INSERT of a listing first seen and
+    /// changed in one batch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub several_recent_events: bool,
+}
+
+/// Most events a listing item keeps in [`ListingItem::recent_events`] (about 200 bytes
+/// each): more events of one listing in one metrics batch are judged together.
+pub const MAX_RECENT_EVENTS: usize = 8;
+
+/// One event applied to a listing, as far as alerts look at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedEvent {
+    pub observed_at: DateTime<Utc>,
+    /// Padded, as [`ListingItem::sequence`].
+    pub sequence: String,
+    pub price_minor: i64,
+    pub living_area_sqft: Option<u32>,
+    pub status: ListingStatus,
+    pub offer: Offer,
+    pub delisted: bool,
+}
+
+impl From<&ListingState> for AppliedEvent {
+    fn from(s: &ListingState) -> Self {
+        Self {
+            observed_at: s.version.observed_at,
+            sequence: s.version.sequence.padded().to_owned(),
+            price_minor: s.listing.price_minor,
+            living_area_sqft: s.listing.living_area_sqft,
+            status: s.listing.status,
+            offer: s.listing.offer,
+            delisted: s.delisted,
+        }
+    }
 }
 
 /// A stored item that is not what this build writes.
@@ -138,6 +181,8 @@ impl From<&ListingState> for ListingItem {
             delisted: s.delisted,
             observed_at: s.version.observed_at,
             sequence: s.version.sequence.padded().to_owned(),
+            recent_events: s.recent_events.clone(),
+            several_recent_events: s.recent_events.len() > 1,
         }
     }
 }
@@ -159,6 +204,7 @@ impl TryFrom<ListingItem> for ListingState {
                 observed_at: item.observed_at,
                 sequence,
             },
+            recent_events: item.recent_events,
         })
     }
 }

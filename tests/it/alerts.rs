@@ -9,15 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use aws_sdk_dynamodbstreams::types::Record;
+use base64::Engine as _;
 use libtest_mimic::Failed;
 use realty_infra::runner;
 use realty_shared::adapters::retry::RetryPolicy;
+use realty_shared::adapters::sns::SnsAlertPublisher;
 use realty_shared::alerts::config::AlertsConfig;
 use realty_shared::alerts::lambda::AlertsFunction;
-use realty_shared::alerts::message::AlertBody;
+use realty_shared::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
+use realty_shared::alerts::ports::{Claim, IdempotencyStore};
 use realty_shared::alerts::process::AlertOutcome;
+use realty_shared::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
 use realty_shared::config::StackResources;
 use realty_shared::items::{ListingItem, MarketLiveItem};
 use realty_shared::listing::{ListingId, ListingStatus, Offer, PropertyType};
@@ -28,6 +33,10 @@ use serde_json::{Value, json};
 crate::async_tests!(
     subscribers_get_each_alert_they_filter_for_once,
     an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once,
+    an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_delivered,
+    a_live_claim_is_not_taken_over_and_an_expired_one_is,
+    a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
+    the_same_events_fire_the_same_alerts_however_metrics_batched_them,
 );
 
 fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
@@ -699,4 +708,495 @@ async fn an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once(
         keys(&got) == expected(&[("price_drop", 2002)]),
         format!("delivered {:?}", keys(&got)),
     )
+}
+
+/// The size of the price-drop alert of `old` -> `new` as SNS counts it (body, subject and
+/// attributes), judged against a Nashville condo median of `median` dollars per sqft, as
+/// the handler judges it; also for a message over the limit.
+fn alert_bytes(old: &ListingItem, new: &ListingItem, median: f64) -> Result<usize, Failed> {
+    let change = ListingChange {
+        sequence_number: "0".into(),
+        old: old.clone(),
+        new: new.clone(),
+    };
+    let median = MarketMedian {
+        scope_key: "city#nashville-tn#condo".into(),
+        price_per_sqft: median,
+    };
+    let alert = evaluate(&change, &AlertThresholds::default(), Some(&median))
+        .into_iter()
+        .next()
+        .ok_or("no alert")?;
+    Ok(match message(&alert) {
+        Ok(m) => m.size_bytes(),
+        Err(e) => e.bytes,
+    })
+}
+
+/// `item` (and its next version, 20 % cheaper) with an address line of `line_bytes`.
+fn with_address(item: &ListingItem, line_bytes: usize) -> (ListingItem, ListingItem) {
+    let mut old = item.clone();
+    old.listing.address.line = Some("a".repeat(line_bytes));
+    let new = repriced(&old, old.listing.price_minor / 100 * 4 / 5, 2);
+    (old, new)
+}
+
+/// Listing items written without the event bounds (by an older version of the metrics
+/// function, or by hand): one whose alert is exactly SNS's 256 KiB and one whose alert is a
+/// byte over. The first is delivered; the second can never be, so it goes to the error sink
+/// (the PoisonRecordQueue) with a short reason, and the batch goes on instead of failing
+/// every delivery for an hour and then being discarded.
+async fn an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_delivered(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
+    let normal = listing(3001, City::Nashville, PropertyType::Condo, 600_000)?;
+    let at_limit = listing(3002, City::Nashville, PropertyType::Condo, 600_000)?;
+    let over = listing(3003, City::Nashville, PropertyType::Condo, 600_000)?;
+
+    // The longest address line whose alert fits: the size grows a byte per byte of line.
+    let (mut fits, mut too_long) = (0, MAX_MESSAGE_BYTES);
+    while too_long - fits > 1 {
+        let mid = usize::midpoint(fits, too_long);
+        let (old, new) = with_address(&at_limit, mid);
+        if alert_bytes(&old, &new, 500.0)? <= MAX_MESSAGE_BYTES {
+            fits = mid;
+        } else {
+            too_long = mid;
+        }
+    }
+    let (at_old, at_new) = with_address(&at_limit, fits);
+    let (over_old, over_new) = with_address(&over, fits + 1);
+    ensure(
+        alert_bytes(&at_old, &at_new, 500.0)? == MAX_MESSAGE_BYTES
+            && alert_bytes(&over_old, &over_new, 500.0)? == MAX_MESSAGE_BYTES + 1,
+        "the alerts are not at and just past the limit",
+    )?;
+
+    for item in [&normal, &at_old, &over_old] {
+        put_listing(&stack, item).await?;
+    }
+    put_listing(&stack, &repriced(&normal, 480_000, 2)).await?;
+    put_listing(&stack, &at_new).await?;
+    put_listing(&stack, &over_new).await?;
+    let records = stack.stream_reader().next_records().await?;
+    let event = lambda_event(&stack, &records)?;
+    let over_sequence = event
+        .records
+        .iter()
+        .filter(|r| r.event_name == "MODIFY")
+        .nth(2)
+        .and_then(|r| r.change.sequence_number.clone())
+        .ok_or("no third MODIFY")?;
+
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        format!("the batch failed: {:?}", outcome.error),
+    )?;
+    ensure(
+        (outcome.stats.published, outcome.stats.rejected) == (2, 1),
+        format!("expected 2 published and 1 rejected: {:?}", outcome.stats),
+    )?;
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 3001), ("price_drop", 3002)]),
+        format!("delivered {:?}", keys(&got)),
+    )?;
+    let delivered_at_limit = got
+        .iter()
+        .find(|r| r.body.listing_id == "zillow:3002")
+        .ok_or("the alert at the limit was not delivered")?;
+    ensure(
+        delivered_at_limit.body.address.len() > fits,
+        "the alert at the limit was cut",
+    )?;
+
+    // The error sink has the alert over the limit: who, where in the stream, and why.
+    let sunk = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.resources.poison_record_queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(0)
+        .send()
+        .await
+        .explain("ReceiveMessage")?
+        .messages
+        .unwrap_or_default();
+    ensure(
+        sunk.len() == 1,
+        format!("{} error-sink messages", sunk.len()),
+    )?;
+    let text = sunk[0].body().ok_or("an error-sink message without body")?;
+    ensure(
+        text.len() < 2_048,
+        format!("an error-sink entry of {} bytes", text.len()),
+    )?;
+    let entry: Value = serde_json::from_str(text)?;
+    ensure(
+        entry["function"] == "alerts"
+            && entry["reason_kind"] == "message_too_large"
+            && entry["alert_id"] == "alert#price_drop#zillow:3003#2"
+            && entry["listing_id"] == "zillow:3003"
+            && entry["sequence_number"] == over_sequence.as_str()
+            && entry["message_bytes"] == MAX_MESSAGE_BYTES + 1
+            && entry["reason"]
+                .as_str()
+                .is_some_and(|r| r.len() < 200 && r.contains("262145")),
+        format!("error-sink entry {entry}"),
+    )?;
+    // Nothing of the alert over the limit was claimed (it was never going to be published).
+    let claims = stack
+        .dynamodb
+        .scan()
+        .table_name(&stack.resources.idempotency_table)
+        .send()
+        .await
+        .explain("Scan")?
+        .count;
+    ensure(
+        claims == 2,
+        format!("{claims} idempotency records, expected 2"),
+    )?;
+
+    // A re-delivery publishes nothing again.
+    let (response, outcome) = stack.function.handle(event).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        "the re-delivery failed",
+    )?;
+    ensure_clean(&outcome, 0, 2)?;
+    ensure(
+        drain(&stack, &everything).await?.is_empty(),
+        "a re-delivery delivered again",
+    )
+}
+
+/// Claims are leases in the real table: another invocation's live claim is neither taken
+/// over nor skipped (its record fails and comes again), an expired one is taken over, a
+/// published alert is never claimed again, and a claim is released only by its holder.
+async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let store = &stack.function.idempotency;
+    let now = chrono::Utc::now();
+    let live = now + chrono::Duration::minutes(10);
+    let expired = now - chrono::Duration::seconds(1);
+
+    // The store on its own.
+    let key = "alert#price_drop#zillow:4000#2";
+    ensure(
+        store.claim(key, "a", live).await? == Claim::Acquired,
+        "a new key is claimed",
+    )?;
+    let held = store.claim(key, "b", live).await?;
+    ensure(
+        matches!(held, Claim::HeldUntil(until) if (until - live).num_milliseconds().abs() < 1),
+        format!("a live claim is taken over: {held:?}"),
+    )?;
+    store.release(key, "b").await?;
+    ensure(
+        matches!(store.claim(key, "b", live).await?, Claim::HeldUntil(_)),
+        "a claim released by another token",
+    )?;
+    let key = "alert#price_drop#zillow:4001#2";
+    store.claim(key, "a", expired).await?;
+    ensure(
+        store.claim(key, "b", live).await? == Claim::Acquired,
+        "an expired claim is not taken over",
+    )?;
+    store.mark_published(key, "b").await?;
+    ensure(
+        store.claim(key, "c", expired).await? == Claim::AlreadyPublished,
+        "a published alert is claimed again",
+    )?;
+
+    // Through the handler: a live claim on the alert (another consumer publishing it now).
+    let item = listing(4002, City::Nashville, PropertyType::Condo, 500_000)?;
+    put_listing(&stack, &item).await?;
+    put_listing(&stack, &repriced(&item, 400_000, 2)).await?;
+    let records = stack.stream_reader().next_records().await?;
+    let event = lambda_event(&stack, &records)?;
+    let alert_id = "alert#price_drop#zillow:4002#2";
+    store.claim(alert_id, "other", live).await?;
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    ensure(
+        response.batch_item_failures.len() == 1
+            && outcome.stats.claims_held == 1
+            && outcome.stats.published == 0,
+        format!(
+            "a held claim: {:?} {:?}",
+            response.batch_item_failures, outcome
+        ),
+    )?;
+    ensure(
+        drain(&stack, &everything).await?.is_empty(),
+        "published under another invocation's live claim",
+    )?;
+    // The holder died: its lease runs out, and the re-delivery publishes the alert once.
+    stack
+        .dynamodb
+        .delete_item()
+        .table_name(&stack.resources.idempotency_table)
+        .key("id", Ddb::S(alert_id.to_owned()))
+        .send()
+        .await
+        .explain("DeleteItem")?;
+    store.claim(alert_id, "other", expired).await?;
+    for round in 0..2 {
+        let (response, outcome) = stack.function.handle(event.clone()).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("re-delivery {round}: {:?}", outcome.error),
+        )?;
+        ensure_clean(&outcome, 1 - round, round)?;
+    }
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 4002)]),
+        format!("delivered {:?}", keys(&got)),
+    )
+}
+
+/// A local SNS endpoint that reads each call whole, counts it (as SNS would accept it) and
+/// never answers.
+async fn silent_sns() -> Result<(String, Arc<std::sync::Mutex<usize>>), Failed> {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let calls = Arc::new(std::sync::Mutex::new(0));
+    let counted = calls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    let Some(head) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..head]
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= head + 4 + length {
+                        if let Ok(mut n) = counted.lock() {
+                            *n += 1;
+                        }
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    Ok((url, calls))
+}
+
+/// SNS accepts the PublishBatch call and its answer is lost: the call is not sent again (by
+/// the SDK or the function), the record fails with its alert `unknown` and its claim handed
+/// back, and the re-delivery publishes it. With a real SNS that had delivered the first call,
+/// the subscriber gets the documented duplicate: two copies with one `alert_id`.
+async fn a_publish_without_an_answer_is_sent_once_and_its_record_comes_again(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let mut stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let item = listing(5001, City::Nashville, PropertyType::Condo, 500_000)?;
+    put_listing(&stack, &item).await?;
+    put_listing(&stack, &repriced(&item, 400_000, 2)).await?;
+    let records = stack.stream_reader().next_records().await?;
+    let event = lambda_event(&stack, &records)?;
+    let sequence = event
+        .records
+        .iter()
+        .find(|r| r.event_name == "MODIFY")
+        .and_then(|r| r.change.sequence_number.clone())
+        .ok_or("no MODIFY")?;
+
+    let (url, calls) = silent_sns().await?;
+    let silent = aws
+        .sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(url)
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(500))
+                .build(),
+        )
+        .build();
+    let real = stack.function.publisher.clone();
+    stack.function.publisher = SnsAlertPublisher::new(&silent, real.topic_arn.clone(), real.retry);
+    let (response, outcome) = stack.function.handle(event.clone()).await;
+    let failed: Vec<Option<String>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ensure(
+        failed == [Some(sequence.clone())],
+        format!("failures {failed:?}, expected from {sequence}"),
+    )?;
+    ensure(
+        (outcome.stats.publish_unknown, outcome.stats.unpublished) == (1, 0),
+        format!("{:?}", outcome.stats),
+    )?;
+    let sent = *calls.lock().map_err(|_| "lock")?;
+    ensure(sent == 1, format!("SNS received the call {sent} times"))?;
+    let claims = stack
+        .dynamodb
+        .scan()
+        .table_name(&stack.resources.idempotency_table)
+        .send()
+        .await
+        .explain("Scan")?
+        .count;
+    ensure(claims == 0, format!("{claims} claims left behind"))?;
+
+    // Lambda re-delivers the record: published once, then known.
+    stack.function.publisher = real;
+    for round in 0..2 {
+        let (response, outcome) = stack.function.handle(event.clone()).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("re-delivery {round}: {:?}", outcome.error),
+        )?;
+        ensure_clean(&outcome, 1 - round, round)?;
+    }
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("price_drop", 5001)]),
+        format!("delivered {:?}", keys(&got)),
+    )
+}
+
+/// One listing's events in the Kinesis format, from events/metrics-kinesis.json's first
+/// record: seen at $600,000, cut 20 % to $480,000, raised back to $600,000, cut 25 % to
+/// $450,000, five minutes apart.
+fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
+    let sample: Value = serde_json::from_str(include_str!("../../events/metrics-kinesis.json"))?;
+    let template = sample["Records"][0].clone();
+    let first: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(template["kinesis"]["data"].as_str().ok_or("no data")?)?,
+    )?;
+    let start = chrono::DateTime::parse_from_rfc3339("2025-09-12T15:40:02Z")?;
+    let mut records = Vec::new();
+    let mut old: Option<i64> = None;
+    for (i, dollars) in [600_000i64, 480_000, 600_000, 450_000]
+        .into_iter()
+        .enumerate()
+    {
+        let price = dollars * 100;
+        let at = start + chrono::Duration::minutes(5 * i as i64);
+        let mut event = first.clone();
+        event["listing"]["price_minor"] = json!(price);
+        event["listing"]["observed_at"] = json!(at.to_rfc3339());
+        event["observed_at"] = json!(at.to_rfc3339());
+        if let Some(old) = old {
+            event["kind"] = json!("changed");
+            event["listing"]["previous_price_minor"] = json!(old);
+            event["changes"] =
+                json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
+        }
+        old = Some(price);
+        let mut record = template.clone();
+        let sequence = format!(
+            "4959033827149025660855969253836157109592157598913{:07}",
+            1000 + i
+        );
+        record["kinesis"]["sequenceNumber"] = json!(sequence);
+        record["kinesis"]["approximateArrivalTimestamp"] = json!(at.timestamp() + 1);
+        record["kinesis"]["data"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event)?));
+        record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
+        records.push(record);
+    }
+    Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// The alert ids subscribers receive when the real metrics function applies the events in
+/// Kinesis batches of the given sizes and the alerts function reads the table's stream.
+async fn alerts_after_metrics_batches(
+    aws: &TestAws,
+    cuts: &[usize],
+) -> Result<Vec<String>, Failed> {
+    let stack = stack(aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let metrics = realty_shared::metrics::lambda::MetricsFunction::new(
+        &aws.sdk_config().await,
+        &stack.resources,
+    );
+    let events = cut_raise_cut_events()?;
+    let mut next = 0;
+    for size in cuts {
+        let mut part = events.clone();
+        part.records = events.records[next..next + size].to_vec();
+        next += size;
+        let (response, _) = metrics.handle(part).await;
+        ensure(
+            response.batch_item_failures.is_empty(),
+            format!("metrics failed: {:?}", response.batch_item_failures),
+        )?;
+    }
+    let records = stack.stream_reader().next_records().await?;
+    ensure(
+        records.len() == cuts.len(),
+        format!(
+            "{} listing writes for {} batches",
+            records.len(),
+            cuts.len()
+        ),
+    )?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
+    ensure(
+        response.batch_item_failures.is_empty(),
+        format!("alerts failed: {:?}", outcome.error),
+    )?;
+    let mut ids: Vec<String> = drain(&stack, &everything)
+        .await?
+        .into_iter()
+        .map(|r| r.body.alert_id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// The metrics function writes a listing once per Kinesis batch; the alerts it causes are the
+/// same however the stream was cut: each cut alerts once, under its own event's version,
+/// even when a rise follows it in the same batch, or the listing was first seen in it.
+async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let one_each = alerts_after_metrics_batches(&aws, &[1, 1, 1, 1]).await?;
+    let expected: Vec<String> = [1001, 1003]
+        .iter()
+        .map(|n| {
+            format!("alert#price_drop#zillow:108712579#4959033827149025660855969253836157109592157598913{n:07}")
+        })
+        .collect();
+    ensure(
+        one_each == expected,
+        format!("one event a batch: {one_each:?}"),
+    )?;
+    for cuts in [&[1, 3][..], &[2, 2], &[4]] {
+        let got = alerts_after_metrics_batches(&aws, cuts).await?;
+        ensure(got == expected, format!("batches of {cuts:?}: {got:?}"))?;
+    }
+    Ok(())
 }

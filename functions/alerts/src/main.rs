@@ -21,7 +21,12 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         // Boxed: the batch future is deep, and lives on the heap once per invocation.
-        let (response, _) = Box::pin(function.handle(event.payload)).await;
+        // Claims are leased until Lambda stops this invocation.
+        let deadline = i64::try_from(event.context.deadline)
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(realty_shared::alerts::lambda::default_deadline);
+        let (response, _) = Box::pin(function.handle_until(event.payload, deadline)).await;
         if let Err(e) = emf.flush(std::io::stdout()) {
             tracing::warn!(error = %e, "cannot write EMF metrics");
         }

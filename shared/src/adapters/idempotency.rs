@@ -2,17 +2,20 @@
 //! `expires_at`), written with conditional PutItem and DeleteItem only (what the function's
 //! policy grants).
 //!
-//! An item is `{id, state, token, updated_at, expires_at}`: `state` is `pending` from the claim
-//! until the alert is published, then `published`. A claim succeeds unless the alert is
-//! published; a pending item is taken over, because it can only be left by an invocation that
-//! is no longer running (docs/alerts.md, "Once per price change").
+//! An item is `{id, state, token, lease_until, updated_at, expires_at}`: `state` is `pending`
+//! from the claim until the alert is published, then `published`. A pending claim is a lease
+//! until `lease_until` (epoch milliseconds: the claiming invocation's deadline plus a clock
+//! allowance). A claim succeeds on a new key or on a pending one whose lease has run out; it
+//! fails on a published key, and on a pending one whose lease still runs, since its
+//! invocation may be publishing that alert now (docs/alerts.md, "Once per price change").
 
 use crate::adapters::dynamodb::sdk_error;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{Duration, Utc};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::alerts::ports::{Claim, IdempotencyStore, PortError};
 
@@ -22,6 +25,11 @@ pub const ALERT_RECORD_TTL_DAYS: i64 = 7;
 
 const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
+
+/// A claim is taken when the key is new, or pending with a lease that has run out (or none:
+/// a claim written before leases existed, by an invocation long gone).
+pub const CLAIM_CONDITION: &str = "attribute_not_exists(id) OR (#state = :pending AND \
+     (attribute_not_exists(#lease) OR #lease < :now))";
 
 #[derive(Debug, Clone)]
 pub struct DynamoIdempotencyStore {
@@ -55,26 +63,42 @@ impl DynamoIdempotencyStore {
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
-    async fn claim(&self, key: &str, token: &str) -> Result<Claim, PortError> {
+    async fn claim(
+        &self,
+        key: &str,
+        token: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
+        let mut item = self.item(key, PENDING, token);
+        item.insert(
+            "lease_until".to_owned(),
+            AttributeValue::N(lease_until.timestamp_millis().to_string()),
+        );
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(key, PENDING, token)))
-            .condition_expression("attribute_not_exists(id) OR #state = :pending")
+            .set_item(Some(item))
+            .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#lease", "lease_until")
             .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(Utc::now().timestamp_millis().to_string()),
+            )
+            // Says whether the key is published or held, without a read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Acquired),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Claim::AlreadyPublished)
-            }
-            Err(e) => Err(sdk_error("PutItem", &e)),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Ok(held_or_published(failed.item()))
+                }
+                _ => Err(sdk_error("PutItem", &e)),
+            },
         }
     }
 
@@ -116,6 +140,22 @@ impl IdempotencyStore for DynamoIdempotencyStore {
     }
 }
 
+/// What stands in the way of a claim, from the item the failed condition saw.
+fn held_or_published(item: Option<&HashMap<String, AttributeValue>>) -> Claim {
+    let text = |name: &str| item.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok());
+    if text("state").map(String::as_str) == Some(PUBLISHED) {
+        return Claim::AlreadyPublished;
+    }
+    let lease = item
+        .and_then(|i| i.get("lease_until"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    // Pending with a live lease; or a store that does not return the item it saw: held, so
+    // the record comes again later rather than being skipped or published twice.
+    Claim::HeldUntil(lease.unwrap_or_else(Utc::now))
+}
+
 #[cfg(test)]
 mod alerts_idempotency_tests {
     use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
@@ -136,7 +176,12 @@ mod alerts_idempotency_tests {
         let put = mock!(Client::put_item)
             .match_requests(|r| {
                 let item = r.item().expect("item");
-                r.condition_expression() == Some("attribute_not_exists(id) OR #state = :pending")
+                r.condition_expression() == Some(CLAIM_CONDITION)
+                    && item
+                        .get("lease_until")
+                        .and_then(|v| v.as_n().ok())
+                        .map(String::as_str)
+                        == Some("1800000000000")
                     && item
                         .get("state")
                         .and_then(|v| v.as_s().ok())
@@ -154,17 +199,58 @@ mod alerts_idempotency_tests {
             .then_output(|| PutItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let store = DynamoIdempotencyStore::new(client, "t");
-        assert_eq!(store.claim("k", "tok").await, Ok(Claim::Acquired));
+        assert_eq!(store.claim("k", "tok", lease()).await, Ok(Claim::Acquired));
         assert_eq!(put.num_calls(), 1);
+    }
+
+    fn lease() -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_800_000_000_000).expect("time")
+    }
+
+    fn conditional_failure_on(state: &str, lease_ms: i64) -> ConditionalCheckFailedException {
+        ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .item("state", AttributeValue::S(state.to_owned()))
+            .item("lease_until", AttributeValue::N(lease_ms.to_string()))
+            .build()
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_published_alert_cannot_be_claimed() {
+        let put = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(conditional_failure_on("published", 1))
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        let store = DynamoIdempotencyStore::new(client, "t");
+        assert_eq!(
+            store.claim("k", "tok", lease()).await,
+            Ok(Claim::AlreadyPublished)
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_live_lease_is_reported_with_its_end() {
+        let put = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(conditional_failure_on(
+                "pending",
+                1_800_000_000_000,
+            ))
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        let store = DynamoIdempotencyStore::new(client, "t");
+        assert_eq!(
+            store.claim("k", "tok", lease()).await,
+            Ok(Claim::HeldUntil(lease()))
+        );
+        // A store that does not say what it saw: held (never skipped, never published twice).
         let put = mock!(Client::put_item)
             .then_error(|| PutItemError::ConditionalCheckFailedException(conditional_failure()));
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let store = DynamoIdempotencyStore::new(client, "t");
-        assert_eq!(store.claim("k", "tok").await, Ok(Claim::AlreadyPublished));
+        assert!(matches!(
+            store.claim("k", "tok", lease()).await,
+            Ok(Claim::HeldUntil(_))
+        ));
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -178,7 +264,10 @@ mod alerts_idempotency_tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let store = DynamoIdempotencyStore::new(client, "t");
-        let err = store.claim("k", "tok").await.expect_err("reported");
+        let err = store
+            .claim("k", "tok", lease())
+            .await
+            .expect_err("reported");
         assert!(err.message.contains("slow down"), "{err}");
     }
 

@@ -1,13 +1,26 @@
-//! The alert topic over SNS PublishBatch: 10 messages and 256 KiB a call, failed entries
-//! re-sent alone.
+//! The alert topic over SNS PublishBatch: 10 messages and 256 KiB a call.
+//!
+//! One retry layer per kind of failure, and nothing re-sent that SNS may have accepted:
+//! - a call SNS answered with an error (throttling, a 5xx) accepted nothing: the SDK's
+//!   standard retries re-send it;
+//! - a call with no answer (the attempt timed out, the connection dropped) may have been
+//!   accepted: nobody re-sends it here ([`NoRetryWithoutAnswer`]); its alerts are reported
+//!   `unknown` and their records come again from Lambda;
+//! - entries SNS lists in `Failed` of an answered call were not accepted: those alone are
+//!   re-sent, with backoff, for a while ([`send_with_retries`]); those failed as the
+//!   sender's fault are never re-sent and go to the error sink.
 
 use std::sync::Mutex;
 
+use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
+use aws_sdk_sns::config::interceptors::InterceptorContext;
+use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
+use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::retry::{RetryPolicy, send_with_retries};
-use crate::alerts::message::{AlertMessage, publish_batches};
+use crate::alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
 use crate::alerts::ports::{AlertPublisher, PublishReport};
 
 #[derive(Debug, Clone)]
@@ -15,6 +28,55 @@ pub struct SnsAlertPublisher {
     pub client: Client,
     pub topic_arn: String,
     pub retry: RetryPolicy,
+}
+
+impl SnsAlertPublisher {
+    /// A publisher whose client never re-sends a call that got no answer.
+    pub fn new(sdk: &SdkConfig, topic_arn: impl Into<String>, retry: RetryPolicy) -> Self {
+        let config = aws_sdk_sns::config::Builder::from(sdk)
+            .retry_classifier(NoRetryWithoutAnswer)
+            .build();
+        Self {
+            client: Client::from_conf(config),
+            topic_arn: topic_arn.into(),
+            retry,
+        }
+    }
+}
+
+/// Forbids the SDK's retry of an attempt that got no HTTP answer: a timeout or a dropped
+/// connection after the request left may be a call SNS accepted, and SNS standard topics do
+/// not deduplicate, so a re-send would deliver its alerts twice. (A connection that could
+/// not even be opened is not retried either: the SDK does not tell it apart reliably, and
+/// Lambda's re-delivery retries it soon enough.) Answered errors are left to the standard
+/// classifiers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRetryWithoutAnswer;
+
+impl ClassifyRetry for NoRetryWithoutAnswer {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(e))
+                if ctx.response().is_none() && (e.is_timeout_error() || e.is_connector_error()) =>
+            {
+                RetryAction::RetryForbidden
+            }
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "no retry without an answer"
+    }
+}
+
+/// Whether a failed call certainly accepted nothing: SNS answered it (a service error or an
+/// unreadable answer), or it never left (it could not be built).
+pub fn answered_or_unsent<E, R>(error: &SdkError<E, R>) -> bool {
+    matches!(
+        error,
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) | SdkError::ConstructionFailure(_)
+    )
 }
 
 /// The PublishBatch entry of `messages[index]`; its id is the index, so failures map back.
@@ -42,29 +104,36 @@ type Indexed = (usize, PublishBatchRequestEntry);
 
 impl AlertPublisher for SnsAlertPublisher {
     async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
-        let mut report = PublishReport::default();
-        // Entries SNS refused as the sender's fault (a bad attribute, say): re-sending the
-        // same entry cannot succeed, so they are reported without retries.
-        let refused: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        // Filled from inside the re-send loop, which owns only the entries still to send.
+        let fates: Mutex<PublishReport> = Mutex::new(PublishReport::default());
+        let note = |f: &dyn Fn(&mut PublishReport)| {
+            f(&mut fates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner));
+        };
         for batch in publish_batches(messages) {
             let mut entries: Vec<Indexed> = Vec::with_capacity(batch.len());
             for index in batch {
                 match batch_entry(index, &messages[index]) {
                     Ok(entry) => entries.push((index, entry)),
-                    Err(e) => {
-                        report.unpublished.push(index);
-                        report.error = Some(format!("cannot build the entry: {e}"));
-                    }
+                    Err(e) => note(&|r| {
+                        let reason = cut_to(
+                            &format!("cannot build the entry: {e}"),
+                            MAX_SINK_FIELD_BYTES,
+                        );
+                        r.error = Some(reason.clone());
+                        r.refused.push((index, reason));
+                    }),
                 }
             }
             if entries.is_empty() {
                 continue;
             }
-            let refused = &refused;
+            let note = &note;
             let result = send_with_retries(self.retry, entries, |entries| async move {
                 let request: Vec<PublishBatchRequestEntry> =
                     entries.iter().map(|(_, e)| e.clone()).collect();
-                match self
+                let out = match self
                     .client
                     .publish_batch()
                     .topic_arn(&self.topic_arn)
@@ -72,70 +141,84 @@ impl AlertPublisher for SnsAlertPublisher {
                     .send()
                     .await
                 {
-                    Ok(out) => {
-                        let failures = out.failed.unwrap_or_default();
-                        if failures.is_empty() {
-                            return (Vec::new(), None);
-                        }
-                        let mut error = None;
-                        let mut retry = Vec::new();
-                        for (index, entry) in entries {
-                            let Some(failure) = failures.iter().find(|f| f.id == entry.id) else {
-                                continue;
-                            };
-                            error = Some(format!(
-                                "{}: {}",
-                                failure.code,
-                                failure.message.as_deref().unwrap_or_default()
-                            ));
-                            if failure.sender_fault {
-                                refused
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                    .push(index);
+                    Ok(out) => out,
+                    Err(e) => {
+                        // The SDK retried what it could; the loop re-sends no whole call.
+                        let known = answered_or_unsent(&e);
+                        let error = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+                        note(&|r| {
+                            let indices = entries.iter().map(|(i, _)| *i);
+                            if known {
+                                r.unpublished.extend(indices);
                             } else {
-                                retry.push((index, entry));
+                                r.unknown.extend(indices);
                             }
-                        }
-                        (retry, error)
+                            r.error = Some(format!(
+                                "PublishBatch {}: {error}",
+                                if known { "failed" } else { "got no answer" }
+                            ));
+                        });
+                        return (Vec::new(), None);
                     }
-                    Err(e) => (
-                        entries,
-                        Some(aws_sdk_sns::error::DisplayErrorContext(&e).to_string()),
-                    ),
+                };
+                let failures = out.failed.unwrap_or_default();
+                if failures.is_empty() {
+                    return (Vec::new(), None);
                 }
+                let mut error = None;
+                let mut retry = Vec::new();
+                for (index, entry) in entries {
+                    let Some(failure) = failures.iter().find(|f| f.id == entry.id) else {
+                        continue;
+                    };
+                    let reason = cut_to(
+                        &format!(
+                            "{}: {}",
+                            failure.code,
+                            failure.message.as_deref().unwrap_or_default()
+                        ),
+                        MAX_SINK_FIELD_BYTES,
+                    );
+                    if failure.sender_fault {
+                        // Re-sending the same entry cannot succeed.
+                        note(&|r| r.refused.push((index, reason.clone())));
+                    } else {
+                        retry.push((index, entry));
+                    }
+                    error = Some(reason);
+                }
+                (retry, error)
             })
             .await;
             match result {
-                Ok(retries) => report.retries += retries,
-                Err(unsent) => {
-                    report.retries += unsent.attempts.saturating_sub(1);
-                    report
-                        .unpublished
+                Ok(retries) => note(&|r| r.retries += retries),
+                Err(unsent) => note(&|r| {
+                    r.retries += unsent.attempts.saturating_sub(1);
+                    r.unpublished
                         .extend(unsent.items.iter().map(|(index, _)| *index));
-                    report.error = Some(format!(
-                        "PublishBatch: {} alerts unpublished after {} attempts: {}",
+                    r.error = Some(format!(
+                        "PublishBatch: {} alerts still failed after {} attempts: {}",
                         unsent.items.len(),
                         unsent.attempts,
                         unsent.last_error
                     ));
-                }
+                }),
             }
         }
-        let refused = refused
+        let mut report = fates
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !refused.is_empty() {
-            report.error.get_or_insert_with(|| {
-                format!(
-                    "PublishBatch refused {} alerts (sender fault)",
-                    refused.len()
-                )
-            });
-            report.unpublished.extend(refused);
+        if report.error.is_none() && !report.refused.is_empty() {
+            report.error = Some(format!(
+                "PublishBatch refused {} alerts (sender fault)",
+                report.refused.len()
+            ));
         }
         report.unpublished.sort_unstable();
         report.unpublished.dedup();
+        report.unknown.sort_unstable();
+        report.unknown.dedup();
+        report.refused.sort_unstable();
         report
     }
 }
@@ -269,8 +352,41 @@ mod alerts_topic_tests {
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
             .publish(&messages(2))
             .await;
-        assert_eq!(report.unpublished, vec![1]);
+        // Refused for good: for the error sink, not for a re-delivery.
+        assert_eq!(report.unpublished, Vec::<usize>::new());
+        assert_eq!(
+            report.refused,
+            vec![(1, "InvalidParameter: try again".to_owned())]
+        );
+        assert!(!report.published(1) && report.published(0));
         assert_eq!(refusing.num_calls(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_call_is_never_resent_whole() {
+        // The SDK has retried the call already (its standard retries, on the real client);
+        // the loop re-sends failed entries of answered calls only, never a whole call, which
+        // might have been accepted.
+        let down = mock!(Client::publish_batch).then_error(|| {
+            PublishBatchError::InternalErrorException(
+                aws_sdk_sns::types::error::InternalErrorException::builder()
+                    .message("down")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&down]);
+        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
+            .publish(&messages(12))
+            .await;
+        assert_eq!(
+            down.num_calls(),
+            2,
+            "one call per group of 10, none re-sent"
+        );
+        // SNS answered: known not accepted, so a re-delivery cannot duplicate them.
+        assert_eq!(report.unpublished, (0..12).collect::<Vec<_>>());
+        assert!(report.unknown.is_empty());
+        assert_eq!(report.retries, 0);
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -288,6 +404,97 @@ mod alerts_topic_tests {
             .await;
         assert_eq!(report.unpublished, (0..12).collect::<Vec<_>>());
         assert!(report.error.is_some());
+    }
+
+    /// A local SNS that reads each PublishBatch call whole, keeps it (as SNS would accept
+    /// and deliver it) and never answers: the answer is lost after SNS accepted the call.
+    async fn accepting_but_silent_sns() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let calls = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&request).into_owned();
+                        let Some(head_end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                let (name, value) = l.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())
+                                    .flatten()
+                            })
+                            .unwrap_or(0);
+                        if request.len() >= head_end + 4 + length {
+                            calls
+                                .lock()
+                                .expect("lock")
+                                .push(text[head_end + 4..].to_owned());
+                            break;
+                        }
+                    }
+                    // Accepted; the answer never comes (the connection stays open).
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    drop(socket);
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_accepted_without_an_answer_is_never_sent_again() {
+        let (url, accepted) = accepting_but_silent_sns().await;
+        // The stack's SDK configuration (standard retries, 3 attempts), with a short attempt
+        // timeout so the lost answer shows quickly.
+        let sdk = crate::aws::sdk_config(Some(&url))
+            .await
+            .to_builder()
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build();
+        let publisher = SnsAlertPublisher::new(
+            &sdk,
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+            RetryPolicy::immediate(Duration::from_secs(5)),
+        );
+        let report = publisher.publish(&messages(3)).await;
+        let calls = accepted.lock().expect("lock").clone();
+        // SNS has the three alerts once: neither the SDK nor the loop sent the call again.
+        assert_eq!(calls.len(), 1, "PublishBatch calls SNS received");
+        assert!(calls[0].contains("Action=PublishBatch"), "{}", calls[0]);
+        // Their fate is unknown: not published as far as we know, not known unpublished.
+        assert_eq!(report.unknown, vec![0, 1, 2]);
+        assert!(report.unpublished.is_empty() && report.refused.is_empty());
+        assert!((0..3).all(|i| !report.published(i)));
+        assert!(
+            report
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("got no answer")),
+            "{report:?}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

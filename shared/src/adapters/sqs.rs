@@ -199,6 +199,15 @@ impl PoisonSink for SqsPoisonSink {
             .enumerate()
             .map(|(i, r)| message_of(i.to_string(), r))
             .collect();
+        self.send_messages(messages, "poison records").await
+    }
+}
+
+impl SqsPoisonSink {
+    /// Sends messages of at most [`MAX_MESSAGE_BYTES`] each (entry ids unique), in calls
+    /// within SendMessageBatch's limits, re-sending only the failed entries. `what` names
+    /// them in the error.
+    pub async fn send_messages(&self, messages: Vec<Message>, what: &str) -> Result<(), PortError> {
         let sizes: Vec<usize> = messages.iter().map(|m| m.body.len()).collect();
         for range in chunk_messages(&sizes) {
             let chunk = messages[range].to_vec();
@@ -209,7 +218,7 @@ impl PoisonSink for SqsPoisonSink {
                 return Err(PortError::new(
                     "SendMessageBatch",
                     format!(
-                        "{} poison records unsent after {} attempts: {}",
+                        "{} {what} unsent after {} attempts: {}",
                         unsent.items.len(),
                         unsent.attempts,
                         bound_reason(unsent.last_error)

@@ -5,15 +5,17 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{DateTime, Utc};
 
 use super::config::AlertsConfig;
-use super::ports::{AlertPublisher, IdempotencyStore, MarketMedians};
+use super::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
 use super::process::{AlertOutcome, AlertPorts, process_batch};
 use super::rules::AlertThresholds;
 use crate::adapters::idempotency::DynamoIdempotencyStore;
 use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
+use crate::adapters::sqs::SqsPoisonSink;
 use crate::config::StackResources;
 
 /// The alerts function's thresholds and AWS adapters.
@@ -23,6 +25,17 @@ pub struct AlertsFunction {
     pub idempotency: DynamoIdempotencyStore,
     pub medians: DynamoMarketMedians,
     pub publisher: SnsAlertPublisher,
+    /// Alerts that can never be published, with their reason (the stack's error queue).
+    pub sink: SqsPoisonSink,
+}
+
+/// The function's timeout in template.yaml: the deadline assumed when a caller gives none
+/// (the local runner, `realty invoke`).
+pub const DEFAULT_INVOCATION_TIMEOUT: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The deadline of an invocation starting now with the template's timeout.
+pub fn default_deadline() -> DateTime<Utc> {
+    Utc::now() + DEFAULT_INVOCATION_TIMEOUT
 }
 
 impl AlertsFunction {
@@ -40,9 +53,10 @@ impl AlertsFunction {
                 table: resources.market_table.clone(),
                 retry,
             },
-            publisher: SnsAlertPublisher {
-                client: aws_sdk_sns::Client::new(sdk),
-                topic_arn: resources.alert_topic_arn.clone(),
+            publisher: SnsAlertPublisher::new(sdk, resources.alert_topic_arn.clone(), retry),
+            sink: SqsPoisonSink {
+                client: aws_sdk_sqs::Client::new(sdk),
+                queue_url: resources.poison_record_queue_url.clone(),
                 retry,
             },
         }
@@ -51,12 +65,22 @@ impl AlertsFunction {
     /// Processes one stream event. Never fails the invocation: what cannot be published is
     /// reported through `batchItemFailures` from the first record concerned.
     pub async fn handle(&self, event: Event) -> (DynamoDbEventResponse, AlertOutcome) {
+        self.handle_until(event, default_deadline()).await
+    }
+
+    /// [`Self::handle`] for an invocation Lambda stops at `deadline` (its context's).
+    pub async fn handle_until(
+        &self,
+        event: Event,
+        deadline: DateTime<Utc>,
+    ) -> (DynamoDbEventResponse, AlertOutcome) {
         let ports = AlertPorts {
             idempotency: &self.idempotency,
             medians: &self.medians,
             publisher: &self.publisher,
+            sink: &self.sink,
         };
-        handle_event(&ports, &self.thresholds, event).await
+        handle_event_until(&ports, &self.thresholds, event, deadline).await
     }
 }
 
@@ -70,9 +94,9 @@ pub fn failure_from(sequence_number: &str) -> DynamoDbEventResponse {
     response
 }
 
-/// Processes one stream event over any ports, logs it and records its metrics.
-pub async fn handle_event<I, M, P>(
-    ports: &AlertPorts<'_, I, M, P>,
+/// Processes one stream event over any ports with the template's timeout from now.
+pub async fn handle_event<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
     thresholds: &AlertThresholds,
     event: Event,
 ) -> (DynamoDbEventResponse, AlertOutcome)
@@ -80,8 +104,25 @@ where
     I: IdempotencyStore,
     M: MarketMedians,
     P: AlertPublisher,
+    S: AlertErrorSink,
 {
-    let outcome = process_batch(ports, thresholds, event.records).await;
+    handle_event_until(ports, thresholds, event, default_deadline()).await
+}
+
+/// Processes one stream event over any ports, logs it and records its metrics.
+pub async fn handle_event_until<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
+    thresholds: &AlertThresholds,
+    event: Event,
+    deadline: DateTime<Utc>,
+) -> (DynamoDbEventResponse, AlertOutcome)
+where
+    I: IdempotencyStore,
+    M: MarketMedians,
+    P: AlertPublisher,
+    S: AlertErrorSink,
+{
+    let outcome = process_batch(ports, thresholds, event.records, deadline).await;
     record_metrics(&outcome);
     let response = match (&outcome.failed_from, &outcome.error) {
         (Some(from), error) => {
@@ -107,6 +148,10 @@ fn record_metrics(outcome: &AlertOutcome) {
     metrics::counter!("changes_without_median").increment(s.without_median as u64);
     metrics::counter!("alerts_already_published").increment(s.already_published as u64);
     metrics::counter!("alerts_unpublished").increment(s.unpublished as u64);
+    metrics::counter!("alerts_publish_unknown").increment(s.publish_unknown as u64);
+    metrics::counter!("alerts_rejected").increment(s.rejected as u64);
+    metrics::counter!("alert_claims_held").increment(s.claims_held as u64);
+    metrics::counter!("alert_mark_retries").increment(u64::from(s.mark_retries));
     metrics::counter!("alert_marks_failed").increment(s.marks_failed as u64);
     metrics::counter!("publish_retries").increment(u64::from(s.publish_retries));
     metrics::counter!("batches_failed").increment(u64::from(outcome.failed_from.is_some()));

@@ -17,6 +17,14 @@ pub const MAX_SUBJECT_CHARS: usize = 100;
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// ...and 256 KiB across them.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// One SNS message: body, subject and attributes (names, types and values) together, as
+/// [`AlertMessage::size_bytes`] counts them. A larger alert goes to the error sink.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// The alert id is the IdempotencyTable's partition key, which DynamoDB caps at 2,048 bytes;
+/// well below, so a listing id of any length can never make a claim fail forever.
+pub const MAX_ALERT_ID_BYTES: usize = 1_024;
+/// Each free-text field of an error-sink entry (ids, reason) is cut to this many bytes.
+pub const MAX_SINK_FIELD_BYTES: usize = 512;
 
 /// The alert's JSON body (the SNS `Message`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -278,10 +286,39 @@ pub fn body(alert: &Alert) -> AlertBody {
     }
 }
 
-/// The SNS message of an alert.
-pub fn message(alert: &Alert) -> Result<AlertMessage, serde_json::Error> {
+/// Why an alert has no SNS message: it can never be published as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}: {reason}")]
+pub struct Unpublishable {
+    /// `message_too_large`, `alert_id_too_long` or `unencodable`.
+    pub kind: &'static str,
+    /// Short: sizes and limits, never the offending text.
+    pub reason: String,
+    /// The message's size (0 when it was not built).
+    pub bytes: usize,
+}
+
+/// The SNS message of an alert, or why it cannot have one: an alert id over
+/// [`MAX_ALERT_ID_BYTES`], or a message over [`MAX_MESSAGE_BYTES`] (a listing with huge
+/// fields). Never a message cut to fit: a cut alert would be a different alert.
+pub fn message(alert: &Alert) -> Result<AlertMessage, Unpublishable> {
     let body = body(alert);
-    Ok(AlertMessage {
+    if body.alert_id.len() > MAX_ALERT_ID_BYTES {
+        return Err(Unpublishable {
+            kind: "alert_id_too_long",
+            reason: format!(
+                "alert id of {} bytes, over the {MAX_ALERT_ID_BYTES}-byte limit",
+                body.alert_id.len()
+            ),
+            bytes: 0,
+        });
+    }
+    let encoded = serde_json::to_string(&body).map_err(|e| Unpublishable {
+        kind: "unencodable",
+        reason: cut_to(&e.to_string(), MAX_SINK_FIELD_BYTES),
+        bytes: 0,
+    })?;
+    let message = AlertMessage {
         alert_id: body.alert_id.clone(),
         subject: subject(alert),
         attributes: AlertAttributes {
@@ -290,8 +327,32 @@ pub fn message(alert: &Alert) -> Result<AlertMessage, serde_json::Error> {
             alert_type: alert.kind,
             drop_pct: body.drop_pct,
         },
-        body: serde_json::to_string(&body)?,
-    })
+        body: encoded,
+    };
+    let bytes = message.size_bytes();
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(Unpublishable {
+            kind: "message_too_large",
+            reason: format!(
+                "SNS message of {bytes} bytes (body, subject and attributes), over SNS's \
+                 {MAX_MESSAGE_BYTES}-byte limit"
+            ),
+            bytes,
+        });
+    }
+    Ok(message)
+}
+
+/// `text` cut to at most `max_bytes` bytes on a character boundary, `...` marking a cut.
+pub fn cut_to(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut end = max_bytes.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
 }
 
 /// Splits messages into PublishBatch calls (10 entries, 256 KiB), keeping their order.

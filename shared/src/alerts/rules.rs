@@ -2,9 +2,10 @@
 //! listing table's stream images): no AWS, no clock. docs/alerts.md states them for users.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::items::ListingItem;
+use crate::items::{AppliedEvent, ListingItem};
 use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{Geo, Scope};
 
@@ -115,14 +116,40 @@ impl Skipped {
 }
 
 /// Decodes a stream record into the listing's old and new items, or says why it cannot.
+/// An INSERT is a change only when its write applied several events (a listing first seen
+/// and changed in one metrics batch): its old item is the listing as the first left it.
 pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
-    if record.event_name != "MODIFY" {
+    let insert = record.event_name == "INSERT";
+    if record.event_name != "MODIFY" && !insert {
         return Err(Skipped::new(
             SkipReason::NotModify,
             format!("event {:?}", record.event_name),
         ));
     }
     let change = record.change;
+    if insert {
+        // Not a change unless its write applied several events: a first sighting, or an
+        // item this build does not write, is no news.
+        let not_a_change = || Skipped::new(SkipReason::NotModify, "INSERT of one event");
+        let sequence_number = change
+            .sequence_number
+            .filter(|s| !s.is_empty())
+            .ok_or_else(not_a_change)?;
+        let new: ListingItem =
+            serde_dynamo::from_item(change.new_image).map_err(|_| not_a_change())?;
+        let first = new
+            .recent_events
+            .first()
+            .filter(|_| new.recent_events.len() > 1)
+            .ok_or_else(not_a_change)?;
+        // Its events after the first are judged, from the listing as the first left it.
+        let old = as_of(&new, first.clone());
+        return Ok(ListingChange {
+            sequence_number,
+            old,
+            new,
+        });
+    }
     let sequence_number = change
         .sequence_number
         .filter(|s| !s.is_empty())
@@ -151,6 +178,78 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
         old,
         new,
     })
+}
+
+/// `item` as `event` left it (one of the events its write applied): only what alerts look
+/// at differs.
+fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
+    let mut step = item.clone();
+    step.recent_events.clear();
+    step.several_recent_events = false;
+    step.listing.price_minor = event.price_minor;
+    step.listing.living_area_sqft = event.living_area_sqft;
+    step.listing.status = event.status;
+    step.listing.offer = event.offer;
+    step.listing.observed_at = event.observed_at;
+    step.delisted = event.delisted;
+    step.observed_at = event.observed_at;
+    step.sequence = event.sequence;
+    step
+}
+
+/// The listing changes of one stream record, one per event its write applied, oldest
+/// first. The metrics function writes a listing once per batch, however many of its events
+/// the batch held; the item keeps its last events (`recent_events`), and those after the old
+/// image's version are judged each against the one before, as if each had been written on
+/// its own: the alerts, and their idempotency keys, are the same however the Kinesis stream
+/// was cut into batches. A list that does not end at the item's version (an item not
+/// written by this build) is ignored: the record is one change.
+pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
+    let ListingChange {
+        sequence_number,
+        mut old,
+        mut new,
+    } = change;
+    let version = |observed_at: DateTime<Utc>, sequence: &str| (observed_at, sequence.to_owned());
+    let old_version = version(old.observed_at, &old.sequence);
+    old.recent_events.clear();
+    old.several_recent_events = false;
+    let events: Vec<AppliedEvent> = std::mem::take(&mut new.recent_events)
+        .into_iter()
+        .filter(|e| version(e.observed_at, &e.sequence) > old_version)
+        .collect();
+    new.several_recent_events = false;
+    let fits = events.len() > 1
+        && events.last().is_some_and(|e| {
+            version(e.observed_at, &e.sequence) == version(new.observed_at, &new.sequence)
+        })
+        && events.windows(2).all(|w| {
+            version(w[0].observed_at, &w[0].sequence) < version(w[1].observed_at, &w[1].sequence)
+        });
+    if !fits {
+        return vec![ListingChange {
+            sequence_number,
+            old,
+            new,
+        }];
+    }
+    let last = events.len() - 1;
+    let mut changes: Vec<ListingChange> = Vec::with_capacity(events.len());
+    let mut previous = old;
+    for (i, event) in events.into_iter().enumerate() {
+        let next = if i == last {
+            new.clone()
+        } else {
+            as_of(&new, event)
+        };
+        let old = std::mem::replace(&mut previous, next.clone());
+        changes.push(ListingChange {
+            sequence_number: sequence_number.clone(),
+            old,
+            new: next,
+        });
+    }
+    changes
 }
 
 /// Whether a listing can alert at all: for sale, still listed, not sold or off the market

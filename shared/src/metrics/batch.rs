@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
+use crate::items::{AppliedEvent, MAX_RECENT_EVENTS};
 use crate::listing::{EventKind, Listing, ListingEvent, Offer};
 
 /// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
@@ -105,6 +106,9 @@ pub struct ListingState {
     /// The listing left its source (a `delisted` event).
     pub delisted: bool,
     pub version: Version,
+    /// The last events applied, oldest first, the last being `version`'s (for the alerts
+    /// function: [`crate::items::ListingItem::recent_events`]).
+    pub recent_events: Vec<AppliedEvent>,
 }
 
 impl ListingState {
@@ -211,12 +215,17 @@ fn next_state(
             .previous_price_minor
             .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
     };
-    ListingState {
+    let mut state = ListingState {
         delisted: matches!(kind, EventKind::Delisted),
         listing,
         first_price_minor,
         version,
-    }
+        recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
+    };
+    state.recent_events.push(AppliedEvent::from(&state));
+    let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
+    state.recent_events.drain(..excess);
+    state
 }
 
 /// The contributions of one listing moving from `old` to `new` (through a `new` event when

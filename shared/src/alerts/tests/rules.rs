@@ -1,0 +1,398 @@
+//! The alert rules on listing-item pairs, and decoding stream records (the sample and
+//! aws_lambda_events' fixtures).
+
+use super::*;
+
+// ---- price drops ----
+
+#[test]
+fn the_sample_event_is_a_twenty_percent_drop() {
+    let change = classify(sample_record()).expect("decodes");
+    assert_eq!(change.sequence_number, "4421584500000000017450439091");
+    let alerts = evaluate(&change, &AlertThresholds::default(), None);
+    assert_eq!(kinds(&alerts), [AlertKind::PriceDrop]);
+    assert_eq!(alerts[0].price, PriceMove::between(42_500_000, 34_000_000));
+    assert_eq!(alerts[0].price.drop_pct(), 20.0);
+}
+
+#[test]
+fn rises_unchanged_prices_and_small_cuts_do_not_alert() {
+    let t = AlertThresholds::default();
+    let old = item("zillow:1", 200_000, Some(1_000), 1);
+    for new_price in [200_000, 210_000, 190_000, 170_001] {
+        let new = item("zillow:1", new_price, Some(1_000), 2);
+        assert_eq!(price_drop(&old, &new, &t), None, "{new_price}");
+        assert!(
+            evaluate(&change(&old, &new), &t, None).is_empty(),
+            "{new_price}"
+        );
+    }
+}
+
+#[test]
+fn a_drop_of_exactly_the_threshold_alerts() {
+    let old = item("zillow:1", 200_000, None, 1);
+    let exactly = item("zillow:1", 170_000, None, 2);
+    let drop = price_drop(&old, &exactly, &pct(15.0)).expect("15 % of 200,000 is 30,000");
+    assert_eq!((drop.drop_minor, drop.drop_centi_pct), (3_000_000, 1_500));
+    // Fractional thresholds compare exactly too: 12.5 % of 200,000 is 25,000.
+    assert!(price_drop(&old, &item("zillow:1", 175_000, None, 2), &pct(12.5)).is_some());
+    assert!(price_drop(&old, &item("zillow:1", 175_001, None, 2), &pct(12.5)).is_none());
+    // A one-cent shortfall is not enough.
+    let mut short = exactly.clone();
+    short.listing.price_minor += 1;
+    assert!(price_drop(&old, &short, &pct(15.0)).is_none());
+}
+
+#[test]
+fn the_floor_holds_back_small_amounts() {
+    let t = AlertThresholds {
+        price_drop_centi_pct: 1_000,
+        price_drop_min_minor: 50_000 * 100,
+        ..AlertThresholds::default()
+    };
+    // 12 % of 300,000 is 36,000: over the percentage, under the floor.
+    let cheap = (
+        item("zillow:1", 300_000, None, 1),
+        item("zillow:1", 264_000, None, 2),
+    );
+    assert!(price_drop(&cheap.0, &cheap.1, &t).is_none());
+    // 12 % of 500,000 is 60,000.
+    let dear = (
+        item("zillow:1", 500_000, None, 1),
+        item("zillow:1", 440_000, None, 2),
+    );
+    assert!(price_drop(&dear.0, &dear.1, &t).is_some());
+    // Exactly the floor.
+    let at = (
+        item("zillow:1", 500_000, None, 1),
+        item("zillow:1", 450_000, None, 2),
+    );
+    assert!(price_drop(&at.0, &at.1, &t).is_some());
+    // The floor alone does not fire a drop under the percentage (50,000 of 1,000,000 is 5 %).
+    let big = (
+        item("zillow:1", 1_000_000, None, 1),
+        item("zillow:1", 950_000, None, 2),
+    );
+    assert!(price_drop(&big.0, &big.1, &t).is_none());
+}
+
+#[test]
+fn a_zero_threshold_alerts_on_any_cut_and_nothing_else() {
+    let old = item("zillow:1", 200_000, None, 1);
+    assert!(price_drop(&old, &item("zillow:1", 199_999, None, 2), &pct(0.0)).is_some());
+    assert!(price_drop(&old, &item("zillow:1", 200_000, None, 2), &pct(0.0)).is_none());
+}
+
+#[test]
+fn only_listed_sale_listings_alert() {
+    let t = AlertThresholds::default();
+    let old = item("zillow:1", 200_000, None, 1);
+    let cut = item("zillow:1", 100_000, None, 2);
+    assert!(price_drop(&old, &cut, &t).is_some());
+
+    let mut rent = cut.clone();
+    rent.listing.offer = Offer::Rent;
+    let mut delisted = cut.clone();
+    delisted.delisted = true;
+    let mut sold = cut.clone();
+    sold.listing.status = ListingStatus::Sold;
+    let mut off = cut.clone();
+    off.listing.status = ListingStatus::OffMarket;
+    for new in [&rent, &delisted, &sold, &off] {
+        assert!(price_drop(&old, new, &t).is_none(), "{new:?}");
+    }
+    // A pending sale is still a sale listing that can fall through.
+    let mut pending = cut.clone();
+    pending.listing.status = ListingStatus::Pending;
+    assert!(price_drop(&old, &pending, &t).is_some());
+    // A rent that became a sale price is no drop.
+    let mut was_rent = old.clone();
+    was_rent.listing.offer = Offer::Rent;
+    assert!(price_drop(&was_rent, &cut, &t).is_none());
+    // Nor is a change of currency.
+    let mut other_currency = cut.clone();
+    other_currency.listing.currency = "MAD".into();
+    assert!(price_drop(&old, &other_currency, &t).is_none());
+}
+
+// ---- undervalued ----
+
+/// Median 500 $/sqft and ratio 0.8: undervalued at 400 $/sqft or less (1,000 sqft: $400,000).
+
+#[test]
+fn undervalued_fires_on_the_way_down_to_the_bound() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let old = item("zillow:1", 450_000, Some(1_000), 1);
+    let at_bound = item("zillow:1", 400_000, Some(1_000), 2);
+    assert!(undervalued(&old, &at_bound, &t, &m));
+    let alerts = evaluate(&change(&old, &at_bound), &t, Some(&m));
+    // An 11 % cut: no price drop, but undervalued.
+    assert_eq!(kinds(&alerts), [AlertKind::Undervalued]);
+    assert_eq!(alerts[0].price_per_sqft, Some(400.0));
+    let above = item("zillow:1", 400_001, Some(1_000), 2);
+    assert!(!undervalued(&old, &above, &t, &m));
+}
+
+#[test]
+fn an_undervalued_listing_does_not_alert_again_unless_its_price_falls() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let old = item("zillow:1", 390_000, Some(1_000), 1);
+    // Same price, another field changed: nothing new, and no market read needed.
+    let mut status = item("zillow:1", 390_000, Some(1_000), 2);
+    status.listing.status = ListingStatus::UnderContract;
+    assert!(!needs_median(&old, &status));
+    assert!(!undervalued(&old, &status, &t, &m));
+    assert!(evaluate(&change(&old, &status), &t, None).is_empty());
+    // A rise that stays under the bound is no news either.
+    assert!(!undervalued(
+        &old,
+        &item("zillow:1", 395_000, Some(1_000), 2),
+        &t,
+        &m
+    ));
+    // A further cut is.
+    assert!(undervalued(
+        &old,
+        &item("zillow:1", 380_000, Some(1_000), 2),
+        &t,
+        &m
+    ));
+}
+
+#[test]
+fn relisting_below_the_bound_is_a_transition() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let mut old = item("zillow:1", 390_000, Some(1_000), 1);
+    old.delisted = true;
+    let new = item("zillow:1", 390_000, Some(1_000), 2);
+    assert!(needs_median(&old, &new));
+    assert!(undervalued(&old, &new, &t, &m));
+}
+
+#[test]
+fn undervalued_needs_an_area_and_a_median() {
+    let t = AlertThresholds::default();
+    let old = item("zillow:1", 450_000, None, 1);
+    let new = item("zillow:1", 300_000, None, 2);
+    assert!(!needs_median(&old, &new));
+    // A 33 % cut still fires its price drop without a median.
+    assert_eq!(
+        kinds(&evaluate(&change(&old, &new), &t, None)),
+        [AlertKind::PriceDrop]
+    );
+    let with_area = item("zillow:1", 300_000, Some(1_000), 2);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert!(
+            !undervalued(&old, &with_area, &t, &median("m", bad)),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_big_cut_below_the_bound_makes_both_alerts() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let old = item("zillow:1", 500_000, Some(1_000), 1);
+    let new = item("zillow:1", 380_000, Some(1_000), 2);
+    let alerts = evaluate(&change(&old, &new), &t, Some(&m));
+    assert_eq!(
+        kinds(&alerts),
+        [AlertKind::PriceDrop, AlertKind::Undervalued]
+    );
+    assert_ne!(alerts[0].idempotency_key(), alerts[1].idempotency_key());
+}
+
+#[test]
+fn the_property_type_median_comes_first_then_the_city() {
+    let condo = item("zillow:1", 300_000, Some(1_000), 1);
+    assert_eq!(
+        median_scope_keys(&condo.listing),
+        ["city#nashville-tn#condo", "city#nashville-tn#all"]
+    );
+    let both = BTreeMap::from([
+        ("city#nashville-tn#condo".to_owned(), 500.0),
+        ("city#nashville-tn#all".to_owned(), 300.0),
+    ]);
+    assert_eq!(
+        pick_median(&condo.listing, &both),
+        Some(median("city#nashville-tn#condo", 500.0))
+    );
+    let city_only = BTreeMap::from([
+        ("city#nashville-tn#condo".to_owned(), f64::NAN),
+        ("city#nashville-tn#all".to_owned(), 300.0),
+    ]);
+    assert_eq!(
+        pick_median(&condo.listing, &city_only),
+        Some(median("city#nashville-tn#all", 300.0))
+    );
+    assert_eq!(pick_median(&condo.listing, &BTreeMap::new()), None);
+}
+
+#[test]
+fn the_idempotency_key_names_kind_listing_and_version() {
+    let old = item("zillow:1", 200_000, None, 1);
+    let new = item("zillow:1", 100_000, None, 42);
+    let alerts = evaluate(&change(&old, &new), &AlertThresholds::default(), None);
+    assert_eq!(alerts[0].idempotency_key(), "alert#price_drop#zillow:1#42");
+    let later = item("zillow:1", 100_000, None, 43);
+    let again = evaluate(&change(&old, &later), &AlertThresholds::default(), None);
+    assert_ne!(alerts[0].idempotency_key(), again[0].idempotency_key());
+}
+
+// ---- decoding stream records ----
+
+fn record_json() -> Value {
+    serde_json::from_str::<Value>(SAMPLE).expect("json")["Records"][0].clone()
+}
+
+fn classify_json(record: Value) -> Result<ListingChange, Skipped> {
+    classify(serde_json::from_value(record).expect("an EventRecord"))
+}
+
+#[test]
+fn malformed_and_other_records_are_skipped_with_their_reason() {
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, SkipReason)> = vec![
+        (
+            "INSERT",
+            Box::new(|r| r["eventName"] = json!("INSERT")),
+            SkipReason::NotModify,
+        ),
+        (
+            "REMOVE",
+            Box::new(|r| {
+                r["eventName"] = json!("REMOVE");
+                r["dynamodb"]["NewImage"] = Value::Null;
+            }),
+            SkipReason::NotModify,
+        ),
+        (
+            "no price",
+            Box::new(|r| {
+                let listing = &mut r["dynamodb"]["NewImage"]["listing"]["M"];
+                listing.as_object_mut().expect("map").remove("price_minor");
+            }),
+            SkipReason::MalformedNewImage,
+        ),
+        (
+            "price as text",
+            Box::new(|r| {
+                r["dynamodb"]["NewImage"]["listing"]["M"]["price_minor"] = json!({"S": "$340k"})
+            }),
+            SkipReason::MalformedNewImage,
+        ),
+        (
+            "delisted as a number",
+            Box::new(|r| r["dynamodb"]["OldImage"]["delisted"] = json!({"N": "0"})),
+            SkipReason::MalformedOldImage,
+        ),
+        (
+            "no old image (KEYS_ONLY or NEW_IMAGE stream)",
+            Box::new(|r| {
+                r["dynamodb"]
+                    .as_object_mut()
+                    .expect("map")
+                    .remove("OldImage");
+            }),
+            SkipReason::NoOldImage,
+        ),
+        (
+            "no new image",
+            Box::new(|r| r["dynamodb"]["NewImage"] = json!({})),
+            SkipReason::NoNewImage,
+        ),
+        (
+            "no sequence number",
+            Box::new(|r| {
+                r["dynamodb"]
+                    .as_object_mut()
+                    .expect("map")
+                    .remove("SequenceNumber");
+            }),
+            SkipReason::NoSequenceNumber,
+        ),
+        (
+            "images of two listings",
+            Box::new(|r| r["dynamodb"]["OldImage"]["listing_id"] = json!({"S": "zillow:1"})),
+            SkipReason::InconsistentImages,
+        ),
+    ];
+    for (name, edit, reason) in cases {
+        let mut record = record_json();
+        edit(&mut record);
+        let skipped = classify_json(record).expect_err(name);
+        assert_eq!(skipped.reason, reason, "{name}: {skipped}");
+    }
+}
+
+/// The fixtures of aws_lambda_events, as they are and turned into MODIFY records.
+fn library_fixtures() -> Vec<(&'static str, Value)> {
+    let optional_fields: Value = serde_json::from_str(include_str!(
+        "../fixtures/example-dynamodb-event-record-with-optional-fields.json"
+    ))
+    .expect("json");
+    vec![
+        (
+            "example-dynamodb-event",
+            serde_json::from_str(include_str!("../fixtures/example-dynamodb-event.json"))
+                .expect("json"),
+        ),
+        (
+            "example-dynamodb-event-null-items",
+            serde_json::from_str(include_str!(
+                "../fixtures/example-dynamodb-event-null-items.json"
+            ))
+            .expect("json"),
+        ),
+        (
+            "example-dynamodb-event-record-with-optional-fields",
+            json!({ "Records": [optional_fields] }),
+        ),
+    ]
+}
+
+fn as_modify(mut event: Value) -> Value {
+    for record in event["Records"].as_array_mut().expect("records") {
+        record["eventName"] = json!("MODIFY");
+        if record["dynamodb"]
+            .get("OldImage")
+            .is_none_or(Value::is_null)
+        {
+            record["dynamodb"]["OldImage"] = record["dynamodb"]["NewImage"].clone();
+        }
+    }
+    event
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_library_fixtures_are_skipped_without_failing_the_batch() {
+    let world = World::default();
+    for (name, fixture) in library_fixtures() {
+        for (variant, json) in [
+            ("as is", fixture.clone()),
+            ("as MODIFY", as_modify(fixture)),
+        ] {
+            let event: Event = serde_json::from_value(json).expect(name);
+            let n = event.records.len();
+            let (response, outcome) = world.handle(event).await;
+            assert!(response.batch_item_failures.is_empty(), "{name} {variant}");
+            let skipped: usize = outcome.stats.skipped.values().sum();
+            assert_eq!((skipped, outcome.stats.changes), (n, 0), "{name} {variant}");
+            if variant == "as is" {
+                assert_eq!(outcome.stats.skipped.get("not_modify"), Some(&n), "{name}");
+            } else {
+                assert!(
+                    !outcome.stats.skipped.contains_key("not_modify"),
+                    "{name} {variant}: {:?}",
+                    outcome.stats.skipped
+                );
+            }
+        }
+    }
+    assert!(world.publisher.published().is_empty());
+}
