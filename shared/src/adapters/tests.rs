@@ -191,6 +191,23 @@ fn firehose_calls_stay_within_500_records_and_4_mib() {
     );
 }
 
+#[test]
+fn a_firehose_call_holds_4_mib_and_500_records_and_not_a_byte_or_record_more() {
+    let count = |records: &[Vec<u8>]| {
+        chunk_records(records)
+            .iter()
+            .map(|c| c.len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(count(&vec![vec![b'x'; 1]; 500]), [500]);
+    assert_eq!(count(&vec![vec![b'x'; 1]; 501]), [500, 1]);
+    // Four records of 1 MiB: exactly 4 MiB, one call; one byte more, two.
+    let mut at = vec![vec![b'x'; 1024 * 1024]; 4];
+    assert_eq!(count(&at), [4]);
+    at[3].push(b'x');
+    assert_eq!(count(&at), [3, 1]);
+}
+
 /// Where each of `parts`, laid end to end, starts, with its length.
 fn offsets(parts: &[Vec<u8>]) -> std::collections::BTreeMap<usize, usize> {
     let mut at = 0;

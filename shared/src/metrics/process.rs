@@ -33,7 +33,7 @@ use super::ports::{
     EventArchive, Journal, JournalEvent, ListingStore, MarketStore, Period, PoisonRecord,
     PoisonSink, PortError, Snapshot, StoredAggregate,
 };
-use crate::items::MAX_JOURNAL_BODY_BYTES;
+use crate::items::{AppliedEvent, MAX_JOURNAL_BODY_BYTES, MAX_RECENT_EVENTS};
 use crate::listing::{EventKind, ListingEvent};
 
 /// Largest event accepted: its data-lake line (plus the newline) must fit one Firehose
@@ -271,7 +271,7 @@ fn storable<L: ListingStore>(
             }
         };
         if json.len() > EVENT_BYTES_ALWAYS_STORABLE {
-            let state = ListingState {
+            let mut state = ListingState {
                 listing: record.event.listing.clone(),
                 first_price_minor: record.event.listing.price_minor,
                 delisted: matches!(record.event.kind, EventKind::Delisted),
@@ -279,7 +279,11 @@ fn storable<L: ListingStore>(
                     observed_at: record.event.observed_at,
                     sequence: record.sequence.clone(),
                 },
+                recent_events: Vec::new(),
             };
+            // The stored item keeps its latest events too: size it with a full list.
+            let applied = AppliedEvent::from(&state);
+            state.recent_events = vec![applied; MAX_RECENT_EVENTS];
             let too_large = listings.check_state(&state).err().or_else(|| {
                 (json.len() > MAX_JOURNAL_BODY_BYTES).then(|| {
                     format!(

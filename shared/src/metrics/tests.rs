@@ -967,3 +967,61 @@ fn a_removal_from_a_drifted_market_is_reported_not_hidden() {
         assert!(item.aggregate.price.count() == 0);
     }
 }
+
+#[test]
+fn a_batch_too_big_for_one_journal_item_is_journaled_in_halves() {
+    // 500 new listings whose address and URL hardly compress: the batch's journal is well
+    // over DynamoDB's 400 KB item (the in-memory store refuses such a journal as DynamoDB
+    // would), so it must be split.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = |len: usize| {
+        let mut out = String::with_capacity(len + 16);
+        while out.len() < len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.push_str(&format!("{state:016x}"));
+        }
+        out.truncate(len);
+        out
+    };
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let events: Vec<ListingEvent> = (0..500)
+        .map(|n| {
+            let mut l = listing(
+                n,
+                n as usize,
+                30_000_000 + i64::from(n),
+                ListingStatus::Active,
+                at,
+            );
+            l.address.line = Some(noise(crate::listing::MAX_ADDRESS_LINE_BYTES));
+            l.source_url = Some(format!("https://example.com/{}", noise(2_000)));
+            ListingEvent::new_listing(l, "poll-1")
+        })
+        .collect();
+    let records = records_of(&events);
+    let whole: usize = records.iter().map(|r| r.data.len()).sum();
+    assert!(
+        whole > 2 * crate::items::MAX_JOURNAL_BODY_BYTES,
+        "{whole} bytes"
+    );
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!(outcome.stats.accepted, 500);
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let all: i64 = aggregates
+        .iter()
+        .filter(|(k, _)| k.starts_with("city#") && k.ends_with("#all"))
+        .map(|(_, a)| a.aggregate.active)
+        .sum();
+    assert_eq!(all, 500, "every listing counted once");
+    assert!(
+        stores.journals.lock().expect("lock").is_empty(),
+        "no journal left"
+    );
+}
