@@ -2,7 +2,6 @@
 //! listing table's stream images): no AWS, no clock. docs/alerts.md states them for users.
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::items::{AppliedEvent, ListingItem};
@@ -210,22 +209,22 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         mut old,
         mut new,
     } = change;
-    let version = |observed_at: DateTime<Utc>, sequence: &str| (observed_at, sequence.to_owned());
-    let old_version = version(old.observed_at, &old.sequence);
     old.recent_events.clear();
     old.several_recent_events = false;
-    let events: Vec<AppliedEvent> = std::mem::take(&mut new.recent_events)
-        .into_iter()
-        .filter(|e| version(e.observed_at, &e.sequence) > old_version)
-        .collect();
+    // The list is in the order metrics applied the events, which within the clock skew is
+    // the stream's, not the clocks': the events of this write are those after the old
+    // image's own, or all of them when the write applied more than the list keeps.
+    let recent = std::mem::take(&mut new.recent_events);
+    let start = recent
+        .iter()
+        .position(|e| e.sequence == old.sequence)
+        .map_or(0, |i| i + 1);
+    let events: Vec<AppliedEvent> = recent.into_iter().skip(start).collect();
     new.several_recent_events = false;
     let fits = events.len() > 1
-        && events.last().is_some_and(|e| {
-            version(e.observed_at, &e.sequence) == version(new.observed_at, &new.sequence)
-        })
-        && events.windows(2).all(|w| {
-            version(w[0].observed_at, &w[0].sequence) < version(w[1].observed_at, &w[1].sequence)
-        });
+        && events
+            .last()
+            .is_some_and(|e| e.sequence == new.sequence && e.observed_at == new.observed_at);
     if !fits {
         return vec![ListingChange {
             sequence_number,

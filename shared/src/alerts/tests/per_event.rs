@@ -88,6 +88,33 @@ async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them() {
     }
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn a_cut_stamped_early_by_a_slow_clock_alerts_however_metrics_batched_it() {
+    // Seen at $600,000; then a poller whose clock is 2 minutes slow sees it cut 29 % to
+    // $426,000; then it is raised to $500,000. Within the clock skew the stream order
+    // decides, so metrics applies the cut: it must alert whatever the batches.
+    let mut events = cut_raise_cut();
+    events.truncate(3);
+    let early = events[0].observed_at - chrono::Duration::minutes(2);
+    events[1].listing.price_minor = 42_600_000;
+    events[1].observed_at = early;
+    events[1].listing.observed_at = early;
+    let later = events[0].observed_at + chrono::Duration::minutes(1);
+    events[2].listing.price_minor = 50_000_000;
+    events[2].observed_at = later;
+    events[2].listing.observed_at = later;
+    for cuts in [&[1, 1, 1][..], &[1, 2], &[3]] {
+        let world = World::default();
+        let (response, _) = world.handle(event(metrics_writes(&events, cuts))).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            world.publisher.published(),
+            ["alert#price_drop#zillow:1#2"],
+            "batches of {cuts:?}"
+        );
+    }
+}
+
 #[test]
 fn an_insert_of_several_events_is_marked_for_the_trigger_filter() {
     // The trigger passes an INSERT only when its new image has `several_recent_events: true`.
