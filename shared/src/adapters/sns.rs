@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
+use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::interceptors::InterceptorContext;
 use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_sns::error::SdkError;
@@ -44,21 +45,19 @@ impl SnsAlertPublisher {
     }
 }
 
-/// Forbids the SDK's retry of an attempt that got no HTTP answer: a timeout or a dropped
-/// connection after the request left may be a call SNS accepted, and SNS standard topics do
-/// not deduplicate, so a re-send would deliver its alerts twice. (A connection that could
-/// not even be opened is not retried either: the SDK does not tell it apart reliably, and
-/// Lambda's re-delivery retries it soon enough.) Answered errors are left to the standard
-/// classifiers.
+/// Forbids the SDK's retry of an attempt that got no error status from SNS: a timeout or a
+/// dropped connection after the request left, or a success status whose body could not be
+/// read, may be a call SNS accepted, and SNS standard topics do not deduplicate, so a
+/// re-send would deliver its alerts twice. (A connection that could not even be opened is
+/// not retried either: the SDK does not tell it apart reliably, and Lambda's re-delivery
+/// retries it soon enough.) Error statuses are left to the standard classifiers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoRetryWithoutAnswer;
 
 impl ClassifyRetry for NoRetryWithoutAnswer {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
         match ctx.output_or_error() {
-            Some(Err(e))
-                if ctx.response().is_none() && (e.is_timeout_error() || e.is_connector_error()) =>
-            {
+            Some(Err(_)) if ctx.response().is_none_or(|r| r.status().is_success()) => {
                 RetryAction::RetryForbidden
             }
             _ => RetryAction::NoActionIndicated,
@@ -70,13 +69,17 @@ impl ClassifyRetry for NoRetryWithoutAnswer {
     }
 }
 
-/// Whether a failed call certainly accepted nothing: SNS answered it (a service error or an
-/// unreadable answer), or it never left (it could not be built).
-pub fn answered_or_unsent<E, R>(error: &SdkError<E, R>) -> bool {
-    matches!(
-        error,
-        SdkError::ServiceError(_) | SdkError::ResponseError(_) | SdkError::ConstructionFailure(_)
-    )
+/// Whether a failed call certainly accepted nothing: SNS answered it with an error status,
+/// or it never left (it could not be built). An unreadable answer with a success status may
+/// be a call SNS accepted.
+pub fn answered_or_unsent<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => true,
+        SdkError::ResponseError(_) => error
+            .raw_response()
+            .is_some_and(|r| !r.status().is_success()),
+        _ => false,
+    }
 }
 
 /// The PublishBatch entry of `messages[index]`; its id is the index, so failures map back.
@@ -407,9 +410,12 @@ mod alerts_topic_tests {
     }
 
     /// A local SNS that reads each PublishBatch call whole, keeps it (as SNS would accept
-    /// and deliver it) and never answers: the answer is lost after SNS accepted the call.
-    async fn accepting_but_silent_sns() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-        use tokio::io::AsyncReadExt;
+    /// and deliver it) and then writes `answer` and hangs up, or with `None` never answers:
+    /// either way the answer is lost after SNS accepted the call.
+    async fn accepting_sns(
+        answer: Option<&'static [u8]>,
+    ) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -451,8 +457,13 @@ mod alerts_topic_tests {
                             break;
                         }
                     }
-                    // Accepted; the answer never comes (the connection stays open).
-                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    match answer {
+                        Some(answer) => {
+                            let _ = socket.write_all(answer).await;
+                        }
+                        // The answer never comes (the connection stays open).
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
                     drop(socket);
                 });
             }
@@ -462,7 +473,7 @@ mod alerts_topic_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_call_accepted_without_an_answer_is_never_sent_again() {
-        let (url, accepted) = accepting_but_silent_sns().await;
+        let (url, accepted) = accepting_sns(None).await;
         // The stack's SDK configuration (standard retries, 3 attempts), with a short attempt
         // timeout so the lost answer shows quickly.
         let sdk = crate::aws::sdk_config(Some(&url))
@@ -495,6 +506,26 @@ mod alerts_topic_tests {
                 .is_some_and(|e| e.contains("got no answer")),
             "{report:?}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_answered_with_success_and_a_cut_body_is_never_sent_again() {
+        // 200 and the start of a body, then the connection closes: SNS took the call.
+        let (url, accepted) = accepting_sns(Some(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 900\r\n\r\n<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishBatchResult>",
+        ))
+        .await;
+        let sdk = crate::aws::sdk_config(Some(&url)).await;
+        let publisher = SnsAlertPublisher::new(
+            &sdk,
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+            RetryPolicy::immediate(Duration::from_secs(5)),
+        );
+        let report = publisher.publish(&messages(3)).await;
+        let calls = accepted.lock().expect("lock").clone();
+        assert_eq!(calls.len(), 1, "PublishBatch calls SNS received");
+        assert_eq!(report.unknown, vec![0, 1, 2], "{report:?}");
+        assert!(report.unpublished.is_empty() && report.refused.is_empty());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -61,8 +61,8 @@ pub struct PublishReport {
     /// as failed entries of a partly failed call, after the re-sends). Publishing them again
     /// later cannot duplicate them.
     pub unpublished: Vec<usize>,
-    /// Outcome unknown: their call got no answer (a timeout, a dropped connection), so SNS
-    /// may have accepted them. Publishing them again later may duplicate them.
+    /// Outcome unknown: their call got no error status (a timeout, a dropped connection, a
+    /// success whose body could not be read), so SNS may have accepted them. Publishing them again later may duplicate them.
     pub unknown: Vec<usize>,
     /// Refused for good (the sender's fault, such as a message SNS finds too large), with
     /// SNS's reason: re-sending cannot help, they go to the error sink.
