@@ -3,7 +3,7 @@
 //! `PoisonRecordQueue`, which the metrics function's poison records share), sent by the
 //! same bounded sender as those ([`SqsPoisonSink::send_messages`]).
 
-use super::sqs::{MAX_MESSAGE_BYTES, Message, SqsPoisonSink};
+use super::sqs::{MAX_MESSAGE_BYTES, Message, SqsPoisonSink, body_of};
 use crate::alerts::message::MAX_SINK_FIELD_BYTES;
 use crate::alerts::ports::{AlertErrorSink, PortError, RejectedAlert};
 
@@ -18,20 +18,12 @@ impl AlertErrorSink for SqsPoisonSink {
         let messages = rejected
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let json = serde_json::to_string(r)
-                    .map_err(|e| PortError::new("encode rejected alert", e.to_string()))?;
-                // JSON allows U+FFFE and U+FFFF raw, SQS refuses them: escaped.
-                let body = json
-                    .replace('\u{FFFE}', "\\ufffe")
-                    .replace('\u{FFFF}', "\\uffff");
-                Ok(Message {
-                    id: i.to_string(),
-                    body,
-                    metadata_only: None,
-                })
+            .map(|(i, r)| Message {
+                id: i.to_string(),
+                body: body_of(r),
+                metadata_only: None,
             })
-            .collect::<Result<Vec<_>, PortError>>()?;
+            .collect();
         self.send_messages(messages, "rejected alerts").await
     }
 }

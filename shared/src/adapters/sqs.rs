@@ -54,8 +54,8 @@ fn prefix(text: &str, max: usize) -> &str {
 
 /// A record as a message body: JSON, with the two characters JSON allows raw but SQS
 /// refuses (U+FFFE, U+FFFF) escaped.
-fn body_of(record: &PoisonRecord) -> String {
-    // A struct of strings and an integer always serializes.
+pub(crate) fn body_of(record: &impl serde::Serialize) -> String {
+    // The error sink's records are structs of strings and integers: they always serialize.
     let json = serde_json::to_string(record).unwrap_or_default();
     if json.contains(['\u{FFFE}', '\u{FFFF}']) {
         json.replace('\u{FFFE}', "\\ufffe")

@@ -134,8 +134,15 @@ pub fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
             .sequence_number
             .filter(|s| !s.is_empty())
             .ok_or_else(not_a_change)?;
-        let new: ListingItem =
-            serde_dynamo::from_item(change.new_image).map_err(|_| not_a_change())?;
+        // What the trigger's filter passes: the item's mark of several events. Past it, an
+        // image that does not decode is malformed, not news.
+        let marked = change.new_image.get("several_recent_events")
+            == Some(&serde_dynamo::AttributeValue::Bool(true));
+        if !marked {
+            return Err(not_a_change());
+        }
+        let new: ListingItem = serde_dynamo::from_item(change.new_image)
+            .map_err(|e| Skipped::new(SkipReason::MalformedNewImage, e.to_string()))?;
         let first = new
             .recent_events
             .first()
