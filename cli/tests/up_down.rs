@@ -92,6 +92,68 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
         streams.stream_names()
     );
 
+    // Every other resource is really there too, through the AWS API.
+    let output = |key: &str| outputs[key].as_str().unwrap_or_default().to_owned();
+    runtime.block_on(async {
+        let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        for key in [
+            "ListingTableName",
+            "MarketTableName",
+            "IdempotencyTableName",
+        ] {
+            let table = dynamodb
+                .describe_table()
+                .table_name(output(key))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("DescribeTable {key}: {e:?}"))
+                .table
+                .expect("a table description");
+            if key == "ListingTableName" {
+                let stream = table
+                    .stream_specification
+                    .expect("the listing table's stream");
+                assert_eq!(
+                    stream.stream_view_type,
+                    Some(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                );
+                assert!(table.latest_stream_arn.is_some(), "no stream ARN");
+            }
+        }
+        realty_shared::aws::s3_client(&config)
+            .head_bucket()
+            .bucket(output("DataLakeBucketName"))
+            .send()
+            .await
+            .expect("HeadBucket");
+        aws_sdk_firehose::Client::new(&config)
+            .describe_delivery_stream()
+            .delivery_stream_name(output("DeliveryStreamName"))
+            .send()
+            .await
+            .expect("DescribeDeliveryStream");
+        aws_sdk_sns::Client::new(&config)
+            .get_topic_attributes()
+            .topic_arn(output("AlertTopicArn"))
+            .send()
+            .await
+            .expect("GetTopicAttributes");
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        for key in [
+            "PoisonRecordQueueUrl",
+            "PollerFailureQueueUrl",
+            "MetricsFailureQueueUrl",
+            "AlertsFailureQueueUrl",
+        ] {
+            sqs.get_queue_attributes()
+                .queue_url(output(key))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GetQueueAttributes {key}: {e:?}"));
+        }
+    });
+
     // A second `up` reuses the running emulator.
     let again = realty(&state_dir, &["up", "--json", "--prefix", "clitest"]);
     assert!(
