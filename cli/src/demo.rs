@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use realty_infra::emulator;
+use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
 use realty_infra::runner::{self, Mapping, StreamFunction};
 use realty_infra::stack::{self, UpOptions};
@@ -450,7 +450,10 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     println!();
     println!("report:   {}", index.display());
     println!(
-        "stack {prefix} stays up at {} (simulated {} days in {run_seconds:.0} s: {:.0} s polling, {:.0} s draining the streams)",
+        "stack {prefix} stays up on {} at {} (simulated {} days in {run_seconds:.0} s: {:.0} s polling, {:.0} s draining the streams)",
+        local
+            .emulator
+            .map_or("the given endpoint", EmulatorKind::name),
         local.endpoint,
         args.days,
         polling.as_secs_f64(),
@@ -528,7 +531,7 @@ fn print_summary(
     }
     println!();
     println!(
-        "metrics: {} records in {} invocations ({} retries, {} discarded); alerts: {} of {} stream records passed the MODIFY filter, {} invocations",
+        "metrics: {} records in {} invocations ({} retries, {} discarded); alerts: {} of {} stream records passed the trigger's filter (MODIFY, or INSERT of several events), {} invocations",
         metrics.records_succeeded,
         metrics.invocations,
         metrics.retries,
