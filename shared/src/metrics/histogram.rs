@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 pub const LOG_BUCKET_RATIO: f64 = 1.02;
 
 /// Largest relative error of a [`LogHistogram`] quantile against the exact value.
-pub const LOG_QUANTILE_MAX_RELATIVE_ERROR: f64 = 0.009_950; // sqrt(1.02) - 1, rounded up
+pub const LOG_QUANTILE_MAX_RELATIVE_ERROR: f64 = 0.009_951; // sqrt(1.02) - 1 = 0.0099505, rounded up
 
 /// A histogram's encoded form could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
