@@ -276,14 +276,30 @@ async fn scan(aws: &TestAws, table: &str) -> Result<BTreeMap<String, Value>, Fai
     }
 }
 
-pub(crate) async fn tables(
-    aws: &TestAws,
-    r: &StackResources,
-) -> Result<(BTreeMap<String, Value>, BTreeMap<String, Value>), Failed> {
+pub(crate) async fn tables(aws: &TestAws, r: &StackResources) -> Result<Tables, Failed> {
     Ok((
         scan(aws, &r.listing_table).await?,
         scan(aws, &r.market_table).await?,
     ))
+}
+
+/// Tables as `tables` reads them: listing items and market items, by key.
+pub(crate) type Tables = (BTreeMap<String, Value>, BTreeMap<String, Value>);
+
+/// A batch of 40 cut into the three deliveries of a discard: the one before, the one Lambda
+/// discards, the shard's next; and the tables one clean delivery of the three leaves.
+pub(crate) async fn discard_scenario(aws: &TestAws) -> Result<([KinesisEvent; 3], Tables), Failed> {
+    let event = batch(40);
+    let deliveries = [
+        part(&event, 0..14),
+        part(&event, 14..27),
+        part(&event, 27..40),
+    ];
+    let (clean_resources, clean) = fresh_function(aws).await?;
+    for e in &deliveries {
+        deliver(&clean, e.clone()).await?;
+    }
+    Ok((deliveries, tables(aws, &clean_resources).await?))
 }
 
 pub(crate) async fn fresh_function(
@@ -482,17 +498,7 @@ async fn poison_records_in_the_middle_go_to_the_error_sink(
 async fn a_batch_discarded_after_any_write_then_the_next_batch_and_a_replay_leave_the_truth(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    let event = batch(40);
-    let (first, discarded, next) = (
-        part(&event, 0..14),
-        part(&event, 14..27),
-        part(&event, 27..40),
-    );
-    let (clean_resources, clean) = fresh_function(&aws).await?;
-    for e in [&first, &discarded, &next] {
-        deliver(&clean, e.clone()).await?;
-    }
-    let expected = tables(&aws, &clean_resources).await?;
+    let ([first, discarded, next], expected) = discard_scenario(&aws).await?;
 
     let mut k = 0;
     loop {

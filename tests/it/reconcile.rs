@@ -13,7 +13,9 @@ use realty_shared::metrics::ports::MarketStore as _;
 use realty_shared::metrics::reconcile::{MarketScan as _, reconcile};
 use realty_tests::{Explain, TestAws};
 
-use crate::metrics::{Crashing, batch, deliver, ensure, fresh_function, part, tables};
+use crate::metrics::{
+    Crashing, batch, deliver, discard_scenario, ensure, fresh_function, part, tables,
+};
 
 crate::async_tests!(
     reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_changes_nothing,
@@ -176,17 +178,7 @@ async fn reconcile_beside_metrics_writing_leaves_the_true_figures(
 async fn reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    let event = batch(40);
-    let (first, discarded, next) = (
-        part(&event, 0..14),
-        part(&event, 14..27),
-        part(&event, 27..40),
-    );
-    let (clean_resources, clean) = fresh_function(&aws).await?;
-    for e in [&first, &discarded, &next] {
-        deliver(&clean, e.clone()).await?;
-    }
-    let expected = tables(&aws, &clean_resources).await?;
+    let ([first, discarded, next], expected) = discard_scenario(&aws).await?;
 
     let (resources, function) = fresh_function(&aws).await?;
     deliver(&function, first.clone()).await?;
