@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod alerts;
 pub mod aws;
+pub mod backoff;
 pub mod config;
 pub mod items;
 pub mod listing;

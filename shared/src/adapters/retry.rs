@@ -5,8 +5,6 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
-
 /// How long and how often to retry the failed part of a call.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -59,18 +57,14 @@ where
     let started = Instant::now();
     let mut pending = items;
     let mut attempts = 0u32;
-    let mut delay = policy.first_delay;
     loop {
         attempts += 1;
         let (failed, error) = send(pending).await;
         if failed.is_empty() {
             return Ok(attempts - 1);
         }
-        let jittered = if delay.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_micros(rand::rng().random_range(0..=delay.as_micros() as u64))
-        };
+        let jittered =
+            crate::backoff::full_jitter(policy.first_delay, policy.max_delay, attempts - 1);
         if started.elapsed() + jittered > policy.deadline {
             return Err(Unsent {
                 items: failed,
@@ -80,7 +74,6 @@ where
         }
         metrics::counter!("aws_partial_retries").increment(1);
         tokio::time::sleep(jittered).await;
-        delay = (delay * 2).min(policy.max_delay);
         pending = failed;
     }
 }

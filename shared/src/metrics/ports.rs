@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::hash::Hasher;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,13 +57,8 @@ impl StoredAggregate {
         watermarks: &BTreeMap<String, SequenceNumber>,
         applied: &BTreeMap<String, u64>,
     ) -> String {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for &b in bytes {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        let mut hash = fnv::FnvHasher::default();
+        let mut feed = |bytes: &[u8]| hash.write(bytes);
         for (shard, seq) in watermarks {
             feed(shard.as_bytes());
             feed(b"=");
@@ -75,7 +71,7 @@ impl StoredAggregate {
             feed(count.to_string().as_bytes());
             feed(b";");
         }
-        format!("{hash:016x}")
+        format!("{:016x}", hash.finish())
     }
 
     /// How many contributions from `shard` the item holds.
@@ -249,6 +245,23 @@ pub trait PoisonSink {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// Revisions are stored: a build must name an item's version as the builds before it did.
+    #[test]
+    fn revisions_are_fnv_1a_of_the_bookkeeping_as_every_build_wrote_them() {
+        assert_eq!(
+            StoredAggregate::revision_of(&BTreeMap::new(), &BTreeMap::new()),
+            "cbf29ce484222325"
+        );
+        let applied = BTreeMap::from([
+            ("shardId-000000000000".to_owned(), 42),
+            (RECONCILE_ENTRY.to_owned(), 3),
+        ]);
+        assert_eq!(
+            StoredAggregate::revision_of(&BTreeMap::new(), &applied),
+            "1e8be423b52a95fa"
+        );
+    }
 
     #[test]
     fn hour_of_truncates_to_the_hour() {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -152,11 +151,7 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
 }
 
 fn backoff(policy: &HttpPolicy, attempt: u32) -> Duration {
-    let ceiling = policy
-        .first_backoff
-        .saturating_mul(1 << attempt.min(16))
-        .min(policy.max_backoff);
-    Duration::from_micros(rand::rng().random_range(0..=ceiling.as_micros() as u64))
+    crate::backoff::full_jitter(policy.first_backoff, policy.max_backoff, attempt)
 }
 
 /// Fetches one page and parses it with `parse`, retrying what may pass: timeouts, connection
