@@ -20,17 +20,18 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use realty_aws::adapters::dynamodb::DynamoMarketStore;
+use realty_aws::adapters::retry::RetryPolicy;
+use realty_aws::functions::poller::build_poller;
+use realty_core::alerts::message::AlertBody;
+use realty_core::config::StackResources;
+use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
 use realty_infra::runner::{self, Mapping, StreamFunction};
 use realty_infra::stack::{self, UpOptions};
 use realty_infra::template::Template;
-use realty_shared::adapters::dynamodb::DynamoMarketStore;
-use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::alerts::message::AlertBody;
-use realty_shared::config::StackResources;
-use realty_shared::poller::lambda::{ApiKeys, PollerConfig, build_poller};
-use realty_shared::poller::run::{PollRequest, PollSummary, Poller};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
 
@@ -249,7 +250,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     })
     .await
     .context("bringing up the local AWS")?;
-    let sdk = realty_shared::aws::sdk_config(Some(&local.endpoint)).await;
+    let sdk = realty_aws::sdk::sdk_config(Some(&local.endpoint)).await;
     let resources = StackResources::from_outputs(&local.stack.outputs)?;
     let retired = retire_previous_demos(&sdk, &prefix).await?;
     if retired > 0 {
@@ -478,7 +479,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
 /// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
 /// function that writes the stream), so the latency includes no artificial wait.
 async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
-    poller: &Poller<StampedPublisher, realty_shared::adapters::poll_state::S3PollStateStore>,
+    poller: &Poller<StampedPublisher, realty_aws::adapters::poll_state::S3PollStateStore>,
     request: &PollRequest,
     now: DateTime<Utc>,
     metrics: &mut Mapping<M>,

@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use realty_shared::adapters::dynamodb::DynamoMarketStore;
-use realty_shared::alerts::message::AlertBody;
-use realty_shared::metrics::aggregate::{MarketFigures, Scope};
-use realty_shared::metrics::history::{Trends, trends};
-use realty_shared::metrics::ports::Period;
+use realty_aws::adapters::dynamodb::DynamoMarketStore;
+use realty_core::alerts::message::AlertBody;
+use realty_core::metrics::aggregate::{MarketFigures, Scope};
+use realty_core::metrics::history::{Trends, trends};
+use realty_core::metrics::ports::Period;
 use serde::{Deserialize, Serialize};
 
 /// Everything the report shows.

@@ -5,11 +5,12 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use realty_shared::alerts::config::AlertsConfig;
-use realty_shared::alerts::lambda::AlertsFunction;
-use realty_shared::metrics::lambda::MetricsFunction;
-use realty_shared::poller::lambda::{ApiKeys, PollerConfig, build_poller};
-use realty_shared::poller::run::PollRequest;
+use realty_aws::functions::alerts::AlertsFunction;
+use realty_aws::functions::metrics::MetricsFunction;
+use realty_aws::functions::poller::build_poller;
+use realty_core::alerts::config::AlertsConfig;
+use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::run::PollRequest;
 
 use crate::{sim, target};
 

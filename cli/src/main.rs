@@ -48,7 +48,7 @@ enum Command {
     Normalize {
         /// The API the file came from: zillow, reso, realtor, or file (a CSV / JSON-lines export).
         #[arg(long)]
-        source: realty_shared::sources::SourceKind,
+        source: realty_core::sources::SourceKind,
         file: PathBuf,
     },
     /// Run a function's real handler once, in-process, on an event file, against the local
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
     // panicking in println!.
     // SAFETY: resetting a signal disposition before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    realty_shared::telemetry::init_cli_logging("warn");
+    realty_aws::telemetry::init_cli_logging("warn");
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -264,7 +264,7 @@ async fn up(args: UpArgs) -> Result<()> {
         if endpoint_override().is_some() {
             bail!("--stack reads a stack deployed in AWS; unset AWS_ENDPOINT_URL to use it");
         }
-        let config = realty_shared::aws::sdk_config(None).await;
+        let config = realty_aws::sdk::sdk_config(None).await;
         let outputs = stack::deployed_outputs(&config, stack_name).await?;
         if args.output.json {
             let doc = serde_json::json!({ "endpoint": null, "stack_name": stack_name, "outputs": outputs });

@@ -1,11 +1,11 @@
 //! `realty reconcile [--market M] [--stack NAME] [--dry-run | --check]`: recompute market
 //! inventory figures from the listing states and repair the market items that drifted
-//! (`realty_shared::metrics::reconcile`; the runbook is in docs/metrics.md).
+//! (`realty_core::metrics::reconcile`; the runbook is in docs/metrics.md).
 
 use anyhow::{Result, bail};
-use realty_shared::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
-use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::metrics::reconcile::reconcile;
+use realty_aws::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
+use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::metrics::reconcile::reconcile;
 
 use crate::target;
 

@@ -2,12 +2,12 @@
 
 use anyhow::{Result, bail};
 use chrono::{Duration, Utc};
-use realty_shared::adapters::dynamodb::DynamoMarketStore;
-use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::items::MarketSnapshotItem;
-use realty_shared::metrics::aggregate::{MarketFigures, Scope};
-use realty_shared::metrics::history::{Trends, trends};
-use realty_shared::metrics::ports::Period;
+use realty_aws::adapters::dynamodb::DynamoMarketStore;
+use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::metrics::aggregate::{MarketFigures, Scope};
+use realty_core::metrics::history::{Trends, trends};
+use realty_core::metrics::ports::Period;
+use realty_core::store::MarketSnapshotItem;
 use serde::Serialize;
 
 use crate::target;

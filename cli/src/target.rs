@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use aws_config::SdkConfig;
+use realty_core::config::StackResources;
 use realty_infra::{emulator, stack};
-use realty_shared::config::StackResources;
 
 pub struct Target {
     pub sdk: SdkConfig,
@@ -18,7 +18,7 @@ pub async fn resolve(stack_name: Option<&str>) -> Result<Target> {
         if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
             bail!("--stack reads a stack deployed in AWS; unset AWS_ENDPOINT_URL to use it");
         }
-        let sdk = realty_shared::aws::sdk_config(None).await;
+        let sdk = realty_aws::sdk::sdk_config(None).await;
         let outputs = stack::deployed_outputs(&sdk, name).await?;
         let resources =
             StackResources::from_outputs(&outputs).with_context(|| format!("stack {name}"))?;
@@ -34,7 +34,7 @@ pub async fn resolve(stack_name: Option<&str>) -> Result<Target> {
             "no local stack is running: start one with `realty up` (or name a deployed stack with --stack NAME)"
         );
     };
-    let sdk = realty_shared::aws::sdk_config(Some(&local.endpoint)).await;
+    let sdk = realty_aws::sdk::sdk_config(Some(&local.endpoint)).await;
     let resources = StackResources::from_outputs(&local.stack.outputs)?;
     Ok(Target {
         sdk,

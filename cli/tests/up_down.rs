@@ -76,7 +76,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     // The stream is really there, through the AWS API.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let streams = runtime.block_on(async {
-        let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
         aws_sdk_kinesis::Client::new(&config)
             .list_streams()
             .send()
@@ -95,7 +95,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     // Every other resource is really there too, through the AWS API.
     let output = |key: &str| outputs[key].as_str().unwrap_or_default().to_owned();
     runtime.block_on(async {
-        let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         for key in [
             "ListingTableName",
@@ -121,7 +121,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
                 assert!(table.latest_stream_arn.is_some(), "no stream ARN");
             }
         }
-        realty_shared::aws::s3_client(&config)
+        realty_aws::sdk::s3_client(&config)
             .head_bucket()
             .bucket(output("DataLakeBucketName"))
             .send()

@@ -136,7 +136,7 @@ pub async fn provision(
     let region = config
         .region()
         .map(|r| r.to_string())
-        .unwrap_or_else(|| realty_shared::aws::LOCAL_REGION.to_owned());
+        .unwrap_or_else(|| realty_aws::sdk::LOCAL_REGION.to_owned());
     let account_id = account_id(config).await;
     let ctx = Context::new(
         template,
@@ -149,7 +149,7 @@ pub async fn provision(
         template,
         ctx,
         kms: aws_sdk_kms::Client::new(config),
-        s3: realty_shared::aws::s3_client(config),
+        s3: realty_aws::sdk::s3_client(config),
         dynamodb: aws_sdk_dynamodb::Client::new(config),
         kinesis: aws_sdk_kinesis::Client::new(config),
         sns: aws_sdk_sns::Client::new(config),

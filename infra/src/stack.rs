@@ -161,7 +161,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         log_path,
         instance_dir,
     } = running;
-    let config = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+    let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
     let stack = provision::provision(&config, &template, &options.provision).await?;
     let state = LocalAws {
         emulator,

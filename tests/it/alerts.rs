@@ -14,19 +14,19 @@ use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use aws_sdk_dynamodbstreams::types::Record;
 use base64::Engine as _;
 use libtest_mimic::Failed;
+use realty_aws::adapters::retry::RetryPolicy;
+use realty_aws::adapters::sns::SnsAlertPublisher;
+use realty_aws::functions::alerts::AlertsFunction;
+use realty_core::alerts::config::AlertsConfig;
+use realty_core::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
+use realty_core::alerts::ports::{Claim, IdempotencyStore};
+use realty_core::alerts::process::AlertOutcome;
+use realty_core::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
+use realty_core::config::StackResources;
+use realty_core::listing::{ListingId, ListingStatus, Offer, PropertyType};
+use realty_core::metrics::ports::StoredAggregate;
+use realty_core::store::{ListingItem, MarketLiveItem};
 use realty_infra::runner;
-use realty_shared::adapters::retry::RetryPolicy;
-use realty_shared::adapters::sns::SnsAlertPublisher;
-use realty_shared::alerts::config::AlertsConfig;
-use realty_shared::alerts::lambda::AlertsFunction;
-use realty_shared::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
-use realty_shared::alerts::ports::{Claim, IdempotencyStore};
-use realty_shared::alerts::process::AlertOutcome;
-use realty_shared::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
-use realty_shared::config::StackResources;
-use realty_shared::items::{ListingItem, MarketLiveItem};
-use realty_shared::listing::{ListingId, ListingStatus, Offer, PropertyType};
-use realty_shared::metrics::ports::StoredAggregate;
 use realty_tests::{Explain, TableStreamReader, TestAws};
 use serde_json::{Value, json};
 
@@ -1138,7 +1138,7 @@ async fn alerts_after_metrics_batches(
 ) -> Result<Vec<String>, Failed> {
     let stack = stack(aws).await?;
     let everything = subscribe(&stack, "everything", None, true).await?;
-    let metrics = realty_shared::metrics::lambda::MetricsFunction::new(
+    let metrics = realty_aws::functions::metrics::MetricsFunction::new(
         &aws.sdk_config().await,
         &stack.resources,
     );

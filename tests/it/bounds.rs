@@ -10,11 +10,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use libtest_mimic::Failed;
-use realty_shared::config::StackResources;
-use realty_shared::items::{LIVE_SORT_KEY, ListingItem, MarketLiveItem};
-use realty_shared::metrics::aggregate::Scope;
-use realty_shared::metrics::lambda::MetricsFunction;
-use realty_shared::metrics::ports::PoisonRecord;
+use realty_aws::functions::metrics::MetricsFunction;
+use realty_core::config::StackResources;
+use realty_core::metrics::aggregate::Scope;
+use realty_core::metrics::ports::PoisonRecord;
+use realty_core::store::{LIVE_SORT_KEY, ListingItem, MarketLiveItem};
 use realty_tests::{Explain, TestAws};
 use serde_json::{Value, json};
 

@@ -333,7 +333,7 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
 
 /// Every event object Firehose wrote under `listings/`, as JSON lines.
 async fn lake_events(aws: &TestAws, bucket: &str) -> Result<Vec<Value>, Failed> {
-    let s3 = realty_shared::aws::s3_client(&sdk_in(aws, DEMO_REGION).await);
+    let s3 = realty_aws::sdk::s3_client(&sdk_in(aws, DEMO_REGION).await);
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine as _;
 use libtest_mimic::Failed;
-use realty_shared::config::StackResources;
-use realty_shared::metrics::batch::ListingState;
-use realty_shared::metrics::lambda::{MetricsFunction, handle_event};
-use realty_shared::metrics::ports::*;
-use realty_shared::metrics::process::MetricsPorts;
-use realty_shared::metrics::reconcile::{MarketScan as _, reconcile};
+use realty_aws::functions::metrics::{MetricsFunction, handle_event};
+use realty_core::config::StackResources;
+use realty_core::metrics::batch::ListingState;
+use realty_core::metrics::ports::*;
+use realty_core::metrics::process::MetricsPorts;
+use realty_core::metrics::reconcile::{MarketScan as _, reconcile};
+use realty_core::ports::PortError;
 use realty_tests::{Explain, TestAws};
 use serde_json::{Value, json};
 
@@ -158,6 +159,9 @@ impl Crashing<'_> {
 }
 
 impl ListingStore for Crashing<'_> {
+    fn check_state(&self, state: &ListingState) -> Result<(), String> {
+        self.real.listings.check_state(state)
+    }
     async fn get_states(
         &self,
         ids: &[String],
@@ -578,7 +582,7 @@ fn on_shard(event: &KinesisEvent, shard: usize) -> KinesisEvent {
 async fn live_aggregates(
     function: &MetricsFunction,
     keys: &[String],
-) -> Result<BTreeMap<String, realty_shared::metrics::aggregate::MarketAggregate>, Failed> {
+) -> Result<BTreeMap<String, realty_core::metrics::aggregate::MarketAggregate>, Failed> {
     Ok(function
         .markets
         .get_aggregates(keys)

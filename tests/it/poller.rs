@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
-use realty_shared::config::StackResources;
-use realty_shared::listing::{EventKind, ListingEvent};
-use realty_shared::metrics::ports::PortError;
-use realty_shared::poller::lambda::{ApiKeys, LambdaPoller, PollerConfig, build_poller};
-use realty_shared::poller::ports::{EventPublisher, PublishFailure};
-use realty_shared::poller::run::{PollRequest, PollSummary, Poller};
+use realty_aws::functions::poller::{LambdaPoller, build_poller};
+use realty_core::config::StackResources;
+use realty_core::listing::{EventKind, ListingEvent};
+use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::ports::{EventPublisher, PublishFailure};
+use realty_core::poller::run::{PollRequest, PollSummary, Poller};
+use realty_core::ports::PortError;
 use realty_sim::{EventKind as Truth, FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_tests::TestAws;
 
@@ -291,7 +292,7 @@ async fn every_fault_mode_loses_nothing_and_invents_no_delisting(
 
 /// A publisher whose every third event fails, until told otherwise.
 struct Flaky<'a> {
-    real: &'a realty_shared::adapters::kinesis::KinesisPublisher,
+    real: &'a realty_aws::adapters::kinesis::KinesisPublisher,
     failing: std::sync::atomic::AtomicBool,
 }
 
@@ -365,7 +366,7 @@ async fn events_that_cannot_be_published_are_found_again(aws: Arc<TestAws>) -> R
     Ok(())
 }
 
-async fn poll_with<S: realty_shared::poller::ports::PollStateStore>(
+async fn poll_with<S: realty_core::poller::ports::PollStateStore>(
     p: &Poller<Flaky<'_>, S>,
     sim: &SimServer,
 ) -> PollSummary {
@@ -376,13 +377,13 @@ async fn poll_with<S: realty_shared::poller::ports::PollStateStore>(
 }
 
 async fn overlapping_polls_cannot_both_advance_a_market(aws: Arc<TestAws>) -> Result<(), Failed> {
-    use realty_shared::adapters::poll_state::S3PollStateStore;
-    use realty_shared::poller::detect::PollState;
-    use realty_shared::poller::ports::PollStateStore;
+    use realty_aws::adapters::poll_state::S3PollStateStore;
+    use realty_core::poller::detect::PollState;
+    use realty_core::poller::ports::PollStateStore;
 
     let resources = stack(&aws).await?;
     let store = S3PollStateStore {
-        client: realty_shared::aws::s3_client(&aws.sdk_config().await),
+        client: realty_aws::sdk::s3_client(&aws.sdk_config().await),
         bucket: resources.data_lake_bucket.clone(),
     };
     // Two polls start from the same (missing) state.
@@ -569,7 +570,7 @@ async fn poll_markets(p: &LambdaPoller, markets: &[&str]) -> PollSummary {
 /// The real Zillow answer for Syracuse: a bare `props` array, 41 listings.
 fn syracuse_props() -> Result<Vec<serde_json::Value>, Failed> {
     let bytes = include_bytes!(
-        "../../shared/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
+        "../../shared/core/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
     );
     Ok(serde_json::from_slice(bytes)?)
 }
@@ -672,7 +673,7 @@ async fn a_listing_that_becomes_a_reject_stays_listed(aws: Arc<TestAws>) -> Resu
 async fn a_null_realtor_search_is_not_an_empty_market(aws: Arc<TestAws>) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let mut page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../shared/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+        "../../shared/core/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
     ))?;
     // The saved page is the first of 79; here it is the whole market.
     let results = page["data"]["home_search"]["results"]
@@ -791,7 +792,7 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, Failed> {
 }
 
 async fn a_gzip_bomb_or_a_huge_page_fails_its_read_alone(aws: Arc<TestAws>) -> Result<(), Failed> {
-    use realty_shared::poller::fetch::DEFAULT_MAX_BODY_BYTES;
+    use realty_core::poller::fetch::DEFAULT_MAX_BODY_BYTES;
     let resources = stack(&aws).await?;
     // 48 KiB on the wire, past the body cap once decompressed.
     let bomb = gzip(&vec![b' '; DEFAULT_MAX_BODY_BYTES + 1024 * 1024])?;
@@ -840,8 +841,8 @@ async fn an_event_over_1_mib_is_rejected_alone(aws: Arc<TestAws>) -> Result<(), 
     let resources = stack(&aws).await?;
     let api = FixtureApi::start(serve_json(Vec::new())).await?;
     let p = fixture_poller(&aws, &resources, "zillow", &api.base_url, None).await?;
-    let mut listings = realty_shared::sources::normalize_file(
-        realty_shared::sources::SourceKind::Zillow,
+    let mut listings = realty_core::sources::normalize_file(
+        realty_core::sources::SourceKind::Zillow,
         &zillow_envelope(&syracuse_props()?),
         chrono::Utc::now(),
     )?
@@ -942,7 +943,7 @@ fn reso_answer(records: &[serde_json::Value], target: &str) -> FixtureReply {
 async fn reso_reads_records_committed_late_at_the_cursor(aws: Arc<TestAws>) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../shared/tests/fixtures/reso_property_page1.json"
+        "../../shared/core/tests/fixtures/reso_property_page1.json"
     ))?;
     let mut records: Vec<serde_json::Value> = page["value"]
         .as_array()

@@ -369,7 +369,7 @@ async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> Result<(), F
     )?;
 
     // S3: encryption with the stack's key, public access blocked, lifecycle, TLS-only policy.
-    let s3 = realty_shared::aws::s3_client(&config);
+    let s3 = realty_aws::sdk::s3_client(&config);
     let bucket = stack.outputs["DataLakeBucketName"].clone();
     let enc = s3
         .get_bucket_encryption()

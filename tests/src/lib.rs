@@ -70,7 +70,7 @@ impl TestAws {
     }
 
     pub async fn sdk_config(&self) -> SdkConfig {
-        realty_shared::aws::sdk_config(Some(&self.endpoint)).await
+        realty_aws::sdk::sdk_config(Some(&self.endpoint)).await
     }
 
     pub fn template(&self) -> Template {

@@ -7,9 +7,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use realty_shared::metrics::aggregate::Scope;
-use realty_shared::metrics::memory::MemoryStores;
-use realty_shared::metrics::process::{InputRecord, process_batch};
+use realty_core::metrics::aggregate::Scope;
+use realty_core::metrics::memory::MemoryStores;
+use realty_core::metrics::process::{InputRecord, process_batch};
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
@@ -173,8 +173,8 @@ mod tests {
     }
 
     /// The figures by brute force from the events: each listing's latest event decides.
-    fn brute_force(events: &[realty_shared::listing::ListingEvent]) -> Vec<MarketFigures> {
-        use realty_shared::listing::{EventKind, ListingStatus, Offer};
+    fn brute_force(events: &[realty_core::listing::ListingEvent]) -> Vec<MarketFigures> {
+        use realty_core::listing::{EventKind, ListingStatus, Offer};
         let mut latest = BTreeMap::new();
         for e in events {
             latest.insert(e.listing.id.as_str().to_owned(), e);

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use realty_shared::listing::{
+use realty_core::listing::{
     Address, Coordinates, Listing, ListingEvent, ListingId, ListingSource, ListingStatus,
     MarketKey, Offer, PropertyType,
 };
@@ -246,7 +246,7 @@ pub fn market_keys() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realty_shared::listing::EventKind;
+    use realty_core::listing::EventKind;
     use std::collections::HashMap;
 
     #[test]

@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context as _, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use realty_shared::items::{ListingItem, MarketLiveItem, MarketSnapshotItem};
-use realty_shared::listing::ListingEvent;
-use realty_shared::metrics::aggregate::ListingFacts;
-use realty_shared::metrics::memory::MemoryStores;
+use realty_core::listing::ListingEvent;
+use realty_core::metrics::aggregate::ListingFacts;
+use realty_core::metrics::memory::MemoryStores;
+use realty_core::store::{ListingItem, MarketLiveItem, MarketSnapshotItem};
 
 /// What the figures are.
 #[derive(Debug, Clone, PartialEq)]

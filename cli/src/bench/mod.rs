@@ -28,12 +28,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
+use realty_core::config::StackResources;
+use realty_core::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack;
 use realty_infra::template::Template;
-use realty_shared::config::StackResources;
-use realty_shared::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
 use serde_json::{Value, json};
 
 use peers::Peer;
@@ -351,7 +351,7 @@ impl LocalAws {
                 (started.endpoint.clone(), Some(kind), Some(started))
             }
         };
-        let sdk = realty_shared::aws::sdk_config(Some(&endpoint)).await;
+        let sdk = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
         Ok(Self {
             endpoint,
             kind,
@@ -401,7 +401,7 @@ impl LocalAws {
 async fn run_end_to_end(
     args: &BenchArgs,
     aws: &LocalAws,
-    events: &[realty_shared::listing::ListingEvent],
+    events: &[realty_core::listing::ListingEvent],
     run: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
     let mut set = |key: &str, value: Value| {

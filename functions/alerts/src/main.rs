@@ -1,21 +1,21 @@
 //! The alerts Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the work is `realty_shared::alerts`.
+//! outside the handler; the work is `realty_core::alerts`.
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use realty_shared::alerts::config::AlertsConfig;
-use realty_shared::alerts::lambda::AlertsFunction;
-use realty_shared::config::StackResources;
+use realty_aws::functions::alerts::AlertsFunction;
+use realty_core::alerts::config::AlertsConfig;
+use realty_core::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    realty_shared::telemetry::init_lambda_logging();
+    realty_aws::telemetry::init_lambda_logging();
     // A cold start without the stack's configuration, or with a bad threshold, fails with
     // the variable's name.
     let resources = StackResources::from_env()?;
     let config = AlertsConfig::from_env()?;
-    let emf = realty_shared::telemetry::init_emf("alerts")?;
-    let aws = realty_shared::aws::sdk_config(None).await;
+    let emf = realty_aws::telemetry::init_emf("alerts")?;
+    let aws = realty_aws::sdk::sdk_config(None).await;
     let function = AlertsFunction::new(&aws, &resources, &config);
     tracing::info!(thresholds = ?function.thresholds, "alerts ready");
     let function = &function;
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         let deadline = i64::try_from(event.context.deadline)
             .ok()
             .and_then(chrono::DateTime::from_timestamp_millis)
-            .unwrap_or_else(realty_shared::alerts::lambda::default_deadline);
+            .unwrap_or_else(realty_aws::functions::alerts::default_deadline);
         let (response, _) = Box::pin(function.handle_until(event.payload, deadline)).await;
         if let Err(e) = emf.flush(std::io::stdout()) {
             tracing::warn!(error = %e, "cannot write EMF metrics");

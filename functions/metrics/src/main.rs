@@ -1,18 +1,18 @@
 //! The metrics Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the work is `realty_shared::metrics`.
+//! outside the handler; the work is `realty_core::metrics`.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use realty_shared::config::StackResources;
-use realty_shared::metrics::lambda::MetricsFunction;
+use realty_aws::functions::metrics::MetricsFunction;
+use realty_core::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    realty_shared::telemetry::init_lambda_logging();
+    realty_aws::telemetry::init_lambda_logging();
     // A cold start without the stack's configuration fails with the variable's name.
     let resources = StackResources::from_env()?;
-    let emf = realty_shared::telemetry::init_emf("metrics")?;
-    let aws = realty_shared::aws::sdk_config(None).await;
+    let emf = realty_aws::telemetry::init_emf("metrics")?;
+    let aws = realty_aws::sdk::sdk_config(None).await;
     let function = MetricsFunction::new(&aws, &resources);
     let function = &function;
     run(service_fn(

@@ -1,21 +1,23 @@
 //! The poller Lambda function: configuration, API keys (Secrets Manager), the HTTP client and
-//! AWS clients are built once per container; the work is `realty_shared::poller`.
+//! AWS clients are built once per container; the work is `realty_core::poller`, wired by
+//! `realty_aws::functions::poller`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use realty_shared::config::StackResources;
-use realty_shared::poller::lambda::{PollerConfig, build_poller, load_api_keys};
-use realty_shared::poller::run::PollRequest;
+use realty_aws::functions::poller::{api_keys, build_poller};
+use realty_core::config::StackResources;
+use realty_core::poller::config::PollerConfig;
+use realty_core::poller::run::PollRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    realty_shared::telemetry::init_lambda_logging();
+    realty_aws::telemetry::init_lambda_logging();
     // A cold start without its configuration or keys fails with the setting's name.
     let env = |name: &str| std::env::var(name).ok();
     let resources = StackResources::from_env()?;
     let config = PollerConfig::from_lookup(env)?;
-    let emf = realty_shared::telemetry::init_emf("poller")?;
-    let aws = realty_shared::aws::sdk_config(None).await;
-    let keys = load_api_keys(&aws, env).await?;
+    let emf = realty_aws::telemetry::init_emf("poller")?;
+    let aws = realty_aws::sdk::sdk_config(None).await;
+    let keys = api_keys(&aws, env).await?;
     let poller = build_poller(&aws, &resources, &config, &keys)?;
     let poller = &poller;
     run(service_fn(move |event: LambdaEvent<PollRequest>| async move {

@@ -1,0 +1,511 @@
+//! The listing and market tables over the DynamoDB SDK.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
+
+use futures::stream::{self, StreamExt};
+
+use super::retry::{RetryPolicy, send_with_retries};
+use realty_core::metrics::batch::ListingState;
+use realty_core::metrics::ports::{
+    EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
+};
+use realty_core::metrics::reconcile::{ListingScan, MarketScan};
+use realty_core::ports::PortError;
+use realty_core::store::{
+    JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem,
+};
+
+/// BatchGetItem reads at most 100 keys a call.
+const GET_BATCH: usize = 100;
+/// BatchWriteItem writes at most 25 items a call.
+const WRITE_BATCH: usize = 25;
+/// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
+/// writes take 5 round trips instead of 40, with few connections per function instance.
+const BATCH_CALLS_IN_FLIGHT: usize = 8;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// An SDK error as `Code: message`, for a [`PortError`].
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+    operation: &'static str,
+    e: &E,
+) -> PortError {
+    PortError::new(
+        operation,
+        match (e.code(), e.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_owned(),
+            _ => format!("{e:?}"),
+        },
+    )
+}
+
+/// Which attributes of the items to read: a projection expression and its `#name`s.
+pub(crate) struct Projection<'a> {
+    pub expression: &'a str,
+    pub names: &'a [(&'a str, &'a str)],
+}
+
+/// Reads items by key (all attributes, or a projection), re-requesting `UnprocessedKeys`
+/// until all are read. The calls (100 keys each) run [`BATCH_CALLS_IN_FLIGHT`] at a time.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&Projection<'_>>,
+    retry: RetryPolicy,
+) -> Result<Vec<Item>, PortError> {
+    let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
+    let read_chunk = |chunk: &[Item]| {
+        let found = &found;
+        send_with_retries(retry, chunk.to_vec(), move |keys| async move {
+            let mut builder = KeysAndAttributes::builder()
+                .set_keys(Some(keys.clone()))
+                .consistent_read(true);
+            if let Some(p) = projection {
+                builder = builder.projection_expression(p.expression);
+                for (alias, name) in p.names {
+                    builder = builder.expression_attribute_names(*alias, *name);
+                }
+            }
+            let request = match builder.build() {
+                Ok(r) => r,
+                Err(e) => return (Vec::new(), Some(e.to_string())),
+            };
+            match client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    if let Some(mut responses) = out.responses {
+                        found
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .extend(responses.remove(table).unwrap_or_default());
+                    }
+                    let unprocessed = out
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(table))
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                    (unprocessed, Some("UnprocessedKeys".to_owned()))
+                }
+                Err(e) => (keys, Some(sdk_error("BatchGetItem", &e).message)),
+            }
+        })
+    };
+    let mut calls = stream::iter(keys.chunks(GET_BATCH))
+        .map(read_chunk)
+        .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
+    while let Some(result) = calls.next().await {
+        if let Err(unsent) = result {
+            return Err(PortError::new(
+                "BatchGetItem",
+                format!(
+                    "{} keys unread after {} attempts: {}",
+                    unsent.items.len(),
+                    unsent.attempts,
+                    unsent.last_error
+                ),
+            ));
+        }
+    }
+    drop(calls);
+    Ok(found
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (25 items
+/// each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once, so their
+/// order does not matter. Returns the number of re-sends.
+async fn batch_put(
+    client: &Client,
+    table: &str,
+    items: Vec<Item>,
+    retry: RetryPolicy,
+) -> Result<u32, PortError> {
+    let requests: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    write_requests(client, table, requests, retry).await
+}
+
+/// Sends write requests (puts or deletes) in BatchWriteItems of 25, re-sending
+/// `UnprocessedItems`; returns the number of re-sends.
+async fn write_requests(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+    retry: RetryPolicy,
+) -> Result<u32, PortError> {
+    let write_chunk = |chunk: &[WriteRequest]| {
+        send_with_retries(retry, chunk.to_vec(), |requests| async move {
+            match client
+                .batch_write_item()
+                .request_items(table, requests.clone())
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    let unprocessed = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(table))
+                        .unwrap_or_default();
+                    (unprocessed, Some("UnprocessedItems".to_owned()))
+                }
+                Err(e) => (requests, Some(sdk_error("BatchWriteItem", &e).message)),
+            }
+        })
+    };
+    let mut calls = stream::iter(requests.chunks(WRITE_BATCH))
+        .map(write_chunk)
+        .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
+    let mut retries = 0;
+    while let Some(result) = calls.next().await {
+        match result {
+            Ok(r) => retries += r,
+            Err(unsent) => {
+                return Err(PortError::new(
+                    "BatchWriteItem",
+                    format!(
+                        "{} items unwritten after {} attempts: {}",
+                        unsent.items.len(),
+                        unsent.attempts,
+                        unsent.last_error
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(retries)
+}
+
+/// The listing table.
+#[derive(Debug, Clone)]
+pub struct DynamoListingStore {
+    pub client: Client,
+    pub table: String,
+    pub retry: RetryPolicy,
+}
+
+impl ListingStore for DynamoListingStore {
+    fn check_state(&self, state: &ListingState) -> Result<(), String> {
+        crate::items::check_listing_item(state)
+    }
+
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
+            .collect();
+        let mut states = BTreeMap::new();
+        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
+            let item: ListingItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            let id = item.listing_id.clone();
+            let state = ListingState::try_from(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            states.insert(id, state);
+        }
+        Ok(states)
+    }
+
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        let items = states
+            .iter()
+            .map(|s| {
+                serde_dynamo::to_item(ListingItem::from(s))
+                    .map_err(|e| PortError::new("encode listing item", e.to_string()))
+            })
+            .collect::<Result<Vec<Item>, _>>()?;
+        batch_put(&self.client, &self.table, items, self.retry)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl ListingScan for DynamoListingStore {
+    async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
+        let mut out = Vec::new();
+        for item in scan(&self.client, &self.table, None).await? {
+            let item: ListingItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
+            out.push(
+                ListingState::try_from(item)
+                    .map_err(|e| PortError::new("decode listing item", e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Every item of a table (a paged, strongly consistent Scan), optionally only those with
+/// `sk` = `sort_key` (their keys alone).
+async fn scan(
+    client: &Client,
+    table: &str,
+    sort_key: Option<&str>,
+) -> Result<Vec<Item>, PortError> {
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let mut request = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take());
+        if let Some(sk) = sort_key {
+            request = request
+                .filter_expression("sk = :sk")
+                .projection_expression("pk, sk")
+                .expression_attribute_values(":sk", AttributeValue::S(sk.to_owned()));
+        }
+        let page = request.send().await.map_err(|e| sdk_error("Scan", &e))?;
+        out.extend(page.items.unwrap_or_default());
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// The market table.
+#[derive(Debug, Clone)]
+pub struct DynamoMarketStore {
+    pub client: Client,
+    pub table: String,
+    pub retry: RetryPolicy,
+}
+
+impl DynamoMarketStore {
+    /// Every snapshot of a market between two sort keys (`H#...` or `D#...`), oldest first:
+    /// one Query (paged).
+    pub async fn snapshots(
+        &self,
+        scope_key: &str,
+        from_sort_key: &str,
+        to_sort_key: &str,
+    ) -> Result<Vec<MarketSnapshotItem>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", AttributeValue::S(scope_key.to_owned()))
+                .expression_attribute_values(":from", AttributeValue::S(from_sort_key.to_owned()))
+                .expression_attribute_values(":to", AttributeValue::S(to_sort_key.to_owned()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", &e))?;
+            for item in page.items.unwrap_or_default() {
+                out.push(
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| PortError::new("decode snapshot item", e.to_string()))?,
+                );
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The live item of one market, as stored.
+    pub async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(scope_key.to_owned()))
+            .key("sk", AttributeValue::S(LIVE_SORT_KEY.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", &e))?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .map_err(|e| PortError::new("decode market item", e.to_string()))
+            })
+            .transpose()
+    }
+}
+
+impl MarketScan for DynamoMarketStore {
+    async fn market_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(LIVE_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => Some(pk.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
+        Ok(scan(&self.client, &self.table, Some(JOURNAL_SORT_KEY))
+            .await?
+            .into_iter()
+            .filter_map(|item| match item.get("pk") {
+                Some(AttributeValue::S(pk)) => pk.strip_prefix("journal#").map(str::to_owned),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+impl MarketStore for DynamoMarketStore {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        let keys = keys
+            .iter()
+            .map(|k| {
+                HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S(k.clone())),
+                    ("sk".to_owned(), AttributeValue::S(LIVE_SORT_KEY.to_owned())),
+                ])
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
+            let item: MarketLiveItem = serde_dynamo::from_item(item)
+                .map_err(|e| PortError::new("decode market item", e.to_string()))?;
+            let key = item.pk.clone();
+            out.insert(
+                key,
+                item.into_stored()
+                    .map_err(|e| PortError::new("decode market item", e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected_revision: &str,
+    ) -> Result<bool, PortError> {
+        let attributes: Item = serde_dynamo::to_item(MarketLiveItem::new(key, item))
+            .map_err(|e| PortError::new("encode market item", e.to_string()))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(attributes));
+        put = if expected_revision.is_empty() {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("revision = :expected")
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::S(expected_revision.to_owned()),
+                )
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(sdk_error("PutItem", &e)),
+        }
+    }
+
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        let items = snapshots
+            .iter()
+            .map(|s| {
+                serde_dynamo::to_item(MarketSnapshotItem::from(s))
+                    .map_err(|e| PortError::new("encode snapshot", e.to_string()))
+            })
+            .collect::<Result<Vec<Item>, _>>()?;
+        batch_put(&self.client, &self.table, items, self.retry)
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
+        let key = journal_key(shard);
+        let found = batch_get(&self.client, &self.table, vec![key], None, self.retry).await?;
+        found
+            .into_iter()
+            .next()
+            .map(|item| {
+                let item: JournalItem = serde_dynamo::from_item(item)
+                    .map_err(|e| PortError::new("decode journal item", e.to_string()))?;
+                Ok(EncodedJournal {
+                    shard: item.shard,
+                    body: item.body,
+                })
+            })
+            .transpose()
+    }
+
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        let item: Item = serde_dynamo::to_item(JournalItem::from(journal))
+            .map_err(|e| PortError::new("encode journal item", e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", &e))?;
+        Ok(())
+    }
+
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        // A one-item BatchWriteItem: the role already has it (a DeleteItem would need more).
+        let request = DeleteRequest::builder()
+            .set_key(Some(journal_key(shard)))
+            .build()
+            .map(|d| WriteRequest::builder().delete_request(d).build())
+            .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))?;
+        write_requests(&self.client, &self.table, vec![request], self.retry)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn journal_key(shard: &str) -> Item {
+    HashMap::from([
+        (
+            "pk".to_owned(),
+            AttributeValue::S(JournalItem::key_of(shard)),
+        ),
+        (
+            "sk".to_owned(),
+            AttributeValue::S(JOURNAL_SORT_KEY.to_owned()),
+        ),
+    ])
+}

@@ -1,0 +1,175 @@
+//! Publishing listing events to Kinesis with PutRecords (partition key = listing id).
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+
+use super::retry::{RetryPolicy, send_with_retries};
+use realty_core::listing::ListingEvent;
+use realty_core::poller::ports::{EventPublisher, PublishFailure};
+use realty_core::ports::PortError;
+
+/// PutRecords takes at most 500 records and 5 MiB (data and partition keys) a call, and
+/// 1 MiB (data and partition key) a record: one record past it fails the whole call.
+pub const MAX_RECORDS: usize = 500;
+pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Why a record is never sent, or `None` when it fits Kinesis's record limit.
+pub fn oversize_reason(data_bytes: usize, partition_key_bytes: usize) -> Option<String> {
+    let size = data_bytes + partition_key_bytes;
+    (size > MAX_RECORD_BYTES).then(|| {
+        format!(
+            "event of {size} bytes (data and partition key) is over Kinesis's {MAX_RECORD_BYTES}-byte record limit; not sent"
+        )
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct KinesisPublisher {
+    pub client: Client,
+    pub stream: String,
+    pub retry: RetryPolicy,
+}
+
+/// Groups entries (index, size) into calls within PutRecords' limits, in order.
+pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, size) in sizes.iter().enumerate() {
+        if i > start && (i - start == MAX_RECORDS || bytes + size > MAX_REQUEST_BYTES) {
+            chunks.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        chunks.push(start..sizes.len());
+    }
+    chunks
+}
+
+impl EventPublisher for KinesisPublisher {
+    async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
+        let mut failures = Vec::new();
+        let mut entries: Vec<(usize, PutRecordsRequestEntry)> = Vec::with_capacity(events.len());
+        let mut sizes: Vec<usize> = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let data = match event.encode() {
+                Ok(data) => data,
+                Err(e) => {
+                    failures.push(PublishFailure {
+                        index: i,
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if let Some(reason) = oversize_reason(data.len(), event.partition_key().len()) {
+                // Rejected alone, before the call: it would fail its whole chunk of up to
+                // 500, on every poll.
+                tracing::error!(listing = %event.listing.id, %reason, "event rejected");
+                metrics::counter!("events_rejected_oversize").increment(1);
+                failures.push(PublishFailure {
+                    index: i,
+                    error: reason,
+                });
+                continue;
+            }
+            sizes.push(data.len() + event.partition_key().len());
+            let entry = PutRecordsRequestEntry::builder()
+                .data(Blob::new(data))
+                .partition_key(event.partition_key())
+                .build()
+                .map_err(|e| PortError::new("PutRecords", e.to_string()))?;
+            entries.push((i, entry));
+        }
+        for range in chunk_by_limits(&sizes) {
+            let chunk = entries[range].to_vec();
+            let result = send_with_retries(self.retry, chunk, |chunk| async move {
+                let request: Vec<PutRecordsRequestEntry> =
+                    chunk.iter().map(|(_, e)| e.clone()).collect();
+                match self
+                    .client
+                    .put_records()
+                    .stream_name(&self.stream)
+                    .set_records(Some(request))
+                    .send()
+                    .await
+                {
+                    Ok(out) if out.failed_record_count.unwrap_or(0) == 0 => (Vec::new(), None),
+                    // Results line up with requests: re-send the entries that carry an error.
+                    Ok(out) => {
+                        let mut error = None;
+                        let failed = chunk
+                            .into_iter()
+                            .zip(out.records)
+                            .filter_map(|(entry, result)| {
+                                result.error_code.map(|code| {
+                                    error = Some(format!(
+                                        "{code}: {}",
+                                        result.error_message.unwrap_or_default()
+                                    ));
+                                    entry
+                                })
+                            })
+                            .collect();
+                        (failed, error)
+                    }
+                    Err(e) => (
+                        chunk,
+                        Some(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()),
+                    ),
+                }
+            })
+            .await;
+            if let Err(unsent) = result {
+                failures.extend(unsent.items.into_iter().map(|(index, _)| PublishFailure {
+                    index,
+                    error: unsent.last_error.clone(),
+                }));
+            }
+        }
+        failures.sort_by_key(|f| f.index);
+        Ok(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(chunks: &[std::ops::Range<usize>]) -> Vec<usize> {
+        chunks.iter().map(|r| r.len()).collect()
+    }
+
+    #[test]
+    fn a_record_may_be_1_mib_and_not_a_byte_more() {
+        assert_eq!(oversize_reason(MAX_RECORD_BYTES - 20, 20), None);
+        let reason = oversize_reason(MAX_RECORD_BYTES - 20, 21).expect("too big");
+        assert!(reason.contains("1048577 bytes"), "{reason}");
+    }
+
+    #[test]
+    fn a_call_holds_500_records_and_not_501() {
+        assert_eq!(lens(&chunk_by_limits(&[10; 500])), [500]);
+        assert_eq!(lens(&chunk_by_limits(&[10; 501])), [500, 1]);
+    }
+
+    #[test]
+    fn a_call_holds_5_mib_and_not_a_byte_more() {
+        // Five records of exactly 1 MiB fill a call to the byte.
+        assert_eq!(lens(&chunk_by_limits(&[MAX_RECORD_BYTES; 5])), [5]);
+        let mut sizes = vec![MAX_RECORD_BYTES; 5];
+        sizes[4] += 1;
+        assert_eq!(lens(&chunk_by_limits(&sizes)), [4, 1]);
+        assert_eq!(
+            lens(&chunk_by_limits(&[
+                MAX_RECORD_BYTES,
+                1,
+                MAX_RECORD_BYTES * 4
+            ])),
+            [2, 1]
+        );
+    }
+}

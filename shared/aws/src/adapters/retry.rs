@@ -1,0 +1,118 @@
+//! Re-sending the failed part of a partly failed AWS call (PutRecords, PutRecordBatch,
+//! BatchWriteItem, BatchGetItem, SendMessageBatch), with exponential backoff and full
+//! jitter, until every part succeeds or a deadline passes.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How long and how often to retry the failed part of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Give up when the next attempt would start after this long.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(2),
+            deadline: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No waiting: for tests that inject failures.
+    pub fn immediate(attempts_window: Duration) -> Self {
+        Self {
+            first_delay: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            deadline: attempts_window,
+        }
+    }
+}
+
+/// What is left after retrying: the items that never went through, with the last error.
+#[derive(Debug)]
+pub struct Unsent<T> {
+    pub items: Vec<T>,
+    pub last_error: String,
+    pub attempts: u32,
+}
+
+/// Sends `items` with `send`, which returns the items that failed (and why); re-sends those
+/// until none is left or the policy's deadline passes. Returns the number of retries.
+pub async fn send_with_retries<T, F, Fut>(
+    policy: RetryPolicy,
+    items: Vec<T>,
+    mut send: F,
+) -> Result<u32, Unsent<T>>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = (Vec<T>, Option<String>)>,
+{
+    let started = Instant::now();
+    let mut pending = items;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let (failed, error) = send(pending).await;
+        if failed.is_empty() {
+            return Ok(attempts - 1);
+        }
+        let jittered =
+            realty_core::backoff::full_jitter(policy.first_delay, policy.max_delay, attempts - 1);
+        if started.elapsed() + jittered > policy.deadline {
+            return Err(Unsent {
+                items: failed,
+                last_error: error.unwrap_or_else(|| "failed".into()),
+                attempts,
+            });
+        }
+        metrics::counter!("aws_partial_retries").increment(1);
+        tokio::time::sleep(jittered).await;
+        pending = failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn resends_only_what_failed() {
+        let mut calls: Vec<Vec<u32>> = Vec::new();
+        let result = send_with_retries(
+            RetryPolicy::immediate(Duration::from_secs(5)),
+            vec![1, 2, 3, 4],
+            |batch| {
+                calls.push(batch.clone());
+                let failed: Vec<u32> = if calls.len() == 1 {
+                    batch.into_iter().filter(|x| x % 2 == 0).collect()
+                } else {
+                    vec![]
+                };
+                async move { (failed, Some("throttled".to_owned())) }
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), 1);
+        assert_eq!(calls, vec![vec![1, 2, 3, 4], vec![2, 4]]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gives_up_at_the_deadline_and_returns_what_failed() {
+        let result = send_with_retries(
+            RetryPolicy::immediate(Duration::ZERO),
+            vec![7],
+            |batch| async move { (batch, Some("InternalFailure".to_owned())) },
+        )
+        .await;
+        let unsent = result.unwrap_err();
+        assert_eq!(unsent.items, vec![7]);
+        assert_eq!(unsent.last_error, "InternalFailure");
+    }
+}

@@ -1,0 +1,538 @@
+//! Partial failures injected into the SDK clients (aws-smithy-mocks): only the failed part
+//! is re-sent, and what never goes through is reported. Also how Firehose records are packed
+//! and split into calls.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+use super::dynamodb::DynamoMarketStore;
+use super::firehose::{FirehoseArchive, MAX_RECORD_BYTES, chunk_records, pack_lines};
+use super::retry::RetryPolicy;
+use super::sqs::SqsPoisonSink;
+use realty_core::metrics::ports::{
+    EventArchive, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
+};
+
+fn fast() -> RetryPolicy {
+    RetryPolicy::immediate(Duration::from_secs(5))
+}
+
+/// `{"n":N}\n` for each N: 8 bytes a line.
+fn numbered_lines(ns: std::ops::RangeInclusive<u32>) -> Vec<Vec<u8>> {
+    ns.map(|n| format!("{{\"n\":{n}}}\n").into_bytes())
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn firehose_resends_only_the_failed_records() {
+    use aws_sdk_firehose::Client;
+    use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+    use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
+
+    // Six 8-byte lines in records of at most 16 bytes: three records of two lines each.
+    let first = mock!(Client::put_record_batch)
+        .match_requests(|r| {
+            r.records()
+                .iter()
+                .map(|r| r.data().as_ref())
+                .collect::<Vec<_>>()
+                == [
+                    b"{\"n\":1}\n{\"n\":2}\n".as_slice(),
+                    b"{\"n\":3}\n{\"n\":4}\n",
+                    b"{\"n\":5}\n{\"n\":6}\n",
+                ]
+        })
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(1)
+                .request_responses(Entry::builder().record_id("a").build())
+                .request_responses(
+                    Entry::builder()
+                        .error_code("ServiceUnavailableException")
+                        .error_message("slow down")
+                        .build(),
+                )
+                .request_responses(Entry::builder().record_id("c").build())
+                .build()
+                .expect("output")
+        });
+    let retry = mock!(Client::put_record_batch)
+        .match_requests(|r| {
+            r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"n\":3}\n{\"n\":4}\n"
+        })
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(0)
+                .request_responses(Entry::builder().record_id("b").build())
+                .build()
+                .expect("output")
+        });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, [&first, &retry]);
+    let archive = FirehoseArchive {
+        client,
+        delivery_stream: "s".into(),
+        retry: fast(),
+    };
+    archive
+        .put_packed(&numbered_lines(1..=6), 16)
+        .await
+        .expect("every record lands");
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn firehose_packs_a_batch_into_one_record() {
+    use aws_sdk_firehose::Client;
+    use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+    use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
+
+    let lines = numbered_lines(1..=1_000);
+    let expected = lines.concat();
+    let one = mock!(Client::put_record_batch)
+        .match_requests(move |r| {
+            r.records().len() == 1 && r.records()[0].data().as_ref() == expected
+        })
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(0)
+                .request_responses(Entry::builder().record_id("a").build())
+                .build()
+                .expect("output")
+        });
+    let client = mock_client!(aws_sdk_firehose, RuleMode::Sequential, [&one]);
+    let archive = FirehoseArchive {
+        client,
+        delivery_stream: "s".into(),
+        retry: fast(),
+    };
+    archive.put_lines(&lines).await.expect("lands");
+    assert_eq!(one.num_calls(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn firehose_reports_records_that_never_go_through() {
+    use aws_sdk_firehose::Client;
+    use aws_sdk_firehose::operation::put_record_batch::PutRecordBatchOutput;
+    use aws_sdk_firehose::types::PutRecordBatchResponseEntry as Entry;
+
+    // Three records of two lines; the last one never goes through.
+    let first = mock!(Client::put_record_batch)
+        .match_requests(|r| r.records().len() == 3)
+        .then_output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(1)
+                .request_responses(Entry::builder().record_id("a").build())
+                .request_responses(Entry::builder().record_id("b").build())
+                .request_responses(Entry::builder().error_code("InternalFailure").build())
+                .build()
+                .expect("output")
+        });
+    let always_failing = mock!(Client::put_record_batch)
+        .match_requests(|r| {
+            r.records().len() == 1 && r.records()[0].data().as_ref() == b"{\"n\":5}\n{\"n\":6}\n"
+        })
+        .sequence()
+        .output(|| {
+            PutRecordBatchOutput::builder()
+                .failed_put_count(1)
+                .request_responses(Entry::builder().error_code("InternalFailure").build())
+                .build()
+                .expect("output")
+        })
+        .repeatedly()
+        .build();
+    let client = mock_client!(
+        aws_sdk_firehose,
+        RuleMode::Sequential,
+        [&first, &always_failing]
+    );
+    let archive = FirehoseArchive {
+        client,
+        delivery_stream: "s".into(),
+        retry: RetryPolicy::immediate(Duration::from_millis(50)),
+    };
+    let err = archive
+        .put_packed(&numbered_lines(1..=6), 16)
+        .await
+        .expect_err("reported, not dropped");
+    assert!(
+        err.message.contains("1 records (2 lines) undelivered")
+            && err.message.contains("InternalFailure"),
+        "{err}"
+    );
+    assert_eq!(first.num_calls(), 1);
+    assert!(always_failing.num_calls() >= 1);
+}
+
+#[test]
+fn firehose_calls_stay_within_500_records_and_4_mib() {
+    let records = vec![vec![b'x'; 10]; 1_201];
+    let sizes: Vec<usize> = chunk_records(&records).iter().map(|c| c.len()).collect();
+    assert_eq!(sizes, [500, 500, 201]);
+    let big = vec![vec![b'x'; 1_000_000]; 9];
+    let chunks = chunk_records(&big);
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.iter().map(Vec::len).sum::<usize>() <= 4 * 1024 * 1024)
+    );
+    assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 9);
+    // Full records: four to a call.
+    let full = pack_lines(&vec![vec![b'x'; 1_000]; 5_000], MAX_RECORD_BYTES);
+    assert!(full.iter().all(|r| r.len() <= MAX_RECORD_BYTES));
+    assert_eq!(
+        chunk_records(&full)
+            .iter()
+            .map(|c| c.len())
+            .collect::<Vec<_>>(),
+        [4, 1]
+    );
+}
+
+#[test]
+fn a_firehose_call_holds_4_mib_and_500_records_and_not_a_byte_or_record_more() {
+    let count = |records: &[Vec<u8>]| {
+        chunk_records(records)
+            .iter()
+            .map(|c| c.len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(count(&vec![vec![b'x'; 1]; 500]), [500]);
+    assert_eq!(count(&vec![vec![b'x'; 1]; 501]), [500, 1]);
+    // Four records of 1 MiB: exactly 4 MiB, one call; one byte more, two.
+    let mut at = vec![vec![b'x'; 1024 * 1024]; 4];
+    assert_eq!(count(&at), [4]);
+    at[3].push(b'x');
+    assert_eq!(count(&at), [3, 1]);
+}
+
+/// Where each of `parts`, laid end to end, starts, with its length.
+fn offsets(parts: &[Vec<u8>]) -> std::collections::BTreeMap<usize, usize> {
+    let mut at = 0;
+    parts
+        .iter()
+        .map(|p| {
+            at += p.len();
+            (at - p.len(), p.len())
+        })
+        .collect()
+}
+
+#[test]
+fn firehose_packing_keeps_bytes_and_order_within_the_record_limit() {
+    // A realistic batch: 1,000 lines of 750 bytes go in one record, so one call.
+    let lines: Vec<Vec<u8>> = (0..1_000u32)
+        .map(|i| {
+            let mut l = format!("{{\"i\":{i},\"pad\":\"").into_bytes();
+            l.resize(748, b'x');
+            l.extend_from_slice(b"\"}\n");
+            l
+        })
+        .collect();
+    let records = pack_lines(&lines, MAX_RECORD_BYTES);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records.concat(), lines.concat());
+    assert_eq!(chunk_records(&records).len(), 1);
+    // Twice as many: two records, split between lines.
+    let twice: Vec<Vec<u8>> = lines.iter().chain(&lines).cloned().collect();
+    let records = pack_lines(&twice, MAX_RECORD_BYTES);
+    assert_eq!(records.len(), 2);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.len() <= MAX_RECORD_BYTES && r.ends_with(b"\n"))
+    );
+    assert_eq!(records.concat(), twice.concat());
+    // A line over the limit goes alone, between its neighbours.
+    let odd = vec![
+        b"a\n".to_vec(),
+        vec![b'b'; 40],
+        b"c\n".to_vec(),
+        b"d\n".to_vec(),
+    ];
+    assert_eq!(
+        pack_lines(&odd, 10),
+        [b"a\n".to_vec(), vec![b'b'; 40], b"c\nd\n".to_vec()]
+    );
+    assert!(pack_lines(&[], 10).is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn firehose_packing_is_lossless_greedy_and_bounded(
+        sizes in proptest::collection::vec(1usize..3_000, 0..200),
+        limit in 1usize..10_000,
+    ) {
+        let lines: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut l = vec![b'a' + (i % 26) as u8; n - 1];
+                l.push(b'\n');
+                l
+            })
+            .collect();
+        let records = pack_lines(&lines, limit);
+        // The same bytes in the same order.
+        proptest::prop_assert_eq!(records.concat(), lines.concat());
+        let lines_at = offsets(&lines);
+        let records_at: Vec<(usize, usize)> = offsets(&records).into_iter().collect();
+        for (i, &(start, len)) in records_at.iter().enumerate() {
+            proptest::prop_assert!(len > 0);
+            // Records start where lines start.
+            proptest::prop_assert!(lines_at.contains_key(&start));
+            // Within the limit, unless the record is one line longer than it.
+            proptest::prop_assert!(len <= limit || lines_at[&start] == len);
+            // Full: the next record's first line would not have fit.
+            if let Some((next, _)) = records_at.get(i + 1) {
+                proptest::prop_assert!(len + lines_at[next] > limit);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dynamodb_batch_write_resends_unprocessed_items() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+
+    let snapshots: Vec<Snapshot> = (0..3)
+        .map(|d| Snapshot {
+            scope_key: "city#nashville-tn#all".into(),
+            period: Period::Day(chrono::NaiveDate::from_ymd_opt(2024, 10, 1 + d).expect("date")),
+            figures: Default::default(),
+        })
+        .collect();
+    let first = mock!(Client::batch_write_item)
+        .match_requests(|r| r.request_items().is_some_and(|m| m["t"].len() == 3))
+        .then_compute_output(|req| {
+            // Leave the last request unprocessed, as DynamoDB does under throttling.
+            let last = req.request_items().expect("items")["t"][2].clone();
+            BatchWriteItemOutput::builder()
+                .unprocessed_items("t", vec![last])
+                .build()
+        });
+    let retry = mock!(Client::batch_write_item)
+        .match_requests(|r| {
+            r.request_items().is_some_and(|m| {
+                m["t"].len() == 1
+                    && m["t"][0]
+                        .put_request()
+                        .and_then(|p| p.item().get("sk"))
+                        .and_then(|v| v.as_s().ok())
+                        .map(String::as_str)
+                        == Some("D#2024-10-03")
+            })
+        })
+        .then_output(|| {
+            BatchWriteItemOutput::builder()
+                .set_unprocessed_items(Some(HashMap::new()))
+                .build()
+        });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &retry]);
+    let store = DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    store
+        .put_snapshots(&snapshots)
+        .await
+        .expect("every item written");
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_resends_only_the_failed_messages() {
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+
+    let poison: Vec<PoisonRecord> = (0..2)
+        .map(|i| PoisonRecord {
+            shard: "shardId-000000000000".into(),
+            sequence_number: i.to_string(),
+            reason_kind: "malformed".into(),
+            reason: "not JSON".into(),
+            data_bytes: 3,
+            data_prefix: "abc".into(),
+        })
+        .collect();
+    let first = mock!(Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 2)
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .successful(
+                    SendMessageBatchResultEntry::builder()
+                        .id("0")
+                        .message_id("m0")
+                        .md5_of_message_body("x")
+                        .build()
+                        .expect("entry"),
+                )
+                .failed(
+                    BatchResultErrorEntry::builder()
+                        .id("1")
+                        .code("InternalError")
+                        .sender_fault(false)
+                        .build()
+                        .expect("entry"),
+                )
+                .build()
+                .expect("output")
+        });
+    let retry = mock!(Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 1 && r.entries()[0].id() == "1")
+        .then_output(|| {
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(vec![]))
+                .set_failed(Some(vec![]))
+                .build()
+                .expect("output")
+        });
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
+    let sink = SqsPoisonSink {
+        client,
+        queue_url: "q".into(),
+        retry: fast(),
+    };
+    sink.send(&poison).await.expect("every message sent");
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+mod kinesis_partial_failures {
+    use super::*;
+    use crate::adapters::kinesis::{KinesisPublisher, chunk_by_limits};
+    use aws_sdk_kinesis::Client;
+    use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
+    use aws_sdk_kinesis::types::PutRecordsResultEntry as Entry;
+    use realty_core::listing::ListingEvent;
+    use realty_core::poller::ports::EventPublisher;
+
+    fn events(n: usize) -> Vec<ListingEvent> {
+        let page = include_bytes!(
+            "../../../core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let at = chrono::Utc::now();
+        realty_core::sources::normalize_file(realty_core::sources::SourceKind::Zillow, page, at)
+            .expect("fixture")
+            .listings
+            .into_iter()
+            .take(n)
+            .map(|l| ListingEvent::new_listing(l, "poll-test"))
+            .collect()
+    }
+
+    fn ok(seq: &str) -> Entry {
+        Entry::builder()
+            .sequence_number(seq)
+            .shard_id("shardId-000000000000")
+            .build()
+    }
+
+    fn throttled() -> Entry {
+        Entry::builder()
+            .error_code("ProvisionedThroughputExceededException")
+            .error_message("Rate exceeded for shard")
+            .build()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_failed_records_are_resent_and_each_lands_once() {
+        let events = events(4);
+        let keys: Vec<String> = events
+            .iter()
+            .map(|e| e.partition_key().to_owned())
+            .collect();
+        let (k1, k3) = (keys[1].clone(), keys[3].clone());
+        let first = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 4)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(2)
+                    .records(ok("1"))
+                    .records(throttled())
+                    .records(ok("3"))
+                    .records(Entry::builder().error_code("InternalFailure").build())
+                    .build()
+                    .expect("output")
+            });
+        let retry = mock!(Client::put_records)
+            .match_requests(move |r| {
+                let sent: Vec<&str> = r
+                    .records()
+                    .iter()
+                    .filter_map(|e| e.partition_key())
+                    .collect();
+                sent == [k1.as_str(), k3.as_str()]
+            })
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(ok("5"))
+                    .records(ok("6"))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::Sequential, [&first, &retry]);
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: fast(),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn records_that_never_go_through_are_reported_by_index() {
+        let events = events(3);
+        let always = mock!(Client::put_records)
+            .sequence()
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(ok("1"))
+                    .records(throttled())
+                    .records(ok("3"))
+                    .build()
+                    .expect("output")
+            })
+            .output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(1)
+                    .records(throttled())
+                    .build()
+                    .expect("output")
+            })
+            .repeatedly()
+            .build();
+        let client = mock_client!(aws_sdk_kinesis, [&always]);
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: RetryPolicy::immediate(Duration::from_millis(50)),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].index, 1);
+        assert!(failures[0].error.contains("ProvisionedThroughputExceeded"));
+    }
+
+    #[test]
+    fn calls_stay_within_500_records_and_5_mib() {
+        assert_eq!(
+            chunk_by_limits(&[100; 1_001])
+                .iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>(),
+            [500, 500, 1]
+        );
+        let big = chunk_by_limits(&[1_000_000; 12]);
+        assert!(big.iter().all(|r| r.len() * 1_000_000 <= 5 * 1024 * 1024));
+        assert_eq!(big.iter().map(|r| r.len()).sum::<usize>(), 12);
+    }
+}

@@ -1,0 +1,33 @@
+//! The listing table's stream records, decoded into the domain's [`ListingStreamRecord`]:
+//! each image read back into a [`ListingItem`] with serde_dynamo. What is news and what is
+//! skipped is the domain's call ([`realty_core::alerts::rules::classify`]).
+
+use aws_lambda_events::event::dynamodb::EventRecord;
+use realty_core::alerts::rules::{Image, ListingStreamRecord};
+use realty_core::store::ListingItem;
+
+/// `record` with its images decoded.
+pub fn decode(record: EventRecord) -> ListingStreamRecord {
+    let change = record.change;
+    // What the trigger's filter matches on an INSERT, read before the image is decoded.
+    let marked_several = change.new_image.get("several_recent_events")
+        == Some(&serde_dynamo::AttributeValue::Bool(true));
+    ListingStreamRecord {
+        event_id: record.event_id,
+        event_name: record.event_name,
+        sequence_number: change.sequence_number,
+        new_image: image(change.new_image),
+        old_image: image(change.old_image),
+        marked_several,
+    }
+}
+
+fn image(item: serde_dynamo::Item) -> Image {
+    if item.is_empty() {
+        return Image::Absent;
+    }
+    match serde_dynamo::from_item::<_, ListingItem>(item) {
+        Ok(item) => Image::Item(Box::new(item)),
+        Err(e) => Image::Malformed(e.to_string()),
+    }
+}

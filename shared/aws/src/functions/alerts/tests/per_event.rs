@@ -1,0 +1,158 @@
+//! Alert decisions per event: the same events of a listing, cut into metrics batches in
+//! different ways, make the same stream of listing changes to judge and fire the same alerts.
+
+use super::*;
+
+/// The stream records the listing table gets when the metrics function applies `events`
+/// (one listing's, in order) in Kinesis batches of the given sizes: one record per batch,
+/// an INSERT for the first, then MODIFYs whose old image is the state before.
+fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
+    use realty_core::metrics::batch::{DecodedRecord, SequenceNumber, plan_batch};
+    let mut stored: BTreeMap<String, realty_core::metrics::batch::ListingState> = BTreeMap::new();
+    let mut records = Vec::new();
+    let mut next = 0;
+    for (batch, size) in cuts.iter().enumerate() {
+        let decoded = events[next..next + size]
+            .iter()
+            .enumerate()
+            .map(|(i, event)| DecodedRecord {
+                sequence: SequenceNumber::parse(&(next + i + 1).to_string()).expect("digits"),
+                event: event.clone(),
+            })
+            .collect();
+        next += size;
+        let plan = plan_batch(decoded, &stored);
+        for state in plan.states {
+            let id = state.listing.id.as_str().to_owned();
+            let new = ListingItem::from(&state);
+            let sequence_number = format!("{}", 1_000 + batch);
+            records.push(match stored.get(&id) {
+                Some(old) => record(&sequence_number, &ListingItem::from(old), &new),
+                None => {
+                    let mut insert = record(&sequence_number, &new, &new);
+                    insert.event_name = "INSERT".into();
+                    insert.change.old_image = Default::default();
+                    insert
+                }
+            });
+            stored.insert(id, state);
+        }
+    }
+    assert_eq!(next, events.len(), "the cuts cover every event");
+    records
+}
+
+/// zillow:1 seen at $600,000, then cut 20 % to $480,000, raised back to $600,000, cut 25 %
+/// to $450,000: two price-drop alerts, one per cut.
+fn cut_raise_cut() -> Vec<ListingEvent> {
+    let start = base().listing.observed_at;
+    let at = |price: i64, minutes: i64, kind: EventKind| {
+        let mut listing = item("zillow:1", price, Some(1_000), 1).listing;
+        listing.observed_at = start + chrono::Duration::minutes(minutes);
+        ListingEvent {
+            schema_version: 1,
+            kind,
+            observed_at: listing.observed_at,
+            listing,
+            poll_id: format!("poll-{minutes}"),
+        }
+    };
+    let changed = || EventKind::Changed {
+        changes: ListingChanges::default(),
+    };
+    vec![
+        at(600_000, 0, EventKind::New),
+        at(480_000, 5, changed()),
+        at(600_000, 10, changed()),
+        at(450_000, 15, changed()),
+    ]
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them() {
+    let events = cut_raise_cut();
+    let mut outcomes = Vec::new();
+    // Each event in its own batch; the three changes in one; two then one.
+    for cuts in [&[1, 1, 1, 1][..], &[1, 3], &[1, 2, 1], &[2, 2]] {
+        let world = World::default();
+        let (response, _) = world.handle(event(metrics_writes(&events, cuts))).await;
+        assert!(response.batch_item_failures.is_empty());
+        outcomes.push((cuts, world.publisher.published()));
+    }
+    for (cuts, published) in outcomes {
+        assert_eq!(
+            published,
+            ["alert#price_drop#zillow:1#2", "alert#price_drop#zillow:1#4"],
+            "batches of {cuts:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cut_stamped_early_by_a_slow_clock_alerts_however_metrics_batched_it() {
+    // Seen at $600,000; then a poller whose clock is 2 minutes slow sees it cut 29 % to
+    // $426,000; then it is raised to $500,000. Within the clock skew the stream order
+    // decides, so metrics applies the cut: it must alert whatever the batches.
+    let mut events = cut_raise_cut();
+    events.truncate(3);
+    let early = events[0].observed_at - chrono::Duration::minutes(2);
+    events[1].listing.price_minor = 42_600_000;
+    events[1].observed_at = early;
+    events[1].listing.observed_at = early;
+    let later = events[0].observed_at + chrono::Duration::minutes(1);
+    events[2].listing.price_minor = 50_000_000;
+    events[2].observed_at = later;
+    events[2].listing.observed_at = later;
+    for cuts in [&[1, 1, 1][..], &[1, 2], &[3]] {
+        let world = World::default();
+        let (response, _) = world.handle(event(metrics_writes(&events, cuts))).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            world.publisher.published(),
+            ["alert#price_drop#zillow:1#2"],
+            "batches of {cuts:?}"
+        );
+    }
+}
+
+#[test]
+fn an_insert_of_several_events_is_marked_for_the_trigger_filter() {
+    // The trigger passes an INSERT only when its new image has `several_recent_events: true`.
+    let events = cut_raise_cut();
+    let marked = |record: &EventRecord| {
+        record.change.new_image.get("several_recent_events")
+            == Some(&serde_dynamo::AttributeValue::Bool(true))
+    };
+    let one_each = metrics_writes(&events, &[1, 1, 1, 1]);
+    assert_eq!(one_each[0].event_name, "INSERT");
+    assert!(!marked(&one_each[0]));
+    let together = metrics_writes(&events, &[2, 2]);
+    assert_eq!(together[0].event_name, "INSERT");
+    assert!(marked(&together[0]));
+}
+
+#[test]
+fn the_events_of_a_write_are_those_after_the_old_image() {
+    let events = cut_raise_cut();
+    // Batches of 1 then 3: the MODIFY's item keeps all 4 events; 3 are after its old image.
+    let record = metrics_writes(&events, &[1, 3]).remove(1);
+    let change = classify(record).expect("decodes");
+    assert_eq!(change.new.recent_events.len(), 4);
+    let judged = per_event(change.clone());
+    assert_eq!(judged.len(), 3);
+    assert_eq!(judged[0].old.listing.price_minor, 60_000_000);
+    assert_eq!(
+        judged
+            .iter()
+            .map(|c| c.new.listing.price_minor)
+            .collect::<Vec<_>>(),
+        [48_000_000, 60_000_000, 45_000_000]
+    );
+    // A list that does not end at the item (not written by this build): one change.
+    let mut stale = change;
+    stale.new.recent_events.pop();
+    let judged = per_event(stale.clone());
+    assert_eq!(judged.len(), 1, "judged as one change");
+    assert!(judged[0].new.recent_events.is_empty());
+    assert_eq!(judged[0].old.listing, stale.old.listing);
+}

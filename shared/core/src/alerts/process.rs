@@ -1,0 +1,449 @@
+//! The alerts function's work on one batch of the listing table's stream, over the ports.
+//!
+//! Order of effects, in stream order:
+//! 1. decode each record into the listing's old and new item, and that into one change per
+//!    event the write applied ([`per_event`]); anything else is skipped with its reason
+//!    (never a failure: re-delivering it would not make it readable);
+//! 2. read the market medians the batch needs, in one lookup;
+//! 3. decide the alerts due ([`super::rules`]) and build their messages; an alert that can
+//!    never be a message (too large for SNS) is set aside for the error sink;
+//! 4. claim each alert's idempotency key until the invocation's deadline: an alert already
+//!    published is skipped; one another live invocation holds is waited for, or its record
+//!    failed;
+//! 5. publish the claimed alerts (PublishBatch; only entries SNS reports failed re-sent);
+//! 6. mark what was published (re-tried while the claim's lease runs), release the claims
+//!    of what was not, and send what can never be published to the error sink.
+//!
+//! A failure in steps 2, 4, 5 or 6 (the sink) fails the batch from the first record it
+//! touches: that record's sequence number goes back as `batchItemFailures`, and Lambda
+//! re-delivers it and everything after it. The records before it are done. When a crash or a
+//! lost answer can still duplicate an alert: docs/alerts.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
+use super::ports::{
+    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, RejectedAlert,
+};
+use super::rules::{
+    Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, classify, evaluate,
+    median_scope_keys, needs_median, per_event, pick_median,
+};
+use crate::ports::PortError;
+
+/// A claim's lease runs this long past its invocation's deadline, so a taker whose clock is
+/// ahead of the holder's by less than this never takes a live claim.
+pub const CLAIM_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::seconds(2);
+/// A claim held by another invocation is waited for when its lease ends at least this long
+/// before our own deadline (time to publish and mark); otherwise its record is failed.
+pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+/// A mark that fails is re-tried until this long before the deadline (time to answer).
+pub const MARK_RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+
+/// All the ports the alerts function uses.
+pub struct AlertPorts<'a, I, M, P, S> {
+    pub idempotency: &'a I,
+    pub medians: &'a M,
+    pub publisher: &'a P,
+    pub sink: &'a S,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AlertStats {
+    pub records: usize,
+    /// Records skipped, by reason (`not_modify`, `malformed_new_image`, ...).
+    pub skipped: BTreeMap<&'static str, usize>,
+    /// Listing changes judged: one per event the MODIFY records' writes applied.
+    pub changes: usize,
+    pub price_drops_due: usize,
+    pub undervalued_due: usize,
+    /// Changes whose market has no median yet (their undervalued check could not run).
+    pub without_median: usize,
+    /// Alerts skipped because they were published before (re-deliveries).
+    pub already_published: usize,
+    /// Claims found held by another live invocation (waited for, or their record failed).
+    pub claims_held: usize,
+    pub published: usize,
+    /// Known not published (SNS answered with an error): their records come again.
+    pub unpublished: usize,
+    /// Sent, but the call got no answer: their records come again, which may duplicate them.
+    pub publish_unknown: usize,
+    /// Alerts that can never be published (too large, refused by SNS), in the error sink.
+    pub rejected: usize,
+    pub publish_retries: u32,
+    /// Failed marks re-tried while the claim's lease ran.
+    pub mark_retries: u32,
+    /// Published alerts whose record could not be marked before the deadline (a re-delivery
+    /// of their record would repeat them).
+    pub marks_failed: usize,
+    pub duration_ms: u64,
+}
+
+/// The batch's result: stats, and where Lambda must re-deliver from if it failed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertOutcome {
+    pub stats: AlertStats,
+    /// Sequence number of the first record not fully processed (`batchItemFailures`).
+    pub failed_from: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The earliest failure so far: the index of the change it touches, and why.
+#[derive(Debug, Default)]
+struct FirstFailure(Option<(usize, String)>);
+
+impl FirstFailure {
+    fn record(&mut self, change: usize, error: impl Into<String>) {
+        if self.0.as_ref().is_none_or(|(first, _)| change < *first) {
+            self.0 = Some((change, error.into()));
+        }
+    }
+
+    /// Changes before this index are unaffected.
+    fn limit(&self) -> usize {
+        self.0.as_ref().map_or(usize::MAX, |(first, _)| *first)
+    }
+}
+
+/// An alert on its way: the change it came from (index) and its message.
+struct Pending {
+    change: usize,
+    kind: AlertKind,
+    listing_id: String,
+    message: AlertMessage,
+}
+
+/// An alert for the error sink: the change it came from (index), and its entry.
+struct Rejected {
+    change: usize,
+    entry: RejectedAlert,
+}
+
+impl Rejected {
+    fn new(
+        change: usize,
+        sequence_number: &str,
+        kind: AlertKind,
+        alert_id: &str,
+        listing_id: &str,
+        why: Unpublishable,
+    ) -> Self {
+        Self {
+            change,
+            entry: RejectedAlert {
+                function: "alerts",
+                alert_id: cut_to(alert_id, MAX_SINK_FIELD_BYTES),
+                alert_type: kind.as_str(),
+                listing_id: cut_to(listing_id, MAX_SINK_FIELD_BYTES),
+                sequence_number: cut_to(sequence_number, MAX_SINK_FIELD_BYTES),
+                reason_kind: why.kind,
+                reason: cut_to(&why.reason, MAX_SINK_FIELD_BYTES),
+                message_bytes: why.bytes,
+            },
+        }
+    }
+}
+
+/// A random name for this invocation's claims.
+fn claim_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Processes one batch of stream records. `deadline` is when Lambda stops the invocation
+/// (its context's deadline): claims are leased until then, and a held claim is waited for
+/// only when that still leaves time to publish.
+pub async fn process_batch<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
+    thresholds: &AlertThresholds,
+    records: Vec<ListingStreamRecord>,
+    deadline: DateTime<Utc>,
+) -> AlertOutcome
+where
+    I: IdempotencyStore,
+    M: MarketMedians,
+    P: AlertPublisher,
+    S: AlertErrorSink,
+{
+    let started = Instant::now();
+    let mut stats = AlertStats {
+        records: records.len(),
+        ..AlertStats::default()
+    };
+
+    // 1. Decode.
+    let mut changes: Vec<ListingChange> = Vec::with_capacity(records.len());
+    for record in records {
+        let event_id = record.event_id.clone();
+        let sequence_number = record.sequence_number.clone();
+        match classify(record) {
+            // One change per event the record's write applied (decisions per event).
+            Ok(change) => changes.extend(per_event(change)),
+            Err(skipped) => {
+                let reason = skipped.reason.as_str();
+                let detail = cut_to(&skipped.detail, MAX_SINK_FIELD_BYTES);
+                tracing::warn!(event_id, ?sequence_number, reason, detail, "record skipped");
+                metrics::counter!("records_skipped", "reason" => reason).increment(1);
+                *stats.skipped.entry(reason).or_default() += 1;
+            }
+        }
+    }
+    stats.changes = changes.len();
+
+    // 2. The medians of every market the batch needs, in one lookup.
+    let mut failure = FirstFailure::default();
+    let wanted: BTreeSet<String> = changes
+        .iter()
+        .filter(|c| needs_median(&c.old, &c.new))
+        .flat_map(|c| median_scope_keys(&c.new.listing))
+        .collect();
+    let medians = if wanted.is_empty() {
+        BTreeMap::new()
+    } else {
+        let keys: Vec<String> = wanted.into_iter().collect();
+        match ports.medians.medians_per_sqft(&keys).await {
+            Ok(medians) => medians,
+            Err(e) => {
+                // Only the changes that needed a median are blocked, from the first of them.
+                if let Some(first) = changes.iter().position(|c| needs_median(&c.old, &c.new)) {
+                    failure.record(first, e.to_string());
+                }
+                BTreeMap::new()
+            }
+        }
+    };
+
+    // 3. Decide, in stream order, up to the first change that cannot be judged.
+    let mut due: Vec<Pending> = Vec::new();
+    let mut sink: Vec<Rejected> = Vec::new();
+    for (i, change) in changes.iter().enumerate().take(failure.limit()) {
+        let median = if needs_median(&change.old, &change.new) {
+            let median = pick_median(&change.new.listing, &medians);
+            if median.is_none() {
+                stats.without_median += 1;
+            }
+            median
+        } else {
+            None
+        };
+        for alert in evaluate(change, thresholds, median.as_ref()) {
+            match alert.kind {
+                AlertKind::PriceDrop => stats.price_drops_due += 1,
+                AlertKind::Undervalued => stats.undervalued_due += 1,
+            }
+            match message(&alert) {
+                Ok(message) => due.push(Pending {
+                    change: i,
+                    kind: alert.kind,
+                    listing_id: alert.listing.listing_id.clone(),
+                    message,
+                }),
+                Err(why) => {
+                    tracing::error!(alert = %alert_name(&alert), reason = %why, "alert cannot be published; it goes to the error sink");
+                    sink.push(Rejected::new(
+                        i,
+                        &change.sequence_number,
+                        alert.kind,
+                        &alert.idempotency_key(),
+                        &alert.listing.listing_id,
+                        why,
+                    ));
+                }
+            }
+        }
+    }
+
+    // 4. Claim, in order, up to the first store failure or claim another invocation holds.
+    let token = claim_token();
+    let lease_until = deadline + CLAIM_CLOCK_ALLOWANCE;
+    let mut claimed: Vec<Pending> = Vec::with_capacity(due.len());
+    for pending in due {
+        if pending.change >= failure.limit() {
+            break;
+        }
+        let key = pending.message.alert_id.as_str();
+        let mut result = ports.idempotency.claim(key, &token, lease_until).await;
+        if let Ok(Claim::HeldUntil(until)) = result {
+            stats.claims_held += 1;
+            // Left by an invocation that crashed, or one about to end: wait for its lease
+            // when it ends in time for this one to publish and mark.
+            if until + HELD_CLAIM_WAIT_MARGIN < deadline {
+                let wait = (until - Utc::now()).to_std().unwrap_or_default();
+                tracing::info!(alert_id = %key, ?wait, "alert claimed by another invocation; waiting for its lease to end");
+                tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+                result = ports.idempotency.claim(key, &token, lease_until).await;
+            }
+        }
+        match result {
+            Ok(Claim::Acquired) => claimed.push(pending),
+            Ok(Claim::AlreadyPublished) => {
+                tracing::info!(alert_id = %key, "alert already published; skipped");
+                stats.already_published += 1;
+            }
+            Ok(Claim::HeldUntil(until)) => failure.record(
+                pending.change,
+                format!(
+                    "alert {} is claimed by another live invocation until {until}",
+                    cut_to(key, MAX_SINK_FIELD_BYTES)
+                ),
+            ),
+            Err(e) => failure.record(pending.change, e.to_string()),
+        }
+    }
+    // A change with one alert claimed and the next failing is re-delivered whole: hand its
+    // claims back instead of publishing half of it.
+    let (to_publish, handed_back): (Vec<Pending>, Vec<Pending>) = claimed
+        .into_iter()
+        .partition(|p| p.change < failure.limit());
+    release(ports.idempotency, &handed_back, &token).await;
+
+    // 5. Publish.
+    let messages: Vec<AlertMessage> = to_publish.iter().map(|p| p.message.clone()).collect();
+    let report = if messages.is_empty() {
+        Default::default()
+    } else {
+        ports.publisher.publish(&messages).await
+    };
+    stats.publish_retries = report.retries;
+    let refused: BTreeMap<usize, &String> = report.refused.iter().map(|(i, r)| (*i, r)).collect();
+    let (mut published, mut not_published) = (Vec::new(), Vec::new());
+    let mut first_unpublished: Option<usize> = None;
+    for (i, pending) in to_publish.into_iter().enumerate() {
+        if report.published(i) {
+            published.push(pending);
+            continue;
+        }
+        if let Some(reason) = refused.get(&i) {
+            // Refused for good: re-delivering cannot help, the error sink records it.
+            sink.push(Rejected::new(
+                pending.change,
+                &changes[pending.change].sequence_number,
+                pending.kind,
+                &pending.message.alert_id,
+                &pending.listing_id,
+                Unpublishable {
+                    kind: "refused_by_sns",
+                    reason: (*reason).clone(),
+                    bytes: pending.message.size_bytes(),
+                },
+            ));
+        } else {
+            if report.unknown.contains(&i) {
+                stats.publish_unknown += 1;
+            } else {
+                stats.unpublished += 1;
+            }
+            first_unpublished.get_or_insert(pending.change);
+        }
+        not_published.push(pending);
+    }
+    if let Some(change) = first_unpublished {
+        failure.record(
+            change,
+            format!(
+                "{} alerts unpublished ({} of them sent without an answer): {}",
+                stats.unpublished + stats.publish_unknown,
+                stats.publish_unknown,
+                report.error.as_deref().unwrap_or("unknown error")
+            ),
+        );
+    }
+
+    // 6. Record the outcome of each claim.
+    release(ports.idempotency, &not_published, &token).await;
+    for pending in &published {
+        stats.published += 1;
+        metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
+        tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
+        let (retries, result) = mark_while_leased(
+            ports.idempotency,
+            &pending.message.alert_id,
+            &token,
+            deadline,
+        )
+        .await;
+        stats.mark_retries += retries;
+        if let Err(e) = result {
+            // Published is published: failing the record would publish it again. The
+            // pending claim left behind only matters if this record is re-delivered.
+            tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "alert published but not marked");
+            stats.marks_failed += 1;
+        }
+    }
+
+    // The error sink takes the rejected alerts of the changes that are done (later ones come
+    // again and are judged again). One it cannot take fails its record: never lost silently.
+    let limit = failure.limit();
+    let done: Vec<&Rejected> = sink.iter().filter(|r| r.change < limit).collect();
+    if let Some(first) = done.first() {
+        let entries: Vec<RejectedAlert> = done.iter().map(|r| r.entry.clone()).collect();
+        match ports.sink.send(&entries).await {
+            Ok(()) => stats.rejected = entries.len(),
+            Err(e) => failure.record(
+                first.change,
+                format!("the error sink did not take {} alerts: {e}", entries.len()),
+            ),
+        }
+    }
+
+    stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (failed_from, error) = match failure.0 {
+        Some((change, error)) => (Some(changes[change].sequence_number.clone()), Some(error)),
+        None => (None, None),
+    };
+    AlertOutcome {
+        stats,
+        failed_from,
+        error,
+    }
+}
+
+fn alert_name(alert: &Alert) -> String {
+    format!(
+        "{} {}",
+        alert.kind.as_str(),
+        cut_to(&alert.listing.listing_id, MAX_SINK_FIELD_BYTES)
+    )
+}
+
+/// Marks `key` published, re-trying a failure while this invocation's lease on it runs (no
+/// other invocation can take the claim meanwhile, so a late mark is still right). Returns
+/// the retries, and the last error if it never went through.
+async fn mark_while_leased<I: IdempotencyStore>(
+    store: &I,
+    key: &str,
+    token: &str,
+    deadline: DateTime<Utc>,
+) -> (u32, Result<(), PortError>) {
+    let mut delay = std::time::Duration::from_millis(50);
+    let mut retries = 0;
+    loop {
+        match store.mark_published(key, token).await {
+            Ok(()) => return (retries, Ok(())),
+            Err(e) => {
+                let wait = chrono::Duration::from_std(delay).unwrap_or(MARK_RETRY_MARGIN);
+                if Utc::now() + wait + MARK_RETRY_MARGIN >= deadline {
+                    return (retries, Err(e));
+                }
+                tracing::warn!(alert_id = %key, error = %e, "cannot mark an alert published; trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                retries += 1;
+            }
+        }
+    }
+}
+
+/// Hands claims back; a failure here is logged only, since the claim's lease ends with this
+/// invocation anyway.
+async fn release<I: IdempotencyStore>(store: &I, claims: &[Pending], token: &str) {
+    for pending in claims {
+        if let Err(e) = store.release(&pending.message.alert_id, token).await {
+            tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "cannot release an alert claim");
+        }
+    }
+}

@@ -1,0 +1,506 @@
+//! The alert rules, as plain functions over a listing's item before and after a change (the
+//! listing table's stream images, decoded by `realty_aws`): no AWS, no clock. docs/alerts.md states them for users.
+
+use serde::{Deserialize, Serialize};
+
+use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
+use crate::metrics::aggregate::{Geo, Scope};
+use crate::metrics::batch::AppliedEvent;
+use crate::store::ListingItem;
+
+/// Hundredths of a percent in a whole (10,000 = 100 %).
+const CENTI_PCT_PER_WHOLE: i128 = 10_000;
+
+/// Relative slack on the undervalued bound, so a price per sqft exactly at the bound is not
+/// missed for a rounding error in its last bit.
+const UNDERVALUED_BOUND_SLACK: f64 = 1e-12;
+
+/// What an alert says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The price fell by at least the threshold.
+    PriceDrop,
+    /// The price per sqft fell to or below a fraction of the market median.
+    Undervalued,
+}
+
+impl AlertKind {
+    /// The `alert_type` message attribute and JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PriceDrop => "price_drop",
+            Self::Undervalued => "undervalued",
+        }
+    }
+}
+
+/// When alerts fire (the template's `PriceDropThresholdPct`, `PriceDropMinAmount` and
+/// `UndervaluedRatio`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertThresholds {
+    /// A drop alerts from this many hundredths of a percent of the old price (1,500 = 15 %).
+    /// Integer, so a drop of exactly the threshold is compared exactly.
+    pub price_drop_centi_pct: u32,
+    /// ...and only when it is at least this many minor units (0: no floor).
+    pub price_drop_min_minor: i64,
+    /// Undervalued: price per sqft at or below this fraction of the market median.
+    pub undervalued_ratio: f64,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        Self {
+            price_drop_centi_pct: 1_500,
+            price_drop_min_minor: 0,
+            undervalued_ratio: 0.8,
+        }
+    }
+}
+
+/// One listing's change, decoded from a MODIFY record of the listing table's stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingChange {
+    /// The stream record's `dynamodb.SequenceNumber` (the `itemIdentifier` of a failure).
+    pub sequence_number: String,
+    pub old: ListingItem,
+    pub new: ListingItem,
+}
+
+/// Why a stream record carries no listing change to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// INSERT or REMOVE: a new listing has no old price, a removed one no new price.
+    NotModify,
+    /// Without it the record could not be reported as failed.
+    NoSequenceNumber,
+    NoNewImage,
+    NoOldImage,
+    MalformedNewImage,
+    MalformedOldImage,
+    /// The two images name different listings.
+    InconsistentImages,
+}
+
+impl SkipReason {
+    /// A short stable label (metric dimension `reason`, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotModify => "not_modify",
+            Self::NoSequenceNumber => "no_sequence_number",
+            Self::NoNewImage => "no_new_image",
+            Self::NoOldImage => "no_old_image",
+            Self::MalformedNewImage => "malformed_new_image",
+            Self::MalformedOldImage => "malformed_old_image",
+            Self::InconsistentImages => "inconsistent_images",
+        }
+    }
+}
+
+/// A stream record skipped, with its reason and the detail (the serde error, the event name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {detail}", reason.as_str())]
+pub struct Skipped {
+    pub reason: SkipReason,
+    pub detail: String,
+}
+
+impl Skipped {
+    fn new(reason: SkipReason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A record of the listing table's stream as the AWS side decoded it: which write, and its
+/// images as listing items (or why one did not decode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingStreamRecord {
+    pub event_id: String,
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    pub event_name: String,
+    /// The record's `dynamodb.SequenceNumber`.
+    pub sequence_number: Option<String>,
+    pub new_image: Image,
+    pub old_image: Image,
+    /// Whether the new image carries `several_recent_events: true`, read from the raw image:
+    /// what the trigger's filter matches on an INSERT.
+    pub marked_several: bool,
+}
+
+/// One image of a stream record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Image {
+    /// No image (or an empty one).
+    Absent,
+    Item(Box<ListingItem>),
+    /// An image that is not a listing item of this build, with the decoder's error.
+    Malformed(String),
+}
+
+impl Image {
+    fn item(self, reason: SkipReason, which: &str) -> Result<ListingItem, Skipped> {
+        match self {
+            Self::Item(item) => Ok(*item),
+            Self::Malformed(e) => Err(Skipped::new(reason, e)),
+            Self::Absent => Err(Skipped::new(reason, format!("empty {which}"))),
+        }
+    }
+}
+
+/// The listing's old and new items of a stream record, or why it carries no change to judge.
+/// An INSERT is a change only when its write applied several events (a listing first seen
+/// and changed in one metrics batch): its old item is the listing as the first left it.
+pub fn classify(record: ListingStreamRecord) -> Result<ListingChange, Skipped> {
+    let insert = record.event_name == "INSERT";
+    if record.event_name != "MODIFY" && !insert {
+        return Err(Skipped::new(
+            SkipReason::NotModify,
+            format!("event {:?}", record.event_name),
+        ));
+    }
+    if insert {
+        // Not a change unless its write applied several events: a first sighting, or an
+        // item this build does not write, is no news.
+        let not_a_change = || Skipped::new(SkipReason::NotModify, "INSERT of one event");
+        let sequence_number = record
+            .sequence_number
+            .filter(|s| !s.is_empty())
+            .ok_or_else(not_a_change)?;
+        // What the trigger's filter passes: the item's mark of several events. Past it, an
+        // image that does not decode is malformed, not news.
+        if !record.marked_several {
+            return Err(not_a_change());
+        }
+        let new = record
+            .new_image
+            .item(SkipReason::MalformedNewImage, "NewImage")?;
+        let first = new
+            .recent_events
+            .first()
+            .filter(|_| new.recent_events.len() > 1)
+            .ok_or_else(not_a_change)?;
+        // Its events after the first are judged, from the listing as the first left it.
+        let old = as_of(&new, first.clone());
+        return Ok(ListingChange {
+            sequence_number,
+            old,
+            new,
+        });
+    }
+    let sequence_number = record
+        .sequence_number
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Skipped::new(SkipReason::NoSequenceNumber, "no dynamodb.SequenceNumber"))?;
+    if record.new_image == Image::Absent {
+        return Err(Skipped::new(SkipReason::NoNewImage, "empty NewImage"));
+    }
+    if record.old_image == Image::Absent {
+        return Err(Skipped::new(
+            SkipReason::NoOldImage,
+            "empty OldImage (is the stream NEW_AND_OLD_IMAGES?)",
+        ));
+    }
+    let new = record
+        .new_image
+        .item(SkipReason::MalformedNewImage, "NewImage")?;
+    let old = record
+        .old_image
+        .item(SkipReason::MalformedOldImage, "OldImage")?;
+    if old.listing_id != new.listing_id {
+        return Err(Skipped::new(
+            SkipReason::InconsistentImages,
+            format!("old {:?}, new {:?}", old.listing_id, new.listing_id),
+        ));
+    }
+    Ok(ListingChange {
+        sequence_number,
+        old,
+        new,
+    })
+}
+
+/// `item` as `event` left it (one of the events its write applied): only what alerts look
+/// at differs.
+fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
+    let mut step = item.clone();
+    step.recent_events.clear();
+    step.several_recent_events = false;
+    step.listing.price_minor = event.price_minor;
+    step.listing.living_area_sqft = event.living_area_sqft;
+    step.listing.status = event.status;
+    step.listing.offer = event.offer;
+    step.listing.observed_at = event.observed_at;
+    step.delisted = event.delisted;
+    step.observed_at = event.observed_at;
+    step.sequence = event.sequence;
+    step
+}
+
+/// The listing changes of one stream record, one per event its write applied, oldest
+/// first. The metrics function writes a listing once per batch, however many of its events
+/// the batch held; the item keeps its last events (`recent_events`), and those after the old
+/// image's version are judged each against the one before, as if each had been written on
+/// its own: the alerts, and their idempotency keys, are the same however the Kinesis stream
+/// was cut into batches. A list that does not end at the item's version (an item not
+/// written by this build) is ignored: the record is one change.
+pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
+    let ListingChange {
+        sequence_number,
+        mut old,
+        mut new,
+    } = change;
+    old.recent_events.clear();
+    old.several_recent_events = false;
+    // The list is in the order metrics applied the events, which within the clock skew is
+    // the stream's, not the clocks': the events of this write are those after the old
+    // image's own, or all of them when the write applied more than the list keeps.
+    let recent = std::mem::take(&mut new.recent_events);
+    let start = recent
+        .iter()
+        .position(|e| e.sequence == old.sequence)
+        .map_or(0, |i| i + 1);
+    let events: Vec<AppliedEvent> = recent.into_iter().skip(start).collect();
+    new.several_recent_events = false;
+    let fits = events.len() > 1
+        && events
+            .last()
+            .is_some_and(|e| e.sequence == new.sequence && e.observed_at == new.observed_at);
+    if !fits {
+        return vec![ListingChange {
+            sequence_number,
+            old,
+            new,
+        }];
+    }
+    let last = events.len() - 1;
+    let mut changes: Vec<ListingChange> = Vec::with_capacity(events.len());
+    let mut previous = old;
+    for (i, event) in events.into_iter().enumerate() {
+        let next = if i == last {
+            new.clone()
+        } else {
+            as_of(&new, event)
+        };
+        let old = std::mem::replace(&mut previous, next.clone());
+        changes.push(ListingChange {
+            sequence_number: sequence_number.clone(),
+            old,
+            new: next,
+        });
+    }
+    changes
+}
+
+/// Whether a listing can alert at all: for sale, still listed, not sold or off the market
+/// (nobody can act on a closed or withdrawn listing's price).
+pub fn is_alertable(item: &ListingItem) -> bool {
+    item.listing.offer == Offer::Sale
+        && !item.delisted
+        && !matches!(
+            item.listing.status,
+            ListingStatus::Sold | ListingStatus::OffMarket
+        )
+}
+
+/// Price per sqft in major units (dollars), where the living area is known.
+pub fn price_per_sqft(listing: &Listing) -> Option<f64> {
+    let area = listing.living_area_sqft.filter(|a| *a > 0)?;
+    (listing.price_minor > 0)
+        .then(|| listing.price_minor as f64 / CENTS_PER_DOLLAR as f64 / f64::from(area))
+}
+
+/// The old and new price and how far it fell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceMove {
+    pub old_minor: i64,
+    pub new_minor: i64,
+    /// How much the price fell, in minor units (0 when it did not fall).
+    pub drop_minor: i64,
+    /// The fall in hundredths of a percent of the old price, rounded down (0 when it did not
+    /// fall), so `drop_pct` never claims more than the real drop.
+    pub drop_centi_pct: i64,
+}
+
+impl PriceMove {
+    pub fn between(old_minor: i64, new_minor: i64) -> Self {
+        let drop = i128::from(old_minor) - i128::from(new_minor);
+        let (drop_minor, drop_centi_pct) = if old_minor > 0 && drop > 0 {
+            let centi = drop * CENTI_PCT_PER_WHOLE / i128::from(old_minor);
+            (
+                i64::try_from(drop).unwrap_or(i64::MAX),
+                i64::try_from(centi).unwrap_or(i64::MAX),
+            )
+        } else {
+            (0, 0)
+        };
+        Self {
+            old_minor,
+            new_minor,
+            drop_minor,
+            drop_centi_pct,
+        }
+    }
+
+    /// The drop in percent, two decimals (the `drop_pct` attribute).
+    pub fn drop_pct(&self) -> f64 {
+        self.drop_centi_pct as f64 / 100.0
+    }
+}
+
+/// The price drop of a change, if it reaches the thresholds: the new item alertable, both
+/// prices sale prices in one currency, and the fall at least the threshold percentage of the
+/// old price and at least the floor.
+pub fn price_drop(
+    old: &ListingItem,
+    new: &ListingItem,
+    thresholds: &AlertThresholds,
+) -> Option<PriceMove> {
+    if !is_alertable(new)
+        || old.listing.offer != Offer::Sale
+        || old.listing.currency != new.listing.currency
+    {
+        return None;
+    }
+    let (from, to) = (old.listing.price_minor, new.listing.price_minor);
+    if from <= 0 || to <= 0 || to >= from {
+        return None;
+    }
+    let drop = i128::from(from) - i128::from(to);
+    // Exact: drop / from >= pct / 100 as integers, so a drop of exactly the threshold fires.
+    let reaches_pct = drop * CENTI_PCT_PER_WHOLE
+        >= i128::from(thresholds.price_drop_centi_pct) * i128::from(from);
+    let reaches_floor = drop >= i128::from(thresholds.price_drop_min_minor);
+    (reaches_pct && reaches_floor).then(|| PriceMove::between(from, to))
+}
+
+/// A market's median price per sqft, and the scope it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarketMedian {
+    /// `city#nashville-tn#condo`, or the all-types `city#nashville-tn#all` fallback.
+    pub scope_key: String,
+    /// Dollars per sqft.
+    pub price_per_sqft: f64,
+}
+
+/// The market-table scopes whose median a listing is compared with, in order of preference:
+/// its city and property type, then its city across types.
+pub fn median_scope_keys(listing: &Listing) -> [String; 2] {
+    let city = &listing.market.city_state;
+    [
+        Scope {
+            geo: Geo::CityState(city.clone()),
+            property_type: Some(listing.property_type),
+        }
+        .key(),
+        Scope::city(city).key(),
+    ]
+}
+
+/// The first of `listing`'s scopes with a usable median in `medians` (scope key -> dollars
+/// per sqft).
+pub fn pick_median(
+    listing: &Listing,
+    medians: &std::collections::BTreeMap<String, f64>,
+) -> Option<MarketMedian> {
+    median_scope_keys(listing).into_iter().find_map(|key| {
+        let median = *medians.get(&key)?;
+        (median.is_finite() && median > 0.0).then_some(MarketMedian {
+            scope_key: key,
+            price_per_sqft: median,
+        })
+    })
+}
+
+fn is_undervalued(item: &ListingItem, thresholds: &AlertThresholds, median: &MarketMedian) -> bool {
+    let bound = thresholds.undervalued_ratio * median.price_per_sqft;
+    is_alertable(item)
+        && price_per_sqft(&item.listing)
+            .is_some_and(|p| p <= bound + bound.abs() * UNDERVALUED_BOUND_SLACK)
+}
+
+/// Whether judging the change needs its market's median: only when the new item could be
+/// undervalued and something that decides it changed (price, area, alertability). With
+/// none of those changed, old and new are equally undervalued and nothing fires, so a
+/// change of status or `observed_at` alone costs no market read.
+pub fn needs_median(old: &ListingItem, new: &ListingItem) -> bool {
+    is_alertable(new)
+        && price_per_sqft(&new.listing).is_some()
+        && (old.listing.price_minor != new.listing.price_minor
+            || old.listing.living_area_sqft != new.listing.living_area_sqft
+            || !is_alertable(old))
+}
+
+/// Whether the change makes the listing an undervalued alert: the new price per sqft is at
+/// or below `undervalued_ratio` x the median, and this is news: the old item was not
+/// undervalued (by the same median), or the price fell further. An unchanged listing, or
+/// one whose price rose but stays under the bound, does not alert again.
+pub fn undervalued(
+    old: &ListingItem,
+    new: &ListingItem,
+    thresholds: &AlertThresholds,
+    median: &MarketMedian,
+) -> bool {
+    if !(median.price_per_sqft.is_finite() && median.price_per_sqft > 0.0) {
+        return false;
+    }
+    is_undervalued(new, thresholds, median)
+        && (!is_undervalued(old, thresholds, median)
+            || new.listing.price_minor < old.listing.price_minor)
+}
+
+/// One alert due: what fired, on which version of the listing, with the figures the message
+/// reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    /// The listing after the change.
+    pub listing: ListingItem,
+    pub price: PriceMove,
+    /// The new price per sqft (dollars), where the living area is known.
+    pub price_per_sqft: Option<f64>,
+    pub median: Option<MarketMedian>,
+}
+
+impl Alert {
+    /// The idempotency key: one alert of a kind per listing version. The version is the
+    /// listing item's `sequence` (the Kinesis sequence number of the event that wrote it),
+    /// leading zeros cut: a re-delivered stream record maps to the same key, a later price
+    /// change to a new one.
+    pub fn idempotency_key(&self) -> String {
+        let version = self.listing.sequence.trim_start_matches('0');
+        let version = if version.is_empty() { "0" } else { version };
+        format!(
+            "alert#{}#{}#{version}",
+            self.kind.as_str(),
+            self.listing.listing_id
+        )
+    }
+}
+
+/// The alerts a change makes, price drop first. `median` is the listing's market median,
+/// where [`needs_median`] asked for one and the market table has one.
+pub fn evaluate(
+    change: &ListingChange,
+    thresholds: &AlertThresholds,
+    median: Option<&MarketMedian>,
+) -> Vec<Alert> {
+    let (old, new) = (&change.old, &change.new);
+    let alert = |kind| Alert {
+        kind,
+        listing: new.clone(),
+        price: PriceMove::between(old.listing.price_minor, new.listing.price_minor),
+        price_per_sqft: price_per_sqft(&new.listing),
+        median: median.cloned(),
+    };
+    let mut alerts = Vec::new();
+    if price_drop(old, new, thresholds).is_some() {
+        alerts.push(alert(AlertKind::PriceDrop));
+    }
+    if median.is_some_and(|m| undervalued(old, new, thresholds, m)) {
+        alerts.push(alert(AlertKind::Undervalued));
+    }
+    alerts
+}

@@ -1,0 +1,398 @@
+//! One Kinesis batch, planned without I/O: decode, fold each listing's events onto its
+//! stored state, and say what each market aggregate must receive.
+//!
+//! Exactly-once (`docs/metrics.md` has the argument in full):
+//! - A listing's state carries the version `(observed_at, sequence number)` of the last
+//!   event applied to it; an event that is not newer ([`Version::is_newer_than`]) is
+//!   skipped. So once a listing's state is written, its events can never count again.
+//! - Every contribution carries the sequence number of its event; a batch's contributions
+//!   reach the markets only through the shard's journal ([`super::process`]), which makes
+//!   a batch that stopped part-way (crash, retry, discard) finish before the shard's next.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
+use crate::listing::{EventKind, Listing, ListingEvent, ListingStatus, Offer};
+
+/// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
+/// numbers are decimal strings of up to 128 digits (56 in practice).
+pub const SEQUENCE_WIDTH: usize = 128;
+
+/// A Kinesis sequence number, zero-padded to [`SEQUENCE_WIDTH`] so `Ord` is numeric order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SequenceNumber(String);
+
+impl SequenceNumber {
+    /// Parses a decimal sequence number; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits = text.trim_start_matches('0');
+        if text.is_empty()
+            || !text.bytes().all(|b| b.is_ascii_digit())
+            || digits.len() > SEQUENCE_WIDTH
+        {
+            return None;
+        }
+        let mut padded = String::with_capacity(SEQUENCE_WIDTH);
+        padded.extend(std::iter::repeat_n('0', SEQUENCE_WIDTH - digits.len()));
+        padded.push_str(digits);
+        Some(Self(padded))
+    }
+
+    /// The number as Kinesis writes it (no padding).
+    pub fn as_kinesis(&self) -> &str {
+        let trimmed = self.0.trim_start_matches('0');
+        if trimmed.is_empty() { "0" } else { trimmed }
+    }
+
+    /// The padded form, as stored.
+    pub fn padded(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads the padded form back.
+    pub fn from_padded(text: &str) -> Option<Self> {
+        (text.len() == SEQUENCE_WIDTH)
+            .then(|| Self::parse(text))
+            .flatten()
+    }
+}
+
+/// How far apart two pollers' clocks may be (the time window's skew, `listing::bounds`).
+/// Within it, the order of two observations of a listing is their order in the stream;
+/// beyond it, their observation times.
+pub const MAX_CLOCK_SKEW: chrono::Duration =
+    chrono::Duration::seconds(crate::listing::MAX_CLOCK_SKEW_SECONDS);
+
+/// When and where in the stream a listing was observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub observed_at: DateTime<Utc>,
+    pub sequence: SequenceNumber,
+}
+
+impl Version {
+    /// Whether an observation at `self` supersedes one at `other`. All events of a listing
+    /// are in one shard (the partition key is the listing id), in the order the poller put
+    /// them, so within [`MAX_CLOCK_SKEW`] the stream order decides: a poller whose clock is
+    /// a minute or two slow stamps a later change earlier, and dropping that change would
+    /// lose it. Beyond the skew, the observation time decides: a PutRecords retry can put an
+    /// old poll's event after a newer one. The same event (same sequence number) never
+    /// supersedes itself, so re-deliveries are skipped.
+    pub fn is_newer_than(&self, other: &Version) -> bool {
+        if self.observed_at > other.observed_at + MAX_CLOCK_SKEW {
+            true
+        } else if self.observed_at + MAX_CLOCK_SKEW < other.observed_at {
+            false
+        } else {
+            self.sequence > other.sequence
+        }
+    }
+}
+
+/// A listing's stored state: its last observation and the bookkeeping that makes
+/// re-deliveries harmless.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingState {
+    pub listing: Listing,
+    /// First price the pipeline saw (or the source's stated earlier price): cuts are
+    /// counted against it.
+    pub first_price_minor: i64,
+    /// The listing left its source (a `delisted` event).
+    pub delisted: bool,
+    pub version: Version,
+    /// The last events applied, oldest first, the last being `version`'s (for the alerts
+    /// function: [`crate::store::ListingItem::recent_events`]).
+    pub recent_events: Vec<AppliedEvent>,
+}
+
+impl ListingState {
+    /// What the listing contributes to market aggregates now.
+    pub fn facts(&self) -> Option<ListingFacts> {
+        if self.delisted {
+            return None;
+        }
+        ListingFacts::of(&self.listing, self.first_price_minor)
+    }
+}
+
+/// Most events a listing item keeps in [`crate::store::ListingItem::recent_events`] (about 200 bytes
+/// each): more events of one listing in one metrics batch are judged together.
+pub const MAX_RECENT_EVENTS: usize = 8;
+
+/// One event applied to a listing, as far as alerts look at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedEvent {
+    pub observed_at: DateTime<Utc>,
+    /// Padded, as [`crate::store::ListingItem::sequence`].
+    pub sequence: String,
+    pub price_minor: i64,
+    pub living_area_sqft: Option<u32>,
+    pub status: ListingStatus,
+    pub offer: Offer,
+    pub delisted: bool,
+}
+
+impl From<&ListingState> for AppliedEvent {
+    fn from(s: &ListingState) -> Self {
+        Self {
+            observed_at: s.version.observed_at,
+            sequence: s.version.sequence.padded().to_owned(),
+            price_minor: s.listing.price_minor,
+            living_area_sqft: s.listing.living_area_sqft,
+            status: s.listing.status,
+            offer: s.listing.offer,
+            delisted: s.delisted,
+        }
+    }
+}
+
+/// One decoded record of the batch.
+#[derive(Debug, Clone)]
+pub struct DecodedRecord {
+    pub sequence: SequenceNumber,
+    pub event: ListingEvent,
+}
+
+/// What one market receives from the batch, each contribution tagged with the sequence
+/// number of its event and the event's observation time.
+pub type ScopeContributions = Vec<(SequenceNumber, DateTime<Utc>, Contribution)>;
+
+/// The plan of a batch: new listing states and, per market, its contributions.
+#[derive(Debug, Default)]
+pub struct BatchPlan {
+    /// States that advanced, to write once the markets are updated.
+    pub states: Vec<ListingState>,
+    pub scopes: BTreeMap<Scope, ScopeContributions>,
+    /// Events skipped because their listing's state already reflects them (re-deliveries).
+    pub already_applied: usize,
+    /// Events skipped because their listing holds a newer observation although the event
+    /// came later in the stream (observed more than [`MAX_CLOCK_SKEW`] before it).
+    pub superseded: usize,
+}
+
+/// Folds the batch's events onto the stored states. Takes the records: each event's listing
+/// moves into its new state instead of being copied.
+pub fn plan_batch(
+    mut records: Vec<DecodedRecord>,
+    stored: &BTreeMap<String, ListingState>,
+) -> BatchPlan {
+    // Grouped by listing, each in stream order: every event is weighed against the state
+    // the events before it left ([`Version::is_newer_than`]), as one event a batch would be.
+    records.sort_by(|a, b| {
+        (a.event.listing.id.as_str(), &a.sequence).cmp(&(b.event.listing.id.as_str(), &b.sequence))
+    });
+    let mut plan = BatchPlan::default();
+    let mut records = records.into_iter().peekable();
+    while let Some(first) = records.next() {
+        let mut current = stored.get(first.event.listing.id.as_str()).cloned();
+        let mut advanced = false;
+        let mut next_record = Some(first);
+        while let Some(DecodedRecord { sequence, event }) = next_record {
+            next_record = records.next_if(|r| r.event.listing.id == event.listing.id);
+            let version = Version {
+                observed_at: event.observed_at,
+                sequence,
+            };
+            if let Some(state) = current
+                .as_ref()
+                .filter(|s| !version.is_newer_than(&s.version))
+            {
+                if version.sequence > state.version.sequence {
+                    plan.superseded += 1;
+                } else {
+                    plan.already_applied += 1;
+                }
+                continue;
+            }
+            let sequence = version.sequence.clone();
+            let is_new = matches!(event.kind, EventKind::New);
+            let next = next_state(current.as_ref(), event, version);
+            let observed_at = next.version.observed_at;
+            for (scope, contribution) in transition(current.as_ref(), &next, is_new) {
+                plan.scopes.entry(scope).or_default().push((
+                    sequence.clone(),
+                    observed_at,
+                    contribution,
+                ));
+            }
+            current = Some(next);
+            advanced = true;
+        }
+        if advanced {
+            plan.states.extend(current);
+        }
+    }
+    plan
+}
+
+/// The state `event` leaves the listing in (the event's listing moves into it).
+fn next_state(
+    current: Option<&ListingState>,
+    event: ListingEvent,
+    version: Version,
+) -> ListingState {
+    let ListingEvent { listing, kind, .. } = event;
+    let first_price_minor = match current {
+        Some(s) if !s.delisted => s.first_price_minor,
+        // First sight, or back after a delisting: a new listing cycle. A source that states
+        // the price before its last change tells us it was cut (or raised) before we saw it.
+        _ => listing
+            .previous_price_minor
+            .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
+    };
+    let mut state = ListingState {
+        delisted: matches!(kind, EventKind::Delisted),
+        listing,
+        first_price_minor,
+        version,
+        recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
+    };
+    state.recent_events.push(AppliedEvent::from(&state));
+    let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
+    state.recent_events.drain(..excess);
+    state
+}
+
+/// The contributions of one listing moving from `old` to `new` (through a `new` event when
+/// `is_new`).
+fn transition(
+    old: Option<&ListingState>,
+    new: &ListingState,
+    is_new: bool,
+) -> Vec<(Scope, Contribution)> {
+    let mut out = Vec::new();
+    let old_facts = old.and_then(ListingState::facts);
+    let new_facts = new.facts();
+    if old_facts == new_facts {
+        // Nothing about its market standing changed (for example a new photo); counters may
+        // still apply below.
+    } else {
+        if let Some(f) = &old_facts {
+            let shared = Arc::new(f.clone());
+            out.extend(
+                f.scopes()
+                    .into_iter()
+                    .map(|s| (s, Contribution::Remove(Arc::clone(&shared)))),
+            );
+        }
+        if let Some(f) = &new_facts {
+            let shared = Arc::new(f.clone());
+            out.extend(
+                f.scopes()
+                    .into_iter()
+                    .map(|s| (s, Contribution::Add(Arc::clone(&shared)))),
+            );
+        }
+    }
+    let day = new.version.observed_at.date_naive();
+    let count = |scopes: Vec<Scope>,
+                 counter: Counter,
+                 cut_bp: i64,
+                 out: &mut Vec<(Scope, Contribution)>| {
+        out.extend(scopes.into_iter().map(|s| {
+            (
+                s,
+                Contribution::Count {
+                    day,
+                    counter,
+                    cut_bp,
+                },
+            )
+        }));
+    };
+    let listing = &new.listing;
+    if listing.offer != Offer::Sale {
+        return out;
+    }
+    let new_scopes = || {
+        scopes_of(
+            &listing.market.city_state,
+            listing.market.zip.as_deref(),
+            listing.property_type,
+        )
+    };
+    // First sight, or back on the market after a delisting: a new listing when the event
+    // says so. Otherwise a price move of a listing that stayed on the market.
+    match old {
+        None => {}
+        Some(s) if s.delisted => {}
+        Some(old_state) if !new.delisted && old_state.listing.offer == Offer::Sale => {
+            let (before, after) = (old_state.listing.price_minor, listing.price_minor);
+            if after < before && before > 0 {
+                let cut_bp = ((before - after) as i128 * 10_000 / before as i128) as i64;
+                count(new_scopes(), Counter::PriceCut, cut_bp, &mut out);
+            } else if after > before {
+                count(new_scopes(), Counter::PriceRise, 0, &mut out);
+            }
+        }
+        Some(_) => {}
+    }
+    if old.is_none_or(|s| s.delisted) && is_new && new_facts.is_some() {
+        count(new_scopes(), Counter::NewListing, 0, &mut out);
+    }
+    if let (Some(f), None) = (&old_facts, &new_facts) {
+        count(f.scopes(), Counter::Delisting, 0, &mut out);
+    }
+    out
+}
+
+/// The contributions above `watermark`, in stream order (stable, so one event's
+/// remove-then-add stays together; the stream order is the order events were applied to
+/// their listings, which observation times within the clock skew need not be).
+pub fn unapplied<'a>(
+    contributions: &'a ScopeContributions,
+    watermark: Option<&SequenceNumber>,
+) -> Vec<&'a (SequenceNumber, DateTime<Utc>, Contribution)> {
+    let mut picked: Vec<_> = contributions
+        .iter()
+        .filter(|(seq, _, _)| watermark.is_none_or(|w| seq > w))
+        .collect();
+    picked.sort_by(|a, b| a.0.cmp(&b.0));
+    picked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_the_clock_skew_the_stream_order_decides() {
+        let at = |minute: i64| {
+            DateTime::from_timestamp(1_760_000_000 + minute * 60, 0).expect("valid time")
+        };
+        let v = |minute, seq: &str| Version {
+            observed_at: at(minute),
+            sequence: SequenceNumber::parse(seq).unwrap(),
+        };
+        // A later record stamped 2 minutes early by a slow clock: newer.
+        assert!(v(-2, "20").is_newer_than(&v(0, "10")));
+        // An old poll's record put late by a retry, observed an hour before: not newer.
+        assert!(!v(-60, "20").is_newer_than(&v(0, "10")));
+        // An earlier record observed later, beyond the skew: newer.
+        assert!(v(60, "5").is_newer_than(&v(0, "10")));
+        // The same record again, or an earlier one within the skew: not newer.
+        assert!(!v(0, "10").is_newer_than(&v(0, "10")));
+        assert!(!v(1, "9").is_newer_than(&v(0, "10")));
+    }
+
+    #[test]
+    fn sequence_numbers_compare_numerically() {
+        let small = SequenceNumber::parse("9").unwrap();
+        let big = SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+            .unwrap();
+        assert!(small < big);
+        assert_eq!(
+            big.as_kinesis(),
+            "49590338271490256608559692538361571095921575989136588898"
+        );
+        assert_eq!(SequenceNumber::from_padded(big.padded()), Some(big));
+        assert_eq!(SequenceNumber::parse("12a"), None);
+        assert_eq!(SequenceNumber::parse(""), None);
+        assert_eq!(SequenceNumber::parse("000").unwrap().as_kinesis(), "0");
+    }
+}

@@ -1,0 +1,390 @@
+//! Histograms that support both adding and removing values, so a market's quantiles follow
+//! its active listings incrementally, in items of bounded size.
+//!
+//! [`LogHistogram`]: logarithmic buckets of constant ratio [`LOG_BUCKET_RATIO`] (2 %).
+//! Every value in a bucket is within `sqrt(1.02) - 1` (< 1 %) of the bucket's geometric
+//! midpoint, which is what quantiles report: any quantile is within 1 % relative error of
+//! the exact order statistic, whatever the number of values.
+//!
+//! [`DayHistogram`]: one bucket per day (exact), for dates such as the on-market date,
+//! turned into days on market at read time, so the stored value does not drift with time.
+//!
+//! Both encode to a compact binary form (delta-coded varints: about 2-4 bytes per occupied
+//! bucket), which keeps a market item a few KB and its DynamoDB writes cheap.
+
+use std::collections::BTreeMap;
+
+/// Ratio between consecutive bucket edges of a [`LogHistogram`].
+pub const LOG_BUCKET_RATIO: f64 = 1.02;
+
+/// Largest relative error of a [`LogHistogram`] quantile against the exact value.
+pub const LOG_QUANTILE_MAX_RELATIVE_ERROR: f64 = 0.009_951; // sqrt(1.02) - 1 = 0.0099505, rounded up
+
+/// A histogram's encoded form could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt histogram encoding: {0}")]
+pub struct HistogramDecodeError(&'static str);
+
+/// Sparse counts per bucket index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Buckets {
+    counts: BTreeMap<i32, u64>,
+    total: u64,
+}
+
+impl Buckets {
+    fn add(&mut self, bucket: i32, n: u64) {
+        *self.counts.entry(bucket).or_insert(0) += n;
+        self.total += n;
+    }
+
+    /// Removes `n` values from `bucket`. The callers only remove values they added, so
+    /// removing more than the bucket holds means the histogram has drifted from its listings:
+    /// it takes what is there (counts never go negative) and returns `false` so the caller
+    /// reports it, with its market and bucket, rather than hiding it.
+    #[must_use = "an underflow means the figures drifted: report it"]
+    fn remove(&mut self, bucket: i32, n: u64) -> bool {
+        let Some(count) = self.counts.get_mut(&bucket) else {
+            return n == 0;
+        };
+        let taken = n.min(*count);
+        *count -= taken;
+        self.total -= taken;
+        if *count == 0 {
+            self.counts.remove(&bucket);
+        }
+        taken == n
+    }
+
+    /// Bucket of the value at nearest rank `ceil(q * total)` (1-based), `None` if empty.
+    fn quantile_bucket(&self, q: f64) -> Option<i32> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (&bucket, &count) in &self.counts {
+            seen += count;
+            if seen >= rank {
+                return Some(bucket);
+            }
+        }
+        self.counts.keys().next_back().copied()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.counts.len() * 3 + 2);
+        let mut previous: Option<i32> = None;
+        for (&bucket, &count) in &self.counts {
+            match previous {
+                // First bucket: zig-zag, it may be negative.
+                None => put_varint(&mut out, zigzag(bucket)),
+                Some(p) => put_varint(&mut out, (bucket - p) as u64),
+            }
+            put_varint(&mut out, count);
+            previous = Some(bucket);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
+        let mut buckets = Self::default();
+        let mut pos = 0;
+        let mut previous: Option<i32> = None;
+        while pos < bytes.len() {
+            let raw = get_varint(bytes, &mut pos)?;
+            let bucket = match previous {
+                None => unzigzag(raw)?,
+                Some(p) => {
+                    let step = i32::try_from(raw)
+                        .map_err(|_| HistogramDecodeError("bucket step out of range"))?;
+                    if step == 0 {
+                        return Err(HistogramDecodeError("buckets not strictly increasing"));
+                    }
+                    p.checked_add(step)
+                        .ok_or(HistogramDecodeError("bucket out of range"))?
+                }
+            };
+            let count = get_varint(bytes, &mut pos)?;
+            if count == 0 {
+                return Err(HistogramDecodeError("empty bucket stored"));
+            }
+            buckets.add(bucket, count);
+            previous = Some(bucket);
+        }
+        Ok(buckets)
+    }
+}
+
+fn zigzag(v: i32) -> u64 {
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+fn unzigzag(v: u64) -> Result<i32, HistogramDecodeError> {
+    let v = u32::try_from(v).map_err(|_| HistogramDecodeError("first bucket out of range"))?;
+    Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, HistogramDecodeError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes
+            .get(*pos)
+            .ok_or(HistogramDecodeError("truncated varint"))?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(HistogramDecodeError("varint too long"))
+}
+
+/// Histogram of positive values in logarithmic buckets (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogHistogram(Buckets);
+
+impl LogHistogram {
+    /// The bucket of a positive, finite value; `None` for anything else.
+    pub fn bucket_of(value: f64) -> Option<i32> {
+        (value.is_finite() && value > 0.0)
+            .then(|| (value.ln() / LOG_BUCKET_RATIO.ln()).floor() as i32)
+    }
+
+    /// The value a bucket stands for: its geometric midpoint.
+    pub fn bucket_value(bucket: i32) -> f64 {
+        LOG_BUCKET_RATIO.powf(f64::from(bucket) + 0.5)
+    }
+
+    pub fn add(&mut self, value: f64) {
+        if let Some(b) = Self::bucket_of(value) {
+            self.0.add(b, 1);
+        }
+    }
+
+    /// Removes one value; `Err(bucket)` when the bucket did not hold it (an underflow: the
+    /// histogram had drifted from its listings).
+    pub fn remove(&mut self, value: f64) -> Result<(), i32> {
+        match Self::bucket_of(value) {
+            Some(b) if !self.0.remove(b, 1) => Err(b),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.total
+    }
+
+    /// The value at nearest rank `ceil(q * n)`, within [`LOG_QUANTILE_MAX_RELATIVE_ERROR`].
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.0.quantile_bucket(q).map(Self::bucket_value)
+    }
+
+    pub fn median(&self) -> Option<f64> {
+        self.quantile(0.5)
+    }
+
+    /// Median absolute deviation from the median, within about 2 % (both the median and
+    /// the deviations come from bucket midpoints).
+    pub fn median_absolute_deviation(&self) -> Option<f64> {
+        let median = self.median()?;
+        let mut deviations = Buckets::default();
+        for (&bucket, &count) in &self.0.counts {
+            let deviation = (Self::bucket_value(bucket) - median).abs();
+            // Deviations can be 0: shift into positive territory with a floor bucket.
+            let b = Self::bucket_of(deviation).unwrap_or(i32::MIN / 2);
+            deviations.add(b, count);
+        }
+        let b = deviations.quantile_bucket(0.5)?;
+        Some(if b == i32::MIN / 2 {
+            0.0
+        } else {
+            Self::bucket_value(b)
+        })
+    }
+
+    /// `(bucket value, count)` in increasing order, for charts.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.0
+            .counts
+            .iter()
+            .map(|(&b, &c)| (Self::bucket_value(b), c))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
+        Buckets::decode(bytes).map(Self)
+    }
+}
+
+/// Histogram of days (days since 1970-01-01), one exact bucket per day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayHistogram(Buckets);
+
+impl DayHistogram {
+    pub fn add(&mut self, day: i32) {
+        self.0.add(day, 1);
+    }
+
+    /// Removes one day; `Err(day)` when it was not there (an underflow).
+    pub fn remove(&mut self, day: i32) -> Result<(), i32> {
+        if self.0.remove(day, 1) {
+            Ok(())
+        } else {
+            Err(day)
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.total
+    }
+
+    /// The day at nearest rank `ceil(q * n)`, exactly.
+    pub fn quantile(&self, q: f64) -> Option<i32> {
+        self.0.quantile_bucket(q)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        self.0.encode()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
+        Buckets::decode(bytes).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::nearest_rank;
+    use proptest::prelude::*;
+
+    #[test]
+    fn quantiles_of_a_known_set() {
+        let mut h = LogHistogram::default();
+        for v in [100_000.0, 200_000.0, 300_000.0, 400_000.0, 10_000_000.0] {
+            h.add(v);
+        }
+        let median = h.median().unwrap();
+        assert!(
+            (median / 300_000.0 - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR,
+            "{median}"
+        );
+        h.remove(10_000_000.0).unwrap();
+        h.remove(100_000.0).unwrap();
+        let median = h.median().unwrap();
+        assert!(
+            (median / 300_000.0 - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR,
+            "{median}"
+        );
+        assert_eq!(h.count(), 3);
+    }
+
+    #[test]
+    fn ignores_values_that_are_not_positive_and_finite() {
+        let mut h = LogHistogram::default();
+        for v in [0.0, -5.0, f64::NAN, f64::INFINITY] {
+            h.add(v);
+        }
+        assert_eq!(h.count(), 0);
+        assert_eq!(h.median(), None);
+    }
+
+    #[test]
+    fn rejects_corrupt_encodings() {
+        assert!(LogHistogram::decode(&[0x80]).is_err());
+        assert!(LogHistogram::decode(&[2, 0]).is_err(), "zero count");
+        assert!(
+            LogHistogram::decode(&[2, 1, 0, 1]).is_err(),
+            "repeated bucket"
+        );
+    }
+
+    #[test]
+    fn day_histogram_is_exact() {
+        let mut h = DayHistogram::default();
+        for d in [19_000, 19_010, 19_020, 19_030] {
+            h.add(d);
+        }
+        assert_eq!(h.quantile(0.5), Some(19_010));
+        h.remove(19_000).unwrap();
+        assert_eq!(h.quantile(0.5), Some(19_020));
+    }
+
+    #[test]
+    fn removing_what_is_not_there_is_reported_and_counts_stay_whole() {
+        let mut h = LogHistogram::default();
+        h.add(250_000.0);
+        let bucket = LogHistogram::bucket_of(900_000.0).unwrap();
+        assert_eq!(h.remove(900_000.0), Err(bucket));
+        assert_eq!(h.count(), 1);
+        assert_eq!(h.remove(250_000.0), Ok(()));
+        assert_eq!(
+            h.remove(250_000.0),
+            Err(LogHistogram::bucket_of(250_000.0).unwrap())
+        );
+        assert_eq!(h.count(), 0);
+        let mut d = DayHistogram::default();
+        assert_eq!(d.remove(19_000), Err(19_000));
+        assert_eq!(d.count(), 0);
+    }
+
+    #[test]
+    fn median_absolute_deviation_of_a_known_set() {
+        let mut h = LogHistogram::default();
+        for v in [90.0, 95.0, 100.0, 105.0, 110.0] {
+            h.add(v);
+        }
+        let mad = h.median_absolute_deviation().unwrap();
+        assert!((mad / 5.0 - 1.0).abs() < 0.25, "{mad}");
+    }
+
+    proptest! {
+        #[test]
+        fn every_quantile_is_within_the_stated_bound(
+            values in prop::collection::vec(1.0f64..1e9, 1..400),
+            removed in prop::collection::vec(any::<prop::sample::Index>(), 0..100),
+            q in 0.0f64..=1.0,
+        ) {
+            let mut h = LogHistogram::default();
+            for &v in &values { h.add(v); }
+            let mut kept = values.clone();
+            for index in removed {
+                if kept.len() <= 1 { break; }
+                let v = kept.remove(index.index(kept.len()));
+                prop_assert!(h.remove(v).is_ok());
+            }
+            let exact = nearest_rank(&kept, q).unwrap();
+            let estimate = h.quantile(q).unwrap();
+            prop_assert!((estimate / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR,
+                "q={q} exact={exact} estimate={estimate}");
+            prop_assert_eq!(h.count(), kept.len() as u64);
+        }
+
+        #[test]
+        fn encoding_round_trips(values in prop::collection::vec(1e-3f64..1e12, 0..300), days in prop::collection::vec(-30_000i32..60_000, 0..300)) {
+            let mut h = LogHistogram::default();
+            for &v in &values { h.add(v); }
+            prop_assert_eq!(LogHistogram::decode(&h.encode()).unwrap(), h);
+            let mut d = DayHistogram::default();
+            for &v in &days { d.add(v); }
+            prop_assert_eq!(DayHistogram::decode(&d.encode()).unwrap(), d);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = LogHistogram::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! In-memory ports: the metrics workflow without AWS, for tests and benchmarks. They
+//! behave like the DynamoDB adapters (conditional writes on revision included).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::batch::ListingState;
+use super::ports::{
+    EncodedJournal, EventArchive, ListingStore, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES,
+    MarketStore, PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
+};
+use super::process::MetricsPorts;
+use super::reconcile::{ListingScan, MarketScan};
+use crate::ports::PortError;
+use crate::store::ListingItem;
+
+/// Every store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStores {
+    pub listings: Mutex<BTreeMap<String, ListingState>>,
+    pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
+    /// Snapshots by (scope key, sort key).
+    pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
+    /// Journals by shard.
+    pub journals: Mutex<BTreeMap<String, EncodedJournal>>,
+    pub archived: Mutex<Vec<Vec<u8>>>,
+    pub poison: Mutex<Vec<PoisonRecord>>,
+}
+
+impl MemoryStores {
+    /// Every port of the metrics workflow, all served by these stores.
+    pub fn ports(&self) -> MetricsPorts<'_, Self, Self, Self, Self> {
+        MetricsPorts {
+            listings: self,
+            markets: self,
+            archive: self,
+            poison: self,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere in a test must not hide this test's own result.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ListingStore for MemoryStores {
+    /// Sized as JSON, which for these items is never smaller than DynamoDB's count (names and
+    /// strings in full, numbers as digits rather than half-bytes, lists and maps with their
+    /// punctuation): what fits here fits there.
+    fn check_state(&self, state: &ListingState) -> Result<(), String> {
+        let size = serde_json::to_vec(&ListingItem::from(state))
+            .map_err(|e| format!("listing item cannot be encoded: {e}"))?
+            .len();
+        if size > MAX_ITEM_BYTES {
+            return Err(format!(
+                "listing item of {size} bytes is over the {MAX_ITEM_BYTES}-byte item limit"
+            ));
+        }
+        Ok(())
+    }
+
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        let map = lock(&self.listings);
+        Ok(ids
+            .iter()
+            .filter_map(|id| map.get(id).map(|s| (id.clone(), s.clone())))
+            .collect())
+    }
+
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        let mut map = lock(&self.listings);
+        for s in states {
+            map.insert(s.listing.id.as_str().to_owned(), s.clone());
+        }
+        Ok(())
+    }
+}
+
+impl MarketStore for MemoryStores {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        let map = lock(&self.aggregates);
+        Ok(keys
+            .iter()
+            .filter_map(|k| map.get(k).map(|a| (k.clone(), a.clone())))
+            .collect())
+    }
+
+    async fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected_revision: &str,
+    ) -> Result<bool, PortError> {
+        let mut map = lock(&self.aggregates);
+        let stored = map.get(key).map_or("", |a| a.revision.as_str());
+        if stored != expected_revision {
+            return Ok(false);
+        }
+        map.insert(key.to_owned(), item.clone());
+        Ok(true)
+    }
+
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        let mut map = lock(&self.snapshots);
+        for s in snapshots {
+            map.insert((s.scope_key.clone(), s.period.sort_key()), s.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        Ok(lock(&self.journals).get(shard).cloned())
+    }
+
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        if journal.body.len() > MAX_JOURNAL_BODY_BYTES {
+            return Err(PortError::new(
+                "put_journal",
+                "journal over the item size limit",
+            ));
+        }
+        lock(&self.journals).insert(journal.shard.clone(), journal.clone());
+        Ok(())
+    }
+
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        lock(&self.journals).remove(shard);
+        Ok(())
+    }
+}
+
+impl ListingScan for MemoryStores {
+    async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
+        Ok(lock(&self.listings).values().cloned().collect())
+    }
+}
+
+impl MarketScan for MemoryStores {
+    async fn market_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(lock(&self.aggregates).keys().cloned().collect())
+    }
+
+    async fn journal_shards(&self) -> Result<Vec<String>, PortError> {
+        Ok(lock(&self.journals).keys().cloned().collect())
+    }
+}
+
+impl EventArchive for MemoryStores {
+    async fn put_lines(&self, lines: &[Vec<u8>]) -> Result<(), PortError> {
+        lock(&self.archived).extend(lines.iter().cloned());
+        Ok(())
+    }
+}
+
+impl PoisonSink for MemoryStores {
+    async fn send(&self, records: &[PoisonRecord]) -> Result<(), PortError> {
+        lock(&self.poison).extend(records.iter().cloned());
+        Ok(())
+    }
+}

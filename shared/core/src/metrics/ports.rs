@@ -1,0 +1,271 @@
+//! What the metrics function needs from the outside world, as small traits. The AWS
+//! adapters live in `realty_aws::adapters`; [`super::memory`] holds in-memory ones for tests
+//! and benchmarks.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::hash::Hasher;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{MarketAggregate, MarketFigures};
+use super::batch::{ListingState, SequenceNumber};
+use crate::ports::PortError;
+
+/// The largest item a store holds (DynamoDB's 400 KB, as DynamoDB counts an item's size):
+/// what cannot fit is refused before any write, not retried forever.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Largest compressed journal body: the item's limit less room for its key attributes.
+pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
+
+/// The largest record the data lake takes (Firehose's 1,000 KiB): an event's line must fit.
+pub const MAX_ARCHIVE_RECORD_BYTES: usize = 1_000 * 1024;
+
+/// A market's live aggregate as stored, with its concurrency and exactly-once bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredAggregate {
+    pub aggregate: MarketAggregate,
+    /// Per shard, the highest sequence number whose contributions this item holds.
+    pub watermarks: BTreeMap<String, SequenceNumber>,
+    /// Per shard, how many contributions from it the item holds. Every write from a shard
+    /// raises its count, so a batch tells whether its write of this item landed by comparing
+    /// the count with the one it read before writing (see [`Journal`]); the count depends on
+    /// the history only, not on how it was batched. `realty reconcile` counts its repairs
+    /// under [`RECONCILE_ENTRY`].
+    pub applied: BTreeMap<String, u64>,
+    /// Digest of `watermarks` and `applied`, empty for an item not yet stored. Writes are
+    /// conditional on it (optimistic locking: listings of one market arrive through every
+    /// shard). Every write raises a count, so the digest names the item's version, and the
+    /// same history gives the same digest however it was batched.
+    pub revision: String,
+}
+
+/// The `applied` entry that counts `realty reconcile`'s repairs of an item.
+pub const RECONCILE_ENTRY: &str = "reconcile";
+
+impl StoredAggregate {
+    /// The revision of an item holding `watermarks` and `applied` (FNV-1a, 64 bits, hex).
+    pub fn revision_of(
+        watermarks: &BTreeMap<String, SequenceNumber>,
+        applied: &BTreeMap<String, u64>,
+    ) -> String {
+        let mut hash = fnv::FnvHasher::default();
+        let mut feed = |bytes: &[u8]| hash.write(bytes);
+        for (shard, seq) in watermarks {
+            feed(shard.as_bytes());
+            feed(b"=");
+            feed(seq.padded().as_bytes());
+            feed(b";");
+        }
+        for (shard, count) in applied {
+            feed(shard.as_bytes());
+            feed(b"#");
+            feed(count.to_string().as_bytes());
+            feed(b";");
+        }
+        format!("{:016x}", hash.finish())
+    }
+
+    /// How many contributions from `shard` the item holds.
+    pub fn applied_from(&self, shard: &str) -> u64 {
+        self.applied.get(shard).copied().unwrap_or(0)
+    }
+}
+
+/// A shard's write-ahead record of the batch it is applying (the *journal*), written before
+/// any market or listing write of the batch and deleted after the last. A batch that Lambda
+/// retries or discards part-way leaves it behind, and the next batch of the shard (or a
+/// re-delivery) applies it before anything else: see `docs/metrics.md`, "Nothing partial
+/// survives a discard".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Journal {
+    pub shard: String,
+    /// The batch's accepted events, in stream order, each with its sequence number.
+    pub events: Vec<JournalEvent>,
+    /// Per market the batch writes, how many contributions from this shard the market item
+    /// held before the batch ([`StoredAggregate::applied_from`]): the item holds the batch's
+    /// contributions exactly when its count differs, since only this shard's batches (one at
+    /// a time) move it.
+    pub applied_before: BTreeMap<String, u64>,
+}
+
+/// One event of a [`Journal`]: its sequence number and the event as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEvent {
+    pub sequence: SequenceNumber,
+    pub event: String,
+}
+
+impl Journal {
+    /// The journal as stored.
+    pub fn encode(&self) -> Result<EncodedJournal, PortError> {
+        use std::io::Write as _;
+        let json = serde_json::to_vec(self)
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        let mut encoder = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(json.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder
+            .write_all(&json)
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        let body = encoder
+            .finish()
+            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+        Ok(EncodedJournal {
+            shard: self.shard.clone(),
+            body,
+        })
+    }
+
+    /// Reads a stored journal back.
+    pub fn decode(encoded: &EncodedJournal) -> Result<Self, PortError> {
+        let reader = flate2::read::DeflateDecoder::new(encoded.body.as_slice());
+        serde_json::from_reader(reader).map_err(|e| PortError::new("decode journal", e.to_string()))
+    }
+}
+
+/// A journal as stored: DEFLATE-compressed JSON (events of one batch compress about tenfold,
+/// so a 1,000-record batch's journal is one item well under DynamoDB's 400 KB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedJournal {
+    pub shard: String,
+    pub body: Vec<u8>,
+}
+
+/// The period a snapshot stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// The hour starting at this instant.
+    Hour(DateTime<Utc>),
+    Day(NaiveDate),
+}
+
+impl Period {
+    pub fn hour_of(t: DateTime<Utc>) -> Self {
+        // Whole hours since the epoch: UTC has no leap seconds in chrono's arithmetic, and
+        // this runs for every contribution (field-by-field truncation costs far more).
+        let seconds = t.timestamp();
+        let hour = DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(t);
+        Self::Hour(hour)
+    }
+
+    /// The sort key of the snapshot item: `H#2026-11-21T18`, `D#2026-11-21`. Hourly and daily
+    /// snapshots of a market each come back, in time order, from one Query.
+    pub fn sort_key(&self) -> String {
+        match self {
+            Self::Hour(t) => format!("H#{}", t.format("%Y-%m-%dT%H")),
+            Self::Day(d) => format!("D#{}", d.format("%Y-%m-%d")),
+        }
+    }
+}
+
+/// A market's figures at the end of a period (the latest write within it wins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub scope_key: String,
+    pub period: Period,
+    pub figures: MarketFigures,
+}
+
+/// A record that can never be processed, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoisonRecord {
+    pub shard: String,
+    pub sequence_number: String,
+    /// Short machine-readable reason (`malformed`, `unsupported_schema_version`, ...).
+    pub reason_kind: String,
+    pub reason: String,
+    pub data_bytes: usize,
+    /// The record's first bytes, lossily as UTF-8 (records can be up to 1 MB; the sink is
+    /// for diagnosis, the stream still has the record for its retention period).
+    pub data_prefix: String,
+}
+
+/// The listing table.
+pub trait ListingStore {
+    /// Whether a listing state can be stored (`Err` says why not: the item would be over the
+    /// store's size limit). Checked before any write, so such a state goes to the error sink
+    /// instead of failing its batch on every delivery.
+    fn check_state(&self, state: &ListingState) -> Result<(), String>;
+    fn get_states(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, ListingState>, PortError>>;
+    fn put_states(&self, states: &[ListingState]) -> impl Future<Output = Result<(), PortError>>;
+}
+
+/// The market table.
+pub trait MarketStore {
+    fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, StoredAggregate>, PortError>>;
+    /// Writes `item` if the stored revision is still `expected_revision` (empty: no item
+    /// yet). `Ok(false)` when another writer got there first.
+    fn put_aggregate(
+        &self,
+        key: &str,
+        item: &StoredAggregate,
+        expected_revision: &str,
+    ) -> impl Future<Output = Result<bool, PortError>>;
+    fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
+    /// The shard's journal, if a batch left one.
+    fn get_journal(
+        &self,
+        shard: &str,
+    ) -> impl Future<Output = Result<Option<EncodedJournal>, PortError>>;
+    fn put_journal(&self, journal: &EncodedJournal) -> impl Future<Output = Result<(), PortError>>;
+    fn delete_journal(&self, shard: &str) -> impl Future<Output = Result<(), PortError>>;
+}
+
+/// The data lake (Firehose): one JSON line per accepted event (lines are newline-terminated;
+/// the adapter may pack several into one record).
+pub trait EventArchive {
+    fn put_lines(&self, lines: &[Vec<u8>]) -> impl Future<Output = Result<(), PortError>>;
+}
+
+/// Where poison records go.
+pub trait PoisonSink {
+    fn send(&self, records: &[PoisonRecord]) -> impl Future<Output = Result<(), PortError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// Revisions are stored: a build must name an item's version as the builds before it did.
+    #[test]
+    fn revisions_are_fnv_1a_of_the_bookkeeping_as_every_build_wrote_them() {
+        assert_eq!(
+            StoredAggregate::revision_of(&BTreeMap::new(), &BTreeMap::new()),
+            "cbf29ce484222325"
+        );
+        let applied = BTreeMap::from([
+            ("shardId-000000000000".to_owned(), 42),
+            (RECONCILE_ENTRY.to_owned(), 3),
+        ]);
+        assert_eq!(
+            StoredAggregate::revision_of(&BTreeMap::new(), &applied),
+            "1e8be423b52a95fa"
+        );
+    }
+
+    #[test]
+    fn hour_of_truncates_to_the_hour() {
+        let at = |y, mo, d, h, mi, s| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap();
+        let t = at(2026, 11, 21, 18, 42, 15) + chrono::Duration::milliseconds(250);
+        assert_eq!(Period::hour_of(t), Period::Hour(at(2026, 11, 21, 18, 0, 0)));
+        assert_eq!(
+            Period::hour_of(at(1969, 12, 31, 23, 59, 59)),
+            Period::Hour(at(1969, 12, 31, 23, 0, 0))
+        );
+        assert_eq!(
+            Period::hour_of(at(2026, 1, 1, 0, 0, 0)),
+            Period::Hour(at(2026, 1, 1, 0, 0, 0))
+        );
+    }
+}

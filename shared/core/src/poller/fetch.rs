@@ -1,0 +1,311 @@
+//! Reading listing APIs as real APIs behave: timeouts, 429 with Retry-After, 5xx, truncated
+//! or malformed bodies, and a request rate each source allows.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::sources::{Page, SourceError};
+
+/// How patient to be with an API.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpPolicy {
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest Retry-After honoured; a longer one fails the request.
+    pub max_retry_after: Duration,
+    /// Largest response body read, after decompression: a larger one (a gzip bomb, a page
+    /// gone wrong) fails its read at once instead of filling the Lambda's memory.
+    pub max_body_bytes: usize,
+}
+
+/// Default [`HttpPolicy::max_body_bytes`]: the largest real page (a RESO page of 1,000
+/// records, Realtor.com's 200 results) is a few MB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_attempts: 6,
+            first_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The poller's HTTP client: rustls over ring (installed as the process's default crypto
+/// provider unless one is), the project's user agent, and `connect_timeout`.
+pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    // Err only when a provider is already installed, which then serves as well.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("realty-stream/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(connect_timeout)
+        .build()
+}
+
+/// A request that could not be completed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: gave up after {attempts} attempts: {last}")]
+    Exhausted {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{url}: HTTP {status}: {body}")]
+    Refused {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{url}: {error}")]
+    NotThatApi { url: String, error: String },
+    #[error("{url}: Retry-After of {secs} s is longer than the poll can wait")]
+    RetryAfterTooLong { url: String, secs: u64 },
+    #[error("{url}: response body larger than {limit} bytes (decompressed); not read")]
+    TooLarge { url: String, limit: usize },
+}
+
+/// Why a body could not be read whole.
+enum BodyError {
+    TooLarge,
+    Transport(String),
+}
+
+/// Reads a body chunk by chunk (decompressed as it streams when the client decompresses),
+/// stopping as soon as it passes `limit` bytes: memory stays bounded whatever the server
+/// sends or claims.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let declared = response.content_length().unwrap_or(0);
+    if declared > limit as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity((declared as usize).min(limit));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| BodyError::Transport(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Spaces requests to one API at least `interval` apart.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn per_second(requests: f64) -> Self {
+        let interval = if requests > 0.0 {
+            Duration::from_secs_f64(1.0 / requests)
+        } else {
+            Duration::ZERO
+        };
+        Self {
+            interval,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for this request's turn.
+    pub async fn acquire(&self) {
+        let turn = {
+            let mut next = self.next.lock().await;
+            let turn = (*next).max(Instant::now());
+            *next = turn + self.interval;
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
+    }
+}
+
+/// One page request, built afresh for every attempt.
+pub trait PageRequest {
+    fn build(&self, client: &reqwest::Client) -> reqwest::RequestBuilder;
+    fn url(&self) -> String;
+}
+
+/// A page fetched and parsed, and how many retries it took.
+#[derive(Debug)]
+pub struct Fetched {
+    pub page: Page,
+    pub retries: u32,
+}
+
+/// When to try again after a response with these headers, per RFC 9110: delay-seconds or an
+/// HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+fn backoff(policy: &HttpPolicy, attempt: u32) -> Duration {
+    crate::backoff::full_jitter(policy.first_backoff, policy.max_backoff, attempt)
+}
+
+/// Fetches one page and parses it with `parse`, retrying what may pass: timeouts, connection
+/// errors, 429 (after Retry-After), 5xx, and bodies that are not whole JSON (truncated or
+/// garbled in transit). A body that is JSON but not this API's shape, or a 4xx, is not retried.
+pub async fn fetch_page<R, P>(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    request: &R,
+    parse: P,
+) -> Result<Fetched, FetchError>
+where
+    R: PageRequest,
+    P: Fn(&[u8]) -> Result<Page, SourceError>,
+{
+    let url = request.url();
+    let mut last = String::new();
+    for attempt in 0..policy.max_attempts {
+        if attempt > 0 {
+            metrics::counter!("http_retries").increment(1);
+        }
+        limiter.acquire().await;
+        let response = request.build(client).timeout(policy.timeout).send().await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                last = if e.is_timeout() {
+                    "timed out".to_owned()
+                } else {
+                    e.to_string()
+                };
+                tokio::time::sleep(backoff(policy, attempt)).await;
+                continue;
+            }
+        };
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            let wait = retry_after(response.headers(), Utc::now());
+            last = format!("HTTP {status}");
+            match wait {
+                Some(w) if w > policy.max_retry_after => {
+                    return Err(FetchError::RetryAfterTooLong {
+                        url,
+                        secs: w.as_secs(),
+                    });
+                }
+                Some(w) => tokio::time::sleep(w).await,
+                None => tokio::time::sleep(backoff(policy, attempt)).await,
+            }
+            continue;
+        }
+        let body = match tokio::time::timeout(
+            policy.timeout,
+            read_capped(response, policy.max_body_bytes),
+        )
+        .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(BodyError::TooLarge)) => {
+                // The same request would bring the same body: not retried.
+                return Err(FetchError::TooLarge {
+                    url,
+                    limit: policy.max_body_bytes,
+                });
+            }
+            Ok(Err(BodyError::Transport(e))) => {
+                last = format!("reading the body: {e}");
+                tokio::time::sleep(backoff(policy, attempt)).await;
+                continue;
+            }
+            Err(_) => {
+                last = "timed out reading the body".to_owned();
+                tokio::time::sleep(backoff(policy, attempt)).await;
+                continue;
+            }
+        };
+        if !status.is_success() {
+            return Err(FetchError::Refused {
+                url,
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            });
+        }
+        match parse(&body) {
+            Ok(page) => {
+                return Ok(Fetched {
+                    page,
+                    retries: attempt,
+                });
+            }
+            Err(e @ SourceError::NotJson { .. }) => {
+                last = e.to_string();
+                tokio::time::sleep(backoff(policy, attempt)).await;
+            }
+            Err(e) => {
+                return Err(FetchError::NotThatApi {
+                    url,
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(FetchError::Exhausted {
+        url,
+        attempts: policy.max_attempts,
+        last,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn reads_retry_after_as_seconds_or_a_date() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:10 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_limiter_spaces_requests() {
+        let limiter = RateLimiter::per_second(10.0);
+        let start = Instant::now();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}

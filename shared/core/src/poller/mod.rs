@@ -1,0 +1,11 @@
+//! The poller: read listing APIs ([`read`], [`fetch`]), find what changed since the last
+//! complete read ([`detect`]), publish the events ([`ports`]) and remember the read
+//! ([`run`]), with its settings ([`config`]). `realty_aws::functions::poller` wires the HTTP
+//! client and the AWS adapters.
+
+pub mod config;
+pub mod detect;
+pub mod fetch;
+pub mod ports;
+pub mod read;
+pub mod run;

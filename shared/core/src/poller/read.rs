@@ -1,0 +1,527 @@
+//! Reading one market from one source, page by page, into a [`MarketRead`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use super::detect::{MarketRead, PollState};
+use super::fetch::{FetchError, Fetched, HttpPolicy, PageRequest, RateLimiter, fetch_page};
+use crate::listing::Listing;
+use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
+use crate::sources::reso::ResoSync;
+use crate::sources::zillow::{
+    BandPlan, PriceBand, ZillowSearch, ZillowStatusType, plan_price_band,
+};
+use crate::sources::{Paging, Reject, SourceKind, realtor, reso, zillow};
+
+/// Where and how to reach one source. `Debug` leaves the key out.
+#[derive(Clone)]
+pub struct SourceEndpoint {
+    pub kind: SourceKind,
+    /// Base URL: `https://zillow-com1.p.rapidapi.com`, or a simulator's.
+    pub base_url: String,
+    /// RapidAPI key (Zillow, Realtor.com) or bearer token (RESO).
+    pub key: String,
+}
+
+impl std::fmt::Debug for SourceEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceEndpoint")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("key", &super::config::REDACTED)
+            .finish()
+    }
+}
+
+/// What reading a market produced, besides its listings.
+#[derive(Debug, Clone, Default)]
+pub struct ReadStats {
+    pub pages: u32,
+    pub retries: u32,
+    pub rejects: Vec<Reject>,
+    /// Extra full reads made because the pages did not add up (a listing moved between pages).
+    pub rereads: u32,
+    /// Extra full reads made to confirm that listings missing from a complete read are gone
+    /// (a listing can move out of sight while the counts still add up).
+    pub reconciliations: u32,
+}
+
+/// Most full reads of a market in one poll: the first, rereads when the pages do not add
+/// up, and one reconciliation read.
+pub const MAX_READ_PASSES: u32 = 4;
+
+/// A market key (`san-francisco-ca`) as a city and a state code.
+pub fn city_and_state(market: &str) -> Option<(String, String)> {
+    let (city, state) = market.rsplit_once('-')?;
+    if city.is_empty() || state.len() != 2 {
+        return None;
+    }
+    let city = city
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some((city, state.to_uppercase()))
+}
+
+/// [`city_and_state`], or the error a poll of that market reports.
+fn market_place(endpoint: &SourceEndpoint, market: &str) -> Result<(String, String), FetchError> {
+    city_and_state(market).ok_or_else(|| FetchError::NotThatApi {
+        url: endpoint.base_url.clone(),
+        error: format!("market {market:?} is not a city-state key such as nashville-tn"),
+    })
+}
+
+struct Get {
+    url: String,
+    query: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl PageRequest for Get {
+    fn build(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        let mut r = client.get(&self.url).query(&self.query);
+        for (k, v) in &self.headers {
+            r = r.header(*k, v);
+        }
+        r
+    }
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+struct Post {
+    url: String,
+    body: serde_json::Value,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl PageRequest for Post {
+    fn build(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        let mut r = client.post(&self.url).json(&self.body);
+        for (k, v) in &self.headers {
+            r = r.header(*k, v);
+        }
+        r
+    }
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+fn rapidapi_headers(endpoint: &SourceEndpoint) -> Vec<(&'static str, String)> {
+    let host = endpoint
+        .base_url
+        .split("://")
+        .nth(1)
+        .unwrap_or(&endpoint.base_url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    vec![
+        ("X-RapidAPI-Key", endpoint.key.clone()),
+        ("X-RapidAPI-Host", host),
+    ]
+}
+
+/// Reads one market: every page, re-reading when the pages do not add up to the total the
+/// source reports (a listing moved between pages), and once more when a complete read misses
+/// listings of `previous` (a listing can move out of sight while the counts add up: a
+/// price cut across a band edge between band reads, a delete plus an insert while paging).
+/// A listing missing from two complete reads is gone; one seen by either read is not.
+pub async fn read_market(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    market: &str,
+    previous: &PollState,
+    observed_at: DateTime<Utc>,
+) -> Result<(MarketRead, ReadStats), FetchError> {
+    let mut stats = ReadStats::default();
+    let mut union = Tally::default();
+    let mut complete_passes = 0;
+    for pass_number in 0..MAX_READ_PASSES {
+        if pass_number > 0 {
+            // Why this pass is made: to confirm missing listings, or because the last one
+            // did not add up.
+            if complete_passes > 0 {
+                stats.reconciliations += 1;
+            } else {
+                stats.rereads += 1;
+            }
+        }
+        let pass = match endpoint.kind {
+            SourceKind::Zillow => {
+                read_zillow(
+                    client,
+                    limiter,
+                    policy,
+                    endpoint,
+                    market,
+                    observed_at,
+                    &mut stats,
+                )
+                .await?
+            }
+            SourceKind::Realtor => {
+                read_realtor(
+                    client,
+                    limiter,
+                    policy,
+                    endpoint,
+                    market,
+                    observed_at,
+                    &mut stats,
+                )
+                .await?
+            }
+            SourceKind::Reso => {
+                return read_reso(
+                    client,
+                    limiter,
+                    policy,
+                    endpoint,
+                    previous.cursor,
+                    observed_at,
+                    stats,
+                )
+                .await;
+            }
+            SourceKind::File => {
+                return Err(FetchError::NotThatApi {
+                    url: endpoint.base_url.clone(),
+                    error: "file exports are replayed with realty, not polled".into(),
+                });
+            }
+        };
+        let pass_complete = pass.complete();
+        union.merge(pass);
+        if !pass_complete {
+            continue;
+        }
+        complete_passes += 1;
+        let unexplained = previous
+            .listings
+            .keys()
+            .any(|id| !union.listings.contains_key(id) && !union.rejected_ids.contains(id));
+        if !unexplained || complete_passes == 2 {
+            return Ok((union.into_read(true), stats));
+        }
+    }
+    Ok((union.into_read(false), stats))
+}
+
+/// What one full read (or the union of several) saw.
+#[derive(Debug, Default)]
+struct Tally {
+    listings: BTreeMap<String, Listing>,
+    /// Ids of rejected records, not also read as listings.
+    rejected_ids: BTreeSet<String>,
+    /// Rejected records without a usable id: they could be any listing.
+    anonymous_rejects: u64,
+    /// What the source said it holds, summed over the queries; `None` when any query did
+    /// not say (a bare `props` array, a null search).
+    expected: Option<u64>,
+    /// Results the queries' pages cannot reach.
+    unreachable: bool,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            expected: Some(0),
+            ..Self::default()
+        }
+    }
+
+    fn add_page(&mut self, fetched: Fetched, stats: &mut ReadStats) -> Paging {
+        stats.pages += 1;
+        stats.retries += fetched.retries;
+        let mut page = fetched.page;
+        for reject in &page.rejects {
+            match &reject.source_id {
+                Some(id) => {
+                    self.rejected_ids.insert(id.clone());
+                }
+                None => self.anonymous_rejects += 1,
+            }
+        }
+        stats.rejects.append(&mut page.rejects);
+        for l in page.listings.drain(..) {
+            self.listings.insert(l.id.as_str().to_owned(), l);
+        }
+        page.paging
+    }
+
+    fn expect(&mut self, total: Option<u64>) {
+        self.expected = match (self.expected, total) {
+            (Some(sum), Some(total)) => Some(sum + total),
+            _ => None,
+        };
+    }
+
+    /// Complete: the source said how many it holds, every page was reachable, every
+    /// rejected record is a known listing, and listings plus rejects reach the total.
+    fn complete(&self) -> bool {
+        let Some(expected) = self.expected else {
+            return false;
+        };
+        let rejected_only = self
+            .rejected_ids
+            .iter()
+            .filter(|id| !self.listings.contains_key(*id))
+            .count() as u64;
+        !self.unreachable
+            && self.anonymous_rejects == 0
+            && self.listings.len() as u64 + rejected_only >= expected
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.listings.extend(other.listings);
+        self.rejected_ids.extend(other.rejected_ids);
+    }
+
+    fn into_read(self, complete: bool) -> MarketRead {
+        let rejected_ids = self
+            .rejected_ids
+            .into_iter()
+            .filter(|id| !self.listings.contains_key(id))
+            .collect();
+        MarketRead {
+            listings: self.listings.into_values().collect(),
+            complete,
+            cursor: None,
+            rejected_ids,
+        }
+    }
+}
+
+async fn read_zillow(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    market: &str,
+    observed_at: DateTime<Utc>,
+    stats: &mut ReadStats,
+) -> Result<Tally, FetchError> {
+    let (city, state) = market_place(endpoint, market)?;
+    let url = format!(
+        "{}/propertyExtendedSearch",
+        endpoint.base_url.trim_end_matches('/')
+    );
+    let parse = |b: &[u8]| zillow::parse_page(b, observed_at);
+    let mut tally = Tally::new();
+    let mut bands = VecDeque::from([PriceBand::ALL]);
+    while let Some(band) = bands.pop_front() {
+        let search = ZillowSearch {
+            locations: vec![format!("{city}, {state}")],
+            status_type: ZillowStatusType::ForSale,
+            home_types: Vec::new(),
+            price_band: band,
+        };
+        let request = |page: u32| -> Result<Get, FetchError> {
+            let query = search
+                .query_params(page)
+                .map_err(|e| FetchError::NotThatApi {
+                    url: url.clone(),
+                    error: e.to_string(),
+                })?;
+            Ok(Get {
+                url: url.clone(),
+                query,
+                headers: rapidapi_headers(endpoint),
+            })
+        };
+        let first = fetch_page(client, limiter, policy, &request(1)?, parse).await?;
+        let Paging::Zillow(paging) = tally.add_page(first, stats) else {
+            tally.expect(None);
+            continue;
+        };
+        match plan_price_band(band, &paging) {
+            BandPlan::Split { lower, upper } => {
+                // Page 1 of the whole band was read, but the halves count its listings.
+                bands.push_back(lower);
+                bands.push_back(upper);
+                continue;
+            }
+            BandPlan::Fetch {
+                last_page,
+                unreachable_results,
+            } => {
+                tally.unreachable |= unreachable_results > 0;
+                // A bare `props` array says nothing of how many there are.
+                tally.expect(paging.total_result_count);
+                for n in 2..=last_page {
+                    let fetched = fetch_page(client, limiter, policy, &request(n)?, parse).await?;
+                    tally.add_page(fetched, stats);
+                }
+            }
+        }
+    }
+    Ok(tally)
+}
+
+async fn read_realtor(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    market: &str,
+    observed_at: DateTime<Utc>,
+    stats: &mut ReadStats,
+) -> Result<Tally, FetchError> {
+    let (city, state_code) = market_place(endpoint, market)?;
+    let url = format!(
+        "{}/properties/v3/list",
+        endpoint.base_url.trim_end_matches('/')
+    );
+    let parse = |b: &[u8]| realtor::parse_page(b, observed_at);
+    let mut tally = Tally::new();
+    let mut search = Some(RealtorSearch::first_page(
+        RealtorArea::City { city, state_code },
+        vec![RealtorStatus::ForSale],
+    ));
+    let mut total = None;
+    let mut first = true;
+    while let Some(s) = search.take() {
+        let body = s.body().map_err(|e| FetchError::NotThatApi {
+            url: url.clone(),
+            error: e.to_string(),
+        })?;
+        let fetched = fetch_page(
+            client,
+            limiter,
+            policy,
+            &Post {
+                url: url.clone(),
+                body,
+                headers: rapidapi_headers(endpoint),
+            },
+            parse,
+        )
+        .await?;
+        if let Paging::Realtor(paging) = tally.add_page(fetched, stats) {
+            // `home_search: null` has no total: an answer, but not "nothing for sale".
+            if first {
+                total = paging.total;
+            }
+            search = s.next_page(&paging);
+        }
+        first = false;
+    }
+    tally.expect(total);
+    Ok(tally)
+}
+
+/// RESO feeds are read incrementally (changes since the cursor), so a listing's absence says
+/// nothing: its end comes as a status (Closed, Withdrawn, Delete...). Such a read is never
+/// `complete`.
+async fn read_reso(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    cursor: Option<DateTime<Utc>>,
+    observed_at: DateTime<Utc>,
+    mut stats: ReadStats,
+) -> Result<(MarketRead, ReadStats), FetchError> {
+    let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
+    let sync = ResoSync {
+        modified_since: cursor,
+        top: 1000,
+        extra_filter: None,
+    };
+    let query = sync.query_params().map_err(|e| FetchError::NotThatApi {
+        url: base.clone(),
+        error: e.to_string(),
+    })?;
+    let headers = vec![("Authorization", format!("Bearer {}", endpoint.key))];
+    let parse = |b: &[u8]| reso::parse_page(b, observed_at);
+    let mut tally = Tally::new();
+    let mut next = Some(Get {
+        url: base,
+        query,
+        headers: headers.clone(),
+    });
+    let mut newest = cursor;
+    while let Some(request) = next.take() {
+        let fetched = fetch_page(client, limiter, policy, &request, parse).await?;
+        if let Paging::Reso(paging) = &tally.add_page(fetched, &mut stats) {
+            newest = newest.max(paging.max_modification_timestamp);
+            next = paging.next_link.clone().map(|link| Get {
+                url: link,
+                query: Vec::new(),
+                headers: headers.clone(),
+            });
+        }
+    }
+    let mut read = tally.into_read(false);
+    read.cursor = newest;
+    Ok((read, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::RecordPosition;
+
+    fn tally_of(listings: usize, rejects: &[Option<&str>], total: Option<u64>) -> Tally {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let mut page = zillow::parse_page(page, Utc::now()).expect("fixture");
+        page.listings.truncate(listings);
+        assert_eq!(page.listings.len(), listings);
+        page.rejects = rejects
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Reject {
+                source_id: id.map(str::to_owned),
+                position: RecordPosition::Index(i),
+                reason: "price: \"call for price\"".into(),
+            })
+            .collect();
+        let mut tally = Tally::new();
+        tally.add_page(Fetched { page, retries: 0 }, &mut ReadStats::default());
+        tally.expect(total);
+        tally
+    }
+
+    #[test]
+    fn a_read_is_complete_only_when_a_total_accounts_for_every_record() {
+        assert!(tally_of(3, &[], Some(3)).complete());
+        assert!(tally_of(3, &[Some("zillow:9")], Some(4)).complete());
+        // No total: never complete, however much was read.
+        assert!(!tally_of(3, &[], None).complete());
+        // Short of the total.
+        assert!(!tally_of(3, &[], Some(4)).complete());
+        // A reject without an id could be any listing.
+        assert!(!tally_of(3, &[None], Some(4)).complete());
+        // A reject counted once however often it was read.
+        assert!(!tally_of(3, &[Some("zillow:9"), Some("zillow:9")], Some(5)).complete());
+    }
+
+    #[test]
+    fn market_keys_become_city_and_state() {
+        assert_eq!(
+            city_and_state("nashville-tn"),
+            Some(("Nashville".into(), "TN".into()))
+        );
+        assert_eq!(
+            city_and_state("san-francisco-ca"),
+            Some(("San Francisco".into(), "CA".into()))
+        );
+        assert_eq!(city_and_state("nowhere"), None);
+        assert_eq!(city_and_state("-tn"), None);
+    }
+}

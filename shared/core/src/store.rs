@@ -1,0 +1,247 @@
+//! What the stack stores, item by item, as plain serde types: the table layout (keys, sort
+//! keys, what each item holds). `realty_aws::items` maps them to DynamoDB items and sizes them
+//! as DynamoDB does. The alerts rules judge [`ListingItem`]s (the listing table's stream
+//! images); readers take a market's figures from [`MarketLiveItem::figures`]. Layout:
+//! docs/metrics.md.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::listing::Listing;
+use crate::metrics::aggregate::{DailyCounts, MarketAggregate, MarketFigures};
+use crate::metrics::batch::{AppliedEvent, ListingState, SequenceNumber, Version};
+use crate::metrics::histogram::HistogramDecodeError;
+use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
+
+/// Sort key of a market's live aggregate.
+pub const LIVE_SORT_KEY: &str = "LIVE";
+/// Hourly snapshots expire after this many days (daily ones are kept).
+pub const HOURLY_SNAPSHOT_DAYS: i64 = 35;
+/// Sort key of a shard's journal item in the market table (`pk` = `journal#<shard>`).
+pub const JOURNAL_SORT_KEY: &str = "JOURNAL";
+
+/// A shard's journal in the market table (`pk` = `journal#<shard>`, `sk` = `JOURNAL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalItem {
+    pub pk: String,
+    pub sk: String,
+    pub shard: String,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+impl JournalItem {
+    /// The partition key of `shard`'s journal.
+    pub fn key_of(shard: &str) -> String {
+        format!("journal#{shard}")
+    }
+}
+
+impl From<&EncodedJournal> for JournalItem {
+    fn from(j: &EncodedJournal) -> Self {
+        Self {
+            pk: Self::key_of(&j.shard),
+            sk: JOURNAL_SORT_KEY.to_owned(),
+            shard: j.shard.clone(),
+            body: j.body.clone(),
+        }
+    }
+}
+
+/// One listing in the listing table (key `listing_id`; index `by-market` on `market`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingItem {
+    pub listing_id: String,
+    /// The city-state market key (`nashville-tn`).
+    pub market: String,
+    pub listing: Listing,
+    pub first_price_minor: i64,
+    pub delisted: bool,
+    /// Version of the last event applied: its observation time and padded sequence number.
+    pub observed_at: DateTime<Utc>,
+    pub sequence: String,
+    /// The last events applied to the listing, oldest first, the last being this item's
+    /// version; at most [`crate::metrics::batch::MAX_RECENT_EVENTS`]. The alerts function judges each event a
+    /// write applied on its own (those after the old image's version), so its alerts do not
+    /// depend on how the Kinesis stream was cut into batches. Like the rest of the item, a
+    /// function of the events applied only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_events: Vec<AppliedEvent>,
+    /// Whether `recent_events` holds two or more (absent when not): what the alerts
+    /// trigger's filter matches exactly to pass the INSERT of a listing first seen and
+    /// changed in one batch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub several_recent_events: bool,
+}
+
+/// A stored item that is not what this build writes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ItemError {
+    #[error("item field {field}: {reason}")]
+    Field { field: &'static str, reason: String },
+    #[error(transparent)]
+    Histogram(#[from] HistogramDecodeError),
+}
+
+impl From<&ListingState> for ListingItem {
+    fn from(s: &ListingState) -> Self {
+        Self {
+            listing_id: s.listing.id.as_str().to_owned(),
+            market: s.listing.market.city_state.clone(),
+            listing: s.listing.clone(),
+            first_price_minor: s.first_price_minor,
+            delisted: s.delisted,
+            observed_at: s.version.observed_at,
+            sequence: s.version.sequence.padded().to_owned(),
+            recent_events: s.recent_events.clone(),
+            several_recent_events: s.recent_events.len() > 1,
+        }
+    }
+}
+
+impl TryFrom<ListingItem> for ListingState {
+    type Error = ItemError;
+
+    fn try_from(item: ListingItem) -> Result<Self, ItemError> {
+        let sequence =
+            SequenceNumber::from_padded(&item.sequence).ok_or_else(|| ItemError::Field {
+                field: "sequence",
+                reason: format!("not a padded sequence number: {:?}", item.sequence),
+            })?;
+        Ok(Self {
+            listing: item.listing,
+            first_price_minor: item.first_price_minor,
+            delisted: item.delisted,
+            version: Version {
+                observed_at: item.observed_at,
+                sequence,
+            },
+            recent_events: item.recent_events,
+        })
+    }
+}
+
+/// A market's live aggregate in the market table (`pk` = scope key, `sk` = `LIVE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketLiveItem {
+    pub pk: String,
+    pub sk: String,
+    pub revision: String,
+    /// Per shard, the padded sequence number of the newest contribution held.
+    pub watermarks: BTreeMap<String, String>,
+    /// Per shard, how many contributions from it the item holds (absent on items written
+    /// before it was kept: none counted yet).
+    #[serde(default)]
+    pub applied: BTreeMap<String, u64>,
+    pub as_of: Option<DateTime<Utc>>,
+    pub active: i64,
+    pub pending: i64,
+    pub price_sum_minor: i64,
+    pub active_with_cut: i64,
+    #[serde(with = "serde_bytes")]
+    pub hist_price: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub hist_price_per_sqft: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub hist_living_area: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub hist_listed_day_negated: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub hist_gross_yield: Vec<u8>,
+    pub daily: BTreeMap<NaiveDate, DailyCounts>,
+    /// The figures of the aggregate, for readers (the alerts function, `realty report`).
+    pub figures: MarketFigures,
+}
+
+impl MarketLiveItem {
+    pub fn new(key: &str, stored: &StoredAggregate) -> Self {
+        let a = &stored.aggregate;
+        let h = a.encode_histograms();
+        Self {
+            pk: key.to_owned(),
+            sk: LIVE_SORT_KEY.to_owned(),
+            revision: stored.revision.clone(),
+            watermarks: stored
+                .watermarks
+                .iter()
+                .map(|(shard, seq)| (shard.clone(), seq.padded().to_owned()))
+                .collect(),
+            applied: stored.applied.clone(),
+            as_of: a.as_of,
+            active: a.active,
+            pending: a.pending,
+            price_sum_minor: a.price_sum_minor,
+            active_with_cut: a.active_with_cut,
+            hist_price: h.price,
+            hist_price_per_sqft: h.price_per_sqft,
+            hist_living_area: h.living_area,
+            hist_listed_day_negated: h.listed_day_negated,
+            hist_gross_yield: h.gross_yield,
+            daily: a.daily.clone(),
+            figures: a.figures(),
+        }
+    }
+
+    pub fn into_stored(self) -> Result<StoredAggregate, ItemError> {
+        let mut aggregate = MarketAggregate {
+            active: self.active,
+            pending: self.pending,
+            price_sum_minor: self.price_sum_minor,
+            active_with_cut: self.active_with_cut,
+            daily: self.daily,
+            as_of: self.as_of,
+            ..MarketAggregate::default()
+        };
+        aggregate.set_histograms(&crate::metrics::aggregate::EncodedHistograms {
+            price: self.hist_price,
+            price_per_sqft: self.hist_price_per_sqft,
+            living_area: self.hist_living_area,
+            listed_day_negated: self.hist_listed_day_negated,
+            gross_yield: self.hist_gross_yield,
+        })?;
+        let mut watermarks = BTreeMap::new();
+        for (shard, seq) in self.watermarks {
+            let seq = SequenceNumber::from_padded(&seq).ok_or_else(|| ItemError::Field {
+                field: "watermarks",
+                reason: format!("not a padded sequence number: {seq:?}"),
+            })?;
+            watermarks.insert(shard, seq);
+        }
+        Ok(StoredAggregate {
+            aggregate,
+            watermarks,
+            applied: self.applied,
+            revision: self.revision,
+        })
+    }
+}
+
+/// A market snapshot (`pk` = scope key, `sk` = `H#2026-11-21T18` or `D#2026-11-21`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketSnapshotItem {
+    pub pk: String,
+    pub sk: String,
+    pub period: Period,
+    pub figures: MarketFigures,
+    /// TTL (epoch seconds) of hourly snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl From<&Snapshot> for MarketSnapshotItem {
+    fn from(s: &Snapshot) -> Self {
+        let expires_at = match s.period {
+            Period::Hour(t) => Some((t + Duration::days(HOURLY_SNAPSHOT_DAYS)).timestamp()),
+            Period::Day(_) => None,
+        };
+        Self {
+            pk: s.scope_key.clone(),
+            sk: s.period.sort_key(),
+            period: s.period,
+            figures: s.figures.clone(),
+            expires_at,
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The listing-event record: diff, encode, decode, and the documented example.
+
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use realty_core::listing::{
+    Change, EventDecodeError, EventKind, Listing, ListingChanges, ListingEvent, ListingStatus,
+    MAX_ADDRESS_LINE_BYTES, MAX_CHANGED_FIELDS, MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS,
+    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, MAX_NATIVE_ID_LEN, MAX_OBSERVATION_AGE_DAYS,
+    MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
+    MAX_STATE_BYTES, MarketKey, TrackedField, diff,
+};
+use realty_core::sources::{SourceKind, normalize_file};
+use serde_json::{Value, json};
+
+const NASHVILLE: &[u8] =
+    include_bytes!("fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json");
+const EVENTS_DOC: &str = include_str!("../../../docs/events.md");
+
+fn observed_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 9, 12, 15, 42, 15)
+        .single()
+        .expect("a valid time")
+}
+
+fn nashville_listing(zpid: &str) -> Listing {
+    let page = normalize_file(SourceKind::Zillow, NASHVILLE, observed_at()).expect("fixture");
+    page.listings
+        .into_iter()
+        .find(|l| l.id.native_id() == zpid)
+        .expect("listing in fixture")
+}
+
+/// The first ```json block of docs/events.md.
+fn documented_example() -> &'static str {
+    let start = EVENTS_DOC
+        .find("```json\n")
+        .map(|i| i + "```json\n".len())
+        .expect("docs/events.md has a json block");
+    let len = EVENTS_DOC[start..]
+        .find("```")
+        .expect("the json block is closed");
+    &EVENTS_DOC[start..start + len]
+}
+
+#[test]
+fn the_documented_example_is_what_the_poller_would_emit() {
+    let documented = ListingEvent::decode(documented_example().as_bytes())
+        .unwrap_or_else(|e| panic!("docs/events.md example does not decode: {e}"));
+
+    // The same event built from the real page: the listing before the cut, then now.
+    let now = nashville_listing("108712579");
+    let mut before = now.clone();
+    before.price_minor = 42_500_000;
+    before.previous_price_minor = None;
+    before.observed_at = observed_at() - Duration::hours(1);
+    let built = ListingEvent::changed(&before, now, "poll-2025-09-12T15:40:00Z-nashville-tn")
+        .expect("the price changed");
+    assert_eq!(documented, built);
+    assert_eq!(documented.partition_key(), "zillow:108712579");
+
+    // Encoding gives the documented JSON (as a value: the doc is pretty-printed).
+    let encoded: Value = serde_json::from_slice(&built.encode().expect("valid")).expect("json");
+    let documented_json: Value = serde_json::from_str(documented_example()).expect("json");
+    assert_eq!(encoded, documented_json);
+}
+
+#[test]
+fn every_kind_round_trips() {
+    let listing = nashville_listing("108760565");
+    let later = observed_at() + Duration::days(1);
+    let mut pending = listing.clone();
+    pending.status = ListingStatus::Pending;
+    pending.observed_at = later;
+    let events = [
+        ListingEvent::new_listing(listing.clone(), "poll-1"),
+        ListingEvent::changed(&listing, pending.clone(), "poll-2").expect("status changed"),
+        ListingEvent::delisted(pending, later + Duration::days(1), "poll-3"),
+    ];
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::New => "new",
+            EventKind::Changed { .. } => "changed",
+            EventKind::Delisted => "delisted",
+        })
+        .collect();
+    assert_eq!(kinds, ["new", "changed", "delisted"]);
+    for event in events {
+        let bytes = event.encode().expect("valid event");
+        let json: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(
+            json["kind"],
+            serde_json::to_value(&event.kind).expect("json")["kind"]
+        );
+        assert_eq!(ListingEvent::decode(&bytes), Ok(event));
+    }
+}
+
+#[test]
+fn diff_names_what_changed() {
+    let before = nashville_listing("108712579");
+    assert!(diff(&before, &before).is_empty());
+    assert_eq!(ListingEvent::changed(&before, before.clone(), "poll"), None);
+
+    let mut after = before.clone();
+    after.observed_at = before.observed_at + Duration::hours(6);
+    after.coordinates = None;
+    after.source_url = Some("https://www.zillow.com/homedetails/other/".into());
+    after.previous_price_minor = Some(1_000_000_000);
+    assert!(
+        diff(&before, &after).is_empty(),
+        "untracked fields make no event"
+    );
+
+    after.price_minor = 39_900_000;
+    after.status = ListingStatus::Pending;
+    after.beds = Some(2);
+    after.living_area_sqft = None;
+    after.address.line = Some("740 1st Ave N UNIT 2".into());
+    assert_eq!(
+        diff(&before, &after),
+        ListingChanges {
+            price: Some(Change {
+                old: 41_000_000,
+                new: 39_900_000
+            }),
+            status: Some(Change {
+                old: ListingStatus::Active,
+                new: ListingStatus::Pending
+            }),
+            fields: vec![
+                TrackedField::Beds,
+                TrackedField::LivingAreaSqft,
+                TrackedField::Address
+            ],
+        }
+    );
+}
+
+fn documented_json() -> Value {
+    serde_json::from_str(documented_example()).expect("json")
+}
+
+fn decode_value(value: &Value) -> Result<ListingEvent, EventDecodeError> {
+    ListingEvent::decode(&serde_json::to_vec(value).expect("serialize"))
+}
+
+#[test]
+fn decode_reads_a_whole_record_only() {
+    let good = serde_json::to_vec(&documented_json()).expect("serialize");
+    assert!(ListingEvent::decode(&good).is_ok());
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b" {}");
+    let err = ListingEvent::decode(&trailing).expect_err("trailing bytes");
+    assert_eq!(err.kind(), "malformed");
+    assert!(err.to_string().contains("trailing characters"), "{err}");
+    let mut padded = b"\n  ".to_vec();
+    padded.extend_from_slice(&good);
+    padded.extend_from_slice(b"\n");
+    assert!(
+        ListingEvent::decode(&padded).is_ok(),
+        "surrounding whitespace is fine"
+    );
+}
+
+#[test]
+fn decode_refuses_other_schema_versions_first() {
+    let mut v2 = documented_json();
+    v2["schema_version"] = json!(2);
+    v2["listing"] = json!("a shape this build cannot read");
+    let err = decode_value(&v2).expect_err("version 2");
+    assert_eq!(
+        err,
+        EventDecodeError::UnsupportedSchemaVersion { found: "2".into() }
+    );
+    assert_eq!(err.kind(), "unsupported_schema_version");
+    assert!(
+        err.to_string().contains("this build reads version 1"),
+        "{err}"
+    );
+
+    for version in [json!(0), json!("1"), json!(1.5), json!(-1)] {
+        let mut event = documented_json();
+        event["schema_version"] = version.clone();
+        assert_eq!(
+            decode_value(&event).map_err(|e| e.kind()),
+            Err("unsupported_schema_version"),
+            "{version}"
+        );
+    }
+    let mut missing = documented_json();
+    missing
+        .as_object_mut()
+        .expect("object")
+        .remove("schema_version");
+    assert_eq!(
+        decode_value(&missing),
+        Err(EventDecodeError::MissingSchemaVersion)
+    );
+}
+
+#[test]
+fn decode_refuses_absurd_values_with_reasons() {
+    let cases: [(&str, Value, &str, &str); 10] = [
+        (
+            "/listing/price_minor",
+            json!(0),
+            "invalid_listing",
+            "price_minor: must be positive",
+        ),
+        (
+            "/listing/price_minor",
+            json!(-41000000),
+            "invalid_listing",
+            "must be positive",
+        ),
+        (
+            "/listing/price_minor",
+            json!(100_000),
+            "invalid_listing",
+            "placeholder",
+        ),
+        (
+            "/listing/price_minor",
+            json!(1.5),
+            "malformed",
+            "price_minor",
+        ),
+        (
+            "/listing/currency",
+            json!("usd"),
+            "invalid_listing",
+            "ISO 4217",
+        ),
+        (
+            "/listing/living_area_sqft",
+            json!(0),
+            "invalid_listing",
+            "zero area",
+        ),
+        (
+            "/listing/id",
+            json!("realtor:108712579"),
+            "invalid_listing",
+            "source prefix",
+        ),
+        (
+            "/listing/market/city_state",
+            json!("memphis-tn"),
+            "invalid_listing",
+            "market",
+        ),
+        (
+            "/listing/coordinates",
+            json!({"lat": 91.0, "lon": 0.0}),
+            "invalid_listing",
+            "coordinates",
+        ),
+        (
+            "/listing/on_market_date",
+            json!("1850-01-01"),
+            "invalid_listing",
+            "on_market_date",
+        ),
+    ];
+    for (pointer, value, kind, fragment) in cases {
+        let mut event = documented_json();
+        *event.pointer_mut(pointer).expect("pointer exists") = value.clone();
+        // Keep the change consistent with the listing so only the value is at fault.
+        if pointer == "/listing/price_minor" && value.is_i64() {
+            event["changes"]["price"]["new"] = value.clone();
+        }
+        let err = decode_value(&event).expect_err(pointer);
+        assert_eq!(err.kind(), kind, "{pointer} = {value}: {err}");
+        assert!(
+            err.to_string().contains(fragment),
+            "{pointer} = {value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn decode_refuses_inconsistent_events() {
+    let mut wrong_new_price = documented_json();
+    wrong_new_price["changes"]["price"]["new"] = json!(40_000_000);
+    let mut no_changes = documented_json();
+    no_changes["changes"] = json!({"price": null, "status": null, "fields": []});
+    let mut same_status = documented_json();
+    same_status["changes"]["status"] = json!({"old": "active", "new": "active"});
+    let mut empty_poll = documented_json();
+    empty_poll["poll_id"] = json!(" ");
+    for (event, fragment) in [
+        (wrong_new_price, "differs from listing.price_minor"),
+        (no_changes, "no changes"),
+        (same_status, "equal old and new"),
+        (empty_poll, "empty poll_id"),
+    ] {
+        let err = decode_value(&event).expect_err(fragment);
+        assert_eq!(err.kind(), "inconsistent", "{err}");
+        assert!(err.to_string().contains(fragment), "{err}");
+    }
+}
+
+#[test]
+fn decode_refuses_what_is_not_an_event() {
+    for (bytes, kind) in [
+        (&b"not json"[..], "malformed"),
+        (b"[1, 2]", "malformed"),
+        (b"{}", "missing_schema_version"),
+        (b"{\"schema_version\": 1}", "malformed"),
+    ] {
+        let err = ListingEvent::decode(bytes).expect_err("not an event");
+        assert_eq!(err.kind(), kind, "{err}");
+    }
+    let mut unknown_kind = documented_json();
+    unknown_kind["kind"] = json!("relisted");
+    let err = decode_value(&unknown_kind).expect_err("unknown kind");
+    assert_eq!(err.kind(), "malformed");
+    assert!(err.to_string().contains("relisted"), "{err}");
+}
+
+#[test]
+fn decode_tolerates_additions_of_the_same_version() {
+    let mut newer = documented_json();
+    newer["producer"] = json!("poller 2.3");
+    newer["listing"]["year_built"] = json!(2007);
+    newer["changes"]["fields"] = json!(["beds", "hoa_fee_minor"]);
+    let event = decode_value(&newer).expect("additive changes are compatible");
+    let EventKind::Changed { changes } = event.kind else {
+        panic!("a changed event")
+    };
+    assert_eq!(
+        changes.fields,
+        vec![TrackedField::Beds, TrackedField::Unrecognized]
+    );
+
+    // Optional fields may be left out.
+    let mut sparse = documented_json();
+    for field in ["coordinates", "rent_estimate_minor", "source_url", "beds"] {
+        sparse["listing"]
+            .as_object_mut()
+            .expect("object")
+            .remove(field);
+    }
+    let event = decode_value(&sparse).expect("optional fields may be absent");
+    assert_eq!(event.listing.beds, None);
+}
+
+#[test]
+fn encode_refuses_what_decode_would_refuse() {
+    let mut listing = nashville_listing("108712579");
+    listing.price_minor = 0;
+    let err = ListingEvent::new_listing(listing, "poll")
+        .encode()
+        .expect_err("zero price");
+    assert_eq!(err.kind(), "invalid_listing");
+
+    let listing = nashville_listing("108712579");
+    let err = ListingEvent::new_listing(listing, "")
+        .encode()
+        .expect_err("empty poll id");
+    assert_eq!(err.kind(), "inconsistent");
+}
+
+/// Sets `pointer` of `event` and, when it is part of the address, the market derived from it,
+/// so only the value is at fault.
+fn with_value(pointer: &str, value: &Value) -> Value {
+    let mut event = documented_json();
+    *event.pointer_mut(pointer).expect("pointer exists") = value.clone();
+    if pointer.starts_with("/listing/address/") {
+        let address = serde_json::from_value(event["listing"]["address"].clone());
+        if let Ok(market) = address
+            .map_err(|e| e.to_string())
+            .and_then(|a| MarketKey::for_address(&a).map_err(|e| e.to_string()))
+        {
+            event["listing"]["market"] = serde_json::to_value(market).expect("json");
+        } else if pointer == "/listing/address/postal_code" {
+            event["listing"]["market"]["zip"] = value.clone();
+        }
+    }
+    event
+}
+
+/// The longest reason any refusal below may give: its bounded part plus the fixed words
+/// around it.
+const MAX_MESSAGE: usize = MAX_REASON_BYTES + 128;
+
+#[test]
+fn every_bounded_field_at_its_limit_decodes_and_just_past_it_is_refused() {
+    let url = |len: usize| format!("https://www.zillow.com/{}", "a".repeat(len - 23));
+    let fields = |n: usize| json!({"price": {"old": 42500000, "new": 41000000}, "status": null, "fields": vec!["beds"; n]});
+    let cases: Vec<(&str, Value, Value, &str)> = vec![
+        (
+            "/listing/address/line",
+            json!("7".repeat(MAX_ADDRESS_LINE_BYTES)),
+            json!("7".repeat(MAX_ADDRESS_LINE_BYTES + 1)),
+            "address.line",
+        ),
+        (
+            "/listing/address/city",
+            json!("n".repeat(MAX_CITY_BYTES)),
+            json!("n".repeat(MAX_CITY_BYTES + 1)),
+            "address.city",
+        ),
+        (
+            "/listing/address/state",
+            json!("t".repeat(MAX_STATE_BYTES)),
+            json!("t".repeat(MAX_STATE_BYTES + 1)),
+            "address.state",
+        ),
+        (
+            "/listing/address/postal_code",
+            json!("3".repeat(MAX_POSTAL_CODE_BYTES)),
+            json!("3".repeat(MAX_POSTAL_CODE_BYTES + 1)),
+            "address.postal_code",
+        ),
+        (
+            "/listing/source_url",
+            json!(url(MAX_SOURCE_URL_BYTES)),
+            json!(url(MAX_SOURCE_URL_BYTES + 1)),
+            "source_url",
+        ),
+        (
+            "/listing/id",
+            json!(format!("zillow:{}", "1".repeat(MAX_NATIVE_ID_LEN))),
+            json!(format!("zillow:{}", "1".repeat(MAX_NATIVE_ID_LEN + 1))),
+            "id",
+        ),
+        (
+            "/poll_id",
+            json!("p".repeat(MAX_POLL_ID_LEN)),
+            json!("p".repeat(MAX_POLL_ID_LEN + 1)),
+            "poll_id",
+        ),
+        (
+            "/changes",
+            fields(MAX_CHANGED_FIELDS),
+            fields(MAX_CHANGED_FIELDS + 1),
+            "changes.fields",
+        ),
+    ];
+    for (pointer, at_limit, past_limit, fragment) in cases {
+        let event = decode_value(&with_value(pointer, &at_limit))
+            .unwrap_or_else(|e| panic!("{pointer} at its limit: {e}"));
+        assert!(event.encode().is_ok(), "{pointer} at its limit re-encodes");
+        let err = decode_value(&with_value(pointer, &past_limit))
+            .expect_err(&format!("{pointer} just past its limit"));
+        assert!(
+            err.to_string().contains(fragment) && err.to_string().len() <= MAX_MESSAGE,
+            "{pointer}: {err}"
+        );
+    }
+}
+
+/// Issue 12, point 2: error reasons quoted a bad value whole (600 KB in a poison message).
+#[test]
+fn reasons_quote_a_short_prefix_of_a_huge_value() {
+    let huge = "ü".repeat(300 * 1024);
+    for pointer in [
+        "/listing/status",
+        "/listing/currency",
+        "/listing/id",
+        "/listing/address/line",
+        "/listing/address/city",
+        "/listing/address/postal_code",
+        "/listing/market/city_state",
+        "/listing/source_url",
+        "/poll_id",
+        "/kind",
+        "/schema_version",
+    ] {
+        let err = decode_value(&with_value(pointer, &json!(huge))).expect_err(pointer);
+        let message = err.to_string();
+        assert!(
+            message.len() <= MAX_MESSAGE,
+            "{pointer}: {} bytes",
+            message.len()
+        );
+    }
+    let mut unknown_field = documented_json();
+    unknown_field["listing"]["status"] = json!(vec!["x"; 100_000]);
+    let err = decode_value(&unknown_field).expect_err("not a status");
+    assert!(err.to_string().len() <= MAX_MESSAGE, "{err}");
+}
+
+#[test]
+fn an_event_with_every_field_at_its_limit_fits_the_encoded_bound() {
+    let mut listing = nashville_listing("108712579");
+    // Quotes and backslashes are escaped (two bytes each): the worst case for JSON.
+    listing.address.line = Some("\"".repeat(MAX_ADDRESS_LINE_BYTES));
+    listing.address.city = "\\".repeat(MAX_CITY_BYTES - 1) + "n";
+    listing.address.state = "\"".repeat(MAX_STATE_BYTES - 1) + "t";
+    listing.address.postal_code = Some("9".repeat(MAX_POSTAL_CODE_BYTES));
+    listing.market = MarketKey::for_address(&listing.address).expect("a market");
+    listing.source_url = Some(format!(
+        "https://x/{}",
+        "\"".repeat(MAX_SOURCE_URL_BYTES - 10)
+    ));
+    listing.id = realty_core::listing::ListingId::new(
+        realty_core::listing::ListingSource::Zillow,
+        &"\"".repeat(MAX_NATIVE_ID_LEN),
+    )
+    .expect("id");
+    let mut before = listing.clone();
+    before.price_minor += 100_000;
+    let mut event =
+        ListingEvent::changed(&before, listing, "\"".repeat(MAX_POLL_ID_LEN)).expect("a change");
+    if let EventKind::Changed { changes } = &mut event.kind {
+        changes.fields = vec![TrackedField::RentEstimateMinor; MAX_CHANGED_FIELDS];
+    }
+    let bytes = event.encode().expect("a valid event encodes");
+    assert!(
+        bytes.len() <= MAX_ENCODED_EVENT_BYTES / 2,
+        "{} bytes",
+        bytes.len()
+    );
+    assert_eq!(ListingEvent::decode(&bytes), Ok(event));
+}
+
+#[test]
+fn a_record_over_kinesis_s_limit_is_refused_unread() {
+    let mut at_limit = serde_json::to_vec(&documented_json()).expect("json");
+    at_limit.resize(MAX_EVENT_RECORD_BYTES, b' ');
+    assert!(ListingEvent::decode(&at_limit).is_ok());
+    at_limit.push(b' ');
+    let err = ListingEvent::decode(&at_limit).expect_err("over 1 MiB");
+    assert_eq!(err.kind(), "too_large");
+}
+
+/// Issue 12, point 4: observation times were trusted blindly (one dated 2100 moved a
+/// market's as-of time to 2100).
+#[test]
+fn observation_times_are_checked_against_the_arrival_time() {
+    let bytes_at = |observed: DateTime<Utc>| {
+        let mut event = documented_json();
+        let at = json!(observed.to_rfc3339());
+        event["observed_at"] = at.clone();
+        event["listing"]["observed_at"] = at;
+        event["listing"]["on_market_date"] = json!(null);
+        serde_json::to_vec(&event).expect("json")
+    };
+    let arrival = observed_at();
+    let skew = Duration::seconds(MAX_CLOCK_SKEW_SECONDS);
+    let age = Duration::days(MAX_OBSERVATION_AGE_DAYS);
+    let second = Duration::seconds(1);
+    for (observed, accepted) in [
+        (arrival, true),
+        (arrival + skew, true),
+        (arrival + skew + second, false),
+        (arrival - age, true),
+        (arrival - age - second, false),
+        (
+            Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            false,
+        ),
+        (DateTime::<Utc>::UNIX_EPOCH, false),
+    ] {
+        let decoded = ListingEvent::decode_arrived_at(&bytes_at(observed), arrival);
+        assert_eq!(
+            decoded.is_ok(),
+            accepted,
+            "observed {observed}: {decoded:?}"
+        );
+        if let Err(e) = decoded {
+            assert_eq!(e.kind(), "observed_at_out_of_window");
+            assert!(e.to_string().contains(&observed.to_rfc3339()), "{e}");
+        }
+    }
+    // A listing stamped in the future inside an event of now is refused too.
+    let mut event = documented_json();
+    event["listing"]["observed_at"] = json!("2100-01-01T00:00:00Z");
+    event["listing"]["on_market_date"] = json!(null);
+    let err = ListingEvent::decode_arrived_at(&serde_json::to_vec(&event).expect("json"), arrival)
+        .expect_err("a listing from 2100");
+    assert!(err.to_string().contains("listing.observed_at"), "{err}");
+    // A delisting's listing is its last sighting, which may be old.
+    let last_seen = nashville_listing("108712579");
+    let mut old = last_seen.clone();
+    old.observed_at = arrival - age - Duration::days(30);
+    old.on_market_date = None;
+    let delisted = ListingEvent::delisted(old, arrival, "poll");
+    let bytes = delisted.encode().expect("encodes");
+    assert_eq!(
+        ListingEvent::decode_arrived_at(&bytes, arrival),
+        Ok(delisted)
+    );
+}
+
+#[test]
+fn a_city_spelled_with_look_alikes_is_the_same_market() {
+    for city in [
+        "N\u{430}shville",
+        "NASHVILLE",
+        "Ｎａｓｈｖｉｌｌｅ",
+        "Nashville\u{301}",
+    ] {
+        let event = with_value("/listing/address/city", &json!(city));
+        assert_eq!(
+            event["listing"]["market"]["city_state"], "nashville-tn",
+            "{city}"
+        );
+        assert!(decode_value(&event).is_ok(), "{city}");
+    }
+}
