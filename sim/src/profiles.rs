@@ -61,10 +61,26 @@ impl MarketProfile {
 
 /// Lower-cases, keeps letters and digits, folds every other run of characters into one `-`.
 pub fn slug(text: &str) -> String {
+    dashed(text, LetterCase::Lower)
+}
+
+/// Whether [`dashed`] lower-cases the letters it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LetterCase {
+    Lower,
+    Kept,
+}
+
+/// Keeps letters and digits, folds every other run of characters into one `-`, with no
+/// `-` at either end: market keys (lower case) and listing URLs (`309-Church-St-APT-610`).
+pub(crate) fn dashed(text: &str, case: LetterCase) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
+            match case {
+                LetterCase::Lower => out.extend(c.to_lowercase()),
+                LetterCase::Kept => out.push(c),
+            }
         } else if !out.is_empty() && !out.ends_with('-') {
             out.push('-');
         }
