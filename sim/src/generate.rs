@@ -9,8 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::listing::{
     Address, Derived, ListingStatus, PropertyType, SimListing, SourceIds, quirk, quirk_fraction,
 };
-use crate::profiles::{GENERIC_STREETS, LetterCase, MarketProfile, dashed};
+use crate::profiles::{GENERIC_STREETS, MarketProfile};
 use crate::random::{hash_bytes, hash_words, lognormal, normal, unit_interval, weighted_index};
+use crate::slug::{LetterCase, dashed};
 
 /// One ZIP code of a market: where it is and how expensive.
 #[derive(Debug, Clone, PartialEq)]

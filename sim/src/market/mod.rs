@@ -24,8 +24,9 @@ use crate::config::MarketConfig;
 use crate::error::SimError;
 use crate::generate::{MarketContext, ZipArea, create_listing, price_scale, zip_areas};
 use crate::listing::{ListingStatus, SimListing};
-use crate::profiles::{MarketProfile, builtin_markets, slug};
+use crate::profiles::{MarketProfile, builtin_markets};
 use crate::random::hash_bytes;
+use crate::slug::slug;
 use crate::truth::GroundTruthEvent;
 
 use events::Planned;
