@@ -400,7 +400,7 @@ mod tests {
     use super::*;
     use crate::truth::EventKind;
 
-    fn small_config(markets: &[&str], listings: u32) -> MarketConfig {
+    pub(super) fn small_config(markets: &[&str], listings: u32) -> MarketConfig {
         MarketConfig {
             markets: markets.iter().map(|m| (*m).to_owned()).collect(),
             listings_per_market: listings,

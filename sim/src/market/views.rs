@@ -58,14 +58,24 @@ pub(super) fn modified_key(l: &SimListing) -> (DateTime<Utc>, u64) {
     (l.modified_at, l.zpid)
 }
 
+/// Where a listing's key falls in an order: the first place whose key is not below it.
+fn place_in<K: Ord>(
+    order: &[u32],
+    listings: &[SimListing],
+    position: u32,
+    key: fn(&SimListing) -> K,
+) -> usize {
+    let wanted = key(&listings[position as usize]);
+    order.partition_point(|&i| key(&listings[i as usize]) < wanted)
+}
+
 pub(super) fn insert_by<K: Ord>(
     order: &mut Vec<u32>,
     listings: &[SimListing],
     position: u32,
     key: fn(&SimListing) -> K,
 ) {
-    let wanted = key(&listings[position as usize]);
-    let at = order.partition_point(|&i| key(&listings[i as usize]) < wanted);
+    let at = place_in(order, listings, position, key);
     order.insert(at, position);
 }
 
@@ -76,8 +86,7 @@ pub(super) fn remove_by<K: Ord>(
     position: u32,
     key: fn(&SimListing) -> K,
 ) {
-    let wanted = key(&listings[position as usize]);
-    let at = order.partition_point(|&i| key(&listings[i as usize]) < wanted);
+    let at = place_in(order, listings, position, key);
     if order.get(at) == Some(&position) {
         order.remove(at);
     } else if let Some(found) = order.iter().position(|&i| i == position) {
@@ -142,16 +151,8 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::config::MarketConfig;
     use crate::market::Market;
-
-    fn small_config(markets: &[&str], listings: u32) -> MarketConfig {
-        MarketConfig {
-            markets: markets.iter().map(|m| (*m).to_owned()).collect(),
-            listings_per_market: listings,
-            ..MarketConfig::default()
-        }
-    }
+    use crate::market::tests::small_config;
 
     /// The orders kept up to date event by event equal the orders sorted from scratch.
     #[test]
