@@ -11,6 +11,7 @@ use crate::listing::{
 };
 use crate::profiles::{GENERIC_STREETS, MarketProfile};
 use crate::random::{hash_bytes, hash_words, lognormal, normal, unit_interval, weighted_index};
+use crate::slug::{LetterCase, dashed};
 
 /// One ZIP code of a market: where it is and how expensive.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,23 +197,6 @@ fn street_parts(street: &str) -> (Option<String>, String, Option<String>, Option
         _ => None,
     };
     (dir_prefix, tokens.join(" "), suffix, dir_suffix)
-}
-
-/// `309 Church St APT 610` -> `309-Church-St-APT-610`: letters and digits kept with their
-/// case, everything else folded into single dashes.
-fn url_slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
 }
 
 fn hex32(a: u64, b: u64) -> String {
@@ -561,10 +545,10 @@ fn derive_strings(
             ),
             format!(
                 "/homedetails/{}/{zpid}_zpid/",
-                url_slug(&format!(
-                    "{} {} {}",
-                    profile.city, profile.state, address.zip
-                ))
+                dashed(
+                    &format!("{} {} {}", profile.city, profile.state, address.zip),
+                    LetterCase::Kept
+                )
             ),
         )
     } else {
@@ -575,10 +559,13 @@ fn derive_strings(
             ),
             format!(
                 "/homedetails/{}/{zpid}_zpid/",
-                url_slug(&format!(
-                    "{zillow_street} {} {} {}",
-                    profile.city, profile.state, address.zip
-                ))
+                dashed(
+                    &format!(
+                        "{zillow_street} {} {} {}",
+                        profile.city, profile.state, address.zip
+                    ),
+                    LetterCase::Kept
+                )
             ),
         )
     };
@@ -598,8 +585,8 @@ fn derive_strings(
     Derived {
         realtor_href: format!(
             "https://www.realtor.com/realestateandhomes-detail/{}_{}_{}_{}_M{pid_head}-{pid_tail}",
-            url_slug(&line),
-            url_slug(profile.city),
+            dashed(&line, LetterCase::Kept),
+            dashed(profile.city, LetterCase::Kept),
             profile.state,
             address.zip
         ),

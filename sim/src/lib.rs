@@ -53,6 +53,7 @@ mod market;
 mod profiles;
 mod random;
 mod server;
+mod slug;
 mod time_format;
 mod truth;
 
@@ -63,8 +64,9 @@ pub use config::{
 pub use error::SimError;
 pub use listing::{Address, ListingStatus, PriceChange, PropertyType, SimListing, SourceIds};
 pub use market::{AdvanceReport, MAX_ADVANCE_DAYS, Market, MarketSummary, RECENT_DAYS};
-pub use profiles::{MarketProfile, TypeMix, builtin_markets, market_key, slug};
+pub use profiles::{MarketProfile, TypeMix, builtin_markets, market_key};
 pub use server::{SimHandle, SimServer, serve};
+pub use slug::slug;
 pub use truth::{EventKind, GroundTruthEvent};
 
 /// Zillow results per page.

@@ -4,6 +4,8 @@
 //! lot, median days on market, gross rental yield); they shape the simulated distributions,
 //! they are not data about real listings.
 
+use crate::slug::slug;
+
 /// Share of each property type in a market's listings, in [`crate::PropertyType::ALL`]
 /// order: single family, condo, townhouse, multi family, land, manufactured.
 pub type TypeMix = [f64; 6];
@@ -57,22 +59,6 @@ impl MarketProfile {
     pub fn zillow_location(&self) -> String {
         format!("{}, {}", self.city, self.state)
     }
-}
-
-/// Lower-cases, keeps letters and digits, folds every other run of characters into one `-`.
-pub fn slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    out
 }
 
 /// The key of the market of a city and state (`"St. Louis", "MO"` -> `st-louis-mo`).

@@ -5,6 +5,7 @@ pub(crate) mod realtor;
 pub(crate) mod reso;
 pub(crate) mod zillow;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Serialize, Serializer};
 
 /// Which listing API a request is for.
@@ -92,17 +93,16 @@ pub(crate) fn query_value<'a>(pairs: &'a QueryPairs, name: &str) -> Option<&'a s
         .map(|(_, value)| value.as_str())
 }
 
+/// What a query component percent-encodes: all but RFC 3986's unreserved characters.
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes a query component (RFC 3986 unreserved characters kept).
 pub(crate) fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3 / 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, QUERY_COMPONENT).to_string()
 }
 
 #[cfg(test)]

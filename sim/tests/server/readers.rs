@@ -1,233 +1,12 @@
-//! A small HTTP/1.1 client and API readers for the simulator's tests.
-//!
-//! The client is written here (rather than pulled in) so the tests see exactly the bytes
-//! the server sends: truncated bodies, missing headers, timeouts.
-
-#![allow(dead_code)]
+//! Readers of the listing APIs as a poller reads them: paged Zillow and Realtor.com
+//! searches and a RESO sync, naive or re-reading pages that do not add up.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-/// The `Host` every test request sends, so absolute links are the same across servers.
-pub const HOST: &str = "sim.test";
-pub const RESO_TOKEN: &str = "test-token";
-
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_slice(&self.body)
-    }
-}
-
-#[derive(Debug)]
-pub enum ClientError {
-    Io(std::io::Error),
-    Timeout,
-    BadResponse(String),
-}
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "io: {e}"),
-            Self::Timeout => write!(f, "timed out"),
-            Self::BadResponse(why) => write!(f, "bad response: {why}"),
-        }
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`), read to the end.
-pub async fn send(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<HttpResponse, ClientError> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.map_err(ClientError::Io)?;
-        let mut head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(ClientError::Io)?;
-        stream.write_all(body).await.map_err(ClientError::Io)?;
-        let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .await
-            .map_err(ClientError::Io)?;
-        parse_response(&raw)
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| ClientError::Timeout)?
-}
-
-fn parse_response(raw: &[u8]) -> Result<HttpResponse, ClientError> {
-    let bad = |why: &str| ClientError::BadResponse(why.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("headers not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| bad("no status code"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let rest = &raw[split + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        dechunk(rest).ok_or_else(|| bad("broken chunked body"))?
-    } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        if rest.len() < length {
-            return Err(bad("body shorter than Content-Length"));
-        }
-        rest[..length].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(HttpResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
-}
-
-/// Why a call did not produce a JSON document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    Timeout,
-    Status(u16),
-    NotJson,
-    Transport(String),
-}
-
-/// A listing-API client. With `retries`, it retries what a careful client retries:
-/// timeouts, 429 (after `Retry-After`, capped so tests stay fast), 5xx and bodies that are
-/// not JSON.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub addr: SocketAddr,
-    pub timeout: Duration,
-    pub retries: u32,
-}
-
-impl Client {
-    pub fn naive(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            timeout: Duration::from_secs(30),
-            retries: 0,
-        }
-    }
-
-    pub fn careful(addr: SocketAddr, timeout: Duration) -> Self {
-        Self {
-            addr,
-            timeout,
-            retries: 12,
-        }
-    }
-
-    pub async fn call(&self, method: &str, target: &str, body: &[u8]) -> Result<Value, Failure> {
-        let mut attempt = 0;
-        loop {
-            let result = self.once(method, target, body).await;
-            match result {
-                Ok(value) => return Ok(value),
-                Err(failure) if attempt < self.retries => {
-                    attempt += 1;
-                    let wait = match &failure {
-                        Failure::Status(429) => Duration::from_millis(20),
-                        _ => Duration::from_millis(2),
-                    };
-                    tokio::time::sleep(wait).await;
-                }
-                Err(failure) => return Err(failure),
-            }
-        }
-    }
-
-    async fn once(&self, method: &str, target: &str, body: &[u8]) -> Result<Value, Failure> {
-        let mut headers = vec![("Content-Type", "application/json")];
-        let auth = format!("Bearer {RESO_TOKEN}");
-        if target.starts_with("/reso/") {
-            headers.push(("Authorization", auth.as_str()));
-        }
-        let response = send(self.addr, method, target, &headers, body, self.timeout)
-            .await
-            .map_err(|e| match e {
-                ClientError::Timeout => Failure::Timeout,
-                other => Failure::Transport(other.to_string()),
-            })?;
-        if response.status != 200 {
-            return Err(Failure::Status(response.status));
-        }
-        response.json().map_err(|_| Failure::NotJson)
-    }
-
-    pub async fn get(&self, target: &str) -> Result<Value, Failure> {
-        self.call("GET", target, b"").await
-    }
-
-    pub async fn post(&self, target: &str, body: &Value) -> Result<Value, Failure> {
-        self.call("POST", target, body.to_string().as_bytes()).await
-    }
-}
+use crate::client::{Client, Failure};
 
 /// What a reader saw of one listing: its price and status (`active`, `pending`, `sold`,
 /// `withdrawn`).
@@ -262,16 +41,15 @@ impl PagingCheck {
     }
 }
 
+/// What a query component percent-encodes: all but RFC 3986's unreserved characters.
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(text, QUERY_COMPONENT).to_string()
 }
 
 pub fn zillow_target(location: &str, min: u64, max: Option<u64>, page: u32) -> String {

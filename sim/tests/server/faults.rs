@@ -1,13 +1,12 @@
 //! Fault modes: each happens when enabled and never when disabled, and a careful client
 //! still reads every listing with all of them on.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, Failure, ReadStats, Seen, Snapshot};
+use crate::client::{Client, Failure, RESO_TOKEN, SimHttp};
+use crate::readers::{self, PagingCheck, ReadStats, Seen, Snapshot};
 use realty_sim::{FaultConfig, FaultKind, ListingStatus, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
 
@@ -66,7 +65,7 @@ fn requests() -> Vec<(&'static str, String, Vec<u8>)> {
         for page in 1..=6 {
             requests.push((
                 "GET",
-                common::zillow_target(location, 0, None, page),
+                readers::zillow_target(location, 0, None, page),
                 Vec::new(),
             ));
         }
@@ -91,15 +90,18 @@ fn requests() -> Vec<(&'static str, String, Vec<u8>)> {
     requests
 }
 
-async fn symptom_of(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -> Symptom {
-    let auth = format!("Bearer {}", common::RESO_TOKEN);
+async fn symptom_of(http: &SimHttp, method: &str, target: &str, body: &[u8]) -> Symptom {
+    let auth = format!("Bearer {RESO_TOKEN}");
     let headers = [
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let response = match common::send(addr, method, target, &headers, body, CLIENT_TIMEOUT).await {
+    let response = match http
+        .send(method, target, &headers, body, CLIENT_TIMEOUT)
+        .await
+    {
         Ok(response) => response,
-        Err(common::ClientError::Timeout) => return Symptom::TimedOut,
+        Err(error) if error.is_timeout() => return Symptom::TimedOut,
         Err(_) => return Symptom::Other,
     };
     match response.status {
@@ -117,8 +119,9 @@ async fn symptom_of(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -
     // a truncated body is a prefix of the real one, a malformed one is not.
     let mut clean = None;
     for _ in 0..10 {
-        let retry =
-            common::send(addr, method, target, &headers, body, Duration::from_secs(5)).await;
+        let retry = http
+            .send(method, target, &headers, body, Duration::from_secs(5))
+            .await;
         if let Ok(r) = retry
             && r.status == 200
             && r.json().is_ok()
@@ -139,10 +142,11 @@ async fn symptom_of(addr: SocketAddr, method: &str, target: &str, body: &[u8]) -
 /// Sends every request once and reads two paging sessions naively; counts what it saw.
 async fn survey(server: &SimServer) -> BTreeMap<Symptom, u32> {
     let addr = server.addr();
+    let http = SimHttp::new(addr);
     let mut seen = BTreeMap::new();
     for (method, target, body) in requests() {
         *seen
-            .entry(symptom_of(addr, method, &target, &body).await)
+            .entry(symptom_of(&http, method, &target, &body).await)
             .or_insert(0) += 1;
     }
     // Naive paged reads: a page shift shows as pages that do not add up.
@@ -150,7 +154,7 @@ async fn survey(server: &SimServer) -> BTreeMap<Symptom, u32> {
         timeout: CLIENT_TIMEOUT,
         ..Client::naive(addr)
     };
-    let paged_symptom = |check: &common::PagingCheck| {
+    let paged_symptom = |check: &PagingCheck| {
         if check.consistent() {
             Symptom::Fine
         } else {
@@ -166,7 +170,7 @@ async fn survey(server: &SimServer) -> BTreeMap<Symptom, u32> {
     };
     for location in ["Cleveland, OH", "Austin, TX"] {
         for band in [(0, Some(150_000)), (150_001, None)] {
-            let symptom = match common::zillow_pages(&naive, location, band.0, band.1).await {
+            let symptom = match readers::zillow_pages(&naive, location, band.0, band.1).await {
                 Ok((_, check)) => paged_symptom(&check),
                 Err(failure) => failed_symptom(failure),
             };
@@ -174,7 +178,7 @@ async fn survey(server: &SimServer) -> BTreeMap<Symptom, u32> {
         }
     }
     for (city, state) in [("Cleveland", "OH"), ("Austin", "TX")] {
-        let symptom = match common::realtor_pages(&naive, city, state, 40).await {
+        let symptom = match readers::realtor_pages(&naive, city, state, 40).await {
             Ok((_, check)) => paged_symptom(&check),
             Err(failure) => failed_symptom(failure),
         };
@@ -244,12 +248,14 @@ async fn faults_repeat_for_a_seed() {
     };
     for _ in 0..2 {
         let server = start(faults.clone(), 8).await;
-        let addr = server.addr();
+        let http = SimHttp::new(server.addr());
         let mut statuses = Vec::new();
         for (method, target, body) in requests() {
-            let auth = format!("Bearer {}", common::RESO_TOKEN);
+            let auth = format!("Bearer {RESO_TOKEN}");
             let headers = [("Authorization", auth.as_str())];
-            let answer = common::send(addr, method, &target, &headers, &body, CLIENT_TIMEOUT).await;
+            let answer = http
+                .send(method, &target, &headers, &body, CLIENT_TIMEOUT)
+                .await;
             statuses.push(match answer {
                 Ok(response) => format!("{} {}", response.status, response.body.len()),
                 Err(error) => error.to_string(),
@@ -305,17 +311,17 @@ async fn a_careful_client_reads_every_listing_with_all_faults_on() {
     let mut realtor = Snapshot::new();
     for (city, state) in [("Cleveland", "OH"), ("Austin", "TX")] {
         zillow.extend(
-            common::zillow_for_sale(&client, &format!("{city}, {state}"), &mut stats)
+            readers::zillow_for_sale(&client, &format!("{city}, {state}"), &mut stats)
                 .await
                 .expect("zillow read"),
         );
         realtor.extend(
-            common::realtor_for_sale(&client, city, state, &mut stats)
+            readers::realtor_for_sale(&client, city, state, &mut stats)
                 .await
                 .expect("realtor read"),
         );
     }
-    let reso = common::reso_sync(&client, None, &mut stats)
+    let reso = readers::reso_sync(&client, None, &mut stats)
         .await
         .expect("reso sync");
 
@@ -345,7 +351,7 @@ async fn a_request_is_answered_after_its_faulty_attempts() {
     };
     let server = start(faults, 10).await;
     let naive = Client::naive(server.addr());
-    let target = common::zillow_target("Austin, TX", 0, None, 1);
+    let target = readers::zillow_target("Austin, TX", 0, None, 1);
     for _ in 0..2 {
         assert!(matches!(
             naive.get(&target).await,

@@ -1,14 +1,12 @@
 //! The HTTP surface: shapes like the real APIs', byte-identical for a seed, control
 //! endpoints, authorisation, encoding and errors.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Client, Failure, HttpResponse, RESO_TOKEN};
+use crate::client::{Client, Failure, HttpResponse, RESO_TOKEN, SimHttp};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::{Value, json};
 
@@ -35,7 +33,8 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
-    common::send(server.addr(), method, target, headers, body, TIMEOUT)
+    SimHttp::new(server.addr())
+        .send(method, target, headers, body, TIMEOUT)
         .await
         .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
 }
@@ -561,9 +560,9 @@ async fn shutdown_cuts_slow_responses_short_and_frees_the_port() {
         .await
         .expect("server starts");
     let addr = server.addr();
+    let http = SimHttp::new(addr);
     let pending = tokio::spawn(async move {
-        common::send(
-            addr,
+        http.send(
             "GET",
             "/propertyExtendedSearch?location=Columbus%2C%20OH",
             &[],

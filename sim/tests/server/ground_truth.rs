@@ -1,12 +1,11 @@
 //! The ground truth matches what the APIs serve: read every API before and after an
 //! advance, and the difference is exactly what the ground truth says happened.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use common::{Client, ReadStats, Seen, Snapshot};
+use crate::client::{Client, Failure};
+use crate::readers::{self, ReadStats, Seen, Snapshot};
 use realty_sim::{EventKind, GroundTruthEvent, ListingStatus, MarketConfig, SimConfig, SimServer};
 use serde_json::{Value, json};
 
@@ -47,17 +46,17 @@ async fn observe(client: &Client) -> Observation {
     for (_, city, state) in MARKETS {
         let location = format!("{city}, {state}");
         zillow.extend(
-            common::zillow_for_sale(client, &location, &mut stats)
+            readers::zillow_for_sale(client, &location, &mut stats)
                 .await
                 .expect("zillow read"),
         );
         realtor.extend(
-            common::realtor_for_sale(client, city, state, &mut stats)
+            readers::realtor_for_sale(client, city, state, &mut stats)
                 .await
                 .expect("realtor read"),
         );
     }
-    let reso = common::reso_sync(client, None, &mut stats)
+    let reso = readers::reso_sync(client, None, &mut stats)
         .await
         .expect("reso sync");
     // Without faults, every paged read adds up the first time.
@@ -65,7 +64,7 @@ async fn observe(client: &Client) -> Observation {
     let mut zillow_props = Vec::new();
     for (_, city, state) in MARKETS {
         let first = client
-            .get(&common::zillow_target(
+            .get(&readers::zillow_target(
                 &format!("{city}, {state}"),
                 0,
                 Some(300_000),
@@ -166,8 +165,8 @@ async fn what_the_apis_serve_changes_exactly_as_the_ground_truth_says() {
     let truth = client
         .get(&format!(
             "/control/ground-truth?from={}&to={}",
-            common::percent_encode(&t1),
-            common::percent_encode(&t2)
+            readers::percent_encode(&t1),
+            readers::percent_encode(&t2)
         ))
         .await
         .expect("ground truth");
@@ -219,7 +218,7 @@ async fn what_the_apis_serve_changes_exactly_as_the_ground_truth_says() {
 
     // An incremental RESO sync from t1 returns exactly the listings the events touched.
     let mut stats = ReadStats::default();
-    let changed = common::reso_sync(&client, Some(&t1), &mut stats)
+    let changed = readers::reso_sync(&client, Some(&t1), &mut stats)
         .await
         .expect("incremental sync");
     let touched: BTreeSet<String> = events
@@ -280,11 +279,7 @@ async fn ground_truth_endpoint_filters_and_validates() {
         "/control/ground-truth?from=yesterday",
         "/control/ground-truth?from=2030-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
     ] {
-        assert_eq!(
-            client.get(bad).await,
-            Err(common::Failure::Status(400)),
-            "{bad}"
-        );
+        assert_eq!(client.get(bad).await, Err(Failure::Status(400)), "{bad}");
     }
     server.shutdown().await.expect("shutdown");
 }

@@ -1,0 +1,202 @@
+//! Applying a drawn event to the market: listing state, orders and the ground truth.
+
+use chrono::{DateTime, Utc};
+
+use super::Market;
+use super::views::{
+    closed_key, insert_by, listed_key, modified_key, price_key, remove_by, take_off_market,
+};
+use crate::listing::{ListingStatus, PriceChange, SimListing, SourceIds};
+use crate::truth::{EventKind, GroundTruthEvent};
+
+/// An event drawn at the start of its hour, applied when simulated time reaches it.
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    pub(super) at: DateTime<Utc>,
+    pub(super) area: usize,
+    /// Draw order within the hour, the last tie-breaker.
+    pub(super) order: u32,
+    pub(super) listing: u32,
+    pub(super) action: Action,
+}
+
+/// What a drawn event does to its listing.
+#[derive(Debug, Clone)]
+pub(super) enum Action {
+    New(Box<SimListing>),
+    PriceChange { new: u64 },
+    ToPending,
+    BackToActive,
+    Sold { close_price: u64 },
+    Withdrawn,
+}
+
+impl Market {
+    pub(super) fn apply(&mut self, planned: Planned) {
+        let Planned {
+            at,
+            area: area_position,
+            listing: position,
+            action,
+            ..
+        } = planned;
+        let area = &mut self.areas[area_position];
+        let kind = match action {
+            Action::New(listing) => {
+                let position = area.listings.len() as u32;
+                let price = listing.list_price;
+                area.listings.push(*listing);
+                // Positions only grow, so pushing keeps `active` sorted.
+                area.active.push(position);
+                let view = &mut area.view;
+                insert_by(&mut view.by_listed, &area.listings, position, listed_key);
+                insert_by(&mut view.by_price, &area.listings, position, price_key);
+                insert_by(
+                    &mut view.by_modification,
+                    &area.listings,
+                    position,
+                    modified_key,
+                );
+                let ids = area.listings[position as usize].ids.clone();
+                self.record(
+                    at,
+                    area_position,
+                    ids,
+                    EventKind::New {
+                        price,
+                        status: ListingStatus::Active,
+                    },
+                );
+                return;
+            }
+            Action::PriceChange { new } => {
+                let listing = &area.listings[position as usize];
+                let old = listing.list_price;
+                if !listing.status.is_live() || new == old {
+                    return;
+                }
+                remove_by(&mut area.view.by_price, &area.listings, position, price_key);
+                let listing = &mut area.listings[position as usize];
+                listing.last_price_change = Some(PriceChange { old, new, at });
+                listing.list_price = new;
+                listing.overpricing *= new as f64 / old as f64;
+                insert_by(&mut area.view.by_price, &area.listings, position, price_key);
+                EventKind::PriceChange { old, new }
+            }
+            Action::ToPending => {
+                if !move_between(&mut area.active, &mut area.pending, position) {
+                    return;
+                }
+                let listing = &mut area.listings[position as usize];
+                listing.status = ListingStatus::Pending;
+                listing.pending_at = Some(at);
+                listing.status_changed_at = at;
+                EventKind::StatusChange {
+                    old: ListingStatus::Active,
+                    new: ListingStatus::Pending,
+                }
+            }
+            Action::BackToActive => {
+                if !move_between(&mut area.pending, &mut area.active, position) {
+                    return;
+                }
+                let listing = &mut area.listings[position as usize];
+                listing.status = ListingStatus::Active;
+                listing.pending_at = None;
+                listing.status_changed_at = at;
+                EventKind::StatusChange {
+                    old: ListingStatus::Pending,
+                    new: ListingStatus::Active,
+                }
+            }
+            Action::Sold { close_price } => {
+                if !remove_sorted(&mut area.pending, position) {
+                    return;
+                }
+                take_off_market(area, position);
+                let listing = &mut area.listings[position as usize];
+                listing.status = ListingStatus::Sold;
+                listing.closed_at = Some(at);
+                listing.close_price = Some(close_price);
+                listing.status_changed_at = at;
+                insert_by(&mut area.view.sold, &area.listings, position, closed_key);
+                EventKind::Delisted {
+                    old: ListingStatus::Pending,
+                    new: ListingStatus::Sold,
+                }
+            }
+            Action::Withdrawn => {
+                if !remove_sorted(&mut area.active, position) {
+                    return;
+                }
+                take_off_market(area, position);
+                let listing = &mut area.listings[position as usize];
+                listing.status = ListingStatus::Withdrawn;
+                listing.closed_at = Some(at);
+                listing.status_changed_at = at;
+                insert_by(
+                    &mut area.view.withdrawn,
+                    &area.listings,
+                    position,
+                    closed_key,
+                );
+                EventKind::Delisted {
+                    old: ListingStatus::Active,
+                    new: ListingStatus::Withdrawn,
+                }
+            }
+        };
+        // Every change is a modification: the listing moves to the end of that order.
+        remove_by(
+            &mut area.view.by_modification,
+            &area.listings,
+            position,
+            modified_key,
+        );
+        area.listings[position as usize].modified_at = at;
+        insert_by(
+            &mut area.view.by_modification,
+            &area.listings,
+            position,
+            modified_key,
+        );
+        let ids = area.listings[position as usize].ids.clone();
+        self.record(at, area_position, ids, kind);
+    }
+
+    fn record(&mut self, at: DateTime<Utc>, area: usize, ids: SourceIds, kind: EventKind) {
+        let seq = self.events.len() as u64 + 1;
+        self.events.push(GroundTruthEvent {
+            seq,
+            at,
+            market: self.areas[area].key.clone(),
+            ids,
+            kind,
+        });
+    }
+}
+
+pub(super) fn remove_sorted(positions: &mut Vec<u32>, position: u32) -> bool {
+    match positions.binary_search(&position) {
+        Ok(found) => {
+            positions.remove(found);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn insert_sorted(positions: &mut Vec<u32>, position: u32) {
+    if let Err(at) = positions.binary_search(&position) {
+        positions.insert(at, position);
+    }
+}
+
+fn move_between(from: &mut Vec<u32>, to: &mut Vec<u32>, position: u32) -> bool {
+    if remove_sorted(from, position) {
+        insert_sorted(to, position);
+        true
+    } else {
+        false
+    }
+}
