@@ -5,6 +5,7 @@
 //! its cold start, invocations and memory.
 
 pub mod emulator;
+pub mod invocation;
 pub mod lambda_api;
 pub mod localstack;
 pub mod provision;
