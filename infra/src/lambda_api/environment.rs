@@ -11,7 +11,6 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub(super) const ACCOUNT_ID: &str = "000000000000";
 /// Lambda's `PATH` for OS-only runtimes.
 const LAMBDA_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/opt/bin";
-/// How often a wait checks whether the process has exited.
 
 /// Lambda's environment for a function, before the caller's additions.
 pub(super) fn lambda_env(

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::environment::{ACCOUNT_ID, DEFAULT_REGION, function_name_of, lambda_env};
 use super::{CompletedInvocation, LambdaApiError, RuntimeApi};
 
+/// How often a wait checks whether the process has exited.
 const EXIT_POLL: Duration = Duration::from_millis(20);
 /// Log lines quoted in an error.
 const TAIL_LINES: usize = 20;

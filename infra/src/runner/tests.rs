@@ -385,7 +385,9 @@ fn built_records_parse_as_lambda_events() {
     );
     assert_eq!(parsed.kinesis.sequence_number, "4959");
 
-    use aws_sdk_dynamodbstreams::types::{AttributeValue as A, OperationType, StreamRecord};
+    use aws_sdk_dynamodbstreams::types::{
+        AttributeValue as A, OperationType, StreamRecord as ChangeRecord,
+    };
     let ddb = aws_sdk_dynamodbstreams::types::Record::builder()
         .event_id("e1")
         .event_name(OperationType::Modify)
@@ -393,7 +395,7 @@ fn built_records_parse_as_lambda_events() {
         .event_version("1.1")
         .aws_region("us-east-1")
         .dynamodb(
-            StreamRecord::builder()
+            ChangeRecord::builder()
                 .sequence_number("100")
                 .keys("id", A::S("x".into()))
                 .new_image("n", A::N("2".into()))
