@@ -3,7 +3,7 @@
 //! There is no Lambda service locally, so this module reads a function's stream trigger
 //! (`Events` of type `Kinesis` or `DynamoDB` in template.yaml: [`settings`]), polls the
 //! stream through the AWS API (Kinesis `GetShardIterator`/`GetRecords`, DynamoDB Streams:
-//! [`shards`]), builds events in the exact shape Lambda hands a function ([`records`]), and
+//! `shards`), builds events in the exact shape Lambda hands a function ([`records`]), and
 //! invokes a handler given in as a [`StreamFunction`] ([`mapping`]). It honours the
 //! trigger's settings as Lambda documents them:
 //!
