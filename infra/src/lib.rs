@@ -1,10 +1,13 @@
 //! Local AWS tooling for realty-stream: the emulator launcher ([`emulator`]), template.yaml
 //! read as data ([`template`]), provisioning of its resources into any endpoint
-//! ([`provision`]), and finding a stack's resources wherever it runs ([`stack`]). A local
+//! ([`provision`]), and finding a stack's resources wherever it runs ([`stack`]). Lambda
+//! itself is stood in for twice, sharing what an invocation is ([`invocation`]): the event
+//! source mappings ([`runner`]) feed stream records to handlers in-process, and a local
 //! Lambda Runtime API ([`lambda_api`]) runs a function's real `bootstrap` binary to measure
 //! its cold start, invocations and memory.
 
 pub mod emulator;
+pub mod invocation;
 pub mod lambda_api;
 pub mod localstack;
 pub mod provision;

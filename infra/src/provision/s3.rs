@@ -1,0 +1,195 @@
+//! `AWS::S3::Bucket`: encryption, public access block, ownership, versioning, lifecycle rules.
+
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use aws_sdk_s3::types as s3t;
+use serde_json::Value;
+
+use super::{ProvisionError, Provisioner, aws_err, build_err, str_prop};
+use crate::template::{as_bool, as_i64};
+
+impl Provisioner<'_> {
+    pub(super) async fn bucket(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
+        let props = self.props(id)?;
+        let mut req = self.s3.create_bucket().bucket(name);
+        if self.ctx.region != "us-east-1" {
+            req = req.create_bucket_configuration(
+                s3t::CreateBucketConfiguration::builder()
+                    .location_constraint(s3t::BucketLocationConstraint::from(
+                        self.ctx.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        if let Err(e) = req.send().await
+            && e.code() != Some("BucketAlreadyOwnedByYou")
+        {
+            return Err(aws_err(id, "CreateBucket")(e));
+        }
+        if let Some(rules) = props
+            .pointer("/BucketEncryption/ServerSideEncryptionConfiguration")
+            .and_then(Value::as_array)
+        {
+            let mut config = s3t::ServerSideEncryptionConfiguration::builder();
+            for rule in rules {
+                let default = &rule["ServerSideEncryptionByDefault"];
+                let mut by_default = s3t::ServerSideEncryptionByDefault::builder().sse_algorithm(
+                    s3t::ServerSideEncryption::from(
+                        str_prop(default, "SSEAlgorithm").unwrap_or("AES256"),
+                    ),
+                );
+                if let Some(key) = str_prop(default, "KMSMasterKeyID") {
+                    by_default = by_default.kms_master_key_id(key);
+                }
+                config = config.rules(
+                    s3t::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            by_default.build().map_err(build_err(id))?,
+                        )
+                        .set_bucket_key_enabled(rule.get("BucketKeyEnabled").and_then(as_bool))
+                        .build(),
+                );
+            }
+            self.s3
+                .put_bucket_encryption()
+                .bucket(name)
+                .server_side_encryption_configuration(config.build().map_err(build_err(id))?)
+                .send()
+                .await
+                .map_err(aws_err(id, "PutBucketEncryption"))?;
+        }
+        if let Some(pab) = props.get("PublicAccessBlockConfiguration") {
+            let flag = |k: &str| pab.get(k).and_then(as_bool);
+            self.s3
+                .put_public_access_block()
+                .bucket(name)
+                .public_access_block_configuration(
+                    s3t::PublicAccessBlockConfiguration::builder()
+                        .set_block_public_acls(flag("BlockPublicAcls"))
+                        .set_block_public_policy(flag("BlockPublicPolicy"))
+                        .set_ignore_public_acls(flag("IgnorePublicAcls"))
+                        .set_restrict_public_buckets(flag("RestrictPublicBuckets"))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(aws_err(id, "PutPublicAccessBlock"))?;
+        }
+        if let Some(rules) = props
+            .pointer("/OwnershipControls/Rules")
+            .and_then(Value::as_array)
+        {
+            let mut controls = s3t::OwnershipControls::builder();
+            for rule in rules {
+                controls = controls.rules(
+                    s3t::OwnershipControlsRule::builder()
+                        .object_ownership(s3t::ObjectOwnership::from(
+                            str_prop(rule, "ObjectOwnership").unwrap_or_default(),
+                        ))
+                        .build()
+                        .map_err(build_err(id))?,
+                );
+            }
+            self.s3
+                .put_bucket_ownership_controls()
+                .bucket(name)
+                .ownership_controls(controls.build().map_err(build_err(id))?)
+                .send()
+                .await
+                .map_err(aws_err(id, "PutBucketOwnershipControls"))?;
+        }
+        if let Some(status) = props
+            .pointer("/VersioningConfiguration/Status")
+            .and_then(Value::as_str)
+        {
+            self.s3
+                .put_bucket_versioning()
+                .bucket(name)
+                .versioning_configuration(
+                    s3t::VersioningConfiguration::builder()
+                        .status(s3t::BucketVersioningStatus::from(status))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(aws_err(id, "PutBucketVersioning"))?;
+        }
+        if let Some(rules) = props
+            .pointer("/LifecycleConfiguration/Rules")
+            .and_then(Value::as_array)
+        {
+            let mut lifecycle = s3t::BucketLifecycleConfiguration::builder();
+            for rule in rules {
+                lifecycle = lifecycle.rules(lifecycle_rule(id, rule)?);
+            }
+            self.s3
+                .put_bucket_lifecycle_configuration()
+                .bucket(name)
+                .lifecycle_configuration(lifecycle.build().map_err(build_err(id))?)
+                .send()
+                .await
+                .map_err(aws_err(id, "PutBucketLifecycleConfiguration"))?;
+        }
+        self.ctx.set_ref(id, name);
+        self.ctx
+            .set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
+        self.ctx
+            .set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
+        Ok(name.to_owned())
+    }
+}
+
+fn lifecycle_rule(id: &str, rule: &Value) -> Result<s3t::LifecycleRule, ProvisionError> {
+    let mut b = s3t::LifecycleRule::builder()
+        .set_id(str_prop(rule, "Id").map(str::to_owned))
+        .status(s3t::ExpirationStatus::from(
+            str_prop(rule, "Status").unwrap_or("Enabled"),
+        ))
+        .filter(
+            s3t::LifecycleRuleFilter::builder()
+                .prefix(str_prop(rule, "Prefix").unwrap_or_default())
+                .build(),
+        );
+    if let Some(days) = rule.get("ExpirationInDays").and_then(as_i64) {
+        b = b.expiration(
+            s3t::LifecycleExpiration::builder()
+                .days(days as i32)
+                .build(),
+        );
+    }
+    for t in rule
+        .get("Transitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        b = b.transitions(
+            s3t::Transition::builder()
+                .set_days(t.get("TransitionInDays").and_then(as_i64).map(|d| d as i32))
+                .storage_class(s3t::TransitionStorageClass::from(
+                    str_prop(t, "StorageClass").unwrap_or_default(),
+                ))
+                .build(),
+        );
+    }
+    if let Some(days) = rule
+        .pointer("/NoncurrentVersionExpiration/NoncurrentDays")
+        .and_then(as_i64)
+    {
+        b = b.noncurrent_version_expiration(
+            s3t::NoncurrentVersionExpiration::builder()
+                .noncurrent_days(days as i32)
+                .build(),
+        );
+    }
+    if let Some(days) = rule
+        .pointer("/AbortIncompleteMultipartUpload/DaysAfterInitiation")
+        .and_then(as_i64)
+    {
+        b = b.abort_incomplete_multipart_upload(
+            s3t::AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(days as i32)
+                .build(),
+        );
+    }
+    b.build().map_err(build_err(id))
+}

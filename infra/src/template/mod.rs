@@ -1,0 +1,216 @@
+//! template.yaml read as data: its Parameters, Conditions, Resources and Outputs, with the
+//! CloudFormation intrinsic functions the stack uses evaluated against a local context.
+//!
+//! Local provisioning reads everything it creates from here, so the local stack cannot
+//! drift from the deployed one.
+
+mod context;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+pub use context::Context;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+    #[error("template.yaml: cannot evaluate {function} in {context}: {reason}")]
+    Intrinsic {
+        function: String,
+        context: String,
+        reason: String,
+    },
+}
+
+/// One template Parameter.
+#[derive(Debug, Clone)]
+pub struct Parameter {
+    pub kind: String,
+    pub default: Option<Value>,
+}
+
+/// One template Resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: String,
+    /// Properties as written (intrinsics unevaluated, in their long `Fn::` form).
+    pub properties: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub parameters: BTreeMap<String, Parameter>,
+    pub conditions: BTreeMap<String, Value>,
+    pub resources: BTreeMap<String, Resource>,
+    pub outputs: BTreeMap<String, Value>,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let yaml: serde_norway::Value = serde_norway::from_str(text)?;
+        let root = yaml_to_json(yaml)?;
+        let section = |name: &str| -> Map<String, Value> {
+            root.get(name)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let parameters = section("Parameters")
+            .into_iter()
+            .map(|(name, p)| {
+                let kind = p
+                    .get("Type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("String")
+                    .to_owned();
+                let default = p.get("Default").cloned();
+                (name, Parameter { kind, default })
+            })
+            .collect();
+        let mut resources = BTreeMap::new();
+        for (name, r) in section("Resources") {
+            let kind = r
+                .get("Type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| TemplateError::Shape(format!("resource {name} has no Type")))?
+                .to_owned();
+            let properties = r
+                .get("Properties")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new()));
+            resources.insert(name, Resource { kind, properties });
+        }
+        if resources.is_empty() {
+            return Err(TemplateError::Shape("no Resources".into()));
+        }
+        Ok(Self {
+            parameters,
+            conditions: section("Conditions").into_iter().collect(),
+            resources,
+            outputs: section("Outputs")
+                .into_iter()
+                .filter_map(|(k, v)| v.get("Value").cloned().map(|v| (k, v)))
+                .collect(),
+        })
+    }
+
+    /// Logical ids of the resources of one type, in name order.
+    pub fn resources_of<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Resource)> {
+        self.resources
+            .iter()
+            .filter(move |(_, r)| r.kind == kind)
+            .map(|(k, r)| (k.as_str(), r))
+    }
+}
+
+/// Turns YAML (with CloudFormation short-form tags such as `!Ref`, `!GetAtt`, `!Sub`) into
+/// JSON with the long forms (`{"Ref": ..}`, `{"Fn::GetAtt": [..]}`, `{"Fn::Sub": ..}`).
+fn yaml_to_json(value: serde_norway::Value) -> Result<Value, TemplateError> {
+    use serde_norway::Value as Y;
+    Ok(match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n)
+            .map_err(|e| TemplateError::Shape(format!("number {n}: {e}")))?,
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .map(yaml_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Bool(b) => b.to_string(),
+                    Y::Number(n) => n.to_string(),
+                    other => {
+                        return Err(TemplateError::Shape(format!("unsupported key {other:?}")));
+                    }
+                };
+                out.insert(key, yaml_to_json(v)?);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = yaml_to_json(tagged.value)?;
+            let (key, inner) = match name {
+                "Ref" | "Condition" => (name.to_owned(), inner),
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) = s.split_once('.').ok_or_else(|| {
+                            TemplateError::Shape(format!(
+                                "!GetAtt {s}: expected Resource.Attribute"
+                            ))
+                        })?;
+                        (
+                            "Fn::GetAtt".to_owned(),
+                            Value::Array(vec![resource.into(), attribute.into()]),
+                        )
+                    }
+                    other => ("Fn::GetAtt".to_owned(), other),
+                },
+                other => (format!("Fn::{other}"), inner),
+            };
+            let mut out = Map::new();
+            out.insert(key, inner);
+            Value::Object(out)
+        }
+    })
+}
+
+/// A scalar as CloudFormation would print it.
+pub fn scalar_to_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// An integer property, whether the template wrote it as a number or (through `Ref`) a string.
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A boolean property, whether written as a boolean or a string.
+pub fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,101 @@
+use serde_json::json;
+
+use super::*;
+
+const TEMPLATE: &str = r#"
+Parameters:
+  Mode: { Type: String, Default: PROVISIONED }
+  Shards: { Type: Number, Default: 2 }
+  Markets: { Type: CommaDelimitedList, Default: "a-tn,b-ny" }
+Conditions:
+  IsProvisioned: !Equals [!Ref Mode, PROVISIONED]
+  IsOnDemand: !Not [!Condition IsProvisioned]
+Resources:
+  Key: { Type: AWS::KMS::Key }
+  Stream:
+    Type: AWS::Kinesis::Stream
+    Properties:
+      ShardCount: !If [IsProvisioned, !Ref Shards, !Ref AWS::NoValue]
+      KeyId: !GetAtt Key.Arn
+      Alias: !Sub alias/${AWS::StackName}-data
+      Input: !Sub
+        - '{"markets":["${M}"]}'
+        - M: !Join ['","', !Ref Markets]
+      Literal: !Sub "${!NotAVariable} in ${AWS::Region}"
+      List: [one, !Ref AWS::NoValue, !Ref Mode]
+Outputs:
+  StreamName: { Value: !Ref Stream }
+"#;
+
+fn context(template: &Template, overrides: &[(&str, &str)]) -> Context {
+    let overrides = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut ctx = Context::new(template, "stack", "eu-west-1", "123456789012", &overrides).unwrap();
+    ctx.set_ref("Key", "key-id");
+    ctx.set_attribute(
+        "Key",
+        "Arn",
+        "arn:aws:kms:eu-west-1:123456789012:key/key-id",
+    );
+    ctx.set_ref("Stream", "stack-stream");
+    ctx
+}
+
+#[test]
+fn evaluates_short_form_intrinsics() {
+    let t = Template::parse(TEMPLATE).unwrap();
+    let ctx = context(&t, &[]);
+    let props = ctx
+        .resolve(&t, &t.resources["Stream"].properties, "Stream")
+        .unwrap();
+    assert_eq!(
+        props,
+        json!({
+            "ShardCount": "2",
+            "KeyId": "arn:aws:kms:eu-west-1:123456789012:key/key-id",
+            "Alias": "alias/stack-data",
+            "Input": r#"{"markets":["a-tn","b-ny"]}"#,
+            "Literal": "${NotAVariable} in eu-west-1",
+            "List": ["one", "PROVISIONED"],
+        })
+    );
+    assert_eq!(
+        ctx.resolve(&t, &t.outputs["StreamName"], "out").unwrap(),
+        json!("stack-stream")
+    );
+}
+
+#[test]
+fn conditions_follow_parameter_overrides() {
+    let t = Template::parse(TEMPLATE).unwrap();
+    let ctx = context(&t, &[("Mode", "ON_DEMAND")]);
+    assert!(ctx.condition(&t, "IsOnDemand").unwrap());
+    let props = ctx
+        .resolve(&t, &t.resources["Stream"].properties, "Stream")
+        .unwrap();
+    assert!(props.get("ShardCount").is_none());
+}
+
+#[test]
+fn rejects_unknown_parameters_and_unknown_refs() {
+    let t = Template::parse(TEMPLATE).unwrap();
+    let overrides = [("Nope".to_string(), "1".to_string())]
+        .into_iter()
+        .collect();
+    assert!(Context::new(&t, "s", "r", "a", &overrides).is_err());
+    let ctx = Context::new(&t, "s", "r", "a", &BTreeMap::new()).unwrap();
+    let err = ctx
+        .resolve(&t, &json!({"Ref": "Missing"}), "X")
+        .unwrap_err();
+    assert!(err.to_string().contains("Missing"), "{err}");
+}
+
+#[test]
+fn reads_the_project_template() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let t = Template::load(&path).unwrap();
+    assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 3);
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 3);
+}
