@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
 
 use futures::stream::{self, StreamExt};
 
-use super::retry::{RetryPolicy, send_with_retries};
+use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::metrics::batch::ListingState;
 use realty_core::metrics::ports::{
     EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
@@ -76,7 +76,12 @@ pub(crate) async fn batch_get(
             }
             let request = match builder.build() {
                 Ok(r) => r,
-                Err(e) => return (Vec::new(), Some(e.to_string())),
+                Err(e) => {
+                    return Sent::Failed {
+                        unsent: keys,
+                        error: e.to_string(),
+                    };
+                }
             };
             match client
                 .batch_get_item()
@@ -96,9 +101,15 @@ pub(crate) async fn batch_get(
                         .and_then(|mut u| u.remove(table))
                         .map(|k| k.keys)
                         .unwrap_or_default();
-                    (unprocessed, Some("UnprocessedKeys".to_owned()))
+                    Sent::Answered {
+                        failed: unprocessed,
+                        error: "UnprocessedKeys".to_owned(),
+                    }
                 }
-                Err(e) => (keys, Some(sdk_error("BatchGetItem", &e).message)),
+                Err(e) => Sent::Failed {
+                    unsent: keys,
+                    error: sdk_error("BatchGetItem", &e).message,
+                },
             }
         })
     };
@@ -167,9 +178,15 @@ async fn write_requests(
                         .unprocessed_items
                         .and_then(|mut u| u.remove(table))
                         .unwrap_or_default();
-                    (unprocessed, Some("UnprocessedItems".to_owned()))
+                    Sent::Answered {
+                        failed: unprocessed,
+                        error: "UnprocessedItems".to_owned(),
+                    }
                 }
-                Err(e) => (requests, Some(sdk_error("BatchWriteItem", &e).message)),
+                Err(e) => Sent::Failed {
+                    unsent: requests,
+                    error: sdk_error("BatchWriteItem", &e).message,
+                },
             }
         })
     };

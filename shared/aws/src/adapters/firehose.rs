@@ -10,7 +10,7 @@ use aws_sdk_firehose::Client;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 
-use super::retry::{RetryPolicy, send_with_retries};
+use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::metrics::ports::EventArchive;
 use realty_core::ports::PortError;
 
@@ -86,7 +86,7 @@ impl FirehoseArchive {
                     .send()
                     .await
                 {
-                    Ok(out) if out.failed_put_count == 0 => (Vec::new(), None),
+                    Ok(out) if out.failed_put_count == 0 => Sent::all(),
                     // Responses line up with requests: re-send the entries that carry an error.
                     Ok(out) => {
                         let mut error = None;
@@ -103,12 +103,15 @@ impl FirehoseArchive {
                                 })
                             })
                             .collect();
-                        (failed, error)
+                        Sent::Answered {
+                            failed,
+                            error: error.unwrap_or_default(),
+                        }
                     }
-                    Err(e) => (
-                        records,
-                        Some(aws_sdk_firehose::error::DisplayErrorContext(&e).to_string()),
-                    ),
+                    Err(e) => Sent::Failed {
+                        unsent: records,
+                        error: aws_sdk_firehose::error::DisplayErrorContext(&e).to_string(),
+                    },
                 }
             })
             .await;

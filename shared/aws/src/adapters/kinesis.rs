@@ -4,7 +4,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
-use super::retry::{RetryPolicy, send_with_retries};
+use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::listing::ListingEvent;
 use realty_core::poller::ports::{EventPublisher, PublishFailure};
 use realty_core::ports::PortError;
@@ -97,7 +97,7 @@ impl EventPublisher for KinesisPublisher {
                     .send()
                     .await
                 {
-                    Ok(out) if out.failed_record_count.unwrap_or(0) == 0 => (Vec::new(), None),
+                    Ok(out) if out.failed_record_count.unwrap_or(0) == 0 => Sent::all(),
                     // Results line up with requests: re-send the entries that carry an error.
                     Ok(out) => {
                         let mut error = None;
@@ -114,12 +114,15 @@ impl EventPublisher for KinesisPublisher {
                                 })
                             })
                             .collect();
-                        (failed, error)
+                        Sent::Answered {
+                            failed,
+                            error: error.unwrap_or_default(),
+                        }
                     }
-                    Err(e) => (
-                        chunk,
-                        Some(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()),
-                    ),
+                    Err(e) => Sent::Failed {
+                        unsent: chunk,
+                        error: aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string(),
+                    },
                 }
             })
             .await;

@@ -1,6 +1,10 @@
 //! Re-sending the failed part of a partly failed AWS call (PutRecords, PutRecordBatch,
-//! BatchWriteItem, BatchGetItem, SendMessageBatch), with exponential backoff and full
-//! jitter, until every part succeeds or a deadline passes.
+//! BatchWriteItem, BatchGetItem, SendMessageBatch, PublishBatch), with the project's backoff,
+//! until every part succeeds or a deadline passes.
+//!
+//! One retry layer per failure: a call that failed as a whole (throttled, a 5xx, no answer)
+//! was already retried by the SDK's standard retries, so it is not sent again here; only the
+//! entries an answered call lists as failed are.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -43,8 +47,27 @@ pub struct Unsent<T> {
     pub attempts: u32,
 }
 
-/// Sends `items` with `send`, which returns the items that failed (and why); re-sends those
-/// until none is left or the policy's deadline passes. Returns the number of retries.
+/// What one call did with its entries.
+#[derive(Debug)]
+pub enum Sent<T> {
+    /// The call answered: these entries carry an error (none: all went through).
+    Answered { failed: Vec<T>, error: String },
+    /// The call failed as a whole, after the SDK's own retries: nothing is re-sent.
+    Failed { unsent: Vec<T>, error: String },
+}
+
+impl<T> Sent<T> {
+    /// Every entry went through.
+    pub fn all() -> Self {
+        Self::Answered {
+            failed: Vec::new(),
+            error: String::new(),
+        }
+    }
+}
+
+/// Sends `items` with `send`; re-sends the entries an answered call lists as failed until none
+/// is left or the policy's deadline passes. Returns the number of retries.
 pub async fn send_with_retries<T, F, Fut>(
     policy: RetryPolicy,
     items: Vec<T>,
@@ -52,23 +75,30 @@ pub async fn send_with_retries<T, F, Fut>(
 ) -> Result<u32, Unsent<T>>
 where
     F: FnMut(Vec<T>) -> Fut,
-    Fut: Future<Output = (Vec<T>, Option<String>)>,
+    Fut: Future<Output = Sent<T>>,
 {
     let started = Instant::now();
     let mut pending = items;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (failed, error) = send(pending).await;
-        if failed.is_empty() {
-            return Ok(attempts - 1);
-        }
+        let (failed, error) = match send(pending).await {
+            Sent::Answered { failed, .. } if failed.is_empty() => return Ok(attempts - 1),
+            Sent::Answered { failed, error } => (failed, error),
+            Sent::Failed { unsent, error } => {
+                return Err(Unsent {
+                    items: unsent,
+                    last_error: error,
+                    attempts,
+                });
+            }
+        };
         let jittered =
             realty_core::backoff::full_jitter(policy.first_delay, policy.max_delay, attempts - 1);
         if started.elapsed() + jittered > policy.deadline {
             return Err(Unsent {
                 items: failed,
-                last_error: error.unwrap_or_else(|| "failed".into()),
+                last_error: error,
                 attempts,
             });
         }
@@ -95,7 +125,12 @@ mod tests {
                 } else {
                     vec![]
                 };
-                async move { (failed, Some("throttled".to_owned())) }
+                async move {
+                    Sent::Answered {
+                        failed,
+                        error: "throttled".to_owned(),
+                    }
+                }
             },
         )
         .await;
@@ -108,11 +143,39 @@ mod tests {
         let result = send_with_retries(
             RetryPolicy::immediate(Duration::ZERO),
             vec![7],
-            |batch| async move { (batch, Some("InternalFailure".to_owned())) },
+            |batch| async move {
+                Sent::Answered {
+                    failed: batch,
+                    error: "InternalFailure".to_owned(),
+                }
+            },
         )
         .await;
         let unsent = result.unwrap_err();
         assert_eq!(unsent.items, vec![7]);
         assert_eq!(unsent.last_error, "InternalFailure");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_failed_whole_is_not_sent_again() {
+        let mut calls = 0;
+        let result = send_with_retries(
+            RetryPolicy::immediate(Duration::from_secs(5)),
+            vec![1, 2],
+            |batch| {
+                calls += 1;
+                async move {
+                    Sent::Failed {
+                        unsent: batch,
+                        error: "ServiceUnavailable".to_owned(),
+                    }
+                }
+            },
+        )
+        .await;
+        let unsent = result.unwrap_err();
+        assert_eq!((calls, unsent.attempts), (1, 1));
+        assert_eq!(unsent.items, vec![1, 2]);
+        assert_eq!(unsent.last_error, "ServiceUnavailable");
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
-use super::retry::{RetryPolicy, send_with_retries};
+use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
 use realty_core::alerts::ports::{AlertPublisher, PublishReport};
 
@@ -161,12 +161,12 @@ impl AlertPublisher for SnsAlertPublisher {
                                 if known { "failed" } else { "got no answer" }
                             ));
                         });
-                        return (Vec::new(), None);
+                        return Sent::all();
                     }
                 };
                 let failures = out.failed.unwrap_or_default();
                 if failures.is_empty() {
-                    return (Vec::new(), None);
+                    return Sent::all();
                 }
                 let mut error = None;
                 let mut retry = Vec::new();
@@ -190,7 +190,10 @@ impl AlertPublisher for SnsAlertPublisher {
                     }
                     error = Some(reason);
                 }
-                (retry, error)
+                Sent::Answered {
+                    failed: retry,
+                    error: error.unwrap_or_default(),
+                }
             })
             .await;
             match result {

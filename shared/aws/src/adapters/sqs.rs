@@ -14,7 +14,7 @@
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchRequestEntry};
 
-use super::retry::{RetryPolicy, send_with_retries};
+use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::listing::bound_reason;
 use realty_core::metrics::ports::{PoisonRecord, PoisonSink};
 use realty_core::ports::PortError;
@@ -155,7 +155,7 @@ fn to_resend(messages: Vec<Message>, failed: &[BatchResultErrorEntry]) -> Vec<Me
 }
 
 impl SqsPoisonSink {
-    async fn send_batch(&self, messages: Vec<Message>) -> (Vec<Message>, Option<String>) {
+    async fn send_batch(&self, messages: Vec<Message>) -> Sent<Message> {
         let entries: Result<Vec<SendMessageBatchRequestEntry>, _> = messages
             .iter()
             .map(|m| {
@@ -167,7 +167,12 @@ impl SqsPoisonSink {
             .collect();
         let entries = match entries {
             Ok(entries) => entries,
-            Err(e) => return (messages, Some(e.to_string())),
+            Err(e) => {
+                return Sent::Failed {
+                    unsent: messages,
+                    error: e.to_string(),
+                };
+            }
         };
         match self
             .client
@@ -177,18 +182,21 @@ impl SqsPoisonSink {
             .send()
             .await
         {
-            Ok(out) if out.failed.is_empty() => (Vec::new(), None),
+            Ok(out) if out.failed.is_empty() => Sent::all(),
             Ok(out) => {
                 let error = out
                     .failed
                     .first()
                     .map(|f| format!("{}: {}", f.code, f.message.as_deref().unwrap_or_default()));
-                (to_resend(messages, &out.failed), error)
+                Sent::Answered {
+                    failed: to_resend(messages, &out.failed),
+                    error: error.unwrap_or_default(),
+                }
             }
-            Err(e) => (
-                messages,
-                Some(aws_sdk_sqs::error::DisplayErrorContext(&e).to_string()),
-            ),
+            Err(e) => Sent::Failed {
+                unsent: messages,
+                error: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+            },
         }
     }
 }
