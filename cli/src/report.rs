@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use chrono::{Duration, Utc};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::format::dollars;
 use realty_core::metrics::aggregate::{MarketFigures, Scope};
 use realty_core::metrics::history::{Trends, trends};
 use realty_core::metrics::ports::Period;
@@ -127,10 +128,6 @@ fn print_csv(r: &Report) {
     }
 }
 
-fn money(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("${v:.0}"))
-}
-
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:+.1}%"))
 }
@@ -150,12 +147,12 @@ fn print_text(r: &Report) {
     );
     println!(
         "  median / average price      {} / {}",
-        money(f.median_price),
-        money(f.average_price)
+        dollars(f.median_price),
+        dollars(f.average_price)
     );
     println!(
         "  median price per sqft       {}",
-        money(f.median_price_per_sqft)
+        dollars(f.median_price_per_sqft)
     );
     println!(
         "  median days on market       {}",
@@ -195,8 +192,8 @@ fn print_text(r: &Report) {
     println!("  anomalies (price per sqft)  {}", f.anomalous_listings);
     println!(
         "  median price MA 7d / 30d    {} / {}",
-        money(t.median_price_ma_7d),
-        money(t.median_price_ma_30d)
+        dollars(t.median_price_ma_7d),
+        dollars(t.median_price_ma_30d)
     );
     println!(
         "  median price trend 7d / 30d {} / {}",

@@ -20,6 +20,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use libtest_mimic::Failed;
+use realty_core::stats::nearest_rank;
 use realty_infra::provision::{ProvisionOptions, provision};
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_sim::{EventKind, Market, MarketConfig};
@@ -378,15 +379,6 @@ async fn lake_events(aws: &TestAws, bucket: &str) -> Result<Vec<Value>, Failed> 
     Ok(events)
 }
 
-/// Nearest-rank median (the value at rank ceil(n/2)).
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some(values[values.len().div_ceil(2) - 1])
-}
-
 #[derive(Debug, Default, Clone, PartialEq)]
 struct DayFigures {
     active: i64,
@@ -462,11 +454,12 @@ fn recompute(events: &[Value]) -> Result<BTreeMap<(String, NaiveDate), DayFigure
                 _ => {}
             }
         }
-        for (market, (active, pending, mut prices)) in per_market {
+        for (market, (active, pending, prices)) in per_market {
             let figures = out.entry((market.to_owned(), day)).or_default();
             figures.active = active;
             figures.pending = pending;
-            figures.median_price = median(&mut prices);
+            // The nearest-rank median, rank ceil(n/2).
+            figures.median_price = nearest_rank(&prices, 0.5);
         }
     }
     Ok(out)

@@ -30,6 +30,7 @@ use chrono::Utc;
 use clap::{Args, ValueEnum};
 use realty_core::config::StackResources;
 use realty_core::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
+use realty_core::stats::nearest_rank;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack;
@@ -92,9 +93,9 @@ const LATENCY_RUN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Median of samples (upper median for an even count: never better than a real run).
 pub fn median(samples: &[f64]) -> Option<f64> {
-    let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied()
+    let n = samples.iter().filter(|v| v.is_finite()).count();
+    // The upper median is rank n/2 + 1: aim half a rank below it so rounding cannot miss.
+    nearest_rank(samples, ((n / 2) as f64 + 0.5) / n.max(1) as f64)
 }
 
 pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
