@@ -7,22 +7,11 @@ mod data;
 mod gather;
 mod page;
 
-pub use data::{DailyPoint, LatencySummary, MarketReport, Report};
+pub use data::{LatencySummary, Report};
 pub use gather::gather;
 pub use page::render;
 
-/// Text made safe inside HTML and SVG elements and attributes alike.
+/// Text made safe inside HTML and SVG elements and attributes alike (both quotes escaped).
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
