@@ -99,7 +99,8 @@ async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result<PathBuf, F
     let sources = [
         "cli/src",
         "infra/src",
-        "shared/src",
+        "shared/core/src",
+        "shared/aws/src",
         "sim/src",
         "Cargo.lock",
     ]

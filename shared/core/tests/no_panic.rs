@@ -1,5 +1,5 @@
-//! Property tests: no input makes an adapter or the event decoder panic, every record of a
-//! page ends up either a listing or a reject, and whatever the adapters produce is a valid
+//! Property tests: no input makes a source or the event decoder panic, every record of a
+//! page ends up either a listing or a reject, and whatever the sources produce is a valid
 //! listing that survives the event and export round trips.
 
 use chrono::{DateTime, TimeZone as _, Utc};
@@ -18,7 +18,7 @@ const RESO_PAGE_1: &[u8] = include_bytes!("fixtures/reso_property_page1.json");
 const RESO_PAGE_2: &[u8] = include_bytes!("fixtures/reso_property_page2.json");
 const EXPORT_CSV: &[u8] = include_bytes!("fixtures/listings_export.csv");
 
-/// Field names the adapters and the decoder look for, so random documents reach their
+/// Field names the sources and the decoder look for, so random documents reach their
 /// code paths instead of failing at the first lookup.
 const KNOWN_KEYS: &[&str] = &[
     // Zillow
@@ -300,7 +300,7 @@ fn api_source() -> impl Strategy<Value = SourceKind> {
     ]
 }
 
-/// What every page an adapter returns must satisfy.
+/// What every page a source returns must satisfy.
 fn check_page(page: &Page, records: usize) -> Result<(), TestCaseError> {
     prop_assert_eq!(
         page.record_count(),

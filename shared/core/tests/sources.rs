@@ -1,4 +1,4 @@
-//! The source adapters against real API responses (and hand-written RESO pages and
+//! The sources against real API responses (and hand-written RESO pages and
 //! exports): every field checked where the payload states it, every reject explained.
 
 use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
@@ -484,7 +484,7 @@ fn csv_export_reads_good_rows_and_explains_bad_ones() {
 }
 
 #[test]
-fn json_lines_export_round_trips_what_the_adapters_produce() {
+fn json_lines_export_round_trips_what_the_sources_produce() {
     let mut listings = normalize(SourceKind::Zillow, NASHVILLE).listings;
     listings.extend(normalize(SourceKind::Realtor, REALTOR).listings);
     listings.extend(normalize(SourceKind::Reso, RESO_PAGE_1).listings);
@@ -527,7 +527,7 @@ fn json_lines_export_rejects_bad_lines_by_number() {
     assert!(rejects[2].contains("market"), "{}", rejects[2]);
 }
 
-/// Each real or hand-written document, given to every adapter that is not its own, is a
+/// Each real or hand-written document, given to every source that is not its own, is a
 /// shape error that names the document's own API where it can tell.
 #[test]
 fn documents_of_another_api_are_errors() {
@@ -539,16 +539,16 @@ fn documents_of_another_api_are_errors() {
         ("csv", EXPORT_CSV, SourceKind::File),
     ];
     for (name, bytes, own) in documents {
-        for adapter in SourceKind::ALL.into_iter().filter(|&kind| kind != own) {
-            let Err(error) = normalize_file(adapter, bytes, observed_at()) else {
-                panic!("{name} was accepted by the {adapter} adapter");
+        for other in SourceKind::ALL.into_iter().filter(|&kind| kind != own) {
+            let Err(error) = normalize_file(other, bytes, observed_at()) else {
+                panic!("{name} was accepted by the {other} source");
             };
             let message = error.to_string();
             assert!(message.starts_with("not a "), "{message}");
             if own != SourceKind::File {
                 assert!(
                     message.contains(&format!("--source {own}")),
-                    "{name} via {adapter}: {message}"
+                    "{name} via {other}: {message}"
                 );
             }
         }

@@ -1,5 +1,5 @@
 //! What the alerts function needs from the outside world, as small traits. The AWS adapters
-//! live in [`crate::adapters`] (`idempotency`, `market_median`, `sns`, `alert_sink`).
+//! live in `realty_aws::adapters` (`idempotency`, `market_median`, `sns`, `alert_sink`).
 
 use std::collections::BTreeMap;
 use std::future::Future;

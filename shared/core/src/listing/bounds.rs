@@ -8,11 +8,40 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 
-use super::{
-    Coordinates, InvalidListing, MAX_AMOUNT_MINOR_ANY_CURRENCY, MAX_NATIVE_ID_LEN,
-    MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR, MAX_ROOMS,
-    MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR, Offer,
-};
+use super::{Coordinates, InvalidListing, Offer};
+
+/// Minor units in one major unit. Every currency the sources send (USD) has two decimals.
+pub const CENTS_PER_DOLLAR: i64 = 100;
+
+/// Lowest sale price (USD, minor units) taken as real. Below it a price is a placeholder
+/// ("call for price" listings entered at $1, $100, $1,000...): such a listing is rejected,
+/// because a fake price would skew medians and fire false "undervalued" alerts.
+/// See `docs/sources.md`, "Placeholder prices".
+pub const MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR: i64 = 5_000 * CENTS_PER_DOLLAR;
+/// Highest sale price (USD, minor units) taken as real: the dearest homes ever listed are a
+/// few hundred million dollars.
+pub const MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR: i64 = 1_000_000_000 * CENTS_PER_DOLLAR;
+/// Lowest monthly rent (USD, minor units) taken as real.
+pub const MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 100 * CENTS_PER_DOLLAR;
+/// Highest monthly rent (USD, minor units) taken as real.
+pub const MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 1_000_000 * CENTS_PER_DOLLAR;
+/// Ceiling for amounts in currencies without their own bounds: far above any real price yet
+/// far below `i64::MAX`, so sums over a market cannot overflow.
+pub const MAX_AMOUNT_MINOR_ANY_CURRENCY: i64 = 1_000_000_000_000_000;
+
+/// Most bedrooms (and bathrooms) a listing may state; larger numbers are data-entry errors.
+pub const MAX_ROOMS: u16 = 1_000;
+/// Largest living area, in square feet, taken as real (a large apartment complex).
+pub const MAX_LIVING_AREA_SQFT: u32 = 10_000_000;
+/// Largest lot, in square feet, taken as real (about 230,000 acres, a very large ranch).
+pub const MAX_LOT_SIZE_SQFT: u64 = 10_000_000_000;
+/// Longest native id accepted.
+pub const MAX_NATIVE_ID_LEN: usize = 128;
+
+/// Square feet in one acre.
+pub const SQFT_PER_ACRE: f64 = 43_560.0;
+/// Square feet in one square metre.
+pub const SQFT_PER_SQUARE_METRE: f64 = 10.763_910_416_709_722;
 
 /// Longest street line. US lines are at most 64 characters (USPS); 256 bytes hold any real
 /// line with its unit, in any script.
@@ -322,6 +351,13 @@ pub(super) fn check_on_market_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_minor_writes_two_decimals() {
+        assert_eq!(format_minor(100_000), "1000.00");
+        assert_eq!(format_minor(-5), "-0.05");
+        assert_eq!(format_minor(i64::MIN), "-92233720368547758.08");
+    }
 
     #[test]
     fn quote_keeps_a_short_prefix_at_a_character_boundary() {

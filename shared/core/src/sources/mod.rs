@@ -1,11 +1,11 @@
-//! Source adapters: one page of a listing API in, canonical [`Listing`]s out.
+//! Listing sources: one page of a listing API in, canonical [`Listing`]s out.
 //!
-//! Each adapter is a pure function from the bytes (or parsed JSON) of one page to a [`Page`]:
+//! Each source is a pure function from the bytes (or parsed JSON) of one page to a [`Page`]:
 //! the listings it could normalise, a [`Reject`] with a reason for each record it could not,
 //! and what the API said about paging. A record that cannot be normalised never stops the
 //! rest of the page; a document that is not that API's shape at all is a [`SourceError`].
 //! The request-building pieces (query parameters, next page) are plain functions beside
-//! each adapter; no HTTP happens here. Field mappings and decisions: `docs/sources.md`.
+//! each source; no HTTP happens here. Field mappings and decisions: `docs/sources.md`.
 
 use std::fmt;
 use std::io::Read as _;
@@ -21,7 +21,7 @@ pub mod realtor;
 pub mod reso;
 pub mod zillow;
 
-/// Which adapter reads a document.
+/// Which source reads a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
     /// Zillow via RapidAPI `zillow-com1`, `propertyExtendedSearch`.
@@ -47,7 +47,7 @@ impl SourceKind {
         }
     }
 
-    /// What a document for this adapter is, for messages.
+    /// What a document for this source is, for messages.
     pub fn document_name(self) -> &'static str {
         match self {
             Self::Zillow => "Zillow propertyExtendedSearch page",
@@ -143,7 +143,7 @@ impl Page {
     }
 }
 
-/// A document the chosen adapter cannot read at all.
+/// A document the chosen source cannot read at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error("not a {}: not JSON ({detail})", api.document_name())]
@@ -172,7 +172,7 @@ pub struct RequestError {
 /// cap keeps a gzip bomb from exhausting a Lambda's memory.
 pub const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Normalises one document (a saved API page or an export) with the adapter for `source`.
+/// Normalises one document (a saved API page or an export) with the parser of `source`.
 /// gzip input is decompressed first (RESO feeds and the data lake send gzip).
 /// `observed_at` stamps the listings of API pages (exports carry their own).
 ///

@@ -1,0 +1,359 @@
+//! The listing-event record that travels on Kinesis: its wire format (`docs/events.md`),
+//! encoding with the size bound, and decoding that refuses what no source would produce.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::bounds::check_text;
+use super::{
+    CURRENT_SCHEMA_VERSION, InvalidListing, Listing, ListingChanges, MAX_CHANGED_FIELDS,
+    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, QUOTED_VALUE_BYTES, bound_reason, diff, quote,
+    time_window_violation,
+};
+
+/// What happened to a listing. Serialized inside [`ListingEvent`] as a `kind` field
+/// (`"new"`, `"changed"`, `"delisted"`) next to the event's other fields, plus `changes` for
+/// `changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// First observation of the listing.
+    New,
+    /// A tracked field differs from the last observation.
+    Changed { changes: ListingChanges },
+    /// The listing no longer appears at its source; `listing` is its last observed state.
+    Delisted,
+}
+
+/// One record of the listing-events stream (Kinesis), partitioned by listing id.
+/// Wire format: `docs/events.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WireEvent")]
+pub struct ListingEvent {
+    pub schema_version: u32,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    pub listing: Listing,
+    /// When the change was seen: the listing's `observed_at` for `new` and `changed`, the
+    /// poll that missed the listing for `delisted`.
+    pub observed_at: DateTime<Utc>,
+    /// The poll run that produced the event (idempotency and tracing).
+    pub poll_id: String,
+}
+
+/// [`ListingEvent`] as it is read: `kind` and `changes` as plain fields. Deserializing the
+/// event through this instead of a flattened enum lets serde read the bytes in one pass
+/// (a flattened field makes it buffer every field of the event first).
+#[derive(Deserialize)]
+struct WireEvent {
+    schema_version: u32,
+    kind: WireKind,
+    #[serde(default)]
+    changes: Option<ListingChanges>,
+    listing: Listing,
+    observed_at: DateTime<Utc>,
+    poll_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireKind {
+    New,
+    Changed,
+    Delisted,
+}
+
+impl TryFrom<WireEvent> for ListingEvent {
+    type Error = String;
+
+    fn try_from(wire: WireEvent) -> Result<Self, String> {
+        let kind = match (wire.kind, wire.changes) {
+            (WireKind::New, _) => EventKind::New,
+            (WireKind::Delisted, _) => EventKind::Delisted,
+            (WireKind::Changed, Some(changes)) => EventKind::Changed { changes },
+            (WireKind::Changed, None) => return Err("missing field `changes`".to_owned()),
+        };
+        Ok(Self {
+            schema_version: wire.schema_version,
+            kind,
+            listing: wire.listing,
+            observed_at: wire.observed_at,
+            poll_id: wire.poll_id,
+        })
+    }
+}
+
+/// Why a record of the stream is not a usable listing event. The metrics function routes
+/// such records to the error sink with [`EventDecodeError::kind`] and the message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("not a listing event: {0}")]
+    Malformed(String),
+    #[error("not a listing event: no schema_version")]
+    MissingSchemaVersion,
+    #[error(
+        "unsupported schema_version {found}: this build reads version {CURRENT_SCHEMA_VERSION}"
+    )]
+    UnsupportedSchemaVersion { found: String },
+    #[error("invalid listing in event: {0}")]
+    InvalidListing(#[from] InvalidListing),
+    #[error("inconsistent event: {0}")]
+    Inconsistent(String),
+    #[error("event of {bytes} bytes, over the {limit}-byte limit")]
+    TooLarge { bytes: usize, limit: usize },
+    /// Observed in the future of its reference time, or too long before it
+    /// ([`ListingEvent::check_observed_at`]).
+    #[error("observation time out of its window: {0}")]
+    ObservedOutOfWindow(String),
+}
+
+impl EventDecodeError {
+    /// A short stable label for metrics and the error sink.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::MissingSchemaVersion => "missing_schema_version",
+            Self::UnsupportedSchemaVersion { .. } => "unsupported_schema_version",
+            Self::InvalidListing(_) => "invalid_listing",
+            Self::Inconsistent(_) => "inconsistent",
+            Self::TooLarge { .. } => "too_large",
+            Self::ObservedOutOfWindow(_) => "observed_at_out_of_window",
+        }
+    }
+}
+
+/// Longest `poll_id` accepted.
+pub const MAX_POLL_ID_LEN: usize = 200;
+
+impl ListingEvent {
+    /// A `new` event: first sight of `listing`.
+    pub fn new_listing(listing: Listing, poll_id: impl Into<String>) -> Self {
+        Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::New,
+            observed_at: listing.observed_at,
+            listing,
+            poll_id: poll_id.into(),
+        }
+    }
+
+    /// A `changed` event from the last stored observation to the current one, or `None`
+    /// when no tracked field changed.
+    pub fn changed(
+        previous: &Listing,
+        current: Listing,
+        poll_id: impl Into<String>,
+    ) -> Option<Self> {
+        let changes = diff(previous, &current);
+        if changes.is_empty() {
+            return None;
+        }
+        Some(Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::Changed { changes },
+            observed_at: current.observed_at,
+            listing: current,
+            poll_id: poll_id.into(),
+        })
+    }
+
+    /// A `delisted` event: `last_seen` vanished from its source in the poll at `observed_at`.
+    pub fn delisted(
+        last_seen: Listing,
+        observed_at: DateTime<Utc>,
+        poll_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            kind: EventKind::Delisted,
+            listing: last_seen,
+            observed_at,
+            poll_id: poll_id.into(),
+        }
+    }
+
+    /// The Kinesis partition key: the listing id, so one listing's events stay in order.
+    pub fn partition_key(&self) -> &str {
+        self.listing.id.as_str()
+    }
+
+    /// Checks what [`ListingEvent::decode`] checks after parsing.
+    pub fn validate(&self) -> Result<(), EventDecodeError> {
+        if self.schema_version != CURRENT_SCHEMA_VERSION {
+            return Err(EventDecodeError::UnsupportedSchemaVersion {
+                found: self.schema_version.to_string(),
+            });
+        }
+        if self.poll_id.trim().is_empty() {
+            return Err(EventDecodeError::Inconsistent("empty poll_id".into()));
+        }
+        if let Err(e) = check_text("poll_id", &self.poll_id, MAX_POLL_ID_LEN) {
+            return Err(EventDecodeError::Inconsistent(e.to_string()));
+        }
+        self.listing.validate()?;
+        if let EventKind::Changed { changes } = &self.kind {
+            if changes.is_empty() {
+                return Err(EventDecodeError::Inconsistent(
+                    "a changed event with no changes".into(),
+                ));
+            }
+            if changes.fields.len() > MAX_CHANGED_FIELDS {
+                return Err(EventDecodeError::Inconsistent(format!(
+                    "changes.fields has {} names, over the limit of {MAX_CHANGED_FIELDS}",
+                    changes.fields.len()
+                )));
+            }
+            if let Some(price) = changes.price {
+                if price.new != self.listing.price_minor {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.price.new {} differs from listing.price_minor {}",
+                        price.new, self.listing.price_minor
+                    )));
+                }
+                if price.old == price.new {
+                    return Err(EventDecodeError::Inconsistent(
+                        "changes.price has equal old and new".into(),
+                    ));
+                }
+                if price.old <= 0 {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.price.old must be positive, got {}",
+                        price.old
+                    )));
+                }
+            }
+            if let Some(status) = changes.status {
+                if status.new != self.listing.status {
+                    return Err(EventDecodeError::Inconsistent(format!(
+                        "changes.status.new {:?} differs from listing.status {:?}",
+                        status.new, self.listing.status
+                    )));
+                }
+                if status.old == status.new {
+                    return Err(EventDecodeError::Inconsistent(
+                        "changes.status has equal old and new".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the event's times can be trusted against `reference`: the Kinesis arrival
+    /// time of its record (fixed per record, so a replay decides the same), or the clock of
+    /// the poll that makes it. The event's `observed_at`, and its listing's, may be at most
+    /// [`MAX_CLOCK_SKEW_SECONDS`] after it; the event's at most
+    /// [`MAX_OBSERVATION_AGE_DAYS`] before it (a `delisted` event's listing is its last
+    /// sighting, which may be older).
+    pub fn check_observed_at(&self, reference: DateTime<Utc>) -> Result<(), EventDecodeError> {
+        let listing_violation =
+            time_window_violation("listing.observed_at", self.listing.observed_at, reference)
+                .filter(|_| {
+                    self.kind != EventKind::Delisted || self.listing.observed_at > self.observed_at
+                });
+        match time_window_violation("observed_at", self.observed_at, reference)
+            .or(listing_violation)
+        {
+            Some(reason) => Err(EventDecodeError::ObservedOutOfWindow(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Serializes a valid event to JSON. Refuses an event that [`ListingEvent::decode`]
+    /// would refuse, so nothing unreadable reaches the stream, and one over
+    /// [`MAX_ENCODED_EVENT_BYTES`] (which a valid event never reaches: every field is
+    /// bounded).
+    pub fn encode(&self) -> Result<Vec<u8>, EventDecodeError> {
+        self.validate()?;
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| EventDecodeError::Malformed(bound_reason(e.to_string())))?;
+        if bytes.len() > MAX_ENCODED_EVENT_BYTES {
+            return Err(EventDecodeError::TooLarge {
+                bytes: bytes.len(),
+                limit: MAX_ENCODED_EVENT_BYTES,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// [`ListingEvent::decode`], then [`ListingEvent::check_observed_at`] against the time
+    /// the record reached Kinesis (its `ApproximateArrivalTimestamp`).
+    pub fn decode_arrived_at(
+        bytes: &[u8],
+        arrival: DateTime<Utc>,
+    ) -> Result<Self, EventDecodeError> {
+        let event = Self::decode(bytes)?;
+        event.check_observed_at(arrival)?;
+        Ok(event)
+    }
+
+    /// Parses and checks one stream record: the schema version first (so a record from a
+    /// newer producer says so rather than failing on a field), then the shape, then the
+    /// values ([`Listing::validate`], and `changes` agreeing with the listing).
+    ///
+    /// A current, well-formed event is read once, straight from the bytes into the typed
+    /// event. Only a record that fails that is read again, by [`Self::why_unreadable`], to
+    /// give the reason in that order and name the failing field's path.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
+        if bytes.len() > MAX_EVENT_RECORD_BYTES {
+            return Err(EventDecodeError::TooLarge {
+                bytes: bytes.len(),
+                limit: MAX_EVENT_RECORD_BYTES,
+            });
+        }
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(EventDecodeError::Malformed(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    Err(e) => bound_reason(format!("not JSON: {e}")),
+                    Ok(_) => "expected a JSON object".to_owned(),
+                },
+            ));
+        }
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        if let Ok(event) = Self::deserialize(&mut reader)
+            && reader.end().is_ok()
+            && event.schema_version == CURRENT_SCHEMA_VERSION
+        {
+            event.validate()?;
+            return Ok(event);
+        }
+        Err(Self::why_unreadable(bytes))
+    }
+
+    /// Why `bytes` (a JSON object, by its first byte) is not a current event.
+    fn why_unreadable(bytes: &[u8]) -> EventDecodeError {
+        /// The schema version alone; serde skips the other fields without building them.
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            schema_version: Option<serde_json::Value>,
+        }
+        let probe: Probe = match serde_json::from_slice(bytes) {
+            Ok(probe) => probe,
+            Err(e) => return EventDecodeError::Malformed(bound_reason(format!("not JSON: {e}"))),
+        };
+        match probe.schema_version {
+            None | Some(serde_json::Value::Null) => return EventDecodeError::MissingSchemaVersion,
+            Some(version) if version.as_u64() != Some(u64::from(CURRENT_SCHEMA_VERSION)) => {
+                let found = version.to_string();
+                return EventDecodeError::UnsupportedSchemaVersion {
+                    found: if found.len() <= QUOTED_VALUE_BYTES {
+                        found
+                    } else {
+                        quote(&found)
+                    },
+                };
+            }
+            Some(_) => {}
+        }
+        // The error names the field's path (`listing.price_minor: invalid type...`).
+        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        match serde_path_to_error::deserialize::<_, Self>(&mut reader) {
+            // serde quotes a bad value whole (`unknown variant `<600 KB>``): bounded here.
+            Err(e) => EventDecodeError::Malformed(bound_reason(e.to_string())),
+            // Not reached: the first read failed, and this one reads the same way.
+            Ok(_) => EventDecodeError::Malformed("not a readable event".into()),
+        }
+    }
+}

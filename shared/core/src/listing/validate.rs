@@ -1,0 +1,125 @@
+//! The canonical model's rules applied to a whole listing: what makes it invalid, and what
+//! optional field is dropped as implausible.
+
+use super::bounds::{
+    check_amount, check_area, check_coordinates, check_currency, check_native_id,
+    check_on_market_date, check_rooms, check_text, check_url,
+};
+use super::{
+    InvalidListing, Listing, MAX_ADDRESS_LINE_BYTES, MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT,
+    MarketKey, Offer, quote,
+};
+
+impl Listing {
+    /// Checks every rule of the canonical model. Sources run it on what they build (after
+    /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`] runs it on what it
+    /// reads.
+    pub fn validate(&self) -> Result<(), InvalidListing> {
+        match self.id.source() {
+            Some(source) if source == self.source => check_native_id(self.id.native_id())?,
+            _ => {
+                return Err(InvalidListing::new(
+                    "id",
+                    format!(
+                        "{} does not start with the source prefix \"{}:\"",
+                        quote(self.id.as_str()),
+                        self.source
+                    ),
+                ));
+            }
+        }
+        check_currency(&self.currency)?;
+        check_amount("price_minor", self.price_minor, &self.currency, self.offer)?;
+        if let Some(previous) = self.previous_price_minor {
+            check_amount("previous_price_minor", previous, &self.currency, self.offer)?;
+        }
+        if let Some(rent) = self.rent_estimate_minor {
+            check_amount("rent_estimate_minor", rent, &self.currency, Offer::Rent)?;
+        }
+        if let Some(beds) = self.beds {
+            check_rooms("beds", f64::from(beds))?;
+        }
+        if let Some(baths) = self.baths {
+            check_rooms("baths", f64::from(baths))?;
+        }
+        if let Some(area) = self.living_area_sqft {
+            check_area(
+                "living_area_sqft",
+                u64::from(area),
+                u64::from(MAX_LIVING_AREA_SQFT),
+            )?;
+        }
+        if let Some(lot) = self.lot_size_sqft {
+            check_area("lot_size_sqft", lot, MAX_LOT_SIZE_SQFT)?;
+        }
+        if let Some(line) = &self.address.line {
+            check_text("address.line", line, MAX_ADDRESS_LINE_BYTES)?;
+        }
+        let market = MarketKey::for_address(&self.address)?;
+        if market != self.market {
+            let zip = |zip: &Option<String>| zip.as_deref().map_or("null".to_owned(), quote);
+            return Err(InvalidListing::new(
+                "market",
+                format!(
+                    "{}/{} does not match the address (expected {}/{})",
+                    quote(&self.market.city_state),
+                    zip(&self.market.zip),
+                    quote(&market.city_state),
+                    zip(&market.zip)
+                ),
+            ));
+        }
+        if let Some(point) = self.coordinates {
+            check_coordinates(point)?;
+        }
+        if let Some(date) = self.on_market_date {
+            check_on_market_date(date, self.observed_at)?;
+        }
+        if let Some(url) = &self.source_url {
+            check_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// Sets to `None` every optional field that breaks its rule, so one bad detail (a zero
+    /// lot, a `priceChange` larger than the price, a street line over its size limit) costs
+    /// that detail, not the listing.
+    pub fn clear_implausible_optionals(&mut self) {
+        let (currency, offer) = (self.currency.as_str(), self.offer);
+        let keep_amount = |field, amount: Option<i64>, offer| {
+            amount.filter(|&a| check_amount(field, a, currency, offer).is_ok())
+        };
+        self.previous_price_minor =
+            keep_amount("previous_price_minor", self.previous_price_minor, offer);
+        self.rent_estimate_minor =
+            keep_amount("rent_estimate_minor", self.rent_estimate_minor, Offer::Rent);
+        self.beds = self
+            .beds
+            .filter(|&b| check_rooms("beds", f64::from(b)).is_ok());
+        self.baths = self
+            .baths
+            .filter(|&b| check_rooms("baths", f64::from(b)).is_ok());
+        self.living_area_sqft = self.living_area_sqft.filter(|&a| {
+            check_area(
+                "living_area_sqft",
+                u64::from(a),
+                u64::from(MAX_LIVING_AREA_SQFT),
+            )
+            .is_ok()
+        });
+        self.lot_size_sqft = self
+            .lot_size_sqft
+            .filter(|&a| check_area("lot_size_sqft", a, MAX_LOT_SIZE_SQFT).is_ok());
+        self.coordinates = self.coordinates.filter(|&p| check_coordinates(p).is_ok());
+        let observed_at = self.observed_at;
+        self.on_market_date = self
+            .on_market_date
+            .filter(|&d| check_on_market_date(d, observed_at).is_ok());
+        self.source_url = self.source_url.take().filter(|u| check_url(u).is_ok());
+        self.address.line = self
+            .address
+            .line
+            .take()
+            .filter(|l| check_text("address.line", l, MAX_ADDRESS_LINE_BYTES).is_ok());
+    }
+}
