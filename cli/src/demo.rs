@@ -283,14 +283,17 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         _ => None,
     })?;
     let keys = ApiKeys {
-        rapidapi_key: Some("local".into()),
-        reso_token: None,
+        zillow: Some("local".into()),
+        ..ApiKeys::default()
     };
     let built = build_poller(&sdk, &resources, &poller_config, &keys)?;
     let sent: SentAt = Arc::default();
     let poller = Poller {
         client: built.client,
         endpoints: built.endpoints,
+        unkeyed: built.unkeyed,
+        secret: built.secret,
+        config: built.config,
         policy: built.policy,
         limiters: built.limiters,
         publisher: StampedPublisher {
@@ -479,7 +482,11 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
 /// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
 /// function that writes the stream), so the latency includes no artificial wait.
 async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
-    poller: &Poller<StampedPublisher, realty_aws::adapters::poll_state::S3PollStateStore>,
+    poller: &Poller<
+        StampedPublisher,
+        realty_aws::adapters::poll_state::S3PollStateStore,
+        realty_aws::adapters::config::DynamoConfigStore,
+    >,
     request: &PollRequest,
     now: DateTime<Utc>,
     metrics: &mut Mapping<M>,

@@ -68,8 +68,9 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
             let config = PollerConfig::from_lookup(lookup)?;
             // The simulator takes any key.
             let keys = ApiKeys {
-                rapidapi_key: Some("local".into()),
-                reso_token: Some("local".into()),
+                zillow: Some("local".into()),
+                realtor: Some("local".into()),
+                reso: Some("local".into()),
             };
             let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
             let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;

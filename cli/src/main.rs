@@ -4,10 +4,12 @@ mod bench;
 mod demo;
 mod html;
 mod invoke;
+mod markets;
 mod normalize;
 mod pipeline;
 mod reconcile;
 mod report;
+mod secrets;
 mod sim;
 mod target;
 
@@ -101,6 +103,16 @@ enum Command {
     /// (docs/capacity.md). Starts a local AWS of its own (--emulator) unless AWS_ENDPOINT_URL
     /// is set.
     Bench(bench::BenchArgs),
+    /// The watched markets and the sources' request budgets (read by the poller at every run).
+    Markets {
+        #[command(subcommand)]
+        command: markets::MarketsCommand,
+    },
+    /// The listing-API keys in the stack's secret.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
+    },
     /// Install (or check) the pinned local tools in .venv (and, with --emulator localstack,
     /// LocalStack in .venv-localstack) and print the path.
     Tools {
@@ -204,6 +216,8 @@ async fn run(command: Command) -> Result<()> {
             event,
             stack,
         } => invoke::run(&function, &event, stack.as_deref()).await,
+        Command::Markets { command } => markets::run(command).await,
+        Command::Secrets { command } => secrets::run(command).await,
         Command::Report {
             market,
             format,

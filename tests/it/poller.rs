@@ -71,8 +71,8 @@ async fn poller(
         _ => None,
     })?;
     let keys = ApiKeys {
-        rapidapi_key: Some("test".into()),
-        reso_token: None,
+        zillow: Some("test".into()),
+        ..ApiKeys::default()
     };
     Ok(build_poller(
         &aws.sdk_config().await,
@@ -328,6 +328,9 @@ async fn events_that_cannot_be_published_are_found_again(aws: Arc<TestAws>) -> R
     let flaky = Poller {
         client: real.client.clone(),
         endpoints: real.endpoints.clone(),
+        unkeyed: Vec::new(),
+        secret: real.secret.clone(),
+        config: real.config.clone(),
         policy: real.policy,
         limiters: BTreeMap::new(),
         publisher: Flaky {
@@ -366,8 +369,11 @@ async fn events_that_cannot_be_published_are_found_again(aws: Arc<TestAws>) -> R
     Ok(())
 }
 
-async fn poll_with<S: realty_core::poller::ports::PollStateStore>(
-    p: &Poller<Flaky<'_>, S>,
+async fn poll_with<
+    S: realty_core::poller::ports::PollStateStore,
+    C: realty_core::poller::ports::ConfigStore,
+>(
+    p: &Poller<Flaky<'_>, S, C>,
     sim: &SimServer,
 ) -> PollSummary {
     let request = PollRequest {
@@ -549,8 +555,9 @@ async fn fixture_poller(
         _ => None,
     })?;
     let keys = ApiKeys {
-        rapidapi_key: Some("test".into()),
-        reso_token: Some("test".into()),
+        zillow: Some("test".into()),
+        realtor: Some("test".into()),
+        reso: Some("test".into()),
     };
     Ok(build_poller(
         &aws.sdk_config().await,

@@ -52,7 +52,7 @@ pub async fn measure(
 
     progress("local AWS: provisioning the stack the bootstraps run against");
     let (stack, resources) = aws.provision("lambda").await?;
-    let secret_arn = listing_api_secret(aws, &stack.stack_name).await?;
+    listing_api_keys(aws, &resources.api_key_secret).await?;
     let mut env: Vec<(String, String)> = resources
         .to_env()
         .into_iter()
@@ -66,7 +66,6 @@ pub async fn measure(
             ("AWS_REGION", stack.region.as_str()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", LOCAL_MEMORY_MB),
             ("RUST_LOG", "info"),
-            ("REALTY_LISTING_API_SECRET_ARN", secret_arn.as_str()),
             ("REALTY_SOURCES", "zillow"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -148,17 +147,16 @@ pub async fn measure(
     Ok(())
 }
 
-/// A Secrets Manager secret with listing-API keys, as the poller reads them at start.
-async fn listing_api_secret(aws: &LocalAws, stack_name: &str) -> Result<String> {
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws.sdk);
-    let created = secrets
-        .create_secret()
-        .name(format!("{stack_name}/listing-api-keys"))
-        .secret_string(r#"{"rapidapi_key":"local"}"#)
+/// The simulator's key in the stack's listing-API secret, as `realty secrets set` writes it.
+async fn listing_api_keys(aws: &LocalAws, secret: &str) -> Result<()> {
+    aws_sdk_secretsmanager::Client::new(&aws.sdk)
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(r#"{"zillow":"local"}"#)
         .send()
         .await
-        .context("creating the listing-API secret")?;
-    created.arn.context("CreateSecret returned no ARN")
+        .context("writing the listing-API secret")?;
+    Ok(())
 }
 
 /// `events` as one Kinesis trigger event of shard 0.

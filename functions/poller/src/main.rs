@@ -3,7 +3,7 @@
 //! `realty_aws::functions::poller`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use realty_aws::functions::poller::{api_keys, build_poller};
+use realty_aws::functions::poller::PollerFunction;
 use realty_core::config::StackResources;
 use realty_core::poller::config::PollerConfig;
 use realty_core::poller::run::PollRequest;
@@ -11,17 +11,17 @@ use realty_core::poller::run::PollRequest;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     realty_aws::telemetry::init_lambda_logging();
-    // A cold start without its configuration or keys fails with the setting's name.
+    // A cold start without its configuration fails with the setting's name; a missing key
+    // does not fail it: each poll reports the sources without one.
     let env = |name: &str| std::env::var(name).ok();
     let resources = StackResources::from_env()?;
     let config = PollerConfig::from_lookup(env)?;
     let emf = realty_aws::telemetry::init_emf("poller")?;
     let aws = realty_aws::sdk::sdk_config(None).await;
-    let keys = api_keys(&aws, env).await?;
-    let poller = build_poller(&aws, &resources, &config, &keys)?;
-    let poller = &poller;
+    let function = PollerFunction::new(&aws, &resources, config, env).await?;
+    let function = &function;
     run(service_fn(move |event: LambdaEvent<PollRequest>| async move {
-        let summary = Box::pin(poller.poll(&event.payload, chrono::Utc::now())).await;
+        let summary = Box::pin(function.handle(&event.payload)).await;
         tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "poll done");
         if let Err(e) = emf.flush(std::io::stdout()) {
             tracing::warn!(error = %e, "cannot write EMF metrics");

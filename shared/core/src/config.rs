@@ -76,6 +76,8 @@ stack_resources! {
     delivery_stream: "REALTY_DELIVERY_STREAM", "DeliveryStreamName", "the Firehose delivery stream";
     alert_topic_arn: "REALTY_ALERT_TOPIC_ARN", "AlertTopicArn", "the SNS alert topic";
     poison_record_queue_url: "REALTY_POISON_RECORD_QUEUE_URL", "PoisonRecordQueueUrl", "the SQS queue of poison records";
+    config_table: "REALTY_CONFIG_TABLE", "ConfigTableName", "the DynamoDB table of watched markets and request budgets";
+    api_key_secret: "REALTY_LISTING_API_SECRET_ARN", "ListingApiKeySecretArn", "the Secrets Manager secret of the listing-API keys";
 }
 
 impl StackResources {

@@ -1,6 +1,7 @@
 //! AWS SDK adapters behind the ports, and the retry of partly failed calls they share.
 
 pub mod alert_sink;
+pub mod config;
 pub mod dynamodb;
 pub mod firehose;
 pub mod idempotency;

@@ -16,20 +16,62 @@ use crate::sources::SourceKind;
 pub const ZILLOW_RAPIDAPI_URL: &str = "https://zillow-com1.p.rapidapi.com";
 pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
 
-/// The listing-API secret: a JSON object in Secrets Manager. Its `Debug` says which keys are
-/// set, never what they are (a logged config must not leak them).
+/// The listing-API secret: a JSON object in Secrets Manager with one key per source,
+/// `{"zillow": "<RapidAPI key>", "realtor": "<RapidAPI key>", "reso": "<bearer token>"}`
+/// (`realty secrets set --source NAME` writes one). Its `Debug` says which keys are set, never
+/// what they are (a logged config must not leak them).
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ApiKeys {
-    pub rapidapi_key: Option<String>,
-    pub reso_token: Option<String>,
+    #[serde(default)]
+    pub zillow: Option<String>,
+    #[serde(default)]
+    pub realtor: Option<String>,
+    #[serde(default)]
+    pub reso: Option<String>,
+}
+
+impl ApiKeys {
+    /// The key of `source`, unless it is missing or a placeholder (`""`, `<your key>`,
+    /// `changeme`...): such a source is reported, not polled.
+    pub fn key(&self, source: SourceKind) -> Option<&str> {
+        let key = match source {
+            SourceKind::Zillow => &self.zillow,
+            SourceKind::Realtor => &self.realtor,
+            SourceKind::Reso => &self.reso,
+            SourceKind::File => &None,
+        };
+        key.as_deref().map(str::trim).filter(|k| !is_placeholder(k))
+    }
+}
+
+/// Words people leave in a secret in place of a key.
+const PLACEHOLDERS: [&str; 8] = [
+    "placeholder",
+    "changeme",
+    "change-me",
+    "replace-me",
+    "replaceme",
+    "your-key",
+    "todo",
+    "none",
+];
+
+fn is_placeholder(key: &str) -> bool {
+    let folded = key.to_ascii_lowercase().replace('_', "-");
+    key.is_empty()
+        || (key.starts_with('<') && key.ends_with('>'))
+        || !key.chars().any(|c| c.is_ascii_alphanumeric())
+        || PLACEHOLDERS.contains(&folded.as_str())
+        || folded.chars().all(|c| c == 'x')
 }
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = |key: &Option<String>| key.as_ref().map(|_| REDACTED);
         f.debug_struct("ApiKeys")
-            .field("rapidapi_key", &shown(&self.rapidapi_key))
-            .field("reso_token", &shown(&self.reso_token))
+            .field("zillow", &shown(&self.zillow))
+            .field("realtor", &shown(&self.realtor))
+            .field("reso", &shown(&self.reso))
             .finish()
     }
 }
@@ -53,9 +95,17 @@ pub struct PollerConfig {
 
 impl PollerConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let reso_url = lookup("REALTY_RESO_URL").filter(|s| !s.trim().is_empty());
+        // Markets name their sources; by default every source this deployment can reach.
         let sources_text = lookup("REALTY_SOURCES")
             .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| "zillow".into());
+            .unwrap_or_else(|| {
+                if reso_url.is_some() {
+                    "zillow,realtor,reso".into()
+                } else {
+                    "zillow,realtor".into()
+                }
+            });
         let mut sources = Vec::new();
         for name in sources_text
             .split(',')
@@ -78,7 +128,6 @@ impl PollerConfig {
             }
             sources.push(kind);
         }
-        let reso_url = lookup("REALTY_RESO_URL").filter(|s| !s.trim().is_empty());
         if sources.contains(&SourceKind::Reso) && reso_url.is_none() {
             return Err(ConfigError::Missing {
                 name: "REALTY_RESO_URL".into(),
@@ -120,44 +169,79 @@ impl PollerConfig {
         })
     }
 
-    /// The endpoints of the configured sources, with their keys.
-    pub fn endpoints(&self, keys: &ApiKeys) -> Result<Vec<SourceEndpoint>, ConfigError> {
-        let rapidapi = || {
-            keys.rapidapi_key.clone().filter(|k| !k.is_empty()).ok_or(ConfigError::Missing {
-                name: "rapidapi_key".into(),
-                what: "the RapidAPI key in the listing-API secret (Zillow and Realtor.com sources)",
-            })
-        };
-        self.sources
-            .iter()
-            .map(|&kind| {
-                let (base_url, key) = match kind {
-                    SourceKind::Zillow => (self.zillow_url.clone(), rapidapi()?),
-                    SourceKind::Realtor => (self.realtor_url.clone(), rapidapi()?),
-                    SourceKind::Reso => (
-                        self.reso_url.clone().unwrap_or_default(),
-                        keys.reso_token.clone().filter(|k| !k.is_empty()).ok_or(
-                            ConfigError::Missing {
-                                name: "reso_token".into(),
-                                what: "the RESO bearer token in the listing-API secret",
-                            },
-                        )?,
-                    ),
-                    SourceKind::File => unreachable_file(),
-                };
-                Ok(SourceEndpoint {
+    /// The endpoints of the configured sources that have a key, and the sources without one.
+    pub fn endpoints(&self, keys: &ApiKeys) -> (Vec<SourceEndpoint>, Vec<SourceKind>) {
+        let mut endpoints = Vec::new();
+        let mut unkeyed = Vec::new();
+        for &kind in &self.sources {
+            let base_url = match kind {
+                SourceKind::Zillow => self.zillow_url.clone(),
+                SourceKind::Realtor => self.realtor_url.clone(),
+                SourceKind::Reso => self.reso_url.clone().unwrap_or_default(),
+                // PollerConfig::from_lookup refuses the file source.
+                SourceKind::File => continue,
+            };
+            match keys.key(kind) {
+                Some(key) => endpoints.push(SourceEndpoint {
                     kind,
                     base_url,
-                    key,
-                })
-            })
-            .collect()
+                    key: key.to_owned(),
+                }),
+                None => unkeyed.push(kind),
+            }
+        }
+        (endpoints, unkeyed)
     }
 }
 
-fn unreachable_file() -> (String, String) {
-    // PollerConfig::from_lookup refuses the file source.
-    (String::new(), String::new())
+/// Longest key accepted into the secret (real ones are 50 to a few hundred bytes).
+pub const MAX_API_KEY_BYTES: usize = 4_096;
+
+/// The secret's text with `source`'s key set to `key`, the other keys kept: what
+/// `realty secrets set` writes. Refuses a placeholder, a key with spaces or control
+/// characters, or one over [`MAX_API_KEY_BYTES`].
+pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, String> {
+    let key = key.trim();
+    if source == SourceKind::File {
+        return Err("file exports need no key".into());
+    }
+    if is_placeholder(key) {
+        return Err(format!(
+            "that is not a key for {source} (empty or a placeholder)"
+        ));
+    }
+    if key.len() > MAX_API_KEY_BYTES {
+        return Err(format!(
+            "a key of {} bytes: at most {MAX_API_KEY_BYTES}",
+            key.len()
+        ));
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "a key has no spaces or control characters: was more than the key pasted?".into(),
+        );
+    }
+    let mut object = if secret.trim().is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_str::<serde_json::Value>(secret) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err("the secret holds something other than a JSON object of keys; fix or empty it first".into()),
+        }
+    };
+    object.insert(
+        source.as_str().to_owned(),
+        serde_json::Value::String(key.to_owned()),
+    );
+    Ok(serde_json::Value::Object(object).to_string())
+}
+
+/// What a poll reports for a source that has no key.
+pub fn no_key_message(source: SourceKind, secret: &str) -> String {
+    let name = secret.rsplit(':').next().unwrap_or(secret);
+    format!(
+        "no key for {source}: put it in secret {name} with `realty secrets set --source {source}`"
+    )
 }
 
 /// The API keys: from the secret `REALTY_LISTING_API_SECRET_ARN` names; else, for local runs
@@ -171,7 +255,9 @@ pub async fn load_api_keys(
         serde_json::from_str(text).map_err(|e| ConfigError::Invalid {
             name: name.into(),
             value: "(secret)".into(),
-            reason: format!("expected {{\"rapidapi_key\": \"...\", \"reso_token\": \"...\"}}: {e}"),
+            reason: format!(
+                "expected {{\"zillow\": \"...\", \"realtor\": \"...\", \"reso\": \"...\"}}: {e}"
+            ),
         })
     };
     if let Some(arn) = lookup("REALTY_LISTING_API_SECRET_ARN").filter(|s| !s.trim().is_empty()) {
@@ -206,20 +292,66 @@ mod tests {
     #[test]
     fn debug_output_never_shows_a_key() {
         let keys = ApiKeys {
-            rapidapi_key: Some("rapid-s3cr3t".into()),
-            reso_token: Some("reso-s3cr3t".into()),
+            zillow: Some("rapid-s3cr3t".into()),
+            realtor: Some("rapid-s3cr3t".into()),
+            reso: Some("reso-s3cr3t".into()),
         };
         let shown = format!("{keys:?} {keys:#?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(shown.contains("rapidapi_key"), "{shown}");
+        assert!(shown.contains("zillow"), "{shown}");
         let config = PollerConfig::from_lookup(|name| {
             (name == "REALTY_SOURCES").then(|| "zillow,realtor".to_owned())
         })
         .expect("config");
-        let endpoints = config.endpoints(&keys).expect("endpoints");
+        let (endpoints, unkeyed) = config.endpoints(&keys);
+        assert!(unkeyed.is_empty());
         let shown = format!("{endpoints:?} {endpoints:#?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains(ZILLOW_RAPIDAPI_URL), "{shown}");
+    }
+
+    #[test]
+    fn sources_without_a_real_key_are_set_apart() {
+        let keys: ApiKeys = serde_json::from_str(
+            r#"{"zillow": "k-123", "realtor": "<your RapidAPI key>", "reso": " "}"#,
+        )
+        .expect("json");
+        let config = PollerConfig::from_lookup(|name| {
+            (name == "REALTY_RESO_URL").then(|| "https://api.example-mls.test".to_owned())
+        })
+        .expect("config");
+        let (endpoints, unkeyed) = config.endpoints(&keys);
+        let kinds: Vec<SourceKind> = endpoints.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [SourceKind::Zillow]);
+        assert_eq!(unkeyed, [SourceKind::Realtor, SourceKind::Reso]);
+        for placeholder in [
+            "", "changeme", "YOUR_KEY", "xxxxxxxx", "...", "<key>", "None",
+        ] {
+            assert!(is_placeholder(placeholder), "{placeholder}");
+        }
+        assert!(!is_placeholder("a1b2c3d4e5msh0f9e8d7c6b5a4"));
+        assert_eq!(
+            no_key_message(
+                SourceKind::Zillow,
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:realty-api-keys-AbCdEf"
+            ),
+            "no key for zillow: put it in secret realty-api-keys-AbCdEf with `realty secrets set --source zillow`"
+        );
+    }
+
+    #[test]
+    fn setting_a_key_keeps_the_others() {
+        let text = with_key(r#"{"zillow": "z-1"}"#, SourceKind::Realtor, " r-2\n").expect("set");
+        let keys: ApiKeys = serde_json::from_str(&text).expect("json");
+        assert_eq!(keys.key(SourceKind::Zillow), Some("z-1"));
+        assert_eq!(keys.key(SourceKind::Realtor), Some("r-2"));
+        assert!(with_key("{}", SourceKind::Zillow, "changeme").is_err());
+        assert!(with_key("{}", SourceKind::Zillow, "two words").is_err());
+        assert!(with_key("[1]", SourceKind::Zillow, "k-1").is_err());
+        assert!(with_key("", SourceKind::Zillow, "k-1").is_ok());
+        let at_limit = "k".repeat(MAX_API_KEY_BYTES);
+        assert!(with_key("{}", SourceKind::Zillow, &at_limit).is_ok());
+        assert!(with_key("{}", SourceKind::Zillow, &format!("{at_limit}k")).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading listing APIs as real APIs behave: timeouts, 429 with Retry-After, 5xx, truncated
 //! or malformed bodies, and a request rate each source allows.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -73,6 +74,8 @@ pub enum FetchError {
     RetryAfterTooLong { url: String, secs: u64 },
     #[error("{url}: response body larger than {limit} bytes (decompressed); not read")]
     TooLarge { url: String, limit: usize },
+    #[error("{url}: not requested: this month's request budget of the source is spent")]
+    BudgetSpent { url: String },
 }
 
 /// Why a body could not be read whole.
@@ -103,11 +106,17 @@ async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Ve
     Ok(body)
 }
 
-/// Spaces requests to one API at least `interval` apart.
+/// Admits requests to one API: spaced at least `interval` apart, and (when a request budget
+/// is set) no more of them than the budget has left. It counts every request it admits, so
+/// the poll can charge them to the month's budget.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
     next: Mutex<Instant>,
+    /// Requests admitted since the last [`RateLimiter::start_run`].
+    admitted: AtomicU64,
+    /// Most requests this run may make; `u64::MAX` without a budget.
+    allowance: AtomicU64,
 }
 
 impl RateLimiter {
@@ -120,7 +129,32 @@ impl RateLimiter {
         Self {
             interval,
             next: Mutex::new(Instant::now()),
+            admitted: AtomicU64::new(0),
+            allowance: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Starts counting a poll run's requests afresh, allowing at most `allowance` (`None`:
+    /// no budget).
+    pub fn start_run(&self, allowance: Option<u64>) {
+        self.admitted.store(0, Ordering::SeqCst);
+        self.allowance
+            .store(allowance.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// Requests admitted since the run started.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::SeqCst)
+    }
+
+    /// Counts one request against the allowance; `false` when none is left (nothing counted).
+    pub fn admit(&self) -> bool {
+        let allowance = self.allowance.load(Ordering::SeqCst);
+        self.admitted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < allowance).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// Waits for this request's turn.
@@ -184,6 +218,9 @@ where
     for attempt in 0..policy.max_attempts {
         if attempt > 0 {
             metrics::counter!("http_retries").increment(1);
+        }
+        if !limiter.admit() {
+            return Err(FetchError::BudgetSpent { url });
         }
         limiter.acquire().await;
         let response = request.build(client).timeout(policy.timeout).send().await;
@@ -293,6 +330,19 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn the_limiter_admits_no_more_than_its_allowance() {
+        let limiter = RateLimiter::per_second(0.0);
+        assert!((0..1_000).all(|_| limiter.admit()), "no budget: no limit");
+        limiter.start_run(Some(2));
+        assert!(limiter.admit() && limiter.admit());
+        assert!(!limiter.admit(), "the third request is over the allowance");
+        assert_eq!(limiter.admitted(), 2);
+        limiter.start_run(Some(0));
+        assert!(!limiter.admit());
+        assert_eq!(limiter.admitted(), 0);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

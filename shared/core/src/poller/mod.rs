@@ -1,11 +1,14 @@
 //! The poller: read listing APIs ([`read`], [`fetch`]), find what changed since the last
 //! complete read ([`detect`]), publish the events ([`ports`]) and remember the read
-//! ([`run`]), with its settings ([`config`]). `realty_aws::functions::poller` wires the HTTP
+//! ([`run`]), with its settings ([`config`]) and the watched markets and request budgets
+//! ([`markets`], kept in a [`ports::ConfigStore`]; [`memory`] for tests). `realty_aws::functions::poller` wires the HTTP
 //! client and the AWS adapters.
 
 pub mod config;
 pub mod detect;
 pub mod fetch;
+pub mod markets;
+pub mod memory;
 pub mod ports;
 pub mod read;
 pub mod run;

@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use super::detect::PollState;
+use super::markets::{ConfigSnapshot, PollRecord, WatchedMarket};
 use crate::listing::ListingEvent;
 use crate::ports::PortError;
 
@@ -46,4 +47,29 @@ pub trait PollStateStore {
 pub trait SecretSource {
     /// The text of secret `id`.
     fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, PortError>>;
+}
+
+/// The stack's poller configuration (a DynamoDB table in AWS): the watched markets, the
+/// sources' budgets, the requests used each month and the last poll of each market.
+pub trait ConfigStore {
+    /// Everything, with the requests used in `month` (`2026-11`).
+    fn load(&self, month: &str) -> impl Future<Output = Result<ConfigSnapshot, PortError>>;
+    /// Adds or replaces a watched market.
+    fn put_market(&self, market: &WatchedMarket) -> impl Future<Output = Result<(), PortError>>;
+    /// Stops watching a market; `Ok(false)` when it was not watched.
+    fn remove_market(&self, market: &str) -> impl Future<Output = Result<bool, PortError>>;
+    /// Sets a source's monthly budget (`None` removes it).
+    fn set_budget(
+        &self,
+        source: &str,
+        monthly_requests: Option<u64>,
+    ) -> impl Future<Output = Result<(), PortError>>;
+    /// Adds `requests` to a source's count for `month`, atomically; returns the new count.
+    fn add_usage(
+        &self,
+        source: &str,
+        month: &str,
+        requests: u64,
+    ) -> impl Future<Output = Result<u64, PortError>>;
+    fn record_poll(&self, poll: &PollRecord) -> impl Future<Output = Result<(), PortError>>;
 }

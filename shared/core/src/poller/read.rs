@@ -10,9 +10,35 @@ use crate::listing::Listing;
 use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
 use crate::sources::reso::ResoSync;
 use crate::sources::zillow::{
-    BandPlan, PriceBand, ZillowSearch, ZillowStatusType, plan_price_band,
+    BandPlan, PriceBand, ZillowHomeType, ZillowSearch, ZillowStatusType, plan_price_band,
 };
 use crate::sources::{Paging, Reject, SourceKind, realtor, reso, zillow};
+
+/// What a watched market narrows its search to (Zillow's home types and price range; the
+/// other sources read the whole market). A listing leaving the range leaves the market read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchFilter {
+    /// Empty for every home type.
+    pub home_types: Vec<ZillowHomeType>,
+    pub prices: PriceBand,
+}
+
+impl Default for SearchFilter {
+    fn default() -> Self {
+        Self {
+            home_types: Vec::new(),
+            prices: PriceBand::ALL,
+        }
+    }
+}
+
+/// One market to read, and how its search is narrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketSearch<'a> {
+    /// City-state key (`nashville-tn`).
+    pub market: &'a str,
+    pub filter: &'a SearchFilter,
+}
 
 /// Where and how to reach one source. `Debug` leaves the key out.
 #[derive(Clone)]
@@ -142,7 +168,7 @@ pub async fn read_market(
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
-    market: &str,
+    search: MarketSearch<'_>,
     previous: &PollState,
     observed_at: DateTime<Utc>,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
@@ -166,7 +192,7 @@ pub async fn read_market(
                     limiter,
                     policy,
                     endpoint,
-                    market,
+                    search,
                     observed_at,
                     &mut stats,
                 )
@@ -178,7 +204,7 @@ pub async fn read_market(
                     limiter,
                     policy,
                     endpoint,
-                    market,
+                    search.market,
                     observed_at,
                     &mut stats,
                 )
@@ -310,7 +336,7 @@ async fn read_zillow(
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
-    market: &str,
+    MarketSearch { market, filter }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
@@ -321,12 +347,12 @@ async fn read_zillow(
     );
     let parse = |b: &[u8]| zillow::parse_page(b, observed_at);
     let mut tally = Tally::new();
-    let mut bands = VecDeque::from([PriceBand::ALL]);
+    let mut bands = VecDeque::from([filter.prices]);
     while let Some(band) = bands.pop_front() {
         let search = ZillowSearch {
             locations: vec![format!("{city}, {state}")],
             status_type: ZillowStatusType::ForSale,
-            home_types: Vec::new(),
+            home_types: filter.home_types.clone(),
             price_band: band,
         };
         let request = |page: u32| -> Result<Get, FetchError> {

@@ -1,4 +1,6 @@
-//! One scheduled poll: every (source, market) pair, concurrently within a bound.
+//! One scheduled poll: the (source, market) pairs due (the watched markets in the
+//! [`ConfigStore`], or the markets a request names), concurrently within a bound; sources
+//! without a key or out of budget reported and left alone, requests charged to the budgets.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,18 +8,48 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::config::no_key_message;
 use super::detect::{DelistingGuard, detect, settle};
-use super::fetch::{HttpPolicy, RateLimiter};
-use super::ports::{EventPublisher, PollStateStore};
-use super::read::{SourceEndpoint, read_market};
+use super::fetch::{FetchError, HttpPolicy, RateLimiter};
+use super::markets::{ConfigSnapshot, PollRecord, month_of};
+use super::ports::{ConfigStore, EventPublisher, PollStateStore};
+use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market};
 use crate::listing::EventKind;
 use crate::sources::SourceKind;
 
-/// The poller's input: the schedule's `Input` (template.yaml), or `realty invoke poller`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The poller's input. The schedule sends `{}`: poll the watched markets that are due.
+/// `realty invoke poller` may name markets to poll now, with every keyed source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PollRequest {
-    /// Market keys (`nashville-tn`).
+    /// Market keys (`nashville-tn`); empty for the watched markets.
+    #[serde(default)]
     pub markets: Vec<String>,
+}
+
+/// What became of a source in a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    Polled,
+    /// No key (or a placeholder) in the secret: not polled.
+    NoKey,
+    /// This month's request budget is spent (before or during the poll).
+    OutOfBudget,
+    /// A market names a source this deployment does not reach (RESO without a URL).
+    NotConfigured,
+}
+
+/// One source in a poll.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub status: SourceStatus,
+    /// Markets due from this source.
+    pub markets: usize,
+    /// HTTP requests made (charged to the month's budget).
+    pub requests: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// What happened to one (source, market).
@@ -43,6 +75,10 @@ pub struct MarketSummary {
     pub unpublished: usize,
     /// Another poll of this market saved its state first.
     pub state_conflict: bool,
+    /// A whole read found nothing where the last one had listings.
+    pub empty: bool,
+    /// The source's request budget ran out during the read (nothing inferred from it).
+    pub budget_spent: bool,
     pub error: Option<String>,
 }
 
@@ -62,45 +98,72 @@ pub struct PollSummary {
     pub held_delistings: usize,
     pub retries: u32,
     pub unpublished: usize,
+    /// Events that reached the stream.
+    pub published: usize,
+    pub empty_markets: usize,
+    pub sources_without_key: usize,
+    pub sources_out_of_budget: usize,
+    pub sources: Vec<SourceReport>,
     pub per_market: Vec<MarketSummary>,
+    /// The poll could not start (the configuration could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The poller: HTTP client, sources and ports, built once per container.
-pub struct Poller<P, S> {
+pub struct Poller<P, S, C> {
     pub client: reqwest::Client,
+    /// The sources with a key.
     pub endpoints: Vec<SourceEndpoint>,
+    /// The sources this deployment reaches but has no key for.
+    pub unkeyed: Vec<SourceKind>,
+    /// The API-key secret's id, for the message that says where a key goes.
+    pub secret: String,
     pub policy: HttpPolicy,
     pub limiters: BTreeMap<String, RateLimiter>,
     pub publisher: P,
     pub states: S,
+    pub config: C,
     /// Markets polled at once.
     pub concurrency: usize,
     /// How many delistings one read may infer unconfirmed.
     pub delisting_guard: DelistingGuard,
 }
 
-impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
+impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
     pub async fn poll(&self, request: &PollRequest, observed_at: DateTime<Utc>) -> PollSummary {
         let poll_id = format!("poll-{}", observed_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
-        let pairs: Vec<(&SourceEndpoint, &str)> = self
-            .endpoints
-            .iter()
-            .flat_map(|e| request.markets.iter().map(move |m| (e, m.as_str())))
-            .collect();
+        let mut summary = PollSummary {
+            poll_id: poll_id.clone(),
+            observed_at: Some(observed_at),
+            ..PollSummary::default()
+        };
+        let month = month_of(observed_at);
+        let snapshot = match self.config.load(&month).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the watched markets; nothing polled");
+                summary.error = Some(format!("reading the configuration: {e}"));
+                record_metrics(&summary);
+                return summary;
+            }
+        };
+        let wanted = self.wanted(request, &snapshot, observed_at);
+        let (pairs, sources) = self.admit(&wanted, &snapshot);
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
-            .map(|(endpoint, market)| self.poll_market(endpoint, market, &poll_id, observed_at))
+            .map(|(endpoint, market, filter)| {
+                self.poll_market(endpoint, market, filter, &poll_id, observed_at)
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
         per_market.sort_by(|a, b| (&a.source, &a.market).cmp(&(&b.source, &b.market)));
-        let mut summary = PollSummary {
-            poll_id,
-            observed_at: Some(observed_at),
-            markets: per_market.len(),
-            ..PollSummary::default()
-        };
+        summary.sources = self.charge(sources, &per_market, &snapshot, &month).await;
+        self.record_polls(&per_market, &snapshot, observed_at).await;
+        summary.markets = per_market.len();
         for m in &per_market {
             summary.failed_markets += usize::from(m.error.is_some());
+            summary.empty_markets += usize::from(m.empty);
             summary.pages += m.pages;
             summary.listings += m.listings;
             summary.rejects += m.rejects;
@@ -110,16 +173,189 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             summary.held_delistings += m.held_delistings;
             summary.retries += m.retries;
             summary.unpublished += m.unpublished;
+            if m.error.is_none() {
+                summary.published += (m.new + m.changed + m.delisted).saturating_sub(m.unpublished);
+            }
+        }
+        for s in &summary.sources {
+            summary.sources_without_key += usize::from(s.status == SourceStatus::NoKey);
+            summary.sources_out_of_budget += usize::from(s.status == SourceStatus::OutOfBudget);
         }
         summary.per_market = per_market;
         record_metrics(&summary);
+        record_freshness(&snapshot, &summary, observed_at);
         summary
+    }
+
+    /// The (source, market, search) triples this run is asked for.
+    fn wanted<'a>(
+        &self,
+        request: &'a PollRequest,
+        snapshot: &'a ConfigSnapshot,
+        now: DateTime<Utc>,
+    ) -> Vec<(SourceKind, &'a str, SearchFilter)> {
+        if request.markets.is_empty() {
+            return snapshot
+                .due(now)
+                .into_iter()
+                .map(|(kind, m)| (kind, m.market.as_str(), m.filter()))
+                .collect();
+        }
+        let kinds = self
+            .endpoints
+            .iter()
+            .map(|e| e.kind)
+            .chain(self.unkeyed.iter().copied());
+        kinds
+            .flat_map(|kind| {
+                request
+                    .markets
+                    .iter()
+                    .map(move |m| (kind, m.as_str(), SearchFilter::default()))
+            })
+            .collect()
+    }
+
+    /// Sets each source's request allowance for the run; the pairs it may poll, and a report
+    /// for every source asked for (those it may not poll say why).
+    #[allow(clippy::type_complexity)]
+    fn admit<'a>(
+        &'a self,
+        wanted: &[(SourceKind, &'a str, SearchFilter)],
+        snapshot: &ConfigSnapshot,
+    ) -> (
+        Vec<(&'a SourceEndpoint, &'a str, SearchFilter)>,
+        BTreeMap<SourceKind, SourceReport>,
+    ) {
+        let mut reports: BTreeMap<SourceKind, SourceReport> = BTreeMap::new();
+        let mut pairs = Vec::new();
+        for (kind, market, filter) in wanted {
+            let report = reports.entry(*kind).or_insert_with(|| {
+                let source = kind.as_str();
+                let endpoint = self.endpoints.iter().find(|e| e.kind == *kind);
+                let remaining = snapshot
+                    .budgets
+                    .get(source)
+                    .map(|b| b.saturating_sub(snapshot.used.get(source).copied().unwrap_or(0)));
+                let (status, message) = if self.unkeyed.contains(kind) {
+                    (SourceStatus::NoKey, Some(no_key_message(*kind, &self.secret)))
+                } else if endpoint.is_none() {
+                    (
+                        SourceStatus::NotConfigured,
+                        Some(format!("{source} is not configured in this deployment (RESO needs the stack's ResoApiUrl)")),
+                    )
+                } else if remaining == Some(0) {
+                    (
+                        SourceStatus::OutOfBudget,
+                        Some(format!("the month's request budget of {source} is spent; polls resume next month or with a larger budget (`realty markets budget`)")),
+                    )
+                } else {
+                    if let Some(limiter) = self.limiters.get(source) {
+                        limiter.start_run(remaining);
+                    }
+                    (SourceStatus::Polled, None)
+                };
+                if let Some(m) = &message {
+                    tracing::error!(source, "{m}");
+                }
+                SourceReport {
+                    source: source.to_owned(),
+                    status,
+                    markets: 0,
+                    requests: 0,
+                    message,
+                }
+            });
+            report.markets += 1;
+            if report.status == SourceStatus::Polled
+                && let Some(endpoint) = self.endpoints.iter().find(|e| e.kind == *kind)
+            {
+                pairs.push((endpoint, *market, filter.clone()));
+            }
+        }
+        (pairs, reports)
+    }
+
+    /// Charges each polled source's requests to the month's count; a source whose budget ran
+    /// out during the run is reported out of budget.
+    async fn charge(
+        &self,
+        mut reports: BTreeMap<SourceKind, SourceReport>,
+        per_market: &[MarketSummary],
+        snapshot: &ConfigSnapshot,
+        month: &str,
+    ) -> Vec<SourceReport> {
+        for (kind, report) in &mut reports {
+            if report.status != SourceStatus::Polled {
+                continue;
+            }
+            let source = kind.as_str();
+            report.requests = self.limiters.get(source).map_or(0, RateLimiter::admitted);
+            metrics::counter!("source_requests", "source" => source).increment(report.requests);
+            let mut used = snapshot.used.get(source).copied().unwrap_or(0) + report.requests;
+            if report.requests > 0 {
+                match self.config.add_usage(source, month, report.requests).await {
+                    Ok(n) => used = n,
+                    Err(e) => {
+                        tracing::error!(source, requests = report.requests, error = %e, "cannot count this poll's requests against the budget")
+                    }
+                }
+            }
+            if let Some(&budget) = snapshot.budgets.get(source) {
+                let percent = if budget == 0 {
+                    100.0
+                } else {
+                    used as f64 * 100.0 / budget as f64
+                };
+                metrics::gauge!("source_budget_used_percent", "source" => source).set(percent);
+            }
+            if per_market
+                .iter()
+                .any(|m| m.source == source && m.budget_spent)
+            {
+                report.status = SourceStatus::OutOfBudget;
+                let message = format!(
+                    "the month's request budget of {source} ran out during this poll; the markets it could not read are not delisted"
+                );
+                tracing::error!(source, "{message}");
+                report.message = Some(message);
+            }
+        }
+        reports.into_values().collect()
+    }
+
+    /// Remembers when each market was polled, at what cost, and when it last had news.
+    async fn record_polls(
+        &self,
+        per_market: &[MarketSummary],
+        snapshot: &ConfigSnapshot,
+        observed_at: DateTime<Utc>,
+    ) {
+        for m in per_market.iter().filter(|m| !m.budget_spent) {
+            let previous = snapshot.polls.get(&(m.source.clone(), m.market.clone()));
+            let published = m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished;
+            let record = PollRecord {
+                source: m.source.clone(),
+                market: m.market.clone(),
+                polled_at: observed_at,
+                requests: u64::from(m.pages + m.retries).max(1),
+                last_event_at: if published {
+                    Some(observed_at)
+                } else {
+                    previous.and_then(|p| p.last_event_at)
+                },
+            };
+            if let Err(e) = self.config.record_poll(&record).await {
+                tracing::warn!(source = %m.source, market = %m.market, error = %e, "cannot record the poll; the market may be polled again early");
+            }
+        }
     }
 
     async fn poll_market(
         &self,
         endpoint: &SourceEndpoint,
         market: &str,
+        filter: SearchFilter,
         poll_id: &str,
         observed_at: DateTime<Utc>,
     ) -> MarketSummary {
@@ -129,7 +365,14 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             ..MarketSummary::default()
         };
         if let Err(error) = self
-            .poll_market_inner(endpoint, market, poll_id, observed_at, &mut summary)
+            .poll_market_inner(
+                endpoint,
+                market,
+                &filter,
+                poll_id,
+                observed_at,
+                &mut summary,
+            )
             .await
         {
             tracing::warn!(source = %summary.source, market, %error, "market poll failed; other markets go on");
@@ -142,6 +385,7 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
         &self,
         endpoint: &SourceEndpoint,
         market: &str,
+        filter: &SearchFilter,
         poll_id: &str,
         observed_at: DateTime<Utc>,
         summary: &mut MarketSummary,
@@ -158,12 +402,15 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             limiter,
             &self.policy,
             endpoint,
-            market,
+            MarketSearch { market, filter },
             &stored.state,
             observed_at,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            summary.budget_spent = matches!(e, FetchError::BudgetSpent { .. });
+            e.to_string()
+        })?;
         summary.pages = stats.pages;
         summary.retries = stats.retries;
         summary.rereads = stats.rereads;
@@ -176,6 +423,12 @@ impl<P: EventPublisher, S: PollStateStore> Poller<P, S> {
             // this market can be delisted this poll.
             tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
             metrics::counter!("poll_incomplete_reads").increment(1);
+        }
+        if read.complete && read.listings.is_empty() && !stored.state.listings.is_empty() {
+            // A source that answers "nothing here" for a market full of listings has most
+            // likely changed or broken; the delisting guard holds the listings meanwhile.
+            summary.empty = true;
+            tracing::warn!(source = %summary.source, market, had = stored.state.listings.len(), "a whole read found no listing where the last one had some");
         }
         for reject in &stats.rejects {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
@@ -241,4 +494,34 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("delistings_held").increment(s.held_delistings as u64);
     metrics::counter!("poll_http_retries").increment(u64::from(s.retries));
     metrics::counter!("events_unpublished").increment(s.unpublished as u64);
+    metrics::counter!("events_published").increment(s.published as u64);
+    metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
+    metrics::counter!("sources_without_key").increment(s.sources_without_key as u64);
+    metrics::counter!("sources_out_of_budget").increment(s.sources_out_of_budget as u64);
+}
+
+/// Minutes since the last event of each watched market, whichever source saw it.
+fn record_freshness(snapshot: &ConfigSnapshot, summary: &PollSummary, now: DateTime<Utc>) {
+    for m in &snapshot.markets {
+        let published_now = summary.per_market.iter().any(|p| {
+            p.market == m.market
+                && p.error.is_none()
+                && p.new + p.changed + p.delisted > p.unpublished
+        });
+        let last = if published_now {
+            Some(now)
+        } else {
+            snapshot
+                .polls
+                .iter()
+                .filter(|((_, market), _)| market == &m.market)
+                .filter_map(|(_, p)| p.last_event_at)
+                .max()
+        };
+        if let Some(last) = last {
+            let minutes = (now - last).num_seconds().max(0) as f64 / 60.0;
+            metrics::gauge!("market_minutes_since_event", "market" => m.market.clone())
+                .set(minutes);
+        }
+    }
 }

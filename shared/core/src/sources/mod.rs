@@ -22,7 +22,7 @@ pub mod reso;
 pub mod zillow;
 
 /// Which source reads a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SourceKind {
     /// Zillow via RapidAPI `zillow-com1`, `propertyExtendedSearch`.
     Zillow,

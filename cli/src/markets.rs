@@ -1,0 +1,253 @@
+//! `realty markets`: the watched markets and the sources' request budgets, in the stack's
+//! ConfigTable (the poller reads it at every run: no redeploy), and the request plan.
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use realty_aws::adapters::config::DynamoConfigStore;
+use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, SourcePlan, WatchedMarket, month_of};
+use realty_core::poller::ports::ConfigStore;
+
+use crate::target;
+
+#[derive(Subcommand)]
+pub enum MarketsCommand {
+    /// Watch a market (or change how it is watched).
+    Add(AddArgs),
+    /// Stop watching a market (its figures stay).
+    Remove {
+        market: String,
+        #[command(flatten)]
+        stack: StackArg,
+    },
+    /// The watched markets.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArg,
+    },
+    /// Requests per poll and per month of the watched markets, against each budget.
+    Plan {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArg,
+    },
+    /// Set a source's monthly request budget (0 removes it).
+    Budget {
+        /// zillow, realtor or reso.
+        source: String,
+        /// Requests per month (your API plan's quota).
+        requests_per_month: u64,
+        #[command(flatten)]
+        stack: StackArg,
+    },
+}
+
+#[derive(Args)]
+pub struct StackArg {
+    /// A stack deployed in AWS instead of the local one.
+    #[arg(long)]
+    stack: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// City-state key, e.g. nashville-tn.
+    market: String,
+    /// Sources to poll it from.
+    #[arg(long, value_delimiter = ',', default_value = "zillow")]
+    sources: Vec<String>,
+    /// Lowest price in whole dollars.
+    #[arg(long)]
+    min_price: Option<u64>,
+    /// Highest price in whole dollars.
+    #[arg(long)]
+    max_price: Option<u64>,
+    /// Home types (houses, condos, townhomes, multi-family, apartments, manufactured,
+    /// lots-land); every type by default.
+    #[arg(long, value_delimiter = ',')]
+    home_types: Vec<String>,
+    /// Poll interval: minutes, or with a unit (`30m`, `2h`, `1d`).
+    #[arg(long, default_value_t = DEFAULT_POLL_MINUTES.to_string())]
+    every: String,
+    #[command(flatten)]
+    stack: StackArg,
+}
+
+/// `30`, `30m`, `2h`, `1d` as minutes.
+fn minutes(text: &str) -> Result<u32> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "m"),
+    };
+    let n: u32 = number.parse().map_err(|_| {
+        anyhow::anyhow!("poll interval {text:?}: a number of minutes, or 30m, 2h, 1d")
+    })?;
+    let factor = match unit {
+        "m" | "min" => 1,
+        "h" => 60,
+        "d" => 24 * 60,
+        other => bail!("poll interval {text:?}: unknown unit {other:?} (m, h or d)"),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| anyhow::anyhow!("poll interval {text:?} is too long"))
+}
+
+async fn store(stack: &StackArg) -> Result<(DynamoConfigStore, String)> {
+    let target = target::resolve(stack.stack.as_deref()).await?;
+    Ok((
+        DynamoConfigStore {
+            client: aws_sdk_dynamodb::Client::new(&target.sdk),
+            table: target.resources.config_table.clone(),
+        },
+        target.description,
+    ))
+}
+
+pub async fn run(command: MarketsCommand) -> Result<()> {
+    match command {
+        MarketsCommand::Add(args) => {
+            let market = WatchedMarket {
+                market: args.market,
+                sources: args.sources,
+                min_price: args.min_price,
+                max_price: args.max_price,
+                home_types: args.home_types,
+                poll_every_minutes: minutes(&args.every)?,
+            };
+            // Refused here, before anything is stored, with what to change.
+            if let Err(reason) = market.validate() {
+                bail!("{reason}");
+            }
+            let (store, at) = store(&args.stack).await?;
+            store.put_market(&market).await?;
+            println!(
+                "watching {} from {} every {} min ({at}); the next poll run reads it",
+                market.market,
+                market.sources.join(", "),
+                market.poll_every_minutes
+            );
+        }
+        MarketsCommand::Remove { market, stack } => {
+            let (store, at) = store(&stack).await?;
+            if !store.remove_market(&market).await? {
+                bail!("{market} is not watched ({at})");
+            }
+            println!("stopped watching {market} ({at}); its figures stay");
+        }
+        MarketsCommand::List { json, stack } => {
+            let (store, _) = store(&stack).await?;
+            let snapshot = store.load(&month_of(chrono::Utc::now())).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snapshot.markets)?);
+            } else if snapshot.markets.is_empty() {
+                println!("no market watched: add one with `realty markets add nashville-tn`");
+            } else {
+                println!("{:<28} {:<22} {:>8}  filter", "market", "sources", "every");
+                for m in &snapshot.markets {
+                    let mut filter = Vec::new();
+                    if m.min_price.is_some() || m.max_price.is_some() {
+                        filter.push(format!(
+                            "{}..{}",
+                            m.min_price.map(|p| format!("${p}")).unwrap_or_default(),
+                            m.max_price.map(|p| format!("${p}")).unwrap_or_default()
+                        ));
+                    }
+                    if !m.home_types.is_empty() {
+                        filter.push(m.home_types.join(","));
+                    }
+                    println!(
+                        "{:<28} {:<22} {:>6} m  {}",
+                        m.market,
+                        m.sources.join(","),
+                        m.poll_every_minutes,
+                        filter.join(" ")
+                    );
+                }
+            }
+        }
+        MarketsCommand::Plan { json, stack } => {
+            let (store, _) = store(&stack).await?;
+            let now = chrono::Utc::now();
+            let plan = store.load(&month_of(now)).await?.plan(now);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print_plan(&plan);
+            }
+        }
+        MarketsCommand::Budget {
+            source,
+            requests_per_month,
+            stack,
+        } => {
+            let kind: realty_core::sources::SourceKind = source.parse()?;
+            let (store, at) = store(&stack).await?;
+            let budget = (requests_per_month > 0).then_some(requests_per_month);
+            store.set_budget(kind.as_str(), budget).await?;
+            match budget {
+                Some(n) => println!("{kind}: {n} requests a month ({at})"),
+                None => println!("{kind}: no budget ({at})"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(plan: &[SourcePlan]) {
+    if plan.is_empty() {
+        println!("no market watched and no budget set");
+        return;
+    }
+    println!(
+        "{:<8} {:>7} {:>13} {:>15} {:>10} {:>10} {:>22}",
+        "source",
+        "markets",
+        "requests/poll",
+        "requests/month",
+        "budget",
+        "used",
+        "interval the budget allows"
+    );
+    for p in plan {
+        let interval = match p.budget_interval_minutes {
+            _ if p.out_of_budget => "spent until next month".to_owned(),
+            Some(m) if m.is_finite() => format!("every {:.0} min", m.ceil()),
+            Some(_) => "less than one poll left".to_owned(),
+            None => "no budget".to_owned(),
+        };
+        println!(
+            "{:<8} {:>7} {:>13} {:>15} {:>10} {:>10} {:>22}",
+            p.source,
+            p.markets,
+            p.requests_per_poll,
+            format!("{:.0}", p.requests_per_month),
+            p.monthly_budget.map_or("-".to_owned(), |b| b.to_string()),
+            p.used_this_month,
+            interval
+        );
+    }
+    println!(
+        "requests/poll: each market's last poll (1 before its first); requests/month: at each market's own interval over 30 days"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_with_or_without_a_unit() {
+        assert_eq!(minutes("30").unwrap(), 30);
+        assert_eq!(minutes("30m").unwrap(), 30);
+        assert_eq!(minutes("2h").unwrap(), 120);
+        assert_eq!(minutes("1d").unwrap(), 1440);
+        for bad in ["", "h", "2w", "-5", "99999999999"] {
+            assert!(minutes(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! The markets the stack watches and the sources' request budgets, as data the poller reads
+//! at every run (`realty markets` writes them), and the poll plan: which (source, market)
+//! pairs are due, spread so that each source's monthly budget lasts the month.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::read::{SearchFilter, city_and_state};
+use crate::listing::{Address, MAX_MARKET_KEY_BYTES, MarketKey};
+use crate::sources::SourceKind;
+use crate::sources::zillow::{PriceBand, ZillowHomeType};
+
+/// Most sources one market names (every polled source once).
+pub const MAX_MARKET_SOURCES: usize = 3;
+/// Shortest poll interval: the schedule's own period.
+pub const MIN_POLL_MINUTES: u32 = 5;
+/// Longest poll interval: a week.
+pub const MAX_POLL_MINUTES: u32 = 7 * 24 * 60;
+/// Poll interval of a market added without one.
+pub const DEFAULT_POLL_MINUTES: u32 = 60;
+/// Requests a market is expected to cost before its first poll says (one page at least).
+pub const UNPOLLED_MARKET_REQUESTS: u64 = 1;
+/// A run happens a little late or early; a market this close to due is polled now rather
+/// than a whole schedule period later.
+const DUE_SLACK: TimeDelta = TimeDelta::seconds(30);
+
+/// One watched market: where and what to search, with which sources, how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedMarket {
+    /// City-state key (`nashville-tn`), as the metrics name the market.
+    pub market: String,
+    /// Source names (`zillow`, `realtor`, `reso`).
+    pub sources: Vec<String>,
+    /// Whole dollars; `None` for no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_price: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<u64>,
+    /// Zillow's home types (`houses`, `condos`, `townhomes`, `multi-family`, `apartments`,
+    /// `manufactured`, `lots-land`); empty for every type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub home_types: Vec<String>,
+    pub poll_every_minutes: u32,
+}
+
+/// Home-type names as `realty markets add --home-types` takes them.
+const HOME_TYPES: [(&str, ZillowHomeType); 7] = [
+    ("houses", ZillowHomeType::Houses),
+    ("condos", ZillowHomeType::Condos),
+    ("townhomes", ZillowHomeType::Townhomes),
+    ("multi-family", ZillowHomeType::MultiFamily),
+    ("apartments", ZillowHomeType::Apartments),
+    ("manufactured", ZillowHomeType::Manufactured),
+    ("lots-land", ZillowHomeType::LotsLand),
+];
+
+impl WatchedMarket {
+    /// Every rule a stored market must meet; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        check_market_key(&self.market)?;
+        if self.sources.is_empty() || self.sources.len() > MAX_MARKET_SOURCES {
+            return Err(format!(
+                "{} sources: a market names 1 to {MAX_MARKET_SOURCES}",
+                self.sources.len()
+            ));
+        }
+        for (i, name) in self.sources.iter().enumerate() {
+            match name.parse::<SourceKind>() {
+                Ok(SourceKind::File) => {
+                    return Err("file exports are replayed, not polled".into());
+                }
+                Ok(_) if self.sources[..i].contains(name) => {
+                    return Err(format!("source {name} is named twice"));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            return Err(format!("min price {min} is above max price {max}"));
+        }
+        for t in &self.home_types {
+            if !HOME_TYPES.iter().any(|(name, _)| name == t) {
+                let known: Vec<&str> = HOME_TYPES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown home type {t:?}: one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        if !(MIN_POLL_MINUTES..=MAX_POLL_MINUTES).contains(&self.poll_every_minutes) {
+            return Err(format!(
+                "poll interval of {} minutes: from {MIN_POLL_MINUTES} minutes to a week",
+                self.poll_every_minutes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sources, parsed (names [`WatchedMarket::validate`] refuses are left out).
+    pub fn source_kinds(&self) -> Vec<SourceKind> {
+        self.sources.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    /// The search narrowed to these home types and prices.
+    pub fn filter(&self) -> SearchFilter {
+        let home_types = self
+            .home_types
+            .iter()
+            .filter_map(|t| HOME_TYPES.iter().find(|(n, _)| n == t).map(|(_, h)| *h))
+            .collect();
+        let prices = PriceBand {
+            min_usd: self.min_price.unwrap_or(0),
+            max_usd: self.max_price,
+        };
+        SearchFilter { home_types, prices }
+    }
+}
+
+/// A market key as the metrics write it: `<city>-<two-letter state>`, normalised (lower
+/// case, words joined by `-`), so that the poll's listings land in the market watched.
+pub fn check_market_key(key: &str) -> Result<(), String> {
+    let hint = "a city-state key such as nashville-tn or st-louis-mo";
+    if key.len() > MAX_MARKET_KEY_BYTES {
+        return Err(format!("market key of {} bytes: {hint}", key.len()));
+    }
+    let Some((city, state)) = city_and_state(key) else {
+        return Err(format!("market {key:?} is not {hint}"));
+    };
+    let address = Address {
+        line: None,
+        city,
+        state,
+        postal_code: None,
+    };
+    match MarketKey::for_address(&address) {
+        Ok(normal) if normal.city_state == key => Ok(()),
+        Ok(normal) => Err(format!(
+            "market {key:?} is written {:?} once normalised: use that",
+            normal.city_state
+        )),
+        Err(e) => Err(format!("market {key:?}: {e}")),
+    }
+}
+
+/// A source's monthly request budget (RapidAPI plans are sold by requests per month).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceBudget {
+    pub source: String,
+    pub monthly_requests: u64,
+}
+
+/// The last poll of one (source, market).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollRecord {
+    pub source: String,
+    pub market: String,
+    pub polled_at: DateTime<Utc>,
+    /// HTTP requests the poll made (pages, retries, re-reads).
+    pub requests: u64,
+    /// When a poll of it last published an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// What the configuration store holds, read once per run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSnapshot {
+    pub markets: Vec<WatchedMarket>,
+    /// Monthly request budget by source name.
+    pub budgets: BTreeMap<String, u64>,
+    /// Requests made this month by source name.
+    pub used: BTreeMap<String, u64>,
+    /// Last poll by (source, market).
+    pub polls: BTreeMap<(String, String), PollRecord>,
+}
+
+/// The month requests are counted in (`2026-11`, UTC).
+pub fn month_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m").to_string()
+}
+
+/// The first instant of the next month (UTC).
+fn month_end(at: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if at.month() == 12 {
+        (at.year() + 1, 1)
+    } else {
+        (at.year(), at.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(at, |d| d.and_utc())
+}
+
+/// One source's figures in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourcePlan {
+    pub source: String,
+    pub markets: usize,
+    /// Requests one poll of every market of the source costs: each market's last poll, or
+    /// [`UNPOLLED_MARKET_REQUESTS`] before its first.
+    pub requests_per_poll: u64,
+    /// At the markets' own intervals, over a 30-day month.
+    pub requests_per_month: f64,
+    pub monthly_budget: Option<u64>,
+    pub used_this_month: u64,
+    /// The shortest interval, in minutes, at which the remaining budget polls every market
+    /// of the source until the month ends; `None` without a budget.
+    pub budget_interval_minutes: Option<f64>,
+    /// The budget is spent: the source is not polled until the month turns.
+    pub out_of_budget: bool,
+}
+
+impl ConfigSnapshot {
+    fn markets_of(&self, source: &str) -> impl Iterator<Item = &WatchedMarket> {
+        self.markets
+            .iter()
+            .filter(move |m| m.sources.iter().any(|s| s == source))
+    }
+
+    fn expected_requests(&self, source: &str, market: &str) -> u64 {
+        self.polls
+            .get(&(source.to_owned(), market.to_owned()))
+            .map_or(UNPOLLED_MARKET_REQUESTS, |p| p.requests.max(1))
+    }
+
+    /// Each source's expected requests and the interval its budget allows, at `now`.
+    pub fn plan(&self, now: DateTime<Utc>) -> Vec<SourcePlan> {
+        let mut sources: Vec<&str> = self
+            .markets
+            .iter()
+            .flat_map(|m| m.sources.iter().map(String::as_str))
+            .chain(self.budgets.keys().map(String::as_str))
+            .collect();
+        sources.sort_unstable();
+        sources.dedup();
+        sources
+            .into_iter()
+            .map(|source| {
+                let mut per_poll = 0;
+                let mut per_month = 0.0;
+                let mut markets = 0;
+                for m in self.markets_of(source) {
+                    let requests = self.expected_requests(source, &m.market);
+                    markets += 1;
+                    per_poll += requests;
+                    per_month +=
+                        requests as f64 * 30.0 * 24.0 * 60.0 / f64::from(m.poll_every_minutes);
+                }
+                let budget = self.budgets.get(source).copied();
+                let used = self.used.get(source).copied().unwrap_or(0);
+                let remaining = budget.map(|b| b.saturating_sub(used));
+                let minutes_left = (month_end(now) - now).num_seconds().max(60) as f64 / 60.0;
+                let budget_interval_minutes = remaining.filter(|_| per_poll > 0).map(|r| {
+                    let polls = r as f64 / per_poll as f64;
+                    if polls >= 1.0 {
+                        minutes_left / polls
+                    } else {
+                        f64::INFINITY
+                    }
+                });
+                SourcePlan {
+                    source: source.to_owned(),
+                    markets,
+                    requests_per_poll: per_poll,
+                    requests_per_month: per_month,
+                    monthly_budget: budget,
+                    used_this_month: used,
+                    budget_interval_minutes,
+                    out_of_budget: remaining == Some(0),
+                }
+            })
+            .collect()
+    }
+
+    /// The (source, market) pairs due at `now`: never polled, or last polled at least the
+    /// market's interval ago, or the interval the source's budget allows if longer.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket)> {
+        let plans: BTreeMap<String, SourcePlan> = self
+            .plan(now)
+            .into_iter()
+            .map(|p| (p.source.clone(), p))
+            .collect();
+        let mut due = Vec::new();
+        for m in &self.markets {
+            for kind in m.source_kinds() {
+                let budget_minutes = plans
+                    .get(kind.as_str())
+                    .and_then(|p| p.budget_interval_minutes)
+                    .unwrap_or(0.0);
+                let minutes = f64::from(m.poll_every_minutes).max(budget_minutes);
+                let last = self
+                    .polls
+                    .get(&(kind.as_str().to_owned(), m.market.clone()));
+                let is_due = match last {
+                    None => true,
+                    Some(_) if !minutes.is_finite() => false,
+                    Some(p) => {
+                        let interval = TimeDelta::seconds((minutes * 60.0) as i64);
+                        now - p.polled_at + DUE_SLACK >= interval
+                    }
+                };
+                if is_due {
+                    due.push((kind, m));
+                }
+            }
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn market(key: &str, sources: &[&str], minutes: u32) -> WatchedMarket {
+        WatchedMarket {
+            market: key.into(),
+            sources: sources.iter().map(|s| (*s).to_owned()).collect(),
+            min_price: None,
+            max_price: None,
+            home_types: Vec::new(),
+            poll_every_minutes: minutes,
+        }
+    }
+
+    fn polled(source: &str, market: &str, at_: &str, requests: u64) -> PollRecord {
+        PollRecord {
+            source: source.into(),
+            market: market.into(),
+            polled_at: at(at_),
+            requests,
+            last_event_at: None,
+        }
+    }
+
+    #[test]
+    fn market_keys_are_normalised_city_state_keys() {
+        for good in ["nashville-tn", "st-louis-mo", "winston-salem-nc"] {
+            assert_eq!(check_market_key(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "nashville",
+            "Nashville-TN",
+            "nashville-tenn",
+            "-tn",
+            "",
+            "nash ville-tn",
+        ] {
+            assert!(check_market_key(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}-tn", "a".repeat(MAX_MARKET_KEY_BYTES));
+        assert!(check_market_key(&long).is_err());
+    }
+
+    #[test]
+    fn a_market_is_validated_whole() {
+        assert_eq!(market("nashville-tn", &["zillow"], 60).validate(), Ok(()));
+        let bad = [
+            market("nashville-tn", &[], 60),
+            market("nashville-tn", &["zillow", "zillow"], 60),
+            market("nashville-tn", &["file"], 60),
+            market("nashville-tn", &["craigslist"], 60),
+            market("nashville-tn", &["zillow"], MIN_POLL_MINUTES - 1),
+            market("nashville-tn", &["zillow"], MAX_POLL_MINUTES + 1),
+            WatchedMarket {
+                min_price: Some(2),
+                max_price: Some(1),
+                ..market("nashville-tn", &["zillow"], 60)
+            },
+            WatchedMarket {
+                home_types: vec!["castles".into()],
+                ..market("nashville-tn", &["zillow"], 60)
+            },
+        ];
+        for m in bad {
+            assert!(m.validate().is_err(), "{m:?}");
+        }
+        assert!(
+            market("nashville-tn", &["zillow"], MIN_POLL_MINUTES)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            market("nashville-tn", &["zillow"], MAX_POLL_MINUTES)
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn due_markets_follow_their_interval() {
+        let snapshot = ConfigSnapshot {
+            markets: vec![
+                market("nashville-tn", &["zillow"], 60),
+                market("syracuse-ny", &["zillow", "realtor"], 15),
+            ],
+            polls: [
+                polled("zillow", "nashville-tn", "2026-11-10T11:30:00Z", 3),
+                polled("zillow", "syracuse-ny", "2026-11-10T11:50:00Z", 1),
+            ]
+            .into_iter()
+            .map(|p| ((p.source.clone(), p.market.clone()), p))
+            .collect(),
+            ..ConfigSnapshot::default()
+        };
+        let due: Vec<(SourceKind, &str)> = snapshot
+            .due(at("2026-11-10T12:00:00Z"))
+            .into_iter()
+            .map(|(k, m)| (k, m.market.as_str()))
+            .collect();
+        // nashville was polled 30 minutes ago (every 60): not due; syracuse 10 minutes ago
+        // (every 15): not due from zillow, never from realtor.
+        assert_eq!(due, [(SourceKind::Realtor, "syracuse-ny")]);
+        let later = snapshot.due(at("2026-11-10T12:29:45Z"));
+        assert_eq!(later.len(), 3, "30 s early counts as due");
+    }
+
+    #[test]
+    fn a_budget_spreads_the_polls_over_what_is_left_of_the_month() {
+        let mut snapshot = ConfigSnapshot {
+            markets: vec![
+                market("nashville-tn", &["zillow"], 5),
+                market("syracuse-ny", &["zillow"], 5),
+            ],
+            budgets: [("zillow".to_owned(), 1_000)].into(),
+            used: [("zillow".to_owned(), 400)].into(),
+            polls: [
+                polled("zillow", "nashville-tn", "2026-11-21T00:00:00Z", 3),
+                polled("zillow", "syracuse-ny", "2026-11-21T00:00:00Z", 1),
+            ]
+            .into_iter()
+            .map(|p| ((p.source.clone(), p.market.clone()), p))
+            .collect(),
+        };
+        let now = at("2026-11-21T00:00:00Z");
+        let plan = &snapshot.plan(now)[0];
+        assert_eq!(plan.requests_per_poll, 4);
+        // 600 requests left, 4 a poll: 150 polls over the 10 days (14,400 minutes) left.
+        assert_eq!(plan.budget_interval_minutes, Some(96.0));
+        assert_eq!(plan.requests_per_month, 4.0 * 30.0 * 24.0 * 12.0);
+        // The interval is worked out afresh at each run, from what is left of the month then.
+        assert!(snapshot.due(now + TimeDelta::minutes(90)).is_empty());
+        assert_eq!(snapshot.due(now + TimeDelta::minutes(96)).len(), 2);
+        snapshot.used.insert("zillow".into(), 1_000);
+        let plan = &snapshot.plan(now)[0];
+        assert!(plan.out_of_budget);
+        assert!(snapshot.due(now + TimeDelta::days(5)).is_empty(), "spent");
+        snapshot.polls.clear();
+        assert_eq!(
+            snapshot.due(now).len(),
+            2,
+            "never-polled markets are due; the budget stops their requests"
+        );
+    }
+
+    #[test]
+    fn months_turn_at_utc_midnight() {
+        assert_eq!(month_of(at("2026-12-31T23:59:59Z")), "2026-12");
+        assert_eq!(
+            month_end(at("2026-12-31T23:59:59Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            month_end(at("2026-02-10T00:00:00Z")),
+            at("2026-03-01T00:00:00Z")
+        );
+    }
+}
