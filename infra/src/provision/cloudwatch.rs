@@ -1,16 +1,43 @@
 //! `AWS::CloudWatch::Alarm` (PutMetricAlarm) and `AWS::CloudWatch::Dashboard`
-//! (PutDashboard), both served by moto and LocalStack. Both calls create or replace, so
-//! provisioning again brings the definitions in line with the template.
+//! (PutDashboard). Both calls create or replace, so provisioning again brings the
+//! definitions in line with the template.
+//!
+//! The CloudWatch SDK speaks the Smithy RPC v2 CBOR protocol; LocalStack serves it, moto 5.2
+//! only CloudWatch's older query protocol and answers 404. An endpoint that answers 404 gets
+//! the alarms and dashboards listed as skipped with that reason; any other error fails.
 
+use aws_sdk_cloudwatch::config::http::HttpResponse;
+use aws_sdk_cloudwatch::error::SdkError;
 use aws_sdk_cloudwatch::types as cw;
 use serde_json::Value;
 
 use super::{ProvisionError, Provisioner, aws_err, str_prop};
 use crate::template::{as_bool, as_i64, scalar_to_string};
 
+/// Why an endpoint that answers CloudWatch's calls with 404 gets no alarm or dashboard.
+const NOT_SERVED: &str = "the emulator does not serve CloudWatch's RPC v2 CBOR protocol, which the SDK speaks (moto 5.2 serves only the query protocol); LocalStack hosts it";
+
+/// Whether the endpoint answered that it has no such operation at all.
+fn not_served<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    err.raw_response()
+        .is_some_and(|r| r.status().as_u16() == 404)
+}
+
 impl Provisioner<'_> {
-    pub(super) async fn alarm(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
+    /// The alarm's ARN, or `None` when the endpoint does not serve CloudWatch (skipped).
+    pub(super) async fn alarm(
+        &mut self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<String>, ProvisionError> {
         let props = self.props(id)?;
+        // Known before the call: a dashboard names the alarm whether or not it is hosted.
+        let arn = format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+            self.ctx.region, self.ctx.account_id
+        );
+        self.ctx.set_ref(id, name);
+        self.ctx.set_attribute(id, "Arn", &arn);
         let shape = |reason: String| ProvisionError::Shape {
             resource: id.to_owned(),
             reason,
@@ -63,36 +90,44 @@ impl Provisioner<'_> {
         {
             req = req.metrics(metric_query(query));
         }
-        req.send().await.map_err(aws_err(id, "PutMetricAlarm"))?;
-        let arn = format!(
-            "arn:aws:cloudwatch:{}:{}:alarm:{name}",
-            self.ctx.region, self.ctx.account_id
-        );
-        self.ctx.set_ref(id, name);
-        self.ctx.set_attribute(id, "Arn", &arn);
-        Ok(arn)
+        match req.send().await {
+            Ok(_) => Ok(Some(arn)),
+            Err(e) if not_served(&e) => {
+                self.skip(id, "AWS::CloudWatch::Alarm", NOT_SERVED);
+                Ok(None)
+            }
+            Err(e) => Err(aws_err(id, "PutMetricAlarm")(e)),
+        }
     }
 
+    /// The dashboard's name, or `None` when the endpoint does not serve CloudWatch (skipped).
     pub(super) async fn dashboard(
         &mut self,
         id: &str,
         name: &str,
-    ) -> Result<String, ProvisionError> {
+    ) -> Result<Option<String>, ProvisionError> {
         let props = self.props(id)?;
         let name = str_prop(&props, "DashboardName").unwrap_or(name).to_owned();
+        self.ctx.set_ref(id, &name);
         let body = str_prop(&props, "DashboardBody").ok_or_else(|| ProvisionError::Shape {
             resource: id.to_owned(),
             reason: "DashboardBody is not a string".into(),
         })?;
-        self.cloudwatch
+        let sent = self
+            .cloudwatch
             .put_dashboard()
             .dashboard_name(&name)
             .dashboard_body(body)
             .send()
-            .await
-            .map_err(aws_err(id, "PutDashboard"))?;
-        self.ctx.set_ref(id, &name);
-        Ok(name)
+            .await;
+        match sent {
+            Ok(_) => Ok(Some(name)),
+            Err(e) if not_served(&e) => {
+                self.skip(id, "AWS::CloudWatch::Dashboard", NOT_SERVED);
+                Ok(None)
+            }
+            Err(e) => Err(aws_err(id, "PutDashboard")(e)),
+        }
     }
 }
 

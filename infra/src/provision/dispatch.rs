@@ -49,8 +49,14 @@ impl Provisioner<'_> {
             "AWS::SQS::Queue" => self.queue(id, &name).await?,
             "AWS::KinesisFirehose::DeliveryStream" => self.delivery_stream(id, &name).await?,
             "AWS::SecretsManager::Secret" => self.secret(id, &name).await?,
-            "AWS::CloudWatch::Alarm" => self.alarm(id, &name).await?,
-            "AWS::CloudWatch::Dashboard" => self.dashboard(id, &name).await?,
+            "AWS::CloudWatch::Alarm" => match self.alarm(id, &name).await? {
+                Some(arn) => arn,
+                None => return Ok(()),
+            },
+            "AWS::CloudWatch::Dashboard" => match self.dashboard(id, &name).await? {
+                Some(name) => name,
+                None => return Ok(()),
+            },
             "AWS::SNS::Subscription" => {
                 let props = self.props(id)?;
                 let protocol = str_prop(&props, "Protocol").unwrap_or("?").to_owned();
