@@ -117,7 +117,7 @@ async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> Result<(), F
         .resources_of("AWS::DynamoDB::Table")
         .map(|(id, _)| id)
         .collect();
-    ensure_eq(tables.len(), 3, "DynamoDB tables in the template")?;
+    ensure_eq(tables.len(), 4, "DynamoDB tables in the template")?;
     for id in tables {
         let props = template_props(&template, &stack, id);
         let name = physical(&stack, id);
@@ -601,6 +601,7 @@ async fn every_template_resource_is_provisioned_or_skipped_with_a_reason(
         "AWS::KinesisFirehose::DeliveryStream",
         "AWS::SNS::Topic",
         "AWS::SQS::Queue",
+        "AWS::SecretsManager::Secret",
     ] {
         for (id, _) in template.resources_of(data_plane) {
             ensure(

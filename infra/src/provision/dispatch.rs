@@ -12,6 +12,16 @@ impl Provisioner<'_> {
         id: &str,
         kind: &str,
     ) -> Result<(), ProvisionError> {
+        if let Some(condition) = self.template.resources[id].condition.clone()
+            && !self.ctx.condition(self.template, &condition)?
+        {
+            self.skip(
+                id,
+                kind,
+                &format!("its condition {condition} is false with these parameters"),
+            );
+            return Ok(());
+        }
         let name = physical_name(&self.ctx.stack_name, id);
         let region = self.ctx.region.clone();
         let account = self.ctx.account_id.clone();
@@ -38,6 +48,25 @@ impl Provisioner<'_> {
             "AWS::SNS::Topic" => self.topic(id, &name).await?,
             "AWS::SQS::Queue" => self.queue(id, &name).await?,
             "AWS::KinesisFirehose::DeliveryStream" => self.delivery_stream(id, &name).await?,
+            "AWS::SecretsManager::Secret" => self.secret(id, &name).await?,
+            "AWS::CloudWatch::Alarm" => match self.alarm(id, &name).await? {
+                Some(arn) => arn,
+                None => return Ok(()),
+            },
+            "AWS::CloudWatch::Dashboard" => match self.dashboard(id, &name).await? {
+                Some(name) => name,
+                None => return Ok(()),
+            },
+            "AWS::SNS::Subscription" => {
+                let props = self.props(id)?;
+                let protocol = str_prop(&props, "Protocol").unwrap_or("?").to_owned();
+                self.skip(
+                    id,
+                    kind,
+                    &format!("the emulator delivers no {protocol} notification: subscribe to the topic yourself to see them locally"),
+                );
+                return Ok(());
+            }
             "AWS::IAM::Role" => {
                 self.ctx.set_ref(id, &name);
                 self.ctx

@@ -3,17 +3,20 @@
 //! the settings the template gives it, read from the template itself.
 //!
 //! What an emulator cannot host (Lambda functions, their event source mappings and
-//! schedules, IAM, log groups) is reported as skipped, with the reason.
+//! schedules, IAM, log groups, notification subscriptions) is reported as skipped, with the
+//! reason, as is a resource whose condition is false.
 //!
 //! Provisioning is idempotent: running it again against the same stack name finds the
 //! resources that exist and brings back the same names.
 
+mod cloudwatch;
 mod dispatch;
 mod dynamodb;
 mod firehose;
 mod kinesis;
 mod kms;
 mod s3;
+mod secretsmanager;
 mod sns;
 mod sqs;
 
@@ -116,8 +119,12 @@ const ORDER: &[&str] = &[
     "AWS::Kinesis::Stream",
     "AWS::SNS::Topic",
     "AWS::SQS::Queue",
+    "AWS::SecretsManager::Secret",
     "AWS::KinesisFirehose::DeliveryStream",
     "AWS::Serverless::Function",
+    "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
 ];
 
 struct Provisioner<'a> {
@@ -130,6 +137,8 @@ struct Provisioner<'a> {
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     firehose: aws_sdk_firehose::Client,
+    secretsmanager: aws_sdk_secretsmanager::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     resources: Vec<ProvisionedResource>,
     skipped: Vec<SkippedResource>,
 }
@@ -162,6 +171,8 @@ pub async fn provision(
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         firehose: aws_sdk_firehose::Client::new(config),
+        secretsmanager: aws_sdk_secretsmanager::Client::new(config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(config),
         resources: Vec::new(),
         skipped: Vec::new(),
     };

@@ -19,6 +19,9 @@ pub struct Context {
     pub parameters: BTreeMap<String, Value>,
     pub refs: BTreeMap<String, String>,
     pub attributes: BTreeMap<(String, String), String>,
+    /// When set, a `Ref` or `Fn::GetAtt` to a resource not known reads as the logical id
+    /// (`MetricsFunction`, `PoisonRecordQueue.QueueName`) instead of failing.
+    pub placeholders: bool,
 }
 
 impl Context {
@@ -72,7 +75,23 @@ impl Context {
             parameters,
             refs: BTreeMap::new(),
             attributes: BTreeMap::new(),
+            placeholders: false,
         })
+    }
+
+    /// A context for reading the template without a stack: parameters at their defaults,
+    /// pseudo parameters of a stack `stack` in `us-east-1` of account `123456789012`, and
+    /// every resource named by its logical id (see [`Context::placeholders`]).
+    pub fn symbolic(template: &Template) -> Result<Self, TemplateError> {
+        let mut ctx = Self::new(
+            template,
+            "stack",
+            "us-east-1",
+            "123456789012",
+            &BTreeMap::new(),
+        )?;
+        ctx.placeholders = true;
+        Ok(ctx)
     }
 
     pub fn set_ref(&mut self, logical_id: &str, value: impl Into<String>) {
@@ -166,9 +185,8 @@ impl Context {
                         let [resource, attribute] = parts[..] else {
                             return Err(err("Fn::GetAtt", format!("bad argument {arg}")));
                         };
-                        self.attributes
-                            .get(&(resource.to_owned(), attribute.to_owned()))
-                            .map(|v| Some(Value::String(v.clone())))
+                        self.attribute(resource, attribute)
+                            .map(|v| Some(Value::String(v)))
                             .ok_or_else(|| {
                                 err(
                                     "Fn::GetAtt",
@@ -311,12 +329,22 @@ impl Context {
                 if let Some(p) = self.parameters.get(name) {
                     return Ok(Some(p.clone()));
                 }
-                self.refs
-                    .get(name)
-                    .map(|v| Some(Value::String(v.clone())))
-                    .ok_or_else(|| format!("{name} is not a parameter or a resource known (yet)"))
+                match self.refs.get(name) {
+                    Some(v) => Ok(Some(Value::String(v.clone()))),
+                    None if self.placeholders => Ok(Some(Value::String(name.to_owned()))),
+                    None => Err(format!(
+                        "{name} is not a parameter or a resource known (yet)"
+                    )),
+                }
             }
         }
+    }
+
+    fn attribute(&self, resource: &str, attribute: &str) -> Option<String> {
+        self.attributes
+            .get(&(resource.to_owned(), attribute.to_owned()))
+            .cloned()
+            .or_else(|| self.placeholders.then(|| format!("{resource}.{attribute}")))
     }
 
     fn substitute(&self, text: &str, local: &BTreeMap<String, String>) -> Result<String, String> {
@@ -338,9 +366,7 @@ impl Context {
             let value = if let Some(v) = local.get(name) {
                 v.clone()
             } else if let Some((resource, attribute)) = name.split_once('.') {
-                self.attributes
-                    .get(&(resource.to_owned(), attribute.to_owned()))
-                    .cloned()
+                self.attribute(resource, attribute)
                     .ok_or_else(|| format!("{name} is not known (yet)"))?
             } else {
                 let v = self.reference(name)?.unwrap_or_default();

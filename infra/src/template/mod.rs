@@ -5,6 +5,7 @@
 //! drift from the deployed one.
 
 mod context;
+mod monitoring;
 
 #[cfg(test)]
 mod tests;
@@ -15,6 +16,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 pub use context::Context;
+pub use monitoring::{MonitoredMetric, monitored_metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -48,6 +50,8 @@ pub struct Resource {
     pub kind: String,
     /// Properties as written (intrinsics unevaluated, in their long `Fn::` form).
     pub properties: Value,
+    /// The template condition the resource exists under, if any.
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +103,18 @@ impl Template {
                 .get("Properties")
                 .cloned()
                 .unwrap_or(Value::Object(Map::new()));
-            resources.insert(name, Resource { kind, properties });
+            let condition = r
+                .get("Condition")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            resources.insert(
+                name,
+                Resource {
+                    kind,
+                    properties,
+                    condition,
+                },
+            );
         }
         if resources.is_empty() {
             return Err(TemplateError::Shape("no Resources".into()));

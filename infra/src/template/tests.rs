@@ -96,6 +96,25 @@ fn rejects_unknown_parameters_and_unknown_refs() {
 fn reads_the_project_template() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
     let t = Template::load(&path).unwrap();
-    assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 3);
+    assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 4);
     assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 3);
+}
+
+#[test]
+fn resources_keep_their_condition() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let t = Template::load(&path).unwrap();
+    let subscription = &t.resources["OperationsEmailSubscription"];
+    assert_eq!(
+        subscription.condition.as_deref(),
+        Some("HasOperationsEmail")
+    );
+    assert_eq!(t.resources["OperationsTopic"].condition, None);
+    let by_default = Context::new(&t, "s", "r", "a", &BTreeMap::new()).unwrap();
+    assert!(!by_default.condition(&t, "HasOperationsEmail").unwrap());
+    let overrides = [("OperationsEmail".to_string(), "ops@example.com".to_string())]
+        .into_iter()
+        .collect();
+    let with_email = Context::new(&t, "s", "r", "a", &overrides).unwrap();
+    assert!(with_email.condition(&t, "HasOperationsEmail").unwrap());
 }
