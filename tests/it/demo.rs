@@ -87,7 +87,7 @@ fn newest(dir: &Path) -> Option<std::time::SystemTime> {
 /// own tests) next to this test's binary; when it is missing or older than the sources it is
 /// built here. The nested cargo gets the environment without the variables cargo sets for
 /// tests, so it does not see a changed environment and rebuild everything.
-async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Failed> {
+pub(crate) async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Failed> {
     // This test runs from target/<profile>/deps/; the binary sits in target/<profile>/.
     let exe = std::env::current_exe()?;
     let profile_dir = exe

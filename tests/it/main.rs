@@ -6,6 +6,7 @@ mod bounds;
 mod demo;
 mod emulator;
 mod metrics;
+mod operations;
 mod poller;
 mod provisioning;
 mod reconcile;
@@ -34,6 +35,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(operations::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
     all

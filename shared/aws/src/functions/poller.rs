@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::adapters::config::DynamoConfigStore;
@@ -116,7 +117,7 @@ impl PollerFunction {
         })
     }
 
-    pub async fn handle(&self, request: &PollRequest) -> PollSummary {
+    pub async fn handle(&self, request: &PollRequest, now: DateTime<Utc>) -> PollSummary {
         let mut poller = self.poller.lock().await;
         if !poller.unkeyed.is_empty() {
             let keys = read_keys(&self.sdk, &self.env).await;
@@ -124,7 +125,7 @@ impl PollerFunction {
             poller.endpoints = endpoints;
             poller.unkeyed = unkeyed;
         }
-        poller.poll(request, chrono::Utc::now()).await
+        poller.poll(request, now).await
     }
 }
 

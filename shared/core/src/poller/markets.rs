@@ -255,13 +255,10 @@ impl ConfigSnapshot {
                 let used = self.used.get(source).copied().unwrap_or(0);
                 let remaining = budget.map(|b| b.saturating_sub(used));
                 let minutes_left = (month_end(now) - now).num_seconds().max(60) as f64 / 60.0;
+                // Less than one whole poll left: one more at most, at the month's end.
                 let budget_interval_minutes = remaining.filter(|_| per_poll > 0).map(|r| {
                     let polls = r as f64 / per_poll as f64;
-                    if polls >= 1.0 {
-                        minutes_left / polls
-                    } else {
-                        f64::INFINITY
-                    }
+                    minutes_left / polls.max(1.0)
                 });
                 SourcePlan {
                     source: source.to_owned(),
@@ -278,7 +275,9 @@ impl ConfigSnapshot {
     }
 
     /// The (source, market) pairs due at `now`: never polled, or last polled at least the
-    /// market's interval ago, or the interval the source's budget allows if longer.
+    /// market's interval ago, or the interval the source's budget allows if longer. A source
+    /// whose budget is spent comes due at the markets' own intervals, so that every run that
+    /// would have polled it reports it (and its alarm stays raised) until the month turns.
     pub fn due(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket)> {
         let plans: BTreeMap<String, SourcePlan> = self
             .plan(now)
@@ -290,6 +289,7 @@ impl ConfigSnapshot {
             for kind in m.source_kinds() {
                 let budget_minutes = plans
                     .get(kind.as_str())
+                    .filter(|p| !p.out_of_budget)
                     .and_then(|p| p.budget_interval_minutes)
                     .unwrap_or(0.0);
                 let minutes = f64::from(m.poll_every_minutes).max(budget_minutes);
@@ -298,7 +298,6 @@ impl ConfigSnapshot {
                     .get(&(kind.as_str().to_owned(), m.market.clone()));
                 let is_due = match last {
                     None => true,
-                    Some(_) if !minutes.is_finite() => false,
                     Some(p) => {
                         let interval = TimeDelta::seconds((minutes * 60.0) as i64);
                         now - p.polled_at + DUE_SLACK >= interval
@@ -452,15 +451,21 @@ mod tests {
         // The interval is worked out afresh at each run, from what is left of the month then.
         assert!(snapshot.due(now + TimeDelta::minutes(90)).is_empty());
         assert_eq!(snapshot.due(now + TimeDelta::minutes(96)).len(), 2);
+        snapshot.used.insert("zillow".into(), 998);
+        let plan = &snapshot.plan(now)[0];
+        assert_eq!(
+            plan.budget_interval_minutes,
+            Some(14_400.0),
+            "under one poll left"
+        );
+        assert!(snapshot.due(now + TimeDelta::days(4)).is_empty());
         snapshot.used.insert("zillow".into(), 1_000);
         let plan = &snapshot.plan(now)[0];
         assert!(plan.out_of_budget);
-        assert!(snapshot.due(now + TimeDelta::days(5)).is_empty(), "spent");
-        snapshot.polls.clear();
         assert_eq!(
-            snapshot.due(now).len(),
+            snapshot.due(now + TimeDelta::minutes(5)).len(),
             2,
-            "never-polled markets are due; the budget stops their requests"
+            "spent: due at their own interval, to be reported, not polled"
         );
     }
 
