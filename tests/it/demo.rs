@@ -650,7 +650,9 @@ impl StreamFunction for EventNames {
 
 /// Pumps until a pass reads and buffers nothing; fails if that takes more than a few
 /// dozen passes (a stream that keeps handing out records).
-async fn pump_until_quiet<F: StreamFunction>(mapping: &mut Mapping<F>) -> Result<(), Failed> {
+pub(crate) async fn pump_until_quiet<F: StreamFunction>(
+    mapping: &mut Mapping<F>,
+) -> Result<(), Failed> {
     const MAX_PASSES: usize = 50;
     for _ in 0..MAX_PASSES {
         let pass = mapping.pump(true).await?;

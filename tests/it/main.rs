@@ -6,6 +6,7 @@ mod bounds;
 mod demo;
 mod emulator;
 mod metrics;
+mod monitoring;
 mod operations;
 mod poller;
 mod provisioning;
@@ -36,6 +37,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(operations::tests());
+    all.extend(monitoring::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
     all

@@ -75,6 +75,8 @@ pub struct MarketSummary {
     pub unpublished: usize,
     /// Another poll of this market saved its state first.
     pub state_conflict: bool,
+    /// A read that did not add up (no total, a shortfall): nothing delisted from it.
+    pub incomplete: bool,
     /// A whole read found nothing where the last one had listings.
     pub empty: bool,
     /// The source's request budget ran out during the read (nothing inferred from it).
@@ -100,6 +102,7 @@ pub struct PollSummary {
     pub unpublished: usize,
     /// Events that reached the stream.
     pub published: usize,
+    pub incomplete_reads: usize,
     pub empty_markets: usize,
     pub sources_without_key: usize,
     pub sources_out_of_budget: usize,
@@ -164,6 +167,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         for m in &per_market {
             summary.failed_markets += usize::from(m.error.is_some());
             summary.empty_markets += usize::from(m.empty);
+            summary.incomplete_reads += usize::from(m.incomplete);
             summary.pages += m.pages;
             summary.listings += m.listings;
             summary.rejects += m.rejects;
@@ -422,7 +426,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             // No total, a shortfall, or a reject without an id, on every pass: nothing of
             // this market can be delisted this poll.
             tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
-            metrics::counter!("poll_incomplete_reads").increment(1);
+            summary.incomplete = true;
         }
         if read.complete && read.listings.is_empty() && !stored.state.listings.is_empty() {
             // A source that answers "nothing here" for a market full of listings has most
@@ -496,6 +500,7 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("events_unpublished").increment(s.unpublished as u64);
     metrics::counter!("events_published").increment(s.published as u64);
     metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
+    metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
     metrics::counter!("sources_without_key").increment(s.sources_without_key as u64);
     metrics::counter!("sources_out_of_budget").increment(s.sources_out_of_budget as u64);
 }
