@@ -27,7 +27,7 @@ use realty_core::listing::{ListingId, ListingStatus, Offer, PropertyType};
 use realty_core::metrics::ports::StoredAggregate;
 use realty_core::store::{ListingItem, MarketLiveItem};
 use realty_infra::runner;
-use realty_tests::{Explain, TableStreamReader, TestAws};
+use realty_tests::{Explain, TableStreamReader, TestAws, ensure};
 use serde_json::{Value, json};
 
 crate::async_tests!(
@@ -38,14 +38,6 @@ crate::async_tests!(
     a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
     the_same_events_fire_the_same_alerts_however_metrics_batched_them,
 );
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 // ---- the stack and its clients ----
 

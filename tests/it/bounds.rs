@@ -15,7 +15,7 @@ use realty_core::config::StackResources;
 use realty_core::metrics::aggregate::Scope;
 use realty_core::metrics::ports::PoisonRecord;
 use realty_core::store::{LIVE_SORT_KEY, ListingItem, MarketLiveItem};
-use realty_tests::{Explain, TestAws};
+use realty_tests::{Explain, TestAws, ensure};
 use serde_json::{Value, json};
 
 crate::async_tests!(
@@ -24,14 +24,6 @@ crate::async_tests!(
     two_600_kb_statuses_reach_the_error_sink_bounded,
     an_event_dated_2100_goes_to_the_error_sink,
 );
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 /// 2025-09-12 15:40:00 UTC, the time of the sample batch.
 fn t0() -> DateTime<Utc> {

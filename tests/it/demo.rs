@@ -24,7 +24,7 @@ use realty_core::stats::nearest_rank;
 use realty_infra::provision::{ProvisionOptions, provision};
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_sim::{EventKind, Market, MarketConfig};
-use realty_tests::{Explain, TestAws, run_bounded};
+use realty_tests::{Explain, TestAws, ensure, run_bounded};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -58,14 +58,6 @@ async fn sdk_in(aws: &TestAws, region: &'static str) -> aws_config::SdkConfig {
         .into_builder()
         .region(aws_config::Region::new(region))
         .build()
-}
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
 }
 
 /// Newest modification time of the files under `dir` (recursively).

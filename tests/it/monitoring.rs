@@ -30,7 +30,7 @@ use realty_core::sources::SourceKind;
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_infra::template::{Context, MonitoredMetric, monitored_metrics};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::TestAws;
+use realty_tests::{TestAws, ensure};
 
 use crate::demo::pump_until_quiet;
 
@@ -42,14 +42,6 @@ const NAMESPACE: &str = "RealtyStream";
 /// What one function emitted: metric name, and the label names (EMF dimensions besides
 /// `function`).
 type Emitted = BTreeMap<String, BTreeSet<BTreeSet<String>>>;
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 /// Runs `work` with `recorder` as this thread's metrics recorder. The runtime is
 /// single-threaded, so everything the handlers record lands in it.

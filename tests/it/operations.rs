@@ -24,7 +24,7 @@ use realty_core::sources::SourceKind;
 use realty_infra::provision::ProvisionedStack;
 use realty_infra::stack::LocalAws;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::TestAws;
+use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(
     a_source_without_a_key_is_reported_while_the_others_poll,
@@ -33,14 +33,6 @@ crate::async_tests!(
 );
 
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 async fn sim(seed: u64) -> Result<SimServer, Failed> {
     let config = SimConfig {

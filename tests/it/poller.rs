@@ -16,7 +16,7 @@ use realty_core::poller::ports::{EventPublisher, PublishFailure};
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 use realty_core::ports::PortError;
 use realty_sim::{EventKind as Truth, FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::TestAws;
+use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(
     two_polls_find_exactly_the_ground_truth,
@@ -34,14 +34,6 @@ crate::async_tests!(
 );
 
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 async fn sim(seed: u64, faults: FaultConfig) -> Result<SimServer, Failed> {
     let config = SimConfig {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use libtest_mimic::Failed;
 use realty_infra::provision::{ProvisionedStack, physical_name};
 use realty_infra::template::{Context, Template, as_i64};
-use realty_tests::{Explain, TestAws};
+use realty_tests::{Explain, TestAws, ensure};
 use serde_json::Value;
 
 crate::async_tests!(
@@ -22,14 +22,6 @@ crate::async_tests!(
     the_iam_check_refuses_the_roles_sam_would_make,
     data_stores_are_retained_and_protected_from_deletion,
 );
-
-fn ensure(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
-    if condition {
-        Ok(())
-    } else {
-        Err(message.into().into())
-    }
-}
 
 fn ensure_eq<T: PartialEq + std::fmt::Debug>(
     actual: T,

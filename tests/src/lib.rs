@@ -374,6 +374,15 @@ impl<T, E: std::error::Error> Explain<T> for Result<T, E> {
     }
 }
 
+/// `Ok` when `condition` holds, else the test's failure with `message`.
+pub fn ensure(condition: bool, message: impl Into<String>) -> Result<(), libtest_mimic::Failed> {
+    if condition {
+        Ok(())
+    } else {
+        Err(message.into().into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
