@@ -1,27 +1,13 @@
 //! `realty report --market KEY`: a market's live figures, trends and latest snapshots.
 
 use anyhow::{Result, bail};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::api::views::{MarketReport, market_report, scope_of};
 use realty_core::format::dollars;
-use realty_core::metrics::aggregate::{MarketFigures, Scope};
-use realty_core::metrics::history::{Trends, trends};
-use realty_core::metrics::ports::Period;
-use realty_core::store::MarketSnapshotItem;
-use serde::Serialize;
 
 use crate::target;
-
-#[derive(Serialize)]
-struct Report {
-    market: String,
-    scope_key: String,
-    live: MarketFigures,
-    trends: Trends,
-    daily: Vec<MarketSnapshotItem>,
-    hourly: Vec<MarketSnapshotItem>,
-}
 
 /// How `realty report` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,47 +27,12 @@ pub async fn run(market: &str, format: Format, stack: Option<&str>) -> Result<()
         table: target.resources.market_table.clone(),
         retry: RetryPolicy::default(),
     };
-    // A bare city-state names the all-types city market; a full key names any scope.
-    let scope_key = if market.contains('#') {
-        market.to_owned()
-    } else {
-        Scope::city(market).key()
-    };
-    let Some(live) = store.live(&scope_key).await? else {
+    let Some(report) = market_report(&store, market).await? else {
         bail!(
-            "no market {scope_key} in {} (markets appear once the metrics function has seen their listings)",
+            "no market {} in {} (markets appear once the metrics function has seen their listings)",
+            scope_of(market),
             target.description
         );
-    };
-    let as_of = live.as_of.unwrap_or_else(Utc::now);
-    let daily = store
-        .snapshots(
-            &scope_key,
-            &Period::Day((as_of - Duration::days(60)).date_naive()).sort_key(),
-            &Period::Day(as_of.date_naive()).sort_key(),
-        )
-        .await?;
-    let hourly = store
-        .snapshots(
-            &scope_key,
-            &Period::hour_of(as_of - Duration::hours(48)).sort_key(),
-            &Period::hour_of(as_of).sort_key(),
-        )
-        .await?;
-    let by_day: Vec<_> = daily
-        .iter()
-        .filter_map(|s| match s.period {
-            Period::Day(d) => Some((d, s.figures.clone())),
-            Period::Hour(_) => None,
-        })
-        .collect();
-    let report = Report {
-        market: market.to_owned(),
-        trends: trends(&by_day, as_of.date_naive()),
-        live: live.figures,
-        scope_key,
-        daily,
-        hourly,
     };
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -103,14 +54,14 @@ pub async fn run(market: &str, format: Format, stack: Option<&str>) -> Result<()
     Ok(())
 }
 
-fn print_csv(r: &Report) {
+fn print_csv(r: &MarketReport) {
     println!(
         "date,active_listings,pending_listings,median_price,average_price,median_price_per_sqft,median_days_on_market,new_listings,price_cuts,price_rises,delistings"
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
     for s in &r.daily {
         let f = &s.figures;
-        let Period::Day(day) = s.period else { continue };
+        let day = &s.period;
         println!(
             "{day},{},{},{},{},{},{},{},{},{},{}",
             f.active_listings,
@@ -132,7 +83,7 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:+.1}%"))
 }
 
-fn print_text(r: &Report) {
+fn print_text(r: &MarketReport) {
     let f = &r.live;
     let t = &r.trends;
     println!(

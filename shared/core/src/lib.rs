@@ -7,6 +7,7 @@
 //! docs/architecture.md draws the crates and the data's path through them.
 
 pub mod alerts;
+pub mod api;
 pub mod backoff;
 pub mod config;
 pub mod format;

@@ -526,3 +526,18 @@ fn journal_key(shard: &str) -> Item {
         ),
     ])
 }
+
+impl realty_core::api::ports::MarketReader for DynamoMarketStore {
+    async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
+        DynamoMarketStore::live(self, scope_key).await
+    }
+
+    async fn snapshots(
+        &self,
+        scope_key: &str,
+        from_sort_key: &str,
+        to_sort_key: &str,
+    ) -> Result<Vec<MarketSnapshotItem>, PortError> {
+        DynamoMarketStore::snapshots(self, scope_key, from_sort_key, to_sort_key).await
+    }
+}

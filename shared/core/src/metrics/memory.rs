@@ -165,3 +165,37 @@ impl PoisonSink for MemoryStores {
         Ok(())
     }
 }
+
+impl crate::api::ports::MarketReader for MemoryStores {
+    async fn live(
+        &self,
+        scope_key: &str,
+    ) -> Result<Option<crate::store::MarketLiveItem>, PortError> {
+        let aggregates = self
+            .aggregates
+            .lock()
+            .map_err(|_| PortError::new("live", "the in-memory lock is poisoned"))?;
+        Ok(aggregates
+            .get(scope_key)
+            .map(|stored| crate::store::MarketLiveItem::new(scope_key, stored)))
+    }
+
+    async fn snapshots(
+        &self,
+        scope_key: &str,
+        from_sort_key: &str,
+        to_sort_key: &str,
+    ) -> Result<Vec<crate::store::MarketSnapshotItem>, PortError> {
+        let snapshots = self
+            .snapshots
+            .lock()
+            .map_err(|_| PortError::new("snapshots", "the in-memory lock is poisoned"))?;
+        Ok(snapshots
+            .range(
+                (scope_key.to_owned(), from_sort_key.to_owned())
+                    ..=(scope_key.to_owned(), to_sort_key.to_owned()),
+            )
+            .map(|(_, s)| crate::store::MarketSnapshotItem::from(s))
+            .collect())
+    }
+}

@@ -1,0 +1,119 @@
+//! A request in, a response out: the route, the view, the status. Bad input is a 4xx with
+//! a message; a store that cannot be read is a 503 (retry), never a 500.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::OPENAPI;
+use super::ports::MarketReader;
+use super::routes::{ApiError, ApiRequest, Route, route};
+use super::views::{health, history, market_list, market_report, scope_of};
+use crate::poller::markets::month_of;
+use crate::poller::ports::ConfigStore;
+use crate::ports::PortError;
+
+/// What the API answers: a status and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The body of every error: `{"error": "..."}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl ApiResponse {
+    fn json(value: &impl Serialize) -> Self {
+        match serde_json::to_string(value) {
+            Ok(body) => Self { status: 200, body },
+            Err(e) => Self::error(&ApiError::new(
+                500,
+                format!("cannot encode the answer: {e}"),
+            )),
+        }
+    }
+
+    fn error(e: &ApiError) -> Self {
+        let body = serde_json::to_string(&ErrorBody { error: &e.message })
+            .unwrap_or_else(|_| r#"{"error":"unknown"}"#.to_owned());
+        Self {
+            status: e.status,
+            body,
+        }
+    }
+
+    fn unavailable(e: &PortError) -> Self {
+        tracing::error!(error = %e, "a store cannot be read");
+        Self::error(&ApiError::new(
+            503,
+            format!(
+                "the stores cannot be read just now ({}): retry shortly",
+                e.operation
+            ),
+        ))
+    }
+}
+
+/// Answers one request.
+pub async fn respond(
+    markets: &impl MarketReader,
+    config: &impl ConfigStore,
+    request: &ApiRequest,
+    now: DateTime<Utc>,
+) -> ApiResponse {
+    let route = match route(request) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::error(&e),
+    };
+    let answer = match route {
+        Route::Spec => {
+            return ApiResponse {
+                status: 200,
+                body: OPENAPI.to_owned(),
+            };
+        }
+        Route::Markets { limit, after } => match config.load(&month_of(now)).await {
+            Ok(snapshot) => market_list(markets, &snapshot, limit, after.as_deref())
+                .await
+                .map(|l| ApiResponse::json(&l)),
+            Err(e) => Err(e),
+        },
+        Route::Health => config
+            .load(&month_of(now))
+            .await
+            .map(|snapshot| ApiResponse::json(&health(&snapshot, now))),
+        Route::Market { market } => match market_report(markets, &market).await {
+            Ok(Some(report)) => Ok(ApiResponse::json(&report)),
+            Ok(None) => Ok(no_figures(&market)),
+            Err(e) => Err(e),
+        },
+        Route::History {
+            market,
+            granularity,
+            from,
+            to,
+        } => match markets.live(&scope_of(&market)).await {
+            Ok(Some(live)) => {
+                let today = live.as_of.unwrap_or(now).date_naive();
+                history(markets, &market, granularity, from, to, today)
+                    .await
+                    .map(|h| ApiResponse::json(&h))
+            }
+            Ok(None) => Ok(no_figures(&market)),
+            Err(e) => Err(e),
+        },
+    };
+    answer.unwrap_or_else(|e| ApiResponse::unavailable(&e))
+}
+
+fn no_figures(market: &str) -> ApiResponse {
+    ApiResponse::error(&ApiError::new(
+        404,
+        format!(
+            "no figures for market {market}: markets appear once their listings have been polled (`realty markets list` shows the watched ones)"
+        ),
+    ))
+}

@@ -1,0 +1,340 @@
+//! Reading a request: its path and query into a [`Route`], or an [`ApiError`] that says what
+//! to change (a 4xx). Every input is bounded before it is used.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::poller::markets::check_market_key;
+
+/// Longest path read.
+pub const MAX_PATH_BYTES: usize = 1_024;
+/// Most query parameters read.
+pub const MAX_QUERY_PARAMS: usize = 16;
+/// Longest query value read.
+pub const MAX_QUERY_VALUE_BYTES: usize = 256;
+/// Markets per page of `/markets` by default, and at most.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 200;
+/// Days of `/history` by default, and at most per period.
+pub const DEFAULT_HISTORY_DAYS: i64 = 30;
+pub const MAX_DAILY_HISTORY_DAYS: i64 = 366;
+pub const MAX_HOURLY_HISTORY_DAYS: i64 = 14;
+
+/// A request as the API sees it, whatever carried it (API Gateway, `realty serve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+}
+
+/// Daily or hourly snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    Day,
+    Hour,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /openapi.json`
+    Spec,
+    /// `GET /markets?limit=&after=`: the watched markets with their headline figures.
+    Markets { limit: usize, after: Option<String> },
+    /// `GET /markets/{market}`: live figures, trends, the latest snapshots.
+    Market { market: String },
+    /// `GET /markets/{market}/history?period=day|hour&from=&to=`
+    History {
+        market: String,
+        granularity: Granularity,
+        /// Both `None`: the last [`DEFAULT_HISTORY_DAYS`] to the market's last event.
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    },
+    /// `GET /health`: the last event per market, the last poll per source.
+    Health,
+}
+
+/// A request the API refuses, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+}
+
+/// The route of a request.
+pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
+    if request.path.len() > MAX_PATH_BYTES {
+        return Err(ApiError::new(
+            414,
+            format!("a path of at most {MAX_PATH_BYTES} bytes"),
+        ));
+    }
+    if request.query.len() > MAX_QUERY_PARAMS {
+        return Err(ApiError::bad(format!(
+            "{} query parameters: at most {MAX_QUERY_PARAMS}",
+            request.query.len()
+        )));
+    }
+    if let Some((name, _)) = request
+        .query
+        .iter()
+        .find(|(k, v)| k.len() > MAX_QUERY_VALUE_BYTES || v.len() > MAX_QUERY_VALUE_BYTES)
+    {
+        return Err(ApiError::bad(format!(
+            "query parameter {:?} is over {MAX_QUERY_VALUE_BYTES} bytes",
+            truncate(name)
+        )));
+    }
+    let segments: Vec<&str> = request
+        .path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .collect();
+    let route = match segments.as_slice() {
+        ["openapi.json"] => Route::Spec,
+        ["health"] => Route::Health,
+        ["markets"] => Route::Markets {
+            limit: limit(&request.query)?,
+            after: request
+                .query
+                .get("after")
+                .map(|a| market_key(a))
+                .transpose()?,
+        },
+        ["markets", market] => Route::Market {
+            market: market_key(market)?,
+        },
+        ["markets", market, "history"] => {
+            let granularity = match request.query.get("period").map(String::as_str) {
+                None | Some("day") => Granularity::Day,
+                Some("hour") => Granularity::Hour,
+                Some(other) => {
+                    return Err(ApiError::bad(format!(
+                        "period {:?}: day or hour",
+                        truncate(other)
+                    )));
+                }
+            };
+            let from = date(&request.query, "from")?;
+            let to = date(&request.query, "to")?;
+            if let (Some(f), Some(t)) = (from, to) {
+                if f > t {
+                    return Err(ApiError::bad(format!("from {f} is after to {t}")));
+                }
+                let most = match granularity {
+                    Granularity::Day => MAX_DAILY_HISTORY_DAYS,
+                    Granularity::Hour => MAX_HOURLY_HISTORY_DAYS,
+                };
+                if (t - f).num_days() + 1 > most {
+                    return Err(ApiError::bad(format!(
+                        "{} days asked: at most {most} of {} history at once",
+                        (t - f).num_days() + 1,
+                        if granularity == Granularity::Day {
+                            "daily"
+                        } else {
+                            "hourly"
+                        }
+                    )));
+                }
+            }
+            Route::History {
+                market: market_key(market)?,
+                granularity,
+                from,
+                to,
+            }
+        }
+        _ => {
+            return Err(ApiError::new(
+                404,
+                format!("no such resource: {}", truncate(&request.path)),
+            ));
+        }
+    };
+    if request.method != "GET" && request.method != "HEAD" {
+        return Err(ApiError::new(
+            405,
+            format!(
+                "{} is not allowed: the API is read only (GET)",
+                truncate(&request.method)
+            ),
+        ));
+    }
+    Ok(route)
+}
+
+fn truncate(text: &str) -> String {
+    let mut end = text.len().min(64);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn market_key(text: &str) -> Result<String, ApiError> {
+    check_market_key(text).map_err(ApiError::bad)?;
+    Ok(text.to_owned())
+}
+
+fn limit(query: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad(format!(
+                "limit {:?}: a whole number from 1 to {MAX_PAGE}",
+                truncate(text)
+            ))),
+        },
+    }
+}
+
+fn date(query: &BTreeMap<String, String>, name: &str) -> Result<Option<NaiveDate>, ApiError> {
+    query
+        .get(name)
+        .map(|text| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                ApiError::bad(format!(
+                    "{name} {:?}: a date such as 2026-11-23",
+                    truncate(text)
+                ))
+            })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, query: &[(&str, &str)]) -> Result<Route, ApiError> {
+        route(&ApiRequest {
+            method: "GET".into(),
+            path: path.into(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn reads_every_route() {
+        assert_eq!(get("/openapi.json", &[]), Ok(Route::Spec));
+        assert_eq!(get("/health/", &[]), Ok(Route::Health));
+        assert_eq!(
+            get("/markets", &[("limit", "10"), ("after", "nashville-tn")]),
+            Ok(Route::Markets {
+                limit: 10,
+                after: Some("nashville-tn".into())
+            })
+        );
+        assert_eq!(
+            get("/markets/nashville-tn", &[]),
+            Ok(Route::Market {
+                market: "nashville-tn".into()
+            })
+        );
+        assert_eq!(
+            get(
+                "/markets/nashville-tn/history",
+                &[
+                    ("period", "hour"),
+                    ("from", "2026-11-01"),
+                    ("to", "2026-11-14")
+                ]
+            ),
+            Ok(Route::History {
+                market: "nashville-tn".into(),
+                granularity: Granularity::Hour,
+                from: NaiveDate::from_ymd_opt(2026, 11, 1),
+                to: NaiveDate::from_ymd_opt(2026, 11, 14),
+            })
+        );
+    }
+
+    #[test]
+    fn bad_input_is_a_4xx_that_says_what_to_change() {
+        let status = |r: Result<Route, ApiError>| r.expect_err("refused").status;
+        assert_eq!(status(get("/nope", &[])), 404);
+        assert_eq!(status(get("/markets/Nashville-TN", &[])), 400);
+        assert_eq!(status(get("/markets/nashville", &[])), 400);
+        assert_eq!(status(get("/markets", &[("limit", "0")])), 400);
+        assert_eq!(status(get("/markets", &[("limit", "201")])), 400);
+        assert_eq!(status(get("/markets", &[("after", "x")])), 400);
+        assert_eq!(
+            status(get(
+                "/markets/nashville-tn/history",
+                &[("from", "2026-13-01")]
+            )),
+            400
+        );
+        assert_eq!(
+            status(get(
+                "/markets/nashville-tn/history",
+                &[("from", "2026-11-02"), ("to", "2026-11-01")]
+            )),
+            400
+        );
+        assert_eq!(
+            status(get("/markets/nashville-tn/history", &[("period", "week")])),
+            400
+        );
+        let long = "a".repeat(MAX_PATH_BYTES + 1);
+        assert_eq!(status(get(&format!("/{long}"), &[])), 414);
+        let value = "x".repeat(MAX_QUERY_VALUE_BYTES + 1);
+        assert_eq!(status(get("/markets", &[("after", value.as_str())])), 400);
+        let post = route(&ApiRequest {
+            method: "POST".into(),
+            path: "/markets".into(),
+            query: BTreeMap::new(),
+        });
+        assert_eq!(status(post), 405);
+    }
+
+    #[test]
+    fn history_ranges_stop_at_their_limit() {
+        let range = |period: &str, days: i64| {
+            let from = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+            let to = from + chrono::TimeDelta::days(days - 1);
+            get(
+                "/markets/nashville-tn/history",
+                &[
+                    ("period", period),
+                    ("from", &from.to_string()),
+                    ("to", &to.to_string()),
+                ],
+            )
+        };
+        assert!(range("day", MAX_DAILY_HISTORY_DAYS).is_ok());
+        assert_eq!(
+            range("day", MAX_DAILY_HISTORY_DAYS + 1).unwrap_err().status,
+            400
+        );
+        assert!(range("hour", MAX_HOURLY_HISTORY_DAYS).is_ok());
+        assert_eq!(
+            range("hour", MAX_HOURLY_HISTORY_DAYS + 1)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+}

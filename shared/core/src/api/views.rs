@@ -1,0 +1,269 @@
+//! The API's answers, built from the stores: one market's report (what `realty report
+//! --json` prints too), the watched markets' headlines, a market's history, the pipeline's
+//! health. Field names are stable: the OpenAPI document describes them.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::ports::MarketReader;
+use super::routes::{DEFAULT_HISTORY_DAYS, Granularity};
+use crate::metrics::aggregate::{MarketFigures, Scope};
+use crate::metrics::history::{Trends, trends};
+use crate::metrics::ports::Period;
+use crate::poller::markets::ConfigSnapshot;
+use crate::ports::PortError;
+use crate::store::MarketSnapshotItem;
+
+/// Days of daily snapshots a market report carries (and its trends are computed over).
+pub const REPORT_DAYS: i64 = 60;
+/// Hours of hourly snapshots a market report carries.
+pub const REPORT_HOURS: i64 = 48;
+
+/// One snapshot: the period (`2026-11-21` for a day, `2026-11-21T18:00:00Z` for the hour
+/// starting then) and the market's figures at its end.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotView {
+    pub period: String,
+    pub figures: MarketFigures,
+}
+
+impl From<MarketSnapshotItem> for SnapshotView {
+    fn from(item: MarketSnapshotItem) -> Self {
+        let period = match item.period {
+            Period::Day(d) => d.to_string(),
+            Period::Hour(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        Self {
+            period,
+            figures: item.figures,
+        }
+    }
+}
+
+/// A market's live figures, moving averages and trends, and its latest snapshots.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketReport {
+    pub market: String,
+    pub scope_key: String,
+    pub live: MarketFigures,
+    pub trends: Trends,
+    pub daily: Vec<SnapshotView>,
+    pub hourly: Vec<SnapshotView>,
+}
+
+/// The scope a market names: a city-state is its all-types city scope; a full key
+/// (`zip#37201#condo`) names itself.
+pub fn scope_of(market: &str) -> String {
+    if market.contains('#') {
+        market.to_owned()
+    } else {
+        Scope::city(market).key()
+    }
+}
+
+/// One market's report; `None` when the market has no figures yet.
+pub async fn market_report(
+    reader: &impl MarketReader,
+    market: &str,
+) -> Result<Option<MarketReport>, PortError> {
+    let scope_key = scope_of(market);
+    let Some(live) = reader.live(&scope_key).await? else {
+        return Ok(None);
+    };
+    let as_of = live.as_of.unwrap_or_else(Utc::now);
+    let daily = reader
+        .snapshots(
+            &scope_key,
+            &Period::Day((as_of - Duration::days(REPORT_DAYS)).date_naive()).sort_key(),
+            &Period::Day(as_of.date_naive()).sort_key(),
+        )
+        .await?;
+    let hourly = reader
+        .snapshots(
+            &scope_key,
+            &Period::hour_of(as_of - Duration::hours(REPORT_HOURS)).sort_key(),
+            &Period::hour_of(as_of).sort_key(),
+        )
+        .await?;
+    let by_day: Vec<(NaiveDate, MarketFigures)> = daily
+        .iter()
+        .filter_map(|s| match s.period {
+            Period::Day(d) => Some((d, s.figures.clone())),
+            Period::Hour(_) => None,
+        })
+        .collect();
+    Ok(Some(MarketReport {
+        market: market.to_owned(),
+        trends: trends(&by_day, as_of.date_naive()),
+        live: live.figures,
+        scope_key,
+        daily: daily.into_iter().map(SnapshotView::from).collect(),
+        hourly: hourly.into_iter().map(SnapshotView::from).collect(),
+    }))
+}
+
+/// A watched market at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketHeadline {
+    pub market: String,
+    pub sources: Vec<String>,
+    /// `None` until the metrics function has seen the market's listings.
+    pub as_of: Option<DateTime<Utc>>,
+    pub active_listings: Option<i64>,
+    pub median_price: Option<f64>,
+    pub median_price_change_7d_pct: Option<f64>,
+    pub price_cuts_7d: Option<i64>,
+}
+
+/// A page of watched markets; `next` is the `after` of the next page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketList {
+    pub markets: Vec<MarketHeadline>,
+    pub next: Option<String>,
+}
+
+/// The watched markets after `after`, `limit` of them, with their headline figures.
+pub async fn market_list(
+    reader: &impl MarketReader,
+    config: &ConfigSnapshot,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<MarketList, PortError> {
+    let mut watched: Vec<_> = config
+        .markets
+        .iter()
+        .filter(|m| after.is_none_or(|a| m.market.as_str() > a))
+        .collect();
+    watched.sort_by(|a, b| a.market.cmp(&b.market));
+    let more = watched.len() > limit;
+    watched.truncate(limit);
+    let mut markets = Vec::with_capacity(watched.len());
+    for m in &watched {
+        let report = market_report(reader, &m.market).await?;
+        markets.push(MarketHeadline {
+            market: m.market.clone(),
+            sources: m.sources.clone(),
+            as_of: report.as_ref().and_then(|r| r.live.as_of),
+            active_listings: report.as_ref().map(|r| r.live.active_listings),
+            median_price: report.as_ref().and_then(|r| r.live.median_price),
+            median_price_change_7d_pct: report
+                .as_ref()
+                .and_then(|r| r.trends.median_price_change_7d_pct),
+            price_cuts_7d: report.as_ref().map(|r| r.live.price_cuts_7d),
+        });
+    }
+    let next = more
+        .then(|| watched.last().map(|m| m.market.clone()))
+        .flatten();
+    Ok(MarketList { markets, next })
+}
+
+/// A market's snapshots over a range of days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct History {
+    pub market: String,
+    /// `day` or `hour`.
+    pub period: &'static str,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub snapshots: Vec<SnapshotView>,
+}
+
+/// The snapshots from `from` to `to` (whole days, inclusive); without them, the last
+/// [`DEFAULT_HISTORY_DAYS`] up to `today`.
+pub async fn history(
+    reader: &impl MarketReader,
+    market: &str,
+    granularity: Granularity,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<History, PortError> {
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to - Duration::days(DEFAULT_HISTORY_DAYS - 1));
+    let (first, last, period) = match granularity {
+        Granularity::Day => (
+            Period::Day(from).sort_key(),
+            Period::Day(to).sort_key(),
+            "day",
+        ),
+        Granularity::Hour => (
+            format!("H#{}T00", from.format("%Y-%m-%d")),
+            format!("H#{}T23", to.format("%Y-%m-%d")),
+            "hour",
+        ),
+    };
+    let snapshots = reader.snapshots(&scope_of(market), &first, &last).await?;
+    Ok(History {
+        market: market.to_owned(),
+        period,
+        from,
+        to,
+        snapshots: snapshots.into_iter().map(SnapshotView::from).collect(),
+    })
+}
+
+/// When each watched market last had news, and each source was last polled.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    pub markets: Vec<MarketHealth>,
+    pub sources: Vec<SourceHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketHealth {
+    pub market: String,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub minutes_since_event: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceHealth {
+    pub source: String,
+    pub last_poll_at: Option<DateTime<Utc>>,
+    pub requests_this_month: u64,
+    pub monthly_budget: Option<u64>,
+}
+
+/// The health of what the configuration store says was polled.
+pub fn health(config: &ConfigSnapshot, now: DateTime<Utc>) -> Health {
+    let markets = config
+        .markets
+        .iter()
+        .map(|m| {
+            let last = config
+                .polls
+                .values()
+                .filter(|p| p.market == m.market)
+                .filter_map(|p| p.last_event_at)
+                .max();
+            MarketHealth {
+                market: m.market.clone(),
+                last_event_at: last,
+                minutes_since_event: last.map(|t| (now - t).num_minutes().max(0)),
+            }
+        })
+        .collect();
+    let mut names: Vec<&str> = config
+        .markets
+        .iter()
+        .flat_map(|m| m.sources.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let sources = names
+        .into_iter()
+        .map(|s| SourceHealth {
+            source: s.to_owned(),
+            last_poll_at: config
+                .polls
+                .values()
+                .filter(|p| p.source == s)
+                .map(|p| p.polled_at)
+                .max(),
+            requests_this_month: config.used.get(s).copied().unwrap_or(0),
+            monthly_budget: config.budgets.get(s).copied(),
+        })
+        .collect();
+    Health { markets, sources }
+}

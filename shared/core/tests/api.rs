@@ -1,0 +1,239 @@
+//! The market API over in-memory stores filled by the real metrics workflow from a real
+//! Zillow page: every route of the OpenAPI document answers with a body its schema accepts,
+//! bad input is a 4xx with a message, and a market's answer is its `market_report`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use realty_core::api::routes::ApiRequest;
+use realty_core::api::views::market_report;
+use realty_core::api::{OPENAPI, respond};
+use realty_core::listing::ListingEvent;
+use realty_core::metrics::memory::MemoryStores;
+use realty_core::metrics::process::{InputRecord, process_batch};
+use realty_core::poller::markets::{PollRecord, WatchedMarket};
+use realty_core::poller::memory::MemoryConfigStore;
+use realty_core::poller::ports::ConfigStore;
+use realty_core::sources::{SourceKind, normalize_file};
+use serde_json::Value;
+
+fn observed_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 11, 9, 30, 0)
+        .single()
+        .expect("a valid time")
+}
+
+/// Stores holding what the metrics function makes of the real Nashville page.
+async fn stores() -> (MemoryStores, MemoryConfigStore) {
+    let page = normalize_file(
+        SourceKind::Zillow,
+        include_bytes!("fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"),
+        observed_at(),
+    )
+    .expect("the real page parses");
+    let records: Vec<InputRecord> = page
+        .listings
+        .into_iter()
+        .enumerate()
+        .map(|(i, listing)| InputRecord {
+            sequence_number: format!("{:020}", i + 1),
+            data: ListingEvent::new_listing(listing, "poll-1")
+                .encode()
+                .expect("encodes"),
+            approximate_arrival: observed_at(),
+        })
+        .collect();
+    let markets = MemoryStores::default();
+    let outcome = process_batch(&markets.ports(), "shardId-0", &records).await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    let config = MemoryConfigStore::default();
+    for (market, sources) in [("nashville-tn", "zillow"), ("syracuse-ny", "zillow,realtor")] {
+        config
+            .put_market(&WatchedMarket {
+                market: market.into(),
+                sources: sources.split(',').map(str::to_owned).collect(),
+                min_price: None,
+                max_price: None,
+                home_types: Vec::new(),
+                poll_every_minutes: 30,
+            })
+            .await
+            .expect("stored");
+    }
+    config
+        .record_poll(&PollRecord {
+            source: "zillow".into(),
+            market: "nashville-tn".into(),
+            polled_at: observed_at(),
+            requests: 2,
+            last_event_at: Some(observed_at()),
+        })
+        .await
+        .expect("stored");
+    (markets, config)
+}
+
+fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
+    ApiRequest {
+        method: "GET".into(),
+        path: path.into(),
+        query: query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+/// The spec's path template a concrete path matches.
+fn template_of<'a>(spec: &'a Value, path: &str) -> Option<&'a str> {
+    let parts: Vec<&str> = path.split('/').collect();
+    spec["paths"].as_object()?.keys().map(String::as_str).find(|t| {
+        let tparts: Vec<&str> = t.split('/').collect();
+        tparts.len() == parts.len()
+            && tparts
+                .iter()
+                .zip(&parts)
+                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+    })
+}
+
+/// Checks a body against the schema the spec gives the route and status.
+fn check_against_spec(spec: &Value, request: &ApiRequest, status: u16, body: &str) {
+    let template = template_of(spec, &request.path)
+        .unwrap_or_else(|| panic!("{} is answered but not in the spec", request.path));
+    let response = &spec["paths"][template]["get"]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{} answered {status}, which the spec does not declare",
+        request.path
+    );
+    let schema = &response["content"]["application/json"]["schema"];
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": schema["$ref"].as_str().map_or("#/$defs/inline", |r| r),
+        "$defs": { "inline": schema },
+        "components": spec["components"],
+    });
+    let validator = jsonschema::validator_for(&root).expect("a valid schema");
+    let value: Value = serde_json::from_str(body).expect("a JSON body");
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .take(5)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} {status}: {errors:?}\n{body}",
+        request.path
+    );
+}
+
+#[tokio::test]
+async fn every_route_answers_what_the_spec_says() {
+    let spec: Value = serde_json::from_str(OPENAPI).expect("the spec is JSON");
+    let (markets, config) = stores().await;
+    let now = observed_at();
+    let good = [
+        get("/markets", &[]),
+        get("/markets", &[("limit", "1")]),
+        get("/markets", &[("limit", "1"), ("after", "nashville-tn")]),
+        get("/markets/nashville-tn", &[]),
+        get("/markets/nashville-tn/history", &[]),
+        get(
+            "/markets/nashville-tn/history",
+            &[("period", "hour"), ("from", "2024-03-10"), ("to", "2024-03-11")],
+        ),
+        get("/health", &[]),
+        get("/openapi.json", &[]),
+    ];
+    let mut templates = std::collections::BTreeSet::new();
+    for request in &good {
+        let answer = respond(&markets, &config, request, now).await;
+        assert_eq!(answer.status, 200, "{request:?}: {}", answer.body);
+        if request.path != "/openapi.json" {
+            check_against_spec(&spec, request, answer.status, &answer.body);
+        }
+        templates.insert(template_of(&spec, &request.path).expect("in the spec"));
+    }
+    let in_spec: std::collections::BTreeSet<&str> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(templates, in_spec, "every route of the spec is exercised");
+
+    let bad = [
+        get("/markets/Nashville-TN", &[]),
+        get("/markets/nowhere-zz", &[]),
+        get("/markets/nowhere-zz/history", &[]),
+        get("/markets", &[("limit", "100000")]),
+        get("/markets", &[("after", "../../etc")]),
+        get("/markets/nashville-tn/history", &[("from", "yesterday")]),
+        get(
+            "/markets/nashville-tn/history",
+            &[("from", "2020-01-01"), ("to", "2024-01-01")],
+        ),
+    ];
+    for request in &bad {
+        let answer = respond(&markets, &config, request, now).await;
+        assert!(
+            (400..500).contains(&answer.status),
+            "{request:?}: {} {}",
+            answer.status,
+            answer.body
+        );
+        check_against_spec(&spec, request, answer.status, &answer.body);
+        let body: Value = serde_json::from_str(&answer.body).expect("json");
+        assert!(body["error"].as_str().is_some_and(|m| m.len() > 10), "{body}");
+    }
+    let unknown = respond(&markets, &config, &get("/admin", &[]), now).await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn a_market_answers_its_report_and_the_list_pages() {
+    let (markets, config) = stores().await;
+    let now = observed_at();
+    let answer = respond(&markets, &config, &get("/markets/nashville-tn", &[]), now).await;
+    let report = market_report(&markets, "nashville-tn")
+        .await
+        .expect("reads")
+        .expect("the market has figures");
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer.body).expect("json"),
+        serde_json::to_value(&report).expect("json")
+    );
+    assert!(report.live.active_listings > 0);
+
+    let first = respond(&markets, &config, &get("/markets", &[("limit", "1")]), now).await;
+    let first: Value = serde_json::from_str(&first.body).expect("json");
+    assert_eq!(first["markets"][0]["market"], "nashville-tn");
+    assert_eq!(
+        first["markets"][0]["active_listings"].as_i64(),
+        Some(report.live.active_listings)
+    );
+    let next = first["next"].as_str().expect("a second page");
+    let second = respond(
+        &markets,
+        &config,
+        &get("/markets", &[("limit", "1"), ("after", next)]),
+        now,
+    )
+    .await;
+    let second: Value = serde_json::from_str(&second.body).expect("json");
+    assert_eq!(second["markets"][0]["market"], "syracuse-ny");
+    assert_eq!(second["markets"][0]["active_listings"], Value::Null);
+    assert_eq!(second["next"], Value::Null);
+
+    let health = respond(&markets, &config, &get("/health", &[]), now).await;
+    let health: Value = serde_json::from_str(&health.body).expect("json");
+    let by_market: BTreeMap<String, Value> = health["markets"]
+        .as_array()
+        .expect("markets")
+        .iter()
+        .map(|m| (m["market"].as_str().unwrap_or_default().to_owned(), m.clone()))
+        .collect();
+    assert_eq!(by_market["nashville-tn"]["minutes_since_event"], 0);
+    assert_eq!(by_market["syracuse-ny"]["last_event_at"], Value::Null);
+}
