@@ -78,6 +78,7 @@ stack_resources! {
     poison_record_queue_url: "REALTY_POISON_RECORD_QUEUE_URL", "PoisonRecordQueueUrl", "the SQS queue of poison records";
     config_table: "REALTY_CONFIG_TABLE", "ConfigTableName", "the DynamoDB table of watched markets and request budgets";
     api_key_secret: "REALTY_LISTING_API_SECRET_ARN", "ListingApiKeySecretArn", "the Secrets Manager secret of the listing-API keys";
+    api_token_secret: "REALTY_API_TOKEN_SECRET_ARN", "ApiTokenSecretArn", "the Secrets Manager secret of the market API's bearer token";
 }
 
 impl StackResources {

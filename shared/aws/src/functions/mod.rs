@@ -3,5 +3,6 @@
 //! encoded into Lambda's response.
 
 pub mod alerts;
+pub mod api;
 pub mod metrics;
 pub mod poller;

@@ -5,6 +5,7 @@
 //! OpenAPI document [`OPENAPI`] (served at `/openapi.json`, checked against the routes by
 //! tests).
 
+pub mod auth;
 pub mod ports;
 pub mod respond;
 pub mod routes;

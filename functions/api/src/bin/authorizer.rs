@@ -1,0 +1,22 @@
+//! The market API's authorizer (a Lambda REQUEST authorizer, simple responses): the data
+//! routes need `Authorization: Bearer <the token in the stack's ApiTokenSecret>`.
+
+use aws_lambda_events::event::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use realty_aws::functions::api::ApiAuthorizer;
+use realty_core::config::StackResources;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    realty_aws::telemetry::init_lambda_logging();
+    let resources = StackResources::from_env()?;
+    let aws = realty_aws::sdk::sdk_config(None).await;
+    let authorizer = ApiAuthorizer::new(&aws, &resources);
+    let authorizer = &authorizer;
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
+            Ok::<_, Error>(authorizer.handle(&event.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,22 @@
+//! The market API Lambda function (behind the stack's HTTP API): clients built once per
+//! container; the work is `realty_core::api`, wired by `realty_aws::functions::api`.
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use realty_aws::functions::api::ApiFunction;
+use realty_core::config::StackResources;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    realty_aws::telemetry::init_lambda_logging();
+    let resources = StackResources::from_env()?;
+    let aws = realty_aws::sdk::sdk_config(None).await;
+    let function = ApiFunction::new(&aws, &resources);
+    let function = &function;
+    run(service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, Error>(function.handle(&event.payload, chrono::Utc::now()).await)
+        },
+    ))
+    .await
+}
