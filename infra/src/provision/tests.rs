@@ -248,15 +248,22 @@ fn secrets_endpoint(exists: bool) -> (SdkConfig, Calls) {
 
 const PASSWORD: &str = "Zq0rKc7mW2xT9bLp4VnY8sJd1HfG6aQe3UoR5iEw";
 
-#[tokio::test]
-async fn a_generated_secret_is_drawn_with_the_templates_settings() {
+/// Provisions GENERATED_SECRETS (into an endpoint where they exist already, if `exist`):
+/// the calls made.
+async fn provision_generated_secrets(exist: bool) -> Calls {
     let template = Template::parse(GENERATED_SECRETS).unwrap();
-    let (config, calls) = secrets_endpoint(false);
+    let (config, calls) = secrets_endpoint(exist);
     let stack = provision(&config, &template, &options(&[])).await.unwrap();
     assert_eq!(
         stack.outputs["TokenArn"],
         "arn:aws:secretsmanager:us-east-1:1:secret:s-token"
     );
+    calls
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_drawn_with_the_templates_settings() {
+    let calls = provision_generated_secrets(false).await;
     let calls = calls.lock().unwrap();
     let bodies = |target: &str| -> Vec<Value> {
         calls
@@ -291,13 +298,7 @@ async fn a_generated_secret_is_drawn_with_the_templates_settings() {
 
 #[tokio::test]
 async fn a_generated_secret_that_exists_keeps_its_value() {
-    let template = Template::parse(GENERATED_SECRETS).unwrap();
-    let (config, calls) = secrets_endpoint(true);
-    let stack = provision(&config, &template, &options(&[])).await.unwrap();
-    assert_eq!(
-        stack.outputs["TokenArn"],
-        "arn:aws:secretsmanager:us-east-1:1:secret:s-token"
-    );
+    let calls = provision_generated_secrets(true).await;
     let calls = calls.lock().unwrap();
     let writes: Vec<&str> = calls
         .iter()
