@@ -373,6 +373,7 @@ fn check_names_a_resource(
         "AWS/DynamoDB" => &["AWS::DynamoDB::Table"],
         "AWS/Kinesis" => &["AWS::Kinesis::Stream"],
         "AWS/SNS" => &["AWS::SNS::Topic"],
+        "AWS/ApiGateway" => &["AWS::Serverless::HttpApi"],
         other => return Err(format!("{}: namespace {other} is not the stack's", m.used_by).into()),
     };
     for (name, value) in &m.dimensions {

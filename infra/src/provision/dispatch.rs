@@ -6,6 +6,9 @@ use super::{
     ProvisionError, ProvisionedResource, Provisioner, SkippedResource, physical_name, str_prop,
 };
 
+/// Why the HTTP API, its routes and its address are not provisioned.
+const NO_API_GATEWAY: &str = "no API Gateway locally: `realty serve` runs the api handler over the local stack and prints its address";
+
 impl Provisioner<'_> {
     pub(super) async fn provision_one(
         &mut self,
@@ -117,6 +120,7 @@ impl Provisioner<'_> {
                         "Schedule" | "ScheduleV2" => {
                             "no EventBridge scheduler locally: the realty CLI invokes the poller"
                         }
+                        "HttpApi" => NO_API_GATEWAY,
                         _ => {
                             "no event source mappings locally: the realty CLI reads the stream and invokes the handler"
                         }
@@ -127,6 +131,15 @@ impl Provisioner<'_> {
                         reason,
                     );
                 }
+                return Ok(());
+            }
+            // The HTTP API (its stage, routes and authorizer are in its properties): named
+            // for the alarms and dashboard widgets that read its metrics; ApiUrl is left out.
+            "AWS::Serverless::HttpApi" => {
+                self.ctx.set_ref(id, &name);
+                self.unserved
+                    .insert(id.to_owned(), NO_API_GATEWAY.to_owned());
+                self.skip(id, kind, NO_API_GATEWAY);
                 return Ok(());
             }
             "AWS::Glue::Database" | "AWS::Glue::Table" => {

@@ -3,8 +3,9 @@
 //! the settings the template gives it, read from the template itself.
 //!
 //! What an emulator cannot host (Lambda functions, their event source mappings and
-//! schedules, IAM, log groups, notification subscriptions) is reported as skipped, with the
-//! reason, as is a resource whose condition is false.
+//! schedules, IAM, log groups, notification subscriptions, the HTTP API) is reported as
+//! skipped, with the reason, as is a resource whose condition is false, and an output that
+//! only a skipped HTTP API could give (`ApiUrl`: `realty serve` prints the local address).
 //!
 //! Provisioning is idempotent: running it again against the same stack name finds the
 //! resources that exist and brings back the same names.
@@ -30,7 +31,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::template::{Context, Template, TemplateError, scalar_to_string};
+use crate::template::{Context, Template, TemplateError, references, scalar_to_string};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -122,6 +123,7 @@ const ORDER: &[&str] = &[
     "AWS::SecretsManager::Secret",
     "AWS::KinesisFirehose::DeliveryStream",
     "AWS::Serverless::Function",
+    "AWS::Serverless::HttpApi",
     "AWS::SNS::Subscription",
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
@@ -141,6 +143,10 @@ struct Provisioner<'a> {
     cloudwatch: aws_sdk_cloudwatch::Client,
     resources: Vec<ProvisionedResource>,
     skipped: Vec<SkippedResource>,
+    /// Resources with no local counterpart at all (the HTTP API): logical id to the reason.
+    /// They still get a name for the alarms and dashboards that mention them, but an output
+    /// made of them would be an address nothing answers at, so it is left out.
+    unserved: BTreeMap<String, String>,
 }
 
 /// Provisions `template` through `config` (whose endpoint decides where).
@@ -175,6 +181,7 @@ pub async fn provision(
         cloudwatch: aws_sdk_cloudwatch::Client::new(config),
         resources: Vec::new(),
         skipped: Vec::new(),
+        unserved: BTreeMap::new(),
     };
     let mut ordered: Vec<(&str, &str)> = Vec::new();
     for kind in ORDER {
@@ -194,6 +201,13 @@ pub async fn provision(
     }
     let mut outputs = BTreeMap::new();
     for (name, value) in &template.outputs {
+        let unserved = references(value)
+            .into_iter()
+            .find_map(|id| p.unserved.get(&id).cloned());
+        if let Some(reason) = unserved {
+            p.skip(&format!("Outputs.{name}"), "Output", &reason);
+            continue;
+        }
         let v = p.ctx.resolve(template, value, &format!("Outputs.{name}"))?;
         let text = scalar_to_string(&v).ok_or_else(|| ProvisionError::Shape {
             resource: format!("Outputs.{name}"),

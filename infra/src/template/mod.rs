@@ -10,7 +10,7 @@ mod monitoring;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -200,6 +200,70 @@ fn yaml_to_json(value: serde_norway::Value) -> Result<Value, TemplateError> {
             Value::Object(out)
         }
     })
+}
+
+/// The names `value` refers to through `Ref`, `Fn::GetAtt` and the variables of `Fn::Sub`
+/// (resources, parameters and pseudo parameters alike): what an output or a property needs
+/// to exist before it can be evaluated.
+pub fn references(value: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    collect_references(value, &mut out);
+    out
+}
+
+fn collect_references(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, out)),
+        Value::Object(map) => {
+            for (key, arg) in map {
+                match (key.as_str(), arg) {
+                    ("Ref", Value::String(name)) => {
+                        out.insert(name.clone());
+                    }
+                    ("Fn::GetAtt", Value::Array(parts)) => {
+                        out.extend(parts.first().and_then(Value::as_str).map(str::to_owned));
+                    }
+                    ("Fn::GetAtt", Value::String(path)) => {
+                        out.extend(path.split('.').next().map(str::to_owned));
+                    }
+                    ("Fn::Sub", Value::String(text)) => sub_variables(text, out),
+                    ("Fn::Sub", Value::Array(parts)) => {
+                        // Variables the second element defines are local, not references.
+                        let local = parts.get(1).and_then(Value::as_object);
+                        if let Some(text) = parts.first().and_then(Value::as_str) {
+                            let mut names = BTreeSet::new();
+                            sub_variables(text, &mut names);
+                            out.extend(
+                                names
+                                    .into_iter()
+                                    .filter(|n| local.is_none_or(|l| !l.contains_key(n))),
+                            );
+                        }
+                        if let Some(local) = local {
+                            local.values().for_each(|v| collect_references(v, out));
+                        }
+                    }
+                    _ => collect_references(arg, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The resource or parameter names of the `${Name}` and `${Name.Attribute}` variables of an
+/// `Fn::Sub` text (`${!Literal}` is none).
+fn sub_variables(text: &str, out: &mut BTreeSet<String>) {
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { return };
+        let name = &after[..end];
+        if !name.starts_with('!') {
+            out.extend(name.split('.').next().map(str::to_owned));
+        }
+        rest = &after[end + 1..];
+    }
 }
 
 /// A scalar as CloudFormation would print it.

@@ -97,7 +97,9 @@ fn reads_the_project_template() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
     let t = Template::load(&path).unwrap();
     assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 4);
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 3);
+    // The pipeline's poller, metrics and alerts; the market API's handler and authorizer.
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 5);
+    assert_eq!(t.resources_of("AWS::Serverless::HttpApi").count(), 1);
 }
 
 #[test]
@@ -117,4 +119,30 @@ fn resources_keep_their_condition() {
         .collect();
     let with_email = Context::new(&t, "s", "r", "a", &overrides).unwrap();
     assert!(with_email.condition(&t, "HasOperationsEmail").unwrap());
+}
+
+#[test]
+fn references_are_the_names_refs_getatts_and_sub_variables_use() {
+    let t = Template::parse(TEMPLATE).unwrap();
+    let names: Vec<String> = references(&t.resources["Stream"].properties)
+        .into_iter()
+        .collect();
+    // M is the Sub's own variable; ${!NotAVariable} is literal text.
+    assert_eq!(
+        names,
+        [
+            "AWS::NoValue",
+            "AWS::Region",
+            "AWS::StackName",
+            "Key",
+            "Markets",
+            "Mode",
+            "Shards"
+        ]
+    );
+    let url = Template::parse(
+        "Resources: { Api: { Type: AWS::Serverless::HttpApi } }\nOutputs:\n  Url: { Value: !Sub 'https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/' }\n",
+    )
+    .unwrap();
+    assert!(references(&url.outputs["Url"]).contains("Api"));
 }

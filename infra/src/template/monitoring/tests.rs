@@ -216,6 +216,13 @@ fn every_alarm_and_metric_widget_of_the_project_template_watches_a_metric() {
         "IteratorAge",
         &[("FunctionName", "MetricsFunction")]
     )));
+    // The market API's 5xx answers, by the API's id (`!Ref MarketApi`).
+    assert!(got.contains(&metric(
+        "alarm Api5xxAlarm",
+        "AWS/ApiGateway",
+        "5xx",
+        &[("ApiId", "MarketApi")]
+    )));
     assert!(got.contains(&metric(
         "dashboard widget Market freshness (minutes since the last event)",
         "RealtyStream",
