@@ -1,5 +1,6 @@
 //! `realty`: the realty-stream operator CLI.
 
+mod api_token;
 mod bench;
 mod demo;
 mod html;
@@ -10,6 +11,7 @@ mod pipeline;
 mod reconcile;
 mod report;
 mod secrets;
+mod serve;
 mod sim;
 mod target;
 
@@ -108,6 +110,20 @@ enum Command {
         #[command(subcommand)]
         command: markets::MarketsCommand,
     },
+    /// Serve the market API over the local stack (or --stack) on a loopback port, as the
+    /// deployed HTTP API answers it (docs/api.md).
+    Serve {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// The market API's bearer token.
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
+    },
     /// The listing-API keys in the stack's secret.
     Secrets {
         #[command(subcommand)]
@@ -118,6 +134,19 @@ enum Command {
     Tools {
         #[arg(long, value_parser = parse_emulator)]
         emulator: Option<EmulatorKind>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Print the token the data routes need (`Authorization: Bearer <token>`).
+    Token {
+        /// Write a new random token first.
+        #[arg(long)]
+        rotate: bool,
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
     },
 }
 
@@ -218,6 +247,10 @@ async fn run(command: Command) -> Result<()> {
         } => invoke::run(&function, &event, stack.as_deref()).await,
         Command::Markets { command } => markets::run(command).await,
         Command::Secrets { command } => secrets::run(command).await,
+        Command::Serve { port, stack } => serve::run(port, stack.as_deref()).await,
+        Command::Api {
+            command: ApiCommand::Token { rotate, stack },
+        } => api_token::run(rotate, stack.as_deref()).await,
         Command::Report {
             market,
             format,

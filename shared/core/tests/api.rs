@@ -47,7 +47,10 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
     let outcome = process_batch(&markets.ports(), "shardId-0", &records).await;
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     let config = MemoryConfigStore::default();
-    for (market, sources) in [("nashville-tn", "zillow"), ("syracuse-ny", "zillow,realtor")] {
+    for (market, sources) in [
+        ("nashville-tn", "zillow"),
+        ("syracuse-ny", "zillow,realtor"),
+    ] {
         config
             .put_market(&WatchedMarket {
                 market: market.into(),
@@ -87,14 +90,18 @@ fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
 /// The spec's path template a concrete path matches.
 fn template_of<'a>(spec: &'a Value, path: &str) -> Option<&'a str> {
     let parts: Vec<&str> = path.split('/').collect();
-    spec["paths"].as_object()?.keys().map(String::as_str).find(|t| {
-        let tparts: Vec<&str> = t.split('/').collect();
-        tparts.len() == parts.len()
-            && tparts
-                .iter()
-                .zip(&parts)
-                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
-    })
+    spec["paths"]
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|t| {
+            let tparts: Vec<&str> = t.split('/').collect();
+            tparts.len() == parts.len()
+                && tparts
+                    .iter()
+                    .zip(&parts)
+                    .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+        })
 }
 
 /// Checks a body against the schema the spec gives the route and status.
@@ -141,7 +148,11 @@ async fn every_route_answers_what_the_spec_says() {
         get("/markets/nashville-tn/history", &[]),
         get(
             "/markets/nashville-tn/history",
-            &[("period", "hour"), ("from", "2024-03-10"), ("to", "2024-03-11")],
+            &[
+                ("period", "hour"),
+                ("from", "2024-03-10"),
+                ("to", "2024-03-11"),
+            ],
         ),
         get("/health", &[]),
         get("/openapi.json", &[]),
@@ -185,7 +196,10 @@ async fn every_route_answers_what_the_spec_says() {
         );
         check_against_spec(&spec, request, answer.status, &answer.body);
         let body: Value = serde_json::from_str(&answer.body).expect("json");
-        assert!(body["error"].as_str().is_some_and(|m| m.len() > 10), "{body}");
+        assert!(
+            body["error"].as_str().is_some_and(|m| m.len() > 10),
+            "{body}"
+        );
     }
     let unknown = respond(&markets, &config, &get("/admin", &[]), now).await;
     assert_eq!(unknown.status, 404);
@@ -232,7 +246,12 @@ async fn a_market_answers_its_report_and_the_list_pages() {
         .as_array()
         .expect("markets")
         .iter()
-        .map(|m| (m["market"].as_str().unwrap_or_default().to_owned(), m.clone()))
+        .map(|m| {
+            (
+                m["market"].as_str().unwrap_or_default().to_owned(),
+                m.clone(),
+            )
+        })
         .collect();
     assert_eq!(by_market["nashville-tn"]["minutes_since_event"], 0);
     assert_eq!(by_market["syracuse-ny"]["last_event_at"], Value::Null);

@@ -177,7 +177,10 @@ mod tests {
         });
         let json = serde_json::to_value(&response).expect("json");
         assert_eq!(json["statusCode"], 404);
-        assert_eq!(json["headers"]["content-type"], "application/json; charset=utf-8");
+        assert_eq!(
+            json["headers"]["content-type"],
+            "application/json; charset=utf-8"
+        );
         assert_eq!(json["body"], r#"{"error":"no"}"#);
     }
 }

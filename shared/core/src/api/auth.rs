@@ -34,7 +34,10 @@ mod tests {
     #[test]
     fn only_the_bearer_token_passes() {
         assert!(bearer_matches(Some(&format!("Bearer {TOKEN}")), TOKEN));
-        assert!(bearer_matches(Some(&format!("bearer {TOKEN}")), &format!("{TOKEN}\n")));
+        assert!(bearer_matches(
+            Some(&format!("bearer {TOKEN}")),
+            &format!("{TOKEN}\n")
+        ));
         for wrong in [
             None,
             Some(""),
@@ -47,7 +50,10 @@ mod tests {
             assert!(!bearer_matches(wrong, TOKEN), "{wrong:?}");
         }
         let long = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_BYTES));
-        assert!(!bearer_matches(Some(&long), &"a".repeat(MAX_AUTHORIZATION_BYTES - 7)));
+        assert!(!bearer_matches(
+            Some(&long),
+            &"a".repeat(MAX_AUTHORIZATION_BYTES - 7)
+        ));
     }
 
     #[test]

@@ -1,0 +1,108 @@
+//! `realty serve`: the market API over the local stack (or `--stack`), as the deployed one
+//! answers it: the same `realty_core::api::respond`, the data routes behind the same bearer
+//! token (the stack's ApiTokenSecret), on a loopback port.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, Result};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use realty_aws::adapters::secrets::SecretsManagerSource;
+use realty_aws::functions::api::ApiFunction;
+use realty_core::api::auth::bearer_matches;
+use realty_core::api::respond;
+use realty_core::api::routes::ApiRequest;
+use realty_core::poller::ports::SecretSource;
+
+use crate::target;
+
+struct Served {
+    api: ApiFunction,
+    token: String,
+}
+
+/// The routes anyone may read (the deployed HTTP API leaves them without the authorizer).
+fn public(path: &str) -> bool {
+    path == "/openapi.json"
+}
+
+async fn answer(
+    State(served): State<std::sync::Arc<Served>>,
+    Query(pairs): Query<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !public(&path) && !bearer_matches(authorization, &served.token) {
+        // API Gateway's answer to a request its authorizer refuses.
+        return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
+    }
+    // Of a repeated parameter the first counts, as in the Lambda.
+    let query = pairs
+        .into_iter()
+        .fold(std::collections::BTreeMap::new(), |mut m, (k, v)| {
+            m.entry(k).or_insert(v);
+            m
+        });
+    let api_request = ApiRequest {
+        method: request.method().as_str().to_owned(),
+        path,
+        query,
+    };
+    let served_api = &served.api;
+    let out = respond(
+        &served_api.markets,
+        &served_api.config,
+        &api_request,
+        chrono::Utc::now(),
+    )
+    .await;
+    let mut response = (
+        StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        out.body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+pub async fn run(port: u16, stack: Option<&str>) -> Result<()> {
+    let target = target::resolve(stack).await?;
+    let secrets = SecretsManagerSource {
+        client: aws_sdk_secretsmanager::Client::new(&target.sdk),
+    };
+    let token = secrets
+        .secret_string(&target.resources.api_token_secret)
+        .await
+        .context("reading the API token")?;
+    let served = std::sync::Arc::new(Served {
+        api: ApiFunction::new(&target.sdk, &target.resources),
+        token: token.trim().to_owned(),
+    });
+    let app = axum::Router::new()
+        .fallback(answer)
+        .with_state(served.clone());
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    let address = listener.local_addr()?;
+    println!("market API of {} at http://{address}/", target.description);
+    println!(
+        "  curl -H \"Authorization: Bearer {}\" http://{address}/markets",
+        served.token
+    );
+    println!("stop: Ctrl-C");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving the API")
+}
