@@ -2,6 +2,7 @@
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
 mod alerts;
+mod api;
 mod bounds;
 mod demo;
 mod emulator;
@@ -38,6 +39,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(poller::tests());
     all.extend(operations::tests());
     all.extend(monitoring::tests());
+    all.extend(api::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
     all

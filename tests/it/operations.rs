@@ -47,15 +47,15 @@ async fn sim(seed: u64) -> Result<SimServer, Failed> {
     Ok(SimServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await?)
 }
 
-struct Setup {
-    stack: ProvisionedStack,
-    resources: StackResources,
-    sdk: aws_config::SdkConfig,
-    config: DynamoConfigStore,
-    secrets: SecretsManagerSource,
+pub(crate) struct Setup {
+    pub stack: ProvisionedStack,
+    pub resources: StackResources,
+    pub sdk: aws_config::SdkConfig,
+    pub config: DynamoConfigStore,
+    pub secrets: SecretsManagerSource,
 }
 
-async fn setup(aws: &TestAws) -> Result<Setup, Failed> {
+pub(crate) async fn setup(aws: &TestAws) -> Result<Setup, Failed> {
     let stack = aws.provision(&[]).await;
     let resources = StackResources::from_outputs(&stack.outputs)?;
     let sdk = aws.sdk_config().await;
@@ -75,7 +75,7 @@ async fn setup(aws: &TestAws) -> Result<Setup, Failed> {
 
 impl Setup {
     /// The poller function as its `main.rs` builds it, over the simulator.
-    async fn function(&self, sim: &SimServer) -> Result<PollerFunction, Failed> {
+    pub(crate) async fn function(&self, sim: &SimServer) -> Result<PollerFunction, Failed> {
         let base = sim.base_url();
         let env = |name: &str| match name {
             "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base.clone()),
@@ -87,7 +87,7 @@ impl Setup {
         Ok(PollerFunction::new(&self.sdk, &self.resources, config, env).await?)
     }
 
-    async fn set_key(&self, source: SourceKind, key: &str) -> Result<(), Failed> {
+    pub(crate) async fn set_key(&self, source: SourceKind, key: &str) -> Result<(), Failed> {
         let id = &self.resources.api_key_secret;
         let current = self.secrets.secret_string(id).await?;
         self.secrets
@@ -96,7 +96,7 @@ impl Setup {
         Ok(())
     }
 
-    async fn watch(&self, market: &str, sources: &[&str]) -> Result<(), Failed> {
+    pub(crate) async fn watch(&self, market: &str, sources: &[&str]) -> Result<(), Failed> {
         let market = WatchedMarket {
             market: market.into(),
             sources: sources.iter().map(|s| (*s).to_owned()).collect(),
@@ -109,8 +109,36 @@ impl Setup {
         Ok(())
     }
 
+    /// The `realty` binary pointed at this stack, as `realty up` would leave it: the local
+    /// stack's state file names the endpoint and the stack's outputs.
+    pub(crate) async fn local_cli(&self, aws: &TestAws) -> Result<LocalCli, Failed> {
+        let state_dir = std::env::temp_dir().join(format!(
+            "realty-cli-it-{}-{}",
+            std::process::id(),
+            self.stack.stack_name
+        ));
+        std::fs::create_dir_all(&state_dir)?;
+        let state = LocalAws {
+            emulator: None,
+            endpoint: aws.endpoint.clone(),
+            pid: None,
+            log_path: None,
+            instance_dir: None,
+            stack: self.stack.clone(),
+        };
+        std::fs::write(
+            state_dir.join("local-aws.json"),
+            serde_json::to_vec(&state)?,
+        )?;
+        Ok(LocalCli {
+            realty: crate::demo::realty_binary(&aws.project_root, &state_dir).await?,
+            state_dir,
+            region: self.stack.region.clone(),
+        })
+    }
+
     /// Every event in the stream.
-    async fn events(&self) -> Result<Vec<ListingEvent>, Failed> {
+    pub(crate) async fn events(&self) -> Result<Vec<ListingEvent>, Failed> {
         let kinesis = aws_sdk_kinesis::Client::new(&self.sdk);
         realty_tests::kinesis_records(&kinesis, &self.resources.listing_events_stream)
             .await?
@@ -120,6 +148,27 @@ impl Setup {
                     .map_err(|e| format!("stream record: {e}").into())
             })
             .collect()
+    }
+}
+
+/// The `realty` binary and the state folder that points it at a test's stack.
+pub(crate) struct LocalCli {
+    pub realty: std::path::PathBuf,
+    pub state_dir: std::path::PathBuf,
+    region: String,
+}
+
+impl LocalCli {
+    pub(crate) fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.realty);
+        command
+            .args(args)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("REALTY_STATE_DIR", &self.state_dir)
+            .env("AWS_REGION", &self.region)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        command
     }
 }
 
@@ -286,38 +335,10 @@ async fn a_market_added_with_the_cli_is_polled_at_the_next_run(
         format!("{first:?}"),
     )?;
 
-    // `realty markets add` against this stack, as a user runs it: the local stack's state
-    // file names the endpoint and the stack's outputs.
-    let state_dir = std::env::temp_dir().join(format!(
-        "realty-markets-it-{}-{}",
-        std::process::id(),
-        s.stack.stack_name
-    ));
-    std::fs::create_dir_all(&state_dir)?;
-    let state = LocalAws {
-        emulator: None,
-        endpoint: aws.endpoint.clone(),
-        pid: None,
-        log_path: None,
-        instance_dir: None,
-        stack: s.stack.clone(),
-    };
-    std::fs::write(
-        state_dir.join("local-aws.json"),
-        serde_json::to_vec(&state)?,
-    )?;
-    let realty = crate::demo::realty_binary(&aws.project_root, &state_dir).await?;
-    let cli = |args: &[&str]| {
-        let mut command = tokio::process::Command::new(&realty);
-        command
-            .args(args)
-            .env_remove("AWS_ENDPOINT_URL")
-            .env("REALTY_STATE_DIR", &state_dir)
-            .env("AWS_REGION", &s.stack.region)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test");
-        command
-    };
+    // `realty markets add` against this stack, as a user runs it.
+    let cli = s.local_cli(&aws).await?;
+    let state_dir = cli.state_dir.clone();
+    let cli = |args: &[&str]| cli.command(args);
     let refused = run(
         cli(&["markets", "add", "Syracuse-NY"]),
         &state_dir,
@@ -390,7 +411,7 @@ async fn a_market_added_with_the_cli_is_polled_at_the_next_run(
     Ok(())
 }
 
-async fn run(
+pub(crate) async fn run(
     command: tokio::process::Command,
     dir: &Path,
     name: &str,
