@@ -22,9 +22,10 @@ struct Served {
     token: String,
 }
 
-/// The routes anyone may read (the deployed HTTP API leaves them without the authorizer).
+/// The routes anyone may read (the deployed HTTP API leaves them without the authorizer):
+/// the page, its assets and the spec hold no data.
 fn public(path: &str) -> bool {
-    path == "/openapi.json"
+    path == "/" || path == "/openapi.json" || path.starts_with("/assets/")
 }
 
 async fn answer(
@@ -68,7 +69,7 @@ async fn answer(
         .into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
+        HeaderValue::from_static(out.content_type),
     );
     response
 }

@@ -79,14 +79,14 @@ pub fn request_of(event: &ApiGatewayV2httpRequest) -> ApiRequest {
     }
 }
 
-/// A JSON response that no cache keeps (the figures change by the minute).
+/// The answer as API Gateway sends it; no cache keeps it (the figures change by the minute,
+/// and the page must not outlive a new deployment).
 pub fn response_of(answer: &ApiResponse) -> ApiGatewayV2httpResponse {
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(answer.status);
-    response.headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    response
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     response
         .headers
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -173,6 +173,7 @@ mod tests {
         assert_eq!(request.query["from"], "2026-11-01");
         let response = response_of(&ApiResponse {
             status: 404,
+            content_type: realty_core::api::JSON,
             body: r#"{"error":"no"}"#.into(),
         });
         let json = serde_json::to_value(&response).expect("json");

@@ -6,12 +6,13 @@
 //! tests).
 
 pub mod auth;
+pub mod dashboard;
 pub mod ports;
 pub mod respond;
 pub mod routes;
 pub mod views;
 
-pub use respond::{ApiResponse, respond};
+pub use respond::{ApiResponse, JSON, respond};
 
 /// The OpenAPI 3 document of the API.
 pub const OPENAPI: &str = include_str!("openapi.json");

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::OPENAPI;
+use super::dashboard::ASSETS;
 use super::ports::MarketReader;
 use super::routes::{ApiError, ApiRequest, Route, route};
 use super::views::{health, history, market_list, market_report, scope_of};
@@ -12,12 +13,17 @@ use crate::poller::markets::month_of;
 use crate::poller::ports::ConfigStore;
 use crate::ports::PortError;
 
-/// What the API answers: a status and a JSON body.
+/// What the API answers: a status, the body's media type (JSON but for the page and its
+/// assets) and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiResponse {
     pub status: u16,
+    pub content_type: &'static str,
     pub body: String,
 }
+
+/// The media type of the API's answers.
+pub const JSON: &str = "application/json; charset=utf-8";
 
 /// The body of every error: `{"error": "..."}`.
 #[derive(Serialize)]
@@ -28,7 +34,11 @@ struct ErrorBody<'a> {
 impl ApiResponse {
     fn json(value: &impl Serialize) -> Self {
         match serde_json::to_string(value) {
-            Ok(body) => Self { status: 200, body },
+            Ok(body) => Self {
+                status: 200,
+                content_type: JSON,
+                body,
+            },
             Err(e) => Self::error(&ApiError::new(
                 500,
                 format!("cannot encode the answer: {e}"),
@@ -41,6 +51,7 @@ impl ApiResponse {
             .unwrap_or_else(|_| r#"{"error":"unknown"}"#.to_owned());
         Self {
             status: e.status,
+            content_type: JSON,
             body,
         }
     }
@@ -72,9 +83,12 @@ pub async fn respond(
         Route::Spec => {
             return ApiResponse {
                 status: 200,
+                content_type: JSON,
                 body: OPENAPI.to_owned(),
             };
         }
+        Route::Page => return asset("index.html"),
+        Route::Asset(name) => return asset(&name),
         Route::Markets { limit, after } => match config.load(&month_of(now)).await {
             Ok(snapshot) => market_list(markets, &snapshot, limit, after.as_deref())
                 .await
@@ -107,6 +121,18 @@ pub async fn respond(
         },
     };
     answer.unwrap_or_else(|e| ApiResponse::unavailable(&e))
+}
+
+/// One of the dashboard's files, or a 404.
+fn asset(name: &str) -> ApiResponse {
+    match ASSETS.iter().find(|a| a.name == name) {
+        Some(a) => ApiResponse {
+            status: 200,
+            content_type: a.content_type,
+            body: a.body.to_owned(),
+        },
+        None => ApiResponse::error(&ApiError::new(404, "no such asset")),
+    }
 }
 
 fn no_figures(market: &str) -> ApiResponse {

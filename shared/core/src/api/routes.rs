@@ -39,6 +39,10 @@ pub enum Granularity {
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /`: the dashboard page.
+    Page,
+    /// `GET /assets/{file}`: the page's scripts and styles.
+    Asset(String),
     /// `GET /openapi.json`
     Spec,
     /// `GET /markets?limit=&after=`: the watched markets with their headline figures.
@@ -109,6 +113,8 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
         .skip(1)
         .collect();
     let route = match segments.as_slice() {
+        [] | [""] => Route::Page,
+        ["assets", file] => Route::Asset((*file).to_owned()),
         ["openapi.json"] => Route::Spec,
         ["health"] => Route::Health,
         ["markets"] => Route::Markets {
@@ -239,6 +245,11 @@ mod tests {
     #[test]
     fn reads_every_route() {
         assert_eq!(get("/openapi.json", &[]), Ok(Route::Spec));
+        assert_eq!(get("/", &[]), Ok(Route::Page));
+        assert_eq!(
+            get("/assets/app.js", &[]),
+            Ok(Route::Asset("app.js".into()))
+        );
         assert_eq!(get("/health/", &[]), Ok(Route::Health));
         assert_eq!(
             get("/markets", &[("limit", "10"), ("after", "nashville-tn")]),

@@ -1,0 +1,25 @@
+//! The dashboard: a page and its assets, built into the binary so the stack serves them
+//! itself (no CDN, no external font). They read the API with the bearer token the person
+//! gives the page once (kept in the browser's local storage).
+
+/// One file the page needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
+}
+
+/// Every file of the dashboard; `index.html` is served at `/`, the others at `/assets/NAME`.
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("dashboard/index.html"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("dashboard/app.js"),
+    },
+];
