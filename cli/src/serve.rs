@@ -39,8 +39,18 @@ async fn answer(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if !public(&path) && !bearer_matches(authorization, &served.token) {
-        // API Gateway's answer to a request its authorizer refuses.
-        return (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#).into_response();
+        // API Gateway's answers: 401 without the identity source, 403 when the authorizer
+        // refuses it.
+        let (status, body) = match authorization {
+            None => (StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#),
+            Some(_) => (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#),
+        };
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(realty_core::api::JSON),
+        );
+        return response;
     }
     // Of a repeated parameter the first counts, as in the Lambda.
     let query = pairs

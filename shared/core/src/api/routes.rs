@@ -175,6 +175,25 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             ));
         }
     };
+    let known: &[&str] = match &route {
+        Route::Markets { .. } => &["limit", "after"],
+        Route::History { .. } => &["period", "from", "to"],
+        _ => &[],
+    };
+    if let Some(name) = request.query.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::bad(if known.is_empty() {
+            format!(
+                "unknown query parameter {:?}: this resource takes none",
+                truncate(name)
+            )
+        } else {
+            format!(
+                "unknown query parameter {:?}: this resource takes {}",
+                truncate(name),
+                known.join(", ")
+            )
+        }));
+    }
     if request.method != "GET" && request.method != "HEAD" {
         return Err(ApiError::new(
             405,
@@ -291,6 +310,8 @@ mod tests {
         assert_eq!(status(get("/markets", &[("limit", "0")])), 400);
         assert_eq!(status(get("/markets", &[("limit", "201")])), 400);
         assert_eq!(status(get("/markets", &[("after", "x")])), 400);
+        assert_eq!(status(get("/markets", &[("", "false")])), 400);
+        assert_eq!(status(get("/health", &[("verbose", "1")])), 400);
         assert_eq!(
             status(get(
                 "/markets/nashville-tn/history",
