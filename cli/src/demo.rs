@@ -26,6 +26,8 @@ use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::message::AlertBody;
 use realty_core::config::StackResources;
 use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, WatchedMarket};
+use realty_core::poller::ports::ConfigStore;
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
@@ -304,6 +306,22 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         concurrency: built.concurrency,
         delisting_guard: built.delisting_guard,
     };
+    // The demo's markets are watched, as `realty markets add` would make them: the API, the
+    // dashboard and a scheduled poll see them (the demo itself polls them at its own pace).
+    for market in &args.markets {
+        poller
+            .config
+            .put_market(&WatchedMarket {
+                market: market.clone(),
+                sources: vec!["zillow".into()],
+                min_price: None,
+                max_price: None,
+                home_types: Vec::new(),
+                poll_every_minutes: DEFAULT_POLL_MINUTES,
+            })
+            .await
+            .with_context(|| format!("watching {market}"))?;
+    }
 
     // The two event source mappings, with the real handlers.
     let StreamMappings {
@@ -474,6 +492,9 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     println!(
         "          realty report --market {}",
         args.markets.first().map_or("nashville-tn", String::as_str)
+    );
+    println!(
+        "serve:    realty serve   (the market API and its dashboard on http://127.0.0.1:8080/; the page asks for `realty api token`)"
     );
     println!("stop:     realty down");
     Ok(())
