@@ -152,6 +152,7 @@ fn record_metrics(outcome: &AlertOutcome) {
     metrics::counter!("alerts_due", "alert_type" => "undervalued")
         .increment(s.undervalued_due as u64);
     metrics::counter!("changes_without_median").increment(s.without_median as u64);
+    // The total (the dashboard's); `process` also counts them per alert type.
     metrics::counter!("alerts_published").increment(s.published as u64);
     metrics::counter!("alerts_already_published").increment(s.already_published as u64);
     metrics::counter!("alerts_unpublished").increment(s.unpublished as u64);
