@@ -1,0 +1,256 @@
+//! The dashboard in a real browser: a local stack the pipeline has filled over a simulated
+//! week, `realty serve --port 0` over it, headless Chromium (driven over the DevTools
+//! protocol by chromiumoxide) opening the page, refused a wrong token, given the right one
+//! through the page's form, drawing the market list, then a market's charts once it is
+//! clicked; a screenshot of each view is saved under target/tmp/dashboard/.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use chromiumoxide::Page;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::page::ScreenshotParams;
+use futures::StreamExt as _;
+use libtest_mimic::Failed;
+use realty_aws::functions::metrics::MetricsFunction;
+use realty_core::poller::run::PollRequest;
+use realty_core::sources::SourceKind;
+use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
+use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_tests::{TestAws, ensure};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::demo::pump_until_quiet;
+use crate::operations::{LocalCli, setup};
+
+crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
+/// Daily polls, so that the charts have a week of days and the 7-day average moves.
+const DAYS: i64 = 8;
+/// The charts a market view draws (app.js / charts.js).
+const CHARTS: usize = 5;
+/// Many times what the page takes here to draw; past it the page is stuck.
+const PAGE_DEADLINE: Duration = Duration::from_secs(60);
+/// Bound on `realty serve` printing its address (it reads the token from the stack first).
+const SERVE_DEADLINE: Duration = Duration::from_secs(120);
+
+struct Metrics(MetricsFunction);
+
+impl StreamFunction for Metrics {
+    type Event = KinesisEvent;
+    type Response = KinesisEventResponse;
+
+    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
+        Ok(Box::pin(self.0.handle(event)).await.0)
+    }
+}
+
+async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    if !Path::new(CHROMIUM).exists() {
+        println!(
+            "skipped the dashboard's browser test: {CHROMIUM} is not installed (Debian package `chromium`)"
+        );
+        return Ok(());
+    }
+    let s = setup(&aws).await?;
+    let sim = SimServer::start(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        SimConfig {
+            seed: 161,
+            market: MarketConfig {
+                markets: MARKETS.iter().map(|m| m.to_string()).collect(),
+                listings_per_market: 120,
+                ..MarketConfig::default()
+            },
+            faults: FaultConfig::none(),
+        },
+    )
+    .await?;
+    s.set_key(SourceKind::Zillow, "test-key-zillow").await?;
+    for market in MARKETS {
+        s.watch(market, &["zillow"]).await?;
+    }
+    let poller = s.function(&sim).await?;
+    let mut metrics = Mapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "MetricsFunction",
+        Metrics(MetricsFunction::new(&s.sdk, &s.resources)),
+    )
+    .await?;
+    for day in 0..DAYS {
+        if day > 0 {
+            sim.handle().advance(chrono::TimeDelta::days(1))?;
+        }
+        let polled = poller
+            .handle(&PollRequest::default(), sim.handle().now())
+            .await;
+        ensure(polled.failed_markets == 0, format!("day {day}: {polled:?}"))?;
+        pump_until_quiet(&mut metrics).await?;
+    }
+
+    let cli = s.local_cli(&aws).await?;
+    let mut serve = cli.command(&["serve", "--port", "0"]);
+    serve
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut server = serve.spawn()?;
+    let (url, token) = tokio::time::timeout(SERVE_DEADLINE, address_and_token(&mut server))
+        .await
+        .map_err(|_| "realty serve printed no address in time")??;
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    std::fs::create_dir_all(&shots)?;
+    let checked = in_chromium(&url, &token, &cli, &shots).await;
+    server.start_kill()?;
+    let _ = server.wait().await;
+    let _ = std::fs::remove_dir_all(&cli.state_dir);
+    sim.shutdown().await?;
+    checked
+}
+
+/// The URL and the token `realty serve` prints: `market API of ... at http://ADDR/`, then
+/// `  curl -H "Authorization: Bearer TOKEN" ...`.
+async fn address_and_token(server: &mut tokio::process::Child) -> Result<(String, String), Failed> {
+    let stdout = server.stdout.take().ok_or("realty serve has no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut url = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some((_, at)) = line.split_once(" at http://") {
+            url = Some(format!("http://{}", at.trim()));
+        } else if let Some((_, rest)) = line.split_once("Bearer ") {
+            let token = rest.split('"').next().unwrap_or_default().to_owned();
+            let url = url.ok_or("realty serve printed the token before its address")?;
+            // Keep reading its output so that the server never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Ok((url, token));
+        }
+    }
+    Err("realty serve stopped before printing its address".into())
+}
+
+async fn in_chromium(url: &str, token: &str, cli: &LocalCli, shots: &Path) -> Result<(), Failed> {
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .no_sandbox()
+        .arg("--disable-gpu")
+        .user_data_dir(cli.state_dir.join("chromium-profile"))
+        .window_size(1200, 1600)
+        .viewport(None)
+        .build()?;
+    let (mut browser, mut events) = Browser::launch(config).await?;
+    // The connection only moves while its events are read; an event this chromiumoxide
+    // does not know (a newer Chromium) is an error to skip, not a reason to stop.
+    let driver = tokio::spawn(async move { while events.next().await.is_some() {} });
+    let checked = drive(&browser, url, token, shots).await;
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    driver.abort();
+    checked
+}
+
+async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
+    let page = browser.new_page(url).await?;
+    // No token yet: the page asks for one.
+    wait_for(
+        &page,
+        "the token form",
+        "!document.getElementById('token-form').hidden",
+    )
+    .await?;
+    give_token(&page, "not-the-token").await?;
+    wait_for(
+        &page,
+        "the form again, saying the token was refused",
+        "!document.getElementById('token-form').hidden && document.getElementById('token-message').textContent.includes('not accepted')",
+    )
+    .await?;
+    give_token(&page, token).await?;
+    let listed = format!(
+        "document.getElementById('markets-view').dataset.ready === '{}' && !document.getElementById('markets-view').hidden",
+        MARKETS.len()
+    );
+    wait_for(&page, "the market list", &listed).await?;
+    wait_for(
+        &page,
+        "the sources' health",
+        "document.querySelectorAll('#sources tbody tr').length > 0",
+    )
+    .await?;
+    let names: Vec<String> = page
+        .evaluate("[...document.querySelectorAll('#markets button')].map(b => b.dataset.market)")
+        .await?
+        .into_value()?;
+    ensure(names == MARKETS, format!("the page lists {names:?}"))?;
+    save(&page, &shots.join("markets.png")).await?;
+
+    page.find_element(&format!("#markets button[data-market='{}']", MARKETS[0]))
+        .await?
+        .click()
+        .await?;
+    let drawn = format!(
+        "document.getElementById('market-view').dataset.ready === '{}:{CHARTS}' && [...document.querySelectorAll('#charts .chart')].filter(c => {{ const k = c.querySelector('canvas'); return k && k.width > 0 && k.height > 0; }}).length === {CHARTS}",
+        MARKETS[0]
+    );
+    wait_for(&page, "the market's charts", &drawn).await?;
+    let market = shots.join("market.png");
+    save(&page, &market).await?;
+    println!(
+        "dashboard screenshots: {} and markets.png",
+        market.display()
+    );
+    Ok(())
+}
+
+async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
+    page.find_element("#token")
+        .await?
+        .click()
+        .await?
+        .type_str(token)
+        .await?;
+    page.find_element("#token-form button")
+        .await?
+        .click()
+        .await?;
+    Ok(())
+}
+
+/// Waits until `condition` (a JavaScript expression) holds in the page.
+async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed> {
+    let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
+    loop {
+        let holds: bool = page
+            .evaluate(format!("Boolean({condition})"))
+            .await?
+            .into_value()?;
+        if holds {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            let status: String = page
+                .evaluate("document.getElementById('status').textContent")
+                .await?
+                .into_value()?;
+            return Err(
+                format!("the page never showed {what} (its status line: {status:?})").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn save(page: &Page, path: &Path) -> Result<(), Failed> {
+    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
+        .await?;
+    Ok(())
+}
