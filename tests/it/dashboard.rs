@@ -2,7 +2,8 @@
 //! week, `realty serve --port 0` over it, headless Chromium (driven over the DevTools
 //! protocol by chromiumoxide) opening the page, refused a wrong token, given the right one
 //! through the page's form, drawing the market list, then a market's charts once it is
-//! clicked; a screenshot of each view is saved under target/tmp/dashboard/.
+//! clicked, its averages the pipeline's, and at a phone's width; screenshots of the views are
+//! saved under target/tmp/dashboard/ (CARGO_TARGET_TMPDIR).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt as _;
 use libtest_mimic::Failed;
@@ -144,7 +146,7 @@ async fn in_chromium(url: &str, token: &str, cli: &LocalCli, shots: &Path) -> Re
         .no_sandbox()
         .arg("--disable-gpu")
         .user_data_dir(cli.state_dir.join("chromium-profile"))
-        .window_size(1200, 1600)
+        .window_size(1200, 900)
         .viewport(None)
         .build()?;
     let (mut browser, mut events) = Browser::launch(config).await?;
@@ -204,11 +206,49 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     wait_for(&page, "the market's charts", &drawn).await?;
     let market = shots.join("market.png");
     save(&page, &market).await?;
+    averages_match_the_pipelines(&page).await?;
+
+    // A phone: the charts shrink to the screen, nothing runs off its side.
+    page.execute(SetDeviceMetricsOverrideParams::new(390, 844, 2.0, true))
+        .await?;
+    wait_for(
+        &page,
+        "the charts at a phone's width",
+        "[...document.querySelectorAll('#charts canvas')].every(k => k.getBoundingClientRect().right <= window.innerWidth) && document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await?;
+    save(&page, &shots.join("market-phone.png")).await?;
     println!(
-        "dashboard screenshots: {} and markets.png",
+        "dashboard screenshots: {} (and markets.png, market-phone.png beside it)",
         market.display()
     );
     Ok(())
+}
+
+/// The page draws the 7- and 30-day averages itself (the API stores only their latest
+/// values): its latest ones are the pipeline's.
+async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
+    let pairs: Vec<Option<f64>> = page
+        .evaluate_function(format!(
+            "async () => {{
+               const r = await api('/markets/{}');
+               const days = r.daily.map(s => Charts.daySeconds(s.period));
+               const prices = r.daily.map(s => s.figures.median_price ?? null);
+               const last = (w) => Charts.movingAverage(days, prices, w).at(-1) ?? null;
+               return [last(7), r.trends.median_price_ma_7d, last(30), r.trends.median_price_ma_30d];
+             }}",
+            MARKETS[0]
+        ))
+        .await?
+        .into_value()?;
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+        _ => false,
+    };
+    ensure(
+        pairs.len() == 4 && close(pairs[0], pairs[1]) && close(pairs[2], pairs[3]),
+        format!("the page's latest 7/30-day averages and the pipeline's: {pairs:?}"),
+    )
 }
 
 async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {

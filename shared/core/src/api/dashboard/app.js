@@ -157,7 +157,8 @@ async function showMarket(market) {
   const list = $("market-figures");
   list.replaceChildren();
   figure(list, "Median asking price", or(live.median_price, fmt.money));
-  figure(list, "Change in 7 days", changeText(trends.median_price_change_7d_pct, 7));
+  const change = trends.median_price_change_7d_pct;
+  figure(list, "Change in 7 days", change == null ? "not known yet" : fmt.change.format(change / 100));
   figure(list, "7-day average", or(trends.median_price_ma_7d, fmt.money));
   figure(list, "30-day average", or(trends.median_price_ma_30d, fmt.money));
   figure(list, "Homes for sale", or(live.active_listings, fmt.count));
