@@ -19,6 +19,8 @@ use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt as _;
 use libtest_mimic::Failed;
 use realty_aws::functions::metrics::MetricsFunction;
+use realty_core::metrics::aggregate::MarketFigures;
+use realty_core::metrics::history::trends;
 use realty_core::poller::run::PollRequest;
 use realty_core::sources::SourceKind;
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
@@ -226,9 +228,15 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
 }
 
 /// The page draws the 7- and 30-day averages itself (the API stores only their latest
-/// values): its latest ones are the pipeline's.
+/// values): its latest ones are the market's stored ones, and on a made-up series with gaps
+/// and moving prices its every day's averages are what the pipeline's `trends` says.
 async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
-    let pairs: Vec<Option<f64>> = page
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+        (None, None) => true,
+        _ => false,
+    };
+    let latest: Vec<Option<f64>> = page
         .evaluate_function(format!(
             "async () => {{
                const r = await api('/markets/{}');
@@ -241,14 +249,58 @@ async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
         ))
         .await?
         .into_value()?;
-    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-        _ => false,
-    };
     ensure(
-        pairs.len() == 4 && close(pairs[0], pairs[1]) && close(pairs[2], pairs[3]),
-        format!("the page's latest 7/30-day averages and the pipeline's: {pairs:?}"),
-    )
+        latest.len() == 4
+            && latest[0].is_some()
+            && close(latest[0], latest[1])
+            && close(latest[2], latest[3]),
+        format!("the page's latest 7/30-day averages and the stored ones: {latest:?}"),
+    )?;
+
+    let first = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).ok_or("no such day")?;
+    let daily: Vec<(chrono::NaiveDate, MarketFigures)> = (0..45i64)
+        .filter(|d| d % 4 != 3)
+        .map(|d| {
+            let price = 300_000.0 + 1_000.0 * ((d * 37) % 11) as f64 + 500.0 * d as f64;
+            let figures = MarketFigures {
+                median_price: Some(price),
+                ..MarketFigures::default()
+            };
+            (first + chrono::TimeDelta::days(d), figures)
+        })
+        .collect();
+    let periods: Vec<String> = daily.iter().map(|(d, _)| d.to_string()).collect();
+    let prices: Vec<Option<f64>> = daily.iter().map(|(_, f)| f.median_price).collect();
+    let drawn: Vec<(Option<f64>, Option<f64>)> = page
+        .evaluate_function(format!(
+            "() => {{
+               const days = {}.map(p => Charts.daySeconds(p));
+               const prices = {};
+               const week = Charts.movingAverage(days, prices, 7);
+               const month = Charts.movingAverage(days, prices, 30);
+               return week.map((w, i) => [w, month[i]]);
+             }}",
+            serde_json::to_string(&periods)?,
+            serde_json::to_string(&prices)?
+        ))
+        .await?
+        .into_value()?;
+    ensure(
+        drawn.len() == daily.len(),
+        format!("{} days drawn", drawn.len()),
+    )?;
+    for (k, (day, _)) in daily.iter().enumerate() {
+        let stored = trends(&daily[..=k], *day);
+        ensure(
+            close(drawn[k].0, stored.median_price_ma_7d)
+                && close(drawn[k].1, stored.median_price_ma_30d),
+            format!(
+                "{day}: the page draws {:?}, the pipeline stores {stored:?}",
+                drawn[k]
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
