@@ -10,43 +10,40 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+const fn asset(name: &'static str, content_type: &'static str, body: &'static str) -> Asset {
+    Asset {
+        name,
+        content_type,
+        body,
+    }
+}
+
 /// Every file of the dashboard; `index.html` is served at `/`, the others at `/assets/NAME`
 /// (one path segment, so the vendored files are named flat here though they sit in vendor/).
 pub const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("dashboard/index.html"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("dashboard/style.css"),
-    },
-    Asset {
-        name: "charts.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("dashboard/charts.js"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("dashboard/app.js"),
-    },
-    // uPlot 1.6.32 from npm (`npm pack uplot@1.6.32`, dist/), MIT: the charts.
-    Asset {
-        name: "uPlot.iife.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("dashboard/vendor/uPlot.iife.min.js"),
-    },
-    Asset {
-        name: "uPlot.min.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("dashboard/vendor/uPlot.min.css"),
-    },
-    Asset {
-        name: "uPlot.LICENSE",
-        content_type: "text/plain; charset=utf-8",
-        body: include_str!("dashboard/vendor/uPlot.LICENSE"),
-    },
+    asset("index.html", HTML, include_str!("dashboard/index.html")),
+    asset("style.css", CSS, include_str!("dashboard/style.css")),
+    asset("charts.js", JS, include_str!("dashboard/charts.js")),
+    asset("app.js", JS, include_str!("dashboard/app.js")),
+    // uPlot 1.6.32 from npm (`npm pack uplot@1.6.32`, its dist/ and LICENSE), MIT: the charts.
+    asset(
+        "uPlot.iife.min.js",
+        JS,
+        include_str!("dashboard/vendor/uPlot.iife.min.js"),
+    ),
+    asset(
+        "uPlot.min.css",
+        CSS,
+        include_str!("dashboard/vendor/uPlot.min.css"),
+    ),
+    asset(
+        "uPlot.LICENSE",
+        TEXT,
+        include_str!("dashboard/vendor/uPlot.LICENSE"),
+    ),
 ];
