@@ -163,7 +163,13 @@ async fn in_chromium(url: &str, token: &str, cli: &LocalCli, shots: &Path) -> Re
 }
 
 async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
-    let page = browser.new_page(url).await?;
+    let page = browser.new_page("about:blank").await?;
+    // Every uncaught error of the page's scripts, to fail on at the end.
+    page.evaluate_on_new_document(
+        "window.pageErrors = []; window.addEventListener('error', e => window.pageErrors.push(String(e.message))); window.addEventListener('unhandledrejection', e => window.pageErrors.push(String(e.reason)));",
+    )
+    .await?;
+    page.goto(url).await?;
     // No token yet: the page asks for one.
     wait_for(
         &page,
@@ -220,6 +226,11 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     )
     .await?;
     save(&page, &shots.join("market-phone.png")).await?;
+    let errors: Vec<String> = page.evaluate("window.pageErrors").await?.into_value()?;
+    ensure(
+        errors.is_empty(),
+        format!("the page's scripts failed: {errors:?}"),
+    )?;
     println!(
         "dashboard screenshots: {} (and markets.png, market-phone.png beside it)",
         market.display()

@@ -145,8 +145,17 @@ const Charts = (() => {
       plots.push(new uPlot(options, [days, ...chart.series.map((s) => s.values)], plotArea));
     }
     observer?.disconnect();
+    // Resized on the next frame, and only when the width changed: resizing inside the
+    // observer's callback would start another round of it.
     observer = new ResizeObserver(() => {
-      plots.forEach((p) => p.setSize({ width: widthOf(p.root.parentElement), height: 220 }));
+      requestAnimationFrame(() => {
+        for (const p of plots) {
+          const width = widthOf(p.root.parentElement);
+          if (width !== p.width) {
+            p.setSize({ width, height: 220 });
+          }
+        }
+      });
     });
     observer.observe(container);
     return charts.length;
