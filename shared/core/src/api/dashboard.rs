@@ -47,3 +47,31 @@ pub const ASSETS: &[Asset] = &[
         include_str!("dashboard/vendor/uPlot.LICENSE"),
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// Each `/assets/NAME` the page loads is in the list (a missing one is a 404 in the
+    /// browser and a page without charts).
+    #[test]
+    fn the_page_names_only_served_assets() {
+        let page = ASSETS
+            .iter()
+            .find(|a| a.name == "index.html")
+            .map(|a| a.body)
+            .unwrap_or_default();
+        let named: Vec<&str> = page
+            .split("/assets/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(named.len(), 5, "{named:?}");
+        for name in named {
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "{name} is not served"
+            );
+        }
+    }
+}
