@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod bounds;
+mod dashboard;
 mod demo;
 mod emulator;
 mod metrics;
@@ -40,6 +41,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(operations::tests());
     all.extend(monitoring::tests());
     all.extend(api::tests());
+    all.extend(dashboard::tests());
     all.extend(alerts::tests());
     all.extend(demo::tests());
     all
