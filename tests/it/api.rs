@@ -9,24 +9,21 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use aws_lambda_events::event::apigw::{
     ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
 };
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::KinesisEventResponse;
 use libtest_mimic::Failed;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_core::poller::ports::SecretSource;
 use realty_core::poller::run::PollRequest;
 use realty_core::sources::SourceKind;
-use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
+use realty_infra::runner::Mapping;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::{TestAws, ensure, run_bounded};
+use realty_tests::{MetricsHandler, TestAws, ensure, run_bounded};
 use serde_json::{Value, json};
 
+use crate::dashboard::address_and_token;
 use crate::demo::pump_until_quiet;
 use crate::operations::{Setup, run, setup};
 
@@ -36,17 +33,6 @@ crate::async_tests!(
 );
 
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
-
-struct Metrics(MetricsFunction);
-
-impl StreamFunction for Metrics {
-    type Event = KinesisEvent;
-    type Response = KinesisEventResponse;
-
-    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event)).await.0)
-    }
-}
 
 /// An HTTP API (payload 2.0) event for `GET path?query`.
 fn get(path: &str, query: &[(&str, &str)]) -> Result<ApiGatewayV2httpRequest, Failed> {
@@ -92,17 +78,21 @@ fn authorizer_event(
     }))?)
 }
 
-/// A stack the pipeline has filled: both markets watched and polled from the simulator, their
-/// events through the metrics function.
-async fn filled(aws: &TestAws) -> Result<(Setup, SimServer), Failed> {
+/// A stack the pipeline has filled: both markets watched and polled from the simulator once
+/// a day for `days` days (seed `seed`), their events through the metrics function.
+pub(crate) async fn filled(
+    aws: &TestAws,
+    seed: u64,
+    days: i64,
+) -> Result<(Setup, SimServer), Failed> {
     let s = setup(aws).await?;
     let sim = SimServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SimConfig {
-            seed: 91,
+            seed,
             market: MarketConfig {
                 markets: MARKETS.iter().map(|m| m.to_string()).collect(),
-                listings_per_market: 150,
+                listings_per_market: 120,
                 ..MarketConfig::default()
             },
             faults: FaultConfig::none(),
@@ -114,31 +104,34 @@ async fn filled(aws: &TestAws) -> Result<(Setup, SimServer), Failed> {
         s.watch(market, &["zillow"]).await?;
     }
     let poller = s.function(&sim).await?;
-    let polled = poller
-        .handle(&PollRequest::default(), sim.handle().now())
-        .await;
-    ensure(
-        polled.failed_markets == 0 && polled.published > 0,
-        format!("{polled:?}"),
-    )?;
-    let template = aws.template();
     let mut metrics = Mapping::new(
         &s.sdk,
-        &template,
+        &aws.template(),
         &s.stack,
         "MetricsFunction",
-        Metrics(MetricsFunction::new(&s.sdk, &s.resources)),
+        MetricsHandler(MetricsFunction::new(&s.sdk, &s.resources)),
     )
     .await?;
-    pump_until_quiet(&mut metrics).await?;
-
+    for day in 0..days {
+        if day > 0 {
+            sim.handle().advance(chrono::TimeDelta::days(1))?;
+        }
+        let polled = poller
+            .handle(&PollRequest::default(), sim.handle().now())
+            .await;
+        ensure(
+            polled.failed_markets == 0 && (day > 0 || polled.published > 0),
+            format!("day {day}: {polled:?}"),
+        )?;
+        pump_until_quiet(&mut metrics).await?;
+    }
     Ok((s, sim))
 }
 
 async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    let (s, sim) = filled(&aws).await?;
+    let (s, sim) = filled(&aws, 91, 1).await?;
     let api = ApiFunction::new(&s.sdk, &s.resources);
     let now = chrono::Utc::now();
     let answer = |status: i64, body: Option<&aws_lambda_events::encodings::Body>| {
@@ -269,31 +262,16 @@ async fn schemathesis(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Fa
 }
 
 async fn the_served_api_conforms_to_its_openapi_document(aws: Arc<TestAws>) -> Result<(), Failed> {
-    let (s, sim) = filled(&aws).await?;
+    let (s, sim) = filled(&aws, 91, 1).await?;
     let cli = s.local_cli(&aws).await?;
     let checker = schemathesis(&aws.project_root, &cli.state_dir).await?;
     let mut serve = cli.command(&["serve", "--port", "0"]);
-    serve
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
+    serve.stdout(Stdio::piped()).kill_on_drop(true);
     let mut server = serve.spawn()?;
-    let stdout = server.stdout.take().ok_or("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .map_err(|_| "realty serve printed nothing in 60 s")??
-        .ok_or("realty serve ended")?;
-    let url = first
-        .split(" at ")
-        .nth(1)
-        .ok_or(format!("no address in {first:?}"))?
-        .trim()
-        .to_owned();
-    let token = s
-        .secrets
-        .secret_string(&s.resources.api_token_secret)
-        .await?;
+    let (url, token) =
+        tokio::time::timeout(Duration::from_secs(120), address_and_token(&mut server))
+            .await
+            .map_err(|_| "realty serve printed no address in time")??;
     let token = token.trim();
 
     // The same answers as API Gateway in front of the authorizer.

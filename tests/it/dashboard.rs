@@ -5,31 +5,23 @@
 //! clicked, its averages the pipeline's, and at a phone's width; screenshots of the views are
 //! saved under target/tmp/dashboard/ (CARGO_TARGET_TMPDIR).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::KinesisEventResponse;
+use crate::api::filled;
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt as _;
 use libtest_mimic::Failed;
-use realty_aws::functions::metrics::MetricsFunction;
 use realty_core::metrics::aggregate::MarketFigures;
 use realty_core::metrics::history::trends;
-use realty_core::poller::run::PollRequest;
-use realty_core::sources::SourceKind;
-use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
-use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_tests::{TestAws, ensure};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::demo::pump_until_quiet;
-use crate::operations::{LocalCli, setup};
+use crate::operations::LocalCli;
 
 crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
 
@@ -44,17 +36,6 @@ const PAGE_DEADLINE: Duration = Duration::from_secs(60);
 /// Bound on `realty serve` printing its address (it reads the token from the stack first).
 const SERVE_DEADLINE: Duration = Duration::from_secs(120);
 
-struct Metrics(MetricsFunction);
-
-impl StreamFunction for Metrics {
-    type Event = KinesisEvent;
-    type Response = KinesisEventResponse;
-
-    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event)).await.0)
-    }
-}
-
 async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
@@ -64,43 +45,7 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
         );
         return Ok(());
     }
-    let s = setup(&aws).await?;
-    let sim = SimServer::start(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        SimConfig {
-            seed: 161,
-            market: MarketConfig {
-                markets: MARKETS.iter().map(|m| m.to_string()).collect(),
-                listings_per_market: 120,
-                ..MarketConfig::default()
-            },
-            faults: FaultConfig::none(),
-        },
-    )
-    .await?;
-    s.set_key(SourceKind::Zillow, "test-key-zillow").await?;
-    for market in MARKETS {
-        s.watch(market, &["zillow"]).await?;
-    }
-    let poller = s.function(&sim).await?;
-    let mut metrics = Mapping::new(
-        &s.sdk,
-        &aws.template(),
-        &s.stack,
-        "MetricsFunction",
-        Metrics(MetricsFunction::new(&s.sdk, &s.resources)),
-    )
-    .await?;
-    for day in 0..DAYS {
-        if day > 0 {
-            sim.handle().advance(chrono::TimeDelta::days(1))?;
-        }
-        let polled = poller
-            .handle(&PollRequest::default(), sim.handle().now())
-            .await;
-        ensure(polled.failed_markets == 0, format!("day {day}: {polled:?}"))?;
-        pump_until_quiet(&mut metrics).await?;
-    }
+    let (s, sim) = filled(&aws, 161, DAYS).await?;
 
     let cli = s.local_cli(&aws).await?;
     let mut serve = cli.command(&["serve", "--port", "0"]);
@@ -124,7 +69,9 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
 
 /// The URL and the token `realty serve` prints: `market API of ... at http://ADDR/`, then
 /// `  curl -H "Authorization: Bearer TOKEN" ...`.
-async fn address_and_token(server: &mut tokio::process::Child) -> Result<(String, String), Failed> {
+pub(crate) async fn address_and_token(
+    server: &mut tokio::process::Child,
+) -> Result<(String, String), Failed> {
     let stdout = server.stdout.take().ok_or("realty serve has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let mut url = None;

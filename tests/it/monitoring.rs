@@ -10,8 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::event::kinesis::KinesisEvent;
-use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
 use metrics_util::debugging::DebuggingRecorder;
@@ -30,7 +29,7 @@ use realty_core::sources::SourceKind;
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_infra::template::{Context, MonitoredMetric, monitored_metrics};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_tests::{TestAws, ensure};
+use realty_tests::{MetricsHandler, TestAws, ensure};
 
 use crate::demo::pump_until_quiet;
 
@@ -64,17 +63,6 @@ fn recorded<T>(
             .insert(key.labels().map(|l| l.key().to_owned()).collect());
     }
     (out, emitted)
-}
-
-struct Metrics(MetricsFunction);
-
-impl StreamFunction for Metrics {
-    type Event = KinesisEvent;
-    type Response = KinesisEventResponse;
-
-    async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event)).await.0)
-    }
 }
 
 struct Alerts(AlertsFunction);
@@ -279,7 +267,7 @@ fn run_functions(
             template,
             stack,
             "MetricsFunction",
-            Metrics(MetricsFunction::new(&sdk, &resources)),
+            MetricsHandler(MetricsFunction::new(&sdk, &resources)),
         )
         .await?;
         let alerts_config = AlertsConfig::from_lookup(|_| None)?;

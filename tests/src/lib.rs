@@ -383,6 +383,21 @@ pub fn ensure(condition: bool, message: impl Into<String>) -> Result<(), libtest
     }
 }
 
+/// The metrics function as the local event source mapping invokes it.
+pub struct MetricsHandler(pub realty_aws::functions::metrics::MetricsFunction);
+
+impl realty_infra::runner::StreamFunction for MetricsHandler {
+    type Event = aws_lambda_events::event::kinesis::KinesisEvent;
+    type Response = aws_lambda_events::event::streams::KinesisEventResponse;
+
+    async fn invoke(
+        &self,
+        event: Self::Event,
+    ) -> Result<Self::Response, realty_infra::runner::FunctionError> {
+        Ok(Box::pin(self.0.handle(event)).await.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
