@@ -108,6 +108,7 @@ pub fn project_root() -> Result<PathBuf, EmulatorError> {
 pub fn ensure_venv(root: &Path) -> Result<PathBuf, EmulatorError> {
     ensure_requirements(
         root,
+        &root.join(".venv"),
         &root.join(REQUIREMENTS_FILE),
         INSTALLED_STAMP,
         "the local AWS tools (first use, about a minute)",
@@ -123,16 +124,35 @@ pub fn ensure_extra_venv(
     what: &str,
 ) -> Result<PathBuf, EmulatorError> {
     ensure_venv(root)?;
-    ensure_requirements(root, requirements_path, stamp_name, what)
+    ensure_requirements(
+        root,
+        &root.join(".venv"),
+        requirements_path,
+        stamp_name,
+        what,
+    )
+}
+
+/// Makes sure the virtualenv `venv` holds exactly the pinned packages of `requirements_path`
+/// (a tool whose dependencies must not move the local AWS tools' own, such as a test's
+/// checker). Returns the venv's path.
+pub fn ensure_separate_venv(
+    root: &Path,
+    venv: &Path,
+    requirements_path: &Path,
+    what: &str,
+) -> Result<PathBuf, EmulatorError> {
+    ensure_requirements(root, venv, requirements_path, INSTALLED_STAMP, what)
 }
 
 fn ensure_requirements(
     root: &Path,
+    venv: &Path,
     requirements_path: &Path,
     stamp_name: &str,
     what: &str,
 ) -> Result<PathBuf, EmulatorError> {
-    let venv = root.join(".venv");
+    let venv = venv.to_path_buf();
     let requirements = fs::read_to_string(requirements_path).map_err(io_err(requirements_path))?;
     let stamp = venv.join(stamp_name);
     let up_to_date = || {

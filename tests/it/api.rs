@@ -224,47 +224,26 @@ async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
     Ok(())
 }
 
-/// Schemathesis, pinned, in a virtualenv of its own under target/ (installed once per
-/// requirements file).
-async fn schemathesis(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Failed> {
-    let requirements = project_root.join("tests/schemathesis-requirements.txt");
-    let venv = project_root.join("target/realty/venv-schemathesis");
-    let marker = venv.join("installed-requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)?;
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(venv.join("bin/schemathesis"));
-    }
-    let mut create = tokio::process::Command::new("python3");
-    create.args(["-m", "venv", "--clear"]).arg(&venv);
-    let created = run_bounded(create, Duration::from_secs(120), log_dir, "venv").await?;
-    ensure(created.status.success(), "python3 -m venv failed")?;
-    let mut install = tokio::process::Command::new(venv.join("bin/python"));
-    install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements);
-    let installed = run_bounded(install, Duration::from_secs(600), log_dir, "pip").await?;
-    ensure(
-        installed.status.success(),
-        format!(
-            "installing schemathesis failed:\n{}",
-            String::from_utf8_lossy(&installed.stderr)
-        ),
-    )?;
-    std::fs::write(&marker, wanted)?;
+/// Schemathesis, pinned, in a virtualenv of its own (its dependencies must not move the local
+/// AWS tools' in `.venv`), installed once per requirements file.
+async fn schemathesis(project_root: &Path) -> Result<PathBuf, Failed> {
+    let root = project_root.to_path_buf();
+    let venv = tokio::task::spawn_blocking(move || {
+        realty_infra::emulator::ensure_separate_venv(
+            &root,
+            &root.join("target/realty/venv-schemathesis"),
+            &root.join("tests/schemathesis-requirements.txt"),
+            "schemathesis, the API's checker (first use)",
+        )
+    })
+    .await??;
     Ok(venv.join("bin/schemathesis"))
 }
 
 async fn the_served_api_conforms_to_its_openapi_document(aws: Arc<TestAws>) -> Result<(), Failed> {
     let (s, sim) = filled(&aws, 91, 1).await?;
     let cli = s.local_cli(&aws).await?;
-    let checker = schemathesis(&aws.project_root, &cli.state_dir).await?;
+    let checker = schemathesis(&aws.project_root).await?;
     let mut serve = cli.command(&["serve", "--port", "0"]);
     serve.stdout(Stdio::piped()).kill_on_drop(true);
     let mut server = serve.spawn()?;
