@@ -109,6 +109,10 @@ impl Buckets {
             if count == 0 {
                 return Err(HistogramDecodeError("empty bucket stored"));
             }
+            // No real histogram holds 2^64 values: a sum past it is a corrupt item.
+            if buckets.total.checked_add(count).is_none() {
+                return Err(HistogramDecodeError("counts overflow"));
+            }
             buckets.add(bucket, count);
             previous = Some(bucket);
         }
@@ -386,5 +390,15 @@ mod tests {
         fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = LogHistogram::decode(&bytes);
         }
+    }
+
+    /// Found by the property test on a clean clone: counts summing past `u64::MAX`.
+    #[test]
+    fn counts_summing_past_u64_are_refused() {
+        let bytes = [
+            0, 1, 1, 1, 1, 1, 1, 128, 128, 128, 128, 128, 128, 128, 128, 128, 35, 1, 1, 1, 1, 1,
+            128, 128, 128, 128, 128, 128, 128, 128, 128, 29,
+        ];
+        assert!(LogHistogram::decode(&bytes).is_err());
     }
 }
