@@ -75,7 +75,8 @@ const Charts = (() => {
           format: fmt.money,
           series: [
             { label: "Median per sq ft", stroke: "#1f6feb", width: 2, values: pick("median_price_per_sqft") },
-            { label: "Unusually cheap below", stroke: "#98a2b3", dash: [6, 4], values: pick("price_per_sqft_anomaly_below") },
+            // A bound at or below $0 means no listing can be unusually cheap: not drawn.
+            { label: "Unusually cheap below", stroke: "#98a2b3", dash: [6, 4], values: pick("price_per_sqft_anomaly_below").map((v) => (v != null && v > 0 ? v : null)) },
             { label: "Unusually dear above", stroke: "#98a2b3", dash: [6, 4], values: pick("price_per_sqft_anomaly_above") },
           ],
         },
