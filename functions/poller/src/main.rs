@@ -26,7 +26,12 @@ async fn main() -> Result<(), Error> {
         if let Err(e) = emf.flush(std::io::stdout()) {
             tracing::warn!(error = %e, "cannot write EMF metrics");
         }
-        Ok::<_, Error>(summary)
+        // A poll that could not start (its configuration unreadable) fails the invocation:
+        // the errors alarm says so, and the event goes to the failure queue.
+        match summary.error {
+            Some(error) => Err(Error::from(error)),
+            None => Ok::<_, Error>(summary),
+        }
     }))
     .await
 }
