@@ -214,7 +214,12 @@ function askForToken(sentence) {
 
 // Draws what the address asks for: `#market/NAME` or the list.
 async function render() {
-  const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  let hash = "";
+  try {
+    hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+  } catch {
+    // A hand-typed, malformed address: show the market list.
+  }
   const market = hash.startsWith("market/") ? hash.slice("market/".length) : null;
   try {
     if (market) {
