@@ -34,19 +34,7 @@ pub struct KinesisPublisher {
 
 /// Groups entries (index, size) into calls within PutRecords' limits, in order.
 pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == MAX_RECORDS || bytes + size > MAX_REQUEST_BYTES) {
-            chunks.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        chunks.push(start..sizes.len());
-    }
-    chunks
+    super::retry::chunk_by_limits(sizes, MAX_RECORDS, MAX_REQUEST_BYTES)
 }
 
 impl EventPublisher for KinesisPublisher {

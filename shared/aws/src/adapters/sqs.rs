@@ -112,19 +112,7 @@ pub fn message_of(id: String, record: &PoisonRecord) -> Message {
 /// Groups messages (by body size, in order) into calls of at most
 /// [`MAX_MESSAGES_PER_BATCH`] messages and [`MAX_BATCH_BYTES`] of bodies.
 pub fn chunk_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == MAX_MESSAGES_PER_BATCH || bytes + size > MAX_BATCH_BYTES) {
-            chunks.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        chunks.push(start..sizes.len());
-    }
-    chunks
+    super::retry::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
 }
 
 /// What to do with the failed entries of a call: re-send those SQS may take next time, as
