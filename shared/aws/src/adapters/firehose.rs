@@ -47,19 +47,11 @@ pub fn pack_lines(lines: &[Vec<u8>], max_record_bytes: usize) -> Vec<Vec<u8>> {
 
 /// Splits records into calls within PutRecordBatch's limits, keeping their order.
 pub fn chunk_records(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, record) in records.iter().enumerate() {
-        if i > start && (i - start == MAX_RECORDS || bytes + record.len() > MAX_BYTES) {
-            chunks.push(&records[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += record.len();
-    }
-    if start < records.len() {
-        chunks.push(&records[start..]);
-    }
-    chunks
+    let sizes: Vec<usize> = records.iter().map(Vec::len).collect();
+    realty_core::ports::chunk_by_limits(&sizes, MAX_RECORDS, MAX_BYTES)
+        .into_iter()
+        .map(|range| &records[range])
+        .collect()
 }
 
 impl FirehoseArchive {

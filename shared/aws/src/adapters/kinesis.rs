@@ -34,7 +34,7 @@ pub struct KinesisPublisher {
 
 /// Groups entries (index, size) into calls within PutRecords' limits, in order.
 pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    super::retry::chunk_by_limits(sizes, MAX_RECORDS, MAX_REQUEST_BYTES)
+    realty_core::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_REQUEST_BYTES)
 }
 
 impl EventPublisher for KinesisPublisher {

@@ -108,29 +108,6 @@ where
     }
 }
 
-/// Groups entries (by size, in order) into calls of at most `max_count` entries and
-/// `max_bytes` of them: every batch API's two limits. An entry alone over `max_bytes` gets a
-/// call of its own (the callers refuse such entries before).
-pub fn chunk_by_limits(
-    sizes: &[usize],
-    max_count: usize,
-    max_bytes: usize,
-) -> Vec<std::ops::Range<usize>> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, size) in sizes.iter().enumerate() {
-        if i > start && (i - start == max_count || bytes + size > max_bytes) {
-            chunks.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        chunks.push(start..sizes.len());
-    }
-    chunks
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

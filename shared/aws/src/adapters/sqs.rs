@@ -112,7 +112,7 @@ pub fn message_of(id: String, record: &PoisonRecord) -> Message {
 /// Groups messages (by body size, in order) into calls of at most
 /// [`MAX_MESSAGES_PER_BATCH`] messages and [`MAX_BATCH_BYTES`] of bodies.
 pub fn chunk_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    super::retry::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
+    realty_core::ports::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
 }
 
 /// What to do with the failed entries of a call: re-send those SQS may take next time, as

@@ -337,18 +337,6 @@ pub fn cut_to(text: &str, max_bytes: usize) -> String {
 
 /// Splits messages into PublishBatch calls (10 entries, 256 KiB), keeping their order.
 pub fn publish_batches(messages: &[AlertMessage]) -> Vec<Range<usize>> {
-    let mut batches = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, message) in messages.iter().enumerate() {
-        let size = message.size_bytes();
-        if i > start && (i - start == MAX_BATCH_ENTRIES || bytes + size > MAX_BATCH_BYTES) {
-            batches.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < messages.len() {
-        batches.push(start..messages.len());
-    }
-    batches
+    let sizes: Vec<usize> = messages.iter().map(AlertMessage::size_bytes).collect();
+    crate::ports::chunk_by_limits(&sizes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
 }
