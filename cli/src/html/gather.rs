@@ -1,10 +1,9 @@
 //! Reads the report's figures from a stack's market table.
 
 use anyhow::Result;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, Utc};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
-use realty_core::metrics::aggregate::{MarketFigures, Scope};
-use realty_core::metrics::history::trends;
+use realty_core::metrics::aggregate::Scope;
 use realty_core::metrics::ports::Period;
 
 use super::data::{DailyPoint, MarketReport};
@@ -30,30 +29,31 @@ pub async fn gather(
                 &Period::Day(as_of.date_naive()).sort_key(),
             )
             .await?;
-        let by_day: Vec<(NaiveDate, MarketFigures)> = snapshots
+        // Each day's moving averages as the metrics function stored them with the day.
+        let daily: Vec<DailyPoint> = snapshots
             .iter()
             .filter_map(|s| match s.period {
-                Period::Day(d) => Some((d, s.figures.clone())),
+                Period::Day(date) => Some((date, &s.figures, s.trends.clone().unwrap_or_default())),
                 Period::Hour(_) => None,
             })
-            .collect();
-        let daily = by_day
-            .iter()
-            .map(|(date, f)| {
-                let t = trends(&by_day, *date);
-                DailyPoint {
-                    date: *date,
-                    median_price: f.median_price,
-                    median_price_ma_7d: t.median_price_ma_7d,
-                    median_price_ma_30d: t.median_price_ma_30d,
-                    active_listings: f.active_listings,
-                    pending_listings: f.pending_listings,
-                    new_listings: f.new_listings_today,
-                    price_cuts: f.price_cuts_today,
-                    delistings: f.delistings_today,
-                }
+            .map(|(date, f, t)| DailyPoint {
+                date,
+                median_price: f.median_price,
+                median_price_ma_7d: t.median_price_ma_7d,
+                median_price_ma_30d: t.median_price_ma_30d,
+                active_listings: f.active_listings,
+                pending_listings: f.pending_listings,
+                new_listings: f.new_listings_today,
+                price_cuts: f.price_cuts_today,
+                delistings: f.delistings_today,
             })
             .collect();
+        let latest_trends = snapshots
+            .iter()
+            .rev()
+            .find(|s| s.period == Period::Day(as_of.date_naive()))
+            .and_then(|s| s.trends.clone())
+            .unwrap_or_default();
         let figures = live.figures.clone();
         let stored = live.into_stored()?;
         let histogram = stored
@@ -64,7 +64,7 @@ pub async fn gather(
             .collect();
         out.push(MarketReport {
             market: market.clone(),
-            trends: trends(&by_day, as_of.date_naive()),
+            trends: latest_trends,
             scope_key,
             live: figures,
             daily,

@@ -12,13 +12,15 @@ use futures::stream::{self, StreamExt};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::metrics::batch::ListingState;
+use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::ports::{
     EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
 };
 use realty_core::metrics::reconcile::{ListingScan, MarketScan};
 use realty_core::ports::PortError;
 use realty_core::store::{
-    JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem,
+    InterestItem, JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem,
+    MarketSnapshotItem,
 };
 
 /// BatchGetItem reads at most 100 keys a call.
@@ -470,6 +472,49 @@ impl MarketStore for DynamoMarketStore {
             .map(|_| ())
     }
 
+    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+        let requests = writes
+            .iter()
+            .map(|w| match w {
+                InterestWrite::Put(entry) => {
+                    let item = serde_dynamo::to_item(InterestItem::from(entry.as_ref()))
+                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
+                }
+                InterestWrite::Delete { market, sort_key } => DeleteRequest::builder()
+                    .key("pk", AttributeValue::S(interest_key(market)))
+                    .key("sk", AttributeValue::S(sort_key.clone()))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(|e| PortError::new("BatchWriteItem", e.to_string())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // A batch may cut and then un-list one listing: one request per key in a call
+        // (BatchWriteItem refuses duplicates), the last write of each key.
+        let mut last = BTreeMap::new();
+        for (w, request) in writes.iter().zip(requests) {
+            let key = match w {
+                InterestWrite::Put(e) => (interest_key(&e.market), e.sort_key.clone()),
+                InterestWrite::Delete { market, sort_key } => {
+                    (interest_key(market), sort_key.clone())
+                }
+            };
+            last.insert(key, request);
+        }
+        write_requests(
+            &self.client,
+            &self.table,
+            last.into_values().collect(),
+            self.retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
         let key = journal_key(shard);
@@ -530,6 +575,64 @@ fn journal_key(shard: &str) -> Item {
 impl realty_core::api::ports::MarketReader for DynamoMarketStore {
     async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
         DynamoMarketStore::live(self, scope_key).await
+    }
+
+    async fn latest<T: serde::de::DeserializeOwned>(
+        &self,
+        partition_key: &str,
+        prefix: &str,
+        below: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), PortError> {
+        // One Query, newest first, paged by DynamoDB until `limit` items are read.
+        let (condition, upper) = match below {
+            Some(b) => ("pk = :pk AND sk BETWEEN :prefix AND :upper", b.to_owned()),
+            None => ("pk = :pk AND begins_with(sk, :prefix)", String::new()),
+        };
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", AttributeValue::S(partition_key.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - out.len() + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if below.is_some() {
+                query =
+                    query.expression_attribute_values(":upper", AttributeValue::S(upper.clone()));
+            }
+            let page = query.send().await.map_err(|e| sdk_error("Query", &e))?;
+            for item in page.items.unwrap_or_default() {
+                let sk = match item.get("sk") {
+                    Some(AttributeValue::S(sk)) => sk.clone(),
+                    _ => continue,
+                };
+                // BETWEEN includes its bounds: the cursor's own item was shown already,
+                // and an item that does not start with the prefix is another list's.
+                if below == Some(sk.as_str()) || !sk.starts_with(prefix) {
+                    continue;
+                }
+                if out.len() == limit {
+                    // One more than asked for: there is a next page, below the last shown.
+                    let next = out.last().map(|(k, _): &(String, T)| k.clone());
+                    return Ok((out.into_iter().map(|(_, v)| v).collect(), next));
+                }
+                out.push((
+                    sk,
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| PortError::new("decode item", e.to_string()))?,
+                ));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok((out.into_iter().map(|(_, v)| v).collect(), None)),
+            }
+        }
     }
 
     async fn snapshots(
