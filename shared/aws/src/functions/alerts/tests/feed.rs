@@ -1,5 +1,6 @@
 //! The feed of published alerts: what went out is kept once, in one write per batch, and a
-//! feed that fails never fails a record (which would publish its alert again).
+//! feed that fails never fails a record (which would publish its alert again). That only
+//! published alerts enter it: `workflow::an_unpublished_alert_fails_the_batch_from_its_record`.
 
 use super::*;
 
@@ -38,32 +39,6 @@ async fn the_feed_keeps_each_published_alert_once_under_its_market() {
     // Re-deliveries publish nothing, so they write nothing.
     world.handle(batch()).await;
     assert_eq!(world.feed.writes.load(Ordering::SeqCst), 1);
-    assert_eq!(world.feed.alert_ids(), sorted(expected_alerts()));
-}
-
-#[tokio::test(flavor = "current_thread")]
-async fn only_published_alerts_enter_the_feed() {
-    let world = World::default();
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow:3".into());
-    let event = batch();
-    let (response, _) = world.handle(event.clone()).await;
-    assert_eq!(failed_from(&response), ["300"]);
-    assert_eq!(
-        world.feed.alert_ids(),
-        sorted(vec![
-            "alert#price_drop#zillow:1#2",
-            "alert#price_drop#zillow:5#2"
-        ])
-    );
-    world.publisher.failing.lock().expect("lock").clear();
-    world.idempotency.after_the_crashed_deadline();
-    let (response, _) = world.handle(from_sequence(&event, "300")).await;
-    assert!(response.batch_item_failures.is_empty());
     assert_eq!(world.feed.alert_ids(), sorted(expected_alerts()));
 }
 
