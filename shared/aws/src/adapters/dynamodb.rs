@@ -25,8 +25,11 @@ use realty_core::store::{
 
 /// BatchGetItem reads at most 100 keys a call.
 const GET_BATCH: usize = 100;
-/// BatchWriteItem writes at most 25 items a call.
-const WRITE_BATCH: usize = 25;
+/// BatchWriteItem writes at most 25 items a call...
+pub(crate) const WRITE_BATCH: usize = 25;
+/// ...and 16 MB of them, as DynamoDB sizes items ([`crate::items::item_size`]). With items
+/// under the 400 KB item limit the count binds first; the bytes are bounded all the same.
+pub(crate) const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
 /// writes take 5 round trips instead of 40, with few connections per function instance.
 const BATCH_CALLS_IN_FLIGHT: usize = 8;
@@ -137,10 +140,11 @@ pub(crate) async fn batch_get(
         .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
-/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (25 items
-/// each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once, so their
-/// order does not matter. Returns the number of re-sends.
-async fn batch_put(
+/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (at most 25
+/// items and 16 MB each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once,
+/// so their order does not matter. Two items with the same key must not share a call
+/// (DynamoDB refuses the call). Returns the number of re-sends.
+pub(crate) async fn batch_put(
     client: &Client,
     table: &str,
     items: Vec<Item>,
@@ -159,8 +163,9 @@ async fn batch_put(
     write_requests(client, table, requests, retry).await
 }
 
-/// Sends write requests (puts or deletes) in BatchWriteItems of 25, re-sending
-/// `UnprocessedItems`; returns the number of re-sends.
+/// Sends write requests (puts or deletes) in BatchWriteItems of at most [`WRITE_BATCH`]
+/// requests and [`WRITE_BATCH_BYTES`], re-sending only `UnprocessedItems`; returns the
+/// number of re-sends.
 async fn write_requests(
     client: &Client,
     table: &str,
@@ -192,8 +197,10 @@ async fn write_requests(
             }
         })
     };
-    let mut calls = stream::iter(requests.chunks(WRITE_BATCH))
-        .map(write_chunk)
+    let sizes: Vec<usize> = requests.iter().map(request_size).collect();
+    let chunks = realty_core::ports::chunk_by_limits(&sizes, WRITE_BATCH, WRITE_BATCH_BYTES);
+    let mut calls = stream::iter(chunks)
+        .map(|range| write_chunk(&requests[range]))
         .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
     let mut retries = 0;
     while let Some(result) = calls.next().await {
@@ -213,6 +220,15 @@ async fn write_requests(
         }
     }
     Ok(retries)
+}
+
+/// A write request's item (or key, for a delete), as DynamoDB sizes it.
+fn request_size(request: &WriteRequest) -> usize {
+    match (request.put_request(), request.delete_request()) {
+        (Some(put), _) => crate::items::item_size(put.item()),
+        (None, Some(delete)) => crate::items::item_size(delete.key()),
+        (None, None) => 0,
+    }
 }
 
 /// The listing table.
