@@ -72,11 +72,17 @@ async fn answer(
         chrono::Utc::now(),
     )
     .await;
+    let allow = out.allow();
     let mut response = (
         StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         out.body,
     )
         .into_response();
+    if let Some(allow) = allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(out.content_type),

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use realty_core::alerts::feed::{AlertFeedItem, feed_key, feed_sort_key};
+use realty_core::alerts::message::AlertBody;
+use realty_core::alerts::rules::AlertKind;
 use realty_core::api::routes::ApiRequest;
 use realty_core::api::views::market_report;
 use realty_core::api::{OPENAPI, respond};
@@ -73,7 +76,54 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
         })
         .await
         .expect("stored");
+    for (minute, kind) in [(0, AlertKind::PriceDrop), (5, AlertKind::Undervalued)] {
+        put_alert(
+            &markets,
+            "nashville-tn",
+            kind,
+            observed_at() + Duration::minutes(minute),
+        );
+    }
     (markets, config)
+}
+
+/// An alert in the feed, as the alerts function keeps it.
+fn put_alert(stores: &MemoryStores, market: &str, kind: AlertKind, at: DateTime<Utc>) {
+    let body = AlertBody {
+        alert_type: kind,
+        alert_id: format!("{}:zillow:42:{}", kind.as_str(), at.timestamp()),
+        listing_id: "zillow:42".into(),
+        address: "740 1st Ave N, Nashville, TN 37201".into(),
+        market: market.into(),
+        zip: Some("37201".into()),
+        property_type: "condo".into(),
+        currency: "USD".into(),
+        old_price: 500_000.0,
+        new_price: 400_000.0,
+        drop_amount: 100_000.0,
+        drop_pct: 20.0,
+        price_per_sqft: Some(200.0),
+        market_median_price_per_sqft: Some(300.0),
+        price_per_sqft_to_median: Some(0.6667),
+        median_scope: Some("city#nashville-tn#condo".into()),
+        living_area_sqft: Some(2_000),
+        beds: Some(2),
+        baths: Some(2.0),
+        url: Some("https://www.zillow.com/homedetails/42_zpid/".into()),
+        observed_at: at,
+    };
+    let item = AlertFeedItem {
+        pk: feed_key(market),
+        sk: feed_sort_key(kind.as_str(), at, &body.alert_id),
+        alert_type: kind,
+        observed_at: at,
+        body: serde_json::to_string(&body).expect("json"),
+        expires_at: at.timestamp() + 30 * 86_400,
+    };
+    stores.keyed.lock().expect("lock").insert(
+        (item.pk.clone(), item.sk.clone()),
+        serde_json::to_value(&item).expect("json"),
+    );
 }
 
 fn get(path: &str, query: &[(&str, &str)]) -> ApiRequest {
@@ -154,6 +204,21 @@ async fn every_route_answers_what_the_spec_says() {
                 ("to", "2024-03-11"),
             ],
         ),
+        get("/markets/nashville-tn/listings", &[("kind", "price_cut")]),
+        get(
+            "/markets/nashville-tn/listings",
+            &[("kind", "undervalued"), ("limit", "5")],
+        ),
+        get("/markets/nashville-tn/listings", &[("kind", "anomalous")]),
+        get("/alerts", &[]),
+        get(
+            "/alerts",
+            &[
+                ("market", "nashville-tn"),
+                ("type", "price_drop"),
+                ("limit", "1"),
+            ],
+        ),
         get("/health", &[]),
         get("/openapi.json", &[]),
     ];
@@ -185,6 +250,24 @@ async fn every_route_answers_what_the_spec_says() {
             "/markets/nashville-tn/history",
             &[("from", "2020-01-01"), ("to", "2024-01-01")],
         ),
+        get("/markets/nashville-tn/listings", &[]),
+        get("/markets/nashville-tn/listings", &[("kind", "cheap")]),
+        get(
+            "/markets/nashville-tn/listings",
+            &[("kind", "price_cut"), ("after", "price_cut#yesterday")],
+        ),
+        get(
+            "/markets/nashville-tn/listings",
+            &[("kind", "undervalued"), ("after", "undervalued#0")],
+        ),
+        get(
+            "/markets/nashville-tn/listings",
+            &[("kind", "price_cut"), ("limit", "51")],
+        ),
+        get("/alerts", &[("type", "price_rise")]),
+        get("/alerts", &[("before", "2024-03-11T09:30:00Z#zz")]),
+        get("/alerts", &[("limit", "0")]),
+        get("/alerts", &[("market", "Nashville")]),
     ];
     for request in &bad {
         let answer = respond(&markets, &config, request, now).await;
@@ -255,4 +338,36 @@ async fn a_market_answers_its_report_and_the_list_pages() {
         .collect();
     assert_eq!(by_market["nashville-tn"]["minutes_since_event"], 0);
     assert_eq!(by_market["syracuse-ny"]["last_event_at"], Value::Null);
+}
+
+#[tokio::test]
+async fn alerts_page_newest_first_and_filter_by_type() {
+    let (markets, config) = stores().await;
+    let now = observed_at();
+    let page = |query: Vec<(&'static str, String)>| {
+        let request = ApiRequest {
+            method: "GET".into(),
+            path: "/alerts".into(),
+            query: query.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        };
+        let (markets, config) = (&markets, &config);
+        async move {
+            let answer = respond(markets, config, &request, now).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            serde_json::from_str::<Value>(&answer.body).expect("json")
+        }
+    };
+    let first = page(vec![("limit", "1".into())]).await;
+    assert_eq!(
+        first["alerts"][0]["alert_type"], "undervalued",
+        "newest first"
+    );
+    let next = first["next"].as_str().expect("a second page").to_owned();
+    let second = page(vec![("limit", "1".into()), ("before", next)]).await;
+    assert_eq!(second["alerts"][0]["alert_type"], "price_drop");
+    assert_eq!(second["next"], Value::Null);
+    let drops = page(vec![("type", "price_drop".into())]).await;
+    assert_eq!(drops["alerts"].as_array().map(Vec::len), Some(1));
+    let elsewhere = page(vec![("market", "syracuse-ny".into())]).await;
+    assert_eq!(elsewhere["alerts"].as_array().map(Vec::len), Some(0));
 }

@@ -12,7 +12,7 @@ use aws_lambda_events::event::apigw::{
     ApiGatewayV2httpRequest, ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::http::HeaderValue;
-use aws_lambda_events::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use aws_lambda_events::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
@@ -90,6 +90,11 @@ pub fn response_of(answer: &ApiResponse) -> ApiGatewayV2httpResponse {
     response
         .headers
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(allow) = answer.allow() {
+        response
+            .headers
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
     response.body = Some(Body::Text(answer.body.clone()));
     response
 }

@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::ports::MarketReader;
 use super::views::scope_of;
+use crate::alerts::feed::{AlertFeedItem, feed_key};
 use crate::alerts::message::AlertBody;
 use crate::alerts::rules::AlertKind;
 use crate::listing::PropertyType;
@@ -136,18 +137,6 @@ pub struct AlertFeed {
     pub next: Option<String>,
 }
 
-/// What the API reads of an alert feed item (layout: docs/alerts.md, "The alert feed").
-#[derive(Debug, Deserialize)]
-struct FeedRow {
-    sk: String,
-    body: String,
-}
-
-/// The alert feed's partition key of a market.
-pub fn alert_feed_key(market: &str) -> String {
-    format!("alerts#{market}")
-}
-
 /// The alerts of `markets` (of type `kind`, or all), newest first, `limit` of them, older
 /// than the token `before` (`<observed_at>#<hash>`, the position after a type's prefix in
 /// the feed's sort keys, which orders alerts of every market and type alike).
@@ -171,7 +160,7 @@ pub async fn recent_alerts(
             let prefix = format!("{}#", k.as_str());
             let below = before.map(|b| format!("{prefix}{b}"));
             let (page, next) = reader
-                .latest::<FeedRow>(&alert_feed_key(market), &prefix, below.as_deref(), limit)
+                .latest::<AlertFeedItem>(&feed_key(market), &prefix, below.as_deref(), limit)
                 .await?;
             more |= next.is_some();
             rows.extend(page.into_iter().filter_map(|r| {

@@ -8,7 +8,7 @@ use super::OPENAPI;
 use super::dashboard::ASSETS;
 use super::lists::{listings_of_interest, recent_alerts};
 use super::ports::MarketReader;
-use super::routes::{ApiError, ApiRequest, Route, route};
+use super::routes::{ApiError, ApiRequest, Route, history_range, route};
 use super::views::{health, history, market_list, market_report, scope_of};
 use crate::poller::markets::month_of;
 use crate::poller::ports::ConfigStore;
@@ -25,6 +25,8 @@ pub struct ApiResponse {
 
 /// The media type of the API's answers.
 pub const JSON: &str = "application/json; charset=utf-8";
+/// The methods the API answers (the `Allow` header of a 405).
+pub const ALLOWED_METHODS: &str = "GET, HEAD";
 
 /// The body of every error: `{"error": "..."}`.
 #[derive(Serialize)]
@@ -33,6 +35,11 @@ struct ErrorBody<'a> {
 }
 
 impl ApiResponse {
+    /// The `Allow` header the answer needs: a 405 names the methods the API answers.
+    pub fn allow(&self) -> Option<&'static str> {
+        (self.status == 405).then_some(ALLOWED_METHODS)
+    }
+
     fn json(value: &impl Serialize) -> Self {
         match serde_json::to_string(value) {
             Ok(body) => Self {
@@ -141,9 +148,12 @@ pub async fn respond(
         } => match markets.live(&scope_of(&market)).await {
             Ok(Some(live)) => {
                 let today = live.as_of.unwrap_or(now).date_naive();
-                history(markets, &market, granularity, from, to, today)
-                    .await
-                    .map(|h| ApiResponse::json(&h))
+                match history_range(granularity, from, to, today) {
+                    Ok((from, to)) => history(markets, &market, granularity, from, to)
+                        .await
+                        .map(|h| ApiResponse::json(&h)),
+                    Err(e) => Ok(ApiResponse::error(&e)),
+                }
             }
             Ok(None) => Ok(no_figures(&market)),
             Err(e) => Err(e),

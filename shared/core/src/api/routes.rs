@@ -106,11 +106,20 @@ impl ApiError {
 
 /// The route of a request.
 pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
-    if request.path.len() > MAX_PATH_BYTES {
+    // The method first: any other is refused whatever else the request holds.
+    if request.method != "GET" && request.method != "HEAD" {
         return Err(ApiError::new(
-            414,
-            format!("a path of at most {MAX_PATH_BYTES} bytes"),
+            405,
+            format!(
+                "{} is not allowed: the API is read only (GET)",
+                truncate(&request.method)
+            ),
         ));
+    }
+    if request.path.len() > MAX_PATH_BYTES {
+        return Err(ApiError::bad(format!(
+            "a path of at most {MAX_PATH_BYTES} bytes"
+        )));
     }
     if request.query.len() > MAX_QUERY_PARAMS {
         return Err(ApiError::bad(format!(
@@ -220,24 +229,7 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             let from = date(&request.query, "from")?;
             let to = date(&request.query, "to")?;
             if let (Some(f), Some(t)) = (from, to) {
-                if f > t {
-                    return Err(ApiError::bad(format!("from {f} is after to {t}")));
-                }
-                let most = match granularity {
-                    Granularity::Day => MAX_DAILY_HISTORY_DAYS,
-                    Granularity::Hour => MAX_HOURLY_HISTORY_DAYS,
-                };
-                if (t - f).num_days() + 1 > most {
-                    return Err(ApiError::bad(format!(
-                        "{} days asked: at most {most} of {} history at once",
-                        (t - f).num_days() + 1,
-                        if granularity == Granularity::Day {
-                            "daily"
-                        } else {
-                            "hourly"
-                        }
-                    )));
-                }
+                history_range(granularity, Some(f), Some(t), t)?;
             }
             Route::History {
                 market: market_key(market)?,
@@ -274,16 +266,41 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             )
         }));
     }
-    if request.method != "GET" && request.method != "HEAD" {
-        return Err(ApiError::new(
-            405,
-            format!(
-                "{} is not allowed: the API is read only (GET)",
-                truncate(&request.method)
-            ),
-        ));
-    }
     Ok(route)
+}
+
+/// The days a history covers: `to` defaults to `today` (the market's last event), `from`
+/// to [`DEFAULT_HISTORY_DAYS`] before `to`; a range that runs backwards or past its
+/// period's limit is refused.
+pub fn history_range(
+    granularity: Granularity,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let to = to.unwrap_or(today);
+    let from = from.unwrap_or(to - chrono::Duration::days(DEFAULT_HISTORY_DAYS - 1));
+    if from > to {
+        return Err(ApiError::bad(format!(
+            "from {from} is after to {to} (without `to`: the market's last event)"
+        )));
+    }
+    let most = match granularity {
+        Granularity::Day => MAX_DAILY_HISTORY_DAYS,
+        Granularity::Hour => MAX_HOURLY_HISTORY_DAYS,
+    };
+    let days = (to - from).num_days() + 1;
+    if days > most {
+        return Err(ApiError::bad(format!(
+            "{days} days asked: at most {most} of {} history at once",
+            if granularity == Granularity::Day {
+                "daily"
+            } else {
+                "hourly"
+            }
+        )));
+    }
+    Ok((from, to))
 }
 
 fn truncate(text: &str) -> String {
@@ -455,7 +472,7 @@ mod tests {
             400
         );
         let long = "a".repeat(MAX_PATH_BYTES + 1);
-        assert_eq!(status(get(&format!("/{long}"), &[])), 414);
+        assert_eq!(status(get(&format!("/{long}"), &[])), 400);
         let value = "x".repeat(MAX_QUERY_VALUE_BYTES + 1);
         assert_eq!(status(get("/markets", &[("after", value.as_str())])), 400);
         let post = route(&ApiRequest {

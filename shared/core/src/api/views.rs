@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::ports::MarketReader;
-use super::routes::{DEFAULT_HISTORY_DAYS, Granularity};
+use super::routes::Granularity;
 use crate::listing::CENTS_PER_DOLLAR;
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::history::Trends;
@@ -198,18 +198,15 @@ pub struct History {
     pub snapshots: Vec<SnapshotView>,
 }
 
-/// The snapshots from `from` to `to` (whole days, inclusive); without them, the last
-/// [`DEFAULT_HISTORY_DAYS`] up to `today`.
+/// The snapshots from `from` to `to` (whole days, inclusive; checked by
+/// [`super::routes::history_range`]).
 pub async fn history(
     reader: &impl MarketReader,
     market: &str,
     granularity: Granularity,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-    today: NaiveDate,
+    from: NaiveDate,
+    to: NaiveDate,
 ) -> Result<History, PortError> {
-    let to = to.unwrap_or(today);
-    let from = from.unwrap_or(to - Duration::days(DEFAULT_HISTORY_DAYS - 1));
     let (first, last, period) = match granularity {
         Granularity::Day => (
             Period::Day(from).sort_key(),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{MarketFigures, Scope, Standing, property_type_name};
 use super::batch::ListingState;
 use crate::alerts::message::address_line;
-use crate::listing::{CENTS_PER_DOLLAR, Listing};
+use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
 
 /// Price-cut entries expire this long after the cut.
 pub const PRICE_CUT_DAYS: i64 = 30;
@@ -259,10 +259,12 @@ pub fn judge(
     let market = listing.market.city_state.clone();
     let at = new.version.observed_at;
     let mut writes = Vec::new();
-    if let Some(old) = old.filter(|o| !o.delisted && !new.delisted) {
+    // A cut as the market's counters count one: a sale listing that stayed on the market.
+    if let Some(old) =
+        old.filter(|o| !o.delisted && !new.delisted && o.listing.offer == Offer::Sale)
+    {
         let (before, after) = (old.listing.price_minor, listing.price_minor);
-        let both_sale = old.listing.offer == listing.offer && new.facts().is_some();
-        if both_sale && after < before && before > 0 {
+        if after < before && before > 0 {
             let mut entry = summary(listing);
             entry.previous_price = Some(major(before));
             entry.cut_pct = Some(round2((before - after) as f64 * 100.0 / before as f64));
