@@ -2,8 +2,9 @@
 //! week, `realty serve --port 0` over it, headless Chromium (driven over the DevTools
 //! protocol by chromiumoxide) opening the page, refused a wrong token, given the right one
 //! through the page's form, drawing the market list, then a market's charts once it is
-//! clicked, its averages the pipeline's, and at a phone's width; screenshots of the views are
-//! saved under target/tmp/dashboard/ (CARGO_TARGET_TMPDIR).
+//! clicked (its averages the pipeline's stored ones), its listings of interest and alerts,
+//! and at a phone's width; screenshots of the views are saved under target/tmp/dashboard/
+//! (CARGO_TARGET_TMPDIR).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
 /// Daily polls, so that the charts have a week of days and the 7-day average moves.
 const DAYS: i64 = 8;
 /// The charts a market view draws (app.js / charts.js).
-const CHARTS: usize = 5;
+const CHARTS: usize = 6;
 /// Many times what the page takes here to draw; past it the page is stuck.
 const PAGE_DEADLINE: Duration = Duration::from_secs(60);
 /// Bound on `realty serve` printing its address (it reads the token from the stack first).
@@ -159,9 +160,10 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
         MARKETS[0]
     );
     wait_for(&page, "the market's charts", &drawn).await?;
+    lists_are_there(&page).await?;
     let market = shots.join("market.png");
     save(&page, &market).await?;
-    averages_match_the_pipelines(&page).await?;
+    averages_are_the_pipelines(&page).await?;
 
     // A phone: the charts shrink to the screen, nothing runs off its side.
     page.execute(SetDeviceMetricsOverrideParams::new(390, 844, 2.0, true))
@@ -185,67 +187,42 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     Ok(())
 }
 
-/// The page draws the 7- and 30-day averages itself (the API stores only their latest
-/// values): its latest ones are the market's stored ones, and on a made-up series with gaps
-/// and moving prices its every day's averages are what the pipeline's `trends` says.
-async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
+/// The price chart draws the averages the pipeline stored with each day: for every day,
+/// its 7- and 30-day points are what `trends` gives over the market's daily figures up to
+/// that day, and the last ones are the report's latest `trends`.
+async fn averages_are_the_pipelines(page: &Page) -> Result<(), Failed> {
     let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
         (None, None) => true,
         _ => false,
     };
-    let latest: Vec<Option<f64>> = page
-        .evaluate_function(format!(
+    type Drawn = (
+        Vec<(String, MarketFigures)>,
+        Vec<(Option<f64>, Option<f64>)>,
+        serde_json::Value,
+    );
+    let (daily, drawn, latest): Drawn = serde_json::from_value(
+        page.evaluate_function(format!(
             "async () => {{
                const r = await api('/markets/{}');
-               const days = r.daily.map(s => Charts.daySeconds(s.period));
-               const prices = r.daily.map(s => s.figures.median_price ?? null);
-               const last = (w) => Charts.movingAverage(days, prices, w).at(-1) ?? null;
-               return [last(7), r.trends.median_price_ma_7d, last(30), r.trends.median_price_ma_30d];
+               const price = Charts.specs(r).find(c => c.id === 'price');
+               const line = (label) => price.series.find(s => s.label === label).values;
+               const week = line('7-day average');
+               const month = line('30-day average');
+               return [r.daily.map(s => [s.period, s.figures]), week.map((w, i) => [w, month[i]]), r.trends];
              }}",
             MARKETS[0]
         ))
         .await?
-        .into_value()?;
-    ensure(
-        latest.len() == 4
-            && latest[0].is_some()
-            && close(latest[0], latest[1])
-            && close(latest[2], latest[3]),
-        format!("the page's latest 7/30-day averages and the stored ones: {latest:?}"),
+        .into_value::<serde_json::Value>()?,
     )?;
-
-    let first = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).ok_or("no such day")?;
-    let daily: Vec<(chrono::NaiveDate, MarketFigures)> = (0..45i64)
-        .filter(|d| d % 4 != 3)
-        .map(|d| {
-            let price = 300_000.0 + 1_000.0 * ((d * 37) % 11) as f64 + 500.0 * d as f64;
-            let figures = MarketFigures {
-                median_price: Some(price),
-                ..MarketFigures::default()
-            };
-            (first + chrono::TimeDelta::days(d), figures)
-        })
-        .collect();
-    let periods: Vec<String> = daily.iter().map(|(d, _)| d.to_string()).collect();
-    let prices: Vec<Option<f64>> = daily.iter().map(|(_, f)| f.median_price).collect();
-    let drawn: Vec<(Option<f64>, Option<f64>)> = page
-        .evaluate_function(format!(
-            "() => {{
-               const days = {}.map(p => Charts.daySeconds(p));
-               const prices = {};
-               const week = Charts.movingAverage(days, prices, 7);
-               const month = Charts.movingAverage(days, prices, 30);
-               return week.map((w, i) => [w, month[i]]);
-             }}",
-            serde_json::to_string(&periods)?,
-            serde_json::to_string(&prices)?
-        ))
-        .await?
-        .into_value()?;
+    let daily: Vec<(chrono::NaiveDate, MarketFigures)> = daily
+        .into_iter()
+        .map(|(day, f)| Ok((day.parse()?, f)))
+        .collect::<Result<_, chrono::ParseError>>()?;
     ensure(
-        drawn.len() == daily.len(),
-        format!("{} days drawn", drawn.len()),
+        daily.len() >= 2 && drawn.len() == daily.len(),
+        format!("{} days drawn of {}", drawn.len(), daily.len()),
     )?;
     for (k, (day, _)) in daily.iter().enumerate() {
         let stored = trends(&daily[..=k], *day);
@@ -253,12 +230,65 @@ async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
             close(drawn[k].0, stored.median_price_ma_7d)
                 && close(drawn[k].1, stored.median_price_ma_30d),
             format!(
-                "{day}: the page draws {:?}, the pipeline stores {stored:?}",
+                "{day}: the chart draws {:?}, the pipeline's averages are {stored:?}",
                 drawn[k]
             ),
         )?;
     }
-    Ok(())
+    let last = drawn.last().copied().unwrap_or_default();
+    ensure(
+        last.0.is_some()
+            && close(last.0, latest["median_price_ma_7d"].as_f64())
+            && close(last.1, latest["median_price_ma_30d"].as_f64()),
+        format!("the chart's last averages {last:?}, the report's {latest:?}"),
+    )
+}
+
+/// The listings of interest and the alert feed: read, each list with rows or a sentence
+/// saying it is empty, every row in words, every address link opening a new tab.
+async fn lists_are_there(page: &Page) -> Result<(), Failed> {
+    let market = MARKETS[0];
+    wait_for(
+        page,
+        "the listings of interest and the alerts",
+        &format!(
+            "document.getElementById('interest').dataset.ready === '{market}' && document.getElementById('alerts').dataset.ready === '{market}'"
+        ),
+    )
+    .await?;
+    let lists: Vec<(String, usize, Vec<String>)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#interest .list'), document.getElementById('alerts')].map(l => [l.id, l.querySelectorAll('.row').length, [...l.querySelectorAll('.row .reason, .empty')].map(r => r.textContent)])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        lists.len() == 4
+            && lists
+                .iter()
+                .all(|(_, _, words)| !words.is_empty() && words.iter().all(|w| !w.is_empty())),
+        format!("the lists read {lists:?}"),
+    )?;
+    let cuts = &lists[0];
+    ensure(
+        cuts.0 == "interest-price_cut"
+            && cuts.1 > 0
+            && cuts
+                .2
+                .iter()
+                .all(|w| w.starts_with("cut ") || w.starts_with("price cut")),
+        format!("the latest price cuts read {cuts:?}"),
+    )?;
+    let links: Vec<(String, String)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#market-view a.address')].map(a => [a.target, a.rel])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        links.iter().all(|(t, r)| t == "_blank" && r == "noopener"),
+        format!("address links {links:?}"),
+    )
 }
 
 async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
