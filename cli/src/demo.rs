@@ -415,11 +415,11 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         table: resources.market_table.clone(),
         retry: RetryPolicy::default(),
     };
-    let mut markets = html::gather(&store, &args.markets, i64::from(args.days) + 1).await?;
+    let mut markets = html::gather(&store, &args.markets).await?;
     for m in &mut markets {
         m.alerts = alerts_received
             .iter()
-            .filter(|a| a.market == m.market)
+            .filter(|a| a.market == m.report.market)
             .cloned()
             .collect();
         m.alerts.sort_by(|a, b| {
@@ -463,7 +463,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         .unwrap_or_else(|| stack::state_dir(&root).join("report"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let index = dir.join("index.html");
-    std::fs::write(&index, html::render(&report))
+    std::fs::write(&index, html::render(&report)?)
         .with_context(|| format!("writing {}", index.display()))?;
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
@@ -548,13 +548,14 @@ fn print_summary(
     for m in &report.markets {
         println!(
             "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
-            m.market,
-            m.live.active_listings,
-            money(m.live.median_price),
-            m.trends
+            m.report.market,
+            m.report.live.active_listings,
+            money(m.report.live.median_price),
+            m.report
+                .trends
                 .median_price_change_7d_pct
                 .map_or("-".into(), |p| format!("{p:+.1}%")),
-            m.live.price_cuts_7d,
+            m.report.live.price_cuts_7d,
             m.alerts.len()
         );
     }

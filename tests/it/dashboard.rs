@@ -26,7 +26,7 @@ use crate::operations::LocalCli;
 
 crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
 /// Daily polls, so that the charts have a week of days and the 7-day average moves.
 const DAYS: i64 = 8;
@@ -91,33 +91,59 @@ pub(crate) async fn address_and_token(
 }
 
 async fn in_chromium(url: &str, token: &str, cli: &LocalCli, shots: &Path) -> Result<(), Failed> {
+    let (mut browser, driver) = launch(&cli.state_dir.join("chromium-profile")).await?;
+    let checked = drive(&browser, url, token, shots).await;
+    close(&mut browser, driver).await;
+    checked
+}
+
+/// Headless Chromium with its profile in `profile`, and the task that moves its connection.
+pub(crate) async fn launch(
+    profile: &Path,
+) -> Result<(Browser, tokio::task::JoinHandle<()>), Failed> {
     let config = BrowserConfig::builder()
         .chrome_executable(CHROMIUM)
         .no_sandbox()
         .arg("--disable-gpu")
-        .user_data_dir(cli.state_dir.join("chromium-profile"))
+        .user_data_dir(profile)
         .window_size(1200, 900)
         .viewport(None)
         .build()?;
-    let (mut browser, mut events) = Browser::launch(config).await?;
+    let (browser, mut events) = Browser::launch(config).await?;
     // The connection only moves while its events are read; an event this chromiumoxide
     // does not know (a newer Chromium) is an error to skip, not a reason to stop.
     let driver = tokio::spawn(async move { while events.next().await.is_some() {} });
-    let checked = drive(&browser, url, token, shots).await;
+    Ok((browser, driver))
+}
+
+pub(crate) async fn close(browser: &mut Browser, driver: tokio::task::JoinHandle<()>) {
     let _ = browser.close().await;
     let _ = browser.wait().await;
     driver.abort();
-    checked
 }
 
-async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
+/// A new tab at `url` that notes every uncaught error of the page's scripts (see
+/// [`no_page_errors`]).
+pub(crate) async fn open(browser: &Browser, url: &str) -> Result<Page, Failed> {
     let page = browser.new_page("about:blank").await?;
-    // Every uncaught error of the page's scripts, to fail on at the end.
     page.evaluate_on_new_document(
         "window.pageErrors = []; window.addEventListener('error', e => window.pageErrors.push(String(e.message))); window.addEventListener('unhandledrejection', e => window.pageErrors.push(String(e.reason)));",
     )
     .await?;
     page.goto(url).await?;
+    Ok(page)
+}
+
+pub(crate) async fn no_page_errors(page: &Page) -> Result<(), Failed> {
+    let errors: Vec<String> = page.evaluate("window.pageErrors").await?.into_value()?;
+    ensure(
+        errors.is_empty(),
+        format!("the page's scripts failed: {errors:?}"),
+    )
+}
+
+async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
+    let page = open(browser, url).await?;
     // No token yet: the page asks for one.
     wait_for(
         &page,
@@ -175,11 +201,7 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     )
     .await?;
     save(&page, &shots.join("market-phone.png")).await?;
-    let errors: Vec<String> = page.evaluate("window.pageErrors").await?.into_value()?;
-    ensure(
-        errors.is_empty(),
-        format!("the page's scripts failed: {errors:?}"),
-    )?;
+    no_page_errors(&page).await?;
     println!(
         "dashboard screenshots: {} (and markets.png, market-phone.png beside it)",
         market.display()
@@ -306,7 +328,7 @@ async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
 }
 
 /// Waits until `condition` (a JavaScript expression) holds in the page.
-async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed> {
+pub(crate) async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed> {
     let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
     loop {
         let holds: bool = page
@@ -318,7 +340,7 @@ async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed
         }
         if tokio::time::Instant::now() > deadline {
             let status: String = page
-                .evaluate("document.getElementById('status').textContent")
+                .evaluate("document.getElementById('status')?.textContent ?? ''")
                 .await?
                 .into_value()?;
             return Err(
@@ -329,7 +351,7 @@ async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed
     }
 }
 
-async fn save(page: &Page, path: &Path) -> Result<(), Failed> {
+pub(crate) async fn save(page: &Page, path: &Path) -> Result<(), Failed> {
     page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
         .await?;
     Ok(())

@@ -1,76 +1,22 @@
-//! Reads the report's figures from a stack's market table.
+//! Reads the report's figures from a stack's market table with the API's own views.
 
 use anyhow::Result;
-use chrono::{Duration, NaiveDate, Utc};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
-use realty_core::metrics::aggregate::{MarketFigures, Scope};
-use realty_core::metrics::history::trends;
-use realty_core::metrics::ports::Period;
+use realty_core::api::views::market_report;
 
-use super::data::{DailyPoint, MarketReport};
+use super::data::MarketSection;
 
-/// Reads the report of `markets` (city-state keys) from a market table: each market's
-/// live item and its daily snapshots of the last `days` days before its as-of time.
-pub async fn gather(
-    store: &DynamoMarketStore,
-    markets: &[String],
-    days: i64,
-) -> Result<Vec<MarketReport>> {
+/// The sections of `markets` (city-state keys) that have figures, each as the API's
+/// `GET /markets/{market}` answers it; alerts are the caller's to add.
+pub async fn gather(store: &DynamoMarketStore, markets: &[String]) -> Result<Vec<MarketSection>> {
     let mut out = Vec::with_capacity(markets.len());
     for market in markets {
-        let scope_key = Scope::city(market).key();
-        let Some(live) = store.live(&scope_key).await? else {
-            continue;
-        };
-        let as_of = live.as_of.unwrap_or_else(Utc::now);
-        let snapshots = store
-            .snapshots(
-                &scope_key,
-                &Period::Day((as_of - Duration::days(days)).date_naive()).sort_key(),
-                &Period::Day(as_of.date_naive()).sort_key(),
-            )
-            .await?;
-        let by_day: Vec<(NaiveDate, MarketFigures)> = snapshots
-            .iter()
-            .filter_map(|s| match s.period {
-                Period::Day(d) => Some((d, s.figures.clone())),
-                Period::Hour(_) => None,
-            })
-            .collect();
-        let daily = by_day
-            .iter()
-            .map(|(date, f)| {
-                let t = trends(&by_day, *date);
-                DailyPoint {
-                    date: *date,
-                    median_price: f.median_price,
-                    median_price_ma_7d: t.median_price_ma_7d,
-                    median_price_ma_30d: t.median_price_ma_30d,
-                    active_listings: f.active_listings,
-                    pending_listings: f.pending_listings,
-                    new_listings: f.new_listings_today,
-                    price_cuts: f.price_cuts_today,
-                    delistings: f.delistings_today,
-                }
-            })
-            .collect();
-        let figures = live.figures.clone();
-        let stored = live.into_stored()?;
-        let histogram = stored
-            .aggregate
-            .price_per_sqft
-            .buckets()
-            .map(|(minor, count)| (minor / 100.0, count))
-            .collect();
-        out.push(MarketReport {
-            market: market.clone(),
-            trends: trends(&by_day, as_of.date_naive()),
-            scope_key,
-            live: figures,
-            daily,
-            price_per_sqft_histogram: histogram,
-            alerts: Vec::new(),
-        });
+        if let Some(report) = market_report(store, market).await? {
+            out.push(MarketSection {
+                report,
+                alerts: Vec::new(),
+            });
+        }
     }
     Ok(out)
 }

@@ -81,10 +81,10 @@ const Charts = (() => {
         id: "distribution",
         title: "Homes for sale by price per square foot",
         explain: "How many homes for sale ask each price per square foot now. A long tail to the right means a few very dear homes.",
-        empty: "No home for sale has a known size yet.",
+        empty: distribution ? "No home for sale has a known size yet." : "Not available from this API.",
         format: fmt.count,
         x: {
-          values: distribution.map((b) => b.price_per_sqft),
+          values: (distribution || []).map((b) => b.price_per_sqft),
           label: "Price per sq ft",
           format: fmt.money,
         },
@@ -163,6 +163,8 @@ const Charts = (() => {
         continue;
       }
       const data = [xs, ...chart.series.map((s) => s.values)];
+      // How many values the chart draws, for a test to read (the canvas cannot tell).
+      box.dataset.points = String(chart.series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0));
       plots.push(new uPlot(options(chart, widthOf(plotArea)), data, plotArea));
     }
     // Resized on the next frame, and only when the width changed: resizing inside the
