@@ -6,6 +6,7 @@
 
 const Charts = (() => {
   const HEIGHT = 220;
+  const DAY = 86400;
 
   // A daily snapshot's period ("2026-11-21") as uPlot's x value: seconds since the epoch.
   function daySeconds(period) {
@@ -111,15 +112,24 @@ const Charts = (() => {
     return {
       width,
       height: HEIGHT,
-      scales: { x: x ? { time: false } : { time: true } },
+      scales: {
+        // Half a day either side of a bar chart's days: its first and last bars whole.
+        x: x ? { time: false } : { time: true, range: bars ? (u, min, max) => [min - DAY / 2, max + DAY / 2] : undefined },
+        // Bars are counts: they stand on zero.
+        ...(bars ? { y: { range: (u, min, max) => [0, uPlot.rangeNum(0, Math.max(max, 1), 0.1, true)[1]] } } : {}),
+      },
+      // Days are midnight UTC: ticks fall on whole days, labelled as the days they are.
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       axes: [
-        x ? { values: (u, ticks) => ticks.map((v) => x.format.format(v)) } : {},
+        x
+          ? { values: (u, ticks) => ticks.map((v) => x.format.format(v)) }
+          : { incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY], values: (u, ticks) => ticks.map((v) => fmt.dayShort.format(new Date(v * 1000))) },
         { size: 70, values: (u, ticks) => ticks.map((v) => chart.format.format(v)) },
       ],
       series: [
         x
           ? { label: x.label, value: (u, v) => (v == null ? "" : x.format.format(v)) }
-          : { label: "Day", value: (u, v) => (v == null ? "" : fmt.date.format(new Date(v * 1000))) },
+          : { label: "Day", value: (u, v) => (v == null ? "" : fmt.day.format(new Date(v * 1000))) },
         ...chart.series.map((s) => ({
           label: s.label,
           stroke: s.stroke,

@@ -12,6 +12,9 @@ const fmt = {
   percent: new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 }),
   date: new Intl.DateTimeFormat(undefined, { dateStyle: "medium" }),
   dayMonth: new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" }),
+  // A snapshot's day (its period, at midnight UTC) read as that day wherever the reader is.
+  day: new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" }),
+  dayShort: new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", timeZone: "UTC" }),
   dateTime: new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }),
   time: new Intl.DateTimeFormat(undefined, { timeStyle: "short" }),
   ago: new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }),
