@@ -114,7 +114,7 @@ const Charts = (() => {
       height: HEIGHT,
       scales: {
         // Half a day either side of a bar chart's days: its first and last bars whole.
-        x: x ? { time: false } : { time: true, range: bars ? (u, min, max) => [min - DAY / 2, max + DAY / 2] : undefined },
+        x: x ? { time: false } : bars ? { time: true, range: (u, min, max) => [min - DAY / 2, max + DAY / 2] } : { time: true },
         // Bars are counts: they stand on zero.
         ...(bars ? { y: { range: (u, min, max) => [0, uPlot.rangeNum(0, Math.max(max, 1), 0.1, true)[1]] } } : {}),
       },
