@@ -43,10 +43,7 @@ pub async fn run(market: &str, format: Format, stack: Option<&str>) -> Result<()
                 title: format!("realty-stream: {market}"),
                 generated_at: Utc::now(),
                 source: target.description.clone(),
-                markets: vec![crate::html::MarketSection {
-                    report,
-                    alerts: Vec::new(),
-                }],
+                markets: vec![crate::html::section(&store, report).await?],
                 latency: None,
                 run: None,
             };

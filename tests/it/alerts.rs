@@ -18,6 +18,7 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::adapters::sns::SnsAlertPublisher;
 use realty_aws::functions::alerts::AlertsFunction;
 use realty_core::alerts::config::AlertsConfig;
+use realty_core::alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key};
 use realty_core::alerts::message::{AlertBody, MAX_MESSAGE_BYTES, message};
 use realty_core::alerts::ports::{Claim, IdempotencyStore};
 use realty_core::alerts::process::AlertOutcome;
@@ -345,6 +346,59 @@ async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<Received>, 
     }
 }
 
+/// A market's alert feed in the market table, newest first (one Query, as the API reads it).
+async fn feed(stack: &Stack, market: &str) -> Result<Vec<AlertFeedItem>, Failed> {
+    let page = stack
+        .dynamodb
+        .query()
+        .table_name(&stack.resources.market_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", Ddb::S(feed_key(market)))
+        .scan_index_forward(false)
+        .send()
+        .await
+        .explain("Query")?;
+    let mut items = Vec::new();
+    for item in page.items.unwrap_or_default() {
+        items.push(serde_dynamo::from_item(item)?);
+    }
+    Ok(items)
+}
+
+/// The feed of each market holds exactly the alerts subscribers received, as published, with
+/// their TTL.
+async fn ensure_feed_holds(stack: &Stack, received: &[Received]) -> Result<(), Failed> {
+    let mut markets: BTreeMap<&str, Vec<AlertBody>> = BTreeMap::new();
+    for r in received {
+        markets
+            .entry(&r.body.market)
+            .or_default()
+            .push(r.body.clone());
+    }
+    for (market, mut published) in markets {
+        let items = feed(stack, market).await?;
+        let mut kept = Vec::new();
+        for item in &items {
+            let body: AlertBody = serde_json::from_str(&item.body)?;
+            ensure(
+                item.alert_type == body.alert_type
+                    && item.observed_at == body.observed_at
+                    && item.expires_at
+                        == (body.observed_at + chrono::Duration::days(ALERT_FEED_DAYS)).timestamp(),
+                format!("feed item {item:?}"),
+            )?;
+            kept.push(body);
+        }
+        kept.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+        published.sort_by(|a, b| a.alert_id.cmp(&b.alert_id));
+        ensure(
+            kept == published,
+            format!("the {market} feed holds {kept:?}, not what was published ({published:?})"),
+        )?;
+    }
+    Ok(())
+}
+
 fn keys(received: &[Received]) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = received.iter().map(Received::key).collect();
     keys.sort();
@@ -567,6 +621,8 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
             format!("a replay delivered {:?}", keys(&again)),
         )?;
     }
+    // The feed the API reads: what was published, once, however often it was replayed.
+    ensure_feed_holds(&stack, &all).await?;
 
     // Round 2: a further cut of a makes a new version, so new alerts; e falls a little more
     // while undervalued; d rises.

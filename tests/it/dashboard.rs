@@ -247,7 +247,11 @@ async fn averages_are_the_pipelines(page: &Page) -> Result<(), Failed> {
         format!("{} days drawn of {}", drawn.len(), daily.len()),
     )?;
     for (k, (day, _)) in daily.iter().enumerate() {
-        let stored = trends(&daily[..=k], *day);
+        let closes = daily[..=k]
+            .iter()
+            .map(|(d, f)| (*d, realty_core::metrics::aggregate::DayClose::from(f)))
+            .collect();
+        let stored = trends(&closes, *day);
         ensure(
             close(drawn[k].0, stored.median_price_ma_7d)
                 && close(drawn[k].1, stored.median_price_ma_30d),

@@ -154,6 +154,7 @@ impl Crashing<'_> {
             markets: self,
             archive: self,
             poison: self,
+            rules: Default::default(),
         }
     }
 }
@@ -196,6 +197,13 @@ impl MarketStore for Crashing<'_> {
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.write("put_snapshots")?;
         self.real.markets.put_snapshots(snapshots).await
+    }
+    async fn write_interest(
+        &self,
+        writes: &[realty_core::metrics::interest::InterestWrite],
+    ) -> Result<(), PortError> {
+        self.write("write_interest")?;
+        self.real.markets.write_interest(writes).await
     }
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         self.real.markets.get_journal(shard).await

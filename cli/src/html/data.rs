@@ -1,9 +1,12 @@
 //! The report page's data: per market what the API answers for it (the same views), its
 //! alerts, and the alert latency.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use realty_core::alerts::message::AlertBody;
 use realty_core::api::views::MarketReport;
+use realty_core::metrics::interest::InterestingListing;
 use realty_core::stats::nearest_rank;
 use serde::{Deserialize, Serialize};
 
@@ -22,11 +25,14 @@ pub struct Report {
 }
 
 /// One market: its report as `GET /markets/{market}` answers it (`market`, `live`, `trends`,
-/// `daily`, ... at the top level), and its alerts, oldest first.
+/// `daily`, ... at the top level), its lists of interest by kind (`price_cut`, `undervalued`,
+/// `anomalous`: the `listings` of `GET /markets/{market}/listings?kind=KIND&limit=10`), and
+/// its alerts newest first (the pages of `GET /alerts?market=MARKET`).
 #[derive(Debug, Clone, Serialize)]
 pub struct MarketSection {
     #[serde(flatten)]
     pub report: MarketReport,
+    pub listings: BTreeMap<&'static str, Vec<InterestingListing>>,
     pub alerts: Vec<AlertBody>,
 }
 

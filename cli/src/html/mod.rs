@@ -1,5 +1,5 @@
 //! The market report as data ([`Report`], read from a stack's market table by [`gather`]
-//! with the API's views) and as one self-contained HTML page ([`render`]): the dashboard's
+//! with the API's views: market report, lists of interest, alert feed) and as one self-contained HTML page ([`render`]): the dashboard's
 //! own uPlot, formats, charts and list rows inlined with the data, so the page draws the
 //! same charts as the dashboard, offline (file://, no network).
 
@@ -7,6 +7,6 @@ mod data;
 mod gather;
 mod page;
 
-pub use data::{LatencySummary, MarketSection, Report};
-pub use gather::gather;
+pub use data::{LatencySummary, Report};
+pub use gather::{gather, section};
 pub use page::render;

@@ -75,7 +75,7 @@
     }
 
     section.appendChild(el("h3", "", "Alerts raised, newest first"));
-    const newest = [...m.alerts].reverse();
+    const newest = m.alerts;
     const first = el("ul", "rows alerts");
     Lists.fillAlerts(first, newest.slice(0, FIRST_ALERTS));
     section.appendChild(first);

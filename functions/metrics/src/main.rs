@@ -5,6 +5,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_core::config::StackResources;
+use realty_core::metrics::interest::InterestRules;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,7 +14,8 @@ async fn main() -> Result<(), Error> {
     let resources = StackResources::from_env()?;
     let emf = realty_aws::telemetry::init_emf("metrics")?;
     let aws = realty_aws::sdk::sdk_config(None).await;
-    let function = MetricsFunction::new(&aws, &resources);
+    let mut function = MetricsFunction::new(&aws, &resources);
+    function.rules = InterestRules::from_lookup(|name| std::env::var(name).ok())?;
     let function = &function;
     run(service_fn(
         move |event: LambdaEvent<KinesisEvent>| async move {

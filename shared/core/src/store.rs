@@ -10,9 +10,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::Listing;
-use crate::metrics::aggregate::{DailyCounts, MarketAggregate, MarketFigures};
+use crate::metrics::aggregate::{DailyCounts, DayClose, MarketAggregate, MarketFigures};
 use crate::metrics::batch::{AppliedEvent, ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
+use crate::metrics::history::Trends;
+use crate::metrics::interest::{InterestEntry, InterestKind, InterestingListing, interest_key};
 use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 
 /// Sort key of a market's live aggregate.
@@ -74,6 +76,10 @@ pub struct ListingItem {
     /// changed in one batch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub several_recent_events: bool,
+    /// The market's lists of interest the listing has an entry in (undervalued,
+    /// anomalous): the event that takes it out deletes the entry without a read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interest: Vec<InterestKind>,
 }
 
 /// A stored item that is not what this build writes.
@@ -97,6 +103,7 @@ impl From<&ListingState> for ListingItem {
             sequence: s.version.sequence.padded().to_owned(),
             recent_events: s.recent_events.clone(),
             several_recent_events: s.recent_events.len() > 1,
+            interest: s.interest.clone(),
         }
     }
 }
@@ -119,6 +126,7 @@ impl TryFrom<ListingItem> for ListingState {
                 sequence,
             },
             recent_events: item.recent_events,
+            interest: item.interest,
         })
     }
 }
@@ -151,6 +159,9 @@ pub struct MarketLiveItem {
     #[serde(with = "serde_bytes")]
     pub hist_gross_yield: Vec<u8>,
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
+    /// Per day, the medians of its close (absent on items written before they were kept).
+    #[serde(default)]
+    pub closing: BTreeMap<NaiveDate, DayClose>,
     /// The figures of the aggregate, for readers (the alerts function, `realty report`).
     pub figures: MarketFigures,
 }
@@ -180,6 +191,7 @@ impl MarketLiveItem {
             hist_listed_day_negated: h.listed_day_negated,
             hist_gross_yield: h.gross_yield,
             daily: a.daily.clone(),
+            closing: a.closing.clone(),
             figures: a.figures(),
         }
     }
@@ -191,6 +203,7 @@ impl MarketLiveItem {
             price_sum_minor: self.price_sum_minor,
             active_with_cut: self.active_with_cut,
             daily: self.daily,
+            closing: self.closing,
             as_of: self.as_of,
             ..MarketAggregate::default()
         };
@@ -225,6 +238,10 @@ pub struct MarketSnapshotItem {
     pub sk: String,
     pub period: Period,
     pub figures: MarketFigures,
+    /// A day's moving averages and trends as of its end (absent on hours, and on days
+    /// written before they were stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trends: Option<Trends>,
     /// TTL (epoch seconds) of hourly snapshots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -241,7 +258,33 @@ impl From<&Snapshot> for MarketSnapshotItem {
             sk: s.period.sort_key(),
             period: s.period,
             figures: s.figures.clone(),
+            trends: s.trends.clone(),
             expires_at,
+        }
+    }
+}
+
+/// An entry of a market's listings of interest (`pk` = `interest#<market>`, `sk` =
+/// `price_cut#<time>#<hash>`, `undervalued#<hash>` or `anomalous#<hash>`; see
+/// [`crate::metrics::interest`]), expiring at `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterestItem {
+    pub pk: String,
+    pub sk: String,
+    pub listing: InterestingListing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undervalued_ratio: Option<f64>,
+    pub expires_at: i64,
+}
+
+impl From<&InterestEntry> for InterestItem {
+    fn from(e: &InterestEntry) -> Self {
+        Self {
+            pk: interest_key(&e.market),
+            sk: e.sort_key.clone(),
+            listing: e.listing.clone(),
+            undervalued_ratio: e.undervalued_ratio,
+            expires_at: e.expires_at,
         }
     }
 }

@@ -12,19 +12,24 @@ use futures::stream::{self, StreamExt};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::metrics::batch::ListingState;
+use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::ports::{
     EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
 };
 use realty_core::metrics::reconcile::{ListingScan, MarketScan};
 use realty_core::ports::PortError;
 use realty_core::store::{
-    JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem, MarketSnapshotItem,
+    InterestItem, JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, ListingItem, MarketLiveItem,
+    MarketSnapshotItem,
 };
 
 /// BatchGetItem reads at most 100 keys a call.
 const GET_BATCH: usize = 100;
-/// BatchWriteItem writes at most 25 items a call.
-const WRITE_BATCH: usize = 25;
+/// BatchWriteItem writes at most 25 items a call...
+pub(crate) const WRITE_BATCH: usize = 25;
+/// ...and 16 MB of them, as DynamoDB sizes items ([`crate::items::item_size`]). With items
+/// under the 400 KB item limit the count binds first; the bytes are bounded all the same.
+pub(crate) const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
 /// writes take 5 round trips instead of 40, with few connections per function instance.
 const BATCH_CALLS_IN_FLIGHT: usize = 8;
@@ -135,10 +140,11 @@ pub(crate) async fn batch_get(
         .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
-/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (25 items
-/// each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once, so their
-/// order does not matter. Returns the number of re-sends.
-async fn batch_put(
+/// Writes items, re-sending `UnprocessedItems` until all are written. The calls (at most 25
+/// items and 16 MB each) run [`BATCH_CALLS_IN_FLIGHT`] at a time: each item is written once,
+/// so their order does not matter. Two items with the same key must not share a call
+/// (DynamoDB refuses the call). Returns the number of re-sends.
+pub(crate) async fn batch_put(
     client: &Client,
     table: &str,
     items: Vec<Item>,
@@ -157,8 +163,9 @@ async fn batch_put(
     write_requests(client, table, requests, retry).await
 }
 
-/// Sends write requests (puts or deletes) in BatchWriteItems of 25, re-sending
-/// `UnprocessedItems`; returns the number of re-sends.
+/// Sends write requests (puts or deletes) in BatchWriteItems of at most [`WRITE_BATCH`]
+/// requests and [`WRITE_BATCH_BYTES`], re-sending only `UnprocessedItems`; returns the
+/// number of re-sends.
 async fn write_requests(
     client: &Client,
     table: &str,
@@ -190,8 +197,10 @@ async fn write_requests(
             }
         })
     };
-    let mut calls = stream::iter(requests.chunks(WRITE_BATCH))
-        .map(write_chunk)
+    let sizes: Vec<usize> = requests.iter().map(request_size).collect();
+    let chunks = realty_core::ports::chunk_by_limits(&sizes, WRITE_BATCH, WRITE_BATCH_BYTES);
+    let mut calls = stream::iter(chunks)
+        .map(|range| write_chunk(&requests[range]))
         .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
     let mut retries = 0;
     while let Some(result) = calls.next().await {
@@ -211,6 +220,15 @@ async fn write_requests(
         }
     }
     Ok(retries)
+}
+
+/// A write request's item (or key, for a delete), as DynamoDB sizes it.
+fn request_size(request: &WriteRequest) -> usize {
+    match (request.put_request(), request.delete_request()) {
+        (Some(put), _) => crate::items::item_size(put.item()),
+        (None, Some(delete)) => crate::items::item_size(delete.key()),
+        (None, None) => 0,
+    }
 }
 
 /// The listing table.
@@ -470,6 +488,49 @@ impl MarketStore for DynamoMarketStore {
             .map(|_| ())
     }
 
+    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+        let requests = writes
+            .iter()
+            .map(|w| match w {
+                InterestWrite::Put(entry) => {
+                    let item = serde_dynamo::to_item(InterestItem::from(entry.as_ref()))
+                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
+                }
+                InterestWrite::Delete { market, sort_key } => DeleteRequest::builder()
+                    .key("pk", AttributeValue::S(interest_key(market)))
+                    .key("sk", AttributeValue::S(sort_key.clone()))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(|e| PortError::new("BatchWriteItem", e.to_string())),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // A batch may cut and then un-list one listing: one request per key in a call
+        // (BatchWriteItem refuses duplicates), the last write of each key.
+        let mut last = BTreeMap::new();
+        for (w, request) in writes.iter().zip(requests) {
+            let key = match w {
+                InterestWrite::Put(e) => (interest_key(&e.market), e.sort_key.clone()),
+                InterestWrite::Delete { market, sort_key } => {
+                    (interest_key(market), sort_key.clone())
+                }
+            };
+            last.insert(key, request);
+        }
+        write_requests(
+            &self.client,
+            &self.table,
+            last.into_values().collect(),
+            self.retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
         let key = journal_key(shard);
@@ -530,6 +591,64 @@ fn journal_key(shard: &str) -> Item {
 impl realty_core::api::ports::MarketReader for DynamoMarketStore {
     async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
         DynamoMarketStore::live(self, scope_key).await
+    }
+
+    async fn latest<T: serde::de::DeserializeOwned>(
+        &self,
+        partition_key: &str,
+        prefix: &str,
+        below: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), PortError> {
+        // One Query, newest first, paged by DynamoDB until `limit` items are read.
+        let (condition, upper) = match below {
+            Some(b) => ("pk = :pk AND sk BETWEEN :prefix AND :upper", b.to_owned()),
+            None => ("pk = :pk AND begins_with(sk, :prefix)", String::new()),
+        };
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", AttributeValue::S(partition_key.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - out.len() + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if below.is_some() {
+                query =
+                    query.expression_attribute_values(":upper", AttributeValue::S(upper.clone()));
+            }
+            let page = query.send().await.map_err(|e| sdk_error("Query", &e))?;
+            for item in page.items.unwrap_or_default() {
+                let sk = match item.get("sk") {
+                    Some(AttributeValue::S(sk)) => sk.clone(),
+                    _ => continue,
+                };
+                // BETWEEN includes its bounds: the cursor's own item was shown already,
+                // and an item that does not start with the prefix is another list's.
+                if below == Some(sk.as_str()) || !sk.starts_with(prefix) {
+                    continue;
+                }
+                if out.len() == limit {
+                    // One more than asked for: there is a next page, below the last shown.
+                    let next = out.last().map(|(k, _): &(String, T)| k.clone());
+                    return Ok((out.into_iter().map(|(_, v)| v).collect(), next));
+                }
+                out.push((
+                    sk,
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| PortError::new("decode item", e.to_string()))?,
+                ));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok((out.into_iter().map(|(_, v)| v).collect(), None)),
+            }
+        }
     }
 
     async fn snapshots(

@@ -303,6 +303,7 @@ async fn dynamodb_batch_write_resends_unprocessed_items() {
             scope_key: "city#nashville-tn#all".into(),
             period: Period::Day(chrono::NaiveDate::from_ymd_opt(2024, 10, 1 + d).expect("date")),
             figures: Default::default(),
+            trends: None,
         })
         .collect();
     let first = mock!(Client::batch_write_item)

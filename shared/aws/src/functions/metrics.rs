@@ -4,6 +4,7 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
+use realty_core::metrics::interest::InterestRules;
 
 use crate::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
 use crate::adapters::firehose::FirehoseArchive;
@@ -19,6 +20,8 @@ pub struct MetricsFunction {
     pub markets: DynamoMarketStore,
     pub archive: FirehoseArchive,
     pub poison: SqsPoisonSink,
+    /// How listings of interest are judged (the default until the caller sets the stack's).
+    pub rules: InterestRules,
 }
 
 impl MetricsFunction {
@@ -46,6 +49,7 @@ impl MetricsFunction {
                 queue_url: resources.poison_record_queue_url.clone(),
                 retry,
             },
+            rules: InterestRules::default(),
         }
     }
 
@@ -57,6 +61,7 @@ impl MetricsFunction {
             markets: &self.markets,
             archive: &self.archive,
             poison: &self.poison,
+            rules: self.rules,
         };
         handle_event(&ports, event).await
     }

@@ -1,5 +1,6 @@
 //! What the alerts function needs from the outside world, as small traits. The AWS adapters
-//! live in `realty_aws::adapters` (`idempotency`, `market_median`, `sns`, `alert_sink`).
+//! live in `realty_aws::adapters` (`idempotency`, `market_median`, `sns`, `alert_sink`,
+//! `alert_feed`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,6 +8,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::feed::AlertFeedItem;
 use super::message::AlertMessage;
 use crate::ports::PortError;
 
@@ -114,4 +116,11 @@ pub struct RejectedAlert {
 /// Where alerts that can never be published go, so none is lost silently.
 pub trait AlertErrorSink {
     fn send(&self, rejected: &[RejectedAlert]) -> impl Future<Output = Result<(), PortError>>;
+}
+
+/// The feed of published alerts the API reads (the market table's `alerts#<market>` items).
+pub trait AlertFeed {
+    /// Writes the items (each over any earlier item with its keys: a re-delivered alert
+    /// rewrites its own); re-sends only what the store did not take.
+    fn record(&self, items: &[AlertFeedItem]) -> impl Future<Output = Result<(), PortError>>;
 }

@@ -12,22 +12,29 @@
 //!    failed;
 //! 5. publish the claimed alerts (PublishBatch; only entries SNS reports failed re-sent);
 //! 6. mark what was published (re-tried while the claim's lease runs), release the claims
-//!    of what was not, and send what can never be published to the error sink.
+//!    of what was not, and send what can never be published to the error sink;
+//! 7. keep what was published in the alert feed ([`super::feed`]), in one write, re-tried
+//!    until the deadline draws near.
 //!
 //! A failure in steps 2, 4, 5 or 6 (the sink) fails the batch from the first record it
 //! touches: that record's sequence number goes back as `batchItemFailures`, and Lambda
 //! re-delivers it and everything after it. The records before it are done. When a crash or a
-//! lost answer can still duplicate an alert: docs/alerts.md.
+//! lost answer can still duplicate an alert: docs/alerts.md. A feed write that fails for good
+//! (step 7) fails nothing: re-delivering the record would publish its alert again, and the
+//! alert reached SNS; it is logged and counted (`alert_feed_failures`), and the feed misses it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::feed::AlertFeedItem;
 use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
 use super::ports::{
-    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, RejectedAlert,
+    AlertErrorSink, AlertFeed, AlertPublisher, Claim, IdempotencyStore, MarketMedians,
+    RejectedAlert,
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, classify, evaluate,
@@ -41,15 +48,21 @@ pub const CLAIM_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::seconds(2)
 /// A claim held by another invocation is waited for when its lease ends at least this long
 /// before our own deadline (time to publish and mark); otherwise its record is failed.
 pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
-/// A mark that fails is re-tried until this long before the deadline (time to answer).
-pub const MARK_RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+/// A mark or feed write that fails is re-tried until this long before the deadline (time to
+/// answer).
+pub const RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+/// The first and the longest wait between those re-tries ([`crate::backoff::full_jitter`]).
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(50);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// All the ports the alerts function uses.
-pub struct AlertPorts<'a, I, M, P, S> {
+pub struct AlertPorts<'a, I, M, P, S, F> {
     pub idempotency: &'a I,
     pub medians: &'a M,
     pub publisher: &'a P,
     pub sink: &'a S,
+    /// The feed of published alerts the API reads.
+    pub feed: &'a F,
 }
 
 /// What happened to a batch.
@@ -81,6 +94,11 @@ pub struct AlertStats {
     /// Published alerts whose record could not be marked before the deadline (a re-delivery
     /// of their record would repeat them).
     pub marks_failed: usize,
+    /// Failed feed writes re-tried before the deadline.
+    pub feed_retries: u32,
+    /// Published alerts missing from the feed: their write failed until the deadline drew
+    /// near, or they had no feed item (the alert went out; its record is not failed).
+    pub feed_failed: usize,
     pub duration_ms: u64,
 }
 
@@ -157,8 +175,8 @@ fn claim_token() -> String {
 /// Processes one batch of stream records. `deadline` is when Lambda stops the invocation
 /// (its context's deadline): claims are leased until then, and a held claim is waited for
 /// only when that still leaves time to publish.
-pub async fn process_batch<I, M, P, S>(
-    ports: &AlertPorts<'_, I, M, P, S>,
+pub async fn process_batch<I, M, P, S, F>(
+    ports: &AlertPorts<'_, I, M, P, S, F>,
     thresholds: &AlertThresholds,
     records: Vec<ListingStreamRecord>,
     deadline: DateTime<Utc>,
@@ -168,6 +186,7 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
+    F: AlertFeed,
 {
     let started = Instant::now();
     let mut stats = AlertStats {
@@ -359,12 +378,12 @@ where
         stats.published += 1;
         metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
         tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
-        let (retries, result) = mark_while_leased(
-            ports.idempotency,
-            &pending.message.alert_id,
-            &token,
-            deadline,
-        )
+        // While the claim's lease runs no other invocation can take it: a late mark is right.
+        let key = pending.message.alert_id.as_str();
+        let what = format!("mark alert {} published", cut_to(key, MAX_SINK_FIELD_BYTES));
+        let (retries, result) = retry_before_deadline(deadline, &what, || {
+            ports.idempotency.mark_published(key, &token)
+        })
         .await;
         stats.mark_retries += retries;
         if let Err(e) = result {
@@ -390,6 +409,9 @@ where
         }
     }
 
+    // 7. The feed the API reads: the alerts that went out, whatever else failed.
+    record_in_feed(ports.feed, &published, deadline, &mut stats).await;
+
     stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (failed_from, error) = match failure.0 {
         Some((change, error)) => (Some(changes[change].sequence_number.clone()), Some(error)),
@@ -410,31 +432,60 @@ fn alert_name(alert: &Alert) -> String {
     )
 }
 
-/// Marks `key` published, re-trying a failure while this invocation's lease on it runs (no
-/// other invocation can take the claim meanwhile, so a late mark is still right). Returns
-/// the retries, and the last error if it never went through.
-async fn mark_while_leased<I: IdempotencyStore>(
-    store: &I,
-    key: &str,
-    token: &str,
+/// Runs `attempt` until it succeeds, re-trying a failure (after the project's backoff) while
+/// the next try can still start [`RETRY_MARGIN`] before `deadline`. Returns the retries,
+/// and the last error if it never went through.
+async fn retry_before_deadline<T, Fut: Future<Output = Result<T, PortError>>>(
     deadline: DateTime<Utc>,
-) -> (u32, Result<(), PortError>) {
-    let mut delay = std::time::Duration::from_millis(50);
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> (u32, Result<T, PortError>) {
     let mut retries = 0;
     loop {
-        match store.mark_published(key, token).await {
-            Ok(()) => return (retries, Ok(())),
+        match attempt().await {
+            Ok(done) => return (retries, Ok(done)),
             Err(e) => {
-                let wait = chrono::Duration::from_std(delay).unwrap_or(MARK_RETRY_MARGIN);
-                if Utc::now() + wait + MARK_RETRY_MARGIN >= deadline {
+                let wait = crate::backoff::full_jitter(RETRY_FIRST_DELAY, RETRY_MAX_DELAY, retries);
+                let wait_chrono = chrono::Duration::from_std(wait).unwrap_or(RETRY_MARGIN);
+                if Utc::now() + wait_chrono + RETRY_MARGIN >= deadline {
                     return (retries, Err(e));
                 }
-                tracing::warn!(alert_id = %key, error = %e, "cannot mark an alert published; trying again");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                tracing::warn!(error = %e, "cannot {what}; trying again");
+                tokio::time::sleep(wait).await;
                 retries += 1;
             }
         }
+    }
+}
+
+/// Writes the published alerts to the feed in one call, re-tried before the deadline. A
+/// failure is logged and counted, never returned: the alerts went out, and failing their
+/// records would publish them again (docs/alerts.md, "The alert feed").
+async fn record_in_feed<F: AlertFeed>(
+    feed: &F,
+    published: &[Pending],
+    deadline: DateTime<Utc>,
+    stats: &mut AlertStats,
+) {
+    let mut items = Vec::with_capacity(published.len());
+    for pending in published {
+        match AlertFeedItem::of(&pending.message) {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                tracing::error!(alert_id = %pending.message.alert_id, error = %e, "published alert has no feed item");
+                stats.feed_failed += 1;
+            }
+        }
+    }
+    if items.is_empty() {
+        return;
+    }
+    let (retries, result) =
+        retry_before_deadline(deadline, "write the alert feed", || feed.record(&items)).await;
+    stats.feed_retries += retries;
+    if let Err(e) = result {
+        tracing::error!(alerts = items.len(), error = %e, "published alerts not kept in the alert feed");
+        stats.feed_failed += items.len();
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod lists;
 pub mod ports;
 pub mod respond;
 pub mod routes;

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 
+use serde::de::DeserializeOwned;
+
 use crate::ports::PortError;
 use crate::store::{MarketLiveItem, MarketSnapshotItem};
 
@@ -22,4 +24,14 @@ pub trait MarketReader {
         from_sort_key: &str,
         to_sort_key: &str,
     ) -> impl Future<Output = Result<Vec<MarketSnapshotItem>, PortError>>;
+    /// Items of partition `partition_key` whose sort keys start with `prefix`, highest sort
+    /// key first, below `below` when given, at most `limit`; with the sort key to continue
+    /// below when more may follow (the listings of interest, the alert feed).
+    fn latest<T: DeserializeOwned>(
+        &self,
+        partition_key: &str,
+        prefix: &str,
+        below: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<T>, Option<String>), PortError>>;
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::OPENAPI;
 use super::dashboard::ASSETS;
+use super::lists::{listings_of_interest, recent_alerts};
 use super::ports::MarketReader;
 use super::routes::{ApiError, ApiRequest, Route, route};
 use super::views::{health, history, market_list, market_report, scope_of};
@@ -95,6 +96,34 @@ pub async fn respond(
                 .map(|l| ApiResponse::json(&l)),
             Err(e) => Err(e),
         },
+        Route::Listings {
+            market,
+            kind,
+            limit,
+            after,
+        } => listings_of_interest(markets, &market, kind, limit, after.as_deref())
+            .await
+            .map(|l| ApiResponse::json(&l)),
+        Route::Alerts {
+            market,
+            kind,
+            limit,
+            before,
+        } => {
+            let watched = match market {
+                Some(m) => Ok(vec![m]),
+                None => config
+                    .load(&month_of(now))
+                    .await
+                    .map(|s| s.markets.into_iter().map(|m| m.market).collect()),
+            };
+            match watched {
+                Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref())
+                    .await
+                    .map(|f| ApiResponse::json(&f)),
+                Err(e) => Err(e),
+            }
+        }
         Route::Health => config
             .load(&month_of(now))
             .await

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+use crate::alerts::rules::AlertKind;
+use crate::metrics::interest::InterestKind;
 use crate::poller::markets::check_market_key;
 
 /// Longest path read.
@@ -20,6 +22,12 @@ pub const MAX_PAGE: usize = 200;
 pub const DEFAULT_HISTORY_DAYS: i64 = 30;
 pub const MAX_DAILY_HISTORY_DAYS: i64 = 366;
 pub const MAX_HOURLY_HISTORY_DAYS: i64 = 14;
+/// Listings per list of interest by default, and at most.
+pub const DEFAULT_INTEREST_PAGE: usize = 10;
+pub const MAX_INTEREST_PAGE: usize = 50;
+/// Alerts per page by default, and at most.
+pub const DEFAULT_ALERT_PAGE: usize = 20;
+pub const MAX_ALERT_PAGE: usize = 100;
 
 /// A request as the API sees it, whatever carried it (API Gateway, `realty serve`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,6 +64,20 @@ pub enum Route {
         /// Both `None`: the last [`DEFAULT_HISTORY_DAYS`] to the market's last event.
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
+    },
+    /// `GET /markets/{market}/listings?kind=&limit=&after=`: a list of interest.
+    Listings {
+        market: String,
+        kind: InterestKind,
+        limit: usize,
+        after: Option<String>,
+    },
+    /// `GET /alerts?market=&type=&limit=&before=`: the recent alerts.
+    Alerts {
+        market: Option<String>,
+        kind: Option<AlertKind>,
+        limit: usize,
+        before: Option<String>,
     },
     /// `GET /health`: the last event per market, the last poll per source.
     Health,
@@ -117,6 +139,62 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
         ["assets", file] => Route::Asset((*file).to_owned()),
         ["openapi.json"] => Route::Spec,
         ["health"] => Route::Health,
+        ["alerts"] => Route::Alerts {
+            market: request
+                .query
+                .get("market")
+                .map(|m| market_key(m))
+                .transpose()?,
+            kind: request
+                .query
+                .get("type")
+                .map(|t| {
+                    [AlertKind::PriceDrop, AlertKind::Undervalued]
+                        .into_iter()
+                        .find(|k| k.as_str() == t)
+                        .ok_or_else(|| {
+                            ApiError::bad(format!(
+                                "type {:?}: price_drop or undervalued",
+                                truncate(t)
+                            ))
+                        })
+                })
+                .transpose()?,
+            limit: page_size(&request.query, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE)?,
+            before: request
+                .query
+                .get("before")
+                .map(|t| alert_token(t))
+                .transpose()?,
+        },
+        ["markets", market, "listings"] => {
+            let kind = match request.query.get("kind") {
+                Some(k) => InterestKind::parse(k).ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "kind {:?}: price_cut, undervalued or anomalous",
+                        truncate(k)
+                    ))
+                })?,
+                None => {
+                    return Err(ApiError::bad(
+                        "kind is required: price_cut, undervalued or anomalous",
+                    ));
+                }
+            };
+            let after = request.query.get("after");
+            if after.is_some() && kind != InterestKind::PriceCut {
+                return Err(ApiError::bad(format!(
+                    "after pages the price cuts only: the {} list is one page",
+                    kind.as_str()
+                )));
+            }
+            Route::Listings {
+                market: market_key(market)?,
+                kind,
+                limit: page_size(&request.query, DEFAULT_INTEREST_PAGE, MAX_INTEREST_PAGE)?,
+                after: after.map(|t| cut_token(t)).transpose()?,
+            }
+        }
         ["markets"] => Route::Markets {
             limit: limit(&request.query)?,
             after: request
@@ -178,6 +256,8 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
     let known: &[&str] = match &route {
         Route::Markets { .. } => &["limit", "after"],
         Route::History { .. } => &["period", "from", "to"],
+        Route::Listings { .. } => &["kind", "limit", "after"],
+        Route::Alerts { .. } => &["market", "type", "limit", "before"],
         _ => &[],
     };
     if let Some(name) = request.query.keys().find(|k| !known.contains(&k.as_str())) {
@@ -220,15 +300,59 @@ fn market_key(text: &str) -> Result<String, ApiError> {
 }
 
 fn limit(query: &BTreeMap<String, String>) -> Result<usize, ApiError> {
+    page_size(query, DEFAULT_PAGE, MAX_PAGE)
+}
+
+fn page_size(
+    query: &BTreeMap<String, String>,
+    default: usize,
+    most: usize,
+) -> Result<usize, ApiError> {
     match query.get("limit") {
-        None => Ok(DEFAULT_PAGE),
+        None => Ok(default),
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+            Ok(n) if (1..=most).contains(&n) => Ok(n),
             _ => Err(ApiError::bad(format!(
-                "limit {:?}: a whole number from 1 to {MAX_PAGE}",
+                "limit {:?}: a whole number from 1 to {most}",
                 truncate(text)
             ))),
         },
+    }
+}
+
+/// A position in time order: `2026-11-21T18:02:11Z#` and 16 hex digits.
+fn is_position(text: &str) -> bool {
+    let Some((at, hash)) = text.split_once('#') else {
+        return false;
+    };
+    chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%SZ").is_ok()
+        && at.len() == 20
+        && hash.len() == 16
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// A page token of the alerts (the `next` of a page: a position).
+fn alert_token(text: &str) -> Result<String, ApiError> {
+    if is_position(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(ApiError::bad(format!(
+            "before {:?} is not a page token: pass the `next` of the previous page",
+            truncate(text)
+        )))
+    }
+}
+
+/// A page token of the price cuts (the `next` of a page).
+fn cut_token(text: &str) -> Result<String, ApiError> {
+    match text.strip_prefix(&InterestKind::PriceCut.prefix()) {
+        Some(position) if is_position(position) => Ok(text.to_owned()),
+        _ => Err(ApiError::bad(format!(
+            "after {:?} is not a page token: pass the `next` of the previous page",
+            truncate(text)
+        ))),
     }
 }
 

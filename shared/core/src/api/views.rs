@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::ports::MarketReader;
 use super::routes::{DEFAULT_HISTORY_DAYS, Granularity};
+use crate::listing::CENTS_PER_DOLLAR;
 use crate::metrics::aggregate::{MarketFigures, Scope};
-use crate::metrics::history::{Trends, trends};
+use crate::metrics::history::Trends;
 use crate::metrics::ports::Period;
 use crate::poller::markets::ConfigSnapshot;
 use crate::ports::PortError;
@@ -20,11 +21,14 @@ pub const REPORT_DAYS: i64 = 60;
 pub const REPORT_HOURS: i64 = 48;
 
 /// One snapshot: the period (`2026-11-21` for a day, `2026-11-21T18:00:00Z` for the hour
-/// starting then) and the market's figures at its end.
+/// starting then), the market's figures at its end, and for a day the moving averages and
+/// trends the metrics function stored with it (`None` on hours, and on days written before
+/// they were stored).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SnapshotView {
     pub period: String,
     pub figures: MarketFigures,
+    pub trends: Option<Trends>,
 }
 
 impl From<MarketSnapshotItem> for SnapshotView {
@@ -36,8 +40,17 @@ impl From<MarketSnapshotItem> for SnapshotView {
         Self {
             period,
             figures: item.figures,
+            trends: item.trends,
         }
     }
+}
+
+/// Active listings at one price per sqft (the value standing for a bucket of the market's
+/// histogram, in dollars).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DistributionBucket {
+    pub price_per_sqft: f64,
+    pub listings: u64,
 }
 
 /// A market's live figures, moving averages and trends, and its latest snapshots.
@@ -46,9 +59,12 @@ pub struct MarketReport {
     pub market: String,
     pub scope_key: String,
     pub live: MarketFigures,
+    /// The latest day's stored trends (all `None` until a day is written with them).
     pub trends: Trends,
     pub daily: Vec<SnapshotView>,
     pub hourly: Vec<SnapshotView>,
+    /// The active listings' prices per sqft, ascending.
+    pub price_per_sqft_distribution: Vec<DistributionBucket>,
 }
 
 /// The scope a market names: a city-state is its all-types city scope; a full key
@@ -85,20 +101,33 @@ pub async fn market_report(
             &Period::hour_of(as_of).sort_key(),
         )
         .await?;
-    let by_day: Vec<(NaiveDate, MarketFigures)> = daily
-        .iter()
-        .filter_map(|s| match s.period {
-            Period::Day(d) => Some((d, s.figures.clone())),
-            Period::Hour(_) => None,
+    let figures = live.figures.clone();
+    let stored = live
+        .into_stored()
+        .map_err(|e| PortError::new("read market item", format!("{scope_key}: {e}")))?;
+    let price_per_sqft_distribution = stored
+        .aggregate
+        .price_per_sqft
+        .buckets()
+        .map(|(minor, listings)| DistributionBucket {
+            price_per_sqft: minor / CENTS_PER_DOLLAR as f64,
+            listings,
         })
         .collect();
+    let trends = daily
+        .iter()
+        .rev()
+        .find(|s| s.period == Period::Day(as_of.date_naive()))
+        .and_then(|s| s.trends.clone())
+        .unwrap_or_default();
     Ok(Some(MarketReport {
         market: market.to_owned(),
-        trends: trends(&by_day, as_of.date_naive()),
-        live: live.figures,
+        trends,
+        live: figures,
         scope_key,
         daily: daily.into_iter().map(SnapshotView::from).collect(),
         hourly: hourly.into_iter().map(SnapshotView::from).collect(),
+        price_per_sqft_distribution,
     }))
 }
 

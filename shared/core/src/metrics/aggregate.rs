@@ -13,6 +13,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{DayHistogram, HistogramDecodeError, LogHistogram};
+use super::history::{Trends, trends};
 use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
 
 /// How long daily counters stay in the live item (the daily snapshots keep them after).
@@ -248,8 +249,28 @@ pub struct MarketAggregate {
     pub listed_day_negated: DayHistogram,
     pub gross_yield: LogHistogram,
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
+    /// Per day, the medians the market closed the day with (its daily snapshot's), kept as
+    /// long as the daily counters: the moving averages and trends of a day's snapshot are
+    /// computed from them when the day is written, without reading the snapshots back.
+    pub closing: BTreeMap<NaiveDate, DayClose>,
     /// Latest `observed_at` applied.
     pub as_of: Option<DateTime<Utc>>,
+}
+
+/// The medians a market stood at when a day's snapshot was last written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayClose {
+    pub median_price: Option<f64>,
+    pub median_price_per_sqft: Option<f64>,
+}
+
+impl From<&MarketFigures> for DayClose {
+    fn from(f: &MarketFigures) -> Self {
+        Self {
+            median_price: f.median_price,
+            median_price_per_sqft: f.median_price_per_sqft,
+        }
+    }
 }
 
 /// A contribution removed what the aggregate did not hold: its figures had drifted from its
@@ -349,7 +370,8 @@ impl MarketAggregate {
         underflows
     }
 
-    /// Moves `as_of` forward and drops daily counters older than [`DAILY_COUNTER_DAYS`].
+    /// Moves `as_of` forward and drops daily counters and closes older than
+    /// [`DAILY_COUNTER_DAYS`].
     pub fn advance_to(&mut self, observed_at: DateTime<Utc>) {
         if self.as_of.is_none_or(|t| observed_at > t) {
             self.as_of = Some(observed_at);
@@ -358,13 +380,17 @@ impl MarketAggregate {
             let oldest = as_of.date_naive() - Duration::days(DAILY_COUNTER_DAYS);
             // Days are in order: drop from the front (this runs for every contribution, and
             // usually finds nothing to drop).
-            while let Some(day) = self.daily.first_entry() {
-                if *day.key() >= oldest {
-                    break;
-                }
-                day.remove();
-            }
+            drop_before(&mut self.daily, oldest);
+            drop_before(&mut self.closing, oldest);
         }
+    }
+
+    /// Records the figures a day's snapshot is written with as that day's close, and
+    /// returns the day's trends as of then ([`crate::metrics::history::trends`] over the
+    /// closes kept).
+    pub fn close_day(&mut self, day: NaiveDate, figures: &MarketFigures) -> Trends {
+        self.closing.insert(day, DayClose::from(figures));
+        trends(&self.closing, day)
     }
 
     /// The figures of this aggregate on the day of `as_of`.
@@ -440,6 +466,16 @@ impl MarketAggregate {
             .filter(|(v, _)| *v < low || *v > high)
             .map(|(_, c)| c)
             .sum()
+    }
+}
+
+/// Drops the entries of days before `oldest`.
+fn drop_before<V>(days: &mut BTreeMap<NaiveDate, V>, oldest: NaiveDate) {
+    while let Some(day) = days.first_entry() {
+        if *day.key() >= oldest {
+            break;
+        }
+        day.remove();
     }
 }
 

@@ -108,6 +108,8 @@ pub struct ListingState {
     /// The last events applied, oldest first, the last being `version`'s (for the alerts
     /// function: [`crate::store::ListingItem::recent_events`]).
     pub recent_events: Vec<AppliedEvent>,
+    /// The lists of interest it has an entry in ([`super::interest`]).
+    pub interest: Vec<super::interest::InterestKind>,
 }
 
 impl ListingState {
@@ -251,6 +253,7 @@ fn next_state(
         first_price_minor,
         version,
         recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
+        interest: current.map(|s| s.interest.clone()).unwrap_or_default(),
     };
     state.recent_events.push(AppliedEvent::from(&state));
     let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);

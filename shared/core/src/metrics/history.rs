@@ -1,12 +1,16 @@
-//! Moving averages and trends of a market, from its daily snapshots (one Query).
+//! Moving averages and trends of a market, from the medians it closed each day with (the
+//! metrics function keeps them in the live item and stores each day's trends in its daily
+//! snapshot; `docs/metrics.md`, "Moving averages and trends").
+
+use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::aggregate::MarketFigures;
+use super::aggregate::{DAILY_COUNTER_DAYS, DayClose};
 
-/// Moving averages (over the daily snapshots in the window) and percent changes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Moving averages (over the days in the window that have a value) and percent changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trends {
     pub median_price_ma_7d: Option<f64>,
     pub median_price_ma_30d: Option<f64>,
@@ -20,32 +24,32 @@ pub struct Trends {
     pub median_price_per_sqft_change_30d_pct: Option<f64>,
 }
 
-/// Trends as of `today` from daily snapshots (any order).
-pub fn trends(daily: &[(NaiveDate, MarketFigures)], today: NaiveDate) -> Trends {
-    let mut days: Vec<&(NaiveDate, MarketFigures)> =
-        daily.iter().filter(|(d, _)| *d <= today).collect();
-    days.sort_by_key(|(d, _)| *d);
-    let average = |window: i64, pick: fn(&MarketFigures) -> Option<f64>| {
+/// Trends as of `today` from the days' closes (days after `today`, and days more than
+/// [`DAILY_COUNTER_DAYS`] before it, which the live item no longer keeps, are left out).
+pub fn trends(closes: &BTreeMap<NaiveDate, DayClose>, today: NaiveDate) -> Trends {
+    let oldest = today - Duration::days(DAILY_COUNTER_DAYS);
+    let days: Vec<(&NaiveDate, &DayClose)> = closes.range(oldest..=today).collect();
+    let average = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
         let first = today - Duration::days(window - 1);
         let values: Vec<f64> = days
             .iter()
-            .filter(|(d, _)| *d >= first)
-            .filter_map(|(_, f)| pick(f))
+            .filter(|(d, _)| **d >= first)
+            .filter_map(|(_, c)| pick(c))
             .collect();
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     };
-    let change = |window: i64, pick: fn(&MarketFigures) -> Option<f64>| {
-        let latest = days.iter().rev().find_map(|(_, f)| pick(f))?;
+    let change = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
+        let latest = days.iter().rev().find_map(|(_, c)| pick(c))?;
         let cutoff = today - Duration::days(window);
         let earlier = days
             .iter()
             .rev()
-            .filter(|(d, _)| *d <= cutoff)
-            .find_map(|(_, f)| pick(f))?;
+            .filter(|(d, _)| **d <= cutoff)
+            .find_map(|(_, c)| pick(c))?;
         (earlier > 0.0).then(|| (latest / earlier - 1.0) * 100.0)
     };
-    let price: fn(&MarketFigures) -> Option<f64> = |f| f.median_price;
-    let ppsf: fn(&MarketFigures) -> Option<f64> = |f| f.median_price_per_sqft;
+    let price: fn(&DayClose) -> Option<f64> = |c| c.median_price;
+    let ppsf: fn(&DayClose) -> Option<f64> = |c| c.median_price_per_sqft;
     Trends {
         median_price_ma_7d: average(7, price),
         median_price_ma_30d: average(30, price),
@@ -62,19 +66,18 @@ pub fn trends(daily: &[(NaiveDate, MarketFigures)], today: NaiveDate) -> Trends 
 mod tests {
     use super::*;
 
-    fn day(n: u32, median: f64) -> (NaiveDate, MarketFigures) {
+    fn day(n: u32, median: f64) -> (NaiveDate, DayClose) {
         let date = NaiveDate::from_ymd_opt(2024, 10, n).expect("date");
-        let figures = MarketFigures {
+        let close = DayClose {
             median_price: Some(median),
             median_price_per_sqft: Some(median / 1000.0),
-            ..MarketFigures::default()
         };
-        (date, figures)
+        (date, close)
     }
 
     #[test]
     fn moving_averages_and_changes() {
-        let daily: Vec<_> = (1..=10)
+        let daily: BTreeMap<_, _> = (1..=10)
             .map(|n| day(n, 100_000.0 + 1_000.0 * f64::from(n)))
             .collect();
         let t = trends(&daily, NaiveDate::from_ymd_opt(2024, 10, 10).expect("date"));

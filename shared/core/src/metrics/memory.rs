@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::batch::ListingState;
+use super::interest::{InterestRules, InterestWrite, interest_key};
 use super::ports::{
     EncodedJournal, EventArchive, ListingStore, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES,
     MarketStore, PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
@@ -12,7 +13,7 @@ use super::ports::{
 use super::process::MetricsPorts;
 use super::reconcile::{ListingScan, MarketScan};
 use crate::ports::PortError;
-use crate::store::ListingItem;
+use crate::store::{InterestItem, ListingItem};
 
 /// Every store in memory.
 #[derive(Debug, Default)]
@@ -24,6 +25,9 @@ pub struct MemoryStores {
     /// Journals by shard.
     pub journals: Mutex<BTreeMap<String, EncodedJournal>>,
     pub archived: Mutex<Vec<Vec<u8>>>,
+    /// The market table's other items (listings of interest, the alert feed) by (partition
+    /// key, sort key), as JSON.
+    pub keyed: Mutex<BTreeMap<(String, String), serde_json::Value>>,
     pub poison: Mutex<Vec<PoisonRecord>>,
 }
 
@@ -35,6 +39,7 @@ impl MemoryStores {
             markets: self,
             archive: self,
             poison: self,
+            rules: InterestRules::default(),
         }
     }
 }
@@ -111,6 +116,24 @@ impl MarketStore for MemoryStores {
         let mut map = lock(&self.snapshots);
         for s in snapshots {
             map.insert((s.scope_key.clone(), s.period.sort_key()), s.clone());
+        }
+        Ok(())
+    }
+
+    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+        let mut keyed = lock(&self.keyed);
+        for w in writes {
+            match w {
+                InterestWrite::Put(entry) => {
+                    let item = InterestItem::from(entry.as_ref());
+                    let value = serde_json::to_value(&item)
+                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
+                    keyed.insert((item.pk, item.sk), value);
+                }
+                InterestWrite::Delete { market, sort_key } => {
+                    keyed.remove(&(interest_key(market), sort_key.clone()));
+                }
+            }
         }
         Ok(())
     }
@@ -197,5 +220,33 @@ impl crate::api::ports::MarketReader for MemoryStores {
             )
             .map(|(_, s)| crate::store::MarketSnapshotItem::from(s))
             .collect())
+    }
+
+    async fn latest<T: serde::de::DeserializeOwned>(
+        &self,
+        partition_key: &str,
+        prefix: &str,
+        below: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), PortError> {
+        let keyed = lock(&self.keyed);
+        let mut out = Vec::new();
+        let mut last = None;
+        let matching = keyed
+            .range((partition_key.to_owned(), prefix.to_owned())..)
+            .take_while(|((pk, sk), _)| pk == partition_key && sk.starts_with(prefix))
+            .filter(|((_, sk), _)| below.is_none_or(|b| sk.as_str() < b))
+            .collect::<Vec<_>>();
+        for ((_, sk), value) in matching.into_iter().rev() {
+            if out.len() == limit {
+                return Ok((out, last));
+            }
+            out.push(
+                serde_json::from_value(value.clone())
+                    .map_err(|e| PortError::new("decode item", e.to_string()))?,
+            );
+            last = Some(sk.clone());
+        }
+        Ok((out, None))
     }
 }

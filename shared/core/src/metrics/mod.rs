@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod batch;
 pub mod histogram;
 pub mod history;
+pub mod interest;
 pub mod memory;
 pub mod ports;
 pub mod process;

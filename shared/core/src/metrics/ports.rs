@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MarketAggregate, MarketFigures};
 use super::batch::{ListingState, SequenceNumber};
+use super::history::Trends;
+use super::interest::InterestWrite;
 use crate::ports::PortError;
 
 /// The largest item a store holds (DynamoDB's 400 KB, as DynamoDB counts an item's size):
@@ -168,6 +170,8 @@ pub struct Snapshot {
     pub scope_key: String,
     pub period: Period,
     pub figures: MarketFigures,
+    /// A day's moving averages and trends as of its end (`None` for hours).
+    pub trends: Option<Trends>,
 }
 
 /// A record that can never be processed, with why.
@@ -212,6 +216,11 @@ pub trait MarketStore {
         expected_revision: &str,
     ) -> impl Future<Output = Result<bool, PortError>>;
     fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
+    /// Puts and deletes entries of the markets' listings of interest ([`super::interest`]).
+    fn write_interest(
+        &self,
+        writes: &[InterestWrite],
+    ) -> impl Future<Output = Result<(), PortError>>;
     /// The shard's journal, if a batch left one.
     fn get_journal(
         &self,

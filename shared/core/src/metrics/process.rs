@@ -25,11 +25,12 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use super::aggregate::Scope;
+use super::aggregate::{MarketFigures, Scope};
 use super::batch::{
     AppliedEvent, DecodedRecord, ListingState, MAX_RECENT_EVENTS, ScopeContributions,
     SequenceNumber, Version, plan_batch, unapplied,
 };
+use super::interest::{InterestRules, judge};
 use super::ports::{
     EventArchive, Journal, JournalEvent, ListingStore, MAX_ARCHIVE_RECORD_BYTES, MAX_ITEM_BYTES,
     MAX_JOURNAL_BODY_BYTES, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
@@ -97,12 +98,13 @@ pub struct BatchOutcome {
     pub error: Option<PortError>,
 }
 
-/// All the ports the metrics function uses.
+/// All the ports the metrics function uses, and how it judges listings of interest.
 pub struct MetricsPorts<'a, L, M, A, S> {
     pub listings: &'a L,
     pub markets: &'a M,
     pub archive: &'a A,
     pub poison: &'a S,
+    pub rules: InterestRules,
 }
 
 /// Processes one batch of one shard.
@@ -282,6 +284,7 @@ fn storable<L: ListingStore>(
                     sequence: record.sequence.clone(),
                 },
                 recent_events: Vec::new(),
+                interest: Vec::new(),
             };
             // The stored item keeps its latest events too: size it with a full list.
             let applied = AppliedEvent::from(&state);
@@ -346,7 +349,7 @@ where
     S: PoisonSink,
 {
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
-    let plan = plan_batch(events, &stored);
+    let mut plan = plan_batch(events, &stored);
     let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
     let current = if keys.is_empty() {
         BTreeMap::new()
@@ -396,7 +399,7 @@ where
     }
     ports.markets.put_journal(&encoded).await?;
     ports.archive.put_lines(&lines).await?;
-    write_markets(
+    let figures = write_markets(
         ports.markets,
         shard,
         &plan.scopes,
@@ -405,6 +408,7 @@ where
         stats,
     )
     .await?;
+    write_interest(ports, &stored, &mut plan.states, &figures).await?;
     ports.listings.put_states(&plan.states).await?;
     stats.listings_written += plan.states.len();
     ports.markets.delete_journal(shard).await
@@ -445,8 +449,8 @@ where
     ports.archive.put_lines(&lines).await?;
     let events = journal_records(&journal.events)?;
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
-    let plan = plan_batch(events, &stored);
-    write_markets(
+    let mut plan = plan_batch(events, &stored);
+    let figures = write_markets(
         ports.markets,
         shard,
         &plan.scopes,
@@ -455,10 +459,35 @@ where
         stats,
     )
     .await?;
+    write_interest(ports, &stored, &mut plan.states, &figures).await?;
     ports.listings.put_states(&plan.states).await?;
     stats.listings_written += plan.states.len();
     stats.journals_finished += 1;
     ports.markets.delete_journal(shard).await
+}
+
+/// Updates the markets' listings of interest for the batch's new listing states (judged
+/// against the city markets' figures after the batch), before the states are written: a
+/// batch stopped in between is finished from its journal, which judges the same states
+/// again (the writes are idempotent).
+async fn write_interest<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    stored: &BTreeMap<String, ListingState>,
+    states: &mut [ListingState],
+    figures: &BTreeMap<String, MarketFigures>,
+) -> Result<(), PortError>
+where
+    M: MarketStore,
+{
+    let mut writes = Vec::new();
+    for state in states.iter_mut() {
+        let old = stored.get(state.listing.id.as_str());
+        writes.extend(judge(old, state, figures, &ports.rules));
+    }
+    if writes.is_empty() {
+        return Ok(());
+    }
+    ports.markets.write_interest(&writes).await
 }
 
 /// The events of a journal, read back.
@@ -516,7 +545,7 @@ fn advance<'a>(
             .as_of
             .is_some_and(|before| Period::hour_of(*observed_at) > Period::hour_of(before))
         {
-            snapshots.extend(snapshots_of(&key, &item.aggregate));
+            snapshots.extend(close_periods(&key, &mut item.aggregate));
         }
         for u in item.aggregate.apply(contribution) {
             tracing::error!(
@@ -530,7 +559,7 @@ fn advance<'a>(
         }
         item.aggregate.advance_to(*observed_at);
     }
-    snapshots.extend(snapshots_of(&key, &item.aggregate));
+    snapshots.extend(close_periods(&key, &mut item.aggregate));
     // The watermark is the newest contribution the item holds, not the batch's end, so any
     // split of the stream into batches leaves the item the same; so does the count.
     if let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max() {
@@ -568,7 +597,14 @@ async fn write_markets<M: MarketStore>(
     applied_before: &BTreeMap<String, u64>,
     mut first_read: Option<BTreeMap<String, StoredAggregate>>,
     stats: &mut BatchStats,
-) -> Result<(), PortError> {
+) -> Result<BTreeMap<String, MarketFigures>, PortError> {
+    // The city markets' figures after the batch, for the listings of interest.
+    let mut figures = BTreeMap::new();
+    let mut keep_figures = |key: &str, aggregate: &super::aggregate::MarketAggregate| {
+        if key.starts_with("city#") {
+            figures.insert(key.to_owned(), aggregate.figures());
+        }
+    };
     let mut pending: Vec<(String, &ScopeContributions)> = scopes
         .iter()
         .map(|(scope, contributions)| (scope.key(), contributions))
@@ -588,6 +624,7 @@ async fn write_markets<M: MarketStore>(
             match applied_before.get(&key) {
                 Some(&before) if stored.applied_from(shard) != before => {
                     stats.markets_already_applied += 1;
+                    keep_figures(&key, &stored.aggregate);
                     continue;
                 }
                 Some(_) => {}
@@ -631,6 +668,7 @@ async fn write_markets<M: MarketStore>(
         for (w, landed) in writes.into_iter().zip(won) {
             if landed {
                 stats.market_underflows += w.underflows;
+                keep_figures(&w.key, &w.item.aggregate);
             } else {
                 pending.push((w.key, w.contributions));
             }
@@ -653,7 +691,7 @@ async fn write_markets<M: MarketStore>(
             ));
         }
     }
-    Ok(())
+    Ok(figures)
 }
 
 /// The record as one line of the data lake: its JSON with line breaks escaped away.
@@ -670,20 +708,29 @@ fn archive_line(data: &[u8]) -> Vec<u8> {
     line
 }
 
-/// The hourly and daily snapshots of `aggregate` as it stands.
-fn snapshots_of(key: &str, aggregate: &super::aggregate::MarketAggregate) -> Vec<Snapshot> {
+/// The hourly and daily snapshots of `aggregate` as it stands; the day's close is recorded
+/// in the aggregate, and the daily snapshot carries the trends as of it.
+fn close_periods(key: &str, aggregate: &mut super::aggregate::MarketAggregate) -> Vec<Snapshot> {
     let Some(as_of) = aggregate.as_of else {
         return Vec::new();
     };
     let figures = aggregate.figures();
-    [Period::hour_of(as_of), Period::Day(as_of.date_naive())]
-        .into_iter()
-        .map(|period| Snapshot {
+    let day = as_of.date_naive();
+    let trends = aggregate.close_day(day, &figures);
+    vec![
+        Snapshot {
             scope_key: key.to_owned(),
-            period,
+            period: Period::hour_of(as_of),
             figures: figures.clone(),
-        })
-        .collect()
+            trends: None,
+        },
+        Snapshot {
+            scope_key: key.to_owned(),
+            period: Period::Day(day),
+            figures,
+            trends: Some(trends),
+        },
+    ]
 }
 
 /// The last snapshot of each period (of one market).

@@ -150,6 +150,7 @@ pub fn repair(
         listed_day_negated: truth.listed_day_negated.clone(),
         gross_yield: truth.gross_yield.clone(),
         daily: stored.daily.clone(),
+        closing: stored.closing.clone(),
         as_of: stored.as_of,
     };
     Some((repaired, drifts))

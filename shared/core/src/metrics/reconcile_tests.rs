@@ -183,6 +183,12 @@ impl MarketStore for RacedStores {
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.inner.put_snapshots(snapshots).await
     }
+    async fn write_interest(
+        &self,
+        writes: &[crate::metrics::interest::InterestWrite],
+    ) -> Result<(), PortError> {
+        self.inner.write_interest(writes).await
+    }
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         self.inner.get_journal(shard).await
     }

@@ -7,13 +7,16 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 
+use crate::adapters::alert_feed::DynamoAlertFeed;
 use crate::adapters::idempotency::DynamoIdempotencyStore;
 use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
 use crate::adapters::sqs::SqsPoisonSink;
 use realty_core::alerts::config::AlertsConfig;
-use realty_core::alerts::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
+use realty_core::alerts::ports::{
+    AlertErrorSink, AlertFeed, AlertPublisher, IdempotencyStore, MarketMedians,
+};
 use realty_core::alerts::process::{AlertOutcome, AlertPorts, process_batch};
 use realty_core::alerts::rules::AlertThresholds;
 use realty_core::config::StackResources;
@@ -32,6 +35,8 @@ pub struct AlertsFunction {
     pub publisher: SnsAlertPublisher,
     /// Alerts that can never be published, with their reason (the stack's error queue).
     pub sink: SqsPoisonSink,
+    /// The feed of published alerts in the market table (docs/alerts.md, "The alert feed").
+    pub feed: DynamoAlertFeed,
 }
 
 /// The function's timeout in template.yaml: the deadline assumed when a caller gives none
@@ -54,6 +59,11 @@ impl AlertsFunction {
                 resources.idempotency_table.clone(),
             ),
             medians: DynamoMarketMedians {
+                client: dynamodb.clone(),
+                table: resources.market_table.clone(),
+                retry,
+            },
+            feed: DynamoAlertFeed {
                 client: dynamodb,
                 table: resources.market_table.clone(),
                 retry,
@@ -84,6 +94,7 @@ impl AlertsFunction {
             medians: &self.medians,
             publisher: &self.publisher,
             sink: &self.sink,
+            feed: &self.feed,
         };
         handle_event_until(&ports, &self.thresholds, event, deadline).await
     }
@@ -100,8 +111,8 @@ pub fn failure_from(sequence_number: &str) -> DynamoDbEventResponse {
 }
 
 /// Processes one stream event over any ports with the template's timeout from now.
-pub async fn handle_event<I, M, P, S>(
-    ports: &AlertPorts<'_, I, M, P, S>,
+pub async fn handle_event<I, M, P, S, F>(
+    ports: &AlertPorts<'_, I, M, P, S, F>,
     thresholds: &AlertThresholds,
     event: Event,
 ) -> (DynamoDbEventResponse, AlertOutcome)
@@ -110,13 +121,14 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
+    F: AlertFeed,
 {
     handle_event_until(ports, thresholds, event, default_deadline()).await
 }
 
 /// Processes one stream event over any ports, logs it and records its metrics.
-pub async fn handle_event_until<I, M, P, S>(
-    ports: &AlertPorts<'_, I, M, P, S>,
+pub async fn handle_event_until<I, M, P, S, F>(
+    ports: &AlertPorts<'_, I, M, P, S, F>,
     thresholds: &AlertThresholds,
     event: Event,
     deadline: DateTime<Utc>,
@@ -126,6 +138,7 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
+    F: AlertFeed,
 {
     let records = event.records.into_iter().map(stream::decode).collect();
     let outcome = process_batch(ports, thresholds, records, deadline).await;
@@ -161,6 +174,8 @@ fn record_metrics(outcome: &AlertOutcome) {
     metrics::counter!("alert_claims_held").increment(s.claims_held as u64);
     metrics::counter!("alert_mark_retries").increment(u64::from(s.mark_retries));
     metrics::counter!("alert_marks_failed").increment(s.marks_failed as u64);
+    metrics::counter!("alert_feed_retries").increment(u64::from(s.feed_retries));
+    metrics::counter!("alert_feed_failures").increment(s.feed_failed as u64);
     metrics::counter!("publish_retries").increment(u64::from(s.publish_retries));
     metrics::counter!("batches_failed").increment(u64::from(outcome.failed_from.is_some()));
     metrics::histogram!("batch_duration_ms").record(s.duration_ms as f64);

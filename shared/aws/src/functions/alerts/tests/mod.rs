@@ -1,9 +1,10 @@
 //! Tests of the alerts, by concern: the rules on listing-item pairs and the stream fixtures
 //! (`rules`), the SNS message and its limits (`message`), the batch workflow over the
 //! in-memory ports below with injected failures and crashes (`workflow`, `leases`), decisions
-//! per event however metrics batched the events (`per_event`), and SNS partial failures
-//! through the handler (`sns`).
+//! per event however metrics batched the events (`per_event`), SNS partial failures
+//! through the handler (`sns`), and the feed of published alerts (`feed`).
 
+mod feed;
 mod leases;
 mod message;
 mod per_event;
@@ -22,13 +23,14 @@ use serde_json::{Value, json};
 use chrono::{DateTime, Utc};
 
 use super::{handle_event, handle_event_until};
+use realty_core::alerts::feed::AlertFeedItem;
 use realty_core::alerts::message::{
     AlertBody, AlertMessage, MAX_BATCH_BYTES, MAX_SUBJECT_CHARS, message, publish_batches,
     sanitize_subject,
 };
 use realty_core::alerts::ports::{
-    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, PublishReport,
-    RejectedAlert,
+    AlertErrorSink, AlertFeed, AlertPublisher, Claim, IdempotencyStore, MarketMedians,
+    PublishReport, RejectedAlert,
 };
 use realty_core::alerts::process::{AlertOutcome, AlertPorts};
 use realty_core::alerts::rules::*;
@@ -317,6 +319,52 @@ impl AlertErrorSink for MemorySink {
     }
 }
 
+/// The alert feed, by (pk, sk) as the market table keys it.
+#[derive(Default)]
+struct MemoryFeed {
+    items: Mutex<BTreeMap<(String, String), AlertFeedItem>>,
+    /// This many writes fail (a DynamoDB outage), then they work again.
+    failing_writes: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl MemoryFeed {
+    /// The alert ids in the feed, sorted.
+    fn alert_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .items
+            .lock()
+            .expect("lock")
+            .values()
+            .map(|i| {
+                serde_json::from_str::<AlertBody>(&i.body)
+                    .expect("an alert body")
+                    .alert_id
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+impl AlertFeed for MemoryFeed {
+    async fn record(&self, items: &[AlertFeedItem]) -> Result<(), PortError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if self
+            .failing_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PortError::new("BatchWriteItem", "injected outage"));
+        }
+        let mut stored = self.items.lock().expect("lock");
+        for item in items {
+            stored.insert((item.pk.clone(), item.sk.clone()), item.clone());
+        }
+        Ok(())
+    }
+}
+
 /// The in-memory world of one alerts function. Its invocations have a short deadline, so a
 /// mark that keeps failing (a crash) is given up quickly.
 struct World {
@@ -324,6 +372,7 @@ struct World {
     medians: MemoryMedians,
     publisher: MemoryPublisher,
     sink: MemorySink,
+    feed: MemoryFeed,
 }
 
 /// Time left to the invocations of a [`World`]: the mark re-tries stop after about 0.5 s.
@@ -342,6 +391,7 @@ impl Default for World {
             },
             publisher: MemoryPublisher::default(),
             sink: MemorySink::default(),
+            feed: MemoryFeed::default(),
         }
     }
 }
@@ -371,6 +421,7 @@ impl World {
             medians: &self.medians,
             publisher: &self.publisher,
             sink: &self.sink,
+            feed: &self.feed,
         };
         handle_event_until(&ports, &AlertThresholds::default(), event, deadline).await
     }

@@ -1,0 +1,78 @@
+//! The feed of published alerts: what went out is kept once, in one write per batch, and a
+//! feed that fails never fails a record (which would publish its alert again). That only
+//! published alerts enter it: `workflow::an_unpublished_alert_fails_the_batch_from_its_record`.
+
+use super::*;
+
+fn sorted(ids: Vec<&str>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_feed_keeps_each_published_alert_once_under_its_market() {
+    let world = World::default();
+    let (response, outcome) = world.handle(batch()).await;
+    assert!(response.batch_item_failures.is_empty(), "{outcome:?}");
+    assert_eq!(world.feed.alert_ids(), sorted(expected_alerts()));
+    assert_eq!(
+        world.feed.writes.load(Ordering::SeqCst),
+        1,
+        "one write a batch"
+    );
+    let markets: BTreeSet<String> = world
+        .feed
+        .items
+        .lock()
+        .expect("lock")
+        .keys()
+        .map(|(pk, _)| pk.clone())
+        .collect();
+    assert_eq!(
+        markets,
+        BTreeSet::from([
+            "alerts#nashville-tn".to_owned(),
+            "alerts#syracuse-ny".to_owned()
+        ])
+    );
+    // Re-deliveries publish nothing, so they write nothing.
+    world.handle(batch()).await;
+    assert_eq!(world.feed.writes.load(Ordering::SeqCst), 1);
+    assert_eq!(world.feed.alert_ids(), sorted(expected_alerts()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_feed_write_is_retried_before_the_deadline() {
+    let world = World::default();
+    world.feed.failing_writes.store(2, Ordering::SeqCst);
+    let (response, outcome) = world.handle(batch()).await;
+    assert!(response.batch_item_failures.is_empty(), "{outcome:?}");
+    assert_eq!(
+        (outcome.stats.feed_retries, outcome.stats.feed_failed),
+        (2, 0)
+    );
+    assert_eq!(world.feed.alert_ids(), sorted(expected_alerts()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_feed_down_until_the_deadline_fails_no_record_and_is_counted() {
+    let world = World::default();
+    world
+        .feed
+        .failing_writes
+        .store(usize::MAX, Ordering::SeqCst);
+    let (response, outcome) = world.handle(batch()).await;
+    // The alerts went out and are marked: failing their records would publish them again.
+    assert!(response.batch_item_failures.is_empty(), "{outcome:?}");
+    assert_eq!((outcome.stats.published, outcome.stats.feed_failed), (4, 4));
+    assert!(outcome.stats.feed_retries >= 1, "{:?}", outcome.stats);
+    assert!(world.feed.alert_ids().is_empty());
+    // Marked all the same: a re-delivery skips them.
+    let (_, again) = world.handle(batch()).await;
+    assert_eq!(
+        (again.stats.published, again.stats.already_published),
+        (0, 4)
+    );
+    assert_eq!(world.publisher.published(), expected_alerts());
+}

@@ -1,0 +1,211 @@
+//! The API's lists: a market's listings of interest (the index the metrics function keeps,
+//! judged again against the live figures) and the recent alerts (the feed the alerts
+//! function keeps), newest first, paged by opaque tokens.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ports::MarketReader;
+use super::views::scope_of;
+use crate::alerts::message::AlertBody;
+use crate::alerts::rules::AlertKind;
+use crate::listing::PropertyType;
+use crate::metrics::aggregate::{MarketFigures, Scope};
+use crate::metrics::interest::{
+    InterestKind, InterestingListing, anomaly_of, interest_key, is_undervalued,
+};
+use crate::ports::PortError;
+use crate::store::InterestItem;
+
+/// Entries of a set (undervalued, anomalous) read to rank a market's list: a market's sets
+/// hold the listings that qualified when last judged, a small share of its listings.
+pub const MAX_SET_ENTRIES_READ: usize = 2_000;
+
+/// One of a market's lists of interest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InterestList {
+    pub market: String,
+    pub kind: &'static str,
+    /// When the market's figures the list was judged against were last updated.
+    pub as_of: Option<DateTime<Utc>>,
+    pub listings: Vec<InterestingListing>,
+    /// `after` of the next page (price cuts only: the two rankings are one page).
+    pub next: Option<String>,
+}
+
+/// A market's latest price cuts (newest first, a page of `limit` after the token `after`),
+/// or its undervalued (lowest price per sqft against the median first) or anomalous
+/// listings (furthest from the median first), `limit` of them, those that still qualify
+/// against the market's live figures.
+pub async fn listings_of_interest(
+    reader: &impl MarketReader,
+    market: &str,
+    kind: InterestKind,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<InterestList, PortError> {
+    let city = reader.live(&scope_of(market)).await?;
+    let as_of = city.as_ref().and_then(|l| l.as_of);
+    let key = interest_key(market);
+    let prefix = kind.prefix();
+    let mut list = InterestList {
+        market: market.to_owned(),
+        kind: kind.as_str(),
+        as_of,
+        listings: Vec::new(),
+        next: None,
+    };
+    if kind == InterestKind::PriceCut {
+        let (items, next) = reader
+            .latest::<InterestItem>(&key, &prefix, after, limit)
+            .await?;
+        list.listings = items.into_iter().map(|i| i.listing).collect();
+        list.next = next;
+        return Ok(list);
+    }
+    let Some(city) = city else {
+        return Ok(list);
+    };
+    let (items, _) = reader
+        .latest::<InterestItem>(&key, &prefix, None, MAX_SET_ENTRIES_READ)
+        .await?;
+    // The medians by property type, as the entries were judged (one read per type).
+    let mut typed: BTreeMap<String, Option<MarketFigures>> = BTreeMap::new();
+    for item in &items {
+        let t = &item.listing.property_type;
+        if !typed.contains_key(t) {
+            let figures = match typed_scope(market, t) {
+                Some(key) => reader.live(&key).await?.map(|l| l.figures),
+                None => None,
+            };
+            typed.insert(t.clone(), figures);
+        }
+    }
+    let mut ranked: Vec<(f64, InterestingListing)> = Vec::new();
+    for item in items {
+        let mut listing = item.listing;
+        let Some(ppsf) = listing.price_per_sqft else {
+            continue;
+        };
+        let median = typed
+            .get(&listing.property_type)
+            .and_then(|f| f.as_ref()?.median_price_per_sqft)
+            .filter(|m| *m > 0.0)
+            .or(city.figures.median_price_per_sqft.filter(|m| *m > 0.0));
+        let Some(median) = median else {
+            continue;
+        };
+        let to_median = (ppsf / median * 1e4).round() / 1e4;
+        listing.market_median_price_per_sqft = Some((median * 100.0).round() / 100.0);
+        listing.price_per_sqft_to_median = Some(to_median);
+        let rank = match kind {
+            InterestKind::Undervalued => {
+                let ratio = item
+                    .undervalued_ratio
+                    .unwrap_or(crate::alerts::config::DEFAULT_UNDERVALUED_RATIO);
+                if !is_undervalued(ppsf, median, ratio) {
+                    continue;
+                }
+                to_median
+            }
+            _ => {
+                listing.anomaly = anomaly_of(ppsf, &city.figures);
+                if listing.anomaly.is_none() {
+                    continue;
+                }
+                -(to_median - 1.0).abs()
+            }
+        };
+        ranked.push((rank, listing));
+    }
+    ranked.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| a.1.listing_id.cmp(&b.1.listing_id))
+    });
+    list.listings = ranked.into_iter().take(limit).map(|(_, l)| l).collect();
+    Ok(list)
+}
+
+/// A page of recent alerts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertFeed {
+    pub alerts: Vec<AlertBody>,
+    /// `before` of the next page.
+    pub next: Option<String>,
+}
+
+/// What the API reads of an alert feed item (layout: docs/alerts.md, "The alert feed").
+#[derive(Debug, Deserialize)]
+struct FeedRow {
+    sk: String,
+    body: String,
+}
+
+/// The alert feed's partition key of a market.
+pub fn alert_feed_key(market: &str) -> String {
+    format!("alerts#{market}")
+}
+
+/// The alerts of `markets` (of type `kind`, or all), newest first, `limit` of them, older
+/// than the token `before` (`<observed_at>#<hash>`, the position after a type's prefix in
+/// the feed's sort keys, which orders alerts of every market and type alike).
+pub async fn recent_alerts(
+    reader: &impl MarketReader,
+    markets: &[String],
+    kind: Option<AlertKind>,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<AlertFeed, PortError> {
+    let kinds: Vec<AlertKind> = match kind {
+        Some(k) => vec![k],
+        None => vec![AlertKind::PriceDrop, AlertKind::Undervalued],
+    };
+    // (position, body), from every market and type; each read stops at `limit`, so the
+    // newest `limit` of all are among them.
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut more = false;
+    for market in markets {
+        for k in &kinds {
+            let prefix = format!("{}#", k.as_str());
+            let below = before.map(|b| format!("{prefix}{b}"));
+            let (page, next) = reader
+                .latest::<FeedRow>(&alert_feed_key(market), &prefix, below.as_deref(), limit)
+                .await?;
+            more |= next.is_some();
+            rows.extend(page.into_iter().filter_map(|r| {
+                let position = r.sk.strip_prefix(&prefix)?.to_owned();
+                Some((position, r.body))
+            }));
+        }
+    }
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    more |= rows.len() > limit;
+    rows.truncate(limit);
+    let next = more.then(|| rows.last().map(|(p, _)| p.clone())).flatten();
+    let mut alerts = Vec::with_capacity(rows.len());
+    for (position, body) in rows {
+        match serde_json::from_str::<AlertBody>(&body) {
+            Ok(alert) => alerts.push(alert),
+            // Written by this project's alerts function: one that does not read is logged
+            // and left out rather than failing the page.
+            Err(e) => tracing::warn!(position, error = %e, "unreadable alert in the feed"),
+        }
+    }
+    Ok(AlertFeed { alerts, next })
+}
+
+/// The scope key of a market's property type (`city#nashville-tn#condo`), for a property
+/// type named as in the listing JSON.
+fn typed_scope(market: &str, property_type: &str) -> Option<String> {
+    let t: PropertyType =
+        serde_json::from_value(serde_json::Value::String(property_type.to_owned())).ok()?;
+    Some(
+        Scope {
+            property_type: Some(t),
+            ..Scope::city(market)
+        }
+        .key(),
+    )
+}

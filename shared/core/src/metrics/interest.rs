@@ -1,0 +1,458 @@
+//! A market's listings of interest: its latest price cuts, and the listings that were
+//! undervalued or anomalous when last judged. The metrics function keeps them as a small
+//! per-market index in the market table (`pk` = `interest#<market>`), judged from the
+//! listing's new state and its market's figures after the batch, so the API reads a
+//! market's lists with one Query each (docs/metrics.md, "Listings of interest").
+//!
+//! Price cuts are a log (one entry per cut, kept [`PRICE_CUT_DAYS`]). Undervalued and
+//! anomalous are sets: the listing's state records which it is in
+//! ([`crate::metrics::batch::ListingState::interest`]), so the event that takes it out
+//! deletes its entry without a read. Market figures move without the listing's own events,
+//! so readers judge each entry again against the live figures (with the ratio it was
+//! indexed with) before showing it.
+
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{MarketFigures, Scope, Standing, property_type_name};
+use super::batch::ListingState;
+use crate::alerts::message::address_line;
+use crate::listing::{CENTS_PER_DOLLAR, Listing};
+
+/// Price-cut entries expire this long after the cut.
+pub const PRICE_CUT_DAYS: i64 = 30;
+/// Undervalued and anomalous entries expire this long after the listing's last event (a
+/// listing whose end the pipeline never saw does not stay listed for ever).
+pub const SET_ENTRY_DAYS: i64 = 90;
+/// Prefix of the index's partition keys.
+pub const INTEREST_KEY_PREFIX: &str = "interest#";
+
+/// Which list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterestKind {
+    PriceCut,
+    Undervalued,
+    Anomalous,
+}
+
+impl InterestKind {
+    pub const ALL: [Self; 3] = [Self::PriceCut, Self::Undervalued, Self::Anomalous];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PriceCut => "price_cut",
+            Self::Undervalued => "undervalued",
+            Self::Anomalous => "anomalous",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The sort-key prefix of the kind's entries (`price_cut#`).
+    pub fn prefix(self) -> String {
+        format!("{}#", self.as_str())
+    }
+}
+
+/// Which side of its market's anomaly bounds a listing's price per sqft lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anomaly {
+    Low,
+    High,
+}
+
+/// How the index judges listings (the alerts' `UndervaluedRatio`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InterestRules {
+    /// Undervalued: price per sqft at or below this fraction of its market's median.
+    pub undervalued_ratio: f64,
+}
+
+impl InterestRules {
+    /// The rules from the environment: `REALTY_UNDERVALUED_RATIO` (the alerts' setting,
+    /// checked as the alerts function checks it; unset: the default).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let ratio = crate::alerts::config::AlertsConfig::from_lookup(|name| {
+            (name == crate::alerts::config::UNDERVALUED_RATIO_ENV)
+                .then(|| lookup(name))
+                .flatten()
+        })?
+        .thresholds
+        .undervalued_ratio;
+        Ok(Self {
+            undervalued_ratio: ratio,
+        })
+    }
+}
+
+impl Default for InterestRules {
+    fn default() -> Self {
+        Self {
+            undervalued_ratio: crate::alerts::config::DEFAULT_UNDERVALUED_RATIO,
+        }
+    }
+}
+
+/// What a list shows of a listing (prices in major units).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterestingListing {
+    pub listing_id: String,
+    pub source: String,
+    pub url: Option<String>,
+    pub address: String,
+    pub market: String,
+    pub zip: Option<String>,
+    pub property_type: String,
+    pub status: String,
+    pub currency: String,
+    pub price: f64,
+    pub living_area_sqft: Option<u32>,
+    pub beds: Option<u16>,
+    pub baths: Option<f32>,
+    pub price_per_sqft: Option<f64>,
+    pub observed_at: DateTime<Utc>,
+    /// A cut's price before it, and its size in percent of it (two decimals).
+    pub previous_price: Option<f64>,
+    pub cut_pct: Option<f64>,
+    /// The median the listing was judged against (undervalued, anomalous).
+    pub market_median_price_per_sqft: Option<f64>,
+    pub price_per_sqft_to_median: Option<f64>,
+    pub anomaly: Option<Anomaly>,
+}
+
+/// One entry of the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterestEntry {
+    pub market: String,
+    pub sort_key: String,
+    pub listing: InterestingListing,
+    /// The undervalued ratio the entry was judged with (readers judge it again with it).
+    pub undervalued_ratio: Option<f64>,
+    /// TTL, epoch seconds.
+    pub expires_at: i64,
+}
+
+/// A write to the index.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InterestWrite {
+    Put(Box<InterestEntry>),
+    Delete { market: String, sort_key: String },
+}
+
+/// The index's partition key of a market (`interest#nashville-tn`).
+pub fn interest_key(market: &str) -> String {
+    format!("{INTEREST_KEY_PREFIX}{market}")
+}
+
+/// A short stable name of a listing for sort keys (listing ids can be long; sort keys are
+/// capped at 1,024 bytes): FNV-1a 64, hex.
+fn listing_hash(listing_id: &str) -> String {
+    let mut hash = fnv::FnvHasher::default();
+    hash.write(listing_id.as_bytes());
+    format!("{:016x}", hash.finish())
+}
+
+/// The sort key of a listing's entry in a set (`undervalued#<hash>`), or of a cut
+/// (`price_cut#2026-11-21T18:02:11Z#<hash>`: newest last, so a reverse Query reads the
+/// latest first).
+pub fn sort_key(kind: InterestKind, listing_id: &str, at: DateTime<Utc>) -> String {
+    match kind {
+        InterestKind::PriceCut => format!(
+            "{}{}#{}",
+            kind.prefix(),
+            at.format("%Y-%m-%dT%H:%M:%SZ"),
+            listing_hash(listing_id)
+        ),
+        _ => format!("{}{}", kind.prefix(), listing_hash(listing_id)),
+    }
+}
+
+fn major(minor: i64) -> f64 {
+    minor as f64 / CENTS_PER_DOLLAR as f64
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn summary(listing: &Listing) -> InterestingListing {
+    let price_per_sqft = listing
+        .living_area_sqft
+        .filter(|a| *a > 0)
+        .map(|a| round2(major(listing.price_minor) / f64::from(a)));
+    InterestingListing {
+        listing_id: listing.id.as_str().to_owned(),
+        source: listing.source.as_str().to_owned(),
+        url: listing.source_url.clone(),
+        address: address_line(&listing.address),
+        market: listing.market.city_state.clone(),
+        zip: listing.market.zip.clone(),
+        property_type: property_type_name(listing.property_type).to_owned(),
+        status: serde_json::to_value(listing.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        currency: listing.currency.clone(),
+        price: major(listing.price_minor),
+        living_area_sqft: listing.living_area_sqft,
+        beds: listing.beds,
+        baths: listing.baths,
+        price_per_sqft,
+        observed_at: listing.observed_at,
+        previous_price: None,
+        cut_pct: None,
+        market_median_price_per_sqft: None,
+        price_per_sqft_to_median: None,
+        anomaly: None,
+    }
+}
+
+/// The median price per sqft a listing is compared with: its city's for its property type,
+/// else its city's for all types (as the undervalued alert picks it).
+fn median_for(listing: &Listing, figures: &BTreeMap<String, MarketFigures>) -> Option<f64> {
+    let city = &listing.market.city_state;
+    let typed = Scope {
+        property_type: Some(listing.property_type),
+        ..Scope::city(city)
+    };
+    [typed.key(), Scope::city(city).key()]
+        .iter()
+        .find_map(|k| figures.get(k)?.median_price_per_sqft.filter(|m| *m > 0.0))
+}
+
+/// Whether a listing with `price_per_sqft` is undervalued against `median` at `ratio`.
+pub fn is_undervalued(price_per_sqft: f64, median: f64, ratio: f64) -> bool {
+    median > 0.0 && price_per_sqft <= ratio * median * (1.0 + 1e-12)
+}
+
+/// Which side of `figures`' anomaly bounds `price_per_sqft` lies, if outside them.
+pub fn anomaly_of(price_per_sqft: f64, figures: &MarketFigures) -> Option<Anomaly> {
+    match (
+        figures.price_per_sqft_anomaly_below,
+        figures.price_per_sqft_anomaly_above,
+    ) {
+        (Some(low), _) if price_per_sqft < low => Some(Anomaly::Low),
+        (_, Some(high)) if price_per_sqft > high => Some(Anomaly::High),
+        _ => None,
+    }
+}
+
+/// The index writes one listing's move from `old` to `new` calls for, judged against the
+/// market figures after the batch (`figures`, by scope key; markets missing from it are not
+/// judged, and the listing's set entries stay as they are). Updates `new.interest`.
+pub fn judge(
+    old: Option<&ListingState>,
+    new: &mut ListingState,
+    figures: &BTreeMap<String, MarketFigures>,
+    rules: &InterestRules,
+) -> Vec<InterestWrite> {
+    let listing = &new.listing;
+    let market = listing.market.city_state.clone();
+    let at = new.version.observed_at;
+    let mut writes = Vec::new();
+    if let Some(old) = old.filter(|o| !o.delisted && !new.delisted) {
+        let (before, after) = (old.listing.price_minor, listing.price_minor);
+        let both_sale = old.listing.offer == listing.offer && new.facts().is_some();
+        if both_sale && after < before && before > 0 {
+            let mut entry = summary(listing);
+            entry.previous_price = Some(major(before));
+            entry.cut_pct = Some(round2((before - after) as f64 * 100.0 / before as f64));
+            writes.push(InterestWrite::Put(Box::new(InterestEntry {
+                sort_key: sort_key(InterestKind::PriceCut, listing.id.as_str(), at),
+                market: market.clone(),
+                listing: entry,
+                undervalued_ratio: None,
+                expires_at: (at + Duration::days(PRICE_CUT_DAYS)).timestamp(),
+            })));
+        }
+    }
+    let city = figures.get(&Scope::city(&market).key());
+    let median = median_for(listing, figures);
+    let active = new.facts().is_some_and(|f| f.standing == Standing::Active);
+    let ppsf = summary(listing).price_per_sqft;
+    let judged = [
+        (
+            InterestKind::Undervalued,
+            median.map(|m| {
+                active && ppsf.is_some_and(|p| is_undervalued(p, m, rules.undervalued_ratio))
+            }),
+        ),
+        (
+            InterestKind::Anomalous,
+            city.map(|f| active && ppsf.and_then(|p| anomaly_of(p, f)).is_some()),
+        ),
+    ];
+    for (kind, qualifies) in judged {
+        // Not judged (no figures for its market after the batch): left as it is. A listing
+        // leaving the market (delisted, sold, no longer active) is judged as not qualifying.
+        let qualifies = match qualifies {
+            Some(q) => q,
+            None if !active => false,
+            None => continue,
+        };
+        let key = sort_key(kind, listing.id.as_str(), at);
+        let listed = new.interest.contains(&kind);
+        if qualifies {
+            let mut entry = summary(listing);
+            entry.market_median_price_per_sqft = median.map(round2);
+            entry.price_per_sqft_to_median = match (ppsf, median) {
+                (Some(p), Some(m)) => Some((p / m * 1e4).round() / 1e4),
+                _ => None,
+            };
+            if kind == InterestKind::Anomalous {
+                entry.anomaly = ppsf.zip(city).and_then(|(p, f)| anomaly_of(p, f));
+            }
+            writes.push(InterestWrite::Put(Box::new(InterestEntry {
+                market: market.clone(),
+                sort_key: key,
+                listing: entry,
+                undervalued_ratio: (kind == InterestKind::Undervalued)
+                    .then_some(rules.undervalued_ratio),
+                expires_at: (at + Duration::days(SET_ENTRY_DAYS)).timestamp(),
+            })));
+            if !listed {
+                new.interest.push(kind);
+                new.interest.sort();
+            }
+        } else if listed {
+            writes.push(InterestWrite::Delete {
+                market: market.clone(),
+                sort_key: key,
+            });
+            new.interest.retain(|k| *k != kind);
+        }
+    }
+    writes
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::api::lists::listings_of_interest;
+    use crate::listing::{ListingEvent, ListingStatus};
+    use crate::metrics::memory::MemoryStores;
+    use crate::metrics::process::process_batch;
+    use crate::metrics::tests::{SHARD, block_on, listing, records_of};
+
+    const MARKET: &str = "nashville-tn";
+
+    fn list(stores: &MemoryStores, kind: InterestKind) -> Vec<InterestingListing> {
+        block_on(listings_of_interest(stores, MARKET, kind, 10, None))
+            .expect("list")
+            .listings
+    }
+
+    fn ids(listings: &[InterestingListing]) -> Vec<&str> {
+        listings.iter().map(|l| l.listing_id.as_str()).collect()
+    }
+
+    /// The lists follow the listings: a cheap listing is undervalued and anomalous from the
+    /// batch it appears in, a cut is logged with its size, and a delisting takes the
+    /// listing out of both sets (its entries deleted, not merely hidden).
+    #[test]
+    fn lists_of_interest_follow_the_listings() {
+        let at = |minute: i64| {
+            Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+                .single()
+                .expect("time")
+                + Duration::minutes(minute)
+        };
+        let mut events: Vec<ListingEvent> = (0..12u32)
+            .map(|n| {
+                // About $200 a sq ft, each a little dearer: a tight market, so a listing far
+                // below it is an anomaly.
+                let mut l = listing(
+                    2 * n,
+                    0,
+                    30_000_000,
+                    ListingStatus::Active,
+                    at(i64::from(n)),
+                );
+                let area = i64::from(l.living_area_sqft.expect("area"));
+                l.price_minor = area * (20_000 + i64::from(n) * 100);
+                ListingEvent::new_listing(l, "poll-1")
+            })
+            .collect();
+        let cheap = listing(98, 0, 2_000_000, ListingStatus::Active, at(20));
+        let cheap_id = cheap.id.as_str().to_owned();
+        events.push(ListingEvent::new_listing(cheap.clone(), "poll-1"));
+        let stores = MemoryStores::default();
+        let records = records_of(&events);
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+
+        let figures = block_on(crate::api::views::market_report(&stores, MARKET))
+            .expect("report")
+            .expect("figures")
+            .live;
+        let below = figures.price_per_sqft_anomaly_below.expect("bounds");
+        assert!(20.0 < below, "the cheap listing is below {below}");
+        let undervalued = list(&stores, InterestKind::Undervalued);
+        assert_eq!(ids(&undervalued), [cheap_id.as_str()]);
+        assert!(undervalued[0].price_per_sqft_to_median.expect("ratio") < 0.8);
+        let anomalous = list(&stores, InterestKind::Anomalous);
+        assert_eq!(ids(&anomalous), [cheap_id.as_str()]);
+        assert_eq!(anomalous[0].anomaly, Some(Anomaly::Low));
+        assert!(list(&stores, InterestKind::PriceCut).is_empty());
+
+        // A 10 % cut of one listing, then the cheap one leaves the market.
+        let before = events[1].listing.clone();
+        let mut after = before.clone();
+        after.price_minor = before.price_minor / 10 * 9;
+        after.observed_at = at(60);
+        let cut = ListingEvent::changed(&before, after, "poll-2").expect("a change");
+        let gone = ListingEvent::delisted(cheap, at(61), "poll-2");
+        let mut more = records_of(&[events.clone(), vec![cut, gone]].concat());
+        let more = more.split_off(events.len());
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, &more));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+
+        let cuts = list(&stores, InterestKind::PriceCut);
+        assert_eq!(cuts.len(), 1);
+        let was = before.price_minor as f64 / 100.0;
+        assert_eq!(
+            (cuts[0].previous_price, cuts[0].price, cuts[0].cut_pct),
+            (Some(was), was / 10.0 * 9.0, Some(10.0))
+        );
+        for kind in [InterestKind::Undervalued, InterestKind::Anomalous] {
+            assert!(!ids(&list(&stores, kind)).contains(&cheap_id.as_str()));
+            let entry = (interest_key(MARKET), sort_key(kind, &cheap_id, at(0)));
+            assert!(
+                !stores.keyed.lock().expect("lock").contains_key(&entry),
+                "the delisted listing's {} entry is deleted",
+                kind.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn sort_keys_stay_short_and_order_cuts_by_time() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 21, 18, 2, 11)
+            .single()
+            .expect("time");
+        let long = "x".repeat(5_000);
+        let key = sort_key(InterestKind::PriceCut, &long, at);
+        assert_eq!(key.len(), "price_cut#2026-11-21T18:02:11Z#".len() + 16);
+        assert!(key.starts_with("price_cut#2026-11-21T18:02:11Z#"));
+        assert!(
+            sort_key(InterestKind::PriceCut, "a", at)
+                < sort_key(InterestKind::PriceCut, "a", at + Duration::seconds(1))
+        );
+        assert_eq!(
+            sort_key(InterestKind::Undervalued, &long, at).len(),
+            "undervalued#".len() + 16
+        );
+    }
+}
