@@ -194,12 +194,14 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
     let report: Value = serde_json::from_slice(&std::fs::read(report_dir.join("report.json"))?)?;
     let run = &report["run"];
 
-    check_alerts_against_ground_truth(&report)?;
+    check_alerts_against_ground_truth(&report).map_err(|e| format!("the alerts: {e:?}"))?;
     let bucket = run["data_lake_bucket"]
         .as_str()
         .ok_or("no data_lake_bucket in the report")?;
-    let events = lake_events(&aws, bucket).await?;
-    check_figures_against_the_lake(&report, &events)?;
+    let events = lake_events(&aws, bucket)
+        .await
+        .map_err(|e| format!("the lake: {e:?}"))?;
+    check_figures_against_the_lake(&report, &events).map_err(|e| format!("the figures: {e:?}"))?;
     check_rendering(&report_dir.join("index.html"), MARKETS.len() * CHARTS).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(())
