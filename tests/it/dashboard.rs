@@ -22,7 +22,12 @@ use realty_core::metrics::history::trends;
 use realty_tests::{TestAws, ensure};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
+use crate::demo::pump_until_quiet;
+use crate::monitoring::Alerts;
 use crate::operations::LocalCli;
+use realty_aws::functions::alerts::AlertsFunction;
+use realty_core::alerts::config::AlertsConfig;
+use realty_infra::runner::Mapping;
 
 crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
 
@@ -47,6 +52,21 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
         return Ok(());
     }
     let (s, sim) = filled(&aws, 161, DAYS).await?;
+    // The alerts function over the market table's stream from its start: the alert feed the
+    // page reads.
+    let mut alerts = Mapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "AlertsFunction",
+        Alerts(AlertsFunction::new(
+            &s.sdk,
+            &s.resources,
+            &AlertsConfig::from_lookup(|_| None)?,
+        )),
+    )
+    .await?;
+    pump_until_quiet(&mut alerts).await?;
 
     let cli = s.local_cli(&aws).await?;
     let mut serve = cli.command(&["serve", "--port", "0"]);
@@ -305,6 +325,35 @@ async fn lists_are_there(page: &Page) -> Result<(), Failed> {
                 .all(|w| w.starts_with("cut ") || w.starts_with("price cut")),
         format!("the latest price cuts read {cuts:?}"),
     )?;
+    let alerts = &lists[3];
+    ensure(
+        alerts.1 > 0,
+        format!("the alert feed shows no alert: {alerts:?}"),
+    )?;
+    // Only price drops, when asked; every row then says a price was cut.
+    page.evaluate(
+        "(() => { const s = document.getElementById('alert-type'); s.value = 'price_drop'; s.dispatchEvent(new Event('change')); document.getElementById('alerts').dataset.ready = ''; })()",
+    )
+    .await?;
+    wait_for(
+        page,
+        "the price drops only",
+        &format!("document.getElementById('alerts').dataset.ready === '{market}'"),
+    )
+    .await?;
+    let drops: Vec<(String, String)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#alerts .row')].map(r => [r.dataset.type, r.querySelector('.reason').textContent])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        !drops.is_empty()
+            && drops
+                .iter()
+                .all(|(t, w)| t == "price_drop" && w.starts_with("Price cut ")),
+        format!("the price drops read {drops:?}"),
+    )?;
     let links: Vec<(String, String)> = page
         .evaluate(
             "[...document.querySelectorAll('#market-view a.address')].map(a => [a.target, a.rel])",
@@ -343,13 +392,15 @@ pub(crate) async fn wait_for(page: &Page, what: &str, condition: &str) -> Result
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            let status: String = page
-                .evaluate("document.getElementById('status')?.textContent ?? ''")
+            // What the page shows instead: its status line, script errors, what is ready,
+            // each chart's canvas or its sentence.
+            let seen: serde_json::Value = page
+                .evaluate(
+                    "({ status: document.getElementById('status')?.textContent ?? '', errors: window.pageErrors ?? [], ready: [...document.querySelectorAll('[data-ready]')].map(e => (e.id || e.tagName) + '=' + e.dataset.ready), charts: [...document.querySelectorAll('.chart')].map(c => c.id + ': ' + (c.querySelector('canvas') ? 'canvas, ' + c.dataset.points + ' values' : c.textContent.slice(-80))) })",
+                )
                 .await?
                 .into_value()?;
-            return Err(
-                format!("the page never showed {what} (its status line: {status:?})").into(),
-            );
+            return Err(format!("the page never showed {what}: {seen}").into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
