@@ -80,12 +80,55 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&shots)?;
-    let checked = in_chromium(&url, &token, &cli, &shots).await;
+    let checked = match in_chromium(&url, &token, &cli, &shots).await {
+        Ok(()) => report_page_holds_the_same_views(&cli).await,
+        failed => failed,
+    };
     server.start_kill()?;
     let _ = server.wait().await;
     let _ = std::fs::remove_dir_all(&cli.state_dir);
     sim.shutdown().await?;
     checked
+}
+
+/// `realty report --format html` embeds what the API answers for the market: its report,
+/// its lists of interest and its alerts (tests/it/demo.rs opens such a page in Chromium).
+async fn report_page_holds_the_same_views(cli: &LocalCli) -> Result<(), Failed> {
+    let output = cli
+        .command(&["report", "--market", MARKETS[0], "--format", "html"])
+        .output()
+        .await?;
+    let page = String::from_utf8_lossy(&output.stdout);
+    ensure(
+        output.status.success(),
+        format!(
+            "realty report --format html failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )?;
+    let data = page
+        .split(r#"<script type="application/json" id="report-data">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .ok_or("the report page embeds no data")?;
+    let data: serde_json::Value = serde_json::from_str(data)?;
+    let market = &data["markets"][0];
+    let count = |v: &serde_json::Value| v.as_array().map_or(0, Vec::len);
+    ensure(
+        market["market"] == MARKETS[0]
+            && count(&market["daily"]) >= 2
+            && count(&market["price_per_sqft_distribution"]) > 0
+            && count(&market["listings"]["price_cut"]) > 0
+            && count(&market["alerts"]) > 0
+            && page.contains("Charts.draw("),
+        format!(
+            "the report page's market: {} days, {} buckets, {} cuts, {} alerts",
+            count(&market["daily"]),
+            count(&market["price_per_sqft_distribution"]),
+            count(&market["listings"]["price_cut"]),
+            count(&market["alerts"])
+        ),
+    )
 }
 
 /// The URL and the token `realty serve` prints: `market API of ... at http://ADDR/`, then
