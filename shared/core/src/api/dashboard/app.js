@@ -250,20 +250,25 @@ $("token-form").addEventListener("submit", (event) => {
   $("token-form").hidden = true;
   render();
 });
+// The feed again after a change of its type or page. Only a refused token fails it (showAlerts
+// says any other failure in the list): render() then asks for the token.
+function reloadAlerts() {
+  showAlerts(feed.market).catch(() => render());
+}
 $("alert-type").addEventListener("change", () => {
   Object.assign(feed, { type: $("alert-type").value, pages: [null], next: null });
-  showAlerts(feed.market).catch((e) => say(e.message));
+  reloadAlerts();
 });
 $("alerts-older").addEventListener("click", () => {
   if (feed.next) {
     feed.pages.push(feed.next);
-    showAlerts(feed.market).catch((e) => say(e.message));
+    reloadAlerts();
   }
 });
 $("alerts-newer").addEventListener("click", () => {
   if (feed.pages.length > 1) {
     feed.pages.pop();
-    showAlerts(feed.market).catch((e) => say(e.message));
+    reloadAlerts();
   }
 });
 window.addEventListener("hashchange", () => {
