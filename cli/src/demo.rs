@@ -415,21 +415,10 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         table: resources.market_table.clone(),
         retry: RetryPolicy::default(),
     };
-    let mut markets = html::gather(&store, &args.markets, i64::from(args.days) + 1).await?;
-    for m in &mut markets {
-        m.alerts = alerts_received
-            .iter()
-            .filter(|a| a.market == m.market)
-            .cloned()
-            .collect();
-        m.alerts.sort_by(|a, b| {
-            (a.observed_at, &a.listing_id, a.alert_type.as_str()).cmp(&(
-                b.observed_at,
-                &b.listing_id,
-                b.alert_type.as_str(),
-            ))
-        });
-    }
+    // Each market as the API answers it: figures, lists of interest, and the alerts of its
+    // feed (those the subscriber queue received are for the latency and the count below).
+    let markets = html::gather(&store, &args.markets).await?;
+    let in_feed: usize = markets.iter().map(|m| m.alerts.len()).sum();
     let run_info = json!({
         "stack_name": prefix,
         "endpoint": local.endpoint,
@@ -443,6 +432,8 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "poll_times": poll_times,
         "price_drop_threshold_centi_pct": alerts.function().function.thresholds.price_drop_centi_pct,
         "events_published": events_published,
+        "alerts_received": alerts_received.len(),
+        "alerts_in_feed": in_feed,
         "metrics_mapping": metrics.stats,
         "alerts_mapping": alerts.stats,
         "run_seconds": run_seconds,
@@ -463,12 +454,18 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         .unwrap_or_else(|| stack::state_dir(&root).join("report"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let index = dir.join("index.html");
-    std::fs::write(&index, html::render(&report))
+    std::fs::write(&index, html::render(&report)?)
         .with_context(|| format!("writing {}", index.display()))?;
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
 
     print_summary(&report, &latency, &metrics.stats, &alerts.stats);
+    if in_feed != alerts_received.len() {
+        println!(
+            "note: the alert feed holds {in_feed} alerts, the subscriber queue received {}",
+            alerts_received.len()
+        );
+    }
     println!();
     println!("report:   {}", index.display());
     println!(
@@ -548,13 +545,14 @@ fn print_summary(
     for m in &report.markets {
         println!(
             "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
-            m.market,
-            m.live.active_listings,
-            money(m.live.median_price),
-            m.trends
+            m.report.market,
+            m.report.live.active_listings,
+            money(m.report.live.median_price),
+            m.report
+                .trends
                 .median_price_change_7d_pct
                 .map_or("-".into(), |p| format!("{p:+.1}%")),
-            m.live.price_cuts_7d,
+            m.report.live.price_cuts_7d,
             m.alerts.len()
         );
     }

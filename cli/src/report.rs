@@ -39,16 +39,15 @@ pub async fn run(market: &str, format: Format, stack: Option<&str>) -> Result<()
         Format::Table => print_text(&report),
         Format::Csv => print_csv(&report),
         Format::Html => {
-            let markets = crate::html::gather(&store, &[market.to_owned()], 60).await?;
             let page = crate::html::Report {
                 title: format!("realty-stream: {market}"),
                 generated_at: Utc::now(),
                 source: target.description.clone(),
-                markets,
+                markets: vec![crate::html::section(&store, report).await?],
                 latency: None,
                 run: None,
             };
-            println!("{}", crate::html::render(&page));
+            println!("{}", crate::html::render(&page)?);
         }
     }
     Ok(())

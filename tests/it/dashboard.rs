@@ -2,8 +2,9 @@
 //! week, `realty serve --port 0` over it, headless Chromium (driven over the DevTools
 //! protocol by chromiumoxide) opening the page, refused a wrong token, given the right one
 //! through the page's form, drawing the market list, then a market's charts once it is
-//! clicked, its averages the pipeline's, and at a phone's width; screenshots of the views are
-//! saved under target/tmp/dashboard/ (CARGO_TARGET_TMPDIR).
+//! clicked (its averages the pipeline's stored ones), its listings of interest and alerts,
+//! and at a phone's width; screenshots of the views are saved under target/tmp/dashboard/
+//! (CARGO_TARGET_TMPDIR).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,16 +22,21 @@ use realty_core::metrics::history::trends;
 use realty_tests::{TestAws, ensure};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
+use crate::demo::pump_until_quiet;
+use crate::monitoring::Alerts;
 use crate::operations::LocalCli;
+use realty_aws::functions::alerts::AlertsFunction;
+use realty_core::alerts::config::AlertsConfig;
+use realty_infra::runner::Mapping;
 
 crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
 /// Daily polls, so that the charts have a week of days and the 7-day average moves.
 const DAYS: i64 = 8;
 /// The charts a market view draws (app.js / charts.js).
-const CHARTS: usize = 5;
+const CHARTS: usize = 6;
 /// Many times what the page takes here to draw; past it the page is stuck.
 const PAGE_DEADLINE: Duration = Duration::from_secs(60);
 /// Bound on `realty serve` printing its address (it reads the token from the stack first).
@@ -46,6 +52,21 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
         return Ok(());
     }
     let (s, sim) = filled(&aws, 161, DAYS).await?;
+    // The alerts function over the market table's stream from its start: the alert feed the
+    // page reads.
+    let mut alerts = Mapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "AlertsFunction",
+        Alerts(AlertsFunction::new(
+            &s.sdk,
+            &s.resources,
+            &AlertsConfig::from_lookup(|_| None)?,
+        )),
+    )
+    .await?;
+    pump_until_quiet(&mut alerts).await?;
 
     let cli = s.local_cli(&aws).await?;
     let mut serve = cli.command(&["serve", "--port", "0"]);
@@ -59,12 +80,55 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&shots)?;
-    let checked = in_chromium(&url, &token, &cli, &shots).await;
+    let checked = match in_chromium(&url, &token, &cli, &shots).await {
+        Ok(()) => report_page_holds_the_same_views(&cli).await,
+        failed => failed,
+    };
     server.start_kill()?;
     let _ = server.wait().await;
     let _ = std::fs::remove_dir_all(&cli.state_dir);
     sim.shutdown().await?;
     checked
+}
+
+/// `realty report --format html` embeds what the API answers for the market: its report,
+/// its lists of interest and its alerts (tests/it/demo.rs opens such a page in Chromium).
+async fn report_page_holds_the_same_views(cli: &LocalCli) -> Result<(), Failed> {
+    let output = cli
+        .command(&["report", "--market", MARKETS[0], "--format", "html"])
+        .output()
+        .await?;
+    let page = String::from_utf8_lossy(&output.stdout);
+    ensure(
+        output.status.success(),
+        format!(
+            "realty report --format html failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )?;
+    let data = page
+        .split(r#"<script type="application/json" id="report-data">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .ok_or("the report page embeds no data")?;
+    let data: serde_json::Value = serde_json::from_str(data)?;
+    let market = &data["markets"][0];
+    let count = |v: &serde_json::Value| v.as_array().map_or(0, Vec::len);
+    ensure(
+        market["market"] == MARKETS[0]
+            && count(&market["daily"]) >= 2
+            && count(&market["price_per_sqft_distribution"]) > 0
+            && count(&market["listings"]["price_cut"]) > 0
+            && count(&market["alerts"]) > 0
+            && page.contains("Charts.draw("),
+        format!(
+            "the report page's market: {} days, {} buckets, {} cuts, {} alerts",
+            count(&market["daily"]),
+            count(&market["price_per_sqft_distribution"]),
+            count(&market["listings"]["price_cut"]),
+            count(&market["alerts"])
+        ),
+    )
 }
 
 /// The URL and the token `realty serve` prints: `market API of ... at http://ADDR/`, then
@@ -90,33 +154,59 @@ pub(crate) async fn address_and_token(
 }
 
 async fn in_chromium(url: &str, token: &str, cli: &LocalCli, shots: &Path) -> Result<(), Failed> {
+    let (mut browser, driver) = launch(&cli.state_dir.join("chromium-profile")).await?;
+    let checked = drive(&browser, url, token, shots).await;
+    close(&mut browser, driver).await;
+    checked
+}
+
+/// Headless Chromium with its profile in `profile`, and the task that moves its connection.
+pub(crate) async fn launch(
+    profile: &Path,
+) -> Result<(Browser, tokio::task::JoinHandle<()>), Failed> {
     let config = BrowserConfig::builder()
         .chrome_executable(CHROMIUM)
         .no_sandbox()
         .arg("--disable-gpu")
-        .user_data_dir(cli.state_dir.join("chromium-profile"))
+        .user_data_dir(profile)
         .window_size(1200, 900)
         .viewport(None)
         .build()?;
-    let (mut browser, mut events) = Browser::launch(config).await?;
+    let (browser, mut events) = Browser::launch(config).await?;
     // The connection only moves while its events are read; an event this chromiumoxide
     // does not know (a newer Chromium) is an error to skip, not a reason to stop.
     let driver = tokio::spawn(async move { while events.next().await.is_some() {} });
-    let checked = drive(&browser, url, token, shots).await;
+    Ok((browser, driver))
+}
+
+pub(crate) async fn close(browser: &mut Browser, driver: tokio::task::JoinHandle<()>) {
     let _ = browser.close().await;
     let _ = browser.wait().await;
     driver.abort();
-    checked
 }
 
-async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
+/// A new tab at `url` that notes every uncaught error of the page's scripts (see
+/// [`no_page_errors`]).
+pub(crate) async fn open(browser: &Browser, url: &str) -> Result<Page, Failed> {
     let page = browser.new_page("about:blank").await?;
-    // Every uncaught error of the page's scripts, to fail on at the end.
     page.evaluate_on_new_document(
         "window.pageErrors = []; window.addEventListener('error', e => window.pageErrors.push(String(e.message))); window.addEventListener('unhandledrejection', e => window.pageErrors.push(String(e.reason)));",
     )
     .await?;
     page.goto(url).await?;
+    Ok(page)
+}
+
+pub(crate) async fn no_page_errors(page: &Page) -> Result<(), Failed> {
+    let errors: Vec<String> = page.evaluate("window.pageErrors").await?.into_value()?;
+    ensure(
+        errors.is_empty(),
+        format!("the page's scripts failed: {errors:?}"),
+    )
+}
+
+async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Result<(), Failed> {
+    let page = open(browser, url).await?;
     // No token yet: the page asks for one.
     wait_for(
         &page,
@@ -159,9 +249,10 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
         MARKETS[0]
     );
     wait_for(&page, "the market's charts", &drawn).await?;
+    lists_are_there(&page).await?;
     let market = shots.join("market.png");
     save(&page, &market).await?;
-    averages_match_the_pipelines(&page).await?;
+    averages_are_the_pipelines(&page).await?;
 
     // A phone: the charts shrink to the screen, nothing runs off its side.
     page.execute(SetDeviceMetricsOverrideParams::new(390, 844, 2.0, true))
@@ -173,11 +264,7 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     )
     .await?;
     save(&page, &shots.join("market-phone.png")).await?;
-    let errors: Vec<String> = page.evaluate("window.pageErrors").await?.into_value()?;
-    ensure(
-        errors.is_empty(),
-        format!("the page's scripts failed: {errors:?}"),
-    )?;
+    no_page_errors(&page).await?;
     println!(
         "dashboard screenshots: {} (and markets.png, market-phone.png beside it)",
         market.display()
@@ -185,67 +272,42 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     Ok(())
 }
 
-/// The page draws the 7- and 30-day averages itself (the API stores only their latest
-/// values): its latest ones are the market's stored ones, and on a made-up series with gaps
-/// and moving prices its every day's averages are what the pipeline's `trends` says.
-async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
+/// The price chart draws the averages the pipeline stored with each day: for every day,
+/// its 7- and 30-day points are what `trends` gives over the market's daily figures up to
+/// that day, and the last ones are the report's latest `trends`.
+async fn averages_are_the_pipelines(page: &Page) -> Result<(), Failed> {
     let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
         (None, None) => true,
         _ => false,
     };
-    let latest: Vec<Option<f64>> = page
-        .evaluate_function(format!(
+    type Drawn = (
+        Vec<(String, MarketFigures)>,
+        Vec<(Option<f64>, Option<f64>)>,
+        serde_json::Value,
+    );
+    let (daily, drawn, latest): Drawn = serde_json::from_value(
+        page.evaluate_function(format!(
             "async () => {{
                const r = await api('/markets/{}');
-               const days = r.daily.map(s => Charts.daySeconds(s.period));
-               const prices = r.daily.map(s => s.figures.median_price ?? null);
-               const last = (w) => Charts.movingAverage(days, prices, w).at(-1) ?? null;
-               return [last(7), r.trends.median_price_ma_7d, last(30), r.trends.median_price_ma_30d];
+               const price = Charts.specs(r).find(c => c.id === 'price');
+               const line = (label) => price.series.find(s => s.label === label).values;
+               const week = line('7-day average');
+               const month = line('30-day average');
+               return [r.daily.map(s => [s.period, s.figures]), week.map((w, i) => [w, month[i]]), r.trends];
              }}",
             MARKETS[0]
         ))
         .await?
-        .into_value()?;
-    ensure(
-        latest.len() == 4
-            && latest[0].is_some()
-            && close(latest[0], latest[1])
-            && close(latest[2], latest[3]),
-        format!("the page's latest 7/30-day averages and the stored ones: {latest:?}"),
+        .into_value::<serde_json::Value>()?,
     )?;
-
-    let first = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).ok_or("no such day")?;
-    let daily: Vec<(chrono::NaiveDate, MarketFigures)> = (0..45i64)
-        .filter(|d| d % 4 != 3)
-        .map(|d| {
-            let price = 300_000.0 + 1_000.0 * ((d * 37) % 11) as f64 + 500.0 * d as f64;
-            let figures = MarketFigures {
-                median_price: Some(price),
-                ..MarketFigures::default()
-            };
-            (first + chrono::TimeDelta::days(d), figures)
-        })
-        .collect();
-    let periods: Vec<String> = daily.iter().map(|(d, _)| d.to_string()).collect();
-    let prices: Vec<Option<f64>> = daily.iter().map(|(_, f)| f.median_price).collect();
-    let drawn: Vec<(Option<f64>, Option<f64>)> = page
-        .evaluate_function(format!(
-            "() => {{
-               const days = {}.map(p => Charts.daySeconds(p));
-               const prices = {};
-               const week = Charts.movingAverage(days, prices, 7);
-               const month = Charts.movingAverage(days, prices, 30);
-               return week.map((w, i) => [w, month[i]]);
-             }}",
-            serde_json::to_string(&periods)?,
-            serde_json::to_string(&prices)?
-        ))
-        .await?
-        .into_value()?;
+    let daily: Vec<(chrono::NaiveDate, MarketFigures)> = daily
+        .into_iter()
+        .map(|(day, f)| Ok((day.parse()?, f)))
+        .collect::<Result<_, chrono::ParseError>>()?;
     ensure(
-        drawn.len() == daily.len(),
-        format!("{} days drawn", drawn.len()),
+        daily.len() >= 2 && drawn.len() == daily.len(),
+        format!("{} days drawn of {}", drawn.len(), daily.len()),
     )?;
     for (k, (day, _)) in daily.iter().enumerate() {
         let closes = daily[..=k]
@@ -257,12 +319,94 @@ async fn averages_match_the_pipelines(page: &Page) -> Result<(), Failed> {
             close(drawn[k].0, stored.median_price_ma_7d)
                 && close(drawn[k].1, stored.median_price_ma_30d),
             format!(
-                "{day}: the page draws {:?}, the pipeline stores {stored:?}",
+                "{day}: the chart draws {:?}, the pipeline's averages are {stored:?}",
                 drawn[k]
             ),
         )?;
     }
-    Ok(())
+    let last = drawn.last().copied().unwrap_or_default();
+    ensure(
+        last.0.is_some()
+            && close(last.0, latest["median_price_ma_7d"].as_f64())
+            && close(last.1, latest["median_price_ma_30d"].as_f64()),
+        format!("the chart's last averages {last:?}, the report's {latest:?}"),
+    )
+}
+
+/// The listings of interest and the alert feed: read, each list with rows or a sentence
+/// saying it is empty, every row in words, every address link opening a new tab.
+async fn lists_are_there(page: &Page) -> Result<(), Failed> {
+    let market = MARKETS[0];
+    wait_for(
+        page,
+        "the listings of interest and the alerts",
+        &format!(
+            "document.getElementById('interest').dataset.ready === '{market}' && document.getElementById('alerts').dataset.ready === '{market}'"
+        ),
+    )
+    .await?;
+    let lists: Vec<(String, usize, Vec<String>)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#interest .list'), document.getElementById('alerts')].map(l => [l.id, l.querySelectorAll('.row').length, [...l.querySelectorAll('.row .reason, .empty')].map(r => r.textContent)])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        lists.len() == 4
+            && lists
+                .iter()
+                .all(|(_, _, words)| !words.is_empty() && words.iter().all(|w| !w.is_empty())),
+        format!("the lists read {lists:?}"),
+    )?;
+    let cuts = &lists[0];
+    ensure(
+        cuts.0 == "interest-price_cut"
+            && cuts.1 > 0
+            && cuts
+                .2
+                .iter()
+                .all(|w| w.starts_with("cut ") || w.starts_with("price cut")),
+        format!("the latest price cuts read {cuts:?}"),
+    )?;
+    let alerts = &lists[3];
+    ensure(
+        alerts.1 > 0,
+        format!("the alert feed shows no alert: {alerts:?}"),
+    )?;
+    // Only price drops, when asked; every row then says a price was cut.
+    page.evaluate(
+        "(() => { const s = document.getElementById('alert-type'); s.value = 'price_drop'; s.dispatchEvent(new Event('change')); document.getElementById('alerts').dataset.ready = ''; })()",
+    )
+    .await?;
+    wait_for(
+        page,
+        "the price drops only",
+        &format!("document.getElementById('alerts').dataset.ready === '{market}'"),
+    )
+    .await?;
+    let drops: Vec<(String, String)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#alerts .row')].map(r => [r.dataset.type, r.querySelector('.reason').textContent])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        !drops.is_empty()
+            && drops
+                .iter()
+                .all(|(t, w)| t == "price_drop" && w.starts_with("Price cut ")),
+        format!("the price drops read {drops:?}"),
+    )?;
+    let links: Vec<(String, String)> = page
+        .evaluate(
+            "[...document.querySelectorAll('#market-view a.address')].map(a => [a.target, a.rel])",
+        )
+        .await?
+        .into_value()?;
+    ensure(
+        links.iter().all(|(t, r)| t == "_blank" && r == "noopener"),
+        format!("address links {links:?}"),
+    )
 }
 
 async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
@@ -280,7 +424,7 @@ async fn give_token(page: &Page, token: &str) -> Result<(), Failed> {
 }
 
 /// Waits until `condition` (a JavaScript expression) holds in the page.
-async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed> {
+pub(crate) async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed> {
     let deadline = tokio::time::Instant::now() + PAGE_DEADLINE;
     loop {
         let holds: bool = page
@@ -291,19 +435,21 @@ async fn wait_for(page: &Page, what: &str, condition: &str) -> Result<(), Failed
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            let status: String = page
-                .evaluate("document.getElementById('status').textContent")
+            // What the page shows instead: its status line, script errors, what is ready,
+            // each chart's canvas or its sentence.
+            let seen: serde_json::Value = page
+                .evaluate(
+                    "({ status: document.getElementById('status')?.textContent ?? '', errors: window.pageErrors ?? [], ready: [...document.querySelectorAll('[data-ready]')].map(e => (e.id || e.tagName) + '=' + e.dataset.ready), charts: [...document.querySelectorAll('.chart')].map(c => c.id + ': ' + (c.querySelector('canvas') ? 'canvas, ' + c.dataset.points + ' values' : c.textContent.slice(-80))) })",
+                )
                 .await?
                 .into_value()?;
-            return Err(
-                format!("the page never showed {what} (its status line: {status:?})").into(),
-            );
+            return Err(format!("the page never showed {what}: {seen}").into());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn save(page: &Page, path: &Path) -> Result<(), Failed> {
+pub(crate) async fn save(page: &Page, path: &Path) -> Result<(), Failed> {
     page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), path)
         .await?;
     Ok(())

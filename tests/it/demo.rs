@@ -5,8 +5,9 @@
 //!   over the threshold, as the poller could see them (net changes between two polls);
 //! - the market figures of its report agree with a recomputation, written here and
 //!   independent of the metrics code, from the events Firehose wrote to S3;
-//! - its HTML report renders in headless Chromium, every chart with a size (skipped, with a
-//!   reason, where Chromium is not installed);
+//! - its HTML report, opened from its file in headless Chromium, draws every chart (the
+//!   dashboard's chart code: a canvas with a size and values) without a script error
+//!   (skipped, with a reason, where Chromium is not installed);
 //! - and, on their own, the local event source mappings: bisection down to a poison record,
 //!   its description on the on-failure queue, the MODIFY filter of the alerts trigger.
 
@@ -28,6 +29,8 @@ use realty_tests::{Explain, TestAws, ensure, run_bounded};
 use serde_json::Value;
 use tokio::process::Command;
 
+use crate::dashboard::{self, CHROMIUM};
+
 crate::async_tests!(
     the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds,
     the_runner_bisects_to_the_poison_record_describes_it_and_filters_modify,
@@ -36,16 +39,16 @@ crate::async_tests!(
 const SEED: u64 = 11;
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
 const LISTINGS: u32 = 120;
+/// The charts the report draws per market (the dashboard's, charts.js).
+const CHARTS: usize = 6;
 const DAYS: i64 = 3;
 const ACTIVITY: f64 = 20.0;
 /// Prices below this are placeholders the sources reject (`MIN_PLAUSIBLE_SALE_PRICE`).
 const MIN_PLAUSIBLE_PRICE: u64 = 5_000;
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Bounds on the commands this test runs, each many times what it takes here, so that one
 /// that hangs fails the test with its output instead of stalling the run.
 const BUILD_DEADLINE: Duration = Duration::from_secs(20 * 60);
 const DEMO_DEADLINE: Duration = Duration::from_secs(8 * 60);
-const BROWSER_DEADLINE: Duration = Duration::from_secs(2 * 60);
 /// Regions of their own: moto allows 50 Firehose delivery streams per region, one per stack,
 /// and the other integration tests provision theirs in the default region.
 const DEMO_REGION: &str = "eu-west-1";
@@ -191,13 +194,15 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
     let report: Value = serde_json::from_slice(&std::fs::read(report_dir.join("report.json"))?)?;
     let run = &report["run"];
 
-    check_alerts_against_ground_truth(&report)?;
+    check_alerts_against_ground_truth(&report).map_err(|e| format!("the alerts: {e:?}"))?;
     let bucket = run["data_lake_bucket"]
         .as_str()
         .ok_or("no data_lake_bucket in the report")?;
-    let events = lake_events(&aws, bucket).await?;
-    check_figures_against_the_lake(&report, &events)?;
-    check_rendering(&report_dir.join("index.html"), MARKETS.len() * 4).await?;
+    let events = lake_events(&aws, bucket)
+        .await
+        .map_err(|e| format!("the lake: {e:?}"))?;
+    check_figures_against_the_lake(&report, &events).map_err(|e| format!("the figures: {e:?}"))?;
+    check_rendering(&report_dir.join("index.html"), MARKETS.len() * CHARTS).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(())
 }
@@ -474,7 +479,7 @@ fn check_figures_against_the_lake(report: &Value, events: &[Value]) -> Result<()
             .as_array()
             .and_then(|d| d.last())
             .ok_or(format!("{market}: no daily figures"))?;
-        let last_date: NaiveDate = serde_json::from_value(last_day["date"].clone())?;
+        let last_date: NaiveDate = serde_json::from_value(last_day["period"].clone())?;
         let ours = recomputed
             .get(&(market.to_owned(), last_date))
             .ok_or(format!("{market}: nothing in the lake on {last_date}"))?;
@@ -485,17 +490,18 @@ fn check_figures_against_the_lake(report: &Value, events: &[Value]) -> Result<()
             format!("{market} live figures {live} differ from the lake's {ours:?}"),
         )?;
         for day in m["daily"].as_array().ok_or("no daily")? {
-            let date: NaiveDate = serde_json::from_value(day["date"].clone())?;
+            let date: NaiveDate = serde_json::from_value(day["period"].clone())?;
             let ours = recomputed
                 .get(&(market.to_owned(), date))
                 .cloned()
                 .unwrap_or_default();
+            let figures = &day["figures"];
             let theirs = DayFigures {
-                active: day["active_listings"].as_i64().unwrap_or(-1),
-                pending: day["pending_listings"].as_i64().unwrap_or(-1),
-                median_price: day["median_price"].as_f64(),
-                new_listings: day["new_listings"].as_i64().unwrap_or(-1),
-                price_cuts: day["price_cuts"].as_i64().unwrap_or(-1),
+                active: figures["active_listings"].as_i64().unwrap_or(-1),
+                pending: figures["pending_listings"].as_i64().unwrap_or(-1),
+                median_price: figures["median_price"].as_f64(),
+                new_listings: figures["new_listings_today"].as_i64().unwrap_or(-1),
+                price_cuts: figures["price_cuts_today"].as_i64().unwrap_or(-1),
             };
             ensure(
                 theirs.active == ours.active
@@ -516,8 +522,9 @@ fn check_figures_against_the_lake(report: &Value, events: &[Value]) -> Result<()
 
 // ---- (c) the page in a real browser ----
 
-/// Opens the report in headless Chromium with a probe that writes each chart's laid-out size
-/// into the DOM, and checks every chart is there with a size.
+/// Opens the report from its file in headless Chromium (no server, as a reader opens it) and
+/// waits until every chart is drawn: a canvas with a size and values to show. Saves a
+/// screenshot under target/tmp/demo/.
 async fn check_rendering(index: &Path, charts: usize) -> Result<(), Failed> {
     if !Path::new(CHROMIUM).exists() {
         println!(
@@ -525,73 +532,25 @@ async fn check_rendering(index: &Path, charts: usize) -> Result<(), Failed> {
         );
         return Ok(());
     }
-    let html = std::fs::read_to_string(index)?;
-    let probe = r#"<script>
-window.addEventListener('load', () => {
-  const sizes = [...document.querySelectorAll('svg.chart')].map(s => {
-    const r = s.getBoundingClientRect();
-    return s.id + ':' + Math.round(r.width) + 'x' + Math.round(r.height) + ':' + s.querySelectorAll('.datum').length;
-  });
-  const out = document.createElement('pre');
-  out.id = 'chart-sizes';
-  out.textContent = sizes.join('\n');
-  document.body.appendChild(out);
-});
-</script>"#;
     let dir = index.parent().ok_or("the report has no directory")?;
-    let probed = dir.join("probe.html");
-    std::fs::write(&probed, html.replace("</body>", &format!("{probe}</body>")))?;
-    let profile = dir.join("chromium-profile");
-    let mut browser = Command::new(CHROMIUM);
-    browser
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", probed.display()));
-    let output = run_bounded(browser, BROWSER_DEADLINE, dir, "chromium").await?;
-    let dom = String::from_utf8_lossy(&output.stdout);
-    let sizes = dom
-        .split("<pre id=\"chart-sizes\">")
-        .nth(1)
-        .and_then(|rest| rest.split("</pre>").next())
-        .ok_or_else(|| {
-            format!(
-                "chromium's DOM has no probe output (exit {:?}): {}",
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })?;
-    let rows: Vec<&str> = sizes.lines().filter(|l| !l.trim().is_empty()).collect();
-    ensure(
-        rows.len() == charts,
-        format!(
-            "{} charts rendered, expected {charts}: {rows:?}",
-            rows.len()
-        ),
-    )?;
-    for row in rows {
-        let mut parts = row.split(':');
-        let (id, size, shapes) = (parts.next(), parts.next(), parts.next());
-        let (w, h) = size
-            .and_then(|s| s.split_once('x'))
-            .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
-            .ok_or(format!("unreadable probe row {row}"))?;
-        let shapes: u32 = shapes.and_then(|s| s.parse().ok()).unwrap_or(0);
-        ensure(
-            w > 0 && h > 0 && shapes > 0,
-            format!("chart {id:?} rendered {w}x{h} with {shapes} data points"),
-        )?;
+    let (mut browser, driver) = dashboard::launch(&dir.join("chromium-profile")).await?;
+    let checked = async {
+        let page = dashboard::open(&browser, &format!("file://{}", index.display())).await?;
+        let drawn = format!(
+            "document.body.dataset.ready === 'drawn' && document.querySelectorAll('.chart').length === {charts} && [...document.querySelectorAll('.chart')].every(c => {{ const k = c.querySelector('canvas'); return k && k.width > 0 && k.height > 0 && Number(c.dataset.points) > 0; }})"
+        );
+        dashboard::wait_for(&page, "every chart of the report drawn", &drawn).await?;
+        dashboard::no_page_errors(&page).await?;
+        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo");
+        std::fs::create_dir_all(&shots)?;
+        let shot = shots.join("report.png");
+        dashboard::save(&page, &shot).await?;
+        println!("demo report screenshot: {}", shot.display());
+        Ok::<(), Failed>(())
     }
-    Ok(())
+    .await;
+    dashboard::close(&mut browser, driver).await;
+    checked
 }
 
 // ---- the local event source mappings against the emulator ----

@@ -65,7 +65,8 @@ fn recorded<T>(
     (out, emitted)
 }
 
-struct Alerts(AlertsFunction);
+/// The alerts function as the local runner invokes it (the dashboard test runs it too).
+pub(crate) struct Alerts(pub(crate) AlertsFunction);
 
 impl StreamFunction for Alerts {
     type Event = DynamoDbEvent;

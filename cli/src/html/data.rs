@@ -1,9 +1,12 @@
-//! The report page's data: what it shows of each market, and the alert latency.
+//! The report page's data: per market what the API answers for it (the same views), its
+//! alerts, and the alert latency.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use realty_core::alerts::message::AlertBody;
-use realty_core::metrics::aggregate::MarketFigures;
-use realty_core::metrics::history::Trends;
+use realty_core::api::views::MarketReport;
+use realty_core::metrics::interest::InterestingListing;
 use realty_core::stats::nearest_rank;
 use serde::{Deserialize, Serialize};
 
@@ -14,38 +17,23 @@ pub struct Report {
     pub generated_at: DateTime<Utc>,
     /// Where the figures were read: an endpoint, or `AWS stack NAME`.
     pub source: String,
-    pub markets: Vec<MarketReport>,
+    pub markets: Vec<MarketSection>,
     /// Alert latency from the poller's PutRecords to the SNS publish, when measured.
     pub latency: Option<LatencySummary>,
     /// How the figures came about, for a demo run.
     pub run: Option<serde_json::Value>,
 }
 
-/// One market (its city-wide, all-types scope).
+/// One market: its report as `GET /markets/{market}` answers it (`market`, `live`, `trends`,
+/// `daily`, ... at the top level), its lists of interest by kind (`price_cut`, `undervalued`,
+/// `anomalous`: the `listings` of `GET /markets/{market}/listings?kind=KIND&limit=10`), and
+/// its alerts newest first (the pages of `GET /alerts?market=MARKET`).
 #[derive(Debug, Clone, Serialize)]
-pub struct MarketReport {
-    pub market: String,
-    pub scope_key: String,
-    pub live: MarketFigures,
-    pub trends: Trends,
-    pub daily: Vec<DailyPoint>,
-    /// Price per sqft of the active listings: (bucket value in dollars, listings).
-    pub price_per_sqft_histogram: Vec<(f64, u64)>,
+pub struct MarketSection {
+    #[serde(flatten)]
+    pub report: MarketReport,
+    pub listings: BTreeMap<&'static str, Vec<InterestingListing>>,
     pub alerts: Vec<AlertBody>,
-}
-
-/// A market on one day: its daily snapshot, with the moving averages as of that day.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DailyPoint {
-    pub date: NaiveDate,
-    pub median_price: Option<f64>,
-    pub median_price_ma_7d: Option<f64>,
-    pub median_price_ma_30d: Option<f64>,
-    pub active_listings: i64,
-    pub pending_listings: i64,
-    pub new_listings: i64,
-    pub price_cuts: i64,
-    pub delistings: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,76 +1,63 @@
-//! Reads the report's figures from a stack's market table.
+//! Reads the report's figures from a stack's market table with the API's own views: what
+//! `GET /markets/{m}`, `GET /markets/{m}/listings?kind=` and `GET /alerts?market=` answer.
+
+use std::collections::BTreeMap;
 
 use anyhow::Result;
-use chrono::{Duration, Utc};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
-use realty_core::metrics::aggregate::Scope;
-use realty_core::metrics::ports::Period;
+use realty_core::api::lists::{listings_of_interest, recent_alerts};
+use realty_core::api::views::{MarketReport, market_report};
+use realty_core::metrics::interest::InterestKind;
 
-use super::data::{DailyPoint, MarketReport};
+use super::data::MarketSection;
 
-/// Reads the report of `markets` (city-state keys) from a market table: each market's
-/// live item and its daily snapshots of the last `days` days before its as-of time.
-pub async fn gather(
-    store: &DynamoMarketStore,
-    markets: &[String],
-    days: i64,
-) -> Result<Vec<MarketReport>> {
+/// Listings per list of interest (as many as the dashboard shows).
+const LISTINGS_PER_LIST: usize = 10;
+/// Alerts read per page of the feed (the API's most), and the most a market's section
+/// holds: past it the report says the newest.
+const ALERTS_PER_PAGE: usize = 100;
+pub const MAX_ALERTS: usize = 5_000;
+
+/// The sections of `markets` (city-state keys) that have figures.
+pub async fn gather(store: &DynamoMarketStore, markets: &[String]) -> Result<Vec<MarketSection>> {
     let mut out = Vec::with_capacity(markets.len());
     for market in markets {
-        let scope_key = Scope::city(market).key();
-        let Some(live) = store.live(&scope_key).await? else {
-            continue;
-        };
-        let as_of = live.as_of.unwrap_or_else(Utc::now);
-        let snapshots = store
-            .snapshots(
-                &scope_key,
-                &Period::Day((as_of - Duration::days(days)).date_naive()).sort_key(),
-                &Period::Day(as_of.date_naive()).sort_key(),
-            )
-            .await?;
-        // Each day's moving averages as the metrics function stored them with the day.
-        let daily: Vec<DailyPoint> = snapshots
-            .iter()
-            .filter_map(|s| match s.period {
-                Period::Day(date) => Some((date, &s.figures, s.trends.clone().unwrap_or_default())),
-                Period::Hour(_) => None,
-            })
-            .map(|(date, f, t)| DailyPoint {
-                date,
-                median_price: f.median_price,
-                median_price_ma_7d: t.median_price_ma_7d,
-                median_price_ma_30d: t.median_price_ma_30d,
-                active_listings: f.active_listings,
-                pending_listings: f.pending_listings,
-                new_listings: f.new_listings_today,
-                price_cuts: f.price_cuts_today,
-                delistings: f.delistings_today,
-            })
-            .collect();
-        let latest_trends = snapshots
-            .iter()
-            .rev()
-            .find(|s| s.period == Period::Day(as_of.date_naive()))
-            .and_then(|s| s.trends.clone())
-            .unwrap_or_default();
-        let figures = live.figures.clone();
-        let stored = live.into_stored()?;
-        let histogram = stored
-            .aggregate
-            .price_per_sqft
-            .buckets()
-            .map(|(minor, count)| (minor / 100.0, count))
-            .collect();
-        out.push(MarketReport {
-            market: market.clone(),
-            trends: latest_trends,
-            scope_key,
-            live: figures,
-            daily,
-            price_per_sqft_histogram: histogram,
-            alerts: Vec::new(),
-        });
+        if let Some(report) = market_report(store, market).await? {
+            out.push(section(store, report).await?);
+        }
     }
     Ok(out)
+}
+
+/// A market's report with its lists of interest and its alerts, newest first.
+pub async fn section(store: &DynamoMarketStore, report: MarketReport) -> Result<MarketSection> {
+    let market = report.market.clone();
+    let mut listings = BTreeMap::new();
+    for kind in InterestKind::ALL {
+        let list = listings_of_interest(store, &market, kind, LISTINGS_PER_LIST, None).await?;
+        listings.insert(kind.as_str(), list.listings);
+    }
+    let mut alerts = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = recent_alerts(
+            store,
+            std::slice::from_ref(&market),
+            None,
+            ALERTS_PER_PAGE,
+            before.as_deref(),
+        )
+        .await?;
+        alerts.extend(page.alerts);
+        match page.next {
+            Some(next) if alerts.len() < MAX_ALERTS => before = Some(next),
+            _ => break,
+        }
+    }
+    alerts.truncate(MAX_ALERTS);
+    Ok(MarketSection {
+        report,
+        listings,
+        alerts,
+    })
 }

@@ -1,17 +1,12 @@
-//! The market report as data ([`Report`], read from a stack's market table by [`gather`])
-//! and as one self-contained HTML page ([`render`]): charts are inline SVG drawn here, so
-//! the page works offline and needs no script.
+//! The market report as data ([`Report`], read from a stack's market table by [`gather`]
+//! with the API's views: market report, lists of interest, alert feed) and as one self-contained HTML page ([`render`]): the dashboard's
+//! own uPlot, formats, charts and list rows inlined with the data, so the page draws the
+//! same charts as the dashboard, offline (file://, no network).
 
-mod chart;
 mod data;
 mod gather;
 mod page;
 
 pub use data::{LatencySummary, Report};
-pub use gather::gather;
+pub use gather::{gather, section};
 pub use page::render;
-
-/// Text made safe inside HTML and SVG elements and attributes alike (both quotes escaped).
-fn escape(text: &str) -> String {
-    html_escape::encode_quoted_attribute(text).into_owned()
-}

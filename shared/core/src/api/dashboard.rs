@@ -1,6 +1,7 @@
 //! The dashboard: a page and its assets, built into the binary so the stack serves them
 //! itself (no CDN, no external font). They read the API with the bearer token the person
-//! gives the page once (kept in the browser's local storage).
+//! gives the page once (kept in the browser's local storage). The offline report of `make
+//! demo` inlines the same charts, formats and lists (cli/src/html).
 
 /// One file the page needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,9 @@ const fn asset(name: &'static str, content_type: &'static str, body: &'static st
 pub const ASSETS: &[Asset] = &[
     asset("index.html", HTML, include_str!("dashboard/index.html")),
     asset("style.css", CSS, include_str!("dashboard/style.css")),
+    asset("format.js", JS, include_str!("dashboard/format.js")),
     asset("charts.js", JS, include_str!("dashboard/charts.js")),
+    asset("lists.js", JS, include_str!("dashboard/lists.js")),
     asset("app.js", JS, include_str!("dashboard/app.js")),
     // uPlot 1.6.32 from npm (`npm pack uplot@1.6.32`, its dist/ and LICENSE), MIT: the charts.
     asset(
@@ -66,7 +69,7 @@ mod tests {
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
             .collect();
-        assert_eq!(named.len(), 5, "{named:?}");
+        assert_eq!(named.len(), 7, "{named:?}");
         for name in named {
             assert!(
                 ASSETS.iter().any(|a| a.name == name),

@@ -1,23 +1,12 @@
-// The dashboard: the market list, one market's figures and charts, the sources' health,
-// read from the API with the token the person gave the page (kept in local storage) and
-// read again every minute.
+// The dashboard: the market list, one market's figures, charts, listings of interest and
+// alerts, the sources' health, read from the API with the token the person gave the page
+// (kept in local storage) and read again every minute.
 "use strict";
 
 const TOKEN_KEY = "realty-stream-token";
 const REFRESH_MS = 60 * 1000;
 // A market without a change for this long is shown as late (sources are polled hourly).
 const LATE_MINUTES = 3 * 60;
-
-const fmt = {
-  money: new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumFractionDigits: 0 }),
-  moneyShort: new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", notation: "compact", maximumFractionDigits: 1 }),
-  count: new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 }),
-  days: new Intl.NumberFormat(undefined, { style: "unit", unit: "day", unitDisplay: "long", maximumFractionDigits: 0 }),
-  change: new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1, signDisplay: "exceptZero" }),
-  date: new Intl.DateTimeFormat(undefined, { dateStyle: "medium" }),
-  time: new Intl.DateTimeFormat(undefined, { timeStyle: "short" }),
-  ago: new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }),
-};
 
 class TokenRefused extends Error {}
 class NoFigures extends Error {}
@@ -53,44 +42,8 @@ function say(text) {
   $("status").textContent = text;
 }
 
-// "nashville-tn" reads "Nashville, TN"; any other key is shown as it is.
-function placeName(market) {
-  const m = /^([a-z0-9-]+)-([a-z]{2})$/.exec(market);
-  if (!m) {
-    return market;
-  }
-  const city = m[1].split("-").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ");
-  return city + ", " + m[2].toUpperCase();
-}
-
-function ago(when) {
-  if (!when) {
-    return "never";
-  }
-  const minutes = Math.round((new Date(when) - Date.now()) / 60000);
-  if (Math.abs(minutes) < 60) {
-    return fmt.ago.format(minutes, "minute");
-  }
-  if (Math.abs(minutes) < 48 * 60) {
-    return fmt.ago.format(Math.round(minutes / 60), "hour");
-  }
-  return fmt.ago.format(Math.round(minutes / 1440), "day");
-}
-
-const or = (value, format) => (value == null ? "not known yet" : format.format(value));
-
-function changeText(pct, days) {
-  if (pct == null) {
-    return "no " + days + "-day change yet";
-  }
-  return fmt.change.format(pct / 100) + " in " + days + " days";
-}
-
 function line(parent, text, className) {
-  const span = document.createElement("span");
-  span.className = "market-line" + (className ? " " + className : "");
-  span.textContent = text;
-  parent.appendChild(span);
+  parent.appendChild(el("span", "market-line" + (className ? " " + className : ""), text));
 }
 
 async function showMarkets() {
@@ -128,14 +81,71 @@ async function showMarkets() {
   $("markets-view").dataset.ready = String(page.markets.length);
 }
 
-function figure(list, label, value) {
-  const box = document.createElement("div");
-  const dt = document.createElement("dt");
-  dt.textContent = label;
-  const dd = document.createElement("dd");
-  dd.textContent = value;
-  box.append(dt, dd);
-  list.appendChild(box);
+// A market's listings of interest (`/markets/{m}/listings?kind=`): three short lists.
+async function showListings(market) {
+  const box = $("interest");
+  if (box.dataset.market !== market) {
+    box.replaceChildren();
+    for (const k of Lists.KINDS) {
+      const part = el("section", "list");
+      part.id = "interest-" + k.kind;
+      part.append(el("h3", "", k.title), el("ul", "rows"));
+      box.appendChild(part);
+    }
+    box.dataset.market = market;
+  }
+  await Promise.all(Lists.KINDS.map(async (k) => {
+    const ul = $("interest-" + k.kind).querySelector("ul");
+    try {
+      const page = await api("/markets/" + encodeURIComponent(market) + "/listings?kind=" + k.kind + "&limit=10");
+      Lists.fillListings(ul, k.kind, page.listings);
+    } catch (e) {
+      if (e instanceof TokenRefused) {
+        throw e;
+      }
+      ul.replaceChildren(el("li", "empty", unavailable(e)));
+    }
+  }));
+  box.dataset.ready = market;
+}
+
+// Until an API has a list (an older stack: 404), or while it cannot be read, the list says so.
+function unavailable(e) {
+  return e instanceof NoFigures ? "Not available from this API." : "Cannot be read right now (" + e.message + ").";
+}
+
+// The alert feed of the market in view: its type filter and the pages read so far (each
+// page's `before`; the last one is in view), so that "older" and "newer" move through it.
+const feed = { market: null, type: "", pages: [null], next: null };
+
+async function showAlerts(market) {
+  if (feed.market !== market) {
+    Object.assign(feed, { market, type: "", pages: [null], next: null });
+    $("alert-type").value = "";
+  }
+  const ul = $("alerts");
+  const query = new URLSearchParams({ market, limit: "20" });
+  if (feed.type) {
+    query.set("type", feed.type);
+  }
+  const before = feed.pages[feed.pages.length - 1];
+  if (before) {
+    query.set("before", before);
+  }
+  try {
+    const page = await api("/alerts?" + query);
+    Lists.fillAlerts(ul, page.alerts);
+    feed.next = page.next;
+  } catch (e) {
+    if (e instanceof TokenRefused) {
+      throw e;
+    }
+    ul.replaceChildren(el("li", "empty", unavailable(e)));
+    feed.next = null;
+  }
+  $("alerts-older").hidden = !feed.next;
+  $("alerts-newer").hidden = feed.pages.length < 2;
+  ul.dataset.ready = market;
 }
 
 async function showMarket(market) {
@@ -152,27 +162,13 @@ async function showMarket(market) {
     }
     throw e;
   }
-  const live = report.live;
-  const trends = report.trends;
-  const list = $("market-figures");
-  list.replaceChildren();
-  figure(list, "Median asking price", or(live.median_price, fmt.money));
-  const change = trends.median_price_change_7d_pct;
-  figure(list, "Change in 7 days", change == null ? "not known yet" : fmt.change.format(change / 100));
-  figure(list, "7-day average", or(trends.median_price_ma_7d, fmt.money));
-  figure(list, "30-day average", or(trends.median_price_ma_30d, fmt.money));
-  figure(list, "Homes for sale", or(live.active_listings, fmt.count));
-  figure(list, "Under contract", or(live.pending_listings, fmt.count));
-  figure(list, "New listings, 7 days", or(live.new_listings_7d, fmt.count));
-  figure(list, "Price cuts, 7 days", or(live.price_cuts_7d, fmt.count));
-  figure(list, "Price per sq ft", or(live.median_price_per_sqft, fmt.money));
-  figure(list, "Days on the market", or(live.median_days_on_market, fmt.days));
-  const drawn = Charts.draw($("charts"), report.daily, fmt);
+  fillFigures($("market-figures"), report.live, report.trends);
+  const drawn = Charts.draw($("charts"), report);
   $("ma-note").textContent =
     "Charts show one point per day over the last " + report.daily.length +
-    " days with figures. The average lines are worked out in this page from those daily " +
-    "figures; the averages in the boxes above are the ones the pipeline stored.";
+    " days with figures; the averages are the ones the pipeline stored with each day.";
   $("market-view").dataset.ready = market + ":" + drawn;
+  await Promise.all([showListings(market), showAlerts(market)]);
 }
 
 function healthRow(body, cells, late) {
@@ -253,6 +249,27 @@ $("token-form").addEventListener("submit", (event) => {
   $("token").value = "";
   $("token-form").hidden = true;
   render();
+});
+// The feed again after a change of its type or page. Only a refused token fails it (showAlerts
+// says any other failure in the list): render() then asks for the token.
+function reloadAlerts() {
+  showAlerts(feed.market).catch(() => render());
+}
+$("alert-type").addEventListener("change", () => {
+  Object.assign(feed, { type: $("alert-type").value, pages: [null], next: null });
+  reloadAlerts();
+});
+$("alerts-older").addEventListener("click", () => {
+  if (feed.next) {
+    feed.pages.push(feed.next);
+    reloadAlerts();
+  }
+});
+$("alerts-newer").addEventListener("click", () => {
+  if (feed.pages.length > 1) {
+    feed.pages.pop();
+    reloadAlerts();
+  }
 });
 window.addEventListener("hashchange", () => {
   say("");
