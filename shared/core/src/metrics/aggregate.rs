@@ -446,17 +446,18 @@ impl MarketAggregate {
         }
     }
 
-    /// The prices per sqft (minor units) outside which a listing is an anomaly: robust
-    /// z-score 0.6745 (x - median) / MAD beyond [`ANOMALY_ROBUST_Z`]. `None` for markets too
-    /// small or too uniform to judge.
+    /// The prices per sqft (minor units) outside which a listing is an anomaly: a robust
+    /// z-score 0.6745 (ln x - ln median) / MAD(ln) beyond [`ANOMALY_ROBUST_Z`], on a log scale
+    /// because prices are skewed (a linear one gave lower bounds below zero). `None` for
+    /// markets too small or too uniform to judge.
     pub fn anomaly_bounds(&self) -> Option<(f64, f64)> {
         if self.price_per_sqft.count() < MIN_LISTINGS_FOR_ANOMALIES {
             return None;
         }
         let median = self.price_per_sqft.median()?;
-        let mad = self.price_per_sqft.median_absolute_deviation()?;
+        let mad = self.price_per_sqft.log_median_absolute_deviation()?;
         let reach = ANOMALY_ROBUST_Z * mad / 0.6745;
-        (mad > 0.0).then_some((median - reach, median + reach))
+        (mad > 0.0).then(|| (median * (-reach).exp(), median * reach.exp()))
     }
 
     /// Active listings whose price per sqft lies outside [`Self::anomaly_bounds`].
@@ -584,6 +585,35 @@ mod tests {
                 "zip#37201#single_family"
             ]
         );
+    }
+
+    /// A skewed market (most homes near $200/sqft, a long tail of dear ones): the bounds stay
+    /// above zero, the far tail and a give-away are flagged, the ordinary spread is not.
+    #[test]
+    fn anomaly_bounds_are_on_a_log_scale_and_never_below_zero() {
+        let mut a = MarketAggregate::default();
+        let per_sqft = [
+            150, 170, 180, 190, 195, 200, 200, 205, 210, 220, 240, 260, 300, 380, 520, 900, 3_000,
+        ];
+        for (i, dollars) in per_sqft.iter().enumerate() {
+            let area = 1_000 + i as u32;
+            let f = facts(dollars * 100 * i64::from(area), area, Standing::Active);
+            a.apply(&Contribution::Add(Arc::new(f)));
+        }
+        let cheap = facts(20 * 100 * 1_500, 1_500, Standing::Active);
+        a.apply(&Contribution::Add(Arc::new(cheap)));
+        let (low, high) = a.anomaly_bounds().expect("bounds");
+        assert!(low > 0.0, "{low}");
+        let ppsf = |dollars: f64| dollars * 100.0;
+        assert!(low > ppsf(20.0) && low < ppsf(150.0), "{low}");
+        assert!(high > ppsf(300.0) && high < ppsf(3_000.0), "{high}");
+        let outside = per_sqft
+            .iter()
+            .chain(&[20])
+            .filter(|d| ppsf(**d as f64) < low || ppsf(**d as f64) > high)
+            .count() as i64;
+        assert!(outside >= 2);
+        assert_eq!(a.figures().anomalous_listings, outside);
     }
 
     #[test]

@@ -215,6 +215,26 @@ impl LogHistogram {
         })
     }
 
+    /// The median absolute deviation of the values' natural logarithms from the log of the
+    /// median (prices are skewed: on a log scale a spread is a ratio, and bounds built from it
+    /// never fall below zero). Exact over the buckets (a few hundred at most).
+    pub fn log_median_absolute_deviation(&self) -> Option<f64> {
+        let median = self.median()?.ln();
+        let mut deviations: Vec<(f64, u64)> = self
+            .buckets()
+            .map(|(value, count)| ((value.ln() - median).abs(), count))
+            .collect();
+        deviations.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let total: u64 = deviations.iter().map(|(_, c)| c).sum();
+        // Nearest rank, as the other quantiles.
+        let rank = total.div_ceil(2).max(1);
+        let mut seen = 0;
+        deviations.into_iter().find_map(|(deviation, count)| {
+            seen += count;
+            (seen >= rank).then_some(deviation)
+        })
+    }
+
     /// `(bucket value, count)` in increasing order, for charts.
     pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
         self.0
@@ -342,6 +362,17 @@ mod tests {
         let mut d = DayHistogram::default();
         assert_eq!(d.remove(19_000), Err(19_000));
         assert_eq!(d.count(), 0);
+    }
+
+    #[test]
+    fn log_median_absolute_deviation_of_a_known_set() {
+        let mut h = LogHistogram::default();
+        for v in [50.0, 100.0, 100.0, 200.0, 400.0] {
+            h.add(v);
+        }
+        // ln deviations from ln 100: ln 2, 0, 0, ln 2, ln 4: the median is ln 2.
+        let mad = h.log_median_absolute_deviation().unwrap();
+        assert!((mad / 2f64.ln() - 1.0).abs() < 0.02, "{mad}");
     }
 
     #[test]
