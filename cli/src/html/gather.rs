@@ -34,8 +34,9 @@ pub async fn section(store: &DynamoMarketStore, report: MarketReport) -> Result<
     let market = report.market.clone();
     let mut listings = BTreeMap::new();
     for kind in InterestKind::ALL {
+        // The market has a report, so it has figures: a list is always there (maybe empty).
         let list = listings_of_interest(store, &market, kind, LISTINGS_PER_LIST, None).await?;
-        listings.insert(kind.as_str(), list.listings);
+        listings.insert(kind.as_str(), list.map(|l| l.listings).unwrap_or_default());
     }
     let mut alerts = Vec::new();
     let mut before: Option<String> = None;

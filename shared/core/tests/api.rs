@@ -251,6 +251,7 @@ async fn every_route_answers_what_the_spec_says() {
             &[("from", "2020-01-01"), ("to", "2024-01-01")],
         ),
         get("/markets/nashville-tn/listings", &[]),
+        get("/markets/nowhere-zz/listings", &[("kind", "price_cut")]),
         get("/markets/nashville-tn/listings", &[("kind", "cheap")]),
         get(
             "/markets/nashville-tn/listings",

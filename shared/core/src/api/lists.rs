@@ -37,18 +37,20 @@ pub struct InterestList {
 }
 
 /// A market's latest price cuts (newest first, a page of `limit` after the token `after`),
-/// or its undervalued (lowest price per sqft against the median first) or anomalous
-/// listings (furthest from the median first), `limit` of them, those that still qualify
-/// against the market's live figures.
+/// or its undervalued (lowest price per sqft against the median first) or anomalous listings
+/// (furthest from the median first), `limit` of them, those that still qualify against the
+/// market's live figures; `None` when the market has no figures yet.
 pub async fn listings_of_interest(
     reader: &impl MarketReader,
     market: &str,
     kind: InterestKind,
     limit: usize,
     after: Option<&str>,
-) -> Result<InterestList, PortError> {
-    let city = reader.live(&scope_of(market)).await?;
-    let as_of = city.as_ref().and_then(|l| l.as_of);
+) -> Result<Option<InterestList>, PortError> {
+    let Some(city) = reader.live(&scope_of(market)).await? else {
+        return Ok(None);
+    };
+    let as_of = city.as_of;
     let key = interest_key(market);
     let prefix = kind.prefix();
     let mut list = InterestList {
@@ -64,11 +66,8 @@ pub async fn listings_of_interest(
             .await?;
         list.listings = items.into_iter().map(|i| i.listing).collect();
         list.next = next;
-        return Ok(list);
+        return Ok(Some(list));
     }
-    let Some(city) = city else {
-        return Ok(list);
-    };
     let (items, _) = reader
         .latest::<InterestItem>(&key, &prefix, None, MAX_SET_ENTRIES_READ)
         .await?;
@@ -126,7 +125,7 @@ pub async fn listings_of_interest(
             .then_with(|| a.1.listing_id.cmp(&b.1.listing_id))
     });
     list.listings = ranked.into_iter().take(limit).map(|(_, l)| l).collect();
-    Ok(list)
+    Ok(Some(list))
 }
 
 /// A page of recent alerts.

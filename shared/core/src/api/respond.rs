@@ -108,9 +108,11 @@ pub async fn respond(
             kind,
             limit,
             after,
-        } => listings_of_interest(markets, &market, kind, limit, after.as_deref())
-            .await
-            .map(|l| ApiResponse::json(&l)),
+        } => match listings_of_interest(markets, &market, kind, limit, after.as_deref()).await {
+            Ok(Some(list)) => Ok(ApiResponse::json(&list)),
+            Ok(None) => Ok(no_figures(&market)),
+            Err(e) => Err(e),
+        },
         Route::Alerts {
             market,
             kind,

@@ -352,6 +352,7 @@ mod tests {
     fn list(stores: &MemoryStores, kind: InterestKind) -> Vec<InterestingListing> {
         block_on(listings_of_interest(stores, MARKET, kind, 10, None))
             .expect("list")
+            .expect("the market has figures")
             .listings
     }
 
