@@ -250,7 +250,7 @@ pub async fn reso_sync(
     stats: &mut ReadStats,
 ) -> Result<Snapshot, String> {
     let mut target =
-        "/reso/odata/Property?$top=700&$count=true&$orderby=ModificationTimestamp".to_owned();
+        "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=700&$count=true&$orderby=ModificationTimestamp".to_owned();
     if let Some(since) = since {
         target.push_str(&format!(
             "&$filter={}",
