@@ -368,8 +368,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_token_is_reused_until_shortly_before_it_expires() {
         let auth = ResoAuth::new(ResoKey::ClientCredentials(credentials()));
-        let grants = AtomicU32::new(0);
-        let grant = || async {
+        let grants = &AtomicU32::new(0);
+        let grant = move || async move {
             let n = grants.fetch_add(1, Ordering::SeqCst) + 1;
             Ok(TokenGrant {
                 access_token: format!("token-{n}"),

@@ -353,7 +353,7 @@ pub fn modification_filter(since: DateTime<Utc>) -> String {
 
 /// The fields [`parse_page`] reads: `$select` asks for these alone, so a page carries a
 /// fraction of the 500-odd Data Dictionary fields (and no agent contact data).
-pub const SELECT: [&str; 31] = [
+pub const SELECT: [&str; 30] = [
     "ListingKey",
     "StandardStatus",
     "PropertyType",
@@ -384,7 +384,6 @@ pub const SELECT: [&str; 31] = [
     "PostalCode",
     "Latitude",
     "Longitude",
-    "OriginatingSystemName",
 ];
 
 /// Longest raw per-market `$filter` accepted (MLS Grid's whole URL limit is a few KB).
@@ -413,6 +412,9 @@ pub fn market_filter(city: &str, state: &str, raw: Option<&str>) -> String {
 /// literals closed and parentheses balanced, so it cannot end the market's condition early
 /// or swallow the rest of the `$filter` (the server judges the rest).
 pub fn check_raw_filter(raw: &str) -> Result<(), String> {
+    if raw.chars().any(char::is_control) {
+        return Err("the RESO filter has control characters".into());
+    }
     let raw = raw.trim();
     if raw.is_empty() {
         return Err("the RESO filter is empty".into());
@@ -422,9 +424,6 @@ pub fn check_raw_filter(raw: &str) -> Result<(), String> {
             "a RESO filter of {} bytes: at most {MAX_RAW_FILTER_BYTES}",
             raw.len()
         ));
-    }
-    if raw.chars().any(char::is_control) {
-        return Err("the RESO filter has control characters".into());
     }
     let mut depth = 0usize;
     let mut in_string = false;
@@ -507,7 +506,7 @@ mod tests {
     #[test]
     fn market_filters_quote_values_and_keep_raw_filters_whole() {
         assert_eq!(odata_string("St. John's"), "'St. John''s'");
-        assert_eq!(odata_string("''"), "");
+        assert_eq!(odata_string("''"), "''''''");
         assert_eq!(
             market_filter("Coeur d'Alene", "ID", None),
             "City eq 'Coeur d''Alene' and StateOrProvince eq 'ID'"
