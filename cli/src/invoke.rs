@@ -10,8 +10,8 @@ use realty_aws::functions::metrics::MetricsFunction;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::config::AlertsConfig;
 use realty_core::poller::config::{ApiKeys, PollerConfig};
-use realty_core::poller::run::PollRequest;
 use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
+use realty_core::poller::run::PollRequest;
 
 use crate::{sim, target};
 

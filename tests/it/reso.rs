@@ -58,7 +58,10 @@ fn market<'a>(poll: &'a PollSummary, key: &str) -> Result<&'a MarketSummary, Fai
 }
 
 /// Records the simulator's feed holds for Nashville modified at or after `since`.
-fn nashville_since(sim: &SimServer, since: Option<DateTime<Utc>>) -> (usize, Option<DateTime<Utc>>) {
+fn nashville_since(
+    sim: &SimServer,
+    since: Option<DateTime<Utc>>,
+) -> (usize, Option<DateTime<Utc>>) {
     sim.handle().with_market(|m| {
         let modified: Vec<DateTime<Utc>> = m
             .all_listings()
@@ -98,7 +101,10 @@ async fn a_reso_poll_sends_the_market_filter_and_an_oauth_token_then_reads_only_
     let static_token = function(&s, &sim, r#"{"reso": "made-up-token"}"#).await?;
     // Failed polls are recorded too: these run earlier, so the markets are due again later.
     let refused = static_token
-        .handle(&PollRequest::default(), sim.handle().now() - TimeDelta::hours(4))
+        .handle(
+            &PollRequest::default(),
+            sim.handle().now() - TimeDelta::hours(4),
+        )
         .await;
     let refused_nashville = market(&refused, "nashville-tn")?;
     ensure(
@@ -116,10 +122,15 @@ async fn a_reso_poll_sends_the_market_filter_and_an_oauth_token_then_reads_only_
         "client_secret": realty_sim::RESO_CLIENT_SECRET,
         "scope": realty_sim::RESO_SCOPE,
     }});
-    let wrong = credentials.to_string().replace(realty_sim::RESO_CLIENT_SECRET, "guess");
+    let wrong = credentials
+        .to_string()
+        .replace(realty_sim::RESO_CLIENT_SECRET, "guess");
     let wrong_secret = function(&s, &sim, &wrong).await?;
     let refused = wrong_secret
-        .handle(&PollRequest::default(), sim.handle().now() - TimeDelta::hours(2))
+        .handle(
+            &PollRequest::default(),
+            sim.handle().now() - TimeDelta::hours(2),
+        )
         .await;
     ensure(
         refused.failed_markets == 2 && !format!("{refused:?}").contains("guess"),

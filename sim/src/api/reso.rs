@@ -783,8 +783,11 @@ mod tests {
             assert_eq!(record["City"], "Nashville");
         }
         for bad in ["ListingKey,", "List-Price", "a b"] {
-            let reply = parse(&pairs(&[("$filter", "City eq 'Nashville'"), ("$select", bad)]))
-                .expect_err("bad $select");
+            let reply = parse(&pairs(&[
+                ("$filter", "City eq 'Nashville'"),
+                ("$select", bad),
+            ]))
+            .expect_err("bad $select");
             assert_eq!(reply.status, 400, "{bad}");
         }
     }

@@ -95,7 +95,8 @@ pub(crate) fn token_reply(body: &[u8], now: u64) -> Reply {
             "only client_credentials is supported",
         );
     }
-    if field("client_id") != Some(RESO_CLIENT_ID) || field("client_secret") != Some(RESO_CLIENT_SECRET)
+    if field("client_id") != Some(RESO_CLIENT_ID)
+        || field("client_secret") != Some(RESO_CLIENT_SECRET)
     {
         return oauth_error(401, "invalid_client", "unknown client or wrong secret");
     }

@@ -478,7 +478,14 @@ async fn reso_needs_a_bearer_token_and_honours_gzip() {
     )
     .await;
     assert_eq!(unfiltered.status, 400);
-    let plain = raw(&server, "GET", target, &[("Authorization", auth.as_str())], b"").await;
+    let plain = raw(
+        &server,
+        "GET",
+        target,
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
     assert_eq!(plain.status, 200);
     assert_eq!(plain.header("content-encoding"), None);
     let zipped = raw(
@@ -505,7 +512,8 @@ async fn reso_needs_a_bearer_token_and_honours_gzip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_apis_error_answers() {
     let server = start(5, &["tampa-fl"], 200).await;
-    let auth = [("Authorization", "Bearer t")];
+    let bearer = format!("Bearer {}", reso_token());
+    let auth = [("Authorization", bearer.as_str())];
     for (method, target, body, status) in [
         ("GET", "/propertyExtendedSearch", &b""[..], 400),
         (
@@ -534,7 +542,13 @@ async fn bad_requests_get_the_apis_error_answers() {
             b"",
             400,
         ),
-        ("GET", "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=9999", b"", 400),
+        (
+            "GET",
+            "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=9999",
+            b"",
+            400,
+        ),
+        ("GET", "/reso/odata/Property?$top=10", b"", 400),
         ("GET", "/propertyDetail?zpid=1", b"", 404),
         (
             "DELETE",

@@ -357,7 +357,10 @@ mod tests {
         )
         .expect("json");
         let (endpoints, unkeyed) = config.endpoints(&oauth);
-        assert!(unkeyed.iter().all(|k| *k != SourceKind::Reso), "{unkeyed:?}");
+        assert!(
+            unkeyed.iter().all(|k| *k != SourceKind::Reso),
+            "{unkeyed:?}"
+        );
         let reso = endpoints
             .iter()
             .find(|e| e.kind == SourceKind::Reso)

@@ -608,7 +608,10 @@ mod tests {
     fn next_links_stay_on_the_server() {
         let base = "https://api.example-mls.test/odata/Property";
         assert_eq!(
-            same_origin_link(base, "https://api.example-mls.test/odata/Property?$skip=1000"),
+            same_origin_link(
+                base,
+                "https://api.example-mls.test/odata/Property?$skip=1000"
+            ),
             Ok("https://api.example-mls.test/odata/Property?$skip=1000".into())
         );
         assert_eq!(

@@ -128,8 +128,8 @@ struct TokenResponse {
 
 /// Reads a token-endpoint body: a bearer token of bounded size that can go in a header.
 pub fn parse_token_response(body: &[u8]) -> Result<TokenGrant, String> {
-    let answer: TokenResponse = serde_json::from_slice(body)
-        .map_err(|e| format!("not an OAuth2 token response: {e}"))?;
+    let answer: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| format!("not an OAuth2 token response: {e}"))?;
     if let Some(kind) = &answer.token_type
         && !kind.eq_ignore_ascii_case("bearer")
     {
@@ -304,7 +304,10 @@ mod tests {
         .expect("client credentials");
         assert_eq!(oauth, ResoKey::ClientCredentials(credentials()));
         for shown in [format!("{token:?}"), format!("{oauth:?}")] {
-            assert!(!shown.contains("abc") && !shown.contains("s3cr3t"), "{shown}");
+            assert!(
+                !shown.contains("abc") && !shown.contains("s3cr3t"),
+                "{shown}"
+            );
         }
         // A misspelt field is an error, not a silently missing scope.
         assert!(

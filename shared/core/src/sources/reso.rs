@@ -441,7 +441,9 @@ pub fn check_raw_filter(raw: &str) -> Result<(), String> {
         }
     }
     if in_string {
-        return Err("the RESO filter has an unclosed string literal (write ' inside one as '')".into());
+        return Err(
+            "the RESO filter has an unclosed string literal (write ' inside one as '')".into(),
+        );
     }
     if depth != 0 {
         return Err("the RESO filter leaves a parenthesis open".into());
