@@ -1,7 +1,8 @@
 //! RESO Web API end to end: the poller function as Lambda builds it reads the simulator's
 //! RESO API, which refuses a request without a token from its own token endpoint
 //! (client credentials) or without a `$filter`. A market's poll sends its city, state and
-//! raw filter, and the next poll asks only for records modified since the first.
+//! raw filter, the next poll asks only for records modified since the first, and a day
+//! after a full read the market is read whole again.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -154,8 +155,14 @@ async fn a_reso_poll_sends_the_market_filter_and_an_oauth_token_then_reads_only_
         ),
     )?;
 
-    // A day later, only the records modified since the first poll's newest are asked for.
-    sim.handle().advance(TimeDelta::hours(24))?;
+    ensure(
+        nashville.complete,
+        format!("the first read is a full one, complete by its @odata.count: {first:?}"),
+    )?;
+
+    // Half a day later, only the records modified since the first poll's newest are asked
+    // for.
+    sim.handle().advance(TimeDelta::hours(12))?;
     let (changed, _) = nashville_since(&sim, watermark);
     ensure(
         changed > 0 && changed < whole,
@@ -170,7 +177,23 @@ async fn a_reso_poll_sends_the_market_filter_and_an_oauth_token_then_reads_only_
         format!("the second poll reads the {changed} records modified since the first: {second:?}"),
     )?;
     ensure(
-        nashville.delisted == 0,
-        format!("an incremental read infers no delisting: {second:?}"),
+        nashville.delisted == 0 && !nashville.complete,
+        format!("an incremental read is not complete and infers no delisting: {second:?}"),
+    )?;
+
+    // A day after the first full read, the market is read whole again (the reconciliation
+    // that alone may infer delistings; the simulator purges no record, so there are none).
+    sim.handle().advance(TimeDelta::hours(13))?;
+    let (whole, _) = nashville_since(&sim, None);
+    let third = oauth
+        .handle(&PollRequest::default(), sim.handle().now())
+        .await;
+    let nashville = market(&third, "nashville-tn")?;
+    ensure(
+        third.failed_markets == 0
+            && nashville.complete
+            && nashville.listings + nashville.rejects == whole
+            && nashville.delisted == 0,
+        format!("the daily full read reads all {whole} records and delists none: {third:?}"),
     )
 }

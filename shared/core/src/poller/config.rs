@@ -97,6 +97,8 @@ pub struct PollerConfig {
     pub requests_per_second: f64,
     /// `REALTY_MAX_DELISTED_SHARE`: see [`DelistingGuard`].
     pub delisting_guard: DelistingGuard,
+    /// RESO: hours between full reconciliation reads (`REALTY_RESO_FULL_READ_HOURS`).
+    pub reso_full_read_hours: u32,
 }
 
 impl PollerConfig {
@@ -154,6 +156,16 @@ impl PollerConfig {
                     .into(),
             });
         }
+        // A day by default; at most a month (a longer gap leaves purged records in the
+        // state for too long).
+        let reso_full_read_hours: u32 = parse_or(&lookup, "REALTY_RESO_FULL_READ_HOURS", 24)?;
+        if !(1..=31 * 24).contains(&reso_full_read_hours) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_RESO_FULL_READ_HOURS".into(),
+                value: reso_full_read_hours.to_string(),
+                reason: "hours between full RESO reads, from 1 to 744 (a month)".into(),
+            });
+        }
         Ok(Self {
             sources,
             zillow_url: lookup("REALTY_ZILLOW_URL")
@@ -172,6 +184,7 @@ impl PollerConfig {
             delisting_guard: DelistingGuard {
                 max_share: max_delisted_share,
             },
+            reso_full_read_hours,
         })
     }
 
@@ -205,12 +218,16 @@ impl PollerConfig {
                     base_url,
                     key: String::new(),
                     reso_auth: Some(Arc::new(ResoAuth::new(auth))),
+                    reso_full_read_every: chrono::TimeDelta::hours(i64::from(
+                        self.reso_full_read_hours,
+                    )),
                 }),
                 (Some(key), None) if kind != SourceKind::Reso => endpoints.push(SourceEndpoint {
                     kind,
                     base_url,
                     key: key.to_owned(),
                     reso_auth: None,
+                    reso_full_read_every: chrono::TimeDelta::zero(),
                 }),
                 _ => unkeyed.push(kind),
             }

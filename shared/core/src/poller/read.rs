@@ -54,6 +54,8 @@ pub struct SourceEndpoint {
     pub key: String,
     /// RESO's bearer token or client credentials, with the cached access token.
     pub reso_auth: Option<std::sync::Arc<super::reso_auth::ResoAuth>>,
+    /// RESO: how often a market is read whole (the only read that may infer delistings).
+    pub reso_full_read_every: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for SourceEndpoint {
@@ -224,7 +226,7 @@ pub async fn read_market(
                     policy,
                     endpoint,
                     search,
-                    previous.cursor,
+                    previous,
                     observed_at,
                     stats,
                 )
@@ -463,7 +465,9 @@ pub const MAX_RESO_PAGES: u32 = 500;
 
 /// RESO feeds are read incrementally (changes since the cursor), so a listing's absence says
 /// nothing: its end comes as a status (Closed, Withdrawn, Delete...). Such a read is never
-/// `complete`. The request names the market (`City`, `StateOrProvince` and the market's raw
+/// `complete`. Every `reso_full_read_every` (and at the first poll) the market is read whole
+/// with `$count=true`; that read is complete when its records add up to the count, and is
+/// the only one from which a missing record is a delisting. The request names the market (`City`, `StateOrProvince` and the market's raw
 /// filter), selects the fields read, and follows `@odata.nextLink` on the same server only.
 #[allow(clippy::too_many_arguments)]
 async fn read_reso(
@@ -472,10 +476,17 @@ async fn read_reso(
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
     search: MarketSearch<'_>,
-    cursor: Option<DateTime<Utc>>,
+    previous: &PollState,
     observed_at: DateTime<Utc>,
     mut stats: ReadStats,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
+    let cursor = previous.cursor;
+    // A feed that never gave a count (never a complete read) is not read whole again:
+    // nothing could be inferred from it.
+    let full = cursor.is_none()
+        || previous
+            .last_complete_read
+            .is_some_and(|at| observed_at - at >= endpoint.reso_full_read_every);
     let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
     let refused = |error: String| FetchError::NotThatApi {
         url: base.clone(),
@@ -486,7 +497,8 @@ async fn read_reso(
         reso::check_raw_filter(raw).map_err(refused)?;
     }
     let sync = ResoSync {
-        modified_since: cursor,
+        modified_since: if full { None } else { cursor },
+        count: full,
         top: 1000,
         extra_filter: Some(reso::market_filter(
             &city,
@@ -513,6 +525,7 @@ async fn read_reso(
     });
     let mut newest = cursor;
     let mut pages = 0u32;
+    let mut total = None;
     while let Some(request) = next.take() {
         pages += 1;
         if pages > MAX_RESO_PAGES {
@@ -532,6 +545,9 @@ async fn read_reso(
         };
         if let Paging::Reso(paging) = &tally.add_page(fetched, &mut stats) {
             newest = newest.max(paging.max_modification_timestamp);
+            if pages == 1 {
+                total = paging.count;
+            }
             next = match &paging.next_link {
                 Some(link) => Some(Get {
                     url: same_origin_link(&base, link).map_err(refused)?,
@@ -542,7 +558,13 @@ async fn read_reso(
             };
         }
     }
-    let mut read = tally.into_read(false);
+    let complete = if full {
+        tally.expect(total);
+        tally.complete()
+    } else {
+        false
+    };
+    let mut read = tally.into_read(complete);
     read.cursor = newest;
     Ok((read, stats))
 }

@@ -36,6 +36,8 @@ pub struct ResoPaging {
     /// of a run, the highest of these is the watermark for the next run's
     /// [`ResoSync::modified_since`].
     pub max_modification_timestamp: Option<DateTime<Utc>>,
+    /// `@odata.count`: what the whole query matches, when `$count=true` asked for it.
+    pub count: Option<u64>,
 }
 
 /// Reads one page from its bytes.
@@ -90,6 +92,7 @@ pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page,
         paging: Paging::Reso(ResoPaging {
             next_link,
             max_modification_timestamp,
+            count: document.get("@odata.count").and_then(Value::as_u64),
         }),
     })
 }
@@ -306,6 +309,8 @@ pub struct ResoSync {
     /// The market's own condition ANDed to the timestamp filter ([`market_filter`]:
     /// `City eq 'Nashville' and StateOrProvince eq 'TN'`, and the market's raw filter).
     pub extra_filter: Option<String>,
+    /// Ask for `@odata.count` (`$count=true`): a full read checks it got every record.
+    pub count: bool,
 }
 
 impl ResoSync {
@@ -337,6 +342,9 @@ impl ResoSync {
         params.push(("$select", SELECT.join(",")));
         params.push(("$orderby", "ModificationTimestamp".to_owned()));
         params.push(("$top", self.top.to_string()));
+        if self.count {
+            params.push(("$count", "true".to_owned()));
+        }
         Ok(params)
     }
 }
@@ -467,6 +475,7 @@ mod tests {
             modified_since: Some(watermark),
             top: 1000,
             extra_filter: Some("StandardStatus eq 'Active'".into()),
+            count: false,
         };
         assert_eq!(
             sync.query_params().expect("valid"),
@@ -485,6 +494,7 @@ mod tests {
             modified_since: None,
             top: 5000,
             extra_filter: None,
+            count: true,
         };
         assert_eq!(
             full.query_params().expect("valid"),
@@ -492,6 +502,7 @@ mod tests {
                 ("$select", SELECT.join(",")),
                 ("$orderby", "ModificationTimestamp".to_owned()),
                 ("$top", "5000".to_owned()),
+                ("$count", "true".to_owned()),
             ]
         );
         assert!(
