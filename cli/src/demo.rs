@@ -318,6 +318,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 max_price: None,
                 home_types: Vec::new(),
                 poll_every_minutes: DEFAULT_POLL_MINUTES,
+                reso_filter: None,
             })
             .await
             .with_context(|| format!("watching {market}"))?;

@@ -10,6 +10,7 @@ use realty_aws::functions::metrics::MetricsFunction;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::config::AlertsConfig;
 use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
 use realty_core::poller::run::PollRequest;
 
 use crate::{sim, target};
@@ -66,11 +67,16 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
                 }
             };
             let config = PollerConfig::from_lookup(lookup)?;
-            // The simulator takes any key.
+            // The simulator takes any RapidAPI key; RESO wants a token from its token endpoint.
             let keys = ApiKeys {
                 zillow: Some("local".into()),
                 realtor: Some("local".into()),
-                reso: Some("local".into()),
+                reso: Some(ResoKey::ClientCredentials(ClientCredentials {
+                    token_url: format!("{base_url}/reso/token"),
+                    client_id: realty_sim::RESO_CLIENT_ID.into(),
+                    client_secret: realty_sim::RESO_CLIENT_SECRET.into(),
+                    scope: Some(realty_sim::RESO_SCOPE.into()),
+                })),
             };
             let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
             let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;

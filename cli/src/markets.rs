@@ -73,6 +73,10 @@ pub struct AddArgs {
     /// Poll interval: minutes, or with a unit (`30m`, `2h`, `1d`).
     #[arg(long, default_value_t = DEFAULT_POLL_MINUTES.to_string())]
     every: String,
+    /// RESO: an OData condition ANDed to the market's city and state, e.g.
+    /// "OriginatingSystemName eq 'actris'" (MLS Grid requires it).
+    #[arg(long)]
+    reso_filter: Option<String>,
     #[command(flatten)]
     stack: StackArg,
 }
@@ -118,6 +122,7 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                 max_price: args.max_price,
                 home_types: args.home_types,
                 poll_every_minutes: minutes(&args.every)?,
+                reso_filter: args.reso_filter,
             };
             // Refused here, before anything is stored, with what to change.
             if let Err(reason) = market.validate() {
@@ -159,6 +164,9 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                     }
                     if !m.home_types.is_empty() {
                         filter.push(m.home_types.join(","));
+                    }
+                    if let Some(raw) = &m.reso_filter {
+                        filter.push(format!("reso: {raw}"));
                     }
                     println!(
                         "{:<28} {:<22} {:>6} m  {}",

@@ -75,5 +75,9 @@ pub const ZILLOW_RESULTS_PER_PAGE: usize = api::zillow::RESULTS_PER_PAGE;
 pub const ZILLOW_MAX_PAGES: u32 = api::zillow::MAX_PAGES;
 /// Largest Realtor.com `limit`.
 pub const REALTOR_MAX_LIMIT: u64 = api::realtor::MAX_LIMIT;
+pub use api::reso_auth::{
+    RESO_CLIENT_ID, RESO_CLIENT_SECRET, RESO_SCOPE,
+    TOKEN_LIFETIME_SECS as RESO_TOKEN_LIFETIME_SECS, issue_token as issue_reso_token,
+};
 /// Largest RESO `$top`.
 pub const RESO_MAX_TOP: usize = api::reso::MAX_TOP;

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{ApiKind, QueryPairs, Reply, realtor, reso, zillow};
+use crate::api::{ApiKind, QueryPairs, Reply, realtor, reso, reso_auth, zillow};
 use crate::config::{FaultConfig, FaultKind, SimConfig};
 use crate::error::SimError;
 use crate::faults::{self, AttemptBook, PageShifts};
@@ -145,6 +145,7 @@ impl SimHandle {
             .route("/propertyExtendedSearch", get(zillow_search))
             .route("/properties/v3/list", post(realtor_search))
             .route("/reso/odata/Property", get(reso_property))
+            .route("/reso/token", post(reso_token))
             .route("/control/advance", post(control_advance))
             .route("/control/state", get(control_state))
             .route("/control/ground-truth", get(control_ground_truth))
@@ -293,15 +294,26 @@ fn query_pairs(uri: &Uri) -> Result<QueryPairs, Reply> {
         .map_err(|e| Reply::message(400, &format!("unreadable query string: {e}")))
 }
 
-fn bearer_token_present(headers: &HeaderMap) -> bool {
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
-            (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then_some(())
+            let token = token.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
         })
-        .is_some()
+}
+
+/// Wall-clock unix seconds: token lifetimes run on the client's clock, not simulated time.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn reso_token(body: Bytes) -> Response {
+    respond(reso_auth::token_reply(&body, unix_now()), false)
 }
 
 async fn zillow_search(State(sim): State<SimHandle>, request: Request) -> Response {
@@ -325,8 +337,13 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
         Ok(body) => body,
         Err(_) => return respond(Reply::message(413, "request body too large"), gzip),
     };
-    if api == ApiKind::Reso && !bearer_token_present(&parts.headers) {
-        let mut reply = reso::odata_error(401, "Authorization: Bearer <token> is required");
+    if api == ApiKind::Reso
+        && !bearer_token(&parts.headers).is_some_and(|t| reso_auth::token_valid(t, unix_now()))
+    {
+        let mut reply = reso::odata_error(
+            401,
+            "Authorization: Bearer <token> from POST /reso/token (client credentials) is required",
+        );
         reply
             .headers
             .push(("www-authenticate", "Bearer".to_owned()));
@@ -704,16 +721,16 @@ mod tests {
     #[test]
     fn bearer_tokens_and_gzip_are_recognised() {
         let mut headers = HeaderMap::new();
-        assert!(!bearer_token_present(&headers));
+        assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
-        assert!(!bearer_token_present(&headers));
+        assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert!(!bearer_token_present(&headers));
+        assert_eq!(bearer_token(&headers), None);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("bearer t0k3n"),
         );
-        assert!(bearer_token_present(&headers));
+        assert_eq!(bearer_token(&headers), Some("t0k3n"));
 
         assert!(!accepts_gzip(&headers));
         headers.insert(

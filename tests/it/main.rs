@@ -13,6 +13,7 @@ mod operations;
 mod poller;
 mod provisioning;
 mod reconcile;
+mod reso;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(operations::tests());
+    all.extend(reso::tests());
     all.extend(monitoring::tests());
     all.extend(api::tests());
     all.extend(dashboard::tests());

@@ -258,6 +258,7 @@ fn run_functions(
                 max_price: None,
                 home_types: Vec::new(),
                 poll_every_minutes: 60,
+                reso_filter: None,
             })
             .await?;
         config.set_budget("zillow", Some(10_000)).await?;

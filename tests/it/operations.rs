@@ -104,6 +104,7 @@ impl Setup {
             max_price: None,
             home_types: Vec::new(),
             poll_every_minutes: 60,
+            reso_filter: None,
         };
         self.config.put_market(&market).await?;
         Ok(())

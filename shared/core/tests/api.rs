@@ -62,6 +62,7 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
                 max_price: None,
                 home_types: Vec::new(),
                 poll_every_minutes: 30,
+                reso_filter: None,
             })
             .await
             .expect("stored");

@@ -3,6 +3,7 @@
 
 pub(crate) mod realtor;
 pub(crate) mod reso;
+pub(crate) mod reso_auth;
 pub(crate) mod zillow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};

@@ -3,7 +3,10 @@
 //! Every listing is served, closed and withdrawn ones included, as MLS replication feeds
 //! do. `$filter` accepts `and`-joined comparisons (`eq ne gt ge lt le`) on
 //! `ModificationTimestamp`, `City`, `StateOrProvince`, `PostalCode`, `StandardStatus`,
-//! `PropertyType` and `ListPrice`, parentheses allowed; `$orderby` only
+//! `PropertyType`, `OriginatingSystemName` and `ListPrice`, parentheses allowed, and is
+//! required (a replication client names what it replicates; 400 without it); `$select`
+//! keeps the fields named (any Data Dictionary name; those the simulator does not serve
+//! are left out); requests need a token from [`super::reso_auth`]; `$orderby` only
 //! `ModificationTimestamp` (ascending, the default); `$top` up to 5000 (default 100),
 //! `$skip`, `$count=true`. `@odata.nextLink` repeats the query with the next `$skip` until
 //! the last page. `DaysOnMarket` is computed at the current simulated time without a new
@@ -65,6 +68,7 @@ pub(crate) enum TextField {
     PostalCode,
     StandardStatus,
     PropertyType,
+    OriginatingSystemName,
 }
 
 /// One comparison of a `$filter`.
@@ -201,11 +205,12 @@ fn clause(field: &str, op: Op, value: &str) -> Result<Clause, String> {
         "PostalCode" => text(TextField::PostalCode),
         "StandardStatus" => text(TextField::StandardStatus),
         "PropertyType" => text(TextField::PropertyType),
+        "OriginatingSystemName" => text(TextField::OriginatingSystemName),
         other => Err(format!("filtering on {other} is not supported")),
     }
 }
 
-fn clause_holds(clause: &Clause, listing: &SimListing) -> bool {
+fn clause_holds(clause: &Clause, listing: &SimListing, mls_name: &str) -> bool {
     match clause {
         Clause::Modified(op, at) => op.holds(listing.modified_at, *at),
         Clause::ListPrice(op, price) => op.holds(listing.list_price as f64, *price),
@@ -216,6 +221,7 @@ fn clause_holds(clause: &Clause, listing: &SimListing) -> bool {
                 TextField::PostalCode => listing.address.zip,
                 TextField::StandardStatus => listing.status.reso(),
                 TextField::PropertyType => listing.property_type.reso_property_type(),
+                TextField::OriginatingSystemName => mls_name,
             };
             let equal = actual.eq_ignore_ascii_case(value.trim());
             if *op == Op::Eq { equal } else { !equal }
@@ -232,6 +238,25 @@ pub(crate) struct Query {
     pub top: usize,
     pub skip: usize,
     pub count: bool,
+    /// `$select`, as sent (repeated in the next link) and as field names.
+    pub select: Option<(String, Vec<String>)>,
+}
+
+/// Most fields one `$select` names.
+const MAX_SELECT_FIELDS: usize = 200;
+
+fn parse_select(text: &str) -> Result<Vec<String>, String> {
+    let fields: Vec<String> = text.split(',').map(|f| f.trim().to_owned()).collect();
+    if fields.len() > MAX_SELECT_FIELDS {
+        return Err(format!("at most {MAX_SELECT_FIELDS} fields"));
+    }
+    match fields
+        .iter()
+        .find(|f| f.is_empty() || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        Some(bad) => Err(format!("{bad:?} is not a property name")),
+        None => Ok(fields),
+    }
 }
 
 /// Parses the OData query options; a bad one is a 400 with an OData error body.
@@ -244,7 +269,19 @@ pub(crate) fn parse(pairs: &QueryPairs) -> Result<Query, Reply> {
         Some(filter) => {
             parse_filter(filter).map_err(|why| odata_error(400, &format!("$filter: {why}")))?
         }
-        None => Vec::new(),
+        None => {
+            return Err(odata_error(
+                400,
+                "$filter is required: name what is replicated (City and StateOrProvince, PostalCode or OriginatingSystemName)",
+            ));
+        }
+    };
+    let select = match query_value(pairs, "$select").map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some((
+            text.to_owned(),
+            parse_select(text).map_err(|why| odata_error(400, &format!("$select: {why}")))?,
+        )),
     };
     if let Some(order) = query_value(pairs, "$orderby") {
         let order = order.trim();
@@ -276,6 +313,7 @@ pub(crate) fn parse(pairs: &QueryPairs) -> Result<Query, Reply> {
         top,
         skip: number("$skip", 0)?,
         count: query_value(pairs, "$count").is_some_and(|c| c.trim().eq_ignore_ascii_case("true")),
+        select,
     })
 }
 
@@ -312,7 +350,11 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
     };
     let matching = candidates.filter(|&at| {
         let listing = market.listing(at);
-        query.clauses.iter().all(|c| clause_holds(c, listing))
+        let mls_name = market.areas()[at.0 as usize].profile.mls_name;
+        query
+            .clauses
+            .iter()
+            .all(|c| clause_holds(c, listing, mls_name))
     });
 
     let mut page = Vec::with_capacity(query.top.min(1_024));
@@ -333,22 +375,31 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
             }
         }
     }
-    let values: Vec<Property<'_>> = page
+    let values: Vec<serde_json::Value> = page
         .iter()
         .map(|&at| {
             let offset = market.areas()[at.0 as usize].profile.utc_offset_hours;
-            property(
+            let record = property(
                 market.listing(at),
                 market.areas()[at.0 as usize].profile.mls_name,
                 offset,
                 now,
-            )
+            );
+            let mut value = serde_json::to_value(record).unwrap_or_default();
+            if let (Some((_, fields)), serde_json::Value::Object(map)) = (&query.select, &mut value)
+            {
+                map.retain(|name, _| fields.iter().any(|f| f == name));
+            }
+            value
         })
         .collect();
     let next_link = more.then(|| {
         let mut link = format!("{base}/reso/odata/Property?");
         if let Some(filter) = &query.raw_filter {
             link.push_str(&format!("$filter={}&", percent_encode(filter)));
+        }
+        if let Some((select, _)) = &query.select {
+            link.push_str(&format!("$select={}&", percent_encode(select)));
         }
         link.push_str(&format!(
             "$orderby=ModificationTimestamp&$top={}&$skip={}",
@@ -437,12 +488,12 @@ fn single_area(market: &Market, clauses: &[Clause]) -> Option<Option<usize>> {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Envelope {
     #[serde(rename = "@odata.context")]
     context: String,
     #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
     count: Option<usize>,
-    value: Vec<Property<'a>>,
+    value: Vec<serde_json::Value>,
     #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
 }
@@ -699,6 +750,49 @@ mod tests {
     }
 
     #[test]
+    fn the_filter_is_required_and_select_keeps_the_fields_named() {
+        let market = Market::new(
+            5,
+            MarketConfig {
+                markets: vec!["nashville-tn".into(), "syracuse-ny".into()],
+                listings_per_market: 50,
+                ..MarketConfig::default()
+            },
+        )
+        .expect("market");
+        let reply = parse(&pairs(&[("$top", "10")])).expect_err("no filter");
+        assert_eq!(reply.status, 400);
+        let query = parse(&pairs(&[
+            ("$filter", "OriginatingSystemName eq 'RealTracs'"),
+            ("$select", "ListingKey, City,LotSizeUnits"),
+            ("$top", "5000"),
+        ]))
+        .expect("valid");
+        let body: serde_json::Value =
+            serde_json::from_slice(&render(&market, &query, "http://sim").body).expect("json");
+        let records = body["value"].as_array().expect("value");
+        let nashville = market
+            .all_listings()
+            .filter(|l| l.market == "nashville-tn")
+            .count();
+        assert_eq!(records.len(), nashville);
+        for record in records {
+            let mut names: Vec<&String> = record.as_object().expect("object").keys().collect();
+            names.sort();
+            assert_eq!(names, ["City", "ListingKey"]);
+            assert_eq!(record["City"], "Nashville");
+        }
+        for bad in ["ListingKey,", "List-Price", "a b"] {
+            let reply = parse(&pairs(&[
+                ("$filter", "City eq 'Nashville'"),
+                ("$select", bad),
+            ]))
+            .expect_err("bad $select");
+            assert_eq!(reply.status, 400, "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_options_are_odata_errors() {
         for bad in [
             vec![("$top", "0")],
@@ -707,6 +801,10 @@ mod tests {
             vec![("$orderby", "ListPrice desc")],
             vec![("$filter", "Bedrooms eq 3")],
         ] {
+            let mut bad = bad;
+            if bad[0].0 != "$filter" {
+                bad.push(("$filter", "City eq 'Nashville'"));
+            }
             let reply = parse(&pairs(&bad)).expect_err("invalid");
             assert_eq!(reply.status, 400);
             let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");

@@ -12,7 +12,13 @@ use serde_json::Value;
 /// The host every test request names (and resolves to the server under test), so absolute
 /// links are the same across servers.
 pub const HOST: &str = "sim.test";
-pub const RESO_TOKEN: &str = "test-token";
+/// A RESO token as the simulator's token endpoint issues it now.
+pub fn reso_token() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    realty_sim::issue_reso_token(now)
+}
 
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -141,7 +147,7 @@ impl Client {
 
     async fn once(&self, method: &str, target: &str, body: &[u8]) -> Result<Value, Failure> {
         let mut headers = vec![("Content-Type", "application/json")];
-        let auth = format!("Bearer {RESO_TOKEN}");
+        let auth = format!("Bearer {}", reso_token());
         if target.starts_with("/reso/") {
             headers.push(("Authorization", auth.as_str()));
         }

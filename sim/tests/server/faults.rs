@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client::{Client, Failure, RESO_TOKEN, SimHttp};
+use crate::client::{Client, Failure, SimHttp, reso_token};
 use crate::readers::{self, PagingCheck, ReadStats, Seen, Snapshot};
 use realty_sim::{FaultConfig, FaultKind, ListingStatus, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
@@ -83,7 +83,7 @@ fn requests() -> Vec<(&'static str, String, Vec<u8>)> {
     for skip in [0, 100, 200, 300] {
         requests.push((
             "GET",
-            format!("/reso/odata/Property?$top=100&$skip={skip}"),
+            format!("/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=100&$skip={skip}"),
             Vec::new(),
         ));
     }
@@ -91,7 +91,7 @@ fn requests() -> Vec<(&'static str, String, Vec<u8>)> {
 }
 
 async fn symptom_of(http: &SimHttp, method: &str, target: &str, body: &[u8]) -> Symptom {
-    let auth = format!("Bearer {RESO_TOKEN}");
+    let auth = format!("Bearer {}", reso_token());
     let headers = [
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
@@ -251,7 +251,7 @@ async fn faults_repeat_for_a_seed() {
         let http = SimHttp::new(server.addr());
         let mut statuses = Vec::new();
         for (method, target, body) in requests() {
-            let auth = format!("Bearer {RESO_TOKEN}");
+            let auth = format!("Bearer {}", reso_token());
             let headers = [("Authorization", auth.as_str())];
             let answer = http
                 .send(method, &target, &headers, &body, CLIENT_TIMEOUT)

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client::{Client, Failure, HttpResponse, RESO_TOKEN, SimHttp};
+use crate::client::{Client, Failure, HttpResponse, SimHttp, reso_token};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::{Value, json};
 
@@ -248,7 +248,7 @@ async fn responses_have_the_shape_of_the_real_apis() {
 
     // RESO: OData envelope and Data Dictionary names.
     let page = client
-        .get("/reso/odata/Property?$top=50")
+        .get("/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=50")
         .await
         .expect("reso page");
     assert_eq!(
@@ -302,7 +302,7 @@ fn session() -> Vec<(&'static str, String, Value)> {
         zillow("Austin%2C%20TX", 1),
         zillow("Austin%2C%20TX", 3),
         ("POST", "/properties/v3/list".into(), json!({"city": "Austin", "state_code": "TX", "limit": 200, "offset": 200})),
-        ("GET", "/reso/odata/Property?$top=300&$skip=300".into(), Value::Null),
+        ("GET", "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=300&$skip=300".into(), Value::Null),
         ("POST", "/control/advance".into(), json!({"hours": 7.5})),
         zillow("78704", 1),
         zillow("Cleveland%2C%20OH&home_type=Houses&minPrice=50000&maxPrice=150000&sort=Price_High_Low", 2),
@@ -316,7 +316,7 @@ fn session() -> Vec<(&'static str, String, Value)> {
 }
 
 async fn replay_session(server: &SimServer) -> Vec<Vec<u8>> {
-    let auth = format!("Bearer {RESO_TOKEN}");
+    let auth = format!("Bearer {}", reso_token());
     let mut bodies = Vec::new();
     for (method, target, body) in session() {
         let body = if body.is_null() {
@@ -436,21 +436,53 @@ async fn control_endpoints_advance_and_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reso_needs_a_bearer_token_and_honours_gzip() {
     let server = start(4, &["chicago-il"], 300).await;
-    let target = "/reso/odata/Property?$top=20";
+    let target = "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=20";
     for headers in [
         vec![],
         vec![("Authorization", "Bearer ")],
         vec![("Authorization", "Basic dXNlcjpwdw==")],
+        vec![("Authorization", "Bearer anything")],
     ] {
         let response = raw(&server, "GET", target, &headers, b"").await;
         assert_eq!(response.status, 401, "{headers:?}");
         assert_eq!(response.header("www-authenticate"), Some("Bearer"));
     }
+    // Client credentials at the token endpoint give the token the API takes.
+    let form = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+        realty_sim::RESO_CLIENT_ID,
+        realty_sim::RESO_CLIENT_SECRET,
+        realty_sim::RESO_SCOPE
+    );
+    let form_type = [("Content-Type", "application/x-www-form-urlencoded")];
+    let granted = raw(&server, "POST", "/reso/token", &form_type, form.as_bytes()).await;
+    assert_eq!(granted.status, 200);
+    let grant: Value = serde_json::from_slice(&granted.body).expect("json");
+    let auth = format!("Bearer {}", grant["access_token"].as_str().expect("token"));
+    let wrong = raw(
+        &server,
+        "POST",
+        "/reso/token",
+        &form_type,
+        form.replace("realty-sim-secret", "guess").as_bytes(),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    // Without a $filter, even with a token: 400.
+    let unfiltered = raw(
+        &server,
+        "GET",
+        "/reso/odata/Property?$top=20",
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(unfiltered.status, 400);
     let plain = raw(
         &server,
         "GET",
         target,
-        &[("Authorization", "Bearer anything")],
+        &[("Authorization", auth.as_str())],
         b"",
     )
     .await;
@@ -461,7 +493,7 @@ async fn reso_needs_a_bearer_token_and_honours_gzip() {
         "GET",
         target,
         &[
-            ("Authorization", "Bearer anything"),
+            ("Authorization", auth.as_str()),
             ("Accept-Encoding", "gzip, deflate"),
         ],
         b"",
@@ -480,7 +512,8 @@ async fn reso_needs_a_bearer_token_and_honours_gzip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_the_apis_error_answers() {
     let server = start(5, &["tampa-fl"], 200).await;
-    let auth = [("Authorization", "Bearer t")];
+    let bearer = format!("Bearer {}", reso_token());
+    let auth = [("Authorization", bearer.as_str())];
     for (method, target, body, status) in [
         ("GET", "/propertyExtendedSearch", &b""[..], 400),
         (
@@ -509,7 +542,13 @@ async fn bad_requests_get_the_apis_error_answers() {
             b"",
             400,
         ),
-        ("GET", "/reso/odata/Property?$top=9999", b"", 400),
+        (
+            "GET",
+            "/reso/odata/Property?$filter=ModificationTimestamp%20ge%201970-01-01T00%3A00%3A00Z&$top=9999",
+            b"",
+            400,
+        ),
+        ("GET", "/reso/odata/Property?$top=10", b"", 400),
         ("GET", "/propertyDetail?zpid=1", b"", 404),
         (
             "DELETE",

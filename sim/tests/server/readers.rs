@@ -249,14 +249,15 @@ pub async fn reso_sync(
     since: Option<&str>,
     stats: &mut ReadStats,
 ) -> Result<Snapshot, String> {
-    let mut target =
-        "/reso/odata/Property?$top=700&$count=true&$orderby=ModificationTimestamp".to_owned();
-    if let Some(since) = since {
-        target.push_str(&format!(
-            "&$filter={}",
-            percent_encode(&format!("ModificationTimestamp gt {since}"))
-        ));
-    }
+    // The API requires a $filter: a full sync asks for everything modified since 1970.
+    let filter = match since {
+        Some(since) => format!("ModificationTimestamp gt {since}"),
+        None => "ModificationTimestamp ge 1970-01-01T00:00:00Z".to_owned(),
+    };
+    let mut target = format!(
+        "/reso/odata/Property?$filter={}&$top=700&$count=true&$orderby=ModificationTimestamp",
+        percent_encode(&filter)
+    );
     let mut snapshot = Snapshot::new();
     let mut rows = 0;
     let mut count = None;

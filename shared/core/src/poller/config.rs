@@ -1,6 +1,7 @@
 //! The poller's settings: typed config from the environment (`REALTY_*`, template.yaml sets
 //! them) and the listing-API keys, read once per container through a [`SecretSource`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
 use super::ports::SecretSource;
 use super::read::SourceEndpoint;
+use super::reso_auth::{ResoAuth, ResoKey};
 use crate::config::{ConfigError, parse_or};
 use crate::sources::SourceKind;
 
@@ -18,7 +20,8 @@ pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
 
 /// The listing-API secret: a JSON object in Secrets Manager with one key per source,
 /// `{"zillow": "<RapidAPI key>", "realtor": "<RapidAPI key>", "reso": "<bearer token>"}`
-/// (`realty secrets set --source NAME` writes one). Its `Debug` says which keys are set, never
+/// (`realty secrets set --source NAME` writes one); `reso` may instead hold OAuth2 client
+/// credentials, `{"token_url", "client_id", "client_secret", "scope"?}` ([`ResoKey`]). Its `Debug` says which keys are set, never
 /// what they are (a logged config must not leak them).
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ApiKeys {
@@ -27,7 +30,7 @@ pub struct ApiKeys {
     #[serde(default)]
     pub realtor: Option<String>,
     #[serde(default)]
-    pub reso: Option<String>,
+    pub reso: Option<ResoKey>,
 }
 
 impl ApiKeys {
@@ -35,12 +38,15 @@ impl ApiKeys {
     /// `changeme`...): such a source is reported, not polled.
     pub fn key(&self, source: SourceKind) -> Option<&str> {
         let key = match source {
-            SourceKind::Zillow => &self.zillow,
-            SourceKind::Realtor => &self.realtor,
-            SourceKind::Reso => &self.reso,
-            SourceKind::File => &None,
+            SourceKind::Zillow => self.zillow.as_deref(),
+            SourceKind::Realtor => self.realtor.as_deref(),
+            SourceKind::Reso => match &self.reso {
+                Some(ResoKey::Token(token)) => Some(token.as_str()),
+                _ => None,
+            },
+            SourceKind::File => None,
         };
-        key.as_deref().map(str::trim).filter(|k| !is_placeholder(k))
+        key.map(str::trim).filter(|k| !is_placeholder(k))
     }
 }
 
@@ -71,7 +77,7 @@ impl std::fmt::Debug for ApiKeys {
         f.debug_struct("ApiKeys")
             .field("zillow", &shown(&self.zillow))
             .field("realtor", &shown(&self.realtor))
-            .field("reso", &shown(&self.reso))
+            .field("reso", &self.reso)
             .finish()
     }
 }
@@ -91,6 +97,8 @@ pub struct PollerConfig {
     pub requests_per_second: f64,
     /// `REALTY_MAX_DELISTED_SHARE`: see [`DelistingGuard`].
     pub delisting_guard: DelistingGuard,
+    /// RESO: hours between full reconciliation reads (`REALTY_RESO_FULL_READ_HOURS`).
+    pub reso_full_read_hours: u32,
 }
 
 impl PollerConfig {
@@ -148,6 +156,16 @@ impl PollerConfig {
                     .into(),
             });
         }
+        // A day by default; at most a month (a longer gap leaves purged records in the
+        // state for too long).
+        let reso_full_read_hours: u32 = parse_or(&lookup, "REALTY_RESO_FULL_READ_HOURS", 24)?;
+        if !(1..=31 * 24).contains(&reso_full_read_hours) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_RESO_FULL_READ_HOURS".into(),
+                value: reso_full_read_hours.to_string(),
+                reason: "hours between full RESO reads, from 1 to 744 (a month)".into(),
+            });
+        }
         Ok(Self {
             sources,
             zillow_url: lookup("REALTY_ZILLOW_URL")
@@ -166,6 +184,7 @@ impl PollerConfig {
             delisting_guard: DelistingGuard {
                 max_share: max_delisted_share,
             },
+            reso_full_read_hours,
         })
     }
 
@@ -181,13 +200,36 @@ impl PollerConfig {
                 // PollerConfig::from_lookup refuses the file source.
                 SourceKind::File => continue,
             };
-            match keys.key(kind) {
-                Some(key) => endpoints.push(SourceEndpoint {
+            // RESO: a static token or client credentials that pass their checks.
+            let reso_auth = match (&keys.reso, kind) {
+                (Some(ResoKey::ClientCredentials(c)), SourceKind::Reso) => match c.validate() {
+                    Ok(()) => Some(ResoKey::ClientCredentials(c.clone())),
+                    Err(why) => {
+                        tracing::error!(reason = %why, "unusable RESO client credentials");
+                        None
+                    }
+                },
+                (_, SourceKind::Reso) => keys.key(kind).map(ResoKey::from),
+                _ => None,
+            };
+            match (keys.key(kind), reso_auth) {
+                (_, Some(auth)) => endpoints.push(SourceEndpoint {
+                    kind,
+                    base_url,
+                    key: String::new(),
+                    reso_auth: Some(Arc::new(ResoAuth::new(auth))),
+                    reso_full_read_every: chrono::TimeDelta::hours(i64::from(
+                        self.reso_full_read_hours,
+                    )),
+                }),
+                (Some(key), None) if kind != SourceKind::Reso => endpoints.push(SourceEndpoint {
                     kind,
                     base_url,
                     key: key.to_owned(),
+                    reso_auth: None,
+                    reso_full_read_every: chrono::TimeDelta::zero(),
                 }),
-                None => unkeyed.push(kind),
+                _ => unkeyed.push(kind),
             }
         }
         (endpoints, unkeyed)
@@ -256,7 +298,7 @@ pub async fn load_api_keys(
             name: name.into(),
             value: "(secret)".into(),
             reason: format!(
-                "expected {{\"zillow\": \"...\", \"realtor\": \"...\", \"reso\": \"...\"}}: {e}"
+                "expected {{\"zillow\": \"...\", \"realtor\": \"...\", \"reso\": \"...\" or {{\"token_url\", \"client_id\", \"client_secret\", \"scope\"}}}}: {e}"
             ),
         })
     };
@@ -324,6 +366,30 @@ mod tests {
         let kinds: Vec<SourceKind> = endpoints.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [SourceKind::Zillow]);
         assert_eq!(unkeyed, [SourceKind::Realtor, SourceKind::Reso]);
+
+        // RESO client credentials key the source; unusable ones leave it unkeyed.
+        let oauth: ApiKeys = serde_json::from_str(
+            r#"{"reso": {"token_url": "https://auth.example-mls.test/token",
+                         "client_id": "realty", "client_secret": "s3cr3t", "scope": "api"}}"#,
+        )
+        .expect("json");
+        let (endpoints, unkeyed) = config.endpoints(&oauth);
+        assert!(
+            unkeyed.iter().all(|k| *k != SourceKind::Reso),
+            "{unkeyed:?}"
+        );
+        let reso = endpoints
+            .iter()
+            .find(|e| e.kind == SourceKind::Reso)
+            .expect("a RESO endpoint");
+        assert!(reso.reso_auth.is_some());
+        assert!(!format!("{endpoints:?} {oauth:?}").contains("s3cr3t"));
+        let plain_http: ApiKeys = serde_json::from_str(
+            r#"{"reso": {"token_url": "http://auth.example-mls.test/token",
+                         "client_id": "realty", "client_secret": "s3cr3t"}}"#,
+        )
+        .expect("json");
+        assert!(config.endpoints(&plain_http).1.contains(&SourceKind::Reso));
         for placeholder in [
             "", "changeme", "YOUR_KEY", "xxxxxxxx", "...", "<key>", "None",
         ] {

@@ -20,6 +20,9 @@ pub struct PollState {
     /// delisting share): kept, and delisted only if the next complete read misses them too.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub unconfirmed_delistings: BTreeSet<String>,
+    /// When the last complete read was (RESO: the last full reconciliation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_complete_read: Option<DateTime<Utc>>,
 }
 
 /// A stored state that cannot be read back.
@@ -161,6 +164,12 @@ pub fn detect(
             listings: next_listings,
             cursor: read.cursor.or(previous.cursor),
             unconfirmed_delistings,
+            // Only incremental sources (a cursor) schedule their complete reads.
+            last_complete_read: if read.complete && read.cursor.is_some() {
+                Some(observed_at)
+            } else {
+                previous.last_complete_read
+            },
         },
         held_delistings,
     }
@@ -193,8 +202,10 @@ pub fn settle(previous: &PollState, detection: Detection, failed: &BTreeSet<usiz
         };
     }
     if !failed.is_empty() {
-        // Do not move an incremental cursor past changes that were not delivered.
+        // Do not move an incremental cursor past changes that were not delivered, nor count
+        // a read whose delistings were not delivered as a reconciliation.
         next.cursor = previous.cursor;
+        next.last_complete_read = previous.last_complete_read;
     }
     next
 }
@@ -236,6 +247,7 @@ mod tests {
                 .collect(),
             cursor: None,
             unconfirmed_delistings: BTreeSet::new(),
+            last_complete_read: None,
         }
     }
 
@@ -393,6 +405,44 @@ mod tests {
         assert_eq!(kept, previous);
         let again = detect(&kept, read, "p2", at(10), DelistingGuard { max_share: 1.0 });
         assert_eq!(again.events.len(), 3);
+    }
+
+    #[test]
+    fn an_incremental_source_remembers_its_last_complete_read() {
+        let previous = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);
+        let incremental = MarketRead {
+            listings: vec![listing(1, 11_000_000)],
+            complete: false,
+            cursor: Some(at(4)),
+            rejected_ids: BTreeSet::new(),
+        };
+        let d = detect(
+            &previous,
+            incremental,
+            "p",
+            at(5),
+            DelistingGuard::default(),
+        );
+        assert_eq!(d.next.last_complete_read, None);
+        assert_eq!(kinds(&d), [("zillow:1".into(), "changed")]);
+        let full = MarketRead {
+            listings: vec![listing(1, 11_000_000)],
+            complete: true,
+            cursor: Some(at(6)),
+            rejected_ids: BTreeSet::new(),
+        };
+        let d = detect(
+            &previous,
+            full.clone(),
+            "p",
+            at(7),
+            DelistingGuard { max_share: 1.0 },
+        );
+        assert_eq!(d.next.last_complete_read, Some(at(7)));
+        assert!(kinds(&d).contains(&("zillow:2".into(), "delisted")));
+        // Its delisting not delivered: the reconciliation is not counted as done.
+        let all: BTreeSet<usize> = (0..d.events.len()).collect();
+        assert_eq!(settle(&previous, d, &all).last_complete_read, None);
     }
 
     fn complete(listings: Vec<Listing>, rejected: &[&str]) -> MarketRead {

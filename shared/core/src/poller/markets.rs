@@ -43,6 +43,10 @@ pub struct WatchedMarket {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub home_types: Vec<String>,
     pub poll_every_minutes: u32,
+    /// RESO: an OData condition ANDed to the market's city and state, for MLS-specific
+    /// fields (`OriginatingSystemName eq 'actris'`, which MLS Grid requires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reso_filter: Option<String>,
 }
 
 /// Home-type names as `realty markets add --home-types` takes them.
@@ -92,6 +96,12 @@ impl WatchedMarket {
                 ));
             }
         }
+        if let Some(raw) = &self.reso_filter {
+            crate::sources::reso::check_raw_filter(raw)?;
+            if !self.sources.iter().any(|s| s == SourceKind::Reso.as_str()) {
+                return Err("a RESO filter is for a market polled from reso".into());
+            }
+        }
         if !(MIN_POLL_MINUTES..=MAX_POLL_MINUTES).contains(&self.poll_every_minutes) {
             return Err(format!(
                 "poll interval of {} minutes: from {MIN_POLL_MINUTES} minutes to a week",
@@ -117,7 +127,11 @@ impl WatchedMarket {
             min_usd: self.min_price.unwrap_or(0),
             max_usd: self.max_price,
         };
-        SearchFilter { home_types, prices }
+        SearchFilter {
+            home_types,
+            prices,
+            reso_filter: self.reso_filter.clone(),
+        }
     }
 }
 
@@ -330,6 +344,7 @@ mod tests {
             max_price: None,
             home_types: Vec::new(),
             poll_every_minutes: minutes,
+            reso_filter: None,
         }
     }
 
@@ -365,6 +380,15 @@ mod tests {
     #[test]
     fn a_market_is_validated_whole() {
         assert_eq!(market("nashville-tn", &["zillow"], 60).validate(), Ok(()));
+        let mls_grid = WatchedMarket {
+            reso_filter: Some("OriginatingSystemName eq 'actris'".into()),
+            ..market("austin-tx", &["reso"], 60)
+        };
+        assert_eq!(mls_grid.validate(), Ok(()));
+        assert_eq!(
+            mls_grid.filter().reso_filter.as_deref(),
+            Some("OriginatingSystemName eq 'actris'")
+        );
         let bad = [
             market("nashville-tn", &[], 60),
             market("nashville-tn", &["zillow", "zillow"], 60),
@@ -380,6 +404,14 @@ mod tests {
             WatchedMarket {
                 home_types: vec!["castles".into()],
                 ..market("nashville-tn", &["zillow"], 60)
+            },
+            WatchedMarket {
+                reso_filter: Some("OriginatingSystemName eq 'actris'".into()),
+                ..market("austin-tx", &["zillow"], 60)
+            },
+            WatchedMarket {
+                reso_filter: Some("OriginatingSystemName eq 'actris".into()),
+                ..market("austin-tx", &["reso"], 60)
             },
         ];
         for m in bad {

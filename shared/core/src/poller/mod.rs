@@ -11,4 +11,5 @@ pub mod markets;
 pub mod memory;
 pub mod ports;
 pub mod read;
+pub mod reso_auth;
 pub mod run;

@@ -21,6 +21,9 @@ pub struct SearchFilter {
     /// Empty for every home type.
     pub home_types: Vec<ZillowHomeType>,
     pub prices: PriceBand,
+    /// RESO: an OData condition ANDed to the market's city and state (MLS-specific fields,
+    /// such as `OriginatingSystemName`), checked by [`reso::check_raw_filter`].
+    pub reso_filter: Option<String>,
 }
 
 impl Default for SearchFilter {
@@ -28,6 +31,7 @@ impl Default for SearchFilter {
         Self {
             home_types: Vec::new(),
             prices: PriceBand::ALL,
+            reso_filter: None,
         }
     }
 }
@@ -46,8 +50,12 @@ pub struct SourceEndpoint {
     pub kind: SourceKind,
     /// Base URL: `https://zillow-com1.p.rapidapi.com`, or a simulator's.
     pub base_url: String,
-    /// RapidAPI key (Zillow, Realtor.com) or bearer token (RESO).
+    /// RapidAPI key (Zillow, Realtor.com); empty for RESO.
     pub key: String,
+    /// RESO's bearer token or client credentials, with the cached access token.
+    pub reso_auth: Option<std::sync::Arc<super::reso_auth::ResoAuth>>,
+    /// RESO: how often a market is read whole (the only read that may infer delistings).
+    pub reso_full_read_every: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for SourceEndpoint {
@@ -56,6 +64,7 @@ impl std::fmt::Debug for SourceEndpoint {
             .field("kind", &self.kind)
             .field("base_url", &self.base_url)
             .field("key", &super::config::REDACTED)
+            .field("reso_auth", &self.reso_auth)
             .finish()
     }
 }
@@ -216,7 +225,8 @@ pub async fn read_market(
                     limiter,
                     policy,
                     endpoint,
-                    previous.cursor,
+                    search,
+                    previous,
                     observed_at,
                     stats,
                 )
@@ -449,51 +459,130 @@ async fn read_realtor(
     Ok(tally)
 }
 
+/// Most pages one RESO read follows (`$top` 1000 each): a feed that keeps linking on is
+/// cut off rather than read forever; the cursor then stays where it was.
+pub const MAX_RESO_PAGES: u32 = 500;
+
 /// RESO feeds are read incrementally (changes since the cursor), so a listing's absence says
 /// nothing: its end comes as a status (Closed, Withdrawn, Delete...). Such a read is never
-/// `complete`.
+/// `complete`. Every `reso_full_read_every` (and at the first poll) the market is read whole
+/// with `$count=true`; that read is complete when its records add up to the count, and is
+/// the only one from which a missing record is a delisting. The request names the market (`City`, `StateOrProvince` and the market's raw
+/// filter), selects the fields read, and follows `@odata.nextLink` on the same server only.
+#[allow(clippy::too_many_arguments)]
 async fn read_reso(
     client: &reqwest::Client,
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
-    cursor: Option<DateTime<Utc>>,
+    search: MarketSearch<'_>,
+    previous: &PollState,
     observed_at: DateTime<Utc>,
     mut stats: ReadStats,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
+    let cursor = previous.cursor;
+    // A feed that never gave a count (never a complete read) is not read whole again:
+    // nothing could be inferred from it.
+    let full = cursor.is_none()
+        || previous
+            .last_complete_read
+            .is_some_and(|at| observed_at - at >= endpoint.reso_full_read_every);
     let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
-    let sync = ResoSync {
-        modified_since: cursor,
-        top: 1000,
-        extra_filter: None,
-    };
-    let query = sync.query_params().map_err(|e| FetchError::NotThatApi {
+    let refused = |error: String| FetchError::NotThatApi {
         url: base.clone(),
-        error: e.to_string(),
-    })?;
-    let headers = vec![("Authorization", format!("Bearer {}", endpoint.key))];
+        error,
+    };
+    let (city, state) = market_place(endpoint, search.market)?;
+    if let Some(raw) = &search.filter.reso_filter {
+        reso::check_raw_filter(raw).map_err(refused)?;
+    }
+    let sync = ResoSync {
+        modified_since: if full { None } else { cursor },
+        count: full,
+        top: 1000,
+        extra_filter: Some(reso::market_filter(
+            &city,
+            &state,
+            search.filter.reso_filter.as_deref(),
+        )),
+    };
+    let query = sync.query_params().map_err(|e| refused(e.to_string()))?;
+    let auth = endpoint
+        .reso_auth
+        .as_ref()
+        .ok_or_else(|| refused("no RESO token or client credentials".into()))?;
+    let token = auth
+        .bearer(client, policy.timeout)
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let headers = vec![("Authorization", format!("Bearer {token}"))];
     let parse = |b: &[u8]| reso::parse_page(b, observed_at);
     let mut tally = Tally::new();
     let mut next = Some(Get {
-        url: base,
+        url: base.clone(),
         query,
         headers: headers.clone(),
     });
     let mut newest = cursor;
+    let mut pages = 0u32;
+    let mut total = None;
     while let Some(request) = next.take() {
-        let fetched = fetch_page(client, limiter, policy, &request, parse).await?;
+        pages += 1;
+        if pages > MAX_RESO_PAGES {
+            return Err(refused(format!(
+                "more than {MAX_RESO_PAGES} pages: narrow the market's filter"
+            )));
+        }
+        let fetched = match fetch_page(client, limiter, policy, &request, parse).await {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                // A token the server no longer takes is not sent again.
+                if matches!(error, FetchError::Refused { status: 401, .. }) {
+                    auth.invalidate().await;
+                }
+                return Err(error);
+            }
+        };
         if let Paging::Reso(paging) = &tally.add_page(fetched, &mut stats) {
             newest = newest.max(paging.max_modification_timestamp);
-            next = paging.next_link.clone().map(|link| Get {
-                url: link,
-                query: Vec::new(),
-                headers: headers.clone(),
-            });
+            if pages == 1 {
+                total = paging.count;
+            }
+            next = match &paging.next_link {
+                Some(link) => Some(Get {
+                    url: same_origin_link(&base, link).map_err(refused)?,
+                    query: Vec::new(),
+                    headers: headers.clone(),
+                }),
+                None => None,
+            };
         }
     }
-    let mut read = tally.into_read(false);
+    let complete = if full {
+        tally.expect(total);
+        tally.complete()
+    } else {
+        false
+    };
+    let mut read = tally.into_read(complete);
     read.cursor = newest;
     Ok((read, stats))
+}
+
+/// `@odata.nextLink` resolved against the first request, refused unless it stays on the
+/// same scheme, host and port: the bearer token goes with it.
+pub fn same_origin_link(base: &str, link: &str) -> Result<String, String> {
+    let base = reqwest::Url::parse(base).map_err(|e| format!("base URL: {e}"))?;
+    let next = base
+        .join(link)
+        .map_err(|e| format!("@odata.nextLink is not a URL: {e}"))?;
+    if next.origin() != base.origin() {
+        return Err(format!(
+            "@odata.nextLink leads to another server ({}): not followed",
+            next.origin().ascii_serialization()
+        ));
+    }
+    Ok(next.to_string())
 }
 
 #[cfg(test)]
@@ -535,6 +624,30 @@ mod tests {
         assert!(!tally_of(3, &[None], Some(4)).complete());
         // A reject counted once however often it was read.
         assert!(!tally_of(3, &[Some("zillow:9"), Some("zillow:9")], Some(5)).complete());
+    }
+
+    #[test]
+    fn next_links_stay_on_the_server() {
+        let base = "https://api.example-mls.test/odata/Property";
+        assert_eq!(
+            same_origin_link(
+                base,
+                "https://api.example-mls.test/odata/Property?$skip=1000"
+            ),
+            Ok("https://api.example-mls.test/odata/Property?$skip=1000".into())
+        );
+        assert_eq!(
+            same_origin_link(base, "/odata/Property?$skip=1000"),
+            Ok("https://api.example-mls.test/odata/Property?$skip=1000".into())
+        );
+        for elsewhere in [
+            "https://evil.example.test/odata/Property?$skip=1000",
+            "http://api.example-mls.test/odata/Property?$skip=1000",
+            "https://api.example-mls.test:8443/odata/Property",
+            "//evil.example.test/x",
+        ] {
+            assert!(same_origin_link(base, elsewhere).is_err(), "{elsewhere}");
+        }
     }
 
     #[test]

@@ -421,7 +421,8 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         summary.reconciliations = stats.reconciliations;
         summary.rejects = stats.rejects.len();
         summary.listings = read.listings.len();
-        summary.complete = read.complete && endpoint.kind != SourceKind::Reso;
+        // RESO: complete only on a full reconciliation read that matched its count.
+        summary.complete = read.complete;
         if !summary.complete && endpoint.kind != SourceKind::Reso {
             // No total, a shortfall, or a reject without an id, on every pass: nothing of
             // this market can be delisted this poll.

@@ -36,6 +36,8 @@ pub struct ResoPaging {
     /// of a run, the highest of these is the watermark for the next run's
     /// [`ResoSync::modified_since`].
     pub max_modification_timestamp: Option<DateTime<Utc>>,
+    /// `@odata.count`: what the whole query matches, when `$count=true` asked for it.
+    pub count: Option<u64>,
 }
 
 /// Reads one page from its bytes.
@@ -90,6 +92,7 @@ pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page,
         paging: Paging::Reso(ResoPaging {
             next_link,
             max_modification_timestamp,
+            count: document.get("@odata.count").and_then(Value::as_u64),
         }),
     })
 }
@@ -303,9 +306,11 @@ pub struct ResoSync {
     pub modified_since: Option<DateTime<Utc>>,
     /// Page size, 1..=[`MAX_TOP`].
     pub top: u32,
-    /// An extra OData condition ANDed to the timestamp filter
-    /// (`StandardStatus eq 'Active'`), written by the operator.
+    /// The market's own condition ANDed to the timestamp filter ([`market_filter`]:
+    /// `City eq 'Nashville' and StateOrProvince eq 'TN'`, and the market's raw filter).
     pub extra_filter: Option<String>,
+    /// Ask for `@odata.count` (`$count=true`): a full read checks it got every record.
+    pub count: bool,
 }
 
 impl ResoSync {
@@ -330,12 +335,16 @@ impl ResoSync {
             (None, Some(extra)) => Some(extra.to_owned()),
             (None, None) => None,
         };
-        let mut params = Vec::with_capacity(3);
+        let mut params = Vec::with_capacity(4);
         if let Some(filter) = filter {
             params.push(("$filter", filter));
         }
+        params.push(("$select", SELECT.join(",")));
         params.push(("$orderby", "ModificationTimestamp".to_owned()));
         params.push(("$top", self.top.to_string()));
+        if self.count {
+            params.push(("$count", "true".to_owned()));
+        }
         Ok(params)
     }
 }
@@ -348,6 +357,106 @@ pub fn modification_filter(since: DateTime<Utc>) -> String {
         "ModificationTimestamp ge {}",
         since.to_rfc3339_opts(SecondsFormat::AutoSi, true)
     )
+}
+
+/// The fields [`parse_page`] reads: `$select` asks for these alone, so a page carries a
+/// fraction of the 500-odd Data Dictionary fields (and no agent contact data).
+pub const SELECT: [&str; 30] = [
+    "ListingKey",
+    "StandardStatus",
+    "PropertyType",
+    "PropertySubType",
+    "ListPrice",
+    "PreviousListPrice",
+    "ModificationTimestamp",
+    "OnMarketDate",
+    "LivingArea",
+    "LivingAreaUnits",
+    "LotSizeSquareFeet",
+    "LotSizeAcres",
+    "LotSizeArea",
+    "LotSizeUnits",
+    "BedroomsTotal",
+    "BathroomsTotalInteger",
+    "BathroomsFull",
+    "BathroomsHalf",
+    "UnparsedAddress",
+    "StreetNumber",
+    "StreetDirPrefix",
+    "StreetName",
+    "StreetSuffix",
+    "StreetDirSuffix",
+    "UnitNumber",
+    "City",
+    "StateOrProvince",
+    "PostalCode",
+    "Latitude",
+    "Longitude",
+];
+
+/// Longest raw per-market `$filter` accepted (MLS Grid's whole URL limit is a few KB).
+pub const MAX_RAW_FILTER_BYTES: usize = 1_024;
+
+/// An OData string literal: single-quoted, a quote inside written twice (`'St. John''s'`).
+pub fn odata_string(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// The market's condition: its city and state, ANDed with its raw filter (MLS-specific
+/// fields, such as the `OriginatingSystemName` MLS Grid requires) when it has one.
+pub fn market_filter(city: &str, state: &str, raw: Option<&str>) -> String {
+    let area = format!(
+        "City eq {} and StateOrProvince eq {}",
+        odata_string(city),
+        odata_string(state)
+    );
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(raw) => format!("{area} and ({raw})"),
+        None => area,
+    }
+}
+
+/// Checks a raw per-market filter before it is stored or sent: bounded, one line, string
+/// literals closed and parentheses balanced, so it cannot end the market's condition early
+/// or swallow the rest of the `$filter` (the server judges the rest).
+pub fn check_raw_filter(raw: &str) -> Result<(), String> {
+    if raw.chars().any(char::is_control) {
+        return Err("the RESO filter has control characters".into());
+    }
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("the RESO filter is empty".into());
+    }
+    if raw.len() > MAX_RAW_FILTER_BYTES {
+        return Err(format!(
+            "a RESO filter of {} bytes: at most {MAX_RAW_FILTER_BYTES}",
+            raw.len()
+        ));
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    for c in raw.chars() {
+        match c {
+            // A doubled quote closes and reopens: the count stays right.
+            '\'' => in_string = !in_string,
+            '(' if !in_string => depth += 1,
+            ')' if !in_string => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or("the RESO filter closes a parenthesis it did not open")?;
+            }
+            _ => {}
+        }
+    }
+    if in_string {
+        return Err(
+            "the RESO filter has an unclosed string literal (write ' inside one as '')".into(),
+        );
+    }
+    if depth != 0 {
+        return Err("the RESO filter leaves a parenthesis open".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -366,6 +475,7 @@ mod tests {
             modified_since: Some(watermark),
             top: 1000,
             extra_filter: Some("StandardStatus eq 'Active'".into()),
+            count: false,
         };
         assert_eq!(
             sync.query_params().expect("valid"),
@@ -375,6 +485,7 @@ mod tests {
                     "ModificationTimestamp ge 2024-03-01T12:00:00Z and (StandardStatus eq 'Active')"
                         .to_owned()
                 ),
+                ("$select", SELECT.join(",")),
                 ("$orderby", "ModificationTimestamp".to_owned()),
                 ("$top", "1000".to_owned()),
             ]
@@ -383,12 +494,15 @@ mod tests {
             modified_since: None,
             top: 5000,
             extra_filter: None,
+            count: true,
         };
         assert_eq!(
             full.query_params().expect("valid"),
             vec![
+                ("$select", SELECT.join(",")),
                 ("$orderby", "ModificationTimestamp".to_owned()),
                 ("$top", "5000".to_owned()),
+                ("$count", "true".to_owned()),
             ]
         );
         assert!(
@@ -400,6 +514,45 @@ mod tests {
             .is_err()
         );
         assert!(ResoSync { top: 0, ..full }.query_params().is_err());
+    }
+
+    #[test]
+    fn market_filters_quote_values_and_keep_raw_filters_whole() {
+        assert_eq!(odata_string("St. John's"), "'St. John''s'");
+        assert_eq!(odata_string("''"), "''''''");
+        assert_eq!(
+            market_filter("Coeur d'Alene", "ID", None),
+            "City eq 'Coeur d''Alene' and StateOrProvince eq 'ID'"
+        );
+        assert_eq!(
+            market_filter("Austin", "TX", Some(" OriginatingSystemName eq 'actris' ")),
+            "City eq 'Austin' and StateOrProvince eq 'TX' and (OriginatingSystemName eq 'actris')"
+        );
+        assert_eq!(
+            market_filter("Austin", "TX", Some(" ")),
+            "City eq 'Austin' and StateOrProvince eq 'TX'"
+        );
+        for good in [
+            "OriginatingSystemName eq 'actris'",
+            "PostalCode eq '78701' or PostalCode eq '78702'",
+            "(City eq 'O''Fallon')",
+        ] {
+            assert_eq!(check_raw_filter(good), Ok(()), "{good}");
+        }
+        let longest = format!("City eq '{}'", "a".repeat(MAX_RAW_FILTER_BYTES - 10));
+        assert_eq!(longest.len(), MAX_RAW_FILTER_BYTES);
+        assert_eq!(check_raw_filter(&longest), Ok(()));
+        for bad in [
+            "".to_owned(),
+            format!("{longest}a"),
+            "City eq 'Austin".into(),
+            "City eq 'O'Fallon'".into(),
+            "(City eq 'Austin'".into(),
+            "City eq 'Austin') or (true".into(),
+            "City eq 'Austin'\n".into(),
+        ] {
+            assert!(check_raw_filter(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
