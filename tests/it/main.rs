@@ -13,6 +13,7 @@ mod operations;
 mod poller;
 mod provisioning;
 mod reconcile;
+mod replay;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(replay::tests());
     all.extend(operations::tests());
     all.extend(monitoring::tests());
     all.extend(api::tests());
