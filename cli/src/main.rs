@@ -9,6 +9,7 @@ mod markets;
 mod normalize;
 mod pipeline;
 mod reconcile;
+mod replay;
 mod report;
 mod secrets;
 mod serve;
@@ -55,6 +56,10 @@ enum Command {
         source: realty_core::sources::SourceKind,
         file: PathBuf,
     },
+    /// Send an export (CSV or JSON lines, as `realty normalize` prints) through the poller's
+    /// change detection into the stream of the local stack (or --stack): only what changed
+    /// is published, and nothing is delisted for being absent from the file (docs/sources.md).
+    Replay(replay::ReplayArgs),
     /// Run a function's real handler once, in-process, on an event file, against the local
     /// stack (or --stack), and print its response.
     Invoke {
@@ -240,6 +245,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench::run(args, endpoint_override()).await,
         Command::Normalize { source, file } => normalize::run(source, &file),
+        Command::Replay(args) => replay::run(args).await,
         Command::Invoke {
             function,
             event,

@@ -13,6 +13,7 @@ mod operations;
 mod poller;
 mod provisioning;
 mod reconcile;
+mod replay;
 mod reso;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(replay::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());
     all.extend(monitoring::tests());

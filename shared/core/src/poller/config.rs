@@ -131,7 +131,7 @@ impl PollerConfig {
                 return Err(ConfigError::Invalid {
                     name: "REALTY_SOURCES".into(),
                     value: sources_text.clone(),
-                    reason: "file exports are replayed with the realty CLI, not polled".into(),
+                    reason: "file exports are sent with `realty replay FILE`, not polled".into(),
                 });
             }
             sources.push(kind);

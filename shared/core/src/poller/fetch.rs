@@ -159,10 +159,16 @@ impl RateLimiter {
 
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
+        self.acquire_many(1).await;
+    }
+
+    /// Waits for the turn of `n` requests sent at once (a batch); the next turn is `n`
+    /// intervals later.
+    pub async fn acquire_many(&self, n: u32) {
         let turn = {
             let mut next = self.next.lock().await;
             let turn = (*next).max(Instant::now());
-            *next = turn + self.interval;
+            *next = turn + self.interval * n;
             turn
         };
         tokio::time::sleep_until(turn).await;

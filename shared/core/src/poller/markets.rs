@@ -73,7 +73,9 @@ impl WatchedMarket {
         for (i, name) in self.sources.iter().enumerate() {
             match name.parse::<SourceKind>() {
                 Ok(SourceKind::File) => {
-                    return Err("file exports are replayed, not polled".into());
+                    return Err(
+                        "file exports are sent with `realty replay FILE`, not polled".into(),
+                    );
                 }
                 Ok(_) if self.sources[..i].contains(name) => {
                     return Err(format!("source {name} is named twice"));

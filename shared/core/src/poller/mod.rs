@@ -5,11 +5,13 @@
 //! client and the AWS adapters.
 
 pub mod config;
+pub mod deliver;
 pub mod detect;
 pub mod fetch;
 pub mod markets;
 pub mod memory;
 pub mod ports;
 pub mod read;
+pub mod replay;
 pub mod reso_auth;
 pub mod run;

@@ -235,7 +235,7 @@ pub async fn read_market(
             SourceKind::File => {
                 return Err(FetchError::NotThatApi {
                     url: endpoint.base_url.clone(),
-                    error: "file exports are replayed with realty, not polled".into(),
+                    error: "file exports are sent with `realty replay FILE`, not polled".into(),
                 });
             }
         };

@@ -2,19 +2,19 @@
 //! [`ConfigStore`], or the markets a request names), concurrently within a bound; sources
 //! without a key or out of budget reported and left alone, requests charged to the budgets.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::config::no_key_message;
-use super::detect::{DelistingGuard, detect, settle};
+use super::deliver::deliver;
+use super::detect::DelistingGuard;
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
 use super::markets::{ConfigSnapshot, PollRecord, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
 use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market};
-use crate::listing::EventKind;
 use crate::sources::SourceKind;
 
 /// The poller's input. The schedule sends `{}`: poll the watched markets that are due.
@@ -439,50 +439,24 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
         }
         let market_poll_id = format!("{poll_id}-{}-{market}", endpoint.kind.as_str());
-        let detection = detect(
-            &stored.state,
+        let delivery = deliver(
+            &self.publisher,
+            &self.states,
+            &key,
+            &stored,
             read,
             &market_poll_id,
             observed_at,
             self.delisting_guard,
-        );
-        summary.held_delistings = detection.held_delistings;
-        if detection.held_delistings > 0 {
-            tracing::warn!(source = %summary.source, market, held = detection.held_delistings, "a read missed too many listings at once; their delisting waits for the next read");
-        }
-        for e in &detection.events {
-            match e.kind {
-                EventKind::New => summary.new += 1,
-                EventKind::Changed { .. } => summary.changed += 1,
-                EventKind::Delisted => summary.delisted += 1,
-            }
-        }
-        let failures = self
-            .publisher
-            .publish(&detection.events)
-            .await
-            .map_err(|e| e.to_string())?;
-        for f in &failures {
-            tracing::error!(source = %summary.source, market, index = f.index, error = %f.error, "event not published; found again next poll");
-        }
-        summary.unpublished = failures.len();
-        let failed: BTreeSet<usize> = failures.iter().map(|f| f.index).collect();
-        let unchanged = detection.events.is_empty()
-            && detection.next.cursor == stored.state.cursor
-            && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings;
-        let next = settle(&stored.state, detection, &failed);
-        if unchanged && stored.version.is_some() {
-            return Ok(());
-        }
-        let saved = self
-            .states
-            .save(&key, &next, stored.version.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        summary.state_conflict = !saved;
-        if !saved {
-            tracing::warn!(source = %summary.source, market, "another poll saved this market's state first; its state stands");
-        }
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        summary.new = delivery.new;
+        summary.changed = delivery.changed;
+        summary.delisted = delivery.delisted;
+        summary.held_delistings = delivery.held_delistings;
+        summary.unpublished = delivery.unpublished;
+        summary.state_conflict = delivery.state_conflict;
         Ok(())
     }
 }

@@ -60,6 +60,28 @@ pub const REQUIRED_CSV_COLUMNS: [&str; 8] = [
 
 /// Reads an export (CSV or JSON lines).
 pub fn parse_export(bytes: &[u8]) -> Result<Page, SourceError> {
+    let rows = parse_export_rows(bytes)?;
+    Ok(Page {
+        source: SourceKind::File,
+        listings: rows
+            .listings
+            .into_iter()
+            .map(|(_, listing)| listing)
+            .collect(),
+        rejects: rows.rejects,
+        paging: Paging::WholeFile,
+    })
+}
+
+/// An export's listings, each with its 1-based line number, and its rejects.
+#[derive(Debug, Clone, Default)]
+pub struct ExportRows {
+    pub listings: Vec<(usize, Listing)>,
+    pub rejects: Vec<Reject>,
+}
+
+/// Reads an export (CSV or JSON lines), keeping where each listing is in the file.
+pub fn parse_export_rows(bytes: &[u8]) -> Result<ExportRows, SourceError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let (listings, rejects) = match first {
@@ -85,15 +107,10 @@ pub fn parse_export(bytes: &[u8]) -> Result<Page, SourceError> {
         }
         Some(_) => parse_csv(bytes)?,
     };
-    Ok(Page {
-        source: SourceKind::File,
-        listings,
-        rejects,
-        paging: Paging::WholeFile,
-    })
+    Ok(ExportRows { listings, rejects })
 }
 
-type Records = (Vec<Listing>, Vec<Reject>);
+type Records = (Vec<(usize, Listing)>, Vec<Reject>);
 
 fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
     let mut listings = Vec::new();
@@ -131,7 +148,7 @@ fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
                 Ok(listing)
             });
         match listing {
-            Ok(listing) => listings.push(listing),
+            Ok(listing) => listings.push((line_number, listing)),
             Err(reason) => rejects.push(Reject {
                 source_id,
                 position: RecordPosition::Line(line_number),
@@ -225,7 +242,7 @@ fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
             record: &record,
         };
         match row.to_listing() {
-            Ok(listing) => listings.push(listing),
+            Ok(listing) => listings.push((line, listing)),
             Err(reason) => rejects.push(Reject {
                 source_id: row.cell("id").map(str::to_owned),
                 position: RecordPosition::Line(line),

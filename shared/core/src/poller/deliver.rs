@@ -1,0 +1,95 @@
+//! One read of a market, delivered: compared with the stored state ([`detect`]), the events
+//! published, and the state settled and saved. The poller ([`super::run`]) and the replay of
+//! an export ([`super::replay`]) both go through here, so a listing already sent by either is
+//! not sent again by the other.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::detect::{DelistingGuard, MarketRead, detect, settle};
+use super::ports::{EventPublisher, PollStateStore, StoredPollState};
+use crate::listing::EventKind;
+use crate::ports::PortError;
+
+/// What delivering one read did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub new: usize,
+    pub changed: usize,
+    pub delisted: usize,
+    /// Delistings held for the next complete read to confirm (too many at once).
+    pub held_delistings: usize,
+    /// Events that could not be published; their listings are found again next time.
+    pub unpublished: usize,
+    /// Another writer saved this market's state first; its state stands.
+    pub state_conflict: bool,
+}
+
+impl Delivery {
+    pub fn events(&self) -> usize {
+        self.new + self.changed + self.delisted
+    }
+
+    /// Events that reached the stream.
+    pub fn published(&self) -> usize {
+        self.events().saturating_sub(self.unpublished)
+    }
+}
+
+/// Detects what `read` changed against `stored` (the state kept under `key`), publishes the
+/// events and saves the settled state: listings whose events failed keep their previous
+/// entry, so the next read finds the same change again.
+#[allow(clippy::too_many_arguments)]
+pub async fn deliver<P: EventPublisher, S: PollStateStore>(
+    publisher: &P,
+    states: &S,
+    key: &str,
+    stored: &StoredPollState,
+    read: MarketRead,
+    poll_id: &str,
+    observed_at: DateTime<Utc>,
+    guard: DelistingGuard,
+) -> Result<Delivery, PortError> {
+    let detection = detect(&stored.state, read, poll_id, observed_at, guard);
+    let mut delivery = Delivery {
+        held_delistings: detection.held_delistings,
+        ..Delivery::default()
+    };
+    if detection.held_delistings > 0 {
+        tracing::warn!(
+            key,
+            held = detection.held_delistings,
+            "a read missed too many listings at once; their delisting waits for the next read"
+        );
+    }
+    for e in &detection.events {
+        match e.kind {
+            EventKind::New => delivery.new += 1,
+            EventKind::Changed { .. } => delivery.changed += 1,
+            EventKind::Delisted => delivery.delisted += 1,
+        }
+    }
+    let failures = publisher.publish(&detection.events).await?;
+    for f in &failures {
+        tracing::error!(key, index = f.index, error = %f.error, "event not published; found again next time");
+    }
+    delivery.unpublished = failures.len();
+    let failed: BTreeSet<usize> = failures.iter().map(|f| f.index).collect();
+    let unchanged = detection.events.is_empty()
+        && detection.next.cursor == stored.state.cursor
+        && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings;
+    let next = settle(&stored.state, detection, &failed);
+    if unchanged && stored.version.is_some() {
+        return Ok(delivery);
+    }
+    let saved = states.save(key, &next, stored.version.as_deref()).await?;
+    delivery.state_conflict = !saved;
+    if !saved {
+        tracing::warn!(
+            key,
+            "another writer saved this market's state first; its state stands"
+        );
+    }
+    Ok(delivery)
+}

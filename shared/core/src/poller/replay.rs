@@ -1,0 +1,646 @@
+//! Replay: an export (CSV or JSON lines, [`crate::sources::file`]) sent through the poller's
+//! own change detection and publishing ([`deliver`]), against the poller's stored state, so
+//! that a listing the poller (or an earlier replay) already sent is not sent again.
+//!
+//! The rows are grouped by (source, market) — the key the poller keeps its state under — and
+//! each group is delivered as an *incomplete* read: a file is not a complete read of a
+//! market, so a listing absent from it is never taken as delisted. A row that says a listing
+//! is sold or off the market is a change like any other and is published as such. A row
+//! older than what the state already knows of its listing is skipped (stale): replaying an
+//! old export never moves a listing back in time.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use super::deliver::deliver;
+use super::detect::{DelistingGuard, MarketRead};
+use super::fetch::RateLimiter;
+use super::ports::{EventPublisher, PollStateStore, PublishFailure};
+use crate::listing::{Listing, ListingEvent, time_window_violation};
+use crate::ports::PortError;
+use crate::sources::file::parse_export_rows;
+use crate::sources::{RecordPosition, Reject, SourceError};
+
+/// Largest export replayed at once (the whole file is held in memory to be parsed).
+pub const MAX_REPLAY_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Rejects kept (with their row and reason) for the report; the others are only counted.
+pub const MAX_REPORTED_REJECTS: usize = 100;
+
+/// Events handed to the publisher at once (PutRecords' limit), and the progress step.
+const PUBLISH_CHUNK: usize = 500;
+
+/// How a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayOptions {
+    /// Most events published a second; `None` for as fast as the stream takes them.
+    pub rate_per_second: Option<f64>,
+    /// When the replay runs: names its events' poll id and bounds the rows' `observed_at`.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Told how far a replay got.
+pub trait ReplayProgress: Sync {
+    /// The file holds `rows` rows (good and bad).
+    fn start(&self, _rows: usize) {}
+    /// `rows` more rows are done (published, unchanged, stale or failed).
+    fn advance(&self, rows: usize);
+}
+
+/// No progress shown.
+impl ReplayProgress for () {
+    fn advance(&self, _rows: usize) {}
+}
+
+/// One (source, market) of the file that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketFailure {
+    pub key: String,
+    pub error: String,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Data rows (or lines) read, good and bad.
+    pub rows: usize,
+    pub rejected: usize,
+    /// The first [`MAX_REPORTED_REJECTS`] rejects, by row.
+    pub rejects: Vec<Reject>,
+    /// Rows older than what the state already knew of their listing: not replayed.
+    pub stale: usize,
+    /// (source, market) groups in the file.
+    pub markets: usize,
+    pub new: usize,
+    pub changed: usize,
+    /// Events that reached the stream.
+    pub published: usize,
+    /// Events that could not be published; replaying the file again sends them.
+    pub unpublished: usize,
+    /// Good rows that changed nothing (already sent by the poller or an earlier replay).
+    pub unchanged: usize,
+    /// Groups whose state another writer (a poll) saved first: replay the file again.
+    pub state_conflicts: usize,
+    pub failed_markets: Vec<MarketFailure>,
+}
+
+impl ReplayReport {
+    /// Every part of the file that could be sent was sent.
+    pub fn finished(&self) -> bool {
+        self.failed_markets.is_empty() && self.unpublished == 0 && self.state_conflicts == 0
+    }
+}
+
+/// The file could not be replayed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    NotAnExport(#[from] SourceError),
+    #[error(
+        "the export is {bytes} bytes, over the {MAX_REPLAY_BYTES}-byte limit of a replay; split it"
+    )]
+    TooLarge { bytes: usize },
+}
+
+/// Replays `bytes` (an export) through `publisher` against the poll states in `states`.
+pub async fn replay<P: EventPublisher, S: PollStateStore>(
+    bytes: &[u8],
+    publisher: &P,
+    states: &S,
+    options: ReplayOptions,
+    progress: &dyn ReplayProgress,
+) -> Result<ReplayReport, ReplayError> {
+    if bytes.len() as u64 > MAX_REPLAY_BYTES {
+        return Err(ReplayError::TooLarge { bytes: bytes.len() });
+    }
+    let rows = parse_export_rows(bytes)?;
+    let mut report = ReplayReport {
+        rows: rows.listings.len() + rows.rejects.len(),
+        ..ReplayReport::default()
+    };
+    progress.start(report.rows);
+    let mut rejects = rows.rejects;
+    let mut groups: BTreeMap<String, Vec<Listing>> = BTreeMap::new();
+    for (line, listing) in rows.listings {
+        // The window the metrics function trusts, against the replay's clock (as the
+        // poller's events are against the poll's): no future-dated or ancient observation.
+        if let Some(reason) =
+            time_window_violation("observed_at", listing.observed_at, options.started_at)
+        {
+            rejects.push(Reject {
+                source_id: Some(listing.id.as_str().to_owned()),
+                position: RecordPosition::Line(line),
+                reason,
+            });
+            continue;
+        }
+        groups.entry(state_key(&listing)).or_default().push(listing);
+    }
+    // By row, whichever check refused them.
+    rejects.sort_by_key(|r| match r.position {
+        RecordPosition::Line(n) | RecordPosition::Index(n) => n,
+    });
+    report.rejected = rejects.len();
+    progress.advance(rejects.len());
+    rejects.truncate(MAX_REPORTED_REJECTS);
+    report.rejects = rejects;
+    report.markets = groups.len();
+
+    let limiter = options
+        .rate_per_second
+        .filter(|rate| *rate > 0.0)
+        .map(RateLimiter::per_second);
+    // At a slow rate, a second's worth a chunk, so the stream sees a steady flow.
+    let chunk_size = options
+        .rate_per_second
+        .filter(|rate| *rate > 0.0)
+        .map_or(PUBLISH_CHUNK, |rate| {
+            (rate.ceil() as usize).clamp(1, PUBLISH_CHUNK)
+        });
+    let poll_id = format!(
+        "replay-{}",
+        options.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
+    for (key, listings) in groups {
+        let rows = listings.len();
+        let sender = PacedPublisher {
+            inner: publisher,
+            limiter: limiter.as_ref(),
+            chunk_size,
+            progress,
+            sent: AtomicUsize::new(0),
+        };
+        let outcome = replay_market(&sender, states, &key, listings, &poll_id, options).await;
+        // Rows not accounted for by published chunks (unchanged, stale, failed) are done too.
+        progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
+        match outcome {
+            Ok(m) => {
+                report.stale += m.stale;
+                report.new += m.delivery.new;
+                report.changed += m.delivery.changed;
+                report.published += m.delivery.published();
+                report.unpublished += m.delivery.unpublished;
+                report.unchanged += m.unchanged;
+                report.state_conflicts += usize::from(m.delivery.state_conflict);
+            }
+            Err(e) => report.failed_markets.push(MarketFailure {
+                key,
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(report)
+}
+
+/// Where the poller keeps the state of a listing's market: `zillow/nashville-tn`.
+fn state_key(listing: &Listing) -> String {
+    format!("{}/{}", listing.source.as_str(), listing.market.city_state)
+}
+
+struct MarketReplay {
+    delivery: super::deliver::Delivery,
+    stale: usize,
+    unchanged: usize,
+}
+
+async fn replay_market<P: EventPublisher, S: PollStateStore>(
+    publisher: &P,
+    states: &S,
+    key: &str,
+    listings: Vec<Listing>,
+    poll_id: &str,
+    options: ReplayOptions,
+) -> Result<MarketReplay, PortError> {
+    let stored = states.load(key).await?;
+    let rows = listings.len();
+    let fresh: Vec<Listing> = listings
+        .into_iter()
+        .filter(|l| {
+            stored
+                .state
+                .listings
+                .get(l.id.as_str())
+                .is_none_or(|known| known.observed_at <= l.observed_at)
+        })
+        .collect();
+    let stale = rows - fresh.len();
+    let read = MarketRead {
+        listings: fresh,
+        // A file is not a complete read of a market: nothing is delisted for being absent.
+        complete: false,
+        cursor: None,
+        rejected_ids: Default::default(),
+    };
+    let market_poll_id = format!("{poll_id}-{}", key.replace('/', "-"));
+    let delivery = deliver(
+        publisher,
+        states,
+        key,
+        &stored,
+        read,
+        &market_poll_id,
+        options.started_at,
+        DelistingGuard::default(),
+    )
+    .await?;
+    let unchanged = rows.saturating_sub(stale + delivery.events());
+    Ok(MarketReplay {
+        delivery,
+        stale,
+        unchanged,
+    })
+}
+
+/// The publisher, fed in chunks at the replay's rate, telling the progress of each chunk.
+struct PacedPublisher<'a, P> {
+    inner: &'a P,
+    limiter: Option<&'a RateLimiter>,
+    chunk_size: usize,
+    progress: &'a dyn ReplayProgress,
+    /// Events handed over so far (published or failed).
+    sent: AtomicUsize,
+}
+
+impl<P: EventPublisher> EventPublisher for PacedPublisher<'_, P> {
+    async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
+        let mut failures = Vec::new();
+        for (n, chunk) in events.chunks(self.chunk_size).enumerate() {
+            if let Some(limiter) = self.limiter {
+                limiter
+                    .acquire_many(u32::try_from(chunk.len()).unwrap_or(u32::MAX))
+                    .await;
+            }
+            let offset = n * self.chunk_size;
+            failures.extend(
+                self.inner
+                    .publish(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|f| PublishFailure {
+                        index: f.index + offset,
+                        error: f.error,
+                    }),
+            );
+            self.sent.fetch_add(chunk.len(), Ordering::Relaxed);
+            self.progress.advance(chunk.len());
+        }
+        Ok(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::listing::{EventKind, ListingStatus};
+    use crate::poller::detect::PollState;
+    use crate::poller::ports::StoredPollState;
+    use crate::sources::file::{write_csv, write_json_lines};
+    use chrono::Duration;
+
+    /// Poll states by key, versioned as S3's ETags are.
+    #[derive(Default)]
+    struct MemoryStates(Mutex<BTreeMap<String, (PollState, u64)>>);
+
+    impl PollStateStore for MemoryStates {
+        async fn load(&self, key: &str) -> Result<StoredPollState, PortError> {
+            let states = self.0.lock().expect("lock");
+            Ok(states
+                .get(key)
+                .map(|(state, version)| StoredPollState {
+                    state: state.clone(),
+                    version: Some(version.to_string()),
+                })
+                .unwrap_or_default())
+        }
+
+        async fn save(
+            &self,
+            key: &str,
+            state: &PollState,
+            expected: Option<&str>,
+        ) -> Result<bool, PortError> {
+            let mut states = self.0.lock().expect("lock");
+            let current = states.get(key).map(|(_, v)| v.to_string());
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            let version = states.get(key).map_or(1, |(_, v)| v + 1);
+            states.insert(key.to_owned(), (state.clone(), version));
+            Ok(true)
+        }
+    }
+
+    /// The stream: keeps what it is given, refusing the listings named in `refuse`.
+    #[derive(Default)]
+    struct MemoryStream {
+        events: Mutex<Vec<ListingEvent>>,
+        refuse: Mutex<BTreeSet<String>>,
+        calls: AtomicUsize,
+    }
+
+    impl EventPublisher for MemoryStream {
+        async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let refuse = self.refuse.lock().expect("lock").clone();
+            let mut failures = Vec::new();
+            for (index, event) in events.iter().enumerate() {
+                if refuse.contains(event.listing.id.as_str()) {
+                    failures.push(PublishFailure {
+                        index,
+                        error: "ProvisionedThroughputExceededException".into(),
+                    });
+                } else {
+                    self.events.lock().expect("lock").push(event.clone());
+                }
+            }
+            Ok(failures)
+        }
+    }
+
+    impl MemoryStream {
+        fn taken(&self) -> Vec<ListingEvent> {
+            std::mem::take(&mut *self.events.lock().expect("lock"))
+        }
+    }
+
+    /// The real Nashville page of Zillow, normalised (41 listings).
+    fn nashville() -> Vec<Listing> {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        crate::sources::normalize_file(crate::sources::SourceKind::Zillow, page, at(0))
+            .expect("fixture")
+            .listings
+    }
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc)
+            + Duration::minutes(minute)
+    }
+
+    fn csv(listings: &[Listing]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_csv(listings, &mut out).expect("csv");
+        out
+    }
+
+    fn options(minute: i64) -> ReplayOptions {
+        ReplayOptions {
+            rate_per_second: None,
+            started_at: at(minute),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_replay_of_the_same_file_publishes_nothing() {
+        let listings = nashville();
+        assert!(listings.len() > 30, "{}", listings.len());
+        let file = csv(&listings);
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let first = replay(&file, &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        assert_eq!(first.rows, listings.len());
+        assert_eq!(first.rejected, 0);
+        assert_eq!(first.published, listings.len());
+        assert_eq!(first.new, listings.len());
+        assert!(first.finished());
+        let sent = stream.taken();
+        assert_eq!(sent.len(), listings.len());
+        assert!(sent.iter().all(|e| e.kind == EventKind::New));
+        // Kept where the poller keeps Nashville's Zillow state.
+        assert!(
+            states
+                .0
+                .lock()
+                .expect("lock")
+                .contains_key("zillow/nashville-tn")
+        );
+
+        let second = replay(&file, &stream, &states, options(20), &())
+            .await
+            .expect("replay");
+        assert_eq!(second.published, 0);
+        assert_eq!(second.unchanged, listings.len());
+        assert!(stream.taken().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_json_lines_of_realty_normalize_are_an_export() {
+        let listings = nashville();
+        let mut file = Vec::new();
+        write_json_lines(&listings, &mut file).expect("json lines");
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let report = replay(&file, &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        assert_eq!(report.published, listings.len());
+        // The same listings as CSV change nothing.
+        let again = replay(&csv(&listings), &stream, &states, options(20), &())
+            .await
+            .expect("replay");
+        assert_eq!((again.published, again.unchanged), (0, listings.len()));
+    }
+
+    #[tokio::test]
+    async fn bad_rows_are_reported_by_row_and_the_good_ones_published() {
+        let listings = nashville();
+        let text = String::from_utf8(csv(&listings[..5])).expect("utf-8");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        // Line 3 (the second listing): a price that is not a number.
+        let price = listings[1].price_minor.to_string();
+        lines[2] = lines[2].replacen(&format!(",{price},"), ",call for price,", 1);
+        // Line 5: observed an hour after the replay runs.
+        let observed = listings[3]
+            .observed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let future = (at(70)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        lines[4] = lines[4].replace(&observed, &future);
+        // Line 7: not a CSV row of the export at all.
+        lines.push("garbage".into());
+        let file = lines.join("\n").into_bytes();
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let report = replay(&file, &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        assert_eq!(report.rows, 6);
+        assert_eq!(report.published, 3);
+        assert_eq!(report.rejected, 3);
+        let rows: Vec<String> = report
+            .rejects
+            .iter()
+            .map(|r| r.position.to_string())
+            .collect();
+        assert_eq!(rows, ["line 3", "line 5", "line 7"], "{:?}", report.rejects);
+        assert!(
+            report.rejects[0].reason.contains("price_minor"),
+            "{}",
+            report.rejects[0]
+        );
+        assert!(
+            report.rejects[1].reason.contains("clock skew"),
+            "{}",
+            report.rejects[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_without_a_listing_infers_no_delisting() {
+        let listings = nashville();
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        replay(&csv(&listings), &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        stream.taken();
+        // A later export: one listing cut by 5 %, one marked sold.
+        let mut cut = listings[0].clone();
+        cut.price_minor = cut.price_minor / 100 * 95;
+        cut.observed_at = at(30);
+        let mut sold = listings[1].clone();
+        sold.status = ListingStatus::Sold;
+        sold.observed_at = at(30);
+        // The rest but the last two as they were: few enough missing that a complete read
+        // would delist them at once (under the delisting guard's share).
+        let mut later = vec![cut.clone(), sold];
+        later.extend_from_slice(&listings[2..listings.len() - 2]);
+        let report = replay(&csv(&later), &stream, &states, options(40), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.changed, report.published), (2, 2));
+        assert_eq!(report.unchanged, listings.len() - 4);
+        let sent = stream.taken();
+        assert!(
+            sent.iter()
+                .all(|e| matches!(e.kind, EventKind::Changed { .. })),
+            "{sent:?}"
+        );
+        let kept = states.0.lock().expect("lock")["zillow/nashville-tn"]
+            .0
+            .clone();
+        assert_eq!(kept.listings.len(), listings.len());
+        assert_eq!(kept.listings[cut.id.as_str()].price_minor, cut.price_minor);
+    }
+
+    #[tokio::test]
+    async fn an_older_export_does_not_move_a_listing_back() {
+        let listings = nashville();
+        let mut newer = listings[0].clone();
+        newer.price_minor += 1_000_000;
+        newer.observed_at = at(30);
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        replay(&csv(&[newer]), &stream, &states, options(40), &())
+            .await
+            .expect("replay");
+        stream.taken();
+        let report = replay(&csv(&listings[..1]), &stream, &states, options(50), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.stale, report.published), (1, 0));
+        assert!(stream.taken().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_the_stream_refused_are_sent_by_the_next_replay() {
+        let listings = nashville();
+        let file = csv(&listings);
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        // One early in the file and two in later chunks, to check the chunks' indexes.
+        let refused: BTreeSet<String> = [0, 15, 33]
+            .iter()
+            .map(|&i| listings[i].id.as_str().to_owned())
+            .collect();
+        *stream.refuse.lock().expect("lock") = refused.clone();
+        let paced = ReplayOptions {
+            rate_per_second: Some(10.0),
+            ..options(10)
+        };
+        let first = replay(&file, &stream, &states, paced, &())
+            .await
+            .expect("replay");
+        assert_eq!(first.unpublished, 3);
+        assert_eq!(first.published, listings.len() - 3);
+        assert!(!first.finished());
+        let sent: BTreeSet<String> = stream
+            .taken()
+            .iter()
+            .map(|e| e.listing.id.as_str().to_owned())
+            .collect();
+        assert!(sent.is_disjoint(&refused));
+        stream.refuse.lock().expect("lock").clear();
+        let second = replay(&file, &stream, &states, options(20), &())
+            .await
+            .expect("replay");
+        assert_eq!(second.published, 3);
+        let resent: BTreeSet<String> = stream
+            .taken()
+            .iter()
+            .map(|e| e.listing.id.as_str().to_owned())
+            .collect();
+        assert_eq!(resent, refused);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_paces_the_chunks_and_progress_counts_every_row() {
+        struct Count(AtomicUsize);
+        impl ReplayProgress for Count {
+            fn advance(&self, rows: usize) {
+                self.0.fetch_add(rows, Ordering::Relaxed);
+            }
+        }
+        let listings = nashville();
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let progress = Count(AtomicUsize::new(0));
+        let paced = ReplayOptions {
+            rate_per_second: Some(10.0),
+            ..options(10)
+        };
+        let mut file = csv(&listings);
+        file.extend_from_slice(b"not,a,row\n");
+        let started = tokio::time::Instant::now();
+        let report = replay(&file, &stream, &states, paced, &progress)
+            .await
+            .expect("replay");
+        assert_eq!(report.published, listings.len());
+        assert_eq!(progress.0.load(Ordering::Relaxed), listings.len() + 1);
+        // Ten a call, one call a second.
+        let calls = listings.len().div_ceil(10);
+        assert_eq!(stream.calls.load(Ordering::Relaxed), calls);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= std::time::Duration::from_secs(calls as u64 - 1),
+            "{elapsed:?}"
+        );
+        // Unpaced: PutRecords-sized calls.
+        stream.calls.store(0, Ordering::Relaxed);
+        let mut cut = listings.clone();
+        for l in &mut cut {
+            l.price_minor -= 100_000;
+            l.observed_at = at(15);
+        }
+        let report = replay(&csv(&cut), &stream, &states, options(20), &())
+            .await
+            .expect("replay");
+        assert_eq!(report.changed, listings.len());
+        assert_eq!(stream.calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_an_export_is_refused_whole() {
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let error = replay(page, &stream, &states, options(10), &())
+            .await
+            .expect_err("an API page");
+        assert!(error.to_string().contains("JSON"), "{error}");
+        assert_eq!(stream.calls.load(Ordering::Relaxed), 0);
+    }
+}
