@@ -85,7 +85,7 @@ fn in_syracuse(mut item: ListingItem, property_type: PropertyType) -> ListingIte
 fn change(old: &ListingItem, new: &ListingItem) -> ListingChange {
     ListingChange {
         sequence_number: "1".into(),
-        old: old.clone(),
+        old: Some(old.clone()),
         new: new.clone(),
     }
 }
@@ -443,9 +443,9 @@ fn event(records: Vec<EventRecord>) -> Event {
 
 /// Five changes, in stream order:
 /// 100: zillow:1 cut 20 % (price drop);
-/// 200: zillow:2 cut 5 % (nothing);
+/// 200: zillow:2 cut 5 % (a price cut, under the drop threshold);
 /// 300: zillow:3 in Syracuse, cut 18 % to 155 $/sqft under the city median 200 (both alerts);
-/// 400: an INSERT (skipped);
+/// 400: an INSERT (a new listing without an area: nothing);
 /// 500: zillow:5 cut 30 % (price drop).
 fn batch() -> Event {
     let syracuse = |price, version| {
@@ -484,6 +484,7 @@ fn batch() -> Event {
 fn expected_alerts() -> Vec<&'static str> {
     vec![
         "alert#price_drop#zillow:1#2",
+        "alert#price_cut#zillow:2#2",
         "alert#price_drop#zillow:3#2",
         "alert#undervalued#zillow:3#2",
         "alert#price_drop#zillow:5#2",
