@@ -287,7 +287,7 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         } else {
             as_of(&new, event)
         };
-        let old = std::mem::replace(&mut previous, Some(next.clone()));
+        let old = previous.replace(next.clone());
         changes.push(ListingChange {
             sequence_number: sequence_number.clone(),
             old,
