@@ -1172,19 +1172,27 @@ fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
                 json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
         }
         old = Some(price);
-        let mut record = template.clone();
-        let sequence = format!(
-            "4959033827149025660855969253836157109592157598913{:07}",
-            1000 + i
-        );
-        record["kinesis"]["sequenceNumber"] = json!(sequence);
-        record["kinesis"]["approximateArrivalTimestamp"] = json!(at.timestamp() + 1);
-        record["kinesis"]["data"] =
-            json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event)?));
-        record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
-        records.push(record);
+        records.push(kinesis_record(&template, &event, 1000 + i, at.timestamp())?);
     }
     Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// `template` (a record of events/metrics-kinesis.json) carrying `event`, as the `n`th
+/// record of the shard, arrived a second after `observed` (epoch seconds).
+fn kinesis_record(
+    template: &Value,
+    event: &Value,
+    n: usize,
+    observed: i64,
+) -> Result<Value, Failed> {
+    let mut record = template.clone();
+    let sequence = format!("4959033827149025660855969253836157109592157598913{n:07}");
+    record["kinesis"]["sequenceNumber"] = json!(sequence);
+    record["kinesis"]["approximateArrivalTimestamp"] = json!(observed + 1);
+    record["kinesis"]["data"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(event)?));
+    record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
+    Ok(record)
 }
 
 /// The alert ids subscribers receive when the real metrics function applies the events in
@@ -1287,17 +1295,8 @@ fn condo_events(steps: &[(u32, i64)]) -> Result<KinesisEvent, Failed> {
             event["changes"] =
                 json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
         }
-        let mut record = template.clone();
-        let sequence = format!(
-            "4959033827149025660855969253836157109592157598913{:07}",
-            2000 + i
-        );
+        let mut record = kinesis_record(&template, &event, 2000 + i, at.timestamp())?;
         record["kinesis"]["partitionKey"] = json!(id);
-        record["kinesis"]["sequenceNumber"] = json!(sequence);
-        record["kinesis"]["approximateArrivalTimestamp"] = json!(at.timestamp() + 1);
-        record["kinesis"]["data"] =
-            json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event)?));
-        record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
         records.push(record);
     }
     Ok(serde_json::from_value(json!({ "Records": records }))?)
