@@ -38,6 +38,7 @@ crate::async_tests!(
     a_live_claim_is_not_taken_over_and_an_expired_one_is,
     a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
     the_same_events_fire_the_same_alerts_however_metrics_batched_them,
+    a_new_undervalued_listing_alerts_once_and_a_watched_cut_reaches_only_its_watcher,
 );
 
 // ---- the stack and its clients ----
@@ -462,8 +463,9 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     let e = listing(1005, Syracuse, Condo, 190_000)?;
     let mut f = listing(1006, Nashville, Condo, 3_000)?;
     f.listing.offer = Offer::Rent;
+    // New listings at or under the bound (400 $/sqft): undervalued from their first sighting.
     let g = listing(1007, Nashville, Condo, 400_000)?;
-    let h = listing(1008, Nashville, Condo, 390_000)?; // already undervalued (390 <= 400)
+    let h = listing(1008, Nashville, Condo, 390_000)?;
     let i = listing(1009, Nashville, Condo, 300_000)?;
     for item in [&a, &b, &c, &d, &e, &f, &g, &h, &i] {
         put_listing(&stack, item).await?;
@@ -479,7 +481,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     h2.listing.previous_price_minor = None;
     for item in [
         a2.clone(),
-        repriced(&b, 440_000, 2), // -12 %: a small cut
+        repriced(&b, 440_000, 2), // -12 %: a price cut, under the drop threshold
         repriced(&c, 525_000, 2), // a rise
         repriced(&d, 170_000, 2), // exactly -15 %; 170 > 160: price drop only
         e2.clone(),
@@ -513,9 +515,9 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         response.batch_item_failures.is_empty(),
         format!("{:?}", response.batch_item_failures),
     )?;
-    ensure_clean(&outcome, 4, 0)?;
+    ensure_clean(&outcome, 8, 0)?;
     ensure(
-        outcome.stats.skipped.get("not_modify") == Some(&10),
+        outcome.stats.skipped.get("not_modify") == Some(&1),
         format!("skipped {:?}", outcome.stats.skipped),
     )?;
 
@@ -524,9 +526,13 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         keys(&all)
             == expected(&[
                 ("price_drop", 1001),
+                ("price_cut", 1002),
                 ("price_drop", 1004),
                 ("price_drop", 1005),
                 ("undervalued", 1005),
+                ("undervalued", 1007),
+                ("undervalued", 1008),
+                ("undervalued", 1009),
             ]),
         format!("everything got {:?}", keys(&all)),
     )?;
@@ -546,6 +552,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
             == BTreeMap::from([
                 ("alert_type".to_owned(), "price_drop".to_owned()),
                 ("drop_pct".to_owned(), "20.00".to_owned()),
+                ("listing_id".to_owned(), "zillow:1001".to_owned()),
                 ("market".to_owned(), "nashville-tn".to_owned()),
                 ("property_type".to_owned(), "condo".to_owned()),
             ]),
@@ -594,7 +601,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         .unwrap_or_default();
     let now = chrono::Utc::now().timestamp();
     ensure(
-        records.len() == 4
+        records.len() == 8
             && records.iter().all(|r| {
                 r.get("state")
                     .and_then(|v| v.as_s().ok())
@@ -612,7 +619,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     for _ in 0..2 {
         let (response, outcome) = stack.function.handle(event1.clone()).await;
         ensure(response.batch_item_failures.is_empty(), "replay failed")?;
-        ensure_clean(&outcome, 0, 4)?;
+        ensure_clean(&outcome, 0, 8)?;
     }
     for subscriber in [&everything, &big_drops, &syracuse] {
         let again = drain(&stack, subscriber).await?;
@@ -627,7 +634,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     // Round 2: a further cut of a makes a new version, so new alerts; e falls a little more
     // while undervalued; d rises.
     put_listing(&stack, &repriced(&a2, 380_000, 3)).await?; // -20.83 %, and 380 <= 400
-    put_listing(&stack, &repriced(&e2, 150_000, 3)).await?; // -3.2 %, still undervalued
+    put_listing(&stack, &repriced(&e2, 150_000, 3)).await?; // -3.2 %: a price cut, further under
     put_listing(&stack, &repriced(&d, 178_500, 3)).await?;
     let round2 = reader.next_records().await?;
     ensure(
@@ -636,12 +643,13 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     )?;
     let (response, outcome) = stack.function.handle(lambda_event(&stack, &round2)?).await;
     ensure(response.batch_item_failures.is_empty(), "round 2 failed")?;
-    ensure_clean(&outcome, 3, 0)?;
+    ensure_clean(&outcome, 4, 0)?;
     ensure(
         keys(&drain(&stack, &everything).await?)
             == expected(&[
                 ("price_drop", 1001),
                 ("undervalued", 1001),
+                ("price_cut", 1005),
                 ("undervalued", 1005),
             ]),
         "round 2: everything",
@@ -653,7 +661,8 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         format!("round 2: the >= 20 % subscriber got {dropped:?}"),
     )?;
     ensure(
-        keys(&drain(&stack, &syracuse).await?) == expected(&[("undervalued", 1005)]),
+        keys(&drain(&stack, &syracuse).await?)
+            == expected(&[("price_cut", 1005), ("undervalued", 1005)]),
         "round 2: Syracuse",
     )?;
 
@@ -668,7 +677,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         response.batch_item_failures.is_empty(),
         "full replay failed",
     )?;
-    ensure_clean(&outcome, 0, 7)?;
+    ensure_clean(&outcome, 0, 12)?;
     for subscriber in [&everything, &big_drops, &syracuse] {
         let again = drain(&stack, subscriber).await?;
         ensure(
@@ -764,7 +773,7 @@ async fn an_unreachable_topic_fails_the_batch_and_the_replay_delivers_once(
 fn alert_bytes(old: &ListingItem, new: &ListingItem, median: f64) -> Result<usize, Failed> {
     let change = ListingChange {
         sequence_number: "0".into(),
-        old: old.clone(),
+        old: Some(old.clone()),
         new: new.clone(),
     };
     let median = MarketMedian {
@@ -1163,19 +1172,27 @@ fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
                 json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
         }
         old = Some(price);
-        let mut record = template.clone();
-        let sequence = format!(
-            "4959033827149025660855969253836157109592157598913{:07}",
-            1000 + i
-        );
-        record["kinesis"]["sequenceNumber"] = json!(sequence);
-        record["kinesis"]["approximateArrivalTimestamp"] = json!(at.timestamp() + 1);
-        record["kinesis"]["data"] =
-            json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&event)?));
-        record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
-        records.push(record);
+        records.push(kinesis_record(&template, &event, 1000 + i, at.timestamp())?);
     }
     Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// `template` (a record of events/metrics-kinesis.json) carrying `event`, as the `n`th
+/// record of the shard, arrived a second after `observed` (epoch seconds).
+fn kinesis_record(
+    template: &Value,
+    event: &Value,
+    n: usize,
+    observed: i64,
+) -> Result<Value, Failed> {
+    let mut record = template.clone();
+    let sequence = format!("4959033827149025660855969253836157109592157598913{n:07}");
+    record["kinesis"]["sequenceNumber"] = json!(sequence);
+    record["kinesis"]["approximateArrivalTimestamp"] = json!(observed + 1);
+    record["kinesis"]["data"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(event)?));
+    record["eventID"] = json!(format!("shardId-000000000000:{sequence}"));
+    Ok(record)
 }
 
 /// The alert ids subscribers receive when the real metrics function applies the events in
@@ -1245,6 +1262,190 @@ async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them(
     for cuts in [&[1, 3][..], &[2, 2], &[4]] {
         let got = alerts_after_metrics_batches(&aws, cuts).await?;
         ensure(got == expected, format!("batches of {cuts:?}: {got:?}"))?;
+    }
+    Ok(())
+}
+
+/// Kinesis records of Nashville condos of 1,000 sqft, from events/metrics-kinesis.json's
+/// first record: each step `(native id, dollars)` is the listing's first sighting (`new`) or,
+/// for an id seen before, a price change; one minute apart, in stream order.
+fn condo_events(steps: &[(u32, i64)]) -> Result<KinesisEvent, Failed> {
+    let sample: Value = serde_json::from_str(include_str!("../../events/metrics-kinesis.json"))?;
+    let template = sample["Records"][0].clone();
+    let first: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(template["kinesis"]["data"].as_str().ok_or("no data")?)?,
+    )?;
+    let start = chrono::DateTime::parse_from_rfc3339("2025-09-12T15:40:02Z")?;
+    let mut prices: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut records = Vec::new();
+    for (i, (native_id, dollars)) in steps.iter().enumerate() {
+        let (id, price) = (format!("zillow:{native_id}"), dollars * 100);
+        let at = start + chrono::Duration::minutes(i as i64);
+        let mut event = first.clone();
+        event["listing"]["id"] = json!(id);
+        event["listing"]["price_minor"] = json!(price);
+        event["listing"]["living_area_sqft"] = json!(1_000);
+        event["listing"]["address"]["line"] = json!(format!("{native_id} Main St"));
+        event["listing"]["observed_at"] = json!(at.to_rfc3339());
+        event["observed_at"] = json!(at.to_rfc3339());
+        if let Some(old) = prices.insert(*native_id, price) {
+            event["kind"] = json!("changed");
+            event["listing"]["previous_price_minor"] = json!(old);
+            event["changes"] =
+                json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
+        }
+        let mut record = kinesis_record(&template, &event, 2000 + i, at.timestamp())?;
+        record["kinesis"]["partitionKey"] = json!(id);
+        records.push(record);
+    }
+    Ok(serde_json::from_value(json!({ "Records": records }))?)
+}
+
+/// The acceptance of issue 17's alerts: a new listing 30 % under its market's median $/sqft
+/// raises one undervalued alert, however often its stream records are replayed; a watched
+/// listing's 5 % cut (under the 15 % price-drop threshold) reaches the subscriber whose
+/// filter policy names its id, and neither a watcher of another listing nor a subscriber to
+/// price drops. The real metrics function writes the listings and market figures; the
+/// alerts function reads the listing table's stream.
+async fn a_new_undervalued_listing_alerts_once_and_a_watched_cut_reaches_only_its_watcher(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let stack = stack(&aws).await?;
+    let everything = subscribe(&stack, "everything", None, true).await?;
+    let watcher = subscribe(
+        &stack,
+        "watcher",
+        Some(json!({ "listing_id": ["zillow:7001"] })),
+        false,
+    )
+    .await?;
+    let other_watcher = subscribe(
+        &stack,
+        "other-watcher",
+        Some(json!({ "listing_id": ["zillow:7002", "zillow:7999"] })),
+        true,
+    )
+    .await?;
+    let drops = subscribe(
+        &stack,
+        "drops",
+        Some(json!({ "alert_type": ["price_drop"] })),
+        true,
+    )
+    .await?;
+    let metrics = realty_aws::functions::metrics::MetricsFunction::new(
+        &aws.sdk_config().await,
+        &stack.resources,
+    );
+    // Nine condos at 200 $/sqft; then one at 140 $/sqft (30 % under); then 7001 cut 5 %.
+    let mut steps: Vec<(u32, i64)> = (7001..=7009).map(|id| (id, 200_000)).collect();
+    steps.push((7010, 140_000));
+    steps.push((7001, 190_000));
+    let events = condo_events(&steps)?;
+    let mut reader = stack.stream_reader();
+    let mut all_records = Vec::new();
+    let mut next = 0;
+    let mut round = |size: usize| {
+        let mut part = events.clone();
+        part.records = events.records[next..next + size].to_vec();
+        next += size;
+        part
+    };
+
+    // The market: nine new listings at its median, none undervalued.
+    let (response, _) = metrics.handle(round(9)).await;
+    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
+    let records = reader.next_records().await?;
+    ensure(
+        records.len() == 9,
+        format!("{} listing writes", records.len()),
+    )?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
+    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
+    ensure_clean(&outcome, 0, 0)?;
+    ensure(
+        outcome.stats.changes == 9,
+        format!("each INSERT is a new listing judged: {:?}", outcome.stats),
+    )?;
+    all_records.extend(records);
+
+    // The new listing 30 % under the median: one undervalued alert.
+    let (response, _) = metrics.handle(round(1)).await;
+    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
+    let records = reader.next_records().await?;
+    ensure(
+        records.len() == 1 && records[0].event_name.as_ref().map(|e| e.as_str()) == Some("INSERT"),
+        format!("the new listing's write: {records:?}"),
+    )?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
+    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
+    ensure_clean(&outcome, 1, 0)?;
+    all_records.extend(records);
+    let got = drain(&stack, &everything).await?;
+    ensure(
+        keys(&got) == expected(&[("undervalued", 7010)]),
+        format!("everything got {:?}", keys(&got)),
+    )?;
+    let alert = &got[0].body;
+    ensure(
+        alert.new_listing
+            && (alert.old_price, alert.new_price) == (140_000.0, 140_000.0)
+            && alert.price_per_sqft == Some(140.0)
+            && alert.median_scope.as_deref() == Some("city#nashville-tn#condo")
+            && alert
+                .price_per_sqft_to_median
+                .is_some_and(|r| (r - 0.7).abs() < 0.02)
+            && alert.url.is_some()
+            && got[0].attributes.get("listing_id").map(String::as_str) == Some("zillow:7010"),
+        format!("the new listing's alert: {:?}", got[0]),
+    )?;
+
+    // Every record so far replayed, twice: nothing more.
+    for _ in 0..2 {
+        let (response, outcome) = stack
+            .function
+            .handle(lambda_event(&stack, &all_records)?)
+            .await;
+        ensure(response.batch_item_failures.is_empty(), "replay failed")?;
+        ensure_clean(&outcome, 0, 1)?;
+    }
+    ensure(
+        drain(&stack, &everything).await?.is_empty(),
+        "a replay published again",
+    )?;
+
+    // The watched listing cut 5 %: a price cut, to its watcher only.
+    let (response, _) = metrics.handle(round(1)).await;
+    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
+    let records = reader.next_records().await?;
+    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
+    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
+    ensure_clean(&outcome, 1, 0)?;
+    let watched = drain(&stack, &watcher).await?;
+    ensure(
+        keys(&watched) == expected(&[("price_cut", 7001)]),
+        format!("the watcher got {:?}", keys(&watched)),
+    )?;
+    let cut = &watched[0];
+    ensure(
+        cut.subject.as_deref() == Some("Price cut 5%: 7001 Main St, Nashville, TN now $190,000")
+            && cut.attributes.get("listing_id").map(String::as_str) == Some("zillow:7001")
+            && cut.attributes.get("drop_pct").map(String::as_str) == Some("5.00")
+            && (cut.body.old_price, cut.body.new_price) == (200_000.0, 190_000.0)
+            && cut.body.market_median_price_per_sqft.is_some(),
+        format!("the watched cut: {cut:?}"),
+    )?;
+    ensure(
+        keys(&drain(&stack, &everything).await?) == expected(&[("price_cut", 7001)]),
+        "everything: the cut",
+    )?;
+    for (name, subscriber) in [
+        ("the other watcher", &other_watcher),
+        ("price drops", &drops),
+    ] {
+        let got = drain(&stack, subscriber).await?;
+        ensure(got.is_empty(), format!("{name} got {:?}", keys(&got)))?;
     }
     Ok(())
 }

@@ -44,20 +44,12 @@ fn reads_the_metrics_and_alerts_triggers_from_the_template() {
     assert_eq!(alerts.source_logical_id, "ListingTable");
     assert_eq!(alerts.batch_size, 100);
     assert_eq!(alerts.batching_window, Duration::ZERO);
-    // Every MODIFY, and an INSERT only when its item holds several events (a listing
-    // first seen and changed within one metrics batch: each event is judged).
+    // Every MODIFY and INSERT (a new listing can be undervalued), never a REMOVE.
     let passes = |record: serde_json::Value| alerts.filters.iter().any(|f| f.matches(&record));
-    assert_eq!(alerts.filters.len(), 2);
+    assert_eq!(alerts.filters.len(), 1);
     assert!(passes(json!({"eventName": "MODIFY", "dynamodb": {}})));
-    assert!(!passes(json!({"eventName": "INSERT"})));
-    assert!(!passes(
-        json!({"eventName": "INSERT", "dynamodb": {"NewImage": {}}})
-    ));
-    assert!(passes(
-        json!({"eventName": "INSERT", "dynamodb": {"NewImage": {
-            "several_recent_events": {"BOOL": true}
-        }}})
-    ));
+    assert!(passes(json!({"eventName": "INSERT", "dynamodb": {}})));
+    assert!(!passes(json!({"eventName": "REMOVE", "dynamodb": {}})));
     assert_eq!(
         alerts.on_failure.map(|o| o.logical_id).as_deref(),
         Some("AlertsFailureQueue")

@@ -92,6 +92,7 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
 fn put_alert(stores: &MemoryStores, market: &str, kind: AlertKind, at: DateTime<Utc>) {
     let body = AlertBody {
         alert_type: kind,
+        new_listing: false,
         alert_id: format!("{}:zillow:42:{}", kind.as_str(), at.timestamp()),
         listing_id: "zillow:42".into(),
         address: "740 1st Ave N, Nashville, TN 37201".into(),

@@ -249,6 +249,7 @@ mod alerts_topic_tests {
                 subject: format!("Price drop 20%: {i} Church St, Nashville, TN now $400,000"),
                 body: format!("{{\"n\":{i}}}"),
                 attributes: AlertAttributes {
+                    listing_id: format!("zillow:{i}"),
                     market: "nashville-tn".into(),
                     property_type: "condo".into(),
                     alert_type: AlertKind::PriceDrop,

@@ -109,6 +109,7 @@ mod tests {
     fn body(alert_id: &str, market: &str) -> AlertBody {
         AlertBody {
             alert_type: AlertKind::PriceDrop,
+            new_listing: false,
             alert_id: alert_id.to_owned(),
             listing_id: "zillow:1".into(),
             address: "740 1st Ave N, Nashville, TN 37201".into(),
@@ -138,6 +139,7 @@ mod tests {
             subject: "Price drop 20%".into(),
             body: serde_json::to_string(body).expect("JSON"),
             attributes: AlertAttributes {
+                listing_id: body.listing_id.clone(),
                 market: body.market.clone(),
                 property_type: body.property_type.clone(),
                 alert_type: body.alert_type,

@@ -29,8 +29,12 @@ pub const MAX_SINK_FIELD_BYTES: usize = 512;
 /// The alert's JSON body (the SNS `Message`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertBody {
-    /// `price_drop` or `undervalued`.
+    /// `price_drop`, `price_cut`, `undervalued` or `back_on_market`.
     pub alert_type: AlertKind,
+    /// The alert is about the listing's first sighting (a new listing: its old price is its
+    /// price).
+    #[serde(default)]
+    pub new_listing: bool,
     /// Stable per alert (the idempotency key): subscribers can drop the rare duplicate.
     pub alert_id: String,
     pub listing_id: String,
@@ -68,6 +72,9 @@ pub struct AlertBody {
 /// The message attributes subscribers filter on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertAttributes {
+    /// The listing's id (`zillow:123`): what a watchlist's filter policy names. Ids are
+    /// bounded ([`crate::listing::ListingId`]), far under SNS's attribute limits.
+    pub listing_id: String,
     pub market: String,
     pub property_type: String,
     pub alert_type: AlertKind,
@@ -77,8 +84,9 @@ pub struct AlertAttributes {
 
 impl AlertAttributes {
     /// Name, SNS data type and value of each attribute.
-    pub fn entries(&self) -> [(&'static str, &'static str, String); 4] {
+    pub fn entries(&self) -> [(&'static str, &'static str, String); 5] {
         [
+            ("listing_id", "String", self.listing_id.clone()),
             ("market", "String", self.market.clone()),
             ("property_type", "String", self.property_type.clone()),
             ("alert_type", "String", self.alert_type.as_str().to_owned()),
@@ -210,25 +218,36 @@ fn place(alert: &Alert) -> String {
     }
 }
 
-/// The human subject: `Price drop 20%: 740 1st Ave N, Nashville, TN now $340,000` or
-/// `Undervalued at 77% of median $/sqft: 740 1st Ave N, Nashville, TN for $340,000`.
+/// The human subject: `Price drop 20%: 740 1st Ave N, Nashville, TN now $340,000`,
+/// `Price cut 5%: ...`, `Undervalued new listing at 70% of median $/sqft: ... for $340,000`
+/// or `Back on market: ... for $340,000`.
 pub fn subject(alert: &Alert) -> String {
     let currency = &alert.listing.listing.currency;
     let price = crate::format::money(alert.price.new_minor, currency);
-    let text = match alert.kind {
-        AlertKind::PriceDrop => format!(
-            "Price drop {}%: {} now {price}",
+    let cut = |what: &str| {
+        format!(
+            "{what} {}%: {} now {price}",
             format_pct(alert.price.drop_centi_pct),
             place(alert)
-        ),
+        )
+    };
+    let text = match alert.kind {
+        AlertKind::PriceDrop => cut("Price drop"),
+        AlertKind::PriceCut => cut("Price cut"),
         AlertKind::Undervalued => {
             let ratio = alert
                 .price_per_sqft
                 .zip(alert.median.as_ref())
                 .map(|(p, m)| format!(" at {:.0}% of median $/sqft", 100.0 * p / m.price_per_sqft))
                 .unwrap_or_default();
-            format!("Undervalued{ratio}: {} for {price}", place(alert))
+            let new = if alert.new_listing {
+                " new listing"
+            } else {
+                ""
+            };
+            format!("Undervalued{new}{ratio}: {} for {price}", place(alert))
         }
+        AlertKind::BackOnMarket => format!("Back on market: {} for {price}", place(alert)),
     };
     sanitize_subject(&text)
 }
@@ -240,6 +259,7 @@ pub fn body(alert: &Alert) -> AlertBody {
     let median = alert.median.as_ref();
     AlertBody {
         alert_type: alert.kind,
+        new_listing: alert.new_listing,
         alert_id: alert.idempotency_key(),
         listing_id: item.listing_id.clone(),
         address: address_line(&listing.address),
@@ -302,6 +322,7 @@ pub fn message(alert: &Alert) -> Result<AlertMessage, Unpublishable> {
         alert_id: body.alert_id.clone(),
         subject: subject(alert),
         attributes: AlertAttributes {
+            listing_id: body.listing_id.clone(),
             market: body.market.clone(),
             property_type: body.property_type.clone(),
             alert_type: alert.kind,

@@ -71,10 +71,10 @@ pub struct AlertStats {
     pub records: usize,
     /// Records skipped, by reason (`not_modify`, `malformed_new_image`, ...).
     pub skipped: BTreeMap<&'static str, usize>,
-    /// Listing changes judged: one per event the MODIFY records' writes applied.
+    /// Listing changes judged: one per event the records' writes applied.
     pub changes: usize,
-    pub price_drops_due: usize,
-    pub undervalued_due: usize,
+    /// Alerts due, by type (`price_drop`, `undervalued`, ...).
+    pub due: BTreeMap<&'static str, usize>,
     /// Changes whose market has no median yet (their undervalued check could not run).
     pub without_median: usize,
     /// Alerts skipped because they were published before (re-deliveries).
@@ -217,7 +217,7 @@ where
     let mut failure = FirstFailure::default();
     let wanted: BTreeSet<String> = changes
         .iter()
-        .filter(|c| needs_median(&c.old, &c.new))
+        .filter(|c| needs_median(c.old.as_ref(), &c.new))
         .flat_map(|c| median_scope_keys(&c.new.listing))
         .collect();
     let medians = if wanted.is_empty() {
@@ -228,7 +228,10 @@ where
             Ok(medians) => medians,
             Err(e) => {
                 // Only the changes that needed a median are blocked, from the first of them.
-                if let Some(first) = changes.iter().position(|c| needs_median(&c.old, &c.new)) {
+                if let Some(first) = changes
+                    .iter()
+                    .position(|c| needs_median(c.old.as_ref(), &c.new))
+                {
                     failure.record(first, e.to_string());
                 }
                 BTreeMap::new()
@@ -240,7 +243,7 @@ where
     let mut due: Vec<Pending> = Vec::new();
     let mut sink: Vec<Rejected> = Vec::new();
     for (i, change) in changes.iter().enumerate().take(failure.limit()) {
-        let median = if needs_median(&change.old, &change.new) {
+        let median = if needs_median(change.old.as_ref(), &change.new) {
             let median = pick_median(&change.new.listing, &medians);
             if median.is_none() {
                 stats.without_median += 1;
@@ -250,10 +253,7 @@ where
             None
         };
         for alert in evaluate(change, thresholds, median.as_ref()) {
-            match alert.kind {
-                AlertKind::PriceDrop => stats.price_drops_due += 1,
-                AlertKind::Undervalued => stats.undervalued_due += 1,
-            }
+            *stats.due.entry(alert.kind.as_str()).or_default() += 1;
             match message(&alert) {
                 Ok(message) => due.push(Pending {
                     change: i,

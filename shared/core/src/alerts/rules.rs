@@ -21,16 +21,32 @@ const UNDERVALUED_BOUND_SLACK: f64 = 1e-12;
 pub enum AlertKind {
     /// The price fell by at least the threshold.
     PriceDrop,
-    /// The price per sqft fell to or below a fraction of the market median.
+    /// The price per sqft is at or below a fraction of the market median: a new listing, or
+    /// a change that made it so.
     Undervalued,
+    /// The price fell by less than the price-drop threshold: what a watchlist (a filter on
+    /// `listing_id`) wants to hear of. Each cut is one alert, `price_cut` or `price_drop`.
+    PriceCut,
+    /// A listing that was delisted, sold or off the market is for sale again.
+    BackOnMarket,
 }
 
 impl AlertKind {
+    /// Every kind, in the order [`evaluate`] raises them.
+    pub const ALL: [Self; 4] = [
+        Self::PriceDrop,
+        Self::PriceCut,
+        Self::Undervalued,
+        Self::BackOnMarket,
+    ];
+
     /// The `alert_type` message attribute and JSON value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PriceDrop => "price_drop",
             Self::Undervalued => "undervalued",
+            Self::PriceCut => "price_cut",
+            Self::BackOnMarket => "back_on_market",
         }
     }
 }
@@ -58,19 +74,22 @@ impl Default for AlertThresholds {
     }
 }
 
-/// One listing's change, decoded from a MODIFY record of the listing table's stream.
+/// One listing's change, decoded from an INSERT or MODIFY record of the listing table's
+/// stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListingChange {
     /// The stream record's `dynamodb.SequenceNumber` (the `itemIdentifier` of a failure).
     pub sequence_number: String,
-    pub old: ListingItem,
+    /// The listing before the change; `None` for a listing seen for the first time (a new
+    /// listing: judged on its own, with no old price).
+    pub old: Option<ListingItem>,
     pub new: ListingItem,
 }
 
 /// Why a stream record carries no listing change to judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SkipReason {
-    /// INSERT or REMOVE: a new listing has no old price, a removed one no new price.
+    /// REMOVE (a removed item has no new price), or another event name.
     NotModify,
     /// Without it the record could not be reported as failed.
     NoSequenceNumber,
@@ -125,9 +144,6 @@ pub struct ListingStreamRecord {
     pub sequence_number: Option<String>,
     pub new_image: Image,
     pub old_image: Image,
-    /// Whether the new image carries `several_recent_events: true`, read from the raw image:
-    /// what the trigger's filter matches on an INSERT.
-    pub marked_several: bool,
 }
 
 /// One image of a stream record.
@@ -151,8 +167,9 @@ impl Image {
 }
 
 /// The listing's old and new items of a stream record, or why it carries no change to judge.
-/// An INSERT is a change only when its write applied several events (a listing first seen
-/// and changed in one metrics batch): its old item is the listing as the first left it.
+/// An INSERT is a new listing (no old item); when its write applied several events (a
+/// listing first seen and changed in one metrics batch), [`per_event`] judges the first as
+/// the new listing and each later one against the one before.
 pub fn classify(record: ListingStreamRecord) -> Result<ListingChange, Skipped> {
     let insert = record.event_name == "INSERT";
     if record.event_name != "MODIFY" && !insert {
@@ -161,41 +178,22 @@ pub fn classify(record: ListingStreamRecord) -> Result<ListingChange, Skipped> {
             format!("event {:?}", record.event_name),
         ));
     }
-    if insert {
-        // Not a change unless its write applied several events: a first sighting, or an
-        // item this build does not write, is no news.
-        let not_a_change = || Skipped::new(SkipReason::NotModify, "INSERT of one event");
-        let sequence_number = record
-            .sequence_number
-            .filter(|s| !s.is_empty())
-            .ok_or_else(not_a_change)?;
-        // What the trigger's filter passes: the item's mark of several events. Past it, an
-        // image that does not decode is malformed, not news.
-        if !record.marked_several {
-            return Err(not_a_change());
-        }
-        let new = record
-            .new_image
-            .item(SkipReason::MalformedNewImage, "NewImage")?;
-        let first = new
-            .recent_events
-            .first()
-            .filter(|_| new.recent_events.len() > 1)
-            .ok_or_else(not_a_change)?;
-        // Its events after the first are judged, from the listing as the first left it.
-        let old = as_of(&new, first.clone());
-        return Ok(ListingChange {
-            sequence_number,
-            old,
-            new,
-        });
-    }
     let sequence_number = record
         .sequence_number
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Skipped::new(SkipReason::NoSequenceNumber, "no dynamodb.SequenceNumber"))?;
     if record.new_image == Image::Absent {
         return Err(Skipped::new(SkipReason::NoNewImage, "empty NewImage"));
+    }
+    if insert {
+        let new = record
+            .new_image
+            .item(SkipReason::MalformedNewImage, "NewImage")?;
+        return Ok(ListingChange {
+            sequence_number,
+            old: None,
+            new,
+        });
     }
     if record.old_image == Image::Absent {
         return Err(Skipped::new(
@@ -217,7 +215,7 @@ pub fn classify(record: ListingStreamRecord) -> Result<ListingChange, Skipped> {
     }
     Ok(ListingChange {
         sequence_number,
-        old,
+        old: Some(old),
         new,
     })
 }
@@ -252,16 +250,21 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         mut old,
         mut new,
     } = change;
-    old.recent_events.clear();
-    old.several_recent_events = false;
+    if let Some(old) = old.as_mut() {
+        old.recent_events.clear();
+        old.several_recent_events = false;
+    }
     // The list is in the order metrics applied the events, which within the clock skew is
     // the stream's, not the clocks': the events of this write are those after the old
-    // image's own, or all of them when the write applied more than the list keeps.
+    // image's own, or all of them when the write applied more than the list keeps (or
+    // created the item: the first is then the new listing).
     let recent = std::mem::take(&mut new.recent_events);
-    let start = recent
-        .iter()
-        .position(|e| e.sequence == old.sequence)
-        .map_or(0, |i| i + 1);
+    let start = old.as_ref().map_or(0, |old| {
+        recent
+            .iter()
+            .position(|e| e.sequence == old.sequence)
+            .map_or(0, |i| i + 1)
+    });
     let events: Vec<AppliedEvent> = recent.into_iter().skip(start).collect();
     new.several_recent_events = false;
     let fits = events.len() > 1
@@ -284,7 +287,7 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         } else {
             as_of(&new, event)
         };
-        let old = std::mem::replace(&mut previous, next.clone());
+        let old = previous.replace(next.clone());
         changes.push(ListingChange {
             sequence_number: sequence_number.clone(),
             old,
@@ -350,14 +353,9 @@ impl PriceMove {
     }
 }
 
-/// The price drop of a change, if it reaches the thresholds: the new item alertable, both
-/// prices sale prices in one currency, and the fall at least the threshold percentage of the
-/// old price and at least the floor.
-pub fn price_drop(
-    old: &ListingItem,
-    new: &ListingItem,
-    thresholds: &AlertThresholds,
-) -> Option<PriceMove> {
+/// The price cut of a change, of any size: the new item alertable, both prices positive
+/// sale prices in one currency, the new one lower.
+pub fn price_cut(old: &ListingItem, new: &ListingItem) -> Option<PriceMove> {
     if !is_alertable(new)
         || old.listing.offer != Offer::Sale
         || old.listing.currency != new.listing.currency
@@ -365,15 +363,37 @@ pub fn price_drop(
         return None;
     }
     let (from, to) = (old.listing.price_minor, new.listing.price_minor);
-    if from <= 0 || to <= 0 || to >= from {
-        return None;
-    }
-    let drop = i128::from(from) - i128::from(to);
+    (from > 0 && to > 0 && to < from).then(|| PriceMove::between(from, to))
+}
+
+/// Whether a cut reaches the price-drop thresholds: at least the threshold percentage of the
+/// old price and at least the floor.
+fn reaches_drop_thresholds(cut: &PriceMove, thresholds: &AlertThresholds) -> bool {
+    let (from, drop) = (i128::from(cut.old_minor), i128::from(cut.drop_minor));
     // Exact: drop / from >= pct / 100 as integers, so a drop of exactly the threshold fires.
-    let reaches_pct = drop * CENTI_PCT_PER_WHOLE
-        >= i128::from(thresholds.price_drop_centi_pct) * i128::from(from);
-    let reaches_floor = drop >= i128::from(thresholds.price_drop_min_minor);
-    (reaches_pct && reaches_floor).then(|| PriceMove::between(from, to))
+    let reaches_pct =
+        drop * CENTI_PCT_PER_WHOLE >= i128::from(thresholds.price_drop_centi_pct) * from;
+    reaches_pct && drop >= i128::from(thresholds.price_drop_min_minor)
+}
+
+/// The price drop of a change, if it is a [`price_cut`] reaching the thresholds.
+pub fn price_drop(
+    old: &ListingItem,
+    new: &ListingItem,
+    thresholds: &AlertThresholds,
+) -> Option<PriceMove> {
+    price_cut(old, new).filter(|cut| reaches_drop_thresholds(cut, thresholds))
+}
+
+/// Whether the listing is for sale again after being delisted, sold or off the market (a
+/// relisting: the seller is back, often at a new price).
+pub fn back_on_market(old: &ListingItem, new: &ListingItem) -> bool {
+    let was_off = old.delisted
+        || matches!(
+            old.listing.status,
+            ListingStatus::Sold | ListingStatus::OffMarket
+        );
+    was_off && old.listing.offer == Offer::Sale && is_alertable(new)
 }
 
 /// A market's median price per sqft, and the scope it was read from.
@@ -422,23 +442,25 @@ fn is_undervalued(item: &ListingItem, thresholds: &AlertThresholds, median: &Mar
 }
 
 /// Whether judging the change needs its market's median: only when the new item could be
-/// undervalued and something that decides it changed (price, area, alertability). With
-/// none of those changed, old and new are equally undervalued and nothing fires, so a
-/// change of status or `observed_at` alone costs no market read.
-pub fn needs_median(old: &ListingItem, new: &ListingItem) -> bool {
+/// undervalued and something that decides it changed (price, area, alertability), or it is
+/// a new listing. With none of those changed, old and new are equally undervalued and
+/// nothing fires, so a change of status or `observed_at` alone costs no market read.
+pub fn needs_median(old: Option<&ListingItem>, new: &ListingItem) -> bool {
     is_alertable(new)
         && price_per_sqft(&new.listing).is_some()
-        && (old.listing.price_minor != new.listing.price_minor
-            || old.listing.living_area_sqft != new.listing.living_area_sqft
-            || !is_alertable(old))
+        && old.is_none_or(|old| {
+            old.listing.price_minor != new.listing.price_minor
+                || old.listing.living_area_sqft != new.listing.living_area_sqft
+                || !is_alertable(old)
+        })
 }
 
 /// Whether the change makes the listing an undervalued alert: the new price per sqft is at
-/// or below `undervalued_ratio` x the median, and this is news: the old item was not
-/// undervalued (by the same median), or the price fell further. An unchanged listing, or
-/// one whose price rose but stays under the bound, does not alert again.
+/// or below `undervalued_ratio` x the median, and this is news: a new listing, or the old
+/// item was not undervalued (by the same median), or the price fell further. An unchanged
+/// listing, or one whose price rose but stays under the bound, does not alert again.
 pub fn undervalued(
-    old: &ListingItem,
+    old: Option<&ListingItem>,
     new: &ListingItem,
     thresholds: &AlertThresholds,
     median: &MarketMedian,
@@ -447,8 +469,10 @@ pub fn undervalued(
         return false;
     }
     is_undervalued(new, thresholds, median)
-        && (!is_undervalued(old, thresholds, median)
-            || new.listing.price_minor < old.listing.price_minor)
+        && old.is_none_or(|old| {
+            !is_undervalued(old, thresholds, median)
+                || new.listing.price_minor < old.listing.price_minor
+        })
 }
 
 /// One alert due: what fired, on which version of the listing, with the figures the message
@@ -462,6 +486,8 @@ pub struct Alert {
     /// The new price per sqft (dollars), where the living area is known.
     pub price_per_sqft: Option<f64>,
     pub median: Option<MarketMedian>,
+    /// The change is the listing's first sighting (no old price).
+    pub new_listing: bool,
 }
 
 impl Alert {
@@ -480,27 +506,39 @@ impl Alert {
     }
 }
 
-/// The alerts a change makes, price drop first. `median` is the listing's market median,
-/// where [`needs_median`] asked for one and the market table has one.
+/// The alerts a change makes, in the order of [`AlertKind::ALL`]: a price cut (a
+/// `price_drop` when it reaches the thresholds, else a `price_cut`), undervalued, back on
+/// market. `median` is the listing's market median, where [`needs_median`] asked for one
+/// and the market table has one.
 pub fn evaluate(
     change: &ListingChange,
     thresholds: &AlertThresholds,
     median: Option<&MarketMedian>,
 ) -> Vec<Alert> {
-    let (old, new) = (&change.old, &change.new);
+    let (old, new) = (change.old.as_ref(), &change.new);
+    // A new listing has no old price: its old price is its price.
+    let old_price = old.map_or(new.listing.price_minor, |o| o.listing.price_minor);
     let alert = |kind| Alert {
         kind,
         listing: new.clone(),
-        price: PriceMove::between(old.listing.price_minor, new.listing.price_minor),
+        price: PriceMove::between(old_price, new.listing.price_minor),
         price_per_sqft: price_per_sqft(&new.listing),
         median: median.cloned(),
+        new_listing: old.is_none(),
     };
     let mut alerts = Vec::new();
-    if price_drop(old, new, thresholds).is_some() {
-        alerts.push(alert(AlertKind::PriceDrop));
+    if let Some(cut) = old.and_then(|old| price_cut(old, new)) {
+        alerts.push(alert(if reaches_drop_thresholds(&cut, thresholds) {
+            AlertKind::PriceDrop
+        } else {
+            AlertKind::PriceCut
+        }));
     }
     if median.is_some_and(|m| undervalued(old, new, thresholds, m)) {
         alerts.push(alert(AlertKind::Undervalued));
+    }
+    if old.is_some_and(|old| back_on_market(old, new)) {
+        alerts.push(alert(AlertKind::BackOnMarket));
     }
     alerts
 }

@@ -148,7 +148,7 @@ pub async fn recent_alerts(
 ) -> Result<AlertFeed, PortError> {
     let kinds: Vec<AlertKind> = match kind {
         Some(k) => vec![k],
-        None => vec![AlertKind::PriceDrop, AlertKind::Undervalued],
+        None => AlertKind::ALL.to_vec(),
     };
     // (position, body), from every market and type; each read stops at `limit`, so the
     // newest `limit` of all are among them.

@@ -158,12 +158,12 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
                 .query
                 .get("type")
                 .map(|t| {
-                    [AlertKind::PriceDrop, AlertKind::Undervalued]
+                    AlertKind::ALL
                         .into_iter()
                         .find(|k| k.as_str() == t)
                         .ok_or_else(|| {
                             ApiError::bad(format!(
-                                "type {:?}: price_drop or undervalued",
+                                "type {:?}: price_drop, price_cut, undervalued or back_on_market",
                                 truncate(t)
                             ))
                         })

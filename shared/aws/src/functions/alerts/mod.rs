@@ -18,7 +18,7 @@ use realty_core::alerts::ports::{
     AlertErrorSink, AlertFeed, AlertPublisher, IdempotencyStore, MarketMedians,
 };
 use realty_core::alerts::process::{AlertOutcome, AlertPorts, process_batch};
-use realty_core::alerts::rules::AlertThresholds;
+use realty_core::alerts::rules::{AlertKind, AlertThresholds};
 use realty_core::config::StackResources;
 
 pub mod stream;
@@ -160,10 +160,10 @@ fn record_metrics(outcome: &AlertOutcome) {
     let s = &outcome.stats;
     metrics::counter!("records_in").increment(s.records as u64);
     metrics::counter!("listing_changes").increment(s.changes as u64);
-    metrics::counter!("alerts_due", "alert_type" => "price_drop")
-        .increment(s.price_drops_due as u64);
-    metrics::counter!("alerts_due", "alert_type" => "undervalued")
-        .increment(s.undervalued_due as u64);
+    for kind in AlertKind::ALL {
+        let due = s.due.get(kind.as_str()).copied().unwrap_or(0);
+        metrics::counter!("alerts_due", "alert_type" => kind.as_str()).increment(due as u64);
+    }
     metrics::counter!("changes_without_median").increment(s.without_median as u64);
     // The total (the dashboard's); `process` also counts them per alert type.
     metrics::counter!("alerts_published").increment(s.published as u64);

@@ -9,16 +9,12 @@ use realty_core::store::ListingItem;
 /// `record` with its images decoded.
 pub fn decode(record: EventRecord) -> ListingStreamRecord {
     let change = record.change;
-    // What the trigger's filter matches on an INSERT, read before the image is decoded.
-    let marked_several = change.new_image.get("several_recent_events")
-        == Some(&serde_dynamo::AttributeValue::Bool(true));
     ListingStreamRecord {
         event_id: record.event_id,
         event_name: record.event_name,
         sequence_number: change.sequence_number,
         new_image: image(change.new_image),
         old_image: image(change.old_image),
-        marked_several,
     }
 }
 

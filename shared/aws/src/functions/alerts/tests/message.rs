@@ -45,6 +45,7 @@ fn the_message_of_the_sample() {
     assert_eq!(
         attributes,
         [
+            ("listing_id", "String", "zillow:108712579".to_owned()),
             ("market", "String", "nashville-tn".to_owned()),
             ("property_type", "String", "condo".to_owned()),
             ("alert_type", "String", "price_drop".to_owned()),
@@ -68,13 +69,55 @@ fn the_undervalued_subject_says_how_far_below_the_median() {
     let old = item("zillow:1", 450_000, Some(1_000), 1);
     let new = item("zillow:1", 385_000, Some(1_000), 2);
     let alerts = evaluate(&change(&old, &new), &t, Some(&nashville_condo_median()));
-    let message = message(&alerts[0]).expect("encodes");
+    let subjects: Vec<String> = alerts
+        .iter()
+        .map(|a| message(a).expect("encodes").subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "Price cut 14.44%: 740 1st Ave N, Nashville, TN now $385,000",
+            "Undervalued at 77% of median $/sqft: 740 1st Ave N, Nashville, TN for $385,000"
+        ]
+    );
+    let message = message(&alerts[1]).expect("encodes");
+    assert_eq!(message.attributes.alert_type, AlertKind::Undervalued);
+    assert_eq!(message.attributes.listing_id, "zillow:1");
+    assert_eq!(message.attributes.drop_pct, 14.44);
+}
+
+#[test]
+fn new_listing_and_back_on_market_subjects_say_so() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let new = item("zillow:1", 350_000, Some(1_000), 2);
+    let first_sighting = ListingChange {
+        sequence_number: "1".into(),
+        old: None,
+        new: new.clone(),
+    };
+    let alert = evaluate(&first_sighting, &t, Some(&m)).remove(0);
+    let undervalued = message(&alert).expect("encodes");
+    assert_eq!(
+        undervalued.subject,
+        "Undervalued new listing at 70% of median $/sqft: 740 1st Ave N, Nashville, TN for $350,000"
+    );
+    let body: AlertBody = serde_json::from_str(&undervalued.body).expect("a body");
+    assert!(body.new_listing);
+    assert_eq!(body.price_per_sqft_to_median, Some(0.7));
+    let mut gone = item("zillow:1", 350_000, Some(1_000), 1);
+    gone.delisted = true;
+    let back = evaluate(&change(&gone, &new), &t, Some(&m));
+    assert_eq!(back[1].kind, AlertKind::BackOnMarket);
+    let message = message(&back[1]).expect("encodes");
     assert_eq!(
         message.subject,
-        "Undervalued at 77% of median $/sqft: 740 1st Ave N, Nashville, TN for $385,000"
+        "Back on market: 740 1st Ave N, Nashville, TN for $350,000"
     );
-    assert_eq!(message.attributes.alert_type, AlertKind::Undervalued);
-    assert_eq!(message.attributes.drop_pct, 14.44);
+    let body: AlertBody = serde_json::from_str(&message.body).expect("a body");
+    assert!(!body.new_listing);
+    assert_eq!((body.old_price, body.new_price), (350_000.0, 350_000.0));
+    assert_eq!(body.market_median_price_per_sqft, Some(500.0));
 }
 
 #[test]

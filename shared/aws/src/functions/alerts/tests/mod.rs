@@ -85,7 +85,7 @@ fn in_syracuse(mut item: ListingItem, property_type: PropertyType) -> ListingIte
 fn change(old: &ListingItem, new: &ListingItem) -> ListingChange {
     ListingChange {
         sequence_number: "1".into(),
-        old: old.clone(),
+        old: Some(old.clone()),
         new: new.clone(),
     }
 }
@@ -443,9 +443,9 @@ fn event(records: Vec<EventRecord>) -> Event {
 
 /// Five changes, in stream order:
 /// 100: zillow:1 cut 20 % (price drop);
-/// 200: zillow:2 cut 5 % (nothing);
+/// 200: zillow:2 raised 5 % (nothing);
 /// 300: zillow:3 in Syracuse, cut 18 % to 155 $/sqft under the city median 200 (both alerts);
-/// 400: an INSERT (skipped);
+/// 400: an INSERT (a new listing without an area: nothing);
 /// 500: zillow:5 cut 30 % (price drop).
 fn batch() -> Event {
     let syracuse = |price, version| {
@@ -469,7 +469,7 @@ fn batch() -> Event {
         record(
             "200",
             &item("zillow:2", 600_000, Some(1_000), 1),
-            &item("zillow:2", 570_000, Some(1_000), 2),
+            &item("zillow:2", 630_000, Some(1_000), 2),
         ),
         record("300", &syracuse(190_000, 1), &syracuse(155_000, 2)),
         insert,

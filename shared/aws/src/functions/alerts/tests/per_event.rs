@@ -115,20 +115,39 @@ async fn a_cut_stamped_early_by_a_slow_clock_alerts_however_metrics_batched_it()
     }
 }
 
-#[test]
-fn an_insert_of_several_events_is_marked_for_the_trigger_filter() {
-    // The trigger passes an INSERT only when its new image has `several_recent_events: true`.
-    let events = cut_raise_cut();
-    let marked = |record: &EventRecord| {
-        record.change.new_image.get("several_recent_events")
-            == Some(&serde_dynamo::AttributeValue::Bool(true))
-    };
-    let one_each = metrics_writes(&events, &[1, 1, 1, 1]);
-    assert_eq!(one_each[0].event_name, "INSERT");
-    assert!(!marked(&one_each[0]));
-    let together = metrics_writes(&events, &[2, 2]);
-    assert_eq!(together[0].event_name, "INSERT");
-    assert!(marked(&together[0]));
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_undervalued_listing_alerts_once_however_metrics_batched_it() {
+    // First seen at $350,000 for 1,000 sqft (350 $/sqft, 30 % under the condo median of
+    // 500), then cut 5 %: undervalued as a new listing, then a price cut that takes it
+    // further under the bound.
+    let mut events = cut_raise_cut();
+    events.truncate(2);
+    events[0].listing.price_minor = 35_000_000;
+    events[1].listing.price_minor = 33_250_000;
+    for cuts in [&[1, 1][..], &[2]] {
+        let world = World::default();
+        let records = metrics_writes(&events, cuts);
+        assert_eq!(records[0].event_name, "INSERT");
+        for _ in 0..2 {
+            // Delivered twice: once per event all the same.
+            let (response, _) = world.handle(event(records.clone())).await;
+            assert!(response.batch_item_failures.is_empty());
+        }
+        assert_eq!(
+            world.publisher.published(),
+            [
+                "alert#undervalued#zillow:1#1",
+                "alert#price_cut#zillow:1#2",
+                "alert#undervalued#zillow:1#2"
+            ],
+            "batches of {cuts:?}"
+        );
+        let first: AlertBody =
+            serde_json::from_str(&world.publisher.sent.lock().expect("lock")[0].body)
+                .expect("an alert body");
+        assert!(first.new_listing, "batches of {cuts:?}");
+        assert_eq!((first.old_price, first.new_price), (350_000.0, 350_000.0));
+    }
 }
 
 #[test]
@@ -140,7 +159,8 @@ fn the_events_of_a_write_are_those_after_the_old_image() {
     assert_eq!(change.new.recent_events.len(), 4);
     let judged = per_event(change.clone());
     assert_eq!(judged.len(), 3);
-    assert_eq!(judged[0].old.listing.price_minor, 60_000_000);
+    let old = |c: &ListingChange| c.old.clone().expect("a change of a listing seen before");
+    assert_eq!(old(&judged[0]).listing.price_minor, 60_000_000);
     assert_eq!(
         judged
             .iter()
@@ -154,5 +174,5 @@ fn the_events_of_a_write_are_those_after_the_old_image() {
     let judged = per_event(stale.clone());
     assert_eq!(judged.len(), 1, "judged as one change");
     assert!(judged[0].new.recent_events.is_empty());
-    assert_eq!(judged[0].old.listing, stale.old.listing);
+    assert_eq!(old(&judged[0]).listing, old(&stale).listing);
 }
