@@ -150,7 +150,7 @@ async fn check_lists(
             "old_price": 500000.0, "new_price": 400000.0, "drop_amount": 100000.0, "drop_pct": 20.0,
             "price_per_sqft": 200.0, "market_median_price_per_sqft": 300.0,
             "price_per_sqft_to_median": 0.6667, "median_scope": "city#nashville-tn#condo",
-            "living_area_sqft": 2000, "beds": 2, "baths": 2.0, "url": null,
+            "living_area_sqft": 2000, "beds": 2, "baths": 2.0, "url": null, "new_listing": false,
             "observed_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
         let item = AlertFeedItem {
