@@ -90,9 +90,15 @@ const Lists = (() => {
 
   // What an alert says: "Price cut 6.3 % to $450,000 (was $480,000)".
   function alertWords(a) {
-    if (a.alert_type === "price_drop") {
+    // A big cut (`price_drop`, past the stack's threshold) and a smaller one (`price_cut`,
+    // for watchlists) read alike.
+    if (a.alert_type === "price_drop" || a.alert_type === "price_cut") {
       return "Price cut " + fmt.percent.format(a.drop_pct / 100) + " to " +
         fmt.money.format(a.new_price) + " (was " + fmt.money.format(a.old_price) + ")";
+    }
+    if (a.alert_type === "back_on_market") {
+      return "Back on the market at " + fmt.money.format(a.new_price) +
+        " (was " + fmt.money.format(a.old_price) + ")";
     }
     if (a.alert_type === "undervalued") {
       const ratio = a.price_per_sqft_to_median;
@@ -100,7 +106,8 @@ const Lists = (() => {
       const detail = a.price_per_sqft != null && a.market_median_price_per_sqft != null
         ? ": " + fmt.money.format(a.price_per_sqft) + " against " + fmt.money.format(a.market_median_price_per_sqft)
         : "";
-      return "Asks " + fmt.money.format(a.new_price) + ", a price per sq ft " + under + " the market's typical" + detail;
+      return (a.new_listing ? "New listing: asks " : "Asks ") + fmt.money.format(a.new_price) +
+        ", a price per sq ft " + under + " the market's typical" + detail;
     }
     return a.alert_type;
   }
