@@ -6,6 +6,7 @@ use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_core::api::views::{MarketReport, market_report, scope_of};
 use realty_core::format::dollars;
+use realty_core::metrics::rents::YieldBasis;
 
 use crate::target;
 
@@ -131,14 +132,35 @@ fn print_text(r: &MarketReport) {
             .map_or("-".into(), |p| format!("{p:.1}%"))
     );
     println!(
-        "  median gross yield          {}",
-        f.median_gross_yield
-            .map_or("-".into(), |y| format!("{:.2}%", y * 100.0))
+        "  rentals / median rent       {} / {} a month ({} per sqft)",
+        f.active_rentals,
+        dollars(f.median_rent),
+        f.median_rent_per_sqft
+            .map_or("-".into(), |v| format!("${v:.2}"))
     );
+    let basis = match f.yield_basis {
+        Some(YieldBasis::MarketRents) => " (market rents by bedrooms)",
+        Some(YieldBasis::RentEstimates) => " (listings' rent estimates)",
+        None => "",
+    };
     println!(
-        "  price-to-rent               {}",
+        "  gross yield / price-to-rent {} / {}{basis}",
+        f.gross_yield
+            .map_or("-".into(), |y| format!("{:.2}%", y * 100.0)),
         f.price_to_rent.map_or("-".into(), |p| format!("{p:.1}"))
     );
+    for b in &f.rents_by_bedrooms {
+        println!(
+            "    {:>2} bedrooms             {} rentals at {}, {} for sale at {}: yield {}",
+            b.bedrooms.label(),
+            b.rentals,
+            dollars(b.median_rent),
+            b.sale_listings,
+            dollars(b.median_price),
+            b.gross_yield
+                .map_or("-".into(), |y| format!("{:.2}%", y * 100.0))
+        );
+    }
     println!("  anomalies (price per sqft)  {}", f.anomalous_listings);
     println!(
         "  median price MA 7d / 30d    {} / {}",

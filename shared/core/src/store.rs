@@ -158,6 +158,15 @@ pub struct MarketLiveItem {
     pub hist_listed_day_negated: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub hist_gross_yield: Vec<u8>,
+    /// Rents (absent on items written before rents were kept: none held).
+    #[serde(default, with = "serde_bytes")]
+    pub hist_rent: Vec<u8>,
+    #[serde(default, with = "serde_bytes")]
+    pub hist_rent_per_sqft: Vec<u8>,
+    #[serde(default, with = "serde_bytes")]
+    pub hist_rent_by_bedrooms: Vec<u8>,
+    #[serde(default, with = "serde_bytes")]
+    pub hist_price_by_bedrooms: Vec<u8>,
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
     /// Per day, the medians of its close (absent on items written before they were kept).
     #[serde(default)]
@@ -190,6 +199,10 @@ impl MarketLiveItem {
             hist_living_area: h.living_area,
             hist_listed_day_negated: h.listed_day_negated,
             hist_gross_yield: h.gross_yield,
+            hist_rent: h.rent,
+            hist_rent_per_sqft: h.rent_per_sqft,
+            hist_rent_by_bedrooms: h.rent_by_bedrooms,
+            hist_price_by_bedrooms: h.price_by_bedrooms,
             daily: a.daily.clone(),
             closing: a.closing.clone(),
             figures: a.figures(),
@@ -213,6 +226,10 @@ impl MarketLiveItem {
             living_area: self.hist_living_area,
             listed_day_negated: self.hist_listed_day_negated,
             gross_yield: self.hist_gross_yield,
+            rent: self.hist_rent,
+            rent_per_sqft: self.hist_rent_per_sqft,
+            rent_by_bedrooms: self.hist_rent_by_bedrooms,
+            price_by_bedrooms: self.hist_price_by_bedrooms,
         })?;
         let mut watermarks = BTreeMap::new();
         for (shard, seq) in self.watermarks {

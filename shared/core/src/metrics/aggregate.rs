@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::histogram::{DayHistogram, HistogramDecodeError, LogHistogram};
 use super::history::{Trends, trends};
+use super::rents::{BedroomRents, ByBedrooms, RentAggregate, YieldBasis};
 use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
 
 /// How long daily counters stay in the live item (the daily snapshots keep them after).
@@ -34,10 +35,13 @@ pub enum Standing {
     Active,
     /// Under contract or pending.
     Pending,
+    /// For rent and available: `price_minor` is the monthly rent.
+    Rental,
 }
 
-/// What a sale listing contributes to its markets. Rentals, and listings that are coming
-/// soon, sold or off the market, contribute nothing.
+/// What a listing contributes to its markets: a sale listing its price, an available rental
+/// its rent. Listings that are coming soon, sold, leased or off the market contribute
+/// nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListingFacts {
     pub standing: Standing,
@@ -46,6 +50,7 @@ pub struct ListingFacts {
     pub zip: Option<String>,
     pub price_minor: i64,
     pub living_area_sqft: Option<u32>,
+    pub beds: Option<u16>,
     /// Days since 1970-01-01 of the on-market date.
     pub on_market_day: Option<i32>,
     pub rent_estimate_minor: Option<i64>,
@@ -56,15 +61,13 @@ pub struct ListingFacts {
 impl ListingFacts {
     /// The facts of `listing`, whose first known price is `first_price_minor`.
     pub fn of(listing: &Listing, first_price_minor: i64) -> Option<Self> {
-        if listing.offer != Offer::Sale {
-            return None;
-        }
-        let standing = match listing.status {
-            ListingStatus::Active => Standing::Active,
-            ListingStatus::UnderContract | ListingStatus::Pending => Standing::Pending,
-            ListingStatus::ComingSoon | ListingStatus::Sold | ListingStatus::OffMarket => {
-                return None;
+        let standing = match (listing.offer, listing.status) {
+            (Offer::Sale, ListingStatus::Active) => Standing::Active,
+            (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
+                Standing::Pending
             }
+            (Offer::Rent, ListingStatus::Active) => Standing::Rental,
+            _ => return None,
         };
         Some(Self {
             standing,
@@ -73,6 +76,7 @@ impl ListingFacts {
             zip: listing.market.zip.clone(),
             price_minor: listing.price_minor,
             living_area_sqft: listing.living_area_sqft.filter(|a| *a > 0),
+            beds: listing.beds,
             on_market_day: listing.on_market_date.map(day_number),
             rent_estimate_minor: listing.rent_estimate_minor.filter(|r| *r > 0),
             has_cut: listing.price_minor < first_price_minor,
@@ -247,7 +251,10 @@ pub struct MarketAggregate {
     pub living_area: LogHistogram,
     /// Negated on-market days, so ascending order is ascending days on market.
     pub listed_day_negated: DayHistogram,
+    /// Gross yields of active listings from their own rent estimates.
     pub gross_yield: LogHistogram,
+    /// Rents, and sale prices by size to match them with.
+    pub rents: RentAggregate,
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
     /// Per day, the medians the market closed the day with (its daily snapshot's), kept as
     /// long as the daily counters: the moving averages and trends of a day's snapshot are
@@ -280,7 +287,8 @@ impl From<&MarketFigures> for DayClose {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Underflow {
     /// The figure that underflowed: a histogram (`price`, `price_per_sqft`, `living_area`,
-    /// `gross_yield`, `listed_day`) or a count (`active`, `pending`).
+    /// `gross_yield`, `listed_day`, `rent`, `rent_per_sqft`, `rent_by_bedrooms`,
+    /// `price_by_bedrooms`) or a count (`active`, `pending`, `rentals`).
     pub what: &'static str,
     /// The histogram's bucket (the day number for `listed_day`; 0 for counts).
     pub bucket: i32,
@@ -321,6 +329,16 @@ impl MarketAggregate {
             }
         };
         match f.standing {
+            Standing::Rental => {
+                let rents = self
+                    .rents
+                    .rental(f.price_minor, f.living_area_sqft, f.beds, sign);
+                underflows.extend(
+                    rents
+                        .into_iter()
+                        .map(|(what, bucket)| Underflow { what, bucket }),
+                );
+            }
             Standing::Pending => {
                 self.pending += sign;
                 count("pending", self.pending);
@@ -355,6 +373,12 @@ impl MarketAggregate {
                         }
                     }
                 }
+                let by_size = self.rents.sale(f.price_minor, f.beds, sign);
+                underflows.extend(
+                    by_size
+                        .into_iter()
+                        .map(|(what, bucket)| Underflow { what, bucket }),
+                );
                 if let Some(day) = f.on_market_day {
                     if sign > 0 {
                         self.listed_day_negated.add(-day);
@@ -411,7 +435,7 @@ impl MarketAggregate {
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
         let median_ppsf = self.price_per_sqft.median();
         let ppsf_mad = self.price_per_sqft.median_absolute_deviation();
-        let median_yield = self.gross_yield.median();
+        let rents = self.rents.figures(self.gross_yield.median());
         let bounds = self.anomaly_bounds();
         MarketFigures {
             as_of: self.as_of,
@@ -437,8 +461,13 @@ impl MarketAggregate {
             delistings_7d: week.delistings,
             share_active_with_cut: ratio(self.active_with_cut, self.active),
             average_cut_pct_7d: ratio(week.cut_bp_sum, week.price_cuts).map(|bp| bp / 100.0),
-            median_gross_yield: median_yield,
-            price_to_rent: median_yield.map(|y| 1.0 / y),
+            active_rentals: rents.active_rentals,
+            median_rent: rents.median_rent,
+            median_rent_per_sqft: rents.median_rent_per_sqft,
+            rents_by_bedrooms: rents.rents_by_bedrooms,
+            gross_yield: rents.gross_yield,
+            price_to_rent: rents.price_to_rent,
+            yield_basis: rents.yield_basis,
             price_per_sqft_mad: ppsf_mad.map(to_major),
             price_per_sqft_anomaly_below: bounds.map(|(low, _)| to_major(low)),
             price_per_sqft_anomaly_above: bounds.map(|(_, high)| to_major(high)),
@@ -507,8 +536,24 @@ pub struct MarketFigures {
     pub delistings_7d: i64,
     pub share_active_with_cut: Option<f64>,
     pub average_cut_pct_7d: Option<f64>,
-    pub median_gross_yield: Option<f64>,
+    /// Active rentals.
+    #[serde(default)]
+    pub active_rentals: i64,
+    /// Median monthly rent of active rentals.
+    #[serde(default)]
+    pub median_rent: Option<f64>,
+    #[serde(default)]
+    pub median_rent_per_sqft: Option<f64>,
+    /// Rents and sale prices by bedrooms, and the yields they give.
+    #[serde(default)]
+    pub rents_by_bedrooms: Vec<BedroomRents>,
+    /// Yearly rent / price for the market's homes for sale (docs/metrics.md).
+    #[serde(default, alias = "median_gross_yield")]
+    pub gross_yield: Option<f64>,
+    /// 1 / `gross_yield`.
     pub price_to_rent: Option<f64>,
+    #[serde(default)]
+    pub yield_basis: Option<YieldBasis>,
     pub price_per_sqft_mad: Option<f64>,
     /// A listing whose price per sqft is below this (or above the next) is an anomaly.
     pub price_per_sqft_anomaly_below: Option<f64>,
@@ -525,6 +570,10 @@ pub struct EncodedHistograms {
     pub living_area: Vec<u8>,
     pub listed_day_negated: Vec<u8>,
     pub gross_yield: Vec<u8>,
+    pub rent: Vec<u8>,
+    pub rent_per_sqft: Vec<u8>,
+    pub rent_by_bedrooms: Vec<u8>,
+    pub price_by_bedrooms: Vec<u8>,
 }
 
 impl MarketAggregate {
@@ -535,6 +584,10 @@ impl MarketAggregate {
             living_area: self.living_area.encode(),
             listed_day_negated: self.listed_day_negated.encode(),
             gross_yield: self.gross_yield.encode(),
+            rent: self.rents.rent.encode(),
+            rent_per_sqft: self.rents.rent_per_sqft.encode(),
+            rent_by_bedrooms: self.rents.rent_by_bedrooms.encode(),
+            price_by_bedrooms: self.rents.price_by_bedrooms.encode(),
         }
     }
 
@@ -547,6 +600,12 @@ impl MarketAggregate {
         self.living_area = LogHistogram::decode(&encoded.living_area)?;
         self.listed_day_negated = DayHistogram::decode(&encoded.listed_day_negated)?;
         self.gross_yield = LogHistogram::decode(&encoded.gross_yield)?;
+        self.rents.rent = LogHistogram::decode(&encoded.rent)?;
+        self.rents.rent_per_sqft = LogHistogram::decode(&encoded.rent_per_sqft)?;
+        self.rents.rent_by_bedrooms = ByBedrooms::decode(&encoded.rent_by_bedrooms)?;
+        self.rents.price_by_bedrooms = ByBedrooms::decode(&encoded.price_by_bedrooms)?;
+        // Rentals are not kept as a count of their own: every rental has a rent.
+        self.rents.rentals = self.rents.rent.count() as i64;
         Ok(())
     }
 }
@@ -564,6 +623,7 @@ mod tests {
             price_minor: price,
             living_area_sqft: Some(area),
             on_market_day: Some(20_000),
+            beds: Some(3),
             rent_estimate_minor: Some(price / 200),
             has_cut: false,
         }
@@ -637,7 +697,15 @@ mod tests {
         let whats: Vec<&str> = underflows.iter().map(|u| u.what).collect();
         // The count goes to zero (one listing held, one removed): not an underflow; the
         // histograms where the stranger's bucket differs from the held listing's miss it.
-        assert_eq!(whats, ["price", "price_per_sqft", "living_area"]);
+        assert_eq!(
+            whats,
+            [
+                "price",
+                "price_per_sqft",
+                "living_area",
+                "price_by_bedrooms"
+            ]
+        );
         assert_eq!(
             underflows[0].bucket,
             LogHistogram::bucket_of(90_000_000.0).unwrap()
@@ -694,7 +762,8 @@ mod tests {
         assert!((f.median_price_per_sqft.unwrap() / 200.0 - 1.0).abs() < 0.01);
         assert_eq!(f.price_cuts_today, 2);
         assert_eq!(f.average_cut_pct_7d, Some(15.0));
-        assert!((f.median_gross_yield.unwrap() / 0.06 - 1.0).abs() < 0.01);
+        assert!((f.gross_yield.unwrap() / 0.06 - 1.0).abs() < 0.01);
+        assert_eq!(f.yield_basis, Some(YieldBasis::RentEstimates));
         assert_eq!(
             f.median_days_on_market,
             Some(i64::from(day_number(day) - 20_000))

@@ -23,7 +23,7 @@ pub const LOG_QUANTILE_MAX_RELATIVE_ERROR: f64 = 0.009_951; // sqrt(1.02) - 1 = 
 /// A histogram's encoded form could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt histogram encoding: {0}")]
-pub struct HistogramDecodeError(&'static str);
+pub struct HistogramDecodeError(pub(super) &'static str);
 
 /// Sparse counts per bucket index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,7 +129,7 @@ fn unzigzag(v: u64) -> Result<i32, HistogramDecodeError> {
     Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -137,7 +137,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, HistogramDecodeError> {
+pub(super) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, HistogramDecodeError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes

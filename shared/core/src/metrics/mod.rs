@@ -11,6 +11,7 @@ pub mod memory;
 pub mod ports;
 pub mod process;
 pub mod reconcile;
+pub mod rents;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,9 @@ use std::sync::Arc;
 
 use super::aggregate::{Contribution, MarketAggregate};
 use super::batch::ListingState;
+use super::histogram::LogHistogram;
 use super::ports::{Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
+use super::rents::ByBedrooms;
 use crate::ports::PortError;
 
 /// The inventory part of every market's aggregate, from the listing states alone.
@@ -114,12 +116,39 @@ pub fn repair(
             &stored.gross_yield,
             &truth.gross_yield,
         ),
+        ("rent histogram", &stored.rents.rent, &truth.rents.rent),
+        (
+            "rent_per_sqft histogram",
+            &stored.rents.rent_per_sqft,
+            &truth.rents.rent_per_sqft,
+        ),
     ] {
         if a != b {
             check(
                 figure,
                 hist(a.count(), a.encode()),
                 hist(b.count(), b.encode()),
+            );
+        }
+    }
+    for (figure, a, b) in [
+        (
+            "rent by bedrooms histograms",
+            &stored.rents.rent_by_bedrooms,
+            &truth.rents.rent_by_bedrooms,
+        ),
+        (
+            "price by bedrooms histograms",
+            &stored.rents.price_by_bedrooms,
+            &truth.rents.price_by_bedrooms,
+        ),
+    ] {
+        if a != b {
+            let count = |g: &ByBedrooms| g.0.values().map(LogHistogram::count).sum();
+            check(
+                figure,
+                hist(count(a), a.encode()),
+                hist(count(b), b.encode()),
             );
         }
     }
@@ -149,6 +178,7 @@ pub fn repair(
         living_area: truth.living_area.clone(),
         listed_day_negated: truth.listed_day_negated.clone(),
         gross_yield: truth.gross_yield.clone(),
+        rents: truth.rents.clone(),
         daily: stored.daily.clone(),
         closing: stored.closing.clone(),
         as_of: stored.as_of,

@@ -38,11 +38,17 @@ pub(crate) fn listing(
             zip.into()
         }),
     };
+    // Every fifth listing is a rental, at a monthly rent of a 200th of the price.
+    let (offer, price, rent_estimate) = if n % 5 == 4 {
+        (Offer::Rent, price / 200, None)
+    } else {
+        (Offer::Sale, price, Some(price / 180))
+    };
     Listing {
         id: ListingId::new(ListingSource::Zillow, &(100_000 + n).to_string()).expect("valid id"),
         source: ListingSource::Zillow,
         status,
-        offer: Offer::Sale,
+        offer,
         price_minor: price,
         currency: "USD".into(),
         previous_price_minor: None,
@@ -59,7 +65,7 @@ pub(crate) fn listing(
         address,
         coordinates: None,
         on_market_date: NaiveDate::from_ymd_opt(2024, 1, 1 + (n % 28)),
-        rent_estimate_minor: Some(price / 180),
+        rent_estimate_minor: rent_estimate,
         source_url: None,
         observed_at: at,
     }
@@ -308,10 +314,18 @@ fn deliver(
 }
 
 /// Aggregates recomputed from scratch from the final listing states.
-/// Per scope: active, pending, sum of active prices, active prices, active prices per sqft.
-type Recomputed = BTreeMap<String, (i64, i64, i64, Vec<f64>, Vec<f64>)>;
+/// One scope's figures recomputed from the final listing states.
+#[derive(Debug, Clone, Default)]
+struct Recomputed {
+    active: i64,
+    pending: i64,
+    price_sum: i64,
+    prices: Vec<f64>,
+    prices_per_sqft: Vec<f64>,
+    rents: Vec<f64>,
+}
 
-fn brute_force(events: &[ListingEvent]) -> Recomputed {
+fn brute_force(events: &[ListingEvent]) -> BTreeMap<String, Recomputed> {
     let mut last: BTreeMap<&str, (&ListingEvent, i64)> = BTreeMap::new();
     for e in events {
         let first = match (&e.kind, last.get(e.listing.id.as_str())) {
@@ -320,7 +334,7 @@ fn brute_force(events: &[ListingEvent]) -> Recomputed {
         };
         last.insert(e.listing.id.as_str(), (e, first));
     }
-    let mut out = Recomputed::new();
+    let mut out: BTreeMap<String, Recomputed> = BTreeMap::new();
     for (e, first) in last.values() {
         if matches!(e.kind, EventKind::Delisted) {
             continue;
@@ -332,12 +346,13 @@ fn brute_force(events: &[ListingEvent]) -> Recomputed {
             let entry = out.entry(scope.key()).or_default();
             match f.standing {
                 Standing::Active => {
-                    entry.0 += 1;
-                    entry.2 += f.price_minor;
-                    entry.3.push(f.price_minor as f64);
-                    entry.4.extend(f.price_per_sqft_minor());
+                    entry.active += 1;
+                    entry.price_sum += f.price_minor;
+                    entry.prices.push(f.price_minor as f64);
+                    entry.prices_per_sqft.extend(f.price_per_sqft_minor());
                 }
-                Standing::Pending => entry.1 += 1,
+                Standing::Pending => entry.pending += 1,
+                Standing::Rental => entry.rents.push(f.price_minor as f64),
             }
         }
     }
@@ -371,16 +386,19 @@ proptest! {
 
         let expected = brute_force(&events);
         let aggregates = stores.inner.aggregates.lock().expect("lock").clone();
-        for (key, (active, pending, price_sum, prices, ppsf)) in expected.clone() {
+        for (key, r) in expected.clone() {
             let a: &MarketAggregate = &aggregates.get(&key).expect("aggregate exists").aggregate;
-            prop_assert_eq!((a.active, a.pending, a.price_sum_minor), (active, pending, price_sum), "{}", key);
+            prop_assert_eq!((a.active, a.pending, a.price_sum_minor), (r.active, r.pending, r.price_sum), "{}", key);
+            prop_assert_eq!(a.rents.rentals, r.rents.len() as i64, "{}", key);
             for q in [0.1, 0.5, 0.9] {
-                match (nearest_rank(&prices, q), a.price.quantile(q)) {
-                    (Some(exact), Some(est)) => prop_assert!((est / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR),
-                    (None, None) => {}
-                    other => prop_assert!(false, "{key}: {other:?}"),
+                for (exact, histogram) in [(&r.prices, &a.price), (&r.rents, &a.rents.rent)] {
+                    match (nearest_rank(exact, q), histogram.quantile(q)) {
+                        (Some(exact), Some(est)) => prop_assert!((est / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR),
+                        (None, None) => {}
+                        other => prop_assert!(false, "{key}: {other:?}"),
+                    }
                 }
-                if let (Some(exact), Some(est)) = (nearest_rank(&ppsf, q), a.price_per_sqft.quantile(q)) {
+                if let (Some(exact), Some(est)) = (nearest_rank(&r.prices_per_sqft, q), a.price_per_sqft.quantile(q)) {
                     prop_assert!((est / exact - 1.0).abs() <= LOG_QUANTILE_MAX_RELATIVE_ERROR);
                 }
             }
@@ -388,15 +406,17 @@ proptest! {
         // Markets that emptied out hold nothing.
         for (key, item) in &aggregates {
             if !expected.contains_key(key) {
-                prop_assert_eq!((item.aggregate.active, item.aggregate.pending, item.aggregate.price_sum_minor), (0, 0, 0), "{}", key);
+                let a = &item.aggregate;
+                prop_assert_eq!((a.active, a.pending, a.price_sum_minor, a.rents.rentals), (0, 0, 0, 0), "{}", key);
             }
         }
-        // Every event counted once: the day counters equal a count over the event list.
+        // Every event counted once: the day counters equal a count over the event list
+        // (cuts of sale listings: rentals count in no daily counter).
         let mut cuts = 0i64;
         let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
         for e in &events {
             let before = seen.get(e.listing.id.as_str());
-            if matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
+            if e.listing.offer == Offer::Sale && matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
                 cuts += 1;
             }
             seen.insert(e.listing.id.as_str(), e.listing.price_minor);
@@ -1008,9 +1028,12 @@ fn a_batch_too_big_for_one_journal_item_is_journaled_in_halves() {
     let all: i64 = aggregates
         .iter()
         .filter(|(k, _)| k.starts_with("city#") && k.ends_with("#all"))
-        .map(|(_, a)| a.aggregate.active)
+        .map(|(_, a)| a.aggregate.active + a.aggregate.rents.rentals)
         .sum();
-    assert_eq!(all, 500, "every listing counted once");
+    assert_eq!(
+        all, 500,
+        "every listing counted once (for sale or for rent)"
+    );
     assert!(
         stores.journals.lock().expect("lock").is_empty(),
         "no journal left"
