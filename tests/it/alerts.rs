@@ -38,23 +38,22 @@ crate::async_tests!(
     a_live_claim_is_not_taken_over_and_an_expired_one_is,
     a_publish_without_an_answer_is_sent_once_and_its_record_comes_again,
     the_same_events_fire_the_same_alerts_however_metrics_batched_them,
-    a_new_undervalued_listing_alerts_once_and_a_watched_cut_reaches_only_its_watcher,
 );
 
 // ---- the stack and its clients ----
 
-struct Stack {
-    resources: StackResources,
+pub(crate) struct Stack {
+    pub(crate) resources: StackResources,
     stream_arn: String,
     dynamodb: aws_sdk_dynamodb::Client,
     streams: aws_sdk_dynamodbstreams::Client,
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
-    function: AlertsFunction,
+    pub(crate) function: AlertsFunction,
     prefix: String,
 }
 
-async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
+pub(crate) async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
     let provisioned = aws.provision(&[]).await;
     let resources = StackResources::from_outputs(&provisioned.outputs)?;
     let stream_arn = provisioned
@@ -79,7 +78,7 @@ async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
 
 impl Stack {
     /// A reader of the listing table's stream from its start.
-    fn stream_reader(&self) -> TableStreamReader {
+    pub(crate) fn stream_reader(&self) -> TableStreamReader {
         TableStreamReader::new(self.streams.clone(), &self.stream_arn)
     }
 }
@@ -175,7 +174,7 @@ async fn put_market(stack: &Stack, scope_key: &str, median: f64) -> Result<(), F
 
 /// The records in the shape Lambda's DynamoDB event source mapping hands a function, as the
 /// local event source mapping builds it, parsed as aws_lambda_events does.
-fn lambda_event(stack: &Stack, records: &[Record]) -> Result<Event, Failed> {
+pub(crate) fn lambda_event(stack: &Stack, records: &[Record]) -> Result<Event, Failed> {
     let lambda_records = records
         .iter()
         .map(|r| runner::dynamodb_record(r, &stack.stream_arn).map(|r| r.json))
@@ -188,12 +187,12 @@ fn lambda_event(stack: &Stack, records: &[Record]) -> Result<Event, Failed> {
 // ---- subscribers ----
 
 /// One SQS queue subscribed to the alert topic.
-struct Subscriber {
+pub(crate) struct Subscriber {
     url: String,
     raw: bool,
 }
 
-async fn subscribe(
+pub(crate) async fn subscribe(
     stack: &Stack,
     name: &str,
     filter_policy: Option<Value>,
@@ -260,11 +259,11 @@ async fn subscribe(
 
 /// An alert as a subscriber received it.
 #[derive(Debug, Clone, PartialEq)]
-struct Received {
-    body: AlertBody,
-    subject: Option<String>,
+pub(crate) struct Received {
+    pub(crate) body: AlertBody,
+    pub(crate) subject: Option<String>,
     /// Message attributes (name -> value).
-    attributes: BTreeMap<String, String>,
+    pub(crate) attributes: BTreeMap<String, String>,
 }
 
 impl Received {
@@ -277,7 +276,7 @@ impl Received {
 }
 
 /// Everything in the queue now, deleted as it is read.
-async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<Received>, Failed> {
+pub(crate) async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<Received>, Failed> {
     let mut out = Vec::new();
     loop {
         let page = stack
@@ -400,13 +399,13 @@ async fn ensure_feed_holds(stack: &Stack, received: &[Received]) -> Result<(), F
     Ok(())
 }
 
-fn keys(received: &[Received]) -> Vec<(String, String)> {
+pub(crate) fn keys(received: &[Received]) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = received.iter().map(Received::key).collect();
     keys.sort();
     keys
 }
 
-fn expected(pairs: &[(&str, u32)]) -> Vec<(String, String)> {
+pub(crate) fn expected(pairs: &[(&str, u32)]) -> Vec<(String, String)> {
     let mut keys: Vec<(String, String)> = pairs
         .iter()
         .map(|(kind, id)| ((*kind).to_owned(), format!("zillow:{id}")))
@@ -415,7 +414,11 @@ fn expected(pairs: &[(&str, u32)]) -> Vec<(String, String)> {
     keys
 }
 
-fn ensure_clean(outcome: &AlertOutcome, published: usize, already: usize) -> Result<(), Failed> {
+pub(crate) fn ensure_clean(
+    outcome: &AlertOutcome,
+    published: usize,
+    already: usize,
+) -> Result<(), Failed> {
     ensure(
         outcome.failed_from.is_none(),
         format!("batch failed: {:?}", outcome.error),
@@ -551,9 +554,11 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
         first.attributes
             == BTreeMap::from([
                 ("alert_type".to_owned(), "price_drop".to_owned()),
+                ("bedrooms".to_owned(), "1".to_owned()),
                 ("drop_pct".to_owned(), "20.00".to_owned()),
                 ("listing_id".to_owned(), "zillow:1001".to_owned()),
                 ("market".to_owned(), "nashville-tn".to_owned()),
+                ("price".to_owned(), "480000".to_owned()),
                 ("property_type".to_owned(), "condo".to_owned()),
             ]),
         format!("attributes {:?}", first.attributes),
@@ -1179,7 +1184,7 @@ fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
 
 /// `template` (a record of events/metrics-kinesis.json) carrying `event`, as the `n`th
 /// record of the shard, arrived a second after `observed` (epoch seconds).
-fn kinesis_record(
+pub(crate) fn kinesis_record(
     template: &Value,
     event: &Value,
     n: usize,
@@ -1262,190 +1267,6 @@ async fn the_same_events_fire_the_same_alerts_however_metrics_batched_them(
     for cuts in [&[1, 3][..], &[2, 2], &[4]] {
         let got = alerts_after_metrics_batches(&aws, cuts).await?;
         ensure(got == expected, format!("batches of {cuts:?}: {got:?}"))?;
-    }
-    Ok(())
-}
-
-/// Kinesis records of Nashville condos of 1,000 sqft, from events/metrics-kinesis.json's
-/// first record: each step `(native id, dollars)` is the listing's first sighting (`new`) or,
-/// for an id seen before, a price change; one minute apart, in stream order.
-fn condo_events(steps: &[(u32, i64)]) -> Result<KinesisEvent, Failed> {
-    let sample: Value = serde_json::from_str(include_str!("../../events/metrics-kinesis.json"))?;
-    let template = sample["Records"][0].clone();
-    let first: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(template["kinesis"]["data"].as_str().ok_or("no data")?)?,
-    )?;
-    let start = chrono::DateTime::parse_from_rfc3339("2025-09-12T15:40:02Z")?;
-    let mut prices: BTreeMap<u32, i64> = BTreeMap::new();
-    let mut records = Vec::new();
-    for (i, (native_id, dollars)) in steps.iter().enumerate() {
-        let (id, price) = (format!("zillow:{native_id}"), dollars * 100);
-        let at = start + chrono::Duration::minutes(i as i64);
-        let mut event = first.clone();
-        event["listing"]["id"] = json!(id);
-        event["listing"]["price_minor"] = json!(price);
-        event["listing"]["living_area_sqft"] = json!(1_000);
-        event["listing"]["address"]["line"] = json!(format!("{native_id} Main St"));
-        event["listing"]["observed_at"] = json!(at.to_rfc3339());
-        event["observed_at"] = json!(at.to_rfc3339());
-        if let Some(old) = prices.insert(*native_id, price) {
-            event["kind"] = json!("changed");
-            event["listing"]["previous_price_minor"] = json!(old);
-            event["changes"] =
-                json!({"price": {"old": old, "new": price}, "status": null, "fields": []});
-        }
-        let mut record = kinesis_record(&template, &event, 2000 + i, at.timestamp())?;
-        record["kinesis"]["partitionKey"] = json!(id);
-        records.push(record);
-    }
-    Ok(serde_json::from_value(json!({ "Records": records }))?)
-}
-
-/// The acceptance of issue 17's alerts: a new listing 30 % under its market's median $/sqft
-/// raises one undervalued alert, however often its stream records are replayed; a watched
-/// listing's 5 % cut (under the 15 % price-drop threshold) reaches the subscriber whose
-/// filter policy names its id, and neither a watcher of another listing nor a subscriber to
-/// price drops. The real metrics function writes the listings and market figures; the
-/// alerts function reads the listing table's stream.
-async fn a_new_undervalued_listing_alerts_once_and_a_watched_cut_reaches_only_its_watcher(
-    aws: Arc<TestAws>,
-) -> Result<(), Failed> {
-    let stack = stack(&aws).await?;
-    let everything = subscribe(&stack, "everything", None, true).await?;
-    let watcher = subscribe(
-        &stack,
-        "watcher",
-        Some(json!({ "listing_id": ["zillow:7001"] })),
-        false,
-    )
-    .await?;
-    let other_watcher = subscribe(
-        &stack,
-        "other-watcher",
-        Some(json!({ "listing_id": ["zillow:7002", "zillow:7999"] })),
-        true,
-    )
-    .await?;
-    let drops = subscribe(
-        &stack,
-        "drops",
-        Some(json!({ "alert_type": ["price_drop"] })),
-        true,
-    )
-    .await?;
-    let metrics = realty_aws::functions::metrics::MetricsFunction::new(
-        &aws.sdk_config().await,
-        &stack.resources,
-    );
-    // Nine condos at 200 $/sqft; then one at 140 $/sqft (30 % under); then 7001 cut 5 %.
-    let mut steps: Vec<(u32, i64)> = (7001..=7009).map(|id| (id, 200_000)).collect();
-    steps.push((7010, 140_000));
-    steps.push((7001, 190_000));
-    let events = condo_events(&steps)?;
-    let mut reader = stack.stream_reader();
-    let mut all_records = Vec::new();
-    let mut next = 0;
-    let mut round = |size: usize| {
-        let mut part = events.clone();
-        part.records = events.records[next..next + size].to_vec();
-        next += size;
-        part
-    };
-
-    // The market: nine new listings at its median, none undervalued.
-    let (response, _) = metrics.handle(round(9)).await;
-    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
-    let records = reader.next_records().await?;
-    ensure(
-        records.len() == 9,
-        format!("{} listing writes", records.len()),
-    )?;
-    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
-    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
-    ensure_clean(&outcome, 0, 0)?;
-    ensure(
-        outcome.stats.changes == 9,
-        format!("each INSERT is a new listing judged: {:?}", outcome.stats),
-    )?;
-    all_records.extend(records);
-
-    // The new listing 30 % under the median: one undervalued alert.
-    let (response, _) = metrics.handle(round(1)).await;
-    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
-    let records = reader.next_records().await?;
-    ensure(
-        records.len() == 1 && records[0].event_name.as_ref().map(|e| e.as_str()) == Some("INSERT"),
-        format!("the new listing's write: {records:?}"),
-    )?;
-    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
-    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
-    ensure_clean(&outcome, 1, 0)?;
-    all_records.extend(records);
-    let got = drain(&stack, &everything).await?;
-    ensure(
-        keys(&got) == expected(&[("undervalued", 7010)]),
-        format!("everything got {:?}", keys(&got)),
-    )?;
-    let alert = &got[0].body;
-    ensure(
-        alert.new_listing
-            && (alert.old_price, alert.new_price) == (140_000.0, 140_000.0)
-            && alert.price_per_sqft == Some(140.0)
-            && alert.median_scope.as_deref() == Some("city#nashville-tn#condo")
-            && alert
-                .price_per_sqft_to_median
-                .is_some_and(|r| (r - 0.7).abs() < 0.02)
-            && alert.url.is_some()
-            && got[0].attributes.get("listing_id").map(String::as_str) == Some("zillow:7010"),
-        format!("the new listing's alert: {:?}", got[0]),
-    )?;
-
-    // Every record so far replayed, twice: nothing more.
-    for _ in 0..2 {
-        let (response, outcome) = stack
-            .function
-            .handle(lambda_event(&stack, &all_records)?)
-            .await;
-        ensure(response.batch_item_failures.is_empty(), "replay failed")?;
-        ensure_clean(&outcome, 0, 1)?;
-    }
-    ensure(
-        drain(&stack, &everything).await?.is_empty(),
-        "a replay published again",
-    )?;
-
-    // The watched listing cut 5 %: a price cut, to its watcher only.
-    let (response, _) = metrics.handle(round(1)).await;
-    ensure(response.batch_item_failures.is_empty(), "metrics failed")?;
-    let records = reader.next_records().await?;
-    let (response, outcome) = stack.function.handle(lambda_event(&stack, &records)?).await;
-    ensure(response.batch_item_failures.is_empty(), "alerts failed")?;
-    ensure_clean(&outcome, 1, 0)?;
-    let watched = drain(&stack, &watcher).await?;
-    ensure(
-        keys(&watched) == expected(&[("price_cut", 7001)]),
-        format!("the watcher got {:?}", keys(&watched)),
-    )?;
-    let cut = &watched[0];
-    ensure(
-        cut.subject.as_deref() == Some("Price cut 5%: 7001 Main St, Nashville, TN now $190,000")
-            && cut.attributes.get("listing_id").map(String::as_str) == Some("zillow:7001")
-            && cut.attributes.get("drop_pct").map(String::as_str) == Some("5.00")
-            && (cut.body.old_price, cut.body.new_price) == (200_000.0, 190_000.0)
-            && cut.body.market_median_price_per_sqft.is_some(),
-        format!("the watched cut: {cut:?}"),
-    )?;
-    ensure(
-        keys(&drain(&stack, &everything).await?) == expected(&[("price_cut", 7001)]),
-        "everything: the cut",
-    )?;
-    for (name, subscriber) in [
-        ("the other watcher", &other_watcher),
-        ("price drops", &drops),
-    ] {
-        let got = drain(&stack, subscriber).await?;
-        ensure(got.is_empty(), format!("{name} got {:?}", keys(&got)))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
 mod alerts;
+mod alerts_investors;
 mod api;
 mod bounds;
 mod dashboard;
@@ -47,6 +48,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(api::tests());
     all.extend(dashboard::tests());
     all.extend(alerts::tests());
+    all.extend(alerts_investors::tests());
     all.extend(demo::tests());
     all
 }

@@ -74,6 +74,7 @@ pub async fn measure(
         ("REALTY_PRICE_DROP_THRESHOLD_PCT", "PriceDropThresholdPct"),
         ("REALTY_PRICE_DROP_MIN_AMOUNT", "PriceDropMinAmount"),
         ("REALTY_UNDERVALUED_RATIO", "UndervaluedRatio"),
+        ("REALTY_NEW_LISTING_ALERTS", "NewListingAlerts"),
     ] {
         if let Some(value) = aws.parameter_default(parameter) {
             env.push((variable.to_owned(), value));

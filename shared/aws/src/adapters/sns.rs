@@ -254,6 +254,8 @@ mod alerts_topic_tests {
                     property_type: "condo".into(),
                     alert_type: AlertKind::PriceDrop,
                     drop_pct: 20.0,
+                    price: 400_000,
+                    bedrooms: Some(2),
                 },
             })
             .collect()

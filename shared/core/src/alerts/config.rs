@@ -13,6 +13,8 @@ pub const PRICE_DROP_MIN_AMOUNT_ENV: &str = "REALTY_PRICE_DROP_MIN_AMOUNT";
 /// Fraction of the market median price per sqft at or below which a listing is undervalued
 /// (`UndervaluedRatio`).
 pub const UNDERVALUED_RATIO_ENV: &str = "REALTY_UNDERVALUED_RATIO";
+/// `true` to publish a `new_listing` alert for every new listing (`NewListingAlerts`).
+pub const NEW_LISTING_ALERTS_ENV: &str = "REALTY_NEW_LISTING_ALERTS";
 
 /// Defaults, as in template.yaml.
 pub const DEFAULT_PRICE_DROP_THRESHOLD_PCT: f64 = 15.0;
@@ -66,8 +68,10 @@ impl AlertsConfig {
             "a fraction from 0 to 1",
             |v| (0.0..=1.0).contains(&v),
         )?;
+        let new_listing_alerts = parse_or(&lookup, NEW_LISTING_ALERTS_ENV, false)?;
         Ok(Self {
             thresholds: AlertThresholds {
+                new_listing_alerts,
                 // Hundredths of a percent: finer thresholds are rounded to them.
                 price_drop_centi_pct: (pct * 100.0).round() as u32,
                 price_drop_min_minor: (min_amount * CENTS_PER_DOLLAR as f64).round() as i64,
@@ -121,6 +125,7 @@ mod tests {
             (PRICE_DROP_THRESHOLD_PCT_ENV, "12.5"),
             (PRICE_DROP_MIN_AMOUNT_ENV, "10000"),
             (UNDERVALUED_RATIO_ENV, "0.75"),
+            (NEW_LISTING_ALERTS_ENV, "true"),
         ])
         .expect("valid");
         assert_eq!(
@@ -129,6 +134,7 @@ mod tests {
                 price_drop_centi_pct: 1_250,
                 price_drop_min_minor: 1_000_000,
                 undervalued_ratio: 0.75,
+                new_listing_alerts: true,
             }
         );
     }
@@ -147,6 +153,7 @@ mod tests {
             (PRICE_DROP_MIN_AMOUNT_ENV, "-1"),
             (UNDERVALUED_RATIO_ENV, "1.2"),
             (UNDERVALUED_RATIO_ENV, "inf"),
+            (NEW_LISTING_ALERTS_ENV, "yes"),
         ] {
             let err = read(&[(name, value)]).expect_err(value);
             assert_eq!(
@@ -159,7 +166,8 @@ mod tests {
                         PRICE_DROP_MIN_AMOUNT_ENV => {
                             "expected an amount of at least 0 (0 disables the floor)"
                         }
-                        _ => "expected a fraction from 0 to 1",
+                        UNDERVALUED_RATIO_ENV => "expected a fraction from 0 to 1",
+                        _ => "provided string was not `true` or `false`",
                     }
                     .to_owned(),
                 }

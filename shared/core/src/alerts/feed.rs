@@ -144,6 +144,8 @@ mod tests {
                 property_type: body.property_type.clone(),
                 alert_type: body.alert_type,
                 drop_pct: body.drop_pct,
+                price: body.new_price.round() as i64,
+                bedrooms: body.beds,
             },
         }
     }

@@ -29,7 +29,8 @@ pub const MAX_SINK_FIELD_BYTES: usize = 512;
 /// The alert's JSON body (the SNS `Message`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertBody {
-    /// `price_drop`, `price_cut`, `undervalued` or `back_on_market`.
+    /// `price_drop`, `price_cut`, `undervalued`, `back_on_market`, `new_listing` or
+    /// `anomaly`.
     pub alert_type: AlertKind,
     /// The alert is about the listing's first sighting (a new listing: its old price is its
     /// price).
@@ -80,18 +81,28 @@ pub struct AlertAttributes {
     pub alert_type: AlertKind,
     /// Percent, two decimals, rounded down (a Number attribute).
     pub drop_pct: f64,
+    /// The new price in whole major units (a Number attribute, for price ranges).
+    pub price: i64,
+    /// Bedrooms, where the source states them (a Number attribute; absent otherwise, so a
+    /// filter on it never matches a listing of unknown size).
+    pub bedrooms: Option<u16>,
 }
 
 impl AlertAttributes {
     /// Name, SNS data type and value of each attribute.
-    pub fn entries(&self) -> [(&'static str, &'static str, String); 5] {
-        [
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, String)> {
+        let mut entries = vec![
             ("listing_id", "String", self.listing_id.clone()),
             ("market", "String", self.market.clone()),
             ("property_type", "String", self.property_type.clone()),
             ("alert_type", "String", self.alert_type.as_str().to_owned()),
             ("drop_pct", "Number", format!("{:.2}", self.drop_pct)),
-        ]
+            ("price", "Number", self.price.to_string()),
+        ];
+        if let Some(beds) = self.bedrooms {
+            entries.push(("bedrooms", "Number", beds.to_string()));
+        }
+        entries
     }
 }
 
@@ -248,6 +259,23 @@ pub fn subject(alert: &Alert) -> String {
             format!("Undervalued{new}{ratio}: {} for {price}", place(alert))
         }
         AlertKind::BackOnMarket => format!("Back on market: {} for {price}", place(alert)),
+        AlertKind::NewListing => {
+            let beds = alert
+                .listing
+                .listing
+                .beds
+                .map(|b| format!(", {b} bd"))
+                .unwrap_or_default();
+            format!("New listing: {} for {price}{beds}", place(alert))
+        }
+        AlertKind::Anomaly => {
+            let against = alert
+                .price_per_sqft
+                .zip(alert.median.as_ref())
+                .map(|(p, m)| format!(" at {:.0}% of median $/sqft", 100.0 * p / m.price_per_sqft))
+                .unwrap_or_default();
+            format!("Unusual price{against}: {} for {price}", place(alert))
+        }
     };
     sanitize_subject(&text)
 }
@@ -327,6 +355,9 @@ pub fn message(alert: &Alert) -> Result<AlertMessage, Unpublishable> {
             property_type: body.property_type.clone(),
             alert_type: alert.kind,
             drop_pct: body.drop_pct,
+            // Whole units: SNS compares numbers to 5 decimals, and a price range needs none.
+            price: body.new_price.round() as i64,
+            bedrooms: body.beds,
         },
         body: encoded,
     };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
 use crate::metrics::aggregate::{Geo, Scope};
 use crate::metrics::batch::AppliedEvent;
+use crate::metrics::interest::InterestKind;
 use crate::store::ListingItem;
 
 /// Hundredths of a percent in a whole (10,000 = 100 %).
@@ -29,15 +30,24 @@ pub enum AlertKind {
     PriceCut,
     /// A listing that was delisted, sold or off the market is for sale again.
     BackOnMarket,
+    /// A listing seen for the first time (when the stack publishes them: `NewListingAlerts`):
+    /// subscribers pick the ones in their criteria with a filter policy on `price`,
+    /// `bedrooms`, `property_type` and `market`.
+    NewListing,
+    /// The metrics function flagged the listing as anomalous for its market: its price per
+    /// sqft outside the market's robust bounds (docs/metrics.md).
+    Anomaly,
 }
 
 impl AlertKind {
     /// Every kind, in the order [`evaluate`] raises them.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::PriceDrop,
         Self::PriceCut,
         Self::Undervalued,
         Self::BackOnMarket,
+        Self::NewListing,
+        Self::Anomaly,
     ];
 
     /// The `alert_type` message attribute and JSON value.
@@ -47,12 +57,14 @@ impl AlertKind {
             Self::Undervalued => "undervalued",
             Self::PriceCut => "price_cut",
             Self::BackOnMarket => "back_on_market",
+            Self::NewListing => "new_listing",
+            Self::Anomaly => "anomaly",
         }
     }
 }
 
-/// When alerts fire (the template's `PriceDropThresholdPct`, `PriceDropMinAmount` and
-/// `UndervaluedRatio`).
+/// When alerts fire (the template's `PriceDropThresholdPct`, `PriceDropMinAmount`,
+/// `UndervaluedRatio` and `NewListingAlerts`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlertThresholds {
     /// A drop alerts from this many hundredths of a percent of the old price (1,500 = 15 %).
@@ -62,6 +74,9 @@ pub struct AlertThresholds {
     pub price_drop_min_minor: i64,
     /// Undervalued: price per sqft at or below this fraction of the market median.
     pub undervalued_ratio: f64,
+    /// Publish a `new_listing` alert for every new listing. Off by default: one message per
+    /// new listing, which a subscriber without a filter policy would get every one of.
+    pub new_listing_alerts: bool,
 }
 
 impl Default for AlertThresholds {
@@ -70,6 +85,7 @@ impl Default for AlertThresholds {
             price_drop_centi_pct: 1_500,
             price_drop_min_minor: 0,
             undervalued_ratio: 0.8,
+            new_listing_alerts: false,
         }
     }
 }
@@ -280,12 +296,17 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
     }
     let last = events.len() - 1;
     let mut changes: Vec<ListingChange> = Vec::with_capacity(events.len());
+    // The lists of interest are judged once per write, after its last event: the steps
+    // before it keep the flags the listing had before the write.
+    let interest_before = old.as_ref().map(|o| o.interest.clone()).unwrap_or_default();
     let mut previous = old;
     for (i, event) in events.into_iter().enumerate() {
         let next = if i == last {
             new.clone()
         } else {
-            as_of(&new, event)
+            let mut step = as_of(&new, event);
+            step.interest.clone_from(&interest_before);
+            step
         };
         let old = previous.replace(next.clone());
         changes.push(ListingChange {
@@ -396,6 +417,13 @@ pub fn back_on_market(old: &ListingItem, new: &ListingItem) -> bool {
     was_off && old.listing.offer == Offer::Sale && is_alertable(new)
 }
 
+/// Whether the metrics function newly flagged the listing as anomalous for its market (its
+/// price per sqft outside the market's bounds), while it can alert.
+pub fn newly_anomalous(old: Option<&ListingItem>, new: &ListingItem) -> bool {
+    let flagged = |item: &ListingItem| item.interest.contains(&InterestKind::Anomalous);
+    is_alertable(new) && flagged(new) && old.is_none_or(|old| !flagged(old))
+}
+
 /// A market's median price per sqft, and the scope it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MarketMedian {
@@ -441,18 +469,19 @@ fn is_undervalued(item: &ListingItem, thresholds: &AlertThresholds, median: &Mar
             .is_some_and(|p| p <= bound + bound.abs() * UNDERVALUED_BOUND_SLACK)
 }
 
-/// Whether judging the change needs its market's median: only when the new item could be
-/// undervalued and something that decides it changed (price, area, alertability), or it is
-/// a new listing. With none of those changed, old and new are equally undervalued and
+/// Whether judging the change needs its market's median: when the listing was just flagged
+/// anomalous (the alert reports the median), or the new item could be undervalued and
+/// something that decides it changed (price, area, alertability), or it is a new listing. With none of those changed, old and new are equally undervalued and
 /// nothing fires, so a change of status or `observed_at` alone costs no market read.
 pub fn needs_median(old: Option<&ListingItem>, new: &ListingItem) -> bool {
-    is_alertable(new)
-        && price_per_sqft(&new.listing).is_some()
-        && old.is_none_or(|old| {
-            old.listing.price_minor != new.listing.price_minor
-                || old.listing.living_area_sqft != new.listing.living_area_sqft
-                || !is_alertable(old)
-        })
+    newly_anomalous(old, new)
+        || is_alertable(new)
+            && price_per_sqft(&new.listing).is_some()
+            && old.is_none_or(|old| {
+                old.listing.price_minor != new.listing.price_minor
+                    || old.listing.living_area_sqft != new.listing.living_area_sqft
+                    || !is_alertable(old)
+            })
 }
 
 /// Whether the change makes the listing an undervalued alert: the new price per sqft is at
@@ -508,7 +537,7 @@ impl Alert {
 
 /// The alerts a change makes, in the order of [`AlertKind::ALL`]: a price cut (a
 /// `price_drop` when it reaches the thresholds, else a `price_cut`), undervalued, back on
-/// market. `median` is the listing's market median, where [`needs_median`] asked for one
+/// market, new listing (when the thresholds ask for them), anomaly. `median` is the listing's market median, where [`needs_median`] asked for one
 /// and the market table has one.
 pub fn evaluate(
     change: &ListingChange,
@@ -539,6 +568,12 @@ pub fn evaluate(
     }
     if old.is_some_and(|old| back_on_market(old, new)) {
         alerts.push(alert(AlertKind::BackOnMarket));
+    }
+    if thresholds.new_listing_alerts && old.is_none() && is_alertable(new) {
+        alerts.push(alert(AlertKind::NewListing));
+    }
+    if newly_anomalous(old, new) {
+        alerts.push(alert(AlertKind::Anomaly));
     }
     alerts
 }

@@ -163,7 +163,7 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
                         .find(|k| k.as_str() == t)
                         .ok_or_else(|| {
                             ApiError::bad(format!(
-                                "type {:?}: price_drop, price_cut, undervalued or back_on_market",
+                                "type {:?}: price_drop, price_cut, undervalued, back_on_market, new_listing or anomaly",
                                 truncate(t)
                             ))
                         })

@@ -100,6 +100,17 @@ const Lists = (() => {
       return "Back on the market at " + fmt.money.format(a.new_price) +
         " (was " + fmt.money.format(a.old_price) + ")";
     }
+    if (a.alert_type === "new_listing") {
+      return "New listing at " + fmt.money.format(a.new_price) + (a.beds != null ? ", " + a.beds + " bedrooms" : "");
+    }
+    if (a.alert_type === "anomaly") {
+      const ratio = a.price_per_sqft_to_median;
+      const side = ratio == null ? "unusual" : ratio < 1 ? "unusually cheap" : "unusually dear";
+      const detail = a.price_per_sqft != null && a.market_median_price_per_sqft != null
+        ? ": " + fmt.money.format(a.price_per_sqft) + " a sq ft against " + fmt.money.format(a.market_median_price_per_sqft)
+        : "";
+      return "Asks " + fmt.money.format(a.new_price) + ", " + side + " for the market" + detail;
+    }
     if (a.alert_type === "undervalued") {
       const ratio = a.price_per_sqft_to_median;
       const under = ratio != null && ratio < 1 ? fmt.percent.format(1 - ratio) + " under" : "under";

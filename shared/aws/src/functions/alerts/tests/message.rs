@@ -41,7 +41,7 @@ fn the_message_of_the_sample() {
     );
     assert_eq!(body.observed_at.to_rfc3339(), "2025-09-12T15:45:03+00:00");
     assert_eq!(body.alert_id, alerts[0].idempotency_key());
-    let attributes: Vec<(&str, &str, String)> = message.attributes.entries().into();
+    let attributes = message.attributes.entries();
     assert_eq!(
         attributes,
         [
@@ -50,6 +50,8 @@ fn the_message_of_the_sample() {
             ("property_type", "String", "condo".to_owned()),
             ("alert_type", "String", "price_drop".to_owned()),
             ("drop_pct", "Number", "20.00".to_owned()),
+            ("price", "Number", "340000".to_owned()),
+            ("bedrooms", "Number", "1".to_owned()),
         ]
     );
 }
@@ -205,4 +207,51 @@ fn an_alert_id_at_its_limit_is_kept_and_past_it_is_unpublishable() {
     let past = message(&alert_with_id_of(MAX_ALERT_ID_BYTES + 1)).expect_err("past the limit");
     assert_eq!(past.kind, "alert_id_too_long");
     assert!(past.reason.len() < 100, "{}", past.reason);
+}
+
+#[test]
+fn new_listing_and_anomaly_subjects_and_attributes_carry_the_criteria() {
+    let on = AlertThresholds {
+        new_listing_alerts: true,
+        ..AlertThresholds::default()
+    };
+    let m = nashville_condo_median();
+    let mut new = item("zillow:1", 385_000, Some(1_000), 1);
+    new.listing.beds = Some(3);
+    new.interest = vec![InterestKind::Anomalous];
+    let first_sighting = ListingChange {
+        sequence_number: "1".into(),
+        old: None,
+        new,
+    };
+    let alerts = evaluate(&first_sighting, &on, Some(&m));
+    assert_eq!(
+        kinds(&alerts),
+        [
+            AlertKind::Undervalued,
+            AlertKind::NewListing,
+            AlertKind::Anomaly
+        ]
+    );
+    let new_listing = message(&alerts[1]).expect("encodes");
+    assert_eq!(
+        new_listing.subject,
+        "New listing: 740 1st Ave N, Nashville, TN for $385,000, 3 bd"
+    );
+    let attributes = new_listing.attributes.entries();
+    assert!(attributes.contains(&("price", "Number", "385000".to_owned())));
+    assert!(attributes.contains(&("bedrooms", "Number", "3".to_owned())));
+    assert!(attributes.contains(&("alert_type", "String", "new_listing".to_owned())));
+    let anomaly = message(&alerts[2]).expect("encodes");
+    assert_eq!(
+        anomaly.subject,
+        "Unusual price at 77% of median $/sqft: 740 1st Ave N, Nashville, TN for $385,000"
+    );
+    let body: AlertBody = serde_json::from_str(&anomaly.body).expect("json");
+    assert_eq!(body.price_per_sqft_to_median, Some(0.77));
+    // Without a bedroom count there is no `bedrooms` attribute: a filter on it cannot match.
+    let mut unknown = alerts[1].clone();
+    unknown.listing.listing.beds = None;
+    let entries = message(&unknown).expect("encodes").attributes.entries();
+    assert!(entries.iter().all(|(name, _, _)| *name != "bedrooms"));
 }

@@ -37,6 +37,7 @@ use realty_core::alerts::rules::*;
 use realty_core::listing::{
     EventKind, ListingChanges, ListingEvent, ListingId, ListingStatus, Offer, PropertyType,
 };
+use realty_core::metrics::interest::InterestKind;
 use realty_core::ports::PortError;
 use realty_core::store::ListingItem;
 

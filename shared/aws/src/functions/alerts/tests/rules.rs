@@ -502,3 +502,77 @@ async fn the_library_fixtures_are_skipped_without_failing_the_batch() {
     }
     assert!(world.publisher.published().is_empty());
 }
+
+// ---- new listings and anomalies ----
+
+#[test]
+fn new_listings_alert_only_when_the_stack_asks_and_only_on_first_sighting() {
+    let new = item("zillow:1", 350_000, Some(1_000), 1);
+    let first_sighting = ListingChange {
+        sequence_number: "1".into(),
+        old: None,
+        new: new.clone(),
+    };
+    let off = AlertThresholds::default();
+    assert!(evaluate(&first_sighting, &off, None).is_empty());
+    let on = AlertThresholds {
+        new_listing_alerts: true,
+        ..AlertThresholds::default()
+    };
+    let alerts = evaluate(&first_sighting, &on, None);
+    assert_eq!(kinds(&alerts), [AlertKind::NewListing]);
+    assert!(alerts[0].new_listing);
+    assert_eq!(alerts[0].idempotency_key(), "alert#new_listing#zillow:1#1");
+    // A later change of the same listing is not new; a sold one never alerts.
+    let changed = item("zillow:1", 340_000, Some(1_000), 2);
+    assert_eq!(
+        kinds(&evaluate(&change(&new, &changed), &on, None)),
+        [AlertKind::PriceCut]
+    );
+    let mut sold = new.clone();
+    sold.listing.status = ListingStatus::Sold;
+    let sold_sighting = ListingChange {
+        sequence_number: "1".into(),
+        old: None,
+        new: sold,
+    };
+    assert!(evaluate(&sold_sighting, &on, None).is_empty());
+}
+
+#[test]
+fn a_listing_newly_flagged_anomalous_alerts_once_with_its_market_comparison() {
+    let t = AlertThresholds::default();
+    let m = nashville_condo_median();
+    let old = item("zillow:1", 400_000, Some(1_000), 1);
+    let mut flagged = item("zillow:1", 150_000, Some(1_000), 2);
+    flagged.interest = vec![InterestKind::PriceCut, InterestKind::Anomalous];
+    assert!(newly_anomalous(Some(&old), &flagged));
+    assert!(needs_median(Some(&old), &flagged));
+    let alerts = evaluate(&change(&old, &flagged), &t, Some(&m));
+    assert_eq!(
+        kinds(&alerts),
+        [
+            AlertKind::PriceDrop,
+            AlertKind::Undervalued,
+            AlertKind::Anomaly
+        ]
+    );
+    let anomaly = &alerts[2];
+    assert_eq!(anomaly.median.as_ref(), Some(&m));
+    assert_eq!(anomaly.price_per_sqft, Some(150.0));
+    // Still anomalous at the next change: no second alert; the flag gone and back: one more.
+    let mut still = flagged.clone();
+    still.sequence = format!("{:0>128}", 3);
+    still.listing.status = ListingStatus::Pending;
+    assert!(!newly_anomalous(Some(&flagged), &still));
+    let mut cleared = still.clone();
+    cleared.interest.clear();
+    let mut again = flagged.clone();
+    again.sequence = format!("{:0>128}", 5);
+    assert!(newly_anomalous(Some(&cleared), &again));
+    // A new listing flagged on its first write alerts too; a flagged rental never does.
+    assert!(newly_anomalous(None, &flagged));
+    let mut rental = flagged.clone();
+    rental.listing.offer = Offer::Rent;
+    assert!(!newly_anomalous(None, &rental));
+}
