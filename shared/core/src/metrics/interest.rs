@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MarketFigures, Scope, Standing, property_type_name};
 use super::batch::ListingState;
+use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
 use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
 
@@ -127,6 +128,12 @@ pub struct InterestingListing {
     pub market_median_price_per_sqft: Option<f64>,
     pub price_per_sqft_to_median: Option<f64>,
     pub anomaly: Option<Anomaly>,
+    /// Yearly rent / price: its market's median rent for its bedrooms, else its own rent
+    /// estimate (`gross_yield_basis` says which; docs/metrics.md).
+    #[serde(default)]
+    pub gross_yield: Option<f64>,
+    #[serde(default)]
+    pub gross_yield_basis: Option<YieldBasis>,
 }
 
 /// One entry of the index.
@@ -213,7 +220,28 @@ fn summary(listing: &Listing) -> InterestingListing {
         market_median_price_per_sqft: None,
         price_per_sqft_to_median: None,
         anomaly: None,
+        gross_yield: None,
+        gross_yield_basis: None,
     }
+}
+
+/// `entry` with the listing's gross yield against its city's rents.
+fn with_yield(
+    mut entry: InterestingListing,
+    listing: &Listing,
+    city: Option<&MarketFigures>,
+) -> InterestingListing {
+    let rents = city.map_or(&[][..], |f| f.rents_by_bedrooms.as_slice());
+    if let Some((y, basis)) = listing_gross_yield(
+        listing.price_minor,
+        listing.beds,
+        listing.rent_estimate_minor,
+        rents,
+    ) {
+        entry.gross_yield = Some((y * 1e4).round() / 1e4);
+        entry.gross_yield_basis = Some(basis);
+    }
+    entry
 }
 
 /// The median price per sqft a listing is compared with: its city's for its property type,
@@ -260,12 +288,13 @@ pub fn judge(
     let at = new.version.observed_at;
     let mut writes = Vec::new();
     // A cut as the market's counters count one: a sale listing that stayed on the market.
+    let city = figures.get(&Scope::city(&market).key());
     if let Some(old) =
         old.filter(|o| !o.delisted && !new.delisted && o.listing.offer == Offer::Sale)
     {
         let (before, after) = (old.listing.price_minor, listing.price_minor);
         if after < before && before > 0 {
-            let mut entry = summary(listing);
+            let mut entry = with_yield(summary(listing), listing, city);
             entry.previous_price = Some(major(before));
             entry.cut_pct = Some(round2((before - after) as f64 * 100.0 / before as f64));
             writes.push(InterestWrite::Put(Box::new(InterestEntry {
@@ -277,7 +306,6 @@ pub fn judge(
             })));
         }
     }
-    let city = figures.get(&Scope::city(&market).key());
     let median = median_for(listing, figures);
     let active = new.facts().is_some_and(|f| f.standing == Standing::Active);
     let ppsf = summary(listing).price_per_sqft;
@@ -304,7 +332,7 @@ pub fn judge(
         let key = sort_key(kind, listing.id.as_str(), at);
         let listed = new.interest.contains(&kind);
         if qualifies {
-            let mut entry = summary(listing);
+            let mut entry = with_yield(summary(listing), listing, city);
             entry.market_median_price_per_sqft = median.map(round2);
             entry.price_per_sqft_to_median = match (ppsf, median) {
                 (Some(p), Some(m)) => Some((p / m * 1e4).round() / 1e4),

@@ -265,6 +265,36 @@ fn to_major(minor: f64) -> f64 {
     minor / 100.0
 }
 
+/// One sale listing's gross yield: 12 × its market's median rent for its size class (where
+/// the class has [`MIN_RENTALS_TO_MATCH`] rentals), else 12 × its own rent estimate, over its
+/// price.
+pub fn listing_gross_yield(
+    price_minor: i64,
+    beds: Option<u16>,
+    rent_estimate_minor: Option<i64>,
+    market: &[BedroomRents],
+) -> Option<(f64, YieldBasis)> {
+    if price_minor <= 0 {
+        return None;
+    }
+    let price = to_major(price_minor as f64);
+    let market_rent = beds.and_then(|b| {
+        let class = BedroomGroup::of(b);
+        market
+            .iter()
+            .find(|r| r.bedrooms == class && r.rentals >= MIN_RENTALS_TO_MATCH as i64)
+            .and_then(|r| r.median_rent)
+    });
+    match (market_rent, rent_estimate_minor.filter(|r| *r > 0)) {
+        (Some(rent), _) => Some((12.0 * rent / price, YieldBasis::MarketRents)),
+        (None, Some(estimate)) => Some((
+            12.0 * estimate as f64 / price_minor as f64,
+            YieldBasis::RentEstimates,
+        )),
+        (None, None) => None,
+    }
+}
+
 /// Where a market's yield comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -341,6 +371,26 @@ mod tests {
         let four = &f.rents_by_bedrooms[1];
         assert_eq!(four.bedrooms, BedroomGroup::FourPlus);
         assert!((f.median_rent_per_sqft.unwrap() / 1.2 - 1.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn a_listing_yields_its_class_rent_else_its_own_estimate() {
+        let mut r = RentAggregate::default();
+        for _ in 0..3 {
+            r.rental(dollars(1_500), None, Some(2), 1);
+        }
+        r.rental(dollars(2_500), None, Some(3), 1);
+        let market = r.figures(None).rents_by_bedrooms;
+        let two = listing_gross_yield(dollars(300_000), Some(2), Some(dollars(9_000)), &market);
+        assert_eq!(two.map(|(_, b)| b), Some(YieldBasis::MarketRents));
+        assert!((two.unwrap().0 / 0.06 - 1.0).abs() < 0.02);
+        // One three-bed rental is not a market rent: the listing's own estimate is used.
+        let three = listing_gross_yield(dollars(400_000), Some(3), Some(dollars(2_000)), &market);
+        assert_eq!(three, Some((0.06, YieldBasis::RentEstimates)));
+        assert_eq!(
+            listing_gross_yield(dollars(400_000), None, None, &market),
+            None
+        );
     }
 
     #[test]

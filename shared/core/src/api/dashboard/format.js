@@ -84,4 +84,9 @@ function fillFigures(list, live, trends) {
   figure("Price cuts, 7 days", or(live.price_cuts_7d, fmt.count));
   figure("Price per sq ft", or(live.median_price_per_sqft, fmt.money));
   figure("Days on the market", or(live.median_days_on_market, fmt.days));
+  figure("Homes for rent", or(live.active_rentals, fmt.count));
+  figure("Typical rent a month", or(live.median_rent, fmt.money));
+  // Yearly rent over price, of homes matched by bedrooms (or the listings' own estimates).
+  figure("Gross rental yield", or(live.gross_yield, fmt.percent));
+  figure("Price-to-rent ratio", or(live.price_to_rent, fmt.decimal));
 }

@@ -81,7 +81,12 @@ const Lists = (() => {
   function fillListings(ul, kind, listings) {
     ul.replaceChildren();
     for (const l of listings) {
-      ul.appendChild(row(addressOf(l), fmt.money.format(l.price), reason(kind, l), sizeText(l)));
+      // The yield an investor would gross at the market's rent for its size.
+      const yieldText = l.gross_yield != null
+        ? "rents for about " + fmt.percent.format(l.gross_yield) + " of its price a year"
+        : "";
+      const details = [sizeText(l), yieldText].filter((t) => t).join(" · ");
+      ul.appendChild(row(addressOf(l), fmt.money.format(l.price), reason(kind, l), details));
     }
     if (listings.length === 0) {
       ul.appendChild(el("li", "empty", (KINDS.find((k) => k.kind === kind) || {}).empty || "None."));
