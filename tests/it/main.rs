@@ -12,6 +12,7 @@ mod monitoring;
 mod operations;
 mod poller;
 mod provisioning;
+mod realtor;
 mod reconcile;
 mod replay;
 mod reso;
@@ -40,6 +41,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(realtor::tests());
     all.extend(replay::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());
