@@ -68,7 +68,14 @@ pub async fn serve(port: u16, config: SimConfig) -> Result<()> {
     );
     println!("  Zillow:  GET  {base_url}/propertyExtendedSearch?location=Nashville,%20TN&page=1");
     println!("  Realtor: POST {base_url}/properties/v3/list");
-    println!("  RESO:    GET  {base_url}/reso/odata/Property");
+    println!("  RESO:    GET  {base_url}/reso/odata/Property  (Authorization: Bearer <token>)");
+    // What `realty secrets set --source reso` takes to poll this simulator.
+    println!(
+        "  RESO token: POST {base_url}/reso/token  (client credentials: client_id {}, client_secret {}, scope {})",
+        realty_sim::RESO_CLIENT_ID,
+        realty_sim::RESO_CLIENT_SECRET,
+        realty_sim::RESO_SCOPE
+    );
     println!(
         "  control: POST {base_url}/control/advance, GET {base_url}/control/state, GET {base_url}/control/ground-truth"
     );
