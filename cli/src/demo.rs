@@ -25,10 +25,9 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::message::AlertBody;
 use realty_core::config::StackResources;
-use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::config::PollerConfig;
 use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, WatchedMarket};
 use realty_core::poller::ports::ConfigStore;
-use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 use realty_core::sources::SourceKind;
 use realty_infra::emulator::{self, EmulatorKind};
@@ -301,17 +300,12 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "REALTY_REQUESTS_PER_SECOND" => Some("500".into()),
         _ => None,
     })?;
-    let keys = ApiKeys {
-        zillow: Some("local".into()),
-        realtor: Some("local".into()),
-        reso: Some(ResoKey::ClientCredentials(ClientCredentials {
-            token_url: format!("{base_url}/reso/token"),
-            client_id: realty_sim::RESO_CLIENT_ID.into(),
-            client_secret: realty_sim::RESO_CLIENT_SECRET.into(),
-            scope: Some(realty_sim::RESO_SCOPE.into()),
-        })),
-    };
-    let built = build_poller(&sdk, &resources, &poller_config, &keys)?;
+    let built = build_poller(
+        &sdk,
+        &resources,
+        &poller_config,
+        &crate::sim::poller_keys(&base_url),
+    )?;
     let sent: SentAt = Arc::default();
     let poller = Poller {
         client: built.client,
