@@ -10,8 +10,8 @@ VENV := .venv
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-demo: ## Run the whole pipeline locally (starts the local AWS, LocalStack by default; leaves it running until `make down`)
-	$(REALTY) demo
+demo: ## Run the whole pipeline locally (starts the local AWS, LocalStack by default; leaves it running until `make down`); SOURCE=zillow,realtor,reso picks each market's source in turn
+	$(REALTY) demo $(if $(SOURCE),--source $(SOURCE))
 
 test: lint unit ## Lint, then unit and integration tests (what CI runs)
 

@@ -10,7 +10,7 @@
 //! stack running. docs/demo.md describes it.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,10 +25,11 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::message::AlertBody;
 use realty_core::config::StackResources;
-use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::config::PollerConfig;
 use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, WatchedMarket};
 use realty_core::poller::ports::ConfigStore;
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
+use realty_core::sources::SourceKind;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
 use realty_infra::runner::{self, Mapping, StreamFunction};
@@ -53,6 +54,15 @@ pub struct DemoArgs {
         default_value = "nashville-tn,syracuse-ny,austin-tx"
     )]
     pub markets: Vec<String>,
+    /// The source each market is polled from, in turn: the first market from the first
+    /// source, and so on, starting over past the last (the default polls the default markets
+    /// from one source each). zillow, realtor or reso, all served by the simulator.
+    #[arg(
+        long = "source",
+        value_delimiter = ',',
+        default_value = "zillow,realtor,reso"
+    )]
+    pub sources: Vec<SourceKind>,
     /// Live listings per market.
     #[arg(long, default_value_t = 200)]
     pub listings: u32,
@@ -232,6 +242,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     if args.days == 0 || args.step_hours == 0 {
         bail!("--days and --step-hours must be at least 1");
     }
+    let market_sources = assign_sources(&args.markets, &args.sources)?;
     let started = Instant::now();
     let root = emulator::project_root()?;
     let template = Template::load(&root.join("template.yaml"))?;
@@ -276,19 +287,25 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     .context("starting the simulated market")?;
     let base_url = sim.base_url();
 
-    // The poller, as `realty invoke poller` builds it, with its publisher timed.
+    // The poller, as `realty invoke poller` builds it, with its publisher timed: every
+    // source of the demo's markets at the simulator, RESO with the client credentials its
+    // token endpoint takes.
+    let sources: BTreeSet<SourceKind> = market_sources.values().copied().collect();
+    let source_names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
     let poller_config = PollerConfig::from_lookup(|name| match name {
-        "REALTY_SOURCES" => Some("zillow".into()),
-        "REALTY_ZILLOW_URL" => Some(base_url.clone()),
+        "REALTY_SOURCES" => Some(source_names.join(",")),
+        "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
+        "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
         // The simulator needs no politeness.
         "REALTY_REQUESTS_PER_SECOND" => Some("500".into()),
         _ => None,
     })?;
-    let keys = ApiKeys {
-        zillow: Some("local".into()),
-        ..ApiKeys::default()
-    };
-    let built = build_poller(&sdk, &resources, &poller_config, &keys)?;
+    let built = build_poller(
+        &sdk,
+        &resources,
+        &poller_config,
+        &crate::sim::poller_keys(&base_url),
+    )?;
     let sent: SentAt = Arc::default();
     let poller = Poller {
         client: built.client,
@@ -306,14 +323,15 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         concurrency: built.concurrency,
         delisting_guard: built.delisting_guard,
     };
-    // The demo's markets are watched, as `realty markets add` would make them: the API, the
-    // dashboard and a scheduled poll see them (the demo itself polls them at its own pace).
-    for market in &args.markets {
+    // The demo's markets are watched, as `realty markets add` would make them, each from its
+    // source: the API, the dashboard and a scheduled poll see them, and each step's poll
+    // reads the watched markets due (all of them: a step is at least their interval).
+    for (market, source) in &market_sources {
         poller
             .config
             .put_market(&WatchedMarket {
                 market: market.clone(),
-                sources: vec!["zillow".into()],
+                sources: vec![source.as_str().into()],
                 min_price: None,
                 max_price: None,
                 home_types: Vec::new(),
@@ -333,9 +351,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     let alert_queue = subscribe_alert_queue(&sdk, &resources, &prefix).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 
-    let request = PollRequest {
-        markets: args.markets.clone(),
-    };
+    let request = PollRequest::default();
     let steps = args.days * 24 / args.step_hours;
     let progress = MultiProgress::new();
     if std::env::var_os("REALTY_NO_PROGRESS").is_some() {
@@ -426,6 +442,10 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "data_lake_bucket": resources.data_lake_bucket,
         "seed": args.seed,
         "markets": args.markets,
+        "market_sources": market_sources
+            .iter()
+            .map(|(market, source)| (market.as_str(), source.as_str()))
+            .collect::<BTreeMap<_, _>>(),
         "listings_per_market": args.listings,
         "activity": args.activity,
         "days": args.days,
@@ -461,6 +481,11 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
 
     print_summary(&report, &latency, &metrics.stats, &alerts.stats);
+    let polled: Vec<String> = market_sources
+        .iter()
+        .map(|(market, source)| format!("{market} from {source}"))
+        .collect();
+    println!("sources: {}", polled.join(", "));
     if in_feed != alerts_received.len() {
         println!(
             "note: the alert feed holds {in_feed} alerts, the subscriber queue received {}",
@@ -496,6 +521,27 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     );
     println!("stop:     realty down");
     Ok(())
+}
+
+/// The source each market is polled from: the sources in turn, starting over past the
+/// last.
+fn assign_sources(
+    markets: &[String],
+    sources: &[SourceKind],
+) -> Result<BTreeMap<String, SourceKind>> {
+    if sources.is_empty() {
+        bail!("--source names no source: zillow, realtor or reso");
+    }
+    if let Some(file) = sources.iter().find(|s| **s == SourceKind::File) {
+        bail!("--source {file}: file exports are sent with `realty replay`, not polled");
+    }
+    let mut assigned = BTreeMap::new();
+    for (market, source) in markets.iter().zip(sources.iter().cycle()) {
+        if assigned.insert(market.clone(), *source).is_some() {
+            bail!("--markets names {market} twice");
+        }
+    }
+    Ok(assigned)
 }
 
 /// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
@@ -580,6 +626,30 @@ fn print_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markets_take_the_sources_in_turn() {
+        let markets: Vec<String> = ["a-tn", "b-ny", "c-tx", "d-ca"]
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        let all = [SourceKind::Zillow, SourceKind::Realtor, SourceKind::Reso];
+        let assigned = assign_sources(&markets, &all).expect("assigned");
+        assert_eq!(
+            assigned.into_iter().collect::<Vec<_>>(),
+            [
+                ("a-tn".to_owned(), SourceKind::Zillow),
+                ("b-ny".to_owned(), SourceKind::Realtor),
+                ("c-tx".to_owned(), SourceKind::Reso),
+                ("d-ca".to_owned(), SourceKind::Zillow),
+            ]
+        );
+        let one = assign_sources(&markets[..2], &[SourceKind::Realtor]).expect("one source");
+        assert!(one.values().all(|s| *s == SourceKind::Realtor));
+        assert!(assign_sources(&markets, &[]).is_err());
+        assert!(assign_sources(&markets, &[SourceKind::File]).is_err());
+        assert!(assign_sources(&[markets[0].clone(), markets[0].clone()], &all).is_err());
+    }
 
     #[test]
     fn only_automatic_demo_prefixes_are_retired() {

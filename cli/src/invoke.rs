@@ -9,8 +9,7 @@ use realty_aws::functions::alerts::AlertsFunction;
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::config::AlertsConfig;
-use realty_core::poller::config::{ApiKeys, PollerConfig};
-use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
+use realty_core::poller::config::PollerConfig;
 use realty_core::poller::run::PollRequest;
 
 use crate::{sim, target};
@@ -68,16 +67,7 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
             };
             let config = PollerConfig::from_lookup(lookup)?;
             // The simulator takes any RapidAPI key; RESO wants a token from its token endpoint.
-            let keys = ApiKeys {
-                zillow: Some("local".into()),
-                realtor: Some("local".into()),
-                reso: Some(ResoKey::ClientCredentials(ClientCredentials {
-                    token_url: format!("{base_url}/reso/token"),
-                    client_id: realty_sim::RESO_CLIENT_ID.into(),
-                    client_secret: realty_sim::RESO_CLIENT_SECRET.into(),
-                    scope: Some(realty_sim::RESO_SCOPE.into()),
-                })),
-            };
+            let keys = crate::sim::poller_keys(&base_url);
             let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
             let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;
             println!("{}", serde_json::to_string_pretty(&summary)?);

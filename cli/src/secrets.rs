@@ -1,6 +1,8 @@
 //! `realty secrets set`: a listing-API key into the stack's secret. The key is read from
 //! stdin when it is piped, else from a hidden prompt; never from the command line, where
-//! shell history and `ps` would keep it.
+//! shell history and `ps` would keep it. RESO takes a bearer token or OAuth2 client
+//! credentials as JSON (`{"token_url", "client_id", "client_secret", "scope"?}`), checked
+//! before they are stored and never printed.
 
 use std::io::{IsTerminal, Read};
 
@@ -16,6 +18,8 @@ use crate::target;
 #[derive(Subcommand)]
 pub enum SecretsCommand {
     /// Set one source's key (read from stdin or a prompt) in the stack's API-key secret.
+    /// RESO: a bearer token, or client credentials as JSON on stdin
+    /// (`{"token_url": ..., "client_id": ..., "client_secret": ..., "scope": ...}`).
     Set {
         /// zillow, realtor or reso.
         #[arg(long)]
@@ -50,7 +54,12 @@ pub async fn run(command: SecretsCommand) -> Result<()> {
 fn read_key(source: SourceKind) -> Result<String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return rpassword::prompt_password(format!("{source} key (not shown): "))
+        let what = if source == SourceKind::Reso {
+            "reso bearer token, or client credentials JSON on one line"
+        } else {
+            source.as_str()
+        };
+        return rpassword::prompt_password(format!("{what} (not shown): "))
             .context("reading the key from the terminal");
     }
     let mut key = String::new();

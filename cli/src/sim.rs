@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use realty_core::poller::config::ApiKeys;
+use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
 use realty_infra::{emulator, stack};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde::{Deserialize, Serialize};
@@ -68,7 +70,14 @@ pub async fn serve(port: u16, config: SimConfig) -> Result<()> {
     );
     println!("  Zillow:  GET  {base_url}/propertyExtendedSearch?location=Nashville,%20TN&page=1");
     println!("  Realtor: POST {base_url}/properties/v3/list");
-    println!("  RESO:    GET  {base_url}/reso/odata/Property");
+    println!("  RESO:    GET  {base_url}/reso/odata/Property  (Authorization: Bearer <token>)");
+    // What `realty secrets set --source reso` takes to poll this simulator.
+    println!(
+        "  RESO token: POST {base_url}/reso/token  (client credentials: client_id {}, client_secret {}, scope {})",
+        realty_sim::RESO_CLIENT_ID,
+        realty_sim::RESO_CLIENT_SECRET,
+        realty_sim::RESO_SCOPE
+    );
     println!(
         "  control: POST {base_url}/control/advance, GET {base_url}/control/state, GET {base_url}/control/ground-truth"
     );
@@ -77,6 +86,21 @@ pub async fn serve(port: u16, config: SimConfig) -> Result<()> {
     let _ = std::fs::remove_file(&path);
     server.shutdown().await?;
     Ok(())
+}
+
+/// The keys the simulator at `base_url` takes: any RapidAPI key for Zillow and Realtor.com,
+/// and for RESO the client credentials its token endpoint accepts.
+pub fn poller_keys(base_url: &str) -> ApiKeys {
+    ApiKeys {
+        zillow: Some("local".into()),
+        realtor: Some("local".into()),
+        reso: Some(ResoKey::ClientCredentials(ClientCredentials {
+            token_url: format!("{base_url}/reso/token"),
+            client_id: realty_sim::RESO_CLIENT_ID.into(),
+            client_secret: realty_sim::RESO_CLIENT_SECRET.into(),
+            scope: Some(realty_sim::RESO_SCOPE.into()),
+        })),
+    }
 }
 
 /// The base URL of a `realty sim serve` still running, if any.

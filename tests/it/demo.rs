@@ -37,7 +37,13 @@ crate::async_tests!(
 );
 
 const SEED: u64 = 11;
+/// Each market from its own source, as the demo polls its default markets (its `--source`
+/// list). RESO (the demo's third) is left out here: read through RESO, a listing cut and
+/// then sold between two polls arrives as one `changed` event (status sold, price down),
+/// which the metrics count as a price cut although the listing did not stay listed
+/// (docs/metrics.md), so the figures would differ from the recomputation by that cut.
 const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
+const SOURCES: [&str; 2] = ["zillow", "realtor"];
 const LISTINGS: u32 = 120;
 /// The charts the report draws per market (the dashboard's, charts.js).
 const CHARTS: usize = 6;
@@ -161,6 +167,8 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
         &SEED.to_string(),
         "--markets",
         &MARKETS.join(","),
+        "--source",
+        &SOURCES.join(","),
         "--listings",
         &LISTINGS.to_string(),
         "--days",
@@ -193,6 +201,16 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
     )?;
     let report: Value = serde_json::from_slice(&std::fs::read(report_dir.join("report.json"))?)?;
     let run = &report["run"];
+    let polled: BTreeMap<String, String> = serde_json::from_value(run["market_sources"].clone())?;
+    let asked: BTreeMap<String, String> = MARKETS
+        .iter()
+        .zip(SOURCES)
+        .map(|(m, s)| (m.to_string(), s.to_owned()))
+        .collect();
+    ensure(
+        polled == asked,
+        format!("the demo polled {polled:?}, not a market from each source"),
+    )?;
 
     check_alerts_against_ground_truth(&report).map_err(|e| format!("the alerts: {e:?}"))?;
     let bucket = run["data_lake_bucket"]
@@ -209,7 +227,7 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
 
 // ---- (a) alerts against the ground truth ----
 
-/// A listing as the Zillow API lists it for sale: there (active or pending) and its price.
+/// A listing as its source lists it for sale: there (active or pending) and its price.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Seen {
     listed: bool,
@@ -238,11 +256,23 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
         poll_times == expected_polls,
         format!("the demo polled at {poll_times:?}, expected daily from {start}"),
     )?;
+    // Each listing by the id its market's source gives it (`zillow:<zpid>`...).
+    let id_of = |market: &str, ids: &realty_sim::SourceIds| -> String {
+        match MARKETS
+            .iter()
+            .position(|m| *m == market)
+            .map(|i| SOURCES[i])
+        {
+            Some("realtor") => format!("realtor:{}", ids.realtor_property_id),
+            Some("reso") => format!("reso:{}", ids.reso_listing_key),
+            _ => format!("zillow:{}", ids.zpid),
+        }
+    };
     let mut state: HashMap<String, Seen> = HashMap::new();
     for key in MARKETS {
         for l in market.listings(key).ok_or("a market is missing")? {
             state.insert(
-                l.ids.zpid.clone(),
+                id_of(key, &l.ids),
                 Seen {
                     listed: l.status.is_live(),
                     price: l.list_price,
@@ -259,7 +289,7 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
         let (from, to) = (window[0], window[1]);
         let before = state.clone();
         for e in truth.iter().filter(|e| e.at > from && e.at <= to) {
-            let seen = state.entry(e.ids.zpid.clone()).or_insert(Seen {
+            let seen = state.entry(id_of(&e.market, &e.ids)).or_insert(Seen {
                 listed: false,
                 price: 0,
             });
@@ -276,8 +306,8 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
             }
         }
         // What the poll at `to` sees against the poll at `from`: net changes only.
-        for (zpid, now) in &state {
-            let Some(was) = before.get(zpid) else {
+        for (id, now) in &state {
+            let Some(was) = before.get(id) else {
                 continue;
             };
             let plausible = was.price >= MIN_PLAUSIBLE_PRICE && now.price >= MIN_PLAUSIBLE_PRICE;
@@ -285,7 +315,7 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
                 && u128::from(was.price - now.price) * 10_000
                     >= u128::from(threshold) * u128::from(was.price);
             if was.listed && now.listed && plausible && dropped {
-                expected.insert((zpid.clone(), to));
+                expected.insert((id.clone(), to));
             }
         }
     }
@@ -301,11 +331,10 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
             let id = a["listing_id"]
                 .as_str()
                 .ok_or("an alert without listing_id")?;
-            let zpid = id.strip_prefix("zillow:").ok_or("not a Zillow listing")?;
             let at: DateTime<Utc> = serde_json::from_value(a["observed_at"].clone())?;
             ensure(
-                raised.insert((zpid.to_owned(), at)),
-                format!("alert for {zpid} at {at} raised twice"),
+                raised.insert((id.to_owned(), at)),
+                format!("alert for {id} at {at} raised twice"),
             )?;
         }
     }
@@ -420,8 +449,11 @@ fn recompute(events: &[Value]) -> Result<BTreeMap<(String, NaiveDate), DayFigure
             let counts = out
                 .entry((market.clone(), observed.date_naive()))
                 .or_default();
+            // A feed that reports status (RESO) also lists sold and withdrawn records: first
+            // seen, they are no new listing on the market.
+            let on_market = matches!(status.as_str(), "active" | "under_contract" | "pending");
             match kind.as_str() {
-                "new" => counts.new_listings += 1,
+                "new" if on_market => counts.new_listings += 1,
                 "changed" => {
                     let change = &e["changes"]["price"];
                     let stays_listed = status != "sold" && status != "off_market";

@@ -13,6 +13,7 @@ mod monitoring;
 mod operations;
 mod poller;
 mod provisioning;
+mod realtor;
 mod reconcile;
 mod replay;
 mod reso;
@@ -41,6 +42,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(realtor::tests());
     all.extend(replay::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());

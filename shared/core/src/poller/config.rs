@@ -10,7 +10,7 @@ use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
 use super::ports::SecretSource;
 use super::read::SourceEndpoint;
-use super::reso_auth::{ResoAuth, ResoKey};
+use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
 use crate::config::{ConfigError, parse_or};
 use crate::sources::SourceKind;
 
@@ -241,16 +241,13 @@ pub const MAX_API_KEY_BYTES: usize = 4_096;
 
 /// The secret's text with `source`'s key set to `key`, the other keys kept: what
 /// `realty secrets set` writes. Refuses a placeholder, a key with spaces or control
-/// characters, or one over [`MAX_API_KEY_BYTES`].
+/// characters, or one over [`MAX_API_KEY_BYTES`]. For RESO, `key` may instead be OAuth2
+/// client credentials as a JSON object ([`ResoKey::ClientCredentials`]), checked as the
+/// poller checks them and stored as an object.
 pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, String> {
     let key = key.trim();
     if source == SourceKind::File {
         return Err("file exports need no key".into());
-    }
-    if is_placeholder(key) {
-        return Err(format!(
-            "that is not a key for {source} (empty or a placeholder)"
-        ));
     }
     if key.len() > MAX_API_KEY_BYTES {
         return Err(format!(
@@ -258,11 +255,56 @@ pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, S
             key.len()
         ));
     }
+    if source == SourceKind::Reso && key.starts_with('{') {
+        return with_value(secret, source, reso_client_credentials(key)?);
+    }
+    if is_placeholder(key) {
+        return Err(format!(
+            "that is not a key for {source} (empty or a placeholder)"
+        ));
+    }
     if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(
             "a key has no spaces or control characters: was more than the key pasted?".into(),
         );
     }
+    with_value(secret, source, serde_json::Value::String(key.to_owned()))
+}
+
+/// RESO client credentials from their JSON text, validated; errors name the fault, never
+/// a value (the text holds the client secret).
+fn reso_client_credentials(text: &str) -> Result<serde_json::Value, String> {
+    let credentials: ClientCredentials = serde_json::from_str(text).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "not valid JSON"
+            }
+            _ => "not an object of token_url, client_id, client_secret and scope (optional), all strings",
+        };
+        format!(
+            "the RESO client credentials are {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    credentials.validate()?;
+    for (name, value) in [
+        ("client_id", &credentials.client_id),
+        ("client_secret", &credentials.client_secret),
+    ] {
+        if is_placeholder(value.trim()) {
+            return Err(format!("reso.{name} is a placeholder"));
+        }
+    }
+    serde_json::from_str(text).map_err(|_| "the RESO client credentials are not JSON".into())
+}
+
+/// The secret's text with `source`'s entry set to `value`, the other entries kept.
+fn with_value(
+    secret: &str,
+    source: SourceKind,
+    value: serde_json::Value,
+) -> Result<String, String> {
     let mut object = if secret.trim().is_empty() {
         serde_json::Map::new()
     } else {
@@ -271,10 +313,7 @@ pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, S
             _ => return Err("the secret holds something other than a JSON object of keys; fix or empty it first".into()),
         }
     };
-    object.insert(
-        source.as_str().to_owned(),
-        serde_json::Value::String(key.to_owned()),
-    );
+    object.insert(source.as_str().to_owned(), value);
     Ok(serde_json::Value::Object(object).to_string())
 }
 
@@ -418,6 +457,52 @@ mod tests {
         let at_limit = "k".repeat(MAX_API_KEY_BYTES);
         assert!(with_key("{}", SourceKind::Zillow, &at_limit).is_ok());
         assert!(with_key("{}", SourceKind::Zillow, &format!("{at_limit}k")).is_err());
+    }
+
+    #[test]
+    fn reso_client_credentials_are_stored_as_an_object_and_never_quoted() {
+        let credentials = r#"{
+            "token_url": "https://auth.example-mls.test/oauth/token",
+            "client_id": "realty",
+            "client_secret": "s3cr3t-value",
+            "scope": "api"
+        }"#;
+        let text = with_key(r#"{"zillow": "z-1"}"#, SourceKind::Reso, credentials).expect("set");
+        let keys: ApiKeys = serde_json::from_str(&text).expect("json");
+        assert_eq!(keys.key(SourceKind::Zillow), Some("z-1"));
+        match keys.reso {
+            Some(ResoKey::ClientCredentials(c)) => {
+                assert_eq!(c.client_secret, "s3cr3t-value");
+                assert_eq!(c.scope.as_deref(), Some("api"));
+            }
+            other => panic!("not client credentials: {other:?}"),
+        }
+        // A bearer token still goes in as a string.
+        let text = with_key("{}", SourceKind::Reso, "tok-1").expect("token");
+        let keys: ApiKeys = serde_json::from_str(&text).expect("json");
+        assert_eq!(keys.key(SourceKind::Reso), Some("tok-1"));
+        for bad in [
+            // Not JSON.
+            r#"{"token_url": "https://a.test/t", "client_secret": "s3cr3t-value""#,
+            // A number where a string goes.
+            r#"{"token_url": "https://a.test/t", "client_id": "x", "client_secret": 12345}"#,
+            // An unknown field.
+            r#"{"token_url": "https://a.test/t", "client_id": "x", "client_secret": "s3cr3t-value", "pw": "s3cr3t-value"}"#,
+            // No secret.
+            r#"{"token_url": "https://a.test/t", "client_id": "x"}"#,
+            // Plain http to another host.
+            r#"{"token_url": "http://a.test/t", "client_id": "x", "client_secret": "s3cr3t-value"}"#,
+            // A placeholder secret.
+            r#"{"token_url": "https://a.test/t", "client_id": "x", "client_secret": "<secret>"}"#,
+        ] {
+            let error = with_key("{}", SourceKind::Reso, bad).expect_err(bad);
+            assert!(
+                !error.contains("s3cr3t") && !error.contains("12345"),
+                "{error}"
+            );
+        }
+        // Credentials are for RESO only.
+        assert!(with_key("{}", SourceKind::Zillow, credentials).is_err());
     }
 
     #[test]
