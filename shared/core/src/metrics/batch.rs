@@ -324,7 +324,11 @@ fn transition(
     match old {
         None => {}
         Some(s) if s.delisted => {}
-        Some(old_state) if !new.delisted && old_state.listing.offer == Offer::Sale => {
+        // A price move of a listing leaving the market (a RESO record sold or withdrawn at a
+        // lower price in one change) is its delisting, not a cut.
+        Some(old_state)
+            if !new.delisted && old_state.listing.offer == Offer::Sale && stays_listed(listing) =>
+        {
             let (before, after) = (old_state.listing.price_minor, listing.price_minor);
             if after < before && before > 0 {
                 let cut_bp = ((before - after) as i128 * 10_000 / before as i128) as i64;
@@ -342,6 +346,14 @@ fn transition(
         count(f.scopes(), Counter::Delisting, 0, &mut out);
     }
     out
+}
+
+/// Whether a listing is still listed: not delisted by its source as sold or off the market.
+pub fn stays_listed(listing: &Listing) -> bool {
+    !matches!(
+        listing.status,
+        ListingStatus::Sold | ListingStatus::OffMarket
+    )
 }
 
 /// The contributions above `watermark`, in stream order (stable, so one event's

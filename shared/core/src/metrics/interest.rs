@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MarketFigures, Scope, Standing, property_type_name};
-use super::batch::ListingState;
+use super::batch::{ListingState, stays_listed};
 use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
 use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
@@ -289,9 +289,9 @@ pub fn judge(
     let mut writes = Vec::new();
     // A cut as the market's counters count one: a sale listing that stayed on the market.
     let city = figures.get(&Scope::city(&market).key());
-    if let Some(old) =
-        old.filter(|o| !o.delisted && !new.delisted && o.listing.offer == Offer::Sale)
-    {
+    if let Some(old) = old.filter(|o| {
+        !o.delisted && !new.delisted && o.listing.offer == Offer::Sale && stays_listed(listing)
+    }) {
         let (before, after) = (old.listing.price_minor, listing.price_minor);
         if after < before && before > 0 {
             let mut entry = with_yield(summary(listing), listing, city);

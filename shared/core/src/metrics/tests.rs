@@ -1089,3 +1089,36 @@ fn daily_snapshots_carry_the_trends_their_days_give() {
         .expect("trends");
     assert!(last.median_price_ma_30d.is_some() && last.median_price_change_30d_pct.is_some());
 }
+
+/// A listing cut and sold in one change (a feed that reports status, read between polls) is
+/// a delisting, not a price cut; a cut of a listing that stays listed is a cut.
+#[test]
+fn a_cut_that_comes_with_a_sale_is_a_delisting_not_a_cut() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let first = listing(1, 0, 30_000_000, ListingStatus::Active, at);
+    let mut sold = first.clone();
+    sold.status = ListingStatus::Sold;
+    sold.price_minor = 28_000_000;
+    sold.observed_at = at + Duration::hours(1);
+    let other = listing(2, 0, 40_000_000, ListingStatus::Active, at);
+    let mut cut = other.clone();
+    cut.status = ListingStatus::Pending;
+    cut.price_minor = 38_000_000;
+    cut.observed_at = at + Duration::hours(2);
+    let events = [
+        ListingEvent::new_listing(first.clone(), "poll-1"),
+        ListingEvent::new_listing(other.clone(), "poll-1"),
+        ListingEvent::changed(&first, sold, "poll-2").expect("a change"),
+        ListingEvent::changed(&other, cut, "poll-3").expect("a change"),
+    ];
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records_of(&events)));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+    let day = city.daily[&at.date_naive()];
+    assert_eq!((day.price_cuts, day.delistings, day.new_listings), (1, 1, 2));
+}
