@@ -1,6 +1,6 @@
 //! The metrics function's compute without I/O: the real batch workflow
-//! ([`process_batch`]) over in-memory stores, one core, Kinesis-sized batches; and, beside
-//! it, serde_json merely parsing the same bytes.
+//! ([`process_batch`]) over in-memory stores, one core, Kinesis-sized batches (the parse-only
+//! baselines beside it: [`super::parse`]).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -79,20 +79,6 @@ fn run_metrics_on_this_thread(
         bail!("{rejected} generated events were rejected as poison");
     }
     Ok((elapsed, stores))
-}
-
-/// Parses every record into a `serde_json::Value` (the cost of merely reading the bytes).
-pub fn run_parse_only(records: &[InputRecord]) -> Result<Duration> {
-    let started = Instant::now();
-    let mut fields = 0usize;
-    for record in records {
-        let value: serde_json::Value =
-            serde_json::from_slice(&record.data).context("a generated event is not JSON")?;
-        fields += value.as_object().map_or(0, |o| o.len());
-    }
-    let elapsed = started.elapsed();
-    black_box(fields);
-    Ok(elapsed)
 }
 
 /// The city-wide figures of `markets` as the metrics workflow left them in `stores`.
@@ -238,6 +224,5 @@ mod tests {
         let (_, small) = run_metrics(&records, 7).expect("runs");
         let markets = events::market_keys();
         assert_eq!(figures(&whole, &markets), figures(&small, &markets));
-        assert!(run_parse_only(&records).is_ok());
     }
 }

@@ -19,6 +19,7 @@ mod e2e;
 mod events;
 mod items;
 mod lambda;
+mod parse;
 mod peers;
 
 use std::collections::BTreeMap;
@@ -133,29 +134,52 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
         progress("metrics compute and parse-only, one core");
         let records = compute::records(&encoded);
         let mut compute_s = Vec::new();
-        let mut parse_s = Vec::new();
+        let mut parse_s: Vec<Vec<f64>> = vec![Vec::new(); parse::Parser::ALL.len()];
         let mut last_stores = None;
         for _ in 0..args.repeat {
             let (elapsed, stores) = compute::run_metrics(&records, 1_000)?;
             compute_s.push(elapsed.as_secs_f64());
             last_stores = Some(stores);
-            parse_s.push(compute::run_parse_only(&records)?.as_secs_f64());
+            for (times, parser) in parse_s.iter_mut().zip(parse::Parser::ALL) {
+                times.push(parse::run(parser, &records)?.as_secs_f64());
+            }
         }
         let n = records.len() as f64;
         let compute_per_s = median(&compute_s).map(|s| n / s);
-        let parse_per_s = median(&parse_s).map(|s| n / s);
         ours_per_s = compute_per_s;
         report.set(
             "metrics_compute_events_per_s",
             json!(compute_per_s.map(f64::round)),
         );
+        // Compute is compared with the fastest parse of the same bytes (the cost of merely
+        // reading them), and, on its own key, with the `Value` parse.
+        let mut fastest: Option<(parse::Parser, f64)> = None;
+        let mut value_per_s = None;
+        for (times, parser) in parse_s.iter().zip(parse::Parser::ALL) {
+            let per_s = median(times).map(|s| n / s);
+            report.set(
+                &format!("parse_{}_events_per_s", parser.name()),
+                json!(per_s.map(f64::round)),
+            );
+            if parser == parse::Parser::Value {
+                value_per_s = per_s;
+            }
+            if let Some(p) = per_s.filter(|p| fastest.is_none_or(|(_, f)| *p > f)) {
+                fastest = Some((parser, p));
+            }
+        }
+        report.set("parse_fastest", json!(fastest.map(|(p, _)| p.name())));
         report.set(
             "parse_only_events_per_s",
-            json!(parse_per_s.map(f64::round)),
+            json!(fastest.map(|(_, p)| p.round())),
         );
         report.set(
             "compute_to_parse_ratio",
-            json!(compute_per_s.zip(parse_per_s).map(|(c, p)| round3(c / p))),
+            json!(compute_per_s.zip(fastest).map(|(c, (_, p))| round3(c / p))),
+        );
+        report.set(
+            "compute_to_value_parse_ratio",
+            json!(compute_per_s.zip(value_per_s).map(|(c, p)| round3(c / p))),
         );
         if let Some(stores) = last_stores {
             let sizes = items::measure(&stores, &events)?;
@@ -582,9 +606,21 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     );
     row(
         &mut out,
-        "serde_json parse only, same bytes, 1 core",
-        per_s("parse_only_events_per_s"),
-        format!("compute/parse {}", ratio("compute_to_parse_ratio")),
+        "parse only, serde_json::Value, same bytes, 1 core",
+        per_s("parse_serde_json_value_events_per_s"),
+        format!("compute/parse {}", ratio("compute_to_value_parse_ratio")),
+    );
+    row(
+        &mut out,
+        "parse only, serde_json typed (borrowed), 1 core",
+        per_s("parse_serde_json_typed_events_per_s"),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "parse only, sonic-rs typed (borrowed), 1 core",
+        per_s("parse_sonic_rs_typed_events_per_s"),
+        format!("compute/fastest parse {}", ratio("compute_to_parse_ratio")),
     );
     for (peer, label) in [("duckdb", "DuckDB"), ("spark", "PySpark")] {
         let version = f
