@@ -7,6 +7,7 @@ mod bounds;
 mod dashboard;
 mod demo;
 mod emulator;
+mod importer;
 mod metrics;
 mod monitoring;
 mod operations;
@@ -41,6 +42,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(replay::tests());
+    all.extend(importer::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());
     all.extend(monitoring::tests());
