@@ -192,7 +192,9 @@ impl<F: StreamFunction> QueueMapping<F> {
             .map(|m| m.message_id().unwrap_or_default())
             .collect();
         let failed = match invoke(&self.function, event).await {
-            Ok(response) => self.failed_messages(&response, &ids),
+            Ok(response) => {
+                failed_messages(self.settings.report_batch_item_failures, &response, &ids)
+            }
             Err(error) => {
                 tracing::warn!(function = %self.settings.function, %error, "invocation failed; the batch stays in the queue");
                 vec![true; ids.len()]
@@ -252,31 +254,6 @@ impl<F: StreamFunction> QueueMapping<F> {
         })
     }
 
-    /// Which messages failed, by position, as Lambda reads the response: without
-    /// `ReportBatchItemFailures` none (the invocation succeeded); with it those named, or
-    /// all when one identifier is empty or unknown.
-    fn failed_messages(&self, response: &Value, ids: &[&str]) -> Vec<bool> {
-        let mut failed = vec![false; ids.len()];
-        if !self.settings.report_batch_item_failures {
-            return failed;
-        }
-        let Some(failures) = response.get("batchItemFailures").and_then(Value::as_array) else {
-            return failed;
-        };
-        for failure in failures {
-            let position = failure
-                .get("itemIdentifier")
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-                .and_then(|id| ids.iter().position(|m| *m == id));
-            match position {
-                Some(i) => failed[i] = true,
-                None => return vec![true; ids.len()],
-            }
-        }
-        failed
-    }
-
     async fn delete<'m>(
         &self,
         messages: impl Iterator<Item = &'m Message>,
@@ -316,6 +293,35 @@ impl<F: StreamFunction> QueueMapping<F> {
     }
 }
 
+/// Which messages of a successful invocation failed, by position, as Lambda reads the
+/// response: without `ReportBatchItemFailures` none; with it those named, or all when one
+/// identifier is empty or unknown.
+pub fn failed_messages(
+    report_batch_item_failures: bool,
+    response: &Value,
+    ids: &[&str],
+) -> Vec<bool> {
+    let mut failed = vec![false; ids.len()];
+    if !report_batch_item_failures {
+        return failed;
+    }
+    let Some(failures) = response.get("batchItemFailures").and_then(Value::as_array) else {
+        return failed;
+    };
+    for failure in failures {
+        let position = failure
+            .get("itemIdentifier")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .and_then(|id| ids.iter().position(|m| *m == id));
+        match position {
+            Some(i) => failed[i] = true,
+            None => return vec![true; ids.len()],
+        }
+    }
+    failed
+}
+
 /// Invokes `function` with `event` (Lambda's JSON), reading its response back as JSON; a
 /// handler error, an unreadable event and a panic are function errors, as on Lambda.
 async fn invoke<F: StreamFunction>(function: &F, event: Value) -> Result<Value, FunctionError> {
@@ -333,5 +339,49 @@ async fn invoke<F: StreamFunction>(function: &F, event: Value) -> Result<Value, 
             .map_err(|e| failed("Runtime.MarshalError", e.to_string())),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(failed("Runtime.Panic", "the handler panicked".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_importers_queue_trigger_from_the_template() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let t = Template::load(&path).expect("template.yaml parses");
+        let importer = QueueSettings::from_template(&t, "ImporterFunction").expect("settings");
+        assert_eq!(importer.queue_logical_id, "ImportQueue");
+        assert_eq!(importer.batch_size, 1);
+        assert!(importer.report_batch_item_failures);
+        // The stream functions have no queue trigger.
+        assert!(QueueSettings::from_template(&t, "MetricsFunction").is_err());
+    }
+
+    #[test]
+    fn the_response_names_the_messages_to_deliver_again() {
+        let ids = ["a", "b", "c"];
+        let named = json!({"batchItemFailures": [{"itemIdentifier": "b"}]});
+        assert_eq!(failed_messages(true, &named, &ids), [false, true, false]);
+        assert_eq!(failed_messages(true, &json!({}), &ids), [false; 3]);
+        assert_eq!(
+            failed_messages(true, &json!({"batchItemFailures": []}), &ids),
+            [false; 3]
+        );
+        // An unknown or empty identifier fails the whole batch, as on Lambda.
+        for bad in [json!("z"), json!(""), json!(null)] {
+            let response = json!({"batchItemFailures": [{"itemIdentifier": bad}]});
+            assert_eq!(
+                failed_messages(true, &response, &ids),
+                [true; 3],
+                "{response}"
+            );
+        }
+        // Without ReportBatchItemFailures the response is not read.
+        assert_eq!(failed_messages(false, &named, &ids), [false; 3]);
     }
 }
