@@ -3,14 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Duration, Utc};
-
 use super::ports::{ImportObject, ImportObjects};
 use super::*;
 use crate::listing::{EventKind, Listing};
 use crate::poller::memory::{MemoryPollStates, MemoryStream};
 use crate::poller::replay::MAX_REPORTED_REJECTS;
-use crate::sources::file::write_csv;
+use crate::poller::replay::tests::{at, csv, nashville};
 
 const LAKE: &str = "realty-lake";
 
@@ -64,26 +62,28 @@ impl ImportObjects for MemoryLake {
     }
 }
 
-fn nashville() -> Vec<Listing> {
-    let page = include_bytes!(
-        "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
-    );
-    crate::sources::normalize_file(crate::sources::SourceKind::Zillow, page, at(0))
-        .expect("fixture")
-        .listings
+/// The lake, the stream and the poll states an import works on.
+#[derive(Default)]
+struct Stack {
+    lake: MemoryLake,
+    stream: MemoryStream,
+    states: MemoryPollStates,
 }
 
-fn at(minute: i64) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
-        .expect("time")
-        .with_timezone(&Utc)
-        + Duration::minutes(minute)
-}
-
-fn csv(listings: &[Listing]) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_csv(listings, &mut out).expect("csv");
-    out
+impl Stack {
+    /// Imports what `request` names at `minute`.
+    async fn import(&self, request: &ImportRequest, minute: i64) -> ImportOutcome {
+        import(
+            request,
+            LAKE,
+            &self.lake,
+            &self.stream,
+            &self.states,
+            at(minute),
+        )
+        .await
+        .expect("import")
+    }
 }
 
 fn request(key: &str) -> ImportRequest {
@@ -110,22 +110,10 @@ fn file_with_bad_rows(listings: &[Listing]) -> Vec<u8> {
 #[tokio::test]
 async fn good_rows_are_published_and_bad_rows_reported_by_line() {
     let listings = nashville();
-    let (lake, stream, states) = (
-        MemoryLake::default(),
-        MemoryStream::default(),
-        MemoryPollStates::default(),
-    );
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
     lake.drop_file("imports/nashville.csv", file_with_bad_rows(&listings));
-    let outcome = import(
-        &request("imports/nashville.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(10),
-    )
-    .await
-    .expect("import");
+    let outcome = stack.import(&request("imports/nashville.csv"), 10).await;
     assert!(!outcome.retry());
     assert_eq!(
         outcome.result_key,
@@ -144,16 +132,7 @@ async fn good_rows_are_published_and_bad_rows_reported_by_line() {
     assert!(events.iter().all(|e| e.kind == EventKind::New));
 
     // The same file dropped again: nothing new.
-    let again = import(
-        &request("imports/nashville.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(20),
-    )
-    .await
-    .expect("import");
+    let again = stack.import(&request("imports/nashville.csv"), 20).await;
     assert_eq!(again.result.status, ImportStatus::Done);
     assert_eq!((again.result.published, again.result.unchanged), (0, 8));
     assert!(stream.taken().is_empty());
@@ -162,11 +141,8 @@ async fn good_rows_are_published_and_bad_rows_reported_by_line() {
 #[tokio::test]
 async fn a_publish_failure_part_way_is_failed_and_its_retry_sends_only_the_rest() {
     let listings = nashville();
-    let (lake, stream, states) = (
-        MemoryLake::default(),
-        MemoryStream::default(),
-        MemoryPollStates::default(),
-    );
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
     lake.drop_file("imports/all.csv", csv(&listings));
     // The stream refuses three listings' events (throttled past every retry).
     let refused: Vec<String> = listings[5..8]
@@ -178,16 +154,7 @@ async fn a_publish_failure_part_way_is_failed_and_its_retry_sends_only_the_rest(
         .lock()
         .expect("lock")
         .extend(refused.iter().cloned());
-    let first = import(
-        &request("imports/all.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(10),
-    )
-    .await
-    .expect("import");
+    let first = stack.import(&request("imports/all.csv"), 10).await;
     assert!(first.retry());
     let result = lake.result("imports/all.csv");
     assert_eq!(result.status, ImportStatus::Failed, "never done part-way");
@@ -205,16 +172,7 @@ async fn a_publish_failure_part_way_is_failed_and_its_retry_sends_only_the_rest(
 
     // The stream recovers; the retry sends the three and nothing twice.
     stream.refuse.lock().expect("lock").clear();
-    let retry = import(
-        &request("imports/all.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(11),
-    )
-    .await
-    .expect("import");
+    let retry = stack.import(&request("imports/all.csv"), 11).await;
     assert!(!retry.retry());
     assert_eq!(lake.result("imports/all.csv").status, ImportStatus::Done);
     let sent: Vec<String> = stream
@@ -229,11 +187,8 @@ async fn a_publish_failure_part_way_is_failed_and_its_retry_sends_only_the_rest(
 #[tokio::test]
 async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
     let listings = nashville();
-    let (lake, stream, states) = (
-        MemoryLake::default(),
-        MemoryStream::default(),
-        MemoryPollStates::default(),
-    );
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("listings/x.csv", csv(&listings), "not under imports/"),
         ("imports/x.csv.gz", csv(&listings), "unknown format"),
@@ -256,9 +211,7 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
         if key != "imports/gone.csv" {
             lake.drop_file(key, body);
         }
-        let outcome = import(&request(key), LAKE, &lake, &stream, &states, at(10))
-            .await
-            .expect("import");
+        let outcome = stack.import(&request(key), 10).await;
         assert!(!outcome.retry(), "{key}");
         let result = lake.result(key);
         assert_eq!(result.status, ImportStatus::Rejected, "{key}");
@@ -272,16 +225,7 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
     assert_eq!(*lake.reads.lock().expect("lock"), 3);
     // At the limit exactly, a file is read (and here refused as not an export).
     lake.drop_file("imports/edge.csv", vec![b'a'; MAX_IMPORT_BYTES as usize]);
-    import(
-        &request("imports/edge.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(10),
-    )
-    .await
-    .expect("import");
+    stack.import(&request("imports/edge.csv"), 10).await;
     let edge = lake.result("imports/edge.csv");
     assert!(
         edge.reason
@@ -297,9 +241,7 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
         bucket: "someone-else".into(),
         ..request("imports/x.csv")
     };
-    let outcome = import(&foreign, LAKE, &lake, &stream, &states, at(10))
-        .await
-        .expect("import");
+    let outcome = stack.import(&foreign, 10).await;
     assert_eq!(outcome.result.status, ImportStatus::Rejected);
     assert!(
         lake.results
@@ -313,11 +255,8 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
 #[tokio::test]
 async fn the_result_is_bounded_and_every_reject_counted() {
     let listings = nashville();
-    let (lake, stream, states) = (
-        MemoryLake::default(),
-        MemoryStream::default(),
-        MemoryPollStates::default(),
-    );
+    let stack = Stack::default();
+    let lake = &stack.lake;
     let header = String::from_utf8(csv(&listings[..1])).expect("utf-8");
     let mut lines: Vec<String> = header.lines().map(str::to_owned).collect();
     let long_reason_row = lines[1].replacen("zillow:", &"x".repeat(5_000), 1);
@@ -326,16 +265,7 @@ async fn the_result_is_bounded_and_every_reject_counted() {
         MAX_REPORTED_REJECTS + 50,
     ));
     lake.drop_file("imports/bad.csv", lines.join("\n").into_bytes());
-    import(
-        &request("imports/bad.csv"),
-        LAKE,
-        &lake,
-        &stream,
-        &states,
-        at(10),
-    )
-    .await
-    .expect("import");
+    stack.import(&request("imports/bad.csv"), 10).await;
     let result = lake.result("imports/bad.csv");
     assert_eq!(result.status, ImportStatus::Done);
     assert_eq!(
@@ -358,23 +288,16 @@ async fn the_result_is_bounded_and_every_reject_counted() {
 #[tokio::test]
 async fn a_notification_delivered_twice_does_not_import_twice() {
     let listings = nashville();
-    let (lake, stream, states) = (
-        MemoryLake::default(),
-        MemoryStream::default(),
-        MemoryPollStates::default(),
-    );
+    let stack = Stack::default();
+    let lake = &stack.lake;
     lake.drop_file("imports/v.csv", csv(&listings[..4]));
     let versioned = ImportRequest {
         version_id: Some("v1".into()),
         ..request("imports/v.csv")
     };
-    let first = import(&versioned, LAKE, &lake, &stream, &states, at(10))
-        .await
-        .expect("import");
+    let first = stack.import(&versioned, 10).await;
     assert_eq!(first.result.published, 4);
-    let second = import(&versioned, LAKE, &lake, &stream, &states, at(11))
-        .await
-        .expect("import");
+    let second = stack.import(&versioned, 11).await;
     assert!(second.already_done);
     // The first result stands (not replaced by "0 published").
     assert_eq!(lake.result("imports/v.csv").published, 4);
@@ -384,9 +307,7 @@ async fn a_notification_delivered_twice_does_not_import_twice() {
         version_id: Some("v2".into()),
         ..request("imports/v.csv")
     };
-    let third = import(&next, LAKE, &lake, &stream, &states, at(12))
-        .await
-        .expect("import");
+    let third = stack.import(&next, 12).await;
     assert!(!third.already_done);
     assert_eq!((third.result.published, third.result.unchanged), (0, 4));
 }

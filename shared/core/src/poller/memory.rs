@@ -96,12 +96,12 @@ pub struct MemoryPollStates {
 }
 
 impl MemoryPollStates {
-    /// The keys a state is kept under.
-    pub fn keys(&self) -> Vec<String> {
+    /// The state kept under `key`.
+    pub fn state(&self, key: &str) -> Option<super::detect::PollState> {
         self.states
             .lock()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default()
+            .ok()
+            .and_then(|s| s.get(key).map(|(state, _)| state.clone()))
     }
 }
 
@@ -140,6 +140,8 @@ impl super::ports::PollStateStore for MemoryPollStates {
 pub struct MemoryStream {
     pub events: Mutex<Vec<crate::listing::ListingEvent>>,
     pub refuse: Mutex<std::collections::BTreeSet<String>>,
+    /// Publish calls made.
+    pub calls: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryStream {
@@ -157,6 +159,8 @@ impl super::ports::EventPublisher for MemoryStream {
         &self,
         events: &[crate::listing::ListingEvent],
     ) -> Result<Vec<super::ports::PublishFailure>, PortError> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let refuse = self.refuse.lock().map_err(poisoned)?.clone();
         let mut kept = self.events.lock().map_err(poisoned)?;
         let mut failures = Vec::new();
