@@ -68,6 +68,23 @@ pub enum RunnerError {
     },
 }
 
+/// The physical id of `logical_id` in `stack`, for `function`'s trigger.
+fn provisioned(
+    stack: &crate::provision::ProvisionedStack,
+    function: &str,
+    logical_id: &str,
+) -> Result<String, RunnerError> {
+    stack
+        .resources
+        .iter()
+        .find(|r| r.logical_id == logical_id)
+        .map(|r| r.physical_id.clone())
+        .ok_or_else(|| RunnerError::Settings {
+            function: function.to_owned(),
+            reason: format!("{logical_id} is not provisioned in {}", stack.stack_name),
+        })
+}
+
 fn aws_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> RunnerError {
     move |e| RunnerError::Aws {
         operation,

@@ -122,18 +122,7 @@ impl<F: StreamFunction> QueueMapping<F> {
         function: F,
     ) -> Result<Self, RunnerError> {
         let settings = QueueSettings::from_template(template, function_logical_id)?;
-        let queue_url = stack
-            .resources
-            .iter()
-            .find(|r| r.logical_id == settings.queue_logical_id)
-            .map(|r| r.physical_id.clone())
-            .ok_or_else(|| RunnerError::Settings {
-                function: function_logical_id.to_owned(),
-                reason: format!(
-                    "{} is not provisioned in {}",
-                    settings.queue_logical_id, stack.stack_name
-                ),
-            })?;
+        let queue_url = super::provisioned(stack, function_logical_id, &settings.queue_logical_id)?;
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let queue_arn = sqs
             .get_queue_attributes()
