@@ -2,9 +2,12 @@
 //! bucket reaches the importer as Lambda would deliver it (the bucket's S3 notification in
 //! ImportQueue, read by the local SQS event source mapping), its good rows are published as
 //! events and its bad rows named by line in the result object; dropping the same file again
-//! publishes nothing new, and a file of an unknown format gets a result saying so.
+//! publishes nothing new (even when the first delivery of its notification crashes: the
+//! notification stays in the queue until an import finishes), and a file of an unknown format
+//! gets a result saying so.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -22,15 +25,25 @@ use crate::operations::{Setup, setup};
 
 crate::async_tests!(a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line);
 
-/// The importer as its SQS event source mapping invokes it.
-struct ImporterHandler(ImporterFunction);
+/// The importer as its SQS event source mapping invokes it; `crash_next` makes the next
+/// invocation fail before it does anything (a crash or a timeout on Lambda).
+struct ImporterHandler {
+    function: ImporterFunction,
+    crash_next: AtomicBool,
+}
 
 impl StreamFunction for ImporterHandler {
     type Event = SqsEvent;
     type Response = SqsBatchResponse;
 
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event, Utc::now())).await.0)
+        if self.crash_next.swap(false, Ordering::SeqCst) {
+            return Err(FunctionError {
+                error_type: "Sandbox.Timedout".into(),
+                message: "the test's crash".into(),
+            });
+        }
+        Ok(Box::pin(self.function.handle(event, Utc::now())).await.0)
     }
 }
 
@@ -97,7 +110,10 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
         &aws.template(),
         &s.stack,
         "ImporterFunction",
-        ImporterHandler(function),
+        ImporterHandler {
+            function,
+            crash_next: AtomicBool::new(false),
+        },
     )
     .await?;
     ensure(
@@ -140,7 +156,9 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
         format!("{} events", events.len()),
     )?;
 
-    // The same file dropped again: imported again, nothing new published.
+    // The same file dropped again, and the first delivery of its notification crashes: the
+    // notification stays in the queue, the next delivery imports it, nothing new published.
+    mapping.function().crash_next.store(true, Ordering::SeqCst);
     s3.put_object()
         .bucket(&s.resources.data_lake_bucket)
         .key(key)
@@ -154,6 +172,10 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
         format!("{second:?}"),
     )?;
     ensure(s.events().await?.len() == 8, "the second drop published")?;
+    ensure(
+        mapping.stats.failed == 1 && !mapping.function().crash_next.load(Ordering::SeqCst),
+        format!("the crash was not delivered again: {:?}", mapping.stats),
+    )?;
 
     // A spreadsheet is no export: rejected, saying why, and not retried.
     let sheet = "imports/listings.xlsx";
@@ -174,7 +196,7 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
     )?;
     mapping.drain(20).await?;
     ensure(
-        mapping.stats.failed == 0,
+        mapping.stats.failed == 1,
         format!("messages failed: {:?}", mapping.stats),
     )?;
     let dead = s
