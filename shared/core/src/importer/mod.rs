@@ -87,7 +87,8 @@ pub struct ImportResult {
     /// Data rows (or lines) read, good and bad.
     pub rows: usize,
     pub rejected: usize,
-    /// Events that reached the stream in this import.
+    /// Events that reached the stream in this attempt (a retry after a `failed` attempt
+    /// counts what that one published as `unchanged`).
     pub published: usize,
     pub new: usize,
     pub changed: usize,
