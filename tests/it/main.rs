@@ -8,6 +8,7 @@ mod bounds;
 mod dashboard;
 mod demo;
 mod emulator;
+mod importer;
 mod metrics;
 mod monitoring;
 mod operations;
@@ -44,6 +45,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(poller::tests());
     all.extend(realtor::tests());
     all.extend(replay::tests());
+    all.extend(importer::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());
     all.extend(monitoring::tests());

@@ -57,6 +57,14 @@ fn template_props(template: &Template, stack: &ProvisionedStack, logical_id: &st
         let name = physical_name(&stack.stack_name, id);
         ctx.set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
     }
+    for (id, _) in template.resources_of("AWS::SQS::Queue") {
+        let name = physical_name(&stack.stack_name, id);
+        ctx.set_attribute(
+            id,
+            "Arn",
+            format!("arn:aws:sqs:{}:{}:{name}", stack.region, stack.account_id),
+        );
+    }
     for (id, _) in template.resources_of("AWS::IAM::Role") {
         let name = physical_name(&stack.stack_name, id);
         ctx.set_attribute(
@@ -489,7 +497,55 @@ async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> Result<(), F
             props["KmsMasterKeyId"].as_str().map(str::to_owned),
             &format!("{id} key"),
         )?;
+        let redrive: Option<Value> = get("RedrivePolicy")
+            .map(|text| serde_json::from_str(&text))
+            .transpose()?;
+        // The count may come back as a number or a string.
+        let policy = |r: &Value| {
+            let count = &r["maxReceiveCount"];
+            let count = count
+                .as_i64()
+                .or_else(|| count.as_str().and_then(|c| c.parse().ok()));
+            (r["deadLetterTargetArn"].as_str().map(str::to_owned), count)
+        };
+        ensure_eq(
+            redrive.as_ref().map(policy),
+            props.get("RedrivePolicy").map(policy),
+            &format!("{id} redrive policy"),
+        )?;
     }
+
+    // The lake bucket notifies the import queue of what is created under imports/.
+    let lake = template_props(&template, &stack, "DataLakeBucket");
+    let expected = &lake["NotificationConfiguration"]["QueueConfigurations"][0];
+    let notifications = s3
+        .get_bucket_notification_configuration()
+        .bucket(physical(&stack, "DataLakeBucket"))
+        .send()
+        .await
+        .explain("get_bucket_notification_configuration")?;
+    let queue = notifications
+        .queue_configurations()
+        .first()
+        .ok_or("the lake bucket notifies no queue")?;
+    let prefix = queue
+        .filter()
+        .and_then(|f| f.key())
+        .map(|k| k.filter_rules())
+        .and_then(|rules| rules.first())
+        .and_then(|r| r.value())
+        .map(str::to_owned);
+    ensure_eq(
+        (queue.queue_arn().to_owned(), prefix),
+        (
+            expected["Queue"].as_str().unwrap_or_default().to_owned(),
+            expected
+                .pointer("/Filter/S3Key/Rules/0/Value")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        ),
+        "lake bucket notification",
+    )?;
     Ok(())
 }
 
@@ -695,7 +751,7 @@ async fn deployed_roles_have_no_managed_policy_and_no_unexplained_wildcard(
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
         .collect();
-    ensure_eq(functions.len(), 5, "functions as deployed")?;
+    ensure_eq(functions.len(), 6, "functions as deployed")?;
     let mut roles = BTreeSet::new();
     for (id, function) in functions {
         let role_id = function

@@ -70,6 +70,14 @@ impl Provisioner<'_> {
                 );
                 return Ok(());
             }
+            "AWS::SQS::QueuePolicy" => {
+                self.skip(
+                    id,
+                    kind,
+                    "the emulator lets S3 send to the queue without it (it applies in AWS)",
+                );
+                return Ok(());
+            }
             "AWS::IAM::Role" => {
                 self.ctx.set_ref(id, &name);
                 self.ctx
@@ -121,6 +129,9 @@ impl Provisioner<'_> {
                             "no EventBridge scheduler locally: the realty CLI invokes the poller"
                         }
                         "HttpApi" => NO_API_GATEWAY,
+                        "SQS" => {
+                            "no event source mappings locally: the runner (realty_infra::runner::queue) receives from the queue and invokes the handler"
+                        }
                         _ => {
                             "no event source mappings locally: the realty CLI reads the stream and invokes the handler"
                         }

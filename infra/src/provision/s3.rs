@@ -1,4 +1,5 @@
-//! `AWS::S3::Bucket`: encryption, public access block, ownership, versioning, lifecycle rules.
+//! `AWS::S3::Bucket`: encryption, public access block, ownership, versioning, lifecycle rules,
+//! notifications to SQS.
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::types as s3t;
@@ -129,6 +130,22 @@ impl Provisioner<'_> {
                 .await
                 .map_err(aws_err(id, "PutBucketLifecycleConfiguration"))?;
         }
+        if let Some(queues) = props
+            .pointer("/NotificationConfiguration/QueueConfigurations")
+            .and_then(Value::as_array)
+        {
+            let mut config = s3t::NotificationConfiguration::builder();
+            for queue in queues {
+                config = config.queue_configurations(queue_notification(id, queue)?);
+            }
+            self.s3
+                .put_bucket_notification_configuration()
+                .bucket(name)
+                .notification_configuration(config.build())
+                .send()
+                .await
+                .map_err(aws_err(id, "PutBucketNotificationConfiguration"))?;
+        }
         self.ctx.set_ref(id, name);
         self.ctx
             .set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
@@ -136,6 +153,42 @@ impl Provisioner<'_> {
             .set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
         Ok(name.to_owned())
     }
+}
+
+/// A `QueueConfigurations` entry: the events and key filter (`prefix`, `suffix`) S3 sends
+/// to a queue (the queues are provisioned before the buckets).
+fn queue_notification(id: &str, queue: &Value) -> Result<s3t::QueueConfiguration, ProvisionError> {
+    let rules: Vec<s3t::FilterRule> = queue
+        .pointer("/Filter/S3Key/Rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|rule| {
+            s3t::FilterRule::builder()
+                .name(s3t::FilterRuleName::from(
+                    str_prop(rule, "Name").unwrap_or_default(),
+                ))
+                .value(str_prop(rule, "Value").unwrap_or_default())
+                .build()
+        })
+        .collect();
+    let mut b = s3t::QueueConfiguration::builder()
+        .queue_arn(str_prop(queue, "Queue").unwrap_or_default())
+        .events(s3t::Event::from(
+            str_prop(queue, "Event").unwrap_or("s3:ObjectCreated:*"),
+        ));
+    if !rules.is_empty() {
+        b = b.filter(
+            s3t::NotificationConfigurationFilter::builder()
+                .key(
+                    s3t::S3KeyFilter::builder()
+                        .set_filter_rules(Some(rules))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    b.build().map_err(build_err(id))
 }
 
 fn lifecycle_rule(id: &str, rule: &Value) -> Result<s3t::LifecycleRule, ProvisionError> {

@@ -19,6 +19,10 @@ impl Provisioner<'_> {
                 req = req.attributes(attribute, v);
             }
         }
+        // A queue's dead-letter queue (provisioned first: its logical id sorts before).
+        if let Some(policy) = props.get("RedrivePolicy").filter(|p| p.is_object()) {
+            req = req.attributes(Q::RedrivePolicy, policy.to_string());
+        }
         let url = req
             .send()
             .await

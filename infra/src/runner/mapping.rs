@@ -65,17 +65,8 @@ impl<F: StreamFunction> Mapping<F> {
         function: F,
     ) -> Result<Self, RunnerError> {
         let settings = TriggerSettings::from_template(template, function_logical_id)?;
-        let physical = |logical_id: &str| -> Result<String, RunnerError> {
-            stack
-                .resources
-                .iter()
-                .find(|r| r.logical_id == logical_id)
-                .map(|r| r.physical_id.clone())
-                .ok_or_else(|| RunnerError::Settings {
-                    function: function_logical_id.to_owned(),
-                    reason: format!("{logical_id} is not provisioned in {}", stack.stack_name),
-                })
-        };
+        let physical =
+            |logical_id: &str| super::provisioned(stack, function_logical_id, logical_id);
         let resource_name = physical(&settings.source_logical_id)?;
         let source =
             SourceStream::connect(sdk, settings.kind, resource_name, function_logical_id).await?;

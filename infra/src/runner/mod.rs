@@ -23,12 +23,16 @@
 //! What differs from Lambda (docs/demo.md): the batching window can be cut short by
 //! [`Mapping::pump`] with `flush` (a caller that knows the producer is done for now), retries
 //! back off for milliseconds, not seconds, and there is no per-function concurrency limit.
+//!
+//! A queue trigger (`Events` of type `SQS`: the importer's) has its own mapping,
+//! [`queue::QueueMapping`]: receive, invoke, delete what succeeded.
 
 pub mod delivery;
 pub mod failure;
 pub mod filter;
 pub mod function;
 pub mod mapping;
+pub mod queue;
 pub mod records;
 pub mod settings;
 mod shards;
@@ -44,6 +48,7 @@ pub use failure::failure_message;
 pub use filter::FilterPattern;
 pub use function::StreamFunction;
 pub use mapping::{DrainReport, Mapping, MappingStats, PumpReport, drain};
+pub use queue::{QueueMapping, QueueSettings, QueueStats};
 pub use records::{StreamRecord, dynamodb_record};
 pub use settings::{OnFailure, StartingPosition, TriggerKind, TriggerSettings};
 
@@ -61,6 +66,23 @@ pub enum RunnerError {
         source_kind: &'static str,
         reason: String,
     },
+}
+
+/// The physical id of `logical_id` in `stack`, for `function`'s trigger.
+fn provisioned(
+    stack: &crate::provision::ProvisionedStack,
+    function: &str,
+    logical_id: &str,
+) -> Result<String, RunnerError> {
+    stack
+        .resources
+        .iter()
+        .find(|r| r.logical_id == logical_id)
+        .map(|r| r.physical_id.clone())
+        .ok_or_else(|| RunnerError::Settings {
+            function: function.to_owned(),
+            reason: format!("{logical_id} is not provisioned in {}", stack.stack_name),
+        })
 }
 
 fn aws_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> RunnerError {

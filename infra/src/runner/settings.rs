@@ -240,7 +240,7 @@ fn parameter_default(template: &Template, value: &Value) -> Option<Value> {
 }
 
 /// The resource of `!GetAtt Resource.Attribute` (long form, as [`Template`] stores it).
-fn get_att_resource(value: &Value) -> Option<String> {
+pub(super) fn get_att_resource(value: &Value) -> Option<String> {
     let parts = value.get("Fn::GetAtt")?;
     match parts {
         Value::Array(a) => a.first()?.as_str().map(str::to_owned),

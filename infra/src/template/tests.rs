@@ -97,8 +97,9 @@ fn reads_the_project_template() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
     let t = Template::load(&path).unwrap();
     assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 4);
-    // The pipeline's poller, metrics and alerts; the market API's handler and authorizer.
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 5);
+    // The pipeline's poller, metrics and alerts; the market API's handler and authorizer;
+    // the S3 import source's importer.
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 6);
     assert_eq!(t.resources_of("AWS::Serverless::HttpApi").count(), 1);
 }
 

@@ -11,6 +11,7 @@ pub mod api;
 pub mod backoff;
 pub mod config;
 pub mod format;
+pub mod importer;
 pub mod listing;
 pub mod metrics;
 pub mod poller;

@@ -6,6 +6,7 @@ pub mod config;
 pub mod dynamodb;
 pub mod firehose;
 pub mod idempotency;
+pub mod imports;
 pub mod kinesis;
 pub mod market_median;
 pub mod poll_state;

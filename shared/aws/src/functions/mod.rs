@@ -4,5 +4,6 @@
 
 pub mod alerts;
 pub mod api;
+pub mod importer;
 pub mod metrics;
 pub mod poller;

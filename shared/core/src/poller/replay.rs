@@ -291,85 +291,16 @@ impl<P: EventPublisher> EventPublisher for PacedPublisher<'_, P> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-    use std::sync::Mutex;
-
+pub(crate) mod tests {
     use super::*;
     use crate::listing::{EventKind, ListingStatus};
-    use crate::poller::detect::PollState;
-    use crate::poller::ports::StoredPollState;
+    use crate::poller::memory::{MemoryPollStates as MemoryStates, MemoryStream};
     use crate::sources::file::{write_csv, write_json_lines};
     use chrono::Duration;
-
-    /// Poll states by key, versioned as S3's ETags are.
-    #[derive(Default)]
-    struct MemoryStates(Mutex<BTreeMap<String, (PollState, u64)>>);
-
-    impl PollStateStore for MemoryStates {
-        async fn load(&self, key: &str) -> Result<StoredPollState, PortError> {
-            let states = self.0.lock().expect("lock");
-            Ok(states
-                .get(key)
-                .map(|(state, version)| StoredPollState {
-                    state: state.clone(),
-                    version: Some(version.to_string()),
-                })
-                .unwrap_or_default())
-        }
-
-        async fn save(
-            &self,
-            key: &str,
-            state: &PollState,
-            expected: Option<&str>,
-        ) -> Result<bool, PortError> {
-            let mut states = self.0.lock().expect("lock");
-            let current = states.get(key).map(|(_, v)| v.to_string());
-            if current.as_deref() != expected {
-                return Ok(false);
-            }
-            let version = states.get(key).map_or(1, |(_, v)| v + 1);
-            states.insert(key.to_owned(), (state.clone(), version));
-            Ok(true)
-        }
-    }
-
-    /// The stream: keeps what it is given, refusing the listings named in `refuse`.
-    #[derive(Default)]
-    struct MemoryStream {
-        events: Mutex<Vec<ListingEvent>>,
-        refuse: Mutex<BTreeSet<String>>,
-        calls: AtomicUsize,
-    }
-
-    impl EventPublisher for MemoryStream {
-        async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let refuse = self.refuse.lock().expect("lock").clone();
-            let mut failures = Vec::new();
-            for (index, event) in events.iter().enumerate() {
-                if refuse.contains(event.listing.id.as_str()) {
-                    failures.push(PublishFailure {
-                        index,
-                        error: "ProvisionedThroughputExceededException".into(),
-                    });
-                } else {
-                    self.events.lock().expect("lock").push(event.clone());
-                }
-            }
-            Ok(failures)
-        }
-    }
-
-    impl MemoryStream {
-        fn taken(&self) -> Vec<ListingEvent> {
-            std::mem::take(&mut *self.events.lock().expect("lock"))
-        }
-    }
+    use std::collections::BTreeSet;
 
     /// The real Nashville page of Zillow, normalised (41 listings).
-    fn nashville() -> Vec<Listing> {
+    pub(crate) fn nashville() -> Vec<Listing> {
         let page = include_bytes!(
             "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
         );
@@ -378,14 +309,14 @@ mod tests {
             .listings
     }
 
-    fn at(minute: i64) -> DateTime<Utc> {
+    pub(crate) fn at(minute: i64) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
             .expect("time")
             .with_timezone(&Utc)
             + Duration::minutes(minute)
     }
 
-    fn csv(listings: &[Listing]) -> Vec<u8> {
+    pub(crate) fn csv(listings: &[Listing]) -> Vec<u8> {
         let mut out = Vec::new();
         write_csv(listings, &mut out).expect("csv");
         out
@@ -416,13 +347,7 @@ mod tests {
         assert_eq!(sent.len(), listings.len());
         assert!(sent.iter().all(|e| e.kind == EventKind::New));
         // Kept where the poller keeps Nashville's Zillow state.
-        assert!(
-            states
-                .0
-                .lock()
-                .expect("lock")
-                .contains_key("zillow/nashville-tn")
-        );
+        assert!(states.state("zillow/nashville-tn").is_some());
 
         let second = replay(&file, &stream, &states, options(20), &())
             .await
@@ -521,9 +446,7 @@ mod tests {
                 .all(|e| matches!(e.kind, EventKind::Changed { .. })),
             "{sent:?}"
         );
-        let kept = states.0.lock().expect("lock")["zillow/nashville-tn"]
-            .0
-            .clone();
+        let kept = states.state("zillow/nashville-tn").expect("a state");
         assert_eq!(kept.listings.len(), listings.len());
         assert_eq!(kept.listings[cut.id.as_str()].price_minor, cut.price_minor);
     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::listing::Listing;
 
 pub mod file;
-mod json;
+pub(crate) mod json;
 pub mod realtor;
 pub mod reso;
 pub mod zillow;

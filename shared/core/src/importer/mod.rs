@@ -1,0 +1,304 @@
+//! The S3 import source: an export (CSV or JSON lines, [`crate::sources::file`]) dropped
+//! under `imports/` in the lake bucket is sent through the same change detection and
+//! publishing as `realty replay` ([`crate::poller::replay`]), and its result is written
+//! beside it under `import-results/` ([`ImportResult`], docs/sources.md).
+//!
+//! A result says `done` only once every accepted row was published and its market's state
+//! saved. An import that stopped part-way (a publish or state write failed) is written
+//! `failed` and reported to the caller for a retry ([`ImportOutcome::retry`]); the retry
+//! publishes only what is missing, since the rows already sent are in the poller's state
+//! (change detection makes an import idempotent). An object that can never be imported
+//! (outside `imports/`, of an unknown format, too large, not an export) gets a `rejected`
+//! result saying why and is not retried.
+
+pub mod ports;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::poller::ports::{EventPublisher, PollStateStore};
+use crate::poller::replay::{ReplayError, ReplayOptions, ReplayReport, replay};
+use crate::ports::PortError;
+use crate::sources::RecordPosition;
+use crate::sources::json::truncate;
+use ports::{ImportObject, ImportObjects};
+
+/// Where files to import are dropped in the lake bucket.
+pub const IMPORT_PREFIX: &str = "imports/";
+/// Where each import's result is written: `import-results/<key>.json`.
+pub const RESULT_PREFIX: &str = "import-results/";
+/// Largest file imported: it is held in memory whole (with its parsed rows) by a function
+/// of 1 GB, and its events must be published within the function's timeout.
+pub const MAX_IMPORT_BYTES: u64 = 32 * 1024 * 1024;
+/// Longest key whose result is named after it (S3 keys stop at 1,024 bytes); a longer one's
+/// result is `import-results/long-keys/<hash>.json`.
+pub const MAX_NAMED_KEY_BYTES: usize = 900;
+/// The file name endings imported (any case); the content is then told by its first
+/// character, as `realty replay` does.
+pub const IMPORT_EXTENSIONS: [&str; 4] = [".csv", ".jsonl", ".ndjson", ".json"];
+/// Characters kept of a rejected row's reason (and of an id) in the result.
+const MAX_REASON_CHARS: usize = 200;
+
+/// One object a notification names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRequest {
+    pub bucket: String,
+    /// The object key, already URL-decoded.
+    pub key: String,
+    /// The version created (the lake bucket is versioned), when the notification says.
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    /// Every accepted row was published (or was already).
+    Done,
+    /// Not importable; `reason` says why. Not retried.
+    Rejected,
+    /// Stopped part-way; retried, and a retry sends only what is missing.
+    Failed,
+}
+
+/// A row of the file that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// The file's 1-based line (a CSV's header is line 1), as an editor numbers it.
+    pub line: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub reason: String,
+}
+
+/// The result object, `import-results/<key>.json`. Bounded: at most
+/// [`crate::poller::replay::MAX_REPORTED_REJECTS`] rejected rows, each reason cut to 200
+/// characters; `rejected` counts them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportResult {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    pub status: ImportStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Data rows (or lines) read, good and bad.
+    pub rows: usize,
+    pub rejected: usize,
+    /// Events that reached the stream in this attempt (a retry after a `failed` attempt
+    /// counts what that one published as `unchanged`).
+    pub published: usize,
+    pub new: usize,
+    pub changed: usize,
+    /// Good rows that changed nothing (already sent by a poll or an earlier import).
+    pub unchanged: usize,
+    /// Rows older than what the stream already knew of their listing: skipped.
+    pub stale: usize,
+    /// Events not published (a `failed` import): its retry sends them.
+    pub unpublished: usize,
+    pub rejected_rows: Vec<RejectedRow>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// What [`import`] did: its result and where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub result: ImportResult,
+    pub result_key: String,
+    /// A result for this very version was already `done`: nothing was done again (a
+    /// notification delivered twice).
+    pub already_done: bool,
+}
+
+impl ImportOutcome {
+    /// The import stopped part-way: the caller has it delivered again.
+    pub fn retry(&self) -> bool {
+        self.result.status == ImportStatus::Failed
+    }
+}
+
+/// Where the result of the import of `key` is written.
+pub fn result_key(key: &str) -> String {
+    if key.len() <= MAX_NAMED_KEY_BYTES {
+        format!("{RESULT_PREFIX}{key}.json")
+    } else {
+        let mut hasher = fnv::FnvHasher::default();
+        std::hash::Hasher::write(&mut hasher, key.as_bytes());
+        format!(
+            "{RESULT_PREFIX}long-keys/{:016x}.json",
+            std::hash::Hasher::finish(&hasher)
+        )
+    }
+}
+
+/// Why `key` cannot be an import, judged from its name alone.
+fn refusal_by_name(key: &str) -> Option<String> {
+    if !key.starts_with(IMPORT_PREFIX) {
+        return Some(format!(
+            "not under {IMPORT_PREFIX}: only objects dropped there are imported"
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    if !IMPORT_EXTENSIONS.iter().any(|ext| lower.ends_with(ext)) {
+        return Some(format!(
+            "unknown format: the name ends in none of {} (CSV or JSON lines, uncompressed)",
+            IMPORT_EXTENSIONS.join(", ")
+        ));
+    }
+    None
+}
+
+/// Imports the object `request` names from the lake bucket `lake_bucket`: reads it through
+/// `objects`, publishes its rows through `publisher` against the poll states in `states`,
+/// and writes its result. An `Err` is a store that could not be reached before anything was
+/// decided (the object unreadable, the result unwritable): the caller retries the whole.
+pub async fn import<O, P, S>(
+    request: &ImportRequest,
+    lake_bucket: &str,
+    objects: &O,
+    publisher: &P,
+    states: &S,
+    now: DateTime<Utc>,
+) -> Result<ImportOutcome, PortError>
+where
+    O: ImportObjects,
+    P: EventPublisher,
+    S: PollStateStore,
+{
+    let result_key = result_key(&request.key);
+    let mut result = ImportResult {
+        key: request.key.clone(),
+        version_id: request.version_id.clone(),
+        status: ImportStatus::Rejected,
+        reason: None,
+        rows: 0,
+        rejected: 0,
+        published: 0,
+        new: 0,
+        changed: 0,
+        unchanged: 0,
+        stale: 0,
+        unpublished: 0,
+        rejected_rows: Vec::new(),
+        finished_at: now,
+    };
+    if request.bucket != lake_bucket {
+        // Only the lake bucket notifies this function; the result goes nowhere else.
+        result.reason = Some(format!(
+            "bucket {} is not the lake bucket {lake_bucket}",
+            truncate(&request.bucket, 100)
+        ));
+        return Ok(ImportOutcome {
+            result,
+            result_key,
+            already_done: false,
+        });
+    }
+    if let Some(version) = &request.version_id
+        && let Some(previous) = objects.read_result(&result_key).await?
+        && let Ok(previous) = serde_json::from_slice::<ImportResult>(&previous)
+        && previous.status == ImportStatus::Done
+        && previous.version_id.as_ref() == Some(version)
+        && previous.key == request.key
+    {
+        return Ok(ImportOutcome {
+            result: previous,
+            result_key,
+            already_done: true,
+        });
+    }
+    let refusal = match refusal_by_name(&request.key) {
+        Some(reason) => Some(reason),
+        None => match objects
+            .read(
+                &request.key,
+                request.version_id.as_deref(),
+                MAX_IMPORT_BYTES,
+            )
+            .await?
+        {
+            ImportObject::Missing => {
+                Some("the object is gone: deleted or replaced before it was imported".to_owned())
+            }
+            ImportObject::TooLarge { bytes } => Some(format!(
+                "{bytes} bytes, over the {MAX_IMPORT_BYTES}-byte limit of an import: split it, or use realty replay"
+            )),
+            ImportObject::Body(bytes) => {
+                let options = ReplayOptions {
+                    rate_per_second: None,
+                    started_at: now,
+                };
+                match replay(&bytes, publisher, states, options, &()).await {
+                    Ok(report) => {
+                        fill(&mut result, &report);
+                        None
+                    }
+                    Err(ReplayError::NotAnExport(e)) => Some(format!("not an export: {e}")),
+                    Err(e @ ReplayError::TooLarge { .. }) => Some(e.to_string()),
+                }
+            }
+        },
+    };
+    if let Some(reason) = refusal {
+        result.reason = Some(reason);
+    }
+    let body = serde_json::to_vec_pretty(&result)
+        .map_err(|e| PortError::new("import result", e.to_string()))?;
+    objects.write_result(&result_key, &body).await?;
+    Ok(ImportOutcome {
+        result,
+        result_key,
+        already_done: false,
+    })
+}
+
+/// The result of a replay that ran: `done`, `failed` (retried) or, when no row was good,
+/// `rejected`.
+fn fill(result: &mut ImportResult, report: &ReplayReport) {
+    result.rows = report.rows;
+    result.rejected = report.rejected;
+    result.published = report.published;
+    result.new = report.new;
+    result.changed = report.changed;
+    result.unchanged = report.unchanged;
+    result.stale = report.stale;
+    result.unpublished = report.unpublished;
+    result.rejected_rows = report
+        .rejects
+        .iter()
+        .map(|r| RejectedRow {
+            line: match r.position {
+                RecordPosition::Line(n) | RecordPosition::Index(n) => n,
+            },
+            id: r
+                .source_id
+                .as_deref()
+                .map(|id| truncate(id, MAX_REASON_CHARS)),
+            reason: truncate(&r.reason, MAX_REASON_CHARS),
+        })
+        .collect();
+    if report.rows > 0 && report.rejected == report.rows {
+        result.status = ImportStatus::Rejected;
+        result.reason = Some("every row was rejected".to_owned());
+    } else if report.finished() {
+        result.status = ImportStatus::Done;
+    } else {
+        result.status = ImportStatus::Failed;
+        let failures: Vec<String> = report
+            .failed_markets
+            .iter()
+            .map(|f| format!("{}: {}", f.key, truncate(&f.error, MAX_REASON_CHARS)))
+            .take(10)
+            .collect();
+        result.reason = Some(format!(
+            "stopped part-way ({} events unpublished, {} markets failed, {} state writes lost to a poll{}{}); it is retried, and a retry sends only what is missing",
+            report.unpublished,
+            report.failed_markets.len(),
+            report.state_conflicts,
+            if failures.is_empty() { "" } else { ": " },
+            failures.join("; ")
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! The import over in-memory ports, from the real Nashville page of Zillow.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::ports::{ImportObject, ImportObjects};
+use super::*;
+use crate::listing::{EventKind, Listing};
+use crate::poller::memory::{MemoryPollStates, MemoryStream};
+use crate::poller::replay::MAX_REPORTED_REJECTS;
+use crate::poller::replay::tests::{at, csv, nashville};
+
+const LAKE: &str = "realty-lake";
+
+/// The lake bucket: objects by key, and the results written.
+#[derive(Default)]
+struct MemoryLake {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    results: Mutex<BTreeMap<String, Vec<u8>>>,
+    reads: Mutex<usize>,
+}
+
+impl MemoryLake {
+    fn drop_file(&self, key: &str, body: Vec<u8>) {
+        self.objects.lock().expect("lock").insert(key.into(), body);
+    }
+
+    fn result(&self, key: &str) -> ImportResult {
+        let results = self.results.lock().expect("lock");
+        let body = results.get(&result_key(key)).expect("a result object");
+        serde_json::from_slice(body).expect("a result")
+    }
+}
+
+impl ImportObjects for MemoryLake {
+    async fn read(
+        &self,
+        key: &str,
+        _version_id: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<ImportObject, PortError> {
+        *self.reads.lock().expect("lock") += 1;
+        Ok(match self.objects.lock().expect("lock").get(key) {
+            None => ImportObject::Missing,
+            Some(body) if body.len() as u64 > max_bytes => ImportObject::TooLarge {
+                bytes: body.len() as u64,
+            },
+            Some(body) => ImportObject::Body(body.clone()),
+        })
+    }
+
+    async fn read_result(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self.results.lock().expect("lock").get(key).cloned())
+    }
+
+    async fn write_result(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
+        self.results
+            .lock()
+            .expect("lock")
+            .insert(key.into(), body.to_vec());
+        Ok(())
+    }
+}
+
+/// The lake, the stream and the poll states an import works on.
+#[derive(Default)]
+struct Stack {
+    lake: MemoryLake,
+    stream: MemoryStream,
+    states: MemoryPollStates,
+}
+
+impl Stack {
+    /// Imports what `request` names at `minute`.
+    async fn import(&self, request: &ImportRequest, minute: i64) -> ImportOutcome {
+        import(
+            request,
+            LAKE,
+            &self.lake,
+            &self.stream,
+            &self.states,
+            at(minute),
+        )
+        .await
+        .expect("import")
+    }
+}
+
+fn request(key: &str) -> ImportRequest {
+    ImportRequest {
+        bucket: LAKE.into(),
+        key: key.into(),
+        version_id: None,
+    }
+}
+
+/// Ten listings as CSV, with line 3 priced in words and line 6 without a city.
+fn file_with_bad_rows(listings: &[Listing]) -> Vec<u8> {
+    let text = String::from_utf8(csv(&listings[..10])).expect("utf-8");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let price = listings[1].price_minor.to_string();
+    lines[2] = lines[2].replacen(&format!(",{price},"), ",call for price,", 1);
+    let mut cityless = listings[4].clone();
+    cityless.address.city.clear();
+    let cityless = String::from_utf8(csv(&[cityless])).expect("utf-8");
+    lines[5] = cityless.lines().nth(1).expect("row").to_owned();
+    lines.join("\n").into_bytes()
+}
+
+#[tokio::test]
+async fn good_rows_are_published_and_bad_rows_reported_by_line() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
+    lake.drop_file("imports/nashville.csv", file_with_bad_rows(&listings));
+    let outcome = stack.import(&request("imports/nashville.csv"), 10).await;
+    assert!(!outcome.retry());
+    assert_eq!(
+        outcome.result_key,
+        "import-results/imports/nashville.csv.json"
+    );
+    let result = lake.result("imports/nashville.csv");
+    assert_eq!(result, outcome.result);
+    assert_eq!(result.status, ImportStatus::Done);
+    assert_eq!((result.rows, result.rejected, result.published), (10, 2, 8));
+    let lines: Vec<usize> = result.rejected_rows.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [3, 6]);
+    assert!(result.rejected_rows[0].reason.contains("price_minor"));
+    assert_eq!(result.rejected_rows[1].reason, "city: empty");
+    let events = stream.taken();
+    assert_eq!(events.len(), 8);
+    assert!(events.iter().all(|e| e.kind == EventKind::New));
+
+    // The same file dropped again: nothing new.
+    let again = stack.import(&request("imports/nashville.csv"), 20).await;
+    assert_eq!(again.result.status, ImportStatus::Done);
+    assert_eq!((again.result.published, again.result.unchanged), (0, 8));
+    assert!(stream.taken().is_empty());
+}
+
+#[tokio::test]
+async fn a_publish_failure_part_way_is_failed_and_its_retry_sends_only_the_rest() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
+    lake.drop_file("imports/all.csv", csv(&listings));
+    // The stream refuses three listings' events (throttled past every retry).
+    let refused: Vec<String> = listings[5..8]
+        .iter()
+        .map(|l| l.id.as_str().to_owned())
+        .collect();
+    stream
+        .refuse
+        .lock()
+        .expect("lock")
+        .extend(refused.iter().cloned());
+    let first = stack.import(&request("imports/all.csv"), 10).await;
+    assert!(first.retry());
+    let result = lake.result("imports/all.csv");
+    assert_eq!(result.status, ImportStatus::Failed, "never done part-way");
+    assert_eq!(result.unpublished, 3);
+    assert_eq!(result.published, listings.len() - 3);
+    assert!(
+        result
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("3 events unpublished")),
+        "{:?}",
+        result.reason
+    );
+    assert_eq!(stream.taken().len(), listings.len() - 3);
+
+    // The stream recovers; the retry sends the three and nothing twice.
+    stream.refuse.lock().expect("lock").clear();
+    let retry = stack.import(&request("imports/all.csv"), 11).await;
+    assert!(!retry.retry());
+    assert_eq!(lake.result("imports/all.csv").status, ImportStatus::Done);
+    let sent: Vec<String> = stream
+        .taken()
+        .iter()
+        .map(|e| e.listing.id.as_str().to_owned())
+        .collect();
+    assert_eq!(sent, refused);
+    // The counts are the attempt's: what the first published is unchanged for the retry.
+    assert_eq!(
+        (retry.result.published, retry.result.unchanged),
+        (3, listings.len() - 3)
+    );
+}
+
+#[tokio::test]
+async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let (lake, stream) = (&stack.lake, &stack.stream);
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("listings/x.csv", csv(&listings), "not under imports/"),
+        ("imports/x.csv.gz", csv(&listings), "unknown format"),
+        (
+            "imports/page.json",
+            include_bytes!(
+                "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+            )
+            .to_vec(),
+            "not an export",
+        ),
+        (
+            "imports/huge.csv",
+            vec![b'a'; MAX_IMPORT_BYTES as usize + 1],
+            "over the 33554432-byte limit",
+        ),
+        ("imports/gone.csv", Vec::new(), "the object is gone"),
+    ];
+    for (key, body, why) in cases {
+        if key != "imports/gone.csv" {
+            lake.drop_file(key, body);
+        }
+        let outcome = stack.import(&request(key), 10).await;
+        assert!(!outcome.retry(), "{key}");
+        let result = lake.result(key);
+        assert_eq!(result.status, ImportStatus::Rejected, "{key}");
+        assert!(
+            result.reason.as_deref().is_some_and(|r| r.contains(why)),
+            "{key}: {:?}",
+            result.reason
+        );
+    }
+    // Refused by name before any read.
+    assert_eq!(*lake.reads.lock().expect("lock"), 3);
+    // At the limit exactly, a file is read (and here refused as not an export).
+    lake.drop_file("imports/edge.csv", vec![b'a'; MAX_IMPORT_BYTES as usize]);
+    stack.import(&request("imports/edge.csv"), 10).await;
+    let edge = lake.result("imports/edge.csv");
+    assert!(
+        edge.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("not an export")),
+        "{:?}",
+        edge.reason
+    );
+    assert!(stream.taken().is_empty());
+
+    // Another bucket: no result written there or here.
+    let foreign = ImportRequest {
+        bucket: "someone-else".into(),
+        ..request("imports/x.csv")
+    };
+    let outcome = stack.import(&foreign, 10).await;
+    assert_eq!(outcome.result.status, ImportStatus::Rejected);
+    assert!(
+        lake.results
+            .lock()
+            .expect("lock")
+            .get(&result_key("imports/x.csv"))
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_result_is_bounded_and_every_reject_counted() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let lake = &stack.lake;
+    let header = String::from_utf8(csv(&listings[..1])).expect("utf-8");
+    let mut lines: Vec<String> = header.lines().map(str::to_owned).collect();
+    let long_reason_row = lines[1].replacen("zillow:", &"x".repeat(5_000), 1);
+    lines.extend(std::iter::repeat_n(
+        long_reason_row,
+        MAX_REPORTED_REJECTS + 50,
+    ));
+    lake.drop_file("imports/bad.csv", lines.join("\n").into_bytes());
+    stack.import(&request("imports/bad.csv"), 10).await;
+    let result = lake.result("imports/bad.csv");
+    assert_eq!(result.status, ImportStatus::Done);
+    assert_eq!(
+        (result.rows, result.published),
+        (MAX_REPORTED_REJECTS + 51, 1)
+    );
+    assert_eq!(result.rejected, MAX_REPORTED_REJECTS + 50);
+    assert_eq!(result.rejected_rows.len(), MAX_REPORTED_REJECTS);
+    assert!(
+        result
+            .rejected_rows
+            .iter()
+            .all(|r| r.reason.chars().count() <= 201
+                && r.id.as_ref().is_none_or(|id| id.chars().count() <= 201))
+    );
+    let body = lake.results.lock().expect("lock")[&result_key("imports/bad.csv")].len();
+    assert!(body < 100_000, "{body} bytes");
+}
+
+#[tokio::test]
+async fn a_notification_delivered_twice_does_not_import_twice() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let lake = &stack.lake;
+    lake.drop_file("imports/v.csv", csv(&listings[..4]));
+    let versioned = ImportRequest {
+        version_id: Some("v1".into()),
+        ..request("imports/v.csv")
+    };
+    let first = stack.import(&versioned, 10).await;
+    assert_eq!(first.result.published, 4);
+    let second = stack.import(&versioned, 11).await;
+    assert!(second.already_done);
+    // The first result stands (not replaced by "0 published").
+    assert_eq!(lake.result("imports/v.csv").published, 4);
+    assert_eq!(*lake.reads.lock().expect("lock"), 1);
+    // A new version of the same key is imported.
+    let next = ImportRequest {
+        version_id: Some("v2".into()),
+        ..request("imports/v.csv")
+    };
+    let third = stack.import(&next, 12).await;
+    assert!(!third.already_done);
+    assert_eq!((third.result.published, third.result.unchanged), (0, 4));
+}
+
+#[test]
+fn a_long_key_gets_a_hashed_result_name() {
+    let short = "imports/a.csv";
+    assert_eq!(result_key(short), "import-results/imports/a.csv.json");
+    let at_limit = format!("imports/{}.csv", "a".repeat(MAX_NAMED_KEY_BYTES - 12));
+    assert_eq!(at_limit.len(), MAX_NAMED_KEY_BYTES);
+    assert_eq!(
+        result_key(&at_limit),
+        format!("import-results/{at_limit}.json")
+    );
+    let past = format!("imports/{}.csv", "a".repeat(MAX_NAMED_KEY_BYTES - 11));
+    let hashed = result_key(&past);
+    assert!(
+        hashed.starts_with("import-results/long-keys/") && hashed.len() < 60,
+        "{hashed}"
+    );
+    assert_ne!(hashed, result_key(&format!("{past}x")));
+}

@@ -1,0 +1,222 @@
+//! The S3 import source against a local stack: a file dropped under `imports/` in the lake
+//! bucket reaches the importer as Lambda would deliver it (the bucket's S3 notification in
+//! ImportQueue, read by the local SQS event source mapping), its good rows are published as
+//! events and its bad rows named by line in the result object; dropping the same file again
+//! publishes nothing new (even when the first delivery of its notification crashes: the
+//! notification stays in the queue until an import finishes), and a file of an unknown format
+//! gets a result saying so.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use libtest_mimic::Failed;
+use realty_aws::functions::importer::ImporterFunction;
+use realty_core::importer::{ImportResult, ImportStatus, result_key};
+use realty_core::listing::Listing;
+use realty_core::sources::file::write_csv;
+use realty_core::sources::{SourceKind, normalize_file};
+use realty_infra::runner::{FunctionError, QueueMapping, StreamFunction};
+use realty_tests::{TestAws, ensure};
+
+use crate::operations::{Setup, setup};
+
+crate::async_tests!(a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line);
+
+/// The importer as its SQS event source mapping invokes it; `crash_next` makes the next
+/// invocation fail before it does anything (a crash or a timeout on Lambda).
+struct ImporterHandler {
+    function: ImporterFunction,
+    crash_next: AtomicBool,
+}
+
+impl StreamFunction for ImporterHandler {
+    type Event = SqsEvent;
+    type Response = SqsBatchResponse;
+
+    async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, FunctionError> {
+        if self.crash_next.swap(false, Ordering::SeqCst) {
+            return Err(FunctionError {
+                error_type: "Sandbox.Timedout".into(),
+                message: "the test's crash".into(),
+            });
+        }
+        Ok(Box::pin(self.function.handle(event, Utc::now())).await.0)
+    }
+}
+
+/// Ten listings of the real Nashville page as CSV; line 3 priced in words and line 6
+/// without a city.
+fn file_with_bad_rows(listings: &[Listing]) -> Result<Vec<u8>, Failed> {
+    let mut out = Vec::new();
+    write_csv(&listings[..10], &mut out)?;
+    let mut lines: Vec<String> = String::from_utf8(out)?.lines().map(str::to_owned).collect();
+    let price = listings[1].price_minor.to_string();
+    lines[2] = lines[2].replacen(&format!(",{price},"), ",call for price,", 1);
+    let mut cityless = listings[4].clone();
+    cityless.address.city.clear();
+    let mut row = Vec::new();
+    write_csv(&[cityless], &mut row)?;
+    lines[5] = String::from_utf8(row)?
+        .lines()
+        .nth(1)
+        .ok_or("a CSV row")?
+        .to_owned();
+    Ok(lines.join("\n").into_bytes())
+}
+
+/// Delivers the queue's notifications until the result of `key` is written (a newer one
+/// than `after`, when given): LocalStack sends S3 notifications a moment after the write.
+async fn imported(
+    mapping: &mut QueueMapping<ImporterHandler>,
+    s: &Setup,
+    key: &str,
+    after: Option<DateTime<Utc>>,
+) -> Result<ImportResult, Failed> {
+    let s3 = realty_aws::sdk::s3_client(&s.sdk);
+    for _ in 0..100 {
+        mapping.pump().await?;
+        if let Ok(object) = s3
+            .get_object()
+            .bucket(&s.resources.data_lake_bucket)
+            .key(result_key(key))
+            .send()
+            .await
+        {
+            let body = object.body.collect().await?.into_bytes();
+            let result: ImportResult = serde_json::from_slice(&body)?;
+            if after.is_none_or(|t| result.finished_at > t) {
+                return Ok(result);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!(
+        "no result for {key} after 20 s; runner: {:?}",
+        mapping.stats
+    )
+    .into())
+}
+
+async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let s = setup(&aws).await?;
+    let function = ImporterFunction::new(&s.sdk, &s.resources);
+    let mut mapping = QueueMapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "ImporterFunction",
+        ImporterHandler {
+            function,
+            crash_next: AtomicBool::new(false),
+        },
+    )
+    .await?;
+    ensure(
+        mapping.settings.batch_size == 1 && mapping.settings.report_batch_item_failures,
+        format!("{:?}", mapping.settings),
+    )?;
+    let page =
+        std::fs::read(aws.project_root.join(
+            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+        ))?;
+    let listings = normalize_file(SourceKind::Zillow, &page, Utc::now())?.listings;
+    ensure(listings.len() >= 10, "the fixture has ten listings")?;
+    let file = file_with_bad_rows(&listings)?;
+    let s3 = realty_aws::sdk::s3_client(&s.sdk);
+    let key = "imports/nashville.csv";
+    s3.put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(key)
+        .body(file.clone().into())
+        .send()
+        .await?;
+
+    let first = imported(&mut mapping, &s, key, None).await?;
+    ensure(
+        first.status == ImportStatus::Done
+            && (first.rows, first.rejected, first.published, first.new) == (10, 2, 8, 8),
+        format!("{first:?}"),
+    )?;
+    let lines: Vec<usize> = first.rejected_rows.iter().map(|r| r.line).collect();
+    ensure(lines == [3, 6], format!("{:?}", first.rejected_rows))?;
+    ensure(
+        first.rejected_rows[0].reason.contains("price_minor")
+            && first.rejected_rows[1].reason == "city: empty",
+        format!("{:?}", first.rejected_rows),
+    )?;
+    let events = s.events().await?;
+    let bad = [listings[1].id.as_str(), listings[4].id.as_str()];
+    ensure(
+        events.len() == 8 && events.iter().all(|e| !bad.contains(&e.listing.id.as_str())),
+        format!("{} events", events.len()),
+    )?;
+
+    // The same file dropped again, and the first delivery of its notification crashes: the
+    // notification stays in the queue, the next delivery imports it, nothing new published.
+    mapping.function().crash_next.store(true, Ordering::SeqCst);
+    s3.put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(key)
+        .body(file.into())
+        .send()
+        .await?;
+    let second = imported(&mut mapping, &s, key, Some(first.finished_at)).await?;
+    ensure(
+        second.status == ImportStatus::Done
+            && (second.published, second.unchanged, second.rejected) == (0, 8, 2),
+        format!("{second:?}"),
+    )?;
+    ensure(s.events().await?.len() == 8, "the second drop published")?;
+    ensure(
+        mapping.stats.failed == 1 && !mapping.function().crash_next.load(Ordering::SeqCst),
+        format!("the crash was not delivered again: {:?}", mapping.stats),
+    )?;
+
+    // A spreadsheet is no export: rejected, saying why, and not retried.
+    let sheet = "imports/listings.xlsx";
+    s3.put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(sheet)
+        .body(b"PK\x03\x04".to_vec().into())
+        .send()
+        .await?;
+    let rejected = imported(&mut mapping, &s, sheet, None).await?;
+    ensure(
+        rejected.status == ImportStatus::Rejected
+            && rejected
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("unknown format")),
+        format!("{rejected:?}"),
+    )?;
+    mapping.drain(20).await?;
+    ensure(
+        mapping.stats.failed == 1,
+        format!("messages failed: {:?}", mapping.stats),
+    )?;
+    let dead = s
+        .stack
+        .outputs
+        .get("ImportDeadLetterQueueUrl")
+        .ok_or("no ImportDeadLetterQueueUrl output")?;
+    let waiting = aws_sdk_sqs::Client::new(&s.sdk)
+        .get_queue_attributes()
+        .queue_url(dead)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await?
+        .attributes
+        .and_then(|mut a| {
+            a.remove(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        });
+    ensure(
+        waiting.as_deref() == Some("0"),
+        format!("dead letters: {waiting:?}"),
+    )?;
+    Ok(())
+}
