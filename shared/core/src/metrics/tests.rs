@@ -1120,5 +1120,8 @@ fn a_cut_that_comes_with_a_sale_is_a_delisting_not_a_cut() {
     let aggregates = stores.aggregates.lock().expect("lock");
     let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
     let day = city.daily[&at.date_naive()];
-    assert_eq!((day.price_cuts, day.delistings, day.new_listings), (1, 1, 2));
+    assert_eq!(
+        (day.price_cuts, day.delistings, day.new_listings),
+        (1, 1, 2)
+    );
 }
