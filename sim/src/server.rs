@@ -119,6 +119,15 @@ impl SimHandle {
         self.read().ground_truth(from, to).to_vec()
     }
 
+    /// Rental events between two simulated times (see [`Market::rental_ground_truth`]).
+    pub fn rental_ground_truth(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<GroundTruthEvent> {
+        self.read().rental_ground_truth(from, to).to_vec()
+    }
+
     /// Runs `f` on the market (read-only; requests wait for an advance, not for readers).
     pub fn with_market<R>(&self, f: impl FnOnce(&Market) -> R) -> R {
         f(&self.read())

@@ -24,15 +24,38 @@ pub(super) struct Planned {
 #[derive(Debug, Clone)]
 pub(super) enum Action {
     New(Box<SimListing>),
-    PriceChange { new: u64 },
+    PriceChange {
+        new: u64,
+    },
     ToPending,
     BackToActive,
-    Sold { close_price: u64 },
+    Sold {
+        close_price: u64,
+    },
     Withdrawn,
+    /// A rental listed; `listing` indexes the market's rentals for the two below.
+    RentalNew(Box<SimListing>),
+    RentChange {
+        new: u64,
+    },
+    RentalTaken,
+}
+
+impl Action {
+    pub(super) fn is_rental(&self) -> bool {
+        matches!(
+            self,
+            Self::RentalNew(_) | Self::RentChange { .. } | Self::RentalTaken
+        )
+    }
 }
 
 impl Market {
     pub(super) fn apply(&mut self, planned: Planned) {
+        if planned.action.is_rental() {
+            self.apply_rental(planned);
+            return;
+        }
         let Planned {
             at,
             area: area_position,
@@ -145,6 +168,7 @@ impl Market {
                     new: ListingStatus::Withdrawn,
                 }
             }
+            Action::RentalNew(_) | Action::RentChange { .. } | Action::RentalTaken => return,
         };
         // Every change is a modification: the listing moves to the end of that order.
         remove_by(

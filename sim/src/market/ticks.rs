@@ -8,6 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::events::{Action, Planned};
+use super::rentals::{draw_rental_tick, rental_target};
 use super::{Area, Market, TICK_MILLIS};
 use crate::generate::{charm, cut_fraction, cut_price, raise_price, rise_fraction};
 use crate::listing::SimListing;
@@ -30,6 +31,17 @@ impl Market {
                 tick_start,
                 self.config.activity,
                 self.config.listings_per_market,
+                &mut drawn,
+            );
+            let hourly = time_weight(area.profile, tick_start) * self.config.activity / 24.0;
+            draw_rental_tick(
+                area,
+                position,
+                self.seed,
+                tick,
+                tick_start,
+                hourly,
+                rental_target(self.config.listings_per_market),
                 &mut drawn,
             );
         }
