@@ -337,6 +337,8 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 home_types: Vec::new(),
                 poll_every_minutes: DEFAULT_POLL_MINUTES,
                 reso_filter: None,
+                // Zillow and Realtor.com markets read their rentals too (market rents).
+                rentals: true,
             })
             .await
             .with_context(|| format!("watching {market}"))?;

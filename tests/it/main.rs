@@ -15,6 +15,7 @@ mod poller;
 mod provisioning;
 mod realtor;
 mod reconcile;
+mod rentals;
 mod replay;
 mod reso;
 
@@ -43,6 +44,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(realtor::tests());
+    all.extend(rentals::tests());
     all.extend(replay::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());

@@ -105,6 +105,7 @@ impl Setup {
             home_types: Vec::new(),
             poll_every_minutes: 60,
             reso_filter: None,
+            rentals: false,
         };
         self.config.put_market(&market).await?;
         Ok(())
@@ -267,6 +268,7 @@ async fn a_spent_budget_stops_its_source_without_delisting(
     let function = s.function(&sim).await?;
     let request = PollRequest {
         markets: vec!["nashville-tn".into()],
+        ..PollRequest::default()
     };
     let first = function.handle(&request, sim.handle().now()).await;
     let used = report(&first, "zillow")?.requests;
