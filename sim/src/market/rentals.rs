@@ -145,6 +145,7 @@ pub(super) fn populate_rentals(area: &mut Area, seed: u64, start: DateTime<Utc>,
 }
 
 /// Draws one hour of a market's rentals: taken, re-priced, newly listed.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn draw_rental_tick(
     area: &mut Area,
     area_position: usize,
