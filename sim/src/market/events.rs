@@ -20,6 +20,27 @@ pub(super) struct Planned {
     pub(super) action: Action,
 }
 
+/// One market's events of one hour as they are drawn, numbered in draw order.
+pub(super) struct HourPlan<'a> {
+    pub(super) out: &'a mut Vec<Planned>,
+    pub(super) area: usize,
+    /// The next event's draw order.
+    pub(super) order: u32,
+}
+
+impl HourPlan<'_> {
+    pub(super) fn push(&mut self, at: DateTime<Utc>, listing: u32, action: Action) {
+        self.out.push(Planned {
+            at,
+            area: self.area,
+            order: self.order,
+            listing,
+            action,
+        });
+        self.order += 1;
+    }
+}
+
 /// What a drawn event does to its listing.
 #[derive(Debug, Clone)]
 pub(super) enum Action {

@@ -23,8 +23,10 @@ use serde::Serialize;
 
 use crate::config::MarketConfig;
 use crate::error::SimError;
-use crate::generate::{MarketContext, ZipArea, create_listing, price_scale, zip_areas};
-use crate::listing::{ListingStatus, SimListing};
+use crate::generate::{
+    MarketContext, ZipArea, create_listing, listing_of_type, price_scale, zip_areas,
+};
+use crate::listing::{ListingStatus, PropertyType, SimListing};
 use crate::profiles::{MarketProfile, builtin_markets};
 use crate::random::hash_bytes;
 use crate::slug::slug;
@@ -93,6 +95,20 @@ impl Area {
     ) -> SimListing {
         let serial = self.next_serial;
         self.next_serial += 1;
+        self.draw_listing(seed, rng, serial, on_market_at, None)
+    }
+
+    /// Draws the house with ids `serial`: a sale listing of the market's type mix, or a
+    /// rental of `rental_type` (rentals' addresses are kept apart, so drawing them never
+    /// changes a sale listing's).
+    fn draw_listing(
+        &mut self,
+        seed: u64,
+        rng: &mut ChaCha8Rng,
+        serial: u64,
+        on_market_at: DateTime<Utc>,
+        rental_type: Option<PropertyType>,
+    ) -> SimListing {
         let ctx = MarketContext {
             seed,
             profile: self.profile,
@@ -101,7 +117,17 @@ impl Area {
             zips: &self.zips,
             price_scale: self.price_scale,
         };
-        create_listing(&ctx, rng, serial, on_market_at, &mut self.used_lines)
+        match rental_type {
+            None => create_listing(&ctx, rng, serial, on_market_at, &mut self.used_lines),
+            Some(kind) => listing_of_type(
+                &ctx,
+                rng,
+                kind,
+                serial,
+                on_market_at,
+                &mut self.rental_lines,
+            ),
+        }
     }
 }
 

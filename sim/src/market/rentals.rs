@@ -9,9 +9,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::events::{Action, Planned, remove_sorted};
+use super::events::{Action, HourPlan, Planned, remove_sorted};
 use super::{Area, Market, TICK_MILLIS};
-use crate::generate::{MarketContext, listing_of_type};
 use crate::listing::{ListingStatus, PriceChange, PropertyType, SimListing};
 use crate::random::{normal, poisson, stream, weighted_index};
 use crate::truth::{EventKind, GroundTruthEvent};
@@ -69,24 +68,9 @@ impl Area {
     ) -> SimListing {
         let serial = RENTAL_SERIAL_BASE + self.next_rental_serial;
         self.next_rental_serial += 1;
-        let ctx = MarketContext {
-            seed,
-            profile: self.profile,
-            builtin_index: self.builtin_index,
-            key: &self.key,
-            zips: &self.zips,
-            price_scale: self.price_scale,
-        };
         let weights: Vec<f64> = RENTAL_TYPES.iter().map(|(_, w)| *w).collect();
         let property_type = RENTAL_TYPES[weighted_index(rng, &weights)].0;
-        let mut listing = listing_of_type(
-            &ctx,
-            rng,
-            property_type,
-            serial,
-            on_market_at,
-            &mut self.rental_lines,
-        );
+        let mut listing = self.draw_listing(seed, rng, serial, on_market_at, Some(property_type));
         // The rent the home would fetch: its value times the market's gross yield, a
         // little more for a unit (smaller homes rent dearer per dollar of value).
         let unit_factor = if property_type == PropertyType::Apartment {
@@ -157,17 +141,13 @@ pub(super) fn draw_rental_tick(
     out: &mut Vec<Planned>,
 ) {
     let mut rng = stream(&[seed, area.key_hash, tick as u64, RENT_TICK_SALT]);
-    let mut order = RENT_ORDER_BASE;
-    let mut plan = |out: &mut Vec<Planned>, rng: &mut ChaCha8Rng, listing, action| {
-        let at = tick_start + TimeDelta::milliseconds(rng.random_range(1..=TICK_MILLIS));
-        out.push(Planned {
-            at,
-            area: area_position,
-            order,
-            listing,
-            action,
-        });
-        order += 1;
+    let at = |rng: &mut ChaCha8Rng| {
+        tick_start + TimeDelta::milliseconds(rng.random_range(1..=TICK_MILLIS))
+    };
+    let mut plan = HourPlan {
+        out,
+        area: area_position,
+        order: RENT_ORDER_BASE,
     };
     let active = &area.active_rentals;
     let mut touched = HashSet::new();
@@ -183,7 +163,8 @@ pub(super) fn draw_rental_tick(
             .collect()
     };
     for i in pick(&mut rng, taken_rate()) {
-        plan(out, &mut rng, i, Action::RentalTaken);
+        let when = at(&mut rng);
+        plan.push(when, i, Action::RentalTaken);
     }
     for i in pick(&mut rng, RENT_CHANGE_RATE) {
         let old = area.rentals[i as usize].list_price;
@@ -193,7 +174,8 @@ pub(super) fn draw_rental_tick(
             0.02 + 0.04 * rng.random::<f64>()
         };
         let new = changed_rent(old, fraction);
-        plan(out, &mut rng, i, Action::RentChange { new });
+        let when = at(&mut rng);
+        plan.push(when, i, Action::RentChange { new });
     }
     // New rentals replace the taken ones, pulled back towards the target count.
     let live = area.active_rentals.len().max(1) as f64;
@@ -203,16 +185,9 @@ pub(super) fn draw_rental_tick(
         f64::from(target) * taken_rate() * hourly * reversion,
     );
     for _ in 0..new_count {
-        let at = tick_start + TimeDelta::milliseconds(rng.random_range(1..=TICK_MILLIS));
-        let rental = area.create_rental(seed, &mut rng, at);
-        out.push(Planned {
-            at,
-            area: area_position,
-            order,
-            listing: u32::MAX,
-            action: Action::RentalNew(Box::new(rental)),
-        });
-        order += 1;
+        let when = at(&mut rng);
+        let rental = area.create_rental(seed, &mut rng, when);
+        plan.push(when, u32::MAX, Action::RentalNew(Box::new(rental)));
     }
 }
 
