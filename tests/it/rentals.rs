@@ -1,7 +1,8 @@
 //! Rentals polled end to end: the poller reads each market's rentals from the simulator's
 //! Zillow (`status_type=ForRent`) and Realtor.com (`status: ["for_rent"]`) APIs in a read
 //! of their own, finds exactly the simulator's rental ground truth, and keeps rentals and
-//! sale listings apart: a sale poll never delists a rental, nor a rental poll a sale listing.
+//! sale listings apart: a sale poll never delists a rental, nor a rental poll a sale
+//! listing, and a rental read that does not add up delists no rental.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::poller::{MARKETS, sim_of, source_poller, stack, stream_events, truth_
 crate::async_tests!(
     zillow_rental_polls_find_exactly_the_rental_ground_truth,
     realtor_rental_polls_find_exactly_the_rental_ground_truth,
+    a_rental_read_that_never_adds_up_delists_no_rental,
 );
 
 /// Live sale listings per market (a third as many rentals: 200, five Zillow pages, one of
@@ -71,6 +73,58 @@ fn events_of(
         }
     }
     Ok(out)
+}
+
+/// Rentals taken while a rental read never adds up (every page after the first moves a
+/// rental onto a page already read, on every pass) are not delisted from it; the next whole
+/// read delists them.
+async fn a_rental_read_that_never_adds_up_delists_no_rental(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let resources = stack(&aws).await?;
+    let spec = "page_shift=1,faulty_attempts=100";
+    let clean = sim_of(31, LISTINGS, FaultConfig::none()).await?;
+    let faulty = sim_of(31, LISTINGS, spec.parse()?).await?;
+    let clean_poller = source_poller(&aws, &resources, &clean, SourceKind::Zillow).await?;
+    let faulty_poller = source_poller(&aws, &resources, &faulty, SourceKind::Zillow).await?;
+    poll_at(&clean_poller, clean.handle().now(), true).await?;
+    clean.handle().advance(TimeDelta::days(2))?;
+    faulty.handle().advance(TimeDelta::days(2))?;
+
+    let request = PollRequest {
+        markets: MARKETS.iter().map(|m| m.to_string()).collect(),
+        rentals: true,
+    };
+    let cut_short = Box::pin(faulty_poller.poll(&request, faulty.handle().now())).await;
+    let rental_reads: Vec<_> = cut_short.per_market.iter().filter(|m| m.rentals).collect();
+    ensure(
+        rental_reads.len() == MARKETS.len()
+            && rental_reads
+                .iter()
+                .all(|m| m.error.is_none() && m.incomplete && m.delisted == 0),
+        format!("{spec}: rental reads that never add up delist nothing: {cut_short:?}"),
+    )?;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    let rent_events = events_of(&events, &cut_short, Offer::Rent)?;
+    ensure(
+        rent_events.values().all(|k| *k != "delisted"),
+        format!("{spec}: rentals delisted in the stream: {rent_events:?}"),
+    )?;
+
+    let whole = poll_at(&clean_poller, clean.handle().now(), true).await?;
+    let delisted: usize = whole
+        .per_market
+        .iter()
+        .filter(|m| m.rentals)
+        .map(|m| m.delisted)
+        .sum();
+    ensure(
+        delisted > 0,
+        format!("the next whole read delists the rentals taken: {whole:?}"),
+    )?;
+    clean.shutdown().await?;
+    faulty.shutdown().await?;
+    Ok(())
 }
 
 async fn poll_at(
