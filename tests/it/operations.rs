@@ -382,19 +382,32 @@ async fn a_market_added_with_the_cli_is_polled_at_the_next_run(
         format!("{markets:?}"),
     )?;
 
-    // The next run polls the new market; the other is not due yet.
+    // The next run polls the new market, its sale listings and (added without
+    // `--no-rentals`) its rentals; the other is not due yet.
     let second = function
         .handle(
             &PollRequest::default(),
             sim.handle().now() + TimeDelta::minutes(5),
         )
         .await;
+    let reads: Vec<(&str, bool)> = second
+        .per_market
+        .iter()
+        .map(|m| (m.market.as_str(), m.rentals))
+        .collect();
     ensure(
-        second.per_market.len() == 1
-            && second.per_market[0].market == "syracuse-ny"
-            && second.per_market[0].error.is_none()
-            && second.new > 0,
+        reads == [("syracuse-ny", false), ("syracuse-ny", true)]
+            && second
+                .per_market
+                .iter()
+                .all(|m| m.error.is_none() && m.new > 0),
         format!("{second:?}"),
+    )?;
+    ensure(
+        markets
+            .iter()
+            .all(|m| m.rentals == (m.market == "syracuse-ny")),
+        format!("rentals are on unless the market says otherwise: {markets:?}"),
     )?;
     let plan = run(cli(&["markets", "plan", "--json"]), &state_dir, "plan").await?;
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout)?;
