@@ -337,6 +337,8 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 home_types: Vec::new(),
                 poll_every_minutes: DEFAULT_POLL_MINUTES,
                 reso_filter: None,
+                // Zillow and Realtor.com markets read their rentals too (market rents).
+                rentals: true,
             })
             .await
             .with_context(|| format!("watching {market}"))?;
@@ -586,12 +588,12 @@ fn print_summary(
     let money = |v: Option<f64>| v.map_or("-".into(), |v| format!("${v:.0}"));
     println!();
     println!(
-        "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
-        "market", "active", "median price", "7d trend", "cuts (7d)", "alerts"
+        "{:<16} {:>8} {:>13} {:>10} {:>12} {:>8} {:>8} {:>7}",
+        "market", "active", "median price", "7d trend", "cuts (7d)", "rentals", "yield", "alerts"
     );
     for m in &report.markets {
         println!(
-            "{:<16} {:>8} {:>13} {:>10} {:>12} {:>7}",
+            "{:<16} {:>8} {:>13} {:>10} {:>12} {:>8} {:>8} {:>7}",
             m.report.market,
             m.report.live.active_listings,
             money(m.report.live.median_price),
@@ -600,6 +602,11 @@ fn print_summary(
                 .median_price_change_7d_pct
                 .map_or("-".into(), |p| format!("{p:+.1}%")),
             m.report.live.price_cuts_7d,
+            m.report.live.active_rentals,
+            m.report
+                .live
+                .gross_yield
+                .map_or("-".into(), |y| format!("{:.2}%", y * 100.0)),
             m.alerts.len()
         );
     }

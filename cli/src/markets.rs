@@ -77,6 +77,10 @@ pub struct AddArgs {
     /// "OriginatingSystemName eq 'actris'" (MLS Grid requires it).
     #[arg(long)]
     reso_filter: Option<String>,
+    /// Do not read the market's rentals (read by default from zillow and realtor: a
+    /// second search per poll, counted in the request budgets).
+    #[arg(long)]
+    no_rentals: bool,
     #[command(flatten)]
     stack: StackArg,
 }
@@ -123,6 +127,7 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                 home_types: args.home_types,
                 poll_every_minutes: minutes(&args.every)?,
                 reso_filter: args.reso_filter,
+                rentals: !args.no_rentals,
             };
             // Refused here, before anything is stored, with what to change.
             if let Err(reason) = market.validate() {
@@ -167,6 +172,9 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                     }
                     if let Some(raw) = &m.reso_filter {
                         filter.push(format!("reso: {raw}"));
+                    }
+                    if !m.rentals {
+                        filter.push("no rentals".to_owned());
                     }
                     println!(
                         "{:<28} {:<22} {:>6} m  {}",

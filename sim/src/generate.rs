@@ -212,8 +212,20 @@ pub(crate) fn create_listing(
     on_market_at: DateTime<Utc>,
     used_lines: &mut HashSet<String>,
 ) -> SimListing {
+    let property_type = PropertyType::ALL[weighted_index(rng, &ctx.profile.type_mix)];
+    listing_of_type(ctx, rng, property_type, serial, on_market_at, used_lines)
+}
+
+/// A new listing of a given type (see [`create_listing`]).
+pub(crate) fn listing_of_type(
+    ctx: &MarketContext<'_>,
+    rng: &mut ChaCha8Rng,
+    property_type: PropertyType,
+    serial: u64,
+    on_market_at: DateTime<Utc>,
+    used_lines: &mut HashSet<String>,
+) -> SimListing {
     let profile = ctx.profile;
-    let property_type = PropertyType::ALL[weighted_index(rng, &profile.type_mix)];
     let zip_weights: Vec<f64> = ctx.zips.iter().map(|z| z.weight).collect();
     let zip = &ctx.zips[weighted_index(rng, &zip_weights)];
 
@@ -297,6 +309,7 @@ pub(crate) fn create_listing(
         pending_at: None,
         closed_at: None,
         close_price: None,
+        rental: false,
         overpricing,
         fair_value: fair_value.round() as u64,
         quirks,
@@ -317,6 +330,7 @@ fn living_area(
         PropertyType::Townhouse => (median_sqft * 0.85, 0.22, 800.0, 4_000.0),
         PropertyType::MultiFamily => (median_sqft * 1.45, 0.30, 1_200.0, 12_000.0),
         PropertyType::Manufactured => (median_sqft * 0.7, 0.2, 600.0, 2_600.0),
+        PropertyType::Apartment => (median_sqft * 0.5, 0.3, 350.0, 2_500.0),
         PropertyType::Land => return None,
     };
     Some(lognormal(rng, median, sigma).clamp(low, high).round() as u32)
@@ -364,7 +378,9 @@ fn rooms(
     let noise = normal(rng);
     let (beds, min_beds, max_beds) = match property_type {
         PropertyType::SingleFamily => (sqft / 700.0 + 0.6 + 0.5 * noise, 1.0, 7.0),
-        PropertyType::Condo => (sqft / 650.0 + 0.1 + 0.4 * noise, 0.0, 4.0),
+        PropertyType::Condo | PropertyType::Apartment => {
+            (sqft / 650.0 + 0.1 + 0.4 * noise, 0.0, 4.0)
+        }
         PropertyType::Townhouse => (sqft / 650.0 + 0.4 + 0.4 * noise, 1.0, 5.0),
         PropertyType::MultiFamily => (sqft / 480.0 + 0.8 * noise, 2.0, 12.0),
         PropertyType::Manufactured => (sqft / 600.0 + 0.3 * noise, 2.0, 4.0),
@@ -382,7 +398,7 @@ fn rooms(
     } as u8;
     let half_chance = match property_type {
         PropertyType::SingleFamily | PropertyType::Townhouse => 0.35,
-        PropertyType::Condo => 0.15,
+        PropertyType::Condo | PropertyType::Apartment => 0.15,
         _ => 0.1,
     };
     let half = u8::from(rng.random::<f64>() < half_chance);
@@ -408,6 +424,7 @@ fn lot_acres(
         PropertyType::MultiFamily => lognormal(rng, median_lot * 0.8, 0.4).clamp(1_500.0, 90_000.0),
         PropertyType::Land => lognormal(rng, 0.35 * 43_560.0, 0.9).clamp(2_000.0, 1_750_000.0),
         PropertyType::Manufactured => lognormal(rng, 8_000.0, 0.5).clamp(2_000.0, 400_000.0),
+        PropertyType::Apartment => return None,
     };
     // Some listings do not state the lot.
     if rng.random::<f64>() < 0.06 {
@@ -439,7 +456,7 @@ fn fair_value(
         PropertyType::Townhouse => 0.97,
         PropertyType::MultiFamily => 0.62,
         PropertyType::Manufactured => 0.42,
-        PropertyType::Land => 1.0,
+        PropertyType::Land | PropertyType::Apartment => 1.0,
     };
     // Larger homes cost less per square foot.
     let size_factor = (sqft / median_sqft).powf(-0.2);
@@ -450,7 +467,7 @@ fn fair_value(
 fn street_number(rng: &mut ChaCha8Rng, property_type: PropertyType) -> String {
     let u: f64 = rng.random();
     let number = match property_type {
-        PropertyType::Condo => 1 + (u * u * 2_999.0) as u32,
+        PropertyType::Condo | PropertyType::Apartment => 1 + (u * u * 2_999.0) as u32,
         _ => 10 + (u * u * 9_989.0) as u32,
     };
     if property_type == PropertyType::MultiFamily && rng.random::<f64>() < 0.1 {
@@ -485,7 +502,7 @@ fn address(
             }
         };
         let unit = match property_type {
-            PropertyType::Condo if rng.random::<f64>() < 0.8 => {
+            PropertyType::Condo | PropertyType::Apartment if rng.random::<f64>() < 0.8 => {
                 let label = ["Apt", "Unit", "#"][rng.random_range(0..3)];
                 let floor = rng.random_range(1u32..=30);
                 let door = rng.random_range(1u32..=20);

@@ -13,10 +13,12 @@ pub enum PropertyType {
     MultiFamily,
     Land,
     Manufactured,
+    /// A unit in an apartment building: only ever for rent.
+    Apartment,
 }
 
 impl PropertyType {
-    /// Every type, in the order of [`crate::profiles::TypeMix`].
+    /// Every type for sale, in the order of [`crate::profiles::TypeMix`].
     pub const ALL: [PropertyType; 6] = [
         Self::SingleFamily,
         Self::Condo,
@@ -35,6 +37,7 @@ impl PropertyType {
             Self::MultiFamily => "MULTI_FAMILY",
             Self::Land => "LOT",
             Self::Manufactured => "MANUFACTURED",
+            Self::Apartment => "APARTMENT",
         }
     }
 
@@ -47,6 +50,7 @@ impl PropertyType {
             Self::MultiFamily => "Multi-family",
             Self::Land => "LotsLand",
             Self::Manufactured => "Manufactured",
+            Self::Apartment => "Apartments",
         }
     }
 
@@ -59,6 +63,7 @@ impl PropertyType {
             Self::MultiFamily => "multi_family",
             Self::Land => "land",
             Self::Manufactured => "mobile",
+            Self::Apartment => "apartment",
         }
     }
 
@@ -79,6 +84,7 @@ impl PropertyType {
             }
             Self::MultiFamily => "ResidentialIncome",
             Self::Land => "Land",
+            Self::Apartment => "ResidentialLease",
         }
     }
 
@@ -91,6 +97,7 @@ impl PropertyType {
             Self::MultiFamily => "Duplex",
             Self::Land => "Unimproved Land",
             Self::Manufactured => "Manufactured Home",
+            Self::Apartment => "Apartment",
         }
     }
 }
@@ -232,6 +239,9 @@ pub struct SimListing {
     pub pending_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
     pub close_price: Option<u64>,
+    /// A rental: `list_price` is the monthly rent; it is taken (withdrawn) or re-priced,
+    /// never pending or sold.
+    pub rental: bool,
     /// List price over fair value: overpriced listings get cut, underpriced ones sell.
     pub(crate) overpricing: f64,
     /// What the house is worth; the close price of a placeholder-priced listing.

@@ -119,6 +119,15 @@ impl SimHandle {
         self.read().ground_truth(from, to).to_vec()
     }
 
+    /// Rental events between two simulated times (see [`Market::rental_ground_truth`]).
+    pub fn rental_ground_truth(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<GroundTruthEvent> {
+        self.read().rental_ground_truth(from, to).to_vec()
+    }
+
     /// Runs `f` on the market (read-only; requests wait for an advance, not for readers).
     pub fn with_market<R>(&self, f: impl FnOnce(&Market) -> R) -> R {
         f(&self.read())
@@ -626,8 +635,9 @@ struct GroundTruthView<'a> {
     events: Vec<&'a GroundTruthEvent>,
 }
 
-/// `GET /control/ground-truth?from=T1&to=T2[&market=KEY]`: events with `T1 < at <= T2`;
-/// `from` defaults to the start, `to` to now.
+/// `GET /control/ground-truth?from=T1&to=T2[&market=KEY][&offer=rent]`: events with
+/// `T1 < at <= T2` (of the rentals with `offer=rent`); `from` defaults to the start, `to`
+/// to now.
 async fn control_ground_truth(State(sim): State<SimHandle>, uri: Uri) -> Response {
     let pairs = match query_pairs(&uri) {
         Ok(pairs) => pairs,
@@ -648,14 +658,26 @@ async fn control_ground_truth(State(sim): State<SimHandle>, uri: Uri) -> Respons
         }
     };
     let market_filter = crate::api::query_value(&pairs, "market").map(str::to_owned);
+    let rentals = match crate::api::query_value(&pairs, "offer") {
+        None | Some("" | "sale") => false,
+        Some("rent") => true,
+        Some(other) => {
+            let message = format!("offer must be sale or rent, got {other:?}");
+            return respond(Reply::message(400, &message), false);
+        }
+    };
     let reply = sim.with_market(|market| {
         let from = from.unwrap_or(market.start());
         let to = to.unwrap_or(market.now());
         if from > to {
             return Reply::message(400, "from is after to");
         }
-        let events: Vec<&GroundTruthEvent> = market
-            .ground_truth(from, to)
+        let events = if rentals {
+            market.rental_ground_truth(from, to)
+        } else {
+            market.ground_truth(from, to)
+        };
+        let events: Vec<&GroundTruthEvent> = events
             .iter()
             .filter(|e| market_filter.as_deref().is_none_or(|m| e.market == m))
             .collect();

@@ -16,6 +16,7 @@ mod poller;
 mod provisioning;
 mod realtor;
 mod reconcile;
+mod rentals;
 mod replay;
 mod reso;
 
@@ -44,6 +45,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(realtor::tests());
+    all.extend(rentals::tests());
     all.extend(replay::tests());
     all.extend(importer::tests());
     all.extend(operations::tests());

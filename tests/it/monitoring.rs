@@ -259,6 +259,7 @@ fn run_functions(
                 home_types: Vec::new(),
                 poll_every_minutes: 60,
                 reso_filter: None,
+                rentals: false,
             })
             .await?;
         config.set_budget("zillow", Some(10_000)).await?;

@@ -105,6 +105,7 @@ impl Setup {
             home_types: Vec::new(),
             poll_every_minutes: 60,
             reso_filter: None,
+            rentals: false,
         };
         self.config.put_market(&market).await?;
         Ok(())
@@ -267,6 +268,7 @@ async fn a_spent_budget_stops_its_source_without_delisting(
     let function = s.function(&sim).await?;
     let request = PollRequest {
         markets: vec!["nashville-tn".into()],
+        ..PollRequest::default()
     };
     let first = function.handle(&request, sim.handle().now()).await;
     let used = report(&first, "zillow")?.requests;
@@ -380,19 +382,32 @@ async fn a_market_added_with_the_cli_is_polled_at_the_next_run(
         format!("{markets:?}"),
     )?;
 
-    // The next run polls the new market; the other is not due yet.
+    // The next run polls the new market, its sale listings and (added without
+    // `--no-rentals`) its rentals; the other is not due yet.
     let second = function
         .handle(
             &PollRequest::default(),
             sim.handle().now() + TimeDelta::minutes(5),
         )
         .await;
+    let reads: Vec<(&str, bool)> = second
+        .per_market
+        .iter()
+        .map(|m| (m.market.as_str(), m.rentals))
+        .collect();
     ensure(
-        second.per_market.len() == 1
-            && second.per_market[0].market == "syracuse-ny"
-            && second.per_market[0].error.is_none()
-            && second.new > 0,
+        reads == [("syracuse-ny", false), ("syracuse-ny", true)]
+            && second
+                .per_market
+                .iter()
+                .all(|m| m.error.is_none() && m.new > 0),
         format!("{second:?}"),
+    )?;
+    ensure(
+        markets
+            .iter()
+            .all(|m| m.rentals == (m.market == "syracuse-ny")),
+        format!("rentals are on unless the market says otherwise: {markets:?}"),
     )?;
     let plan = run(cli(&["markets", "plan", "--json"]), &state_dir, "plan").await?;
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout)?;

@@ -146,6 +146,7 @@ pub(crate) fn by_listing(
 pub(crate) async fn poll(p: &LambdaPoller, sim: &SimServer) -> PollSummary {
     let request = PollRequest {
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
+        ..PollRequest::default()
     };
     Box::pin(p.poll(&request, sim.handle().now())).await
 }
@@ -425,6 +426,7 @@ async fn poll_with<
 ) -> PollSummary {
     let request = PollRequest {
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
+        ..PollRequest::default()
     };
     Box::pin(p.poll(&request, sim.handle().now())).await
 }
@@ -617,6 +619,7 @@ async fn fixture_poller(
 async fn poll_markets(p: &LambdaPoller, markets: &[&str]) -> PollSummary {
     let request = PollRequest {
         markets: markets.iter().map(|m| m.to_string()).collect(),
+        ..PollRequest::default()
     };
     Box::pin(p.poll(&request, chrono::Utc::now())).await
 }
@@ -829,6 +832,7 @@ pub(crate) async fn hidden_listings_against(
     let p = source_poller(aws, &resources, &faulty, source).await?;
     let request = PollRequest {
         markets: vec!["nashville-tn".into()],
+        ..PollRequest::default()
     };
     let first = Box::pin(clean_poller.poll(&request, clean.handle().now())).await;
     ensure(

@@ -63,6 +63,7 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
                 home_types: Vec::new(),
                 poll_every_minutes: 30,
                 reso_filter: None,
+                rentals: false,
             })
             .await
             .expect("stored");

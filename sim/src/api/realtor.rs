@@ -6,7 +6,7 @@
 //! first; or `list_price`). `for_sale` includes pending (under contract) listings, flagged
 //! `flags.is_pending` or, for about 40% of them, `flags.is_contingent`; `pending` selects
 //! only those; `sold` and `off_market` list sales and withdrawals of the last 90 simulated
-//! days.
+//! days; `for_rent` lists the rentals (`status: "for_rent"`, `list_price` the monthly rent).
 
 use std::cmp::Reverse;
 
@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::Reply;
 use crate::listing::{ListingStatus, SimListing, quirk, quirk_byte, quirk_fraction};
-use crate::market::{ListingRef, Market};
+use crate::market::{ListingRef, Market, RENTAL_BIT};
 use crate::time_format;
 
 pub(crate) const MAX_LIMIT: u64 = 200;
@@ -39,6 +39,7 @@ pub(crate) struct Statuses {
     pub pending: bool,
     pub sold: bool,
     pub off_market: bool,
+    pub rent: bool,
 }
 
 /// A parsed search.
@@ -140,8 +141,9 @@ pub(crate) fn parse(market: &Market, body: &[u8]) -> Result<Query, Reply> {
             "pending" => statuses.pending = true,
             "sold" => statuses.sold = true,
             "off_market" => statuses.off_market = true,
+            "for_rent" => statuses.rent = true,
             // Kinds of listing the simulation has none of.
-            "ready_to_build" | "for_rent" | "contingent" | "coming_soon" => {}
+            "ready_to_build" | "contingent" | "coming_soon" => {}
             other => return Err(bad(format!("unknown status {other:?}"))),
         }
     }
@@ -210,7 +212,20 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
     if s.off_market {
         order.extend(refs(&mut view.withdrawn_latest_first()));
     }
-    let mixed = [s.active || s.pending, s.sold, s.off_market]
+    if s.rent {
+        // Listed rentals, put in order below.
+        order.extend(
+            area.active_rentals
+                .iter()
+                .filter(|&&p| {
+                    query
+                        .zip
+                        .is_none_or(|zip| area.rentals[p as usize].address.zip == zip)
+                })
+                .map(|&p| (area_position as u32, p | RENTAL_BIT)),
+        );
+    }
+    let mixed = [s.active || s.pending, s.sold, s.off_market, s.rent]
         .iter()
         .filter(|&&x| x)
         .count()
@@ -430,6 +445,7 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
         .filter(|c| live && c.new < c.old)
         .map(|c| c.old - c.new);
     let status = match listing.status {
+        _ if listing.rental => "for_rent",
         ListingStatus::Active | ListingStatus::Pending => "for_sale",
         ListingStatus::Sold => "sold",
         ListingStatus::Withdrawn => "off_market",
@@ -653,6 +669,26 @@ mod tests {
                 .iter()
                 .all(|&at| !market.listing(at).status.is_live())
         );
+        let rent = parse(
+            &market,
+            br#"{"city": "Los Angeles", "state_code": "CA", "status": ["for_rent"], "limit": 200}"#,
+        )
+        .expect("valid body");
+        let rentals = matches(&market, &rent);
+        let listed = market
+            .rentals("los-angeles-ca")
+            .expect("rentals")
+            .iter()
+            .filter(|r| r.status == ListingStatus::Active)
+            .count();
+        assert!(listed > 0 && rentals.len() == listed);
+        let body: Value =
+            serde_json::from_slice(&render(&market, &rent, &rentals).body).expect("json");
+        let results = body["data"]["home_search"]["results"]
+            .as_array()
+            .expect("results");
+        assert!(results.iter().all(|r| r["status"] == "for_rent"));
+        assert_eq!(body["data"]["home_search"]["total"], listed);
         let nowhere =
             parse(&market, br#"{"city": "Gotham", "state_code": "NY"}"#).expect("valid body");
         assert!(matches(&market, &nowhere).is_empty());

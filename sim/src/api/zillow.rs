@@ -3,7 +3,8 @@
 //!
 //! `status_type=ForSale` (the default) lists active **and pending** listings, pending ones
 //! with `listingStatus: "PENDING"`; `RecentlySold` lists sales of the last 90 simulated
-//! days; `ForRent` is always empty. Results are sorted newest first (on-market time, then
+//! days; `ForRent` lists the rentals (`listingStatus: "FOR_RENT"`, `price` the monthly
+//! rent; `minPrice`/`maxPrice` bound the rent). Results are sorted newest first (on-market time, then
 //! zpid) unless `sort` asks for a price order, so pages are stable within a simulated
 //! instant. 41 results a page, at most 20 pages; `totalResultCount` counts every match.
 
@@ -15,7 +16,7 @@ use serde::Serialize;
 
 use super::{JsonNumber, QueryPairs, Reply, query_value};
 use crate::listing::{ListingStatus, PropertyType, SimListing, quirk, quirk_fraction};
-use crate::market::{ListingRef, Market};
+use crate::market::{ListingRef, Market, RENTAL_BIT};
 
 pub(crate) const RESULTS_PER_PAGE: usize = 41;
 pub(crate) const MAX_PAGES: u32 = 20;
@@ -106,12 +107,9 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
         Some(list) => {
             let mut types = Vec::new();
             for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                if name.eq_ignore_ascii_case("Apartments") {
-                    // No apartment buildings are for sale in the simulation.
-                    continue;
-                }
                 let kind = PropertyType::ALL
                     .into_iter()
+                    .chain([PropertyType::Apartment])
                     .find(|t| t.zillow_home_type().eq_ignore_ascii_case(name))
                     .ok_or_else(|| bad(format!("unknown home_type {name:?}")))?;
                 types.push(kind);
@@ -173,6 +171,18 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
     for &(area_position, zip) in &query.locations {
         let area = &market.areas()[area_position];
         let view = &area.view;
+        if query.status == StatusType::ForRent {
+            let mut rentals: Vec<ListingRef> = area
+                .active_rentals
+                .iter()
+                .filter(|&&p| keep(&area.rentals[p as usize], zip))
+                .map(|&p| (area_position as u32, p | RENTAL_BIT))
+                .collect();
+            // Rentals are few: sorted per request rather than kept sorted.
+            sort_refs(market, query, &mut rentals);
+            order.extend(rentals);
+            continue;
+        }
         let positions: Box<dyn Iterator<Item = &u32>> = match (query.status, query.sort) {
             (StatusType::ForRent, _) => Box::new(std::iter::empty()),
             (StatusType::RecentlySold, _) => Box::new(view.sold_latest_first()),
@@ -189,26 +199,31 @@ pub(crate) fn matches(market: &Market, query: &Query) -> Vec<ListingRef> {
     }
     if several {
         // Several places: merge their (already ordered) results into one order.
-        match (query.status, query.sort) {
-            (StatusType::RecentlySold, _) => order.sort_by_key(|&at| {
-                let l = market.listing(at);
-                (Reverse(l.closed_at), l.zpid)
-            }),
-            (_, Sort::Newest) => order.sort_by_key(|&at| {
-                let l = market.listing(at);
-                (Reverse(l.on_market_at), l.zpid)
-            }),
-            (_, Sort::PriceLowHigh) => order.sort_by_key(|&at| {
-                let l = market.listing(at);
-                (shown_price(l), l.zpid)
-            }),
-            (_, Sort::PriceHighLow) => order.sort_by_key(|&at| {
-                let l = market.listing(at);
-                Reverse((shown_price(l), l.zpid))
-            }),
-        }
+        sort_refs(market, query, &mut order);
     }
     order
+}
+
+/// Puts matches in the query's result order.
+fn sort_refs(market: &Market, query: &Query, order: &mut [ListingRef]) {
+    match (query.status, query.sort) {
+        (StatusType::RecentlySold, _) => order.sort_by_key(|&at| {
+            let l = market.listing(at);
+            (Reverse(l.closed_at), l.zpid)
+        }),
+        (_, Sort::Newest) => order.sort_by_key(|&at| {
+            let l = market.listing(at);
+            (Reverse(l.on_market_at), l.zpid)
+        }),
+        (_, Sort::PriceLowHigh) => order.sort_by_key(|&at| {
+            let l = market.listing(at);
+            (shown_price(l), l.zpid)
+        }),
+        (_, Sort::PriceHighLow) => order.sort_by_key(|&at| {
+            let l = market.listing(at);
+            Reverse((shown_price(l), l.zpid))
+        }),
+    }
 }
 
 /// Renders one page of `order` (the matches, possibly shifted by a fault).
@@ -329,6 +344,7 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
     let days = listing.days_on_market(now);
     let sold = listing.status == ListingStatus::Sold;
     let (listing_status, sub_type) = match listing.status {
+        _ if listing.rental => ("FOR_RENT", SubType::default()),
         ListingStatus::Pending => (
             "PENDING",
             SubType {
@@ -544,7 +560,35 @@ mod tests {
             &pairs(&[("location", "Nashville, TN"), ("status_type", "ForRent")]),
         )
         .expect("valid query");
-        assert!(matches(&market, &rent).is_empty());
+        let rentals = matches(&market, &rent);
+        let listed = market
+            .rentals("nashville-tn")
+            .expect("rentals")
+            .iter()
+            .filter(|r| r.status == ListingStatus::Active)
+            .count();
+        assert!(listed > 0);
+        assert_eq!(rentals.len(), listed);
+        assert!(rentals.iter().all(|&at| market.listing(at).rental));
+        assert!(
+            rentals.windows(2).all(|w| {
+                market.listing(w[0]).on_market_at >= market.listing(w[1]).on_market_at
+            })
+        );
+        let page: serde_json::Value =
+            serde_json::from_slice(&render(&market, &rent, &rentals).body).expect("json");
+        let first = &page["props"][0];
+        let rental = market.listing(rentals[0]);
+        assert_eq!(first["listingStatus"], "FOR_RENT");
+        assert_eq!(first["price"], rental.list_price);
+        assert_eq!(first["bedrooms"], rental.beds.expect("beds"));
+        assert_eq!(page["totalResultCount"], listed);
+        let for_sale = parse(&market, &pairs(&[("location", "Nashville, TN")])).expect("valid");
+        assert!(
+            matches(&market, &for_sale)
+                .iter()
+                .all(|&at| !market.listing(at).rental)
+        );
         let sold = parse(
             &market,
             &pairs(&[

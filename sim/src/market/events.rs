@@ -20,19 +20,63 @@ pub(super) struct Planned {
     pub(super) action: Action,
 }
 
+/// One market's events of one hour as they are drawn, numbered in draw order.
+pub(super) struct HourPlan<'a> {
+    pub(super) out: &'a mut Vec<Planned>,
+    pub(super) area: usize,
+    /// The next event's draw order.
+    pub(super) order: u32,
+}
+
+impl HourPlan<'_> {
+    pub(super) fn push(&mut self, at: DateTime<Utc>, listing: u32, action: Action) {
+        self.out.push(Planned {
+            at,
+            area: self.area,
+            order: self.order,
+            listing,
+            action,
+        });
+        self.order += 1;
+    }
+}
+
 /// What a drawn event does to its listing.
 #[derive(Debug, Clone)]
 pub(super) enum Action {
     New(Box<SimListing>),
-    PriceChange { new: u64 },
+    PriceChange {
+        new: u64,
+    },
     ToPending,
     BackToActive,
-    Sold { close_price: u64 },
+    Sold {
+        close_price: u64,
+    },
     Withdrawn,
+    /// A rental listed; `listing` indexes the market's rentals for the two below.
+    RentalNew(Box<SimListing>),
+    RentChange {
+        new: u64,
+    },
+    RentalTaken,
+}
+
+impl Action {
+    pub(super) fn is_rental(&self) -> bool {
+        matches!(
+            self,
+            Self::RentalNew(_) | Self::RentChange { .. } | Self::RentalTaken
+        )
+    }
 }
 
 impl Market {
     pub(super) fn apply(&mut self, planned: Planned) {
+        if planned.action.is_rental() {
+            self.apply_rental(planned);
+            return;
+        }
         let Planned {
             at,
             area: area_position,
@@ -145,6 +189,7 @@ impl Market {
                     new: ListingStatus::Withdrawn,
                 }
             }
+            Action::RentalNew(_) | Action::RentChange { .. } | Action::RentalTaken => return,
         };
         // Every change is a modification: the listing moves to the end of that order.
         remove_by(

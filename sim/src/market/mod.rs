@@ -11,6 +11,7 @@
 mod events;
 mod populate;
 mod rates;
+mod rentals;
 mod ticks;
 mod views;
 
@@ -22,8 +23,10 @@ use serde::Serialize;
 
 use crate::config::MarketConfig;
 use crate::error::SimError;
-use crate::generate::{MarketContext, ZipArea, create_listing, price_scale, zip_areas};
-use crate::listing::{ListingStatus, SimListing};
+use crate::generate::{
+    MarketContext, ZipArea, create_listing, listing_of_type, price_scale, zip_areas,
+};
+use crate::listing::{ListingStatus, PropertyType, SimListing};
 use crate::profiles::{MarketProfile, builtin_markets};
 use crate::random::hash_bytes;
 use crate::slug::slug;
@@ -32,6 +35,7 @@ use crate::truth::GroundTruthEvent;
 use events::Planned;
 use populate::populate;
 use rates::Rates;
+use rentals::{populate_rentals, rental_target};
 pub(crate) use views::AreaView;
 use views::{build_views, expire_recent};
 
@@ -43,8 +47,12 @@ pub const RECENT_DAYS: i64 = 90;
 
 const TICK_MILLIS: i64 = 3_600_000;
 
-/// A listing's place: (market position, listing position within it).
+/// A listing's place: (market position, listing position within it). A rental's position
+/// carries [`RENTAL_BIT`] and indexes the market's rentals.
 pub(crate) type ListingRef = (u32, u32);
+
+/// Marks a [`ListingRef`] position as a rental's.
+pub(crate) const RENTAL_BIT: u32 = 1 << 31;
 
 /// One simulated city.
 #[derive(Debug, Clone)]
@@ -65,6 +73,12 @@ pub(crate) struct Area {
     used_lines: HashSet<String>,
     rates: Rates,
     pub view: AreaView,
+    /// Every rental ever, in creation order (see `rentals.rs`).
+    pub rentals: Vec<SimListing>,
+    /// Positions of listed rentals, ascending.
+    pub active_rentals: Vec<u32>,
+    next_rental_serial: u64,
+    rental_lines: HashSet<String>,
 }
 
 impl Area {
@@ -81,6 +95,20 @@ impl Area {
     ) -> SimListing {
         let serial = self.next_serial;
         self.next_serial += 1;
+        self.draw_listing(seed, rng, serial, on_market_at, None)
+    }
+
+    /// Draws the house with ids `serial`: a sale listing of the market's type mix, or a
+    /// rental of `rental_type` (rentals' addresses are kept apart, so drawing them never
+    /// changes a sale listing's).
+    fn draw_listing(
+        &mut self,
+        seed: u64,
+        rng: &mut ChaCha8Rng,
+        serial: u64,
+        on_market_at: DateTime<Utc>,
+        rental_type: Option<PropertyType>,
+    ) -> SimListing {
         let ctx = MarketContext {
             seed,
             profile: self.profile,
@@ -89,7 +117,17 @@ impl Area {
             zips: &self.zips,
             price_scale: self.price_scale,
         };
-        create_listing(&ctx, rng, serial, on_market_at, &mut self.used_lines)
+        match rental_type {
+            None => create_listing(&ctx, rng, serial, on_market_at, &mut self.used_lines),
+            Some(kind) => listing_of_type(
+                &ctx,
+                rng,
+                kind,
+                serial,
+                on_market_at,
+                &mut self.rental_lines,
+            ),
+        }
     }
 }
 
@@ -132,6 +170,8 @@ pub struct Market {
     /// The next hour whose events have not been drawn.
     next_tick: i64,
     events: Vec<GroundTruthEvent>,
+    /// Every rental event so far, apart from the sale listings' (own `seq` numbers).
+    rental_events: Vec<GroundTruthEvent>,
     /// Market key -> position.
     keys: BTreeMap<String, usize>,
     /// ZIP code -> market position.
@@ -190,8 +230,14 @@ impl Market {
                 used_lines: HashSet::new(),
                 rates: Rates::for_profile(profile),
                 view: AreaView::default(),
+                rentals: Vec::new(),
+                active_rentals: Vec::new(),
+                next_rental_serial: 0,
+                rental_lines: HashSet::new(),
             };
             populate(&mut area, seed, start, config.listings_per_market);
+            let rentals = rental_target(config.listings_per_market);
+            populate_rentals(&mut area, seed, start, rentals);
             areas.push(area);
         }
 
@@ -211,6 +257,7 @@ impl Market {
             planned: VecDeque::new(),
             next_tick: 0,
             events: Vec::new(),
+            rental_events: Vec::new(),
             keys,
             zips,
         };
@@ -255,6 +302,29 @@ impl Market {
             .map(|&i| self.areas[i].listings.as_slice())
     }
 
+    /// Every rental of a market ever (taken ones included), in creation order.
+    pub fn rentals(&self, key: &str) -> Option<&[SimListing]> {
+        self.keys
+            .get(key)
+            .map(|&i| self.areas[i].rentals.as_slice())
+    }
+
+    /// Every rental event so far, in the order they happened.
+    pub fn rental_events(&self) -> &[GroundTruthEvent] {
+        &self.rental_events
+    }
+
+    /// Rental events with `from < at <= to` (rentals only; see [`Market::ground_truth`]).
+    pub fn rental_ground_truth(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> &[GroundTruthEvent] {
+        let low = self.rental_events.partition_point(|e| e.at <= from);
+        let high = self.rental_events.partition_point(|e| e.at <= to);
+        self.rental_events.get(low..high).unwrap_or(&[])
+    }
+
     /// Every listing of every market.
     pub fn all_listings(&self) -> impl Iterator<Item = &SimListing> {
         self.areas.iter().flat_map(|a| a.listings.iter())
@@ -265,7 +335,7 @@ impl Market {
         &self.events
     }
 
-    /// Events with `from < at <= to`: what changed between an observation at `from` and
+    /// Sale-listing events with `from < at <= to`: what changed between an observation at `from` and
     /// one at `to`.
     pub fn ground_truth(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> &[GroundTruthEvent] {
         let low = self.events.partition_point(|e| e.at <= from);
@@ -363,7 +433,12 @@ impl Market {
     }
 
     pub(crate) fn listing(&self, at: ListingRef) -> &SimListing {
-        &self.areas[at.0 as usize].listings[at.1 as usize]
+        let area = &self.areas[at.0 as usize];
+        if at.1 & RENTAL_BIT != 0 {
+            &area.rentals[(at.1 & !RENTAL_BIT) as usize]
+        } else {
+            &area.listings[at.1 as usize]
+        }
     }
 
     /// The market named by a search location: a market key or `City, ST` in any case and

@@ -7,7 +7,8 @@ use chrono::{DateTime, Datelike as _, TimeDelta, Timelike as _, Utc};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::events::{Action, Planned};
+use super::events::{Action, HourPlan, Planned};
+use super::rentals::{draw_rental_tick, rental_target};
 use super::{Area, Market, TICK_MILLIS};
 use crate::generate::{charm, cut_fraction, cut_price, raise_price, rise_fraction};
 use crate::listing::SimListing;
@@ -30,6 +31,17 @@ impl Market {
                 tick_start,
                 self.config.activity,
                 self.config.listings_per_market,
+                &mut drawn,
+            );
+            let hourly = time_weight(area.profile, tick_start) * self.config.activity / 24.0;
+            draw_rental_tick(
+                area,
+                position,
+                self.seed,
+                tick,
+                tick_start,
+                hourly,
+                rental_target(self.config.listings_per_market),
                 &mut drawn,
             );
         }
@@ -107,19 +119,13 @@ fn draw_area_tick(
     let hourly = time_weight(area.profile, tick_start) * activity / 24.0;
     let rates = area.rates;
     let mut touched = HashSet::new();
-    let mut order = 0u32;
     let at = |rng: &mut ChaCha8Rng| {
         tick_start + TimeDelta::milliseconds(rng.random_range(1..=TICK_MILLIS))
     };
-    let mut plan = |out: &mut Vec<Planned>, at: DateTime<Utc>, listing: u32, action: Action| {
-        out.push(Planned {
-            at,
-            area: area_position,
-            order,
-            listing,
-            action,
-        });
-        order += 1;
+    let mut plan = HourPlan {
+        out,
+        area: area_position,
+        order: 0,
     };
 
     let listings = &area.listings;
@@ -141,7 +147,7 @@ fn draw_area_tick(
         |i| (-(overpricing(i) - 1.0) * 6.0).exp().clamp(0.3, 2.0),
     ) {
         let when = at(&mut rng);
-        plan(out, when, i, Action::ToPending);
+        plan.push(when, i, Action::ToPending);
     }
     for i in thinned(
         &mut rng,
@@ -152,7 +158,7 @@ fn draw_area_tick(
         |i| (0.5 + days_on_market(i) / 90.0).min(3.0),
     ) {
         let when = at(&mut rng);
-        plan(out, when, i, Action::Withdrawn);
+        plan.push(when, i, Action::Withdrawn);
     }
     let recently_changed = |i: u32| {
         listings[i as usize]
@@ -183,7 +189,7 @@ fn draw_area_tick(
         let old = listings[i as usize].list_price;
         let fraction = cut_fraction(&mut rng);
         let new = cut_price(old, fraction, charm(&mut rng));
-        plan(out, when, i, Action::PriceChange { new });
+        plan.push(when, i, Action::PriceChange { new });
     }
     for i in thinned(
         &mut rng,
@@ -201,7 +207,7 @@ fn draw_area_tick(
         let when = at(&mut rng);
         let old = listings[i as usize].list_price;
         let new = raise_price(old, rise_fraction(&mut rng), charm(&mut rng));
-        plan(out, when, i, Action::PriceChange { new });
+        plan.push(when, i, Action::PriceChange { new });
     }
 
     // Pending listings: close, or fall back to active.
@@ -215,7 +221,7 @@ fn draw_area_tick(
     ) {
         let when = at(&mut rng);
         let close_price = close_price(&mut rng, &listings[i as usize]);
-        plan(out, when, i, Action::Sold { close_price });
+        plan.push(when, i, Action::Sold { close_price });
     }
     for i in thinned(
         &mut rng,
@@ -226,7 +232,7 @@ fn draw_area_tick(
         |_| 1.0,
     ) {
         let when = at(&mut rng);
-        plan(out, when, i, Action::BackToActive);
+        plan.push(when, i, Action::BackToActive);
     }
 
     // New listings, pulled back towards the configured size when the market drifts.
@@ -237,6 +243,6 @@ fn draw_area_tick(
     for _ in 0..new_count {
         let when = at(&mut rng);
         let listing = area.create_listing(seed, &mut rng, when);
-        plan(out, when, u32::MAX, Action::New(Box::new(listing)));
+        plan.push(when, u32::MAX, Action::New(Box::new(listing)));
     }
 }

@@ -275,9 +275,23 @@ async fn ground_truth_endpoint_filters_and_validates() {
     );
     assert_eq!(in_process.len() as u64, count);
 
+    // Rentals have a ground truth of their own.
+    let rentals = client
+        .get("/control/ground-truth?offer=rent")
+        .await
+        .expect("rental events");
+    let rental_events = rentals["events"].as_array().expect("events");
+    let in_process = server.handle().rental_ground_truth(
+        server.handle().with_market(|m| m.start()),
+        server.handle().now(),
+    );
+    assert!(!rental_events.is_empty());
+    assert_eq!(rental_events.len(), in_process.len());
+    assert_eq!(rental_events[0]["ids"]["zpid"], in_process[0].ids.zpid);
     for bad in [
         "/control/ground-truth?from=yesterday",
         "/control/ground-truth?from=2030-01-01T00:00:00Z&to=2025-01-01T00:00:00Z",
+        "/control/ground-truth?offer=lease",
     ] {
         assert_eq!(client.get(bad).await, Err(Failure::Status(400)), "{bad}");
     }

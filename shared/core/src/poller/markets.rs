@@ -47,6 +47,14 @@ pub struct WatchedMarket {
     /// fields (`OriginatingSystemName eq 'actris'`, which MLS Grid requires).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reso_filter: Option<String>,
+    /// Whether the market's rentals are read too, in a second read per source that offers
+    /// them (Zillow, Realtor.com); on unless `realty markets add --no-rentals`.
+    #[serde(default = "rentals_by_default")]
+    pub rentals: bool,
+}
+
+fn rentals_by_default() -> bool {
+    true
 }
 
 /// Home-type names as `realty markets add --home-types` takes them.
@@ -116,6 +124,11 @@ impl WatchedMarket {
     /// The sources, parsed (names [`WatchedMarket::validate`] refuses are left out).
     pub fn source_kinds(&self) -> Vec<SourceKind> {
         self.sources.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    /// Whether a poll of the market from `kind` reads its rentals too.
+    pub fn polls_rentals(&self, kind: SourceKind) -> bool {
+        self.rentals && super::read::reads_rentals(kind)
     }
 
     /// The search narrowed to these home types and prices.
@@ -238,10 +251,16 @@ impl ConfigSnapshot {
             .filter(move |m| m.sources.iter().any(|s| s == source))
     }
 
-    fn expected_requests(&self, source: &str, market: &str) -> u64 {
+    /// A market's last poll from `source` counts its sale and rental reads together;
+    /// before its first, each read it will make costs [`UNPOLLED_MARKET_REQUESTS`].
+    fn expected_requests(&self, source: &str, market: &WatchedMarket) -> u64 {
+        let reads = match source.parse::<SourceKind>() {
+            Ok(kind) if market.polls_rentals(kind) => 2,
+            _ => 1,
+        };
         self.polls
-            .get(&(source.to_owned(), market.to_owned()))
-            .map_or(UNPOLLED_MARKET_REQUESTS, |p| p.requests.max(1))
+            .get(&(source.to_owned(), market.market.clone()))
+            .map_or(UNPOLLED_MARKET_REQUESTS * reads, |p| p.requests.max(reads))
     }
 
     /// Each source's expected requests and the interval its budget allows, at `now`.
@@ -261,7 +280,7 @@ impl ConfigSnapshot {
                 let mut per_month = 0.0;
                 let mut markets = 0;
                 for m in self.markets_of(source) {
-                    let requests = self.expected_requests(source, &m.market);
+                    let requests = self.expected_requests(source, m);
                     markets += 1;
                     per_poll += requests;
                     per_month +=
@@ -347,6 +366,7 @@ mod tests {
             home_types: Vec::new(),
             poll_every_minutes: minutes,
             reso_filter: None,
+            rentals: false,
         }
     }
 
@@ -501,6 +521,50 @@ mod tests {
             2,
             "spent: due at their own interval, to be reported, not polled"
         );
+    }
+
+    #[test]
+    fn rentals_are_read_by_default_where_offered_and_counted_in_the_plan() {
+        let stored: WatchedMarket = serde_json::from_value(serde_json::json!({
+            "market": "nashville-tn", "sources": ["zillow", "reso"], "poll_every_minutes": 60
+        }))
+        .expect("a market stored before rentals");
+        assert!(stored.rentals);
+        assert!(stored.polls_rentals(SourceKind::Zillow));
+        assert!(stored.polls_rentals(SourceKind::Realtor));
+        assert!(!stored.polls_rentals(SourceKind::Reso));
+        let no_rentals = WatchedMarket {
+            rentals: false,
+            ..stored.clone()
+        };
+        assert!(!no_rentals.polls_rentals(SourceKind::Zillow));
+        let plan = |m: WatchedMarket, polls: Vec<PollRecord>| {
+            let snapshot = ConfigSnapshot {
+                markets: vec![m],
+                polls: polls
+                    .into_iter()
+                    .map(|p| ((p.source.clone(), p.market.clone()), p))
+                    .collect(),
+                ..ConfigSnapshot::default()
+            };
+            snapshot
+                .plan(at("2026-11-21T00:00:00Z"))
+                .into_iter()
+                .map(|p| (p.source, p.requests_per_poll))
+                .collect::<Vec<_>>()
+        };
+        // Before the first poll: a sale read and a rental read from zillow, one from reso.
+        assert_eq!(
+            plan(stored.clone(), Vec::new()),
+            [("reso".to_owned(), 1), ("zillow".to_owned(), 2)]
+        );
+        assert_eq!(
+            plan(no_rentals, Vec::new()),
+            [("reso".to_owned(), 1), ("zillow".to_owned(), 1)]
+        );
+        // After it: what both reads cost.
+        let polled_once = polled("zillow", "nashville-tn", "2026-11-20T00:00:00Z", 7);
+        assert_eq!(plan(stored, vec![polled_once])[1], ("zillow".to_owned(), 7));
     }
 
     #[test]

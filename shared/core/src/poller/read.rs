@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, Fetched, HttpPolicy, PageRequest, RateLimiter, fetch_page};
-use crate::listing::Listing;
+use crate::listing::{Listing, Offer};
 use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
 use crate::sources::reso::ResoSync;
 use crate::sources::zillow::{
@@ -42,6 +42,15 @@ pub struct MarketSearch<'a> {
     /// City-state key (`nashville-tn`).
     pub market: &'a str,
     pub filter: &'a SearchFilter,
+    /// Sale listings, or rentals (Zillow `ForRent`, Realtor.com `for_rent`: the whole
+    /// market's rentals, the filter's sale prices and home types left out).
+    pub offer: Offer,
+}
+
+/// Whether a source offers rentals to read apart from its sale listings (a RESO feed
+/// carries its leases with the sales).
+pub fn reads_rentals(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::Zillow | SourceKind::Realtor)
 }
 
 /// Where and how to reach one source. `Debug` leaves the key out.
@@ -181,6 +190,15 @@ pub async fn read_market(
     previous: &PollState,
     observed_at: DateTime<Utc>,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
+    if search.offer == Offer::Rent && !reads_rentals(endpoint.kind) {
+        return Err(FetchError::NotThatApi {
+            url: endpoint.base_url.clone(),
+            error: format!(
+                "{} has no rental search: its rentals come with its sale listings",
+                endpoint.kind.as_str()
+            ),
+        });
+    }
     let mut stats = ReadStats::default();
     let mut union = Tally::default();
     let mut complete_passes = 0;
@@ -213,7 +231,7 @@ pub async fn read_market(
                     limiter,
                     policy,
                     endpoint,
-                    search.market,
+                    search,
                     observed_at,
                     &mut stats,
                 )
@@ -346,23 +364,35 @@ async fn read_zillow(
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
-    MarketSearch { market, filter }: MarketSearch<'_>,
+    MarketSearch {
+        market,
+        filter,
+        offer,
+    }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
     let (city, state) = market_place(endpoint, market)?;
+    let (status_type, home_types, prices) = match offer {
+        Offer::Sale => (
+            ZillowStatusType::ForSale,
+            filter.home_types.clone(),
+            filter.prices,
+        ),
+        Offer::Rent => (ZillowStatusType::ForRent, Vec::new(), PriceBand::ALL),
+    };
     let url = format!(
         "{}/propertyExtendedSearch",
         endpoint.base_url.trim_end_matches('/')
     );
     let parse = |b: &[u8]| zillow::parse_page(b, observed_at);
     let mut tally = Tally::new();
-    let mut bands = VecDeque::from([filter.prices]);
+    let mut bands = VecDeque::from([prices]);
     while let Some(band) = bands.pop_front() {
         let search = ZillowSearch {
             locations: vec![format!("{city}, {state}")],
-            status_type: ZillowStatusType::ForSale,
-            home_types: filter.home_types.clone(),
+            status_type,
+            home_types: home_types.clone(),
             price_band: band,
         };
         let request = |page: u32| -> Result<Get, FetchError> {
@@ -412,11 +442,15 @@ async fn read_realtor(
     limiter: &RateLimiter,
     policy: &HttpPolicy,
     endpoint: &SourceEndpoint,
-    market: &str,
+    MarketSearch { market, offer, .. }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
     let (city, state_code) = market_place(endpoint, market)?;
+    let status = match offer {
+        Offer::Sale => RealtorStatus::ForSale,
+        Offer::Rent => RealtorStatus::ForRent,
+    };
     let url = format!(
         "{}/properties/v3/list",
         endpoint.base_url.trim_end_matches('/')
@@ -425,7 +459,7 @@ async fn read_realtor(
     let mut tally = Tally::new();
     let mut search = Some(RealtorSearch::first_page(
         RealtorArea::City { city, state_code },
-        vec![RealtorStatus::ForSale],
+        vec![status],
     ));
     let mut total = None;
     let mut first = true;

@@ -14,8 +14,12 @@ use super::detect::DelistingGuard;
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
 use super::markets::{ConfigSnapshot, PollRecord, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
-use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market};
+use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market, reads_rentals};
+use crate::listing::Offer;
 use crate::sources::SourceKind;
+
+/// One read a run is asked for: source, market, search, sale listings or rentals.
+type Wanted<'a> = (SourceKind, &'a str, SearchFilter, Offer);
 
 /// The poller's input. The schedule sends `{}`: poll the watched markets that are due.
 /// `realty invoke poller` may name markets to poll now, with every keyed source.
@@ -24,6 +28,10 @@ pub struct PollRequest {
     /// Market keys (`nashville-tn`); empty for the watched markets.
     #[serde(default)]
     pub markets: Vec<String>,
+    /// With `markets`: read their rentals too, from the sources that offer them (watched
+    /// markets follow their own `rentals` setting).
+    #[serde(default)]
+    pub rentals: bool,
 }
 
 /// What became of a source in a poll.
@@ -57,6 +65,8 @@ pub struct SourceReport {
 pub struct MarketSummary {
     pub source: String,
     pub market: String,
+    /// A read of the market's rentals (its own poll state, apart from the sale listings).
+    pub rentals: bool,
     pub pages: u32,
     pub listings: usize,
     pub rejects: usize,
@@ -154,13 +164,15 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         let wanted = self.wanted(request, &snapshot, observed_at);
         let (pairs, sources) = self.admit(&wanted, &snapshot);
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
-            .map(|(endpoint, market, filter)| {
-                self.poll_market(endpoint, market, filter, &poll_id, observed_at)
+            .map(|(endpoint, market, filter, offer)| {
+                self.poll_market(endpoint, market, filter, offer, &poll_id, observed_at)
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        per_market.sort_by(|a, b| (&a.source, &a.market).cmp(&(&b.source, &b.market)));
+        per_market.sort_by(|a, b| {
+            (&a.source, &a.market, a.rentals).cmp(&(&b.source, &b.market, b.rentals))
+        });
         summary.sources = self.charge(sources, &per_market, &snapshot, &month).await;
         self.record_polls(&per_market, &snapshot, observed_at).await;
         summary.markets = per_market.len();
@@ -191,18 +203,25 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         summary
     }
 
-    /// The (source, market, search) triples this run is asked for.
+    /// The reads this run is asked for: (source, market, search, sale or rentals). A
+    /// market's rentals are a second read, after its sale listings.
     fn wanted<'a>(
         &self,
         request: &'a PollRequest,
         snapshot: &'a ConfigSnapshot,
         now: DateTime<Utc>,
-    ) -> Vec<(SourceKind, &'a str, SearchFilter)> {
+    ) -> Vec<Wanted<'a>> {
         if request.markets.is_empty() {
             return snapshot
                 .due(now)
                 .into_iter()
-                .map(|(kind, m)| (kind, m.market.as_str(), m.filter()))
+                .flat_map(|(kind, m)| {
+                    let sale = (kind, m.market.as_str(), m.filter(), Offer::Sale);
+                    let rent = m
+                        .polls_rentals(kind)
+                        .then(|| (kind, m.market.as_str(), m.filter(), Offer::Rent));
+                    std::iter::once(sale).chain(rent)
+                })
                 .collect();
         }
         let kinds = self
@@ -210,12 +229,16 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             .iter()
             .map(|e| e.kind)
             .chain(self.unkeyed.iter().copied());
+        let offers = |kind: SourceKind| {
+            let rent = (request.rentals && reads_rentals(kind)).then_some(Offer::Rent);
+            std::iter::once(Offer::Sale).chain(rent)
+        };
         kinds
             .flat_map(|kind| {
-                request
-                    .markets
-                    .iter()
-                    .map(move |m| (kind, m.as_str(), SearchFilter::default()))
+                request.markets.iter().flat_map(move |m| {
+                    offers(kind)
+                        .map(move |offer| (kind, m.as_str(), SearchFilter::default(), offer))
+                })
             })
             .collect()
     }
@@ -225,15 +248,15 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
     #[allow(clippy::type_complexity)]
     fn admit<'a>(
         &'a self,
-        wanted: &[(SourceKind, &'a str, SearchFilter)],
+        wanted: &[Wanted<'a>],
         snapshot: &ConfigSnapshot,
     ) -> (
-        Vec<(&'a SourceEndpoint, &'a str, SearchFilter)>,
+        Vec<(&'a SourceEndpoint, &'a str, SearchFilter, Offer)>,
         BTreeMap<SourceKind, SourceReport>,
     ) {
         let mut reports: BTreeMap<SourceKind, SourceReport> = BTreeMap::new();
         let mut pairs = Vec::new();
-        for (kind, market, filter) in wanted {
+        for (kind, market, filter, offer) in wanted {
             let report = reports.entry(*kind).or_insert_with(|| {
                 let source = kind.as_str();
                 let endpoint = self.endpoints.iter().find(|e| e.kind == *kind);
@@ -270,11 +293,11 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
                     message,
                 }
             });
-            report.markets += 1;
+            report.markets += usize::from(*offer == Offer::Sale);
             if report.status == SourceStatus::Polled
                 && let Some(endpoint) = self.endpoints.iter().find(|e| e.kind == *kind)
             {
-                pairs.push((endpoint, *market, filter.clone()));
+                pairs.push((endpoint, *market, filter.clone(), *offer));
             }
         }
         (pairs, reports)
@@ -328,21 +351,38 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         reports.into_values().collect()
     }
 
-    /// Remembers when each market was polled, at what cost, and when it last had news.
+    /// Remembers when each market was polled, at what cost (its sale and rental reads
+    /// together), and when it last had news.
     async fn record_polls(
         &self,
         per_market: &[MarketSummary],
         snapshot: &ConfigSnapshot,
         observed_at: DateTime<Utc>,
     ) {
-        for m in per_market.iter().filter(|m| !m.budget_spent) {
-            let previous = snapshot.polls.get(&(m.source.clone(), m.market.clone()));
-            let published = m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished;
+        let mut reads: BTreeMap<(&str, &str), Vec<&MarketSummary>> = BTreeMap::new();
+        for m in per_market {
+            reads
+                .entry((m.source.as_str(), m.market.as_str()))
+                .or_default()
+                .push(m);
+        }
+        for ((source, market), reads) in reads {
+            if reads.iter().any(|m| m.budget_spent) {
+                continue;
+            }
+            let previous = snapshot.polls.get(&(source.to_owned(), market.to_owned()));
+            let published = reads
+                .iter()
+                .any(|m| m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished);
+            let requests: u64 = reads
+                .iter()
+                .map(|m| u64::from(m.pages + m.retries).max(1))
+                .sum();
             let record = PollRecord {
-                source: m.source.clone(),
-                market: m.market.clone(),
+                source: source.to_owned(),
+                market: market.to_owned(),
                 polled_at: observed_at,
-                requests: u64::from(m.pages + m.retries).max(1),
+                requests,
                 last_event_at: if published {
                     Some(observed_at)
                 } else {
@@ -350,7 +390,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
                 },
             };
             if let Err(e) = self.config.record_poll(&record).await {
-                tracing::warn!(source = %m.source, market = %m.market, error = %e, "cannot record the poll; the market may be polled again early");
+                tracing::warn!(source, market, error = %e, "cannot record the poll; the market may be polled again early");
             }
         }
     }
@@ -360,19 +400,24 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         endpoint: &SourceEndpoint,
         market: &str,
         filter: SearchFilter,
+        offer: Offer,
         poll_id: &str,
         observed_at: DateTime<Utc>,
     ) -> MarketSummary {
         let mut summary = MarketSummary {
             source: endpoint.kind.as_str().to_owned(),
             market: market.to_owned(),
+            rentals: offer == Offer::Rent,
             ..MarketSummary::default()
         };
         if let Err(error) = self
             .poll_market_inner(
                 endpoint,
-                market,
-                &filter,
+                MarketSearch {
+                    market,
+                    filter: &filter,
+                    offer,
+                },
                 poll_id,
                 observed_at,
                 &mut summary,
@@ -388,13 +433,19 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
     async fn poll_market_inner(
         &self,
         endpoint: &SourceEndpoint,
-        market: &str,
-        filter: &SearchFilter,
+        search: MarketSearch<'_>,
         poll_id: &str,
         observed_at: DateTime<Utc>,
         summary: &mut MarketSummary,
     ) -> Result<(), String> {
-        let key = format!("{}/{market}", endpoint.kind.as_str());
+        let market = search.market;
+        // Rentals keep a state of their own: a sale read never delists a rental, nor the
+        // reverse, and an incomplete rental read delists nothing.
+        let read_name = match search.offer {
+            Offer::Sale => format!("{}/{market}", endpoint.kind.as_str()),
+            Offer::Rent => format!("{}/{market}/rent", endpoint.kind.as_str()),
+        };
+        let key = read_name.clone();
         let stored = self.states.load(&key).await.map_err(|e| e.to_string())?;
         let fallback = RateLimiter::per_second(0.0);
         let limiter = self
@@ -406,7 +457,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             limiter,
             &self.policy,
             endpoint,
-            MarketSearch { market, filter },
+            search,
             &stored.state,
             observed_at,
         )
@@ -438,7 +489,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         for reject in &stats.rejects {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
         }
-        let market_poll_id = format!("{poll_id}-{}-{market}", endpoint.kind.as_str());
+        let market_poll_id = format!("{poll_id}-{}", read_name.replace('/', "-"));
         let delivery = deliver(
             &self.publisher,
             &self.states,
