@@ -7,6 +7,7 @@ mod api;
 mod bounds;
 mod dashboard;
 mod demo;
+mod demo_rents;
 mod emulator;
 mod importer;
 mod metrics;
