@@ -411,12 +411,14 @@ proptest! {
             }
         }
         // Every event counted once: the day counters equal a count over the event list
-        // (cuts of sale listings: rentals count in no daily counter).
+        // (cuts of sale listings that stay listed: rentals count in no daily counter, and a
+        // cut that comes with a sale is a delisting).
         let mut cuts = 0i64;
         let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
         for e in &events {
             let before = seen.get(e.listing.id.as_str());
-            if e.listing.offer == Offer::Sale && matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
+            let stays_listed = !matches!(e.listing.status, ListingStatus::Sold | ListingStatus::OffMarket);
+            if e.listing.offer == Offer::Sale && stays_listed && matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
                 cuts += 1;
             }
             seen.insert(e.listing.id.as_str(), e.listing.price_minor);
