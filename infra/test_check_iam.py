@@ -232,7 +232,7 @@ class TheProjectTemplate(unittest.TestCase):
         self.assertEqual([str(f) for f in check_iam.check(transformed)], [])
         functions = {k: r for k, r in transformed["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
         # poller, metrics, alerts; the market API and its authorizer; the S3 importer.
-        self.assertEqual(len(functions), 6)
+        self.assertEqual(len(functions), 7)
         for name, fn in functions.items():
             role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
             role_props = transformed["Resources"][role_id]["Properties"]

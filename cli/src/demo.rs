@@ -35,6 +35,7 @@ use realty_infra::provision::{ProvisionOptions, physical_name};
 use realty_infra::runner::{self, Mapping, StreamFunction};
 use realty_infra::stack::{self, UpOptions};
 use realty_infra::template::Template;
+use realty_lake::curate::Curator;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
 
@@ -437,11 +438,20 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     // Each market as the API answers it: figures, lists of interest, and the alerts of its
     // feed (those the subscriber queue received are for the latency and the count below).
     let markets = html::gather(&store, &args.markets).await?;
+    // The lake's Iceberg tables, as the hourly curator makes them; twice, as a retried or
+    // overlapping run would (the second adds nothing).
+    let curator = Curator::new(&sdk, &resources).await?;
+    let curated = Box::pin(curator.run(Utc::now())).await?;
+    let curated_again = Box::pin(curator.run(Utc::now())).await?;
     let in_feed: usize = markets.iter().map(|m| m.alerts.len()).sum();
     let run_info = json!({
         "stack_name": prefix,
         "endpoint": local.endpoint,
         "data_lake_bucket": resources.data_lake_bucket,
+        "lake_database": resources.lake_database,
+        "market_table": resources.market_table,
+        "config_table": resources.config_table,
+        "curated": [curated, curated_again],
         "seed": args.seed,
         "markets": args.markets,
         "market_sources": market_sources
@@ -488,6 +498,10 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         .map(|(market, source)| format!("{market} from {source}"))
         .collect();
     println!("sources: {}", polled.join(", "));
+    println!(
+        "lake:    {} events into Iceberg table listing_events ({} already there), listings and market_daily in Glue database {} (docs/lake.md)",
+        curated.events_added, curated.events_duplicate, resources.lake_database
+    );
     if in_feed != alerts_received.len() {
         println!(
             "note: the alert feed holds {in_feed} alerts, the subscriber queue received {}",

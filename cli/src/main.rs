@@ -2,6 +2,7 @@
 
 mod api_token;
 mod bench;
+mod curate;
 mod demo;
 mod html;
 mod invoke;
@@ -105,6 +106,13 @@ enum Command {
         /// As --dry-run, and exit non-zero if anything differs.
         #[arg(long)]
         check: bool,
+    },
+    /// Bring the lake's Iceberg tables (listing_events, listings, market_daily) up to date now,
+    /// as the hourly curator function does (docs/lake.md), and print what it did.
+    Curate {
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
     },
     /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
     /// (docs/capacity.md). Starts a local AWS of its own (--emulator) unless AWS_ENDPOINT_URL
@@ -266,6 +274,7 @@ async fn run(command: Command) -> Result<()> {
             let format = if json { report::Format::Json } else { format };
             report::run(&market, format, stack.as_deref()).await
         }
+        Command::Curate { stack } => curate::run(stack.as_deref()).await,
         Command::Reconcile {
             market,
             stack,

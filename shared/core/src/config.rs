@@ -74,6 +74,7 @@ stack_resources! {
     idempotency_table: "REALTY_IDEMPOTENCY_TABLE", "IdempotencyTableName", "the DynamoDB idempotency table";
     data_lake_bucket: "REALTY_DATA_LAKE_BUCKET", "DataLakeBucketName", "the S3 data-lake bucket";
     delivery_stream: "REALTY_DELIVERY_STREAM", "DeliveryStreamName", "the Firehose delivery stream";
+    lake_database: "REALTY_LAKE_DATABASE", "DataLakeDatabaseName", "the Glue database of the curated lake";
     alert_topic_arn: "REALTY_ALERT_TOPIC_ARN", "AlertTopicArn", "the SNS alert topic";
     poison_record_queue_url: "REALTY_POISON_RECORD_QUEUE_URL", "PoisonRecordQueueUrl", "the SQS queue of poison records";
     config_table: "REALTY_CONFIG_TABLE", "ConfigTableName", "the DynamoDB table of watched markets and request budgets";

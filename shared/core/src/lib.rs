@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod config;
 pub mod format;
 pub mod importer;
+pub mod lake;
 pub mod listing;
 pub mod metrics;
 pub mod poller;

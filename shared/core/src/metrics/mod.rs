@@ -14,4 +14,4 @@ pub mod reconcile;
 pub mod rents;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

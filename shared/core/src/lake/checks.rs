@@ -1,0 +1,291 @@
+//! The lake's data-quality checks (docs/lake.md, "Data quality"), as dbt tests would state
+//! them: unique and not-null keys, accepted values, the daily counts against a recomputation
+//! from the events, the market table against `market_daily`, and freshness. Each check is
+//! a pure function over the rows; `realty-lake` reads the tables and runs them after every
+//! curator run and for `realty check`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::rows::{EventRow, ListingRow, MarketDayRow};
+use crate::metrics::aggregate::MarketFigures;
+
+/// Accepted `status` values (docs/events.md).
+pub const STATUSES: &[&str] = &[
+    "coming_soon",
+    "active",
+    "under_contract",
+    "pending",
+    "sold",
+    "off_market",
+];
+pub const OFFERS: &[&str] = &["sale", "rent"];
+pub const PROPERTY_TYPES: &[&str] = &[
+    "single_family",
+    "condo",
+    "townhouse",
+    "multi_family",
+    "land",
+    "apartment",
+    "manufactured",
+    "other",
+];
+pub const KINDS: &[&str] = &["new", "changed", "delisted"];
+/// The currencies a source of this project prices in.
+pub const CURRENCIES: &[&str] = &["USD", "CAD", "EUR", "GBP", "MAD"];
+/// Failing rows named in a check's result at most.
+const EXAMPLES: usize = 5;
+/// A median in the market table may differ from `market_daily`'s by this share (the
+/// histogram's bound, docs/metrics.md).
+pub const MEDIAN_TOLERANCE: f64 = 0.01;
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    /// `listing_events.unique_event_id`, ...
+    pub name: String,
+    pub passed: bool,
+    /// Rows (or markets) that fail it.
+    pub failures: usize,
+    /// A few of them, to start looking.
+    pub examples: Vec<String>,
+}
+
+impl CheckResult {
+    fn of(name: &str, failing: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            passed: failing.is_empty(),
+            failures: failing.len(),
+            examples: failing.into_iter().take(EXAMPLES).collect(),
+        }
+    }
+}
+
+/// The tables' rows a run of the checks reads.
+#[derive(Debug, Clone, Default)]
+pub struct LakeRows {
+    pub events: Vec<EventRow>,
+    pub listings: Vec<ListingRow>,
+    pub days: Vec<MarketDayRow>,
+}
+
+/// What the checks compare the lake with, outside it.
+#[derive(Debug, Clone, Default)]
+pub struct Outside {
+    /// The live figures of each watched market in the market table, by market.
+    pub live: BTreeMap<String, MarketFigures>,
+    /// The last successful poll of each watched market (any source), and the longest the
+    /// market may go without one.
+    pub last_polls: BTreeMap<String, (Option<DateTime<Utc>>, Duration)>,
+}
+
+/// Every check, in a stable order.
+pub fn run_checks(rows: &LakeRows, outside: &Outside, now: DateTime<Utc>) -> Vec<CheckResult> {
+    vec![
+        unique(
+            "listing_events.unique_event_id",
+            rows.events.iter().map(|e| e.event_id.as_str()),
+        ),
+        events_not_null(&rows.events),
+        accepted_values(&rows.events),
+        unique(
+            "listings.unique_listing_id",
+            rows.listings.iter().map(|l| l.listing_id.as_str()),
+        ),
+        unique(
+            "market_daily.unique_market_day",
+            rows.days
+                .iter()
+                .map(|d| format!("{}@{}", d.scope, d.day))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        ),
+        daily_counts_match_events(rows, now),
+        market_table_matches_market_daily(&rows.days, &outside.live),
+        freshness(&outside.last_polls, now),
+    ]
+}
+
+fn unique<'a>(name: &str, keys: impl Iterator<Item = &'a str>) -> CheckResult {
+    let mut seen = HashSet::new();
+    let mut repeated = Vec::new();
+    for key in keys {
+        if !seen.insert(key) {
+            repeated.push(key.to_owned());
+        }
+    }
+    CheckResult::of(name, repeated)
+}
+
+/// The keys are never empty (Iceberg's required columns already refuse nulls).
+fn events_not_null(events: &[EventRow]) -> CheckResult {
+    let failing = events
+        .iter()
+        .filter(|e| {
+            e.event_id.trim().is_empty()
+                || e.listing_id.trim().is_empty()
+                || e.market.trim().is_empty()
+                || e.poll_id.trim().is_empty()
+        })
+        .map(|e| {
+            format!(
+                "{} (listing {:?}, market {:?})",
+                e.event_id, e.listing_id, e.market
+            )
+        })
+        .collect();
+    CheckResult::of("listing_events.not_null_keys", failing)
+}
+
+fn accepted_values(events: &[EventRow]) -> CheckResult {
+    let failing = events
+        .iter()
+        .filter_map(|e| {
+            let bad: Vec<String> = [
+                ("kind", e.kind.as_str(), KINDS),
+                ("status", e.status.as_str(), STATUSES),
+                ("offer", e.offer.as_str(), OFFERS),
+                ("property_type", e.property_type.as_str(), PROPERTY_TYPES),
+                ("currency", e.currency.as_str(), CURRENCIES),
+            ]
+            .into_iter()
+            .filter(|(_, value, accepted)| !accepted.contains(value))
+            .map(|(column, value, _)| format!("{column}={value:?}"))
+            .collect();
+            (!bad.is_empty()).then(|| format!("{}: {}", e.event_id, bad.join(", ")))
+        })
+        .collect();
+    CheckResult::of("listing_events.accepted_values", failing)
+}
+
+/// Per market and day, the sale listings active and pending at the end of the day, replayed
+/// from the events (each listing's newest event of the day or before wins, as in
+/// `listings`).
+pub fn daily_counts(events: &[EventRow]) -> BTreeMap<(String, NaiveDate), (i64, i64)> {
+    let mut ordered: Vec<&EventRow> = events.iter().collect();
+    ordered.sort_by(|a, b| {
+        (a.observed_at, a.event_id.as_str()).cmp(&(b.observed_at, b.event_id.as_str()))
+    });
+    let mut state: HashMap<&str, &EventRow> = HashMap::new();
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < ordered.len() {
+        let day = ordered[i].observed_at.date_naive();
+        while i < ordered.len() && ordered[i].observed_at.date_naive() == day {
+            state.insert(ordered[i].listing_id.as_str(), ordered[i]);
+            i += 1;
+        }
+        let mut per_market: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for e in state.values() {
+            let counts = per_market.entry(e.market.as_str()).or_default();
+            if e.offer != "sale" || e.kind == "delisted" {
+                continue;
+            }
+            match e.status.as_str() {
+                "active" => counts.0 += 1,
+                "under_contract" | "pending" => counts.1 += 1,
+                _ => {}
+            }
+        }
+        for (market, counts) in per_market {
+            out.insert((market.to_owned(), day), counts);
+        }
+    }
+    out
+}
+
+/// Every closed day's `market_daily` counts (active, pending) against the events' replay.
+/// The current day is left out: its row is as of the last batch, and its last events may
+/// still be in Firehose's buffer.
+fn daily_counts_match_events(rows: &LakeRows, now: DateTime<Utc>) -> CheckResult {
+    let replayed = daily_counts(&rows.events);
+    let today = now.date_naive();
+    let failing = rows
+        .days
+        .iter()
+        .filter(|d| d.day < today && d.scope.ends_with("#all") && d.scope.starts_with("city#"))
+        .filter_map(|d| {
+            // A day with no event keeps the counts of the last day that had one.
+            let replay = replayed
+                .range((d.market.clone(), NaiveDate::MIN)..=(d.market.clone(), d.day))
+                .next_back()
+                .map_or((0, 0), |(_, counts)| *counts);
+            (replay != (d.active_listings, d.pending_listings)).then(|| {
+                format!(
+                    "{} {}: active {} pending {} in market_daily, {} and {} from the events",
+                    d.market, d.day, d.active_listings, d.pending_listings, replay.0, replay.1
+                )
+            })
+        })
+        .collect();
+    CheckResult::of("market_daily.counts_match_events", failing)
+}
+
+/// The market table's live figures against the market's newest `market_daily` row: the
+/// counts exactly, the medians within [`MEDIAN_TOLERANCE`].
+fn market_table_matches_market_daily(
+    days: &[MarketDayRow],
+    live: &BTreeMap<String, MarketFigures>,
+) -> CheckResult {
+    let mut failing = Vec::new();
+    for (market, figures) in live {
+        let scope = format!("city#{market}#all");
+        let Some(newest) = days
+            .iter()
+            .filter(|d| d.scope == scope)
+            .max_by_key(|d| d.day)
+        else {
+            failing.push(format!("{market}: no market_daily row"));
+            continue;
+        };
+        if newest.as_of != figures.as_of {
+            // The market moved since the curator's last run: nothing to compare yet.
+            continue;
+        }
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() <= MEDIAN_TOLERANCE * b.abs(),
+            (None, None) => true,
+            _ => false,
+        };
+        let counts_equal = newest.active_listings == figures.active_listings
+            && newest.pending_listings == figures.pending_listings
+            && newest.active_rentals == figures.active_rentals;
+        if !counts_equal
+            || !close(newest.median_price, figures.median_price)
+            || !close(newest.median_rent, figures.median_rent)
+        {
+            failing.push(format!(
+                "{market}: market table active {} pending {} median {:?}; market_daily {} {} {:?}",
+                figures.active_listings,
+                figures.pending_listings,
+                figures.median_price,
+                newest.active_listings,
+                newest.pending_listings,
+                newest.median_price
+            ));
+        }
+    }
+    CheckResult::of("market_daily.matches_market_table", failing)
+}
+
+fn freshness(
+    last_polls: &BTreeMap<String, (Option<DateTime<Utc>>, Duration)>,
+    now: DateTime<Utc>,
+) -> CheckResult {
+    let failing = last_polls
+        .iter()
+        .filter_map(|(market, (last, allowed))| match last {
+            Some(at) if now - *at <= *allowed => None,
+            Some(at) => Some(format!(
+                "{market}: last successful poll {at}, more than {} min ago",
+                allowed.num_minutes()
+            )),
+            None => Some(format!("{market}: never polled successfully")),
+        })
+        .collect();
+    CheckResult::of("freshness.watched_markets", failing)
+}

@@ -1,0 +1,139 @@
+//! `listing_events`: every accepted event exactly once.
+//!
+//! Firehose delivers at least once and the curator may run twice over the same objects, so
+//! each append is an anti-join: the incoming events' ids are looked up in the table (only
+//! the day partitions they fall in: a duplicate is observed at the same instant as its
+//! original, so it lands in the same partition), and only the unseen ones are written and
+//! committed, as one snapshot. A commit that loses to another writer is re-planned from a
+//! fresh read of the table (the crate's own retry is off: it would re-apply the append
+//! without the anti-join).
+
+use std::collections::{HashMap, HashSet};
+
+use iceberg::expr::Reference;
+use iceberg::spec::Datum;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{ErrorKind, table::Table};
+use realty_core::lake::EventRow;
+use serde::Deserialize;
+
+use crate::schema::{LISTING_EVENTS_TABLE, TableDef};
+use crate::write::data_files;
+use crate::{Lake, LakeError, read};
+
+/// Attempts of one append before it gives up on a busy table.
+const COMMIT_ATTEMPTS: usize = 5;
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Appended {
+    /// Events written.
+    pub added: usize,
+    /// Events already in the table, or repeated in the input.
+    pub duplicates: usize,
+    /// The snapshot committed (`None` when nothing was new).
+    pub snapshot_id: Option<i64>,
+    /// The events written, in input order.
+    pub rows: Vec<EventRow>,
+}
+
+#[derive(Deserialize)]
+struct EventId {
+    event_id: String,
+}
+
+/// Appends the events of `rows` the table does not hold yet, with `properties` in the
+/// snapshot's summary (the curator records what it read through there).
+pub async fn append_events(
+    lake: &Lake,
+    rows: Vec<EventRow>,
+    properties: HashMap<String, String>,
+) -> Result<Appended, LakeError> {
+    append_events_to(lake, &LISTING_EVENTS_TABLE, rows, properties).await
+}
+
+/// [`append_events`] into the table of `def` (a table laid out as `listing_events`).
+pub async fn append_events_to(
+    lake: &Lake,
+    def: &TableDef,
+    rows: Vec<EventRow>,
+    properties: HashMap<String, String>,
+) -> Result<Appended, LakeError> {
+    append_events_to_with(lake, def, def.columns.len(), rows, properties).await
+}
+
+/// [`append_events_to`] as a build that knew only the first `columns` columns of `def`
+/// would append (the schema-evolution test's older build).
+pub async fn append_events_to_with(
+    lake: &Lake,
+    def: &TableDef,
+    columns: usize,
+    rows: Vec<EventRow>,
+    properties: HashMap<String, String>,
+) -> Result<Appended, LakeError> {
+    let incoming = rows.len();
+    let mut seen = HashSet::new();
+    let rows: Vec<EventRow> = rows
+        .into_iter()
+        .filter(|row| seen.insert(row.event_id.clone()))
+        .collect();
+    for _ in 0..COMMIT_ATTEMPTS {
+        let table = lake.table_with(def, columns).await?;
+        let known = known_ids(&table, &rows).await?;
+        let fresh: Vec<EventRow> = rows
+            .iter()
+            .filter(|row| !known.contains(&row.event_id))
+            .cloned()
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Appended {
+                added: 0,
+                duplicates: incoming,
+                snapshot_id: None,
+                rows: Vec::new(),
+            });
+        }
+        let run = uuid::Uuid::new_v4().to_string();
+        let files = data_files(&table, &fresh, &run).await?;
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .fast_append()
+            .add_data_files(files)
+            .set_snapshot_properties(properties.clone())
+            .apply(tx)?;
+        match tx.commit(&lake.catalog).await {
+            Ok(table) => {
+                return Ok(Appended {
+                    added: fresh.len(),
+                    duplicates: incoming - fresh.len(),
+                    snapshot_id: table.metadata().current_snapshot_id(),
+                    rows: fresh,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
+                tracing::info!(table = def.name, "commit conflict: re-planning");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(LakeError::Conflict {
+        table: def.name.to_owned(),
+    })
+}
+
+/// The ids among `rows`' that the table already holds.
+async fn known_ids(table: &Table, rows: &[EventRow]) -> Result<HashSet<String>, LakeError> {
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.observed_at).min(),
+        rows.iter().map(|r| r.observed_at).max(),
+    ) else {
+        return Ok(HashSet::new());
+    };
+    let column = Reference::new("observed_at");
+    let filter = column
+        .clone()
+        .greater_than_or_equal_to(Datum::timestamp_micros(first.timestamp_micros()))
+        .and(column.less_than_or_equal_to(Datum::timestamp_micros(last.timestamp_micros())));
+    let ids: Vec<EventId> = read::scan(table, None, Some(&["event_id"]), Some(filter)).await?;
+    Ok(ids.into_iter().map(|r| r.event_id).collect())
+}

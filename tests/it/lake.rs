@@ -1,0 +1,366 @@
+//! The curated lake against a local stack (docs/lake.md): the curator turns the events
+//! Firehose delivered under `listings/` into the Iceberg tables of the stack's Glue
+//! catalog, each event once even when a batch was delivered twice and the curator ran
+//! twice (or two runs overlapped); `listings` holds each listing's newest state, and a
+//! read as of an earlier snapshot returns what the table held then; a column added by a
+//! newer build reads as null in the rows written before it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use libtest_mimic::Failed;
+use realty_core::config::StackResources;
+use realty_core::lake::{EventRow, ListingRow, event_id};
+use realty_core::listing::{Listing, ListingEvent, ListingId, ListingSource};
+use realty_core::sources::{SourceKind, normalize_file};
+use realty_lake::append::append_events_to;
+use realty_lake::curate::Curator;
+use realty_lake::read;
+use realty_lake::replace::Replaced;
+use realty_lake::schema::{LISTING_EVENTS, LISTING_EVENTS_TABLE, LISTINGS_TABLE, TableDef};
+use realty_tests::{TestAws, ensure};
+
+crate::async_tests!(
+    each_event_lands_once_though_delivered_twice_and_curated_twice,
+    listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then,
+    a_column_added_by_a_newer_build_reads_as_null_in_older_rows,
+);
+
+const LISTINGS: usize = 60;
+
+/// `LISTINGS` listings of the real Nashville page, each with its own id and price.
+fn listings(aws: &TestAws, at: DateTime<Utc>) -> Result<Vec<Listing>, Failed> {
+    let page =
+        std::fs::read(aws.project_root.join(
+            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+        ))?;
+    let real = normalize_file(SourceKind::Zillow, &page, at)?.listings;
+    ensure(!real.is_empty(), "the fixture has listings")?;
+    (0..LISTINGS)
+        .map(|i| {
+            let mut listing = real[i % real.len()].clone();
+            listing.id = ListingId::new(ListingSource::Zillow, &(700_000 + i).to_string())?;
+            listing.price_minor = 30_000_000 + i as i64 * 100_000;
+            listing.observed_at = at;
+            Ok(listing)
+        })
+        .collect()
+}
+
+/// The listings' first sightings, then every third one cut by 5 % an hour later and every
+/// seventh one gone two hours later.
+fn history(listings: &[Listing]) -> Vec<ListingEvent> {
+    let mut events: Vec<ListingEvent> = listings
+        .iter()
+        .map(|l| ListingEvent::new_listing(l.clone(), "poll-1"))
+        .collect();
+    for (i, listing) in listings.iter().enumerate() {
+        let mut last_seen = listing.clone();
+        if i.is_multiple_of(3) {
+            let mut cut = listing.clone();
+            cut.price_minor = listing.price_minor / 100 * 95;
+            cut.observed_at = listing.observed_at + Duration::hours(1);
+            events.extend(ListingEvent::changed(listing, cut.clone(), "poll-2"));
+            last_seen = cut;
+        }
+        if i.is_multiple_of(7) {
+            events.push(ListingEvent::delisted(
+                last_seen,
+                listing.observed_at + Duration::hours(2),
+                "poll-3",
+            ));
+        }
+    }
+    events
+}
+
+fn lines(events: &[ListingEvent]) -> Result<Vec<u8>, Failed> {
+    let mut out = Vec::new();
+    for event in events {
+        out.extend(event.encode()?);
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+struct Lake {
+    resources: StackResources,
+    sdk: aws_config::SdkConfig,
+}
+
+impl Lake {
+    async fn new(aws: &TestAws) -> Result<Self, Failed> {
+        let stack = aws.provision(&[]).await;
+        let resources = StackResources::from_outputs(&stack.outputs)?;
+        let sdk = aws.sdk_config().await;
+        // TEMPORARY until the provisioner creates the Glue database.
+        let _ = aws_sdk_glue::Client::new(&sdk)
+            .create_database()
+            .database_input(
+                aws_sdk_glue::types::DatabaseInput::builder()
+                    .name(&resources.lake_database)
+                    .build()?,
+            )
+            .send()
+            .await;
+        Ok(Self {
+            resources: StackResources::from_outputs(&stack.outputs)?,
+            sdk: aws.sdk_config().await,
+        })
+    }
+
+    /// Delivers `body` as Firehose would, under the stack's `listings/` prefix.
+    async fn deliver(&self, key: &str, body: Vec<u8>) -> Result<(), Failed> {
+        realty_aws::sdk::s3_client(&self.sdk)
+            .put_object()
+            .bucket(&self.resources.data_lake_bucket)
+            .key(format!("listings/dt=2026-11-23/{key}"))
+            .body(body.into())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn curator(&self) -> Result<Curator, Failed> {
+        Ok(Curator::new(&self.sdk, &self.resources).await?)
+    }
+}
+
+async fn each_event_lands_once_though_delivered_twice_and_curated_twice(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let start = Utc::now() - Duration::hours(3);
+    let events = history(&listings(&aws, start)?);
+    let distinct: HashSet<String> = events.iter().map(event_id).collect();
+    ensure(
+        distinct.len() == events.len(),
+        "the history's events are distinct",
+    )?;
+    let (first, second) = events.split_at(events.len() / 2);
+    lake.deliver("batch-1", lines(first)?).await?;
+    // The same batch delivered again (a retried PutRecordBatch), and the second half.
+    lake.deliver("batch-1-again", lines(first)?).await?;
+    lake.deliver("batch-2", lines(second)?).await?;
+
+    // Two runs at once: one commit wins, the other re-plans and adds only what is left.
+    let (a, b) = (lake.curator().await?, lake.curator().await?);
+    let (ra, rb) = tokio::join!(a.run(Utc::now()), b.run(Utc::now()));
+    let (ra, rb) = (ra?, rb?);
+    ensure(
+        ra.events_added + rb.events_added == events.len(),
+        format!(
+            "the two runs added {} and {} events of {}",
+            ra.events_added,
+            rb.events_added,
+            events.len()
+        ),
+    )?;
+    // A third run finds nothing new and commits nothing.
+    let again = a.run(Utc::now()).await?;
+    ensure(
+        again.events_added == 0
+            && again.listings == Replaced::Unchanged
+            && again.market_daily == Replaced::Unchanged,
+        format!("a run over the same objects changed something: {again:?}"),
+    )?;
+
+    let table = a.lake.table(&LISTING_EVENTS_TABLE).await?;
+    let rows: Vec<EventRow> = read::rows(&table, None).await?;
+    let ids: HashSet<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+    ensure(
+        rows.len() == events.len() && ids.len() == rows.len(),
+        format!(
+            "listing_events holds {} rows ({} distinct) for {} events",
+            rows.len(),
+            ids.len(),
+            events.len()
+        ),
+    )?;
+    ensure(
+        ids == distinct.iter().map(String::as_str).collect(),
+        "listing_events holds exactly the events delivered",
+    )?;
+
+    // `listings`: one row per listing, each as its history left it.
+    let listings_table = a.lake.table(&LISTINGS_TABLE).await?;
+    let states: Vec<ListingRow> = read::rows(&listings_table, None).await?;
+    ensure(
+        states.len() == LISTINGS,
+        format!("{} listing rows", states.len()),
+    )?;
+    for state in &states {
+        let i: usize = state
+            .listing_id
+            .trim_start_matches("zillow:")
+            .parse::<usize>()?
+            - 700_000;
+        let price = 30_000_000 + i as i64 * 100_000;
+        let want_price = if i.is_multiple_of(3) { price / 100 * 95 } else { price };
+        ensure(
+            state.delisted == (i.is_multiple_of(7))
+                && state.price_minor == want_price
+                && state.first_price_minor == price,
+            format!("listing {i}: {state:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+async fn listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let start = Utc::now() - Duration::hours(3);
+    let listings = listings(&aws, start)?;
+    let firsts: Vec<ListingEvent> = listings
+        .iter()
+        .map(|l| ListingEvent::new_listing(l.clone(), "poll-1"))
+        .collect();
+    lake.deliver("first", lines(&firsts)?).await?;
+    let curator = lake.curator().await?;
+    let run = curator.run(Utc::now()).await?;
+    let Replaced::Committed {
+        snapshot_id: before,
+        ..
+    } = run.listings
+    else {
+        return Err(format!("the first run wrote no listings: {run:?}").into());
+    };
+
+    // Every listing cut by 10 %, an hour later.
+    let cuts: Vec<ListingEvent> = listings
+        .iter()
+        .filter_map(|l| {
+            let mut cut = l.clone();
+            cut.price_minor = l.price_minor / 10 * 9;
+            cut.observed_at = l.observed_at + Duration::hours(1);
+            ListingEvent::changed(l, cut, "poll-2")
+        })
+        .collect();
+    lake.deliver("cuts", lines(&cuts)?).await?;
+    let run = curator.run(Utc::now()).await?;
+    ensure(
+        matches!(run.listings, Replaced::Committed { .. }),
+        format!("the second run did not rewrite listings: {run:?}"),
+    )?;
+
+    let table = curator.lake.table(&LISTINGS_TABLE).await?;
+    let prices = |rows: Vec<ListingRow>| -> BTreeMap<String, i64> {
+        rows.into_iter()
+            .map(|r| (r.listing_id, r.price_minor))
+            .collect()
+    };
+    let then = prices(read::rows(&table, Some(before)).await?);
+    let now = prices(read::rows(&table, None).await?);
+    let originally: BTreeMap<String, i64> = listings
+        .iter()
+        .map(|l| (l.id.as_str().to_owned(), l.price_minor))
+        .collect();
+    ensure(
+        then == originally,
+        "as of the first snapshot, the first prices",
+    )?;
+    ensure(
+        now.iter()
+            .all(|(id, price)| *price == originally[id] / 10 * 9),
+        "now, the cut prices",
+    )?;
+    ensure(
+        table.metadata().snapshots().count() == 2,
+        format!(
+            "two rewrites, two snapshots (found {})",
+            table.metadata().snapshots().count()
+        ),
+    )?;
+    Ok(())
+}
+
+/// A table laid out as `listing_events` but created by an "older build" that knew fewer
+/// columns: a newer build's append adds the missing columns (no data rewritten) and the
+/// older rows read them as null.
+async fn a_column_added_by_a_newer_build_reads_as_null_in_older_rows(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let curator = lake.curator().await?;
+    let def = TableDef {
+        name: "evolution_probe",
+        ..LISTING_EVENTS_TABLE
+    };
+    let start = Utc::now() - Duration::hours(3);
+    let listings = listings(&aws, start)?;
+    let rows =
+        |events: &[ListingEvent]| -> Vec<EventRow> { events.iter().map(EventRow::from).collect() };
+    let older_columns = LISTING_EVENTS.len() - 3;
+    let old = curator.lake.table_with(&def, older_columns).await?;
+    ensure(
+        old.metadata()
+            .current_schema()
+            .field_by_name("old_price_minor")
+            .is_none(),
+        "the older table has no old_price_minor",
+    )?;
+    // Written by the older build: its rows carry no old price.
+    let cut = |l: &Listing, pct: i64, hours: i64| {
+        let mut c = l.clone();
+        c.price_minor = l.price_minor / 100 * (100 - pct);
+        c.observed_at = l.observed_at + Duration::hours(hours);
+        ListingEvent::changed(l, c, "poll")
+    };
+    let first: Vec<ListingEvent> = listings[..10].iter().filter_map(|l| cut(l, 5, 1)).collect();
+    // The older build's append (it writes the columns it knows).
+    realty_lake::append::append_events_to_with(
+        &curator.lake,
+        &def,
+        older_columns,
+        rows(&first),
+        HashMap::new(),
+    )
+    .await?;
+    let before = curator.lake.table_with(&def, older_columns).await?;
+    let first_snapshot = before.metadata().current_snapshot_id();
+
+    // The newer build: the full column set, so old_price_minor is added.
+    let second: Vec<ListingEvent> = listings[10..20]
+        .iter()
+        .filter_map(|l| cut(l, 5, 1))
+        .collect();
+    append_events_to(&curator.lake, &def, rows(&second), HashMap::new()).await?;
+    let table = curator.lake.table(&def).await?;
+    let all: Vec<EventRow> = read::rows(&table, None).await?;
+    ensure(all.len() == 20, format!("{} rows", all.len()))?;
+    let older: HashSet<String> = first.iter().map(event_id).collect();
+    for row in &all {
+        let want = if older.contains(&row.event_id) {
+            None
+        } else {
+            Some(
+                listings[row
+                    .listing_id
+                    .trim_start_matches("zillow:")
+                    .parse::<usize>()?
+                    - 700_000]
+                    .price_minor,
+            )
+        };
+        ensure(
+            row.old_price_minor == want,
+            format!(
+                "{}: old_price_minor {:?}, want {want:?}",
+                row.event_id, row.old_price_minor
+            ),
+        )?;
+    }
+    // The files written before the column was added are the same files (nothing rewritten).
+    ensure(
+        first_snapshot.is_some()
+            && table
+                .metadata()
+                .snapshots()
+                .any(|s| Some(s.snapshot_id()) == first_snapshot),
+        "the older snapshot is still in the table's history",
+    )?;
+    Ok(())
+}
