@@ -2,6 +2,7 @@
 
 mod api_token;
 mod bench;
+mod check;
 mod curate;
 mod demo;
 mod html;
@@ -113,6 +114,17 @@ enum Command {
         /// A stack deployed in AWS instead of the local one.
         #[arg(long)]
         stack: Option<String>,
+    },
+    /// Run the lake's data-quality checks (unique and not-null keys, accepted values, daily
+    /// counts against the events, market figures against the market table, freshness), write
+    /// the report to the bucket, and exit non-zero naming any failed check (docs/lake.md).
+    Check {
+        /// A stack deployed in AWS instead of the local one.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure throughput, latency and footprint, with DuckDB and PySpark beside it
     /// (docs/capacity.md). Starts a local AWS of its own (--emulator) unless AWS_ENDPOINT_URL
@@ -275,6 +287,7 @@ async fn run(command: Command) -> Result<()> {
             report::run(&market, format, stack.as_deref()).await
         }
         Command::Curate { stack } => curate::run(stack.as_deref()).await,
+        Command::Check { stack, json } => check::run(stack.as_deref(), json).await,
         Command::Reconcile {
             market,
             stack,

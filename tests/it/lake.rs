@@ -197,7 +197,11 @@ async fn each_event_lands_once_though_delivered_twice_and_curated_twice(
             .parse::<usize>()?
             - 700_000;
         let price = 30_000_000 + i as i64 * 100_000;
-        let want_price = if i.is_multiple_of(3) { price / 100 * 95 } else { price };
+        let want_price = if i.is_multiple_of(3) {
+            price / 100 * 95
+        } else {
+            price
+        };
         ensure(
             state.delisted == (i.is_multiple_of(7))
                 && state.price_minor == want_price

@@ -65,6 +65,14 @@ pub struct CurateReport {
     pub market_daily: Replaced,
 }
 
+/// What a scheduled run did, as the invocation answers it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScheduledRun {
+    pub curated: CurateReport,
+    /// The data-quality checks that failed (none: all passed).
+    pub failed_checks: Vec<String>,
+}
+
 struct ObjectRef {
     key: String,
     modified: DateTime<Utc>,
@@ -98,25 +106,29 @@ impl Curator {
         })
     }
 
-    /// One scheduled run, its figures as EMF metrics and its report as the invocation's
-    /// answer.
-    pub async fn handle(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
-        match self.run(now).await {
-            Ok(report) => {
-                metrics::counter!("lake_objects_read").increment(report.objects_read as u64);
-                metrics::counter!("lake_events_added").increment(report.events_added as u64);
-                metrics::counter!("lake_events_duplicate")
-                    .increment(report.events_duplicate as u64);
-                metrics::counter!("lake_lines_rejected").increment(report.lines_rejected as u64);
-                tracing::info!(?report, "lake curated");
-                Ok(report)
-            }
+    /// One scheduled run, then the data-quality checks; the figures as EMF metrics (the
+    /// checks' report goes to the bucket too) and both as the invocation's answer. A failed
+    /// check does not fail the run (its alarm says it); a failed run does.
+    pub async fn handle(&self, now: DateTime<Utc>) -> Result<ScheduledRun, LakeError> {
+        let curated = match self.run(now).await {
+            Ok(report) => report,
             Err(e) => {
                 metrics::counter!("lake_runs_failed").increment(1);
                 tracing::error!(error = %e, "lake curation failed");
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        metrics::counter!("lake_objects_read").increment(curated.objects_read as u64);
+        metrics::counter!("lake_events_added").increment(curated.events_added as u64);
+        metrics::counter!("lake_events_duplicate").increment(curated.events_duplicate as u64);
+        metrics::counter!("lake_lines_rejected").increment(curated.lines_rejected as u64);
+        tracing::info!(?curated, "lake curated");
+        let quality = self.check(now).await?;
+        self.publish(&quality).await?;
+        Ok(ScheduledRun {
+            failed_checks: quality.failed().into_iter().map(str::to_owned).collect(),
+            curated,
+        })
     }
 
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {

@@ -14,6 +14,7 @@
 pub mod append;
 pub mod batches;
 pub mod catalog;
+pub mod check;
 pub mod curate;
 pub mod read;
 pub mod replace;
