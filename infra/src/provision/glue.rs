@@ -5,7 +5,7 @@
 use aws_sdk_glue::error::ProvideErrorMetadata as _;
 use aws_sdk_glue::types::DatabaseInput;
 
-use super::{ProvisionError, Provisioner, aws_err, build_err, str_prop};
+use super::{ProvisionError, Provisioner, aws_err, build_err};
 
 impl Provisioner<'_> {
     /// Creates the database (or finds it: provisioning is idempotent) and returns its name,
@@ -15,12 +15,19 @@ impl Provisioner<'_> {
         id: &str,
         name: &str,
     ) -> Result<String, ProvisionError> {
-        let props = self.props(id)?;
         let database = name.replace('-', "_");
-        let description = props
-            .get("DatabaseInput")
-            .and_then(|input| str_prop(input, "Description"))
-            .map(str::to_owned);
+        // Only the description is taken: the template's name (`!Join`/`!Split` of the stack
+        // name) is not evaluated locally, where every name derives from the logical id.
+        let description = match self.template.resources[id]
+            .properties
+            .pointer("/DatabaseInput/Description")
+        {
+            Some(value) => {
+                let value = self.ctx.resolve(self.template, value, id)?;
+                value.as_str().map(str::to_owned)
+            }
+            None => None,
+        };
         let input = DatabaseInput::builder()
             .name(&database)
             .set_description(description)
