@@ -58,10 +58,7 @@ async fn provisioning_creates_the_lake_database(aws: Arc<TestAws>) -> Result<(),
     ensure(found.name() == database, "GetDatabase: another name")?;
     ensure(
         found.description() == Some("realty-stream data lake"),
-        format!(
-            "description {:?}: not the template's",
-            found.description()
-        ),
+        format!("description {:?}: not the template's", found.description()),
     )?;
     // Idempotent: a second provisioning finds the database.
     let again = aws.provision_as(&stack.stack_name, &[]).await;
@@ -111,7 +108,10 @@ async fn update_table_refuses_a_stale_version_id(aws: Arc<TestAws>) -> Result<()
         Ok::<_, Failed>((version, marker))
     };
     let (read, marker) = current(glue.clone()).await?;
-    ensure(marker == "created", format!("marker {marker:?} after CreateTable"))?;
+    ensure(
+        marker == "created",
+        format!("marker {marker:?} after CreateTable"),
+    )?;
 
     // The version just read: the update lands.
     glue.update_table()
@@ -122,7 +122,10 @@ async fn update_table_refuses_a_stale_version_id(aws: Arc<TestAws>) -> Result<()
         .await
         .explain("UpdateTable with the current VersionId")?;
     let (after_first, marker) = current(glue.clone()).await?;
-    ensure(marker == "first", format!("marker {marker:?} after the update"))?;
+    ensure(
+        marker == "first",
+        format!("marker {marker:?} after the update"),
+    )?;
     ensure(after_first != read, "the update left VersionId as it was")?;
 
     // The same, now stale, version (a second writer that read before the first committed):
@@ -226,8 +229,12 @@ async fn pyiceberg_writes_and_reads_back_a_table_in_the_local_catalog(
         ),
     )?;
     ensure(
-        now.metadata_location.starts_with(&format!("{location}/metadata/")),
-        format!("metadata at {}, not under {location}", now.metadata_location),
+        now.metadata_location
+            .starts_with(&format!("{location}/metadata/")),
+        format!(
+            "metadata at {}, not under {location}",
+            now.metadata_location
+        ),
     )?;
     let columns: Vec<(&str, &str, bool)> = now
         .schema
@@ -249,11 +256,16 @@ async fn pyiceberg_writes_and_reads_back_a_table_in_the_local_catalog(
         .map(|s| (s.snapshot_id, s.parent_snapshot_id))
         .collect();
     ensure(
-        snapshots == [(first_snapshot, None), (second_snapshot, Some(first_snapshot))],
+        snapshots
+            == [
+                (first_snapshot, None),
+                (second_snapshot, Some(first_snapshot)),
+            ],
         format!("snapshots {snapshots:?}, written {first_snapshot} then {second_snapshot}"),
     )?;
     ensure(
-        now.current_snapshot_id == Some(second_snapshot) && now.snapshot_id == Some(second_snapshot),
+        now.current_snapshot_id == Some(second_snapshot)
+            && now.snapshot_id == Some(second_snapshot),
         "the current snapshot is not the last one written",
     )?;
     let ids = |rows: &[serde_json::Map<String, serde_json::Value>]| {

@@ -33,7 +33,13 @@ impl Provisioner<'_> {
             .set_description(description)
             .build()
             .map_err(build_err(id))?;
-        match self.glue.create_database().database_input(input).send().await {
+        match self
+            .glue
+            .create_database()
+            .database_input(input)
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.code() == Some("AlreadyExistsException") => {}
             Err(e) => return Err(aws_err(id, "CreateDatabase")(e)),
