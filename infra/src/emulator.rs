@@ -223,7 +223,7 @@ fn tail(text: &str, lines: usize) -> String {
 #[serde(rename_all = "lowercase")]
 pub enum EmulatorKind {
     /// LocalStack in host mode: AWS's DynamoDB Local, kinesis-mock, LocalStack's own S3,
-    /// SQS, SNS, Firehose, KMS.
+    /// SQS, SNS, Firehose, KMS, and Glue from the moto it bundles (`localstack_main.py`).
     LocalStack,
     /// moto server, one request at a time.
     Moto,

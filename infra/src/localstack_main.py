@@ -10,4 +10,72 @@ import tempfile
 import localstack.services.s3.provider as s3_provider
 
 s3_provider.DEFAULT_S3_TMP_DIR = os.path.join(tempfile.gettempdir(), "localstack-s3-storage")
+
+# --- Glue served by the bundled moto (begin) ---
+# LocalStack's free edition has no Glue provider, but the moto it bundles has Glue. Register
+# one, as LocalStack does for its own moto-backed services: every operation falls through to
+# moto, and UpdateTable first checks VersionId as Glue does (a stale one is refused with
+# ConcurrentModificationException; no VersionId updates unconditionally). The lock makes the
+# check and the update one step: LocalStack serves requests on several threads.
+import threading
+
+from localstack.aws.api import CommonServiceException
+from localstack.aws.spec import load_service
+from localstack.services.moto import call_moto
+from localstack.services.plugins import SERVICE_PLUGINS, Service, aws_provider
+
+
+class _GlueOnMoto:
+    service = "glue"
+
+
+_glue_update_lock = threading.Lock()
+
+
+def _glue_by_moto(context, _request):
+    return call_moto(context)
+
+
+def _glue_update_table(context, request):
+    from moto.glue.models import glue_backends
+
+    with _glue_update_lock:
+        expected = request.get("VersionId")
+        if expected is not None:
+            database = request.get("DatabaseName")
+            name = (request.get("TableInput") or {}).get("Name")
+            backend = glue_backends[context.account_id][context.region]
+            table = backend.databases.get(database, None)
+            table = table.tables.get(name) if table is not None else None
+            # A missing database or table: moto answers with the right error below.
+            if table is not None and str(expected) != str(table._current_version):
+                raise CommonServiceException(
+                    "ConcurrentModificationException",
+                    f"Update table failed due to concurrent modifications of {database}.{name}.",
+                )
+        return call_moto(context)
+
+
+def _glue_dispatch_table(_provider):
+    table = {op: _glue_by_moto for op in load_service("glue").operation_names}
+    table["UpdateTable"] = _glue_update_table
+    return table
+
+
+@aws_provider(api="glue")
+def _glue_provider():
+    return Service.for_provider(_GlueOnMoto(), dispatch_table_factory=_glue_dispatch_table)
+
+
+class _FinderWithGlue:
+    def __init__(self, finder):
+        self._finder = finder
+
+    def find_plugins(self):
+        return [*self._finder.find_plugins(), _glue_provider]
+
+
+SERVICE_PLUGINS.plugin_manager.finder = _FinderWithGlue(SERVICE_PLUGINS.plugin_manager.finder)
+# --- Glue served by the bundled moto (end) ---
+
 runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)

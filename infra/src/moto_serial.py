@@ -33,5 +33,38 @@ def _run_simple_serial(hostname, port, application, **options):
     _run_simple(hostname, port, _serial(application), **options)
 
 
+# --- Glue UpdateTable honours VersionId (begin) ---
+# moto ignores UpdateTable's VersionId, so two overlapping Iceberg commits would both land and
+# the later one silently drop the other's snapshot. Glue compares it with the table's current
+# version and refuses a stale one; no VersionId means an unconditional update, as on AWS.
+from moto.glue.exceptions import GlueClientError
+from moto.glue.responses import GlueResponse
+
+_update_table = GlueResponse.update_table
+
+
+class _ConcurrentModification(GlueClientError):
+    def __init__(self, table):
+        super().__init__(
+            "ConcurrentModificationException",
+            f"Update table failed due to concurrent modifications of {table}.",
+        )
+
+
+def _update_table_checked(self):
+    expected = self.parameters.get("VersionId")
+    if expected is not None:
+        database = self.parameters.get("DatabaseName")
+        name = (self.parameters.get("TableInput") or {}).get("Name")
+        table = self.glue_backend.get_table(database, name)
+        if str(expected) != str(table._current_version):
+            raise _ConcurrentModification(f"{database}.{name}")
+    return _update_table(self)
+
+
+GlueResponse.update_table = _update_table_checked
+# --- Glue UpdateTable honours VersionId (end) ---
+
+
 moto.server.run_simple = _run_simple_serial
 moto.server.main(sys.argv[1:])

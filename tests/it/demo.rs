@@ -227,7 +227,12 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
         .collect();
     crate::demo_rents::check_rents_against_the_lake(&report, &events, &with_rentals)
         .map_err(|e| format!("the rents: {e:?}"))?;
-    crate::demo_lake::check_lake_tables(&sdk_in(&aws, DEMO_REGION).await, &report, &events)
+    crate::demo_lake::check_lake_tables(
+        &aws.project_root,
+        &sdk_in(&aws, DEMO_REGION).await,
+        &report,
+        &events,
+    )
         .await
         .map_err(|e| format!("the lake's tables: {e:?}"))?;
     check_rendering(&report_dir.join("index.html"), MARKETS.len() * CHARTS).await?;

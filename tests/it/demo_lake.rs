@@ -4,6 +4,7 @@
 //! batch delivered again and a third run add nothing.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use libtest_mimic::Failed;
@@ -14,6 +15,7 @@ use realty_lake::curate::Curator;
 use realty_lake::read;
 use realty_lake::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
 use realty_tests::ensure;
+use realty_tests::lake_reader::{LakeCatalog, read_iceberg};
 use serde_json::Value;
 
 /// The demo stack's resources as the curator needs them (the lake bucket and database, the
@@ -55,6 +57,7 @@ fn distinct(events: &[Value]) -> Result<HashSet<(String, DateTime<Utc>, String)>
 }
 
 pub(crate) async fn check_lake_tables(
+    project_root: &Path,
     sdk: &aws_config::SdkConfig,
     report: &Value,
     events: &[Value],
@@ -134,6 +137,54 @@ pub(crate) async fn check_lake_tables(
         let market = m["market"].as_str().ok_or("no market name")?;
         check_market(market, m, &listings, &days)?;
     }
+
+    // An independent reader (pyiceberg, through the Glue catalog) sees the same tables.
+    let catalog = LakeCatalog {
+        glue_endpoint: sdk.endpoint_url().map(str::to_owned),
+        s3_endpoint: None,
+        region: sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string),
+        database: resources.lake_database.clone(),
+    };
+    let read = read_iceberg(project_root, &catalog, "listing_events", None).await?;
+    let their_ids: HashSet<&str> = read
+        .rows
+        .iter()
+        .filter_map(|r| r.get("event_id").and_then(Value::as_str))
+        .collect();
+    let our_ids: HashSet<&str> = after.iter().map(|r| r.event_id.as_str()).collect();
+    ensure(
+        read.rows.len() == after.len() && their_ids == our_ids,
+        format!(
+            "pyiceberg reads {} listing_events rows, we wrote {}",
+            read.rows.len(),
+            after.len()
+        ),
+    )?;
+    let read = read_iceberg(project_root, &catalog, "listings", None).await?;
+    let their_prices: BTreeMap<&str, i64> = read
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.get("listing_id")?.as_str()?, r.get("price_minor")?.as_i64()?)))
+        .collect();
+    let our_prices: BTreeMap<&str, i64> = listings
+        .iter()
+        .map(|l| (l.listing_id.as_str(), l.price_minor))
+        .collect();
+    ensure(
+        their_prices == our_prices,
+        "pyiceberg reads other listings than ours",
+    )?;
+    let read = read_iceberg(project_root, &catalog, "market_daily", None).await?;
+    ensure(
+        read.rows.len() == days.len(),
+        format!(
+            "pyiceberg reads {} market_daily rows, we wrote {}",
+            read.rows.len(),
+            days.len()
+        ),
+    )?;
     Ok(())
 }
 

@@ -92,18 +92,6 @@ struct Lake {
 impl Lake {
     async fn new(aws: &TestAws) -> Result<Self, Failed> {
         let stack = aws.provision(&[]).await;
-        let resources = StackResources::from_outputs(&stack.outputs)?;
-        let sdk = aws.sdk_config().await;
-        // TEMPORARY until the provisioner creates the Glue database.
-        let _ = aws_sdk_glue::Client::new(&sdk)
-            .create_database()
-            .database_input(
-                aws_sdk_glue::types::DatabaseInput::builder()
-                    .name(&resources.lake_database)
-                    .build()?,
-            )
-            .send()
-            .await;
         Ok(Self {
             resources: StackResources::from_outputs(&stack.outputs)?,
             sdk: aws.sdk_config().await,

@@ -12,6 +12,7 @@ mod demo_rents;
 mod emulator;
 mod importer;
 mod lake;
+mod lake_catalog;
 mod metrics;
 mod monitoring;
 mod operations;
@@ -42,6 +43,7 @@ type TestFn = fn(Arc<TestAws>) -> std::pin::Pin<Box<dyn Future<Output = Result<(
 fn tests() -> Vec<(&'static str, TestFn)> {
     let mut all: Vec<(&'static str, TestFn)> = Vec::new();
     all.extend(provisioning::tests());
+    all.extend(lake_catalog::tests());
     all.extend(emulator::tests());
     all.extend(metrics::tests());
     all.extend(reconcile::tests());

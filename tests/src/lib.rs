@@ -13,6 +13,8 @@ use realty_infra::emulator::{self, Emulator, EmulatorKind};
 use realty_infra::provision::{self, ProvisionOptions, ProvisionedStack};
 use realty_infra::template::Template;
 
+pub mod lake_reader;
+
 /// The AWS endpoint of this test run: an emulator started for it (LocalStack by default,
 /// moto with `REALTY_EMULATOR=moto`; stopped when this is dropped, or by the kernel if the run
 /// dies), or `AWS_ENDPOINT_URL` when set.

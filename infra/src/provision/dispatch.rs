@@ -153,12 +153,13 @@ impl Provisioner<'_> {
                 self.skip(id, kind, NO_API_GATEWAY);
                 return Ok(());
             }
-            "AWS::Glue::Database" | "AWS::Glue::Table" => {
+            "AWS::Glue::Database" => self.glue_database(id, &name).await?,
+            "AWS::Glue::Table" => {
                 self.ctx.set_ref(id, name.replace('-', "_"));
                 self.skip(
                     id,
                     kind,
-                    "Athena and the Glue catalog are not part of the local pipeline: read the data lake's objects in S3 directly",
+                    "no Athena locally, the only reader of this JSON table: read the lake's objects in S3, or the Iceberg tables through the local Glue catalog",
                 );
                 return Ok(());
             }

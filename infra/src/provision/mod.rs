@@ -14,6 +14,7 @@ mod cloudwatch;
 mod dispatch;
 mod dynamodb;
 mod firehose;
+mod glue;
 mod kinesis;
 mod kms;
 mod s3;
@@ -123,6 +124,7 @@ const ORDER: &[&str] = &[
     "AWS::SNS::Topic",
     "AWS::SecretsManager::Secret",
     "AWS::KinesisFirehose::DeliveryStream",
+    "AWS::Glue::Database",
     "AWS::Serverless::Function",
     "AWS::Serverless::HttpApi",
     "AWS::SNS::Subscription",
@@ -140,6 +142,7 @@ struct Provisioner<'a> {
     sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     firehose: aws_sdk_firehose::Client,
+    glue: aws_sdk_glue::Client,
     secretsmanager: aws_sdk_secretsmanager::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     resources: Vec<ProvisionedResource>,
@@ -178,6 +181,7 @@ pub async fn provision(
         sns: aws_sdk_sns::Client::new(config),
         sqs: aws_sdk_sqs::Client::new(config),
         firehose: aws_sdk_firehose::Client::new(config),
+        glue: aws_sdk_glue::Client::new(config),
         secretsmanager: aws_sdk_secretsmanager::Client::new(config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(config),
         resources: Vec::new(),
