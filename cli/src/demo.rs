@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
@@ -271,6 +271,9 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         eprintln!("retired the Firehose delivery streams of {retired} earlier demo stack(s)");
     }
 
+    // The simulated days end now (on the hour), so the figures, the lake's freshness and the
+    // dashboard's dates are today's, as a live stack's would be.
+    let sim_start = demo_start(Utc::now(), args.days);
     let sim = SimServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SimConfig {
@@ -279,7 +282,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 markets: args.markets.clone(),
                 listings_per_market: args.listings,
                 activity: args.activity,
-                ..MarketConfig::default()
+                start: sim_start,
             },
             faults: FaultConfig::none(),
         },
@@ -453,6 +456,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "config_table": resources.config_table,
         "curated": [curated, curated_again],
         "seed": args.seed,
+        "sim_start": sim_start,
         "markets": args.markets,
         "market_sources": market_sources
             .iter()
@@ -537,6 +541,12 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     );
     println!("stop:     realty down");
     Ok(())
+}
+
+/// Where the simulated days start: `days` before the current hour.
+fn demo_start(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+    hour - TimeDelta::days(i64::from(days))
 }
 
 /// The source each market is polled from: the sources in turn, starting over past the

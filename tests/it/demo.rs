@@ -158,7 +158,8 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
     let state_dir = std::env::temp_dir().join(format!("realty-demo-it-{}", std::process::id()));
     let report_dir = state_dir.join("report");
     let prefix = aws.unique_stack_name();
-    let mut demo = Command::new(realty_binary(&aws.project_root, &state_dir).await?);
+    let realty = realty_binary(&aws.project_root, &state_dir).await?;
+    let mut demo = Command::new(&realty);
     demo.args([
         "demo",
         "--seed",
@@ -232,9 +233,14 @@ async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds(
         &sdk_in(&aws, DEMO_REGION).await,
         &report,
         &events,
+        &crate::demo_lake::DemoCli {
+            realty: &realty,
+            state_dir: &state_dir,
+            region: DEMO_REGION,
+        },
     )
-        .await
-        .map_err(|e| format!("the lake's tables: {e:?}"))?;
+    .await
+    .map_err(|e| format!("the lake's tables: {e:?}"))?;
     check_rendering(&report_dir.join("index.html"), MARKETS.len() * CHARTS).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
     Ok(())
@@ -261,7 +267,7 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
             markets: MARKETS.iter().map(|m| m.to_string()).collect(),
             listings_per_market: LISTINGS,
             activity: ACTIVITY,
-            ..MarketConfig::default()
+            start: serde_json::from_value(run["sim_start"].clone())?,
         },
     )?;
     let start = market.now();

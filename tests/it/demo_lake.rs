@@ -13,6 +13,7 @@ use realty_core::lake::{EventRow, ListingRow, MarketDayRow};
 use realty_core::stats::nearest_rank;
 use realty_lake::curate::Curator;
 use realty_lake::read;
+use realty_lake::replace::replace_rows;
 use realty_lake::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
 use realty_tests::ensure;
 use realty_tests::lake_reader::{LakeCatalog, read_iceberg};
@@ -56,11 +57,19 @@ fn distinct(events: &[Value]) -> Result<HashSet<(String, DateTime<Utc>, String)>
         .collect()
 }
 
+/// The `realty` binary and the state folder the demo left (its stack and endpoint).
+pub(crate) struct DemoCli<'a> {
+    pub realty: &'a Path,
+    pub state_dir: &'a Path,
+    pub region: &'a str,
+}
+
 pub(crate) async fn check_lake_tables(
     project_root: &Path,
     sdk: &aws_config::SdkConfig,
     report: &Value,
     events: &[Value],
+    cli: &DemoCli<'_>,
 ) -> Result<(), Failed> {
     let run = &report["run"];
     let curated = run["curated"]
@@ -166,7 +175,12 @@ pub(crate) async fn check_lake_tables(
     let their_prices: BTreeMap<&str, i64> = read
         .rows
         .iter()
-        .filter_map(|r| Some((r.get("listing_id")?.as_str()?, r.get("price_minor")?.as_i64()?)))
+        .filter_map(|r| {
+            Some((
+                r.get("listing_id")?.as_str()?,
+                r.get("price_minor")?.as_i64()?,
+            ))
+        })
         .collect();
     let our_prices: BTreeMap<&str, i64> = listings
         .iter()
@@ -185,7 +199,58 @@ pub(crate) async fn check_lake_tables(
             days.len()
         ),
     )?;
+
+    // `realty check` passes on the demo's data, then fails naming the check when a row is
+    // corrupted (a listing written twice into `listings`).
+    let (ok, out) = realty_check(cli).await?;
+    ensure(
+        ok,
+        format!("realty check failed on the demo's data:\n{out}"),
+    )?;
+    let mut corrupted = listings.clone();
+    corrupted.push(listings[0].clone());
+    corrupted.sort_by(|a, b| a.listing_id.cmp(&b.listing_id));
+    replace_rows(
+        &curator.lake,
+        &LISTINGS_TABLE,
+        &corrupted,
+        std::collections::HashMap::new(),
+    )
+    .await?;
+    let (ok, out) = realty_check(cli).await?;
+    ensure(
+        !ok && out.contains("FAIL  listings.unique_listing_id")
+            && out.contains("data-quality checks failed: listings.unique_listing_id"),
+        format!("realty check over a listing written twice:\n{out}"),
+    )?;
     Ok(())
+}
+
+/// Runs `realty check` on the demo's stack: whether it passed, and what it printed.
+async fn realty_check(cli: &DemoCli<'_>) -> Result<(bool, String), Failed> {
+    let mut command = tokio::process::Command::new(cli.realty);
+    command
+        .arg("check")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("REALTY_STATE_DIR", cli.state_dir)
+        .env("AWS_REGION", cli.region)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let output = realty_tests::run_bounded(
+        command,
+        std::time::Duration::from_secs(300),
+        cli.state_dir,
+        "realty-check",
+    )
+    .await?;
+    Ok((
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    ))
 }
 
 /// One market of the report against `listings` (its live inventory) and `market_daily`
@@ -239,7 +304,7 @@ fn check_market(
         for (name, value) in figures.as_object().ok_or("figures are no object")? {
             if name == "rents_by_bedrooms" {
                 ensure(
-                    serde_json::to_string(value)? == row.rents_by_bedrooms,
+                    serde_json::from_str::<Value>(&row.rents_by_bedrooms)? == *value,
                     format!("{market} {date}: rents_by_bedrooms"),
                 )?;
                 continue;
