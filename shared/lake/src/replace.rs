@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use aws_sdk_glue::types::TableInput;
+use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestListWriter, ManifestWriterBuilder, Operation,
     Snapshot, SnapshotReference, SnapshotRetention, SnapshotSummaryCollector, Summary,
     TableMetadataBuilder,
 };
 use iceberg::table::Table;
-use iceberg::{MetadataLocation, TableIdent};
 use serde::Serialize;
 
 use crate::schema::TableDef;
@@ -193,8 +193,9 @@ async fn commit_overwrite(
     let next_location = MetadataLocation::from_str(&current_location)?.with_new_metadata(&next);
     next.write_to(table.file_io(), &next_location).await?;
     let swapped = swap_metadata(
-        lake,
-        table.identifier(),
+        &lake.glue,
+        &lake.config.database,
+        table.identifier().name(),
         &current_location,
         &next_location.to_string(),
     )
@@ -216,18 +217,17 @@ fn new_snapshot_id(table: &Table) -> i64 {
 /// Points the Glue table at `next` if it still points at `current`: `false` when another
 /// commit moved it first (a different location, or Glue's refusal of our `VersionId`).
 async fn swap_metadata(
-    lake: &Lake,
-    ident: &TableIdent,
+    glue: &aws_sdk_glue::Client,
+    database: &str,
+    table: &str,
     current: &str,
     next: &str,
 ) -> Result<bool, LakeError> {
-    let glue_err = |e: String| LakeError::Glue(format!("{ident}: {e}"));
-    let database = lake.config.database.clone();
-    let got = lake
-        .glue
+    let glue_err = |e: String| LakeError::Glue(format!("{database}.{table}: {e}"));
+    let got = glue
         .get_table()
-        .database_name(&database)
-        .name(ident.name())
+        .database_name(database)
+        .name(table)
         .send()
         .await
         .map_err(|e| glue_err(aws_sdk_glue::error::DisplayErrorContext(&e).to_string()))?;
@@ -249,10 +249,9 @@ async fn swap_metadata(
         .set_parameters(Some(parameters))
         .build()
         .map_err(|e| glue_err(e.to_string()))?;
-    let update = lake
-        .glue
+    let update = glue
         .update_table()
-        .database_name(&database)
+        .database_name(database)
         .table_input(input)
         .skip_archive(true)
         .set_version_id(glue_table.version_id.clone())
@@ -266,5 +265,106 @@ async fn swap_metadata(
                 aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_glue::Client;
+    use aws_sdk_glue::operation::get_table::GetTableOutput;
+    use aws_sdk_glue::operation::update_table::{UpdateTableError, UpdateTableOutput};
+    use aws_sdk_glue::types::Table as GlueTable;
+    use aws_sdk_glue::types::error::ConcurrentModificationException;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::swap_metadata;
+
+    fn pointing_at(location: &str) -> GetTableOutput {
+        GetTableOutput::builder()
+            .table(
+                GlueTable::builder()
+                    .name("listings")
+                    .table_type("EXTERNAL_TABLE")
+                    .version_id("7")
+                    .parameters("table_type", "ICEBERG")
+                    .parameters("metadata_location", location)
+                    .build()
+                    .expect("table"),
+            )
+            .build()
+    }
+
+    #[tokio::test]
+    async fn the_swap_sends_the_version_read_and_keeps_the_other_parameters() {
+        let get = mock!(Client::get_table).then_output(|| pointing_at("s3://b/m/1.json"));
+        let update = mock!(Client::update_table)
+            .match_requests(|r| {
+                let params = r
+                    .table_input()
+                    .and_then(|t| t.parameters())
+                    .cloned()
+                    .unwrap_or_default();
+                r.version_id() == Some("7")
+                    && r.skip_archive() == Some(true)
+                    && params.get("metadata_location").map(String::as_str)
+                        == Some("s3://b/m/2.json")
+                    && params.get("previous_metadata_location").map(String::as_str)
+                        == Some("s3://b/m/1.json")
+                    && params.get("table_type").map(String::as_str) == Some("ICEBERG")
+            })
+            .then_output(|| UpdateTableOutput::builder().build());
+        let glue = mock_client!(aws_sdk_glue, RuleMode::Sequential, [&get, &update]);
+        let swapped = swap_metadata(
+            &glue,
+            "db",
+            "listings",
+            "s3://b/m/1.json",
+            "s3://b/m/2.json",
+        )
+        .await
+        .expect("swap");
+        assert!(swapped);
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_table_moved_by_another_commit_is_a_conflict_not_an_overwrite() {
+        // Another writer's metadata is current: nothing is sent.
+        let get = mock!(Client::get_table).then_output(|| pointing_at("s3://b/m/9.json"));
+        let update =
+            mock!(Client::update_table).then_output(|| UpdateTableOutput::builder().build());
+        let glue = mock_client!(aws_sdk_glue, RuleMode::Sequential, [&get, &update]);
+        let swapped = swap_metadata(
+            &glue,
+            "db",
+            "listings",
+            "s3://b/m/1.json",
+            "s3://b/m/2.json",
+        )
+        .await
+        .expect("swap");
+        assert!(!swapped);
+        assert_eq!(update.num_calls(), 0);
+
+        // Moved between our read and our write: Glue refuses the stale VersionId.
+        let get = mock!(Client::get_table).then_output(|| pointing_at("s3://b/m/1.json"));
+        let refused = mock!(Client::update_table).then_error(|| {
+            UpdateTableError::ConcurrentModificationException(
+                ConcurrentModificationException::builder()
+                    .message("version mismatch")
+                    .build(),
+            )
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::Sequential, [&get, &refused]);
+        let swapped = swap_metadata(
+            &glue,
+            "db",
+            "listings",
+            "s3://b/m/1.json",
+            "s3://b/m/2.json",
+        )
+        .await
+        .expect("swap");
+        assert!(!swapped);
     }
 }

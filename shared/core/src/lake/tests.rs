@@ -73,3 +73,110 @@ fn the_newest_event_per_listing_wins_ties_by_event_id() {
     let newest = newest_per_listing(&rows);
     assert_eq!(newest["zillow:100001"].kind, "delisted");
 }
+
+mod checks {
+    use std::collections::BTreeMap;
+
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::history;
+    use crate::lake::{EventRow, LakeRows, Outside, merge_listings, run_checks};
+
+    fn rows() -> LakeRows {
+        let events: Vec<EventRow> = history().iter().map(EventRow::from).collect();
+        LakeRows {
+            listings: merge_listings(Vec::new(), &events),
+            events,
+            days: Vec::new(),
+        }
+    }
+
+    fn failed(rows: &LakeRows, outside: &Outside) -> Vec<String> {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 23, 13, 0, 0)
+            .single()
+            .expect("valid");
+        run_checks(rows, outside, now)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn clean_rows_pass_every_check() {
+        assert!(failed(&rows(), &Outside::default()).is_empty());
+    }
+
+    #[test]
+    fn each_corruption_fails_its_own_check() {
+        let mut duplicate = rows();
+        duplicate.events.push(duplicate.events[0].clone());
+        assert_eq!(
+            failed(&duplicate, &Outside::default()),
+            ["listing_events.unique_event_id"]
+        );
+
+        let mut bad_status = rows();
+        bad_status.events[1].status = "for_sale".into();
+        assert_eq!(
+            failed(&bad_status, &Outside::default()),
+            ["listing_events.accepted_values"]
+        );
+
+        let mut no_market = rows();
+        no_market.events[2].market = " ".into();
+        assert_eq!(
+            failed(&no_market, &Outside::default()),
+            ["listing_events.not_null_keys"]
+        );
+
+        let mut twice = rows();
+        twice.listings.push(twice.listings[0].clone());
+        assert_eq!(
+            failed(&twice, &Outside::default()),
+            ["listings.unique_listing_id"]
+        );
+    }
+
+    #[test]
+    fn a_market_is_stale_just_past_its_allowance() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 11, 23, 13, 0, 0)
+            .single()
+            .expect("valid");
+        let allowed = Duration::hours(3);
+        let at = |ago: Duration| Outside {
+            live: BTreeMap::new(),
+            last_polls: BTreeMap::from([("nashville-tn".to_owned(), (Some(now - ago), allowed))]),
+        };
+        assert!(failed(&rows(), &at(allowed)).is_empty(), "at the limit");
+        assert_eq!(
+            failed(&rows(), &at(allowed + Duration::seconds(1))),
+            ["freshness.watched_markets"]
+        );
+        let never = Outside {
+            live: BTreeMap::new(),
+            last_polls: BTreeMap::from([("nashville-tn".to_owned(), (None, allowed))]),
+        };
+        assert_eq!(failed(&rows(), &never), ["freshness.watched_markets"]);
+    }
+
+    #[test]
+    fn daily_counts_replay_the_events_per_day() {
+        // The listing is seen active at 10:00, cut at 11:00 and gone at 12:00: one active
+        // listing during the day, none at its end.
+        let counts = crate::lake::daily_counts(&rows().events);
+        let day = Utc
+            .with_ymd_and_hms(2026, 11, 23, 0, 0, 0)
+            .single()
+            .expect("valid")
+            .date_naive();
+        assert_eq!(counts[&("nashville-tn".to_owned(), day)], (0, 0));
+        let first_only: Vec<EventRow> = rows().events[..1].to_vec();
+        assert_eq!(
+            crate::lake::daily_counts(&first_only)[&("nashville-tn".to_owned(), day)],
+            (1, 0)
+        );
+    }
+}
