@@ -15,6 +15,7 @@ mod monitoring;
 mod operations;
 mod poller;
 mod provisioning;
+mod raw;
 mod realtor;
 mod reconcile;
 mod rentals;
@@ -48,6 +49,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(realtor::tests());
     all.extend(rentals::tests());
     all.extend(replay::tests());
+    all.extend(raw::tests());
     all.extend(importer::tests());
     all.extend(operations::tests());
     all.extend(reso::tests());

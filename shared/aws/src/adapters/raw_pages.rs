@@ -106,3 +106,64 @@ impl S3RawPageStore {
         Ok((body, metadata))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn store(client: Client) -> S3RawPageStore {
+        S3RawPageStore {
+            client,
+            bucket: "lake".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_page_is_put_with_its_metadata() {
+        let put = mock!(Client::put_object)
+            .match_requests(|r| {
+                r.bucket() == Some("lake")
+                    && r.key() == Some("raw/source=zillow/dt=2026-11-24/x.json.gz")
+                    && r.content_type() == Some("application/gzip")
+                    && r.metadata().and_then(|m| m.get("poll-id")).map(String::as_str)
+                        == Some("poll-1")
+            })
+            .then_output(|| PutObjectOutput::builder().build());
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&put]);
+        store(client)
+            .put(
+                "raw/source=zillow/dt=2026-11-24/x.json.gz",
+                vec![0x1f, 0x8b],
+                &[("poll-id", "poll-1".into())],
+            )
+            .await
+            .expect("kept");
+        assert_eq!(put.num_calls(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_put_is_an_error_naming_the_call() {
+        let denied = mock!(Client::put_object).then_error(|| {
+            PutObjectError::generic(
+                aws_sdk_s3::error::ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("not raw/*")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&denied]);
+        let error = store(client)
+            .put("raw/k", Vec::new(), &[])
+            .await
+            .expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("PutObject") && text.contains("AccessDenied"),
+            "{text}"
+        );
+    }
+}
