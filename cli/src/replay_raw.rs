@@ -15,9 +15,7 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_core::format::money;
 use realty_core::listing::{EventKind, ListingEvent};
 use realty_core::poller::raw::{RawPage, day_prefix};
-use realty_core::poller::raw_replay::{
-    DryRunStates, RawReads, ReadReplay, Recorded, replay_reads,
-};
+use realty_core::poller::raw_replay::{DryRunStates, RawReads, ReadReplay, Recorded, replay_reads};
 use realty_core::sources::SourceKind;
 
 use crate::target;
@@ -129,7 +127,13 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
         .await
     };
     bar.finish_and_clear();
-    print_report(&args, &target.description, keys.len(), unreadable, &replayed)
+    print_report(
+        &args,
+        &target.description,
+        keys.len(),
+        unreadable,
+        &replayed,
+    )
 }
 
 fn describe(event: &ListingEvent) -> String {
@@ -168,7 +172,11 @@ fn print_report(
     unreadable: usize,
     replayed: &[ReadReplay],
 ) -> Result<()> {
-    let verb = if args.apply { "published" } else { "would publish" };
+    let verb = if args.apply {
+        "published"
+    } else {
+        "would publish"
+    };
     let mut events = 0;
     let mut failed = 0;
     for r in replayed {
@@ -212,7 +220,11 @@ fn print_report(
             }
             Err(e) => {
                 failed += 1;
-                println!("{} {}: not replayed: {e}", read.first.poll_id, read.state_key());
+                println!(
+                    "{} {}: not replayed: {e}",
+                    read.first.poll_id,
+                    read.state_key()
+                );
             }
         }
     }
@@ -228,7 +240,9 @@ fn print_report(
         }
     );
     if failed > 0 {
-        bail!("{failed} reads were not replayed whole; running it again sends only what is missing");
+        bail!(
+            "{failed} reads were not replayed whole; running it again sends only what is missing"
+        );
     }
     if unreadable > 0 {
         return Err(anyhow::anyhow!("{unreadable} pages could not be read"))

@@ -69,7 +69,9 @@ impl S3RawPageStore {
             if keys.len() > MAX_LISTED_KEYS {
                 return Err(PortError::new(
                     "ListObjectsV2",
-                    format!("more than {MAX_LISTED_KEYS} objects under {prefix}: narrow the days or the source"),
+                    format!(
+                        "more than {MAX_LISTED_KEYS} objects under {prefix}: narrow the days or the source"
+                    ),
                 ));
             }
         }
@@ -129,7 +131,9 @@ mod tests {
                 r.bucket() == Some("lake")
                     && r.key() == Some("raw/source=zillow/dt=2026-11-24/x.json.gz")
                     && r.content_type() == Some("application/gzip")
-                    && r.metadata().and_then(|m| m.get("poll-id")).map(String::as_str)
+                    && r.metadata()
+                        .and_then(|m| m.get("poll-id"))
+                        .map(String::as_str)
                         == Some("poll-1")
             })
             .then_output(|| PutObjectOutput::builder().build());

@@ -45,7 +45,12 @@ pub trait RawPageStore {
 
 /// No raw layer (tests and tools that read no API).
 impl RawPageStore for () {
-    async fn put(&self, _: &str, _: Vec<u8>, _: &[(&'static str, String)]) -> Result<(), PortError> {
+    async fn put(
+        &self,
+        _: &str,
+        _: Vec<u8>,
+        _: &[(&'static str, String)],
+    ) -> Result<(), PortError> {
         Ok(())
     }
 }
@@ -146,9 +151,12 @@ impl RawPage {
             (MARKET, self.market.clone()),
             (OFFER, offer_name(self.offer).to_owned()),
             (POLL_ID, self.poll_id.clone()),
+            // To the nanosecond: the state keeps the poll's time as it was, and a replayed
+            // listing a nanosecond older than it would read as superseded.
             (
                 OBSERVED_AT,
-                self.observed_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                self.observed_at
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true),
             ),
             (
                 FETCHED_AT,
@@ -182,9 +190,9 @@ impl RawPage {
         let offer = get(OFFER)?;
         let page = get(PAGE)?;
         Ok(Self {
-            source: source
-                .parse()
-                .map_err(|e: crate::sources::UnknownSource| invalid(SOURCE, source, e.to_string()))?,
+            source: source.parse().map_err(|e: crate::sources::UnknownSource| {
+                invalid(SOURCE, source, e.to_string())
+            })?,
             market: get(MARKET)?.to_owned(),
             offer: match offer {
                 "sale" => Offer::Sale,
@@ -357,7 +365,7 @@ mod tests {
             market: "nashville-tn".into(),
             offer: Offer::Rent,
             poll_id: "poll-2026-11-23T23:59:59.900Z".into(),
-            observed_at: at("2026-11-23T23:59:59.900Z"),
+            observed_at: at("2026-11-23T23:59:59.900123456Z"),
             fetched_at: at("2026-11-24T00:00:01.250Z"),
             page: 3,
         }
@@ -454,7 +462,11 @@ mod tests {
         assert_eq!(pages.keep(br#"{"props": []}"#).await, Kept::Archived);
         assert_eq!(pages.keep(b"second").await, Kept::Archived);
         let kept = store.kept.lock().expect("lock");
-        assert!(kept[0].0.ends_with("/nashville-tn/sale/20261124T025500.000Z-0001.json.gz"));
+        assert!(
+            kept[0]
+                .0
+                .ends_with("/nashville-tn/sale/20261124T025500.000Z-0001.json.gz")
+        );
         assert!(kept[1].0.ends_with("-0002.json.gz"));
         let mut body = Vec::new();
         flate2::read::GzDecoder::new(kept[1].1.as_slice())

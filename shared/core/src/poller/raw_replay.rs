@@ -56,7 +56,11 @@ impl RawReads {
     pub fn add(&mut self, page: RawPage, parsed: Page) {
         let read = self
             .reads
-            .entry((page.observed_at, page.poll_id.clone(), state_key(page.source.as_str(), &page.market, page.offer)))
+            .entry((
+                page.observed_at,
+                page.poll_id.clone(),
+                state_key(page.source.as_str(), &page.market, page.offer),
+            ))
             .or_insert_with(|| RawRead {
                 first: page.clone(),
                 pages: 0,
@@ -69,7 +73,8 @@ impl RawReads {
         read.pages += 1;
         read.rejects += parsed.rejects.len();
         for listing in parsed.listings {
-            read.listings.insert(listing.id.as_str().to_owned(), listing);
+            read.listings
+                .insert(listing.id.as_str().to_owned(), listing);
         }
     }
 
@@ -197,11 +202,10 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
     let poll_id = format!("replay-raw-{}", started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
     let mut out = Vec::with_capacity(reads.len());
     for read in reads {
-        let (listings, outside): (Vec<Listing>, Vec<Listing>) = read
-            .listings
-            .values()
-            .cloned()
-            .partition(|l| time_window_violation("observed_at", l.observed_at, started_at).is_none());
+        let (listings, outside): (Vec<Listing>, Vec<Listing>) =
+            read.listings.values().cloned().partition(|l| {
+                time_window_violation("observed_at", l.observed_at, started_at).is_none()
+            });
         let outcome = replay_market(
             publisher,
             states,
@@ -233,8 +237,9 @@ mod tests {
     use crate::poller::replay::tests::{at, nashville};
     use crate::sources::SourceKind;
 
-    const FIXTURE: &[u8] =
-        include_bytes!("../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json");
+    const FIXTURE: &[u8] = include_bytes!(
+        "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+    );
 
     fn page(n: u32) -> RawPage {
         RawPage {
@@ -301,12 +306,18 @@ mod tests {
         let altered = serde_json::to_vec(&json).expect("json");
         let changed = replay_reads(reads(&altered), &dry, &overlay, at(10), &|_| {}).await;
         assert_eq!(changed[0].events.len(), 1);
-        assert!(matches!(changed[0].events[0].kind, EventKind::Changed { .. }));
+        assert!(matches!(
+            changed[0].events[0].kind,
+            EventKind::Changed { .. }
+        ));
         assert_eq!(changed[0].events[0].listing.id, first.id);
         // A dry run publishes nothing and leaves the stored state as it was.
         assert_eq!(stream.calls.load(std::sync::atomic::Ordering::Relaxed), 0);
         let kept = states.state("zillow/nashville-tn").expect("state");
-        assert_eq!(kept.listings[first.id.as_str()].price_minor, first.price_minor);
+        assert_eq!(
+            kept.listings[first.id.as_str()].price_minor,
+            first.price_minor
+        );
 
         // Applied: only the changed listing goes.
         let apply = Recorded::new(Some(&stream));
@@ -314,7 +325,10 @@ mod tests {
         assert_eq!(applied[0].events.len(), 1);
         assert_eq!(stream.taken().len(), 1);
         let kept = states.state("zillow/nashville-tn").expect("state");
-        assert_ne!(kept.listings[first.id.as_str()].price_minor, first.price_minor);
+        assert_ne!(
+            kept.listings[first.id.as_str()].price_minor,
+            first.price_minor
+        );
     }
 
     #[test]
@@ -343,7 +357,11 @@ mod tests {
             .find(|r| r.state_key() == "zillow/nashville-tn" && r.first.poll_id != "later")
             .expect("the sale read");
         assert_eq!((sale.pages, sale.first.page), (2, 1));
-        assert!(reads.iter().any(|r| r.state_key() == "zillow/nashville-tn/rent"));
+        assert!(
+            reads
+                .iter()
+                .any(|r| r.state_key() == "zillow/nashville-tn/rent")
+        );
         assert_eq!(reads[2].first.poll_id, "later");
     }
 }

@@ -568,6 +568,28 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn rentals_are_replayed_against_the_rental_state() {
+        let mut rentals = nashville();
+        rentals.truncate(3);
+        for l in &mut rentals {
+            l.offer = crate::listing::Offer::Rent;
+            l.price_minor = 250_000;
+        }
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        replay(&csv(&rentals), &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        // Where the poller keeps the market's rentals, apart from its sale listings.
+        assert_eq!(
+            states
+                .state("zillow/nashville-tn/rent")
+                .map(|s| s.listings.len()),
+            Some(3)
+        );
+        assert!(states.state("zillow/nashville-tn").is_none());
+    }
+
+    #[tokio::test]
     async fn a_file_that_is_not_an_export_is_refused_whole() {
         let (stream, states) = (MemoryStream::default(), MemoryStates::default());
         let page = include_bytes!(
