@@ -419,10 +419,13 @@ mod tests {
         assert!(RawPage::from_metadata(&broken).is_err());
     }
 
+    /// One write: key, gzipped body, metadata.
+    type Written = (String, Vec<u8>, Vec<(&'static str, String)>);
+
     /// Keeps what it is given, or fails every write.
     #[derive(Default)]
     struct Store {
-        kept: Mutex<Vec<(String, Vec<u8>, Vec<(&'static str, String)>)>>,
+        kept: Mutex<Vec<Written>>,
         failing: bool,
     }
 
