@@ -14,6 +14,7 @@ use realty_aws::adapters::raw_pages::S3RawPageStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_core::format::money;
 use realty_core::listing::{EventKind, ListingEvent};
+use realty_core::poller::ports::{EventPublisher, PollStateStore};
 use realty_core::poller::raw::{RawPage, day_prefix};
 use realty_core::poller::raw_replay::{DryRunStates, RawReads, ReadReplay, Recorded, replay_reads};
 use realty_core::sources::SourceKind;
@@ -63,39 +64,21 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
         client: s3.clone(),
         bucket: target.resources.data_lake_bucket.clone(),
     };
-    let mut keys = Vec::new();
+    // The keys only are listed up front (for the progress bar); pages are read, parsed and
+    // replayed a day at a time, so memory holds one day's listings whatever the range.
+    let mut days = Vec::new();
     for day in args.from.iter_days().take_while(|d| *d <= args.to) {
+        let mut keys = Vec::new();
         for source in &sources {
             keys.extend(raw.list(&day_prefix(*source, day)).await?);
         }
+        days.push(keys);
     }
-
-    let bar = ProgressBar::new(keys.len() as u64);
+    let bar = ProgressBar::new(days.iter().map(Vec::len).sum::<usize>() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} {per_sec} {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} pages {per_sec} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message("pages");
-    let mut reads = RawReads::default();
-    let mut unreadable = 0usize;
-    for key in &keys {
-        let (body, metadata) = raw.get(key).await?;
-        match RawPage::from_metadata(&metadata)
-            .and_then(|page| page.normalise(&body).map(|parsed| (page, parsed)))
-        {
-            Ok((page, parsed)) => reads.add(page, parsed),
-            Err(e) => {
-                unreadable += 1;
-                bar.println(format!("unreadable {key}: {e}"));
-            }
-        }
-        bar.inc(1);
-    }
-    let reads = reads.into_reads();
-    bar.set_length(reads.len() as u64);
-    bar.set_position(0);
-    bar.set_message("reads");
-
     let states = S3PollStateStore {
         client: s3,
         bucket: target.resources.data_lake_bucket.clone(),
@@ -105,35 +88,117 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
         stream: target.resources.listing_events_stream.clone(),
         retry: RetryPolicy::default(),
     };
-    let started_at = chrono::Utc::now();
-    let done = |_: &ReadReplay| bar.inc(1);
-    let replayed = if args.apply {
-        replay_reads(
-            reads,
-            &Recorded::new(Some(&kinesis)),
-            &states,
-            started_at,
-            &done,
-        )
-        .await
+    let run = Run {
+        raw: &raw,
+        bar: &bar,
+        verb: if args.apply {
+            "published"
+        } else {
+            "would publish"
+        },
+        started_at: chrono::Utc::now(),
+    };
+    let totals = if args.apply {
+        run.days(&days, &Recorded::new(Some(&kinesis)), &states)
+            .await?
     } else {
-        replay_reads(
-            reads,
+        run.days(
+            &days,
             &Recorded::new(None::<&KinesisPublisher>),
             &DryRunStates::new(&states),
-            started_at,
-            &done,
         )
-        .await
+        .await?
     };
     bar.finish_and_clear();
-    print_report(
-        &args,
-        &target.description,
-        keys.len(),
-        unreadable,
-        &replayed,
-    )
+    println!(
+        "replay-raw {} to {} on {}: {} pages ({} unreadable) in {} reads; {} {} events{}",
+        args.from,
+        args.to,
+        target.description,
+        totals.pages,
+        totals.unreadable,
+        totals.reads,
+        run.verb,
+        totals.events,
+        if args.apply {
+            ""
+        } else {
+            " (dry run: nothing sent; --apply sends them)"
+        }
+    );
+    if totals.failed > 0 {
+        bail!(
+            "{} reads were not replayed whole; running it again sends only what is missing",
+            totals.failed
+        );
+    }
+    if totals.unreadable > 0 {
+        return Err(anyhow::anyhow!(
+            "{} pages could not be read",
+            totals.unreadable
+        ))
+        .context("see the lines above");
+    }
+    Ok(())
+}
+
+/// What a run did, over every day.
+#[derive(Default)]
+struct Totals {
+    pages: usize,
+    unreadable: usize,
+    reads: usize,
+    events: usize,
+    failed: usize,
+}
+
+struct Run<'a> {
+    raw: &'a S3RawPageStore,
+    bar: &'a ProgressBar,
+    verb: &'static str,
+    started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Run<'_> {
+    /// Each day's pages read, gathered into reads and replayed, oldest day first.
+    async fn days<P: EventPublisher, S: PollStateStore>(
+        &self,
+        days: &[Vec<String>],
+        publisher: &Recorded<'_, P>,
+        states: &S,
+    ) -> Result<Totals> {
+        let mut totals = Totals::default();
+        for keys in days {
+            let mut reads = RawReads::default();
+            for key in keys {
+                let (body, metadata) = self.raw.get(key).await?;
+                match RawPage::from_metadata(&metadata)
+                    .and_then(|page| page.normalise(&body).map(|parsed| (page, parsed)))
+                {
+                    Ok((page, parsed)) => reads.add(page, parsed),
+                    Err(e) => {
+                        totals.unreadable += 1;
+                        self.bar.println(format!("unreadable {key}: {e}"));
+                    }
+                }
+                totals.pages += 1;
+                self.bar.inc(1);
+            }
+            let replayed =
+                replay_reads(reads.into_reads(), publisher, states, self.started_at).await;
+            for r in &replayed {
+                totals.reads += 1;
+                totals.events += r.events.len();
+                let whole = r
+                    .outcome
+                    .as_ref()
+                    .is_ok_and(|m| m.delivery.unpublished == 0 && !m.delivery.state_conflict);
+                totals.failed += usize::from(!whole);
+                self.bar.suspend(|| print_read(self.verb, r));
+            }
+        }
+        Ok(totals)
+    }
 }
 
 fn describe(event: &ListingEvent) -> String {
@@ -165,88 +230,45 @@ fn describe(event: &ListingEvent) -> String {
     }
 }
 
-fn print_report(
-    args: &ReplayRawArgs,
-    target: &str,
-    pages: usize,
-    unreadable: usize,
-    replayed: &[ReadReplay],
-) -> Result<()> {
-    let verb = if args.apply {
-        "published"
+fn print_read(verb: &str, r: &ReadReplay) {
+    let read = &r.read;
+    let offer = if read.state_key().ends_with("/rent") {
+        "rentals"
     } else {
-        "would publish"
+        "sale"
     };
-    let mut events = 0;
-    let mut failed = 0;
-    for r in replayed {
-        let read = &r.read;
-        let offer = if read.state_key().ends_with("/rent") {
-            "rentals"
-        } else {
-            "sale"
-        };
-        match &r.outcome {
-            Ok(m) => {
-                events += r.events.len();
-                println!(
-                    "{} {} {} ({offer}): {} pages, {} listings, {} rejected; {verb} {} ({} new, {} changed), {} unchanged, {} superseded by a later poll{}",
-                    read.first.poll_id,
-                    read.first.source,
-                    read.first.market,
-                    read.pages,
-                    read.listings.len(),
-                    read.rejects,
-                    r.events.len(),
-                    m.delivery.new,
-                    m.delivery.changed,
-                    m.unchanged,
-                    m.stale,
-                    if r.outside_window > 0 {
-                        format!(", {} too old to replay", r.outside_window)
-                    } else {
-                        String::new()
-                    }
-                );
-                for event in r.events.iter().take(SHOWN_PER_READ) {
-                    println!("  {}", describe(event));
+    match &r.outcome {
+        Ok(m) => {
+            println!(
+                "{} {} {} ({offer}): {} pages, {} listings, {} rejected; {verb} {} ({} new, {} changed), {} unchanged, {} superseded by a later poll{}",
+                read.first.poll_id,
+                read.first.source,
+                read.first.market,
+                read.pages,
+                read.listings.len(),
+                read.rejects,
+                r.events.len(),
+                m.delivery.new,
+                m.delivery.changed,
+                m.unchanged,
+                m.stale,
+                if r.outside_window > 0 {
+                    format!(", {} too old to replay", r.outside_window)
+                } else {
+                    String::new()
                 }
-                if r.events.len() > SHOWN_PER_READ {
-                    println!("  ... and {} more", r.events.len() - SHOWN_PER_READ);
-                }
-                if m.delivery.unpublished > 0 || m.delivery.state_conflict {
-                    failed += 1;
-                }
+            );
+            for event in r.events.iter().take(SHOWN_PER_READ) {
+                println!("  {}", describe(event));
             }
-            Err(e) => {
-                failed += 1;
-                println!(
-                    "{} {}: not replayed: {e}",
-                    read.first.poll_id,
-                    read.state_key()
-                );
+            if r.events.len() > SHOWN_PER_READ {
+                println!("  ... and {} more", r.events.len() - SHOWN_PER_READ);
             }
         }
+        Err(e) => println!(
+            "{} {}: not replayed: {e}",
+            read.first.poll_id,
+            read.state_key()
+        ),
     }
-    println!(
-        "replay-raw {} to {} on {target}: {pages} pages ({unreadable} unreadable) in {} reads; {verb} {events} events{}",
-        args.from,
-        args.to,
-        replayed.len(),
-        if args.apply {
-            ""
-        } else {
-            " (dry run: nothing sent; --apply sends them)"
-        }
-    );
-    if failed > 0 {
-        bail!(
-            "{failed} reads were not replayed whole; running it again sends only what is missing"
-        );
-    }
-    if unreadable > 0 {
-        return Err(anyhow::anyhow!("{unreadable} pages could not be read"))
-            .context("see the lines above");
-    }
-    Ok(())
 }

@@ -186,14 +186,12 @@ impl<S: PollStateStore> PollStateStore for DryRunStates<'_, S> {
     }
 }
 
-/// Replays each read in turn (oldest first) through `publisher` against `states`; `done` is
-/// told after each read.
+/// Replays each read in turn (oldest first) through `publisher` against `states`.
 pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
     reads: Vec<RawRead>,
     publisher: &Recorded<'_, P>,
     states: &S,
     started_at: DateTime<Utc>,
-    done: &(dyn Fn(&ReadReplay) + Sync),
 ) -> Vec<ReadReplay> {
     let options = ReplayOptions {
         rate_per_second: None,
@@ -216,14 +214,12 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
         )
         .await
         .map_err(|e| e.to_string());
-        let replayed = ReadReplay {
+        out.push(ReadReplay {
             read,
             outcome,
             outside_window: outside.len(),
             events: publisher.take(),
-        };
-        done(&replayed);
-        out.push(replayed);
+        });
     }
     out
 }
@@ -287,7 +283,7 @@ mod tests {
         let stream = MemoryStream::default();
         let dry = Recorded::new(None::<&MemoryStream>);
         let overlay = DryRunStates::new(&states);
-        let same = replay_reads(reads(FIXTURE), &dry, &overlay, at(10), &|_| {}).await;
+        let same = replay_reads(reads(FIXTURE), &dry, &overlay, at(10)).await;
         assert_eq!(same.len(), 1);
         assert!(same[0].events.is_empty(), "{:?}", same[0].events);
         let outcome = same[0].outcome.as_ref().expect("replayed");
@@ -304,7 +300,7 @@ mod tests {
             .expect("the listing");
         prop["price"] = serde_json::json!(first.price_minor / 100 - 5_000);
         let altered = serde_json::to_vec(&json).expect("json");
-        let changed = replay_reads(reads(&altered), &dry, &overlay, at(10), &|_| {}).await;
+        let changed = replay_reads(reads(&altered), &dry, &overlay, at(10)).await;
         assert_eq!(changed[0].events.len(), 1);
         assert!(matches!(
             changed[0].events[0].kind,
@@ -321,7 +317,7 @@ mod tests {
 
         // Applied: only the changed listing goes.
         let apply = Recorded::new(Some(&stream));
-        let applied = replay_reads(reads(&altered), &apply, &states, at(10), &|_| {}).await;
+        let applied = replay_reads(reads(&altered), &apply, &states, at(10)).await;
         assert_eq!(applied[0].events.len(), 1);
         assert_eq!(stream.taken().len(), 1);
         let kept = states.state("zillow/nashville-tn").expect("state");
