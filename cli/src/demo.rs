@@ -324,6 +324,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
             sent: sent.clone(),
         },
         states: built.states,
+        raw: built.raw,
         concurrency: built.concurrency,
         delisting_guard: built.delisting_guard,
     };
@@ -577,6 +578,7 @@ async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
         StampedPublisher,
         realty_aws::adapters::poll_state::S3PollStateStore,
         realty_aws::adapters::config::DynamoConfigStore,
+        realty_aws::adapters::raw_pages::S3RawPageStore,
     >,
     request: &PollRequest,
     now: DateTime<Utc>,

@@ -12,6 +12,7 @@ mod normalize;
 mod pipeline;
 mod reconcile;
 mod replay;
+mod replay_raw;
 mod report;
 mod secrets;
 mod serve;
@@ -62,6 +63,12 @@ enum Command {
     /// change detection into the stream of the local stack (or --stack): only what changed
     /// is published, and nothing is delisted for being absent from the file (docs/sources.md).
     Replay(replay::ReplayArgs),
+    /// Parse the raw API pages the poller kept (raw/ of the lake bucket) of some days again
+    /// with this build's parsers, and show, per poll and market, the listings that now parse
+    /// differently from the poller's stored state (what it last published of each): a dry
+    /// run. --apply publishes them through the same change detection as `replay`
+    /// (docs/lake.md).
+    ReplayRaw(replay_raw::ReplayRawArgs),
     /// Run a function's real handler once, in-process, on an event file, against the local
     /// stack (or --stack), and print its response.
     Invoke {
@@ -266,6 +273,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(args) => bench::run(args, endpoint_override()).await,
         Command::Normalize { source, file } => normalize::run(source, &file),
         Command::Replay(args) => replay::run(args).await,
+        Command::ReplayRaw(args) => replay_raw::run(args).await,
         Command::Invoke {
             function,
             event,

@@ -33,8 +33,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Environment variable choosing the emulator (`localstack` or `moto`) for tests, `make
 /// demo` and `make bench`; `--emulator` wins over it.
 pub const EMULATOR_ENV: &str = "REALTY_EMULATOR";
-/// moto's server with its requests serialised: see the script for why.
-const MOTO_SERIAL: &str = include_str!("moto_serial.py");
+/// moto's server with its requests serialised and its Firehose prefixes evaluated as AWS
+/// does: see the scripts for why.
+const MOTO_SERIAL: &str = concat!(
+    include_str!("firehose_prefix.py"),
+    "\n",
+    include_str!("moto_serial.py")
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {

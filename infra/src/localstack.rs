@@ -452,8 +452,13 @@ pub fn command(install: &Installation, instance: &Path, port: u16) -> Command {
     cmd
 }
 
-/// LocalStack's runtime with its S3 storage moved under the instance (see the script).
-const MAIN: &str = include_str!("localstack_main.py");
+/// LocalStack's runtime with its S3 storage moved under the instance and its Firehose
+/// prefixes evaluated as AWS does (see the scripts).
+const MAIN: &str = concat!(
+    include_str!("firehose_prefix.py"),
+    "\n",
+    include_str!("localstack_main.py")
+);
 
 /// Environment variable naming the instance folder in every process LocalStack starts.
 const INSTANCE_MARK: &str = "REALTY_LOCALSTACK_INSTANCE";

@@ -6,10 +6,22 @@
 # stream hands the second one out again and again. Real AWS orders each shard. Serving one
 # request at a time gives the emulator the same guarantee at little cost: moto holds the GIL
 # for nearly all of a request anyway. Connections are still accepted by several threads.
+#
+# Its Firehose also writes under the S3 prefix AWS would (firehose_prefix.py, prepended to
+# this script: object_key), not the configured prefix taken literally.
 import sys
 import threading
+from datetime import datetime, timezone
 
+import moto.firehose.models
 import moto.server
+
+
+def _firehose_object_path(delivery_stream_name, version_id, prefix):
+    return object_key(prefix, datetime.now(timezone.utc), delivery_stream_name, version_id)
+
+
+moto.firehose.models.FirehoseBackend._format_s3_object_path = staticmethod(_firehose_object_path)
 
 _one_at_a_time = threading.Lock()
 _run_simple = moto.server.run_simple

@@ -18,6 +18,7 @@ mod monitoring;
 mod operations;
 mod poller;
 mod provisioning;
+mod raw;
 mod realtor;
 mod reconcile;
 mod rentals;
@@ -52,6 +53,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(realtor::tests());
     all.extend(rentals::tests());
     all.extend(replay::tests());
+    all.extend(raw::tests());
     all.extend(importer::tests());
     all.extend(lake::tests());
     all.extend(operations::tests());

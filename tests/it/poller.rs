@@ -386,6 +386,7 @@ async fn events_that_cannot_be_published_are_found_again(aws: Arc<TestAws>) -> R
             failing: true.into(),
         },
         states: real.states.clone(),
+        raw: real.raw.clone(),
         concurrency: 2,
         delisting_guard: real.delisting_guard,
     };
@@ -420,8 +421,9 @@ async fn events_that_cannot_be_published_are_found_again(aws: Arc<TestAws>) -> R
 async fn poll_with<
     S: realty_core::poller::ports::PollStateStore,
     C: realty_core::poller::ports::ConfigStore,
+    R: realty_core::poller::raw::RawPageStore,
 >(
-    p: &Poller<Flaky<'_>, S, C>,
+    p: &Poller<Flaky<'_>, S, C, R>,
     sim: &SimServer,
 ) -> PollSummary {
     let request = PollRequest {

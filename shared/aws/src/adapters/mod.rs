@@ -10,6 +10,7 @@ pub mod imports;
 pub mod kinesis;
 pub mod market_median;
 pub mod poll_state;
+pub mod raw_pages;
 pub mod retry;
 pub mod secrets;
 pub mod sns;

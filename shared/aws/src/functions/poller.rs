@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use crate::adapters::config::DynamoConfigStore;
 use crate::adapters::kinesis::KinesisPublisher;
 use crate::adapters::poll_state::S3PollStateStore;
+use crate::adapters::raw_pages::S3RawPageStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
 use realty_core::config::{ConfigError, StackResources};
@@ -19,8 +20,9 @@ use realty_core::poller::config::{ApiKeys, PollerConfig, load_api_keys};
 use realty_core::poller::fetch::{RateLimiter, http_client};
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 
-/// The poller over Kinesis, S3 and the ConfigTable.
-pub type LambdaPoller = Poller<KinesisPublisher, S3PollStateStore, DynamoConfigStore>;
+/// The poller over Kinesis, S3 (poll states and the raw layer) and the ConfigTable.
+pub type LambdaPoller =
+    Poller<KinesisPublisher, S3PollStateStore, DynamoConfigStore, S3RawPageStore>;
 
 pub fn build_poller(
     sdk: &SdkConfig,
@@ -63,6 +65,10 @@ pub fn build_poller(
         config: DynamoConfigStore {
             client: aws_sdk_dynamodb::Client::new(sdk),
             table: resources.config_table.clone(),
+        },
+        raw: S3RawPageStore {
+            client: crate::sdk::s3_client(sdk),
+            bucket: resources.data_lake_bucket.clone(),
         },
         concurrency: config.concurrency,
         delisting_guard: config.delisting_guard,

@@ -181,11 +181,13 @@ pub trait PageRequest {
     fn url(&self) -> String;
 }
 
-/// A page fetched and parsed, and how many retries it took.
+/// A page fetched and parsed, how many retries it took, and the body as the API sent it
+/// (decompressed from any transfer encoding), for the raw layer.
 #[derive(Debug)]
 pub struct Fetched {
     pub page: Page,
     pub retries: u32,
+    pub body: Vec<u8>,
 }
 
 /// When to try again after a response with these headers, per RFC 9110: delay-seconds or an
@@ -295,6 +297,7 @@ where
                 return Ok(Fetched {
                     page,
                     retries: attempt,
+                    body,
                 });
             }
             Err(e @ SourceError::NotJson { .. }) => {

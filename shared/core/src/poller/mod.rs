@@ -1,7 +1,8 @@
 //! The poller: read listing APIs ([`read`], [`fetch`]), find what changed since the last
 //! complete read ([`detect`]), publish the events ([`ports`]) and remember the read
 //! ([`run`]), with its settings ([`config`]) and the watched markets and request budgets
-//! ([`markets`], kept in a [`ports::ConfigStore`]; [`memory`] for tests). `realty_aws::functions::poller` wires the HTTP
+//! ([`markets`], kept in a [`ports::ConfigStore`]; [`memory`] for tests), and every page it
+//! read kept in the raw layer ([`raw`]). `realty_aws::functions::poller` wires the HTTP
 //! client and the AWS adapters.
 
 pub mod config;
@@ -11,6 +12,8 @@ pub mod fetch;
 pub mod markets;
 pub mod memory;
 pub mod ports;
+pub mod raw;
+pub mod raw_replay;
 pub mod read;
 pub mod replay;
 pub mod reso_auth;

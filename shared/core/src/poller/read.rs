@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, Fetched, HttpPolicy, PageRequest, RateLimiter, fetch_page};
+use super::raw::{KeepPages, Kept};
 use crate::listing::{Listing, Offer};
 use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
 use crate::sources::reso::ResoSync;
@@ -89,6 +90,32 @@ pub struct ReadStats {
     /// Extra full reads made to confirm that listings missing from a complete read are gone
     /// (a listing can move out of sight while the counts still add up).
     pub reconciliations: u32,
+    /// Pages kept in the raw layer, pages over its size bound, and pages it failed to keep.
+    pub raw_archived: u32,
+    pub raw_oversized: u32,
+    pub raw_failed: u32,
+}
+
+impl ReadStats {
+    fn count_kept(&mut self, kept: Kept) {
+        match kept {
+            Kept::Archived => self.raw_archived += 1,
+            Kept::Oversized => self.raw_oversized += 1,
+            Kept::Failed => self.raw_failed += 1,
+            Kept::Off => {}
+        }
+    }
+}
+
+/// Keeps a fetched page in the raw layer, then counts it in `tally`.
+async fn take_page(
+    tally: &mut Tally,
+    fetched: Fetched,
+    pages: &impl KeepPages,
+    stats: &mut ReadStats,
+) -> Paging {
+    stats.count_kept(pages.keep(&fetched.body).await);
+    tally.add_page(fetched, stats)
 }
 
 /// Most full reads of a market in one poll: the first, rereads when the pages do not add
@@ -181,6 +208,8 @@ fn rapidapi_headers(endpoint: &SourceEndpoint) -> Vec<(&'static str, String)> {
 /// listings of `previous` (a listing can move out of sight while the counts add up: a
 /// price cut across a band edge between band reads, a delete plus an insert while paging).
 /// A listing missing from two complete reads is gone; one seen by either read is not.
+/// Every page fetched is handed to `pages` (the raw layer) before it is counted.
+#[allow(clippy::too_many_arguments)]
 pub async fn read_market(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -189,6 +218,7 @@ pub async fn read_market(
     search: MarketSearch<'_>,
     previous: &PollState,
     observed_at: DateTime<Utc>,
+    pages: &impl KeepPages,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
     if search.offer == Offer::Rent && !reads_rentals(endpoint.kind) {
         return Err(FetchError::NotThatApi {
@@ -221,6 +251,7 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
+                    pages,
                     &mut stats,
                 )
                 .await?
@@ -233,6 +264,7 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
+                    pages,
                     &mut stats,
                 )
                 .await?
@@ -246,6 +278,7 @@ pub async fn read_market(
                     search,
                     previous,
                     observed_at,
+                    pages,
                     stats,
                 )
                 .await;
@@ -359,6 +392,7 @@ impl Tally {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_zillow(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -370,6 +404,7 @@ async fn read_zillow(
         offer,
     }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
+    pages: &impl KeepPages,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
     let (city, state) = market_place(endpoint, market)?;
@@ -409,7 +444,7 @@ async fn read_zillow(
             })
         };
         let first = fetch_page(client, limiter, policy, &request(1)?, parse).await?;
-        let Paging::Zillow(paging) = tally.add_page(first, stats) else {
+        let Paging::Zillow(paging) = take_page(&mut tally, first, pages, stats).await else {
             tally.expect(None);
             continue;
         };
@@ -429,7 +464,7 @@ async fn read_zillow(
                 tally.expect(paging.total_result_count);
                 for n in 2..=last_page {
                     let fetched = fetch_page(client, limiter, policy, &request(n)?, parse).await?;
-                    tally.add_page(fetched, stats);
+                    take_page(&mut tally, fetched, pages, stats).await;
                 }
             }
         }
@@ -437,6 +472,7 @@ async fn read_zillow(
     Ok(tally)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_realtor(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -444,6 +480,7 @@ async fn read_realtor(
     endpoint: &SourceEndpoint,
     MarketSearch { market, offer, .. }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
+    pages: &impl KeepPages,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
     let (city, state_code) = market_place(endpoint, market)?;
@@ -480,7 +517,7 @@ async fn read_realtor(
             parse,
         )
         .await?;
-        if let Paging::Realtor(paging) = tally.add_page(fetched, stats) {
+        if let Paging::Realtor(paging) = take_page(&mut tally, fetched, pages, stats).await {
             // `home_search: null` has no total: an answer, but not "nothing for sale".
             if first {
                 total = paging.total;
@@ -512,6 +549,7 @@ async fn read_reso(
     search: MarketSearch<'_>,
     previous: &PollState,
     observed_at: DateTime<Utc>,
+    raw_pages: &impl KeepPages,
     mut stats: ReadStats,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
     let cursor = previous.cursor;
@@ -577,7 +615,7 @@ async fn read_reso(
                 return Err(error);
             }
         };
-        if let Paging::Reso(paging) = &tally.add_page(fetched, &mut stats) {
+        if let Paging::Reso(paging) = &take_page(&mut tally, fetched, raw_pages, &mut stats).await {
             newest = newest.max(paging.max_modification_timestamp);
             if pages == 1 {
                 total = paging.count;
@@ -641,7 +679,14 @@ mod tests {
             })
             .collect();
         let mut tally = Tally::new();
-        tally.add_page(Fetched { page, retries: 0 }, &mut ReadStats::default());
+        tally.add_page(
+            Fetched {
+                page,
+                retries: 0,
+                body: Vec::new(),
+            },
+            &mut ReadStats::default(),
+        );
         tally.expect(total);
         tally
     }

@@ -194,18 +194,31 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     Ok(report)
 }
 
-/// Where the poller keeps the state of a listing's market: `zillow/nashville-tn`.
+/// Where the poller keeps the state of a listing's read: `zillow/nashville-tn`, or
+/// `zillow/nashville-tn/rent` for a rental.
 fn state_key(listing: &Listing) -> String {
-    format!("{}/{}", listing.source.as_str(), listing.market.city_state)
+    super::run::state_key(
+        listing.source.as_str(),
+        &listing.market.city_state,
+        listing.offer,
+    )
 }
 
-struct MarketReplay {
-    delivery: super::deliver::Delivery,
-    stale: usize,
-    unchanged: usize,
+/// What replaying one market's listings did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MarketReplay {
+    pub delivery: super::deliver::Delivery,
+    /// Listings older than what the state already knew of them: not replayed.
+    pub stale: usize,
+    /// Listings that changed nothing.
+    pub unchanged: usize,
 }
 
-async fn replay_market<P: EventPublisher, S: PollStateStore>(
+/// Delivers `listings` (all of the read kept under `key`) as an incomplete read through the
+/// poller's detection and publishing, skipping those older than the state's: what [`replay`]
+/// does with each (source, market) of a file, and `realty replay-raw` with each raw read.
+/// The events' poll id is `<poll_id>-<key>`.
+pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
     publisher: &P,
     states: &S,
     key: &str,
@@ -552,6 +565,28 @@ pub(crate) mod tests {
             .expect("replay");
         assert_eq!(report.changed, listings.len());
         assert_eq!(stream.calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn rentals_are_replayed_against_the_rental_state() {
+        let mut rentals = nashville();
+        rentals.truncate(3);
+        for l in &mut rentals {
+            l.offer = crate::listing::Offer::Rent;
+            l.price_minor = 250_000;
+        }
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        replay(&csv(&rentals), &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        // Where the poller keeps the market's rentals, apart from its sale listings.
+        assert_eq!(
+            states
+                .state("zillow/nashville-tn/rent")
+                .map(|s| s.listings.len()),
+            Some(3)
+        );
+        assert!(states.state("zillow/nashville-tn").is_none());
     }
 
     #[tokio::test]

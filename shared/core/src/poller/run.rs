@@ -14,6 +14,7 @@ use super::detect::DelistingGuard;
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
 use super::markets::{ConfigSnapshot, PollRecord, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
+use super::raw::{MarketPages, RawPageStore};
 use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market, reads_rentals};
 use crate::listing::Offer;
 use crate::sources::SourceKind;
@@ -89,6 +90,11 @@ pub struct MarketSummary {
     pub incomplete: bool,
     /// A whole read found nothing where the last one had listings.
     pub empty: bool,
+    /// Pages kept in the raw layer; pages over its size bound (not kept); pages it failed to
+    /// keep (the read and its events went on).
+    pub raw_pages_archived: u32,
+    pub raw_pages_oversized: u32,
+    pub raw_pages_failed: u32,
     /// The source's request budget ran out during the read (nothing inferred from it).
     pub budget_spent: bool,
     pub error: Option<String>,
@@ -114,6 +120,9 @@ pub struct PollSummary {
     pub published: usize,
     pub incomplete_reads: usize,
     pub empty_markets: usize,
+    pub raw_pages_archived: u32,
+    pub raw_pages_oversized: u32,
+    pub raw_pages_failed: u32,
     pub sources_without_key: usize,
     pub sources_out_of_budget: usize,
     pub sources: Vec<SourceReport>,
@@ -124,7 +133,7 @@ pub struct PollSummary {
 }
 
 /// The poller: HTTP client, sources and ports, built once per container.
-pub struct Poller<P, S, C> {
+pub struct Poller<P, S, C, R> {
     pub client: reqwest::Client,
     /// The sources with a key.
     pub endpoints: Vec<SourceEndpoint>,
@@ -137,13 +146,15 @@ pub struct Poller<P, S, C> {
     pub publisher: P,
     pub states: S,
     pub config: C,
+    /// The raw layer: every page read, kept as it came.
+    pub raw: R,
     /// Markets polled at once.
     pub concurrency: usize,
     /// How many delistings one read may infer unconfirmed.
     pub delisting_guard: DelistingGuard,
 }
 
-impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
+impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     pub async fn poll(&self, request: &PollRequest, observed_at: DateTime<Utc>) -> PollSummary {
         let poll_id = format!("poll-{}", observed_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
         let mut summary = PollSummary {
@@ -189,6 +200,9 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             summary.held_delistings += m.held_delistings;
             summary.retries += m.retries;
             summary.unpublished += m.unpublished;
+            summary.raw_pages_archived += m.raw_pages_archived;
+            summary.raw_pages_oversized += m.raw_pages_oversized;
+            summary.raw_pages_failed += m.raw_pages_failed;
             if m.error.is_none() {
                 summary.published += (m.new + m.changed + m.delisted).saturating_sub(m.unpublished);
             }
@@ -441,12 +455,18 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         let market = search.market;
         // Rentals keep a state of their own: a sale read never delists a rental, nor the
         // reverse, and an incomplete rental read delists nothing.
-        let read_name = match search.offer {
-            Offer::Sale => format!("{}/{market}", endpoint.kind.as_str()),
-            Offer::Rent => format!("{}/{market}/rent", endpoint.kind.as_str()),
-        };
+        let read_name = state_key(endpoint.kind.as_str(), market, search.offer);
         let key = read_name.clone();
+        let market_poll_id = format!("{poll_id}-{}", read_name.replace('/', "-"));
         let stored = self.states.load(&key).await.map_err(|e| e.to_string())?;
+        let pages = MarketPages::new(
+            &self.raw,
+            endpoint.kind,
+            market,
+            search.offer,
+            &market_poll_id,
+            observed_at,
+        );
         let fallback = RateLimiter::per_second(0.0);
         let limiter = self
             .limiters
@@ -460,6 +480,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
             search,
             &stored.state,
             observed_at,
+            &pages,
         )
         .await
         .map_err(|e| {
@@ -470,6 +491,9 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         summary.retries = stats.retries;
         summary.rereads = stats.rereads;
         summary.reconciliations = stats.reconciliations;
+        summary.raw_pages_archived = stats.raw_archived;
+        summary.raw_pages_oversized = stats.raw_oversized;
+        summary.raw_pages_failed = stats.raw_failed;
         summary.rejects = stats.rejects.len();
         summary.listings = read.listings.len();
         // RESO: complete only on a full reconciliation read that matched its count.
@@ -489,7 +513,6 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
         for reject in &stats.rejects {
             tracing::info!(source = %summary.source, market, %reject, "listing rejected");
         }
-        let market_poll_id = format!("{poll_id}-{}", read_name.replace('/', "-"));
         let delivery = deliver(
             &self.publisher,
             &self.states,
@@ -512,6 +535,16 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore> Poller<P, S, C> {
     }
 }
 
+/// Where the poller keeps the state of one read: `zillow/nashville-tn` for the sale listings,
+/// `zillow/nashville-tn/rent` for the rentals (their own state: a sale read never delists a
+/// rental, nor the reverse). Replays deliver against the same keys.
+pub fn state_key(source: &str, market: &str, offer: Offer) -> String {
+    match offer {
+        Offer::Sale => format!("{source}/{market}"),
+        Offer::Rent => format!("{source}/{market}/rent"),
+    }
+}
+
 fn record_metrics(s: &PollSummary) {
     metrics::counter!("poll_markets").increment(s.markets as u64);
     metrics::counter!("poll_failed_markets").increment(s.failed_markets as u64);
@@ -527,6 +560,9 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("events_published").increment(s.published as u64);
     metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
     metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
+    metrics::counter!("raw_pages_archived").increment(u64::from(s.raw_pages_archived));
+    metrics::counter!("raw_pages_oversized").increment(u64::from(s.raw_pages_oversized));
+    metrics::counter!("raw_pages_unarchived").increment(u64::from(s.raw_pages_failed));
     metrics::counter!("sources_without_key").increment(s.sources_without_key as u64);
     metrics::counter!("sources_out_of_budget").increment(s.sources_out_of_budget as u64);
 }
