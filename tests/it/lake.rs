@@ -8,14 +8,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use libtest_mimic::Failed;
 use realty_core::config::StackResources;
 use realty_core::lake::{EventRow, ListingRow, event_id};
 use realty_core::listing::{Listing, ListingEvent, ListingId, ListingSource};
 use realty_core::sources::{SourceKind, normalize_file};
 use realty_lake::append::append_events_to;
-use realty_lake::curate::Curator;
+use realty_lake::curate::{Curator, RunLimits};
 use realty_lake::read;
 use realty_lake::replace::Replaced;
 use realty_lake::schema::{LISTING_EVENTS, LISTING_EVENTS_TABLE, LISTINGS_TABLE, TableDef};
@@ -23,6 +23,7 @@ use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(
     each_event_lands_once_though_delivered_twice_and_curated_twice,
+    a_backlog_is_worked_off_over_runs_in_bounded_commits,
     listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then,
     a_column_added_by_a_newer_build_reads_as_null_in_older_rows,
 );
@@ -197,6 +198,65 @@ async fn each_event_lands_once_though_delivered_twice_and_curated_twice(
             format!("listing {i}: {state:?}"),
         )?;
     }
+    Ok(())
+}
+
+/// Five objects, two a commit, two commits a run: the first run takes the four oldest, the
+/// second (reading the four again within its lookback, which adds nothing and counts
+/// nothing) the last; `listings` follows each commit, and the result is the same as one run.
+async fn a_backlog_is_worked_off_over_runs_in_bounded_commits(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    // The lake keeps instants to the microsecond.
+    let start = (Utc::now() - Duration::hours(3)).trunc_subsecs(6);
+    let events = history(&listings(&aws, start)?);
+    let per_object = events.len().div_ceil(5);
+    for (i, part) in events.chunks(per_object).enumerate() {
+        lake.deliver(&format!("part-{i}"), lines(part)?).await?;
+        // Distinct LastModified times, so "oldest first" is the order delivered.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    }
+    let mut curator = lake.curator().await?;
+    curator.limits = RunLimits {
+        objects_per_commit: 2,
+        bytes_per_commit: usize::MAX,
+        commits_per_run: 2,
+        time_budget: std::time::Duration::from_secs(600),
+    };
+    let first = curator.run(Utc::now()).await?;
+    ensure(
+        first.objects_read == 4 && first.events_added == per_object * 4,
+        format!("the first run: {first:?}"),
+    )?;
+    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
+    ensure(
+        table.metadata().snapshots().count() == 2,
+        "two commits in the first run",
+    )?;
+    let second = curator.run(Utc::now()).await?;
+    ensure(
+        second.events_added == events.len() - per_object * 4,
+        format!("the second run: {second:?}"),
+    )?;
+    let listings_table = curator.lake.table(&LISTINGS_TABLE).await?;
+    let states: Vec<ListingRow> = read::rows(&listings_table, None).await?;
+    let all: Vec<EventRow> = events.iter().map(EventRow::from).collect();
+    let at_once = realty_core::lake::merge_listings(Vec::new(), &all);
+    ensure(
+        states == at_once,
+        format!(
+            "listings after the backlog differ from the listings of every event at once: {:?}",
+            states
+                .iter()
+                .zip(&at_once)
+                .find(|(a, b)| a != b)
+                .map_or_else(
+                    || format!("{} rows, {} rows", states.len(), at_once.len()),
+                    |d| format!("{d:?}")
+                )
+        ),
+    )?;
     Ok(())
 }
 

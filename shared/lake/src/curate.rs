@@ -34,22 +34,54 @@ pub const EVENTS_PREFIX: &str = "listings/";
 pub const SOURCE_THROUGH: &str = "realty.source.through";
 /// `listings` summary key: the `listing_events` snapshot merged through.
 pub const MERGED_THROUGH: &str = "realty.listing-events.snapshot";
-/// Objects modified this long before the last run's newest are read again: S3 orders
-/// `LastModified` by when a write began, so a slow write can land under an older time.
-const LOOKBACK: Duration = Duration::hours(1);
-/// Objects read in one run at most (the oldest first; the next run goes on from there).
-pub const MAX_OBJECTS_PER_RUN: usize = 5_000;
-/// An object larger than this is not read (Firehose writes up to 128 MiB buffers; the
-/// function's memory bounds what it holds).
-pub const MAX_OBJECT_BYTES: i64 = 256 * 1024 * 1024;
+/// Objects modified this long before the last commit's newest are read again: an object's
+/// `LastModified` is when its write began, so a slow write can appear after a newer one
+/// was read (Firehose's writes take seconds).
+const LOOKBACK: Duration = Duration::minutes(15);
+/// Objects in one commit of `listing_events` at most.
+pub const MAX_OBJECTS_PER_COMMIT: usize = 1_000;
+/// Bytes (as stored: gzipped on AWS) in one commit at most: with about 8 times as much JSON
+/// and its rows, a commit's events fit the function's 1,024 MB.
+pub const MAX_BYTES_PER_COMMIT: usize = 48 * 1024 * 1024;
+/// Commits in one run at most (the oldest objects first; the next run goes on from there):
+/// about 20 × 48 MB of events fit the function's 15 minutes.
+pub const MAX_COMMITS_PER_RUN: usize = 20;
+/// A run starts no chunk after this long.
+pub const RUN_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// An object larger than this is not read (Firehose writes buffers of at most 128 MiB; the
+/// template asks for far smaller ones), so one object can never exhaust the function.
+pub const MAX_OBJECT_BYTES: i64 = 128 * 1024 * 1024;
 
-/// The curator's AWS.
+/// The curator's AWS, and how much one run takes on.
 #[derive(Debug)]
 pub struct Curator {
     pub lake: Lake,
     pub s3: aws_sdk_s3::Client,
     pub markets: DynamoMarketStore,
     pub config: DynamoConfigStore,
+    pub limits: RunLimits,
+}
+
+/// How much of a backlog one run works off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    pub objects_per_commit: usize,
+    pub bytes_per_commit: usize,
+    /// Commits that add events, at most.
+    pub commits_per_run: usize,
+    /// No chunk is started past this (the function's timeout is 15 minutes).
+    pub time_budget: std::time::Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            objects_per_commit: MAX_OBJECTS_PER_COMMIT,
+            bytes_per_commit: MAX_BYTES_PER_COMMIT,
+            commits_per_run: MAX_COMMITS_PER_RUN,
+            time_budget: RUN_TIME_BUDGET,
+        }
+    }
 }
 
 /// What a run did.
@@ -76,6 +108,20 @@ pub struct ScheduledRun {
 struct ObjectRef {
     key: String,
     modified: DateTime<Utc>,
+    size: i64,
+}
+
+/// `objects` (oldest first) in consecutive commits within `limits` (an object larger than
+/// a commit's bytes alone).
+fn commit_chunks<'a>(objects: &'a [ObjectRef], limits: &RunLimits) -> Vec<&'a [ObjectRef]> {
+    let sizes: Vec<usize> = objects
+        .iter()
+        .map(|o| usize::try_from(o.size).unwrap_or(usize::MAX))
+        .collect();
+    realty_core::ports::chunk_by_limits(&sizes, limits.objects_per_commit, limits.bytes_per_commit)
+        .into_iter()
+        .map(|range| &objects[range])
+        .collect()
 }
 
 impl Curator {
@@ -103,6 +149,7 @@ impl Curator {
                 client: dynamodb,
                 table: resources.config_table.clone(),
             },
+            limits: RunLimits::default(),
         })
     }
 
@@ -131,6 +178,9 @@ impl Curator {
         })
     }
 
+    /// Brings the tables up to date: the objects delivered since the last run, in commits
+    /// within [`RunLimits`] (memory holds one commit's events; a backlog is worked off over
+    /// several runs, oldest first); `listings` after each, `market_daily` at the end.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
         let events_table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
         let through = events_table
@@ -145,38 +195,61 @@ impl Curator {
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc));
         let objects = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
-        let mut rows = Vec::new();
-        let mut lines_read = 0;
-        let mut lines_rejected = 0;
-        for object in &objects {
-            for line in self.lines(&object.key).await? {
-                lines_read += 1;
-                match ListingEvent::decode(&line) {
-                    Ok(event) => rows.push(EventRow::from(&event)),
-                    Err(e) => {
-                        lines_rejected += 1;
-                        tracing::warn!(key = object.key, reason = e.kind(), "lake line skipped");
+        let mut report = CurateReport {
+            objects_read: 0,
+            lines_read: 0,
+            lines_rejected: 0,
+            events_added: 0,
+            events_duplicate: 0,
+            listings: Replaced::Unchanged,
+            market_daily: Replaced::Unchanged,
+        };
+        // Chunks that add nothing (what the lookback reads again, a batch delivered twice)
+        // do not count against the commits: only new events and the time do.
+        let started = std::time::Instant::now();
+        let mut commits = 0;
+        for chunk in commit_chunks(&objects, &self.limits) {
+            if commits >= self.limits.commits_per_run || started.elapsed() > self.limits.time_budget
+            {
+                break;
+            }
+            let mut rows = Vec::new();
+            for object in chunk {
+                report.objects_read += 1;
+                for line in self.lines(&object.key).await? {
+                    report.lines_read += 1;
+                    match ListingEvent::decode(&line) {
+                        Ok(event) => rows.push(EventRow::from(&event)),
+                        Err(e) => {
+                            report.lines_rejected += 1;
+                            tracing::warn!(
+                                key = object.key,
+                                reason = e.kind(),
+                                "lake line skipped"
+                            );
+                        }
                     }
                 }
             }
+            let mut properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
+            if let Some(newest) = chunk.iter().map(|o| o.modified).max() {
+                properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
+            }
+            let appended = append_events(&self.lake, rows, properties).await?;
+            commits += usize::from(appended.snapshot_id.is_some());
+            report.events_added += appended.added;
+            report.events_duplicate += appended.duplicates;
+            if let merged @ Replaced::Committed { .. } = self.merge_listings(&appended).await? {
+                report.listings = merged;
+            }
         }
-        let newest = objects.iter().map(|o| o.modified).max().or(through);
-        let mut properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
-        if let Some(newest) = newest {
-            properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
+        if report.listings == Replaced::Unchanged {
+            // No event was new; `listings` may still be behind `listing_events` (a run that
+            // stopped between the two commits).
+            report.listings = self.merge_listings(&Appended::default()).await?;
         }
-        let appended = append_events(&self.lake, rows, properties).await?;
-        let listings = self.merge_listings(&appended).await?;
-        let market_daily = self.market_daily(now).await?;
-        Ok(CurateReport {
-            objects_read: objects.len(),
-            lines_read,
-            lines_rejected,
-            events_added: appended.added,
-            events_duplicate: appended.duplicates,
-            listings,
-            market_daily,
-        })
+        report.market_daily = self.market_daily(now).await?;
+        Ok(report)
     }
 
     /// The event objects modified at or after `since` (all without), oldest first.
@@ -185,11 +258,21 @@ impl Curator {
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<ObjectRef>, LakeError> {
         let bucket = &self.lake.config().bucket;
+        // Firehose names objects `listings/dt=<day its oldest record arrived>/...`: an object
+        // written since `since` is under that day or the one before (a buffer across
+        // midnight), so the listing starts there rather than at the lake's first day.
+        let start_after = since.map(|t| {
+            format!(
+                "{EVENTS_PREFIX}dt={}",
+                (t - Duration::days(1)).format("%Y-%m-%d")
+            )
+        });
         let mut pages = self
             .s3
             .list_objects_v2()
             .bucket(bucket)
             .prefix(EVENTS_PREFIX)
+            .set_start_after(start_after)
             .into_paginator()
             .send();
         let mut objects = Vec::new();
@@ -209,12 +292,16 @@ impl Curator {
                     continue;
                 }
                 if since.is_none_or(|since| modified >= since) {
-                    objects.push(ObjectRef { key, modified });
+                    let size = object.size.unwrap_or(0);
+                    objects.push(ObjectRef {
+                        key,
+                        modified,
+                        size,
+                    });
                 }
             }
         }
         objects.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)));
-        objects.truncate(MAX_OBJECTS_PER_RUN);
         Ok(objects)
     }
 
