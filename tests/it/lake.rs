@@ -24,6 +24,7 @@ use realty_tests::{TestAws, ensure};
 crate::async_tests!(
     each_event_lands_once_though_delivered_twice_and_curated_twice,
     a_backlog_is_worked_off_over_runs_in_bounded_commits,
+    a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run,
     listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then,
     a_column_added_by_a_newer_build_reads_as_null_in_older_rows,
 );
@@ -256,6 +257,52 @@ async fn a_backlog_is_worked_off_over_runs_in_bounded_commits(
                     |d| format!("{d:?}")
                 )
         ),
+    )?;
+    Ok(())
+}
+
+/// A line that is no listing event is counted and skipped; an event of a newer schema
+/// version (a newer build's) stops the run before anything of its object is committed, so
+/// the curator of that build still finds it.
+async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let start = (Utc::now() - Duration::hours(3)).trunc_subsecs(6);
+    let events = history(&listings(&aws, start)?);
+    let mut body = lines(&events[..10])?;
+    body.extend_from_slice(b"{\"not\": \"an event\"}\n");
+    lake.deliver("with-a-bad-line", body).await?;
+    let curator = lake.curator().await?;
+    let run = curator.run(Utc::now()).await?;
+    ensure(
+        run.events_added == 10 && run.lines_rejected == 1,
+        format!("a bad line among ten events: {run:?}"),
+    )?;
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
+        "\"schema_version\":1",
+        "\"schema_version\":99",
+        1,
+    );
+    ensure(
+        newer.contains("\"schema_version\":99"),
+        "the line names version 99",
+    )?;
+    lake.deliver("newer", newer.into_bytes()).await?;
+    let stopped = curator.run(Utc::now()).await;
+    ensure(
+        stopped
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("older than the events it reads")),
+        format!("a newer schema version: {stopped:?}"),
+    )?;
+    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
+    let rows: Vec<EventRow> = read::rows(&table, None).await?;
+    ensure(
+        rows.len() == 10,
+        format!("{} rows after the stopped run", rows.len()),
     )?;
     Ok(())
 }

@@ -28,6 +28,7 @@ use realty_core::poller::run::PollRequest;
 use realty_core::sources::SourceKind;
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
 use realty_infra::template::{Context, MonitoredMetric, monitored_metrics};
+use realty_lake::curate::Curator;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_tests::{MetricsHandler, TestAws, ensure};
 
@@ -318,6 +319,11 @@ fn run_functions(
         metrics.stats.records_read > 0 && alerts.stats.records_read > 0,
         format!("metrics {:?}, alerts {:?}", metrics.stats, alerts.stats),
     )?;
+    // The lake's curator, as its schedule runs it (its run, then the data-quality checks).
+    let curator = runtime.block_on(Curator::new(&sdk, &resources))?;
+    let (curated, emitted) = recorded(runtime, curator.handle(chrono::Utc::now()));
+    curated?;
+    merge("curator", emitted);
     runtime.block_on(sim.shutdown())?;
     Ok(all)
 }

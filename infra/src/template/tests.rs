@@ -98,8 +98,8 @@ fn reads_the_project_template() {
     let t = Template::load(&path).unwrap();
     assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 4);
     // The pipeline's poller, metrics and alerts; the market API's handler and authorizer;
-    // the S3 import source's importer.
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 6);
+    // the S3 import source's importer; the lake's curator.
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 7);
     assert_eq!(t.resources_of("AWS::Serverless::HttpApi").count(), 1);
 }
 

@@ -220,6 +220,19 @@ impl Curator {
                     report.lines_read += 1;
                     match ListingEvent::decode(&line) {
                         Ok(event) => rows.push(EventRow::from(&event)),
+                        // The metrics function accepted it, so a newer build wrote it: stop
+                        // here (the alarm says so) rather than skip past it for good; the
+                        // curator of that build takes it up.
+                        Err(
+                            e @ realty_core::listing::EventDecodeError::UnsupportedSchemaVersion {
+                                ..
+                            },
+                        ) => {
+                            return Err(LakeError::Invalid(format!(
+                                "{}: {e}: this curator is older than the events it reads",
+                                object.key
+                            )));
+                        }
                         Err(e) => {
                             report.lines_rejected += 1;
                             tracing::warn!(
@@ -307,14 +320,22 @@ impl Curator {
 
     /// The lines of one object (GZIP as Firehose writes it on AWS, plain locally).
     async fn lines(&self, key: &str) -> Result<Vec<Vec<u8>>, LakeError> {
-        let got = self
+        let got = match self
             .s3
             .get_object()
             .bucket(&self.lake.config().bucket)
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_error("GetObject", &e))?;
+        {
+            Ok(got) => got,
+            // Expired by the lake's lifecycle rule between the listing and the read.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                tracing::warn!(key, "lake object gone before it was read: skipped");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(s3_error("GetObject", &e)),
+        };
         let body = got
             .body
             .collect()
