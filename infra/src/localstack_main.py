@@ -61,9 +61,18 @@ def _glue_update_table(context, request):
         return call_moto(context)
 
 
+def _glue_create_table(context, _request):
+    # moto checks that the table is new, then adds it: two threads may both pass the check
+    # and the second overwrite the first (and a commit made in between). Glue's CreateTable
+    # is atomic: one of two racing creators gets AlreadyExistsException.
+    with _glue_update_lock:
+        return call_moto(context)
+
+
 def _glue_dispatch_table(_provider):
     table = {op: _glue_by_moto for op in load_service("glue").operation_names}
     table["UpdateTable"] = _glue_update_table
+    table["CreateTable"] = _glue_create_table
     return table
 
 
