@@ -78,15 +78,14 @@ pub async fn replace_rows<T: Serialize>(
     })
 }
 
-/// FNV-1a of the rows' JSON, in hex: equal for equal content.
+/// FNV-1a of the rows' JSON (the project's stable hash, `fnv`), in hex: equal for equal
+/// content.
 fn content_digest<T: Serialize>(rows: &[T]) -> Result<String, LakeError> {
+    use std::hash::Hasher;
     let json = serde_json::to_vec(rows).map_err(|e| LakeError::Invalid(e.to_string()))?;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in json {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    Ok(format!("{hash:016x}-{}", rows.len()))
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(&json);
+    Ok(format!("{:016x}-{}", hasher.finish(), rows.len()))
 }
 
 /// Commits a snapshot of exactly `files`; `None` when another commit got in first.
