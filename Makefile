@@ -16,11 +16,13 @@ demo: ## Run the whole pipeline locally (starts the local AWS, LocalStack by def
 test: lint unit ## Lint, then unit and integration tests (what CI runs)
 
 # The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
-# the compute figures and cold starts are of the code as deployed.
-BENCH_BINARIES := -p realty-cli -p realty-poller -p realty-metrics -p realty-alerts
+# the compute figures and cold starts are of the code as deployed. The bootstraps are built
+# without the CLI, whose SDK features would otherwise unify into them (as in `make build`).
+BENCH_FUNCTIONS := -p realty-poller -p realty-metrics -p realty-alerts
 
 bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS=--json)
-	$(CARGO) build --release $(BENCH_BINARIES)
+	$(CARGO) build --release $(BENCH_FUNCTIONS)
+	$(CARGO) build --release -p realty-cli
 	target/release/realty bench $(BENCH_ARGS)
 
 # checkov and cfn-lint read template.yaml before the SAM transform; infra/check_iam.py reads it
@@ -39,9 +41,10 @@ lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on te
 
 # The integration tests run twice: on LocalStack (the default: AWS's own DynamoDB Local behind
 # the DynamoDB API), then the same binary, not rebuilt, on moto. REALTY_EMULATOR picks one.
+# (`--workspace` both times: with one package, its features alone would rebuild the SDK.)
 unit: ## Unit and integration tests, the integration tests on LocalStack and on moto
 	$(CARGO) test --workspace
-	REALTY_EMULATOR=moto $(CARGO) test -p realty-tests --test integration
+	REALTY_EMULATOR=moto $(CARGO) test --workspace --test integration
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -60,8 +63,11 @@ $(BUILD_VENV)/.installed: infra/build-requirements.txt
 	$(BUILD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/build-requirements.txt
 	cp infra/build-requirements.txt $@
 
-build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts}/bootstrap
-	$(BUILD_PATH) cargo lambda build --release --arm64 --bin poller --bin metrics --bin alerts
+# The curator in a cargo run of its own: its Iceberg catalog takes the AWS SDK with its default
+# features (aws-lc-rs, SSO, a legacy HTTP stack), which one run would unify into the others.
+build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts,api,importer,curator}/bootstrap
+	$(BUILD_PATH) cargo lambda build --release --arm64 --bin poller --bin metrics --bin alerts --bin api --bin importer
+	$(BUILD_PATH) cargo lambda build --release --arm64 --bin curator
 	@ls -l target/lambda/*/bootstrap
 
 sam-build: build-tools ## sam build (BuildMethod rust-cargolambda), as `sam deploy` uses it
