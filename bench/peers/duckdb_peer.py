@@ -11,54 +11,122 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from peer_common import Peer, PeerError, all_cores  # noqa: E402
+from peer_common import STANDING_SQL, YIELDS_SQL, Peer, PeerError, all_cores  # noqa: E402
 
 # Explicit schema: only the fields the figures need. read_json ignores every other key
 # (top level and inside `listing`), and a field left out reads as NULL. `observed_at` is
 # parsed as a timestamp (microseconds), so fractional seconds and offsets compare right.
 COLUMNS = (
     "{kind: 'VARCHAR', observed_at: 'TIMESTAMPTZ', "
+    "changes: 'STRUCT(price STRUCT(old BIGINT, new BIGINT), fields VARCHAR[])', "
     "listing: 'STRUCT(id VARCHAR, status VARCHAR, offer VARCHAR, price_minor BIGINT, "
-    "living_area_sqft BIGINT, market STRUCT(city_state VARCHAR))'}"
+    "living_area_sqft BIGINT, beds BIGINT, on_market_date DATE, rent_estimate_minor BIGINT, "
+    "market STRUCT(city_state VARCHAR))'}"
 )
 
-# Latest event per listing with arg_max over a struct: one hash aggregate, no sort. It
-# measured the same as `QUALIFY row_number() OVER (PARTITION BY id ORDER BY observed_at
-# DESC) = 1` (within noise, 200k events) and says what it means more directly.
+# The figures of peer_common.py. The file is read once (the CTE is materialized) and feeds
+# two aggregations: per (market, day) the event counters and the last observation, and per
+# listing its latest event, with arg_max over a struct: one hash aggregate, no sort (it
+# measured the same as a row_number() window and says what it means more directly).
 # observed_at is strictly increasing per listing (the generator guarantees it), so arg_max
 # has no ties to break. quantile_disc(x, 0.5) is the value at rank ceil(n/2) (checked:
-# n = 4 gives the 2nd value, n = 5 the 3rd); it skips the NULL price per sqft of listings
-# without a living area, and gives NULL when all are NULL.
+# n = 4 gives the 2nd value, n = 5 the 3rd); it skips NULLs and gives NULL when all are.
+# Days are UTC dates (the session's TimeZone is set to UTC).
 QUERY = """
-WITH events AS (
+WITH events AS MATERIALIZED (
     SELECT
         observed_at,
-        listing.id AS id,
         kind,
+        listing.id AS id,
         listing.status AS status,
         listing.offer AS offer,
         listing.price_minor AS price_minor,
         listing.living_area_sqft AS living_area_sqft,
-        listing.market.city_state AS market
+        listing.beds AS beds,
+        listing.on_market_date AS on_market_date,
+        listing.rent_estimate_minor AS rent_estimate_minor,
+        listing.market.city_state AS market,
+        changes.price.old AS old_price,
+        changes.price.new AS new_price,
+        changes.fields AS changed_fields
     FROM read_json({path}, format = 'newline_delimited', columns = {columns})
 ),
-latest AS (
-    SELECT arg_max(events, observed_at) AS e
+daily AS (
+    SELECT
+        market,
+        CAST(observed_at AS DATE) AS day,
+        max(observed_at) AS last_observed,
+        count(*) FILTER (WHERE kind = 'new' AND offer = 'sale'
+                         AND status IN ('active', 'under_contract', 'pending')) AS new_listings,
+        count(*) FILTER (WHERE kind = 'changed' AND offer = 'sale'
+                         AND status NOT IN ('sold', 'off_market')
+                         AND new_price < old_price
+                         AND NOT coalesce(list_contains(changed_fields, 'offer'), false))
+            AS price_cuts
     FROM events
-    GROUP BY id
-)
-SELECT
-    e.market AS market,
-    count(*) AS listings,
-    CAST(quantile_disc(e.price_minor, 0.5) AS DOUBLE) / 100 AS median_price,
-    quantile_disc(
-        CASE WHEN e.living_area_sqft > 0
-             THEN CAST(e.price_minor AS DOUBLE) / e.living_area_sqft END,
-        0.5) / 100 AS median_price_per_sqft
-FROM latest
-WHERE e.kind <> 'delisted' AND e.offer = 'sale' AND e.status = 'active'
-GROUP BY e.market
-"""
+    GROUP BY market, day
+),
+as_of AS (
+    SELECT market, CAST(max(last_observed) AS DATE) AS today
+    FROM daily
+    GROUP BY market
+),
+counters AS (
+    SELECT
+        market,
+        sum(new_listings) AS new_listings_7d,
+        sum(price_cuts) AS price_cuts_7d
+    FROM daily JOIN as_of USING (market)
+    WHERE day BETWEEN today - 6 AND today
+    GROUP BY market
+),
+latest AS (
+    SELECT unnest(e)
+    FROM (SELECT arg_max(events, observed_at) AS e FROM events GROUP BY id)
+),
+standing AS (
+    SELECT
+        latest.*,
+        today,
+""" + STANDING_SQL + """    FROM latest JOIN as_of USING (market)
+),
+inventory AS (
+    SELECT
+        market,
+        count(*) FILTER (WHERE standing = 'active') AS active_listings,
+        count(*) FILTER (WHERE standing = 'pending') AS pending_listings,
+        avg(price_minor) FILTER (WHERE standing = 'active') / 100 AS average_price,
+        CAST(quantile_disc(price_minor, 0.5)
+             FILTER (WHERE standing = 'active' AND price_minor > 0) AS DOUBLE) / 100
+            AS median_price,
+        quantile_disc(CAST(price_minor AS DOUBLE) / living_area_sqft, 0.5)
+            FILTER (WHERE standing = 'active' AND price_minor > 0 AND living_area_sqft > 0)
+            / 100 AS median_price_per_sqft,
+        CAST(quantile_disc(living_area_sqft, 0.5)
+             FILTER (WHERE standing = 'active' AND living_area_sqft > 0) AS DOUBLE)
+            AS median_living_area_sqft,
+        quantile_disc(date_diff('day', on_market_date, today), 0.5)
+            FILTER (WHERE standing = 'active' AND on_market_date IS NOT NULL)
+            AS median_days_on_market,
+        quantile_disc(12 * CAST(rent_estimate_minor AS DOUBLE) / price_minor, 0.5)
+            FILTER (WHERE standing = 'active' AND rent_estimate_minor > 0 AND price_minor > 0)
+            AS estimate_yield
+    FROM standing
+    GROUP BY market
+),
+by_bedrooms AS (
+    SELECT
+        market,
+        least(beds, 4) AS bedrooms,
+        count(*) FILTER (WHERE standing = 'rental') AS rentals,
+        quantile_disc(price_minor, 0.5) FILTER (WHERE standing = 'rental') AS median_rent,
+        count(*) FILTER (WHERE standing = 'active') AS sale_listings,
+        quantile_disc(price_minor, 0.5) FILTER (WHERE standing = 'active') AS median_sale_price
+    FROM standing
+    WHERE beds IS NOT NULL AND price_minor > 0 AND standing IN ('active', 'rental')
+    GROUP BY market, bedrooms
+),
+""" + YIELDS_SQL
 
 COUNT = "SELECT count(*) FROM read_json({path}, format = 'newline_delimited', columns = {columns})"
 
@@ -80,6 +148,8 @@ class DuckDbPeer(Peer):
         self.duckdb = duckdb
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET threads = {threads if threads > 0 else all_cores()}")
+        # Days are UTC dates, as in the metrics code.
+        self.con.execute("SET TimeZone = 'UTC'")
         # Read the file from disk every run: no DuckDB-side cache of file contents (the
         # OS page cache still serves it, for both engines alike).
         try:
@@ -97,7 +167,9 @@ class DuckDbPeer(Peer):
 
     def query(self, path):
         sql = QUERY.format(path=sql_string(path), columns=COLUMNS)
-        return self.con.execute(sql).fetchall()
+        result = self.con.execute(sql)
+        names = [d[0] for d in result.description]
+        return [dict(zip(names, row)) for row in result.fetchall()]
 
     def stop(self):
         self.con.close()

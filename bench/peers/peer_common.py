@@ -14,19 +14,36 @@ Stdout carries exactly one JSON object and nothing else (see `Peer.main`); every
 warning and error goes to stderr. Exit status 0 on success, 1 on any failure (with a
 message on stderr), 2 on a bad command line.
 
-The figures, per market (`listing.market.city_state`), the same definitions as the Rust
-metrics code:
+The figures, per market (`listing.market.city_state`), as the Rust metrics code defines them
+(shared/core/src/metrics/aggregate.rs, rents.rs, batch.rs; docs/metrics.md):
 
-1. Keep each listing's (`listing.id`) latest event: greatest top-level `observed_at`. The
-   generator makes `observed_at` strictly increasing per listing, so there are no ties and
-   "latest" is well defined; `observed_at` is compared as a parsed timestamp, never as text
-   (RFC 3339 text with optional fractional seconds does not sort as text).
-2. The listing counts when that event's `kind != 'delisted'`, `listing.offer == 'sale'` and
-   `listing.status == 'active'`.
-3. `listings`: count; `median_price`: nearest-rank lower median of `price_minor` (the value
-   at rank ceil(n/2) in ascending order, never an average) / 100; `median_price_per_sqft`:
-   the same median of `price_minor / living_area_sqft` (double) over the counted listings
-   with `living_area_sqft > 0`, / 100, null when a market has none.
+1. Each listing's (`listing.id`) latest event decides its standing: greatest top-level
+   `observed_at`. The generator makes `observed_at` strictly increasing per listing, so there
+   are no ties; `observed_at` is compared as a parsed timestamp, never as text. A delisted
+   listing stands nowhere. Otherwise: `offer` sale and `status` active = active; sale and
+   `under_contract` / `pending` = pending; rent and active = an active rental.
+2. The market's as-of time is the latest `observed_at` of its events; "today" is its UTC date
+   and the 7-day window the 7 days ending on it.
+3. `active_listings`, `pending_listings`: counts. `average_price`: mean `price_minor` / 100.
+   Medians are nearest-rank lower medians (the value at rank ceil(n/2) ascending, never an
+   average) over the positive values: `median_price` of `price_minor` / 100;
+   `median_price_per_sqft` of `price_minor / living_area_sqft` (double) / 100 over those with
+   an area; `median_living_area_sqft`; `median_days_on_market` of (as-of date -
+   `on_market_date`) in days, over those with a date.
+4. Counted per event, on its observation day, in the event's own market: `new_listings_7d`,
+   `new` events of sale listings entering inventory (active or pending); `price_cuts_7d`,
+   `changed` events of sale listings (offer unchanged) still listed (status not sold or
+   off_market) whose `changes.price.new` < `changes.price.old`. The event contract
+   (docs/events.md) makes these equal to our comparison with the listing's previous state:
+   `changes.price.old` is its price at the previous observation, `new` is a first sight or a
+   return after a delisting.
+5. Yields: per bedroom group (0, 1, 2, 3, 4+) the active rentals and their median rent, the
+   active sale listings and their median price. A group with >= 3 rentals and a sale listing
+   is matched; over the matched groups `gross_yield` = sum(n * 12 * median rent) /
+   sum(n * median price), n = the group's sale listings (`yield_basis` "market_rents"); with no
+   matched group, the median over active sale listings with a positive
+   `rent_estimate_minor` of 12 * estimate / price ("rent_estimates"); else none.
+   `price_to_rent` = 1 / `gross_yield`.
 """
 
 import argparse
@@ -107,21 +124,85 @@ def _finite_or_none(value, what, market):
     return value
 
 
+# The end of both engines' query, the same SQL in both dialects: the yields from the
+# `by_bedrooms` (per market and bedroom group: rentals, median_rent, sale_listings,
+# median_sale_price), `inventory` (per market, with estimate_yield) and `counters` CTEs
+# before it, and the figures of every market with active listings (definition 5 above).
+# Where a listing stands by its latest event, as ours (`Standing`): the same in both dialects.
+STANDING_SQL = """
+        CASE
+            WHEN kind = 'delisted' THEN NULL
+            WHEN offer = 'sale' AND status = 'active' THEN 'active'
+            WHEN offer = 'sale' AND status IN ('under_contract', 'pending') THEN 'pending'
+            WHEN offer = 'rent' AND status = 'active' THEN 'rental'
+        END AS standing
+"""
+
+YIELDS_SQL = """
+matched AS (
+    SELECT
+        market,
+        sum(sale_listings * 12 * CAST(median_rent AS DOUBLE)) AS yearly_rents,
+        sum(sale_listings * CAST(median_sale_price AS DOUBLE)) AS prices
+    FROM by_bedrooms
+    WHERE rentals >= 3 AND median_sale_price > 0
+    GROUP BY market
+),
+yields AS (
+    SELECT
+        inventory.*,
+        new_listings_7d,
+        price_cuts_7d,
+        CASE
+            WHEN yearly_rents > 0 AND prices > 0 THEN 'market_rents'
+            WHEN estimate_yield > 0 THEN 'rent_estimates'
+        END AS yield_basis,
+        CASE
+            WHEN yearly_rents > 0 AND prices > 0 THEN yearly_rents / prices
+            WHEN estimate_yield > 0 THEN estimate_yield
+        END AS gross_yield
+    FROM inventory
+    LEFT JOIN matched ON inventory.market = matched.market
+    LEFT JOIN counters ON inventory.market = counters.market
+    WHERE active_listings > 0
+)
+SELECT *, 1 / gross_yield AS price_to_rent
+FROM yields
+"""
+
+
+# Every figure a peer reports per market, with its JSON type: the names of the query's
+# result columns and of `MarketFigures` in cli/src/bench/compute.rs.
+INT_FIGURES = ("active_listings", "pending_listings", "new_listings_7d", "price_cuts_7d")
+OPTIONAL_INT_FIGURES = ("median_days_on_market",)
+FLOAT_FIGURES = ("median_price", "average_price", "median_price_per_sqft",
+                 "median_living_area_sqft", "gross_yield", "price_to_rent")
+TEXT_FIGURES = ("yield_basis",)
+COLUMNS = ("market",) + INT_FIGURES + OPTIONAL_INT_FIGURES + FLOAT_FIGURES + TEXT_FIGURES
+
+
 def to_markets(rows):
-    """(market, listings, median_price, median_price_per_sqft) rows -> sorted JSON objects."""
+    """Result rows (dicts keyed by `COLUMNS`) -> JSON objects sorted by market."""
     markets = []
-    for market, listings, median_price, median_ppsf in rows:
+    for row in rows:
+        missing = [c for c in COLUMNS if c not in row]
+        if missing:
+            raise PeerError(f"the query returned no column {', '.join(missing)}")
+        market = row["market"]
         if market is None:
             raise PeerError("a counted listing has no listing.market.city_state")
-        median_price = _finite_or_none(median_price, "median_price", market)
-        if median_price is None:
+        figures = {"market": str(market)}
+        for name in INT_FIGURES:
+            figures[name] = int(row[name] or 0)
+        for name in OPTIONAL_INT_FIGURES:
+            figures[name] = None if row[name] is None else int(row[name])
+        for name in FLOAT_FIGURES:
+            figures[name] = _finite_or_none(row[name], name, market)
+        for name in TEXT_FIGURES:
+            figures[name] = None if row[name] is None else str(row[name])
+        if figures["median_price"] is None:
             raise PeerError(f"market {market!r} has listings but no median price")
-        markets.append({
-            "market": str(market),
-            "listings": int(listings),
-            "median_price": median_price,
-            "median_price_per_sqft": _finite_or_none(median_ppsf, "median_price_per_sqft", market),
-        })
+        markets.append(figures)
     # Sorted here, by code point, so both engines order alike whatever their collation.
     markets.sort(key=lambda m: m["market"])
     return markets
@@ -147,8 +228,8 @@ class Peer:
         raise NotImplementedError
 
     def query(self, path):
-        """Read and parse `path` afresh and return the figures as a list of
-        (market, listings, median_price, median_price_per_sqft) tuples, in Python."""
+        """Read and parse `path` afresh and return the figures as a list of dicts keyed by
+        `COLUMNS`, one per market with active listings, in Python."""
         raise NotImplementedError
 
     def stop(self):

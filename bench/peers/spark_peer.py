@@ -18,45 +18,122 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, HERE)
 
-from peer_common import Peer, PeerError, all_cores  # noqa: E402
+from peer_common import STANDING_SQL, YIELDS_SQL, Peer, PeerError, all_cores  # noqa: E402
 
 MIN_JAVA = 17
 
-# Latest event per listing with a row_number() window (partition by id, order by
-# observed_at desc), which Spark turns into a top-1-per-group limit on both sides of the
-# shuffle. The alternative, max_by(struct(...), observed_at), cannot use a hash aggregate
-# (a struct buffer is not fixed-width) and becomes a SortAggregate, also sorting on both
-# sides; the window measured the same or slightly faster (200k events). observed_at is
-# strictly increasing per listing (the generator guarantees it), so row_number() has no
-# ties to break. percentile_disc(0.5) is the value at rank ceil(n/2) (checked: n = 4
-# gives the 2nd value, n = 5 the 3rd); it skips the NULL price per sqft of listings
-# without a living area, and gives NULL when all are NULL. It returns a double; prices
-# stay below 2^53 minor units, so that is exact.
+# The figures of peer_common.py. Latest event per listing with a row_number() window
+# (partition by id, order by observed_at desc), which Spark turns into a top-1-per-group
+# limit on both sides of the shuffle. The alternative, max_by(struct(...), observed_at),
+# cannot use a hash aggregate (a struct buffer is not fixed-width) and becomes a
+# SortAggregate, also sorting on both sides; the window measured the same or slightly
+# faster (200k events). The per-(market, day) counters read the same windowed rows, so the
+# file is scanned and shuffled once (Spark reuses the exchange). observed_at is strictly
+# increasing per listing (the generator guarantees it), so row_number() has no ties to
+# break. percentile_disc(0.5) is the value at rank ceil(n/2) (checked: n = 4 gives the 2nd
+# value, n = 5 the 3rd); it skips NULLs (the CASEs without ELSE below) and gives NULL when
+# all are. It returns a double; prices stay below 2^53 minor units, so that is exact. Days
+# are UTC dates (spark.sql.session.timeZone).
 QUERY = """
 WITH ranked AS (
     SELECT
+        observed_at,
         kind,
         listing.status AS status,
         listing.offer AS offer,
         listing.price_minor AS price_minor,
         listing.living_area_sqft AS living_area_sqft,
+        listing.beds AS beds,
+        listing.on_market_date AS on_market_date,
+        listing.rent_estimate_minor AS rent_estimate_minor,
         listing.market.city_state AS market,
+        changes.price.old AS old_price,
+        changes.price.`new` AS new_price,
+        changes.fields AS changed_fields,
         row_number() OVER (PARTITION BY listing.id ORDER BY observed_at DESC) AS recency
     FROM {events}
-)
-SELECT
-    market,
-    count(*) AS listings,
-    CAST(percentile_disc(0.5) WITHIN GROUP (ORDER BY price_minor) AS DOUBLE) / 100
-        AS median_price,
-    CAST(percentile_disc(0.5) WITHIN GROUP (
-        ORDER BY CASE WHEN living_area_sqft > 0
-                      THEN CAST(price_minor AS DOUBLE) / living_area_sqft END)
-        AS DOUBLE) / 100 AS median_price_per_sqft
-FROM ranked
-WHERE recency = 1 AND kind <> 'delisted' AND offer = 'sale' AND status = 'active'
-GROUP BY market
-"""
+),
+daily AS (
+    SELECT
+        market,
+        to_date(observed_at) AS day,
+        max(observed_at) AS last_observed,
+        count_if(kind = 'new' AND offer = 'sale'
+                 AND status IN ('active', 'under_contract', 'pending')) AS new_listings,
+        count_if(kind = 'changed' AND offer = 'sale'
+                 AND status NOT IN ('sold', 'off_market')
+                 AND new_price < old_price
+                 AND NOT coalesce(array_contains(changed_fields, 'offer'), false))
+            AS price_cuts
+    FROM ranked
+    GROUP BY market, to_date(observed_at)
+),
+as_of AS (
+    SELECT market, to_date(max(last_observed)) AS today
+    FROM daily
+    GROUP BY market
+),
+counters AS (
+    SELECT
+        daily.market,
+        sum(new_listings) AS new_listings_7d,
+        sum(price_cuts) AS price_cuts_7d
+    FROM daily JOIN as_of ON daily.market = as_of.market
+    WHERE day BETWEEN date_sub(today, 6) AND today
+    GROUP BY daily.market
+),
+standing AS (
+    SELECT
+        ranked.*,
+        today,
+""" + STANDING_SQL + """    FROM ranked JOIN as_of ON ranked.market = as_of.market
+    WHERE recency = 1
+),
+inventory AS (
+    SELECT
+        market,
+        count_if(standing = 'active') AS active_listings,
+        count_if(standing = 'pending') AS pending_listings,
+        avg(CASE WHEN standing = 'active' THEN price_minor END) / 100 AS average_price,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active' AND price_minor > 0 THEN price_minor END)
+            / 100 AS median_price,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active' AND price_minor > 0
+                               AND living_area_sqft > 0
+                          THEN CAST(price_minor AS DOUBLE) / living_area_sqft END)
+            / 100 AS median_price_per_sqft,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active' AND living_area_sqft > 0
+                          THEN living_area_sqft END)
+            AS median_living_area_sqft,
+        CAST(percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active'
+                          THEN datediff(today, on_market_date) END) AS BIGINT)
+            AS median_days_on_market,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active' AND rent_estimate_minor > 0
+                               AND price_minor > 0
+                          THEN 12 * CAST(rent_estimate_minor AS DOUBLE) / price_minor END)
+            AS estimate_yield
+    FROM standing
+    GROUP BY market
+),
+by_bedrooms AS (
+    SELECT
+        market,
+        least(beds, 4) AS bedrooms,
+        count_if(standing = 'rental') AS rentals,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'rental' THEN price_minor END) AS median_rent,
+        count_if(standing = 'active') AS sale_listings,
+        percentile_disc(0.5) WITHIN GROUP (
+            ORDER BY CASE WHEN standing = 'active' THEN price_minor END) AS median_sale_price
+    FROM standing
+    WHERE beds IS NOT NULL AND price_minor > 0 AND standing IN ('active', 'rental')
+    GROUP BY market, least(beds, 4)
+),
+""" + YIELDS_SQL
 
 
 def find_java():
@@ -132,12 +209,22 @@ class SparkPeer(Peer):
         self.schema = T.StructType([
             T.StructField("kind", T.StringType()),
             T.StructField("observed_at", T.TimestampType()),
+            T.StructField("changes", T.StructType([
+                T.StructField("price", T.StructType([
+                    T.StructField("old", T.LongType()),
+                    T.StructField("new", T.LongType()),
+                ])),
+                T.StructField("fields", T.ArrayType(T.StringType())),
+            ])),
             T.StructField("listing", T.StructType([
                 T.StructField("id", T.StringType()),
                 T.StructField("status", T.StringType()),
                 T.StructField("offer", T.StringType()),
                 T.StructField("price_minor", T.LongType()),
                 T.StructField("living_area_sqft", T.LongType()),
+                T.StructField("beds", T.LongType()),
+                T.StructField("on_market_date", T.DateType()),
+                T.StructField("rent_estimate_minor", T.LongType()),
                 T.StructField("market", T.StructType([
                     T.StructField("city_state", T.StringType()),
                 ])),
@@ -157,7 +244,7 @@ class SparkPeer(Peer):
 
     def query(self, path):
         rows = self.spark.sql(QUERY, events=self.read(path)).collect()
-        return [tuple(row) for row in rows]
+        return [row.asDict() for row in rows]
 
     def stop(self):
         self.spark.stop()

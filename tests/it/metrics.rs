@@ -50,8 +50,15 @@ pub(crate) fn batch(n: usize) -> KinesisEvent {
     let mut prices: BTreeMap<usize, i64> = BTreeMap::new();
     for i in 0..n {
         let listing_no = if i < n / 2 { i } else { (i * 7) % (n / 2) };
-        let minute = 5 + i * 50 / n;
-        let at = format!("2025-09-12T15:{minute:02}:{:02}Z", i % 60);
+        // From 15:05 to about 16:14: the batch closes the 15:00 hour (its snapshot is
+        // stored) and leaves the 16:00 one open.
+        let minute = 5 + i * 70 / n;
+        let at = format!(
+            "2025-09-12T{:02}:{:02}:{:02}Z",
+            15 + minute / 60,
+            minute % 60,
+            i % 60
+        );
         let mut event = first.clone();
         let zip = if listing_no % 2 == 0 {
             "37201"
@@ -185,14 +192,20 @@ impl MarketStore for Crashing<'_> {
     ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
         self.real.markets.get_aggregates(keys).await
     }
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected: &str,
-    ) -> Result<bool, PortError> {
-        self.write("put_aggregate")?;
-        self.real.markets.put_aggregate(key, item, expected).await
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        // Each put a write of its own: a crash can land part of the call, as a transaction
+        // of an earlier group can land before a later one fails.
+        let mut landed = Vec::with_capacity(puts.len());
+        for put in puts {
+            self.write("put_aggregates")?;
+            landed.extend(
+                self.real
+                    .markets
+                    .put_aggregates(std::slice::from_ref(put))
+                    .await?,
+            );
+        }
+        Ok(landed)
     }
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.write("put_snapshots")?;

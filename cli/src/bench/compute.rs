@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use realty_core::metrics::aggregate::Scope;
+use realty_core::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
 use realty_core::metrics::memory::MemoryStores;
 use realty_core::metrics::process::{InputRecord, process_batch};
+use realty_core::metrics::rents::YieldBasis;
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
@@ -34,13 +36,24 @@ pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
         .collect()
 }
 
-/// What a per-market engine reports for a market (city-wide, all property types).
+/// What a per-market engine reports for a market (city-wide, all property types): every
+/// figure the peers compute too, by our definitions (`docs/metrics.md`; the peers' SQL
+/// restates them in `bench/peers/peer_common.py`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MarketFigures {
     pub market: String,
-    pub listings: i64,
+    pub active_listings: i64,
+    pub pending_listings: i64,
     pub median_price: Option<f64>,
+    pub average_price: Option<f64>,
     pub median_price_per_sqft: Option<f64>,
+    pub median_living_area_sqft: Option<f64>,
+    pub median_days_on_market: Option<i64>,
+    pub new_listings_7d: i64,
+    pub price_cuts_7d: i64,
+    pub gross_yield: Option<f64>,
+    pub price_to_rent: Option<f64>,
+    pub yield_basis: Option<YieldBasis>,
 }
 
 /// Runs every record through the metrics workflow in batches of `batch_size` on one thread of
@@ -97,52 +110,148 @@ pub fn figures(stores: &MemoryStores, markets: &[String]) -> Vec<MarketFigures> 
                 .unwrap_or_default();
             MarketFigures {
                 market: market.clone(),
-                listings: live.active_listings,
+                active_listings: live.active_listings,
+                pending_listings: live.pending_listings,
                 median_price: live.median_price,
+                average_price: live.average_price,
                 median_price_per_sqft: live.median_price_per_sqft,
+                median_living_area_sqft: live.median_living_area_sqft,
+                median_days_on_market: live.median_days_on_market,
+                new_listings_7d: live.new_listings_7d,
+                price_cuts_7d: live.price_cuts_7d,
+                gross_yield: live.gross_yield,
+                price_to_rent: live.price_to_rent,
+                yield_basis: live.yield_basis,
             }
         })
-        .filter(|f| f.listings > 0)
+        .filter(|f| f.active_listings > 0)
         .collect();
     out.sort_by(|a, b| a.market.cmp(&b.market));
     out
 }
 
-/// Checks that an engine computed the same figures as ours: counts exactly, medians within
-/// `relative_error` (our quantiles come from 2 % log buckets: within 1 % of the exact value).
-pub fn compare(
-    engine: &str,
-    ours: &[MarketFigures],
-    theirs: &[MarketFigures],
-    relative_error: f64,
-) -> Result<()> {
+/// How close an engine's figure must be to ours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tolerance {
+    /// Counts, and days on market (our days are kept per day, not in buckets).
+    Exact,
+    /// |ours - theirs| <= this x |theirs|.
+    Relative(f64),
+}
+
+/// Averages: both sides divide an exact integer sum by the count; only the last bits of the
+/// floating-point division (and of the division by 100) may differ.
+const ROUNDING: f64 = 1e-9;
+
+/// Our medians are the midpoint of a 2 % log bucket: within sqrt(1.02) - 1 of the exact
+/// nearest-rank value the peers compute (`docs/metrics.md`, "How the quantiles stay within
+/// 1 %").
+const MEDIAN: f64 = LOG_QUANTILE_MAX_RELATIVE_ERROR;
+
+/// A yield from market rents divides two sums of such medians (rents and prices, each term
+/// within [`MEDIAN`] the same way): at worst (1 + e) / (1 - e) - 1, about 2 %. Its inverse,
+/// the price-to-rent ratio, has the same bound.
+const RATIO_OF_MEDIANS: f64 = (1.0 + MEDIAN) / (1.0 - MEDIAN) - 1.0;
+
+/// The tolerance of yields of `basis` (ours): a yield from rent estimates is one median.
+fn yield_tolerance(basis: Option<YieldBasis>) -> f64 {
+    match basis {
+        Some(YieldBasis::MarketRents) => RATIO_OF_MEDIANS,
+        Some(YieldBasis::RentEstimates) | None => MEDIAN,
+    }
+}
+
+/// Every compared figure of `f` with its tolerance (`yields`: the yields').
+fn compared(f: &MarketFigures, yields: f64) -> [(&'static str, Option<f64>, Tolerance); 11] {
+    let count = |n: i64| Some(n as f64);
+    use Tolerance::{Exact, Relative};
+    [
+        ("active_listings", count(f.active_listings), Exact),
+        ("pending_listings", count(f.pending_listings), Exact),
+        ("median_price", f.median_price, Relative(MEDIAN)),
+        ("average_price", f.average_price, Relative(ROUNDING)),
+        (
+            "median_price_per_sqft",
+            f.median_price_per_sqft,
+            Relative(MEDIAN),
+        ),
+        (
+            "median_living_area_sqft",
+            f.median_living_area_sqft,
+            Relative(MEDIAN),
+        ),
+        (
+            "median_days_on_market",
+            f.median_days_on_market.map(|d| d as f64),
+            Exact,
+        ),
+        ("new_listings_7d", count(f.new_listings_7d), Exact),
+        ("price_cuts_7d", count(f.price_cuts_7d), Exact),
+        ("gross_yield", f.gross_yield, Relative(yields)),
+        ("price_to_rent", f.price_to_rent, Relative(yields)),
+    ]
+}
+
+fn agree(ours: Option<f64>, theirs: Option<f64>, tolerance: Tolerance) -> bool {
+    match (ours, theirs, tolerance) {
+        (None, None, _) => true,
+        (Some(a), Some(b), Tolerance::Exact) => a == b,
+        (Some(a), Some(b), Tolerance::Relative(r)) => (a - b).abs() <= r * b.abs(),
+        _ => false,
+    }
+}
+
+/// Checks that an engine computed the same figures as ours, market by market and figure by
+/// figure, each within its [`Tolerance`]; the error names every disagreement (market,
+/// figure, ours, theirs).
+pub fn compare(engine: &str, ours: &[MarketFigures], theirs: &[MarketFigures]) -> Result<()> {
     let theirs: BTreeMap<&str, &MarketFigures> =
         theirs.iter().map(|f| (f.market.as_str(), f)).collect();
-    if theirs.len() != ours.len() {
-        bail!(
-            "{engine} found {} markets with active listings, the metrics workflow {}",
-            theirs.len(),
-            ours.len()
-        );
-    }
-    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => (a - b).abs() <= relative_error * b.abs(),
-        (None, None) => true,
-        _ => false,
-    };
+    let mut disagreements = Vec::new();
     for mine in ours {
         let Some(other) = theirs.get(mine.market.as_str()) else {
-            bail!("{engine} has no figures for {}", mine.market);
+            disagreements.push(format!(
+                "market {}: {engine} has no figures for it (ours: {} active listings)",
+                mine.market, mine.active_listings
+            ));
+            continue;
         };
-        if mine.listings != other.listings
-            || !close(mine.median_price, other.median_price)
-            || !close(mine.median_price_per_sqft, other.median_price_per_sqft)
-        {
-            bail!(
-                "{engine} and the metrics workflow disagree on {}: {other:?} vs {mine:?}",
-                mine.market
-            );
+        if mine.yield_basis != other.yield_basis {
+            disagreements.push(format!(
+                "market {}, yield_basis: ours {:?}, {engine} {:?}",
+                mine.market, mine.yield_basis, other.yield_basis
+            ));
         }
+        let yields = yield_tolerance(mine.yield_basis);
+        for ((figure, a, tolerance), (_, b, _)) in compared(mine, yields)
+            .into_iter()
+            .zip(compared(other, yields))
+        {
+            if !agree(a, b, tolerance) {
+                disagreements.push(format!(
+                    "market {}, {figure}: ours {a:?}, {engine} {b:?} (tolerance {tolerance:?})",
+                    mine.market
+                ));
+            }
+        }
+    }
+    let known: std::collections::BTreeSet<&str> = ours.iter().map(|f| f.market.as_str()).collect();
+    for market in theirs.keys().filter(|m| !known.contains(*m)) {
+        disagreements.push(format!(
+            "market {market}: {engine} has figures for it, the metrics workflow no active listings"
+        ));
+    }
+    if !disagreements.is_empty() {
+        const SHOWN: usize = 20;
+        let more = disagreements.len().saturating_sub(SHOWN);
+        disagreements.truncate(SHOWN);
+        if more > 0 {
+            disagreements.push(format!("and {more} more"));
+        }
+        bail!(
+            "{engine} and the metrics workflow disagree:\n  {}",
+            disagreements.join("\n  ")
+        );
     }
     Ok(())
 }
@@ -151,6 +260,8 @@ pub fn compare(
 mod tests {
     use super::*;
     use crate::bench::events;
+    use chrono::{DateTime, NaiveDate, Utc};
+    use realty_core::listing::{EventKind, ListingEvent, ListingStatus, Offer};
 
     fn exact_lower_median(mut values: Vec<f64>) -> Option<f64> {
         values.sort_by(f64::total_cmp);
@@ -158,37 +269,144 @@ mod tests {
         (n > 0).then(|| values[n.div_ceil(2) - 1])
     }
 
-    /// The figures by brute force from the events: each listing's latest event decides.
-    fn brute_force(events: &[realty_core::listing::ListingEvent]) -> Vec<MarketFigures> {
-        use realty_core::listing::{EventKind, ListingStatus, Offer};
-        let mut latest = BTreeMap::new();
+    /// One market's raw material for the brute force.
+    #[derive(Default)]
+    struct Market<'a> {
+        as_of: Option<DateTime<Utc>>,
+        new_listing_days: Vec<NaiveDate>,
+        price_cut_days: Vec<NaiveDate>,
+        active: Vec<&'a realty_core::listing::Listing>,
+        pending: i64,
+        rentals: Vec<&'a realty_core::listing::Listing>,
+    }
+
+    /// The figures by brute force from the events, the way the definitions read
+    /// (docs/metrics.md): each listing's latest event decides its standing; each event is
+    /// counted against the listing's previous one (not the event's own `changes`, as the
+    /// peers do: two formulations that must agree).
+    fn brute_force(events: &[ListingEvent]) -> Vec<MarketFigures> {
+        let mut previous: BTreeMap<&str, &ListingEvent> = BTreeMap::new();
+        let mut markets: BTreeMap<&str, Market> = BTreeMap::new();
         for e in events {
-            latest.insert(e.listing.id.as_str().to_owned(), e);
-        }
-        let mut by_market: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-        for e in latest.values() {
             let l = &e.listing;
-            if matches!(e.kind, EventKind::Delisted)
-                || l.offer != Offer::Sale
-                || l.status != ListingStatus::Active
+            let m = markets.entry(l.market.city_state.as_str()).or_default();
+            m.as_of = m.as_of.max(Some(e.observed_at));
+            let before = previous
+                .insert(l.id.as_str(), e)
+                .filter(|b| !matches!(b.kind, EventKind::Delisted));
+            let day = e.observed_at.date_naive();
+            let sale = l.offer == Offer::Sale;
+            let in_inventory = matches!(
+                l.status,
+                ListingStatus::Active | ListingStatus::UnderContract | ListingStatus::Pending
+            );
+            if sale && in_inventory && before.is_none() && matches!(e.kind, EventKind::New) {
+                m.new_listing_days.push(day);
+            }
+            let stays_listed = !matches!(l.status, ListingStatus::Sold | ListingStatus::OffMarket);
+            if let Some(b) = before
+                && sale
+                && stays_listed
+                && b.listing.offer == Offer::Sale
+                && !matches!(e.kind, EventKind::Delisted)
+                && l.price_minor < b.listing.price_minor
             {
+                m.price_cut_days.push(day);
+            }
+        }
+        for e in previous.values() {
+            let l = &e.listing;
+            if matches!(e.kind, EventKind::Delisted) {
                 continue;
             }
-            let entry = by_market.entry(l.market.city_state.clone()).or_default();
-            entry.0.push(l.price_minor as f64 / 100.0);
-            if let Some(area) = l.living_area_sqft.filter(|a| *a > 0) {
-                entry.1.push(l.price_minor as f64 / f64::from(area) / 100.0);
+            let Some(m) = markets.get_mut(l.market.city_state.as_str()) else {
+                continue;
+            };
+            match (l.offer, l.status) {
+                (Offer::Sale, ListingStatus::Active) => m.active.push(l),
+                (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
+                    m.pending += 1
+                }
+                (Offer::Rent, ListingStatus::Active) => m.rentals.push(l),
+                _ => {}
             }
         }
-        by_market
+        markets
             .into_iter()
-            .map(|(market, (prices, ppsf))| MarketFigures {
-                market,
-                listings: prices.len() as i64,
-                median_price: exact_lower_median(prices),
-                median_price_per_sqft: exact_lower_median(ppsf),
-            })
+            .filter(|(_, m)| !m.active.is_empty())
+            .map(|(market, m)| market_figures(market, &m))
             .collect()
+    }
+
+    fn market_figures(market: &str, m: &Market) -> MarketFigures {
+        let today = m.as_of.expect("a market has events").date_naive();
+        let in_week = |days: &[NaiveDate]| {
+            days.iter()
+                .filter(|d| **d <= today && (today - **d).num_days() < 7)
+                .count() as i64
+        };
+        let median_of = |f: &dyn Fn(&realty_core::listing::Listing) -> Option<f64>| {
+            exact_lower_median(m.active.iter().filter_map(|l| f(l)).collect())
+        };
+        let price = |l: &realty_core::listing::Listing| l.price_minor as f64;
+        let area = |l: &realty_core::listing::Listing| {
+            l.living_area_sqft.filter(|a| *a > 0).map(f64::from)
+        };
+        // Yields: rents matched with sale prices by bedroom group (0, 1, 2, 3, 4+).
+        let group = |l: &realty_core::listing::Listing| l.beds.map(|b| b.min(4));
+        let (mut yearly_rents, mut prices) = (0.0, 0.0);
+        for g in 0..=4 {
+            let of = |listings: &[&realty_core::listing::Listing]| -> Vec<f64> {
+                listings
+                    .iter()
+                    .filter(|l| group(l) == Some(g))
+                    .map(|l| price(l))
+                    .collect()
+            };
+            let (rents, sale_prices) = (of(&m.rentals), of(&m.active));
+            let n = sale_prices.len() as f64;
+            if let (3.., Some(rent), Some(p)) = (
+                rents.len(),
+                exact_lower_median(rents),
+                exact_lower_median(sale_prices),
+            ) {
+                yearly_rents += n * 12.0 * rent;
+                prices += n * p;
+            }
+        }
+        let estimate_yield = median_of(&|l| {
+            l.rent_estimate_minor
+                .filter(|r| *r > 0)
+                .map(|r| 12.0 * r as f64 / price(l))
+        });
+        let (gross_yield, yield_basis) = if yearly_rents > 0.0 && prices > 0.0 {
+            (Some(yearly_rents / prices), Some(YieldBasis::MarketRents))
+        } else {
+            (
+                estimate_yield,
+                estimate_yield.map(|_| YieldBasis::RentEstimates),
+            )
+        };
+        let active = m.active.len() as i64;
+        let total: i64 = m.active.iter().map(|l| l.price_minor).sum();
+        MarketFigures {
+            market: market.to_owned(),
+            active_listings: active,
+            pending_listings: m.pending,
+            median_price: median_of(&|l| Some(price(l))).map(|p| p / 100.0),
+            average_price: Some(total as f64 / active as f64 / 100.0),
+            median_price_per_sqft: median_of(&|l| area(l).map(|a| price(l) / a / 100.0)),
+            median_living_area_sqft: median_of(&area),
+            median_days_on_market: median_of(&|l| {
+                l.on_market_date.map(|d| (today - d).num_days() as f64)
+            })
+            .map(|d| d as i64),
+            new_listings_7d: in_week(&m.new_listing_days),
+            price_cuts_7d: in_week(&m.price_cut_days),
+            gross_yield,
+            price_to_rent: gross_yield.map(|y| 1.0 / y),
+            yield_basis,
+        }
     }
 
     #[test]
@@ -202,14 +420,120 @@ mod tests {
         let ours = figures(&stores, &events::market_keys());
         let exact = brute_force(&events);
         assert!(!exact.is_empty());
-        compare("brute force", &ours, &exact, 0.01).expect("agree");
-        // A wrong answer is caught.
-        let mut wrong = exact.clone();
-        wrong[0].listings += 1;
-        assert!(compare("wrong", &ours, &wrong, 0.01).is_err());
-        let mut wrong = exact;
-        wrong[0].median_price = wrong[0].median_price.map(|p| p * 1.03);
-        assert!(compare("wrong", &ours, &wrong, 0.01).is_err());
+        assert!(
+            exact
+                .iter()
+                .all(|f| f.price_cuts_7d > 0 && f.gross_yield.is_some())
+        );
+        compare("brute force", &ours, &exact).expect("agree");
+    }
+
+    fn disagreement(theirs: &[MarketFigures], ours: &[MarketFigures]) -> String {
+        compare("peer", ours, theirs)
+            .expect_err("a disagreement is caught")
+            .to_string()
+    }
+
+    fn market(name: &str, yield_basis: YieldBasis) -> MarketFigures {
+        MarketFigures {
+            market: name.into(),
+            active_listings: 120,
+            pending_listings: 14,
+            median_price: Some(410_000.0),
+            average_price: Some(433_512.25),
+            median_price_per_sqft: Some(290.5),
+            median_living_area_sqft: Some(1_650.0),
+            median_days_on_market: Some(21),
+            new_listings_7d: 40,
+            price_cuts_7d: 31,
+            gross_yield: Some(0.05),
+            price_to_rent: Some(20.0),
+            yield_basis: Some(yield_basis),
+        }
+    }
+
+    /// A change to a peer's answer.
+    type Change = fn(&mut Vec<MarketFigures>);
+
+    /// Each kind of wrong answer fails the comparison, naming the market and the figure;
+    /// answers within the tolerances pass.
+    #[test]
+    fn compare_fails_on_every_kind_of_disagreement() {
+        let ours = vec![
+            market("austin-tx", YieldBasis::RentEstimates),
+            market("denver-co", YieldBasis::MarketRents),
+        ];
+        compare("peer", &ours, &ours).expect("the same figures agree");
+
+        // Within tolerance: a median off by 0.9 %, a market-rents yield off by 1.9 %, an
+        // average off in its last bits.
+        let mut close = ours.clone();
+        close[0].median_price = close[0].median_price.map(|p| p * 1.009);
+        close[1].gross_yield = close[1].gross_yield.map(|y| y * 1.019);
+        close[0].average_price = close[0].average_price.map(|p| p * (1.0 + 1e-12));
+        compare("peer", &ours, &close).expect("within tolerance");
+
+        let wrong = |change: Change| {
+            let mut theirs = ours.clone();
+            change(&mut theirs);
+            disagreement(&theirs, &ours)
+        };
+        let message = wrong(|t| t[0].active_listings += 1);
+        assert!(
+            message
+                .contains("market austin-tx, active_listings: ours Some(120.0), peer Some(121.0)"),
+            "{message}"
+        );
+        let cases: [(&str, Change); 11] = [
+            ("pending_listings", |t| t[1].pending_listings -= 1),
+            ("new_listings_7d", |t| t[0].new_listings_7d += 1),
+            ("price_cuts_7d", |t| t[1].price_cuts_7d += 1),
+            ("median_days_on_market", |t| {
+                t[0].median_days_on_market = Some(22)
+            }),
+            ("median_price:", |t| {
+                t[0].median_price = t[0].median_price.map(|p| p * 1.011)
+            }),
+            ("median_price_per_sqft", |t| {
+                t[1].median_price_per_sqft = t[1].median_price_per_sqft.map(|p| p * 0.985)
+            }),
+            ("median_living_area_sqft", |t| {
+                t[0].median_living_area_sqft = None
+            }),
+            ("average_price", |t| {
+                t[0].average_price = t[0].average_price.map(|p| p + 0.01)
+            }),
+            // A yield from rent estimates is one median: 1.9 % is outside its tolerance.
+            ("gross_yield", |t| {
+                t[0].gross_yield = t[0].gross_yield.map(|y| y * 1.019)
+            }),
+            ("price_to_rent", |t| {
+                t[1].price_to_rent = t[1].price_to_rent.map(|r| r * 1.03)
+            }),
+            ("yield_basis", |t| {
+                t[0].yield_basis = Some(YieldBasis::MarketRents)
+            }),
+        ];
+        for (figure, change) in cases {
+            let message = wrong(change);
+            assert!(message.contains(figure), "{figure}: {message}");
+        }
+        let message = wrong(|t| {
+            t.remove(1);
+        });
+        assert!(
+            message.contains("market denver-co: peer has no figures for it"),
+            "{message}"
+        );
+        let message = wrong(|t| {
+            let mut extra = t[0].clone();
+            extra.market = "boise-id".into();
+            t.push(extra);
+        });
+        assert!(
+            message.contains("market boise-id: peer has figures for it"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -96,8 +96,64 @@ pub(crate) fn start_time() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// `count` listing events from `seed`: the same arguments give the same events.
+/// How widely the generated listings spread over markets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// The eight metros of [`MARKETS`]: about 175 markets (scopes) per 1,000 events.
+    Regional,
+    /// [`NATIONAL_CITIES`] cities of three ZIP codes each: about 3,000 markets per 1,000
+    /// events, as a national feed touches.
+    National,
+}
+
+/// Cities of the national spread.
+pub const NATIONAL_CITIES: usize = 1_000;
+
+/// A market listings are generated in.
+struct Market {
+    city: String,
+    state: String,
+    zips: Vec<String>,
+    dollars_per_sqft: f64,
+    centre: (f64, f64),
+}
+
+fn markets(spread: Spread) -> Vec<Market> {
+    match spread {
+        Spread::Regional => MARKETS
+            .iter()
+            .map(|m| Market {
+                city: m.city.to_owned(),
+                state: m.state.to_owned(),
+                zips: m.zips.iter().map(|z| (*z).to_owned()).collect(),
+                dollars_per_sqft: m.dollars_per_sqft,
+                centre: m.centre,
+            })
+            .collect(),
+        Spread::National => (0..NATIONAL_CITIES)
+            .map(|n| Market {
+                city: format!("Town{n:04}"),
+                state: ["TN", "TX", "NY", "CO", "AZ", "OH", "FL", "NC", "CA", "WA"][n % 10]
+                    .to_owned(),
+                zips: (0..3)
+                    .map(|k| format!("{:05}", 10_000 + n * 3 + k))
+                    .collect(),
+                dollars_per_sqft: 100.0 + (n * 37 % 300) as f64,
+                centre: (30.0 + (n % 17) as f64, -120.0 + (n % 41) as f64),
+            })
+            .collect(),
+    }
+}
+
+/// `count` listing events from `seed` over the regional markets: the same arguments give the
+/// same events.
 pub fn generate(count: usize, seed: u64) -> Vec<ListingEvent> {
+    generate_spread(count, seed, Spread::Regional)
+}
+
+/// `count` listing events from `seed` over the markets of `spread`.
+pub fn generate_spread(count: usize, seed: u64, spread: Spread) -> Vec<ListingEvent> {
+    let markets = markets(spread);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Listed now: (listing, still shown). A fifth of the events are first sightings.
     let mut live: Vec<Listing> = Vec::new();
@@ -108,7 +164,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<ListingEvent> {
         let at = start_time() + Duration::seconds(i as i64);
         let first_sight = live.len() < 50 || rng.random_bool(0.2);
         if first_sight {
-            let listing = new_listing(&mut rng, next_id, at);
+            let listing = new_listing(&mut rng, &markets, next_id, at);
             next_id += 1;
             live.push(listing.clone());
             events.push(ListingEvent::new_listing(listing, poll_id(at)));
@@ -159,7 +215,7 @@ pub fn generate(count: usize, seed: u64) -> Vec<ListingEvent> {
             }
             // Nothing tracked changed (a price rounding to itself): list someone new instead.
             None => {
-                let listing = new_listing(&mut rng, next_id, at);
+                let listing = new_listing(&mut rng, &markets, next_id, at);
                 next_id += 1;
                 live.push(listing.clone());
                 events.push(ListingEvent::new_listing(listing, poll_id(at)));
@@ -174,9 +230,14 @@ fn round_dollars(minor: f64) -> i64 {
     (minor / 100.0).round().max(1.0) as i64 * 100
 }
 
-fn new_listing(rng: &mut ChaCha8Rng, number: u64, at: DateTime<Utc>) -> Listing {
-    let market = &MARKETS[rng.random_range(0..MARKETS.len())];
-    let zip = market.zips[rng.random_range(0..market.zips.len())];
+fn new_listing(
+    rng: &mut ChaCha8Rng,
+    markets: &[Market],
+    number: u64,
+    at: DateTime<Utc>,
+) -> Listing {
+    let market = &markets[rng.random_range(0..markets.len())];
+    let zip = market.zips[rng.random_range(0..market.zips.len())].as_str();
     let property_type = PROPERTY_TYPES[rng.random_range(0..PROPERTY_TYPES.len())];
     let area: u32 = rng.random_range(550..4_200);
     // Price per sqft spread around the market's; one listing in 100 far below it
@@ -196,12 +257,13 @@ fn new_listing(rng: &mut ChaCha8Rng, number: u64, at: DateTime<Utc>) -> Listing 
             100 + number % 9_800,
             ["Oak", "Main", "Elm", "Cedar", "Church", "Lake"][(number % 6) as usize]
         )),
-        city: market.city.to_owned(),
-        state: market.state.to_owned(),
+        city: market.city.clone(),
+        state: market.state.clone(),
         postal_code: Some(zip.to_owned()),
     };
+    // Listed in the month before the stream starts (2026-06-01): never after an observation.
     let on_market_date = NaiveDate::from_ymd_opt(2026, 5, 1)
-        .and_then(|d| d.checked_add_signed(Duration::days(rng.random_range(0..60))));
+        .and_then(|d| d.checked_add_signed(Duration::days(rng.random_range(0..31))));
     Listing {
         source_url: Some(format!(
             "https://www.zillow.com/homedetails/{native_id}_zpid/"

@@ -2,7 +2,7 @@
 //! real bootstraps, built for this machine with the same release profile, run against a
 //! local Lambda Runtime API ([`realty_infra::lambda_api`]) and the local AWS: cold start
 //! (process start to the first request for an event: the Init phase) and the metrics
-//! function's peak memory on a 10,000-record batch.
+//! function's peak memory on the largest batch Lambda can hand it (6 MB of event JSON).
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,14 +15,21 @@ use serde_json::{Value, json};
 
 use super::{LocalAws, Report, median, progress};
 
-/// The functions, by binary name.
+/// The functions on the event path, by binary name.
 pub const FUNCTIONS: [&str; 3] = ["poller", "metrics", "alerts"];
+
+/// The functions added later (off the event path): their sizes are reported beside.
+pub const LATER_FUNCTIONS: [&str; 3] = ["api", "importer", "curator"];
 
 /// Cold starts measured per function (the median is reported).
 const COLD_STARTS: usize = 10;
 
-/// Records in the memory-measuring batch (the largest batch a Kinesis trigger hands over).
-const MEMORY_BATCH: usize = 10_000;
+/// Records at most in a Kinesis trigger's batch.
+const MAX_BATCH_RECORDS: usize = 10_000;
+
+/// Lambda's limit on an invocation's payload (6 MB): the memory-measuring batch is as many
+/// records as fit in it, as the Kinesis event JSON with base64 data.
+const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 /// Memory the template gives each function, as Lambda's runtime tells it.
 const LOCAL_MEMORY_MB: &str = "512";
@@ -35,20 +42,14 @@ pub async fn measure(
     out_dir: &Path,
     report: &mut Report,
 ) -> Result<()> {
-    let mut sizes = serde_json::Map::new();
-    for function in FUNCTIONS {
-        let path = lambda_dir.join(function).join("bootstrap");
-        let bytes = std::fs::metadata(&path)
-            .with_context(|| {
-                format!(
-                    "{} is missing: build the arm64 bootstraps with `make build`",
-                    path.display()
-                )
-            })?
-            .len();
-        sizes.insert(function.to_owned(), json!(bytes));
-    }
-    report.set("lambda_binary_bytes", sizes.into());
+    report.set(
+        "lambda_binary_bytes",
+        binary_sizes(lambda_dir, &FUNCTIONS)?.into(),
+    );
+    report.set(
+        "lambda_binary_bytes_added_later",
+        binary_sizes(lambda_dir, &LATER_FUNCTIONS)?.into(),
+    );
 
     progress("local AWS: provisioning the stack the bootstraps run against");
     let (stack, resources) = aws.provision("lambda").await?;
@@ -113,17 +114,12 @@ pub async fn measure(
         )),
     );
 
-    progress(&format!(
-        "metrics: peak memory on a {MEMORY_BATCH}-record batch"
-    ));
+    progress("metrics: peak memory on a batch at the 6 MB payload limit");
     let binary = host_dir.join("metrics");
     let log = out_dir.join("metrics.log");
     let (process, _) = LambdaProcess::start(&binary, &env, &log, Duration::from_secs(30)).await?;
-    let batch = &events[..MEMORY_BATCH.min(events.len())];
-    let event = kinesis_event(batch, &stack.region)?;
+    let (event, records) = kinesis_event(events, &stack.region, MAX_PAYLOAD_BYTES)?;
     let event_bytes = event.to_string().len();
-    // Our events are larger than the 600 bytes that fit 10,000 in Lambda's 6 MB payload:
-    // Lambda would split this batch, so its peak is an upper bound of a real invocation's.
     process.allow_events_up_to(event_bytes);
     let rss_before = process.peak_rss_bytes();
     let invocation = process.invoke(event, Duration::from_secs(600)).await?;
@@ -139,7 +135,7 @@ pub async fn measure(
     let mb = |bytes: Option<u64>| bytes.map(|b| (b as f64 / 1_048_576.0 * 10.0).round() / 10.0);
     report.set("metrics_peak_rss_mb", json!(mb(peak)));
     report.set("metrics_idle_rss_mb", json!(mb(rss_before)));
-    report.set("metrics_batch_records", json!(batch.len()));
+    report.set("metrics_batch_records", json!(records));
     report.set("metrics_batch_event_bytes", json!(event_bytes));
     report.set(
         "metrics_batch_ms_local",
@@ -160,16 +156,39 @@ async fn listing_api_keys(aws: &LocalAws, secret: &str) -> Result<()> {
     Ok(())
 }
 
-/// `events` as one Kinesis trigger event of shard 0.
-fn kinesis_event(events: &[ListingEvent], region: &str) -> Result<Value> {
+/// The arm64 bootstraps' sizes, by function.
+fn binary_sizes(lambda_dir: &Path, functions: &[&str]) -> Result<serde_json::Map<String, Value>> {
+    let mut sizes = serde_json::Map::new();
+    for function in functions {
+        let path = lambda_dir.join(function).join("bootstrap");
+        let bytes = std::fs::metadata(&path)
+            .with_context(|| {
+                format!(
+                    "{} is missing: build the arm64 bootstraps with `make build`",
+                    path.display()
+                )
+            })?
+            .len();
+        sizes.insert((*function).to_owned(), json!(bytes));
+    }
+    Ok(sizes)
+}
+
+/// The first of `events` as one Kinesis trigger event of shard 0: as many as fit in
+/// `max_bytes` of JSON (and in a trigger's batch), with their number.
+fn kinesis_event(
+    events: &[ListingEvent],
+    region: &str,
+    max_bytes: usize,
+) -> Result<(Value, usize)> {
     let stream_arn = format!("arn:aws:kinesis:{region}:000000000000:stream/bench");
-    let records = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let data = e.encode().context("encoding an event")?;
-            let sequence = super::compute::sequence_number(i);
-            Ok(json!({
+    // `{"Records":[` and `]}`, then each record and the comma before all but the first.
+    let mut bytes = r#"{"Records":[]}"#.len();
+    let mut records = Vec::new();
+    for (i, e) in events.iter().take(MAX_BATCH_RECORDS).enumerate() {
+        let data = e.encode().context("encoding an event")?;
+        let sequence = super::compute::sequence_number(i);
+        let record = json!({
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
                     "partitionKey": e.partition_key(),
@@ -184,8 +203,32 @@ fn kinesis_event(events: &[ListingEvent], region: &str) -> Result<Value> {
                 "invokeIdentityArn": "arn:aws:iam::000000000000:role/bench",
                 "awsRegion": region,
                 "eventSourceARN": stream_arn,
-            }))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(json!({ "Records": records }))
+        });
+        let record_bytes = record.to_string().len() + usize::from(i > 0);
+        if bytes + record_bytes > max_bytes {
+            break;
+        }
+        bytes += record_bytes;
+        records.push(record);
+    }
+    let count = records.len();
+    Ok((json!({ "Records": records }), count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_batch_is_as_many_records_as_fit_in_the_payload_limit() {
+        let events = super::super::events::generate(200, 7);
+        let limit = 50_000;
+        let (event, n) = kinesis_event(&events, "us-east-1", limit).expect("an event");
+        assert!(event.to_string().len() <= limit);
+        assert!(n > 0 && n < events.len(), "{n} records");
+        assert_eq!(event["Records"].as_array().map(Vec::len), Some(n));
+        let (one_more, _) =
+            kinesis_event(&events[..=n], "us-east-1", usize::MAX).expect("an event");
+        assert!(one_more.to_string().len() > limit);
+    }
 }

@@ -21,6 +21,7 @@ mod items;
 mod lambda;
 mod parse;
 mod peers;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -30,7 +31,6 @@ use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use realty_core::config::StackResources;
-use realty_core::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
 use realty_core::stats::nearest_rank;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
@@ -45,6 +45,8 @@ use peers::Peer;
 pub enum Part {
     Compute,
     Peers,
+    /// DynamoDB calls and write units per 1,000 events, regional and national, by shards.
+    Writes,
     E2e,
     Lambda,
 }
@@ -86,6 +88,10 @@ pub struct BenchArgs {
     #[arg(long, value_parser = crate::parse_emulator, value_delimiter = ',')]
     pub emulator: Vec<EmulatorKind>,
 }
+
+/// Shard counts the DynamoDB writes are measured over (2: the local stream's; 15: 10k
+/// updates/s in docs/capacity.md).
+const WRITE_SHARDS: [usize; 3] = [1, 2, 15];
 
 /// Load of the latency run, as a share of the measured end-to-end throughput.
 const LATENCY_LOAD: f64 = 0.5;
@@ -232,12 +238,7 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
                     );
                 }
                 if let Some(ours) = &our_figures {
-                    compute::compare(
-                        peer.name(),
-                        ours,
-                        &run.markets,
-                        LOG_QUANTILE_MAX_RELATIVE_ERROR,
-                    )?;
+                    compute::compare(peer.name(), ours, &run.markets)?;
                 }
                 let name = peer.name();
                 let per_s = run.events_per_s().map(f64::round);
@@ -262,6 +263,30 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
                 json!(ours_per_s.zip(per_core).map(|(o, p)| round3(o / p))),
             );
         }
+    }
+
+    if parts.contains(&Part::Writes) {
+        progress("DynamoDB calls and write units, regional and national, by shard count");
+        let n = args.e2e_events;
+        let mut runs = serde_json::Map::new();
+        for spread in [events::Spread::Regional, events::Spread::National] {
+            let spread_events = match spread {
+                events::Spread::Regional => events[..n.min(events.len())].to_vec(),
+                events::Spread::National => events::generate_spread(n, args.seed, spread),
+            };
+            let mut by_shards = Vec::new();
+            for shards in WRITE_SHARDS {
+                by_shards.push(serde_json::to_value(
+                    writes::measure(&spread_events, shards).await?,
+                )?);
+            }
+            let name = match spread {
+                events::Spread::Regional => "regional",
+                events::Spread::National => "national",
+            };
+            runs.insert(name.to_owned(), Value::Array(by_shards));
+        }
+        report.set("dynamodb_writes", Value::Object(runs));
     }
 
     if parts.contains(&Part::E2e) || parts.contains(&Part::Lambda) {
@@ -711,7 +736,7 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     out.push_str("\nfootprint\n");
     row(
         &mut out,
-        "metrics peak RSS, 10,000-record batch (MB)",
+        "metrics peak RSS, batch at the 6 MB payload limit (MB)",
         num("metrics_peak_rss_mb").map_or("-".into(), |v| format!("{v:.1}")),
         String::new(),
     );
@@ -730,14 +755,50 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     ] {
         row(&mut out, what, per_s(key), String::new());
     }
-    if let Some(Value::Object(sizes)) = f.get("lambda_binary_bytes") {
-        for (function, bytes) in sizes {
-            row(
-                &mut out,
-                &format!("Lambda binary, {function} (arm64, bytes)"),
-                bytes.as_f64().map_or("-".into(), group_thousands),
-                String::new(),
-            );
+    for (key, note) in [
+        ("lambda_binary_bytes", ""),
+        ("lambda_binary_bytes_added_later", ", added later"),
+    ] {
+        if let Some(Value::Object(sizes)) = f.get(key) {
+            for (function, bytes) in sizes {
+                row(
+                    &mut out,
+                    &format!("Lambda binary, {function} (arm64, bytes{note})"),
+                    bytes.as_f64().map_or("-".into(), group_thousands),
+                    String::new(),
+                );
+            }
+        }
+    }
+    if let Some(Value::Object(spreads)) = f.get("dynamodb_writes") {
+        out.push_str(
+            "\nDynamoDB per 1,000 events at 1,000 events/s (metrics workflow, in-memory, as billed)\n",
+        );
+        for (spread, runs) in spreads {
+            for run in runs.as_array().into_iter().flatten() {
+                let get = |key: &str| run.get(key).and_then(Value::as_f64);
+                let calls: f64 = run
+                    .get("calls_per_1000_events")
+                    .and_then(Value::as_object)
+                    .map_or(0.0, |c| c.values().filter_map(Value::as_f64).sum());
+                row(
+                    &mut out,
+                    &format!(
+                        "{spread}, {} shards: calls / write units per event",
+                        run.get("shards").map_or("-".into(), Value::to_string)
+                    ),
+                    format!(
+                        "{calls:.1} / {}",
+                        get("write_units_per_event").map_or("-".into(), |v| format!("{v:.2}"))
+                    ),
+                    format!(
+                        "{} market writes, {} market units/event",
+                        get("market_writes_per_1000_events").map_or("-".into(), group_thousands),
+                        get("market_write_units_per_event")
+                            .map_or("-".into(), |v| format!("{v:.2}"))
+                    ),
+                );
+            }
         }
     }
     // One column per emulator: the same pipeline's calls, as each emulator answered them.

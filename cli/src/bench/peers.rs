@@ -1,4 +1,4 @@
-//! The peers: DuckDB and PySpark (local mode) computing the same per-market figures over the
+//! The peers: DuckDB and PySpark (local mode) computing our per-market figures over the
 //! same events as JSON lines (`bench/peers/`), installed into `.venv` on first use.
 
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ impl Peer {
     }
 }
 
-/// What a peer script prints (its contract: bench/peers/README.md).
+/// What a peer script prints (its contract: bench/peers/peer_common.py).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerRun {
     pub engine: String,

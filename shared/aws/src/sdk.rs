@@ -9,6 +9,9 @@ use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Region used against an emulator when none is configured.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -32,13 +35,34 @@ pub fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// The HTTPS client of every SDK client of ours: the SDK's default client (hyper 1, rustls,
+/// the platform's root certificates, proxies from the environment) with rustls on ring
+/// instead of aws-lc-rs. ring is in the functions already (the poller's listing-API client);
+/// aws-lc-rs and the SDK's default features were about 3 MB of each function's 8-14 MB
+/// (docs/capacity.md, "Where the cold start and the bytes go"). Certificates are verified
+/// as before, against the same roots.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = aws_smithy_http_client::ConnectorBuilder::default().tls_provider(
+            tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring),
+        );
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 /// Loads the SDK configuration. With an endpoint override in play (explicit or from
 /// `AWS_ENDPOINT_URL`), credentials default to static test ones, so a local run never
 /// signs with, or needs, real credentials.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
     let overridden = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeout_config());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeout_config())
+        .http_client(https_client());
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
     }
@@ -80,5 +104,13 @@ mod tests {
         let timeouts = config.timeout_config().expect("a timeout config");
         assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
         assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+    }
+
+    #[tokio::test]
+    async fn every_client_gets_the_rustls_ring_https_client() {
+        // The SDK crates are built without a default HTTPS client: without this one, the
+        // first call of any client would fail for want of one.
+        let config = sdk_config(Some("http://127.0.0.1:1")).await;
+        assert!(config.http_client().is_some());
     }
 }

@@ -55,7 +55,7 @@ fn the_documented_example_is_what_the_poller_would_emit() {
     let built = ListingEvent::changed(&before, now, "poll-2025-09-12T15:40:00Z-nashville-tn")
         .expect("the price changed");
     assert_eq!(documented, built);
-    assert_eq!(documented.partition_key(), "zillow:108712579");
+    assert_eq!(documented.partition_key(), "nashville-tn");
 
     // Encoding gives the documented JSON (as a value: the doc is pretty-printed).
     let encoded: Value = serde_json::from_slice(&built.encode().expect("valid")).expect("json");
@@ -603,4 +603,19 @@ fn a_city_spelled_with_look_alikes_is_the_same_market() {
         );
         assert!(decode_value(&event).is_ok(), "{city}");
     }
+}
+
+#[test]
+fn the_partition_key_is_the_market_cut_at_kinesis_256_characters() {
+    use realty_core::listing::MAX_PARTITION_KEY_CHARS;
+    let mut event = ListingEvent::new_listing(nashville_listing("108712579"), "poll-1");
+    // Two-byte characters: the cut counts characters, as Kinesis does, not bytes.
+    for (chars, kept) in [(256, 256), (257, 256)] {
+        event.listing.market.city_state = "é".repeat(chars);
+        let key = event.partition_key();
+        assert_eq!(key.chars().count(), kept, "{chars} characters");
+        assert!(key.chars().count() <= MAX_PARTITION_KEY_CHARS);
+    }
+    event.listing.market.city_state = "nashville-tn".into();
+    assert_eq!(event.partition_key(), "nashville-tn");
 }

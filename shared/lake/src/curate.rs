@@ -16,6 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use realty_aws::adapters::config::DynamoConfigStore;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::api::ports::MarketReader as _;
 use realty_core::config::StackResources;
 use realty_core::lake::{EventRow, ListingRow, MarketDayRow, market_day_row, merge_listings};
 use realty_core::listing::ListingEvent;

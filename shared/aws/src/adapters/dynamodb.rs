@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
+    WriteRequest,
 };
 
 use futures::stream::{self, StreamExt};
@@ -14,7 +16,7 @@ use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::metrics::batch::ListingState;
 use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::ports::{
-    EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
+    AggregatePut, EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
 };
 use realty_core::metrics::reconcile::{ListingScan, MarketScan};
 use realty_core::ports::PortError;
@@ -30,6 +32,10 @@ pub(crate) const WRITE_BATCH: usize = 25;
 /// ...and 16 MB of them, as DynamoDB sizes items ([`crate::items::item_size`]). With items
 /// under the 400 KB item limit the count binds first; the bytes are bounded all the same.
 pub(crate) const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// TransactWriteItems takes at most 100 actions a call...
+const TRANSACTION_ITEMS: usize = 100;
+/// ...and 4 MB of items.
+const TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
 /// writes take 5 round trips instead of 40, with few connections per function instance.
 const BATCH_CALLS_IN_FLIGHT: usize = 8;
@@ -222,6 +228,147 @@ async fn write_requests(
     Ok(retries)
 }
 
+/// A put of `item` conditional on the stored item's revision being `expected_revision`
+/// (empty: no item yet).
+fn conditional_put(
+    table: &str,
+    item: Item,
+    expected_revision: &str,
+) -> Result<TransactWriteItem, PortError> {
+    let put = Put::builder().table_name(table).set_item(Some(item));
+    let put = if expected_revision.is_empty() {
+        put.condition_expression("attribute_not_exists(pk)")
+    } else {
+        put.condition_expression("revision = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::S(expected_revision.to_owned()),
+            )
+    };
+    let put = put
+        .build()
+        .map_err(|e| PortError::new("TransactWriteItems", e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// Writes conditional puts of distinct items in TransactWriteItems calls of at most
+/// [`TRANSACTION_ITEMS`] puts and [`TRANSACTION_BYTES`] (one call where PutItem took one per
+/// item). Answers, per put in order, whether it landed. A transaction is all or nothing: one
+/// cancelled because some puts lost their condition is sent again without those (they are
+/// answered `false`), and the puts cancelled for other reasons (a conflicting transaction,
+/// throttling) are re-sent with backoff, so only the failed part of a call is sent again.
+/// The calls run [`BATCH_CALLS_IN_FLIGHT`] at a time.
+async fn transact_puts(
+    client: &Client,
+    actions: Vec<TransactWriteItem>,
+    retry: RetryPolicy,
+) -> Result<Vec<bool>, PortError> {
+    let landed = std::sync::Mutex::new(vec![false; actions.len()]);
+    let sizes: Vec<usize> = actions
+        .iter()
+        .map(|a| a.put().map_or(0, |p| crate::items::item_size(p.item())))
+        .collect();
+    let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
+    let chunks = realty_core::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
+    let write_chunk = |chunk: &[(usize, TransactWriteItem)]| {
+        let landed = &landed;
+        send_with_retries(retry, chunk.to_vec(), move |puts| async move {
+            let sent = client
+                .transact_write_items()
+                .set_transact_items(Some(puts.iter().map(|(_, a)| a.clone()).collect()))
+                .send()
+                .await;
+            let reasons = match sent {
+                Ok(_) => {
+                    let mut landed = landed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (i, _) in &puts {
+                        landed[*i] = true;
+                    }
+                    return Sent::all();
+                }
+                Err(e) => match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        c.cancellation_reasons().to_vec()
+                    }
+                    _ => {
+                        return Sent::Failed {
+                            unsent: puts,
+                            error: sdk_error("TransactWriteItems", &e).message,
+                        };
+                    }
+                },
+            };
+            if reasons.len() != puts.len() {
+                let error = format!(
+                    "TransactionCanceledException with {} reasons for {} puts",
+                    reasons.len(),
+                    puts.len()
+                );
+                return Sent::Failed {
+                    unsent: puts,
+                    error,
+                };
+            }
+            let mut again = Vec::new();
+            let mut error = String::new();
+            for (put, reason) in puts.into_iter().zip(reasons) {
+                match reason.code().unwrap_or("None") {
+                    // Lost to another writer: answered `false`, not sent again.
+                    "ConditionalCheckFailed" => {}
+                    // Cancelled with the others, or by a concurrent transaction or throttling
+                    // on its item: it may land on the next attempt.
+                    code @ ("None"
+                    | "TransactionConflict"
+                    | "ThrottlingError"
+                    | "ProvisionedThroughputExceeded") => {
+                        if code != "None" {
+                            error = code.to_owned();
+                        }
+                        again.push(put);
+                    }
+                    code => {
+                        let message = reason.message().unwrap_or_default();
+                        return Sent::Failed {
+                            unsent: vec![put],
+                            error: format!("TransactionCanceledException: {code}: {message}"),
+                        };
+                    }
+                }
+            }
+            Sent::Answered {
+                failed: again,
+                error: if error.is_empty() {
+                    "cancelled with puts that lost their condition".to_owned()
+                } else {
+                    error
+                },
+            }
+        })
+    };
+    let mut calls = stream::iter(chunks)
+        .map(|range| write_chunk(&indexed[range]))
+        .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
+    while let Some(result) = calls.next().await {
+        if let Err(unsent) = result {
+            return Err(PortError::new(
+                "TransactWriteItems",
+                format!(
+                    "{} puts unwritten after {} attempts: {}",
+                    unsent.items.len(),
+                    unsent.attempts,
+                    unsent.last_error
+                ),
+            ));
+        }
+    }
+    drop(calls);
+    Ok(landed
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
 /// A write request's item (or key, for a delete), as DynamoDB sizes it.
 fn request_size(request: &WriteRequest) -> usize {
     match (request.put_request(), request.delete_request()) {
@@ -332,9 +479,8 @@ pub struct DynamoMarketStore {
 }
 
 impl DynamoMarketStore {
-    /// Every snapshot of a market between two sort keys (`H#...` or `D#...`), oldest first:
-    /// one Query (paged).
-    pub async fn snapshots(
+    /// The snapshots stored between two sort keys (the closed periods): one Query, paged.
+    async fn stored_snapshots(
         &self,
         scope_key: &str,
         from_sort_key: &str,
@@ -441,38 +587,14 @@ impl MarketStore for DynamoMarketStore {
         Ok(out)
     }
 
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected_revision: &str,
-    ) -> Result<bool, PortError> {
-        let attributes: Item = serde_dynamo::to_item(MarketLiveItem::new(key, item))
-            .map_err(|e| PortError::new("encode market item", e.to_string()))?;
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(attributes));
-        put = if expected_revision.is_empty() {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("revision = :expected")
-                .expression_attribute_values(
-                    ":expected",
-                    AttributeValue::S(expected_revision.to_owned()),
-                )
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(sdk_error("PutItem", &e)),
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        let mut actions = Vec::with_capacity(puts.len());
+        for put in puts {
+            let item: Item = serde_dynamo::to_item(MarketLiveItem::new(put.key, put.item))
+                .map_err(|e| PortError::new("encode market item", e.to_string()))?;
+            actions.push(conditional_put(&self.table, item, put.expected_revision)?);
         }
+        transact_puts(&self.client, actions, self.retry).await
     }
 
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
@@ -651,12 +773,12 @@ impl realty_core::api::ports::MarketReader for DynamoMarketStore {
         }
     }
 
-    async fn snapshots(
+    async fn stored_snapshots(
         &self,
         scope_key: &str,
         from_sort_key: &str,
         to_sort_key: &str,
     ) -> Result<Vec<MarketSnapshotItem>, PortError> {
-        DynamoMarketStore::snapshots(self, scope_key, from_sort_key, to_sort_key).await
+        DynamoMarketStore::stored_snapshots(self, scope_key, from_sort_key, to_sort_key).await
     }
 }

@@ -12,7 +12,8 @@ use super::firehose::{FirehoseArchive, MAX_RECORD_BYTES, chunk_records, pack_lin
 use super::retry::RetryPolicy;
 use super::sqs::SqsPoisonSink;
 use realty_core::metrics::ports::{
-    EventArchive, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
+    AggregatePut, EventArchive, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
+    StoredAggregate,
 };
 
 fn fast() -> RetryPolicy {
@@ -293,6 +294,131 @@ proptest::proptest! {
     }
 }
 
+/// `n` market items to put, each conditional on no item being there yet.
+fn market_puts(n: usize) -> (Vec<String>, StoredAggregate) {
+    let keys = (0..n).map(|i| format!("city#m{i:03}-tn#all")).collect();
+    (keys, StoredAggregate::default())
+}
+
+/// A put of `item` under each key, each where no item is yet.
+fn creations<'a>(keys: &'a [String], item: &'a StoredAggregate) -> Vec<AggregatePut<'a>> {
+    keys.iter()
+        .map(|key| AggregatePut {
+            key,
+            item,
+            expected_revision: "",
+        })
+        .collect()
+}
+
+fn transaction_keys(
+    r: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+) -> Vec<String> {
+    r.transact_items()
+        .iter()
+        .filter_map(|a| a.put()?.item().get("pk")?.as_s().ok().cloned())
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dynamodb_market_transaction_resends_only_the_cancelled_puts_not_the_lost_ones() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::transact_write_items::{
+        TransactWriteItemsError, TransactWriteItemsOutput,
+    };
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    let (keys, item) = market_puts(4);
+    let puts = creations(&keys, &item);
+    // The second put lost its condition; the others were cancelled with it, the fourth by a
+    // conflicting transaction on its item.
+    let first = mock!(Client::transact_write_items)
+        .match_requests(|r| r.transact_items().len() == 4)
+        .then_error(|| {
+            let reason = |code: &str| CancellationReason::builder().code(code).build();
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .set_cancellation_reasons(Some(vec![
+                        reason("None"),
+                        reason("ConditionalCheckFailed"),
+                        reason("None"),
+                        reason("TransactionConflict"),
+                    ]))
+                    .build(),
+            )
+        });
+    let expected: Vec<String> = [0, 2, 3].iter().map(|&i| keys[i].clone()).collect();
+    let retry = mock!(Client::transact_write_items)
+        .match_requests(move |r| transaction_keys(r) == expected)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &retry]);
+    let store = DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    let landed = store.put_aggregates(&puts).await.expect("answered");
+    assert_eq!(landed, vec![true, false, true, true]);
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dynamodb_market_puts_go_in_transactions_of_100_and_not_one_more() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
+
+    let (keys, item) = market_puts(201);
+    let puts = creations(&keys, &item);
+    let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    let any = mock!(Client::transact_write_items)
+        .match_requests(move |r| {
+            seen.lock().expect("lock").push(r.transact_items().len());
+            true
+        })
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&any]);
+    let store = DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    let landed = store.put_aggregates(&puts).await.expect("answered");
+    assert!(landed.iter().all(|l| *l));
+    let mut sizes = sizes.lock().expect("lock").clone();
+    sizes.sort_unstable();
+    assert_eq!(sizes, vec![1, 100, 100]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn dynamodb_market_puts_fail_on_a_cancellation_that_will_not_pass() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    let (keys, item) = market_puts(2);
+    let puts = creations(&keys, &item);
+    let refused = mock!(Client::transact_write_items).then_error(|| {
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(vec![reason("None"), reason("ValidationError")]))
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&refused]);
+    let store = DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    let error = store.put_aggregates(&puts).await.expect_err("refused");
+    assert!(error.to_string().contains("ValidationError"), "{error}");
+    assert_eq!(refused.num_calls(), 1);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn dynamodb_batch_write_resends_unprocessed_items() {
     use aws_sdk_dynamodb::Client;
@@ -443,11 +569,12 @@ mod kinesis_partial_failures {
     #[tokio::test(flavor = "current_thread")]
     async fn only_failed_records_are_resent_and_each_lands_once() {
         let events = events(4);
-        let keys: Vec<String> = events
+        // The records by their data (one market: the partition keys are all the same).
+        let data: Vec<Vec<u8>> = events
             .iter()
-            .map(|e| e.partition_key().to_owned())
+            .map(|e| e.encode().expect("encodes"))
             .collect();
-        let (k1, k3) = (keys[1].clone(), keys[3].clone());
+        let (d1, d3) = (data[1].clone(), data[3].clone());
         let first = mock!(Client::put_records)
             .match_requests(|r| r.records().len() == 4)
             .then_output(|| {
@@ -462,12 +589,8 @@ mod kinesis_partial_failures {
             });
         let retry = mock!(Client::put_records)
             .match_requests(move |r| {
-                let sent: Vec<&str> = r
-                    .records()
-                    .iter()
-                    .filter_map(|e| e.partition_key())
-                    .collect();
-                sent == [k1.as_str(), k3.as_str()]
+                let sent: Vec<&[u8]> = r.records().iter().map(|e| e.data().as_ref()).collect();
+                sent == [d1.as_slice(), d3.as_slice()]
             })
             .then_output(|| {
                 PutRecordsOutput::builder()

@@ -11,6 +11,7 @@ use crate::listing::CENTS_PER_DOLLAR;
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::history::Trends;
 use crate::metrics::ports::Period;
+use crate::metrics::process::with_open_periods;
 use crate::poller::markets::ConfigSnapshot;
 use crate::ports::PortError;
 use crate::store::MarketSnapshotItem;
@@ -87,24 +88,31 @@ pub async fn market_report(
         return Ok(None);
     };
     let as_of = live.as_of.unwrap_or_else(Utc::now);
-    let daily = reader
-        .snapshots(
-            &scope_key,
-            &Period::Day((as_of - Duration::days(REPORT_DAYS)).date_naive()).sort_key(),
-            &Period::Day(as_of.date_naive()).sort_key(),
-        )
-        .await?;
-    let hourly = reader
-        .snapshots(
-            &scope_key,
-            &Period::hour_of(as_of - Duration::hours(REPORT_HOURS)).sort_key(),
-            &Period::hour_of(as_of).sort_key(),
-        )
-        .await?;
     let figures = live.figures.clone();
     let stored = live
         .into_stored()
         .map_err(|e| PortError::new("read market item", format!("{scope_key}: {e}")))?;
+    // The stored (closed) periods, and the open ones from the live item just read.
+    let read = async |from: String, to: String| {
+        let closed = reader.stored_snapshots(&scope_key, &from, &to).await?;
+        Ok::<_, PortError>(with_open_periods(
+            &scope_key,
+            closed,
+            Some(&stored.aggregate),
+            &from,
+            &to,
+        ))
+    };
+    let daily = read(
+        Period::Day((as_of - Duration::days(REPORT_DAYS)).date_naive()).sort_key(),
+        Period::Day(as_of.date_naive()).sort_key(),
+    )
+    .await?;
+    let hourly = read(
+        Period::hour_of(as_of - Duration::hours(REPORT_HOURS)).sort_key(),
+        Period::hour_of(as_of).sort_key(),
+    )
+    .await?;
     let price_per_sqft_distribution = stored
         .aggregate
         .price_per_sqft

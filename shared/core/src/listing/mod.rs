@@ -35,7 +35,9 @@ pub use bounds::{
     SQFT_PER_SQUARE_METRE, bound_reason, format_minor, price_bounds, quote, time_window_violation,
 };
 pub use changes::{Change, ListingChanges, TrackedField, diff};
-pub use event::{EventDecodeError, EventKind, ListingEvent, MAX_POLL_ID_LEN};
+pub use event::{
+    EventDecodeError, EventKind, ListingEvent, MAX_PARTITION_KEY_CHARS, MAX_POLL_ID_LEN,
+};
 pub use market::MarketKey;
 
 /// The event schema version this build writes and the only one it reads.

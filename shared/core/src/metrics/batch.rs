@@ -77,7 +77,7 @@ pub struct Version {
 
 impl Version {
     /// Whether an observation at `self` supersedes one at `other`. All events of a listing
-    /// are in one shard (the partition key is the listing id), in the order the poller put
+    /// are in one shard (the partition key is its market), in the order the poller put
     /// them, so within [`MAX_CLOCK_SKEW`] the stream order decides: a poller whose clock is
     /// a minute or two slow stamps a later change earlier, and dropping that change would
     /// lose it. Beyond the skew, the observation time decides: a PutRecords retry can put an

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use super::batch::ListingState;
 use super::interest::{InterestRules, InterestWrite, interest_key};
 use super::ports::{
-    EncodedJournal, EventArchive, ListingStore, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES,
-    MarketStore, PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
+    AggregatePut, EncodedJournal, EventArchive, ListingStore, MAX_ITEM_BYTES,
+    MAX_JOURNAL_BODY_BYTES, MarketStore, PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
 };
 use super::process::MetricsPorts;
 use super::reconcile::{ListingScan, MarketScan};
@@ -97,19 +97,19 @@ impl MarketStore for MemoryStores {
             .collect())
     }
 
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected_revision: &str,
-    ) -> Result<bool, PortError> {
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
         let mut map = lock(&self.aggregates);
-        let stored = map.get(key).map_or("", |a| a.revision.as_str());
-        if stored != expected_revision {
-            return Ok(false);
-        }
-        map.insert(key.to_owned(), item.clone());
-        Ok(true)
+        Ok(puts
+            .iter()
+            .map(|put| {
+                let stored = map.get(put.key).map_or("", |a| a.revision.as_str());
+                let landed = stored == put.expected_revision;
+                if landed {
+                    map.insert(put.key.to_owned(), put.item.clone());
+                }
+                landed
+            })
+            .collect())
     }
 
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
@@ -203,17 +203,13 @@ impl crate::api::ports::MarketReader for MemoryStores {
             .map(|stored| crate::store::MarketLiveItem::new(scope_key, stored)))
     }
 
-    async fn snapshots(
+    async fn stored_snapshots(
         &self,
         scope_key: &str,
         from_sort_key: &str,
         to_sort_key: &str,
     ) -> Result<Vec<crate::store::MarketSnapshotItem>, PortError> {
-        let snapshots = self
-            .snapshots
-            .lock()
-            .map_err(|_| PortError::new("snapshots", "the in-memory lock is poisoned"))?;
-        Ok(snapshots
+        Ok(lock(&self.snapshots)
             .range(
                 (scope_key.to_owned(), from_sort_key.to_owned())
                     ..=(scope_key.to_owned(), to_sort_key.to_owned()),

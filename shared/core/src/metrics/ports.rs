@@ -43,6 +43,15 @@ pub struct StoredAggregate {
     pub revision: String,
 }
 
+/// One conditional write of a market's live item ([`MarketStore::put_aggregates`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AggregatePut<'a> {
+    pub key: &'a str,
+    pub item: &'a StoredAggregate,
+    /// The revision the item was computed from (empty: no item yet).
+    pub expected_revision: &'a str,
+}
+
 /// The `applied` entry that counts `realty reconcile`'s repairs of an item.
 pub const RECONCILE_ENTRY: &str = "reconcile";
 
@@ -207,14 +216,14 @@ pub trait MarketStore {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, StoredAggregate>, PortError>>;
-    /// Writes `item` if the stored revision is still `expected_revision` (empty: no item
-    /// yet). `Ok(false)` when another writer got there first.
-    fn put_aggregate(
+    /// Writes each put's item if its stored revision is still the put's `expected_revision`
+    /// (empty: no item yet); the answer says, per put in order, whether it landed (`false`:
+    /// another writer got there first). The puts are independent: on an error, any of them
+    /// may have landed (DynamoDB writes them in transactions of up to 100, see the adapter).
+    fn put_aggregates(
         &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected_revision: &str,
-    ) -> impl Future<Output = Result<bool, PortError>>;
+        puts: &[AggregatePut<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>, PortError>>;
     fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
     /// Puts and deletes entries of the markets' listings of interest ([`super::interest`]).
     fn write_interest(

@@ -22,7 +22,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::aggregate::{MarketFigures, Scope};
@@ -32,9 +31,9 @@ use super::batch::{
 };
 use super::interest::{InterestRules, judge};
 use super::ports::{
-    EventArchive, Journal, JournalEvent, ListingStore, MAX_ARCHIVE_RECORD_BYTES, MAX_ITEM_BYTES,
-    MAX_JOURNAL_BODY_BYTES, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
-    StoredAggregate,
+    AggregatePut, EventArchive, Journal, JournalEvent, ListingStore, MAX_ARCHIVE_RECORD_BYTES,
+    MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES, MarketStore, Period, PoisonRecord, PoisonSink,
+    Snapshot, StoredAggregate,
 };
 use crate::listing::{EventKind, ListingEvent};
 use crate::ports::PortError;
@@ -47,11 +46,6 @@ pub const MAX_EVENT_BYTES: usize = MAX_ARCHIVE_RECORD_BYTES - 1;
 pub const POISON_PREFIX_BYTES: usize = 2048;
 /// Attempts at one market item under write contention before the batch is retried whole.
 pub(crate) const MAX_CONFLICT_RETRIES: usize = 20;
-/// Conditional puts of live market items in flight at once. A 1,000-record batch touches
-/// about 175 markets: 32 at a time writes them in about 6 round trips instead of 175, while
-/// keeping the connections (and TLS handshakes on a cold start) to DynamoDB few. Every put
-/// is to a different item, so they never contend with each other.
-const MARKET_WRITE_CONCURRENCY: usize = 32;
 
 /// One record of a Kinesis batch.
 #[derive(Debug, Clone)]
@@ -559,7 +553,14 @@ fn advance<'a>(
         }
         item.aggregate.advance_to(*observed_at);
     }
-    snapshots.extend(close_periods(&key, &mut item.aggregate));
+    // The open hour and day are not written: their snapshots are the live item's, derived
+    // when read ([`open_snapshots`]). So a market costs snapshot writes once an hour, not
+    // once a batch. The open day's close is recorded in the item all the same, as of its
+    // newest contribution: so the item is the same whatever order shards' batches landed in.
+    if let Some(as_of) = item.aggregate.as_of {
+        let figures = item.aggregate.figures();
+        item.aggregate.close_day(as_of.date_naive(), &figures);
+    }
     // The watermark is the newest contribution the item holds, not the batch's end, so any
     // split of the stream into batches leaves the item the same; so does the count.
     if let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max() {
@@ -647,22 +648,27 @@ async fn write_markets<M: MarketStore>(
             .flat_map(|w| std::mem::take(&mut w.snapshots))
             .collect();
         markets.put_snapshots(&snapshots).await?;
-        // Then the live items, concurrently. Each is its own item, with its own count and
-        // revision, so whichever of them land before a crash or an error (puts still in
-        // flight are then dropped, and may land or not) leave a state the journal completes:
-        // it re-reads them, skips those whose count moved and writes the others, conditional
-        // on what it read. The order among them does not matter.
-        let mut won = vec![false; writes.len()];
-        let mut puts = stream::iter(writes.iter().enumerate().map(|(i, w)| async move {
-            let landed = markets.put_aggregate(&w.key, &w.item, &w.expected).await?;
-            Ok::<_, PortError>((i, landed))
-        }))
-        .buffer_unordered(MARKET_WRITE_CONCURRENCY);
-        while let Some(put) = puts.next().await {
-            let (i, landed) = put?;
-            won[i] = landed;
-        }
+        // Then the live items, in one call (the store groups them into transactions). Each
+        // is its own item, with its own count and revision, so whichever of them land before
+        // a crash or an error leave a state the journal completes: it re-reads them, skips
+        // those whose count moved and writes the others, conditional on what it read. The
+        // order among them does not matter.
+        let puts: Vec<AggregatePut<'_>> = writes
+            .iter()
+            .map(|w| AggregatePut {
+                key: &w.key,
+                item: &w.item,
+                expected_revision: &w.expected,
+            })
+            .collect();
+        let won = markets.put_aggregates(&puts).await?;
         drop(puts);
+        if won.len() != writes.len() {
+            return Err(PortError::new(
+                "put_aggregates",
+                format!("{} answers for {} puts", won.len(), writes.len()),
+            ));
+        }
         let written = writes.len();
         pending = Vec::new();
         for (w, landed) in writes.into_iter().zip(won) {
@@ -686,7 +692,7 @@ async fn write_markets<M: MarketStore>(
                 n => format!(" (and {n} more markets)"),
             };
             return Err(PortError::new(
-                "put_aggregate",
+                "put_aggregates",
                 format!("{key}{others}: still contended after {attempts} attempts"),
             ));
         }
@@ -731,6 +737,35 @@ fn close_periods(key: &str, aggregate: &mut super::aggregate::MarketAggregate) -
             trends: Some(trends),
         },
     ]
+}
+
+/// The snapshots of the periods a market's live item has open (its hour and its day), as
+/// they would be written when they close, if nothing else arrives in them: what readers show
+/// for those periods (the stored snapshots hold only closed ones).
+pub fn open_snapshots(key: &str, aggregate: &super::aggregate::MarketAggregate) -> Vec<Snapshot> {
+    close_periods(key, &mut aggregate.clone())
+}
+
+/// The snapshots of `key` between two sort keys (inclusive), oldest first: the stored ones
+/// (closed periods) and, from the live item, the open ones (replacing a stored snapshot of the
+/// same period: builds before this one also wrote the open periods, at every batch).
+pub fn with_open_periods(
+    key: &str,
+    stored: Vec<crate::store::MarketSnapshotItem>,
+    live: Option<&super::aggregate::MarketAggregate>,
+    from_sort_key: &str,
+    to_sort_key: &str,
+) -> Vec<crate::store::MarketSnapshotItem> {
+    let mut by_sort_key: BTreeMap<String, crate::store::MarketSnapshotItem> =
+        stored.into_iter().map(|s| (s.sk.clone(), s)).collect();
+    for open in live.map(|a| open_snapshots(key, a)).unwrap_or_default() {
+        let item = crate::store::MarketSnapshotItem::from(&open);
+        if (from_sort_key..=to_sort_key).contains(&item.sk.as_str()) {
+            by_sort_key.insert(item.sk.clone(), item);
+        }
+    }
+    // `H#` and `D#` sort keys never share a range: each is in time order within its kind.
+    by_sort_key.into_values().collect()
 }
 
 /// The last snapshot of each period (of one market).

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use super::aggregate::{Contribution, MarketAggregate};
 use super::batch::ListingState;
 use super::histogram::LogHistogram;
-use super::ports::{Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
+use super::ports::{AggregatePut, Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
 use super::rents::ByBedrooms;
 use crate::ports::PortError;
 
@@ -288,9 +288,17 @@ where
                     watermarks: item.watermarks.clone(),
                     applied,
                 };
+                let put = AggregatePut {
+                    key: &key,
+                    item: &repaired,
+                    expected_revision: &item.revision,
+                };
                 if !markets
-                    .put_aggregate(&key, &repaired, &item.revision)
+                    .put_aggregates(&[put])
                     .await?
+                    .first()
+                    .copied()
+                    .unwrap_or(false)
                 {
                     again.insert(key); // metrics wrote it since the read
                     continue;

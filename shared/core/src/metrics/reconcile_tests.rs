@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::super::aggregate::Scope;
 use super::super::memory::MemoryStores;
-use super::super::ports::{EncodedJournal, Journal, Snapshot};
+use super::super::ports::{AggregatePut, EncodedJournal, Journal, Snapshot};
 use super::super::process::process_batch;
 use super::super::tests::{SHARD, Step, block_on, events_of, records_of};
 use super::*;
@@ -162,23 +162,20 @@ impl MarketStore for RacedStores {
     ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
         self.inner.get_aggregates(keys).await
     }
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected: &str,
-    ) -> Result<bool, PortError> {
-        if !self.raced.swap(true, Ordering::SeqCst) {
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        if let Some(put) = puts.first()
+            && !self.raced.swap(true, Ordering::SeqCst)
+        {
             // Another shard's write: one more count from it, so a new revision.
             let mut aggregates = self.inner.aggregates.lock().expect("lock");
-            let stored = aggregates.get_mut(key).expect("market");
+            let stored = aggregates.get_mut(put.key).expect("market");
             *stored
                 .applied
                 .entry("shardId-000000000009".into())
                 .or_insert(0) += 1;
             stored.revision = StoredAggregate::revision_of(&stored.watermarks, &stored.applied);
         }
-        self.inner.put_aggregate(key, item, expected).await
+        self.inner.put_aggregates(puts).await
     }
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.inner.put_snapshots(snapshots).await

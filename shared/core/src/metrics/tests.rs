@@ -210,14 +210,15 @@ impl MarketStore for CrashingStores {
     ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
         self.inner.get_aggregates(keys).await
     }
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected: &str,
-    ) -> Result<bool, PortError> {
-        self.write("put_aggregate")?;
-        self.inner.put_aggregate(key, item, expected).await
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        // Each put a write of its own: a crash can land part of the call, as a transaction
+        // of an earlier group can land before a later one fails.
+        let mut landed = Vec::with_capacity(puts.len());
+        for put in puts {
+            self.write("put_aggregates")?;
+            landed.extend(self.inner.put_aggregates(std::slice::from_ref(put)).await?);
+        }
+        Ok(landed)
     }
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.write("put_snapshots")?;
@@ -564,23 +565,18 @@ impl MarketStore for ContendedStores {
         self.reads.lock().expect("lock").push(keys.len());
         self.inner.get_aggregates(keys).await
     }
-    async fn put_aggregate(
-        &self,
-        key: &str,
-        item: &StoredAggregate,
-        expected: &str,
-    ) -> Result<bool, PortError> {
-        {
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        for put in puts {
             let mut lost = self.lost.lock().expect("lock");
-            let n = lost.entry(key.to_owned()).or_default();
+            let n = lost.entry(put.key.to_owned()).or_default();
             if *n < self.lose {
                 *n += 1;
                 let mut aggregates = self.inner.aggregates.lock().expect("lock");
-                let other = aggregates.entry(key.to_owned()).or_default();
+                let other = aggregates.entry(put.key.to_owned()).or_default();
                 other.revision = format!("another writer {n}");
             }
         }
-        self.inner.put_aggregate(key, item, expected).await
+        self.inner.put_aggregates(puts).await
     }
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
         self.inner.put_snapshots(snapshots).await
@@ -1126,4 +1122,69 @@ fn a_cut_that_comes_with_a_sale_is_a_delisting_not_a_cut() {
         (day.price_cuts, day.delistings, day.new_listings),
         (1, 1, 2)
     );
+}
+
+/// A batch writes the snapshots of the periods it closes only; readers get the open hour and
+/// day from the live item, as the write that closes them will store them.
+#[test]
+fn open_periods_are_read_from_the_live_item_and_stored_when_they_close() {
+    use crate::api::ports::MarketReader;
+    // 37 minutes apart from 08:00: two events in the 08:00 hour, the third at 09:14; new
+    // listings for sale in Nashville (even numbers; 4 would be a rental).
+    let steps: Vec<Step> = [0u32, 2, 6]
+        .into_iter()
+        .map(|i| Step::Change {
+            listing: i,
+            price_pct: 0,
+            status: 0,
+        })
+        .collect();
+    let records = records_of(&events_of(&steps));
+    let stores = MemoryStores::default();
+    let ports = stores.ports();
+    let key = Scope::city("nashville-tn").key();
+    let read = |from: &str, to: &str| block_on(stores.snapshots(&key, from, to)).expect("read");
+
+    let outcome = block_on(process_batch(&ports, SHARD, &records[..2]));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert!(
+        stores.snapshots.lock().expect("lock").is_empty(),
+        "nothing closed yet"
+    );
+    let open_hour = read("H#", "H#~");
+    let open_day = read("D#", "D#~");
+    assert_eq!(
+        open_hour.iter().map(|s| s.sk.as_str()).collect::<Vec<_>>(),
+        ["H#2024-10-01T08"]
+    );
+    assert_eq!(
+        open_day.iter().map(|s| s.sk.as_str()).collect::<Vec<_>>(),
+        ["D#2024-10-01"]
+    );
+    assert_eq!(open_hour[0].figures.active_listings, 2);
+    assert!(open_day[0].trends.is_some(), "a day carries its trends");
+    // Outside the range asked for, the open periods are not returned.
+    assert!(read("H#2024-10-02", "H#~").is_empty());
+
+    let outcome = block_on(process_batch(&ports, SHARD, &records[2..]));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    let stored: Vec<String> = stores
+        .snapshots
+        .lock()
+        .expect("lock")
+        .keys()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, sk)| sk.clone())
+        .collect();
+    assert_eq!(
+        stored,
+        ["D#2024-10-01", "H#2024-10-01T08"],
+        "the hour closed"
+    );
+    let hours = read("H#", "H#~");
+    assert_eq!(hours[0], open_hour[0], "stored as it was read while open");
+    assert_eq!(hours[1].sk, "H#2024-10-01T09");
+    assert_eq!(hours[1].figures.active_listings, 3);
+    // The day is still open: read from the live item, with the third listing.
+    assert_eq!(read("D#", "D#~")[0].figures.active_listings, 3);
 }

@@ -1,0 +1,312 @@
+//! What the metrics workflow costs DynamoDB per 1,000 events: its calls and write units, as
+//! the DynamoDB adapter would make them and DynamoDB bills them, counted over in-memory
+//! stores. The stream is cut as Kinesis would deliver it at 1,000 events/s: records go to
+//! shards by their partition key, and each shard's records of each second are one batch.
+//! Run over the regional and the national spread, and over several shard counts, it shows
+//! what the design costs as markets and shards grow, without an emulator in the way.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash as _, Hasher as _};
+use std::sync::Mutex;
+
+use anyhow::{Result, bail};
+use aws_sdk_dynamodb::types::AttributeValue;
+use realty_core::listing::ListingEvent;
+use realty_core::metrics::batch::ListingState;
+use realty_core::metrics::interest::{InterestWrite, interest_key};
+use realty_core::metrics::memory::MemoryStores;
+use realty_core::metrics::ports::{
+    AggregatePut, EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
+};
+use realty_core::metrics::process::{InputRecord, MetricsPorts, process_batch};
+use realty_core::ports::PortError;
+use realty_core::store::{
+    InterestItem, JournalItem, ListingItem, MarketLiveItem, MarketSnapshotItem,
+};
+use serde::Serialize;
+
+use super::items::item_bytes;
+
+/// Events a second: one batch per shard per second, as the event source mapping's 1 s
+/// window gives under load.
+const EVENTS_PER_SECOND: usize = 1_000;
+/// The adapter's call sizes (`realty_aws::adapters::dynamodb`).
+const GET_BATCH: usize = 100;
+const WRITE_BATCH: usize = 25;
+const TRANSACTION_ITEMS: usize = 100;
+
+/// DynamoDB's cost of one run, per 1,000 events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteCosts {
+    pub shards: usize,
+    /// Distinct markets (scopes) a second of events writes, summed over shards.
+    pub market_writes_per_1000_events: f64,
+    /// Write units per event: all items, as DynamoDB bills them.
+    pub write_units_per_event: f64,
+    /// Of which the market table's live items and snapshots.
+    pub market_write_units_per_event: f64,
+    /// Write units per event by what is written: listing, market, snapshot, interest, journal.
+    pub write_units_per_event_by_item: BTreeMap<String, f64>,
+    /// DynamoDB calls per 1,000 events, by operation.
+    pub calls_per_1000_events: BTreeMap<String, f64>,
+}
+
+/// Runs `events` through the metrics workflow over `shards` shards and counts DynamoDB's
+/// calls and write units.
+pub async fn measure(events: &[ListingEvent], shards: usize) -> Result<WriteCosts> {
+    let stores = MeteredStores::default();
+    let ports = MetricsPorts {
+        listings: &stores,
+        markets: &stores,
+        archive: &stores.inner,
+        poison: &stores.inner,
+        rules: Default::default(),
+    };
+    for (second, window) in events.chunks(EVENTS_PER_SECOND).enumerate() {
+        let mut by_shard: BTreeMap<usize, Vec<InputRecord>> = BTreeMap::new();
+        for (i, event) in window.iter().enumerate() {
+            let index = second * EVENTS_PER_SECOND + i;
+            by_shard
+                .entry(shard_of(event.partition_key(), shards))
+                .or_default()
+                .push(InputRecord {
+                    sequence_number: super::compute::sequence_number(index),
+                    data: event.encode()?,
+                    approximate_arrival: event.observed_at,
+                });
+        }
+        for (shard, records) in by_shard {
+            let shard = format!("shardId-{shard:012}");
+            let outcome = process_batch(&ports, &shard, &records).await;
+            if let Some(error) = outcome.error {
+                bail!("the metrics workflow failed on in-memory stores: {error}");
+            }
+        }
+    }
+    let tally = stores
+        .tally
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let per_1000 = 1_000.0 / events.len().max(1) as f64;
+    let per_event = 1.0 / events.len().max(1) as f64;
+    Ok(WriteCosts {
+        shards,
+        market_writes_per_1000_events: tally.market_writes as f64 * per_1000,
+        write_units_per_event: tally.write_units.values().sum::<u64>() as f64 * per_event,
+        market_write_units_per_event: (tally.write_units.get("market").copied().unwrap_or(0)
+            + tally.write_units.get("snapshot").copied().unwrap_or(0))
+            as f64
+            * per_event,
+        write_units_per_event_by_item: tally
+            .write_units
+            .iter()
+            .map(|(item, units)| ((*item).to_owned(), *units as f64 * per_event))
+            .collect(),
+        calls_per_1000_events: tally
+            .calls
+            .iter()
+            .map(|(call, n)| (call.clone(), *n as f64 * per_1000))
+            .collect(),
+    })
+}
+
+/// The shard a partition key goes to among `shards` (Kinesis hashes keys with MD5 into equal
+/// hash-key ranges; any even hash spreads keys the same way).
+fn shard_of(partition_key: &str, shards: usize) -> usize {
+    let mut hasher = fnv::FnvHasher::default();
+    partition_key.hash(&mut hasher);
+    (hasher.finish() % shards.max(1) as u64) as usize
+}
+
+/// Write units of one item write: one per KB, rounded up (twice that in a transaction).
+fn write_units(bytes: usize) -> u64 {
+    bytes.div_ceil(1024).max(1) as u64
+}
+
+fn size_of<T: Serialize>(item: T) -> Result<usize, PortError> {
+    let item: HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(item).map_err(|e| PortError::new("encode item", e.to_string()))?;
+    Ok(item_bytes(&item))
+}
+
+#[derive(Default)]
+struct Tally {
+    calls: BTreeMap<String, u64>,
+    /// By table part: listing, market, snapshot, interest, journal.
+    write_units: BTreeMap<&'static str, u64>,
+    market_writes: u64,
+}
+
+impl Tally {
+    fn call(&mut self, operation: &str, count: usize) {
+        *self.calls.entry(operation.to_owned()).or_default() += count as u64;
+    }
+}
+
+/// Memory stores that count what the DynamoDB adapters would send for each port call.
+#[derive(Default)]
+struct MeteredStores {
+    inner: MemoryStores,
+    tally: Mutex<Tally>,
+}
+
+impl MeteredStores {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ListingStore for MeteredStores {
+    fn check_state(&self, state: &ListingState) -> Result<(), String> {
+        self.inner.check_state(state)
+    }
+
+    async fn get_states(
+        &self,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+        self.tally()
+            .call("DynamoDB.BatchGetItem", ids.len().div_ceil(GET_BATCH));
+        self.inner.get_states(ids).await
+    }
+
+    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+        let mut units = 0;
+        for state in states {
+            units += write_units(size_of(ListingItem::from(state))?);
+        }
+        {
+            let mut tally = self.tally();
+            tally.call(
+                "DynamoDB.BatchWriteItem",
+                states.len().div_ceil(WRITE_BATCH),
+            );
+            *tally.write_units.entry("listing").or_default() += units;
+        }
+        self.inner.put_states(states).await
+    }
+}
+
+impl MarketStore for MeteredStores {
+    async fn get_aggregates(
+        &self,
+        keys: &[String],
+    ) -> Result<BTreeMap<String, StoredAggregate>, PortError> {
+        self.tally()
+            .call("DynamoDB.BatchGetItem", keys.len().div_ceil(GET_BATCH));
+        self.inner.get_aggregates(keys).await
+    }
+
+    async fn put_aggregates(&self, puts: &[AggregatePut<'_>]) -> Result<Vec<bool>, PortError> {
+        let mut units = 0;
+        for put in puts {
+            // A transactional write costs twice a standard one.
+            units += 2 * write_units(size_of(MarketLiveItem::new(put.key, put.item))?);
+        }
+        {
+            let mut tally = self.tally();
+            tally.call(
+                "DynamoDB.TransactWriteItems",
+                puts.len().div_ceil(TRANSACTION_ITEMS),
+            );
+            *tally.write_units.entry("market").or_default() += units;
+            tally.market_writes += puts.len() as u64;
+        }
+        self.inner.put_aggregates(puts).await
+    }
+
+    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+        let mut units = 0;
+        for snapshot in snapshots {
+            units += write_units(size_of(MarketSnapshotItem::from(snapshot))?);
+        }
+        {
+            let mut tally = self.tally();
+            tally.call(
+                "DynamoDB.BatchWriteItem",
+                snapshots.len().div_ceil(WRITE_BATCH),
+            );
+            *tally.write_units.entry("snapshot").or_default() += units;
+        }
+        self.inner.put_snapshots(snapshots).await
+    }
+
+    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+        let mut units = 0;
+        for write in writes {
+            units += match write {
+                InterestWrite::Put(entry) => {
+                    write_units(size_of(InterestItem::from(entry.as_ref()))?)
+                }
+                InterestWrite::Delete { market, sort_key } => {
+                    write_units(interest_key(market).len() + sort_key.len())
+                }
+            };
+        }
+        {
+            let mut tally = self.tally();
+            tally.call(
+                "DynamoDB.BatchWriteItem",
+                writes.len().div_ceil(WRITE_BATCH),
+            );
+            *tally.write_units.entry("interest").or_default() += units;
+        }
+        self.inner.write_interest(writes).await
+    }
+
+    async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        self.tally().call("DynamoDB.GetItem", 1);
+        self.inner.get_journal(shard).await
+    }
+
+    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+        let units = write_units(size_of(JournalItem::from(journal))?);
+        {
+            let mut tally = self.tally();
+            tally.call("DynamoDB.PutItem", 1);
+            // Written, then deleted: a delete costs the deleted item's size too.
+            *tally.write_units.entry("journal").or_default() += 2 * units;
+        }
+        self.inner.put_journal(journal).await
+    }
+
+    async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
+        self.tally().call("DynamoDB.DeleteItem", 1);
+        self.inner.delete_journal(shard).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::events::{Spread, generate_spread};
+
+    #[test]
+    fn write_units_round_up_per_kilobyte() {
+        assert_eq!(
+            (write_units(1), write_units(1024), write_units(1025)),
+            (1, 1, 2)
+        );
+    }
+
+    /// One writer per market: a market's events go to one shard, so the markets written per
+    /// second do not grow with the shard count.
+    #[tokio::test(flavor = "current_thread")]
+    async fn market_writes_do_not_grow_with_shards() {
+        let events = generate_spread(6_000, 3, Spread::Regional);
+        let one = measure(&events, 1).await.expect("runs");
+        let eight = measure(&events, 8).await.expect("runs");
+        assert!(one.market_writes_per_1000_events > 50.0, "{one:?}");
+        assert_eq!(
+            one.market_writes_per_1000_events,
+            eight.market_writes_per_1000_events
+        );
+        assert_eq!(
+            one.calls_per_1000_events.get("DynamoDB.PutItem"),
+            Some(&1.0),
+            "one journal a batch: {one:?}"
+        );
+    }
+}
