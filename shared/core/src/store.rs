@@ -61,7 +61,8 @@ pub struct ListingItem {
     pub listing: Listing,
     pub first_price_minor: i64,
     pub delisted: bool,
-    /// Version of the last event applied: its observation time and padded sequence number.
+    /// Version of the last event applied: its observation time and sequence number (as
+    /// Kinesis writes it; zero-padded to 128 digits in items written before).
     pub observed_at: DateTime<Utc>,
     pub sequence: String,
     /// The last events applied to the listing, oldest first, the last being this item's
@@ -100,7 +101,7 @@ impl From<&ListingState> for ListingItem {
             first_price_minor: s.first_price_minor,
             delisted: s.delisted,
             observed_at: s.version.observed_at,
-            sequence: s.version.sequence.padded().to_owned(),
+            sequence: s.version.sequence.as_kinesis().to_owned(),
             recent_events: s.recent_events.clone(),
             several_recent_events: s.recent_events.len() > 1,
             interest: s.interest.clone(),
@@ -112,11 +113,10 @@ impl TryFrom<ListingItem> for ListingState {
     type Error = ItemError;
 
     fn try_from(item: ListingItem) -> Result<Self, ItemError> {
-        let sequence =
-            SequenceNumber::from_padded(&item.sequence).ok_or_else(|| ItemError::Field {
-                field: "sequence",
-                reason: format!("not a padded sequence number: {:?}", item.sequence),
-            })?;
+        let sequence = SequenceNumber::parse(&item.sequence).ok_or_else(|| ItemError::Field {
+            field: "sequence",
+            reason: format!("not a sequence number: {:?}", item.sequence),
+        })?;
         Ok(Self {
             listing: item.listing,
             first_price_minor: item.first_price_minor,
@@ -137,7 +137,7 @@ pub struct MarketLiveItem {
     pub pk: String,
     pub sk: String,
     pub revision: String,
-    /// Per shard, the padded sequence number of the newest contribution held.
+    /// Per shard, the sequence number of the newest contribution held.
     pub watermarks: BTreeMap<String, String>,
     /// Per shard, how many contributions from it the item holds (absent on items written
     /// before it was kept: none counted yet).
@@ -186,7 +186,7 @@ impl MarketLiveItem {
             watermarks: stored
                 .watermarks
                 .iter()
-                .map(|(shard, seq)| (shard.clone(), seq.padded().to_owned()))
+                .map(|(shard, seq)| (shard.clone(), seq.as_kinesis().to_owned()))
                 .collect(),
             applied: stored.applied.clone(),
             as_of: a.as_of,
@@ -233,9 +233,9 @@ impl MarketLiveItem {
         })?;
         let mut watermarks = BTreeMap::new();
         for (shard, seq) in self.watermarks {
-            let seq = SequenceNumber::from_padded(&seq).ok_or_else(|| ItemError::Field {
+            let seq = SequenceNumber::parse(&seq).ok_or_else(|| ItemError::Field {
                 field: "watermarks",
-                reason: format!("not a padded sequence number: {seq:?}"),
+                reason: format!("not a sequence number: {seq:?}"),
             })?;
             watermarks.insert(shard, seq);
         }

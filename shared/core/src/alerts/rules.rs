@@ -253,6 +253,12 @@ fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
     step
 }
 
+/// Whether two stored sequence numbers are one: items written before held them zero-padded,
+/// and an item written since keeps the events it carried over as they were.
+fn same_sequence(a: &str, b: &str) -> bool {
+    a.trim_start_matches('0') == b.trim_start_matches('0')
+}
+
 /// The listing changes of one stream record, one per event its write applied, oldest
 /// first. The metrics function writes a listing once per batch, however many of its events
 /// the batch held; the item keeps its last events (`recent_events`), and those after the old
@@ -278,15 +284,15 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
     let start = old.as_ref().map_or(0, |old| {
         recent
             .iter()
-            .position(|e| e.sequence == old.sequence)
+            .position(|e| same_sequence(&e.sequence, &old.sequence))
             .map_or(0, |i| i + 1)
     });
     let events: Vec<AppliedEvent> = recent.into_iter().skip(start).collect();
     new.several_recent_events = false;
     let fits = events.len() > 1
-        && events
-            .last()
-            .is_some_and(|e| e.sequence == new.sequence && e.observed_at == new.observed_at);
+        && events.last().is_some_and(|e| {
+            same_sequence(&e.sequence, &new.sequence) && e.observed_at == new.observed_at
+        });
     if !fits {
         return vec![ListingChange {
             sequence_number,

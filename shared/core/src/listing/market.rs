@@ -79,6 +79,28 @@ impl MarketKey {
 
 /// One part (city or state) of a market key, normalised as the module docs say.
 pub(super) fn key_part(text: &str) -> String {
+    if text.is_ascii() {
+        // Nearly every name: NFKC leaves ASCII as it is and lower-cases it to ASCII, so the
+        // rule is letters and digits kept, every run of anything else one `-`.
+        let mut out = String::with_capacity(text.len());
+        let mut separate = false;
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() {
+                if separate && !out.is_empty() {
+                    out.push('-');
+                }
+                separate = false;
+                out.push(char::from(b.to_ascii_lowercase()));
+            } else {
+                separate = true;
+            }
+        }
+        return out;
+    }
+    key_part_unicode(text)
+}
+
+fn key_part_unicode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     // A separator is written only between two kept characters.
     let mut separate = false;
@@ -174,6 +196,13 @@ pub(super) fn market_zip(postal_code: &str) -> Result<Option<String>, InvalidLis
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_path_is_the_unicode_rule(text in "[ -~]{0,40}") {
+            proptest::prop_assert_eq!(key_part(&text), key_part_unicode(&text));
+        }
+    }
 
     #[test]
     fn ascii_names_keep_their_keys() {

@@ -18,47 +18,59 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
 use crate::listing::{EventKind, Listing, ListingEvent, ListingStatus, Offer};
 
-/// Width sequence numbers are padded to, so that they compare as strings. Kinesis sequence
-/// numbers are decimal strings of up to 128 digits (56 in practice).
-pub const SEQUENCE_WIDTH: usize = 128;
+/// Most digits a sequence number has: Kinesis's are decimal strings of up to 128 digits
+/// (56 in practice).
+pub const MAX_SEQUENCE_DIGITS: usize = 128;
 
-/// A Kinesis sequence number, zero-padded to [`SEQUENCE_WIDTH`] so `Ord` is numeric order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A Kinesis sequence number, as Kinesis writes it (no leading zeros). `Ord` is numeric
+/// order: the shorter number is the smaller, and numbers of one length compare as text.
+/// Items written before this stored it zero-padded to 128 digits; [`Self::parse`] reads both.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SequenceNumber(String);
 
 impl SequenceNumber {
-    /// Parses a decimal sequence number; `None` if it is not one.
+    /// Parses a decimal sequence number, leading zeros or not; `None` if it is not one.
     pub fn parse(text: &str) -> Option<Self> {
         let digits = text.trim_start_matches('0');
         if text.is_empty()
             || !text.bytes().all(|b| b.is_ascii_digit())
-            || digits.len() > SEQUENCE_WIDTH
+            || digits.len() > MAX_SEQUENCE_DIGITS
         {
             return None;
         }
-        let mut padded = String::with_capacity(SEQUENCE_WIDTH);
-        padded.extend(std::iter::repeat_n('0', SEQUENCE_WIDTH - digits.len()));
-        padded.push_str(digits);
-        Some(Self(padded))
+        Some(Self(
+            if digits.is_empty() { "0" } else { digits }.to_owned(),
+        ))
     }
 
-    /// The number as Kinesis writes it (no padding).
+    /// The number as Kinesis writes it, and as stored.
     pub fn as_kinesis(&self) -> &str {
-        let trimmed = self.0.trim_start_matches('0');
-        if trimmed.is_empty() { "0" } else { trimmed }
-    }
-
-    /// The padded form, as stored.
-    pub fn padded(&self) -> &str {
         &self.0
     }
+}
 
-    /// Reads the padded form back.
-    pub fn from_padded(text: &str) -> Option<Self> {
-        (text.len() == SEQUENCE_WIDTH)
-            .then(|| Self::parse(text))
-            .flatten()
+impl Ord for SequenceNumber {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .len()
+            .cmp(&other.0.len())
+            .then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<'de> Deserialize<'de> for SequenceNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("not a sequence number: {:?}", text.as_ref()))
+        })
     }
 }
 
@@ -143,7 +155,7 @@ impl From<&ListingState> for AppliedEvent {
     fn from(s: &ListingState) -> Self {
         Self {
             observed_at: s.version.observed_at,
-            sequence: s.version.sequence.padded().to_owned(),
+            sequence: s.version.sequence.as_kinesis().to_owned(),
             price_minor: s.listing.price_minor,
             living_area_sqft: s.listing.living_area_sqft,
             status: s.listing.status,
@@ -405,7 +417,17 @@ mod tests {
             big.as_kinesis(),
             "49590338271490256608559692538361571095921575989136588898"
         );
-        assert_eq!(SequenceNumber::from_padded(big.padded()), Some(big));
+        // As items written before stored it: zero-padded to 128 digits.
+        let padded = format!("{:0>128}", big.as_kinesis());
+        assert_eq!(SequenceNumber::parse(&padded), Some(big.clone()));
+        let stored: SequenceNumber =
+            serde_json::from_value(serde_json::json!(padded)).expect("reads the padded form");
+        assert_eq!(stored, big);
+        assert_eq!(serde_json::to_value(&big).expect("JSON"), big.as_kinesis());
+        assert!(serde_json::from_value::<SequenceNumber>(serde_json::json!("12a")).is_err());
+        assert!(SequenceNumber::parse(&"9".repeat(128)).is_some());
+        assert_eq!(SequenceNumber::parse(&"9".repeat(129)), None);
+        assert!(SequenceNumber::parse("10") > SequenceNumber::parse("9"));
         assert_eq!(SequenceNumber::parse("12a"), None);
         assert_eq!(SequenceNumber::parse(""), None);
         assert_eq!(SequenceNumber::parse("000").unwrap().as_kinesis(), "0");

@@ -235,13 +235,14 @@ where
 
 /// An accepted event whose JSON is under this many bytes makes a listing item under
 /// DynamoDB's limit (the item holds the listing, its id and market key, each no larger than
-/// the event, and a few small fields), so only larger ones are measured exactly.
-const EVENT_BYTES_ALWAYS_STORABLE: usize = (MAX_ITEM_BYTES - 1024) / 3;
+/// the event but for the optional fields a record may leave out and the item writes as
+/// null, and a few small fields), so only larger ones are measured exactly.
+const EVENT_BYTES_ALWAYS_STORABLE: usize = (MAX_ITEM_BYTES - 16 * 1024) / 3;
 
 /// Splits off the events that could not be stored (their listing item over DynamoDB's item
 /// limit, or the event alone over a journal's) into `poison`: written, they would fail every
 /// delivery of their batch, and the innocent records with them. Returns the rest with their
-/// journal entries (their JSON, which the size check reads).
+/// journal entries (their records' JSON as it came, which the size check reads).
 fn storable<L: ListingStore>(
     listings: &L,
     shard: &str,
@@ -256,18 +257,21 @@ fn storable<L: ListingStore>(
         Vec::with_capacity(decoded.len()),
     );
     for (record, index) in decoded.into_iter().zip(accepted) {
-        let json = match serde_json::to_string(&record.event) {
-            Ok(json) => json,
-            Err(e) => {
-                poison.push(poison_of(
-                    shard,
-                    &records[index],
-                    "malformed",
-                    e.to_string(),
-                ));
+        // The record decoded, so it is JSON; only text in fields the decoder skipped (unknown
+        // to this version) can still be other than UTF-8, which JSON text must be.
+        let entry = std::str::from_utf8(&records[index].data)
+            .map_err(|e| format!("not UTF-8: {e}"))
+            .and_then(|json| {
+                JournalEvent::new(record.sequence.clone(), json).map_err(|e| e.to_string())
+            });
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(reason) => {
+                poison.push(poison_of(shard, &records[index], "malformed", reason));
                 continue;
             }
         };
+        let json = entry.event.get();
         if json.len() > EVENT_BYTES_ALWAYS_STORABLE {
             let mut state = ListingState {
                 listing: record.event.listing.clone(),
@@ -296,10 +300,7 @@ fn storable<L: ListingStore>(
                 continue;
             }
         }
-        kept.2.push(JournalEvent {
-            sequence: record.sequence.clone(),
-            event: json,
-        });
+        kept.2.push(entry);
         kept.0.push(record);
         kept.1.push(index);
     }
@@ -438,8 +439,8 @@ where
     let lines: Vec<Vec<u8>> = journal
         .events
         .iter()
-        .map(|e| archive_line(e.event.as_bytes()))
-        .collect();
+        .map(|e| e.json().map(|json| archive_line(json.as_bytes())))
+        .collect::<Result<_, _>>()?;
     ports.archive.put_lines(&lines).await?;
     let events = journal_records(&journal.events)?;
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
@@ -491,7 +492,7 @@ fn journal_records(events: &[JournalEvent]) -> Result<Vec<DecodedRecord>, PortEr
         .map(|e| {
             Ok(DecodedRecord {
                 sequence: e.sequence.clone(),
-                event: serde_json::from_str(&e.event)
+                event: serde_json::from_str(&e.json()?)
                     .map_err(|err| PortError::new("decode journal event", err.to_string()))?,
             })
         })

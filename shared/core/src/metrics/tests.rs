@@ -808,6 +808,98 @@ fn a_batch_discarded_after_any_write_is_finished_by_the_next_and_a_replay_change
 }
 
 #[test]
+fn a_journal_written_with_its_events_as_json_strings_is_finished_too() {
+    // Journals embed each event's JSON as it came; those written before held it as a JSON
+    // string. One of those, left by a batch that stopped after its journal, is finished.
+    let steps: Vec<Step> = (0..4)
+        .map(|listing| Step::Change {
+            listing,
+            price_pct: 0,
+            status: 0,
+        })
+        .chain((0..4).map(|listing| Step::Change {
+            listing,
+            price_pct: -5,
+            status: 0,
+        }))
+        .collect();
+    let records = records_of(&events_of(&steps));
+    let (first, next) = records.split_at(4);
+    let clean = CrashingStores::default();
+    for batch in [first, next] {
+        assert_eq!(deliver_once(&clean, batch).failed_from, None);
+    }
+
+    let mut messy = CrashingStores::default();
+    // Every write after the journal's fails, until Lambda gives up on the batch.
+    messy.discard_from = Some(messy.writes.load(Ordering::SeqCst) + 1);
+    assert!(deliver_once(&messy, first).failed_from.is_some());
+    messy.discard_from = None;
+    {
+        let mut journals = messy.inner.journals.lock().expect("lock");
+        let journal = Journal::decode(&journals[SHARD]).expect("a journal");
+        let mut old = serde_json::to_value(&journal).expect("as JSON");
+        for entry in old["events"].as_array_mut().expect("events") {
+            entry["event"] = serde_json::Value::String(entry["event"].to_string());
+        }
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+        std::io::Write::write_all(&mut encoder, &serde_json::to_vec(&old).expect("JSON"))
+            .expect("deflate");
+        let body = encoder.finish().expect("deflate");
+        journals.insert(
+            SHARD.to_owned(),
+            EncodedJournal {
+                shard: SHARD.to_owned(),
+                body,
+            },
+        );
+    }
+    let outcome = deliver_once(&messy, next);
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!(outcome.stats.journals_finished, 1);
+    assert_same_stores(
+        &messy.inner,
+        &clean.inner,
+        "an old journal, then the next batch",
+    );
+    assert_eq!(
+        archived_events(&messy.inner),
+        archived_events(&clean.inner),
+        "data lake"
+    );
+}
+
+#[test]
+fn an_event_with_other_than_utf8_in_a_field_this_version_skips_is_poison() {
+    // The decoder skips fields it does not know without reading their text; the journal
+    // and the data lake hold the record's JSON, which must be UTF-8.
+    let mut records = records_of(&events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 2,
+            price_pct: 0,
+            status: 0,
+        },
+    ]));
+    let mut data = b"{\"from_a_newer_poller\":\"caf\xe9\",".to_vec();
+    data.extend_from_slice(&records[0].data[1..]);
+    records[0].data = data;
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!((outcome.stats.accepted, outcome.stats.rejected), (1, 1));
+    let sunk = stores.poison.lock().expect("lock");
+    assert_eq!(sunk[0].sequence_number, records[0].sequence_number);
+    assert_eq!(sunk[0].reason_kind, "malformed");
+    assert!(sunk[0].reason.contains("UTF-8"), "{}", sunk[0].reason);
+    assert_eq!(stores.archived.lock().expect("lock").len(), 1);
+}
+
+#[test]
 fn a_listing_item_too_large_for_dynamodb_goes_to_the_error_sink() {
     let steps: Vec<Step> = (0..3)
         .map(|listing| Step::Change {
