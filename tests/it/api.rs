@@ -462,10 +462,11 @@ async fn the_served_api_conforms_to_its_openapi_document(aws: Arc<TestAws>) -> R
             "--generation-deterministic",
         ])
         .args(["--header", &format!("Authorization: Bearer {token}")])
-        // Per request, 30 s instead of schemathesis's 10: moto serves one request at a time
-        // to every test of the suite running beside this one, and a request queued behind
-        // them is slow, not wrong (the whole run stays bounded below).
-        .args(["--request-timeout", "30"])
+        // Per request, 30 s instead of schemathesis's 10, both to wait for an answer and for
+        // `--checks all`'s response-time check: moto serves one request at a time to every
+        // test of the suite running beside this one, and a request queued behind them is
+        // slow, not wrong (the whole run stays bounded below).
+        .args(["--request-timeout", "30", "--max-response-time", "30"])
         .env("SCHEMATHESIS_TELEMETRY", "false")
         // Hypothesis keeps its database in the working folder: a temporary one, not the repo.
         .current_dir(&cli.state_dir);
