@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::aggregate::{MarketAggregate, MarketFigures};
-use super::batch::{ListingState, SequenceNumber};
+use super::batch::{ListingState, MAX_SEQUENCE_DIGITS, SequenceNumber};
 use super::history::Trends;
 use super::interest::InterestWrite;
 use crate::ports::PortError;
@@ -22,6 +22,10 @@ use crate::ports::PortError;
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// Largest compressed journal body: the item's limit less room for its key attributes.
 pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
+/// Largest journal read back, uncompressed: a batch is at most Lambda's 6 MB payload of
+/// base64 records, and its journal adds sequence numbers and per-market counts. A body that
+/// inflates past this is not one this function wrote (DEFLATE can expand a thousandfold).
+pub const MAX_JOURNAL_JSON_BYTES: usize = 32 * 1024 * 1024;
 
 /// The largest record the data lake takes (Firehose's 1,000 KiB): an event's line must fit.
 pub const MAX_ARCHIVE_RECORD_BYTES: usize = 1_000 * 1024;
@@ -65,10 +69,15 @@ impl StoredAggregate {
     ) -> String {
         let mut hash = fnv::FnvHasher::default();
         let mut feed = |bytes: &[u8]| hash.write(bytes);
+        // Sequence numbers zero-padded to 128 digits, as the builds that stored them so wrote
+        // them: the same history keeps the same revision across builds.
+        const ZEROS: [u8; MAX_SEQUENCE_DIGITS] = [b'0'; MAX_SEQUENCE_DIGITS];
         for (shard, seq) in watermarks {
+            let digits = seq.as_kinesis().as_bytes();
             feed(shard.as_bytes());
             feed(b"=");
-            feed(seq.as_kinesis().as_bytes());
+            feed(&ZEROS[..MAX_SEQUENCE_DIGITS.saturating_sub(digits.len())]);
+            feed(digits);
             feed(b";");
         }
         for (shard, count) in applied {
@@ -170,8 +179,15 @@ impl Journal {
         use std::io::Read as _;
         let mut json = Vec::with_capacity(encoded.body.len() * 8);
         flate2::read::DeflateDecoder::new(encoded.body.as_slice())
+            .take(MAX_JOURNAL_JSON_BYTES as u64 + 1)
             .read_to_end(&mut json)
             .map_err(|e| PortError::new("decode journal", e.to_string()))?;
+        if json.len() > MAX_JOURNAL_JSON_BYTES {
+            return Err(PortError::new(
+                "decode journal",
+                format!("inflates past {MAX_JOURNAL_JSON_BYTES} bytes"),
+            ));
+        }
         serde_json::from_slice(&json).map_err(|e| PortError::new("decode journal", e.to_string()))
     }
 }
@@ -309,6 +325,43 @@ mod tests {
             StoredAggregate::revision_of(&BTreeMap::new(), &applied),
             "1e8be423b52a95fa"
         );
+    }
+
+    #[test]
+    fn a_watermark_names_the_revision_as_when_sequence_numbers_were_stored_padded() {
+        // FNV-1a of `shardId-000000000000=<the number zero-padded to 128 digits>;` then the
+        // applied count, as the builds before 2026-11-24 fed it.
+        let shard = "shardId-000000000000".to_owned();
+        let watermarks = BTreeMap::from([(
+            shard.clone(),
+            SequenceNumber::parse("49590338271490256608559692538361571095921575989136588898")
+                .expect("digits"),
+        )]);
+        let applied = BTreeMap::from([(shard, 42)]);
+        assert_eq!(
+            StoredAggregate::revision_of(&watermarks, &applied),
+            "2b829f3648d1b484"
+        );
+    }
+
+    #[test]
+    fn a_journal_inflating_past_its_bound_is_refused_and_one_at_it_reads() {
+        let encoded = |json_bytes: usize| {
+            use std::io::Write as _;
+            // Valid JSON of exactly `json_bytes`: an empty journal, then spaces.
+            let mut json = br#"{"shard":"s","events":[],"applied_before":{}}"#.to_vec();
+            json.resize(json_bytes, b' ');
+            let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+            encoder.write_all(&json).expect("deflate");
+            EncodedJournal {
+                shard: "s".into(),
+                body: encoder.finish().expect("deflate"),
+            }
+        };
+        let at = Journal::decode(&encoded(MAX_JOURNAL_JSON_BYTES)).expect("at the bound");
+        assert!(at.events.is_empty());
+        let past = Journal::decode(&encoded(MAX_JOURNAL_JSON_BYTES + 1)).expect_err("past it");
+        assert!(past.to_string().contains("inflates past"), "{past}");
     }
 
     #[test]
