@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
+use realty_aws::adapters::dynamodb::{GET_BATCH, TRANSACTION_ITEMS, WRITE_BATCH};
 use realty_core::listing::ListingEvent;
 use realty_core::metrics::batch::ListingState;
 use realty_core::metrics::interest::{InterestWrite, interest_key};
@@ -30,10 +31,6 @@ use super::items::item_bytes;
 /// Events a second: one batch per shard per second, as the event source mapping's 1 s
 /// window gives under load.
 const EVENTS_PER_SECOND: usize = 1_000;
-/// The adapter's call sizes (`realty_aws::adapters::dynamodb`).
-const GET_BATCH: usize = 100;
-const WRITE_BATCH: usize = 25;
-const TRANSACTION_ITEMS: usize = 100;
 
 /// DynamoDB's cost of one run, per 1,000 events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -156,6 +153,13 @@ impl MeteredStores {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Counts `calls` calls of `operation` and `units` write units billed for `item`.
+    fn bill(&self, operation: &'static str, calls: usize, item: &'static str, units: u64) {
+        let mut tally = self.tally();
+        tally.call(operation, calls);
+        *tally.write_units.entry(item).or_default() += units;
+    }
 }
 
 impl ListingStore for MeteredStores {
@@ -177,14 +181,12 @@ impl ListingStore for MeteredStores {
         for state in states {
             units += write_units(size_of(ListingItem::from(state))?);
         }
-        {
-            let mut tally = self.tally();
-            tally.call(
-                "DynamoDB.BatchWriteItem",
-                states.len().div_ceil(WRITE_BATCH),
-            );
-            *tally.write_units.entry("listing").or_default() += units;
-        }
+        self.bill(
+            "DynamoDB.BatchWriteItem",
+            states.len().div_ceil(WRITE_BATCH),
+            "listing",
+            units,
+        );
         self.inner.put_states(states).await
     }
 }
@@ -205,15 +207,13 @@ impl MarketStore for MeteredStores {
             // A transactional write costs twice a standard one.
             units += 2 * write_units(size_of(MarketLiveItem::new(put.key, put.item))?);
         }
-        {
-            let mut tally = self.tally();
-            tally.call(
-                "DynamoDB.TransactWriteItems",
-                puts.len().div_ceil(TRANSACTION_ITEMS),
-            );
-            *tally.write_units.entry("market").or_default() += units;
-            tally.market_writes += puts.len() as u64;
-        }
+        self.bill(
+            "DynamoDB.TransactWriteItems",
+            puts.len().div_ceil(TRANSACTION_ITEMS),
+            "market",
+            units,
+        );
+        self.tally().market_writes += puts.len() as u64;
         self.inner.put_aggregates(puts).await
     }
 
@@ -222,14 +222,12 @@ impl MarketStore for MeteredStores {
         for snapshot in snapshots {
             units += write_units(size_of(MarketSnapshotItem::from(snapshot))?);
         }
-        {
-            let mut tally = self.tally();
-            tally.call(
-                "DynamoDB.BatchWriteItem",
-                snapshots.len().div_ceil(WRITE_BATCH),
-            );
-            *tally.write_units.entry("snapshot").or_default() += units;
-        }
+        self.bill(
+            "DynamoDB.BatchWriteItem",
+            snapshots.len().div_ceil(WRITE_BATCH),
+            "snapshot",
+            units,
+        );
         self.inner.put_snapshots(snapshots).await
     }
 
@@ -245,14 +243,12 @@ impl MarketStore for MeteredStores {
                 }
             };
         }
-        {
-            let mut tally = self.tally();
-            tally.call(
-                "DynamoDB.BatchWriteItem",
-                writes.len().div_ceil(WRITE_BATCH),
-            );
-            *tally.write_units.entry("interest").or_default() += units;
-        }
+        self.bill(
+            "DynamoDB.BatchWriteItem",
+            writes.len().div_ceil(WRITE_BATCH),
+            "interest",
+            units,
+        );
         self.inner.write_interest(writes).await
     }
 
@@ -263,12 +259,8 @@ impl MarketStore for MeteredStores {
 
     async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
         let units = write_units(size_of(JournalItem::from(journal))?);
-        {
-            let mut tally = self.tally();
-            tally.call("DynamoDB.PutItem", 1);
-            // Written, then deleted: a delete costs the deleted item's size too.
-            *tally.write_units.entry("journal").or_default() += 2 * units;
-        }
+        // Written, then deleted: a delete costs the deleted item's size too.
+        self.bill("DynamoDB.PutItem", 1, "journal", 2 * units);
         self.inner.put_journal(journal).await
     }
 

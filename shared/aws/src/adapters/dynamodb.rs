@@ -26,14 +26,14 @@ use realty_core::store::{
 };
 
 /// BatchGetItem reads at most 100 keys a call.
-const GET_BATCH: usize = 100;
+pub const GET_BATCH: usize = 100;
 /// BatchWriteItem writes at most 25 items a call...
-pub(crate) const WRITE_BATCH: usize = 25;
+pub const WRITE_BATCH: usize = 25;
 /// ...and 16 MB of them, as DynamoDB sizes items ([`crate::items::item_size`]). With items
 /// under the 400 KB item limit the count binds first; the bytes are bounded all the same.
 pub(crate) const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// TransactWriteItems takes at most 100 actions a call...
-const TRANSACTION_ITEMS: usize = 100;
+pub const TRANSACTION_ITEMS: usize = 100;
 /// ...and 4 MB of items.
 const TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
