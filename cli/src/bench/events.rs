@@ -260,6 +260,8 @@ fn new_listing(
         city: market.city.clone(),
         state: market.state.clone(),
         postal_code: Some(zip.to_owned()),
+        country: realty_core::listing::CountryCode::US,
+        neighbourhood: None,
     };
     // Listed in the month before the stream starts (2026-06-01): never after an observation.
     let on_market_date = NaiveDate::from_ymd_opt(2026, 5, 1)
@@ -294,6 +296,7 @@ fn new_listing(
             .random_bool(0.6)
             .then(|| round_dollars(price_minor as f64 * rng.random_range(0.004..0.008))),
         observed_at: at,
+        details: realty_core::listing::ListingDetails::default(),
     }
 }
 

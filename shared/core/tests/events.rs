@@ -8,6 +8,9 @@ use realty_core::listing::{
     MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
     MAX_STATE_BYTES, MarketKey, TrackedField, diff,
 };
+use realty_core::listing::{
+    MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES, MIN_FLOOR,
+};
 use realty_core::sources::{SourceKind, normalize_file};
 use serde_json::{Value, json};
 
@@ -87,7 +90,10 @@ fn every_kind_round_trips() {
     for event in events {
         let bytes = event.encode().expect("valid event");
         let json: Value = serde_json::from_slice(&bytes).expect("json");
-        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["schema_version"], 2);
+        // A US listing writes none of version 2's fields: its JSON is what version 1 wrote.
+        assert!(json["listing"].get("details").is_none());
+        assert!(json["listing"]["address"].get("country").is_none());
         assert_eq!(
             json["kind"],
             serde_json::to_value(&event.kind).expect("json")["kind"]
@@ -146,6 +152,88 @@ fn decode_value(value: &Value) -> Result<ListingEvent, EventDecodeError> {
 }
 
 #[test]
+fn version_1_events_still_read() {
+    let mut v1 = documented_json();
+    v1["schema_version"] = json!(1);
+    let event = decode_value(&v1).expect("a version-1 event");
+    assert_eq!(event.schema_version, 1);
+    assert_eq!(
+        event.listing,
+        decode_value(&documented_json()).expect("v2").listing
+    );
+    assert!(event.listing.address.country.is_us());
+
+    // Version 1 had no country, neighbourhood or details: a record that says version 1 and
+    // carries them is no record a producer wrote.
+    for (pointer, value) in [
+        ("/listing/address/country", json!("US")),
+        ("/listing/address/neighbourhood", json!("Germantown")),
+        ("/listing/details", json!({"floor": 2})),
+    ] {
+        let mut mixed = v1.clone();
+        let (parent, field) = pointer.rsplit_once('/').expect("a path");
+        mixed
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .expect("an object")
+            .insert(field.to_owned(), value);
+        let outcome = decode_value(&mixed).map(|_| ()).map_err(|e| e.kind());
+        if field == "country" {
+            // `US` is what version 1 meant; only another country is out of place.
+            assert_eq!(outcome, Ok(()));
+        } else {
+            assert_eq!(outcome, Err("inconsistent"), "{pointer}");
+        }
+    }
+    let mut moroccan = v1;
+    moroccan["listing"]["address"]["country"] = json!("MA");
+    moroccan["listing"]["market"]["city_state"] = json!("ma/nashville");
+    assert_eq!(
+        decode_value(&moroccan).map(|_| ()).map_err(|e| e.kind()),
+        Err("inconsistent")
+    );
+}
+
+#[test]
+fn a_portal_listing_round_trips_with_its_details() {
+    let mut listing = nashville_listing("108760565");
+    listing.address.country = realty_core::listing::CountryCode::MA;
+    listing.address.city = "Casablanca".into();
+    listing.address.state = String::new();
+    listing.address.postal_code = None;
+    listing.address.neighbourhood = Some("Maârif".into());
+    listing.market = MarketKey::for_address(&listing.address).expect("a market");
+    assert_eq!(listing.market.city_state, "ma/casablanca");
+    listing.currency = "MAD".into();
+    listing.price_minor = 1_850_000_00;
+    listing.previous_price_minor = None;
+    listing.rent_estimate_minor = None;
+    listing.living_area_sqft = Some(realty_core::listing::sqft_from_sqm(95));
+    listing.details = realty_core::listing::ListingDetails {
+        living_area_sqm: Some(95),
+        floor: Some(3),
+        seller_type: Some(realty_core::listing::SellerType::Professional),
+        equipment: vec!["Ascenseur".into(), "Terrasse".into()],
+        images: vec!["https://www.mubawab-media.com/ad/7/994/991/a.avif".into()],
+    };
+    let event = ListingEvent::new_listing(listing, "poll-ma");
+    let bytes = event.encode().expect("valid");
+    let json: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(json["listing"]["address"]["country"], "MA");
+    assert_eq!(json["listing"]["details"]["living_area_sqm"], 95);
+    assert_eq!(ListingEvent::decode(&bytes), Ok(event.clone()));
+    assert_eq!(event.partition_key(), "ma/casablanca");
+
+    // The area in square metres must agree with the one in square feet.
+    let mut disagreeing = json.clone();
+    disagreeing["listing"]["details"]["living_area_sqm"] = json!(96);
+    assert_eq!(
+        decode_value(&disagreeing).map(|_| ()).map_err(|e| e.kind()),
+        Err("invalid_listing")
+    );
+}
+
+#[test]
 fn decode_reads_a_whole_record_only() {
     let good = serde_json::to_vec(&documented_json()).expect("serialize");
     assert!(ListingEvent::decode(&good).is_ok());
@@ -165,21 +253,27 @@ fn decode_reads_a_whole_record_only() {
 
 #[test]
 fn decode_refuses_other_schema_versions_first() {
-    let mut v2 = documented_json();
-    v2["schema_version"] = json!(2);
-    v2["listing"] = json!("a shape this build cannot read");
-    let err = decode_value(&v2).expect_err("version 2");
+    let mut v3 = documented_json();
+    v3["schema_version"] = json!(3);
+    v3["listing"] = json!("a shape this build cannot read");
+    let err = decode_value(&v3).expect_err("version 3");
     assert_eq!(
         err,
-        EventDecodeError::UnsupportedSchemaVersion { found: "2".into() }
+        EventDecodeError::UnsupportedSchemaVersion { found: "3".into() }
     );
     assert_eq!(err.kind(), "unsupported_schema_version");
     assert!(
-        err.to_string().contains("this build reads version 1"),
+        err.to_string().contains("this build reads versions 1 to 2"),
         "{err}"
     );
 
-    for version in [json!(0), json!("1"), json!(1.5), json!(-1)] {
+    for version in [
+        json!(0),
+        json!("1"),
+        json!(1.5),
+        json!(-1),
+        json!(4294967298u64),
+    ] {
         let mut event = documented_json();
         event["schema_version"] = version.clone();
         assert_eq!(
@@ -366,7 +460,16 @@ fn encode_refuses_what_decode_would_refuse() {
 /// so only the value is at fault.
 fn with_value(pointer: &str, value: &Value) -> Value {
     let mut event = documented_json();
-    *event.pointer_mut(pointer).expect("pointer exists") = value.clone();
+    // Optional fields absent from the example (the version-2 ones) are created on the way.
+    let mut slot = &mut event;
+    for segment in pointer.split('/').skip(1) {
+        slot = slot
+            .as_object_mut()
+            .expect("objects along the path")
+            .entry(segment)
+            .or_insert_with(|| json!({}));
+    }
+    *slot = value.clone();
     if pointer.starts_with("/listing/address/") {
         let address = serde_json::from_value(event["listing"]["address"].clone());
         if let Ok(market) = address
@@ -431,6 +534,51 @@ fn every_bounded_field_at_its_limit_decodes_and_just_past_it_is_refused() {
             json!("p".repeat(MAX_POLL_ID_LEN)),
             json!("p".repeat(MAX_POLL_ID_LEN + 1)),
             "poll_id",
+        ),
+        (
+            "/listing/address/neighbourhood",
+            json!("q".repeat(MAX_CITY_BYTES)),
+            json!("q".repeat(MAX_CITY_BYTES + 1)),
+            "address.neighbourhood",
+        ),
+        (
+            "/listing/details/equipment",
+            json!(vec!["e".repeat(MAX_EQUIPMENT_BYTES); MAX_EQUIPMENT_ITEMS]),
+            json!(vec![
+                "e".repeat(MAX_EQUIPMENT_BYTES);
+                MAX_EQUIPMENT_ITEMS + 1
+            ]),
+            "details.equipment",
+        ),
+        (
+            "/listing/details/equipment",
+            json!(["e".repeat(MAX_EQUIPMENT_BYTES)]),
+            json!(["e".repeat(MAX_EQUIPMENT_BYTES + 1)]),
+            "details.equipment",
+        ),
+        (
+            "/listing/details/images",
+            json!(vec![url(MAX_IMAGE_URL_BYTES); MAX_IMAGES]),
+            json!(vec![url(MAX_IMAGE_URL_BYTES); MAX_IMAGES + 1]),
+            "details.images",
+        ),
+        (
+            "/listing/details/images",
+            json!([url(MAX_IMAGE_URL_BYTES)]),
+            json!([url(MAX_IMAGE_URL_BYTES + 1)]),
+            "details.images",
+        ),
+        (
+            "/listing/details/floor",
+            json!(MAX_FLOOR),
+            json!(MAX_FLOOR + 1),
+            "details.floor",
+        ),
+        (
+            "/listing/details/floor",
+            json!(MIN_FLOOR),
+            json!(MIN_FLOOR - 1),
+            "details.floor",
         ),
         (
             "/changes",
@@ -501,6 +649,11 @@ fn an_event_with_every_field_at_its_limit_fits_the_encoded_bound() {
         &"\"".repeat(MAX_NATIVE_ID_LEN),
     )
     .expect("id");
+    listing.address.neighbourhood = Some("\"".repeat(MAX_CITY_BYTES));
+    listing.details.equipment = vec!["\"".repeat(MAX_EQUIPMENT_BYTES); MAX_EQUIPMENT_ITEMS];
+    listing.details.images =
+        vec![format!("https://x/{}", "\"".repeat(MAX_IMAGE_URL_BYTES - 10)); MAX_IMAGES];
+    listing.details.floor = Some(MIN_FLOOR);
     let mut before = listing.clone();
     before.price_minor += 100_000;
     let mut event =
@@ -509,8 +662,9 @@ fn an_event_with_every_field_at_its_limit_fits_the_encoded_bound() {
         changes.fields = vec![TrackedField::RentEstimateMinor; MAX_CHANGED_FIELDS];
     }
     let bytes = event.encode().expect("a valid event encodes");
+    // docs/events.md says "under 14 KiB", below the 16 KiB bound.
     assert!(
-        bytes.len() <= MAX_ENCODED_EVENT_BYTES / 2,
+        bytes.len() <= 14 * 1024 && 14 * 1024 < MAX_ENCODED_EVENT_BYTES,
         "{} bytes",
         bytes.len()
     );

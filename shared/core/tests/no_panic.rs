@@ -615,6 +615,8 @@ proptest! {
             city,
             state,
             postal_code: None,
+            country: realty_core::listing::CountryCode::US,
+            neighbourhood: None,
         };
         let key = MarketKey::for_address(&address(city.clone(), state.clone()));
         match &key {

@@ -25,6 +25,15 @@ pub const MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR: i64 = 1_000_000_000 * CENTS_PER_DO
 pub const MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 100 * CENTS_PER_DOLLAR;
 /// Highest monthly rent (USD, minor units) taken as real.
 pub const MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR: i64 = 1_000_000 * CENTS_PER_DOLLAR;
+/// Lowest sale price (MAD, minor units) taken as real: a plot in a small town sells for a
+/// few tens of thousands of dirhams; below 50,000 a price is a placeholder ("1 DH").
+pub const MIN_PLAUSIBLE_SALE_PRICE_MAD_MINOR: i64 = 50_000 * 100;
+/// Highest sale price (MAD, minor units) taken as real (about 100 million US dollars).
+pub const MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR: i64 = 1_000_000_000 * 100;
+/// Lowest monthly rent (MAD, minor units) taken as real (a room in a shared flat).
+pub const MIN_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR: i64 = 500 * 100;
+/// Highest monthly rent (MAD, minor units) taken as real.
+pub const MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR: i64 = 2_000_000 * 100;
 /// Ceiling for amounts in currencies without their own bounds: far above any real price yet
 /// far below `i64::MAX`, so sums over a market cannot overflow.
 pub const MAX_AMOUNT_MINOR_ANY_CURRENCY: i64 = 1_000_000_000_000_000;
@@ -42,6 +51,27 @@ pub const MAX_NATIVE_ID_LEN: usize = 128;
 pub const SQFT_PER_ACRE: f64 = 43_560.0;
 /// Square feet in one square metre.
 pub const SQFT_PER_SQUARE_METRE: f64 = 10.763_910_416_709_722;
+
+/// Lowest floor taken as real (a basement several levels down).
+pub const MIN_FLOOR: i16 = -5;
+/// Highest floor taken as real (the tallest towers have about 160).
+pub const MAX_FLOOR: i16 = 200;
+/// Most equipment labels kept for a listing (portals show a dozen or two).
+pub const MAX_EQUIPMENT_ITEMS: usize = 24;
+/// Longest equipment label (`Cuisine équipée`, `Chauffage central`).
+pub const MAX_EQUIPMENT_BYTES: usize = 48;
+/// Most photo URLs kept for a listing: enough for an alert or a report, bounded so an event
+/// with every field at its limit stays under [`MAX_ENCODED_EVENT_BYTES`].
+pub const MAX_IMAGES: usize = 10;
+/// Longest photo URL (the portals' are 60 to 100 bytes).
+pub const MAX_IMAGE_URL_BYTES: usize = 200;
+
+/// A living area in square metres as whole square feet (rounded), for the fields counted in
+/// feet. Saturates far above [`MAX_LIVING_AREA_SQFT`], which then refuses it.
+pub fn sqft_from_sqm(sqm: u32) -> u32 {
+    // At most 4.3e10: an f64 holds it exactly, and the cast saturates at u32::MAX.
+    (f64::from(sqm) * SQFT_PER_SQUARE_METRE).round() as u32
+}
 
 /// Longest street line. US lines are at most 64 characters (USPS); 256 bytes hold any real
 /// line with its unit, in any script.
@@ -63,7 +93,7 @@ pub const MAX_SOURCE_URL_BYTES: usize = 2_048;
 /// producer of the same schema version adds.
 pub const MAX_CHANGED_FIELDS: usize = 32;
 /// Largest event [`super::ListingEvent::encode`] writes. Every string and array of an event
-/// is bounded, so a valid event is under about 8 KiB even with every field at its limit;
+/// is bounded, so a valid event is under about 14 KiB even with every field at its limit;
 /// the listing item stored for it is then far below DynamoDB's 400 KB item limit.
 pub const MAX_ENCODED_EVENT_BYTES: usize = 16 * 1024;
 /// Largest record [`super::ListingEvent::decode`] reads: Kinesis's record limit (1 MiB).
@@ -197,10 +227,19 @@ pub struct PriceBounds {
     pub max_minor: i64,
 }
 
-/// Plausible amounts for `currency` and `offer`. Only USD has floors; other currencies
-/// (none of the sources send them yet) need only be positive and below a huge ceiling.
+/// Plausible amounts for `currency` and `offer`. USD and MAD (the currencies the sources
+/// send) have floors and ceilings; other currencies need only be positive and below a huge
+/// ceiling.
 pub fn price_bounds(currency: &str, offer: Offer) -> PriceBounds {
     match (currency, offer) {
+        ("MAD", Offer::Sale) => PriceBounds {
+            min_minor: MIN_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
+            max_minor: MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
+        },
+        ("MAD", Offer::Rent) => PriceBounds {
+            min_minor: MIN_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+            max_minor: MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+        },
         ("USD", Offer::Sale) => PriceBounds {
             min_minor: MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR,
             max_minor: MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR,
@@ -320,16 +359,52 @@ pub(super) fn check_coordinates(point: Coordinates) -> Result<(), InvalidListing
 }
 
 pub(super) fn check_url(url: &str) -> Result<(), InvalidListing> {
-    check_text("source_url", url, MAX_SOURCE_URL_BYTES)?;
+    check_absolute_url("source_url", url, MAX_SOURCE_URL_BYTES)
+}
+
+/// An absolute http(s) URL of at most `max_bytes`, without whitespace.
+pub(super) fn check_absolute_url(
+    field: &'static str,
+    url: &str,
+    max_bytes: usize,
+) -> Result<(), InvalidListing> {
+    check_text(field, url, max_bytes)?;
     let absolute = url.starts_with("https://") || url.starts_with("http://");
     if absolute && !url.chars().any(char::is_whitespace) {
         Ok(())
     } else {
         Err(InvalidListing::new(
-            "source_url",
+            field,
             format!("{} is not an absolute http(s) URL", quote(url)),
         ))
     }
+}
+
+pub(super) fn check_floor(floor: i16) -> Result<(), InvalidListing> {
+    if (MIN_FLOOR..=MAX_FLOOR).contains(&floor) {
+        Ok(())
+    } else {
+        Err(InvalidListing::new(
+            "details.floor",
+            format!("{floor} is outside {MIN_FLOOR}..={MAX_FLOOR}"),
+        ))
+    }
+}
+
+/// A list of at most `max_items`, each checked by `check`.
+pub(super) fn check_list(
+    field: &'static str,
+    items: &[String],
+    max_items: usize,
+    check: impl Fn(&str) -> Result<(), InvalidListing>,
+) -> Result<(), InvalidListing> {
+    if items.len() > max_items {
+        return Err(InvalidListing::new(
+            field,
+            format!("{} items, over the limit of {max_items}", items.len()),
+        ));
+    }
+    items.iter().try_for_each(|item| check(item))
 }
 
 pub(super) fn check_on_market_date(

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::bounds::check_text;
 use super::{
     CURRENT_SCHEMA_VERSION, InvalidListing, Listing, ListingChanges, MAX_CHANGED_FIELDS,
-    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, QUOTED_VALUE_BYTES, bound_reason, diff, quote,
-    time_window_violation,
+    MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, QUOTED_VALUE_BYTES, READABLE_SCHEMA_VERSIONS,
+    bound_reason, diff, quote, time_window_violation,
 };
 
 /// Kinesis takes partition keys of up to 256 Unicode characters.
@@ -95,7 +95,7 @@ pub enum EventDecodeError {
     #[error("not a listing event: no schema_version")]
     MissingSchemaVersion,
     #[error(
-        "unsupported schema_version {found}: this build reads version {CURRENT_SCHEMA_VERSION}"
+        "unsupported schema_version {found}: this build reads versions 1 to {CURRENT_SCHEMA_VERSION}"
     )]
     UnsupportedSchemaVersion { found: String },
     #[error("invalid listing in event: {0}")]
@@ -190,10 +190,21 @@ impl ListingEvent {
 
     /// Checks what [`ListingEvent::decode`] checks after parsing.
     pub fn validate(&self) -> Result<(), EventDecodeError> {
-        if self.schema_version != CURRENT_SCHEMA_VERSION {
+        if !READABLE_SCHEMA_VERSIONS.contains(&self.schema_version) {
             return Err(EventDecodeError::UnsupportedSchemaVersion {
                 found: self.schema_version.to_string(),
             });
+        }
+        if self.schema_version == 1
+            && (!self.listing.address.country.is_us()
+                || self.listing.address.neighbourhood.is_some()
+                || !self.listing.details.is_empty())
+        {
+            return Err(EventDecodeError::Inconsistent(
+                "a schema_version 1 event with fields of version 2 (country, neighbourhood or \
+                 details)"
+                    .into(),
+            ));
         }
         if self.poll_id.trim().is_empty() {
             return Err(EventDecodeError::Inconsistent("empty poll_id".into()));
@@ -324,7 +335,7 @@ impl ListingEvent {
         let mut reader = serde_json::Deserializer::from_slice(bytes);
         if let Ok(event) = Self::deserialize(&mut reader)
             && reader.end().is_ok()
-            && event.schema_version == CURRENT_SCHEMA_VERSION
+            && READABLE_SCHEMA_VERSIONS.contains(&event.schema_version)
         {
             event.validate()?;
             return Ok(event);
@@ -332,7 +343,7 @@ impl ListingEvent {
         Err(Self::why_unreadable(bytes))
     }
 
-    /// Why `bytes` (a JSON object, by its first byte) is not a current event.
+    /// Why `bytes` (a JSON object, by its first byte) is not a readable event.
     fn why_unreadable(bytes: &[u8]) -> EventDecodeError {
         /// The schema version alone; serde skips the other fields without building them.
         #[derive(Deserialize)]
@@ -346,7 +357,12 @@ impl ListingEvent {
         };
         match probe.schema_version {
             None | Some(serde_json::Value::Null) => return EventDecodeError::MissingSchemaVersion,
-            Some(version) if version.as_u64() != Some(u64::from(CURRENT_SCHEMA_VERSION)) => {
+            Some(version)
+                if !version
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .is_some_and(|v| READABLE_SCHEMA_VERSIONS.contains(&v)) =>
+            {
                 let found = version.to_string();
                 return EventDecodeError::UnsupportedSchemaVersion {
                     found: if found.len() <= QUOTED_VALUE_BYTES {

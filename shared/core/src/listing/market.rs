@@ -14,6 +14,11 @@
 //! 5. every other run of characters (spaces, punctuation, marks after an ASCII letter) is
 //!    one `-`, none at either end.
 //!
+//! A US market is `{city}-{state}` (`nashville-tn`); a market elsewhere is
+//! `{country}/{city}` with the ISO country code in lower case (`ma/casablanca`): portals
+//! name no region, and the `/` (never in a normalised part) keeps the two kinds of key from
+//! ever meeting.
+//!
 //! ASCII names keep the keys they always had (`nashville-tn`, `st-louis-mo`). The skeleton
 //! is taken one character at a time, never over a whole name, so plain letters are never
 //! rewritten (UTS #39 maps `m` to `rn`).
@@ -31,8 +36,9 @@ use super::{Address, InvalidListing};
 /// The market a listing is counted in: a normalised city-state key plus the ZIP.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MarketKey {
-    /// City and state normalised (module docs) and joined by `-`: `nashville-tn`,
-    /// `st-louis-mo`, at most [`MAX_MARKET_KEY_BYTES`].
+    /// In the US, city and state normalised (module docs) and joined by `-`: `nashville-tn`,
+    /// `st-louis-mo`; elsewhere country and city joined by `/`: `ma/casablanca`. At most
+    /// [`MAX_MARKET_KEY_BYTES`].
     pub city_state: String,
     /// Five-digit ZIP for US postal codes (ZIP+4 cut), else the postal code upper-cased.
     pub zip: Option<String>,
@@ -45,20 +51,24 @@ impl MarketKey {
         check_text("address.city", &address.city, MAX_CITY_BYTES)?;
         check_text("address.state", &address.state, MAX_STATE_BYTES)?;
         let city = key_part(&address.city);
-        let state = key_part(&address.state);
         if city.is_empty() {
             return Err(InvalidListing::new(
                 "address.city",
                 "no city: the listing cannot be placed in a market",
             ));
         }
-        if state.is_empty() {
-            return Err(InvalidListing::new(
-                "address.state",
-                "no state: the listing cannot be placed in a market",
-            ));
-        }
-        let city_state = format!("{city}-{state}");
+        let city_state = if address.country.is_us() {
+            let state = key_part(&address.state);
+            if state.is_empty() {
+                return Err(InvalidListing::new(
+                    "address.state",
+                    "no state: the listing cannot be placed in a market",
+                ));
+            }
+            format!("{city}-{state}")
+        } else {
+            format!("{}/{city}", address.country.as_str().to_ascii_lowercase())
+        };
         if city_state.len() > MAX_MARKET_KEY_BYTES {
             return Err(InvalidListing::new(
                 "market.city_state",
@@ -231,6 +241,36 @@ mod tests {
         // Letters with no ASCII look-alike stay as they are.
         assert_eq!(key_part("Straße"), "straße");
         assert_eq!(key_part("東京"), "東京");
+    }
+
+    #[test]
+    fn markets_outside_the_us_are_country_and_city() {
+        let address = |country, city: &str, state: &str| Address {
+            line: None,
+            city: city.to_owned(),
+            state: state.to_owned(),
+            postal_code: None,
+            country,
+            neighbourhood: Some("Maarif".to_owned()),
+        };
+        let key = |a: &Address| MarketKey::for_address(a).map(|k| k.city_state);
+        let ma = super::super::CountryCode::MA;
+        assert_eq!(
+            key(&address(ma, "Casablanca", "")).as_deref(),
+            Ok("ma/casablanca")
+        );
+        assert_eq!(
+            key(&address(ma, "Fès", "Fès-Meknès")).as_deref(),
+            Ok("ma/fes")
+        );
+        let us = super::super::CountryCode::US;
+        assert_eq!(
+            key(&address(us, "Nashville", "TN")).as_deref(),
+            Ok("nashville-tn")
+        );
+        // A US address still needs its state; elsewhere the city alone places it.
+        assert!(key(&address(us, "Nashville", "")).is_err());
+        assert!(key(&address(ma, " - ", "")).is_err());
     }
 
     #[test]

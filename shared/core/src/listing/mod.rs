@@ -26,13 +26,17 @@ mod validate;
 use bounds::check_native_id;
 pub use bounds::{
     CENTS_PER_DOLLAR, MAX_ADDRESS_LINE_BYTES, MAX_AMOUNT_MINOR_ANY_CURRENCY, MAX_CHANGED_FIELDS,
-    MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS, MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES,
+    MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS, MAX_ENCODED_EVENT_BYTES, MAX_EQUIPMENT_BYTES,
+    MAX_EQUIPMENT_ITEMS, MAX_EVENT_RECORD_BYTES, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES,
     MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MAX_MARKET_KEY_BYTES, MAX_NATIVE_ID_LEN,
-    MAX_OBSERVATION_AGE_DAYS, MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
+    MAX_OBSERVATION_AGE_DAYS, MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+    MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
     MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_ROOMS,
-    MAX_SOURCE_URL_BYTES, MAX_STATE_BYTES, MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR,
+    MAX_SOURCE_URL_BYTES, MAX_STATE_BYTES, MIN_FLOOR, MIN_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+    MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MIN_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
     MIN_PLAUSIBLE_SALE_PRICE_USD_MINOR, PriceBounds, QUOTED_VALUE_BYTES, SQFT_PER_ACRE,
-    SQFT_PER_SQUARE_METRE, bound_reason, format_minor, price_bounds, quote, time_window_violation,
+    SQFT_PER_SQUARE_METRE, bound_reason, format_minor, price_bounds, quote, sqft_from_sqm,
+    time_window_violation,
 };
 pub use changes::{Change, ListingChanges, TrackedField, diff};
 pub use event::{
@@ -40,8 +44,13 @@ pub use event::{
 };
 pub use market::MarketKey;
 
-/// The event schema version this build writes and the only one it reads.
-pub const CURRENT_SCHEMA_VERSION: u32 = 1;
+/// The event schema version this build writes. Version 2 added the country of an address,
+/// its neighbourhood and the portal details ([`ListingDetails`]); all optional, so a version-1
+/// event is a version-2 event without them (`docs/events.md`, "Schema versions").
+pub const CURRENT_SCHEMA_VERSION: u32 = 2;
+
+/// The schema versions this build reads: every version it or an earlier build wrote.
+pub const READABLE_SCHEMA_VERSIONS: std::ops::RangeInclusive<u32> = 1..=CURRENT_SCHEMA_VERSION;
 
 /// The API a listing came from; its name prefixes the listing id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,17 +59,29 @@ pub enum ListingSource {
     Zillow,
     Realtor,
     Reso,
+    /// Avito.ma, a property portal without an API (Morocco).
+    Avito,
+    /// Mubawab.ma, a property portal without an API (Morocco).
+    Mubawab,
 }
 
 impl ListingSource {
-    pub const ALL: [ListingSource; 3] = [Self::Zillow, Self::Realtor, Self::Reso];
+    pub const ALL: [ListingSource; 5] = [
+        Self::Zillow,
+        Self::Realtor,
+        Self::Reso,
+        Self::Avito,
+        Self::Mubawab,
+    ];
 
-    /// The id prefix and serde name: `zillow`, `realtor`, `reso`.
+    /// The id prefix and serde name: `zillow`, `realtor`, `reso`, `avito`, `mubawab`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Zillow => "zillow",
             Self::Realtor => "realtor",
             Self::Reso => "reso",
+            Self::Avito => "avito",
+            Self::Mubawab => "mubawab",
         }
     }
 }
@@ -163,6 +184,67 @@ pub enum PropertyType {
     Other,
 }
 
+/// An ISO 3166-1 alpha-2 country code, upper case: `US`, `MA`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryCode([u8; 2]);
+
+impl CountryCode {
+    pub const US: Self = Self(*b"US");
+    /// Morocco.
+    pub const MA: Self = Self(*b"MA");
+
+    /// Reads two ASCII letters, either case.
+    pub fn parse(text: &str) -> Result<Self, InvalidListing> {
+        match text.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Ok(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => Err(InvalidListing::new(
+                "address.country",
+                format!(
+                    "{} is not an ISO 3166-1 alpha-2 code (two letters)",
+                    quote(text)
+                ),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Two ASCII letters by construction.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+
+    pub fn is_us(&self) -> bool {
+        *self == Self::US
+    }
+}
+
+/// `US`: every address of schema version 1 is in the United States.
+impl Default for CountryCode {
+    fn default() -> Self {
+        Self::US
+    }
+}
+
+impl fmt::Display for CountryCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CountryCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(|e| serde::de::Error::custom(e.reason))
+    }
+}
+
 /// A street address, split into parts. Each part has a size limit (`bounds`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Address {
@@ -172,9 +254,18 @@ pub struct Address {
     /// At most [`MAX_CITY_BYTES`].
     pub city: String,
     /// State or province code as the source writes it (`TN`); at most [`MAX_STATE_BYTES`].
+    /// Part of the market of a US address; elsewhere it may be empty (portals name no region).
     pub state: String,
     /// At most [`MAX_POSTAL_CODE_BYTES`] of letters, digits, spaces and hyphens.
     pub postal_code: Option<String>,
+    /// `US` when absent (schema version 1 had no country), and not written for `US`, so a US
+    /// listing's JSON is what it was.
+    #[serde(default, skip_serializing_if = "CountryCode::is_us")]
+    pub country: CountryCode,
+    /// The neighbourhood or district the source places the listing in (`Maarif`); at most
+    /// [`MAX_CITY_BYTES`]. Not part of the market.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<String>,
 }
 
 /// A point on the map, WGS84 degrees.
@@ -233,6 +324,50 @@ pub struct Listing {
     pub source_url: Option<String>,
     /// When the pipeline read this listing from the source.
     pub observed_at: DateTime<Utc>,
+    /// What portals state beside the API fields (schema version 2); empty for API sources,
+    /// and then not written.
+    #[serde(default, skip_serializing_if = "ListingDetails::is_empty")]
+    pub details: ListingDetails,
+}
+
+/// Who offers a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SellerType {
+    /// An owner selling or letting directly ("particulier").
+    Private,
+    /// An agency, developer or shop ("professionnel", "agence").
+    Professional,
+}
+
+/// The fields property portals state that the listing APIs do not. Each is bounded
+/// (`bounds`); none is tracked for changes (a new photo is not a market event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListingDetails {
+    /// Living area in square metres, as the source states it, for sources that count in
+    /// them; `living_area_sqft` then holds the same area converted (rounded), so US-style
+    /// figures still work, and per-square-metre figures use this exact value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub living_area_sqm: Option<u32>,
+    /// Floor of an apartment: 0 the ground floor, negative below ground.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<i16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_type: Option<SellerType>,
+    /// Equipment as the source labels it (`Ascenseur`, `Terrasse`), at most
+    /// [`MAX_EQUIPMENT_ITEMS`] of at most [`MAX_EQUIPMENT_BYTES`] each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equipment: Vec<String>,
+    /// Absolute `https` URLs of the listing's photos, at most [`MAX_IMAGES`] of at most
+    /// [`MAX_IMAGE_URL_BYTES`] each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+}
+
+impl ListingDetails {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Why a listing (or one of its fields) is not acceptable.

@@ -2,12 +2,13 @@
 //! optional field is dropped as implausible.
 
 use super::bounds::{
-    check_amount, check_area, check_coordinates, check_currency, check_native_id,
-    check_on_market_date, check_rooms, check_text, check_url,
+    check_absolute_url, check_amount, check_area, check_coordinates, check_currency, check_floor,
+    check_list, check_native_id, check_on_market_date, check_rooms, check_text, check_url,
 };
 use super::{
-    InvalidListing, Listing, MAX_ADDRESS_LINE_BYTES, MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT,
-    MarketKey, Offer, quote,
+    InvalidListing, Listing, ListingDetails, MAX_ADDRESS_LINE_BYTES, MAX_CITY_BYTES,
+    MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_IMAGE_URL_BYTES, MAX_IMAGES,
+    MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MarketKey, Offer, quote, sqft_from_sqm,
 };
 
 impl Listing {
@@ -55,6 +56,10 @@ impl Listing {
         if let Some(line) = &self.address.line {
             check_text("address.line", line, MAX_ADDRESS_LINE_BYTES)?;
         }
+        if let Some(neighbourhood) = &self.address.neighbourhood {
+            check_text("address.neighbourhood", neighbourhood, MAX_CITY_BYTES)?;
+        }
+        self.details.validate(self.living_area_sqft)?;
         let market = MarketKey::for_address(&self.address)?;
         if market != self.market {
             let zip = |zip: &Option<String>| zip.as_deref().map_or("null".to_owned(), quote);
@@ -121,5 +126,62 @@ impl Listing {
             .line
             .take()
             .filter(|l| check_text("address.line", l, MAX_ADDRESS_LINE_BYTES).is_ok());
+        self.address.neighbourhood = self
+            .address
+            .neighbourhood
+            .take()
+            .filter(|n| check_text("address.neighbourhood", n, MAX_CITY_BYTES).is_ok());
+        let details = &mut self.details;
+        details.floor = details.floor.filter(|&f| check_floor(f).is_ok());
+        details.equipment.retain(|e| check_equipment(e).is_ok());
+        details.equipment.truncate(MAX_EQUIPMENT_ITEMS);
+        details.images.retain(|url| check_image(url).is_ok());
+        details.images.truncate(MAX_IMAGES);
+        // An area in square metres stands only with its conversion beside it.
+        if details.living_area_sqm.is_some()
+            && details.living_area_sqm.map(sqft_from_sqm) != self.living_area_sqft
+        {
+            details.living_area_sqm = None;
+        }
     }
+}
+
+impl ListingDetails {
+    /// Checks the details of a listing whose living area in square feet is `living_area_sqft`.
+    fn validate(&self, living_area_sqft: Option<u32>) -> Result<(), InvalidListing> {
+        if let Some(sqm) = self.living_area_sqm {
+            let expected = sqft_from_sqm(sqm);
+            if living_area_sqft != Some(expected) {
+                return Err(InvalidListing::new(
+                    "details.living_area_sqm",
+                    format!(
+                        "{sqm} m² needs living_area_sqft {expected} beside it, found {}",
+                        living_area_sqft.map_or("none".to_owned(), |a| a.to_string())
+                    ),
+                ));
+            }
+        }
+        if let Some(floor) = self.floor {
+            check_floor(floor)?;
+        }
+        check_list(
+            "details.equipment",
+            &self.equipment,
+            MAX_EQUIPMENT_ITEMS,
+            check_equipment,
+        )?;
+        check_list("details.images", &self.images, MAX_IMAGES, check_image)
+    }
+}
+
+fn check_equipment(label: &str) -> Result<(), InvalidListing> {
+    check_text("details.equipment", label, MAX_EQUIPMENT_BYTES)?;
+    if label.trim().is_empty() {
+        return Err(InvalidListing::new("details.equipment", "empty label"));
+    }
+    Ok(())
+}
+
+fn check_image(url: &str) -> Result<(), InvalidListing> {
+    check_absolute_url("details.images", url, MAX_IMAGE_URL_BYTES)
 }

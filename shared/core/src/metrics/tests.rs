@@ -37,6 +37,8 @@ pub(crate) fn listing(
         } else {
             zip.into()
         }),
+        country: CountryCode::US,
+        neighbourhood: None,
     };
     // Every fifth listing is a rental, at a monthly rent of a 200th of the price.
     let (offer, price, rent_estimate) = if n % 5 == 4 {
@@ -68,6 +70,7 @@ pub(crate) fn listing(
         rent_estimate_minor: rent_estimate,
         source_url: None,
         observed_at: at,
+        details: ListingDetails::default(),
     }
 }
 

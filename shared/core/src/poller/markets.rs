@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::read::{SearchFilter, city_and_state};
-use crate::listing::{Address, MAX_MARKET_KEY_BYTES, MarketKey};
+use crate::listing::{Address, CountryCode, MAX_MARKET_KEY_BYTES, MarketKey};
 use crate::sources::SourceKind;
 use crate::sources::zillow::{PriceBand, ZillowHomeType};
 
@@ -165,6 +165,8 @@ pub fn check_market_key(key: &str) -> Result<(), String> {
         city,
         state,
         postal_code: None,
+        country: CountryCode::US,
+        neighbourhood: None,
     };
     match MarketKey::for_address(&address) {
         Ok(normal) if normal.city_state == key => Ok(()),

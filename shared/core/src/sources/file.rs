@@ -16,11 +16,14 @@ use serde_json::Value;
 use super::{
     Page, Paging, RecordPosition, Reject, SourceError, SourceKind, describe_document, json,
 };
-use crate::listing::{Address, Coordinates, Listing, ListingId, MarketKey};
+use crate::listing::{
+    Address, Coordinates, CountryCode, Listing, ListingDetails, ListingId, MarketKey,
+};
 
 /// The CSV columns, in the order [`write_csv`] writes them. `market` is not a column: it is
-/// derived from `city`, `state` and `postal_code`.
-pub const CSV_COLUMNS: [&str; 22] = [
+/// derived from `city`, `state`, `postal_code` and `country`. The portal details that are
+/// lists (`equipment`, `images`) have no column: JSON lines carry them.
+pub const CSV_COLUMNS: [&str; 27] = [
     "id",
     "source",
     "status",
@@ -43,6 +46,11 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "rent_estimate_minor",
     "source_url",
     "observed_at",
+    "country",
+    "neighbourhood",
+    "living_area_sqm",
+    "floor",
+    "seller_type",
 ];
 
 /// Columns a CSV export must have; the others may be left out (and cells left empty).
@@ -302,6 +310,11 @@ impl CsvRow<'_> {
             city: self.required("city")?.to_owned(),
             state: self.required("state")?.to_owned(),
             postal_code: self.cell("postal_code").map(str::to_owned),
+            country: match self.cell("country") {
+                Some(code) => CountryCode::parse(code).map_err(|e| e.to_string())?,
+                None => CountryCode::US,
+            },
+            neighbourhood: self.cell("neighbourhood").map(str::to_owned),
         };
         let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
         let coordinates = match (self.parsed("latitude")?, self.parsed("longitude")?) {
@@ -336,6 +349,12 @@ impl CsvRow<'_> {
             rent_estimate_minor: self.parsed("rent_estimate_minor")?,
             source_url: self.cell("source_url").map(str::to_owned),
             observed_at,
+            details: ListingDetails {
+                living_area_sqm: self.parsed("living_area_sqm")?,
+                floor: self.parsed("floor")?,
+                seller_type: self.named("seller_type")?,
+                ..ListingDetails::default()
+            },
         };
         listing.validate().map_err(|e| e.to_string())?;
         Ok(listing)
@@ -357,7 +376,7 @@ pub fn write_csv<W: Write>(listings: &[Listing], out: W) -> Result<(), csv::Erro
     writer.write_record(CSV_COLUMNS)?;
     for listing in listings {
         let optional = |value: Option<String>| value.unwrap_or_default();
-        let row: [String; 22] = [
+        let row: [String; 27] = [
             listing.id.to_string(),
             serde_name(&listing.source),
             serde_name(&listing.status),
@@ -382,6 +401,11 @@ pub fn write_csv<W: Write>(listings: &[Listing], out: W) -> Result<(), csv::Erro
             listing
                 .observed_at
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            listing.address.country.to_string(),
+            optional(listing.address.neighbourhood.clone()),
+            optional(listing.details.living_area_sqm.map(|a| a.to_string())),
+            optional(listing.details.floor.map(|f| f.to_string())),
+            optional(listing.details.seller_type.map(|t| serde_name(&t))),
         ];
         writer.write_record(&row)?;
     }

@@ -12,7 +12,8 @@ use super::{
     parse_json,
 };
 use crate::listing::{
-    Address, Listing, ListingId, ListingSource, ListingStatus, MarketKey, Offer, PropertyType,
+    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
+    MarketKey, Offer, PropertyType,
 };
 
 /// Largest `limit` the API accepts.
@@ -110,6 +111,8 @@ fn normalize_result(result: &Value, observed_at: DateTime<Utc>) -> Result<Listin
         city: json::lenient_text(address_fields, "city").unwrap_or_default(),
         state: json::lenient_text(address_fields, "state_code").unwrap_or_default(),
         postal_code: json::lenient_text(address_fields, "postal_code"),
+        country: CountryCode::US,
+        neighbourhood: None,
     };
     let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
     let coordinate = json::field(address_fields, "coordinate").unwrap_or(&Value::Null);
@@ -140,6 +143,7 @@ fn normalize_result(result: &Value, observed_at: DateTime<Utc>) -> Result<Listin
         rent_estimate_minor: None,
         source_url: source_url(result),
         observed_at,
+        details: ListingDetails::default(),
     };
     listing.clear_implausible_optionals();
     listing.validate().map_err(|e| e.to_string())?;

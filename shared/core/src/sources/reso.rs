@@ -20,7 +20,8 @@ use super::{
     parse_json,
 };
 use crate::listing::{
-    Address, Listing, ListingId, ListingSource, ListingStatus, MarketKey, Offer, PropertyType,
+    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
+    MarketKey, Offer, PropertyType,
 };
 
 /// Largest `$top` feeds accept (MLS Grid caps it at 5000).
@@ -165,6 +166,7 @@ fn normalize_record(record: &Value, observed_at: DateTime<Utc>) -> Result<Listin
         rent_estimate_minor: None,
         source_url: None,
         observed_at,
+        details: ListingDetails::default(),
     };
     listing.clear_implausible_optionals();
     listing.validate().map_err(|e| e.to_string())?;
@@ -292,6 +294,8 @@ fn address(record: &Value) -> Result<Address, String> {
         city,
         state,
         postal_code: json::lenient_text(record, "PostalCode"),
+        country: CountryCode::US,
+        neighbourhood: None,
     })
 }
 

@@ -20,7 +20,8 @@ use super::{
     parse_json,
 };
 use crate::listing::{
-    Address, Listing, ListingId, ListingSource, ListingStatus, MarketKey, Offer, PropertyType,
+    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
+    MarketKey, Offer, PropertyType,
 };
 
 /// Zillow's site, which `detailUrl` is relative to.
@@ -190,6 +191,7 @@ fn normalize_prop(prop: &Value, observed_at: DateTime<Utc>) -> Result<Listing, S
         rent_estimate_minor: json::lenient_number(prop, "rentZestimate").and_then(json::to_minor),
         source_url: Some(detail_url(json::lenient_text(prop, "detailUrl"), &zpid)),
         observed_at,
+        details: ListingDetails::default(),
     };
     listing.clear_implausible_optionals();
     listing.validate().map_err(|e| e.to_string())?;
@@ -252,6 +254,8 @@ fn address(prop: &Value) -> Result<Address, String> {
             city: json::lenient_text(object, "city").unwrap_or_default(),
             state: json::lenient_text(object, "state").unwrap_or_default(),
             postal_code: json::lenient_text(object, "zipcode"),
+            country: CountryCode::US,
+            neighbourhood: None,
         }),
         Some(other) => Err(format!(
             "address: expected text, found {}",
@@ -291,6 +295,8 @@ pub fn parse_one_line_address(text: &str) -> Result<Address, String> {
         city: (*city).to_owned(),
         state: state.to_uppercase(),
         postal_code: postal_code.map(str::to_owned),
+        country: CountryCode::US,
+        neighbourhood: None,
     })
 }
 
