@@ -559,8 +559,8 @@ fn assign_sources(
     if sources.is_empty() {
         bail!("--source names no source: zillow, realtor or reso");
     }
-    if let Some(file) = sources.iter().find(|s| **s == SourceKind::File) {
-        bail!("--source {file}: file exports are sent with `realty replay`, not polled");
+    if let Some(source) = sources.iter().find(|s| !s.is_polled()) {
+        bail!("--source {source}: {}", source.why_not_polled());
     }
     let mut assigned = BTreeMap::new();
     for (market, source) in markets.iter().zip(sources.iter().cycle()) {

@@ -54,7 +54,8 @@ enum Command {
     /// Print the canonical listings of one saved API response as JSON lines (rejects and a
     /// summary on stderr).
     Normalize {
-        /// The API the file came from: zillow, reso, realtor, or file (a CSV / JSON-lines export).
+        /// Where the file came from: zillow, reso, realtor (API pages), avito, mubawab (saved
+        /// portal search pages, HTML), or file (a CSV / JSON-lines export).
         #[arg(long)]
         source: realty_core::sources::SourceKind,
         file: PathBuf,

@@ -54,7 +54,12 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
         bail!("at most {MAX_DAYS} days at a time: split the range");
     }
     let sources: Vec<SourceKind> = match args.source {
-        Some(SourceKind::File) => bail!("file exports are not polled: the raw layer has none"),
+        Some(source) if !source.is_polled() => {
+            bail!(
+                "{}: the raw layer has no pages of it",
+                source.why_not_polled()
+            )
+        }
         Some(source) => vec![source],
         None => vec![SourceKind::Zillow, SourceKind::Realtor, SourceKind::Reso],
     };

@@ -161,7 +161,10 @@ pub(crate) fn truth_id(source: SourceKind, ids: &realty_sim::SourceIds) -> &str 
     match source {
         SourceKind::Realtor => &ids.realtor_property_id,
         SourceKind::Reso => &ids.reso_listing_key,
-        SourceKind::Zillow | SourceKind::File => &ids.zpid,
+        SourceKind::Zillow => &ids.zpid,
+        SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => {
+            panic!("the simulator's ground truth has no {source} ids")
+        }
     }
 }
 

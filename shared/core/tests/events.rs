@@ -205,7 +205,7 @@ fn a_portal_listing_round_trips_with_its_details() {
     listing.market = MarketKey::for_address(&listing.address).expect("a market");
     assert_eq!(listing.market.city_state, "ma/casablanca");
     listing.currency = "MAD".into();
-    listing.price_minor = 1_850_000_00;
+    listing.price_minor = 1_850_000 * 100;
     listing.previous_price_minor = None;
     listing.rent_estimate_minor = None;
     listing.living_area_sqft = Some(realty_core::listing::sqft_from_sqm(95));

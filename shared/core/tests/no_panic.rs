@@ -276,7 +276,8 @@ fn records_mut(source: SourceKind, document: &mut Value) -> Option<&mut Vec<Valu
         SourceKind::Zillow => document.get_mut("props")?,
         SourceKind::Reso => document.get_mut("value")?,
         SourceKind::Realtor => document.pointer_mut("/data/home_search/results")?,
-        SourceKind::File => return None,
+        // Exports are lines, portal pages HTML: no JSON array to edit.
+        SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => return None,
     };
     records.as_array_mut()
 }
@@ -289,6 +290,9 @@ fn fixture(source: SourceKind, which: usize) -> &'static [u8] {
         (SourceKind::Reso, _) => RESO_PAGE_2,
         (SourceKind::Realtor, _) => REALTOR,
         (SourceKind::File, _) => EXPORT_CSV,
+        (SourceKind::Avito | SourceKind::Mubawab, _) => {
+            panic!("portal pages are HTML: the portal tests below mutate them")
+        }
     }
 }
 

@@ -44,7 +44,7 @@ impl ApiKeys {
                 Some(ResoKey::Token(token)) => Some(token.as_str()),
                 _ => None,
             },
-            SourceKind::File => None,
+            SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => None,
         };
         key.map(str::trim).filter(|k| !is_placeholder(k))
     }
@@ -127,11 +127,11 @@ impl PollerConfig {
                         value: sources_text.clone(),
                         reason: e.to_string(),
                     })?;
-            if kind == SourceKind::File {
+            if !kind.is_polled() {
                 return Err(ConfigError::Invalid {
                     name: "REALTY_SOURCES".into(),
                     value: sources_text.clone(),
-                    reason: "file exports are sent with `realty replay FILE`, not polled".into(),
+                    reason: kind.why_not_polled().into(),
                 });
             }
             sources.push(kind);
@@ -197,8 +197,8 @@ impl PollerConfig {
                 SourceKind::Zillow => self.zillow_url.clone(),
                 SourceKind::Realtor => self.realtor_url.clone(),
                 SourceKind::Reso => self.reso_url.clone().unwrap_or_default(),
-                // PollerConfig::from_lookup refuses the file source.
-                SourceKind::File => continue,
+                // PollerConfig::from_lookup refuses the sources it does not poll.
+                SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => continue,
             };
             // RESO: a static token or client credentials that pass their checks.
             let reso_auth = match (&keys.reso, kind) {
@@ -246,8 +246,8 @@ pub const MAX_API_KEY_BYTES: usize = 4_096;
 /// poller checks them and stored as an object.
 pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, String> {
     let key = key.trim();
-    if source == SourceKind::File {
-        return Err("file exports need no key".into());
+    if !source.is_polled() {
+        return Err(format!("{source} needs no key"));
     }
     if key.len() > MAX_API_KEY_BYTES {
         return Err(format!(

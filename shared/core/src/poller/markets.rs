@@ -80,11 +80,7 @@ impl WatchedMarket {
         }
         for (i, name) in self.sources.iter().enumerate() {
             match name.parse::<SourceKind>() {
-                Ok(SourceKind::File) => {
-                    return Err(
-                        "file exports are sent with `realty replay FILE`, not polled".into(),
-                    );
-                }
+                Ok(kind) if !kind.is_polled() => return Err(kind.why_not_polled().into()),
                 Ok(_) if self.sources[..i].contains(name) => {
                     return Err(format!("source {name} is named twice"));
                 }

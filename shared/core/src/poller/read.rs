@@ -283,10 +283,10 @@ pub async fn read_market(
                 )
                 .await;
             }
-            SourceKind::File => {
+            SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => {
                 return Err(FetchError::NotThatApi {
                     url: endpoint.base_url.clone(),
-                    error: "file exports are sent with `realty replay FILE`, not polled".into(),
+                    error: endpoint.kind.why_not_polled().into(),
                 });
             }
         };

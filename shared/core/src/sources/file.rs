@@ -212,9 +212,15 @@ fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
         .filter(|name| !columns.contains_key(name))
         .collect();
     if !missing.is_empty() {
+        let hint = super::portal::looks_like(bytes).map_or(String::new(), |portal| {
+            format!(
+                "; it looks like an {}: try --source {portal}",
+                portal.document_name()
+            )
+        });
         return Err(SourceError::NotAnExport {
             detail: format!(
-                "the CSV header lacks the column(s) {}; found [{}]",
+                "the CSV header lacks the column(s) {}; found [{}]{hint}",
                 missing.join(", "),
                 json::truncate(&header.iter().collect::<Vec<_>>().join(", "), 200)
             ),

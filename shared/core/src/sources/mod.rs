@@ -17,6 +17,7 @@ use crate::listing::Listing;
 
 pub mod file;
 pub(crate) mod json;
+pub mod portal;
 pub mod realtor;
 pub mod reso;
 pub mod zillow;
@@ -32,18 +33,55 @@ pub enum SourceKind {
     Realtor,
     /// An export of canonical listings: CSV or JSON lines.
     File,
+    /// An Avito.ma search page (HTML).
+    Avito,
+    /// A Mubawab.ma search page (HTML).
+    Mubawab,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 4] = [Self::Zillow, Self::Reso, Self::Realtor, Self::File];
+    pub const ALL: [SourceKind; 6] = [
+        Self::Zillow,
+        Self::Reso,
+        Self::Realtor,
+        Self::File,
+        Self::Avito,
+        Self::Mubawab,
+    ];
 
-    /// The name used on the command line: `zillow`, `reso`, `realtor`, `file`.
+    /// The name used on the command line: `zillow`, `reso`, `realtor`, `file`, `avito`,
+    /// `mubawab`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Zillow => "zillow",
             Self::Reso => "reso",
             Self::Realtor => "realtor",
             Self::File => "file",
+            Self::Avito => "avito",
+            Self::Mubawab => "mubawab",
+        }
+    }
+
+    /// Whether the poller reads this source. Exports are replayed (`realty replay`); the
+    /// portals are read from saved pages (`realty normalize`) until the poller crawls them.
+    pub fn is_polled(self) -> bool {
+        matches!(self, Self::Zillow | Self::Reso | Self::Realtor)
+    }
+
+    /// Whether this source is a property portal (HTML pages) rather than an API or an export.
+    pub fn is_portal(self) -> bool {
+        matches!(self, Self::Avito | Self::Mubawab)
+    }
+
+    /// Why the poller does not read this source, for configuration errors.
+    pub fn why_not_polled(self) -> &'static str {
+        match self {
+            Self::File => "file exports are sent with `realty replay FILE`, not polled",
+            Self::Avito | Self::Mubawab => {
+                "the poller does not crawl property portals yet; `realty normalize --source \
+                 avito|mubawab FILE` reads a saved page"
+            }
+            Self::Zillow | Self::Reso | Self::Realtor => "",
         }
     }
 
@@ -54,6 +92,8 @@ impl SourceKind {
             Self::Reso => "RESO Web API Property page",
             Self::Realtor => "Realtor.com properties/v3/list page",
             Self::File => "listings export (CSV or JSON lines)",
+            Self::Avito => "Avito.ma search page",
+            Self::Mubawab => "Mubawab.ma search page",
         }
     }
 }
@@ -66,7 +106,7 @@ impl fmt::Display for SourceKind {
 
 /// An unknown source name, with the known ones in the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown source {0:?}: expected one of zillow, reso, realtor, file")]
+#[error("unknown source {0:?}: expected one of zillow, reso, realtor, file, avito, mubawab")]
 pub struct UnknownSource(pub String);
 
 impl FromStr for SourceKind {
@@ -125,6 +165,8 @@ pub enum Paging {
     Realtor(realtor::RealtorPaging),
     /// An export holds all its records; there is no next page.
     WholeFile,
+    /// A property portal's search page.
+    Portal(portal::PortalPaging),
 }
 
 /// One page, normalised.
@@ -158,6 +200,29 @@ pub enum SourceError {
     NotAnExport { detail: String },
     #[error("not a {}: gzip data that does not decompress ({detail})", api.document_name())]
     Gzip { api: SourceKind, detail: String },
+    #[error("{} of {bytes} bytes, over the {limit}-byte limit", api.document_name())]
+    TooLarge {
+        api: SourceKind,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error(
+        "{} nested {depth} elements deep, over the {limit} this reader parses",
+        api.document_name()
+    )]
+    TooNested {
+        api: SourceKind,
+        depth: usize,
+        limit: usize,
+    },
+    /// A portal page that yields no listing: an empty search, or (more often) a layout this
+    /// reader no longer knows. Never read as an empty market.
+    #[error(
+        "no listings in this {}: {detail}. If the page shows listings, the site's layout \
+         changed: see docs/sources.md, \"When a portal changes\"",
+        api.document_name()
+    )]
+    NoListings { api: SourceKind, detail: String },
 }
 
 /// A request the builders refuse to make (a parameter outside what the API accepts).
@@ -195,6 +260,8 @@ pub fn normalize_file(
         SourceKind::Reso => reso::parse_page(bytes, observed_at),
         SourceKind::Realtor => realtor::parse_page(bytes, observed_at),
         SourceKind::File => file::parse_export(bytes),
+        SourceKind::Avito => portal::avito::parse_page(bytes, observed_at),
+        SourceKind::Mubawab => portal::mubawab::parse_page(bytes, observed_at),
     }
 }
 
@@ -219,9 +286,15 @@ fn gunzip(source: SourceKind, bytes: &[u8]) -> Result<Vec<u8>, SourceError> {
 /// Parses a JSON document for `api`, skipping a UTF-8 byte-order mark.
 fn parse_json(api: SourceKind, bytes: &[u8]) -> Result<serde_json::Value, SourceError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    serde_json::from_slice(bytes).map_err(|e| SourceError::NotJson {
-        api,
-        detail: e.to_string(),
+    serde_json::from_slice(bytes).map_err(|e| {
+        let mut detail = e.to_string();
+        if let Some(portal) = portal::looks_like(bytes) {
+            detail.push_str(&format!(
+                "; it looks like an {}: try --source {portal}",
+                portal.document_name()
+            ));
+        }
+        SourceError::NotJson { api, detail }
     })
 }
 

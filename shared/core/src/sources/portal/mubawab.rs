@@ -1,0 +1,371 @@
+//! Mubawab.ma search pages: server-rendered HTML with one card per listing
+//! (`div.listingBox`). Fields are read by class and by icon (`icon-bed`, `icon-bath`), not
+//! by the interface's words, so the French and English pages read alike; offer and kind of
+//! property come from the card's title (`Appartement à vendre à ...`, `Apartment for rent
+//! in ...`), or the page's own address when the title does not say. Mapping and evidence:
+//! `docs/sources.md`, "Mubawab".
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use scraper::{ElementRef, Html, Selector};
+
+use super::text::{clean, parse_area_sqm, parse_price, parse_whole_number};
+use super::{PortalPaging, absolute_url, next_link, no_listings, page_text, selector};
+use crate::listing::{
+    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
+    MAX_EQUIPMENT_ITEMS, MAX_IMAGES, MarketKey, Offer, PropertyType, sqft_from_sqm,
+};
+use crate::sources::{Page, Paging, RecordPosition, Reject, SourceError, SourceKind};
+
+/// Where relative links of the pages point.
+pub const ORIGIN: &str = "https://www.mubawab.ma";
+
+struct Selectors {
+    card: Selector,
+    ad_id: Selector,
+    title: Selector,
+    title_link: Selector,
+    price: Selector,
+    price_down: Selector,
+    location: Selector,
+    feature: Selector,
+    feature_icon: Selector,
+    feature_text: Selector,
+    equipment: Selector,
+    image: Selector,
+    page_address: Selector,
+    page_title: Selector,
+    total: Selector,
+}
+
+static SELECTORS: LazyLock<Selectors> = LazyLock::new(|| Selectors {
+    card: selector("div.listingBox, li.listingBox"),
+    ad_id: selector("input.adId"),
+    title: selector("h2.listingTit"),
+    title_link: selector("h2.listingTit a[href]"),
+    price: selector("span.priceTag"),
+    price_down: selector("span.priceDown"),
+    location: selector("span.listingH3"),
+    feature: selector("div.adDetailFeature"),
+    feature_icon: selector("i"),
+    feature_text: selector("span"),
+    equipment: selector("div.adFeature span"),
+    // The main slider only: the side column repeats its photos in a smaller size.
+    image: selector("div.adSlider img"),
+    page_address: selector(r#"link[rel="canonical"], meta[property="og:url"]"#),
+    page_title: selector("h1#titleText"),
+    total: selector("input#totalElements"),
+});
+
+/// Reads one saved or fetched Mubawab search page.
+pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, SourceError> {
+    let html = page_text(SourceKind::Mubawab, bytes)?;
+    let document = Html::parse_document(&html);
+    let page_offer = page_offer(&document);
+    let mut listings = Vec::new();
+    let mut rejects = Vec::new();
+    for (position, card) in document.select(&SELECTORS.card).enumerate() {
+        match normalize_card(card, page_offer, observed_at) {
+            Ok(listing) => listings.push(listing),
+            Err(reason) => rejects.push(Reject {
+                source_id: native_id(card)
+                    .and_then(|id| ListingId::new(ListingSource::Mubawab, &id).ok())
+                    .map(|id| id.to_string()),
+                position: RecordPosition::Index(position),
+                reason,
+            }),
+        }
+    }
+    if listings.is_empty() && rejects.is_empty() {
+        return Err(no_listings(
+            SourceKind::Mubawab,
+            "no listing card (div.listingBox)",
+        ));
+    }
+    Ok(Page {
+        source: SourceKind::Mubawab,
+        listings,
+        rejects,
+        paging: Paging::Portal(PortalPaging {
+            total_results: document
+                .select(&SELECTORS.total)
+                .next()
+                .and_then(|input| input.value().attr("value"))
+                .and_then(parse_whole_number),
+            // The page numbers are drawn by script; the links the page does carry
+            // (`...:p:2`) are disallowed by Mubawab's robots.txt anyway.
+            next_page: next_link(&document, ORIGIN),
+            skipped: 0,
+        }),
+    })
+}
+
+/// The listing's URL: the card's `linkRef` (HTML attribute names are read lower-cased), else
+/// its title's link.
+fn card_url(card: ElementRef<'_>) -> Option<String> {
+    card.value()
+        .attr("linkref")
+        .or_else(|| {
+            card.select(&SELECTORS.title_link)
+                .next()
+                .and_then(|a| a.value().attr("href"))
+        })
+        .and_then(|href| absolute_url(href.trim(), ORIGIN))
+}
+
+/// The ad number: the card's hidden `adId`, else the number after `/a/` or `/pa/` in its URL
+/// (the slug after it is not stable).
+fn native_id(card: ElementRef<'_>) -> Option<String> {
+    let hidden = card
+        .select(&SELECTORS.ad_id)
+        .next()
+        .and_then(|input| input.value().attr("value"))
+        .map(str::trim)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+    if let Some(id) = hidden {
+        return Some(id.to_owned());
+    }
+    let url = card_url(card)?;
+    let path = url.split_once("://")?.1;
+    let mut segments = path.split('/');
+    segments.find(|segment| *segment == "a" || *segment == "pa")?;
+    let id = segments.next()?;
+    (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
+}
+
+fn text_of(element: ElementRef<'_>) -> String {
+    clean(&element.text().collect::<String>())
+}
+
+fn first_text(card: ElementRef<'_>, selector: &Selector) -> Option<String> {
+    card.select(selector)
+        .next()
+        .map(text_of)
+        .filter(|text| !text.is_empty())
+}
+
+fn normalize_card(
+    card: ElementRef<'_>,
+    page_offer: Option<Offer>,
+    observed_at: DateTime<Utc>,
+) -> Result<Listing, String> {
+    let native = native_id(card).ok_or("no ad number (adId, or /a/<number>/ in its link)")?;
+    let id = ListingId::new(ListingSource::Mubawab, &native).map_err(|e| e.to_string())?;
+    let title = first_text(card, &SELECTORS.title).ok_or("no title (h2.listingTit)")?;
+    let offer = title_offer(&title)
+        .or(page_offer)
+        .ok_or("neither the title nor the page tells sale from let")?;
+    let price_text = first_text(card, &SELECTORS.price).ok_or("no price (span.priceTag)")?;
+    let (price_minor, currency) =
+        parse_price(&price_text)?.ok_or("no price: the listing shows a price on request")?;
+    // "Decreased by 1,000 DH" / "Baisse de 1 000 DH": the price before the cut.
+    let previous_price_minor = first_text(card, &SELECTORS.price_down)
+        .and_then(|text| parse_price(&text).ok().flatten())
+        .filter(|(_, cut_currency)| *cut_currency == currency)
+        .and_then(|(cut, _)| price_minor.checked_add(cut));
+
+    let location = first_text(card, &SELECTORS.location).ok_or("no location (span.listingH3)")?;
+    let (city, neighbourhood) = split_location(&location);
+    let address = Address {
+        line: None,
+        city,
+        state: String::new(),
+        postal_code: None,
+        country: CountryCode::MA,
+        neighbourhood,
+    };
+    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+
+    let features = Features::of(card);
+    let property_type = title_property_type(&title);
+    let area_sqm = features
+        .area_sqm
+        .and_then(|sqm| u32::try_from(sqm.round() as i64).ok())
+        .filter(|&sqm| sqm > 0);
+    let (living_area_sqm, lot_size_sqft) = if property_type == PropertyType::Land {
+        (None, area_sqm.map(|sqm| u64::from(sqft_from_sqm(sqm))))
+    } else {
+        (area_sqm, None)
+    };
+
+    let mut listing = Listing {
+        id,
+        source: ListingSource::Mubawab,
+        status: ListingStatus::Active,
+        offer,
+        price_minor,
+        currency: currency.to_owned(),
+        previous_price_minor,
+        property_type,
+        beds: features.bedrooms,
+        baths: features.bathrooms.map(f32::from),
+        living_area_sqft: living_area_sqm.map(sqft_from_sqm),
+        lot_size_sqft,
+        address,
+        market,
+        coordinates: None,
+        // Search cards carry no publication date.
+        on_market_date: None,
+        rent_estimate_minor: None,
+        source_url: card_url(card),
+        observed_at,
+        details: ListingDetails {
+            living_area_sqm,
+            floor: None,
+            seller_type: None,
+            equipment: card
+                .select(&SELECTORS.equipment)
+                .map(text_of)
+                .filter(|label| !label.is_empty())
+                .take(MAX_EQUIPMENT_ITEMS)
+                .collect(),
+            images: images(card),
+        },
+    };
+    listing.clear_implausible_optionals();
+    listing.validate().map_err(|e| e.to_string())?;
+    Ok(listing)
+}
+
+/// `Hassan - Centre Ville, Rabat` (neighbourhood, then the city after the last comma), or
+/// `Guéliz à Marrakech`; a bare name is the city.
+fn split_location(location: &str) -> (String, Option<String>) {
+    let split = location
+        .rsplit_once(',')
+        .or_else(|| location.rsplit_once(" à "));
+    match split {
+        Some((neighbourhood, city)) => {
+            let neighbourhood = clean(neighbourhood);
+            (
+                clean(city),
+                (!neighbourhood.is_empty()).then_some(neighbourhood),
+            )
+        }
+        None => (clean(location), None),
+    }
+}
+
+/// Sale or let from a title's words, in French or English.
+fn title_offer(title: &str) -> Option<Offer> {
+    let lower = title.to_lowercase();
+    if ["à louer", "a louer", "for rent", "location "]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        Some(Offer::Rent)
+    } else if ["à vendre", "a vendre", "for sale", "vente "]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        Some(Offer::Sale)
+    } else {
+        None
+    }
+}
+
+/// Sale or let from the page: its heading (`Real Estate for rent in Morocco`), or its own
+/// address (`link[rel=canonical]`, `og:url`: `...-a-louer`, `...-for-rent`, `...-a-vendre`).
+fn page_offer(document: &Html) -> Option<Offer> {
+    if let Some(offer) = document
+        .select(&SELECTORS.page_title)
+        .next()
+        .and_then(|h1| title_offer(&text_of(h1)))
+    {
+        return Some(offer);
+    }
+    document
+        .select(&SELECTORS.page_address)
+        .filter_map(|e| e.value().attr("href").or_else(|| e.value().attr("content")))
+        .find_map(|url| {
+            let url = url.to_lowercase();
+            if url.contains("-a-louer") || url.contains("for-rent") {
+                Some(Offer::Rent)
+            } else if url.contains("-a-vendre") || url.contains("for-sale") {
+                Some(Offer::Sale)
+            } else {
+                None
+            }
+        })
+}
+
+/// The kind of property: the first word of the title that names one (`Appartement à
+/// vendre`, `High quality villa for rent`); `other` when none does.
+fn title_property_type(title: &str) -> PropertyType {
+    let lower = title.to_lowercase();
+    lower
+        .split(|c: char| !c.is_alphanumeric())
+        .find_map(|word| match word {
+            "appartement" | "appartements" | "apartment" | "apartments" | "studio" | "duplex"
+            | "penthouse" | "triplex" | "flat" => Some(PropertyType::Apartment),
+            "maison" | "maisons" | "house" | "houses" | "villa" | "villas" | "riad" | "riads" => {
+                Some(PropertyType::SingleFamily)
+            }
+            "terrain" | "terrains" | "land" | "plot" | "ferme" | "farm" => Some(PropertyType::Land),
+            "bureau" | "bureaux" | "office" | "offices" | "local" | "locaux" | "magasin"
+            | "commerce" | "shop" | "plateau" | "entrepôt" | "warehouse" => {
+                Some(PropertyType::Other)
+            }
+            _ => None,
+        })
+        .unwrap_or(PropertyType::Other)
+}
+
+/// Photo URLs: the main slider's images, lazy-loaded (`data-lazy`) or not.
+fn images(card: ElementRef<'_>) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for image in card.select(&SELECTORS.image) {
+        let element = image.value();
+        let url = ["data-lazy", "src"]
+            .iter()
+            .find_map(|attr| element.attr(attr))
+            .map(str::trim)
+            .filter(|url| url.starts_with("https://"));
+        if let Some(url) = url
+            && !urls.iter().any(|seen| seen == url)
+        {
+            urls.push(url.to_owned());
+            if urls.len() == MAX_IMAGES {
+                break;
+            }
+        }
+    }
+    urls
+}
+
+/// The card's icon row: area (`icon-triangle`), bedrooms (`icon-bed`), bathrooms
+/// (`icon-bath`); rooms in all (`icon-house-boxes`) have no canonical field.
+#[derive(Default)]
+struct Features {
+    area_sqm: Option<f64>,
+    bedrooms: Option<u16>,
+    bathrooms: Option<u16>,
+}
+
+impl Features {
+    fn of(card: ElementRef<'_>) -> Self {
+        let mut features = Self::default();
+        for feature in card.select(&SELECTORS.feature) {
+            let Some(icon) = feature
+                .select(&SELECTORS.feature_icon)
+                .next()
+                .and_then(|i| i.value().attr("class"))
+            else {
+                continue;
+            };
+            let Some(text) = first_text(feature, &SELECTORS.feature_text) else {
+                continue;
+            };
+            let count = || parse_whole_number(&text).and_then(|n| u16::try_from(n).ok());
+            let classes: Vec<&str> = icon.split_whitespace().collect();
+            if classes.contains(&"icon-triangle") {
+                features.area_sqm = parse_area_sqm(&text);
+            } else if classes.contains(&"icon-bed") {
+                features.bedrooms = count();
+            } else if classes.contains(&"icon-bath") {
+                features.bathrooms = count();
+            }
+        }
+        features
+    }
+}

@@ -1,0 +1,310 @@
+//! The text of portal pages: prices (`24 000 000 DH`, `19,000 DH`, `1,3 MDH`, Arabic-Indic
+//! digits), areas (`150 m²`), floors (`Rez de chaussée`, `4ème`), counts (`3 Chambres`) and
+//! relative dates (`il y a 3 heures`).
+
+use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
+
+/// Whitespace collapsed to single spaces, trimmed. Portals put tabs, newlines, no-break
+/// spaces (U+00A0) and narrow no-break spaces (U+202F) inside prices and place names.
+pub(super) fn clean(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c == '\u{200f}' || c == '\u{200e}')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The decimal digit of `c`: ASCII, Arabic-Indic (`٠`–`٩`) or Eastern Arabic-Indic (`۰`–`۹`).
+fn digit(c: char) -> Option<u32> {
+    match c {
+        '0'..='9' => Some(c as u32 - '0' as u32),
+        '\u{660}'..='\u{669}' => Some(c as u32 - 0x660),
+        '\u{6f0}'..='\u{6f9}' => Some(c as u32 - 0x6f0),
+        _ => None,
+    }
+}
+
+/// Characters that group thousands: spaces of every width, the comma and the dot of either
+/// convention, the apostrophe, and the Arabic thousands separator (U+066C).
+fn is_group_separator(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ',' | '.' | '\'' | '\u{66c}' | '\u{202f}')
+}
+
+/// The first whole number in `text` (`3 Chambres` is 3, `2 Rooms` is 2), read as digits
+/// only (no grouping): counts are small.
+pub fn parse_whole_number(text: &str) -> Option<u64> {
+    let mut chars = text.chars().skip_while(|&c| digit(c).is_none()).peekable();
+    let mut value: u64 = 0;
+    let mut any = false;
+    while let Some(d) = chars.peek().and_then(|&c| digit(c)) {
+        value = value.checked_mul(10)?.checked_add(u64::from(d))?;
+        any = true;
+        chars.next();
+    }
+    any.then_some(value)
+}
+
+/// A price as a portal writes it, in minor units with its ISO currency: `Ok(None)` when the
+/// page says there is none (`Prix à consulter`, `Price on request`, `Prix non spécifié`);
+/// `Err` with a reason for text that is not a price (no currency, no digits, a price per
+/// day or night, which is a holiday let).
+///
+/// Thousands are grouped with spaces, no-break spaces, commas or dots (`24 000 000 DH`,
+/// `19,000 DH`, `1.200.000 DH`); dirham prices have no decimals on these portals, so every
+/// such character is grouping. Millions (`1,3 MDH`, `1.3 MDH`, `2 MDH`) keep one decimal
+/// separator.
+pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
+    let cleaned = clean(text);
+    let lower = cleaned.to_lowercase();
+    const NO_PRICE: [&str; 6] = [
+        "consulter",
+        "sur demande",
+        "on request",
+        "non spécifié",
+        "demander le prix",
+        "nous consulter",
+    ];
+    if NO_PRICE.iter().any(|phrase| lower.contains(phrase)) {
+        return Ok(None);
+    }
+    let unspaced: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
+    if ["/jour", "parjour", "perday", "/nuit", "parnuit", "pernight"]
+        .iter()
+        .any(|period| unspaced.contains(period))
+    {
+        return Err(format!(
+            "price {} is per day or night: a holiday let, not tracked",
+            quoted(&cleaned)
+        ));
+    }
+    let start = lower
+        .find(|c: char| digit(c).is_some())
+        .ok_or_else(|| format!("price {} has no digits", quoted(&cleaned)))?;
+    let number_end = lower[start..]
+        .find(|c: char| digit(c).is_none() && !is_group_separator(c) && c != '\u{66b}')
+        .map_or(lower.len(), |end| start + end);
+    let number = lower[start..number_end].trim_end_matches(is_group_separator);
+    let unit = lower[number_end..].trim();
+    let (currency, millions) = currency_of(unit).ok_or_else(|| {
+        format!(
+            "price {} names no currency this reader knows",
+            quoted(&cleaned)
+        )
+    })?;
+    let major = if millions {
+        millions_to_units(number)
+    } else {
+        grouped_integer(number)
+    }
+    .ok_or_else(|| format!("price {} is not a number", quoted(&cleaned)))?;
+    let minor = major
+        .checked_mul(100)
+        .and_then(|m| i64::try_from(m).ok())
+        .ok_or_else(|| format!("price {} is out of range", quoted(&cleaned)))?;
+    Ok(Some((minor, currency)))
+}
+
+/// The currency named at the start of `unit` (lower case), and whether it counts millions.
+fn currency_of(unit: &str) -> Option<(&'static str, bool)> {
+    let word: String = unit
+        .chars()
+        .take_while(|c| c.is_alphabetic() || *c == '$' || *c == '€')
+        .collect();
+    match word.as_str() {
+        "dh" | "dhs" | "mad" | "dirham" | "dirhams" | "درهم" | "د" => Some(("MAD", false)),
+        "mdh" | "mdhs" => Some(("MAD", true)),
+        "€" | "eur" | "euro" | "euros" => Some(("EUR", false)),
+        "$" | "usd" => Some(("USD", false)),
+        _ if unit.starts_with("د.م") => Some(("MAD", false)),
+        _ => None,
+    }
+}
+
+/// Digits with any grouping characters between them: `24 000 000`, `19,000`.
+fn grouped_integer(number: &str) -> Option<u64> {
+    let mut value: u64 = 0;
+    let mut any = false;
+    for c in number.chars() {
+        if let Some(d) = digit(c) {
+            value = value.checked_mul(10)?.checked_add(u64::from(d))?;
+            any = true;
+        } else if !is_group_separator(c) {
+            return None;
+        }
+    }
+    any.then_some(value)
+}
+
+/// `1,3` or `1.3` millions as whole units (1,300,000); at most three decimals.
+fn millions_to_units(number: &str) -> Option<u64> {
+    let compact: String = number.chars().filter(|c| !c.is_whitespace()).collect();
+    let (whole, fraction) = match compact.split_once([',', '.', '\u{66b}']) {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (compact.as_str(), ""),
+    };
+    if fraction.chars().count() > 3 {
+        return None;
+    }
+    let whole = grouped_integer(whole)?;
+    let mut thousandths: u64 = 0;
+    let mut places = 0;
+    for c in fraction.chars() {
+        thousandths = thousandths * 10 + u64::from(digit(c)?);
+        places += 1;
+    }
+    for _ in places..3 {
+        thousandths *= 10;
+    }
+    whole
+        .checked_mul(1_000_000)?
+        .checked_add(thousandths.checked_mul(1_000)?)
+}
+
+/// An area in square metres: `150 m²`, `97m2`, `97.0 m²`, `85`; `None` without a number or
+/// with a unit other than square metres.
+pub fn parse_area_sqm(text: &str) -> Option<f64> {
+    let cleaned = clean(text).to_lowercase();
+    let start = cleaned.find(|c: char| digit(c).is_some())?;
+    let end = cleaned[start..]
+        .find(|c: char| digit(c).is_none() && !matches!(c, '.' | ',' | ' '))
+        .map_or(cleaned.len(), |end| start + end);
+    let number: String = cleaned[start..end]
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match (c, digit(c)) {
+            (_, Some(d)) => char::from_digit(d, 10).unwrap_or('0'),
+            (',', None) => '.',
+            (other, None) => other,
+        })
+        .collect();
+    let unit = cleaned[end..].trim();
+    if !(unit.is_empty() || unit.starts_with("m²") || unit.starts_with("m2")) {
+        return None;
+    }
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|a| a.is_finite() && *a > 0.0)
+}
+
+/// A floor: `Rez de chaussée`, `RDC`, `Ground floor` are 0; `Sous-sol` is -1; `4`, `4ème`,
+/// `4e étage`, `4th floor` are 4. `None` for anything else.
+pub fn parse_floor(text: &str) -> Option<i16> {
+    let lower = clean(text).to_lowercase();
+    if lower.starts_with("rez") || lower == "rdc" || lower.starts_with("ground") {
+        return Some(0);
+    }
+    if lower.starts_with("sous-sol") || lower.starts_with("sous sol") || lower == "basement" {
+        return Some(-1);
+    }
+    let first = lower.chars().next()?;
+    // A floor is a number first (`4ème`), not words that hold one.
+    digit(first)?;
+    parse_whole_number(&lower).and_then(|n| i16::try_from(n).ok())
+}
+
+/// The time a relative date (`il y a 7 minutes`, `il y a 3 heures`, `il y a 2 jours`,
+/// `hier`, `aujourd'hui`) points to from `observed_at`, as a day; `None` for text this reader
+/// does not know (an absolute date in words is not guessed at).
+pub(super) fn relative_day(text: &str, observed_at: DateTime<Utc>) -> Option<NaiveDate> {
+    let lower = clean(text).to_lowercase();
+    let today = observed_at.date_naive();
+    if lower.starts_with("aujourd") || lower == "à l'instant" {
+        return Some(today);
+    }
+    if lower.starts_with("hier") {
+        return today.checked_sub_days(Days::new(1));
+    }
+    let rest = lower.strip_prefix("il y a ")?;
+    let amount = i64::try_from(parse_whole_number(rest)?).ok()?;
+    let unit = rest.trim_start_matches(|c: char| digit(c).is_some() || c == ' ');
+    let delta = if unit.starts_with("seconde") {
+        TimeDelta::try_seconds(amount)
+    } else if unit.starts_with("minute") {
+        TimeDelta::try_minutes(amount)
+    } else if unit.starts_with("heure") {
+        TimeDelta::try_hours(amount)
+    } else if unit.starts_with("jour") {
+        TimeDelta::try_days(amount)
+    } else if unit.starts_with("semaine") {
+        TimeDelta::try_weeks(amount)
+    } else {
+        // Months and years are not fixed lengths; a day cannot be told from them.
+        None
+    }?;
+    observed_at
+        .checked_sub_signed(delta)
+        .map(|at| at.date_naive())
+}
+
+/// `text` quoted for a reason, bounded.
+fn quoted(text: &str) -> String {
+    crate::listing::quote(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_as_the_portals_write_them() {
+        let minor = |text: &str| parse_price(text).map(|p| p.map(|(minor, c)| (minor / 100, c)));
+        assert_eq!(minor("24 000 000 DH"), Ok(Some((24_000_000, "MAD"))));
+        assert_eq!(minor("19,000 DH\n\t"), Ok(Some((19_000, "MAD"))));
+        assert_eq!(
+            minor("1\u{a0}250\u{a0}000\u{a0}DH"),
+            Ok(Some((1_250_000, "MAD")))
+        );
+        assert_eq!(minor("4\u{202f}000 DH"), Ok(Some((4_000, "MAD"))));
+        assert_eq!(minor("1.200.000 Dhs"), Ok(Some((1_200_000, "MAD"))));
+        assert_eq!(minor("8 500 MAD/mois"), Ok(Some((8_500, "MAD"))));
+        assert_eq!(minor("1,3 MDH"), Ok(Some((1_300_000, "MAD"))));
+        assert_eq!(minor("1.35 MDH"), Ok(Some((1_350_000, "MAD"))));
+        assert_eq!(minor("2 MDH"), Ok(Some((2_000_000, "MAD"))));
+        assert_eq!(minor("٢٤٠٠ ٠٠٠ درهم"), Ok(Some((2_400_000, "MAD"))));
+        assert_eq!(minor("۱۵۰۰۰۰۰ DH"), Ok(Some((1_500_000, "MAD"))));
+        assert_eq!(minor("Prix à consulter"), Ok(None));
+        assert_eq!(minor("Price on request"), Ok(None));
+        assert!(minor("500 DH / jour").is_err());
+        assert!(minor("1 500 000").is_err(), "no currency");
+        assert!(minor("DH").is_err(), "no digits");
+        assert!(
+            minor(&format!("{} DH", "9".repeat(40))).is_err(),
+            "overflow"
+        );
+    }
+
+    #[test]
+    fn areas_floors_and_counts() {
+        assert_eq!(parse_area_sqm("150\n\t\t m²"), Some(150.0));
+        assert_eq!(parse_area_sqm("97m2"), Some(97.0));
+        assert_eq!(parse_area_sqm("97,5 m²"), Some(97.5));
+        assert_eq!(parse_area_sqm("85"), Some(85.0));
+        assert_eq!(parse_area_sqm("3 ha"), None);
+        assert_eq!(parse_area_sqm("m²"), None);
+        assert_eq!(parse_floor("Rez de chaussée"), Some(0));
+        assert_eq!(parse_floor("4ème étage"), Some(4));
+        assert_eq!(parse_floor("4"), Some(4));
+        assert_eq!(parse_floor("Sous-sol"), Some(-1));
+        assert_eq!(parse_floor("Dernier étage"), None);
+        assert_eq!(parse_whole_number("3 Chambres"), Some(3));
+        assert_eq!(parse_whole_number("٣ غرف"), Some(3));
+        assert_eq!(parse_whole_number("Studio"), None);
+        assert_eq!(parse_whole_number(&"9".repeat(30)), None);
+    }
+
+    #[test]
+    fn relative_days_from_the_observation() {
+        let at = DateTime::parse_from_rfc3339("2026-11-24T01:30:00Z")
+            .expect("time")
+            .to_utc();
+        let day = |text| relative_day(text, at).map(|d| d.to_string());
+        assert_eq!(day("il y a 7 minutes").as_deref(), Some("2026-11-24"));
+        assert_eq!(day("il y a 3 heures").as_deref(), Some("2026-11-23"));
+        assert_eq!(day("il y a 2 jours").as_deref(), Some("2026-11-22"));
+        assert_eq!(day("hier").as_deref(), Some("2026-11-23"));
+        assert_eq!(day("il y a 2 mois"), None);
+        assert_eq!(day("12 septembre"), None);
+        assert_eq!(day(&format!("il y a {} jours", "9".repeat(25))), None);
+    }
+}
