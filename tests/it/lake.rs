@@ -282,7 +282,10 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
 
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
-        "\"schema_version\":1",
+        &format!(
+            "\"schema_version\":{}",
+            realty_core::listing::CURRENT_SCHEMA_VERSION
+        ),
         "\"schema_version\":99",
         1,
     );

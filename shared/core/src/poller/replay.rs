@@ -126,9 +126,19 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     for (line, listing) in rows.listings {
         // The window the metrics function trusts, against the replay's clock (as the
         // poller's events are against the poll's): no future-dated or ancient observation.
-        if let Some(reason) =
-            time_window_violation("observed_at", listing.observed_at, options.started_at)
-        {
+        let refusal = time_window_violation("observed_at", listing.observed_at, options.started_at)
+            .or_else(|| {
+                // Until market figures carry their currency, a market outside the US would
+                // be summed and shown as if in dollars.
+                (!listing.address.country.is_us()).then(|| {
+                    format!(
+                        "market {} is outside the US: its figures would be shown in dollars; \
+                         markets outside the US are not published yet",
+                        listing.market.city_state
+                    )
+                })
+            });
+        if let Some(reason) = refusal {
             rejects.push(Reject {
                 source_id: Some(listing.id.as_str().to_owned()),
                 position: RecordPosition::Line(line),
@@ -385,6 +395,27 @@ pub(crate) mod tests {
             .await
             .expect("replay");
         assert_eq!((again.published, again.unchanged), (0, listings.len()));
+    }
+
+    #[tokio::test]
+    async fn listings_outside_the_us_are_refused_until_figures_carry_currencies() {
+        let mut listings = nashville();
+        let moroccan = &mut listings[1];
+        moroccan.address.country = crate::listing::CountryCode::MA;
+        moroccan.market =
+            crate::listing::MarketKey::for_address(&moroccan.address).expect("a market");
+        let mut file = Vec::new();
+        write_json_lines(&listings[..3], &mut file).expect("json lines");
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let report = replay(&file, &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.published, report.rejected), (2, 1));
+        assert!(
+            report.rejects[0].reason.contains("outside the US"),
+            "{}",
+            report.rejects[0]
+        );
     }
 
     #[tokio::test]
