@@ -112,6 +112,13 @@ struct ObjectRef {
     size: i64,
 }
 
+/// Whether an object of `size` bytes is read: at most [`MAX_OBJECT_BYTES`] (a Firehose
+/// object is at most 128 MB; anything larger is not the stream's, and reading it whole would
+/// cost the function its memory).
+fn within_object_bound(size: Option<i64>) -> bool {
+    size.unwrap_or(0) <= MAX_OBJECT_BYTES
+}
+
 /// `objects` (oldest first) in consecutive commits within `limits` (an object larger than
 /// a commit's bytes alone).
 fn commit_chunks<'a>(objects: &'a [ObjectRef], limits: &RunLimits) -> Vec<&'a [ObjectRef]> {
@@ -301,7 +308,7 @@ impl Curator {
                 else {
                     continue;
                 };
-                if object.size.unwrap_or(0) > MAX_OBJECT_BYTES {
+                if !within_object_bound(object.size) {
                     tracing::warn!(key, size = object.size, "lake object too large: skipped");
                     continue;
                 }
@@ -426,4 +433,70 @@ fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError
         "S3 {operation}: {}",
         aws_sdk_s3::error::DisplayErrorContext(e)
     ))
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    fn objects(sizes: &[i64]) -> Vec<ObjectRef> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| ObjectRef {
+                key: format!("listings/{i}"),
+                modified: DateTime::UNIX_EPOCH,
+                size,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn objects_at_and_just_past_their_size_bound() {
+        assert!(within_object_bound(Some(MAX_OBJECT_BYTES)));
+        assert!(!within_object_bound(Some(MAX_OBJECT_BYTES + 1)));
+        assert!(within_object_bound(None));
+    }
+
+    #[test]
+    fn commits_at_and_just_past_their_byte_bound() {
+        let limits = RunLimits::default();
+        let half = i64::try_from(MAX_BYTES_PER_COMMIT / 2).expect("fits");
+        // Two halves fill a commit exactly; one byte more starts the next.
+        let at = objects(&[half, half, 1]);
+        let sizes: Vec<usize> = commit_chunks(&at, &limits)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [2, 1]);
+        let past = objects(&[half, half + 1, 1]);
+        let sizes: Vec<usize> = commit_chunks(&past, &limits)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [1, 2]);
+        // An object over a commit's bytes on its own is a commit of its own.
+        let alone = objects(&[1, half * 2 + 1, 1]);
+        let sizes: Vec<usize> = commit_chunks(&alone, &limits)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [1, 1, 1]);
+    }
+
+    #[test]
+    fn commits_at_and_just_past_their_object_bound() {
+        let limits = RunLimits::default();
+        let sizes: Vec<usize> = commit_chunks(&objects(&vec![1; MAX_OBJECTS_PER_COMMIT]), &limits)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [MAX_OBJECTS_PER_COMMIT]);
+        let sizes: Vec<usize> =
+            commit_chunks(&objects(&vec![1; MAX_OBJECTS_PER_COMMIT + 1]), &limits)
+                .iter()
+                .map(|c| c.len())
+                .collect();
+        assert_eq!(sizes, [MAX_OBJECTS_PER_COMMIT, 1]);
+    }
 }
