@@ -256,19 +256,24 @@ fn error_of(source: SourceKind, bytes: &[u8]) -> SourceError {
 fn a_mubawab_card_without_its_fields_is_rejected_with_the_reason() {
     let html = String::from_utf8(MUBAWAB.to_vec()).expect("utf-8");
     // The first card's price on request, the second's price tag gone.
-    let html = html.replacen("19,000 DH", "Price on request", 1).replacen(
-        "<span class=\"priceTag hardShadow float-left\">7,500 DH",
-        "<span class=\"price\">7,500 DH",
-        1,
-    );
+    let html = html
+        .replacen("19,000 DH", "Price on request", 1)
+        .replacen("34,000 DH", "3,400 €", 1)
+        .replacen(
+            "<span class=\"priceTag hardShadow float-left\">7,500 DH",
+            "<span class=\"price\">7,500 DH",
+            1,
+        );
     let page = normalize_file(SourceKind::Mubawab, html.as_bytes(), observed_at()).expect("page");
-    assert_eq!(page.listings.len(), 2);
+    assert_eq!(page.listings.len(), 1);
     let reasons: Vec<String> = page.rejects.iter().map(ToString::to_string).collect();
     assert_eq!(
         reasons,
         [
             "mubawab:7994991 (record 0): no price: the listing shows a price on request",
             "mubawab:8267762 (record 1): no price (span.priceTag)",
+            "mubawab:8267682 (record 2): currency: \"EUR\" in MA: markets there count in MAD, \
+             and amounts of two currencies are never added together",
         ]
     );
 }

@@ -217,6 +217,18 @@ impl CountryCode {
     pub fn is_us(&self) -> bool {
         *self == Self::US
     }
+
+    /// The currency a market of this country counts in, where this build knows it: a
+    /// market's figures are sums and medians of one currency, so a listing priced in
+    /// another is refused rather than added in. `None` leaves the currency unchecked (the US
+    /// included: schema version 1 never tied a currency to a market, and the events it wrote
+    /// must keep reading).
+    pub fn market_currency(&self) -> Option<&'static str> {
+        match *self {
+            Self::MA => Some("MAD"),
+            _ => None,
+        }
+    }
 }
 
 /// `US`: every address of schema version 1 is in the United States.

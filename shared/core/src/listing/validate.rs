@@ -30,6 +30,19 @@ impl Listing {
             }
         }
         check_currency(&self.currency)?;
+        if let Some(expected) = self.address.country.market_currency()
+            && self.currency != expected
+        {
+            return Err(InvalidListing::new(
+                "currency",
+                format!(
+                    "{} in {}: markets there count in {expected}, and amounts of two \
+                     currencies are never added together",
+                    quote(&self.currency),
+                    self.address.country
+                ),
+            ));
+        }
         check_amount("price_minor", self.price_minor, &self.currency, self.offer)?;
         if let Some(previous) = self.previous_price_minor {
             check_amount("previous_price_minor", previous, &self.currency, self.offer)?;
