@@ -2,8 +2,8 @@
 //! event costs, so the compute can be compared with the fastest parse there is, not a slow
 //! one. Three parsers: `serde_json` into a `Value` (a tree of allocations, the slowest),
 //! `serde_json` into borrowed typed structs, and `sonic-rs` (SIMD) into the same structs.
-//! The structs mirror the whole wire format (docs/events.md): every field is read and typed,
-//! strings borrowed from the input where they hold no escapes.
+//! The structs mirror the whole wire format (docs/events.md, schema version 2): every field
+//! is read and typed, strings borrowed from the input where they hold no escapes.
 
 use std::borrow::Cow;
 use std::hint::black_box;
@@ -75,6 +75,21 @@ struct ListingRef<'a> {
     source_url: Option<Cow<'a, str>>,
     #[serde(borrow)]
     observed_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    details: Option<DetailsRef<'a>>,
+}
+
+/// Schema version 2's portal details (the bench's US events have none; read if present).
+#[derive(Deserialize)]
+struct DetailsRef<'a> {
+    living_area_sqm: Option<u32>,
+    floor: Option<i16>,
+    #[serde(borrow)]
+    seller_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    equipment: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    images: Vec<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +102,10 @@ struct AddressRef<'a> {
     state: Cow<'a, str>,
     #[serde(borrow)]
     postal_code: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    country: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    neighbourhood: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -131,10 +150,22 @@ impl EventRef<'_> {
             &l.market.zip,
             &l.on_market_date,
             &l.source_url,
+            &l.address.country,
+            &l.address.neighbourhood,
         ]
         .iter()
         .map(|s| s.as_ref().map_or(0, |s| s.len() as u64))
         .sum::<u64>();
+        let details = l.details.as_ref().map_or(0, |d| {
+            u64::from(d.living_area_sqm.unwrap_or(0))
+                ^ d.floor.unwrap_or(0) as u64
+                ^ d.seller_type.as_ref().map_or(0, |t| t.len() as u64)
+                ^ d.equipment
+                    .iter()
+                    .chain(&d.images)
+                    .map(|s| s.len() as u64)
+                    .sum::<u64>()
+        });
         let changes = self.changes.as_ref().map_or(0, |c| {
             c.price.as_ref().map_or(0, |p| (p.old ^ p.new) as u64)
                 + c.status
@@ -153,7 +184,7 @@ impl EventRef<'_> {
             ^ l.coordinates
                 .as_ref()
                 .map_or(0, |c| (c.lat + c.lon).to_bits());
-        text + optional_text + changes + numbers
+        text + optional_text + changes + numbers + details
     }
 }
 
