@@ -93,7 +93,7 @@ pub const MAX_SOURCE_URL_BYTES: usize = 2_048;
 /// producer of the same schema version adds.
 pub const MAX_CHANGED_FIELDS: usize = 32;
 /// Largest event [`super::ListingEvent::encode`] writes. Every string and array of an event
-/// is bounded, so a valid event is under about 14 KiB even with every field at its limit;
+/// is bounded, so a valid event is under 15 KiB even with every field at its limit;
 /// the listing item stored for it is then far below DynamoDB's 400 KB item limit.
 pub const MAX_ENCODED_EVENT_BYTES: usize = 16 * 1024;
 /// Largest record [`super::ListingEvent::decode`] reads: Kinesis's record limit (1 MiB).

@@ -198,11 +198,15 @@ impl ListingEvent {
         if self.schema_version == 1
             && (!self.listing.address.country.is_us()
                 || self.listing.address.neighbourhood.is_some()
-                || !self.listing.details.is_empty())
+                || !self.listing.details.is_empty()
+                || matches!(
+                    self.listing.source,
+                    super::ListingSource::Avito | super::ListingSource::Mubawab
+                ))
         {
             return Err(EventDecodeError::Inconsistent(
-                "a schema_version 1 event with fields of version 2 (country, neighbourhood or \
-                 details)"
+                "a schema_version 1 event with what version 2 added (a country, a \
+                 neighbourhood, details, a portal source)"
                     .into(),
             ));
         }

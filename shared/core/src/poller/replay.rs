@@ -402,6 +402,7 @@ pub(crate) mod tests {
         let mut listings = nashville();
         let moroccan = &mut listings[1];
         moroccan.address.country = crate::listing::CountryCode::MA;
+        moroccan.currency = "MAD".to_owned();
         moroccan.market =
             crate::listing::MarketKey::for_address(&moroccan.address).expect("a market");
         let mut file = Vec::new();

@@ -212,12 +212,7 @@ fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
         .filter(|name| !columns.contains_key(name))
         .collect();
     if !missing.is_empty() {
-        let hint = super::portal::looks_like(bytes).map_or(String::new(), |portal| {
-            format!(
-                "; it looks like an {}: try --source {portal}",
-                portal.document_name()
-            )
-        });
+        let hint = super::portal::source_hint(bytes);
         return Err(SourceError::NotAnExport {
             detail: format!(
                 "the CSV header lacks the column(s) {}; found [{}]{hint}",

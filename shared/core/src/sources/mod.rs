@@ -287,13 +287,7 @@ fn gunzip(source: SourceKind, bytes: &[u8]) -> Result<Vec<u8>, SourceError> {
 fn parse_json(api: SourceKind, bytes: &[u8]) -> Result<serde_json::Value, SourceError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     serde_json::from_slice(bytes).map_err(|e| {
-        let mut detail = e.to_string();
-        if let Some(portal) = portal::looks_like(bytes) {
-            detail.push_str(&format!(
-                "; it looks like an {}: try --source {portal}",
-                portal.document_name()
-            ));
-        }
+        let detail = format!("{e}{}", portal::source_hint(bytes));
         SourceError::NotJson { api, detail }
     })
 }

@@ -13,10 +13,10 @@ use scraper::{Html, Selector};
 use serde_json::Value;
 
 use super::text::{parse_area_sqm, parse_floor, parse_whole_number, relative_day};
-use super::{PortalPaging, absolute_url, next_link, no_listings, page_text, selector};
+use super::{PortalPaging, Surface, absolute_url, next_link, no_listings, page_text, selector};
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType, SellerType, sqft_from_sqm,
+    MarketKey, Offer, PropertyType, SellerType,
 };
 use crate::sources::{Page, Paging, RecordPosition, Reject, SourceError, SourceKind, json};
 
@@ -73,8 +73,9 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
     let mut rejects = Vec::new();
     let mut skipped = 0;
     for (position, ad) in ads.iter().enumerate() {
-        // New-build promotions (`isNc`) sit among the ads: a project, not a listing.
-        if json::flag(ad, "isNc") {
+        // New-build promotions (`isNc`; `isImmoneuf` on detail pages) sit among the ads: a
+        // project, not a listing.
+        if json::flag(ad, "isNc") || json::flag(ad, "isImmoneuf") {
             skipped += 1;
             continue;
         }
@@ -161,20 +162,7 @@ fn normalize_ad(ad: &Value, observed_at: DateTime<Utc>) -> Result<Listing, Strin
     let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
 
     let params = Params::of(ad);
-    let living_area_sqm = params
-        .habitable_size
-        .or(params.size)
-        .and_then(|sqm| u32::try_from(sqm.round() as i64).ok())
-        .filter(|&sqm| sqm > 0);
-    let (living_area_sqm, lot_size_sqft) = if property_type == PropertyType::Land {
-        // A plot's surface is its lot, not a living area.
-        (
-            None,
-            living_area_sqm.map(|sqm| u64::from(sqft_from_sqm(sqm))),
-        )
-    } else {
-        (living_area_sqm, None)
-    };
+    let surface = Surface::of(params.habitable_size.or(params.size), property_type);
     let on_market_date = json::lenient_text(ad, "listTime")
         .and_then(|time| DateTime::parse_from_rfc3339(&time).ok())
         .map(|time| time.with_timezone(&Utc))
@@ -196,8 +184,8 @@ fn normalize_ad(ad: &Value, observed_at: DateTime<Utc>) -> Result<Listing, Strin
         property_type,
         beds: params.bedrooms,
         baths: params.bathrooms.map(f32::from),
-        living_area_sqft: living_area_sqm.map(sqft_from_sqm),
-        lot_size_sqft,
+        living_area_sqft: surface.living_area_sqft,
+        lot_size_sqft: surface.lot_size_sqft,
         address,
         market,
         coordinates: None,
@@ -206,7 +194,7 @@ fn normalize_ad(ad: &Value, observed_at: DateTime<Utc>) -> Result<Listing, Strin
         source_url: json::lenient_text(ad, "href").and_then(|href| absolute_url(&href, ORIGIN)),
         observed_at,
         details: ListingDetails {
-            living_area_sqm,
+            living_area_sqm: surface.living_area_sqm,
             floor: params.floor,
             seller_type: seller_type(ad),
             equipment: params.equipment,
@@ -291,13 +279,10 @@ fn location(ad: &Value) -> Result<(String, Option<String>), String> {
     if city.is_empty() {
         return Err("no location: the ad names no city".to_owned());
     }
-    // "Autre secteur" (another sector) and "Toute la ville" (the whole city) name none.
-    let neighbourhood = neighbourhood.map(|n| super::text::clean(&n)).filter(|n| {
-        !n.is_empty()
-            && !n.eq_ignore_ascii_case("autre secteur")
-            && !n.eq_ignore_ascii_case("toute la ville")
-    });
-    Ok((city, neighbourhood))
+    Ok((
+        city,
+        neighbourhood.as_deref().and_then(super::neighbourhood),
+    ))
 }
 
 /// `PRIVATE`/`private` is an owner; `STORE`/`shop` (a shop page, an agency) a professional.
@@ -321,7 +306,6 @@ fn images(ad: &Value) -> Vec<String> {
                 .iter()
                 .filter_map(Value::as_str)
                 .filter(|url| url.starts_with("https://"))
-                .take(crate::listing::MAX_IMAGES)
                 .map(str::to_owned)
                 .collect()
         })

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use scraper::{ElementRef, Html, Selector};
 
 use super::text::{clean, parse_area_sqm, parse_price, parse_whole_number};
-use super::{PortalPaging, absolute_url, next_link, no_listings, page_text, selector};
+use super::{PortalPaging, Surface, absolute_url, next_link, no_listings, page_text, selector};
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MAX_EQUIPMENT_ITEMS, MAX_IMAGES, MarketKey, Offer, PropertyType, sqft_from_sqm,
+    MarketKey, Offer, PropertyType,
 };
 use crate::sources::{Page, Paging, RecordPosition, Reject, SourceError, SourceKind};
 
@@ -153,7 +153,7 @@ fn normalize_card(
     let native = native_id(card).ok_or("no ad number (adId, or /a/<number>/ in its link)")?;
     let id = ListingId::new(ListingSource::Mubawab, &native).map_err(|e| e.to_string())?;
     let title = first_text(card, &SELECTORS.title).ok_or("no title (h2.listingTit)")?;
-    let offer = title_offer(&title)
+    let offer = title_offer(&title)?
         .or(page_offer)
         .ok_or("neither the title nor the page tells sale from let")?;
     let price_text = first_text(card, &SELECTORS.price).ok_or("no price (span.priceTag)")?;
@@ -179,15 +179,7 @@ fn normalize_card(
 
     let features = Features::of(card);
     let property_type = title_property_type(&title);
-    let area_sqm = features
-        .area_sqm
-        .and_then(|sqm| u32::try_from(sqm.round() as i64).ok())
-        .filter(|&sqm| sqm > 0);
-    let (living_area_sqm, lot_size_sqft) = if property_type == PropertyType::Land {
-        (None, area_sqm.map(|sqm| u64::from(sqft_from_sqm(sqm))))
-    } else {
-        (area_sqm, None)
-    };
+    let surface = Surface::of(features.area_sqm, property_type);
 
     let mut listing = Listing {
         id,
@@ -200,8 +192,8 @@ fn normalize_card(
         property_type,
         beds: features.bedrooms,
         baths: features.bathrooms.map(f32::from),
-        living_area_sqft: living_area_sqm.map(sqft_from_sqm),
-        lot_size_sqft,
+        living_area_sqft: surface.living_area_sqft,
+        lot_size_sqft: surface.lot_size_sqft,
         address,
         market,
         coordinates: None,
@@ -211,14 +203,13 @@ fn normalize_card(
         source_url: card_url(card),
         observed_at,
         details: ListingDetails {
-            living_area_sqm,
+            living_area_sqm: surface.living_area_sqm,
             floor: None,
             seller_type: None,
             equipment: card
                 .select(&SELECTORS.equipment)
                 .map(text_of)
                 .filter(|label| !label.is_empty())
-                .take(MAX_EQUIPMENT_ITEMS)
                 .collect(),
             images: images(card),
         },
@@ -235,33 +226,47 @@ fn split_location(location: &str) -> (String, Option<String>) {
         .rsplit_once(',')
         .or_else(|| location.rsplit_once(" à "));
     match split {
-        Some((neighbourhood, city)) => {
-            let neighbourhood = clean(neighbourhood);
-            (
-                clean(city),
-                (!neighbourhood.is_empty()).then_some(neighbourhood),
-            )
-        }
+        Some((neighbourhood, city)) => (clean(city), super::neighbourhood(neighbourhood)),
         None => (clean(location), None),
     }
 }
 
-/// Sale or let from a title's words, in French or English.
-fn title_offer(title: &str) -> Option<Offer> {
+/// Sale or let from a title's words, in French or English, matched as whole words:
+/// `à louer`, `location`, `for rent` against `à vendre`, `vente`, `for sale`. `Ok(None)`
+/// when the title says neither or both (the page's own offer decides); a shared or holiday
+/// let (`colocation`, `saisonnière`, `vacances`, `holiday`) is refused, as on Avito.
+fn title_offer(title: &str) -> Result<Option<Offer>, String> {
     let lower = title.to_lowercase();
-    if ["à louer", "a louer", "for rent", "location "]
-        .iter()
-        .any(|w| lower.contains(w))
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |word: &str| words.contains(&word);
+    let pair =
+        |first: &str, second: &str| words.windows(2).any(|w| w[0] == first && w[1] == second);
+    if [
+        "colocation",
+        "saisonnière",
+        "saisonniere",
+        "vacances",
+        "holiday",
+        "vacation",
+    ]
+    .iter()
+    .any(|word| has(word))
     {
-        Some(Offer::Rent)
-    } else if ["à vendre", "a vendre", "for sale", "vente "]
-        .iter()
-        .any(|w| lower.contains(w))
-    {
-        Some(Offer::Sale)
-    } else {
-        None
+        return Err(format!(
+            "title {}: a shared or holiday let, not tracked",
+            crate::listing::quote(title)
+        ));
     }
+    let rent = has("louer") || has("location") || pair("for", "rent");
+    let sale = has("vendre") || has("vente") || pair("for", "sale");
+    Ok(match (rent, sale) {
+        (true, false) => Some(Offer::Rent),
+        (false, true) => Some(Offer::Sale),
+        _ => None,
+    })
 }
 
 /// Sale or let from the page: its heading (`Real Estate for rent in Morocco`), or its own
@@ -270,7 +275,7 @@ fn page_offer(document: &Html) -> Option<Offer> {
     if let Some(offer) = document
         .select(&SELECTORS.page_title)
         .next()
-        .and_then(|h1| title_offer(&text_of(h1)))
+        .and_then(|h1| title_offer(&text_of(h1)).ok().flatten())
     {
         return Some(offer);
     }
@@ -313,24 +318,19 @@ fn title_property_type(title: &str) -> PropertyType {
 
 /// Photo URLs: the main slider's images, lazy-loaded (`data-lazy`) or not.
 fn images(card: ElementRef<'_>) -> Vec<String> {
-    let mut urls: Vec<String> = Vec::new();
-    for image in card.select(&SELECTORS.image) {
-        let element = image.value();
-        let url = ["data-lazy", "src"]
-            .iter()
-            .find_map(|attr| element.attr(attr))
-            .map(str::trim)
-            .filter(|url| url.starts_with("https://"));
-        if let Some(url) = url
-            && !urls.iter().any(|seen| seen == url)
-        {
-            urls.push(url.to_owned());
-            if urls.len() == MAX_IMAGES {
-                break;
-            }
-        }
-    }
-    urls
+    let mut seen = std::collections::HashSet::new();
+    card.select(&SELECTORS.image)
+        .filter_map(|image| {
+            let element = image.value();
+            ["data-lazy", "src"]
+                .iter()
+                .find_map(|attr| element.attr(attr))
+                .map(str::trim)
+                .filter(|url| url.starts_with("https://"))
+        })
+        .filter(|url| seen.insert(*url))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The card's icon row: area (`icon-triangle`), bedrooms (`icon-bed`), bathrooms
@@ -367,5 +367,42 @@ impl Features {
             }
         }
         features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_tell_sale_from_let_by_whole_words() {
+        let offer = |title| title_offer(title);
+        assert_eq!(offer("Appartement à louer à Rabat"), Ok(Some(Offer::Rent)));
+        assert_eq!(offer("Apartment for rent in Racine"), Ok(Some(Offer::Rent)));
+        assert_eq!(offer("Villa en vente à Agadir"), Ok(Some(Offer::Sale)));
+        assert_eq!(offer("Appartement vente Maarif"), Ok(Some(Offer::Sale)));
+        assert_eq!(
+            offer("Flat for rental investment, for sale"),
+            Ok(Some(Offer::Sale))
+        );
+        // Both, or neither: the page decides.
+        assert_eq!(offer("Appartement à vendre, idéal pour location"), Ok(None));
+        assert_eq!(offer("Bel appartement lumineux"), Ok(None));
+        assert!(offer("Location vacances villa avec piscine").is_err());
+        assert!(offer("Colocation chambre meublée").is_err());
+    }
+
+    #[test]
+    fn property_types_from_the_first_word_that_names_one() {
+        assert_eq!(
+            title_property_type("High quality villa for rent"),
+            PropertyType::SingleFamily
+        );
+        assert_eq!(title_property_type("Terrain à vendre"), PropertyType::Land);
+        assert_eq!(
+            title_property_type("Great apartment"),
+            PropertyType::Apartment
+        );
+        assert_eq!(title_property_type("Bien rare"), PropertyType::Other);
     }
 }

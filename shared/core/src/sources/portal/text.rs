@@ -45,13 +45,12 @@ pub fn parse_whole_number(text: &str) -> Option<u64> {
 
 /// A price as a portal writes it, in minor units with its ISO currency: `Ok(None)` when the
 /// page says there is none (`Prix à consulter`, `Price on request`, `Prix non spécifié`);
-/// `Err` with a reason for text that is not a price (no currency, no digits, a price per
-/// day or night, which is a holiday let).
+/// `Err` with a reason for text that is not a price (no currency, no digits) or not the
+/// price of the listing (per day or night: a holiday let; per square metre; per year).
 ///
-/// Thousands are grouped with spaces, no-break spaces, commas or dots (`24 000 000 DH`,
-/// `19,000 DH`, `1.200.000 DH`); dirham prices have no decimals on these portals, so every
-/// such character is grouping. Millions (`1,3 MDH`, `1.3 MDH`, `2 MDH`) keep one decimal
-/// separator.
+/// The number is read by [`read_number`] (`24 000 000 DH`, `19,000 DH`, `1.200.000 DH`,
+/// `1 250 000,00 DH`); millions are `MDH` (`1,3 MDH`). The currency may follow or lead
+/// (`MAD 1,500,000`).
 pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
     let cleaned = clean(text);
     let lower = cleaned.to_lowercase();
@@ -67,124 +66,159 @@ pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
         return Ok(None);
     }
     let unspaced: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
-    if ["/jour", "parjour", "perday", "/nuit", "parnuit", "pernight"]
+    const NOT_THE_PRICE: [(&str, &str); 12] = [
+        ("/jour", "per day: a holiday let"),
+        ("parjour", "per day: a holiday let"),
+        ("perday", "per day: a holiday let"),
+        ("/nuit", "per night: a holiday let"),
+        ("parnuit", "per night: a holiday let"),
+        ("pernight", "per night: a holiday let"),
+        ("/m²", "per square metre"),
+        ("/m2", "per square metre"),
+        ("lem²", "per square metre"),
+        ("/an", "per year"),
+        ("paran", "per year"),
+        ("/year", "per year"),
+    ];
+    if let Some((_, what)) = NOT_THE_PRICE
         .iter()
-        .any(|period| unspaced.contains(period))
+        .find(|(marker, _)| unspaced.contains(marker))
     {
         return Err(format!(
-            "price {} is per day or night: a holiday let, not tracked",
+            "price {} is {what}, not the listing's price",
             quoted(&cleaned)
         ));
     }
     let start = lower
         .find(|c: char| digit(c).is_some())
         .ok_or_else(|| format!("price {} has no digits", quoted(&cleaned)))?;
-    let number_end = lower[start..]
-        .find(|c: char| digit(c).is_none() && !is_group_separator(c) && c != '\u{66b}')
-        .map_or(lower.len(), |end| start + end);
-    let number = lower[start..number_end].trim_end_matches(is_group_separator);
-    let unit = lower[number_end..].trim();
-    let (currency, millions) = currency_of(unit).ok_or_else(|| {
-        format!(
-            "price {} names no currency this reader knows",
-            quoted(&cleaned)
-        )
-    })?;
-    let major = if millions {
-        millions_to_units(number)
+    let run = number_run(&lower[start..]);
+    let unit = lower[start + run.len()..].trim();
+    let (currency, millions) = currency_of(unit)
+        .or_else(|| currency_before(lower[..start].trim_end()))
+        .ok_or_else(|| {
+            format!(
+                "price {} names no currency this reader knows",
+                quoted(&cleaned)
+            )
+        })?;
+    let hundredths =
+        read_number(run).ok_or_else(|| format!("price {} is not a number", quoted(&cleaned)))?;
+    let minor = if millions {
+        hundredths.checked_mul(1_000_000)
     } else {
-        grouped_integer(number)
+        Some(hundredths)
     }
-    .ok_or_else(|| format!("price {} is not a number", quoted(&cleaned)))?;
-    let minor = major
-        .checked_mul(100)
-        .and_then(|m| i64::try_from(m).ok())
-        .ok_or_else(|| format!("price {} is out of range", quoted(&cleaned)))?;
+    .and_then(|m| i64::try_from(m).ok())
+    .ok_or_else(|| format!("price {} is out of range", quoted(&cleaned)))?;
     Ok(Some((minor, currency)))
 }
 
-/// The currency named at the start of `unit` (lower case), and whether it counts millions.
-fn currency_of(unit: &str) -> Option<(&'static str, bool)> {
-    let word: String = unit
-        .chars()
-        .take_while(|c| c.is_alphabetic() || *c == '$' || *c == '€')
-        .collect();
-    match word.as_str() {
-        "dh" | "dhs" | "mad" | "dirham" | "dirhams" | "درهم" | "د" => Some(("MAD", false)),
+/// The currency named by `word` (lower case), and whether it counts millions.
+fn currency_word(word: &str) -> Option<(&'static str, bool)> {
+    match word {
+        "dh" | "dhs" | "mad" | "dirham" | "dirhams" | "درهم" | "د.م" => Some(("MAD", false)),
         "mdh" | "mdhs" => Some(("MAD", true)),
         "€" | "eur" | "euro" | "euros" => Some(("EUR", false)),
         "$" | "usd" => Some(("USD", false)),
-        _ if unit.starts_with("د.م") => Some(("MAD", false)),
         _ => None,
     }
 }
 
-/// Digits with any grouping characters between them: `24 000 000`, `19,000`.
-fn grouped_integer(number: &str) -> Option<u64> {
-    let mut value: u64 = 0;
-    let mut any = false;
-    for c in number.chars() {
+fn is_currency_char(c: char) -> bool {
+    c.is_alphabetic() || matches!(c, '$' | '€' | '.')
+}
+
+/// The currency at the start of what follows the number.
+fn currency_of(unit: &str) -> Option<(&'static str, bool)> {
+    let end = unit
+        .find(|c: char| !is_currency_char(c))
+        .unwrap_or(unit.len());
+    currency_word(unit[..end].trim_end_matches('.')).or_else(|| currency_word(&unit[..end]))
+}
+
+/// The currency at the end of what precedes the number (`MAD 1,500,000`).
+fn currency_before(prefix: &str) -> Option<(&'static str, bool)> {
+    let start = prefix.rfind(|c: char| !is_currency_char(c)).map_or(0, |i| {
+        i + prefix[i..].chars().next().map_or(1, char::len_utf8)
+    });
+    currency_word(&prefix[start..])
+}
+
+/// The number at the start of `text`: digits and the characters that group or split them.
+fn number_run(text: &str) -> &str {
+    let end = text
+        .find(|c: char| digit(c).is_none() && !is_group_separator(c) && c != '\u{66b}')
+        .unwrap_or(text.len());
+    text[..end].trim_end_matches(|c: char| is_group_separator(c) || c == '\u{66b}')
+}
+
+/// A number as the portals write it, in hundredths: groups of three digits after the first
+/// (`24 000 000`, `19,000`, `1.200.000`, `1'200`), and a decimal part of one or two digits
+/// after a last comma or dot (`1 250 000,00`, `97,5`, `1.35`). Anything else (`12 34`,
+/// `1.2345`) is not read, rather than read wrong.
+fn read_number(run: &str) -> Option<u64> {
+    let mut groups: Vec<(String, Option<char>)> = Vec::new();
+    let mut current = String::new();
+    let mut before: Option<char> = None;
+    for c in run.chars() {
         if let Some(d) = digit(c) {
-            value = value.checked_mul(10)?.checked_add(u64::from(d))?;
-            any = true;
-        } else if !is_group_separator(c) {
-            return None;
+            current.push(char::from_digit(d, 10)?);
+        } else {
+            if current.is_empty() {
+                // Two separators in a row (`1 . 000`) are one.
+                before = before.or(Some(c));
+                continue;
+            }
+            groups.push((std::mem::take(&mut current), before));
+            before = Some(c);
         }
     }
-    any.then_some(value)
-}
-
-/// `1,3` or `1.3` millions as whole units (1,300,000); at most three decimals.
-fn millions_to_units(number: &str) -> Option<u64> {
-    let compact: String = number.chars().filter(|c| !c.is_whitespace()).collect();
-    let (whole, fraction) = match compact.split_once([',', '.', '\u{66b}']) {
-        Some((whole, fraction)) => (whole, fraction),
-        None => (compact.as_str(), ""),
-    };
-    if fraction.chars().count() > 3 {
+    if current.is_empty() {
         return None;
     }
-    let whole = grouped_integer(whole)?;
-    let mut thousandths: u64 = 0;
-    let mut places = 0;
-    for c in fraction.chars() {
-        thousandths = thousandths * 10 + u64::from(digit(c)?);
-        places += 1;
+    groups.push((current, before));
+    let decimal = match groups.last() {
+        Some((digits, Some(sep)))
+            if groups.len() > 1
+                && matches!(sep, ',' | '.' | '\u{66b}')
+                && (1..=2).contains(&digits.len()) =>
+        {
+            groups.pop().map(|(digits, _)| digits)
+        }
+        _ => None,
+    };
+    let mut whole: u64 = 0;
+    for (index, (digits, _)) in groups.iter().enumerate() {
+        let grouped = index > 0 && digits.len() != 3;
+        if grouped || digits.len() > 18 {
+            return None;
+        }
+        let value: u64 = digits.parse().ok()?;
+        whole = whole
+            .checked_mul(10u64.pow(u32::try_from(digits.len()).ok()?))?
+            .checked_add(value)?;
     }
-    for _ in places..3 {
-        thousandths *= 10;
-    }
-    whole
-        .checked_mul(1_000_000)?
-        .checked_add(thousandths.checked_mul(1_000)?)
+    let fraction = match decimal.as_deref() {
+        None => 0,
+        Some(d) if d.len() == 1 => d.parse::<u64>().ok()? * 10,
+        Some(d) => d.parse::<u64>().ok()?,
+    };
+    whole.checked_mul(100)?.checked_add(fraction)
 }
 
-/// An area in square metres: `150 m²`, `97m2`, `97.0 m²`, `85`; `None` without a number or
-/// with a unit other than square metres.
+/// An area in square metres: `150 m²`, `97m2`, `97,5 m²`, `1,200 m²`, `85`; `None` without a
+/// number or with a unit other than square metres.
 pub fn parse_area_sqm(text: &str) -> Option<f64> {
     let cleaned = clean(text).to_lowercase();
     let start = cleaned.find(|c: char| digit(c).is_some())?;
-    let end = cleaned[start..]
-        .find(|c: char| digit(c).is_none() && !matches!(c, '.' | ',' | ' '))
-        .map_or(cleaned.len(), |end| start + end);
-    let number: String = cleaned[start..end]
-        .trim()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .map(|c| match (c, digit(c)) {
-            (_, Some(d)) => char::from_digit(d, 10).unwrap_or('0'),
-            (',', None) => '.',
-            (other, None) => other,
-        })
-        .collect();
-    let unit = cleaned[end..].trim();
+    let run = number_run(&cleaned[start..]);
+    let unit = cleaned[start + run.len()..].trim();
     if !(unit.is_empty() || unit.starts_with("m²") || unit.starts_with("m2")) {
         return None;
     }
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|a| a.is_finite() && *a > 0.0)
+    let hundredths = read_number(run)?;
+    (hundredths > 0).then(|| hundredths as f64 / 100.0)
 }
 
 /// A floor: `Rez de chaussée`, `RDC`, `Ground floor` are 0; `Sous-sol` is -1; `4`, `4ème`,
@@ -261,7 +295,16 @@ mod tests {
         assert_eq!(minor("1,3 MDH"), Ok(Some((1_300_000, "MAD"))));
         assert_eq!(minor("1.35 MDH"), Ok(Some((1_350_000, "MAD"))));
         assert_eq!(minor("2 MDH"), Ok(Some((2_000_000, "MAD"))));
-        assert_eq!(minor("٢٤٠٠ ٠٠٠ درهم"), Ok(Some((2_400_000, "MAD"))));
+        assert_eq!(minor("٢ ٤٠٠ ٠٠٠ درهم"), Ok(Some((2_400_000, "MAD"))));
+        assert_eq!(minor("1 250 000,00 DH"), Ok(Some((1_250_000, "MAD"))));
+        assert_eq!(minor("MAD 1,500,000"), Ok(Some((1_500_000, "MAD"))));
+        assert_eq!(minor("€ 150 000"), Ok(Some((150_000, "EUR"))));
+        assert_eq!(minor("1 500 000 د.م."), Ok(Some((1_500_000, "MAD"))));
+        assert_eq!(parse_price("1,5 DH"), Ok(Some((150, "MAD"))));
+        assert!(minor("7 000 DH/m²").is_err(), "per square metre");
+        assert!(minor("12 000 DH / an").is_err(), "per year");
+        assert!(minor("12 34 DH").is_err(), "not a grouping");
+        assert!(minor("1.2345 MDH").is_err(), "not a decimal");
         assert_eq!(minor("۱۵۰۰۰۰۰ DH"), Ok(Some((1_500_000, "MAD"))));
         assert_eq!(minor("Prix à consulter"), Ok(None));
         assert_eq!(minor("Price on request"), Ok(None));
@@ -279,6 +322,9 @@ mod tests {
         assert_eq!(parse_area_sqm("150\n\t\t m²"), Some(150.0));
         assert_eq!(parse_area_sqm("97m2"), Some(97.0));
         assert_eq!(parse_area_sqm("97,5 m²"), Some(97.5));
+        assert_eq!(parse_area_sqm("97.0 m²"), Some(97.0));
+        assert_eq!(parse_area_sqm("1,200 m²"), Some(1_200.0));
+        assert_eq!(parse_area_sqm("1.200 m²"), Some(1_200.0));
         assert_eq!(parse_area_sqm("85"), Some(85.0));
         assert_eq!(parse_area_sqm("3 ha"), None);
         assert_eq!(parse_area_sqm("m²"), None);
