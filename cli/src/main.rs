@@ -59,6 +59,10 @@ enum Command {
         #[arg(long)]
         source: realty_core::sources::SourceKind,
         file: PathBuf,
+        /// When the page was read (RFC 3339), for the listings' `observed_at` and the days a
+        /// portal's relative dates ("il y a 3 heures") point to; default now. Not after now.
+        #[arg(long)]
+        observed_at: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Send an export (CSV or JSON lines, as `realty normalize` prints) through the poller's
     /// change detection into the stream of the local stack (or --stack): only what changed
@@ -272,7 +276,11 @@ async fn run(command: Command) -> Result<()> {
         Command::Down(args) => down(args),
         Command::Demo(args) => demo(args).await,
         Command::Bench(args) => bench::run(args, endpoint_override()).await,
-        Command::Normalize { source, file } => normalize::run(source, &file),
+        Command::Normalize {
+            source,
+            file,
+            observed_at,
+        } => normalize::run(source, &file, observed_at),
         Command::Replay(args) => replay::run(args).await,
         Command::ReplayRaw(args) => replay_raw::run(args).await,
         Command::Invoke {

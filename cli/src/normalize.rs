@@ -6,9 +6,21 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use realty_core::sources::{SourceKind, normalize_file};
 
-pub fn run(source: SourceKind, file: &Path) -> Result<()> {
+pub fn run(
+    source: SourceKind,
+    file: &Path,
+    observed_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let observed_at = observed_at.unwrap_or(now);
+    if observed_at > now {
+        bail!(
+            "--observed-at {} is in the future: a page cannot have been read then",
+            observed_at.to_rfc3339()
+        );
+    }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let page = match normalize_file(source, &bytes, chrono::Utc::now()) {
+    let page = match normalize_file(source, &bytes, observed_at) {
         Ok(page) => page,
         Err(e) => bail!("{}: {e}", file.display()),
     };

@@ -68,3 +68,58 @@ fn refuses_another_apis_response_and_garbage_without_panicking() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn saved_portal_pages_become_listings_and_an_empty_page_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_realty"))
+        .args([
+            "normalize",
+            "--source",
+            "avito",
+            "--observed-at",
+            "2024-09-24T23:59:29Z",
+        ])
+        .arg(fixture("avito_search_appartements_a_vendre.html"))
+        .output()
+        .expect("realty runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.lines().count(), 29);
+    let first: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().unwrap_or_default()).expect("a JSON line");
+    assert_eq!(first["market"]["city_state"], "ma/casablanca");
+    assert_eq!(first["currency"], "MAD");
+    assert_eq!(first["on_market_date"], "2024-09-24");
+    assert!(
+        stderr.trim_end().ends_with("normalized 29, rejected 6"),
+        "{stderr}"
+    );
+
+    let out = normalize(
+        "mubawab",
+        &fixture("mubawab_search_real_estate_for_rent_en.html"),
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+
+    // A page of the portal without listing cards (its layout changed, or an empty search).
+    let dir = std::env::temp_dir().join(format!("realty-portal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let empty = dir.join("mubawab-empty.html");
+    std::fs::write(
+        &empty,
+        "<html><body><h1 id=\"titleText\">Appartements à vendre</h1></body></html>",
+    )
+    .expect("write");
+    let out = normalize("mubawab", &empty);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no listings in this search page of Mubawab.ma"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -291,7 +291,7 @@ fn fixture(source: SourceKind, which: usize) -> &'static [u8] {
         (SourceKind::Realtor, _) => REALTOR,
         (SourceKind::File, _) => EXPORT_CSV,
         (SourceKind::Avito | SourceKind::Mubawab, _) => {
-            panic!("portal pages are HTML: the portal tests below mutate them")
+            panic!("portal pages are HTML: tests/portals.rs mutates them")
         }
     }
 }

@@ -470,6 +470,37 @@ mod tests {
     }
 
     #[test]
+    fn dirham_prices_at_and_just_past_their_bounds() {
+        for (offer, min, max) in [
+            (
+                Offer::Sale,
+                MIN_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
+                MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
+            ),
+            (
+                Offer::Rent,
+                MIN_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+                MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+            ),
+        ] {
+            assert!(check_amount("price_minor", min, "MAD", offer).is_ok());
+            assert!(check_amount("price_minor", max, "MAD", offer).is_ok());
+            let below = check_amount("price_minor", min - 1, "MAD", offer).expect_err("floor");
+            assert!(below.reason.contains("placeholder"), "{below}");
+            assert!(check_amount("price_minor", max + 1, "MAD", offer).is_err());
+        }
+    }
+
+    #[test]
+    fn square_metres_convert_to_the_living_area_ceiling() {
+        // The largest living area in square metres whose conversion is within the ceiling.
+        assert!(sqft_from_sqm(929_030) <= MAX_LIVING_AREA_SQFT);
+        assert!(sqft_from_sqm(929_031) > MAX_LIVING_AREA_SQFT);
+        assert_eq!(sqft_from_sqm(150), 1_615);
+        assert_eq!(sqft_from_sqm(u32::MAX), u32::MAX, "saturates");
+    }
+
+    #[test]
     fn time_window_at_and_just_past_its_edges() {
         let reference = DateTime::parse_from_rfc3339("2025-09-12T15:40:00Z")
             .expect("time")

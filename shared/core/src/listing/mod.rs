@@ -356,9 +356,9 @@ pub enum SellerType {
 /// (`bounds`); none is tracked for changes (a new photo is not a market event).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListingDetails {
-    /// Living area in square metres, as the source states it, for sources that count in
-    /// them; `living_area_sqft` then holds the same area converted (rounded), so US-style
-    /// figures still work, and per-square-metre figures use this exact value.
+    /// Living area in whole square metres (rounded from what the source states), for
+    /// sources that count in them; `living_area_sqft` then holds it converted (rounded), so
+    /// the figures in square feet still work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub living_area_sqm: Option<u32>,
     /// Floor of an apartment: 0 the ground floor, negative below ground.
@@ -370,8 +370,8 @@ pub struct ListingDetails {
     /// [`MAX_EQUIPMENT_ITEMS`] of at most [`MAX_EQUIPMENT_BYTES`] each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub equipment: Vec<String>,
-    /// Absolute `https` URLs of the listing's photos, at most [`MAX_IMAGES`] of at most
-    /// [`MAX_IMAGE_URL_BYTES`] each.
+    /// Absolute http(s) URLs of the listing's photos (the portals' readers keep `https`
+    /// ones), at most [`MAX_IMAGES`] of at most [`MAX_IMAGE_URL_BYTES`] each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
 }
@@ -414,6 +414,21 @@ impl Listing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn country_codes_are_two_letters() {
+        assert_eq!(CountryCode::parse("ma"), Ok(CountryCode::MA));
+        assert_eq!(CountryCode::parse("US"), Ok(CountryCode::US));
+        for bad in ["", "M", "MAR", "M1", "é", "  "] {
+            assert!(CountryCode::parse(bad).is_err(), "{bad:?}");
+        }
+        let read: Result<CountryCode, _> = serde_json::from_str("\"MAR\"");
+        assert!(read.is_err());
+        assert_eq!(
+            serde_json::to_string(&CountryCode::MA).ok().as_deref(),
+            Some("\"MA\"")
+        );
+    }
 
     #[test]
     fn listing_id_parts() {

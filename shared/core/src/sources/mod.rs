@@ -92,8 +92,8 @@ impl SourceKind {
             Self::Reso => "RESO Web API Property page",
             Self::Realtor => "Realtor.com properties/v3/list page",
             Self::File => "listings export (CSV or JSON lines)",
-            Self::Avito => "Avito.ma search page",
-            Self::Mubawab => "Mubawab.ma search page",
+            Self::Avito => "search page of Avito.ma",
+            Self::Mubawab => "search page of Mubawab.ma",
         }
     }
 }

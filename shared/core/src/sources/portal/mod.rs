@@ -269,12 +269,12 @@ fn neighbourhood(name: &str) -> Option<String> {
     (!none).then_some(name)
 }
 
-/// `; it looks like an Avito.ma search page: try --source avito` when `bytes` is a portal's
+/// `; it looks like a search page of Avito.ma: try --source avito` when `bytes` is a portal's
 /// page, for the errors of the other sources; empty otherwise.
 pub(super) fn source_hint(bytes: &[u8]) -> String {
     looks_like(bytes).map_or(String::new(), |portal| {
         format!(
-            "; it looks like an {}: try --source {portal}",
+            "; it looks like a {}: try --source {portal}",
             portal.document_name()
         )
     })

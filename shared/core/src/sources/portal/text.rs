@@ -228,8 +228,10 @@ pub fn parse_floor(text: &str) -> Option<i16> {
     if lower.starts_with("rez") || lower == "rdc" || lower.starts_with("ground") {
         return Some(0);
     }
-    if lower.starts_with("sous-sol") || lower.starts_with("sous sol") || lower == "basement" {
-        return Some(-1);
+    if lower.contains("sous-sol") || lower.contains("sous sol") || lower.contains("basement") {
+        // "Sous-sol" is the first level down; "2e sous-sol" the second.
+        let level = parse_whole_number(&lower).unwrap_or(1);
+        return i16::try_from(level).ok().map(|level| -level);
     }
     let first = lower.chars().next()?;
     // A floor is a number first (`4ème`), not words that hold one.
@@ -250,15 +252,24 @@ pub(super) fn relative_day(text: &str, observed_at: DateTime<Utc>) -> Option<Nai
         return today.checked_sub_days(Days::new(1));
     }
     let rest = lower.strip_prefix("il y a ")?;
-    let amount = i64::try_from(parse_whole_number(rest)?).ok()?;
-    let unit = rest.trim_start_matches(|c: char| digit(c).is_some() || c == ' ');
-    let delta = if unit.starts_with("seconde") {
+    // "il y a une heure", "il y a un jour".
+    let (amount, unit) = match rest
+        .strip_prefix("une ")
+        .or_else(|| rest.strip_prefix("un "))
+    {
+        Some(unit) => (1, unit),
+        None => (
+            i64::try_from(parse_whole_number(rest)?).ok()?,
+            rest.trim_start_matches(|c: char| digit(c).is_some() || c == ' '),
+        ),
+    };
+    let delta = if unit.starts_with("sec") || unit == "s" {
         TimeDelta::try_seconds(amount)
-    } else if unit.starts_with("minute") {
+    } else if unit.starts_with("min") {
         TimeDelta::try_minutes(amount)
-    } else if unit.starts_with("heure") {
+    } else if unit.starts_with("heure") || unit == "h" {
         TimeDelta::try_hours(amount)
-    } else if unit.starts_with("jour") {
+    } else if unit.starts_with("jour") || unit == "j" {
         TimeDelta::try_days(amount)
     } else if unit.starts_with("semaine") {
         TimeDelta::try_weeks(amount)
@@ -332,6 +343,8 @@ mod tests {
         assert_eq!(parse_floor("4ème étage"), Some(4));
         assert_eq!(parse_floor("4"), Some(4));
         assert_eq!(parse_floor("Sous-sol"), Some(-1));
+        assert_eq!(parse_floor("2e sous-sol"), Some(-2));
+        assert_eq!(parse_floor("Plus de 10"), None);
         assert_eq!(parse_floor("Dernier étage"), None);
         assert_eq!(parse_whole_number("3 Chambres"), Some(3));
         assert_eq!(parse_whole_number("٣ غرف"), Some(3));
@@ -349,6 +362,10 @@ mod tests {
         assert_eq!(day("il y a 3 heures").as_deref(), Some("2026-11-23"));
         assert_eq!(day("il y a 2 jours").as_deref(), Some("2026-11-22"));
         assert_eq!(day("hier").as_deref(), Some("2026-11-23"));
+        assert_eq!(day("il y a une heure").as_deref(), Some("2026-11-24"));
+        assert_eq!(day("il y a 2h").as_deref(), Some("2026-11-23"));
+        assert_eq!(day("il y a 5 min").as_deref(), Some("2026-11-24"));
+        assert_eq!(day("il y a un jour").as_deref(), Some("2026-11-23"));
         assert_eq!(day("il y a 2 mois"), None);
         assert_eq!(day("12 septembre"), None);
         assert_eq!(day(&format!("il y a {} jours", "9".repeat(25))), None);
