@@ -19,6 +19,7 @@ use super::{SourceError, SourceKind, describe_document, json};
 use crate::listing::{PropertyType, SQFT_PER_SQUARE_METRE, sqft_from_sqm};
 
 pub mod avito;
+pub mod crawl;
 pub mod mubawab;
 mod text;
 
