@@ -13,12 +13,14 @@ use scraper::{Html, Selector};
 use serde_json::Value;
 
 use super::text::{parse_area_sqm, parse_floor, parse_whole_number, relative_day};
-use super::{PortalPaging, Surface, absolute_url, next_link, no_listings, page_text, selector};
+use super::{
+    PortalPaging, Records, Surface, absolute_url, next_link, no_listings, page_text, selector,
+};
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
     MarketKey, Offer, PropertyType, SellerType,
 };
-use crate::sources::{Page, Paging, RecordPosition, Reject, SourceError, SourceKind, json};
+use crate::sources::{Page, SourceError, SourceKind, json};
 
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.avito.ma";
@@ -69,8 +71,7 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
             )
         })?;
 
-    let mut listings = Vec::with_capacity(ads.len());
-    let mut rejects = Vec::new();
+    let mut records = Records::new(SourceKind::Avito, ListingSource::Avito);
     let mut skipped = 0;
     for (position, ad) in ads.iter().enumerate() {
         // New-build promotions (`isNc`; `isImmoneuf` on detail pages) sit among the ads: a
@@ -79,35 +80,18 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
             skipped += 1;
             continue;
         }
-        match normalize_ad(ad, observed_at) {
-            Ok(listing) => listings.push(listing),
-            Err(reason) => rejects.push(Reject {
-                source_id: native_id(ad)
-                    .and_then(|id| ListingId::new(ListingSource::Avito, &id).ok())
-                    .map(|id| id.to_string()),
-                position: RecordPosition::Index(position),
-                reason,
-            }),
-        }
+        records.push(position, normalize_ad(ad, observed_at), || native_id(ad));
     }
-    if listings.is_empty() && rejects.is_empty() {
-        return Err(no_listings(
-            SourceKind::Avito,
-            format!(
-                "its ads array holds {} entries, none of them an ad",
-                ads.len()
-            ),
-        ));
-    }
-    Ok(Page {
-        source: SourceKind::Avito,
-        listings,
-        rejects,
-        paging: Paging::Portal(PortalPaging {
-            total_results: total.filter(|t| *t >= 0.0).map(|t| t as u64),
-            next_page: next_link(&document, ORIGIN),
-            skipped,
-        }),
+    let paging = PortalPaging {
+        total_results: total.filter(|t| *t >= 0.0).map(|t| t as u64),
+        next_page: next_link(&document, ORIGIN),
+        skipped,
+    };
+    records.into_page(paging, || {
+        format!(
+            "its ads array holds {} entries, none of them an ad",
+            ads.len()
+        )
     })
 }
 

@@ -15,8 +15,12 @@ use std::sync::LazyLock;
 
 use scraper::Selector;
 
-use super::{SourceError, SourceKind, describe_document, json};
-use crate::listing::{PropertyType, SQFT_PER_SQUARE_METRE, sqft_from_sqm};
+use super::{
+    Page, Paging, RecordPosition, Reject, SourceError, SourceKind, describe_document, json,
+};
+use crate::listing::{
+    Listing, ListingId, ListingSource, PropertyType, SQFT_PER_SQUARE_METRE, sqft_from_sqm,
+};
 
 pub mod avito;
 pub mod crawl;
@@ -279,6 +283,61 @@ pub(super) fn source_hint(bytes: &[u8]) -> String {
             portal.document_name()
         )
     })
+}
+
+/// A page's records as they are read: its listings, and a reject for each card or ad that
+/// is not one, with its place on the page and its id when it has a usable one.
+struct Records {
+    source: SourceKind,
+    listing_source: ListingSource,
+    listings: Vec<Listing>,
+    rejects: Vec<Reject>,
+}
+
+impl Records {
+    fn new(source: SourceKind, listing_source: ListingSource) -> Self {
+        Self {
+            source,
+            listing_source,
+            listings: Vec::new(),
+            rejects: Vec::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        position: usize,
+        outcome: Result<Listing, String>,
+        native_id: impl FnOnce() -> Option<String>,
+    ) {
+        match outcome {
+            Ok(listing) => self.listings.push(listing),
+            Err(reason) => self.rejects.push(Reject {
+                source_id: native_id()
+                    .and_then(|id| ListingId::new(self.listing_source, &id).ok())
+                    .map(|id| id.to_string()),
+                position: RecordPosition::Index(position),
+                reason,
+            }),
+        }
+    }
+
+    /// The page; an error saying what was looked for (`nothing`) when it held no record.
+    fn into_page(
+        self,
+        paging: PortalPaging,
+        nothing: impl FnOnce() -> String,
+    ) -> Result<Page, SourceError> {
+        if self.listings.is_empty() && self.rejects.is_empty() {
+            return Err(no_listings(self.source, nothing()));
+        }
+        Ok(Page {
+            source: self.source,
+            listings: self.listings,
+            rejects: self.rejects,
+            paging: Paging::Portal(paging),
+        })
+    }
 }
 
 /// The no-listings error with the page's hint.

@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 use scraper::{ElementRef, Html, Selector};
 
 use super::text::{clean, parse_area_sqm, parse_price, parse_whole_number};
-use super::{PortalPaging, Surface, absolute_url, next_link, no_listings, page_text, selector};
+use super::{PortalPaging, Records, Surface, absolute_url, next_link, page_text, selector};
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
     MarketKey, Offer, PropertyType,
 };
-use crate::sources::{Page, Paging, RecordPosition, Reject, SourceError, SourceKind};
+use crate::sources::{Page, SourceError, SourceKind};
 
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.mubawab.ma";
@@ -63,42 +63,26 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
     let html = page_text(SourceKind::Mubawab, bytes)?;
     let document = Html::parse_document(&html);
     let page_offer = page_offer(&document);
-    let mut listings = Vec::new();
-    let mut rejects = Vec::new();
+    let mut records = Records::new(SourceKind::Mubawab, ListingSource::Mubawab);
     for (position, card) in document.select(&SELECTORS.card).enumerate() {
-        match normalize_card(card, page_offer, observed_at) {
-            Ok(listing) => listings.push(listing),
-            Err(reason) => rejects.push(Reject {
-                source_id: native_id(card)
-                    .and_then(|id| ListingId::new(ListingSource::Mubawab, &id).ok())
-                    .map(|id| id.to_string()),
-                position: RecordPosition::Index(position),
-                reason,
-            }),
-        }
+        records.push(
+            position,
+            normalize_card(card, page_offer, observed_at),
+            || native_id(card),
+        );
     }
-    if listings.is_empty() && rejects.is_empty() {
-        return Err(no_listings(
-            SourceKind::Mubawab,
-            "no listing card (div.listingBox)",
-        ));
-    }
-    Ok(Page {
-        source: SourceKind::Mubawab,
-        listings,
-        rejects,
-        paging: Paging::Portal(PortalPaging {
-            total_results: document
-                .select(&SELECTORS.total)
-                .next()
-                .and_then(|input| input.value().attr("value"))
-                .and_then(parse_whole_number),
-            // The page numbers are drawn by script; the links the page does carry
-            // (`...:p:2`) are disallowed by Mubawab's robots.txt anyway.
-            next_page: next_link(&document, ORIGIN),
-            skipped: 0,
-        }),
-    })
+    let paging = PortalPaging {
+        total_results: document
+            .select(&SELECTORS.total)
+            .next()
+            .and_then(|input| input.value().attr("value"))
+            .and_then(parse_whole_number),
+        // The page numbers are drawn by script; the links the page does carry (`...:p:2`)
+        // are disallowed by Mubawab's robots.txt anyway.
+        next_page: next_link(&document, ORIGIN),
+        skipped: 0,
+    };
+    records.into_page(paging, || "no listing card (div.listingBox)".to_owned())
 }
 
 /// The listing's URL: the card's `linkRef` (HTML attribute names are read lower-cased), else
