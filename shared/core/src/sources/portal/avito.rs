@@ -17,8 +17,8 @@ use super::{
     PortalPaging, Records, Surface, absolute_url, next_link, no_listings, page_text, selector,
 };
 use crate::listing::{
-    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType, SellerType,
+    Listing, ListingDetails, ListingId, ListingSource, ListingStatus, Offer, PropertyType,
+    SellerType,
 };
 use crate::sources::{Page, SourceError, SourceKind, json};
 
@@ -135,15 +135,7 @@ fn normalize_ad(ad: &Value, observed_at: DateTime<Utc>) -> Result<Listing, Strin
         .filter(|&old| old != price_minor);
 
     let (city, neighbourhood) = location(ad)?;
-    let address = Address {
-        line: None,
-        city,
-        state: String::new(),
-        postal_code: None,
-        country: CountryCode::MA,
-        neighbourhood,
-    };
-    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+    let (address, market) = super::moroccan_address(city, neighbourhood)?;
 
     let params = Params::of(ad);
     let surface = Surface::of(params.habitable_size.or(params.size), property_type);

@@ -19,7 +19,8 @@ use super::{
     Page, Paging, RecordPosition, Reject, SourceError, SourceKind, describe_document, json,
 };
 use crate::listing::{
-    Listing, ListingId, ListingSource, PropertyType, SQFT_PER_SQUARE_METRE, sqft_from_sqm,
+    Address, CountryCode, Listing, ListingId, ListingSource, MarketKey, PropertyType,
+    SQFT_PER_SQUARE_METRE, sqft_from_sqm,
 };
 
 pub mod avito;
@@ -262,6 +263,24 @@ impl Surface {
             lot_size_sqft: None,
         }
     }
+}
+
+/// A Moroccan listing's address and market: the portals name a city and a neighbourhood,
+/// never a street, region or postal code.
+fn moroccan_address(
+    city: String,
+    neighbourhood: Option<String>,
+) -> Result<(Address, MarketKey), String> {
+    let address = Address {
+        line: None,
+        city,
+        state: String::new(),
+        postal_code: None,
+        country: CountryCode::MA,
+        neighbourhood,
+    };
+    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+    Ok((address, market))
 }
 
 /// A neighbourhood as a portal names it, or none for the names that mean none ("Autre

@@ -13,8 +13,7 @@ use scraper::{ElementRef, Html, Selector};
 use super::text::{clean, parse_area_sqm, parse_price, parse_whole_number};
 use super::{PortalPaging, Records, Surface, absolute_url, next_link, page_text, selector};
 use crate::listing::{
-    Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType,
+    Listing, ListingDetails, ListingId, ListingSource, ListingStatus, Offer, PropertyType,
 };
 use crate::sources::{Page, SourceError, SourceKind};
 
@@ -151,15 +150,7 @@ fn normalize_card(
 
     let location = first_text(card, &SELECTORS.location).ok_or("no location (span.listingH3)")?;
     let (city, neighbourhood) = split_location(&location);
-    let address = Address {
-        line: None,
-        city,
-        state: String::new(),
-        postal_code: None,
-        country: CountryCode::MA,
-        neighbourhood,
-    };
-    let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
+    let (address, market) = super::moroccan_address(city, neighbourhood)?;
 
     let features = Features::of(card);
     let property_type = title_property_type(&title);
