@@ -504,6 +504,45 @@ fn json_lines_export_round_trips_what_the_sources_produce() {
     assert_eq!(reread.listings, listings);
 }
 
+/// Portal listings (schema 2: a country, no state, details) through both export formats:
+/// JSON lines whole; CSV with every column it has (equipment and photos have none).
+#[test]
+fn exports_round_trip_portal_listings() {
+    let observed_at = Utc
+        .with_ymd_and_hms(2025, 12, 7, 22, 11, 13)
+        .single()
+        .expect("a valid time");
+    let mut listings = normalize_file(SourceKind::Mubawab, MUBAWAB, observed_at)
+        .expect("a page")
+        .listings;
+    listings.extend(
+        normalize_file(SourceKind::Avito, AVITO, observed_at)
+            .expect("a page")
+            .listings,
+    );
+    assert!(listings.iter().all(|l| l.address.state.is_empty()));
+
+    let mut jsonl = Vec::new();
+    file::write_json_lines(&listings, &mut jsonl).expect("write to memory");
+    let reread = normalize(SourceKind::File, &jsonl);
+    assert_eq!(reread.rejects, vec![]);
+    assert_eq!(reread.listings, listings);
+
+    let mut csv = Vec::new();
+    file::write_csv(&listings, &mut csv).expect("write to memory");
+    let reread = normalize(SourceKind::File, &csv);
+    assert_eq!(reread.rejects, vec![]);
+    let without_lists: Vec<_> = listings
+        .into_iter()
+        .map(|mut listing| {
+            listing.details.equipment.clear();
+            listing.details.images.clear();
+            listing
+        })
+        .collect();
+    assert_eq!(reread.listings, without_lists);
+}
+
 #[test]
 fn json_lines_export_rejects_bad_lines_by_number() {
     let page = normalize(SourceKind::Zillow, NASHVILLE);

@@ -306,15 +306,22 @@ impl CsvRow<'_> {
                 .source()
                 .ok_or_else(|| format!("id {id} has no known source prefix"))?,
         };
+        let country = match self.cell("country") {
+            Some(code) => CountryCode::parse(code).map_err(|e| e.to_string())?,
+            None => CountryCode::US,
+        };
+        // A US market needs its state; elsewhere (the portals name no region) it may be empty.
+        let state = if country.is_us() {
+            self.required("state")?
+        } else {
+            self.cell("state").unwrap_or_default()
+        };
         let address = Address {
             line: self.cell("address_line").map(str::to_owned),
             city: self.required("city")?.to_owned(),
-            state: self.required("state")?.to_owned(),
+            state: state.to_owned(),
             postal_code: self.cell("postal_code").map(str::to_owned),
-            country: match self.cell("country") {
-                Some(code) => CountryCode::parse(code).map_err(|e| e.to_string())?,
-                None => CountryCode::US,
-            },
+            country,
             neighbourhood: self.cell("neighbourhood").map(str::to_owned),
         };
         let market = MarketKey::for_address(&address).map_err(|e| e.to_string())?;
