@@ -283,6 +283,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 listings_per_market: args.listings,
                 activity: args.activity,
                 start: sim_start,
+                ..MarketConfig::default()
             },
             faults: FaultConfig::none(),
         },

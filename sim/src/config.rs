@@ -25,6 +25,9 @@ pub struct MarketConfig {
     /// Multiplies every event rate (2.0 = twice as many events per simulated hour); demos
     /// use it to see more happen in less simulated time.
     pub activity: f64,
+    /// Live ads of each search of the simulated portals (Avito, Mubawab: one city's ads of
+    /// one offer and kind of property), which hover around it.
+    pub portal_ads_per_search: u32,
 }
 
 impl Default for MarketConfig {
@@ -34,6 +37,7 @@ impl Default for MarketConfig {
             listings_per_market: DEFAULT_LISTINGS_PER_MARKET,
             start: default_start(),
             activity: 1.0,
+            portal_ads_per_search: crate::portal::DEFAULT_ADS_PER_SEARCH,
         }
     }
 }
@@ -58,6 +62,13 @@ impl MarketConfig {
         if !(1950..=9000).contains(&year) {
             return Err(SimError::InvalidConfig(format!(
                 "start year {year} is outside 1950..=9000"
+            )));
+        }
+        if !(1..=crate::portal::MAX_ADS_PER_SEARCH).contains(&self.portal_ads_per_search) {
+            return Err(SimError::InvalidConfig(format!(
+                "portal_ads_per_search {} is outside 1..={}",
+                self.portal_ads_per_search,
+                crate::portal::MAX_ADS_PER_SEARCH
             )));
         }
         if !(self.activity.is_finite() && self.activity > 0.0 && self.activity <= 1_000.0) {

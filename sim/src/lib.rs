@@ -50,6 +50,7 @@ mod faults;
 mod generate;
 mod listing;
 mod market;
+mod portal;
 mod profiles;
 mod random;
 mod server;
@@ -64,6 +65,10 @@ pub use config::{
 pub use error::SimError;
 pub use listing::{Address, ListingStatus, PriceChange, PropertyType, SimListing, SourceIds};
 pub use market::{AdvanceReport, MAX_ADVANCE_DAYS, Market, MarketSummary, RECENT_DAYS};
+pub use portal::{
+    AdKind, AdOffer, MoroccanCity, Portal, PortalAd, PortalTruthEvent, Portals,
+    Search as PortalSearch, moroccan_cities,
+};
 pub use profiles::{MarketProfile, TypeMix, builtin_markets, market_key};
 pub use server::{SimHandle, SimServer, serve};
 pub use slug::slug;

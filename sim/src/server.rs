@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use crate::config::{FaultConfig, FaultKind, SimConfig};
 use crate::error::SimError;
 use crate::faults::{self, AttemptBook, PageShifts};
 use crate::market::{AdvanceReport, MAX_ADVANCE_DAYS, Market, MarketSummary};
+use crate::portal::{Portal, PortalTruthEvent, Portals, pages};
 use crate::random::{hash_bytes, hash_words};
 use crate::time_format;
 use crate::truth::GroundTruthEvent;
@@ -38,6 +39,9 @@ struct Shared {
     seed: u64,
     faults: FaultConfig,
     market: RwLock<Market>,
+    portals: Portals,
+    /// The portals' pages are served in a changed layout (a redesign): see [`SimHandle::change_portal_layout`].
+    portal_layout_changed: AtomicBool,
     attempts: Mutex<AttemptBook>,
     shifts: Mutex<PageShifts>,
     served: [AtomicU64; FaultKind::ALL.len()],
@@ -66,6 +70,12 @@ impl SimHandle {
             shared: Arc::new(Shared {
                 seed: market.seed(),
                 faults,
+                portals: Portals::new(
+                    market.seed(),
+                    market.start(),
+                    market.config().portal_ads_per_search,
+                ),
+                portal_layout_changed: AtomicBool::new(false),
                 market: RwLock::new(market),
                 attempts: Mutex::new(AttemptBook::default()),
                 shifts: Mutex::new(PageShifts::default()),
@@ -128,6 +138,29 @@ impl SimHandle {
         self.read().rental_ground_truth(from, to).to_vec()
     }
 
+    /// The portals' ad events with `from < at <= to`.
+    pub fn portal_ground_truth(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<PortalTruthEvent> {
+        self.shared.portals.ground_truth(from, to)
+    }
+
+    /// The simulated portals (their ads at any time).
+    pub fn portals(&self) -> &Portals {
+        &self.shared.portals
+    }
+
+    /// The layout-change fault: from now on (`true`) the portals serve their pages in a
+    /// changed layout, Avito with its ads where no reader looks, Mubawab with the feature
+    /// row of its cards renamed; `false` restores them.
+    pub fn change_portal_layout(&self, changed: bool) {
+        self.shared
+            .portal_layout_changed
+            .store(changed, Ordering::SeqCst);
+    }
+
     /// Runs `f` on the market (read-only; requests wait for an advance, not for readers).
     pub fn with_market<R>(&self, f: impl FnOnce(&Market) -> R) -> R {
         f(&self.read())
@@ -155,7 +188,10 @@ impl SimHandle {
             .route("/properties/v3/list", post(realtor_search))
             .route("/reso/odata/Property", get(reso_property))
             .route("/reso/token", post(reso_token))
+            .route("/avito/{*path}", get(avito_page))
+            .route("/mubawab/{*path}", get(mubawab_page))
             .route("/control/advance", post(control_advance))
+            .route("/control/portal-layout", post(control_portal_layout))
             .route("/control/state", get(control_state))
             .route("/control/ground-truth", get(control_ground_truth))
             .route("/control/markets", get(control_markets))
@@ -335,6 +371,98 @@ async fn realtor_search(State(sim): State<SimHandle>, request: Request) -> Respo
 
 async fn reso_property(State(sim): State<SimHandle>, request: Request) -> Response {
     listing_api(sim, ApiKind::Reso, request).await
+}
+
+async fn avito_page(State(sim): State<SimHandle>, request: Request) -> Response {
+    portal_page(sim, Portal::Avito, request).await
+}
+
+async fn mubawab_page(State(sim): State<SimHandle>, request: Request) -> Response {
+    portal_page(sim, Portal::Mubawab, request).await
+}
+
+/// One request to a portal: the fault decided as for the APIs (only those a web server
+/// gives: 429 with Retry-After, 503, slow), then the page from the ads up now.
+async fn portal_page(sim: SimHandle, portal: Portal, request: Request) -> Response {
+    let gzip = accepts_gzip(request.headers());
+    let uri = request.uri();
+    let prefix = format!("/{}", portal.as_str());
+    let raw_path = uri.path().strip_prefix(&prefix).unwrap_or("/");
+    let path = percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy();
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let request_hash = hash_words(&[0x0090_47A1, hash_bytes(target.as_bytes())]);
+    let now = sim.now();
+    let now_ms = now.timestamp_millis();
+    let config = &sim.shared.faults;
+    let attempt = if config.any() {
+        sim.shared
+            .attempts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(now_ms, request_hash)
+    } else {
+        0
+    };
+    match faults::decide(config, sim.shared.seed, now_ms, request_hash, attempt) {
+        Some(FaultKind::RateLimit) => {
+            sim.count(FaultKind::RateLimit);
+            let mut reply =
+                pages::html(429, b"<html><body>Too Many Requests</body></html>".to_vec());
+            reply
+                .headers
+                .push(("retry-after", config.retry_after_secs.to_string()));
+            return respond(reply, gzip);
+        }
+        Some(FaultKind::ServerError) => {
+            sim.count(FaultKind::ServerError);
+            let mut reply = pages::html(
+                503,
+                b"<html><body>Service Unavailable</body></html>".to_vec(),
+            );
+            reply
+                .headers
+                .push(("retry-after", config.retry_after_secs.to_string()));
+            return respond(reply, gzip);
+        }
+        Some(FaultKind::Slow) => {
+            sim.count(FaultKind::Slow);
+            let mut stop = sim.shared.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(config.slow_delay) => {}
+                _ = stop.wait_for(|&stopping| stopping) => {
+                    return respond(Reply::message(503, "shutting down"), gzip);
+                }
+            }
+        }
+        // Mangled bodies and moving listings are the APIs' faults.
+        _ => {}
+    }
+    let changed = sim.shared.portal_layout_changed.load(Ordering::SeqCst);
+    let reply = pages::answer(
+        &sim.shared.portals,
+        portal,
+        &path,
+        uri.query(),
+        now,
+        changed,
+    );
+    respond(reply, gzip)
+}
+
+/// `POST /control/portal-layout` body: `{"changed": true}` (see
+/// [`SimHandle::change_portal_layout`]).
+async fn control_portal_layout(State(sim): State<SimHandle>, body: Bytes) -> Response {
+    let changed = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("changed").and_then(serde_json::Value::as_bool));
+    let reply = match changed {
+        Some(changed) => {
+            sim.change_portal_layout(changed);
+            Reply::json(200, &serde_json::json!({ "changed": changed }))
+        }
+        None => Reply::message(400, "expected a JSON body like {\"changed\": true}"),
+    };
+    respond(reply, false)
 }
 
 /// One listing-API request: authorise, decide the fault, render from the current state,

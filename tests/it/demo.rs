@@ -268,6 +268,7 @@ fn check_alerts_against_ground_truth(report: &Value) -> Result<(), Failed> {
             listings_per_market: LISTINGS,
             activity: ACTIVITY,
             start: serde_json::from_value(run["sim_start"].clone())?,
+            ..MarketConfig::default()
         },
     )?;
     let start = market.now();

@@ -17,6 +17,7 @@ mod metrics;
 mod monitoring;
 mod operations;
 mod poller;
+mod portals;
 mod provisioning;
 mod raw;
 mod realtor;
@@ -50,6 +51,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(reconcile::tests());
     all.extend(bounds::tests());
     all.extend(poller::tests());
+    all.extend(portals::tests());
     all.extend(realtor::tests());
     all.extend(rentals::tests());
     all.extend(replay::tests());

@@ -42,7 +42,7 @@ pub fn build_poller(
         .map(|kind| {
             (
                 kind.as_str().to_owned(),
-                RateLimiter::per_second(config.requests_per_second),
+                RateLimiter::per_second(config.requests_per_second_of(*kind)),
             )
         })
         .collect();

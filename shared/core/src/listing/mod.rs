@@ -74,6 +74,11 @@ impl ListingSource {
         Self::Mubawab,
     ];
 
+    /// A property portal's listing (read from its HTML pages), not an API's.
+    pub fn is_portal(self) -> bool {
+        matches!(self, Self::Avito | Self::Mubawab)
+    }
+
     /// The id prefix and serde name: `zillow`, `realtor`, `reso`, `avito`, `mubawab`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
+use super::portal::PortalCrawler;
 use super::ports::SecretSource;
 use super::read::SourceEndpoint;
 use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
@@ -17,6 +18,10 @@ use crate::sources::SourceKind;
 /// Default public endpoints of the keyed APIs.
 pub const ZILLOW_RAPIDAPI_URL: &str = "https://zillow-com1.p.rapidapi.com";
 pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
+
+/// Default requests per second to one portal: one every five seconds, slower than a person
+/// browsing (public crawlers of these sites wait 1 to 3 s).
+pub const DEFAULT_PORTAL_REQUESTS_PER_SECOND: f64 = 0.2;
 
 /// The listing-API secret: a JSON object in Secrets Manager with one key per source,
 /// `{"zillow": "<RapidAPI key>", "realtor": "<RapidAPI key>", "reso": "<bearer token>"}`
@@ -99,6 +104,15 @@ pub struct PollerConfig {
     pub delisting_guard: DelistingGuard,
     /// RESO: hours between full reconciliation reads (`REALTY_RESO_FULL_READ_HOURS`).
     pub reso_full_read_hours: u32,
+    /// The portals' sites (`REALTY_AVITO_URL`, `REALTY_MUBAWAB_URL`): their robots.txt is
+    /// read at `{url}/robots.txt`.
+    pub avito_url: String,
+    pub mubawab_url: String,
+    /// Requests per second to each portal (`REALTY_PORTAL_REQUESTS_PER_SECOND`).
+    pub portal_requests_per_second: f64,
+    /// How a site's operator reaches whoever runs this crawler (`REALTY_CRAWLER_CONTACT`:
+    /// a URL or an address), sent in the user agent.
+    pub crawler_contact: Option<String>,
 }
 
 impl PollerConfig {
@@ -108,10 +122,11 @@ impl PollerConfig {
         let sources_text = lookup("REALTY_SOURCES")
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| {
+                // The portals need no key: always reachable.
                 if reso_url.is_some() {
-                    "zillow,realtor,reso".into()
+                    "zillow,realtor,reso,avito,mubawab".into()
                 } else {
-                    "zillow,realtor".into()
+                    "zillow,realtor,avito,mubawab".into()
                 }
             });
         let mut sources = Vec::new();
@@ -166,7 +181,41 @@ impl PollerConfig {
                 reason: "hours between full RESO reads, from 1 to 744 (a month)".into(),
             });
         }
+        let portal_requests_per_second: f64 = parse_or(
+            &lookup,
+            "REALTY_PORTAL_REQUESTS_PER_SECOND",
+            DEFAULT_PORTAL_REQUESTS_PER_SECOND,
+        )?;
+        if !(portal_requests_per_second > 0.0 && portal_requests_per_second <= 1_000.0) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_PORTAL_REQUESTS_PER_SECOND".into(),
+                value: portal_requests_per_second.to_string(),
+                reason: "requests per second to one portal, above 0 (0.2 is one every 5 s)".into(),
+            });
+        }
+        let crawler_contact = lookup("REALTY_CRAWLER_CONTACT").filter(|c| !c.trim().is_empty());
+        if let Some(contact) = &crawler_contact
+            && (contact.len() > 200 || contact.chars().any(|c| c.is_control()))
+        {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_CRAWLER_CONTACT".into(),
+                value: contact.clone(),
+                reason: "a URL or an e-mail address, one line of at most 200 bytes".into(),
+            });
+        }
+        let url_or = |name: &str, default: &str| {
+            lookup(name)
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| default.into())
+        };
         Ok(Self {
+            avito_url: url_or("REALTY_AVITO_URL", crate::sources::portal::avito::ORIGIN),
+            mubawab_url: url_or(
+                "REALTY_MUBAWAB_URL",
+                crate::sources::portal::mubawab::ORIGIN,
+            ),
+            portal_requests_per_second,
+            crawler_contact,
             sources,
             zillow_url: lookup("REALTY_ZILLOW_URL")
                 .filter(|s| !s.is_empty())
@@ -188,17 +237,44 @@ impl PollerConfig {
         })
     }
 
-    /// The endpoints of the configured sources that have a key, and the sources without one.
+    /// Requests per second to `kind`: the portals' own, gentler rate.
+    pub fn requests_per_second_of(&self, kind: SourceKind) -> f64 {
+        if kind.is_portal() {
+            self.portal_requests_per_second
+        } else {
+            self.requests_per_second
+        }
+    }
+
+    /// The endpoints of the configured sources that have a key (the portals need none), and
+    /// the sources without one.
     pub fn endpoints(&self, keys: &ApiKeys) -> (Vec<SourceEndpoint>, Vec<SourceKind>) {
         let mut endpoints = Vec::new();
         let mut unkeyed = Vec::new();
+        let user_agent = crate::sources::portal::crawl::user_agent(self.crawler_contact.as_deref());
         for &kind in &self.sources {
             let base_url = match kind {
                 SourceKind::Zillow => self.zillow_url.clone(),
                 SourceKind::Realtor => self.realtor_url.clone(),
                 SourceKind::Reso => self.reso_url.clone().unwrap_or_default(),
+                SourceKind::Avito | SourceKind::Mubawab => {
+                    // The portals need no key.
+                    endpoints.push(SourceEndpoint {
+                        kind,
+                        base_url: if kind == SourceKind::Avito {
+                            self.avito_url.clone()
+                        } else {
+                            self.mubawab_url.clone()
+                        },
+                        key: String::new(),
+                        reso_auth: None,
+                        reso_full_read_every: chrono::TimeDelta::zero(),
+                        crawler: Some(Arc::new(PortalCrawler::new(user_agent.clone()))),
+                    });
+                    continue;
+                }
                 // PollerConfig::from_lookup refuses the sources it does not poll.
-                SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => continue,
+                SourceKind::File => continue,
             };
             // RESO: a static token or client credentials that pass their checks.
             let reso_auth = match (&keys.reso, kind) {
@@ -221,6 +297,7 @@ impl PollerConfig {
                     reso_full_read_every: chrono::TimeDelta::hours(i64::from(
                         self.reso_full_read_hours,
                     )),
+                    crawler: None,
                 }),
                 (Some(key), None) if kind != SourceKind::Reso => endpoints.push(SourceEndpoint {
                     kind,
@@ -228,6 +305,7 @@ impl PollerConfig {
                     key: key.to_owned(),
                     reso_auth: None,
                     reso_full_read_every: chrono::TimeDelta::zero(),
+                    crawler: None,
                 }),
                 _ => unkeyed.push(kind),
             }
@@ -246,7 +324,7 @@ pub const MAX_API_KEY_BYTES: usize = 4_096;
 /// poller checks them and stored as an object.
 pub fn with_key(secret: &str, source: SourceKind, key: &str) -> Result<String, String> {
     let key = key.trim();
-    if !source.is_polled() {
+    if !source.is_polled() || source.is_portal() {
         return Err(format!("{source} needs no key"));
     }
     if key.len() > MAX_API_KEY_BYTES {
@@ -403,7 +481,11 @@ mod tests {
         .expect("config");
         let (endpoints, unkeyed) = config.endpoints(&keys);
         let kinds: Vec<SourceKind> = endpoints.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [SourceKind::Zillow]);
+        // The portals need no key.
+        assert_eq!(
+            kinds,
+            [SourceKind::Zillow, SourceKind::Avito, SourceKind::Mubawab]
+        );
         assert_eq!(unkeyed, [SourceKind::Realtor, SourceKind::Reso]);
 
         // RESO client credentials key the source; unusable ones leave it unkeyed.

@@ -178,7 +178,15 @@ pub fn detect(
 /// Sources that give days on market instead of a date (Zillow's `daysOnZillow`) make the
 /// derived on-market date move by a day with the time of day of the poll; a one-day move is
 /// that jitter, not a change, so the earlier observation's date stands.
+///
+/// The portals write the date relatively (`il y a 3 jours`, `il y a 2 semaines`, `il y a 2
+/// mois`), coarser as the ad ages, and an ad's publication never moves (a new ad is a new
+/// number): the first date read stands.
 fn keep_derived_date(before: &Listing, current: &mut Listing) {
+    if current.source.is_portal() && before.on_market_date.is_some() {
+        current.on_market_date = before.on_market_date;
+        return;
+    }
     if let (Some(old), Some(new)) = (before.on_market_date, current.on_market_date)
         && (new - old).num_days().abs() <= 1
     {

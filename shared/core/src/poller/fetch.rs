@@ -76,6 +76,13 @@ pub enum FetchError {
     TooLarge { url: String, limit: usize },
     #[error("{url}: not requested: this month's request budget of the source is spent")]
     BudgetSpent { url: String },
+    /// A portal's page that no longer reads as it did (no listing at all, or listings that
+    /// lost what the last read found): a failed read, never an empty market.
+    #[error("{url}: layout drift: {error}")]
+    LayoutDrift { url: String, error: String },
+    /// The site's robots.txt does not allow this crawler the page, or could not be read.
+    #[error("{url}: not fetched: {reason}")]
+    Disallowed { url: String, reason: String },
 }
 
 /// Why a body could not be read whole.
@@ -221,6 +228,38 @@ where
     R: PageRequest,
     P: Fn(&[u8]) -> Result<Page, SourceError>,
 {
+    let (page, retries, body) = fetch_parsed(client, limiter, policy, request, parse).await?;
+    Ok(Fetched {
+        page,
+        retries,
+        body,
+    })
+}
+
+/// Fetches a document that is not a listing page (a site's robots.txt): its body, with the
+/// same retries, rate and budget as a page.
+pub async fn read_text<R: PageRequest>(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    request: &R,
+) -> Result<Vec<u8>, FetchError> {
+    let ((), _, body) = fetch_parsed(client, limiter, policy, request, |_| Ok(())).await?;
+    Ok(body)
+}
+
+/// [`fetch_page`] for any parse: the parsed value, the retries it took and the body.
+async fn fetch_parsed<R, T, P>(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    request: &R,
+    parse: P,
+) -> Result<(T, u32, Vec<u8>), FetchError>
+where
+    R: PageRequest,
+    P: Fn(&[u8]) -> Result<T, SourceError>,
+{
     let url = request.url();
     let mut last = String::new();
     for attempt in 0..policy.max_attempts {
@@ -293,16 +332,14 @@ where
             });
         }
         match parse(&body) {
-            Ok(page) => {
-                return Ok(Fetched {
-                    page,
-                    retries: attempt,
-                    body,
-                });
-            }
+            Ok(value) => return Ok((value, attempt, body)),
             Err(e @ SourceError::NotJson { .. }) => {
                 last = e.to_string();
                 tokio::time::sleep(backoff(policy, attempt)).await;
+            }
+            // A page that parses to no listing: the same request brings the same page.
+            Err(SourceError::NoListings { detail, .. }) => {
+                return Err(FetchError::LayoutDrift { url, error: detail });
             }
             Err(e) => {
                 return Err(FetchError::NotThatApi {

@@ -81,6 +81,17 @@ impl WatchedMarket {
         for (i, name) in self.sources.iter().enumerate() {
             match name.parse::<SourceKind>() {
                 Ok(kind) if !kind.is_polled() => return Err(kind.why_not_polled().into()),
+                Ok(kind) if kind.is_portal() != self.market.contains('/') => {
+                    return Err(format!(
+                        "{kind} lists {}: the portals (avito, mubawab) read markets outside the \
+                         US (ma/casablanca), the APIs US ones (nashville-tn)",
+                        if kind.is_portal() {
+                            "no US market"
+                        } else {
+                            "US markets only"
+                        }
+                    ));
+                }
                 Ok(_) if self.sources[..i].contains(name) => {
                     return Err(format!("source {name} is named twice"));
                 }
@@ -149,20 +160,34 @@ impl WatchedMarket {
 /// A market key as the metrics write it: `<city>-<two-letter state>`, normalised (lower
 /// case, words joined by `-`), so that the poll's listings land in the market watched.
 pub fn check_market_key(key: &str) -> Result<(), String> {
-    let hint = "a city-state key such as nashville-tn or st-louis-mo";
+    let hint = "a city-state key such as nashville-tn or st-louis-mo, or a country and city \
+                such as ma/casablanca";
     if key.len() > MAX_MARKET_KEY_BYTES {
         return Err(format!("market key of {} bytes: {hint}", key.len()));
     }
-    let Some((city, state)) = city_and_state(key) else {
-        return Err(format!("market {key:?} is not {hint}"));
-    };
-    let address = Address {
-        line: None,
-        city,
-        state,
-        postal_code: None,
-        country: CountryCode::US,
-        neighbourhood: None,
+    let address = match key.split_once('/') {
+        Some((country, city)) => Address {
+            line: None,
+            city: city.to_owned(),
+            state: String::new(),
+            postal_code: None,
+            country: CountryCode::parse(&country.to_ascii_uppercase())
+                .map_err(|e| format!("market {key:?}: {e}"))?,
+            neighbourhood: None,
+        },
+        None => {
+            let Some((city, state)) = city_and_state(key) else {
+                return Err(format!("market {key:?} is not {hint}"));
+            };
+            Address {
+                line: None,
+                city,
+                state,
+                postal_code: None,
+                country: CountryCode::US,
+                neighbourhood: None,
+            }
+        }
     };
     match MarketKey::for_address(&address) {
         Ok(normal) if normal.city_state == key => Ok(()),

@@ -1,4 +1,4 @@
-//! The poller: read listing APIs ([`read`], [`fetch`]), find what changed since the last
+//! The poller: read listing APIs and crawl property portals ([`read`], [`fetch`], [`portal`]), find what changed since the last
 //! complete read ([`detect`]), publish the events ([`ports`]) and remember the read
 //! ([`run`]), with its settings ([`config`]) and the watched markets and request budgets
 //! ([`markets`], kept in a [`ports::ConfigStore`]; [`memory`] for tests), and every page it
@@ -11,6 +11,7 @@ pub mod detect;
 pub mod fetch;
 pub mod markets;
 pub mod memory;
+pub mod portal;
 pub mod ports;
 pub mod raw;
 pub mod raw_replay;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, Fetched, HttpPolicy, PageRequest, RateLimiter, fetch_page};
+use super::portal::{PortalCrawler, lost_fields};
 use super::raw::{KeepPages, Kept};
 use crate::listing::{Listing, Offer};
 use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
@@ -51,7 +52,10 @@ pub struct MarketSearch<'a> {
 /// Whether a source offers rentals to read apart from its sale listings (a RESO feed
 /// carries its leases with the sales).
 pub fn reads_rentals(kind: SourceKind) -> bool {
-    matches!(kind, SourceKind::Zillow | SourceKind::Realtor)
+    matches!(
+        kind,
+        SourceKind::Zillow | SourceKind::Realtor | SourceKind::Avito | SourceKind::Mubawab
+    )
 }
 
 /// Where and how to reach one source. `Debug` leaves the key out.
@@ -66,6 +70,9 @@ pub struct SourceEndpoint {
     pub reso_auth: Option<std::sync::Arc<super::reso_auth::ResoAuth>>,
     /// RESO: how often a market is read whole (the only read that may infer delistings).
     pub reso_full_read_every: chrono::TimeDelta,
+    /// Portals: the crawler's user agent, its one-request-at-a-time gate and the site's
+    /// robots.txt.
+    pub crawler: Option<std::sync::Arc<PortalCrawler>>,
 }
 
 impl std::fmt::Debug for SourceEndpoint {
@@ -75,6 +82,7 @@ impl std::fmt::Debug for SourceEndpoint {
             .field("base_url", &self.base_url)
             .field("key", &super::config::REDACTED)
             .field("reso_auth", &self.reso_auth)
+            .field("crawler", &self.crawler)
             .finish()
     }
 }
@@ -94,6 +102,9 @@ pub struct ReadStats {
     pub raw_archived: u32,
     pub raw_oversized: u32,
     pub raw_failed: u32,
+    /// A portal read stopped where the crawl is bounded (pages robots.txt disallows, or
+    /// past [`super::portal::MAX_PORTAL_PAGES`]): incomplete by design, not by fault.
+    pub crawl_limited: bool,
 }
 
 impl ReadStats {
@@ -283,7 +294,20 @@ pub async fn read_market(
                 )
                 .await;
             }
-            SourceKind::File | SourceKind::Avito | SourceKind::Mubawab => {
+            SourceKind::Avito | SourceKind::Mubawab => {
+                read_portal(
+                    client,
+                    limiter,
+                    policy,
+                    endpoint,
+                    search,
+                    observed_at,
+                    pages,
+                    &mut stats,
+                )
+                .await?
+            }
+            SourceKind::File => {
                 return Err(FetchError::NotThatApi {
                     url: endpoint.base_url.clone(),
                     error: endpoint.kind.why_not_polled().into(),
@@ -291,7 +315,20 @@ pub async fn read_market(
             }
         };
         let pass_complete = pass.complete();
+        // Pages robots.txt disallows stay so: another pass would not reach them.
+        let out_of_reach = endpoint.kind.is_portal() && pass.unreachable;
         union.merge(pass);
+        if endpoint.kind.is_portal()
+            && let Some(error) = lost_fields(previous, &union.listings)
+        {
+            return Err(FetchError::LayoutDrift {
+                url: endpoint.base_url.clone(),
+                error,
+            });
+        }
+        if out_of_reach {
+            break;
+        }
         if !pass_complete {
             continue;
         }
@@ -527,6 +564,48 @@ async fn read_realtor(
         first = false;
     }
     tally.expect(total);
+    Ok(tally)
+}
+
+/// One full read of a market's portal searches (flats and houses of the offer), as
+/// [`super::portal::read_pages`] fetches them.
+#[allow(clippy::too_many_arguments)]
+async fn read_portal(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    MarketSearch { market, offer, .. }: MarketSearch<'_>,
+    observed_at: DateTime<Utc>,
+    pages: &impl KeepPages,
+    stats: &mut ReadStats,
+) -> Result<Tally, FetchError> {
+    let crawler = endpoint
+        .crawler
+        .as_ref()
+        .ok_or_else(|| FetchError::NotThatApi {
+            url: endpoint.base_url.clone(),
+            error: "no crawler configured for this portal".into(),
+        })?;
+    let read = super::portal::read_pages(
+        client,
+        limiter,
+        policy,
+        endpoint.kind,
+        &endpoint.base_url,
+        crawler,
+        market,
+        offer,
+        observed_at,
+    )
+    .await?;
+    let mut tally = Tally::new();
+    for fetched in read.pages {
+        take_page(&mut tally, fetched, pages, stats).await;
+    }
+    tally.expect(read.expected);
+    tally.unreachable |= read.unreachable;
+    stats.crawl_limited |= read.unreachable;
     Ok(tally)
 }
 

@@ -88,6 +88,10 @@ pub struct MarketSummary {
     pub state_conflict: bool,
     /// A read that did not add up (no total, a shortfall): nothing delisted from it.
     pub incomplete: bool,
+    /// A portal read that stopped where the crawl is bounded (pages robots.txt disallows,
+    /// or past the pages one poll reads): incomplete by design, so not counted in
+    /// `incomplete` (which alarms); nothing delisted from it either.
+    pub crawl_limited: bool,
     /// A whole read found nothing where the last one had listings.
     pub empty: bool,
     /// Pages kept in the raw layer; pages over its size bound (not kept); pages it failed to
@@ -97,6 +101,9 @@ pub struct MarketSummary {
     pub raw_pages_failed: u32,
     /// The source's request budget ran out during the read (nothing inferred from it).
     pub budget_spent: bool,
+    /// A portal's pages no longer read as they did (no listing, or fields the last read
+    /// found gone): the read failed; nothing published or delisted from it.
+    pub layout_drift: bool,
     pub error: Option<String>,
 }
 
@@ -120,6 +127,8 @@ pub struct PollSummary {
     pub published: usize,
     pub incomplete_reads: usize,
     pub empty_markets: usize,
+    /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
+    pub layout_drift_reads: usize,
     pub raw_pages_archived: u32,
     pub raw_pages_oversized: u32,
     pub raw_pages_failed: u32,
@@ -191,6 +200,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             summary.failed_markets += usize::from(m.error.is_some());
             summary.empty_markets += usize::from(m.empty);
             summary.incomplete_reads += usize::from(m.incomplete);
+            summary.layout_drift_reads += usize::from(m.layout_drift);
             summary.pages += m.pages;
             summary.listings += m.listings;
             summary.rejects += m.rejects;
@@ -249,10 +259,15 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         };
         kinds
             .flat_map(|kind| {
-                request.markets.iter().flat_map(move |m| {
-                    offers(kind)
-                        .map(move |offer| (kind, m.as_str(), SearchFilter::default(), offer))
-                })
+                request
+                    .markets
+                    .iter()
+                    // Portals list markets outside the US (`ma/casablanca`), the APIs US ones.
+                    .filter(move |m| kind.is_portal() == m.contains('/'))
+                    .flat_map(move |m| {
+                        offers(kind)
+                            .map(move |offer| (kind, m.as_str(), SearchFilter::default(), offer))
+                    })
             })
             .collect()
     }
@@ -485,6 +500,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         .await
         .map_err(|e| {
             summary.budget_spent = matches!(e, FetchError::BudgetSpent { .. });
+            summary.layout_drift = matches!(e, FetchError::LayoutDrift { .. });
             e.to_string()
         })?;
         summary.pages = stats.pages;
@@ -498,7 +514,9 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.listings = read.listings.len();
         // RESO: complete only on a full reconciliation read that matched its count.
         summary.complete = read.complete;
-        if !summary.complete && endpoint.kind != SourceKind::Reso {
+        if !summary.complete && stats.crawl_limited {
+            summary.crawl_limited = true;
+        } else if !summary.complete && endpoint.kind != SourceKind::Reso {
             // No total, a shortfall, or a reject without an id, on every pass: nothing of
             // this market can be delisted this poll.
             tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
@@ -560,6 +578,7 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("events_published").increment(s.published as u64);
     metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
     metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
+    metrics::counter!("poll_layout_drift").increment(s.layout_drift_reads as u64);
     metrics::counter!("raw_pages_archived").increment(u64::from(s.raw_pages_archived));
     metrics::counter!("raw_pages_oversized").increment(u64::from(s.raw_pages_oversized));
     metrics::counter!("raw_pages_unarchived").increment(u64::from(s.raw_pages_failed));

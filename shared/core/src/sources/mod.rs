@@ -62,10 +62,10 @@ impl SourceKind {
         }
     }
 
-    /// Whether the poller reads this source. Exports are replayed (`realty replay`); the
-    /// portals are read from saved pages (`realty normalize`) until the poller crawls them.
+    /// Whether the poller reads this source: the APIs and the portals; exports are replayed
+    /// (`realty replay`).
     pub fn is_polled(self) -> bool {
-        matches!(self, Self::Zillow | Self::Reso | Self::Realtor)
+        !matches!(self, Self::File)
     }
 
     /// Whether this source is a property portal (HTML pages) rather than an API or an export.
@@ -77,11 +77,7 @@ impl SourceKind {
     pub fn why_not_polled(self) -> &'static str {
         match self {
             Self::File => "file exports are sent with `realty replay FILE`, not polled",
-            Self::Avito | Self::Mubawab => {
-                "the poller does not crawl property portals yet; `realty normalize --source \
-                 avito|mubawab FILE` reads a saved page"
-            }
-            Self::Zillow | Self::Reso | Self::Realtor => "",
+            Self::Zillow | Self::Reso | Self::Realtor | Self::Avito | Self::Mubawab => "",
         }
     }
 

@@ -6,7 +6,6 @@ use std::fmt;
 
 use robotstxt::DefaultMatcher;
 
-use super::{avito, mubawab};
 use crate::listing::{Offer, PropertyType};
 
 /// The product token robots.txt groups name this crawler by.
@@ -15,15 +14,22 @@ pub const ROBOTS_TOKEN: &str = "realty-stream";
 /// Largest robots.txt read: Google reads the first 500 KiB and ignores the rest.
 pub const MAX_ROBOTS_BYTES: usize = 500 * 1024;
 
-/// The `User-Agent` the crawler sends: its token and version, and where a site's operator
-/// can read what it is and reach whoever runs it (`contact`: a URL or an address).
-pub fn user_agent(contact: &str) -> String {
-    format!(
-        "{ROBOTS_TOKEN}/{} (+{}; {})",
-        env!("CARGO_PKG_VERSION"),
-        env!("CARGO_PKG_REPOSITORY"),
-        contact.trim()
-    )
+/// The `User-Agent` the crawler sends: its token and version, where a site's operator can
+/// read what it is, and how to reach whoever runs it (`contact`: a URL or an address; the
+/// deployment's `CrawlerContact`).
+pub fn user_agent(contact: Option<&str>) -> String {
+    match contact.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(contact) => format!(
+            "{ROBOTS_TOKEN}/{} (+{}; {contact})",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_REPOSITORY"),
+        ),
+        None => format!(
+            "{ROBOTS_TOKEN}/{} (+{})",
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_REPOSITORY"),
+        ),
+    }
 }
 
 /// A site's robots.txt, as this crawler obeys it (RFC 9309, as Google's parser reads it:
@@ -91,9 +97,10 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'.');
 
 impl PortalSearch {
-    /// Page `page` (1-based) of the search on Avito:
-    /// `/fr/{city}/{category}-à_{vendre|louer}?o={page}` (page 1 without `o`), 35 ads a page.
-    pub fn avito_url(&self, page: u32) -> Result<String, NoSearchPage> {
+    /// Page `page` (1-based) of the search on Avito at `origin` (`https://www.avito.ma`, or
+    /// a simulator's): `/fr/{city}/{category}-à_{vendre|louer}?o={page}` (page 1 without
+    /// `o`), 35 ads a page.
+    pub fn avito_url(&self, origin: &str, page: u32) -> Result<String, NoSearchPage> {
         let category = match self.property_type {
             PropertyType::Apartment | PropertyType::Condo => "appartements",
             PropertyType::SingleFamily | PropertyType::Townhouse => "maisons",
@@ -111,7 +118,7 @@ impl PortalSearch {
         };
         let mut url = format!(
             "{}/fr/{}/{category}-{offer}",
-            avito::ORIGIN,
+            origin.trim_end_matches('/'),
             path_segment(&self.city_slug)
         );
         if page > 1 {
@@ -120,10 +127,10 @@ impl PortalSearch {
         Ok(url)
     }
 
-    /// Page `page` (1-based) of the search on Mubawab: `/fr/st/{city}/{category}-a-{vendre|
-    /// louer}`, page N with `:p:N` appended. Mubawab's robots.txt disallows every URL with a
-    /// colon: check [`RobotsRules::allows`] before fetching any page after the first.
-    pub fn mubawab_url(&self, page: u32) -> Result<String, NoSearchPage> {
+    /// Page `page` (1-based) of the search on Mubawab at `origin`: `/fr/st/{city}/{category}-
+    /// a-{vendre|louer}`, page N with `:p:N` appended. Mubawab's robots.txt disallows every URL
+    /// with a colon: check [`RobotsRules::allows`] before fetching any page after the first.
+    pub fn mubawab_url(&self, origin: &str, page: u32) -> Result<String, NoSearchPage> {
         let category = match self.property_type {
             PropertyType::Apartment | PropertyType::Condo => "appartements",
             PropertyType::SingleFamily | PropertyType::Townhouse => "maisons",
@@ -141,7 +148,7 @@ impl PortalSearch {
         };
         let mut url = format!(
             "{}/fr/st/{}/{category}-{offer}",
-            mubawab::ORIGIN,
+            origin.trim_end_matches('/'),
             path_segment(&self.city_slug)
         );
         if page > 1 {
@@ -153,6 +160,7 @@ impl PortalSearch {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{avito, mubawab};
     use super::*;
 
     /// Mubawab's robots.txt as quoted on 2026-09-04 (docs/portals-research.md, 2.2).
@@ -170,40 +178,40 @@ mod tests {
     fn search_pages_of_each_portal() {
         let flats = search("casablanca", Offer::Sale, PropertyType::Apartment);
         assert_eq!(
-            flats.avito_url(1).as_deref(),
+            flats.avito_url(avito::ORIGIN, 1).as_deref(),
             Ok("https://www.avito.ma/fr/casablanca/appartements-%C3%A0_vendre")
         );
         assert_eq!(
-            flats.avito_url(3).as_deref(),
+            flats.avito_url(avito::ORIGIN, 3).as_deref(),
             Ok("https://www.avito.ma/fr/casablanca/appartements-%C3%A0_vendre?o=3")
         );
         assert_eq!(
-            flats.mubawab_url(1).as_deref(),
+            flats.mubawab_url(mubawab::ORIGIN, 1).as_deref(),
             Ok("https://www.mubawab.ma/fr/st/casablanca/appartements-a-vendre")
         );
         assert_eq!(
-            flats.mubawab_url(2).as_deref(),
+            flats.mubawab_url(mubawab::ORIGIN, 2).as_deref(),
             Ok("https://www.mubawab.ma/fr/st/casablanca/appartements-a-vendre:p:2")
         );
         let houses = search("kénitra", Offer::Rent, PropertyType::SingleFamily);
         assert_eq!(
-            houses.mubawab_url(1).as_deref(),
+            houses.mubawab_url(mubawab::ORIGIN, 1).as_deref(),
             Ok("https://www.mubawab.ma/fr/st/k%C3%A9nitra/maisons-a-louer")
         );
         assert!(
             search("rabat", Offer::Rent, PropertyType::Land)
-                .mubawab_url(1)
+                .mubawab_url(mubawab::ORIGIN, 1)
                 .is_err()
         );
         assert!(
             search("rabat", Offer::Sale, PropertyType::MultiFamily)
-                .avito_url(1)
+                .avito_url(avito::ORIGIN, 1)
                 .is_err()
         );
         // A slug cannot leave its path segment.
         let odd = search("../x?y", Offer::Sale, PropertyType::Apartment);
         assert_eq!(
-            odd.avito_url(1).as_deref(),
+            odd.avito_url(avito::ORIGIN, 1).as_deref(),
             Ok("https://www.avito.ma/fr/..%2Fx%3Fy/appartements-%C3%A0_vendre")
         );
     }
@@ -212,8 +220,8 @@ mod tests {
     fn mubawab_allows_the_first_page_of_a_search_only() {
         let rules = RobotsRules::parse(MUBAWAB_ROBOTS.as_bytes());
         let flats = search("casablanca", Offer::Sale, PropertyType::Apartment);
-        let first = flats.mubawab_url(1).expect("a page");
-        let second = flats.mubawab_url(2).expect("a page");
+        let first = flats.mubawab_url(mubawab::ORIGIN, 1).expect("a page");
+        let second = flats.mubawab_url(mubawab::ORIGIN, 2).expect("a page");
         assert!(rules.allows(&first), "{first}");
         assert!(!rules.allows(&second), "{second}");
     }
@@ -243,9 +251,14 @@ mod tests {
 
     #[test]
     fn the_user_agent_names_the_crawler_and_its_contact() {
-        let agent = user_agent(" ops@example.org ");
+        let agent = user_agent(Some(" ops@example.org "));
         assert!(agent.starts_with("realty-stream/"), "{agent}");
         assert!(agent.ends_with("; ops@example.org)"), "{agent}");
+        let anonymous = user_agent(Some(" "));
+        assert!(
+            anonymous.ends_with(&format!("(+{})", env!("CARGO_PKG_REPOSITORY"))),
+            "{anonymous}"
+        );
     }
 
     proptest::proptest! {

@@ -1,0 +1,122 @@
+//! What the simulated portals answer: their robots.txt and their search pages, from the ads
+//! up at the current simulated time. Each portal is served under its own path prefix
+//! (`/avito`, `/mubawab`), which stands for its host: a poller's base URL for the portal is
+//! `http://SIM/avito` where it would be `https://www.avito.ma`.
+
+use chrono::{DateTime, Utc};
+
+use super::{Portal, Portals, Search, avito, moroccan_cities, mubawab, page_of};
+use crate::api::Reply;
+
+const HTML: &str = "text/html; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Avito's robots.txt as seen in 2026: groups for named crawlers only, none for `*`
+/// (docs/portals-research.md, 1.5).
+const AVITO_ROBOTS: &str = "User-agent: Googlebot\nDisallow: /api/v1\n\nUser-agent: \
+                            AdsBot-Google-Mobile-Apps\nDisallow: /api/v1\n\nSitemap: \
+                            https://www.avito.ma/sitemap.xml\n";
+/// Mubawab's robots.txt as quoted on 2026-09-04: every URL with a colon (its page numbers)
+/// is disallowed.
+const MUBAWAB_ROBOTS: &str = "User-agent: *\nDisallow: /*:\nDisallow: /*?n=1\n";
+
+pub(crate) fn html(status: u16, body: Vec<u8>) -> Reply {
+    Reply {
+        status,
+        content_type: HTML,
+        headers: Vec::new(),
+        body,
+    }
+}
+
+fn not_found(what: &str) -> Reply {
+    html(
+        404,
+        format!(
+            "<!DOCTYPE html><html><head><title>Page introuvable</title></head><body><h1>Page \
+             introuvable</h1><p>{}</p></body></html>",
+            super::escape(what)
+        )
+        .into_bytes(),
+    )
+}
+
+/// The answer to `GET {path}?{query}` on `portal` (the path percent-decoded, after the
+/// portal's prefix).
+pub(crate) fn answer(
+    portals: &Portals,
+    portal: Portal,
+    path: &str,
+    query: Option<&str>,
+    now: DateTime<Utc>,
+    changed_layout: bool,
+) -> Reply {
+    if path == "/robots.txt" {
+        let body = match portal {
+            Portal::Avito => AVITO_ROBOTS,
+            Portal::Mubawab => MUBAWAB_ROBOTS,
+        };
+        return Reply {
+            status: 200,
+            content_type: TEXT,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+    }
+    let parsed = match portal {
+        Portal::Avito => avito::parse_path(path).map(|(city, offer, kind)| {
+            let page = query
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .find_map(|pair| pair.strip_prefix("o="))
+                .map_or(Some(1), |p| p.parse::<usize>().ok().filter(|p| *p >= 1));
+            (city, offer, kind, page)
+        }),
+        Portal::Mubawab => mubawab::parse_path(path)
+            .map(|(city, offer, kind, page)| (city, offer, kind, Some(page))),
+    };
+    let Some((city_slug, offer, kind, Some(page))) = parsed else {
+        return not_found(path);
+    };
+    let Some(city) = moroccan_cities()
+        .iter()
+        .position(|c| c.url_slug() == city_slug)
+    else {
+        return not_found(path);
+    };
+    let search = Search {
+        portal,
+        city,
+        offer,
+        kind,
+    };
+    let (featured, others) = portals.live(search, now);
+    let total = featured.len() + others.len();
+    let (ads, more) = page_of(&featured, &others, page, portal.page_size());
+    let name = moroccan_cities()[city].name;
+    let body = match portal {
+        Portal::Avito => avito::render(
+            name,
+            offer,
+            kind,
+            &ads,
+            total,
+            page,
+            more,
+            now,
+            changed_layout,
+        ),
+        Portal::Mubawab => mubawab::render(
+            name,
+            offer,
+            kind,
+            &ads,
+            total,
+            page,
+            more,
+            now,
+            changed_layout,
+        ),
+    };
+    html(200, body)
+}

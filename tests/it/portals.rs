@@ -1,0 +1,362 @@
+//! The poller crawling the simulator's property portals (Avito, Mubawab) for Moroccan
+//! markets against the local AWS: it finds exactly what the portals' ground truth says, reads
+//! only what robots.txt allows (Mubawab's later pages are not, so a large search is an
+//! incomplete read that delists nothing), and a layout change is a failed read that publishes
+//! and delists nothing, found again once the pages read as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use libtest_mimic::Failed;
+use realty_aws::functions::poller::{LambdaPoller, build_poller};
+use realty_core::listing::{ListingEvent, Offer};
+use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::run::{PollRequest, PollSummary};
+use realty_sim::{
+    AdOffer, FaultConfig, MarketConfig, Portal, PortalAd, PortalSearch, SimConfig, SimServer,
+    moroccan_cities,
+};
+use realty_tests::{TestAws, ensure};
+
+use crate::poller::{stack, stream_events};
+
+crate::async_tests!(
+    portal_polls_find_exactly_the_ground_truth,
+    a_layout_change_is_drift_and_delists_nothing,
+);
+
+/// Casablanca's searches are larger than a Mubawab page (its page 2 is disallowed);
+/// Marrakech's fit in one.
+const MARKETS: [&str; 2] = ["ma/casablanca", "ma/marrakech"];
+const ADS_PER_SEARCH: u32 = 60;
+
+async fn portal_sim(seed: u64) -> Result<SimServer, Failed> {
+    let config = SimConfig {
+        seed,
+        market: MarketConfig {
+            markets: vec!["nashville-tn".into()],
+            listings_per_market: 50,
+            portal_ads_per_search: ADS_PER_SEARCH,
+            ..MarketConfig::default()
+        },
+        faults: FaultConfig::none(),
+    };
+    Ok(SimServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), config).await?)
+}
+
+/// The real poller, built as Lambda builds it, crawling both portals of the simulator.
+async fn portal_poller(
+    aws: &TestAws,
+    resources: &realty_core::config::StackResources,
+    sim: &SimServer,
+) -> Result<LambdaPoller, Failed> {
+    let base = sim.base_url();
+    let config = PollerConfig::from_lookup(|name| match name {
+        "REALTY_SOURCES" => Some("avito,mubawab".into()),
+        "REALTY_AVITO_URL" => Some(format!("{base}/avito")),
+        "REALTY_MUBAWAB_URL" => Some(format!("{base}/mubawab")),
+        "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("500".into()),
+        "REALTY_CRAWLER_CONTACT" => Some("ops@example.org".into()),
+        _ => None,
+    })?;
+    Ok(build_poller(
+        &aws.sdk_config().await,
+        resources,
+        &config,
+        &ApiKeys::default(),
+    )?)
+}
+
+async fn poll(p: &LambdaPoller, sim: &SimServer) -> PollSummary {
+    let request = PollRequest {
+        markets: MARKETS.iter().map(|m| m.to_string()).collect(),
+        rentals: true,
+    };
+    Box::pin(p.poll(&request, sim.handle().now())).await
+}
+
+fn portal_of(source: &str) -> Option<Portal> {
+    match source {
+        "avito" => Some(Portal::Avito),
+        "mubawab" => Some(Portal::Mubawab),
+        _ => None,
+    }
+}
+
+/// One read of a poll: portal, market, offer.
+type Read = (Portal, String, AdOffer);
+
+fn offer_of(offer: Offer) -> AdOffer {
+    match offer {
+        Offer::Sale => AdOffer::Sale,
+        Offer::Rent => AdOffer::Rent,
+    }
+}
+
+/// The priced ads up at `at` of a read (flats and houses), by number.
+fn live_ads(sim: &SimServer, read: &Read, at: DateTime<Utc>) -> BTreeMap<String, PortalAd> {
+    let Some(city) = moroccan_cities()
+        .iter()
+        .position(|c| c.market_key() == read.1)
+    else {
+        return BTreeMap::new();
+    };
+    [realty_sim::AdKind::Apartment, realty_sim::AdKind::House]
+        .into_iter()
+        .flat_map(|kind| {
+            let (featured, others) = sim.handle().portals().live(
+                PortalSearch {
+                    portal: read.0,
+                    city,
+                    offer: read.2,
+                    kind,
+                },
+                at,
+            );
+            featured.into_iter().chain(others)
+        })
+        .filter(|ad| ad.first_price.is_some())
+        .map(|ad| (ad.id.clone(), ad))
+        .collect()
+}
+
+/// A poll's events by read, then by ad number: (kind, event).
+fn events_by_read<'a>(
+    events: &'a [ListingEvent],
+    poll: &PollSummary,
+) -> Result<BTreeMap<Read, BTreeMap<String, &'a ListingEvent>>, Failed> {
+    let mut out: BTreeMap<Read, BTreeMap<String, &ListingEvent>> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| e.poll_id.starts_with(&poll.poll_id))
+    {
+        let portal = portal_of(e.listing.source.as_str()).ok_or("an event of another source")?;
+        let read = (
+            portal,
+            e.listing.market.city_state.clone(),
+            offer_of(e.listing.offer),
+        );
+        let id = e.listing.id.native_id().to_owned();
+        if out.entry(read).or_default().insert(id.clone(), e).is_some() {
+            return Err(format!("ad {id} emitted twice in one poll").into());
+        }
+    }
+    Ok(out)
+}
+
+fn kind(e: &ListingEvent) -> &'static str {
+    match e.kind {
+        realty_core::listing::EventKind::New => "new",
+        realty_core::listing::EventKind::Changed { .. } => "changed",
+        realty_core::listing::EventKind::Delisted => "delisted",
+    }
+}
+
+/// What the ground truth says a complete read at `to` finds after one at `from`: per ad
+/// number, new, changed (its price) or delisted.
+fn expected_events(
+    sim: &SimServer,
+    read: &Read,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> BTreeMap<String, &'static str> {
+    let before = live_ads(sim, read, from);
+    let after = live_ads(sim, read, to);
+    let mut expected = BTreeMap::new();
+    for id in after.keys().filter(|id| !before.contains_key(*id)) {
+        expected.insert(id.clone(), "new");
+    }
+    for id in before.keys().filter(|id| !after.contains_key(*id)) {
+        expected.insert(id.clone(), "delisted");
+    }
+    for (id, ad) in &after {
+        if before.contains_key(id) && ad.price_at(from) != ad.price_at(to) {
+            expected.insert(id.clone(), "changed");
+        }
+    }
+    expected
+}
+
+fn reads() -> Vec<Read> {
+    let mut reads = Vec::new();
+    for portal in [Portal::Avito, Portal::Mubawab] {
+        for market in MARKETS {
+            for offer in [AdOffer::Sale, AdOffer::Rent] {
+                reads.push((portal, market.to_owned(), offer));
+            }
+        }
+    }
+    reads
+}
+
+/// A Mubawab search larger than its one allowed page.
+fn beyond_one_page(read: &Read) -> bool {
+    read.0 == Portal::Mubawab && read.1 == "ma/casablanca"
+}
+
+/// Checks a poll's reads against the ground truth between `from` and `to`: a complete read
+/// finds exactly what happened; Mubawab's large searches are incomplete, delist nothing and
+/// report only live ads.
+fn check_poll(
+    sim: &SimServer,
+    events: &[ListingEvent],
+    poll: &PollSummary,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<usize, Failed> {
+    ensure(
+        poll.failed_markets == 0 && poll.markets == reads().len(),
+        format!("poll: {poll:?}"),
+    )?;
+    let by_read = events_by_read(events, poll)?;
+    let mut checked = 0;
+    for read in reads() {
+        let got: BTreeMap<String, &str> = by_read
+            .get(&read)
+            .map(|events| events.iter().map(|(id, e)| (id.clone(), kind(e))).collect())
+            .unwrap_or_default();
+        let summary = poll
+            .per_market
+            .iter()
+            .find(|m| {
+                portal_of(&m.source) == Some(read.0)
+                    && m.market == read.1
+                    && m.rentals == (read.2 == AdOffer::Rent)
+            })
+            .ok_or_else(|| format!("no summary of {read:?}"))?;
+        if beyond_one_page(&read) {
+            let live = live_ads(sim, &read, to);
+            ensure(
+                summary.crawl_limited && !summary.incomplete && !summary.complete,
+                format!("{read:?} read past its first page: {summary:?}"),
+            )?;
+            ensure(
+                got.iter()
+                    .all(|(id, k)| *k != "delisted" && live.contains_key(id)),
+                format!("{read:?}: events of ads not up, or delistings: {got:?}"),
+            )?;
+            continue;
+        }
+        ensure(
+            summary.complete,
+            format!("{read:?} incomplete: {summary:?}"),
+        )?;
+        let expected = match from {
+            Some(from) => expected_events(sim, &read, from, to),
+            None => live_ads(sim, &read, to)
+                .into_keys()
+                .map(|id| (id, "new"))
+                .collect(),
+        };
+        ensure(
+            got == expected,
+            format!(
+                "{read:?}: missing or different: {:?}\nnot in the ground truth: {:?}",
+                expected
+                    .iter()
+                    .filter(|(id, k)| got.get(*id) != Some(*k))
+                    .collect::<Vec<_>>(),
+                got.iter()
+                    .filter(|(id, k)| expected.get(*id) != Some(*k))
+                    .collect::<Vec<_>>()
+            ),
+        )?;
+        // The fields, as the portal shows them.
+        let live = live_ads(sim, &read, to);
+        for (id, event) in by_read.get(&read).into_iter().flatten() {
+            let Some(ad) = live.get(id) else { continue };
+            let l = &event.listing;
+            ensure(
+                Some(l.price_minor) == ad.price_at(to).map(|p| p as i64 * 100)
+                    && l.currency == "MAD"
+                    && l.details.living_area_sqm == ad.area_sqm
+                    && l.beds == Some(u16::from(ad.bedrooms))
+                    && l.address.neighbourhood.as_deref() == ad.neighbourhood
+                    && l.address.country.as_str() == "MA",
+                format!("{read:?} ad {id}: read {l:?}\nshown {ad:?}"),
+            )?;
+        }
+        checked += expected.len();
+    }
+    Ok(checked)
+}
+
+async fn portal_polls_find_exactly_the_ground_truth(aws: Arc<TestAws>) -> Result<(), Failed> {
+    let resources = stack(&aws).await?;
+    let sim = portal_sim(21).await?;
+    let p = portal_poller(&aws, &resources, &sim).await?;
+    let t0 = sim.handle().now();
+    let first = poll(&p, &sim).await;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    let found = check_poll(&sim, &events, &first, None, t0)?;
+    ensure(found > 100, format!("only {found} ads found"))?;
+    ensure(
+        first.pages > 8 && first.rejects > 0,
+        format!("pages or rejects (ads without a price): {first:?}"),
+    )?;
+
+    sim.handle().advance(TimeDelta::days(3))?;
+    let t1 = sim.handle().now();
+    let second = poll(&p, &sim).await;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    let changes = check_poll(&sim, &events, &second, Some(t0), t1)?;
+    let kinds: BTreeSet<&str> = events_by_read(&events, &second)?
+        .values()
+        .flat_map(|e| e.values().map(|e| kind(e)))
+        .collect();
+    ensure(
+        changes > 10 && kinds.len() == 3,
+        format!("{changes} changes of kinds {kinds:?} in three simulated days"),
+    )?;
+    sim.shutdown().await?;
+    Ok(())
+}
+
+async fn a_layout_change_is_drift_and_delists_nothing(aws: Arc<TestAws>) -> Result<(), Failed> {
+    let resources = stack(&aws).await?;
+    let sim = portal_sim(22).await?;
+    let p = portal_poller(&aws, &resources, &sim).await?;
+    let first = poll(&p, &sim).await;
+    ensure(first.failed_markets == 0, format!("first poll: {first:?}"))?;
+    let t0 = sim.handle().now();
+
+    sim.handle().change_portal_layout(true);
+    sim.handle().advance(TimeDelta::days(2))?;
+    let drifted = poll(&p, &sim).await;
+    ensure(
+        drifted.layout_drift_reads == reads().len()
+            && drifted.failed_markets == reads().len()
+            && drifted.delisted == 0
+            && drifted.published == 0,
+        format!("a changed layout: {drifted:?}"),
+    )?;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    ensure(
+        events_by_read(&events, &drifted)?.is_empty(),
+        "events published from a drifted read",
+    )?;
+    // Avito's ads moved out of sight; Mubawab's cards lost their features.
+    for m in &drifted.per_market {
+        let error = m.error.as_deref().unwrap_or_default();
+        let expected = if m.source == "avito" {
+            "no ads array"
+        } else {
+            "lost what the last read found"
+        };
+        ensure(
+            m.layout_drift && error.contains(expected),
+            format!("{} {}: {error}", m.source, m.market),
+        )?;
+    }
+
+    // The pages read as before: what happened meanwhile is found, nothing lost.
+    sim.handle().change_portal_layout(false);
+    let t1 = sim.handle().now();
+    let mended = poll(&p, &sim).await;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    check_poll(&sim, &events, &mended, Some(t0), t1)?;
+    sim.shutdown().await?;
+    Ok(())
+}
