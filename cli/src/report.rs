@@ -4,8 +4,9 @@ use anyhow::{Result, bail};
 use chrono::Utc;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
+use realty_core::api::views::AreaUnit;
 use realty_core::api::views::{MarketReport, market_report, scope_of};
-use realty_core::format::dollars;
+use realty_core::format::amount;
 use realty_core::metrics::rents::YieldBasis;
 
 use crate::target;
@@ -86,6 +87,19 @@ fn pct(v: Option<f64>) -> String {
 fn print_text(r: &MarketReport) {
     let f = &r.live;
     let t = &r.trends;
+    let currency = r.units.currency;
+    let money = |v: Option<f64>| amount(v, currency);
+    // Per square metre outside the US (the metrics keep sqft; see `PerSquareMetre`).
+    let (unit, per_area_price, per_area_rent) = match (&r.per_square_metre, r.units.area) {
+        (Some(per), AreaUnit::Sqm) => ("m²", per.median_price, per.median_rent),
+        _ => ("sqft", f.median_price_per_sqft, f.median_rent_per_sqft),
+    };
+    let per_area = |v: Option<f64>| match (v.filter(|v| v.is_finite()), currency) {
+        (Some(v), Some("USD")) => format!("${v:.2}"),
+        (Some(v), Some(currency)) => format!("{v:.2} {currency}"),
+        (Some(v), None) => format!("{v:.2}"),
+        (None, _) => "-".into(),
+    };
     println!(
         "{} ({})  as of {}",
         r.market,
@@ -93,18 +107,19 @@ fn print_text(r: &MarketReport) {
         f.as_of.map_or("-".into(), |t| t.to_rfc3339())
     );
     println!(
+        "  amounts in                  {}, areas in {unit}",
+        currency.unwrap_or("the market's currency (not known to this build)")
+    );
+    println!(
         "  active / pending listings   {} / {}",
         f.active_listings, f.pending_listings
     );
     println!(
         "  median / average price      {} / {}",
-        dollars(f.median_price),
-        dollars(f.average_price)
+        money(f.median_price),
+        money(f.average_price)
     );
-    println!(
-        "  median price per sqft       {}",
-        dollars(f.median_price_per_sqft)
-    );
+    println!("  median price per {unit:<11}{}", per_area(per_area_price));
     println!(
         "  median days on market       {}",
         f.median_days_on_market
@@ -132,11 +147,10 @@ fn print_text(r: &MarketReport) {
             .map_or("-".into(), |p| format!("{p:.1}%"))
     );
     println!(
-        "  rentals / median rent       {} / {} a month ({} per sqft)",
+        "  rentals / median rent       {} / {} a month ({} per {unit})",
         f.active_rentals,
-        dollars(f.median_rent),
-        f.median_rent_per_sqft
-            .map_or("-".into(), |v| format!("${v:.2}"))
+        money(f.median_rent),
+        per_area(per_area_rent)
     );
     let basis = match f.yield_basis {
         Some(YieldBasis::MarketRents) => " (market rents by bedrooms)",
@@ -154,18 +168,18 @@ fn print_text(r: &MarketReport) {
             "    {:>2} bedrooms             {} rentals at {}, {} for sale at {}: yield {}",
             b.bedrooms.label(),
             b.rentals,
-            dollars(b.median_rent),
+            money(b.median_rent),
             b.sale_listings,
-            dollars(b.median_price),
+            money(b.median_price),
             b.gross_yield
                 .map_or("-".into(), |y| format!("{:.2}%", y * 100.0))
         );
     }
-    println!("  anomalies (price per sqft)  {}", f.anomalous_listings);
+    println!("  anomalies (price per area)  {}", f.anomalous_listings);
     println!(
         "  median price MA 7d / 30d    {} / {}",
-        dollars(t.median_price_ma_7d),
-        dollars(t.median_price_ma_30d)
+        money(t.median_price_ma_7d),
+        money(t.median_price_ma_30d)
     );
     println!(
         "  median price trend 7d / 30d {} / {}",

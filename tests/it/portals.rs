@@ -20,11 +20,14 @@ use realty_sim::{
 };
 use realty_tests::{TestAws, ensure};
 
+use crate::demo::pump_until_quiet;
+use crate::operations::{run, setup};
 use crate::poller::{stack, stream_events};
 
 crate::async_tests!(
     portal_polls_find_exactly_the_ground_truth,
     a_layout_change_is_drift_and_delists_nothing,
+    a_moroccan_market_is_reported_in_dirhams_per_square_metre,
 );
 
 /// Casablanca's searches are larger than a Mubawab page (its page 2 is disallowed);
@@ -357,6 +360,156 @@ async fn a_layout_change_is_drift_and_delists_nothing(aws: Arc<TestAws>) -> Resu
     let mended = poll(&p, &sim).await;
     let events = stream_events(&aws, &resources.listing_events_stream).await?;
     check_poll(&sim, &events, &mended, Some(t0), t1)?;
+    sim.shutdown().await?;
+    Ok(())
+}
+
+/// The lower median (nearest rank `ceil(n / 2)`, as the metrics' histograms read it).
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    (n > 0).then(|| values[n.div_ceil(2) - 1])
+}
+
+async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    const MARKET: &str = "ma/marrakech";
+    let s = setup(&aws).await?;
+    let sim = portal_sim(23).await?;
+    s.watch(MARKET, &["avito", "mubawab"]).await?;
+    let base = sim.base_url();
+    let secret = s.resources.api_key_secret.clone();
+    let env = |name: &str| match name {
+        "REALTY_AVITO_URL" => Some(format!("{base}/avito")),
+        "REALTY_MUBAWAB_URL" => Some(format!("{base}/mubawab")),
+        "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("500".into()),
+        "REALTY_LISTING_API_SECRET_ARN" => Some(secret.clone()),
+        _ => None,
+    };
+    let poller = realty_aws::functions::poller::PollerFunction::new(
+        &s.sdk,
+        &s.resources,
+        PollerConfig::from_lookup(env)?,
+        env,
+    )
+    .await?;
+    let mut metrics = realty_infra::runner::Mapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "MetricsFunction",
+        realty_tests::MetricsHandler(realty_aws::functions::metrics::MetricsFunction::new(
+            &s.sdk,
+            &s.resources,
+        )),
+    )
+    .await?;
+    // Two days of the watched market's polls (the schedule's `{}`), through the metrics.
+    for day in 0..2 {
+        if day > 0 {
+            sim.handle().advance(TimeDelta::days(1))?;
+        }
+        let polled = poller
+            .handle(&PollRequest::default(), sim.handle().now())
+            .await;
+        ensure(
+            polled.failed_markets == 0 && polled.markets == 2 && polled.published > 0,
+            format!("day {day}: {polled:?}"),
+        )?;
+        pump_until_quiet(&mut metrics).await?;
+    }
+
+    // What `realty report` says.
+    let cli = s.local_cli(&aws).await?;
+    let json = run(
+        cli.command(&["report", "--market", MARKET, "--format", "json"]),
+        &cli.state_dir,
+        "report-json",
+    )
+    .await?;
+    ensure(
+        json.status.success(),
+        String::from_utf8_lossy(&json.stderr).into_owned(),
+    )?;
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    let table = run(
+        cli.command(&["report", "--market", MARKET]),
+        &cli.state_dir,
+        "report-table",
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&table.stdout).into_owned();
+    ensure(
+        table.status.success()
+            && text.contains("amounts in                  MAD, areas in m²")
+            && text.contains("median price per m²")
+            && text.contains(" MAD / ")
+            && !text.contains('$'),
+        format!("the table:\n{text}"),
+    )?;
+
+    // The same figures recomputed from the events: each listing as its last event left it.
+    let events = stream_events(&aws, &s.resources.listing_events_stream).await?;
+    let mut last: BTreeMap<String, &ListingEvent> = BTreeMap::new();
+    for e in &events {
+        last.insert(e.listing.id.as_str().to_owned(), e);
+    }
+    let active: Vec<_> = last
+        .values()
+        .filter(|e| {
+            !matches!(e.kind, realty_core::listing::EventKind::Delisted)
+                && e.listing.market.city_state == MARKET
+                && e.listing.offer == Offer::Sale
+        })
+        .map(|e| &e.listing)
+        .collect();
+    ensure(
+        active.iter().all(|l| l.currency == "MAD"),
+        "a listing of the market is not in dirhams",
+    )?;
+    let price = median(
+        active
+            .iter()
+            .map(|l| l.price_minor as f64 / 100.0)
+            .collect(),
+    );
+    let per_sqm = median(
+        active
+            .iter()
+            .filter_map(|l| {
+                let sqm = l.details.living_area_sqm.filter(|a| *a > 0)?;
+                Some(l.price_minor as f64 / 100.0 / f64::from(sqm))
+            })
+            .collect(),
+    );
+    let close = |theirs: Option<f64>, ours: Option<f64>, within: f64| match (theirs, ours) {
+        (Some(a), Some(b)) => (a - b).abs() <= within * b,
+        _ => false,
+    };
+    let live = &report["live"];
+    ensure(
+        report["units"]["currency"] == "MAD"
+            && report["units"]["area"] == "sqm"
+            && live["active_listings"].as_u64() == Some(active.len() as u64)
+            && active.len() > 20
+            // Medians within 1 % (docs/metrics.md); per m² within 1.2 % (api::views::PerSquareMetre).
+            && close(live["median_price"].as_f64(), price, 0.01)
+            && close(
+                report["per_square_metre"]["median_price"].as_f64(),
+                per_sqm,
+                0.012,
+            ),
+        format!(
+            "the report says {} MAD, {} MAD/m² over {} listings, {}; the events {price:?} MAD, \
+             {per_sqm:?} MAD/m² over {}",
+            live["median_price"],
+            report["per_square_metre"]["median_price"],
+            live["active_listings"],
+            report["units"],
+            active.len()
+        ),
+    )?;
     sim.shutdown().await?;
     Ok(())
 }

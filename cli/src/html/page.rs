@@ -77,6 +77,8 @@ mod tests {
                     daily: Vec::new(),
                     hourly: Vec::new(),
                     price_per_sqft_distribution: Vec::new(),
+                    units: realty_core::api::views::MarketUnits::of("nashville-tn"),
+                    per_square_metre: None,
                 },
                 listings: Default::default(),
                 alerts: Vec::new(),

@@ -21,9 +21,21 @@ pub fn money(minor: i64, currency: &str) -> String {
 
 /// A figure in dollars (a median, a mean) as [`money`] writes it; `-` when there is none.
 pub fn dollars(value: Option<f64>) -> String {
+    amount(value, Some("USD"))
+}
+
+/// A figure in whole units of `currency` (a median, a mean) as [`money`] writes it; a bare
+/// number for a currency not known; `-` when there is none.
+pub fn amount(value: Option<f64>, currency: Option<&str>) -> String {
     match value.filter(|v| v.is_finite()) {
         // Saturating: no market figure comes near i64's range of cents.
-        Some(v) => money((v * CENTS_PER_DOLLAR as f64).round() as i64, "USD"),
+        Some(v) => {
+            let minor = (v * CENTS_PER_DOLLAR as f64).round() as i64;
+            match currency {
+                Some(currency) => money(minor, currency),
+                None => money(minor, "").trim_end().to_owned(),
+            }
+        }
         None => "-".to_owned(),
     }
 }
@@ -48,5 +60,7 @@ mod tests {
         assert_eq!(dollars(Some(-12.4)), "-$12");
         assert_eq!(dollars(None), "-");
         assert_eq!(dollars(Some(f64::NAN)), "-");
+        assert_eq!(amount(Some(1_250_000.0), Some("MAD")), "1,250,000 MAD");
+        assert_eq!(amount(Some(1_250_000.0), None), "1,250,000");
     }
 }

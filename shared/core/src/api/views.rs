@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ports::MarketReader;
 use super::routes::Granularity;
-use crate::listing::CENTS_PER_DOLLAR;
+use crate::listing::{CENTS_PER_DOLLAR, CountryCode, SQFT_PER_SQUARE_METRE};
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::history::Trends;
 use crate::metrics::ports::Period;
@@ -66,6 +66,70 @@ pub struct MarketReport {
     pub hourly: Vec<SnapshotView>,
     /// The active listings' prices per sqft, ascending.
     pub price_per_sqft_distribution: Vec<DistributionBucket>,
+    /// What the amounts are counted in: the market's currency (`USD`, `MAD`; `None` for a
+    /// country this build knows no currency of) and its unit of area.
+    pub units: MarketUnits,
+    /// Markets measured in square metres (outside the US): the figures per square metre.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_square_metre: Option<PerSquareMetre>,
+}
+
+/// Square feet (US markets) or square metres (the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AreaUnit {
+    Sqft,
+    Sqm,
+}
+
+/// The currency and unit of area of a market's figures. A market's figures are of one
+/// currency: a listing priced in another is refused before it is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MarketUnits {
+    pub currency: Option<&'static str>,
+    pub area: AreaUnit,
+}
+
+impl MarketUnits {
+    /// The units of a market key: `nashville-tn` is in dollars and square feet,
+    /// `ma/casablanca` in dirhams and square metres.
+    pub fn of(market: &str) -> Self {
+        let country = market
+            .split_once('/')
+            .and_then(|(country, _)| CountryCode::parse(country).ok())
+            .unwrap_or(CountryCode::US);
+        if country.is_us() {
+            Self {
+                currency: Some("USD"),
+                area: AreaUnit::Sqft,
+            }
+        } else {
+            Self {
+                currency: country.market_currency(),
+                area: AreaUnit::Sqm,
+            }
+        }
+    }
+}
+
+/// A market's medians per square metre, in its currency. The metrics keep them per sqft
+/// (of listings whose area the source gave in whole square metres, converted and rounded to
+/// whole sqft), so these are those times 10.7639: within 1.2 % of the exact medians (1 % of
+/// the histograms, 0.2 % of the rounding at 25 m² and above).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerSquareMetre {
+    pub median_price: Option<f64>,
+    pub median_rent: Option<f64>,
+}
+
+impl PerSquareMetre {
+    pub fn of(figures: &MarketFigures) -> Self {
+        let per_sqm = |per_sqft: Option<f64>| per_sqft.map(|v| v * SQFT_PER_SQUARE_METRE);
+        Self {
+            median_price: per_sqm(figures.median_price_per_sqft),
+            median_rent: per_sqm(figures.median_rent_per_sqft),
+        }
+    }
 }
 
 /// The scope a market names: a city-state is its all-types city scope; a full key
@@ -128,8 +192,11 @@ pub async fn market_report(
         .find(|s| s.period == Period::Day(as_of.date_naive()))
         .and_then(|s| s.trends.clone())
         .unwrap_or_default();
+    let units = MarketUnits::of(market);
     Ok(Some(MarketReport {
         market: market.to_owned(),
+        per_square_metre: (units.area == AreaUnit::Sqm).then(|| PerSquareMetre::of(&figures)),
+        units,
         trends,
         live: figures,
         scope_key,

@@ -126,18 +126,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     for (line, listing) in rows.listings {
         // The window the metrics function trusts, against the replay's clock (as the
         // poller's events are against the poll's): no future-dated or ancient observation.
-        let refusal = time_window_violation("observed_at", listing.observed_at, options.started_at)
-            .or_else(|| {
-                // Until market figures carry their currency, a market outside the US would
-                // be summed and shown as if in dollars.
-                (!listing.address.country.is_us()).then(|| {
-                    format!(
-                        "market {} is outside the US: its figures would be shown in dollars; \
-                         markets outside the US are not published yet",
-                        listing.market.city_state
-                    )
-                })
-            });
+        let refusal = time_window_violation("observed_at", listing.observed_at, options.started_at);
         if let Some(reason) = refusal {
             rejects.push(Reject {
                 source_id: Some(listing.id.as_str().to_owned()),
@@ -398,10 +387,11 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn listings_outside_the_us_are_refused_until_figures_carry_currencies() {
+    async fn listings_outside_the_us_are_replayed_into_their_own_market() {
         let mut listings = nashville();
         let moroccan = &mut listings[1];
         moroccan.address.country = crate::listing::CountryCode::MA;
+        moroccan.address.state = String::new();
         moroccan.currency = "MAD".to_owned();
         moroccan.market =
             crate::listing::MarketKey::for_address(&moroccan.address).expect("a market");
@@ -411,12 +401,13 @@ pub(crate) mod tests {
         let report = replay(&file, &stream, &states, options(10), &())
             .await
             .expect("replay");
-        assert_eq!((report.published, report.rejected), (2, 1));
-        assert!(
-            report.rejects[0].reason.contains("outside the US"),
-            "{}",
-            report.rejects[0]
-        );
+        assert_eq!((report.published, report.rejected), (3, 0), "{report:?}");
+        let markets: Vec<String> = stream
+            .taken()
+            .iter()
+            .map(|e| e.listing.market.city_state.clone())
+            .collect();
+        assert!(markets.contains(&"ma/nashville".to_owned()), "{markets:?}");
     }
 
     #[tokio::test]
