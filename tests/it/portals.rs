@@ -449,6 +449,8 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
         format!("the table:\n{text}"),
     )?;
 
+    moroccan_report_in_chromium(&cli).await?;
+
     // The same figures recomputed from the events: each listing as its last event left it.
     let events = stream_events(&aws, &s.resources.listing_events_stream).await?;
     let mut last: BTreeMap<String, &ListingEvent> = BTreeMap::new();
@@ -512,4 +514,60 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
     )?;
     sim.shutdown().await?;
     Ok(())
+}
+
+/// `realty report --format html` of the Moroccan market, opened from its file in headless
+/// Chromium: its figures, charts and lists in dirhams and square metres, nothing in dollars or
+/// square feet. Saves a screenshot under target/tmp/portals/.
+async fn moroccan_report_in_chromium(cli: &crate::operations::LocalCli) -> Result<(), Failed> {
+    use crate::dashboard;
+    if !std::path::Path::new(dashboard::CHROMIUM).exists() {
+        println!(
+            "skipped the browser check: {} is not installed (Debian package `chromium`)",
+            dashboard::CHROMIUM
+        );
+        return Ok(());
+    }
+    let html = run(
+        cli.command(&["report", "--market", "ma/marrakech", "--format", "html"]),
+        &cli.state_dir,
+        "report-html",
+    )
+    .await?;
+    ensure(
+        html.status.success(),
+        String::from_utf8_lossy(&html.stderr).into_owned(),
+    )?;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portals");
+    std::fs::create_dir_all(&shots)?;
+    let index = shots.join("ma-marrakech.html");
+    std::fs::write(&index, &html.stdout)?;
+    let (mut browser, driver) = dashboard::launch(&cli.state_dir.join("chromium-profile")).await?;
+    let checked = async {
+        let page = dashboard::open(&browser, &format!("file://{}", index.display())).await?;
+        dashboard::wait_for(
+            &page,
+            "the report drawn",
+            "document.body.dataset.ready === 'drawn' && document.querySelectorAll('dl.figures dd').length > 0",
+        )
+        .await?;
+        dashboard::no_page_errors(&page).await?;
+        let text: String = page
+            .evaluate("document.body.innerText")
+            .await?
+            .into_value()?;
+        ensure(
+            text.contains("MAD")
+                && text.contains("Price per m²")
+                && text.contains("price per square metre")
+                && !text.contains('$')
+                && !text.contains("sq ft"),
+            format!("the page reads:\n{text}"),
+        )?;
+        dashboard::save(&page, &shots.join("ma-marrakech.png")).await?;
+        Ok::<(), Failed>(())
+    }
+    .await;
+    dashboard::close(&mut browser, driver).await;
+    checked
 }

@@ -27,7 +27,7 @@
     row.insertCell().appendChild(name);
     for (const text of [
       or(m.live.active_listings, fmt.count),
-      or(m.live.median_price, fmt.money),
+      or(m.live.median_price, money(unitsOf(m.market, m.units).currency)),
       changeText(m.trends.median_price_change_7d_pct, 7),
       or(m.live.price_cuts_7d, fmt.count),
       fmt.count.format(m.alerts.length),
@@ -55,7 +55,7 @@
       section.appendChild(el("p", "quiet", "Figures as of " + fmt.dateTime.format(new Date(m.live.as_of)) + "."));
     }
     const figures = el("dl", "figures");
-    fillFigures(figures, m.live, m.trends);
+    fillFigures(figures, m.live, m.trends, unitsOf(m.market, m.units));
     const charts = el("div", "charts");
     section.append(figures, charts);
     main.appendChild(section);

@@ -139,16 +139,24 @@ fn round_to(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// The address on one line.
+/// The address on one line: `309 Church St, Nashville, TN 37201`; outside the US, where
+/// portals give a neighbourhood and no street or state, `Guéliz, Marrakech`.
 pub fn address_line(address: &Address) -> String {
     let mut out = String::new();
-    if let Some(line) = address.line.as_deref().filter(|l| !l.trim().is_empty()) {
-        out.push_str(line.trim());
+    for part in [address.line.as_deref(), address.neighbourhood.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        out.push_str(part);
         out.push_str(", ");
     }
     out.push_str(&address.city);
-    out.push_str(", ");
-    out.push_str(&address.state);
+    if !address.state.trim().is_empty() {
+        out.push_str(", ");
+        out.push_str(address.state.trim());
+    }
     if let Some(postal) = address
         .postal_code
         .as_deref()
@@ -235,6 +243,12 @@ fn place(alert: &Alert) -> String {
 pub fn subject(alert: &Alert) -> String {
     let currency = &alert.listing.listing.currency;
     let price = crate::format::money(alert.price.new_minor, currency);
+    // The ratio is the same in any unit; its name follows the market's (subjects are ASCII).
+    let per_area = if alert.listing.listing.address.country.is_us() {
+        "$/sqft"
+    } else {
+        "price/sqm"
+    };
     let cut = |what: &str| {
         format!(
             "{what} {}%: {} now {price}",
@@ -249,7 +263,12 @@ pub fn subject(alert: &Alert) -> String {
             let ratio = alert
                 .price_per_sqft
                 .zip(alert.median.as_ref())
-                .map(|(p, m)| format!(" at {:.0}% of median $/sqft", 100.0 * p / m.price_per_sqft))
+                .map(|(p, m)| {
+                    format!(
+                        " at {:.0}% of median {per_area}",
+                        100.0 * p / m.price_per_sqft
+                    )
+                })
                 .unwrap_or_default();
             let new = if alert.new_listing {
                 " new listing"
@@ -272,7 +291,12 @@ pub fn subject(alert: &Alert) -> String {
             let against = alert
                 .price_per_sqft
                 .zip(alert.median.as_ref())
-                .map(|(p, m)| format!(" at {:.0}% of median $/sqft", 100.0 * p / m.price_per_sqft))
+                .map(|(p, m)| {
+                    format!(
+                        " at {:.0}% of median {per_area}",
+                        100.0 * p / m.price_per_sqft
+                    )
+                })
                 .unwrap_or_default();
             format!("Unusual price{against}: {} for {price}", place(alert))
         }
@@ -391,4 +415,43 @@ pub fn cut_to(text: &str, max_bytes: usize) -> String {
 pub fn publish_batches(messages: &[AlertMessage]) -> Vec<Range<usize>> {
     let sizes: Vec<usize> = messages.iter().map(AlertMessage::size_bytes).collect();
     crate::ports::chunk_by_limits(&sizes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::CountryCode;
+
+    fn address(line: Option<&str>, neighbourhood: Option<&str>, state: &str) -> Address {
+        Address {
+            line: line.map(str::to_owned),
+            city: if state.is_empty() {
+                "Marrakech"
+            } else {
+                "Nashville"
+            }
+            .to_owned(),
+            state: state.to_owned(),
+            postal_code: (!state.is_empty()).then(|| "37201".to_owned()),
+            country: if state.is_empty() {
+                CountryCode::MA
+            } else {
+                CountryCode::US
+            },
+            neighbourhood: neighbourhood.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn addresses_read_on_one_line_in_and_outside_the_us() {
+        assert_eq!(
+            address_line(&address(Some("309 Church St"), None, "TN")),
+            "309 Church St, Nashville, TN 37201"
+        );
+        assert_eq!(
+            address_line(&address(None, Some("Guéliz"), "")),
+            "Guéliz, Marrakech"
+        );
+        assert_eq!(address_line(&address(None, None, "")), "Marrakech");
+    }
 }

@@ -61,7 +61,7 @@ async function showMarkets() {
     if (m.as_of == null) {
       line(button, "No figures yet: they appear once its listings have been read.");
     } else {
-      line(button, or(m.median_price, fmt.money) + " median asking price");
+      line(button, or(m.median_price, money(unitsOf(m.market).currency)) + " median asking price");
       const pct = m.median_price_change_7d_pct;
       line(button, changeText(pct, 7), pct > 0 ? "up" : pct < 0 ? "down" : "");
       line(button, or(m.active_listings, fmt.count) + " homes for sale");
@@ -162,7 +162,7 @@ async function showMarket(market) {
     }
     throw e;
   }
-  fillFigures($("market-figures"), report.live, report.trends);
+  fillFigures($("market-figures"), report.live, report.trends, unitsOf(report.market, report.units));
   const drawn = Charts.draw($("charts"), report);
   $("ma-note").textContent =
     "Charts show one point per day over the last " + report.daily.length +

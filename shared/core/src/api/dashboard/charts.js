@@ -24,12 +24,16 @@ const Charts = (() => {
     const stored = (name) => daily.map((s) => s.trends?.[name] ?? null);
     // Absent from an API that does not give it yet (unlike an empty one: no known sizes).
     const distribution = report.price_per_sqft_distribution;
+    const units = unitsOf(report.market, report.units);
+    const cash = money(units.currency);
+    const area = perArea(units);
+    const pickArea = (name) => pick(name).map((v) => inArea(v, area));
     return [
       {
         id: "price",
         title: "Median asking price",
         explain: "Half the homes for sale ask less than this. The averages smooth out day-to-day noise.",
-        format: fmt.moneyShort,
+        format: money(units.currency, true),
         series: [
           { label: "Median price", stroke: "#1f6feb", width: 2, values: pick("median_price") },
           { label: "7-day average", stroke: "#f79009", values: stored("median_price_ma_7d") },
@@ -59,14 +63,14 @@ const Charts = (() => {
       },
       {
         id: "sqft",
-        title: "Median price per square foot",
+        title: "Median price per " + area.name,
         explain: "Compares homes of different sizes. Listings outside the dashed lines are unusual for this market.",
-        format: fmt.money,
+        format: cash,
         series: [
-          { label: "Median per sq ft", stroke: "#1f6feb", width: 2, values: pick("median_price_per_sqft") },
-          // A bound at or below $0 means no listing can be unusually cheap: not drawn.
-          { label: "Unusually cheap below", stroke: "#98a2b3", dash: [6, 4], values: pick("price_per_sqft_anomaly_below").map((v) => (v != null && v > 0 ? v : null)) },
-          { label: "Unusually dear above", stroke: "#98a2b3", dash: [6, 4], values: pick("price_per_sqft_anomaly_above") },
+          { label: "Median per " + area.label, stroke: "#1f6feb", width: 2, values: pickArea("median_price_per_sqft") },
+          // A bound at or below zero means no listing can be unusually cheap: not drawn.
+          { label: "Unusually cheap below", stroke: "#98a2b3", dash: [6, 4], values: pickArea("price_per_sqft_anomaly_below").map((v) => (v != null && v > 0 ? v : null)) },
+          { label: "Unusually dear above", stroke: "#98a2b3", dash: [6, 4], values: pickArea("price_per_sqft_anomaly_above") },
         ],
       },
       {
@@ -80,14 +84,14 @@ const Charts = (() => {
       },
       {
         id: "distribution",
-        title: "Homes for sale by price per square foot",
-        explain: "How many homes for sale ask each price per square foot now. A long tail to the right means a few very dear homes.",
+        title: "Homes for sale by price per " + area.name,
+        explain: "How many homes for sale ask each price per " + area.name + " now. A long tail to the right means a few very dear homes.",
         empty: distribution ? "No home for sale has a known size yet." : "Not available from this API.",
         format: fmt.count,
         x: {
-          values: (distribution || []).map((b) => b.price_per_sqft),
-          label: "Price per sq ft",
-          format: fmt.money,
+          values: (distribution || []).map((b) => inArea(b.price_per_sqft, area)),
+          label: "Price per " + area.label,
+          format: cash,
         },
         bars: true,
         series: [
@@ -124,7 +128,8 @@ const Charts = (() => {
         x
           ? { values: (u, ticks) => ticks.map((v) => x.format.format(v)) }
           : { incrs: [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY], values: (u, ticks) => ticks.map((v) => fmt.dayShort.format(new Date(v * 1000))) },
-        { size: 70, values: (u, ticks) => ticks.map((v) => chart.format.format(v)) },
+        // As wide as its longest label ("MAD 30,000" is wider than "$300"), at least 70 px.
+        { size: (u, values) => Math.max(70, 14 + 7 * Math.max(0, ...(values || []).map((v) => String(v).length))), values: (u, ticks) => ticks.map((v) => chart.format.format(v)) },
       ],
       series: [
         x

@@ -3,8 +3,6 @@
 "use strict";
 
 const fmt = {
-  money: new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumFractionDigits: 0 }),
-  moneyShort: new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", notation: "compact", maximumFractionDigits: 1 }),
   count: new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 }),
   decimal: new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 }),
   days: new Intl.NumberFormat(undefined, { style: "unit", unit: "day", unitDisplay: "long", maximumFractionDigits: 0 }),
@@ -19,6 +17,48 @@ const fmt = {
   time: new Intl.DateTimeFormat(undefined, { timeStyle: "short" }),
   ago: new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }),
 };
+
+// Square feet in a square metre: the figures are kept per sq ft (docs/metrics.md).
+const SQFT_PER_SQM = 10.763910416709722;
+
+// A market's currency and unit of area: its report's `units`, else read from its key as the
+// API reads it (`ma/casablanca`: dirhams and square metres; `nashville-tn`: dollars and sq ft).
+function unitsOf(market, units) {
+  if (units) {
+    return units;
+  }
+  const country = /^([a-z]{2})\//.exec(market || "");
+  if (!country) {
+    return { currency: "USD", area: "sqft" };
+  }
+  return { currency: country[1] === "ma" ? "MAD" : null, area: "sqm" };
+}
+
+// Whole amounts in `currency`, compact with `short` ("$1.2M"); a plain number when the
+// currency is not known. Each format is built once.
+const moneyFormats = new Map();
+function money(currency, short) {
+  const key = (currency || "") + (short ? " short" : "");
+  if (!moneyFormats.has(key)) {
+    const options = currency ? { style: "currency", currency } : {};
+    options.maximumFractionDigits = short ? 1 : 0;
+    if (short) {
+      options.notation = "compact";
+    }
+    moneyFormats.set(key, new Intl.NumberFormat(undefined, options));
+  }
+  return moneyFormats.get(key);
+}
+
+// The unit the per-area figures are shown in, and what turns a per-sq-ft figure into it.
+function perArea(units) {
+  return units.area === "sqm"
+    ? { label: "m²", name: "square metre", perSqft: SQFT_PER_SQM }
+    : { label: "sq ft", name: "square foot", perSqft: 1 };
+}
+
+// A per-sq-ft figure in `area`'s unit (null stays null).
+const inArea = (value, area) => (value == null ? null : value * area.perSqft);
 
 // "nashville-tn" reads "Nashville, TN"; any other key is shown as it is.
 function placeName(market) {
@@ -65,27 +105,29 @@ function el(tag, className, text) {
   return e;
 }
 
-// A market's headline figures as labelled boxes (a <dl>'s children).
-function fillFigures(list, live, trends) {
+// A market's headline figures as labelled boxes (a <dl>'s children), in its `units`.
+function fillFigures(list, live, trends, units) {
   list.replaceChildren();
+  const cash = money(units.currency);
+  const area = perArea(units);
   const figure = (label, value) => {
     const box = el("div");
     box.append(el("dt", "", label), el("dd", "", value));
     list.appendChild(box);
   };
-  figure("Median asking price", or(live.median_price, fmt.money));
+  figure("Median asking price", or(live.median_price, cash));
   const change = trends.median_price_change_7d_pct;
   figure("Change in 7 days", change == null ? "not known yet" : fmt.change.format(change / 100));
-  figure("7-day average", or(trends.median_price_ma_7d, fmt.money));
-  figure("30-day average", or(trends.median_price_ma_30d, fmt.money));
+  figure("7-day average", or(trends.median_price_ma_7d, cash));
+  figure("30-day average", or(trends.median_price_ma_30d, cash));
   figure("Homes for sale", or(live.active_listings, fmt.count));
   figure("Under contract", or(live.pending_listings, fmt.count));
   figure("New listings, 7 days", or(live.new_listings_7d, fmt.count));
   figure("Price cuts, 7 days", or(live.price_cuts_7d, fmt.count));
-  figure("Price per sq ft", or(live.median_price_per_sqft, fmt.money));
+  figure("Price per " + area.label, or(inArea(live.median_price_per_sqft, area), cash));
   figure("Days on the market", or(live.median_days_on_market, fmt.days));
   figure("Homes for rent", or(live.active_rentals, fmt.count));
-  figure("Typical rent a month", or(live.median_rent, fmt.money));
+  figure("Typical rent a month", or(live.median_rent, cash));
   // Yearly rent over price, of homes matched by bedrooms (or the listings' own estimates).
   figure("Gross rental yield", or(live.gross_yield, fmt.percent));
   figure("Price-to-rent ratio", or(live.price_to_rent, fmt.decimal));

@@ -6,13 +6,17 @@ const Lists = (() => {
   // The three lists of a market, in the order the page shows them.
   const KINDS = [
     { kind: "price_cut", title: "Latest price cuts", empty: "No price cuts seen lately." },
-    { kind: "undervalued", title: "Priced low for their size", empty: "No listing is priced well under the market's typical price per square foot." },
-    { kind: "anomalous", title: "Unusual price per square foot", empty: "No listing has an unusual price per square foot." },
+    { kind: "undervalued", title: "Priced low for their size", empty: "No listing is priced well under the market's typical price for its size." },
+    { kind: "anomalous", title: "Unusual price for their size", empty: "No listing has an unusual price for its size." },
   ];
 
   const day = (when) => (when ? fmt.dayMonth.format(new Date(when)) : "");
 
-  // "2 beds · 2 baths · 1,200 sq ft", leaving out what the source does not say.
+  // A listing's or an alert's amounts in its own currency, its sizes in its market's unit.
+  const cashOf = (x) => money(x.currency || unitsOf(x.market).currency);
+  const areaOf = (x) => perArea(unitsOf(x.market));
+
+  // "2 beds · 2 baths · 1,200 sq ft" (or "· 110 m²"), leaving out what the source does not say.
   function sizeText(x) {
     const parts = [];
     if (x.beds != null) {
@@ -22,7 +26,8 @@ const Lists = (() => {
       parts.push(fmt.decimal.format(x.baths) + (x.baths === 1 ? " bath" : " baths"));
     }
     if (x.living_area_sqft != null) {
-      parts.push(fmt.count.format(x.living_area_sqft) + " sq ft");
+      const area = areaOf(x);
+      parts.push(fmt.count.format(x.living_area_sqft / area.perSqft) + " " + area.label);
     }
     return parts.join(" · ");
   }
@@ -33,21 +38,22 @@ const Lists = (() => {
     switch (kind) {
       case "price_cut":
         if (l.cut_pct != null && l.previous_price != null) {
-          return "cut " + fmt.percent.format(l.cut_pct / 100) + " from " + fmt.money.format(l.previous_price) + " on " + day(l.observed_at);
+          return "cut " + fmt.percent.format(l.cut_pct / 100) + " from " + cashOf(l).format(l.previous_price) + " on " + day(l.observed_at);
         }
         return "price cut on " + day(l.observed_at);
       case "undervalued":
         if (ratio != null && ratio < 1) {
-          return "price per sq ft " + fmt.percent.format(1 - ratio) + " under the market's typical";
+          return "price per " + areaOf(l).label + " " + fmt.percent.format(1 - ratio) + " under the market's typical";
         }
         return "priced low for its size";
       case "anomalous": {
         const which = l.anomaly === "low" ? "low" : "high";
+        const area = areaOf(l);
         const typical = l.market_median_price_per_sqft;
         const detail = l.price_per_sqft != null && typical != null
-          ? " (" + fmt.money.format(l.price_per_sqft) + " against a typical " + fmt.money.format(typical) + ")"
+          ? " (" + cashOf(l).format(inArea(l.price_per_sqft, area)) + " against a typical " + cashOf(l).format(inArea(typical, area)) + ")"
           : "";
-        return "unusually " + which + " price per sq ft" + detail;
+        return "unusually " + which + " price per " + area.label + detail;
       }
       default:
         return "";
@@ -86,7 +92,7 @@ const Lists = (() => {
         ? "rents for about " + fmt.percent.format(l.gross_yield) + " of its price a year"
         : "";
       const details = [sizeText(l), yieldText].filter((t) => t).join(" · ");
-      ul.appendChild(row(addressOf(l), fmt.money.format(l.price), reason(kind, l), details));
+      ul.appendChild(row(addressOf(l), cashOf(l).format(l.price), reason(kind, l), details));
     }
     if (listings.length === 0) {
       ul.appendChild(el("li", "empty", (KINDS.find((k) => k.kind === kind) || {}).empty || "None."));
@@ -95,35 +101,37 @@ const Lists = (() => {
 
   // What an alert says: "Price cut 6.3 % to $450,000 (was $480,000)".
   function alertWords(a) {
+    const cash = cashOf(a);
+    const area = areaOf(a);
     // A big cut (`price_drop`, past the stack's threshold) and a smaller one (`price_cut`,
     // for watchlists) read alike.
     if (a.alert_type === "price_drop" || a.alert_type === "price_cut") {
       return "Price cut " + fmt.percent.format(a.drop_pct / 100) + " to " +
-        fmt.money.format(a.new_price) + " (was " + fmt.money.format(a.old_price) + ")";
+        cash.format(a.new_price) + " (was " + cash.format(a.old_price) + ")";
     }
     if (a.alert_type === "back_on_market") {
-      return "Back on the market at " + fmt.money.format(a.new_price) +
-        " (was " + fmt.money.format(a.old_price) + ")";
+      return "Back on the market at " + cash.format(a.new_price) +
+        " (was " + cash.format(a.old_price) + ")";
     }
     if (a.alert_type === "new_listing") {
-      return "New listing at " + fmt.money.format(a.new_price) + (a.beds != null ? ", " + a.beds + " bedrooms" : "");
+      return "New listing at " + cash.format(a.new_price) + (a.beds != null ? ", " + a.beds + " bedrooms" : "");
     }
     if (a.alert_type === "anomaly") {
       const ratio = a.price_per_sqft_to_median;
       const side = ratio == null ? "unusual" : ratio < 1 ? "unusually cheap" : "unusually dear";
       const detail = a.price_per_sqft != null && a.market_median_price_per_sqft != null
-        ? ": " + fmt.money.format(a.price_per_sqft) + " a sq ft against " + fmt.money.format(a.market_median_price_per_sqft)
+        ? ": " + cash.format(inArea(a.price_per_sqft, area)) + " a " + area.label + " against " + cash.format(inArea(a.market_median_price_per_sqft, area))
         : "";
-      return "Asks " + fmt.money.format(a.new_price) + ", " + side + " for the market" + detail;
+      return "Asks " + cash.format(a.new_price) + ", " + side + " for the market" + detail;
     }
     if (a.alert_type === "undervalued") {
       const ratio = a.price_per_sqft_to_median;
       const under = ratio != null && ratio < 1 ? fmt.percent.format(1 - ratio) + " under" : "under";
       const detail = a.price_per_sqft != null && a.market_median_price_per_sqft != null
-        ? ": " + fmt.money.format(a.price_per_sqft) + " against " + fmt.money.format(a.market_median_price_per_sqft)
+        ? ": " + cash.format(inArea(a.price_per_sqft, area)) + " against " + cash.format(inArea(a.market_median_price_per_sqft, area))
         : "";
-      return (a.new_listing ? "New listing: asks " : "Asks ") + fmt.money.format(a.new_price) +
-        ", a price per sq ft " + under + " the market's typical" + detail;
+      return (a.new_listing ? "New listing: asks " : "Asks ") + cash.format(a.new_price) +
+        ", a price per " + area.label + " " + under + " the market's typical" + detail;
     }
     return a.alert_type;
   }
