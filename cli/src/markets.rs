@@ -37,7 +37,7 @@ pub enum MarketsCommand {
     },
     /// Set a source's monthly request budget (0 removes it).
     Budget {
-        /// zillow, realtor or reso.
+        /// zillow, realtor or reso (the portals avito and mubawab are not charged).
         source: String,
         /// Requests per month (your API plan's quota).
         requests_per_month: u64,
@@ -55,9 +55,11 @@ pub struct StackArg {
 
 #[derive(Args)]
 pub struct AddArgs {
-    /// City-state key, e.g. nashville-tn.
+    /// City-state key of a US market (nashville-tn), or country and city of a market outside
+    /// the US (ma/casablanca).
     market: String,
-    /// Sources to poll it from.
+    /// Sources to poll it from: zillow, realtor, reso for US markets; avito, mubawab (the
+    /// property portals) for Moroccan ones.
     #[arg(long, value_delimiter = ',', default_value = "zillow")]
     sources: Vec<String>,
     /// Lowest price in whole dollars.

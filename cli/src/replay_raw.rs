@@ -61,7 +61,13 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
             )
         }
         Some(source) => vec![source],
-        None => vec![SourceKind::Zillow, SourceKind::Realtor, SourceKind::Reso],
+        None => vec![
+            SourceKind::Zillow,
+            SourceKind::Realtor,
+            SourceKind::Reso,
+            SourceKind::Avito,
+            SourceKind::Mubawab,
+        ],
     };
     let target = target::resolve(args.stack.as_deref()).await?;
     let s3 = realty_aws::sdk::s3_client(&target.sdk);

@@ -70,7 +70,7 @@ pub use portal::{
     Search as PortalSearch, moroccan_cities,
 };
 pub use profiles::{MarketProfile, TypeMix, builtin_markets, market_key};
-pub use server::{SimHandle, SimServer, serve};
+pub use server::{PortalRequests, SimHandle, SimServer, serve};
 pub use slug::slug;
 pub use truth::{EventKind, GroundTruthEvent};
 

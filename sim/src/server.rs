@@ -42,10 +42,55 @@ struct Shared {
     portals: Portals,
     /// The portals' pages are served in a changed layout (a redesign): see [`SimHandle::change_portal_layout`].
     portal_layout_changed: AtomicBool,
+    portal_traffic: [PortalTraffic; 2],
     attempts: Mutex<AttemptBook>,
     shifts: Mutex<PageShifts>,
     served: [AtomicU64; FaultKind::ALL.len()],
     shutdown: watch::Receiver<bool>,
+}
+
+/// What one portal was asked: requests, the most in flight at once, the user agents.
+#[derive(Debug, Default)]
+struct PortalTraffic {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    user_agents: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A request to a portal in flight (counted out when dropped).
+struct InFlight<'a>(&'a PortalTraffic);
+
+impl<'a> InFlight<'a> {
+    fn enter(traffic: &'a PortalTraffic, user_agent: Option<&str>) -> Self {
+        traffic.requests.fetch_add(1, Ordering::SeqCst);
+        let now = traffic.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        traffic.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if let Some(agent) = user_agent {
+            traffic
+                .user_agents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(agent.chars().take(300).collect());
+        }
+        Self(traffic)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a portal of the simulator was asked so far (see [`SimHandle::portal_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalRequests {
+    pub requests: u64,
+    /// The most requests it was serving at once.
+    pub max_in_flight: u64,
+    /// Every `User-Agent` it was sent (each cut at 300 characters).
+    pub user_agents: std::collections::BTreeSet<String>,
 }
 
 /// In-process access to a running simulator: its market, time and ground truth. Cheap to
@@ -76,6 +121,7 @@ impl SimHandle {
                     market.config().portal_ads_per_search,
                 ),
                 portal_layout_changed: AtomicBool::new(false),
+                portal_traffic: Default::default(),
                 market: RwLock::new(market),
                 attempts: Mutex::new(AttemptBook::default()),
                 shifts: Mutex::new(PageShifts::default()),
@@ -145,6 +191,27 @@ impl SimHandle {
         to: DateTime<Utc>,
     ) -> Vec<PortalTruthEvent> {
         self.shared.portals.ground_truth(from, to)
+    }
+
+    /// What `portal` was asked so far: how many requests, the most at once, by whom.
+    pub fn portal_requests(&self, portal: Portal) -> PortalRequests {
+        let traffic = self.traffic(portal);
+        PortalRequests {
+            requests: traffic.requests.load(Ordering::SeqCst),
+            max_in_flight: traffic.max_in_flight.load(Ordering::SeqCst),
+            user_agents: traffic
+                .user_agents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn traffic(&self, portal: Portal) -> &PortalTraffic {
+        match portal {
+            Portal::Avito => &self.shared.portal_traffic[0],
+            Portal::Mubawab => &self.shared.portal_traffic[1],
+        }
     }
 
     /// The simulated portals (their ads at any time).
@@ -384,6 +451,11 @@ async fn mubawab_page(State(sim): State<SimHandle>, request: Request) -> Respons
 /// One request to a portal: the fault decided as for the APIs (only those a web server
 /// gives: 429 with Retry-After, 503, slow), then the page from the ads up now.
 async fn portal_page(sim: SimHandle, portal: Portal, request: Request) -> Response {
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let _counted = InFlight::enter(sim.traffic(portal), agent);
     let gzip = accepts_gzip(request.headers());
     let uri = request.uri();
     let prefix = format!("/{}", portal.as_str());

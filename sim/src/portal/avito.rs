@@ -1,7 +1,8 @@
 //! Avito.ma search pages: a Next.js page whose state (`<script id="__NEXT_DATA__">`) holds
-//! the ads, as the real pages of 2024 do (`props.pageProps.initialReduxState.ad.search`:
-//! `ads`, `currentAll`), with new-build promotions (`isNc`) every fifth entry. The layout
-//! change moves the ads where no reader looks for them, as a redesign would.
+//! the ads where the pages of 2026 hold them (`props.pageProps.componentProps.ads`: `ads`,
+//! `totalListingAds`; each ad as the captured 2024 pages write it, the fixture the reader is
+//! tested on), with new-build promotions (`isNc`) every fifth entry. The layout change moves
+//! the ads where no reader looks for them, as a redesign would.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -68,8 +69,8 @@ pub(crate) fn render(
             "items": entries, "count": total}}}},
             "page": "/[lang]/[...slug]", "buildId": "sim-2", "isFallback": false})
     } else {
-        json!({"props": {"pageProps": {"initialReduxState": {"ad": {"search": {
-            "ads": entries, "currentAll": total, "filters": {}, "aggregations": {}}}}}},
+        json!({"props": {"pageProps": {"componentProps": {"ads": {
+            "ads": entries, "totalListingAds": total}}}},
             "page": "/[lang]/[...slug]", "buildId": "sim-1", "isFallback": false})
     };
     let path = search_path(&slug(city), offer, kind);

@@ -349,6 +349,19 @@ impl Portals {
         live.into_iter().partition(|ad| ad.featured)
     }
 
+    /// Page `page` (from 1) of `search` at `at`, as the portal serves it: its ads, whether
+    /// a page follows, and the search's total.
+    pub fn page(
+        &self,
+        search: Search,
+        at: DateTime<Utc>,
+        page: usize,
+    ) -> (Vec<PortalAd>, bool, usize) {
+        let (featured, others) = self.live(search, at);
+        let (ads, more) = page_of(&featured, &others, page, search.portal.page_size());
+        (ads, more, featured.len() + others.len())
+    }
+
     /// Every search of every portal.
     pub fn searches() -> impl Iterator<Item = Search> {
         Portal::ALL.into_iter().flat_map(|portal| {
@@ -562,7 +575,9 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-/// A page of a search: the featured ads, then the page's share of the others.
+/// A page of a search: the featured ads (at most a quarter of a page: those past it take
+/// their place among the others), then the page's share of the others; and whether a page
+/// follows.
 pub(crate) fn page_of(
     featured: &[PortalAd],
     others: &[PortalAd],
@@ -570,11 +585,13 @@ pub(crate) fn page_of(
     page_size: usize,
 ) -> (Vec<PortalAd>, bool) {
     let shown = featured.len().min(page_size / 4);
+    let mut rest: Vec<&PortalAd> = featured[shown..].iter().chain(others).collect();
+    rest.sort_by(|a, b| b.posted_at.cmp(&a.posted_at).then(a.id.cmp(&b.id)));
     let per_page = page_size - shown;
-    let start = (page - 1).saturating_mul(per_page);
+    let start = (page.max(1) - 1).saturating_mul(per_page);
+    let more = start.saturating_add(per_page) < rest.len();
     let mut ads: Vec<PortalAd> = featured[..shown].to_vec();
-    ads.extend(others.iter().skip(start).take(per_page).cloned());
-    let more = start.saturating_add(per_page) < others.len();
+    ads.extend(rest.into_iter().skip(start).take(per_page).cloned());
     (ads, more)
 }
 

@@ -49,7 +49,8 @@ pub(crate) fn parse_path(path: &str) -> Option<(String, AdOffer, AdKind, usize)>
     Some((city.to_owned(), offer, kind, page))
 }
 
-/// One search page.
+/// One search page. Its page numbers are drawn by script, as on the real pages: nothing in
+/// the page links the next one.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn render(
     city: &str,
@@ -58,7 +59,6 @@ pub(crate) fn render(
     ads: &[PortalAd],
     total: usize,
     page: usize,
-    more: bool,
     now: DateTime<Utc>,
     changed_layout: bool,
 ) -> Vec<u8> {
@@ -76,13 +76,6 @@ pub(crate) fn render(
         heading = escape(heading),
         city = escape(city),
     );
-    if more {
-        let _ = writeln!(
-            html,
-            "<link rel=\"next\" href=\"https://www.mubawab.ma{path}:p:{}\" />",
-            page + 1
-        );
-    }
     let _ = write!(
         html,
         "</head><body>\n<h1 id=\"titleText\" class=\"searchTitle inBlock floatR\">{} à {}</h1>\n\

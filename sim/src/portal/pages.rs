@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Portal, Portals, Search, avito, moroccan_cities, mubawab, page_of};
+use super::{Portal, Portals, Search, avito, moroccan_cities, mubawab};
 use crate::api::Reply;
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -90,9 +90,7 @@ pub(crate) fn answer(
         offer,
         kind,
     };
-    let (featured, others) = portals.live(search, now);
-    let total = featured.len() + others.len();
-    let (ads, more) = page_of(&featured, &others, page, portal.page_size());
+    let (ads, more, total) = portals.page(search, now, page);
     let name = moroccan_cities()[city].name;
     let body = match portal {
         Portal::Avito => avito::render(
@@ -106,17 +104,9 @@ pub(crate) fn answer(
             now,
             changed_layout,
         ),
-        Portal::Mubawab => mubawab::render(
-            name,
-            offer,
-            kind,
-            &ads,
-            total,
-            page,
-            more,
-            now,
-            changed_layout,
-        ),
+        Portal::Mubawab => {
+            mubawab::render(name, offer, kind, &ads, total, page, now, changed_layout)
+        }
     };
     html(200, body)
 }

@@ -127,7 +127,17 @@ impl PollerFunction {
         let mut poller = self.poller.lock().await;
         if !poller.unkeyed.is_empty() {
             let keys = read_keys(&self.sdk, &self.env).await;
-            let (endpoints, unkeyed) = self.config.endpoints(&keys);
+            let (mut endpoints, unkeyed) = self.config.endpoints(&keys);
+            // The portals' crawlers keep their robots.txt and their one-request gate.
+            for endpoint in &mut endpoints {
+                if let Some(kept) = poller
+                    .endpoints
+                    .iter()
+                    .find(|e| e.kind == endpoint.kind && e.crawler.is_some())
+                {
+                    endpoint.crawler.clone_from(&kept.crawler);
+                }
+            }
             poller.endpoints = endpoints;
             poller.unkeyed = unkeyed;
         }

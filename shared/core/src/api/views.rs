@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::ports::MarketReader;
 use super::routes::Granularity;
-use crate::listing::{CENTS_PER_DOLLAR, CountryCode, SQFT_PER_SQUARE_METRE};
+use crate::listing::{CENTS_PER_DOLLAR, CountryCode, MarketKey, SQFT_PER_SQUARE_METRE};
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::history::Trends;
 use crate::metrics::ports::Period;
@@ -94,10 +94,7 @@ impl MarketUnits {
     /// The units of a market key: `nashville-tn` is in dollars and square feet,
     /// `ma/casablanca` in dirhams and square metres.
     pub fn of(market: &str) -> Self {
-        let country = market
-            .split_once('/')
-            .and_then(|(country, _)| CountryCode::parse(country).ok())
-            .unwrap_or(CountryCode::US);
+        let country = MarketKey::country_of(market).unwrap_or(CountryCode::US);
         if country.is_us() {
             Self {
                 currency: Some("USD"),

@@ -45,6 +45,15 @@ pub struct MarketKey {
 }
 
 impl MarketKey {
+    /// The country a market key names: `ma/casablanca` Morocco, a city-state key
+    /// (`nashville-tn`) the US; `None` when the part before `/` is not a country code.
+    pub fn country_of(key: &str) -> Option<super::CountryCode> {
+        match key.split_once('/') {
+            Some((country, _)) => super::CountryCode::parse(country).ok(),
+            None => Some(super::CountryCode::US),
+        }
+    }
+
     /// The market of an address. Fails when the city or state has no letters or digits,
     /// when a part is over its size limit, or when the postal code is not one.
     pub fn for_address(address: &Address) -> Result<Self, InvalidListing> {

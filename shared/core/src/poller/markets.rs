@@ -81,7 +81,10 @@ impl WatchedMarket {
         for (i, name) in self.sources.iter().enumerate() {
             match name.parse::<SourceKind>() {
                 Ok(kind) if !kind.is_polled() => return Err(kind.why_not_polled().into()),
-                Ok(kind) if kind.is_portal() != self.market.contains('/') => {
+                Ok(kind)
+                    if MarketKey::country_of(&self.market)
+                        .is_some_and(|c| kind.is_portal() == c.is_us()) =>
+                {
                     return Err(format!(
                         "{kind} lists {}: the portals (avito, mubawab) read markets outside the \
                          US (ma/casablanca), the APIs US ones (nashville-tn)",
@@ -98,6 +101,15 @@ impl WatchedMarket {
                 Ok(_) => {}
                 Err(e) => return Err(e.to_string()),
             }
+        }
+        let portal = self.source_kinds().iter().any(|kind| kind.is_portal());
+        if portal
+            && (self.min_price.is_some() || self.max_price.is_some() || !self.home_types.is_empty())
+        {
+            return Err(
+                "the portals read a city's flats and houses whole: no price range or home types"
+                    .into(),
+            );
         }
         if let (Some(min), Some(max)) = (self.min_price, self.max_price)
             && min > max
@@ -391,6 +403,35 @@ mod tests {
             reso_filter: None,
             rentals: false,
         }
+    }
+
+    #[test]
+    fn portals_read_markets_outside_the_us_and_the_apis_us_ones() {
+        assert_eq!(
+            market("ma/casablanca", &["avito", "mubawab"], 60).validate(),
+            Ok(())
+        );
+        for (key, sources) in [
+            ("ma/casablanca", &["zillow"][..]),
+            ("ma/casablanca", &["avito", "reso"][..]),
+            ("nashville-tn", &["mubawab"][..]),
+            ("zz9/casablanca", &["avito"][..]),
+        ] {
+            assert!(
+                market(key, sources, 60).validate().is_err(),
+                "{key} {sources:?}"
+            );
+        }
+        let mut priced = market("ma/rabat", &["avito"], 60);
+        priced.max_price = Some(2_000_000);
+        assert!(
+            priced.validate().is_err(),
+            "a portal market has no price range"
+        );
+        assert!(
+            market("ma/Casablanca", &["avito"], 60).validate().is_err(),
+            "written normalised"
+        );
     }
 
     fn polled(source: &str, market: &str, at_: &str, requests: u64) -> PollRecord {

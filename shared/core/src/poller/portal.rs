@@ -4,7 +4,7 @@
 //! page that parses to nothing, or listings that lost what the last read found on them, is
 //! a failed read ([`FetchError::LayoutDrift`]) from which nothing is published or delisted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ pub const ROBOTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Most pages of one search read in one poll: at the default rate (a request every 5 s),
 /// a market's four searches (flats and houses, sale and let) take under two minutes, inside
 /// the poller's timeout. The pages are newest first, so a larger search still yields its new
-/// ads and recent price edits; its read is incomplete and delists nothing.
+/// ads and the edits of the ads on those pages; its read is incomplete and delists nothing.
 pub const MAX_PORTAL_PAGES: u32 = 5;
 
 /// The kinds of property read for each market: the portals' flat and house searches.
@@ -37,14 +37,25 @@ const DRIFT_SHARE: f64 = 0.5;
 /// Fewer listings that had a field than this say nothing about a layout.
 const DRIFT_MIN_LISTINGS: usize = 5;
 
-/// What one portal's crawler keeps between requests: its user agent, one request at a time
-/// to the site, and the site's robots.txt.
+/// How long a robots.txt that could not be read keeps the site uncrawled before it is asked
+/// for again: every market of the poll is not to ask again.
+pub const ROBOTS_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The time one poll spends crawling one site: a later page is not requested past it (the
+/// read ends there, as at a page robots.txt disallows). Inside the poller's 300 s timeout
+/// with the APIs' reads beside it.
+pub const PORTAL_RUN_BUDGET: Duration = Duration::from_secs(150);
+
+/// What one portal's crawler keeps between requests and polls: its user agent, one request
+/// at a time to the site, the site's robots.txt, and when this poll began crawling it.
 #[derive(Debug)]
 pub struct PortalCrawler {
     pub user_agent: String,
     /// Held through each request: concurrency of one per site whatever the poll's.
     gate: Mutex<()>,
-    robots: Mutex<Option<(Instant, RobotsRules)>>,
+    /// The rules, or why they could not be read, and when.
+    robots: Mutex<Option<(Instant, Result<RobotsRules, String>)>>,
+    run_started: std::sync::Mutex<Option<Instant>>,
 }
 
 impl PortalCrawler {
@@ -53,7 +64,24 @@ impl PortalCrawler {
             user_agent,
             gate: Mutex::new(()),
             robots: Mutex::new(None),
+            run_started: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A poll starts: its crawl of this site gets a fresh [`PORTAL_RUN_BUDGET`].
+    pub fn start_run(&self) {
+        *self
+            .run_started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    /// Whether this poll's time for the site is spent.
+    fn out_of_time(&self) -> bool {
+        self.run_started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET)
     }
 }
 
@@ -77,7 +105,7 @@ impl PageRequest for PortalGet<'_> {
 
 /// The site's rules, read at `{base}/robots.txt` when not read in the last
 /// [`ROBOTS_MAX_AGE`]: a 404 (or other 4xx) allows everything, as RFC 9309 says; a robots.txt
-/// that cannot be read (5xx, a timeout) allows nothing this poll.
+/// that cannot be read (5xx, a timeout) allows nothing, for [`ROBOTS_RETRY_AFTER`].
 async fn robots(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -85,36 +113,44 @@ async fn robots(
     crawler: &PortalCrawler,
     base: &str,
 ) -> Result<RobotsRules, FetchError> {
-    let mut cached = crawler.robots.lock().await;
-    if let Some((at, rules)) = cached.as_ref()
-        && at.elapsed() < ROBOTS_MAX_AGE
-    {
-        return Ok(rules.clone());
-    }
     let url = format!("{}/robots.txt", base.trim_end_matches('/'));
+    let disallowed = |why: &str| FetchError::Disallowed {
+        url: url.clone(),
+        reason: format!("its robots.txt could not be read ({why}), so nothing may be"),
+    };
+    let mut cached = crawler.robots.lock().await;
+    match cached.as_ref() {
+        Some((at, Ok(rules))) if at.elapsed() < ROBOTS_MAX_AGE => return Ok(rules.clone()),
+        Some((at, Err(why))) if at.elapsed() < ROBOTS_RETRY_AFTER => return Err(disallowed(why)),
+        _ => {}
+    }
     let request = PortalGet {
         url: url.clone(),
         user_agent: &crawler.user_agent,
     };
-    let rules = {
+    let read = {
         let _one_at_a_time = crawler.gate.lock().await;
-        match read_text(client, limiter, policy, &request).await {
-            Ok(body) => RobotsRules::parse(&body),
-            Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
-                RobotsRules::parse(b"")
-            }
-            Err(error) => {
-                return Err(FetchError::Disallowed {
-                    url,
-                    reason: format!(
-                        "its robots.txt could not be read ({error}), so nothing may be"
-                    ),
-                });
-            }
+        read_text(client, limiter, policy, &request).await
+    };
+    let rules = match read {
+        Ok(body) => Ok(RobotsRules::parse(&body)),
+        Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
+            Ok(RobotsRules::parse(b""))
         }
+        Err(error) => Err(error.to_string()),
     };
     *cached = Some((Instant::now(), rules.clone()));
-    Ok(rules)
+    rules.map_err(|why| disallowed(&why))
+}
+
+/// `url` as robots.txt rules read it: its path from the site's root, which is `base` (a
+/// simulator serves a portal under a path prefix that stands for its host).
+fn site_url(base: &str, url: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match url.strip_prefix(base) {
+        Some(path) if path.starts_with('/') => format!("https://site{path}"),
+        _ => url.to_owned(),
+    }
 }
 
 /// The portal's own slug of a market's city: `ma/casablanca` is `casablanca`; Avito joins
@@ -151,14 +187,17 @@ pub struct PortalPages {
     pub pages: Vec<super::fetch::Fetched>,
     /// The listings the searches say they hold, summed; `None` when any did not say.
     pub expected: Option<u64>,
-    /// Pages the read could not reach: disallowed by robots.txt, or past
-    /// [`MAX_PORTAL_PAGES`].
+    /// Pages the read did not reach: disallowed by robots.txt, past [`MAX_PORTAL_PAGES`] or
+    /// this poll's [`PORTAL_RUN_BUDGET`], or a later page that held nothing.
     pub unreachable: bool,
 }
 
 /// Reads every page of a market's searches (flats and houses of `offer`) that robots.txt
-/// allows, one request at a time. A search's first page disallowed fails the read; a later
-/// page disallowed (Mubawab disallows them all) leaves the read incomplete.
+/// allows, one request at a time, while a search has more than its pages showed (its stated
+/// total, or a `rel=next` link). A search's first page disallowed, or one that no longer
+/// reads ([`FetchError::LayoutDrift`]), fails the read; a later page disallowed (Mubawab
+/// disallows them all), past the bounds, or empty (listings removed while paging) ends the
+/// search there and leaves the read incomplete.
 #[allow(clippy::too_many_arguments)]
 pub async fn read_pages(
     client: &reqwest::Client,
@@ -193,10 +232,16 @@ pub async fn read_pages(
             offer,
             property_type,
         };
-        let mut page = 1;
-        loop {
+        // Records of the search seen so far (featured ads repeat on every page).
+        let mut seen = std::collections::BTreeSet::new();
+        let mut total = None;
+        for page in 1..=MAX_PORTAL_PAGES + 1 {
             let url = search_url(kind, base, &search, page)?;
-            if !rules.allows(&url) {
+            if page > MAX_PORTAL_PAGES || (page > 1 && crawler.out_of_time()) {
+                out.unreachable = true;
+                break;
+            }
+            if !rules.allows(&site_url(base, &url)) {
                 if page == 1 {
                     return Err(FetchError::Disallowed {
                         url,
@@ -218,24 +263,45 @@ pub async fn read_pages(
                     },
                     parse,
                 )
-                .await?
+                .await
+            };
+            let fetched = match fetched {
+                Ok(fetched) => fetched,
+                // Past the first page, a page of nothing is the search's end moving while it
+                // was read (listings taken down), not the layout.
+                Err(FetchError::LayoutDrift { .. }) if page > 1 => {
+                    out.unreachable = true;
+                    break;
+                }
+                Err(error) => return Err(error),
             };
             let Paging::Portal(paging) = &fetched.page.paging else {
                 break;
             };
-            let next = paging.next_page.is_some();
             if page == 1 {
-                out.expected = out.expected.zip(paging.total_results).map(|(a, b)| a + b);
+                total = paging.total_results;
+                out.expected = out.expected.zip(total).and_then(|(a, b)| a.checked_add(b));
             }
+            let before = seen.len();
+            seen.extend(
+                fetched
+                    .page
+                    .listings
+                    .iter()
+                    .map(|l| l.id.as_str().to_owned()),
+            );
+            seen.extend(fetched.page.rejects.iter().enumerate().map(|(i, r)| {
+                r.source_id
+                    .clone()
+                    .unwrap_or_else(|| format!("page {page} record {i}"))
+            }));
+            let grew = seen.len() > before;
+            let more = paging.next_page.is_some()
+                || total.is_some_and(|total| (seen.len() as u64) < total);
             out.pages.push(fetched);
-            if !next {
+            if !more || !grew {
                 break;
             }
-            if page >= MAX_PORTAL_PAGES {
-                out.unreachable = true;
-                break;
-            }
-            page += 1;
         }
     }
     Ok(out)
@@ -254,11 +320,33 @@ const WATCHED_FIELDS: [(&str, Has); 4] = [
     ("neighbourhood", |l| l.address.neighbourhood.is_some()),
 ];
 
-/// Layout drift in a read that found listings: of the listings in both this read and the
-/// last, those that had a field and lost it all at once, for most of them. A listing losing a
-/// field is the seller's edit; most of a market losing it at once is the page.
-pub fn lost_fields(previous: &PollState, listings: &BTreeMap<String, Listing>) -> Option<String> {
+/// Layout drift in a read that found records: of the last read's listings found again,
+/// most now rejected (a required field, such as the price, no longer read), or most of those
+/// that had a field having lost it all at once. A listing losing a field, or turning "price
+/// on request", is the seller's edit; most of a market doing so at once is the page.
+pub fn lost_fields(
+    previous: &PollState,
+    listings: &BTreeMap<String, Listing>,
+    rejected_ids: &BTreeSet<String>,
+) -> Option<String> {
     let mut lost = Vec::new();
+    let found_again = previous
+        .listings
+        .keys()
+        .filter(|id| listings.contains_key(*id) || rejected_ids.contains(*id))
+        .count();
+    let now_rejected = previous
+        .listings
+        .keys()
+        .filter(|id| rejected_ids.contains(*id) && !listings.contains_key(*id))
+        .count();
+    if now_rejected >= DRIFT_MIN_LISTINGS && now_rejected as f64 > DRIFT_SHARE * found_again as f64
+    {
+        lost.push(format!(
+            "a required field ({now_rejected} of {found_again} listings found again are now \
+             rejected)"
+        ));
+    }
     for (name, has) in WATCHED_FIELDS {
         let (mut had, mut gone) = (0usize, 0usize);
         for (id, before) in &previous.listings {
@@ -304,21 +392,38 @@ mod tests {
             listings: listings(),
             ..PollState::default()
         };
-        assert_eq!(lost_fields(&before, &listings()), None);
+        assert_eq!(lost_fields(&before, &listings(), &BTreeSet::new()), None);
         let mut now = listings();
         for listing in now.values_mut() {
             listing.beds = None;
         }
-        let drift = lost_fields(&before, &now).expect("drift");
+        let drift = lost_fields(&before, &now, &BTreeSet::new()).expect("drift");
         assert!(drift.contains("bedrooms"), "{drift}");
         // A few sellers removing a field is not drift.
         let mut now = listings();
         for listing in now.values_mut().take(3) {
             listing.beds = None;
         }
-        assert_eq!(lost_fields(&before, &now), None);
+        assert_eq!(lost_fields(&before, &now, &BTreeSet::new()), None);
         // Listings new to this read say nothing either way.
-        assert_eq!(lost_fields(&PollState::default(), &BTreeMap::new()), None);
+        assert_eq!(
+            lost_fields(&PollState::default(), &BTreeMap::new(), &BTreeSet::new()),
+            None
+        );
+        // Most listings now rejected (their price no longer read): drift; a few: not.
+        let ids: Vec<String> = listings().into_keys().collect();
+        let rejected_first = |n: usize| {
+            let mut now = listings();
+            let mut rejected = BTreeSet::new();
+            for id in &ids[..n] {
+                now.remove(id);
+                rejected.insert(id.clone());
+            }
+            lost_fields(&before, &now, &rejected)
+        };
+        let drift = rejected_first(20).expect("drift");
+        assert!(drift.contains("now rejected"), "{drift}");
+        assert_eq!(rejected_first(4), None);
     }
 
     #[test]

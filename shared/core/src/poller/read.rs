@@ -319,7 +319,7 @@ pub async fn read_market(
         let out_of_reach = endpoint.kind.is_portal() && pass.unreachable;
         union.merge(pass);
         if endpoint.kind.is_portal()
-            && let Some(error) = lost_fields(previous, &union.listings)
+            && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)
         {
             return Err(FetchError::LayoutDrift {
                 url: endpoint.base_url.clone(),
@@ -388,7 +388,8 @@ impl Tally {
 
     fn expect(&mut self, total: Option<u64>) {
         self.expected = match (self.expected, total) {
-            (Some(sum), Some(total)) => Some(sum + total),
+            // A sum past u64 (a hostile total) says nothing: never complete.
+            (Some(sum), Some(total)) => sum.checked_add(total),
             _ => None,
         };
     }

@@ -16,7 +16,7 @@ use super::markets::{ConfigSnapshot, PollRecord, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
 use super::raw::{MarketPages, RawPageStore};
 use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market, reads_rentals};
-use crate::listing::Offer;
+use crate::listing::{MarketKey, Offer};
 use crate::sources::SourceKind;
 
 /// One read a run is asked for: source, market, search, sale listings or rentals.
@@ -181,6 +181,9 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                 return summary;
             }
         };
+        for crawler in self.endpoints.iter().filter_map(|e| e.crawler.as_ref()) {
+            crawler.start_run();
+        }
         let wanted = self.wanted(request, &snapshot, observed_at);
         let (pairs, sources) = self.admit(&wanted, &snapshot);
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
@@ -263,7 +266,9 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                     .markets
                     .iter()
                     // Portals list markets outside the US (`ma/casablanca`), the APIs US ones.
-                    .filter(move |m| kind.is_portal() == m.contains('/'))
+                    .filter(move |m| {
+                        MarketKey::country_of(m).is_some_and(|c| kind.is_portal() != c.is_us())
+                    })
                     .flat_map(move |m| {
                         offers(kind)
                             .map(move |offer| (kind, m.as_str(), SearchFilter::default(), offer))

@@ -83,7 +83,11 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
         records.push(position, normalize_ad(ad, observed_at), || native_id(ad));
     }
     let paging = PortalPaging {
-        total_results: total.filter(|t| *t >= 0.0).map(|t| t as u64),
+        // A total that is not a plausible count (negative, fractional, a billion or more)
+        // is no total: the read cannot be complete.
+        total_results: total
+            .filter(|t| (0.0..1e9).contains(t) && t.fract() == 0.0)
+            .map(|t| t as u64),
         next_page: next_link(&document, ORIGIN),
         skipped,
     };

@@ -341,13 +341,15 @@ impl Records {
         }
     }
 
-    /// The page; an error saying what was looked for (`nothing`) when it held no record.
+    /// The page; an error saying what was looked for (`nothing`) when it held no record,
+    /// unless the page itself says its search has no result (an empty search, not a page
+    /// that no longer reads).
     fn into_page(
         self,
         paging: PortalPaging,
         nothing: impl FnOnce() -> String,
     ) -> Result<Page, SourceError> {
-        if self.listings.is_empty() && self.rejects.is_empty() {
+        if self.listings.is_empty() && self.rejects.is_empty() && paging.total_results != Some(0) {
             return Err(no_listings(self.source, nothing()));
         }
         Ok(Page {
@@ -432,6 +434,26 @@ mod tests {
                 "{unit}: counted {}",
                 nesting_depth(&page)
             );
+        }
+    }
+
+    #[test]
+    fn a_page_stating_no_result_is_an_empty_search_not_drift() {
+        let page = |ads: &str| {
+            format!(
+                r#"<html><script id="__NEXT_DATA__" type="application/json">{{"props":{{"pageProps":{{"componentProps":{{"ads":{{{ads}}}}}}}}}}}</script></html>"#
+            )
+        };
+        let empty = avito::parse_page(
+            page(r#""ads":[],"totalListingAds":0"#).as_bytes(),
+            chrono::Utc::now(),
+        )
+        .expect("an empty search");
+        assert!(empty.listings.is_empty() && empty.rejects.is_empty());
+        for silent in [r#""ads":[]"#, r#""ads":[],"totalListingAds":3"#] {
+            let err = avito::parse_page(page(silent).as_bytes(), chrono::Utc::now())
+                .expect_err("nothing, and no word of an empty search");
+            assert!(matches!(err, SourceError::NoListings { .. }), "{err}");
         }
     }
 

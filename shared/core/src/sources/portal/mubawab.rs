@@ -75,7 +75,9 @@ pub fn parse_page(bytes: &[u8], observed_at: DateTime<Utc>) -> Result<Page, Sour
             .select(&SELECTORS.total)
             .next()
             .and_then(|input| input.value().attr("value"))
-            .and_then(parse_whole_number),
+            .and_then(parse_whole_number)
+            // A billion or more is not a search's count: no total.
+            .filter(|total| *total < 1_000_000_000),
         // The page numbers are drawn by script; the links the page does carry (`...:p:2`)
         // are disallowed by Mubawab's robots.txt anyway.
         next_page: next_link(&document, ORIGIN),
