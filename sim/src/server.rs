@@ -242,6 +242,41 @@ impl SimHandle {
             .collect()
     }
 
+    /// The fault (if any) of this attempt of a request at simulated time `now_ms`, and the
+    /// hash its mangling draws from.
+    fn fault_for(&self, now_ms: i64, request_hash: u64) -> (Option<FaultKind>, u64) {
+        let config = &self.shared.faults;
+        // Without faults there is nothing to count attempts for.
+        let attempt = if config.any() {
+            self.shared
+                .attempts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next(now_ms, request_hash)
+        } else {
+            0
+        };
+        let fault = faults::decide(config, self.shared.seed, now_ms, request_hash, attempt);
+        let fault_hash = hash_words(&[
+            self.shared.seed,
+            now_ms as u64,
+            request_hash,
+            u64::from(attempt),
+            FAULT_SALT,
+        ]);
+        (fault, fault_hash)
+    }
+
+    /// A slow answer's delay; `false` when the server began shutting down meanwhile.
+    async fn be_slow(&self) -> bool {
+        self.count(FaultKind::Slow);
+        let mut stop = self.shared.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(self.shared.faults.slow_delay) => true,
+            _ = stop.wait_for(|&stopping| stopping) => false,
+        }
+    }
+
     fn count(&self, kind: FaultKind) {
         if let Some(position) = FaultKind::ALL.iter().position(|&k| k == kind) {
             self.shared.served[position].fetch_add(1, Ordering::Relaxed);
@@ -464,47 +499,24 @@ async fn portal_page(sim: SimHandle, portal: Portal, request: Request) -> Respon
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let request_hash = hash_words(&[0x0090_47A1, hash_bytes(target.as_bytes())]);
     let now = sim.now();
-    let now_ms = now.timestamp_millis();
-    let config = &sim.shared.faults;
-    let attempt = if config.any() {
-        sim.shared
-            .attempts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next(now_ms, request_hash)
-    } else {
-        0
-    };
-    match faults::decide(config, sim.shared.seed, now_ms, request_hash, attempt) {
-        Some(FaultKind::RateLimit) => {
-            sim.count(FaultKind::RateLimit);
-            let mut reply =
-                pages::html(429, b"<html><body>Too Many Requests</body></html>".to_vec());
-            reply
-                .headers
-                .push(("retry-after", config.retry_after_secs.to_string()));
-            return respond(reply, gzip);
-        }
-        Some(FaultKind::ServerError) => {
-            sim.count(FaultKind::ServerError);
+    let retry_after = sim.shared.faults.retry_after_secs.to_string();
+    match sim.fault_for(now.timestamp_millis(), request_hash).0 {
+        Some(kind @ (FaultKind::RateLimit | FaultKind::ServerError)) => {
+            sim.count(kind);
+            let (status, text) = if kind == FaultKind::RateLimit {
+                (429, "Too Many Requests")
+            } else {
+                (503, "Service Unavailable")
+            };
             let mut reply = pages::html(
-                503,
-                b"<html><body>Service Unavailable</body></html>".to_vec(),
+                status,
+                format!("<html><body>{text}</body></html>").into_bytes(),
             );
-            reply
-                .headers
-                .push(("retry-after", config.retry_after_secs.to_string()));
+            reply.headers.push(("retry-after", retry_after));
             return respond(reply, gzip);
         }
-        Some(FaultKind::Slow) => {
-            sim.count(FaultKind::Slow);
-            let mut stop = sim.shared.shutdown.clone();
-            tokio::select! {
-                () = tokio::time::sleep(config.slow_delay) => {}
-                _ = stop.wait_for(|&stopping| stopping) => {
-                    return respond(Reply::message(503, "shutting down"), gzip);
-                }
-            }
+        Some(FaultKind::Slow) if !sim.be_slow().await => {
+            return respond(Reply::message(503, "shutting down"), gzip);
         }
         // Mangled bodies and moving listings are the APIs' faults.
         _ => {}
@@ -566,26 +578,8 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
         hash_bytes(target.as_bytes()),
         hash_bytes(&body),
     ]);
-    let now_ms = sim.now().timestamp_millis();
     let config = &sim.shared.faults;
-    // Without faults there is nothing to count attempts for.
-    let attempt = if config.any() {
-        sim.shared
-            .attempts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next(now_ms, request_hash)
-    } else {
-        0
-    };
-    let fault = faults::decide(config, sim.shared.seed, now_ms, request_hash, attempt);
-    let fault_hash = hash_words(&[
-        sim.shared.seed,
-        now_ms as u64,
-        request_hash,
-        u64::from(attempt),
-        FAULT_SALT,
-    ]);
+    let (fault, fault_hash) = sim.fault_for(sim.now().timestamp_millis(), request_hash);
     match fault {
         Some(FaultKind::RateLimit) => {
             sim.count(FaultKind::RateLimit);
@@ -598,15 +592,8 @@ async fn listing_api(sim: SimHandle, api: ApiKind, request: Request) -> Response
                 gzip,
             );
         }
-        Some(FaultKind::Slow) => {
-            sim.count(FaultKind::Slow);
-            let mut stop = sim.shared.shutdown.clone();
-            tokio::select! {
-                () = tokio::time::sleep(config.slow_delay) => {}
-                _ = stop.wait_for(|&stopping| stopping) => {
-                    return respond(Reply::message(503, "shutting down"), gzip);
-                }
-            }
+        Some(FaultKind::Slow) if !sim.be_slow().await => {
+            return respond(Reply::message(503, "shutting down"), gzip);
         }
         _ => {}
     }

@@ -103,8 +103,11 @@ fn offer_of(offer: Offer) -> AdOffer {
     }
 }
 
-/// The priced ads up at `at` of a read (flats and houses), by number.
-fn live_ads(sim: &SimServer, read: &Read, at: DateTime<Utc>) -> BTreeMap<String, PortalAd> {
+/// The priced ads of a read's searches (flats and houses) that `ads_of` gives, by number.
+fn read_ads(
+    read: &Read,
+    ads_of: impl Fn(PortalSearch) -> Vec<PortalAd>,
+) -> BTreeMap<String, PortalAd> {
     let Some(city) = moroccan_cities()
         .iter()
         .position(|c| c.market_key() == read.1)
@@ -114,45 +117,30 @@ fn live_ads(sim: &SimServer, read: &Read, at: DateTime<Utc>) -> BTreeMap<String,
     [realty_sim::AdKind::Apartment, realty_sim::AdKind::House]
         .into_iter()
         .flat_map(|kind| {
-            let (featured, others) = sim.handle().portals().live(
-                PortalSearch {
-                    portal: read.0,
-                    city,
-                    offer: read.2,
-                    kind,
-                },
-                at,
-            );
-            featured.into_iter().chain(others)
+            ads_of(PortalSearch {
+                portal: read.0,
+                city,
+                offer: read.2,
+                kind,
+            })
         })
         .filter(|ad| ad.first_price.is_some())
         .map(|ad| (ad.id.clone(), ad))
         .collect()
 }
 
+/// The priced ads up at `at` of a read.
+fn live_ads(sim: &SimServer, read: &Read, at: DateTime<Utc>) -> BTreeMap<String, PortalAd> {
+    read_ads(read, |search| {
+        let (featured, others) = sim.handle().portals().live(search, at);
+        featured.into_iter().chain(others).collect()
+    })
+}
+
 /// The priced ads on the first page of each of a read's searches at `at`: all a crawler may
 /// read of a Mubawab search (robots.txt disallows its later pages).
 fn first_pages(sim: &SimServer, read: &Read, at: DateTime<Utc>) -> BTreeMap<String, PortalAd> {
-    let Some(city) = moroccan_cities()
-        .iter()
-        .position(|c| c.market_key() == read.1)
-    else {
-        return BTreeMap::new();
-    };
-    [realty_sim::AdKind::Apartment, realty_sim::AdKind::House]
-        .into_iter()
-        .flat_map(|kind| {
-            let search = PortalSearch {
-                portal: read.0,
-                city,
-                offer: read.2,
-                kind,
-            };
-            sim.handle().portals().page(search, at, 1).0
-        })
-        .filter(|ad| ad.first_price.is_some())
-        .map(|ad| (ad.id.clone(), ad))
-        .collect()
+    read_ads(read, |search| sim.handle().portals().page(search, at, 1).0)
 }
 
 /// A poll's events by read, then by ad number: (kind, event).

@@ -15,32 +15,13 @@ pub(crate) const ADS_PER_PAGE: usize = 35;
 
 /// `/fr/{city}/{category}-à_{vendre|louer}` with the `o` (page) parameter.
 pub(crate) fn search_path(city_slug: &str, offer: AdOffer, kind: AdKind) -> String {
-    let category = match kind {
-        AdKind::Apartment => "appartements",
-        AdKind::House => "maisons",
-    };
-    let offer = match offer {
-        AdOffer::Sale => "vendre",
-        AdOffer::Rent => "louer",
-    };
-    format!("/fr/{city_slug}/{category}-à_{offer}")
+    format!("/fr/{city_slug}/{}-à_{}", kind.category(), offer.verb())
 }
 
 /// Which search a path (percent-decoded, without the portal prefix) names.
 pub(crate) fn parse_path(path: &str) -> Option<(String, AdOffer, AdKind)> {
-    let rest = path.strip_prefix("/fr/")?;
-    let (city, search) = rest.split_once('/')?;
-    let (category, offer) = search.split_once("-à_")?;
-    let kind = match category {
-        "appartements" => AdKind::Apartment,
-        "maisons" => AdKind::House,
-        _ => return None,
-    };
-    let offer = match offer {
-        "vendre" => AdOffer::Sale,
-        "louer" => AdOffer::Rent,
-        _ => return None,
-    };
+    let (city, search) = path.strip_prefix("/fr/")?.split_once('/')?;
+    let (kind, offer) = super::parse_search(search, "-à_")?;
     Some((city.to_owned(), offer, kind))
 }
 

@@ -93,6 +93,31 @@ pub enum AdOffer {
     Rent,
 }
 
+impl AdOffer {
+    /// The verb both portals' search addresses use (`à_vendre`, `a-louer`).
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            Self::Sale => "vendre",
+            Self::Rent => "louer",
+        }
+    }
+
+    fn from_verb(verb: &str) -> Option<Self> {
+        [Self::Sale, Self::Rent]
+            .into_iter()
+            .find(|o| o.verb() == verb)
+    }
+}
+
+/// A search address's category and verb (`appartements`, `à_vendre`), split at `joint`.
+pub(crate) fn parse_search(search: &str, joint: &str) -> Option<(AdKind, AdOffer)> {
+    let (category, verb) = search.split_once(joint)?;
+    let kind = [AdKind::Apartment, AdKind::House]
+        .into_iter()
+        .find(|k| k.category() == category)?;
+    Some((kind, AdOffer::from_verb(verb)?))
+}
+
 /// The kinds of property the simulated portals list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -100,6 +125,16 @@ pub enum AdKind {
     Apartment,
     /// A house or villa.
     House,
+}
+
+impl AdKind {
+    /// The category both portals' search addresses use.
+    pub(crate) fn category(self) -> &'static str {
+        match self {
+            Self::Apartment => "appartements",
+            Self::House => "maisons",
+        }
+    }
 }
 
 /// A Moroccan city the portals are simulated for. Price levels are rounded public figures

@@ -16,36 +16,17 @@ pub(crate) const CARDS_PER_PAGE: usize = 33;
 
 /// `/fr/st/{city}/{category}-a-{vendre|louer}`, page N with `:p:N`.
 pub(crate) fn search_path(city_slug: &str, offer: AdOffer, kind: AdKind) -> String {
-    let category = match kind {
-        AdKind::Apartment => "appartements",
-        AdKind::House => "maisons",
-    };
-    let offer = match offer {
-        AdOffer::Sale => "vendre",
-        AdOffer::Rent => "louer",
-    };
-    format!("/fr/st/{city_slug}/{category}-a-{offer}")
+    format!("/fr/st/{city_slug}/{}-a-{}", kind.category(), offer.verb())
 }
 
 /// Which search and page a path (percent-decoded, without the portal prefix) names.
 pub(crate) fn parse_path(path: &str) -> Option<(String, AdOffer, AdKind, usize)> {
-    let rest = path.strip_prefix("/fr/st/")?;
-    let (city, search) = rest.split_once('/')?;
+    let (city, search) = path.strip_prefix("/fr/st/")?.split_once('/')?;
     let (search, page) = match search.split_once(":p:") {
         Some((search, page)) => (search, page.parse().ok().filter(|p| *p >= 1)?),
         None => (search, 1),
     };
-    let (category, offer) = search.split_once("-a-")?;
-    let kind = match category {
-        "appartements" => AdKind::Apartment,
-        "maisons" => AdKind::House,
-        _ => return None,
-    };
-    let offer = match offer {
-        "vendre" => AdOffer::Sale,
-        "louer" => AdOffer::Rent,
-        _ => return None,
-    };
+    let (kind, offer) = super::parse_search(search, "-a-")?;
     Some((city.to_owned(), offer, kind, page))
 }
 
