@@ -25,6 +25,7 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
 use realty_core::alerts::message::AlertBody;
 use realty_core::config::StackResources;
+use realty_core::listing::MarketKey;
 use realty_core::poller::config::PollerConfig;
 use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, WatchedMarket};
 use realty_core::poller::ports::ConfigStore;
@@ -57,7 +58,9 @@ pub struct DemoArgs {
     pub markets: Vec<String>,
     /// The source each market is polled from, in turn: the first market from the first
     /// source, and so on, starting over past the last (the default polls the default markets
-    /// from one source each). zillow, realtor or reso, all served by the simulator.
+    /// from one source each). zillow, realtor or reso for US markets; avito or mubawab for the
+    /// simulator's Moroccan ones (ma/casablanca, ma/rabat, ma/marrakech): all served by the
+    /// simulator.
     #[arg(
         long = "source",
         value_delimiter = ',',
@@ -279,7 +282,8 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         SimConfig {
             seed: args.seed,
             market: MarketConfig {
-                markets: args.markets.clone(),
+                // The US markets; the Moroccan ones are the simulator's portals'.
+                markets: us_markets(&args.markets),
                 listings_per_market: args.listings,
                 activity: args.activity,
                 start: sim_start,
@@ -301,8 +305,10 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         "REALTY_SOURCES" => Some(source_names.join(",")),
         "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
         "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
+        "REALTY_AVITO_URL" => Some(format!("{base_url}/avito")),
+        "REALTY_MUBAWAB_URL" => Some(format!("{base_url}/mubawab")),
         // The simulator needs no politeness.
-        "REALTY_REQUESTS_PER_SECOND" => Some("500".into()),
+        "REALTY_REQUESTS_PER_SECOND" | "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("500".into()),
         _ => None,
     })?;
     let built = build_poller(
@@ -343,7 +349,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
                 home_types: Vec::new(),
                 poll_every_minutes: DEFAULT_POLL_MINUTES,
                 reso_filter: None,
-                // Zillow and Realtor.com markets read their rentals too (market rents).
+                // Zillow, Realtor.com and portal markets read their rentals too (market rents).
                 rentals: true,
             })
             .await
@@ -563,13 +569,42 @@ fn assign_sources(
     if let Some(source) = sources.iter().find(|s| !s.is_polled()) {
         bail!("--source {source}: {}", source.why_not_polled());
     }
+    let moroccan: Vec<String> = realty_sim::moroccan_cities()
+        .iter()
+        .map(|c| c.market_key())
+        .collect();
     let mut assigned = BTreeMap::new();
     for (market, source) in markets.iter().zip(sources.iter().cycle()) {
+        let us = MarketKey::country_of(market).is_some_and(|c| c.is_us());
+        if source.is_portal() && !moroccan.contains(market) {
+            bail!(
+                "{market} from {source}: the simulator's portals list {}",
+                moroccan.join(", ")
+            );
+        }
+        if !source.is_portal() && !us {
+            bail!("{market} from {source}: the APIs list US markets only (nashville-tn)");
+        }
         if assigned.insert(market.clone(), *source).is_some() {
             bail!("--markets names {market} twice");
         }
     }
     Ok(assigned)
+}
+
+/// The US markets of `markets`, for the simulator's US market (at least one: it simulates
+/// every built-in market when given none).
+fn us_markets(markets: &[String]) -> Vec<String> {
+    let us: Vec<String> = markets
+        .iter()
+        .filter(|m| MarketKey::country_of(m).is_some_and(|c| c.is_us()))
+        .cloned()
+        .collect();
+    if us.is_empty() {
+        vec!["nashville-tn".to_owned()]
+    } else {
+        us
+    }
 }
 
 /// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
@@ -612,18 +647,17 @@ fn print_summary(
     metrics: &runner::MappingStats,
     alerts: &runner::MappingStats,
 ) {
-    let money = |v: Option<f64>| v.map_or("-".into(), |v| format!("${v:.0}"));
     println!();
     println!(
-        "{:<16} {:>8} {:>13} {:>10} {:>12} {:>8} {:>8} {:>7}",
+        "{:<16} {:>8} {:>15} {:>10} {:>12} {:>8} {:>8} {:>7}",
         "market", "active", "median price", "7d trend", "cuts (7d)", "rentals", "yield", "alerts"
     );
     for m in &report.markets {
         println!(
-            "{:<16} {:>8} {:>13} {:>10} {:>12} {:>8} {:>8} {:>7}",
+            "{:<16} {:>8} {:>15} {:>10} {:>12} {:>8} {:>8} {:>7}",
             m.report.market,
             m.report.live.active_listings,
-            money(m.report.live.median_price),
+            realty_core::format::amount(m.report.live.median_price, m.report.units.currency),
             m.report
                 .trends
                 .median_price_change_7d_pct
@@ -683,6 +717,15 @@ mod tests {
         assert!(assign_sources(&markets, &[]).is_err());
         assert!(assign_sources(&markets, &[SourceKind::File]).is_err());
         assert!(assign_sources(&[markets[0].clone(), markets[0].clone()], &all).is_err());
+        // A Moroccan market beside the US ones, from a portal.
+        let beside: Vec<String> = vec!["a-tn".into(), "ma/casablanca".into()];
+        let assigned =
+            assign_sources(&beside, &[SourceKind::Zillow, SourceKind::Avito]).expect("beside");
+        assert_eq!(assigned.get("ma/casablanca"), Some(&SourceKind::Avito));
+        assert_eq!(us_markets(&beside), ["a-tn"]);
+        assert!(assign_sources(&beside, &[SourceKind::Avito]).is_err());
+        assert!(assign_sources(&beside[1..], &[SourceKind::Zillow]).is_err());
+        assert!(assign_sources(&["ma/fes".to_owned()], &[SourceKind::Mubawab]).is_err());
     }
 
     #[test]
