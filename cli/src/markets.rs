@@ -79,8 +79,8 @@ pub struct AddArgs {
     /// "OriginatingSystemName eq 'actris'" (MLS Grid requires it).
     #[arg(long)]
     reso_filter: Option<String>,
-    /// Do not read the market's rentals (read by default from zillow and realtor: a
-    /// second search per poll, counted in the request budgets).
+    /// Do not read the market's rentals (read by default from zillow, realtor and the
+    /// portals: a second search per poll, counted in zillow's and realtor's request budgets).
     #[arg(long)]
     no_rentals: bool,
     #[command(flatten)]

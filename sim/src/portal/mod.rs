@@ -750,4 +750,33 @@ mod tests {
         assert_eq!(first[..shown], second[..shown]);
         assert!(more);
     }
+
+    #[test]
+    fn featured_ads_past_a_quarter_page_take_their_place_among_the_others() {
+        let p = portals();
+        let search = Search {
+            portal: Portal::Avito,
+            city: 0,
+            offer: AdOffer::Sale,
+            kind: AdKind::Apartment,
+        };
+        let (featured, others) = p.live(search, crate::default_start());
+        // Every live ad a featured one: 2 atop each page of 8, the rest in date order once.
+        let all: Vec<PortalAd> = featured.iter().chain(&others).cloned().collect();
+        let mut seen = Vec::new();
+        let mut page = 1;
+        loop {
+            let (ads, more) = page_of(&all, &[], page, 8);
+            assert_eq!(ads[..2], all[..2]);
+            seen.extend(ads[2..].iter().map(|a| a.id.clone()));
+            if !more {
+                break;
+            }
+            page += 1;
+        }
+        let mut rest = all[2..].to_vec();
+        rest.sort_by(|a, b| b.posted_at.cmp(&a.posted_at).then(a.id.cmp(&b.id)));
+        let expected: Vec<String> = rest.into_iter().map(|a| a.id).collect();
+        assert_eq!(seen, expected);
+    }
 }

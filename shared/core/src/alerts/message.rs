@@ -46,14 +46,14 @@ pub struct AlertBody {
     pub zip: Option<String>,
     pub property_type: String,
     pub currency: String,
-    /// Prices in major units (dollars).
+    /// Prices in major units of `currency`.
     pub old_price: f64,
     pub new_price: f64,
     /// How much the price fell (0 when it did not), and in percent of the old price, rounded
     /// down to two decimals.
     pub drop_amount: f64,
     pub drop_pct: f64,
-    /// The new price per sqft and the market median it was compared with (dollars).
+    /// The new price per sqft and the market median it was compared with (in `currency`).
     pub price_per_sqft: Option<f64>,
     pub market_median_price_per_sqft: Option<f64>,
     /// `price_per_sqft / market_median_price_per_sqft`.
@@ -222,18 +222,29 @@ fn fold_accent(c: char) -> Option<char> {
         .map(|(_, to)| *to)
 }
 
-/// Where the listing is, for the subject: its street line and city, or its type and city
-/// when the street is undisclosed.
+/// `part` trimmed, unless it is empty.
+fn nonempty(part: Option<&str>) -> Option<&str> {
+    part.map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// Where the listing is, for the subject: its street line and city (and state), or its
+/// type, neighbourhood and city when the street is undisclosed or not given (portals).
 fn place(alert: &Alert) -> String {
     let address = &alert.listing.listing.address;
-    match address.line.as_deref().filter(|l| !l.trim().is_empty()) {
-        Some(line) => format!("{}, {}, {}", line.trim(), address.city, address.state),
-        None => format!(
-            "{} in {}, {}",
-            property_type_name(alert.listing.listing.property_type).replace('_', " "),
-            address.city,
-            address.state
-        ),
+    let city = if address.state.trim().is_empty() {
+        address.city.clone()
+    } else {
+        format!("{}, {}", address.city, address.state.trim())
+    };
+    match nonempty(address.line.as_deref()) {
+        Some(line) => format!("{line}, {city}"),
+        None => {
+            let kind = property_type_name(alert.listing.listing.property_type).replace('_', " ");
+            match nonempty(address.neighbourhood.as_deref()) {
+                Some(quarter) => format!("{kind} in {quarter}, {city}"),
+                None => format!("{kind} in {city}"),
+            }
+        }
     }
 }
 

@@ -82,8 +82,9 @@ pub enum AreaUnit {
     Sqm,
 }
 
-/// The currency and unit of area of a market's figures. A market's figures are of one
-/// currency: a listing priced in another is refused before it is counted.
+/// The currency and unit of area of a market's figures: a Moroccan listing priced in
+/// another currency than MAD is refused before it is counted; US listings are taken to be in
+/// dollars (schema version 1 tied no currency to a market).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MarketUnits {
     pub currency: Option<&'static str>,

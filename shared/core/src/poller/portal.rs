@@ -41,9 +41,10 @@ const DRIFT_MIN_LISTINGS: usize = 5;
 /// for again: every market of the poll is not to ask again.
 pub const ROBOTS_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 
-/// The time one poll spends crawling one site: a later page is not requested past it (the
-/// read ends there, as at a page robots.txt disallows). Inside the poller's 300 s timeout
-/// with the APIs' reads beside it.
+/// The time one poll spends crawling one site: no page is requested past it (the read ends
+/// there, as at a page robots.txt disallows; a request already waiting its turn at the rate
+/// limiter may finish a few seconds later). Inside the poller's 300 s timeout with the APIs'
+/// reads beside it.
 pub const PORTAL_RUN_BUDGET: Duration = Duration::from_secs(150);
 
 /// What one portal's crawler keeps between requests and polls: its user agent, one request
@@ -237,7 +238,7 @@ pub async fn read_pages(
         let mut total = None;
         for page in 1..=MAX_PORTAL_PAGES + 1 {
             let url = search_url(kind, base, &search, page)?;
-            if page > MAX_PORTAL_PAGES || (page > 1 && crawler.out_of_time()) {
+            if page > MAX_PORTAL_PAGES {
                 out.unreachable = true;
                 break;
             }
@@ -253,6 +254,15 @@ pub async fn read_pages(
             }
             let fetched = {
                 let _one_at_a_time = crawler.gate.lock().await;
+                // Checked with the gate held: markets waiting their turn see the time spent.
+                if crawler.out_of_time() {
+                    if page == 1 {
+                        // A search not read this poll: it says nothing of its total.
+                        out.expected = None;
+                    }
+                    out.unreachable = true;
+                    break;
+                }
                 fetch_page(
                     client,
                     limiter,
@@ -295,10 +305,19 @@ pub async fn read_pages(
                     .clone()
                     .unwrap_or_else(|| format!("page {page} record {i}"))
             }));
+            if total.is_some_and(|total| seen.len() as u64 > total) {
+                // More records than the stated total (a total that leaves out featured ads,
+                // say): the total is not the search's count, and cannot make a read complete.
+                out.expected = None;
+            }
             let grew = seen.len() > before;
             let more = paging.next_page.is_some()
                 || total.is_some_and(|total| (seen.len() as u64) < total);
             out.pages.push(fetched);
+            if more && !grew {
+                // The pages stopped adding records before the search said it ended.
+                out.unreachable = true;
+            }
             if !more || !grew {
                 break;
             }
@@ -424,6 +443,22 @@ mod tests {
         let drift = rejected_first(20).expect("drift");
         assert!(drift.contains("now rejected"), "{drift}");
         assert_eq!(rejected_first(4), None);
+    }
+
+    #[test]
+    fn robots_rules_read_paths_from_the_sites_root() {
+        let rules = RobotsRules::parse(b"User-agent: *\nDisallow: /fr/st/\n");
+        let base = "http://127.0.0.1:9/mubawab";
+        let page = "http://127.0.0.1:9/mubawab/fr/st/casablanca/maisons-a-louer";
+        assert_eq!(
+            site_url(base, page),
+            "https://site/fr/st/casablanca/maisons-a-louer"
+        );
+        assert!(!rules.allows(&site_url(base, page)));
+        assert!(rules.allows(&site_url(base, "http://127.0.0.1:9/mubawab/fr/sd/x")));
+        // At a site's own root, the URL is matched as it is.
+        let real = "https://www.mubawab.ma/fr/st/rabat/appartements-a-vendre";
+        assert!(!rules.allows(&site_url("https://www.mubawab.ma", real)));
     }
 
     #[test]

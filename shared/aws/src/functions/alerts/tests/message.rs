@@ -89,6 +89,36 @@ fn the_undervalued_subject_says_how_far_below_the_median() {
 }
 
 #[test]
+fn a_moroccan_subject_names_its_neighbourhood_dirhams_and_price_per_square_metre() {
+    let t = AlertThresholds::default();
+    let moroccan = |price, version| {
+        let mut item = item("avito:1", price, Some(1_000), version);
+        let listing = &mut item.listing;
+        listing.address.line = None;
+        listing.address.city = "Marrakech".into();
+        listing.address.state = String::new();
+        listing.address.postal_code = None;
+        listing.address.neighbourhood = Some("Guéliz".into());
+        listing.address.country = realty_core::listing::CountryCode::MA;
+        listing.currency = "MAD".into();
+        item
+    };
+    let (old, new) = (moroccan(450_000, 1), moroccan(385_000, 2));
+    let alerts = evaluate(&change(&old, &new), &t, Some(&nashville_condo_median()));
+    let subjects: Vec<String> = alerts
+        .iter()
+        .map(|a| message(a).expect("encodes").subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            "Price cut 14.44%: condo in Gueliz, Marrakech now 385,000 MAD",
+            "Undervalued at 77% of median price/sqm: condo in Gueliz, Marrakech for 385,000 MAD"
+        ]
+    );
+}
+
+#[test]
 fn new_listing_and_back_on_market_subjects_say_so() {
     let t = AlertThresholds::default();
     let m = nashville_condo_median();
