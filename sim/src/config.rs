@@ -398,5 +398,20 @@ mod tests {
             ..MarketConfig::default()
         };
         assert!(ancient.validate().is_err());
+        let portal_ads = |n| MarketConfig {
+            portal_ads_per_search: n,
+            ..MarketConfig::default()
+        };
+        assert!(
+            portal_ads(crate::portal::MAX_ADS_PER_SEARCH)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            portal_ads(crate::portal::MAX_ADS_PER_SEARCH + 1)
+                .validate()
+                .is_err()
+        );
+        assert!(portal_ads(0).validate().is_err());
     }
 }

@@ -513,6 +513,8 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
     )
     .await?;
     let text = String::from_utf8_lossy(&table.stdout).into_owned();
+    // For a person to read in the test's output, as the demo prints its screenshot's path.
+    println!("realty report --market {MARKET}:\n{text}");
     ensure(
         table.status.success()
             && text.contains("amounts in                  MAD, areas in m²")

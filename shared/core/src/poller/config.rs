@@ -607,4 +607,37 @@ mod tests {
             assert!(with(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn crawler_settings_at_and_past_their_bounds() {
+        let with = |name: &'static str, value: String| {
+            PollerConfig::from_lookup(move |n| (n == name).then(|| value.clone()))
+        };
+        let contact = |n: usize| with("REALTY_CRAWLER_CONTACT", "a".repeat(n));
+        assert_eq!(
+            contact(200)
+                .expect("200 bytes")
+                .crawler_contact
+                .map(|c| c.len()),
+            Some(200)
+        );
+        assert!(contact(201).is_err());
+        assert!(with("REALTY_CRAWLER_CONTACT", "ops@example.org\r\nX: y".into()).is_err());
+        let rate = |r: &str| with("REALTY_PORTAL_REQUESTS_PER_SECOND", r.into());
+        assert_eq!(
+            rate("1000")
+                .expect("at the bound")
+                .portal_requests_per_second,
+            1000.0
+        );
+        for bad in ["1000.5", "0", "-1", "NaN"] {
+            assert!(rate(bad).is_err(), "{bad}");
+        }
+        let config = PollerConfig::from_lookup(|_| None).expect("defaults");
+        assert_eq!(
+            config.portal_requests_per_second,
+            DEFAULT_PORTAL_REQUESTS_PER_SECOND
+        );
+        assert_eq!(config.requests_per_second_of(SourceKind::Avito), 0.2);
+    }
 }

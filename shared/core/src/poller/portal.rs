@@ -12,7 +12,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::detect::PollState;
-use super::fetch::{FetchError, HttpPolicy, PageRequest, RateLimiter, fetch_page, read_text};
+use super::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page, read_text};
+use super::read::Get;
 use crate::listing::{Listing, Offer, PropertyType};
 use crate::sources::portal::crawl::{PortalSearch, RobotsRules};
 use crate::sources::portal::{avito, mubawab};
@@ -86,21 +87,18 @@ impl PortalCrawler {
     }
 }
 
-struct PortalGet<'a> {
-    url: String,
-    user_agent: &'a str,
-}
-
-impl PageRequest for PortalGet<'_> {
-    fn build(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
-        client
-            .get(&self.url)
-            .header(reqwest::header::USER_AGENT, self.user_agent)
-            .header(reqwest::header::ACCEPT, "text/html")
-            .header(reqwest::header::ACCEPT_LANGUAGE, "fr")
-    }
-    fn url(&self) -> String {
-        self.url.clone()
+impl PortalCrawler {
+    /// A GET of `url` as this crawler sends it: its user agent, asking for French HTML.
+    fn get(&self, url: String) -> Get {
+        Get {
+            url,
+            query: Vec::new(),
+            headers: vec![
+                ("User-Agent", self.user_agent.clone()),
+                ("Accept", "text/html".to_owned()),
+                ("Accept-Language", "fr".to_owned()),
+            ],
+        }
     }
 }
 
@@ -125,10 +123,7 @@ async fn robots(
         Some((at, Err(why))) if at.elapsed() < ROBOTS_RETRY_AFTER => return Err(disallowed(why)),
         _ => {}
     }
-    let request = PortalGet {
-        url: url.clone(),
-        user_agent: &crawler.user_agent,
-    };
+    let request = crawler.get(url.clone());
     let read = {
         let _one_at_a_time = crawler.gate.lock().await;
         read_text(client, limiter, policy, &request).await
@@ -263,17 +258,7 @@ pub async fn read_pages(
                     out.unreachable = true;
                     break;
                 }
-                fetch_page(
-                    client,
-                    limiter,
-                    policy,
-                    &PortalGet {
-                        url,
-                        user_agent: &crawler.user_agent,
-                    },
-                    parse,
-                )
-                .await
+                fetch_page(client, limiter, policy, &crawler.get(url), parse).await
             };
             let fetched = match fetched {
                 Ok(fetched) => fetched,

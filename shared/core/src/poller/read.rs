@@ -160,10 +160,10 @@ fn market_place(endpoint: &SourceEndpoint, market: &str) -> Result<(String, Stri
     })
 }
 
-struct Get {
-    url: String,
-    query: Vec<(&'static str, String)>,
-    headers: Vec<(&'static str, String)>,
+pub(super) struct Get {
+    pub(super) url: String,
+    pub(super) query: Vec<(&'static str, String)>,
+    pub(super) headers: Vec<(&'static str, String)>,
 }
 
 impl PageRequest for Get {
