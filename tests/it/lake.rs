@@ -14,7 +14,7 @@ use realty_core::config::StackResources;
 use realty_core::lake::{EventRow, ListingRow, event_id};
 use realty_core::listing::{Listing, ListingEvent, ListingId, ListingSource};
 use realty_core::sources::{SourceKind, normalize_file};
-use realty_lake::append::append_events_to;
+use realty_lake::append::{append_events_onto, append_events_to};
 use realty_lake::curate::{Curator, RunLimits};
 use realty_lake::read;
 use realty_lake::replace::Replaced;
@@ -27,6 +27,7 @@ crate::async_tests!(
     a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run,
     listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then,
     a_column_added_by_a_newer_build_reads_as_null_in_older_rows,
+    an_append_planned_before_another_commit_adds_nothing_and_is_replanned,
 );
 
 const LISTINGS: usize = 60;
@@ -375,6 +376,98 @@ async fn listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then(
             "two rewrites, two snapshots (found {})",
             table.metadata().snapshots().count()
         ),
+    )?;
+    Ok(())
+}
+
+/// Two appends of the same events planned against the same snapshot (two curator runs that
+/// read the table at once): the second to commit must not land on top of the first's
+/// snapshot, where its anti-join no longer holds and every event would be written twice.
+/// It is refused, adds nothing, and re-planned from a fresh read it adds nothing either.
+async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let curator = lake.curator().await?;
+    let def = TableDef {
+        name: "race_probe",
+        ..LISTING_EVENTS_TABLE
+    };
+    let start = Utc::now() - Duration::hours(3);
+    let events = history(&listings(&aws, start)?);
+    let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
+    let (first, second) = rows.split_at(rows.len() / 2);
+
+    // Both writers' first commit: the slower one's planning read is `stale`.
+    let stale = curator.lake.table(&def).await?;
+    let won = append_events_onto(&curator.lake, &stale, first, HashMap::new()).await?;
+    ensure(
+        won.as_ref().map(|a| a.added) == Some(first.len()),
+        format!("the first writer's append: {won:?}"),
+    )?;
+    let lost = append_events_onto(&curator.lake, &stale, first, HashMap::new()).await?;
+    ensure(
+        lost.is_none(),
+        format!("an append planned before the other writer's commit landed anyway: {lost:?}"),
+    )?;
+    // Both writers' second commit, planned on the same (now current) snapshot, with
+    // different events: the later one is refused here too, then adds its own on a re-plan.
+    let current = curator.lake.table(&def).await?;
+    let head = &second[..second.len() / 2];
+    ensure(
+        append_events_onto(&curator.lake, &current, head, HashMap::new())
+            .await?
+            .is_some_and(|a| a.added == head.len()),
+        "the second commit's first writer added its events",
+    )?;
+    ensure(
+        append_events_onto(&curator.lake, &current, second, HashMap::new())
+            .await?
+            .is_none(),
+        "the second commit's later writer landed on a snapshot it never read",
+    )?;
+    let replanned = append_events_to(&curator.lake, &def, rows.clone(), HashMap::new()).await?;
+    ensure(
+        replanned.added == second.len() - head.len()
+            && replanned.duplicates == first.len() + head.len(),
+        format!("the re-planned append: {replanned:?}"),
+    )?;
+
+    let table = curator.lake.table(&def).await?;
+    let stored: Vec<EventRow> = read::rows(&table, None).await?;
+    let ids: HashSet<&str> = stored.iter().map(|r| r.event_id.as_str()).collect();
+    ensure(
+        stored.len() == rows.len() && ids.len() == rows.len(),
+        format!(
+            "the table holds {} rows ({} distinct) of {} events",
+            stored.len(),
+            ids.len(),
+            rows.len()
+        ),
+    )?;
+    // Each append's snapshot says what the table holds after it, as the crate's own would.
+    let summary = &table
+        .metadata()
+        .current_snapshot()
+        .ok_or("no snapshot")?
+        .summary()
+        .additional_properties;
+    ensure(
+        summary.get("total-records") == Some(&rows.len().to_string()),
+        format!("the current snapshot's summary: {summary:?}"),
+    )?;
+    // Each commit wrote a metadata file of its own: none was rewritten in place.
+    let mut files: Vec<&str> = table
+        .metadata()
+        .metadata_log()
+        .iter()
+        .map(|entry| entry.metadata_file.as_str())
+        .collect();
+    files.push(table.metadata_location_result()?);
+    let distinct: HashSet<&str> = files.iter().copied().collect();
+    ensure(
+        distinct.len() == files.len() && files.len() == 4,
+        format!("the table's metadata files (created, three commits): {files:?}"),
     )?;
     Ok(())
 }

@@ -4,19 +4,18 @@
 //! each append is an anti-join: the incoming events' ids are looked up in the table (only
 //! the day partitions they fall in: a duplicate is observed at the same instant as its
 //! original, so it lands in the same partition), and only the unseen ones are written and
-//! committed, as one snapshot. A commit that loses to another writer is re-planned from a
-//! fresh read of the table (the crate's own retry is off: it would re-apply the append
-//! without the anti-join).
+//! committed, as one snapshot, onto the snapshot the anti-join read ([`crate::commit`]). A
+//! commit that loses to another writer is re-planned from a fresh read of the table.
 
 use std::collections::{HashMap, HashSet};
 
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
-use iceberg::{ErrorKind, table::Table};
+use iceberg::table::Table;
 use realty_core::lake::EventRow;
 use serde::Deserialize;
 
+use crate::commit::{SnapshotKind, commit_snapshot};
 use crate::schema::{LISTING_EVENTS_TABLE, TableDef};
 use crate::write::data_files;
 use crate::{Lake, LakeError, read};
@@ -71,54 +70,52 @@ pub async fn append_events_to_with(
     rows: Vec<EventRow>,
     properties: HashMap<String, String>,
 ) -> Result<Appended, LakeError> {
-    let incoming = rows.len();
-    let mut seen = HashSet::new();
-    let rows: Vec<EventRow> = rows
-        .into_iter()
-        .filter(|row| seen.insert(row.event_id.clone()))
-        .collect();
     for _ in 0..COMMIT_ATTEMPTS {
         let table = lake.table_with(def, columns).await?;
-        let known = known_ids(&table, &rows).await?;
-        let fresh: Vec<EventRow> = rows
-            .iter()
-            .filter(|row| !known.contains(&row.event_id))
-            .cloned()
-            .collect();
-        if fresh.is_empty() {
-            return Ok(Appended {
-                added: 0,
-                duplicates: incoming,
-                snapshot_id: None,
-                rows: Vec::new(),
-            });
-        }
-        let run = uuid::Uuid::new_v4().to_string();
-        let files = data_files(&table, &fresh, &run).await?;
-        let tx = Transaction::new(&table);
-        let tx = tx
-            .fast_append()
-            .add_data_files(files)
-            .set_snapshot_properties(properties.clone())
-            .apply(tx)?;
-        match tx.commit(&lake.catalog).await {
-            Ok(table) => {
-                return Ok(Appended {
-                    added: fresh.len(),
-                    duplicates: incoming - fresh.len(),
-                    snapshot_id: table.metadata().current_snapshot_id(),
-                    rows: fresh,
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
-                tracing::info!(table = def.name, "commit conflict: re-planning");
-            }
-            Err(e) => return Err(e.into()),
+        match append_events_onto(lake, &table, &rows, properties.clone()).await? {
+            Some(appended) => return Ok(appended),
+            None => tracing::info!(table = def.name, "commit conflict: re-planning"),
         }
     }
     Err(LakeError::Conflict {
         table: def.name.to_owned(),
     })
+}
+
+/// One attempt of [`append_events_to`], planned and committed against `table` as read:
+/// `None` when another writer committed since (nothing was added; read the table again).
+pub async fn append_events_onto(
+    lake: &Lake,
+    table: &Table,
+    rows: &[EventRow],
+    properties: HashMap<String, String>,
+) -> Result<Option<Appended>, LakeError> {
+    let known = known_ids(table, rows).await?;
+    let mut seen = HashSet::new();
+    let fresh: Vec<EventRow> = rows
+        .iter()
+        .filter(|row| !known.contains(&row.event_id) && seen.insert(row.event_id.as_str()))
+        .cloned()
+        .collect();
+    let duplicates = rows.len() - fresh.len();
+    if fresh.is_empty() {
+        return Ok(Some(Appended {
+            added: 0,
+            duplicates,
+            snapshot_id: None,
+            rows: Vec::new(),
+        }));
+    }
+    let run = uuid::Uuid::new_v4().to_string();
+    let files = data_files(table, &fresh, &run).await?;
+    let committed =
+        commit_snapshot(lake, table, SnapshotKind::Append, files, properties, &run).await?;
+    Ok(committed.map(|snapshot_id| Appended {
+        added: fresh.len(),
+        duplicates,
+        snapshot_id: Some(snapshot_id),
+        rows: fresh,
+    }))
 }
 
 /// The ids among `rows`' that the table already holds.

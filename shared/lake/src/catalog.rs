@@ -123,8 +123,8 @@ impl Lake {
                     .schema(def.schema_of(columns)?)
                     .partition_spec(def.partition_spec()?)
                     .properties(HashMap::from([
-                        // Commits re-plan themselves on a conflict (crate::append): the
-                        // crate's own retry would re-apply an append without the anti-join.
+                        // The lake's commits re-plan themselves on a conflict
+                        // (crate::commit); the crate's own retry re-applies unseen.
                         (
                             TableProperties::PROPERTY_COMMIT_NUM_RETRIES.to_owned(),
                             "0".to_owned(),

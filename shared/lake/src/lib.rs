@@ -3,7 +3,7 @@
 //! by `realty check` and the tests:
 //!
 //! - `listing_events`: every accepted event once, appended with an anti-join on the event
-//!   id ([`append`]);
+//!   id ([`append`]) committed only onto the snapshot it was planned against;
 //! - `listings` and `market_daily`: rewritten whole when they change, one snapshot per
 //!   rewrite ([`replace`]), so time travel returns what they held then.
 //!
@@ -15,6 +15,7 @@ pub mod append;
 pub mod batches;
 pub mod catalog;
 pub mod check;
+mod commit;
 pub mod curate;
 pub mod read;
 pub mod replace;
