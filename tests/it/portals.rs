@@ -13,6 +13,7 @@ use libtest_mimic::Failed;
 use realty_aws::functions::poller::{LambdaPoller, build_poller};
 use realty_core::listing::{ListingEvent, Offer};
 use realty_core::poller::config::{ApiKeys, PollerConfig};
+use realty_core::poller::gone::MAX_GONE_CHECKS;
 use realty_core::poller::run::{PollRequest, PollSummary};
 use realty_sim::{
     AdOffer, FaultConfig, MarketConfig, Portal, PortalAd, PortalSearch, SimConfig, SimServer,
@@ -28,6 +29,7 @@ crate::async_tests!(
     portal_polls_find_exactly_the_ground_truth,
     portal_reads_wait_out_429_and_503,
     a_layout_change_is_drift_and_delists_nothing,
+    ads_past_the_pages_read_are_delisted_once_their_own_pages_are_gone,
     a_moroccan_market_is_reported_in_dirhams_per_square_metre,
 );
 
@@ -268,11 +270,34 @@ fn check_poll(
                     }
                 }
             }
+            // Besides: ads seen before that the pages no longer show, delisted once their own
+            // page was found gone (a few a read), never one still up.
+            let gone: BTreeMap<String, &str> = got
+                .iter()
+                .filter(|(id, kind)| **kind == "delisted" && !expected.contains_key(*id))
+                .map(|(id, kind)| (id.clone(), *kind))
+                .collect();
+            let live = live_ads(sim, &read, to);
             ensure(
-                got == expected,
-                format!("{read:?} (first pages only): got {got:?}\nexpected {expected:?}"),
+                gone.keys().all(|id| {
+                    !live.contains_key(id)
+                        && seen_before
+                            .as_ref()
+                            .is_some_and(|(_, before)| before.contains_key(id))
+                }) && gone.len() <= MAX_GONE_CHECKS
+                    && summary.ad_pages_checked as usize <= MAX_GONE_CHECKS + 1
+                    && !summary.ad_pages_untrusted,
+                format!("{read:?}: delisted {gone:?} from ad pages; {summary:?}"),
             )?;
-            checked += expected.len();
+            let shown: BTreeMap<String, &str> = got
+                .into_iter()
+                .filter(|(id, _)| !gone.contains_key(id))
+                .collect();
+            ensure(
+                shown == expected,
+                format!("{read:?} (first pages only): got {shown:?}\nexpected {expected:?}"),
+            )?;
+            checked += expected.len() + gone.len();
             continue;
         }
         ensure(
@@ -346,6 +371,106 @@ async fn portal_polls_find_exactly_the_ground_truth(aws: Arc<TestAws>) -> Result
         changes > 10 && kinds.len() == 3,
         format!("{changes} changes of kinds {kinds:?} in three simulated days"),
     )?;
+    polite(&sim)?;
+    sim.shutdown().await?;
+    Ok(())
+}
+
+/// Mubawab's Casablanca searches are larger than the one page robots.txt lets a crawler
+/// read: an ad pushed past it by newer ones, or taken down, is not seen again either way.
+/// Polls ask for the pages of those ads, a few at a time: the ones taken down are delisted,
+/// the others kept, until what the stream says is up is exactly the ads ever seen that are
+/// up. Then the checks stop (each is asked again only hours later).
+async fn ads_past_the_pages_read_are_delisted_once_their_own_pages_are_gone(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let resources = stack(&aws).await?;
+    let sim = portal_sim(33).await?;
+    let p = portal_poller(&aws, &resources, &sim).await?;
+    let limited: Vec<Read> = reads().into_iter().filter(beyond_one_page).collect();
+    let t0 = sim.handle().now();
+    let mut ever_seen: BTreeMap<Read, BTreeSet<String>> = limited
+        .iter()
+        .map(|read| {
+            (
+                read.clone(),
+                first_pages(&sim, read, t0).into_keys().collect(),
+            )
+        })
+        .collect();
+    poll(&p, &sim).await;
+    sim.handle().advance(TimeDelta::days(3))?;
+    let t1 = sim.handle().now();
+    for read in &limited {
+        ever_seen
+            .entry(read.clone())
+            .or_default()
+            .extend(first_pages(&sim, read, t1).into_keys());
+    }
+    // What a whole crawl would know: the ads ever seen that are up now.
+    let truth = |read: &Read| -> BTreeSet<String> {
+        let live = live_ads(&sim, read, t1);
+        ever_seen[read]
+            .iter()
+            .filter(|id| live.contains_key(*id))
+            .cloned()
+            .collect()
+    };
+    let taken_down: usize = limited
+        .iter()
+        .map(|read| ever_seen[read].len() - truth(read).len())
+        .sum();
+    ensure(
+        taken_down >= 3,
+        format!("only {taken_down} seen ads taken down in three days: the test shows nothing"),
+    )?;
+    // Each poll checks a few pages of each read; the clock stands still meanwhile.
+    let mut checks = Vec::new();
+    for _ in 0..20 {
+        let summary = poll(&p, &sim).await;
+        ensure(summary.failed_markets == 0, format!("{summary:?}"))?;
+        checks.push(summary.ad_pages_checked);
+        if summary.ad_pages_checked == 0 {
+            break;
+        }
+    }
+    eprintln!(
+        "crawl-limited reads: {taken_down} seen ads taken down; ad pages asked per poll {checks:?}"
+    );
+    ensure(
+        checks.last() == Some(&0) && checks.len() > 2,
+        format!("ad pages asked per poll: {checks:?}"),
+    )?;
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    for read in &limited {
+        // What the stream says is up: each ad's last event, in its order on the stream.
+        let mut up = BTreeSet::new();
+        for e in &events {
+            let ad = (
+                portal_of(e.listing.source.as_str()),
+                e.listing.market.city_state.as_str(),
+                offer_of(e.listing.offer),
+            );
+            if ad != (Some(read.0), read.1.as_str(), read.2) {
+                continue;
+            }
+            let id = e.listing.id.native_id().to_owned();
+            if kind(e) == "delisted" {
+                up.remove(&id);
+            } else {
+                up.insert(id);
+            }
+        }
+        let truth = truth(read);
+        ensure(
+            up == truth,
+            format!(
+                "{read:?}: up on the stream but taken down {:?}; up but not on the stream {:?}",
+                up.difference(&truth).collect::<Vec<_>>(),
+                truth.difference(&up).collect::<Vec<_>>()
+            ),
+        )?;
+    }
     polite(&sim)?;
     sim.shutdown().await?;
     Ok(())

@@ -78,7 +78,7 @@ pub(crate) fn render(
     .into_bytes()
 }
 
-fn title(ad: &PortalAd) -> String {
+pub(crate) fn title(ad: &PortalAd) -> String {
     let place = ad.neighbourhood.unwrap_or(ad.city);
     if ad.arabic_title {
         return match (ad.kind, ad.offer) {

@@ -372,6 +372,18 @@ impl Portals {
         ads
     }
 
+    /// The ad numbered `id` on `portal` as posted up to `at` (up or taken down since); `None`
+    /// for a number not given by then. A number names its search and its place in it.
+    pub fn ad(&self, portal: Portal, id: &str, at: DateTime<Utc>) -> Option<PortalAd> {
+        let offset = id.parse::<u64>().ok()?.checked_sub(portal.first_id())?;
+        let (index, serial) = (offset / MAX_ADS_PER_SEGMENT, offset % MAX_ADS_PER_SEGMENT);
+        let search = Self::searches().find(|s| s.portal == portal && s.index() == index)?;
+        self.ads(search, at)
+            .into_iter()
+            .nth(usize::try_from(serial).ok()?)
+            .filter(|ad| ad.id == id)
+    }
+
     /// The ads of `search` up at `at`: the featured ones (shown atop every page), then the
     /// others, newest first.
     pub fn live(&self, search: Search, at: DateTime<Utc>) -> (Vec<PortalAd>, Vec<PortalAd>) {
@@ -657,6 +669,37 @@ mod tests {
             .map(|a| a.id)
             .collect();
         assert_eq!(ids.len(), portals().ads(search, at).len(), "ids are unique");
+    }
+
+    #[test]
+    fn an_ad_page_answers_while_the_ad_is_up_and_404_after() {
+        let p = portals();
+        let t0 = crate::default_start();
+        let t1 = t0 + TimeDelta::days(20);
+        for portal in Portal::ALL {
+            let search = Search {
+                portal,
+                city: 1,
+                offer: AdOffer::Sale,
+                kind: AdKind::House,
+            };
+            let path = |id: &str| match portal {
+                Portal::Avito => format!("/fr/rabat/villas_et_riads/Villa_a_vendre_{id}.htm"),
+                Portal::Mubawab => format!("/fr/a/{id}/villa-a-vendre"),
+            };
+            let status =
+                |id: &str, at| pages::answer(&p, portal, &path(id), None, at, false).status;
+            let ads = p.ads(search, t0);
+            let up = ads.iter().find(|ad| ad.live_at(t0) && !ad.live_at(t1));
+            let up = up.expect("an ad up at t0 and down by t1");
+            assert_eq!(p.ad(portal, &up.id, t0).as_ref(), Some(up));
+            assert_eq!(status(&up.id, t0), 200, "{portal:?} {}", up.id);
+            assert_eq!(status(&up.id, t1), 404, "{portal:?} {} taken down", up.id);
+            // A number never given, and one of the other portal's range.
+            let unknown = (portal.first_id() + 99_999).to_string();
+            assert_eq!(status(&unknown, t1), 404);
+            assert_eq!(p.ad(portal, "12", t1), None);
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub(crate) fn render(
     html.into_bytes()
 }
 
-fn title(ad: &PortalAd) -> String {
+pub(crate) fn title(ad: &PortalAd) -> String {
     let place = ad.neighbourhood.unwrap_or(ad.city);
     let full = match (ad.kind, ad.offer) {
         (AdKind::Apartment, AdOffer::Sale) => {

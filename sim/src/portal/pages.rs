@@ -1,5 +1,5 @@
-//! What the simulated portals answer: their robots.txt and their search pages, from the ads
-//! up at the current simulated time. Each portal is served under its own path prefix
+//! What the simulated portals answer: their robots.txt, their search pages and their ad
+//! pages, from the ads up at the current simulated time (an ad taken down is a 404). Each portal is served under its own path prefix
 //! (`/avito`, `/mubawab`), which stands for its host: a poller's base URL for the portal is
 //! `http://SIM/avito` where it would be `https://www.avito.ma`.
 
@@ -41,6 +41,40 @@ fn not_found(what: &str) -> Reply {
     )
 }
 
+/// The number of the ad an ad page's path names: Avito's
+/// `/fr/{area}/{category}/{subject}_{number}.htm`, Mubawab's `/fr/a/{number}/{slug}`.
+fn ad_number(portal: Portal, path: &str) -> Option<&str> {
+    match portal {
+        Portal::Avito => path.strip_suffix(".htm")?.rsplit_once('_').map(|(_, n)| n),
+        Portal::Mubawab => path.strip_prefix("/fr/a/")?.split('/').next(),
+    }
+    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// An ad's own page: its title, price and place (the poller asks only whether it is up).
+fn ad_page(ad: &super::PortalAd, now: DateTime<Utc>) -> Vec<u8> {
+    let title = match ad.portal {
+        Portal::Avito => avito::title(ad),
+        Portal::Mubawab => mubawab::title(ad),
+    };
+    let price = ad.price_at(now).map_or_else(
+        || "Prix non spécifié".to_owned(),
+        |p| format!("{} DH", super::french_number(p)),
+    );
+    format!(
+        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         </head><body><h1>{title}</h1><p class=\"price\">{price}</p><p>{place}</p></body></html>",
+        title = super::escape(&title),
+        price = super::escape(&price),
+        place = super::escape(&format!(
+            "{}, {}",
+            ad.neighbourhood.unwrap_or("Autre secteur"),
+            ad.city
+        )),
+    )
+    .into_bytes()
+}
+
 /// The answer to `GET {path}?{query}` on `portal` (the path percent-decoded, after the
 /// portal's prefix).
 pub(crate) fn answer(
@@ -61,6 +95,12 @@ pub(crate) fn answer(
             content_type: TEXT,
             headers: Vec::new(),
             body: body.as_bytes().to_vec(),
+        };
+    }
+    if let Some(number) = ad_number(portal, path) {
+        return match portals.ad(portal, number, now) {
+            Some(ad) if ad.live_at(now) => html(200, ad_page(&ad, now)),
+            _ => not_found(path),
         };
     }
     let parsed = match portal {

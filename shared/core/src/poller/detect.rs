@@ -23,6 +23,10 @@ pub struct PollState {
     /// When the last complete read was (RESO: the last full reconciliation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_complete_read: Option<DateTime<Utc>>,
+    /// Portals: listings the reads no longer reach whose own page was found still up, and
+    /// when (the next check goes to those unseen and unchecked longest).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub page_checked_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A stored state that cannot be read back.
@@ -60,6 +64,11 @@ pub struct MarketRead {
     /// Listings the source still lists but whose records were rejected (a price turned into
     /// "call for price"): they are on the market, so they keep their last good entry.
     pub rejected_ids: BTreeSet<String>,
+    /// Portals: listings this read did not reach whose own page is gone (404, 410): the
+    /// evidence a read that cannot reach the whole market has of a delisting.
+    pub gone_ids: BTreeSet<String>,
+    /// Portals: listings this read did not reach whose own page is still up.
+    pub still_up_ids: BTreeSet<String>,
 }
 
 /// The default of [`DelistingGuard::max_share`]: a read that misses more than 30 % of a
@@ -119,6 +128,7 @@ pub fn detect(
             Some(before) => events.extend(ListingEvent::changed(before, listing.clone(), poll_id)),
         }
     }
+    let seen_ids: BTreeSet<String> = seen.keys().cloned().collect();
     let mut held_delistings = 0;
     let mut unconfirmed_delistings = BTreeSet::new();
     let next_listings = if read.complete {
@@ -147,17 +157,34 @@ pub fn detect(
         }
         next
     } else {
-        // Nothing is confirmed or refuted by an incomplete read, except by seeing a listing.
+        // Nothing is confirmed or refuted by an incomplete read, except by seeing a listing,
+        // or by the listing's own page being gone.
         unconfirmed_delistings = previous
             .unconfirmed_delistings
             .iter()
-            .filter(|id| !seen.contains_key(*id))
+            .filter(|id| !seen.contains_key(*id) && !read.gone_ids.contains(*id))
             .cloned()
             .collect();
         let mut kept = previous.listings.clone();
+        for id in &read.gone_ids {
+            if seen.contains_key(id) {
+                continue;
+            }
+            if let Some(before) = kept.remove(id) {
+                events.push(ListingEvent::delisted(before, observed_at, poll_id));
+            }
+        }
         kept.extend(seen);
         kept
     };
+    // A check is remembered until the listing is seen again or gone.
+    let page_checked_at = previous
+        .page_checked_at
+        .iter()
+        .map(|(id, at)| (id.clone(), *at))
+        .chain(read.still_up_ids.iter().map(|id| (id.clone(), observed_at)))
+        .filter(|(id, _)| next_listings.contains_key(id) && !seen_ids.contains(id))
+        .collect();
     Detection {
         events,
         next: PollState {
@@ -170,6 +197,7 @@ pub fn detect(
             } else {
                 previous.last_complete_read
             },
+            page_checked_at,
         },
         held_delistings,
     }
@@ -253,10 +281,12 @@ mod tests {
                 .iter()
                 .map(|l| (l.id.as_str().to_owned(), l.clone()))
                 .collect(),
-            cursor: None,
-            unconfirmed_delistings: BTreeSet::new(),
-            last_complete_read: None,
+            ..PollState::default()
         }
+    }
+
+    fn id(l: &Listing) -> String {
+        l.id.as_str().to_owned()
     }
 
     fn kinds(d: &Detection) -> Vec<(String, &'static str)> {
@@ -286,7 +316,7 @@ mod tests {
             listings: vec![listing(1, 10_000_000), cut, listing(4, 40_000_000)],
             complete: true,
             cursor: None,
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &previous,
@@ -316,7 +346,7 @@ mod tests {
             listings: vec![listing(1, 10_000_000)],
             complete: false,
             cursor: None,
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &previous,
@@ -327,6 +357,49 @@ mod tests {
         );
         assert!(d.events.is_empty());
         assert_eq!(d.next, previous);
+    }
+
+    #[test]
+    fn an_incomplete_read_delists_only_listings_whose_own_page_is_gone() {
+        let (one, two, three, four) = (
+            listing(1, 10_000_000),
+            listing(2, 20_000_000),
+            listing(3, 30_000_000),
+            listing(4, 40_000_000),
+        );
+        let mut previous = state(&[one.clone(), two.clone(), three.clone(), four.clone()]);
+        previous.unconfirmed_delistings.insert(id(&two));
+        // Listing 4 was checked before; this read sees it again, so the check is forgotten.
+        previous.page_checked_at.insert(id(&four), at(1));
+        let read = MarketRead {
+            listings: vec![one.clone(), four.clone()],
+            complete: false,
+            // Listing 1's page "gone" while this read saw it: seeing wins.
+            gone_ids: BTreeSet::from([id(&one), id(&two)]),
+            still_up_ids: BTreeSet::from([id(&three)]),
+            ..MarketRead::default()
+        };
+        let d = detect(
+            &previous,
+            read,
+            "p",
+            at(5),
+            DelistingGuard { max_share: 0.0 },
+        );
+        assert_eq!(kinds(&d), [(id(&two), "delisted")]);
+        assert_eq!(
+            d.next.listings.keys().cloned().collect::<Vec<_>>(),
+            [id(&one), id(&three), id(&four)]
+        );
+        assert!(d.next.unconfirmed_delistings.is_empty());
+        assert_eq!(
+            d.next.page_checked_at,
+            BTreeMap::from([(id(&three), at(5))])
+        );
+        // A delisting that failed to publish puts the listing back, as any event does.
+        let failed = BTreeSet::from([0]);
+        let kept = settle(&previous, d, &failed);
+        assert!(kept.listings.contains_key(&id(&two)));
     }
 
     #[test]
@@ -341,7 +414,7 @@ mod tests {
                 listings: vec![later.clone()],
                 complete: true,
                 cursor: None,
-                rejected_ids: BTreeSet::new(),
+                ..MarketRead::default()
             },
             "p",
             at(5),
@@ -362,7 +435,7 @@ mod tests {
                 listings: vec![later],
                 complete: true,
                 cursor: None,
-                rejected_ids: BTreeSet::new(),
+                ..MarketRead::default()
             },
             "p",
             at(5),
@@ -377,7 +450,7 @@ mod tests {
             listings: vec![listing(7, 100_000_000), listing(7, 100_000_000)],
             complete: true,
             cursor: None,
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &PollState::default(),
@@ -398,7 +471,7 @@ mod tests {
             listings: vec![pending, listing(5, 50_000_000)],
             complete: true,
             cursor: None,
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &previous,
@@ -422,7 +495,7 @@ mod tests {
             listings: vec![listing(1, 11_000_000)],
             complete: false,
             cursor: Some(at(4)),
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &previous,
@@ -437,7 +510,7 @@ mod tests {
             listings: vec![listing(1, 11_000_000)],
             complete: true,
             cursor: Some(at(6)),
-            rejected_ids: BTreeSet::new(),
+            ..MarketRead::default()
         };
         let d = detect(
             &previous,
@@ -459,6 +532,7 @@ mod tests {
             complete: true,
             cursor: None,
             rejected_ids: rejected.iter().map(|id| id.to_string()).collect(),
+            ..MarketRead::default()
         }
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod deliver;
 pub mod detect;
 pub mod fetch;
+pub mod gone;
 pub mod markets;
 pub mod memory;
 pub mod portal;

@@ -85,11 +85,19 @@ impl PortalCrawler {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET)
     }
+
+    /// The site's turn for one request: the gate, held until the guard drops; `None` once
+    /// this poll's time for the site is spent (checked with the gate held: markets waiting
+    /// their turn see the time spent).
+    pub(super) async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let turn = self.gate.lock().await;
+        (!self.out_of_time()).then_some(turn)
+    }
 }
 
 impl PortalCrawler {
     /// A GET of `url` as this crawler sends it: its user agent, asking for French HTML.
-    fn get(&self, url: String) -> Get {
+    pub(super) fn get(&self, url: String) -> Get {
         Get {
             url,
             query: Vec::new(),
@@ -105,7 +113,7 @@ impl PortalCrawler {
 /// The site's rules, read at `{base}/robots.txt` when not read in the last
 /// [`ROBOTS_MAX_AGE`]: a 404 (or other 4xx) allows everything, as RFC 9309 says; a robots.txt
 /// that cannot be read (5xx, a timeout) allows nothing, for [`ROBOTS_RETRY_AFTER`].
-async fn robots(
+pub(super) async fn robots(
     client: &reqwest::Client,
     limiter: &RateLimiter,
     policy: &HttpPolicy,
@@ -137,6 +145,11 @@ async fn robots(
     };
     *cached = Some((Instant::now(), rules.clone()));
     rules.map_err(|why| disallowed(&why))
+}
+
+/// Whether the site's `rules` allow `url`.
+pub(super) fn allowed(rules: &RobotsRules, base: &str, url: &str) -> bool {
+    rules.allows(&site_url(base, url))
 }
 
 /// `url` as robots.txt rules read it: its path from the site's root, which is `base` (a
@@ -237,7 +250,7 @@ pub async fn read_pages(
                 out.unreachable = true;
                 break;
             }
-            if !rules.allows(&site_url(base, &url)) {
+            if !allowed(&rules, base, &url) {
                 if page == 1 {
                     return Err(FetchError::Disallowed {
                         url,
@@ -247,19 +260,16 @@ pub async fn read_pages(
                 out.unreachable = true;
                 break;
             }
-            let fetched = {
-                let _one_at_a_time = crawler.gate.lock().await;
-                // Checked with the gate held: markets waiting their turn see the time spent.
-                if crawler.out_of_time() {
-                    if page == 1 {
-                        // A search not read this poll: it says nothing of its total.
-                        out.expected = None;
-                    }
-                    out.unreachable = true;
-                    break;
+            let Some(turn) = crawler.turn().await else {
+                if page == 1 {
+                    // A search not read this poll: it says nothing of its total.
+                    out.expected = None;
                 }
-                fetch_page(client, limiter, policy, &crawler.get(url), parse).await
+                out.unreachable = true;
+                break;
             };
+            let fetched = fetch_page(client, limiter, policy, &crawler.get(url), parse).await;
+            drop(turn);
             let fetched = match fetched {
                 Ok(fetched) => fetched,
                 // Past the first page, a page of nothing is the search's end moving while it

@@ -105,6 +105,10 @@ pub struct ReadStats {
     /// A portal read stopped where the crawl is bounded (pages robots.txt disallows, or
     /// past [`super::portal::MAX_PORTAL_PAGES`]): incomplete by design, not by fault.
     pub crawl_limited: bool,
+    /// Ad pages asked for after a crawl-limited read ([`super::gone`]).
+    pub ad_pages_checked: u32,
+    /// The page of an ad the read saw did not answer: no ad page was believed.
+    pub ad_pages_untrusted: bool,
 }
 
 impl ReadStats {
@@ -341,7 +345,33 @@ pub async fn read_market(
             return Ok((union.into_read(true), stats));
         }
     }
-    Ok((union.into_read(false), stats))
+    let mut read = union.into_read(false);
+    if stats.crawl_limited
+        && let Some(crawler) = &endpoint.crawler
+    {
+        // Listings past the pages a poll may read: their own pages say whether they are gone.
+        // Read a moment ago for the pages: kept, so no request.
+        let rules =
+            super::portal::robots(client, limiter, policy, crawler, &endpoint.base_url).await?;
+        let checks = super::gone::check_gone(
+            client,
+            limiter,
+            policy,
+            endpoint.kind,
+            &endpoint.base_url,
+            crawler,
+            &rules,
+            previous,
+            &read,
+            observed_at,
+        )
+        .await;
+        stats.ad_pages_checked = checks.asked;
+        stats.ad_pages_untrusted = checks.untrusted;
+        read.gone_ids = checks.gone;
+        read.still_up_ids = checks.still_up;
+    }
+    Ok((read, stats))
 }
 
 /// What one full read (or the union of several) saw.
@@ -426,6 +456,8 @@ impl Tally {
             complete,
             cursor: None,
             rejected_ids,
+            gone_ids: BTreeSet::new(),
+            still_up_ids: BTreeSet::new(),
         }
     }
 }

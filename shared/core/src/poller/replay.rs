@@ -243,7 +243,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         // A file is not a complete read of a market: nothing is delisted for being absent.
         complete: false,
         cursor: None,
-        rejected_ids: Default::default(),
+        ..MarketRead::default()
     };
     let market_poll_id = format!("{poll_id}-{}", key.replace('/', "-"));
     let delivery = deliver(

@@ -90,8 +90,13 @@ pub struct MarketSummary {
     pub incomplete: bool,
     /// A portal read that stopped where the crawl is bounded (pages robots.txt disallows,
     /// or past the pages one poll reads): incomplete by design, so not counted in
-    /// `incomplete` (which alarms); nothing delisted from it either.
+    /// `incomplete` (which alarms); nothing delisted from it but listings whose own page is
+    /// gone ([`super::gone`]).
     pub crawl_limited: bool,
+    /// Ad pages asked for after a crawl-limited read, and whether the page of an ad the read
+    /// saw failed to answer (ad pages moved: no delisting believed from them).
+    pub ad_pages_checked: u32,
+    pub ad_pages_untrusted: bool,
     /// A whole read found nothing where the last one had listings.
     pub empty: bool,
     /// Pages kept in the raw layer; pages over its size bound (not kept); pages it failed to
@@ -129,6 +134,10 @@ pub struct PollSummary {
     pub empty_markets: usize,
     /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
     pub layout_drift_reads: usize,
+    /// Ad pages asked for to tell whether listings past the pages read are gone.
+    pub ad_pages_checked: u32,
+    /// Reads whose ad pages could not be trusted (metric `poll_ad_pages_untrusted`).
+    pub ad_pages_untrusted_reads: usize,
     pub raw_pages_archived: u32,
     pub raw_pages_oversized: u32,
     pub raw_pages_failed: u32,
@@ -204,6 +213,8 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             summary.empty_markets += usize::from(m.empty);
             summary.incomplete_reads += usize::from(m.incomplete);
             summary.layout_drift_reads += usize::from(m.layout_drift);
+            summary.ad_pages_checked += m.ad_pages_checked;
+            summary.ad_pages_untrusted_reads += usize::from(m.ad_pages_untrusted);
             summary.pages += m.pages;
             summary.listings += m.listings;
             summary.rejects += m.rejects;
@@ -516,6 +527,8 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.raw_pages_oversized = stats.raw_oversized;
         summary.raw_pages_failed = stats.raw_failed;
         summary.rejects = stats.rejects.len();
+        summary.ad_pages_checked = stats.ad_pages_checked;
+        summary.ad_pages_untrusted = stats.ad_pages_untrusted;
         summary.listings = read.listings.len();
         // RESO: complete only on a full reconciliation read that matched its count.
         summary.complete = read.complete;
@@ -584,6 +597,8 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
     metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
     metrics::counter!("poll_layout_drift").increment(s.layout_drift_reads as u64);
+    metrics::counter!("poll_ad_pages_checked").increment(u64::from(s.ad_pages_checked));
+    metrics::counter!("poll_ad_pages_untrusted").increment(s.ad_pages_untrusted_reads as u64);
     metrics::counter!("raw_pages_archived").increment(u64::from(s.raw_pages_archived));
     metrics::counter!("raw_pages_oversized").increment(u64::from(s.raw_pages_oversized));
     metrics::counter!("raw_pages_unarchived").increment(u64::from(s.raw_pages_failed));
