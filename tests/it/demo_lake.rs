@@ -142,6 +142,11 @@ pub(crate) async fn check_lake_tables(
         ids.len() == listings.len(),
         "listings is unique per listing id",
     )?;
+    ensure(
+        days.iter()
+            .all(|d| d.currency.as_deref() == Some("USD") && d.country.as_deref() == Some("US")),
+        "every market_daily row of the demo's US markets says USD and US",
+    )?;
     for m in report["markets"].as_array().ok_or("no markets")? {
         let market = m["market"].as_str().ok_or("no market name")?;
         check_market(market, m, &listings, &days)?;

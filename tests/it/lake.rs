@@ -173,13 +173,18 @@ async fn each_event_lands_once_though_delivered_twice_and_curated_twice(
         ids == distinct.iter().map(String::as_str).collect(),
         "listing_events holds exactly the events delivered",
     )?;
+    // The columns listing schema version 2 added read back (these listings are in the US).
+    ensure(
+        rows.iter().all(|r| r.country.as_deref() == Some("US")),
+        "every listing_events row says its country",
+    )?;
 
     // `listings`: one row per listing, each as its history left it.
     let listings_table = a.lake.table(&LISTINGS_TABLE).await?;
     let states: Vec<ListingRow> = read::rows(&listings_table, None).await?;
     ensure(
-        states.len() == LISTINGS,
-        format!("{} listing rows", states.len()),
+        states.len() == LISTINGS && states.iter().all(|r| r.country.as_deref() == Some("US")),
+        format!("{} listing rows, each with its country", states.len()),
     )?;
     for state in &states {
         let i: usize = state
@@ -488,7 +493,11 @@ async fn a_column_added_by_a_newer_build_reads_as_null_in_older_rows(
     let listings = listings(&aws, start)?;
     let rows =
         |events: &[ListingEvent]| -> Vec<EventRow> { events.iter().map(EventRow::from).collect() };
-    let older_columns = LISTING_EVENTS.len() - 3;
+    // The build before the change columns (old_price_minor and after).
+    let older_columns = LISTING_EVENTS
+        .iter()
+        .position(|(name, _, _)| *name == "old_price_minor")
+        .ok_or("no old_price_minor column")?;
     let old = curator.lake.table_with(&def, older_columns).await?;
     ensure(
         old.metadata()

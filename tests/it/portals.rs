@@ -285,7 +285,7 @@ fn check_poll(
                             .as_ref()
                             .is_some_and(|(_, before)| before.contains_key(id))
                 }) && gone.len() <= MAX_GONE_CHECKS
-                    && summary.ad_pages_checked as usize <= MAX_GONE_CHECKS + 1
+                    && summary.ad_pages_checked as usize <= MAX_GONE_CHECKS + 2
                     && !summary.ad_pages_untrusted,
                 format!("{read:?}: delisted {gone:?} from ad pages; {summary:?}"),
             )?;

@@ -216,6 +216,12 @@ async fn swap_metadata(
     let Some(glue_table) = got.table else {
         return Err(glue_err("no table in GetTable's answer".into()));
     };
+    // Without it the update would be unconditional: no compare-and-swap, no commit.
+    let Some(version_id) = glue_table.version_id.clone() else {
+        return Err(glue_err(
+            "GetTable gave no VersionId to commit against".into(),
+        ));
+    };
     let mut parameters = glue_table.parameters.clone().unwrap_or_default();
     if parameters.get("metadata_location").map(String::as_str) != Some(current) {
         return Ok(false);
@@ -236,7 +242,7 @@ async fn swap_metadata(
         .database_name(database)
         .table_input(input)
         .skip_archive(true)
-        .set_version_id(glue_table.version_id.clone())
+        .version_id(version_id)
         .send()
         .await;
     match update {

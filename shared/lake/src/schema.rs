@@ -80,6 +80,14 @@ pub const LISTING_EVENTS: &[Column] = &[
     ("old_price_minor", Kind::Long, OPTIONAL),
     ("old_status", Kind::Text, OPTIONAL),
     ("changed_fields", Kind::Text, OPTIONAL),
+    // Listing schema version 2 (realty_core::lake::PlaceAndDetails), added later: optional.
+    ("country", Kind::Text, OPTIONAL),
+    ("neighbourhood", Kind::Text, OPTIONAL),
+    ("living_area_sqm", Kind::Int, OPTIONAL),
+    ("floor", Kind::Int, OPTIONAL),
+    ("seller_type", Kind::Text, OPTIONAL),
+    ("equipment", Kind::Text, OPTIONAL),
+    ("images", Kind::Text, OPTIONAL),
 ];
 
 /// `listings`: one row per listing (`realty_core::lake::ListingRow`).
@@ -113,6 +121,14 @@ pub const LISTINGS: &[Column] = &[
     ("last_event_id", Kind::Text, REQUIRED),
     ("last_event_kind", Kind::Text, REQUIRED),
     ("events", Kind::Long, REQUIRED),
+    // Listing schema version 2 (realty_core::lake::PlaceAndDetails), added later: optional.
+    ("country", Kind::Text, OPTIONAL),
+    ("neighbourhood", Kind::Text, OPTIONAL),
+    ("living_area_sqm", Kind::Int, OPTIONAL),
+    ("floor", Kind::Int, OPTIONAL),
+    ("seller_type", Kind::Text, OPTIONAL),
+    ("equipment", Kind::Text, OPTIONAL),
+    ("images", Kind::Text, OPTIONAL),
 ];
 
 /// `market_daily`: one row per market scope and day (`realty_core::lake::MarketDayRow`).
@@ -167,6 +183,9 @@ pub const MARKET_DAILY: &[Column] = &[
         Kind::Double,
         OPTIONAL,
     ),
+    // Added with markets outside the US: optional.
+    ("country", Kind::Text, OPTIONAL),
+    ("currency", Kind::Text, OPTIONAL),
 ];
 
 /// A table of the lake: its name, columns and partitioning.

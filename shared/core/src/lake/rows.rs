@@ -78,6 +78,31 @@ pub struct EventRow {
     pub old_status: Option<String>,
     /// The other tracked fields that changed, comma-separated.
     pub changed_fields: Option<String>,
+    /// Listing schema version 2's fields (docs/events.md), null in rows written before them:
+    /// the country (ISO 3166 alpha-2), neighbourhood, living area in m², floor, seller type,
+    /// and the equipment labels and photo URLs as JSON arrays (null when none).
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub neighbourhood: Option<String>,
+    #[serde(default)]
+    pub living_area_sqm: Option<i32>,
+    #[serde(default)]
+    pub floor: Option<i32>,
+    #[serde(default)]
+    pub seller_type: Option<String>,
+    #[serde(default)]
+    pub equipment: Option<String>,
+    #[serde(default)]
+    pub images: Option<String>,
+}
+
+/// A list as a JSON array column; null when empty.
+fn json_array(items: &[String]) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    serde_json::to_string(items).ok()
 }
 
 impl From<&ListingEvent> for EventRow {
@@ -128,6 +153,16 @@ impl From<&ListingEvent> for EventRow {
                     .collect::<Vec<_>>()
                     .join(",")
             }),
+            country: Some(l.address.country.as_str().to_owned()),
+            neighbourhood: l.address.neighbourhood.clone(),
+            living_area_sqm: l
+                .details
+                .living_area_sqm
+                .and_then(|v| i32::try_from(v).ok()),
+            floor: l.details.floor.map(i32::from),
+            seller_type: l.details.seller_type.as_ref().map(serde_name),
+            equipment: json_array(&l.details.equipment),
+            images: json_array(&l.details.images),
         }
     }
 }
@@ -169,6 +204,21 @@ pub struct ListingRow {
     pub last_event_kind: String,
     /// Events of the listing in `listing_events`.
     pub events: i64,
+    /// As [`EventRow`]'s: listing schema version 2's fields.
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub neighbourhood: Option<String>,
+    #[serde(default)]
+    pub living_area_sqm: Option<i32>,
+    #[serde(default)]
+    pub floor: Option<i32>,
+    #[serde(default)]
+    pub seller_type: Option<String>,
+    #[serde(default)]
+    pub equipment: Option<String>,
+    #[serde(default)]
+    pub images: Option<String>,
 }
 
 impl ListingRow {
@@ -203,6 +253,13 @@ impl ListingRow {
             last_event_id: row.event_id.clone(),
             last_event_kind: row.kind.clone(),
             events: 1,
+            country: row.country.clone(),
+            neighbourhood: row.neighbourhood.clone(),
+            living_area_sqm: row.living_area_sqm,
+            floor: row.floor,
+            seller_type: row.seller_type.clone(),
+            equipment: row.equipment.clone(),
+            images: row.images.clone(),
         }
     }
 
@@ -320,6 +377,12 @@ pub struct MarketDayRow {
     pub median_price_change_30d_pct: Option<f64>,
     pub median_price_per_sqft_change_7d_pct: Option<f64>,
     pub median_price_per_sqft_change_30d_pct: Option<f64>,
+    /// The market's country (ISO 3166 alpha-2) and the currency of its amounts (`USD`,
+    /// `MAD`): null in rows written before them.
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// The `market_daily` row of a daily snapshot item; `None` for an hourly one.
@@ -332,6 +395,8 @@ pub fn market_day_row(item: &MarketSnapshotItem) -> Option<MarketDayRow> {
     let t = item.trends.clone().unwrap_or_default();
     // `city#nashville-tn#all` names the market `nashville-tn`.
     let market = item.pk.split('#').nth(1).unwrap_or(&item.pk).to_owned();
+    let units = crate::api::views::MarketUnits::of(&market);
+    let country = crate::listing::MarketKey::country_of(&market);
     Some(MarketDayRow {
         scope: item.pk.clone(),
         market,
@@ -376,5 +441,7 @@ pub fn market_day_row(item: &MarketSnapshotItem) -> Option<MarketDayRow> {
         median_price_change_30d_pct: t.median_price_change_30d_pct,
         median_price_per_sqft_change_7d_pct: t.median_price_per_sqft_change_7d_pct,
         median_price_per_sqft_change_30d_pct: t.median_price_per_sqft_change_30d_pct,
+        country: country.map(|c| c.as_str().to_owned()),
+        currency: units.currency.map(str::to_owned),
     })
 }

@@ -180,3 +180,65 @@ mod checks {
         );
     }
 }
+
+#[test]
+fn rows_carry_a_moroccan_listing_s_place_details_and_currency() {
+    let page = include_bytes!("../../tests/fixtures/avito_search_appartements_a_vendre.html");
+    let listing = crate::sources::portal::avito::parse_page(page, at(0))
+        .expect("fixture")
+        .listings
+        .into_iter()
+        .find(|l| l.address.neighbourhood.is_some() && l.details.living_area_sqm.is_some())
+        .expect("a listing with a neighbourhood and a surface");
+    let row = EventRow::from(&ListingEvent::new_listing(listing.clone(), "poll-1"));
+    assert_eq!(row.country.as_deref(), Some("MA"));
+    assert_eq!(row.currency, "MAD");
+    assert_eq!(row.neighbourhood, listing.address.neighbourhood);
+    assert_eq!(
+        row.living_area_sqm,
+        listing.details.living_area_sqm.map(|v| v as i32)
+    );
+    let images: Option<Vec<String>> = row
+        .images
+        .as_deref()
+        .map(|json| serde_json::from_str(json).expect("a JSON array"));
+    assert_eq!(
+        images.unwrap_or_default(),
+        listing.details.images,
+        "photos as a JSON array, null when none"
+    );
+    let state = merge_listings(Vec::new(), std::slice::from_ref(&row));
+    assert_eq!(state[0].country.as_deref(), Some("MA"));
+    assert_eq!(state[0].neighbourhood, row.neighbourhood);
+
+    // A US listing of schema version 1 reads as in the US; no details.
+    let us = EventRow::from(&history()[0]);
+    assert_eq!(us.country.as_deref(), Some("US"));
+    assert_eq!((us.equipment, us.images), (None, None));
+}
+
+#[test]
+fn a_market_day_names_its_country_and_currency() {
+    let day = |pk: &str| crate::store::MarketSnapshotItem {
+        pk: pk.into(),
+        sk: "day#2026-11-23".into(),
+        period: crate::metrics::ports::Period::Day(at(0).date_naive()),
+        figures: Default::default(),
+        trends: None,
+        expires_at: None,
+    };
+    let row = market_day_row(&day("city#ma/casablanca#all")).expect("a day");
+    assert_eq!(
+        (
+            row.market.as_str(),
+            row.country.as_deref(),
+            row.currency.as_deref()
+        ),
+        ("ma/casablanca", Some("MA"), Some("MAD"))
+    );
+    let row = market_day_row(&day("city#nashville-tn#all")).expect("a day");
+    assert_eq!(
+        (row.country.as_deref(), row.currency.as_deref()),
+        (Some("US"), Some("USD"))
+    );
+}

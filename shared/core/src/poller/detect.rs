@@ -23,8 +23,8 @@ pub struct PollState {
     /// When the last complete read was (RESO: the last full reconciliation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_complete_read: Option<DateTime<Utc>>,
-    /// Portals: listings the reads no longer reach whose own page was found still up, and
-    /// when (the next check goes to those unseen and unchecked longest).
+    /// Portals: listings the reads no longer reach whose own page was asked for and not found
+    /// gone, and when (the next checks go to those unseen and not asked about longest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub page_checked_at: BTreeMap<String, DateTime<Utc>>,
 }
@@ -67,8 +67,9 @@ pub struct MarketRead {
     /// Portals: listings this read did not reach whose own page is gone (404, 410): the
     /// evidence a read that cannot reach the whole market has of a delisting.
     pub gone_ids: BTreeSet<String>,
-    /// Portals: listings this read did not reach whose own page is still up.
-    pub still_up_ids: BTreeSet<String>,
+    /// Portals: listings this read did not reach whose own page was asked for and not
+    /// found gone: asked again only later.
+    pub asked_not_gone_ids: BTreeSet<String>,
 }
 
 /// The default of [`DelistingGuard::max_share`]: a read that misses more than 30 % of a
@@ -182,7 +183,11 @@ pub fn detect(
         .page_checked_at
         .iter()
         .map(|(id, at)| (id.clone(), *at))
-        .chain(read.still_up_ids.iter().map(|id| (id.clone(), observed_at)))
+        .chain(
+            read.asked_not_gone_ids
+                .iter()
+                .map(|id| (id.clone(), observed_at)),
+        )
         .filter(|(id, _)| next_listings.contains_key(id) && !seen_ids.contains(id))
         .collect();
     Detection {
@@ -376,7 +381,7 @@ mod tests {
             complete: false,
             // Listing 1's page "gone" while this read saw it: seeing wins.
             gone_ids: BTreeSet::from([id(&one), id(&two)]),
-            still_up_ids: BTreeSet::from([id(&three)]),
+            asked_not_gone_ids: BTreeSet::from([id(&three)]),
             ..MarketRead::default()
         };
         let d = detect(

@@ -23,11 +23,14 @@ use crate::sources::SourceKind;
 use crate::sources::portal::crawl::RobotsRules;
 use crate::sources::portal::{avito, mubawab};
 
-/// Most ad pages checked after one read (a poll reads a market's sales and lets apart):
-/// at the default rate, half a minute of the site's time budget.
+/// Most ad pages checked after one read, besides the control.
 pub const MAX_GONE_CHECKS: usize = 6;
 
-/// A listing is checked once it has been neither seen nor checked for this long: an ad
+/// Most ad pages one poll asks a site for, controls included, and only in the first half of
+/// the site's time budget: the search pages of every market come first.
+pub const MAX_AD_PAGES_PER_POLL: u32 = 16;
+
+/// A listing is checked once it has been neither seen nor asked about for this long: an ad
 /// pushed past the pages read is not asked about every poll.
 pub const GONE_CHECK_AFTER: TimeDelta = TimeDelta::hours(6);
 
@@ -36,55 +39,69 @@ pub const GONE_CHECK_AFTER: TimeDelta = TimeDelta::hours(6);
 pub struct GoneChecks {
     /// Listings whose page is gone (404, 410).
     pub gone: BTreeSet<String>,
-    /// Listings whose page answered.
-    pub still_up: BTreeSet<String>,
-    /// Ad pages asked for, the control included.
+    /// Listings asked about and not found gone (the page answered, or nothing to go by for
+    /// that page alone: robots.txt disallows it, a 403): asked again after
+    /// [`GONE_CHECK_AFTER`], so one such page never holds the others up.
+    pub asked_not_gone: BTreeSet<String>,
+    /// Ad pages asked for, controls included.
     pub asked: u32,
-    /// The control page (a listing just seen) did not answer: no check was believed.
+    /// A control page (of an ad this read saw, at the address it was last stored with) was
+    /// gone: ad pages have moved, no check was believed.
     pub untrusted: bool,
 }
 
-/// The ad page of `listing` on the site at `base`: the listing's own address with the
-/// portal's origin replaced by `base` (a simulator's prefix, or the origin itself); `None`
-/// for an address elsewhere (never followed: it came from a page).
-pub fn ad_page(kind: SourceKind, base: &str, listing: &Listing) -> Option<String> {
+/// The ad page of a listing whose address is `source_url`, on the site at `base`: the
+/// address's path on the portal's origin (normalised: no `..` leaves it), with `base` in
+/// place of the origin (a simulator's prefix, or the origin itself). `None` for an address
+/// on another host, scheme or port: it came from a page, and is never followed there.
+pub fn ad_page(kind: SourceKind, base: &str, source_url: Option<&str>) -> Option<String> {
     let origin = match kind {
         SourceKind::Avito => avito::ORIGIN,
         SourceKind::Mubawab => mubawab::ORIGIN,
         _ => return None,
     };
-    let path = listing.source_url.as_deref()?.strip_prefix(origin)?;
-    (path.starts_with('/') && !path.starts_with("//"))
-        .then(|| format!("{}{path}", base.trim_end_matches('/')))
+    let origin = reqwest::Url::parse(origin).ok()?;
+    let url = reqwest::Url::parse(source_url?).ok()?;
+    let same_site = url.scheme() == origin.scheme()
+        && url.host_str() == origin.host_str()
+        && url.port() == origin.port()
+        && url.username().is_empty()
+        && url.password().is_none();
+    let path = url.path();
+    (same_site && path.len() > 1).then(|| {
+        let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+        format!("{}{path}{query}", base.trim_end_matches('/'))
+    })
 }
 
-/// The listings of `previous` to check after `read`: not seen (nor rejected) by it, unseen and
-/// unchecked for [`GONE_CHECK_AFTER`], those waiting longest first, at most
-/// [`MAX_GONE_CHECKS`].
+/// The listings of `previous` to check after `read`: not seen (nor rejected) by it, with an
+/// ad page, unseen and not asked about for [`GONE_CHECK_AFTER`], those waiting longest
+/// first, at most [`MAX_GONE_CHECKS`]; each with its page.
 pub fn candidates<'a>(
+    kind: SourceKind,
+    base: &str,
     previous: &'a PollState,
     read: &MarketRead,
     observed_at: DateTime<Utc>,
-) -> Vec<&'a Listing> {
+) -> Vec<(&'a Listing, String)> {
     let seen: BTreeSet<&str> = read.listings.iter().map(|l| l.id.as_str()).collect();
-    let mut waiting: Vec<(DateTime<Utc>, &Listing)> = previous
+    let mut waiting: Vec<(DateTime<Utc>, &Listing, String)> = previous
         .listings
         .iter()
         .filter(|(id, _)| !seen.contains(id.as_str()) && !read.rejected_ids.contains(*id))
-        .map(|(id, listing)| {
-            let checked = previous.page_checked_at.get(id).copied();
-            (
-                checked.map_or(listing.observed_at, |c| c.max(listing.observed_at)),
-                listing,
-            )
+        .filter_map(|(id, listing)| {
+            let page = ad_page(kind, base, listing.source_url.as_deref())?;
+            let asked = previous.page_checked_at.get(id).copied();
+            let last = asked.map_or(listing.observed_at, |a| a.max(listing.observed_at));
+            Some((last, listing, page))
         })
-        .filter(|(last, _)| observed_at - *last >= GONE_CHECK_AFTER)
+        .filter(|(last, _, _)| observed_at - *last >= GONE_CHECK_AFTER)
         .collect();
     waiting.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
     waiting
         .into_iter()
         .take(MAX_GONE_CHECKS)
-        .map(|(_, listing)| listing)
+        .map(|(_, listing, page)| (listing, page))
         .collect()
 }
 
@@ -92,9 +109,12 @@ pub fn candidates<'a>(
 enum Answer {
     Up,
     Gone,
-    /// Not asked (robots.txt, the time budget) or no answer to go by (5xx, 429 past its
-    /// retries, a timeout): nothing more is asked this read.
-    Unknown,
+    /// Nothing to go by for this page alone (robots.txt disallows it, a 4xx other than 404
+    /// and 410): the next is asked.
+    Undecided,
+    /// Nothing to go by from the site (its time or request share for the poll spent, 5xx or
+    /// 429 past their retries, a timeout): nothing more is asked this read.
+    SiteUnavailable,
 }
 
 async fn ask(
@@ -104,27 +124,36 @@ async fn ask(
     crawler: &PortalCrawler,
     rules: &RobotsRules,
     base: &str,
-    url: String,
+    url: &str,
 ) -> Answer {
-    if !allowed(rules, base, &url) {
-        return Answer::Unknown;
+    if !allowed(rules, base, url) {
+        return Answer::Undecided;
     }
-    let Some(_one_at_a_time) = crawler.turn().await else {
-        return Answer::Unknown;
+    let Some(turn) = crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await else {
+        return Answer::SiteUnavailable;
     };
-    match read_text(client, limiter, policy, &crawler.get(url.clone())).await {
+    let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
+    drop(turn);
+    match answer {
         Ok(_) => Answer::Up,
         Err(FetchError::Refused {
             status: 404 | 410, ..
         }) => Answer::Gone,
+        Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
+            tracing::info!(%url, status, "ad page check: no answer to go by");
+            Answer::Undecided
+        }
         Err(error) => {
-            tracing::info!(%url, %error, "ad page check: no answer to go by");
-            Answer::Unknown
+            tracing::info!(%url, %error, "ad page checks end for this read");
+            Answer::SiteUnavailable
         }
     }
 }
 
-/// Asks for the pages of [`candidates`] after `read`, once a page `read` saw answers.
+/// Asks for the pages of [`candidates`] after `read`. A 404 is believed only while the
+/// pages of ads this read saw, at the addresses stored for them (the candidates' addresses
+/// are as old), answer: one asked before the checks and, if any page was gone, another
+/// after them.
 #[allow(clippy::too_many_arguments)]
 pub async fn check_gone(
     client: &reqwest::Client,
@@ -139,43 +168,46 @@ pub async fn check_gone(
     observed_at: DateTime<Utc>,
 ) -> GoneChecks {
     let mut out = GoneChecks::default();
-    let waiting = candidates(previous, read, observed_at);
+    let waiting = candidates(kind, base, previous, read, observed_at);
     if waiting.is_empty() {
         return out;
     }
-    let Some(control) = read.listings.iter().find_map(|l| ad_page(kind, base, l)) else {
-        return out;
-    };
-    out.asked += 1;
-    match ask(
-        client,
-        limiter,
-        policy,
-        crawler,
-        rules,
-        base,
-        control.clone(),
-    )
-    .await
-    {
-        Answer::Up => {}
-        Answer::Gone => {
-            tracing::warn!(url = %control, "the page of an ad just seen is gone: ad pages have moved, no delisting inferred from them");
-            out.untrusted = true;
-            return out;
-        }
-        Answer::Unknown => return out,
-    }
-    for listing in waiting {
-        let Some(url) = ad_page(kind, base, listing) else {
-            continue;
+    // Ads this read saw, at their stored addresses, that robots.txt lets us ask for.
+    let mut controls = read.listings.iter().filter_map(|l| {
+        let stored = previous.listings.get(l.id.as_str())?;
+        ad_page(kind, base, stored.source_url.as_deref()).filter(|url| allowed(rules, base, url))
+    });
+    let mut control = async |out: &mut GoneChecks| -> bool {
+        let Some(url) = controls.next() else {
+            return false;
         };
         out.asked += 1;
-        match ask(client, limiter, policy, crawler, rules, base, url).await {
-            Answer::Up => out.still_up.insert(listing.id.as_str().to_owned()),
-            Answer::Gone => out.gone.insert(listing.id.as_str().to_owned()),
-            Answer::Unknown => break,
+        match ask(client, limiter, policy, crawler, rules, base, &url).await {
+            Answer::Up => true,
+            Answer::Gone => {
+                tracing::warn!(%url, "the page of an ad just seen is gone: ad pages have moved, no delisting inferred from them");
+                out.untrusted = true;
+                false
+            }
+            Answer::Undecided | Answer::SiteUnavailable => false,
+        }
+    };
+    if !control(&mut out).await {
+        return out;
+    }
+    for (listing, url) in waiting {
+        out.asked += 1;
+        let id = listing.id.as_str().to_owned();
+        match ask(client, limiter, policy, crawler, rules, base, &url).await {
+            Answer::Up | Answer::Undecided => out.asked_not_gone.insert(id),
+            Answer::Gone => out.gone.insert(id),
+            Answer::SiteUnavailable => break,
         };
+    }
+    if !out.gone.is_empty() && !control(&mut out).await {
+        // The site stopped answering pages that are up (blocking us, or moved meanwhile):
+        // its 404s say nothing.
+        out.gone.clear();
     }
     out
 }
@@ -220,29 +252,56 @@ mod tests {
     #[test]
     fn the_ad_page_is_the_listing_address_on_the_configured_site() {
         let listing = ad(8215422, at(0));
+        let url = listing.source_url.as_deref();
         assert_eq!(
-            ad_page(SourceKind::Mubawab, "http://127.0.0.1:9/mubawab/", &listing).as_deref(),
+            ad_page(SourceKind::Mubawab, "http://127.0.0.1:9/mubawab/", url).as_deref(),
             Some("http://127.0.0.1:9/mubawab/fr/a/8215422/appartement")
         );
         assert_eq!(
-            ad_page(SourceKind::Mubawab, mubawab::ORIGIN, &listing).as_deref(),
+            ad_page(SourceKind::Mubawab, mubawab::ORIGIN, url).as_deref(),
             Some("https://www.mubawab.ma/fr/a/8215422/appartement")
         );
-        // An address on another site (or host-relative trickery) is never followed.
-        for url in [
+        // `..` is resolved on the site's own root: it never climbs out of the base's prefix.
+        assert_eq!(
+            ad_page(
+                SourceKind::Mubawab,
+                "http://127.0.0.1:9/mubawab",
+                Some("https://www.mubawab.ma/fr/a/1/../../../avito/x")
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:9/mubawab/avito/x")
+        );
+        // Encoded dots too (`%2e%2e`): the path asked for is the one robots.txt is matched on.
+        assert_eq!(
+            ad_page(
+                SourceKind::Mubawab,
+                mubawab::ORIGIN,
+                Some("https://www.mubawab.ma/fr/a/%2e%2e/x")
+            )
+            .as_deref(),
+            Some("https://www.mubawab.ma/fr/x")
+        );
+        // An address on another site, port, scheme or with credentials is never followed.
+        for other in [
             "https://evil.example/fr/a/1/x",
             "https://www.mubawab.ma.evil.example/fr/a/1",
-            "https://www.mubawab.ma//evil.example/x",
+            "https://www.mubawab.ma@evil.example/fr/a/1",
+            "https://user@www.mubawab.ma/fr/a/1",
+            "https://www.mubawab.ma:8443/fr/a/1",
+            "http://www.mubawab.ma/fr/a/1",
+            "https://www.mubawab.ma/",
+            "/fr/a/1/x",
+            "",
         ] {
-            let mut other = listing.clone();
-            other.source_url = Some(url.into());
             assert_eq!(
-                ad_page(SourceKind::Mubawab, mubawab::ORIGIN, &other),
+                ad_page(SourceKind::Mubawab, mubawab::ORIGIN, Some(other)),
                 None,
-                "{url}"
+                "{other}"
             );
         }
-        assert_eq!(ad_page(SourceKind::Avito, avito::ORIGIN, &listing), None);
+        assert_eq!(ad_page(SourceKind::Avito, avito::ORIGIN, url), None);
+        assert_eq!(ad_page(SourceKind::Zillow, mubawab::ORIGIN, url), None);
+        assert_eq!(ad_page(SourceKind::Mubawab, mubawab::ORIGIN, None), None);
     }
 
     #[test]
@@ -263,21 +322,34 @@ mod tests {
             rejected_ids: BTreeSet::from([listings[2].id.as_str().to_owned()]),
             ..MarketRead::default()
         };
-        let ids: Vec<String> = candidates(&previous, &read, now)
-            .iter()
-            .map(|l| l.id.native_id().to_owned())
-            .collect();
-        assert_eq!(ids, ["3", "4", "5", "6", "7", "8"]);
+        // Listing 3 has no address on the site: it is passed over, not given a turn.
+        previous
+            .listings
+            .get_mut(listings[3].id.as_str())
+            .expect("listing 3")
+            .source_url = None;
+        let ids: Vec<String> =
+            candidates(SourceKind::Mubawab, mubawab::ORIGIN, &previous, &read, now)
+                .iter()
+                .map(|(l, _)| l.id.native_id().to_owned())
+                .collect();
+        assert_eq!(ids, ["4", "5", "6", "7", "8", "9"]);
         assert_eq!(ids.len(), MAX_GONE_CHECKS);
         // Exactly GONE_CHECK_AFTER unseen is due; just under is not.
         let due = state(&[
             ad(1, now - GONE_CHECK_AFTER),
             ad(2, now - GONE_CHECK_AFTER + TimeDelta::seconds(1)),
         ]);
-        let ids: Vec<String> = candidates(&due, &MarketRead::default(), now)
-            .iter()
-            .map(|l| l.id.native_id().to_owned())
-            .collect();
+        let ids: Vec<String> = candidates(
+            SourceKind::Mubawab,
+            mubawab::ORIGIN,
+            &due,
+            &MarketRead::default(),
+            now,
+        )
+        .iter()
+        .map(|(l, _)| l.id.native_id().to_owned())
+        .collect();
         assert_eq!(ids, ["1"]);
     }
 }

@@ -58,6 +58,8 @@ pub struct PortalCrawler {
     /// The rules, or why they could not be read, and when.
     robots: Mutex<Option<(Instant, Result<RobotsRules, String>)>>,
     run_started: std::sync::Mutex<Option<Instant>>,
+    /// Ad pages asked for this poll ([`super::gone`]).
+    ad_pages_asked: std::sync::atomic::AtomicU32,
 }
 
 impl PortalCrawler {
@@ -67,6 +69,7 @@ impl PortalCrawler {
             gate: Mutex::new(()),
             robots: Mutex::new(None),
             run_started: std::sync::Mutex::new(None),
+            ad_pages_asked: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -76,14 +79,35 @@ impl PortalCrawler {
             .run_started
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        self.ad_pages_asked
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether more than `share` of this poll's time for the site is spent.
+    fn spent(&self, share: f64) -> bool {
+        self.run_started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET.mul_f64(share))
     }
 
     /// Whether this poll's time for the site is spent.
     fn out_of_time(&self) -> bool {
-        self.run_started
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET)
+        self.spent(1.0)
+    }
+
+    /// The site's turn for one ad page: as [`Self::turn`], but only in the first half of the
+    /// poll's time for the site and for at most `most` ad pages a poll, so that the search
+    /// pages of markets still waiting are read first.
+    pub(super) async fn ad_page_turn(&self, most: u32) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        let turn = self.turn().await?;
+        if self.spent(0.5) {
+            return None;
+        }
+        let asked = self
+            .ad_pages_asked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (asked < most).then_some(turn)
     }
 
     /// The site's turn for one request: the gate, held until the guard drops; `None` once

@@ -107,7 +107,8 @@ pub struct ReadStats {
     pub crawl_limited: bool,
     /// Ad pages asked for after a crawl-limited read ([`super::gone`]).
     pub ad_pages_checked: u32,
-    /// The page of an ad the read saw did not answer: no ad page was believed.
+    /// The page of an ad the read saw was gone (404, 410): ad pages have moved, no ad page
+    /// was believed.
     pub ad_pages_untrusted: bool,
 }
 
@@ -346,13 +347,14 @@ pub async fn read_market(
         }
     }
     let mut read = union.into_read(false);
+    // Listings past the pages a poll may read: their own pages say whether they are gone.
+    // robots.txt was read a moment ago for the pages and is kept (if it must be read again
+    // and cannot be, no page is checked; the read stands).
     if stats.crawl_limited
         && let Some(crawler) = &endpoint.crawler
+        && let Ok(rules) =
+            super::portal::robots(client, limiter, policy, crawler, &endpoint.base_url).await
     {
-        // Listings past the pages a poll may read: their own pages say whether they are gone.
-        // Read a moment ago for the pages: kept, so no request.
-        let rules =
-            super::portal::robots(client, limiter, policy, crawler, &endpoint.base_url).await?;
         let checks = super::gone::check_gone(
             client,
             limiter,
@@ -369,7 +371,7 @@ pub async fn read_market(
         stats.ad_pages_checked = checks.asked;
         stats.ad_pages_untrusted = checks.untrusted;
         read.gone_ids = checks.gone;
-        read.still_up_ids = checks.still_up;
+        read.asked_not_gone_ids = checks.asked_not_gone;
     }
     Ok((read, stats))
 }
@@ -457,7 +459,7 @@ impl Tally {
             cursor: None,
             rejected_ids,
             gone_ids: BTreeSet::new(),
-            still_up_ids: BTreeSet::new(),
+            asked_not_gone_ids: BTreeSet::new(),
         }
     }
 }
