@@ -117,6 +117,17 @@ enum Answer {
     SiteUnavailable,
 }
 
+/// Which share of the site's time an ad page may take.
+#[derive(Clone, Copy, PartialEq)]
+enum Share {
+    /// [`PortalCrawler::ad_page_turn`]: the first half of the budget, a few pages a poll.
+    AdPages,
+    /// The control that confirms the 404s found: the site's whole budget, so that checks
+    /// already made are not thrown away for want of it.
+    Closing,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn ask(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -125,11 +136,16 @@ async fn ask(
     rules: &RobotsRules,
     base: &str,
     url: &str,
+    share: Share,
 ) -> Answer {
     if !allowed(rules, base, url) {
         return Answer::Undecided;
     }
-    let Some(turn) = crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await else {
+    let turn = match share {
+        Share::AdPages => crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await,
+        Share::Closing => crawler.turn().await,
+    };
+    let Some(turn) = turn else {
         return Answer::SiteUnavailable;
     };
     let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
@@ -177,12 +193,15 @@ pub async fn check_gone(
         let stored = previous.listings.get(l.id.as_str())?;
         ad_page(kind, base, stored.source_url.as_deref()).filter(|url| allowed(rules, base, url))
     });
-    let mut control = async |out: &mut GoneChecks| -> bool {
-        let Some(url) = controls.next() else {
+    let mut first_control = None;
+    let mut control = async |out: &mut GoneChecks, share: Share| -> bool {
+        // Another ad's page where the read saw more than one, else the same again.
+        let Some(url) = controls.next().or_else(|| first_control.clone()) else {
             return false;
         };
+        first_control.get_or_insert_with(|| url.clone());
         out.asked += 1;
-        match ask(client, limiter, policy, crawler, rules, base, &url).await {
+        match ask(client, limiter, policy, crawler, rules, base, &url, share).await {
             Answer::Up => true,
             Answer::Gone => {
                 tracing::warn!(%url, "the page of an ad just seen is gone: ad pages have moved, no delisting inferred from them");
@@ -192,19 +211,30 @@ pub async fn check_gone(
             Answer::Undecided | Answer::SiteUnavailable => false,
         }
     };
-    if !control(&mut out).await {
+    if !control(&mut out, Share::AdPages).await {
         return out;
     }
     for (listing, url) in waiting {
         out.asked += 1;
         let id = listing.id.as_str().to_owned();
-        match ask(client, limiter, policy, crawler, rules, base, &url).await {
+        match ask(
+            client,
+            limiter,
+            policy,
+            crawler,
+            rules,
+            base,
+            &url,
+            Share::AdPages,
+        )
+        .await
+        {
             Answer::Up | Answer::Undecided => out.asked_not_gone.insert(id),
             Answer::Gone => out.gone.insert(id),
             Answer::SiteUnavailable => break,
         };
     }
-    if !out.gone.is_empty() && !control(&mut out).await {
+    if !out.gone.is_empty() && !control(&mut out, Share::Closing).await {
         // The site stopped answering pages that are up (blocking us, or moved meanwhile):
         // its 404s say nothing.
         out.gone.clear();
@@ -213,20 +243,24 @@ pub async fn check_gone(
 }
 
 #[cfg(test)]
+#[path = "gone_site_tests.rs"]
+mod site_tests;
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
     use crate::listing::{ListingId, ListingSource};
 
-    fn at(hours: i64) -> DateTime<Utc> {
+    pub(super) fn at(hours: i64) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z")
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default()
             + TimeDelta::hours(hours)
     }
 
-    fn ad(id: u32, seen_at: DateTime<Utc>) -> Listing {
+    pub(super) fn ad(id: u32, seen_at: DateTime<Utc>) -> Listing {
         let page =
             include_bytes!("../../tests/fixtures/mubawab_search_real_estate_for_rent_en.html");
         let mut listing = mubawab::parse_page(page, seen_at)
@@ -239,7 +273,7 @@ mod tests {
         listing
     }
 
-    fn state(listings: &[Listing]) -> PollState {
+    pub(super) fn state(listings: &[Listing]) -> PollState {
         PollState {
             listings: listings
                 .iter()

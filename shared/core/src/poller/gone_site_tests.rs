@@ -1,0 +1,160 @@
+//! [`check_gone`] against a site on a loopback port whose ad pages answer as each test says.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::tests::{ad, at, state};
+use super::*;
+use crate::poller::fetch::http_client;
+
+/// The status each ad page answers with (200 when not set), and the ads asked for, in order.
+#[derive(Clone, Default)]
+struct Site {
+    status: Arc<Mutex<BTreeMap<u32, u16>>>,
+    asked: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Site {
+    fn answer(&self, id: u32, status: u16) {
+        self.status.lock().expect("status").insert(id, status);
+    }
+
+    fn asked(&self) -> Vec<u32> {
+        self.asked.lock().expect("asked").clone()
+    }
+
+    /// Serves the site; its base URL.
+    async fn serve(&self) -> String {
+        async fn page(State(site): State<Site>, Path((id, _)): Path<(u32, String)>) -> StatusCode {
+            site.asked.lock().expect("asked").push(id);
+            let status = site.status.lock().expect("status").get(&id).copied();
+            StatusCode::from_u16(status.unwrap_or(200)).unwrap_or(StatusCode::OK)
+        }
+        let router = axum::Router::new()
+            .route("/fr/a/{id}/{slug}", axum::routing::get(page))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{address}")
+    }
+}
+
+/// A poll at hour 12 that read ads `seen` of a market that held `seen` and `unseen` (last
+/// seen at hour 0): the checks it makes on `site`, after `spent` ad page turns of the poll
+/// went to other markets.
+async fn checks(site: &Site, seen: &[u32], unseen: &[u32], spent: u32) -> GoneChecks {
+    let base = site.serve().await;
+    let known: Vec<Listing> = seen.iter().chain(unseen).map(|&id| ad(id, at(0))).collect();
+    let read = MarketRead {
+        listings: seen.iter().map(|&id| ad(id, at(12))).collect(),
+        ..MarketRead::default()
+    };
+    let crawler = PortalCrawler::new("realty-stream test".to_owned());
+    crawler.start_run();
+    for _ in 0..spent {
+        drop(crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await);
+    }
+    let policy = HttpPolicy {
+        max_attempts: 1,
+        ..HttpPolicy::default()
+    };
+    check_gone(
+        &http_client(std::time::Duration::from_secs(2)).expect("client"),
+        &RateLimiter::per_second(0.0),
+        &policy,
+        SourceKind::Mubawab,
+        &base,
+        &crawler,
+        &RobotsRules::parse(b""),
+        &state(&known),
+        &read,
+        at(12),
+    )
+    .await
+}
+
+fn ids(ids: &[u32]) -> BTreeSet<String> {
+    ids.iter()
+        .map(|id| ad(*id, at(0)).id.as_str().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_gone_page_is_believed_between_two_pages_of_ads_just_seen_that_answer() {
+    let site = Site::default();
+    site.answer(3, 404);
+    site.answer(5, 410);
+    let out = checks(&site, &[1, 2], &[3, 4, 5], 0).await;
+    assert_eq!(out.gone, ids(&[3, 5]));
+    assert_eq!(out.asked_not_gone, ids(&[4]));
+    assert!(!out.untrusted);
+    // The control before (ad 1), the three checks, another control after (ad 2).
+    assert_eq!(site.asked(), [1, 3, 4, 5, 2]);
+    assert_eq!(out.asked, 5);
+}
+
+#[tokio::test]
+async fn when_a_page_of_an_ad_just_seen_is_gone_no_page_is_asked_or_believed() {
+    let site = Site::default();
+    site.answer(1, 404);
+    site.answer(3, 404);
+    let out = checks(&site, &[1, 2], &[3, 4], 0).await;
+    assert!(out.untrusted);
+    assert_eq!(
+        out,
+        GoneChecks {
+            asked: 1,
+            untrusted: true,
+            ..GoneChecks::default()
+        }
+    );
+    assert_eq!(site.asked(), [1]);
+}
+
+#[tokio::test]
+async fn when_the_site_stops_answering_after_the_checks_their_404s_say_nothing() {
+    let site = Site::default();
+    site.answer(3, 404);
+    // The second control is refused: blocked, or the site moved meanwhile.
+    site.answer(2, 403);
+    let out = checks(&site, &[1, 2], &[3, 4], 0).await;
+    assert!(out.gone.is_empty());
+    assert_eq!(out.asked_not_gone, ids(&[4]));
+    assert!(!out.untrusted);
+    assert_eq!(site.asked(), [1, 3, 4, 2]);
+}
+
+#[tokio::test]
+async fn a_read_that_saw_one_ad_asks_its_page_again_after_the_checks() {
+    let site = Site::default();
+    site.answer(3, 404);
+    let out = checks(&site, &[1], &[3], 0).await;
+    assert_eq!(out.gone, ids(&[3]));
+    assert_eq!(site.asked(), [1, 3, 1]);
+}
+
+#[tokio::test]
+async fn the_last_control_is_asked_past_the_ad_pages_share_so_the_checks_made_count() {
+    let site = Site::default();
+    site.answer(3, 404);
+    // Control, two checks: the poll's last three ad page turns. The closing control is the
+    // seventeenth ad page of the poll, past the share, and is asked all the same.
+    let out = checks(&site, &[1, 2], &[3, 4], MAX_AD_PAGES_PER_POLL - 3).await;
+    assert_eq!(out.gone, ids(&[3]));
+    assert_eq!(site.asked(), [1, 3, 4, 2]);
+    // One turn fewer: the last check is not asked, and waits for a later poll.
+    let site = Site::default();
+    site.answer(3, 404);
+    let out = checks(&site, &[1, 2], &[3, 4], MAX_AD_PAGES_PER_POLL - 2).await;
+    assert_eq!(out.gone, ids(&[3]));
+    assert!(out.asked_not_gone.is_empty());
+    assert_eq!(site.asked(), [1, 3, 2]);
+}
