@@ -68,7 +68,7 @@ $(BUILD_VENV)/.installed: infra/build-requirements.txt
 # SigV4a: 2.7 MB of each bootstrap). The curator in a run of its own: its Iceberg catalog
 # takes the SDK with its default features, which one run would unify into the others.
 LAMBDA_FUNCTIONS := -p realty-poller -p realty-metrics -p realty-alerts -p realty-api -p realty-importer
-build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts,api,importer,curator}/bootstrap
+build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts,api,api-authorizer,importer,curator}/bootstrap
 	$(BUILD_PATH) cargo lambda build --release --arm64 $(LAMBDA_FUNCTIONS)
 	$(BUILD_PATH) cargo lambda build --release --arm64 -p realty-curator
 	@ls -l target/lambda/*/bootstrap

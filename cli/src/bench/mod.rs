@@ -78,8 +78,9 @@ pub struct BenchArgs {
     /// Where the arm64 Lambda bootstraps are (`make build`: target/lambda/<function>/bootstrap).
     #[arg(long)]
     pub lambda_dir: Option<PathBuf>,
-    /// Where release bootstraps for this machine are (`cargo build --release`), run for the
-    /// cold start and memory figures.
+    /// Where release bootstraps for this machine are (`cargo build --release -p realty-poller
+    /// -p realty-metrics -p realty-alerts`, as `make bench` builds them), run for the cold
+    /// start and memory figures.
     #[arg(long)]
     pub host_bin_dir: Option<PathBuf>,
     /// The emulators of the end-to-end part, each run in turn and shown side by side; the

@@ -6,8 +6,9 @@ use tracing_subscriber::filter::LevelFilter;
 
 /// Installs the JSON subscriber used by the Lambda functions, at the level `RUST_LOG` names
 /// (`error`, `warn`, `info`, `debug`, `trace` or `off`; `info` when unset). A level, not
-/// `EnvFilter`'s per-crate directives: their regex engine was about 180 KB of each bootstrap
-/// and a parse at every cold start. A value that is not a level is logged and `info` used.
+/// `EnvFilter`'s per-crate directives: their regex engine was 0.8 MB of each arm64 bootstrap
+/// and a parse at every cold start (docs/capacity.md). A value that is not a level is logged
+/// and `info` used.
 pub fn init_lambda_logging() {
     let (level, unread) = lambda_log_level(std::env::var("RUST_LOG").ok().as_deref());
     // A second call (tests, in-process handler runs) keeps the first subscriber.

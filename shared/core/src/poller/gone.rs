@@ -26,8 +26,9 @@ use crate::sources::portal::{avito, mubawab};
 /// Most ad pages checked after one read, besides the control.
 pub const MAX_GONE_CHECKS: usize = 6;
 
-/// Most ad pages one poll asks a site for, controls included, and only in the first half of
-/// the site's time budget: the search pages of every market come first.
+/// Most ad pages one poll asks a site for, first controls included, and only in the first
+/// half of the site's time budget: the search pages of every market come first. The control
+/// that confirms a read's 404s is outside it (at most one a read that found a page gone).
 pub const MAX_AD_PAGES_PER_POLL: u32 = 16;
 
 /// A listing is checked once it has been neither seen nor asked about for this long: an ad
@@ -43,7 +44,8 @@ pub struct GoneChecks {
     /// that page alone: robots.txt disallows it, a 403): asked again after
     /// [`GONE_CHECK_AFTER`], so one such page never holds the others up.
     pub asked_not_gone: BTreeSet<String>,
-    /// Ad pages asked for, controls included.
+    /// Ad pages requested from the site, controls included (not those robots.txt disallows
+    /// or no turn was left for).
     pub asked: u32,
     /// A control page (of an ad this read saw, at the address it was last stored with) was
     /// gone: ad pages have moved, no check was believed.
@@ -137,6 +139,7 @@ async fn ask(
     base: &str,
     url: &str,
     share: Share,
+    asked: &mut u32,
 ) -> Answer {
     if !allowed(rules, base, url) {
         return Answer::Undecided;
@@ -148,6 +151,7 @@ async fn ask(
     let Some(turn) = turn else {
         return Answer::SiteUnavailable;
     };
+    *asked += 1;
     let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
     drop(turn);
     match answer {
@@ -200,8 +204,19 @@ pub async fn check_gone(
             return false;
         };
         first_control.get_or_insert_with(|| url.clone());
-        out.asked += 1;
-        match ask(client, limiter, policy, crawler, rules, base, &url, share).await {
+        match ask(
+            client,
+            limiter,
+            policy,
+            crawler,
+            rules,
+            base,
+            &url,
+            share,
+            &mut out.asked,
+        )
+        .await
+        {
             Answer::Up => true,
             Answer::Gone => {
                 tracing::warn!(%url, "the page of an ad just seen is gone: ad pages have moved, no delisting inferred from them");
@@ -215,7 +230,6 @@ pub async fn check_gone(
         return out;
     }
     for (listing, url) in waiting {
-        out.asked += 1;
         let id = listing.id.as_str().to_owned();
         match ask(
             client,
@@ -226,6 +240,7 @@ pub async fn check_gone(
             base,
             &url,
             Share::AdPages,
+            &mut out.asked,
         )
         .await
         {

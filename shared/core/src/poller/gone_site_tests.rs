@@ -157,4 +157,19 @@ async fn the_last_control_is_asked_past_the_ad_pages_share_so_the_checks_made_co
     assert_eq!(out.gone, ids(&[3]));
     assert!(out.asked_not_gone.is_empty());
     assert_eq!(site.asked(), [1, 3, 2]);
+    // Pages requested, not pages that had no turn left.
+    assert_eq!(out.asked, 3);
+}
+
+#[tokio::test]
+async fn when_the_closing_control_is_gone_the_checks_are_untrusted_and_believe_nothing() {
+    let site = Site::default();
+    site.answer(3, 404);
+    // Ad 2's page, up a moment ago, is gone after the checks: the site moved its ad pages.
+    site.answer(2, 404);
+    let out = checks(&site, &[1, 2], &[3, 4], 0).await;
+    assert!(out.untrusted);
+    assert!(out.gone.is_empty());
+    assert_eq!(site.asked(), [1, 3, 4, 2]);
+    assert_eq!(out.asked, 4);
 }
