@@ -129,43 +129,54 @@ enum Share {
     Closing,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn ask(
-    client: &reqwest::Client,
-    limiter: &RateLimiter,
-    policy: &HttpPolicy,
-    crawler: &PortalCrawler,
-    rules: &RobotsRules,
-    base: &str,
-    url: &str,
-    share: Share,
-    asked: &mut u32,
-) -> Answer {
-    if !allowed(rules, base, url) {
-        return Answer::Undecided;
-    }
-    let turn = match share {
-        Share::AdPages => crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await,
-        Share::Closing => crawler.turn().await,
-    };
-    let Some(turn) = turn else {
-        return Answer::SiteUnavailable;
-    };
-    *asked += 1;
-    let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
-    drop(turn);
-    match answer {
-        Ok(_) => Answer::Up,
-        Err(FetchError::Refused {
-            status: 404 | 410, ..
-        }) => Answer::Gone,
-        Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
-            tracing::info!(%url, status, "ad page check: no answer to go by");
-            Answer::Undecided
+/// The site the ad pages are asked of, with what every request to it goes through.
+struct Site<'a> {
+    client: &'a reqwest::Client,
+    limiter: &'a RateLimiter,
+    policy: &'a HttpPolicy,
+    crawler: &'a PortalCrawler,
+    rules: &'a RobotsRules,
+    base: &'a str,
+}
+
+impl Site<'_> {
+    /// How the ad page at `url` answers, within `share` of the site's time; `asked` counts
+    /// the pages requested.
+    async fn ask(&self, url: &str, share: Share, asked: &mut u32) -> Answer {
+        let Self {
+            client,
+            limiter,
+            policy,
+            crawler,
+            rules,
+            base,
+        } = *self;
+        if !allowed(rules, base, url) {
+            return Answer::Undecided;
         }
-        Err(error) => {
-            tracing::info!(%url, %error, "ad page checks end for this read");
-            Answer::SiteUnavailable
+        let turn = match share {
+            Share::AdPages => crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await,
+            Share::Closing => crawler.turn().await,
+        };
+        let Some(turn) = turn else {
+            return Answer::SiteUnavailable;
+        };
+        *asked += 1;
+        let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
+        drop(turn);
+        match answer {
+            Ok(_) => Answer::Up,
+            Err(FetchError::Refused {
+                status: 404 | 410, ..
+            }) => Answer::Gone,
+            Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
+                tracing::info!(%url, status, "ad page check: no answer to go by");
+                Answer::Undecided
+            }
+            Err(error) => {
+                tracing::info!(%url, %error, "ad page checks end for this read");
+                Answer::SiteUnavailable
+            }
         }
     }
 }
@@ -197,6 +208,14 @@ pub async fn check_gone(
         let stored = previous.listings.get(l.id.as_str())?;
         ad_page(kind, base, stored.source_url.as_deref()).filter(|url| allowed(rules, base, url))
     });
+    let site = Site {
+        client,
+        limiter,
+        policy,
+        crawler,
+        rules,
+        base,
+    };
     let mut first_control = None;
     let mut control = async |out: &mut GoneChecks, share: Share| -> bool {
         // Another ad's page where the read saw more than one, else the same again.
@@ -204,19 +223,7 @@ pub async fn check_gone(
             return false;
         };
         first_control.get_or_insert_with(|| url.clone());
-        match ask(
-            client,
-            limiter,
-            policy,
-            crawler,
-            rules,
-            base,
-            &url,
-            share,
-            &mut out.asked,
-        )
-        .await
-        {
+        match site.ask(&url, share, &mut out.asked).await {
             Answer::Up => true,
             Answer::Gone => {
                 tracing::warn!(%url, "the page of an ad just seen is gone: ad pages have moved, no delisting inferred from them");
@@ -231,19 +238,7 @@ pub async fn check_gone(
     }
     for (listing, url) in waiting {
         let id = listing.id.as_str().to_owned();
-        match ask(
-            client,
-            limiter,
-            policy,
-            crawler,
-            rules,
-            base,
-            &url,
-            Share::AdPages,
-            &mut out.asked,
-        )
-        .await
-        {
+        match site.ask(&url, Share::AdPages, &mut out.asked).await {
             Answer::Up | Answer::Undecided => out.asked_not_gone.insert(id),
             Answer::Gone => out.gone.insert(id),
             Answer::SiteUnavailable => break,

@@ -12,12 +12,12 @@ use crate::poller::fetch::http_client;
 
 /// The status each ad page answers with (200 when not set), and the ads asked for, in order.
 #[derive(Clone, Default)]
-struct Site {
+struct LoopbackSite {
     status: Arc<Mutex<BTreeMap<u32, u16>>>,
     asked: Arc<Mutex<Vec<u32>>>,
 }
 
-impl Site {
+impl LoopbackSite {
     fn answer(&self, id: u32, status: u16) {
         self.status.lock().expect("status").insert(id, status);
     }
@@ -28,7 +28,10 @@ impl Site {
 
     /// Serves the site; its base URL.
     async fn serve(&self) -> String {
-        async fn page(State(site): State<Site>, Path((id, _)): Path<(u32, String)>) -> StatusCode {
+        async fn page(
+            State(site): State<LoopbackSite>,
+            Path((id, _)): Path<(u32, String)>,
+        ) -> StatusCode {
             site.asked.lock().expect("asked").push(id);
             let status = site.status.lock().expect("status").get(&id).copied();
             StatusCode::from_u16(status.unwrap_or(200)).unwrap_or(StatusCode::OK)
@@ -50,7 +53,7 @@ impl Site {
 /// A poll at hour 12 that read ads `seen` of a market that held `seen` and `unseen` (last
 /// seen at hour 0): the checks it makes on `site`, after `spent` ad page turns of the poll
 /// went to other markets.
-async fn checks(site: &Site, seen: &[u32], unseen: &[u32], spent: u32) -> GoneChecks {
+async fn checks(site: &LoopbackSite, seen: &[u32], unseen: &[u32], spent: u32) -> GoneChecks {
     let base = site.serve().await;
     let known: Vec<Listing> = seen.iter().chain(unseen).map(|&id| ad(id, at(0))).collect();
     let read = MarketRead {
@@ -89,7 +92,7 @@ fn ids(ids: &[u32]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn a_gone_page_is_believed_between_two_pages_of_ads_just_seen_that_answer() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     site.answer(5, 410);
     let out = checks(&site, &[1, 2], &[3, 4, 5], 0).await;
@@ -103,7 +106,7 @@ async fn a_gone_page_is_believed_between_two_pages_of_ads_just_seen_that_answer(
 
 #[tokio::test]
 async fn when_a_page_of_an_ad_just_seen_is_gone_no_page_is_asked_or_believed() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(1, 404);
     site.answer(3, 404);
     let out = checks(&site, &[1, 2], &[3, 4], 0).await;
@@ -121,7 +124,7 @@ async fn when_a_page_of_an_ad_just_seen_is_gone_no_page_is_asked_or_believed() {
 
 #[tokio::test]
 async fn when_the_site_stops_answering_after_the_checks_their_404s_say_nothing() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     // The second control is refused: blocked, or the site moved meanwhile.
     site.answer(2, 403);
@@ -134,7 +137,7 @@ async fn when_the_site_stops_answering_after_the_checks_their_404s_say_nothing()
 
 #[tokio::test]
 async fn a_read_that_saw_one_ad_asks_its_page_again_after_the_checks() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     let out = checks(&site, &[1], &[3], 0).await;
     assert_eq!(out.gone, ids(&[3]));
@@ -143,7 +146,7 @@ async fn a_read_that_saw_one_ad_asks_its_page_again_after_the_checks() {
 
 #[tokio::test]
 async fn the_last_control_is_asked_past_the_ad_pages_share_so_the_checks_made_count() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     // Control, two checks: the poll's last three ad page turns. The closing control is the
     // seventeenth ad page of the poll, past the share, and is asked all the same.
@@ -151,7 +154,7 @@ async fn the_last_control_is_asked_past_the_ad_pages_share_so_the_checks_made_co
     assert_eq!(out.gone, ids(&[3]));
     assert_eq!(site.asked(), [1, 3, 4, 2]);
     // One turn fewer: the last check is not asked, and waits for a later poll.
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     let out = checks(&site, &[1, 2], &[3, 4], MAX_AD_PAGES_PER_POLL - 2).await;
     assert_eq!(out.gone, ids(&[3]));
@@ -163,7 +166,7 @@ async fn the_last_control_is_asked_past_the_ad_pages_share_so_the_checks_made_co
 
 #[tokio::test]
 async fn when_the_closing_control_is_gone_the_checks_are_untrusted_and_believe_nothing() {
-    let site = Site::default();
+    let site = LoopbackSite::default();
     site.answer(3, 404);
     // Ad 2's page, up a moment ago, is gone after the checks: the site moved its ad pages.
     site.answer(2, 404);
