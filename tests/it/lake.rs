@@ -106,7 +106,12 @@ impl Lake {
         realty_aws::sdk::s3_client(&self.sdk)
             .put_object()
             .bucket(&self.resources.data_lake_bucket)
-            .key(format!("listings/dt=2026-11-23/{key}"))
+            // Under the day it arrives, as Firehose names it: the curator lists from the day
+            // before its last run, so a fixed day would fall out of its listing.
+            .key(format!(
+                "listings/dt={}/{key}",
+                Utc::now().format("%Y-%m-%d")
+            ))
             .body(body.into())
             .send()
             .await?;
