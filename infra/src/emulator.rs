@@ -33,10 +33,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Environment variable choosing the emulator (`localstack` or `moto`) for tests, `make
 /// demo` and `make bench`; `--emulator` wins over it.
 pub const EMULATOR_ENV: &str = "REALTY_EMULATOR";
-/// moto's server with its requests serialised and its Firehose prefixes evaluated as AWS
-/// does: see the scripts for why.
+/// moto's server with its requests serialised, its Firehose prefixes evaluated as AWS does and
+/// each table backed up once per transaction: see the scripts for why.
 const MOTO_SERIAL: &str = concat!(
     include_str!("firehose_prefix.py"),
+    "\n",
+    include_str!("moto_transactions.py"),
     "\n",
     include_str!("moto_serial.py")
 );

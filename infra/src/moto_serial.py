@@ -8,7 +8,8 @@
 # for nearly all of a request anyway. Connections are still accepted by several threads.
 #
 # Its Firehose also writes under the S3 prefix AWS would (firehose_prefix.py, prepended to
-# this script: object_key), not the configured prefix taken literally.
+# this script: object_key), not the configured prefix taken literally, and its
+# TransactWriteItems backs each table up once (moto_transactions.py, prepended too).
 import sys
 import threading
 from datetime import datetime, timezone
@@ -78,5 +79,6 @@ GlueResponse.update_table = _update_table_checked
 # --- Glue UpdateTable honours VersionId (end) ---
 
 
+back_up_each_table_once()
 moto.server.run_simple = _run_simple_serial
 moto.server.main(sys.argv[1:])
