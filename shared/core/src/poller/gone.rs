@@ -143,26 +143,19 @@ impl Site<'_> {
     /// How the ad page at `url` answers, within `share` of the site's time; `asked` counts
     /// the pages requested.
     async fn ask(&self, url: &str, share: Share, asked: &mut u32) -> Answer {
-        let Self {
-            client,
-            limiter,
-            policy,
-            crawler,
-            rules,
-            base,
-        } = *self;
-        if !allowed(rules, base, url) {
+        if !allowed(self.rules, self.base, url) {
             return Answer::Undecided;
         }
         let turn = match share {
-            Share::AdPages => crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await,
-            Share::Closing => crawler.turn().await,
+            Share::AdPages => self.crawler.ad_page_turn(MAX_AD_PAGES_PER_POLL).await,
+            Share::Closing => self.crawler.turn().await,
         };
         let Some(turn) = turn else {
             return Answer::SiteUnavailable;
         };
         *asked += 1;
-        let answer = read_text(client, limiter, policy, &crawler.get(url.to_owned())).await;
+        let request = self.crawler.get(url.to_owned());
+        let answer = read_text(self.client, self.limiter, self.policy, &request).await;
         drop(turn);
         match answer {
             Ok(_) => Answer::Up,
