@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let resources = StackResources::from_env()?;
     let config = AlertsConfig::from_env()?;
     let emf = realty_aws::telemetry::init_emf("alerts")?;
-    let aws = realty_aws::sdk::sdk_config(None).await;
+    let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let function = AlertsFunction::new(&aws, &resources, &config);
     tracing::info!(thresholds = ?function.thresholds, "alerts ready");
     let function = &function;

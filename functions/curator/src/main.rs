@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     // A cold start without the stack's configuration fails with the variable's name.
     let resources = StackResources::from_env()?;
     let emf = realty_aws::telemetry::init_emf("curator")?;
-    let aws = realty_aws::sdk::sdk_config(None).await;
+    let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let curator = Curator::new(&aws, &resources).await?;
     let curator = &curator;
     run(service_fn(

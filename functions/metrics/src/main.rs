@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     // A cold start without the stack's configuration fails with the variable's name.
     let resources = StackResources::from_env()?;
     let emf = realty_aws::telemetry::init_emf("metrics")?;
-    let aws = realty_aws::sdk::sdk_config(None).await;
+    let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let mut function = MetricsFunction::new(&aws, &resources);
     function.rules = InterestRules::from_lookup(|name| std::env::var(name).ok())?;
     let function = &function;

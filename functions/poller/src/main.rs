@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let resources = StackResources::from_env()?;
     let config = PollerConfig::from_lookup(env)?;
     let emf = realty_aws::telemetry::init_emf("poller")?;
-    let aws = realty_aws::sdk::sdk_config(None).await;
+    let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let function = PollerFunction::new(&aws, &resources, config, env).await?;
     let function = &function;
     run(service_fn(move |event: LambdaEvent<PollRequest>| async move {

@@ -1,17 +1,25 @@
 //! SDK configuration shared by the functions and the operator tools.
 //!
 //! One rule decides where AWS is: an explicit endpoint (the CLI's local AWS), else
-//! `AWS_ENDPOINT_URL` (LocalStack or any emulator, read by aws-config itself), else real AWS.
+//! `AWS_ENDPOINT_URL` (LocalStack or any emulator), else real AWS. The operator tools load
+//! aws-config's whole provider chain ([`sdk_config`]: profiles, SSO, IMDS...); a function
+//! reads what Lambda puts in its environment ([`lambda_sdk_config`]).
 
 use std::time::Duration;
 
-use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
+use aws_config::identity::IdentityCache;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use realty_core::config::ConfigError;
 
 /// Region used against an emulator when none is configured.
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -73,16 +81,58 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
                 .or_else(Region::new(LOCAL_REGION)),
         );
         if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-            loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "realty-local",
-            ));
+            loader = loader.credentials_provider(local_credentials());
         }
     }
     loader.load().await
+}
+
+/// The SDK configuration of a function on Lambda, from what Lambda sets in its environment:
+/// the region (`AWS_REGION`) and the execution role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, read again whenever the SDK asks, as
+/// aws-config's environment provider does), and `AWS_ENDPOINT_URL` when set (an emulator, as
+/// `realty bench --parts lambda` runs the bootstraps). Not aws-config's default chain: its
+/// profile files, IMDS, ECS, SSO and web-identity providers (an STS client with its XML
+/// protocol) have nothing to find in a Lambda sandbox, and were about 0.4 MB of each
+/// bootstrap (docs/capacity.md, "Where the cold start and the bytes go").
+pub fn lambda_sdk_config(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SdkConfig, ConfigError> {
+    let set = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let region = set("AWS_REGION").ok_or(ConfigError::Missing {
+        name: "AWS_REGION".into(),
+        what: "the function's region, which Lambda sets",
+    })?;
+    let endpoint = set("AWS_ENDPOINT_URL");
+    let credentials = if set("AWS_ACCESS_KEY_ID").is_some() {
+        SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new())
+    } else if endpoint.is_some() {
+        // An emulator does not check signatures: the same test keys as `sdk_config`'s.
+        SharedCredentialsProvider::new(local_credentials())
+    } else {
+        return Err(ConfigError::Missing {
+            name: "AWS_ACCESS_KEY_ID".into(),
+            what: "the execution role's credentials, which Lambda sets",
+        });
+    };
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(credentials)
+        .identity_cache(IdentityCache::lazy().build())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(timeout_config())
+        .http_client(https_client());
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    Ok(config.build())
+}
+
+/// Keys for an emulator, which accepts any signature: a local run never signs with, or
+/// needs, real credentials.
+fn local_credentials() -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new("test", "test", None, None, "realty-local")
 }
 
 /// An S3 client; path-style addressing whenever an endpoint override is set, because
@@ -104,6 +154,91 @@ mod tests {
         let timeouts = config.timeout_config().expect("a timeout config");
         assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
         assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+    }
+
+    fn lambda_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn a_function_without_its_region_or_credentials_says_which() {
+        let missing = |vars: &[(&str, &str)]| match lambda_sdk_config(lambda_env(vars)) {
+            Err(ConfigError::Missing { name, .. }) => name,
+            other => panic!("expected a missing setting, got {other:?}"),
+        };
+        assert_eq!(missing(&[("AWS_ACCESS_KEY_ID", "AKIA")]), "AWS_REGION");
+        assert_eq!(missing(&[("AWS_REGION", " ")]), "AWS_REGION");
+        assert_eq!(missing(&[("AWS_REGION", "eu-west-3")]), "AWS_ACCESS_KEY_ID");
+    }
+
+    #[test]
+    fn a_function_config_has_the_same_timeouts_and_client_as_the_tools() {
+        let config = lambda_sdk_config(lambda_env(&[
+            ("AWS_REGION", "eu-west-3"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+        ]))
+        .expect("a config");
+        let timeouts = config.timeout_config().expect("a timeout config");
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert!(config.http_client().is_some());
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-3"));
+        assert_eq!(
+            config.endpoint_url(),
+            None,
+            "real AWS unless told otherwise"
+        );
+        assert!(config.retry_config().is_some_and(|r| r.max_attempts() == 3));
+    }
+
+    /// A call through a client of the function's config reaches `AWS_ENDPOINT_URL`, signed
+    /// for `AWS_REGION` (the emulator's keys when Lambda's are not set).
+    #[tokio::test]
+    async fn a_function_config_signs_for_its_region_and_calls_its_endpoint() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("a connection");
+            let mut request = Vec::new();
+            let mut buf = [0_u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.expect("the request");
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = br#"{"TableNames":[]}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.expect("a response");
+            socket.write_all(body).await.expect("a response body");
+            String::from_utf8_lossy(&request).into_owned()
+        });
+        let config = lambda_sdk_config(lambda_env(&[
+            ("AWS_REGION", "eu-west-3"),
+            ("AWS_ENDPOINT_URL", &url),
+        ]))
+        .expect("a config");
+        aws_sdk_dynamodb::Client::new(&config)
+            .list_tables()
+            .send()
+            .await
+            .expect("the call");
+        let request = server.await.expect("the server").to_ascii_lowercase();
+        assert!(
+            request.contains("credential=test/") && request.contains("/eu-west-3/dynamodb/"),
+            "{request}"
+        );
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use realty_core::config::StackResources;
 async fn main() -> Result<(), Error> {
     realty_aws::telemetry::init_lambda_logging();
     let resources = StackResources::from_env()?;
-    let aws = realty_aws::sdk::sdk_config(None).await;
+    let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let authorizer = ApiAuthorizer::new(&aws, &resources);
     let authorizer = &authorizer;
     run(service_fn(
