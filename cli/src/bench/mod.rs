@@ -725,12 +725,15 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
         );
     }
     if let Some(Value::Object(cold)) = f.get("cold_start_ms") {
+        let idle = num("cold_start_cpu_idle_share").map_or(String::new(), |s| {
+            format!("machine {:.0} % idle", s * 100.0)
+        });
         for (function, ms) in cold {
             row(
                 &mut out,
-                &format!("cold start, {function} (process start -> ready, ms)"),
+                &format!("cold start, {function} (spawn -> ready, ms)"),
                 ms.as_f64().map_or("-".into(), |v| format!("{v:.1}")),
-                String::new(),
+                idle.clone(),
             );
         }
     }

@@ -306,6 +306,33 @@ done
     assert_ne!(unsafe { libc::kill(pid, 0) }, 0);
 }
 
+/// The cold start is the child's own: from its exec (the clock it wrote just before) to its
+/// first `next`, on the same clock as the wall time around `start`, which it cannot exceed;
+/// a runtime that takes 300 ms to initialise cannot start in less.
+#[tokio::test]
+async fn the_cold_start_runs_from_the_exec_to_the_first_next() {
+    let Some(curl) = curl() else {
+        eprintln!("skipped: no curl on PATH");
+        return;
+    };
+    let scratch = Scratch::new("slow-init");
+    let binary = scratch.script(
+        "slow-init",
+        &format!(
+            "sleep 0.3\n{} -sS -o /dev/null \"http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next\"\nsleep 30\n",
+            curl.display()
+        ),
+    );
+    let started = Instant::now();
+    let (process, cold_start) = start_script(&binary, &[], &scratch.log(), Duration::from_secs(10))
+        .await
+        .expect("start");
+    let around = started.elapsed();
+    process.stop();
+    assert!(cold_start >= Duration::from_millis(300), "{cold_start:?}");
+    assert!(cold_start <= around, "{cold_start:?} > {around:?}");
+}
+
 #[tokio::test]
 async fn a_process_failing_at_start_reports_status_and_log_tail() {
     let scratch = Scratch::new("fail");
