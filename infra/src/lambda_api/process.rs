@@ -103,7 +103,7 @@ impl LambdaProcess {
             .process_group(0);
         // No `pre_exec` (it had set a death signal): with one, std must fork this process,
         // copying its page tables, and the exec then tears the copy down, all counted in the
-        // cold start: 20-25 ms of it in `realty bench`, which holds its generated events,
+        // cold start: 20-30 ms of it in `realty bench`, which holds its generated events,
         // about 55 ms for a parent of 1 GB. Without, std uses posix_spawn (no copy).
         let spawned = Instant::now();
         let child = cmd.spawn().map_err(spawn_err)?;

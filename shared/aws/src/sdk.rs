@@ -93,7 +93,7 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
 /// aws-config's environment provider does), and `AWS_ENDPOINT_URL` when set (an emulator, as
 /// `realty bench --parts lambda` runs the bootstraps). Not aws-config's default chain: its
 /// profile files, IMDS, ECS, SSO and web-identity providers (an STS client with its XML
-/// protocol) have nothing to find in a Lambda sandbox, and were about 0.4 MB of each
+/// protocol) have nothing to find in a Lambda sandbox, and were about half a MB of each
 /// bootstrap (docs/capacity.md, "Where the cold start and the bytes go").
 pub fn lambda_sdk_config(
     lookup: impl Fn(&str) -> Option<String>,
