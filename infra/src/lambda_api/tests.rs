@@ -306,11 +306,10 @@ done
     assert_ne!(unsafe { libc::kill(pid, 0) }, 0);
 }
 
-/// The cold start is the child's own: from its exec (the clock it wrote just before) to its
-/// first `next`, on the same clock as the wall time around `start`, which it cannot exceed;
-/// a runtime that takes 300 ms to initialise cannot start in less.
+/// The cold start runs from the spawn to the first `next`: a runtime that takes 300 ms to
+/// initialise cannot start in less, nor in more than the wall time around `start`.
 #[tokio::test]
-async fn the_cold_start_runs_from_the_exec_to_the_first_next() {
+async fn the_cold_start_runs_from_the_spawn_to_the_first_next() {
     let Some(curl) = curl() else {
         eprintln!("skipped: no curl on PATH");
         return;
