@@ -25,9 +25,10 @@ pub const MAX_SEQUENCE_DIGITS: usize = 128;
 /// A Kinesis sequence number, as Kinesis writes it (no leading zeros). `Ord` is numeric
 /// order: the shorter number is the smaller, and numbers of one length compare as text.
 /// Items written before this stored it zero-padded to 128 digits; [`Self::parse`] reads both.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct SequenceNumber(String);
+/// Shared text: a batch copies each event's number into every market contribution and
+/// version it makes, and a copy is then a count, not an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SequenceNumber(std::sync::Arc<str>);
 
 impl SequenceNumber {
     /// Parses a decimal sequence number, leading zeros or not; `None` if it is not one.
@@ -39,9 +40,11 @@ impl SequenceNumber {
         {
             return None;
         }
-        Some(Self(
-            if digits.is_empty() { "0" } else { digits }.to_owned(),
-        ))
+        Some(Self(std::sync::Arc::from(if digits.is_empty() {
+            "0"
+        } else {
+            digits
+        })))
     }
 
     /// The number as Kinesis writes it, and as stored.
@@ -62,6 +65,12 @@ impl Ord for SequenceNumber {
 impl PartialOrd for SequenceNumber {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+impl Serialize for SequenceNumber {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -203,7 +212,11 @@ pub fn plan_batch(
     let mut plan = BatchPlan::default();
     let mut records = records.into_iter().peekable();
     while let Some(first) = records.next() {
-        let mut current = stored.get(first.event.listing.id.as_str()).cloned();
+        // Borrowed: an event builds the next state from itself, so the stored one is never
+        // copied whole.
+        let mut current = stored
+            .get(first.event.listing.id.as_str())
+            .map(std::borrow::Cow::Borrowed);
         let mut advanced = false;
         let mut next_record = Some(first);
         while let Some(DecodedRecord { sequence, event }) = next_record {
@@ -213,7 +226,7 @@ pub fn plan_batch(
                 sequence,
             };
             if let Some(state) = current
-                .as_ref()
+                .as_deref()
                 .filter(|s| !version.is_newer_than(&s.version))
             {
                 if version.sequence > state.version.sequence {
@@ -225,20 +238,21 @@ pub fn plan_batch(
             }
             let sequence = version.sequence.clone();
             let is_new = matches!(event.kind, EventKind::New);
-            let next = next_state(current.as_ref(), event, version);
+            let next = next_state(current.as_deref(), event, version);
             let observed_at = next.version.observed_at;
-            for (scope, contribution) in transition(current.as_ref(), &next, is_new) {
+            for (scope, contribution) in transition(current.as_deref(), &next, is_new) {
                 plan.scopes.entry(scope).or_default().push((
                     sequence.clone(),
                     observed_at,
                     contribution,
                 ));
             }
-            current = Some(next);
+            current = Some(std::borrow::Cow::Owned(next));
             advanced = true;
         }
         if advanced {
-            plan.states.extend(current);
+            plan.states
+                .extend(current.map(std::borrow::Cow::into_owned));
         }
     }
     plan
