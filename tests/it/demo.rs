@@ -42,7 +42,11 @@ const SEED: u64 = 11;
 /// event (status sold, price down): a delisting, not a cut, as the recount here says too.
 const MARKETS: [&str; 3] = ["nashville-tn", "syracuse-ny", "austin-tx"];
 const SOURCES: [&str; 3] = ["zillow", "realtor", "reso"];
-const LISTINGS: u32 = 120;
+/// The simulated market's activity follows the local hour and weekday, and the demo starts
+/// three days before the current hour: at 120 listings a market, 12 of the week's 168 start
+/// hours gave fewer than 3 cuts of 15 % (the template's threshold) between polls, too few for
+/// the check below (2026-11-25 08:00 UTC gave 2); at 240 the fewest in the week is 5.
+const LISTINGS: u32 = 240;
 /// The charts the report draws per market (the dashboard's, charts.js).
 const CHARTS: usize = 6;
 const DAYS: i64 = 3;
