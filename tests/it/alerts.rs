@@ -972,7 +972,7 @@ async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
         store.claim(key, "b", live).await? == Claim::Acquired,
         "an expired claim is not taken over",
     )?;
-    store.mark_published(key, "b").await?;
+    store.mark_published(&[key], "b").await?;
     ensure(
         store.claim(key, "c", expired).await? == Claim::AlreadyPublished,
         "a published alert is claimed again",

@@ -251,108 +251,133 @@ fn conditional_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+/// What became of one conditional put of [`transact_puts`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum PutOutcome {
+    Landed,
+    /// Its condition failed: the item it saw, when the put asked for it
+    /// (`ReturnValuesOnConditionCheckFailure`) and the store returned it.
+    Lost(Option<Item>),
+}
+
 /// Writes conditional puts of distinct items in TransactWriteItems calls of at most
 /// [`TRANSACTION_ITEMS`] puts and [`TRANSACTION_BYTES`] (one call where PutItem took one per
-/// item). Answers, per put in order, whether it landed. A transaction is all or nothing: one
-/// cancelled because some puts lost their condition is sent again without those (they are
-/// answered `false`), and the puts cancelled for other reasons (a conflicting transaction,
-/// throttling) are re-sent with backoff, so only the failed part of a call is sent again.
-/// The calls run [`BATCH_CALLS_IN_FLIGHT`] at a time.
-async fn transact_puts(
+/// item). Answers, per put in order, what became of it. A transaction is all or nothing: one
+/// cancelled because some puts lost their condition is sent again without those (answered
+/// [`PutOutcome::Lost`]), and the puts cancelled for other reasons (a conflicting transaction,
+/// throttling) are re-sent with backoff, so only the failed part of a call is sent again. A
+/// call that fails for good answers its puts that had not landed with its error, and leaves
+/// the other calls' answers as they are. The calls run [`BATCH_CALLS_IN_FLIGHT`] at a time.
+pub(crate) async fn transact_puts(
     client: &Client,
     actions: Vec<TransactWriteItem>,
     retry: RetryPolicy,
-) -> Result<Vec<bool>, PortError> {
-    let landed = std::sync::Mutex::new(vec![false; actions.len()]);
+) -> Vec<Result<PutOutcome, PortError>> {
+    let outcomes: std::sync::Mutex<Vec<Option<PutOutcome>>> =
+        std::sync::Mutex::new(vec![None; actions.len()]);
     let sizes: Vec<usize> = actions
         .iter()
         .map(|a| a.put().map_or(0, |p| crate::items::item_size(p.item())))
         .collect();
     let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
     let chunks = realty_core::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
-    let write_chunk = |chunk: &[(usize, TransactWriteItem)]| {
-        let landed = &landed;
-        send_with_retries(retry, chunk.to_vec(), move |puts| async move {
-            let sent = client
-                .transact_write_items()
-                .set_transact_items(Some(puts.iter().map(|(_, a)| a.clone()).collect()))
-                .send()
-                .await;
-            let reasons = match sent {
-                Ok(_) => {
-                    let mut landed = landed
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for (i, _) in &puts {
-                        landed[*i] = true;
+    let answer = |puts: &[(usize, TransactWriteItem)], outcome: &dyn Fn() -> PutOutcome| {
+        let mut outcomes = outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (i, _) in puts {
+            outcomes[*i] = Some(outcome());
+        }
+    };
+    let write_chunk = |range: std::ops::Range<usize>| {
+        let answer = &answer;
+        let chunk = indexed[range.clone()].to_vec();
+        async move {
+            let sent = send_with_retries(retry, chunk, move |puts| async move {
+                let sent = client
+                    .transact_write_items()
+                    .set_transact_items(Some(puts.iter().map(|(_, a)| a.clone()).collect()))
+                    .send()
+                    .await;
+                let reasons = match sent {
+                    Ok(_) => {
+                        answer(&puts, &|| PutOutcome::Landed);
+                        return Sent::all();
                     }
-                    return Sent::all();
-                }
-                Err(e) => match e.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                        c.cancellation_reasons().to_vec()
-                    }
-                    _ => {
-                        return Sent::Failed {
-                            unsent: puts,
-                            error: sdk_error("TransactWriteItems", &e).message,
-                        };
-                    }
-                },
-            };
-            if reasons.len() != puts.len() {
-                let error = format!(
-                    "TransactionCanceledException with {} reasons for {} puts",
-                    reasons.len(),
-                    puts.len()
-                );
-                return Sent::Failed {
-                    unsent: puts,
-                    error,
-                };
-            }
-            let mut again = Vec::new();
-            let mut error = String::new();
-            for (put, reason) in puts.into_iter().zip(reasons) {
-                match reason.code().unwrap_or("None") {
-                    // Lost to another writer: answered `false`, not sent again.
-                    "ConditionalCheckFailed" => {}
-                    // Cancelled with the others, or by a concurrent transaction or throttling
-                    // on its item: it may land on the next attempt.
-                    code @ ("None"
-                    | "TransactionConflict"
-                    | "ThrottlingError"
-                    | "ProvisionedThroughputExceeded") => {
-                        if code != "None" {
-                            error = code.to_owned();
+                    Err(e) => match e.as_service_error() {
+                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                            c.cancellation_reasons().to_vec()
                         }
-                        again.push(put);
-                    }
-                    code => {
-                        let message = reason.message().unwrap_or_default();
-                        return Sent::Failed {
-                            unsent: vec![put],
-                            error: format!("TransactionCanceledException: {code}: {message}"),
-                        };
+                        _ => {
+                            return Sent::Failed {
+                                unsent: puts,
+                                error: sdk_error("TransactWriteItems", &e).message,
+                            };
+                        }
+                    },
+                };
+                if reasons.len() != puts.len() {
+                    let error = format!(
+                        "TransactionCanceledException with {} reasons for {} puts",
+                        reasons.len(),
+                        puts.len()
+                    );
+                    return Sent::Failed {
+                        unsent: puts,
+                        error,
+                    };
+                }
+                let mut again = Vec::new();
+                let mut error = String::new();
+                for (put, reason) in puts.into_iter().zip(reasons) {
+                    match reason.code().unwrap_or("None") {
+                        // Lost to another writer: answered with what it saw, not sent again.
+                        "ConditionalCheckFailed" => {
+                            let seen = reason.item().cloned();
+                            answer(std::slice::from_ref(&put), &|| {
+                                PutOutcome::Lost(seen.clone())
+                            });
+                        }
+                        // Cancelled with the others, or by a concurrent transaction or
+                        // throttling on its item: it may land on the next attempt.
+                        code @ ("None"
+                        | "TransactionConflict"
+                        | "ThrottlingError"
+                        | "ProvisionedThroughputExceeded") => {
+                            if code != "None" {
+                                error = code.to_owned();
+                            }
+                            again.push(put);
+                        }
+                        code => {
+                            let message = reason.message().unwrap_or_default();
+                            return Sent::Failed {
+                                unsent: vec![put],
+                                error: format!("TransactionCanceledException: {code}: {message}"),
+                            };
+                        }
                     }
                 }
-            }
-            Sent::Answered {
-                failed: again,
-                error: if error.is_empty() {
-                    "cancelled with puts that lost their condition".to_owned()
-                } else {
-                    error
-                },
-            }
-        })
+                Sent::Answered {
+                    failed: again,
+                    error: if error.is_empty() {
+                        "cancelled with puts that lost their condition".to_owned()
+                    } else {
+                        error
+                    },
+                }
+            })
+            .await;
+            (range, sent)
+        }
     };
     let mut calls = stream::iter(chunks)
-        .map(|range| write_chunk(&indexed[range]))
+        .map(write_chunk)
         .buffer_unordered(BATCH_CALLS_IN_FLIGHT);
-    while let Some(result) = calls.next().await {
+    let mut failures: Vec<(std::ops::Range<usize>, PortError)> = Vec::new();
+    while let Some((range, result)) = calls.next().await {
         if let Err(unsent) = result {
-            return Err(PortError::new(
+            let error = PortError::new(
                 "TransactWriteItems",
                 format!(
                     "{} puts unwritten after {} attempts: {}",
@@ -360,13 +385,27 @@ async fn transact_puts(
                     unsent.attempts,
                     unsent.last_error
                 ),
-            ));
+            );
+            failures.push((range, error));
         }
     }
     drop(calls);
-    Ok(landed
+    let outcomes = outcomes
         .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(i, outcome)| {
+            outcome.ok_or_else(|| {
+                failures
+                    .iter()
+                    .find(|(range, _)| range.contains(&i))
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_else(|| PortError::new("TransactWriteItems", "no answer"))
+            })
+        })
+        .collect()
 }
 
 /// A write request's item (or key, for a delete), as DynamoDB sizes it.
@@ -594,7 +633,12 @@ impl MarketStore for DynamoMarketStore {
                 .map_err(|e| PortError::new("encode market item", e.to_string()))?;
             actions.push(conditional_put(&self.table, item, put.expected_revision)?);
         }
-        transact_puts(&self.client, actions, self.retry).await
+        // Landed or lost, per put; a put that could not be written fails the whole write.
+        transact_puts(&self.client, actions, self.retry)
+            .await
+            .into_iter()
+            .map(|outcome| outcome.map(|o| o == PutOutcome::Landed))
+            .collect()
     }
 
     async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {

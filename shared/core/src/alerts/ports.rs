@@ -29,17 +29,37 @@ pub enum Claim {
 /// `lease_until` (the claiming invocation's deadline, plus a clock allowance) and only an
 /// expired one can be taken over (docs/alerts.md, "Once per price change").
 pub trait IdempotencyStore {
-    /// Claims `key` for the caller (`token` names the claim) until `lease_until`, unless it
-    /// is published or another claim's lease is still running.
+    /// Claims each of `keys` for the caller (`token` names the claim) until `lease_until`,
+    /// unless it is published or another claim's lease is still running: in as few calls as
+    /// the store allows. Answers per key, in order; a store failure answers the keys it left
+    /// unclaimed and no others. A key given twice is held by the first.
+    fn claim_all(
+        &self,
+        keys: &[&str],
+        token: &str,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = Vec<Result<Claim, PortError>>>;
+    /// [`Self::claim_all`] of one key.
     fn claim(
         &self,
         key: &str,
         token: &str,
         lease_until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, PortError>>;
-    /// Records that the alert under `key` is published.
-    fn mark_published(&self, key: &str, token: &str)
-    -> impl Future<Output = Result<(), PortError>>;
+    ) -> impl Future<Output = Result<Claim, PortError>> {
+        async move {
+            self.claim_all(&[key], token, lease_until)
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(PortError::new("claim", "the store gave no answer")))
+        }
+    }
+    /// Records that the alerts under `keys` are published (all of them, or an error: a call
+    /// that failed part way is made again whole, which only writes the same records again).
+    fn mark_published(
+        &self,
+        keys: &[&str],
+        token: &str,
+    ) -> impl Future<Output = Result<(), PortError>>;
     /// Drops the caller's pending claim (its alert could not be published), so nothing says
     /// it was.
     fn release(&self, key: &str, token: &str) -> impl Future<Output = Result<(), PortError>>;

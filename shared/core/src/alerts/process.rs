@@ -7,12 +7,12 @@
 //! 2. read the market medians the batch needs, in one lookup;
 //! 3. decide the alerts due ([`super::rules`]) and build their messages; an alert that can
 //!    never be a message (too large for SNS) is set aside for the error sink;
-//! 4. claim each alert's idempotency key until the invocation's deadline: an alert already
-//!    published is skipped; one another live invocation holds is waited for, or its record
-//!    failed;
+//! 4. claim the alerts' idempotency keys until the invocation's deadline, all in one go (the
+//!    store sends up to 100 a call): an alert already published is skipped; one another live
+//!    invocation holds is waited for, or its record failed;
 //! 5. publish the claimed alerts (PublishBatch; only entries SNS reports failed re-sent);
-//! 6. mark what was published (re-tried while the claim's lease runs), release the claims
-//!    of what was not, and send what can never be published to the error sink;
+//! 6. mark what was published, in one go (re-tried while the claims' leases run), release
+//!    the claims of what was not, and send what can never be published to the error sink;
 //! 7. keep what was published in the alert feed ([`super::feed`]), in one write, re-tried
 //!    until the deadline draws near.
 //!
@@ -23,7 +23,7 @@
 //! (step 7) fails nothing: re-delivering the record would publish its alert again, and the
 //! alert reached SNS; it is logged and counted (`alert_feed_failures`), and the feed misses it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -241,6 +241,7 @@ where
 
     // 3. Decide, in stream order, up to the first change that cannot be judged.
     let mut due: Vec<Pending> = Vec::new();
+    let mut due_ids: HashSet<String> = HashSet::new();
     let mut sink: Vec<Rejected> = Vec::new();
     for (i, change) in changes.iter().enumerate().take(failure.limit()) {
         let median = if needs_median(change.old.as_ref(), &change.new) {
@@ -255,6 +256,10 @@ where
         for alert in evaluate(change, thresholds, median.as_ref()) {
             *stats.due.entry(alert.kind.as_str()).or_default() += 1;
             match message(&alert) {
+                // The same event twice in one batch (a listing write repeated): one alert.
+                Ok(message) if !due_ids.insert(message.alert_id.clone()) => {
+                    tracing::info!(alert_id = %message.alert_id, "alert due twice in one batch; sent once");
+                }
                 Ok(message) => due.push(Pending {
                     change: i,
                     kind: alert.kind,
@@ -276,29 +281,53 @@ where
         }
     }
 
-    // 4. Claim, in order, up to the first store failure or claim another invocation holds.
+    // 4. Claim every alert due before the first failure, in one go (the store sends up to
+    // 100 claims a call). Claims another live invocation holds are waited for together when
+    // their leases end in time; the first claim that fails or stays held stops the batch there.
     let token = claim_token();
     let lease_until = deadline + CLAIM_CLOCK_ALLOWANCE;
-    let mut claimed: Vec<Pending> = Vec::with_capacity(due.len());
-    for pending in due {
-        if pending.change >= failure.limit() {
-            break;
-        }
-        let key = pending.message.alert_id.as_str();
-        let mut result = ports.idempotency.claim(key, &token, lease_until).await;
-        if let Ok(Claim::HeldUntil(until)) = result {
+    due.retain(|p| p.change < failure.limit());
+    let keys: Vec<&str> = due.iter().map(|p| p.message.alert_id.as_str()).collect();
+    let mut claims = ports
+        .idempotency
+        .claim_all(&keys, &token, lease_until)
+        .await;
+    let mut held: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    for (i, claim) in claims.iter().enumerate() {
+        if let Ok(Claim::HeldUntil(until)) = claim {
             stats.claims_held += 1;
             // Left by an invocation that crashed, or one about to end: wait for its lease
             // when it ends in time for this one to publish and mark.
-            if until + HELD_CLAIM_WAIT_MARGIN < deadline {
-                let wait = (until - Utc::now()).to_std().unwrap_or_default();
-                tracing::info!(alert_id = %key, ?wait, "alert claimed by another invocation; waiting for its lease to end");
-                tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
-                result = ports.idempotency.claim(key, &token, lease_until).await;
+            if *until + HELD_CLAIM_WAIT_MARGIN < deadline {
+                held.push((i, *until));
             }
         }
-        match result {
+    }
+    if let Some(latest) = held.iter().map(|(_, until)| *until).max() {
+        let wait = (latest - Utc::now()).to_std().unwrap_or_default();
+        tracing::info!(
+            claims = held.len(),
+            ?wait,
+            "alerts claimed by another invocation; waiting for their leases to end"
+        );
+        tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+        let again: Vec<&str> = held.iter().map(|(i, _)| keys[*i]).collect();
+        let answers = ports
+            .idempotency
+            .claim_all(&again, &token, lease_until)
+            .await;
+        for ((i, _), answer) in held.iter().zip(answers) {
+            claims[*i] = answer;
+        }
+    }
+    drop(keys);
+    let mut claimed: Vec<Pending> = Vec::with_capacity(due.len());
+    for (pending, claim) in due.into_iter().zip(claims) {
+        let key = pending.message.alert_id.as_str();
+        match claim {
+            // Past a failure it is handed back below.
             Ok(Claim::Acquired) => claimed.push(pending),
+            _ if pending.change >= failure.limit() => {}
             Ok(Claim::AlreadyPublished) => {
                 tracing::info!(alert_id = %key, "alert already published; skipped");
                 stats.already_published += 1;
@@ -378,19 +407,24 @@ where
         stats.published += 1;
         metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
         tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
-        // While the claim's lease runs no other invocation can take it: a late mark is right.
-        let key = pending.message.alert_id.as_str();
-        let what = format!("mark alert {} published", cut_to(key, MAX_SINK_FIELD_BYTES));
+    }
+    if !published.is_empty() {
+        // While the claims' leases run no other invocation can take them: a late mark is right.
+        let keys: Vec<&str> = published
+            .iter()
+            .map(|p| p.message.alert_id.as_str())
+            .collect();
+        let what = format!("mark {} alerts published", keys.len());
         let (retries, result) = retry_before_deadline(deadline, &what, || {
-            ports.idempotency.mark_published(key, &token)
+            ports.idempotency.mark_published(&keys, &token)
         })
         .await;
         stats.mark_retries += retries;
         if let Err(e) = result {
-            // Published is published: failing the record would publish it again. The
-            // pending claim left behind only matters if this record is re-delivered.
-            tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "alert published but not marked");
-            stats.marks_failed += 1;
+            // Published is published: failing the records would publish them again. The
+            // pending claims left behind only matter if their records are re-delivered.
+            tracing::warn!(alerts = keys.len(), error = %e, "alerts published but not marked");
+            stats.marks_failed += keys.len();
         }
     }
 

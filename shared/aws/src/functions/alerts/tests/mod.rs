@@ -130,7 +130,7 @@ struct MemoryIdempotency {
     fail_claims_of: Mutex<Option<String>>,
     /// Stands for a crash right after publishing: marks and releases never happen.
     crash_after_publish: AtomicBool,
-    /// This many marks fail (a short DynamoDB outage), then they work again.
+    /// This many mark calls fail (a short DynamoDB outage), then they work again.
     failing_marks: AtomicUsize,
     /// How far the store's clock is ahead of the real one: Lambda re-delivering a batch
     /// after the deadline of the invocation that crashed on it.
@@ -160,57 +160,63 @@ impl MemoryIdempotency {
 }
 
 impl IdempotencyStore for MemoryIdempotency {
-    async fn claim(
+    async fn claim_all(
         &self,
-        key: &str,
+        keys: &[&str],
         token: &str,
         lease_until: DateTime<Utc>,
-    ) -> Result<Claim, PortError> {
-        self.claims.fetch_add(1, Ordering::SeqCst);
-        if let Some(bad) = self.fail_claims_of.lock().expect("lock").as_deref()
-            && key.contains(bad)
-        {
-            return Err(PortError::new("PutItem", "injected outage"));
-        }
+    ) -> Vec<Result<Claim, PortError>> {
         let now = self.now();
         let mut records = self.records.lock().expect("lock");
-        match records.get(key) {
-            Some(c) if c.state == "published" => Ok(Claim::AlreadyPublished),
-            Some(c) if c.lease_until >= now => Ok(Claim::HeldUntil(c.lease_until)),
-            _ => {
-                records.insert(
-                    key.to_owned(),
-                    StoredClaim {
-                        state: "pending",
-                        token: token.to_owned(),
-                        lease_until,
-                    },
-                );
-                Ok(Claim::Acquired)
-            }
-        }
+        let bad = self.fail_claims_of.lock().expect("lock").clone();
+        keys.iter()
+            .map(|key| {
+                self.claims.fetch_add(1, Ordering::SeqCst);
+                if bad.as_deref().is_some_and(|bad| key.contains(bad)) {
+                    return Err(PortError::new("TransactWriteItems", "injected outage"));
+                }
+                match records.get(*key) {
+                    Some(c) if c.state == "published" => Ok(Claim::AlreadyPublished),
+                    Some(c) if c.lease_until >= now => Ok(Claim::HeldUntil(c.lease_until)),
+                    _ => {
+                        records.insert(
+                            (*key).to_owned(),
+                            StoredClaim {
+                                state: "pending",
+                                token: token.to_owned(),
+                                lease_until,
+                            },
+                        );
+                        Ok(Claim::Acquired)
+                    }
+                }
+            })
+            .collect()
     }
 
-    async fn mark_published(&self, key: &str, token: &str) -> Result<(), PortError> {
+    async fn mark_published(&self, keys: &[&str], token: &str) -> Result<(), PortError> {
         if self.crash_after_publish.load(Ordering::SeqCst) {
-            return Err(PortError::new("PutItem", "crashed"));
+            return Err(PortError::new("BatchWriteItem", "crashed"));
         }
         if self
             .failing_marks
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(PortError::new("PutItem", "injected outage"));
+            return Err(PortError::new("BatchWriteItem", "injected outage"));
         }
-        self.marks.fetch_add(1, Ordering::SeqCst);
-        self.records.lock().expect("lock").insert(
-            key.to_owned(),
-            StoredClaim {
-                state: "published",
-                token: token.to_owned(),
-                lease_until: self.now(),
-            },
-        );
+        let mut records = self.records.lock().expect("lock");
+        for key in keys {
+            self.marks.fetch_add(1, Ordering::SeqCst);
+            records.insert(
+                (*key).to_owned(),
+                StoredClaim {
+                    state: "published",
+                    token: token.to_owned(),
+                    lease_until: self.now(),
+                },
+            );
+        }
         Ok(())
     }
 
