@@ -2,7 +2,7 @@
 //! records, and delivers batches when they are due.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use chrono::Utc;
@@ -18,6 +18,11 @@ use super::shards::{ShardCursor, SourceStream};
 use super::{MAX_INVOKE_PAYLOAD_BYTES, RunnerError};
 use crate::provision::{ProvisionedStack, physical_name};
 use crate::template::Template;
+
+/// A stream's shards are listed again at most this often while none of them ends, as
+/// Lambda's pollers do not list them before every read: a shard that ends (a resharding, a
+/// table stream's shard rolling over) has them listed again at once, for its children.
+const SHARD_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Counters of a mapping since it started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -51,6 +56,8 @@ pub struct Mapping<F> {
     failure_destination: Option<FailureDestination>,
     function: F,
     shards: BTreeMap<String, ShardCursor>,
+    /// When the shards were last listed, and how many of them had ended then.
+    discovered: Option<(Instant, usize)>,
     pub stats: MappingStats,
 }
 
@@ -93,6 +100,7 @@ impl<F: StreamFunction> Mapping<F> {
             failure_destination,
             function,
             shards: BTreeMap::new(),
+            discovered: None,
             stats: MappingStats::default(),
         })
     }
@@ -181,6 +189,15 @@ impl<F: StreamFunction> Mapping<F> {
     }
 
     async fn discover_shards(&mut self) -> Result<(), RunnerError> {
+        let ended = self.shards.values().filter(|c| c.finished).count();
+        let due = self.shards.is_empty()
+            || self.discovered.is_none_or(|(at, ended_then)| {
+                ended != ended_then || at.elapsed() >= SHARD_DISCOVERY_INTERVAL
+            });
+        if !due {
+            return Ok(());
+        }
+        self.discovered = Some((Instant::now(), ended));
         for (id, parent) in self.source.list_shards().await? {
             if self.shards.contains_key(&id) {
                 continue;

@@ -1,6 +1,8 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -406,28 +408,30 @@ fn built_records_parse_as_lambda_events() {
     assert_eq!(parsed.change.new_image.len(), 2);
 }
 
-/// A DynamoDB stream as moto serves one after two concurrent writes took the same
-/// sequence number: records 1, 2 and 3 carry 1, 2, 2, and the iterator after a page
-/// ending on record 3 ("after sequence number 2") starts on record 3 again, forever.
-fn moto_stream_with_a_shared_sequence_number() -> SdkConfig {
-    const STREAM: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/1";
-    let record = |id: &str, seq: &str| {
-        json!({
-            "eventID": id,
-            "eventName": "MODIFY",
-            "eventSource": "aws:dynamodb",
-            "eventVersion": "1.1",
-            "awsRegion": "us-east-1",
-            "dynamodb": {
-                "Keys": { "listing_id": { "S": id } },
-                "NewImage": { "listing_id": { "S": id } },
-                "SequenceNumber": seq,
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-                "ApproximateCreationDateTime": Utc::now().timestamp()
-            }
-        })
-    };
+const STREAM: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/1";
+
+/// A table stream's record `id` with sequence number `seq`, as DynamoDB Streams serves it.
+fn stream_record(id: &str, seq: &str) -> Value {
+    json!({
+        "eventID": id,
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": { "listing_id": { "S": id } },
+            "NewImage": { "listing_id": { "S": id } },
+            "SequenceNumber": seq,
+            "SizeBytes": 10,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "ApproximateCreationDateTime": Utc::now().timestamp()
+        }
+    })
+}
+
+/// An SDK config whose DynamoDB and DynamoDB Streams calls `answer` answers, from the
+/// operation's name and its input.
+fn fake_table_stream(answer: impl Fn(&str, &Value) -> Value + Send + Sync + 'static) -> SdkConfig {
     let http = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
         let operation = request
             .headers()
@@ -445,18 +449,7 @@ fn moto_stream_with_a_shared_sequence_number() -> SdkConfig {
             "DescribeTable" => {
                 json!({ "Table": { "TableName": "t", "LatestStreamArn": STREAM } })
             }
-            "DescribeStream" => json!({
-                "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
-            }),
-            "GetShardIterator" => json!({ "ShardIterator": "from-1" }),
-            "GetRecords" => match input["ShardIterator"].as_str() {
-                Some("from-1") => json!({
-                    "Records": [record("r1", "1"), record("r2", "2"), record("r3", "2")],
-                    "NextShardIterator": "from-3"
-                }),
-                _ => json!({ "Records": [record("r3", "2")], "NextShardIterator": "from-3" }),
-            },
-            other => json!({ "message": format!("unexpected {other}") }),
+            other => answer(other, &input),
         };
         http::Response::builder()
             .status(200)
@@ -472,6 +465,51 @@ fn moto_stream_with_a_shared_sequence_number() -> SdkConfig {
         ))
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build()
+}
+
+/// A DynamoDB stream as moto serves one after two concurrent writes took the same
+/// sequence number: records 1, 2 and 3 carry 1, 2, 2, and the iterator after a page
+/// ending on record 3 ("after sequence number 2") starts on that record again, forever.
+fn moto_stream_with_a_shared_sequence_number() -> SdkConfig {
+    fake_table_stream(|operation, input| match operation {
+        "DescribeStream" => json!({
+            "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+        }),
+        "GetShardIterator" => json!({ "ShardIterator": "from-1" }),
+        "GetRecords" => match input["ShardIterator"].as_str() {
+            Some("from-1") => json!({
+                "Records": [
+                    stream_record("r1", "1"),
+                    stream_record("r2", "2"),
+                    stream_record("r3", "2")
+                ],
+                "NextShardIterator": "from-3"
+            }),
+            _ => json!({ "Records": [stream_record("r3", "2")], "NextShardIterator": "from-3" }),
+        },
+        other => json!({ "message": format!("unexpected {other}") }),
+    })
+}
+
+/// The stack of the alerts function's trigger: the listing table `t` and its failure queue.
+fn alerts_stack() -> ProvisionedStack {
+    let resource =
+        |logical_id: &str, kind: &str, physical_id: &str| crate::provision::ProvisionedResource {
+            logical_id: logical_id.into(),
+            kind: kind.into(),
+            physical_id: physical_id.into(),
+        };
+    ProvisionedStack {
+        stack_name: "s".into(),
+        region: "us-east-1".into(),
+        account_id: "000000000000".into(),
+        outputs: BTreeMap::new(),
+        resources: vec![
+            resource("ListingTable", "AWS::DynamoDB::Table", "t"),
+            resource("AlertsFailureQueue", "AWS::SQS::Queue", "q"),
+        ],
+        skipped: Vec::new(),
+    }
 }
 
 /// Notes the eventIDs it is given.
@@ -491,23 +529,7 @@ impl StreamFunction for EventIds {
 
 #[tokio::test]
 async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_goes_quiet() {
-    let resource =
-        |logical_id: &str, kind: &str, physical_id: &str| crate::provision::ProvisionedResource {
-            logical_id: logical_id.into(),
-            kind: kind.into(),
-            physical_id: physical_id.into(),
-        };
-    let stack = ProvisionedStack {
-        stack_name: "s".into(),
-        region: "us-east-1".into(),
-        account_id: "000000000000".into(),
-        outputs: BTreeMap::new(),
-        resources: vec![
-            resource("ListingTable", "AWS::DynamoDB::Table", "t"),
-            resource("AlertsFailureQueue", "AWS::SQS::Queue", "q"),
-        ],
-        skipped: Vec::new(),
-    };
+    let stack = alerts_stack();
     let mut alerts = Mapping::new(
         &moto_stream_with_a_shared_sequence_number(),
         &project_template(),
@@ -532,4 +554,46 @@ async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_go
     }
     assert_eq!(*alerts.function().0.borrow(), ["r1", "r2", "r3"]);
     assert_eq!(alerts.stats.records_read, 3);
+}
+
+#[tokio::test]
+async fn shards_are_listed_again_when_one_ends_not_before_every_read() {
+    // shard-1 holds r1 and ends (a table stream's shard rolling over); its child shard-2,
+    // listed from then on, holds r2 and stays open.
+    let listings = Arc::new(AtomicUsize::new(0));
+    let listed = listings.clone();
+    let sdk = fake_table_stream(move |operation, input| match operation {
+        "DescribeStream" => {
+            let shards = if listed.fetch_add(1, Ordering::SeqCst) == 0 {
+                json!([{ "ShardId": "shard-1" }])
+            } else {
+                json!([{ "ShardId": "shard-1" }, { "ShardId": "shard-2", "ParentShardId": "shard-1" }])
+            };
+            json!({ "StreamDescription": { "StreamArn": STREAM, "Shards": shards } })
+        }
+        "GetShardIterator" => json!({ "ShardIterator": input["ShardId"] }),
+        "GetRecords" => match input["ShardIterator"].as_str() {
+            Some("shard-1") => json!({ "Records": [stream_record("r1", "1")] }),
+            Some("shard-2") => {
+                json!({ "Records": [stream_record("r2", "2")], "NextShardIterator": "shard-2-end" })
+            }
+            _ => json!({ "Records": [], "NextShardIterator": "shard-2-end" }),
+        },
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    let mut alerts = Mapping::new(
+        &sdk,
+        &project_template(),
+        &alerts_stack(),
+        "AlertsFunction",
+        EventIds(RefCell::default()),
+    )
+    .await
+    .expect("the mapping");
+    for _ in 0..6 {
+        alerts.pump(true).await.expect("a pass");
+    }
+    assert_eq!(*alerts.function().0.borrow(), ["r1", "r2"]);
+    // Once at the start, once when shard-1 ended; not at the four passes after.
+    assert_eq!(listings.load(Ordering::SeqCst), 2);
 }
