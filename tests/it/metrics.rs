@@ -221,7 +221,10 @@ impl MarketStore for Crashing<'_> {
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         self.real.markets.get_journal(shard).await
     }
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         self.write("put_journal")?;
         self.real.markets.put_journal(journal).await
     }

@@ -257,7 +257,10 @@ impl MarketStore for MeteredStores {
         self.inner.get_journal(shard).await
     }
 
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         let units = write_units(size_of(JournalItem::from(journal))?);
         // Written, then deleted: a delete costs the deleted item's size too.
         self.bill("DynamoDB.PutItem", 1, "journal", 2 * units);

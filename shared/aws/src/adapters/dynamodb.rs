@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 
 use futures::stream::{self, StreamExt};
@@ -701,31 +702,44 @@ impl MarketStore for DynamoMarketStore {
         // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
         let key = journal_key(shard);
         let found = batch_get(&self.client, &self.table, vec![key], None, self.retry).await?;
-        found
-            .into_iter()
-            .next()
-            .map(|item| {
-                let item: JournalItem = serde_dynamo::from_item(item)
-                    .map_err(|e| PortError::new("decode journal item", e.to_string()))?;
-                Ok(EncodedJournal {
-                    shard: item.shard,
-                    body: item.body,
-                })
-            })
-            .transpose()
+        found.into_iter().next().map(journal_of).transpose()
     }
 
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         let item: Item = serde_dynamo::to_item(JournalItem::from(journal))
             .map_err(|e| PortError::new("encode journal item", e.to_string()))?;
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            // The journal left behind comes back with the failed condition, without a read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", &e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(left) => journal_of(left.clone()).map(Some),
+                        // A store that does not return what it saw: read it.
+                        None => match self.get_journal(&journal.shard).await? {
+                            Some(left) => Ok(Some(left)),
+                            None => Err(PortError::new(
+                                "PutItem",
+                                "the journal's condition failed on a journal since gone",
+                            )),
+                        },
+                    }
+                }
+                _ => Err(sdk_error("PutItem", &e)),
+            },
+        }
     }
 
     async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
@@ -739,6 +753,16 @@ impl MarketStore for DynamoMarketStore {
             .await
             .map(|_| ())
     }
+}
+
+/// The journal of a stored journal item.
+fn journal_of(item: Item) -> Result<EncodedJournal, PortError> {
+    let item: JournalItem = serde_dynamo::from_item(item)
+        .map_err(|e| PortError::new("decode journal item", e.to_string()))?;
+    Ok(EncodedJournal {
+        shard: item.shard,
+        body: item.body,
+    })
 }
 
 fn journal_key(shard: &str) -> Item {

@@ -660,3 +660,77 @@ mod kinesis_partial_failures {
         assert_eq!(big.iter().map(|r| r.len()).sum::<usize>(), 12);
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_journal_is_written_only_where_none_is_and_one_left_comes_back_without_a_read() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use realty_core::metrics::ports::EncodedJournal;
+    use realty_core::store::JournalItem;
+
+    let journal = |body: &[u8]| EncodedJournal {
+        shard: "shardId-1".into(),
+        body: body.to_vec(),
+    };
+    let left = journal(b"left");
+    let left_item: HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(JournalItem::from(&left)).expect("an item");
+    let store = |client: Client| DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    let conditional = |r: &aws_sdk_dynamodb::operation::put_item::PutItemInput| {
+        r.condition_expression() == Some("attribute_not_exists(pk)")
+            && r.return_values_on_condition_check_failure()
+                == Some(&aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+    };
+
+    // None there: written.
+    let put = mock!(Client::put_item)
+        .match_requests(conditional)
+        .then_output(|| PutItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+    assert_eq!(store(client).put_journal(&journal(b"new")).await, Ok(None));
+
+    // One left: it comes back with the failed condition, and nothing is read.
+    let returned = left_item.clone();
+    let put = mock!(Client::put_item)
+        .match_requests(conditional)
+        .then_error(move || {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder()
+                    .set_item(Some(returned.clone()))
+                    .build(),
+            )
+        });
+    let read = mock!(Client::batch_get_item).then_output(|| BatchGetItemOutput::builder().build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &read]);
+    assert_eq!(
+        store(client).put_journal(&journal(b"new")).await,
+        Ok(Some(left.clone()))
+    );
+    assert_eq!(read.num_calls(), 0);
+
+    // A store that does not return what it saw: the journal is read.
+    let put = mock!(Client::put_item).then_error(|| {
+        PutItemError::ConditionalCheckFailedException(
+            ConditionalCheckFailedException::builder().build(),
+        )
+    });
+    let found = left_item.clone();
+    let read = mock!(Client::batch_get_item).then_output(move || {
+        BatchGetItemOutput::builder()
+            .responses("t", vec![found.clone()])
+            .build()
+    });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put, &read]);
+    assert_eq!(
+        store(client).put_journal(&journal(b"new")).await,
+        Ok(Some(left))
+    );
+    assert_eq!(read.num_calls(), 1);
+}

@@ -142,15 +142,22 @@ impl MarketStore for MemoryStores {
         Ok(lock(&self.journals).get(shard).cloned())
     }
 
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         if journal.body.len() > MAX_JOURNAL_BODY_BYTES {
             return Err(PortError::new(
                 "put_journal",
                 "journal over the item size limit",
             ));
         }
-        lock(&self.journals).insert(journal.shard.clone(), journal.clone());
-        Ok(())
+        let mut journals = lock(&self.journals);
+        if let Some(left) = journals.get(&journal.shard) {
+            return Ok(Some(left.clone()));
+        }
+        journals.insert(journal.shard.clone(), journal.clone());
+        Ok(None)
     }
 
     async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {

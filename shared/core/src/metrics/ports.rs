@@ -290,7 +290,13 @@ pub trait MarketStore {
         &self,
         shard: &str,
     ) -> impl Future<Output = Result<Option<EncodedJournal>, PortError>>;
-    fn put_journal(&self, journal: &EncodedJournal) -> impl Future<Output = Result<(), PortError>>;
+    /// Writes the shard's journal unless the shard has one already (a batch it left
+    /// part-way), which is answered instead and left as it is: one call where a read and a
+    /// write took two.
+    fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> impl Future<Output = Result<Option<EncodedJournal>, PortError>>;
     fn delete_journal(&self, shard: &str) -> impl Future<Output = Result<(), PortError>>;
 }
 

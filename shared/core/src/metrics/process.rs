@@ -4,20 +4,22 @@
 //! discards between steps leave the same state as one clean delivery):
 //! 1. decode; poison records (and events whose listing item would be over DynamoDB's item
 //!    limit) go to the error sink with their reason;
-//! 2. finish the shard's journal, if an earlier batch left one (see 4-8);
-//! 3. read the listings' states and plan the batch, read its markets;
-//! 4. write the shard's journal: the events, and per market the count of contributions from
-//!    this shard it held;
-//! 5. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md;
+//! 2. read the listings' states and plan the batch, read its markets;
+//! 3. write the shard's journal: the events, and per market the count of contributions from
+//!    this shard it held. The write is conditional on the shard having none: a journal an
+//!    earlier batch left (see 3-7) is answered instead, that batch finished, and this one
+//!    planned again from 2 (a batch with nothing to write reads for such a journal and
+//!    finishes it);
+//! 4. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md;
 //!    a finished journal sends its events again);
-//! 6. markets: apply the batch to each whose count is unchanged, write every market's
+//! 5. markets: apply the batch to each whose count is unchanged, write every market's
 //!    snapshots (one call), then the aggregates, concurrently, each conditional on its
 //!    revision; those that lost a conflict are re-read together and retried;
-//! 7. write the listings' new states;
-//! 8. delete the journal.
+//! 6. write the listings' new states;
+//! 7. delete the journal.
 //!
 //! Any store failure fails the whole batch from its first record, which Lambda re-delivers;
-//! if Lambda gives up on it instead, the shard's next batch finishes it in step 2.
+//! if Lambda gives up on it instead, the shard's next batch finishes it in step 3.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -31,9 +33,9 @@ use super::batch::{
 };
 use super::interest::{InterestRules, judge};
 use super::ports::{
-    AggregatePut, EventArchive, Journal, JournalEvent, ListingStore, MAX_ARCHIVE_RECORD_BYTES,
-    MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES, MarketStore, Period, PoisonRecord, PoisonSink,
-    Snapshot, StoredAggregate,
+    AggregatePut, EncodedJournal, EventArchive, Journal, JournalEvent, ListingStore,
+    MAX_ARCHIVE_RECORD_BYTES, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES, MarketStore, Period,
+    PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
 };
 use crate::listing::{EventKind, ListingEvent};
 use crate::ports::PortError;
@@ -220,17 +222,15 @@ where
         }
         ports.poison.send(&poison).await?;
     }
-    // Whatever an earlier batch of this shard left unfinished is applied before this one
-    // touches a market or a listing.
-    finish_journal(ports, shard, stats).await?;
     if decoded.is_empty() {
-        return Ok(());
+        // Nothing to journal: a batch this shard left part-way is finished all the same.
+        return finish_journal(ports, shard, stats).await;
     }
     let lines: Vec<Vec<u8>> = accepted
         .iter()
         .map(|&i| archive_line(&records[i].data))
         .collect();
-    apply_journaled(ports, shard, decoded, journal_events, lines, stats).await
+    apply_journaled(ports, shard, decoded, journal_events, lines, false, stats).await
 }
 
 /// An accepted event whose JSON is under this many bytes makes a listing item under
@@ -326,15 +326,18 @@ fn poison_of(shard: &str, record: &InputRecord, kind: &str, reason: String) -> P
 /// the journal (the events, and how many contributions from this shard each market held),
 /// then the events to the data lake (`lines`, one per event), the markets, the listing
 /// states, then delete the journal. A batch stopped anywhere after the journal is finished
-/// by [`finish_journal`] from it; one stopped before wrote nothing to either table (only
+/// by [`finish_left_journal`] from it; one stopped before wrote nothing to either table (only
 /// reads and the journal's own write come before it, so a batch is lost to a discard only
-/// when DynamoDB, or the error sink, failed it for the whole retry window).
+/// when DynamoDB, or the error sink, failed it for the whole retry window). The journal is
+/// written only where the shard has none: one left by an earlier batch is finished first,
+/// then these events planned again against what it wrote (`left_finished`: that was done).
 async fn apply_journaled<L, M, A, S>(
     ports: &MetricsPorts<'_, L, M, A, S>,
     shard: &str,
     events: Vec<DecodedRecord>,
     journal_events: Vec<JournalEvent>,
     lines: Vec<Vec<u8>>,
+    left_finished: bool,
     stats: &mut BatchStats,
 ) -> Result<(), PortError>
 where
@@ -379,20 +382,47 @@ where
                 events,
                 half.to_vec(),
                 half_lines.to_vec(),
+                left_finished,
                 stats,
             ))
             .await?;
         }
         return Ok(());
     }
-    stats.already_applied += plan.already_applied;
-    stats.superseded += plan.superseded;
     if plan.states.is_empty() {
-        // Every event already applied or superseded: no table to write, the lake still
-        // gets them (at least once).
+        stats.already_applied += plan.already_applied;
+        stats.superseded += plan.superseded;
+        // Every event already applied or superseded (so too against whatever a batch left
+        // part-way would write: versions only grow): no table to write. Such a batch is
+        // finished all the same, and the lake still gets the events (at least once).
+        if !left_finished {
+            finish_journal(ports, shard, stats).await?;
+        }
         return ports.archive.put_lines(&lines).await;
     }
-    ports.markets.put_journal(&encoded).await?;
+    if let Some(left) = ports.markets.put_journal(&encoded).await? {
+        if left_finished {
+            // Only this shard's batches write its journal, one at a time.
+            return Err(PortError::new(
+                "put_journal",
+                format!("shard {shard} has a journal again right after its last was finished"),
+            ));
+        }
+        finish_left_journal(ports, shard, &left, stats).await?;
+        let events = journal_records(&journal.events)?;
+        return Box::pin(apply_journaled(
+            ports,
+            shard,
+            events,
+            journal.events,
+            lines,
+            true,
+            stats,
+        ))
+        .await;
+    }
+    stats.already_applied += plan.already_applied;
+    stats.superseded += plan.superseded;
     ports.archive.put_lines(&lines).await?;
     let figures = write_markets(
         ports.markets,
@@ -425,10 +455,27 @@ where
     A: EventArchive,
     S: PoisonSink,
 {
-    let Some(encoded) = ports.markets.get_journal(shard).await? else {
-        return Ok(());
-    };
-    let journal = Journal::decode(&encoded)?;
+    match ports.markets.get_journal(shard).await? {
+        Some(left) => finish_left_journal(ports, shard, &left, stats).await,
+        None => Ok(()),
+    }
+}
+
+/// Finishes the batch of `encoded`, the journal a batch of `shard` left part-way (see
+/// [`finish_journal`]).
+async fn finish_left_journal<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    shard: &str,
+    encoded: &EncodedJournal,
+    stats: &mut BatchStats,
+) -> Result<(), PortError>
+where
+    L: ListingStore,
+    M: MarketStore,
+    A: EventArchive,
+    S: PoisonSink,
+{
+    let journal = Journal::decode(encoded)?;
     tracing::warn!(
         shard,
         events = journal.events.len(),

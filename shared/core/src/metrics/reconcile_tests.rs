@@ -189,7 +189,10 @@ impl MarketStore for RacedStores {
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         self.inner.get_journal(shard).await
     }
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         self.inner.put_journal(journal).await
     }
     async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {

@@ -178,6 +178,8 @@ struct CrashingStores {
     writes: AtomicUsize,
     fail_at: Option<usize>,
     discard_from: Option<usize>,
+    /// Reads of the shard's journal.
+    journal_reads: AtomicUsize,
 }
 
 impl CrashingStores {
@@ -235,9 +237,13 @@ impl MarketStore for CrashingStores {
         self.inner.write_interest(writes).await
     }
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
+        self.journal_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get_journal(shard).await
     }
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         self.write("put_journal")?;
         self.inner.put_journal(journal).await
     }
@@ -593,7 +599,10 @@ impl MarketStore for ContendedStores {
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         self.inner.get_journal(shard).await
     }
-    async fn put_journal(&self, journal: &EncodedJournal) -> Result<(), PortError> {
+    async fn put_journal(
+        &self,
+        journal: &EncodedJournal,
+    ) -> Result<Option<EncodedJournal>, PortError> {
         self.inner.put_journal(journal).await
     }
     async fn delete_journal(&self, shard: &str) -> Result<(), PortError> {
@@ -808,6 +817,49 @@ fn a_batch_discarded_after_any_write_is_finished_by_the_next_and_a_replay_change
         k += 1;
     }
     assert!(k > 4, "only {k} writes were discarded after");
+}
+
+#[test]
+fn batches_that_write_find_a_left_journal_by_writing_theirs_without_a_read() {
+    let steps: Vec<Step> = (0..8)
+        .map(|listing| Step::Change {
+            listing,
+            price_pct: 0,
+            status: 0,
+        })
+        .chain((0..8).map(|listing| Step::Change {
+            listing,
+            price_pct: -10,
+            status: 0,
+        }))
+        .collect();
+    let records = records_of(&events_of(&steps));
+    let (first, second) = records.split_at(8);
+    let stores = CrashingStores::default();
+    for batch in [first, second] {
+        assert_eq!(deliver_once(&stores, batch).failed_from, None);
+    }
+    assert_eq!(stores.journal_reads.load(Ordering::SeqCst), 0);
+    // A re-delivery writes nothing: it reads for a journal to finish, once.
+    let outcome = deliver_once(&stores, second);
+    assert_eq!(outcome.stats.already_applied, 8);
+    assert_eq!(stores.journal_reads.load(Ordering::SeqCst), 1);
+
+    // A batch that stopped after its journal: the next one finds it by its own write.
+    let mut left = CrashingStores::default();
+    assert_eq!(deliver_once(&left, first).failed_from, None);
+    left.discard_from = Some(left.writes.load(Ordering::SeqCst) + 1);
+    assert!(deliver_once(&left, second).failed_from.is_some());
+    left.discard_from = None;
+    let outcome = deliver_once(&left, &second[..4]);
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!(outcome.stats.journals_finished, 1);
+    assert_eq!(
+        outcome.stats.already_applied, 4,
+        "planned again after finishing"
+    );
+    assert_eq!(left.journal_reads.load(Ordering::SeqCst), 0);
+    assert_same_stores(&left.inner, &stores.inner, "a left journal finished");
 }
 
 #[test]
