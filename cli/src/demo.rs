@@ -41,7 +41,7 @@ use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde_json::json;
 
 use crate::html::{self, LatencySummary, Report};
-use crate::pipeline::{self, SentAt, StampedPublisher, StreamMappings};
+use crate::pipeline::{self, PipelineSdks, SentAt, StampedPublisher, StreamMappings};
 
 /// `realty demo` options. The defaults fit in about two minutes on two cores (debug build).
 #[derive(Debug, Clone, Args)]
@@ -361,7 +361,13 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         mut metrics,
         mut alerts,
         published,
-    } = StreamMappings::new(&sdk, &template, &local.stack, &resources).await?;
+    } = StreamMappings::new(
+        &PipelineSdks::same(&sdk),
+        &template,
+        &local.stack,
+        &resources,
+    )
+    .await?;
     let alert_queue = subscribe_alert_queue(&sdk, &resources, &prefix).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
 

@@ -155,15 +155,35 @@ pub struct StreamMappings {
     pub published: Arc<Mutex<Vec<Published>>>,
 }
 
+/// The SDK configs of a pipeline's parts: the event source mappings' stream reads, and each
+/// function's clients (one config for all, or one each to tell their calls apart).
+pub struct PipelineSdks {
+    pub mappings: SdkConfig,
+    pub metrics: SdkConfig,
+    pub alerts: SdkConfig,
+}
+
+impl PipelineSdks {
+    /// `sdk` for every part.
+    pub fn same(sdk: &SdkConfig) -> Self {
+        Self {
+            mappings: sdk.clone(),
+            metrics: sdk.clone(),
+            alerts: sdk.clone(),
+        }
+    }
+}
+
 impl StreamMappings {
     pub async fn new(
-        sdk: &SdkConfig,
+        sdks: &PipelineSdks,
         template: &Template,
         stack: &ProvisionedStack,
         resources: &StackResources,
     ) -> Result<Self> {
         let published: Arc<Mutex<Vec<Published>>> = Arc::default();
-        let alerts_function = AlertsFunction::new(sdk, resources, &alerts_config(template)?);
+        let alerts_function =
+            AlertsFunction::new(&sdks.alerts, resources, &alerts_config(template)?);
         let alerts_handler = AlertsHandler {
             publisher: StampedAlertPublisher {
                 inner: alerts_function.publisher.clone(),
@@ -172,14 +192,21 @@ impl StreamMappings {
             function: alerts_function,
         };
         let metrics = Mapping::new(
-            sdk,
+            &sdks.mappings,
             template,
             stack,
             "MetricsFunction",
-            MetricsHandler(MetricsFunction::new(sdk, resources)),
+            MetricsHandler(MetricsFunction::new(&sdks.metrics, resources)),
         )
         .await?;
-        let alerts = Mapping::new(sdk, template, stack, "AlertsFunction", alerts_handler).await?;
+        let alerts = Mapping::new(
+            &sdks.mappings,
+            template,
+            stack,
+            "AlertsFunction",
+            alerts_handler,
+        )
+        .await?;
         Ok(Self {
             metrics,
             alerts,

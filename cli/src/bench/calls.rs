@@ -1,6 +1,6 @@
-//! Counting the AWS calls a run makes, by API, at the HTTP layer: every client built from the
-//! wrapped [`SdkConfig`] sends through [`CallCounter`], so retries count as the calls they
-//! are (and are billed as), whatever the service.
+//! Counting the AWS calls a run makes, by API and by caller, at the HTTP layer: every client
+//! built from a wrapped [`SdkConfig`] sends through [`CallCounter`], so retries count as the
+//! calls they are (and are billed as), whatever the service.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,15 +12,16 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
-/// Calls seen so far, by `Service.Operation` (`Kinesis.PutRecords`).
+/// Calls seen so far, by caller (a function, the event source mappings) and
+/// `Service.Operation` (`Kinesis.PutRecords`).
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    counts: Arc<Mutex<BTreeMap<(&'static str, String), u64>>>,
 }
 
 impl CallCounter {
-    /// `sdk` with every request counted here.
-    pub fn wrap(&self, sdk: &SdkConfig) -> SdkConfig {
+    /// `sdk` with every request counted here, as `caller`'s.
+    pub fn wrap(&self, sdk: &SdkConfig, caller: &'static str) -> SdkConfig {
         // The client the SDK would pick by default (hyper, rustls with aws-lc), made here
         // because aws-config leaves it to each service client.
         let base = sdk.http_client().unwrap_or_else(|| {
@@ -35,13 +36,31 @@ impl CallCounter {
             SharedHttpConnector::new(CountingConnector {
                 inner: base.http_connector(settings, components),
                 counter: counter.clone(),
+                caller,
             })
         });
         sdk.to_builder().http_client(counting).build()
     }
 
-    /// The counts now.
+    /// The counts now, by `Service.Operation`.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for ((_, call), n) in self.counts_now() {
+            *out.entry(call).or_default() += n;
+        }
+        out
+    }
+
+    /// The counts now, by caller.
+    pub fn by_caller(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for ((caller, _), n) in self.counts_now() {
+            *out.entry(caller).or_default() += n;
+        }
+        out
+    }
+
+    fn counts_now(&self) -> BTreeMap<(&'static str, String), u64> {
         self.counts
             .lock()
             .map(|c| c.clone())
@@ -55,9 +74,9 @@ impl CallCounter {
         }
     }
 
-    fn count(&self, call: String) {
+    fn count(&self, caller: &'static str, call: String) {
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry(call).or_default() += 1;
+            *counts.entry((caller, call)).or_default() += 1;
         }
     }
 }
@@ -66,11 +85,12 @@ impl CallCounter {
 struct CountingConnector {
     inner: SharedHttpConnector,
     counter: CallCounter,
+    caller: &'static str,
 }
 
 impl HttpConnector for CountingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        self.counter.count(call_name(&request));
+        self.counter.count(self.caller, call_name(&request));
         self.inner.call(request)
     }
 }

@@ -23,10 +23,17 @@ use realty_infra::template::Template;
 
 use super::calls::CallCounter;
 use crate::html::LatencySummary;
-use crate::pipeline::{self, SentAt, StampedPublisher, StreamMappings};
+use crate::pipeline::{self, PipelineSdks, SentAt, StampedPublisher, StreamMappings};
 
 /// Records per PutRecords call (the API's limit, as the poller sends them).
 const PUT_RECORDS_MAX: usize = 500;
+
+/// Who made a call: the events put as the poller puts them, the event source mappings' reads
+/// of the streams (Lambda's pollers, on AWS), each function's own calls.
+pub const CALLER_PRODUCER: &str = "poller (PutRecords)";
+pub const CALLER_MAPPINGS: &str = "event source mappings";
+pub const CALLER_METRICS: &str = "metrics function";
+pub const CALLER_ALERTS: &str = "alerts function";
 
 /// How long a pass over the streams that found nothing waits before the next, as Lambda's
 /// stream pollers do (about four times a second for DynamoDB Streams).
@@ -41,6 +48,8 @@ pub struct PipelineRun {
     pub latency: Option<LatencySummary>,
     /// AWS calls of the run, by `Service.Operation`.
     pub calls: BTreeMap<String, u64>,
+    /// The same calls, by caller ([`CALLER_METRICS`], ...).
+    pub calls_by_caller: BTreeMap<&'static str, u64>,
     pub metrics_invocations: u32,
     pub alerts_invocations: u32,
 }
@@ -61,12 +70,16 @@ impl Pipeline {
         resources: &StackResources,
     ) -> Result<Self> {
         let counter = CallCounter::default();
-        let counted = counter.wrap(sdk);
-        let mappings = StreamMappings::new(&counted, template, stack, resources).await?;
+        let sdks = PipelineSdks {
+            mappings: counter.wrap(sdk, CALLER_MAPPINGS),
+            metrics: counter.wrap(sdk, CALLER_METRICS),
+            alerts: counter.wrap(sdk, CALLER_ALERTS),
+        };
+        let mappings = StreamMappings::new(&sdks, template, stack, resources).await?;
         let sent: SentAt = Arc::default();
         let publisher = StampedPublisher {
             inner: KinesisPublisher {
-                client: aws_sdk_kinesis::Client::new(&counted),
+                client: aws_sdk_kinesis::Client::new(&counter.wrap(sdk, CALLER_PRODUCER)),
                 stream: resources.listing_events_stream.clone(),
                 retry: RetryPolicy::default(),
             },
@@ -127,14 +140,36 @@ impl Pipeline {
             produced.set(true);
             result
         };
+        // The two mappings poll and invoke independently, as Lambda's do: an alerts batch
+        // does not hold up the next metrics batch, nor the other way round.
+        let metrics_done = Cell::new(false);
         let consume = async {
-            while !produced.get() || metrics.stats.records_succeeded < target {
-                let a = metrics.pump(false).await?;
-                let b = alerts.pump(false).await?;
-                if a.read + b.read + a.delivered + b.delivered == 0 {
-                    tokio::time::sleep(IDLE_POLL).await;
+            let run_metrics = async {
+                let result = async {
+                    while !produced.get() || metrics.stats.records_succeeded < target {
+                        let pass = metrics.pump(false).await?;
+                        if pass.read + pass.delivered == 0 {
+                            tokio::time::sleep(IDLE_POLL).await;
+                        }
+                    }
+                    Ok::<_, anyhow::Error>(())
                 }
-            }
+                .await;
+                metrics_done.set(true);
+                result
+            };
+            let run_alerts = async {
+                while !metrics_done.get() {
+                    let pass = alerts.pump(false).await?;
+                    if pass.read + pass.delivered == 0 {
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                }
+                Ok::<_, anyhow::Error>(())
+            };
+            let (metrics_result, alerts_result) = tokio::join!(run_metrics, run_alerts);
+            metrics_result?;
+            alerts_result?;
             // Every event went through metrics; let the alerts catch up.
             runner::drain(metrics, alerts).await?;
             Ok::<_, anyhow::Error>(())
@@ -158,6 +193,7 @@ impl Pipeline {
             alerts: latencies.len(),
             latency: LatencySummary::of(&latencies),
             calls: self.counter.snapshot(),
+            calls_by_caller: self.counter.by_caller(),
             metrics_invocations: metrics.invocations - metrics_before.invocations,
             alerts_invocations: alerts.invocations - alerts_before.invocations,
         })

@@ -483,6 +483,16 @@ async fn run_end_to_end(
         .map(|(name, calls)| (name.clone(), per_1000(*calls)))
         .collect();
     set("aws_calls_per_1000_events", json!(by_api));
+    let by_caller: BTreeMap<&str, f64> = burst
+        .calls_by_caller
+        .iter()
+        .map(|(caller, calls)| (*caller, per_1000(*calls)))
+        .collect();
+    set("aws_calls_per_1000_events_by_caller", json!(by_caller));
+    set(
+        "e2e_alerts_per_1000_events",
+        json!(round3(burst.alerts as f64 * 1000.0 / burst.events as f64)),
+    );
 
     // Latency at a steady share of that throughput (at the throughput itself it is only
     // the queue), over the events that follow, for about LATENCY_RUN.
@@ -832,6 +842,50 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
                 .collect();
             out.push_str(&format!("  {api:<52} {}\n", cells.join(" ")));
         }
+        // The same calls in total and by who made them, beside the alerts they carried
+        // (SNS takes at most 10 a call).
+        let column = |f: &dyn Fn(&serde_json::Map<String, Value>) -> Option<f64>| -> String {
+            e2e.iter()
+                .filter(|(_, run)| run.get("aws_calls_per_1000_events").is_some())
+                .map(|(_, run)| match run {
+                    Value::Object(run) => {
+                        format!("{:>12}", f(run).map_or("-".into(), |v| format!("{v:.1}")))
+                    }
+                    _ => format!("{:>12}", "-"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let total = |run: &serde_json::Map<String, Value>| {
+            run.get("aws_calls_per_1000_events")
+                .and_then(Value::as_object)
+                .map(|c| c.values().filter_map(Value::as_f64).sum::<f64>())
+        };
+        out.push_str(&format!("  {:<52} {}\n", "total", column(&total)));
+        let callers: std::collections::BTreeSet<String> = e2e
+            .values()
+            .filter_map(|run| run.get("aws_calls_per_1000_events_by_caller")?.as_object())
+            .flat_map(|c| c.keys().cloned())
+            .collect();
+        for caller in callers {
+            let of_caller = |run: &serde_json::Map<String, Value>| {
+                run.get("aws_calls_per_1000_events_by_caller")?
+                    .get(caller.as_str())?
+                    .as_f64()
+            };
+            out.push_str(&format!(
+                "  {:<52} {}\n",
+                format!("  by {caller}"),
+                column(&of_caller)
+            ));
+        }
+        let alerts =
+            |run: &serde_json::Map<String, Value>| run.get("e2e_alerts_per_1000_events")?.as_f64();
+        out.push_str(&format!(
+            "  {:<52} {}\n",
+            "alerts published per 1,000 events",
+            column(&alerts)
+        ));
     }
     out
 }
