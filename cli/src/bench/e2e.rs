@@ -52,6 +52,9 @@ pub struct PipelineRun {
     pub calls_by_caller: BTreeMap<&'static str, u64>,
     pub metrics_invocations: u32,
     pub alerts_invocations: u32,
+    /// Time the mappings spent delivering batches to each function (its invocations).
+    pub metrics_delivery: Duration,
+    pub alerts_delivery: Duration,
 }
 
 /// The local pipeline of a provisioned stack, with its AWS calls counted.
@@ -196,6 +199,10 @@ impl Pipeline {
             calls_by_caller: self.counter.by_caller(),
             metrics_invocations: metrics.invocations - metrics_before.invocations,
             alerts_invocations: alerts.invocations - alerts_before.invocations,
+            metrics_delivery: Duration::from_millis(
+                metrics.delivery_ms - metrics_before.delivery_ms,
+            ),
+            alerts_delivery: Duration::from_millis(alerts.delivery_ms - alerts_before.delivery_ms),
         })
     }
 }

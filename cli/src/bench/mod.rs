@@ -508,6 +508,19 @@ async fn run_end_to_end(
     let paced = pipeline.run(paced_events, Some(pace)).await?;
     set("e2e_latency_load_events_per_s", json!(pace.round()));
     set("e2e_alerts", json!(paced.alerts));
+    // How long an invocation takes at that load (the handler's own work and its AWS calls,
+    // on this emulator): the part of the alert latency that is not waiting.
+    let mean_ms = |total: std::time::Duration, n: u32| {
+        (n > 0).then(|| (total.as_secs_f64() * 1000.0 / f64::from(n)).round())
+    };
+    set(
+        "e2e_metrics_invocation_ms_mean",
+        json!(mean_ms(paced.metrics_delivery, paced.metrics_invocations)),
+    );
+    set(
+        "e2e_alerts_invocation_ms_mean",
+        json!(mean_ms(paced.alerts_delivery, paced.alerts_invocations)),
+    );
     set(
         "e2e_alert_latency_ms_p50",
         json!(paced.latency.as_ref().map(|l| l.p50_ms.round())),
@@ -732,6 +745,16 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
                 run_text(run, "e2e_alerts"),
                 ms("e2e_latency_load_events_per_s")
             ),
+        );
+        row(
+            &mut out,
+            &format!("invocation, metrics / alerts, mean (ms), {name}"),
+            format!(
+                "{} / {}",
+                ms("e2e_metrics_invocation_ms_mean"),
+                ms("e2e_alerts_invocation_ms_mean")
+            ),
+            "at that load".to_owned(),
         );
     }
     if let Some(Value::Object(cold)) = f.get("cold_start_ms") {

@@ -35,6 +35,8 @@ pub struct MappingStats {
     pub records_succeeded: usize,
     pub records_discarded: usize,
     pub failure_messages: usize,
+    /// Time spent delivering batches (invocations and their retries), in milliseconds.
+    pub delivery_ms: u64,
 }
 
 /// What one pass over a mapping's shards did.
@@ -165,7 +167,8 @@ impl<F: StreamFunction> Mapping<F> {
         )
         .await;
         for result in results {
-            let (delivered, messages) = result?;
+            let (delivered, messages, took) = result?;
+            self.stats.delivery_ms += u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
             report.delivered += delivered.succeeded
                 + delivered
                     .discards
@@ -253,13 +256,14 @@ impl<F: StreamFunction> Mapping<F> {
         Ok(read)
     }
 
-    /// Delivers one batch of one shard; sends a message per discard. Returns the delivery
-    /// and the number of failure messages sent.
+    /// Delivers one batch of one shard; sends a message per discard. Returns the delivery,
+    /// the number of failure messages sent and how long the delivery took.
     async fn deliver_batch(
         &self,
         shard_id: &str,
         batch: Vec<StreamRecord>,
-    ) -> Result<(Delivered<StreamRecord>, usize), RunnerError> {
+    ) -> Result<(Delivered<StreamRecord>, usize, Duration), RunnerError> {
+        let started = Instant::now();
         let max_age = self.settings.max_record_age;
         let expired = |r: &StreamRecord| {
             max_age.is_some_and(|age| {
@@ -272,12 +276,13 @@ impl<F: StreamFunction> Mapping<F> {
             function::invoke(&self.function, records)
         })
         .await;
+        let took = started.elapsed();
         let mut sent = 0;
         for discard in &delivered.discards {
             self.send_failure(shard_id, discard).await?;
             sent += usize::from(self.failure_destination.is_some());
         }
-        Ok((delivered, sent))
+        Ok((delivered, sent, took))
     }
 
     async fn send_failure(
