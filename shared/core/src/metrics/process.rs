@@ -11,7 +11,7 @@
 //!    planned again from 2 (a batch with nothing to write reads for such a journal and
 //!    finishes it);
 //! 4. accepted events go to the data lake (at least once: readers dedupe, docs/metrics.md;
-//!    a finished journal sends its events again);
+//!    a finished journal sends its events again), in a call beside those of 5 and 6;
 //! 5. markets: apply the batch to each whose count is unchanged, write every market's
 //!    snapshots (one call), then the aggregates, concurrently, each conditional on its
 //!    revision; those that lost a conflict are re-read together and retried;
@@ -423,18 +423,26 @@ where
     }
     stats.already_applied += plan.already_applied;
     stats.superseded += plan.superseded;
-    ports.archive.put_lines(&lines).await?;
-    let figures = write_markets(
-        ports.markets,
-        shard,
-        &plan.scopes,
-        &journal.applied_before,
-        Some(current),
-        stats,
-    )
-    .await?;
-    write_interest(ports, &stored, &mut plan.states, &figures).await?;
-    ports.listings.put_states(&plan.states).await?;
+    // The lake is at least once and in no order with the tables (a finished journal sends
+    // its events again): its call runs beside the table writes, one round trip fewer before
+    // the listing states (and so the alerts). Both land before the journal goes.
+    let archived = ports.archive.put_lines(&lines);
+    let tables = async {
+        let figures = write_markets(
+            ports.markets,
+            shard,
+            &plan.scopes,
+            &journal.applied_before,
+            Some(current),
+            stats,
+        )
+        .await?;
+        write_interest(ports, &stored, &mut plan.states, &figures).await?;
+        ports.listings.put_states(&plan.states).await
+    };
+    let (archived, tables) = futures::join!(archived, tables);
+    archived?;
+    tables?;
     stats.listings_written += plan.states.len();
     ports.markets.delete_journal(shard).await
 }
