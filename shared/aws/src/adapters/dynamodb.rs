@@ -282,13 +282,10 @@ pub(crate) async fn transact_puts(
         .collect();
     let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
     let chunks = realty_core::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
-    let answer = |puts: &[(usize, TransactWriteItem)], outcome: &dyn Fn() -> PutOutcome| {
-        let mut outcomes = outcomes
+    let answer = |put: usize, outcome: PutOutcome| {
+        outcomes
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (i, _) in puts {
-            outcomes[*i] = Some(outcome());
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[put] = Some(outcome);
     };
     let write_chunk = |range: std::ops::Range<usize>| {
         let answer = &answer;
@@ -302,7 +299,9 @@ pub(crate) async fn transact_puts(
                     .await;
                 let reasons = match sent {
                     Ok(_) => {
-                        answer(&puts, &|| PutOutcome::Landed);
+                        for (i, _) in &puts {
+                            answer(*i, PutOutcome::Landed);
+                        }
                         return Sent::all();
                     }
                     Err(e) => match e.as_service_error() {
@@ -334,10 +333,7 @@ pub(crate) async fn transact_puts(
                     match reason.code().unwrap_or("None") {
                         // Lost to another writer: answered with what it saw, not sent again.
                         "ConditionalCheckFailed" => {
-                            let seen = reason.item().cloned();
-                            answer(std::slice::from_ref(&put), &|| {
-                                PutOutcome::Lost(seen.clone())
-                            });
+                            answer(put.0, PutOutcome::Lost(reason.item().cloned()));
                         }
                         // Cancelled with the others, or by a concurrent transaction or
                         // throttling on its item: it may land on the next attempt.
