@@ -17,6 +17,8 @@ use crate::metrics::history::Trends;
 use crate::metrics::interest::{InterestEntry, InterestKind, InterestingListing, interest_key};
 use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 
+pub mod recent_events;
+
 /// Sort key of a market's live aggregate.
 pub const LIVE_SORT_KEY: &str = "LIVE";
 /// Hourly snapshots expire after this many days (daily ones are kept).
@@ -69,8 +71,10 @@ pub struct ListingItem {
     /// version; at most [`crate::metrics::batch::MAX_RECENT_EVENTS`]. The alerts function judges each event a
     /// write applied on its own (those after the old image's version), so its alerts do not
     /// depend on how the Kinesis stream was cut into batches. Like the rest of the item, a
-    /// function of the events applied only.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// function of the events applied only. Stored packed in one binary attribute
+    /// ([`recent_events`]: a fifth of the bytes); read back from that or from the list of
+    /// maps items written before hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "recent_events")]
     pub recent_events: Vec<AppliedEvent>,
     /// Whether `recent_events` holds two or more (absent when not): what the alerts
     /// trigger's filter matches exactly to pass the INSERT of a listing first seen and

@@ -143,8 +143,8 @@ impl ListingState {
     }
 }
 
-/// Most events a listing item keeps in [`crate::store::ListingItem::recent_events`] (about 200 bytes
-/// each): more events of one listing in one metrics batch are judged together.
+/// Most events a listing item keeps in [`crate::store::ListingItem::recent_events`] (about 42 bytes
+/// each, packed): more events of one listing in one metrics batch are judged together.
 pub const MAX_RECENT_EVENTS: usize = 8;
 
 /// One event applied to a listing, as far as alerts look at it.
@@ -295,26 +295,24 @@ fn transition(
     is_new: bool,
 ) -> Vec<(Scope, Contribution)> {
     let mut out = Vec::new();
-    let old_facts = old.and_then(ListingState::facts);
-    let new_facts = new.facts();
+    let old_facts = old.and_then(ListingState::facts).map(Arc::new);
+    let new_facts = new.facts().map(Arc::new);
     if old_facts == new_facts {
         // Nothing about its market standing changed (for example a new photo); counters may
         // still apply below.
     } else {
         if let Some(f) = &old_facts {
-            let shared = Arc::new(f.clone());
             out.extend(
                 f.scopes()
                     .into_iter()
-                    .map(|s| (s, Contribution::Remove(Arc::clone(&shared)))),
+                    .map(|s| (s, Contribution::Remove(Arc::clone(f)))),
             );
         }
         if let Some(f) = &new_facts {
-            let shared = Arc::new(f.clone());
             out.extend(
                 f.scopes()
                     .into_iter()
-                    .map(|s| (s, Contribution::Add(Arc::clone(&shared)))),
+                    .map(|s| (s, Contribution::Add(Arc::clone(f)))),
             );
         }
     }

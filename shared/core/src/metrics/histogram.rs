@@ -135,7 +135,7 @@ fn unzigzag(v: u64) -> Result<i32, HistogramDecodeError> {
     Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
 }
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -143,7 +143,7 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-pub(super) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, HistogramDecodeError> {
+pub(crate) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, HistogramDecodeError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes

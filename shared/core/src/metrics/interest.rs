@@ -191,11 +191,16 @@ fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
-fn summary(listing: &Listing) -> InterestingListing {
-    let price_per_sqft = listing
+/// A listing's price per sqft in major units, rounded to cents, where its living area is known.
+fn price_per_sqft(listing: &Listing) -> Option<f64> {
+    listing
         .living_area_sqft
         .filter(|a| *a > 0)
-        .map(|a| round2(major(listing.price_minor) / f64::from(a)));
+        .map(|a| round2(major(listing.price_minor) / f64::from(a)))
+}
+
+fn summary(listing: &Listing) -> InterestingListing {
+    let price_per_sqft = price_per_sqft(listing);
     InterestingListing {
         listing_id: listing.id.as_str().to_owned(),
         source: listing.source.as_str().to_owned(),
@@ -308,7 +313,7 @@ pub fn judge(
     }
     let median = median_for(listing, figures);
     let active = new.facts().is_some_and(|f| f.standing == Standing::Active);
-    let ppsf = summary(listing).price_per_sqft;
+    let ppsf = price_per_sqft(listing);
     let judged = [
         (
             InterestKind::Undervalued,
@@ -329,8 +334,11 @@ pub fn judge(
             None if !active => false,
             None => continue,
         };
-        let key = sort_key(kind, listing.id.as_str(), at);
         let listed = new.interest.contains(&kind);
+        if !qualifies && !listed {
+            continue;
+        }
+        let key = sort_key(kind, listing.id.as_str(), at);
         if qualifies {
             let mut entry = with_yield(summary(listing), listing, city);
             entry.market_median_price_per_sqft = median.map(round2);

@@ -154,7 +154,22 @@ impl Journal {
     /// The journal as stored.
     pub fn encode(&self) -> Result<EncodedJournal, PortError> {
         use std::io::Write as _;
-        let json = serde_json::to_vec(self)
+        // Sized up front: the events' JSON is most of it, and a buffer grown by doubling
+        // copies it again at every step.
+        let capacity = self
+            .events
+            .iter()
+            .map(|e| e.event.get().len() + e.sequence.as_kinesis().len() + 32)
+            .sum::<usize>()
+            + self
+                .applied_before
+                .keys()
+                .map(|k| k.len() + 32)
+                .sum::<usize>()
+            + self.shard.len()
+            + 64;
+        let mut json = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut json, self)
             .map_err(|e| PortError::new("encode journal", e.to_string()))?;
         // Level 2: with zlib-rs, faster than miniz_oxide's level 1 and a fifth smaller (the
         // journal's size is its write units); level 1 is a fast path that compresses less.

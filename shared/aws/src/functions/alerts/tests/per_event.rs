@@ -193,3 +193,30 @@ fn the_events_of_a_write_are_those_after_the_old_image() {
     assert!(judged[0].new.recent_events.is_empty());
     assert_eq!(old(&judged[0]).listing, old(&stale).listing);
 }
+
+#[test]
+fn recent_events_are_one_binary_attribute_and_lists_written_before_still_read() {
+    let events = cut_raise_cut();
+    let mut record = metrics_writes(&events, &[1, 3]).remove(1);
+    let packed = record
+        .change
+        .new_image
+        .get("recent_events")
+        .expect("the item keeps its events")
+        .clone();
+    assert!(
+        matches!(packed, serde_dynamo::AttributeValue::B(ref b) if b.len() < 4 * 45),
+        "{packed:?}"
+    );
+    let change = classify(record.clone()).expect("decodes");
+    // The same image as a build before this one wrote it: a list of maps.
+    let as_list = serde_dynamo::to_attribute_value(&change.new.recent_events).expect("list");
+    assert!(matches!(as_list, serde_dynamo::AttributeValue::L(_)));
+    record
+        .change
+        .new_image
+        .insert("recent_events".to_owned(), as_list);
+    let before = classify(record).expect("decodes the list form");
+    assert_eq!(before.new, change.new);
+    assert_eq!(per_event(before), per_event(change));
+}

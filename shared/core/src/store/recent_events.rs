@@ -1,0 +1,320 @@
+//! [`ListingItem::recent_events`](super::ListingItem::recent_events) as stored: one binary
+//! attribute packing the events, about 40 bytes each, instead of a list of maps of about 175
+//! (attribute names, an RFC 3339 time, the sequence number as text). DynamoDB bills a write per
+//! started KB, and the list of maps was what took most listing items past one.
+//!
+//! Layout: a format byte ([`FORMAT`]), then per event, oldest first: the observation time
+//! (zig-zag varint seconds since the epoch, varint nanoseconds), the sequence number (varint
+//! digit count, then two decimal digits a byte, high nibble first, a last odd digit padded
+//! with 0xF), the price (zig-zag varint), the living area (varint, 0 for none, else area + 1)
+//! and one byte of status (bits 0-2), offer (bit 3) and delisted (bit 4). Readers take this
+//! and the list of maps items written before it hold.
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serializer};
+
+use crate::listing::{ListingStatus, Offer};
+use crate::metrics::batch::{AppliedEvent, MAX_SEQUENCE_DIGITS};
+use crate::metrics::histogram::{get_varint, put_varint};
+
+/// The layout's version: the first byte.
+const FORMAT: u8 = 1;
+/// Most events a stored list may hold: far above what the metrics function keeps
+/// ([`crate::metrics::batch::MAX_RECENT_EVENTS`]), a bound on what a hostile item makes a
+/// reader build.
+const MAX_STORED_EVENTS: usize = 64;
+
+const STATUSES: [ListingStatus; 6] = [
+    ListingStatus::ComingSoon,
+    ListingStatus::Active,
+    ListingStatus::UnderContract,
+    ListingStatus::Pending,
+    ListingStatus::Sold,
+    ListingStatus::OffMarket,
+];
+const OFFERS: [Offer; 2] = [Offer::Sale, Offer::Rent];
+const OFFER_BIT: u8 = 1 << 3;
+const DELISTED_BIT: u8 = 1 << 4;
+
+/// Why a stored list could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt recent events: {0}")]
+pub struct RecentEventsError(&'static str);
+
+/// The events packed (see the module docs). Fails only on a sequence number that is not
+/// decimal digits (the metrics function writes only those it parsed).
+pub fn encode(events: &[AppliedEvent]) -> Result<Vec<u8>, RecentEventsError> {
+    let mut out = Vec::with_capacity(1 + events.len() * 48);
+    out.push(FORMAT);
+    for e in events {
+        put_varint(&mut out, zigzag(e.observed_at.timestamp()));
+        put_varint(&mut out, u64::from(e.observed_at.timestamp_subsec_nanos()));
+        let digits = e.sequence.as_bytes();
+        if digits.is_empty()
+            || digits.len() > MAX_SEQUENCE_DIGITS
+            || !digits.iter().all(u8::is_ascii_digit)
+        {
+            return Err(RecentEventsError(
+                "sequence number not 1-128 decimal digits",
+            ));
+        }
+        put_varint(&mut out, digits.len() as u64);
+        for pair in digits.chunks(2) {
+            let high = pair[0] - b'0';
+            let low = pair.get(1).map_or(0x0F, |d| d - b'0');
+            out.push(high << 4 | low);
+        }
+        put_varint(&mut out, zigzag(e.price_minor));
+        put_varint(&mut out, e.living_area_sqft.map_or(0, |a| u64::from(a) + 1));
+        let status = STATUSES.iter().position(|s| *s == e.status).unwrap_or(0) as u8;
+        let offer = if e.offer == Offer::Rent { OFFER_BIT } else { 0 };
+        let delisted = if e.delisted { DELISTED_BIT } else { 0 };
+        out.push(status | offer | delisted);
+    }
+    Ok(out)
+}
+
+/// The events of a packed list.
+pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
+    let corrupt = |_| RecentEventsError("truncated or overlong varint");
+    let Some((&FORMAT, mut rest)) = bytes.split_first() else {
+        return Err(RecentEventsError("unknown format"));
+    };
+    let mut events = Vec::new();
+    while !rest.is_empty() {
+        if events.len() == MAX_STORED_EVENTS {
+            return Err(RecentEventsError("more events than an item keeps"));
+        }
+        let mut pos = 0;
+        let seconds = unzigzag(get_varint(rest, &mut pos).map_err(corrupt)?);
+        let nanos = u32::try_from(get_varint(rest, &mut pos).map_err(corrupt)?)
+            .map_err(|_| RecentEventsError("nanoseconds out of range"))?;
+        let observed_at = DateTime::<Utc>::from_timestamp(seconds, nanos)
+            .ok_or(RecentEventsError("observation time out of range"))?;
+        let count = usize::try_from(get_varint(rest, &mut pos).map_err(corrupt)?)
+            .ok()
+            .filter(|n| (1..=MAX_SEQUENCE_DIGITS).contains(n))
+            .ok_or(RecentEventsError("sequence number not 1-128 digits"))?;
+        let packed = rest
+            .get(pos..pos + count.div_ceil(2))
+            .ok_or(RecentEventsError("truncated sequence number"))?;
+        pos += packed.len();
+        let mut sequence = String::with_capacity(count);
+        for (i, byte) in packed.iter().enumerate() {
+            for (j, nibble) in [byte >> 4, byte & 0x0F].into_iter().enumerate() {
+                if 2 * i + j == count {
+                    if nibble != 0x0F {
+                        return Err(RecentEventsError("sequence number padding"));
+                    }
+                } else if nibble > 9 {
+                    return Err(RecentEventsError("sequence number digit"));
+                } else {
+                    sequence.push(char::from(b'0' + nibble));
+                }
+            }
+        }
+        let price_minor = unzigzag(get_varint(rest, &mut pos).map_err(corrupt)?);
+        let living_area_sqft = match get_varint(rest, &mut pos).map_err(corrupt)? {
+            0 => None,
+            area => {
+                Some(u32::try_from(area - 1).map_err(|_| RecentEventsError("area out of range"))?)
+            }
+        };
+        let flags = *rest.get(pos).ok_or(RecentEventsError("truncated flags"))?;
+        pos += 1;
+        if flags & !(0x07 | OFFER_BIT | DELISTED_BIT) != 0 {
+            return Err(RecentEventsError("unknown flags"));
+        }
+        let status = *STATUSES
+            .get(usize::from(flags & 0x07))
+            .ok_or(RecentEventsError("unknown status"))?;
+        events.push(AppliedEvent {
+            observed_at,
+            sequence,
+            price_minor,
+            living_area_sqft,
+            status,
+            offer: OFFERS[usize::from(flags & OFFER_BIT != 0)],
+            delisted: flags & DELISTED_BIT != 0,
+        });
+        rest = &rest[pos..];
+    }
+    Ok(events)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// `#[serde(with = ...)]` of the item field: written packed, read packed or as the list of
+/// maps of items written before.
+pub fn serialize<S: Serializer>(events: &[AppliedEvent], serializer: S) -> Result<S::Ok, S::Error> {
+    let packed = encode(events).map_err(serde::ser::Error::custom)?;
+    serializer.serialize_bytes(&packed)
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<AppliedEvent>, D::Error> {
+    deserializer.deserialize_any(StoredVisitor)
+}
+
+struct StoredVisitor;
+
+/// One element of a stored list: a byte of the packed form as a text format writes bytes
+/// (JSON: an array of numbers), or an event of the list of maps.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Element {
+    Byte(u8),
+    Event(AppliedEvent),
+}
+
+impl<'de> Visitor<'de> for StoredVisitor {
+    type Value = Vec<AppliedEvent>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("packed recent events, or a list of them")
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        decode(bytes).map_err(E::custom)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut bytes = Vec::new();
+        let mut events = Vec::new();
+        while let Some(element) = seq.next_element::<Element>()? {
+            if bytes.len() + events.len() > MAX_STORED_EVENTS * 512 {
+                return Err(de::Error::custom("recent events too long"));
+            }
+            match element {
+                Element::Byte(b) if events.is_empty() => bytes.push(b),
+                Element::Event(e) if bytes.is_empty() => events.push(e),
+                _ => return Err(de::Error::custom("recent events of two forms")),
+            }
+        }
+        if bytes.is_empty() {
+            if events.len() > MAX_STORED_EVENTS {
+                return Err(de::Error::custom("more recent events than an item keeps"));
+            }
+            Ok(events)
+        } else {
+            decode(&bytes).map_err(de::Error::custom)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event(seconds: i64, nanos: u32, sequence: &str) -> AppliedEvent {
+        AppliedEvent {
+            observed_at: DateTime::from_timestamp(seconds, nanos).expect("time"),
+            sequence: sequence.to_owned(),
+            price_minor: 45_000_000,
+            living_area_sqft: Some(1_850),
+            status: ListingStatus::Active,
+            offer: Offer::Sale,
+            delisted: false,
+        }
+    }
+
+    fn any_event() -> impl Strategy<Value = AppliedEvent> {
+        (
+            -62_000_000_000i64..250_000_000_000,
+            0u32..1_000_000_000,
+            "[1-9][0-9]{0,127}",
+            any::<i64>(),
+            proptest::option::of(any::<u32>()),
+            0usize..6,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(s, n, seq, price, area, status, rent, delisted)| AppliedEvent {
+                    observed_at: DateTime::from_timestamp(s, n).expect("in range"),
+                    sequence: seq,
+                    price_minor: price,
+                    living_area_sqft: area,
+                    status: STATUSES[status],
+                    offer: if rent { Offer::Rent } else { Offer::Sale },
+                    delisted,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn packed_events_read_back_as_written(events in proptest::collection::vec(any_event(), 0..10)) {
+            let packed = encode(&events).expect("encodes");
+            prop_assert_eq!(decode(&packed).expect("decodes"), events);
+        }
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_kinesis_event_packs_in_about_forty_bytes() {
+        let events = vec![
+            event(
+                1_763_000_000,
+                0,
+                "49590338271490256608559692538361571095921575989136588898",
+            );
+            8
+        ];
+        let packed = encode(&events).expect("encodes");
+        let as_maps = serde_json::to_vec(&events).expect("JSON").len();
+        assert!(packed.len() <= 1 + 8 * 42, "{} bytes", packed.len());
+        assert!(packed.len() * 4 < as_maps, "{} vs {as_maps}", packed.len());
+        // Leading zeros (items written before stored them padded to 128 digits) are kept.
+        let padded = vec![event(0, 1, &format!("{:0>128}", "7"))];
+        assert_eq!(
+            decode(&encode(&padded).expect("encodes")).expect("decodes"),
+            padded
+        );
+    }
+
+    #[test]
+    fn corrupt_or_hostile_lists_are_refused() {
+        let good = encode(&[event(1_763_000_000, 0, "123")]).expect("encodes");
+        assert!(decode(&[]).is_err(), "no format byte");
+        assert!(decode(&[2]).is_err(), "unknown format");
+        assert_eq!(decode(&[FORMAT]).expect("empty list"), Vec::new());
+        // Cut anywhere after the format byte (which alone is the empty list).
+        for cut in 2..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "truncated at {cut}");
+        }
+        let mut bad_flags = good.clone();
+        *bad_flags.last_mut().expect("flags") |= 0x80;
+        assert!(decode(&bad_flags).is_err());
+        let mut bad_status = good.clone();
+        *bad_status.last_mut().expect("flags") |= 0x07;
+        assert!(decode(&bad_status).is_err());
+        let mut many = vec![FORMAT];
+        for _ in 0..=MAX_STORED_EVENTS {
+            many.extend_from_slice(&good[1..]);
+        }
+        assert!(decode(&many).is_err(), "past {MAX_STORED_EVENTS} events");
+        assert_eq!(
+            decode(&many[..many.len() - (good.len() - 1)])
+                .expect("at the limit")
+                .len(),
+            MAX_STORED_EVENTS
+        );
+        assert!(encode(&[event(0, 0, "12a")]).is_err());
+        assert!(encode(&[event(0, 0, &"9".repeat(129))]).is_err());
+        assert!(encode(&[event(0, 0, &"9".repeat(128))]).is_ok());
+    }
+}
