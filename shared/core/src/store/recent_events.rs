@@ -67,7 +67,7 @@ pub fn encode(events: &[AppliedEvent]) -> Result<Vec<u8>, RecentEventsError> {
         }
         put_varint(&mut out, zigzag(e.price_minor));
         put_varint(&mut out, e.living_area_sqft.map_or(0, |a| u64::from(a) + 1));
-        let status = STATUSES.iter().position(|s| *s == e.status).unwrap_or(0) as u8;
+        let status = status_index(e.status);
         let offer = if e.offer == Offer::Rent { OFFER_BIT } else { 0 };
         let delisted = if e.delisted { DELISTED_BIT } else { 0 };
         out.push(status | offer | delisted);
@@ -141,6 +141,18 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
         rest = &rest[pos..];
     }
     Ok(events)
+}
+
+/// The index of `status` in [`STATUSES`] (a match, so a new status cannot be left out).
+fn status_index(status: ListingStatus) -> u8 {
+    match status {
+        ListingStatus::ComingSoon => 0,
+        ListingStatus::Active => 1,
+        ListingStatus::UnderContract => 2,
+        ListingStatus::Pending => 3,
+        ListingStatus::Sold => 4,
+        ListingStatus::OffMarket => 5,
+    }
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -261,6 +273,13 @@ mod tests {
         #[test]
         fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn statuses_are_indexed_in_their_table_order() {
+        for (i, status) in STATUSES.into_iter().enumerate() {
+            assert_eq!(usize::from(status_index(status)), i);
         }
     }
 
