@@ -29,10 +29,6 @@ use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::stack::{self, LocalAws, UpOptions};
 
-// The metrics function's allocator, so `realty bench` measures its batch as it runs there.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "realty",

@@ -7,10 +7,6 @@ use realty_aws::functions::metrics::MetricsFunction;
 use realty_core::config::StackResources;
 use realty_core::metrics::interest::InterestRules;
 
-// A batch allocates and frees hundreds of thousands of small blocks (docs/capacity.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     realty_aws::telemetry::init_lambda_logging();
