@@ -24,6 +24,11 @@ const FORMAT: u8 = 1;
 /// ([`crate::metrics::batch::MAX_RECENT_EVENTS`]), a bound on what a hostile item makes a
 /// reader build.
 const MAX_STORED_EVENTS: usize = 64;
+/// Most bytes one packed event takes: varints of 10 (seconds, price), 5 (nanoseconds, area)
+/// and 2 (digit count) bytes, 64 bytes of digits, the flags.
+const MAX_PACKED_EVENT_BYTES: usize = 10 + 5 + 2 + MAX_SEQUENCE_DIGITS / 2 + 10 + 5 + 1;
+/// Most bytes a packed list may take.
+const MAX_PACKED_BYTES: usize = 1 + MAX_STORED_EVENTS * MAX_PACKED_EVENT_BYTES;
 
 const STATUSES: [ListingStatus; 6] = [
     ListingStatus::ComingSoon,
@@ -202,19 +207,19 @@ impl<'de> Visitor<'de> for StoredVisitor {
         let mut bytes = Vec::new();
         let mut events = Vec::new();
         while let Some(element) = seq.next_element::<Element>()? {
-            if bytes.len() + events.len() > MAX_STORED_EVENTS * 512 {
-                return Err(de::Error::custom("recent events too long"));
-            }
             match element {
+                Element::Byte(_) if bytes.len() == MAX_PACKED_BYTES => {
+                    return Err(de::Error::custom("packed recent events too long"));
+                }
+                Element::Event(_) if events.len() == MAX_STORED_EVENTS => {
+                    return Err(de::Error::custom("more recent events than an item keeps"));
+                }
                 Element::Byte(b) if events.is_empty() => bytes.push(b),
                 Element::Event(e) if bytes.is_empty() => events.push(e),
                 _ => return Err(de::Error::custom("recent events of two forms")),
             }
         }
         if bytes.is_empty() {
-            if events.len() > MAX_STORED_EVENTS {
-                return Err(de::Error::custom("more recent events than an item keeps"));
-            }
             Ok(events)
         } else {
             decode(&bytes).map_err(de::Error::custom)
@@ -274,6 +279,57 @@ mod tests {
         fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(&bytes);
         }
+    }
+
+    /// An item's field as a text format carries it.
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Item {
+        #[serde(with = "super")]
+        recent_events: Vec<AppliedEvent>,
+    }
+
+    #[test]
+    fn text_formats_read_both_forms_up_to_their_bounds() {
+        let one = event(
+            1_763_000_000,
+            0,
+            "49590338271490256608559692538361571095921575989136588898",
+        );
+        let read = |json: serde_json::Value| serde_json::from_value::<Item>(json);
+        // Packed, as JSON writes bytes (an array of numbers), at the event limit and past it.
+        let packed = |n| {
+            serde_json::to_value(Item {
+                recent_events: vec![one.clone(); n],
+            })
+        };
+        let at_limit = packed(MAX_STORED_EVENTS).expect("JSON");
+        assert_eq!(
+            read(at_limit).expect("at the limit").recent_events.len(),
+            MAX_STORED_EVENTS
+        );
+        assert!(read(packed(MAX_STORED_EVENTS + 1).expect("JSON")).is_err());
+        // The list of maps items written before hold, at the limit and past it.
+        let listed = |n| serde_json::json!({ "recent_events": vec![one.clone(); n] });
+        assert_eq!(
+            read(listed(MAX_STORED_EVENTS))
+                .expect("at the limit")
+                .recent_events
+                .len(),
+            MAX_STORED_EVENTS
+        );
+        assert!(read(listed(MAX_STORED_EVENTS + 1)).is_err());
+        // Bytes past the longest packed list are refused before they are kept.
+        let long = serde_json::json!({ "recent_events": vec![0u8; MAX_PACKED_BYTES + 1] });
+        assert!(read(long).is_err());
+        // The two forms mixed, and the empty list.
+        let mixed = serde_json::json!({ "recent_events": [1, one] });
+        assert!(read(mixed).is_err());
+        assert!(
+            read(serde_json::json!({ "recent_events": [] }))
+                .expect("empty")
+                .recent_events
+                .is_empty()
+        );
     }
 
     #[test]
