@@ -176,10 +176,10 @@ impl ListingStore for Crashing<'_> {
     ) -> Result<BTreeMap<String, ListingState>, PortError> {
         self.real.listings.get_states(ids).await
     }
-    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+    async fn put_states(&self, mut states: Vec<ListingState>) -> Result<(), PortError> {
         // Half the states land before the crash, as when a BatchWriteItem sequence dies.
-        let (first, rest) = states.split_at(states.len() / 2);
-        self.real.listings.put_states(first).await?;
+        let rest = states.split_off(states.len() / 2);
+        self.real.listings.put_states(states).await?;
         self.write("put_states")?;
         self.real.listings.put_states(rest).await
     }

@@ -176,9 +176,9 @@ impl ListingStore for MeteredStores {
         self.inner.get_states(ids).await
     }
 
-    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+    async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
         let mut units = 0;
-        for state in states {
+        for state in &states {
             units += write_units(size_of(ListingItem::from(state))?);
         }
         self.bill(

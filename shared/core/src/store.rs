@@ -96,20 +96,27 @@ pub enum ItemError {
     Histogram(#[from] HistogramDecodeError),
 }
 
-impl From<&ListingState> for ListingItem {
-    fn from(s: &ListingState) -> Self {
+impl From<ListingState> for ListingItem {
+    /// By value: the state's listing and events move into the item.
+    fn from(s: ListingState) -> Self {
         Self {
             listing_id: s.listing.id.as_str().to_owned(),
             market: s.listing.market.city_state.clone(),
-            listing: s.listing.clone(),
             first_price_minor: s.first_price_minor,
             delisted: s.delisted,
             observed_at: s.version.observed_at,
             sequence: s.version.sequence.as_kinesis().to_owned(),
-            recent_events: s.recent_events.clone(),
             several_recent_events: s.recent_events.len() > 1,
-            interest: s.interest.clone(),
+            recent_events: s.recent_events,
+            interest: s.interest,
+            listing: s.listing,
         }
+    }
+}
+
+impl From<&ListingState> for ListingItem {
+    fn from(s: &ListingState) -> Self {
+        Self::from(s.clone())
     }
 }
 

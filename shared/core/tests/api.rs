@@ -12,7 +12,7 @@ use realty_core::api::routes::ApiRequest;
 use realty_core::api::views::market_report;
 use realty_core::api::{OPENAPI, respond};
 use realty_core::listing::ListingEvent;
-use realty_core::metrics::memory::MemoryStores;
+use realty_core::metrics::memory::{KeyedItem, MemoryStores};
 use realty_core::metrics::process::{InputRecord, process_batch};
 use realty_core::poller::markets::{PollRecord, WatchedMarket};
 use realty_core::poller::memory::MemoryConfigStore;
@@ -125,7 +125,7 @@ fn put_alert(stores: &MemoryStores, market: &str, kind: AlertKind, at: DateTime<
     };
     stores.keyed.lock().expect("lock").insert(
         (item.pk.clone(), item.sk.clone()),
-        serde_json::to_value(&item).expect("json"),
+        KeyedItem::Json(serde_json::to_value(&item).expect("json")),
     );
 }
 

@@ -447,9 +447,9 @@ impl ListingStore for DynamoListingStore {
         Ok(states)
     }
 
-    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+    async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
         let items = states
-            .iter()
+            .into_iter()
             .map(|s| {
                 serde_dynamo::to_item(ListingItem::from(s))
                     .map_err(|e| PortError::new("encode listing item", e.to_string()))

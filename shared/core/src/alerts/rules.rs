@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
-use crate::metrics::aggregate::{Geo, Scope};
+use crate::metrics::aggregate::city_scope_key;
 use crate::metrics::batch::AppliedEvent;
 use crate::metrics::interest::InterestKind;
 use crate::store::ListingItem;
@@ -444,12 +444,8 @@ pub struct MarketMedian {
 pub fn median_scope_keys(listing: &Listing) -> [String; 2] {
     let city = &listing.market.city_state;
     [
-        Scope {
-            geo: Geo::CityState(city.clone()),
-            property_type: Some(listing.property_type),
-        }
-        .key(),
-        Scope::city(city).key(),
+        city_scope_key(city, Some(listing.property_type)),
+        city_scope_key(city, None),
     ]
 }
 

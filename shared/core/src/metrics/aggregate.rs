@@ -42,12 +42,14 @@ pub enum Standing {
 /// What a listing contributes to its markets: a sale listing its price, an available rental
 /// its rent. Listings that are coming soon, sold, leased or off the market contribute
 /// nothing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListingFacts {
     pub standing: Standing,
     pub property_type: PropertyType,
-    pub city_state: String,
-    pub zip: Option<String>,
+    /// Shared with the facts' scopes ([`Self::scopes`]): a listing's four markets name two
+    /// places, each allocated once.
+    pub city_state: Arc<str>,
+    pub zip: Option<Arc<str>>,
     pub price_minor: i64,
     pub living_area_sqft: Option<u32>,
     pub beds: Option<u16>,
@@ -72,8 +74,8 @@ impl ListingFacts {
         Some(Self {
             standing,
             property_type: listing.property_type,
-            city_state: listing.market.city_state.clone(),
-            zip: listing.market.zip.clone(),
+            city_state: Arc::from(listing.market.city_state.as_str()),
+            zip: listing.market.zip.as_deref().map(Arc::from),
             price_minor: listing.price_minor,
             living_area_sqft: listing.living_area_sqft.filter(|a| *a > 0),
             beds: listing.beds,
@@ -97,7 +99,11 @@ impl ListingFacts {
 
     /// The scopes these facts count in.
     pub fn scopes(&self) -> Vec<Scope> {
-        scopes_of(&self.city_state, self.zip.as_deref(), self.property_type)
+        scopes_of(
+            Arc::clone(&self.city_state),
+            self.zip.clone(),
+            self.property_type,
+        )
     }
 }
 
@@ -111,11 +117,11 @@ pub fn day_date(day: i32) -> Option<NaiveDate> {
     NaiveDate::from_num_days_from_ce_opt(day + 719_163)
 }
 
-/// A geography.
+/// A geography. Its name is shared: a batch names each market in every contribution to it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Geo {
-    CityState(String),
-    Zip(String),
+    CityState(Arc<str>),
+    Zip(Arc<str>),
 }
 
 /// One market: a geography and a property type (`None` = all types).
@@ -145,20 +151,29 @@ impl Scope {
     /// `zip#37201#single_family`.
     pub fn key(&self) -> String {
         let (kind, name) = match &self.geo {
-            Geo::CityState(c) => ("city", c.as_str()),
-            Geo::Zip(z) => ("zip", z.as_str()),
+            Geo::CityState(c) => ("city", &**c),
+            Geo::Zip(z) => ("zip", &**z),
         };
-        let property_type = self.property_type.map_or("all", property_type_name);
-        format!("{kind}#{name}#{property_type}")
+        scope_key(kind, name, self.property_type)
     }
 
     /// The all-types city scope of a market key (what `realty report --market` names).
     pub fn city(city_state: &str) -> Self {
         Self {
-            geo: Geo::CityState(city_state.to_owned()),
+            geo: Geo::CityState(Arc::from(city_state)),
             property_type: None,
         }
     }
+}
+
+/// The key of a city market ([`Scope::key`]), without building its scope.
+pub fn city_scope_key(city_state: &str, property_type: Option<PropertyType>) -> String {
+    scope_key("city", city_state, property_type)
+}
+
+fn scope_key(kind: &str, name: &str, property_type: Option<PropertyType>) -> String {
+    let property_type = property_type.map_or("all", property_type_name);
+    format!("{kind}#{name}#{property_type}")
 }
 
 /// The snake_case name of a property type, as in the listing JSON.
@@ -175,13 +190,15 @@ pub fn property_type_name(t: PropertyType) -> &'static str {
     }
 }
 
-pub fn scopes_of(city_state: &str, zip: Option<&str>, property_type: PropertyType) -> Vec<Scope> {
-    let mut geos = vec![Geo::CityState(city_state.to_owned())];
-    if let Some(z) = zip {
-        geos.push(Geo::Zip(z.to_owned()));
-    }
-    let mut out = Vec::with_capacity(geos.len() * 2);
-    for geo in geos {
+/// The scopes a listing in `city_state` (and `zip`) of `property_type` counts in: each
+/// geography across types, then for its type.
+pub fn scopes_of(
+    city_state: Arc<str>,
+    zip: Option<Arc<str>>,
+    property_type: PropertyType,
+) -> Vec<Scope> {
+    let mut out = Vec::with_capacity(4);
+    for geo in std::iter::once(Geo::CityState(city_state)).chain(zip.map(Geo::Zip)) {
         out.push(Scope {
             geo: geo.clone(),
             property_type: None,

@@ -336,12 +336,14 @@ fn transition(
     if listing.offer != Offer::Sale {
         return out;
     }
-    let new_scopes = || {
-        scopes_of(
-            &listing.market.city_state,
-            listing.market.zip.as_deref(),
+    // Its facts' scopes where it has facts: their names are shared, not copied again.
+    let new_scopes = || match &new_facts {
+        Some(f) => f.scopes(),
+        None => scopes_of(
+            Arc::from(listing.market.city_state.as_str()),
+            listing.market.zip.as_deref().map(Arc::from),
             listing.property_type,
-        )
+        ),
     };
     // First sight, or back on the market after a delisting: a new listing when the event
     // says so. Otherwise a price move of a listing that stayed on the market.

@@ -17,7 +17,7 @@ use std::hash::Hasher;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{MarketFigures, Scope, Standing, property_type_name};
+use super::aggregate::{MarketFigures, Standing, city_scope_key, property_type_name};
 use super::batch::{ListingState, stays_listed};
 use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
@@ -251,15 +251,18 @@ fn with_yield(
 
 /// The median price per sqft a listing is compared with: its city's for its property type,
 /// else its city's for all types (as the undervalued alert picks it).
-fn median_for(listing: &Listing, figures: &BTreeMap<String, MarketFigures>) -> Option<f64> {
-    let city = &listing.market.city_state;
-    let typed = Scope {
-        property_type: Some(listing.property_type),
-        ..Scope::city(city)
-    };
-    [typed.key(), Scope::city(city).key()]
-        .iter()
-        .find_map(|k| figures.get(k)?.median_price_per_sqft.filter(|m| *m > 0.0))
+fn median_for(
+    listing: &Listing,
+    city: Option<&MarketFigures>,
+    figures: &BTreeMap<String, MarketFigures>,
+) -> Option<f64> {
+    let typed = figures.get(&city_scope_key(
+        &listing.market.city_state,
+        Some(listing.property_type),
+    ));
+    [typed, city]
+        .into_iter()
+        .find_map(|f| f?.median_price_per_sqft.filter(|m| *m > 0.0))
 }
 
 /// Whether a listing with `price_per_sqft` is undervalued against `median` at `ratio`.
@@ -293,7 +296,7 @@ pub fn judge(
     let at = new.version.observed_at;
     let mut writes = Vec::new();
     // A cut as the market's counters count one: a sale listing that stayed on the market.
-    let city = figures.get(&Scope::city(&market).key());
+    let city = figures.get(&city_scope_key(&market, None));
     if let Some(old) = old.filter(|o| {
         !o.delisted && !new.delisted && o.listing.offer == Offer::Sale && stays_listed(listing)
     }) {
@@ -311,7 +314,7 @@ pub fn judge(
             })));
         }
     }
-    let median = median_for(listing, figures);
+    let median = median_for(listing, city, figures);
     let active = new.facts().is_some_and(|f| f.standing == Standing::Active);
     let ppsf = price_per_sqft(listing);
     let judged = [

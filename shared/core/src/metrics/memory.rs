@@ -26,9 +26,27 @@ pub struct MemoryStores {
     pub journals: Mutex<BTreeMap<String, EncodedJournal>>,
     pub archived: Mutex<Vec<Vec<u8>>>,
     /// The market table's other items (listings of interest, the alert feed) by (partition
-    /// key, sort key), as JSON.
-    pub keyed: Mutex<BTreeMap<(String, String), serde_json::Value>>,
+    /// key, sort key).
+    pub keyed: Mutex<BTreeMap<(String, String), KeyedItem>>,
     pub poison: Mutex<Vec<PoisonRecord>>,
+}
+
+/// One of the market table's other items: typed as the workflow writes it (made into JSON
+/// only when read, as a store would), or JSON as a test puts it.
+#[derive(Debug, Clone)]
+pub enum KeyedItem {
+    Interest(Box<InterestItem>),
+    Json(serde_json::Value),
+}
+
+impl KeyedItem {
+    fn to_json(&self) -> Result<serde_json::Value, PortError> {
+        match self {
+            Self::Interest(item) => serde_json::to_value(item)
+                .map_err(|e| PortError::new("encode interest item", e.to_string())),
+            Self::Json(value) => Ok(value.clone()),
+        }
+    }
 }
 
 impl MemoryStores {
@@ -76,10 +94,10 @@ impl ListingStore for MemoryStores {
             .collect())
     }
 
-    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+    async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
         let mut map = lock(&self.listings);
         for s in states {
-            map.insert(s.listing.id.as_str().to_owned(), s.clone());
+            map.insert(s.listing.id.as_str().to_owned(), s);
         }
         Ok(())
     }
@@ -126,9 +144,10 @@ impl MarketStore for MemoryStores {
             match w {
                 InterestWrite::Put(entry) => {
                     let item = InterestItem::from(entry.as_ref());
-                    let value = serde_json::to_value(&item)
-                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
-                    keyed.insert((item.pk, item.sk), value);
+                    keyed.insert(
+                        (item.pk.clone(), item.sk.clone()),
+                        KeyedItem::Interest(Box::new(item)),
+                    );
                 }
                 InterestWrite::Delete { market, sort_key } => {
                     keyed.remove(&(interest_key(market), sort_key.clone()));
@@ -245,7 +264,7 @@ impl crate::api::ports::MarketReader for MemoryStores {
                 return Ok((out, last));
             }
             out.push(
-                serde_json::from_value(value.clone())
+                serde_json::from_value(value.to_json()?)
                     .map_err(|e| PortError::new("decode item", e.to_string()))?,
             );
             last = Some(sk.clone());

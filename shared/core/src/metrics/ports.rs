@@ -277,7 +277,7 @@ pub trait ListingStore {
         &self,
         ids: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, ListingState>, PortError>>;
-    fn put_states(&self, states: &[ListingState]) -> impl Future<Output = Result<(), PortError>>;
+    fn put_states(&self, states: Vec<ListingState>) -> impl Future<Output = Result<(), PortError>>;
 }
 
 /// The market table.

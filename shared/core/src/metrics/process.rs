@@ -438,12 +438,16 @@ where
         )
         .await?;
         write_interest(ports, &stored, &mut plan.states, &figures).await?;
-        ports.listings.put_states(&plan.states).await
+        let written = plan.states.len();
+        ports
+            .listings
+            .put_states(plan.states)
+            .await
+            .map(|()| written)
     };
     let (archived, tables) = futures::join!(archived, tables);
     archived?;
-    tables?;
-    stats.listings_written += plan.states.len();
+    stats.listings_written += tables?;
     ports.markets.delete_journal(shard).await
 }
 
@@ -510,8 +514,9 @@ where
     )
     .await?;
     write_interest(ports, &stored, &mut plan.states, &figures).await?;
-    ports.listings.put_states(&plan.states).await?;
-    stats.listings_written += plan.states.len();
+    let written = plan.states.len();
+    ports.listings.put_states(plan.states).await?;
+    stats.listings_written += written;
     stats.journals_finished += 1;
     ports.markets.delete_journal(shard).await
 }

@@ -202,7 +202,7 @@ impl ListingStore for CrashingStores {
     ) -> Result<BTreeMap<String, ListingState>, PortError> {
         self.inner.get_states(ids).await
     }
-    async fn put_states(&self, states: &[ListingState]) -> Result<(), PortError> {
+    async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
         self.write("put_states")?;
         self.inner.put_states(states).await
     }
