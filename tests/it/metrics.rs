@@ -170,10 +170,7 @@ impl ListingStore for Crashing<'_> {
     fn check_state(&self, state: &ListingState) -> Result<(), String> {
         self.real.listings.check_state(state)
     }
-    async fn get_states(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         self.real.listings.get_states(ids).await
     }
     async fn put_states(&self, mut states: Vec<ListingState>) -> Result<(), PortError> {

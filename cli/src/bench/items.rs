@@ -36,7 +36,7 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
     let mut listing_total = 0usize;
     for state in listings.values() {
         let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(ListingItem::from(state)).context("a listing item")?;
+            serde_dynamo::to_item(ListingItem::from(&**state)).context("a listing item")?;
         listing_total += item_bytes(&item);
     }
     let aggregates = stores

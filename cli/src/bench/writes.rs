@@ -18,6 +18,7 @@ use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::memory::MemoryStores;
 use realty_core::metrics::ports::{
     AggregatePut, EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
+    StoredStates,
 };
 use realty_core::metrics::process::{InputRecord, MetricsPorts, process_batch};
 use realty_core::ports::PortError;
@@ -167,10 +168,7 @@ impl ListingStore for MeteredStores {
         self.inner.check_state(state)
     }
 
-    async fn get_states(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         self.tally()
             .call("DynamoDB.BatchGetItem", ids.len().div_ceil(GET_BATCH));
         self.inner.get_states(ids).await

@@ -18,6 +18,7 @@ use realty_core::metrics::batch::ListingState;
 use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::ports::{
     AggregatePut, EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
+    StoredStates,
 };
 use realty_core::metrics::reconcile::{ListingScan, MarketScan};
 use realty_core::ports::PortError;
@@ -427,10 +428,7 @@ impl ListingStore for DynamoListingStore {
         crate::items::check_listing_item(state)
     }
 
-    async fn get_states(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         let keys = ids
             .iter()
             .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
@@ -442,7 +440,7 @@ impl ListingStore for DynamoListingStore {
             let id = item.listing_id.clone();
             let state = ListingState::try_from(item)
                 .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
-            states.insert(id, state);
+            states.insert(id, std::sync::Arc::new(state));
         }
         Ok(states)
     }

@@ -202,7 +202,7 @@ pub struct BatchPlan {
 /// moves into its new state instead of being copied.
 pub fn plan_batch(
     mut records: Vec<DecodedRecord>,
-    stored: &BTreeMap<String, ListingState>,
+    stored: &super::ports::StoredStates,
 ) -> BatchPlan {
     // Grouped by listing, each in stream order: every event is weighed against the state
     // the events before it left ([`Version::is_newer_than`]), as one event a batch would be.
@@ -216,7 +216,7 @@ pub fn plan_batch(
         // copied whole.
         let mut current = stored
             .get(first.event.listing.id.as_str())
-            .map(std::borrow::Cow::Borrowed);
+            .map(|s| std::borrow::Cow::Borrowed(&**s));
         let mut advanced = false;
         let mut next_record = Some(first);
         while let Some(DecodedRecord { sequence, event }) = next_record {

@@ -2,13 +2,14 @@
 //! behave like the DynamoDB adapters (conditional writes on revision included).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::batch::ListingState;
 use super::interest::{InterestRules, InterestWrite, interest_key};
 use super::ports::{
     AggregatePut, EncodedJournal, EventArchive, ListingStore, MAX_ITEM_BYTES,
     MAX_JOURNAL_BODY_BYTES, MarketStore, PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
+    StoredStates,
 };
 use super::process::MetricsPorts;
 use super::reconcile::{ListingScan, MarketScan};
@@ -18,7 +19,8 @@ use crate::store::{InterestItem, ListingItem};
 /// Every store in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStores {
-    pub listings: Mutex<BTreeMap<String, ListingState>>,
+    /// Shared with the batches that read them, as [`StoredStates`].
+    pub listings: Mutex<BTreeMap<String, Arc<ListingState>>>,
     pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
     /// Snapshots by (scope key, sort key).
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
@@ -83,21 +85,23 @@ impl ListingStore for MemoryStores {
         Ok(())
     }
 
-    async fn get_states(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         let map = lock(&self.listings);
         Ok(ids
             .iter()
-            .filter_map(|id| map.get(id).map(|s| (id.clone(), s.clone())))
+            .filter_map(|id| map.get(id).map(|s| (id.clone(), Arc::clone(s))))
             .collect())
     }
 
     async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
         let mut map = lock(&self.listings);
         for s in states {
-            map.insert(s.listing.id.as_str().to_owned(), s);
+            match map.get_mut(s.listing.id.as_str()) {
+                Some(slot) => *slot = Arc::new(s),
+                None => {
+                    map.insert(s.listing.id.as_str().to_owned(), Arc::new(s));
+                }
+            }
         }
         Ok(())
     }
@@ -187,7 +191,10 @@ impl MarketStore for MemoryStores {
 
 impl ListingScan for MemoryStores {
     async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
-        Ok(lock(&self.listings).values().cloned().collect())
+        Ok(lock(&self.listings)
+            .values()
+            .map(|s| ListingState::clone(s))
+            .collect())
     }
 }
 

@@ -267,16 +267,17 @@ pub struct PoisonRecord {
     pub data_prefix: String,
 }
 
+/// Stored listing states by listing id, as read for a batch: shared, so a store that keeps
+/// them (the in-memory one) hands them out without copying each listing.
+pub type StoredStates = BTreeMap<String, std::sync::Arc<ListingState>>;
+
 /// The listing table.
 pub trait ListingStore {
     /// Whether a listing state can be stored (`Err` says why not: the item would be over the
     /// store's size limit). Checked before any write, so such a state goes to the error sink
     /// instead of failing its batch on every delivery.
     fn check_state(&self, state: &ListingState) -> Result<(), String>;
-    fn get_states(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, ListingState>, PortError>>;
+    fn get_states(&self, ids: &[String]) -> impl Future<Output = Result<StoredStates, PortError>>;
     fn put_states(&self, states: Vec<ListingState>) -> impl Future<Output = Result<(), PortError>>;
 }
 

@@ -35,7 +35,7 @@ use super::interest::{InterestRules, judge};
 use super::ports::{
     AggregatePut, EncodedJournal, EventArchive, Journal, JournalEvent, ListingStore,
     MAX_ARCHIVE_RECORD_BYTES, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES, MarketStore, Period,
-    PoisonRecord, PoisonSink, Snapshot, StoredAggregate,
+    PoisonRecord, PoisonSink, Snapshot, StoredAggregate, StoredStates,
 };
 use crate::listing::{EventKind, ListingEvent};
 use crate::ports::PortError;
@@ -527,7 +527,7 @@ where
 /// again (the writes are idempotent).
 async fn write_interest<L, M, A, S>(
     ports: &MetricsPorts<'_, L, M, A, S>,
-    stored: &BTreeMap<String, ListingState>,
+    stored: &StoredStates,
     states: &mut [ListingState],
     figures: &BTreeMap<String, MarketFigures>,
 ) -> Result<(), PortError>
@@ -536,7 +536,7 @@ where
 {
     let mut writes = Vec::new();
     for state in states.iter_mut() {
-        let old = stored.get(state.listing.id.as_str());
+        let old = stored.get(state.listing.id.as_str()).map(|s| &**s);
         writes.extend(judge(old, state, figures, &ports.rules));
     }
     if writes.is_empty() {

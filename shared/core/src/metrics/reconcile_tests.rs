@@ -50,7 +50,7 @@ fn recompute_from_the_listing_states_equals_the_incremental_aggregates() {
         .lock()
         .expect("lock")
         .values()
-        .cloned()
+        .map(|s| ListingState::clone(s))
         .collect();
     let truth = recompute(&states);
     let aggregates = stores.aggregates.lock().expect("lock");

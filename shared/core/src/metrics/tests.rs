@@ -2,6 +2,7 @@
 //! equal a brute-force recomputation, whatever the batching, replays and crashes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -196,10 +197,7 @@ impl ListingStore for CrashingStores {
     fn check_state(&self, state: &ListingState) -> Result<(), String> {
         self.inner.check_state(state)
     }
-    async fn get_states(
-        &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, ListingState>, PortError> {
+    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         self.inner.get_states(ids).await
     }
     async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
@@ -461,7 +459,7 @@ proptest! {
         let without_interest = |stores: &CrashingStores| {
             let mut states = stores.inner.listings.lock().expect("lock").clone();
             for s in states.values_mut() {
-                s.interest.clear();
+                Arc::make_mut(s).interest.clear();
             }
             states
         };

@@ -8,7 +8,7 @@ use super::*;
 /// an INSERT for the first, then MODIFYs whose old image is the state before.
 fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
     use realty_core::metrics::batch::{DecodedRecord, SequenceNumber, plan_batch};
-    let mut stored: BTreeMap<String, realty_core::metrics::batch::ListingState> = BTreeMap::new();
+    let mut stored: realty_core::metrics::ports::StoredStates = BTreeMap::new();
     let mut records = Vec::new();
     let mut next = 0;
     for (batch, size) in cuts.iter().enumerate() {
@@ -27,7 +27,7 @@ fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
             let new = ListingItem::from(&state);
             let sequence_number = format!("{}", 1_000 + batch);
             records.push(match stored.get(&id) {
-                Some(old) => record(&sequence_number, &ListingItem::from(old), &new),
+                Some(old) => record(&sequence_number, &ListingItem::from(&**old), &new),
                 None => {
                     let mut insert = record(&sequence_number, &new, &new);
                     insert.event_name = "INSERT".into();
@@ -35,7 +35,7 @@ fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
                     insert
                 }
             });
-            stored.insert(id, state);
+            stored.insert(id, std::sync::Arc::new(state));
         }
     }
     assert_eq!(next, events.len(), "the cuts cover every event");
