@@ -74,7 +74,12 @@ impl MarketKey {
                     "no state: the listing cannot be placed in a market",
                 ));
             }
-            format!("{city}-{state}")
+            // The city's own string, extended: every decoded event makes one.
+            let mut city_state = city;
+            city_state.reserve_exact(state.len() + 1);
+            city_state.push('-');
+            city_state.push_str(&state);
+            city_state
         } else {
             format!("{}/{city}", address.country.as_str().to_ascii_lowercase())
         };

@@ -294,7 +294,8 @@ fn transition(
     new: &ListingState,
     is_new: bool,
 ) -> Vec<(Scope, Contribution)> {
-    let mut out = Vec::new();
+    // Four scopes each for the old facts, the new ones and a counter at most.
+    let mut out = Vec::with_capacity(12);
     let old_facts = old.and_then(ListingState::facts).map(Arc::new);
     let new_facts = new.facts().map(Arc::new);
     if old_facts == new_facts {

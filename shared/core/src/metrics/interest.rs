@@ -162,24 +162,24 @@ pub fn interest_key(market: &str) -> String {
 
 /// A short stable name of a listing for sort keys (listing ids can be long; sort keys are
 /// capped at 1,024 bytes): FNV-1a 64, hex.
-fn listing_hash(listing_id: &str) -> String {
+fn listing_hash(listing_id: &str) -> u64 {
     let mut hash = fnv::FnvHasher::default();
     hash.write(listing_id.as_bytes());
-    format!("{:016x}", hash.finish())
+    hash.finish()
 }
 
 /// The sort key of a listing's entry in a set (`undervalued#<hash>`), or of a cut
 /// (`price_cut#2026-11-21T18:02:11Z#<hash>`: newest last, so a reverse Query reads the
-/// latest first).
+/// latest first). The hash is 16 hex digits; written in one string, not pieced together.
 pub fn sort_key(kind: InterestKind, listing_id: &str, at: DateTime<Utc>) -> String {
+    let hash = listing_hash(listing_id);
     match kind {
         InterestKind::PriceCut => format!(
-            "{}{}#{}",
-            kind.prefix(),
+            "{}#{}#{hash:016x}",
+            kind.as_str(),
             at.format("%Y-%m-%dT%H:%M:%SZ"),
-            listing_hash(listing_id)
         ),
-        _ => format!("{}{}", kind.prefix(), listing_hash(listing_id)),
+        _ => format!("{}#{hash:016x}", kind.as_str()),
     }
 }
 
