@@ -161,7 +161,7 @@ pub fn interest_key(market: &str) -> String {
 }
 
 /// A short stable name of a listing for sort keys (listing ids can be long; sort keys are
-/// capped at 1,024 bytes): FNV-1a 64, hex.
+/// capped at 1,024 bytes): FNV-1a 64, written as 16 hex digits.
 fn listing_hash(listing_id: &str) -> u64 {
     let mut hash = fnv::FnvHasher::default();
     hash.write(listing_id.as_bytes());
@@ -170,17 +170,16 @@ fn listing_hash(listing_id: &str) -> u64 {
 
 /// The sort key of a listing's entry in a set (`undervalued#<hash>`), or of a cut
 /// (`price_cut#2026-11-21T18:02:11Z#<hash>`: newest last, so a reverse Query reads the
-/// latest first). The hash is 16 hex digits; written in one string, not pieced together.
+/// latest first). The hash is 16 hex digits, written after the kind's prefix in its string.
 pub fn sort_key(kind: InterestKind, listing_id: &str, at: DateTime<Utc>) -> String {
-    let hash = listing_hash(listing_id);
-    match kind {
-        InterestKind::PriceCut => format!(
-            "{}#{}#{hash:016x}",
-            kind.as_str(),
-            at.format("%Y-%m-%dT%H:%M:%SZ"),
-        ),
-        _ => format!("{}#{hash:016x}", kind.as_str()),
+    use std::fmt::Write as _;
+    let mut key = kind.prefix();
+    // Writing to a String cannot fail.
+    if kind == InterestKind::PriceCut {
+        let _ = write!(key, "{}#", at.format("%Y-%m-%dT%H:%M:%SZ"));
     }
+    let _ = write!(key, "{:016x}", listing_hash(listing_id));
+    key
 }
 
 fn major(minor: i64) -> f64 {
