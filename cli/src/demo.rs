@@ -361,6 +361,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         mut metrics,
         mut alerts,
         published,
+        ..
     } = StreamMappings::new(
         &PipelineSdks::same(&sdk),
         &template,

@@ -85,15 +85,36 @@ impl AlertPublisher for StampedAlertPublisher {
     }
 }
 
-/// The metrics handler, as the runner invokes it.
-pub struct MetricsHandler(pub MetricsFunction);
+/// When the metrics function was first invoked with each listing event, and when that
+/// invocation returned, by (listing id, observed at).
+pub type MetricsStages = Arc<Mutex<HashMap<(String, DateTime<Utc>), (Instant, Instant)>>>;
+
+/// The metrics handler, as the runner invokes it, noting when each event went through it.
+pub struct MetricsHandler {
+    pub function: MetricsFunction,
+    pub stages: MetricsStages,
+}
 
 impl StreamFunction for MetricsHandler {
     type Event = KinesisEvent;
     type Response = KinesisEventResponse;
 
     async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        Ok(Box::pin(self.0.handle(event)).await.0)
+        let invoked = Instant::now();
+        let keys: Vec<(String, DateTime<Utc>)> = event
+            .records
+            .iter()
+            .filter_map(|r| ListingEvent::decode(&r.kinesis.data).ok())
+            .map(|e| (e.listing.id.as_str().to_owned(), e.observed_at))
+            .collect();
+        let response = Box::pin(self.function.handle(event)).await.0;
+        let returned = Instant::now();
+        if let Ok(mut stages) = self.stages.lock() {
+            for key in keys {
+                stages.entry(key).or_insert((invoked, returned));
+            }
+        }
+        Ok(response)
     }
 }
 
@@ -153,6 +174,7 @@ pub struct StreamMappings {
     pub metrics: Mapping<MetricsHandler>,
     pub alerts: Mapping<AlertsHandler>,
     pub published: Arc<Mutex<Vec<Published>>>,
+    pub metrics_stages: MetricsStages,
 }
 
 /// The SDK configs of a pipeline's parts: the event source mappings' stream reads, and each
@@ -191,12 +213,16 @@ impl StreamMappings {
             },
             function: alerts_function,
         };
+        let metrics_stages = MetricsStages::default();
         let metrics = Mapping::new(
             &sdks.mappings,
             template,
             stack,
             "MetricsFunction",
-            MetricsHandler(MetricsFunction::new(&sdks.metrics, resources)),
+            MetricsHandler {
+                function: MetricsFunction::new(&sdks.metrics, resources),
+                stages: metrics_stages.clone(),
+            },
         )
         .await?;
         let alerts = Mapping::new(
@@ -211,6 +237,7 @@ impl StreamMappings {
             metrics,
             alerts,
             published,
+            metrics_stages,
         })
     }
 }
@@ -228,4 +255,38 @@ pub fn alert_latencies_ms(published: &Mutex<Vec<Published>>, sent: &SentAt) -> R
             Some(p.at.saturating_duration_since(*put).as_secs_f64() * 1000.0)
         })
         .collect())
+}
+
+/// Where each alert's latency went, in milliseconds: PutRecords to the metrics invocation
+/// that took its event, that invocation, and its return to the alert's publish (the table's
+/// stream, the alerts mapping and function, SNS).
+#[derive(Debug, Clone, Default)]
+pub struct LatencyStages {
+    pub to_metrics: Vec<f64>,
+    pub metrics: Vec<f64>,
+    pub to_publish: Vec<f64>,
+}
+
+/// The stages of each alert's latency (see [`LatencyStages`]).
+pub fn alert_latency_stages(
+    published: &Mutex<Vec<Published>>,
+    sent: &SentAt,
+    metrics: &MetricsStages,
+) -> Result<LatencyStages> {
+    let poisoned = || anyhow!("timing lock poisoned");
+    let sent = sent.lock().map_err(|_| poisoned())?;
+    let published = published.lock().map_err(|_| poisoned())?;
+    let metrics = metrics.lock().map_err(|_| poisoned())?;
+    let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1000.0;
+    let mut stages = LatencyStages::default();
+    for p in published.iter() {
+        let key = (p.listing_id.clone(), p.observed_at);
+        let (Some(put), Some((invoked, returned))) = (sent.get(&key), metrics.get(&key)) else {
+            continue;
+        };
+        stages.to_metrics.push(ms(*put, *invoked));
+        stages.metrics.push(ms(*invoked, *returned));
+        stages.to_publish.push(ms(*returned, p.at));
+    }
+    Ok(stages)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_smithy_http_client::tls;
@@ -13,10 +14,17 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 
 /// Calls seen so far, by caller (a function, the event source mappings) and
-/// `Service.Operation` (`Kinesis.PutRecords`).
+/// `Service.Operation` (`Kinesis.PutRecords`), with the time they took.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
-    counts: Arc<Mutex<BTreeMap<(&'static str, String), u64>>>,
+    counts: Arc<Mutex<BTreeMap<(&'static str, String), Calls>>>,
+}
+
+/// Calls of one caller and operation: how many, and their time from request to response.
+#[derive(Debug, Clone, Copy, Default)]
+struct Calls {
+    count: u64,
+    took: Duration,
 }
 
 impl CallCounter {
@@ -45,22 +53,36 @@ impl CallCounter {
     /// The counts now, by `Service.Operation`.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for ((_, call), n) in self.counts_now() {
-            *out.entry(call).or_default() += n;
+        for ((_, call), calls) in self.counts_now() {
+            *out.entry(call).or_default() += calls.count;
         }
         out
+    }
+
+    /// Mean time of a call, by `Service.Operation`, in milliseconds.
+    pub fn mean_ms(&self) -> BTreeMap<String, f64> {
+        let mut sums: BTreeMap<String, Calls> = BTreeMap::new();
+        for ((_, call), calls) in self.counts_now() {
+            let sum = sums.entry(call).or_default();
+            sum.count += calls.count;
+            sum.took += calls.took;
+        }
+        sums.into_iter()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(call, c)| (call, c.took.as_secs_f64() * 1000.0 / c.count as f64))
+            .collect()
     }
 
     /// The counts now, by caller.
     pub fn by_caller(&self) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
-        for ((caller, _), n) in self.counts_now() {
-            *out.entry(caller).or_default() += n;
+        for ((caller, _), calls) in self.counts_now() {
+            *out.entry(caller).or_default() += calls.count;
         }
         out
     }
 
-    fn counts_now(&self) -> BTreeMap<(&'static str, String), u64> {
+    fn counts_now(&self) -> BTreeMap<(&'static str, String), Calls> {
         self.counts
             .lock()
             .map(|c| c.clone())
@@ -74,9 +96,11 @@ impl CallCounter {
         }
     }
 
-    fn count(&self, caller: &'static str, call: String) {
+    fn count(&self, caller: &'static str, call: String, took: Duration) {
         if let Ok(mut counts) = self.counts.lock() {
-            *counts.entry((caller, call)).or_default() += 1;
+            let calls = counts.entry((caller, call)).or_default();
+            calls.count += 1;
+            calls.took += took;
         }
     }
 }
@@ -90,8 +114,15 @@ struct CountingConnector {
 
 impl HttpConnector for CountingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        self.counter.count(self.caller, call_name(&request));
-        self.inner.call(request)
+        let name = call_name(&request);
+        let (counter, caller) = (self.counter.clone(), self.caller);
+        let response = self.inner.call(request);
+        let started = Instant::now();
+        HttpConnectorFuture::new(async move {
+            let response = response.await;
+            counter.count(caller, name, started.elapsed());
+            response
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use realty_core::config::StackResources;
 use realty_core::listing::ListingEvent;
 use realty_core::poller::ports::EventPublisher;
 use realty_infra::provision::ProvisionedStack;
-use realty_infra::runner;
+use realty_infra::runner::{self, PumpReport};
 use realty_infra::template::Template;
 
 use super::calls::CallCounter;
@@ -35,9 +35,15 @@ pub const CALLER_MAPPINGS: &str = "event source mappings";
 pub const CALLER_METRICS: &str = "metrics function";
 pub const CALLER_ALERTS: &str = "alerts function";
 
-/// How long a pass over the streams that found nothing waits before the next, as Lambda's
-/// stream pollers do (about four times a second for DynamoDB Streams).
+/// How long a pass over the streams that delivered nothing waits before the next, as Lambda's
+/// stream pollers do (about four times a second for DynamoDB Streams), or less when a
+/// batching window ends sooner.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// The wait after a pass that delivered nothing (see [`IDLE_POLL`]).
+fn idle_wait(pass: &PumpReport) -> Option<Duration> {
+    (pass.delivered == 0).then(|| pass.due_in.map_or(IDLE_POLL, |due| due.min(IDLE_POLL)))
+}
 
 /// What one run through the pipeline measured.
 #[derive(Debug, Clone)]
@@ -46,10 +52,15 @@ pub struct PipelineRun {
     pub elapsed: Duration,
     pub alerts: usize,
     pub latency: Option<LatencySummary>,
+    /// The alerts' latency by stage: PutRecords to the metrics invocation, the invocation,
+    /// its return to the publish ([`pipeline::LatencyStages`]).
+    pub latency_stages: [Option<LatencySummary>; 3],
     /// AWS calls of the run, by `Service.Operation`.
     pub calls: BTreeMap<String, u64>,
     /// The same calls, by caller ([`CALLER_METRICS`], ...).
     pub calls_by_caller: BTreeMap<&'static str, u64>,
+    /// Mean time of a call, request to response, by `Service.Operation` (ms).
+    pub call_ms: BTreeMap<String, f64>,
     pub metrics_invocations: u32,
     pub alerts_invocations: u32,
     /// Time the mappings spent delivering batches to each function (its invocations).
@@ -107,6 +118,9 @@ impl Pipeline {
         if let Ok(mut published) = self.mappings.published.lock() {
             published.clear();
         }
+        if let Ok(mut stages) = self.mappings.metrics_stages.lock() {
+            stages.clear();
+        }
         let metrics_before = self.mappings.metrics.stats.clone();
         let alerts_before = self.mappings.alerts.stats.clone();
         let target = metrics_before.records_succeeded + events.len();
@@ -151,8 +165,8 @@ impl Pipeline {
                 let result = async {
                     while !produced.get() || metrics.stats.records_succeeded < target {
                         let pass = metrics.pump(false).await?;
-                        if pass.read + pass.delivered == 0 {
-                            tokio::time::sleep(IDLE_POLL).await;
+                        if let Some(wait) = idle_wait(&pass) {
+                            tokio::time::sleep(wait).await;
                         }
                     }
                     Ok::<_, anyhow::Error>(())
@@ -164,8 +178,8 @@ impl Pipeline {
             let run_alerts = async {
                 while !metrics_done.get() {
                     let pass = alerts.pump(false).await?;
-                    if pass.read + pass.delivered == 0 {
-                        tokio::time::sleep(IDLE_POLL).await;
+                    if let Some(wait) = idle_wait(&pass) {
+                        tokio::time::sleep(wait).await;
                     }
                 }
                 Ok::<_, anyhow::Error>(())
@@ -190,13 +204,24 @@ impl Pipeline {
             );
         }
         let latencies = pipeline::alert_latencies_ms(&self.mappings.published, &self.sent)?;
+        let stages = pipeline::alert_latency_stages(
+            &self.mappings.published,
+            &self.sent,
+            &self.mappings.metrics_stages,
+        )?;
         Ok(PipelineRun {
             events: events.len(),
             elapsed,
             alerts: latencies.len(),
             latency: LatencySummary::of(&latencies),
+            latency_stages: [
+                LatencySummary::of(&stages.to_metrics),
+                LatencySummary::of(&stages.metrics),
+                LatencySummary::of(&stages.to_publish),
+            ],
             calls: self.counter.snapshot(),
             calls_by_caller: self.counter.by_caller(),
+            call_ms: self.counter.mean_ms(),
             metrics_invocations: metrics.invocations - metrics_before.invocations,
             alerts_invocations: alerts.invocations - alerts_before.invocations,
             metrics_delivery: Duration::from_millis(
@@ -318,4 +343,23 @@ pub async fn emulator_ceiling(
         .await
         .context("deleting the ceiling's stream")?;
     Ok(elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_that_delivered_nothing_waits_until_the_next_poll_or_window() {
+        let pass = |delivered, due_in| PumpReport {
+            delivered,
+            due_in,
+            ..PumpReport::default()
+        };
+        assert_eq!(idle_wait(&pass(3, None)), None);
+        assert_eq!(idle_wait(&pass(0, None)), Some(IDLE_POLL));
+        let soon = Duration::from_millis(40);
+        assert_eq!(idle_wait(&pass(0, Some(soon))), Some(soon));
+        assert_eq!(idle_wait(&pass(0, Some(IDLE_POLL * 3))), Some(IDLE_POLL));
+    }
 }

@@ -522,6 +522,16 @@ async fn run_end_to_end(
         json!(mean_ms(paced.alerts_delivery, paced.alerts_invocations)),
     );
     set(
+        "e2e_aws_call_ms_mean",
+        json!(
+            paced
+                .call_ms
+                .iter()
+                .map(|(call, ms)| (call.clone(), round3(*ms)))
+                .collect::<BTreeMap<_, _>>()
+        ),
+    );
+    set(
         "e2e_alert_latency_ms_p50",
         json!(paced.latency.as_ref().map(|l| l.p50_ms.round())),
     );
@@ -529,6 +539,19 @@ async fn run_end_to_end(
         "e2e_alert_latency_ms_p99",
         json!(paced.latency.as_ref().map(|l| l.p99_ms.round())),
     );
+    for (stage, summary) in ["to_metrics", "metrics", "to_publish"]
+        .iter()
+        .zip(&paced.latency_stages)
+    {
+        set(
+            &format!("e2e_alert_latency_ms_{stage}_p50_p99"),
+            json!(
+                summary
+                    .as_ref()
+                    .map(|l| [l.p50_ms.round(), l.p99_ms.round()])
+            ),
+        );
+    }
     set(
         "e2e_burst_alert_latency_ms_p50",
         json!(burst.latency.as_ref().map(|l| l.p50_ms.round())),
@@ -746,6 +769,23 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
                 ms("e2e_latency_load_events_per_s")
             ),
         );
+        let stage = |key: &str| {
+            run.get(key)
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_f64)
+                .map_or("-".into(), group_thousands)
+        };
+        row(
+            &mut out,
+            "  of which: to metrics / metrics / to publish, p50 (ms)",
+            format!(
+                "{} / {} / {}",
+                stage("e2e_alert_latency_ms_to_metrics_p50_p99"),
+                stage("e2e_alert_latency_ms_metrics_p50_p99"),
+                stage("e2e_alert_latency_ms_to_publish_p50_p99")
+            ),
+            String::new(),
+        );
         row(
             &mut out,
             &format!("invocation, metrics / alerts, mean (ms), {name}"),
@@ -839,32 +879,12 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
         }
     }
     // One column per emulator: the same pipeline's calls, as each emulator answered them.
-    let calls: Vec<(&String, &serde_json::Map<String, Value>)> = e2e
-        .iter()
-        .filter_map(|(name, run)| match run.get("aws_calls_per_1000_events") {
-            Some(Value::Object(calls)) => Some((name, calls)),
-            _ => None,
-        })
-        .collect();
-    if !calls.is_empty() {
-        let apis: std::collections::BTreeSet<&String> =
-            calls.iter().flat_map(|(_, c)| c.keys()).collect();
-        out.push_str("\nAWS calls per 1,000 events (end-to-end run)\n");
-        let header: Vec<String> = calls
-            .iter()
-            .map(|(name, _)| format!("{name:>12}"))
-            .collect();
-        out.push_str(&format!("  {:<52} {}\n", "", header.join(" ")));
-        for api in apis {
-            let cells: Vec<String> = calls
-                .iter()
-                .map(|(_, c)| {
-                    let n = c.get(api.as_str()).and_then(Value::as_f64);
-                    format!("{:>12}", n.map_or("-".into(), |v| format!("{v:.1}")))
-                })
-                .collect();
-            out.push_str(&format!("  {api:<52} {}\n", cells.join(" ")));
-        }
+    if per_api_table(
+        &mut out,
+        e2e,
+        "AWS calls per 1,000 events (end-to-end run)",
+        "aws_calls_per_1000_events",
+    ) {
         // The same calls in total and by who made them, beside the alerts they carried
         // (SNS takes at most 10 a call).
         let column = |f: &dyn Fn(&serde_json::Map<String, Value>) -> Option<f64>| -> String {
@@ -910,7 +930,49 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
             column(&alerts)
         ));
     }
+    per_api_table(
+        &mut out,
+        e2e,
+        "AWS call time, request to response, mean (ms), at the latency run's load",
+        "e2e_aws_call_ms_mean",
+    );
     out
+}
+
+/// A table of `title`: the figures under `key` of each end-to-end run, one row per API and
+/// one column per emulator. Returns whether any run had them.
+fn per_api_table(
+    out: &mut String,
+    e2e: &serde_json::Map<String, Value>,
+    title: &str,
+    key: &str,
+) -> bool {
+    let runs: Vec<(&String, &serde_json::Map<String, Value>)> = e2e
+        .iter()
+        .filter_map(|(name, run)| match run.get(key) {
+            Some(Value::Object(figures)) => Some((name, figures)),
+            _ => None,
+        })
+        .collect();
+    if runs.is_empty() {
+        return false;
+    }
+    let apis: std::collections::BTreeSet<&String> =
+        runs.iter().flat_map(|(_, f)| f.keys()).collect();
+    out.push_str(&format!("\n{title}\n"));
+    let header: Vec<String> = runs.iter().map(|(name, _)| format!("{name:>12}")).collect();
+    out.push_str(&format!("  {:<52} {}\n", "", header.join(" ")));
+    for api in apis {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|(_, f)| {
+                let n = f.get(api.as_str()).and_then(Value::as_f64);
+                format!("{:>12}", n.map_or("-".into(), |v| format!("{v:.1}")))
+            })
+            .collect();
+        out.push_str(&format!("  {api:<52} {}\n", cells.join(" ")));
+    }
+    true
 }
 
 /// `1234567.0` as `1,234,567`.

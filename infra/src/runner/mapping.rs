@@ -46,6 +46,8 @@ pub struct PumpReport {
     pub delivered: usize,
     /// Records still waiting for their batching window.
     pub buffered: usize,
+    /// When the first of those windows ends (none when nothing waits).
+    pub due_in: Option<Duration>,
 }
 
 /// One event source mapping: a stream, a function and the trigger's settings.
@@ -188,6 +190,13 @@ impl<F: StreamFunction> Mapping<F> {
             stats.failure_messages += messages;
         }
         report.buffered = self.shards.values().map(|c| c.buffer.len()).sum();
+        report.due_in = self
+            .shards
+            .values()
+            .filter(|c| !c.buffer.is_empty())
+            .filter_map(|c| c.buffered_since)
+            .map(|since| window.saturating_sub(since.elapsed()))
+            .min();
         Ok(report)
     }
 

@@ -597,3 +597,45 @@ async fn shards_are_listed_again_when_one_ends_not_before_every_read() {
     // Once at the start, once when shard-1 ended; not at the four passes after.
     assert_eq!(listings.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_pass_says_when_the_first_batching_window_ends() {
+    let sdk = fake_table_stream(|operation, input| match operation {
+        "DescribeStream" => json!({
+            "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+        }),
+        "GetShardIterator" => json!({ "ShardIterator": input["ShardId"] }),
+        "GetRecords" => match input["ShardIterator"].as_str() {
+            Some("shard-1") => {
+                json!({ "Records": [stream_record("r1", "1")], "NextShardIterator": "shard-1-end" })
+            }
+            _ => json!({ "Records": [], "NextShardIterator": "shard-1-end" }),
+        },
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    let mut alerts = Mapping::new(
+        &sdk,
+        &project_template(),
+        &alerts_stack(),
+        "AlertsFunction",
+        EventIds(RefCell::default()),
+    )
+    .await
+    .expect("the mapping");
+    alerts.settings.batching_window = Duration::from_secs(1);
+    let waiting = alerts.pump(false).await.expect("a pass");
+    assert_eq!(
+        (waiting.read, waiting.delivered, waiting.buffered),
+        (1, 0, 1)
+    );
+    let due = waiting.due_in.expect("a window running");
+    assert!(
+        due > Duration::from_millis(500) && due <= Duration::from_secs(1),
+        "{due:?}"
+    );
+    let flushed = alerts.pump(true).await.expect("a pass");
+    assert_eq!(
+        (flushed.delivered, flushed.buffered, flushed.due_in),
+        (1, 0, None)
+    );
+}
