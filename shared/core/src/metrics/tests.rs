@@ -1333,3 +1333,43 @@ fn open_periods_are_read_from_the_live_item_and_stored_when_they_close() {
     // The day is still open: read from the live item, with the third listing.
     assert_eq!(read("D#", "D#~")[0].figures.active_listings, 3);
 }
+
+/// A listing that leaves a market its event does not name (here its type, corrected) is
+/// taken out of it: the market is read and written from the stored state, not the event.
+#[test]
+fn a_listing_that_leaves_a_market_its_event_does_not_name_is_removed_from_it() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let house = listing(2, 0, 30_000_000, ListingStatus::Active, at);
+    let neighbour = listing(6, 0, 50_000_000, ListingStatus::Active, at);
+    assert_eq!(house.property_type, PropertyType::SingleFamily);
+    let mut condo = house.clone();
+    condo.property_type = PropertyType::Condo;
+    condo.price_minor = 29_000_000;
+    condo.observed_at = at + Duration::hours(1);
+    let stores = MemoryStores::default();
+    let records = records_of(&[
+        ListingEvent::new_listing(house.clone(), "poll-1"),
+        ListingEvent::new_listing(neighbour, "poll-1"),
+        ListingEvent::changed(&house, condo, "poll-2").expect("a change"),
+    ]);
+    for batch in [&records[..2], &records[2..]] {
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    }
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let active = |property_type| {
+        let key = super::aggregate::city_scope_key("nashville-tn", Some(property_type));
+        aggregates[&key].aggregate.active
+    };
+    assert_eq!(active(PropertyType::SingleFamily), 1, "the neighbour only");
+    assert_eq!(active(PropertyType::Condo), 1);
+    assert_eq!(
+        aggregates[&Scope::city("nashville-tn").key()]
+            .aggregate
+            .active,
+        2
+    );
+}
