@@ -527,18 +527,23 @@ impl StreamFunction for EventIds {
     }
 }
 
-#[tokio::test]
-async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_goes_quiet() {
-    let stack = alerts_stack();
-    let mut alerts = Mapping::new(
-        &moto_stream_with_a_shared_sequence_number(),
+/// The alerts trigger's mapping of the project's template over `sdk`'s table stream,
+/// noting the records it delivers.
+async fn alerts_mapping(sdk: &SdkConfig) -> Mapping<EventIds> {
+    Mapping::new(
+        sdk,
         &project_template(),
-        &stack,
+        &alerts_stack(),
         "AlertsFunction",
         EventIds(RefCell::default()),
     )
     .await
-    .expect("the mapping");
+    .expect("the mapping")
+}
+
+#[tokio::test]
+async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_goes_quiet() {
+    let mut alerts = alerts_mapping(&moto_stream_with_a_shared_sequence_number()).await;
     let mut passes = 0;
     loop {
         passes += 1;
@@ -581,15 +586,7 @@ async fn shards_are_listed_again_when_one_ends_not_before_every_read() {
         },
         other => json!({ "message": format!("unexpected {other}") }),
     });
-    let mut alerts = Mapping::new(
-        &sdk,
-        &project_template(),
-        &alerts_stack(),
-        "AlertsFunction",
-        EventIds(RefCell::default()),
-    )
-    .await
-    .expect("the mapping");
+    let mut alerts = alerts_mapping(&sdk).await;
     for _ in 0..6 {
         alerts.pump(true).await.expect("a pass");
     }
@@ -613,15 +610,7 @@ async fn a_pass_says_when_the_first_batching_window_ends() {
         },
         other => json!({ "message": format!("unexpected {other}") }),
     });
-    let mut alerts = Mapping::new(
-        &sdk,
-        &project_template(),
-        &alerts_stack(),
-        "AlertsFunction",
-        EventIds(RefCell::default()),
-    )
-    .await
-    .expect("the mapping");
+    let mut alerts = alerts_mapping(&sdk).await;
     alerts.settings.batching_window = Duration::from_secs(1);
     let waiting = alerts.pump(false).await.expect("a pass");
     assert_eq!(
