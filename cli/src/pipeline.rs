@@ -100,13 +100,14 @@ impl StreamFunction for MetricsHandler {
     type Response = KinesisEventResponse;
 
     async fn invoke(&self, event: KinesisEvent) -> Result<KinesisEventResponse, FunctionError> {
-        let invoked = Instant::now();
         let keys: Vec<(String, DateTime<Utc>)> = event
             .records
             .iter()
             .filter_map(|r| ListingEvent::decode(&r.kinesis.data).ok())
             .map(|e| (e.listing.id.as_str().to_owned(), e.observed_at))
             .collect();
+        // After reading the keys: the invocation's stage is the handler's time only.
+        let invoked = Instant::now();
         let response = Box::pin(self.function.handle(event)).await.0;
         let returned = Instant::now();
         if let Ok(mut stages) = self.stages.lock() {
