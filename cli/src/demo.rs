@@ -146,22 +146,35 @@ async fn subscribe_alert_queue(
     Ok(url)
 }
 
-/// Every alert in the queue now, deleted as read.
-async fn receive_alerts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<AlertBody>> {
+/// Every alert in the queue until it has stayed empty for `quiet_seconds`, deleted as read.
+/// SNS hands a published alert to the queue after the publish returns, so the last read of
+/// a run waits a little for any still on their way; the reads between polls do not (what
+/// they miss, the next one gets).
+async fn receive_alerts(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    quiet_seconds: i32,
+) -> Result<Vec<AlertBody>> {
     let mut out = Vec::new();
+    let mut confirming = false;
     loop {
         let page = sqs
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
-            .wait_time_seconds(0)
+            .wait_time_seconds(if confirming { quiet_seconds } else { 0 })
             .send()
             .await
             .context("receiving alerts")?;
         let messages = page.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(out);
+            if confirming || quiet_seconds == 0 {
+                return Ok(out);
+            }
+            confirming = true;
+            continue;
         }
+        confirming = false;
         for m in messages {
             let body = m.body().unwrap_or_default();
             out.push(
@@ -415,7 +428,8 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         let drain_started = Instant::now();
         runner::drain(&mut metrics, &mut alerts).await?;
         draining += drain_started.elapsed();
-        alerts_received.extend(receive_alerts(&sqs, &alert_queue).await?);
+        let quiet_seconds = if step == steps { 2 } else { 0 };
+        alerts_received.extend(receive_alerts(&sqs, &alert_queue, quiet_seconds).await?);
         event_bar.set_length(events_published as u64);
         event_bar.set_position(metrics.stats.records_succeeded as u64);
         event_bar.set_message(format!(

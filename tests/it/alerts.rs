@@ -275,9 +275,15 @@ impl Received {
     }
 }
 
-/// Everything in the queue now, deleted as it is read.
+/// How long the queue must stay empty before a drain ends: SNS hands a published message to
+/// its SQS subscribers after the publish returns (LocalStack on a worker thread), so an empty
+/// queue right after a publish does not yet mean nothing is coming.
+const QUIET_SECONDS: i32 = 2;
+
+/// Everything in the queue until it stays empty for `QUIET_SECONDS`, deleted as it is read.
 pub(crate) async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<Received>, Failed> {
     let mut out = Vec::new();
+    let mut confirming = false;
     loop {
         let page = stack
             .sqs
@@ -285,14 +291,19 @@ pub(crate) async fn drain(stack: &Stack, subscriber: &Subscriber) -> Result<Vec<
             .queue_url(&subscriber.url)
             .max_number_of_messages(10)
             .message_attribute_names("All")
-            .wait_time_seconds(0)
+            .wait_time_seconds(if confirming { QUIET_SECONDS } else { 0 })
             .send()
             .await
             .explain("ReceiveMessage")?;
         let messages = page.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(out);
+            if confirming {
+                return Ok(out);
+            }
+            confirming = true;
+            continue;
         }
+        confirming = false;
         for m in messages {
             let text = m.body().ok_or("a message without body")?;
             out.push(if subscriber.raw {
