@@ -25,13 +25,18 @@ pub fn sequence_number(index: usize) -> String {
 /// The records of a stream holding `encoded` events, in order, as Kinesis numbers them;
 /// each arrives as it is observed (the generator's `i`th event, `i` seconds in).
 pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
+    records_every(encoded, chrono::Duration::seconds(1))
+}
+
+/// [`records`] of events generated `interval` apart ([`super::events::generate_every`]).
+pub fn records_every(encoded: &[Vec<u8>], interval: chrono::Duration) -> Vec<InputRecord> {
     encoded
         .iter()
         .enumerate()
         .map(|(i, data)| InputRecord {
             sequence_number: sequence_number(i),
             data: data.clone(),
-            approximate_arrival: super::events::start_time() + chrono::Duration::seconds(i as i64),
+            approximate_arrival: super::events::start_time() + interval * i as i32,
         })
         .collect()
 }

@@ -89,7 +89,7 @@ const PROPERTY_TYPES: [PropertyType; 4] = [
     PropertyType::MultiFamily,
 ];
 
-/// Time of the first event (event `i` is observed `i` seconds after it).
+/// Time of the first event (event `i` is observed `i` intervals after it).
 pub(crate) fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0)
         .single()
@@ -151,8 +151,19 @@ pub fn generate(count: usize, seed: u64) -> Vec<ListingEvent> {
     generate_spread(count, seed, Spread::Regional)
 }
 
-/// `count` listing events from `seed` over the markets of `spread`.
+/// `count` listing events from `seed` over the markets of `spread`, one a second.
 pub fn generate_spread(count: usize, seed: u64, spread: Spread) -> Vec<ListingEvent> {
+    generate_every(count, seed, spread, Duration::seconds(1))
+}
+
+/// `count` listing events from `seed` over the markets of `spread`, `interval` apart (the
+/// same listings and changes whatever the interval).
+pub fn generate_every(
+    count: usize,
+    seed: u64,
+    spread: Spread,
+    interval: Duration,
+) -> Vec<ListingEvent> {
     let markets = markets(spread);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     // Listed now: (listing, still shown). A fifth of the events are first sightings.
@@ -161,7 +172,7 @@ pub fn generate_spread(count: usize, seed: u64, spread: Spread) -> Vec<ListingEv
     let mut events = Vec::with_capacity(count);
     let poll_id = |at: DateTime<Utc>| format!("poll-bench-{}", at.format("%Y-%m-%dT%H"));
     for i in 0..count {
-        let at = start_time() + Duration::seconds(i as i64);
+        let at = start_time() + interval * i as i32;
         let first_sight = live.len() < 50 || rng.random_bool(0.2);
         if first_sight {
             let listing = new_listing(&mut rng, &markets, next_id, at);

@@ -199,6 +199,15 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
                 json!(sizes.market_item_bytes_mean.round()),
             );
             report.set("market_item_bytes_max", json!(sizes.market_item_bytes_max));
+            let steady = items::measure_steady_state(args.events, args.seed)?;
+            report.set(
+                "market_item_steady_bytes_mean",
+                json!(steady.market_item_bytes_mean.round()),
+            );
+            report.set(
+                "market_item_steady_bytes_max",
+                json!(steady.market_item_bytes_max),
+            );
             report.set(
                 "snapshot_item_bytes_mean",
                 json!(sizes.snapshot_item_bytes_mean.round()),
@@ -824,6 +833,14 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
         ),
         ("market_item_bytes_mean", "market item, mean (bytes)"),
         ("market_item_bytes_max", "market item, largest (bytes)"),
+        (
+            "market_item_steady_bytes_mean",
+            "market item, 37 days of events, mean (bytes)",
+        ),
+        (
+            "market_item_steady_bytes_max",
+            "market item, 37 days of events, largest (bytes)",
+        ),
         ("snapshot_item_bytes_mean", "snapshot item, mean (bytes)"),
         (
             "scopes_per_1000_events",

@@ -58,3 +58,81 @@ pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, NaiveDate};
+    use realty_core::metrics::aggregate::{DailyCounts, DayClose};
+    use realty_core::metrics::ports::StoredAggregate;
+    use realty_core::store::MarketLiveItem;
+
+    /// A market as a feed leaves it after a month: every day it keeps has counters and a close.
+    fn a_month_old_market() -> StoredAggregate {
+        let mut stored = StoredAggregate::default();
+        let first = NaiveDate::from_ymd_opt(2026, 10, 20).expect("date");
+        for i in 0..36 {
+            let day = first + Duration::days(i);
+            stored.aggregate.daily.insert(
+                day,
+                DailyCounts {
+                    new_listings: 14 + i,
+                    price_cuts: 6,
+                    price_rises: 1,
+                    delistings: 3,
+                    cut_bp_sum: 4_200,
+                },
+            );
+            if i < 35 {
+                stored.aggregate.closing.insert(
+                    day,
+                    DayClose {
+                        median_price: Some(498_765.43),
+                        median_price_per_sqft: Some(301.25),
+                    },
+                );
+            }
+        }
+        stored
+    }
+
+    #[test]
+    fn a_market_items_days_are_two_binary_attributes_and_maps_written_before_still_read() {
+        let stored = a_month_old_market();
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new("city#austin-tx#all", &stored))
+                .expect("item");
+        for (name, most) in [("daily", 36 * 9), ("closing", 35 * 19)] {
+            assert!(
+                matches!(item.get(name), Some(AttributeValue::B(b)) if b.as_ref().len() < most),
+                "{name}: {:?}",
+                item.get(name)
+            );
+        }
+        let read: MarketLiveItem = serde_dynamo::from_item(item.clone()).expect("reads");
+        let back = read.into_stored().expect("stored");
+        assert_eq!(back.aggregate.daily, stored.aggregate.daily);
+        assert_eq!(back.aggregate.closing, stored.aggregate.closing);
+
+        // The same item as a build before this one wrote it: maps of maps by date.
+        let mut before = item.clone();
+        before.insert(
+            "daily".to_owned(),
+            serde_dynamo::to_attribute_value(&stored.aggregate.daily).expect("map"),
+        );
+        before.insert(
+            "closing".to_owned(),
+            serde_dynamo::to_attribute_value(&stored.aggregate.closing).expect("map"),
+        );
+        assert!(matches!(before.get("daily"), Some(AttributeValue::M(_))));
+        let old: MarketLiveItem = serde_dynamo::from_item(before.clone()).expect("reads maps");
+        assert_eq!(old.into_stored().expect("stored"), back);
+        // What the packing saves on a month-old market: most of the item.
+        assert!(
+            item_size(&before) > item_size(&item) + 4_000,
+            "{} bytes as maps, {} packed",
+            item_size(&before),
+            item_size(&item)
+        );
+    }
+}

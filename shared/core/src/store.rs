@@ -17,6 +17,7 @@ use crate::metrics::history::Trends;
 use crate::metrics::interest::{InterestEntry, InterestKind, InterestingListing, interest_key};
 use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 
+pub mod market_days;
 pub mod recent_events;
 
 /// Sort key of a market's live aggregate.
@@ -178,9 +179,12 @@ pub struct MarketLiveItem {
     pub hist_rent_by_bedrooms: Vec<u8>,
     #[serde(default, with = "serde_bytes")]
     pub hist_price_by_bedrooms: Vec<u8>,
+    /// Per day, its event counts ([`market_days`]: packed).
+    #[serde(with = "market_days")]
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
-    /// Per day, the medians of its close (absent on items written before they were kept).
-    #[serde(default)]
+    /// Per day, the medians of its close ([`market_days`]: packed; absent on items written
+    /// before they were kept).
+    #[serde(default, with = "market_days")]
     pub closing: BTreeMap<NaiveDate, DayClose>,
     /// The figures of the aggregate, for readers (the alerts function, `realty report`).
     pub figures: MarketFigures,

@@ -1,0 +1,385 @@
+//! [`MarketLiveItem::daily`](super::MarketLiveItem::daily) and
+//! [`MarketLiveItem::closing`](super::MarketLiveItem::closing) as stored: one binary attribute
+//! each, about 8 bytes a day of counters and 18 a day's close, instead of a map of maps of
+//! about 85 and 75 (a date and the field names as text, on every day). A market item keeps
+//! 36 days of counters and 35 closes, and a market item is written, in a transaction that
+//! bills two units per started KB, once a second by its writer: the maps were most of its
+//! bytes once a feed had run for a month.
+//!
+//! Layout: a format byte ([`FORMAT`]), then per day, oldest first: the day (zig-zag varint
+//! of its number of days from the common era's first day for the first, then a varint of
+//! the days since the one before, at least 1), then its value: for counters, five zig-zag
+//! varints (new listings, cuts, rises, delistings, the cuts' basis-point sum); for a close,
+//! a byte saying which medians it has (bit 0 price, bit 1 price per sqft), then each of those
+//! as 8 bytes (IEEE 754, little-endian). Readers take this and the maps items written before
+//! it hold.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serializer;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::metrics::aggregate::{DailyCounts, DayClose};
+use crate::metrics::histogram::{get_varint, put_varint};
+
+/// The layout's version: the first byte.
+const FORMAT: u8 = 1;
+/// Most days a stored map may hold: far above what an item keeps
+/// ([`crate::metrics::aggregate::DAILY_COUNTER_DAYS`] + 1), a bound on what a hostile item
+/// makes a reader build.
+pub const MAX_STORED_DAYS: usize = 64;
+
+/// Why a stored map could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt market days: {0}")]
+pub struct MarketDaysError(&'static str);
+
+/// A day's value as packed.
+pub trait PackedDay: Sized + DeserializeOwned {
+    /// Most bytes one packed value takes.
+    const MAX_BYTES: usize;
+    fn put(&self, out: &mut Vec<u8>);
+    fn get(bytes: &[u8], pos: &mut usize) -> Result<Self, MarketDaysError>;
+}
+
+impl PackedDay for DailyCounts {
+    const MAX_BYTES: usize = 5 * 10;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        for v in [
+            self.new_listings,
+            self.price_cuts,
+            self.price_rises,
+            self.delistings,
+            self.cut_bp_sum,
+        ] {
+            put_varint(out, zigzag(v));
+        }
+    }
+
+    fn get(bytes: &[u8], pos: &mut usize) -> Result<Self, MarketDaysError> {
+        let mut next = || {
+            get_varint(bytes, pos)
+                .map(unzigzag)
+                .map_err(|_| MarketDaysError("truncated or overlong varint"))
+        };
+        Ok(Self {
+            new_listings: next()?,
+            price_cuts: next()?,
+            price_rises: next()?,
+            delistings: next()?,
+            cut_bp_sum: next()?,
+        })
+    }
+}
+
+const PRICE_BIT: u8 = 1;
+const PER_SQFT_BIT: u8 = 1 << 1;
+
+impl PackedDay for DayClose {
+    const MAX_BYTES: usize = 1 + 2 * 8;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        let bit = |v: Option<f64>, bit: u8| if v.is_some() { bit } else { 0 };
+        out.push(bit(self.median_price, PRICE_BIT) | bit(self.median_price_per_sqft, PER_SQFT_BIT));
+        for v in [self.median_price, self.median_price_per_sqft]
+            .into_iter()
+            .flatten()
+        {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    fn get(bytes: &[u8], pos: &mut usize) -> Result<Self, MarketDaysError> {
+        let flags = *bytes.get(*pos).ok_or(MarketDaysError("truncated close"))?;
+        *pos += 1;
+        if flags & !(PRICE_BIT | PER_SQFT_BIT) != 0 {
+            return Err(MarketDaysError("unknown close flags"));
+        }
+        let mut median = |bit: u8| -> Result<Option<f64>, MarketDaysError> {
+            if flags & bit == 0 {
+                return Ok(None);
+            }
+            let raw: [u8; 8] = bytes
+                .get(*pos..*pos + 8)
+                .and_then(|b| b.try_into().ok())
+                .ok_or(MarketDaysError("truncated median"))?;
+            *pos += 8;
+            Ok(Some(f64::from_le_bytes(raw)))
+        };
+        Ok(Self {
+            median_price: median(PRICE_BIT)?,
+            median_price_per_sqft: median(PER_SQFT_BIT)?,
+        })
+    }
+}
+
+/// Most bytes a packed map of `V` may take.
+const fn max_packed_bytes<V: PackedDay>() -> usize {
+    1 + MAX_STORED_DAYS * (10 + V::MAX_BYTES)
+}
+
+/// The days packed (see the module docs).
+pub fn encode<V: PackedDay>(days: &BTreeMap<NaiveDate, V>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + days.len() * 12);
+    out.push(FORMAT);
+    let mut previous: Option<i32> = None;
+    for (day, value) in days {
+        let number = day.num_days_from_ce();
+        match previous {
+            None => put_varint(&mut out, zigzag(i64::from(number))),
+            // Keys are in order and distinct: the gap is at least a day.
+            Some(p) => put_varint(&mut out, u64::from(number.abs_diff(p))),
+        }
+        previous = Some(number);
+        value.put(&mut out);
+    }
+    out
+}
+
+/// The days of a packed map.
+pub fn decode<V: PackedDay>(bytes: &[u8]) -> Result<BTreeMap<NaiveDate, V>, MarketDaysError> {
+    let Some((&FORMAT, rest)) = bytes.split_first() else {
+        return Err(MarketDaysError("unknown format"));
+    };
+    let corrupt = |_| MarketDaysError("truncated or overlong varint");
+    let mut days = BTreeMap::new();
+    let mut pos = 0;
+    let mut previous: Option<i64> = None;
+    while pos < rest.len() {
+        if days.len() == MAX_STORED_DAYS {
+            return Err(MarketDaysError("more days than an item keeps"));
+        }
+        let number = match previous {
+            None => unzigzag(get_varint(rest, &mut pos).map_err(corrupt)?),
+            Some(p) => {
+                let gap = get_varint(rest, &mut pos).map_err(corrupt)?;
+                if gap == 0 {
+                    return Err(MarketDaysError("a day twice"));
+                }
+                i64::try_from(gap)
+                    .ok()
+                    .and_then(|g| p.checked_add(g))
+                    .ok_or(MarketDaysError("day out of range"))?
+            }
+        };
+        let day = i32::try_from(number)
+            .ok()
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
+            .ok_or(MarketDaysError("day out of range"))?;
+        previous = Some(number);
+        days.insert(day, V::get(rest, &mut pos)?);
+    }
+    Ok(days)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// `#[serde(with = ...)]` of the item fields: written packed, read packed or as the map of
+/// items written before.
+pub fn serialize<V: PackedDay, S: Serializer>(
+    days: &BTreeMap<NaiveDate, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(&encode(days))
+}
+
+pub fn deserialize<'de, V: PackedDay, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<NaiveDate, V>, D::Error> {
+    deserializer.deserialize_any(StoredVisitor(PhantomData))
+}
+
+struct StoredVisitor<V>(PhantomData<V>);
+
+impl<'de, V: PackedDay> Visitor<'de> for StoredVisitor<V> {
+    type Value = BTreeMap<NaiveDate, V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("packed market days, or a map of them by date")
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        if bytes.len() > max_packed_bytes::<V>() {
+            return Err(E::custom("packed market days too long"));
+        }
+        decode(bytes).map_err(E::custom)
+    }
+
+    /// The packed form as a text format writes bytes (JSON: an array of numbers).
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut bytes = Vec::new();
+        while let Some(b) = seq.next_element::<u8>()? {
+            if bytes.len() == max_packed_bytes::<V>() {
+                return Err(de::Error::custom("packed market days too long"));
+            }
+            bytes.push(b);
+        }
+        decode(&bytes).map_err(de::Error::custom)
+    }
+
+    /// The map of maps items written before the packed form hold.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut days = BTreeMap::new();
+        while let Some((day, value)) = map.next_entry::<NaiveDate, V>()? {
+            if days.len() == MAX_STORED_DAYS {
+                return Err(de::Error::custom("more market days than an item keeps"));
+            }
+            days.insert(day, value);
+        }
+        Ok(days)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn day(n: i32) -> NaiveDate {
+        NaiveDate::from_num_days_from_ce_opt(n).expect("in range")
+    }
+
+    fn any_counts() -> impl Strategy<Value = DailyCounts> {
+        (
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(a, b, c, d, e)| DailyCounts {
+                new_listings: a,
+                price_cuts: b,
+                price_rises: c,
+                delistings: d,
+                cut_bp_sum: e,
+            })
+    }
+
+    fn any_close() -> impl Strategy<Value = DayClose> {
+        (
+            proptest::option::of(-1e300f64..1e300),
+            proptest::option::of(-1e300f64..1e300),
+        )
+            .prop_map(|(p, s)| DayClose {
+                median_price: p,
+                median_price_per_sqft: s,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn packed_counters_read_back_as_written(
+            days in proptest::collection::btree_map(-1_000_000i32..1_000_000, any_counts(), 0..40)
+        ) {
+            let days: BTreeMap<NaiveDate, DailyCounts> =
+                days.into_iter().map(|(n, c)| (day(n), c)).collect();
+            prop_assert_eq!(decode::<DailyCounts>(&encode(&days)).expect("decodes"), days);
+        }
+
+        #[test]
+        fn packed_closes_read_back_as_written(
+            days in proptest::collection::btree_map(700_000i32..800_000, any_close(), 0..40)
+        ) {
+            let days: BTreeMap<NaiveDate, DayClose> =
+                days.into_iter().map(|(n, c)| (day(n), c)).collect();
+            prop_assert_eq!(decode::<DayClose>(&encode(&days)).expect("decodes"), days);
+        }
+
+        #[test]
+        fn any_bytes_are_read_or_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode::<DailyCounts>(&bytes);
+            let _ = decode::<DayClose>(&bytes);
+        }
+    }
+
+    /// An item's fields as a text format carries them.
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct Item {
+        #[serde(with = "super")]
+        daily: BTreeMap<NaiveDate, DailyCounts>,
+        #[serde(with = "super")]
+        closing: BTreeMap<NaiveDate, DayClose>,
+    }
+
+    fn month(days: usize) -> Item {
+        let first = day(739_000);
+        let counts = DailyCounts {
+            new_listings: 12,
+            price_cuts: 7,
+            price_rises: 2,
+            delistings: 3,
+            cut_bp_sum: 4_350,
+        };
+        let close = DayClose {
+            median_price: Some(512_345.67),
+            median_price_per_sqft: Some(287.5),
+        };
+        Item {
+            daily: (0..days)
+                .map(|i| (first + chrono::Duration::days(i as i64), counts))
+                .collect(),
+            closing: (0..days)
+                .map(|i| (first + chrono::Duration::days(i as i64), close))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_month_of_days_packs_small() {
+        let item = month(36);
+        // About 8 bytes a day of counters and 18 a close.
+        assert!(
+            encode(&item.daily).len() < 36 * 9,
+            "{}",
+            encode(&item.daily).len()
+        );
+        assert!(
+            encode(&item.closing).len() < 36 * 19,
+            "{}",
+            encode(&item.closing).len()
+        );
+    }
+
+    #[test]
+    fn text_formats_read_both_forms_up_to_their_bounds() {
+        let read = |json: serde_json::Value| serde_json::from_value::<Item>(json);
+        // Packed, as JSON writes bytes, at the day limit and past it.
+        let at_limit = serde_json::to_value(month(MAX_STORED_DAYS)).expect("JSON");
+        let back = read(at_limit).expect("at the limit");
+        assert_eq!(
+            (back.daily.len(), back.closing.len()),
+            (MAX_STORED_DAYS, MAX_STORED_DAYS)
+        );
+        let past = serde_json::to_value(month(MAX_STORED_DAYS + 1)).expect("JSON");
+        assert!(read(past).is_err());
+        // The maps items written before hold, at the limit and past it.
+        let maps = |days: usize| {
+            let item = month(days);
+            serde_json::json!({ "daily": item.daily, "closing": item.closing })
+        };
+        let back = read(maps(MAX_STORED_DAYS)).expect("at the limit");
+        assert_eq!(back.daily, month(MAX_STORED_DAYS).daily);
+        assert_eq!(back.closing, month(MAX_STORED_DAYS).closing);
+        assert!(read(maps(MAX_STORED_DAYS + 1)).is_err());
+        // Bytes past the longest packed map are refused before they are kept.
+        let long = serde_json::json!({
+            "daily": vec![0u8; max_packed_bytes::<DailyCounts>() + 1],
+            "closing": [FORMAT],
+        });
+        assert!(read(long).is_err());
+        // Empty maps, in both forms.
+        let empty = read(serde_json::json!({ "daily": [FORMAT], "closing": {} })).expect("empty");
+        assert!(empty.daily.is_empty() && empty.closing.is_empty());
+    }
+}
