@@ -25,6 +25,7 @@ use realty_core::alerts::process::AlertOutcome;
 use realty_core::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
 use realty_core::config::StackResources;
 use realty_core::listing::{ListingId, ListingStatus, Offer, PropertyType};
+use realty_core::metrics::aggregate::{Contribution, ListingFacts};
 use realty_core::metrics::ports::StoredAggregate;
 use realty_core::store::{ListingItem, MarketLiveItem};
 use realty_infra::runner;
@@ -152,12 +153,31 @@ async fn put_listing(stack: &Stack, item: &ListingItem) -> Result<(), Failed> {
     Ok(())
 }
 
-/// A live market item with `median` dollars per sqft, laid out as the metrics function
-/// writes it.
-async fn put_market(stack: &Stack, scope_key: &str, median: f64) -> Result<(), Failed> {
-    let mut item = MarketLiveItem::new(scope_key, &StoredAggregate::default());
-    item.figures.median_price_per_sqft = Some(median);
-    item.figures.active_listings = 40;
+/// A live market item of 40 active listings at `about` dollars per sqft, as the metrics
+/// function writes it. Returns its median price per sqft as readers compute it (the
+/// histogram's: within 1 % of `about`), the one the alerts function judges against.
+async fn put_market(stack: &Stack, scope_key: &str, about: f64) -> Result<f64, Failed> {
+    let sample = listing(
+        9000,
+        City::Nashville,
+        PropertyType::Condo,
+        (about * 1e3) as i64,
+    )?;
+    let facts = Arc::new(
+        ListingFacts::of(&sample.listing, sample.first_price_minor).ok_or("no listing facts")?,
+    );
+    let mut stored = StoredAggregate::default();
+    for _ in 0..40 {
+        stored
+            .aggregate
+            .apply(&Contribution::Add(Arc::clone(&facts)));
+    }
+    stored.aggregate.advance_to(sample.listing.observed_at);
+    let item = MarketLiveItem::new(scope_key, &stored);
+    let median = item
+        .figures()?
+        .median_price_per_sqft
+        .ok_or("the market has no median")?;
     let attributes: HashMap<String, Ddb> = serde_dynamo::to_item(&item)?;
     stack
         .dynamodb
@@ -167,7 +187,7 @@ async fn put_market(stack: &Stack, scope_key: &str, median: f64) -> Result<(), F
         .send()
         .await
         .explain("PutItem market")?;
-    Ok(())
+    Ok(median)
 }
 
 // ---- the listing table's stream, as Lambda would deliver it ----
@@ -463,8 +483,9 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     )
     .await?;
 
-    // Markets: Nashville condos at 500 $/sqft (city 400); Syracuse has only its all-types figure.
-    put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
+    // Markets: Nashville condos at about 500 $/sqft (city 400); Syracuse has only its
+    // all-types figure, about 200.
+    let condos = put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
     put_market(&stack, "city#nashville-tn#all", 400.0).await?;
     put_market(&stack, "city#syracuse-ny#all", 200.0).await?;
 
@@ -477,8 +498,9 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
     let e = listing(1005, Syracuse, Condo, 190_000)?;
     let mut f = listing(1006, Nashville, Condo, 3_000)?;
     f.listing.offer = Offer::Rent;
-    // New listings at or under the bound (400 $/sqft): undervalued from their first sighting.
-    let g = listing(1007, Nashville, Condo, 400_000)?;
+    // New listings at or under the bound (0.8 of the condos' median, about 400 $/sqft):
+    // undervalued from their first sighting.
+    let g = listing(1007, Nashville, Condo, (0.8 * condos * 1e3).floor() as i64)?;
     let h = listing(1008, Nashville, Condo, 390_000)?;
     let i = listing(1009, Nashville, Condo, 300_000)?;
     for item in [&a, &b, &c, &d, &e, &f, &g, &h, &i] {
@@ -580,7 +602,7 @@ async fn subscribers_get_each_alert_they_filter_for_once(aws: Arc<TestAws>) -> R
             first.body.new_price,
             first.body.drop_pct,
         ) == (600_000.0, 480_000.0, 20.0)
-            && first.body.market_median_price_per_sqft == Some(500.0)
+            && first.body.market_median_price_per_sqft == Some((condos * 100.0).round() / 100.0)
             && first.body.median_scope.as_deref() == Some("city#nashville-tn#condo"),
         format!("body {:?}", first.body),
     )?;
@@ -824,7 +846,7 @@ async fn an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_del
 ) -> Result<(), Failed> {
     let stack = stack(&aws).await?;
     let everything = subscribe(&stack, "everything", None, true).await?;
-    put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
+    let median = put_market(&stack, "city#nashville-tn#condo", 500.0).await?;
     let normal = listing(3001, City::Nashville, PropertyType::Condo, 600_000)?;
     let at_limit = listing(3002, City::Nashville, PropertyType::Condo, 600_000)?;
     let over = listing(3003, City::Nashville, PropertyType::Condo, 600_000)?;
@@ -834,7 +856,7 @@ async fn an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_del
     while too_long - fits > 1 {
         let mid = usize::midpoint(fits, too_long);
         let (old, new) = with_address(&at_limit, mid);
-        if alert_bytes(&old, &new, 500.0)? <= MAX_MESSAGE_BYTES {
+        if alert_bytes(&old, &new, median)? <= MAX_MESSAGE_BYTES {
             fits = mid;
         } else {
             too_long = mid;
@@ -843,8 +865,8 @@ async fn an_alert_over_the_sns_limit_goes_to_the_error_sink_and_one_at_it_is_del
     let (at_old, at_new) = with_address(&at_limit, fits);
     let (over_old, over_new) = with_address(&over, fits + 1);
     ensure(
-        alert_bytes(&at_old, &at_new, 500.0)? == MAX_MESSAGE_BYTES
-            && alert_bytes(&over_old, &over_new, 500.0)? == MAX_MESSAGE_BYTES + 1,
+        alert_bytes(&at_old, &at_new, median)? == MAX_MESSAGE_BYTES
+            && alert_bytes(&over_old, &over_new, median)? == MAX_MESSAGE_BYTES + 1,
         "the alerts are not at and just past the limit",
     )?;
 

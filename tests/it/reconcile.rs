@@ -110,8 +110,11 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
     // The stored figures readers see (`figures`) were rewritten with the counts.
     let live = function.markets.live(&key).await?.ok_or("no live item")?;
     ensure(
-        live.figures.active_listings == before.active,
-        format!("figures.active_listings {}", live.figures.active_listings),
+        live.figures()?.active_listings == before.active,
+        format!(
+            "figures.active_listings {}",
+            live.figures()?.active_listings
+        ),
     )?;
 
     let again = reconcile(&function.listings, &function.markets, None, false).await?;

@@ -97,7 +97,10 @@ impl Curator {
                 .await
                 .map_err(|e| LakeError::Invalid(format!("live item of {scope}: {e}")))?
             {
-                outside.live.insert(market.market.clone(), live.figures);
+                let figures = live
+                    .figures()
+                    .map_err(|e| LakeError::Invalid(format!("live item of {scope}: {e}")))?;
+                outside.live.insert(market.market.clone(), figures);
             }
             let last = watched
                 .polls

@@ -59,35 +59,23 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
     )
 }
 
-/// Which attributes of the items to read: a projection expression and its `#name`s.
-pub(crate) struct Projection<'a> {
-    pub expression: &'a str,
-    pub names: &'a [(&'a str, &'a str)],
-}
-
-/// Reads items by key (all attributes, or a projection), re-requesting `UnprocessedKeys`
+/// Reads items by key, re-requesting `UnprocessedKeys`
 /// until all are read. The calls (100 keys each) run [`BATCH_CALLS_IN_FLIGHT`] at a time.
 pub(crate) async fn batch_get(
     client: &Client,
     table: &str,
     keys: Vec<Item>,
-    projection: Option<&Projection<'_>>,
     retry: RetryPolicy,
 ) -> Result<Vec<Item>, PortError> {
     let found = std::sync::Mutex::new(Vec::with_capacity(keys.len()));
     let read_chunk = |chunk: &[Item]| {
         let found = &found;
         send_with_retries(retry, chunk.to_vec(), move |keys| async move {
-            let mut builder = KeysAndAttributes::builder()
+            let request = match KeysAndAttributes::builder()
                 .set_keys(Some(keys.clone()))
-                .consistent_read(true);
-            if let Some(p) = projection {
-                builder = builder.projection_expression(p.expression);
-                for (alias, name) in p.names {
-                    builder = builder.expression_attribute_names(*alias, *name);
-                }
-            }
-            let request = match builder.build() {
+                .consistent_read(true)
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     return Sent::Failed {
@@ -434,7 +422,7 @@ impl ListingStore for DynamoListingStore {
             .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
             .collect();
         let mut states = BTreeMap::new();
-        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
+        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
             let item: ListingItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode listing item", e.to_string()))?;
             let id = item.listing_id.clone();
@@ -608,7 +596,7 @@ impl MarketStore for DynamoMarketStore {
             })
             .collect();
         let mut out = BTreeMap::new();
-        for item in batch_get(&self.client, &self.table, keys, None, self.retry).await? {
+        for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
             let item: MarketLiveItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode market item", e.to_string()))?;
             let key = item.pk.clone();
@@ -695,7 +683,7 @@ impl MarketStore for DynamoMarketStore {
     async fn get_journal(&self, shard: &str) -> Result<Option<EncodedJournal>, PortError> {
         // BatchGetItem (consistent) rather than GetItem: the function's role needs no more.
         let key = journal_key(shard);
-        let found = batch_get(&self.client, &self.table, vec![key], None, self.retry).await?;
+        let found = batch_get(&self.client, &self.table, vec![key], self.retry).await?;
         found.into_iter().next().map(journal_of).transpose()
     }
 

@@ -1,18 +1,17 @@
-//! Market medians for the alerts function: the `figures.median_price_per_sqft` of live items
-//! in the market table, read with BatchGetItem and a projection (a live item also carries
-//! its histograms, which the alerts function has no use for).
+//! Market medians for the alerts function: the median price per sqft of live items in the
+//! market table, read with BatchGetItem and computed from the item as every reader computes
+//! a market's figures ([`MarketLiveItem::figures`]; an item under 4 KB is one read unit
+//! whatever part of it is read).
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::dynamodb::batch_get;
+use super::retry::RetryPolicy;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::Deserialize;
-
-use super::dynamodb::{Projection, batch_get};
-use super::retry::RetryPolicy;
 use realty_core::alerts::ports::MarketMedians;
 use realty_core::ports::PortError;
-use realty_core::store::LIVE_SORT_KEY;
+use realty_core::store::{LIVE_SORT_KEY, MarketLiveItem};
 
 type Key = HashMap<String, AttributeValue>;
 
@@ -21,20 +20,6 @@ pub struct DynamoMarketMedians {
     pub client: Client,
     pub table: String,
     pub retry: RetryPolicy,
-}
-
-/// The projected part of a live item.
-#[derive(Debug, Deserialize)]
-struct MedianItem {
-    pk: String,
-    #[serde(default)]
-    figures: Option<MedianFigures>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MedianFigures {
-    #[serde(default)]
-    median_price_per_sqft: Option<f64>,
 }
 
 impl MarketMedians for DynamoMarketMedians {
@@ -51,35 +36,18 @@ impl MarketMedians for DynamoMarketMedians {
                 ])
             })
             .collect();
-        let projection = Projection {
-            expression: "#pk, #figures.#median",
-            names: &[
-                ("#pk", "pk"),
-                ("#figures", "figures"),
-                ("#median", "median_price_per_sqft"),
-            ],
-        };
-        let found = batch_get(
-            &self.client,
-            &self.table,
-            keys,
-            Some(&projection),
-            self.retry,
-        )
-        .await?;
+        let found = batch_get(&self.client, &self.table, keys, self.retry).await?;
         let mut medians = BTreeMap::new();
         for item in found {
-            match serde_dynamo::from_item::<_, MedianItem>(item) {
-                Ok(MedianItem {
-                    pk,
-                    figures:
-                        Some(MedianFigures {
-                            median_price_per_sqft: Some(median),
-                        }),
-                }) => {
-                    medians.insert(pk, median);
+            let figures = serde_dynamo::from_item::<_, MarketLiveItem>(item)
+                .map_err(|e| e.to_string())
+                .and_then(|live| Ok((live.figures().map_err(|e| e.to_string())?, live.pk)));
+            match figures {
+                Ok((figures, pk)) => {
+                    if let Some(median) = figures.median_price_per_sqft {
+                        medians.insert(pk, median);
+                    }
                 }
-                Ok(_) => {}
                 // One unreadable market item should not hold back every alert behind it:
                 // that market is judged as having no median.
                 Err(e) => {

@@ -18,7 +18,7 @@ use crate::metrics::interest::{
     InterestKind, InterestingListing, anomaly_of, interest_key, is_undervalued,
 };
 use crate::ports::PortError;
-use crate::store::InterestItem;
+use crate::store::{InterestItem, MarketLiveItem};
 
 /// Entries of a set (undervalued, anomalous) read to rank a market's list: a market's sets
 /// hold the listings that qualified when last judged, a small share of its listings.
@@ -51,6 +51,7 @@ pub async fn listings_of_interest(
         return Ok(None);
     };
     let as_of = city.as_of;
+    let city = figures_of(&scope_of(market), &city)?;
     let key = interest_key(market);
     let prefix = kind.prefix();
     let mut list = InterestList {
@@ -77,7 +78,10 @@ pub async fn listings_of_interest(
         let t = &item.listing.property_type;
         if !typed.contains_key(t) {
             let figures = match typed_scope(market, t) {
-                Some(key) => reader.live(&key).await?.map(|l| l.figures),
+                Some(key) => match reader.live(&key).await? {
+                    Some(live) => Some(figures_of(&key, &live)?),
+                    None => None,
+                },
                 None => None,
             };
             typed.insert(t.clone(), figures);
@@ -93,7 +97,7 @@ pub async fn listings_of_interest(
             .get(&listing.property_type)
             .and_then(|f| f.as_ref()?.median_price_per_sqft)
             .filter(|m| *m > 0.0)
-            .or(city.figures.median_price_per_sqft.filter(|m| *m > 0.0));
+            .or(city.median_price_per_sqft.filter(|m| *m > 0.0));
         let Some(median) = median else {
             continue;
         };
@@ -111,7 +115,7 @@ pub async fn listings_of_interest(
                 to_median
             }
             _ => {
-                listing.anomaly = anomaly_of(ppsf, &city.figures);
+                listing.anomaly = anomaly_of(ppsf, &city);
                 if listing.anomaly.is_none() {
                     continue;
                 }
@@ -196,4 +200,13 @@ fn typed_scope(market: &str, property_type: &str) -> Option<String> {
         }
         .key(),
     )
+}
+
+/// The figures of the live item of `scope_key`.
+pub(crate) fn figures_of(
+    scope_key: &str,
+    live: &MarketLiveItem,
+) -> Result<MarketFigures, PortError> {
+    live.figures()
+        .map_err(|e| PortError::new("read market item", format!("{scope_key}: {e}")))
 }

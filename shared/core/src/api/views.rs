@@ -150,10 +150,10 @@ pub async fn market_report(
         return Ok(None);
     };
     let as_of = live.as_of.unwrap_or_else(Utc::now);
-    let figures = live.figures.clone();
     let stored = live
         .into_stored()
         .map_err(|e| PortError::new("read market item", format!("{scope_key}: {e}")))?;
+    let figures = stored.aggregate.figures();
     // The stored (closed) periods, and the open ones from the live item just read.
     let read = async |from: String, to: String| {
         let closed = reader.stored_snapshots(&scope_key, &from, &to).await?;
