@@ -203,10 +203,7 @@ fn typed_scope(market: &str, property_type: &str) -> Option<String> {
 }
 
 /// The figures of the live item of `scope_key`.
-pub(crate) fn figures_of(
-    scope_key: &str,
-    live: &MarketLiveItem,
-) -> Result<MarketFigures, PortError> {
+fn figures_of(scope_key: &str, live: &MarketLiveItem) -> Result<MarketFigures, PortError> {
     live.figures()
         .map_err(|e| PortError::new("read market item", format!("{scope_key}: {e}")))
 }
