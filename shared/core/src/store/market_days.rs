@@ -22,6 +22,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serializer;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use super::recent_events::{unzigzag, zigzag};
 use crate::metrics::aggregate::{DailyCounts, DayClose};
 use crate::metrics::histogram::{get_varint, put_varint};
 
@@ -174,14 +175,6 @@ pub fn decode<V: PackedDay>(bytes: &[u8]) -> Result<BTreeMap<NaiveDate, V>, Mark
         days.insert(day, V::get(rest, &mut pos)?);
     }
     Ok(days)
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// `#[serde(with = ...)]` of the item fields: written packed, read packed or as the map of

@@ -160,11 +160,12 @@ fn status_index(status: ListingStatus) -> u8 {
     }
 }
 
-fn zigzag(v: i64) -> u64 {
+/// Signed to unsigned for varints (small magnitudes stay short); the store modules share it.
+pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(super) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
