@@ -649,13 +649,10 @@ async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
         summary
     };
     let pump = async {
-        while !done.get() {
-            metrics.pump(false).await?;
-            alerts.pump(false).await?;
-            // About as often as Lambda polls a DynamoDB stream (four times a second).
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        Ok::<_, runner::RunnerError>(())
+        tokio::try_join!(
+            metrics.poll_shards(|_| done.get()),
+            alerts.poll_shards(|_| done.get()),
+        )
     };
     let (summary, pumped) = tokio::join!(poll, pump);
     pumped?;

@@ -18,7 +18,7 @@ use realty_core::config::StackResources;
 use realty_core::listing::ListingEvent;
 use realty_core::poller::ports::EventPublisher;
 use realty_infra::provision::ProvisionedStack;
-use realty_infra::runner::{self, PumpReport};
+use realty_infra::runner;
 use realty_infra::template::Template;
 
 use super::calls::CallCounter;
@@ -34,16 +34,6 @@ pub const CALLER_PRODUCER: &str = "poller (PutRecords)";
 pub const CALLER_MAPPINGS: &str = "event source mappings";
 pub const CALLER_METRICS: &str = "metrics function";
 pub const CALLER_ALERTS: &str = "alerts function";
-
-/// How long a pass over the streams that delivered nothing waits before the next, as Lambda's
-/// stream pollers do (about four times a second for DynamoDB Streams), or less when a
-/// batching window ends sooner.
-const IDLE_POLL: Duration = Duration::from_millis(250);
-
-/// The wait after a pass that delivered nothing (see [`IDLE_POLL`]).
-fn idle_wait(pass: &PumpReport) -> Option<Duration> {
-    (pass.delivered == 0).then(|| pass.due_in.map_or(IDLE_POLL, |due| due.min(IDLE_POLL)))
-}
 
 /// What one run through the pipeline measured.
 #[derive(Debug, Clone)]
@@ -162,28 +152,13 @@ impl Pipeline {
         let metrics_done = Cell::new(false);
         let consume = async {
             let run_metrics = async {
-                let result = async {
-                    while !produced.get() || metrics.stats.records_succeeded < target {
-                        let pass = metrics.pump(false).await?;
-                        if let Some(wait) = idle_wait(&pass) {
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
-                    Ok::<_, anyhow::Error>(())
-                }
-                .await;
+                let result = metrics
+                    .poll_shards(|stats| produced.get() && stats.records_succeeded >= target)
+                    .await;
                 metrics_done.set(true);
                 result
             };
-            let run_alerts = async {
-                while !metrics_done.get() {
-                    let pass = alerts.pump(false).await?;
-                    if let Some(wait) = idle_wait(&pass) {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                Ok::<_, anyhow::Error>(())
-            };
+            let run_alerts = alerts.poll_shards(|_| metrics_done.get());
             let (metrics_result, alerts_result) = tokio::join!(run_metrics, run_alerts);
             metrics_result?;
             alerts_result?;
@@ -343,23 +318,4 @@ pub async fn emulator_ceiling(
         .await
         .context("deleting the ceiling's stream")?;
     Ok(elapsed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pass_that_delivered_nothing_waits_until_the_next_poll_or_window() {
-        let pass = |delivered, due_in| PumpReport {
-            delivered,
-            due_in,
-            ..PumpReport::default()
-        };
-        assert_eq!(idle_wait(&pass(3, None)), None);
-        assert_eq!(idle_wait(&pass(0, None)), Some(IDLE_POLL));
-        let soon = Duration::from_millis(40);
-        assert_eq!(idle_wait(&pass(0, Some(soon))), Some(soon));
-        assert_eq!(idle_wait(&pass(0, Some(IDLE_POLL * 3))), Some(IDLE_POLL));
-    }
 }

@@ -1,8 +1,12 @@
 //! One event source mapping at work: reads its stream's shards, buffers and filters the
 //! records, and delivers batches when they are due.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, which tests can pause: the windows and waits below are timed on it.
+use tokio::time::Instant;
 
 use aws_config::SdkConfig;
 use chrono::Utc;
@@ -23,6 +27,11 @@ use crate::template::Template;
 /// Lambda's pollers do not list them before every read: a shard that ends (a resharding, a
 /// table stream's shard rolling over) has them listed again at once, for its children.
 const SHARD_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a shard with nothing to deliver waits before its next read in
+/// [`Mapping::poll_shards`]: as often as Lambda polls a table stream's shards (four times a
+/// second).
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// Counters of a mapping since it started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -46,8 +55,43 @@ pub struct PumpReport {
     pub delivered: usize,
     /// Records still waiting for their batching window.
     pub buffered: usize,
-    /// When the first of those windows ends (none when nothing waits).
-    pub due_in: Option<Duration>,
+}
+
+/// What one shard's step did ([`Mapping::pump`], [`Mapping::poll_shards`]).
+#[derive(Default)]
+struct ShardStep {
+    read: usize,
+    filtered_out: usize,
+    /// The batch delivered: how, the failure messages sent, and how long it took.
+    batch: Option<(Delivered<StreamRecord>, usize, Duration)>,
+}
+
+impl ShardStep {
+    /// Records the step handed over for good: delivered, or discarded.
+    fn delivered(&self) -> usize {
+        self.batch.as_ref().map_or(0, |(delivered, _, _)| {
+            delivered.succeeded + discarded(delivered)
+        })
+    }
+
+    fn count_in(&self, stats: &mut MappingStats) {
+        stats.records_read += self.read;
+        stats.filtered_out += self.filtered_out;
+        let Some((delivered, messages, took)) = &self.batch else {
+            return;
+        };
+        stats.delivery_ms += u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        stats.invocations += delivered.invocations;
+        stats.retries += delivered.retries;
+        stats.bisections += delivered.bisections;
+        stats.records_succeeded += delivered.succeeded;
+        stats.records_discarded += discarded(delivered);
+        stats.failure_messages += messages;
+    }
+}
+
+fn discarded(delivered: &Delivered<StreamRecord>) -> usize {
+    delivered.discards.iter().map(|d| d.records.len()).sum()
 }
 
 /// One event source mapping: a stream, a function and the trigger's settings.
@@ -119,85 +163,162 @@ impl<F: StreamFunction> Mapping<F> {
         &self.function
     }
 
-    /// One pass: reads what each shard has, and invokes the function with every batch that
-    /// is due (full, past its batching window, or any when `flush`). Shards are processed in
-    /// parallel, one batch at a time each.
+    /// One pass: each shard that may be read (children after their parents) reads what it
+    /// has (one GetRecords call) and delivers its batch if it is due (full, past its batching
+    /// window, or any when `flush`). Shards do this in parallel, one batch at a time each.
     pub async fn pump(&mut self, flush: bool) -> Result<PumpReport, RunnerError> {
         self.discover_shards().await?;
+        let mut cursors = self.take_active_cursors();
+        let this = &*self;
+        let steps = futures::future::join_all(
+            cursors
+                .iter_mut()
+                .map(|(id, cursor)| this.step(id, cursor, flush)),
+        )
+        .await;
+        self.shards.extend(cursors);
         let mut report = PumpReport::default();
-        // Read every shard that may be read (children after their parents).
-        let finished: Vec<String> = self
-            .shards
-            .iter()
-            .filter(|(_, c)| c.finished && c.buffer.is_empty())
-            .map(|(id, _)| id.clone())
-            .collect();
-        let ids: Vec<String> = self
+        for step in steps {
+            let step = step?;
+            report.read += step.read;
+            report.delivered += step.delivered();
+            step.count_in(&mut self.stats);
+        }
+        report.buffered = self.shards.values().map(|c| c.buffer.len()).sum();
+        Ok(report)
+    }
+
+    /// Polls each shard on its own, as Lambda's pollers do, until `stop` holds (it is asked
+    /// between a shard's steps, with the mapping's counters): a shard reads and delivers its
+    /// batches while the others do the same, so a batch in flight holds up only its own
+    /// shard's next read. While a batching window runs, a shard reads again when it ends
+    /// (the records that came meanwhile join the batch); with nothing to deliver it waits
+    /// [`IDLE_POLL`]. The stream is listed again when a shard ends, and every
+    /// [`SHARD_DISCOVERY_INTERVAL`] beside the reads.
+    pub async fn poll_shards(
+        &mut self,
+        stop: impl Fn(&MappingStats) -> bool,
+    ) -> Result<(), RunnerError> {
+        while !stop(&self.stats) {
+            self.discover_shards().await?;
+            let known: Vec<String> = self.shards.keys().cloned().collect();
+            let mut cursors = self.take_active_cursors();
+            if cursors.is_empty() {
+                // Every shard is read to its end, and no child is listed yet.
+                self.shards.extend(cursors);
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
+            let stats = RefCell::new(std::mem::take(&mut self.stats));
+            // A shard ended or new ones appeared: every shard's loop returns, to list them.
+            let relist = Cell::new(false);
+            let this = &*self;
+            let loops = futures::future::try_join_all(
+                cursors
+                    .iter_mut()
+                    .map(|(id, cursor)| this.poll_shard(id, cursor, &stats, &relist, &stop)),
+            );
+            let watch = async {
+                loop {
+                    tokio::time::sleep(SHARD_DISCOVERY_INTERVAL).await;
+                    let listed = this.source.list_shards().await?;
+                    if listed.iter().any(|(id, _)| !known.contains(id)) {
+                        relist.set(true);
+                        return Ok::<_, RunnerError>(());
+                    }
+                }
+            };
+            let round =
+                match futures::future::select(std::pin::pin!(loops), std::pin::pin!(watch)).await {
+                    futures::future::Either::Left((loops, _)) => loops.map(drop),
+                    futures::future::Either::Right((Ok(()), loops)) => loops.await.map(drop),
+                    futures::future::Either::Right((Err(e), _)) => Err(e),
+                };
+            self.shards.extend(cursors);
+            self.stats = stats.into_inner();
+            round?;
+            if relist.get() {
+                self.discovered = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// One shard's loop of [`Self::poll_shards`].
+    async fn poll_shard(
+        &self,
+        shard_id: &str,
+        cursor: &mut ShardCursor,
+        stats: &RefCell<MappingStats>,
+        relist: &Cell<bool>,
+        stop: &impl Fn(&MappingStats) -> bool,
+    ) -> Result<(), RunnerError> {
+        let window = self.settings.batching_window;
+        while !relist.get() && !stop(&stats.borrow()) {
+            let step = self.step(shard_id, cursor, false).await?;
+            let delivered = step.batch.is_some();
+            step.count_in(&mut stats.borrow_mut());
+            if cursor.finished && cursor.buffer.is_empty() {
+                relist.set(true);
+            } else if !delivered {
+                // The running window's end, or the next poll.
+                let wait = cursor
+                    .buffered_since
+                    .map_or(IDLE_POLL, |since| window.saturating_sub(since.elapsed()));
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The cursors of the shards a pass works on, out of the map (the caller puts them
+    /// back): those that may be read (not finished, their parent finished or gone) and
+    /// those with records still to deliver.
+    fn take_active_cursors(&mut self) -> Vec<(String, ShardCursor)> {
+        let done = |c: &ShardCursor| c.finished && c.buffer.is_empty();
+        let active: Vec<String> = self
             .shards
             .iter()
             .filter(|(_, c)| {
-                !c.finished
-                    && c.parent
-                        .as_ref()
-                        .is_none_or(|p| finished.contains(p) || !self.shards.contains_key(p))
+                !c.buffer.is_empty()
+                    || (!c.finished
+                        && c.parent
+                            .as_ref()
+                            .is_none_or(|p| self.shards.get(p).is_none_or(done)))
             })
             .map(|(id, _)| id.clone())
             .collect();
-        for id in &ids {
-            report.read += self.read_shard(id).await?;
-        }
-        // Batches of all shards, delivered concurrently.
-        let mut due: Vec<(String, Vec<StreamRecord>)> = Vec::new();
+        active
+            .into_iter()
+            .filter_map(|id| self.shards.remove_entry(&id))
+            .collect()
+    }
+
+    /// A shard's step: reads what it has (unless a full batch waits or it is read to its
+    /// end), then delivers one batch if it is due.
+    async fn step(
+        &self,
+        shard_id: &str,
+        cursor: &mut ShardCursor,
+        flush: bool,
+    ) -> Result<ShardStep, RunnerError> {
         let batch_size = self.settings.batch_size;
         let window = self.settings.batching_window;
-        for (id, cursor) in &mut self.shards {
-            let ready = cursor.buffer.len() >= batch_size
-                || (!cursor.buffer.is_empty()
-                    && (flush
-                        || window.is_zero()
-                        || cursor.buffered_since.is_some_and(|t| t.elapsed() >= window)));
-            if ready {
-                let batch = take_batch(&mut cursor.buffer, batch_size);
-                cursor.buffered_since = (!cursor.buffer.is_empty()).then(Instant::now);
-                due.push((id.clone(), batch));
-            }
+        let mut step = ShardStep::default();
+        if !cursor.finished && cursor.buffer.len() < batch_size {
+            (step.read, step.filtered_out) = self.read_shard(shard_id, cursor).await?;
         }
-        let this = &*self;
-        let results = futures::future::join_all(
-            due.into_iter()
-                .map(|(shard, batch)| async move { this.deliver_batch(&shard, batch).await }),
-        )
-        .await;
-        for result in results {
-            let (delivered, messages, took) = result?;
-            self.stats.delivery_ms += u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
-            report.delivered += delivered.succeeded
-                + delivered
-                    .discards
-                    .iter()
-                    .map(|d| d.records.len())
-                    .sum::<usize>();
-            let stats = &mut self.stats;
-            stats.invocations += delivered.invocations;
-            stats.retries += delivered.retries;
-            stats.bisections += delivered.bisections;
-            stats.records_succeeded += delivered.succeeded;
-            stats.records_discarded += delivered
-                .discards
-                .iter()
-                .map(|d| d.records.len())
-                .sum::<usize>();
-            stats.failure_messages += messages;
+        let due = cursor.buffer.len() >= batch_size
+            || (!cursor.buffer.is_empty()
+                && (flush
+                    || window.is_zero()
+                    || cursor.buffered_since.is_some_and(|t| t.elapsed() >= window)));
+        if due {
+            let batch = take_batch(&mut cursor.buffer, batch_size);
+            cursor.buffered_since = (!cursor.buffer.is_empty()).then(Instant::now);
+            step.batch = Some(self.deliver_batch(shard_id, batch).await?);
         }
-        report.buffered = self.shards.values().map(|c| c.buffer.len()).sum();
-        report.due_in = self
-            .shards
-            .values()
-            .filter(|c| !c.buffer.is_empty())
-            .filter_map(|c| c.buffered_since)
-            .map(|since| window.saturating_sub(since.elapsed()))
-            .min();
-        Ok(report)
+        Ok(step)
     }
 
     async fn discover_shards(&mut self) -> Result<(), RunnerError> {
@@ -231,20 +352,20 @@ impl<F: StreamFunction> Mapping<F> {
     }
 
     /// Reads what the shard has now (one GetRecords call), filters it and buffers it.
-    async fn read_shard(&mut self, shard_id: &str) -> Result<usize, RunnerError> {
-        let Some(iterator) = self.shards.get(shard_id).and_then(|c| c.iterator.clone()) else {
-            if let Some(c) = self.shards.get_mut(shard_id) {
-                c.finished = true;
-            }
-            return Ok(0);
+    /// Returns the records read and how many of them the filters dropped.
+    async fn read_shard(
+        &self,
+        shard_id: &str,
+        cursor: &mut ShardCursor,
+    ) -> Result<(usize, usize), RunnerError> {
+        let Some(iterator) = cursor.iterator.clone() else {
+            cursor.finished = true;
+            return Ok((0, 0));
         };
         let (records, next) = self
             .source
             .get_records(shard_id, iterator, &self.region, &self.account_id)
             .await?;
-        let Some(cursor) = self.shards.get_mut(shard_id) else {
-            return Ok(0);
-        };
         let records: Vec<StreamRecord> = records
             .into_iter()
             .filter(|r| cursor.recently_read.first_time(r.event_id()))
@@ -254,15 +375,14 @@ impl<F: StreamFunction> Mapping<F> {
             .into_iter()
             .filter(|r| filter::passes(&self.settings.filters, r))
             .collect();
-        self.stats.records_read += read;
-        self.stats.filtered_out += read - kept.len();
+        let filtered_out = read - kept.len();
         if !kept.is_empty() && cursor.buffer.is_empty() {
             cursor.buffered_since = Some(Instant::now());
         }
         cursor.buffer.extend(kept);
         cursor.finished = next.is_none();
         cursor.iterator = next;
-        Ok(read)
+        Ok((read, filtered_out))
     }
 
     /// Delivers one batch of one shard; sends a message per discard. Returns the delivery,

@@ -2,7 +2,7 @@
 //! Kinesis and DynamoDB Streams alike.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use aws_config::SdkConfig;
 

@@ -595,9 +595,9 @@ async fn shards_are_listed_again_when_one_ends_not_before_every_read() {
     assert_eq!(listings.load(Ordering::SeqCst), 2);
 }
 
-#[tokio::test]
-async fn a_pass_says_when_the_first_batching_window_ends() {
-    let sdk = fake_table_stream(|operation, input| match operation {
+/// A table stream of one shard holding one record, `r1`.
+fn one_record_stream() -> SdkConfig {
+    fake_table_stream(|operation, input| match operation {
         "DescribeStream" => json!({
             "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
         }),
@@ -609,22 +609,186 @@ async fn a_pass_says_when_the_first_batching_window_ends() {
             _ => json!({ "Records": [], "NextShardIterator": "shard-1-end" }),
         },
         other => json!({ "message": format!("unexpected {other}") }),
-    });
-    let mut alerts = alerts_mapping(&sdk).await;
+    })
+}
+
+#[tokio::test]
+async fn a_pass_holds_records_back_for_the_batching_window_unless_it_flushes() {
+    let mut alerts = alerts_mapping(&one_record_stream()).await;
     alerts.settings.batching_window = Duration::from_secs(1);
     let waiting = alerts.pump(false).await.expect("a pass");
     assert_eq!(
         (waiting.read, waiting.delivered, waiting.buffered),
         (1, 0, 1)
     );
-    let due = waiting.due_in.expect("a window running");
-    assert!(
-        due > Duration::from_millis(500) && due <= Duration::from_secs(1),
-        "{due:?}"
-    );
     let flushed = alerts.pump(true).await.expect("a pass");
+    assert_eq!((flushed.delivered, flushed.buffered), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_delivers_a_batch_when_its_window_ends() {
+    let mut alerts = alerts_mapping(&one_record_stream()).await;
+    alerts.settings.batching_window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    alerts
+        .poll_shards(|stats| stats.records_succeeded == 1)
+        .await
+        .expect("the shard polled");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_millis(1_100),
+        "{took:?}"
+    );
+    // The record, then one read when the window ended.
     assert_eq!(
-        (flushed.delivered, flushed.buffered, flushed.due_in),
-        (1, 0, None)
+        (alerts.stats.records_read, alerts.stats.invocations),
+        (1, 1)
+    );
+}
+
+/// Notes the eventIDs it is given, after a long pause on a batch holding `slow`.
+struct SlowOn(&'static str, RefCell<Vec<String>>);
+
+impl StreamFunction for SlowOn {
+    type Event = aws_lambda_events::event::dynamodb::Event;
+    type Response = Value;
+
+    async fn invoke(&self, event: Self::Event) -> Result<Value, FunctionError> {
+        if event.records.iter().any(|r| r.event_id == self.0) {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        self.1
+            .borrow_mut()
+            .extend(event.records.into_iter().map(|r| r.event_id));
+        Ok(Value::Null)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_batch_holds_up_only_its_own_shard() {
+    // shard-1 holds one record, whose invocation takes 30 s; shard-2 gets a record on each
+    // of its first three reads.
+    let sdk = fake_table_stream(|operation, input| match operation {
+        "DescribeStream" => json!({
+            "StreamDescription": { "StreamArn": STREAM, "Shards": [
+                { "ShardId": "shard-1" }, { "ShardId": "shard-2" }
+            ] }
+        }),
+        "GetShardIterator" => {
+            json!({ "ShardIterator": format!("{}/0", input["ShardId"].as_str().unwrap_or_default()) })
+        }
+        "GetRecords" => {
+            let iterator = input["ShardIterator"].as_str().unwrap_or_default();
+            let (shard, read) = iterator.split_once('/').unwrap_or_default();
+            let read: u32 = read.parse().unwrap_or_default();
+            let records = match (shard, read) {
+                ("shard-1", 0) => json!([stream_record("slow", "1")]),
+                ("shard-2", 0..3) => json!([stream_record(
+                    &format!("fast-{read}"),
+                    &format!("{}", 10 + read)
+                )]),
+                _ => json!([]),
+            };
+            json!({ "Records": records, "NextShardIterator": format!("{shard}/{}", read + 1) })
+        }
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    let mut alerts = Mapping::new(
+        &sdk,
+        &project_template(),
+        &alerts_stack(),
+        "AlertsFunction",
+        SlowOn("slow", RefCell::default()),
+    )
+    .await
+    .expect("the mapping");
+    alerts
+        .poll_shards(|stats| stats.records_succeeded == 4)
+        .await
+        .expect("the shards polled");
+    // shard-2's records went through while shard-1's batch was in flight.
+    assert_eq!(
+        *alerts.function().1.borrow(),
+        ["fast-0", "fast-1", "fast-2", "slow"]
+    );
+    assert_eq!(
+        (alerts.stats.records_read, alerts.stats.invocations),
+        (4, 4)
+    );
+    // The cursors are back: the next pass reads on from where the loops stopped.
+    let pass = alerts.pump(true).await.expect("a pass");
+    assert_eq!((pass.read, pass.buffered), (0, 0));
+}
+
+/// A table stream listing `first` shards at its first DescribeStream and `later` ones after;
+/// each shard holds one record named after it, then stays open and empty, unless it is
+/// `shard-1` and `shard_1_ends`.
+fn growing_stream(first: Value, later: Value, shard_1_ends: bool) -> (SdkConfig, Arc<AtomicUsize>) {
+    let listings = Arc::new(AtomicUsize::new(0));
+    let listed = listings.clone();
+    let sdk = fake_table_stream(move |operation, input| match operation {
+        "DescribeStream" => {
+            let shards = if listed.fetch_add(1, Ordering::SeqCst) == 0 {
+                first.clone()
+            } else {
+                later.clone()
+            };
+            json!({ "StreamDescription": { "StreamArn": STREAM, "Shards": shards } })
+        }
+        "GetShardIterator" => json!({ "ShardIterator": input["ShardId"] }),
+        "GetRecords" => {
+            let iterator = input["ShardIterator"].as_str().unwrap_or_default();
+            match iterator.strip_suffix("/read") {
+                Some("shard-1") if shard_1_ends => json!({ "Records": [] }),
+                Some(shard) => {
+                    json!({ "Records": [], "NextShardIterator": format!("{shard}/read") })
+                }
+                None => json!({
+                    "Records": [stream_record(iterator, &iterator.len().to_string())],
+                    "NextShardIterator": format!("{iterator}/read")
+                }),
+            }
+        }
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    (sdk, listings)
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_reads_a_child_shard_once_its_parent_ends() {
+    let (sdk, listings) = growing_stream(
+        json!([{ "ShardId": "shard-1" }]),
+        json!([{ "ShardId": "shard-1" }, { "ShardId": "shard-2", "ParentShardId": "shard-1" }]),
+        true,
+    );
+    let mut alerts = alerts_mapping(&sdk).await;
+    alerts
+        .poll_shards(|stats| stats.records_succeeded == 2)
+        .await
+        .expect("the shards polled");
+    assert_eq!(*alerts.function().0.borrow(), ["shard-1", "shard-2"]);
+    assert_eq!(listings.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn polling_finds_a_new_shard_while_the_others_stay_open() {
+    let (sdk, listings) = growing_stream(
+        json!([{ "ShardId": "shard-1" }]),
+        json!([{ "ShardId": "shard-1" }, { "ShardId": "shard-3" }]),
+        false,
+    );
+    let mut alerts = alerts_mapping(&sdk).await;
+    let started = tokio::time::Instant::now();
+    alerts
+        .poll_shards(|stats| stats.records_succeeded == 2)
+        .await
+        .expect("the shards polled");
+    assert_eq!(*alerts.function().0.borrow(), ["shard-1", "shard-3"]);
+    // Listed at the start, by the watch after 10 s, and again to read the new shard.
+    assert_eq!(listings.load(Ordering::SeqCst), 3);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_secs(11),
+        "{took:?}"
     );
 }
