@@ -20,6 +20,10 @@
 //! - `StartingPosition` `TRIM_HORIZON` or `LATEST`; one batch at a time per shard, shards in
 //!   parallel; a child shard after its parent is finished.
 //!
+//! [`Mapping::poll_shards`] runs a mapping as Lambda's pollers do, each shard reading and
+//! delivering on its own; [`Mapping::pump`] is one read-and-deliver step of every shard, for
+//! callers that step the pipeline themselves (tests, [`drain`]).
+//!
 //! What differs from Lambda (docs/demo.md): the batching window can be cut short by
 //! [`Mapping::pump`] with `flush` (a caller that knows the producer is done for now), retries
 //! back off for milliseconds, not seconds, and there is no per-function concurrency limit.
