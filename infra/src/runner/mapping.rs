@@ -28,7 +28,7 @@ use crate::template::Template;
 /// table stream's shard rolling over) has them listed again at once, for its children.
 const SHARD_DISCOVERY_INTERVAL: Duration = Duration::from_secs(10);
 
-/// How long a shard with nothing to deliver waits before its next read in
+/// How far apart a shard with nothing to deliver starts its reads in
 /// [`Mapping::poll_shards`]: as often as Lambda polls a table stream's shards (four times a
 /// second).
 const IDLE_POLL: Duration = Duration::from_millis(250);
@@ -255,17 +255,14 @@ impl<F: StreamFunction> Mapping<F> {
     ) -> Result<(), RunnerError> {
         let window = self.settings.batching_window;
         while !relist.get() && !stop(&stats.borrow()) {
+            let started = Instant::now();
             let step = self.step(shard_id, cursor, false).await?;
             let delivered = step.batch.is_some();
             step.count_in(&mut stats.borrow_mut());
             if cursor.finished && cursor.buffer.is_empty() {
                 relist.set(true);
             } else if !delivered {
-                // The running window's end, or the next poll.
-                let wait = cursor
-                    .buffered_since
-                    .map_or(IDLE_POLL, |since| window.saturating_sub(since.elapsed()));
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep_until(next_read(started, cursor.buffered_since, window)).await;
             }
         }
         Ok(())
@@ -461,6 +458,17 @@ pub(super) fn take_batch(
         }
     }
     batch
+}
+
+/// When a shard that delivered nothing reads next, in [`Mapping::poll_shards`]: when its
+/// batching window ends if records wait, else [`IDLE_POLL`] after its last read started
+/// (reads start that far apart however long one takes, as Lambda's polling rate means).
+pub(super) fn next_read(
+    read_started: Instant,
+    buffered_since: Option<Instant>,
+    window: Duration,
+) -> Instant {
+    buffered_since.map_or(read_started + IDLE_POLL, |since| since + window)
 }
 
 /// What [`drain`] did.

@@ -9,7 +9,7 @@ use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::mapping::take_batch;
+use super::mapping::{next_read, take_batch};
 use super::records::kinesis_record;
 use super::*;
 use crate::provision::ProvisionedStack;
@@ -790,5 +790,22 @@ async fn polling_finds_a_new_shard_while_the_others_stay_open() {
     assert!(
         took >= Duration::from_secs(10) && took < Duration::from_secs(11),
         "{took:?}"
+    );
+}
+
+#[test]
+fn an_idle_shard_reads_four_times_a_second_however_long_a_read_takes() {
+    let start = tokio::time::Instant::now();
+    let window = Duration::from_secs(1);
+    // Nothing waits: 250 ms after the last read started, even when it took longer than that.
+    assert_eq!(
+        next_read(start, None, window),
+        start + Duration::from_millis(250)
+    );
+    // Records wait: when their window ends.
+    let since = start + Duration::from_millis(100);
+    assert_eq!(
+        next_read(start, Some(since), window),
+        since + Duration::from_secs(1)
     );
 }
