@@ -291,8 +291,8 @@ impl<F: StreamFunction> Mapping<F> {
             .collect()
     }
 
-    /// A shard's step: reads what it has (unless a full batch waits or it is read to its
-    /// end), then delivers one batch if it is due.
+    /// A shard's step: reads what it has (unless it is read to its end; after the delivery
+    /// when a full batch waits), and delivers one batch if it is due.
     async fn step(
         &self,
         shard_id: &str,
@@ -302,7 +302,9 @@ impl<F: StreamFunction> Mapping<F> {
         let batch_size = self.settings.batch_size;
         let window = self.settings.batching_window;
         let mut step = ShardStep::default();
-        if !cursor.finished && cursor.buffer.len() < batch_size {
+        let room = |cursor: &ShardCursor| !cursor.finished && cursor.buffer.len() < batch_size;
+        let read_first = room(cursor);
+        if read_first {
             (step.read, step.filtered_out) = self.read_shard(shard_id, cursor).await?;
         }
         let due = cursor.buffer.len() >= batch_size
@@ -314,6 +316,11 @@ impl<F: StreamFunction> Mapping<F> {
             let batch = take_batch(&mut cursor.buffer, batch_size);
             cursor.buffered_since = (!cursor.buffer.is_empty()).then(Instant::now);
             step.batch = Some(self.deliver_batch(shard_id, batch).await?);
+        }
+        // A full batch was waiting, so the shard was not read before it went: read now, or a
+        // step that emptied the buffer and read nothing would pass for a quiet shard.
+        if !read_first && room(cursor) {
+            (step.read, step.filtered_out) = self.read_shard(shard_id, cursor).await?;
         }
         Ok(step)
     }

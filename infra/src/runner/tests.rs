@@ -809,3 +809,44 @@ fn an_idle_shard_reads_four_times_a_second_however_long_a_read_takes() {
         since + Duration::from_secs(1)
     );
 }
+
+#[tokio::test]
+async fn a_pass_that_empties_a_full_buffer_still_reads_what_the_shard_has_next() {
+    // The first page holds two batches' worth; the second, 50 more. The second pass delivers
+    // the second batch from the buffer: it must read the next page too, or a pass reading
+    // nothing and leaving nothing buffered says the stream is quiet while 50 records wait.
+    let sdk = fake_table_stream(|operation, input| match operation {
+        "DescribeStream" => json!({
+            "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+        }),
+        "GetShardIterator" => json!({ "ShardIterator": "page-1" }),
+        "GetRecords" => {
+            let page = |range: std::ops::Range<u32>, next: &str| {
+                let records: Vec<Value> = range
+                    .map(|i| stream_record(&format!("r{i}"), &i.to_string()))
+                    .collect();
+                json!({ "Records": records, "NextShardIterator": next })
+            };
+            match input["ShardIterator"].as_str() {
+                Some("page-1") => page(0..200, "page-2"),
+                Some("page-2") => page(200..250, "page-3"),
+                _ => page(0..0, "page-3"),
+            }
+        }
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    let mut alerts = alerts_mapping(&sdk).await;
+    for passes in 1.. {
+        assert!(
+            passes <= 10,
+            "still reading after 10 passes: {:?}",
+            alerts.stats
+        );
+        let pass = alerts.pump(true).await.expect("a pass");
+        if pass.read == 0 && pass.buffered == 0 {
+            break;
+        }
+    }
+    assert_eq!(alerts.stats.records_succeeded, 250);
+    assert_eq!(alerts.function().0.borrow().len(), 250);
+}
