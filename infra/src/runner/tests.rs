@@ -541,22 +541,26 @@ async fn alerts_mapping(sdk: &SdkConfig) -> Mapping<EventIds> {
     .expect("the mapping")
 }
 
+/// Pumps `mapping` (flushing) until a pass reads nothing and holds nothing back, as
+/// [`drain`] does; fails past `max_passes`.
+async fn pump_until_quiet(mapping: &mut Mapping<EventIds>, max_passes: u32) {
+    for passes in 1.. {
+        assert!(
+            passes <= max_passes,
+            "still reading after {max_passes} passes: {:?}",
+            mapping.stats
+        );
+        let pass = mapping.pump(true).await.expect("a pass");
+        if pass.read == 0 && pass.buffered == 0 {
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_record_the_stream_hands_out_again_is_delivered_once_and_the_stream_goes_quiet() {
     let mut alerts = alerts_mapping(&moto_stream_with_a_shared_sequence_number()).await;
-    let mut passes = 0;
-    loop {
-        passes += 1;
-        assert!(
-            passes <= 5,
-            "still reading after 5 passes: {:?}",
-            alerts.stats
-        );
-        let pass = alerts.pump(true).await.expect("a pass");
-        if pass.read == 0 && pass.buffered == 0 {
-            break;
-        }
-    }
+    pump_until_quiet(&mut alerts, 5).await;
     assert_eq!(*alerts.function().0.borrow(), ["r1", "r2", "r3"]);
     assert_eq!(alerts.stats.records_read, 3);
 }
@@ -836,17 +840,7 @@ async fn a_pass_that_empties_a_full_buffer_still_reads_what_the_shard_has_next()
         other => json!({ "message": format!("unexpected {other}") }),
     });
     let mut alerts = alerts_mapping(&sdk).await;
-    for passes in 1.. {
-        assert!(
-            passes <= 10,
-            "still reading after 10 passes: {:?}",
-            alerts.stats
-        );
-        let pass = alerts.pump(true).await.expect("a pass");
-        if pass.read == 0 && pass.buffered == 0 {
-            break;
-        }
-    }
+    pump_until_quiet(&mut alerts, 10).await;
     assert_eq!(alerts.stats.records_succeeded, 250);
     assert_eq!(alerts.function().0.borrow().len(), 250);
 }
