@@ -192,8 +192,8 @@ impl<F: StreamFunction> Mapping<F> {
     /// between a shard's steps, with the mapping's counters): a shard reads and delivers its
     /// batches while the others do the same, so a batch in flight holds up only its own
     /// shard's next read. While a batching window runs, a shard reads again when it ends
-    /// (the records that came meanwhile join the batch); with nothing to deliver it waits
-    /// [`IDLE_POLL`]. The stream is listed again when a shard ends, and every
+    /// (the records that came meanwhile join the batch); with nothing to deliver it starts
+    /// its reads [`IDLE_POLL`] apart ([`next_read`]). The stream is listed again when a shard ends, and every
     /// [`SHARD_DISCOVERY_INTERVAL`] beside the reads.
     pub async fn poll_shards(
         &mut self,
