@@ -193,7 +193,7 @@ impl<F: StreamFunction> Mapping<F> {
     /// batches while the others do the same, so a batch in flight holds up only its own
     /// shard's next read. While a batching window runs, a shard reads again when it ends
     /// (the records that came meanwhile join the batch); with nothing to deliver it starts
-    /// its reads [`IDLE_POLL`] apart ([`next_read`]). The stream is listed again when a shard ends, and every
+    /// its reads 250 ms apart, Lambda's rate for a table stream. The stream is listed again when a shard ends, and every
     /// [`SHARD_DISCOVERY_INTERVAL`] beside the reads.
     pub async fn poll_shards(
         &mut self,
