@@ -194,7 +194,7 @@ impl<F: StreamFunction> Mapping<F> {
     /// shard's next read. While a batching window runs, a shard reads again when it ends
     /// (the records that came meanwhile join the batch); with nothing to deliver it starts
     /// its reads 250 ms apart, Lambda's rate for a table stream. The stream is listed again when a shard ends, and every
-    /// [`SHARD_DISCOVERY_INTERVAL`] beside the reads.
+    /// 10 s beside the reads.
     pub async fn poll_shards(
         &mut self,
         stop: impl Fn(&MappingStats) -> bool,
