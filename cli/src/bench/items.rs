@@ -12,6 +12,7 @@ use realty_core::store::{ListingItem, MarketLiveItem, MarketSnapshotItem};
 
 use super::compute;
 use super::events::{Spread, generate_every};
+use super::writes::write_units;
 
 /// What the figures are.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +20,8 @@ pub struct ItemSizes {
     pub listing_item_bytes_mean: f64,
     pub market_item_bytes_mean: f64,
     pub market_item_bytes_max: usize,
+    /// Write units of a market item's write, as a transaction bills it (twice a plain put's).
+    pub market_item_transact_wru_mean: f64,
     pub snapshot_item_bytes_mean: f64,
     /// Distinct markets (scopes) the events of a 1,000-event batch count in, on average.
     pub scopes_per_1000_events: f64,
@@ -80,6 +83,13 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
         listing_item_bytes_mean: mean(listing_total, listings.len()),
         market_item_bytes_mean: mean(market_sizes.iter().sum(), market_sizes.len()),
         market_item_bytes_max: market_sizes.iter().copied().max().unwrap_or(0),
+        market_item_transact_wru_mean: mean(
+            market_sizes
+                .iter()
+                .map(|&b| 2 * write_units(b) as usize)
+                .sum(),
+            market_sizes.len(),
+        ),
         snapshot_item_bytes_mean: mean(snapshot_total, snapshots.len()),
         scopes_per_1000_events: mean(batches.iter().sum(), batches.len()),
     })

@@ -209,6 +209,10 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
                 json!(steady.market_item_bytes_max),
             );
             report.set(
+                "market_item_steady_transact_wru_mean",
+                json!(round3(steady.market_item_transact_wru_mean)),
+            );
+            report.set(
                 "snapshot_item_bytes_mean",
                 json!(sizes.snapshot_item_bytes_mean.round()),
             );
@@ -849,6 +853,12 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     ] {
         row(&mut out, what, per_s(key), String::new());
     }
+    row(
+        &mut out,
+        "market item, 37 days of events, WRU of a transactional write, mean",
+        num("market_item_steady_transact_wru_mean").map_or("-".into(), |v| format!("{v:.2}")),
+        String::new(),
+    );
     for (key, note) in [
         ("lambda_binary_bytes", ""),
         ("lambda_binary_bytes_added_later", ", added later"),

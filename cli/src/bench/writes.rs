@@ -117,7 +117,7 @@ fn shard_of(partition_key: &str, shards: usize) -> usize {
 }
 
 /// Write units of one item write: one per KB, rounded up (twice that in a transaction).
-fn write_units(bytes: usize) -> u64 {
+pub(super) fn write_units(bytes: usize) -> u64 {
     bytes.div_ceil(1024).max(1) as u64
 }
 

@@ -63,7 +63,12 @@ pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
 mod tests {
     use super::*;
     use chrono::{Duration, NaiveDate};
-    use realty_core::metrics::aggregate::{DailyCounts, DayClose};
+    use std::sync::Arc;
+
+    use realty_core::listing::PropertyType;
+    use realty_core::metrics::aggregate::{
+        Contribution, DailyCounts, DayClose, ListingFacts, Standing,
+    };
     use realty_core::metrics::ports::StoredAggregate;
     use realty_core::store::MarketLiveItem;
 
@@ -92,6 +97,22 @@ mod tests {
                     },
                 );
             }
+        }
+        // Active listings, all but one with a bedroom count.
+        for i in 0..40_i64 {
+            let facts = ListingFacts {
+                standing: Standing::Active,
+                property_type: PropertyType::SingleFamily,
+                city_state: "austin-tx".into(),
+                zip: Some("78701".into()),
+                price_minor: 25_000_000 + 1_900_000 * i,
+                living_area_sqft: Some(1_200 + 40 * i as u32),
+                beds: (i != 7).then_some(1 + (i % 5) as u16),
+                on_market_day: Some(20_400),
+                rent_estimate_minor: None,
+                has_cut: false,
+            };
+            stored.aggregate.apply(&Contribution::Add(Arc::new(facts)));
         }
         stored
     }
@@ -125,6 +146,13 @@ mod tests {
             serde_dynamo::to_attribute_value(&stored.aggregate.closing).expect("map"),
         );
         assert!(matches!(before.get("daily"), Some(AttributeValue::M(_))));
+        // ... and with the whole price histogram (before it was stored by bedrooms).
+        assert!(!before.contains_key("hist_price"));
+        before.insert(
+            "hist_price".to_owned(),
+            AttributeValue::B(stored.aggregate.price.encode().into()),
+        );
+        before.remove("hist_price_without_beds");
         let old: MarketLiveItem = serde_dynamo::from_item(before.clone()).expect("reads maps");
         assert_eq!(old.into_stored().expect("stored"), back);
         // What the packing saves on a month-old market: most of the item.

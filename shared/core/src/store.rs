@@ -160,8 +160,12 @@ pub struct MarketLiveItem {
     pub pending: i64,
     pub price_sum_minor: i64,
     pub active_with_cut: i64,
-    #[serde(with = "serde_bytes")]
-    pub hist_price: Vec<u8>,
+    /// Absent when the prices are `hist_price_by_bedrooms` and `hist_price_without_beds`
+    /// together ([`EncodedHistograms::price`](crate::metrics::aggregate::EncodedHistograms::price)).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub hist_price: Option<Vec<u8>>,
+    #[serde(default, with = "serde_bytes")]
+    pub hist_price_without_beds: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub hist_price_per_sqft: Vec<u8>,
     #[serde(with = "serde_bytes")]
@@ -211,6 +215,7 @@ impl MarketLiveItem {
             price_sum_minor: a.price_sum_minor,
             active_with_cut: a.active_with_cut,
             hist_price: h.price,
+            hist_price_without_beds: h.price_without_beds,
             hist_price_per_sqft: h.price_per_sqft,
             hist_living_area: h.living_area,
             hist_listed_day_negated: h.listed_day_negated,
@@ -242,6 +247,7 @@ impl MarketLiveItem {
         };
         aggregate.set_histograms(&crate::metrics::aggregate::EncodedHistograms {
             price: self.hist_price,
+            price_without_beds: self.hist_price_without_beds,
             price_per_sqft: self.hist_price_per_sqft,
             living_area: self.hist_living_area,
             listed_day_negated: self.hist_listed_day_negated,

@@ -256,6 +256,28 @@ impl LogHistogram {
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
         Buckets::decode(bytes).map(Self)
     }
+
+    /// This histogram less the values of `part`; `None` when `part` holds a value this one
+    /// does not (the two have drifted apart).
+    pub fn without(&self, part: &Self) -> Option<Self> {
+        let mut rest = self.clone();
+        part.0
+            .counts
+            .iter()
+            .all(|&(bucket, count)| rest.0.remove(bucket, count))
+            .then_some(rest)
+    }
+
+    /// Adds the values of `other` (stored histograms: a total past 2^64 is a corrupt item).
+    pub fn merge(&mut self, other: &Self) -> Result<(), HistogramDecodeError> {
+        if self.0.total.checked_add(other.0.total).is_none() {
+            return Err(HistogramDecodeError("counts overflow"));
+        }
+        for &(bucket, count) in &other.0.counts {
+            self.0.add(bucket, count);
+        }
+        Ok(())
+    }
 }
 
 /// Histogram of days (days since 1970-01-01), one exact bucket per day.

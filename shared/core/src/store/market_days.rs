@@ -10,9 +10,12 @@
 //! of its number of days from the common era's first day for the first, then a varint of
 //! the days since the one before, at least 1), then its value: for counters, five zig-zag
 //! varints (new listings, cuts, rises, delistings, the cuts' basis-point sum); for a close,
-//! a byte saying which medians it has (bit 0 price, bit 1 price per sqft), then each of those
-//! as 8 bytes (IEEE 754, little-endian). Readers take this and the maps items written before
-//! it hold.
+//! a byte saying which medians it has and how (bits 0 and 2 the price, 1 and 3 the price per
+//! sqft), then each of those: as its histogram bucket, a zig-zag varint (bits 2 and 3: a
+//! median is a bucket's midpoint, [`median_of_bucket`], so 2 bytes instead of 8), or as 8
+//! bytes (IEEE 754, little-endian; bits 0 and 1, for a value no bucket gives exactly).
+//! Readers take this, closes written before the bucket form, and the maps items written
+//! before the packing hold.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +27,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 
 use super::recent_events::{unzigzag, zigzag};
 use crate::metrics::aggregate::{DailyCounts, DayClose};
-use crate::metrics::histogram::{get_varint, put_varint};
+use crate::metrics::histogram::{LogHistogram, get_varint, put_varint};
 
 /// The layout's version: the first byte.
 const FORMAT: u8 = 1;
@@ -79,41 +82,92 @@ impl PackedDay for DailyCounts {
 
 const PRICE_BIT: u8 = 1;
 const PER_SQFT_BIT: u8 = 1 << 1;
+const PRICE_BUCKET_BIT: u8 = 1 << 2;
+const PER_SQFT_BUCKET_BIT: u8 = 1 << 3;
+
+/// The median, in major units, that a price histogram's `bucket` stands for: what
+/// [`crate::metrics::aggregate::MarketAggregate::figures`] reports for the median price and
+/// price per sqft.
+pub fn median_of_bucket(bucket: i32) -> f64 {
+    LogHistogram::bucket_value(bucket) / 100.0
+}
+
+/// The bucket whose median is exactly `median`, if one is.
+fn bucket_of_median(median: f64) -> Option<i32> {
+    let near = LogHistogram::bucket_of(median * 100.0)?;
+    [near, near.saturating_sub(1), near.saturating_add(1)]
+        .into_iter()
+        .find(|&b| median_of_bucket(b).to_bits() == median.to_bits())
+}
 
 impl PackedDay for DayClose {
     const MAX_BYTES: usize = 1 + 2 * 8;
 
     fn put(&self, out: &mut Vec<u8>) {
-        let bit = |v: Option<f64>, bit: u8| if v.is_some() { bit } else { 0 };
-        out.push(bit(self.median_price, PRICE_BIT) | bit(self.median_price_per_sqft, PER_SQFT_BIT));
-        for v in [self.median_price, self.median_price_per_sqft]
-            .into_iter()
-            .flatten()
-        {
-            out.extend_from_slice(&v.to_le_bytes());
+        /// A median as stored: its bucket when one gives it exactly, else its bits.
+        enum Form {
+            Bucket(i32),
+            Raw(f64),
+        }
+        let medians = [
+            (self.median_price, PRICE_BIT, PRICE_BUCKET_BIT),
+            (
+                self.median_price_per_sqft,
+                PER_SQFT_BIT,
+                PER_SQFT_BUCKET_BIT,
+            ),
+        ]
+        .map(|(median, raw_bit, bucket_bit)| {
+            median.map(|v| match bucket_of_median(v) {
+                Some(b) => (bucket_bit, Form::Bucket(b)),
+                None => (raw_bit, Form::Raw(v)),
+            })
+        });
+        out.push(
+            medians
+                .iter()
+                .flatten()
+                .fold(0, |flags, (bit, _)| flags | bit),
+        );
+        for (_, form) in medians.into_iter().flatten() {
+            match form {
+                Form::Bucket(b) => put_varint(out, zigzag(i64::from(b))),
+                Form::Raw(v) => out.extend_from_slice(&v.to_le_bytes()),
+            }
         }
     }
 
     fn get(bytes: &[u8], pos: &mut usize) -> Result<Self, MarketDaysError> {
         let flags = *bytes.get(*pos).ok_or(MarketDaysError("truncated close"))?;
         *pos += 1;
-        if flags & !(PRICE_BIT | PER_SQFT_BIT) != 0 {
+        let known = PRICE_BIT | PER_SQFT_BIT | PRICE_BUCKET_BIT | PER_SQFT_BUCKET_BIT;
+        if flags & !known != 0 {
             return Err(MarketDaysError("unknown close flags"));
         }
-        let mut median = |bit: u8| -> Result<Option<f64>, MarketDaysError> {
-            if flags & bit == 0 {
-                return Ok(None);
+        let mut median = |raw_bit: u8, bucket_bit: u8| -> Result<Option<f64>, MarketDaysError> {
+            match (flags & raw_bit != 0, flags & bucket_bit != 0) {
+                (false, false) => Ok(None),
+                (true, true) => Err(MarketDaysError("a median in two forms")),
+                (true, false) => {
+                    let raw: [u8; 8] = bytes
+                        .get(*pos..*pos + 8)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or(MarketDaysError("truncated median"))?;
+                    *pos += 8;
+                    Ok(Some(f64::from_le_bytes(raw)))
+                }
+                (false, true) => {
+                    let bucket = get_varint(bytes, pos)
+                        .ok()
+                        .and_then(|v| i32::try_from(unzigzag(v)).ok())
+                        .ok_or(MarketDaysError("median bucket out of range"))?;
+                    Ok(Some(median_of_bucket(bucket)))
+                }
             }
-            let raw: [u8; 8] = bytes
-                .get(*pos..*pos + 8)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(MarketDaysError("truncated median"))?;
-            *pos += 8;
-            Ok(Some(f64::from_le_bytes(raw)))
         };
         Ok(Self {
-            median_price: median(PRICE_BIT)?,
-            median_price_per_sqft: median(PER_SQFT_BIT)?,
+            median_price: median(PRICE_BIT, PRICE_BUCKET_BIT)?,
+            median_price_per_sqft: median(PER_SQFT_BIT, PER_SQFT_BUCKET_BIT)?,
         })
     }
 }
@@ -259,10 +313,19 @@ mod tests {
             })
     }
 
+    /// A median as figures report it (a bucket's, stored as the bucket) or any other value
+    /// (stored as its bits).
+    fn any_median() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (-2_000i32..2_000).prop_map(median_of_bucket),
+            -1e300f64..1e300,
+        ]
+    }
+
     fn any_close() -> impl Strategy<Value = DayClose> {
         (
-            proptest::option::of(-1e300f64..1e300),
-            proptest::option::of(-1e300f64..1e300),
+            proptest::option::of(any_median()),
+            proptest::option::of(any_median()),
         )
             .prop_map(|(p, s)| DayClose {
                 median_price: p,
@@ -342,6 +405,35 @@ mod tests {
             "{}",
             encode(&item.closing).len()
         );
+    }
+
+    #[test]
+    fn a_close_of_bucket_medians_packs_as_its_buckets() {
+        let price = LogHistogram::bucket_of(51_234_567.0).expect("a bucket");
+        let per_sqft = LogHistogram::bucket_of(28_750.0).expect("a bucket");
+        let close = DayClose {
+            median_price: Some(median_of_bucket(price)),
+            median_price_per_sqft: Some(median_of_bucket(per_sqft)),
+        };
+        let closes: BTreeMap<NaiveDate, DayClose> =
+            (0..35).map(|i| (day(739_000 + i), close)).collect();
+        let packed = encode(&closes);
+        // A day (3 bytes for the first, 1 after), the flags and two 2-byte buckets: 6 bytes a
+        // close instead of 18.
+        assert!(packed.len() <= 1 + 2 + 35 * 6, "{}", packed.len());
+        assert_eq!(decode::<DayClose>(&packed).expect("decodes"), closes);
+        // A close saying a median twice, in both forms, is refused.
+        let mut bytes = vec![FORMAT];
+        put_varint(&mut bytes, zigzag(739_000));
+        bytes.push(PRICE_BIT | PRICE_BUCKET_BIT);
+        bytes.extend_from_slice(&1.0f64.to_le_bytes());
+        assert!(decode::<DayClose>(&bytes).is_err());
+        // A bucket past an i32 is refused, not wrapped.
+        let mut bytes = vec![FORMAT];
+        put_varint(&mut bytes, zigzag(739_000));
+        bytes.push(PRICE_BUCKET_BIT);
+        put_varint(&mut bytes, zigzag(i64::from(i32::MAX) + 1));
+        assert!(decode::<DayClose>(&bytes).is_err());
     }
 
     #[test]
