@@ -17,8 +17,8 @@ use super::failure::{FailureDestination, failure_message};
 use super::filter;
 use super::function::{self, StreamFunction};
 use super::records::StreamRecord;
-use super::settings::TriggerSettings;
-use super::shards::{ShardCursor, SourceStream};
+use super::settings::{StartingPosition, TriggerSettings};
+use super::shards::{Page, ReadFrom, ShardCursor, SourceStream};
 use super::{MAX_INVOKE_PAYLOAD_BYTES, RunnerError};
 use crate::provision::{ProvisionedStack, physical_name};
 use crate::template::Template;
@@ -341,7 +341,7 @@ impl<F: StreamFunction> Mapping<F> {
             }
             let iterator = self
                 .source
-                .shard_iterator(&id, self.settings.starting_position)
+                .shard_iterator(&id, &ReadFrom::Start(self.settings.starting_position))
                 .await?;
             self.shards.insert(
                 id,
@@ -362,14 +362,45 @@ impl<F: StreamFunction> Mapping<F> {
         shard_id: &str,
         cursor: &mut ShardCursor,
     ) -> Result<(usize, usize), RunnerError> {
-        let Some(iterator) = cursor.iterator.clone() else {
-            cursor.finished = true;
-            return Ok((0, 0));
+        // A lost iterator is replaced and read at once (after the last record read, then, if
+        // that one is lost too, from the shard's oldest record), so a read that comes back
+        // empty means the shard has nothing new.
+        let mut replaced = 0;
+        let (records, next) = loop {
+            let Some(iterator) = cursor.iterator.clone() else {
+                cursor.finished = true;
+                return Ok((0, 0));
+            };
+            match self
+                .source
+                .get_records(shard_id, iterator, &self.region, &self.account_id)
+                .await?
+            {
+                Page::Records(records, next) => break (records, next),
+                Page::IteratorLost(reason) if replaced < 2 => {
+                    let from = match &cursor.last_read {
+                        Some(seq) if replaced == 0 => ReadFrom::After(seq.clone()),
+                        // What followed the last record read is gone: the oldest there is.
+                        Some(_) => ReadFrom::Start(StartingPosition::TrimHorizon),
+                        None => ReadFrom::Start(self.settings.starting_position),
+                    };
+                    tracing::warn!(shard_id, ?from, %reason, "shard iterator lost: reading on with a new one");
+                    cursor.iterator = self.source.shard_iterator(shard_id, &from).await?;
+                    replaced += 1;
+                }
+                Page::IteratorLost(reason) => {
+                    return Err(RunnerError::Aws {
+                        operation: "GetRecords",
+                        message: format!(
+                            "shard {shard_id}: every new iterator was lost too: {reason}"
+                        ),
+                    });
+                }
+            }
         };
-        let (records, next) = self
-            .source
-            .get_records(shard_id, iterator, &self.region, &self.account_id)
-            .await?;
+        if let Some(last) = records.last() {
+            cursor.last_read = Some(last.sequence_number.clone());
+        }
         let records: Vec<StreamRecord> = records
             .into_iter()
             .filter(|r| cursor.recently_read.first_time(r.event_id()))

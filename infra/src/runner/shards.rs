@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use tokio::time::Instant;
 
 use aws_config::SdkConfig;
+use aws_sdk_kinesis::error::DisplayErrorContext;
 
 use super::records::{StreamRecord, dynamodb_record, kinesis_record};
 use super::settings::{StartingPosition, TriggerKind};
@@ -16,6 +17,26 @@ const KINESIS_GET_RECORDS_LIMIT: i32 = 10_000;
 const DYNAMODB_GET_RECORDS_LIMIT: i32 = 1_000;
 /// How many of a shard's latest record identities [`RecentlyRead`] keeps.
 const RECENTLY_READ_CAPACITY: usize = 20_000;
+
+/// Where in a shard an iterator starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ReadFrom {
+    /// The trigger's starting position: a shard read for the first time.
+    Start(StartingPosition),
+    /// Just after the record with this sequence number: the shard's reading picked up again.
+    After(String),
+}
+
+/// One `GetRecords` answer.
+#[derive(Debug)]
+pub(super) enum Page {
+    /// The records, and the next iterator (`None`: the shard is closed and read to its end).
+    Records(Vec<StreamRecord>, Option<String>),
+    /// The iterator can no longer be read (`ExpiredIteratorException`, 15 minutes unused;
+    /// `TrimmedDataAccessException`, past the stream's retention, or raised spuriously by
+    /// DynamoDB Local): the reader takes a new one, as Lambda's pollers do. The error's text.
+    IteratorLost(String),
+}
 
 /// The stream a mapping reads, resolved against a provisioned stack.
 #[derive(Debug, Clone)]
@@ -141,13 +162,12 @@ impl SourceStream {
         Ok(out)
     }
 
-    /// An iterator at `position` of `shard_id` (`None`: the shard has nothing to read).
+    /// An iterator of `shard_id` reading `from` (`None`: the shard has nothing to read).
     pub(super) async fn shard_iterator(
         &self,
         shard_id: &str,
-        position: StartingPosition,
+        from: &ReadFrom,
     ) -> Result<Option<String>, RunnerError> {
-        let latest = position == StartingPosition::Latest;
         match self {
             Self::Kinesis {
                 client,
@@ -155,11 +175,17 @@ impl SourceStream {
                 ..
             } => {
                 use aws_sdk_kinesis::types::ShardIteratorType as T;
+                let (kind, after) = match from {
+                    ReadFrom::Start(StartingPosition::Latest) => (T::Latest, None),
+                    ReadFrom::Start(StartingPosition::TrimHorizon) => (T::TrimHorizon, None),
+                    ReadFrom::After(seq) => (T::AfterSequenceNumber, Some(seq.clone())),
+                };
                 Ok(client
                     .get_shard_iterator()
                     .stream_name(stream_name)
                     .shard_id(shard_id)
-                    .shard_iterator_type(if latest { T::Latest } else { T::TrimHorizon })
+                    .shard_iterator_type(kind)
+                    .set_starting_sequence_number(after)
                     .send()
                     .await
                     .map_err(aws_error("GetShardIterator"))?
@@ -167,11 +193,17 @@ impl SourceStream {
             }
             Self::DynamoDb { client, stream_arn } => {
                 use aws_sdk_dynamodbstreams::types::ShardIteratorType as T;
+                let (kind, after) = match from {
+                    ReadFrom::Start(StartingPosition::Latest) => (T::Latest, None),
+                    ReadFrom::Start(StartingPosition::TrimHorizon) => (T::TrimHorizon, None),
+                    ReadFrom::After(seq) => (T::AfterSequenceNumber, Some(seq.clone())),
+                };
                 Ok(client
                     .get_shard_iterator()
                     .stream_arn(stream_arn)
                     .shard_id(shard_id)
-                    .shard_iterator_type(if latest { T::Latest } else { T::TrimHorizon })
+                    .shard_iterator_type(kind)
+                    .set_sequence_number(after)
                     .send()
                     .await
                     .map_err(aws_error("GetShardIterator"))?
@@ -180,49 +212,69 @@ impl SourceStream {
         }
     }
 
-    /// One `GetRecords` page from `iterator`, as event records, with the next iterator
-    /// (`None`: the shard is closed and read to its end). `region` and `account_id` go
-    /// into Kinesis records.
+    /// One `GetRecords` page from `iterator`, as event records. `region` and `account_id`
+    /// go into Kinesis records.
     pub(super) async fn get_records(
         &self,
         shard_id: &str,
         iterator: String,
         region: &str,
         account_id: &str,
-    ) -> Result<(Vec<StreamRecord>, Option<String>), RunnerError> {
+    ) -> Result<Page, RunnerError> {
         match self {
             Self::Kinesis {
                 client, stream_arn, ..
             } => {
-                let page = client
+                use aws_sdk_kinesis::operation::get_records::GetRecordsError as E;
+                let sent = client
                     .get_records()
                     .shard_iterator(iterator)
                     .limit(KINESIS_GET_RECORDS_LIMIT)
                     .send()
-                    .await
-                    .map_err(aws_error("GetRecords"))?;
+                    .await;
+                let page = match sent {
+                    Ok(page) => page,
+                    Err(e)
+                        if matches!(e.as_service_error(), Some(E::ExpiredIteratorException(_))) =>
+                    {
+                        return Ok(Page::IteratorLost(DisplayErrorContext(&e).to_string()));
+                    }
+                    Err(e) => return Err(aws_error("GetRecords")(e)),
+                };
                 let records = page
                     .records
                     .iter()
                     .map(|r| kinesis_record(r, shard_id, stream_arn, region, account_id))
                     .collect::<Vec<_>>();
-                Ok((records, page.next_shard_iterator))
+                Ok(Page::Records(records, page.next_shard_iterator))
             }
             Self::DynamoDb { client, stream_arn } => {
-                let page = client
+                use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError as E;
+                let sent = client
                     .get_records()
                     .shard_iterator(iterator)
                     .limit(DYNAMODB_GET_RECORDS_LIMIT)
                     .send()
-                    .await
-                    .map_err(aws_error("GetRecords"))?;
+                    .await;
+                let page = match sent {
+                    Ok(page) => page,
+                    Err(e)
+                        if matches!(
+                            e.as_service_error(),
+                            Some(E::ExpiredIteratorException(_) | E::TrimmedDataAccessException(_))
+                        ) =>
+                    {
+                        return Ok(Page::IteratorLost(DisplayErrorContext(&e).to_string()));
+                    }
+                    Err(e) => return Err(aws_error("GetRecords")(e)),
+                };
                 let records = page
                     .records
                     .unwrap_or_default()
                     .iter()
                     .map(|r| dynamodb_record(r, stream_arn))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((records, page.next_shard_iterator))
+                Ok(Page::Records(records, page.next_shard_iterator))
             }
         }
     }
@@ -239,6 +291,8 @@ pub(super) struct ShardCursor {
     /// When the oldest buffered record was read (the batching window runs from it).
     pub(super) buffered_since: Option<Instant>,
     pub(super) recently_read: RecentlyRead,
+    /// The sequence number of the last record read: where a lost iterator picks up.
+    pub(super) last_read: Option<String>,
 }
 
 /// The identities (`eventID`) of a shard's latest records read, so a record the stream hands

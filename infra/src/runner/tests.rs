@@ -430,7 +430,7 @@ fn stream_record(id: &str, seq: &str) -> Value {
 }
 
 /// An SDK config whose DynamoDB and DynamoDB Streams calls `answer` answers, from the
-/// operation's name and its input.
+/// operation's name and its input (an error when the answer has a `__type`).
 fn fake_table_stream(answer: impl Fn(&str, &Value) -> Value + Send + Sync + 'static) -> SdkConfig {
     let http = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
         let operation = request
@@ -451,8 +451,14 @@ fn fake_table_stream(answer: impl Fn(&str, &Value) -> Value + Send + Sync + 'sta
             }
             other => answer(other, &input),
         };
+        // An answer naming an error type is that error.
+        let status = if body.get("__type").is_some() {
+            400
+        } else {
+            200
+        };
         http::Response::builder()
-            .status(200)
+            .status(status)
             .header("content-type", "application/x-amz-json-1.0")
             .body(body.to_string())
             .expect("a response")
@@ -597,6 +603,56 @@ async fn shards_are_listed_again_when_one_ends_not_before_every_read() {
     assert_eq!(*alerts.function().0.borrow(), ["r1", "r2"]);
     // Once at the start, once when shard-1 ended; not at the four passes after.
     assert_eq!(listings.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_lost_iterator_is_replaced_after_the_last_record_read() {
+    // shard-1 holds r1 then r2; the iterator after r1 is trimmed away (as DynamoDB Local
+    // answers at times), and the one taken after r1's sequence number reads r2.
+    let after_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = after_requests.clone();
+    let sdk = fake_table_stream(move |operation, input| match operation {
+        "DescribeStream" => json!({
+            "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+        }),
+        "GetShardIterator" => {
+            noted.lock().unwrap().push((
+                input["ShardIteratorType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                input["SequenceNumber"].as_str().map(str::to_owned),
+            ));
+            match input["ShardIteratorType"].as_str() {
+                Some("AFTER_SEQUENCE_NUMBER") => json!({ "ShardIterator": "after-1" }),
+                _ => json!({ "ShardIterator": "start" }),
+            }
+        }
+        "GetRecords" => match input["ShardIterator"].as_str() {
+            Some("start") => {
+                json!({ "Records": [stream_record("r1", "1")], "NextShardIterator": "lost" })
+            }
+            Some("lost") => json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+                "message": "The operation attempted to read past the oldest stream record in a shard."
+            }),
+            Some("after-1") => {
+                json!({ "Records": [stream_record("r2", "2")], "NextShardIterator": "quiet" })
+            }
+            _ => json!({ "Records": [], "NextShardIterator": "quiet" }),
+        },
+        other => json!({ "message": format!("unexpected {other}") }),
+    });
+    let mut alerts = alerts_mapping(&sdk).await;
+    pump_until_quiet(&mut alerts, 6).await;
+    assert_eq!(*alerts.function().0.borrow(), ["r1", "r2"]);
+    assert_eq!(
+        *after_requests.lock().unwrap(),
+        [
+            ("TRIM_HORIZON".to_owned(), None),
+            ("AFTER_SEQUENCE_NUMBER".to_owned(), Some("1".to_owned()))
+        ]
+    );
 }
 
 /// A table stream of one shard holding one record, `r1`.
