@@ -655,6 +655,66 @@ async fn a_lost_iterator_is_replaced_after_the_last_record_read() {
     );
 }
 
+/// A table stream of one shard holding r1 and r2 whose iterators after r1 are lost:
+/// `after_r1_too` says whether the one taken after r1's sequence number is lost as well, and
+/// `always` whether every iterator is (the one from the start after r1 is read, too).
+fn stream_losing_iterators(after_r1_too: bool, always: bool) -> SdkConfig {
+    let starts = Arc::new(AtomicUsize::new(0));
+    fake_table_stream(move |operation, input| {
+        let lost = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TrimmedDataAccessException",
+            "message": "The operation attempted to read past the oldest stream record in a shard."
+        });
+        match operation {
+            "DescribeStream" => json!({
+                "StreamDescription": { "StreamArn": STREAM, "Shards": [{ "ShardId": "shard-1" }] }
+            }),
+            "GetShardIterator" => match input["ShardIteratorType"].as_str() {
+                Some("AFTER_SEQUENCE_NUMBER") => json!({ "ShardIterator": "after-1" }),
+                _ if starts.fetch_add(1, Ordering::SeqCst) == 0 => {
+                    json!({ "ShardIterator": "start" })
+                }
+                _ => json!({ "ShardIterator": "start-again" }),
+            },
+            "GetRecords" => match input["ShardIterator"].as_str() {
+                Some("start") => {
+                    json!({ "Records": [stream_record("r1", "1")], "NextShardIterator": "lost" })
+                }
+                Some("after-1") if after_r1_too => lost,
+                Some("start-again") if always => lost,
+                Some("after-1" | "start-again") => json!({
+                    "Records": [stream_record("r1", "1"), stream_record("r2", "2")],
+                    "NextShardIterator": "quiet"
+                }),
+                Some("lost") => lost,
+                _ => json!({ "Records": [], "NextShardIterator": "quiet" }),
+            },
+            other => json!({ "message": format!("unexpected {other}") }),
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_shard_whose_iterator_after_its_last_record_is_lost_too_is_read_from_its_oldest() {
+    let mut alerts = alerts_mapping(&stream_losing_iterators(true, false)).await;
+    pump_until_quiet(&mut alerts, 6).await;
+    // r1 again from the oldest record is delivered once.
+    assert_eq!(*alerts.function().0.borrow(), ["r1", "r2"]);
+}
+
+#[tokio::test]
+async fn a_third_lost_iterator_in_a_row_fails_the_pass() {
+    let mut alerts = alerts_mapping(&stream_losing_iterators(true, true)).await;
+    alerts.pump(true).await.expect("the first pass reads r1");
+    let error = alerts.pump(true).await.expect_err("every iterator lost");
+    assert!(
+        error
+            .to_string()
+            .contains("every new iterator was lost too"),
+        "{error}"
+    );
+}
+
 /// A table stream of one shard holding one record, `r1`.
 fn one_record_stream() -> SdkConfig {
     fake_table_stream(|operation, input| match operation {
