@@ -319,6 +319,23 @@ impl DayHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merging_stored_histograms_refuses_a_total_past_u64() {
+        // One bucket holding 2^63 values: a stored histogram can carry that count.
+        let mut bytes = Vec::new();
+        put_varint(&mut bytes, 2); // bucket 1, zig-zag
+        put_varint(&mut bytes, 1 << 63);
+        let half = LogHistogram::decode(&bytes).expect("at the limit of one histogram");
+        let mut sum = half.clone();
+        let mut almost = Vec::new();
+        put_varint(&mut almost, 2);
+        put_varint(&mut almost, (1 << 63) - 1);
+        sum.merge(&LogHistogram::decode(&almost).unwrap())
+            .expect("a total of 2^64 - 1 still fits");
+        let mut past = half.clone();
+        assert!(past.merge(&half).is_err(), "2^64 values are a corrupt item");
+    }
     use crate::stats::nearest_rank;
     use proptest::prelude::*;
 
