@@ -118,25 +118,66 @@ mod tests {
     }
 
     #[test]
-    fn a_market_items_days_are_two_binary_attributes_and_maps_written_before_still_read() {
+    fn a_market_items_parts_are_one_packed_attribute_and_the_forms_written_before_still_read() {
         let stored = a_month_old_market();
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(MarketLiveItem::new("city#austin-tx#all", &stored))
                 .expect("item");
-        for (name, most) in [("daily", 36 * 9), ("closing", 35 * 19)] {
-            assert!(
-                matches!(item.get(name), Some(AttributeValue::B(b)) if b.as_ref().len() < most),
-                "{name}: {:?}",
-                item.get(name)
-            );
+        assert!(
+            matches!(item.get("packed"), Some(AttributeValue::B(_))),
+            "{:?}",
+            item.get("packed")
+        );
+        for apart in ["daily", "closing", "hist_price", "hist_price_per_sqft"] {
+            assert!(!item.contains_key(apart), "{apart} is packed");
         }
         let read: MarketLiveItem = serde_dynamo::from_item(item.clone()).expect("reads");
         let back = read.into_stored().expect("stored");
         assert_eq!(back.aggregate.daily, stored.aggregate.daily);
         assert_eq!(back.aggregate.closing, stored.aggregate.closing);
+        assert_eq!(back.aggregate.figures(), stored.aggregate.figures());
 
-        // The same item as a build before this one wrote it: maps of maps by date.
-        let mut before = item.clone();
+        // The same market as a build before the packing wrote it: each part an attribute of
+        // its own, the days packed apart.
+        let h = stored.aggregate.encode_histograms();
+        let mut apart = item.clone();
+        apart.remove("packed");
+        for (name, bytes) in [
+            ("hist_price_without_beds", &h.price_without_beds),
+            ("hist_price_per_sqft", &h.price_per_sqft),
+            ("hist_living_area", &h.living_area),
+            ("hist_listed_day_negated", &h.listed_day_negated),
+            ("hist_gross_yield", &h.gross_yield),
+            ("hist_rent", &h.rent),
+            ("hist_rent_per_sqft", &h.rent_per_sqft),
+            ("hist_rent_by_bedrooms", &h.rent_by_bedrooms),
+            ("hist_price_by_bedrooms", &h.price_by_bedrooms),
+        ] {
+            apart.insert(name.to_owned(), AttributeValue::B(bytes.clone().into()));
+        }
+        assert!(
+            h.price.is_none(),
+            "the whole price histogram is its groups' sum here"
+        );
+        let days = |d: Vec<u8>| AttributeValue::B(d.into());
+        apart.insert(
+            "daily".to_owned(),
+            days(realty_core::store::market_days::encode(
+                &stored.aggregate.daily,
+            )),
+        );
+        apart.insert(
+            "closing".to_owned(),
+            days(realty_core::store::market_days::encode(
+                &stored.aggregate.closing,
+            )),
+        );
+        let old: MarketLiveItem = serde_dynamo::from_item(apart.clone()).expect("reads apart");
+        assert_eq!(old.into_stored().expect("stored"), back);
+
+        // ... and as one before that: the days as maps of maps by date, and the whole price
+        // histogram (before it was stored by bedrooms).
+        let mut before = apart.clone();
         before.insert(
             "daily".to_owned(),
             serde_dynamo::to_attribute_value(&stored.aggregate.daily).expect("map"),
@@ -145,9 +186,6 @@ mod tests {
             "closing".to_owned(),
             serde_dynamo::to_attribute_value(&stored.aggregate.closing).expect("map"),
         );
-        assert!(matches!(before.get("daily"), Some(AttributeValue::M(_))));
-        // ... and with the whole price histogram (before it was stored by bedrooms).
-        assert!(!before.contains_key("hist_price"));
         before.insert(
             "hist_price".to_owned(),
             AttributeValue::B(stored.aggregate.price.encode().into()),
@@ -155,12 +193,43 @@ mod tests {
         before.remove("hist_price_without_beds");
         let old: MarketLiveItem = serde_dynamo::from_item(before.clone()).expect("reads maps");
         assert_eq!(old.into_stored().expect("stored"), back);
-        // What the packing saves on a month-old market: most of the item.
+
+        // What each step saves on a month-old market.
         assert!(
-            item_size(&before) > item_size(&item) + 4_000,
-            "{} bytes as maps, {} packed",
+            item_size(&before) > item_size(&apart) + 4_000,
+            "{} bytes as maps, {} apart",
             item_size(&before),
+            item_size(&apart)
+        );
+        assert!(
+            item_size(&apart) > item_size(&item) * 3 / 2,
+            "{} bytes apart, {} packed",
+            item_size(&apart),
             item_size(&item)
         );
+    }
+
+    #[test]
+    fn an_empty_market_packs_and_reads_back() {
+        let stored = StoredAggregate::default();
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new("zip#78701#all", &stored)).expect("item");
+        let read: MarketLiveItem = serde_dynamo::from_item(item).expect("reads");
+        assert_eq!(read.into_stored().expect("stored"), stored);
+    }
+
+    #[test]
+    fn a_corrupt_packed_attribute_is_an_item_error() {
+        let stored = a_month_old_market();
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new("city#austin-tx#all", &stored))
+                .expect("item");
+        item.insert(
+            "packed".to_owned(),
+            AttributeValue::B(vec![1, 0xff, 0xfe].into()),
+        );
+        let read: MarketLiveItem = serde_dynamo::from_item(item).expect("its attributes read");
+        let err = read.into_stored().expect_err("its parts do not");
+        assert!(err.to_string().contains("packed"), "{err}");
     }
 }

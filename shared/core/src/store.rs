@@ -10,7 +10,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::Listing;
-use crate::metrics::aggregate::{DailyCounts, DayClose, MarketAggregate, MarketFigures};
+use crate::metrics::aggregate::{
+    DailyCounts, DayClose, EncodedHistograms, MarketAggregate, MarketFigures,
+};
 use crate::metrics::batch::{AppliedEvent, ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
 use crate::metrics::history::Trends;
@@ -18,7 +20,10 @@ use crate::metrics::interest::{InterestEntry, InterestKind, InterestingListing, 
 use crate::metrics::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 
 pub mod market_days;
+pub mod market_packed;
 pub mod recent_events;
+
+use market_packed::PackedParts;
 
 /// Sort key of a market's live aggregate.
 pub const LIVE_SORT_KEY: &str = "LIVE";
@@ -160,35 +165,48 @@ pub struct MarketLiveItem {
     pub pending: i64,
     pub price_sum_minor: i64,
     pub active_with_cut: i64,
+    /// The histograms, days and closes, DEFLATE-compressed together ([`market_packed`]).
+    /// Absent on items written before 2026-11-26, and on any whose parts are over the
+    /// packing's bound: those hold them in the attributes below.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub packed: Option<Vec<u8>>,
     /// Absent when the prices are `hist_price_by_bedrooms` and `hist_price_without_beds`
     /// together ([`EncodedHistograms::price`](crate::metrics::aggregate::EncodedHistograms::price)).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub hist_price: Option<Vec<u8>>,
-    #[serde(default, with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_price_without_beds: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_price_per_sqft: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_living_area: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_listed_day_negated: Vec<u8>,
-    #[serde(with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_gross_yield: Vec<u8>,
     /// Rents (absent on items written before rents were kept: none held).
-    #[serde(default, with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_rent: Vec<u8>,
-    #[serde(default, with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_rent_per_sqft: Vec<u8>,
-    #[serde(default, with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_rent_by_bedrooms: Vec<u8>,
-    #[serde(default, with = "serde_bytes")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
     pub hist_price_by_bedrooms: Vec<u8>,
     /// Per day, its event counts ([`market_days`]: packed).
-    #[serde(with = "market_days")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "market_days"
+    )]
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
     /// Per day, the medians of its close ([`market_days`]: packed; absent on items written
     /// before they were kept).
-    #[serde(default, with = "market_days")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "market_days"
+    )]
     pub closing: BTreeMap<NaiveDate, DayClose>,
     // No figures: readers compute them from the rest ([`Self::figures`]). Stored, they were
     // a map of about 1.1 KB, a third of a regional item and the step from 6 to 8 write
@@ -198,8 +216,13 @@ pub struct MarketLiveItem {
 impl MarketLiveItem {
     pub fn new(key: &str, stored: &StoredAggregate) -> Self {
         let a = &stored.aggregate;
-        let h = a.encode_histograms();
-        Self {
+        let parts = PackedParts {
+            histograms: a.encode_histograms(),
+            daily: market_days::encode(&a.daily),
+            closing: market_days::encode(&a.closing),
+        };
+        let packed = parts.pack();
+        let mut item = Self {
             pk: key.to_owned(),
             sk: LIVE_SORT_KEY.to_owned(),
             revision: stored.revision.clone(),
@@ -214,19 +237,40 @@ impl MarketLiveItem {
             pending: a.pending,
             price_sum_minor: a.price_sum_minor,
             active_with_cut: a.active_with_cut,
-            hist_price: h.price,
-            hist_price_without_beds: h.price_without_beds,
-            hist_price_per_sqft: h.price_per_sqft,
-            hist_living_area: h.living_area,
-            hist_listed_day_negated: h.listed_day_negated,
-            hist_gross_yield: h.gross_yield,
-            hist_rent: h.rent,
-            hist_rent_per_sqft: h.rent_per_sqft,
-            hist_rent_by_bedrooms: h.rent_by_bedrooms,
-            hist_price_by_bedrooms: h.price_by_bedrooms,
-            daily: a.daily.clone(),
-            closing: a.closing.clone(),
+            packed: None,
+            hist_price: None,
+            hist_price_without_beds: Vec::new(),
+            hist_price_per_sqft: Vec::new(),
+            hist_living_area: Vec::new(),
+            hist_listed_day_negated: Vec::new(),
+            hist_gross_yield: Vec::new(),
+            hist_rent: Vec::new(),
+            hist_rent_per_sqft: Vec::new(),
+            hist_rent_by_bedrooms: Vec::new(),
+            hist_price_by_bedrooms: Vec::new(),
+            daily: BTreeMap::new(),
+            closing: BTreeMap::new(),
+        };
+        match packed {
+            Some(packed) => item.packed = Some(packed),
+            // Over the packing's bound: apart, as items were before it.
+            None => {
+                let h = parts.histograms;
+                item.hist_price = h.price;
+                item.hist_price_without_beds = h.price_without_beds;
+                item.hist_price_per_sqft = h.price_per_sqft;
+                item.hist_living_area = h.living_area;
+                item.hist_listed_day_negated = h.listed_day_negated;
+                item.hist_gross_yield = h.gross_yield;
+                item.hist_rent = h.rent;
+                item.hist_rent_per_sqft = h.rent_per_sqft;
+                item.hist_rent_by_bedrooms = h.rent_by_bedrooms;
+                item.hist_price_by_bedrooms = h.price_by_bedrooms;
+                item.daily = a.daily.clone();
+                item.closing = a.closing.clone();
+            }
         }
+        item
     }
 
     /// The market's figures as of the item's `as_of`, from its counts, histograms and days.
@@ -235,28 +279,46 @@ impl MarketLiveItem {
     }
 
     pub fn into_stored(self) -> Result<StoredAggregate, ItemError> {
+        let (histograms, daily, closing) = match &self.packed {
+            Some(packed) => {
+                let parts = PackedParts::unpack(packed).map_err(|e| ItemError::Field {
+                    field: "packed",
+                    reason: e.to_string(),
+                })?;
+                (
+                    parts.histograms,
+                    packed_days("packed daily", &parts.daily)?,
+                    packed_days("packed closing", &parts.closing)?,
+                )
+            }
+            None => (
+                EncodedHistograms {
+                    price: self.hist_price,
+                    price_without_beds: self.hist_price_without_beds,
+                    price_per_sqft: self.hist_price_per_sqft,
+                    living_area: self.hist_living_area,
+                    listed_day_negated: self.hist_listed_day_negated,
+                    gross_yield: self.hist_gross_yield,
+                    rent: self.hist_rent,
+                    rent_per_sqft: self.hist_rent_per_sqft,
+                    rent_by_bedrooms: self.hist_rent_by_bedrooms,
+                    price_by_bedrooms: self.hist_price_by_bedrooms,
+                },
+                self.daily,
+                self.closing,
+            ),
+        };
         let mut aggregate = MarketAggregate {
             active: self.active,
             pending: self.pending,
             price_sum_minor: self.price_sum_minor,
             active_with_cut: self.active_with_cut,
-            daily: self.daily,
-            closing: self.closing,
+            daily,
+            closing,
             as_of: self.as_of,
             ..MarketAggregate::default()
         };
-        aggregate.set_histograms(&crate::metrics::aggregate::EncodedHistograms {
-            price: self.hist_price,
-            price_without_beds: self.hist_price_without_beds,
-            price_per_sqft: self.hist_price_per_sqft,
-            living_area: self.hist_living_area,
-            listed_day_negated: self.hist_listed_day_negated,
-            gross_yield: self.hist_gross_yield,
-            rent: self.hist_rent,
-            rent_per_sqft: self.hist_rent_per_sqft,
-            rent_by_bedrooms: self.hist_rent_by_bedrooms,
-            price_by_bedrooms: self.hist_price_by_bedrooms,
-        })?;
+        aggregate.set_histograms(&histograms)?;
         let mut watermarks = BTreeMap::new();
         for (shard, seq) in self.watermarks {
             let seq = SequenceNumber::parse(&seq).ok_or_else(|| ItemError::Field {
@@ -272,6 +334,17 @@ impl MarketLiveItem {
             revision: self.revision,
         })
     }
+}
+
+/// The days of a packed item's part.
+fn packed_days<V: market_days::PackedDay>(
+    field: &'static str,
+    bytes: &[u8],
+) -> Result<BTreeMap<NaiveDate, V>, ItemError> {
+    market_days::decode(bytes).map_err(|e| ItemError::Field {
+        field,
+        reason: e.to_string(),
+    })
 }
 
 /// A market snapshot (`pk` = scope key, `sk` = `H#2026-11-21T18` or `D#2026-11-21`).

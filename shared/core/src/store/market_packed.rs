@@ -1,0 +1,300 @@
+//! A market live item's binary parts (its nine histograms, its days of counters and its
+//! closes) as stored since 2026-11-26: one binary attribute, `packed`, DEFLATE-compressed
+//! together. Apart, each part is too short to compress and costs an attribute name; together
+//! they take a month-old regional item from about 1.9 KB to about 1.0 KB, and its
+//! transactional write (two units per started KB) from 4.77 units to about 2
+//! (docs/capacity.md, "The three sizes").
+//!
+//! Layout: a format byte ([`FORMAT`]), then the DEFLATE stream of the parts in
+//! [`PackedParts::ORDER`], each as a varint of its length plus one (0: absent; only the
+//! whole price histogram may be), then its bytes. Items are written by this code but read
+//! as untrusted: a reader inflates at most [`MAX_INFLATED_BYTES`], and the writer packs
+//! nothing larger (such parts stay in their own attributes, as items before the packing
+//! hold them).
+
+use std::io::Read as _;
+#[cfg(test)]
+use std::io::Write as _;
+
+use crate::metrics::aggregate::EncodedHistograms;
+use crate::metrics::histogram::{get_varint, put_varint};
+
+/// The layout's version: the first byte, outside the compressed stream.
+const FORMAT: u8 = 1;
+/// Most bytes the parts may inflate to: ten times DynamoDB's item limit, far above what a
+/// market's bounded histograms and days take, and a bound on what a hostile item makes a
+/// reader allocate.
+pub const MAX_INFLATED_BYTES: usize = 4 << 20;
+/// Level 9: the items are small and a market's writer writes one per batch, so the smallest
+/// output is worth its time (about 0.1 ms an item).
+const LEVEL: u32 = 9;
+
+thread_local! {
+    /// One compressor a thread, reset for each item: setting one up (its window and hash
+    /// tables, about 300 KB) costs more than compressing an item of 2 KB.
+    static COMPRESSOR: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::new(LEVEL), false));
+}
+
+/// Why a packed attribute could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("packed market parts: {0}")]
+pub struct PackedError(pub String);
+
+/// The parts a market item packs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedParts {
+    pub histograms: EncodedHistograms,
+    /// [`super::market_days`]-encoded counters.
+    pub daily: Vec<u8>,
+    /// [`super::market_days`]-encoded closes.
+    pub closing: Vec<u8>,
+}
+
+impl PackedParts {
+    /// The parts in their stored order.
+    const ORDER: usize = 12;
+
+    fn parts(&self) -> [Option<&[u8]>; Self::ORDER] {
+        let h = &self.histograms;
+        [
+            h.price.as_deref(),
+            Some(&h.price_without_beds),
+            Some(&h.price_per_sqft),
+            Some(&h.living_area),
+            Some(&h.listed_day_negated),
+            Some(&h.gross_yield),
+            Some(&h.rent),
+            Some(&h.rent_per_sqft),
+            Some(&h.rent_by_bedrooms),
+            Some(&h.price_by_bedrooms),
+            Some(&self.daily),
+            Some(&self.closing),
+        ]
+    }
+
+    /// The stored attribute; `None` when the parts are over [`MAX_INFLATED_BYTES`] (a
+    /// reader would refuse them: they stay apart).
+    pub fn pack(&self) -> Option<Vec<u8>> {
+        let parts = self.parts();
+        let raw_len: usize = parts.iter().map(|p| p.map_or(1, |p| p.len() + 10)).sum();
+        let mut raw = Vec::with_capacity(raw_len);
+        for part in parts {
+            match part {
+                None => put_varint(&mut raw, 0),
+                Some(bytes) => {
+                    put_varint(&mut raw, bytes.len() as u64 + 1);
+                    raw.extend_from_slice(bytes);
+                }
+            }
+        }
+        if raw.len() > MAX_INFLATED_BYTES {
+            return None;
+        }
+        let mut out = Vec::with_capacity(raw.len() + 64);
+        out.push(FORMAT);
+        COMPRESSOR.with_borrow_mut(|compressor| {
+            compressor.reset();
+            // With room for all of it (DEFLATE grows incompressible input by a few bytes
+            // per 16 KB block), one call ends the stream.
+            match compressor.compress_vec(&raw, &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => Some(out),
+                _ => None,
+            }
+        })
+    }
+
+    /// The parts of a stored attribute.
+    pub fn unpack(packed: &[u8]) -> Result<Self, PackedError> {
+        let err = |reason: &str| PackedError(reason.to_owned());
+        let Some((&FORMAT, compressed)) = packed.split_first() else {
+            return Err(err("unknown format"));
+        };
+        let mut raw = Vec::with_capacity(compressed.len() * 3);
+        flate2::read::DeflateDecoder::new(compressed)
+            .take(MAX_INFLATED_BYTES as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(|e| PackedError(format!("not DEFLATE: {e}")))?;
+        if raw.len() > MAX_INFLATED_BYTES {
+            return Err(PackedError(format!(
+                "inflates past {MAX_INFLATED_BYTES} bytes"
+            )));
+        }
+        let mut pos = 0;
+        let mut parts: Vec<Option<Vec<u8>>> = Vec::with_capacity(Self::ORDER);
+        while parts.len() < Self::ORDER {
+            let tagged = get_varint(&raw, &mut pos).map_err(|e| PackedError(e.to_string()))?;
+            let Some(len) = tagged.checked_sub(1) else {
+                parts.push(None);
+                continue;
+            };
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| pos.checked_add(len))
+                .filter(|&end| end <= raw.len())
+                .ok_or_else(|| err("a part runs past the end"))?;
+            parts.push(Some(raw[pos..end].to_vec()));
+            pos = end;
+        }
+        if pos != raw.len() {
+            return Err(err("bytes after the last part"));
+        }
+        let mut parts = parts.into_iter();
+        let mut next = |name: &str| {
+            parts
+                .next()
+                .flatten()
+                .ok_or_else(|| PackedError(format!("{name} absent")))
+        };
+        // Only the whole price histogram may be absent (it is then its groups' sum).
+        let price = next("price").ok();
+        let histograms = EncodedHistograms {
+            price,
+            price_without_beds: next("price_without_beds")?,
+            price_per_sqft: next("price_per_sqft")?,
+            living_area: next("living_area")?,
+            listed_day_negated: next("listed_day_negated")?,
+            gross_yield: next("gross_yield")?,
+            rent: next("rent")?,
+            rent_per_sqft: next("rent_per_sqft")?,
+            rent_by_bedrooms: next("rent_by_bedrooms")?,
+            price_by_bedrooms: next("price_by_bedrooms")?,
+        };
+        Ok(Self {
+            histograms,
+            daily: next("daily")?,
+            closing: next("closing")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts_of(sizes: [usize; PackedParts::ORDER]) -> PackedParts {
+        let part = |i: usize| vec![(i as u8).wrapping_mul(37); sizes[i]];
+        PackedParts {
+            histograms: EncodedHistograms {
+                price: Some(part(0)),
+                price_without_beds: part(1),
+                price_per_sqft: part(2),
+                living_area: part(3),
+                listed_day_negated: part(4),
+                gross_yield: part(5),
+                rent: part(6),
+                rent_per_sqft: part(7),
+                rent_by_bedrooms: part(8),
+                price_by_bedrooms: part(9),
+            },
+            daily: part(10),
+            closing: part(11),
+        }
+    }
+
+    /// The raw (inflated) length of `parts`, as [`PackedParts::pack`] lays them out.
+    fn raw_len(parts: &PackedParts) -> usize {
+        parts
+            .parts()
+            .iter()
+            .map(|p| {
+                p.map_or(1, |p| {
+                    let mut tag = Vec::new();
+                    put_varint(&mut tag, p.len() as u64 + 1);
+                    tag.len() + p.len()
+                })
+            })
+            .sum()
+    }
+
+    #[test]
+    fn parts_come_back_as_they_went_in_with_or_without_the_whole_price() {
+        let parts = parts_of([3, 0, 40, 7, 1, 0, 9, 2, 300, 5, 60, 33]);
+        let packed = parts.pack().expect("packs");
+        assert_eq!(PackedParts::unpack(&packed), Ok(parts.clone()));
+
+        let mut without_price = parts;
+        without_price.histograms.price = None;
+        let packed = without_price.pack().expect("packs");
+        assert_eq!(PackedParts::unpack(&packed), Ok(without_price));
+    }
+
+    #[test]
+    fn parts_inflating_to_the_bound_are_packed_and_read_and_one_byte_more_is_neither() {
+        // Eleven small parts and one that brings the whole to the bound exactly.
+        let mut sizes = [4; PackedParts::ORDER];
+        sizes[9] = 0;
+        let rest = MAX_INFLATED_BYTES - raw_len(&parts_of(sizes));
+        // The big part's length tag grows from 1 byte to 4 (a varint of about 4 million).
+        sizes[9] = rest - 3;
+        let at_bound = parts_of(sizes);
+        assert_eq!(raw_len(&at_bound), MAX_INFLATED_BYTES);
+        let packed = at_bound.pack().expect("at the bound: packed");
+        assert_eq!(PackedParts::unpack(&packed), Ok(at_bound));
+
+        sizes[9] += 1;
+        let past = parts_of(sizes);
+        assert_eq!(raw_len(&past), MAX_INFLATED_BYTES + 1);
+        assert_eq!(past.pack(), None, "past the bound: kept apart");
+
+        // A hostile attribute that inflates one byte past the bound is refused before it is
+        // split (its parts are well formed but for that).
+        let mut raw = Vec::new();
+        for part in past.parts() {
+            let part = part.expect("present");
+            put_varint(&mut raw, part.len() as u64 + 1);
+            raw.extend_from_slice(part);
+        }
+        let mut hostile = vec![FORMAT];
+        let mut encoder = flate2::write::DeflateEncoder::new(&mut hostile, Default::default());
+        encoder.write_all(&raw).expect("deflate");
+        encoder.finish().expect("deflate");
+        let refused = PackedParts::unpack(&hostile).expect_err("past the bound");
+        assert!(refused.0.contains("inflates past"), "{refused}");
+    }
+
+    #[test]
+    fn corrupt_attributes_are_errors_not_panics() {
+        let packed = parts_of([5; PackedParts::ORDER]).pack().expect("packs");
+        for (name, bytes) in [
+            ("empty", Vec::new()),
+            ("unknown format", [&[9u8][..], &packed[1..]].concat()),
+            ("not deflate", vec![FORMAT, 0xff, 0xff, 0xff]),
+            ("cut short", packed[..packed.len() / 2].to_vec()),
+        ] {
+            assert!(PackedParts::unpack(&bytes).is_err(), "{name}");
+        }
+        // Well-formed DEFLATE around bad layouts.
+        let deflated = |raw: &[u8]| {
+            let mut out = vec![FORMAT];
+            let mut encoder = flate2::write::DeflateEncoder::new(&mut out, Default::default());
+            encoder.write_all(raw).expect("deflate");
+            encoder.finish().expect("deflate");
+            out
+        };
+        let mut eleven = Vec::new();
+        for _ in 0..11 {
+            put_varint(&mut eleven, 1);
+        }
+        let mut thirteen = eleven.clone();
+        put_varint(&mut thirteen, 1);
+        put_varint(&mut thirteen, 1);
+        let mut twelve_with_daily_absent = eleven.clone();
+        twelve_with_daily_absent[10] = 0;
+        put_varint(&mut twelve_with_daily_absent, 1);
+        let mut overrun = eleven.clone();
+        put_varint(&mut overrun, 1_000);
+        for (name, raw) in [
+            ("eleven parts", eleven),
+            ("bytes after the twelfth", thirteen),
+            (
+                "a part other than the price absent",
+                twelve_with_daily_absent,
+            ),
+            ("a length past the end", overrun),
+            ("an overlong varint", vec![0xff; 11]),
+        ] {
+            assert!(PackedParts::unpack(&deflated(&raw)).is_err(), "{name}");
+        }
+    }
+}
