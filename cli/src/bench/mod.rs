@@ -855,7 +855,7 @@ fn render_table(f: &serde_json::Map<String, Value>) -> String {
     }
     row(
         &mut out,
-        "market item, 37 days of events, WRU of a transactional write, mean",
+        "market item, 37 days of events, transact WRU, mean",
         num("market_item_steady_transact_wru_mean").map_or("-".into(), |v| format!("{v:.2}")),
         String::new(),
     );
