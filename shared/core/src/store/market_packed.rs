@@ -2,7 +2,7 @@
 //! closes) as stored since 2026-11-26: one binary attribute, `packed`, DEFLATE-compressed
 //! together. Apart, each part is too short to compress and costs an attribute name; together
 //! they take a month-old regional item from about 1.9 KB to about 1.0 KB, and its
-//! transactional write (two units per started KB) from 4.77 units to about 2
+//! transactional write (two units per started KB) from 4.77 units to 2.77 on average
 //! (docs/capacity.md, "The three sizes").
 //!
 //! Layout: a format byte ([`FORMAT`]), then the DEFLATE stream of the parts in
