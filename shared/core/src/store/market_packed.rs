@@ -91,12 +91,13 @@ impl PackedParts {
         if raw.len() > MAX_INFLATED_BYTES {
             return None;
         }
-        let mut out = Vec::with_capacity(raw.len() + 64);
+        // Room for all of it even incompressible (DEFLATE's stored blocks add 5 bytes per
+        // block of at most 64 KB; zlib's own bound adds about len / 4,000), so one call
+        // ends the stream.
+        let mut out = Vec::with_capacity(raw.len() + raw.len() / 1_000 + 64);
         out.push(FORMAT);
         COMPRESSOR.with_borrow_mut(|compressor| {
             compressor.reset();
-            // With room for all of it (DEFLATE grows incompressible input by a few bytes
-            // per 16 KB block), one call ends the stream.
             match compressor.compress_vec(&raw, &mut out, flate2::FlushCompress::Finish) {
                 Ok(flate2::Status::StreamEnd) => Some(out),
                 _ => None,
@@ -251,6 +252,26 @@ mod tests {
         encoder.finish().expect("deflate");
         let refused = PackedParts::unpack(&hostile).expect_err("past the bound");
         assert!(refused.0.contains("inflates past"), "{refused}");
+    }
+
+    #[test]
+    fn incompressible_parts_are_packed_too() {
+        // A megabyte that DEFLATE cannot shrink (a linear congruential sequence's high
+        // bytes): the output outgrows the input, and must still end in one call.
+        let mut state: u64 = 7;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let mut parts = parts_of([3; PackedParts::ORDER]);
+        parts.histograms.price_by_bedrooms = noise;
+        let packed = parts.pack().expect("packed, not kept apart");
+        assert!(packed.len() > 1 << 20, "{} bytes", packed.len());
+        assert_eq!(PackedParts::unpack(&packed), Ok(parts));
     }
 
     #[test]
