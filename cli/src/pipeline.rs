@@ -135,7 +135,6 @@ impl StreamFunction for AlertsHandler {
             medians: &self.function.medians,
             publisher: &self.publisher,
             sink: &self.function.sink,
-            feed: &self.function.feed,
         };
         Ok(
             Box::pin(handle_event(&ports, &self.function.thresholds, event))

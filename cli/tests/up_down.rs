@@ -60,7 +60,6 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
         "ListingEventsStreamName",
         "ListingTableName",
         "MarketTableName",
-        "IdempotencyTableName",
         "DataLakeBucketName",
         "DeliveryStreamName",
         "AlertTopicArn",
@@ -97,11 +96,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     runtime.block_on(async {
         let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        for key in [
-            "ListingTableName",
-            "MarketTableName",
-            "IdempotencyTableName",
-        ] {
+        for key in ["ListingTableName", "MarketTableName"] {
             let table = dynamodb
                 .describe_table()
                 .table_name(output(key))

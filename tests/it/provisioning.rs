@@ -117,7 +117,7 @@ async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> Result<(), F
         .resources_of("AWS::DynamoDB::Table")
         .map(|(id, _)| id)
         .collect();
-    ensure_eq(tables.len(), 4, "DynamoDB tables in the template")?;
+    ensure_eq(tables.len(), 3, "DynamoDB tables in the template")?;
     for id in tables {
         let props = template_props(&template, &stack, id);
         let name = physical(&stack, id);

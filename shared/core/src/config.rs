@@ -71,7 +71,6 @@ stack_resources! {
     listing_events_stream: "REALTY_LISTING_EVENTS_STREAM", "ListingEventsStreamName", "the Kinesis stream of listing events";
     listing_table: "REALTY_LISTING_TABLE", "ListingTableName", "the DynamoDB table of listing state";
     market_table: "REALTY_MARKET_TABLE", "MarketTableName", "the DynamoDB table of market metrics";
-    idempotency_table: "REALTY_IDEMPOTENCY_TABLE", "IdempotencyTableName", "the DynamoDB idempotency table";
     data_lake_bucket: "REALTY_DATA_LAKE_BUCKET", "DataLakeBucketName", "the S3 data-lake bucket";
     delivery_stream: "REALTY_DELIVERY_STREAM", "DeliveryStreamName", "the Firehose delivery stream";
     lake_database: "REALTY_LAKE_DATABASE", "DataLakeDatabaseName", "the Glue database of the curated lake";

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
 use futures::stream::{self, StreamExt};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
+use realty_core::alerts::feed::CLAIM_LEASE_ATTRIBUTE;
 use realty_core::metrics::batch::ListingState;
 use realty_core::metrics::interest::{InterestWrite, interest_key};
 use realty_core::metrics::ports::{
@@ -788,6 +789,10 @@ impl realty_core::api::ports::MarketReader for DynamoMarketStore {
                 .expression_attribute_values(":pk", AttributeValue::S(partition_key.to_owned()))
                 .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
                 .scan_index_forward(false)
+                // An alert's claim, at its key in the feed until it is published, is no item
+                // to show (realty_core::alerts::feed); other lists never hold a lease.
+                .filter_expression("attribute_not_exists(#lease)")
+                .expression_attribute_names("#lease", CLAIM_LEASE_ATTRIBUTE)
                 .limit(i32::try_from(limit - out.len() + 1).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take());
             if below.is_some() {

@@ -1,16 +1,21 @@
-//! Records of alerts published, in the IdempotencyTable (key `id`, TTL attribute
-//! `expires_at`): claimed with conditional puts in TransactWriteItems (up to 100 a call),
-//! marked published with BatchWriteItem (25 a call), released with conditional DeleteItem
-//! (what the function's policy grants: PutItem, BatchWriteItem and DeleteItem).
+//! Claims and marks of alerts, at their keys in the alert feed (the market table's
+//! `alerts#<market>` partitions, [`realty_core::alerts::feed`]): claimed with conditional
+//! puts in TransactWriteItems (up to 100 a call), marked published by writing the feed items
+//! over the claims with BatchWriteItem (25 a call), released with conditional DeleteItem (what
+//! the function's policy grants on those partitions only: PutItem, BatchWriteItem and
+//! DeleteItem).
 //!
-//! An item is `{id, state, token, lease_until, updated_at, expires_at}`: `state` is `pending`
-//! from the claim until the alert is published, then `published`. A pending claim is a lease
-//! until `lease_until` (epoch milliseconds: the claiming invocation's deadline plus a clock
-//! allowance). A claim succeeds on a new key or on a pending one whose lease has run out; it
-//! fails on a published key, and on a pending one whose lease still runs, since its
-//! invocation may be publishing that alert now (docs/alerts.md, "Once per price change").
+//! A claim is `{pk, sk, state = pending, token, lease_until, updated_at, expires_at}`, no
+//! body: small, since a transactional put bills two write units a KB. It is a lease until
+//! `lease_until` (epoch milliseconds: the claiming invocation's deadline plus a clock
+//! allowance). The mark is the feed item with `state = published`: one write both records
+//! the alert as published and keeps it for the API. A claim succeeds on a new key or on a
+//! pending one whose lease has run out; it fails on a published item (or a feed item written
+//! before claims lived in the feed, which has a body and no state), and on a pending one whose
+//! lease still runs, since its invocation may be publishing that alert now (docs/alerts.md,
+//! "Once per price change").
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::adapters::dynamodb::{PutOutcome, batch_put, transact_puts};
 use crate::adapters::retry::RetryPolicy;
@@ -21,24 +26,27 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, Utc};
 
+use realty_core::alerts::feed::{AlertFeedItem, CLAIM_LEASE_ATTRIBUTE};
 use realty_core::alerts::ports::{Claim, IdempotencyStore};
 use realty_core::ports::PortError;
 
-/// How long a record is kept. Far longer than any re-delivery: DynamoDB streams keep records
-/// 24 hours, and the trigger gives up on a record after an hour (`MaximumRecordAgeInSeconds`).
+/// A claim, and the feed item that marks it, are kept at least this long. Far longer than
+/// any re-delivery: DynamoDB streams keep records 24 hours, and the trigger gives up on a
+/// record after an hour (`MaximumRecordAgeInSeconds`). Feed items are kept longer anyway (30
+/// days from the alert's `observed_at`), unless the alert was observed long ago.
 pub const ALERT_RECORD_TTL_DAYS: i64 = 7;
 
 const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
 
-/// A claim is taken when the key is new, or pending with a lease that has run out (or none:
-/// a claim written before leases existed, by an invocation long gone).
-pub const CLAIM_CONDITION: &str = "attribute_not_exists(id) OR (#state = :pending AND \
+/// A claim is taken when the key is new, or pending with a lease that has run out.
+pub const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR (#state = :pending AND \
      (attribute_not_exists(#lease) OR #lease < :now))";
 
 #[derive(Debug, Clone)]
 pub struct DynamoIdempotencyStore {
     pub client: Client,
+    /// The market table, whose `alerts#<market>` partitions hold the feed.
     pub table: String,
     pub ttl: Duration,
     /// How long the failed part of a claim or mark call is re-sent.
@@ -55,40 +63,42 @@ impl DynamoIdempotencyStore {
         }
     }
 
-    fn item(&self, key: &str, state: &str, token: &str) -> HashMap<String, AttributeValue> {
-        let now = Utc::now();
-        HashMap::from([
-            ("id".to_owned(), AttributeValue::S(key.to_owned())),
-            ("state".to_owned(), AttributeValue::S(state.to_owned())),
-            ("token".to_owned(), AttributeValue::S(token.to_owned())),
-            ("updated_at".to_owned(), AttributeValue::S(now.to_rfc3339())),
-            (
-                "expires_at".to_owned(),
-                AttributeValue::N((now + self.ttl).timestamp().to_string()),
-            ),
-        ])
+    /// When the item of `alert` may expire: the feed's time, or later when that would not
+    /// outlive every re-delivery.
+    fn expires_at(&self, alert: &AlertFeedItem, now: DateTime<Utc>) -> i64 {
+        alert.expires_at.max((now + self.ttl).timestamp())
     }
 
-    /// The conditional put that claims `key`, asking for the item it finds when it fails
-    /// (which says whether the key is published or held, without a read).
+    /// The conditional put that claims `alert`'s key, asking for the item it finds when it
+    /// fails (which says whether the alert is published or held, without a read).
     fn claim_put(
         &self,
-        key: &str,
+        alert: &AlertFeedItem,
         token: &str,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<TransactWriteItem, PortError> {
-        let mut item = self.item(key, PENDING, token);
-        item.insert(
-            "lease_until".to_owned(),
-            AttributeValue::N(lease_until.timestamp_millis().to_string()),
-        );
+        let item = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(alert.pk.clone())),
+            ("sk".to_owned(), AttributeValue::S(alert.sk.clone())),
+            ("state".to_owned(), AttributeValue::S(PENDING.to_owned())),
+            ("token".to_owned(), AttributeValue::S(token.to_owned())),
+            (
+                CLAIM_LEASE_ATTRIBUTE.to_owned(),
+                AttributeValue::N(lease_until.timestamp_millis().to_string()),
+            ),
+            ("updated_at".to_owned(), AttributeValue::S(now.to_rfc3339())),
+            (
+                "expires_at".to_owned(),
+                AttributeValue::N(self.expires_at(alert, now).to_string()),
+            ),
+        ]);
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(CLAIM_CONDITION)
             .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#lease", "lease_until")
+            .expression_attribute_names("#lease", CLAIM_LEASE_ATTRIBUTE)
             .expression_attribute_values(":pending", AttributeValue::S(PENDING.to_owned()))
             .expression_attribute_values(
                 ":now",
@@ -99,28 +109,44 @@ impl DynamoIdempotencyStore {
             .map_err(|e| PortError::new("TransactWriteItems", e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
+
+    /// The feed item of a published alert, over its claim.
+    fn published_item(
+        &self,
+        alert: &AlertFeedItem,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, AttributeValue>, PortError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(alert)
+            .map_err(|e| PortError::new("encode alert feed item", e.to_string()))?;
+        item.insert("state".to_owned(), AttributeValue::S(PUBLISHED.to_owned()));
+        item.insert(
+            "expires_at".to_owned(),
+            AttributeValue::N(self.expires_at(alert, now).to_string()),
+        );
+        Ok(item)
+    }
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn claim_all(
         &self,
-        keys: &[&str],
+        alerts: &[&AlertFeedItem],
         token: &str,
         lease_until: DateTime<Utc>,
     ) -> Vec<Result<Claim, PortError>> {
         // A transaction may not touch an item twice (DynamoDB refuses the whole call): a key
         // given again is answered as the claim this call holds on it.
-        let mut seen = BTreeSet::new();
-        let mut sent: Vec<usize> = Vec::with_capacity(keys.len());
-        let mut answers: Vec<Option<Result<Claim, PortError>>> = vec![None; keys.len()];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut sent: Vec<usize> = Vec::with_capacity(alerts.len());
+        let mut answers: Vec<Option<Result<Claim, PortError>>> = vec![None; alerts.len()];
         let now = Utc::now();
-        let mut actions = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            if !seen.insert(*key) {
+        let mut actions = Vec::with_capacity(alerts.len());
+        for (i, alert) in alerts.iter().enumerate() {
+            if !seen.insert((alert.pk.as_str(), alert.sk.as_str())) {
                 answers[i] = Some(Ok(Claim::HeldUntil(lease_until)));
                 continue;
             }
-            match self.claim_put(key, token, lease_until, now) {
+            match self.claim_put(alert, token, lease_until, now) {
                 Ok(action) => {
                     actions.push(action);
                     sent.push(i);
@@ -141,25 +167,31 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .collect()
     }
 
-    async fn mark_published(&self, keys: &[&str], token: &str) -> Result<(), PortError> {
-        // Plain puts, in any order: one BatchWriteItem may not name a key twice.
-        let distinct: BTreeSet<&str> = keys.iter().copied().collect();
-        let items = distinct
-            .into_iter()
-            .map(|key| self.item(key, PUBLISHED, token))
+    async fn mark_published(&self, alerts: &[&AlertFeedItem]) -> Result<(), PortError> {
+        // Plain puts, in any order: one BatchWriteItem may not name a key twice (equal keys
+        // are the same alert, or an FNV collision within one market, type and second).
+        let now = Utc::now();
+        let distinct: BTreeMap<(&str, &str), &AlertFeedItem> = alerts
+            .iter()
+            .map(|alert| ((alert.pk.as_str(), alert.sk.as_str()), *alert))
             .collect();
+        let items = distinct
+            .into_values()
+            .map(|alert| self.published_item(alert, now))
+            .collect::<Result<Vec<_>, _>>()?;
         batch_put(&self.client, &self.table, items, self.retry)
             .await
             .map(|_| ())
     }
 
-    async fn release(&self, key: &str, token: &str) -> Result<(), PortError> {
+    async fn release(&self, alert: &AlertFeedItem, token: &str) -> Result<(), PortError> {
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_owned()))
-            // Only our own pending claim: never a published record, never another claim.
+            .key("pk", AttributeValue::S(alert.pk.clone()))
+            .key("sk", AttributeValue::S(alert.sk.clone()))
+            // Only our own pending claim: never a published alert, never another claim.
             .condition_expression("#state = :pending AND #token = :token")
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#token", "token")
@@ -183,11 +215,14 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 /// What stands in the way of a claim, from the item the failed condition saw.
 fn held_or_published(item: Option<&HashMap<String, AttributeValue>>) -> Claim {
     let text = |name: &str| item.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok());
-    if text("state").map(String::as_str) == Some(PUBLISHED) {
+    // Published; or a feed item written before claims lived in the feed (a body, no state).
+    if text("state").map(String::as_str) == Some(PUBLISHED)
+        || (text("state").is_none() && text("body").is_some())
+    {
         return Claim::AlreadyPublished;
     }
     let lease = item
-        .and_then(|i| i.get("lease_until"))
+        .and_then(|i| i.get(CLAIM_LEASE_ATTRIBUTE))
         .and_then(|v| v.as_n().ok())
         .and_then(|n| n.parse::<i64>().ok())
         .and_then(DateTime::<Utc>::from_timestamp_millis);
@@ -214,6 +249,12 @@ mod alerts_idempotency_tests {
     use aws_sdk_dynamodb::types::{CancellationReason, PutRequest, WriteRequest};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
+    use realty_core::alerts::feed::{feed_key, feed_sort_key};
+    use realty_core::alerts::message::MAX_MESSAGE_BYTES;
+    use realty_core::alerts::rules::AlertKind;
+
+    use crate::adapters::dynamodb::WRITE_BATCH;
+
     use super::*;
 
     fn lease() -> DateTime<Utc> {
@@ -226,16 +267,33 @@ mod alerts_idempotency_tests {
         store
     }
 
-    fn keys(n: usize) -> Vec<String> {
-        (0..n)
-            .map(|i| format!("alert#price_drop#zillow:{i}#2"))
-            .collect()
+    /// Alert `n`: a price drop in Nashville observed a day ago.
+    fn alert(n: usize) -> AlertFeedItem {
+        let observed_at = Utc::now() - Duration::days(1);
+        let alert_id = format!("alert#price_drop#zillow:{n}#2");
+        AlertFeedItem {
+            pk: feed_key("nashville-tn"),
+            sk: feed_sort_key("price_drop", observed_at, &alert_id),
+            alert_type: AlertKind::PriceDrop,
+            observed_at,
+            body: format!("{{\"alert_id\":\"{alert_id}\"}}"),
+            expires_at: (observed_at + Duration::days(30)).timestamp(),
+        }
     }
 
+    fn keys(n: usize) -> Vec<AlertFeedItem> {
+        (0..n).map(alert).collect()
+    }
+
+    fn refs(alerts: &[AlertFeedItem]) -> Vec<&AlertFeedItem> {
+        alerts.iter().collect()
+    }
+
+    /// The sort keys a transaction claims.
     fn claimed_keys(r: &TransactWriteItemsInput) -> Vec<String> {
         r.transact_items()
             .iter()
-            .filter_map(|a| a.put()?.item().get("id")?.as_s().ok().cloned())
+            .filter_map(|a| a.put()?.item().get("sk")?.as_s().ok().cloned())
             .collect()
     }
 
@@ -262,10 +320,22 @@ mod alerts_idempotency_tests {
             .build()
     }
 
+    /// Days from now to an item's `expires_at`.
+    fn expires_in_days(item: &HashMap<String, AttributeValue>) -> Option<f64> {
+        let t: i64 = item.get("expires_at")?.as_n().ok()?.parse().ok()?;
+        Some((t - Utc::now().timestamp()) as f64 / 86_400.0)
+    }
+
     #[tokio::test(flavor = "current_thread")]
-    async fn a_claim_is_conditional_and_expires() {
+    async fn a_claim_is_conditional_at_the_feed_key_without_the_body_and_expires() {
+        let fresh = alert(0);
+        // Observed 40 days ago (a replay of an old event): its feed time has passed.
+        let mut old = alert(1);
+        old.observed_at -= Duration::days(39);
+        old.expires_at -= 39 * 86_400;
+        let sk_old = old.sk.clone();
         let put = mock!(Client::transact_write_items)
-            .match_requests(|r| {
+            .match_requests(move |r| {
                 let [action] = r.transact_items() else {
                     return false;
                 };
@@ -286,20 +356,46 @@ mod alerts_idempotency_tests {
                         .and_then(|v| v.as_s().ok())
                         .map(String::as_str)
                         == Some("pending")
-                    && item
-                        .get("expires_at")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<i64>().ok())
-                        .is_some_and(|t| {
-                            let in_days = (t - Utc::now().timestamp()) as f64 / 86_400.0;
-                            (6.99..=7.01).contains(&in_days)
-                        })
+                    && item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str)
+                        == Some("alerts#nashville-tn")
+                    && !item.contains_key("body")
+                    // The feed's own time (30 days from a day ago) when it is later than a
+                    // week, else a week.
+                    && expires_in_days(item).is_some_and(|days| {
+                        let sk = item.get("sk").and_then(|v| v.as_s().ok());
+                        if sk == Some(&sk_old) {
+                            (6.99..=7.01).contains(&days)
+                        } else {
+                            (28.99..=29.01).contains(&days)
+                        }
+                    })
             })
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let store = store(client);
-        assert_eq!(store.claim("k", "tok", lease()).await, Ok(Claim::Acquired));
-        assert_eq!(put.num_calls(), 1);
+        assert_eq!(
+            store.claim(&fresh, "tok", lease()).await,
+            Ok(Claim::Acquired)
+        );
+        assert_eq!(store.claim(&old, "tok", lease()).await, Ok(Claim::Acquired));
+        assert_eq!(put.num_calls(), 2);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_feed_item_written_before_claims_counts_as_published() {
+        let put = mock!(Client::transact_write_items).then_error(|| {
+            cancelled(vec![
+                CancellationReason::builder()
+                    .code("ConditionalCheckFailed")
+                    .item("body", AttributeValue::S("{}".into()))
+                    .build(),
+            ])
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
+        assert_eq!(
+            store(client).claim(&alert(0), "tok", lease()).await,
+            Ok(Claim::AlreadyPublished)
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -308,7 +404,7 @@ mod alerts_idempotency_tests {
             .then_error(|| cancelled(vec![lost_to("published", 1)]));
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         assert_eq!(
-            store(client).claim("k", "tok", lease()).await,
+            store(client).claim(&alert(0), "tok", lease()).await,
             Ok(Claim::AlreadyPublished)
         );
         assert_eq!(put.num_calls(), 1, "a lost condition is not sent again");
@@ -320,7 +416,7 @@ mod alerts_idempotency_tests {
             .then_error(|| cancelled(vec![lost_to("pending", 1_800_000_000_000)]));
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         assert_eq!(
-            store(client).claim("k", "tok", lease()).await,
+            store(client).claim(&alert(0), "tok", lease()).await,
             Ok(Claim::HeldUntil(lease()))
         );
         // A store that does not say what it saw: held (never skipped, never published twice).
@@ -328,7 +424,7 @@ mod alerts_idempotency_tests {
             .then_error(|| cancelled(vec![reason("ConditionalCheckFailed")]));
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         assert!(matches!(
-            store(client).claim("k", "tok", lease()).await,
+            store(client).claim(&alert(0), "tok", lease()).await,
             Ok(Claim::HeldUntil(_))
         ));
     }
@@ -344,7 +440,7 @@ mod alerts_idempotency_tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
         let err = store(client)
-            .claim("k", "tok", lease())
+            .claim(&alert(0), "tok", lease())
             .await
             .expect_err("reported");
         assert!(err.message.contains("slow down"), "{err}");
@@ -363,8 +459,7 @@ mod alerts_idempotency_tests {
                 .then_output(|| TransactWriteItemsOutput::builder().build());
             let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
             let keys = keys(n);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let claims = store(client).claim_all(&keys, "tok", lease()).await;
+            let claims = store(client).claim_all(&refs(&keys), "tok", lease()).await;
             assert_eq!(claims.len(), n);
             assert!(claims.iter().all(|c| *c == Ok(Claim::Acquired)));
             let mut sizes = sizes.lock().expect("lock").clone();
@@ -388,13 +483,12 @@ mod alerts_idempotency_tests {
                     reason("TransactionConflict"),
                 ])
             });
-        let expected: Vec<String> = [0, 2, 3].iter().map(|&i| keys[i].clone()).collect();
+        let expected: Vec<String> = [0, 2, 3].iter().map(|&i| keys[i].sk.clone()).collect();
         let again = mock!(Client::transact_write_items)
             .match_requests(move |r| claimed_keys(r) == expected)
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &again]);
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let claims = store(client).claim_all(&refs, "tok", lease()).await;
+        let claims = store(client).claim_all(&refs(&keys), "tok", lease()).await;
         assert_eq!(
             claims,
             vec![
@@ -423,8 +517,7 @@ mod alerts_idempotency_tests {
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&fails, &lands]);
         let keys = keys(101);
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let claims = store(client).claim_all(&refs, "tok", lease()).await;
+        let claims = store(client).claim_all(&refs(&keys), "tok", lease()).await;
         assert!(claims[..100].iter().all(|c| *c == Ok(Claim::Acquired)));
         assert!(
             matches!(&claims[100], Err(e) if e.message.contains("slow down")),
@@ -435,13 +528,13 @@ mod alerts_idempotency_tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_key_given_twice_is_claimed_once() {
+        let (a, b) = (alert(0), alert(1));
+        let expected = vec![a.sk.clone(), b.sk.clone()];
         let put = mock!(Client::transact_write_items)
-            .match_requests(|r| claimed_keys(r) == ["a", "b"])
+            .match_requests(move |r| claimed_keys(r) == expected)
             .then_output(|| TransactWriteItemsOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&put]);
-        let claims = store(client)
-            .claim_all(&["a", "b", "a"], "tok", lease())
-            .await;
+        let claims = store(client).claim_all(&[&a, &b, &a], "tok", lease()).await;
         assert_eq!(
             claims,
             vec![
@@ -453,6 +546,8 @@ mod alerts_idempotency_tests {
         assert_eq!(put.num_calls(), 1);
     }
 
+    /// The sort keys of the feed items a call writes as published (with their body, without
+    /// a lease).
     fn marked_keys(r: &BatchWriteItemInput) -> Vec<String> {
         r.request_items()
             .and_then(|items| items.get("t"))
@@ -461,8 +556,10 @@ mod alerts_idempotency_tests {
                     .iter()
                     .filter_map(|w| {
                         let item = w.put_request()?.item();
-                        (item.get("state")?.as_s().ok()? == PUBLISHED)
-                            .then(|| item.get("id")?.as_s().ok().cloned())?
+                        (item.get("state")?.as_s().ok()? == PUBLISHED
+                            && item.contains_key("body")
+                            && !item.contains_key(CLAIM_LEASE_ATTRIBUTE))
+                        .then(|| item.get("sk")?.as_s().ok().cloned())?
                     })
                     .collect()
             })
@@ -505,24 +602,103 @@ mod alerts_idempotency_tests {
             })
             .then_output(|| BatchWriteItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &rest]);
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        assert_eq!(store(client).mark_published(&refs, "tok").await, Ok(()));
+        assert_eq!(store(client).mark_published(&refs(&keys)).await, Ok(()));
         let mut sizes: Vec<usize> = calls.lock().expect("lock").iter().map(Vec::len).collect();
         sizes.sort_unstable();
         // 25 and 1, then the one unprocessed item alone (its key carries no state: 0).
         assert_eq!(sizes, vec![0, 1, 25]);
         let mut marked: Vec<String> = calls.lock().expect("lock").concat();
         marked.sort();
-        let mut expected = keys.clone();
+        let mut expected: Vec<String> = keys.iter().map(|k| k.sk.clone()).collect();
         expected.sort();
         assert_eq!(marked, expected, "each key marked published once");
     }
 
+    fn all_written() -> BatchWriteItemOutput {
+        BatchWriteItemOutput::builder()
+            .set_unprocessed_items(Some(HashMap::new()))
+            .build()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn marks_left_unprocessed_until_the_retry_window_ends_fail_the_mark() {
+        let stuck = mock!(Client::batch_write_item).then_compute_output(|r| {
+            BatchWriteItemOutput::builder()
+                .unprocessed_items(
+                    "t",
+                    r.request_items()
+                        .and_then(|m| m.get("t"))
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&stuck]);
+        let mut store = store(client);
+        store.retry = RetryPolicy::immediate(std::time::Duration::ZERO);
+        let error = store
+            .mark_published(&[&alert(0)])
+            .await
+            .expect_err("never written");
+        assert!(error.message.contains("1 items unwritten"), "{error}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_mark_call_takes_25_of_the_largest_alerts_and_the_26th_goes_in_the_next() {
+        for (count, calls) in [
+            (WRITE_BATCH, vec![WRITE_BATCH]),
+            (WRITE_BATCH + 1, vec![WRITE_BATCH, 1]),
+        ] {
+            let sizes = Arc::new(Mutex::new(Vec::new()));
+            let write = mock!(Client::batch_write_item).then_compute_output({
+                let sizes = sizes.clone();
+                move |r| {
+                    sizes.lock().expect("lock").push(marked_keys(r).len());
+                    all_written()
+                }
+            });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&write]);
+            // Bodies of a whole SNS message, the largest a published alert has: 25 of them
+            // are still one call, under BatchWriteItem's 16 MB.
+            let alerts: Vec<AlertFeedItem> = (0..count)
+                .map(|n| AlertFeedItem {
+                    body: "b".repeat(MAX_MESSAGE_BYTES),
+                    ..alert(n)
+                })
+                .collect();
+            store(client)
+                .mark_published(&refs(&alerts))
+                .await
+                .expect("all written");
+            let mut seen = sizes.lock().expect("lock").clone();
+            seen.sort_unstable_by(|a, b| b.cmp(a));
+            assert_eq!(seen, calls, "{count} alerts");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_alert_marked_twice_in_one_call_is_written_once() {
+        let write = mock!(Client::batch_write_item)
+            .match_requests(|r| marked_keys(r).len() == 1)
+            .then_output(all_written);
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&write]);
+        let twice = alert(7);
+        store(client)
+            .mark_published(&[&twice, &twice])
+            .await
+            .expect("written");
+        assert_eq!(write.num_calls(), 1);
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn release_deletes_only_its_own_pending_claim() {
+        let mine = alert(0);
+        let (pk, sk) = (mine.pk.clone(), mine.sk.clone());
         let delete = mock!(Client::delete_item)
-            .match_requests(|r| {
-                r.condition_expression() == Some("#state = :pending AND #token = :token")
+            .match_requests(move |r| {
+                r.key().and_then(|k| k.get("pk")?.as_s().ok()) == Some(&pk)
+                    && r.key().and_then(|k| k.get("sk")?.as_s().ok()) == Some(&sk)
+                    && r.condition_expression() == Some("#state = :pending AND #token = :token")
                     && r.expression_attribute_values()
                         .and_then(|v| v.get(":token"))
                         .and_then(|v| v.as_s().ok())
@@ -539,9 +715,9 @@ mod alerts_idempotency_tests {
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&delete, &gone]);
         let store = store(client);
-        assert_eq!(store.release("k", "tok").await, Ok(()));
+        assert_eq!(store.release(&mine, "tok").await, Ok(()));
         // Published meanwhile, or taken over: nothing of ours to release, not an error.
-        assert_eq!(store.release("k", "tok").await, Ok(()));
+        assert_eq!(store.release(&mine, "tok").await, Ok(()));
         assert_eq!((delete.num_calls(), gone.num_calls()), (1, 1));
     }
 }

@@ -1,6 +1,5 @@
 //! AWS SDK adapters behind the ports, and the retry of partly failed calls they share.
 
-pub mod alert_feed;
 pub mod alert_sink;
 pub mod config;
 pub mod dynamodb;

@@ -20,8 +20,9 @@ pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// One SNS message: body, subject and attributes (names, types and values) together, as
 /// [`AlertMessage::size_bytes`] counts them. A larger alert goes to the error sink.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// The alert id is the IdempotencyTable's partition key, which DynamoDB caps at 2,048 bytes;
-/// well below, so a listing id of any length can never make a claim fail forever.
+/// The alert id goes into every message and the error sink, and is hashed into the alert
+/// feed's sort key: bounded like every field, so a listing id of any length makes no alert
+/// unbounded.
 pub const MAX_ALERT_ID_BYTES: usize = 1_024;
 /// Each free-text field of an error-sink entry (ids, reason) is cut to this many bytes.
 pub const MAX_SINK_FIELD_BYTES: usize = 512;

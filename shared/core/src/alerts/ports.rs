@@ -1,6 +1,5 @@
 //! What the alerts function needs from the outside world, as small traits. The AWS adapters
-//! live in `realty_aws::adapters` (`idempotency`, `market_median`, `sns`, `alert_sink`,
-//! `alert_feed`).
+//! live in `realty_aws::adapters` (`idempotency`, `market_median`, `sns`, `alert_sink`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -12,7 +11,7 @@ use super::feed::AlertFeedItem;
 use super::message::AlertMessage;
 use crate::ports::PortError;
 
-/// The result of claiming an alert's idempotency key.
+/// The result of claiming an alert's key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// Nobody published this alert and no live invocation holds it: the caller publishes it.
@@ -24,45 +23,51 @@ pub enum Claim {
     HeldUntil(DateTime<Utc>),
 }
 
-/// Records of alerts published (the IdempotencyTable). A key is `pending` from its claim to
-/// its publication, then `published`. A pending claim is a lease: it holds until
+/// Records of alerts published: the alert feed's items ([`AlertFeedItem`]), each first
+/// written as a claim. A key is `pending` from its claim to its publication, then
+/// `published`, when the claim is replaced by the feed item itself (one write records the
+/// alert as published and keeps it for the API). A pending claim is a lease: it holds until
 /// `lease_until` (the claiming invocation's deadline, plus a clock allowance) and only an
 /// expired one can be taken over (docs/alerts.md, "Once per price change").
 pub trait IdempotencyStore {
-    /// Claims each of `keys` for the caller (`token` names the claim) until `lease_until`,
-    /// unless it is published or another claim's lease is still running: in as few calls as
-    /// the store allows. Answers per key, in order; a store failure answers the keys it left
-    /// unclaimed and no others. A key given twice is held by the first.
+    /// Claims the key of each of `alerts` for the caller (`token` names the claim) until
+    /// `lease_until`, unless it is published or another claim's lease is still running: in as
+    /// few calls as the store allows. Answers per alert, in order; a store failure answers
+    /// the alerts it left unclaimed and no others. A key given twice is held by the first.
     fn claim_all(
         &self,
-        keys: &[&str],
+        alerts: &[&AlertFeedItem],
         token: &str,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Vec<Result<Claim, PortError>>>;
-    /// [`Self::claim_all`] of one key.
+    /// [`Self::claim_all`] of one alert.
     fn claim(
         &self,
-        key: &str,
+        alert: &AlertFeedItem,
         token: &str,
         lease_until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Claim, PortError>> {
         async move {
-            self.claim_all(&[key], token, lease_until)
+            self.claim_all(&[alert], token, lease_until)
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(PortError::new("claim", "the store gave no answer")))
         }
     }
-    /// Records that the alerts under `keys` are published (all of them, or an error: a call
-    /// that failed part way is made again whole, which only writes the same records again).
+    /// Records that `alerts` are published, by writing their feed items over their claims
+    /// (all of them, or an error: a call that failed part way is made again whole, which only
+    /// writes the same items again; only what the store did not take is re-sent).
     fn mark_published(
         &self,
-        keys: &[&str],
-        token: &str,
+        alerts: &[&AlertFeedItem],
     ) -> impl Future<Output = Result<(), PortError>>;
     /// Drops the caller's pending claim (its alert could not be published), so nothing says
     /// it was.
-    fn release(&self, key: &str, token: &str) -> impl Future<Output = Result<(), PortError>>;
+    fn release(
+        &self,
+        alert: &AlertFeedItem,
+        token: &str,
+    ) -> impl Future<Output = Result<(), PortError>>;
 }
 
 /// Market medians, from the market table's live items.
@@ -136,11 +141,4 @@ pub struct RejectedAlert {
 /// Where alerts that can never be published go, so none is lost silently.
 pub trait AlertErrorSink {
     fn send(&self, rejected: &[RejectedAlert]) -> impl Future<Output = Result<(), PortError>>;
-}
-
-/// The feed of published alerts the API reads (the market table's `alerts#<market>` items).
-pub trait AlertFeed {
-    /// Writes the items (each over any earlier item with its keys: a re-delivered alert
-    /// rewrites its own); re-sends only what the store did not take.
-    fn record(&self, items: &[AlertFeedItem]) -> impl Future<Output = Result<(), PortError>>;
 }

@@ -7,21 +7,20 @@
 //! 2. read the market medians the batch needs, in one lookup;
 //! 3. decide the alerts due ([`super::rules`]) and build their messages; an alert that can
 //!    never be a message (too large for SNS) is set aside for the error sink;
-//! 4. claim the alerts' idempotency keys until the invocation's deadline, all in one go (the
-//!    store sends up to 100 a call): an alert already published is skipped; one another live
-//!    invocation holds is waited for, or its record failed;
+//! 4. claim the alerts' keys in the alert feed ([`super::feed`]) until the invocation's
+//!    deadline, all in one go (the store sends up to 100 a call): an alert already published
+//!    is skipped; one another live invocation holds is waited for, or its record failed;
 //! 5. publish the claimed alerts (PublishBatch; only entries SNS reports failed re-sent);
-//! 6. mark what was published, in one go (re-tried while the claims' leases run), release
-//!    the claims of what was not, and send what can never be published to the error sink;
-//! 7. keep what was published in the alert feed ([`super::feed`]), in one write, re-tried
-//!    until the deadline draws near.
+//! 6. mark what was published by writing its feed items over the claims, in one go
+//!    (re-tried while the claims' leases run), release the claims of what was not, and send
+//!    what can never be published to the error sink.
 //!
 //! A failure in steps 2, 4, 5 or 6 (the sink) fails the batch from the first record it
 //! touches: that record's sequence number goes back as `batchItemFailures`, and Lambda
 //! re-delivers it and everything after it. The records before it are done. When a crash or a
-//! lost answer can still duplicate an alert: docs/alerts.md. A feed write that fails for good
-//! (step 7) fails nothing: re-delivering the record would publish its alert again, and the
-//! alert reached SNS; it is logged and counted (`alert_feed_failures`), and the feed misses it.
+//! lost answer can still duplicate an alert: docs/alerts.md. A mark that fails for good fails
+//! nothing: re-delivering the record would publish its alert again, and the alert reached
+//! SNS; it is logged and counted (`alert_marks_failed`), and the feed misses it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
@@ -33,8 +32,7 @@ use serde::Serialize;
 use super::feed::AlertFeedItem;
 use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
 use super::ports::{
-    AlertErrorSink, AlertFeed, AlertPublisher, Claim, IdempotencyStore, MarketMedians,
-    RejectedAlert,
+    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, RejectedAlert,
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, classify, evaluate,
@@ -48,21 +46,19 @@ pub const CLAIM_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::seconds(2)
 /// A claim held by another invocation is waited for when its lease ends at least this long
 /// before our own deadline (time to publish and mark); otherwise its record is failed.
 pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
-/// A mark or feed write that fails is re-tried until this long before the deadline (time to
-/// answer).
+/// A mark that fails is re-tried until this long before the deadline (time to answer).
 pub const RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 /// The first and the longest wait between those re-tries ([`crate::backoff::full_jitter`]).
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(50);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// All the ports the alerts function uses.
-pub struct AlertPorts<'a, I, M, P, S, F> {
+pub struct AlertPorts<'a, I, M, P, S> {
+    /// Claims and marks, in the feed of published alerts the API reads.
     pub idempotency: &'a I,
     pub medians: &'a M,
     pub publisher: &'a P,
     pub sink: &'a S,
-    /// The feed of published alerts the API reads.
-    pub feed: &'a F,
 }
 
 /// What happened to a batch.
@@ -91,14 +87,10 @@ pub struct AlertStats {
     pub publish_retries: u32,
     /// Failed marks re-tried while the claim's lease ran.
     pub mark_retries: u32,
-    /// Published alerts whose record could not be marked before the deadline (a re-delivery
-    /// of their record would repeat them).
+    /// Published alerts whose record could not be marked before the deadline: the feed
+    /// misses them, and a re-delivery of their record would repeat them (the alert went out;
+    /// its record is not failed).
     pub marks_failed: usize,
-    /// Failed feed writes re-tried before the deadline.
-    pub feed_retries: u32,
-    /// Published alerts missing from the feed: their write failed until the deadline drew
-    /// near, or they had no feed item (the alert went out; its record is not failed).
-    pub feed_failed: usize,
     pub duration_ms: u64,
 }
 
@@ -128,12 +120,14 @@ impl FirstFailure {
     }
 }
 
-/// An alert on its way: the change it came from (index) and its message.
+/// An alert on its way: the change it came from (index), its message and its feed item
+/// (whose keys its claim takes).
 struct Pending {
     change: usize,
     kind: AlertKind,
     listing_id: String,
     message: AlertMessage,
+    feed: AlertFeedItem,
 }
 
 /// An alert for the error sink: the change it came from (index), and its entry.
@@ -175,8 +169,8 @@ fn claim_token() -> String {
 /// Processes one batch of stream records. `deadline` is when Lambda stops the invocation
 /// (its context's deadline): claims are leased until then, and a held claim is waited for
 /// only when that still leaves time to publish.
-pub async fn process_batch<I, M, P, S, F>(
-    ports: &AlertPorts<'_, I, M, P, S, F>,
+pub async fn process_batch<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
     thresholds: &AlertThresholds,
     records: Vec<ListingStreamRecord>,
     deadline: DateTime<Utc>,
@@ -186,7 +180,6 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
-    F: AlertFeed,
 {
     let started = Instant::now();
     let mut stats = AlertStats {
@@ -255,16 +248,24 @@ where
         };
         for alert in evaluate(change, thresholds, median.as_ref()) {
             *stats.due.entry(alert.kind.as_str()).or_default() += 1;
-            match message(&alert) {
+            match message(&alert).and_then(|m| {
+                let feed = AlertFeedItem::of(&m).map_err(|e| Unpublishable {
+                    kind: "unencodable",
+                    reason: cut_to(&e.to_string(), MAX_SINK_FIELD_BYTES),
+                    bytes: m.size_bytes(),
+                })?;
+                Ok((m, feed))
+            }) {
                 // The same event twice in one batch (a listing write repeated): one alert.
-                Ok(message) if !due_ids.insert(message.alert_id.clone()) => {
+                Ok((message, _)) if !due_ids.insert(message.alert_id.clone()) => {
                     tracing::info!(alert_id = %message.alert_id, "alert due twice in one batch; sent once");
                 }
-                Ok(message) => due.push(Pending {
+                Ok((message, feed)) => due.push(Pending {
                     change: i,
                     kind: alert.kind,
                     listing_id: alert.listing.listing_id.clone(),
                     message,
+                    feed,
                 }),
                 Err(why) => {
                     tracing::error!(alert = %alert_name(&alert), reason = %why, "alert cannot be published; it goes to the error sink");
@@ -287,7 +288,7 @@ where
     let token = claim_token();
     let lease_until = deadline + CLAIM_CLOCK_ALLOWANCE;
     due.retain(|p| p.change < failure.limit());
-    let keys: Vec<&str> = due.iter().map(|p| p.message.alert_id.as_str()).collect();
+    let keys: Vec<&AlertFeedItem> = due.iter().map(|p| &p.feed).collect();
     let mut claims = ports
         .idempotency
         .claim_all(&keys, &token, lease_until)
@@ -311,7 +312,7 @@ where
             "alerts claimed by another invocation; waiting for their leases to end"
         );
         tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
-        let again: Vec<&str> = held.iter().map(|(i, _)| keys[*i]).collect();
+        let again: Vec<&AlertFeedItem> = held.iter().map(|(i, _)| keys[*i]).collect();
         let answers = ports
             .idempotency
             .claim_all(&again, &token, lease_until)
@@ -408,23 +409,18 @@ where
         metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
         tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
     }
-    // The marks, the error sink and the feed are independent writes: side by side, one
-    // round trip after the publish instead of three, so the next batch waits less.
-    let keys: Vec<&str> = published
-        .iter()
-        .map(|p| p.message.alert_id.as_str())
-        .collect();
+    // The marks (which are the feed the API reads) and the error sink are independent
+    // writes: side by side, one round trip after the publish instead of two.
+    let items: Vec<&AlertFeedItem> = published.iter().map(|p| &p.feed).collect();
     let mark = async {
-        if keys.is_empty() {
+        if items.is_empty() {
             return None;
         }
         // While the claims' leases run no other invocation can take them: a late mark is right.
-        let what = format!("mark {} alerts published", keys.len());
+        let what = format!("mark {} alerts published", items.len());
         Some(
-            retry_before_deadline(deadline, &what, || {
-                ports.idempotency.mark_published(&keys, &token)
-            })
-            .await,
+            retry_before_deadline(deadline, &what, || ports.idempotency.mark_published(&items))
+                .await,
         )
     };
     // The error sink takes the rejected alerts of the changes that are done (later ones come
@@ -439,16 +435,14 @@ where
             ports.sink.send(&entries).await
         }
     };
-    // The feed the API reads: the alerts that went out, whatever else failed.
-    let feed = record_in_feed(ports.feed, &published, deadline);
-    let (marked, sunk, fed) = futures::join!(mark, to_sink, feed);
+    let (marked, sunk) = futures::join!(mark, to_sink);
     if let Some((retries, result)) = marked {
         stats.mark_retries += retries;
         if let Err(e) = result {
             // Published is published: failing the records would publish them again. The
             // pending claims left behind only matter if their records are re-delivered.
-            tracing::warn!(alerts = keys.len(), error = %e, "alerts published but not marked");
-            stats.marks_failed += keys.len();
+            tracing::error!(alerts = items.len(), error = %e, "alerts published but not marked, nor kept in the alert feed");
+            stats.marks_failed += items.len();
         }
     }
     if let Some(first) = done.first() {
@@ -460,8 +454,6 @@ where
             ),
         }
     }
-    stats.feed_retries += fed.retries;
-    stats.feed_failed += fed.failed;
 
     stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (failed_from, error) = match failure.0 {
@@ -509,52 +501,11 @@ async fn retry_before_deadline<T, Fut: Future<Output = Result<T, PortError>>>(
     }
 }
 
-/// What writing the feed took: its retries, and the alerts it could not keep.
-struct FeedOutcome {
-    retries: u32,
-    failed: usize,
-}
-
-/// Writes the published alerts to the feed in one call, re-tried before the deadline. A
-/// failure is logged and counted, never returned: the alerts went out, and failing their
-/// records would publish them again (docs/alerts.md, "The alert feed").
-async fn record_in_feed<F: AlertFeed>(
-    feed: &F,
-    published: &[Pending],
-    deadline: DateTime<Utc>,
-) -> FeedOutcome {
-    let mut outcome = FeedOutcome {
-        retries: 0,
-        failed: 0,
-    };
-    let mut items = Vec::with_capacity(published.len());
-    for pending in published {
-        match AlertFeedItem::of(&pending.message) {
-            Ok(item) => items.push(item),
-            Err(e) => {
-                tracing::error!(alert_id = %pending.message.alert_id, error = %e, "published alert has no feed item");
-                outcome.failed += 1;
-            }
-        }
-    }
-    if items.is_empty() {
-        return outcome;
-    }
-    let (retries, result) =
-        retry_before_deadline(deadline, "write the alert feed", || feed.record(&items)).await;
-    outcome.retries = retries;
-    if let Err(e) = result {
-        tracing::error!(alerts = items.len(), error = %e, "published alerts not kept in the alert feed");
-        outcome.failed += items.len();
-    }
-    outcome
-}
-
 /// Hands claims back; a failure here is logged only, since the claim's lease ends with this
 /// invocation anyway.
 async fn release<I: IdempotencyStore>(store: &I, claims: &[Pending], token: &str) {
     for pending in claims {
-        if let Err(e) = store.release(&pending.message.alert_id, token).await {
+        if let Err(e) = store.release(&pending.feed, token).await {
             tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "cannot release an alert claim");
         }
     }

@@ -56,7 +56,8 @@ pub trait MarketReader {
     }
     /// Items of partition `partition_key` whose sort keys start with `prefix`, highest sort
     /// key first, below `below` when given, at most `limit`; with the sort key to continue
-    /// below when more may follow (the listings of interest, the alert feed).
+    /// below when more may follow (the listings of interest, the alert feed). Items under a
+    /// lease (an alert's claim, not yet published) are left out.
     fn latest<T: DeserializeOwned>(
         &self,
         partition_key: &str,

@@ -7,16 +7,13 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 
-use crate::adapters::alert_feed::DynamoAlertFeed;
 use crate::adapters::idempotency::DynamoIdempotencyStore;
 use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
 use crate::adapters::sqs::SqsPoisonSink;
 use realty_core::alerts::config::AlertsConfig;
-use realty_core::alerts::ports::{
-    AlertErrorSink, AlertFeed, AlertPublisher, IdempotencyStore, MarketMedians,
-};
+use realty_core::alerts::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
 use realty_core::alerts::process::{AlertOutcome, AlertPorts, process_batch};
 use realty_core::alerts::rules::{AlertKind, AlertThresholds};
 use realty_core::config::StackResources;
@@ -30,13 +27,13 @@ mod tests;
 #[derive(Debug, Clone)]
 pub struct AlertsFunction {
     pub thresholds: AlertThresholds,
+    /// Claims and marks of alerts, at their keys in the feed of published alerts (the
+    /// market table; docs/alerts.md, "Once per price change" and "The alert feed").
     pub idempotency: DynamoIdempotencyStore,
     pub medians: DynamoMarketMedians,
     pub publisher: SnsAlertPublisher,
     /// Alerts that can never be published, with their reason (the stack's error queue).
     pub sink: SqsPoisonSink,
-    /// The feed of published alerts in the market table (docs/alerts.md, "The alert feed").
-    pub feed: DynamoAlertFeed,
 }
 
 /// The function's timeout in template.yaml: the deadline assumed when a caller gives none
@@ -56,14 +53,9 @@ impl AlertsFunction {
             thresholds: config.thresholds,
             idempotency: DynamoIdempotencyStore::new(
                 dynamodb.clone(),
-                resources.idempotency_table.clone(),
+                resources.market_table.clone(),
             ),
             medians: DynamoMarketMedians {
-                client: dynamodb.clone(),
-                table: resources.market_table.clone(),
-                retry,
-            },
-            feed: DynamoAlertFeed {
                 client: dynamodb,
                 table: resources.market_table.clone(),
                 retry,
@@ -94,7 +86,6 @@ impl AlertsFunction {
             medians: &self.medians,
             publisher: &self.publisher,
             sink: &self.sink,
-            feed: &self.feed,
         };
         handle_event_until(&ports, &self.thresholds, event, deadline).await
     }
@@ -111,8 +102,8 @@ pub fn failure_from(sequence_number: &str) -> DynamoDbEventResponse {
 }
 
 /// Processes one stream event over any ports with the template's timeout from now.
-pub async fn handle_event<I, M, P, S, F>(
-    ports: &AlertPorts<'_, I, M, P, S, F>,
+pub async fn handle_event<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
     thresholds: &AlertThresholds,
     event: Event,
 ) -> (DynamoDbEventResponse, AlertOutcome)
@@ -121,14 +112,13 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
-    F: AlertFeed,
 {
     handle_event_until(ports, thresholds, event, default_deadline()).await
 }
 
 /// Processes one stream event over any ports, logs it and records its metrics.
-pub async fn handle_event_until<I, M, P, S, F>(
-    ports: &AlertPorts<'_, I, M, P, S, F>,
+pub async fn handle_event_until<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
     thresholds: &AlertThresholds,
     event: Event,
     deadline: DateTime<Utc>,
@@ -138,7 +128,6 @@ where
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
-    F: AlertFeed,
 {
     let records = event.records.into_iter().map(stream::decode).collect();
     let outcome = process_batch(ports, thresholds, records, deadline).await;
@@ -174,8 +163,6 @@ fn record_metrics(outcome: &AlertOutcome) {
     metrics::counter!("alert_claims_held").increment(s.claims_held as u64);
     metrics::counter!("alert_mark_retries").increment(u64::from(s.mark_retries));
     metrics::counter!("alert_marks_failed").increment(s.marks_failed as u64);
-    metrics::counter!("alert_feed_retries").increment(u64::from(s.feed_retries));
-    metrics::counter!("alert_feed_failures").increment(s.feed_failed as u64);
     metrics::counter!("publish_retries").increment(u64::from(s.publish_retries));
     metrics::counter!("batches_failed").increment(u64::from(outcome.failed_from.is_some()));
     metrics::histogram!("batch_duration_ms").record(s.duration_ms as f64);

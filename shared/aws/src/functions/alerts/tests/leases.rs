@@ -18,7 +18,7 @@ async fn a_claim_held_by_a_live_invocation_is_neither_taken_nor_skipped() {
     assert_eq!(
         world
             .idempotency
-            .claim("alert#price_drop#zillow:1#2", "other", live)
+            .claim(&claim_of("alert#price_drop#zillow:1#2"), "other", live)
             .await,
         Ok(Claim::Acquired)
     );
@@ -47,7 +47,7 @@ async fn an_expired_claim_is_taken_over() {
     let expired = Utc::now() - chrono::Duration::seconds(1);
     world
         .idempotency
-        .claim("alert#price_drop#zillow:1#2", "dead", expired)
+        .claim(&claim_of("alert#price_drop#zillow:1#2"), "dead", expired)
         .await
         .expect("claimed");
     let (response, outcome) = world.handle(one_drop()).await;
@@ -62,7 +62,7 @@ async fn a_claim_whose_lease_ends_in_time_is_waited_for() {
     let soon = Utc::now() + chrono::Duration::milliseconds(300);
     world
         .idempotency
-        .claim("alert#price_drop#zillow:1#2", "crashed", soon)
+        .claim(&claim_of("alert#price_drop#zillow:1#2"), "crashed", soon)
         .await
         .expect("claimed");
     // This invocation has 30 s: enough to wait for the lease and publish.

@@ -29,8 +29,8 @@ use realty_core::alerts::message::{
     sanitize_subject,
 };
 use realty_core::alerts::ports::{
-    AlertErrorSink, AlertFeed, AlertPublisher, Claim, IdempotencyStore, MarketMedians,
-    PublishReport, RejectedAlert,
+    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, PublishReport,
+    RejectedAlert,
 };
 use realty_core::alerts::process::{AlertOutcome, AlertPorts};
 use realty_core::alerts::rules::*;
@@ -115,18 +115,21 @@ fn pct(p: f64) -> AlertThresholds {
 
 // ---- the batch workflow over in-memory ports ----
 
-/// A claim in the in-memory store.
+/// A claim in the in-memory store, and once published the feed item that marks it.
 #[derive(Debug, Clone)]
 struct StoredClaim {
     state: &'static str,
     token: String,
     lease_until: DateTime<Utc>,
+    /// The feed item, once published.
+    item: Option<AlertFeedItem>,
 }
 
+/// The alert feed with its claims, keyed by alert id (the store's keys are functions of it).
 #[derive(Default)]
 struct MemoryIdempotency {
     records: Mutex<BTreeMap<String, StoredClaim>>,
-    /// Claims of keys containing this fail (a DynamoDB outage for them).
+    /// Claims of alert ids containing this fail (a DynamoDB outage for them).
     fail_claims_of: Mutex<Option<String>>,
     /// Stands for a crash right after publishing: marks and releases never happen.
     crash_after_publish: AtomicBool,
@@ -137,6 +140,30 @@ struct MemoryIdempotency {
     clock_ahead: Mutex<chrono::Duration>,
     claims: AtomicUsize,
     marks: AtomicUsize,
+    /// Mark calls that wrote (each one write of the feed).
+    mark_calls: AtomicUsize,
+}
+
+/// The alert id of a feed item, from its body.
+fn alert_id(item: &AlertFeedItem) -> String {
+    serde_json::from_str::<Value>(&item.body).expect("a JSON body")["alert_id"]
+        .as_str()
+        .expect("an alert id")
+        .to_owned()
+}
+
+/// What another invocation claims for alert `id` (of the sample's market, as the function
+/// would claim it: the store keys by the alert).
+fn claim_of(id: &str) -> AlertFeedItem {
+    let observed_at = Utc::now();
+    AlertFeedItem {
+        pk: realty_core::alerts::feed::feed_key("nashville-tn"),
+        sk: realty_core::alerts::feed::feed_sort_key("price_drop", observed_at, id),
+        alert_type: AlertKind::PriceDrop,
+        observed_at,
+        body: json!({ "alert_id": id }).to_string(),
+        expires_at: observed_at.timestamp(),
+    }
 }
 
 impl MemoryIdempotency {
@@ -146,6 +173,27 @@ impl MemoryIdempotency {
             .expect("lock")
             .iter()
             .map(|(k, c)| (k.clone(), c.state))
+            .collect()
+    }
+
+    /// The alert ids in the feed (published, with their item), sorted.
+    fn alert_ids(&self) -> Vec<String> {
+        self.records
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|c| c.item.as_ref().map(alert_id))
+            .collect()
+    }
+
+    /// The feed's items, by key.
+    fn feed_items(&self) -> BTreeMap<(String, String), AlertFeedItem> {
+        self.records
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|c| c.item.clone())
+            .map(|i| ((i.pk.clone(), i.sk.clone()), i))
             .collect()
     }
 
@@ -162,29 +210,32 @@ impl MemoryIdempotency {
 impl IdempotencyStore for MemoryIdempotency {
     async fn claim_all(
         &self,
-        keys: &[&str],
+        alerts: &[&AlertFeedItem],
         token: &str,
         lease_until: DateTime<Utc>,
     ) -> Vec<Result<Claim, PortError>> {
         let now = self.now();
         let mut records = self.records.lock().expect("lock");
         let bad = self.fail_claims_of.lock().expect("lock").clone();
-        keys.iter()
-            .map(|key| {
+        alerts
+            .iter()
+            .map(|alert| {
+                let key = alert_id(alert);
                 self.claims.fetch_add(1, Ordering::SeqCst);
                 if bad.as_deref().is_some_and(|bad| key.contains(bad)) {
                     return Err(PortError::new("TransactWriteItems", "injected outage"));
                 }
-                match records.get(*key) {
+                match records.get(&key) {
                     Some(c) if c.state == "published" => Ok(Claim::AlreadyPublished),
                     Some(c) if c.lease_until >= now => Ok(Claim::HeldUntil(c.lease_until)),
                     _ => {
                         records.insert(
-                            (*key).to_owned(),
+                            key,
                             StoredClaim {
                                 state: "pending",
                                 token: token.to_owned(),
                                 lease_until,
+                                item: None,
                             },
                         );
                         Ok(Claim::Acquired)
@@ -194,7 +245,7 @@ impl IdempotencyStore for MemoryIdempotency {
             .collect()
     }
 
-    async fn mark_published(&self, keys: &[&str], token: &str) -> Result<(), PortError> {
+    async fn mark_published(&self, alerts: &[&AlertFeedItem]) -> Result<(), PortError> {
         if self.crash_after_publish.load(Ordering::SeqCst) {
             return Err(PortError::new("BatchWriteItem", "crashed"));
         }
@@ -205,31 +256,34 @@ impl IdempotencyStore for MemoryIdempotency {
         {
             return Err(PortError::new("BatchWriteItem", "injected outage"));
         }
+        self.mark_calls.fetch_add(1, Ordering::SeqCst);
         let mut records = self.records.lock().expect("lock");
-        for key in keys {
+        for alert in alerts {
             self.marks.fetch_add(1, Ordering::SeqCst);
             records.insert(
-                (*key).to_owned(),
+                alert_id(alert),
                 StoredClaim {
                     state: "published",
-                    token: token.to_owned(),
+                    token: String::new(),
                     lease_until: self.now(),
+                    item: Some((*alert).clone()),
                 },
             );
         }
         Ok(())
     }
 
-    async fn release(&self, key: &str, token: &str) -> Result<(), PortError> {
+    async fn release(&self, alert: &AlertFeedItem, token: &str) -> Result<(), PortError> {
         if self.crash_after_publish.load(Ordering::SeqCst) {
             return Err(PortError::new("DeleteItem", "crashed"));
         }
+        let key = alert_id(alert);
         let mut records = self.records.lock().expect("lock");
         if records
-            .get(key)
+            .get(&key)
             .is_some_and(|c| c.state == "pending" && c.token == token)
         {
-            records.remove(key);
+            records.remove(&key);
         }
         Ok(())
     }
@@ -327,51 +381,6 @@ impl AlertErrorSink for MemorySink {
 }
 
 /// The alert feed, by (pk, sk) as the market table keys it.
-#[derive(Default)]
-struct MemoryFeed {
-    items: Mutex<BTreeMap<(String, String), AlertFeedItem>>,
-    /// This many writes fail (a DynamoDB outage), then they work again.
-    failing_writes: AtomicUsize,
-    writes: AtomicUsize,
-}
-
-impl MemoryFeed {
-    /// The alert ids in the feed, sorted.
-    fn alert_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .items
-            .lock()
-            .expect("lock")
-            .values()
-            .map(|i| {
-                serde_json::from_str::<AlertBody>(&i.body)
-                    .expect("an alert body")
-                    .alert_id
-            })
-            .collect();
-        ids.sort();
-        ids
-    }
-}
-
-impl AlertFeed for MemoryFeed {
-    async fn record(&self, items: &[AlertFeedItem]) -> Result<(), PortError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if self
-            .failing_writes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(PortError::new("BatchWriteItem", "injected outage"));
-        }
-        let mut stored = self.items.lock().expect("lock");
-        for item in items {
-            stored.insert((item.pk.clone(), item.sk.clone()), item.clone());
-        }
-        Ok(())
-    }
-}
-
 /// The in-memory world of one alerts function. Its invocations have a short deadline, so a
 /// mark that keeps failing (a crash) is given up quickly.
 struct World {
@@ -379,7 +388,6 @@ struct World {
     medians: MemoryMedians,
     publisher: MemoryPublisher,
     sink: MemorySink,
-    feed: MemoryFeed,
 }
 
 /// Time left to the invocations of a [`World`]: the mark re-tries stop after about 0.5 s.
@@ -398,7 +406,6 @@ impl Default for World {
             },
             publisher: MemoryPublisher::default(),
             sink: MemorySink::default(),
-            feed: MemoryFeed::default(),
         }
     }
 }
@@ -428,7 +435,6 @@ impl World {
             medians: &self.medians,
             publisher: &self.publisher,
             sink: &self.sink,
-            feed: &self.feed,
         };
         handle_event_until(&ports, &AlertThresholds::default(), event, deadline).await
     }

@@ -49,7 +49,6 @@ async fn deliver(world: &World, client: Client, event: Event) -> (Vec<String>, A
         medians: &world.medians,
         publisher: &publisher,
         sink: &world.sink,
-        feed: &world.feed,
     };
     let (response, outcome) = handle_event(&ports, &AlertThresholds::default(), event).await;
     (failed_from(&response), outcome)

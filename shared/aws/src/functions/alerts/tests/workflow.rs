@@ -84,7 +84,7 @@ async fn an_unpublished_alert_fails_the_batch_from_its_record() {
             .all(|k| !k.contains("zillow:3"))
     );
     // The alert feed holds what went out, and only that.
-    assert_eq!(world.feed.alert_ids(), world.publisher.published());
+    assert_eq!(world.idempotency.alert_ids(), world.publisher.published());
 
     // Lambda re-delivers from the failed record; SNS is back.
     world.publisher.failing.lock().expect("lock").clear();
@@ -99,7 +99,7 @@ async fn an_unpublished_alert_fails_the_batch_from_its_record() {
     let mut expected = expected_alerts();
     expected.sort();
     assert_eq!(published, expected);
-    assert_eq!(world.feed.alert_ids(), expected);
+    assert_eq!(world.idempotency.alert_ids(), expected);
 }
 
 #[tokio::test(flavor = "current_thread")]
