@@ -26,6 +26,22 @@ pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
 /// base64 records, and its journal adds sequence numbers and per-market counts. A body that
 /// inflates past this is not one this function wrote (DEFLATE can expand a thousandfold).
 pub const MAX_JOURNAL_JSON_BYTES: usize = 32 * 1024 * 1024;
+/// A journal body that starts with these bytes is a Zstandard frame; one written before
+/// journals were is raw DEFLATE, which cannot start so (a stored block's length check fails).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Zstandard level of the journal: level 1 compresses a batch's events smaller than DEFLATE's
+/// level 6, and faster than its level 2 (the journal's size is its write units).
+const JOURNAL_ZSTD_LEVEL: i32 = 1;
+/// The largest window a journal's frame may ask of the reader (2^25 = 32 MiB, the journal's
+/// own bound): a frame asking more is not one this function wrote.
+const JOURNAL_ZSTD_WINDOW_LOG_MAX: u32 = 25;
+
+thread_local! {
+    /// One compression context a thread, made on first use: a context is a few hundred KB
+    /// of tables, too much to build for every batch.
+    static JOURNAL_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// The largest record the data lake takes (Firehose's 1,000 KiB): an event's line must fit.
 pub const MAX_ARCHIVE_RECORD_BYTES: usize = 1_000 * 1024;
@@ -153,7 +169,6 @@ impl PartialEq for JournalEvent {
 impl Journal {
     /// The journal as stored.
     pub fn encode(&self) -> Result<EncodedJournal, PortError> {
-        use std::io::Write as _;
         // Sized up front: the events' JSON is most of it, and a buffer grown by doubling
         // copies it again at every step.
         let capacity = self
@@ -171,17 +186,15 @@ impl Journal {
         let mut json = Vec::with_capacity(capacity);
         serde_json::to_writer(&mut json, self)
             .map_err(|e| PortError::new("encode journal", e.to_string()))?;
-        // Level 2: with zlib-rs, faster than miniz_oxide's level 1 and a fifth smaller (the
-        // journal's size is its write units); level 1 is a fast path that compresses less.
-        let mut encoder = flate2::write::DeflateEncoder::new(
-            Vec::with_capacity(json.len() / 4),
-            flate2::Compression::new(2),
-        );
-        encoder
-            .write_all(&json)
-            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
-        let body = encoder
-            .finish()
+        let body = JOURNAL_COMPRESSOR
+            .with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let compressor = match cell.as_mut() {
+                    Some(compressor) => compressor,
+                    None => cell.insert(zstd::bulk::Compressor::new(JOURNAL_ZSTD_LEVEL)?),
+                };
+                compressor.compress(&json)
+            })
             .map_err(|e| PortError::new("encode journal", e.to_string()))?;
         Ok(EncodedJournal {
             shard: self.shard.clone(),
@@ -189,14 +202,25 @@ impl Journal {
         })
     }
 
-    /// Reads a stored journal back.
+    /// Reads a stored journal back (a Zstandard frame, or the raw DEFLATE of journals written
+    /// before).
     pub fn decode(encoded: &EncodedJournal) -> Result<Self, PortError> {
         use std::io::Read as _;
-        let mut json = Vec::with_capacity(encoded.body.len() * 8);
-        flate2::read::DeflateDecoder::new(encoded.body.as_slice())
-            .take(MAX_JOURNAL_JSON_BYTES as u64 + 1)
-            .read_to_end(&mut json)
-            .map_err(|e| PortError::new("decode journal", e.to_string()))?;
+        let body = encoded.body.as_slice();
+        let mut json = Vec::with_capacity(body.len() * 8);
+        let read = if body.starts_with(&ZSTD_MAGIC) {
+            zstd::stream::read::Decoder::with_buffer(body).and_then(|mut decoder| {
+                decoder.window_log_max(JOURNAL_ZSTD_WINDOW_LOG_MAX)?;
+                decoder
+                    .take(MAX_JOURNAL_JSON_BYTES as u64 + 1)
+                    .read_to_end(&mut json)
+            })
+        } else {
+            flate2::read::DeflateDecoder::new(body)
+                .take(MAX_JOURNAL_JSON_BYTES as u64 + 1)
+                .read_to_end(&mut json)
+        };
+        read.map_err(|e| PortError::new("decode journal", e.to_string()))?;
         if json.len() > MAX_JOURNAL_JSON_BYTES {
             return Err(PortError::new(
                 "decode journal",
@@ -207,8 +231,8 @@ impl Journal {
     }
 }
 
-/// A journal as stored: DEFLATE-compressed JSON (events of one batch compress about tenfold,
-/// so a 1,000-record batch's journal is one item well under DynamoDB's 400 KB).
+/// A journal as stored: its JSON as a Zstandard frame (events of one batch compress about
+/// fifteenfold, so a 1,000-record batch's journal is one item well under DynamoDB's 400 KB).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedJournal {
     pub shard: String,
@@ -366,24 +390,108 @@ mod tests {
         );
     }
 
+    /// Valid journal JSON of exactly `json_bytes`: an empty journal, then spaces.
+    fn padded_journal_json(json_bytes: usize) -> Vec<u8> {
+        let mut json = br#"{"shard":"s","events":[],"applied_before":{}}"#.to_vec();
+        json.resize(json_bytes, b' ');
+        json
+    }
+
+    /// The raw DEFLATE body journals had before they were Zstandard frames.
+    fn deflated(json: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+        encoder.write_all(json).expect("deflate");
+        encoder.finish().expect("deflate")
+    }
+
+    fn stored(body: Vec<u8>) -> EncodedJournal {
+        EncodedJournal {
+            shard: "s".into(),
+            body,
+        }
+    }
+
+    fn a_journal() -> Journal {
+        let sequence = |n: u64| SequenceNumber::parse(&n.to_string()).expect("digits");
+        Journal {
+            shard: "shardId-000000000001".into(),
+            events: (1..=3)
+                .map(|n| {
+                    JournalEvent::new(sequence(n), &format!(r#"{{"event":{n},"kind":"new"}}"#))
+                        .expect("JSON")
+                })
+                .collect(),
+            applied_before: BTreeMap::from([("city#nashville-tn#all".to_owned(), 7)]),
+        }
+    }
+
+    #[test]
+    fn a_journal_is_a_zstandard_frame_that_reads_back() {
+        let journal = a_journal();
+        let encoded = journal.encode().expect("encodes");
+        assert!(encoded.body.starts_with(&ZSTD_MAGIC));
+        assert_eq!(Journal::decode(&encoded).expect("decodes"), journal);
+        // The thread's compressor is reused: the same journal gives the same bytes.
+        assert_eq!(journal.encode().expect("encodes").body, encoded.body);
+    }
+
+    #[test]
+    fn a_journal_written_before_as_deflate_still_reads() {
+        let journal = a_journal();
+        let json = serde_json::to_vec(&journal).expect("JSON");
+        assert_eq!(
+            Journal::decode(&stored(deflated(&json))).expect("decodes"),
+            journal
+        );
+    }
+
     #[test]
     fn a_journal_inflating_past_its_bound_is_refused_and_one_at_it_reads() {
-        let encoded = |json_bytes: usize| {
+        let zstd = |json: &[u8]| zstd::bulk::compress(json, JOURNAL_ZSTD_LEVEL).expect("zstd");
+        for (format, compress) in [
+            ("zstd", &zstd as &dyn Fn(&[u8]) -> Vec<u8>),
+            ("deflate", &deflated),
+        ] {
+            let at = Journal::decode(&stored(compress(&padded_journal_json(
+                MAX_JOURNAL_JSON_BYTES,
+            ))))
+            .expect("at the bound");
+            assert!(at.events.is_empty(), "{format}");
+            let past = Journal::decode(&stored(compress(&padded_journal_json(
+                MAX_JOURNAL_JSON_BYTES + 1,
+            ))))
+            .expect_err("past it");
+            assert!(
+                past.to_string().contains("inflates past"),
+                "{format}: {past}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_corrupt_frame_or_one_asking_for_a_larger_window_is_an_error() {
+        let mut body = a_journal().encode().expect("encodes").body;
+        let middle = body.len() / 2;
+        body[middle] ^= 0xff;
+        body.truncate(body.len() - 2);
+        assert!(Journal::decode(&stored(body)).is_err());
+        // A frame whose window is 2^26 bytes, over what a journal reader allows (streamed
+        // without its size, so the window stays as asked).
+        let wide = |window_log: u32| {
             use std::io::Write as _;
-            // Valid JSON of exactly `json_bytes`: an empty journal, then spaces.
-            let mut json = br#"{"shard":"s","events":[],"applied_before":{}}"#.to_vec();
-            json.resize(json_bytes, b' ');
-            let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
-            encoder.write_all(&json).expect("deflate");
-            EncodedJournal {
-                shard: "s".into(),
-                body: encoder.finish().expect("deflate"),
-            }
+            let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("context");
+            encoder.window_log(window_log).expect("window");
+            encoder.include_contentsize(false).expect("no content size");
+            encoder
+                .write_all(&padded_journal_json(1 << 20))
+                .expect("zstd");
+            stored(encoder.finish().expect("zstd"))
         };
-        let at = Journal::decode(&encoded(MAX_JOURNAL_JSON_BYTES)).expect("at the bound");
-        assert!(at.events.is_empty());
-        let past = Journal::decode(&encoded(MAX_JOURNAL_JSON_BYTES + 1)).expect_err("past it");
-        assert!(past.to_string().contains("inflates past"), "{past}");
+        let error =
+            Journal::decode(&wide(JOURNAL_ZSTD_WINDOW_LOG_MAX + 1)).expect_err("window too large");
+        assert!(error.to_string().contains("decode journal"), "{error}");
+        Journal::decode(&wide(JOURNAL_ZSTD_WINDOW_LOG_MAX)).expect("a window at the bound");
     }
 
     #[test]
