@@ -24,7 +24,8 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
 /// Largest journal read back, uncompressed: a batch is at most Lambda's 6 MB payload of
 /// base64 records, and its journal adds sequence numbers and per-market counts. A body that
-/// inflates past this is not one this function wrote (DEFLATE can expand a thousandfold).
+/// inflates past this is not one this function wrote (DEFLATE and Zstandard can expand a
+/// thousandfold).
 pub const MAX_JOURNAL_JSON_BYTES: usize = 32 * 1024 * 1024;
 /// A journal body that starts with these bytes is a Zstandard frame; one written before
 /// journals were is raw DEFLATE, which cannot start so (a stored block's length check fails).
