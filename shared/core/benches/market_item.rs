@@ -1,7 +1,7 @@
 //! A market's live item as the metrics function writes it and every reader reads it back:
 //! a month-old city market of 3,000 listings, its parts packed (encoded, DEFLATE-compressed
-//! together) and unpacked. The metrics function packs one item per market a batch touches
-//! (about 175 a regional 1,000-event batch).
+//! together) and unpacked, and its figures. The metrics function packs one item per market a
+//! batch touches (about 175 a regional 1,000-event batch), and computes its figures.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -80,6 +80,10 @@ fn main() {
                 .into_stored()
                 .map(|s| s.aggregate.active)
         })
+    });
+    // Every market a batch writes computes its figures at least once (its day's close).
+    group.bench_function("figures", |b| {
+        b.iter(|| black_box(&stored.aggregate).figures())
     });
     group.finish();
     criterion.final_summary();

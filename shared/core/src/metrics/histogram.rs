@@ -64,18 +64,64 @@ impl Buckets {
 
     /// Bucket of the value at nearest rank `ceil(q * total)` (1-based), `None` if empty.
     fn quantile_bucket(&self, q: f64) -> Option<i32> {
-        if self.total == 0 {
+        self.quantile_index(q).map(|i| self.counts[i].0)
+    }
+
+    /// Index in `counts` of [`Self::quantile_bucket`]'s bucket.
+    fn quantile_index(&self, q: f64) -> Option<usize> {
+        if self.total == 0 || self.counts.is_empty() {
             return None;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for &(bucket, count) in &self.counts {
+        for (i, &(_, count)) in self.counts.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return Some(bucket);
+                return Some(i);
             }
         }
-        self.counts.last().map(|&(bucket, _)| bucket)
+        Some(self.counts.len() - 1)
+    }
+
+    /// The median (nearest rank) of `deviation` over the values, where `deviation` of the
+    /// bucket at `center` is the least and grows with the distance from it on either side
+    /// (a distance from the center's value, or from its logarithm). The buckets above the
+    /// center are then in order of deviation going up, those below it going down: merging
+    /// the two runs walks every value in order of deviation, with no copy and no sort.
+    fn median_deviation(&self, center: usize, deviation: impl Fn(i32) -> f64) -> Option<f64> {
+        let counts = &self.counts;
+        let total: u64 = counts.iter().map(|&(_, c)| c).sum();
+        let rank = total.div_ceil(2).max(1);
+        let at = |i: usize| counts.get(i).map(|&(b, c)| (deviation(b), c));
+        // `below` is the next bucket down (one past it, so 0 is "none left").
+        let (mut below, mut above) = (center, center);
+        let mut next_below = below.checked_sub(1).and_then(at);
+        let mut next_above = at(above);
+        let mut seen = 0;
+        loop {
+            let (d, count) = match (next_below, next_above) {
+                (Some(low), Some(high)) if low.0 < high.0 => {
+                    below -= 1;
+                    next_below = below.checked_sub(1).and_then(at);
+                    low
+                }
+                (_, Some(high)) => {
+                    above += 1;
+                    next_above = at(above);
+                    high
+                }
+                (Some(low), None) => {
+                    below -= 1;
+                    next_below = below.checked_sub(1).and_then(at);
+                    low
+                }
+                (None, None) => return None,
+            };
+            seen += count;
+            if seen >= rank {
+                return Some(d);
+            }
+        }
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -205,40 +251,23 @@ impl LogHistogram {
     /// Median absolute deviation from the median, within about 2 % (both the median and
     /// the deviations come from bucket midpoints).
     pub fn median_absolute_deviation(&self) -> Option<f64> {
-        let median = self.median()?;
-        let mut deviations = Buckets::default();
-        for &(bucket, count) in &self.0.counts {
-            let deviation = (Self::bucket_value(bucket) - median).abs();
-            // Deviations can be 0: shift into positive territory with a floor bucket.
-            let b = Self::bucket_of(deviation).unwrap_or(i32::MIN / 2);
-            deviations.add(b, count);
-        }
-        let b = deviations.quantile_bucket(0.5)?;
-        Some(if b == i32::MIN / 2 {
-            0.0
-        } else {
-            Self::bucket_value(b)
-        })
+        let center = self.0.quantile_index(0.5)?;
+        let median = Self::bucket_value(self.0.counts[center].0);
+        let deviation = self
+            .0
+            .median_deviation(center, |b| (Self::bucket_value(b) - median).abs())?;
+        // Reported as a bucket's midpoint too; a deviation of 0 has no bucket.
+        Some(Self::bucket_of(deviation).map_or(0.0, Self::bucket_value))
     }
 
     /// The median absolute deviation of the values' natural logarithms from the log of the
     /// median (prices are skewed: on a log scale a spread is a ratio, and bounds built from it
     /// never fall below zero). Exact over the buckets (a few hundred at most).
     pub fn log_median_absolute_deviation(&self) -> Option<f64> {
-        let median = self.median()?.ln();
-        let mut deviations: Vec<(f64, u64)> = self
-            .buckets()
-            .map(|(value, count)| ((value.ln() - median).abs(), count))
-            .collect();
-        deviations.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let total: u64 = deviations.iter().map(|(_, c)| c).sum();
-        // Nearest rank, as the other quantiles.
-        let rank = total.div_ceil(2).max(1);
-        let mut seen = 0;
-        deviations.into_iter().find_map(|(deviation, count)| {
-            seen += count;
-            (seen >= rank).then_some(deviation)
-        })
+        let center = self.0.quantile_index(0.5)?;
+        let median = Self::bucket_value(self.0.counts[center].0).ln();
+        self.0
+            .median_deviation(center, |b| (Self::bucket_value(b).ln() - median).abs())
     }
 
     /// `(bucket value, count)` in increasing order, for charts.
@@ -460,6 +489,36 @@ mod tests {
             let mut d = DayHistogram::default();
             for &v in &days { d.add(v); }
             prop_assert_eq!(DayHistogram::decode(&d.encode()).unwrap(), d);
+        }
+
+        /// Both deviations against every value's own deviation, sorted (the merge of the
+        /// two runs either side of the median must walk them in that order), with values
+        /// piled on few buckets so ties, a zero deviation and one-sided spreads occur.
+        #[test]
+        fn median_deviations_match_a_sort_of_every_value(
+            values in prop::collection::vec((1u32..60, 1u32..4), 1..200),
+        ) {
+            let mut h = LogHistogram::default();
+            let mut midpoints = Vec::new();
+            for &(step, copies) in &values {
+                let v = 1_000.0 * LOG_BUCKET_RATIO.powi(step as i32 * 3);
+                for _ in 0..copies {
+                    h.add(v);
+                    midpoints.push(LogHistogram::bucket_value(LogHistogram::bucket_of(v).unwrap()));
+                }
+            }
+            midpoints.sort_by(f64::total_cmp);
+            let median = nearest_rank(&midpoints, 0.5).unwrap();
+            let sorted_median_of = |f: &dyn Fn(f64) -> f64| {
+                let mut d: Vec<f64> = midpoints.iter().map(|&v| f(v)).collect();
+                d.sort_by(f64::total_cmp);
+                d[d.len().div_ceil(2) - 1]
+            };
+            let log = sorted_median_of(&|v: f64| (v.ln() - median.ln()).abs());
+            prop_assert_eq!(h.log_median_absolute_deviation(), Some(log));
+            let linear = sorted_median_of(&|v: f64| (v - median).abs());
+            let bucketed = LogHistogram::bucket_of(linear).map_or(0.0, LogHistogram::bucket_value);
+            prop_assert_eq!(h.median_absolute_deviation(), Some(bucketed));
         }
 
         #[test]

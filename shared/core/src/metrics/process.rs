@@ -577,6 +577,9 @@ struct MarketWrite<'a> {
     /// The revision the item was computed from: the put is conditional on it.
     expected: String,
     snapshots: Vec<Snapshot>,
+    /// The item's figures, as its day's close records them (`None` before its first
+    /// contribution).
+    figures: Option<MarketFigures>,
     /// Removals the item could not make (its figures had drifted).
     underflows: usize,
 }
@@ -618,10 +621,11 @@ fn advance<'a>(
     // when read ([`open_snapshots`]). So a market costs snapshot writes once an hour, not
     // once a batch. The open day's close is recorded in the item all the same, as of its
     // newest contribution: so the item is the same whatever order shards' batches landed in.
-    if let Some(as_of) = item.aggregate.as_of {
+    let figures = item.aggregate.as_of.map(|as_of| {
         let figures = item.aggregate.figures();
         item.aggregate.close_day(as_of.date_naive(), &figures);
-    }
+        figures
+    });
     // The watermark is the newest contribution the item holds, not the batch's end, so any
     // split of the stream into batches leaves the item the same; so does the count.
     if let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max() {
@@ -641,6 +645,7 @@ fn advance<'a>(
         item,
         expected,
         snapshots: dedupe(snapshots),
+        figures,
         underflows,
     }
 }
@@ -662,9 +667,13 @@ async fn write_markets<M: MarketStore>(
 ) -> Result<BTreeMap<String, MarketFigures>, PortError> {
     // The city markets' figures after the batch, for the listings of interest.
     let mut figures = BTreeMap::new();
-    let mut keep_figures = |key: &str, aggregate: &super::aggregate::MarketAggregate| {
+    // (`computed`: the aggregate's figures where they are already at hand.)
+    let mut keep_figures = |key: &str,
+                            aggregate: &super::aggregate::MarketAggregate,
+                            computed: Option<MarketFigures>| {
         if key.starts_with("city#") {
-            figures.insert(key.to_owned(), aggregate.figures());
+            let kept = computed.unwrap_or_else(|| aggregate.figures());
+            figures.insert(key.to_owned(), kept);
         }
     };
     let mut pending: Vec<(String, &ScopeContributions)> = scopes
@@ -686,7 +695,7 @@ async fn write_markets<M: MarketStore>(
             match applied_before.get(&key) {
                 Some(&before) if stored.applied_from(shard) != before => {
                     stats.markets_already_applied += 1;
-                    keep_figures(&key, &stored.aggregate);
+                    keep_figures(&key, &stored.aggregate, None);
                     continue;
                 }
                 Some(_) => {}
@@ -735,7 +744,7 @@ async fn write_markets<M: MarketStore>(
         for (w, landed) in writes.into_iter().zip(won) {
             if landed {
                 stats.market_underflows += w.underflows;
-                keep_figures(&w.key, &w.item.aggregate);
+                keep_figures(&w.key, &w.item.aggregate, w.figures);
             } else {
                 pending.push((w.key, w.contributions));
             }
