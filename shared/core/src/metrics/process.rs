@@ -596,14 +596,15 @@ fn advance<'a>(
     let mut snapshots = Vec::new();
     let mut underflows = 0;
     for (_, observed_at, contribution) in &todo {
-        // Crossing into a later hour or day closes the previous one: its snapshot is the
-        // market as it stood then, whatever the batch boundaries.
-        if item
-            .aggregate
-            .as_of
-            .is_some_and(|before| Period::hour_of(*observed_at) > Period::hour_of(before))
+        // Crossing into a later hour closes the previous one, and crossing into a later day
+        // that day too: their snapshots are the market as it stood then, whatever the batch
+        // boundaries. (An hour that closes inside its day leaves the day open: its snapshot
+        // would be replaced by a later one, so it is neither computed nor written.)
+        if let Some(before) = item.aggregate.as_of
+            && Period::hour_of(*observed_at) > Period::hour_of(before)
         {
-            snapshots.extend(close_periods(&key, &mut item.aggregate));
+            let day_closes = observed_at.date_naive() > before.date_naive();
+            close_periods(&key, &mut item.aggregate, day_closes, &mut snapshots);
         }
         for u in item.aggregate.apply(contribution) {
             tracing::error!(
@@ -644,7 +645,8 @@ fn advance<'a>(
         contributions,
         item,
         expected,
-        snapshots: dedupe(snapshots),
+        // Distinct periods: each closes once, as `as_of` only moves forward.
+        snapshots,
         figures,
         underflows,
     }
@@ -784,36 +786,47 @@ fn archive_line(data: &[u8]) -> Vec<u8> {
     line
 }
 
-/// The hourly and daily snapshots of `aggregate` as it stands; the day's close is recorded
-/// in the aggregate, and the daily snapshot carries the trends as of it.
-fn close_periods(key: &str, aggregate: &mut super::aggregate::MarketAggregate) -> Vec<Snapshot> {
+/// Closes the hour of `aggregate`'s `as_of` and, if `day_closes`, its day: pushes their
+/// snapshots onto `out` as the aggregate stands. A closing day's close is recorded in the
+/// aggregate, and its snapshot carries the trends as of it.
+fn close_periods(
+    key: &str,
+    aggregate: &mut super::aggregate::MarketAggregate,
+    day_closes: bool,
+    out: &mut Vec<Snapshot>,
+) {
     let Some(as_of) = aggregate.as_of else {
-        return Vec::new();
+        return;
     };
     let figures = aggregate.figures();
-    let day = as_of.date_naive();
-    let trends = aggregate.close_day(day, &figures);
-    vec![
-        Snapshot {
-            scope_key: key.to_owned(),
-            period: Period::hour_of(as_of),
-            figures: figures.clone(),
-            trends: None,
-        },
-        Snapshot {
+    let hour = |figures| Snapshot {
+        scope_key: key.to_owned(),
+        period: Period::hour_of(as_of),
+        figures,
+        trends: None,
+    };
+    if day_closes {
+        let day = as_of.date_naive();
+        let trends = aggregate.close_day(day, &figures);
+        out.push(hour(figures.clone()));
+        out.push(Snapshot {
             scope_key: key.to_owned(),
             period: Period::Day(day),
             figures,
             trends: Some(trends),
-        },
-    ]
+        });
+    } else {
+        out.push(hour(figures));
+    }
 }
 
 /// The snapshots of the periods a market's live item has open (its hour and its day), as
 /// they would be written when they close, if nothing else arrives in them: what readers show
 /// for those periods (the stored snapshots hold only closed ones).
 pub fn open_snapshots(key: &str, aggregate: &super::aggregate::MarketAggregate) -> Vec<Snapshot> {
-    close_periods(key, &mut aggregate.clone())
+    let mut open = Vec::with_capacity(2);
+    close_periods(key, &mut aggregate.clone(), true, &mut open);
+    open
 }
 
 /// The snapshots of `key` between two sort keys (inclusive), oldest first: the stored ones
@@ -836,13 +849,4 @@ pub fn with_open_periods(
     }
     // `H#` and `D#` sort keys never share a range: each is in time order within its kind.
     by_sort_key.into_values().collect()
-}
-
-/// The last snapshot of each period (of one market).
-fn dedupe(snapshots: Vec<Snapshot>) -> Vec<Snapshot> {
-    let mut last = BTreeMap::new();
-    for s in snapshots {
-        last.insert(s.period, s);
-    }
-    last.into_values().collect()
 }

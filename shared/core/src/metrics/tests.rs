@@ -1323,15 +1323,49 @@ fn open_periods_are_read_from_the_live_item_and_stored_when_they_close() {
         .collect();
     assert_eq!(
         stored,
-        ["D#2024-10-01", "H#2024-10-01T08"],
-        "the hour closed"
+        ["H#2024-10-01T08"],
+        "the hour closed, inside its day: the day stays open, not written"
     );
     let hours = read("H#", "H#~");
     assert_eq!(hours[0], open_hour[0], "stored as it was read while open");
     assert_eq!(hours[1].sk, "H#2024-10-01T09");
     assert_eq!(hours[1].figures.active_listings, 3);
     // The day is still open: read from the live item, with the third listing.
-    assert_eq!(read("D#", "D#~")[0].figures.active_listings, 3);
+    let open_day = read("D#", "D#~");
+    assert_eq!(open_day[0].figures.active_listings, 3);
+
+    // A listing the next day closes the hour and the day: both stored as they were read
+    // while open, the day with its trends.
+    let next_day = Utc
+        .with_ymd_and_hms(2024, 10, 2, 7, 30, 0)
+        .single()
+        .expect("time");
+    let mut late = records_of(&[ListingEvent::new_listing(
+        listing(8, 0, 41_000_000, ListingStatus::Active, next_day),
+        "poll-next-day",
+    )]);
+    late[0].sequence_number = "49590338271490256608559692538361571095921575989136589999".into();
+    let outcome = block_on(process_batch(&ports, SHARD, &late));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    let stored = stores.snapshots.lock().expect("lock").clone();
+    let stored_day = &stored[&(key.clone(), "D#2024-10-01".to_owned())];
+    assert_eq!(
+        crate::store::MarketSnapshotItem::from(stored_day),
+        open_day[0],
+        "the day as it was read while open"
+    );
+    assert!(
+        stored_day.trends.is_some(),
+        "a closed day carries its trends"
+    );
+    assert!(stored.contains_key(&(key.clone(), "H#2024-10-01T09".to_owned())));
+    assert_eq!(
+        read("D#", "D#~")
+            .iter()
+            .map(|s| (s.sk.as_str(), s.figures.active_listings))
+            .collect::<Vec<_>>(),
+        [("D#2024-10-01", 3), ("D#2024-10-02", 4)]
+    );
 }
 
 /// A listing that leaves a market its event does not name (here its type, corrected) is
