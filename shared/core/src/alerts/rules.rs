@@ -249,7 +249,7 @@ fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
     step.listing.observed_at = event.observed_at;
     step.delisted = event.delisted;
     step.observed_at = event.observed_at;
-    step.sequence = event.sequence;
+    step.sequence = event.sequence.as_kinesis().to_owned();
     step
 }
 
@@ -284,14 +284,15 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
     let start = old.as_ref().map_or(0, |old| {
         recent
             .iter()
-            .position(|e| same_sequence(&e.sequence, &old.sequence))
+            .position(|e| same_sequence(e.sequence.as_kinesis(), &old.sequence))
             .map_or(0, |i| i + 1)
     });
     let events: Vec<AppliedEvent> = recent.into_iter().skip(start).collect();
     new.several_recent_events = false;
     let fits = events.len() > 1
         && events.last().is_some_and(|e| {
-            same_sequence(&e.sequence, &new.sequence) && e.observed_at == new.observed_at
+            same_sequence(e.sequence.as_kinesis(), &new.sequence)
+                && e.observed_at == new.observed_at
         });
     if !fits {
         return vec![ListingChange {

@@ -426,11 +426,17 @@ impl MarketAggregate {
         }
     }
 
+    /// Records `figures` as the close of `day` (the open day's, as of the newest
+    /// contribution, is replaced until the day closes).
+    pub fn record_close(&mut self, day: NaiveDate, figures: &MarketFigures) {
+        self.closing.insert(day, DayClose::from(figures));
+    }
+
     /// Records the figures a day's snapshot is written with as that day's close, and
     /// returns the day's trends as of then ([`crate::metrics::history::trends`] over the
     /// closes kept).
     pub fn close_day(&mut self, day: NaiveDate, figures: &MarketFigures) -> Trends {
-        self.closing.insert(day, DayClose::from(figures));
+        self.record_close(day, figures);
         trends(&self.closing, day)
     }
 

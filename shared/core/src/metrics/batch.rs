@@ -151,8 +151,8 @@ pub const MAX_RECENT_EVENTS: usize = 8;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedEvent {
     pub observed_at: DateTime<Utc>,
-    /// Padded, as [`crate::store::ListingItem::sequence`].
-    pub sequence: String,
+    /// Shared, like the version's: a state's next one copies its recent events.
+    pub sequence: SequenceNumber,
     pub price_minor: i64,
     pub living_area_sqft: Option<u32>,
     pub status: ListingStatus,
@@ -164,7 +164,7 @@ impl From<&ListingState> for AppliedEvent {
     fn from(s: &ListingState) -> Self {
         Self {
             observed_at: s.version.observed_at,
-            sequence: s.version.sequence.as_kinesis().to_owned(),
+            sequence: s.version.sequence.clone(),
             price_minor: s.listing.price_minor,
             living_area_sqft: s.listing.living_area_sqft,
             status: s.listing.status,

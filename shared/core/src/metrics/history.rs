@@ -28,21 +28,20 @@ pub struct Trends {
 /// [`DAILY_COUNTER_DAYS`] before it, which the live item no longer keeps, are left out).
 pub fn trends(closes: &BTreeMap<NaiveDate, DayClose>, today: NaiveDate) -> Trends {
     let oldest = today - Duration::days(DAILY_COUNTER_DAYS);
-    let days: Vec<(&NaiveDate, &DayClose)> = closes.range(oldest..=today).collect();
+    // Once a day per market and a page read: over the range, without copying it.
+    let days = || closes.range(oldest..=today);
     let average = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
         let first = today - Duration::days(window - 1);
-        let values: Vec<f64> = days
-            .iter()
+        let (sum, count) = days()
             .filter(|(d, _)| **d >= first)
             .filter_map(|(_, c)| pick(c))
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+            .fold((0.0, 0u32), |(sum, count), v| (sum + v, count + 1));
+        (count > 0).then(|| sum / f64::from(count))
     };
     let change = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
-        let latest = days.iter().rev().find_map(|(_, c)| pick(c))?;
+        let latest = days().rev().find_map(|(_, c)| pick(c))?;
         let cutoff = today - Duration::days(window);
-        let earlier = days
-            .iter()
+        let earlier = days()
             .rev()
             .filter(|(d, _)| **d <= cutoff)
             .find_map(|(_, c)| pick(c))?;

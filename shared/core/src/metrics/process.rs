@@ -624,7 +624,7 @@ fn advance<'a>(
     // newest contribution: so the item is the same whatever order shards' batches landed in.
     let figures = item.aggregate.as_of.map(|as_of| {
         let figures = item.aggregate.figures();
-        item.aggregate.close_day(as_of.date_naive(), &figures);
+        item.aggregate.record_close(as_of.date_naive(), &figures);
         figures
     });
     // The watermark is the newest contribution the item holds, not the batch's end, so any

@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serializer};
 
 use crate::listing::{ListingStatus, Offer};
-use crate::metrics::batch::{AppliedEvent, MAX_SEQUENCE_DIGITS};
+use crate::metrics::batch::{AppliedEvent, MAX_SEQUENCE_DIGITS, SequenceNumber};
 use crate::metrics::histogram::{get_varint, put_varint};
 
 /// The layout's version: the first byte.
@@ -47,23 +47,15 @@ const DELISTED_BIT: u8 = 1 << 4;
 #[error("corrupt recent events: {0}")]
 pub struct RecentEventsError(&'static str);
 
-/// The events packed (see the module docs). Fails only on a sequence number that is not
-/// decimal digits (the metrics function writes only those it parsed).
-pub fn encode(events: &[AppliedEvent]) -> Result<Vec<u8>, RecentEventsError> {
+/// The events packed (see the module docs).
+pub fn encode(events: &[AppliedEvent]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + events.len() * 48);
     out.push(FORMAT);
     for e in events {
         put_varint(&mut out, zigzag(e.observed_at.timestamp()));
         put_varint(&mut out, u64::from(e.observed_at.timestamp_subsec_nanos()));
-        let digits = e.sequence.as_bytes();
-        if digits.is_empty()
-            || digits.len() > MAX_SEQUENCE_DIGITS
-            || !digits.iter().all(u8::is_ascii_digit)
-        {
-            return Err(RecentEventsError(
-                "sequence number not 1-128 decimal digits",
-            ));
-        }
+        // 1 to 128 decimal digits, as every `SequenceNumber`.
+        let digits = e.sequence.as_kinesis().as_bytes();
         put_varint(&mut out, digits.len() as u64);
         for pair in digits.chunks(2) {
             let high = pair[0] - b'0';
@@ -77,7 +69,7 @@ pub fn encode(events: &[AppliedEvent]) -> Result<Vec<u8>, RecentEventsError> {
         let delisted = if e.delisted { DELISTED_BIT } else { 0 };
         out.push(status | offer | delisted);
     }
-    Ok(out)
+    out
 }
 
 /// The events of a packed list.
@@ -105,7 +97,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
             .get(pos..pos + count.div_ceil(2))
             .ok_or(RecentEventsError("truncated sequence number"))?;
         pos += packed.len();
-        let mut sequence = String::with_capacity(count);
+        let mut digits = [0u8; MAX_SEQUENCE_DIGITS];
         for (i, byte) in packed.iter().enumerate() {
             for (j, nibble) in [byte >> 4, byte & 0x0F].into_iter().enumerate() {
                 if 2 * i + j == count {
@@ -115,10 +107,16 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
                 } else if nibble > 9 {
                     return Err(RecentEventsError("sequence number digit"));
                 } else {
-                    sequence.push(char::from(b'0' + nibble));
+                    digits[2 * i + j] = b'0' + nibble;
                 }
             }
         }
+        // 1 to 128 decimal digits: always a sequence number (items written before this
+        // held them zero-padded; read, they are as Kinesis writes them).
+        let sequence = std::str::from_utf8(&digits[..count])
+            .ok()
+            .and_then(SequenceNumber::parse)
+            .ok_or(RecentEventsError("sequence number digit"))?;
         let price_minor = unzigzag(get_varint(rest, &mut pos).map_err(corrupt)?);
         let living_area_sqft = match get_varint(rest, &mut pos).map_err(corrupt)? {
             0 => None,
@@ -172,8 +170,7 @@ pub(super) fn unzigzag(v: u64) -> i64 {
 /// `#[serde(with = ...)]` of the item field: written packed, read packed or as the list of
 /// maps of items written before.
 pub fn serialize<S: Serializer>(events: &[AppliedEvent], serializer: S) -> Result<S::Ok, S::Error> {
-    let packed = encode(events).map_err(serde::ser::Error::custom)?;
-    serializer.serialize_bytes(&packed)
+    serializer.serialize_bytes(&encode(events))
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(
@@ -236,7 +233,7 @@ mod tests {
     fn event(seconds: i64, nanos: u32, sequence: &str) -> AppliedEvent {
         AppliedEvent {
             observed_at: DateTime::from_timestamp(seconds, nanos).expect("time"),
-            sequence: sequence.to_owned(),
+            sequence: SequenceNumber::parse(sequence).expect("a sequence number"),
             price_minor: 45_000_000,
             living_area_sqft: Some(1_850),
             status: ListingStatus::Active,
@@ -259,7 +256,7 @@ mod tests {
             .prop_map(
                 |(s, n, seq, price, area, status, rent, delisted)| AppliedEvent {
                     observed_at: DateTime::from_timestamp(s, n).expect("in range"),
-                    sequence: seq,
+                    sequence: SequenceNumber::parse(&seq).expect("digits"),
                     price_minor: price,
                     living_area_sqft: area,
                     status: STATUSES[status],
@@ -272,7 +269,7 @@ mod tests {
     proptest! {
         #[test]
         fn packed_events_read_back_as_written(events in proptest::collection::vec(any_event(), 0..10)) {
-            let packed = encode(&events).expect("encodes");
+            let packed = encode(&events);
             prop_assert_eq!(decode(&packed).expect("decodes"), events);
         }
 
@@ -350,21 +347,26 @@ mod tests {
             );
             8
         ];
-        let packed = encode(&events).expect("encodes");
+        let packed = encode(&events);
         let as_maps = serde_json::to_vec(&events).expect("JSON").len();
         assert!(packed.len() <= 1 + 8 * 42, "{} bytes", packed.len());
         assert!(packed.len() * 4 < as_maps, "{} vs {as_maps}", packed.len());
-        // Leading zeros (items written before stored them padded to 128 digits) are kept.
-        let padded = vec![event(0, 1, &format!("{:0>128}", "7"))];
-        assert_eq!(
-            decode(&encode(&padded).expect("encodes")).expect("decodes"),
-            padded
-        );
+        // Items written before stored sequence numbers padded to 128 digits: read, they are
+        // as Kinesis writes them.
+        let seven = event(0, 1, "7");
+        let unpadded = encode(std::slice::from_ref(&seven));
+        assert_eq!(&unpadded[3..5], [1, 0x7F], "one digit, then the pad nibble");
+        let mut padded = unpadded[..3].to_vec();
+        put_varint(&mut padded, 128);
+        padded.extend([0u8; 63]);
+        padded.push(0x07);
+        padded.extend_from_slice(&unpadded[5..]);
+        assert_eq!(decode(&padded).expect("decodes"), vec![seven]);
     }
 
     #[test]
     fn corrupt_or_hostile_lists_are_refused() {
-        let good = encode(&[event(1_763_000_000, 0, "123")]).expect("encodes");
+        let good = encode(&[event(1_763_000_000, 0, "123")]);
         assert!(decode(&[]).is_err(), "no format byte");
         assert!(decode(&[2]).is_err(), "unknown format");
         assert_eq!(decode(&[FORMAT]).expect("empty list"), Vec::new());
@@ -389,8 +391,23 @@ mod tests {
                 .len(),
             MAX_STORED_EVENTS
         );
-        assert!(encode(&[event(0, 0, "12a")]).is_err());
-        assert!(encode(&[event(0, 0, &"9".repeat(129))]).is_err());
-        assert!(encode(&[event(0, 0, &"9".repeat(128))]).is_ok());
+        let digits = good
+            .windows(2)
+            .position(|w| w == [0x12, 0x3F])
+            .expect("the packed digits");
+        let mut bad_digit = good.clone();
+        bad_digit[digits] = 0x1A;
+        assert!(decode(&bad_digit).is_err(), "a nibble past 9");
+        let mut bad_pad = good.clone();
+        bad_pad[digits + 1] = 0x34;
+        assert!(
+            decode(&bad_pad).is_err(),
+            "no pad nibble after an odd count"
+        );
+        let longest = event(0, 0, &"9".repeat(128));
+        assert_eq!(
+            decode(&encode(std::slice::from_ref(&longest))).expect("decodes"),
+            [longest]
+        );
     }
 }
