@@ -404,6 +404,13 @@ mod tests {
             decode(&bad_pad).is_err(),
             "no pad nibble after an odd count"
         );
+        // 129 digits, one past Kinesis's longest: refused before they are read.
+        let mut too_long = vec![FORMAT, 0, 0];
+        put_varint(&mut too_long, 129);
+        too_long.extend([0x99; 64]);
+        too_long.push(0x9F);
+        too_long.extend([0, 0, 0]);
+        assert!(decode(&too_long).is_err(), "129 digits");
         let longest = event(0, 0, &"9".repeat(128));
         assert_eq!(
             decode(&encode(std::slice::from_ref(&longest))).expect("decodes"),
