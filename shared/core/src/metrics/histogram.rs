@@ -90,8 +90,7 @@ impl Buckets {
     /// the two runs walks every value in order of deviation, with no copy and no sort.
     fn median_deviation(&self, center: usize, deviation: impl Fn(i32) -> f64) -> Option<f64> {
         let counts = &self.counts;
-        let total: u64 = counts.iter().map(|&(_, c)| c).sum();
-        let rank = total.div_ceil(2).max(1);
+        let rank = self.total.div_ceil(2).max(1);
         let at = |i: usize| counts.get(i).map(|&(b, c)| (deviation(b), c));
         // `below` is the next bucket down (one past it, so 0 is "none left").
         let (mut below, mut above) = (center, center);
