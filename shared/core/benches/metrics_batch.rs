@@ -54,7 +54,10 @@ fn batch() -> Vec<InputRecord> {
 /// What the metrics function computes for a batch, without its stores.
 fn decode_and_aggregate(records: &[InputRecord]) -> usize {
     let decoded = decode_records("shardId-000000000000", records);
-    let plan = plan_batch(decoded.events, &BTreeMap::new());
+    let plan = plan_batch(
+        decoded.events,
+        &realty_core::metrics::ports::StoredStates::new(),
+    );
     let mut markets: BTreeMap<String, StoredAggregate> = BTreeMap::new();
     for (scope, contributions) in &plan.scopes {
         let item = markets.entry(scope.key()).or_default();

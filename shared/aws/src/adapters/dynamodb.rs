@@ -422,7 +422,7 @@ impl ListingStore for DynamoListingStore {
             .iter()
             .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
             .collect();
-        let mut states = BTreeMap::new();
+        let mut states = StoredStates::with_capacity(ids.len());
         for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
             let item: ListingItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode listing item", e.to_string()))?;

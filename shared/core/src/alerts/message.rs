@@ -143,7 +143,20 @@ fn round_to(value: f64, decimals: i32) -> f64 {
 /// The address on one line: `309 Church St, Nashville, TN 37201`; outside the US, where
 /// portals give a neighbourhood and no street or state, `Guéliz, Marrakech`.
 pub fn address_line(address: &Address) -> String {
-    let mut out = String::new();
+    // Room for every part and separator: one allocation.
+    let mut out = String::with_capacity(
+        [
+            address.line.as_deref(),
+            address.neighbourhood.as_deref(),
+            Some(address.city.as_str()),
+            Some(address.state.as_str()),
+            address.postal_code.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| p.len() + 2)
+        .sum(),
+    );
     for part in [address.line.as_deref(), address.neighbourhood.as_deref()]
         .into_iter()
         .flatten()

@@ -173,7 +173,9 @@ pub fn city_scope_key(city_state: &str, property_type: Option<PropertyType>) -> 
 
 fn scope_key(kind: &str, name: &str, property_type: Option<PropertyType>) -> String {
     let property_type = property_type.map_or("all", property_type_name);
-    format!("{kind}#{name}#{property_type}")
+    // Sized once (`format!` grows its buffer): every market of every batch, and two city
+    // markets of each listing judged, are looked up by key.
+    [kind, name, property_type].join("#")
 }
 
 /// The snake_case name of a property type, as in the listing JSON.

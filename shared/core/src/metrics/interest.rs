@@ -173,11 +173,16 @@ fn listing_hash(listing_id: &str) -> u64 {
 /// latest first). The hash is 16 hex digits, written after the kind's prefix in its string.
 pub fn sort_key(kind: InterestKind, listing_id: &str, at: DateTime<Utc>) -> String {
     use std::fmt::Write as _;
-    let mut key = kind.prefix();
-    // Writing to a String cannot fail.
+    let mut key = String::with_capacity(kind.as_str().len() + "#2026-11-21T18:02:11Z#".len() + 16);
+    key.push_str(kind.as_str());
+    key.push('#');
     if kind == InterestKind::PriceCut {
-        let _ = write!(key, "{}#", at.format("%Y-%m-%dT%H:%M:%SZ"));
+        // RFC 3339 in whole seconds with `Z`: `%Y-%m-%dT%H:%M:%SZ` without parsing a format
+        // string for every entry.
+        key.push_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        key.push('#');
     }
+    // Writing to a String cannot fail.
     let _ = write!(key, "{:016x}", listing_hash(listing_id));
     key
 }
@@ -208,10 +213,10 @@ fn summary(listing: &Listing) -> InterestingListing {
         market: listing.market.city_state.clone(),
         zip: listing.market.zip.clone(),
         property_type: property_type_name(listing.property_type).to_owned(),
-        status: serde_json::to_value(listing.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
+        status: match serde_json::to_value(listing.status) {
+            Ok(serde_json::Value::String(status)) => status,
+            _ => String::new(),
+        },
         currency: listing.currency.clone(),
         price: major(listing.price_minor),
         living_area_sqft: listing.living_area_sqft,
@@ -495,5 +500,21 @@ mod tests {
             sort_key(InterestKind::Undervalued, &long, at).len(),
             "undervalued#".len() + 16
         );
+        // The keys entries were written under before: whole seconds (truncated), `Z`.
+        for at in [
+            at,
+            at + Duration::nanoseconds(999_999_999),
+            Utc.with_ymd_and_hms(1999, 1, 2, 3, 4, 5)
+                .single()
+                .expect("time"),
+            Utc.with_ymd_and_hms(2099, 12, 31, 23, 59, 59)
+                .single()
+                .expect("time")
+                + Duration::milliseconds(500),
+        ] {
+            let key = sort_key(InterestKind::PriceCut, "a", at);
+            let stamp = at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            assert_eq!(key, format!("price_cut#{stamp}#{:016x}", listing_hash("a")));
+        }
     }
 }

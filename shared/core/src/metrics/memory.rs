@@ -1,7 +1,7 @@
 //! In-memory ports: the metrics workflow without AWS, for tests and benchmarks. They
 //! behave like the DynamoDB adapters (conditional writes on revision included).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::batch::ListingState;
@@ -19,8 +19,9 @@ use crate::store::{InterestItem, ListingItem};
 /// Every store in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStores {
-    /// Shared with the batches that read them, as [`StoredStates`].
-    pub listings: Mutex<BTreeMap<String, Arc<ListingState>>>,
+    /// Shared with the batches that read them, as [`StoredStates`]. By id, looked up only
+    /// (a hundred thousand listings make a deep tree of string comparisons).
+    pub listings: Mutex<HashMap<String, Arc<ListingState>>>,
     pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
     /// Snapshots by (scope key, sort key).
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
@@ -87,10 +88,12 @@ impl ListingStore for MemoryStores {
 
     async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
         let map = lock(&self.listings);
-        Ok(ids
-            .iter()
-            .filter_map(|id| map.get(id).map(|s| (id.clone(), Arc::clone(s))))
-            .collect())
+        let mut states = StoredStates::with_capacity(ids.len());
+        states.extend(
+            ids.iter()
+                .filter_map(|id| map.get(id).map(|s| (id.clone(), Arc::clone(s)))),
+        );
+        Ok(states)
     }
 
     async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
@@ -191,10 +194,13 @@ impl MarketStore for MemoryStores {
 
 impl ListingScan for MemoryStores {
     async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
-        Ok(lock(&self.listings)
+        // In id order, as a scan of the table would give them the same way every time.
+        let mut states: Vec<ListingState> = lock(&self.listings)
             .values()
             .map(|s| ListingState::clone(s))
-            .collect())
+            .collect();
+        states.sort_by(|a, b| a.listing.id.as_str().cmp(b.listing.id.as_str()));
+        Ok(states)
     }
 }
 

@@ -116,8 +116,8 @@ impl StoredAggregate {
 /// any market or listing write of the batch and deleted after the last. A batch that Lambda
 /// retries or discards part-way leaves it behind, and the next batch of the shard (or a
 /// re-delivery) applies it before anything else: see `docs/metrics.md`, "Nothing partial
-/// survives a discard".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// survives a discard". Written by [`encode_journal`], read by its `Deserialize`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Journal {
     pub shard: String,
     /// The batch's accepted events, in stream order, each with its sequence number.
@@ -132,7 +132,7 @@ pub struct Journal {
 /// One event of a [`Journal`]: its sequence number and the event's JSON as the stream
 /// carried it, embedded as is (neither re-encoded nor escaped into a string). Journals
 /// written before held it as a JSON string; [`JournalEvent::json`] reads both.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct JournalEvent {
     pub sequence: SequenceNumber,
     pub event: Box<RawValue>,
@@ -167,40 +167,29 @@ impl PartialEq for JournalEvent {
     }
 }
 
+/// One event of a journal being written: its sequence number and its record's JSON as the
+/// stream carried it, borrowed from the record and embedded as is. The record decoded as an
+/// event (serde_json's strict parse, which reads every value through, those of fields it does
+/// not know too) and is UTF-8, so the text is one JSON value with at most whitespace around
+/// it: the journal is JSON without parsing or copying each event again.
+#[derive(Debug, Clone)]
+pub struct JournalEntry<'a> {
+    pub sequence: SequenceNumber,
+    pub json: &'a str,
+}
+
 impl Journal {
     /// The journal as stored.
     pub fn encode(&self) -> Result<EncodedJournal, PortError> {
-        // Sized up front: the events' JSON is most of it, and a buffer grown by doubling
-        // copies it again at every step.
-        let capacity = self
+        let events: Vec<JournalEntry<'_>> = self
             .events
             .iter()
-            .map(|e| e.event.get().len() + e.sequence.as_kinesis().len() + 32)
-            .sum::<usize>()
-            + self
-                .applied_before
-                .keys()
-                .map(|k| k.len() + 32)
-                .sum::<usize>()
-            + self.shard.len()
-            + 64;
-        let mut json = Vec::with_capacity(capacity);
-        serde_json::to_writer(&mut json, self)
-            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
-        let body = JOURNAL_COMPRESSOR
-            .with(|cell| {
-                let mut cell = cell.borrow_mut();
-                let compressor = match cell.as_mut() {
-                    Some(compressor) => compressor,
-                    None => cell.insert(zstd::bulk::Compressor::new(JOURNAL_ZSTD_LEVEL)?),
-                };
-                compressor.compress(&json)
+            .map(|e| JournalEntry {
+                sequence: e.sequence.clone(),
+                json: e.event.get(),
             })
-            .map_err(|e| PortError::new("encode journal", e.to_string()))?;
-        Ok(EncodedJournal {
-            shard: self.shard.clone(),
-            body,
-        })
+            .collect();
+        encode_journal(&self.shard, &events, &self.applied_before)
     }
 
     /// Reads a stored journal back (a Zstandard frame, or the raw DEFLATE of journals written
@@ -230,6 +219,57 @@ impl Journal {
         }
         serde_json::from_slice(&json).map_err(|e| PortError::new("decode journal", e.to_string()))
     }
+}
+
+/// The stored form of the [`Journal`] of `shard` holding `events` and `applied_before`: its
+/// JSON (the events' text as the records carried it) as a Zstandard frame.
+pub fn encode_journal(
+    shard: &str,
+    events: &[JournalEntry<'_>],
+    applied_before: &BTreeMap<String, u64>,
+) -> Result<EncodedJournal, PortError> {
+    let failed = |e: serde_json::Error| PortError::new("encode journal", e.to_string());
+    // Sized up front: the events' JSON is most of it, and a buffer grown by doubling copies
+    // it again at every step.
+    let capacity = events
+        .iter()
+        .map(|e| e.json.len() + e.sequence.as_kinesis().len() + 32)
+        .sum::<usize>()
+        + applied_before.keys().map(|k| k.len() + 32).sum::<usize>()
+        + shard.len()
+        + 64;
+    // `Journal`'s fields, as its `Deserialize` reads them back.
+    let mut json = Vec::with_capacity(capacity);
+    json.extend_from_slice(br#"{"shard":"#);
+    serde_json::to_writer(&mut json, shard).map_err(failed)?;
+    json.extend_from_slice(br#","events":["#);
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(br#"{"sequence":"#);
+        serde_json::to_writer(&mut json, &event.sequence).map_err(failed)?;
+        json.extend_from_slice(br#","event":"#);
+        json.extend_from_slice(event.json.as_bytes());
+        json.push(b'}');
+    }
+    json.extend_from_slice(br#"],"applied_before":"#);
+    serde_json::to_writer(&mut json, applied_before).map_err(failed)?;
+    json.push(b'}');
+    let body = JOURNAL_COMPRESSOR
+        .with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let compressor = match cell.as_mut() {
+                Some(compressor) => compressor,
+                None => cell.insert(zstd::bulk::Compressor::new(JOURNAL_ZSTD_LEVEL)?),
+            };
+            compressor.compress(&json)
+        })
+        .map_err(|e| PortError::new("encode journal", e.to_string()))?;
+    Ok(EncodedJournal {
+        shard: shard.to_owned(),
+        body,
+    })
 }
 
 /// A journal as stored: its JSON as a Zstandard frame (events of one batch compress about
@@ -293,8 +333,9 @@ pub struct PoisonRecord {
 }
 
 /// Stored listing states by listing id, as read for a batch: shared, so a store that keeps
-/// them (the in-memory one) hands them out without copying each listing.
-pub type StoredStates = BTreeMap<String, std::sync::Arc<ListingState>>;
+/// them (the in-memory one) hands them out without copying each listing. Looked up only, never
+/// walked in order: a hash map, built and dropped with one allocation a batch.
+pub type StoredStates = std::collections::HashMap<String, std::sync::Arc<ListingState>>;
 
 /// The listing table.
 pub trait ListingStore {
@@ -440,7 +481,8 @@ mod tests {
     #[test]
     fn a_journal_written_before_as_deflate_still_reads() {
         let journal = a_journal();
-        let json = serde_json::to_vec(&journal).expect("JSON");
+        let frame = journal.encode().expect("encodes").body;
+        let json = zstd::decode_all(frame.as_slice()).expect("a Zstandard frame");
         assert_eq!(
             Journal::decode(&stored(deflated(&json))).expect("decodes"),
             journal

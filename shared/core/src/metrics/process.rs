@@ -33,9 +33,9 @@ use super::batch::{
 };
 use super::interest::{InterestRules, judge};
 use super::ports::{
-    AggregatePut, EncodedJournal, EventArchive, Journal, JournalEvent, ListingStore,
+    AggregatePut, EncodedJournal, EventArchive, Journal, JournalEntry, ListingStore,
     MAX_ARCHIVE_RECORD_BYTES, MAX_ITEM_BYTES, MAX_JOURNAL_BODY_BYTES, MarketStore, Period,
-    PoisonRecord, PoisonSink, Snapshot, StoredAggregate, StoredStates,
+    PoisonRecord, PoisonSink, Snapshot, StoredAggregate, StoredStates, encode_journal,
 };
 use crate::listing::{EventKind, ListingEvent};
 use crate::ports::PortError;
@@ -243,14 +243,14 @@ const EVENT_BYTES_ALWAYS_STORABLE: usize = (MAX_ITEM_BYTES - 16 * 1024) / 3;
 /// limit, or the event alone over a journal's) into `poison`: written, they would fail every
 /// delivery of their batch, and the innocent records with them. Returns the rest with their
 /// journal entries (their records' JSON as it came, which the size check reads).
-fn storable<L: ListingStore>(
+fn storable<'r, L: ListingStore>(
     listings: &L,
     shard: &str,
-    records: &[InputRecord],
+    records: &'r [InputRecord],
     decoded: Vec<DecodedRecord>,
     accepted: Vec<usize>,
     poison: &mut Vec<PoisonRecord>,
-) -> (Vec<DecodedRecord>, Vec<usize>, Vec<JournalEvent>) {
+) -> (Vec<DecodedRecord>, Vec<usize>, Vec<JournalEntry<'r>>) {
     let mut kept = (
         Vec::with_capacity(decoded.len()),
         Vec::with_capacity(decoded.len()),
@@ -259,19 +259,21 @@ fn storable<L: ListingStore>(
     for (record, index) in decoded.into_iter().zip(accepted) {
         // The record decoded, so it is JSON; only text in fields the decoder skipped (unknown
         // to this version) can still be other than UTF-8, which JSON text must be.
-        let entry = std::str::from_utf8(&records[index].data)
-            .map_err(|e| format!("not UTF-8: {e}"))
-            .and_then(|json| {
-                JournalEvent::new(record.sequence.clone(), json).map_err(|e| e.to_string())
-            });
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(reason) => {
+        let json = match std::str::from_utf8(&records[index].data) {
+            Ok(json) => json,
+            Err(e) => {
+                let reason = format!("not UTF-8: {e}");
                 poison.push(poison_of(shard, &records[index], "malformed", reason));
                 continue;
             }
         };
-        let json = entry.event.get();
+        // The value without the whitespace around it (JSON's four kinds), which the journal
+        // need not keep.
+        let json = json.trim_matches([' ', '\t', '\n', '\r']);
+        let entry = JournalEntry {
+            sequence: record.sequence.clone(),
+            json,
+        };
         if json.len() > EVENT_BYTES_ALWAYS_STORABLE {
             let mut state = ListingState {
                 listing: record.event.listing.clone(),
@@ -335,7 +337,7 @@ async fn apply_journaled<L, M, A, S>(
     ports: &MetricsPorts<'_, L, M, A, S>,
     shard: &str,
     events: Vec<DecodedRecord>,
-    journal_events: Vec<JournalEvent>,
+    journal_events: Vec<JournalEntry<'_>>,
     lines: Vec<Vec<u8>>,
     left_finished: bool,
     stats: &mut BatchStats,
@@ -354,25 +356,21 @@ where
     } else {
         ports.markets.get_aggregates(&keys).await?
     };
-    let journal = Journal {
-        shard: shard.to_owned(),
-        applied_before: keys
-            .iter()
-            .map(|k| {
-                (
-                    k.clone(),
-                    current.get(k).map_or(0, |a| a.applied_from(shard)),
-                )
-            })
-            .collect(),
-        events: journal_events,
-    };
-    let encoded = journal.encode()?;
-    if encoded.body.len() > MAX_JOURNAL_BODY_BYTES && journal.events.len() > 1 {
+    let applied_before: BTreeMap<String, u64> = keys
+        .iter()
+        .map(|k| {
+            (
+                k.clone(),
+                current.get(k).map_or(0, |a| a.applied_from(shard)),
+            )
+        })
+        .collect();
+    let encoded = encode_journal(shard, &journal_events, &applied_before)?;
+    if encoded.body.len() > MAX_JOURNAL_BODY_BYTES && journal_events.len() > 1 {
         // Too many events for one journal item: the halves one after the other, as two
         // batches (any cut of the stream into batches gives the same items).
-        let middle = journal.events.len() / 2;
-        let (first, second) = journal.events.split_at(middle);
+        let middle = journal_events.len() / 2;
+        let (first, second) = journal_events.split_at(middle);
         let (first_lines, second_lines) = lines.split_at(middle);
         for (half, half_lines) in [(first, first_lines), (second, second_lines)] {
             let events = journal_records(half)?;
@@ -409,12 +407,12 @@ where
             ));
         }
         finish_left_journal(ports, shard, &left, stats).await?;
-        let events = journal_records(&journal.events)?;
+        let events = journal_records(&journal_events)?;
         return Box::pin(apply_journaled(
             ports,
             shard,
             events,
-            journal.events,
+            journal_events,
             lines,
             true,
             stats,
@@ -432,7 +430,7 @@ where
             ports.markets,
             shard,
             &plan.scopes,
-            &journal.applied_before,
+            &applied_before,
             Some(current),
             stats,
         )
@@ -495,13 +493,26 @@ where
     );
     // The journal's events may not have reached the data lake (the batch stopped before or
     // during that call): again, as lines of their JSON (readers dedupe).
-    let lines: Vec<Vec<u8>> = journal
+    let jsons: Vec<std::borrow::Cow<'_, str>> = journal
         .events
         .iter()
-        .map(|e| e.json().map(|json| archive_line(json.as_bytes())))
+        .map(|e| e.json())
         .collect::<Result<_, _>>()?;
+    let lines: Vec<Vec<u8>> = jsons
+        .iter()
+        .map(|json| archive_line(json.as_bytes()))
+        .collect();
     ports.archive.put_lines(&lines).await?;
-    let events = journal_records(&journal.events)?;
+    let entries: Vec<JournalEntry<'_>> = journal
+        .events
+        .iter()
+        .zip(&jsons)
+        .map(|(e, json)| JournalEntry {
+            sequence: e.sequence.clone(),
+            json,
+        })
+        .collect();
+    let events = journal_records(&entries)?;
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
     let mut plan = plan_batch(events, &stored);
     let figures = write_markets(
@@ -546,13 +557,13 @@ where
 }
 
 /// The events of a journal, read back.
-fn journal_records(events: &[JournalEvent]) -> Result<Vec<DecodedRecord>, PortError> {
+fn journal_records(events: &[JournalEntry<'_>]) -> Result<Vec<DecodedRecord>, PortError> {
     events
         .iter()
         .map(|e| {
             Ok(DecodedRecord {
                 sequence: e.sequence.clone(),
-                event: serde_json::from_str(&e.json()?)
+                event: serde_json::from_str(e.json)
                     .map_err(|err| PortError::new("decode journal event", err.to_string()))?,
             })
         })

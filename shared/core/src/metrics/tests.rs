@@ -890,8 +890,8 @@ fn a_journal_written_with_its_events_as_json_strings_is_finished_too() {
     messy.discard_from = None;
     {
         let mut journals = messy.inner.journals.lock().expect("lock");
-        let journal = Journal::decode(&journals[SHARD]).expect("a journal");
-        let mut old = serde_json::to_value(&journal).expect("as JSON");
+        let json = zstd::decode_all(journals[SHARD].body.as_slice()).expect("a Zstandard frame");
+        let mut old: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
         for entry in old["events"].as_array_mut().expect("events") {
             entry["event"] = serde_json::Value::String(entry["event"].to_string());
         }
@@ -950,6 +950,60 @@ fn an_event_with_other_than_utf8_in_a_field_this_version_skips_is_poison() {
     assert_eq!(sunk[0].reason_kind, "malformed");
     assert!(sunk[0].reason.contains("UTF-8"), "{}", sunk[0].reason);
     assert_eq!(stores.archived.lock().expect("lock").len(), 1);
+}
+
+#[test]
+fn a_batch_left_after_its_journal_is_finished_from_its_records_as_they_came() {
+    // The journal embeds each record's JSON as the stream carried it (`JournalEntry`):
+    // whitespace around and inside it, and the values of fields this version does not know,
+    // must read back from it as they went in.
+    let steps: Vec<Step> = (0..4)
+        .map(|listing| Step::Change {
+            listing,
+            price_pct: 0,
+            status: 0,
+        })
+        .chain((0..4).map(|listing| Step::Change {
+            listing,
+            price_pct: -10,
+            status: 0,
+        }))
+        .collect();
+    let compact = records_of(&events_of(&steps));
+    let mut sent = compact.clone();
+    for record in &mut sent {
+        let mut value: serde_json::Value = serde_json::from_slice(&record.data).expect("JSON");
+        value["from_a_newer_poller"] = serde_json::json!({
+            "nested": [1, -2.5e3, true, false, null, "a \"quoted\" \\ line\nbreak, caf\u{e9} \u{1F3E0}"],
+            "empty": {},
+            "none": [],
+        });
+        let pretty = serde_json::to_string_pretty(&value).expect("JSON");
+        record.data = format!(" \n\t{pretty}\r\n ").into_bytes();
+    }
+    let clean = CrashingStores::default();
+    for batch in compact.chunks(4) {
+        assert_eq!(deliver_once(&clean, batch).failed_from, None);
+    }
+    let (first, second) = sent.split_at(4);
+    let mut messy = CrashingStores::default();
+    assert_eq!(deliver_once(&messy, first).failed_from, None);
+    // The journal lands, then every write fails until Lambda gives up on the batch.
+    messy.discard_from = Some(messy.writes.load(Ordering::SeqCst) + 1);
+    assert!(deliver_once(&messy, second).failed_from.is_some());
+    assert_eq!(messy.inner.journals.lock().expect("lock").len(), 1);
+    messy.discard_from = None;
+    // The shard's next batch (a replay of the first, nothing new) finishes it from the journal.
+    let outcome = deliver_once(&messy, first);
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    assert_eq!(outcome.stats.journals_finished, 1);
+    assert_same_stores(&messy.inner, &clean.inner, "finished from the journal");
+    assert_eq!(archived_events(&messy.inner), archived_events(&clean.inner));
+    // Each lake line is one line, whatever the record's own line breaks.
+    for line in messy.inner.archived.lock().expect("lock").iter() {
+        assert_eq!(memchr::memchr_iter(b'\n', line).count(), 1);
+        assert!(line.ends_with(b"\n"));
+    }
 }
 
 #[test]
