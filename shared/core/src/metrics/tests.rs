@@ -88,6 +88,21 @@ pub(crate) enum Step {
     },
 }
 
+/// `listings` listings appear, then each changes its price by `price_pct`, in that order.
+fn appear_then_change_price(listings: u32, price_pct: i64) -> Vec<Step> {
+    let appear = (0..listings).map(|listing| Step::Change {
+        listing,
+        price_pct: 0,
+        status: 0,
+    });
+    let change = (0..listings).map(|listing| Step::Change {
+        listing,
+        price_pct,
+        status: 0,
+    });
+    appear.chain(change).collect()
+}
+
 pub(crate) fn step_strategy(listings: u32) -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (0..listings, -30i64..20, 0u8..6).prop_map(|(listing, price_pct, status)| Step::Change { listing, price_pct, status }),
@@ -819,18 +834,7 @@ fn a_batch_discarded_after_any_write_is_finished_by_the_next_and_a_replay_change
 
 #[test]
 fn batches_that_write_find_a_left_journal_by_writing_theirs_without_a_read() {
-    let steps: Vec<Step> = (0..8)
-        .map(|listing| Step::Change {
-            listing,
-            price_pct: 0,
-            status: 0,
-        })
-        .chain((0..8).map(|listing| Step::Change {
-            listing,
-            price_pct: -10,
-            status: 0,
-        }))
-        .collect();
+    let steps = appear_then_change_price(8, -10);
     let records = records_of(&events_of(&steps));
     let (first, second) = records.split_at(8);
     let stores = CrashingStores::default();
@@ -864,18 +868,7 @@ fn batches_that_write_find_a_left_journal_by_writing_theirs_without_a_read() {
 fn a_journal_written_with_its_events_as_json_strings_is_finished_too() {
     // Journals embed each event's JSON as it came; those written before held it as a JSON
     // string. One of those, left by a batch that stopped after its journal, is finished.
-    let steps: Vec<Step> = (0..4)
-        .map(|listing| Step::Change {
-            listing,
-            price_pct: 0,
-            status: 0,
-        })
-        .chain((0..4).map(|listing| Step::Change {
-            listing,
-            price_pct: -5,
-            status: 0,
-        }))
-        .collect();
+    let steps = appear_then_change_price(4, -5);
     let records = records_of(&events_of(&steps));
     let (first, next) = records.split_at(4);
     let clean = CrashingStores::default();
@@ -957,18 +950,7 @@ fn a_batch_left_after_its_journal_is_finished_from_its_records_as_they_came() {
     // The journal embeds each record's JSON as the stream carried it (`JournalEntry`):
     // whitespace around and inside it, and the values of fields this version does not know,
     // must read back from it as they went in.
-    let steps: Vec<Step> = (0..4)
-        .map(|listing| Step::Change {
-            listing,
-            price_pct: 0,
-            status: 0,
-        })
-        .chain((0..4).map(|listing| Step::Change {
-            listing,
-            price_pct: -10,
-            status: 0,
-        }))
-        .collect();
+    let steps = appear_then_change_price(4, -10);
     let compact = records_of(&events_of(&steps));
     let mut sent = compact.clone();
     for record in &mut sent {
