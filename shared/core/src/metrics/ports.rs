@@ -139,15 +139,6 @@ pub struct JournalEvent {
 }
 
 impl JournalEvent {
-    /// The entry of a decoded record's JSON (`json` must be valid JSON: a record that
-    /// decoded is).
-    pub fn new(sequence: SequenceNumber, json: &str) -> Result<Self, serde_json::Error> {
-        Ok(Self {
-            sequence,
-            event: RawValue::from_string(json.to_owned())?,
-        })
-    }
-
     /// The event's JSON.
     pub fn json(&self) -> Result<Cow<'_, str>, PortError> {
         let raw = self.event.get();
@@ -459,9 +450,10 @@ mod tests {
         Journal {
             shard: "shardId-000000000001".into(),
             events: (1..=3)
-                .map(|n| {
-                    JournalEvent::new(sequence(n), &format!(r#"{{"event":{n},"kind":"new"}}"#))
-                        .expect("JSON")
+                .map(|n| JournalEvent {
+                    sequence: sequence(n),
+                    event: RawValue::from_string(format!(r#"{{"event":{n},"kind":"new"}}"#))
+                        .expect("JSON"),
                 })
                 .collect(),
             applied_before: BTreeMap::from([("city#nashville-tn#all".to_owned(), 7)]),
