@@ -169,9 +169,10 @@ pub struct JournalEntry<'a> {
     pub json: &'a str,
 }
 
+#[cfg(test)]
 impl Journal {
-    /// The journal as stored.
-    pub fn encode(&self) -> Result<EncodedJournal, PortError> {
+    /// The journal as stored (the batch writes its entries with [`encode_journal`]).
+    pub(crate) fn encode(&self) -> Result<EncodedJournal, PortError> {
         let events: Vec<JournalEntry<'_>> = self
             .events
             .iter()
@@ -182,7 +183,9 @@ impl Journal {
             .collect();
         encode_journal(&self.shard, &events, &self.applied_before)
     }
+}
 
+impl Journal {
     /// Reads a stored journal back (a Zstandard frame, or the raw DEFLATE of journals written
     /// before).
     pub fn decode(encoded: &EncodedJournal) -> Result<Self, PortError> {
