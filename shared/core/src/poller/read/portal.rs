@@ -1,0 +1,50 @@
+//! One full read of a market's property portal searches.
+
+use chrono::{DateTime, Utc};
+
+use super::tally::{Tally, take_page};
+use super::{MarketSearch, ReadStats, SourceEndpoint};
+use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter};
+use crate::poller::raw::KeepPages;
+
+/// One full read of a market's portal searches (flats and houses of the offer), as
+/// [`crate::poller::portal::read_pages`] fetches them.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn read_portal(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    MarketSearch { market, offer, .. }: MarketSearch<'_>,
+    observed_at: DateTime<Utc>,
+    pages: &impl KeepPages,
+    stats: &mut ReadStats,
+) -> Result<Tally, FetchError> {
+    let crawler = endpoint
+        .crawler
+        .as_ref()
+        .ok_or_else(|| FetchError::NotThatApi {
+            url: endpoint.base_url.clone(),
+            error: "no crawler configured for this portal".into(),
+        })?;
+    let read = crate::poller::portal::read_pages(
+        client,
+        limiter,
+        policy,
+        endpoint.kind,
+        &endpoint.base_url,
+        crawler,
+        market,
+        offer,
+        observed_at,
+    )
+    .await?;
+    let mut tally = Tally::new();
+    for fetched in read.pages {
+        take_page(&mut tally, fetched, pages, stats).await;
+    }
+    tally.expect(read.expected);
+    tally.unreachable |= read.unreachable;
+    stats.crawl_limited |= read.unreachable;
+    Ok(tally)
+}

@@ -1,0 +1,170 @@
+//! Reading a market from a RESO feed: incrementally from the cursor, and whole now and then
+//! (the only read that may infer delistings), following next links on the same server only.
+
+use chrono::{DateTime, Utc};
+
+use super::request::Get;
+use super::search::market_place;
+use super::tally::{Tally, take_page};
+use super::{MarketSearch, ReadStats, SourceEndpoint};
+use crate::poller::detect::{MarketRead, PollState};
+use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page};
+use crate::poller::raw::KeepPages;
+use crate::sources::reso::ResoSync;
+use crate::sources::{Paging, reso};
+
+/// Most pages one RESO read follows (`$top` 1000 each): a feed that keeps linking on is
+/// cut off rather than read forever; the cursor then stays where it was.
+pub const MAX_RESO_PAGES: u32 = 500;
+
+/// RESO feeds are read incrementally (changes since the cursor), so a listing's absence says
+/// nothing: its end comes as a status (Closed, Withdrawn, Delete...). Such a read is never
+/// `complete`. Every `reso_full_read_every` (and at the first poll) the market is read whole
+/// with `$count=true`; that read is complete when its records add up to the count, and is
+/// the only one from which a missing record is a delisting. The request names the market (`City`, `StateOrProvince` and the market's raw
+/// filter), selects the fields read, and follows `@odata.nextLink` on the same server only.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn read_reso(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    endpoint: &SourceEndpoint,
+    search: MarketSearch<'_>,
+    previous: &PollState,
+    observed_at: DateTime<Utc>,
+    raw_pages: &impl KeepPages,
+    mut stats: ReadStats,
+) -> Result<(MarketRead, ReadStats), FetchError> {
+    let cursor = previous.cursor;
+    // A feed that never gave a count (never a complete read) is not read whole again:
+    // nothing could be inferred from it.
+    let full = cursor.is_none()
+        || previous
+            .last_complete_read
+            .is_some_and(|at| observed_at - at >= endpoint.reso_full_read_every);
+    let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
+    let refused = |error: String| FetchError::NotThatApi {
+        url: base.clone(),
+        error,
+    };
+    let (city, state) = market_place(endpoint, search.market)?;
+    if let Some(raw) = &search.filter.reso_filter {
+        reso::check_raw_filter(raw).map_err(refused)?;
+    }
+    let sync = ResoSync {
+        modified_since: if full { None } else { cursor },
+        count: full,
+        top: 1000,
+        extra_filter: Some(reso::market_filter(
+            &city,
+            &state,
+            search.filter.reso_filter.as_deref(),
+        )),
+    };
+    let query = sync.query_params().map_err(|e| refused(e.to_string()))?;
+    let auth = endpoint
+        .reso_auth
+        .as_ref()
+        .ok_or_else(|| refused("no RESO token or client credentials".into()))?;
+    let token = auth
+        .bearer(client, policy.timeout)
+        .await
+        .map_err(|e| refused(e.to_string()))?;
+    let headers = vec![("Authorization", format!("Bearer {token}"))];
+    let parse = |b: &[u8]| reso::parse_page(b, observed_at);
+    let mut tally = Tally::new();
+    let mut next = Some(Get {
+        url: base.clone(),
+        query,
+        headers: headers.clone(),
+    });
+    let mut newest = cursor;
+    let mut pages = 0u32;
+    let mut total = None;
+    while let Some(request) = next.take() {
+        pages += 1;
+        if pages > MAX_RESO_PAGES {
+            return Err(refused(format!(
+                "more than {MAX_RESO_PAGES} pages: narrow the market's filter"
+            )));
+        }
+        let fetched = match fetch_page(client, limiter, policy, &request, parse).await {
+            Ok(fetched) => fetched,
+            Err(error) => {
+                // A token the server no longer takes is not sent again.
+                if matches!(error, FetchError::Refused { status: 401, .. }) {
+                    auth.invalidate().await;
+                }
+                return Err(error);
+            }
+        };
+        if let Paging::Reso(paging) = &take_page(&mut tally, fetched, raw_pages, &mut stats).await {
+            newest = newest.max(paging.max_modification_timestamp);
+            if pages == 1 {
+                total = paging.count;
+            }
+            next = match &paging.next_link {
+                Some(link) => Some(Get {
+                    url: same_origin_link(&base, link).map_err(refused)?,
+                    query: Vec::new(),
+                    headers: headers.clone(),
+                }),
+                None => None,
+            };
+        }
+    }
+    let complete = if full {
+        tally.expect(total);
+        tally.complete()
+    } else {
+        false
+    };
+    let mut read = tally.into_read(complete);
+    read.cursor = newest;
+    Ok((read, stats))
+}
+
+/// `@odata.nextLink` resolved against the first request, refused unless it stays on the
+/// same scheme, host and port: the bearer token goes with it.
+pub fn same_origin_link(base: &str, link: &str) -> Result<String, String> {
+    let base = reqwest::Url::parse(base).map_err(|e| format!("base URL: {e}"))?;
+    let next = base
+        .join(link)
+        .map_err(|e| format!("@odata.nextLink is not a URL: {e}"))?;
+    if next.origin() != base.origin() {
+        return Err(format!(
+            "@odata.nextLink leads to another server ({}): not followed",
+            next.origin().ascii_serialization()
+        ));
+    }
+    Ok(next.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_stay_on_the_server() {
+        let base = "https://api.example-mls.test/odata/Property";
+        assert_eq!(
+            same_origin_link(
+                base,
+                "https://api.example-mls.test/odata/Property?$skip=1000"
+            ),
+            Ok("https://api.example-mls.test/odata/Property?$skip=1000".into())
+        );
+        assert_eq!(
+            same_origin_link(base, "/odata/Property?$skip=1000"),
+            Ok("https://api.example-mls.test/odata/Property?$skip=1000".into())
+        );
+        for elsewhere in [
+            "https://evil.example.test/odata/Property?$skip=1000",
+            "http://api.example-mls.test/odata/Property?$skip=1000",
+            "https://api.example-mls.test:8443/odata/Property",
+            "//evil.example.test/x",
+        ] {
+            assert!(same_origin_link(base, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! What one full read (or the union of several) saw ([`Tally`]), whether it accounts for
+//! every record the source holds, and each fetched page kept then counted ([`take_page`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::ReadStats;
+use crate::listing::Listing;
+use crate::poller::detect::MarketRead;
+use crate::poller::fetch::Fetched;
+use crate::poller::raw::KeepPages;
+use crate::sources::Paging;
+
+/// Keeps a fetched page in the raw layer, then counts it in `tally`.
+pub(super) async fn take_page(
+    tally: &mut Tally,
+    fetched: Fetched,
+    pages: &impl KeepPages,
+    stats: &mut ReadStats,
+) -> Paging {
+    stats.count_kept(pages.keep(&fetched.body).await);
+    tally.add_page(fetched, stats)
+}
+
+/// What one full read (or the union of several) saw.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub(super) listings: BTreeMap<String, Listing>,
+    /// Ids of rejected records, not also read as listings.
+    pub(super) rejected_ids: BTreeSet<String>,
+    /// Rejected records without a usable id: they could be any listing.
+    anonymous_rejects: u64,
+    /// What the source said it holds, summed over the queries; `None` when any query did
+    /// not say (a bare `props` array, a null search).
+    expected: Option<u64>,
+    /// Results the queries' pages cannot reach.
+    pub(super) unreachable: bool,
+}
+
+impl Tally {
+    pub(super) fn new() -> Self {
+        Self {
+            expected: Some(0),
+            ..Self::default()
+        }
+    }
+
+    fn add_page(&mut self, fetched: Fetched, stats: &mut ReadStats) -> Paging {
+        stats.pages += 1;
+        stats.retries += fetched.retries;
+        let mut page = fetched.page;
+        for reject in &page.rejects {
+            match &reject.source_id {
+                Some(id) => {
+                    self.rejected_ids.insert(id.clone());
+                }
+                None => self.anonymous_rejects += 1,
+            }
+        }
+        stats.rejects.append(&mut page.rejects);
+        for l in page.listings.drain(..) {
+            self.listings.insert(l.id.as_str().to_owned(), l);
+        }
+        page.paging
+    }
+
+    pub(super) fn expect(&mut self, total: Option<u64>) {
+        self.expected = match (self.expected, total) {
+            // A sum past u64 (a hostile total) says nothing: never complete.
+            (Some(sum), Some(total)) => sum.checked_add(total),
+            _ => None,
+        };
+    }
+
+    /// Complete: the source said how many it holds, every page was reachable, every
+    /// rejected record is a known listing, and listings plus rejects reach the total.
+    pub(super) fn complete(&self) -> bool {
+        let Some(expected) = self.expected else {
+            return false;
+        };
+        let rejected_only = self
+            .rejected_ids
+            .iter()
+            .filter(|id| !self.listings.contains_key(*id))
+            .count() as u64;
+        !self.unreachable
+            && self.anonymous_rejects == 0
+            && self.listings.len() as u64 + rejected_only >= expected
+    }
+
+    pub(super) fn merge(&mut self, other: Tally) {
+        self.listings.extend(other.listings);
+        self.rejected_ids.extend(other.rejected_ids);
+    }
+
+    pub(super) fn into_read(self, complete: bool) -> MarketRead {
+        let rejected_ids = self
+            .rejected_ids
+            .into_iter()
+            .filter(|id| !self.listings.contains_key(id))
+            .collect();
+        MarketRead {
+            listings: self.listings.into_values().collect(),
+            complete,
+            cursor: None,
+            rejected_ids,
+            gone_ids: BTreeSet::new(),
+            asked_not_gone_ids: BTreeSet::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::sources::{RecordPosition, Reject, zillow};
+
+    fn tally_of(listings: usize, rejects: &[Option<&str>], total: Option<u64>) -> Tally {
+        let page = include_bytes!(
+            "../../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let mut page = zillow::parse_page(page, Utc::now()).expect("fixture");
+        page.listings.truncate(listings);
+        assert_eq!(page.listings.len(), listings);
+        page.rejects = rejects
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Reject {
+                source_id: id.map(str::to_owned),
+                position: RecordPosition::Index(i),
+                reason: "price: \"call for price\"".into(),
+            })
+            .collect();
+        let mut tally = Tally::new();
+        tally.add_page(
+            Fetched {
+                page,
+                retries: 0,
+                body: Vec::new(),
+            },
+            &mut ReadStats::default(),
+        );
+        tally.expect(total);
+        tally
+    }
+
+    #[test]
+    fn a_read_is_complete_only_when_a_total_accounts_for_every_record() {
+        assert!(tally_of(3, &[], Some(3)).complete());
+        assert!(tally_of(3, &[Some("zillow:9")], Some(4)).complete());
+        // No total: never complete, however much was read.
+        assert!(!tally_of(3, &[], None).complete());
+        // Short of the total.
+        assert!(!tally_of(3, &[], Some(4)).complete());
+        // A reject without an id could be any listing.
+        assert!(!tally_of(3, &[None], Some(4)).complete());
+        // A reject counted once however often it was read.
+        assert!(!tally_of(3, &[Some("zillow:9"), Some("zillow:9")], Some(5)).complete());
+    }
+}
