@@ -1,0 +1,176 @@
+//! How single events count in the markets: a cut stamped early by a slow clock, a removal
+//! from a drifted market, a cut that comes with a sale, a listing that leaves a market its
+//! event does not name.
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::{SHARD, Step, block_on, events_of, listing, records_of};
+use crate::listing::*;
+use crate::metrics::aggregate::{self, MarketAggregate, Scope};
+use crate::metrics::memory::MemoryStores;
+use crate::metrics::process::process_batch;
+
+#[test]
+fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_applied() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Change {
+            listing: 1,
+            price_pct: -29,
+            status: 0,
+        },
+    ]);
+    let mut cut = events[1].clone();
+    // The second poller's clock is 2 minutes slow: its later read is stamped earlier.
+    cut.observed_at = events[0].observed_at - Duration::minutes(2);
+    cut.listing.observed_at = cut.observed_at;
+    let records = records_of(&[events[0].clone(), cut.clone()]);
+    for batches in [vec![&records[..]], vec![&records[..1], &records[1..]]] {
+        let stores = MemoryStores::default();
+        for batch in batches {
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+            assert_eq!(outcome.failed_from, None);
+            assert_eq!(outcome.stats.already_applied + outcome.stats.superseded, 0);
+        }
+        let listings = stores.listings.lock().expect("lock");
+        let state = &listings[events[0].listing.id.as_str()];
+        assert_eq!(state.listing.price_minor, cut.listing.price_minor);
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let market = &aggregates[&Scope::city("syracuse-ny").key()].aggregate;
+        assert_eq!(market.price_sum_minor, cut.listing.price_minor);
+        assert_eq!(market.active_with_cut, 1);
+        let cuts: i64 = market.daily.values().map(|d| d.price_cuts).sum();
+        assert_eq!(cuts, 1);
+    }
+    // An old poll's event put late (observed an hour before the state) is still dropped,
+    // and counted as superseded.
+    let mut stale = events[1].clone();
+    stale.observed_at = events[0].observed_at - Duration::hours(1);
+    stale.listing.observed_at = stale.observed_at;
+    let records = records_of(&[events[0].clone(), stale]);
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+    assert_eq!(outcome.stats.superseded, 1);
+    let listings = stores.listings.lock().expect("lock");
+    assert_eq!(
+        listings[events[0].listing.id.as_str()].listing.price_minor,
+        events[0].listing.price_minor
+    );
+}
+
+#[test]
+fn a_removal_from_a_drifted_market_is_reported_not_hidden() {
+    let events = events_of(&[
+        Step::Change {
+            listing: 1,
+            price_pct: 0,
+            status: 0,
+        },
+        Step::Delist { listing: 1 },
+    ]);
+    let records = records_of(&events);
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records[..1]));
+    assert_eq!(outcome.stats.market_underflows, 0);
+    // Corruption: the markets lose the listing (their counts and histograms), nothing else.
+    for item in stores.aggregates.lock().expect("lock").values_mut() {
+        let daily = item.aggregate.daily.clone();
+        let as_of = item.aggregate.as_of;
+        item.aggregate = MarketAggregate {
+            daily,
+            as_of,
+            ..MarketAggregate::default()
+        };
+    }
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records[1..]));
+    assert_eq!(outcome.failed_from, None, "the batch goes on");
+    // Four markets, each missing the listing: its count and each of its histograms.
+    assert!(
+        outcome.stats.market_underflows >= 4 * 5,
+        "{}",
+        outcome.stats.market_underflows
+    );
+    for item in stores.aggregates.lock().expect("lock").values() {
+        assert!(item.aggregate.price.count() == 0);
+    }
+}
+
+/// A listing cut and sold in one change (a feed that reports status, read between polls) is
+/// a delisting, not a price cut; a cut of a listing that stays listed is a cut.
+#[test]
+fn a_cut_that_comes_with_a_sale_is_a_delisting_not_a_cut() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let first = listing(1, 0, 30_000_000, ListingStatus::Active, at);
+    let mut sold = first.clone();
+    sold.status = ListingStatus::Sold;
+    sold.price_minor = 28_000_000;
+    sold.observed_at = at + Duration::hours(1);
+    let other = listing(2, 0, 40_000_000, ListingStatus::Active, at);
+    let mut cut = other.clone();
+    cut.status = ListingStatus::Pending;
+    cut.price_minor = 38_000_000;
+    cut.observed_at = at + Duration::hours(2);
+    let events = [
+        ListingEvent::new_listing(first.clone(), "poll-1"),
+        ListingEvent::new_listing(other.clone(), "poll-1"),
+        ListingEvent::changed(&first, sold, "poll-2").expect("a change"),
+        ListingEvent::changed(&other, cut, "poll-3").expect("a change"),
+    ];
+    let stores = MemoryStores::default();
+    let outcome = block_on(process_batch(&stores.ports(), SHARD, &records_of(&events)));
+    assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+    let day = city.daily[&at.date_naive()];
+    assert_eq!(
+        (day.price_cuts, day.delistings, day.new_listings),
+        (1, 1, 2)
+    );
+}
+
+/// A listing that leaves a market its event does not name (here its type, corrected) is
+/// taken out of it: the market is read and written from the stored state, not the event.
+#[test]
+fn a_listing_that_leaves_a_market_its_event_does_not_name_is_removed_from_it() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let house = listing(2, 0, 30_000_000, ListingStatus::Active, at);
+    let neighbour = listing(6, 0, 50_000_000, ListingStatus::Active, at);
+    assert_eq!(house.property_type, PropertyType::SingleFamily);
+    let mut condo = house.clone();
+    condo.property_type = PropertyType::Condo;
+    condo.price_minor = 29_000_000;
+    condo.observed_at = at + Duration::hours(1);
+    let stores = MemoryStores::default();
+    let records = records_of(&[
+        ListingEvent::new_listing(house.clone(), "poll-1"),
+        ListingEvent::new_listing(neighbour, "poll-1"),
+        ListingEvent::changed(&house, condo, "poll-2").expect("a change"),
+    ]);
+    for batch in [&records[..2], &records[2..]] {
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    }
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let active = |property_type| {
+        let key = aggregate::city_scope_key("nashville-tn", Some(property_type));
+        aggregates[&key].aggregate.active
+    };
+    assert_eq!(active(PropertyType::SingleFamily), 1, "the neighbour only");
+    assert_eq!(active(PropertyType::Condo), 1);
+    assert_eq!(
+        aggregates[&Scope::city("nashville-tn").key()]
+            .aggregate
+            .active,
+        2
+    );
+}
