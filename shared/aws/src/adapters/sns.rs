@@ -257,6 +257,7 @@ mod alerts_topic_tests {
                     price: 400_000,
                     bedrooms: Some(2),
                 },
+                observed_at: chrono::DateTime::UNIX_EPOCH,
             })
             .collect()
     }

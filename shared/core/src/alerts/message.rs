@@ -115,6 +115,9 @@ pub struct AlertMessage {
     pub subject: String,
     pub body: String,
     pub attributes: AlertAttributes,
+    /// When the pipeline saw the change (the body's `observed_at`; not sent as an attribute):
+    /// the alert's place and lifetime in the feed ([`super::feed::AlertFeedItem::of`]).
+    pub observed_at: DateTime<Utc>,
 }
 
 impl AlertMessage {
@@ -408,6 +411,7 @@ pub fn message(alert: &Alert) -> Result<AlertMessage, Unpublishable> {
             price: body.new_price.round() as i64,
             bedrooms: body.beds,
         },
+        observed_at: body.observed_at,
         body: encoded,
     };
     let bytes = message.size_bytes();
