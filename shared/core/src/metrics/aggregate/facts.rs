@@ -1,0 +1,100 @@
+//! What one listing contributes to its markets ([`ListingFacts`]), and the day numbers its
+//! dates are kept as.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use super::{Scope, scopes_of};
+use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
+
+/// Whether a listing counts as active or pending inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// For sale and taking offers (Realtor.com's active count: pending excluded).
+    Active,
+    /// Under contract or pending.
+    Pending,
+    /// For rent and available: `price_minor` is the monthly rent.
+    Rental,
+}
+
+/// What a listing contributes to its markets: a sale listing its price, an available rental
+/// its rent. Listings that are coming soon, sold, leased or off the market contribute
+/// nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListingFacts {
+    pub standing: Standing,
+    pub property_type: PropertyType,
+    /// Shared with the facts' scopes ([`Self::scopes`]): a listing's four markets name two
+    /// places, each allocated once.
+    pub city_state: Arc<str>,
+    pub zip: Option<Arc<str>>,
+    pub price_minor: i64,
+    pub living_area_sqft: Option<u32>,
+    pub beds: Option<u16>,
+    /// Days since 1970-01-01 of the on-market date.
+    pub on_market_day: Option<i32>,
+    pub rent_estimate_minor: Option<i64>,
+    /// Price below the first price the pipeline saw for the listing.
+    pub has_cut: bool,
+}
+
+impl ListingFacts {
+    /// The facts of `listing`, whose first known price is `first_price_minor`.
+    pub fn of(listing: &Listing, first_price_minor: i64) -> Option<Self> {
+        let standing = match (listing.offer, listing.status) {
+            (Offer::Sale, ListingStatus::Active) => Standing::Active,
+            (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
+                Standing::Pending
+            }
+            (Offer::Rent, ListingStatus::Active) => Standing::Rental,
+            _ => return None,
+        };
+        Some(Self {
+            standing,
+            property_type: listing.property_type,
+            city_state: Arc::from(listing.market.city_state.as_str()),
+            zip: listing.market.zip.as_deref().map(Arc::from),
+            price_minor: listing.price_minor,
+            living_area_sqft: listing.living_area_sqft.filter(|a| *a > 0),
+            beds: listing.beds,
+            on_market_day: listing.on_market_date.map(day_number),
+            rent_estimate_minor: listing.rent_estimate_minor.filter(|r| *r > 0),
+            has_cut: listing.price_minor < first_price_minor,
+        })
+    }
+
+    /// Price per sqft in minor units, where the living area is known.
+    pub fn price_per_sqft_minor(&self) -> Option<f64> {
+        self.living_area_sqft
+            .map(|a| self.price_minor as f64 / f64::from(a))
+    }
+
+    /// Gross rental yield (12 x monthly rent / price), where a rent estimate is known.
+    pub fn gross_yield(&self) -> Option<f64> {
+        self.rent_estimate_minor
+            .map(|r| 12.0 * r as f64 / self.price_minor as f64)
+    }
+
+    /// The scopes these facts count in.
+    pub fn scopes(&self) -> Vec<Scope> {
+        scopes_of(
+            Arc::clone(&self.city_state),
+            self.zip.clone(),
+            self.property_type,
+        )
+    }
+}
+
+/// Days since 1970-01-01.
+pub fn day_number(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - 719_163
+}
+
+/// The date of a day number.
+pub fn day_date(day: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(day + 719_163)
+}
