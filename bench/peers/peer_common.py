@@ -15,7 +15,7 @@ warning and error goes to stderr. Exit status 0 on success, 1 on any failure (wi
 message on stderr), 2 on a bad command line.
 
 The figures, per market (`listing.market.city_state`), as the Rust metrics code defines them
-(shared/core/src/metrics/aggregate.rs, rents.rs, batch.rs; docs/metrics.md):
+(shared/core/src/metrics/aggregate/, rents.rs, batch.rs; docs/metrics.md):
 
 1. Each listing's (`listing.id`) latest event decides its standing: greatest top-level
    `observed_at`. The generator makes `observed_at` strictly increasing per listing, so there
