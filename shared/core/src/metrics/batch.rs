@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{Contribution, Counter, ListingFacts, Scope, scopes_of};
+use super::aggregate::{Contribution, Counter, ListingFacts, Scope, Standing, scopes_of};
 use crate::listing::{EventKind, Listing, ListingEvent, ListingStatus, Offer};
 
 /// Most digits a sequence number has: Kinesis's are decimal strings of up to 128 digits
@@ -140,6 +140,14 @@ impl ListingState {
             return None;
         }
         ListingFacts::of(&self.listing, self.first_price_minor)
+    }
+
+    /// How the listing counts in its markets now (its facts' standing, without building them).
+    pub fn standing(&self) -> Option<Standing> {
+        if self.delisted {
+            return None;
+        }
+        Standing::of(self.listing.offer, self.listing.status)
     }
 }
 

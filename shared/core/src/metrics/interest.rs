@@ -319,7 +319,7 @@ pub fn judge(
         }
     }
     let median = median_for(listing, city, figures);
-    let active = new.facts().is_some_and(|f| f.standing == Standing::Active);
+    let active = new.standing() == Some(Standing::Active);
     let ppsf = price_per_sqft(listing);
     let judged = [
         (

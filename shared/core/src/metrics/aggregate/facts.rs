@@ -21,6 +21,21 @@ pub enum Standing {
     Rental,
 }
 
+impl Standing {
+    /// How a listing of `offer` in `status` counts; `None`: it counts nowhere (coming soon,
+    /// sold, leased, off the market).
+    pub fn of(offer: Offer, status: ListingStatus) -> Option<Self> {
+        match (offer, status) {
+            (Offer::Sale, ListingStatus::Active) => Some(Self::Active),
+            (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
+                Some(Self::Pending)
+            }
+            (Offer::Rent, ListingStatus::Active) => Some(Self::Rental),
+            _ => None,
+        }
+    }
+}
+
 /// What a listing contributes to its markets: a sale listing its price, an available rental
 /// its rent. Listings that are coming soon, sold, leased or off the market contribute
 /// nothing.
@@ -45,16 +60,8 @@ pub struct ListingFacts {
 impl ListingFacts {
     /// The facts of `listing`, whose first known price is `first_price_minor`.
     pub fn of(listing: &Listing, first_price_minor: i64) -> Option<Self> {
-        let standing = match (listing.offer, listing.status) {
-            (Offer::Sale, ListingStatus::Active) => Standing::Active,
-            (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
-                Standing::Pending
-            }
-            (Offer::Rent, ListingStatus::Active) => Standing::Rental,
-            _ => return None,
-        };
         Some(Self {
-            standing,
+            standing: Standing::of(listing.offer, listing.status)?,
             property_type: listing.property_type,
             city_state: Arc::from(listing.market.city_state.as_str()),
             zip: listing.market.zip.as_deref().map(Arc::from),
