@@ -1,0 +1,152 @@
+//! The end-to-end part's figures on one AWS: throughput through the local pipeline, alert
+//! latency at a share of it, AWS calls by API and caller, and the emulator's bare ceiling.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use realty_infra::emulator::EmulatorKind;
+use serde_json::{Value, json};
+
+use super::{BenchArgs, LocalAws, e2e, progress, round3};
+
+/// Load of the latency run, as a share of the measured end-to-end throughput.
+const LATENCY_LOAD: f64 = 0.5;
+/// About how long the latency run lasts.
+const LATENCY_RUN: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(super) async fn run_end_to_end(
+    args: &BenchArgs,
+    aws: &LocalAws,
+    events: &[realty_core::listing::ListingEvent],
+    run: &mut serde_json::Map<String, Value>,
+) -> Result<()> {
+    let mut set = |key: &str, value: Value| {
+        run.insert(key.to_owned(), value);
+    };
+    progress(&format!(
+        "{}: provisioning the end-to-end stack",
+        aws.kind.map_or("endpoint", EmulatorKind::name)
+    ));
+    let (stack, resources) = aws.provision("e2e").await?;
+    // Half the events at most: the latency run takes the ones after them.
+    let e2e_events = &events[..args.e2e_events.min(events.len() / 2)];
+    let mut pipeline = e2e::Pipeline::new(&aws.sdk, &aws.template, &stack, &resources).await?;
+    progress(&format!(
+        "end to end, throughput: {} events through the local pipeline, as fast as it goes",
+        e2e_events.len()
+    ));
+    let burst = pipeline.run(e2e_events, None).await?;
+    let e2e_per_s = burst.events as f64 / burst.elapsed.as_secs_f64();
+    set("e2e_events", json!(burst.events));
+    set("e2e_events_per_s", json!(e2e_per_s.round()));
+    set("e2e_metrics_invocations", json!(burst.metrics_invocations));
+    set("e2e_alerts_invocations", json!(burst.alerts_invocations));
+    let per_1000 = |calls: u64| round3(calls as f64 * 1000.0 / burst.events as f64);
+    let by_api: BTreeMap<String, f64> = burst
+        .calls
+        .iter()
+        .map(|(name, calls)| (name.clone(), per_1000(*calls)))
+        .collect();
+    set("aws_calls_per_1000_events", json!(by_api));
+    let by_caller: BTreeMap<&str, f64> = burst
+        .calls_by_caller
+        .iter()
+        .map(|(caller, calls)| (*caller, per_1000(*calls)))
+        .collect();
+    set("aws_calls_per_1000_events_by_caller", json!(by_caller));
+    set(
+        "e2e_alerts_per_1000_events",
+        json!(round3(burst.alerts as f64 * 1000.0 / burst.events as f64)),
+    );
+
+    // Latency at a steady share of that throughput (at the throughput itself it is only
+    // the queue), over the events that follow, for about LATENCY_RUN.
+    let pace = (e2e_per_s * LATENCY_LOAD).max(1.0);
+    let rest = &events[e2e_events.len()..];
+    let count = ((pace * LATENCY_RUN.as_secs_f64()) as usize).clamp(1, rest.len());
+    let paced_events = &rest[..count];
+    progress(&format!(
+        "end to end, latency: {} events at {pace:.0} events/s ({:.0} % of the throughput)",
+        paced_events.len(),
+        LATENCY_LOAD * 100.0
+    ));
+    let paced = pipeline.run(paced_events, Some(pace)).await?;
+    set("e2e_latency_load_events_per_s", json!(pace.round()));
+    set("e2e_alerts", json!(paced.alerts));
+    // How long an invocation takes at that load (the handler's own work and its AWS calls,
+    // on this emulator): the part of the alert latency that is not waiting.
+    let mean_ms = |total: std::time::Duration, n: u32| {
+        (n > 0).then(|| (total.as_secs_f64() * 1000.0 / f64::from(n)).round())
+    };
+    set(
+        "e2e_metrics_invocation_ms_mean",
+        json!(mean_ms(paced.metrics_delivery, paced.metrics_invocations)),
+    );
+    set(
+        "e2e_alerts_invocation_ms_mean",
+        json!(mean_ms(paced.alerts_delivery, paced.alerts_invocations)),
+    );
+    set(
+        "e2e_aws_call_ms_mean",
+        json!(
+            paced
+                .call_ms
+                .iter()
+                .map(|(call, ms)| (call.clone(), round3(*ms)))
+                .collect::<BTreeMap<_, _>>()
+        ),
+    );
+    set(
+        "e2e_alert_latency_ms_p50",
+        json!(paced.latency.as_ref().map(|l| l.p50_ms.round())),
+    );
+    set(
+        "e2e_alert_latency_ms_p99",
+        json!(paced.latency.as_ref().map(|l| l.p99_ms.round())),
+    );
+    for (stage, summary) in ["to_metrics", "metrics", "to_publish"]
+        .iter()
+        .zip(&paced.latency_stages)
+    {
+        set(
+            &format!("e2e_alert_latency_ms_{stage}_p50_p99"),
+            json!(
+                summary
+                    .as_ref()
+                    .map(|l| [l.p50_ms.round(), l.p99_ms.round()])
+            ),
+        );
+    }
+    set(
+        "e2e_burst_alert_latency_ms_p50",
+        json!(burst.latency.as_ref().map(|l| l.p50_ms.round())),
+    );
+
+    progress("emulator ceiling: bare PutRecords/GetRecords of the same events");
+    let encoded: Vec<Vec<u8>> = e2e_events
+        .iter()
+        .map(|e| e.encode())
+        .collect::<Result<_, _>>()?;
+    let shards = aws
+        .parameter_default("KinesisShardCount")
+        .and_then(|s| s.parse().ok())
+        .context("template.yaml has no numeric KinesisShardCount default")?;
+    let ceiling = e2e::emulator_ceiling(
+        &aws.sdk,
+        &format!("{}-ceiling", stack.stack_name),
+        shards,
+        &encoded,
+    )
+    .await?;
+    let ceiling_per_s = encoded.len() as f64 / ceiling.as_secs_f64();
+    set(
+        "emulator_ceiling_events_per_s",
+        json!(ceiling_per_s.round()),
+    );
+    set(
+        "e2e_to_ceiling_ratio",
+        json!(round3(e2e_per_s / ceiling_per_s)),
+    );
+    set("endpoint", json!(aws.endpoint));
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The figures of a run as they are measured, and the machine they were measured on.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::BenchArgs;
+
+/// The figures of a run, in the order they were measured.
+pub(super) struct Report {
+    pub(super) figures: serde_json::Map<String, Value>,
+}
+
+impl Report {
+    pub(super) fn new(args: &BenchArgs) -> Self {
+        let mut figures = serde_json::Map::new();
+        figures.insert("measured_at".into(), json!(Utc::now().to_rfc3339()));
+        figures.insert("machine".into(), machine());
+        figures.insert("seed".into(), json!(args.seed));
+        Self { figures }
+    }
+
+    pub(super) fn set(&mut self, key: &str, value: Value) {
+        self.figures.insert(key.to_owned(), value);
+    }
+}
+
+/// What the numbers were measured on.
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map(|(_, name)| name.trim().to_owned());
+    let mem_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kib| (kib / 1024.0 / 1024.0).round());
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "memory_gib": mem_gib,
+        "arch": std::env::consts::ARCH,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+        "load_average_at_start": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    })
+}

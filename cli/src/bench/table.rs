@@ -1,0 +1,356 @@
+//! The figures of a run as the table `realty bench` prints without `--json`.
+
+use serde_json::Value;
+
+pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
+    let num = |key: &str| f.get(key).and_then(Value::as_f64);
+    let per_s = |key: &str| num(key).map_or("-".into(), group_thousands);
+    let ratio = |key: &str| num(key).map_or("-".into(), |v| format!("{v:.3}"));
+    let mut out = String::new();
+    let machine = &f["machine"];
+    out.push_str(&format!(
+        "realty bench: {} events of {} bytes on average, seed {}\nmachine: {} ({} cores, {} GiB, {}), load average at start {}\n\n",
+        f.get("events").map_or("-".into(), Value::to_string),
+        f.get("event_bytes_mean").map_or("-".into(), Value::to_string),
+        f.get("seed").map_or("-".into(), Value::to_string),
+        machine["cpu"].as_str().unwrap_or("unknown CPU"),
+        machine["cores"],
+        machine["memory_gib"],
+        machine["arch"].as_str().unwrap_or("?"),
+        machine["load_average_at_start"].as_str().unwrap_or("?"),
+    ));
+    let row = |out: &mut String, what: &str, value: String, note: String| {
+        out.push_str(&format!("  {what:<52} {value:>12}  {note}\n"));
+    };
+    out.push_str("throughput, events/s (median run)\n");
+    row(
+        &mut out,
+        "metrics compute: decode + aggregate, 1 core",
+        per_s("metrics_compute_events_per_s"),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "parse only, serde_json::Value, same bytes, 1 core",
+        per_s("parse_serde_json_value_events_per_s"),
+        format!("compute/parse {}", ratio("compute_to_value_parse_ratio")),
+    );
+    row(
+        &mut out,
+        "parse only, serde_json typed (borrowed), 1 core",
+        per_s("parse_serde_json_typed_events_per_s"),
+        String::new(),
+    );
+    row(
+        &mut out,
+        "parse only, sonic-rs typed (borrowed), 1 core",
+        per_s("parse_sonic_rs_typed_events_per_s"),
+        format!("compute/fastest parse {}", ratio("compute_to_parse_ratio")),
+    );
+    for (peer, label) in [("duckdb", "DuckDB"), ("spark", "PySpark")] {
+        let version = f
+            .get(&format!("peer_{peer}_version"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let one = if peer == "spark" {
+            "local[1]"
+        } else {
+            "threads=1"
+        };
+        row(
+            &mut out,
+            &format!("{label} {version}, {one}"),
+            per_s(&format!("peer_{peer}_events_per_s")),
+            format!("ours/{peer} {}", ratio(&format!("vs_{peer}"))),
+        );
+        let threads = f
+            .get(&format!("peer_{peer}_all_cores_threads"))
+            .map_or("-".into(), Value::to_string);
+        row(
+            &mut out,
+            &format!("{label} {version}, all {threads} cores"),
+            per_s(&format!("peer_{peer}_all_cores_events_per_s")),
+            format!(
+                "start-up {} s, excluded",
+                f.get(&format!("peer_{peer}_startup_s"))
+                    .map_or("-".into(), Value::to_string)
+            ),
+        );
+    }
+    let empty = serde_json::Map::new();
+    let e2e = match f.get("e2e") {
+        Some(Value::Object(runs)) => runs,
+        _ => &empty,
+    };
+    // Each emulator's figures, by the same keys.
+    let run_figure = |run: &Value, key: &str| run.get(key).and_then(Value::as_f64);
+    let run_text = |run: &Value, key: &str| run.get(key).map_or("-".into(), Value::to_string);
+    for (name, run) in e2e {
+        row(
+            &mut out,
+            &format!(
+                "end to end, local pipeline ({} events, {name})",
+                run_text(run, "e2e_events")
+            ),
+            run_figure(run, "e2e_events_per_s").map_or("-".into(), group_thousands),
+            format!(
+                "e2e/ceiling {}",
+                run_figure(run, "e2e_to_ceiling_ratio").map_or("-".into(), |v| format!("{v:.3}"))
+            ),
+        );
+        row(
+            &mut out,
+            &format!("{name} ceiling: bare PutRecords + GetRecords"),
+            run_figure(run, "emulator_ceiling_events_per_s").map_or("-".into(), group_thousands),
+            String::new(),
+        );
+    }
+    out.push_str("\nlatency\n");
+    for (name, run) in e2e {
+        let ms = |key: &str| run_figure(run, key).map_or("-".into(), group_thousands);
+        row(
+            &mut out,
+            &format!("alert, PutRecords -> SNS publish, p50 / p99 (ms), {name}"),
+            format!(
+                "{} / {}",
+                ms("e2e_alert_latency_ms_p50"),
+                ms("e2e_alert_latency_ms_p99")
+            ),
+            format!(
+                "{} alerts, at {} events/s",
+                run_text(run, "e2e_alerts"),
+                ms("e2e_latency_load_events_per_s")
+            ),
+        );
+        let stage = |key: &str| {
+            run.get(key)
+                .and_then(|v| v.get(0))
+                .and_then(Value::as_f64)
+                .map_or("-".into(), group_thousands)
+        };
+        row(
+            &mut out,
+            "  of which: to metrics / metrics / to publish, p50 (ms)",
+            format!(
+                "{} / {} / {}",
+                stage("e2e_alert_latency_ms_to_metrics_p50_p99"),
+                stage("e2e_alert_latency_ms_metrics_p50_p99"),
+                stage("e2e_alert_latency_ms_to_publish_p50_p99")
+            ),
+            String::new(),
+        );
+        row(
+            &mut out,
+            &format!("invocation, metrics / alerts, mean (ms), {name}"),
+            format!(
+                "{} / {}",
+                ms("e2e_metrics_invocation_ms_mean"),
+                ms("e2e_alerts_invocation_ms_mean")
+            ),
+            "at that load".to_owned(),
+        );
+    }
+    if let Some(Value::Object(cold)) = f.get("cold_start_ms") {
+        let idle = num("cold_start_cpu_idle_share").map_or(String::new(), |s| {
+            format!("machine {:.0} % idle", s * 100.0)
+        });
+        for (function, ms) in cold {
+            row(
+                &mut out,
+                &format!("cold start, {function} (spawn -> ready, ms)"),
+                ms.as_f64().map_or("-".into(), |v| format!("{v:.1}")),
+                idle.clone(),
+            );
+        }
+    }
+    out.push_str("\nfootprint\n");
+    row(
+        &mut out,
+        "metrics peak RSS, batch at the 6 MB payload limit (MB)",
+        num("metrics_peak_rss_mb").map_or("-".into(), |v| format!("{v:.1}")),
+        String::new(),
+    );
+    for (key, what) in [
+        (
+            "listing_item_bytes_mean",
+            "listing item, mean (bytes, as DynamoDB bills)",
+        ),
+        ("market_item_bytes_mean", "market item, mean (bytes)"),
+        ("market_item_bytes_max", "market item, largest (bytes)"),
+        (
+            "market_item_steady_bytes_mean",
+            "market item, 37 days of events, mean (bytes)",
+        ),
+        (
+            "market_item_steady_bytes_max",
+            "market item, 37 days of events, largest (bytes)",
+        ),
+        ("snapshot_item_bytes_mean", "snapshot item, mean (bytes)"),
+        (
+            "scopes_per_1000_events",
+            "markets a 1,000-event batch writes",
+        ),
+    ] {
+        row(&mut out, what, per_s(key), String::new());
+    }
+    row(
+        &mut out,
+        "market item, 37 days of events, transact WRU, mean",
+        num("market_item_steady_transact_wru_mean").map_or("-".into(), |v| format!("{v:.2}")),
+        String::new(),
+    );
+    for (key, note) in [
+        ("lambda_binary_bytes", ""),
+        ("lambda_binary_bytes_added_later", ", added later"),
+    ] {
+        if let Some(Value::Object(sizes)) = f.get(key) {
+            for (function, bytes) in sizes {
+                row(
+                    &mut out,
+                    &format!("Lambda binary, {function} (arm64, bytes{note})"),
+                    bytes.as_f64().map_or("-".into(), group_thousands),
+                    String::new(),
+                );
+            }
+        }
+    }
+    if let Some(Value::Object(spreads)) = f.get("dynamodb_writes") {
+        out.push_str(
+            "\nDynamoDB per 1,000 events at 1,000 events/s (metrics workflow, in-memory, as billed)\n",
+        );
+        for (spread, runs) in spreads {
+            for run in runs.as_array().into_iter().flatten() {
+                let get = |key: &str| run.get(key).and_then(Value::as_f64);
+                let calls: f64 = run
+                    .get("calls_per_1000_events")
+                    .and_then(Value::as_object)
+                    .map_or(0.0, |c| c.values().filter_map(Value::as_f64).sum());
+                row(
+                    &mut out,
+                    &format!(
+                        "{spread}, {} shards: calls / write units per event",
+                        run.get("shards").map_or("-".into(), Value::to_string)
+                    ),
+                    format!(
+                        "{calls:.1} / {}",
+                        get("write_units_per_event").map_or("-".into(), |v| format!("{v:.2}"))
+                    ),
+                    format!(
+                        "{} market writes, {} market units/event",
+                        get("market_writes_per_1000_events").map_or("-".into(), group_thousands),
+                        get("market_write_units_per_event")
+                            .map_or("-".into(), |v| format!("{v:.2}"))
+                    ),
+                );
+            }
+        }
+    }
+    // One column per emulator: the same pipeline's calls, as each emulator answered them.
+    if per_api_table(
+        &mut out,
+        e2e,
+        "AWS calls per 1,000 events (end-to-end run)",
+        "aws_calls_per_1000_events",
+    ) {
+        // The same calls in total and by who made them, beside the alerts they carried
+        // (SNS takes at most 10 a call).
+        let column = |f: &dyn Fn(&serde_json::Map<String, Value>) -> Option<f64>| -> String {
+            e2e.iter()
+                .filter(|(_, run)| run.get("aws_calls_per_1000_events").is_some())
+                .map(|(_, run)| match run {
+                    Value::Object(run) => {
+                        format!("{:>12}", f(run).map_or("-".into(), |v| format!("{v:.1}")))
+                    }
+                    _ => format!("{:>12}", "-"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let total = |run: &serde_json::Map<String, Value>| {
+            run.get("aws_calls_per_1000_events")
+                .and_then(Value::as_object)
+                .map(|c| c.values().filter_map(Value::as_f64).sum::<f64>())
+        };
+        out.push_str(&format!("  {:<52} {}\n", "total", column(&total)));
+        let callers: std::collections::BTreeSet<String> = e2e
+            .values()
+            .filter_map(|run| run.get("aws_calls_per_1000_events_by_caller")?.as_object())
+            .flat_map(|c| c.keys().cloned())
+            .collect();
+        for caller in callers {
+            let of_caller = |run: &serde_json::Map<String, Value>| {
+                run.get("aws_calls_per_1000_events_by_caller")?
+                    .get(caller.as_str())?
+                    .as_f64()
+            };
+            out.push_str(&format!(
+                "  {:<52} {}\n",
+                format!("  by {caller}"),
+                column(&of_caller)
+            ));
+        }
+        let alerts =
+            |run: &serde_json::Map<String, Value>| run.get("e2e_alerts_per_1000_events")?.as_f64();
+        out.push_str(&format!(
+            "  {:<52} {}\n",
+            "alerts published per 1,000 events",
+            column(&alerts)
+        ));
+    }
+    per_api_table(
+        &mut out,
+        e2e,
+        "AWS call time, request to response, mean (ms), at the latency run's load",
+        "e2e_aws_call_ms_mean",
+    );
+    out
+}
+
+/// A table of `title`: the figures under `key` of each end-to-end run, one row per API and
+/// one column per emulator. Returns whether any run had them.
+fn per_api_table(
+    out: &mut String,
+    e2e: &serde_json::Map<String, Value>,
+    title: &str,
+    key: &str,
+) -> bool {
+    let runs: Vec<(&String, &serde_json::Map<String, Value>)> = e2e
+        .iter()
+        .filter_map(|(name, run)| match run.get(key) {
+            Some(Value::Object(figures)) => Some((name, figures)),
+            _ => None,
+        })
+        .collect();
+    if runs.is_empty() {
+        return false;
+    }
+    let apis: std::collections::BTreeSet<&String> =
+        runs.iter().flat_map(|(_, f)| f.keys()).collect();
+    out.push_str(&format!("\n{title}\n"));
+    let header: Vec<String> = runs.iter().map(|(name, _)| format!("{name:>12}")).collect();
+    out.push_str(&format!("  {:<52} {}\n", "", header.join(" ")));
+    for api in apis {
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|(_, f)| {
+                let n = f.get(api.as_str()).and_then(Value::as_f64);
+                format!("{:>12}", n.map_or("-".into(), |v| format!("{v:.1}")))
+            })
+            .collect();
+        out.push_str(&format!("  {api:<52} {}\n", cells.join(" ")));
+    }
+    true
+}
+
+/// `1234567.0` as `1,234,567`.
+pub(super) fn group_thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
