@@ -92,7 +92,7 @@ impl Stack {
 /// The listing of events/alerts-dynamodb.json (a Nashville condo), as the metrics function
 /// stores it.
 fn sample_item() -> Result<ListingItem, Failed> {
-    let event: Event = serde_json::from_str(include_str!("../../events/alerts-dynamodb.json"))?;
+    let event: Event = serde_json::from_str(include_str!("../../../events/alerts-dynamodb.json"))?;
     let record = event.records.into_iter().next().ok_or("empty sample")?;
     Ok(serde_dynamo::from_item(record.change.new_image)?)
 }
@@ -1220,7 +1220,7 @@ async fn a_publish_without_an_answer_is_sent_once_and_its_record_comes_again(
 /// record: seen at $600,000, cut 20 % to $480,000, raised back to $600,000, cut 25 % to
 /// $450,000, five minutes apart.
 fn cut_raise_cut_events() -> Result<KinesisEvent, Failed> {
-    let sample: Value = serde_json::from_str(include_str!("../../events/metrics-kinesis.json"))?;
+    let sample: Value = serde_json::from_str(include_str!("../../../events/metrics-kinesis.json"))?;
     let template = sample["Records"][0].clone();
     let first: Value = serde_json::from_slice(
         &base64::engine::general_purpose::STANDARD
