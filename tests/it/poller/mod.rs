@@ -632,7 +632,7 @@ async fn poll_markets(p: &LambdaPoller, markets: &[&str]) -> PollSummary {
 /// The real Zillow answer for Syracuse: a bare `props` array, 41 listings.
 fn syracuse_props() -> Result<Vec<serde_json::Value>, Failed> {
     let bytes = include_bytes!(
-        "../../shared/core/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
+        "../../../shared/core/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
     );
     Ok(serde_json::from_slice(bytes)?)
 }
@@ -735,7 +735,7 @@ async fn a_listing_that_becomes_a_reject_stays_listed(aws: Arc<TestAws>) -> Resu
 async fn a_null_realtor_search_is_not_an_empty_market(aws: Arc<TestAws>) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let mut page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../shared/core/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+        "../../../shared/core/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
     ))?;
     // The saved page is the first of 79; here it is the whole market.
     let results = page["data"]["home_search"]["results"]
@@ -1026,7 +1026,7 @@ fn reso_answer(records: &[serde_json::Value], target: &str) -> FixtureReply {
 async fn reso_reads_records_committed_late_at_the_cursor(aws: Arc<TestAws>) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../shared/core/tests/fixtures/reso_property_page1.json"
+        "../../../shared/core/tests/fixtures/reso_property_page1.json"
     ))?;
     let mut records: Vec<serde_json::Value> = page["value"]
         .as_array()
