@@ -4,10 +4,11 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::hash::Hasher;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -295,10 +296,32 @@ impl Period {
     /// The sort key of the snapshot item: `H#2026-11-21T18`, `D#2026-11-21`. Hourly and daily
     /// snapshots of a market each come back, in time order, from one Query.
     pub fn sort_key(&self) -> String {
-        match self {
-            Self::Hour(t) => format!("H#{}", t.format("%Y-%m-%dT%H")),
-            Self::Day(d) => format!("D#{}", d.format("%Y-%m-%d")),
+        let (prefix, date, hour) = match self {
+            Self::Hour(t) => ("H#", t.date_naive(), Some(t.hour())),
+            Self::Day(d) => ("D#", *d, None),
+        };
+        // The fields written directly: chrono's `format` parses its pattern at every call,
+        // and this runs for every snapshot written. Years of other than four digits take
+        // chrono's way (a sign and more digits), which only a corrupt item could hold.
+        if !(0..=9999).contains(&date.year()) {
+            return match self {
+                Self::Hour(t) => format!("H#{}", t.format("%Y-%m-%dT%H")),
+                Self::Day(d) => format!("D#{}", d.format("%Y-%m-%d")),
+            };
         }
+        let mut key = String::with_capacity("H#2026-11-21T18".len());
+        // Writing to a `String` cannot fail.
+        let _ = write!(
+            key,
+            "{prefix}{:04}-{:02}-{:02}",
+            date.year(),
+            date.month(),
+            date.day()
+        );
+        if let Some(hour) = hour {
+            let _ = write!(key, "T{hour:02}");
+        }
+        key
     }
 }
 
@@ -391,6 +414,38 @@ pub trait PoisonSink {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// Sort keys are stored: every period must be named as chrono's `format` named it.
+    #[test]
+    fn period_sort_keys_are_chrono_formats_of_the_period() {
+        let days = [
+            NaiveDate::MIN,
+            NaiveDate::from_ymd_opt(-1, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(0, 1, 1).unwrap(),
+            NaiveDate::from_ymd_opt(7, 3, 9).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+            NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap(),
+            NaiveDate::MAX,
+        ];
+        for day in days {
+            assert_eq!(
+                Period::Day(day).sort_key(),
+                format!("D#{}", day.format("%Y-%m-%d"))
+            );
+            for hour in [0, 9, 10, 23] {
+                let t = day.and_hms_opt(hour, 0, 0).unwrap().and_utc();
+                assert_eq!(
+                    Period::Hour(t).sort_key(),
+                    format!("H#{}", t.format("%Y-%m-%dT%H"))
+                );
+            }
+        }
+        assert_eq!(
+            Period::hour_of(Utc.with_ymd_and_hms(2026, 11, 21, 18, 42, 7).unwrap()).sort_key(),
+            "H#2026-11-21T18"
+        );
+    }
 
     /// Revisions are stored: a build must name an item's version as the builds before it did.
     #[test]
