@@ -208,17 +208,22 @@ pub struct BatchPlan {
 
 /// Folds the batch's events onto the stored states. Takes the records: each event's listing
 /// moves into its new state instead of being copied.
-pub fn plan_batch(
-    mut records: Vec<DecodedRecord>,
-    stored: &super::ports::StoredStates,
-) -> BatchPlan {
+pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStates) -> BatchPlan {
     // Grouped by listing, each in stream order: every event is weighed against the state
     // the events before it left ([`Version::is_newer_than`]), as one event a batch would be.
-    records.sort_by(|a, b| {
+    // The indices are sorted, not the records: an event is hundreds of bytes, and a sort
+    // moves each element several times.
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&records[a], &records[b]);
         (a.event.listing.id.as_str(), &a.sequence).cmp(&(b.event.listing.id.as_str(), &b.sequence))
     });
+    let mut slots: Vec<Option<DecodedRecord>> = records.into_iter().map(Some).collect();
+    let mut records = order
+        .into_iter()
+        .filter_map(move |i| slots[i].take())
+        .peekable();
     let mut plan = BatchPlan::default();
-    let mut records = records.into_iter().peekable();
     while let Some(first) = records.next() {
         // Borrowed: an event builds the next state from itself, so the stored one is never
         // copied whole.
