@@ -96,6 +96,27 @@ pub(super) async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
         store.claim(key, "c", expired).await? == Claim::AlreadyPublished,
         "a published alert is claimed again",
     )?;
+    // A pending claim without a lease (no writer leaves one; an item edited by hand) holds
+    // nothing: it is taken.
+    let key = &alert_key(
+        &some,
+        AlertKind::PriceDrop,
+        "alert#price_drop#zillow:4003#2",
+    );
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(&stack.resources.market_table)
+        .item("pk", Ddb::S(key.pk.clone()))
+        .item("sk", Ddb::S(key.sk.clone()))
+        .item("state", Ddb::S("pending".to_owned()))
+        .send()
+        .await
+        .explain("PutItem")?;
+    ensure(
+        store.claim(key, "a", live).await? == Claim::Acquired,
+        "a pending claim without a lease is not taken",
+    )?;
 
     // Through the handler: a live claim on the alert (another consumer publishing it now).
     let item = listing(4002, City::Nashville, PropertyType::Condo, 500_000)?;
