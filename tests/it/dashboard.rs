@@ -92,7 +92,7 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
 }
 
 /// `realty report --format html` embeds what the API answers for the market: its report,
-/// its lists of interest and its alerts (tests/it/demo.rs opens such a page in Chromium).
+/// its lists of interest and its alerts (tests/it/demo/ opens such a page in Chromium).
 async fn report_page_holds_the_same_views(cli: &LocalCli) -> Result<(), Failed> {
     let output = cli
         .command(&["report", "--market", MARKETS[0], "--format", "html"])

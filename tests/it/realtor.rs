@@ -3,7 +3,7 @@
 //! Two polls find exactly what the simulator's ground truth says happened; the faults the
 //! simulator serves lose nothing; a read cut short (faults past every retry, pages that
 //! never add up) delists nothing, and the listings it could not judge are delisted by the
-//! next whole read. The checks are the Zillow path's (tests/it/poller.rs), run on Realtor.
+//! next whole read. The checks are the Zillow path's (tests/it/poller/), run on Realtor.
 
 use std::sync::Arc;
 
