@@ -336,7 +336,13 @@ impl ListingEvent {
                 },
             ));
         }
-        let mut reader = serde_json::Deserializer::from_slice(bytes);
+        // JSON text is UTF-8 (RFC 8259). Checked once over the record, the parser need not
+        // check each string again (reading from a `str`, serde_json does not).
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => return Err(Self::why_unreadable(bytes, Some(e))),
+        };
+        let mut reader = serde_json::Deserializer::from_str(text);
         if let Ok(event) = Self::deserialize(&mut reader)
             && reader.end().is_ok()
             && READABLE_SCHEMA_VERSIONS.contains(&event.schema_version)
@@ -344,11 +350,12 @@ impl ListingEvent {
             event.validate()?;
             return Ok(event);
         }
-        Err(Self::why_unreadable(bytes))
+        Err(Self::why_unreadable(bytes, None))
     }
 
-    /// Why `bytes` (a JSON object, by its first byte) is not a readable event.
-    fn why_unreadable(bytes: &[u8]) -> EventDecodeError {
+    /// Why `bytes` (a JSON object, by its first byte) is not a readable event; `not_utf8`
+    /// where the record is not UTF-8, which is the reason once its version and fields read.
+    fn why_unreadable(bytes: &[u8], not_utf8: Option<std::str::Utf8Error>) -> EventDecodeError {
         /// The schema version alone; serde skips the other fields without building them.
         #[derive(Deserialize)]
         struct Probe {
@@ -383,8 +390,63 @@ impl ListingEvent {
         match serde_path_to_error::deserialize::<_, Self>(&mut reader) {
             // serde quotes a bad value whole (`unknown variant `<600 KB>``): bounded here.
             Err(e) => EventDecodeError::Malformed(bound_reason(e.to_string())),
-            // Not reached: the first read failed, and this one reads the same way.
-            Ok(_) => EventDecodeError::Malformed("not a readable event".into()),
+            // Text in a field this version skips is not UTF-8 (a field it reads would have
+            // failed above, with its path).
+            Ok(_) => EventDecodeError::Malformed(match not_utf8 {
+                Some(e) => format!("not UTF-8: {e}"),
+                // Not reached: the first read failed, and this one reads the same way.
+                None => "not a readable event".into(),
+            }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented event (docs/events.md's first JSON block) as bytes.
+    fn documented() -> Vec<u8> {
+        let doc = include_str!("../../../../docs/events.md");
+        let start = doc.find("```json\n").map(|i| i + "```json\n".len());
+        let block =
+            start.and_then(|start| doc[start..].find("```").map(|len| &doc[start..start + len]));
+        block
+            .expect("docs/events.md has a json block")
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// `bytes` with the first `from` replaced by `to`.
+    fn replaced(bytes: &[u8], from: &str, to: &[u8]) -> Vec<u8> {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .expect("the field is in the example");
+        [&bytes[..at], to, &bytes[at + from.len()..]].concat()
+    }
+
+    #[test]
+    fn a_record_other_than_utf8_is_refused_with_the_reason_in_order() {
+        let event = documented();
+        assert!(ListingEvent::decode(&event).is_ok());
+        // In a field the event reads: its path.
+        let in_city = replaced(&event, r#""Nashville""#, b"\"Nashvill\xe9\"");
+        let err = ListingEvent::decode(&in_city).expect_err("not UTF-8");
+        assert_eq!(err.kind(), "malformed");
+        assert!(err.to_string().contains("listing.address.city"), "{err}");
+        // In a field this version skips: the record is still not JSON text.
+        let skipped = replaced(&event, "{", b"{\"from_a_newer_poller\":\"caf\xe9\",");
+        let err = ListingEvent::decode(&skipped).expect_err("not UTF-8");
+        assert_eq!(err.kind(), "malformed");
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+        // From a newer producer: its version comes first.
+        let newer = replaced(
+            &skipped,
+            r#""schema_version": 2"#,
+            br#""schema_version": 99"#,
+        );
+        let err = ListingEvent::decode(&newer).expect_err("newer");
+        assert_eq!(err.kind(), "unsupported_schema_version", "{err}");
     }
 }

@@ -88,8 +88,8 @@ pub(super) fn storable<'r, L: ListingStore>(
         Vec::with_capacity(decoded.len()),
     );
     for (record, index) in decoded.into_iter().zip(accepted) {
-        // The record decoded, so it is JSON; only text in fields the decoder skipped (unknown
-        // to this version) can still be other than UTF-8, which JSON text must be.
+        // The record decoded, so it is UTF-8 (`ListingEvent::decode` checks); borrowed here as
+        // text for the journal.
         let json = match std::str::from_utf8(&records[index].data) {
             Ok(json) => json,
             Err(e) => {
