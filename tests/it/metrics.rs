@@ -210,7 +210,7 @@ impl MarketStore for Crashing<'_> {
     }
     async fn write_interest(
         &self,
-        writes: &[realty_core::metrics::interest::InterestWrite],
+        writes: Vec<realty_core::metrics::interest::InterestWrite>,
     ) -> Result<(), PortError> {
         self.write("write_interest")?;
         self.real.markets.write_interest(writes).await

@@ -229,12 +229,13 @@ impl MarketStore for MeteredStores {
         self.inner.put_snapshots(snapshots).await
     }
 
-    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+    async fn write_interest(&self, writes: Vec<InterestWrite>) -> Result<(), PortError> {
         let mut units = 0;
-        for write in writes {
+        for write in &writes {
             units += match write {
                 InterestWrite::Put(entry) => {
-                    write_units(size_of(InterestItem::from(entry.as_ref()))?)
+                    // Sized as the item it makes; the entries themselves go on to the store.
+                    write_units(size_of(InterestItem::from(entry.as_ref().clone()))?)
                 }
                 InterestWrite::Delete { market, sort_key } => {
                     write_units(interest_key(market).len() + sort_key.len())

@@ -393,12 +393,12 @@ pub struct InterestItem {
     pub expires_at: i64,
 }
 
-impl From<&InterestEntry> for InterestItem {
-    fn from(e: &InterestEntry) -> Self {
+impl From<InterestEntry> for InterestItem {
+    fn from(e: InterestEntry) -> Self {
         Self {
             pk: interest_key(&e.market),
-            sk: e.sort_key.clone(),
-            listing: e.listing.clone(),
+            sk: e.sort_key,
+            listing: e.listing,
             undervalued_ratio: e.undervalued_ratio,
             expires_at: e.expires_at,
         }

@@ -734,3 +734,70 @@ async fn a_journal_is_written_only_where_none_is_and_one_left_comes_back_without
     );
     assert_eq!(read.num_calls(), 1);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn interest_writes_send_the_last_write_of_each_key_once() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::types::WriteRequest;
+    use realty_core::metrics::interest::{InterestEntry, InterestWrite, InterestingListing};
+
+    let listing: InterestingListing = serde_json::from_value(serde_json::json!({
+        "listing_id": "zillow:1", "source": "zillow", "address": "1 Main St",
+        "market": "nashville-tn", "property_type": "condo", "status": "active",
+        "currency": "USD", "price": 400000.0, "observed_at": "2026-11-27T08:00:00Z"
+    }))
+    .expect("a listing");
+    let put = |sort_key: &str| {
+        InterestWrite::Put(Box::new(InterestEntry {
+            market: "nashville-tn".into(),
+            sort_key: sort_key.into(),
+            listing: listing.clone(),
+            undervalued_ratio: None,
+            expires_at: 1_800_000_000,
+        }))
+    };
+    // A batch lists a listing as undervalued, then un-lists it, and records its cut.
+    let writes = vec![
+        put("undervalued#a"),
+        InterestWrite::Delete {
+            market: "nashville-tn".into(),
+            sort_key: "undervalued#a".into(),
+        },
+        put("price_cut#t#a"),
+    ];
+    let sk = |w: &WriteRequest| {
+        let key = match (w.put_request(), w.delete_request()) {
+            (Some(put), _) => put.item(),
+            (_, Some(delete)) => delete.key(),
+            _ => return None,
+        };
+        key.get("sk").and_then(|v| v.as_s().ok()).cloned()
+    };
+    let call = mock!(Client::batch_write_item)
+        .match_requests(move |r| {
+            let requests = &r.request_items().expect("items")["t"];
+            let mut keys: Vec<_> = requests
+                .iter()
+                .map(|w| (w.delete_request().is_some(), sk(w)))
+                .collect();
+            keys.sort();
+            keys == [
+                (false, Some("price_cut#t#a".to_owned())),
+                (true, Some("undervalued#a".to_owned())),
+            ]
+        })
+        .then_output(|| {
+            BatchWriteItemOutput::builder()
+                .set_unprocessed_items(Some(HashMap::new()))
+                .build()
+        });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&call]);
+    let store = DynamoMarketStore {
+        client,
+        table: "t".into(),
+        retry: fast(),
+    };
+    store.write_interest(writes).await.expect("written");
+    assert_eq!(call.num_calls(), 1);
+}

@@ -10,17 +10,19 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::rows::{EventRow, ListingRow, MarketDayRow};
+use crate::listing::ListingStatus;
 use crate::metrics::aggregate::MarketFigures;
 
 /// Accepted `status` values (docs/events.md).
-pub const STATUSES: &[&str] = &[
-    "coming_soon",
-    "active",
-    "under_contract",
-    "pending",
-    "sold",
-    "off_market",
-];
+pub const STATUSES: &[&str] = &{
+    let mut names = [""; ListingStatus::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ListingStatus::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 pub const OFFERS: &[&str] = &["sale", "rent"];
 pub const PROPERTY_TYPES: &[&str] = &[
     "single_family",

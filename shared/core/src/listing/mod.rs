@@ -166,6 +166,30 @@ pub enum ListingStatus {
     OffMarket,
 }
 
+impl ListingStatus {
+    pub const ALL: [Self; 6] = [
+        Self::ComingSoon,
+        Self::Active,
+        Self::UnderContract,
+        Self::Pending,
+        Self::Sold,
+        Self::OffMarket,
+    ];
+
+    /// The serde name: `coming_soon`, `active`, `under_contract`, `pending`, `sold`,
+    /// `off_market`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ComingSoon => "coming_soon",
+            Self::Active => "active",
+            Self::UnderContract => "under_contract",
+            Self::Pending => "pending",
+            Self::Sold => "sold",
+            Self::OffMarket => "off_market",
+        }
+    }
+}
+
 /// Whether the price is a sale price or a monthly rent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -433,6 +457,14 @@ mod tests {
             serde_json::to_string(&CountryCode::MA).ok().as_deref(),
             Some("\"MA\"")
         );
+    }
+
+    #[test]
+    fn a_status_name_is_its_serde_name() {
+        for status in ListingStatus::ALL {
+            let serde_name = serde_json::to_value(status).expect("a status serializes");
+            assert_eq!(serde_name.as_str(), Some(status.as_str()));
+        }
     }
 
     #[test]

@@ -213,10 +213,7 @@ fn summary(listing: &Listing) -> InterestingListing {
         market: listing.market.city_state.clone(),
         zip: listing.market.zip.clone(),
         property_type: property_type_name(listing.property_type).to_owned(),
-        status: match serde_json::to_value(listing.status) {
-            Ok(serde_json::Value::String(status)) => status,
-            _ => String::new(),
-        },
+        status: listing.status.as_str().to_owned(),
         currency: listing.currency.clone(),
         price: major(listing.price_minor),
         living_area_sqft: listing.living_area_sqft,

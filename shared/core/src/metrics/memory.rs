@@ -145,19 +145,19 @@ impl MarketStore for MemoryStores {
         Ok(())
     }
 
-    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
+    async fn write_interest(&self, writes: Vec<InterestWrite>) -> Result<(), PortError> {
         let mut keyed = lock(&self.keyed);
         for w in writes {
             match w {
                 InterestWrite::Put(entry) => {
-                    let item = InterestItem::from(entry.as_ref());
+                    let item = InterestItem::from(*entry);
                     keyed.insert(
                         (item.pk.clone(), item.sk.clone()),
                         KeyedItem::Interest(Box::new(item)),
                     );
                 }
                 InterestWrite::Delete { market, sort_key } => {
-                    keyed.remove(&(interest_key(market), sort_key.clone()));
+                    keyed.remove(&(interest_key(&market), sort_key));
                 }
             }
         }

@@ -380,9 +380,10 @@ pub trait MarketStore {
     ) -> impl Future<Output = Result<Vec<bool>, PortError>>;
     fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
     /// Puts and deletes entries of the markets' listings of interest ([`super::interest`]).
+    /// Taken whole: each entry moves into the item written, not copied.
     fn write_interest(
         &self,
-        writes: &[InterestWrite],
+        writes: Vec<InterestWrite>,
     ) -> impl Future<Output = Result<(), PortError>>;
     /// The shard's journal, if a batch left one.
     fn get_journal(

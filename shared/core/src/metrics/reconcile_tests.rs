@@ -182,7 +182,7 @@ impl MarketStore for RacedStores {
     }
     async fn write_interest(
         &self,
-        writes: &[crate::metrics::interest::InterestWrite],
+        writes: Vec<crate::metrics::interest::InterestWrite>,
     ) -> Result<(), PortError> {
         self.inner.write_interest(writes).await
     }

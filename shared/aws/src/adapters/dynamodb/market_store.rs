@@ -113,37 +113,33 @@ impl MarketStore for DynamoMarketStore {
             .map(|_| ())
     }
 
-    async fn write_interest(&self, writes: &[InterestWrite]) -> Result<(), PortError> {
-        let requests = writes
-            .iter()
-            .map(|w| match w {
-                InterestWrite::Put(entry) => {
-                    let item = serde_dynamo::to_item(InterestItem::from(entry.as_ref()))
-                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(|e| PortError::new("BatchWriteItem", e.to_string()))
-                }
-                InterestWrite::Delete { market, sort_key } => DeleteRequest::builder()
-                    .key("pk", AttributeValue::S(interest_key(market)))
-                    .key("sk", AttributeValue::S(sort_key.clone()))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(|e| PortError::new("BatchWriteItem", e.to_string())),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+    async fn write_interest(&self, writes: Vec<InterestWrite>) -> Result<(), PortError> {
         // A batch may cut and then un-list one listing: one request per key in a call
         // (BatchWriteItem refuses duplicates), the last write of each key.
         let mut last = BTreeMap::new();
-        for (w, request) in writes.iter().zip(requests) {
-            let key = match w {
-                InterestWrite::Put(e) => (interest_key(&e.market), e.sort_key.clone()),
+        for w in writes {
+            let (key, request) = match w {
+                InterestWrite::Put(entry) => {
+                    let key = (interest_key(&entry.market), entry.sort_key.clone());
+                    let item = serde_dynamo::to_item(InterestItem::from(*entry))
+                        .map_err(|e| PortError::new("encode interest item", e.to_string()))?;
+                    let request = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build());
+                    (key, request)
+                }
                 InterestWrite::Delete { market, sort_key } => {
-                    (interest_key(market), sort_key.clone())
+                    let key = (interest_key(&market), sort_key);
+                    let request = DeleteRequest::builder()
+                        .key("pk", AttributeValue::S(key.0.clone()))
+                        .key("sk", AttributeValue::S(key.1.clone()))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build());
+                    (key, request)
                 }
             };
+            let request = request.map_err(|e| PortError::new("BatchWriteItem", e.to_string()))?;
             last.insert(key, request);
         }
         write_requests(

@@ -242,7 +242,7 @@ where
     if writes.is_empty() {
         return Ok(());
     }
-    ports.markets.write_interest(&writes).await
+    ports.markets.write_interest(writes).await
 }
 
 /// The events of a journal, read back.

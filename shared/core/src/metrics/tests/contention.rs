@@ -44,7 +44,7 @@ impl MarketStore for ContendedStores {
     }
     async fn write_interest(
         &self,
-        writes: &[crate::metrics::interest::InterestWrite],
+        writes: Vec<crate::metrics::interest::InterestWrite>,
     ) -> Result<(), PortError> {
         self.inner.write_interest(writes).await
     }

@@ -69,7 +69,7 @@ impl MarketStore for CrashingStores {
     }
     async fn write_interest(
         &self,
-        writes: &[crate::metrics::interest::InterestWrite],
+        writes: Vec<crate::metrics::interest::InterestWrite>,
     ) -> Result<(), PortError> {
         self.write("write_interest")?;
         self.inner.write_interest(writes).await
