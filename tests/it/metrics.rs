@@ -170,7 +170,7 @@ impl ListingStore for Crashing<'_> {
     fn check_state(&self, state: &ListingState) -> Result<(), String> {
         self.real.listings.check_state(state)
     }
-    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
+    async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         self.real.listings.get_states(ids).await
     }
     async fn put_states(&self, mut states: Vec<ListingState>) -> Result<(), PortError> {
@@ -728,11 +728,8 @@ async fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_counted(
         format!("the cut was not applied: {stats:?}"),
     )?;
     let id = data["listing"]["id"].as_str().ok_or("id")?.to_owned();
-    let states = function
-        .listings
-        .get_states(std::slice::from_ref(&id))
-        .await?;
-    let state = states.get(&id).ok_or("no listing state")?;
+    let states = function.listings.get_states(&[id.as_str()]).await?;
+    let state = states.get(id.as_str()).ok_or("no listing state")?;
     ensure(
         state.listing.price_minor == new,
         format!(

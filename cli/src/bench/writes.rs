@@ -168,7 +168,7 @@ impl ListingStore for MeteredStores {
         self.inner.check_state(state)
     }
 
-    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
+    async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         self.tally()
             .call("DynamoDB.BatchGetItem", ids.len().div_ceil(GET_BATCH));
         self.inner.get_states(ids).await

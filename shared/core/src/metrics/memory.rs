@@ -86,12 +86,12 @@ impl ListingStore for MemoryStores {
         Ok(())
     }
 
-    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
+    async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         let map = lock(&self.listings);
         let mut states = StoredStates::with_capacity(ids.len());
         states.extend(
             ids.iter()
-                .filter_map(|id| map.get(id).map(|s| (id.clone(), Arc::clone(s)))),
+                .filter_map(|&id| map.get(id).map(|s| (id.to_owned(), Arc::clone(s)))),
         );
         Ok(states)
     }

@@ -360,7 +360,7 @@ pub trait ListingStore {
     /// store's size limit). Checked before any write, so such a state goes to the error sink
     /// instead of failing its batch on every delivery.
     fn check_state(&self, state: &ListingState) -> Result<(), String>;
-    fn get_states(&self, ids: &[String]) -> impl Future<Output = Result<StoredStates, PortError>>;
+    fn get_states(&self, ids: &[&str]) -> impl Future<Output = Result<StoredStates, PortError>>;
     fn put_states(&self, states: Vec<ListingState>) -> impl Future<Output = Result<(), PortError>>;
 }
 

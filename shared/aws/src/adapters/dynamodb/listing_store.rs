@@ -29,10 +29,12 @@ impl ListingStore for DynamoListingStore {
         crate::items::check_listing_item(state)
     }
 
-    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
+    async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         let keys = ids
             .iter()
-            .map(|id| HashMap::from([("listing_id".to_owned(), AttributeValue::S(id.clone()))]))
+            .map(|id| {
+                HashMap::from([("listing_id".to_owned(), AttributeValue::S((*id).to_owned()))])
+            })
             .collect();
         let mut states = StoredStates::with_capacity(ids.len());
         for item in batch_get(&self.client, &self.table, keys, self.retry).await? {

@@ -1,6 +1,6 @@
 //! The journaled writes of a batch, and the finishing of a journal a batch left part-way.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::markets::write_markets;
 use super::{BatchStats, MetricsPorts, archive_line};
@@ -260,11 +260,9 @@ fn journal_records(events: &[JournalEntry<'_>]) -> Result<Vec<DecodedRecord>, Po
 }
 
 /// The distinct listing ids of `events`, sorted.
-fn listing_ids(events: &[DecodedRecord]) -> Vec<String> {
-    events
-        .iter()
-        .map(|d| d.event.listing.id.as_str().to_owned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+fn listing_ids(events: &[DecodedRecord]) -> Vec<&str> {
+    let mut ids: Vec<&str> = events.iter().map(|d| d.event.listing.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }

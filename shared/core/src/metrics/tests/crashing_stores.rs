@@ -37,7 +37,7 @@ impl ListingStore for CrashingStores {
     fn check_state(&self, state: &ListingState) -> Result<(), String> {
         self.inner.check_state(state)
     }
-    async fn get_states(&self, ids: &[String]) -> Result<StoredStates, PortError> {
+    async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         self.inner.get_states(ids).await
     }
     async fn put_states(&self, states: Vec<ListingState>) -> Result<(), PortError> {
