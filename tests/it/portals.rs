@@ -769,5 +769,9 @@ async fn moroccan_report_in_chromium(cli: &crate::operations::LocalCli) -> Resul
     }
     .await;
     dashboard::close(&mut browser, driver).await;
+    // Kept where the check failed, to look at.
+    if checked.is_ok() {
+        let _ = std::fs::remove_dir_all(&cli.state_dir);
+    }
     checked
 }

@@ -138,5 +138,6 @@ async fn a_replayed_file_publishes_each_listing_once_and_reports_bad_rows(
         s.events().await?.len() == ROWS + 3,
         "a hopeless file published",
     )?;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
