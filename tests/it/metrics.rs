@@ -204,7 +204,7 @@ impl MarketStore for Crashing<'_> {
         }
         Ok(landed)
     }
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         self.write("put_snapshots")?;
         self.real.markets.put_snapshots(snapshots).await
     }

@@ -215,9 +215,9 @@ impl MarketStore for MeteredStores {
         self.inner.put_aggregates(puts).await
     }
 
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         let mut units = 0;
-        for snapshot in snapshots {
+        for snapshot in &snapshots {
             units += write_units(size_of(MarketSnapshotItem::from(snapshot))?);
         }
         self.bill(

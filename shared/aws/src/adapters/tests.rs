@@ -465,7 +465,7 @@ async fn dynamodb_batch_write_resends_unprocessed_items() {
         retry: fast(),
     };
     store
-        .put_snapshots(&snapshots)
+        .put_snapshots(snapshots)
         .await
         .expect("every item written");
     assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));

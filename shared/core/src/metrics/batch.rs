@@ -9,7 +9,7 @@
 //!   reach the markets only through the shard's journal ([`super::process`]), which makes
 //!   a batch that stopped part-way (crash, retry, discard) finish before the shard's next.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -224,6 +224,9 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
         .filter_map(move |i| slots[i].take())
         .peekable();
     let mut plan = BatchPlan::default();
+    // Gathered by hash and sorted once at the end: a batch adds to its markets about ten
+    // times an event, and a sorted map compares market names at every level of each.
+    let mut scopes: HashMap<Scope, ScopeContributions, fnv::FnvBuildHasher> = HashMap::default();
     while let Some(first) = records.next() {
         // Borrowed: an event builds the next state from itself, so the stored one is never
         // copied whole.
@@ -254,7 +257,7 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
             let next = next_state(current.as_deref(), event, version);
             let observed_at = next.version.observed_at;
             for (scope, contribution) in transition(current.as_deref(), &next, is_new) {
-                plan.scopes.entry(scope).or_default().push((
+                scopes.entry(scope).or_default().push((
                     sequence.clone(),
                     observed_at,
                     contribution,
@@ -268,6 +271,7 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
                 .extend(current.map(std::borrow::Cow::into_owned));
         }
     }
+    plan.scopes = scopes.into_iter().collect();
     plan
 }
 

@@ -137,10 +137,10 @@ impl MarketStore for MemoryStores {
             .collect())
     }
 
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         let mut map = lock(&self.snapshots);
         for s in snapshots {
-            map.insert((s.scope_key.clone(), s.period.sort_key()), s.clone());
+            map.insert((s.scope_key.clone(), s.period.sort_key()), s);
         }
         Ok(())
     }

@@ -378,7 +378,11 @@ pub trait MarketStore {
         &self,
         puts: &[AggregatePut<'_>],
     ) -> impl Future<Output = Result<Vec<bool>, PortError>>;
-    fn put_snapshots(&self, snapshots: &[Snapshot]) -> impl Future<Output = Result<(), PortError>>;
+    /// Taken whole: a store that keeps them (the in-memory one) keeps them, not copies.
+    fn put_snapshots(
+        &self,
+        snapshots: Vec<Snapshot>,
+    ) -> impl Future<Output = Result<(), PortError>>;
     /// Puts and deletes entries of the markets' listings of interest ([`super::interest`]).
     /// Taken whole: each entry moves into the item written, not copied.
     fn write_interest(

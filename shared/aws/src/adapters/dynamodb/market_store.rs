@@ -100,7 +100,7 @@ impl MarketStore for DynamoMarketStore {
             .collect()
     }
 
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         let items = snapshots
             .iter()
             .map(|s| {

@@ -160,7 +160,7 @@ pub(super) async fn write_markets<M: MarketStore>(
             .iter_mut()
             .flat_map(|w| std::mem::take(&mut w.snapshots))
             .collect();
-        markets.put_snapshots(&snapshots).await?;
+        markets.put_snapshots(snapshots).await?;
         // Then the live items, in one call (the store groups them into transactions). Each
         // is its own item, with its own count and revision, so whichever of them land before
         // a crash or an error leave a state the journal completes: it re-reads them, skips

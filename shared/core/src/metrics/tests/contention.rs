@@ -39,7 +39,7 @@ impl MarketStore for ContendedStores {
         }
         self.inner.put_aggregates(puts).await
     }
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         self.inner.put_snapshots(snapshots).await
     }
     async fn write_interest(

@@ -63,7 +63,7 @@ impl MarketStore for CrashingStores {
         }
         Ok(landed)
     }
-    async fn put_snapshots(&self, snapshots: &[Snapshot]) -> Result<(), PortError> {
+    async fn put_snapshots(&self, snapshots: Vec<Snapshot>) -> Result<(), PortError> {
         self.write("put_snapshots")?;
         self.inner.put_snapshots(snapshots).await
     }
