@@ -7,7 +7,7 @@ use std::hint::black_box;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{Criterion, Throughput};
 use realty_core::listing::{ListingEvent, ListingId, ListingSource};
-use realty_core::metrics::batch::{plan_batch, unapplied};
+use realty_core::metrics::batch::plan_batch;
 use realty_core::metrics::memory::MemoryStores;
 use realty_core::metrics::ports::StoredAggregate;
 use realty_core::metrics::process::{InputRecord, decode_records, process_batch};
@@ -56,12 +56,12 @@ fn decode_and_aggregate(records: &[InputRecord]) -> usize {
     let decoded = decode_records("shardId-000000000000", records);
     let plan = plan_batch(
         decoded.events,
-        &realty_core::metrics::ports::StoredStates::new(),
+        &realty_core::metrics::ports::StoredStates::default(),
     );
     let mut markets: BTreeMap<String, StoredAggregate> = BTreeMap::new();
     for (scope, contributions) in &plan.scopes {
         let item = markets.entry(scope.key()).or_default();
-        for (_, observed_at, contribution) in unapplied(contributions, None) {
+        for (_, observed_at, contribution) in contributions {
             item.aggregate.apply(contribution);
             item.aggregate.advance_to(*observed_at);
         }

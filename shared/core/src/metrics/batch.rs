@@ -190,7 +190,10 @@ pub struct DecodedRecord {
 }
 
 /// What one market receives from the batch, each contribution tagged with the sequence
-/// number of its event and the event's observation time.
+/// number of its event and the event's observation time: in stream order, one event's
+/// contributions together (its removal before its addition). The stream order is the order
+/// events were applied to their listings, which observation times within the clock skew
+/// need not be.
 pub type ScopeContributions = Vec<(SequenceNumber, DateTime<Utc>, Contribution)>;
 
 /// The plan of a batch: new listing states and, per market, its contributions.
@@ -206,6 +209,14 @@ pub struct BatchPlan {
     pub superseded: usize,
 }
 
+/// What one applied event gives its markets, with its place in stream order.
+struct EventContributions {
+    stream_rank: usize,
+    sequence: SequenceNumber,
+    observed_at: DateTime<Utc>,
+    contributions: Vec<(Scope, Contribution)>,
+}
+
 /// Folds the batch's events onto the stored states. Takes the records: each event's listing
 /// moves into its new state instead of being copied.
 pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStates) -> BatchPlan {
@@ -214,29 +225,36 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
     // The indices are sorted, not the records: an event is hundreds of bytes, and a sort
     // moves each element several times.
     let mut order: Vec<usize> = (0..records.len()).collect();
+    // Each record's place in stream order, so the markets' contributions can be put in that
+    // order by comparing integers, not sequence numbers (a batch comes in stream order, so
+    // this sort finds one run).
+    order.sort_by(|&a, &b| records[a].sequence.cmp(&records[b].sequence));
+    let mut stream_rank = vec![0; records.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        stream_rank[i] = rank;
+    }
     order.sort_by(|&a, &b| {
-        let (a, b) = (&records[a], &records[b]);
-        (a.event.listing.id.as_str(), &a.sequence).cmp(&(b.event.listing.id.as_str(), &b.sequence))
+        let id = |i: usize| records[i].event.listing.id.as_str();
+        (id(a), stream_rank[a]).cmp(&(id(b), stream_rank[b]))
     });
     let mut slots: Vec<Option<DecodedRecord>> = records.into_iter().map(Some).collect();
     let mut records = order
         .into_iter()
-        .filter_map(move |i| slots[i].take())
+        .filter_map(move |i| slots[i].take().map(|r| (stream_rank[i], r)))
         .peekable();
     let mut plan = BatchPlan::default();
-    // Gathered by hash and sorted once at the end: a batch adds to its markets about ten
-    // times an event, and a sorted map compares market names at every level of each.
-    let mut scopes: HashMap<Scope, ScopeContributions, fnv::FnvBuildHasher> = HashMap::default();
+    // Each applied event's contributions, by its place in stream order.
+    let mut applied: Vec<EventContributions> = Vec::new();
     while let Some(first) = records.next() {
         // Borrowed: an event builds the next state from itself, so the stored one is never
         // copied whole.
         let mut current = stored
-            .get(first.event.listing.id.as_str())
+            .get(first.1.event.listing.id.as_str())
             .map(|s| std::borrow::Cow::Borrowed(&**s));
         let mut advanced = false;
         let mut next_record = Some(first);
-        while let Some(DecodedRecord { sequence, event }) = next_record {
-            next_record = records.next_if(|r| r.event.listing.id == event.listing.id);
+        while let Some((rank, DecodedRecord { sequence, event })) = next_record {
+            next_record = records.next_if(|(_, r)| r.event.listing.id == event.listing.id);
             let version = Version {
                 observed_at: event.observed_at,
                 sequence,
@@ -256,19 +274,34 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
             let is_new = matches!(event.kind, EventKind::New);
             let next = next_state(current.as_deref(), event, version);
             let observed_at = next.version.observed_at;
-            for (scope, contribution) in transition(current.as_deref(), &next, is_new) {
-                scopes.entry(scope).or_default().push((
-                    sequence.clone(),
-                    observed_at,
-                    contribution,
-                ));
-            }
+            applied.push(EventContributions {
+                stream_rank: rank,
+                sequence,
+                observed_at,
+                contributions: transition(current.as_deref(), &next, is_new),
+            });
             current = Some(std::borrow::Cow::Owned(next));
             advanced = true;
         }
         if advanced {
             plan.states
                 .extend(current.map(std::borrow::Cow::into_owned));
+        }
+    }
+    // Into each market in stream order (one event's contributions together, as
+    // `transition` gave them), gathered by hash and sorted once: a batch adds to its
+    // markets about ten times an event, and a sorted map compares market names at every
+    // level of each.
+    applied.sort_unstable_by_key(|e| e.stream_rank);
+    let mut scopes: HashMap<Scope, ScopeContributions, foldhash::fast::RandomState> =
+        HashMap::default();
+    for event in applied {
+        let (sequence, observed_at) = (event.sequence, event.observed_at);
+        for (scope, contribution) in event.contributions {
+            scopes
+                .entry(scope)
+                .or_default()
+                .push((sequence.clone(), observed_at, contribution));
         }
     }
     plan.scopes = scopes.into_iter().collect();
@@ -400,21 +433,6 @@ pub fn stays_listed(listing: &Listing) -> bool {
     )
 }
 
-/// The contributions above `watermark`, in stream order (stable, so one event's
-/// remove-then-add stays together; the stream order is the order events were applied to
-/// their listings, which observation times within the clock skew need not be).
-pub fn unapplied<'a>(
-    contributions: &'a ScopeContributions,
-    watermark: Option<&SequenceNumber>,
-) -> Vec<&'a (SequenceNumber, DateTime<Utc>, Contribution)> {
-    let mut picked: Vec<_> = contributions
-        .iter()
-        .filter(|(seq, _, _)| watermark.is_none_or(|w| seq > w))
-        .collect();
-    picked.sort_by(|a, b| a.0.cmp(&b.0));
-    picked
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,6 +455,50 @@ mod tests {
         // The same record again, or an earlier one within the skew: not newer.
         assert!(!v(0, "10").is_newer_than(&v(0, "10")));
         assert!(!v(1, "9").is_newer_than(&v(0, "10")));
+    }
+
+    /// A market's contributions come in stream order whatever the listings' ids and the
+    /// records' order in the batch: its hours close in the order the stream changed it.
+    #[test]
+    fn a_market_receives_its_contributions_in_stream_order() {
+        use crate::metrics::tests::{Step, events_of};
+        // Two Nashville listings, the later id first in the stream, each changed again.
+        let change = |listing, price_pct| Step::Change {
+            listing,
+            price_pct,
+            status: 0,
+        };
+        let events = events_of(&[change(2, 0), change(0, 0), change(2, -5), change(0, -7)]);
+        assert_eq!(events.len(), 4);
+        let records: Vec<DecodedRecord> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| DecodedRecord {
+                sequence: SequenceNumber::parse(&format!("4959{}", i + 1)).unwrap(),
+                event,
+            })
+            .rev()
+            .collect();
+        let plan = plan_batch(records, &super::super::ports::StoredStates::default());
+        let city = &plan.scopes[&Scope::city("nashville-tn")];
+        let sequences: Vec<&str> = city.iter().map(|(s, _, _)| s.as_kinesis()).collect();
+        let mut in_stream_order = sequences.clone();
+        in_stream_order.sort_by_key(|s| SequenceNumber::parse(s));
+        assert_eq!(sequences, in_stream_order);
+        let mut each = sequences.clone();
+        each.dedup();
+        assert_eq!(each, ["49591", "49592", "49593", "49594"]);
+        // A change's removal before its addition.
+        let third: Vec<bool> = city
+            .iter()
+            .filter(|(s, _, _)| s.as_kinesis() == "49593")
+            .filter_map(|(_, _, c)| match c {
+                Contribution::Remove(_) => Some(false),
+                Contribution::Add(_) => Some(true),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(third, [false, true]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::store::{InterestItem, ListingItem};
 pub struct MemoryStores {
     /// Shared with the batches that read them, as [`StoredStates`]. By id, looked up only
     /// (a hundred thousand listings make a deep tree of string comparisons).
-    pub listings: Mutex<HashMap<String, Arc<ListingState>>>,
+    pub listings: Mutex<HashMap<String, Arc<ListingState>, foldhash::fast::RandomState>>,
     pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
     /// Snapshots by (scope key, sort key).
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
@@ -88,7 +88,7 @@ impl ListingStore for MemoryStores {
 
     async fn get_states(&self, ids: &[&str]) -> Result<StoredStates, PortError> {
         let map = lock(&self.listings);
-        let mut states = StoredStates::with_capacity(ids.len());
+        let mut states = StoredStates::with_capacity_and_hasher(ids.len(), Default::default());
         states.extend(
             ids.iter()
                 .filter_map(|&id| map.get(id).map(|s| (id.to_owned(), Arc::clone(s)))),

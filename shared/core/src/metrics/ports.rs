@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::hash::Hasher;
 
@@ -309,19 +308,28 @@ impl Period {
                 Self::Day(d) => format!("D#{}", d.format("%Y-%m-%d")),
             };
         }
+        // Digit by digit: `write!` goes through the formatting machinery for each number,
+        // which was most of this function's cost.
         let mut key = String::with_capacity("H#2026-11-21T18".len());
-        // Writing to a `String` cannot fail.
-        let _ = write!(
-            key,
-            "{prefix}{:04}-{:02}-{:02}",
-            date.year(),
-            date.month(),
-            date.day()
-        );
+        key.push_str(prefix);
+        push_zero_padded(&mut key, date.year().unsigned_abs(), 4);
+        key.push('-');
+        push_zero_padded(&mut key, date.month(), 2);
+        key.push('-');
+        push_zero_padded(&mut key, date.day(), 2);
         if let Some(hour) = hour {
-            let _ = write!(key, "T{hour:02}");
+            key.push('T');
+            push_zero_padded(&mut key, hour, 2);
         }
         key
+    }
+}
+
+/// Pushes the last `width` decimal digits of `value`, zero-padded.
+fn push_zero_padded(out: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
     }
 }
 
@@ -352,7 +360,8 @@ pub struct PoisonRecord {
 /// Stored listing states by listing id, as read for a batch: shared, so a store that keeps
 /// them (the in-memory one) hands them out without copying each listing. Looked up only, never
 /// walked in order: a hash map, built and dropped with one allocation a batch.
-pub type StoredStates = std::collections::HashMap<String, std::sync::Arc<ListingState>>;
+pub type StoredStates =
+    std::collections::HashMap<String, std::sync::Arc<ListingState>, foldhash::fast::RandomState>;
 
 /// The listing table.
 pub trait ListingStore {

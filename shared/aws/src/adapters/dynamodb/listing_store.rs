@@ -36,7 +36,7 @@ impl ListingStore for DynamoListingStore {
                 HashMap::from([("listing_id".to_owned(), AttributeValue::S((*id).to_owned()))])
             })
             .collect();
-        let mut states = StoredStates::with_capacity(ids.len());
+        let mut states = StoredStates::with_capacity_and_hasher(ids.len(), Default::default());
         for item in batch_get(&self.client, &self.table, keys, self.retry).await? {
             let item: ListingItem = serde_dynamo::from_item(item)
                 .map_err(|e| PortError::new("decode listing item", e.to_string()))?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::periods::close_periods;
 use super::{BatchStats, MAX_CONFLICT_RETRIES};
 use crate::metrics::aggregate::{MarketFigures, Scope};
-use crate::metrics::batch::{ScopeContributions, unapplied};
+use crate::metrics::batch::ScopeContributions;
 use crate::metrics::ports::{AggregatePut, MarketStore, Period, Snapshot, StoredAggregate};
 use crate::ports::PortError;
 
@@ -25,18 +25,17 @@ struct MarketWrite<'a> {
     underflows: usize,
 }
 
-/// Applies the batch's contributions to `item`, in stream order.
+/// Applies the batch's contributions to `item`, in stream order (as the plan gives them).
 fn advance<'a>(
     shard: &str,
     key: String,
     mut item: StoredAggregate,
     contributions: &'a ScopeContributions,
 ) -> MarketWrite<'a> {
-    let todo = unapplied(contributions, None);
     let expected = std::mem::take(&mut item.revision);
     let mut snapshots = Vec::new();
     let mut underflows = 0;
-    for (_, observed_at, contribution) in &todo {
+    for (_, observed_at, contribution) in contributions {
         // Crossing into a later hour closes the previous one, and crossing into a later day
         // that day too: their snapshots are the market as it stood then, whatever the batch
         // boundaries. (An hour that closes inside its day leaves the day open: its snapshot
@@ -70,7 +69,8 @@ fn advance<'a>(
     });
     // The watermark is the newest contribution the item holds, not the batch's end, so any
     // split of the stream into batches leaves the item the same; so does the count.
-    if let Some(newest) = todo.iter().map(|(seq, _, _)| seq).max() {
+    // (The contributions come in stream order: the last is the newest.)
+    if let Some((newest, _, _)) = contributions.last() {
         let watermark = item
             .watermarks
             .entry(shard.to_owned())
@@ -79,7 +79,7 @@ fn advance<'a>(
             *watermark = newest.clone();
         }
     }
-    *item.applied.entry(shard.to_owned()).or_insert(0) += todo.len() as u64;
+    *item.applied.entry(shard.to_owned()).or_insert(0) += contributions.len() as u64;
     item.revision = StoredAggregate::revision_of(&item.watermarks, &item.applied);
     MarketWrite {
         key,

@@ -8,7 +8,7 @@ use super::*;
 /// an INSERT for the first, then MODIFYs whose old image is the state before.
 fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
     use realty_core::metrics::batch::{DecodedRecord, SequenceNumber, plan_batch};
-    let mut stored = realty_core::metrics::ports::StoredStates::new();
+    let mut stored = realty_core::metrics::ports::StoredStates::default();
     let mut records = Vec::new();
     let mut next = 0;
     for (batch, size) in cuts.iter().enumerate() {
