@@ -54,6 +54,7 @@ struct WireEvent {
     #[serde(default)]
     changes: Option<ListingChanges>,
     listing: Listing,
+    #[serde(deserialize_with = "super::wire_time::utc")]
     observed_at: DateTime<Utc>,
     poll_id: String,
 }

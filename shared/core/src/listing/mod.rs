@@ -22,6 +22,7 @@ mod changes;
 mod event;
 mod market;
 mod validate;
+mod wire_time;
 
 use bounds::check_native_id;
 pub use bounds::{
@@ -358,12 +359,14 @@ pub struct Listing {
     pub market: MarketKey,
     pub coordinates: Option<Coordinates>,
     /// Day the listing went on the market; days on market are counted from it.
+    #[serde(default, deserialize_with = "wire_time::option_date")]
     pub on_market_date: Option<NaiveDate>,
     /// The source's estimate of monthly rent (minor units), e.g. Zillow's rentZestimate.
     pub rent_estimate_minor: Option<i64>,
     /// Absolute URL of the listing page at the source.
     pub source_url: Option<String>,
     /// When the pipeline read this listing from the source.
+    #[serde(deserialize_with = "wire_time::utc")]
     pub observed_at: DateTime<Utc>,
     /// What portals state beside the API fields (schema version 2); empty for API sources,
     /// and then not written.

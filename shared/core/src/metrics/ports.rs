@@ -283,12 +283,16 @@ pub enum Period {
     Day(NaiveDate),
 }
 
+/// Whole hours since the epoch (negative before it), the hour [`Period::hour_of`] truncates
+/// to: UTC has no leap seconds in chrono's arithmetic, so a day is 24 of them. Cheap enough
+/// to run for every contribution (building the hour's date and time costs far more).
+pub fn hours_since_epoch(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(3600)
+}
+
 impl Period {
     pub fn hour_of(t: DateTime<Utc>) -> Self {
-        // Whole hours since the epoch: UTC has no leap seconds in chrono's arithmetic, and
-        // this runs for every contribution (field-by-field truncation costs far more).
-        let seconds = t.timestamp();
-        let hour = DateTime::from_timestamp(seconds - seconds.rem_euclid(3600), 0).unwrap_or(t);
+        let hour = DateTime::from_timestamp(hours_since_epoch(t) * 3600, 0).unwrap_or(t);
         Self::Hour(hour)
     }
 

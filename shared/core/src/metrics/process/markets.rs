@@ -7,7 +7,9 @@ use super::periods::close_periods;
 use super::{BatchStats, MAX_CONFLICT_RETRIES};
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::batch::ScopeContributions;
-use crate::metrics::ports::{AggregatePut, MarketStore, Period, Snapshot, StoredAggregate};
+use crate::metrics::ports::{
+    AggregatePut, MarketStore, Snapshot, StoredAggregate, hours_since_epoch,
+};
 use crate::ports::PortError;
 
 /// One market's next live item, computed from the stored one, with its snapshots.
@@ -40,11 +42,12 @@ fn advance<'a>(
         // that day too: their snapshots are the market as it stood then, whatever the batch
         // boundaries. (An hour that closes inside its day leaves the day open: its snapshot
         // would be replaced by a later one, so it is neither computed nor written.)
-        if let Some(before) = item.aggregate.as_of
-            && Period::hour_of(*observed_at) > Period::hour_of(before)
-        {
-            let day_closes = observed_at.date_naive() > before.date_naive();
-            close_periods(&key, &mut item.aggregate, day_closes, &mut snapshots);
+        if let Some(before) = item.aggregate.as_of {
+            let (hour, hour_before) = (hours_since_epoch(*observed_at), hours_since_epoch(before));
+            if hour > hour_before {
+                let day_closes = hour.div_euclid(24) > hour_before.div_euclid(24);
+                close_periods(&key, &mut item.aggregate, day_closes, &mut snapshots);
+            }
         }
         for u in item.aggregate.apply(contribution) {
             tracing::error!(
