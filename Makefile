@@ -29,9 +29,10 @@ bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpar
 # after (what CloudFormation deploys) and fails on any unexplained wildcard or managed policy.
 TRANSFORMED := target/template.transformed.json
 
-lint: tools ## cargo fmt --check, clippy -D warnings, cfn-lint and checkov on template.yaml, IAM as deployed
+lint: tools ## cargo fmt --check, clippy and rustdoc -D warnings, cfn-lint and checkov on template.yaml, IAM as deployed
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 	$(VENV)/bin/python -m unittest discover -b -q -s infra -p 'test_*.py'

@@ -40,7 +40,7 @@ pub struct BenchArgs {
     /// Parts to run (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub parts: Vec<Part>,
-    /// Where the arm64 Lambda bootstraps are (`make build`: target/lambda/<function>/bootstrap).
+    /// Where the arm64 Lambda bootstraps are (`make build`: `target/lambda/<function>/bootstrap`).
     #[arg(long)]
     pub lambda_dir: Option<PathBuf>,
     /// Where release bootstraps for this machine are (`cargo build --release -p realty-poller

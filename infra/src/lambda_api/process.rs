@@ -48,7 +48,7 @@ impl LambdaProcess {
     /// The process does not inherit this one's environment (as on Lambda). It gets
     /// `AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME` (the binary's directory name
     /// for `.../<name>/bootstrap`, else its file name), `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`
-    /// ([`DEFAULT_MEMORY_MB`]), `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST`),
+    /// ([`DEFAULT_MEMORY_MB`](super::environment::DEFAULT_MEMORY_MB)), `AWS_LAMBDA_FUNCTION_VERSION` (`$LATEST`),
     /// `AWS_LAMBDA_LOG_GROUP_NAME`, `AWS_LAMBDA_LOG_STREAM_NAME`,
     /// `AWS_LAMBDA_INITIALIZATION_TYPE` (`on-demand`), `AWS_REGION` and
     /// `AWS_DEFAULT_REGION` ([`DEFAULT_REGION`]), `LAMBDA_TASK_ROOT` (the binary's directory,

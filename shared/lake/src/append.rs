@@ -4,7 +4,7 @@
 //! each append is an anti-join: the incoming events' ids are looked up in the table (only
 //! the day partitions they fall in: a duplicate is observed at the same instant as its
 //! original, so it lands in the same partition), and only the unseen ones are written and
-//! committed, as one snapshot, onto the snapshot the anti-join read ([`crate::commit`]). A
+//! committed, as one snapshot, onto the snapshot the anti-join read (`commit`). A
 //! commit that loses to another writer is re-planned from a fresh read of the table.
 
 use std::collections::{HashMap, HashSet};

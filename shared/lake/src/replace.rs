@@ -3,7 +3,7 @@
 //! only the new files (earlier snapshots keep theirs: time travel reads them).
 //!
 //! The `iceberg` crate 0.10 has no overwrite action (apache/iceberg-rust#2269): the
-//! snapshot is built and committed by [`crate::commit`].
+//! snapshot is built and committed by `commit`.
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! The market API: what `functions/api` answers and `realty serve` serves locally, as plain
 //! functions over the stores' ports. [`routes`] reads a request into a [`routes::Route`] (or a
 //! 4xx with a clear message), [`views`] builds the answers (the same market report
-//! `realty report --json` prints), [`respond`] ties them together. The contract is the
+//! `realty report --json` prints), [`respond`](fn@respond) ties them together. The contract is the
 //! OpenAPI document [`OPENAPI`] (served at `/openapi.json`, checked against the routes by
 //! tests).
 

@@ -269,8 +269,8 @@ impl ListingEvent {
     /// Whether the event's times can be trusted against `reference`: the Kinesis arrival
     /// time of its record (fixed per record, so a replay decides the same), or the clock of
     /// the poll that makes it. The event's `observed_at`, and its listing's, may be at most
-    /// [`MAX_CLOCK_SKEW_SECONDS`] after it; the event's at most
-    /// [`MAX_OBSERVATION_AGE_DAYS`] before it (a `delisted` event's listing is its last
+    /// [`MAX_CLOCK_SKEW_SECONDS`](super::MAX_CLOCK_SKEW_SECONDS) after it; the event's at most
+    /// [`MAX_OBSERVATION_AGE_DAYS`](super::MAX_OBSERVATION_AGE_DAYS) before it (a `delisted` event's listing is its last
     /// sighting, which may be older).
     pub fn check_observed_at(&self, reference: DateTime<Utc>) -> Result<(), EventDecodeError> {
         let listing_violation =
@@ -319,7 +319,7 @@ impl ListingEvent {
     /// values ([`Listing::validate`], and `changes` agreeing with the listing).
     ///
     /// A current, well-formed event is read once, straight from the bytes into the typed
-    /// event. Only a record that fails that is read again, by [`Self::why_unreadable`], to
+    /// event. Only a record that fails that is read again, by `why_unreadable`, to
     /// give the reason in that order and name the failing field's path.
     pub fn decode(bytes: &[u8]) -> Result<Self, EventDecodeError> {
         if bytes.len() > MAX_EVENT_RECORD_BYTES {

@@ -13,7 +13,7 @@ use super::{
 
 impl Listing {
     /// Checks every rule of the canonical model. Sources run it on what they build (after
-    /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`] runs it on what it
+    /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`](super::ListingEvent::decode) runs it on what it
     /// reads.
     pub fn validate(&self) -> Result<(), InvalidListing> {
         match self.id.source() {

@@ -293,8 +293,7 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
     // markets about ten times an event, and a sorted map compares market names at every
     // level of each.
     applied.sort_unstable_by_key(|e| e.stream_rank);
-    let mut scopes: HashMap<Scope, ScopeContributions, foldhash::fast::RandomState> =
-        HashMap::default();
+    let mut scopes: foldhash::HashMap<Scope, ScopeContributions> = HashMap::default();
     for event in applied {
         let (sequence, observed_at) = (event.sequence, event.observed_at);
         for (scope, contribution) in event.contributions {

@@ -1,7 +1,7 @@
 //! In-memory ports: the metrics workflow without AWS, for tests and benchmarks. They
 //! behave like the DynamoDB adapters (conditional writes on revision included).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::batch::ListingState;
@@ -21,7 +21,7 @@ use crate::store::{InterestItem, ListingItem};
 pub struct MemoryStores {
     /// Shared with the batches that read them, as [`StoredStates`]. By id, looked up only
     /// (a hundred thousand listings make a deep tree of string comparisons).
-    pub listings: Mutex<HashMap<String, Arc<ListingState>, foldhash::fast::RandomState>>,
+    pub listings: Mutex<foldhash::HashMap<String, Arc<ListingState>>>,
     pub aggregates: Mutex<BTreeMap<String, StoredAggregate>>,
     /// Snapshots by (scope key, sort key).
     pub snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,

@@ -364,8 +364,7 @@ pub struct PoisonRecord {
 /// Stored listing states by listing id, as read for a batch: shared, so a store that keeps
 /// them (the in-memory one) hands them out without copying each listing. Looked up only, never
 /// walked in order: a hash map, built and dropped with one allocation a batch.
-pub type StoredStates =
-    std::collections::HashMap<String, std::sync::Arc<ListingState>, foldhash::fast::RandomState>;
+pub type StoredStates = foldhash::HashMap<String, std::sync::Arc<ListingState>>;
 
 /// The listing table.
 pub trait ListingStore {

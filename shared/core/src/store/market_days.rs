@@ -6,7 +6,7 @@
 //! bills two units per started KB, once a second by its writer: the maps were most of its
 //! bytes once a feed had run for a month.
 //!
-//! Layout: a format byte ([`FORMAT`]), then per day, oldest first: the day (zig-zag varint
+//! Layout: a format byte (`FORMAT`), then per day, oldest first: the day (zig-zag varint
 //! of its number of days from the common era's first day for the first, then a varint of
 //! the days since the one before, at least 1), then its value: for counters, five zig-zag
 //! varints (new listings, cuts, rises, delistings, the cuts' basis-point sum); for a close,

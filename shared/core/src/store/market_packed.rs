@@ -5,8 +5,8 @@
 //! transactional write (two units per started KB) from 4.77 units to 2.77 on average
 //! (docs/capacity.md, "The three sizes").
 //!
-//! Layout: a format byte ([`FORMAT`]), then the DEFLATE stream of the parts in
-//! [`PackedParts::ORDER`], each as a varint of its length plus one (0: absent; only the
+//! Layout: a format byte (`FORMAT`), then the DEFLATE stream of the parts in
+//! `PackedParts::ORDER`, each as a varint of its length plus one (0: absent; only the
 //! whole price histogram may be), then its bytes. Items are written by this code but read
 //! as untrusted: a reader inflates at most [`MAX_INFLATED_BYTES`], and the writer packs
 //! nothing larger (such parts stay in their own attributes, as items before the packing

@@ -3,7 +3,7 @@
 //! (attribute names, an RFC 3339 time, the sequence number as text). DynamoDB bills a write per
 //! started KB, and the list of maps was what took most listing items past one.
 //!
-//! Layout: a format byte ([`FORMAT`]), then per event, oldest first: the observation time
+//! Layout: a format byte (`FORMAT`), then per event, oldest first: the observation time
 //! (zig-zag varint seconds since the epoch, varint nanoseconds), the sequence number (varint
 //! digit count, then two decimal digits a byte, high nibble first, a last odd digit padded
 //! with 0xF), the price (zig-zag varint), the living area (varint, 0 for none, else area + 1)

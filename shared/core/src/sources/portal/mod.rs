@@ -47,7 +47,7 @@ pub struct PortalPaging {
     pub skipped: usize,
 }
 
-/// Deepest element nesting read (as [`nesting_depth`] counts it). Real pages nest a few
+/// Deepest element nesting read (as `nesting_depth` counts it). Real pages nest a few
 /// dozen deep; the HTML tree builder's work per tag grows with the depth (each start tag
 /// looks through the open elements), so a page of a hundred thousand nested `<div>`s would
 /// take minutes to parse.

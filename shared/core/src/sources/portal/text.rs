@@ -48,7 +48,7 @@ pub fn parse_whole_number(text: &str) -> Option<u64> {
 /// `Err` with a reason for text that is not a price (no currency, no digits) or not the
 /// price of the listing (per day or night: a holiday let; per square metre; per year).
 ///
-/// The number is read by [`read_number`] (`24 000 000 DH`, `19,000 DH`, `1.200.000 DH`,
+/// The number is read by `read_number` (`24 000 000 DH`, `19,000 DH`, `1.200.000 DH`,
 /// `1 250 000,00 DH`); millions are `MDH` (`1,3 MDH`). The currency may follow or lead
 /// (`MAD 1,500,000`).
 pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
