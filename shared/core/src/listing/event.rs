@@ -269,9 +269,9 @@ impl ListingEvent {
     /// Whether the event's times can be trusted against `reference`: the Kinesis arrival
     /// time of its record (fixed per record, so a replay decides the same), or the clock of
     /// the poll that makes it. The event's `observed_at`, and its listing's, may be at most
-    /// [`MAX_CLOCK_SKEW_SECONDS`](super::MAX_CLOCK_SKEW_SECONDS) after it; the event's at most
-    /// [`MAX_OBSERVATION_AGE_DAYS`](super::MAX_OBSERVATION_AGE_DAYS) before it (a `delisted` event's listing is its last
-    /// sighting, which may be older).
+    /// [`MAX_CLOCK_SKEW_SECONDS`](super::MAX_CLOCK_SKEW_SECONDS) after it; the event's at
+    /// most [`MAX_OBSERVATION_AGE_DAYS`](super::MAX_OBSERVATION_AGE_DAYS) before it (a
+    /// `delisted` event's listing is its last sighting, which may be older).
     pub fn check_observed_at(&self, reference: DateTime<Utc>) -> Result<(), EventDecodeError> {
         let listing_violation =
             time_window_violation("listing.observed_at", self.listing.observed_at, reference)
