@@ -279,7 +279,14 @@ pub fn history_range(
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), ApiError> {
     let to = to.unwrap_or(today);
-    let from = from.unwrap_or(to - chrono::Duration::days(DEFAULT_HISTORY_DAYS - 1));
+    let from = match from {
+        Some(from) => from,
+        // `to` is a four-digit year (see `date`) or the market's own day, so this only fails
+        // at the edge of chrono's calendar; refused rather than trusted to never happen.
+        None => to
+            .checked_sub_days(chrono::Days::new(DEFAULT_HISTORY_DAYS.unsigned_abs() - 1))
+            .ok_or_else(|| ApiError::bad(format!("to {to}: too early for a history")))?,
+    };
     if from > to {
         return Err(ApiError::bad(format!(
             "from {from} is after to {to} (without `to`: the market's last event)"
@@ -377,12 +384,19 @@ fn date(query: &BTreeMap<String, String>, name: &str) -> Result<Option<NaiveDate
     query
         .get(name)
         .map(|text| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            let refused = || {
                 ApiError::bad(format!(
                     "{name} {:?}: a date such as 2026-11-23",
                     truncate(text)
                 ))
-            })
+            };
+            // RFC 3339's full-date (what the spec's `format: date` means): four digits of
+            // year, where chrono's `%Y` also takes a sign and more digits.
+            let shaped = text.len() == 10 && text.as_bytes()[..4].iter().all(u8::is_ascii_digit);
+            if !shaped {
+                return Err(refused());
+            }
+            NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| refused())
         })
         .transpose()
 }
@@ -508,6 +522,38 @@ mod tests {
                 .unwrap_err()
                 .status,
             400
+        );
+    }
+
+    /// A date is RFC 3339's full-date: chrono's `%Y` alone takes signed years of any
+    /// length, and a history ending at the calendar's first day has no default start.
+    #[test]
+    fn dates_are_four_digit_years_and_histories_never_run_off_the_calendar() {
+        let history = |to: &str| get("/markets/nashville-tn/history", &[("to", to)]);
+        for refused in [
+            "-262143-01-01",
+            "+2026-11-23",
+            "12026-11-23",
+            "2026-1-23",
+            "202-11-23",
+        ] {
+            assert_eq!(history(refused).unwrap_err().status, 400, "{refused}");
+        }
+        assert!(history("0000-01-01").is_ok());
+        assert!(history("9999-12-31").is_ok());
+        let first = NaiveDate::MIN;
+        assert_eq!(
+            history_range(Granularity::Day, None, Some(first), first)
+                .unwrap_err()
+                .status,
+            400
+        );
+        let early = NaiveDate::from_ymd_opt(0, 1, 1).unwrap();
+        assert_eq!(
+            history_range(Granularity::Day, None, Some(early), early)
+                .unwrap()
+                .0,
+            early - chrono::TimeDelta::days(DEFAULT_HISTORY_DAYS - 1)
         );
     }
 }
