@@ -30,8 +30,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
 /// Limit on one attempt of an SDK call, up to the response's headers. The SDK sets none, so a
 /// connection that never answers holds a call forever (awslabs/aws-sdk-rust#611): in Lambda
 /// that spends the whole function timeout and stalls the shard, locally it hangs a run. A
-/// timed-out attempt is retried by the SDK like any transient error; every write we make is
-/// idempotent, so a retry of an attempt that did land is harmless. Far above what any of our
+/// timed-out attempt is retried by the SDK like any transient error; a retry of an attempt
+/// that did land is harmless for every write we make but one: the poller's request counter
+/// (`ADD`) then counts that run's requests twice, an over-count that ends a source's polls for
+/// the month early rather than letting them overspend its budget. Far above what any of our
 /// calls takes (a 5 MiB PutRecords, a 4 MiB PutRecordBatch), well inside a function timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 

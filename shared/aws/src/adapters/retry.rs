@@ -39,6 +39,17 @@ impl RetryPolicy {
     }
 }
 
+/// Whether a failed entry's error code names a passing condition (throttling, the topic's or
+/// queue's KMS key throttled, an internal error), which a re-send can get past whatever the
+/// entry's `SenderFault` says: the batch APIs document the codes, not which side each blames.
+pub fn transient_entry_error(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    code.contains("throttl")
+        || code.starts_with("internal")
+        || code.contains("serviceunavailable")
+        || code == "kms.throttlingexception"
+}
+
 /// What is left after retrying: the items that never went through, with the last error.
 #[derive(Debug)]
 pub struct Unsent<T> {

@@ -182,7 +182,9 @@ impl AlertPublisher for SnsAlertPublisher {
                         ),
                         MAX_SINK_FIELD_BYTES,
                     );
-                    if failure.sender_fault {
+                    if failure.sender_fault
+                        && !crate::adapters::retry::transient_entry_error(&failure.code)
+                    {
                         // Re-sending the same entry cannot succeed.
                         note(&|r| r.refused.push((index, reason.clone())));
                     } else {
@@ -370,6 +372,32 @@ mod alerts_topic_tests {
         );
         assert!(!report.published(1) && report.published(0));
         assert_eq!(refusing.num_calls(), 1);
+    }
+
+    /// Throttled is throttled, whichever side SNS blames: re-sent, not refused for good.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_throttled_entry_is_retried_even_as_a_sender_fault() {
+        let first = mock!(Client::publish_batch)
+            .match_requests(|r| r.publish_batch_request_entries().len() == 2)
+            .then_output(|| {
+                PublishBatchOutput::builder()
+                    .successful(ok("0"))
+                    .failed(failed("1", "KMSThrottling", true))
+                    .build()
+            });
+        let retry = mock!(Client::publish_batch)
+            .match_requests(|r| {
+                let entries = r.publish_batch_request_entries();
+                entries.len() == 1 && entries[0].id() == "1"
+            })
+            .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
+        let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
+        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
+            .publish(&messages(2))
+            .await;
+        assert!(report.refused.is_empty(), "{report:?}");
+        assert!(report.published(0) && report.published(1));
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
     }
 
     #[tokio::test(flavor = "current_thread")]

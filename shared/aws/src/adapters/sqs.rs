@@ -115,16 +115,16 @@ pub fn chunk_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     realty_core::ports::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
 }
 
-/// What to do with the failed entries of a call: re-send those SQS may take next time, as
-/// metadata alone those it refused as the sender's fault, and give up on those it refused
-/// even so (logged; the record stays in the stream for its retention period).
+/// What to do with the failed entries of a call: re-send those SQS may take next time (not
+/// the sender's fault, or throttled whatever it says), as metadata alone those it refused as
+/// the sender's fault, and give up on those it refused even so (logged; the record stays in the stream for its retention period).
 fn to_resend(messages: Vec<Message>, failed: &[BatchResultErrorEntry]) -> Vec<Message> {
     let mut resend = Vec::new();
     for mut message in messages {
         let Some(failure) = failed.iter().find(|f| f.id == message.id) else {
             continue;
         };
-        if !failure.sender_fault {
+        if !failure.sender_fault || crate::adapters::retry::transient_entry_error(&failure.code) {
             resend.push(message);
         } else if let Some(minimal) = message.metadata_only.take() {
             message.body = minimal;
@@ -415,6 +415,38 @@ mod tests {
                     && r.entries()[0].id() == "1"
                     && serde_json::from_str::<PoisonRecord>(r.entries()[0].message_body())
                         .is_ok_and(|p| p.data_prefix.is_empty() && p.sequence_number == "2")
+            })
+            .then_output(accepted);
+        let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
+        sink(client).send(&records).await.expect("sent");
+        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    /// Throttled (here the queue's KMS key) is re-sent whole, whichever side SQS blames.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_throttled_message_is_resent_whole_even_as_a_sender_fault() {
+        let records = vec![record(1, "r".into(), "throttled".into())];
+        let first = mock!(Client::send_message_batch)
+            .match_requests(|r| r.entries().len() == 1)
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .failed(
+                        BatchResultErrorEntry::builder()
+                            .id("0")
+                            .code("KMS.ThrottlingException")
+                            .sender_fault(true)
+                            .build()
+                            .expect("entry"),
+                    )
+                    .build()
+                    .expect("output")
+            });
+        let retry = mock!(Client::send_message_batch)
+            .match_requests(|r| {
+                r.entries().len() == 1
+                    && serde_json::from_str::<PoisonRecord>(r.entries()[0].message_body())
+                        .is_ok_and(|p| !p.data_prefix.is_empty())
             })
             .then_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);

@@ -472,6 +472,63 @@ async fn dynamodb_batch_write_resends_unprocessed_items() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn dynamodb_batch_get_rereads_only_the_unprocessed_keys() {
+    use aws_sdk_dynamodb::Client;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+    let key = |n: u32| {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("listing#{n}"))),
+            ("sk".to_owned(), AttributeValue::S("state".to_owned())),
+        ])
+    };
+    let item = move |n: u32| {
+        let mut item = key(n);
+        item.insert("price".to_owned(), AttributeValue::N(n.to_string()));
+        item
+    };
+    let first = mock!(Client::batch_get_item)
+        .match_requests(|r| {
+            r.request_items()
+                .is_some_and(|m| m["t"].keys().len() == 3 && m["t"].consistent_read() == Some(true))
+        })
+        .then_compute_output(move |req| {
+            // Two read, the third left unprocessed, as DynamoDB does under throttling.
+            let third = req.request_items().expect("keys")["t"].keys()[2].clone();
+            BatchGetItemOutput::builder()
+                .responses("t", vec![item(0), item(1)])
+                .unprocessed_keys(
+                    "t",
+                    KeysAndAttributes::builder()
+                        .keys(third)
+                        .consistent_read(true)
+                        .build()
+                        .expect("keys"),
+                )
+                .build()
+        });
+    let retry = mock!(Client::batch_get_item)
+        .match_requests(move |r| {
+            r.request_items().is_some_and(|m| {
+                m["t"].keys() == [key(2)] && m["t"].consistent_read() == Some(true)
+            })
+        })
+        .then_output(move || {
+            BatchGetItemOutput::builder()
+                .responses("t", vec![item(2)])
+                .build()
+        });
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &retry]);
+    let mut found = super::dynamodb::batch_get(&client, "t", (0..3).map(key).collect(), fast())
+        .await
+        .expect("every key read");
+    found.sort_by_key(|i| i["price"].as_n().cloned().unwrap_or_default());
+    assert_eq!(found, (0..3).map(item).collect::<Vec<_>>());
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn sqs_resends_only_the_failed_messages() {
     use aws_sdk_sqs::Client;
     use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;

@@ -77,8 +77,10 @@ pub fn requests_of(body: &str) -> Result<Vec<ImportRequest>, String> {
             body.len()
         ));
     }
-    let notification: Notification =
-        serde_json::from_str(body).map_err(|e| format!("not an S3 notification: {e}"))?;
+    // serde's message quotes what it refused, which may be most of the body: bounded, as
+    // it is logged.
+    let notification: Notification = serde_json::from_str(body)
+        .map_err(|e| realty_core::listing::bound_reason(format!("not an S3 notification: {e}")))?;
     if notification.event.as_deref() == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
@@ -237,6 +239,15 @@ mod tests {
         assert!(requests_of(test_event).expect("ok").is_empty());
         assert!(requests_of("Message Body").is_err());
         assert!(requests_of(&"x".repeat(MAX_NOTIFICATION_BYTES + 1)).is_err());
+        // A JSON string as long as a message may be: refused with a reason of bounded size.
+        let long = format!("{:?}", "y".repeat(MAX_NOTIFICATION_BYTES - 2));
+        assert_eq!(long.len(), MAX_NOTIFICATION_BYTES);
+        let reason = requests_of(&long).expect_err("a string");
+        assert!(
+            reason.len() <= realty_core::listing::MAX_REASON_BYTES + 64,
+            "{} bytes",
+            reason.len()
+        );
     }
 
     #[test]

@@ -414,8 +414,18 @@ pub async fn load_api_keys(
         serde_json::from_str(text).map_err(|e| ConfigError::Invalid {
             name: name.into(),
             value: "(secret)".into(),
+            // Where and what kind of fault only: serde's own message quotes the value it
+            // refused, which here is a key.
             reason: format!(
-                "expected {{\"zillow\": \"...\", \"realtor\": \"...\", \"reso\": \"...\" or {{\"token_url\", \"client_id\", \"client_secret\", \"scope\"}}}}: {e}"
+                "expected {{\"zillow\": \"...\", \"realtor\": \"...\", \"reso\": \"...\" or {{\"token_url\", \"client_id\", \"client_secret\", \"scope\"}}}}: {} at line {} column {}",
+                match e.classify() {
+                    serde_json::error::Category::Io => "unreadable",
+                    serde_json::error::Category::Syntax => "not JSON",
+                    serde_json::error::Category::Data => "JSON of another shape",
+                    serde_json::error::Category::Eof => "JSON cut short",
+                },
+                e.line(),
+                e.column()
             ),
         })
     };
@@ -524,6 +534,38 @@ mod tests {
             ),
             "no key for zillow: put it in secret realty-api-keys-AbCdEf with `realty secrets set --source zillow`"
         );
+    }
+
+    /// A secret of the wrong shape is refused without its text in the error: serde's own
+    /// message quotes the value it refused, and the error is logged at every start.
+    #[test]
+    fn a_misshapen_secret_is_refused_without_showing_it() {
+        struct Stored(&'static str);
+        impl SecretSource for Stored {
+            async fn secret_string(&self, _id: &str) -> Result<String, crate::ports::PortError> {
+                Ok(self.0.to_owned())
+            }
+        }
+        let lookup = |name: &str| {
+            (name == "REALTY_LISTING_API_SECRET_ARN").then(|| "arn:secret:keys".to_owned())
+        };
+        for stored in [
+            r#""rapid-s3cr3t""#,
+            "1234567890",
+            r#"{"zillow": 1234567890}"#,
+            r#"{"zillow": ["rapid-s3cr3t"]}"#,
+            r#"{"zillow": "rapid-s3cr3t""#,
+            "rapid-s3cr3t",
+        ] {
+            let error = futures::executor::block_on(load_api_keys(&Stored(stored), lookup, false))
+                .expect_err(stored)
+                .to_string();
+            assert!(
+                !error.contains("s3cr3t") && !error.contains("1234567890"),
+                "{error}"
+            );
+            assert!(error.contains("at line 1 column"), "{error}");
+        }
     }
 
     #[test]
