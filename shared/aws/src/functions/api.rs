@@ -99,25 +99,44 @@ pub fn response_of(answer: &ApiResponse) -> ApiGatewayV2httpResponse {
     response
 }
 
-/// How long a token read from the secret is trusted before a failed check reads it again
-/// (so that `realty api token --rotate` takes effect without a cold start, and a flood of
-/// bad tokens cannot turn into a flood of Secrets Manager calls).
+/// How long a token read from the secret is used before it is read again, whatever the
+/// checks in between found: a rotated token stops matching within this (plus API Gateway's
+/// cache of the authorizer's answers), and a flood of bad tokens costs one read per interval.
 const TOKEN_REFRESH: Duration = Duration::from_secs(60);
+/// After a failed read the token held is kept (a passing Secrets Manager fault must not lock
+/// everyone out) and the read tried again this much later.
+const TOKEN_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// The authorizer: the token from the stack's secret, compared in constant time.
 pub struct ApiAuthorizer {
     secrets: SecretsManagerSource,
     secret_id: String,
+    refresh: Duration,
+    retry_after_failure: Duration,
+    /// The token and when it is to be read again (`None`: never read).
     token: Mutex<(String, Option<Instant>)>,
 }
 
 impl ApiAuthorizer {
     pub fn new(sdk: &SdkConfig, resources: &StackResources) -> Self {
+        Self::of_client(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            &resources.api_token_secret,
+            TOKEN_REFRESH,
+        )
+    }
+
+    /// The authorizer of secret `secret_id`, read again every `refresh`.
+    pub fn of_client(
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        refresh: Duration,
+    ) -> Self {
         Self {
-            secrets: SecretsManagerSource {
-                client: aws_sdk_secretsmanager::Client::new(sdk),
-            },
-            secret_id: resources.api_token_secret.clone(),
+            secrets: SecretsManagerSource { client },
+            secret_id: secret_id.to_owned(),
+            refresh,
+            retry_after_failure: TOKEN_RETRY_AFTER_FAILURE.min(refresh),
             token: Mutex::new((String::new(), None)),
         }
     }
@@ -131,15 +150,16 @@ impl ApiAuthorizer {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let mut token = self.token.lock().await;
-        let mut allowed = bearer_matches(header, &token.0);
-        let stale = token.1.is_none_or(|read| read.elapsed() >= TOKEN_REFRESH);
-        if !allowed && stale {
+        if token.1.is_none_or(|next| Instant::now() >= next) {
             match self.secrets.secret_string(&self.secret_id).await {
-                Ok(text) => *token = (text, Some(Instant::now())),
-                Err(e) => tracing::error!(error = %e, "cannot read the API token secret"),
+                Ok(text) => *token = (text, Some(Instant::now() + self.refresh)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the API token secret");
+                    token.1 = Some(Instant::now() + self.retry_after_failure);
+                }
             }
-            allowed = bearer_matches(header, &token.0);
         }
+        let allowed = bearer_matches(header, &token.0);
         if !allowed {
             tracing::info!(
                 route = event.route_key.as_deref().unwrap_or_default(),
@@ -188,5 +208,116 @@ mod tests {
             "application/json; charset=utf-8"
         );
         assert_eq!(json["body"], r#"{"error":"no"}"#);
+    }
+
+    fn authorizer_event(authorization: &str) -> ApiGatewayV2CustomAuthorizerV2Request {
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/$default/GET/markets",
+            "identitySource": [authorization],
+            "routeKey": "GET /{proxy+}",
+            "rawPath": "/markets",
+            "rawQueryString": "",
+            "headers": {"authorization": authorization},
+            "requestContext": {
+                "http": {"method": "GET", "path": "/markets", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "t", "routeKey": "GET /{proxy+}", "stage": "$default",
+                "time": "23/Nov/2026:17:00:00 +0000", "timeEpoch": 0
+            }
+        }))
+        .expect("an authorizer event")
+    }
+
+    const OLD: &str = "old-token-0123456789abcdefghijklmnopqrstuv";
+    const NEW: &str = "new-token-0123456789abcdefghijklmnopqrstuv";
+
+    /// The secret as Secrets Manager holds it: `OLD` for the first `reads_of_old` reads, then
+    /// `NEW` (a rotation).
+    fn rotating_secret(
+        reads_of_old: usize,
+    ) -> (aws_sdk_secretsmanager::Client, aws_smithy_mocks::Rule) {
+        use aws_sdk_secretsmanager::Client;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let secret = mock!(Client::get_secret_value).then_compute_output(move |_| {
+            let n = reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            GetSecretValueOutput::builder()
+                .secret_string(if n < reads_of_old { OLD } else { NEW })
+                .build()
+        });
+        let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&secret]);
+        (client, secret)
+    }
+
+    /// A rotated token stops being admitted at the next read of the secret, even while
+    /// requests keep coming with it (the token read is not kept for as long as it matches).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_rotated_token_is_refused_once_the_secret_is_read_again() {
+        let (client, secret) = rotating_secret(2);
+        let authorizer = ApiAuthorizer::of_client(client, "api-token", Duration::ZERO);
+        let admitted = |token: &str| {
+            let event = authorizer_event(&format!("Bearer {token}"));
+            let authorizer = &authorizer;
+            async move { authorizer.handle(&event).await.is_authorized }
+        };
+        assert!(admitted(OLD).await);
+        assert!(admitted(OLD).await);
+        // Rotated: the old token, still matching the copy held, is refused all the same.
+        assert!(!admitted(OLD).await);
+        assert!(admitted(NEW).await);
+        assert_eq!(secret.num_calls(), 4);
+    }
+
+    /// Within the refresh interval the secret is read once, however many tokens are refused.
+    #[tokio::test(flavor = "current_thread")]
+    async fn bad_tokens_do_not_read_the_secret_again() {
+        let (client, secret) = rotating_secret(1);
+        let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
+        for _ in 0..5 {
+            let event = authorizer_event("Bearer wrong-token-0123456789abcdefghijklmnop");
+            assert!(!authorizer.handle(&event).await.is_authorized);
+        }
+        assert!(
+            authorizer
+                .handle(&authorizer_event(&format!("Bearer {OLD}")))
+                .await
+                .is_authorized
+        );
+        assert_eq!(secret.num_calls(), 1);
+    }
+
+    /// A failed read keeps the token held, and is tried again only after a pause.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failed_read_keeps_the_token_held() {
+        use aws_sdk_secretsmanager::Client;
+        use aws_sdk_secretsmanager::operation::get_secret_value::{
+            GetSecretValueError, GetSecretValueOutput,
+        };
+        use aws_sdk_secretsmanager::types::error::InternalServiceError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let first = mock!(Client::get_secret_value)
+            .then_output(|| GetSecretValueOutput::builder().secret_string(OLD).build());
+        let down = mock!(Client::get_secret_value).then_error(|| {
+            GetSecretValueError::InternalServiceError(
+                InternalServiceError::builder().message("down").build(),
+            )
+        });
+        let client = mock_client!(
+            aws_sdk_secretsmanager,
+            RuleMode::Sequential,
+            [&first, &down]
+        );
+        let mut authorizer = ApiAuthorizer::of_client(client, "api-token", Duration::ZERO);
+        authorizer.retry_after_failure = TOKEN_REFRESH;
+        let event = authorizer_event(&format!("Bearer {OLD}"));
+        assert!(authorizer.handle(&event).await.is_authorized);
+        assert!(
+            authorizer.handle(&event).await.is_authorized,
+            "kept through the fault"
+        );
+        assert!(authorizer.handle(&event).await.is_authorized);
+        assert_eq!((first.num_calls(), down.num_calls()), (1, 1));
     }
 }
