@@ -137,12 +137,23 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             truncate(name)
         )));
     }
-    let segments: Vec<&str> = request
-        .path
-        .trim_end_matches('/')
-        .split('/')
-        .skip(1)
-        .collect();
+    // Decoded here whichever way the path came: API Gateway's HTTP API hands the function
+    // the path decoded, `realty serve` as the client sent it.
+    let path = percent_encoding::percent_decode_str(&request.path)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad("a path that is UTF-8 once percent-decoded"))?;
+    let mut segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    // A market outside the US is `country/city` (`ma/casablanca`): its two segments are one
+    // key. No US key is two letters alone (it ends in `-` and its state), so this reads no
+    // other path differently.
+    let joined;
+    if let ["markets", country, city, ..] = segments.as_slice()
+        && country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_lowercase())
+    {
+        joined = format!("{country}/{city}");
+        segments.splice(1..3, [joined.as_str()]);
+    }
     let route = match segments.as_slice() {
         [] | [""] => Route::Page,
         ["assets", file] => Route::Asset((*file).to_owned()),
@@ -453,6 +464,70 @@ mod tests {
                 from: NaiveDate::from_ymd_opt(2026, 11, 1),
                 to: NaiveDate::from_ymd_opt(2026, 11, 14),
             })
+        );
+    }
+
+    /// A market outside the US (`ma/casablanca`) is read at its two segments, or at one with
+    /// the `/` percent-encoded (what `encodeURIComponent` sends; API Gateway's HTTP API
+    /// decodes it before the function sees it).
+    #[test]
+    fn a_market_outside_the_us_is_read_at_its_country_and_city() {
+        let market = || Route::Market {
+            market: "ma/casablanca".into(),
+        };
+        assert_eq!(get("/markets/ma/casablanca", &[]), Ok(market()));
+        assert_eq!(get("/markets/ma%2Fcasablanca", &[]), Ok(market()));
+        assert_eq!(get("/markets/ma%2fcasablanca/", &[]), Ok(market()));
+        for path in [
+            "/markets/ma/casablanca/history",
+            "/markets/ma%2Fcasablanca/history",
+        ] {
+            assert_eq!(
+                get(path, &[]),
+                Ok(Route::History {
+                    market: "ma/casablanca".into(),
+                    granularity: Granularity::Day,
+                    from: None,
+                    to: None,
+                }),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            get("/markets/ma/casablanca/listings", &[("kind", "price_cut")]),
+            Ok(Route::Listings {
+                market: "ma/casablanca".into(),
+                kind: InterestKind::PriceCut,
+                limit: DEFAULT_INTEREST_PAGE,
+                after: None,
+            })
+        );
+        assert_eq!(
+            get("/markets", &[("after", "ma/casablanca")]),
+            Ok(Route::Markets {
+                limit: DEFAULT_PAGE,
+                after: Some("ma/casablanca".into())
+            })
+        );
+        // US keys as before; a country alone, a city not spelled as its key and a path that
+        // is not UTF-8 once decoded are refused.
+        assert_eq!(
+            get("/markets/nashville-tn", &[]),
+            Ok(Route::Market {
+                market: "nashville-tn".into()
+            })
+        );
+        for path in [
+            "/markets/ma",
+            "/markets/ma/Casablanca",
+            "/markets/ma/casa%20blanca",
+            "/markets/%FF",
+        ] {
+            assert_eq!(get(path, &[]).map_err(|e| e.status), Err(400), "{path}");
+        }
+        assert_eq!(
+            get("/markets/ma/casablanca/rents", &[]).map_err(|e| e.status),
+            Err(404)
         );
     }
 

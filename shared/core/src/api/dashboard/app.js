@@ -11,6 +11,12 @@ const LATE_MINUTES = 3 * 60;
 class TokenRefused extends Error {}
 class NoFigures extends Error {}
 
+// A market's path: each part of its key encoded, the `/` of a key outside the US
+// (`ma/casablanca`) kept, since API Gateway may refuse or decode an encoded one.
+function marketPath(market) {
+  return "/markets/" + market.split("/").map(encodeURIComponent).join("/");
+}
+
 async function api(path) {
   const token = localStorage.getItem(TOKEN_KEY) || "";
   if (!token) {
@@ -97,7 +103,7 @@ async function showListings(market) {
   await Promise.all(Lists.KINDS.map(async (k) => {
     const ul = $("interest-" + k.kind).querySelector("ul");
     try {
-      const page = await api("/markets/" + encodeURIComponent(market) + "/listings?kind=" + k.kind + "&limit=10");
+      const page = await api(marketPath(market) + "/listings?kind=" + k.kind + "&limit=10");
       Lists.fillListings(ul, k.kind, page.listings);
     } catch (e) {
       if (e instanceof TokenRefused) {
@@ -152,7 +158,7 @@ async function showMarket(market) {
   $("market-name").textContent = placeName(market);
   let report;
   try {
-    report = await api("/markets/" + encodeURIComponent(market));
+    report = await api(marketPath(market));
   } catch (e) {
     if (e instanceof NoFigures) {
       $("market-figures").replaceChildren();
