@@ -64,8 +64,8 @@ pub struct StampedAlertPublisher {
 }
 
 impl AlertPublisher for StampedAlertPublisher {
-    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
-        let report = self.inner.publish(messages).await;
+    async fn publish(&self, messages: &[AlertMessage], deadline: DateTime<Utc>) -> PublishReport {
+        let report = self.inner.publish(messages, deadline).await;
         let now = Instant::now();
         if let Ok(mut published) = self.published.lock() {
             for (i, m) in messages.iter().enumerate() {

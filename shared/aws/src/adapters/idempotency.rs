@@ -35,6 +35,11 @@ use realty_core::ports::PortError;
 /// record after an hour (`MaximumRecordAgeInSeconds`). Feed items are kept longer anyway (30
 /// days from the alert's `observed_at`), unless the alert was observed long ago.
 pub const ALERT_RECORD_TTL_DAYS: i64 = 7;
+/// How long one claim or mark call re-sends its failed part: short, since the alerts
+/// workflow re-tries a failed mark itself until just before the invocation's deadline, and
+/// one call re-trying for the default 20 s could run past it with alerts published and
+/// unmarked.
+pub const CALL_RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
 
 const PENDING: &str = "pending";
 const PUBLISHED: &str = "published";
@@ -59,7 +64,10 @@ impl DynamoIdempotencyStore {
             client,
             table: table.into(),
             ttl: Duration::days(ALERT_RECORD_TTL_DAYS),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                deadline: CALL_RETRY_WINDOW,
+                ..RetryPolicy::default()
+            },
         }
     }
 

@@ -19,6 +19,7 @@ use aws_sdk_sns::config::interceptors::InterceptorContext;
 use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_sns::error::SdkError;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use chrono::{DateTime, Utc};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
 use realty_core::alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
@@ -106,7 +107,7 @@ pub fn batch_entry(
 type Indexed = (usize, PublishBatchRequestEntry);
 
 impl AlertPublisher for SnsAlertPublisher {
-    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
+    async fn publish(&self, messages: &[AlertMessage], deadline: DateTime<Utc>) -> PublishReport {
         // Filled from inside the re-send loop, which owns only the entries still to send.
         let fates: Mutex<PublishReport> = Mutex::new(PublishReport::default());
         let note = |f: &dyn Fn(&mut PublishReport)| {
@@ -132,8 +133,22 @@ impl AlertPublisher for SnsAlertPublisher {
             if entries.is_empty() {
                 continue;
             }
+            // The groups go one after another: each gets what is left of the time, none
+            // starts once it is spent (its alerts were sent nowhere: unpublished).
+            let left = (deadline - Utc::now()).to_std().unwrap_or_default();
+            if left.is_zero() {
+                note(&|r| {
+                    r.unpublished.extend(entries.iter().map(|(i, _)| *i));
+                    r.error = Some("not sent: the invocation's time to publish was spent".into());
+                });
+                continue;
+            }
+            let retry = RetryPolicy {
+                deadline: self.retry.deadline.min(left),
+                ..self.retry
+            };
             let note = &note;
-            let result = send_with_retries(self.retry, entries, |entries| async move {
+            let result = send_with_retries(retry, entries, |entries| async move {
                 let request: Vec<PublishBatchRequestEntry> =
                     entries.iter().map(|(_, e)| e.clone()).collect();
                 let out = match self
@@ -244,6 +259,11 @@ mod alerts_topic_tests {
     use realty_core::alerts::message::AlertAttributes;
     use realty_core::alerts::rules::AlertKind;
 
+    /// A deadline no test reaches.
+    fn far() -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::hours(1)
+    }
+
     fn messages(n: usize) -> Vec<AlertMessage> {
         (0..n)
             .map(|i| AlertMessage {
@@ -316,7 +336,7 @@ mod alerts_topic_tests {
             .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
         let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(3))
+            .publish(&messages(3), far())
             .await;
         assert_eq!(report.unpublished, Vec::<usize>::new());
         assert_eq!(report.retries, 1);
@@ -339,7 +359,7 @@ mod alerts_topic_tests {
         });
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&always]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_millis(50)))
-            .publish(&messages(3))
+            .publish(&messages(3), far())
             .await;
         assert_eq!(report.unpublished, vec![1]);
         assert!(
@@ -362,7 +382,7 @@ mod alerts_topic_tests {
         });
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&refusing]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(2))
+            .publish(&messages(2), far())
             .await;
         // Refused for good: for the error sink, not for a re-delivery.
         assert_eq!(report.unpublished, Vec::<usize>::new());
@@ -393,11 +413,48 @@ mod alerts_topic_tests {
             .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
         let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(2))
+            .publish(&messages(2), far())
             .await;
         assert!(report.refused.is_empty(), "{report:?}");
         assert!(report.published(0) && report.published(1));
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    /// Entries that keep failing are re-sent only until the deadline, and a group due after
+    /// it is not sent at all: reported unpublished, where running on (each group with its own
+    /// window) outlasted the invocation and left published alerts unmarked.
+    #[tokio::test(flavor = "current_thread")]
+    async fn nothing_is_sent_or_re_sent_past_the_deadline() {
+        let throttled = mock!(Client::publish_batch).then_compute_output(|r| {
+            let mut out = PublishBatchOutput::builder();
+            for e in r.publish_batch_request_entries() {
+                out = out.failed(failed(e.id(), "Throttled", false));
+            }
+            out.build()
+        });
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&throttled]);
+        // A window far longer than the deadline: the deadline must bind.
+        let publisher = publisher(client, RetryPolicy::immediate(Duration::from_secs(600)));
+        let deadline = Utc::now() + chrono::Duration::milliseconds(200);
+        let report = tokio::time::timeout(
+            Duration::from_secs(30),
+            publisher.publish(&messages(12), deadline),
+        )
+        .await
+        .expect("publishing stopped at the deadline");
+        assert_eq!(report.unpublished, (0..12).collect::<Vec<_>>());
+        assert!(report.unknown.is_empty() && report.refused.is_empty());
+
+        let calls = throttled.num_calls();
+        let late = publisher
+            .publish(&messages(3), Utc::now() - chrono::Duration::seconds(1))
+            .await;
+        assert_eq!(late.unpublished, vec![0, 1, 2]);
+        assert_eq!(
+            throttled.num_calls(),
+            calls,
+            "a call started past the deadline"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -414,7 +471,7 @@ mod alerts_topic_tests {
         });
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&down]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(12))
+            .publish(&messages(12), far())
             .await;
         assert_eq!(
             down.num_calls(),
@@ -438,7 +495,7 @@ mod alerts_topic_tests {
         });
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&down]);
         let report = publisher(client, RetryPolicy::immediate(Duration::ZERO))
-            .publish(&messages(12))
+            .publish(&messages(12), far())
             .await;
         assert_eq!(report.unpublished, (0..12).collect::<Vec<_>>());
         assert!(report.error.is_some());
@@ -525,7 +582,7 @@ mod alerts_topic_tests {
             "arn:aws:sns:us-east-1:123456789012:alerts",
             RetryPolicy::immediate(Duration::from_secs(5)),
         );
-        let report = publisher.publish(&messages(3)).await;
+        let report = publisher.publish(&messages(3), far()).await;
         let calls = accepted.lock().expect("lock").clone();
         // SNS has the three alerts once: neither the SDK nor the loop sent the call again.
         assert_eq!(calls.len(), 1, "PublishBatch calls SNS received");
@@ -556,7 +613,7 @@ mod alerts_topic_tests {
             "arn:aws:sns:us-east-1:123456789012:alerts",
             RetryPolicy::immediate(Duration::from_secs(5)),
         );
-        let report = publisher.publish(&messages(3)).await;
+        let report = publisher.publish(&messages(3), far()).await;
         let calls = accepted.lock().expect("lock").clone();
         assert_eq!(calls.len(), 1, "PublishBatch calls SNS received");
         assert_eq!(report.unknown, vec![0, 1, 2], "{report:?}");
@@ -578,7 +635,7 @@ mod alerts_topic_tests {
         });
         let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&counting]);
         let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(23))
+            .publish(&messages(23), far())
             .await;
         assert!(report.unpublished.is_empty());
         assert_eq!(*sizes.lock().expect("lock"), vec![10, 10, 3]);

@@ -112,8 +112,15 @@ impl PublishReport {
 /// The alert topic.
 pub trait AlertPublisher {
     /// Publishes every message; re-sends only entries SNS reported as failed (never a call
-    /// whose answer was lost); reports the rest.
-    fn publish(&self, messages: &[AlertMessage]) -> impl Future<Output = PublishReport>;
+    /// whose answer was lost); reports the rest. Starts no call, and re-sends nothing, past
+    /// `deadline`: what is left then is reported unpublished (sent nowhere, so its records
+    /// may safely come again), where running on would have the invocation stopped with
+    /// alerts published and not yet marked.
+    fn publish(
+        &self,
+        messages: &[AlertMessage],
+        deadline: DateTime<Utc>,
+    ) -> impl Future<Output = PublishReport>;
 }
 
 /// An alert that can never be published, as the error sink records it: who, where in the

@@ -48,6 +48,10 @@ pub const CLAIM_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::seconds(2)
 pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
 /// A mark that fails is re-tried until this long before the deadline (time to answer).
 pub const RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+/// Publishing stops this long before the deadline, leaving time to mark what was published
+/// (a mark call re-tries its failed part for a few seconds, and is re-tried until
+/// [`RETRY_MARGIN`]) before Lambda stops the invocation.
+pub const PUBLISH_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
 /// The first and the longest wait between those re-tries ([`crate::backoff::full_jitter`]).
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(50);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
@@ -355,7 +359,10 @@ where
     let report = if messages.is_empty() {
         Default::default()
     } else {
-        ports.publisher.publish(&messages).await
+        ports
+            .publisher
+            .publish(&messages, deadline - PUBLISH_MARGIN)
+            .await
     };
     stats.publish_retries = report.retries;
     let refused: BTreeMap<usize, &String> = report.refused.iter().map(|(i, r)| (*i, r)).collect();

@@ -333,7 +333,11 @@ impl MemoryPublisher {
 }
 
 impl AlertPublisher for MemoryPublisher {
-    async fn publish(&self, messages: &[AlertMessage]) -> PublishReport {
+    async fn publish(
+        &self,
+        messages: &[AlertMessage],
+        _deadline: chrono::DateTime<chrono::Utc>,
+    ) -> PublishReport {
         let names = |set: &Mutex<BTreeSet<String>>, m: &AlertMessage| {
             set.lock()
                 .expect("lock")
