@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::ports::MarketReader;
@@ -132,6 +133,9 @@ pub async fn listings_of_interest(
     Ok(Some(list))
 }
 
+/// Feed Queries one request has in flight at once.
+const FEED_READS_IN_FLIGHT: usize = 8;
+
 /// A page of recent alerts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertFeed {
@@ -156,22 +160,34 @@ pub async fn recent_alerts(
     };
     // (position, body), from every market and type; each read stops at `limit`, so the
     // newest `limit` of all are among them.
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut more = false;
-    for market in markets {
-        for k in &kinds {
+    // One Query per market and type, a few at a time (in any order: the rows are sorted).
+    // Owned: a future that borrows its item from the iterator is not `Send` for every
+    // lifetime (a known limit of the compiler), which the local server's router requires.
+    let reads: Vec<(String, AlertKind)> = markets
+        .iter()
+        .flat_map(|market| kinds.iter().map(move |k| (market.clone(), *k)))
+        .collect();
+    let pages: Vec<(Vec<(String, String)>, bool)> = futures::stream::iter(reads)
+        .map(|(market, k)| async move {
             let prefix = format!("{}#", k.as_str());
             let below = before.map(|b| format!("{prefix}{b}"));
             let (page, next) = reader
-                .latest::<AlertFeedItem>(&feed_key(market), &prefix, below.as_deref(), limit)
+                .latest::<AlertFeedItem>(&feed_key(&market), &prefix, below.as_deref(), limit)
                 .await?;
-            more |= next.is_some();
-            rows.extend(page.into_iter().filter_map(|r| {
-                let position = r.sk.strip_prefix(&prefix)?.to_owned();
-                Some((position, r.body))
-            }));
-        }
-    }
+            let rows = page
+                .into_iter()
+                .filter_map(|r| {
+                    let position = r.sk.strip_prefix(&prefix)?.to_owned();
+                    Some((position, r.body))
+                })
+                .collect();
+            Ok::<_, PortError>((rows, next.is_some()))
+        })
+        .buffer_unordered(FEED_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut more = pages.iter().any(|(_, next)| *next);
+    let mut rows: Vec<(String, String)> = pages.into_iter().flat_map(|(r, _)| r).collect();
     rows.sort_by(|a, b| b.0.cmp(&a.0));
     more |= rows.len() > limit;
     rows.truncate(limit);
