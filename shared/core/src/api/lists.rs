@@ -22,8 +22,10 @@ use crate::ports::PortError;
 use crate::store::{InterestItem, MarketLiveItem};
 
 /// Entries of a set (undervalued, anomalous) read to rank a market's list: a market's sets
-/// hold the listings that qualified when last judged, a small share of its listings.
-pub const MAX_SET_ENTRIES_READ: usize = 2_000;
+/// hold the listings that qualified when last judged, a small share of its listings (about
+/// 6 MB at this many, a few Query pages). A set past it is ranked from this many of its
+/// entries, in key (hash) order, and the list says so (`complete: false`).
+pub const MAX_SET_ENTRIES_READ: usize = 10_000;
 
 /// One of a market's lists of interest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +37,10 @@ pub struct InterestList {
     pub listings: Vec<InterestingListing>,
     /// `after` of the next page (price cuts only: the two rankings are one page).
     pub next: Option<String>,
+    /// Whether a ranking was made of every entry of its set; `false` when the set held more
+    /// than [`MAX_SET_ENTRIES_READ`] (the first of them by key were ranked). Always `true` for
+    /// the price cuts, which page instead.
+    pub complete: bool,
 }
 
 /// A market's latest price cuts (newest first, a page of `limit` after the token `after`),
@@ -61,6 +67,7 @@ pub async fn listings_of_interest(
         as_of,
         listings: Vec::new(),
         next: None,
+        complete: true,
     };
     if kind == InterestKind::PriceCut {
         let (items, next) = reader
@@ -70,9 +77,17 @@ pub async fn listings_of_interest(
         list.next = next;
         return Ok(Some(list));
     }
-    let (items, _) = reader
+    let (items, more) = reader
         .latest::<InterestItem>(&key, &prefix, None, MAX_SET_ENTRIES_READ)
         .await?;
+    list.complete = more.is_none();
+    if !list.complete {
+        tracing::warn!(
+            market,
+            kind = kind.as_str(),
+            "a list of interest ranked from part of its set"
+        );
+    }
     // The medians by property type, as the entries were judged (one read per type).
     let mut typed: BTreeMap<String, Option<MarketFigures>> = BTreeMap::new();
     for item in &items {

@@ -479,6 +479,102 @@ mod tests {
         }
     }
 
+    /// The memory store, reading at most `cap` entries of a list at once.
+    struct Capped<'a> {
+        stores: &'a MemoryStores,
+        cap: usize,
+    }
+
+    impl crate::api::ports::MarketReader for Capped<'_> {
+        async fn live(
+            &self,
+            scope_key: &str,
+        ) -> Result<Option<crate::store::MarketLiveItem>, crate::ports::PortError> {
+            self.stores.live(scope_key).await
+        }
+        async fn stored_snapshots(
+            &self,
+            scope_key: &str,
+            from_sort_key: &str,
+            to_sort_key: &str,
+        ) -> Result<Vec<crate::store::MarketSnapshotItem>, crate::ports::PortError> {
+            self.stores
+                .stored_snapshots(scope_key, from_sort_key, to_sort_key)
+                .await
+        }
+        async fn latest<T: serde::de::DeserializeOwned>(
+            &self,
+            partition_key: &str,
+            prefix: &str,
+            below: Option<&str>,
+            limit: usize,
+        ) -> Result<(Vec<T>, Option<String>), crate::ports::PortError> {
+            self.stores
+                .latest(partition_key, prefix, below, limit.min(self.cap))
+                .await
+        }
+    }
+
+    /// A set with more entries than the API reads at once is ranked from those it read, and
+    /// the list says it is not complete.
+    #[test]
+    fn a_ranking_of_part_of_a_set_says_so() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+            .single()
+            .expect("time");
+        let mut events: Vec<ListingEvent> = (0..12u32)
+            .map(|n| {
+                let mut l = listing(2 * n, 0, 30_000_000, ListingStatus::Active, at);
+                l.price_minor = i64::from(l.living_area_sqft.expect("area")) * 20_000;
+                ListingEvent::new_listing(l, "poll-1")
+            })
+            .collect();
+        for n in [96, 98] {
+            let cheap = listing(n, 0, 2_000_000, ListingStatus::Active, at);
+            events.push(ListingEvent::new_listing(cheap, "poll-1"));
+        }
+        let stores = MemoryStores::default();
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, &records_of(&events)));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        let read = |cap: usize| {
+            let reader = Capped {
+                stores: &stores,
+                cap,
+            };
+            block_on(listings_of_interest(
+                &reader,
+                MARKET,
+                InterestKind::Undervalued,
+                10,
+                None,
+            ))
+            .expect("list")
+            .expect("figures")
+        };
+        let whole = read(usize::MAX);
+        assert!(whole.complete);
+        assert_eq!(whole.listings.len(), 2);
+        let part = read(1);
+        assert!(!part.complete);
+        assert_eq!(part.listings.len(), 1);
+        // Price cuts page instead: a page is complete.
+        let reader = Capped {
+            stores: &stores,
+            cap: 1,
+        };
+        let cuts = block_on(listings_of_interest(
+            &reader,
+            MARKET,
+            InterestKind::PriceCut,
+            10,
+            None,
+        ))
+        .expect("list")
+        .expect("figures");
+        assert!(cuts.complete);
+    }
+
     #[test]
     fn sort_keys_stay_short_and_order_cuts_by_time() {
         let at = Utc
