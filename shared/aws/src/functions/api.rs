@@ -58,15 +58,31 @@ impl ApiFunction {
     }
 }
 
-/// The request as the API reads it; of a repeated query parameter the first value counts,
-/// and parameters past the API's limit are left for it to refuse.
+/// The request as the API reads it; of a repeated query parameter the first value counts
+/// (as `realty serve` reads it: API Gateway's own `queryStringParameters` joins repeats with
+/// commas, so they are read from the raw query string), and parameters past the API's limit
+/// are left for it to refuse.
 pub fn request_of(event: &ApiGatewayV2httpRequest) -> ApiRequest {
     let mut query = BTreeMap::new();
-    for (k, v) in event.query_string_parameters.iter() {
-        if query.len() > MAX_QUERY_PARAMS {
-            break;
+    match event.raw_query_string.as_deref() {
+        Some(raw) => {
+            for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+                if query.len() > MAX_QUERY_PARAMS {
+                    break;
+                }
+                query
+                    .entry(k.into_owned())
+                    .or_insert_with(|| v.into_owned());
+            }
         }
-        query.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+        None => {
+            for (k, v) in event.query_string_parameters.iter() {
+                if query.len() > MAX_QUERY_PARAMS {
+                    break;
+                }
+                query.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+            }
+        }
     }
     ApiRequest {
         method: event.request_context.http.method.as_str().to_owned(),
@@ -196,6 +212,16 @@ mod tests {
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/markets/nashville-tn/history");
         assert_eq!(request.query["from"], "2026-11-01");
+        // Repeated: the first counts, as `realty serve` reads it (API Gateway's map holds
+        // "hour,day").
+        assert_eq!(request.query["period"], "hour");
+        let mut encoded = event.clone();
+        encoded.raw_query_string = Some("market=ma%2Fcasablanca&type=price_cut".into());
+        let query = request_of(&encoded).query;
+        assert_eq!(
+            (query["market"].as_str(), query["type"].as_str()),
+            ("ma/casablanca", "price_cut")
+        );
         let response = response_of(&ApiResponse {
             status: 404,
             content_type: realty_core::api::JSON,
