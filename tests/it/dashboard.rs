@@ -249,6 +249,15 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
         MARKETS[0]
     );
     wait_for(&page, "the market's charts", &drawn).await?;
+    // The figures' own age, not only when the page asked.
+    let as_of: String = page
+        .evaluate("document.getElementById('market-as-of').textContent")
+        .await?
+        .into_value()?;
+    ensure(
+        as_of.starts_with("Figures as of "),
+        format!("the market's figures are dated {as_of:?}"),
+    )?;
     lists_are_there(&page).await?;
     let market = shots.join("market.png");
     save(&page, &market).await?;

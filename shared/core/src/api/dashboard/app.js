@@ -169,6 +169,16 @@ async function showMarket(market) {
     throw e;
   }
   fillFigures($("market-figures"), report.live, report.trends, unitsOf(report.market, report.units));
+  // How old the figures are (the page's own "Updated" is when it asked): a quiet market's
+  // counts run to its last change, which may be long ago.
+  const asOf = $("market-as-of");
+  const when = report.live.as_of;
+  const late = when == null || Date.now() - new Date(when) > LATE_MINUTES * 60000;
+  asOf.textContent = when == null
+    ? "No change has reached these figures yet."
+    : "Figures as of " + fmt.dateTime.format(new Date(when)) + " (" + ago(when) + ")" +
+      (late ? ": nothing new from the sources for over " + LATE_MINUTES / 60 + " hours" : "");
+  asOf.className = late ? "late" : "quiet";
   const drawn = Charts.draw($("charts"), report);
   $("ma-note").textContent =
     "Charts show one point per day over the last " + report.daily.length +
