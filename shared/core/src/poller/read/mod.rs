@@ -173,8 +173,9 @@ pub async fn read_market(
             }
         };
         let pass_complete = pass.complete();
-        // Pages robots.txt disallows stay so: another pass would not reach them.
-        let out_of_reach = endpoint.kind.is_portal() && pass.unreachable;
+        // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests
+        // would stop there again: another pass would not reach them.
+        let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable) || pass.bounded;
         union.merge(pass);
         if endpoint.kind.is_portal()
             && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)

@@ -34,6 +34,9 @@ pub(super) struct Tally {
     expected: Option<u64>,
     /// Results the queries' pages cannot reach.
     pub(super) unreachable: bool,
+    /// The read stopped at a bound on its requests (Zillow's price-band splits): another
+    /// pass would stop there too.
+    pub(super) bounded: bool,
 }
 
 impl Tally {
@@ -83,6 +86,7 @@ impl Tally {
             .filter(|id| !self.listings.contains_key(*id))
             .count() as u64;
         !self.unreachable
+            && !self.bounded
             && self.anonymous_rejects == 0
             && self.listings.len() as u64 + rejected_only >= expected
     }
