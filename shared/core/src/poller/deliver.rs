@@ -18,7 +18,7 @@ pub struct Delivery {
     pub new: usize,
     pub changed: usize,
     pub delisted: usize,
-    /// Delistings held for the next complete read to confirm (too many at once).
+    /// Delistings held for later complete reads to confirm (too many at once).
     pub held_delistings: usize,
     /// Events that could not be published; their listings are found again next time.
     pub unpublished: usize,
@@ -60,7 +60,7 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         tracing::warn!(
             key,
             held = detection.held_delistings,
-            "a read missed too many listings at once; their delisting waits for the next read"
+            "a read missed too many listings at once; their delisting waits for later reads to confirm it"
         );
     }
     for e in &detection.events {
@@ -78,7 +78,8 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     let failed: BTreeSet<usize> = failures.iter().map(|f| f.index).collect();
     let unchanged = detection.events.is_empty()
         && detection.next.cursor == stored.state.cursor
-        && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings;
+        && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings
+        && detection.next.unconfirmed_since == stored.state.unconfirmed_since;
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
