@@ -14,6 +14,7 @@ mod tally;
 mod zillow;
 
 pub use endpoint::SourceEndpoint;
+pub use realtor::MAX_REALTOR_PAGES;
 pub(in crate::poller) use request::Get;
 pub use reso::{MAX_RESO_PAGES, same_origin_link};
 pub use search::{MarketSearch, SearchFilter, city_and_state, reads_rentals};
@@ -229,3 +230,7 @@ pub async fn read_market(
     }
     Ok((read, stats))
 }
+
+#[cfg(test)]
+#[path = "loopback_tests.rs"]
+mod loopback_tests;

@@ -34,8 +34,8 @@ pub(super) struct Tally {
     expected: Option<u64>,
     /// Results the queries' pages cannot reach.
     pub(super) unreachable: bool,
-    /// The read stopped at a bound on its requests (Zillow's price-band splits): another
-    /// pass would stop there too.
+    /// The read stopped at a bound on its requests (Zillow's price-band splits,
+    /// Realtor.com's pages) or at a page that repeats: another pass would stop there too.
     pub(super) bounded: bool,
 }
 
@@ -64,6 +64,16 @@ impl Tally {
             self.listings.insert(l.id.as_str().to_owned(), l);
         }
         page.paging
+    }
+
+    /// How many distinct records (listings and rejected ones with an id) were read.
+    pub(super) fn known_ids(&self) -> usize {
+        self.listings.len()
+            + self
+                .rejected_ids
+                .iter()
+                .filter(|id| !self.listings.contains_key(*id))
+                .count()
     }
 
     pub(super) fn expect(&mut self, total: Option<u64>) {
