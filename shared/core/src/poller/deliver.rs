@@ -79,7 +79,9 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     let unchanged = detection.events.is_empty()
         && detection.next.cursor == stored.state.cursor
         && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings
-        && detection.next.unconfirmed_since == stored.state.unconfirmed_since;
+        && detection.next.unconfirmed_since == stored.state.unconfirmed_since
+        && detection.next.last_complete_read == stored.state.last_complete_read
+        && detection.next.last_full_read == stored.state.last_full_read;
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
@@ -93,4 +95,47 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         );
     }
     Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poller::detect::PollState;
+    use crate::poller::memory::{MemoryPollStates, MemoryStream};
+
+    #[tokio::test]
+    async fn a_whole_read_that_changes_no_listing_is_still_remembered() {
+        let at = |hour: u32| {
+            DateTime::parse_from_rfc3339(&format!("2024-03-01T{hour:02}:00:00Z"))
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let states = MemoryPollStates::default();
+        let key = "reso/austin-tx";
+        let state = PollState {
+            cursor: Some(at(1)),
+            ..PollState::default()
+        };
+        assert!(states.save(key, &state, None).await.expect("saved"));
+        // A whole read, cut short, that finds no change and leaves the cursor where it was.
+        let read = MarketRead {
+            cursor: Some(at(1)),
+            full: true,
+            ..MarketRead::default()
+        };
+        let stored = states.load(key).await.expect("load");
+        deliver(
+            &MemoryStream::default(),
+            &states,
+            key,
+            &stored,
+            read,
+            "p",
+            at(2),
+            DelistingGuard::default(),
+        )
+        .await
+        .expect("delivered");
+        assert_eq!(states.state(key).expect("kept").last_full_read, Some(at(2)));
+    }
 }

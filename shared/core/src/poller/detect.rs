@@ -27,6 +27,9 @@ pub struct PollState {
     /// When the last complete read was (RESO: the last full reconciliation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_complete_read: Option<DateTime<Utc>>,
+    /// RESO: when the market was last asked for whole, complete or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_read: Option<DateTime<Utc>>,
     /// Portals: listings the reads no longer reach whose own page was asked for and not found
     /// gone, and when (the next checks go to those unseen and not asked about longest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -65,6 +68,8 @@ pub struct MarketRead {
     /// then can a missing listing be taken as delisted.
     pub complete: bool,
     pub cursor: Option<DateTime<Utc>>,
+    /// RESO: this read asked for the whole market (not only changes since the cursor).
+    pub full: bool,
     /// Listings the source still lists but whose records were rejected (a price turned into
     /// "call for price"): they are on the market, so they keep their last good entry.
     pub rejected_ids: BTreeSet<String>,
@@ -238,6 +243,11 @@ pub fn detect(
                 previous.last_complete_read
             },
             page_checked_at,
+            last_full_read: if read.full {
+                Some(observed_at)
+            } else {
+                previous.last_full_read
+            },
         },
         held_delistings,
     }
@@ -546,10 +556,12 @@ mod tests {
         );
         assert_eq!(d.next.last_complete_read, None);
         assert_eq!(kinds(&d), [("zillow:1".into(), "changed")]);
+        assert_eq!(d.next.last_full_read, None);
         let full = MarketRead {
             listings: vec![listing(1, 11_000_000)],
             complete: true,
             cursor: Some(at(6)),
+            full: true,
             ..MarketRead::default()
         };
         let d = detect(
@@ -560,6 +572,7 @@ mod tests {
             DelistingGuard { max_share: 1.0 },
         );
         assert_eq!(d.next.last_complete_read, Some(at(7)));
+        assert_eq!(d.next.last_full_read, Some(at(7)));
         assert!(kinds(&d).contains(&("zillow:2".into(), "delisted")));
         // Its delisting not delivered: the reconciliation is not counted as done.
         let all: BTreeSet<usize> = (0..d.events.len()).collect();

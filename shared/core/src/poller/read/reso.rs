@@ -117,20 +117,23 @@ pub(super) async fn read_reso(
     };
     let mut read = tally.into_read(complete);
     read.cursor = cursor_at_most(newest, observed_at);
+    read.full = full;
     Ok((read, stats))
 }
 
 /// Whether this poll reads the market whole: at its first poll, once `every` has passed
 /// since the last complete read, and when the cursor is past the clock (moved by a
 /// future-dated record before the cursor was bounded, it says nothing of what was read).
-/// A feed that never gave a count (never a complete read) is not read whole again: nothing
-/// could be inferred from it.
+/// A market never read complete (a feed without a count, or a first full read cut short)
+/// is read whole again once `every` has passed since the last try, not at every poll.
 fn reads_whole(previous: &PollState, observed_at: DateTime<Utc>, every: TimeDelta) -> bool {
     let latest_trusted = observed_at + TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
+    let due = |last: Option<DateTime<Utc>>| last.is_none_or(|at| observed_at - at >= every);
     previous.cursor.is_none_or(|at| at > latest_trusted)
-        || previous
-            .last_complete_read
-            .is_some_and(|at| observed_at - at >= every)
+        || match previous.last_complete_read {
+            Some(at) => observed_at - at >= every,
+            None => due(previous.last_full_read),
+        }
 }
 
 /// The cursor to keep: never past the poll's clock, so a cursor a future-dated record once
@@ -216,6 +219,48 @@ mod tests {
         ));
         assert!(reads_whole(
             &with_cursor(Some(observed_at + skew + TimeDelta::seconds(1))),
+            observed_at,
+            every
+        ));
+    }
+
+    #[test]
+    fn a_market_never_read_complete_is_read_whole_again_once_a_day_not_never() {
+        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let every = TimeDelta::hours(24);
+        // The first full read was cut short: a cursor, no complete read.
+        let tried_at = |at| PollState {
+            cursor: Some(observed_at - TimeDelta::hours(30)),
+            last_full_read: at,
+            ..PollState::default()
+        };
+        let second = TimeDelta::seconds(1);
+        assert!(!reads_whole(
+            &tried_at(Some(observed_at - every + second)),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &tried_at(Some(observed_at - every)),
+            observed_at,
+            every
+        ));
+        // A state kept before the tries were remembered: read whole now.
+        assert!(reads_whole(&tried_at(None), observed_at, every));
+        // Once complete, the last complete read decides, as before.
+        let complete_at = |at| PollState {
+            last_complete_read: Some(at),
+            ..tried_at(Some(observed_at - TimeDelta::hours(48)))
+        };
+        assert!(!reads_whole(
+            &complete_at(observed_at - every + second),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &complete_at(observed_at - every),
             observed_at,
             every
         ));

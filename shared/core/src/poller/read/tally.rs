@@ -116,6 +116,7 @@ impl Tally {
             listings: self.listings.into_values().collect(),
             complete,
             cursor: None,
+            full: false,
             rejected_ids,
             gone_ids: BTreeSet::new(),
             asked_not_gone_ids: BTreeSet::new(),
