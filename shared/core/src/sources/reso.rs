@@ -21,7 +21,7 @@ use super::{
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MAX_CLOCK_SKEW_SECONDS, MarketKey, Offer, PropertyType,
+    MAX_CLOCK_SKEW_SECONDS, MarketKey, Offer, PropertyType, quote,
 };
 
 /// Largest `$top` feeds accept (MLS Grid caps it at 5000).
@@ -190,7 +190,7 @@ fn status(record: &Value) -> Result<ListingStatus, String> {
             Ok(ListingStatus::OffMarket)
         }
         "incomplete" => Err("StandardStatus Incomplete: a draft, not yet a listing".to_owned()),
-        _ => Err(format!("unknown StandardStatus {raw:?}")),
+        _ => Err(format!("unknown StandardStatus {}", quote(&raw))),
     }
 }
 

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType,
+    MarketKey, Offer, PropertyType, quote,
 };
 
 /// Zillow's site, which `detailUrl` is relative to.
@@ -153,6 +153,11 @@ fn normalize_prop(prop: &Value, observed_at: DateTime<Utc>) -> Result<Listing, S
     let currency = json::text(prop, "currency")?
         .unwrap_or_else(|| "USD".to_owned())
         .to_uppercase();
+    // US listings are priced in dollars (as Realtor.com's and RESO's are taken to be):
+    // another currency would skip the dollar bounds and mix into a market's USD medians.
+    if currency != "USD" {
+        return Err(format!("currency {} is not USD", quote(&currency)));
+    }
     // `price` is already the new price: the one before the change is `price - priceChange`.
     let previous_price_minor = json::lenient_number(prop, "priceChange")
         .filter(|&change| change != 0.0)
@@ -211,7 +216,7 @@ fn status_and_offer(prop: &Value) -> Result<(ListingStatus, Offer), String> {
         "other" | "offmarket" | "foreclosed" | "preforeclosure" => {
             (ListingStatus::OffMarket, Offer::Sale)
         }
-        _ => return Err(format!("unknown listingStatus {raw:?}")),
+        _ => return Err(format!("unknown listingStatus {}", quote(&raw))),
     };
     if status != ListingStatus::Active {
         return Ok((status, offer));
