@@ -714,7 +714,7 @@ fn rejects_never_stop_the_page() {
         "price: expected a number",
         "unknown listingStatus \"AUCTIONED_OFF\"",
         "is not \"street, City, ST zip\"",
-        "currency: \"DOLLARS\" is not an ISO 4217 code",
+        "currency \"DOLLARS\" is not USD",
         "above the 1000000000.00 USD ceiling",
         "expected a listing object",
         "no zpid",

@@ -4,14 +4,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
+use realty_core::poller::detect::MASS_LOSS_CONFIRMATION;
 use realty_core::poller::run::{PollRequest, PollSummary};
 use realty_core::sources::SourceKind;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{
-    FixtureApi, fixture_poller, poll_events, poll_markets, serve_json, source_poller, stack,
-    syracuse_props, zillow_envelope,
+    FixtureApi, fixture_poller, poll_events, poll_markets, poll_markets_at, serve_json,
+    source_poller, stack, syracuse_props, zillow_envelope,
 };
 
 pub(super) async fn a_page_without_a_total_infers_no_delisting(
@@ -119,13 +120,17 @@ pub(super) async fn a_mass_loss_waits_for_a_second_read(aws: Arc<TestAws>) -> Re
     let resources = stack(&aws).await?;
     let props = syracuse_props()?;
     let api = FixtureApi::start(serve_json(zillow_envelope(&props))).await?;
-    // The default share, 30 %.
+    // The default share, 30 %. The first polls run as if earlier, so that a later one comes
+    // after the confirmation time without waiting for it.
     let p = fixture_poller(&aws, &resources, "zillow", &api.base_url, None).await?;
-    let first = poll_markets(&p, &["syracuse-ny"]).await;
+    let now = chrono::Utc::now();
+    let earlier = now - MASS_LOSS_CONFIRMATION - chrono::TimeDelta::minutes(10);
+    let first = poll_markets_at(&p, &["syracuse-ny"], earlier).await;
     ensure(first.new > 30, format!("{first:?}"))?;
     // A complete read (its total agrees) of half the market.
     api.answer(serve_json(zillow_envelope(&props[..20])));
-    let second = poll_markets(&p, &["syracuse-ny"]).await;
+    let held_at = earlier + chrono::TimeDelta::minutes(1);
+    let second = poll_markets_at(&p, &["syracuse-ny"], held_at).await;
     let gone = first.new - second.listings;
     ensure(
         second.per_market[0].complete && second.delisted == 0 && second.held_delistings == gone,
@@ -134,22 +139,29 @@ pub(super) async fn a_mass_loss_waits_for_a_second_read(aws: Arc<TestAws>) -> Re
             first.new
         ),
     )?;
-    // A second read confirms: now they go.
-    let third = poll_markets(&p, &["syracuse-ny"]).await;
+    // A second read soon after does not confirm them yet.
+    let soon = held_at + chrono::TimeDelta::minutes(5);
+    let third = poll_markets_at(&p, &["syracuse-ny"], soon).await;
     ensure(
-        third.delisted == gone && third.held_delistings == 0,
-        format!("the confirming read must delist the {gone}: {third:?}"),
+        third.delisted == 0 && third.held_delistings == gone,
+        format!("a read at {soon} must still hold the {gone}: {third:?}"),
     )?;
-    let events = poll_events(&aws, &resources, &third).await?;
+    // A read past the confirmation time confirms: now they go.
+    let fourth = poll_markets_at(&p, &["syracuse-ny"], now).await;
+    ensure(
+        fourth.delisted == gone && fourth.held_delistings == 0,
+        format!("the confirming read must delist the {gone}: {fourth:?}"),
+    )?;
+    let events = poll_events(&aws, &resources, &fourth).await?;
     ensure(
         events.len() == gone && events.values().all(|k| *k == "delisted"),
         format!("{events:?}"),
     )?;
     // Nothing more happens after.
-    let fourth = poll_markets(&p, &["syracuse-ny"]).await;
+    let fifth = poll_markets(&p, &["syracuse-ny"]).await;
     ensure(
-        fourth.new + fourth.changed + fourth.delisted + fourth.held_delistings == 0,
-        format!("{fourth:?}"),
+        fifth.new + fifth.changed + fifth.delisted + fifth.held_delistings == 0,
+        format!("{fifth:?}"),
     )
 }
 

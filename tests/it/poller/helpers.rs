@@ -258,11 +258,20 @@ pub(super) async fn fixture_poller(
 }
 
 pub(super) async fn poll_markets(p: &LambdaPoller, markets: &[&str]) -> PollSummary {
+    poll_markets_at(p, markets, chrono::Utc::now()).await
+}
+
+/// [`poll_markets`] as if the poll ran at `observed_at`.
+pub(super) async fn poll_markets_at(
+    p: &LambdaPoller,
+    markets: &[&str],
+    observed_at: chrono::DateTime<chrono::Utc>,
+) -> PollSummary {
     let request = PollRequest {
         markets: markets.iter().map(|m| m.to_string()).collect(),
         ..PollRequest::default()
     };
-    Box::pin(p.poll(&request, chrono::Utc::now())).await
+    Box::pin(p.poll(&request, observed_at)).await
 }
 
 /// The real Zillow answer for Syracuse: a bare `props` array, 41 listings.

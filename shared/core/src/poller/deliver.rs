@@ -18,7 +18,7 @@ pub struct Delivery {
     pub new: usize,
     pub changed: usize,
     pub delisted: usize,
-    /// Delistings held for the next complete read to confirm (too many at once).
+    /// Delistings held for later complete reads to confirm (too many at once).
     pub held_delistings: usize,
     /// Events that could not be published; their listings are found again next time.
     pub unpublished: usize,
@@ -60,7 +60,7 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         tracing::warn!(
             key,
             held = detection.held_delistings,
-            "a read missed too many listings at once; their delisting waits for the next read"
+            "a read missed too many listings at once; their delisting waits for later reads to confirm it"
         );
     }
     for e in &detection.events {
@@ -78,7 +78,10 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     let failed: BTreeSet<usize> = failures.iter().map(|f| f.index).collect();
     let unchanged = detection.events.is_empty()
         && detection.next.cursor == stored.state.cursor
-        && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings;
+        && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings
+        && detection.next.unconfirmed_since == stored.state.unconfirmed_since
+        && detection.next.last_complete_read == stored.state.last_complete_read
+        && detection.next.last_full_read == stored.state.last_full_read;
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
@@ -92,4 +95,47 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         );
     }
     Ok(delivery)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poller::detect::PollState;
+    use crate::poller::memory::{MemoryPollStates, MemoryStream};
+
+    #[tokio::test]
+    async fn a_whole_read_that_changes_no_listing_is_still_remembered() {
+        let at = |hour: u32| {
+            DateTime::parse_from_rfc3339(&format!("2024-03-01T{hour:02}:00:00Z"))
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let states = MemoryPollStates::default();
+        let key = "reso/austin-tx";
+        let state = PollState {
+            cursor: Some(at(1)),
+            ..PollState::default()
+        };
+        assert!(states.save(key, &state, None).await.expect("saved"));
+        // A whole read, cut short, that finds no change and leaves the cursor where it was.
+        let read = MarketRead {
+            cursor: Some(at(1)),
+            full: true,
+            ..MarketRead::default()
+        };
+        let stored = states.load(key).await.expect("load");
+        deliver(
+            &MemoryStream::default(),
+            &states,
+            key,
+            &stored,
+            read,
+            "p",
+            at(2),
+            DelistingGuard::default(),
+        )
+        .await
+        .expect("delivered");
+        assert_eq!(states.state(key).expect("kept").last_full_read, Some(at(2)));
+    }
 }

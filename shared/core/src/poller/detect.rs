@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{Listing, ListingEvent};
@@ -17,12 +17,19 @@ pub struct PollState {
     #[serde(default)]
     pub cursor: Option<DateTime<Utc>>,
     /// Listings a complete read missed while it missed too many at once (more than the
-    /// delisting share): kept, and delisted only if the next complete read misses them too.
+    /// delisting share): kept, and delisted only if the complete reads keep missing them for
+    /// [`MASS_LOSS_CONFIRMATION`].
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub unconfirmed_delistings: BTreeSet<String>,
+    /// When the reads began missing the listings held in `unconfirmed_delistings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_since: Option<DateTime<Utc>>,
     /// When the last complete read was (RESO: the last full reconciliation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_complete_read: Option<DateTime<Utc>>,
+    /// RESO: when the market was last asked for whole, complete or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_read: Option<DateTime<Utc>>,
     /// Portals: listings the reads no longer reach whose own page was asked for and not found
     /// gone, and when (the next checks go to those unseen and not asked about longest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -61,6 +68,8 @@ pub struct MarketRead {
     /// then can a missing listing be taken as delisted.
     pub complete: bool,
     pub cursor: Option<DateTime<Utc>>,
+    /// RESO: this read asked for the whole market (not only changes since the cursor).
+    pub full: bool,
     /// Listings the source still lists but whose records were rejected (a price turned into
     /// "call for price"): they are on the market, so they keep their last good entry.
     pub rejected_ids: BTreeSet<String>,
@@ -76,11 +85,25 @@ pub struct MarketRead {
 /// market at once says more about the read than about the market.
 pub const DEFAULT_MAX_DELISTED_SHARE: f64 = 0.3;
 
-/// How many delistings one complete read may infer before a second read must confirm them.
+/// How long the complete reads must keep missing the listings a mass loss held before they
+/// are delisted: an upstream outage answering part of a market lasts minutes to hours, and
+/// markets are polled as often as every 5 minutes, so a second read alone proves little.
+pub const MASS_LOSS_CONFIRMATION: TimeDelta = TimeDelta::hours(6);
+
+/// A read that found nothing at all (no listing, no rejected record) where the last state
+/// had listings: a source answering "none" for a market that had listings is far likelier
+/// broken than the market emptied, so such a read is never taken as complete. A market
+/// that truly empties keeps its last listings until a read sees one again.
+pub fn implausibly_empty(previous: &PollState, read: &MarketRead) -> bool {
+    read.listings.is_empty() && read.rejected_ids.is_empty() && !previous.listings.is_empty()
+}
+
+/// How many delistings one complete read may infer before later reads must confirm them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DelistingGuard {
     /// Largest share (0..=1) of a market's known listings delisted by one read; above it,
-    /// the missing listings are held until the next complete read misses them too.
+    /// the missing listings are held until the complete reads have missed them for
+    /// [`MASS_LOSS_CONFIRMATION`].
     pub max_share: f64,
 }
 
@@ -103,8 +126,9 @@ pub struct Detection {
 
 /// Compares a read with the previous state. Unchanged listings emit nothing; a listing seen
 /// twice in one read (it moved between pages) counts once; delistings only from a complete
-/// read, never of a listing whose record was rejected, and, past the guard's share, only
-/// once a second complete read confirms them.
+/// read (never an [`implausibly_empty`] one), never of a listing whose record was rejected,
+/// and, past the guard's share, only once the complete reads have kept missing them for
+/// [`MASS_LOSS_CONFIRMATION`].
 pub fn detect(
     previous: &PollState,
     read: MarketRead,
@@ -112,6 +136,7 @@ pub fn detect(
     observed_at: DateTime<Utc>,
     guard: DelistingGuard,
 ) -> Detection {
+    let complete = read.complete && !implausibly_empty(previous, &read);
     let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
     for listing in read.listings {
         // The later copy of a listing read twice is the more recent observation.
@@ -132,7 +157,10 @@ pub fn detect(
     let seen_ids: BTreeSet<String> = seen.keys().cloned().collect();
     let mut held_delistings = 0;
     let mut unconfirmed_delistings = BTreeSet::new();
-    let next_listings = if read.complete {
+    // Held listings missed again count from when they were first held (a state from before
+    // this was kept starts the count now).
+    let held_since = previous.unconfirmed_since.unwrap_or(observed_at);
+    let next_listings = if complete {
         let mut next = seen;
         let mut missing = Vec::new();
         for (id, before) in &previous.listings {
@@ -147,8 +175,12 @@ pub fn detect(
             }
         }
         let mass_loss = missing.len() as f64 > guard.max_share * previous.listings.len() as f64;
+        let confirmed = |id: &String| {
+            previous.unconfirmed_delistings.contains(id)
+                && observed_at - held_since >= MASS_LOSS_CONFIRMATION
+        };
         for (id, before) in missing {
-            if !mass_loss || previous.unconfirmed_delistings.contains(id) {
+            if !mass_loss || confirmed(id) {
                 events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
             } else {
                 held_delistings += 1;
@@ -195,14 +227,27 @@ pub fn detect(
         next: PollState {
             listings: next_listings,
             cursor: read.cursor.or(previous.cursor),
+            // A listing newly held restarts the count for the whole set.
+            unconfirmed_since: if unconfirmed_delistings.is_empty() {
+                None
+            } else if unconfirmed_delistings.is_subset(&previous.unconfirmed_delistings) {
+                Some(held_since)
+            } else {
+                Some(observed_at)
+            },
             unconfirmed_delistings,
             // Only incremental sources (a cursor) schedule their complete reads.
-            last_complete_read: if read.complete && read.cursor.is_some() {
+            last_complete_read: if complete && read.cursor.is_some() {
                 Some(observed_at)
             } else {
                 previous.last_complete_read
             },
             page_checked_at,
+            last_full_read: if read.full {
+                Some(observed_at)
+            } else {
+                previous.last_full_read
+            },
         },
         held_delistings,
     }
@@ -511,10 +556,12 @@ mod tests {
         );
         assert_eq!(d.next.last_complete_read, None);
         assert_eq!(kinds(&d), [("zillow:1".into(), "changed")]);
+        assert_eq!(d.next.last_full_read, None);
         let full = MarketRead {
             listings: vec![listing(1, 11_000_000)],
             complete: true,
             cursor: Some(at(6)),
+            full: true,
             ..MarketRead::default()
         };
         let d = detect(
@@ -525,6 +572,7 @@ mod tests {
             DelistingGuard { max_share: 1.0 },
         );
         assert_eq!(d.next.last_complete_read, Some(at(7)));
+        assert_eq!(d.next.last_full_read, Some(at(7)));
         assert!(kinds(&d).contains(&("zillow:2".into(), "delisted")));
         // Its delisting not delivered: the reconciliation is not counted as done.
         let all: BTreeSet<usize> = (0..d.events.len()).collect();
@@ -555,7 +603,49 @@ mod tests {
     }
 
     #[test]
-    fn a_mass_loss_is_delisted_only_once_a_second_read_confirms_it() {
+    fn a_read_that_finds_nothing_where_the_state_had_listings_delists_nothing() {
+        let all: Vec<Listing> = (1..=10).map(|i| listing(i, 10_000_000)).collect();
+        let previous = state(&all);
+        let guard = DelistingGuard::default();
+        // `{"props": [], "totalResultCount": 0}` poll after poll, a day apart: an outage.
+        let mut kept = previous.clone();
+        for day in 0..3 {
+            let d = detect(
+                &kept,
+                complete(Vec::new(), &[]),
+                "p",
+                at(5) + TimeDelta::days(day),
+                guard,
+            );
+            assert!(d.events.is_empty(), "{:?}", kinds(&d));
+            assert_eq!(d.held_delistings, 0);
+            kept = d.next;
+        }
+        assert_eq!(kept, previous);
+        // One listing read is evidence the source answers: the others are held as a mass
+        // loss (not delisted at once).
+        let d = detect(
+            &previous,
+            complete(all[..1].to_vec(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.held_delistings, 9);
+        // An empty read of an empty market is complete (nothing to infer either way).
+        let empty = PollState {
+            cursor: Some(at(1)),
+            ..PollState::default()
+        };
+        let mut read = complete(Vec::new(), &[]);
+        read.cursor = Some(at(2));
+        let d = detect(&empty, read, "p", at(5), guard);
+        assert_eq!(d.next.last_complete_read, Some(at(5)));
+    }
+
+    #[test]
+    fn a_mass_loss_is_delisted_only_once_the_reads_have_missed_it_for_the_confirmation_time() {
         let all: Vec<Listing> = (1..=10).map(|i| listing(i, 10_000_000)).collect();
         let previous = state(&all);
         let guard = DelistingGuard::default();
@@ -582,14 +672,47 @@ mod tests {
         assert_eq!(d.next.listings, previous.listings);
         assert_eq!(d.next.unconfirmed_delistings.len(), 4);
         let held = d.next;
-        // The next read misses the same four: confirmed, delisted.
-        let d = detect(&held, complete(all[4..].to_vec(), &[]), "p2", at(10), guard);
+        assert_eq!(held.unconfirmed_since, Some(at(5)));
+        // The next reads miss the same four: still held until they have been missed for
+        // the confirmation time.
+        let just_before = at(5) + MASS_LOSS_CONFIRMATION - TimeDelta::seconds(1);
+        let d = detect(
+            &held,
+            complete(all[4..].to_vec(), &[]),
+            "p2",
+            just_before,
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.next, held);
+        let d = detect(
+            &held,
+            complete(all[4..].to_vec(), &[]),
+            "p2",
+            at(5) + MASS_LOSS_CONFIRMATION,
+            guard,
+        );
         assert_eq!(
             kinds(&d),
             ["zillow:1", "zillow:2", "zillow:3", "zillow:4"].map(|id| (id.to_owned(), "delisted"))
         );
         assert!(d.next.unconfirmed_delistings.is_empty());
+        assert_eq!(d.next.unconfirmed_since, None);
         assert_eq!(d.next.listings.len(), 6);
+        // A listing newly missed is held, and restarts the count.
+        let d = detect(
+            &held,
+            complete(all[5..].to_vec(), &[]),
+            "p2",
+            at(5) + MASS_LOSS_CONFIRMATION,
+            guard,
+        );
+        assert_eq!(d.events.len(), 4);
+        assert_eq!(d.held_delistings, 1);
+        assert_eq!(
+            d.next.unconfirmed_since,
+            Some(at(5) + MASS_LOSS_CONFIRMATION)
+        );
         // Or it sees them all again: nothing happened.
         let d = detect(&held, complete(all.clone(), &[]), "p2", at(10), guard);
         assert!(d.events.is_empty(), "{:?}", kinds(&d));

@@ -86,7 +86,7 @@ pub enum FetchError {
 }
 
 /// Why a body could not be read whole.
-enum BodyError {
+pub(super) enum BodyError {
     TooLarge,
     Transport(String),
 }
@@ -94,7 +94,10 @@ enum BodyError {
 /// Reads a body chunk by chunk (decompressed as it streams when the client decompresses),
 /// stopping as soon as it passes `limit` bytes: memory stays bounded whatever the server
 /// sends or claims.
-async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     let declared = response.content_length().unwrap_or(0);
     if declared > limit as u64 {
         return Err(BodyError::TooLarge);

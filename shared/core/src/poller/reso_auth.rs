@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::config::REDACTED;
+use super::fetch::{BodyError, read_capped};
 
 /// Longest client id, secret, scope, token URL or access token accepted.
 pub const MAX_CREDENTIAL_BYTES: usize = 4_096;
@@ -21,6 +22,9 @@ pub const MAX_CREDENTIAL_BYTES: usize = 4_096;
 const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 /// Lifetime assumed when the server gives no `expires_in` (RFC 6749 makes it optional).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest lifetime believed: a token is asked for again at least daily, and a huge
+/// `expires_in` cannot push the refresh time past what an `Instant` holds.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// A token is replaced this long before it expires (at most half its lifetime), so a
 /// poll never sends one that runs out mid-read.
 const REFRESH_MARGIN: Duration = Duration::from_secs(120);
@@ -148,10 +152,13 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenGrant, String> {
     })
 }
 
-/// When a token granted now for `lifetime` should be replaced.
+/// When a token granted now for `lifetime` (at most [`MAX_LIFETIME`]) should be replaced.
 fn refresh_at(granted: Instant, lifetime: Option<Duration>) -> Instant {
-    let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME);
-    granted + lifetime - REFRESH_MARGIN.min(lifetime / 2)
+    let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME).min(MAX_LIFETIME);
+    // Past what an `Instant` holds (a clock near its end): refresh at once.
+    granted
+        .checked_add(lifetime - REFRESH_MARGIN.min(lifetime / 2))
+        .unwrap_or(granted)
 }
 
 struct Cached {
@@ -262,19 +269,14 @@ async fn request_token(
             "HTTP {status}: check the client id, secret and scope"
         )));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_TOKEN_RESPONSE_BYTES as u64)
-    {
-        return Err(failed("token response too large".into()));
-    }
-    let body = response
-        .bytes()
+    // Read chunk by chunk and stopped past the bound: a body without a length is not read
+    // whole first.
+    let body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES)
         .await
-        .map_err(|e| failed(format!("reading the answer: {}", e.without_url())))?;
-    if body.len() > MAX_TOKEN_RESPONSE_BYTES {
-        return Err(failed("token response too large".into()));
-    }
+        .map_err(|e| match e {
+            BodyError::TooLarge => failed("token response too large".into()),
+            BodyError::Transport(e) => failed(format!("reading the answer: {e}")),
+        })?;
     parse_token_response(&body).map_err(failed)
 }
 
@@ -403,5 +405,82 @@ mod tests {
             refresh_at(now, Some(Duration::from_secs(60))),
             now + Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn a_lifetime_is_believed_up_to_a_day() {
+        let now = Instant::now();
+        let day = MAX_LIFETIME;
+        assert_eq!(refresh_at(now, Some(day)), now + day - REFRESH_MARGIN);
+        let second = Duration::from_secs(1);
+        assert_eq!(
+            refresh_at(now, Some(day + second)),
+            now + day - REFRESH_MARGIN
+        );
+        // `expires_in` 18446744073709551615 no longer overflows the clock.
+        let huge = parse_token_response(
+            br#"{"access_token": "eyJ.abc", "expires_in": 18446744073709551615}"#,
+        )
+        .expect("valid");
+        assert_eq!(refresh_at(now, huge.expires_in), now + day - REFRESH_MARGIN);
+    }
+
+    /// A token endpoint on a loopback port answering 200 with `body`; its token URL.
+    async fn token_endpoint(body: axum::body::Body) -> String {
+        let body = std::sync::Arc::new(std::sync::Mutex::new(Some(body)));
+        let router = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let body = body.lock().expect("body").take().unwrap_or_default();
+                async move { body }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        format!("http://{address}/token")
+    }
+
+    #[tokio::test]
+    async fn a_token_answer_without_a_length_is_read_no_further_than_its_bound() {
+        // An endless body without a Content-Length: it used to be read whole before the
+        // size check, that is, until memory ran out.
+        let chunk = axum::body::Bytes::from(vec![b' '; 8 * 1024]);
+        let endless = futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+        let token_url = token_endpoint(axum::body::Body::from_stream(endless)).await;
+        let client = crate::poller::fetch::http_client(Duration::from_secs(2)).expect("client");
+        let endless_endpoint = ClientCredentials {
+            token_url,
+            ..credentials()
+        };
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            request_token(&client, &endless_endpoint, Duration::from_secs(10)),
+        )
+        .await
+        .expect("the read stops at the bound");
+        let error = answer.err().expect("too large");
+        assert!(error.reason.contains("too large"), "{error}");
+        // A token answer of exactly the bound, streamed, is read.
+        let mut at_bound = br#"{"access_token": "eyJ.abc"}"#.to_vec();
+        at_bound.resize(MAX_TOKEN_RESPONSE_BYTES, b' ');
+        let stream = futures::stream::iter(
+            at_bound
+                .chunks(1_000)
+                .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        );
+        let bounded_endpoint = ClientCredentials {
+            token_url: token_endpoint(axum::body::Body::from_stream(stream)).await,
+            ..credentials()
+        };
+        let grant = request_token(&client, &bounded_endpoint, Duration::from_secs(10))
+            .await
+            .expect("a body at the bound is read");
+        assert_eq!(grant.access_token, "eyJ.abc");
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::no_key_message;
 use super::deliver::deliver;
-use super::detect::DelistingGuard;
+use super::detect::{DelistingGuard, implausibly_empty};
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
 use super::markets::{ConfigSnapshot, PollRecord, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
@@ -80,7 +80,7 @@ pub struct MarketSummary {
     pub rereads: u32,
     /// Extra reads made to confirm that listings missing from a complete read are gone.
     pub reconciliations: u32,
-    /// Delistings held for the next complete read to confirm (too many at once).
+    /// Delistings held for later complete reads to confirm (too many at once).
     pub held_delistings: usize,
     /// Events that could not be published; their listings are found again next poll.
     pub unpublished: usize,
@@ -97,7 +97,8 @@ pub struct MarketSummary {
     /// saw failed to answer (ad pages moved: no delisting believed from them).
     pub ad_pages_checked: u32,
     pub ad_pages_untrusted: bool,
-    /// A whole read found nothing where the last one had listings.
+    /// A whole read found nothing where the last one had listings: not taken as complete,
+    /// nothing delisted from it.
     pub empty: bool,
     /// Pages kept in the raw layer; pages over its size bound (not kept); pages it failed to
     /// keep (the read and its events went on).
@@ -530,20 +531,21 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.ad_pages_checked = stats.ad_pages_checked;
         summary.ad_pages_untrusted = stats.ad_pages_untrusted;
         summary.listings = read.listings.len();
+        // An empty read where the state had listings is not taken as complete (detect).
+        summary.empty = read.complete && implausibly_empty(&stored.state, &read);
         // RESO: complete only on a full reconciliation read that matched its count.
-        summary.complete = read.complete;
+        summary.complete = read.complete && !summary.empty;
         if !summary.complete && stats.crawl_limited {
             summary.crawl_limited = true;
-        } else if !summary.complete && endpoint.kind != SourceKind::Reso {
+        } else if !read.complete && endpoint.kind != SourceKind::Reso {
             // No total, a shortfall, or a reject without an id, on every pass: nothing of
             // this market can be delisted this poll.
             tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
             summary.incomplete = true;
         }
-        if read.complete && read.listings.is_empty() && !stored.state.listings.is_empty() {
+        if summary.empty {
             // A source that answers "nothing here" for a market full of listings has most
-            // likely changed or broken; the delisting guard holds the listings meanwhile.
-            summary.empty = true;
+            // likely changed or broken; nothing is delisted from it.
             tracing::warn!(source = %summary.source, market, had = stored.state.listings.len(), "a whole read found no listing where the last one had some");
         }
         for reject in &stats.rejects {

@@ -366,6 +366,88 @@ mod tests {
         assert!(matches!(err, SourceError::Gzip { .. }), "{err}");
     }
 
+    /// The first record of a real page of `source`, with `edit` applied, normalised: its
+    /// listing, or its reject's reason.
+    fn first_record(
+        source: SourceKind,
+        page: &[u8],
+        records: &str,
+        edit: impl Fn(&mut serde_json::Value),
+    ) -> Result<crate::listing::Listing, String> {
+        let mut document: serde_json::Value = serde_json::from_slice(page).expect("fixture");
+        let list = document
+            .pointer_mut(records)
+            .and_then(serde_json::Value::as_array_mut)
+            .expect("records");
+        list.truncate(1);
+        edit(&mut list[0]);
+        let bytes = serde_json::to_vec(&document).expect("json");
+        let mut page = normalize_file(source, &bytes, Utc::now()).expect("page");
+        match (page.listings.pop(), page.rejects.pop()) {
+            (Some(listing), None) => Ok(listing),
+            (None, Some(reject)) => Err(reject.reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_status_no_source_sends_is_quoted_within_a_bound_in_its_reject() {
+        let sources: [(SourceKind, &[u8], &str, &str); 3] = [
+            (
+                SourceKind::Zillow,
+                include_bytes!(
+                    "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+                ),
+                "/props",
+                "listingStatus",
+            ),
+            (
+                SourceKind::Realtor,
+                include_bytes!("../../tests/fixtures/realtor_realty-in-us_properties_v3_list.json"),
+                "/data/home_search/results",
+                "status",
+            ),
+            (
+                SourceKind::Reso,
+                include_bytes!("../../tests/fixtures/reso_property_page1.json"),
+                "/value",
+                "StandardStatus",
+            ),
+        ];
+        for (source, page, records, field) in sources {
+            let reason_for = |status: String| {
+                first_record(source, page, records, |r| r[field] = status.clone().into())
+                    .expect_err("an unknown status is rejected")
+            };
+            let at_bound = "x".repeat(crate::listing::QUOTED_VALUE_BYTES);
+            assert!(reason_for(at_bound.clone()).contains(&format!("{at_bound:?}")));
+            let past = "x".repeat(crate::listing::QUOTED_VALUE_BYTES + 1);
+            let reason = reason_for(past.clone());
+            assert!(!reason.contains(&past), "{source:?}: {reason}");
+            let reason = reason_for("x".repeat(100_000));
+            assert!(reason.len() < 200, "{source:?}: {} bytes", reason.len());
+        }
+    }
+
+    #[test]
+    fn a_zillow_listing_priced_in_another_currency_is_rejected() {
+        let page = include_bytes!(
+            "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+        );
+        let with_currency = |currency: Option<&str>| {
+            first_record(SourceKind::Zillow, page, "/props", |r| match currency {
+                Some(c) => r["currency"] = c.into(),
+                None => drop(r.as_object_mut().map(|o| o.remove("currency"))),
+            })
+        };
+        assert_eq!(
+            with_currency(Some("EUR")).expect_err("EUR"),
+            "currency \"EUR\" is not USD"
+        );
+        assert_eq!(with_currency(Some("usd")).expect("usd").currency, "USD");
+        assert_eq!(with_currency(None).expect("none").currency, "USD");
+    }
+
     #[test]
     fn wrong_api_is_named_in_the_error() {
         let realtor = br#"{"data": {"home_search": {"count": 0, "total": 0, "results": []}}}"#;

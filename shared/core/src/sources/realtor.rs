@@ -13,7 +13,7 @@ use super::{
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType,
+    MarketKey, Offer, PropertyType, quote,
 };
 
 /// Largest `limit` the API accepts.
@@ -161,7 +161,7 @@ fn status_and_offer(result: &Value) -> Result<(ListingStatus, Offer), String> {
         "pending" => (ListingStatus::Pending, Offer::Sale),
         "sold" => (ListingStatus::Sold, Offer::Sale),
         "offmarket" => (ListingStatus::OffMarket, Offer::Sale),
-        _ => return Err(format!("unknown status {raw:?}")),
+        _ => return Err(format!("unknown status {}", quote(&raw))),
     };
     if status != ListingStatus::Active {
         return Ok((status, offer));

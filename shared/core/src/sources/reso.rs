@@ -10,7 +10,7 @@
 //! Days on market come from `OnMarketDate`: the synced `DaysOnMarket` goes stale because it
 //! changes without a new `ModificationTimestamp`, so it is not read.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::json::{self, AreaUnit};
@@ -21,7 +21,7 @@ use super::{
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType,
+    MAX_CLOCK_SKEW_SECONDS, MarketKey, Offer, PropertyType, quote,
 };
 
 /// Largest `$top` feeds accept (MLS Grid caps it at 5000).
@@ -33,7 +33,9 @@ pub struct ResoPaging {
     /// `@odata.nextLink`: request it verbatim for the next page; `None` on the last page.
     pub next_link: Option<String>,
     /// Highest `ModificationTimestamp` among the page's records (rejected ones included, so
-    /// a record that cannot be read is not fetched again forever). After the **last** page
+    /// a record that cannot be read is not fetched again forever), leaving out any later
+    /// than the poll's clock plus [`MAX_CLOCK_SKEW_SECONDS`]: a record dated in the future
+    /// would move the watermark past every change to come. After the **last** page
     /// of a run, the highest of these is the watermark for the next run's
     /// [`ResoSync::modified_since`].
     pub max_modification_timestamp: Option<DateTime<Utc>>,
@@ -70,10 +72,12 @@ pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page,
     let mut listings = Vec::with_capacity(records.len());
     let mut rejects = Vec::new();
     let mut max_modification_timestamp = None;
+    let latest_trusted = observed_at + TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
     for (position, record) in records.iter().enumerate() {
         let modified = json::lenient_text(record, "ModificationTimestamp")
             .as_deref()
-            .and_then(parse_timestamp);
+            .and_then(parse_timestamp)
+            .filter(|&t| t <= latest_trusted);
         max_modification_timestamp = max_modification_timestamp.max(modified);
         match normalize_record(record, observed_at) {
             Ok(listing) => listings.push(listing),
@@ -186,7 +190,7 @@ fn status(record: &Value) -> Result<ListingStatus, String> {
             Ok(ListingStatus::OffMarket)
         }
         "incomplete" => Err("StandardStatus Incomplete: a draft, not yet a listing".to_owned()),
-        _ => Err(format!("unknown StandardStatus {raw:?}")),
+        _ => Err(format!("unknown StandardStatus {}", quote(&raw))),
     }
 }
 
@@ -570,6 +574,48 @@ mod tests {
             modification_filter(watermark),
             "ModificationTimestamp ge 2024-03-01T12:00:00.123456Z"
         );
+    }
+
+    #[test]
+    fn a_modification_timestamp_past_the_clock_skew_does_not_move_the_watermark() {
+        let observed_at = Utc
+            .with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
+            .single()
+            .expect("valid time");
+        let skew = TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
+        let newest_of = |modified: &[DateTime<Utc>]| {
+            let records: Vec<Value> = modified
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "ListingKey": "k1",
+                        "ModificationTimestamp": t.to_rfc3339(),
+                    })
+                })
+                .collect();
+            let page =
+                parse_value(&serde_json::json!({ "value": records }), observed_at).expect("page");
+            match page.paging {
+                Paging::Reso(paging) => paging.max_modification_timestamp,
+                other => panic!("{other:?}"),
+            }
+        };
+        let earlier = observed_at - TimeDelta::hours(1);
+        // Within the skew a clock running ahead is believed.
+        assert_eq!(
+            newest_of(&[earlier, observed_at + skew]),
+            Some(observed_at + skew)
+        );
+        // One second past it (or 2099) is not: the watermark stays on the others.
+        assert_eq!(
+            newest_of(&[earlier, observed_at + skew + TimeDelta::seconds(1)]),
+            Some(earlier)
+        );
+        let far = Utc
+            .with_ymd_and_hms(2099, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid time");
+        assert_eq!(newest_of(&[far]), None);
     }
 
     #[test]

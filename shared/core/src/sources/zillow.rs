@@ -21,7 +21,7 @@ use super::{
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
-    MarketKey, Offer, PropertyType,
+    MarketKey, Offer, PropertyType, quote,
 };
 
 /// Zillow's site, which `detailUrl` is relative to.
@@ -153,6 +153,11 @@ fn normalize_prop(prop: &Value, observed_at: DateTime<Utc>) -> Result<Listing, S
     let currency = json::text(prop, "currency")?
         .unwrap_or_else(|| "USD".to_owned())
         .to_uppercase();
+    // US listings are priced in dollars (as Realtor.com's and RESO's are taken to be):
+    // another currency would skip the dollar bounds and mix into a market's USD medians.
+    if currency != "USD" {
+        return Err(format!("currency {} is not USD", quote(&currency)));
+    }
     // `price` is already the new price: the one before the change is `price - priceChange`.
     let previous_price_minor = json::lenient_number(prop, "priceChange")
         .filter(|&change| change != 0.0)
@@ -211,7 +216,7 @@ fn status_and_offer(prop: &Value) -> Result<(ListingStatus, Offer), String> {
         "other" | "offmarket" | "foreclosed" | "preforeclosure" => {
             (ListingStatus::OffMarket, Offer::Sale)
         }
-        _ => return Err(format!("unknown listingStatus {raw:?}")),
+        _ => return Err(format!("unknown listingStatus {}", quote(&raw))),
     };
     if status != ListingStatus::Active {
         return Ok((status, offer));
@@ -407,6 +412,8 @@ pub enum BandPlan {
     /// The band matches more than [`MAX_PAGES`] pages hold: query each half instead,
     /// starting again from its page 1.
     Split { lower: PriceBand, upper: PriceBand },
+    /// Read no more bands ([`BandSchedule`] only): the read is incomplete.
+    Stop(BandStop),
 }
 
 /// Decides, from page 1 of `band`, whether its pages reach all its results or it must be
@@ -430,6 +437,116 @@ pub fn plan_price_band(band: PriceBand, first_page: &ZillowPaging) -> BandPlan {
                 .unwrap_or(0)
                 .saturating_sub(first_page.reachable_result_count()),
         },
+    }
+}
+
+/// Most times one read cuts its price range in two (so at most `2 × 32 + 1` bands' first
+/// pages asked for): a real market needs a few (a band holds up to 820 results), while a
+/// source that keeps reporting more than a band can hold, whatever its price filter says,
+/// would otherwise be cut down to one-dollar bands, thousands of requests later.
+pub const MAX_PRICE_BAND_SPLITS: u32 = 32;
+
+/// Why a [`BandSchedule`] stopped before every band was read: the read is incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BandStop {
+    /// A band still overflowed after [`MAX_PRICE_BAND_SPLITS`] splits.
+    SplitLimit,
+    /// Both halves of a band reported at least the band's own total: the price filter
+    /// narrows nothing (ignored, or a stale total), so more splits would not either.
+    NotNarrowing,
+}
+
+/// A band waiting for its first page, with what its parent band reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduledBand {
+    pub band: PriceBand,
+    parent_total: Option<u64>,
+    upper_half: bool,
+}
+
+/// The price bands of one read, planned as their first pages come in: [`plan_price_band`]
+/// for each, within [`MAX_PRICE_BAND_SPLITS`], and stopped when a split narrows nothing.
+/// The two halves of a split are handed out one after the other, so the upper half is
+/// planned knowing what the lower one reported.
+#[derive(Debug, Clone)]
+pub struct BandSchedule {
+    queue: std::collections::VecDeque<ScheduledBand>,
+    splits: u32,
+    /// What the lower half handed out last reported.
+    lower_half_total: Option<u64>,
+    stopped: Option<BandStop>,
+}
+
+impl BandSchedule {
+    pub fn new(band: PriceBand) -> Self {
+        Self {
+            queue: std::collections::VecDeque::from([ScheduledBand {
+                band,
+                parent_total: None,
+                upper_half: false,
+            }]),
+            splits: 0,
+            lower_half_total: None,
+            stopped: None,
+        }
+    }
+
+    /// The next band whose first page to ask for; `None` once all are read or the schedule
+    /// stopped.
+    pub fn next_band(&mut self) -> Option<ScheduledBand> {
+        let next = self.queue.pop_front()?;
+        if !next.upper_half {
+            // Set again when this band is planned: a lower half whose first page did not
+            // come leaves its sibling nothing to compare with.
+            self.lower_half_total = None;
+        }
+        Some(next)
+    }
+
+    /// Why the schedule stopped early, if it did.
+    pub fn stopped(&self) -> Option<BandStop> {
+        self.stopped
+    }
+
+    /// What to do with `scheduled` given its first page; a split queues both halves, a
+    /// stop drops every band still queued.
+    pub fn plan(&mut self, scheduled: ScheduledBand, first_page: &ZillowPaging) -> BandPlan {
+        let total = first_page.total_result_count;
+        let lower_total = if scheduled.upper_half {
+            self.lower_half_total.take()
+        } else {
+            self.lower_half_total = total;
+            None
+        };
+        let plan = plan_price_band(scheduled.band, first_page);
+        let BandPlan::Split { lower, upper } = plan else {
+            return plan;
+        };
+        let not_narrowing = matches!(
+            (scheduled.parent_total, lower_total, total),
+            (Some(parent), Some(lower), Some(upper)) if lower >= parent && upper >= parent
+        );
+        let stop = if not_narrowing {
+            Some(BandStop::NotNarrowing)
+        } else if self.splits >= MAX_PRICE_BAND_SPLITS {
+            Some(BandStop::SplitLimit)
+        } else {
+            None
+        };
+        if let Some(stop) = stop {
+            self.stopped = Some(stop);
+            self.queue.clear();
+            return BandPlan::Stop(stop);
+        }
+        self.splits += 1;
+        for (band, upper_half) in [(lower, false), (upper, true)] {
+            self.queue.push_back(ScheduledBand {
+                band,
+                parent_total: total,
+                upper_half,
+            });
+        }
+        plan
     }
 }
 
@@ -660,6 +777,82 @@ mod tests {
         for pair in bands.windows(2) {
             assert_eq!(pair[0].max_usd.map(|max| max + 1), Some(pair[1].min_usd));
         }
+    }
+
+    /// Runs a read's band schedule against a source whose page 1 of a band reports
+    /// `total_of(band)`: the bands asked for, and why it stopped, if it did.
+    fn schedule_against(total_of: impl Fn(PriceBand) -> u64) -> (Vec<PriceBand>, Option<BandStop>) {
+        let mut schedule = BandSchedule::new(PriceBand::ALL);
+        let mut asked = Vec::new();
+        while let Some(scheduled) = schedule.next_band() {
+            asked.push(scheduled.band);
+            let total = total_of(scheduled.band);
+            let first_page = ZillowPaging {
+                current_page: Some(1),
+                total_pages: Some(u32::try_from(total.div_ceil(41)).unwrap_or(u32::MAX)),
+                total_result_count: Some(total),
+                results_per_page: Some(41),
+            };
+            schedule.plan(scheduled, &first_page);
+            assert!(asked.len() < 10_000, "the schedule does not end");
+        }
+        (asked, schedule.stopped())
+    }
+
+    #[test]
+    fn a_price_filter_the_source_ignores_stops_the_read_after_one_split() {
+        // Every band says 2,000 whatever its prices: the halves narrow nothing.
+        let (asked, stopped) = schedule_against(|_| 2_000);
+        assert_eq!(asked.len(), 3);
+        assert_eq!(stopped, Some(BandStop::NotNarrowing));
+        // One half holding all of its band (every rent is under $500,000) while the other
+        // is empty is a split that narrowed: splitting goes on until the bands fit.
+        let (asked, stopped) = schedule_against(|band| match band.max_usd {
+            Some(max) if band.min_usd == 0 && max < 100_000 => 500,
+            _ if band.min_usd == 0 => 2_000,
+            _ => 0,
+        });
+        assert_eq!(stopped, None);
+        assert_eq!(
+            asked.last(),
+            Some(&PriceBand {
+                min_usd: 62_501,
+                max_usd: Some(125_000)
+            })
+        );
+    }
+
+    #[test]
+    fn a_market_needing_up_to_the_split_limit_is_read_whole_and_one_more_is_stopped() {
+        // The first `splits` bands asked for overflow, each a little smaller than the one
+        // before (so the halves narrow); the rest fit.
+        let overflowing_first = |splits: usize| {
+            let asked = std::cell::Cell::new(0usize);
+            schedule_against(move |_| {
+                asked.set(asked.get() + 1);
+                if asked.get() <= splits {
+                    100_000 - asked.get() as u64
+                } else {
+                    500
+                }
+            })
+        };
+        let limit = MAX_PRICE_BAND_SPLITS as usize;
+        let (asked, stopped) = overflowing_first(limit);
+        assert_eq!(stopped, None);
+        assert_eq!(asked.len(), 2 * limit + 1);
+        let (asked, stopped) = overflowing_first(limit + 1);
+        assert_eq!(stopped, Some(BandStop::SplitLimit));
+        // The band that needed one split more was asked for, and nothing after it.
+        assert_eq!(asked.len(), limit + 1);
+        // A source that never narrows enough (halves one result short of their band) ends
+        // the same way, long before one-dollar bands or the top of the range.
+        let (asked, stopped) = schedule_against(|band| {
+            let width = band.max_usd.unwrap_or(u64::MAX) - band.min_usd;
+            1_000 + u64::from(width.max(1).ilog2())
+        });
+        assert_eq!(stopped, Some(BandStop::SplitLimit));
+        assert_eq!(asked.len(), limit + 1);
     }
 
     #[test]

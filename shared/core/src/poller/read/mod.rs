@@ -14,6 +14,7 @@ mod tally;
 mod zillow;
 
 pub use endpoint::SourceEndpoint;
+pub use realtor::MAX_REALTOR_PAGES;
 pub(in crate::poller) use request::Get;
 pub use reso::{MAX_RESO_PAGES, same_origin_link};
 pub use search::{MarketSearch, SearchFilter, city_and_state, reads_rentals};
@@ -173,8 +174,9 @@ pub async fn read_market(
             }
         };
         let pass_complete = pass.complete();
-        // Pages robots.txt disallows stay so: another pass would not reach them.
-        let out_of_reach = endpoint.kind.is_portal() && pass.unreachable;
+        // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests
+        // would stop there again: another pass would not reach them.
+        let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable) || pass.bounded;
         union.merge(pass);
         if endpoint.kind.is_portal()
             && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)
@@ -228,3 +230,7 @@ pub async fn read_market(
     }
     Ok((read, stats))
 }
+
+#[cfg(test)]
+#[path = "loopback_tests.rs"]
+mod loopback_tests;

@@ -9,9 +9,15 @@ use super::{MarketSearch, ReadStats, SourceEndpoint};
 use crate::listing::Offer;
 use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page};
 use crate::poller::raw::KeepPages;
-use crate::sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
+use crate::sources::realtor::{RealtorArea, RealtorPaging, RealtorSearch, RealtorStatus};
 use crate::sources::{Paging, realtor};
 
+/// Most pages one Realtor.com read asks for (200 results each, 50,000 in all: more than any
+/// US city lists for sale): an API that keeps answering is cut off, the read incomplete.
+pub const MAX_REALTOR_PAGES: u32 = 250;
+
+/// One read, page by page by `offset` towards the first page's `total`; stopped, incomplete,
+/// at [`MAX_REALTOR_PAGES`] or at a page that adds no listing not already read.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_realtor(
     client: &reqwest::Client,
@@ -38,9 +44,21 @@ pub(super) async fn read_realtor(
         RealtorArea::City { city, state_code },
         vec![status],
     ));
+    // What the first page said the query holds: later pages page towards it.
     let mut total = None;
-    let mut first = true;
+    let mut pages_read = 0u32;
     while let Some(s) = search.take() {
+        if pages_read == MAX_REALTOR_PAGES {
+            tracing::warn!(
+                market,
+                pages = pages_read,
+                ?total,
+                "Realtor.com read stopped at its page limit: the read is incomplete"
+            );
+            tally.bounded = true;
+            break;
+        }
+        pages_read += 1;
         let body = s.body().map_err(|e| FetchError::NotThatApi {
             url: url.clone(),
             error: e.to_string(),
@@ -57,14 +75,26 @@ pub(super) async fn read_realtor(
             parse,
         )
         .await?;
-        if let Paging::Realtor(paging) = take_page(&mut tally, fetched, pages, stats).await {
-            // `home_search: null` has no total: an answer, but not "nothing for sale".
-            if first {
-                total = paging.total;
-            }
-            search = s.next_page(&paging);
+        let ids_before = tally.known_ids();
+        let Paging::Realtor(paging) = take_page(&mut tally, fetched, pages, stats).await else {
+            continue;
+        };
+        // `home_search: null` has no total: an answer, but not "nothing for sale".
+        if pages_read == 1 {
+            total = paging.total;
         }
-        first = false;
+        if paging.records_on_page > 0 && tally.known_ids() == ids_before {
+            // Records, none of them new (or none with an id): the API repeats a page
+            // (ignores `offset`), and paging on would bring the same ones until `total`.
+            tracing::warn!(
+                market,
+                offset = s.offset,
+                "a Realtor.com page added no new listing: the read is incomplete"
+            );
+            tally.bounded = true;
+            break;
+        }
+        search = s.next_page(&RealtorPaging { total, ..paging });
     }
     tally.expect(total);
     Ok(tally)

@@ -1,12 +1,13 @@
 //! Reading a market from a RESO feed: incrementally from the cursor, and whole now and then
 //! (the only read that may infer delistings), following next links on the same server only.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::request::Get;
 use super::search::market_place;
 use super::tally::{Tally, take_page};
 use super::{MarketSearch, ReadStats, SourceEndpoint};
+use crate::listing::MAX_CLOCK_SKEW_SECONDS;
 use crate::poller::detect::{MarketRead, PollState};
 use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page};
 use crate::poller::raw::KeepPages;
@@ -36,12 +37,7 @@ pub(super) async fn read_reso(
     mut stats: ReadStats,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
     let cursor = previous.cursor;
-    // A feed that never gave a count (never a complete read) is not read whole again:
-    // nothing could be inferred from it.
-    let full = cursor.is_none()
-        || previous
-            .last_complete_read
-            .is_some_and(|at| observed_at - at >= endpoint.reso_full_read_every);
+    let full = reads_whole(previous, observed_at, endpoint.reso_full_read_every);
     let base = format!("{}/Property", endpoint.base_url.trim_end_matches('/'));
     let refused = |error: String| FetchError::NotThatApi {
         url: base.clone(),
@@ -120,8 +116,33 @@ pub(super) async fn read_reso(
         false
     };
     let mut read = tally.into_read(complete);
-    read.cursor = newest;
+    read.cursor = cursor_at_most(newest, observed_at);
+    read.full = full;
     Ok((read, stats))
+}
+
+/// Whether this poll reads the market whole: at its first poll, once `every` has passed
+/// since the last complete read, and when the cursor is past the clock (moved by a
+/// future-dated record before the cursor was bounded, it says nothing of what was read).
+/// A market never read complete (a feed without a count, or a first full read cut short)
+/// is read whole again once `every` has passed since the last try, not at every poll.
+fn reads_whole(previous: &PollState, observed_at: DateTime<Utc>, every: TimeDelta) -> bool {
+    let latest_trusted = observed_at + TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
+    let due = |last: Option<DateTime<Utc>>| last.is_none_or(|at| observed_at - at >= every);
+    previous.cursor.is_none_or(|at| at > latest_trusted)
+        || match previous.last_complete_read {
+            Some(at) => observed_at - at >= every,
+            None => due(previous.last_full_read),
+        }
+}
+
+/// The cursor to keep: never past the poll's clock, so a cursor a future-dated record once
+/// moved (or one within the clock skew) is brought back, and the records after it are read.
+fn cursor_at_most(
+    newest: Option<DateTime<Utc>>,
+    observed_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    newest.map(|t| t.min(observed_at))
 }
 
 /// `@odata.nextLink` resolved against the first request, refused unless it stays on the
@@ -143,6 +164,107 @@ pub fn same_origin_link(base: &str, link: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_cursor_is_never_past_the_poll() {
+        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let second = chrono::TimeDelta::seconds(1);
+        assert_eq!(cursor_at_most(None, observed_at), None);
+        assert_eq!(
+            cursor_at_most(Some(observed_at - second), observed_at),
+            Some(observed_at - second)
+        );
+        assert_eq!(
+            cursor_at_most(Some(observed_at), observed_at),
+            Some(observed_at)
+        );
+        assert_eq!(
+            cursor_at_most(Some(observed_at + second), observed_at),
+            Some(observed_at)
+        );
+        // A cursor a record dated 2099 moved before this fix.
+        let poisoned = DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(
+            cursor_at_most(Some(poisoned), observed_at),
+            Some(observed_at)
+        );
+    }
+
+    #[test]
+    fn a_cursor_past_the_clock_skew_makes_a_full_read() {
+        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let every = TimeDelta::hours(24);
+        let with_cursor = |cursor| PollState {
+            cursor,
+            last_complete_read: Some(observed_at - TimeDelta::hours(1)),
+            ..PollState::default()
+        };
+        let skew = TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
+        assert!(reads_whole(&with_cursor(None), observed_at, every));
+        assert!(!reads_whole(
+            &with_cursor(Some(observed_at - TimeDelta::minutes(5))),
+            observed_at,
+            every
+        ));
+        assert!(!reads_whole(
+            &with_cursor(Some(observed_at + skew)),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &with_cursor(Some(observed_at + skew + TimeDelta::seconds(1))),
+            observed_at,
+            every
+        ));
+    }
+
+    #[test]
+    fn a_market_never_read_complete_is_read_whole_again_once_a_day_not_never() {
+        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let every = TimeDelta::hours(24);
+        // The first full read was cut short: a cursor, no complete read.
+        let tried_at = |at| PollState {
+            cursor: Some(observed_at - TimeDelta::hours(30)),
+            last_full_read: at,
+            ..PollState::default()
+        };
+        let second = TimeDelta::seconds(1);
+        assert!(!reads_whole(
+            &tried_at(Some(observed_at - every + second)),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &tried_at(Some(observed_at - every)),
+            observed_at,
+            every
+        ));
+        // A state kept before the tries were remembered: read whole now.
+        assert!(reads_whole(&tried_at(None), observed_at, every));
+        // Once complete, the last complete read decides, as before.
+        let complete_at = |at| PollState {
+            last_complete_read: Some(at),
+            ..tried_at(Some(observed_at - TimeDelta::hours(48)))
+        };
+        assert!(!reads_whole(
+            &complete_at(observed_at - every + second),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &complete_at(observed_at - every),
+            observed_at,
+            every
+        ));
+    }
 
     #[test]
     fn next_links_stay_on_the_server() {

@@ -34,6 +34,9 @@ pub(super) struct Tally {
     expected: Option<u64>,
     /// Results the queries' pages cannot reach.
     pub(super) unreachable: bool,
+    /// The read stopped at a bound on its requests (Zillow's price-band splits,
+    /// Realtor.com's pages) or at a page that repeats: another pass would stop there too.
+    pub(super) bounded: bool,
 }
 
 impl Tally {
@@ -63,6 +66,16 @@ impl Tally {
         page.paging
     }
 
+    /// How many distinct records (listings and rejected ones with an id) were read.
+    pub(super) fn known_ids(&self) -> usize {
+        self.listings.len()
+            + self
+                .rejected_ids
+                .iter()
+                .filter(|id| !self.listings.contains_key(*id))
+                .count()
+    }
+
     pub(super) fn expect(&mut self, total: Option<u64>) {
         self.expected = match (self.expected, total) {
             // A sum past u64 (a hostile total) says nothing: never complete.
@@ -83,6 +96,7 @@ impl Tally {
             .filter(|id| !self.listings.contains_key(*id))
             .count() as u64;
         !self.unreachable
+            && !self.bounded
             && self.anonymous_rejects == 0
             && self.listings.len() as u64 + rejected_only >= expected
     }
@@ -102,6 +116,7 @@ impl Tally {
             listings: self.listings.into_values().collect(),
             complete,
             cursor: None,
+            full: false,
             rejected_ids,
             gone_ids: BTreeSet::new(),
             asked_not_gone_ids: BTreeSet::new(),

@@ -1,8 +1,6 @@
 //! One full read of a market's Zillow search, its price range split into bands whose
 //! results the pages can reach.
 
-use std::collections::VecDeque;
-
 use chrono::{DateTime, Utc};
 
 use super::request::{Get, rapidapi_headers};
@@ -12,9 +10,7 @@ use super::{MarketSearch, ReadStats, SourceEndpoint};
 use crate::listing::Offer;
 use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page};
 use crate::poller::raw::KeepPages;
-use crate::sources::zillow::{
-    BandPlan, PriceBand, ZillowSearch, ZillowStatusType, plan_price_band,
-};
+use crate::sources::zillow::{BandPlan, BandSchedule, PriceBand, ZillowSearch, ZillowStatusType};
 use crate::sources::{Paging, zillow};
 
 #[allow(clippy::too_many_arguments)]
@@ -47,13 +43,13 @@ pub(super) async fn read_zillow(
     );
     let parse = |b: &[u8]| zillow::parse_page(b, observed_at);
     let mut tally = Tally::new();
-    let mut bands = VecDeque::from([prices]);
-    while let Some(band) = bands.pop_front() {
+    let mut schedule = BandSchedule::new(prices);
+    while let Some(scheduled) = schedule.next_band() {
         let search = ZillowSearch {
             locations: vec![format!("{city}, {state}")],
             status_type,
             home_types: home_types.clone(),
-            price_band: band,
+            price_band: scheduled.band,
         };
         let request = |page: u32| -> Result<Get, FetchError> {
             let query = search
@@ -73,12 +69,12 @@ pub(super) async fn read_zillow(
             tally.expect(None);
             continue;
         };
-        match plan_price_band(band, &paging) {
-            BandPlan::Split { lower, upper } => {
-                // Page 1 of the whole band was read, but the halves count its listings.
-                bands.push_back(lower);
-                bands.push_back(upper);
-                continue;
+        match schedule.plan(scheduled, &paging) {
+            // Page 1 of the whole band was read, but the halves count its listings.
+            BandPlan::Split { .. } => continue,
+            BandPlan::Stop(why) => {
+                tracing::warn!(market, band = ?scheduled.band, total = ?paging.total_result_count, ?why, "price bands stopped: the read is incomplete");
+                tally.bounded = true;
             }
             BandPlan::Fetch {
                 last_page,

@@ -1,0 +1,199 @@
+//! [`read_market`] against an API on a loopback port that answers as each test says: the
+//! bounds a read keeps when the API misbehaves.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::extract::{Query, State};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::poller::fetch::http_client;
+use crate::sources::zillow::MAX_PRICE_BAND_SPLITS;
+
+/// Requests after which the API answers 400: a read that does not stop by itself fails.
+const REQUESTS_BEFORE_REFUSING: u32 = 2_000;
+
+type Answer = Arc<dyn Fn(u32, &Value) -> Value + Send + Sync>;
+
+/// An API on a loopback port answering request `n` (from 1) and its query (GET) or body
+/// (POST) with `answer(n, query)`; its base URL and the request counter.
+async fn serve(
+    answer: impl Fn(u32, &Value) -> Value + Send + Sync + 'static,
+) -> (String, Arc<AtomicU32>) {
+    #[derive(Clone)]
+    struct Api {
+        answer: Answer,
+        requests: Arc<AtomicU32>,
+    }
+    fn reply(api: &Api, asked: &Value) -> (axum::http::StatusCode, axum::Json<Value>) {
+        let n = api.requests.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > REQUESTS_BEFORE_REFUSING {
+            return (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({})));
+        }
+        (
+            axum::http::StatusCode::OK,
+            axum::Json((api.answer)(n, asked)),
+        )
+    }
+    async fn get(
+        State(api): State<Api>,
+        Query(query): Query<std::collections::BTreeMap<String, String>>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        reply(&api, &json!(query))
+    }
+    async fn post(
+        State(api): State<Api>,
+        axum::Json(body): axum::Json<Value>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        reply(&api, &body)
+    }
+    let requests = Arc::new(AtomicU32::new(0));
+    let api = Api {
+        answer: Arc::new(answer),
+        requests: requests.clone(),
+    };
+    let router = axum::Router::new()
+        .route("/propertyExtendedSearch", axum::routing::get(get))
+        .route("/properties/v3/list", axum::routing::post(post))
+        .with_state(api);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{address}"), requests)
+}
+
+async fn read_from(kind: SourceKind, base_url: String, market: &str) -> (MarketRead, ReadStats) {
+    let endpoint = SourceEndpoint {
+        kind,
+        base_url,
+        key: "test".into(),
+        reso_auth: None,
+        reso_full_read_every: chrono::TimeDelta::hours(24),
+        crawler: None,
+    };
+    let policy = HttpPolicy {
+        max_attempts: 1,
+        ..HttpPolicy::default()
+    };
+    let filter = SearchFilter::default();
+    read_market(
+        &http_client(std::time::Duration::from_secs(2)).expect("client"),
+        &RateLimiter::per_second(0.0),
+        &policy,
+        &endpoint,
+        MarketSearch {
+            market,
+            filter: &filter,
+            offer: Offer::Sale,
+        },
+        &PollState::default(),
+        Utc::now(),
+        &(),
+    )
+    .await
+    .expect("the read ends by itself")
+}
+
+fn fixture(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("fixture")
+}
+
+#[tokio::test]
+async fn a_zillow_api_that_ignores_the_price_filter_is_read_in_three_requests() {
+    let page = fixture(include_bytes!(
+        "../../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+    ));
+    let (base_url, requests) = serve(move |_, _| {
+        let mut page = page.clone();
+        page["totalResultCount"] = json!(5_000);
+        page["totalPages"] = json!(122);
+        page
+    })
+    .await;
+    let (read, stats) = read_from(SourceKind::Zillow, base_url, "nashville-tn").await;
+    assert!(!read.complete);
+    // The whole range, then its two halves: no more splits, no second pass.
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(stats.pages, 3);
+}
+
+#[tokio::test]
+async fn a_zillow_api_whose_bands_never_fit_is_cut_off_at_the_split_limit() {
+    let page = fixture(include_bytes!(
+        "../../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+    ));
+    // Each band reports one result fewer the narrower it is: the splits narrow, never
+    // enough.
+    let (base_url, requests) = serve(move |_, query| {
+        let price = |key: &str| query[key].as_str().and_then(|p| p.parse::<u64>().ok());
+        let width = price("maxPrice").unwrap_or(u64::MAX) - price("minPrice").unwrap_or(0);
+        let mut page = page.clone();
+        page["totalResultCount"] = json!(1_000 + u64::from(width.max(1).ilog2()));
+        page["totalPages"] = json!(25);
+        page
+    })
+    .await;
+    let (read, _) = read_from(SourceKind::Zillow, base_url, "nashville-tn").await;
+    assert!(!read.complete);
+    assert_eq!(requests.load(Ordering::SeqCst), MAX_PRICE_BAND_SPLITS + 1);
+}
+
+/// A Realtor.com page of `records` results with property ids from `first_id`, the query
+/// holding `total`.
+fn realtor_page(template: &Value, first_id: u64, records: u64, total: u64) -> Value {
+    let result = &template["data"]["home_search"]["results"][0];
+    let results: Vec<Value> = (first_id..first_id + records)
+        .map(|id| {
+            let mut r = result.clone();
+            r["property_id"] = json!(id.to_string());
+            r
+        })
+        .collect();
+    json!({"data": {"home_search": {"count": records, "total": total, "results": results}}})
+}
+
+#[tokio::test]
+async fn a_realtor_api_that_repeats_its_page_is_read_twice_not_until_its_total() {
+    let template = fixture(include_bytes!(
+        "../../../tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+    ));
+    // Whatever the offset, the same ten results, of a million.
+    let (base_url, requests) = serve(move |_, _| realtor_page(&template, 1, 10, 1_000_000)).await;
+    let (read, _) = read_from(SourceKind::Realtor, base_url, "los-angeles-ca").await;
+    assert!(!read.complete);
+    assert_eq!(read.listings.len(), 10);
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_realtor_read_takes_its_total_from_the_first_page_and_stops_at_the_page_limit() {
+    let template = fixture(include_bytes!(
+        "../../../tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+    ));
+    // One new result a page; `pages` of them. Later pages report a total far larger: the
+    // first page's stands.
+    let market_of = |pages: u32| {
+        let template = template.clone();
+        move |n: u32, body: &Value| {
+            let offset = body["offset"].as_u64().unwrap_or(0);
+            let total = if n == 1 { u64::from(pages) } else { 1_000_000 };
+            realtor_page(&template, offset + 1, 1, total)
+        }
+    };
+    let (base_url, requests) = serve(market_of(MAX_REALTOR_PAGES)).await;
+    let (read, _) = read_from(SourceKind::Realtor, base_url, "los-angeles-ca").await;
+    assert!(read.complete);
+    assert_eq!(read.listings.len() as u32, MAX_REALTOR_PAGES);
+    assert_eq!(requests.load(Ordering::SeqCst), MAX_REALTOR_PAGES);
+    let (base_url, requests) = serve(market_of(MAX_REALTOR_PAGES + 1)).await;
+    let (read, _) = read_from(SourceKind::Realtor, base_url, "los-angeles-ca").await;
+    assert!(!read.complete);
+    assert_eq!(read.listings.len() as u32, MAX_REALTOR_PAGES);
+    // Cut off, and not read again in the same poll.
+    assert_eq!(requests.load(Ordering::SeqCst), MAX_REALTOR_PAGES);
+}
