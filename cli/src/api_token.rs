@@ -1,6 +1,7 @@
 //! `realty api token [--rotate]`: the market API's bearer token, from the stack's
 //! ApiTokenSecret; `--rotate` writes a new random one first (the old one keeps working until
-//! the authorizer's cached answers expire, 5 minutes at most).
+//! the authorizer reads the secret again and API Gateway's cached answers expire: 6 minutes
+//! at most).
 
 use anyhow::{Context as _, Result};
 use rand::Rng;
@@ -29,7 +30,7 @@ pub async fn run(rotate: bool, stack: Option<&str>) -> Result<()> {
             .put_secret_string(id, &token)
             .await
             .with_context(|| format!("writing secret {id}"))?;
-        eprintln!("new token stored in {id}; the old one stops working within 5 minutes");
+        eprintln!("new token stored in {id}; the old one stops working within 6 minutes");
     }
     let token = secrets
         .secret_string(id)

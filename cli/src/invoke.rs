@@ -15,6 +15,19 @@ use realty_core::poller::run::PollRequest;
 use crate::{sim, target};
 
 pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Result<()> {
+    if function == "poller"
+        && let Some(name) = stack
+    {
+        // Its sources here are the simulator: against a deployed stack it would publish
+        // simulated listings to its subscribers and lake, and delist its real ones.
+        bail!(
+            "`realty invoke poller` polls the local simulator, so it is not run against the \
+             deployed stack {name}: invoke the stack's own poller instead (`aws lambda invoke \
+             --function-name <its PollerFunction> --cli-binary-format raw-in-base64-out \
+             --payload file://{} out.json`)",
+            event_file.display()
+        );
+    }
     let text = std::fs::read_to_string(event_file)
         .with_context(|| format!("cannot read {}", event_file.display()))?;
     let target = target::resolve(stack).await?;

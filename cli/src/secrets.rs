@@ -10,7 +10,6 @@ use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use realty_aws::adapters::secrets::SecretsManagerSource;
 use realty_core::poller::config::{MAX_API_KEY_BYTES, with_key};
-use realty_core::poller::ports::SecretSource;
 use realty_core::sources::SourceKind;
 
 use crate::target;
@@ -38,7 +37,13 @@ pub async fn run(command: SecretsCommand) -> Result<()> {
         client: aws_sdk_secretsmanager::Client::new(&target.sdk),
     };
     let id = &target.resources.api_key_secret;
-    let current = secrets.secret_string(id).await.unwrap_or_default();
+    // Only a secret with no value yet is empty: read as empty on any failure, the write
+    // below would drop the other sources' keys.
+    let current = secrets
+        .secret_string_if_any(id)
+        .await
+        .with_context(|| format!("reading secret {id} (its other keys are kept)"))?
+        .unwrap_or_default();
     let updated = with_key(&current, source, &key).map_err(anyhow::Error::msg)?;
     secrets
         .put_secret_string(id, &updated)

@@ -111,10 +111,13 @@ pub async fn run(port: u16, stack: Option<&str>) -> Result<()> {
         .with_context(|| format!("binding 127.0.0.1:{port}"))?;
     let address = listener.local_addr()?;
     println!("market API of {} at http://{address}/", target.description);
-    println!(
-        "  curl -H \"Authorization: Bearer {}\" http://{address}/markets",
-        served.token
-    );
+    // A deployed stack's token is not printed (a terminal's scroll-back, a shared screen):
+    // the example reads it where it is kept.
+    let shown = match stack {
+        Some(name) => format!("$(realty api token --stack {name})"),
+        None => served.token.clone(),
+    };
+    println!("  curl -H \"Authorization: Bearer {shown}\" http://{address}/markets");
     println!("stop: Ctrl-C");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -373,10 +373,10 @@ async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
             "Bearer {}",
             token.trim()
         )))?)
-        .await;
+        .await?;
     ensure(admitted.is_authorized, "the stack's token is refused")?;
     for wrong in [None, Some("Bearer nope"), Some(token.trim())] {
-        let refused = authorizer.handle(&authorizer_event(wrong)?).await;
+        let refused = authorizer.handle(&authorizer_event(wrong)?).await?;
         ensure(!refused.is_authorized, format!("{wrong:?} admitted"))?;
     }
     let _ = std::fs::remove_dir_all(&cli.state_dir);

@@ -60,7 +60,7 @@ impl From<&EncodedJournal> for JournalItem {
     }
 }
 
-/// One listing in the listing table (key `listing_id`; index `by-market` on `market`).
+/// One listing in the listing table (key `listing_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListingItem {
     pub listing_id: String,

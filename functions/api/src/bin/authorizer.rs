@@ -15,7 +15,12 @@ async fn main() -> Result<(), Error> {
     let authorizer = &authorizer;
     run(service_fn(
         move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
-            Ok::<_, Error>(authorizer.handle(&event.payload).await)
+            // An error while the token cannot be read: API Gateway answers 500 and the
+            // authorizer's errors alarm fires.
+            authorizer
+                .handle(&event.payload)
+                .await
+                .map_err(|e| Error::from(e.to_string()))
         },
     ))
     .await

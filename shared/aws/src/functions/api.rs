@@ -25,6 +25,7 @@ use realty_core::api::routes::{ApiRequest, MAX_QUERY_PARAMS};
 use realty_core::api::{ApiResponse, respond};
 use realty_core::config::StackResources;
 use realty_core::poller::ports::SecretSource;
+use realty_core::ports::PortError;
 
 /// The API function: the market table and the configuration store, read only.
 pub struct ApiFunction {
@@ -157,10 +158,13 @@ impl ApiAuthorizer {
         }
     }
 
+    /// The authorizer's answer; an error (API Gateway answers 500, and the authorizer's
+    /// errors alarm counts it) while the token has never been read, where refusing every
+    /// request would look like wrong tokens and raise no alarm.
     pub async fn handle(
         &self,
         event: &ApiGatewayV2CustomAuthorizerV2Request,
-    ) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+    ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse, PortError> {
         let header = event
             .headers
             .get("authorization")
@@ -172,6 +176,9 @@ impl ApiAuthorizer {
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the API token secret");
                     token.1 = Some(Instant::now() + self.retry_after_failure);
+                    if token.0.is_empty() {
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -184,7 +191,7 @@ impl ApiAuthorizer {
         }
         let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
         response.is_authorized = allowed;
-        response
+        Ok(response)
     }
 }
 
@@ -286,7 +293,13 @@ mod tests {
         let admitted = |token: &str| {
             let event = authorizer_event(&format!("Bearer {token}"));
             let authorizer = &authorizer;
-            async move { authorizer.handle(&event).await.is_authorized }
+            async move {
+                authorizer
+                    .handle(&event)
+                    .await
+                    .expect("answered")
+                    .is_authorized
+            }
         };
         assert!(admitted(OLD).await);
         assert!(admitted(OLD).await);
@@ -303,12 +316,19 @@ mod tests {
         let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
         for _ in 0..5 {
             let event = authorizer_event("Bearer wrong-token-0123456789abcdefghijklmnop");
-            assert!(!authorizer.handle(&event).await.is_authorized);
+            assert!(
+                !authorizer
+                    .handle(&event)
+                    .await
+                    .expect("answered")
+                    .is_authorized
+            );
         }
         assert!(
             authorizer
                 .handle(&authorizer_event(&format!("Bearer {OLD}")))
                 .await
+                .expect("answered")
                 .is_authorized
         );
         assert_eq!(secret.num_calls(), 1);
@@ -338,12 +358,47 @@ mod tests {
         let mut authorizer = ApiAuthorizer::of_client(client, "api-token", Duration::ZERO);
         authorizer.retry_after_failure = TOKEN_REFRESH;
         let event = authorizer_event(&format!("Bearer {OLD}"));
-        assert!(authorizer.handle(&event).await.is_authorized);
         assert!(
-            authorizer.handle(&event).await.is_authorized,
+            authorizer
+                .handle(&event)
+                .await
+                .expect("answered")
+                .is_authorized
+        );
+        assert!(
+            authorizer
+                .handle(&event)
+                .await
+                .expect("answered")
+                .is_authorized,
             "kept through the fault"
         );
-        assert!(authorizer.handle(&event).await.is_authorized);
+        assert!(
+            authorizer
+                .handle(&event)
+                .await
+                .expect("answered")
+                .is_authorized
+        );
         assert_eq!((first.num_calls(), down.num_calls()), (1, 1));
+    }
+
+    /// A token never read is an error, not a refusal: API Gateway answers 500 and the
+    /// authorizer's errors alarm fires, where refusals would look like wrong tokens.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_token_never_read_is_an_error() {
+        use aws_sdk_secretsmanager::Client;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        use aws_sdk_secretsmanager::types::error::InternalServiceError;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let down = mock!(Client::get_secret_value).then_error(|| {
+            GetSecretValueError::InternalServiceError(
+                InternalServiceError::builder().message("down").build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&down]);
+        let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
+        let event = authorizer_event(&format!("Bearer {OLD}"));
+        assert!(authorizer.handle(&event).await.is_err());
     }
 }
