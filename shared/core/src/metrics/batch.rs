@@ -415,7 +415,11 @@ fn transition(
         }
         Some(_) => {}
     }
-    if old.is_none_or(|s| s.delisted) && is_new && new_facts.is_some() {
+    // New: first sight (or back after a delisting) in inventory, or a listing announced as
+    // coming soon that now enters it (it counted nowhere until then, and its end will count).
+    let announced =
+        old.is_some_and(|s| !s.delisted && s.listing.status == ListingStatus::ComingSoon);
+    if new_facts.is_some() && ((old.is_none_or(|s| s.delisted) && is_new) || announced) {
         count(new_scopes(), Counter::NewListing, 0, &mut out);
     }
     if let (Some(f), None) = (&old_facts, &new_facts) {

@@ -135,6 +135,44 @@ fn a_cut_that_comes_with_a_sale_is_a_delisting_not_a_cut() {
     );
 }
 
+/// A listing first seen coming soon is new when it enters the market (it counted nowhere
+/// before, and its sale will count as a delisting), once, however its events are batched;
+/// one that goes on to pending after that is not new again.
+#[test]
+fn a_coming_soon_listing_is_new_when_it_goes_on_sale() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let soon = listing(1, 0, 30_000_000, ListingStatus::ComingSoon, at);
+    let mut active = soon.clone();
+    active.status = ListingStatus::Active;
+    active.observed_at = at + Duration::hours(1);
+    let mut pending = active.clone();
+    pending.status = ListingStatus::Pending;
+    pending.observed_at = at + Duration::hours(2);
+    let events = [
+        ListingEvent::new_listing(soon.clone(), "poll-1"),
+        ListingEvent::changed(&soon, active.clone(), "poll-2").expect("a change"),
+        ListingEvent::changed(&active, pending, "poll-3").expect("a change"),
+    ];
+    let records = records_of(&events);
+    for cut in 0..=records.len() {
+        let stores = MemoryStores::default();
+        for batch in [&records[..cut], &records[cut..]] {
+            if batch.is_empty() {
+                continue;
+            }
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        }
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+        let new: i64 = city.daily.values().map(|d| d.new_listings).sum();
+        assert_eq!(new, 1, "batches cut after {cut}");
+    }
+}
+
 /// A listing that leaves a market its event does not name (here its type, corrected) is
 /// taken out of it: the market is read and written from the stored state, not the event.
 #[test]
