@@ -284,6 +284,18 @@ mod tests {
         (client, secret)
     }
 
+    /// Secrets Manager failing every read.
+    fn secrets_down() -> aws_smithy_mocks::Rule {
+        use aws_sdk_secretsmanager::Client;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        use aws_sdk_secretsmanager::types::error::InternalServiceError;
+        aws_smithy_mocks::mock!(Client::get_secret_value).then_error(|| {
+            GetSecretValueError::InternalServiceError(
+                InternalServiceError::builder().message("down").build(),
+            )
+        })
+    }
+
     /// A rotated token stops being admitted at the next read of the secret, even while
     /// requests keep coming with it (the token read is not kept for as long as it matches).
     #[tokio::test(flavor = "current_thread")]
@@ -338,18 +350,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_failed_read_keeps_the_token_held() {
         use aws_sdk_secretsmanager::Client;
-        use aws_sdk_secretsmanager::operation::get_secret_value::{
-            GetSecretValueError, GetSecretValueOutput,
-        };
-        use aws_sdk_secretsmanager::types::error::InternalServiceError;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
         use aws_smithy_mocks::{RuleMode, mock, mock_client};
         let first = mock!(Client::get_secret_value)
             .then_output(|| GetSecretValueOutput::builder().secret_string(OLD).build());
-        let down = mock!(Client::get_secret_value).then_error(|| {
-            GetSecretValueError::InternalServiceError(
-                InternalServiceError::builder().message("down").build(),
-            )
-        });
+        let down = secrets_down();
         let client = mock_client!(
             aws_sdk_secretsmanager,
             RuleMode::Sequential,
@@ -387,15 +392,8 @@ mod tests {
     /// authorizer's errors alarm fires, where refusals would look like wrong tokens.
     #[tokio::test(flavor = "current_thread")]
     async fn a_token_never_read_is_an_error() {
-        use aws_sdk_secretsmanager::Client;
-        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-        use aws_sdk_secretsmanager::types::error::InternalServiceError;
-        use aws_smithy_mocks::{RuleMode, mock, mock_client};
-        let down = mock!(Client::get_secret_value).then_error(|| {
-            GetSecretValueError::InternalServiceError(
-                InternalServiceError::builder().message("down").build(),
-            )
-        });
+        use aws_smithy_mocks::{RuleMode, mock_client};
+        let down = secrets_down();
         let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&down]);
         let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
         let event = authorizer_event(&format!("Bearer {OLD}"));

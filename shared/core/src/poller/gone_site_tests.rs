@@ -39,14 +39,7 @@ impl LoopbackSite {
         let router = axum::Router::new()
             .route("/fr/a/{id}/{slug}", axum::routing::get(page))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        format!("http://{address}")
+        crate::poller::serve_on_loopback(router).await
     }
 }
 

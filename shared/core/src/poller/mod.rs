@@ -20,3 +20,16 @@ pub mod read;
 pub mod replay;
 pub mod reso_auth;
 pub mod run;
+
+/// Serves `router` on a free loopback port for a test; its base URL (`http://127.0.0.1:PORT`).
+#[cfg(test)]
+pub(crate) async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{address}")
+}

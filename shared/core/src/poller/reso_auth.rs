@@ -435,14 +435,7 @@ mod tests {
                 async move { body }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        format!("http://{address}/token")
+        format!("{}/token", crate::poller::serve_on_loopback(router).await)
     }
 
     #[tokio::test]

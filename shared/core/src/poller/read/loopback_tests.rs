@@ -57,14 +57,7 @@ async fn serve(
         .route("/propertyExtendedSearch", axum::routing::get(get))
         .route("/properties/v3/list", axum::routing::post(post))
         .with_state(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (format!("http://{address}"), requests)
+    (crate::poller::serve_on_loopback(router).await, requests)
 }
 
 async fn read_from(kind: SourceKind, base_url: String, market: &str) -> (MarketRead, ReadStats) {
