@@ -5,8 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
-use realty_core::lake::{CheckResult, LakeRows, Outside, run_checks};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use iceberg::expr::Reference;
+use iceberg::spec::Datum;
+use iceberg::table::Table;
+use realty_core::lake::{
+    CheckResult, EventChecks, ListingRow, MarketDayRow, Outside, run_checks_with,
+};
 use realty_core::metrics::aggregate::Scope;
 use realty_core::poller::ports::ConfigStore;
 use serde::Serialize;
@@ -49,29 +54,24 @@ impl Curator {
     pub async fn check(&self, now: DateTime<Utc>) -> Result<QualityReport, LakeError> {
         let mut snapshots = BTreeMap::new();
         let mut rows = BTreeMap::new();
-        let mut lake = LakeRows::default();
-        for def in [&LISTING_EVENTS_TABLE, &LISTINGS_TABLE, &MARKET_DAILY_TABLE] {
-            let table = self.lake.table(def).await?;
-            let snapshot = table.metadata().current_snapshot_id();
-            snapshots.insert(def.name.to_owned(), snapshot);
-            let count = match def.name {
-                "listing_events" => {
-                    lake.events = read::rows(&table, snapshot).await?;
-                    lake.events.len()
-                }
-                "listings" => {
-                    lake.listings = read::rows(&table, snapshot).await?;
-                    lake.listings.len()
-                }
-                _ => {
-                    lake.days = read::rows(&table, snapshot).await?;
-                    lake.days.len()
-                }
-            };
-            rows.insert(def.name.to_owned(), count);
-        }
+        let events = self.lake.table(&LISTING_EVENTS_TABLE).await?;
+        let snapshot = events.metadata().current_snapshot_id();
+        snapshots.insert(LISTING_EVENTS_TABLE.name.to_owned(), snapshot);
+        let event_checks = event_checks(&events, snapshot).await?;
+        rows.insert(LISTING_EVENTS_TABLE.name.to_owned(), event_checks.events);
+        // One row per listing and per market and day: read whole.
+        let listings = self.lake.table(&LISTINGS_TABLE).await?;
+        let snapshot = listings.metadata().current_snapshot_id();
+        snapshots.insert(LISTINGS_TABLE.name.to_owned(), snapshot);
+        let listings: Vec<ListingRow> = read::rows(&listings, snapshot).await?;
+        rows.insert(LISTINGS_TABLE.name.to_owned(), listings.len());
+        let days = self.lake.table(&MARKET_DAILY_TABLE).await?;
+        let snapshot = days.metadata().current_snapshot_id();
+        snapshots.insert(MARKET_DAILY_TABLE.name.to_owned(), snapshot);
+        let days: Vec<MarketDayRow> = read::rows(&days, snapshot).await?;
+        rows.insert(MARKET_DAILY_TABLE.name.to_owned(), days.len());
         let outside = self.outside(now).await?;
-        let checks = run_checks(&lake, &outside, now);
+        let checks = run_checks_with(event_checks, &listings, &days, &outside, now);
         Ok(QualityReport {
             checked_at: now,
             passed: checks.iter().all(|c| c.passed),
@@ -149,4 +149,54 @@ impl Curator {
         }
         Ok(())
     }
+}
+
+/// The event checks over `table` as of `snapshot`, fed one observed day at a time (its day
+/// partitions, oldest first): a run holds a day of events and a standing per listing, where
+/// reading the table whole outgrew the function's memory as the lake grew.
+async fn event_checks(table: &Table, snapshot: Option<i64>) -> Result<EventChecks, LakeError> {
+    #[derive(serde::Deserialize)]
+    struct Observed {
+        #[serde(with = "chrono::serde::ts_microseconds")]
+        observed_at: DateTime<Utc>,
+    }
+    let mut checks = EventChecks::default();
+    // The days the table spans, from its one timestamp column.
+    let mut span: Option<(NaiveDate, NaiveDate)> = None;
+    read::for_each_batch(
+        table,
+        snapshot,
+        Some(&["observed_at"]),
+        None,
+        |batch: Vec<Observed>| {
+            for row in batch {
+                let day = row.observed_at.date_naive();
+                span =
+                    Some(span.map_or((day, day), |(first, last)| (first.min(day), last.max(day))));
+            }
+        },
+    )
+    .await?;
+    let Some((first, last)) = span else {
+        return Ok(checks);
+    };
+    let column = Reference::new("observed_at");
+    for day in first.iter_days().take_while(|d| *d <= last) {
+        let start = day.and_time(NaiveTime::MIN).and_utc();
+        let end = start + Duration::days(1);
+        let filter = column
+            .clone()
+            .greater_than_or_equal_to(Datum::timestamp_micros(start.timestamp_micros()))
+            .and(
+                column
+                    .clone()
+                    .less_than(Datum::timestamp_micros(end.timestamp_micros())),
+            );
+        let mut events: Vec<realty_core::lake::EventRow> =
+            read::scan(table, snapshot, None, Some(filter)).await?;
+        // The filter prunes other days' files; what a reader passes anyway is not this day's.
+        events.retain(|e| e.observed_at.date_naive() == day);
+        checks.add_day(&events);
+    }
+    Ok(checks)
 }

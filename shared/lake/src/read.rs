@@ -17,19 +17,21 @@ pub async fn rows<T: DeserializeOwned>(
     scan(table, snapshot_id, None, None).await
 }
 
-/// The rows matching `filter`, with only `columns` (all when `None`).
-pub async fn scan<T: DeserializeOwned>(
+/// The rows matching `filter`, with only `columns` (all when `None`), handed to `each` one
+/// Arrow batch at a time: a reader that folds them holds one batch, not the table.
+pub async fn for_each_batch<T: DeserializeOwned>(
     table: &Table,
     snapshot_id: Option<i64>,
     columns: Option<&[&str]>,
     filter: Option<Predicate>,
-) -> Result<Vec<T>, LakeError> {
+    mut each: impl FnMut(Vec<T>),
+) -> Result<(), LakeError> {
     let snapshot = match snapshot_id {
         Some(id) => Some(id),
         None => table.metadata().current_snapshot_id(),
     };
     let Some(snapshot) = snapshot else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let mut builder = table.scan().snapshot_id(snapshot);
     builder = match columns {
@@ -39,10 +41,24 @@ pub async fn scan<T: DeserializeOwned>(
     if let Some(filter) = filter {
         builder = builder.with_filter(filter);
     }
-    let batches: Vec<_> = builder.build()?.to_arrow().await?.try_collect().await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        rows.extend(from_batch::<T>(batch)?);
+    let mut batches = builder.build()?.to_arrow().await?;
+    while let Some(batch) = batches.try_next().await? {
+        each(from_batch::<T>(&batch)?);
     }
+    Ok(())
+}
+
+/// The rows matching `filter`, with only `columns` (all when `None`).
+pub async fn scan<T: DeserializeOwned>(
+    table: &Table,
+    snapshot_id: Option<i64>,
+    columns: Option<&[&str]>,
+    filter: Option<Predicate>,
+) -> Result<Vec<T>, LakeError> {
+    let mut rows = Vec::new();
+    for_each_batch(table, snapshot_id, columns, filter, |batch: Vec<T>| {
+        rows.extend(batch);
+    })
+    .await?;
     Ok(rows)
 }

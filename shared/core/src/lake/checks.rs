@@ -84,32 +84,127 @@ pub struct Outside {
     pub last_polls: BTreeMap<String, (Option<DateTime<Utc>>, Duration)>,
 }
 
-/// Every check, in a stable order.
+/// Every check, in a stable order, over rows read whole (the curator feeds the events one
+/// day at a time instead: [`EventChecks`], [`run_checks_with`]).
 pub fn run_checks(rows: &LakeRows, outside: &Outside, now: DateTime<Utc>) -> Vec<CheckResult> {
+    let mut events = EventChecks::default();
+    for day in by_day(&rows.events) {
+        events.add_day(&day);
+    }
+    run_checks_with(events, &rows.listings, &rows.days, outside, now)
+}
+
+/// Every check, in a stable order, with the events' part already fed to `events`.
+pub fn run_checks_with(
+    events: EventChecks,
+    listings: &[ListingRow],
+    days: &[MarketDayRow],
+    outside: &Outside,
+    now: DateTime<Utc>,
+) -> Vec<CheckResult> {
+    let counts_match = daily_counts_match_events(&events.counts, days, now);
     vec![
-        unique(
-            "listing_events.unique_event_id",
-            rows.events.iter().map(|e| e.event_id.as_str()),
-        ),
-        events_not_null(&rows.events),
-        accepted_values(&rows.events),
+        CheckResult::of("listing_events.unique_event_id", events.repeated_ids),
+        CheckResult::of("listing_events.not_null_keys", events.null_keys),
+        CheckResult::of("listing_events.accepted_values", events.bad_values),
         unique(
             "listings.unique_listing_id",
-            rows.listings.iter().map(|l| l.listing_id.as_str()),
+            listings.iter().map(|l| l.listing_id.as_str()),
         ),
         unique(
             "market_daily.unique_market_day",
-            rows.days
-                .iter()
+            days.iter()
                 .map(|d| format!("{}@{}", d.scope, d.day))
                 .collect::<Vec<_>>()
                 .iter()
                 .map(String::as_str),
         ),
-        daily_counts_match_events(rows, now),
-        market_table_matches_market_daily(&rows.days, &outside.live),
+        counts_match,
+        market_table_matches_market_daily(days, &outside.live),
         freshness(&outside.last_polls, now),
     ]
+}
+
+/// The events grouped by the day they were observed, oldest day first.
+fn by_day(events: &[EventRow]) -> Vec<Vec<EventRow>> {
+    let mut days: BTreeMap<NaiveDate, Vec<EventRow>> = BTreeMap::new();
+    for e in events {
+        days.entry(e.observed_at.date_naive())
+            .or_default()
+            .push(e.clone());
+    }
+    days.into_values().collect()
+}
+
+/// How a listing's newest event counts at the end of a day: in its market, active or
+/// pending (sale listings not delisted), or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Standing {
+    market: String,
+    active: bool,
+    pending: bool,
+}
+
+/// The checks of `listing_events`, fed one observed day at a time, oldest first, so that a
+/// run holds one day of events and one standing per listing, never the whole table: ids
+/// unique (an event's id names its `observed_at`, so a duplicate is in its original's day),
+/// keys not null, values accepted, and the daily counts replayed (each listing's newest
+/// event of the day or before wins, as in `listings`).
+#[derive(Debug, Default)]
+pub struct EventChecks {
+    repeated_ids: Vec<String>,
+    null_keys: Vec<String>,
+    bad_values: Vec<String>,
+    standing: HashMap<String, Standing>,
+    counts: BTreeMap<(String, NaiveDate), (i64, i64)>,
+    /// Events fed so far.
+    pub events: usize,
+}
+
+impl EventChecks {
+    /// Feeds the events observed on one day (in any order), after every earlier day's.
+    pub fn add_day(&mut self, events: &[EventRow]) {
+        let Some(day) = events.first().map(|e| e.observed_at.date_naive()) else {
+            return;
+        };
+        self.events += events.len();
+        let mut ids = HashSet::with_capacity(events.len());
+        for e in events {
+            if !ids.insert(e.event_id.as_str()) {
+                self.repeated_ids.push(e.event_id.clone());
+            }
+            if let Some(failing) = null_key(e) {
+                self.null_keys.push(failing);
+            }
+            if let Some(failing) = unaccepted(e) {
+                self.bad_values.push(failing);
+            }
+        }
+        let mut ordered: Vec<&EventRow> = events.iter().collect();
+        ordered.sort_by(|a, b| {
+            (a.observed_at, a.event_id.as_str()).cmp(&(b.observed_at, b.event_id.as_str()))
+        });
+        for e in ordered {
+            let counted = e.offer == "sale" && e.kind != "delisted";
+            self.standing.insert(
+                e.listing_id.clone(),
+                Standing {
+                    market: e.market.clone(),
+                    active: counted && e.status == "active",
+                    pending: counted && matches!(e.status.as_str(), "under_contract" | "pending"),
+                },
+            );
+        }
+        let mut per_market: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for s in self.standing.values() {
+            let counts = per_market.entry(s.market.as_str()).or_default();
+            counts.0 += i64::from(s.active);
+            counts.1 += i64::from(s.pending);
+        }
+        for (market, counts) in per_market {
+            self.counts.insert((market.to_owned(), day), counts);
+        }
+    }
 }
 
 fn unique<'a>(name: &str, keys: impl Iterator<Item = &'a str>) -> CheckResult {
@@ -123,91 +218,58 @@ fn unique<'a>(name: &str, keys: impl Iterator<Item = &'a str>) -> CheckResult {
     CheckResult::of(name, repeated)
 }
 
-/// The keys are never empty (Iceberg's required columns already refuse nulls).
-fn events_not_null(events: &[EventRow]) -> CheckResult {
-    let failing = events
-        .iter()
-        .filter(|e| {
-            e.event_id.trim().is_empty()
-                || e.listing_id.trim().is_empty()
-                || e.market.trim().is_empty()
-                || e.poll_id.trim().is_empty()
-        })
-        .map(|e| {
-            format!(
-                "{} (listing {:?}, market {:?})",
-                e.event_id, e.listing_id, e.market
-            )
-        })
-        .collect();
-    CheckResult::of("listing_events.not_null_keys", failing)
+/// Why an event's keys fail: none may be empty (Iceberg's required columns already refuse
+/// nulls).
+fn null_key(e: &EventRow) -> Option<String> {
+    (e.event_id.trim().is_empty()
+        || e.listing_id.trim().is_empty()
+        || e.market.trim().is_empty()
+        || e.poll_id.trim().is_empty())
+    .then(|| {
+        format!(
+            "{} (listing {:?}, market {:?})",
+            e.event_id, e.listing_id, e.market
+        )
+    })
 }
 
-fn accepted_values(events: &[EventRow]) -> CheckResult {
-    let failing = events
-        .iter()
-        .filter_map(|e| {
-            let bad: Vec<String> = [
-                ("kind", e.kind.as_str(), KINDS),
-                ("status", e.status.as_str(), STATUSES),
-                ("offer", e.offer.as_str(), OFFERS),
-                ("property_type", e.property_type.as_str(), PROPERTY_TYPES),
-                ("currency", e.currency.as_str(), CURRENCIES),
-            ]
-            .into_iter()
-            .filter(|(_, value, accepted)| !accepted.contains(value))
-            .map(|(column, value, _)| format!("{column}={value:?}"))
-            .collect();
-            (!bad.is_empty()).then(|| format!("{}: {}", e.event_id, bad.join(", ")))
-        })
-        .collect();
-    CheckResult::of("listing_events.accepted_values", failing)
+/// Why an event's values fail: each is one its column accepts.
+fn unaccepted(e: &EventRow) -> Option<String> {
+    let bad: Vec<String> = [
+        ("kind", e.kind.as_str(), KINDS),
+        ("status", e.status.as_str(), STATUSES),
+        ("offer", e.offer.as_str(), OFFERS),
+        ("property_type", e.property_type.as_str(), PROPERTY_TYPES),
+        ("currency", e.currency.as_str(), CURRENCIES),
+    ]
+    .into_iter()
+    .filter(|(_, value, accepted)| !accepted.contains(value))
+    .map(|(column, value, _)| format!("{column}={value:?}"))
+    .collect();
+    (!bad.is_empty()).then(|| format!("{}: {}", e.event_id, bad.join(", ")))
 }
 
 /// Per market and day, the sale listings active and pending at the end of the day, replayed
 /// from the events (each listing's newest event of the day or before wins, as in
 /// `listings`).
 pub fn daily_counts(events: &[EventRow]) -> BTreeMap<(String, NaiveDate), (i64, i64)> {
-    let mut ordered: Vec<&EventRow> = events.iter().collect();
-    ordered.sort_by(|a, b| {
-        (a.observed_at, a.event_id.as_str()).cmp(&(b.observed_at, b.event_id.as_str()))
-    });
-    let mut state: HashMap<&str, &EventRow> = HashMap::new();
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i < ordered.len() {
-        let day = ordered[i].observed_at.date_naive();
-        while i < ordered.len() && ordered[i].observed_at.date_naive() == day {
-            state.insert(ordered[i].listing_id.as_str(), ordered[i]);
-            i += 1;
-        }
-        let mut per_market: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-        for e in state.values() {
-            let counts = per_market.entry(e.market.as_str()).or_default();
-            if e.offer != "sale" || e.kind == "delisted" {
-                continue;
-            }
-            match e.status.as_str() {
-                "active" => counts.0 += 1,
-                "under_contract" | "pending" => counts.1 += 1,
-                _ => {}
-            }
-        }
-        for (market, counts) in per_market {
-            out.insert((market.to_owned(), day), counts);
-        }
+    let mut checks = EventChecks::default();
+    for day in by_day(events) {
+        checks.add_day(&day);
     }
-    out
+    checks.counts
 }
 
 /// Every closed day's `market_daily` counts (active, pending) against the events' replay.
 /// The current day is left out: its row is as of the last batch, and its last events may
 /// still be in Firehose's buffer.
-fn daily_counts_match_events(rows: &LakeRows, now: DateTime<Utc>) -> CheckResult {
-    let replayed = daily_counts(&rows.events);
+fn daily_counts_match_events(
+    replayed: &BTreeMap<(String, NaiveDate), (i64, i64)>,
+    days: &[MarketDayRow],
+    now: DateTime<Utc>,
+) -> CheckResult {
     let today = now.date_naive();
-    let failing = rows
-        .days
+    let failing = days
         .iter()
         .filter(|d| d.day < today && d.scope.ends_with("#all") && d.scope.starts_with("city#"))
         .filter_map(|d| {

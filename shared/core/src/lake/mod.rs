@@ -7,7 +7,9 @@
 mod checks;
 mod rows;
 
-pub use checks::{CheckResult, LakeRows, Outside, daily_counts, run_checks};
+pub use checks::{
+    CheckResult, EventChecks, LakeRows, Outside, daily_counts, run_checks, run_checks_with,
+};
 pub use rows::{
     EventRow, ListingRow, MarketDayRow, event_id, market_day_row, merge_listings,
     newest_per_listing,
