@@ -262,6 +262,16 @@ mod tests {
         .expect("an authorizer event")
     }
 
+    /// Whether `authorizer` admits a request bearing `token` (it must answer).
+    async fn admits(authorizer: &ApiAuthorizer, token: &str) -> bool {
+        let event = authorizer_event(&format!("Bearer {token}"));
+        authorizer
+            .handle(&event)
+            .await
+            .expect("answered")
+            .is_authorized
+    }
+
     const OLD: &str = "old-token-0123456789abcdefghijklmnopqrstuv";
     const NEW: &str = "new-token-0123456789abcdefghijklmnopqrstuv";
 
@@ -302,22 +312,11 @@ mod tests {
     async fn a_rotated_token_is_refused_once_the_secret_is_read_again() {
         let (client, secret) = rotating_secret(2);
         let authorizer = ApiAuthorizer::of_client(client, "api-token", Duration::ZERO);
-        let admitted = |token: &str| {
-            let event = authorizer_event(&format!("Bearer {token}"));
-            let authorizer = &authorizer;
-            async move {
-                authorizer
-                    .handle(&event)
-                    .await
-                    .expect("answered")
-                    .is_authorized
-            }
-        };
-        assert!(admitted(OLD).await);
-        assert!(admitted(OLD).await);
+        assert!(admits(&authorizer, OLD).await);
+        assert!(admits(&authorizer, OLD).await);
         // Rotated: the old token, still matching the copy held, is refused all the same.
-        assert!(!admitted(OLD).await);
-        assert!(admitted(NEW).await);
+        assert!(!admits(&authorizer, OLD).await);
+        assert!(admits(&authorizer, NEW).await);
         assert_eq!(secret.num_calls(), 4);
     }
 
@@ -327,22 +326,9 @@ mod tests {
         let (client, secret) = rotating_secret(1);
         let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
         for _ in 0..5 {
-            let event = authorizer_event("Bearer wrong-token-0123456789abcdefghijklmnop");
-            assert!(
-                !authorizer
-                    .handle(&event)
-                    .await
-                    .expect("answered")
-                    .is_authorized
-            );
+            assert!(!admits(&authorizer, "wrong-token-0123456789abcdefghijklmnop").await);
         }
-        assert!(
-            authorizer
-                .handle(&authorizer_event(&format!("Bearer {OLD}")))
-                .await
-                .expect("answered")
-                .is_authorized
-        );
+        assert!(admits(&authorizer, OLD).await);
         assert_eq!(secret.num_calls(), 1);
     }
 
@@ -362,29 +348,9 @@ mod tests {
         );
         let mut authorizer = ApiAuthorizer::of_client(client, "api-token", Duration::ZERO);
         authorizer.retry_after_failure = TOKEN_REFRESH;
-        let event = authorizer_event(&format!("Bearer {OLD}"));
-        assert!(
-            authorizer
-                .handle(&event)
-                .await
-                .expect("answered")
-                .is_authorized
-        );
-        assert!(
-            authorizer
-                .handle(&event)
-                .await
-                .expect("answered")
-                .is_authorized,
-            "kept through the fault"
-        );
-        assert!(
-            authorizer
-                .handle(&event)
-                .await
-                .expect("answered")
-                .is_authorized
-        );
+        assert!(admits(&authorizer, OLD).await);
+        assert!(admits(&authorizer, OLD).await, "kept through the fault");
+        assert!(admits(&authorizer, OLD).await);
         assert_eq!((first.num_calls(), down.num_calls()), (1, 1));
     }
 
