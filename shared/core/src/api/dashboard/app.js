@@ -177,7 +177,7 @@ async function showMarket(market) {
   asOf.textContent = when == null
     ? "No change has reached these figures yet."
     : "Figures as of " + fmt.dateTime.format(new Date(when)) + " (" + ago(when) + ")" +
-      (late ? ": nothing new from the sources for over " + LATE_MINUTES / 60 + " hours" : "");
+      (late ? ": nothing newer has come from the sources since" : "");
   asOf.className = late ? "late" : "quiet";
   const drawn = Charts.draw($("charts"), report);
   $("ma-note").textContent =
