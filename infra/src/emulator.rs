@@ -572,6 +572,22 @@ pub fn pid_alive(pid: u32) -> bool {
     exists && !is_zombie(pid)
 }
 
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`'s 22nd field):
+/// with the pid, what names one process, since a pid is reused once its process is gone.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "pid (comm) " come the fields from the 3rd (state) on; comm may hold spaces and
+    // parentheses, so it is cut at the last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether `pid` is still the process recorded with start time `started` (a record without
+/// one, from before it was kept, trusts the pid alone).
+pub fn is_same_process(pid: u32, started: Option<u64>) -> bool {
+    pid_alive(pid) && started.is_none_or(|s| process_start(pid) == Some(s))
+}
+
 fn is_zombie(pid: i32) -> bool {
     // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -632,6 +648,30 @@ pub fn stop_emulator(pid: u32, instance_dir: Option<&Path>, grace: Duration) -> 
 
 /// Stops the process group led by `pid` (moto and anything it started): SIGTERM, then
 /// SIGKILL after `grace`. Returns whether it is gone.
+/// Stops the processes marked as LocalStack instance `dir`'s (each by its own pid, no
+/// group: their leader may be gone and its pid reused), SIGTERM then SIGKILL after `grace`,
+/// and removes the folder. Returns whether none is left.
+pub fn stop_instance(dir: &Path, grace: Duration) -> bool {
+    let signal = |signal: i32| {
+        for pid in localstack::instance_processes(dir) {
+            // SAFETY: plain kill(2) on processes carrying our instance's marker.
+            unsafe { libc::kill(pid, signal) };
+        }
+    };
+    signal(libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !localstack::instance_processes(dir).is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = localstack::instance_processes(dir).is_empty();
+    if stopped {
+        let _ = fs::remove_dir_all(dir);
+    }
+    stopped
+}
+
 pub fn stop_pid(pid: u32, grace: Duration) -> bool {
     stop_emulator(pid, None, grace)
 }
@@ -641,4 +681,29 @@ fn reap(pid: i32) {
     let mut status = 0;
     // SAFETY: non-blocking waitpid; fails harmlessly when `pid` is not our child.
     unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pid with its start time names one process: the same process is recognised, one
+    /// that reused the pid (another start time) is not, and a record without a start time
+    /// trusts the pid while it lives.
+    #[test]
+    fn a_pid_with_its_start_time_names_one_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("a child");
+        let pid = child.id();
+        let started = process_start(pid).expect("its start time");
+        assert!(is_same_process(pid, Some(started)));
+        assert!(!is_same_process(pid, Some(started + 1)));
+        assert!(is_same_process(pid, None));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!is_same_process(pid, Some(started)));
+        assert_eq!(process_start(pid), None);
+    }
 }

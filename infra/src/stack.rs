@@ -33,8 +33,12 @@ pub struct LocalAws {
     #[serde(default)]
     pub emulator: Option<EmulatorKind>,
     pub endpoint: String,
-    /// The emulator's process, when `realty up` started it.
+    /// The emulator's process, when `realty up` started it...
     pub pid: Option<u32>,
+    /// ...and when that process started ([`emulator::process_start`]): `realty down` signals
+    /// the pid only while it still names that process, never one that reused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_started: Option<u64>,
     pub log_path: Option<PathBuf>,
     /// LocalStack's instance folder (its files, and the marker of the processes it started).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,11 +116,15 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
             emulator: None,
             endpoint: endpoint.clone(),
             pid: None,
+            pid_started: None,
             log_path: None,
             instance_dir: None,
         },
         (None, Some(prev))
-            if prev.pid.is_some_and(emulator::pid_alive) && answers(&prev.endpoint) =>
+            if prev
+                .pid
+                .is_some_and(|pid| emulator::is_same_process(pid, prev.pid_started))
+                && answers(&prev.endpoint) =>
         {
             let wanted = match options.emulator {
                 Some(kind) => Some(kind),
@@ -137,11 +145,17 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
                 emulator: prev.emulator,
                 endpoint: prev.endpoint,
                 pid: prev.pid,
+                pid_started: prev.pid_started,
                 log_path: prev.log_path,
                 instance_dir: prev.instance_dir,
             }
         }
-        (None, _) => {
+        (None, previous) => {
+            // One recorded but not answering is stopped first, not left running orphaned
+            // when its record is replaced.
+            if let Some(prev) = previous {
+                stop_recorded(root, &prev)?;
+            }
             let kind = emulator::choose(root, options.emulator)?;
             let log_path = state_dir(root).join(format!("{}.log", kind.name()));
             let started = Emulator::start_detached(kind, root, &log_path)?;
@@ -149,6 +163,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
                 emulator: Some(kind),
                 endpoint: started.endpoint.clone(),
                 pid: Some(started.pid),
+                pid_started: emulator::process_start(started.pid),
                 log_path: Some(log_path),
                 instance_dir: started.instance_dir.clone(),
             }
@@ -158,6 +173,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         emulator,
         endpoint,
         pid,
+        pid_started,
         log_path,
         instance_dir,
     } = running;
@@ -167,6 +183,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         emulator,
         endpoint,
         pid,
+        pid_started,
         log_path,
         instance_dir,
         stack,
@@ -180,6 +197,7 @@ struct Running {
     emulator: Option<EmulatorKind>,
     endpoint: String,
     pid: Option<u32>,
+    pid_started: Option<u64>,
     log_path: Option<PathBuf>,
     instance_dir: Option<PathBuf>,
 }
@@ -199,6 +217,38 @@ pub struct Down {
     pub endpoint: Option<String>,
 }
 
+/// Stops the emulator a record names, with every process it started: its process group
+/// while the recorded pid still names the process `realty up` started, and the processes
+/// marked as its LocalStack instance's in any case. Returns the pid stopped.
+fn stop_recorded(project_root: &Path, state: &LocalAws) -> Result<Option<u32>, StackError> {
+    let Some(pid) = state.pid else {
+        return Ok(None);
+    };
+    let ours = emulator::is_same_process(pid, state.pid_started);
+    let leftovers = state
+        .instance_dir
+        .as_deref()
+        .is_some_and(|dir| !crate::localstack::instance_processes(dir).is_empty());
+    let stopped = match (ours, leftovers) {
+        (false, false) => return Ok(None),
+        (true, _) => {
+            emulator::stop_emulator(pid, state.instance_dir.as_deref(), emulator::STOP_GRACE)
+        }
+        // The pid now names another process (or none): only the instance's own are signalled.
+        (false, true) => state
+            .instance_dir
+            .as_deref()
+            .is_none_or(|dir| emulator::stop_instance(dir, emulator::STOP_GRACE)),
+    };
+    if !stopped {
+        return Err(StackError::State {
+            path: state_path(project_root).display().to_string(),
+            reason: format!("emulator process {pid} did not stop"),
+        });
+    }
+    Ok(Some(pid))
+}
+
 /// Stops the emulator `realty up` started (with every process it started) and forgets the
 /// local stack.
 pub fn down(project_root: &Path) -> Result<Down, StackError> {
@@ -208,22 +258,7 @@ pub fn down(project_root: &Path) -> Result<Down, StackError> {
             endpoint: None,
         });
     };
-    let mut stopped_pid = None;
-    let leftovers = state
-        .instance_dir
-        .as_deref()
-        .is_some_and(|dir| !crate::localstack::instance_processes(dir).is_empty());
-    if let Some(pid) = state.pid
-        && (emulator::pid_alive(pid) || leftovers)
-    {
-        if !emulator::stop_emulator(pid, state.instance_dir.as_deref(), emulator::STOP_GRACE) {
-            return Err(StackError::State {
-                path: state_path(project_root).display().to_string(),
-                reason: format!("emulator process {pid} did not stop"),
-            });
-        }
-        stopped_pid = Some(pid);
-    }
+    let stopped_pid = stop_recorded(project_root, &state)?;
     let path = state_path(project_root);
     std::fs::remove_file(&path).map_err(|e| StackError::State {
         path: path.display().to_string(),

@@ -124,6 +124,7 @@ impl Setup {
             emulator: None,
             endpoint: aws.endpoint.clone(),
             pid: None,
+            pid_started: None,
             log_path: None,
             instance_dir: None,
             stack: self.stack.clone(),
