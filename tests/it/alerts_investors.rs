@@ -119,7 +119,8 @@ async fn a_new_undervalued_listing_alerts_once_and_a_watched_cut_reaches_only_it
         true,
     )
     .await?;
-    let metrics = MetricsFunction::new(&aws.sdk_config().await, &stack.resources);
+    let metrics =
+        MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &stack.resources);
     // Nine condos at 200 $/sqft; then one at 140 $/sqft (30 % under); then 7001 cut 5 %.
     let mut steps: Vec<(u32, i64)> = (7001..=7009).map(|id| (id, 200_000)).collect();
     steps.push((7010, 140_000));
@@ -301,7 +302,8 @@ async fn new_listings_reach_only_the_subscribers_whose_criteria_they_meet(
         step(8004, 300_000, 3, "condo"),
         step(8005, 260_000, 3, "townhouse"),
     ])?;
-    let metrics = MetricsFunction::new(&aws.sdk_config().await, &stack.resources);
+    let metrics =
+        MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &stack.resources);
     let mut reader = stack.stream_reader();
     let records = metrics_then_alerts(&stack, &metrics, &mut reader, events, 5).await?;
     let got = drain(&stack, &family).await?;
@@ -355,7 +357,8 @@ async fn a_listing_flagged_anomalous_alerts_once_with_its_market_comparison(
         false,
     )
     .await?;
-    let metrics = MetricsFunction::new(&aws.sdk_config().await, &stack.resources);
+    let metrics =
+        MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &stack.resources);
     let mut reader = stack.stream_reader();
     let market: Vec<(u32, i64)> = (0..12)
         .map(|i| (9001 + i, 180_000 + i64::from(i) * 5_000))

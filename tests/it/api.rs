@@ -274,7 +274,10 @@ pub(crate) async fn filled(
         &aws.template(),
         &s.stack,
         "MetricsFunction",
-        MetricsHandler(MetricsFunction::new(&s.sdk, &s.resources)),
+        MetricsHandler(MetricsFunction::new(
+            &aws.function_sdk("MetricsFunction").await,
+            &s.resources,
+        )),
     )
     .await?;
     for day in 0..days {
@@ -298,7 +301,7 @@ async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
 ) -> Result<(), Failed> {
     // Four days of polls: prices move, so there are cuts to list.
     let (s, sim) = filled(&aws, 91, 4).await?;
-    let api = ApiFunction::new(&s.sdk, &s.resources);
+    let api = ApiFunction::new(&aws.function_sdk("ApiFunction").await, &s.resources);
     let now = chrono::Utc::now();
     check_lists(&s, &api, now).await?;
     let cli = s.local_cli(&aws).await?;
@@ -362,7 +365,10 @@ async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
         )?;
     }
 
-    let authorizer = ApiAuthorizer::new(&s.sdk, &s.resources);
+    let authorizer = ApiAuthorizer::new(
+        &aws.function_sdk("ApiAuthorizerFunction").await,
+        &s.resources,
+    );
     let token = s
         .secrets
         .secret_string(&s.resources.api_token_secret)

@@ -122,7 +122,7 @@ fn arriving(event: &Value) -> (Vec<u8>, DateTime<Utc>) {
 async fn fresh_function(aws: &TestAws) -> Result<(StackResources, MetricsFunction), Failed> {
     let stack = aws.provision(&[]).await;
     let resources = StackResources::from_outputs(&stack.outputs)?;
-    let function = MetricsFunction::new(&aws.sdk_config().await, &resources);
+    let function = MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &resources);
     Ok((resources, function))
 }
 

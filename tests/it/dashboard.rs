@@ -60,7 +60,7 @@ async fn the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium(
         &s.stack,
         "AlertsFunction",
         Alerts(AlertsFunction::new(
-            &s.sdk,
+            &aws.function_sdk("AlertsFunction").await,
             &s.resources,
             &AlertsConfig::from_lookup(|_| None)?,
         )),

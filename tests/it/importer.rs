@@ -104,7 +104,7 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
     let s = setup(&aws).await?;
-    let function = ImporterFunction::new(&s.sdk, &s.resources);
+    let function = ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &s.resources);
     let mut mapping = QueueMapping::new(
         &s.sdk,
         &aws.template(),

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use realty_tests::TestAws;
+use realty_tests::calls::{self, CallLog, TEST_CALLS};
 
 /// Ten times the longest test (the demo, under a minute on two cores with the others beside
 /// it); past it a test has hung, and failing it with the emulator's last words beats
@@ -96,16 +97,33 @@ fn main() -> ExitCode {
                 let emulator_log = aws.emulator_log.clone();
                 let outcome = runtime.block_on(async {
                     let stacks = Default::default();
+                    let calls = CallLog::default();
                     let ran = realty_tests::TEST_STACKS
-                        .scope(stacks, async {
-                            let ran = tokio::time::timeout(TEST_DEADLINE, test(aws.clone())).await;
-                            let stacks = realty_tests::take_test_stacks();
-                            (ran, stacks)
-                        })
+                        .scope(
+                            stacks,
+                            TEST_CALLS.scope(calls.clone(), async {
+                                let ran =
+                                    tokio::time::timeout(TEST_DEADLINE, test(aws.clone())).await;
+                                let stacks = realty_tests::take_test_stacks();
+                                (ran, stacks)
+                            }),
+                        )
                         .await;
                     let (ran, stacks) = ran;
                     let retired = aws.retire(&stacks).await;
+                    let denied = calls::denied(
+                        &calls.take(),
+                        &stacks,
+                        &calls::partition_keys(&aws.template()),
+                    );
                     let outcome = match ran {
+                        // Emulators enforce no IAM: a call the role refuses fails here.
+                        Ok(Ok(())) if !denied.is_empty() => Err(format!(
+                            "calls their functions' roles do not allow, as deployed \
+                             (template.yaml):\n{}",
+                            denied.join("\n")
+                        )
+                        .into()),
                         Ok(outcome) => outcome,
                         Err(_) => Err(format!(
                             "no result within {} s: the test hangs{}",

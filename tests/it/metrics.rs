@@ -340,12 +340,19 @@ pub(crate) async fn discard_scenario(aws: &TestAws) -> Result<([KinesisEvent; 3]
     Ok((deliveries, tables(aws, &clean_resources).await?))
 }
 
+/// The metrics function's stores with the operator's clients, for what the tests and
+/// `realty reconcile` do beside the function: their calls are not the function's (its role
+/// is checked against its own).
+pub(crate) async fn operator(aws: &TestAws, resources: &StackResources) -> MetricsFunction {
+    MetricsFunction::new(&aws.sdk_config().await, resources)
+}
+
 pub(crate) async fn fresh_function(
     aws: &TestAws,
 ) -> Result<(StackResources, MetricsFunction), Failed> {
     let stack = aws.provision(&[]).await;
     let resources = StackResources::from_outputs(&stack.outputs)?;
-    let function = MetricsFunction::new(&aws.sdk_config().await, &resources);
+    let function = MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &resources);
     Ok((resources, function))
 }
 
@@ -572,7 +579,8 @@ async fn a_batch_discarded_after_any_write_then_the_next_batch_and_a_replay_leav
             // and a replay behind the next batch is skipped as superseded. A limit, in
             // docs/reliability.md.
             deliver(&function, discarded.clone()).await?;
-            let report = reconcile(&function.listings, &function.markets, None, true).await?;
+            let operator = operator(&aws, &resources).await;
+            let report = reconcile(&operator.listings, &operator.markets, None, true).await?;
             ensure(
                 report.repairs.is_empty() && report.busy.is_empty(),
                 format!("nothing landed: the figures drifted from the listings: {report:?}"),
@@ -649,7 +657,7 @@ async fn two_shards_writing_one_market_concurrently_give_the_true_figures(
     )?;
     let (clean_resources, clean) = fresh_function(&aws).await?;
     let (resources, first) = fresh_function(&aws).await?;
-    let second = MetricsFunction::new(&aws.sdk_config().await, &resources);
+    let second = MetricsFunction::new(&aws.function_sdk("MetricsFunction").await, &resources);
     let mut conflicts = 0;
     for round in 0..4 {
         let cut = |e: &KinesisEvent| {
@@ -666,10 +674,11 @@ async fn two_shards_writing_one_market_concurrently_give_the_true_figures(
         )?;
         conflicts += oa[0].stats.conflict_retries + ob[0].stats.conflict_retries;
     }
+    let clean = operator(&aws, &clean_resources).await;
     let keys = clean.markets.market_keys().await?;
     ensure(keys.len() > 3, format!("{} markets", keys.len()))?;
     let expected = live_aggregates(&clean, &keys).await?;
-    let concurrent = live_aggregates(&first, &keys).await?;
+    let concurrent = live_aggregates(&operator(&aws, &resources).await, &keys).await?;
     ensure(
         concurrent == expected,
         format!(
@@ -677,8 +686,9 @@ async fn two_shards_writing_one_market_concurrently_give_the_true_figures(
         ),
     )?;
     // And both are the recomputation from the listing states.
-    for (resources, function) in [(&clean_resources, &clean), (&resources, &first)] {
-        let report = reconcile(&function.listings, &function.markets, None, true).await?;
+    for resources in [&clean_resources, &resources] {
+        let operator = operator(&aws, resources).await;
+        let report = reconcile(&operator.listings, &operator.markets, None, true).await?;
         ensure(
             report.repairs.is_empty() && report.busy.is_empty(),
             format!("{}: {report:?}", resources.market_table),
@@ -692,7 +702,8 @@ async fn two_shards_writing_one_market_concurrently_give_the_true_figures(
 async fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_counted(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    let (_, function) = fresh_function(&aws).await?;
+    let (resources, function) = fresh_function(&aws).await?;
+    let operator = operator(&aws, &resources).await;
     let listed = part(&batch(2), 0..1);
     let data: Value = serde_json::from_slice(&listed.records[0].kinesis.data.0)?;
     let old = data["listing"]["price_minor"].as_i64().ok_or("price")?;
@@ -728,7 +739,7 @@ async fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_counted(
         format!("the cut was not applied: {stats:?}"),
     )?;
     let id = data["listing"]["id"].as_str().ok_or("id")?.to_owned();
-    let states = function.listings.get_states(&[id.as_str()]).await?;
+    let states = operator.listings.get_states(&[id.as_str()]).await?;
     let state = states.get(id.as_str()).ok_or("no listing state")?;
     ensure(
         state.listing.price_minor == new,
@@ -737,8 +748,8 @@ async fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_counted(
             state.listing.price_minor
         ),
     )?;
-    let keys = function.markets.market_keys().await?;
-    let markets = live_aggregates(&function, &keys).await?;
+    let keys = operator.markets.market_keys().await?;
+    let markets = live_aggregates(&operator, &keys).await?;
     ensure(
         !markets.is_empty()
             && markets

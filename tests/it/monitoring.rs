@@ -264,14 +264,22 @@ fn run_functions(
             })
             .await?;
         config.set_budget("zillow", Some(10_000)).await?;
-        let poller =
-            PollerFunction::new(&sdk, &resources, PollerConfig::from_lookup(env)?, env).await?;
+        let poller = PollerFunction::new(
+            &aws.function_sdk("PollerFunction").await,
+            &resources,
+            PollerConfig::from_lookup(env)?,
+            env,
+        )
+        .await?;
         let metrics = Mapping::new(
             &sdk,
             template,
             stack,
             "MetricsFunction",
-            MetricsHandler(MetricsFunction::new(&sdk, &resources)),
+            MetricsHandler(MetricsFunction::new(
+                &aws.function_sdk("MetricsFunction").await,
+                &resources,
+            )),
         )
         .await?;
         let alerts_config = AlertsConfig::from_lookup(|_| None)?;
@@ -280,7 +288,11 @@ fn run_functions(
             template,
             stack,
             "AlertsFunction",
-            Alerts(AlertsFunction::new(&sdk, &resources, &alerts_config)),
+            Alerts(AlertsFunction::new(
+                &aws.function_sdk("AlertsFunction").await,
+                &resources,
+                &alerts_config,
+            )),
         )
         .await?;
         Ok::<_, Failed>((poller, metrics, alerts))
@@ -320,7 +332,9 @@ fn run_functions(
         format!("metrics {:?}, alerts {:?}", metrics.stats, alerts.stats),
     )?;
     // The lake's curator, as its schedule runs it (its run, then the data-quality checks).
-    let curator = runtime.block_on(Curator::new(&sdk, &resources))?;
+    let curator = runtime.block_on(async {
+        Curator::new(&aws.function_sdk("CuratorFunction").await, &resources).await
+    })?;
     let (curated, emitted) = recorded(runtime, curator.handle(chrono::Utc::now()));
     curated?;
     merge("curator", emitted);

@@ -51,6 +51,8 @@ pub(crate) struct Setup {
     pub stack: ProvisionedStack,
     pub resources: StackResources,
     pub sdk: aws_config::SdkConfig,
+    /// The poller's: its calls are checked against its role.
+    pub poller_sdk: aws_config::SdkConfig,
     pub config: DynamoConfigStore,
     pub secrets: SecretsManagerSource,
 }
@@ -70,6 +72,7 @@ pub(crate) async fn setup(aws: &TestAws) -> Result<Setup, Failed> {
         stack,
         resources,
         sdk,
+        poller_sdk: aws.function_sdk("PollerFunction").await,
     })
 }
 
@@ -84,7 +87,7 @@ impl Setup {
             _ => None,
         };
         let config = PollerConfig::from_lookup(env)?;
-        Ok(PollerFunction::new(&self.sdk, &self.resources, config, env).await?)
+        Ok(PollerFunction::new(&self.poller_sdk, &self.resources, config, env).await?)
     }
 
     pub(crate) async fn set_key(&self, source: SourceKind, key: &str) -> Result<(), Failed> {

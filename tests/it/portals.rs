@@ -586,7 +586,7 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
         _ => None,
     };
     let poller = realty_aws::functions::poller::PollerFunction::new(
-        &s.sdk,
+        &aws.function_sdk("PollerFunction").await,
         &s.resources,
         PollerConfig::from_lookup(env)?,
         env,
@@ -598,7 +598,7 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
         &s.stack,
         "MetricsFunction",
         realty_tests::MetricsHandler(realty_aws::functions::metrics::MetricsFunction::new(
-            &s.sdk,
+            &aws.function_sdk("MetricsFunction").await,
             &s.resources,
         )),
     )

@@ -14,7 +14,7 @@ use realty_core::store::LIVE_SORT_KEY;
 use realty_tests::{Explain, TestAws};
 
 use crate::metrics::{
-    Crashing, batch, deliver, discard_scenario, ensure, fresh_function, part, tables,
+    Crashing, batch, deliver, discard_scenario, ensure, fresh_function, operator, part, tables,
 };
 
 crate::async_tests!(
@@ -27,9 +27,10 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
     let (resources, function) = fresh_function(&aws).await?;
+    let operator = operator(&aws, &resources).await;
     deliver(&function, batch(40)).await?;
-    let keys = function.markets.market_keys().await?;
-    let clean = function.markets.get_aggregates(&keys).await?;
+    let keys = operator.markets.market_keys().await?;
+    let clean = operator.markets.get_aggregates(&keys).await?;
     let key = "city#nashville-tn#all".to_owned();
     let before = clean
         .get(&key)
@@ -52,7 +53,7 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         .await
         .explain("UpdateItem")?;
 
-    let dry = reconcile(&function.listings, &function.markets, None, true).await?;
+    let dry = reconcile(&operator.listings, &operator.markets, None, true).await?;
     ensure(
         dry.repairs.len() == 1 && dry.repairs[0].market == key,
         format!("dry run: {:?}", dry.repairs),
@@ -79,7 +80,7 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         format!("reported drifts: {drifts:?}"),
     )?;
     ensure(
-        function
+        operator
             .markets
             .get_aggregates(std::slice::from_ref(&key))
             .await?[&key]
@@ -90,8 +91,8 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
     )?;
 
     let repaired = reconcile(
-        &function.listings,
-        &function.markets,
+        &operator.listings,
+        &operator.markets,
         Some("nashville-tn"),
         false,
     )
@@ -100,7 +101,7 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         repaired.repairs == dry.repairs && repaired.busy.is_empty(),
         format!("repair: {repaired:?}"),
     )?;
-    let after = function.markets.get_aggregates(&keys).await?;
+    let after = operator.markets.get_aggregates(&keys).await?;
     for (k, item) in &clean {
         ensure(
             after[k].aggregate == item.aggregate,
@@ -108,7 +109,7 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         )?;
     }
     // The stored figures readers see (`figures`) were rewritten with the counts.
-    let live = function.markets.live(&key).await?.ok_or("no live item")?;
+    let live = operator.markets.live(&key).await?.ok_or("no live item")?;
     ensure(
         live.figures()?.active_listings == before.active,
         format!(
@@ -117,7 +118,7 @@ async fn reconcile_repairs_a_corrupted_market_reports_it_and_a_second_run_change
         ),
     )?;
 
-    let again = reconcile(&function.listings, &function.markets, None, false).await?;
+    let again = reconcile(&operator.listings, &operator.markets, None, false).await?;
     ensure(
         again.repairs.is_empty() && again.busy.is_empty() && again.checked == keys.len(),
         format!("second run: {again:?}"),
@@ -143,6 +144,7 @@ async fn reconcile_beside_metrics_writing_leaves_the_true_figures(
     let expected = tables(&aws, &clean_resources).await?;
 
     let (resources, function) = fresh_function(&aws).await?;
+    let operator = operator(&aws, &resources).await;
     let writing = async {
         for b in &batches {
             deliver(&function, b.clone()).await?;
@@ -153,7 +155,7 @@ async fn reconcile_beside_metrics_writing_leaves_the_true_figures(
         let mut runs = 0;
         let mut repairs = 0;
         for _ in 0..6 {
-            let report = reconcile(&function.listings, &function.markets, None, false).await?;
+            let report = reconcile(&operator.listings, &operator.markets, None, false).await?;
             runs += 1;
             repairs += report.repairs.len();
         }
@@ -184,6 +186,7 @@ async fn reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch
     let ([first, discarded, next], expected) = discard_scenario(&aws).await?;
 
     let (resources, function) = fresh_function(&aws).await?;
+    let operator = operator(&aws, &resources).await;
     deliver(&function, first.clone()).await?;
     // Count the discarded batch's writes on a clean copy: the last two are the listing
     // states (the crashing store writes half of them, then fails) and the journal's delete.
@@ -213,7 +216,7 @@ async fn reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch
             "the batch was not left part-way",
         )?;
     }
-    let report = reconcile(&function.listings, &function.markets, None, false).await?;
+    let report = reconcile(&operator.listings, &operator.markets, None, false).await?;
     ensure(
         !report.busy.is_empty() && report.repairs.is_empty(),
         format!("reconcile beside a batch left part-way: {report:?}"),
@@ -223,7 +226,7 @@ async fn reconcile_leaves_the_markets_of_a_batch_left_part_way_to_the_next_batch
         tables(&aws, &resources).await? == expected,
         "after the next batch: items differ from one clean delivery",
     )?;
-    let report = reconcile(&function.listings, &function.markets, None, false).await?;
+    let report = reconcile(&operator.listings, &operator.markets, None, false).await?;
     ensure(
         report.busy.is_empty() && report.repairs.is_empty(),
         format!("after the next batch: {report:?}"),

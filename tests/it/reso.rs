@@ -48,7 +48,7 @@ async fn function(s: &Setup, sim: &SimServer, secret: &str) -> Result<PollerFunc
         _ => None,
     };
     let config = PollerConfig::from_lookup(env)?;
-    Ok(PollerFunction::new(&s.sdk, &s.resources, config, env).await?)
+    Ok(PollerFunction::new(&s.poller_sdk, &s.resources, config, env).await?)
 }
 
 fn market<'a>(poll: &'a PollSummary, key: &str) -> Result<&'a MarketSummary, Failed> {

@@ -13,6 +13,7 @@ use realty_infra::emulator::{self, Emulator, EmulatorKind};
 use realty_infra::provision::{self, ProvisionOptions, ProvisionedStack};
 use realty_infra::template::Template;
 
+pub mod calls;
 pub mod lake_reader;
 
 /// The AWS endpoint of this test run: an emulator started for it (LocalStack by default,
@@ -73,6 +74,23 @@ impl TestAws {
 
     pub async fn sdk_config(&self) -> SdkConfig {
         realty_aws::sdk::sdk_config(Some(&self.endpoint)).await
+    }
+
+    /// The SDK config of the function `function` (its logical id in template.yaml): every
+    /// call of its clients is checked against its role when the test ends ([`calls`]).
+    pub async fn function_sdk(&self, function: &'static str) -> SdkConfig {
+        let sdk = self.sdk_config().await;
+        let account = aws_sdk_sts::Client::new(&sdk)
+            .get_caller_identity()
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.account)
+            .unwrap_or_else(|| "000000000000".into());
+        let keys = calls::partition_keys(&self.template())
+            .into_values()
+            .collect();
+        calls::record(&sdk, function, &account, keys)
     }
 
     pub fn template(&self) -> Template {

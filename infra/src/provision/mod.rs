@@ -84,6 +84,11 @@ pub struct ProvisionedStack {
     pub outputs: BTreeMap<String, String>,
     pub resources: Vec<ProvisionedResource>,
     pub skipped: Vec<SkippedResource>,
+    /// Each function's role's policy documents as this stack would deploy them (intrinsics
+    /// resolved), by the function's logical id. The emulators enforce no IAM, so the
+    /// integration tests check every call a function makes against these.
+    #[serde(default)]
+    pub function_policies: BTreeMap<String, Vec<Value>>,
 }
 
 /// The physical name a resource gets locally: `<stack>-<logical-id-in-kebab-case>`.
@@ -220,6 +225,7 @@ pub async fn provision(
         })?;
         outputs.insert(name.clone(), text);
     }
+    let function_policies = function_policies(template, &p.ctx);
     Ok(ProvisionedStack {
         stack_name: options.stack_name.clone(),
         region,
@@ -227,7 +233,36 @@ pub async fn provision(
         outputs,
         resources: p.resources,
         skipped: p.skipped,
+        function_policies,
     })
+}
+
+/// The policy documents of each function's role, resolved in `ctx`. A document that does
+/// not resolve is kept as the error's text, which grants nothing, so a call it was meant
+/// to allow is reported rather than the stack refused.
+fn function_policies(template: &Template, ctx: &Context) -> BTreeMap<String, Vec<Value>> {
+    let mut out = BTreeMap::new();
+    for (id, function) in template.resources_of("AWS::Serverless::Function") {
+        let role = match &function.properties["Role"]["Fn::GetAtt"] {
+            Value::Array(parts) => parts.first().and_then(Value::as_str),
+            Value::String(s) => s.split('.').next(),
+            _ => None,
+        };
+        let Some(role) = role.and_then(|r| template.resources.get(r)) else {
+            continue;
+        };
+        let documents = role.properties["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|policy| {
+                ctx.resolve(template, &policy["PolicyDocument"], id)
+                    .unwrap_or_else(|e| Value::String(format!("unresolved: {e}")))
+            })
+            .collect();
+        out.insert(id.to_owned(), documents);
+    }
+    out
 }
 
 /// The account the endpoint says we are (moto: 123456789012, LocalStack: 000000000000).

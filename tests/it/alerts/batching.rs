@@ -72,7 +72,7 @@ async fn alerts_after_metrics_batches(
     let stack = stack(aws).await?;
     let everything = subscribe(&stack, "everything", None, true).await?;
     let metrics = realty_aws::functions::metrics::MetricsFunction::new(
-        &aws.sdk_config().await,
+        &aws.function_sdk("MetricsFunction").await,
         &stack.resources,
     );
     let events = cut_raise_cut_events()?;

@@ -48,7 +48,11 @@ pub(crate) async fn stack(aws: &TestAws) -> Result<Stack, Failed> {
     // The template's defaults: 15 %, no floor, 0.8.
     let config = AlertsConfig::from_lookup(|_| None)?;
     Ok(Stack {
-        function: AlertsFunction::new(&sdk, &resources, &config),
+        function: AlertsFunction::new(
+            &aws.function_sdk("AlertsFunction").await,
+            &resources,
+            &config,
+        ),
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         sns: aws_sdk_sns::Client::new(&sdk),

@@ -43,6 +43,7 @@ pub(super) async fn an_unreachable_topic_fails_the_batch_and_the_replay_delivers
     stack.function.publisher.topic_arn = format!("{topic}-gone");
     stack.function.publisher.retry = RetryPolicy::immediate(Duration::from_millis(200));
     let (response, outcome) = stack.function.handle(event.clone()).await;
+    realty_tests::calls::forget_calls_on(&stack.function.publisher.topic_arn);
     let failed: Vec<Option<String>> = response
         .batch_item_failures
         .iter()

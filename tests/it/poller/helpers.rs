@@ -69,7 +69,7 @@ pub(crate) async fn source_poller(
         ..ApiKeys::default()
     };
     Ok(build_poller(
-        &aws.sdk_config().await,
+        &aws.function_sdk("PollerFunction").await,
         resources,
         &config,
         &keys,
@@ -250,7 +250,7 @@ pub(super) async fn fixture_poller(
         reso: Some("test".into()),
     };
     Ok(build_poller(
-        &aws.sdk_config().await,
+        &aws.function_sdk("PollerFunction").await,
         resources,
         &config,
         &keys,

@@ -103,6 +103,7 @@ pub(super) fn alerts_stack() -> ProvisionedStack {
             resource("AlertsFailureQueue", "AWS::SQS::Queue", "q"),
         ],
         skipped: Vec::new(),
+        function_policies: BTreeMap::new(),
     }
 }
 
