@@ -8,7 +8,7 @@
 //! table whenever it cannot tell the events since then; `market_daily` is the daily
 //! snapshots' content, committed only when it differs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
 use aws_config::SdkConfig;
@@ -18,7 +18,10 @@ use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_core::api::ports::MarketReader as _;
 use realty_core::config::StackResources;
-use realty_core::lake::{EventRow, ListingRow, MarketDayRow, market_day_row, merge_listings};
+use realty_core::lake::{
+    EventRow, ListingRow, ListingsMerge, MarketDayRow, market_daily_rows, market_day_row,
+    merge_listings,
+};
 use realty_core::listing::ListingEvent;
 use realty_core::metrics::aggregate::Scope;
 use realty_core::poller::ports::ConfigStore;
@@ -393,9 +396,18 @@ impl Curator {
             let previous: Vec<ListingRow> = read::rows(&listings, None).await?;
             merge_listings(previous, &appended.rows)
         } else {
-            let all: Vec<EventRow> =
-                read::rows(&events, Some(events_snapshot.snapshot_id())).await?;
-            merge_listings(Vec::new(), &all)
+            // Recomputed one Arrow batch of events at a time: the rows of every listing,
+            // not every event of the lake, in memory.
+            let mut merge = ListingsMerge::default();
+            read::for_each_batch(
+                &events,
+                Some(events_snapshot.snapshot_id()),
+                None,
+                None,
+                |batch: Vec<EventRow>| merge.add(&batch),
+            )
+            .await?;
+            merge.finish()
         };
         let properties = HashMap::from([(
             MERGED_THROUGH.to_owned(),
@@ -404,7 +416,8 @@ impl Curator {
         replace_rows(&self.lake, &LISTINGS_TABLE, &rows, properties).await
     }
 
-    /// `market_daily`: every daily snapshot of every watched market.
+    /// `market_daily`: every daily snapshot of every watched market, and the rows markets
+    /// no longer watched had.
     async fn market_daily(&self, now: DateTime<Utc>) -> Result<Replaced, LakeError> {
         let month = now.format("%Y-%m").to_string();
         let watched = self
@@ -422,7 +435,10 @@ impl Curator {
                 .map_err(|e| LakeError::Invalid(format!("snapshots of {scope}: {e}")))?;
             rows.extend(snapshots.iter().filter_map(market_day_row));
         }
-        rows.sort_by(|a, b| a.scope.cmp(&b.scope).then(a.day.cmp(&b.day)));
+        let previous: Vec<MarketDayRow> =
+            read::rows(&self.lake.table(&MARKET_DAILY_TABLE).await?, None).await?;
+        let markets: HashSet<&str> = watched.markets.iter().map(|m| m.market.as_str()).collect();
+        let rows = market_daily_rows(&markets, rows, previous);
         let properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
         replace_rows(&self.lake, &MARKET_DAILY_TABLE, &rows, properties).await
     }

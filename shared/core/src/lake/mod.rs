@@ -11,8 +11,8 @@ pub use checks::{
     CheckResult, EventChecks, LakeRows, Outside, daily_counts, run_checks, run_checks_with,
 };
 pub use rows::{
-    EventRow, ListingRow, MarketDayRow, event_id, market_day_row, merge_listings,
-    newest_per_listing,
+    EventRow, ListingRow, ListingsMerge, MarketDayRow, event_id, market_daily_rows, market_day_row,
+    merge_listings, newest_per_listing,
 };
 
 #[cfg(test)]

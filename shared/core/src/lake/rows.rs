@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -295,36 +295,60 @@ pub fn newest_per_listing(events: &[EventRow]) -> HashMap<&str, &EventRow> {
 /// sighting stay the oldest. Order-independent, so re-merging the same events in any
 /// order gives the same rows; rows come out sorted by listing id.
 pub fn merge_listings(previous: Vec<ListingRow>, events: &[EventRow]) -> Vec<ListingRow> {
-    let mut by_id: HashMap<String, ListingRow> = previous
-        .into_iter()
-        .map(|row| (row.listing_id.clone(), row))
-        .collect();
-    for event in events {
-        let incoming = ListingRow::from_event(event);
-        match by_id.get_mut(&event.listing_id) {
-            None => {
-                by_id.insert(event.listing_id.clone(), incoming);
-            }
-            Some(current) => {
-                let events_seen = current.events + 1;
-                let (first_price, first_at) =
-                    if incoming.first_observed_at < current.first_observed_at {
-                        (incoming.first_price_minor, incoming.first_observed_at)
-                    } else {
-                        (current.first_price_minor, current.first_observed_at)
-                    };
-                if incoming.version() > current.version() {
-                    *current = incoming;
+    let mut merge = ListingsMerge::new(previous);
+    merge.add(events);
+    merge.finish()
+}
+
+/// [`merge_listings`] a part of the events at a time, so a rebuild from every event holds
+/// one row per listing and one part of the events, never all of them.
+#[derive(Debug, Default)]
+pub struct ListingsMerge {
+    by_id: HashMap<String, ListingRow>,
+}
+
+impl ListingsMerge {
+    pub fn new(previous: Vec<ListingRow>) -> Self {
+        Self {
+            by_id: previous
+                .into_iter()
+                .map(|row| (row.listing_id.clone(), row))
+                .collect(),
+        }
+    }
+
+    pub fn add(&mut self, events: &[EventRow]) {
+        for event in events {
+            let incoming = ListingRow::from_event(event);
+            match self.by_id.get_mut(&event.listing_id) {
+                None => {
+                    self.by_id.insert(event.listing_id.clone(), incoming);
                 }
-                current.events = events_seen;
-                current.first_price_minor = first_price;
-                current.first_observed_at = first_at;
+                Some(current) => {
+                    let events_seen = current.events + 1;
+                    let (first_price, first_at) =
+                        if incoming.first_observed_at < current.first_observed_at {
+                            (incoming.first_price_minor, incoming.first_observed_at)
+                        } else {
+                            (current.first_price_minor, current.first_observed_at)
+                        };
+                    if incoming.version() > current.version() {
+                        *current = incoming;
+                    }
+                    current.events = events_seen;
+                    current.first_price_minor = first_price;
+                    current.first_observed_at = first_at;
+                }
             }
         }
     }
-    let mut rows: Vec<ListingRow> = by_id.into_values().collect();
-    rows.sort_by(|a, b| a.listing_id.cmp(&b.listing_id));
-    rows
+
+    /// The rows, sorted by listing id.
+    pub fn finish(self) -> Vec<ListingRow> {
+        let mut rows: Vec<ListingRow> = self.by_id.into_values().collect();
+        rows.sort_by(|a, b| a.listing_id.cmp(&b.listing_id));
+        rows
+    }
 }
 
 /// One row of `market_daily`: a market scope's figures at the end of a day (or as of now
@@ -383,6 +407,25 @@ pub struct MarketDayRow {
     pub country: Option<String>,
     #[serde(default)]
     pub currency: Option<String>,
+}
+
+/// `market_daily` from the watched markets' daily snapshots (`watched_rows`, read from the
+/// market table) and the table's `previous` rows: a market no longer watched keeps the rows
+/// it had (its history stays in the lake), a watched one is replaced by what the market
+/// table holds now. Sorted by scope and day.
+pub fn market_daily_rows(
+    watched: &HashSet<&str>,
+    watched_rows: Vec<MarketDayRow>,
+    previous: Vec<MarketDayRow>,
+) -> Vec<MarketDayRow> {
+    let mut rows = watched_rows;
+    rows.extend(
+        previous
+            .into_iter()
+            .filter(|row| !watched.contains(row.market.as_str())),
+    );
+    rows.sort_by(|a, b| a.scope.cmp(&b.scope).then(a.day.cmp(&b.day)));
+    rows
 }
 
 /// The `market_daily` row of a daily snapshot item; `None` for an hourly one.

@@ -65,6 +65,13 @@ fn listings_keep_the_newest_state_in_any_order_and_flag_delistings() {
     // Merged in two runs, the same rows.
     let first_run = merge_listings(Vec::new(), &rows[..1]);
     assert_eq!(merge_listings(first_run, &rows[1..]), in_order);
+
+    // Folded one event at a time (a rebuild reading the lake a batch at a time), the same.
+    let mut merge = ListingsMerge::default();
+    for row in reversed.chunks(1) {
+        merge.add(row);
+    }
+    assert_eq!(merge.finish(), in_order);
 }
 
 #[test]
@@ -240,5 +247,46 @@ fn a_market_day_names_its_country_and_currency() {
     assert_eq!(
         (row.country.as_deref(), row.currency.as_deref()),
         (Some("US"), Some("USD"))
+    );
+}
+
+#[test]
+fn a_market_no_longer_watched_keeps_its_days_and_a_watched_one_takes_the_tables() {
+    let day = |pk: &str, d: i64| {
+        market_day_row(&crate::store::MarketSnapshotItem {
+            pk: pk.into(),
+            sk: String::new(),
+            period: crate::metrics::ports::Period::Day((at(0) + Duration::days(d)).date_naive()),
+            figures: Default::default(),
+            trends: None,
+            expires_at: None,
+        })
+        .expect("a day")
+    };
+    let previous = vec![
+        day("city#syracuse-ny#all", 0),
+        day("city#nashville-tn#all", 0),
+        day("city#syracuse-ny#all", 1),
+    ];
+    // Nashville is still watched: its rows are what the market table holds now. Syracuse
+    // was removed from the watch list: its two days stay.
+    let watched = std::collections::HashSet::from(["nashville-tn"]);
+    let now = vec![
+        day("city#nashville-tn#all", 2),
+        day("city#nashville-tn#all", 1),
+    ];
+    let rows = market_daily_rows(&watched, now, previous);
+    let keys: Vec<(&str, i64)> = rows
+        .iter()
+        .map(|r| (r.market.as_str(), (r.day - at(0).date_naive()).num_days()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("nashville-tn", 1),
+            ("nashville-tn", 2),
+            ("syracuse-ny", 0),
+            ("syracuse-ny", 1)
+        ]
     );
 }
