@@ -15,7 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{Contribution, Counter, ListingFacts, Scope, Standing, scopes_of};
+use super::aggregate::{Contribution, Counter, ListingFacts, Scope, Standing, scopes_of, zip_geo};
 use crate::listing::{EventKind, Listing, ListingEvent, ListingStatus, Offer};
 
 /// Most digits a sequence number has: Kinesis's are decimal strings of up to 128 digits
@@ -391,7 +391,7 @@ fn transition(
         Some(f) => f.scopes(),
         None => scopes_of(
             Arc::from(listing.market.city_state.as_str()),
-            listing.market.zip.as_deref().map(Arc::from),
+            zip_geo(&listing.market),
             listing.property_type,
         ),
     };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use super::{Scope, scopes_of};
+use super::{Scope, scopes_of, zip_geo};
 use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
 
 /// Whether a listing counts as active or pending inventory.
@@ -64,7 +64,7 @@ impl ListingFacts {
             standing: Standing::of(listing.offer, listing.status)?,
             property_type: listing.property_type,
             city_state: Arc::from(listing.market.city_state.as_str()),
-            zip: listing.market.zip.as_deref().map(Arc::from),
+            zip: zip_geo(&listing.market),
             price_minor: listing.price_minor,
             living_area_sqft: listing.living_area_sqft.filter(|a| *a > 0),
             beds: listing.beds,

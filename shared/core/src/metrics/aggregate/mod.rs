@@ -18,7 +18,7 @@ mod scope;
 pub use encoded::EncodedHistograms;
 pub use facts::{ListingFacts, Standing, day_date, day_number};
 pub use figures::{ANOMALY_ROBUST_Z, MIN_LISTINGS_FOR_ANOMALIES, MarketFigures};
-pub use scope::{Geo, Scope, city_scope_key, property_type_name, scopes_of};
+pub use scope::{Geo, Scope, city_scope_key, property_type_name, scopes_of, zip_geo};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

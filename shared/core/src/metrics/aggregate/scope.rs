@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::listing::PropertyType;
+use crate::listing::{MarketKey, PropertyType};
 
 /// A geography. Its name is shared: a batch names each market in every contribution to it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +78,17 @@ pub fn property_type_name(t: PropertyType) -> &'static str {
         PropertyType::Manufactured => "manufactured",
         PropertyType::Other => "other",
     }
+}
+
+/// The ZIP geography of a market: the postal code in the US, `<country>/<code>` elsewhere
+/// (`fr/75001`), so a postal code abroad never shares the market of the US ZIP it spells
+/// (Paris 75001 is not Addison, TX).
+pub fn zip_geo(market: &MarketKey) -> Option<Arc<str>> {
+    let zip = market.zip.as_deref()?;
+    Some(match market.city_state.split_once('/') {
+        Some((country, _)) => Arc::from([country, zip].join("/")),
+        None => Arc::from(zip),
+    })
 }
 
 /// The scopes a listing in `city_state` (and `zip`) of `property_type` counts in: each

@@ -37,6 +37,29 @@ fn a_listing_counts_in_four_scopes() {
     );
 }
 
+/// A postal code abroad has its own ZIP market, not the US ZIP it spells.
+#[test]
+fn a_postal_code_abroad_is_not_the_us_zip_it_spells() {
+    let market = |city_state: &str| crate::listing::MarketKey {
+        city_state: city_state.into(),
+        zip: Some("75001".into()),
+    };
+    assert_eq!(zip_geo(&market("addison-tx")).as_deref(), Some("75001"));
+    assert_eq!(zip_geo(&market("fr/paris")).as_deref(), Some("fr/75001"));
+    let paris = ListingFacts {
+        city_state: "fr/paris".into(),
+        zip: zip_geo(&market("fr/paris")),
+        ..facts(1, 1, Standing::Active)
+    };
+    let keys: Vec<String> = paris.scopes().iter().map(Scope::key).collect();
+    assert_eq!(keys[2], "zip#fr/75001#all");
+    let none = crate::listing::MarketKey {
+        zip: None,
+        ..market("fr/paris")
+    };
+    assert_eq!(zip_geo(&none), None);
+}
+
 /// A skewed market (most homes near $200/sqft, a long tail of dear ones): the bounds stay
 /// above zero, the far tail and a give-away are flagged, the ordinary spread is not.
 #[test]
