@@ -34,12 +34,11 @@ mod alert_sink_tests {
     use std::time::Duration;
 
     use aws_sdk_sqs::Client;
-    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-    use aws_sdk_sqs::types::BatchResultErrorEntry;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
     use crate::adapters::retry::RetryPolicy;
+    use crate::adapters::sqs::tests::{accepted, one_failed};
 
     fn rejected(n: usize, reason_bytes: usize) -> Vec<RejectedAlert> {
         (0..n)
@@ -75,13 +74,7 @@ mod alert_sink_tests {
                     && serde_json::from_str::<serde_json::Value>(body)
                         .is_ok_and(|v| v["listing_id"] == "zillow:\u{FFFE}\u{FFFF}")
             })
-            .then_output(|| {
-                SendMessageBatchOutput::builder()
-                    .set_successful(Some(vec![]))
-                    .set_failed(Some(vec![]))
-                    .build()
-                    .expect("output")
-            });
+            .then_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&escaped]);
         sink(client).send(&[entry]).await.expect("sent");
         assert_eq!(escaped.num_calls(), 1);
@@ -102,33 +95,14 @@ mod alert_sink_tests {
     async fn only_the_failed_entries_are_sent_again() {
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 3)
-            .then_output(|| {
-                SendMessageBatchOutput::builder()
-                    .set_successful(Some(vec![]))
-                    .failed(
-                        BatchResultErrorEntry::builder()
-                            .id("1")
-                            .code("InternalError")
-                            .sender_fault(false)
-                            .build()
-                            .expect("entry"),
-                    )
-                    .build()
-                    .expect("output")
-            });
+            .then_output(|| one_failed("1", "InternalError", false));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
                     && r.entries()[0].id() == "1"
                     && r.entries()[0].message_body().contains("zillow:1#2")
             })
-            .then_output(|| {
-                SendMessageBatchOutput::builder()
-                    .set_successful(Some(vec![]))
-                    .set_failed(Some(vec![]))
-                    .build()
-                    .expect("output")
-            });
+            .then_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
         sink(client).send(&rejected(3, 40)).await.expect("sent");
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
@@ -140,11 +114,7 @@ mod alert_sink_tests {
         let seen = sizes.clone();
         let counting = mock!(Client::send_message_batch).then_compute_output(move |r| {
             seen.lock().expect("lock").push(r.entries().len());
-            SendMessageBatchOutput::builder()
-                .set_successful(Some(vec![]))
-                .set_failed(Some(vec![]))
-                .build()
-                .expect("output")
+            accepted()
         });
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&counting]);
         sink(client)

@@ -228,7 +228,7 @@ impl SqsPoisonSink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
@@ -349,10 +349,27 @@ mod tests {
         }
     }
 
-    fn accepted() -> SendMessageBatchOutput {
+    /// SendMessageBatch's answer when every message went through.
+    pub(crate) fn accepted() -> SendMessageBatchOutput {
         SendMessageBatchOutput::builder()
             .set_successful(Some(vec![]))
             .set_failed(Some(vec![]))
+            .build()
+            .expect("output")
+    }
+
+    /// SendMessageBatch's answer with entry `id` failed as `code` (the others not named).
+    pub(crate) fn one_failed(id: &str, code: &str, sender_fault: bool) -> SendMessageBatchOutput {
+        SendMessageBatchOutput::builder()
+            .set_successful(Some(vec![]))
+            .failed(
+                BatchResultErrorEntry::builder()
+                    .id(id)
+                    .code(code)
+                    .sender_fault(sender_fault)
+                    .build()
+                    .expect("entry"),
+            )
             .build()
             .expect("output")
     }
@@ -395,20 +412,7 @@ mod tests {
         ];
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 2)
-            .then_output(|| {
-                SendMessageBatchOutput::builder()
-                    .set_successful(Some(vec![]))
-                    .failed(
-                        BatchResultErrorEntry::builder()
-                            .id("1")
-                            .code("InvalidMessageContents")
-                            .sender_fault(true)
-                            .build()
-                            .expect("entry"),
-                    )
-                    .build()
-                    .expect("output")
-            });
+            .then_output(|| one_failed("1", "InvalidMessageContents", true));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
@@ -428,20 +432,7 @@ mod tests {
         let records = vec![record(1, "r".into(), "throttled".into())];
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 1)
-            .then_output(|| {
-                SendMessageBatchOutput::builder()
-                    .set_successful(Some(vec![]))
-                    .failed(
-                        BatchResultErrorEntry::builder()
-                            .id("0")
-                            .code("KMS.ThrottlingException")
-                            .sender_fault(true)
-                            .build()
-                            .expect("entry"),
-                    )
-                    .build()
-                    .expect("output")
-            });
+            .then_output(|| one_failed("0", "KMS.ThrottlingException", true));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
@@ -457,20 +448,8 @@ mod tests {
     /// Refused even as metadata: given up on (logged), not a failed batch.
     #[tokio::test(flavor = "current_thread")]
     async fn metadata_refused_again_does_not_fail_the_batch() {
-        let refused = mock!(Client::send_message_batch).then_output(|| {
-            SendMessageBatchOutput::builder()
-                .set_successful(Some(vec![]))
-                .failed(
-                    BatchResultErrorEntry::builder()
-                        .id("0")
-                        .code("InvalidMessageContents")
-                        .sender_fault(true)
-                        .build()
-                        .expect("entry"),
-                )
-                .build()
-                .expect("output")
-        });
+        let refused = mock!(Client::send_message_batch)
+            .then_output(|| one_failed("0", "InvalidMessageContents", true));
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&refused]);
         sink(client)
             .send(&[record(1, "r".into(), "x".into())])
