@@ -165,11 +165,15 @@ pub fn same_origin_link(base: &str, link: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn at(rfc3339: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn the_kept_cursor_is_never_past_the_poll() {
-        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let observed_at = at("2024-03-01T12:00:00Z");
         let second = chrono::TimeDelta::seconds(1);
         assert_eq!(cursor_at_most(None, observed_at), None);
         assert_eq!(
@@ -185,9 +189,7 @@ mod tests {
             Some(observed_at)
         );
         // A cursor a record dated 2099 moved before this fix.
-        let poisoned = DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let poisoned = at("2099-01-01T00:00:00Z");
         assert_eq!(
             cursor_at_most(Some(poisoned), observed_at),
             Some(observed_at)
@@ -196,9 +198,7 @@ mod tests {
 
     #[test]
     fn a_cursor_past_the_clock_skew_makes_a_full_read() {
-        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let observed_at = at("2024-03-01T12:00:00Z");
         let every = TimeDelta::hours(24);
         let with_cursor = |cursor| PollState {
             cursor,
@@ -226,9 +226,7 @@ mod tests {
 
     #[test]
     fn a_market_never_read_complete_is_read_whole_again_once_a_day_not_never() {
-        let observed_at = DateTime::parse_from_rfc3339("2024-03-01T12:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let observed_at = at("2024-03-01T12:00:00Z");
         let every = TimeDelta::hours(24);
         // The first full read was cut short: a cursor, no complete read.
         let tried_at = |at| PollState {
