@@ -1,23 +1,39 @@
 use std::collections::{HashMap, HashSet};
+use std::hash::Hasher;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::listing::{EventKind, ListingEvent};
+use crate::poller::replay::REPLAY_POLL_ID_PREFIX;
 use crate::store::MarketSnapshotItem;
 
 /// The stable id of an event: the listing, the instant it was seen and what happened,
-/// which docs/metrics.md names unique per event. Readable on purpose (an analyst can tell
-/// what it names) and exact (no hash to collide): `zillow:123@2026-11-23T10:00:00.000000Z#changed`.
+/// unique per event of the poller. Readable on purpose (an analyst can tell what it names)
+/// and exact (no hash to collide): `zillow:123@2026-11-23T10:00:00.000000Z#changed`.
+///
+/// A replay's event (`realty replay-raw` after a parser fix, a corrected file) re-derives
+/// an instant the poller may have published already, with the same kind: under that id the
+/// correction would be dropped as a copy of the event it corrects. Its id also names what
+/// it says, `...#changed@replay-<FNV-1a of the listing's JSON>`: a correction is a row of
+/// its own, and the same correction sent twice (a replay run again after a crash) is one.
 pub fn event_id(event: &ListingEvent) -> String {
-    format!(
+    let id = format!(
         "{}@{}#{}",
         event.listing.id.as_str(),
         event
             .observed_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         kind_name(&event.kind)
-    )
+    );
+    if !event.poll_id.starts_with(REPLAY_POLL_ID_PREFIX) {
+        return id;
+    }
+    let mut hasher = fnv::FnvHasher::default();
+    // A listing always serialises; were it not to, the digest of nothing still names a
+    // replay apart from the poller's event.
+    hasher.write(&serde_json::to_vec(&event.listing).unwrap_or_default());
+    format!("{id}@replay-{:016x}", hasher.finish())
 }
 
 fn kind_name(kind: &EventKind) -> &'static str {

@@ -1,7 +1,7 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
-use crate::listing::{ListingEvent, ListingStatus};
+use crate::listing::{EventKind, ListingEvent, ListingStatus};
 use crate::metrics::tests::listing;
 
 fn at(minutes: i64) -> chrono::DateTime<Utc> {
@@ -31,6 +31,34 @@ fn an_event_id_names_the_listing_the_instant_and_the_kind() {
     let ids: std::collections::HashSet<String> = events.iter().map(event_id).collect();
     assert_eq!(ids.len(), 3, "each event has its own id");
     assert_eq!(event_id(&events[0]), event_id(&events[0].clone()), "stable");
+}
+
+/// `realty replay-raw` after a parser fix: the cut of 11:00 parsed again, at the same instant
+/// and of the same kind as the poller's event, with what the fixed parser reads.
+#[test]
+fn a_replayed_correction_has_its_own_id_and_the_same_correction_one() {
+    let events = history();
+    let polled = &events[1];
+    let corrected = |price: i64, poll_id: &str| {
+        let mut fixed = polled.listing.clone();
+        fixed.price_minor = price;
+        ListingEvent::changed(&events[0].listing, fixed, poll_id).expect("a change")
+    };
+    let replayed = corrected(34_500_000, "replay-raw-2026-11-27T10:00:00.000Z-zillow-x");
+    assert_eq!(replayed.observed_at, polled.observed_at);
+    assert!(matches!(replayed.kind, EventKind::Changed { .. }));
+    let id = event_id(&replayed);
+    assert!(
+        id.starts_with(&format!("{}@replay-", event_id(polled))),
+        "{id}"
+    );
+    // Sent again by a replay run again: the same row.
+    let again = corrected(34_500_000, "replay-raw-2026-11-27T11:00:00.000Z-zillow-x");
+    assert_eq!(event_id(&again), id);
+    // A later fix reading another price: a row of its own.
+    assert_ne!(event_id(&corrected(34_400_000, "replay-raw-x")), id);
+    // The poller's own ids are as they were.
+    assert!(!event_id(&corrected(34_500_000, "poll-9")).contains("@replay-"));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::ports::{EventPublisher, PollStateStore, PublishFailure, StoredPollState};
 use super::raw::RawPage;
-use super::replay::{MarketReplay, ReplayOptions, replay_market};
+use super::replay::{MarketReplay, REPLAY_POLL_ID_PREFIX, ReplayOptions, replay_market};
 use super::run::state_key;
 use crate::listing::{Listing, ListingEvent, time_window_violation};
 use crate::ports::PortError;
@@ -197,7 +197,10 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
         rate_per_second: None,
         started_at,
     };
-    let poll_id = format!("replay-raw-{}", started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+    let poll_id = format!(
+        "{REPLAY_POLL_ID_PREFIX}raw-{}",
+        started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+    );
     let mut out = Vec::with_capacity(reads.len());
     for read in reads {
         let (listings, outside): (Vec<Listing>, Vec<Listing>) =

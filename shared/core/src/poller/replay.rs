@@ -29,6 +29,11 @@ pub const MAX_REPLAY_BYTES: u64 = 256 * 1024 * 1024;
 /// Rejects kept (with their row and reason) for the report; the others are only counted.
 pub const MAX_REPORTED_REJECTS: usize = 100;
 
+/// How the poll ids of replays begin (`realty replay`, S3 imports, `realty replay-raw`):
+/// their events re-derive instants the poller may already have published, so the lake
+/// names them apart (`crate::lake::event_id`).
+pub const REPLAY_POLL_ID_PREFIX: &str = "replay-";
+
 /// Events handed to the publisher at once (PutRecords' limit), and the progress step.
 const PUBLISH_CHUNK: usize = 500;
 
@@ -159,7 +164,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
             (rate.ceil() as usize).clamp(1, PUBLISH_CHUNK)
         });
     let poll_id = format!(
-        "replay-{}",
+        "{REPLAY_POLL_ID_PREFIX}{}",
         options.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
     );
     for (key, listings) in groups {
