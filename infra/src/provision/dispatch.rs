@@ -70,11 +70,11 @@ impl Provisioner<'_> {
                 );
                 return Ok(());
             }
-            "AWS::SQS::QueuePolicy" => {
+            "AWS::SQS::QueuePolicy" | "AWS::SNS::TopicPolicy" => {
                 self.skip(
                     id,
                     kind,
-                    "the emulator lets S3 send to the queue without it (it applies in AWS)",
+                    "the emulator serves plain HTTP: this TLS-only policy would deny every request where enforced, and its grants to AWS services are not needed locally (it applies in AWS)",
                 );
                 return Ok(());
             }

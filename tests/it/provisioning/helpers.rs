@@ -27,6 +27,22 @@ pub(super) fn template_props(
     stack: &ProvisionedStack,
     logical_id: &str,
 ) -> Value {
+    template_value(
+        template,
+        stack,
+        &template.resources[logical_id].properties,
+        logical_id,
+    )
+}
+
+/// Any of the template's values (a `!Ref`, a `!GetAtt`), evaluated for `stack` as
+/// [`template_props`] evaluates a resource's properties.
+pub(super) fn template_value(
+    template: &Template,
+    stack: &ProvisionedStack,
+    value: &Value,
+    context: &str,
+) -> Value {
     let params: BTreeMap<String, String> = BTreeMap::new();
     let mut ctx = Context::new(
         template,
@@ -71,12 +87,7 @@ pub(super) fn template_props(
             ctx.set_ref(id, physical_name(&stack.stack_name, id));
         }
     }
-    ctx.resolve(
-        template,
-        &template.resources[logical_id].properties,
-        logical_id,
-    )
-    .unwrap()
+    ctx.resolve(template, value, context).unwrap()
 }
 
 pub(super) fn physical(stack: &ProvisionedStack, logical_id: &str) -> String {

@@ -9,7 +9,11 @@ use realty_infra::template::as_i64;
 use realty_tests::{Explain, TestAws, ensure};
 use serde_json::Value;
 
-use super::helpers::{ensure_eq, physical, strs, template_props};
+use realty_infra::provision::ProvisionedStack;
+use realty_infra::template::Template;
+use serde_json::json;
+
+use super::helpers::{ensure_eq, physical, strs, template_props, template_value};
 
 pub(super) async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> Result<(), Failed> {
     let template = aws.template();
@@ -332,29 +336,7 @@ pub(super) async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> R
             .into_iter()
             .collect();
     ensure_eq(rules, expected_rules, "lifecycle rules")?;
-    // The TLS-only bucket policy is in the template, and skipped locally (the emulator
-    // speaks plain HTTP and would enforce it against every request).
-    let policy = template_props(&template, &stack, "DataLakeBucketPolicy");
-    let denies_plain_http = policy["PolicyDocument"]["Statement"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|s| {
-            s["Effect"] == "Deny"
-                && s.pointer("/Condition/Bool/aws:SecureTransport")
-                    .is_some_and(|v| v == "false" || v == false)
-        });
-    ensure(
-        denies_plain_http,
-        format!("the template's bucket policy does not deny plain HTTP: {policy}"),
-    )?;
-    ensure(
-        stack
-            .skipped
-            .iter()
-            .any(|r| r.logical_id == "DataLakeBucketPolicy" && r.reason.contains("TLS")),
-        "the bucket policy is not listed as skipped, with its reason",
-    )?;
+    tls_only_policies_cover_every_bucket_queue_and_topic(&template, &stack)?;
 
     // SNS and SQS: encrypted with the stack's key, retention as written.
     let sns = aws_sdk_sns::Client::new(&config);
@@ -452,4 +434,92 @@ pub(super) async fn provisioned_resources_match_template(aws: Arc<TestAws>) -> R
         "lake bucket notification",
     )?;
     Ok(())
+}
+
+/// Every bucket, queue and topic has a resource policy denying requests not made over TLS
+/// (each of those services answers plain HTTP too), and each such policy is skipped locally
+/// with its reason: the emulators serve plain HTTP, and moto enforces bucket policies.
+fn tls_only_policies_cover_every_bucket_queue_and_topic(
+    template: &Template,
+    stack: &ProvisionedStack,
+) -> Result<(), Failed> {
+    // (policy type, its property naming what it covers, the covered type, its ARN's form)
+    let kinds = [
+        ("AWS::S3::BucketPolicy", "Bucket", "AWS::S3::Bucket", "Arn"),
+        ("AWS::SQS::QueuePolicy", "Queues", "AWS::SQS::Queue", "Arn"),
+        ("AWS::SNS::TopicPolicy", "Topics", "AWS::SNS::Topic", "Ref"),
+    ];
+    for (policy_kind, covers, kind, arn_form) in kinds {
+        // What each policy covers (as its `Queues`, `Topics` or `Bucket` name them) and the
+        // ARNs its TLS-only statements deny plain HTTP on.
+        let mut denied: Vec<(BTreeSet<String>, String)> = Vec::new();
+        for (policy_id, _) in template.resources_of(policy_kind) {
+            let props = template_props(template, stack, policy_id);
+            let statements = props["PolicyDocument"]["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let tls_only: Vec<&Value> = statements
+                .iter()
+                .filter(|s| {
+                    s["Effect"] == "Deny"
+                        && s["Principal"] == "*"
+                        && s.pointer("/Condition/Bool/aws:SecureTransport")
+                            .is_some_and(|v| v == "false" || v == false)
+                })
+                .collect();
+            if tls_only.is_empty() {
+                continue;
+            }
+            ensure(
+                stack
+                    .skipped
+                    .iter()
+                    .any(|r| r.logical_id == policy_id && r.reason.contains("TLS")),
+                format!("{policy_id} is not listed as skipped, with its reason"),
+            )?;
+            let named = one_or_many(&props[covers]);
+            for statement in tls_only {
+                for arn in one_or_many(&statement["Resource"]) {
+                    denied.push((named.clone(), arn));
+                }
+            }
+        }
+        for (id, _) in template.resources_of(kind) {
+            let reference = json!({ "Ref": id });
+            let get_arn = json!({ "Fn::GetAtt": [id, "Arn"] });
+            let name = scalar(&template_value(template, stack, &reference, id));
+            let arn = scalar(&template_value(
+                template,
+                stack,
+                if arn_form == "Ref" {
+                    &reference
+                } else {
+                    &get_arn
+                },
+                id,
+            ));
+            ensure(
+                denied
+                    .iter()
+                    .any(|(named, denied_arn)| named.contains(&name) && *denied_arn == arn),
+                format!("{id} ({kind}) has no {policy_kind} denying plain HTTP on {arn}"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A resolved property that is one value or a list of them, as strings.
+fn one_or_many(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::Array(items) => items.iter().map(scalar).collect(),
+        one => BTreeSet::from([scalar(one)]),
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
 }
