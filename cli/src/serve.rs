@@ -72,21 +72,17 @@ async fn answer(
         chrono::Utc::now(),
     )
     .await;
-    let allow = out.allow();
+    let headers = out.headers();
     let mut response = (
         StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         out.body,
     )
         .into_response();
-    if let Some(allow) = allow {
+    for (name, value) in headers {
         response
             .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+            .insert(name, HeaderValue::from_static(value));
     }
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(out.content_type),
-    );
     response
 }
 

@@ -413,7 +413,9 @@ async fn lists_are_there(page: &Page) -> Result<(), Failed> {
         .await?
         .into_value()?;
     ensure(
-        links.iter().all(|(t, r)| t == "_blank" && r == "noopener"),
+        links
+            .iter()
+            .all(|(t, r)| t == "_blank" && r == "noopener noreferrer"),
         format!("address links {links:?}"),
     )
 }

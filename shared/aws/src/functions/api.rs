@@ -12,7 +12,6 @@ use aws_lambda_events::event::apigw::{
     ApiGatewayV2httpRequest, ApiGatewayV2httpResponse,
 };
 use aws_lambda_events::http::HeaderValue;
-use aws_lambda_events::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
@@ -20,7 +19,7 @@ use crate::adapters::config::DynamoConfigStore;
 use crate::adapters::dynamodb::DynamoMarketStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
-use realty_core::api::auth::bearer_matches;
+use realty_core::api::auth::{MIN_TOKEN_LEN, bearer_matches};
 use realty_core::api::routes::{ApiRequest, MAX_QUERY_PARAMS};
 use realty_core::api::{ApiResponse, respond};
 use realty_core::config::StackResources;
@@ -96,21 +95,14 @@ pub fn request_of(event: &ApiGatewayV2httpRequest) -> ApiRequest {
     }
 }
 
-/// The answer as API Gateway sends it; no cache keeps it (the figures change by the minute,
-/// and the page must not outlive a new deployment).
+/// The answer as API Gateway sends it, with [`ApiResponse::headers`].
 pub fn response_of(answer: &ApiResponse) -> ApiGatewayV2httpResponse {
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(answer.status);
-    response
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
-    response
-        .headers
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(allow) = answer.allow() {
+    for (name, value) in answer.headers() {
         response
             .headers
-            .insert(ALLOW, HeaderValue::from_static(allow));
+            .insert(name, HeaderValue::from_static(value));
     }
     response.body = Some(Body::Text(answer.body.clone()));
     response
@@ -130,8 +122,15 @@ pub struct ApiAuthorizer {
     secret_id: String,
     refresh: Duration,
     retry_after_failure: Duration,
-    /// The token and when it is to be read again (`None`: never read).
-    token: Mutex<(String, Option<Instant>)>,
+    /// What the secret last gave and when it is to be read again (`None`: never read).
+    token: Mutex<HeldToken>,
+}
+
+/// The token held between reads of the secret.
+struct HeldToken {
+    /// The last successful read, or why there is none yet (the last failed read).
+    value: Result<String, PortError>,
+    next_read: Option<Instant>,
 }
 
 impl ApiAuthorizer {
@@ -154,13 +153,18 @@ impl ApiAuthorizer {
             secret_id: secret_id.to_owned(),
             refresh,
             retry_after_failure: TOKEN_RETRY_AFTER_FAILURE.min(refresh),
-            token: Mutex::new((String::new(), None)),
+            token: Mutex::new(HeldToken {
+                value: Err(PortError::new("GetSecretValue", "not read yet")),
+                next_read: None,
+            }),
         }
     }
 
     /// The authorizer's answer; an error (API Gateway answers 500, and the authorizer's
-    /// errors alarm counts it) while the token has never been read, where refusing every
-    /// request would look like wrong tokens and raise no alarm.
+    /// errors alarm counts it) while no usable token is held: the secret never read (its
+    /// first read failed, and until it is tried again), or shorter than [`MIN_TOKEN_LEN`].
+    /// Refusing every request then would look like wrong tokens, raise no alarm, and be
+    /// cached by API Gateway for each token presented, the right one too.
     pub async fn handle(
         &self,
         event: &ApiGatewayV2CustomAuthorizerV2Request,
@@ -170,19 +174,34 @@ impl ApiAuthorizer {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let mut token = self.token.lock().await;
-        if token.1.is_none_or(|next| Instant::now() >= next) {
+        if token.next_read.is_none_or(|next| Instant::now() >= next) {
             match self.secrets.secret_string(&self.secret_id).await {
-                Ok(text) => *token = (text, Some(Instant::now() + self.refresh)),
+                Ok(text) => {
+                    token.value = Ok(text);
+                    token.next_read = Some(Instant::now() + self.refresh);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the API token secret");
-                    token.1 = Some(Instant::now() + self.retry_after_failure);
-                    if token.0.is_empty() {
-                        return Err(e);
+                    token.next_read = Some(Instant::now() + self.retry_after_failure);
+                    // A token read before is kept: a passing fault locks no one out.
+                    if token.value.is_err() {
+                        token.value = Err(e);
                     }
                 }
             }
         }
-        let allowed = bearer_matches(header, &token.0);
+        let held = token.value.as_ref().map_err(Clone::clone)?;
+        if held.trim().len() < MIN_TOKEN_LEN {
+            tracing::error!(
+                min_len = MIN_TOKEN_LEN,
+                "the API token secret is shorter than the shortest token admitted"
+            );
+            return Err(PortError::new(
+                "GetSecretValue",
+                format!("the API token secret is shorter than {MIN_TOKEN_LEN} characters"),
+            ));
+        }
+        let allowed = bearer_matches(header, held);
         if !allowed {
             tracing::info!(
                 route = event.route_key.as_deref().unwrap_or_default(),
@@ -239,6 +258,11 @@ mod tests {
         assert_eq!(
             json["headers"]["content-type"],
             "application/json; charset=utf-8"
+        );
+        assert_eq!(json["headers"]["x-content-type-options"], "nosniff");
+        assert_eq!(
+            json["headers"]["content-security-policy"],
+            realty_core::api::CONTENT_SECURITY_POLICY
         );
         assert_eq!(json["body"], r#"{"error":"no"}"#);
     }
@@ -363,6 +387,26 @@ mod tests {
         let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&down]);
         let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
         let event = authorizer_event(&format!("Bearer {OLD}"));
+        assert!(authorizer.handle(&event).await.is_err());
+        // Still an error before the read is tried again: a refusal now would be cached by
+        // API Gateway for the right token too.
+        assert!(authorizer.handle(&event).await.is_err());
+        assert_eq!(down.num_calls(), 1, "not read again before the pause");
+    }
+
+    /// A secret too short to be a token (emptied, or set by hand) is an error too, not a
+    /// refusal of everyone: the errors alarm says the secret is wrong.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_secret_too_short_to_be_a_token_is_an_error() {
+        use aws_sdk_secretsmanager::Client;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+        let short = &OLD[..MIN_TOKEN_LEN - 1];
+        let secret = mock!(Client::get_secret_value)
+            .then_output(move || GetSecretValueOutput::builder().secret_string(short).build());
+        let client = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&secret]);
+        let authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
+        let event = authorizer_event(&format!("Bearer {short}"));
         assert!(authorizer.handle(&event).await.is_err());
     }
 }

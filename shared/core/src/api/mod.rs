@@ -13,7 +13,7 @@ pub mod respond;
 pub mod routes;
 pub mod views;
 
-pub use respond::{ApiResponse, JSON, respond};
+pub use respond::{ApiResponse, CONTENT_SECURITY_POLICY, JSON, respond};
 
 /// The OpenAPI 3 document of the API.
 pub const OPENAPI: &str = include_str!("openapi.json");

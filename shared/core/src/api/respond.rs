@@ -27,6 +27,9 @@ pub struct ApiResponse {
 pub const JSON: &str = "application/json; charset=utf-8";
 /// The methods the API answers (the `Allow` header of a 405).
 pub const ALLOWED_METHODS: &str = "GET, HEAD";
+/// Most watched markets `GET /alerts` reads without a `market` (a Query per market and
+/// alert type: 300 at most); a stack watching more asks for its alerts market by market.
+pub const MAX_UNSCOPED_FEED_MARKETS: usize = 50;
 
 /// The body of every error: `{"error": "..."}`.
 #[derive(Serialize)]
@@ -34,10 +37,33 @@ struct ErrorBody<'a> {
     error: &'a str,
 }
 
+/// What the dashboard page may load and do: its own scripts, styles and images, requests to
+/// the API it came from, nothing inline, no frame around it. It keeps the bearer token in the
+/// browser, so a script that got in could not send the token anywhere else.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 impl ApiResponse {
     /// The `Allow` header the answer needs: a 405 names the methods the API answers.
     pub fn allow(&self) -> Option<&'static str> {
         (self.status == 405).then_some(ALLOWED_METHODS)
+    }
+
+    /// Every header of the answer, as the Lambda function and `realty serve` both send them:
+    /// its media type (never sniffed), no cache (the figures change by the minute, and the
+    /// page must not outlive a new deployment), no referrer sent to the listings' sites, the
+    /// page's [`CONTENT_SECURITY_POLICY`], and `Allow` on a 405.
+    pub fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        let mut headers = vec![
+            ("content-type", self.content_type),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("content-security-policy", CONTENT_SECURITY_POLICY),
+        ];
+        if let Some(allow) = self.allow() {
+            headers.push(("allow", allow));
+        }
+        headers
     }
 
     fn json(value: &impl Serialize) -> Self {
@@ -127,6 +153,17 @@ pub async fn respond(
                     .map(|s| s.markets.into_iter().map(|m| m.market).collect()),
             };
             match watched {
+                // A feed across every market is a Query per market and type: bounded, so
+                // that no request can make thousands of them.
+                Ok(list) if list.len() > MAX_UNSCOPED_FEED_MARKETS => {
+                    return ApiResponse::error(&ApiError::new(
+                        400,
+                        format!(
+                            "name a market (market=...): the alerts of all {} watched markets are not read at once (at most {MAX_UNSCOPED_FEED_MARKETS})",
+                            list.len()
+                        ),
+                    ));
+                }
                 Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref())
                     .await
                     .map(|f| ApiResponse::json(&f)),
@@ -183,4 +220,61 @@ fn no_figures(market: &str) -> ApiResponse {
             "no figures for market {market}: markets appear once their listings have been polled (`realty markets list` shows the watched ones)"
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::metrics::memory::MemoryStores;
+    use crate::poller::markets::WatchedMarket;
+    use crate::poller::memory::MemoryConfigStore;
+
+    /// A stack watching `count` markets.
+    async fn watching(count: usize) -> MemoryConfigStore {
+        let config = MemoryConfigStore::default();
+        for i in 0..count {
+            let market = WatchedMarket {
+                market: format!("city{i}-tn"),
+                sources: vec!["zillow".into()],
+                min_price: None,
+                max_price: None,
+                home_types: Vec::new(),
+                poll_every_minutes: 15,
+                reso_filter: None,
+                rentals: false,
+            };
+            config.put_market(&market).await.expect("put");
+        }
+        config
+    }
+
+    fn alerts(query: &[(&str, &str)]) -> ApiRequest {
+        ApiRequest {
+            method: "GET".into(),
+            path: "/alerts".into(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        }
+    }
+
+    /// The alerts of every watched market are read at once up to the bound; past it the
+    /// request names what to ask instead, and a market's own alerts are still served.
+    #[tokio::test]
+    async fn an_alert_feed_across_too_many_markets_is_refused() {
+        let stores = MemoryStores::default();
+        let now = Utc::now();
+        let at_bound = watching(MAX_UNSCOPED_FEED_MARKETS).await;
+        let answer = respond(&stores, &at_bound, &alerts(&[]), now).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let past = watching(MAX_UNSCOPED_FEED_MARKETS + 1).await;
+        let answer = respond(&stores, &past, &alerts(&[]), now).await;
+        assert_eq!(answer.status, 400);
+        assert!(answer.body.contains("name a market"), "{}", answer.body);
+        let answer = respond(&stores, &past, &alerts(&[("market", "city3-tn")]), now).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
 }

@@ -68,7 +68,7 @@ const Lists = (() => {
     const a = el("a", "address", x.address);
     a.href = x.url;
     a.target = "_blank";
-    a.rel = "noopener";
+    a.rel = "noopener noreferrer";
     return a;
   }
 
