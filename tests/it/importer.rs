@@ -18,6 +18,7 @@ use realty_core::importer::{ImportResult, ImportStatus, result_key};
 use realty_core::listing::Listing;
 use realty_core::sources::file::write_csv;
 use realty_core::sources::{SourceKind, normalize_file};
+use realty_infra::emulator::EmulatorKind;
 use realty_infra::runner::{FunctionError, QueueMapping, StreamFunction};
 use realty_tests::{TestAws, ensure};
 
@@ -194,7 +195,53 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
                 .is_some_and(|r| r.contains("unknown format")),
         format!("{rejected:?}"),
     )?;
+    // A file corrected by uploading it again before its first version was imported: the
+    // first version's notification (current no more) imports nothing, the second's imports
+    // the correction (the first listing's price, at the same instant: a change) and the
+    // listing rejected before (new), and the result is the second version's.
+    let fix = "imports/fix.csv";
+    let mut corrected = listings[..3].to_vec();
+    let mut wrong = Vec::new();
+    write_csv(&corrected, &mut wrong)?;
+    corrected[0].price_minor -= 1_000_000;
+    let mut right = Vec::new();
+    write_csv(&corrected, &mut right)?;
+    let mut versions = Vec::new();
+    for body in [wrong, right] {
+        let put = s3
+            .put_object()
+            .bucket(&s.resources.data_lake_bucket)
+            .key(fix)
+            .body(body.into())
+            .send()
+            .await?;
+        versions.push(put.version_id().unwrap_or_default().to_owned());
+    }
+    let fixed = imported(&mut mapping, &s, fix, None).await?;
     mapping.drain(20).await?;
+    ensure(
+        fixed.status == ImportStatus::Done
+            && (fixed.published, fixed.changed, fixed.new) == (2, 1, 1)
+            // moto's notifications name no version: each imports the key's current one.
+            && match &fixed.version_id {
+                Some(version) => *version == versions[1],
+                None => aws.kind == Some(EmulatorKind::Moto),
+            },
+        format!("{fixed:?}, versions {versions:?}"),
+    )?;
+    let events = s.events().await?;
+    let prices: Vec<i64> = events
+        .iter()
+        .filter(|e| e.listing.id == corrected[0].id)
+        .map(|e| e.listing.price_minor)
+        .collect();
+    ensure(
+        prices.last() == Some(&corrected[0].price_minor) && events.len() == 8 + 2,
+        format!(
+            "{} events, prices of the corrected listing {prices:?}",
+            events.len()
+        ),
+    )?;
     ensure(
         mapping.stats.failed == 1,
         format!("messages failed: {:?}", mapping.stats),

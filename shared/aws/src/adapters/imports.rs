@@ -10,14 +10,17 @@ use aws_sdk_s3::primitives::ByteStream;
 use realty_core::importer::ports::{ImportObject, ImportObjects};
 use realty_core::ports::PortError;
 
+/// Largest result object read back (results are bounded to well under 100 KB).
+const MAX_RESULT_BYTES: usize = 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct S3ImportObjects {
     pub client: Client,
     pub bucket: String,
 }
 
-/// The object (or its version) is not there: S3's 404 (`NoSuchKey`, or `NoSuchVersion`
-/// which the SDK does not model).
+/// The object is not there: S3's 404 (`NoSuchKey`; `NoSuchVersion`, which the SDK does not
+/// model, for completeness).
 fn is_missing(error: &SdkError<GetObjectError, HttpResponse>) -> bool {
     error.as_service_error().is_some_and(|e| e.is_no_such_key())
         || error.code() == Some("NoSuchVersion")
@@ -40,12 +43,13 @@ impl ImportObjects for S3ImportObjects {
         version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<ImportObject, PortError> {
+        // The key's object now, not the version named: one read both tells whether that
+        // version is still the current one and gives it.
         let object = match self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
         {
@@ -53,6 +57,11 @@ impl ImportObjects for S3ImportObjects {
             Err(e) if is_missing(&e) => return Ok(ImportObject::Missing),
             Err(e) => return Err(port_error("GetObject", e)),
         };
+        if let Some(wanted) = version_id
+            && object.version_id() != Some(wanted)
+        {
+            return Ok(ImportObject::Superseded);
+        }
         // Refused unread when S3 gives its length, and while reading when it does not.
         if let Some(bytes) = object.content_length().and_then(|n| u64::try_from(n).ok())
             && bytes > max_bytes
@@ -85,13 +94,28 @@ impl ImportObjects for S3ImportObjects {
             .await
         {
             Ok(object) => {
-                let bytes = object
-                    .body
-                    .collect()
+                // A result is tens of KB: anything far larger is not one of ours, and
+                // reading it whole would let it exhaust the function's memory at every
+                // notification of its file. It counts as no result.
+                if object
+                    .content_length()
+                    .is_some_and(|n| n > MAX_RESULT_BYTES as i64)
+                {
+                    return Ok(None);
+                }
+                let mut body = object.body;
+                let mut bytes = Vec::new();
+                while let Some(chunk) = body
+                    .try_next()
                     .await
                     .map_err(|e| port_error("GetObject", e))?
-                    .into_bytes();
-                Ok(Some(bytes.to_vec()))
+                {
+                    if bytes.len() + chunk.len() > MAX_RESULT_BYTES {
+                        return Ok(None);
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(Some(bytes))
             }
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(port_error("GetObject", e)),
@@ -132,9 +156,10 @@ mod tests {
         let body = b"id,status\n".to_vec();
         let exact = body.clone();
         let at_bound = mock!(Client::get_object)
-            .match_requests(|r| r.key() == Some("imports/a.csv") && r.version_id() == Some("v1"))
+            .match_requests(|r| r.key() == Some("imports/a.csv") && r.version_id().is_none())
             .then_output(move || {
                 GetObjectOutput::builder()
+                    .version_id("v1")
                     .content_length(exact.len() as i64)
                     .body(ByteStream::from(exact.clone()))
                     .build()
@@ -166,6 +191,71 @@ mod tests {
                 ImportObject::TooLarge { bytes: 11 }
             );
         }
+    }
+
+    /// A result object past the bound (not one the importer wrote) is read as no result,
+    /// refused by its declared length or while reading; one at the bound is read.
+    #[tokio::test]
+    async fn a_result_past_its_bound_is_no_result() {
+        let sized = |declared: bool, len: usize| {
+            mock!(Client::get_object).then_output(move || {
+                let builder = GetObjectOutput::builder().body(ByteStream::from(vec![b'{'; len]));
+                if declared {
+                    builder.content_length(len as i64).build()
+                } else {
+                    builder.build()
+                }
+            })
+        };
+        for (declared, len, read) in [
+            (true, MAX_RESULT_BYTES, true),
+            (true, MAX_RESULT_BYTES + 1, false),
+            (false, MAX_RESULT_BYTES + 1, false),
+        ] {
+            let rule = sized(declared, len);
+            let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+            let result = objects(client)
+                .read_result("import-results/imports/a.csv.json")
+                .await
+                .expect("read");
+            assert_eq!(result.is_some(), read, "{len} bytes, declared {declared}");
+        }
+    }
+
+    /// A version that is no longer the key's current one (the file was uploaded again) is
+    /// not read as if it were: its notification came late, or was retried.
+    #[tokio::test]
+    async fn a_version_no_longer_current_is_superseded() {
+        let current = mock!(Client::get_object)
+            .match_requests(|r| r.version_id().is_none())
+            .then_output(|| {
+                GetObjectOutput::builder()
+                    .version_id("v2")
+                    .content_length(3)
+                    .body(ByteStream::from(b"v2\n".to_vec()))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&current]);
+        let objects = objects(client);
+        assert_eq!(
+            objects
+                .read("imports/a.csv", Some("v1"), 10)
+                .await
+                .expect("read"),
+            ImportObject::Superseded
+        );
+        assert_eq!(
+            objects
+                .read("imports/a.csv", Some("v2"), 10)
+                .await
+                .expect("read"),
+            ImportObject::Body(b"v2\n".to_vec())
+        );
+        // Without a version (an unversioned bucket), what is there.
+        assert_eq!(
+            objects.read("imports/a.csv", None, 10).await.expect("read"),
+            ImportObject::Body(b"v2\n".to_vec())
+        );
     }
 
     #[tokio::test]

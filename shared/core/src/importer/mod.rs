@@ -107,6 +107,9 @@ pub struct ImportResult {
 pub struct ImportOutcome {
     pub result: ImportResult,
     pub result_key: String,
+    /// The result was written at `result_key`: not for a version superseded before it was
+    /// imported, whose key's result is the later version's.
+    pub result_written: bool,
     /// A result for this very version was already `done`: nothing was done again (a
     /// notification delivered twice).
     pub already_done: bool,
@@ -193,6 +196,7 @@ where
         return Ok(ImportOutcome {
             result,
             result_key,
+            result_written: false,
             already_done: false,
         });
     }
@@ -206,6 +210,7 @@ where
         return Ok(ImportOutcome {
             result: previous,
             result_key,
+            result_written: false,
             already_done: true,
         });
     }
@@ -220,7 +225,19 @@ where
             .await?
         {
             ImportObject::Missing => {
-                Some("the object is gone: deleted or replaced before it was imported".to_owned())
+                Some("the object is gone: deleted before it was imported".to_owned())
+            }
+            ImportObject::Superseded => {
+                result.reason = Some(
+                    "superseded: a later version of the file was uploaded before this one was imported, and is imported instead"
+                        .to_owned(),
+                );
+                return Ok(ImportOutcome {
+                    result,
+                    result_key,
+                    result_written: false,
+                    already_done: false,
+                });
             }
             ImportObject::TooLarge { bytes } => Some(format!(
                 "{bytes} bytes, over the {MAX_IMPORT_BYTES}-byte limit of an import: split it, or use realty replay"
@@ -250,6 +267,7 @@ where
     Ok(ImportOutcome {
         result,
         result_key,
+        result_written: true,
         already_done: false,
     })
 }

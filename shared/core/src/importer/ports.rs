@@ -12,13 +12,18 @@ pub enum ImportObject {
     TooLarge {
         bytes: u64,
     },
-    /// Deleted (or overwritten, for a version) since it was dropped.
+    /// Deleted since it was dropped: the key has no object now.
     Missing,
+    /// The key's object now is a later version than the one asked for (uploaded again, as
+    /// a corrected file is): that version's own notification imports it.
+    Superseded,
 }
 
 /// The lake bucket's `imports/` (read) and `import-results/` (written).
 pub trait ImportObjects {
-    /// The object `key` (at `version_id` when given), refused unread past `max_bytes`.
+    /// The object `key` now, refused unread past `max_bytes`; [`ImportObject::Superseded`]
+    /// when `version_id` is given and is no longer the key's current version (so an older
+    /// version's notification, delivered late or retried, never imports over a newer one).
     fn read(
         &self,
         key: &str,

@@ -12,17 +12,26 @@ use crate::poller::replay::tests::{at, csv, nashville};
 
 const LAKE: &str = "realty-lake";
 
-/// The lake bucket: objects by key, and the results written.
+/// The lake bucket, versioned: each key's current object (its version, `v1`, `v2`, ... as
+/// it was dropped again, and its body), and the results written.
 #[derive(Default)]
 struct MemoryLake {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    objects: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
     results: Mutex<BTreeMap<String, Vec<u8>>>,
     reads: Mutex<usize>,
 }
 
 impl MemoryLake {
-    fn drop_file(&self, key: &str, body: Vec<u8>) {
-        self.objects.lock().expect("lock").insert(key.into(), body);
+    /// Drops `body` at `key`, a new version of it; its version id.
+    fn drop_file(&self, key: &str, body: Vec<u8>) -> String {
+        let mut objects = self.objects.lock().expect("lock");
+        let versions = objects
+            .get(key)
+            .and_then(|(v, _)| v.strip_prefix('v')?.parse::<u32>().ok())
+            .unwrap_or(0);
+        let version = format!("v{}", versions + 1);
+        objects.insert(key.into(), (version.clone(), body));
+        version
     }
 
     fn result(&self, key: &str) -> ImportResult {
@@ -36,16 +45,19 @@ impl ImportObjects for MemoryLake {
     async fn read(
         &self,
         key: &str,
-        _version_id: Option<&str>,
+        version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<ImportObject, PortError> {
         *self.reads.lock().expect("lock") += 1;
         Ok(match self.objects.lock().expect("lock").get(key) {
             None => ImportObject::Missing,
-            Some(body) if body.len() as u64 > max_bytes => ImportObject::TooLarge {
+            Some((current, _)) if version_id.is_some_and(|v| v != current) => {
+                ImportObject::Superseded
+            }
+            Some((_, body)) if body.len() as u64 > max_bytes => ImportObject::TooLarge {
                 bytes: body.len() as u64,
             },
-            Some(body) => ImportObject::Body(body.clone()),
+            Some((_, body)) => ImportObject::Body(body.clone()),
         })
     }
 
@@ -294,9 +306,9 @@ async fn a_notification_delivered_twice_does_not_import_twice() {
     let listings = nashville();
     let stack = Stack::default();
     let lake = &stack.lake;
-    lake.drop_file("imports/v.csv", csv(&listings[..4]));
+    let v1 = lake.drop_file("imports/v.csv", csv(&listings[..4]));
     let versioned = ImportRequest {
-        version_id: Some("v1".into()),
+        version_id: Some(v1),
         ..request("imports/v.csv")
     };
     let first = stack.import(&versioned, 10).await;
@@ -307,13 +319,68 @@ async fn a_notification_delivered_twice_does_not_import_twice() {
     assert_eq!(lake.result("imports/v.csv").published, 4);
     assert_eq!(*lake.reads.lock().expect("lock"), 1);
     // A new version of the same key is imported.
+    let v2 = lake.drop_file("imports/v.csv", csv(&listings[..4]));
     let next = ImportRequest {
-        version_id: Some("v2".into()),
+        version_id: Some(v2),
         ..request("imports/v.csv")
     };
     let third = stack.import(&next, 12).await;
     assert!(!third.already_done);
     assert_eq!((third.result.published, third.result.unchanged), (0, 4));
+}
+
+/// A corrected file uploaded over the first before the first was imported (or whose first
+/// notification is retried, or delivered late) is the one imported: the first version's
+/// notification publishes nothing and leaves the corrected version's result in place.
+#[tokio::test]
+async fn an_older_version_never_imports_over_a_newer_one() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let lake = &stack.lake;
+    let wrong = lake.drop_file("imports/fix.csv", csv(&listings[..4]));
+    // The correction: the same rows at the same instants, the first listing's price fixed.
+    let mut fixed = listings[..4].to_vec();
+    fixed[0].price_minor -= 1_000_000;
+    let right = lake.drop_file("imports/fix.csv", csv(&fixed));
+    let at_version = |version: &str| ImportRequest {
+        version_id: Some(version.to_owned()),
+        ..request("imports/fix.csv")
+    };
+    let corrected = stack.import(&at_version(&right), 10).await;
+    assert_eq!(corrected.result.status, ImportStatus::Done);
+    assert_eq!(corrected.result.published, 4);
+    assert_eq!(stack.stream.taken().len(), 4);
+    let late = stack.import(&at_version(&wrong), 11).await;
+    assert!(!late.result_written && !late.retry());
+    assert!(
+        late.result
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("superseded")),
+        "{:?}",
+        late.result.reason
+    );
+    assert!(stack.stream.taken().is_empty(), "nothing published for it");
+    let kept = lake.result("imports/fix.csv");
+    assert_eq!(
+        (kept.version_id.as_deref(), kept.published),
+        (Some(right.as_str()), 4)
+    );
+    // The same order of uploads, notifications in order: the first version, read after
+    // the second replaced it, is superseded too, and the second is imported.
+    let stack = Stack::default();
+    let wrong = stack.lake.drop_file("imports/fix.csv", csv(&listings[..4]));
+    let right = stack.lake.drop_file("imports/fix.csv", csv(&fixed));
+    assert!(!stack.import(&at_version(&wrong), 10).await.result_written);
+    let corrected = stack.import(&at_version(&right), 11).await;
+    assert_eq!(corrected.result.published, 4);
+    let published = stack.stream.taken();
+    assert!(
+        published
+            .iter()
+            .any(|e| e.listing.price_minor == fixed[0].price_minor),
+        "the corrected price is what was published"
+    );
 }
 
 #[test]
