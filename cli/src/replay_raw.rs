@@ -182,10 +182,17 @@ impl Run<'_> {
         for keys in days {
             let mut reads = RawReads::default();
             for key in keys {
-                let (body, metadata) = self.raw.get(key).await?;
-                match RawPage::from_metadata(&metadata)
-                    .and_then(|page| page.normalise(&body).map(|parsed| (page, parsed)))
-                {
+                // A page that cannot be fetched (expired since it was listed, or S3 failing
+                // past its retries) is unreadable like one that cannot be parsed: its read
+                // is replayed without it (never complete, so nothing is delisted for it),
+                // the run goes on to its summary and fails at the end naming it.
+                let read = match self.raw.get(key).await {
+                    Ok((body, metadata)) => RawPage::from_metadata(&metadata)
+                        .and_then(|page| page.normalise(&body).map(|parsed| (page, parsed)))
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match read {
                     Ok((page, parsed)) => reads.add(page, parsed),
                     Err(e) => {
                         totals.unreadable += 1;
@@ -281,5 +288,56 @@ fn print_read(verb: &str, r: &ReadReplay) {
             read.first.poll_id,
             read.state_key()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::Client;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use realty_core::poller::memory::{MemoryPollStates, MemoryStream};
+
+    use super::*;
+
+    /// Pages that cannot be fetched (gone since they were listed, or S3 failing) are counted
+    /// unreadable, and the run goes on to the next and to its summary.
+    #[tokio::test]
+    async fn a_page_that_cannot_be_fetched_is_unreadable_and_the_run_goes_on() {
+        let gone = mock!(Client::get_object)
+            .match_requests(|r| r.key() == Some("raw/gone"))
+            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+        let failing = mock!(Client::get_object).then_error(|| {
+            GetObjectError::generic(
+                aws_sdk_s3::error::ErrorMetadata::builder()
+                    .code("AccessDenied")
+                    .message("no")
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&gone, &failing]);
+        let raw = S3RawPageStore {
+            client,
+            bucket: "lake".into(),
+        };
+        let bar = ProgressBar::hidden();
+        let run = Run {
+            raw: &raw,
+            bar: &bar,
+            verb: "would publish",
+            started_at: chrono::Utc::now(),
+        };
+        let days = vec![vec!["raw/gone".to_owned()], vec!["raw/denied".to_owned()]];
+        let states = MemoryPollStates::default();
+        let totals = run
+            .days(
+                &days,
+                &Recorded::new(None::<&MemoryStream>),
+                &DryRunStates::new(&states),
+            )
+            .await
+            .expect("the run goes on");
+        assert_eq!((totals.pages, totals.unreadable, totals.events), (2, 2, 0));
     }
 }

@@ -9,7 +9,7 @@
 //! older than what the state already knows of its listing is skipped (stale): replaying an
 //! old export never moves a listing back in time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -212,7 +212,8 @@ fn state_key(listing: &Listing) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MarketReplay {
     pub delivery: super::deliver::Delivery,
-    /// Listings older than what the state already knew of them: not replayed.
+    /// Rows older than what the state already knew of their listing, or than another row
+    /// of it in the same read: not replayed.
     pub stale: usize,
     /// Listings that changed nothing.
     pub unchanged: usize,
@@ -232,15 +233,33 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
 ) -> Result<MarketReplay, PortError> {
     let stored = states.load(key).await?;
     let rows = listings.len();
+    // A listing in several rows (a history, in any order) is its newest row, the last of
+    // those at the same instant (a read's later copy): detection keeps one row a listing,
+    // and an older one must not win for coming later in the file.
+    let mut newest: HashMap<&str, (DateTime<Utc>, usize)> = HashMap::new();
+    for (i, l) in listings.iter().enumerate() {
+        let entry = newest.entry(l.id.as_str()).or_insert((l.observed_at, i));
+        if l.observed_at >= entry.0 {
+            *entry = (l.observed_at, i);
+        }
+    }
+    let keep: Vec<bool> = listings
+        .iter()
+        .enumerate()
+        .map(|(i, l)| newest.get(l.id.as_str()).is_some_and(|&(_, at)| at == i))
+        .collect();
     let fresh: Vec<Listing> = listings
         .into_iter()
-        .filter(|l| {
-            stored
-                .state
-                .listings
-                .get(l.id.as_str())
-                .is_none_or(|known| known.observed_at <= l.observed_at)
+        .zip(keep)
+        .filter(|(l, newest)| {
+            *newest
+                && stored
+                    .state
+                    .listings
+                    .get(l.id.as_str())
+                    .is_none_or(|known| known.observed_at <= l.observed_at)
         })
+        .map(|(l, _)| l)
         .collect();
     let stale = rows - fresh.len();
     let read = MarketRead {
@@ -372,6 +391,33 @@ pub(crate) mod tests {
         assert_eq!(second.published, 0);
         assert_eq!(second.unchanged, listings.len());
         assert!(stream.taken().is_empty());
+    }
+
+    /// A history export, newest row first: the newest row of each listing is what the
+    /// state and the stream get, whatever the order, and the older rows count as stale.
+    #[tokio::test]
+    async fn a_listing_in_several_rows_is_its_newest_row() {
+        let listings = nashville();
+        let mut newer = listings[0].clone();
+        newer.observed_at = listings[0].observed_at + Duration::hours(1);
+        newer.price_minor -= 500_000;
+        for rows in [
+            vec![newer.clone(), listings[0].clone()],
+            vec![listings[0].clone(), newer.clone()],
+        ] {
+            let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+            let report = replay(&csv(&rows), &stream, &states, options(120), &())
+                .await
+                .expect("replay");
+            assert_eq!((report.published, report.stale), (1, 1), "{report:?}");
+            let sent = stream.taken();
+            assert_eq!(sent[0].listing.price_minor, newer.price_minor);
+            let state = states.state("zillow/nashville-tn").expect("a state");
+            assert_eq!(
+                state.listings[newer.id.as_str()].price_minor,
+                newer.price_minor
+            );
+        }
     }
 
     #[tokio::test]

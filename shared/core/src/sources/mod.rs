@@ -143,14 +143,44 @@ pub struct Reject {
     pub reason: String,
 }
 
+/// Bytes of a reject's id printed; its reason is cut as every reason is
+/// ([`crate::listing::bound_reason`]).
+const MAX_PRINTED_ID_BYTES: usize = 200;
+
 /// `zillow:31682583 (record 0): price_minor: ...`, or without an id `line 7: city: empty`.
 impl fmt::Display for Reject {
+    /// Bounded and free of control characters (escaped), whatever the record held: a reject
+    /// is printed to a terminal and logged, and its id and reason come from a third party's
+    /// file (a reason may quote a whole value).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bounded = crate::listing::bound_reason(self.reason.clone());
+        let reason = printable(&bounded);
         match &self.source_id {
-            Some(id) => write!(f, "{id} ({}): {}", self.position, self.reason),
-            None => write!(f, "{}: {}", self.position, self.reason),
+            Some(id) => {
+                let id = &id[..id.floor_char_boundary(MAX_PRINTED_ID_BYTES)];
+                write!(f, "{} ({}): {reason}", printable(id), self.position)
+            }
+            None => write!(f, "{}: {reason}", self.position),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\u{1b}`), so that printing it cannot move a
+/// terminal's cursor or forge log lines.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// What a page said about the pages after it.
@@ -337,6 +367,28 @@ fn describe_document(api: SourceKind, value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reject printed from a hostile file: an id with a terminal escape and a reason
+    /// quoting a huge value come out bounded and escaped.
+    #[test]
+    fn a_printed_reject_is_bounded_and_escaped() {
+        let reject = Reject {
+            source_id: Some(format!("file:\u{1b}[2J{}", "x".repeat(10_000))),
+            position: RecordPosition::Line(7),
+            reason: format!("invalid type: string \"{}\u{7}\"", "9".repeat(1_000_000)),
+        };
+        let printed = reject.to_string();
+        assert!(printed.len() < 1_000, "{} bytes", printed.len());
+        assert!(!printed.chars().any(char::is_control), "{printed}");
+        assert!(printed.starts_with("file:\\u{1b}[2J"), "{printed}");
+        assert!(printed.contains("(line 7): invalid type"), "{printed}");
+        let plain = Reject {
+            source_id: None,
+            position: RecordPosition::Line(3),
+            reason: "city: empty".into(),
+        };
+        assert_eq!(plain.to_string(), "line 3: city: empty");
+    }
 
     #[test]
     fn source_kind_names_round_trip() {
