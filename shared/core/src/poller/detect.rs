@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::listing::{Listing, ListingEvent};
+use crate::listing::{EventKind, Listing, ListingEvent};
 
 /// What the poller remembers of a market (per source): every listing of the last poll, and,
 /// for incremental sources, where to resume.
@@ -34,6 +34,11 @@ pub struct PollState {
     /// gone, and when (the next checks go to those unseen and not asked about longest).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub page_checked_at: BTreeMap<String, DateTime<Utc>>,
+    /// Listings delisted in the last [`DELISTINGS_REMEMBERED`] and when (the newest
+    /// [`MAX_DELISTINGS_REMEMBERED`]): a replayed row of one observed before its delisting
+    /// is stale, not the listing back on the market. Forgotten when the listing is seen again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delisted_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A stored state that cannot be read back.
@@ -89,6 +94,11 @@ pub const DEFAULT_MAX_DELISTED_SHARE: f64 = 0.3;
 /// are delisted: an upstream outage answering part of a market lasts minutes to hours, and
 /// markets are polled as often as every 5 minutes, so a second read alone proves little.
 pub const MASS_LOSS_CONFIRMATION: TimeDelta = TimeDelta::hours(6);
+/// How long a delisting is remembered ([`PollState::delisted_at`]): as long as the raw pages
+/// `realty replay-raw` re-reads are kept.
+pub const DELISTINGS_REMEMBERED: TimeDelta = TimeDelta::days(90);
+/// Most delistings a market's state remembers (about 50 bytes each in its JSON).
+pub const MAX_DELISTINGS_REMEMBERED: usize = 20_000;
 
 /// A read that found nothing at all (no listing, no rejected record) where the last state
 /// had listings: a source answering "none" for a market that had listings is far likelier
@@ -222,6 +232,7 @@ pub fn detect(
         )
         .filter(|(id, _)| next_listings.contains_key(id) && !seen_ids.contains(id))
         .collect();
+    let delisted_at = remember_delistings(previous, &events, &seen_ids, observed_at);
     Detection {
         events,
         next: PollState {
@@ -243,6 +254,7 @@ pub fn detect(
                 previous.last_complete_read
             },
             page_checked_at,
+            delisted_at,
             last_full_read: if read.full {
                 Some(observed_at)
             } else {
@@ -251,6 +263,37 @@ pub fn detect(
         },
         held_delistings,
     }
+}
+
+/// The delistings to remember after a read: those before it, less the listings it saw
+/// (back on the market) and those older than [`DELISTINGS_REMEMBERED`], with its own, and at
+/// most the newest [`MAX_DELISTINGS_REMEMBERED`].
+fn remember_delistings(
+    previous: &PollState,
+    events: &[ListingEvent],
+    seen: &BTreeSet<String>,
+    observed_at: DateTime<Utc>,
+) -> BTreeMap<String, DateTime<Utc>> {
+    let since = observed_at - DELISTINGS_REMEMBERED;
+    let mut remembered: BTreeMap<String, DateTime<Utc>> = previous
+        .delisted_at
+        .iter()
+        .filter(|(id, at)| **at >= since && !seen.contains(*id))
+        .map(|(id, at)| (id.clone(), *at))
+        .collect();
+    for event in events {
+        if matches!(event.kind, EventKind::Delisted) {
+            remembered.insert(event.listing.id.as_str().to_owned(), observed_at);
+        }
+    }
+    if remembered.len() > MAX_DELISTINGS_REMEMBERED {
+        let mut by_age: Vec<(DateTime<Utc>, String)> =
+            remembered.into_iter().map(|(id, at)| (at, id)).collect();
+        by_age.sort_unstable_by(|a, b| b.cmp(a));
+        by_age.truncate(MAX_DELISTINGS_REMEMBERED);
+        remembered = by_age.into_iter().map(|(at, id)| (id, at)).collect();
+    }
+    remembered
 }
 
 /// Sources that give days on market instead of a date (Zillow's `daysOnZillow`) make the
@@ -285,6 +328,11 @@ pub fn settle(previous: &PollState, detection: Detection, failed: &BTreeSet<usiz
         match previous.listings.get(id) {
             Some(before) => next.listings.insert(id.to_owned(), before.clone()),
             None => next.listings.remove(id),
+        };
+        // A delisting not delivered is not remembered either.
+        match previous.delisted_at.get(id) {
+            Some(at) => next.delisted_at.insert(id.to_owned(), *at),
+            None => next.delisted_at.remove(id),
         };
     }
     if !failed.is_empty() {
@@ -587,6 +635,53 @@ mod tests {
             rejected_ids: rejected.iter().map(|id| id.to_string()).collect(),
             ..MarketRead::default()
         }
+    }
+
+    /// A delisting is remembered with its time until the listing is seen again, for
+    /// [`DELISTINGS_REMEMBERED`], and not at all when its event was not delivered.
+    #[test]
+    fn delistings_are_remembered_until_seen_again_or_old() {
+        let no_guard = DelistingGuard { max_share: 1.0 };
+        let previous = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);
+        let d = detect(
+            &previous,
+            complete(vec![listing(1, 10_000_000)], &[]),
+            "p",
+            at(5),
+            no_guard,
+        );
+        assert_eq!(kinds(&d), [("zillow:2".into(), "delisted")]);
+        assert_eq!(
+            d.next.delisted_at,
+            BTreeMap::from([("zillow:2".into(), at(5))])
+        );
+        // Not delivered: not remembered, and the listing stays.
+        let all: BTreeSet<usize> = (0..d.events.len()).collect();
+        let kept = settle(&previous, d.clone(), &all);
+        assert!(kept.delisted_at.is_empty() && kept.listings.contains_key("zillow:2"));
+        // Remembered through reads that do not see it; forgotten once it is old...
+        let after = detect(
+            &d.next,
+            complete(vec![listing(1, 10_000_000)], &[]),
+            "p",
+            at(10),
+            no_guard,
+        );
+        assert_eq!(after.next.delisted_at, d.next.delisted_at);
+        let later = at(10) + DELISTINGS_REMEMBERED + TimeDelta::minutes(1);
+        let old = detect(
+            &d.next,
+            complete(vec![listing(1, 10_000_000)], &[]),
+            "p",
+            later,
+            no_guard,
+        );
+        assert!(old.next.delisted_at.is_empty());
+        // ...or seen again (back on the market: new).
+        let back = complete(vec![listing(1, 10_000_000), listing(2, 20_000_000)], &[]);
+        let back = detect(&d.next, back, "p", at(15), no_guard);
+        assert_eq!(kinds(&back), [("zillow:2".into(), "new")]);
+        assert!(back.next.delisted_at.is_empty());
     }
 
     #[test]

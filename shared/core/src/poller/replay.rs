@@ -212,8 +212,8 @@ fn state_key(listing: &Listing) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MarketReplay {
     pub delivery: super::deliver::Delivery,
-    /// Rows older than what the state already knew of their listing, or than another row
-    /// of it in the same read: not replayed.
+    /// Rows older than what the state already knew of their listing (its last observation,
+    /// or its delisting), or than another row of it in the same read: not replayed.
     pub stale: usize,
     /// Listings that changed nothing.
     pub unchanged: usize,
@@ -252,12 +252,19 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         .into_iter()
         .zip(keep)
         .filter(|(l, newest)| {
+            let id = l.id.as_str();
             *newest
                 && stored
                     .state
                     .listings
-                    .get(l.id.as_str())
+                    .get(id)
                     .is_none_or(|known| known.observed_at <= l.observed_at)
+                // A row from before the listing's delisting is history, not a relisting.
+                && stored
+                    .state
+                    .delisted_at
+                    .get(id)
+                    .is_none_or(|delisted| l.observed_at > *delisted)
         })
         .map(|(l, _)| l)
         .collect();
@@ -418,6 +425,46 @@ pub(crate) mod tests {
                 newer.price_minor
             );
         }
+    }
+
+    /// An older file holding a listing delisted since does not put it back on the market:
+    /// its row is from before the delisting (stale), and the next poll has nothing to
+    /// delist again.
+    #[tokio::test]
+    async fn a_row_from_before_a_listing_was_delisted_is_stale() {
+        use crate::poller::deliver::deliver;
+        let listings = nashville();
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let key = "zillow/nashville-tn";
+        replay(&csv(&listings[..3]), &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        // A complete poll without the first listing delists it.
+        let read = MarketRead {
+            listings: listings[1..3].to_vec(),
+            complete: true,
+            ..MarketRead::default()
+        };
+        let stored = states.load(key).await.expect("load");
+        let guard = DelistingGuard { max_share: 1.0 };
+        deliver(&stream, &states, key, &stored, read, "poll", at(20), guard)
+            .await
+            .expect("delivered");
+        stream.taken();
+        let report = replay(&csv(&listings[..3]), &stream, &states, options(30), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.published, report.stale), (0, 1), "{report:?}");
+        assert!(stream.taken().is_empty());
+        let state = states.state(key).expect("a state");
+        assert!(!state.listings.contains_key(listings[0].id.as_str()));
+        // Seen after its delisting, it is back on the market.
+        let mut relisted = listings[0].clone();
+        relisted.observed_at = at(25);
+        let report = replay(&csv(&[relisted]), &stream, &states, options(30), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.published, report.new), (1, 1), "{report:?}");
     }
 
     #[tokio::test]
