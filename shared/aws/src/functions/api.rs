@@ -20,16 +20,18 @@ use crate::adapters::dynamodb::DynamoMarketStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
 use realty_core::api::auth::{MIN_TOKEN_LEN, bearer_matches};
+use realty_core::api::config_cache::{CONFIG_FRESH_FOR, CachedConfig};
 use realty_core::api::routes::{ApiRequest, MAX_QUERY_PARAMS};
 use realty_core::api::{ApiResponse, respond};
 use realty_core::config::StackResources;
 use realty_core::poller::ports::SecretSource;
 use realty_core::ports::PortError;
 
-/// The API function: the market table and the configuration store, read only.
+/// The API function: the market table and the configuration store, read only (the
+/// configuration read at most once per [`CONFIG_FRESH_FOR`]).
 pub struct ApiFunction {
     pub markets: DynamoMarketStore,
-    pub config: DynamoConfigStore,
+    pub config: CachedConfig<DynamoConfigStore>,
 }
 
 impl ApiFunction {
@@ -41,10 +43,13 @@ impl ApiFunction {
                 table: resources.market_table.clone(),
                 retry: RetryPolicy::default(),
             },
-            config: DynamoConfigStore {
-                client: dynamodb,
-                table: resources.config_table.clone(),
-            },
+            config: CachedConfig::new(
+                DynamoConfigStore {
+                    client: dynamodb,
+                    table: resources.config_table.clone(),
+                },
+                CONFIG_FRESH_FOR,
+            ),
         }
     }
 

@@ -6,6 +6,7 @@
 //! tests).
 
 pub mod auth;
+pub mod config_cache;
 pub mod dashboard;
 pub mod lists;
 pub mod ports;
