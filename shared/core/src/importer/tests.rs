@@ -252,6 +252,42 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
     );
     assert!(stream.taken().is_empty());
 
+    // Lines: one past the limit is refused before any row is parsed; at the limit, with or
+    // without a last newline, the rows are read (and rejected here, as they are no export).
+    let rows = |lines: usize, last_newline: bool| {
+        let mut body = csv(&listings[..1]).repeat(lines / 2);
+        if lines % 2 == 1 {
+            body.extend_from_slice(b"x\n");
+        }
+        if !last_newline {
+            body.pop();
+        }
+        body
+    };
+    for (lines, last_newline, refused) in [
+        (MAX_IMPORT_ROWS, true, false),
+        (MAX_IMPORT_ROWS, false, false),
+        (MAX_IMPORT_ROWS + 1, true, true),
+        (MAX_IMPORT_ROWS + 1, false, true),
+    ] {
+        let body = rows(lines, last_newline);
+        assert_eq!(
+            body.iter().filter(|b| **b == b'\n').count() + usize::from(!last_newline),
+            lines
+        );
+        lake.drop_file("imports/rows.csv", body);
+        stack.import(&request("imports/rows.csv"), 10).await;
+        let result = lake.result("imports/rows.csv");
+        let said = result.reason.as_deref().unwrap_or_default();
+        assert_eq!(
+            said.contains("line limit"),
+            refused,
+            "{lines} lines: {said}"
+        );
+        assert_eq!(result.rows == 0, refused, "{lines} lines: {result:?}");
+    }
+    stream.taken();
+
     // Another bucket: no result written there or here.
     let foreign = ImportRequest {
         bucket: "someone-else".into(),
