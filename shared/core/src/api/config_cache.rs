@@ -93,16 +93,7 @@ mod tests {
     use crate::poller::memory::MemoryConfigStore;
 
     fn market(key: &str) -> WatchedMarket {
-        WatchedMarket {
-            market: key.into(),
-            sources: vec!["zillow".into()],
-            min_price: None,
-            max_price: None,
-            home_types: Vec::new(),
-            poll_every_minutes: 15,
-            reso_filter: None,
-            rentals: false,
-        }
+        crate::poller::markets::tests::market(key, &["zillow"], 15)
     }
 
     /// Within its freshness a load answers from the copy (a market added behind it is not

@@ -228,23 +228,14 @@ mod tests {
 
     use super::*;
     use crate::metrics::memory::MemoryStores;
-    use crate::poller::markets::WatchedMarket;
+    use crate::poller::markets::tests::market;
     use crate::poller::memory::MemoryConfigStore;
 
     /// A stack watching `count` markets.
     async fn watching(count: usize) -> MemoryConfigStore {
         let config = MemoryConfigStore::default();
         for i in 0..count {
-            let market = WatchedMarket {
-                market: format!("city{i}-tn"),
-                sources: vec!["zillow".into()],
-                min_price: None,
-                max_price: None,
-                home_types: Vec::new(),
-                poll_every_minutes: 15,
-                reso_filter: None,
-                rentals: false,
-            };
+            let market = market(&format!("city{i}-tn"), &["zillow"], 15);
             config.put_market(&market).await.expect("put");
         }
         config

@@ -383,7 +383,7 @@ impl ConfigSnapshot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -392,7 +392,8 @@ mod tests {
             .with_timezone(&Utc)
     }
 
-    fn market(key: &str, sources: &[&str], minutes: u32) -> WatchedMarket {
+    /// A watched market of `sources`, polled every `minutes`, without bounds or rentals.
+    pub(crate) fn market(key: &str, sources: &[&str], minutes: u32) -> WatchedMarket {
         WatchedMarket {
             market: key.into(),
             sources: sources.iter().map(|s| (*s).to_owned()).collect(),
