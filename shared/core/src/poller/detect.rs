@@ -684,6 +684,26 @@ mod tests {
         assert!(back.next.delisted_at.is_empty());
     }
 
+    /// At most the newest [`MAX_DELISTINGS_REMEMBERED`]: at the bound all are kept, one
+    /// past it the oldest goes.
+    #[test]
+    fn the_newest_delistings_are_remembered_up_to_the_bound() {
+        let full = PollState {
+            delisted_at: (0..MAX_DELISTINGS_REMEMBERED)
+                .map(|i| (format!("zillow:{i}"), at(0) + TimeDelta::seconds(i as i64)))
+                .collect(),
+            ..PollState::default()
+        };
+        let none = BTreeSet::new();
+        let kept = remember_delistings(&full, &[], &none, at(59));
+        assert_eq!(kept, full.delisted_at);
+        let one_more = [ListingEvent::delisted(listing(50_000, 1), at(59), "p")];
+        let kept = remember_delistings(&full, &one_more, &none, at(59));
+        assert_eq!(kept.len(), MAX_DELISTINGS_REMEMBERED);
+        assert!(!kept.contains_key("zillow:0") && kept.contains_key("zillow:1"));
+        assert_eq!(kept.get("zillow:50000"), Some(&at(59)));
+    }
+
     #[test]
     fn a_listing_whose_record_is_rejected_stays_as_last_seen() {
         let previous = state(&[listing(1, 10_000_000), listing(2, 20_000_000)]);

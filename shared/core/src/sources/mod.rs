@@ -382,6 +382,19 @@ mod tests {
         assert!(!printed.chars().any(char::is_control), "{printed}");
         assert!(printed.starts_with("file:\\u{1b}[2J"), "{printed}");
         assert!(printed.contains("(line 7): invalid type"), "{printed}");
+        // An id at the bound is printed whole, one byte past it cut.
+        let at_bound = "a".repeat(MAX_PRINTED_ID_BYTES);
+        for (id, printed_id) in [
+            (at_bound.clone(), at_bound.clone()),
+            (format!("{at_bound}b"), at_bound.clone()),
+        ] {
+            let reject = Reject {
+                source_id: Some(id),
+                position: RecordPosition::Line(1),
+                reason: "r".into(),
+            };
+            assert_eq!(reject.to_string(), format!("{printed_id} (line 1): r"));
+        }
         let plain = Reject {
             source_id: None,
             position: RecordPosition::Line(3),
