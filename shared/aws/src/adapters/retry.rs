@@ -39,15 +39,22 @@ impl RetryPolicy {
     }
 }
 
-/// Whether a failed entry's error code names a passing condition (throttling, the topic's or
-/// queue's KMS key throttled, an internal error), which a re-send can get past whatever the
-/// entry's `SenderFault` says: the batch APIs document the codes, not which side each blames.
-pub fn transient_entry_error(code: &str) -> bool {
-    let code = code.to_ascii_lowercase();
-    code.contains("throttl")
-        || code.starts_with("internal")
-        || code.contains("serviceunavailable")
-        || code == "kms.throttlingexception"
+/// Whether a failed entry's error code names a fault in the entry itself (a parameter, an
+/// attribute or contents the service rejects), which no re-send of the same entry gets past.
+/// Every other code names a condition of the stack or the service, whichever side the
+/// entry's `SenderFault` blames: throttling, an internal error, or the topic's or queue's key
+/// disabled, denied or not yet usable after a policy change (`KMSAccessDenied`,
+/// `KMS.DisabledException`), which passes or is fixed; such an entry is sent again, and fails
+/// its record for a re-delivery if it still fails at the deadline, instead of being given up.
+pub fn entry_content_error(code: &str) -> bool {
+    // SQS names some codes by a dotted namespace (`AWS.SimpleQueueService.…`, `KMS.…`).
+    let name = code.rsplit('.').next().unwrap_or(code).to_ascii_lowercase();
+    let namespace_is_kms = code.to_ascii_lowercase().starts_with("kms");
+    !namespace_is_kms
+        && (name.starts_with("invalid")
+            || name.starts_with("validation")
+            || name.contains("toolong")
+            || name.contains("toolarge"))
 }
 
 /// What is left after retrying: the items that never went through, with the last error.
@@ -165,6 +172,38 @@ mod tests {
         let unsent = result.unwrap_err();
         assert_eq!(unsent.items, vec![7]);
         assert_eq!(unsent.last_error, "InternalFailure");
+    }
+
+    /// Only a fault in the entry itself is given up on; a key denied or disabled, throttling
+    /// and internal errors are conditions a re-send (or a re-delivery) gets past.
+    #[test]
+    fn only_an_entry_s_own_contents_are_a_fault_no_resend_gets_past() {
+        for code in [
+            "InvalidParameter",
+            "InvalidParameterValue",
+            "ValidationError",
+            "InvalidMessageContents",
+            "AWS.SimpleQueueService.InvalidMessageContents",
+            "MessageTooLong",
+        ] {
+            assert!(entry_content_error(code), "{code}");
+        }
+        for code in [
+            "KMSAccessDenied",
+            "KMSDisabled",
+            "KMSInvalidState",
+            "KMSNotFound",
+            "KMS.DisabledException",
+            "KMS.InvalidStateException",
+            "AuthorizationError",
+            "EndpointDisabled",
+            "Throttled",
+            "KMSThrottling",
+            "InternalError",
+            "ServiceUnavailable",
+        ] {
+            assert!(!entry_content_error(code), "{code}");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]

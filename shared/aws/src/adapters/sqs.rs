@@ -115,16 +115,16 @@ pub fn chunk_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     realty_core::ports::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
 }
 
-/// What to do with the failed entries of a call: re-send those SQS may take next time (not
-/// the sender's fault, or throttled whatever it says), as metadata alone those it refused as
-/// the sender's fault, and give up on those it refused even so (logged; the record stays in the stream for its retention period).
+/// What to do with the failed entries of a call: re-send those SQS may take next time (any
+/// fault but the entry's own contents, such as the queue's key denied or throttling), as
+/// metadata alone those it refused for their contents, and give up on those it refused even so (logged; the record stays in the stream for its retention period).
 fn to_resend(messages: Vec<Message>, failed: &[BatchResultErrorEntry]) -> Vec<Message> {
     let mut resend = Vec::new();
     for mut message in messages {
         let Some(failure) = failed.iter().find(|f| f.id == message.id) else {
             continue;
         };
-        if !failure.sender_fault || crate::adapters::retry::transient_entry_error(&failure.code) {
+        if !crate::adapters::retry::entry_content_error(&failure.code) {
             resend.push(message);
         } else if let Some(minimal) = message.metadata_only.take() {
             message.body = minimal;
