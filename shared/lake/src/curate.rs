@@ -194,17 +194,7 @@ impl Curator {
     /// several runs, oldest first); `listings` after each, `market_daily` at the end.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
         let events_table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
-        let through = events_table
-            .metadata()
-            .current_snapshot()
-            .and_then(|s| {
-                s.summary()
-                    .additional_properties
-                    .get(SOURCE_THROUGH)
-                    .cloned()
-            })
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
+        let through = source_through(events_table.metadata());
         let objects = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
         let mut report = CurateReport {
             objects_read: 0,
@@ -449,6 +439,115 @@ fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError
         "S3 {operation}: {}",
         aws_sdk_s3::error::DisplayErrorContext(e)
     ))
+}
+
+/// How far the curator has read Firehose's objects: [`SOURCE_THROUGH`] of the newest snapshot
+/// in the current one's lineage that records it. A commit another writer made on top of ours
+/// (Athena's `OPTIMIZE`, a Glue compaction, a `DELETE`) records none; reading only the
+/// current snapshot then listed every object ever delivered, oldest first, and a run spent
+/// its budget on chunks of duplicates (which commit nothing, so record nothing) and never
+/// reached the new ones. `None` (every object) only when no ancestor records it.
+fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<DateTime<Utc>> {
+    let mut snapshot = metadata.current_snapshot();
+    // A lineage has no cycles; the bound only keeps a corrupt one from looping.
+    for _ in 0..=metadata.snapshots().len() {
+        let current = snapshot?;
+        if let Some(through) = current.summary().additional_properties.get(SOURCE_THROUGH) {
+            return DateTime::parse_from_rfc3339(through)
+                .ok()
+                .map(|t| t.with_timezone(&Utc));
+        }
+        snapshot = metadata.snapshot_by_id(current.parent_snapshot_id()?);
+    }
+    None
+}
+
+#[cfg(test)]
+mod lineage_tests {
+    use super::*;
+    use iceberg::spec::{
+        FormatVersion, MAIN_BRANCH, Operation, Snapshot, SnapshotReference, SnapshotRetention,
+        SortOrder, Summary, TableMetadata, TableMetadataBuilder,
+    };
+
+    /// `listing_events`' metadata with one snapshot per summary, each the parent of the next.
+    fn lineage(summaries: &[&[(&str, &str)]]) -> TableMetadata {
+        let table = &LISTING_EVENTS_TABLE;
+        let mut metadata = TableMetadataBuilder::new(
+            table.schema().expect("schema"),
+            table.partition_spec().expect("spec"),
+            SortOrder::unsorted_order(),
+            "s3://lake/listing_events".to_owned(),
+            FormatVersion::V2,
+            HashMap::new(),
+        )
+        .expect("builder")
+        .build()
+        .expect("metadata")
+        .metadata;
+        for (i, properties) in summaries.iter().enumerate() {
+            let id = i as i64 + 1;
+            let snapshot = Snapshot::builder()
+                .with_manifest_list(format!("s3://lake/listing_events/metadata/snap-{id}.avro"))
+                .with_snapshot_id(id)
+                .with_parent_snapshot_id(metadata.current_snapshot_id())
+                .with_sequence_number(id)
+                .with_summary(Summary {
+                    operation: Operation::Append,
+                    additional_properties: properties
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                })
+                .with_schema_id(metadata.current_schema_id())
+                .with_timestamp_ms(Utc::now().timestamp_millis() + id)
+                .build();
+            metadata = TableMetadataBuilder::new_from_metadata(metadata, None)
+                .add_snapshot(snapshot)
+                .expect("snapshot")
+                .set_ref(
+                    MAIN_BRANCH,
+                    SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
+                )
+                .expect("ref")
+                .build()
+                .expect("metadata")
+                .metadata;
+        }
+        metadata
+    }
+
+    fn at(text: &str) -> Option<DateTime<Utc>> {
+        Some(
+            DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .with_timezone(&Utc),
+        )
+    }
+
+    #[test]
+    fn a_commit_another_writer_made_on_top_keeps_the_position() {
+        let ours = [(SOURCE_THROUGH, "2026-11-20T10:00:00+00:00")];
+        let newer = [(SOURCE_THROUGH, "2026-11-21T10:00:00+00:00")];
+        let compaction = [("added-data-files", "1"), ("deleted-data-files", "40")];
+        // Our commits, then two of another writer's (OPTIMIZE, then a DELETE).
+        let metadata = lineage(&[&ours, &newer, &compaction, &compaction]);
+        assert_eq!(source_through(&metadata), at("2026-11-21T10:00:00+00:00"));
+        // The newest of ours counts, not the first.
+        assert_eq!(
+            source_through(&lineage(&[&ours, &newer])),
+            at("2026-11-21T10:00:00+00:00")
+        );
+    }
+
+    #[test]
+    fn a_table_no_curator_committed_to_is_read_whole() {
+        assert_eq!(source_through(&lineage(&[])), None);
+        assert_eq!(
+            source_through(&lineage(&[&[("added-data-files", "1")]])),
+            None
+        );
+    }
 }
 
 #[cfg(test)]
