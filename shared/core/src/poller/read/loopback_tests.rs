@@ -56,6 +56,7 @@ async fn serve(
     let router = axum::Router::new()
         .route("/propertyExtendedSearch", axum::routing::get(get))
         .route("/properties/v3/list", axum::routing::post(post))
+        .route("/Property", axum::routing::get(get))
         .with_state(api);
     (crate::poller::serve_on_loopback(router).await, requests)
 }
@@ -189,4 +190,102 @@ async fn a_realtor_read_takes_its_total_from_the_first_page_and_stops_at_the_pag
     assert_eq!(read.listings.len() as u32, MAX_REALTOR_PAGES);
     // Cut off, and not read again in the same poll.
     assert_eq!(requests.load(Ordering::SeqCst), MAX_REALTOR_PAGES);
+}
+
+/// A due full read that fails (its first page links to another server) gives way to the
+/// read of the changes since the cursor in the same poll, and counts as the interval's try:
+/// before, the failure returned before any state was kept, so every poll tried the full read
+/// again and no change of the market was ever read.
+#[tokio::test]
+async fn a_failed_reso_full_read_gives_way_to_the_changes_and_waits_an_interval() {
+    let page1 = fixture(include_bytes!(
+        "../../../tests/fixtures/reso_property_page1.json"
+    ));
+    let page2 = fixture(include_bytes!(
+        "../../../tests/fixtures/reso_property_page2.json"
+    ));
+    let (base_url, requests) = serve(move |_, query| {
+        // The full read asks for the count; its first page links off the server.
+        if query.get("$count").is_some() {
+            page1.clone()
+        } else {
+            page2.clone()
+        }
+    })
+    .await;
+    let every = chrono::TimeDelta::hours(24);
+    let endpoint = SourceEndpoint {
+        kind: SourceKind::Reso,
+        base_url,
+        key: "test".into(),
+        reso_auth: Some(Arc::new(crate::poller::reso_auth::ResoAuth::new(
+            crate::poller::reso_auth::ResoKey::Token("token".into()),
+        ))),
+        reso_full_read_every: every,
+        crawler: None,
+    };
+    let at = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
+    };
+    let observed_at = at("2024-03-02T00:00:00Z");
+    let previous = PollState {
+        cursor: Some(at("2024-03-01T00:00:00Z")),
+        last_complete_read: Some(observed_at - every),
+        ..PollState::default()
+    };
+    let filter = SearchFilter::default();
+    let (read, _) = read_market(
+        &http_client(std::time::Duration::from_secs(2)).expect("client"),
+        &RateLimiter::per_second(0.0),
+        &HttpPolicy {
+            max_attempts: 1,
+            ..HttpPolicy::default()
+        },
+        &endpoint,
+        MarketSearch {
+            market: "nashville-tn",
+            filter: &filter,
+            offer: Offer::Sale,
+        },
+        &previous,
+        observed_at,
+        &(),
+    )
+    .await
+    .expect("the changes are read though the full read failed");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        2,
+        "one full page, one of changes"
+    );
+    let changes = crate::sources::reso::parse_value(
+        &fixture(include_bytes!(
+            "../../../tests/fixtures/reso_property_page2.json"
+        )),
+        observed_at,
+    )
+    .expect("page");
+    assert_eq!(read.listings.len(), changes.listings.len());
+    assert!(!read.listings.is_empty());
+    assert!(!read.complete, "nothing is inferred from absence");
+    assert!(read.full, "the full read was tried: {read:?}");
+    let crate::sources::Paging::Reso(paging) = &changes.paging else {
+        panic!("a RESO page");
+    };
+    assert_eq!(
+        read.cursor,
+        paging.max_modification_timestamp.max(previous.cursor)
+    );
+    // The try is remembered: the next poll reads the changes alone, an interval later whole.
+    let next = crate::poller::detect::detect(
+        &previous,
+        read,
+        "poll",
+        observed_at,
+        crate::poller::detect::DelistingGuard::default(),
+    )
+    .next;
+    assert_eq!(next.last_full_read, Some(observed_at));
 }

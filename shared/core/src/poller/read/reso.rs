@@ -22,8 +22,12 @@ pub const MAX_RESO_PAGES: u32 = 500;
 /// nothing: its end comes as a status (Closed, Withdrawn, Delete...). Such a read is never
 /// `complete`. Every `reso_full_read_every` (and at the first poll) the market is read whole
 /// with `$count=true`; that read is complete when its records add up to the count, and is
-/// the only one from which a missing record is a delisting. The request names the market (`City`, `StateOrProvince` and the market's raw
-/// filter), selects the fields read, and follows `@odata.nextLink` on the same server only.
+/// the only one from which a missing record is a delisting. A full read that fails (a page
+/// refused after its retries, past [`MAX_RESO_PAGES`]) gives way, in the same poll, to the
+/// read of the changes since the cursor, and is tried again only an interval later: it
+/// failed at every poll before, and the changes it held back were never read. The request
+/// names the market (`City`, `StateOrProvince` and the market's raw filter), selects the
+/// fields read, and follows `@odata.nextLink` on the same server only.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn read_reso(
     client: &reqwest::Client,
@@ -47,9 +51,9 @@ pub(super) async fn read_reso(
     if let Some(raw) = &search.filter.reso_filter {
         reso::check_raw_filter(raw).map_err(refused)?;
     }
-    let sync = ResoSync {
-        modified_since: if full { None } else { cursor },
-        count: full,
+    let sync = |whole: bool| ResoSync {
+        modified_since: if whole { None } else { cursor },
+        count: whole,
         top: 1000,
         extra_filter: Some(reso::market_filter(
             &city,
@@ -57,83 +61,149 @@ pub(super) async fn read_reso(
             search.filter.reso_filter.as_deref(),
         )),
     };
-    let query = sync.query_params().map_err(|e| refused(e.to_string()))?;
-    let auth = endpoint
-        .reso_auth
-        .as_ref()
-        .ok_or_else(|| refused("no RESO token or client credentials".into()))?;
-    let token = auth
-        .bearer(client, policy.timeout)
-        .await
-        .map_err(|e| refused(e.to_string()))?;
-    let headers = vec![("Authorization", format!("Bearer {token}"))];
-    let parse = |b: &[u8]| reso::parse_page(b, observed_at);
-    let mut tally = Tally::new();
-    let mut next = Some(Get {
-        url: base.clone(),
-        query,
-        headers: headers.clone(),
-    });
-    let mut newest = cursor;
-    let mut pages = 0u32;
-    let mut total = None;
-    while let Some(request) = next.take() {
-        pages += 1;
-        if pages > MAX_RESO_PAGES {
-            return Err(refused(format!(
-                "more than {MAX_RESO_PAGES} pages: narrow the market's filter"
-            )));
-        }
-        let fetched = match fetch_page(client, limiter, policy, &request, parse).await {
-            Ok(fetched) => fetched,
-            Err(error) => {
-                // A token the server no longer takes is not sent again.
-                if matches!(error, FetchError::Refused { status: 401, .. }) {
-                    auth.invalidate().await;
-                }
-                return Err(error);
+    let pages = ResoPages {
+        client,
+        limiter,
+        policy,
+        base: &base,
+        auth: endpoint
+            .reso_auth
+            .as_ref()
+            .ok_or_else(|| refused("no RESO token or client credentials".into()))?,
+        raw_pages,
+        observed_at,
+    };
+    let (tally, newest, complete) = if full {
+        match pages.read(&sync(true), &mut stats).await {
+            Ok(whole) => {
+                let (mut tally, newest, total) = whole;
+                tally.expect(total);
+                let complete = tally.complete();
+                (tally, newest, complete)
             }
-        };
-        if let Paging::Reso(paging) = &take_page(&mut tally, fetched, raw_pages, &mut stats).await {
-            newest = newest.max(paging.max_modification_timestamp);
-            if pages == 1 {
-                total = paging.count;
+            // With a cursor to read from, the changes still come; without one (the first
+            // poll) there is nothing else to read.
+            Err(error) if cursor.is_some_and(|at| at <= latest_trusted(observed_at)) => {
+                tracing::warn!(
+                    market = search.market,
+                    %error,
+                    "RESO full read failed; reading the changes since the cursor, the next full read an interval later"
+                );
+                let (tally, newest, _) = pages.read(&sync(false), &mut stats).await?;
+                (tally, newest, false)
             }
-            next = match &paging.next_link {
-                Some(link) => Some(Get {
-                    url: same_origin_link(&base, link).map_err(refused)?,
-                    query: Vec::new(),
-                    headers: headers.clone(),
-                }),
-                None => None,
-            };
+            Err(error) => return Err(error),
         }
-    }
-    let complete = if full {
-        tally.expect(total);
-        tally.complete()
     } else {
-        false
+        let (tally, newest, _) = pages.read(&sync(false), &mut stats).await?;
+        (tally, newest, false)
     };
     let mut read = tally.into_read(complete);
-    read.cursor = cursor_at_most(newest, observed_at);
+    read.cursor = cursor_at_most(newest.max(cursor), observed_at);
     read.full = full;
     Ok((read, stats))
+}
+
+/// What one RESO read needs to follow its pages.
+struct ResoPages<'a, K> {
+    client: &'a reqwest::Client,
+    limiter: &'a RateLimiter,
+    policy: &'a HttpPolicy,
+    base: &'a str,
+    auth: &'a crate::poller::reso_auth::ResoAuth,
+    raw_pages: &'a K,
+    observed_at: DateTime<Utc>,
+}
+
+impl<K: KeepPages> ResoPages<'_, K> {
+    /// The pages of one query, from the first to the last next link: what they held, the
+    /// newest modification time among them and the first page's `@odata.count`.
+    async fn read(
+        &self,
+        sync: &ResoSync,
+        stats: &mut ReadStats,
+    ) -> Result<(Tally, Option<DateTime<Utc>>, Option<u64>), FetchError> {
+        let refused = |error: String| FetchError::NotThatApi {
+            url: self.base.to_owned(),
+            error,
+        };
+        let query = sync.query_params().map_err(|e| refused(e.to_string()))?;
+        let token = self
+            .auth
+            .bearer(self.client, self.policy.timeout)
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let headers = vec![("Authorization", format!("Bearer {token}"))];
+        let observed_at = self.observed_at;
+        let parse = |b: &[u8]| reso::parse_page(b, observed_at);
+        let mut tally = Tally::new();
+        let mut next = Some(Get {
+            url: self.base.to_owned(),
+            query,
+            headers: headers.clone(),
+        });
+        let mut newest = None;
+        let mut pages = 0u32;
+        let mut total = None;
+        while let Some(request) = next.take() {
+            pages += 1;
+            if pages > MAX_RESO_PAGES {
+                return Err(refused(format!(
+                    "more than {MAX_RESO_PAGES} pages: narrow the market's filter"
+                )));
+            }
+            let fetched =
+                match fetch_page(self.client, self.limiter, self.policy, &request, parse).await {
+                    Ok(fetched) => fetched,
+                    Err(error) => {
+                        // A token the server no longer takes is not sent again.
+                        if matches!(error, FetchError::Refused { status: 401, .. }) {
+                            self.auth.invalidate().await;
+                        }
+                        return Err(error);
+                    }
+                };
+            if let Paging::Reso(paging) =
+                &take_page(&mut tally, fetched, self.raw_pages, stats).await
+            {
+                newest = newest.max(paging.max_modification_timestamp);
+                if pages == 1 {
+                    total = paging.count;
+                }
+                next = match &paging.next_link {
+                    Some(link) => Some(Get {
+                        url: same_origin_link(self.base, link).map_err(refused)?,
+                        query: Vec::new(),
+                        headers: headers.clone(),
+                    }),
+                    None => None,
+                };
+            }
+        }
+        Ok((tally, newest, total))
+    }
+}
+
+/// The latest modification time a cursor may trust at `observed_at`: past it, a record was
+/// dated by a clock ahead of ours.
+fn latest_trusted(observed_at: DateTime<Utc>) -> DateTime<Utc> {
+    observed_at + TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS)
 }
 
 /// Whether this poll reads the market whole: at its first poll, once `every` has passed
 /// since the last complete read, and when the cursor is past the clock (moved by a
 /// future-dated record before the cursor was bounded, it says nothing of what was read).
-/// A market never read complete (a feed without a count, or a first full read cut short)
-/// is read whole again once `every` has passed since the last try, not at every poll.
+/// A market never read complete (a feed without a count, or a first full read cut short),
+/// and one whose last full read failed, is read whole again once `every` has passed since
+/// the last try, not at every poll.
 fn reads_whole(previous: &PollState, observed_at: DateTime<Utc>, every: TimeDelta) -> bool {
-    let latest_trusted = observed_at + TimeDelta::seconds(MAX_CLOCK_SKEW_SECONDS);
-    let due = |last: Option<DateTime<Utc>>| last.is_none_or(|at| observed_at - at >= every);
-    previous.cursor.is_none_or(|at| at > latest_trusted)
-        || match previous.last_complete_read {
-            Some(at) => observed_at - at >= every,
-            None => due(previous.last_full_read),
-        }
+    // The last try, complete or not (a state kept before the tries were remembered has only
+    // its last complete read).
+    let last_try = previous.last_full_read.max(previous.last_complete_read);
+    previous
+        .cursor
+        .is_none_or(|at| at > latest_trusted(observed_at))
+        || last_try.is_none_or(|at| observed_at - at >= every)
 }
 
 /// The cursor to keep: never past the poll's clock, so a cursor a future-dated record once
@@ -219,6 +289,36 @@ mod tests {
         ));
         assert!(reads_whole(
             &with_cursor(Some(observed_at + skew + TimeDelta::seconds(1))),
+            observed_at,
+            every
+        ));
+    }
+
+    /// A full read that failed after an old complete one is tried again an interval after
+    /// the try, not at the next poll.
+    #[test]
+    fn a_failed_full_read_is_tried_again_an_interval_after_the_try() {
+        let observed_at = at("2024-03-01T12:00:00Z");
+        let every = TimeDelta::hours(24);
+        let tried_at = |at| PollState {
+            cursor: Some(observed_at - TimeDelta::minutes(5)),
+            last_complete_read: Some(observed_at - TimeDelta::hours(30)),
+            last_full_read: Some(at),
+            ..PollState::default()
+        };
+        let second = TimeDelta::seconds(1);
+        assert!(!reads_whole(
+            &tried_at(observed_at - TimeDelta::minutes(5)),
+            observed_at,
+            every
+        ));
+        assert!(!reads_whole(
+            &tried_at(observed_at - every + second),
+            observed_at,
+            every
+        ));
+        assert!(reads_whole(
+            &tried_at(observed_at - every),
             observed_at,
             every
         ));
