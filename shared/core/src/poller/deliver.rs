@@ -81,7 +81,9 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         && detection.next.unconfirmed_delistings == stored.state.unconfirmed_delistings
         && detection.next.unconfirmed_since == stored.state.unconfirmed_since
         && detection.next.last_complete_read == stored.state.last_complete_read
-        && detection.next.last_full_read == stored.state.last_full_read;
+        && detection.next.last_full_read == stored.state.last_full_read
+        // A portal's ad pages asked about: unsaved, every quiet poll asked the same ones.
+        && detection.next.page_checked_at == stored.state.page_checked_at;
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
@@ -137,5 +139,60 @@ mod tests {
         .await
         .expect("delivered");
         assert_eq!(states.state(key).expect("kept").last_full_read, Some(at(2)));
+    }
+
+    /// A poll with no change that asked a portal about ads it no longer reaches keeps those
+    /// checks: unsaved, every quiet poll asked the same oldest pages again, and the ads
+    /// further down were never checked.
+    #[tokio::test]
+    async fn a_quiet_poll_keeps_the_ad_pages_it_asked_about() {
+        let at = |hour: u32| {
+            DateTime::parse_from_rfc3339(&format!("2025-09-13T{hour:02}:00:00Z"))
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let (reached, unreached) = (
+            crate::poller::detect::tests::listing(1, 40_000_000),
+            crate::poller::detect::tests::listing(2, 50_000_000),
+        );
+        let states = MemoryPollStates::default();
+        let key = "mubawab/casablanca-ma";
+        let state = PollState {
+            listings: [&reached, &unreached]
+                .into_iter()
+                .map(|l| (l.id.as_str().to_owned(), l.clone()))
+                .collect(),
+            ..PollState::default()
+        };
+        assert!(states.save(key, &state, None).await.expect("saved"));
+        // The first page alone: the reached ad unchanged, the other's page found, not gone.
+        let read = MarketRead {
+            listings: vec![reached],
+            asked_not_gone_ids: [unreached.id.as_str().to_owned()].into(),
+            ..MarketRead::default()
+        };
+        let stored = states.load(key).await.expect("load");
+        let delivery = deliver(
+            &MemoryStream::default(),
+            &states,
+            key,
+            &stored,
+            read,
+            "p",
+            at(2),
+            DelistingGuard::default(),
+        )
+        .await
+        .expect("delivered");
+        assert_eq!(
+            (delivery.new, delivery.changed, delivery.delisted),
+            (0, 0, 0)
+        );
+        let kept = states.state(key).expect("kept");
+        assert_eq!(
+            kept.page_checked_at.get(unreached.id.as_str()),
+            Some(&at(2)),
+            "{kept:?}"
+        );
     }
 }

@@ -345,11 +345,12 @@ pub fn settle(previous: &PollState, detection: Detection, failed: &BTreeSet<usiz
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::listing::{EventKind, ListingStatus};
 
-    fn listing(id: u32, price: i64) -> Listing {
+    /// The first listing of the Nashville Zillow fixture, as `zillow:<id>` at `price`.
+    pub(in crate::poller) fn listing(id: u32, price: i64) -> Listing {
         let page = include_bytes!(
             "../../tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
         );
