@@ -67,7 +67,7 @@ fn events_of(
             EventKind::Changed { .. } => "changed",
             EventKind::Delisted => "delisted",
         };
-        let id = e.listing.id.native_id().to_owned();
+        let id = e.listing.id.home_id().to_owned();
         if out.insert(id.clone(), kind).is_some() {
             return Err(format!("listing {id} emitted twice in one poll").into());
         }

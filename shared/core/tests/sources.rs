@@ -318,6 +318,40 @@ fn realtor_price_reduction_gives_the_previous_price() {
     );
 }
 
+/// Zillow's zpid and Realtor.com's property_id name the home: a home for sale and for rent
+/// at once is two listings, each with an id of its own, as are their rejects.
+#[test]
+fn a_home_for_sale_and_for_rent_is_two_listings() {
+    let zillow = normalize(
+        SourceKind::Zillow,
+        br#"[
+            {"zpid": "9", "price": 300000, "listingStatus": "FOR_SALE", "address": "9 A St, Austin, TX 78701"},
+            {"zpid": "9", "price": 2500, "listingStatus": "FOR_RENT", "address": "9 A St, Austin, TX 78701"},
+            {"zpid": "10", "price": "call", "listingStatus": "FOR_RENT", "address": "10 A St, Austin, TX 78701"}
+        ]"#,
+    );
+    assert_eq!(listing(&zillow, "zillow:9").offer, Offer::Sale);
+    assert_eq!(listing(&zillow, "zillow:rent:9").offer, Offer::Rent);
+    assert_eq!(
+        zillow.rejects[0].source_id.as_deref(),
+        Some("zillow:rent:10")
+    );
+    let realtor = normalize(
+        SourceKind::Realtor,
+        br#"{"data": {"home_search": {"count": 2, "total": 2, "results": [
+            {"property_id": "2661871835", "status": "for_sale", "list_price": 480000,
+             "location": {"address": {"line": "1 A St", "city": "Austin", "state_code": "TX", "postal_code": "78701"}}},
+            {"property_id": "2661871835", "status": "for_rent", "list_price": 2400,
+             "location": {"address": {"line": "1 A St", "city": "Austin", "state_code": "TX", "postal_code": "78701"}}}
+        ]}}}"#,
+    );
+    assert_eq!(listing(&realtor, "realtor:2661871835").offer, Offer::Sale);
+    assert_eq!(
+        listing(&realtor, "realtor:rent:2661871835").offer,
+        Offer::Rent
+    );
+}
+
 #[test]
 fn reso_first_page() {
     let page = normalize(SourceKind::Reso, RESO_PAGE_1);
@@ -702,10 +736,10 @@ fn rejects_never_stop_the_page() {
         ]"#,
     );
     let ids: Vec<&str> = page.listings.iter().map(|l| l.id.as_str()).collect();
-    assert_eq!(ids, vec!["zillow:1", "zillow:8"]);
-    assert_eq!(listing(&page, "zillow:8").offer, Offer::Rent);
+    assert_eq!(ids, vec!["zillow:1", "zillow:rent:8"]);
+    assert_eq!(listing(&page, "zillow:rent:8").offer, Offer::Rent);
     assert_eq!(
-        listing(&page, "zillow:8").property_type,
+        listing(&page, "zillow:rent:8").property_type,
         PropertyType::Apartment
     );
     let reasons: Vec<&str> = page.rejects.iter().map(|r| r.reason.as_str()).collect();

@@ -80,6 +80,13 @@ impl ListingSource {
         matches!(self, Self::Avito | Self::Mubawab)
     }
 
+    /// Whether the source's record id names the home rather than one listing of it (Zillow's
+    /// `zpid`, Realtor.com's `property_id`): a home for sale and for rent at once is one id
+    /// in both reads. RESO's `ListingKey` and a portal's ad id name the listing.
+    pub fn ids_name_the_home(self) -> bool {
+        matches!(self, Self::Zillow | Self::Realtor)
+    }
+
     /// The id prefix and serde name: `zillow`, `realtor`, `reso`, `avito`, `mubawab`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -99,7 +106,9 @@ impl fmt::Display for ListingSource {
 }
 
 /// A source-namespaced listing id: `zillow:108712579`, `realtor:<property_id>`,
-/// `reso:<ListingKey>`. Namespacing keeps ids from different APIs from colliding.
+/// `reso:<ListingKey>`, and a rental of a source whose ids name the home
+/// `zillow:rent:108712579`. Namespacing keeps ids from different APIs, and a home's sale
+/// listing and rental, from colliding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ListingId(String);
@@ -109,6 +118,41 @@ impl ListingId {
     pub fn new(source: ListingSource, native_id: &str) -> Result<Self, InvalidListing> {
         check_native_id(native_id)?;
         Ok(Self(format!("{}:{native_id}", source.as_str())))
+    }
+
+    /// The id of a source's record offered as `offer`: `<source>:rent:<id>` for a rental of a
+    /// source whose ids name the home ([`ListingSource::ids_name_the_home`]), so the home's
+    /// sale listing and rental are two listings (one id, each read's events overwrote the
+    /// other's state: a sale counted as a rental, a rental delisted by the sale's end);
+    /// otherwise [`ListingId::new`].
+    pub fn of_offer(
+        source: ListingSource,
+        native_id: &str,
+        offer: Offer,
+    ) -> Result<Self, InvalidListing> {
+        if offer == Offer::Rent && source.ids_name_the_home() {
+            check_native_id(native_id)?;
+            Self::new(source, &format!("{RENTAL_ID_PREFIX}{native_id}"))
+        } else {
+            Self::new(source, native_id)
+        }
+    }
+
+    /// The id the source's record gives the home: the native id less a rental's `rent:`.
+    pub fn home_id(&self) -> &str {
+        let native = self.native_id();
+        native.strip_prefix(RENTAL_ID_PREFIX).unwrap_or(native)
+    }
+
+    /// A rental's id before rentals had ids of their own (the home's, `zillow:<zpid>`), for
+    /// a state kept then; `None` when it was the same.
+    pub fn before_rentals_had_their_own(&self) -> Option<ListingId> {
+        let source = self.source()?;
+        let home = self.native_id().strip_prefix(RENTAL_ID_PREFIX)?;
+        source
+            .ids_name_the_home()
+            .then(|| Self::new(source, home).ok())
+            .flatten()
     }
 
     /// Reads `<source>:<native_id>`, as written in the JSON format and exports.
@@ -142,6 +186,9 @@ impl ListingId {
         self.0.split_once(':').map_or("", |(_, native)| native)
     }
 }
+
+/// What a rental's native id starts with when the source's ids name the home.
+pub const RENTAL_ID_PREFIX: &str = "rent:";
 
 impl fmt::Display for ListingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -446,6 +493,41 @@ impl Listing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rental_of_a_home_keyed_source_has_an_id_of_its_own() {
+        let id = |source, offer| ListingId::of_offer(source, "2661871835", offer).expect("id");
+        let rental = id(ListingSource::Realtor, Offer::Rent);
+        assert_eq!(rental.as_str(), "realtor:rent:2661871835");
+        assert_ne!(rental, id(ListingSource::Realtor, Offer::Sale));
+        assert_eq!(rental.home_id(), "2661871835");
+        assert_eq!(
+            rental.before_rentals_had_their_own(),
+            Some(id(ListingSource::Realtor, Offer::Sale))
+        );
+        assert_eq!(
+            id(ListingSource::Zillow, Offer::Rent).as_str(),
+            "zillow:rent:2661871835"
+        );
+        // A RESO ListingKey names the lease itself.
+        assert_eq!(
+            id(ListingSource::Reso, Offer::Rent).as_str(),
+            "reso:2661871835"
+        );
+        assert_eq!(
+            id(ListingSource::Reso, Offer::Rent).before_rentals_had_their_own(),
+            None
+        );
+        assert_eq!(
+            id(ListingSource::Zillow, Offer::Sale).before_rentals_had_their_own(),
+            None
+        );
+        assert!(ListingId::of_offer(ListingSource::Zillow, "", Offer::Rent).is_err());
+        assert_eq!(
+            ListingId::parse("zillow:rent:1").expect("parsed").home_id(),
+            "1"
+        );
+    }
 
     #[test]
     fn country_codes_are_two_letters() {

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::listing::{EventKind, Listing, ListingEvent};
+use crate::listing::{EventKind, Listing, ListingEvent, Offer};
 
 /// What the poller remembers of a market (per source): every listing of the last poll, and,
 /// for incremental sources, where to resume.
@@ -146,6 +146,51 @@ pub fn detect(
     observed_at: DateTime<Utc>,
     guard: DelistingGuard,
 ) -> Detection {
+    // Rentals kept under the id they had before rentals had ids of their own (the home's,
+    // which its sale listing has too) and read now under their own: delisted under the old id
+    // once, whatever the read's completeness and outside the mass-loss guard (the read sees
+    // them), and new under the new one.
+    let superseded: Vec<&Listing> = read
+        .listings
+        .iter()
+        .filter_map(|l| {
+            let before = previous
+                .listings
+                .get(l.id.before_rentals_had_their_own()?.as_str())?;
+            (before.offer == Offer::Rent).then_some(before)
+        })
+        .collect();
+    if superseded.is_empty() {
+        return detect_read(previous, read, poll_id, observed_at, guard);
+    }
+    let mut migrated = previous.clone();
+    let mut events = Vec::with_capacity(superseded.len());
+    for before in superseded {
+        let old = before.id.as_str();
+        migrated.listings.remove(old);
+        migrated.unconfirmed_delistings.remove(old);
+        migrated.page_checked_at.remove(old);
+        events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
+    }
+    let seen: BTreeSet<String> = read
+        .listings
+        .iter()
+        .map(|l| l.id.as_str().to_owned())
+        .collect();
+    let mut detection = detect_read(&migrated, read, poll_id, observed_at, guard);
+    events.append(&mut detection.events);
+    detection.next.delisted_at = remember_delistings(previous, &events, &seen, observed_at);
+    detection.events = events;
+    detection
+}
+
+fn detect_read(
+    previous: &PollState,
+    read: MarketRead,
+    poll_id: &str,
+    observed_at: DateTime<Utc>,
+    guard: DelistingGuard,
+) -> Detection {
     let complete = read.complete && !implausibly_empty(previous, &read);
     let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
     for listing in read.listings {
@@ -177,7 +222,14 @@ pub fn detect(
             if next.contains_key(id) {
                 continue;
             }
-            if read.rejected_ids.contains(id) {
+            // A rejected rental whose status could not be read has the home's id.
+            let rejected = |id: &str| read.rejected_ids.contains(id);
+            if rejected(id)
+                || before
+                    .id
+                    .before_rentals_had_their_own()
+                    .is_some_and(|home| rejected(home.as_str()))
+            {
                 // Still listed, just unreadable this time: it stays as last seen.
                 next.insert(id.clone(), before.clone());
             } else {
@@ -400,6 +452,67 @@ pub(super) mod tests {
                 (e.listing.id.as_str().to_owned(), kind)
             })
             .collect()
+    }
+
+    /// A rental state kept before rentals had ids of their own holds `zillow:<zpid>`; read
+    /// again as `zillow:rent:<zpid>`, each is delisted under the old id and new under its
+    /// own, once, by a read of any completeness and past the mass-loss guard (the read sees
+    /// every one of them); a rejected rental whose status was unreadable stays.
+    #[test]
+    fn rentals_kept_under_their_home_s_id_move_to_their_own_once() {
+        let rental = |zpid: u32| {
+            let mut l = listing(zpid, 250_000);
+            l.offer = Offer::Rent;
+            l
+        };
+        let own = |l: &Listing| {
+            let mut l = l.clone();
+            l.id = crate::listing::ListingId::of_offer(
+                crate::listing::ListingSource::Zillow,
+                l.id.native_id(),
+                Offer::Rent,
+            )
+            .expect("id");
+            l
+        };
+        let kept = [rental(1), rental(2), rental(3)];
+        let previous = state(&kept);
+        for complete in [false, true] {
+            let read = MarketRead {
+                listings: kept[..2].iter().map(own).collect(),
+                complete,
+                // Rejected without a readable status: the home's id.
+                rejected_ids: [id(&kept[2])].into(),
+                ..MarketRead::default()
+            };
+            let d = detect(&previous, read, "p", at(9), DelistingGuard::default());
+            assert_eq!(
+                kinds(&d),
+                vec![
+                    ("zillow:1".into(), "delisted"),
+                    ("zillow:2".into(), "delisted"),
+                    ("zillow:rent:1".into(), "new"),
+                    ("zillow:rent:2".into(), "new"),
+                ],
+                "complete: {complete}"
+            );
+            assert_eq!(d.held_delistings, 0);
+            assert_eq!(
+                d.next.listings.keys().collect::<Vec<_>>(),
+                ["zillow:3", "zillow:rent:1", "zillow:rent:2"]
+            );
+            assert_eq!(d.next.delisted_at.get("zillow:1"), Some(&at(9)));
+            // The next read of the same rentals changes nothing.
+            let again = MarketRead {
+                listings: kept[..2].iter().map(own).collect(),
+                complete,
+                rejected_ids: [id(&kept[2])].into(),
+                ..MarketRead::default()
+            };
+            let next = detect(&d.next, again, "p2", at(10), DelistingGuard::default());
+            assert_eq!(kinds(&next), vec![], "complete: {complete}");
+            assert_eq!(next.held_delistings, 0);
+        }
     }
 
     #[test]

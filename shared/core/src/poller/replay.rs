@@ -253,12 +253,14 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         .zip(keep)
         .filter(|(l, newest)| {
             let id = l.id.as_str();
+            // A rental kept under its home's id (a state from before rentals had ids of
+            // their own) is the same listing.
+            let known = stored.state.listings.get(id).or_else(|| {
+                let home = l.id.before_rentals_had_their_own()?;
+                stored.state.listings.get(home.as_str())
+            });
             *newest
-                && stored
-                    .state
-                    .listings
-                    .get(id)
-                    .is_none_or(|known| known.observed_at <= l.observed_at)
+                && known.is_none_or(|known| known.observed_at <= l.observed_at)
                 // A row from before the listing's delisting is history, not a relisting.
                 && stored
                     .state

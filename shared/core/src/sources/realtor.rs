@@ -69,8 +69,12 @@ pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page,
         match normalize_result(result, observed_at) {
             Ok(listing) => listings.push(listing),
             Err(reason) => rejects.push(Reject {
+                // The rental's id when the record says it is one (a sale's otherwise).
                 source_id: json::lenient_text(result, "property_id")
-                    .and_then(|id| ListingId::new(ListingSource::Realtor, &id).ok())
+                    .and_then(|id| {
+                        let offer = status_and_offer(result).map_or(Offer::Sale, |(_, o)| o);
+                        ListingId::of_offer(ListingSource::Realtor, &id, offer).ok()
+                    })
                     .map(|id| id.to_string()),
                 position: RecordPosition::Index(position),
                 reason,
@@ -93,8 +97,9 @@ fn normalize_result(result: &Value, observed_at: DateTime<Utc>) -> Result<Listin
         ));
     }
     let property_id = json::text(result, "property_id")?.ok_or("no property_id")?;
-    let id = ListingId::new(ListingSource::Realtor, &property_id).map_err(|e| e.to_string())?;
     let (status, offer) = status_and_offer(result)?;
+    let id = ListingId::of_offer(ListingSource::Realtor, &property_id, offer)
+        .map_err(|e| e.to_string())?;
 
     let price = json::number(result, "list_price")?.ok_or("no list_price")?;
     let price_minor =

@@ -115,8 +115,12 @@ pub fn parse_value(document: &Value, observed_at: DateTime<Utc>) -> Result<Page,
         match normalize_prop(prop, observed_at) {
             Ok(listing) => listings.push(listing),
             Err(reason) => rejects.push(Reject {
+                // The rental's id when the record says it is one (a sale's otherwise).
                 source_id: json::lenient_text(prop, "zpid")
-                    .and_then(|zpid| ListingId::new(ListingSource::Zillow, &zpid).ok())
+                    .and_then(|zpid| {
+                        let offer = status_and_offer(prop).map_or(Offer::Sale, |(_, o)| o);
+                        ListingId::of_offer(ListingSource::Zillow, &zpid, offer).ok()
+                    })
                     .map(|id| id.to_string()),
                 position: RecordPosition::Index(position),
                 reason,
@@ -144,8 +148,8 @@ fn normalize_prop(prop: &Value, observed_at: DateTime<Utc>) -> Result<Listing, S
         ));
     }
     let zpid = json::text(prop, "zpid")?.ok_or("no zpid")?;
-    let id = ListingId::new(ListingSource::Zillow, &zpid).map_err(|e| e.to_string())?;
     let (status, offer) = status_and_offer(prop)?;
+    let id = ListingId::of_offer(ListingSource::Zillow, &zpid, offer).map_err(|e| e.to_string())?;
 
     let price = json::number(prop, "price")?.ok_or("no price")?;
     let price_minor =
