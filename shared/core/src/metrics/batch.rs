@@ -142,6 +142,12 @@ impl ListingState {
         ListingFacts::of(&self.listing, self.first_price_minor)
     }
 
+    /// Whether the listing is off the market: delisted, or sold or withdrawn by its source.
+    /// Its return is a new listing cycle, not a price move.
+    pub fn off_the_market(&self) -> bool {
+        self.delisted || !stays_listed(&self.listing)
+    }
+
     /// How the listing counts in its markets now (its facts' standing, without building them).
     pub fn standing(&self) -> Option<Standing> {
         if self.delisted {
@@ -315,9 +321,10 @@ fn next_state(
 ) -> ListingState {
     let ListingEvent { listing, kind, .. } = event;
     let first_price_minor = match current {
-        Some(s) if !s.delisted => s.first_price_minor,
-        // First sight, or back after a delisting: a new listing cycle. A source that states
-        // the price before its last change tells us it was cut (or raised) before we saw it.
+        Some(s) if !s.off_the_market() => s.first_price_minor,
+        // First sight, or back after a delisting, a sale or a withdrawal: a new listing
+        // cycle. A source that states the price before its last change tells us it was cut
+        // (or raised) before we saw it.
         _ => listing
             .previous_price_minor
             .map_or(listing.price_minor, |p| p.max(listing.price_minor)),
@@ -395,11 +402,11 @@ fn transition(
             listing.property_type,
         ),
     };
-    // First sight, or back on the market after a delisting: a new listing when the event
-    // says so. Otherwise a price move of a listing that stayed on the market.
+    // First sight, or back on the market after a delisting, a sale or a withdrawal: a new
+    // listing (below). Otherwise a price move of a listing that stayed on the market.
     match old {
         None => {}
-        Some(s) if s.delisted => {}
+        Some(s) if s.off_the_market() => {}
         // A price move of a listing leaving the market (a RESO record sold or withdrawn at a
         // lower price in one change) is its delisting, not a cut.
         Some(old_state)
@@ -415,11 +422,15 @@ fn transition(
         }
         Some(_) => {}
     }
-    // New: first sight (or back after a delisting) in inventory, or a listing announced as
-    // coming soon that now enters it (it counted nowhere until then, and its end will count).
+    // New: first sight (or back after a delisting) in inventory, a listing announced as
+    // coming soon that now enters it (it counted nowhere until then, and its end will count),
+    // or one sold or withdrawn that is for sale again (a RESO record Withdrawn, then Active:
+    // its move out counted a delisting).
     let announced =
         old.is_some_and(|s| !s.delisted && s.listing.status == ListingStatus::ComingSoon);
-    if new_facts.is_some() && ((old.is_none_or(|s| s.delisted) && is_new) || announced) {
+    let relisted = old.is_some_and(|s| !s.delisted && !stays_listed(&s.listing));
+    if new_facts.is_some() && ((old.is_none_or(|s| s.delisted) && is_new) || announced || relisted)
+    {
         count(new_scopes(), Counter::NewListing, 0, &mut out);
     }
     if let (Some(f), None) = (&old_facts, &new_facts) {

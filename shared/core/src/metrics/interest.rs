@@ -18,10 +18,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{MarketFigures, Standing, city_scope_key, property_type_name};
-use super::batch::{ListingState, stays_listed};
+use super::batch::{AppliedEvent, ListingState};
 use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
-use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
+use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
 
 /// Price-cut entries expire this long after the cut.
 pub const PRICE_CUT_DAYS: i64 = 30;
@@ -283,6 +283,34 @@ pub fn anomaly_of(price_per_sqft: f64, figures: &MarketFigures) -> Option<Anomal
     }
 }
 
+/// Whether a listing of `status` is on the market (not sold or withdrawn).
+fn in_the_market(status: ListingStatus) -> bool {
+    !matches!(status, ListingStatus::Sold | ListingStatus::OffMarket)
+}
+
+/// The listing's moves through the events this batch applied, in order: (as it was before
+/// each, as the event left it), from `old` (nothing before a first sight). The events are
+/// those of `new.recent_events` after `old`'s last; a batch of more than
+/// [`crate::metrics::batch::MAX_RECENT_EVENTS`] of them judges its earliest together.
+fn applied_moves(
+    old: Option<&ListingState>,
+    new: &ListingState,
+) -> Vec<(AppliedEvent, AppliedEvent)> {
+    let recent = &new.recent_events;
+    let start = old
+        .and_then(|o| o.recent_events.last())
+        .and_then(|last| recent.iter().rposition(|e| e == last))
+        .map_or(0, |i| i + 1);
+    let mut before = old.map(AppliedEvent::from);
+    let mut moves = Vec::new();
+    for after in &recent[start..] {
+        if let Some(before) = before.replace(after.clone()) {
+            moves.push((before, after.clone()));
+        }
+    }
+    moves
+}
+
 /// The index writes one listing's move from `old` to `new` calls for, judged against the
 /// market figures after the batch (`figures`, by scope key; markets missing from it are not
 /// judged, and the listing's set entries stay as they are). Updates `new.interest`.
@@ -296,24 +324,42 @@ pub fn judge(
     let market = listing.market.city_state.clone();
     let at = new.version.observed_at;
     let mut writes = Vec::new();
-    // A cut as the market's counters count one: a sale listing that stayed on the market.
+    // Every cut of the events this batch applied, as the market's counters count them: a
+    // sale listing that stayed on the market, each against the price before it (two cuts in
+    // one batch are two entries; a cut and a rise back none; a return from a withdrawal at a
+    // lower price is a new listing, no cut).
     let city = figures.get(&city_scope_key(&market, None));
-    if let Some(old) = old.filter(|o| {
-        !o.delisted && !new.delisted && o.listing.offer == Offer::Sale && stays_listed(listing)
-    }) {
-        let (before, after) = (old.listing.price_minor, listing.price_minor);
-        if after < before && before > 0 {
-            let mut entry = with_yield(summary(listing), listing, city);
-            entry.previous_price = Some(major(before));
-            entry.cut_pct = Some(round2((before - after) as f64 * 100.0 / before as f64));
-            writes.push(InterestWrite::Put(Box::new(InterestEntry {
-                sort_key: sort_key(InterestKind::PriceCut, listing.id.as_str(), at),
-                market: market.clone(),
-                listing: entry,
-                undervalued_ratio: None,
-                expires_at: (at + Duration::days(PRICE_CUT_DAYS)).timestamp(),
-            })));
+    for (before, after) in applied_moves(old, new) {
+        let is_cut = !before.delisted
+            && !after.delisted
+            && before.offer == Offer::Sale
+            && after.offer == Offer::Sale
+            && in_the_market(before.status)
+            && in_the_market(after.status)
+            && after.price_minor < before.price_minor
+            && before.price_minor > 0;
+        if !is_cut {
+            continue;
         }
+        let (from, to) = (before.price_minor, after.price_minor);
+        let mut cut = listing.clone();
+        cut.price_minor = to;
+        cut.status = after.status;
+        cut.observed_at = after.observed_at;
+        let mut entry = with_yield(summary(&cut), &cut, city);
+        entry.previous_price = Some(major(from));
+        entry.cut_pct = Some(round2((from - to) as f64 * 100.0 / from as f64));
+        writes.push(InterestWrite::Put(Box::new(InterestEntry {
+            sort_key: sort_key(
+                InterestKind::PriceCut,
+                listing.id.as_str(),
+                after.observed_at,
+            ),
+            market: market.clone(),
+            listing: entry,
+            undervalued_ratio: None,
+            expires_at: (after.observed_at + Duration::days(PRICE_CUT_DAYS)).timestamp(),
+        })));
     }
     let median = median_for(listing, city, figures);
     let active = new.standing() == Some(Standing::Active);

@@ -173,6 +173,126 @@ fn a_coming_soon_listing_is_new_when_it_goes_on_sale() {
     }
 }
 
+/// A listing withdrawn (a RESO record Withdrawn or Hold: off the market, a delisting) that
+/// comes back for sale at a lower price is a new listing, not a price cut, and has no cut
+/// entry, as it is when its source delists it and lists it again; its next cut is one entry
+/// against the price it came back at; however its events are batched. Before, the return
+/// counted a cut against the price it left at and no new listing.
+#[test]
+fn a_listing_withdrawn_then_back_for_sale_is_new_not_a_cut() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let active = listing(1, 0, 50_000_000, ListingStatus::Active, at);
+    let mut withdrawn = active.clone();
+    withdrawn.status = ListingStatus::OffMarket;
+    withdrawn.observed_at = at + Duration::hours(1);
+    let mut back = withdrawn.clone();
+    back.status = ListingStatus::Active;
+    back.price_minor = 46_000_000;
+    back.observed_at = at + Duration::hours(2);
+    let mut cut = back.clone();
+    cut.price_minor = 45_000_000;
+    cut.observed_at = at + Duration::hours(3);
+    let events = [
+        ListingEvent::new_listing(active.clone(), "poll-1"),
+        ListingEvent::changed(&active, withdrawn.clone(), "poll-2").expect("a change"),
+        ListingEvent::changed(&withdrawn, back.clone(), "poll-3").expect("a change"),
+        ListingEvent::changed(&back, cut, "poll-4").expect("a change"),
+    ];
+    let records = records_of(&events);
+    for split in 0..=records.len() {
+        let stores = MemoryStores::default();
+        for batch in [&records[..split], &records[split..]] {
+            if batch.is_empty() {
+                continue;
+            }
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        }
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+        let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
+        // New at first sight and at its return; the withdrawal a delisting; one cut, after
+        // the return (from $460,000, not $500,000).
+        assert_eq!(
+            (
+                sum(|d| d.new_listings),
+                sum(|d| d.delistings),
+                sum(|d| d.price_cuts)
+            ),
+            (2, 1, 1),
+            "batches cut after {split}"
+        );
+        let cut_entries: Vec<f64> = stores
+            .keyed
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|item| match item {
+                crate::metrics::memory::KeyedItem::Interest(i) => i.listing.cut_pct,
+                _ => None,
+            })
+            .collect();
+        // Each event judged against the one before it, whichever batch holds them: the cut
+        // after the return alone (before, a batch judged its first state against its last:
+        // 10 % from $500,000 when it held the withdrawal, the return and the cut).
+        assert_eq!(cut_entries, [2.17], "batches cut after {split}");
+    }
+}
+
+/// The price-cut list holds every cut the counters count, each against the price before it,
+/// however the events are batched: before, a batch judged its first state against its last,
+/// so two cuts in one batch were one entry and a cut with a rise back none.
+#[test]
+fn every_cut_is_an_entry_of_its_own_however_the_events_are_batched() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let mut states = vec![listing(1, 0, 50_000_000, ListingStatus::Active, at)];
+    for (hours, price) in [(1, 48_000_000), (2, 45_000_000), (3, 50_000_000)] {
+        let mut next = states[states.len() - 1].clone();
+        next.price_minor = price;
+        next.observed_at = at + Duration::hours(hours);
+        states.push(next);
+    }
+    let mut events = vec![ListingEvent::new_listing(states[0].clone(), "poll-0")];
+    for pair in states.windows(2) {
+        events.push(ListingEvent::changed(&pair[0], pair[1].clone(), "poll").expect("a change"));
+    }
+    let records = records_of(&events);
+    for split in 0..=records.len() {
+        let stores = MemoryStores::default();
+        for batch in [&records[..split], &records[split..]] {
+            if batch.is_empty() {
+                continue;
+            }
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        }
+        let mut cuts: Vec<(f64, f64)> = stores
+            .keyed
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|item| match item {
+                crate::metrics::memory::KeyedItem::Interest(i) => {
+                    Some((i.listing.previous_price?, i.listing.cut_pct?))
+                }
+                _ => None,
+            })
+            .collect();
+        cuts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        assert_eq!(
+            cuts,
+            [(500_000.0, 4.0), (480_000.0, 6.25)],
+            "batches cut after {split}"
+        );
+    }
+}
+
 /// A listing that leaves a market its event does not name (here its type, corrected) is
 /// taken out of it: the market is read and written from the stored state, not the event.
 #[test]

@@ -111,17 +111,18 @@ proptest! {
             }
         }
         // Every event counted once: the day counters equal a count over the event list
-        // (cuts of sale listings that stay listed: rentals count in no daily counter, and a
-        // cut that comes with a sale is a delisting).
+        // (cuts of sale listings that stay listed: rentals count in no daily counter, a cut
+        // that comes with a sale is a delisting, and one that comes with a return from a sale
+        // or a withdrawal is a new listing).
         let mut cuts = 0i64;
-        let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, (i64, bool)> = BTreeMap::new();
         for e in &events {
             let before = seen.get(e.listing.id.as_str());
             let stays_listed = !matches!(e.listing.status, ListingStatus::Sold | ListingStatus::OffMarket);
-            if e.listing.offer == Offer::Sale && stays_listed && matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|b| e.listing.price_minor < *b) {
+            if e.listing.offer == Offer::Sale && stays_listed && matches!(e.kind, EventKind::Changed { .. }) && before.is_some_and(|(price, was_listed)| *was_listed && e.listing.price_minor < *price) {
                 cuts += 1;
             }
-            seen.insert(e.listing.id.as_str(), e.listing.price_minor);
+            seen.insert(e.listing.id.as_str(), (e.listing.price_minor, stays_listed));
         }
         let counted: i64 = aggregates
             .iter()
