@@ -361,6 +361,17 @@ pub fn judge(
             expires_at: (after.observed_at + Duration::days(PRICE_CUT_DAYS)).timestamp(),
         })));
     }
+    // A listing that moved to another city (its address corrected) leaves the old one's
+    // lists: its entries there are deleted, and it is judged afresh in the new one. Before,
+    // the delete went to the new city's key, and the old entry stayed on its list for 90 days.
+    if let Some(old) = old.filter(|o| o.listing.market.city_state != market) {
+        for kind in std::mem::take(&mut new.interest) {
+            writes.push(InterestWrite::Delete {
+                market: old.listing.market.city_state.clone(),
+                sort_key: sort_key(kind, listing.id.as_str(), at),
+            });
+        }
+    }
     let median = median_for(listing, city, figures);
     let active = new.standing() == Some(Standing::Active);
     let ppsf = price_per_sqft(listing);
@@ -520,6 +531,62 @@ mod tests {
             assert!(
                 !stores.keyed.lock().expect("lock").contains_key(&entry),
                 "the delisted listing's {} entry is deleted",
+                kind.as_str()
+            );
+        }
+    }
+
+    /// A listing on a city's lists that moves to another city (its address corrected) has
+    /// its entries deleted from the old city's lists.
+    #[test]
+    fn a_listing_that_moves_city_leaves_the_old_city_s_lists() {
+        let at = |minute: i64| {
+            Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+                .single()
+                .expect("time")
+                + Duration::minutes(minute)
+        };
+        let mut events: Vec<ListingEvent> = (0..12u32)
+            .map(|n| {
+                let mut l = listing(
+                    2 * n,
+                    0,
+                    30_000_000,
+                    ListingStatus::Active,
+                    at(i64::from(n)),
+                );
+                let area = i64::from(l.living_area_sqft.expect("area"));
+                l.price_minor = area * (20_000 + i64::from(n) * 100);
+                ListingEvent::new_listing(l, "poll-1")
+            })
+            .collect();
+        let cheap = listing(98, 0, 2_000_000, ListingStatus::Active, at(20));
+        let cheap_id = cheap.id.as_str().to_owned();
+        events.push(ListingEvent::new_listing(cheap.clone(), "poll-1"));
+        let stores = MemoryStores::default();
+        let records = records_of(&events);
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, &records));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        assert_eq!(
+            ids(&list(&stores, InterestKind::Undervalued)),
+            [cheap_id.as_str()]
+        );
+
+        let mut moved = cheap.clone();
+        moved.address.city = "Brentwood".into();
+        moved.market.city_state = "brentwood-tn".into();
+        moved.observed_at = at(60);
+        let change = ListingEvent::changed(&cheap, moved, "poll-2").expect("a change");
+        let mut more = records_of(&[events.clone(), vec![change]].concat());
+        let more = more.split_off(events.len());
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, &more));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        let keyed = stores.keyed.lock().expect("lock");
+        for kind in [InterestKind::Undervalued, InterestKind::Anomalous] {
+            let entry = (interest_key(MARKET), sort_key(kind, &cheap_id, at(0)));
+            assert!(
+                !keyed.contains_key(&entry),
+                "the moved listing's {} entry in {MARKET} is deleted",
                 kind.as_str()
             );
         }
