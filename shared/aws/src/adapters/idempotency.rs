@@ -166,7 +166,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         for (i, outcome) in sent.into_iter().zip(outcomes) {
             answers[i] = Some(outcome.map(|o| match o {
                 PutOutcome::Landed => Claim::Acquired,
-                PutOutcome::Lost(seen) => held_or_published(seen.as_ref()),
+                PutOutcome::Lost(seen) => held_or_published(seen.as_ref(), token),
             }));
         }
         answers
@@ -221,8 +221,17 @@ impl IdempotencyStore for DynamoIdempotencyStore {
 }
 
 /// What stands in the way of a claim, from the item the failed condition saw.
-fn held_or_published(item: Option<&HashMap<String, AttributeValue>>) -> Claim {
+fn held_or_published(item: Option<&HashMap<String, AttributeValue>>, token: &str) -> Claim {
     let text = |name: &str| item.and_then(|i| i.get(name)).and_then(|v| v.as_s().ok());
+    // Our own claim: the SDK sent the transaction again after its first attempt landed with
+    // no answer (a 500, a reset connection), and the retry lost its condition to it. Taken
+    // as held, it failed the record at once, and so did every re-delivery within the lease,
+    // which could use up the stream's retries and lose the alerts.
+    if text("state").map(String::as_str) == Some(PENDING)
+        && text("token").map(String::as_str) == Some(token)
+    {
+        return Claim::Acquired;
+    }
     // Published; or a feed item written before claims lived in the feed (a body, no state).
     if text("state").map(String::as_str) == Some(PUBLISHED)
         || (text("state").is_none() && text("body").is_some())
@@ -416,6 +425,38 @@ mod alerts_idempotency_tests {
             Ok(Claim::AlreadyPublished)
         );
         assert_eq!(put.num_calls(), 1, "a lost condition is not sent again");
+    }
+
+    /// The SDK's retry of a transaction whose first attempt landed unanswered finds this
+    /// invocation's own pending claim: acquired, not held by another.
+    #[tokio::test(flavor = "current_thread")]
+    async fn our_own_claim_found_by_a_retried_call_is_acquired() {
+        let own = |token: &str| {
+            let token = token.to_owned();
+            mock!(Client::transact_write_items).then_error(move || {
+                cancelled(vec![
+                    CancellationReason::builder()
+                        .code("ConditionalCheckFailed")
+                        .item("state", AttributeValue::S("pending".into()))
+                        .item("token", AttributeValue::S(token.clone()))
+                        .item("lease_until", AttributeValue::N("1800000000000".into()))
+                        .build(),
+                ])
+            })
+        };
+        let ours = own("tok");
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&ours]);
+        assert_eq!(
+            store(client).claim(&alert(0), "tok", lease()).await,
+            Ok(Claim::Acquired)
+        );
+        // Another invocation's claim stays held.
+        let theirs = own("other");
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&theirs]);
+        assert_eq!(
+            store(client).claim(&alert(0), "tok", lease()).await,
+            Ok(Claim::HeldUntil(lease()))
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
