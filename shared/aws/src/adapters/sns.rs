@@ -30,6 +30,8 @@ pub struct SnsAlertPublisher {
     pub client: Client,
     pub topic_arn: String,
     pub retry: RetryPolicy,
+    /// How long past the publish deadline a call may run ([`CALL_OVERRUN`]).
+    pub call_overrun: chrono::Duration,
 }
 
 impl SnsAlertPublisher {
@@ -42,6 +44,7 @@ impl SnsAlertPublisher {
             client: Client::from_conf(config),
             topic_arn: topic_arn.into(),
             retry,
+            call_overrun: CALL_OVERRUN,
         }
     }
 }
@@ -106,6 +109,11 @@ pub fn batch_entry(
 
 type Indexed = (usize, PublishBatchRequestEntry);
 
+/// How long past the publish deadline a PublishBatch that started before it may run: the
+/// publish deadline is 10 s before the invocation's
+/// ([`realty_core::alerts::process::PUBLISH_MARGIN`]), so half of that is left to mark.
+pub const CALL_OVERRUN: chrono::Duration = chrono::Duration::seconds(5);
+
 impl AlertPublisher for SnsAlertPublisher {
     async fn publish(&self, messages: &[AlertMessage], deadline: DateTime<Utc>) -> PublishReport {
         // Filled from inside the re-send loop, which owns only the entries still to send.
@@ -151,14 +159,33 @@ impl AlertPublisher for SnsAlertPublisher {
             let result = send_with_retries(retry, entries, |entries| async move {
                 let request: Vec<PublishBatchRequestEntry> =
                     entries.iter().map(|(_, e)| e.clone()).collect();
-                let out = match self
-                    .client
-                    .publish_batch()
-                    .topic_arn(&self.topic_arn)
-                    .set_publish_batch_request_entries(Some(request))
-                    .send()
-                    .await
-                {
+                // A call (the SDK's attempts of 20 s and its backoff) ends by the deadline
+                // plus CALL_OVERRUN: past it, the invocation would be stopped before its
+                // marks, and its batch re-delivered and published again.
+                let until_overrun = (deadline + self.call_overrun - Utc::now())
+                    .to_std()
+                    .unwrap_or_default();
+                let sent = tokio::time::timeout(
+                    until_overrun,
+                    self.client
+                        .publish_batch()
+                        .topic_arn(&self.topic_arn)
+                        .set_publish_batch_request_entries(Some(request))
+                        .send(),
+                )
+                .await;
+                let Ok(sent) = sent else {
+                    // It may have been accepted: unknown, as a call without an answer is.
+                    note(&|r| {
+                        r.unknown.extend(entries.iter().map(|(i, _)| *i));
+                        r.error = Some(
+                            "PublishBatch got no answer before the invocation's time to publish ran out"
+                                .into(),
+                        );
+                    });
+                    return Sent::all();
+                };
+                let out = match sent {
                     Ok(out) => out,
                     Err(e) => {
                         // The SDK retried what it could; the loop re-sends no whole call.
@@ -287,6 +314,7 @@ mod alerts_topic_tests {
             client,
             topic_arn: "arn:aws:sns:us-east-1:123456789012:alerts".into(),
             retry,
+            call_overrun: CALL_OVERRUN,
         }
     }
 
@@ -390,6 +418,48 @@ mod alerts_topic_tests {
         );
         assert!(!report.published(1) && report.published(0));
         assert_eq!(refusing.num_calls(), 1);
+    }
+
+    /// A PublishBatch that never answers (a connection SNS holds open) ends at the publish
+    /// deadline plus the overrun, its alerts unknown, instead of running on with the SDK's
+    /// attempts until Lambda stops the invocation before its marks.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_that_never_answers_ends_at_the_overrun_and_is_unknown() {
+        // Accepts connections and never answers them.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sns::config::Credentials::for_tests())
+            .endpoint_url(format!("http://{address}"))
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .build();
+        let mut publisher = publisher(
+            Client::from_conf(config),
+            RetryPolicy::immediate(Duration::from_secs(5)),
+        );
+        publisher.call_overrun = chrono::Duration::milliseconds(300);
+        let report = tokio::time::timeout(
+            Duration::from_secs(30),
+            publisher.publish(
+                &messages(2),
+                Utc::now() + chrono::Duration::milliseconds(200),
+            ),
+        )
+        .await
+        .expect("the call ends by the deadline plus the overrun");
+        held.abort();
+        assert_eq!(report.unknown, vec![0, 1], "{report:?}");
+        assert!(report.unpublished.is_empty() && report.refused.is_empty());
     }
 
     /// The topic's key denied (a policy change still propagating, the key disabled for a

@@ -483,8 +483,11 @@ fn alert_name(alert: &Alert) -> String {
 }
 
 /// Runs `attempt` until it succeeds, re-trying a failure (after the project's backoff) while
-/// the next try can still start [`RETRY_MARGIN`] before `deadline`. Returns the retries,
-/// and the last error if it never went through.
+/// the next try can still start [`RETRY_MARGIN`] before `deadline`, and stopping a try still
+/// running then (a throttled call's SDK retries, a store's re-send of its unprocessed part):
+/// an invocation Lambda stops fails its whole batch, whose alerts, published and unmarked,
+/// a re-delivery publishes again. Returns the retries, and the last error if it never went
+/// through.
 async fn retry_before_deadline<T, Fut: Future<Output = Result<T, PortError>>>(
     deadline: DateTime<Utc>,
     what: &str,
@@ -492,7 +495,24 @@ async fn retry_before_deadline<T, Fut: Future<Output = Result<T, PortError>>>(
 ) -> (u32, Result<T, PortError>) {
     let mut retries = 0;
     loop {
-        match attempt().await {
+        let left = (deadline - RETRY_MARGIN - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let tried = match tokio::time::timeout(left, attempt()).await {
+            Ok(tried) => tried,
+            Err(_) => {
+                return (
+                    retries,
+                    Err(PortError::new(
+                        "alerts workflow",
+                        format!(
+                            "cannot {what}: still running 2 s before the invocation's deadline; stopped"
+                        ),
+                    )),
+                );
+            }
+        };
+        match tried {
             Ok(done) => return (retries, Ok(done)),
             Err(e) => {
                 let wait = crate::backoff::full_jitter(RETRY_FIRST_DELAY, RETRY_MAX_DELAY, retries);
@@ -515,5 +535,30 @@ async fn release<I: IdempotencyStore>(store: &I, claims: &[Pending], token: &str
         if let Err(e) = store.release(&pending.feed, token).await {
             tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "cannot release an alert claim");
         }
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    /// A try still running [`RETRY_MARGIN`] before the deadline (a mark whose throttled
+    /// call the SDK keeps retrying) is stopped there, so the invocation answers instead of
+    /// being stopped by Lambda with its published alerts unmarked.
+    #[tokio::test(start_paused = true)]
+    async fn a_try_still_running_near_the_deadline_is_stopped() {
+        let deadline = Utc::now() + RETRY_MARGIN + chrono::Duration::seconds(30);
+        let hung = tokio::time::timeout(
+            Duration::from_secs(120),
+            retry_before_deadline(deadline, "mark 3 alerts published", || {
+                std::future::pending::<Result<(), PortError>>()
+            }),
+        )
+        .await;
+        let Ok((retries, Err(e))) = hung else {
+            panic!("the try ran on past the invocation's deadline: {hung:?}");
+        };
+        assert_eq!(retries, 0);
+        assert!(e.to_string().contains("mark 3 alerts published"), "{e}");
     }
 }

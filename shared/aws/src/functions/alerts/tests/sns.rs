@@ -43,6 +43,7 @@ async fn deliver(world: &World, client: Client, event: Event) -> (Vec<String>, A
         client,
         topic_arn: "arn:aws:sns:us-east-1:123456789012:alerts".into(),
         retry: RetryPolicy::immediate(Duration::from_millis(50)),
+        call_overrun: crate::adapters::sns::CALL_OVERRUN,
     };
     let ports = AlertPorts {
         idempotency: &world.idempotency,
