@@ -44,8 +44,9 @@ use crate::ports::PortError;
 /// ahead of the holder's by less than this never takes a live claim.
 pub const CLAIM_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::seconds(2);
 /// A claim held by another invocation is waited for when its lease ends at least this long
-/// before our own deadline (time to publish and mark); otherwise its record is failed.
-pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+/// before our own deadline (time to publish, which stops [`PUBLISH_MARGIN`] before it, and
+/// mark); otherwise its record is failed.
+pub const HELD_CLAIM_WAIT_MARGIN: chrono::Duration = chrono::Duration::seconds(15);
 /// A mark that fails is re-tried until this long before the deadline (time to answer).
 pub const RETRY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 /// Publishing stops this long before the deadline, leaving time to mark what was published
@@ -297,17 +298,38 @@ where
         .idempotency
         .claim_all(&keys, &token, lease_until)
         .await;
-    let mut held: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    // A claim that failed, or is held past the time this invocation could wait, fails its
+    // change: first those, so that only the held claims before the first failure are waited
+    // for (one held far down the batch no longer kept the earlier alerts waiting for it, to
+    // be handed back at the failure after all).
+    let mut waitable: Vec<(usize, DateTime<Utc>)> = Vec::new();
     for (i, claim) in claims.iter().enumerate() {
-        if let Ok(Claim::HeldUntil(until)) = claim {
-            stats.claims_held += 1;
-            // Left by an invocation that crashed, or one about to end: wait for its lease
-            // when it ends in time for this one to publish and mark.
-            if *until + HELD_CLAIM_WAIT_MARGIN < deadline {
-                held.push((i, *until));
+        let change = due[i].change;
+        match claim {
+            Ok(Claim::HeldUntil(until)) => {
+                stats.claims_held += 1;
+                // Left by an invocation that crashed, or one about to end: wait for its
+                // lease when it ends in time for this one to publish and mark.
+                if *until + HELD_CLAIM_WAIT_MARGIN < deadline {
+                    waitable.push((i, *until));
+                } else {
+                    failure.record(
+                        change,
+                        format!(
+                            "alert {} is claimed by another live invocation until {until}",
+                            cut_to(&due[i].message.alert_id, MAX_SINK_FIELD_BYTES)
+                        ),
+                    );
+                }
             }
+            Err(e) => failure.record(change, e.to_string()),
+            Ok(_) => {}
         }
     }
+    let held: Vec<(usize, DateTime<Utc>)> = waitable
+        .into_iter()
+        .filter(|(i, _)| due[*i].change < failure.limit())
+        .collect();
     if let Some(latest) = held.iter().map(|(_, until)| *until).max() {
         let wait = (latest - Utc::now()).to_std().unwrap_or_default();
         tracing::info!(
@@ -337,6 +359,7 @@ where
                 tracing::info!(alert_id = %key, "alert already published; skipped");
                 stats.already_published += 1;
             }
+            // Recorded above, or still held (or failed) after the wait.
             Ok(Claim::HeldUntil(until)) => failure.record(
                 pending.change,
                 format!(

@@ -74,6 +74,50 @@ async fn a_claim_whose_lease_ends_in_time_is_waited_for() {
     assert_eq!(world.publisher.published(), ["alert#price_drop#zillow:1#2"]);
 }
 
+/// A claim held past the time this invocation could wait fails its record: a held claim
+/// further down the batch is not waited for (its alerts would be handed back at that failure
+/// anyway), and the other invocation's claim stays as it was.
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_claim_past_the_first_failure_is_not_waited_for() {
+    let world = World::default();
+    let claim = |id: &'static str, token: &'static str, until| {
+        let world = &world;
+        async move {
+            world
+                .idempotency
+                .claim(&claim_of(id), token, until)
+                .await
+                .expect("claimed")
+        }
+    };
+    // Record 100's alert is held for 10 minutes; record 500's lease ends in 300 ms.
+    claim(
+        "alert#price_drop#zillow:1#2",
+        "live",
+        Utc::now() + chrono::Duration::minutes(10),
+    )
+    .await;
+    claim(
+        "alert#price_drop#zillow:5#2",
+        "crashed",
+        Utc::now() + chrono::Duration::milliseconds(300),
+    )
+    .await;
+    let (response, outcome) = world
+        .handle_until(batch(), Utc::now() + chrono::Duration::seconds(30))
+        .await;
+    assert_eq!(failed_from(&response), ["100"], "{outcome:?}");
+    assert!(world.publisher.published().is_empty());
+    // Not waited for, so not taken over and handed back: still the crashed invocation's.
+    assert_eq!(
+        world.idempotency.states(),
+        BTreeMap::from([
+            ("alert#price_drop#zillow:1#2".to_owned(), "pending"),
+            ("alert#price_drop#zillow:5#2".to_owned(), "pending"),
+        ])
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_failed_mark_is_retried_so_a_redelivery_does_not_repeat_the_alert() {
     let world = World::default();
