@@ -75,6 +75,7 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
             polled_at: observed_at(),
             requests: 2,
             last_event_at: Some(observed_at()),
+            failed_since: None,
         })
         .await
         .expect("stored");

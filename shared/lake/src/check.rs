@@ -106,7 +106,7 @@ impl Curator {
                 .polls
                 .values()
                 .filter(|p| p.market == market.market)
-                .map(|p| p.polled_at)
+                .map(|p| p.last_good_read())
                 .max();
             let allowed = (Duration::minutes(i64::from(market.poll_every_minutes))
                 * FRESHNESS_INTERVALS)

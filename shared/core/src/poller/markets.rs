@@ -229,6 +229,19 @@ pub struct PollRecord {
     /// When a poll of it last published an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<DateTime<Utc>>,
+    /// When its polls began failing (a read of it ended in an error: a revoked key, an API
+    /// down), while they still do; absent after a poll whose reads all succeeded. The lake's
+    /// freshness check counts from here, as `polled_at` moves on with every failed poll too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_since: Option<DateTime<Utc>>,
+}
+
+impl PollRecord {
+    /// The latest time the market is known to have been read: the last poll, or when its
+    /// polls began failing.
+    pub fn last_good_read(&self) -> DateTime<Utc> {
+        self.failed_since.unwrap_or(self.polled_at)
+    }
 }
 
 /// What the configuration store holds, read once per run.
@@ -442,6 +455,7 @@ pub(crate) mod tests {
             polled_at: at(at_),
             requests,
             last_event_at: None,
+            failed_since: None,
         }
     }
 

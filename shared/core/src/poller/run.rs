@@ -417,24 +417,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                 continue;
             }
             let previous = snapshot.polls.get(&(source.to_owned(), market.to_owned()));
-            let published = reads
-                .iter()
-                .any(|m| m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished);
-            let requests: u64 = reads
-                .iter()
-                .map(|m| u64::from(m.pages + m.retries).max(1))
-                .sum();
-            let record = PollRecord {
-                source: source.to_owned(),
-                market: market.to_owned(),
-                polled_at: observed_at,
-                requests,
-                last_event_at: if published {
-                    Some(observed_at)
-                } else {
-                    previous.and_then(|p| p.last_event_at)
-                },
-            };
+            let record = poll_record(source, market, &reads, previous, observed_at);
             if let Err(e) = self.config.record_poll(&record).await {
                 tracing::warn!(source, market, error = %e, "cannot record the poll; the market may be polled again early");
             }
@@ -631,5 +614,75 @@ fn record_freshness(snapshot: &ConfigSnapshot, summary: &PollSummary, now: DateT
             metrics::gauge!("market_minutes_since_event", "market" => m.market.clone())
                 .set(minutes);
         }
+    }
+}
+
+/// The record of one (source, market)'s poll: its reads (sale and rentals) together, after
+/// `previous`.
+fn poll_record(
+    source: &str,
+    market: &str,
+    reads: &[&MarketSummary],
+    previous: Option<&PollRecord>,
+    observed_at: DateTime<Utc>,
+) -> PollRecord {
+    let published = reads
+        .iter()
+        .any(|m| m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished);
+    let requests: u64 = reads
+        .iter()
+        .map(|m| u64::from(m.pages + m.retries).max(1))
+        .sum();
+    let failed = reads.iter().any(|m| m.error.is_some());
+    PollRecord {
+        source: source.to_owned(),
+        market: market.to_owned(),
+        polled_at: observed_at,
+        requests,
+        last_event_at: if published {
+            Some(observed_at)
+        } else {
+            previous.and_then(|p| p.last_event_at)
+        },
+        failed_since: if failed {
+            previous.and_then(|p| p.failed_since).or(Some(observed_at))
+        } else {
+            None
+        },
+    }
+}
+
+#[cfg(test)]
+mod poll_record_tests {
+    use super::*;
+
+    /// Failed polls keep the time they began failing, so the lake's freshness check fails
+    /// while a revoked key fails every read (`polled_at` moved on with each); a poll whose
+    /// reads all succeed clears it.
+    #[test]
+    fn failing_polls_remember_since_when() {
+        let at = |hour: i64| DateTime::UNIX_EPOCH + chrono::Duration::hours(hour);
+        let read = |error: Option<&str>| MarketSummary {
+            source: "zillow".into(),
+            market: "nashville-tn".into(),
+            error: error.map(str::to_owned),
+            ..MarketSummary::default()
+        };
+        let (ok, refused) = (read(None), read(Some("401 Unauthorized")));
+        let first = poll_record("zillow", "nashville-tn", &[&ok], None, at(1));
+        assert_eq!((first.failed_since, first.last_good_read()), (None, at(1)));
+        // The rental read fails: the poll failed.
+        let failing = poll_record(
+            "zillow",
+            "nashville-tn",
+            &[&ok, &refused],
+            Some(&first),
+            at(2),
+        );
+        assert_eq!(failing.failed_since, Some(at(2)));
+        let still = poll_record("zillow", "nashville-tn", &[&refused], Some(&failing), at(5));
+        assert_eq!((still.polled_at, still.last_good_read()), (at(5), at(2)));
+        let back = poll_record("zillow", "nashville-tn", &[&ok], Some(&still), at(6));
+        assert_eq!((back.failed_since, back.last_good_read()), (None, at(6)));
     }
 }
