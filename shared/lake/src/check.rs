@@ -55,6 +55,7 @@ impl Curator {
         let mut snapshots = BTreeMap::new();
         let mut rows = BTreeMap::new();
         let events = self.lake.table(&LISTING_EVENTS_TABLE).await?;
+        let events_through = crate::curate::source_through(events.metadata());
         let snapshot = events.metadata().current_snapshot_id();
         snapshots.insert(LISTING_EVENTS_TABLE.name.to_owned(), snapshot);
         let event_checks = event_checks(&events, snapshot).await?;
@@ -70,7 +71,10 @@ impl Curator {
         snapshots.insert(MARKET_DAILY_TABLE.name.to_owned(), snapshot);
         let days: Vec<MarketDayRow> = read::rows(&days, snapshot).await?;
         rows.insert(MARKET_DAILY_TABLE.name.to_owned(), days.len());
-        let outside = self.outside(now).await?;
+        let outside = Outside {
+            events_through,
+            ..self.outside(now).await?
+        };
         let checks = run_checks_with(event_checks, &listings, &days, &outside, now);
         Ok(QualityReport {
             checked_at: now,

@@ -447,7 +447,7 @@ fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError
 /// current snapshot then listed every object ever delivered, oldest first, and a run spent
 /// its budget on chunks of duplicates (which commit nothing, so record nothing) and never
 /// reached the new ones. `None` (every object) only when no ancestor records it.
-fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<DateTime<Utc>> {
+pub(crate) fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<DateTime<Utc>> {
     let mut snapshot = metadata.current_snapshot();
     // A lineage has no cycles; the bound only keeps a corrupt one from looping.
     for _ in 0..=metadata.snapshots().len() {

@@ -182,8 +182,8 @@ mod checks {
             .expect("valid");
         let allowed = Duration::hours(3);
         let at = |ago: Duration| Outside {
-            live: BTreeMap::new(),
             last_polls: BTreeMap::from([("nashville-tn".to_owned(), (Some(now - ago), allowed))]),
+            ..Outside::default()
         };
         assert!(failed(&rows(), &at(allowed)).is_empty(), "at the limit");
         assert_eq!(
@@ -191,10 +191,53 @@ mod checks {
             ["freshness.watched_markets"]
         );
         let never = Outside {
-            live: BTreeMap::new(),
             last_polls: BTreeMap::from([("nashville-tn".to_owned(), (None, allowed))]),
+            ..Outside::default()
         };
         assert_eq!(failed(&rows(), &never), ["freshness.watched_markets"]);
+    }
+
+    /// A day's `market_daily` counts are compared with the events once the events are read
+    /// past its end: not while the curator is behind (a backlog worked off over runs, a day's
+    /// last events still in Firehose's buffer at midnight), when a correct row differed.
+    #[test]
+    fn a_day_is_compared_once_the_events_are_read_past_its_end() {
+        let day = Utc
+            .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
+            .single()
+            .expect("valid");
+        // market_daily says 3 active at the end of the 22nd; the events read so far, 0.
+        let mut row = crate::lake::market_day_row(&crate::store::MarketSnapshotItem {
+            pk: "city#nashville-tn#all".into(),
+            sk: String::new(),
+            period: crate::metrics::ports::Period::Day(day.date_naive()),
+            figures: Default::default(),
+            trends: None,
+            expires_at: None,
+        })
+        .expect("a day");
+        row.active_listings = 3;
+        let rows = LakeRows {
+            days: vec![row],
+            ..LakeRows::default()
+        };
+        let read_to = |through| Outside {
+            events_through: Some(through),
+            ..Outside::default()
+        };
+        let end = day + Duration::days(1);
+        // Read to 00:14 of the 23rd: its last events may still come.
+        assert!(failed(&rows, &read_to(end + Duration::minutes(14))).is_empty());
+        // Read past 00:15: the day is whole in the events, and they disagree.
+        assert_eq!(
+            failed(&rows, &read_to(end + Duration::minutes(15))),
+            ["market_daily.counts_match_events"]
+        );
+        // Without a position, every day before today (13:00 on the 23rd) is compared.
+        assert_eq!(
+            failed(&rows, &Outside::default()),
+            ["market_daily.counts_match_events"]
+        );
     }
 
     #[test]
