@@ -7,7 +7,9 @@
 //! committed, as one snapshot, onto the snapshot the anti-join read (`commit`). A
 //! commit that loses to another writer is re-planned from a fresh read of the table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
 
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
@@ -118,19 +120,72 @@ pub async fn append_events_onto(
     }))
 }
 
-/// The ids among `rows`' that the table already holds.
+/// The ids among `rows`' that the table already holds, looked up one day at a time over the
+/// span of that day's rows: a chunk with a replay's 90-day-old events beside live ones read
+/// every day between them before, all at once (every event id of 90 days in memory, again
+/// at each retry), and the function ran out of memory on the same chunk at every run.
 async fn known_ids(table: &Table, rows: &[EventRow]) -> Result<HashSet<String>, LakeError> {
-    let (Some(first), Some(last)) = (
-        rows.iter().map(|r| r.observed_at).min(),
-        rows.iter().map(|r| r.observed_at).max(),
-    ) else {
-        return Ok(HashSet::new());
-    };
+    let wanted: HashSet<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
     let column = Reference::new("observed_at");
-    let filter = column
-        .clone()
-        .greater_than_or_equal_to(Datum::timestamp_micros(first.timestamp_micros()))
-        .and(column.less_than_or_equal_to(Datum::timestamp_micros(last.timestamp_micros())));
-    let ids: Vec<EventId> = read::scan(table, None, Some(&["event_id"]), Some(filter)).await?;
-    Ok(ids.into_iter().map(|r| r.event_id).collect())
+    let mut known = HashSet::new();
+    for (first, last) in day_spans(rows.iter().map(|r| r.observed_at)) {
+        let filter = column
+            .clone()
+            .greater_than_or_equal_to(Datum::timestamp_micros(first.timestamp_micros()))
+            .and(
+                column
+                    .clone()
+                    .less_than_or_equal_to(Datum::timestamp_micros(last.timestamp_micros())),
+            );
+        let ids: Vec<EventId> = read::scan(table, None, Some(&["event_id"]), Some(filter)).await?;
+        known.extend(
+            ids.into_iter()
+                .map(|r| r.event_id)
+                .filter(|id| wanted.contains(id.as_str())),
+        );
+    }
+    Ok(known)
+}
+
+/// Per UTC day the instants fall in (a day partition), the first and last of them.
+fn day_spans(instants: impl Iterator<Item = DateTime<Utc>>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut spans: BTreeMap<NaiveDate, (DateTime<Utc>, DateTime<Utc>)> = BTreeMap::new();
+    for at in instants {
+        spans
+            .entry(at.date_naive())
+            .and_modify(|(first, last)| {
+                *first = (*first).min(at);
+                *last = (*last).max(at);
+            })
+            .or_insert((at, at));
+    }
+    spans.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_looked_up_in_the_days_the_rows_fall_in_only() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let rows = [
+            at("2026-11-28T10:00:00Z"),
+            at("2026-08-30T23:59:59Z"),
+            at("2026-11-28T09:00:00Z"),
+            at("2026-08-30T00:00:00Z"),
+        ];
+        assert_eq!(
+            day_spans(rows.into_iter()),
+            [
+                (at("2026-08-30T00:00:00Z"), at("2026-08-30T23:59:59Z")),
+                (at("2026-11-28T09:00:00Z"), at("2026-11-28T10:00:00Z")),
+            ]
+        );
+        assert!(day_spans(std::iter::empty()).is_empty());
+    }
 }
