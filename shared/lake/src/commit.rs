@@ -28,6 +28,93 @@ use iceberg::table::Table;
 
 use crate::{Lake, LakeError};
 
+/// Snapshots older than this are expired at each commit (their files stay: docs/lake.md).
+/// The metadata file, written whole at every commit and parsed at every load, held every
+/// snapshot ever made: `market_daily` and `listings` add one an hour, so it grew by about
+/// 7 MB a year, each hour's copy kept.
+pub const SNAPSHOT_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
+/// The snapshots of `metadata` taken before `before_ms` that nothing needs: not the current
+/// one, and none a branch or tag names (which another tool may have made; the crate does not
+/// expose the references, so they are read from the metadata's JSON form).
+fn expired_snapshots(
+    metadata: &iceberg::spec::TableMetadata,
+    before_ms: i64,
+) -> Result<Vec<i64>, LakeError> {
+    let json = serde_json::to_value(metadata)
+        .map_err(|e| LakeError::Invalid(format!("table metadata as JSON: {e}")))?;
+    let referenced: std::collections::HashSet<i64> = json
+        .get("refs")
+        .and_then(serde_json::Value::as_object)
+        .map(|refs| {
+            refs.values()
+                .filter_map(|r| r.get("snapshot-id")?.as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(metadata
+        .snapshots()
+        .filter(|s| {
+            s.timestamp_ms() < before_ms
+                && Some(s.snapshot_id()) != metadata.current_snapshot_id()
+                && !referenced.contains(&s.snapshot_id())
+        })
+        .map(|s| s.snapshot_id())
+        .collect())
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use crate::curate::lineage_tests::lineage;
+
+    #[test]
+    fn snapshots_past_the_retention_are_expired_but_the_current_and_named_ones() {
+        let metadata = lineage(&[&[], &[], &[]]);
+        let ids: Vec<i64> = metadata.snapshots().map(|s| s.snapshot_id()).collect();
+        assert_eq!(ids.len(), 3);
+        let newest = metadata
+            .snapshots()
+            .map(|s| s.timestamp_ms())
+            .max()
+            .expect("snapshots");
+        // All taken before the cut: all but the current (3, main) expire.
+        let mut expired = expired_snapshots(&metadata, newest + 1).expect("expired");
+        expired.sort_unstable();
+        assert_eq!(expired, [1, 2]);
+        // None taken before the cut: none expire.
+        let oldest = metadata
+            .snapshots()
+            .map(|s| s.timestamp_ms())
+            .min()
+            .expect("snapshots");
+        assert!(
+            expired_snapshots(&metadata, oldest)
+                .expect("expired")
+                .is_empty()
+        );
+        // A tag on snapshot 1 keeps it.
+        let tagged = TableMetadataBuilder::new_from_metadata(metadata, None)
+            .set_ref(
+                "audit",
+                SnapshotReference::new(
+                    1,
+                    SnapshotRetention::Tag {
+                        max_ref_age_ms: None,
+                    },
+                ),
+            )
+            .expect("tag")
+            .build()
+            .expect("metadata")
+            .metadata;
+        assert_eq!(
+            expired_snapshots(&tagged, newest + 1).expect("expired"),
+            [2]
+        );
+    }
+}
+
 /// What the new snapshot does to the table's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SnapshotKind {
@@ -146,6 +233,10 @@ pub(crate) async fn commit_snapshot(
         .with_schema_id(metadata.current_schema_id())
         .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
         .build();
+    let expired = expired_snapshots(
+        metadata,
+        (chrono::Utc::now() - SNAPSHOT_RETENTION).timestamp_millis(),
+    )?;
     let next =
         TableMetadataBuilder::new_from_metadata(metadata.clone(), Some(current_location.clone()))
             .add_snapshot(snapshot)?
@@ -153,6 +244,7 @@ pub(crate) async fn commit_snapshot(
                 MAIN_BRANCH,
                 SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
             )?
+            .remove_snapshots(&expired)
             .build()?
             .metadata;
     // A new file each commit: the current one is what readers of the table read now.

@@ -463,7 +463,7 @@ pub(crate) fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<
 }
 
 #[cfg(test)]
-mod lineage_tests {
+pub(crate) mod lineage_tests {
     use super::*;
     use iceberg::spec::{
         FormatVersion, MAIN_BRANCH, Operation, Snapshot, SnapshotReference, SnapshotRetention,
@@ -471,7 +471,7 @@ mod lineage_tests {
     };
 
     /// `listing_events`' metadata with one snapshot per summary, each the parent of the next.
-    fn lineage(summaries: &[&[(&str, &str)]]) -> TableMetadata {
+    pub(crate) fn lineage(summaries: &[&[(&str, &str)]]) -> TableMetadata {
         let table = &LISTING_EVENTS_TABLE;
         let mut metadata = TableMetadataBuilder::new(
             table.schema().expect("schema"),
