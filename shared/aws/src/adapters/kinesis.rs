@@ -1,4 +1,5 @@
-//! Publishing listing events to Kinesis with PutRecords (partition key = listing id).
+//! Publishing listing events to Kinesis with PutRecords (partition key = the listing's market,
+//! [`ListingEvent::partition_key`]: a market's events, and so each listing's, in one shard).
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
