@@ -192,6 +192,20 @@ async fn a_realtor_read_takes_its_total_from_the_first_page_and_stops_at_the_pag
     assert_eq!(requests.load(Ordering::SeqCst), MAX_REALTOR_PAGES);
 }
 
+/// A Zillow answer without a total (a bare `props` array) can never be complete: read once
+/// a poll, not once per pass.
+#[tokio::test]
+async fn a_read_without_a_total_is_made_once_not_once_a_pass() {
+    let props = fixture(include_bytes!(
+        "../../../tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
+    ));
+    let (base_url, requests) = serve(move |_, _| props.clone()).await;
+    let (read, stats) = read_from(SourceKind::Zillow, base_url, "syracuse-ny").await;
+    assert!(!read.complete && !read.listings.is_empty());
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "{stats:?}");
+    assert_eq!(stats.rereads, 0);
+}
+
 /// A due full read that fails (its first page links to another server) gives way to the
 /// read of the changes since the cursor in the same poll, and counts as the interval's try:
 /// before, the failure returned before any state was kept, so every poll tried the full read

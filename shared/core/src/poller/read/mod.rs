@@ -175,8 +175,12 @@ pub async fn read_market(
         };
         let pass_complete = pass.complete();
         // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests
-        // would stop there again: another pass would not reach them.
-        let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable) || pass.bounded;
+        // would stop there again: another pass would not reach them. Nor would one make a
+        // read without a total, or with a record without an id, complete (it was made four
+        // times a poll, a quadrupled API budget).
+        let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable)
+            || pass.bounded
+            || pass.never_complete();
         union.merge(pass);
         if endpoint.kind.is_portal()
             && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)

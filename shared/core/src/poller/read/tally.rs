@@ -101,6 +101,12 @@ impl Tally {
             && self.listings.len() as u64 + rejected_only >= expected
     }
 
+    /// No pass of the same query can be complete: the source does not say how many it
+    /// holds, or a record has no id (the next pass reads the same records).
+    pub(super) fn never_complete(&self) -> bool {
+        self.expected.is_none() || self.anonymous_rejects > 0
+    }
+
     pub(super) fn merge(&mut self, other: Tally) {
         self.listings.extend(other.listings);
         self.rejected_ids.extend(other.rejected_ids);
