@@ -221,7 +221,8 @@ pub(crate) async fn check_lake_tables(
         &corrupted,
         std::collections::HashMap::new(),
     )
-    .await?;
+    .await?
+    .ok_or("nothing else commits to the demo's lake")?;
     let (ok, out) = realty_check(cli).await?;
     ensure(
         !ok && out.contains("FAIL  listings.unique_listing_id")

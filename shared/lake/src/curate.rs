@@ -28,7 +28,7 @@ use realty_core::poller::ports::ConfigStore;
 
 use crate::append::{Appended, append_events};
 use crate::read;
-use crate::replace::{Replaced, replace_rows};
+use crate::replace::{Replaced, replace_rows, replanned};
 use crate::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
 use crate::{Lake, LakeConfig, LakeError};
 
@@ -360,11 +360,19 @@ impl Curator {
     }
 
     /// `listings` after this run's events: the previous rows merged with them when
-    /// `listings` is exactly one append behind, else recomputed from every event.
+    /// `listings` is exactly one append behind, else recomputed from every event; planned
+    /// again from a fresh read after another writer's commit.
     async fn merge_listings(&self, appended: &Appended) -> Result<Replaced, LakeError> {
+        replanned(LISTINGS_TABLE.name, || self.merge_listings_once(appended)).await
+    }
+
+    async fn merge_listings_once(
+        &self,
+        appended: &Appended,
+    ) -> Result<Option<Replaced>, LakeError> {
         let events = self.lake.table(&LISTING_EVENTS_TABLE).await?;
         let Some(events_snapshot) = events.metadata().current_snapshot() else {
-            return Ok(Replaced::Unchanged);
+            return Ok(Some(Replaced::Unchanged));
         };
         let listings = self.lake.table(&LISTINGS_TABLE).await?;
         let merged_through = listings
@@ -378,7 +386,7 @@ impl Curator {
             })
             .and_then(|id| id.parse::<i64>().ok());
         if merged_through == Some(events_snapshot.snapshot_id()) {
-            return Ok(Replaced::Unchanged);
+            return Ok(Some(Replaced::Unchanged));
         }
         let one_append_behind = appended.snapshot_id == Some(events_snapshot.snapshot_id())
             && events_snapshot.parent_snapshot_id() == merged_through;
@@ -407,8 +415,12 @@ impl Curator {
     }
 
     /// `market_daily`: every daily snapshot of every watched market, and the rows markets
-    /// no longer watched had.
+    /// no longer watched had; planned again from a fresh read after another writer's commit.
     async fn market_daily(&self, now: DateTime<Utc>) -> Result<Replaced, LakeError> {
+        replanned(MARKET_DAILY_TABLE.name, || self.market_daily_once(now)).await
+    }
+
+    async fn market_daily_once(&self, now: DateTime<Utc>) -> Result<Option<Replaced>, LakeError> {
         let month = now.format("%Y-%m").to_string();
         let watched = self
             .config

@@ -30,48 +30,63 @@ pub enum Replaced {
 }
 
 /// Makes `rows` the whole content of the table of `def`, as one snapshot with
-/// `properties` in its summary. `rows` must come in a stable order (the digest of their
-/// serialized form decides whether anything changed).
+/// `properties` in its summary, committed onto the table as read now; `None` when another
+/// writer committed first (nothing was committed: plan the rows again from a fresh read,
+/// with [`replanned`]). `rows` must come in a stable order (the digest of their serialized
+/// form decides whether anything changed).
 pub async fn replace_rows<T: Serialize>(
     lake: &Lake,
     def: &TableDef,
     rows: &[T],
     properties: HashMap<String, String>,
-) -> Result<Replaced, LakeError> {
+) -> Result<Option<Replaced>, LakeError> {
     let digest = content_digest(rows)?;
+    let table = lake.table(def).await?;
+    let current = table.metadata().current_snapshot();
+    if current
+        .is_some_and(|s| s.summary().additional_properties.get(CONTENT_DIGEST) == Some(&digest))
+    {
+        return Ok(Some(Replaced::Unchanged));
+    }
+    let run = uuid::Uuid::new_v4().to_string();
+    let files = data_files(&table, rows, &run).await?;
+    let mut properties = properties;
+    properties.insert(CONTENT_DIGEST.to_owned(), digest);
+    let committed = commit_snapshot(
+        lake,
+        &table,
+        SnapshotKind::Overwrite,
+        files,
+        properties,
+        &run,
+    )
+    .await?;
+    Ok(committed.map(|snapshot_id| Replaced::Committed {
+        snapshot_id,
+        rows: rows.len(),
+    }))
+}
+
+/// Runs `attempt` (which plans the rows from a fresh read and commits them with
+/// [`replace_rows`]) until one lands, at most [`COMMIT_ATTEMPTS`] times. The rows are planned
+/// again after another writer's commit: re-committing the rows planned before (as a retry
+/// inside the commit did) wrote a run's older rows over the newer ones another run (a
+/// manual `realty curate` beside the schedule) had just committed.
+pub async fn replanned<Fut>(
+    table: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<Replaced, LakeError>
+where
+    Fut: std::future::Future<Output = Result<Option<Replaced>, LakeError>>,
+{
     for _ in 0..COMMIT_ATTEMPTS {
-        let table = lake.table(def).await?;
-        let current = table.metadata().current_snapshot();
-        if current
-            .is_some_and(|s| s.summary().additional_properties.get(CONTENT_DIGEST) == Some(&digest))
-        {
-            return Ok(Replaced::Unchanged);
+        if let Some(done) = attempt().await? {
+            return Ok(done);
         }
-        let run = uuid::Uuid::new_v4().to_string();
-        let files = data_files(&table, rows, &run).await?;
-        let mut properties = properties.clone();
-        properties.insert(CONTENT_DIGEST.to_owned(), digest.clone());
-        match commit_snapshot(
-            lake,
-            &table,
-            SnapshotKind::Overwrite,
-            files,
-            properties,
-            &run,
-        )
-        .await?
-        {
-            Some(snapshot_id) => {
-                return Ok(Replaced::Committed {
-                    snapshot_id,
-                    rows: rows.len(),
-                });
-            }
-            None => tracing::info!(table = def.name, "commit conflict: re-planning"),
-        }
+        tracing::info!(table, "commit conflict: re-planning from a fresh read");
     }
     Err(LakeError::Conflict {
-        table: def.name.to_owned(),
+        table: table.to_owned(),
     })
 }
 
@@ -83,4 +98,42 @@ fn content_digest<T: Serialize>(rows: &[T]) -> Result<String, LakeError> {
     let mut hasher = fnv::FnvHasher::default();
     hasher.write(&json);
     Ok(format!("{:016x}-{}", hasher.finish(), rows.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A conflict plans the rows again (the attempt runs again), and too many give up.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_conflict_plans_the_rows_again() {
+        let mut plans = 0;
+        let done = replanned("listings", || {
+            plans += 1;
+            let landed = plans == 2;
+            async move {
+                Ok(landed.then_some(Replaced::Committed {
+                    snapshot_id: 7,
+                    rows: 1,
+                }))
+            }
+        })
+        .await;
+        assert_eq!(
+            done.ok(),
+            Some(Replaced::Committed {
+                snapshot_id: 7,
+                rows: 1
+            })
+        );
+        assert_eq!(plans, 2);
+        let mut plans = 0;
+        let busy = replanned("listings", || {
+            plans += 1;
+            async { Ok(None) }
+        })
+        .await;
+        assert!(matches!(busy, Err(LakeError::Conflict { .. })));
+        assert_eq!(plans, COMMIT_ATTEMPTS);
+    }
 }
