@@ -44,7 +44,12 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
                 }
             }
             println!("{}", serde_json::to_string_pretty(&response)?);
-            Ok(())
+            failed_records(
+                response
+                    .batch_item_failures
+                    .iter()
+                    .filter_map(|f| f.item_identifier.as_deref()),
+            )
         }
         "poller" => {
             let request: PollRequest = serde_json::from_str(&text).with_context(|| {
@@ -87,6 +92,17 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
             if let Some(server) = started {
                 server.shutdown().await?;
             }
+            // As the Lambda fails the invocation (the poll could not start), and as a
+            // script wants to know: any market that failed fails the command.
+            if let Some(error) = &summary.error {
+                bail!("the poll failed: {error}");
+            }
+            if summary.failed_markets > 0 {
+                bail!(
+                    "{} market reads failed (their `error` in the summary above)",
+                    summary.failed_markets
+                );
+            }
             Ok(())
         }
         "alerts" => {
@@ -101,8 +117,40 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
                 eprintln!("batch failed: {e}");
             }
             println!("{}", serde_json::to_string_pretty(&response)?);
-            Ok(())
+            failed_records(
+                response
+                    .batch_item_failures
+                    .iter()
+                    .filter_map(|f| f.item_identifier.as_deref()),
+            )
         }
         other => bail!("no function {other:?}: poller, metrics or alerts"),
+    }
+}
+
+/// Fails the command when the handler reported records as failed (which Lambda would deliver
+/// again from the first): a replay of a discarded range by `realty invoke metrics` that
+/// failed exited 0 before.
+fn failed_records<'a>(sequence_numbers: impl Iterator<Item = &'a str>) -> Result<()> {
+    let failed: Vec<&str> = sequence_numbers.collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => bail!(
+            "{} records failed: Lambda would deliver the batch again from sequence number {first}",
+            failed.len()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_with_failed_records_fails_the_command() {
+        assert!(failed_records(std::iter::empty()).is_ok());
+        let failed = failed_records(["4959", "4960"].into_iter()).expect_err("failed");
+        assert!(failed.to_string().contains("2 records failed"), "{failed}");
+        assert!(failed.to_string().contains("4959"), "{failed}");
     }
 }
