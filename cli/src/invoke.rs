@@ -35,6 +35,7 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
         "metrics" => {
             let event: KinesisEvent = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Kinesis event", event_file.display()))?;
+            let event = as_replay(event);
             let handler = MetricsFunction::new(&target.sdk, &target.resources);
             let (response, outcomes) = Box::pin(handler.handle(event)).await;
             for outcome in &outcomes {
@@ -128,6 +129,21 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
     }
 }
 
+/// The shard a replay is applied as: its own journal and applied counts. Under the live
+/// shard's name (the records' event ids), a replay while the stream runs finished and deleted
+/// the journal of the batch the live invocation was applying, or lost its market writes to
+/// the live shard's and took them as applied: figures double counted or lost.
+pub const REPLAY_SHARD: &str = "shardId-replay";
+
+/// `event` with every record's event id naming [`REPLAY_SHARD`]. What the live shard applied
+/// is still skipped (each listing's state is newer), so a replay stays exactly once.
+fn as_replay(mut event: KinesisEvent) -> KinesisEvent {
+    for record in &mut event.records {
+        record.event_id = Some(format!("{REPLAY_SHARD}:{}", record.kinesis.sequence_number));
+    }
+    event
+}
+
 /// Fails the command when the handler reported records as failed (which Lambda would deliver
 /// again from the first): a replay of a discarded range by `realty invoke metrics` that
 /// failed exited 0 before.
@@ -145,6 +161,28 @@ fn failed_records<'a>(sequence_numbers: impl Iterator<Item = &'a str>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_is_applied_as_a_shard_of_its_own() {
+        let event: KinesisEvent = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../events/metrics-kinesis.json"
+            ))
+            .expect("sample event"),
+        )
+        .expect("a Kinesis event");
+        assert!(!event.records.is_empty());
+        let replay = as_replay(event);
+        for record in &replay.records {
+            let id = record.event_id.as_deref().expect("an event id");
+            assert_eq!(
+                realty_aws::functions::metrics::shard_of(Some(id)),
+                REPLAY_SHARD
+            );
+            assert!(id.ends_with(record.kinesis.sequence_number.as_str()));
+        }
+    }
 
     #[test]
     fn a_batch_with_failed_records_fails_the_command() {
