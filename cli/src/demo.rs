@@ -347,6 +347,7 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         raw: built.raw,
         concurrency: built.concurrency,
         delisting_guard: built.delisting_guard,
+        run_budget: built.run_budget,
     };
     // The demo's markets are watched, as `realty markets add` would make them, each from its
     // source: the API, the dashboard and a scheduled poll see them, and each step's poll

@@ -66,6 +66,7 @@ pub(super) async fn events_that_cannot_be_published_are_found_again(
         raw: real.raw.clone(),
         concurrency: 2,
         delisting_guard: real.delisting_guard,
+        run_budget: real.run_budget,
     };
     let first = poll_with(&flaky, &sim).await;
     ensure(

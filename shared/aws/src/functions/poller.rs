@@ -72,6 +72,7 @@ pub fn build_poller(
         },
         concurrency: config.concurrency,
         delisting_guard: config.delisting_guard,
+        run_budget: realty_core::poller::run::POLL_RUN_BUDGET,
     })
 }
 

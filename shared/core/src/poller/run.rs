@@ -107,6 +107,9 @@ pub struct MarketSummary {
     pub raw_pages_failed: u32,
     /// The source's request budget ran out during the read (nothing inferred from it).
     pub budget_spent: bool,
+    /// Not read: the run's time ([`Poller::run_budget`]) was spent before its turn. Not
+    /// recorded as polled, so the next run reads it.
+    pub out_of_time: bool,
     /// A portal's pages no longer read as they did (no listing, or fields the last read
     /// found gone): the read failed; nothing published or delisted from it.
     pub layout_drift: bool,
@@ -132,6 +135,8 @@ pub struct PollSummary {
     /// Events that reached the stream.
     pub published: usize,
     pub incomplete_reads: usize,
+    /// Reads not started: the run's time was spent (metric `poll_reads_out_of_time`).
+    pub reads_out_of_time: usize,
     pub empty_markets: usize,
     /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
     pub layout_drift_reads: usize,
@@ -171,7 +176,17 @@ pub struct Poller<P, S, C, R> {
     pub concurrency: usize,
     /// How many delistings one read may infer unconfirmed.
     pub delisting_guard: DelistingGuard,
+    /// No read starts once the run has lasted this long ([`POLL_RUN_BUDGET`] in the
+    /// function): the reads under way then have the rest of the function's timeout to end,
+    /// and the run to charge the requests and record the polls.
+    pub run_budget: std::time::Duration,
 }
+
+/// The poller function's [`Poller::run_budget`]: 200 s of its 300 s timeout. Slow sources
+/// (a page's 6 attempts of 10 s, `Retry-After`s) made a run of many markets pass the timeout,
+/// and Lambda stopped it before it charged its requests or recorded its polls: every next run
+/// polled every market again, its request budget never charged.
+pub const POLL_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(200);
 
 impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     pub async fn poll(&self, request: &PollRequest, observed_at: DateTime<Utc>) -> PollSummary {
@@ -196,9 +211,23 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         }
         let wanted = self.wanted(request, &snapshot, observed_at);
         let (pairs, sources) = self.admit(&wanted, &snapshot);
+        let started = tokio::time::Instant::now();
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
             .map(|(endpoint, market, filter, offer)| {
-                self.poll_market(endpoint, market, filter, offer, &poll_id, observed_at)
+                let poll_id = &poll_id;
+                async move {
+                    if started.elapsed() >= self.run_budget {
+                        return MarketSummary {
+                            source: endpoint.kind.as_str().to_owned(),
+                            market: market.to_owned(),
+                            rentals: offer == Offer::Rent,
+                            out_of_time: true,
+                            ..MarketSummary::default()
+                        };
+                    }
+                    self.poll_market(endpoint, market, filter, offer, poll_id, observed_at)
+                        .await
+                }
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
@@ -213,6 +242,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             summary.failed_markets += usize::from(m.error.is_some());
             summary.empty_markets += usize::from(m.empty);
             summary.incomplete_reads += usize::from(m.incomplete);
+            summary.reads_out_of_time += usize::from(m.out_of_time);
             summary.layout_drift_reads += usize::from(m.layout_drift);
             summary.ad_pages_checked += m.ad_pages_checked;
             summary.ad_pages_untrusted_reads += usize::from(m.ad_pages_untrusted);
@@ -413,7 +443,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                 .push(m);
         }
         for ((source, market), reads) in reads {
-            if reads.iter().any(|m| m.budget_spent) {
+            if reads.iter().any(|m| m.budget_spent || m.out_of_time) {
                 continue;
             }
             let previous = snapshot.polls.get(&(source.to_owned(), market.to_owned()));
@@ -581,6 +611,7 @@ fn record_metrics(s: &PollSummary) {
     metrics::counter!("events_published").increment(s.published as u64);
     metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
     metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
+    metrics::counter!("poll_reads_out_of_time").increment(s.reads_out_of_time as u64);
     metrics::counter!("poll_layout_drift").increment(s.layout_drift_reads as u64);
     metrics::counter!("poll_ad_pages_checked").increment(u64::from(s.ad_pages_checked));
     metrics::counter!("poll_ad_pages_untrusted").increment(s.ad_pages_untrusted_reads as u64);
@@ -655,6 +686,54 @@ fn poll_record(
 #[cfg(test)]
 mod poll_record_tests {
     use super::*;
+
+    /// Once the run's time is spent no read starts: each is reported out of time and not
+    /// recorded as polled, so the next run reads it (before, a run of many slow markets went
+    /// past the function's timeout and Lambda stopped it before it charged or recorded).
+    #[tokio::test]
+    async fn no_read_starts_once_the_run_s_time_is_spent() {
+        use crate::poller::memory::{MemoryConfigStore, MemoryPollStates, MemoryStream};
+        let config = MemoryConfigStore::default();
+        config
+            .put_market(&crate::poller::markets::tests::market(
+                "nashville-tn",
+                &["zillow"],
+                60,
+            ))
+            .await
+            .expect("watched");
+        let poller = Poller {
+            client: crate::poller::fetch::http_client(std::time::Duration::from_secs(1))
+                .expect("client"),
+            endpoints: vec![SourceEndpoint {
+                kind: SourceKind::Zillow,
+                // Never asked: no read starts.
+                base_url: "http://127.0.0.1:9".into(),
+                key: "key".into(),
+                reso_auth: None,
+                reso_full_read_every: chrono::TimeDelta::hours(24),
+                crawler: None,
+            }],
+            unkeyed: Vec::new(),
+            secret: "secret".into(),
+            policy: HttpPolicy::default(),
+            limiters: BTreeMap::new(),
+            publisher: MemoryStream::default(),
+            states: MemoryPollStates::default(),
+            config,
+            raw: (),
+            concurrency: 1,
+            delisting_guard: DelistingGuard::default(),
+            run_budget: std::time::Duration::ZERO,
+        };
+        let now = Utc::now();
+        let summary = poller.poll(&PollRequest::default(), now).await;
+        assert!(summary.reads_out_of_time > 0, "{summary:?}");
+        assert_eq!(summary.reads_out_of_time, summary.markets);
+        assert_eq!((summary.pages, summary.failed_markets), (0, 0));
+        let recorded = poller.config.load(&month_of(now)).await.expect("config");
+        assert!(recorded.polls.is_empty(), "{:?}", recorded.polls);
+    }
 
     /// Failed polls keep the time they began failing, so the lake's freshness check fails
     /// while a revoked key fails every read (`polled_at` moved on with each); a poll whose
