@@ -93,6 +93,7 @@ impl Curator {
             .await
             .map_err(|e| LakeError::Invalid(format!("watched markets: {e}")))?;
         let mut outside = Outside::default();
+        let intervals = watched.poll_intervals(now);
         for market in &watched.markets {
             let scope = Scope::city(&market.market).key();
             if let Some(live) = self
@@ -112,8 +113,15 @@ impl Curator {
                 .filter(|p| p.market == market.market)
                 .map(|p| p.last_good_read())
                 .max();
-            let allowed = (Duration::minutes(i64::from(market.poll_every_minutes))
-                * FRESHNESS_INTERVALS)
+            // The interval its polls really keep: a source's budget stretches it (a market
+            // polled every ~4 h by a budget of 10,000 requests failed an allowance of 3 of
+            // its nominal 15 minutes at every run).
+            let minutes = intervals
+                .iter()
+                .filter(|(_, m, _)| m.market == market.market)
+                .map(|(_, _, minutes)| *minutes)
+                .fold(f64::from(market.poll_every_minutes), f64::max);
+            let allowed = (Duration::seconds((minutes * 60.0) as i64) * FRESHNESS_INTERVALS)
                 .max(MIN_FRESHNESS);
             outside
                 .last_polls

@@ -357,17 +357,17 @@ impl ConfigSnapshot {
             .collect()
     }
 
-    /// The (source, market) pairs due at `now`: never polled, or last polled at least the
-    /// market's interval ago, or the interval the source's budget allows if longer. A source
-    /// whose budget is spent comes due at the markets' own intervals, so that every run that
-    /// would have polled it reports it (and its alarm stays raised) until the month turns.
-    pub fn due(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket)> {
+    /// Each (source, market) with the minutes between its polls at `now`: the market's
+    /// interval, or the interval the source's budget allows if longer. A source whose budget
+    /// is spent keeps the markets' own intervals, so that every run that would have polled it
+    /// reports it (and its alarm stays raised) until the month turns.
+    pub fn poll_intervals(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket, f64)> {
         let plans: BTreeMap<String, SourcePlan> = self
             .plan(now)
             .into_iter()
             .map(|p| (p.source.clone(), p))
             .collect();
-        let mut due = Vec::new();
+        let mut intervals = Vec::new();
         for m in &self.markets {
             for kind in m.source_kinds() {
                 let budget_minutes = plans
@@ -375,23 +375,31 @@ impl ConfigSnapshot {
                     .filter(|p| !p.out_of_budget)
                     .and_then(|p| p.budget_interval_minutes)
                     .unwrap_or(0.0);
-                let minutes = f64::from(m.poll_every_minutes).max(budget_minutes);
+                intervals.push((kind, m, f64::from(m.poll_every_minutes).max(budget_minutes)));
+            }
+        }
+        intervals
+    }
+
+    /// The (source, market) pairs due at `now`: never polled, or last polled at least their
+    /// [`Self::poll_intervals`] ago.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket)> {
+        self.poll_intervals(now)
+            .into_iter()
+            .filter(|(kind, m, minutes)| {
                 let last = self
                     .polls
                     .get(&(kind.as_str().to_owned(), m.market.clone()));
-                let is_due = match last {
+                match last {
                     None => true,
                     Some(p) => {
                         let interval = TimeDelta::seconds((minutes * 60.0) as i64);
                         now - p.polled_at + DUE_SLACK >= interval
                     }
-                };
-                if is_due {
-                    due.push((kind, m));
                 }
-            }
-        }
-        due
+            })
+            .map(|(kind, m, _)| (kind, m))
+            .collect()
     }
 }
 
@@ -581,6 +589,13 @@ pub(crate) mod tests {
         // 600 requests left, 4 a poll: 150 polls over the 10 days (14,400 minutes) left.
         assert_eq!(plan.budget_interval_minutes, Some(96.0));
         assert_eq!(plan.requests_per_month, 4.0 * 30.0 * 24.0 * 12.0);
+        // The interval the polls keep, which the lake's freshness check allows for.
+        let intervals: Vec<f64> = snapshot
+            .poll_intervals(now)
+            .into_iter()
+            .map(|(_, _, minutes)| minutes)
+            .collect();
+        assert_eq!(intervals, [96.0, 96.0]);
         // The interval is worked out afresh at each run, from what is left of the month then.
         assert!(snapshot.due(now + TimeDelta::minutes(90)).is_empty());
         assert_eq!(snapshot.due(now + TimeDelta::minutes(96)).len(), 2);
