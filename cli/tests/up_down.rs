@@ -190,3 +190,46 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     assert!(nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("no local AWS is running"));
 }
+
+/// A provisioning that fails (here an unknown parameter) stops the emulator `realty up`
+/// started for it: no record named it yet, so `realty down` could not, and every retry left
+/// one more emulator running.
+#[test]
+fn a_failed_provisioning_leaves_no_emulator_running() {
+    let state_dir = std::env::temp_dir().join(format!("realty-up-failed-{}", std::process::id()));
+    let _cleanup = DownOnDrop(state_dir.clone());
+    let up = Command::new(env!("CARGO_BIN_EXE_realty"))
+        .args(["up", "--parameter", "NoSuchParameter=1"])
+        .env("REALTY_STATE_DIR", &state_dir)
+        .env("REALTY_EMULATOR", "moto")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("realty runs");
+    assert!(!up.status.success(), "an unknown parameter was provisioned");
+    assert!(
+        String::from_utf8_lossy(&up.stderr).contains("NoSuchParameter"),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    // The emulator wrote its log in the state folder: no process holds a file there.
+    let holders = processes_with_files_under(&state_dir);
+    assert!(holders.is_empty(), "still running: {holders:?}");
+}
+
+/// The processes with a file open under `dir` (from /proc: Linux, as CI).
+fn processes_with_files_under(dir: &std::path::Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|target| target.starts_with(dir))
+                })
+            })
+        })
+        .collect()
+}

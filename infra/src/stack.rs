@@ -111,6 +111,9 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     let root = &options.project_root;
     let template = Template::load(&root.join("template.yaml"))?;
     let previous = read_state(root)?;
+    // An emulator started by this call is stopped again if provisioning fails: no record
+    // names it yet, so `realty down` could not find it and each retry left one more running.
+    let mut started_now = false;
     let running = match (&options.endpoint, previous) {
         (Some(endpoint), _) => Running {
             emulator: None,
@@ -159,6 +162,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
             let kind = emulator::choose(root, options.emulator)?;
             let log_path = state_dir(root).join(format!("{}.log", kind.name()));
             let started = Emulator::start_detached(kind, root, &log_path)?;
+            started_now = true;
             Running {
                 emulator: Some(kind),
                 endpoint: started.endpoint.clone(),
@@ -178,7 +182,22 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         instance_dir,
     } = running;
     let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
-    let stack = provision::provision(&config, &template, &options.provision).await?;
+    let stack = match provision::provision(&config, &template, &options.provision).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            if started_now && let Some(pid) = pid {
+                let stopped =
+                    emulator::stop_emulator(pid, instance_dir.as_deref(), emulator::STOP_GRACE);
+                if !stopped {
+                    tracing::warn!(
+                        pid,
+                        "the emulator started for the failed provisioning did not stop"
+                    );
+                }
+            }
+            return Err(e.into());
+        }
+    };
     let state = LocalAws {
         emulator,
         endpoint,
