@@ -263,7 +263,12 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             }
         }
         for s in &summary.sources {
-            summary.sources_without_key += usize::from(s.status == SourceStatus::NoKey);
+            // A source the stack does not reach (RESO without ResoApiUrl) is as unpolled as
+            // one without a key: the same alarm, which it never raised before.
+            summary.sources_without_key += usize::from(matches!(
+                s.status,
+                SourceStatus::NoKey | SourceStatus::NotConfigured
+            ));
             summary.sources_out_of_budget += usize::from(s.status == SourceStatus::OutOfBudget);
         }
         summary.per_market = per_market;
@@ -687,27 +692,29 @@ fn poll_record(
 mod poll_record_tests {
     use super::*;
 
-    /// Once the run's time is spent no read starts: each is reported out of time and not
-    /// recorded as polled, so the next run reads it (before, a run of many slow markets went
-    /// past the function's timeout and Lambda stopped it before it charged or recorded).
-    #[tokio::test]
-    async fn no_read_starts_once_the_run_s_time_is_spent() {
-        use crate::poller::memory::{MemoryConfigStore, MemoryPollStates, MemoryStream};
-        let config = MemoryConfigStore::default();
+    type TestPoller = Poller<
+        crate::poller::memory::MemoryStream,
+        crate::poller::memory::MemoryPollStates,
+        crate::poller::memory::MemoryConfigStore,
+        (),
+    >;
+
+    /// A poller of Zillow (at an address never asked) watching `market` from `sources`.
+    async fn poller_watching(sources: &[&str], run_budget: std::time::Duration) -> TestPoller {
+        let config = crate::poller::memory::MemoryConfigStore::default();
         config
             .put_market(&crate::poller::markets::tests::market(
                 "nashville-tn",
-                &["zillow"],
+                sources,
                 60,
             ))
             .await
             .expect("watched");
-        let poller = Poller {
+        Poller {
             client: crate::poller::fetch::http_client(std::time::Duration::from_secs(1))
                 .expect("client"),
             endpoints: vec![SourceEndpoint {
                 kind: SourceKind::Zillow,
-                // Never asked: no read starts.
                 base_url: "http://127.0.0.1:9".into(),
                 key: "key".into(),
                 reso_auth: None,
@@ -718,14 +725,22 @@ mod poll_record_tests {
             secret: "secret".into(),
             policy: HttpPolicy::default(),
             limiters: BTreeMap::new(),
-            publisher: MemoryStream::default(),
-            states: MemoryPollStates::default(),
+            publisher: crate::poller::memory::MemoryStream::default(),
+            states: crate::poller::memory::MemoryPollStates::default(),
             config,
             raw: (),
             concurrency: 1,
             delisting_guard: DelistingGuard::default(),
-            run_budget: std::time::Duration::ZERO,
-        };
+            run_budget,
+        }
+    }
+
+    /// Once the run's time is spent no read starts: each is reported out of time and not
+    /// recorded as polled, so the next run reads it (before, a run of many slow markets went
+    /// past the function's timeout and Lambda stopped it before it charged or recorded).
+    #[tokio::test]
+    async fn no_read_starts_once_the_run_s_time_is_spent() {
+        let poller = poller_watching(&["zillow"], std::time::Duration::ZERO).await;
         let now = Utc::now();
         let summary = poller.poll(&PollRequest::default(), now).await;
         assert!(summary.reads_out_of_time > 0, "{summary:?}");
@@ -733,6 +748,22 @@ mod poll_record_tests {
         assert_eq!((summary.pages, summary.failed_markets), (0, 0));
         let recorded = poller.config.load(&month_of(now)).await.expect("config");
         assert!(recorded.polls.is_empty(), "{:?}", recorded.polls);
+    }
+
+    /// A market of a source the stack does not reach (RESO without ResoApiUrl) raises the
+    /// unpolled-source alarm, as one without a key does; before, it was only logged.
+    #[tokio::test]
+    async fn a_source_the_stack_does_not_reach_counts_as_unpolled() {
+        let poller = poller_watching(&["reso"], POLL_RUN_BUDGET).await;
+        let summary = poller.poll(&PollRequest::default(), Utc::now()).await;
+        assert!(
+            summary
+                .sources
+                .iter()
+                .any(|s| s.status == SourceStatus::NotConfigured),
+            "{summary:?}"
+        );
+        assert_eq!(summary.sources_without_key, 1);
     }
 
     /// Failed polls keep the time they began failing, so the lake's freshness check fails
