@@ -68,7 +68,7 @@ pub async fn replace_rows<T: Serialize>(
 }
 
 /// Runs `attempt` (which plans the rows from a fresh read and commits them with
-/// [`replace_rows`]) until one lands, at most [`COMMIT_ATTEMPTS`] times. The rows are planned
+/// [`replace_rows`]) until one lands, at most 5 times. The rows are planned
 /// again after another writer's commit: re-committing the rows planned before (as a retry
 /// inside the commit did) wrote a run's older rows over the newer ones another run (a
 /// manual `realty curate` beside the schedule) had just committed.
