@@ -462,58 +462,34 @@ mod alerts_topic_tests {
         assert!(report.unpublished.is_empty() && report.refused.is_empty());
     }
 
-    /// The topic's key denied (a policy change still propagating, the key disabled for a
-    /// while) is the stack's fault whatever SNS says: re-sent, not refused for good, so the
-    /// alert reaches subscribers once the key is usable.
+    /// Throttled is throttled, and the topic's key denied (a policy change still
+    /// propagating, the key disabled for a while) is the stack's fault, whichever side SNS
+    /// blames: re-sent, not refused for good, so the alert reaches subscribers.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_key_denied_entry_is_retried_even_as_a_sender_fault() {
-        let first = mock!(Client::publish_batch)
-            .match_requests(|r| r.publish_batch_request_entries().len() == 2)
-            .then_output(|| {
-                PublishBatchOutput::builder()
-                    .successful(ok("0"))
-                    .failed(failed("1", "KMSAccessDenied", true))
-                    .build()
-            });
-        let retry = mock!(Client::publish_batch)
-            .match_requests(|r| {
-                let entries = r.publish_batch_request_entries();
-                entries.len() == 1 && entries[0].id() == "1"
-            })
-            .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
-        let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
-        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(2), far())
-            .await;
-        assert!(report.refused.is_empty(), "{report:?}");
-        assert!(report.published(0) && report.published(1));
-        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
-    }
-
-    /// Throttled is throttled, whichever side SNS blames: re-sent, not refused for good.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_throttled_entry_is_retried_even_as_a_sender_fault() {
-        let first = mock!(Client::publish_batch)
-            .match_requests(|r| r.publish_batch_request_entries().len() == 2)
-            .then_output(|| {
-                PublishBatchOutput::builder()
-                    .successful(ok("0"))
-                    .failed(failed("1", "KMSThrottling", true))
-                    .build()
-            });
-        let retry = mock!(Client::publish_batch)
-            .match_requests(|r| {
-                let entries = r.publish_batch_request_entries();
-                entries.len() == 1 && entries[0].id() == "1"
-            })
-            .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
-        let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
-        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
-            .publish(&messages(2), far())
-            .await;
-        assert!(report.refused.is_empty(), "{report:?}");
-        assert!(report.published(0) && report.published(1));
-        assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    async fn an_entry_failed_for_a_passing_condition_is_retried_even_as_a_sender_fault() {
+        for code in ["KMSThrottling", "KMSAccessDenied"] {
+            let first = mock!(Client::publish_batch)
+                .match_requests(|r| r.publish_batch_request_entries().len() == 2)
+                .then_output(move || {
+                    PublishBatchOutput::builder()
+                        .successful(ok("0"))
+                        .failed(failed("1", code, true))
+                        .build()
+                });
+            let retry = mock!(Client::publish_batch)
+                .match_requests(|r| {
+                    let entries = r.publish_batch_request_entries();
+                    entries.len() == 1 && entries[0].id() == "1"
+                })
+                .then_output(|| PublishBatchOutput::builder().successful(ok("1")).build());
+            let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first, &retry]);
+            let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
+                .publish(&messages(2), far())
+                .await;
+            assert!(report.refused.is_empty(), "{code}: {report:?}");
+            assert!(report.published(0) && report.published(1), "{code}");
+            assert_eq!((first.num_calls(), retry.num_calls()), (1, 1), "{code}");
+        }
     }
 
     /// Entries that keep failing are re-sent only until the deadline, and a group due after

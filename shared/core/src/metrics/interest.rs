@@ -457,21 +457,19 @@ mod tests {
         listings.iter().map(|l| l.listing_id.as_str()).collect()
     }
 
-    /// The lists follow the listings: a cheap listing is undervalued and anomalous from the
-    /// batch it appears in, a cut is logged with its size, and a delisting takes the
-    /// listing out of both sets (its entries deleted, not merely hidden).
-    #[test]
-    fn lists_of_interest_follow_the_listings() {
-        let at = |minute: i64| {
-            Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
-                .single()
-                .expect("time")
-                + Duration::minutes(minute)
-        };
-        let mut events: Vec<ListingEvent> = (0..12u32)
+    /// A minute of the morning the tests' events are observed in.
+    fn at(minute: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
+            .single()
+            .expect("time")
+            + Duration::minutes(minute)
+    }
+
+    /// Twelve new listings at about $200 a sq ft, each a little dearer (a tight market, so a
+    /// listing far below it is an anomaly), and that listing: undervalued and anomalous.
+    fn tight_market_and_a_cheap_listing() -> (Vec<ListingEvent>, Listing) {
+        let events = (0..12u32)
             .map(|n| {
-                // About $200 a sq ft, each a little dearer: a tight market, so a listing far
-                // below it is an anomaly.
                 let mut l = listing(
                     2 * n,
                     0,
@@ -484,7 +482,18 @@ mod tests {
                 ListingEvent::new_listing(l, "poll-1")
             })
             .collect();
-        let cheap = listing(98, 0, 2_000_000, ListingStatus::Active, at(20));
+        (
+            events,
+            listing(98, 0, 2_000_000, ListingStatus::Active, at(20)),
+        )
+    }
+
+    /// The lists follow the listings: a cheap listing is undervalued and anomalous from the
+    /// batch it appears in, a cut is logged with its size, and a delisting takes the
+    /// listing out of both sets (its entries deleted, not merely hidden).
+    #[test]
+    fn lists_of_interest_follow_the_listings() {
+        let (mut events, cheap) = tight_market_and_a_cheap_listing();
         let cheap_id = cheap.id.as_str().to_owned();
         events.push(ListingEvent::new_listing(cheap.clone(), "poll-1"));
         let stores = MemoryStores::default();
@@ -540,27 +549,7 @@ mod tests {
     /// its entries deleted from the old city's lists.
     #[test]
     fn a_listing_that_moves_city_leaves_the_old_city_s_lists() {
-        let at = |minute: i64| {
-            Utc.with_ymd_and_hms(2026, 11, 20, 9, 0, 0)
-                .single()
-                .expect("time")
-                + Duration::minutes(minute)
-        };
-        let mut events: Vec<ListingEvent> = (0..12u32)
-            .map(|n| {
-                let mut l = listing(
-                    2 * n,
-                    0,
-                    30_000_000,
-                    ListingStatus::Active,
-                    at(i64::from(n)),
-                );
-                let area = i64::from(l.living_area_sqft.expect("area"));
-                l.price_minor = area * (20_000 + i64::from(n) * 100);
-                ListingEvent::new_listing(l, "poll-1")
-            })
-            .collect();
-        let cheap = listing(98, 0, 2_000_000, ListingStatus::Active, at(20));
+        let (mut events, cheap) = tight_market_and_a_cheap_listing();
         let cheap_id = cheap.id.as_str().to_owned();
         events.push(ListingEvent::new_listing(cheap.clone(), "poll-1"));
         let stores = MemoryStores::default();

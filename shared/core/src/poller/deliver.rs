@@ -105,13 +105,31 @@ mod tests {
     use crate::poller::detect::PollState;
     use crate::poller::memory::{MemoryPollStates, MemoryStream};
 
+    fn at(hour: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2024-03-01T{hour:02}:00:00Z"))
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    /// Delivers `read` against the stored state of `key` at `at(2)`.
+    async fn deliver_at_two(states: &MemoryPollStates, key: &str, read: MarketRead) -> Delivery {
+        let stored = states.load(key).await.expect("load");
+        deliver(
+            &MemoryStream::default(),
+            states,
+            key,
+            &stored,
+            read,
+            "p",
+            at(2),
+            DelistingGuard::default(),
+        )
+        .await
+        .expect("delivered")
+    }
+
     #[tokio::test]
     async fn a_whole_read_that_changes_no_listing_is_still_remembered() {
-        let at = |hour: u32| {
-            DateTime::parse_from_rfc3339(&format!("2024-03-01T{hour:02}:00:00Z"))
-                .expect("time")
-                .with_timezone(&Utc)
-        };
         let states = MemoryPollStates::default();
         let key = "reso/austin-tx";
         let state = PollState {
@@ -125,19 +143,7 @@ mod tests {
             full: true,
             ..MarketRead::default()
         };
-        let stored = states.load(key).await.expect("load");
-        deliver(
-            &MemoryStream::default(),
-            &states,
-            key,
-            &stored,
-            read,
-            "p",
-            at(2),
-            DelistingGuard::default(),
-        )
-        .await
-        .expect("delivered");
+        deliver_at_two(&states, key, read).await;
         assert_eq!(states.state(key).expect("kept").last_full_read, Some(at(2)));
     }
 
@@ -146,11 +152,6 @@ mod tests {
     /// further down were never checked.
     #[tokio::test]
     async fn a_quiet_poll_keeps_the_ad_pages_it_asked_about() {
-        let at = |hour: u32| {
-            DateTime::parse_from_rfc3339(&format!("2025-09-13T{hour:02}:00:00Z"))
-                .expect("time")
-                .with_timezone(&Utc)
-        };
         let (reached, unreached) = (
             crate::poller::detect::tests::listing(1, 40_000_000),
             crate::poller::detect::tests::listing(2, 50_000_000),
@@ -171,19 +172,7 @@ mod tests {
             asked_not_gone_ids: [unreached.id.as_str().to_owned()].into(),
             ..MarketRead::default()
         };
-        let stored = states.load(key).await.expect("load");
-        let delivery = deliver(
-            &MemoryStream::default(),
-            &states,
-            key,
-            &stored,
-            read,
-            "p",
-            at(2),
-            DelistingGuard::default(),
-        )
-        .await
-        .expect("delivered");
+        let delivery = deliver_at_two(&states, key, read).await;
         assert_eq!(
             (delivery.new, delivery.changed, delivery.delisted),
             (0, 0, 0)

@@ -158,14 +158,7 @@ fn a_coming_soon_listing_is_new_when_it_goes_on_sale() {
     ];
     let records = records_of(&events);
     for cut in 0..=records.len() {
-        let stores = MemoryStores::default();
-        for batch in [&records[..cut], &records[cut..]] {
-            if batch.is_empty() {
-                continue;
-            }
-            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
-            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
-        }
+        let stores = delivered_in_two(&records, cut);
         let aggregates = stores.aggregates.lock().expect("lock");
         let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
         let new: i64 = city.daily.values().map(|d| d.new_listings).sum();
@@ -203,14 +196,7 @@ fn a_listing_withdrawn_then_back_for_sale_is_new_not_a_cut() {
     ];
     let records = records_of(&events);
     for split in 0..=records.len() {
-        let stores = MemoryStores::default();
-        for batch in [&records[..split], &records[split..]] {
-            if batch.is_empty() {
-                continue;
-            }
-            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
-            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
-        }
+        let stores = delivered_in_two(&records, split);
         let aggregates = stores.aggregates.lock().expect("lock");
         let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
         let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
@@ -264,14 +250,7 @@ fn every_cut_is_an_entry_of_its_own_however_the_events_are_batched() {
     }
     let records = records_of(&events);
     for split in 0..=records.len() {
-        let stores = MemoryStores::default();
-        for batch in [&records[..split], &records[split..]] {
-            if batch.is_empty() {
-                continue;
-            }
-            let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
-            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
-        }
+        let stores = delivered_in_two(&records, split);
         let mut cuts: Vec<(f64, f64)> = stores
             .keyed
             .lock()
@@ -331,4 +310,18 @@ fn a_listing_that_leaves_a_market_its_event_does_not_name_is_removed_from_it() {
             .active,
         2
     );
+}
+
+/// The stores after `records` are delivered in two batches, cut after `cut` (one batch when
+/// the cut is at either end).
+fn delivered_in_two(records: &[crate::metrics::process::InputRecord], cut: usize) -> MemoryStores {
+    let stores = MemoryStores::default();
+    for batch in [&records[..cut], &records[cut..]] {
+        if batch.is_empty() {
+            continue;
+        }
+        let outcome = block_on(process_batch(&stores.ports(), SHARD, batch));
+        assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+    }
+    stores
 }
