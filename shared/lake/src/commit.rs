@@ -41,6 +41,17 @@ fn expired_snapshots(
     metadata: &iceberg::spec::TableMetadata,
     before_ms: i64,
 ) -> Result<Vec<i64>, LakeError> {
+    let old: Vec<i64> = metadata
+        .snapshots()
+        .filter(|s| {
+            s.timestamp_ms() < before_ms && Some(s.snapshot_id()) != metadata.current_snapshot_id()
+        })
+        .map(|s| s.snapshot_id())
+        .collect();
+    // The references are read (the whole metadata as JSON) only when something may expire.
+    if old.is_empty() {
+        return Ok(old);
+    }
     let json = serde_json::to_value(metadata)
         .map_err(|e| LakeError::Invalid(format!("table metadata as JSON: {e}")))?;
     let referenced: std::collections::HashSet<i64> = json
@@ -52,14 +63,9 @@ fn expired_snapshots(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(metadata
-        .snapshots()
-        .filter(|s| {
-            s.timestamp_ms() < before_ms
-                && Some(s.snapshot_id()) != metadata.current_snapshot_id()
-                && !referenced.contains(&s.snapshot_id())
-        })
-        .map(|s| s.snapshot_id())
+    Ok(old
+        .into_iter()
+        .filter(|id| !referenced.contains(id))
         .collect())
 }
 
