@@ -529,6 +529,18 @@ mod tests {
         );
     }
 
+    /// A rental's `rent:` counts in the native id's bound: a home id of 123 bytes makes a
+    /// rental id at the bound, one of 124 bytes is refused.
+    #[test]
+    fn a_rental_id_at_the_native_id_bound_and_just_past_it() {
+        let home = |len: usize| "9".repeat(len);
+        let at = MAX_NATIVE_ID_LEN - RENTAL_ID_PREFIX.len();
+        let rental = ListingId::of_offer(ListingSource::Zillow, &home(at), Offer::Rent)
+            .expect("at the bound");
+        assert_eq!(rental.native_id().len(), MAX_NATIVE_ID_LEN);
+        assert!(ListingId::of_offer(ListingSource::Zillow, &home(at + 1), Offer::Rent).is_err());
+    }
+
     #[test]
     fn country_codes_are_two_letters() {
         assert_eq!(CountryCode::parse("ma"), Ok(CountryCode::MA));
