@@ -258,6 +258,14 @@ pub(crate) async fn filled(
                 listings_per_market: 120,
                 // Busier than a real market, so a few days of polls see cuts.
                 activity: 6.0,
+                // Days before now, as `make demo` runs: what the API lists is what has not
+                // expired by the wall clock (DynamoDB's TTL).
+                start: {
+                    let now = chrono::Utc::now();
+                    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::hours(1))
+                        .unwrap_or(now)
+                        - chrono::TimeDelta::days(days)
+                },
                 ..MarketConfig::default()
             },
             faults: FaultConfig::none(),

@@ -262,6 +262,7 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     let market = shots.join("market.png");
     save(&page, &market).await?;
     averages_are_the_pipelines(&page).await?;
+    no_figures_leave_nothing_behind(&page, &drawn).await?;
 
     // A phone: the charts shrink to the screen, nothing runs off its side.
     page.execute(SetDeviceMetricsOverrideParams::new(390, 844, 2.0, true))
@@ -279,6 +280,37 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
         market.display()
     );
     Ok(())
+}
+
+/// A market without figures after one with them: nothing of the first stays under the
+/// second's name; and the status line's "No figures" goes once a market with figures is
+/// back (`drawn`: the first market's charts drawn).
+async fn no_figures_leave_nothing_behind(page: &Page, drawn: &str) -> Result<(), Failed> {
+    page.evaluate("location.hash = 'market/nowhere-tx'").await?;
+    wait_for(
+        page,
+        "a market without figures, shown empty",
+        "document.getElementById('market-view').dataset.ready === 'nowhere-tx:0' \
+         && document.getElementById('market-name').textContent === 'Nowhere, TX' \
+         && document.getElementById('status').textContent.startsWith('No figures for Nowhere, TX') \
+         && document.querySelectorAll('#market-figures *, #charts *, #interest *, #alerts *').length === 0 \
+         && document.getElementById('market-as-of').textContent === '' \
+         && document.getElementById('ma-note').textContent === ''",
+    )
+    .await?;
+    page.evaluate(format!("location.hash = 'market/{}'", MARKETS[0]))
+        .await?;
+    wait_for(
+        page,
+        "the first market again, with its lists and an empty status line",
+        &format!(
+            "{drawn} && document.getElementById('interest').dataset.ready === '{0}' \
+             && document.getElementById('alerts').dataset.ready === '{0}' \
+             && document.getElementById('status').textContent === ''",
+            MARKETS[0]
+        ),
+    )
+    .await
 }
 
 /// The price chart draws the averages the pipeline stored with each day: for every day,

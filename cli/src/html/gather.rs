@@ -32,10 +32,13 @@ pub async fn gather(store: &DynamoMarketStore, markets: &[String]) -> Result<Vec
 /// A market's report with its lists of interest and its alerts, newest first.
 pub async fn section(store: &DynamoMarketStore, report: MarketReport) -> Result<MarketSection> {
     let market = report.market.clone();
+    // What the API would answer now: entries past their TTL that DynamoDB has not yet
+    // deleted are left out.
+    let now = chrono::Utc::now();
     let mut listings = BTreeMap::new();
     for kind in InterestKind::ALL {
         // The market has a report, so it has figures: a list is always there (maybe empty).
-        let list = listings_of_interest(store, &market, kind, LISTINGS_PER_LIST, None).await?;
+        let list = listings_of_interest(store, &market, kind, LISTINGS_PER_LIST, None, now).await?;
         listings.insert(kind.as_str(), list.map(|l| l.listings).unwrap_or_default());
     }
     let mut alerts = Vec::new();
@@ -47,6 +50,7 @@ pub async fn section(store: &DynamoMarketStore, report: MarketReport) -> Result<
             None,
             ALERTS_PER_PAGE,
             before.as_deref(),
+            now,
         )
         .await?;
         alerts.extend(page.alerts);

@@ -75,6 +75,7 @@ pub(super) async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
         None,
         10,
         None,
+        chrono::Utc::now(),
     )
     .await?;
     ensure(

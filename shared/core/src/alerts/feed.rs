@@ -225,4 +225,51 @@ mod tests {
             Err(FeedItemError::KeyTooLong(n)) if n == MAX_PARTITION_KEY_BYTES + 1
         ));
     }
+
+    /// The API leaves out an alert past its TTL (DynamoDB deletes it days later), and a
+    /// page that reached an expired one is the last: every older alert has expired too.
+    #[test]
+    fn the_feed_shows_no_alert_past_its_ttl() {
+        use crate::api::lists::recent_alerts;
+        use crate::metrics::memory::{KeyedItem, MemoryStores};
+        use crate::metrics::tests::block_on;
+
+        let stores = MemoryStores::default();
+        let mut older = body("alert#price_drop#zillow:1#1", "nashville-tn");
+        older.observed_at = at("2026-11-01T08:00:00Z");
+        let newer = body("alert#price_drop#zillow:2#1", "nashville-tn");
+        for b in [&older, &newer] {
+            let item = AlertFeedItem::of(&published(b)).expect("an item");
+            stores.keyed.lock().expect("lock").insert(
+                (item.pk.clone(), item.sk.clone()),
+                KeyedItem::Json(serde_json::to_value(&item).expect("JSON")),
+            );
+        }
+        let markets = ["nashville-tn".to_owned()];
+        let read = |limit: usize, now: &str| {
+            block_on(recent_alerts(&stores, &markets, None, limit, None, at(now))).expect("feed")
+        };
+        let ids = |feed: &crate::api::lists::AlertFeed| -> Vec<String> {
+            feed.alerts.iter().map(|a| a.alert_id.clone()).collect()
+        };
+        let both = read(10, "2026-11-30T00:00:00Z");
+        assert_eq!(ids(&both), [newer.alert_id.clone(), older.alert_id.clone()]);
+        let first = read(1, "2026-11-30T00:00:00Z");
+        assert!(first.next.is_some(), "{first:?}");
+        // 30 days after the older one: only the newer is left, and no page follows it.
+        let expired = read(2, "2026-12-01T08:00:00Z");
+        assert_eq!(ids(&expired), [newer.alert_id.clone()]);
+        assert_eq!(expired.next, None);
+        let last = block_on(recent_alerts(
+            &stores,
+            &markets,
+            None,
+            1,
+            first.next.as_deref(),
+            at("2026-12-01T08:00:00Z"),
+        ))
+        .expect("feed");
+        assert!(last.alerts.is_empty() && last.next.is_none(), "{last:?}");
+        assert_eq!(read(10, "2026-12-22T00:00:00Z").alerts.len(), 0);
+    }
 }

@@ -15,9 +15,11 @@ pub fn bearer_matches(authorization: Option<&str>, token: &str) -> bool {
     let Some(header) = authorization.filter(|h| h.len() <= MAX_AUTHORIZATION_BYTES) else {
         return false;
     };
+    // The scheme is case-insensitive (RFC 9110, 11.1): `BEARER` is `Bearer`.
     let Some(given) = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given)
     else {
         return false;
     };
@@ -38,6 +40,8 @@ mod tests {
             Some(&format!("bearer {TOKEN}")),
             &format!("{TOKEN}\n")
         ));
+        assert!(bearer_matches(Some(&format!("BEARER {TOKEN}")), TOKEN));
+        assert!(!bearer_matches(Some(&format!("Basic {TOKEN}")), TOKEN));
         for wrong in [
             None,
             Some(""),

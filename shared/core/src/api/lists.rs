@@ -46,13 +46,15 @@ pub struct InterestList {
 /// A market's latest price cuts (newest first, a page of `limit` after the token `after`),
 /// or its undervalued (lowest price per sqft against the median first) or anomalous listings
 /// (furthest from the median first), `limit` of them, those that still qualify against the
-/// market's live figures; `None` when the market has no figures yet.
+/// market's live figures and have not expired by `now`; `None` when the market has no
+/// figures yet.
 pub async fn listings_of_interest(
     reader: &impl MarketReader,
     market: &str,
     kind: InterestKind,
     limit: usize,
     after: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<Option<InterestList>, PortError> {
     let Some(city) = reader.live(&scope_of(market)).await? else {
         return Ok(None);
@@ -73,13 +75,21 @@ pub async fn listings_of_interest(
         let (items, next) = reader
             .latest::<InterestItem>(&key, &prefix, after, limit)
             .await?;
-        list.listings = items.into_iter().map(|i| i.listing).collect();
-        list.next = next;
+        let read = items.len();
+        list.listings = items
+            .into_iter()
+            .filter(|i| !expired(i.expires_at, now))
+            .map(|i| i.listing)
+            .collect();
+        // Cuts come newest first and all expire as long after they were made: past an
+        // expired one, every older one has expired too.
+        list.next = next.filter(|_| list.listings.len() == read);
         return Ok(Some(list));
     }
-    let (items, more) = reader
+    let (mut items, more) = reader
         .latest::<InterestItem>(&key, &prefix, None, MAX_SET_ENTRIES_READ)
         .await?;
+    items.retain(|i| !expired(i.expires_at, now));
     list.complete = more.is_none();
     if !list.complete {
         tracing::warn!(
@@ -148,6 +158,12 @@ pub async fn listings_of_interest(
     Ok(Some(list))
 }
 
+/// Whether an item whose TTL is `expires_at` (epoch seconds) has expired by `now`: DynamoDB
+/// deletes expired items only within a few days, and until then a Query still returns them.
+fn expired(expires_at: i64, now: DateTime<Utc>) -> bool {
+    expires_at <= now.timestamp()
+}
+
 /// Feed Queries one request has in flight at once.
 const FEED_READS_IN_FLIGHT: usize = 8;
 
@@ -161,13 +177,15 @@ pub struct AlertFeed {
 
 /// The alerts of `markets` (of type `kind`, or all), newest first, `limit` of them, older
 /// than the token `before` (`<observed_at>#<hash>`, the position after a type's prefix in
-/// the feed's sort keys, which orders alerts of every market and type alike).
+/// the feed's sort keys, which orders alerts of every market and type alike), none expired
+/// by `now`.
 pub async fn recent_alerts(
     reader: &impl MarketReader,
     markets: &[String],
     kind: Option<AlertKind>,
     limit: usize,
     before: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<AlertFeed, PortError> {
     let kinds: Vec<AlertKind> = match kind {
         Some(k) => vec![k],
@@ -189,14 +207,21 @@ pub async fn recent_alerts(
             let (page, next) = reader
                 .latest::<AlertFeedItem>(&feed_key(&market), &prefix, below.as_deref(), limit)
                 .await?;
+            // Newest first, each kept as long: past an expired alert all are expired.
+            let live = page
+                .iter()
+                .take_while(|r| !expired(r.expires_at, now))
+                .count();
+            let more = next.is_some() && live == page.len();
             let rows = page
                 .into_iter()
+                .take(live)
                 .filter_map(|r| {
                     let position = r.sk.strip_prefix(&prefix)?.to_owned();
                     Some((position, r.body))
                 })
                 .collect();
-            Ok::<_, PortError>((rows, next.is_some()))
+            Ok::<_, PortError>((rows, more))
         })
         .buffer_unordered(FEED_READS_IN_FLIGHT)
         .try_collect()

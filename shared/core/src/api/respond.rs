@@ -134,7 +134,8 @@ pub async fn respond(
             kind,
             limit,
             after,
-        } => match listings_of_interest(markets, &market, kind, limit, after.as_deref()).await {
+        } => match listings_of_interest(markets, &market, kind, limit, after.as_deref(), now).await
+        {
             Ok(Some(list)) => Ok(ApiResponse::json(&list)),
             Ok(None) => Ok(no_figures(&market)),
             Err(e) => Err(e),
@@ -164,7 +165,7 @@ pub async fn respond(
                         ),
                     ));
                 }
-                Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref())
+                Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref(), now)
                     .await
                     .map(|f| ApiResponse::json(&f)),
                 Err(e) => Err(e),

@@ -281,7 +281,8 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
 }
 
 /// The days a history covers: `to` defaults to `today` (the market's last event), `from`
-/// to [`DEFAULT_HISTORY_DAYS`] before `to`; a range that runs backwards or past its
+/// to [`DEFAULT_HISTORY_DAYS`] before `to`, or as many as the period allows when fewer
+/// (hourly: [`MAX_HOURLY_HISTORY_DAYS`]); a range that runs backwards or past its
 /// period's limit is refused.
 pub fn history_range(
     granularity: Granularity,
@@ -289,13 +290,19 @@ pub fn history_range(
     to: Option<NaiveDate>,
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let most = match granularity {
+        Granularity::Day => MAX_DAILY_HISTORY_DAYS,
+        Granularity::Hour => MAX_HOURLY_HISTORY_DAYS,
+    };
     let to = to.unwrap_or(today);
     let from = match from {
         Some(from) => from,
         // `to` is a four-digit year (see `date`) or the market's own day, so this only fails
         // at the edge of chrono's calendar; refused rather than trusted to never happen.
         None => to
-            .checked_sub_days(chrono::Days::new(DEFAULT_HISTORY_DAYS.unsigned_abs() - 1))
+            .checked_sub_days(chrono::Days::new(
+                DEFAULT_HISTORY_DAYS.min(most).unsigned_abs() - 1,
+            ))
             .ok_or_else(|| ApiError::bad(format!("to {to}: too early for a history")))?,
     };
     if from > to {
@@ -303,10 +310,6 @@ pub fn history_range(
             "from {from} is after to {to} (without `to`: the market's last event)"
         )));
     }
-    let most = match granularity {
-        Granularity::Day => MAX_DAILY_HISTORY_DAYS,
-        Granularity::Hour => MAX_HOURLY_HISTORY_DAYS,
-    };
     let days = (to - from).num_days() + 1;
     if days > most {
         return Err(ApiError::bad(format!(
@@ -570,6 +573,23 @@ mod tests {
             query: BTreeMap::new(),
         });
         assert_eq!(status(post), 405);
+    }
+
+    /// Without `from`, each period covers what it may: the 30 days of a daily history, the
+    /// 14 of an hourly one (30 would be refused by its own limit).
+    #[test]
+    fn history_ranges_default_within_their_period() {
+        let to = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        for (granularity, days) in [
+            (Granularity::Day, DEFAULT_HISTORY_DAYS),
+            (Granularity::Hour, MAX_HOURLY_HISTORY_DAYS),
+        ] {
+            for asked in [None, Some(to)] {
+                let (from, until) = history_range(granularity, None, asked, to).unwrap();
+                assert_eq!((until - from).num_days() + 1, days, "{granularity:?}");
+                assert_eq!(until, to);
+            }
+        }
     }
 
     #[test]

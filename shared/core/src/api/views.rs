@@ -166,13 +166,14 @@ pub async fn market_report(
             &to,
         ))
     };
+    // The last REPORT_DAYS days and REPORT_HOURS hours, each counting the one of `as_of`.
     let daily = read(
-        Period::Day((as_of - Duration::days(REPORT_DAYS)).date_naive()).sort_key(),
+        Period::Day((as_of - Duration::days(REPORT_DAYS - 1)).date_naive()).sort_key(),
         Period::Day(as_of.date_naive()).sort_key(),
     )
     .await?;
     let hourly = read(
-        Period::hour_of(as_of - Duration::hours(REPORT_HOURS)).sort_key(),
+        Period::hour_of(as_of - Duration::hours(REPORT_HOURS - 1)).sort_key(),
         Period::hour_of(as_of).sort_key(),
     )
     .await?;
@@ -419,6 +420,42 @@ mod tests {
             "market": market, "sources": ["zillow"], "poll_every_minutes": 60
         }))
         .expect("a watched market")
+    }
+
+    /// A report carries the last 60 days and 48 hours, each counting the one of its last
+    /// event, of a market with a snapshot for every one of them and more before.
+    #[test]
+    fn a_report_carries_its_days_and_hours_exactly() {
+        let start = Utc
+            .with_ymd_and_hms(2026, 9, 1, 12, 0, 0)
+            .single()
+            .expect("time");
+        let mut times: Vec<_> = (0..70).map(|d| start + Duration::days(d)).collect();
+        let last_day = start + Duration::days(70);
+        times.extend((0..60).map(|h| last_day + Duration::hours(h)));
+        let events: Vec<ListingEvent> = times
+            .iter()
+            .enumerate()
+            .map(|(n, at)| {
+                let n = u32::try_from(n).expect("few");
+                let l = listing(n, 0, 30_000_000, ListingStatus::Active, *at);
+                ListingEvent::new_listing(l, "poll")
+            })
+            .collect();
+        let stores = MemoryStores::default();
+        let records = records_of(&events);
+        // A batch a day, then one an hour, as the stream would bring them.
+        for one in records.chunks(1) {
+            let outcome = block_on(process_batch(&stores.ports(), SHARD, one));
+            assert_eq!(outcome.failed_from, None, "{:?}", outcome.error);
+        }
+        let report = block_on(market_report(&stores, "nashville-tn"))
+            .expect("a report")
+            .expect("figures");
+        assert_eq!(
+            (report.daily.len(), report.hourly.len()),
+            (REPORT_DAYS as usize, REPORT_HOURS as usize)
+        );
     }
 
     /// A market's headline is what its report shows (live figures, the open day's 7-day

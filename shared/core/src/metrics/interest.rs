@@ -446,8 +446,17 @@ mod tests {
 
     const MARKET: &str = "nashville-tn";
 
+    /// The list as read a day after the tests' events (nothing expired).
     fn list(stores: &MemoryStores, kind: InterestKind) -> Vec<InterestingListing> {
-        block_on(listings_of_interest(stores, MARKET, kind, 10, None))
+        list_at(stores, kind, at(24 * 60))
+    }
+
+    fn list_at(
+        stores: &MemoryStores,
+        kind: InterestKind,
+        now: DateTime<Utc>,
+    ) -> Vec<InterestingListing> {
+        block_on(listings_of_interest(stores, MARKET, kind, 10, None, now))
             .expect("list")
             .expect("the market has figures")
             .listings
@@ -534,6 +543,14 @@ mod tests {
             (cuts[0].previous_price, cuts[0].price, cuts[0].cut_pct),
             (Some(was), was / 10.0 * 9.0, Some(10.0))
         );
+        // Past its TTL the cut is no longer shown, though DynamoDB may not have deleted it.
+        let expiry = at(60) + Duration::days(PRICE_CUT_DAYS);
+        let just_before = expiry - Duration::seconds(1);
+        assert_eq!(
+            list_at(&stores, InterestKind::PriceCut, just_before).len(),
+            1
+        );
+        assert!(list_at(&stores, InterestKind::PriceCut, expiry).is_empty());
         for kind in [InterestKind::Undervalued, InterestKind::Anomalous] {
             assert!(!ids(&list(&stores, kind)).contains(&cheap_id.as_str()));
             let entry = (interest_key(MARKET), sort_key(kind, &cheap_id, at(0)));
@@ -650,6 +667,7 @@ mod tests {
                 InterestKind::Undervalued,
                 10,
                 None,
+                at + Duration::days(1),
             ))
             .expect("list")
             .expect("figures")
@@ -671,6 +689,7 @@ mod tests {
             InterestKind::PriceCut,
             10,
             None,
+            at + Duration::days(1),
         ))
         .expect("list")
         .expect("figures");

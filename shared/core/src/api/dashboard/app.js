@@ -5,11 +5,17 @@
 
 const TOKEN_KEY = "realty-stream-token";
 const REFRESH_MS = 60 * 1000;
+// Markets the list shows: the API's largest page.
+const MARKETS_PAGE = 200;
 // A market without a change for this long is shown as late (sources are polled hourly).
 const LATE_MINUTES = 3 * 60;
 
 class TokenRefused extends Error {}
 class NoFigures extends Error {}
+// An answer to a render that a newer one (a change of market, the timer, a click) replaced:
+// dropped, so that a slow answer never draws one market's figures under another's name.
+class Superseded extends Error {}
+let renders = 0;
 
 // A market's path: each part of its key encoded, the `/` of a key outside the US
 // (`ma/casablanca`) kept, since API Gateway may refuse or decode an encoded one.
@@ -22,11 +28,15 @@ async function api(path) {
   if (!token) {
     throw new TokenRefused("");
   }
+  const asked = renders;
   const response = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  const body = await response.json().catch(() => ({}));
+  if (asked !== renders) {
+    throw new Superseded();
+  }
   if (response.status === 401 || response.status === 403) {
     throw new TokenRefused("That access token was not accepted.");
   }
-  const body = await response.json().catch(() => ({}));
   if (response.status === 404) {
     throw new NoFigures(body.error || "not found");
   }
@@ -52,8 +62,9 @@ function line(parent, text, className) {
   parent.appendChild(el("span", "market-line" + (className ? " " + className : ""), text));
 }
 
+// The list of markets; what the status line should say of it ("" for nothing).
 async function showMarkets() {
-  const page = await api("/markets?limit=200");
+  const page = await api("/markets?limit=" + MARKETS_PAGE);
   const list = $("markets");
   list.replaceChildren();
   for (const m of page.markets) {
@@ -81,10 +92,13 @@ async function showMarkets() {
     item.appendChild(button);
     list.appendChild(item);
   }
-  if (page.markets.length === 0) {
-    say("No markets are watched yet: add one with `realty markets add`.");
-  }
   $("markets-view").dataset.ready = String(page.markets.length);
+  if (page.markets.length === 0) {
+    return "No markets are watched yet: add one with `realty markets add`.";
+  }
+  return page.next
+    ? "The first " + page.markets.length + " markets (by key) are shown here; `realty report --market M` reads any of them."
+    : "";
 }
 
 // A market's listings of interest (`/markets/{m}/listings?kind=`): three short lists.
@@ -106,7 +120,7 @@ async function showListings(market) {
       const page = await api(marketPath(market) + "/listings?kind=" + k.kind + "&limit=10");
       Lists.fillListings(ul, k.kind, page.listings);
     } catch (e) {
-      if (e instanceof TokenRefused) {
+      if (e instanceof TokenRefused || e instanceof Superseded) {
         throw e;
       }
       ul.replaceChildren(el("li", "empty", unavailable(e)));
@@ -124,10 +138,15 @@ function unavailable(e) {
 // page's `before`; the last one is in view), so that "older" and "newer" move through it.
 const feed = { market: null, type: "", pages: [null], next: null };
 
+// Another market's feed starts again from its newest page, with no type.
+function resetFeed(market) {
+  Object.assign(feed, { market, type: "", pages: [null], next: null });
+  $("alert-type").value = "";
+}
+
 async function showAlerts(market) {
   if (feed.market !== market) {
-    Object.assign(feed, { market, type: "", pages: [null], next: null });
-    $("alert-type").value = "";
+    resetFeed(market);
   }
   const ul = $("alerts");
   const query = new URLSearchParams({ market, limit: "20" });
@@ -143,7 +162,7 @@ async function showAlerts(market) {
     Lists.fillAlerts(ul, page.alerts);
     feed.next = page.next;
   } catch (e) {
-    if (e instanceof TokenRefused) {
+    if (e instanceof TokenRefused || e instanceof Superseded) {
       throw e;
     }
     ul.replaceChildren(el("li", "empty", unavailable(e)));
@@ -154,20 +173,33 @@ async function showAlerts(market) {
   ul.dataset.ready = market;
 }
 
+// One market's figures, charts, lists and alerts; what the status line should say of it.
 async function showMarket(market) {
-  $("market-name").textContent = placeName(market);
   let report;
   try {
     report = await api(marketPath(market));
   } catch (e) {
     if (e instanceof NoFigures) {
-      $("market-figures").replaceChildren();
-      $("charts").replaceChildren();
-      say("No figures for " + placeName(market) + " yet: they appear once its listings have been read.");
-      return;
+      // Nothing of the market in view before may stay under this one's name.
+      $("market-name").textContent = placeName(market);
+      for (const id of ["market-figures", "charts", "interest", "alerts"]) {
+        $(id).replaceChildren();
+      }
+      for (const id of ["market-as-of", "ma-note"]) {
+        $(id).textContent = "";
+      }
+      delete $("interest").dataset.market;
+      delete $("interest").dataset.ready;
+      delete $("alerts").dataset.ready;
+      resetFeed(market);
+      $("alerts-older").hidden = true;
+      $("alerts-newer").hidden = true;
+      $("market-view").dataset.ready = market + ":0";
+      return "No figures for " + placeName(market) + " yet: they appear once its listings have been read.";
     }
     throw e;
   }
+  $("market-name").textContent = placeName(market);
   fillFigures($("market-figures"), report.live, report.trends, unitsOf(report.market, report.units));
   // How old the figures are (the page's own "Updated" is when it asked): a quiet market's
   // counts run to its last change, which may be long ago.
@@ -185,6 +217,7 @@ async function showMarket(market) {
     " days with figures; the averages are the ones the pipeline stored with each day.";
   $("market-view").dataset.ready = market + ":" + drawn;
   await Promise.all([showListings(market), showAlerts(market)]);
+  return "";
 }
 
 function healthRow(body, cells, late) {
@@ -226,6 +259,7 @@ function askForToken(sentence) {
 
 // Draws what the address asks for: `#market/NAME` or the list.
 async function render() {
+  renders += 1;
   let hash = "";
   try {
     hash = decodeURIComponent(location.hash.replace(/^#/, ""));
@@ -234,19 +268,21 @@ async function render() {
   }
   const market = hash.startsWith("market/") ? hash.slice("market/".length) : null;
   try {
+    let notice;
     if (market) {
-      await showMarket(market);
+      notice = await showMarket(market);
       show("market-view", "health-view");
     } else {
-      await showMarkets();
+      notice = await showMarkets();
       show("markets-view", "health-view");
     }
     await showHealth();
-    if (!$("status").textContent.startsWith("No ")) {
-      say("");
-    }
+    say(notice);
     $("updated").textContent = "Updated " + fmt.time.format(new Date()) + ", every minute";
   } catch (e) {
+    if (e instanceof Superseded) {
+      return;
+    }
     if (e instanceof TokenRefused) {
       askForToken(
         (e.message ? e.message + " " : "") +
@@ -266,10 +302,10 @@ $("token-form").addEventListener("submit", (event) => {
   $("token-form").hidden = true;
   render();
 });
-// The feed again after a change of its type or page. Only a refused token fails it (showAlerts
-// says any other failure in the list): render() then asks for the token.
+// The feed again after a change of its type or page: the whole view is drawn again, so that
+// the feed and the figures above it are of the same market and the same moment.
 function reloadAlerts() {
-  showAlerts(feed.market).catch(() => render());
+  render();
 }
 $("alert-type").addEventListener("change", () => {
   Object.assign(feed, { type: $("alert-type").value, pages: [null], next: null });
