@@ -44,7 +44,7 @@ impl MarketMedians for DynamoMarketMedians {
                 .and_then(|live| Ok((live.figures().map_err(|e| e.to_string())?, live.pk)));
             match figures {
                 Ok((figures, pk)) => {
-                    if let Some(median) = figures.median_price_per_sqft {
+                    if let Some(median) = figures.median_price_per_sqft_to_judge() {
                         medians.insert(pk, median);
                     }
                 }

@@ -98,9 +98,12 @@ pub async fn listings_of_interest(
             "a list of interest ranked from part of its set"
         );
     }
-    // The medians by property type, as the entries were judged (one read per type).
+    // The medians by property type, as the bargains were judged (one read per type).
     let mut typed: BTreeMap<String, Option<MarketFigures>> = BTreeMap::new();
-    for item in &items {
+    for item in items
+        .iter()
+        .filter(|_| kind == InterestKind::Undervalued)
+    {
         let t = &item.listing.property_type;
         if !typed.contains_key(t) {
             let figures = match typed_scope(market, t) {
@@ -119,11 +122,15 @@ pub async fn listings_of_interest(
         let Some(ppsf) = listing.price_per_sqft else {
             continue;
         };
-        let median = typed
-            .get(&listing.property_type)
-            .and_then(|f| f.as_ref()?.median_price_per_sqft)
-            .filter(|m| *m > 0.0)
-            .or(city.median_price_per_sqft.filter(|m| *m > 0.0));
+        // An anomaly is told and ranked against the figures that bound it (its city's);
+        // a bargain against its type's median, as it was judged.
+        let median = match kind {
+            InterestKind::Anomalous => city.median_price_per_sqft.filter(|m| *m > 0.0),
+            _ => typed
+                .get(&listing.property_type)
+                .and_then(|f| f.as_ref()?.median_price_per_sqft_to_judge())
+                .or(city.median_price_per_sqft_to_judge()),
+        };
         let Some(median) = median else {
             continue;
         };

@@ -94,9 +94,14 @@ pub struct MarketUnits {
 
 impl MarketUnits {
     /// The units of a market key: `nashville-tn` is in dollars and square feet,
-    /// `ma/casablanca` in dirhams and square metres.
+    /// `ma/casablanca` in dirhams and square metres; of a scope key, those of the place it
+    /// names (`city#ma/casablanca#condo`, `zip#ma/20000#all`: dirhams and square metres).
     pub fn of(market: &str) -> Self {
-        let country = MarketKey::country_of(market).unwrap_or(CountryCode::US);
+        let place = match market.split('#').nth(1) {
+            Some(place) => place,
+            None => market,
+        };
+        let country = MarketKey::country_of(place).unwrap_or(CountryCode::US);
         if country.is_us() {
             Self {
                 currency: Some("USD"),
@@ -420,6 +425,20 @@ mod tests {
             "market": market, "sources": ["zillow"], "poll_every_minutes": 60
         }))
         .expect("a watched market")
+    }
+
+    #[test]
+    fn units_are_those_of_the_place_a_key_names() {
+        let dirhams = MarketUnits::of("ma/casablanca");
+        assert_eq!((dirhams.currency, dirhams.area), (Some("MAD"), AreaUnit::Sqm));
+        for key in ["city#ma/casablanca#condo", "zip#ma/20000#all"] {
+            assert_eq!(MarketUnits::of(key), dirhams, "{key}");
+        }
+        let dollars = MarketUnits::of("nashville-tn");
+        assert_eq!((dollars.currency, dollars.area), (Some("USD"), AreaUnit::Sqft));
+        for key in ["city#nashville-tn#all", "zip#37201#condo"] {
+            assert_eq!(MarketUnits::of(key), dollars, "{key}");
+        }
     }
 
     /// A report carries the last 60 days and 48 hours, each counting the one of its last

@@ -251,7 +251,11 @@ fn with_yield(
 }
 
 /// The median price per sqft a listing is compared with: its city's for its property type,
-/// else its city's for all types (as the undervalued alert picks it).
+/// else, when that has no median, its city's for all types (as the undervalued alert picks
+/// it); `None` (not judged) when the batch did not bring its type's figures: a listing
+/// whose event moved no market is in this batch's figures only through other listings, and
+/// the all-types median is no stand-in for a type's (a condo at $310 a sq ft is undervalued
+/// against condos' $400 and dear against all homes' $250).
 fn median_for(
     listing: &Listing,
     city: Option<&MarketFigures>,
@@ -260,10 +264,10 @@ fn median_for(
     let typed = figures.get(&city_scope_key(
         &listing.market.city_state,
         Some(listing.property_type),
-    ));
-    [typed, city]
+    ))?;
+    [Some(typed), city]
         .into_iter()
-        .find_map(|f| f?.median_price_per_sqft.filter(|m| *m > 0.0))
+        .find_map(|f| f?.median_price_per_sqft_to_judge())
 }
 
 /// Whether a listing with `price_per_sqft` is undervalued against `median` at `ratio`.
@@ -402,6 +406,11 @@ pub fn judge(
         let key = sort_key(kind, listing.id.as_str(), at);
         if qualifies {
             let mut entry = with_yield(summary(listing), listing, city);
+            // An anomaly is told against the figures that bound it: its city's.
+            let median = match kind {
+                InterestKind::Anomalous => city.and_then(|f| f.median_price_per_sqft),
+                _ => median,
+            };
             entry.market_median_price_per_sqft = median.map(round2);
             entry.price_per_sqft_to_median = match (ppsf, median) {
                 (Some(p), Some(m)) => Some((p / m * 1e4).round() / 1e4),
@@ -694,6 +703,38 @@ mod tests {
         .expect("list")
         .expect("figures");
         assert!(cuts.complete);
+    }
+
+    /// A listing is judged against its type's median, the all-types one only when its type
+    /// has none or too few listings for one, and not at all when the batch did not bring
+    /// its type's figures.
+    #[test]
+    fn the_median_is_the_listing_s_type_s_when_the_batch_read_it() {
+        let l = listing(1, 0, 30_000_000, ListingStatus::Active, at(0));
+        let with_median = |m: Option<f64>, active: i64| MarketFigures {
+            median_price_per_sqft: m,
+            active_listings: active,
+            ..MarketFigures::default()
+        };
+        let enough = crate::metrics::aggregate::MIN_LISTINGS_FOR_ANOMALIES as i64;
+        let city = with_median(Some(250.0), 100);
+        let typed_key = city_scope_key(&l.market.city_state, Some(l.property_type));
+        let mut figures = BTreeMap::new();
+        assert_eq!(median_for(&l, Some(&city), &figures), None);
+        figures.insert(typed_key.clone(), with_median(None, enough));
+        assert_eq!(median_for(&l, Some(&city), &figures), Some(250.0));
+        figures.insert(typed_key.clone(), with_median(Some(400.0), enough - 1));
+        assert_eq!(median_for(&l, Some(&city), &figures), Some(250.0));
+        figures.insert(typed_key, with_median(Some(400.0), enough));
+        assert_eq!(median_for(&l, Some(&city), &figures), Some(400.0));
+        // A city as small judges nothing.
+        let small_city = with_median(Some(250.0), enough - 1);
+        figures.clear();
+        figures.insert(
+            city_scope_key(&l.market.city_state, Some(l.property_type)),
+            with_median(Some(400.0), 3),
+        );
+        assert_eq!(median_for(&l, Some(&small_city), &figures), None);
     }
 
     #[test]

@@ -63,6 +63,19 @@ pub struct MarketFigures {
     pub anomalous_listings: i64,
 }
 
+impl MarketFigures {
+    /// The median price per sqft a listing is judged undervalued against: `None` in a
+    /// market of fewer than [`MIN_LISTINGS_FOR_ANOMALIES`] active listings, where one
+    /// listing moves the median and three manufactured homes would make one of them a
+    /// bargain (the judges then take the city's median across types).
+    pub fn median_price_per_sqft_to_judge(&self) -> Option<f64> {
+        let enough = u64::try_from(self.active_listings)
+            .is_ok_and(|n| n >= MIN_LISTINGS_FOR_ANOMALIES);
+        self.median_price_per_sqft
+            .filter(|m| enough && m.is_finite() && *m > 0.0)
+    }
+}
+
 impl MarketAggregate {
     /// The figures of this aggregate on the day of `as_of`.
     pub fn figures(&self) -> MarketFigures {
