@@ -6,7 +6,8 @@ use realty_core::listing::{
     MAX_ADDRESS_LINE_BYTES, MAX_CHANGED_FIELDS, MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS,
     MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, MAX_NATIVE_ID_LEN, MAX_OBSERVATION_AGE_DAYS,
     MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
-    MAX_STATE_BYTES, MarketKey, TrackedField, diff,
+    MAX_STATE_BYTES, MIN_PLAUSIBLE_LIVING_AREA_SQFT, MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey,
+    TrackedField, diff,
 };
 use realty_core::listing::{
     MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES, MIN_FLOOR,
@@ -786,4 +787,29 @@ fn the_partition_key_is_the_market_cut_at_kinesis_256_characters() {
     }
     event.listing.market.city_state = "nashville-tn".into();
     assert_eq!(event.partition_key(), "nashville-tn");
+}
+
+/// The sources drop a living area too small to live in, or for its bedrooms (an Avito ad of
+/// two bedrooms in 5 m²): the home keeps its other facts, and the event stays valid.
+#[test]
+fn the_sources_drop_a_living_area_too_small_for_the_home() {
+    let listing = nashville_listing("108760565");
+    let floor = MIN_PLAUSIBLE_LIVING_AREA_SQFT;
+    let per_bed = MIN_PLAUSIBLE_SQFT_PER_BEDROOM;
+    for (area, beds, kept) in [
+        (floor, None, true),
+        (floor - 1, None, false),
+        (floor, Some(0), true),
+        (3 * per_bed, Some(3), true),
+        (3 * per_bed - 1, Some(3), false),
+        (54, Some(2), false),
+    ] {
+        let mut l = listing.clone();
+        l.living_area_sqft = Some(area);
+        l.beds = beds;
+        l.clear_implausible_optionals();
+        assert_eq!(l.living_area_sqft.is_some(), kept, "{area} sqft, {beds:?} beds");
+        assert_eq!(l.beds, beds);
+        l.validate().expect("still a valid listing");
+    }
 }

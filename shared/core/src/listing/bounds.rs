@@ -42,6 +42,13 @@ pub const MAX_AMOUNT_MINOR_ANY_CURRENCY: i64 = 1_000_000_000_000_000;
 pub const MAX_ROOMS: u16 = 1_000;
 /// Largest living area, in square feet, taken as real (a large apartment complex).
 pub const MAX_LIVING_AREA_SQFT: u32 = 10_000_000;
+/// Smallest living area, in square feet, the sources keep (about 9.3 m², a bedsit): below
+/// it a stated area is a typo or another measure, and would make the home's price per sqft
+/// many times its market's. Events carrying less still decode (they were valid when sent).
+pub const MIN_PLAUSIBLE_LIVING_AREA_SQFT: u32 = 100;
+/// Smallest living area per bedroom the sources keep (about 6.5 m²): two bedrooms in 5 m²
+/// are a typo.
+pub const MIN_PLAUSIBLE_SQFT_PER_BEDROOM: u32 = 70;
 /// Largest lot, in square feet, taken as real (about 230,000 acres, a very large ranch).
 pub const MAX_LOT_SIZE_SQFT: u64 = 10_000_000_000;
 /// Longest native id accepted.

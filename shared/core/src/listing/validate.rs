@@ -8,7 +8,8 @@ use super::bounds::{
 use super::{
     InvalidListing, Listing, ListingDetails, MAX_ADDRESS_LINE_BYTES, MAX_CITY_BYTES,
     MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_IMAGE_URL_BYTES, MAX_IMAGES,
-    MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MarketKey, Offer, quote, sqft_from_sqm,
+    MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MIN_PLAUSIBLE_LIVING_AREA_SQFT,
+    MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey, Offer, quote, sqft_from_sqm,
 };
 
 impl Listing {
@@ -117,6 +118,7 @@ impl Listing {
         self.baths = self
             .baths
             .filter(|&b| check_rooms("baths", f64::from(b)).is_ok());
+        let beds = self.beds.map_or(0, u32::from);
         self.living_area_sqft = self.living_area_sqft.filter(|&a| {
             check_area(
                 "living_area_sqft",
@@ -124,6 +126,8 @@ impl Listing {
                 u64::from(MAX_LIVING_AREA_SQFT),
             )
             .is_ok()
+                && a >= MIN_PLAUSIBLE_LIVING_AREA_SQFT
+                && a >= beds.saturating_mul(MIN_PLAUSIBLE_SQFT_PER_BEDROOM)
         });
         self.lot_size_sqft = self
             .lot_size_sqft
