@@ -808,7 +808,11 @@ fn the_sources_drop_a_living_area_too_small_for_the_home() {
         l.living_area_sqft = Some(area);
         l.beds = beds;
         l.clear_implausible_optionals();
-        assert_eq!(l.living_area_sqft.is_some(), kept, "{area} sqft, {beds:?} beds");
+        assert_eq!(
+            l.living_area_sqft.is_some(),
+            kept,
+            "{area} sqft, {beds:?} beds"
+        );
         assert_eq!(l.beds, beds);
         l.validate().expect("still a valid listing");
     }

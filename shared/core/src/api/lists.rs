@@ -100,10 +100,7 @@ pub async fn listings_of_interest(
     }
     // The medians by property type, as the bargains were judged (one read per type).
     let mut typed: BTreeMap<String, Option<MarketFigures>> = BTreeMap::new();
-    for item in items
-        .iter()
-        .filter(|_| kind == InterestKind::Undervalued)
-    {
+    for item in items.iter().filter(|_| kind == InterestKind::Undervalued) {
         let t = &item.listing.property_type;
         if !typed.contains_key(t) {
             let figures = match typed_scope(market, t) {

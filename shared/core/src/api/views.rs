@@ -430,12 +430,18 @@ mod tests {
     #[test]
     fn units_are_those_of_the_place_a_key_names() {
         let dirhams = MarketUnits::of("ma/casablanca");
-        assert_eq!((dirhams.currency, dirhams.area), (Some("MAD"), AreaUnit::Sqm));
+        assert_eq!(
+            (dirhams.currency, dirhams.area),
+            (Some("MAD"), AreaUnit::Sqm)
+        );
         for key in ["city#ma/casablanca#condo", "zip#ma/20000#all"] {
             assert_eq!(MarketUnits::of(key), dirhams, "{key}");
         }
         let dollars = MarketUnits::of("nashville-tn");
-        assert_eq!((dollars.currency, dollars.area), (Some("USD"), AreaUnit::Sqft));
+        assert_eq!(
+            (dollars.currency, dollars.area),
+            (Some("USD"), AreaUnit::Sqft)
+        );
         for key in ["city#nashville-tn#all", "zip#37201#condo"] {
             assert_eq!(MarketUnits::of(key), dollars, "{key}");
         }

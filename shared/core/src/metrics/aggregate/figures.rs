@@ -69,8 +69,8 @@ impl MarketFigures {
     /// listing moves the median and three manufactured homes would make one of them a
     /// bargain (the judges then take the city's median across types).
     pub fn median_price_per_sqft_to_judge(&self) -> Option<f64> {
-        let enough = u64::try_from(self.active_listings)
-            .is_ok_and(|n| n >= MIN_LISTINGS_FOR_ANOMALIES);
+        let enough =
+            u64::try_from(self.active_listings).is_ok_and(|n| n >= MIN_LISTINGS_FOR_ANOMALIES);
         self.median_price_per_sqft
             .filter(|m| enough && m.is_finite() && *m > 0.0)
     }

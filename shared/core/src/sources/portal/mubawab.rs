@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use scraper::{ElementRef, Html, Selector};
 
-use super::text::{clean, parse_area_sqm, parse_price, parse_whole_number};
+use super::text::{clean, is_per_month, parse_area_sqm, parse_price, parse_whole_number};
 use super::{PortalPaging, Records, Surface, absolute_url, next_link, page_text, selector};
 use crate::listing::{
     Listing, ListingDetails, ListingId, ListingSource, ListingStatus, Offer, PropertyType,
@@ -138,10 +138,19 @@ fn normalize_card(
     let native = native_id(card).ok_or("no ad number (adId, or /a/<number>/ in its link)")?;
     let id = ListingId::new(ListingSource::Mubawab, &native).map_err(|e| e.to_string())?;
     let title = first_text(card, &SELECTORS.title).ok_or("no title (h2.listingTit)")?;
-    let offer = title_offer(&title)?
-        .or(page_offer)
-        .ok_or("neither the title nor the page tells sale from let")?;
+    // The search's own offer first: a title's "great location" is no let. The title still
+    // refuses holiday and shared lets, and decides on a page that does not say.
+    let from_title = title_offer(&title)?;
+    let offer = page_offer
+        .or(from_title)
+        .ok_or("neither the page nor the title tells sale from let")?;
     let price_text = first_text(card, &SELECTORS.price).ok_or("no price (span.priceTag)")?;
+    if offer == Offer::Sale && is_per_month(&price_text) {
+        return Err(format!(
+            "price {:?} is per month: a rent, on a listing for sale",
+            clean(&price_text)
+        ));
+    }
     let (price_minor, currency) =
         parse_price(&price_text)?.ok_or("no price: the listing shows a price on request")?;
     // "Decreased by 1,000 DH" / "Baisse de 1 000 DH": the price before the cut.
@@ -367,6 +376,47 @@ mod tests {
         assert_eq!(offer("Bel appartement lumineux"), Ok(None));
         assert!(offer("Location vacances villa avec piscine").is_err());
         assert!(offer("Colocation chambre meublée").is_err());
+    }
+
+    /// The search's offer wins over a title's words ("great location" on a sale page), and
+    /// a price per month is no sale's price.
+    #[test]
+    fn the_page_s_offer_decides_and_a_sale_is_never_priced_per_month() {
+        let page = |h1: &str, title: &str, price: &str| {
+            format!(
+                r#"<html><body><h1 id="titleText">{h1}</h1><div class="listingBox">
+                <input class="adId" value="8267762"><h2 class="listingTit">{title}</h2>
+                <span class="priceTag">{price}</span><span class="listingH3">Maarif, Casablanca</span>
+                </div></body></html>"#
+            )
+        };
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 9, 0, 0).unwrap();
+        let read = |html: String| parse_page(html.as_bytes(), at).expect("a page");
+        let sale = read(page(
+            "Real estate for sale in Casablanca",
+            "Apartment with a great location",
+            "1 500 000 DH",
+        ));
+        assert_eq!(sale.listings.len(), 1, "{:?}", sale.rejects);
+        assert_eq!(sale.listings[0].offer, Offer::Sale);
+        let monthly = read(page(
+            "Real estate for sale in Casablanca",
+            "Apartment in Maarif",
+            "60 000 DH/mois",
+        ));
+        assert!(monthly.listings.is_empty());
+        assert!(
+            monthly.rejects[0].reason.contains("per month"),
+            "{:?}",
+            monthly.rejects
+        );
+        // A page that does not say leaves it to the title.
+        let let_ = read(page(
+            "Casablanca",
+            "Apartment for rent in Maarif",
+            "8 000 DH/mois",
+        ));
+        assert_eq!(let_.listings[0].offer, Offer::Rent);
     }
 
     #[test]

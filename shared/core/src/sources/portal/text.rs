@@ -66,19 +66,32 @@ pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
         return Ok(None);
     }
     let unspaced: String = lower.chars().filter(|c| !c.is_whitespace()).collect();
-    const NOT_THE_PRICE: [(&str, &str); 12] = [
+    const NOT_THE_PRICE: [(&str, &str); 25] = [
         ("/jour", "per day: a holiday let"),
         ("parjour", "per day: a holiday let"),
         ("perday", "per day: a holiday let"),
+        ("/day", "per day: a holiday let"),
         ("/nuit", "per night: a holiday let"),
         ("parnuit", "per night: a holiday let"),
+        ("lanuit", "per night: a holiday let"),
         ("pernight", "per night: a holiday let"),
+        ("/night", "per night: a holiday let"),
+        ("/semaine", "per week: a holiday let"),
+        ("parsemaine", "per week: a holiday let"),
+        ("lasemaine", "per week: a holiday let"),
+        ("/week", "per week: a holiday let"),
+        ("perweek", "per week: a holiday let"),
         ("/m²", "per square metre"),
         ("/m2", "per square metre"),
         ("lem²", "per square metre"),
+        ("perm²", "per square metre"),
+        ("perm2", "per square metre"),
+        ("/sqm", "per square metre"),
+        ("persqm", "per square metre"),
         ("/an", "per year"),
         ("paran", "per year"),
         ("/year", "per year"),
+        ("peryear", "per year"),
     ];
     if let Some((_, what)) = NOT_THE_PRICE
         .iter()
@@ -112,6 +125,19 @@ pub fn parse_price(text: &str) -> Result<Option<(i64, &'static str)>, String> {
     .and_then(|m| i64::try_from(m).ok())
     .ok_or_else(|| format!("price {} is out of range", quoted(&cleaned)))?;
     Ok(Some((minor, currency)))
+}
+
+/// Whether a price text says it is per month (`8 500 MAD/mois`): a rent, never a sale's
+/// price.
+pub fn is_per_month(text: &str) -> bool {
+    let unspaced: String = clean(text)
+        .to_lowercase()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    ["/mois", "parmois", "lemois", "/month", "permonth", "/mo"]
+        .iter()
+        .any(|marker| unspaced.contains(marker))
 }
 
 /// The currency named by `word` (lower case), and whether it counts millions.
@@ -320,6 +346,18 @@ mod tests {
         assert_eq!(minor("Prix à consulter"), Ok(None));
         assert_eq!(minor("Price on request"), Ok(None));
         assert!(minor("500 DH / jour").is_err());
+        for per in [
+            "500 DH/night",
+            "600 DH la nuit",
+            "3 000 DH / semaine",
+            "12 000 DH per year",
+            "7 000 DH per m²",
+            "7 000 DH / sqm",
+        ] {
+            assert!(minor(per).is_err(), "{per}");
+        }
+        assert!(is_per_month("8 500 MAD/mois") && is_per_month("8,500 DH per month"));
+        assert!(!is_per_month("1 500 000 DH"));
         assert!(minor("1 500 000").is_err(), "no currency");
         assert!(minor("DH").is_err(), "no digits");
         assert!(
