@@ -30,6 +30,7 @@ crate::async_tests!(
     portal_reads_wait_out_429_and_503,
     a_layout_change_is_drift_and_delists_nothing,
     ads_past_the_pages_read_are_delisted_once_their_own_pages_are_gone,
+    an_emptied_search_delists_no_ad_still_up,
     a_moroccan_market_is_reported_in_dirhams_per_square_metre,
 );
 
@@ -472,6 +473,50 @@ async fn ads_past_the_pages_read_are_delisted_once_their_own_pages_are_gone(
         )?;
     }
     polite(&sim)?;
+    sim.shutdown().await?;
+    Ok(())
+}
+
+/// One search answering "no result" (renamed or redirected: a page of nothing, a total of
+/// 0) while the other reads as before: the reads are incomplete, and none of its ads still
+/// up is delisted, even past the mass-loss guard's confirmation time (before, a market's
+/// houses all went at once, or 6 hours later); one taken down meanwhile is, by its own page.
+async fn an_emptied_search_delists_no_ad_still_up(aws: Arc<TestAws>) -> Result<(), Failed> {
+    let resources = stack(&aws).await?;
+    let sim = portal_sim(44).await?;
+    let p = portal_poller(&aws, &resources, &sim).await?;
+    let first = poll(&p, &sim).await;
+    ensure(first.failed_markets == 0, format!("first poll: {first:?}"))?;
+    sim.handle()
+        .empty_portal_search(Some(realty_sim::AdKind::House));
+    let mut polls = Vec::new();
+    // The second poll is past realty_core::poller::detect::MASS_LOSS_CONFIRMATION.
+    for hours in [1, 7] {
+        sim.handle().advance(TimeDelta::hours(hours))?;
+        let summary = poll(&p, &sim).await;
+        ensure(summary.failed_markets == 0, format!("{summary:?}"))?;
+        polls.push((summary, sim.handle().now()));
+    }
+    let events = stream_events(&aws, &resources.listing_events_stream).await?;
+    let mut houses_up = 0;
+    for (summary, at) in &polls {
+        for (read, by_id) in events_by_read(&events, summary)? {
+            let live = live_ads(&sim, &read, *at);
+            for (id, e) in by_id {
+                ensure(
+                    !(kind(e) == "delisted" && live.contains_key(&id)),
+                    format!("{read:?}: ad {id} delisted while it is up"),
+                )?;
+            }
+        }
+        houses_up = reads()
+            .iter()
+            .flat_map(|read| live_ads(&sim, read, *at).into_values())
+            .filter(|ad| ad.kind == realty_sim::AdKind::House)
+            .count();
+    }
+    // Otherwise the test shows nothing.
+    ensure(houses_up > 10, format!("{houses_up} houses up"))?;
     sim.shutdown().await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Portal, Portals, Search, avito, moroccan_cities, mubawab};
+use super::{AdKind, Portal, Portals, Search, avito, moroccan_cities, mubawab};
 use crate::api::Reply;
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -76,7 +76,7 @@ fn ad_page(ad: &super::PortalAd, now: DateTime<Utc>) -> Vec<u8> {
 }
 
 /// The answer to `GET {path}?{query}` on `portal` (the path percent-decoded, after the
-/// portal's prefix).
+/// portal's prefix); searches of the kind `emptied` answer no result.
 pub(crate) fn answer(
     portals: &Portals,
     portal: Portal,
@@ -84,6 +84,7 @@ pub(crate) fn answer(
     query: Option<&str>,
     now: DateTime<Utc>,
     changed_layout: bool,
+    emptied: Option<AdKind>,
 ) -> Reply {
     if path == "/robots.txt" {
         let body = match portal {
@@ -130,7 +131,11 @@ pub(crate) fn answer(
         offer,
         kind,
     };
-    let (ads, more, total) = portals.page(search, now, page);
+    let (ads, more, total) = if emptied == Some(kind) {
+        (Vec::new(), false, 0)
+    } else {
+        portals.page(search, now, page)
+    };
     let name = moroccan_cities()[city].name;
     let body = match portal {
         Portal::Avito => avito::render(

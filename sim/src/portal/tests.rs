@@ -47,7 +47,8 @@ fn an_ad_page_answers_while_the_ad_is_up_and_404_after() {
             Portal::Avito => format!("/fr/rabat/villas_et_riads/Villa_a_vendre_{id}.htm"),
             Portal::Mubawab => format!("/fr/a/{id}/villa-a-vendre"),
         };
-        let status = |id: &str, at| pages::answer(&p, portal, &path(id), None, at, false).status;
+        let status =
+            |id: &str, at| pages::answer(&p, portal, &path(id), None, at, false, None).status;
         let ads = p.ads(search, t0);
         let up = ads.iter().find(|ad| ad.live_at(t0) && !ad.live_at(t1));
         let up = up.expect("an ad up at t0 and down by t1");

@@ -29,7 +29,7 @@ use crate::config::{FaultConfig, FaultKind};
 use crate::error::SimError;
 use crate::faults::{self, AttemptBook, PageShifts};
 use crate::market::{AdvanceReport, Market};
-use crate::portal::{Portal, PortalTruthEvent, Portals};
+use crate::portal::{AdKind, Portal, PortalTruthEvent, Portals};
 use crate::random::hash_words;
 use crate::truth::GroundTruthEvent;
 
@@ -50,6 +50,8 @@ struct Shared {
     portals: Portals,
     /// The portals' pages are served in a changed layout (a redesign): see [`SimHandle::change_portal_layout`].
     portal_layout_changed: AtomicBool,
+    /// The portals' searches of this kind answer "no result": see [`SimHandle::empty_portal_search`].
+    portal_search_emptied: Mutex<Option<AdKind>>,
     portal_traffic: [PortalTraffic; 2],
     attempts: Mutex<AttemptBook>,
     shifts: Mutex<PageShifts>,
@@ -85,6 +87,7 @@ impl SimHandle {
                     market.config().portal_ads_per_search,
                 ),
                 portal_layout_changed: AtomicBool::new(false),
+                portal_search_emptied: Mutex::new(None),
                 portal_traffic: Default::default(),
                 market: RwLock::new(market),
                 attempts: Mutex::new(AttemptBook::default()),
@@ -190,6 +193,26 @@ impl SimHandle {
         self.shared
             .portal_layout_changed
             .store(changed, Ordering::SeqCst);
+    }
+
+    /// The emptied-search fault: from now on the portals' searches of `kind` (every city,
+    /// both offers) answer a page of no result with a total of 0, as a search renamed or
+    /// redirected would, while the ads stay up at their own pages; `None` restores them.
+    pub fn empty_portal_search(&self, kind: Option<AdKind>) {
+        *self
+            .shared
+            .portal_search_emptied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = kind;
+    }
+
+    /// The kind of search the portals answer empty, if any.
+    fn emptied_portal_search(&self) -> Option<AdKind> {
+        *self
+            .shared
+            .portal_search_emptied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on the market (read-only; requests wait for an advance, not for readers).

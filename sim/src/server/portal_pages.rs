@@ -68,6 +68,7 @@ async fn portal_page(sim: SimHandle, portal: Portal, request: Request) -> Respon
         uri.query(),
         now,
         changed,
+        sim.emptied_portal_search(),
     );
     respond(reply, gzip)
 }

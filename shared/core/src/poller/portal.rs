@@ -223,6 +223,30 @@ pub struct PortalPages {
     /// Pages the read did not reach: disallowed by robots.txt, past [`MAX_PORTAL_PAGES`] or
     /// this poll's [`PORTAL_RUN_BUDGET`], or a later page that held nothing.
     pub unreachable: bool,
+    /// The property types whose search said it had no result at all.
+    pub empty_searches: Vec<PropertyType>,
+}
+
+/// Of `empty` searches (property types whose search of `offer` said it had no result), those
+/// of which the last state held listings: one search renamed or redirected to an empty one
+/// while the other reads as before must not delist a whole property type. The evidence of
+/// a market's houses all gone at once is each one's own page gone, not one empty search,
+/// just as [`super::detect::implausibly_empty`] holds for a whole read.
+pub fn implausibly_empty_searches(
+    previous: &PollState,
+    offer: Offer,
+    empty: &[PropertyType],
+) -> Vec<PropertyType> {
+    empty
+        .iter()
+        .copied()
+        .filter(|t| {
+            previous
+                .listings
+                .values()
+                .any(|l| l.property_type == *t && l.offer == offer)
+        })
+        .collect()
 }
 
 /// Reads every page of a market's searches (flats and houses of `offer`) that robots.txt
@@ -258,6 +282,7 @@ pub async fn read_pages(
         pages: Vec::new(),
         expected: Some(0),
         unreachable: false,
+        empty_searches: Vec::new(),
     };
     for property_type in PORTAL_PROPERTY_TYPES {
         let search = PortalSearch {
@@ -340,6 +365,9 @@ pub async fn read_pages(
             if !more || !grew {
                 break;
             }
+        }
+        if total == Some(0) && seen.is_empty() {
+            out.empty_searches.push(property_type);
         }
     }
     Ok(out)

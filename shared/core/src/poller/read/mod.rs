@@ -161,6 +161,7 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
+                    previous,
                     pages,
                     &mut stats,
                 )

@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 
 use super::tally::{Tally, take_page};
 use super::{MarketSearch, ReadStats, SourceEndpoint};
+use crate::poller::detect::PollState;
 use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter};
+use crate::poller::portal::implausibly_empty_searches;
 use crate::poller::raw::KeepPages;
 
 /// One full read of a market's portal searches (flats and houses of the offer), as
@@ -17,6 +19,7 @@ pub(super) async fn read_portal(
     endpoint: &SourceEndpoint,
     MarketSearch { market, offer, .. }: MarketSearch<'_>,
     observed_at: DateTime<Utc>,
+    previous: &PollState,
     pages: &impl KeepPages,
     stats: &mut ReadStats,
 ) -> Result<Tally, FetchError> {
@@ -44,7 +47,18 @@ pub(super) async fn read_portal(
         take_page(&mut tally, fetched, pages, stats).await;
     }
     tally.expect(read.expected);
-    tally.unreachable |= read.unreachable;
-    stats.crawl_limited |= read.unreachable;
+    let emptied = implausibly_empty_searches(previous, offer, &read.empty_searches);
+    if !emptied.is_empty() {
+        tracing::warn!(
+            market,
+            source = endpoint.kind.as_str(),
+            searches = ?emptied,
+            "a search said it had no result where the last read found listings: the read is incomplete, and the missing listings' own pages are asked"
+        );
+    }
+    // Incomplete, and out of the pages' reach: what is missing is asked of its own page.
+    let unreachable = read.unreachable || !emptied.is_empty();
+    tally.unreachable |= unreachable;
+    stats.crawl_limited |= unreachable;
     Ok(tally)
 }
