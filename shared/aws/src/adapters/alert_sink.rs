@@ -74,7 +74,7 @@ mod alert_sink_tests {
                     && serde_json::from_str::<serde_json::Value>(body)
                         .is_ok_and(|v| v["listing_id"] == "zillow:\u{FFFE}\u{FFFF}")
             })
-            .then_output(accepted);
+            .then_compute_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&escaped]);
         sink(client).send(&[entry]).await.expect("sent");
         assert_eq!(escaped.num_calls(), 1);
@@ -95,14 +95,14 @@ mod alert_sink_tests {
     async fn only_the_failed_entries_are_sent_again() {
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 3)
-            .then_output(|| one_failed("1", "InternalError", false));
+            .then_compute_output(|input| one_failed(input, "1", "InternalError", false));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
                     && r.entries()[0].id() == "1"
                     && r.entries()[0].message_body().contains("zillow:1#2")
             })
-            .then_output(accepted);
+            .then_compute_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
         sink(client).send(&rejected(3, 40)).await.expect("sent");
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
@@ -114,7 +114,7 @@ mod alert_sink_tests {
         let seen = sizes.clone();
         let counting = mock!(Client::send_message_batch).then_compute_output(move |r| {
             seen.lock().expect("lock").push(r.entries().len());
-            accepted()
+            accepted(r)
         });
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&counting]);
         sink(client)

@@ -78,8 +78,17 @@ impl FirehoseArchive {
                     .send()
                     .await
                 {
-                    Ok(out) if out.failed_put_count == 0 => Sent::all(),
-                    // Responses line up with requests: re-send the entries that carry an error.
+                    // Responses line up with requests; an answer that does not is not trusted
+                    // for any of them (the curator drops an event the lake holds twice).
+                    Ok(out) if out.request_responses.len() != records.len() => Sent::Answered {
+                        error: format!(
+                            "PutRecordBatch answered {} responses for {} records",
+                            out.request_responses.len(),
+                            records.len()
+                        ),
+                        failed: records,
+                    },
+                    // Re-send the entries that carry an error, whatever the failed count says.
                     Ok(out) => {
                         let mut error = None;
                         let failed = records

@@ -15,6 +15,10 @@ use realty_core::ports::PortError;
 pub const MAX_RECORDS: usize = 500;
 pub const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// What a call of ours carries at most: a poll's events are one market's, one partition key,
+/// so one shard, which takes 1 MiB a second. A 5 MiB call to it is throttled in part every
+/// time, and its throttled records, sent again, land after the later ones of their market.
+pub const MAX_CALL_BYTES: usize = MAX_RECORD_BYTES;
 
 /// Why a record is never sent, or `None` when it fits Kinesis's record limit.
 pub fn oversize_reason(data_bytes: usize, partition_key_bytes: usize) -> Option<String> {
@@ -33,9 +37,10 @@ pub struct KinesisPublisher {
     pub retry: RetryPolicy,
 }
 
-/// Groups entries (index, size) into calls within PutRecords' limits, in order.
+/// Groups entries (index, size) into calls within PutRecords' limits and a shard's second
+/// ([`MAX_CALL_BYTES`]), in order.
 pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    realty_core::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_REQUEST_BYTES)
+    realty_core::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_CALL_BYTES)
 }
 
 impl EventPublisher for KinesisPublisher {
@@ -86,8 +91,17 @@ impl EventPublisher for KinesisPublisher {
                     .send()
                     .await
                 {
-                    Ok(out) if out.failed_record_count.unwrap_or(0) == 0 => Sent::all(),
-                    // Results line up with requests: re-send the entries that carry an error.
+                    // Results line up with requests; an answer that does not is not trusted
+                    // for any of them (a record sent twice is read once downstream).
+                    Ok(out) if out.records.len() != chunk.len() => Sent::Answered {
+                        error: format!(
+                            "PutRecords answered {} results for {} records",
+                            out.records.len(),
+                            chunk.len()
+                        ),
+                        failed: chunk,
+                    },
+                    // Re-send the entries that carry an error, whatever the failed count says.
                     Ok(out) => {
                         let mut error = None;
                         let failed = chunk
@@ -149,19 +163,12 @@ mod tests {
     }
 
     #[test]
-    fn a_call_holds_5_mib_and_not_a_byte_more() {
-        // Five records of exactly 1 MiB fill a call to the byte.
-        assert_eq!(lens(&chunk_by_limits(&[MAX_RECORD_BYTES; 5])), [5]);
-        let mut sizes = vec![MAX_RECORD_BYTES; 5];
-        sizes[4] += 1;
-        assert_eq!(lens(&chunk_by_limits(&sizes)), [4, 1]);
-        assert_eq!(
-            lens(&chunk_by_limits(&[
-                MAX_RECORD_BYTES,
-                1,
-                MAX_RECORD_BYTES * 4
-            ])),
-            [2, 1]
-        );
+    fn a_call_holds_a_shard_s_second_and_not_a_byte_more() {
+        // A record of exactly 1 MiB fills a call to the byte.
+        assert_eq!(lens(&chunk_by_limits(&[MAX_RECORD_BYTES; 3])), [1, 1, 1]);
+        let half = MAX_CALL_BYTES / 2;
+        assert_eq!(lens(&chunk_by_limits(&[half, half, 1])), [2, 1]);
+        assert_eq!(lens(&chunk_by_limits(&[half, half + 1])), [1, 1]);
+        const { assert!(MAX_CALL_BYTES <= MAX_REQUEST_BYTES) };
     }
 }

@@ -207,13 +207,22 @@ impl AlertPublisher for SnsAlertPublisher {
                     }
                 };
                 let failures = out.failed.unwrap_or_default();
-                if failures.is_empty() {
-                    return Sent::all();
-                }
+                let successful = out.successful.unwrap_or_default();
                 let mut error = None;
                 let mut retry = Vec::new();
                 for (index, entry) in entries {
                     let Some(failure) = failures.iter().find(|f| f.id == entry.id) else {
+                        // Neither published nor failed in the answer: unknown, as a call
+                        // without an answer is (re-sending might publish it twice).
+                        if !successful.iter().any(|s| s.id.as_deref() == Some(&entry.id)) {
+                            note(&|r| {
+                                r.unknown.push(index);
+                                r.error = Some(format!(
+                                    "PublishBatch's answer leaves out entry {}",
+                                    entry.id
+                                ));
+                            });
+                        }
                         continue;
                     };
                     let reason = cut_to(
@@ -367,6 +376,21 @@ mod alerts_topic_tests {
         assert_eq!(report.unpublished, Vec::<usize>::new());
         assert_eq!(report.retries, 1);
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+    }
+
+    /// An entry the answer names neither published nor failed may have been published:
+    /// unknown, never sent again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_entry_the_answer_leaves_out_is_unknown_not_sent_again() {
+        let first = mock!(Client::publish_batch)
+            .then_output(|| PublishBatchOutput::builder().successful(ok("0")).build());
+        let client = mock_client!(aws_sdk_sns, RuleMode::Sequential, [&first]);
+        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
+            .publish(&messages(2), far())
+            .await;
+        assert_eq!(report.unknown, vec![1]);
+        assert_eq!(report.unpublished, Vec::<usize>::new());
+        assert_eq!(first.num_calls(), 1);
     }
 
     #[tokio::test(flavor = "current_thread")]

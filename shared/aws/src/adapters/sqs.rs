@@ -170,14 +170,31 @@ impl SqsPoisonSink {
             .send()
             .await
         {
-            Ok(out) if out.failed.is_empty() => Sent::all(),
             Ok(out) => {
+                // An entry the answer names neither way is sent again (a poison record
+                // twice in the queue is read twice, never lost).
+                let answered = |id: &str| {
+                    out.successful.iter().any(|s| s.id == id)
+                        || out.failed.iter().any(|f| f.id == id)
+                };
+                let (answered, unanswered): (Vec<Message>, Vec<Message>) =
+                    messages.into_iter().partition(|m| answered(&m.id));
                 let error = out
                     .failed
                     .first()
-                    .map(|f| format!("{}: {}", f.code, f.message.as_deref().unwrap_or_default()));
+                    .map(|f| format!("{}: {}", f.code, f.message.as_deref().unwrap_or_default()))
+                    .or_else(|| {
+                        (!unanswered.is_empty()).then(|| {
+                            format!(
+                                "SendMessageBatch's answer leaves out {} entries",
+                                unanswered.len()
+                            )
+                        })
+                    });
+                let mut failed = to_resend(answered, &out.failed);
+                failed.extend(unanswered);
                 Sent::Answered {
-                    failed: to_resend(messages, &out.failed),
+                    failed,
                     error: error.unwrap_or_default(),
                 }
             }
@@ -231,7 +248,10 @@ impl SqsPoisonSink {
 pub(crate) mod tests {
     use std::time::Duration;
 
-    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::operation::send_message_batch::{
+        SendMessageBatchInput, SendMessageBatchOutput,
+    };
+    use aws_sdk_sqs::types::SendMessageBatchResultEntry;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use proptest::prelude::*;
 
@@ -349,19 +369,42 @@ pub(crate) mod tests {
         }
     }
 
-    /// SendMessageBatch's answer when every message went through.
-    pub(crate) fn accepted() -> SendMessageBatchOutput {
+    /// A successful entry of SendMessageBatch's answer.
+    fn went_through(id: &str) -> SendMessageBatchResultEntry {
+        SendMessageBatchResultEntry::builder()
+            .id(id)
+            .message_id(format!("m-{id}"))
+            .md5_of_message_body("-")
+            .build()
+            .expect("entry")
+    }
+
+    /// SendMessageBatch's answer when every message of `input` went through.
+    pub(crate) fn accepted(input: &SendMessageBatchInput) -> SendMessageBatchOutput {
         SendMessageBatchOutput::builder()
-            .set_successful(Some(vec![]))
+            .set_successful(Some(
+                input
+                    .entries()
+                    .iter()
+                    .map(|e| went_through(e.id()))
+                    .collect(),
+            ))
             .set_failed(Some(vec![]))
             .build()
             .expect("output")
     }
 
-    /// SendMessageBatch's answer with entry `id` failed as `code` (the others not named).
-    pub(crate) fn one_failed(id: &str, code: &str, sender_fault: bool) -> SendMessageBatchOutput {
+    /// SendMessageBatch's answer to `input` with entry `id` failed as `code` and the
+    /// others through.
+    pub(crate) fn one_failed(
+        input: &SendMessageBatchInput,
+        id: &str,
+        code: &str,
+        sender_fault: bool,
+    ) -> SendMessageBatchOutput {
+        let others = input.entries().iter().filter(|e| e.id() != id);
         SendMessageBatchOutput::builder()
-            .set_successful(Some(vec![]))
+            .set_successful(Some(others.map(|e| went_through(e.id())).collect()))
             .failed(
                 BatchResultErrorEntry::builder()
                     .id(id)
@@ -396,7 +439,7 @@ pub(crate) mod tests {
                         .sum::<usize>()
                         <= MAX_BATCH_BYTES
             })
-            .then_output(accepted);
+            .then_compute_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&within_limits]);
         sink(client).send(&records).await.expect("sent");
         assert_eq!(within_limits.num_calls(), 2);
@@ -412,7 +455,7 @@ pub(crate) mod tests {
         ];
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 2)
-            .then_output(|| one_failed("1", "InvalidMessageContents", true));
+            .then_compute_output(|input| one_failed(input, "1", "InvalidMessageContents", true));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
@@ -420,7 +463,7 @@ pub(crate) mod tests {
                     && serde_json::from_str::<PoisonRecord>(r.entries()[0].message_body())
                         .is_ok_and(|p| p.data_prefix.is_empty() && p.sequence_number == "2")
             })
-            .then_output(accepted);
+            .then_compute_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
         sink(client).send(&records).await.expect("sent");
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
@@ -432,14 +475,14 @@ pub(crate) mod tests {
         let records = vec![record(1, "r".into(), "throttled".into())];
         let first = mock!(Client::send_message_batch)
             .match_requests(|r| r.entries().len() == 1)
-            .then_output(|| one_failed("0", "KMS.ThrottlingException", true));
+            .then_compute_output(|input| one_failed(input, "0", "KMS.ThrottlingException", true));
         let retry = mock!(Client::send_message_batch)
             .match_requests(|r| {
                 r.entries().len() == 1
                     && serde_json::from_str::<PoisonRecord>(r.entries()[0].message_body())
                         .is_ok_and(|p| !p.data_prefix.is_empty())
             })
-            .then_output(accepted);
+            .then_compute_output(accepted);
         let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
         sink(client).send(&records).await.expect("sent");
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
@@ -449,7 +492,7 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn metadata_refused_again_does_not_fail_the_batch() {
         let refused = mock!(Client::send_message_batch)
-            .then_output(|| one_failed("0", "InvalidMessageContents", true));
+            .then_compute_output(|input| one_failed(input, "0", "InvalidMessageContents", true));
         let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, [&refused]);
         sink(client)
             .send(&[record(1, "r".into(), "x".into())])

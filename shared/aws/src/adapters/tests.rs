@@ -569,13 +569,53 @@ async fn sqs_resends_only_the_failed_messages() {
         });
     let retry = mock!(Client::send_message_batch)
         .match_requests(|r| r.entries().len() == 1 && r.entries()[0].id() == "1")
+        .then_compute_output(crate::adapters::sqs::tests::accepted);
+    let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
+    let sink = SqsPoisonSink {
+        client,
+        queue_url: "q".into(),
+        retry: fast(),
+    };
+    sink.send(&poison).await.expect("every message sent");
+    assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
+}
+
+/// A message SendMessageBatch's answer names neither way is sent again.
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_sends_again_what_its_answer_leaves_out() {
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::SendMessageBatchResultEntry;
+
+    let poison: Vec<PoisonRecord> = (0..2)
+        .map(|i| PoisonRecord {
+            shard: "shardId-000000000000".into(),
+            sequence_number: i.to_string(),
+            reason_kind: "malformed".into(),
+            reason: "not JSON".into(),
+            data_bytes: 3,
+            data_prefix: "abc".into(),
+        })
+        .collect();
+    let first = mock!(Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 2)
         .then_output(|| {
             SendMessageBatchOutput::builder()
-                .set_successful(Some(vec![]))
+                .successful(
+                    SendMessageBatchResultEntry::builder()
+                        .id("0")
+                        .message_id("m0")
+                        .md5_of_message_body("x")
+                        .build()
+                        .expect("entry"),
+                )
                 .set_failed(Some(vec![]))
                 .build()
                 .expect("output")
         });
+    let retry = mock!(Client::send_message_batch)
+        .match_requests(|r| r.entries().len() == 1 && r.entries()[0].id() == "1")
+        .then_compute_output(crate::adapters::sqs::tests::accepted);
     let client = mock_client!(aws_sdk_sqs, RuleMode::Sequential, [&first, &retry]);
     let sink = SqsPoisonSink {
         client,
@@ -668,6 +708,58 @@ mod kinesis_partial_failures {
         assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
     }
 
+    /// An answer whose results do not line up with the records is trusted for none: all
+    /// are sent again (a record twice on the stream is applied once). One that says nothing
+    /// failed while a record carries an error is judged by the records.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_answer_that_does_not_line_up_is_trusted_for_no_record() {
+        let events = events(2);
+        let short = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 2)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(ok("1"))
+                    .build()
+                    .expect("output")
+            });
+        let miscounted = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 2)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(ok("2"))
+                    .records(throttled())
+                    .build()
+                    .expect("output")
+            });
+        let last = mock!(Client::put_records)
+            .match_requests(|r| r.records().len() == 1)
+            .then_output(|| {
+                PutRecordsOutput::builder()
+                    .failed_record_count(0)
+                    .records(ok("3"))
+                    .build()
+                    .expect("output")
+            });
+        let client = mock_client!(
+            aws_sdk_kinesis,
+            RuleMode::Sequential,
+            [&short, &miscounted, &last]
+        );
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: fast(),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(
+            (short.num_calls(), miscounted.num_calls(), last.num_calls()),
+            (1, 1, 1)
+        );
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn records_that_never_go_through_are_reported_by_index() {
         let events = events(3);
@@ -704,7 +796,7 @@ mod kinesis_partial_failures {
     }
 
     #[test]
-    fn calls_stay_within_500_records_and_5_mib() {
+    fn calls_stay_within_500_records_and_a_shard_s_second() {
         assert_eq!(
             chunk_by_limits(&[100; 1_001])
                 .iter()
@@ -713,7 +805,10 @@ mod kinesis_partial_failures {
             [500, 500, 1]
         );
         let big = chunk_by_limits(&[1_000_000; 12]);
-        assert!(big.iter().all(|r| r.len() * 1_000_000 <= 5 * 1024 * 1024));
+        assert!(
+            big.iter()
+                .all(|r| r.len() * 1_000_000 <= crate::adapters::kinesis::MAX_CALL_BYTES)
+        );
         assert_eq!(big.iter().map(|r| r.len()).sum::<usize>(), 12);
     }
 }
