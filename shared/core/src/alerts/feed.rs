@@ -258,7 +258,7 @@ mod tests {
         assert!(first.next.is_some(), "{first:?}");
         // 30 days after the older one: only the newer is left, and no page follows it.
         let expired = read(2, "2026-12-01T08:00:00Z");
-        assert_eq!(ids(&expired), [newer.alert_id.clone()]);
+        assert_eq!(ids(&expired), std::slice::from_ref(&newer.alert_id));
         assert_eq!(expired.next, None);
         let last = block_on(recent_alerts(
             &stores,
