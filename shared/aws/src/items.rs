@@ -36,14 +36,18 @@ fn value_size(v: &AttributeValue) -> usize {
     }
 }
 
+/// A number's bytes, counted from above: DynamoDB keeps base-100 digits aligned on the
+/// decimal point (`1.5` is two of them, `01` and `50`), one byte more, and one more for a
+/// negative number. Counting each side of the point in pairs never counts less than it
+/// stores (a trailing zero pair of an integer, which it drops, is counted).
 fn number_size(n: &str) -> usize {
-    let digits: String = n
-        .chars()
-        .take_while(|c| *c != 'e' && *c != 'E')
-        .filter(char::is_ascii_digit)
-        .collect();
-    let significant = digits.trim_start_matches('0').trim_end_matches('0');
-    significant.len().div_ceil(2) + 1
+    let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
+    let negative = mantissa.starts_with('-');
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |part: &str| part.chars().filter(char::is_ascii_digit).count();
+    let whole = digits(whole.trim_start_matches(['-', '+', '0']));
+    let fraction = digits(fraction.trim_end_matches('0'));
+    whole.div_ceil(2) + fraction.div_ceil(2) + 1 + usize::from(negative)
 }
 
 /// Whether `state`'s listing item fits DynamoDB's item limit (`Err` says by how much not).
@@ -62,6 +66,29 @@ pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Never less than DynamoDB stores: each side of the point in whole base-100 digits,
+    /// a byte more, and one for the sign.
+    #[test]
+    fn numbers_are_counted_from_above() {
+        for (n, at_least) in [
+            ("0", 1),
+            ("7", 2),
+            ("42", 2),
+            ("123", 3),
+            ("1.5", 3),
+            ("-5", 3),
+            ("-1.25", 4),
+            ("0.001", 3),
+            ("1000", 2),
+            ("123456789012", 7),
+        ] {
+            assert!(number_size(n) >= at_least, "{n}: {}", number_size(n));
+        }
+        assert_eq!(number_size("1.5"), 3);
+        assert_eq!(number_size("-5"), 3);
+        assert_eq!(number_size("12345"), 4);
+    }
     use chrono::{Duration, NaiveDate};
     use std::sync::Arc;
 
