@@ -56,7 +56,7 @@ pub(crate) async fn transact_puts(
     actions: Vec<TransactWriteItem>,
     retry: RetryPolicy,
 ) -> Vec<Result<PutOutcome, PortError>> {
-    let outcomes: std::sync::Mutex<Vec<Option<PutOutcome>>> =
+    let outcomes: std::sync::Mutex<Vec<Option<Result<PutOutcome, PortError>>>> =
         std::sync::Mutex::new(vec![None; actions.len()]);
     let sizes: Vec<usize> = actions
         .iter()
@@ -64,7 +64,7 @@ pub(crate) async fn transact_puts(
         .collect();
     let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
     let chunks = realty_core::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
-    let answer = |put: usize, outcome: PutOutcome| {
+    let answer = |put: usize, outcome: Result<PutOutcome, PortError>| {
         outcomes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)[put] = Some(outcome);
@@ -82,7 +82,7 @@ pub(crate) async fn transact_puts(
                 let reasons = match sent {
                     Ok(_) => {
                         for (i, _) in &puts {
-                            answer(*i, PutOutcome::Landed);
+                            answer(*i, Ok(PutOutcome::Landed));
                         }
                         return Sent::all();
                     }
@@ -115,7 +115,7 @@ pub(crate) async fn transact_puts(
                     match reason.code().unwrap_or("None") {
                         // Lost to another writer: answered with what it saw, not sent again.
                         "ConditionalCheckFailed" => {
-                            answer(put.0, PutOutcome::Lost(reason.item().cloned()));
+                            answer(put.0, Ok(PutOutcome::Lost(reason.item().cloned())));
                         }
                         // Cancelled with the others, or by a concurrent transaction or
                         // throttling on its item: it may land on the next attempt.
@@ -128,12 +128,17 @@ pub(crate) async fn transact_puts(
                             }
                             again.push(put);
                         }
+                        // Refused for itself (a validation error, an item collection full):
+                        // answered so, alone; the puts cancelled with it go again without it.
                         code => {
                             let message = reason.message().unwrap_or_default();
-                            return Sent::Failed {
-                                unsent: vec![put],
-                                error: format!("TransactionCanceledException: {code}: {message}"),
-                            };
+                            answer(
+                                put.0,
+                                Err(PortError::new(
+                                    "TransactWriteItems",
+                                    format!("TransactionCanceledException: {code}: {message}"),
+                                )),
+                            );
                         }
                     }
                 }
@@ -176,12 +181,12 @@ pub(crate) async fn transact_puts(
         .into_iter()
         .enumerate()
         .map(|(i, outcome)| {
-            outcome.ok_or_else(|| {
-                failures
+            outcome.unwrap_or_else(|| {
+                Err(failures
                     .iter()
                     .find(|(range, _)| range.contains(&i))
                     .map(|(_, e)| e.clone())
-                    .unwrap_or_else(|| PortError::new("TransactWriteItems", "no answer"))
+                    .unwrap_or_else(|| PortError::new("TransactWriteItems", "no answer")))
             })
         })
         .collect()
