@@ -143,16 +143,22 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         lease_until: DateTime<Utc>,
     ) -> Vec<Result<Claim, PortError>> {
         // A transaction may not touch an item twice (DynamoDB refuses the whole call): a key
-        // given again is answered as the claim this call holds on it.
-        let mut seen = std::collections::BTreeSet::new();
+        // given again is the same alert, answered after its first copy.
+        let mut first_of: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
         let mut sent: Vec<usize> = Vec::with_capacity(alerts.len());
         let mut answers: Vec<Option<Result<Claim, PortError>>> = vec![None; alerts.len()];
         let now = Utc::now();
         let mut actions = Vec::with_capacity(alerts.len());
         for (i, alert) in alerts.iter().enumerate() {
-            if !seen.insert((alert.pk.as_str(), alert.sk.as_str())) {
-                answers[i] = Some(Ok(Claim::HeldUntil(lease_until)));
-                continue;
+            match first_of.entry((alert.pk.as_str(), alert.sk.as_str())) {
+                std::collections::btree_map::Entry::Occupied(first) => {
+                    copies.push((i, *first.get()));
+                    continue;
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
             }
             match self.claim_put(alert, token, lease_until, now) {
                 Ok(action) => {
@@ -168,6 +174,15 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 PutOutcome::Landed => Claim::Acquired,
                 PutOutcome::Lost(seen) => held_or_published(seen.as_ref(), token),
             }));
+        }
+        // A copy is published with its first, once: acquired there, skipped here. Answered
+        // as held (as it was), it failed its record, and every delivery of it again, until
+        // the record expired.
+        for (copy, first) in copies {
+            answers[copy] = match &answers[first] {
+                Some(Ok(Claim::Acquired)) => Some(Ok(Claim::AlreadyPublished)),
+                answer => answer.clone(),
+            };
         }
         answers
             .into_iter()
@@ -575,6 +590,9 @@ mod alerts_idempotency_tests {
         );
     }
 
+    /// A key given twice is the same alert: claimed once, its copy skipped (published with
+    /// the first), never answered as held by another invocation, which failed its record
+    /// at every delivery.
     #[tokio::test(flavor = "current_thread")]
     async fn a_key_given_twice_is_claimed_once() {
         let (a, b) = (alert(0), alert(1));
@@ -589,7 +607,7 @@ mod alerts_idempotency_tests {
             vec![
                 Ok(Claim::Acquired),
                 Ok(Claim::Acquired),
-                Ok(Claim::HeldUntil(lease()))
+                Ok(Claim::AlreadyPublished)
             ]
         );
         assert_eq!(put.num_calls(), 1);
