@@ -22,6 +22,31 @@ fn object_key(key: &str) -> String {
     format!("{STATE_PREFIX}{key}.json.gz")
 }
 
+/// Times a save that meets another write under way on its key (409) is made again.
+const MAX_CONFLICT_RETRIES: u32 = 3;
+const CONFLICT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl S3PollStateStore {
+    /// Whether the key holds exactly `body` now (`false` when it cannot be read).
+    async fn holds(&self, key: &str, body: &[u8]) -> bool {
+        let read = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(object_key(key))
+            .send()
+            .await;
+        match read {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .is_ok_and(|held| held.into_bytes().as_ref() == body),
+            Err(_) => false,
+        }
+    }
+}
+
 impl PollStateStore for S3PollStateStore {
     async fn load(&self, key: &str) -> Result<StoredPollState, PortError> {
         match self
@@ -66,33 +91,129 @@ impl PollStateStore for S3PollStateStore {
         let body = state
             .encode()
             .map_err(|e| PortError::new("PutObject", e.to_string()))?;
-        let mut put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(object_key(key))
-            .content_type("application/json")
-            .content_encoding("gzip")
-            .body(ByteStream::from(body));
-        put = match expected_version {
-            Some(etag) => put.if_match(etag),
-            None => put.if_none_match("*"),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("PreconditionFailed") | Some("ConditionalRequestConflict")
-                ) =>
+        let mut conflicts = 0;
+        loop {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(object_key(key))
+                .content_type("application/json")
+                .content_encoding("gzip")
+                .body(ByteStream::from(body.clone()));
+            let put = match expected_version {
+                Some(etag) => put.if_match(etag),
+                None => put.if_none_match("*"),
+            };
+            let error = match put.send().await {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let status = error.raw_response().map(|r| r.status().as_u16());
+            // Another write was under way on the key: S3 asks for the request again.
+            if (error.code() == Some("ConditionalRequestConflict") || status == Some(409))
+                && conflicts < MAX_CONFLICT_RETRIES
             {
-                Ok(false)
+                conflicts += 1;
+                tokio::time::sleep(CONFLICT_BACKOFF * conflicts).await;
+                continue;
             }
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Ok(false),
-            Err(e) => Err(PortError::new(
+            if error.code() == Some("PreconditionFailed") || status == Some(412) {
+                // The condition failed, maybe on the SDK's retry of this very write, which
+                // had landed: saved if what the key holds now is what was written.
+                return Ok(self.holds(key, &body).await);
+            }
+            if error.code() == Some("ConditionalRequestConflict") || status == Some(409) {
+                return Ok(false);
+            }
+            return Err(PortError::new(
                 "PutObject",
-                aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            )),
+                aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
+            ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::put_object::{PutObjectError, PutObjectOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn failed(code: &'static str) -> impl Fn() -> PutObjectError + Send + Sync + 'static {
+        move || PutObjectError::generic(ErrorMetadata::builder().code(code).build())
+    }
+
+    fn state() -> PollState {
+        PollState {
+            cursor: chrono::DateTime::from_timestamp(1_800_000_000, 0),
+            ..PollState::default()
+        }
+    }
+
+    fn store(client: Client) -> S3PollStateStore {
+        S3PollStateStore {
+            client,
+            bucket: "b".into(),
+        }
+    }
+
+    /// A condition failed on the SDK's retry of a write that had landed: the key holds what
+    /// was written, so it is saved (before, the poll was taken as lost and published again).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_that_landed_before_its_condition_failed_is_saved() {
+        let written = state().encode().expect("encodes");
+        let put = mock!(aws_sdk_s3::Client::put_object).then_error(failed("PreconditionFailed"));
+        let get = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+            GetObjectOutput::builder()
+                .body(ByteStream::from(written.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put, &get]);
+        assert!(
+            store(client)
+                .save("k", &state(), Some("\"e\""))
+                .await
+                .expect("answered")
+        );
+    }
+
+    /// Another writer's state under the key: lost.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_condition_failed_on_another_writer_s_state_is_lost() {
+        let other = PollState::default().encode().expect("encodes");
+        let put = mock!(aws_sdk_s3::Client::put_object).then_error(failed("PreconditionFailed"));
+        let get = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+            GetObjectOutput::builder()
+                .body(ByteStream::from(other.clone()))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&put, &get]);
+        assert!(
+            !store(client)
+                .save("k", &state(), None)
+                .await
+                .expect("answered")
+        );
+    }
+
+    /// S3's 409 asks for the request again: made again, and saved.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_conflict_with_a_write_under_way_is_tried_again() {
+        let conflict =
+            mock!(aws_sdk_s3::Client::put_object).then_error(failed("ConditionalRequestConflict"));
+        let put = mock!(aws_sdk_s3::Client::put_object)
+            .then_output(|| PutObjectOutput::builder().build());
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&conflict, &put]);
+        assert!(
+            store(client)
+                .save("k", &state(), None)
+                .await
+                .expect("answered")
+        );
+        assert_eq!((conflict.num_calls(), put.num_calls()), (1, 1));
     }
 }
