@@ -577,6 +577,27 @@ fn exports_round_trip_portal_listings() {
     assert_eq!(reread.listings, without_lists);
 }
 
+/// A US listing of a file priced in another currency is refused, in both formats: its
+/// market's medians are of dollars.
+#[test]
+fn an_exported_us_listing_in_another_currency_is_refused() {
+    let mut listing = normalize(SourceKind::Zillow, NASHVILLE).listings[0].clone();
+    listing.currency = "CAD".into();
+    let mut jsonl = Vec::new();
+    file::write_json_lines(std::slice::from_ref(&listing), &mut jsonl).expect("write");
+    let mut csv = Vec::new();
+    file::write_csv(std::slice::from_ref(&listing), &mut csv).expect("write");
+    for export in [jsonl, csv] {
+        let reread = normalize(SourceKind::File, &export);
+        assert!(reread.listings.is_empty());
+        assert!(
+            reread.rejects[0].reason.contains("\"CAD\": a US listing is priced in USD"),
+            "{:?}",
+            reread.rejects
+        );
+    }
+}
+
 #[test]
 fn json_lines_export_rejects_bad_lines_by_number() {
     let page = normalize(SourceKind::Zillow, NASHVILLE);

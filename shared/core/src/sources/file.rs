@@ -153,6 +153,7 @@ fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
             .map_err(|e| format!("not a listing: {e}"))
             .and_then(|listing| {
                 listing.validate().map_err(|e| e.to_string())?;
+                in_its_market_s_currency(&listing)?;
                 Ok(listing)
             });
         match listing {
@@ -365,8 +366,23 @@ impl CsvRow<'_> {
             },
         };
         listing.validate().map_err(|e| e.to_string())?;
+        in_its_market_s_currency(&listing)?;
         Ok(listing)
     }
+}
+
+/// A US listing of a file is priced in dollars: a market's figures are sums and medians of
+/// one currency, and the polled US sources are all in dollars (`Listing::validate` leaves
+/// the US unchecked only so that events of schema version 1 keep reading).
+fn in_its_market_s_currency(listing: &Listing) -> Result<(), String> {
+    if listing.address.country.is_us() && listing.currency != "USD" {
+        return Err(format!(
+            "currency {}: a US listing is priced in USD, and amounts of two currencies are \
+             never added together",
+            crate::listing::quote(&listing.currency)
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `listings` as JSON lines, the export format [`parse_export`] reads back.
