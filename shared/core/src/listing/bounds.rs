@@ -34,8 +34,9 @@ pub const MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR: i64 = 1_000_000_000 * 100;
 pub const MIN_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR: i64 = 500 * 100;
 /// Highest monthly rent (MAD, minor units) taken as real.
 pub const MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR: i64 = 2_000_000 * 100;
-/// Ceiling for amounts in currencies without their own bounds: far above any real price yet
-/// far below `i64::MAX`, so sums over a market cannot overflow.
+/// Ceiling for amounts in currencies without their own bounds: ten trillion units (a $10
+/// million home is 160 billion Indonesian rupiah), so a market's sum of prices (an `i64`)
+/// holds over 9,000 listings each at the ceiling, and millions at real prices.
 pub const MAX_AMOUNT_MINOR_ANY_CURRENCY: i64 = 1_000_000_000_000_000;
 
 /// Most bedrooms (and bathrooms) a listing may state; larger numbers are data-entry errors.

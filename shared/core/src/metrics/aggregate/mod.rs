@@ -185,7 +185,11 @@ impl MarketAggregate {
             Standing::Active => {
                 self.active += sign;
                 count("active", self.active);
-                self.price_sum_minor += sign * f.price_minor;
+                // Wrapping: a sum of adds and removes is exact whenever the market's true sum
+                // fits, whatever it passed through (and a debug build never panics on it).
+                self.price_sum_minor = self
+                    .price_sum_minor
+                    .wrapping_add(sign.wrapping_mul(f.price_minor));
                 if f.has_cut {
                     self.active_with_cut += sign;
                 }
