@@ -591,7 +591,9 @@ fn an_exported_us_listing_in_another_currency_is_refused() {
         let reread = normalize(SourceKind::File, &export);
         assert!(reread.listings.is_empty());
         assert!(
-            reread.rejects[0].reason.contains("\"CAD\": a US listing is priced in USD"),
+            reread.rejects[0]
+                .reason
+                .contains("\"CAD\": a US listing is priced in USD"),
             "{:?}",
             reread.rejects
         );

@@ -238,9 +238,15 @@ fn with_yield(
     city: Option<&MarketFigures>,
 ) -> InterestingListing {
     let rents = city.map_or(&[][..], |f| f.rents_by_bedrooms.as_slice());
+    // A multi-family home's bedrooms are several homes': a fourplex of 2-bedroom units is no
+    // 4-bedroom house, and its market-rent yield would be half its own. Its rent estimate
+    // only.
+    let beds = listing
+        .beds
+        .filter(|_| listing.property_type != crate::listing::PropertyType::MultiFamily);
     if let Some((y, basis)) = listing_gross_yield(
         listing.price_minor,
-        listing.beds,
+        beds,
         listing.rent_estimate_minor,
         rents,
     ) {
@@ -735,6 +741,33 @@ mod tests {
             with_median(Some(400.0), 3),
         );
         assert_eq!(median_for(&l, Some(&small_city), &figures), None);
+    }
+
+    /// A fourplex's yield is its own rent estimate's, never the 4-bedroom houses' rent.
+    #[test]
+    fn a_multi_family_home_s_yield_is_its_rent_estimate_s() {
+        let mut l = listing(1, 0, 120_000_000, ListingStatus::Active, at(0));
+        l.beds = Some(4);
+        l.rent_estimate_minor = Some(600_000);
+        let city = MarketFigures {
+            rents_by_bedrooms: vec![crate::metrics::rents::BedroomRents {
+                bedrooms: crate::metrics::rents::BedroomGroup::of(4),
+                rentals: 10,
+                median_rent: Some(3_000.0),
+                sale_listings: 1,
+                median_price: None,
+                gross_yield: None,
+                price_to_rent: None,
+            }],
+            ..MarketFigures::default()
+        };
+        let house = with_yield(summary(&l), &l, Some(&city));
+        assert_eq!(house.gross_yield_basis, Some(YieldBasis::MarketRents));
+        assert_eq!(house.gross_yield, Some(0.03));
+        l.property_type = crate::listing::PropertyType::MultiFamily;
+        let fourplex = with_yield(summary(&l), &l, Some(&city));
+        assert_eq!(fourplex.gross_yield_basis, Some(YieldBasis::RentEstimates));
+        assert_eq!(fourplex.gross_yield, Some(0.06));
     }
 
     #[test]
