@@ -209,15 +209,17 @@ fn property_type(description: &Value) -> PropertyType {
     }
 }
 
-/// `baths`, else full plus half of the half baths.
+/// Full baths plus half of the half baths (as Zillow counts them: 2.5), else `baths`, a
+/// count in which a half bath may count whole.
 fn baths(description: &Value) -> Option<f32> {
-    if let Some(total) = json::lenient_number(description, "baths") {
-        return Some(json::tenths(total));
-    }
     let full = json::lenient_number(description, "baths_full");
     let half = json::lenient_number(description, "baths_half");
-    (full.is_some() || half.is_some())
-        .then(|| json::tenths(full.unwrap_or(0.0) + 0.5 * half.unwrap_or(0.0)))
+    if full.is_some() || half.is_some() {
+        return Some(json::tenths(
+            full.unwrap_or(0.0) + 0.5 * half.unwrap_or(0.0),
+        ));
+    }
+    json::lenient_number(description, "baths").map(json::tenths)
 }
 
 fn source_url(result: &Value) -> Option<String> {
@@ -437,5 +439,17 @@ mod tests {
             ..page(10)
         };
         assert_eq!(search.next_page(&no_total), None);
+    }
+
+    /// Two full baths and a half are 2.5 whether or not the total (3) is sent beside them;
+    /// the total alone is taken as it is.
+    #[test]
+    fn baths_are_full_and_half_counted_as_zillow_counts_them() {
+        let parts = serde_json::json!({"baths": 3, "baths_full": 2, "baths_half": 1});
+        assert_eq!(baths(&parts), Some(2.5));
+        let without_total = serde_json::json!({"baths_full": 2, "baths_half": 1});
+        assert_eq!(baths(&without_total), Some(2.5));
+        assert_eq!(baths(&serde_json::json!({"baths": 3})), Some(3.0));
+        assert_eq!(baths(&serde_json::json!({})), None);
     }
 }

@@ -234,15 +234,18 @@ fn property_type(record: &Value) -> PropertyType {
     })
 }
 
-/// `BathroomsTotalInteger`, else full plus half of the half baths.
+/// Full baths plus half of the half baths (as Zillow counts them: 2.5), else
+/// `BathroomsTotalInteger`, which the Data Dictionary defines as the simple count (two full
+/// and one half bath are 3): a feed sending both would flip between 3 and 2.5, a change.
 fn baths(record: &Value) -> Option<f32> {
-    if let Some(total) = json::lenient_number(record, "BathroomsTotalInteger") {
-        return Some(json::tenths(total));
-    }
     let full = json::lenient_number(record, "BathroomsFull");
     let half = json::lenient_number(record, "BathroomsHalf");
-    (full.is_some() || half.is_some())
-        .then(|| json::tenths(full.unwrap_or(0.0) + 0.5 * half.unwrap_or(0.0)))
+    if full.is_some() || half.is_some() {
+        return Some(json::tenths(
+            full.unwrap_or(0.0) + 0.5 * half.unwrap_or(0.0),
+        ));
+    }
+    json::lenient_number(record, "BathroomsTotalInteger").map(json::tenths)
 }
 
 /// `LotSizeSquareFeet`, else `LotSizeAcres`, else `LotSizeArea` in `LotSizeUnits`.
@@ -625,5 +628,21 @@ mod tests {
         assert_eq!(parse_timestamp("2024-03-01T10:00:00.000Z"), expected);
         assert_eq!(parse_timestamp("2024-03-01T10:00:00"), expected);
         assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    /// Two full baths and a half are 2.5 whether or not the total (3) is sent beside them;
+    /// the total alone is taken as it is.
+    #[test]
+    fn baths_are_full_and_half_counted_as_zillow_counts_them() {
+        let parts =
+            serde_json::json!({"BathroomsTotalInteger": 3, "BathroomsFull": 2, "BathroomsHalf": 1});
+        assert_eq!(baths(&parts), Some(2.5));
+        let without_total = serde_json::json!({"BathroomsFull": 2, "BathroomsHalf": 1});
+        assert_eq!(baths(&without_total), Some(2.5));
+        assert_eq!(
+            baths(&serde_json::json!({"BathroomsTotalInteger": 3})),
+            Some(3.0)
+        );
+        assert_eq!(baths(&serde_json::json!({})), None);
     }
 }
