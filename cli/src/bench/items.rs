@@ -145,7 +145,7 @@ mod tests {
             )])) - 1
         };
         assert_eq!(number_bytes("12345"), 4);
-        assert_eq!(number_bytes("-0.0012"), 2);
+        assert_eq!(number_bytes("-0.0012"), 3);
         assert_eq!(number_bytes("1000000"), 2);
         let item = HashMap::from([
             ("pk".to_owned(), AttributeValue::S("city#x#all".into())),

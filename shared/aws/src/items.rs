@@ -36,18 +36,30 @@ fn value_size(v: &AttributeValue) -> usize {
     }
 }
 
-/// A number's bytes, counted from above: DynamoDB keeps base-100 digits aligned on the
-/// decimal point (`1.5` is two of them, `01` and `50`), one byte more, and one more for a
-/// negative number. Counting each side of the point in pairs never counts less than it
-/// stores (a trailing zero pair of an integer, which it drops, is counted).
+/// A number's bytes as DynamoDB stores it: base-100 digits aligned on the decimal point
+/// (`1.5` is `01` and `50`), leading and trailing zero pairs dropped, one byte more for the
+/// exponent, and one for a negative number's sign.
 fn number_size(n: &str) -> usize {
     let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
     let negative = mantissa.starts_with('-');
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = |part: &str| part.chars().filter(char::is_ascii_digit).count();
-    let whole = digits(whole.trim_start_matches(['-', '+', '0']));
-    let fraction = digits(fraction.trim_end_matches('0'));
-    whole.div_ceil(2) + fraction.div_ceil(2) + 1 + usize::from(negative)
+    let digits = |part: &str| -> Vec<u8> { part.bytes().filter(u8::is_ascii_digit).collect() };
+    let (mut whole, mut fraction) = (digits(whole), digits(fraction));
+    if whole.len() % 2 == 1 {
+        whole.insert(0, b'0');
+    }
+    if fraction.len() % 2 == 1 {
+        fraction.push(b'0');
+    }
+    let pairs: Vec<&[u8]> = whole.chunks(2).chain(fraction.chunks(2)).collect();
+    let zero = |p: &&[u8]| p.iter().all(|d| *d == b'0');
+    let first = pairs.iter().position(|p| !zero(p));
+    let last = pairs.iter().rposition(|p| !zero(p));
+    let significant = match (first, last) {
+        (Some(first), Some(last)) => last - first + 1,
+        _ => 0,
+    };
+    significant + 1 + usize::from(negative)
 }
 
 /// Whether `state`'s listing item fits DynamoDB's item limit (`Err` says by how much not).
@@ -67,11 +79,11 @@ pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// Never less than DynamoDB stores: each side of the point in whole base-100 digits,
-    /// a byte more, and one for the sign.
+    /// Base-100 digits aligned on the point, zero pairs at either end dropped, a byte for
+    /// the exponent and one for a negative sign.
     #[test]
-    fn numbers_are_counted_from_above() {
-        for (n, at_least) in [
+    fn numbers_are_counted_as_dynamodb_stores_them() {
+        for (n, bytes) in [
             ("0", 1),
             ("7", 2),
             ("42", 2),
@@ -79,15 +91,15 @@ mod tests {
             ("1.5", 3),
             ("-5", 3),
             ("-1.25", 4),
-            ("0.001", 3),
+            ("0.001", 2),
+            ("-0.0012", 3),
             ("1000", 2),
+            ("1000000", 2),
+            ("12345", 4),
             ("123456789012", 7),
         ] {
-            assert!(number_size(n) >= at_least, "{n}: {}", number_size(n));
+            assert_eq!(number_size(n), bytes, "{n}");
         }
-        assert_eq!(number_size("1.5"), 3);
-        assert_eq!(number_size("-5"), 3);
-        assert_eq!(number_size("12345"), 4);
     }
     use chrono::{Duration, NaiveDate};
     use std::sync::Arc;
