@@ -11,7 +11,8 @@ use crate::target;
 
 #[derive(Subcommand)]
 pub enum MarketsCommand {
-    /// Watch a market (or change how it is watched).
+    /// Watch a market, or change how a watched one is watched: only the settings given
+    /// change (`--any-price`, `--all-home-types`, `--no-reso-filter` clear theirs).
     Add(AddArgs),
     /// Stop watching a market (its figures stay).
     Remove {
@@ -59,30 +60,43 @@ pub struct AddArgs {
     /// the US (ma/casablanca).
     market: String,
     /// Sources to poll it from: zillow, realtor, reso for US markets; avito, mubawab (the
-    /// property portals) for Moroccan ones.
-    #[arg(long, value_delimiter = ',', default_value = "zillow")]
-    sources: Vec<String>,
+    /// property portals) for Moroccan ones [default for a new market: zillow].
+    #[arg(long, value_delimiter = ',')]
+    sources: Option<Vec<String>>,
     /// Lowest price in whole dollars.
     #[arg(long)]
     min_price: Option<u64>,
     /// Highest price in whole dollars.
     #[arg(long)]
     max_price: Option<u64>,
+    /// Clear the price range of a watched market.
+    #[arg(long, conflicts_with_all = ["min_price", "max_price"])]
+    any_price: bool,
     /// Home types (houses, condos, townhomes, multi-family, apartments, manufactured,
     /// lots-land); every type by default.
     #[arg(long, value_delimiter = ',')]
-    home_types: Vec<String>,
-    /// Poll interval: minutes, or with a unit (`30m`, `2h`, `1d`).
-    #[arg(long, default_value_t = DEFAULT_POLL_MINUTES.to_string())]
-    every: String,
+    home_types: Option<Vec<String>>,
+    /// Read every home type of a watched market again.
+    #[arg(long, conflicts_with = "home_types")]
+    all_home_types: bool,
+    /// Poll interval: minutes, or with a unit (`30m`, `2h`, `1d`) [default for a new
+    /// market: 60].
+    #[arg(long)]
+    every: Option<String>,
     /// RESO: an OData condition ANDed to the market's city and state, e.g.
     /// "OriginatingSystemName eq 'actris'" (MLS Grid requires it).
     #[arg(long)]
     reso_filter: Option<String>,
+    /// Drop the RESO filter of a watched market.
+    #[arg(long, conflicts_with = "reso_filter")]
+    no_reso_filter: bool,
     /// Do not read the market's rentals (read by default from zillow, realtor and the
     /// portals: a second search per poll, counted in zillow's and realtor's request budgets).
     #[arg(long)]
     no_rentals: bool,
+    /// Read a watched market's rentals again.
+    #[arg(long, conflicts_with = "no_rentals")]
+    rentals: bool,
     #[command(flatten)]
     stack: StackArg,
 }
@@ -107,6 +121,82 @@ fn minutes(text: &str) -> Result<u32> {
         .ok_or_else(|| anyhow::anyhow!("poll interval {text:?} is too long"))
 }
 
+/// A market's settings after `add`: those of the watched market (or, for a new one, the
+/// defaults) with the ones given changed. Before, `add` on a watched market replaced it with
+/// the defaults of every setting not given: `--every 2h` on a RESO market with a filter and
+/// a price range made it a Zillow market of every price.
+fn settings(watched: Option<WatchedMarket>, args: AddArgs) -> Result<WatchedMarket> {
+    let mut market = watched.unwrap_or_else(|| WatchedMarket {
+        market: args.market.clone(),
+        sources: vec!["zillow".to_owned()],
+        min_price: None,
+        max_price: None,
+        home_types: Vec::new(),
+        poll_every_minutes: DEFAULT_POLL_MINUTES,
+        reso_filter: None,
+        rentals: true,
+    });
+    if let Some(sources) = args.sources {
+        market.sources = sources;
+    }
+    if args.any_price {
+        (market.min_price, market.max_price) = (None, None);
+    }
+    if args.min_price.is_some() {
+        market.min_price = args.min_price;
+    }
+    if args.max_price.is_some() {
+        market.max_price = args.max_price;
+    }
+    if args.all_home_types {
+        market.home_types.clear();
+    }
+    if let Some(types) = args.home_types {
+        market.home_types = types;
+    }
+    if let Some(every) = &args.every {
+        market.poll_every_minutes = minutes(every)?;
+    }
+    if args.no_reso_filter {
+        market.reso_filter = None;
+    }
+    if args.reso_filter.is_some() {
+        market.reso_filter = args.reso_filter;
+    }
+    if args.no_rentals {
+        market.rentals = false;
+    }
+    if args.rentals {
+        market.rentals = true;
+    }
+    Ok(market)
+}
+
+/// A market's settings in a line: `zillow, realtor every 60 min, $100000..$900000, houses,
+/// rentals`.
+fn describe(m: &WatchedMarket) -> String {
+    let mut parts = vec![format!(
+        "{} every {} min",
+        m.sources.join(", "),
+        m.poll_every_minutes
+    )];
+    if m.min_price.is_some() || m.max_price.is_some() {
+        parts.push(format!(
+            "${}..{}",
+            m.min_price.unwrap_or(0),
+            m.max_price.map(|p| format!("${p}")).unwrap_or_default()
+        ));
+    }
+    if !m.home_types.is_empty() {
+        parts.push(m.home_types.join(","));
+    }
+    if let Some(filter) = &m.reso_filter {
+        parts.push(format!("RESO filter {filter:?}"));
+    }
+    parts.push(if m.rentals { "rentals" } else { "no rentals" }.to_owned());
+    parts.join(", ")
+}
+
 async fn store(stack: &StackArg) -> Result<(DynamoConfigStore, String)> {
     let target = target::resolve(stack.stack.as_deref()).await?;
     Ok((
@@ -121,28 +211,35 @@ async fn store(stack: &StackArg) -> Result<(DynamoConfigStore, String)> {
 pub async fn run(command: MarketsCommand) -> Result<()> {
     match command {
         MarketsCommand::Add(args) => {
-            let market = WatchedMarket {
-                market: args.market,
-                sources: args.sources,
-                min_price: args.min_price,
-                max_price: args.max_price,
-                home_types: args.home_types,
-                poll_every_minutes: minutes(&args.every)?,
-                reso_filter: args.reso_filter,
-                rentals: !args.no_rentals,
-            };
+            let (store, at) = store(&args.stack).await?;
+            let watched = store
+                .load(&month_of(chrono::Utc::now()))
+                .await?
+                .markets
+                .into_iter()
+                .find(|m| m.market == args.market);
+            let was = watched.as_ref().map(describe);
+            let market = settings(watched, args)?;
             // Refused here, before anything is stored, with what to change.
             if let Err(reason) = market.validate() {
                 bail!("{reason}");
             }
-            let (store, at) = store(&args.stack).await?;
             store.put_market(&market).await?;
-            println!(
-                "watching {} from {} every {} min ({at}); the next poll run reads it",
-                market.market,
-                market.sources.join(", "),
-                market.poll_every_minutes
-            );
+            match was {
+                Some(was) if was == describe(&market) => {
+                    println!("{}: unchanged ({at})", market.market);
+                }
+                Some(was) => println!(
+                    "{}: changed from {was} to {} ({at}); the next poll run reads it so",
+                    market.market,
+                    describe(&market)
+                ),
+                None => println!(
+                    "watching {}: {} ({at}); the next poll run reads it",
+                    market.market,
+                    describe(&market)
+                ),
+            }
         }
         MarketsCommand::Remove { market, stack } => {
             let (store, at) = store(&stack).await?;
@@ -267,5 +364,87 @@ mod tests {
         for bad in ["", "h", "2w", "-5", "99999999999"] {
             assert!(minutes(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `realty markets add` as typed after `realty`.
+    fn add(words: &[&str]) -> AddArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            markets: MarketsCommand,
+        }
+        let argv = ["realty", "add"].iter().chain(words);
+        match <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("parses")
+            .markets
+        {
+            MarketsCommand::Add(args) => args,
+            _ => unreachable!("an add"),
+        }
+    }
+
+    /// `add` on a watched market changes what it is given and keeps the rest; a new one
+    /// gets the defaults.
+    #[test]
+    fn add_changes_only_what_it_is_given() {
+        let fresh = settings(None, add(&["austin-tx"])).unwrap();
+        assert_eq!(
+            (
+                fresh.sources.clone(),
+                fresh.poll_every_minutes,
+                fresh.rentals
+            ),
+            (vec!["zillow".to_owned()], DEFAULT_POLL_MINUTES, true)
+        );
+        let watched = settings(
+            None,
+            add(&[
+                "austin-tx",
+                "--sources",
+                "reso,realtor",
+                "--min-price",
+                "200000",
+                "--home-types",
+                "houses",
+                "--reso-filter",
+                "OriginatingSystemName eq 'actris'",
+                "--no-rentals",
+            ]),
+        )
+        .unwrap();
+        let slower = settings(Some(watched.clone()), add(&["austin-tx", "--every", "2h"])).unwrap();
+        assert_eq!(
+            slower,
+            WatchedMarket {
+                poll_every_minutes: 120,
+                ..watched.clone()
+            }
+        );
+        let cleared = settings(
+            Some(watched.clone()),
+            add(&[
+                "austin-tx",
+                "--any-price",
+                "--all-home-types",
+                "--no-reso-filter",
+                "--rentals",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                cleared.min_price,
+                cleared.home_types.len(),
+                cleared.reso_filter,
+                cleared.rentals
+            ),
+            (None, 0, None, true)
+        );
+        assert_eq!(cleared.sources, watched.sources);
+        assert!(
+            describe(&watched).contains("$200000.."),
+            "{}",
+            describe(&watched)
+        );
     }
 }
