@@ -144,8 +144,13 @@ pub fn result_key(key: &str) -> String {
 /// Why `bytes` are too many rows for one import, counted as lines before any is parsed (a
 /// quoted CSV field across lines counts each: a file that close to the limit is split).
 fn too_many_rows(bytes: &[u8]) -> Option<String> {
-    let lines = bytes.iter().filter(|b| **b == b'\n').count()
-        + usize::from(bytes.last().is_some_and(|b| *b != b'\n'));
+    // A bare `\r` ends a CSV record too (old Mac files): counted as a line.
+    let ends = bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| **b == b'\n' || (**b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
+        .count();
+    let lines = ends + usize::from(bytes.last().is_some_and(|b| *b != b'\n' && *b != b'\r'));
     (lines > MAX_IMPORT_ROWS).then(|| {
         format!(
             "{lines} lines, over the {MAX_IMPORT_ROWS}-line limit of an import (the importer holds every row several times while it builds a market's state): split it, or use realty replay"

@@ -287,6 +287,40 @@ async fn objects_that_cannot_be_imports_get_a_rejected_result_saying_why() {
         assert_eq!(result.rows == 0, refused, "{lines} lines: {result:?}");
     }
     stream.taken();
+    // Old Mac line ends (a bare `\r`) end CSV records too: counted as lines.
+    let mac = rows(MAX_IMPORT_ROWS + 1, true)
+        .iter()
+        .map(|b| if *b == b'\n' { b'\r' } else { *b })
+        .collect();
+    lake.drop_file("imports/mac.csv", mac);
+    stack.import(&request("imports/mac.csv"), 10).await;
+    let said = lake.result("imports/mac.csv").reason.unwrap_or_default();
+    assert!(said.contains("line limit"), "{said}");
+
+    // A JSON line longer than any listing is refused unparsed: first, the file is no export;
+    // later, that line is a rejected row and the others are read.
+    let mut jsonl = Vec::new();
+    crate::sources::file::write_json_lines(&listings[..1], &mut jsonl).expect("write");
+    let long = format!(
+        "[{}]\n",
+        vec!["{\"a\":0}"; crate::sources::file::MAX_JSON_LINE_BYTES / 7].join(",")
+    );
+    // (Two lines: no one JSON document, which a small file is first read as.)
+    lake.drop_file("imports/long-first.jsonl", long.repeat(2).into_bytes());
+    stack.import(&request("imports/long-first.jsonl"), 10).await;
+    let said = lake
+        .result("imports/long-first.jsonl")
+        .reason
+        .unwrap_or_default();
+    assert!(said.contains("longer than any listing"), "{said}");
+    lake.drop_file(
+        "imports/long-later.jsonl",
+        [jsonl, long.into_bytes()].concat(),
+    );
+    stack.import(&request("imports/long-later.jsonl"), 10).await;
+    let later = lake.result("imports/long-later.jsonl");
+    assert_eq!((later.rows, later.rejected), (2, 1), "{later:?}");
+    stream.taken();
 
     // Another bucket: no result written there or here.
     let foreign = ImportRequest {

@@ -88,6 +88,13 @@ pub struct ExportRows {
     pub rejects: Vec<Reject>,
 }
 
+/// Longest JSON line read: an encoded listing at every field's limit is under 16 KiB. A line
+/// past it is refused unparsed: a 32 MiB line of tiny objects parses into gigabytes.
+pub const MAX_JSON_LINE_BYTES: usize = 64 * 1024;
+/// Largest file read whole as one JSON document (a saved API page, to say what it is): an API
+/// page is a few MB at most; past it the file is read as JSON lines, each bounded.
+pub const MAX_JSON_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
 /// Reads an export (CSV or JSON lines), keeping where each listing is in the file.
 pub fn parse_export_rows(bytes: &[u8]) -> Result<ExportRows, SourceError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -101,7 +108,8 @@ pub fn parse_export_rows(bytes: &[u8]) -> Result<ExportRows, SourceError> {
         Some(b'{' | b'[') => {
             // A saved API page is one JSON document (often pretty-printed), not JSON lines;
             // a one-line export also parses whole, as a listing.
-            if let Ok(document) = serde_json::from_slice::<Value>(bytes)
+            if bytes.len() <= MAX_JSON_DOCUMENT_BYTES
+                && let Ok(document) = serde_json::from_slice::<Value>(bytes)
                 && !is_listing_object(&document)
             {
                 return Err(SourceError::NotAnExport {
@@ -128,6 +136,23 @@ fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
         let line_number = index + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if line.len() > MAX_JSON_LINE_BYTES {
+            let why = format!(
+                "a line of {} bytes, longer than any listing ({MAX_JSON_LINE_BYTES})",
+                line.len()
+            );
+            if !seen_first {
+                return Err(SourceError::NotAnExport {
+                    detail: format!("{why}: an export has one listing object a line"),
+                });
+            }
+            rejects.push(Reject {
+                source_id: None,
+                position: RecordPosition::Line(line_number),
+                reason: why,
+            });
             continue;
         }
         let parsed: Result<Value, _> = serde_json::from_slice(line);
