@@ -99,6 +99,28 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     Ok(delivery)
 }
 
+/// The poll id of one market's read: `<poll id>-<read name>` (`/` as `-`), the name cut and
+/// told apart by a hash of it where the whole would pass an event's
+/// [`MAX_POLL_ID_LEN`](crate::listing::MAX_POLL_ID_LEN) bytes: a market key may be 512 bytes,
+/// and an event whose poll id is longer is never encoded (every one of the market's, on every
+/// retry).
+pub fn market_poll_id(poll_id: &str, read_name: &str) -> String {
+    use std::hash::Hasher as _;
+    let name = read_name.replace('/', "-");
+    let whole = format!("{poll_id}-{name}");
+    if whole.len() <= crate::listing::MAX_POLL_ID_LEN {
+        return whole;
+    }
+    let mut hash = fnv::FnvHasher::default();
+    hash.write(name.as_bytes());
+    let room = crate::listing::MAX_POLL_ID_LEN.saturating_sub(poll_id.len() + 2 + 16);
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{poll_id}-{}-{:016x}", &name[..cut], hash.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +205,26 @@ mod tests {
             Some(&at(2)),
             "{kept:?}"
         );
+    }
+
+    /// A market key of any allowed length gives a poll id an event carries: cut, and told
+    /// apart from another long key with the same start.
+    #[test]
+    fn a_long_market_s_poll_id_fits_an_event() {
+        let poll = "replay-2026-11-28T07:10:00.000Z-file";
+        assert_eq!(
+            market_poll_id(poll, "ma/casablanca"),
+            format!("{poll}-ma-casablanca")
+        );
+        let long = |tail: &str| format!("{}-{tail}", "ville-é".repeat(80));
+        let (a, b) = (
+            market_poll_id(poll, &long("tx")),
+            market_poll_id(poll, &long("ok")),
+        );
+        for id in [&a, &b] {
+            assert!(id.len() <= crate::listing::MAX_POLL_ID_LEN, "{}", id.len());
+            assert!(id.starts_with(&format!("{poll}-ville-é")), "{id}");
+        }
+        assert_ne!(a, b);
     }
 }

@@ -278,7 +278,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         cursor: None,
         ..MarketRead::default()
     };
-    let market_poll_id = format!("{poll_id}-{}", key.replace('/', "-"));
+    let market_poll_id = super::deliver::market_poll_id(poll_id, key);
     let delivery = deliver(
         publisher,
         states,

@@ -507,7 +507,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         // reverse, and an incomplete rental read delists nothing.
         let read_name = state_key(endpoint.kind.as_str(), market, search.offer);
         let key = read_name.clone();
-        let market_poll_id = format!("{poll_id}-{}", read_name.replace('/', "-"));
+        let market_poll_id = super::deliver::market_poll_id(poll_id, &read_name);
         let stored = self.states.load(&key).await.map_err(|e| e.to_string())?;
         let pages = MarketPages::new(
             &self.raw,
