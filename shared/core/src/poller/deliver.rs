@@ -37,6 +37,21 @@ impl Delivery {
     }
 }
 
+/// What a delivery does when another writer saved the market's state after it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// The other writer's state stands (a poll: an overlapping poll read the same market).
+    Yield,
+    /// The listings this delivery settled are written into the other writer's state, each
+    /// unless that one holds it observed later or delisted since (an import: the poller
+    /// saves every few minutes, and an import that yielded to it published its events again
+    /// at every retry).
+    Merge,
+}
+
+/// Times a merging delivery reads the latest state and tries to save into it.
+const MERGE_ATTEMPTS: usize = 3;
+
 /// Detects what `read` changed against `stored` (the state kept under `key`), publishes the
 /// events and saves the settled state: listings whose events failed keep their previous
 /// entry, so the next read finds the same change again.
@@ -50,6 +65,7 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     poll_id: &str,
     observed_at: DateTime<Utc>,
     guard: DelistingGuard,
+    on_conflict: OnConflict,
 ) -> Result<Delivery, PortError> {
     let detection = detect(&stored.state, read, poll_id, observed_at, guard);
     let mut delivery = Delivery {
@@ -88,7 +104,10 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
     }
-    let saved = states.save(key, &next, stored.version.as_deref()).await?;
+    let mut saved = states.save(key, &next, stored.version.as_deref()).await?;
+    if !saved && on_conflict == OnConflict::Merge {
+        saved = merge_into_latest(states, key, &stored.state, &next).await?;
+    }
     delivery.state_conflict = !saved;
     if !saved {
         tracing::warn!(
@@ -97,6 +116,42 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         );
     }
     Ok(delivery)
+}
+
+/// Writes the listings `next` settled (those that differ from `before`) into the latest state
+/// of `key`, each unless the latest holds it observed later or delisted after it was.
+async fn merge_into_latest<S: PollStateStore>(
+    states: &S,
+    key: &str,
+    before: &super::detect::PollState,
+    next: &super::detect::PollState,
+) -> Result<bool, PortError> {
+    let ours: Vec<(&String, &crate::listing::Listing)> = next
+        .listings
+        .iter()
+        .filter(|(id, l)| before.listings.get(*id) != Some(*l))
+        .collect();
+    for _ in 0..MERGE_ATTEMPTS {
+        let latest = states.load(key).await?;
+        let mut merged = latest.state;
+        for (id, listing) in &ours {
+            let newer_there = merged
+                .listings
+                .get(*id)
+                .is_some_and(|theirs| theirs.observed_at >= listing.observed_at);
+            let delisted_since = merged
+                .delisted_at
+                .get(*id)
+                .is_some_and(|at| *at >= listing.observed_at);
+            if !newer_there && !delisted_since {
+                merged.listings.insert((*id).clone(), (*listing).clone());
+            }
+        }
+        if states.save(key, &merged, latest.version.as_deref()).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The poll id of one market's read: `<poll id>-<read name>` (`/` as `-`), the name cut and
@@ -145,9 +200,62 @@ mod tests {
             "p",
             at(2),
             DelistingGuard::default(),
+            OnConflict::Yield,
         )
         .await
         .expect("delivered")
+    }
+
+    /// An import whose save met a poll's: its listings go into the poll's state (unless the
+    /// poll holds one observed later, or delisted it since), so its retry publishes nothing
+    /// again; a poll meeting another poll yields.
+    #[tokio::test]
+    async fn an_import_merges_into_a_state_saved_meanwhile_and_a_poll_yields() {
+        use crate::poller::detect::tests::listing;
+        let key = "file/nashville-tn";
+        for (on_conflict, merged) in [(OnConflict::Merge, true), (OnConflict::Yield, false)] {
+            let states = MemoryPollStates::default();
+            let stored = states.load(key).await.expect("load");
+            // The poll saves first: listing 1, seen after the import's rows were; listing 3,
+            // delisted after them.
+            let (mut polled, imported, mut gone) = (
+                listing(1, 30_000_000),
+                listing(2, 40_000_000),
+                listing(3, 50_000_000),
+            );
+            polled.observed_at = at(5);
+            gone.observed_at = at(1);
+            let mut theirs = PollState::default();
+            theirs
+                .listings
+                .insert(polled.id.to_string(), polled.clone());
+            theirs.delisted_at.insert(gone.id.to_string(), at(4));
+            assert!(states.save(key, &theirs, None).await.expect("saved"));
+            let mut stale = listing(1, 31_000_000);
+            stale.observed_at = at(1);
+            let read = MarketRead {
+                listings: vec![stale, imported.clone(), gone.clone()],
+                ..MarketRead::default()
+            };
+            let delivery = deliver(
+                &MemoryStream::default(),
+                &states,
+                key,
+                &stored,
+                read,
+                "import",
+                at(6),
+                DelistingGuard::default(),
+                on_conflict,
+            )
+            .await
+            .expect("delivered");
+            assert_eq!(delivery.state_conflict, !merged, "{on_conflict:?}");
+            let now = states.load(key).await.expect("load").state;
+            assert_eq!(now.listings.get(polled.id.as_str()), Some(&polled));
+            assert_eq!(now.listings.contains_key(imported.id.as_str()), merged);
+            assert!(!now.listings.contains_key(gone.id.as_str()));
+        }
     }
 
     #[tokio::test]

@@ -288,6 +288,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         &market_poll_id,
         options.started_at,
         DelistingGuard::default(),
+        super::deliver::OnConflict::Merge,
     )
     .await?;
     let unchanged = rows.saturating_sub(stale + delivery.events());
@@ -449,9 +450,19 @@ pub(crate) mod tests {
         };
         let stored = states.load(key).await.expect("load");
         let guard = DelistingGuard { max_share: 1.0 };
-        deliver(&stream, &states, key, &stored, read, "poll", at(20), guard)
-            .await
-            .expect("delivered");
+        deliver(
+            &stream,
+            &states,
+            key,
+            &stored,
+            read,
+            "poll",
+            at(20),
+            guard,
+            crate::poller::deliver::OnConflict::Yield,
+        )
+        .await
+        .expect("delivered");
         stream.taken();
         let report = replay(&csv(&listings[..3]), &stream, &states, options(30), &())
             .await

@@ -578,6 +578,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             &market_poll_id,
             observed_at,
             self.delisting_guard,
+            super::deliver::OnConflict::Yield,
         )
         .await
         .map_err(|e| e.to_string())?;
