@@ -22,6 +22,8 @@ pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
 /// Default requests per second to one portal: one every five seconds, slower than a person
 /// browsing (public crawlers of these sites wait 1 to 3 s).
 pub const DEFAULT_PORTAL_REQUESTS_PER_SECOND: f64 = 0.2;
+/// The slowest request rate a source may be set to: one request every 1,000 s.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.001;
 
 /// The listing-API secret: a JSON object in Secrets Manager with one key per source,
 /// `{"zillow": "<RapidAPI key>", "realtor": "<RapidAPI key>", "reso": "<bearer token>"}`
@@ -158,6 +160,34 @@ impl PollerConfig {
             });
         }
         let timeout_ms: u64 = parse_or(&lookup, "REALTY_HTTP_TIMEOUT_MS", 10_000)?;
+        if !(100..=300_000).contains(&timeout_ms) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_HTTP_TIMEOUT_MS".into(),
+                value: timeout_ms.to_string(),
+                reason: "milliseconds a request may take, from 100 to 300000 (the function's own timeout)"
+                    .into(),
+            });
+        }
+        let requests_per_second: f64 = parse_or(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0)?;
+        // NaN, infinities and negatives meant no limit at all; a tiny rate a wait that
+        // overflowed at start-up.
+        if !(MIN_REQUESTS_PER_SECOND..=1_000.0).contains(&requests_per_second) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_REQUESTS_PER_SECOND".into(),
+                value: requests_per_second.to_string(),
+                reason: format!(
+                    "requests per second to one API, from {MIN_REQUESTS_PER_SECOND} (one every 1,000 s) to 1000"
+                ),
+            });
+        }
+        let concurrency: usize = parse_or(&lookup, "REALTY_POLL_CONCURRENCY", 4)?;
+        if !(1..=64).contains(&concurrency) {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_POLL_CONCURRENCY".into(),
+                value: concurrency.to_string(),
+                reason: "markets read at once, from 1 to 64".into(),
+            });
+        }
         let max_delisted_share: f64 = parse_or(
             &lookup,
             "REALTY_MAX_DELISTED_SHARE",
@@ -186,11 +216,13 @@ impl PollerConfig {
             "REALTY_PORTAL_REQUESTS_PER_SECOND",
             DEFAULT_PORTAL_REQUESTS_PER_SECOND,
         )?;
-        if !(portal_requests_per_second > 0.0 && portal_requests_per_second <= 1_000.0) {
+        if !(MIN_REQUESTS_PER_SECOND..=1_000.0).contains(&portal_requests_per_second) {
             return Err(ConfigError::Invalid {
                 name: "REALTY_PORTAL_REQUESTS_PER_SECOND".into(),
                 value: portal_requests_per_second.to_string(),
-                reason: "requests per second to one portal, above 0 (0.2 is one every 5 s)".into(),
+                reason: format!(
+                    "requests per second to one portal, from {MIN_REQUESTS_PER_SECOND} to 1000 (0.2 is one every 5 s)"
+                ),
             });
         }
         let crawler_contact = lookup("REALTY_CRAWLER_CONTACT").filter(|c| !c.trim().is_empty());
@@ -224,12 +256,12 @@ impl PollerConfig {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| REALTOR_RAPIDAPI_URL.into()),
             reso_url,
-            concurrency: parse_or(&lookup, "REALTY_POLL_CONCURRENCY", 4)?,
+            concurrency,
             http: HttpPolicy {
                 timeout: Duration::from_millis(timeout_ms),
                 ..HttpPolicy::default()
             },
-            requests_per_second: parse_or(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0)?,
+            requests_per_second,
             delisting_guard: DelistingGuard {
                 max_share: max_delisted_share,
             },
@@ -681,5 +713,35 @@ mod tests {
             DEFAULT_PORTAL_REQUESTS_PER_SECOND
         );
         assert_eq!(config.requests_per_second_of(SourceKind::Avito), 0.2);
+    }
+
+    /// The API rate, the request timeout and the concurrency at and past their bounds: NaN,
+    /// infinities and negatives meant no rate limit, and a tiny rate a wait that overflowed.
+    #[test]
+    fn request_settings_at_and_past_their_bounds() {
+        let with = |name: &'static str, value: &str| {
+            let value = value.to_owned();
+            PollerConfig::from_lookup(move |n| (n == name).then(|| value.clone()))
+        };
+        for good in ["0.001", "1000", "5"] {
+            assert!(with("REALTY_REQUESTS_PER_SECOND", good).is_ok(), "{good}");
+            assert!(
+                with("REALTY_PORTAL_REQUESTS_PER_SECOND", good).is_ok(),
+                "{good}"
+            );
+        }
+        for bad in ["NaN", "inf", "-5", "0", "1e-20", "0.0009", "1000.5"] {
+            assert!(with("REALTY_REQUESTS_PER_SECOND", bad).is_err(), "{bad}");
+            assert!(
+                with("REALTY_PORTAL_REQUESTS_PER_SECOND", bad).is_err(),
+                "{bad}"
+            );
+        }
+        for (ms, ok) in [("100", true), ("300000", true), ("99", false), ("0", false)] {
+            assert_eq!(with("REALTY_HTTP_TIMEOUT_MS", ms).is_ok(), ok, "{ms}");
+        }
+        for (n, ok) in [("1", true), ("64", true), ("0", false), ("65", false)] {
+            assert_eq!(with("REALTY_POLL_CONCURRENCY", n).is_ok(), ok, "{n}");
+        }
     }
 }
