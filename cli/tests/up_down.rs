@@ -216,6 +216,42 @@ fn a_failed_provisioning_leaves_no_emulator_running() {
     assert!(holders.is_empty(), "still running: {holders:?}");
 }
 
+/// A `realty up` cut short (here killed) while its emulator starts or the stack is
+/// provisioned leaves a record of that emulator, and `realty down` stops it: before, nothing
+/// named it and it ran on.
+#[test]
+fn an_up_cut_short_leaves_an_emulator_down_stops() {
+    let state_dir = std::env::temp_dir().join(format!("realty-up-cut-{}", std::process::id()));
+    let _cleanup = DownOnDrop(state_dir.clone());
+    let mut up = Command::new(env!("CARGO_BIN_EXE_realty"))
+        .args(["up"])
+        .env("REALTY_STATE_DIR", &state_dir)
+        .env("REALTY_EMULATOR", "moto")
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("realty runs");
+    let pending = state_dir.join("pending-emulator.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !pending.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(pending.exists(), "no record of the starting emulator");
+    up.kill().expect("killed");
+    up.wait().expect("reaped");
+    // The killed `up` may have recorded the stack already; either way `down` stops all.
+    let down = realty(&state_dir, &["down"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let holders = processes_with_files_under(&state_dir);
+    assert!(holders.is_empty(), "still running: {holders:?}");
+    assert!(!pending.exists());
+}
+
 /// The processes with a file open under `dir` (from /proc: Linux, as CI).
 fn processes_with_files_under(dir: &std::path::Path) -> Vec<u32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {

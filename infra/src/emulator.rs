@@ -333,17 +333,20 @@ impl Emulator {
         root: &Path,
         log_path: &Path,
     ) -> Result<Self, EmulatorError> {
-        Self::start(kind, root, log_path, true)
+        Self::start(kind, root, log_path, true, &|_, _| {})
     }
 
     /// Installs `kind` if needed and starts it in its own session, outliving this process;
     /// stop it with [`stop_emulator`].
+    /// `spawned` is told each process it starts (pid, instance folder) before it waits for
+    /// it to answer, so that a caller cut short meanwhile can have it stopped later.
     pub fn start_detached(
         kind: EmulatorKind,
         root: &Path,
         log_path: &Path,
+        spawned: &dyn Fn(u32, Option<&Path>),
     ) -> Result<Self, EmulatorError> {
-        let mut emulator = Self::start(kind, root, log_path, false)?;
+        let mut emulator = Self::start(kind, root, log_path, false, spawned)?;
         emulator.child = None; // not ours to stop on drop
         Ok(emulator)
     }
@@ -353,6 +356,7 @@ impl Emulator {
         root: &Path,
         log_path: &Path,
         attached: bool,
+        spawned: &dyn Fn(u32, Option<&Path>),
     ) -> Result<Self, EmulatorError> {
         let log_dir = log_path.parent().unwrap_or(root).to_path_buf();
         fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
@@ -417,6 +421,7 @@ impl Emulator {
                 }
             }
             let mut child = cmd.spawn().map_err(spawn_err)?;
+            spawned(child.id(), instance_dir.as_deref());
             let endpoint = format!("http://127.0.0.1:{port}");
             match wait_ready(kind, port, &mut child) {
                 Ok(()) => {

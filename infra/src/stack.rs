@@ -105,11 +105,96 @@ fn write_state(project_root: &Path, state: &LocalAws) -> Result<(), StackError> 
     std::fs::write(&path, text).map_err(|e| err(e.to_string()))
 }
 
+/// An emulator `up` started and has not recorded yet (while it warms up and the stack is
+/// provisioned), in a file of its own: an `up` cut short (Ctrl-C, a crash) left an emulator
+/// nothing named, which `realty down` could not find. The next `up` or `down` stops it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    pid: u32,
+    pid_started: Option<u64>,
+    instance_dir: Option<PathBuf>,
+}
+
+fn pending_path(project_root: &Path) -> PathBuf {
+    state_dir(project_root).join("pending-emulator.json")
+}
+
+/// Records the emulator `up` just started (best effort: a record that cannot be written
+/// leaves things as they were before it existed).
+fn note_pending(project_root: &Path, pid: u32, instance_dir: Option<&Path>) {
+    let pending = Pending {
+        pid,
+        pid_started: emulator::process_start(pid),
+        instance_dir: instance_dir.map(Path::to_path_buf),
+    };
+    if let Ok(text) = serde_json::to_string(&pending) {
+        let path = pending_path(project_root);
+        if let Err(e) = std::fs::write(&path, text) {
+            tracing::warn!(path = %path.display(), error = %e, "the starting emulator is not recorded");
+        }
+    }
+}
+
+/// Stops the emulator an `up` cut short left (if it still runs) and forgets it.
+fn stop_pending(project_root: &Path) {
+    let path = pending_path(project_root);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let recorded = read_state(project_root).ok().flatten().and_then(|s| s.pid);
+    if let Ok(pending) = serde_json::from_str::<Pending>(&text)
+        && recorded != Some(pending.pid)
+        && emulator::is_same_process(pending.pid, pending.pid_started)
+    {
+        tracing::warn!(
+            pid = pending.pid,
+            "stopping an emulator a `realty up` cut short left running"
+        );
+        emulator::stop_emulator(
+            pending.pid,
+            pending.instance_dir.as_deref(),
+            emulator::STOP_GRACE,
+        );
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Held while `up` or `down` runs: two at once each started an emulator, and the record
+/// of one replaced the other's, which nothing then named.
+struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    fn take(project_root: &Path) -> Result<Self, StackError> {
+        let dir = state_dir(project_root);
+        let path = dir.join("up.lock");
+        let err = |reason: String| StackError::State {
+            path: path.display().to_string(),
+            reason,
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        // SAFETY: flock on a descriptor this struct owns; released when it is closed.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+            return Err(err(std::io::Error::last_os_error().to_string()));
+        }
+        Ok(Self { _file: file })
+    }
+}
+
 /// Starts the local AWS (or reuses the running one, or uses `options.endpoint`), provisions
 /// template.yaml into it and records the result.
 pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     let root = &options.project_root;
     let template = Template::load(&root.join("template.yaml"))?;
+    let _lock = StateLock::take(root)?;
+    stop_pending(root);
     let previous = read_state(root)?;
     // An emulator started by this call is stopped again if provisioning fails: no record
     // names it yet, so `realty down` could not find it and each retry left one more running.
@@ -161,7 +246,9 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
             }
             let kind = emulator::choose(root, options.emulator)?;
             let log_path = state_dir(root).join(format!("{}.log", kind.name()));
-            let started = Emulator::start_detached(kind, root, &log_path)?;
+            let started = Emulator::start_detached(kind, root, &log_path, &|pid, dir| {
+                note_pending(root, pid, dir)
+            })?;
             started_now = true;
             Running {
                 emulator: Some(kind),
@@ -188,7 +275,9 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
             if started_now && let Some(pid) = pid {
                 let stopped =
                     emulator::stop_emulator(pid, instance_dir.as_deref(), emulator::STOP_GRACE);
-                if !stopped {
+                if stopped {
+                    let _ = std::fs::remove_file(pending_path(root));
+                } else {
                     tracing::warn!(
                         pid,
                         "the emulator started for the failed provisioning did not stop"
@@ -208,6 +297,8 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         stack,
     };
     write_state(root, &state)?;
+    // Named by the record now.
+    let _ = std::fs::remove_file(pending_path(root));
     Ok(state)
 }
 
@@ -271,6 +362,8 @@ fn stop_recorded(project_root: &Path, state: &LocalAws) -> Result<Option<u32>, S
 /// Stops the emulator `realty up` started (with every process it started) and forgets the
 /// local stack.
 pub fn down(project_root: &Path) -> Result<Down, StackError> {
+    let _lock = StateLock::take(project_root)?;
+    stop_pending(project_root);
     let Some(state) = read_state(project_root)? else {
         return Ok(Down {
             stopped_pid: None,
