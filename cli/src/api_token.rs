@@ -30,7 +30,9 @@ pub async fn run(rotate: bool, stack: Option<&str>) -> Result<()> {
             .put_secret_string(id, &token)
             .await
             .with_context(|| format!("writing secret {id}"))?;
-        eprintln!("new token stored in {id}; the old one stops working within 6 minutes");
+        eprintln!(
+            "new token stored in {id}; the old one stops working within 6 minutes on the deployed API, within one on `realty serve`"
+        );
     }
     let token = secrets
         .secret_string(id)

@@ -9,8 +9,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use realty_aws::adapters::secrets::SecretsManagerSource;
-use realty_aws::functions::api::ApiFunction;
-use realty_core::api::auth::bearer_matches;
+use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
 use realty_core::api::respond;
 use realty_core::api::routes::ApiRequest;
 use realty_core::poller::ports::SecretSource;
@@ -19,7 +18,9 @@ use crate::target;
 
 struct Served {
     api: ApiFunction,
-    token: String,
+    /// The deployed authorizer's check, the token read again every minute: a token rotated
+    /// with `realty api token --rotate` stops working here as it does there.
+    authorizer: ApiAuthorizer,
 }
 
 /// The routes anyone may read (the deployed HTTP API leaves them without the authorizer):
@@ -38,12 +39,21 @@ async fn answer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !public(&path) && !bearer_matches(authorization, &served.token) {
+    let admitted = if public(&path) {
+        Ok(true)
+    } else {
+        served.authorizer.admits(authorization).await
+    };
+    if !matches!(admitted, Ok(true)) {
         // API Gateway's answers: 401 without the identity source, 403 when the authorizer
-        // refuses it.
-        let (status, body) = match authorization {
-            None => (StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#),
-            Some(_) => (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#),
+        // refuses it, 500 when it fails (no token readable).
+        let (status, body) = match (authorization, admitted) {
+            (_, Err(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"message":"Internal Server Error"}"#,
+            ),
+            (None, _) => (StatusCode::UNAUTHORIZED, r#"{"message":"Unauthorized"}"#),
+            (Some(_), _) => (StatusCode::FORBIDDEN, r#"{"message":"Forbidden"}"#),
         };
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
@@ -97,7 +107,7 @@ pub async fn run(port: u16, stack: Option<&str>) -> Result<()> {
         .context("reading the API token")?;
     let served = std::sync::Arc::new(Served {
         api: ApiFunction::new(&target.sdk, &target.resources),
-        token: token.trim().to_owned(),
+        authorizer: ApiAuthorizer::new(&target.sdk, &target.resources),
     });
     let app = axum::Router::new()
         .fallback(answer)
@@ -111,7 +121,7 @@ pub async fn run(port: u16, stack: Option<&str>) -> Result<()> {
     // the example reads it where it is kept.
     let shown = match stack {
         Some(name) => format!("$(realty api token --stack {name})"),
-        None => served.token.clone(),
+        None => token.trim().to_owned(),
     };
     println!("  curl -H \"Authorization: Bearer {shown}\" http://{address}/markets");
     println!("stop: Ctrl-C");

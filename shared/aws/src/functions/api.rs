@@ -178,6 +178,22 @@ impl ApiAuthorizer {
             .headers
             .get("authorization")
             .and_then(|v| v.to_str().ok());
+        let allowed = self.admits(header).await?;
+        if !allowed {
+            tracing::info!(
+                route = event.route_key.as_deref().unwrap_or_default(),
+                "request refused: no valid bearer token"
+            );
+        }
+        let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
+        response.is_authorized = allowed;
+        Ok(response)
+    }
+
+    /// Whether an `Authorization` header carries the token the secret holds (read again
+    /// every refresh interval, so a rotated one stops matching); an error while no usable
+    /// token is held (see [`Self::handle`]). `realty serve` asks it as the authorizer does.
+    pub async fn admits(&self, header: Option<&str>) -> Result<bool, PortError> {
         let mut token = self.token.lock().await;
         if token.next_read.is_none_or(|next| Instant::now() >= next) {
             match self.secrets.secret_string(&self.secret_id).await {
@@ -206,16 +222,7 @@ impl ApiAuthorizer {
                 format!("the API token secret is shorter than {MIN_TOKEN_LEN} characters"),
             ));
         }
-        let allowed = bearer_matches(header, held);
-        if !allowed {
-            tracing::info!(
-                route = event.route_key.as_deref().unwrap_or_default(),
-                "request refused: no valid bearer token"
-            );
-        }
-        let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
-        response.is_authorized = allowed;
-        Ok(response)
+        Ok(bearer_matches(header, held))
     }
 }
 
