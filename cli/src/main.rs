@@ -346,9 +346,7 @@ async fn run(command: Command) -> Result<()> {
 }
 
 fn endpoint_override() -> Option<String> {
-    std::env::var("AWS_ENDPOINT_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+    realty_aws::sdk::endpoint_from_env()
 }
 
 async fn up(args: UpArgs) -> Result<()> {

@@ -15,7 +15,7 @@ pub struct Target {
 
 pub async fn resolve(stack_name: Option<&str>) -> Result<Target> {
     if let Some(name) = stack_name {
-        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        if realty_aws::sdk::endpoint_from_env().is_some() {
             bail!("--stack reads a stack deployed in AWS; unset AWS_ENDPOINT_URL to use it");
         }
         let sdk = realty_aws::sdk::sdk_config(None).await;
@@ -34,7 +34,7 @@ pub async fn resolve(stack_name: Option<&str>) -> Result<Target> {
             "no local stack is running: start one with `realty up` (or name a deployed stack with --stack NAME)"
         );
     };
-    let sdk = realty_aws::sdk::sdk_config(Some(&local.endpoint)).await;
+    let sdk = realty_aws::sdk::local_sdk_config(&local.endpoint, &local.stack.region).await;
     let resources = StackResources::from_outputs(&local.stack.outputs)?;
     Ok(Target {
         sdk,

@@ -65,11 +65,19 @@ pub fn https_client() -> SharedHttpClient {
     })
 }
 
+/// `AWS_ENDPOINT_URL` when set to something: an empty or blank value is no override (one
+/// rule for every command: some took `AWS_ENDPOINT_URL=` for one, others not).
+pub fn endpoint_from_env() -> Option<String> {
+    std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// Loads the SDK configuration. With an endpoint override in play (explicit or from
 /// `AWS_ENDPOINT_URL`), credentials default to static test ones, so a local run never
 /// signs with, or needs, real credentials.
 pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
-    let overridden = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let overridden = endpoint.is_some() || endpoint_from_env().is_some();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeout_config())
         .http_client(https_client());
@@ -129,6 +137,21 @@ pub fn lambda_sdk_config(
         config = config.endpoint_url(url);
     }
     Ok(config.build())
+}
+
+/// The configuration of a stack `realty up` provisioned into the emulator at `endpoint`, in
+/// the region it was provisioned in, with the emulator's test keys: the shell's region or
+/// real keys (set for another purpose) otherwise sent the command to another region, or
+/// account, of the emulator, where no such stack is.
+pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeout_config())
+        .http_client(https_client())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(local_credentials())
+        .load()
+        .await
 }
 
 /// Keys for an emulator, which accepts any signature: a local run never signs with, or
