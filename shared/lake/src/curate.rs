@@ -99,6 +99,9 @@ pub struct CurateReport {
     pub events_duplicate: usize,
     pub listings: Replaced,
     pub market_daily: Replaced,
+    /// Objects delivered and not read yet: the run stopped at its commits or its time
+    /// ([`RunLimits`]); the next run goes on from there.
+    pub objects_left: usize,
 }
 
 /// What a scheduled run did, as the invocation answers it.
@@ -204,6 +207,7 @@ impl Curator {
             events_duplicate: 0,
             listings: Replaced::Unchanged,
             market_daily: Replaced::Unchanged,
+            objects_left: 0,
         };
         // Chunks that add nothing (what the lookback reads again, a batch delivered twice)
         // do not count against the commits: only new events and the time do.
@@ -263,6 +267,7 @@ impl Curator {
             report.listings = self.merge_listings(&Appended::default()).await?;
         }
         report.market_daily = self.market_daily(now).await?;
+        report.objects_left = objects.len().saturating_sub(report.objects_read);
         Ok(report)
     }
 
