@@ -8,7 +8,6 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use realty_aws::functions::alerts::AlertsFunction;
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_aws::functions::poller::build_poller;
-use realty_core::alerts::config::AlertsConfig;
 use realty_core::poller::config::PollerConfig;
 use realty_core::poller::run::PollRequest;
 
@@ -110,8 +109,18 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
             let event: DynamoDbEvent = serde_json::from_str(&text).with_context(|| {
                 format!("{} is not a DynamoDB stream event", event_file.display())
             })?;
-            let handler =
-                AlertsFunction::new(&target.sdk, &target.resources, &AlertsConfig::from_env()?);
+            // The thresholds the stack runs with: a deployed stack's parameters (the template's
+            // defaults locally), not the alerts' built-in defaults, which would publish real
+            // alerts to real subscribers under thresholds the stack does not use.
+            let parameters = match stack {
+                Some(name) => realty_infra::stack::deployed_parameters(&target.sdk, name).await?,
+                None => Default::default(),
+            };
+            // The template this CLI was built with, wherever it runs.
+            let template =
+                realty_infra::template::Template::parse(include_str!("../../template.yaml"))?;
+            let config = crate::pipeline::alerts_config_with(&template, &parameters)?;
+            let handler = AlertsFunction::new(&target.sdk, &target.resources, &config);
             let (response, outcome) = Box::pin(handler.handle(event)).await;
             eprintln!("{}", serde_json::to_string(&outcome.stats)?);
             if let Some(e) = &outcome.error {

@@ -2,7 +2,7 @@
 //! handlers behind the local event source mappings ([`realty_infra::runner`]), with both ends
 //! of each alert timed in-process (the event handed to PutRecords, the alert accepted by SNS).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -147,6 +147,16 @@ impl StreamFunction for AlertsHandler {
 /// The alert thresholds the template gives the alerts function (its environment, with
 /// parameters at their defaults).
 pub fn alerts_config(template: &Template) -> Result<AlertsConfig> {
+    alerts_config_with(template, &BTreeMap::new())
+}
+
+/// The alerts function's settings as the template gives them, with `parameters` (a deployed
+/// stack's) in place of the parameters' defaults, and a `REALTY_*` variable set in the
+/// shell over both.
+pub fn alerts_config_with(
+    template: &Template,
+    parameters: &BTreeMap<String, String>,
+) -> Result<AlertsConfig> {
     let variables = template
         .resources
         .get("AlertsFunction")
@@ -154,14 +164,19 @@ pub fn alerts_config(template: &Template) -> Result<AlertsConfig> {
         .cloned()
         .unwrap_or_default();
     let lookup = |name: &str| -> Option<String> {
+        if let Ok(set) = std::env::var(name) {
+            return Some(set);
+        }
         let value = variables.get(name)?;
         match value.get("Ref").and_then(|r| r.as_str()) {
-            Some(parameter) => template
-                .parameters
-                .get(parameter)?
-                .default
-                .as_ref()
-                .and_then(scalar_to_string),
+            Some(parameter) => parameters.get(parameter).cloned().or_else(|| {
+                template
+                    .parameters
+                    .get(parameter)?
+                    .default
+                    .as_ref()
+                    .and_then(scalar_to_string)
+            }),
             None => scalar_to_string(value),
         }
     };
@@ -289,4 +304,27 @@ pub fn alert_latency_stages(
         stages.to_publish.push(ms(*returned, p.at));
     }
     Ok(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deployed stack's parameters replace the template's defaults; the others stay.
+    #[test]
+    fn a_stack_s_parameters_set_its_alert_thresholds() {
+        let template = Template::parse(include_str!("../../template.yaml")).expect("template");
+        let defaults = alerts_config(&template).expect("defaults").thresholds;
+        assert_eq!(defaults.price_drop_centi_pct, 1_500);
+        let parameters = BTreeMap::from([
+            ("PriceDropThresholdPct".to_owned(), "5".to_owned()),
+            ("NewListingAlerts".to_owned(), "true".to_owned()),
+        ]);
+        let deployed = alerts_config_with(&template, &parameters)
+            .expect("deployed")
+            .thresholds;
+        assert_eq!(deployed.price_drop_centi_pct, 500);
+        assert!(deployed.new_listing_alerts);
+        assert_eq!(deployed.undervalued_ratio, defaults.undervalued_ratio);
+    }
 }

@@ -387,6 +387,37 @@ pub async fn deployed_outputs(
     config: &aws_config::SdkConfig,
     stack_name: &str,
 ) -> Result<BTreeMap<String, String>, StackError> {
+    let stack = describe_stack(config, stack_name).await?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect())
+}
+
+/// The parameter values a stack deployed to AWS runs with (`sam deploy
+/// --parameter-overrides`, and the defaults it was deployed with), read from CloudFormation.
+pub async fn deployed_parameters(
+    config: &aws_config::SdkConfig,
+    stack_name: &str,
+) -> Result<BTreeMap<String, String>, StackError> {
+    let stack = describe_stack(config, stack_name).await?;
+    Ok(stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.resolved_value().or(p.parameter_value())?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+async fn describe_stack(
+    config: &aws_config::SdkConfig,
+    stack_name: &str,
+) -> Result<aws_sdk_cloudformation::types::Stack, StackError> {
     let cfn = aws_sdk_cloudformation::Client::new(config);
     let out = cfn
         .describe_stacks()
@@ -397,16 +428,11 @@ pub async fn deployed_outputs(
             stack: stack_name.to_owned(),
             message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
         })?;
-    let stack = out
-        .stacks()
+    out.stacks()
         .first()
+        .cloned()
         .ok_or_else(|| StackError::CloudFormation {
             stack: stack_name.to_owned(),
             message: "no such stack".into(),
-        })?;
-    Ok(stack
-        .outputs()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
-        .collect())
+        })
 }
