@@ -15,6 +15,7 @@ impl Report {
         let mut figures = serde_json::Map::new();
         figures.insert("measured_at".into(), json!(Utc::now().to_rfc3339()));
         figures.insert("machine".into(), machine());
+        figures.insert("build".into(), build());
         figures.insert("seed".into(), json!(args.seed));
         Self { figures }
     }
@@ -22,6 +23,26 @@ impl Report {
     pub(super) fn set(&mut self, key: &str, value: Value) {
         self.figures.insert(key.to_owned(), value);
     }
+}
+
+/// What was measured: the commit (and whether the work tree differed from it) and the
+/// compiler, so a table can be tied to the code it measured.
+fn build() -> Value {
+    let run = |program: &str, args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    json!({
+        "commit": run("git", &["rev-parse", "--short", "HEAD"]),
+        "work_tree_changed": run("git", &["status", "--porcelain", "--untracked-files=no"])
+            .map(|changes| !changes.is_empty()),
+        "rustc": run("rustc", &["--version"]),
+    })
 }
 
 /// What the numbers were measured on.

@@ -8,11 +8,19 @@ pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
     let ratio = |key: &str| num(key).map_or("-".into(), |v| format!("{v:.3}"));
     let mut out = String::new();
     let machine = &f["machine"];
+    let build = &f["build"];
     out.push_str(&format!(
-        "realty bench: {} events of {} bytes on average, seed {}\nmachine: {} ({} cores, {} GiB, {}), load average at start {}\n\n",
+        "realty bench: {} events of {} bytes on average, seed {}\ncommit {}{}, {}\nmachine: {} ({} cores, {} GiB, {}), load average at start {}\n\n",
         f.get("events").map_or("-".into(), Value::to_string),
         f.get("event_bytes_mean").map_or("-".into(), Value::to_string),
         f.get("seed").map_or("-".into(), Value::to_string),
+        build["commit"].as_str().unwrap_or("unknown"),
+        if build["work_tree_changed"].as_bool() == Some(true) {
+            " with changes"
+        } else {
+            ""
+        },
+        build["rustc"].as_str().unwrap_or("unknown rustc"),
         machine["cpu"].as_str().unwrap_or("unknown CPU"),
         machine["cores"],
         machine["memory_gib"],
@@ -71,7 +79,7 @@ pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
             &format!("{label} {version}, all {threads} cores"),
             per_s(&format!("peer_{peer}_all_cores_events_per_s")),
             format!(
-                "start-up {} s, excluded",
+                "start-up {} s (one-thread session), excluded",
                 f.get(&format!("peer_{peer}_startup_s"))
                     .map_or("-".into(), Value::to_string)
             ),
@@ -216,7 +224,7 @@ pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
     }
     if let Some(Value::Object(spreads)) = f.get("dynamodb_writes") {
         out.push_str(
-            "\nDynamoDB per 1,000 events at 1,000 events/s (metrics workflow, in-memory, as billed)\n",
+            "\nDynamoDB per 1,000 events in batches of 1,000, the events a second apart (metrics workflow, in-memory, as billed)\n",
         );
         for (spread, runs) in spreads {
             for run in runs.as_array().into_iter().flatten() {
