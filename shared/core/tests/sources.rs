@@ -577,6 +577,25 @@ fn exports_round_trip_portal_listings() {
     assert_eq!(reread.listings, without_lists);
 }
 
+/// A file's listing gets the sources' rules for details too: a living area too small for
+/// its bedrooms is dropped, in both formats, and the row kept.
+#[test]
+fn an_exported_listing_loses_an_implausible_living_area() {
+    let mut listing = normalize(SourceKind::Zillow, NASHVILLE).listings[0].clone();
+    listing.living_area_sqft = Some(54);
+    listing.beds = Some(2);
+    let mut jsonl = Vec::new();
+    file::write_json_lines(std::slice::from_ref(&listing), &mut jsonl).expect("write");
+    let mut csv = Vec::new();
+    file::write_csv(std::slice::from_ref(&listing), &mut csv).expect("write");
+    for export in [jsonl, csv] {
+        let reread = normalize(SourceKind::File, &export);
+        assert_eq!(reread.rejects, vec![]);
+        assert_eq!(reread.listings[0].living_area_sqft, None);
+        assert_eq!(reread.listings[0].beds, Some(2));
+    }
+}
+
 /// A US listing of a file priced in another currency is refused, in both formats: its
 /// market's medians are of dollars.
 #[test]

@@ -717,9 +717,11 @@ mod tests {
     #[test]
     fn the_median_is_the_listing_s_type_s_when_the_batch_read_it() {
         let l = listing(1, 0, 30_000_000, ListingStatus::Active, at(0));
-        let with_median = |m: Option<f64>, active: i64| MarketFigures {
+        // `with_area` of 100 active listings have a price per sqft.
+        let with_median = |m: Option<f64>, with_area: i64| MarketFigures {
             median_price_per_sqft: m,
-            active_listings: active,
+            active_listings: 100,
+            price_per_sqft_listings: with_area,
             ..MarketFigures::default()
         };
         let enough = crate::metrics::aggregate::MIN_LISTINGS_FOR_ANOMALIES as i64;

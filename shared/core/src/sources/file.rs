@@ -176,7 +176,10 @@ fn parse_json_lines(bytes: &[u8]) -> Result<Records, SourceError> {
         let source_id = value.get("id").and_then(Value::as_str).map(str::to_owned);
         let listing = serde_path_to_error::deserialize::<_, Listing>(&value)
             .map_err(|e| format!("not a listing: {e}"))
-            .and_then(|listing| {
+            .and_then(|mut listing| {
+                // As every source: an implausible detail costs the detail (the living
+                // area's floor included), not the row.
+                listing.clear_implausible_optionals();
                 listing.validate().map_err(|e| e.to_string())?;
                 in_its_market_s_currency(&listing)?;
                 Ok(listing)
@@ -361,7 +364,7 @@ impl CsvRow<'_> {
             .parse::<DateTime<chrono::FixedOffset>>()
             .map_err(|e| format!("observed_at: {e}"))?
             .with_timezone(&Utc);
-        let listing = Listing {
+        let mut listing = Listing {
             id,
             source,
             status: self.named("status")?.ok_or("status: empty")?,
@@ -390,6 +393,7 @@ impl CsvRow<'_> {
                 ..ListingDetails::default()
             },
         };
+        listing.clear_implausible_optionals();
         listing.validate().map_err(|e| e.to_string())?;
         in_its_market_s_currency(&listing)?;
         Ok(listing)

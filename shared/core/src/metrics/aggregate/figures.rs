@@ -25,6 +25,9 @@ pub struct MarketFigures {
     pub median_price: Option<f64>,
     pub average_price: Option<f64>,
     pub median_price_per_sqft: Option<f64>,
+    /// Active listings with a price per sqft (a living area): what that median is of.
+    #[serde(default)]
+    pub price_per_sqft_listings: i64,
     pub median_living_area_sqft: Option<f64>,
     pub median_days_on_market: Option<i64>,
     pub new_listings_today: i64,
@@ -64,13 +67,13 @@ pub struct MarketFigures {
 }
 
 impl MarketFigures {
-    /// The median price per sqft a listing is judged undervalued against: `None` in a
-    /// market of fewer than [`MIN_LISTINGS_FOR_ANOMALIES`] active listings, where one
+    /// The median price per sqft a listing is judged undervalued against: `None` when fewer
+    /// than [`MIN_LISTINGS_FOR_ANOMALIES`] active listings have a price per sqft, where one
     /// listing moves the median and three manufactured homes would make one of them a
     /// bargain (the judges then take the city's median across types).
     pub fn median_price_per_sqft_to_judge(&self) -> Option<f64> {
-        let enough =
-            u64::try_from(self.active_listings).is_ok_and(|n| n >= MIN_LISTINGS_FOR_ANOMALIES);
+        let enough = u64::try_from(self.price_per_sqft_listings)
+            .is_ok_and(|n| n >= MIN_LISTINGS_FOR_ANOMALIES);
         self.median_price_per_sqft
             .filter(|m| enough && m.is_finite() && *m > 0.0)
     }
@@ -106,6 +109,7 @@ impl MarketAggregate {
             median_price: self.price.median().map(to_major),
             average_price: ratio(self.price_sum_minor, self.active).map(to_major),
             median_price_per_sqft: median_ppsf.map(to_major),
+            price_per_sqft_listings: i64::try_from(self.price_per_sqft.count()).unwrap_or(i64::MAX),
             median_living_area_sqft: self.living_area.median(),
             median_days_on_market: match (today, self.listed_day_negated.quantile(0.5)) {
                 (Some(t), Some(neg_day)) => Some(i64::from(day_number(t) + neg_day)),
