@@ -19,6 +19,39 @@ pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// so one shard, which takes 1 MiB a second. A 5 MiB call to it is throttled in part every
 /// time, and its throttled records, sent again, land after the later ones of their market.
 pub const MAX_CALL_BYTES: usize = MAX_RECORD_BYTES;
+/// Records a shard takes a second.
+pub const SHARD_RECORDS_PER_SECOND: usize = 1_000;
+
+/// Spaces one market's calls to what its shard takes a second (1 MiB, 1,000 records): calls
+/// sent back to back were throttled in part, and their throttled records, sent again, landed
+/// after later ones. A poll of a market under a shard's second (most) never waits.
+struct ShardPace {
+    started: tokio::time::Instant,
+    bytes: usize,
+    records: usize,
+}
+
+impl ShardPace {
+    fn new() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            bytes: 0,
+            records: 0,
+        }
+    }
+
+    /// Waits, if a call of `bytes` and `records` would take the second past the shard's.
+    async fn before(&mut self, bytes: usize, records: usize) {
+        let over = self.bytes + bytes > MAX_CALL_BYTES
+            || self.records + records > SHARD_RECORDS_PER_SECOND;
+        if (self.bytes > 0 || self.records > 0) && over {
+            tokio::time::sleep_until(self.started + std::time::Duration::from_secs(1)).await;
+            *self = Self::new();
+        }
+        self.bytes += bytes;
+        self.records += records;
+    }
+}
 
 /// Why a record is never sent, or `None` when it fits Kinesis's record limit.
 pub fn oversize_reason(data_bytes: usize, partition_key_bytes: usize) -> Option<String> {
@@ -78,7 +111,10 @@ impl EventPublisher for KinesisPublisher {
                 .map_err(|e| PortError::new("PutRecords", e.to_string()))?;
             entries.push((i, entry));
         }
+        let mut pace = ShardPace::new();
         for range in chunk_by_limits(&sizes) {
+            pace.before(sizes[range.clone()].iter().sum(), range.len())
+                .await;
             let chunk = entries[range].to_vec();
             let result = send_with_retries(self.retry, chunk, |chunk| async move {
                 let request: Vec<PutRecordsRequestEntry> =

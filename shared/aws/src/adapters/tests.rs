@@ -774,6 +774,40 @@ mod kinesis_partial_failures {
         );
     }
 
+    /// One market's calls are spaced to what its shard takes a second (1,000 records here):
+    /// 1,200 events go in calls of 500, 500 and 200, the third a second after the first.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_market_s_calls_keep_to_its_shard_s_second() {
+        let some = events(40);
+        let events: Vec<ListingEvent> = some.iter().cycle().take(1_200).cloned().collect();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = calls.clone();
+        let any = mock!(Client::put_records).then_compute_output(move |r| {
+            seen.lock()
+                .expect("lock")
+                .push((tokio::time::Instant::now(), r.records().len()));
+            let mut out = PutRecordsOutput::builder().failed_record_count(0);
+            for _ in r.records() {
+                out = out.records(ok("1"));
+            }
+            out.build().expect("output")
+        });
+        let client = mock_client!(aws_sdk_kinesis, RuleMode::MatchAny, [&any]);
+        let publisher = KinesisPublisher {
+            client,
+            stream: "s".into(),
+            retry: fast(),
+        };
+        let failures = publisher.publish(&events).await.expect("publish");
+        assert!(failures.is_empty(), "{failures:?}");
+        let calls = calls.lock().expect("lock").clone();
+        assert_eq!(
+            calls.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [500, 500, 200]
+        );
+        assert!(calls[2].0 - calls[0].0 >= std::time::Duration::from_secs(1));
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn records_that_never_go_through_are_reported_by_index() {
         let events = events(3);
