@@ -151,8 +151,8 @@ pub fn alerts_config(template: &Template) -> Result<AlertsConfig> {
 }
 
 /// The alerts function's settings as the template gives them, with `parameters` (a deployed
-/// stack's) in place of the parameters' defaults, and a `REALTY_*` variable set in the
-/// shell over both.
+/// stack's, used as they are) in place of the parameters' defaults; without any (the local
+/// stack), a `REALTY_*` variable set in the shell (not blank) over the defaults.
 pub fn alerts_config_with(
     template: &Template,
     parameters: &BTreeMap<String, String>,
@@ -164,7 +164,10 @@ pub fn alerts_config_with(
         .cloned()
         .unwrap_or_default();
     let lookup = |name: &str| -> Option<String> {
-        if let Ok(set) = std::env::var(name) {
+        if parameters.is_empty()
+            && let Ok(set) = std::env::var(name)
+            && !set.trim().is_empty()
+        {
             return Some(set);
         }
         let value = variables.get(name)?;

@@ -145,7 +145,14 @@ async fn merge_into_latest<S: PollStateStore>(
                 .is_some_and(|at| *at >= listing.observed_at);
             if !newer_there && !delisted_since {
                 merged.listings.insert((*id).clone(), (*listing).clone());
+                // Seen after its delisting, or after the reads began missing it: on the
+                // market, as a poll that saw it would have it.
+                merged.delisted_at.remove(*id);
+                merged.unconfirmed_delistings.remove(*id);
             }
+        }
+        if merged.unconfirmed_delistings.is_empty() {
+            merged.unconfirmed_since = None;
         }
         if states.save(key, &merged, latest.version.as_deref()).await? {
             return Ok(true);
@@ -230,6 +237,11 @@ mod tests {
                 .listings
                 .insert(polled.id.to_string(), polled.clone());
             theirs.delisted_at.insert(gone.id.to_string(), at(4));
+            // The poll's reads began missing the imported listing, which the import saw.
+            theirs
+                .unconfirmed_delistings
+                .insert(imported.id.to_string());
+            theirs.unconfirmed_since = Some(at(0));
             assert!(states.save(key, &theirs, None).await.expect("saved"));
             let mut stale = listing(1, 31_000_000);
             stale.observed_at = at(1);
@@ -254,6 +266,11 @@ mod tests {
             let now = states.load(key).await.expect("load").state;
             assert_eq!(now.listings.get(polled.id.as_str()), Some(&polled));
             assert_eq!(now.listings.contains_key(imported.id.as_str()), merged);
+            assert_eq!(
+                now.unconfirmed_delistings.contains(imported.id.as_str()),
+                !merged
+            );
+            assert_eq!(now.unconfirmed_since.is_none(), merged);
             assert!(!now.listings.contains_key(gone.id.as_str()));
         }
     }
