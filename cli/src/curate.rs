@@ -10,27 +10,28 @@ use crate::target;
 /// (`realty_lake::curate::RunLimits`), this many a few thousand objects.
 const MAX_RUNS: usize = 100;
 
-/// Runs the curator until no delivered object is left unread, and prints each run's report
-/// (a JSON array). A run alone stops at its commits or its time with a backlog, as a
-/// scheduled run does; this command brings the tables up to date.
+/// Runs the curator until no delivered object is left unread, printing each run's report as
+/// it ends (one JSON object a line). A run alone stops at its commits or its time with a
+/// backlog, as a scheduled run does; this command brings the tables up to date, and fails
+/// when a run leaves as much as the one before (no progress) or after [`MAX_RUNS`].
 pub async fn run(stack: Option<&str>) -> Result<()> {
     let target = target::resolve(stack).await?;
     let curator = Curator::new(&target.sdk, &target.resources).await?;
-    let mut reports = Vec::new();
-    loop {
+    let mut before: Option<usize> = None;
+    for _ in 0..MAX_RUNS {
         let report = Box::pin(curator.run(chrono::Utc::now())).await?;
+        println!("{}", serde_json::to_string(&report)?);
         let left = report.objects_left;
-        reports.push(report);
-        if left == 0 || reports.len() >= MAX_RUNS {
-            break;
+        if left == 0 {
+            return Ok(());
+        }
+        if before.is_some_and(|b| left >= b) {
+            bail!(
+                "{left} objects left, no fewer than the run before: the curator makes no progress (its log says why)"
+            );
         }
         eprintln!("{left} objects left: running again");
+        before = Some(left);
     }
-    println!("{}", serde_json::to_string_pretty(&reports)?);
-    match reports.last().map(|r| r.objects_left) {
-        Some(left) if left > 0 => {
-            bail!("{left} objects still left after {MAX_RUNS} runs: run `realty curate` again")
-        }
-        _ => Ok(()),
-    }
+    bail!("objects still left after {MAX_RUNS} runs: run `realty curate` again")
 }

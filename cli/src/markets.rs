@@ -222,7 +222,13 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
             let market = settings(watched, args)?;
             // Refused here, before anything is stored, with what to change.
             if let Err(reason) = market.validate() {
-                bail!("{reason}");
+                match &was {
+                    // A watched market keeps what it is not told to change: say how.
+                    Some(was) => bail!(
+                        "{reason} (watched as {was}: --any-price, --all-home-types and --no-reso-filter drop what the new sources cannot use)"
+                    ),
+                    None => bail!("{reason}"),
+                }
             }
             store.put_market(&market).await?;
             match was {

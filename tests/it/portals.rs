@@ -480,7 +480,7 @@ async fn ads_past_the_pages_read_are_delisted_once_their_own_pages_are_gone(
 /// One search answering "no result" (renamed or redirected: a page of nothing, a total of
 /// 0) while the other reads as before: the reads are incomplete, and none of its ads still
 /// up is delisted, even past the mass-loss guard's confirmation time (before, a market's
-/// houses all went at once, or 6 hours later); one taken down meanwhile is, by its own page.
+/// houses all went at once, or 6 hours later). Only an ad's own page gone delists it.
 async fn an_emptied_search_delists_no_ad_still_up(aws: Arc<TestAws>) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let sim = portal_sim(44).await?;

@@ -40,8 +40,15 @@ fn value_size(v: &AttributeValue) -> usize {
 /// (`1.5` is `01` and `50`), leading and trailing zero pairs dropped, one byte more for the
 /// exponent, and one for a negative number's sign.
 fn number_size(n: &str) -> usize {
-    let mantissa = n.split(['e', 'E']).next().unwrap_or_default();
-    let negative = mantissa.starts_with('-');
+    let negative = n.starts_with('-');
+    if n.contains(['e', 'E']) {
+        // An exponent moves the point the pairs align on: counted from above, a byte for
+        // every digit's pair and one for a pair cut by the shift (serde_dynamo writes none).
+        let digits = n.split(['e', 'E']).next().unwrap_or_default();
+        let digits = digits.bytes().filter(u8::is_ascii_digit).count();
+        return digits.div_ceil(2) + 2 + usize::from(negative);
+    }
+    let mantissa = n;
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = |part: &str| -> Vec<u8> { part.bytes().filter(u8::is_ascii_digit).collect() };
     let (mut whole, mut fraction) = (digits(whole), digits(fraction));
@@ -97,6 +104,7 @@ mod tests {
             ("1000000", 2),
             ("12345", 4),
             ("123456789012", 7),
+            ("15e-1", 3),
         ] {
             assert_eq!(number_size(n), bytes, "{n}");
         }

@@ -75,7 +75,9 @@ pub(super) async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
         None,
         10,
         None,
-        chrono::Utc::now(),
+        // Read as at the alert, where no TTL has run out: the claim is left out for its
+        // lease alone.
+        some.observed_at,
     )
     .await?;
     ensure(

@@ -29,7 +29,13 @@ async function api(path) {
     throw new TokenRefused("");
   }
   const asked = renders;
-  const response = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: "Bearer " + token } });
+  } catch (e) {
+    // A failed request of a replaced render says nothing of the current one.
+    throw asked === renders ? e : new Superseded();
+  }
   const body = await response.json().catch(() => ({}));
   if (asked !== renders) {
     throw new Superseded();
@@ -258,8 +264,28 @@ function askForToken(sentence) {
 }
 
 // Draws what the address asks for: `#market/NAME` or the list.
+// The feed's controls, off while a render runs: each click draws the whole view again (a
+// few requests), and quick clicks would go past the API's rate and page twice.
+function feedControls(enabled) {
+  for (const id of ["alerts-older", "alerts-newer", "alert-type"]) {
+    $(id).disabled = !enabled;
+  }
+}
+
 async function render() {
   renders += 1;
+  const mine = renders;
+  feedControls(false);
+  try {
+    await draw();
+  } finally {
+    if (mine === renders) {
+      feedControls(true);
+    }
+  }
+}
+
+async function draw() {
   let hash = "";
   try {
     hash = decodeURIComponent(location.hash.replace(/^#/, ""));
