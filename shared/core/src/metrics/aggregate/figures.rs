@@ -25,8 +25,10 @@ pub struct MarketFigures {
     pub median_price: Option<f64>,
     pub average_price: Option<f64>,
     pub median_price_per_sqft: Option<f64>,
-    /// Active listings with a price per sqft (a living area): what that median is of.
-    #[serde(default)]
+    /// Active listings with a price per sqft (a living area): what that median is of, for
+    /// the judges of undervalued listings ([`Self::median_price_per_sqft_to_judge`]). Not
+    /// a published figure (the API, snapshots and the lake's `market_daily` leave it out).
+    #[serde(skip)]
     pub price_per_sqft_listings: i64,
     pub median_living_area_sqft: Option<f64>,
     pub median_days_on_market: Option<i64>,
