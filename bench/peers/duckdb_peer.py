@@ -11,7 +11,15 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from peer_common import STANDING_SQL, YIELDS_SQL, Peer, PeerError, all_cores  # noqa: E402
+from peer_common import (  # noqa: E402
+    NEW_LISTING_SQL,
+    PRICE_CUT_SQL,
+    STANDING_SQL,
+    YIELDS_SQL,
+    Peer,
+    PeerError,
+    all_cores,
+)
 
 # Explicit schema: only the fields the figures need. read_json ignores every other key
 # (top level and inside `listing`), and a field left out reads as NULL. `observed_at` is
@@ -48,20 +56,19 @@ WITH events AS MATERIALIZED (
         listing.market.city_state AS market,
         changes.price.old AS old_price,
         changes.price.new AS new_price,
-        changes.fields AS changed_fields
+        changes.fields AS changed_fields,
+        lag(kind) OVER by_listing AS prev_kind,
+        lag(listing.status) OVER by_listing AS prev_status
     FROM read_json({path}, format = 'newline_delimited', columns = {columns})
+    WINDOW by_listing AS (PARTITION BY listing.id ORDER BY observed_at)
 ),
 daily AS (
     SELECT
         market,
         CAST(observed_at AS DATE) AS day,
         max(observed_at) AS last_observed,
-        count(*) FILTER (WHERE kind = 'new' AND offer = 'sale'
-                         AND status IN ('active', 'under_contract', 'pending')) AS new_listings,
-        count(*) FILTER (WHERE kind = 'changed' AND offer = 'sale'
-                         AND status NOT IN ('sold', 'off_market')
-                         AND new_price < old_price
-                         AND NOT coalesce(list_contains(changed_fields, 'offer'), false))
+        count(*) FILTER (WHERE """ + NEW_LISTING_SQL + """) AS new_listings,
+        count(*) FILTER (WHERE """ + PRICE_CUT_SQL.format(contains="list_contains") + """)
             AS price_cuts
     FROM events
     GROUP BY market, day

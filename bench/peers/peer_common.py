@@ -30,13 +30,15 @@ The figures, per market (`listing.market.city_state`), as the Rust metrics code 
    `median_price_per_sqft` of `price_minor / living_area_sqft` (double) / 100 over those with
    an area; `median_living_area_sqft`; `median_days_on_market` of (as-of date -
    `on_market_date`) in days, over those with a date.
-4. Counted per event, on its observation day, in the event's own market: `new_listings_7d`,
-   `new` events of sale listings entering inventory (active or pending); `price_cuts_7d`,
-   `changed` events of sale listings (offer unchanged) still listed (status not sold or
-   off_market) whose `changes.price.new` < `changes.price.old`. The event contract
-   (docs/events.md) makes these equal to our comparison with the listing's previous state:
-   `changes.price.old` is its price at the previous observation, `new` is a first sight or a
-   return after a delisting.
+4. Counted per event, on its observation day, in the event's own market, against the
+   listing's previous event: `new_listings_7d`, events of sale listings now in inventory
+   (active or pending) that are `new` (a first sight, or a return after a delisting), or
+   whose previous event left the listing coming soon, sold or off the market (announced, or
+   back on the market); `price_cuts_7d`, `changed` events of sale listings (offer unchanged)
+   listed before and after (neither status sold nor off_market) whose
+   `changes.price.new` < `changes.price.old`. The event contract (docs/events.md) makes
+   these equal to our comparison with the listing's previous state: `changes.price.old` is
+   its price at the previous observation.
 5. Yields: per bedroom group (0, 1, 2, 3, 4+) the active rentals and their median rent, the
    active sale listings and their median price. A group with >= 3 rentals and a sale listing
    is matched; over the matched groups `gross_yield` = sum(n * 12 * median rent) /
@@ -129,6 +131,25 @@ def _finite_or_none(value, what, market):
 # median_sale_price), `inventory` (per market, with estimate_yield) and `counters` CTEs
 # before it, and the figures of every market with active listings (definition 5 above).
 # Where a listing stands by its latest event, as ours (`Standing`): the same in both dialects.
+# New listings and cuts, over the events with their listing's previous event's kind and
+# status (`prev_kind`, `prev_status`: NULL for a first event). PRICE_CUT_SQL names the
+# engine's array-membership function as {contains}.
+NEW_LISTING_SQL = """
+    offer = 'sale' AND kind <> 'delisted'
+    AND status IN ('active', 'under_contract', 'pending')
+    AND ((kind = 'new' AND (prev_kind IS NULL OR prev_kind = 'delisted'))
+         OR (prev_kind IS NOT NULL AND prev_kind <> 'delisted'
+             AND prev_status IN ('coming_soon', 'sold', 'off_market')))
+"""
+
+PRICE_CUT_SQL = """
+    kind = 'changed' AND offer = 'sale'
+    AND status NOT IN ('sold', 'off_market')
+    AND prev_status NOT IN ('sold', 'off_market')
+    AND new_price < old_price
+    AND NOT coalesce({contains}(changed_fields, 'offer'), false)
+"""
+
 STANDING_SQL = """
         CASE
             WHEN kind = 'delisted' THEN NULL

@@ -18,7 +18,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True  # leave no __pycache__ in the work tree
 sys.path.insert(0, HERE)
 
-from peer_common import STANDING_SQL, YIELDS_SQL, Peer, PeerError, all_cores  # noqa: E402
+from peer_common import (  # noqa: E402
+    NEW_LISTING_SQL,
+    PRICE_CUT_SQL,
+    STANDING_SQL,
+    YIELDS_SQL,
+    Peer,
+    PeerError,
+    all_cores,
+)
 
 MIN_JAVA = 17
 
@@ -50,6 +58,8 @@ WITH ranked AS (
         changes.price.old AS old_price,
         changes.price.`new` AS new_price,
         changes.fields AS changed_fields,
+        lag(kind) OVER (PARTITION BY listing.id ORDER BY observed_at) AS prev_kind,
+        lag(listing.status) OVER (PARTITION BY listing.id ORDER BY observed_at) AS prev_status,
         row_number() OVER (PARTITION BY listing.id ORDER BY observed_at DESC) AS recency
     FROM {events}
 ),
@@ -58,13 +68,8 @@ daily AS (
         market,
         to_date(observed_at) AS day,
         max(observed_at) AS last_observed,
-        count_if(kind = 'new' AND offer = 'sale'
-                 AND status IN ('active', 'under_contract', 'pending')) AS new_listings,
-        count_if(kind = 'changed' AND offer = 'sale'
-                 AND status NOT IN ('sold', 'off_market')
-                 AND new_price < old_price
-                 AND NOT coalesce(array_contains(changed_fields, 'offer'), false))
-            AS price_cuts
+        count_if(""" + NEW_LISTING_SQL + """) AS new_listings,
+        count_if(""" + PRICE_CUT_SQL.format(contains="array_contains") + """) AS price_cuts
     FROM ranked
     GROUP BY market, to_date(observed_at)
 ),

@@ -240,6 +240,16 @@ pub fn compare(engine: &str, ours: &[MarketFigures], theirs: &[MarketFigures]) -
             }
         }
     }
+    // A comparison that never met a figure's harder path proves nothing of it.
+    if !ours
+        .iter()
+        .any(|f| f.yield_basis == Some(YieldBasis::MarketRents))
+    {
+        disagreements.push(
+            "no market's yield came from market rents: the comparison never met that path (too few events?)"
+                .to_owned(),
+        );
+    }
     let known: std::collections::BTreeSet<&str> = ours.iter().map(|f| f.market.as_str()).collect();
     for market in theirs.keys().filter(|m| !known.contains(*m)) {
         disagreements.push(format!(
@@ -305,15 +315,24 @@ mod tests {
                 l.status,
                 ListingStatus::Active | ListingStatus::UnderContract | ListingStatus::Pending
             );
-            if sale && in_inventory && before.is_none() && matches!(e.kind, EventKind::New) {
+            let listed = |l: &realty_core::listing::Listing| {
+                !matches!(l.status, ListingStatus::Sold | ListingStatus::OffMarket)
+            };
+            let delisted_now = matches!(e.kind, EventKind::Delisted);
+            // New: first sight (or back after a delisting), or coming soon before and on sale
+            // now, or sold or withdrawn before and for sale again.
+            let first = before.is_none() && matches!(e.kind, EventKind::New);
+            let announced = before.is_some_and(|b| b.listing.status == ListingStatus::ComingSoon);
+            let back = before.is_some_and(|b| !listed(&b.listing));
+            if sale && in_inventory && !delisted_now && (first || announced || back) {
                 m.new_listing_days.push(day);
             }
-            let stays_listed = !matches!(l.status, ListingStatus::Sold | ListingStatus::OffMarket);
             if let Some(b) = before
                 && sale
-                && stays_listed
+                && listed(l)
+                && listed(&b.listing)
                 && b.listing.offer == Offer::Sale
-                && !matches!(e.kind, EventKind::Delisted)
+                && !delisted_now
                 && l.price_minor < b.listing.price_minor
             {
                 m.price_cut_days.push(day);

@@ -193,11 +193,25 @@ pub fn generate_every(
         let mut current = previous.clone();
         current.observed_at = at;
         if roll < 0.12 {
-            current.status = match previous.status {
-                ListingStatus::Active => ListingStatus::Pending,
-                ListingStatus::Pending => ListingStatus::Sold,
+            // Through the market: under contract, sold or withdrawn (a rental leased), and
+            // some back on the market a little cheaper, which counts as a new listing, not a
+            // cut (as one coming soon that goes on sale counts when it does).
+            current.status = match (previous.offer, previous.status) {
+                (Offer::Rent, ListingStatus::Active) => ListingStatus::OffMarket,
+                (_, ListingStatus::Active) if rng.random_bool(0.2) => ListingStatus::OffMarket,
+                (_, ListingStatus::Active) => ListingStatus::Pending,
+                (_, ListingStatus::Pending | ListingStatus::UnderContract) => ListingStatus::Sold,
                 _ => ListingStatus::Active,
             };
+            let back = matches!(
+                previous.status,
+                ListingStatus::Sold | ListingStatus::OffMarket
+            );
+            if back && previous.offer == Offer::Sale {
+                current.previous_price_minor = Some(previous.price_minor);
+                current.price_minor =
+                    round_dollars(previous.price_minor as f64 * rng.random_range(0.90..0.98));
+            }
         } else if roll < 0.20 {
             current.rent_estimate_minor = Some(rent_estimate(
                 previous.price_minor,
@@ -215,10 +229,21 @@ pub fn generate_every(
             };
             current.previous_price_minor = Some(previous.price_minor);
             current.price_minor = round_dollars(previous.price_minor as f64 * factor);
+            if current.offer == Offer::Rent {
+                // A rent cut never below the pipeline's floor for a rent (a placeholder).
+                current.price_minor = current
+                    .price_minor
+                    .max(MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR);
+            }
         }
         match ListingEvent::changed(&previous, current.clone(), poll_id(at)) {
             Some(event) => {
-                if current.status == ListingStatus::Sold {
+                // Most sold or withdrawn listings are gone for good; some come back.
+                let off = matches!(
+                    current.status,
+                    ListingStatus::Sold | ListingStatus::OffMarket
+                );
+                if off && !rng.random_bool(0.3) {
                     live.swap_remove(index);
                 } else {
                     live[index] = current;
@@ -286,7 +311,7 @@ fn new_listing(
     // Listed in the month before the stream starts (2026-06-01): never after an observation.
     let on_market_date = NaiveDate::from_ymd_opt(2026, 5, 1)
         .and_then(|d| d.checked_add_signed(Duration::days(rng.random_range(0..31))));
-    Listing {
+    let mut listing = Listing {
         source_url: Some(format!(
             "https://www.zillow.com/homedetails/{native_id}_zpid/"
         )),
@@ -317,7 +342,17 @@ fn new_listing(
             .then(|| rent_estimate(price_minor, rng.random_range(0.004..0.008))),
         observed_at: at,
         details: realty_core::listing::ListingDetails::default(),
+    };
+    // Some homes for rent (their markets' rents by bedrooms, the market-rent yields), and
+    // some for sale announced as coming soon before they go on sale.
+    if rng.random_bool(0.15) {
+        listing.offer = Offer::Rent;
+        listing.price_minor = rent_estimate(listing.price_minor, rng.random_range(0.004..0.007));
+        listing.rent_estimate_minor = None;
+    } else if rng.random_bool(0.05) {
+        listing.status = ListingStatus::ComingSoon;
     }
+    listing
 }
 
 /// The city-state keys of every market the generator lists in.
@@ -346,6 +381,33 @@ mod tests {
         );
         assert_eq!(rent_estimate(cheapest, 0.008), 19_800);
         assert_eq!(rent_estimate(50_000_000, 0.006), 300_000);
+    }
+
+    /// The stream holds what the peers' agreement must meet: rentals, listings coming soon
+    /// that go on sale, and listings sold or withdrawn that are for sale again.
+    #[test]
+    fn the_stream_holds_rentals_announcements_and_returns() {
+        let events = generate(20_000, 42);
+        let mut before: std::collections::HashMap<&str, &ListingEvent> = Default::default();
+        let (mut rentals, mut announced, mut back) = (0, 0, 0);
+        for e in &events {
+            let l = &e.listing;
+            rentals += usize::from(l.offer == Offer::Rent && matches!(e.kind, EventKind::New));
+            if let Some(b) = before.insert(l.id.as_str(), e)
+                && l.offer == Offer::Sale
+                && l.status == ListingStatus::Active
+            {
+                announced += usize::from(b.listing.status == ListingStatus::ComingSoon);
+                back += usize::from(matches!(
+                    b.listing.status,
+                    ListingStatus::Sold | ListingStatus::OffMarket
+                ));
+            }
+        }
+        assert!(
+            rentals > 100 && announced > 10 && back > 10,
+            "{rentals} rentals, {announced} announced, {back} back"
+        );
     }
 
     #[test]
