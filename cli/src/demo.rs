@@ -27,7 +27,7 @@ use realty_core::alerts::message::AlertBody;
 use realty_core::config::StackResources;
 use realty_core::listing::MarketKey;
 use realty_core::poller::config::PollerConfig;
-use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, WatchedMarket};
+use realty_core::poller::markets::WatchedMarket;
 use realty_core::poller::ports::ConfigStore;
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
 use realty_core::sources::SourceKind;
@@ -355,17 +355,11 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     for (market, source) in &market_sources {
         poller
             .config
-            .put_market(&WatchedMarket {
-                market: market.clone(),
-                sources: vec![source.as_str().into()],
-                min_price: None,
-                max_price: None,
-                home_types: Vec::new(),
-                poll_every_minutes: DEFAULT_POLL_MINUTES,
-                reso_filter: None,
-                // Zillow, Realtor.com and portal markets read their rentals too (market rents).
-                rentals: true,
-            })
+            // Zillow, Realtor.com and portal markets read their rentals too (market rents).
+            .put_market(&WatchedMarket::with_defaults(
+                market.clone(),
+                vec![source.as_str().into()],
+            ))
             .await
             .with_context(|| format!("watching {market}"))?;
     }

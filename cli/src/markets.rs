@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use realty_aws::adapters::config::DynamoConfigStore;
-use realty_core::poller::markets::{DEFAULT_POLL_MINUTES, SourcePlan, WatchedMarket, month_of};
+use realty_core::poller::markets::{SourcePlan, WatchedMarket, month_of};
 use realty_core::poller::ports::ConfigStore;
 
 use crate::target;
@@ -126,15 +126,8 @@ fn minutes(text: &str) -> Result<u32> {
 /// the defaults of every setting not given: `--every 2h` on a RESO market with a filter and
 /// a price range made it a Zillow market of every price.
 fn settings(watched: Option<WatchedMarket>, args: AddArgs) -> Result<WatchedMarket> {
-    let mut market = watched.unwrap_or_else(|| WatchedMarket {
-        market: args.market.clone(),
-        sources: vec!["zillow".to_owned()],
-        min_price: None,
-        max_price: None,
-        home_types: Vec::new(),
-        poll_every_minutes: DEFAULT_POLL_MINUTES,
-        reso_filter: None,
-        rentals: true,
+    let mut market = watched.unwrap_or_else(|| {
+        WatchedMarket::with_defaults(args.market.clone(), vec!["zillow".to_owned()])
     });
     if let Some(sources) = args.sources {
         market.sources = sources;
@@ -360,6 +353,7 @@ fn print_plan(plan: &[SourcePlan]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use realty_core::poller::markets::DEFAULT_POLL_MINUTES;
 
     #[test]
     fn intervals_read_with_or_without_a_unit() {

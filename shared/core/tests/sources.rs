@@ -577,6 +577,15 @@ fn exports_round_trip_portal_listings() {
     assert_eq!(reread.listings, without_lists);
 }
 
+/// `listing` exported as JSON lines and as CSV.
+fn both_exports(listing: &realty_core::listing::Listing) -> [Vec<u8>; 2] {
+    let mut jsonl = Vec::new();
+    file::write_json_lines(std::slice::from_ref(listing), &mut jsonl).expect("write");
+    let mut csv = Vec::new();
+    file::write_csv(std::slice::from_ref(listing), &mut csv).expect("write");
+    [jsonl, csv]
+}
+
 /// A file's listing gets the sources' rules for details too: a living area too small for
 /// its bedrooms is dropped, in both formats, and the row kept.
 #[test]
@@ -584,11 +593,7 @@ fn an_exported_listing_loses_an_implausible_living_area() {
     let mut listing = normalize(SourceKind::Zillow, NASHVILLE).listings[0].clone();
     listing.living_area_sqft = Some(54);
     listing.beds = Some(2);
-    let mut jsonl = Vec::new();
-    file::write_json_lines(std::slice::from_ref(&listing), &mut jsonl).expect("write");
-    let mut csv = Vec::new();
-    file::write_csv(std::slice::from_ref(&listing), &mut csv).expect("write");
-    for export in [jsonl, csv] {
+    for export in both_exports(&listing) {
         let reread = normalize(SourceKind::File, &export);
         assert_eq!(reread.rejects, vec![]);
         assert_eq!(reread.listings[0].living_area_sqft, None);
@@ -602,11 +607,7 @@ fn an_exported_listing_loses_an_implausible_living_area() {
 fn an_exported_us_listing_in_another_currency_is_refused() {
     let mut listing = normalize(SourceKind::Zillow, NASHVILLE).listings[0].clone();
     listing.currency = "CAD".into();
-    let mut jsonl = Vec::new();
-    file::write_json_lines(std::slice::from_ref(&listing), &mut jsonl).expect("write");
-    let mut csv = Vec::new();
-    file::write_csv(std::slice::from_ref(&listing), &mut csv).expect("write");
-    for export in [jsonl, csv] {
+    for export in both_exports(&listing) {
         let reread = normalize(SourceKind::File, &export);
         assert!(reread.listings.is_empty());
         assert!(

@@ -542,13 +542,9 @@ async fn dynamodb_batch_get_rereads_only_the_unprocessed_keys() {
     assert_eq!((first.num_calls(), retry.num_calls()), (1, 1));
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn sqs_resends_only_the_failed_messages() {
-    use aws_sdk_sqs::Client;
-    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
-
-    let poison: Vec<PoisonRecord> = (0..2)
+/// `n` poison records of a malformed record each.
+fn malformed_records(n: u32) -> Vec<PoisonRecord> {
+    (0..n)
         .map(|i| PoisonRecord {
             shard: "shardId-000000000000".into(),
             sequence_number: i.to_string(),
@@ -557,7 +553,16 @@ async fn sqs_resends_only_the_failed_messages() {
             data_bytes: 3,
             data_prefix: "abc".into(),
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqs_resends_only_the_failed_messages() {
+    use aws_sdk_sqs::Client;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+
+    let poison = malformed_records(2);
     let first = mock!(Client::send_message_batch)
         .match_requests(|r| r.entries().len() == 2)
         .then_output(|| {
@@ -601,16 +606,7 @@ async fn sqs_sends_again_what_its_answer_leaves_out() {
     use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
     use aws_sdk_sqs::types::SendMessageBatchResultEntry;
 
-    let poison: Vec<PoisonRecord> = (0..2)
-        .map(|i| PoisonRecord {
-            shard: "shardId-000000000000".into(),
-            sequence_number: i.to_string(),
-            reason_kind: "malformed".into(),
-            reason: "not JSON".into(),
-            data_bytes: 3,
-            data_prefix: "abc".into(),
-        })
-        .collect();
+    let poison = malformed_records(2);
     let first = mock!(Client::send_message_batch)
         .match_requests(|r| r.entries().len() == 2)
         .then_output(|| {

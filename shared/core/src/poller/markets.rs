@@ -69,6 +69,21 @@ const HOME_TYPES: [(&str, ZillowHomeType); 7] = [
 ];
 
 impl WatchedMarket {
+    /// `market` polled from `sources` with every other setting at its default: every price
+    /// and home type, every [`DEFAULT_POLL_MINUTES`], no RESO filter, rentals read.
+    pub fn with_defaults(market: impl Into<String>, sources: Vec<String>) -> Self {
+        Self {
+            market: market.into(),
+            sources,
+            min_price: None,
+            max_price: None,
+            home_types: Vec::new(),
+            poll_every_minutes: DEFAULT_POLL_MINUTES,
+            reso_filter: None,
+            rentals: true,
+        }
+    }
+
     /// Every rule a stored market must meet; the message says what to change.
     pub fn validate(&self) -> Result<(), String> {
         check_market_key(&self.market)?;
