@@ -601,6 +601,33 @@ fn an_exported_listing_loses_an_implausible_living_area() {
     }
 }
 
+/// A JSON line of exactly the longest length is parsed (and refused here as no listing);
+/// one byte past it is refused unparsed, as longer than any listing.
+#[test]
+fn a_json_line_at_its_bound_is_read_and_one_byte_past_is_not() {
+    let first = both_exports(&normalize(SourceKind::Zillow, NASHVILLE).listings[0])[0].clone();
+    let line = |len: usize| {
+        let filler = len - r#"{"x":""}"#.len();
+        format!("{{\"x\":\"{}\"}}\n", "a".repeat(filler))
+    };
+    for (len, unparsed) in [
+        (file::MAX_JSON_LINE_BYTES, false),
+        (file::MAX_JSON_LINE_BYTES + 1, true),
+    ] {
+        let text = line(len);
+        assert_eq!(text.len() - 1, len);
+        let export = [first.clone(), text.into_bytes()].concat();
+        let reread = normalize(SourceKind::File, &export);
+        assert_eq!(reread.listings.len(), 1);
+        let reason = &reread.rejects[0].reason;
+        assert_eq!(
+            reason.contains("longer than any listing"),
+            unparsed,
+            "{len}: {reason}"
+        );
+    }
+}
+
 /// A US listing of a file priced in another currency is refused, in both formats: its
 /// market's medians are of dollars.
 #[test]
