@@ -61,6 +61,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
     let options = ReplayOptions {
         rate_per_second: args.rate,
         started_at: chrono::Utc::now(),
+        run_budget: None,
     };
     let bar = Bar(ProgressBar::new(0));
     bar.0.set_style(

@@ -1,6 +1,7 @@
 //! The stack's alarms and dashboard watch what the functions really emit: the three handlers
 //! run on a provisioned local stack (two polls, the metrics and alerts triggers between
-//! them), each under its own metrics recorder; every alarm the operations guide promises
+//! them; then the curator, and the importer given a message no import), each under its own
+//! metrics recorder; every alarm the operations guide promises
 //! exists, every custom metric an alarm or a widget names is one a function emitted (name,
 //! namespace and dimensions as the EMF recorder would write them), and every AWS metric
 //! names a resource of the stack.
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
@@ -17,6 +19,7 @@ use metrics_util::debugging::DebuggingRecorder;
 use realty_aws::adapters::config::DynamoConfigStore;
 use realty_aws::adapters::secrets::SecretsManagerSource;
 use realty_aws::functions::alerts::AlertsFunction;
+use realty_aws::functions::importer::ImporterFunction;
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_aws::functions::poller::PollerFunction;
 use realty_core::alerts::config::AlertsConfig;
@@ -181,6 +184,10 @@ async fn alarms_and_the_dashboard_watch_metrics_the_functions_emit(
             format!("poller {metric}"),
         );
     }
+    want(
+        has(NAMESPACE, "import_messages_dropped", "function", "importer"),
+        "importer import_messages_dropped".into(),
+    );
     ensure(missing.is_empty(), format!("alarms missing: {missing:?}"))?;
 
     // Each alarm and the dashboard were provisioned, or skipped with the emulator's reason.
@@ -338,6 +345,21 @@ fn run_functions(
     let (curated, emitted) = recorded(runtime, curator.handle(chrono::Utc::now()));
     curated?;
     merge("curator", emitted);
+    // The importer, handed a message of its queue that is no S3 notification: dropped, and
+    // counted for its alarm.
+    let importer = runtime.block_on(async {
+        ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &resources)
+    });
+    let event: SqsEvent = serde_json::from_value(serde_json::json!({
+        "Records": [{ "messageId": "not-from-s3", "body": "Message Body" }]
+    }))?;
+    let ((response, outcomes), emitted) =
+        recorded(runtime, importer.handle(event, chrono::Utc::now()));
+    ensure(
+        response.batch_item_failures.is_empty() && outcomes.is_empty(),
+        format!("a message that is no notification: {response:?} {outcomes:?}"),
+    )?;
+    merge("importer", emitted);
     runtime.block_on(sim.shutdown())?;
     Ok(all)
 }

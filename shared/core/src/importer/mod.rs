@@ -44,6 +44,11 @@ pub const MAX_NAMED_KEY_BYTES: usize = 900;
 /// The file name endings imported (any case); the content is then told by its first
 /// character, as `realty replay` does.
 pub const IMPORT_EXTENSIONS: [&str; 4] = [".csv", ".jsonl", ".ndjson", ".json"];
+/// No market of a file starts once its import has run this long: 200 s of the function's
+/// 300 s timeout, the rest for the markets under way and the result. Stopped by Lambda
+/// instead, an import wrote no result, and published again, at each of its three tries, the
+/// events of the markets it was in when stopped.
+pub const IMPORT_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(200);
 /// Characters kept of a rejected row's reason (and of an id) in the result.
 const MAX_REASON_CHARS: usize = 200;
 
@@ -269,6 +274,7 @@ where
                 let options = ReplayOptions {
                     rate_per_second: None,
                     started_at: now,
+                    run_budget: Some(IMPORT_RUN_BUDGET),
                 };
                 match replay(&bytes, publisher, states, options, &()).await {
                     Ok(report) => {
@@ -334,10 +340,11 @@ fn fill(result: &mut ImportResult, report: &ReplayReport) {
             .take(10)
             .collect();
         result.reason = Some(format!(
-            "stopped part-way ({} events unpublished, {} markets failed, {} state writes lost to a poll{}{}); it is retried, and a retry sends only what is missing",
+            "stopped part-way ({} events unpublished, {} markets failed, {} state writes lost to a poll, {} markets not started in the function's time{}{}); it is retried, and a retry sends only what is missing",
             report.unpublished,
             report.failed_markets.len(),
             report.state_conflicts,
+            report.markets_not_started,
             if failures.is_empty() { "" } else { ": " },
             failures.join("; ")
         ));

@@ -471,3 +471,112 @@ fn a_long_key_gets_a_hashed_result_name() {
     );
     assert_ne!(hashed, result_key(&format!("{past}x")));
 }
+
+/// Poll states whose every read and write takes `latency` (S3 far away, in paused time),
+/// counting the reads under way at once.
+struct SlowStates {
+    inner: MemoryPollStates,
+    latency: std::time::Duration,
+    reading: std::sync::atomic::AtomicUsize,
+    most_reading: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::poller::ports::PollStateStore for SlowStates {
+    async fn load(&self, key: &str) -> Result<crate::poller::ports::StoredPollState, PortError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.reading.fetch_add(1, SeqCst) + 1;
+        self.most_reading.fetch_max(now, SeqCst);
+        tokio::time::sleep(self.latency).await;
+        self.reading.fetch_sub(1, SeqCst);
+        self.inner.load(key).await
+    }
+
+    async fn save(
+        &self,
+        key: &str,
+        state: &crate::poller::detect::PollState,
+        expected_version: Option<&str>,
+    ) -> Result<bool, PortError> {
+        tokio::time::sleep(self.latency).await;
+        self.inner.save(key, state, expected_version).await
+    }
+}
+
+/// A file of many markets whose state reads and writes outlast the function's time: the
+/// markets not started by [`IMPORT_RUN_BUDGET`] are left to the retry (the result says how
+/// many), where Lambda would have stopped the import part-way, unwritten; the retry sends
+/// them and nothing twice.
+#[tokio::test(start_paused = true)]
+async fn an_import_out_of_time_starts_no_more_markets_and_its_retry_sends_the_rest() {
+    // 40 listings, each in a market of its own.
+    let listings: Vec<Listing> = nashville()
+        .into_iter()
+        .take(40)
+        .enumerate()
+        .map(|(i, mut l)| {
+            l.address.city = format!("Town {i:02}");
+            l.market = crate::listing::MarketKey::for_address(&l.address).expect("a market");
+            l
+        })
+        .collect();
+    let stack = Stack::default();
+    let states = SlowStates {
+        inner: MemoryPollStates::default(),
+        // A market's read and write: 100 s, half the budget.
+        latency: IMPORT_RUN_BUDGET / 4,
+        reading: Default::default(),
+        most_reading: Default::default(),
+    };
+    let (lake, stream) = (&stack.lake, &stack.stream);
+    lake.drop_file("imports/national.csv", csv(&listings));
+    let request = request("imports/national.csv");
+    let first = import(&request, LAKE, lake, stream, &states, at(10))
+        .await
+        .expect("import");
+    assert_eq!(
+        states
+            .most_reading
+            .load(std::sync::atomic::Ordering::SeqCst),
+        crate::poller::replay::MARKETS_IN_FLIGHT,
+        "markets are read at once"
+    );
+    // Two rounds of 16 markets took the budget; the last 8 were not started.
+    assert!(first.retry());
+    let result = lake.result("imports/national.csv");
+    assert_eq!(result.status, ImportStatus::Failed);
+    assert_eq!((result.published, result.unpublished), (32, 0));
+    assert!(
+        result
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("8 markets not started")),
+        "{:?}",
+        result.reason
+    );
+    let mut sent: Vec<String> = stream
+        .taken()
+        .iter()
+        .map(|e| e.listing.id.as_str().to_owned())
+        .collect();
+
+    // The retry reads the 32 done markets (unchanged: not written) and sends the rest.
+    let retry = import(&request, LAKE, lake, stream, &states, at(40))
+        .await
+        .expect("import");
+    assert!(!retry.retry(), "{:?}", retry.result.reason);
+    assert_eq!(
+        lake.result("imports/national.csv").status,
+        ImportStatus::Done
+    );
+    assert_eq!((retry.result.published, retry.result.unchanged), (8, 32));
+    sent.extend(
+        stream
+            .taken()
+            .iter()
+            .map(|e| e.listing.id.as_str().to_owned()),
+    );
+    sent.sort();
+    let mut ids: Vec<String> = listings.iter().map(|l| l.id.as_str().to_owned()).collect();
+    ids.sort();
+    assert_eq!(sent, ids, "every listing once");
+}

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::ports::{EventPublisher, PollStateStore, PublishFailure, StoredPollState};
 use super::raw::RawPage;
-use super::replay::{MarketReplay, REPLAY_POLL_ID_PREFIX, ReplayOptions, replay_market};
+use super::replay::{MarketReplay, REPLAY_POLL_ID_PREFIX, replay_market};
 use super::run::state_key;
 use crate::listing::{Listing, ListingEvent, time_window_violation};
 use crate::ports::PortError;
@@ -193,10 +193,6 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
     states: &S,
     started_at: DateTime<Utc>,
 ) -> Vec<ReadReplay> {
-    let options = ReplayOptions {
-        rate_per_second: None,
-        started_at,
-    };
     let poll_id = format!(
         "{REPLAY_POLL_ID_PREFIX}raw-{}",
         started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -213,7 +209,7 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
             &read.state_key(),
             listings,
             &poll_id,
-            options,
+            started_at,
         )
         .await
         .map_err(|e| e.to_string());
@@ -270,10 +266,7 @@ mod tests {
             "zillow/nashville-tn",
             nashville(),
             "poll",
-            ReplayOptions {
-                rate_per_second: None,
-                started_at: at(1),
-            },
+            at(1),
         )
         .await
         .expect("replay");

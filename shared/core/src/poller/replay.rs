@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 
 use super::deliver::deliver;
 use super::detect::{DelistingGuard, MarketRead};
@@ -37,6 +38,11 @@ pub const REPLAY_POLL_ID_PREFIX: &str = "replay-";
 /// Events handed to the publisher at once (PutRecords' limit), and the progress step.
 const PUBLISH_CHUNK: usize = 500;
 
+/// Markets replayed at once. Each waits mostly on its state's read and write (two S3 calls)
+/// and its publish: one at a time, a national export of a few thousand markets outlasted the
+/// importer's timeout. A listing is in one market, so its events keep their order.
+pub const MARKETS_IN_FLIGHT: usize = 16;
+
 /// How a replay runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplayOptions {
@@ -44,6 +50,9 @@ pub struct ReplayOptions {
     pub rate_per_second: Option<f64>,
     /// When the replay runs: names its events' poll id and bounds the rows' `observed_at`.
     pub started_at: DateTime<Utc>,
+    /// No market starts once the replay has run this long (`None`: no limit). The markets
+    /// not started are counted ([`ReplayReport::markets_not_started`]); a replay again sends them.
+    pub run_budget: Option<std::time::Duration>,
 }
 
 /// Told how far a replay got.
@@ -89,12 +98,17 @@ pub struct ReplayReport {
     /// Groups whose state another writer (a poll) saved first: replay the file again.
     pub state_conflicts: usize,
     pub failed_markets: Vec<MarketFailure>,
+    /// Groups not started before the run's budget was spent ([`ReplayOptions::run_budget`]).
+    pub markets_not_started: usize,
 }
 
 impl ReplayReport {
     /// Every part of the file that could be sent was sent.
     pub fn finished(&self) -> bool {
-        self.failed_markets.is_empty() && self.unpublished == 0 && self.state_conflicts == 0
+        self.failed_markets.is_empty()
+            && self.unpublished == 0
+            && self.state_conflicts == 0
+            && self.markets_not_started == 0
     }
 }
 
@@ -167,20 +181,44 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
         "{REPLAY_POLL_ID_PREFIX}{}",
         options.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
     );
-    for (key, listings) in groups {
-        let rows = listings.len();
-        let sender = PacedPublisher {
-            inner: publisher,
-            limiter: limiter.as_ref(),
-            chunk_size,
-            progress,
-            sent: AtomicUsize::new(0),
-        };
-        let outcome = replay_market(&sender, states, &key, listings, &poll_id, options).await;
-        // Rows not accounted for by published chunks (unchanged, stale, failed) are done too.
-        progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
+    let started = tokio::time::Instant::now();
+    // In file order (by market key), whatever order they end in: the report is the same at
+    // every run.
+    let outcomes: Vec<(String, Option<Result<MarketReplay, PortError>>)> =
+        futures::stream::iter(groups)
+            .map(|(key, listings)| {
+                let (limiter, poll_id) = (limiter.as_ref(), &poll_id);
+                async move {
+                    if options
+                        .run_budget
+                        .is_some_and(|budget| started.elapsed() >= budget)
+                    {
+                        return (key, None);
+                    }
+                    let rows = listings.len();
+                    let sender = PacedPublisher {
+                        inner: publisher,
+                        limiter,
+                        chunk_size,
+                        progress,
+                        sent: AtomicUsize::new(0),
+                    };
+                    let outcome =
+                        replay_market(&sender, states, &key, listings, poll_id, options.started_at)
+                            .await;
+                    // Rows not accounted for by published chunks (unchanged, stale, failed)
+                    // are done too.
+                    progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
+                    (key, Some(outcome))
+                }
+            })
+            .buffered(MARKETS_IN_FLIGHT)
+            .collect()
+            .await;
+    for (key, outcome) in outcomes {
         match outcome {
-            Ok(m) => {
+            None => report.markets_not_started += 1,
+            Some(Ok(m)) => {
                 report.stale += m.stale;
                 report.new += m.delivery.new;
                 report.changed += m.delivery.changed;
@@ -189,7 +227,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
                 report.unchanged += m.unchanged;
                 report.state_conflicts += usize::from(m.delivery.state_conflict);
             }
-            Err(e) => report.failed_markets.push(MarketFailure {
+            Some(Err(e)) => report.failed_markets.push(MarketFailure {
                 key,
                 error: e.to_string(),
             }),
@@ -229,7 +267,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
     key: &str,
     listings: Vec<Listing>,
     poll_id: &str,
-    options: ReplayOptions,
+    started_at: DateTime<Utc>,
 ) -> Result<MarketReplay, PortError> {
     let stored = states.load(key).await?;
     let rows = listings.len();
@@ -286,7 +324,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         &stored,
         read,
         &market_poll_id,
-        options.started_at,
+        started_at,
         DelistingGuard::default(),
         super::deliver::OnConflict::Merge,
     )
@@ -372,6 +410,7 @@ pub(crate) mod tests {
         ReplayOptions {
             rate_per_second: None,
             started_at: at(minute),
+            run_budget: None,
         }
     }
 
