@@ -242,7 +242,14 @@ fn detect_read(
                 && observed_at - held_since >= MASS_LOSS_CONFIRMATION
         };
         for (id, before) in missing {
-            if !mass_loss || confirmed(id) {
+            // A held listing goes only on confirmation: a read missing fewer of them, as an
+            // outage recovers, is no evidence that those it still misses are gone.
+            let delist = if previous.unconfirmed_delistings.contains(id) {
+                confirmed(id)
+            } else {
+                !mass_loss
+            };
+            if delist {
                 events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
             } else {
                 held_delistings += 1;
@@ -941,6 +948,33 @@ pub(super) mod tests {
         assert_eq!(
             d.next.unconfirmed_since,
             Some(at(5) + MASS_LOSS_CONFIRMATION)
+        );
+        // A read missing fewer of them (an outage recovering): those it sees leave the
+        // list, those it misses stay held, counted from when they were first held.
+        let d = detect(
+            &held,
+            complete([&all[..2], &all[4..]].concat(), &[]),
+            "p2",
+            at(10),
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.held_delistings, 2);
+        assert_eq!(
+            d.next.unconfirmed_delistings,
+            ["zillow:3", "zillow:4"].map(str::to_owned).into()
+        );
+        assert_eq!(d.next.unconfirmed_since, Some(at(5)));
+        let d = detect(
+            &d.next,
+            complete([&all[..2], &all[4..]].concat(), &[]),
+            "p3",
+            at(5) + MASS_LOSS_CONFIRMATION,
+            guard,
+        );
+        assert_eq!(
+            kinds(&d),
+            ["zillow:3", "zillow:4"].map(|id| (id.to_owned(), "delisted"))
         );
         // Or it sees them all again: nothing happened.
         let d = detect(&held, complete(all.clone(), &[]), "p2", at(10), guard);
