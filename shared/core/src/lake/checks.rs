@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::rows::{EventRow, ListingRow, MarketDayRow};
+use super::rows::{EventRow, ListingRow, MarketDayRow, event_order};
 use crate::listing::ListingStatus;
 use crate::metrics::aggregate::MarketFigures;
 
@@ -196,7 +196,7 @@ impl EventChecks {
         }
         let mut ordered: Vec<&EventRow> = events.iter().collect();
         ordered.sort_by(|a, b| {
-            (a.observed_at, a.event_id.as_str()).cmp(&(b.observed_at, b.event_id.as_str()))
+            event_order(a.observed_at, &a.event_id).cmp(&event_order(b.observed_at, &b.event_id))
         });
         for e in ordered {
             let counted = e.offer == "sale" && e.kind != "delisted";

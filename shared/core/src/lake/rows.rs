@@ -36,6 +36,17 @@ pub fn event_id(event: &ListingEvent) -> String {
     format!("{id}@replay-{:016x}", hasher.finish())
 }
 
+/// The order of a listing's events: when each was seen, then a replay's correction after
+/// the event it corrects (whatever their kinds: a status misread as new at an instant, then
+/// corrected by a replay's change at the same instant, as the metrics apply them in stream
+/// order), then the event id, so that ties order the same way at every run.
+pub fn event_order(observed_at: DateTime<Utc>, event_id: &str) -> (DateTime<Utc>, bool, &str) {
+    let replayed = event_id
+        .rsplit_once('#')
+        .is_some_and(|(_, kind)| kind.contains("@replay-"));
+    (observed_at, replayed, event_id)
+}
+
 fn kind_name(kind: &EventKind) -> &'static str {
     match kind {
         EventKind::New => "new",
@@ -279,14 +290,13 @@ impl ListingRow {
         }
     }
 
-    /// The order of a listing's versions: when it was seen, then the event id (so events
-    /// seen at the same instant still order the same way on every run).
-    fn version(&self) -> (DateTime<Utc>, &str) {
-        (self.last_observed_at, self.last_event_id.as_str())
+    /// The order of a listing's versions: its last event's [`event_order`].
+    fn version(&self) -> (DateTime<Utc>, bool, &str) {
+        event_order(self.last_observed_at, &self.last_event_id)
     }
 }
 
-/// The newest event of each listing among `events` (by observation time, then event id),
+/// The newest event of each listing among `events` (by [`event_order`]),
 /// as the listing state the metrics keep (docs/metrics.md: an older observation never
 /// overwrites a newer one).
 pub fn newest_per_listing(events: &[EventRow]) -> HashMap<&str, &EventRow> {
@@ -295,8 +305,8 @@ pub fn newest_per_listing(events: &[EventRow]) -> HashMap<&str, &EventRow> {
         newest
             .entry(row.listing_id.as_str())
             .and_modify(|kept| {
-                if (row.observed_at, row.event_id.as_str())
-                    > (kept.observed_at, kept.event_id.as_str())
+                if event_order(row.observed_at, &row.event_id)
+                    > event_order(kept.observed_at, &kept.event_id)
                 {
                     *kept = row;
                 }

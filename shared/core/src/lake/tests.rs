@@ -109,6 +109,29 @@ fn the_newest_event_per_listing_wins_ties_by_event_id() {
     assert_eq!(newest["zillow:100001"].kind, "delisted");
 }
 
+/// A status misread as a new listing at an instant, corrected by `realty replay-raw` with a
+/// change at the same instant (the metrics apply the correction, in stream order): in
+/// `listings` the correction wins, whatever the kinds' names sort as, in either order.
+#[test]
+fn a_replayed_correction_wins_the_tie_with_the_event_it_corrects() {
+    let seen = listing(1, 0, 35_000_000, ListingStatus::Pending, at(0));
+    let polled = ListingEvent::new_listing(seen.clone(), "poll-1");
+    let fixed = listing(1, 0, 35_000_000, ListingStatus::Active, at(0));
+    let replayed = ListingEvent::changed(&seen, fixed, "replay-raw-2026-11-27T10:00:00.000Z-x")
+        .expect("a change");
+    assert_eq!(replayed.observed_at, polled.observed_at);
+    let rows = [EventRow::from(&polled), EventRow::from(&replayed)];
+    // The ids alone sort the poller's `#new` after the replay's `#changed@replay-...`.
+    assert!(rows[0].event_id > rows[1].event_id);
+    for order in [[0, 1], [1, 0]] {
+        let events = order.map(|i| rows[i].clone());
+        let merged = merge_listings(Vec::new(), &events);
+        assert_eq!(merged[0].status, "active", "{order:?}");
+        assert_eq!(merged[0].last_event_kind, "changed");
+        assert_eq!(newest_per_listing(&events)["zillow:100001"].kind, "changed");
+    }
+}
+
 mod checks {
     use std::collections::BTreeMap;
 
