@@ -12,7 +12,7 @@ use super::config::no_key_message;
 use super::deliver::deliver;
 use super::detect::{DelistingGuard, implausibly_empty};
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
-use super::markets::{ConfigSnapshot, PollRecord, month_of};
+use super::markets::{ConfigSnapshot, PollRecord, WatchedMarket, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
 use super::raw::{MarketPages, RawPageStore};
 use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market, reads_rentals};
@@ -317,8 +317,16 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                         MarketKey::country_of(m).is_some_and(|c| kind.is_portal() != c.is_us())
                     })
                     .flat_map(move |m| {
-                        offers(kind)
-                            .map(move |offer| (kind, m.as_str(), SearchFilter::default(), offer))
+                        // A watched market is read under its own filter: its state is of
+                        // that filter's listings, and an unfiltered read would publish the
+                        // others as new, for the next scheduled read to delist.
+                        let filter = snapshot
+                            .markets
+                            .iter()
+                            .find(|w| w.market == *m)
+                            .map(WatchedMarket::filter)
+                            .unwrap_or_default();
+                        offers(kind).map(move |offer| (kind, m.as_str(), filter.clone(), offer))
                     })
             })
             .collect()
@@ -749,6 +757,34 @@ mod poll_record_tests {
         assert_eq!((summary.pages, summary.failed_markets), (0, 0));
         let recorded = poller.config.load(&month_of(now)).await.expect("config");
         assert!(recorded.polls.is_empty(), "{:?}", recorded.polls);
+    }
+
+    /// `realty invoke poller` naming a watched market reads it under the market's filter
+    /// (its state is of that filter's listings); a market not watched, under none.
+    #[tokio::test]
+    async fn a_named_market_is_read_under_its_watched_filter() {
+        let poller = poller_watching(&["zillow"], POLL_RUN_BUDGET).await;
+        let mut watched = crate::poller::markets::tests::market("nashville-tn", &["zillow"], 60);
+        watched.min_price = Some(100_000);
+        watched.max_price = Some(900_000);
+        poller.config.put_market(&watched).await.expect("watched");
+        let now = Utc::now();
+        let snapshot = poller.config.load(&month_of(now)).await.expect("config");
+        let request = PollRequest {
+            markets: vec!["nashville-tn".into(), "austin-tx".into()],
+            rentals: false,
+        };
+        let wanted = poller.wanted(&request, &snapshot, now);
+        let filter_of = |market: &str| {
+            wanted
+                .iter()
+                .find(|(kind, m, _, _)| *kind == SourceKind::Zillow && *m == market)
+                .map(|(_, _, filter, _)| filter.clone())
+                .expect("read")
+        };
+        assert_eq!(filter_of("nashville-tn"), watched.filter());
+        assert_ne!(filter_of("nashville-tn"), SearchFilter::default());
+        assert_eq!(filter_of("austin-tx"), SearchFilter::default());
     }
 
     /// A market of a source the stack does not reach (RESO without ResoApiUrl) raises the
