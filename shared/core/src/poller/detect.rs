@@ -355,7 +355,7 @@ fn remember_delistings(
     remembered
 }
 
-/// Sources that give days on market instead of a date (Zillow's `daysOnZillow`) make the
+/// A source that gives days on market instead of a date (Zillow's `daysOnZillow`) makes the
 /// derived on-market date move by a day with the time of day of the poll; a one-day move is
 /// that jitter, not a change, so the earlier observation's date stands.
 ///
@@ -367,7 +367,10 @@ fn keep_derived_date(before: &Listing, current: &mut Listing) {
         current.on_market_date = before.on_market_date;
         return;
     }
-    if let (Some(old), Some(new)) = (before.on_market_date, current.on_market_date)
+    // RESO's `OnMarketDate` and Realtor.com's `list_date` are dates as given: a one-day
+    // move of theirs is a correction, and is reported.
+    if current.source == crate::listing::ListingSource::Zillow
+        && let (Some(old), Some(new)) = (before.on_market_date, current.on_market_date)
         && (new - old).num_days().abs() <= 1
     {
         current.on_market_date = Some(old);
@@ -644,6 +647,28 @@ pub(super) mod tests {
             d.next.listings["zillow:1"].on_market_date,
             before.on_market_date
         );
+        // A source that gives the date itself (RESO's `OnMarketDate`): a one-day move is a
+        // correction, reported.
+        let as_reso = |l: &Listing| {
+            let mut l = l.clone();
+            l.source = crate::listing::ListingSource::Reso;
+            l.id = crate::listing::ListingId::new(crate::listing::ListingSource::Reso, "1")
+                .expect("id");
+            l
+        };
+        let d = detect(
+            &state(&[as_reso(&before)]),
+            MarketRead {
+                listings: vec![as_reso(&later)],
+                complete: true,
+                cursor: None,
+                ..MarketRead::default()
+            },
+            "p",
+            at(5),
+            DelistingGuard { max_share: 1.0 },
+        );
+        assert_eq!(kinds(&d), [("reso:1".into(), "changed")]);
         // A relisting weeks later is a change.
         later.on_market_date = before
             .on_market_date
