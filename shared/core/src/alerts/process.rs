@@ -35,8 +35,8 @@ use super::ports::{
     AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, RejectedAlert,
 };
 use super::rules::{
-    Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, classify, evaluate,
-    median_scope_keys, needs_median, per_event, pick_median,
+    Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, Medians, classify,
+    evaluate, median_scope_keys, needs_median, per_event,
 };
 use crate::ports::PortError;
 
@@ -242,16 +242,16 @@ where
     let mut due_ids: HashSet<String> = HashSet::new();
     let mut sink: Vec<Rejected> = Vec::new();
     for (i, change) in changes.iter().enumerate().take(failure.limit()) {
-        let median = if needs_median(change.old.as_ref(), &change.new) {
-            let median = pick_median(&change.new.listing, &medians);
-            if median.is_none() {
+        let judged_by = if needs_median(change.old.as_ref(), &change.new) {
+            let judged_by = Medians::of(&change.new.listing, &medians);
+            if judged_by.judged.is_none() {
                 stats.without_median += 1;
             }
-            median
+            judged_by
         } else {
-            None
+            Medians::default()
         };
-        for alert in evaluate(change, thresholds, median.as_ref()) {
+        for alert in evaluate(change, thresholds, &judged_by) {
             *stats.due.entry(alert.kind.as_str()).or_default() += 1;
             match message(&alert).and_then(|m| {
                 let feed = AlertFeedItem::of(&m).map_err(|e| Unpublishable {

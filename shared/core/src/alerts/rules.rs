@@ -456,13 +456,49 @@ pub fn pick_median(
     listing: &Listing,
     medians: &std::collections::BTreeMap<String, f64>,
 ) -> Option<MarketMedian> {
-    median_scope_keys(listing).into_iter().find_map(|key| {
-        let median = *medians.get(&key)?;
-        (median.is_finite() && median > 0.0).then_some(MarketMedian {
-            scope_key: key,
-            price_per_sqft: median,
-        })
+    median_scope_keys(listing)
+        .into_iter()
+        .find_map(|key| usable_median(key, medians))
+}
+
+fn usable_median(
+    scope_key: String,
+    medians: &std::collections::BTreeMap<String, f64>,
+) -> Option<MarketMedian> {
+    let median = *medians.get(&scope_key)?;
+    (median.is_finite() && median > 0.0).then_some(MarketMedian {
+        scope_key,
+        price_per_sqft: median,
     })
+}
+
+/// The medians a change is told against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Medians {
+    /// The listing's type in its city, else its city across types ([`pick_median`]): what
+    /// undervalued is judged by, and what the other alerts show.
+    pub judged: Option<MarketMedian>,
+    /// Its city across types: the median whose bounds flagged an anomaly (docs/metrics.md),
+    /// which the anomaly alert shows.
+    pub city: Option<MarketMedian>,
+}
+
+impl Medians {
+    /// `listing`'s medians among those read (scope key -> dollars per sqft).
+    pub fn of(listing: &Listing, medians: &std::collections::BTreeMap<String, f64>) -> Self {
+        Self {
+            judged: pick_median(listing, medians),
+            city: usable_median(city_scope_key(&listing.market.city_state, None), medians),
+        }
+    }
+
+    /// One median for both (a city whose only median is across types).
+    pub fn both(median: &MarketMedian) -> Self {
+        Self {
+            judged: Some(median.clone()),
+            city: Some(median.clone()),
+        }
+    }
 }
 
 fn is_undervalued(item: &ListingItem, thresholds: &AlertThresholds, median: &MarketMedian) -> bool {
@@ -540,12 +576,13 @@ impl Alert {
 
 /// The alerts a change makes, in the order of [`AlertKind::ALL`]: a price cut (a
 /// `price_drop` when it reaches the thresholds, else a `price_cut`), undervalued, back on
-/// market, new listing (when the thresholds ask for them), anomaly. `median` is the listing's market median, where [`needs_median`] asked for one
-/// and the market table has one.
+/// market, new listing (when the thresholds ask for them), anomaly. `medians` are the
+/// listing's market medians, where [`needs_median`] asked for them and the market table has
+/// them.
 pub fn evaluate(
     change: &ListingChange,
     thresholds: &AlertThresholds,
-    median: Option<&MarketMedian>,
+    medians: &Medians,
 ) -> Vec<Alert> {
     let (old, new) = (change.old.as_ref(), &change.new);
     // A new listing has no old price: its old price is its price.
@@ -555,7 +592,11 @@ pub fn evaluate(
         listing: new.clone(),
         price: PriceMove::between(old_price, new.listing.price_minor),
         price_per_sqft: price_per_sqft(&new.listing),
-        median: median.cloned(),
+        median: if kind == AlertKind::Anomaly {
+            medians.city.clone()
+        } else {
+            medians.judged.clone()
+        },
         new_listing: old.is_none(),
     };
     let mut alerts = Vec::new();
@@ -566,7 +607,11 @@ pub fn evaluate(
             AlertKind::PriceCut
         }));
     }
-    if median.is_some_and(|m| undervalued(old, new, thresholds, m)) {
+    if medians
+        .judged
+        .as_ref()
+        .is_some_and(|m| undervalued(old, new, thresholds, m))
+    {
         alerts.push(alert(AlertKind::Undervalued));
     }
     if old.is_some_and(|old| back_on_market(old, new)) {

@@ -193,7 +193,12 @@ fn drop_with_address(line_bytes: usize) -> Event {
 fn message_bytes(line_bytes: usize) -> usize {
     let change = classify(drop_with_address(line_bytes).records[0].clone()).expect("decodes");
     let median = pick_median(&change.new.listing, &World::default().medians.medians);
-    let alert = evaluate(&change, &AlertThresholds::default(), median.as_ref()).remove(0);
+    let alert = evaluate(
+        &change,
+        &AlertThresholds::default(),
+        &median.as_ref().map(Medians::both).unwrap_or_default(),
+    )
+    .remove(0);
     match message(&alert) {
         Ok(m) => m.size_bytes(),
         Err(e) => e.bytes,

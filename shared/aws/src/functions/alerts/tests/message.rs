@@ -8,7 +8,7 @@ use super::*;
 fn the_message_of_the_sample() {
     let change = classify(sample_record()).expect("decodes");
     let m = median("city#nashville-tn#condo", 700.0);
-    let alerts = evaluate(&change, &AlertThresholds::default(), Some(&m));
+    let alerts = evaluate(&change, &AlertThresholds::default(), &Medians::both(&m));
     let message = message(&alerts[0]).expect("encodes");
     assert_eq!(
         message.subject,
@@ -70,7 +70,11 @@ fn the_undervalued_subject_says_how_far_below_the_median() {
     let t = AlertThresholds::default();
     let old = item("zillow:1", 450_000, Some(1_000), 1);
     let new = item("zillow:1", 385_000, Some(1_000), 2);
-    let alerts = evaluate(&change(&old, &new), &t, Some(&nashville_condo_median()));
+    let alerts = evaluate(
+        &change(&old, &new),
+        &t,
+        &Medians::both(&nashville_condo_median()),
+    );
     let subjects: Vec<String> = alerts
         .iter()
         .map(|a| message(a).expect("encodes").subject)
@@ -104,7 +108,11 @@ fn a_moroccan_subject_names_its_neighbourhood_dirhams_and_price_per_square_metre
         item
     };
     let (old, new) = (moroccan(450_000, 1), moroccan(385_000, 2));
-    let alerts = evaluate(&change(&old, &new), &t, Some(&nashville_condo_median()));
+    let alerts = evaluate(
+        &change(&old, &new),
+        &t,
+        &Medians::both(&nashville_condo_median()),
+    );
     let subjects: Vec<String> = alerts
         .iter()
         .map(|a| message(a).expect("encodes").subject)
@@ -128,7 +136,7 @@ fn new_listing_and_back_on_market_subjects_say_so() {
         old: None,
         new: new.clone(),
     };
-    let alert = evaluate(&first_sighting, &t, Some(&m)).remove(0);
+    let alert = evaluate(&first_sighting, &t, &Medians::both(&m)).remove(0);
     let undervalued = message(&alert).expect("encodes");
     assert_eq!(
         undervalued.subject,
@@ -139,7 +147,7 @@ fn new_listing_and_back_on_market_subjects_say_so() {
     assert_eq!(body.price_per_sqft_to_median, Some(0.7));
     let mut gone = item("zillow:1", 350_000, Some(1_000), 1);
     gone.delisted = true;
-    let back = evaluate(&change(&gone, &new), &t, Some(&m));
+    let back = evaluate(&change(&gone, &new), &t, &Medians::both(&m));
     assert_eq!(back[1].kind, AlertKind::BackOnMarket);
     let message = message(&back[1]).expect("encodes");
     assert_eq!(
@@ -182,7 +190,7 @@ fn subjects_are_short_printable_ascii_on_one_line() {
     let alerts = evaluate(
         &change(&item("zillow:1", 200_000, None, 1), &street),
         &AlertThresholds::default(),
-        None,
+        &Medians::default(),
     );
     assert_eq!(
         message(&alerts[0]).expect("encodes").subject,
@@ -196,7 +204,12 @@ fn publish_batches_hold_ten_entries_and_256_kib() {
         let alert = {
             let old = item("zillow:1", 200_000, None, 1);
             let new = item("zillow:1", 100_000, None, 2);
-            evaluate(&change(&old, &new), &AlertThresholds::default(), None).remove(0)
+            evaluate(
+                &change(&old, &new),
+                &AlertThresholds::default(),
+                &Medians::default(),
+            )
+            .remove(0)
         };
         vec![message(&alert).expect("encodes"); n]
     };
@@ -226,7 +239,8 @@ fn an_alert_id_at_its_limit_is_kept_and_past_it_is_unpublishable() {
     use realty_core::alerts::message::MAX_ALERT_ID_BYTES;
     let alert_with_id_of = |bytes: usize| {
         let change = classify(sample_record()).expect("decodes");
-        let mut alert = evaluate(&change, &AlertThresholds::default(), None).remove(0);
+        let mut alert =
+            evaluate(&change, &AlertThresholds::default(), &Medians::default()).remove(0);
         let fixed = alert.idempotency_key().len() - alert.listing.listing_id.len();
         alert.listing.listing_id = "z".repeat(bytes - fixed);
         assert_eq!(alert.idempotency_key().len(), bytes);
@@ -254,7 +268,7 @@ fn new_listing_and_anomaly_subjects_and_attributes_carry_the_criteria() {
         old: None,
         new,
     };
-    let alerts = evaluate(&first_sighting, &on, Some(&m));
+    let alerts = evaluate(&first_sighting, &on, &Medians::both(&m));
     assert_eq!(
         kinds(&alerts),
         [

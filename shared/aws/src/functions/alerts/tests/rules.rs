@@ -9,7 +9,7 @@ use super::*;
 fn the_sample_event_is_a_twenty_percent_drop() {
     let change = classify(sample_record()).expect("decodes");
     assert_eq!(change.sequence_number, "4421584500000000017450439091");
-    let alerts = evaluate(&change, &AlertThresholds::default(), None);
+    let alerts = evaluate(&change, &AlertThresholds::default(), &Medians::default());
     assert_eq!(kinds(&alerts), [AlertKind::PriceDrop]);
     assert_eq!(alerts[0].price, PriceMove::between(42_500_000, 34_000_000));
     assert_eq!(alerts[0].price.drop_pct(), 20.0);
@@ -32,14 +32,14 @@ fn rises_and_unchanged_prices_do_not_alert_and_small_cuts_are_price_cuts() {
             expected == [AlertKind::PriceDrop],
             "{new_price}"
         );
-        let alerts = evaluate(&change(&old, &new), &t, None);
+        let alerts = evaluate(&change(&old, &new), &t, &Medians::default());
         assert_eq!(kinds(&alerts), expected, "{new_price}");
     }
     // A 5 % cut says how much, like a drop: a subscriber can tell a watched listing's cut.
     let cut = evaluate(
         &change(&old, &item("zillow:1", 190_000, Some(1_000), 2)),
         &t,
-        None,
+        &Medians::default(),
     );
     assert_eq!(cut[0].price, PriceMove::between(20_000_000, 19_000_000));
     assert_eq!(cut[0].price.drop_pct(), 5.0);
@@ -144,7 +144,7 @@ fn undervalued_fires_on_the_way_down_to_the_bound() {
     let old = item("zillow:1", 450_000, Some(1_000), 1);
     let at_bound = item("zillow:1", 400_000, Some(1_000), 2);
     assert!(undervalued(Some(&old), &at_bound, &t, &m));
-    let alerts = evaluate(&change(&old, &at_bound), &t, Some(&m));
+    let alerts = evaluate(&change(&old, &at_bound), &t, &Medians::both(&m));
     // An 11 % cut: no price drop (a price cut), but undervalued.
     assert_eq!(
         kinds(&alerts),
@@ -165,7 +165,7 @@ fn an_undervalued_listing_does_not_alert_again_unless_its_price_falls() {
     status.listing.status = ListingStatus::UnderContract;
     assert!(!needs_median(Some(&old), &status));
     assert!(!undervalued(Some(&old), &status, &t, &m));
-    assert!(evaluate(&change(&old, &status), &t, None).is_empty());
+    assert!(evaluate(&change(&old, &status), &t, &Medians::default()).is_empty());
     // A rise that stays under the bound is no news either.
     assert!(!undervalued(
         Some(&old),
@@ -205,7 +205,7 @@ fn a_new_listing_under_the_bound_is_undervalued() {
         old: None,
         new: new.clone(),
     };
-    let alerts = evaluate(&first_sighting, &t, Some(&m));
+    let alerts = evaluate(&first_sighting, &t, &Medians::both(&m));
     assert_eq!(kinds(&alerts), [AlertKind::Undervalued]);
     assert!(alerts[0].new_listing);
     // No old price: old and new are the listing's price, nothing fell.
@@ -224,7 +224,7 @@ fn a_new_listing_under_the_bound_is_undervalued() {
         &t,
         &m
     ));
-    assert!(evaluate(&first_sighting, &t, None).is_empty());
+    assert!(evaluate(&first_sighting, &t, &Medians::default()).is_empty());
     let mut gone = new;
     gone.delisted = true;
     assert!(!needs_median(None, &gone));
@@ -248,7 +248,7 @@ fn a_listing_for_sale_again_is_back_on_market() {
     ] {
         assert!(back_on_market(&old, &new), "{old:?}");
         // Above the bound: only back on market, with its market comparison.
-        let alerts = evaluate(&change(&old, &new), &t, Some(&m));
+        let alerts = evaluate(&change(&old, &new), &t, &Medians::both(&m));
         assert_eq!(kinds(&alerts), [AlertKind::BackOnMarket]);
         assert_eq!(alerts[0].median, Some(m.clone()));
         assert_eq!(
@@ -262,7 +262,7 @@ fn a_listing_for_sale_again_is_back_on_market() {
         kinds(&evaluate(
             &change(&before(|o| o.delisted = true), &cheaper),
             &t,
-            Some(&m)
+            &Medians::both(&m)
         )),
         [
             AlertKind::PriceDrop,
@@ -293,7 +293,7 @@ fn undervalued_needs_an_area_and_a_median() {
     assert!(!needs_median(Some(&old), &new));
     // A 33 % cut still fires its price drop without a median.
     assert_eq!(
-        kinds(&evaluate(&change(&old, &new), &t, None)),
+        kinds(&evaluate(&change(&old, &new), &t, &Medians::default())),
         [AlertKind::PriceDrop]
     );
     let with_area = item("zillow:1", 300_000, Some(1_000), 2);
@@ -311,7 +311,7 @@ fn a_big_cut_below_the_bound_makes_both_alerts() {
     let m = nashville_condo_median();
     let old = item("zillow:1", 500_000, Some(1_000), 1);
     let new = item("zillow:1", 380_000, Some(1_000), 2);
-    let alerts = evaluate(&change(&old, &new), &t, Some(&m));
+    let alerts = evaluate(&change(&old, &new), &t, &Medians::both(&m));
     assert_eq!(
         kinds(&alerts),
         [AlertKind::PriceDrop, AlertKind::Undervalued]
@@ -349,10 +349,18 @@ fn the_property_type_median_comes_first_then_the_city() {
 fn the_idempotency_key_names_kind_listing_and_version() {
     let old = item("zillow:1", 200_000, None, 1);
     let new = item("zillow:1", 100_000, None, 42);
-    let alerts = evaluate(&change(&old, &new), &AlertThresholds::default(), None);
+    let alerts = evaluate(
+        &change(&old, &new),
+        &AlertThresholds::default(),
+        &Medians::default(),
+    );
     assert_eq!(alerts[0].idempotency_key(), "alert#price_drop#zillow:1#42");
     let later = item("zillow:1", 100_000, None, 43);
-    let again = evaluate(&change(&old, &later), &AlertThresholds::default(), None);
+    let again = evaluate(
+        &change(&old, &later),
+        &AlertThresholds::default(),
+        &Medians::default(),
+    );
     assert_ne!(alerts[0].idempotency_key(), again[0].idempotency_key());
 }
 
@@ -514,19 +522,19 @@ fn new_listings_alert_only_when_the_stack_asks_and_only_on_first_sighting() {
         new: new.clone(),
     };
     let off = AlertThresholds::default();
-    assert!(evaluate(&first_sighting, &off, None).is_empty());
+    assert!(evaluate(&first_sighting, &off, &Medians::default()).is_empty());
     let on = AlertThresholds {
         new_listing_alerts: true,
         ..AlertThresholds::default()
     };
-    let alerts = evaluate(&first_sighting, &on, None);
+    let alerts = evaluate(&first_sighting, &on, &Medians::default());
     assert_eq!(kinds(&alerts), [AlertKind::NewListing]);
     assert!(alerts[0].new_listing);
     assert_eq!(alerts[0].idempotency_key(), "alert#new_listing#zillow:1#1");
     // A later change of the same listing is not new; a sold one never alerts.
     let changed = item("zillow:1", 340_000, Some(1_000), 2);
     assert_eq!(
-        kinds(&evaluate(&change(&new, &changed), &on, None)),
+        kinds(&evaluate(&change(&new, &changed), &on, &Medians::default())),
         [AlertKind::PriceCut]
     );
     let mut sold = new.clone();
@@ -536,7 +544,7 @@ fn new_listings_alert_only_when_the_stack_asks_and_only_on_first_sighting() {
         old: None,
         new: sold,
     };
-    assert!(evaluate(&sold_sighting, &on, None).is_empty());
+    assert!(evaluate(&sold_sighting, &on, &Medians::default()).is_empty());
 }
 
 #[test]
@@ -548,7 +556,7 @@ fn a_listing_newly_flagged_anomalous_alerts_once_with_its_market_comparison() {
     flagged.interest = vec![InterestKind::PriceCut, InterestKind::Anomalous];
     assert!(newly_anomalous(Some(&old), &flagged));
     assert!(needs_median(Some(&old), &flagged));
-    let alerts = evaluate(&change(&old, &flagged), &t, Some(&m));
+    let alerts = evaluate(&change(&old, &flagged), &t, &Medians::both(&m));
     assert_eq!(
         kinds(&alerts),
         [
@@ -560,6 +568,27 @@ fn a_listing_newly_flagged_anomalous_alerts_once_with_its_market_comparison() {
     let anomaly = &alerts[2];
     assert_eq!(anomaly.median.as_ref(), Some(&m));
     assert_eq!(anomaly.price_per_sqft, Some(150.0));
+    // Read from the market table: the anomaly is shown against the city's median across
+    // types (whose bounds flagged it), undervalued against the condos'.
+    let read = BTreeMap::from([
+        ("city#nashville-tn#condo".to_owned(), 500.0),
+        ("city#nashville-tn#all".to_owned(), 250.0),
+    ]);
+    let medians = Medians::of(&flagged.listing, &read);
+    let alerts = evaluate(&change(&old, &flagged), &t, &medians);
+    assert_eq!(alerts[1].median.as_ref(), Some(&m));
+    assert_eq!(
+        alerts[2].median.as_ref(),
+        Some(&median("city#nashville-tn#all", 250.0))
+    );
+    assert!(
+        message(&alerts[2])
+            .expect("encodes")
+            .subject
+            .contains("at 60% of median"),
+        "{:?}",
+        message(&alerts[2]).map(|m| m.subject)
+    );
     // Still anomalous at the next change: no second alert; the flag gone and back: one more.
     let mut still = flagged.clone();
     still.sequence = format!("{:0>128}", 3);
