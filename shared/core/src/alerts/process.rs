@@ -27,6 +27,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use super::feed::AlertFeedItem;
@@ -375,7 +376,7 @@ where
     let (to_publish, handed_back): (Vec<Pending>, Vec<Pending>) = claimed
         .into_iter()
         .partition(|p| p.change < failure.limit());
-    release(ports.idempotency, &handed_back, &token).await;
+    release(ports.idempotency, &handed_back, &token, deadline).await;
 
     // 5. Publish.
     let messages: Vec<AlertMessage> = to_publish.iter().map(|p| p.message.clone()).collect();
@@ -433,14 +434,16 @@ where
     }
 
     // 6. Record the outcome of each claim.
-    release(ports.idempotency, &not_published, &token).await;
     for pending in &published {
         stats.published += 1;
         metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
         tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
     }
-    // The marks (which are the feed the API reads) and the error sink are independent
-    // writes: side by side, one round trip after the publish instead of two.
+    // The marks (which are the feed the API reads), the error sink and the claims handed
+    // back are independent writes: side by side, one round trip after the publish. The
+    // releases first, a throttled one retried by the SDK, took the time the marks needed:
+    // published alerts left unmarked, their claims taken over by the re-delivery that the
+    // unpublished ones made certain, were published again.
     let items: Vec<&AlertFeedItem> = published.iter().map(|p| &p.feed).collect();
     let mark = async {
         if items.is_empty() {
@@ -462,10 +465,21 @@ where
         if entries.is_empty() {
             Ok(())
         } else {
-            ports.sink.send(&entries).await
+            let left = (deadline - RETRY_MARGIN - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            tokio::time::timeout(left, ports.sink.send(&entries))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PortError::new(
+                        "alerts workflow",
+                        "cannot send to the error sink: still running 2 s before the invocation's deadline; stopped",
+                    ))
+                })
         }
     };
-    let (marked, sunk) = futures::join!(mark, to_sink);
+    let handing_back = release(ports.idempotency, &not_published, &token, deadline);
+    let (marked, sunk, ()) = futures::join!(mark, to_sink, handing_back);
     if let Some((retries, result)) = marked {
         stats.mark_retries += retries;
         if let Err(e) = result {
@@ -551,13 +565,34 @@ async fn retry_before_deadline<T, Fut: Future<Output = Result<T, PortError>>>(
     }
 }
 
-/// Hands claims back; a failure here is logged only, since the claim's lease ends with this
-/// invocation anyway.
-async fn release<I: IdempotencyStore>(store: &I, claims: &[Pending], token: &str) {
-    for pending in claims {
+/// Claims handed back at once.
+const RELEASES_IN_FLIGHT: usize = 16;
+
+/// Hands claims back, [`RELEASES_IN_FLIGHT`] at a time, until [`RETRY_MARGIN`] before the
+/// deadline. A claim not handed back is logged only: its lease runs out at the deadline (and
+/// its margin), and a re-delivery meanwhile waits for it or fails its record as held.
+async fn release<I: IdempotencyStore>(
+    store: &I,
+    claims: &[Pending],
+    token: &str,
+    deadline: DateTime<Utc>,
+) {
+    if claims.is_empty() {
+        return;
+    }
+    let left = (deadline - RETRY_MARGIN - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    let all = futures::stream::iter(claims).for_each_concurrent(RELEASES_IN_FLIGHT, |pending| async move {
         if let Err(e) = store.release(&pending.feed, token).await {
             tracing::warn!(alert_id = %pending.message.alert_id, error = %e, "cannot release an alert claim");
         }
+    });
+    if tokio::time::timeout(left, all).await.is_err() {
+        tracing::warn!(
+            claims = claims.len(),
+            "alert claims still being handed back 2 s before the deadline; their leases run out"
+        );
     }
 }
 

@@ -148,6 +148,54 @@ async fn a_failed_mark_is_retried_so_a_redelivery_does_not_repeat_the_alert() {
     assert_eq!(published, expected, "each alert once");
 }
 
+/// Handing back the claims of unpublished alerts (DeleteItems throttled, never answering
+/// here) goes on beside the marks, not before them: the published alerts are marked, so the
+/// re-delivery the unpublished ones cause does not publish them again, and the invocation
+/// answers before its deadline.
+#[tokio::test(flavor = "current_thread")]
+async fn releases_that_hang_do_not_keep_the_published_alerts_unmarked() {
+    let world = World::default();
+    world
+        .idempotency
+        .hung_releases
+        .store(true, Ordering::SeqCst);
+    world
+        .publisher
+        .failing
+        .lock()
+        .expect("lock")
+        .insert("zillow:3".into());
+    let event = batch();
+    let deadline = Utc::now() + WORLD_INVOCATION;
+    let (response, outcome) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        world.handle_until(event.clone(), deadline),
+    )
+    .await
+    .expect("the invocation answers");
+    assert!(Utc::now() < deadline, "answered before the deadline");
+    assert_eq!(failed_from(&response), ["300"]);
+    assert_eq!(outcome.stats.marks_failed, 0, "{outcome:?}");
+    assert_eq!(
+        world.idempotency.states()["alert#price_drop#zillow:1#2"],
+        "published"
+    );
+    // Re-delivered once zillow:3's claim has run out: only what was not published goes out.
+    world.publisher.failing.lock().expect("lock").clear();
+    world
+        .idempotency
+        .hung_releases
+        .store(false, Ordering::SeqCst);
+    world.idempotency.after_the_crashed_deadline();
+    let (response, _) = world.handle(from_sequence(&event, "300")).await;
+    assert!(response.batch_item_failures.is_empty());
+    let mut published = world.publisher.published();
+    published.sort();
+    let mut expected = expected_alerts();
+    expected.sort();
+    assert_eq!(published, expected, "each alert once");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_lost_answer_fails_the_record_and_its_redelivery_sends_one_more_copy() {
     let world = World::default();

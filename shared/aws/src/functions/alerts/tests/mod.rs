@@ -135,6 +135,8 @@ struct MemoryIdempotency {
     crash_after_publish: AtomicBool,
     /// This many mark calls fail (a short DynamoDB outage), then they work again.
     failing_marks: AtomicUsize,
+    /// Releases never answer (DeleteItems throttled, the SDK backing off).
+    hung_releases: AtomicBool,
     /// How far the store's clock is ahead of the real one: Lambda re-delivering a batch
     /// after the deadline of the invocation that crashed on it.
     clock_ahead: Mutex<chrono::Duration>,
@@ -276,6 +278,9 @@ impl IdempotencyStore for MemoryIdempotency {
     async fn release(&self, alert: &AlertFeedItem, token: &str) -> Result<(), PortError> {
         if self.crash_after_publish.load(Ordering::SeqCst) {
             return Err(PortError::new("DeleteItem", "crashed"));
+        }
+        if self.hung_releases.load(Ordering::SeqCst) {
+            return std::future::pending().await;
         }
         let key = alert_id(alert);
         let mut records = self.records.lock().expect("lock");
