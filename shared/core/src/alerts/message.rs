@@ -278,11 +278,12 @@ pub fn subject(alert: &Alert) -> String {
         "price/sqm"
     };
     let cut = |what: &str| {
-        format!(
-            "{what} {}%: {} now {price}",
-            format_pct(alert.price.drop_centi_pct),
-            place(alert)
-        )
+        // A fall under 0.01 % rounds down to 0: said so, not "0%".
+        let pct = match alert.price.drop_centi_pct {
+            0 if alert.price.drop_minor > 0 => "under 0.01".to_owned(),
+            centi => format_pct(centi),
+        };
+        format!("{what} {pct}%: {} now {price}", place(alert))
     };
     let text = match alert.kind {
         AlertKind::PriceDrop => cut("Price drop"),

@@ -66,6 +66,30 @@ fn drop_pct_rounds_down_so_filters_never_see_more_than_the_drop() {
 }
 
 #[test]
+fn a_cut_under_a_hundredth_of_a_percent_says_so() {
+    let old = item("zillow:1", 1_000_000, Some(1_000), 1);
+    let new = item("zillow:1", 999_950, Some(1_000), 2);
+    let alerts = evaluate(
+        &change(&old, &new),
+        &AlertThresholds::default(),
+        &Medians::default(),
+    );
+    assert_eq!(kinds(&alerts), [AlertKind::PriceCut]);
+    let message = message(&alerts[0]).expect("encodes");
+    assert!(
+        message.subject.starts_with("Price cut under 0.01%: "),
+        "{}",
+        message.subject
+    );
+    assert!(
+        message
+            .attributes
+            .entries()
+            .contains(&("drop_pct", "Number", "0.00".to_owned()))
+    );
+}
+
+#[test]
 fn the_undervalued_subject_says_how_far_below_the_median() {
     let t = AlertThresholds::default();
     let old = item("zillow:1", 450_000, Some(1_000), 1);
