@@ -300,6 +300,20 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
         format!("a bad line among ten events: {run:?}"),
     )?;
 
+    // A GZIP object cut short can never be read: skipped and counted, and the events
+    // delivered beside it are curated (before, it failed every run from then on).
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, &lines(&events[12..20])?)?;
+    let gzip = gzip.finish()?;
+    lake.deliver("cut-short.gz", gzip[..gzip.len() / 2].to_vec())
+        .await?;
+    lake.deliver("beside-it", lines(&events[20..22])?).await?;
+    let run = curator.run(Utc::now()).await?;
+    ensure(
+        run.events_added == 2 && run.objects_skipped == 1,
+        format!("a cut GZIP object beside two events: {run:?}"),
+    )?;
+
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
         &format!(
@@ -324,7 +338,7 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
     let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
     let rows: Vec<EventRow> = read::rows(&table, None).await?;
     ensure(
-        rows.len() == 10,
+        rows.len() == 12,
         format!("{} rows after the stopped run", rows.len()),
     )?;
     Ok(())

@@ -102,6 +102,10 @@ pub struct CurateReport {
     /// Objects delivered and not read yet: the run stopped at its commits or its time
     /// ([`RunLimits`]); the next run goes on from there.
     pub objects_left: usize,
+    /// Objects that can never be read (over the size bound, a GZIP stream cut or corrupt):
+    /// skipped, each logged with its key, so that one of them does not stop every run; the
+    /// metric `lake_objects_skipped` and its alarm say so.
+    pub objects_skipped: usize,
 }
 
 /// What a scheduled run did, as the invocation answers it.
@@ -110,6 +114,13 @@ pub struct ScheduledRun {
     pub curated: CurateReport,
     /// The data-quality checks that failed (none: all passed).
     pub failed_checks: Vec<String>,
+}
+
+/// What an object of events holds.
+enum ObjectLines {
+    Lines(Vec<Vec<u8>>),
+    /// A body that can never be read (a GZIP stream cut or corrupt), and why.
+    Unreadable(String),
 }
 
 struct ObjectRef {
@@ -183,6 +194,7 @@ impl Curator {
         metrics::counter!("lake_events_added").increment(curated.events_added as u64);
         metrics::counter!("lake_events_duplicate").increment(curated.events_duplicate as u64);
         metrics::counter!("lake_lines_rejected").increment(curated.lines_rejected as u64);
+        metrics::counter!("lake_objects_skipped").increment(curated.objects_skipped as u64);
         tracing::info!(?curated, "lake curated");
         let quality = self.check(now).await?;
         self.publish(&quality).await?;
@@ -198,7 +210,7 @@ impl Curator {
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
         let events_table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
         let through = source_through(events_table.metadata());
-        let objects = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
+        let (objects, too_large) = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
         let mut report = CurateReport {
             objects_read: 0,
             lines_read: 0,
@@ -208,6 +220,7 @@ impl Curator {
             listings: Replaced::Unchanged,
             market_daily: Replaced::Unchanged,
             objects_left: 0,
+            objects_skipped: too_large,
         };
         // Chunks that add nothing (what the lookback reads again, a batch delivered twice)
         // do not count against the commits: only new events and the time do.
@@ -221,7 +234,19 @@ impl Curator {
             let mut rows = Vec::new();
             for object in chunk {
                 report.objects_read += 1;
-                for line in self.lines(&object.key).await? {
+                let lines = match self.lines(&object.key).await? {
+                    ObjectLines::Lines(lines) => lines,
+                    ObjectLines::Unreadable(reason) => {
+                        report.objects_skipped += 1;
+                        tracing::error!(
+                            key = object.key,
+                            reason,
+                            "lake object unreadable: skipped"
+                        );
+                        continue;
+                    }
+                };
+                for line in lines {
                     report.lines_read += 1;
                     match ListingEvent::decode(&line) {
                         Ok(event) => rows.push(EventRow::from(&event)),
@@ -271,11 +296,12 @@ impl Curator {
         Ok(report)
     }
 
-    /// The event objects modified at or after `since` (all without), oldest first.
+    /// The event objects modified at or after `since` (all without), oldest first, and how
+    /// many of those were skipped as too large to read.
     async fn objects_since(
         &self,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<ObjectRef>, LakeError> {
+    ) -> Result<(Vec<ObjectRef>, usize), LakeError> {
         let bucket = &self.lake.config().bucket;
         // Firehose names objects `listings/dt=<day its oldest record arrived>/...`: an object
         // written since `since` is under that day or the one before (a buffer across
@@ -294,7 +320,7 @@ impl Curator {
             .set_start_after(start_after)
             .into_paginator()
             .send();
-        let mut objects = Vec::new();
+        let (mut objects, mut too_large) = (Vec::new(), 0);
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| s3_error("ListObjectsV2", &e))?;
             for object in page.contents.unwrap_or_default() {
@@ -306,26 +332,29 @@ impl Curator {
                 else {
                     continue;
                 };
-                if !within_object_bound(object.size) {
-                    tracing::warn!(key, size = object.size, "lake object too large: skipped");
+                if since.is_some_and(|since| modified < since) {
                     continue;
                 }
-                if since.is_none_or(|since| modified >= since) {
-                    let size = object.size.unwrap_or(0);
-                    objects.push(ObjectRef {
-                        key,
-                        modified,
-                        size,
-                    });
+                if !within_object_bound(object.size) {
+                    tracing::error!(key, size = object.size, "lake object too large: skipped");
+                    too_large += 1;
+                    continue;
                 }
+                objects.push(ObjectRef {
+                    key,
+                    modified,
+                    size: object.size.unwrap_or(0),
+                });
             }
         }
         objects.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)));
-        Ok(objects)
+        Ok((objects, too_large))
     }
 
-    /// The lines of one object (GZIP as Firehose writes it on AWS, plain locally).
-    async fn lines(&self, key: &str) -> Result<Vec<Vec<u8>>, LakeError> {
+    /// The lines of one object (GZIP as Firehose writes it on AWS, plain locally). A read
+    /// that failed is an error (the next run reads it again); a body that can never be read
+    /// is [`ObjectLines::Unreadable`].
+    async fn lines(&self, key: &str) -> Result<ObjectLines, LakeError> {
         let got = match self
             .s3
             .get_object()
@@ -338,7 +367,7 @@ impl Curator {
             // Expired by the lake's lifecycle rule between the listing and the read.
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 tracing::warn!(key, "lake object gone before it was read: skipped");
-                return Ok(Vec::new());
+                return Ok(ObjectLines::Lines(Vec::new()));
             }
             Err(e) => return Err(s3_error("GetObject", &e)),
         };
@@ -350,18 +379,20 @@ impl Curator {
             .into_bytes();
         let bytes = if body.starts_with(&[0x1f, 0x8b]) {
             let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_end(&mut out)
-                .map_err(|e| LakeError::Invalid(format!("gunzip {key}: {e}")))?;
+            if let Err(e) = flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out) {
+                return Ok(ObjectLines::Unreadable(format!("gunzip: {e}")));
+            }
             out
         } else {
             body.to_vec()
         };
-        Ok(bytes
-            .split(|b| *b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(<[u8]>::to_vec)
-            .collect())
+        Ok(ObjectLines::Lines(
+            bytes
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(<[u8]>::to_vec)
+                .collect(),
+        ))
     }
 
     /// `listings` after this run's events: the previous rows merged with them when

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use libtest_mimic::Failed;
 use realty_core::alerts::message::{MAX_MESSAGE_BYTES, message};
-use realty_core::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, evaluate};
+use realty_core::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, Medians, evaluate};
 use realty_core::listing::PropertyType;
 use realty_core::store::ListingItem;
 use realty_tests::{Explain, TestAws, ensure};
@@ -28,10 +28,14 @@ fn alert_bytes(old: &ListingItem, new: &ListingItem, median: f64) -> Result<usiz
         scope_key: "city#nashville-tn#condo".into(),
         price_per_sqft: median,
     };
-    let alert = evaluate(&change, &AlertThresholds::default(), Some(&median))
-        .into_iter()
-        .next()
-        .ok_or("no alert")?;
+    let alert = evaluate(
+        &change,
+        &AlertThresholds::default(),
+        &Medians::both(&median),
+    )
+    .into_iter()
+    .next()
+    .ok_or("no alert")?;
     Ok(match message(&alert) {
         Ok(m) => m.size_bytes(),
         Err(e) => e.bytes,
