@@ -303,3 +303,107 @@ async fn a_failed_reso_full_read_gives_way_to_the_changes_and_waits_an_interval(
     .next;
     assert_eq!(next.last_full_read, Some(observed_at));
 }
+
+/// A RESO full read whose records add up to its count but miss a record the state holds
+/// (paged by `$skip` while a record moved to the end and another was added): a second full
+/// read confirms; the record it finds is not delisted, one missing from both is.
+#[tokio::test]
+async fn a_reso_full_read_missing_a_known_record_is_confirmed_by_a_second() {
+    let at = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .expect("time")
+            .with_timezone(&Utc)
+    };
+    let observed_at = at("2024-03-02T00:00:00Z");
+    let page = fixture(include_bytes!(
+        "../../../tests/fixtures/reso_property_page2.json"
+    ));
+    let records = page["value"].as_array().expect("records").clone();
+    let known = crate::sources::reso::parse_value(&page, observed_at)
+        .expect("page")
+        .listings;
+    assert!(known.len() >= 2, "{known:?}");
+    let missed = known[1].id.as_str().to_owned();
+    let previous = PollState {
+        listings: known
+            .iter()
+            .map(|l| (l.id.as_str().to_owned(), l.clone()))
+            .collect(),
+        ..PollState::default()
+    };
+    let answer = |records: Vec<Value>| {
+        let count = records.len();
+        json!({ "value": records, "@odata.count": count })
+    };
+    let without_it: Vec<Value> = records
+        .iter()
+        .filter(|r| {
+            r["ListingKey"]
+                .as_str()
+                .is_none_or(|key| !missed.ends_with(&format!(":{key}")))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(without_it.len(), records.len() - 1);
+    for (second, delisted) in [(records.clone(), false), (without_it.clone(), true)] {
+        let (first, second) = (answer(without_it.clone()), answer(second));
+        let (base_url, requests) = serve(move |n, _| {
+            if n == 1 {
+                first.clone()
+            } else {
+                second.clone()
+            }
+        })
+        .await;
+        let endpoint = SourceEndpoint {
+            kind: SourceKind::Reso,
+            base_url,
+            key: "test".into(),
+            reso_auth: Some(Arc::new(crate::poller::reso_auth::ResoAuth::new(
+                crate::poller::reso_auth::ResoKey::Token("token".into()),
+            ))),
+            reso_full_read_every: chrono::TimeDelta::hours(24),
+            crawler: None,
+        };
+        let filter = SearchFilter::default();
+        let (read, stats) = read_market(
+            &http_client(std::time::Duration::from_secs(2)).expect("client"),
+            &RateLimiter::per_second(0.0),
+            &HttpPolicy {
+                max_attempts: 1,
+                ..HttpPolicy::default()
+            },
+            &endpoint,
+            MarketSearch {
+                market: "nashville-tn",
+                filter: &filter,
+                offer: Offer::Sale,
+            },
+            &previous,
+            observed_at,
+            &(),
+        )
+        .await
+        .expect("read");
+        assert_eq!(requests.load(Ordering::SeqCst), 2, "two full reads");
+        assert_eq!(stats.reconciliations, 1);
+        assert!(read.complete && read.full, "{read:?}");
+        let found = read.listings.iter().any(|l| l.id.as_str() == missed);
+        assert_eq!(found, !delisted, "{missed}");
+        let detection = crate::poller::detect::detect(
+            &previous,
+            read,
+            "poll",
+            observed_at,
+            // One of three is past the mass-loss share: the guard is another test's.
+            crate::poller::detect::DelistingGuard { max_share: 1.0 },
+        );
+        let delistings: Vec<&str> = detection
+            .events
+            .iter()
+            .filter(|e| e.kind == crate::listing::EventKind::Delisted)
+            .map(|e| e.listing.id.as_str())
+            .collect();
+        assert_eq!(delistings.is_empty(), !delisted, "{delistings:?}");
+    }
+}

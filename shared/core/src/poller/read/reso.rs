@@ -76,9 +76,33 @@ pub(super) async fn read_reso(
     let (tally, newest, complete) = if full {
         match pages.read(&sync(true), &mut stats).await {
             Ok(whole) => {
-                let (mut tally, newest, total) = whole;
+                let (mut tally, mut newest, total) = whole;
                 tally.expect(total);
-                let complete = tally.complete();
+                let mut complete = tally.complete();
+                // Pages of `$skip` over records ordered by modification: a record modified
+                // mid-read moves to the end and the next page starts one record later, so
+                // one record is never read, and a record added meanwhile makes the count
+                // add up. A record missing from a complete read is delisted only if a
+                // second full read misses it too, as the other sources' reads are confirmed.
+                if complete && misses_a_known_record(previous, &tally) {
+                    stats.reconciliations += 1;
+                    match pages.read(&sync(true), &mut stats).await {
+                        Ok((mut again, again_newest, again_total)) => {
+                            again.expect(again_total);
+                            complete = again.complete();
+                            newest = newest.max(again_newest);
+                            tally.merge(again);
+                        }
+                        Err(error) => {
+                            tracing::warn!(
+                                market = search.market,
+                                %error,
+                                "RESO confirming full read failed; nothing is delisted from the first"
+                            );
+                            complete = false;
+                        }
+                    }
+                }
                 (tally, newest, complete)
             }
             // With a cursor to read from, the changes still come; without one (the first
@@ -102,6 +126,14 @@ pub(super) async fn read_reso(
     read.cursor = cursor_at_most(newest.max(cursor), observed_at);
     read.full = full;
     Ok((read, stats))
+}
+
+/// Whether a record of the state is neither read nor refused by `tally`.
+fn misses_a_known_record(previous: &PollState, tally: &Tally) -> bool {
+    previous
+        .listings
+        .keys()
+        .any(|id| !tally.listings.contains_key(id) && !tally.rejected_ids.contains(id))
 }
 
 /// What one RESO read needs to follow its pages.
