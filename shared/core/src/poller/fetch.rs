@@ -23,6 +23,9 @@ pub struct HttpPolicy {
     /// Largest response body read, after decompression: a larger one (a gzip bomb, a page
     /// gone wrong) fails its read at once instead of filling the Lambda's memory.
     pub max_body_bytes: usize,
+    /// No attempt starts, and no wait before one runs, past this instant (the poll run's:
+    /// its reads under way end before the function's timeout); `None`: no bound.
+    pub deadline: Option<Instant>,
 }
 
 /// Default [`HttpPolicy::max_body_bytes`]: the largest real page (a RESO page of 1,000
@@ -38,6 +41,7 @@ impl Default for HttpPolicy {
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            deadline: None,
         }
     }
 }
@@ -83,6 +87,14 @@ pub enum FetchError {
     /// The site's robots.txt does not allow this crawler the page, or could not be read.
     #[error("{url}: not fetched: {reason}")]
     Disallowed { url: String, reason: String },
+    /// The run's time is spent ([`HttpPolicy::deadline`]): a failed read, read again by the
+    /// next run.
+    #[error("{url}: stopped at the poll run's deadline after {attempts} attempts: {last}")]
+    OutOfTime {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
 }
 
 /// Why a body could not be read whole.
@@ -217,6 +229,36 @@ fn backoff(policy: &HttpPolicy, attempt: u32) -> Duration {
     crate::backoff::full_jitter(policy.first_backoff, policy.max_backoff, attempt)
 }
 
+/// Waits `wait` before attempt `attempt + 1`, unless there is none (the last attempt was
+/// made) or the wait would end past the deadline: then the error to give up with.
+async fn wait_to_retry(
+    policy: &HttpPolicy,
+    attempt: u32,
+    wait: Duration,
+    url: &str,
+    last: &str,
+) -> Result<(), FetchError> {
+    if attempt + 1 >= policy.max_attempts {
+        return Err(FetchError::Exhausted {
+            url: url.to_owned(),
+            attempts: policy.max_attempts,
+            last: last.to_owned(),
+        });
+    }
+    if policy
+        .deadline
+        .is_some_and(|deadline| Instant::now() + wait >= deadline)
+    {
+        return Err(FetchError::OutOfTime {
+            url: url.to_owned(),
+            attempts: attempt + 1,
+            last: last.to_owned(),
+        });
+    }
+    tokio::time::sleep(wait).await;
+    Ok(())
+}
+
 /// Fetches one page and parses it with `parse`, retrying what may pass: timeouts, connection
 /// errors, 429 (after Retry-After), 5xx, and bodies that are not whole JSON (truncated or
 /// garbled in transit). A body that is JSON but not this API's shape, or a 4xx, is not retried.
@@ -269,6 +311,16 @@ where
         if attempt > 0 {
             metrics::counter!("http_retries").increment(1);
         }
+        if policy
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(FetchError::OutOfTime {
+                url,
+                attempts: attempt,
+                last,
+            });
+        }
         if !limiter.admit() {
             return Err(FetchError::BudgetSpent { url });
         }
@@ -282,7 +334,7 @@ where
                 } else {
                     e.to_string()
                 };
-                tokio::time::sleep(backoff(policy, attempt)).await;
+                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
                 continue;
             }
         };
@@ -297,8 +349,10 @@ where
                         secs: w.as_secs(),
                     });
                 }
-                Some(w) => tokio::time::sleep(w).await,
-                None => tokio::time::sleep(backoff(policy, attempt)).await,
+                Some(w) => wait_to_retry(policy, attempt, w, &url, &last).await?,
+                None => {
+                    wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
+                }
             }
             continue;
         }
@@ -318,12 +372,12 @@ where
             }
             Ok(Err(BodyError::Transport(e))) => {
                 last = format!("reading the body: {e}");
-                tokio::time::sleep(backoff(policy, attempt)).await;
+                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
                 continue;
             }
             Err(_) => {
                 last = "timed out reading the body".to_owned();
-                tokio::time::sleep(backoff(policy, attempt)).await;
+                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
                 continue;
             }
         };
@@ -338,7 +392,7 @@ where
             Ok(value) => return Ok((value, attempt, body)),
             Err(e @ SourceError::NotJson { .. }) => {
                 last = e.to_string();
-                tokio::time::sleep(backoff(policy, attempt)).await;
+                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
             }
             // A page that parses to no listing: the same request brings the same page.
             Err(SourceError::NoListings { detail, .. }) => {
@@ -406,5 +460,77 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// A GET of a URL, nothing more.
+    struct Plain(String);
+
+    impl PageRequest for Plain {
+        fn build(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+            client.get(&self.0)
+        }
+        fn url(&self) -> String {
+            self.0.clone()
+        }
+    }
+
+    /// An API answering every request 503 with `Retry-After: 1`; its URL and request count.
+    async fn unavailable() -> (String, std::sync::Arc<AtomicU64>) {
+        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        let router = axum::Router::new().route(
+            "/page",
+            axum::routing::get(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("retry-after", "1")],
+                        "busy",
+                    )
+                }
+            }),
+        );
+        (
+            format!("{}/page", crate::poller::serve_on_loopback(router).await),
+            requests,
+        )
+    }
+
+    /// A poll run's reads end by its deadline: no wait runs past it (before, a page kept
+    /// retrying, Retry-After after Retry-After, past the function's timeout), and no wait
+    /// follows the last attempt.
+    #[tokio::test]
+    async fn no_retry_waits_past_the_deadline_or_after_the_last_attempt() {
+        let (url, requests) = unavailable().await;
+        let client = http_client(Duration::from_secs(2)).expect("client");
+        let limiter = RateLimiter::per_second(0.0);
+        let parse = |_: &[u8]| -> Result<(), SourceError> { Ok(()) };
+        let started = Instant::now();
+        let policy = HttpPolicy {
+            deadline: Some(started + Duration::from_millis(1_500)),
+            ..HttpPolicy::default()
+        };
+        let stopped = fetch_parsed(&client, &limiter, &policy, &Plain(url.clone()), parse).await;
+        // Attempts at 0 s and 1 s; the next would wait past 1.5 s.
+        assert!(
+            matches!(stopped, Err(FetchError::OutOfTime { attempts: 2, .. })),
+            "{stopped:?}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() < Duration::from_millis(1_500));
+        // The last attempt: given up at once, not after its Retry-After.
+        let started = Instant::now();
+        let once = HttpPolicy {
+            max_attempts: 1,
+            ..HttpPolicy::default()
+        };
+        let exhausted = fetch_parsed(&client, &limiter, &once, &Plain(url), parse).await;
+        assert!(
+            matches!(exhausted, Err(FetchError::Exhausted { attempts: 1, .. })),
+            "{exhausted:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(900));
     }
 }

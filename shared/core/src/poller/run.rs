@@ -107,8 +107,9 @@ pub struct MarketSummary {
     pub raw_pages_failed: u32,
     /// The source's request budget ran out during the read (nothing inferred from it).
     pub budget_spent: bool,
-    /// Not read: the run's time ([`Poller::run_budget`]) was spent before its turn. Not
-    /// recorded as polled, so the next run reads it.
+    /// Not read, or not to the end: the run's time ([`Poller::run_budget`]) was spent
+    /// before its turn, or its requests reached the run's deadline ([`READS_END_GRACE`]).
+    /// Not recorded as polled, so the next run reads it.
     pub out_of_time: bool,
     /// A portal's pages no longer read as they did (no listing, or fields the last read
     /// found gone): the read failed; nothing published or delisted from it.
@@ -135,7 +136,7 @@ pub struct PollSummary {
     /// Events that reached the stream.
     pub published: usize,
     pub incomplete_reads: usize,
-    /// Reads not started: the run's time was spent (metric `poll_reads_out_of_time`).
+    /// Reads not started, or stopped at the run's deadline (metric `poll_reads_out_of_time`).
     pub reads_out_of_time: usize,
     pub empty_markets: usize,
     /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
@@ -188,6 +189,13 @@ pub struct Poller<P, S, C, R> {
 /// polled every market again, its request budget never charged.
 pub const POLL_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(200);
 
+/// How long after [`Poller::run_budget`] the reads under way may still start a request or
+/// wait to retry one: a request started then ends within two of its timeouts (10 s each by
+/// default: the answer, then its body), inside the function's 300 s, leaving the run time to
+/// charge its requests and record its polls. Before, a read could go on retrying (6 attempts,
+/// Retry-After up to 30 s) past the timeout, and Lambda stopped the run before either.
+pub const READS_END_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     pub async fn poll(&self, request: &PollRequest, observed_at: DateTime<Utc>) -> PollSummary {
         let poll_id = format!("poll-{}", observed_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
@@ -212,9 +220,15 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let wanted = self.wanted(request, &snapshot, observed_at);
         let (pairs, sources) = self.admit(&wanted, &snapshot);
         let started = tokio::time::Instant::now();
+        // The reads under way when the budget is spent end by then too: no request starts,
+        // and no retry waits, past it.
+        let policy = HttpPolicy {
+            deadline: Some(started + self.run_budget + READS_END_GRACE),
+            ..self.policy
+        };
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
             .map(|(endpoint, market, filter, offer)| {
-                let poll_id = &poll_id;
+                let (poll_id, policy) = (&poll_id, &policy);
                 async move {
                     if started.elapsed() >= self.run_budget {
                         return MarketSummary {
@@ -225,8 +239,16 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                             ..MarketSummary::default()
                         };
                     }
-                    self.poll_market(endpoint, market, filter, offer, poll_id, observed_at)
-                        .await
+                    self.poll_market(
+                        endpoint,
+                        policy,
+                        market,
+                        filter,
+                        offer,
+                        poll_id,
+                        observed_at,
+                    )
+                    .await
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -467,9 +489,11 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn poll_market(
         &self,
         endpoint: &SourceEndpoint,
+        policy: &HttpPolicy,
         market: &str,
         filter: SearchFilter,
         offer: Offer,
@@ -485,6 +509,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         if let Err(error) = self
             .poll_market_inner(
                 endpoint,
+                policy,
                 MarketSearch {
                     market,
                     filter: &filter,
@@ -496,8 +521,13 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             )
             .await
         {
-            tracing::warn!(source = %summary.source, market, %error, "market poll failed; other markets go on");
-            summary.error = Some(error);
+            if summary.out_of_time {
+                // As a read not started: not recorded as polled, the next run reads it.
+                tracing::warn!(source = %summary.source, market, %error, "market read stopped at the run's deadline");
+            } else {
+                tracing::warn!(source = %summary.source, market, %error, "market poll failed; other markets go on");
+                summary.error = Some(error);
+            }
         }
         summary
     }
@@ -505,6 +535,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
     async fn poll_market_inner(
         &self,
         endpoint: &SourceEndpoint,
+        policy: &HttpPolicy,
         search: MarketSearch<'_>,
         poll_id: &str,
         observed_at: DateTime<Utc>,
@@ -533,7 +564,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let (read, stats) = read_market(
             &self.client,
             limiter,
-            &self.policy,
+            policy,
             endpoint,
             search,
             &stored.state,
@@ -544,6 +575,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         .map_err(|e| {
             summary.budget_spent = matches!(e, FetchError::BudgetSpent { .. });
             summary.layout_drift = matches!(e, FetchError::LayoutDrift { .. });
+            summary.out_of_time = matches!(e, FetchError::OutOfTime { .. });
             e.to_string()
         })?;
         summary.pages = stats.pages;
