@@ -116,7 +116,7 @@ pub fn run_checks_with(
     let read_to = outside
         .events_through
         .map_or(now, |through| (through - LATE_DELIVERY).min(now));
-    let counts_match = daily_counts_match_events(&events.counts, days, read_to);
+    let counts_match = daily_counts_match_events(&events.counts, &events.backfilled, days, read_to);
     vec![
         CheckResult::of("listing_events.unique_event_id", events.repeated_ids),
         CheckResult::of("listing_events.not_null_keys", events.null_keys),
@@ -171,6 +171,11 @@ pub struct EventChecks {
     bad_values: Vec<String>,
     standing: HashMap<String, Standing>,
     counts: BTreeMap<(String, NaiveDate), (i64, i64)>,
+    /// Per market, the days a replay or an import added events to after they had closed
+    /// (first day -> last): the metrics counted those events in the day they applied them
+    /// (a closed day's figures are never rewritten), the replay of the events in the day
+    /// they were observed, so those days' counts cannot be compared.
+    backfilled: HashMap<String, BTreeMap<NaiveDate, NaiveDate>>,
     /// Events fed so far.
     pub events: usize,
 }
@@ -192,6 +197,18 @@ impl EventChecks {
             }
             if let Some(failing) = unaccepted(e) {
                 self.bad_values.push(failing);
+            }
+            if let Some(started) = replay_started(&e.poll_id) {
+                let applied = started.date_naive();
+                if applied > day {
+                    let last = self
+                        .backfilled
+                        .entry(e.market.clone())
+                        .or_default()
+                        .entry(day)
+                        .or_insert(applied);
+                    *last = (*last).max(applied);
+                }
             }
         }
         let mut ordered: Vec<&EventRow> = events.iter().collect();
@@ -274,18 +291,40 @@ pub fn daily_counts(events: &[EventRow]) -> BTreeMap<(String, NaiveDate), (i64, 
     checks.counts
 }
 
+/// When the replay (`realty replay`, an S3 import, `realty replay-raw`) whose poll id this
+/// is started: `replay-<instant>...`, `replay-raw-<instant>...`; `None` for a poll's. A
+/// replay's id that names no instant started at the latest when it was read, so it is
+/// taken as now: the days since its events' are then not compared.
+fn replay_started(poll_id: &str) -> Option<DateTime<Utc>> {
+    let rest = poll_id.strip_prefix(crate::poller::replay::REPLAY_POLL_ID_PREFIX)?;
+    let rest = rest.strip_prefix("raw-").unwrap_or(rest);
+    let started = rest
+        .get(..24)
+        .and_then(|text| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3fZ").ok())
+        .map(|t| t.and_utc());
+    Some(started.unwrap_or_else(Utc::now))
+}
+
 /// Every closed day's `market_daily` counts (active, pending) against the events' replay:
 /// the days before `read_to`'s. The current day is left out: its row is as of the last
-/// batch; so are the days the events are not read to the end of.
+/// batch; so are the days the events are not read to the end of, and the days a replay or an
+/// import added events to after they closed ([`EventChecks`]' `backfilled`).
 fn daily_counts_match_events(
     replayed: &BTreeMap<(String, NaiveDate), (i64, i64)>,
+    backfilled: &HashMap<String, BTreeMap<NaiveDate, NaiveDate>>,
     days: &[MarketDayRow],
     read_to: DateTime<Utc>,
 ) -> CheckResult {
     let today = read_to.date_naive();
+    let was_backfilled = |d: &MarketDayRow| {
+        backfilled
+            .get(&d.market)
+            .is_some_and(|ranges| ranges.range(..=d.day).any(|(_, last)| *last >= d.day))
+    };
     let failing = days
         .iter()
         .filter(|d| d.day < today && d.scope.ends_with("#all") && d.scope.starts_with("city#"))
+        .filter(|d| !was_backfilled(d))
         .filter_map(|d| {
             // A day with no event keeps the counts of the last day that had one.
             let replay = replayed

@@ -263,6 +263,70 @@ mod checks {
         );
     }
 
+    /// A listing observed on the 22nd and sent by an import on the 23rd: the metrics count
+    /// it in the 23rd (the 22nd had closed), the events' replay in the 22nd. A poll's event
+    /// of the 22nd that the 22nd's row misses is a failure; an import's is no evidence.
+    #[test]
+    fn a_day_an_import_added_events_to_after_it_closed_is_not_compared() {
+        let day = Utc
+            .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let row = crate::lake::market_day_row(&crate::store::MarketSnapshotItem {
+            pk: "city#nashville-tn#all".into(),
+            sk: String::new(),
+            period: crate::metrics::ports::Period::Day(day.date_naive()),
+            figures: Default::default(),
+            trends: None,
+            expires_at: None,
+        })
+        .expect("a day");
+        let observed = day + Duration::hours(10);
+        let seen = super::listing(
+            7,
+            0,
+            35_000_000,
+            crate::listing::ListingStatus::Active,
+            observed,
+        );
+        let with_poll = |poll_id: &str| {
+            let events = vec![EventRow::from(&crate::listing::ListingEvent::new_listing(
+                seen.clone(),
+                poll_id,
+            ))];
+            LakeRows {
+                listings: merge_listings(Vec::new(), &events),
+                events,
+                days: vec![row.clone()],
+            }
+        };
+        assert_eq!(
+            failed(
+                &with_poll("poll-2026-11-22T10:00:00.000Z"),
+                &Outside::default()
+            ),
+            ["market_daily.counts_match_events"]
+        );
+        for imported in [
+            "replay-2026-11-23T09:00:00.000Z",
+            "replay-2026-11-23T09:00:00.000Z-zillow/nashville-tn",
+            "replay-raw-2026-11-23T09:00:00.000Z-zillow-nashville-tn",
+        ] {
+            assert!(
+                failed(&with_poll(imported), &Outside::default()).is_empty(),
+                "{imported}"
+            );
+        }
+        // Replayed the same day: the day is compared as a poll's.
+        assert_eq!(
+            failed(
+                &with_poll("replay-2026-11-22T11:00:00.000Z"),
+                &Outside::default()
+            ),
+            ["market_daily.counts_match_events"]
+        );
+    }
+
     #[test]
     fn daily_counts_replay_the_events_per_day() {
         // The listing is seen active at 10:00, cut at 11:00 and gone at 12:00: one active
