@@ -217,7 +217,7 @@ pub(crate) async fn check_lake_tables(
     corrupted.sort_by(|a, b| a.listing_id.cmp(&b.listing_id));
     replace_rows(
         &curator.lake,
-        &LISTINGS_TABLE,
+        &curator.lake.table(&LISTINGS_TABLE).await?,
         &corrupted,
         std::collections::HashMap::new(),
     )

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use libtest_mimic::Failed;
 use realty_core::config::StackResources;
-use realty_core::lake::{EventRow, ListingRow, event_id};
+use realty_core::lake::{EventRow, ListingRow, event_id, merge_listings};
 use realty_core::listing::{Listing, ListingEvent, ListingId, ListingSource};
 use realty_core::sources::{SourceKind, normalize_file};
 use realty_lake::append::{append_events_onto, append_events_to};
 use realty_lake::curate::{Curator, RunLimits};
 use realty_lake::read;
-use realty_lake::replace::Replaced;
+use realty_lake::replace::{Replaced, replace_rows};
 use realty_lake::schema::{LISTING_EVENTS, LISTING_EVENTS_TABLE, LISTINGS_TABLE, TableDef};
 use realty_tests::{TestAws, ensure};
 
@@ -501,6 +501,37 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
     ensure(
         distinct.len() == files.len() && files.len() == 4,
         format!("the table's metadata files (created, three commits): {files:?}"),
+    )?;
+
+    // A whole-table replace commits onto the table it was planned from: rows planned
+    // before another run's commit are refused (to be planned again), not written over the
+    // newer rows (before, the replace read the table again and its check passed).
+    let def = TableDef {
+        name: "replace_probe",
+        ..LISTINGS_TABLE
+    };
+    let planned_from = curator.lake.table(&def).await?;
+    let newer = merge_listings(Vec::new(), &rows);
+    let older = merge_listings(Vec::new(), first);
+    ensure(
+        replace_rows(&curator.lake, &planned_from, &newer, HashMap::new())
+            .await?
+            .is_some(),
+        "the first run's replace",
+    )?;
+    let late = replace_rows(&curator.lake, &planned_from, &older, HashMap::new()).await?;
+    ensure(
+        late.is_none(),
+        format!("rows planned before the other run's commit replaced its rows: {late:?}"),
+    )?;
+    let kept: Vec<ListingRow> = read::rows(&curator.lake.table(&def).await?, None).await?;
+    ensure(
+        kept.len() == newer.len(),
+        format!(
+            "{} rows kept, the newer run wrote {}",
+            kept.len(),
+            newer.len()
+        ),
     )?;
     Ok(())
 }

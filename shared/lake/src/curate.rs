@@ -447,7 +447,7 @@ impl Curator {
             MERGED_THROUGH.to_owned(),
             events_snapshot.snapshot_id().to_string(),
         )]);
-        replace_rows(&self.lake, &LISTINGS_TABLE, &rows, properties).await
+        replace_rows(&self.lake, &listings, &rows, properties).await
     }
 
     /// `market_daily`: every daily snapshot of every watched market, and the rows markets
@@ -473,12 +473,12 @@ impl Curator {
                 .map_err(|e| LakeError::Invalid(format!("snapshots of {scope}: {e}")))?;
             rows.extend(snapshots.iter().filter_map(market_day_row));
         }
-        let previous: Vec<MarketDayRow> =
-            read::rows(&self.lake.table(&MARKET_DAILY_TABLE).await?, None).await?;
+        let table = self.lake.table(&MARKET_DAILY_TABLE).await?;
+        let previous: Vec<MarketDayRow> = read::rows(&table, None).await?;
         let markets: HashSet<&str> = watched.markets.iter().map(|m| m.market.as_str()).collect();
         let rows = market_daily_rows(&markets, rows, previous);
         let properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
-        replace_rows(&self.lake, &MARKET_DAILY_TABLE, &rows, properties).await
+        replace_rows(&self.lake, &table, &rows, properties).await
     }
 }
 

@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::commit::{SnapshotKind, commit_snapshot};
-use crate::schema::TableDef;
 use crate::write::data_files;
 use crate::{Lake, LakeError};
+use iceberg::table::Table;
 
 const COMMIT_ATTEMPTS: usize = 5;
 /// The snapshot summary key of the content's digest: a rewrite with the same content is
@@ -29,19 +29,19 @@ pub enum Replaced {
     Unchanged,
 }
 
-/// Makes `rows` the whole content of the table of `def`, as one snapshot with
-/// `properties` in its summary, committed onto the table as read now; `None` when another
-/// writer committed first (nothing was committed: plan the rows again from a fresh read,
-/// with [`replanned`]). `rows` must come in a stable order (the digest of their serialized
-/// form decides whether anything changed).
+/// Makes `rows` the whole content of `table`, as one snapshot with `properties` in its
+/// summary, committed onto `table` as the caller read it to plan the rows; `None` when
+/// another writer committed since (nothing was committed: plan the rows again from a fresh
+/// read, with [`replanned`]). Committed onto the table as read again here instead, rows
+/// planned before another run's commit replaced that run's newer ones. `rows` must come in
+/// a stable order (the digest of their serialized form decides whether anything changed).
 pub async fn replace_rows<T: Serialize>(
     lake: &Lake,
-    def: &TableDef,
+    table: &Table,
     rows: &[T],
     properties: HashMap<String, String>,
 ) -> Result<Option<Replaced>, LakeError> {
     let digest = content_digest(rows)?;
-    let table = lake.table(def).await?;
     let current = table.metadata().current_snapshot();
     if current
         .is_some_and(|s| s.summary().additional_properties.get(CONTENT_DIGEST) == Some(&digest))
@@ -49,12 +49,12 @@ pub async fn replace_rows<T: Serialize>(
         return Ok(Some(Replaced::Unchanged));
     }
     let run = uuid::Uuid::new_v4().to_string();
-    let files = data_files(&table, rows, &run).await?;
+    let files = data_files(table, rows, &run).await?;
     let mut properties = properties;
     properties.insert(CONTENT_DIGEST.to_owned(), digest);
     let committed = commit_snapshot(
         lake,
-        &table,
+        table,
         SnapshotKind::Overwrite,
         files,
         properties,
