@@ -55,6 +55,10 @@ pub const RUN_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(
 /// An object larger than this is not read (Firehose writes buffers of at most 128 MiB; the
 /// template asks for far smaller ones), so one object can never exhaust the function.
 pub const MAX_OBJECT_BYTES: i64 = 128 * 1024 * 1024;
+/// Most bytes an object decompresses to: Firehose buffers at most 128 MiB of records before
+/// it compresses them, so a body that decompresses past twice that is no batch of its, and
+/// reading on would fill the function's memory (a GZIP bomb: 128 MB can hold 100 GB).
+pub const MAX_OBJECT_JSON_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The curator's AWS, and how much one run takes on.
 #[derive(Debug)]
@@ -116,10 +120,32 @@ pub struct ScheduledRun {
     pub failed_checks: Vec<String>,
 }
 
+/// `body` as an object's JSON lines: GZIP decompressed (no more than `limit` bytes), plain
+/// as it is.
+fn decompressed(body: &[u8], limit: u64) -> ObjectBody {
+    if !body.starts_with(&[0x1f, 0x8b]) {
+        return ObjectBody::Lines(body.to_vec());
+    }
+    let mut out = Vec::new();
+    let read = flate2::read::MultiGzDecoder::new(body)
+        .take(limit + 1)
+        .read_to_end(&mut out);
+    match read {
+        Err(e) => ObjectBody::Unreadable(format!("gunzip: {e}")),
+        Ok(n) if n as u64 > limit => {
+            ObjectBody::Unreadable(format!("decompresses past {limit} bytes"))
+        }
+        Ok(_) => ObjectBody::Lines(out),
+    }
+}
+
 /// What an object of events holds.
-enum ObjectLines {
-    Lines(Vec<Vec<u8>>),
-    /// A body that can never be read (a GZIP stream cut or corrupt), and why.
+#[derive(Debug, PartialEq)]
+enum ObjectBody {
+    /// Its events' JSON lines, decompressed.
+    Lines(Vec<u8>),
+    /// A body that can never be read (a GZIP stream cut or corrupt, or decompressing past
+    /// [`MAX_OBJECT_JSON_BYTES`]), and why.
     Unreadable(String),
 }
 
@@ -234,9 +260,9 @@ impl Curator {
             let mut rows = Vec::new();
             for object in chunk {
                 report.objects_read += 1;
-                let lines = match self.lines(&object.key).await? {
-                    ObjectLines::Lines(lines) => lines,
-                    ObjectLines::Unreadable(reason) => {
+                let body = match self.body(&object.key).await? {
+                    ObjectBody::Lines(body) => body,
+                    ObjectBody::Unreadable(reason) => {
                         report.objects_skipped += 1;
                         tracing::error!(
                             key = object.key,
@@ -246,6 +272,10 @@ impl Curator {
                         continue;
                     }
                 };
+                // Lines read in place: a copy of each doubled the object in memory.
+                let lines = body
+                    .split(|b| *b == b'\n')
+                    .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
                 for line in lines {
                     report.lines_read += 1;
                     match ListingEvent::decode(&line) {
@@ -351,10 +381,10 @@ impl Curator {
         Ok((objects, too_large))
     }
 
-    /// The lines of one object (GZIP as Firehose writes it on AWS, plain locally). A read
-    /// that failed is an error (the next run reads it again); a body that can never be read
-    /// is [`ObjectLines::Unreadable`].
-    async fn lines(&self, key: &str) -> Result<ObjectLines, LakeError> {
+    /// The body of one object, decompressed (GZIP as Firehose writes it on AWS, plain
+    /// locally). A read that failed is an error (the next run reads it again); a body that
+    /// can never be read is [`ObjectBody::Unreadable`].
+    async fn body(&self, key: &str) -> Result<ObjectBody, LakeError> {
         let got = match self
             .s3
             .get_object()
@@ -367,7 +397,7 @@ impl Curator {
             // Expired by the lake's lifecycle rule between the listing and the read.
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 tracing::warn!(key, "lake object gone before it was read: skipped");
-                return Ok(ObjectLines::Lines(Vec::new()));
+                return Ok(ObjectBody::Lines(Vec::new()));
             }
             Err(e) => return Err(s3_error("GetObject", &e)),
         };
@@ -377,22 +407,7 @@ impl Curator {
             .await
             .map_err(|e| LakeError::Invalid(format!("reading {key}: {e}")))?
             .into_bytes();
-        let bytes = if body.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            if let Err(e) = flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out) {
-                return Ok(ObjectLines::Unreadable(format!("gunzip: {e}")));
-            }
-            out
-        } else {
-            body.to_vec()
-        };
-        Ok(ObjectLines::Lines(
-            bytes
-                .split(|b| *b == b'\n')
-                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                .map(<[u8]>::to_vec)
-                .collect(),
-        ))
+        Ok(decompressed(&body, MAX_OBJECT_JSON_BYTES))
     }
 
     /// `listings` after this run's events: the previous rows merged with them when
@@ -619,6 +634,39 @@ mod bound_tests {
         assert!(within_object_bound(Some(MAX_OBJECT_BYTES)));
         assert!(!within_object_bound(Some(MAX_OBJECT_BYTES + 1)));
         assert!(within_object_bound(None));
+    }
+
+    /// An object decompressing to exactly its bound is read; one byte more (a GZIP bomb, in
+    /// small) is unreadable, not read on into the function's memory; a stream cut short
+    /// is unreadable; plain text is taken as it is.
+    #[test]
+    fn objects_decompress_at_and_just_past_their_bound() {
+        let gzip = |bytes: &[u8]| {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut encoder, bytes).expect("gzip");
+            encoder.finish().expect("gzip")
+        };
+        let lines = b"{}\n{}\n".repeat(512);
+        let limit = lines.len() as u64;
+        assert_eq!(
+            decompressed(&gzip(&lines), limit),
+            ObjectBody::Lines(lines.clone())
+        );
+        let longer = [&lines[..], b"\n"].concat();
+        assert!(matches!(
+            decompressed(&gzip(&longer), limit),
+            ObjectBody::Unreadable(reason) if reason.contains("decompresses past")
+        ));
+        let whole = gzip(&lines);
+        assert!(matches!(
+            decompressed(&whole[..whole.len() / 2], limit),
+            ObjectBody::Unreadable(reason) if reason.starts_with("gunzip")
+        ));
+        assert_eq!(
+            decompressed(b"{}\n", 1),
+            ObjectBody::Lines(b"{}\n".to_vec())
+        );
     }
 
     #[test]
