@@ -278,7 +278,7 @@ impl Curator {
                     .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
                 for line in lines {
                     report.lines_read += 1;
-                    match ListingEvent::decode(&line) {
+                    match ListingEvent::decode(line) {
                         Ok(event) => rows.push(EventRow::from(&event)),
                         // The metrics function accepted it, so a newer build wrote it: stop
                         // here (the alarm says so) rather than skip past it for good; the
