@@ -233,7 +233,10 @@ fn every_alarm_and_metric_widget_of_the_project_template_watches_a_metric() {
     for m in got.iter().filter(|m| m.namespace == "RealtyStream") {
         let function = m.dimensions.get("function").map(String::as_str);
         assert!(
-            matches!(function, Some("poller" | "metrics" | "alerts" | "curator")),
+            matches!(
+                function,
+                Some("poller" | "metrics" | "alerts" | "curator" | "importer")
+            ),
             "{m:?}"
         );
     }
