@@ -149,6 +149,19 @@ mod checks {
         }
     }
 
+    /// Nashville's `market_daily` row of `day`, with no listing.
+    fn day_row(day: chrono::DateTime<Utc>) -> crate::lake::MarketDayRow {
+        crate::lake::market_day_row(&crate::store::MarketSnapshotItem {
+            pk: "city#nashville-tn#all".into(),
+            sk: String::new(),
+            period: crate::metrics::ports::Period::Day(day.date_naive()),
+            figures: Default::default(),
+            trends: None,
+            expires_at: None,
+        })
+        .expect("a day")
+    }
+
     fn failed(rows: &LakeRows, outside: &Outside) -> Vec<String> {
         let now = Utc
             .with_ymd_and_hms(2026, 11, 23, 13, 0, 0)
@@ -230,15 +243,7 @@ mod checks {
             .single()
             .expect("valid");
         // market_daily says 3 active at the end of the 22nd; the events read so far, 0.
-        let mut row = crate::lake::market_day_row(&crate::store::MarketSnapshotItem {
-            pk: "city#nashville-tn#all".into(),
-            sk: String::new(),
-            period: crate::metrics::ports::Period::Day(day.date_naive()),
-            figures: Default::default(),
-            trends: None,
-            expires_at: None,
-        })
-        .expect("a day");
+        let mut row = day_row(day);
         row.active_listings = 3;
         let rows = LakeRows {
             days: vec![row],
@@ -272,15 +277,7 @@ mod checks {
             .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
             .single()
             .expect("valid");
-        let row = crate::lake::market_day_row(&crate::store::MarketSnapshotItem {
-            pk: "city#nashville-tn#all".into(),
-            sk: String::new(),
-            period: crate::metrics::ports::Period::Day(day.date_naive()),
-            figures: Default::default(),
-            trends: None,
-            expires_at: None,
-        })
-        .expect("a day");
+        let row = day_row(day);
         let observed = day + Duration::hours(10);
         let seen = super::listing(
             7,

@@ -632,12 +632,7 @@ pub(super) mod tests {
         later.on_market_date = before.on_market_date.map(|d| d + chrono::Duration::days(1));
         let d = detect(
             &previous,
-            MarketRead {
-                listings: vec![later.clone()],
-                complete: true,
-                cursor: None,
-                ..MarketRead::default()
-            },
+            complete(vec![later.clone()], &[]),
             "p",
             at(5),
             DelistingGuard { max_share: 1.0 },
@@ -658,12 +653,7 @@ pub(super) mod tests {
         };
         let d = detect(
             &state(&[as_reso(&before)]),
-            MarketRead {
-                listings: vec![as_reso(&later)],
-                complete: true,
-                cursor: None,
-                ..MarketRead::default()
-            },
+            complete(vec![as_reso(&later)], &[]),
             "p",
             at(5),
             DelistingGuard { max_share: 1.0 },
@@ -675,12 +665,7 @@ pub(super) mod tests {
             .map(|d| d + chrono::Duration::days(30));
         let d = detect(
             &previous,
-            MarketRead {
-                listings: vec![later],
-                complete: true,
-                cursor: None,
-                ..MarketRead::default()
-            },
+            complete(vec![later], &[]),
             "p",
             at(5),
             DelistingGuard { max_share: 1.0 },

@@ -70,6 +70,18 @@ async fn read_from(kind: SourceKind, base_url: String, market: &str) -> (MarketR
         reso_full_read_every: chrono::TimeDelta::hours(24),
         crawler: None,
     };
+    read_with(&endpoint, market, &PollState::default(), Utc::now())
+        .await
+        .expect("the read ends by itself")
+}
+
+/// `market`'s read from `endpoint` (one attempt a page, every price), after `previous`.
+async fn read_with(
+    endpoint: &SourceEndpoint,
+    market: &str,
+    previous: &PollState,
+    observed_at: DateTime<Utc>,
+) -> Result<(MarketRead, ReadStats), FetchError> {
     let policy = HttpPolicy {
         max_attempts: 1,
         ..HttpPolicy::default()
@@ -79,18 +91,31 @@ async fn read_from(kind: SourceKind, base_url: String, market: &str) -> (MarketR
         &http_client(std::time::Duration::from_secs(2)).expect("client"),
         &RateLimiter::per_second(0.0),
         &policy,
-        &endpoint,
+        endpoint,
         MarketSearch {
             market,
             filter: &filter,
             offer: Offer::Sale,
         },
-        &PollState::default(),
-        Utc::now(),
+        previous,
+        observed_at,
         &(),
     )
     .await
-    .expect("the read ends by itself")
+}
+
+/// A RESO feed at `base_url` with a bearer token, read whole every `full_read_every`.
+fn reso_endpoint(base_url: String, full_read_every: chrono::TimeDelta) -> SourceEndpoint {
+    SourceEndpoint {
+        kind: SourceKind::Reso,
+        base_url,
+        key: "test".into(),
+        reso_auth: Some(Arc::new(crate::poller::reso_auth::ResoAuth::new(
+            crate::poller::reso_auth::ResoKey::Token("token".into()),
+        ))),
+        reso_full_read_every: full_read_every,
+        crawler: None,
+    }
 }
 
 fn fixture(bytes: &[u8]) -> Value {
@@ -228,16 +253,7 @@ async fn a_failed_reso_full_read_gives_way_to_the_changes_and_waits_an_interval(
     })
     .await;
     let every = chrono::TimeDelta::hours(24);
-    let endpoint = SourceEndpoint {
-        kind: SourceKind::Reso,
-        base_url,
-        key: "test".into(),
-        reso_auth: Some(Arc::new(crate::poller::reso_auth::ResoAuth::new(
-            crate::poller::reso_auth::ResoKey::Token("token".into()),
-        ))),
-        reso_full_read_every: every,
-        crawler: None,
-    };
+    let endpoint = reso_endpoint(base_url, every);
     let at = |text: &str| {
         DateTime::parse_from_rfc3339(text)
             .expect("time")
@@ -249,26 +265,9 @@ async fn a_failed_reso_full_read_gives_way_to_the_changes_and_waits_an_interval(
         last_complete_read: Some(observed_at - every),
         ..PollState::default()
     };
-    let filter = SearchFilter::default();
-    let (read, _) = read_market(
-        &http_client(std::time::Duration::from_secs(2)).expect("client"),
-        &RateLimiter::per_second(0.0),
-        &HttpPolicy {
-            max_attempts: 1,
-            ..HttpPolicy::default()
-        },
-        &endpoint,
-        MarketSearch {
-            market: "nashville-tn",
-            filter: &filter,
-            offer: Offer::Sale,
-        },
-        &previous,
-        observed_at,
-        &(),
-    )
-    .await
-    .expect("the changes are read though the full read failed");
+    let (read, _) = read_with(&endpoint, "nashville-tn", &previous, observed_at)
+        .await
+        .expect("the changes are read though the full read failed");
     assert_eq!(
         requests.load(Ordering::SeqCst),
         2,
@@ -355,36 +354,10 @@ async fn a_reso_full_read_missing_a_known_record_is_confirmed_by_a_second() {
             }
         })
         .await;
-        let endpoint = SourceEndpoint {
-            kind: SourceKind::Reso,
-            base_url,
-            key: "test".into(),
-            reso_auth: Some(Arc::new(crate::poller::reso_auth::ResoAuth::new(
-                crate::poller::reso_auth::ResoKey::Token("token".into()),
-            ))),
-            reso_full_read_every: chrono::TimeDelta::hours(24),
-            crawler: None,
-        };
-        let filter = SearchFilter::default();
-        let (read, stats) = read_market(
-            &http_client(std::time::Duration::from_secs(2)).expect("client"),
-            &RateLimiter::per_second(0.0),
-            &HttpPolicy {
-                max_attempts: 1,
-                ..HttpPolicy::default()
-            },
-            &endpoint,
-            MarketSearch {
-                market: "nashville-tn",
-                filter: &filter,
-                offer: Offer::Sale,
-            },
-            &previous,
-            observed_at,
-            &(),
-        )
-        .await
-        .expect("read");
+        let endpoint = reso_endpoint(base_url, chrono::TimeDelta::hours(24));
+        let (read, stats) = read_with(&endpoint, "nashville-tn", &previous, observed_at)
+            .await
+            .expect("read");
         assert_eq!(requests.load(Ordering::SeqCst), 2, "two full reads");
         assert_eq!(stats.reconciliations, 1);
         assert!(read.complete && read.full, "{read:?}");

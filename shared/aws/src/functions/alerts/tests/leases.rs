@@ -124,12 +124,7 @@ async fn a_failed_mark_is_retried_so_a_redelivery_does_not_repeat_the_alert() {
     // Two marks fail (a short DynamoDB outage); zillow:3 cannot be published, so Lambda
     // re-delivers from record 300, and zillow:5 (record 500) comes again.
     world.idempotency.failing_marks.store(2, Ordering::SeqCst);
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow:3".into());
+    world.publisher.fail_alerts_of("zillow:3");
     let event = batch();
     let (response, outcome) = world.handle(event.clone()).await;
     assert_eq!(failed_from(&response), ["300"]);
@@ -159,12 +154,7 @@ async fn releases_that_hang_do_not_keep_the_published_alerts_unmarked() {
         .idempotency
         .hung_releases
         .store(true, Ordering::SeqCst);
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow:3".into());
+    world.publisher.fail_alerts_of("zillow:3");
     let event = batch();
     let deadline = Utc::now() + WORLD_INVOCATION;
     let (response, outcome) = tokio::time::timeout(

@@ -327,6 +327,11 @@ struct MemoryPublisher {
 }
 
 impl MemoryPublisher {
+    /// The alerts whose id contains `id` are never published (until cleared).
+    fn fail_alerts_of(&self, id: &str) {
+        self.failing.lock().expect("lock").insert(id.to_owned());
+    }
+
     fn published(&self) -> Vec<String> {
         self.sent
             .lock()

@@ -55,12 +55,7 @@ async fn a_batch_publishes_its_alerts_once_however_often_it_is_delivered() {
 #[tokio::test(flavor = "current_thread")]
 async fn an_unpublished_alert_fails_the_batch_from_its_record() {
     let world = World::default();
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow:3".into());
+    world.publisher.fail_alerts_of("zillow:3");
     let event = batch();
     let (response, outcome) = world.handle(event.clone()).await;
     assert_eq!(failed_from(&response), ["300"]);
@@ -142,12 +137,7 @@ async fn a_crash_between_claim_and_publish_loses_nothing() {
     let world = World::default();
     // The first invocation claims everything, then dies before publishing: its claims stay
     // pending (crash_after_publish stops the releases as a crash would).
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow".into());
+    world.publisher.fail_alerts_of("zillow");
     world
         .idempotency
         .crash_after_publish
@@ -216,12 +206,7 @@ async fn the_sample_event_goes_through_the_handler() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_failure_serializes_as_lambda_expects() {
     let world = World::default();
-    world
-        .publisher
-        .failing
-        .lock()
-        .expect("lock")
-        .insert("zillow".into());
+    world.publisher.fail_alerts_of("zillow");
     let (response, _) = world.handle(sample_event()).await;
     assert_eq!(
         serde_json::to_value(&response).expect("json"),
