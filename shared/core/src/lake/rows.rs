@@ -296,9 +296,9 @@ impl ListingRow {
     }
 }
 
-/// The newest event of each listing among `events` (by [`event_order`]),
-/// as the listing state the metrics keep (docs/metrics.md: an older observation never
-/// overwrites a newer one).
+/// The newest event of each listing among `events` (by `event_order`: the time, then a
+/// replay's event after the one it corrects, then the id), as the listing state the metrics
+/// keep (docs/metrics.md: an older observation never overwrites a newer one).
 pub fn newest_per_listing(events: &[EventRow]) -> HashMap<&str, &EventRow> {
     let mut newest: HashMap<&str, &EventRow> = HashMap::new();
     for row in events {
