@@ -300,7 +300,10 @@ fn replay_started(poll_id: &str) -> Option<DateTime<Utc>> {
     let rest = rest.strip_prefix("raw-").unwrap_or(rest);
     let started = rest
         .get(..24)
-        .and_then(|text| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.3fZ").ok())
+        .and_then(|text| {
+            chrono::NaiveDateTime::parse_from_str(text, crate::poller::replay::POLL_ID_TIME_FORMAT)
+                .ok()
+        })
         .map(|t| t.and_utc());
     Some(started.unwrap_or_else(Utc::now))
 }

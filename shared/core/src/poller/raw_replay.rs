@@ -195,7 +195,7 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
 ) -> Vec<ReadReplay> {
     let poll_id = format!(
         "{REPLAY_POLL_ID_PREFIX}raw-{}",
-        started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        started_at.format(super::replay::POLL_ID_TIME_FORMAT)
     );
     let mut out = Vec::with_capacity(reads.len());
     for read in reads {

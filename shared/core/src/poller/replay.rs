@@ -35,6 +35,10 @@ pub const MAX_REPORTED_REJECTS: usize = 100;
 /// names them apart (`crate::lake::event_id`).
 pub const REPLAY_POLL_ID_PREFIX: &str = "replay-";
 
+/// How a poll id names its instant (`poll-2026-11-27T10:00:00.000Z`,
+/// `replay-2026-11-27T10:00:00.000Z`): 24 characters, read back by the lake's checks.
+pub const POLL_ID_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 /// Events handed to the publisher at once (PutRecords' limit), and the progress step.
 const PUBLISH_CHUNK: usize = 500;
 
@@ -179,7 +183,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
         });
     let poll_id = format!(
         "{REPLAY_POLL_ID_PREFIX}{}",
-        options.started_at.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        options.started_at.format(POLL_ID_TIME_FORMAT)
     );
     let started = tokio::time::Instant::now();
     // In file order (by market key), whatever order they end in: the report is the same at

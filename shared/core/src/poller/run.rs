@@ -198,7 +198,10 @@ pub const READS_END_GRACE: std::time::Duration = std::time::Duration::from_secs(
 
 impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     pub async fn poll(&self, request: &PollRequest, observed_at: DateTime<Utc>) -> PollSummary {
-        let poll_id = format!("poll-{}", observed_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        let poll_id = format!(
+            "poll-{}",
+            observed_at.format(super::replay::POLL_ID_TIME_FORMAT)
+        );
         let mut summary = PollSummary {
             poll_id: poll_id.clone(),
             observed_at: Some(observed_at),
