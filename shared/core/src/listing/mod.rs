@@ -237,6 +237,12 @@ impl ListingStatus {
             Self::OffMarket => "off_market",
         }
     }
+
+    /// Whether the listing has left the market for good or for now: sold (leased) or off
+    /// the market. Every other status is still listed.
+    pub const fn has_ended(self) -> bool {
+        matches!(self, Self::Sold | Self::OffMarket)
+    }
 }
 
 /// Whether the price is a sale price or a monthly rent.

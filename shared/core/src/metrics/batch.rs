@@ -441,10 +441,7 @@ fn transition(
 
 /// Whether a listing is still listed: not delisted by its source as sold or off the market.
 pub fn stays_listed(listing: &Listing) -> bool {
-    !matches!(
-        listing.status,
-        ListingStatus::Sold | ListingStatus::OffMarket
-    )
+    !listing.status.has_ended()
 }
 
 #[cfg(test)]

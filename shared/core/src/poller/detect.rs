@@ -117,6 +117,13 @@ pub struct DelistingGuard {
     pub max_share: f64,
 }
 
+impl DelistingGuard {
+    /// Whether delisting `missing` of `known` listings at once is more than the share.
+    fn exceeded(&self, missing: usize, known: usize) -> bool {
+        missing as f64 > self.max_share * known as f64
+    }
+}
+
 impl Default for DelistingGuard {
     fn default() -> Self {
         Self {
@@ -236,7 +243,14 @@ fn detect_read(
                 missing.push((id, before));
             }
         }
-        let mass_loss = missing.len() as f64 > guard.max_share * previous.listings.len() as f64;
+        // Over the listings still on the market too: a feed that keeps ended records (a RESO
+        // full read returns years of closed sales) would otherwise hide a read that lost its
+        // active listings behind the sales it still returns.
+        let on_market = |listing: &Listing| !listing.status.has_ended();
+        let missing_on_market = missing.iter().filter(|(_, l)| on_market(l)).count();
+        let known_on_market = previous.listings.values().filter(|l| on_market(l)).count();
+        let mass_loss = guard.exceeded(missing.len(), previous.listings.len())
+            || guard.exceeded(missing_on_market, known_on_market);
         let confirmed = |id: &String| {
             previous.unconfirmed_delistings.contains(id)
                 && observed_at - held_since >= MASS_LOSS_CONFIRMATION
@@ -990,6 +1004,65 @@ pub(super) mod tests {
         let d = detect(&held, complete(all.clone(), &[]), "p2", at(10), guard);
         assert!(d.events.is_empty(), "{:?}", kinds(&d));
         assert!(d.next.unconfirmed_delistings.is_empty());
+    }
+
+    /// A RESO full read returns the market's closed sales with its active listings: the share
+    /// is taken over the listings still on the market too, or a read losing most of them
+    /// would pass under the sales it still returns.
+    #[test]
+    fn ended_listings_do_not_hide_a_mass_loss_of_those_on_the_market() {
+        let active: Vec<Listing> = (1..=10).map(|i| listing(i, 10_000_000)).collect();
+        let sold: Vec<Listing> = (11..=40)
+            .map(|i| Listing {
+                status: ListingStatus::Sold,
+                ..listing(i, 9_000_000)
+            })
+            .collect();
+        let previous = state(&[active.clone(), sold.clone()].concat());
+        let guard = DelistingGuard::default();
+        // 4 of 10 on the market missing (4 of 40 in all): held.
+        let d = detect(
+            &previous,
+            complete([&active[4..], &sold[..]].concat(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.held_delistings, 4);
+        assert_eq!(d.next.listings, previous.listings);
+        // 3 of 10, the share itself: delisted at once.
+        let d = detect(
+            &previous,
+            complete([&active[3..], &sold[..]].concat(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert_eq!(
+            kinds(&d),
+            ["zillow:1", "zillow:2", "zillow:3"].map(|id| (id.to_owned(), "delisted"))
+        );
+        // Ended records purged by the feed (10 of 40, none on the market): delisted at once.
+        let d = detect(
+            &previous,
+            complete([&active[..], &sold[10..]].concat(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert_eq!(d.events.len(), 10);
+        assert_eq!(d.held_delistings, 0);
+        // Past the share of all the market's listings, held as before, ended or not.
+        let d = detect(
+            &previous,
+            complete(sold[13..].to_vec(), &[]),
+            "p",
+            at(5),
+            guard,
+        );
+        assert!(d.events.is_empty(), "{:?}", kinds(&d));
+        assert_eq!(d.held_delistings, 23);
     }
 
     #[test]
