@@ -52,8 +52,12 @@ RESOURCE_POLICY_PROPERTIES = {
 }
 # A local CodeUri (what `sam build` packages) is not an S3 URI; the translator needs one.
 PLACEHOLDER_CODE_URI = "s3://placeholder-bucket/code.zip"
-# The whole resource part of an ARN is a wildcard: "*", "table/*", "log-group:*".
-WHOLE_TYPE = re.compile(r"^arn:[^:]*:[^:]*:[^:]*:[^:]*:(?:[A-Za-z0-9_-]+[/:])?\*$")
+# The resource's name in an ARN is a wildcard, whatever follows it: "*", "table/*",
+# "log-group:*", "log-group:*:*", "table/*/stream/*"; S3's ARNs name no type, so there it is
+# the bucket: "*/*" (every bucket's objects).
+WHOLE_TYPE = re.compile(
+    r"^arn:[^:]*:(?:s3:::|(?!s3:)[^:]*:[^:]*:[^:]*:(?:[A-Za-z0-9_-]+[/:])?)\*(?:[/:].*)?$"
+)
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,32 @@ class RefusesUnexplainedWildcards(unittest.TestCase):
         self.assertEqual(len(out), 1, out)
         self.assertIn("every resource of a type", out[0])
 
+    def test_a_wildcard_name_fails_whatever_follows_it(self):
+        for arn in [
+            "arn:aws:s3:::*/*",
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::*/*"},
+            "arn:aws:s3:::*/reports/*",
+            "arn:aws:logs:us-east-1:123456789012:log-group:*:*",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/*/stream/*",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/*/index/*",
+        ]:
+            with self.subTest(arn=arn):
+                out = findings(template({"R": role([dict(READ_STREAM, Resource=arn)])}))
+                self.assertEqual(len(out), 1, out)
+                self.assertIn("every resource of a type", out[0])
+
+    def test_a_named_resource_or_a_name_prefix_passes(self):
+        for arn in [
+            "arn:aws:s3:::my-bucket/*",
+            {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/*"},
+            "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/realty-*:*",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/realty-*",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Markets/stream/*",
+        ]:
+            with self.subTest(arn=arn):
+                out = findings(template({"R": role([dict(READ_STREAM, Resource=arn)])}))
+                self.assertEqual(out, [])
+
     def test_not_action_and_not_resource_fail(self):
         statement = {"Sid": "Broad", "Effect": "Allow", "NotAction": "iam:*", "NotResource": "arn:aws:s3:::x"}
         out = findings(template({"R": role([statement])}))
