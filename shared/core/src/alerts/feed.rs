@@ -98,6 +98,14 @@ impl AlertFeedItem {
             expires_at: (message.observed_at + Duration::days(ALERT_FEED_DAYS)).timestamp(),
         })
     }
+
+    /// When the alert leaves the feed (epoch seconds): [`ALERT_FEED_DAYS`] after its
+    /// `observed_at`, in the feed's order, whatever TTL it was stored with (a late write keeps
+    /// the item at least a week for its re-deliveries, past that time).
+    pub fn leaves_feed_at(&self) -> i64 {
+        let window_end = (self.observed_at + Duration::days(ALERT_FEED_DAYS)).timestamp();
+        window_end.min(self.expires_at)
+    }
 }
 
 #[cfg(test)]
@@ -271,5 +279,43 @@ mod tests {
         .expect("feed");
         assert!(last.alerts.is_empty() && last.next.is_none(), "{last:?}");
         assert_eq!(read(10, "2026-12-22T00:00:00Z").alerts.len(), 0);
+    }
+
+    /// An alert of an old event published late (a replay) is stored with a TTL a week from
+    /// its write, past the end of its 30 days: the feed leaves it out all the same, so what
+    /// the feed shows does not hang on when DynamoDB deletes the expired alerts newer than it.
+    #[test]
+    fn an_alert_published_after_its_30_days_is_not_in_the_feed() {
+        use crate::api::lists::recent_alerts;
+        use crate::metrics::memory::{KeyedItem, MemoryStores};
+        use crate::metrics::tests::block_on;
+
+        let stores = MemoryStores::default();
+        let now = at("2026-12-01T08:00:00Z");
+        let mut replayed = body("alert#price_drop#zillow:1#1", "nashville-tn");
+        replayed.observed_at = at("2026-10-20T08:00:00Z");
+        let mut recent = body("alert#price_drop#zillow:2#1", "nashville-tn");
+        recent.observed_at = at("2026-11-30T08:00:00Z");
+        for (b, expires_at) in [
+            (&replayed, (now + Duration::days(7)).timestamp()),
+            (
+                &recent,
+                (recent.observed_at + Duration::days(30)).timestamp(),
+            ),
+        ] {
+            let item = AlertFeedItem {
+                expires_at,
+                ..AlertFeedItem::of(&published(b)).expect("an item")
+            };
+            stores.keyed.lock().expect("lock").insert(
+                (item.pk.clone(), item.sk.clone()),
+                KeyedItem::Json(serde_json::to_value(&item).expect("JSON")),
+            );
+        }
+        let markets = ["nashville-tn".to_owned()];
+        let feed = block_on(recent_alerts(&stores, &markets, None, 10, None, now)).expect("feed");
+        let ids: Vec<&str> = feed.alerts.iter().map(|a| a.alert_id.as_str()).collect();
+        assert_eq!(ids, [recent.alert_id.as_str()]);
+        assert_eq!(feed.next, None);
     }
 }

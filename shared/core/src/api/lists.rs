@@ -211,10 +211,10 @@ pub async fn recent_alerts(
             let (page, next) = reader
                 .latest::<AlertFeedItem>(&feed_key(&market), &prefix, below.as_deref(), limit)
                 .await?;
-            // Newest first, each kept as long: past an expired alert all are expired.
+            // Newest first, each in the feed as long: past one that has left it, all have.
             let live = page
                 .iter()
-                .take_while(|r| !expired(r.expires_at, now))
+                .take_while(|r| !expired(r.leaves_feed_at(), now))
                 .count();
             let more = next.is_some() && live == page.len();
             let rows = page
