@@ -13,8 +13,8 @@ use crate::poller::markets::check_market_key;
 pub const MAX_PATH_BYTES: usize = 1_024;
 /// Most query parameters read.
 pub const MAX_QUERY_PARAMS: usize = 16;
-/// Longest query value read.
-pub const MAX_QUERY_VALUE_BYTES: usize = 256;
+/// Longest query value read: a market key (`after`, `market`) is the longest a value is.
+pub const MAX_QUERY_VALUE_BYTES: usize = crate::listing::MAX_MARKET_KEY_BYTES;
 /// Markets per page of `/markets` by default, and at most.
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 200;
@@ -567,6 +567,12 @@ mod tests {
         assert_eq!(status(get(&format!("/{long}"), &[])), 400);
         let value = "x".repeat(MAX_QUERY_VALUE_BYTES + 1);
         assert_eq!(status(get("/markets", &[("after", value.as_str())])), 400);
+        // The longest market key `realty markets add` takes (a city at its bound) pages on,
+        // and names a market's alerts.
+        let key = format!("ma/{}", "a".repeat(crate::listing::MAX_CITY_BYTES));
+        assert!(check_market_key(&key).is_ok());
+        assert!(get("/markets", &[("after", key.as_str())]).is_ok());
+        assert!(get("/alerts", &[("market", key.as_str())]).is_ok());
         let post = route(&ApiRequest {
             method: "POST".into(),
             path: "/markets".into(),
