@@ -159,6 +159,34 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     let again: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["pid"], doc["pid"]);
     assert_eq!(again["outputs"], doc["outputs"]);
+    // So does one given its endpoint (`AWS_ENDPOINT_URL`, as `up` prints it); one given another
+    // endpoint is refused, and the record still names the emulator for `down` below.
+    let with_endpoint = |endpoint: &str| {
+        Command::new(env!("CARGO_BIN_EXE_realty"))
+            .args(["up", "--json", "--prefix", "clitest"])
+            .env("REALTY_STATE_DIR", &state_dir)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .output()
+            .expect("realty runs")
+    };
+    let same = with_endpoint(&endpoint);
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let same: Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(same["pid"], doc["pid"]);
+    let other = with_endpoint("http://127.0.0.1:9");
+    assert!(
+        !other.status.success(),
+        "another endpoint replaced the record"
+    );
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("realty down"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
 
     let down = realty(&state_dir, &["down", "--json"]);
     assert!(

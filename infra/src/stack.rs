@@ -200,6 +200,33 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     // names it yet, so `realty down` could not find it and each retry left one more running.
     let mut started_now = false;
     let running = match (&options.endpoint, previous) {
+        // An emulator `up` started is running: reused when the endpoint given is its own (the
+        // `aws --endpoint-url` line `up` prints invites exporting it), and not orphaned by a
+        // record of another endpoint replacing its own.
+        (Some(endpoint), Some(prev))
+            if prev
+                .pid
+                .is_some_and(|pid| emulator::is_same_process(pid, prev.pid_started)) =>
+        {
+            if endpoint.trim_end_matches('/') != prev.endpoint.trim_end_matches('/') {
+                return Err(StackError::State {
+                    path: state_path(root).display().to_string(),
+                    reason: format!(
+                        "the local AWS `realty up` started runs at {}: stop it with `realty down` \
+                         before using {endpoint} (AWS_ENDPOINT_URL)",
+                        prev.endpoint
+                    ),
+                });
+            }
+            Running {
+                emulator: prev.emulator,
+                endpoint: prev.endpoint,
+                pid: prev.pid,
+                pid_started: prev.pid_started,
+                log_path: prev.log_path,
+                instance_dir: prev.instance_dir,
+            }
+        }
         (Some(endpoint), _) => Running {
             emulator: None,
             endpoint: endpoint.clone(),
