@@ -1,13 +1,15 @@
 //! `realty invoke FUNCTION --event FILE`: the real handler, once, in-process, against a stack.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use realty_aws::functions::alerts::AlertsFunction;
-use realty_aws::functions::metrics::MetricsFunction;
+use realty_aws::functions::metrics::{MetricsFunction, shard_of};
 use realty_aws::functions::poller::build_poller;
+use realty_core::metrics::ports::MarketStore;
 use realty_core::poller::config::PollerConfig;
 use realty_core::poller::run::PollRequest;
 
@@ -34,8 +36,9 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
         "metrics" => {
             let event: KinesisEvent = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a Kinesis event", event_file.display()))?;
-            let event = as_replay(event);
             let handler = MetricsFunction::new(&target.sdk, &target.resources);
+            refuse_while_left_part_way(&handler.markets, &event).await?;
+            let event = as_replay(event);
             let (response, outcomes) = Box::pin(handler.handle(event)).await;
             for outcome in &outcomes {
                 eprintln!("{}", serde_json::to_string(&outcome.stats)?);
@@ -153,6 +156,38 @@ fn as_replay(mut event: KinesisEvent) -> KinesisEvent {
     event
 }
 
+/// Refuses a replay while a shard its records came from has a batch left part-way (its
+/// journal): that batch's market writes may have landed without its listing states, and the
+/// replay, planning from those states, would count them again, then the shard's next batch,
+/// finding the states written, would take the batch as done.
+async fn refuse_while_left_part_way(
+    markets: &impl MarketStore,
+    event: &KinesisEvent,
+) -> Result<()> {
+    let shards: BTreeSet<&str> = event
+        .records
+        .iter()
+        .map(|r| shard_of(r.event_id.as_deref()))
+        .filter(|shard| *shard != REPLAY_SHARD)
+        .collect();
+    for shard in shards {
+        if let Some(journal) = markets
+            .get_journal(shard)
+            .await
+            .with_context(|| format!("reading the journal of {shard}"))?
+        {
+            bail!(
+                "{shard} has a batch left part-way ({} bytes of journal): replaying now would \
+                 count what it wrote again. Its next batch finishes it (`journals_finished`); \
+                 for a shard closed by a reshard, follow docs/metrics.md, \"Runbook: a batch \
+                 Lambda discarded\", step 5. Then replay.",
+                journal.body.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Fails the command when the handler reported records as failed (which Lambda would deliver
 /// again from the first): a replay of a discarded range by `realty invoke metrics` that
 /// failed exited 0 before.
@@ -191,6 +226,48 @@ mod tests {
             );
             assert!(id.ends_with(record.kinesis.sequence_number.as_str()));
         }
+    }
+
+    /// A shard the replay's records came from with a journal refuses the replay; the
+    /// replay's own journal (a replay left part-way) does not: the replay finishes it.
+    #[test]
+    fn a_replay_waits_for_the_batches_its_shards_left_part_way() {
+        use realty_core::metrics::memory::MemoryStores;
+        use realty_core::metrics::ports::EncodedJournal;
+
+        let event: KinesisEvent = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../events/metrics-kinesis.json"
+            ))
+            .expect("sample event"),
+        )
+        .expect("a Kinesis event");
+        let shard = realty_aws::functions::metrics::shard_of(event.records[0].event_id.as_deref())
+            .to_owned();
+        let stores = MemoryStores::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let check = || runtime.block_on(refuse_while_left_part_way(&stores, &event));
+        assert!(check().is_ok());
+        let journal = |shard: &str| EncodedJournal {
+            shard: shard.to_owned(),
+            body: vec![1, 2, 3],
+        };
+        stores
+            .journals
+            .lock()
+            .expect("lock")
+            .insert(REPLAY_SHARD.to_owned(), journal(REPLAY_SHARD));
+        assert!(check().is_ok());
+        stores
+            .journals
+            .lock()
+            .expect("lock")
+            .insert(shard.clone(), journal(&shard));
+        let refused = check().expect_err("refused");
+        assert!(refused.to_string().contains(&shard), "{refused}");
     }
 
     #[test]
