@@ -148,3 +148,22 @@ fn references_are_the_names_refs_getatts_and_sub_variables_use() {
     .unwrap();
     assert!(references(&url.outputs["Url"]).contains("Api"));
 }
+
+/// One metrics batch a shard at a time: a stream of more shards than the function's
+/// reserved runs would queue the rest behind it, so the template allows no more.
+#[test]
+fn the_stream_has_no_more_shards_than_the_metrics_function_has_runs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let most_shards = yaml["Parameters"]["KinesisShardCount"]["MaxValue"]
+        .as_u64()
+        .expect("KinesisShardCount has a MaxValue");
+    let runs = yaml["Resources"]["MetricsFunction"]["Properties"]["ReservedConcurrentExecutions"]
+        .as_u64()
+        .expect("MetricsFunction reserves its concurrency");
+    assert!(
+        most_shards <= runs,
+        "{most_shards} shards, {runs} metrics runs"
+    );
+}
