@@ -227,8 +227,12 @@ where
             already_done: false,
         });
     }
+    let previous = match objects.read_result(&result_key).await {
+        Ok(previous) => previous,
+        Err(e) => return Err(record_failure(objects, &result_key, result, e).await),
+    };
     if let Some(version) = &request.version_id
-        && let Some(previous) = objects.read_result(&result_key).await?
+        && let Some(previous) = previous
         && let Ok(previous) = serde_json::from_slice::<ImportResult>(&previous)
         && previous.status == ImportStatus::Done
         && previous.version_id.as_ref() == Some(version)
@@ -241,16 +245,23 @@ where
             already_done: true,
         });
     }
-    let refusal = match refusal_by_name(&request.key) {
-        Some(reason) => Some(reason),
+    let object = match refusal_by_name(&request.key) {
+        Some(reason) => Err(reason),
         None => match objects
             .read(
                 &request.key,
                 request.version_id.as_deref(),
                 MAX_IMPORT_BYTES,
             )
-            .await?
+            .await
         {
+            Ok(object) => Ok(object),
+            Err(e) => return Err(record_failure(objects, &result_key, result, e).await),
+        },
+    };
+    let refusal = match object {
+        Err(reason) => Some(reason),
+        Ok(object) => match object {
             ImportObject::Missing => {
                 Some("the object is gone: deleted before it was imported".to_owned())
             }
@@ -299,6 +310,28 @@ where
         result_written: true,
         already_done: false,
     })
+}
+
+/// Records a try that S3 failed (the message is delivered again, and dead-lettered after its
+/// last try): a `failed` result of this version naming the error, where an earlier version's
+/// result, or none, would stand otherwise. Best effort: the try's own error is returned
+/// whatever the write does.
+async fn record_failure<O: ImportObjects>(
+    objects: &O,
+    result_key: &str,
+    mut result: ImportResult,
+    error: PortError,
+) -> PortError {
+    result.status = ImportStatus::Failed;
+    result.reason = Some(format!("the file could not be read (tried again): {error}"));
+    let written = match serde_json::to_vec_pretty(&result) {
+        Ok(body) => objects.write_result(result_key, &body).await,
+        Err(e) => Err(PortError::new("import result", e.to_string())),
+    };
+    if let Err(e) = written {
+        tracing::warn!(key = %result.key, error = %e, "the failed try's result was not written");
+    }
+    error
 }
 
 /// The result of a replay that ran: `done`, `failed` (retried) or, when no row was good,

@@ -19,6 +19,8 @@ struct MemoryLake {
     objects: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
     results: Mutex<BTreeMap<String, Vec<u8>>>,
     reads: Mutex<usize>,
+    /// Every read of a file fails (S3 refusing it: a KMS grant gone, an outage).
+    reads_fail: Mutex<bool>,
 }
 
 impl MemoryLake {
@@ -49,6 +51,9 @@ impl ImportObjects for MemoryLake {
         max_bytes: u64,
     ) -> Result<ImportObject, PortError> {
         *self.reads.lock().expect("lock") += 1;
+        if *self.reads_fail.lock().expect("lock") {
+            return Err(PortError::new("S3 GetObject", "AccessDenied"));
+        }
         Ok(match self.objects.lock().expect("lock").get(key) {
             None => ImportObject::Missing,
             Some((current, _)) if version_id.is_some_and(|v| v != current) => {
@@ -117,6 +122,55 @@ fn file_with_bad_rows(listings: &[Listing]) -> Vec<u8> {
     let cityless = String::from_utf8(csv(&[cityless])).expect("utf-8");
     lines[5] = cityless.lines().nth(1).expect("row").to_owned();
     lines.join("\n").into_bytes()
+}
+
+/// A try S3 fails is retried (the error stands), and its result says so for this version,
+/// where the earlier version's `done` stood before: what the dead-letter runbook reads.
+#[tokio::test]
+async fn a_file_s3_will_not_read_has_a_failed_result_of_its_version() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let key = "imports/nashville.csv";
+    let first = stack.lake.drop_file(key, csv(&listings[..3]));
+    let done = |version: &str| ImportRequest {
+        version_id: Some(version.to_owned()),
+        ..request(key)
+    };
+    assert_eq!(
+        stack.import(&done(&first), 10).await.result.status,
+        ImportStatus::Done
+    );
+    let second = stack.lake.drop_file(key, csv(&listings[..5]));
+    *stack.lake.reads_fail.lock().expect("lock") = true;
+    let error = import(
+        &done(&second),
+        LAKE,
+        &stack.lake,
+        &stack.stream,
+        &stack.states,
+        at(11),
+    )
+    .await
+    .expect_err("the try fails, to be retried");
+    assert!(error.to_string().contains("AccessDenied"), "{error}");
+    let result = stack.lake.result(key);
+    assert_eq!(result.status, ImportStatus::Failed);
+    assert_eq!(result.version_id.as_deref(), Some(second.as_str()));
+    assert!(
+        result
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("AccessDenied")),
+        "{result:?}"
+    );
+    // Once S3 reads it again, the retry imports it.
+    *stack.lake.reads_fail.lock().expect("lock") = false;
+    let retried = stack.import(&done(&second), 12).await;
+    assert_eq!(retried.result.status, ImportStatus::Done);
+    assert_eq!(
+        stack.lake.result(key).version_id.as_deref(),
+        Some(second.as_str())
+    );
 }
 
 #[tokio::test]
