@@ -15,7 +15,10 @@ async fn main() -> Result<(), Error> {
     let resources = StackResources::from_env()?;
     let emf = realty_aws::telemetry::init_emf("importer")?;
     let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
-    let function = ImporterFunction::new(&aws, &resources);
+    let function = ImporterFunction {
+        rate_per_second: realty_core::importer::import_rate(|name| std::env::var(name).ok())?,
+        ..ImporterFunction::new(&aws, &resources)
+    };
     let function = &function;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         // Boxed: an import's future is deep, and lives on the heap once per invocation.

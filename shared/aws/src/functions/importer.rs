@@ -28,6 +28,9 @@ pub struct ImporterFunction {
     pub publisher: KinesisPublisher,
     pub states: S3PollStateStore,
     pub lake_bucket: String,
+    /// Events a second an import publishes at most (`realty_core::importer::import_rate`);
+    /// none, unpaced.
+    pub rate_per_second: Option<f64>,
 }
 
 /// One S3 notification, as S3 writes it into the message body: only the fields used (the
@@ -131,6 +134,7 @@ impl ImporterFunction {
                 bucket: resources.data_lake_bucket.clone(),
             },
             lake_bucket: resources.data_lake_bucket.clone(),
+            rate_per_second: None,
         }
     }
 
@@ -162,6 +166,7 @@ impl ImporterFunction {
                     &self.objects,
                     &self.publisher,
                     &self.states,
+                    self.rate_per_second,
                     now,
                 )
                 .await

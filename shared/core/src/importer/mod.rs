@@ -51,6 +51,37 @@ pub const IMPORT_EXTENSIONS: [&str; 4] = [".csv", ".jsonl", ".ndjson", ".json"];
 pub const IMPORT_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(200);
 /// Characters kept of a rejected row's reason (and of an id) in the result.
 const MAX_REASON_CHARS: usize = 200;
+/// Events a second an import publishes for each shard of the stream: half a shard's 1,000
+/// records a second, the other half left to the polls writing beside it. Unpaced, an import
+/// sent its markets 500 events a call, 16 markets at once, and the polls' events throttled
+/// past their retries waited for the next poll.
+pub const IMPORT_EVENTS_PER_SHARD_SECOND: f64 = 500.0;
+/// The variable naming the stream's shards (the template's, or 4 for an on-demand stream,
+/// which starts with 4).
+pub const STREAM_SHARDS_VAR: &str = "REALTY_STREAM_SHARDS";
+/// Most shards [`STREAM_SHARDS_VAR`] may name (Kinesis's default quota in the largest
+/// regions).
+pub const MAX_STREAM_SHARDS: u32 = 20_000;
+
+/// How fast imports publish: [`IMPORT_EVENTS_PER_SHARD_SECOND`] for each of the stream's
+/// shards, from [`STREAM_SHARDS_VAR`]; unset (a local run) leaves imports unpaced.
+pub fn import_rate(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<f64>, crate::config::ConfigError> {
+    let Some(value) = lookup(STREAM_SHARDS_VAR) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(shards) if (1..=MAX_STREAM_SHARDS).contains(&shards) => {
+            Ok(Some(f64::from(shards) * IMPORT_EVENTS_PER_SHARD_SECOND))
+        }
+        _ => Err(crate::config::ConfigError::Invalid {
+            name: STREAM_SHARDS_VAR.to_owned(),
+            value,
+            reason: format!("the stream's shards: a whole number from 1 to {MAX_STREAM_SHARDS}"),
+        }),
+    }
+}
 
 /// One object a notification names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,15 +212,18 @@ fn refusal_by_name(key: &str) -> Option<String> {
 }
 
 /// Imports the object `request` names from the lake bucket `lake_bucket`: reads it through
-/// `objects`, publishes its rows through `publisher` against the poll states in `states`,
-/// and writes its result. An `Err` is a store that could not be reached before anything was
-/// decided (the object unreadable, the result unwritable): the caller retries the whole.
+/// `objects`, publishes its rows through `publisher` at `rate_per_second` at most (events,
+/// over all its markets: [`import_rate`]) against the poll states in `states`, and writes
+/// its result. An `Err` is a store that could not be reached before anything was decided
+/// (the object unreadable, the result unwritable): the caller retries the whole.
+#[allow(clippy::too_many_arguments)]
 pub async fn import<O, P, S>(
     request: &ImportRequest,
     lake_bucket: &str,
     objects: &O,
     publisher: &P,
     states: &S,
+    rate_per_second: Option<f64>,
     now: DateTime<Utc>,
 ) -> Result<ImportOutcome, PortError>
 where
@@ -283,7 +317,7 @@ where
             ImportObject::Body(bytes) if let Some(reason) = too_many_rows(&bytes) => Some(reason),
             ImportObject::Body(bytes) => {
                 let options = ReplayOptions {
-                    rate_per_second: None,
+                    rate_per_second,
                     started_at: now,
                     run_budget: Some(IMPORT_RUN_BUDGET),
                 };

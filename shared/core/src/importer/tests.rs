@@ -96,6 +96,7 @@ impl Stack {
             &self.lake,
             &self.stream,
             &self.states,
+            None,
             at(minute),
         )
         .await
@@ -148,6 +149,7 @@ async fn a_file_s3_will_not_read_has_a_failed_result_of_its_version() {
         &stack.lake,
         &stack.stream,
         &stack.states,
+        None,
         at(11),
     )
     .await
@@ -584,7 +586,7 @@ async fn an_import_out_of_time_starts_no_more_markets_and_its_retry_sends_the_re
     let (lake, stream) = (&stack.lake, &stack.stream);
     lake.drop_file("imports/national.csv", csv(&listings));
     let request = request("imports/national.csv");
-    let first = import(&request, LAKE, lake, stream, &states, at(10))
+    let first = import(&request, LAKE, lake, stream, &states, None, at(10))
         .await
         .expect("import");
     assert_eq!(
@@ -614,7 +616,7 @@ async fn an_import_out_of_time_starts_no_more_markets_and_its_retry_sends_the_re
         .collect();
 
     // The retry reads the 32 done markets (unchanged: not written) and sends the rest.
-    let retry = import(&request, LAKE, lake, stream, &states, at(40))
+    let retry = import(&request, LAKE, lake, stream, &states, None, at(40))
         .await
         .expect("import");
     assert!(!retry.retry(), "{:?}", retry.result.reason);
@@ -633,4 +635,60 @@ async fn an_import_out_of_time_starts_no_more_markets_and_its_retry_sends_the_re
     let mut ids: Vec<String> = listings.iter().map(|l| l.id.as_str().to_owned()).collect();
     ids.sort();
     assert_eq!(sent, ids, "every listing once");
+}
+
+/// The rate bounds the whole import, its markets together.
+#[tokio::test(start_paused = true)]
+async fn an_import_publishes_at_its_rate() {
+    let listings = nashville();
+    let stack = Stack::default();
+    stack.lake.drop_file("imports/paced.csv", csv(&listings));
+    let started = tokio::time::Instant::now();
+    let outcome = import(
+        &request("imports/paced.csv"),
+        LAKE,
+        &stack.lake,
+        &stack.stream,
+        &stack.states,
+        Some(10.0),
+        at(10),
+    )
+    .await
+    .expect("import");
+    assert_eq!(outcome.result.published, listings.len());
+    // A second's worth may go at once; the rest at 10 a second.
+    let least = std::time::Duration::from_secs_f64((listings.len() as f64 - 10.0) / 10.0);
+    assert!(
+        started.elapsed() >= least,
+        "{:?} for {} events",
+        started.elapsed(),
+        listings.len()
+    );
+}
+
+#[test]
+fn imports_publish_at_half_of_each_shard() {
+    let rate = |value: Option<&str>| {
+        import_rate(|name| {
+            assert_eq!(name, STREAM_SHARDS_VAR);
+            value.map(str::to_owned)
+        })
+    };
+    assert_eq!(rate(None).expect("unset"), None);
+    assert_eq!(rate(Some("2")).expect("2 shards"), Some(1_000.0));
+    assert_eq!(
+        rate(Some(&MAX_STREAM_SHARDS.to_string())).expect("the most"),
+        Some(f64::from(MAX_STREAM_SHARDS) * IMPORT_EVENTS_PER_SHARD_SECOND)
+    );
+    for bad in [
+        "0",
+        "-1",
+        "2.5",
+        "",
+        "many",
+        &(MAX_STREAM_SHARDS + 1).to_string(),
+    ] {
+        let error = rate(Some(bad)).expect_err(bad);
+        assert!(error.to_string().contains(STREAM_SHARDS_VAR), "{error}");
+    }
 }
