@@ -18,7 +18,9 @@ use crate::adapters::secrets::SecretsManagerSource;
 use realty_core::config::{ConfigError, StackResources};
 use realty_core::poller::config::{ApiKeys, PollerConfig, load_api_keys};
 use realty_core::poller::fetch::{RateLimiter, http_client};
+use realty_core::poller::read::SourceEndpoint;
 use realty_core::poller::run::{PollRequest, PollSummary, Poller};
+use realty_core::sources::SourceKind;
 
 /// The poller over Kinesis, S3 (poll states and the raw layer) and the ConfigTable.
 pub type LambdaPoller =
@@ -114,7 +116,10 @@ impl PollerFunction {
             .iter()
             .filter_map(|name| lookup(name).map(|v| ((*name).to_owned(), v)))
             .collect();
-        let keys = read_keys(sdk, &env).await;
+        let keys = read_keys(sdk, &env).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the listing-API keys; every source is reported without a key");
+            ApiKeys::default()
+        });
         let poller = build_poller(sdk, resources, &config, &keys)?;
         Ok(Self {
             sdk: sdk.clone(),
@@ -127,31 +132,88 @@ impl PollerFunction {
     pub async fn handle(&self, request: &PollRequest, now: DateTime<Utc>) -> PollSummary {
         let mut poller = self.poller.lock().await;
         if !poller.unkeyed.is_empty() {
-            let keys = read_keys(&self.sdk, &self.env).await;
-            let (mut endpoints, unkeyed) = self.config.endpoints(&keys);
-            // The portals' crawlers keep their robots.txt and their one-request gate.
-            for endpoint in &mut endpoints {
-                if let Some(kept) = poller
-                    .endpoints
-                    .iter()
-                    .find(|e| e.kind == endpoint.kind && e.crawler.is_some())
-                {
-                    endpoint.crawler.clone_from(&kept.crawler);
+            match read_keys(&self.sdk, &self.env).await {
+                Ok(keys) => {
+                    let (endpoints, unkeyed) = self.config.endpoints(&keys);
+                    poller.endpoints = keyed_anew(&poller.endpoints, &poller.unkeyed, endpoints);
+                    poller.unkeyed = unkeyed;
+                }
+                // The sources keyed already keep their keys: a read that failed once is no
+                // evidence they were taken away.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the listing-API keys again; the sources without a key stay so for this run")
                 }
             }
-            poller.endpoints = endpoints;
-            poller.unkeyed = unkeyed;
         }
         poller.poll(request, now).await
     }
 }
 
-async fn read_keys(sdk: &SdkConfig, env: &BTreeMap<String, String>) -> ApiKeys {
-    match api_keys(sdk, |name| env.get(name).cloned()).await {
-        Ok(keys) => keys,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the listing-API keys; every source is reported without a key");
-            ApiKeys::default()
+/// The endpoints after the keys were read again: those of the sources that had no key are
+/// the new ones; every other keeps its own, with its cached RESO access token, and the
+/// portals their crawler (robots.txt, one-request gate).
+fn keyed_anew(
+    current: &[SourceEndpoint],
+    unkeyed: &[SourceKind],
+    fresh: Vec<SourceEndpoint>,
+) -> Vec<SourceEndpoint> {
+    fresh
+        .into_iter()
+        .map(
+            |endpoint| match current.iter().find(|e| e.kind == endpoint.kind) {
+                Some(kept) if !unkeyed.contains(&endpoint.kind) => kept.clone(),
+                _ => endpoint,
+            },
+        )
+        .collect()
+}
+
+async fn read_keys(
+    sdk: &SdkConfig,
+    env: &BTreeMap<String, String>,
+) -> Result<ApiKeys, impl std::fmt::Display> {
+    api_keys(sdk, |name| env.get(name).cloned()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(kind: SourceKind, key: &str) -> SourceEndpoint {
+        SourceEndpoint {
+            kind,
+            base_url: "https://example.com".into(),
+            key: key.into(),
+            reso_auth: None,
+            reso_full_read_every: chrono::TimeDelta::hours(24),
+            crawler: None,
         }
+    }
+
+    fn keys(endpoints: &[SourceEndpoint]) -> Vec<(SourceKind, &str)> {
+        endpoints.iter().map(|e| (e.kind, e.key.as_str())).collect()
+    }
+
+    /// Keys read again give a key to the sources that had none; the others keep theirs
+    /// (and a RESO endpoint its cached token), and a source the read no longer keys goes.
+    #[test]
+    fn keys_read_again_key_only_the_sources_without_one() {
+        let current = [endpoint(SourceKind::Zillow, "zillow-at-start")];
+        let fresh = vec![
+            endpoint(SourceKind::Zillow, "zillow-now"),
+            endpoint(SourceKind::Realtor, "realtor-now"),
+        ];
+        assert_eq!(
+            keys(&keyed_anew(&current, &[SourceKind::Realtor], fresh)),
+            [
+                (SourceKind::Zillow, "zillow-at-start"),
+                (SourceKind::Realtor, "realtor-now")
+            ]
+        );
+        let fresh = vec![endpoint(SourceKind::Realtor, "realtor-now")];
+        assert_eq!(
+            keys(&keyed_anew(&current, &[SourceKind::Realtor], fresh)),
+            [(SourceKind::Realtor, "realtor-now")]
+        );
     }
 }
