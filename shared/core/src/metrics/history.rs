@@ -17,7 +17,7 @@ pub struct Trends {
     pub median_price_per_sqft_ma_7d: Option<f64>,
     pub median_price_per_sqft_ma_30d: Option<f64>,
     /// Percent change of the median price from the last snapshot on or before 7 (30) days
-    /// ago to the latest one.
+    /// ago to this day's (none when this day closed without one).
     pub median_price_change_7d_pct: Option<f64>,
     pub median_price_change_30d_pct: Option<f64>,
     pub median_price_per_sqft_change_7d_pct: Option<f64>,
@@ -39,7 +39,9 @@ pub fn trends(closes: &BTreeMap<NaiveDate, DayClose>, today: NaiveDate) -> Trend
         (count > 0).then(|| sum / f64::from(count))
     };
     let change = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
-        let latest = days().rev().find_map(|(_, c)| pick(c))?;
+        // This day's: a day that closed without a median (its listings all went pending)
+        // has no change, not an earlier day's shown as its own.
+        let latest = closes.get(&today).and_then(pick)?;
         let cutoff = today - Duration::days(window);
         let earlier = days()
             .rev()
@@ -90,5 +92,25 @@ mod tests {
             "no snapshot 30 days back"
         );
         assert!((t.median_price_per_sqft_ma_7d.expect("ma") - 107.0).abs() < 1e-9);
+    }
+
+    /// A day that closed without a median has no change: before, the newest day with one was
+    /// compared in its place (a +10 % beside a median of none).
+    #[test]
+    fn a_day_without_a_median_has_no_change() {
+        let mut daily: BTreeMap<_, _> = [day(1, 300_000.0), day(6, 330_000.0)].into();
+        let today = NaiveDate::from_ymd_opt(2024, 10, 11).expect("date");
+        daily.insert(
+            today,
+            DayClose {
+                median_price: None,
+                median_price_per_sqft: None,
+            },
+        );
+        let t = trends(&daily, today);
+        assert_eq!(t.median_price_change_7d_pct, None);
+        assert_eq!(t.median_price_per_sqft_change_7d_pct, None);
+        // Its averages are still of the days in the window that have one.
+        assert_eq!(t.median_price_ma_7d, Some(330_000.0));
     }
 }
