@@ -114,7 +114,10 @@ impl MarketAggregate {
             price_per_sqft_listings: i64::try_from(self.price_per_sqft.count()).unwrap_or(i64::MAX),
             median_living_area_sqft: self.living_area.median(),
             median_days_on_market: match (today, self.listed_day_negated.quantile(0.5)) {
-                (Some(t), Some(neg_day)) => Some(i64::from(day_number(t) + neg_day)),
+                // A listing whose on-market date is still ahead (a coming-soon date kept
+                // when it went on sale early) has been on the market 0 days, as a listing's
+                // own count says: the median of those counts is this one, clamped.
+                (Some(t), Some(neg_day)) => Some(i64::from(day_number(t) + neg_day).max(0)),
                 _ => None,
             },
             new_listings_today: day.new_listings,

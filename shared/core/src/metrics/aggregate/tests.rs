@@ -218,6 +218,19 @@ fn figures_of_a_small_market() {
     );
 }
 
+/// Days on market are never negative: a listing dated ahead of the market's day counts 0.
+#[test]
+fn an_on_market_date_ahead_counts_no_days_on_market() {
+    let mut a = MarketAggregate::default();
+    let day = NaiveDate::from_ymd_opt(2024, 10, 5).unwrap();
+    a.apply(&Contribution::Add(Arc::new(ListingFacts {
+        on_market_day: Some(day_number(day) + 3),
+        ..facts(40_000_000, 2_000, Standing::Active)
+    })));
+    a.advance_to(day.and_hms_opt(12, 0, 0).unwrap().and_utc());
+    assert_eq!(a.figures().median_days_on_market, Some(0));
+}
+
 #[test]
 fn old_daily_counters_roll_off() {
     let mut a = MarketAggregate::default();
