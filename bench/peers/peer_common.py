@@ -35,7 +35,7 @@ The figures, per market (`listing.market.city_state`), as the Rust metrics code 
    (active or pending) that are `new` (a first sight, or a return after a delisting), or
    whose previous event left the listing coming soon, sold or off the market (announced, or
    back on the market); `price_cuts_7d`, `changed` events of sale listings (offer unchanged)
-   listed before and after (neither status sold nor off_market) whose
+   on the market before and after (neither status coming_soon, sold nor off_market) whose
    `changes.price.new` < `changes.price.old`. The event contract (docs/events.md) makes
    these equal to our comparison with the listing's previous state: `changes.price.old` is
    its price at the previous observation.
@@ -144,8 +144,8 @@ NEW_LISTING_SQL = """
 
 PRICE_CUT_SQL = """
     kind = 'changed' AND offer = 'sale'
-    AND status NOT IN ('sold', 'off_market')
-    AND prev_status NOT IN ('sold', 'off_market')
+    AND status NOT IN ('coming_soon', 'sold', 'off_market')
+    AND prev_status NOT IN ('coming_soon', 'sold', 'off_market')
     AND new_price < old_price
     AND NOT coalesce({contains}(changed_fields, 'offer'), false)
 """

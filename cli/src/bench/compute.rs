@@ -327,10 +327,14 @@ mod tests {
             if sale && in_inventory && !delisted_now && (first || announced || back) {
                 m.new_listing_days.push(day);
             }
+            // A cut of a listing on the market before and after: neither ended nor announced.
+            let on_market = |l: &realty_core::listing::Listing| {
+                listed(l) && l.status != ListingStatus::ComingSoon
+            };
             if let Some(b) = before
                 && sale
-                && listed(l)
-                && listed(&b.listing)
+                && on_market(l)
+                && on_market(&b.listing)
                 && b.listing.offer == Offer::Sale
                 && !delisted_now
                 && l.price_minor < b.listing.price_minor

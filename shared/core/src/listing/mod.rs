@@ -243,6 +243,13 @@ impl ListingStatus {
     pub const fn has_ended(self) -> bool {
         matches!(self, Self::Sold | Self::OffMarket)
     }
+
+    /// Whether a price move in this status is one of the market's cuts or rises: on the
+    /// market (active, under contract, pending), not announced (coming soon: in no inventory
+    /// yet) nor ended.
+    pub const fn moves_market_prices(self) -> bool {
+        !self.has_ended() && !matches!(self, Self::ComingSoon)
+    }
 }
 
 /// Whether the price is a sale price or a monthly rent.

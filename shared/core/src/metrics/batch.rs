@@ -321,6 +321,10 @@ fn next_state(
 ) -> ListingState {
     let ListingEvent { listing, kind, .. } = event;
     let first_price_minor = match current {
+        // Announced, or still: its price on the market starts when it gets there.
+        Some(s) if !s.off_the_market() && s.listing.status == ListingStatus::ComingSoon => {
+            listing.price_minor
+        }
         Some(s) if !s.off_the_market() => s.first_price_minor,
         // First sight, or back after a delisting, a sale or a withdrawal: a new listing
         // cycle. A source that states the price before its last change tells us it was cut
@@ -408,9 +412,13 @@ fn transition(
         None => {}
         Some(s) if s.off_the_market() => {}
         // A price move of a listing leaving the market (a RESO record sold or withdrawn at a
-        // lower price in one change) is its delisting, not a cut.
+        // lower price in one change) is its delisting, not a cut; one of a listing announced
+        // (coming soon), or going on sale from it, is no market's either.
         Some(old_state)
-            if !new.delisted && old_state.listing.offer == Offer::Sale && stays_listed(listing) =>
+            if !new.delisted
+                && old_state.listing.offer == Offer::Sale
+                && old_state.listing.status.moves_market_prices()
+                && listing.status.moves_market_prices() =>
         {
             let (before, after) = (old_state.listing.price_minor, listing.price_minor);
             if after < before && before > 0 {

@@ -21,7 +21,7 @@ use super::aggregate::{MarketFigures, Standing, city_scope_key, property_type_na
 use super::batch::{AppliedEvent, ListingState};
 use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
-use crate::listing::{CENTS_PER_DOLLAR, Listing, ListingStatus, Offer};
+use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
 
 /// Price-cut entries expire this long after the cut.
 pub const PRICE_CUT_DAYS: i64 = 30;
@@ -293,11 +293,6 @@ pub fn anomaly_of(price_per_sqft: f64, figures: &MarketFigures) -> Option<Anomal
     }
 }
 
-/// Whether a listing of `status` is on the market (not sold or withdrawn).
-fn in_the_market(status: ListingStatus) -> bool {
-    !matches!(status, ListingStatus::Sold | ListingStatus::OffMarket)
-}
-
 /// The listing's moves through the events this batch applied, in order: (as it was before
 /// each, as the event left it), from `old` (nothing before a first sight). The events are
 /// those of `new.recent_events` after `old`'s last; a batch of more than
@@ -344,8 +339,8 @@ pub fn judge(
             && !after.delisted
             && before.offer == Offer::Sale
             && after.offer == Offer::Sale
-            && in_the_market(before.status)
-            && in_the_market(after.status)
+            && before.status.moves_market_prices()
+            && after.status.moves_market_prices()
             && after.price_minor < before.price_minor
             && before.price_minor > 0;
         if !is_cut {

@@ -246,11 +246,11 @@ fn detect_read(
         // Over the listings still on the market too: a feed that keeps ended records (a RESO
         // full read returns years of closed sales) would otherwise hide a read that lost its
         // active listings behind the sales it still returns.
-        let on_market = |listing: &Listing| !listing.status.has_ended();
-        let missing_on_market = missing.iter().filter(|(_, l)| on_market(l)).count();
-        let known_on_market = previous.listings.values().filter(|l| on_market(l)).count();
+        let listed = |listing: &Listing| !listing.status.has_ended();
+        let missing_listed = missing.iter().filter(|(_, l)| listed(l)).count();
+        let known_listed = previous.listings.values().filter(|l| listed(l)).count();
         let mass_loss = guard.exceeded(missing.len(), previous.listings.len())
-            || guard.exceeded(missing_on_market, known_on_market);
+            || guard.exceeded(missing_listed, known_listed);
         let confirmed = |id: &String| {
             previous.unconfirmed_delistings.contains(id)
                 && observed_at - held_since >= MASS_LOSS_CONFIRMATION

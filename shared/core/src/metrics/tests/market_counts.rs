@@ -166,6 +166,64 @@ fn a_coming_soon_listing_is_new_when_it_goes_on_sale() {
     }
 }
 
+/// A listing announced (coming soon) that goes on sale at a lower price is a new listing, not
+/// a cut, and a cut while announced is none either: it was in no market's inventory. Its next
+/// cut is one, against the price it went on sale at; however its events are batched. Before,
+/// the launch counted a cut and put a price-cut entry of 6.67 %.
+#[test]
+fn a_coming_soon_listing_on_sale_at_a_lower_price_is_new_not_a_cut() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let soon = listing(1, 0, 30_000_000, ListingStatus::ComingSoon, at);
+    let mut cheaper_soon = soon.clone();
+    cheaper_soon.price_minor = 29_000_000;
+    cheaper_soon.observed_at = at + Duration::hours(1);
+    let mut active = cheaper_soon.clone();
+    active.status = ListingStatus::Active;
+    active.price_minor = 28_000_000;
+    active.observed_at = at + Duration::hours(2);
+    let mut cut = active.clone();
+    cut.price_minor = 27_000_000;
+    cut.observed_at = at + Duration::hours(3);
+    let events = [
+        ListingEvent::new_listing(soon.clone(), "poll-1"),
+        ListingEvent::changed(&soon, cheaper_soon.clone(), "poll-2").expect("a change"),
+        ListingEvent::changed(&cheaper_soon, active.clone(), "poll-3").expect("a change"),
+        ListingEvent::changed(&active, cut, "poll-4").expect("a change"),
+    ];
+    let records = records_of(&events);
+    for split in 0..=records.len() {
+        let stores = delivered_in_two(&records, split);
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+        let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
+        assert_eq!(
+            (sum(|d| d.new_listings), sum(|d| d.price_cuts)),
+            (1, 1),
+            "batches cut after {split}"
+        );
+        let cut_entries: Vec<f64> = stores
+            .keyed
+            .lock()
+            .expect("lock")
+            .values()
+            .filter_map(|item| match item {
+                crate::metrics::memory::KeyedItem::Interest(i) => i.listing.cut_pct,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(cut_entries, [3.57], "batches cut after {split}");
+        let stored = stores.listings.lock().expect("lock");
+        let state = stored.values().next().expect("the listing's state");
+        assert_eq!(
+            state.first_price_minor, 28_000_000,
+            "batches cut after {split}"
+        );
+    }
+}
+
 /// A listing withdrawn (a RESO record Withdrawn or Hold: off the market, a delisting) that
 /// comes back for sale at a lower price is a new listing, not a price cut, and has no cut
 /// entry, as it is when its source delists it and lists it again; its next cut is one entry
