@@ -179,6 +179,13 @@ impl RateLimiter {
             .is_ok()
     }
 
+    /// Holds the source's next request back until `wait` from now: a 429 or 503 says the
+    /// source is overloaded for every market read from it, not only for the request told.
+    pub async fn hold_off(&self, wait: Duration) {
+        let mut next = self.next.lock().await;
+        *next = (*next).max(Instant::now() + wait);
+    }
+
     /// Waits for this request's turn.
     pub async fn acquire(&self) {
         self.acquire_many(1).await;
@@ -325,6 +332,17 @@ where
             return Err(FetchError::BudgetSpent { url });
         }
         limiter.acquire().await;
+        // The turn may come late (the source held off, a slow rate): not past the deadline.
+        if policy
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(FetchError::OutOfTime {
+                url,
+                attempts: attempt,
+                last,
+            });
+        }
         let response = request.build(client).timeout(policy.timeout).send().await;
         let response = match response {
             Ok(r) => r,
@@ -340,20 +358,23 @@ where
         };
         let status = response.status();
         if status.as_u16() == 429 || status.is_server_error() {
-            let wait = retry_after(response.headers(), Utc::now());
             last = format!("HTTP {status}");
-            match wait {
+            let wait = match retry_after(response.headers(), Utc::now()) {
                 Some(w) if w > policy.max_retry_after => {
                     return Err(FetchError::RetryAfterTooLong {
                         url,
                         secs: w.as_secs(),
                     });
                 }
-                Some(w) => wait_to_retry(policy, attempt, w, &url, &last).await?,
-                None => {
-                    wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
-                }
+                Some(w) => w,
+                None => backoff(policy, attempt),
+            };
+            // Too many requests, or unavailable: every market of the source waits, not only
+            // this one (the others' requests would be refused too, each charged and retried).
+            if status.as_u16() == 429 || status.as_u16() == 503 {
+                limiter.hold_off(wait).await;
             }
+            wait_to_retry(policy, attempt, wait, &url, &last).await?;
             continue;
         }
         let body = match tokio::time::timeout(
@@ -520,17 +541,78 @@ mod tests {
         );
         assert_eq!(requests.load(Ordering::SeqCst), 2);
         assert!(started.elapsed() < Duration::from_millis(1_500));
-        // The last attempt: given up at once, not after its Retry-After.
+        // The last attempt: given up at once, not after its Retry-After (a limiter of its
+        // own: the one above holds the source back a second).
         let started = Instant::now();
         let once = HttpPolicy {
             max_attempts: 1,
             ..HttpPolicy::default()
         };
+        let limiter = RateLimiter::per_second(0.0);
         let exhausted = fetch_parsed(&client, &limiter, &once, &Plain(url), parse).await;
         assert!(
             matches!(exhausted, Err(FetchError::Exhausted { attempts: 1, .. })),
             "{exhausted:?}"
         );
         assert!(started.elapsed() < Duration::from_millis(900));
+    }
+
+    /// A 503 with Retry-After holds back the source's next request, whichever market's:
+    /// before, only the request told waited, and the other markets' requests met the same
+    /// answer, each charged to the budget and retried.
+    #[tokio::test]
+    async fn a_source_that_asks_to_wait_holds_every_market_back() {
+        let (url, requests) = unavailable().await;
+        let client = http_client(Duration::from_secs(2)).expect("client");
+        let limiter = RateLimiter::per_second(0.0);
+        let parse = |_: &[u8]| -> Result<(), SourceError> { Ok(()) };
+        let once = HttpPolicy {
+            max_attempts: 1,
+            ..HttpPolicy::default()
+        };
+        let first = fetch_parsed(&client, &limiter, &once, &Plain(url.clone()), parse).await;
+        assert!(
+            matches!(first, Err(FetchError::Exhausted { .. })),
+            "{first:?}"
+        );
+        // Another market's request, right after: it waits out the Retry-After.
+        let started = Instant::now();
+        let second = fetch_parsed(&client, &limiter, &once, &Plain(url), parse).await;
+        assert!(
+            matches!(second, Err(FetchError::Exhausted { .. })),
+            "{second:?}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+    }
+
+    /// A turn that comes past the deadline sends nothing.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn no_request_goes_out_past_the_deadline_after_waiting_its_turn() {
+        let limiter = RateLimiter::per_second(0.0);
+        limiter.hold_off(Duration::from_secs(10)).await;
+        let client = http_client(Duration::from_secs(2)).expect("client");
+        let policy = HttpPolicy {
+            deadline: Some(Instant::now() + Duration::from_secs(5)),
+            ..HttpPolicy::default()
+        };
+        let parse = |_: &[u8]| -> Result<(), SourceError> { Ok(()) };
+        // Nothing listens there: a request sent would fail otherwise than out of time.
+        let stopped = fetch_parsed(
+            &client,
+            &limiter,
+            &policy,
+            &Plain("http://127.0.0.1:9/x".into()),
+            parse,
+        )
+        .await;
+        assert!(
+            matches!(stopped, Err(FetchError::OutOfTime { attempts: 0, .. })),
+            "{stopped:?}"
+        );
     }
 }
