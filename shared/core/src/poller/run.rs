@@ -111,6 +111,10 @@ pub struct MarketSummary {
     /// before its turn, or its requests reached the run's deadline ([`READS_END_GRACE`]).
     /// Not recorded as polled, so the next run reads it.
     pub out_of_time: bool,
+    /// A pass after a read's first (a re-read or a confirmation; RESO: its full read) was
+    /// stopped by the run's deadline or request budget: the read before it was delivered,
+    /// as an incomplete one, and the market is recorded as polled.
+    pub cut_short: bool,
     /// A portal's pages no longer read as they did (no listing, or fields the last read
     /// found gone): the read failed; nothing published or delisted from it.
     pub layout_drift: bool,
@@ -585,6 +589,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.retries = stats.retries;
         summary.rereads = stats.rereads;
         summary.reconciliations = stats.reconciliations;
+        summary.cut_short = stats.cut_short;
         summary.raw_pages_archived = stats.raw_archived;
         summary.raw_pages_oversized = stats.raw_oversized;
         summary.raw_pages_failed = stats.raw_failed;

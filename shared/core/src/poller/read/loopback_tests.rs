@@ -82,6 +82,19 @@ async fn read_with(
     previous: &PollState,
     observed_at: DateTime<Utc>,
 ) -> Result<(MarketRead, ReadStats), FetchError> {
+    read_allowed(endpoint, market, previous, observed_at, None).await
+}
+
+/// [`read_with`] allowed at most `allowance` requests (the run's budget; `None`: any).
+async fn read_allowed(
+    endpoint: &SourceEndpoint,
+    market: &str,
+    previous: &PollState,
+    observed_at: DateTime<Utc>,
+    allowance: Option<u64>,
+) -> Result<(MarketRead, ReadStats), FetchError> {
+    let limiter = RateLimiter::per_second(0.0);
+    limiter.start_run(allowance);
     let policy = HttpPolicy {
         max_attempts: 1,
         ..HttpPolicy::default()
@@ -89,7 +102,7 @@ async fn read_with(
     let filter = SearchFilter::default();
     read_market(
         &http_client(std::time::Duration::from_secs(2)).expect("client"),
-        &RateLimiter::per_second(0.0),
+        &limiter,
         &policy,
         endpoint,
         MarketSearch {
@@ -215,6 +228,94 @@ async fn a_realtor_read_takes_its_total_from_the_first_page_and_stops_at_the_pag
     assert_eq!(read.listings.len() as u32, MAX_REALTOR_PAGES);
     // Cut off, and not read again in the same poll.
     assert_eq!(requests.load(Ordering::SeqCst), MAX_REALTOR_PAGES);
+}
+
+/// A complete read that misses a known listing is confirmed by a second pass; one cut short
+/// by the run's budget (or deadline) leaves the first standing, incomplete: its listings
+/// delivered, nothing delisted. Before, the whole read was dropped, and, not recorded as
+/// polled, made again at the next run and cut again.
+#[tokio::test]
+async fn a_confirming_pass_cut_short_leaves_the_first_standing_incomplete() {
+    let template = fixture(include_bytes!(
+        "../../../tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+    ));
+    let page = realtor_page(&template, 1, 3, 3);
+    let answered = page.clone();
+    let (base_url, requests) = serve(move |_, _| answered.clone()).await;
+    let observed_at = Utc::now();
+    let mut previous = PollState::default();
+    let known =
+        crate::sources::realtor::parse_value(&realtor_page(&template, 9, 1, 1), observed_at)
+            .expect("page")
+            .listings;
+    previous.listings = known
+        .iter()
+        .map(|l| (l.id.as_str().to_owned(), l.clone()))
+        .collect();
+    let endpoint = SourceEndpoint {
+        kind: SourceKind::Realtor,
+        base_url,
+        key: "test".into(),
+        reso_auth: None,
+        reso_full_read_every: chrono::TimeDelta::hours(24),
+        crawler: None,
+    };
+    let (read, stats) = read_allowed(&endpoint, "los-angeles-ca", &previous, observed_at, Some(1))
+        .await
+        .expect("the first pass stands");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert!(stats.cut_short, "{stats:?}");
+    assert!(!read.complete, "a read cut short delists nothing");
+    assert_eq!(read.listings.len(), 3);
+    // Allowed both passes, the same read is complete.
+    let (read, stats) = read_allowed(&endpoint, "los-angeles-ca", &previous, observed_at, None)
+        .await
+        .expect("read");
+    assert!(read.complete && !stats.cut_short, "{stats:?}");
+    assert_eq!(stats.reconciliations, 1);
+}
+
+/// A due RESO full read cut short by the run's budget is saved as the interval's try, and
+/// no read of the changes is attempted after it: the next poll reads them. Before, the
+/// failed full read was tried again at every poll, and the changes never read.
+#[tokio::test]
+async fn a_reso_full_read_cut_short_waits_an_interval_and_reads_nothing_more() {
+    // A full read of two pages (the first links to the second on the same server).
+    let mut page = fixture(include_bytes!(
+        "../../../tests/fixtures/reso_property_page2.json"
+    ));
+    page["@odata.count"] = json!(100);
+    page["@odata.nextLink"] = json!("Property?$skip=6");
+    let (base_url, requests) = serve(move |_, _| page.clone()).await;
+    let every = chrono::TimeDelta::hours(24);
+    let endpoint = reso_endpoint(base_url, every);
+    let observed_at = DateTime::parse_from_rfc3339("2024-03-02T00:00:00Z")
+        .expect("time")
+        .with_timezone(&Utc);
+    let previous = PollState {
+        cursor: Some(observed_at - chrono::TimeDelta::days(1)),
+        last_complete_read: Some(observed_at - every),
+        ..PollState::default()
+    };
+    let (read, stats) = read_allowed(&endpoint, "nashville-tn", &previous, observed_at, Some(1))
+        .await
+        .expect("cut short, not failed");
+    assert!(stats.cut_short, "{stats:?}");
+    assert!(
+        read.full && !read.complete && read.listings.is_empty(),
+        "{read:?}"
+    );
+    assert_eq!(read.cursor, previous.cursor);
+    let next = crate::poller::detect::detect(
+        &previous,
+        read,
+        "poll",
+        observed_at,
+        crate::poller::detect::DelistingGuard::default(),
+    )
+    .next;
+    assert_eq!(next.last_full_read, Some(observed_at));
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
 
 /// A Zillow answer without a total (a bare `props` array) can never be complete: read once

@@ -56,6 +56,9 @@ pub struct ReadStats {
     /// The page of an ad the read saw was gone (404, 410): ad pages have moved, no ad page
     /// was believed.
     pub ad_pages_untrusted: bool,
+    /// A pass after the first (or RESO's full read) stopped at the run's deadline or request
+    /// budget: what the passes before it read stands, as an incomplete read.
+    pub cut_short: bool,
 }
 
 impl ReadStats {
@@ -124,7 +127,7 @@ pub async fn read_market(
                     pages,
                     &mut stats,
                 )
-                .await?
+                .await
             }
             SourceKind::Realtor => {
                 read_realtor(
@@ -137,7 +140,7 @@ pub async fn read_market(
                     pages,
                     &mut stats,
                 )
-                .await?
+                .await
             }
             SourceKind::Reso => {
                 return read_reso(
@@ -165,7 +168,7 @@ pub async fn read_market(
                     pages,
                     &mut stats,
                 )
-                .await?
+                .await
             }
             SourceKind::File => {
                 return Err(FetchError::NotThatApi {
@@ -173,6 +176,20 @@ pub async fn read_market(
                     error: endpoint.kind.why_not_polled().into(),
                 });
             }
+        };
+        let pass = match pass {
+            Ok(pass) => pass,
+            // A later pass cut by the run's deadline or budget: the passes before it stand,
+            // as an incomplete read (their changes, no delisting), where the whole read was
+            // dropped, read again next run and cut again.
+            Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
+                if pass_number > 0 =>
+            {
+                tracing::warn!(market = search.market, %error, "a read's later pass was cut short; the passes before it stand, incomplete");
+                stats.cut_short = true;
+                break;
+            }
+            Err(error) => return Err(error),
         };
         let pass_complete = pass.complete();
         // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests

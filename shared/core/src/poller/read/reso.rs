@@ -105,6 +105,21 @@ pub(super) async fn read_reso(
                 }
                 (tally, newest, complete)
             }
+            // Cut by the run's deadline or request budget: no other read can be made this
+            // poll either, and the try is saved (`full`), so the next poll reads the changes
+            // rather than trying the whole market again (which was cut again at every poll,
+            // and the changes never read).
+            Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
+                if cursor.is_some_and(|at| at <= latest_trusted(observed_at)) =>
+            {
+                tracing::warn!(
+                    market = search.market,
+                    %error,
+                    "RESO full read cut short; the changes since the cursor are read next poll, the next full read an interval later"
+                );
+                stats.cut_short = true;
+                (Tally::default(), None, false)
+            }
             // With a cursor to read from, the changes still come; without one (the first
             // poll) there is nothing else to read.
             Err(error) if cursor.is_some_and(|at| at <= latest_trusted(observed_at)) => {
