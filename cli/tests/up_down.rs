@@ -55,6 +55,13 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
     }
     let endpoint = doc["endpoint"].as_str().expect("an endpoint").to_owned();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    // Reachable from this machine only: LocalStack's own server bound every interface.
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(
+        listening_on(port),
+        ["127.0.0.1"],
+        "{emulator} listens on {port} beyond the loopback interface"
+    );
     let outputs = &doc["outputs"];
     for key in [
         "ListingEventsStreamName",
@@ -296,4 +303,47 @@ fn processes_with_files_under(dir: &std::path::Path) -> Vec<u32> {
             })
         })
         .collect()
+}
+
+/// The addresses something listens on `port` at (IPv4 from /proc/net/tcp, IPv6 from
+/// /proc/net/tcp6: Linux, as CI), such as `127.0.0.1`, `0.0.0.0` or `::`.
+fn listening_on(port: u16) -> Vec<String> {
+    let mut addresses = Vec::new();
+    for (table, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Local address, then state: 0A is LISTEN.
+            let (Some(local), Some(&"0A")) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let Some((ip, hex_port)) = local.split_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(hex_port, 16).ok() != Some(port) {
+                continue;
+            }
+            let bytes: Vec<u8> = (0..ip.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&ip[i..i + 2], 16).ok())
+                .collect();
+            // Each 32-bit word is in host (little-endian) order.
+            let ordered: Vec<u8> = bytes
+                .chunks(4)
+                .flat_map(|w| w.iter().rev().copied())
+                .collect();
+            addresses.push(if v6 {
+                let octets: [u8; 16] = ordered.try_into().unwrap_or([0; 16]);
+                std::net::Ipv6Addr::from(octets).to_string()
+            } else {
+                let octets: [u8; 4] = ordered.try_into().unwrap_or([0; 4]);
+                std::net::Ipv4Addr::from(octets).to_string()
+            });
+        }
+    }
+    addresses.sort();
+    addresses.dedup();
+    addresses
 }

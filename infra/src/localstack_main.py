@@ -16,6 +16,26 @@ import localstack.services.s3.provider as s3_provider
 
 s3_provider.DEFAULT_S3_TMP_DIR = os.path.join(tempfile.gettempdir(), "localstack-s3-storage")
 
+# --- The gateway on the loopback interface only (begin) ---
+# LocalStack's twisted server binds every interface whatever host GATEWAY_LISTEN names (a
+# TODO of its own): the stack's secrets, tables and buckets, under any credentials, to anyone
+# on the network. Its IPv4 endpoints bind the address they are given, 127.0.0.1 by default.
+import types
+
+import localstack.runtime.server.twisted as twisted_server
+from twisted.internet import endpoints as twisted_endpoints
+
+
+def _tcp4_on_loopback(reactor, port, backlog=50, interface=""):
+    return twisted_endpoints.TCP4ServerEndpoint(reactor, port, backlog, interface or "127.0.0.1")
+
+
+twisted_server.endpoints = types.SimpleNamespace(
+    TCP4ServerEndpoint=_tcp4_on_loopback,
+    TCP6ServerEndpoint=twisted_endpoints.TCP6ServerEndpoint,
+)
+# --- The gateway on the loopback interface only (end) ---
+
 # --- Glue served by the bundled moto (begin) ---
 # LocalStack's free edition has no Glue provider, but the moto it bundles has Glue. Register
 # one, as LocalStack does for its own moto-backed services: every operation falls through to
