@@ -182,8 +182,19 @@ fn ensure_requirements(
         reason,
     };
     eprintln!("realty: installing {what} into {}", venv.display());
-    if !venv.join("bin/python").is_file() {
-        run_quiet(Command::new(python()).args(["-m", "venv"]).arg(&venv)).map_err(venv_err)?;
+    // A venv whose creation failed part-way (python3 without ensurepip: Debian's missing
+    // python3-venv) has its python but no pip: made again, or the advice to install
+    // python3-venv never took effect.
+    let has_pip = || {
+        run_quiet(Command::new(venv.join("bin/python")).args(["-m", "pip", "--version"])).is_ok()
+    };
+    if !venv.join("bin/python").is_file() || !has_pip() {
+        run_quiet(
+            Command::new(python())
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv),
+        )
+        .map_err(venv_err)?;
     }
     run_quiet(
         Command::new(venv.join("bin/python"))
@@ -195,7 +206,9 @@ fn ensure_requirements(
                 "--disable-pip-version-check",
                 "-r",
             ])
-            .arg(requirements_path),
+            .arg(requirements_path)
+            // Its downloads kept in the project, not in the user's ~/.cache.
+            .env("PIP_CACHE_DIR", root.join("target").join("pip-cache")),
     )
     .map_err(venv_err)?;
     fs::write(&stamp, &requirements).map_err(io_err(&stamp))?;
@@ -691,6 +704,27 @@ fn reap(pid: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A venv left with its python but no pip (made where python3 had no ensurepip, the
+    /// error then said to install python3-venv) is made again, not reused as it is: before,
+    /// every run failed on its missing pip, whatever was installed meanwhile.
+    #[test]
+    fn a_venv_left_without_pip_is_made_again() {
+        let root = std::env::temp_dir().join(format!("realty-venv-{}", std::process::id()));
+        let venv = root.join("venv");
+        fs::create_dir_all(venv.join("bin")).expect("folders");
+        let python = venv.join("bin/python");
+        fs::write(&python, "#!/bin/sh\nexit 1\n").expect("a python without pip");
+        fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("executable");
+        let requirements = root.join("requirements.txt");
+        fs::write(&requirements, "# nothing to install\n").expect("requirements");
+        let made = ensure_separate_venv(&root, &venv, &requirements, "nothing");
+        let works = run_quiet(Command::new(&python).args(["-m", "pip", "--version"]));
+        let _ = fs::remove_dir_all(&root);
+        made.expect("the venv made again");
+        works.expect("its pip runs");
+    }
 
     /// A pid with its start time names one process: the same process is recognised, one
     /// that reused the pid (another start time) is not, and a record without a start time

@@ -76,7 +76,9 @@ pub(crate) async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result
         "infra/src",
         "shared/core/src",
         "shared/aws/src",
+        "shared/lake/src",
         "sim/src",
+        "template.yaml",
         "Cargo.lock",
     ]
     .iter()
