@@ -425,10 +425,25 @@ pub fn back_on_market(old: &ListingItem, new: &ListingItem) -> bool {
 }
 
 /// Whether the metrics function newly flagged the listing as anomalous for its market (its
-/// price per sqft outside the market's bounds), while it can alert.
+/// price per sqft outside the market's bounds), while it can alert. The metrics function
+/// flags active listings only, so one back from under contract or pending at the same price
+/// and area was not judged meanwhile, not cleared: it stayed anomalous, and alerted already
+/// (before, every contingent and active flip alerted again).
 pub fn newly_anomalous(old: Option<&ListingItem>, new: &ListingItem) -> bool {
     let flagged = |item: &ListingItem| item.interest.contains(&InterestKind::Anomalous);
-    is_alertable(new) && flagged(new) && old.is_none_or(|old| !flagged(old))
+    let paused_as_it_is = |old: &ListingItem| {
+        !old.delisted
+            && old.listing.offer == Offer::Sale
+            && matches!(
+                old.listing.status,
+                ListingStatus::UnderContract | ListingStatus::Pending
+            )
+            && old.listing.price_minor == new.listing.price_minor
+            && old.listing.living_area_sqft == new.listing.living_area_sqft
+    };
+    is_alertable(new)
+        && flagged(new)
+        && old.is_none_or(|old| !flagged(old) && !paused_as_it_is(old))
 }
 
 /// A market's median price per sqft, and the scope it was read from.

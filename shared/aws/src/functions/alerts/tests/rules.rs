@@ -589,16 +589,30 @@ fn a_listing_newly_flagged_anomalous_alerts_once_with_its_market_comparison() {
         "{:?}",
         message(&alerts[2]).map(|m| m.subject)
     );
-    // Still anomalous at the next change: no second alert; the flag gone and back: one more.
+    // Still anomalous at the next change: no second alert; the flag gone (back within the
+    // bounds, at another price) and back: one more.
     let mut still = flagged.clone();
     still.sequence = format!("{:0>128}", 3);
-    still.listing.status = ListingStatus::Pending;
     assert!(!newly_anomalous(Some(&flagged), &still));
     let mut cleared = still.clone();
     cleared.interest.clear();
+    cleared.listing.price_minor += 10_000_000;
     let mut again = flagged.clone();
     again.sequence = format!("{:0>128}", 5);
     assert!(newly_anomalous(Some(&cleared), &again));
+    // Under contract (the metrics function judges active listings only: the flag goes) and
+    // active again at the same price and area: the same anomaly, no second alert; back at
+    // another price: judged afresh.
+    let mut contingent = flagged.clone();
+    contingent.sequence = format!("{:0>128}", 6);
+    contingent.listing.status = ListingStatus::UnderContract;
+    contingent.interest.clear();
+    let mut active_again = flagged.clone();
+    active_again.sequence = format!("{:0>128}", 7);
+    assert!(!newly_anomalous(Some(&contingent), &active_again));
+    let mut repriced = active_again.clone();
+    repriced.listing.price_minor -= 1_000_000;
+    assert!(newly_anomalous(Some(&contingent), &repriced));
     // A new listing flagged on its first write alerts too; a flagged rental never does.
     assert!(newly_anomalous(None, &flagged));
     let mut rental = flagged.clone();
