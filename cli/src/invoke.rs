@@ -206,16 +206,21 @@ fn failed_records<'a>(sequence_numbers: impl Iterator<Item = &'a str>) -> Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_replay_is_applied_as_a_shard_of_its_own() {
-        let event: KinesisEvent = serde_json::from_str(
+    /// The sample event of `events/` (`sam local invoke`'s and `realty invoke`'s).
+    fn sample_event() -> KinesisEvent {
+        serde_json::from_str(
             &std::fs::read_to_string(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../events/metrics-kinesis.json"
             ))
             .expect("sample event"),
         )
-        .expect("a Kinesis event");
+        .expect("a Kinesis event")
+    }
+
+    #[test]
+    fn a_replay_is_applied_as_a_shard_of_its_own() {
+        let event = sample_event();
         assert!(!event.records.is_empty());
         let replay = as_replay(event);
         for record in &replay.records {
@@ -235,14 +240,7 @@ mod tests {
         use realty_core::metrics::memory::MemoryStores;
         use realty_core::metrics::ports::EncodedJournal;
 
-        let event: KinesisEvent = serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../events/metrics-kinesis.json"
-            ))
-            .expect("sample event"),
-        )
-        .expect("a Kinesis event");
+        let event = sample_event();
         let shard = realty_aws::functions::metrics::shard_of(event.records[0].event_id.as_deref())
             .to_owned();
         let stores = MemoryStores::default();

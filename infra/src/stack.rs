@@ -218,14 +218,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
                     ),
                 });
             }
-            Running {
-                emulator: prev.emulator,
-                endpoint: prev.endpoint,
-                pid: prev.pid,
-                pid_started: prev.pid_started,
-                log_path: prev.log_path,
-                instance_dir: prev.instance_dir,
-            }
+            Running::recorded(prev)
         }
         (Some(endpoint), _) => Running {
             emulator: None,
@@ -256,14 +249,7 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
                     ),
                 });
             }
-            Running {
-                emulator: prev.emulator,
-                endpoint: prev.endpoint,
-                pid: prev.pid,
-                pid_started: prev.pid_started,
-                log_path: prev.log_path,
-                instance_dir: prev.instance_dir,
-            }
+            Running::recorded(prev)
         }
         (None, previous) => {
             // One recorded but not answering is stopped first, not left running orphaned
@@ -337,6 +323,20 @@ struct Running {
     pid_started: Option<u64>,
     log_path: Option<PathBuf>,
     instance_dir: Option<PathBuf>,
+}
+
+impl Running {
+    /// The emulator a record names, as it runs still.
+    fn recorded(state: LocalAws) -> Self {
+        Self {
+            emulator: state.emulator,
+            endpoint: state.endpoint,
+            pid: state.pid,
+            pid_started: state.pid_started,
+            log_path: state.log_path,
+            instance_dir: state.instance_dir,
+        }
+    }
 }
 
 fn answers(endpoint: &str) -> bool {

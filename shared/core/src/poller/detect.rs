@@ -1019,48 +1019,32 @@ pub(super) mod tests {
             })
             .collect();
         let previous = state(&[active.clone(), sold.clone()].concat());
-        let guard = DelistingGuard::default();
+        let read = |listings: Vec<Listing>| {
+            detect(
+                &previous,
+                complete(listings, &[]),
+                "p",
+                at(5),
+                DelistingGuard::default(),
+            )
+        };
         // 4 of 10 on the market missing (4 of 40 in all): held.
-        let d = detect(
-            &previous,
-            complete([&active[4..], &sold[..]].concat(), &[]),
-            "p",
-            at(5),
-            guard,
-        );
+        let d = read([&active[4..], &sold[..]].concat());
         assert!(d.events.is_empty(), "{:?}", kinds(&d));
         assert_eq!(d.held_delistings, 4);
         assert_eq!(d.next.listings, previous.listings);
         // 3 of 10, the share itself: delisted at once.
-        let d = detect(
-            &previous,
-            complete([&active[3..], &sold[..]].concat(), &[]),
-            "p",
-            at(5),
-            guard,
-        );
+        let d = read([&active[3..], &sold[..]].concat());
         assert_eq!(
             kinds(&d),
             ["zillow:1", "zillow:2", "zillow:3"].map(|id| (id.to_owned(), "delisted"))
         );
         // Ended records purged by the feed (10 of 40, none on the market): delisted at once.
-        let d = detect(
-            &previous,
-            complete([&active[..], &sold[10..]].concat(), &[]),
-            "p",
-            at(5),
-            guard,
-        );
+        let d = read([&active[..], &sold[10..]].concat());
         assert_eq!(d.events.len(), 10);
         assert_eq!(d.held_delistings, 0);
         // Past the share of all the market's listings, held as before, ended or not.
-        let d = detect(
-            &previous,
-            complete(sold[13..].to_vec(), &[]),
-            "p",
-            at(5),
-            guard,
-        );
+        let d = read(sold[13..].to_vec());
         assert!(d.events.is_empty(), "{:?}", kinds(&d));
         assert_eq!(d.held_delistings, 23);
     }

@@ -314,14 +314,16 @@ where
 {
     let url = request.url();
     let mut last = String::new();
+    let past_deadline = || {
+        policy
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    };
     for attempt in 0..policy.max_attempts {
         if attempt > 0 {
             metrics::counter!("http_retries").increment(1);
         }
-        if policy
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        if past_deadline() {
             return Err(FetchError::OutOfTime {
                 url,
                 attempts: attempt,
@@ -333,10 +335,7 @@ where
         }
         limiter.acquire().await;
         // The turn may come late (the source held off, a slow rate): not past the deadline.
-        if policy
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
+        if past_deadline() {
             return Err(FetchError::OutOfTime {
                 url,
                 attempts: attempt,

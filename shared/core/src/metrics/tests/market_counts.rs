@@ -176,45 +176,20 @@ fn a_coming_soon_listing_on_sale_at_a_lower_price_is_new_not_a_cut() {
         .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
         .single()
         .expect("time");
-    let soon = listing(1, 0, 30_000_000, ListingStatus::ComingSoon, at);
-    let mut cheaper_soon = soon.clone();
-    cheaper_soon.price_minor = 29_000_000;
-    cheaper_soon.observed_at = at + Duration::hours(1);
-    let mut active = cheaper_soon.clone();
-    active.status = ListingStatus::Active;
-    active.price_minor = 28_000_000;
-    active.observed_at = at + Duration::hours(2);
-    let mut cut = active.clone();
-    cut.price_minor = 27_000_000;
-    cut.observed_at = at + Duration::hours(3);
-    let events = [
-        ListingEvent::new_listing(soon.clone(), "poll-1"),
-        ListingEvent::changed(&soon, cheaper_soon.clone(), "poll-2").expect("a change"),
-        ListingEvent::changed(&cheaper_soon, active.clone(), "poll-3").expect("a change"),
-        ListingEvent::changed(&active, cut, "poll-4").expect("a change"),
-    ];
+    let events = moves(
+        listing(1, 0, 30_000_000, ListingStatus::ComingSoon, at),
+        &[
+            (ListingStatus::ComingSoon, 29_000_000),
+            (ListingStatus::Active, 28_000_000),
+            (ListingStatus::Active, 27_000_000),
+        ],
+    );
     let records = records_of(&events);
     for split in 0..=records.len() {
         let stores = delivered_in_two(&records, split);
-        let aggregates = stores.aggregates.lock().expect("lock");
-        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
-        let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
-        assert_eq!(
-            (sum(|d| d.new_listings), sum(|d| d.price_cuts)),
-            (1, 1),
-            "batches cut after {split}"
-        );
-        let cut_entries: Vec<f64> = stores
-            .keyed
-            .lock()
-            .expect("lock")
-            .values()
-            .filter_map(|item| match item {
-                crate::metrics::memory::KeyedItem::Interest(i) => i.listing.cut_pct,
-                _ => None,
-            })
-            .collect();
-        assert_eq!(cut_entries, [3.57], "batches cut after {split}");
+        let (new, _, cuts) = city_counts(&stores);
+        assert_eq!((new, cuts), (1, 1), "batches cut after {split}");
+        assert_eq!(cut_entries(&stores), [3.57], "batches cut after {split}");
         let stored = stores.listings.lock().expect("lock");
         let state = stored.values().next().expect("the listing's state");
         assert_eq!(
@@ -235,55 +210,68 @@ fn a_listing_withdrawn_then_back_for_sale_is_new_not_a_cut() {
         .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
         .single()
         .expect("time");
-    let active = listing(1, 0, 50_000_000, ListingStatus::Active, at);
-    let mut withdrawn = active.clone();
-    withdrawn.status = ListingStatus::OffMarket;
-    withdrawn.observed_at = at + Duration::hours(1);
-    let mut back = withdrawn.clone();
-    back.status = ListingStatus::Active;
-    back.price_minor = 46_000_000;
-    back.observed_at = at + Duration::hours(2);
-    let mut cut = back.clone();
-    cut.price_minor = 45_000_000;
-    cut.observed_at = at + Duration::hours(3);
-    let events = [
-        ListingEvent::new_listing(active.clone(), "poll-1"),
-        ListingEvent::changed(&active, withdrawn.clone(), "poll-2").expect("a change"),
-        ListingEvent::changed(&withdrawn, back.clone(), "poll-3").expect("a change"),
-        ListingEvent::changed(&back, cut, "poll-4").expect("a change"),
-    ];
+    let events = moves(
+        listing(1, 0, 50_000_000, ListingStatus::Active, at),
+        &[
+            (ListingStatus::OffMarket, 50_000_000),
+            (ListingStatus::Active, 46_000_000),
+            (ListingStatus::Active, 45_000_000),
+        ],
+    );
     let records = records_of(&events);
     for split in 0..=records.len() {
         let stores = delivered_in_two(&records, split);
-        let aggregates = stores.aggregates.lock().expect("lock");
-        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
-        let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
         // New at first sight and at its return; the withdrawal a delisting; one cut, after
         // the return (from $460,000, not $500,000).
-        assert_eq!(
-            (
-                sum(|d| d.new_listings),
-                sum(|d| d.delistings),
-                sum(|d| d.price_cuts)
-            ),
-            (2, 1, 1),
-            "batches cut after {split}"
-        );
-        let cut_entries: Vec<f64> = stores
-            .keyed
-            .lock()
-            .expect("lock")
-            .values()
-            .filter_map(|item| match item {
-                crate::metrics::memory::KeyedItem::Interest(i) => i.listing.cut_pct,
-                _ => None,
-            })
-            .collect();
+        assert_eq!(city_counts(&stores), (2, 1, 1), "batches cut after {split}");
         // Each event judged against the one before it, whichever batch holds them: the cut
         // after the return alone (before, a batch judged its first state against its last:
         // 10 % from $500,000 when it held the withdrawal, the return and the cut).
-        assert_eq!(cut_entries, [2.17], "batches cut after {split}");
+        assert_eq!(cut_entries(&stores), [2.17], "batches cut after {split}");
     }
+}
+
+/// The events of a listing first seen as `first`, then moved to each (status, price) of
+/// `steps`, an hour apart.
+fn moves(first: Listing, steps: &[(ListingStatus, i64)]) -> Vec<ListingEvent> {
+    let mut events = vec![ListingEvent::new_listing(first.clone(), "poll-1")];
+    let mut before = first;
+    for (n, &(status, price_minor)) in steps.iter().enumerate() {
+        let mut next = before.clone();
+        next.status = status;
+        next.price_minor = price_minor;
+        next.observed_at = before.observed_at + Duration::hours(1);
+        let poll = format!("poll-{}", n + 2);
+        events.push(ListingEvent::changed(&before, next.clone(), &poll).expect("a change"));
+        before = next;
+    }
+    events
+}
+
+/// The city market's daily counts, summed: new listings, delistings, price cuts.
+fn city_counts(stores: &MemoryStores) -> (i64, i64, i64) {
+    let aggregates = stores.aggregates.lock().expect("lock");
+    let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+    let sum = |f: fn(&aggregate::DailyCounts) -> i64| city.daily.values().map(f).sum::<i64>();
+    (
+        sum(|d| d.new_listings),
+        sum(|d| d.delistings),
+        sum(|d| d.price_cuts),
+    )
+}
+
+/// The cuts (percent) of the price-cut entries the stores hold.
+fn cut_entries(stores: &MemoryStores) -> Vec<f64> {
+    stores
+        .keyed
+        .lock()
+        .expect("lock")
+        .values()
+        .filter_map(|item| match item {
+            crate::metrics::memory::KeyedItem::Interest(i) => i.listing.cut_pct,
+            _ => None,
+        })
+        .collect()
 }
 
 /// The price-cut list holds every cut the counters count, each against the price before it,
@@ -295,17 +283,14 @@ fn every_cut_is_an_entry_of_its_own_however_the_events_are_batched() {
         .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
         .single()
         .expect("time");
-    let mut states = vec![listing(1, 0, 50_000_000, ListingStatus::Active, at)];
-    for (hours, price) in [(1, 48_000_000), (2, 45_000_000), (3, 50_000_000)] {
-        let mut next = states[states.len() - 1].clone();
-        next.price_minor = price;
-        next.observed_at = at + Duration::hours(hours);
-        states.push(next);
-    }
-    let mut events = vec![ListingEvent::new_listing(states[0].clone(), "poll-0")];
-    for pair in states.windows(2) {
-        events.push(ListingEvent::changed(&pair[0], pair[1].clone(), "poll").expect("a change"));
-    }
+    let events = moves(
+        listing(1, 0, 50_000_000, ListingStatus::Active, at),
+        &[
+            (ListingStatus::Active, 48_000_000),
+            (ListingStatus::Active, 45_000_000),
+            (ListingStatus::Active, 50_000_000),
+        ],
+    );
     let records = records_of(&events);
     for split in 0..=records.len() {
         let stores = delivered_in_two(&records, split);

@@ -131,6 +131,18 @@ fn reso_endpoint(base_url: String, full_read_every: chrono::TimeDelta) -> Source
     }
 }
 
+/// The state a poll keeps after `read` (the guard's default).
+fn state_after(previous: &PollState, read: MarketRead, observed_at: DateTime<Utc>) -> PollState {
+    crate::poller::detect::detect(
+        previous,
+        read,
+        "poll",
+        observed_at,
+        crate::poller::detect::DelistingGuard::default(),
+    )
+    .next
+}
+
 fn fixture(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("fixture")
 }
@@ -306,15 +318,10 @@ async fn a_reso_full_read_cut_short_waits_an_interval_and_reads_nothing_more() {
         "{read:?}"
     );
     assert_eq!(read.cursor, previous.cursor);
-    let next = crate::poller::detect::detect(
-        &previous,
-        read,
-        "poll",
-        observed_at,
-        crate::poller::detect::DelistingGuard::default(),
-    )
-    .next;
-    assert_eq!(next.last_full_read, Some(observed_at));
+    assert_eq!(
+        state_after(&previous, read, observed_at).last_full_read,
+        Some(observed_at)
+    );
     assert_eq!(requests.load(Ordering::SeqCst), 1);
 }
 
@@ -393,15 +400,10 @@ async fn a_failed_reso_full_read_gives_way_to_the_changes_and_waits_an_interval(
         paging.max_modification_timestamp.max(previous.cursor)
     );
     // The try is remembered: the next poll reads the changes alone, an interval later whole.
-    let next = crate::poller::detect::detect(
-        &previous,
-        read,
-        "poll",
-        observed_at,
-        crate::poller::detect::DelistingGuard::default(),
-    )
-    .next;
-    assert_eq!(next.last_full_read, Some(observed_at));
+    assert_eq!(
+        state_after(&previous, read, observed_at).last_full_read,
+        Some(observed_at)
+    );
 }
 
 /// A RESO full read whose records add up to its count but miss a record the state holds
