@@ -397,7 +397,7 @@ impl ConfigSnapshot {
     }
 
     /// The (source, market) pairs due at `now`: never polled, or last polled at least their
-    /// [`Self::poll_intervals`] ago.
+    /// [`Self::poll_intervals`] ago; one whose polls are failing sooner ([`retry_wait`]).
     pub fn due(&self, now: DateTime<Utc>) -> Vec<(SourceKind, &WatchedMarket)> {
         self.poll_intervals(now)
             .into_iter()
@@ -409,13 +409,29 @@ impl ConfigSnapshot {
                     None => true,
                     Some(p) => {
                         let interval = TimeDelta::seconds((minutes * 60.0) as i64);
-                        now - p.polled_at + DUE_SLACK >= interval
+                        now - p.polled_at + DUE_SLACK >= retry_wait(p, interval)
                     }
                 }
             })
             .map(|(kind, m, _)| (kind, m))
             .collect()
     }
+}
+
+/// How long after `last` a (source, market) polled every `interval` is due again. After a
+/// failed poll (a provider's outage, a timeout, Kinesis refusing the events) a market's
+/// news would otherwise wait a whole interval, an hour by default: it is tried again after
+/// the schedule's period, then after as long as it has been failing, up to the interval
+/// (5, 5, 10, 20, 40, then 60 minutes), so that a lasting failure (a revoked key, a
+/// changed layout) costs a few requests more per interval, not one read per run.
+pub fn retry_wait(last: &PollRecord, interval: TimeDelta) -> TimeDelta {
+    let Some(failed_since) = last.failed_since else {
+        return interval;
+    };
+    let failing_for = last.polled_at - failed_since;
+    failing_for
+        .max(TimeDelta::minutes(i64::from(MIN_POLL_MINUTES)))
+        .min(interval)
 }
 
 #[cfg(test)]
@@ -579,6 +595,38 @@ pub(crate) mod tests {
         assert_eq!(due, [(SourceKind::Realtor, "syracuse-ny")]);
         let later = snapshot.due(at("2026-11-10T12:29:45Z"));
         assert_eq!(later.len(), 3, "30 s early counts as due");
+    }
+
+    #[test]
+    fn a_failing_market_is_tried_again_sooner_backing_off_to_its_interval() {
+        let snapshot_at = |polled_at: &str, failed_since: Option<&str>| ConfigSnapshot {
+            markets: vec![market("nashville-tn", &["zillow"], 60)],
+            polls: [PollRecord {
+                failed_since: failed_since.map(at),
+                ..polled("zillow", "nashville-tn", polled_at, 1)
+            }]
+            .into_iter()
+            .map(|p| ((p.source.clone(), p.market.clone()), p))
+            .collect(),
+            ..ConfigSnapshot::default()
+        };
+        let due_at = |snapshot: &ConfigSnapshot, now: &str| !snapshot.due(at(now)).is_empty();
+        // A good poll waits its hour.
+        let good = snapshot_at("2026-11-10T12:00:00Z", None);
+        assert!(!due_at(&good, "2026-11-10T12:05:00Z"));
+        assert!(due_at(&good, "2026-11-10T13:00:00Z"));
+        // The first failure: again at the next run.
+        let first = snapshot_at("2026-11-10T12:00:00Z", Some("2026-11-10T12:00:00Z"));
+        assert!(!due_at(&first, "2026-11-10T12:04:00Z"));
+        assert!(due_at(&first, "2026-11-10T12:05:00Z"));
+        // Failing for 20 minutes: 20 more.
+        let later = snapshot_at("2026-11-10T12:20:00Z", Some("2026-11-10T12:00:00Z"));
+        assert!(!due_at(&later, "2026-11-10T12:35:00Z"));
+        assert!(due_at(&later, "2026-11-10T12:40:00Z"));
+        // Failing for hours: its interval, no longer.
+        let lasting = snapshot_at("2026-11-10T18:00:00Z", Some("2026-11-10T12:00:00Z"));
+        assert!(!due_at(&lasting, "2026-11-10T18:55:00Z"));
+        assert!(due_at(&lasting, "2026-11-10T19:00:00Z"));
     }
 
     #[test]
