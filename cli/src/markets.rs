@@ -224,6 +224,13 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                 }
             }
             store.put_market(&market).await?;
+            if market.sources.len() > 1 {
+                eprintln!(
+                    "note: {} is polled from {} sources: a home listed on more than one counts once per source in its figures (docs/metrics.md, \"Markets\")",
+                    market.market,
+                    market.sources.len()
+                );
+            }
             match was {
                 Some(was) if was == describe(&market) => {
                     println!("{}: unchanged ({at})", market.market);

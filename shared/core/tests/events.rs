@@ -5,9 +5,9 @@ use realty_core::listing::{
     Change, EventDecodeError, EventKind, Listing, ListingChanges, ListingEvent, ListingStatus,
     MAX_ADDRESS_LINE_BYTES, MAX_CHANGED_FIELDS, MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS,
     MAX_ENCODED_EVENT_BYTES, MAX_EVENT_RECORD_BYTES, MAX_NATIVE_ID_LEN, MAX_OBSERVATION_AGE_DAYS,
-    MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_SOURCE_URL_BYTES,
-    MAX_STATE_BYTES, MIN_PLAUSIBLE_LIVING_AREA_SQFT, MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey,
-    TrackedField, diff,
+    MAX_PLAUSIBLE_DAYS_ON_MARKET, MAX_POLL_ID_LEN, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES,
+    MAX_SOURCE_URL_BYTES, MAX_STATE_BYTES, MIN_PLAUSIBLE_LIVING_AREA_SQFT,
+    MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey, TrackedField, diff,
 };
 use realty_core::listing::{
     MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES, MIN_FLOOR,
@@ -814,6 +814,42 @@ fn the_sources_drop_a_living_area_too_small_for_the_home() {
             "{area} sqft, {beds:?} beds"
         );
         assert_eq!(l.beds, beds);
+        l.validate().expect("still a valid listing");
+    }
+}
+
+/// The sources drop an on-market date no listing has: a placeholder (`1900-01-01`, the
+/// epoch) or one older than ten years on the market, and one ahead of the observation but for
+/// a listing announced as coming soon. The home keeps its other facts.
+#[test]
+fn the_sources_drop_an_on_market_date_no_listing_has() {
+    let listing = nashville_listing("108760565");
+    let today = listing.observed_at.date_naive();
+    let days = |n: i64| today - Duration::days(n);
+    let oldest = MAX_PLAUSIBLE_DAYS_ON_MARKET;
+    for (status, date, kept) in [
+        (ListingStatus::Active, days(oldest), true),
+        (ListingStatus::Active, days(oldest + 1), false),
+        (ListingStatus::Active, days(-1), true),
+        (ListingStatus::Active, days(-2), false),
+        (ListingStatus::Pending, days(-30), false),
+        (ListingStatus::ComingSoon, days(-30), true),
+        (
+            ListingStatus::Active,
+            chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("date"),
+            false,
+        ),
+        (
+            ListingStatus::Active,
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date"),
+            false,
+        ),
+    ] {
+        let mut l = listing.clone();
+        l.status = status;
+        l.on_market_date = Some(date);
+        l.clear_implausible_optionals();
+        assert_eq!(l.on_market_date.is_some(), kept, "{status:?} {date}");
         l.validate().expect("still a valid listing");
     }
 }

@@ -430,6 +430,47 @@ fn reso_first_page() {
 }
 
 #[test]
+fn reso_commercial_records_are_no_homes() {
+    // An MLS feed asked for a city sends its offices, shops and businesses too: none is a
+    // home for sale or to rent, whatever its price; the residential types still read.
+    let record = |key: &str, property_type: &str| {
+        let price = if property_type.ends_with("Lease") {
+            2_150
+        } else {
+            1_250_000
+        };
+        serde_json::json!({
+            "ListingKey": key, "StandardStatus": "Active", "PropertyType": property_type,
+            "ListPrice": price, "City": "Nashville", "StateOrProvince": "TN",
+            "PostalCode": "37203", "UnparsedAddress": "1 Commerce St"
+        })
+    };
+    let body = serde_json::json!({ "value": [
+        record("C1", "CommercialSale"),
+        record("C2", "CommercialLease"),
+        record("C3", "BusinessOpportunity"),
+        record("R1", "Residential"),
+        record("R2", "ResidentialLease"),
+    ]});
+    let page = normalize(SourceKind::Reso, body.to_string().as_bytes());
+    let rejected: Vec<(Option<&str>, bool)> = page
+        .rejects
+        .iter()
+        .map(|r| (r.source_id.as_deref(), r.reason.contains("not a home")))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (Some("reso:C1"), true),
+            (Some("reso:C2"), true),
+            (Some("reso:C3"), true)
+        ]
+    );
+    assert_eq!(listing(&page, "reso:R1").offer, Offer::Sale);
+    assert_eq!(listing(&page, "reso:R2").offer, Offer::Rent);
+}
+
+#[test]
 fn reso_last_page() {
     let page = normalize(SourceKind::Reso, RESO_PAGE_2);
     let Paging::Reso(paging) = &page.paging else {

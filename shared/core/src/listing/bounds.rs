@@ -50,6 +50,11 @@ pub const MIN_PLAUSIBLE_LIVING_AREA_SQFT: u32 = 100;
 /// Smallest living area per bedroom the sources keep (about 6.5 m²): two bedrooms in 5 m²
 /// are a typo.
 pub const MIN_PLAUSIBLE_SQFT_PER_BEDROOM: u32 = 70;
+/// Most days on the market the sources keep an on-market date for (ten years): the longest
+/// real listings (land, ranches) run a few years; an older date is a placeholder
+/// (`1900-01-01`, the Unix epoch) or a typo, and would make its market's median days on
+/// market. Events carrying one still decode (they were valid when sent).
+pub const MAX_PLAUSIBLE_DAYS_ON_MARKET: i64 = 3_653;
 /// Largest lot, in square feet, taken as real (about 230,000 acres, a very large ranch).
 pub const MAX_LOT_SIZE_SQFT: u64 = 10_000_000_000;
 /// Longest native id accepted.

@@ -30,7 +30,7 @@ pub use bounds::{
     MAX_CITY_BYTES, MAX_CLOCK_SKEW_SECONDS, MAX_ENCODED_EVENT_BYTES, MAX_EQUIPMENT_BYTES,
     MAX_EQUIPMENT_ITEMS, MAX_EVENT_RECORD_BYTES, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES,
     MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MAX_MARKET_KEY_BYTES, MAX_NATIVE_ID_LEN,
-    MAX_OBSERVATION_AGE_DAYS, MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
+    MAX_OBSERVATION_AGE_DAYS, MAX_PLAUSIBLE_DAYS_ON_MARKET, MAX_PLAUSIBLE_MONTHLY_RENT_MAD_MINOR,
     MAX_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MAX_PLAUSIBLE_SALE_PRICE_MAD_MINOR,
     MAX_PLAUSIBLE_SALE_PRICE_USD_MINOR, MAX_POSTAL_CODE_BYTES, MAX_REASON_BYTES, MAX_ROOMS,
     MAX_SOURCE_URL_BYTES, MAX_STATE_BYTES, MIN_FLOOR, MIN_PLAUSIBLE_LIVING_AREA_SQFT,
@@ -131,6 +131,13 @@ impl ListingId {
         native_id: &str,
         offer: Offer,
     ) -> Result<Self, InvalidListing> {
+        if source.ids_name_the_home() && native_id.starts_with(RENTAL_ID_PREFIX) {
+            // A record's own id written as a rental's would take that rental's place.
+            return Err(InvalidListing::new(
+                "id",
+                format!("{} looks like a rental's id", quote(native_id)),
+            ));
+        }
         if offer == Offer::Rent && source.ids_name_the_home() {
             check_native_id(native_id)?;
             Self::new(source, &format!("{RENTAL_ID_PREFIX}{native_id}"))
@@ -537,6 +544,12 @@ mod tests {
             None
         );
         assert!(ListingId::of_offer(ListingSource::Zillow, "", Offer::Rent).is_err());
+        // A sale whose record's id is written as a rental's would share that rental's id.
+        for offer in [Offer::Sale, Offer::Rent] {
+            assert!(ListingId::of_offer(ListingSource::Zillow, "rent:9", offer).is_err());
+            assert!(ListingId::of_offer(ListingSource::Realtor, "rent:9", offer).is_err());
+        }
+        assert!(ListingId::of_offer(ListingSource::Reso, "rent:9", Offer::Sale).is_ok());
         assert_eq!(
             ListingId::parse("zillow:rent:1").expect("parsed").home_id(),
             "1"

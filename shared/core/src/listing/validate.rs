@@ -6,10 +6,11 @@ use super::bounds::{
     check_list, check_native_id, check_on_market_date, check_rooms, check_text, check_url,
 };
 use super::{
-    InvalidListing, Listing, ListingDetails, MAX_ADDRESS_LINE_BYTES, MAX_CITY_BYTES,
+    InvalidListing, Listing, ListingDetails, ListingStatus, MAX_ADDRESS_LINE_BYTES, MAX_CITY_BYTES,
     MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_IMAGE_URL_BYTES, MAX_IMAGES,
-    MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MIN_PLAUSIBLE_LIVING_AREA_SQFT,
-    MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey, Offer, quote, sqft_from_sqm,
+    MAX_LIVING_AREA_SQFT, MAX_LOT_SIZE_SQFT, MAX_PLAUSIBLE_DAYS_ON_MARKET,
+    MIN_PLAUSIBLE_LIVING_AREA_SQFT, MIN_PLAUSIBLE_SQFT_PER_BEDROOM, MarketKey, Offer, quote,
+    sqft_from_sqm,
 };
 
 impl Listing {
@@ -133,10 +134,16 @@ impl Listing {
             .lot_size_sqft
             .filter(|&a| check_area("lot_size_sqft", a, MAX_LOT_SIZE_SQFT).is_ok());
         self.coordinates = self.coordinates.filter(|&p| check_coordinates(p).is_ok());
-        let observed_at = self.observed_at;
-        self.on_market_date = self
-            .on_market_date
-            .filter(|&d| check_on_market_date(d, observed_at).is_ok());
+        let (observed_at, status) = (self.observed_at, self.status);
+        self.on_market_date = self.on_market_date.filter(|&d| {
+            let days_on = (observed_at.date_naive() - d).num_days();
+            check_on_market_date(d, observed_at).is_ok()
+                && days_on <= MAX_PLAUSIBLE_DAYS_ON_MARKET
+                // Only a listing announced before it goes on sale has its date ahead (a day
+                // of slack for the source's time zone): any other's is a typo, not a
+                // brand-new listing.
+                && (days_on >= -1 || status == ListingStatus::ComingSoon)
+        });
         self.source_url = self.source_url.take().filter(|u| check_url(u).is_ok());
         self.address.line = self
             .address

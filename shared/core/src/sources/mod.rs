@@ -364,6 +364,24 @@ fn describe_document(api: SourceKind, value: &serde_json::Value) -> String {
     found
 }
 
+/// `href` (absolute, or a path) as an absolute URL on `origin` (`https://www.avito.ma`,
+/// `https://www.zillow.com`);
+/// `None` for a link anywhere else (another host, another scheme, `//host/...`), so nothing
+/// the page links to sends a crawler off the portal, nor a subscriber of an alert off the
+/// source's site.
+pub(crate) fn absolute_url(href: &str, origin: &str) -> Option<String> {
+    if href.starts_with('/') && !href.starts_with("//") {
+        Some(format!("{origin}{href}"))
+    } else if href
+        .strip_prefix(origin)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    {
+        Some(href.to_owned())
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::json;
 use super::{
-    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, describe_document,
-    parse_json,
+    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, absolute_url,
+    describe_document, parse_json,
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
@@ -20,6 +20,8 @@ use crate::listing::{
 pub const MAX_LIMIT: u32 = 200;
 /// Realtor.com's site, which a `permalink` is relative to.
 pub const REALTOR_DETAIL_BASE_URL: &str = "https://www.realtor.com/realestateandhomes-detail/";
+/// Where a listing's `href` must point.
+const REALTOR_ORIGIN: &str = "https://www.realtor.com";
 
 /// What a page said about the result set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -223,8 +225,9 @@ fn baths(description: &Value) -> Option<f32> {
 }
 
 fn source_url(result: &Value) -> Option<String> {
+    // On Realtor.com only: alerts send it to subscribers.
     json::lenient_text(result, "href")
-        .filter(|href| href.starts_with("https://") || href.starts_with("http://"))
+        .and_then(|href| absolute_url(&href, REALTOR_ORIGIN))
         .or_else(|| {
             json::lenient_text(result, "permalink")
                 .map(|permalink| format!("{REALTOR_DETAIL_BASE_URL}{permalink}"))
@@ -443,6 +446,35 @@ mod tests {
 
     /// Two full baths and a half are 2.5 whether or not the total (3) is sent beside them;
     /// the total alone is taken as it is.
+    #[test]
+    fn listing_links_stay_on_realtor_com() {
+        let url = |result: Value| source_url(&result);
+        let page = "https://www.realtor.com/realestateandhomes-detail/1-Main-St_X_CA_90004_M1";
+        assert_eq!(
+            url(serde_json::json!({ "href": page })).as_deref(),
+            Some(page)
+        );
+        // Alerts send it to subscribers: a link anywhere else gives way to the permalink.
+        for elsewhere in [
+            "http://www.leeziff.com",
+            "https://www.realtor.com.evil.example/x",
+        ] {
+            assert_eq!(
+                url(
+                    serde_json::json!({ "href": elsewhere, "permalink": "1-Main-St_X_CA_90004_M1" })
+                )
+                .as_deref(),
+                Some(page),
+                "{elsewhere}"
+            );
+            assert_eq!(
+                url(serde_json::json!({ "href": elsewhere })),
+                None,
+                "{elsewhere}"
+            );
+        }
+    }
+
     #[test]
     fn baths_are_full_and_half_counted_as_zillow_counts_them() {
         let parts = serde_json::json!({"baths": 3, "baths_full": 2, "baths_half": 1});

@@ -126,7 +126,7 @@ fn normalize_record(record: &Value, observed_at: DateTime<Utc>) -> Result<Listin
     let key = json::text(record, "ListingKey")?.ok_or("no ListingKey")?;
     let id = ListingId::new(ListingSource::Reso, &key).map_err(|e| e.to_string())?;
     let status = status(record)?;
-    let offer = offer(record);
+    let offer = offer(record)?;
 
     let price = json::number(record, "ListPrice")?.ok_or("no ListPrice")?;
     let price_minor =
@@ -194,12 +194,29 @@ fn status(record: &Value) -> Result<ListingStatus, String> {
     }
 }
 
-/// Lease property types price a monthly rent.
-fn offer(record: &Value) -> Offer {
-    match json::lenient_text(record, "PropertyType").map(|t| json::folded(&t)) {
-        Some(kind) if kind.ends_with("lease") => Offer::Rent,
-        _ => Offer::Sale,
+/// The Data Dictionary's `PropertyType`s of no home: an MLS feed asked for a city returns
+/// its offices, shops and businesses too, whose prices and rents are no home's. Asked
+/// away in the market's `$filter` ([`market_filter`]), and refused should a feed send them.
+pub const COMMERCIAL_PROPERTY_TYPES: [&str; 3] =
+    ["CommercialSale", "CommercialLease", "BusinessOpportunity"];
+
+/// Lease property types price a monthly rent; commercial ones are refused.
+fn offer(record: &Value) -> Result<Offer, String> {
+    let Some(raw) = json::lenient_text(record, "PropertyType") else {
+        return Ok(Offer::Sale);
+    };
+    let kind = json::folded(&raw);
+    if COMMERCIAL_PROPERTY_TYPES
+        .iter()
+        .any(|c| json::folded(c) == kind)
+    {
+        return Err(format!("PropertyType {}: not a home", quote(&raw)));
     }
+    Ok(if kind.ends_with("lease") {
+        Offer::Rent
+    } else {
+        Offer::Sale
+    })
 }
 
 /// `PropertySubType` when it says enough, else `PropertyType`.
@@ -413,14 +430,20 @@ pub fn odata_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// The market's condition: its city and state, ANDed with its raw filter (MLS-specific
-/// fields, such as the `OriginatingSystemName` MLS Grid requires) when it has one.
+/// The market's condition: its city and state, its homes (no [`COMMERCIAL_PROPERTY_TYPES`]:
+/// `ne`, so a record without a `PropertyType` is still read), ANDed with its raw filter
+/// (MLS-specific fields, such as the `OriginatingSystemName` MLS Grid requires) when it has
+/// one.
 pub fn market_filter(city: &str, state: &str, raw: Option<&str>) -> String {
-    let area = format!(
+    let mut area = format!(
         "City eq {} and StateOrProvince eq {}",
         odata_string(city),
         odata_string(state)
     );
+    for commercial in COMMERCIAL_PROPERTY_TYPES {
+        area.push_str(" and PropertyType ne ");
+        area.push_str(&odata_string(commercial));
+    }
     match raw.map(str::trim).filter(|r| !r.is_empty()) {
         Some(raw) => format!("{area} and ({raw})"),
         None => area,
@@ -529,19 +552,22 @@ mod tests {
 
     #[test]
     fn market_filters_quote_values_and_keep_raw_filters_whole() {
+        const HOMES: &str = " and PropertyType ne 'CommercialSale' and PropertyType ne 'CommercialLease' and PropertyType ne 'BusinessOpportunity'";
         assert_eq!(odata_string("St. John's"), "'St. John''s'");
         assert_eq!(odata_string("''"), "''''''");
         assert_eq!(
             market_filter("Coeur d'Alene", "ID", None),
-            "City eq 'Coeur d''Alene' and StateOrProvince eq 'ID'"
+            format!("City eq 'Coeur d''Alene' and StateOrProvince eq 'ID'{HOMES}")
         );
         assert_eq!(
             market_filter("Austin", "TX", Some(" OriginatingSystemName eq 'actris' ")),
-            "City eq 'Austin' and StateOrProvince eq 'TX' and (OriginatingSystemName eq 'actris')"
+            format!(
+                "City eq 'Austin' and StateOrProvince eq 'TX'{HOMES} and (OriginatingSystemName eq 'actris')"
+            )
         );
         assert_eq!(
             market_filter("Austin", "TX", Some(" ")),
-            "City eq 'Austin' and StateOrProvince eq 'TX'"
+            format!("City eq 'Austin' and StateOrProvince eq 'TX'{HOMES}")
         );
         for good in [
             "OriginatingSystemName eq 'actris'",

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use super::json::{self, AreaUnit};
 use super::{
-    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, describe_document,
-    parse_json,
+    Page, Paging, RecordPosition, Reject, RequestError, SourceError, SourceKind, absolute_url,
+    describe_document, parse_json,
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingDetails, ListingId, ListingSource, ListingStatus,
@@ -222,10 +222,15 @@ fn status_and_offer(prop: &Value) -> Result<(ListingStatus, Offer), String> {
         }
         _ => return Err(format!("unknown listingStatus {}", quote(&raw))),
     };
+    let sub_type = json::field(prop, "listingSubType").unwrap_or(&Value::Null);
+    if json::flag(sub_type, "is_forAuction") {
+        // Its price is the opening bid: a home at a fraction of its worth to every median
+        // and an "undervalued" alert.
+        return Err("for auction: its price is an opening bid, not an asking price".into());
+    }
     if status != ListingStatus::Active {
         return Ok((status, offer));
     }
-    let sub_type = json::field(prop, "listingSubType").unwrap_or(&Value::Null);
     let refined = if json::flag(sub_type, "is_comingSoon") {
         ListingStatus::ComingSoon
     } else if json::flag(sub_type, "is_pending") {
@@ -309,14 +314,18 @@ pub fn parse_one_line_address(text: &str) -> Result<Address, String> {
     })
 }
 
-/// `detailUrl` made absolute; the listing's canonical page when the field is missing.
+/// `detailUrl` made absolute on Zillow; the listing's canonical page when the field is
+/// missing or points anywhere else (alerts send it to subscribers).
 fn detail_url(detail_url: Option<String>, zpid: &str) -> String {
-    match detail_url {
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => url,
-        Some(path) if path.starts_with('/') => format!("{ZILLOW_BASE_URL}{path}"),
-        Some(path) => format!("{ZILLOW_BASE_URL}/{path}"),
-        None => format!("{ZILLOW_BASE_URL}/homedetails/{zpid}_zpid/"),
-    }
+    detail_url
+        .and_then(|url| {
+            if url.contains("://") || url.starts_with('/') {
+                absolute_url(&url, ZILLOW_BASE_URL)
+            } else {
+                absolute_url(&format!("/{url}"), ZILLOW_BASE_URL)
+            }
+        })
+        .unwrap_or_else(|| format!("{ZILLOW_BASE_URL}/homedetails/{zpid}_zpid/"))
 }
 
 /// `status_type` of a search.
@@ -664,6 +673,19 @@ mod tests {
     }
 
     #[test]
+    fn an_auction_is_no_asking_price() {
+        let prop = |sub_type: Value| serde_json::json!({ "listingStatus": "FOR_SALE", "listingSubType": sub_type });
+        let auction = status_and_offer(&prop(serde_json::json!({ "is_forAuction": true })));
+        assert!(auction.is_err_and(|reason| reason.contains("opening bid")));
+        assert_eq!(
+            status_and_offer(&prop(
+                serde_json::json!({ "is_forAuction": false, "is_FSBA": true })
+            )),
+            Ok((ListingStatus::Active, Offer::Sale))
+        );
+    }
+
+    #[test]
     fn detail_urls_become_absolute() {
         assert_eq!(
             detail_url(Some("/homedetails/x/1_zpid/".into()), "1"),
@@ -677,6 +699,23 @@ mod tests {
             detail_url(None, "7"),
             "https://www.zillow.com/homedetails/7_zpid/"
         );
+        // A path without its slash is one on Zillow, whatever it looks like.
+        assert_eq!(
+            detail_url(Some("javascript:alert(1)".into()), "7"),
+            "https://www.zillow.com/javascript:alert(1)"
+        );
+        // Alerts send it to subscribers: a link off Zillow is the listing's own page.
+        for elsewhere in [
+            "https://zi11ow.example/x",
+            "//evil.example/x",
+            "https://www.zillow.com.evil.example/x",
+        ] {
+            assert_eq!(
+                detail_url(Some(elsewhere.into()), "7"),
+                "https://www.zillow.com/homedetails/7_zpid/",
+                "{elsewhere}"
+            );
+        }
     }
 
     #[test]

@@ -112,7 +112,10 @@ impl Tally {
         self.rejected_ids.extend(other.rejected_ids);
     }
 
-    pub(super) fn into_read(self, complete: bool) -> MarketRead {
+    pub(super) fn into_read(mut self, complete: bool) -> MarketRead {
+        for duplicate in building_duplicates(&self.listings) {
+            self.listings.remove(&duplicate);
+        }
         let rejected_ids = self
             .rejected_ids
             .into_iter()
@@ -128,6 +131,75 @@ impl Tally {
             asked_not_gone_ids: BTreeSet::new(),
         }
     }
+}
+
+/// Words a unit starts with after the street (Zillow writes `# 411`, `Apt 610`, `Unit 2016`,
+/// `Ste 300`, `Floor 6`).
+const UNIT_WORDS: [&str; 8] = ["#", "apt", "unit", "ste", "suite", "fl", "floor", "bldg"];
+
+/// Zillow listings of a building's page that are one of its units again: Zillow returns a
+/// unit both under its own zpid (`817 3rd Ave N #411`) and under the building's
+/// (`817 3rd Ave N`, no unit), same price, beds, baths, area and type (the Nashville capture
+/// has one). Counted twice, the home was two listings and two cuts of its market. They still
+/// count in the read's completeness (the source's total counts them), and one kept from
+/// before leaves with a delisting.
+fn building_duplicates(listings: &BTreeMap<String, Listing>) -> Vec<String> {
+    type Facts = (
+        i64,
+        Option<u16>,
+        Option<u32>,
+        u32,
+        crate::listing::PropertyType,
+    );
+    let facts = |l: &Listing| -> Option<Facts> {
+        Some((
+            l.price_minor,
+            l.beds,
+            l.baths.map(|b| (b * 10.0).round() as u32),
+            l.living_area_sqft?,
+            l.property_type,
+        ))
+    };
+    let zillow = |l: &&Listing| l.source == crate::listing::ListingSource::Zillow;
+    let mut units: std::collections::HashMap<Facts, Vec<&Listing>> = Default::default();
+    for l in listings.values().filter(zillow) {
+        if let Some(f) = facts(l) {
+            units.entry(f).or_default().push(l);
+        }
+    }
+    let unit_of = |building: &Listing, unit: &Listing| {
+        let (Some(street), Some(line)) = (&building.address.line, &unit.address.line) else {
+            return false;
+        };
+        let Some(rest) = line.strip_prefix(street.as_str()) else {
+            return false;
+        };
+        let Some(rest) = rest.strip_prefix(' ') else {
+            return false;
+        };
+        let rest = rest.to_ascii_lowercase();
+        unit.id != building.id
+            && unit.offer == building.offer
+            && unit.status == building.status
+            && unit.market == building.market
+            && UNIT_WORDS.iter().any(|w| {
+                rest.strip_prefix(w)
+                    .is_some_and(|after| *w == "#" || after.starts_with(' '))
+            })
+    };
+    listings
+        .values()
+        .filter(zillow)
+        .filter(|building| {
+            facts(building)
+                .and_then(|f| units.get(&f))
+                .is_some_and(|same| same.iter().any(|unit| unit_of(building, unit)))
+        })
+        .map(|building| {
+            tracing::info!(id = %building.id, "a building's listing of one of its units: not counted twice");
+            building.id.as_str().to_owned()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,6 +236,22 @@ mod tests {
         );
         tally.expect(total);
         tally
+    }
+
+    /// The Nashville capture's unit #411 of 817 3rd Ave N, also listed as the building (zpid
+    /// 2106002389, no unit, the same price, beds, baths and area): one home, one listing;
+    /// the read stays complete. Units of one building at other prices stay.
+    #[test]
+    fn a_building_s_listing_of_one_of_its_units_counts_once() {
+        let total = 41;
+        let tally = tally_of(total, &[], Some(total as u64));
+        assert!(tally.complete());
+        let read = tally.into_read(true);
+        let ids: BTreeSet<&str> = read.listings.iter().map(|l| l.id.as_str()).collect();
+        assert!(!ids.contains("zillow:2106002389"));
+        assert!(ids.contains("zillow:108715663"));
+        assert_eq!(read.listings.len(), total - 1);
+        assert!(read.complete);
     }
 
     #[test]

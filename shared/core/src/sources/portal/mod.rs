@@ -16,7 +16,8 @@ use std::sync::LazyLock;
 use scraper::Selector;
 
 use super::{
-    Page, Paging, RecordPosition, Reject, SourceError, SourceKind, describe_document, json,
+    Page, Paging, RecordPosition, Reject, SourceError, SourceKind, absolute_url, describe_document,
+    json,
 };
 use crate::listing::{
     Address, CountryCode, Listing, ListingId, ListingSource, MarketKey, PropertyType,
@@ -216,22 +217,6 @@ fn next_link(document: &scraper::Html, origin: &str) -> Option<String> {
     static NEXT: LazyLock<Selector> = LazyLock::new(|| selector(r#"link[rel="next"]"#));
     let href = document.select(&NEXT).next()?.value().attr("href")?.trim();
     absolute_url(href, origin)
-}
-
-/// `href` (absolute, or a path) as an absolute URL on `origin` (`https://www.avito.ma`);
-/// `None` for a link anywhere else (another host, another scheme, `//host/...`), so nothing
-/// the page links to sends a crawler off the portal.
-fn absolute_url(href: &str, origin: &str) -> Option<String> {
-    if href.starts_with('/') && !href.starts_with("//") {
-        Some(format!("{origin}{href}"))
-    } else if href
-        .strip_prefix(origin)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
-    {
-        Some(href.to_owned())
-    } else {
-        None
-    }
 }
 
 /// The surface a portal states, in square metres, as the canonical fields: a plot's is its
