@@ -167,3 +167,43 @@ fn the_stream_has_no_more_shards_than_the_metrics_function_has_runs() {
         "{most_shards} shards, {runs} metrics runs"
     );
 }
+
+/// Firehose writes the stream's objects and its delivery errors, nothing else of the lake:
+/// not its tables, the poller's state or the raw pages.
+#[test]
+fn the_delivery_stream_writes_only_its_prefixes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let text_of = |v: &serde_norway::Value| match v {
+        serde_norway::Value::Tagged(t) => t.value.as_str().map(str::to_owned),
+        other => other.as_str().map(str::to_owned),
+    };
+    let statements = yaml["Resources"]["DeliveryStreamRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("statements");
+    let mut writes = 0;
+    for statement in statements {
+        let actions: Vec<&str> = statement["Action"]
+            .as_sequence()
+            .map(|a| a.iter().filter_map(serde_norway::Value::as_str).collect())
+            .unwrap_or_default();
+        if !actions
+            .iter()
+            .any(|a| a.starts_with("s3:") && a.contains("Object"))
+        {
+            continue;
+        }
+        for resource in statement["Resource"].as_sequence().expect("a list") {
+            let arn = text_of(resource).expect("an ARN");
+            writes += 1;
+            assert!(
+                arn == "${DataLakeBucket.Arn}/listings/*"
+                    || arn == "${DataLakeBucket.Arn}/errors/*",
+                "{arn}"
+            );
+        }
+    }
+    assert_eq!(writes, 2);
+}

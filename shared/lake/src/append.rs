@@ -137,12 +137,21 @@ async fn known_ids(table: &Table, rows: &[EventRow]) -> Result<HashSet<String>, 
                     .clone()
                     .less_than_or_equal_to(Datum::timestamp_micros(last.timestamp_micros())),
             );
-        let ids: Vec<EventId> = read::scan(table, None, Some(&["event_id"]), Some(filter)).await?;
-        known.extend(
-            ids.into_iter()
-                .map(|r| r.event_id)
-                .filter(|id| wanted.contains(id.as_str())),
-        );
+        // Kept batch by batch: a day's span can hold far more ids than the chunk wants.
+        read::for_each_batch(
+            table,
+            None,
+            Some(&["event_id"]),
+            Some(filter),
+            |ids: Vec<EventId>| {
+                known.extend(
+                    ids.into_iter()
+                        .map(|r| r.event_id)
+                        .filter(|id| wanted.contains(id.as_str())),
+                );
+            },
+        )
+        .await?;
     }
     Ok(known)
 }

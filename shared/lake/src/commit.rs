@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use aws_sdk_glue::types::TableInput;
+use chrono::{DateTime, Utc};
 use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestListWriter, ManifestWriterBuilder,
@@ -26,6 +27,7 @@ use iceberg::spec::{
 };
 use iceberg::table::Table;
 
+use crate::curate::SOURCE_THROUGH;
 use crate::{Lake, LakeError};
 
 /// Snapshots older than this are expired at each commit (their files stay: docs/lake.md).
@@ -71,8 +73,54 @@ fn expired_snapshots(
 
 #[cfg(test)]
 mod retention_tests {
+    use iceberg::spec::TableMetadata;
+
     use super::*;
     use crate::curate::lineage_tests::lineage;
+
+    /// A table last committed from a clock an hour fast takes the next commit of a right
+    /// clock: stamped just after that commit, where one stamped now is refused.
+    #[test]
+    fn a_commit_after_one_from_a_fast_clock_is_taken() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let hour = 3_600_000;
+        let snapshot = |id: i64, parent: Option<i64>, at: i64| {
+            Snapshot::builder()
+                .with_manifest_list(format!("s3://lake/listing_events/metadata/snap-{id}.avro"))
+                .with_snapshot_id(id)
+                .with_parent_snapshot_id(parent)
+                .with_sequence_number(id)
+                .with_summary(Summary {
+                    operation: Operation::Append,
+                    additional_properties: HashMap::new(),
+                })
+                .with_schema_id(0)
+                .with_timestamp_ms(at)
+                .build()
+        };
+        let commit = |metadata: TableMetadata, snapshot: Snapshot| {
+            let id = snapshot.snapshot_id();
+            TableMetadataBuilder::new_from_metadata(metadata, None)
+                .add_snapshot(snapshot)?
+                .set_ref(
+                    MAIN_BRANCH,
+                    SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
+                )?
+                .build()
+                .map(|b| b.metadata)
+        };
+        let fast = commit(lineage(&[]), snapshot(1, None, now + hour)).expect("fast commit");
+        assert!(fast.last_updated_ms() >= now + hour);
+        assert!(
+            commit(fast.clone(), snapshot(2, Some(1), now)).is_err(),
+            "iceberg refuses a snapshot an hour before the last"
+        );
+        let at = snapshot_time_ms(now, fast.last_updated_ms());
+        assert!(at > now + hour);
+        commit(fast, snapshot(2, Some(1), at)).expect("the next commit");
+        // A right clock ahead of the last update keeps its own time.
+        assert_eq!(snapshot_time_ms(now, now - hour), now);
+    }
 
     #[test]
     fn snapshots_past_the_retention_are_expired_but_the_current_and_named_ones() {
@@ -189,6 +237,11 @@ pub(crate) async fn commit_snapshot(
             }
         }
     }
+    // The curator's position, kept in the table's properties too: those outlive the
+    // snapshot that records it (expired by another tool's VACUUM, under a foreign commit).
+    let position = properties
+        .get(SOURCE_THROUGH)
+        .map(|through| HashMap::from([(SOURCE_THROUGH.to_owned(), through.clone())]));
     let mut additional_properties = properties;
     additional_properties.extend(summary);
 
@@ -237,36 +290,82 @@ pub(crate) async fn commit_snapshot(
             additional_properties,
         })
         .with_schema_id(metadata.current_schema_id())
-        .with_timestamp_ms(chrono::Utc::now().timestamp_millis())
+        .with_timestamp_ms(snapshot_time_ms(
+            chrono::Utc::now().timestamp_millis(),
+            metadata.last_updated_ms(),
+        ))
         .build();
     let expired = expired_snapshots(
         metadata,
         (chrono::Utc::now() - SNAPSHOT_RETENTION).timestamp_millis(),
     )?;
-    let next =
+    let mut builder =
         TableMetadataBuilder::new_from_metadata(metadata.clone(), Some(current_location.clone()))
             .add_snapshot(snapshot)?
             .set_ref(
                 MAIN_BRANCH,
                 SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
             )?
-            .remove_snapshots(&expired)
-            .build()?
-            .metadata;
+            .remove_snapshots(&expired);
+    if let Some(position) = position {
+        builder = builder.set_properties(position)?;
+    }
+    let swapped = write_and_swap(lake, table, &current_location, builder.build()?.metadata).await?;
+    Ok(swapped.then_some(snapshot_id))
+}
+
+/// Records in `table`'s properties that the curator read every object through `through`,
+/// without a snapshot: the chunks that add no event (all read before) move it on too, so
+/// that a run does not read them again, and again, at every run after it. `false` when
+/// another commit got in first (the next run reads them again: harmless).
+pub(crate) async fn record_position(
+    lake: &Lake,
+    table: &Table,
+    through: DateTime<Utc>,
+) -> Result<bool, LakeError> {
+    let current_location = table.metadata_location_result()?.to_owned();
+    let next = TableMetadataBuilder::new_from_metadata(
+        table.metadata().clone(),
+        Some(current_location.clone()),
+    )
+    .set_properties(HashMap::from([(
+        SOURCE_THROUGH.to_owned(),
+        through.to_rfc3339(),
+    )]))?
+    .build()?
+    .metadata;
+    write_and_swap(lake, table, &current_location, next).await
+}
+
+/// Writes `next` as the table's next metadata file and swaps the catalog's pointer to it
+/// from `current_location`; `false` when the pointer had moved on (no commit).
+async fn write_and_swap(
+    lake: &Lake,
+    table: &Table,
+    current_location: &str,
+    next: iceberg::spec::TableMetadata,
+) -> Result<bool, LakeError> {
     // A new file each commit: the current one is what readers of the table read now.
-    let next_location = MetadataLocation::from_str(&current_location)?
+    let next_location = MetadataLocation::from_str(current_location)?
         .with_next_version()
         .with_new_metadata(&next);
     next.write_to(table.file_io(), &next_location).await?;
-    let swapped = swap_metadata(
+    swap_metadata(
         &lake.glue,
         &lake.config.database,
         table.identifier().name(),
-        &current_location,
+        current_location,
         &next_location.to_string(),
     )
-    .await?;
-    Ok(swapped.then_some(snapshot_id))
+    .await
+}
+
+/// A new snapshot's time: now, or just after the table's last update when that is later. A
+/// commit from a clock running fast (`realty curate` on a workstation) leaves the table
+/// updated "in the future", and iceberg refuses a snapshot more than a minute older than
+/// that: every commit of the curator would fail until real time caught up.
+fn snapshot_time_ms(now_ms: i64, last_updated_ms: i64) -> i64 {
+    now_ms.max(last_updated_ms.saturating_add(1))
 }
 
 /// The parent's manifests that still list files (as the crate's fast append keeps them).

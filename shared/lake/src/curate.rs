@@ -27,6 +27,7 @@ use realty_core::metrics::aggregate::Scope;
 use realty_core::poller::ports::ConfigStore;
 
 use crate::append::{Appended, append_events};
+use crate::commit::record_position;
 use crate::read;
 use crate::replace::{Replaced, replace_rows, replanned};
 use crate::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
@@ -308,8 +309,18 @@ impl Curator {
             if let Some(newest) = chunk.iter().map(|o| o.modified).max() {
                 properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
             }
+            let newest = chunk.iter().map(|o| o.modified).max();
             let appended = append_events(&self.lake, rows, properties).await?;
             commits += usize::from(appended.snapshot_id.is_some());
+            if appended.snapshot_id.is_none()
+                && let Some(newest) = newest
+            {
+                // Nothing new in it: its objects are read all the same.
+                let table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
+                if source_through(table.metadata()).is_none_or(|through| through < newest) {
+                    record_position(&self.lake, &table, newest).await?;
+                }
+            }
             report.events_added += appended.added;
             report.events_duplicate += appended.duplicates;
             if let merged @ Replaced::Committed { .. } = self.merge_listings(&appended).await? {
@@ -510,19 +521,33 @@ fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError
 /// current snapshot then listed every object ever delivered, oldest first, and a run spent
 /// its budget on chunks of duplicates (which commit nothing, so record nothing) and never
 /// reached the new ones. `None` (every object) only when no ancestor records it.
-pub(crate) fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<DateTime<Utc>> {
+///
+/// The table's properties record it too (since the commits of 2026-11-28), and move on
+/// without a snapshot over chunks that add no event (`record_position`):
+/// the later of the two. Before, a position whose snapshots another tool's `VACUUM` expired
+/// was lost, and every run read the lake from its first object, all duplicates, and never
+/// reached the new ones.
+pub fn source_through(metadata: &iceberg::spec::TableMetadata) -> Option<DateTime<Utc>> {
+    let parse = |text: &String| {
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let recorded = metadata.properties().get(SOURCE_THROUGH).and_then(parse);
     let mut snapshot = metadata.current_snapshot();
+    let mut in_lineage = None;
     // A lineage has no cycles; the bound only keeps a corrupt one from looping.
     for _ in 0..=metadata.snapshots().len() {
-        let current = snapshot?;
+        let Some(current) = snapshot else { break };
         if let Some(through) = current.summary().additional_properties.get(SOURCE_THROUGH) {
-            return DateTime::parse_from_rfc3339(through)
-                .ok()
-                .map(|t| t.with_timezone(&Utc));
+            in_lineage = parse(through);
+            break;
         }
-        snapshot = metadata.snapshot_by_id(current.parent_snapshot_id()?);
+        snapshot = current
+            .parent_snapshot_id()
+            .and_then(|id| metadata.snapshot_by_id(id));
     }
-    None
+    recorded.max(in_lineage)
 }
 
 #[cfg(test)]
@@ -601,6 +626,33 @@ pub(crate) mod lineage_tests {
             source_through(&lineage(&[&ours, &newer])),
             at("2026-11-21T10:00:00+00:00")
         );
+    }
+
+    /// Another tool's `VACUUM` expired every snapshot of ours: the table's properties keep
+    /// the position; and a position moved on without a snapshot (chunks of events read
+    /// before) is later than the lineage's.
+    #[test]
+    fn the_position_outlives_the_snapshots_that_recorded_it() {
+        let compaction = [("added-data-files", "1"), ("deleted-data-files", "40")];
+        let with_position = |metadata: TableMetadata, through: &str| {
+            TableMetadataBuilder::new_from_metadata(metadata, None)
+                .set_properties(HashMap::from([(
+                    SOURCE_THROUGH.to_owned(),
+                    through.to_owned(),
+                )]))
+                .expect("properties")
+                .build()
+                .expect("metadata")
+                .metadata
+        };
+        let expired = with_position(lineage(&[&compaction]), "2026-11-21T10:00:00+00:00");
+        assert_eq!(source_through(&expired), at("2026-11-21T10:00:00+00:00"));
+        let ours = [(SOURCE_THROUGH, "2026-11-20T10:00:00+00:00")];
+        let moved_on = with_position(lineage(&[&ours]), "2026-11-22T10:00:00+00:00");
+        assert_eq!(source_through(&moved_on), at("2026-11-22T10:00:00+00:00"));
+        // A table of before the properties: its lineage.
+        let older = with_position(lineage(&[&ours]), "not a time");
+        assert_eq!(source_through(&older), at("2026-11-20T10:00:00+00:00"));
     }
 
     #[test]
