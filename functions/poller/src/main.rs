@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     run(service_fn(move |event: LambdaEvent<PollRequest>| async move {
         let summary = Box::pin(function.handle(&event.payload, chrono::Utc::now())).await;
-        tracing::info!(summary = %serde_json::to_string(&summary).unwrap_or_default(), "poll done");
+        tracing::info!(summary = %serde_json::to_string(&summary.for_log()).unwrap_or_default(), "poll done");
         if let Err(e) = emf.flush(std::io::stdout()) {
             tracing::warn!(error = %e, "cannot write EMF metrics");
         }

@@ -93,8 +93,10 @@ fn required(
     name: &str,
     what: &'static str,
 ) -> Result<String, ConfigError> {
-    match lookup(name) {
-        Some(value) if !value.trim().is_empty() => Ok(value),
+    // Trimmed as it is checked: a name pasted with a trailing space passed, then failed
+    // every call made with it.
+    match lookup(name).map(|value| value.trim().to_owned()) {
+        Some(value) if !value.is_empty() => Ok(value),
         _ => Err(ConfigError::Missing {
             name: name.to_owned(),
             what,

@@ -17,7 +17,8 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::interceptors::InterceptorContext;
 use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
-use aws_sdk_sns::error::SdkError;
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sns::operation::publish_batch::PublishBatchError;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use chrono::{DateTime, Utc};
 
@@ -86,6 +87,26 @@ pub fn answered_or_unsent<E>(error: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
+/// Whether SNS refused a whole PublishBatch for what an entry holds (a parameter it finds
+/// invalid, the batch's bytes over its limit): it accepted none of them, and names none.
+/// Not an error of the stack (credentials, the topic, its key), which every entry alone
+/// would meet too.
+fn refused_for_content(error: &SdkError<PublishBatchError, HttpResponse>) -> bool {
+    match error.as_service_error() {
+        Some(
+            PublishBatchError::InvalidParameterException(_)
+            | PublishBatchError::InvalidParameterValueException(_)
+            | PublishBatchError::ValidationException(_)
+            | PublishBatchError::BatchRequestTooLongException(_),
+        ) => true,
+        // A code the model does not name (an emulator's `ValidationError`).
+        Some(other) => other
+            .code()
+            .is_some_and(|code| matches!(code, "ValidationError" | "InvalidParameter")),
+        None => false,
+    }
+}
+
 /// The PublishBatch entry of `messages[index]`; its id is the index, so failures map back.
 pub fn batch_entry(
     index: usize,
@@ -123,7 +144,11 @@ impl AlertPublisher for SnsAlertPublisher {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner));
         };
-        for batch in publish_batches(messages) {
+        // Entries of a call refused whole for what one of them holds, sent again one a call.
+        let alone: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let mut batches: std::collections::VecDeque<std::ops::Range<usize>> =
+            publish_batches(messages).into();
+        while let Some(batch) = batches.pop_front() {
             let mut entries: Vec<Indexed> = Vec::with_capacity(batch.len());
             for index in batch {
                 match batch_entry(index, &messages[index]) {
@@ -155,7 +180,7 @@ impl AlertPublisher for SnsAlertPublisher {
                 deadline: self.retry.deadline.min(left),
                 ..self.retry
             };
-            let note = &note;
+            let (note, alone) = (&note, &alone);
             let result = send_with_retries(retry, entries, |entries| async move {
                 let request: Vec<PublishBatchRequestEntry> =
                     entries.iter().map(|(_, e)| e.clone()).collect();
@@ -187,6 +212,25 @@ impl AlertPublisher for SnsAlertPublisher {
                 };
                 let out = match sent {
                     Ok(out) => out,
+                    Err(e) if refused_for_content(&e) => {
+                        // SNS accepted none and names no entry: each goes again on its own,
+                        // so that one entry's fault leaves the others published and goes
+                        // alone to the error sink, rather than failing every alert of the
+                        // batch at each re-delivery, for an hour, then for good.
+                        let error = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+                        match entries.as_slice() {
+                            [(index, _)] => note(&|r| {
+                                let reason = cut_to(&error, MAX_SINK_FIELD_BYTES);
+                                r.error = Some(reason.clone());
+                                r.refused.push((*index, reason));
+                            }),
+                            _ => alone
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .extend(entries.iter().map(|(i, _)| *i)),
+                        }
+                        return Sent::all();
+                    }
                     Err(e) => {
                         // The SDK retried what it could; the loop re-sends no whole call.
                         let known = answered_or_unsent(&e);
@@ -247,6 +291,13 @@ impl AlertPublisher for SnsAlertPublisher {
                 }
             })
             .await;
+            batches.extend(
+                alone
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .drain(..)
+                    .map(|i| i..i + 1),
+            );
             match result {
                 Ok(retries) => note(&|r| r.retries += retries),
                 Err(unsent) => note(&|r| {
@@ -465,6 +516,9 @@ mod alerts_topic_tests {
             .region(aws_sdk_sns::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sns::config::Credentials::for_tests())
             .endpoint_url(format!("http://{address}"))
+            // The stack's client: without one every call failed at once, unsent, and the
+            // test passed without a call ever waiting on the silent server.
+            .http_client(crate::sdk::https_client())
             .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
             .build();
         let mut publisher = publisher(
@@ -551,6 +605,53 @@ mod alerts_topic_tests {
             calls,
             "a call started past the deadline"
         );
+    }
+
+    /// SNS refuses a whole call for one entry's content (LocalStack: "AWS fails the whole
+    /// publish if something is wrong in the format of 1 message"): each entry goes again on
+    /// its own; the one refused alone goes to the error sink, the others are published.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_refused_whole_for_one_entry_sends_each_alone() {
+        let invalid = || {
+            PublishBatchError::InvalidParameterException(
+                aws_sdk_sns::types::error::InvalidParameterException::builder()
+                    .message("Invalid parameter: Message")
+                    .build(),
+            )
+        };
+        let whole = mock!(Client::publish_batch)
+            .match_requests(|r| r.publish_batch_request_entries().len() > 1)
+            .then_error(invalid);
+        let culprit = mock!(Client::publish_batch)
+            .match_requests(|r| {
+                r.publish_batch_request_entries()
+                    .iter()
+                    .any(|e| e.id() == "1")
+            })
+            .then_error(invalid);
+        let alone = mock!(Client::publish_batch).then_compute_output(|r| {
+            let mut out = PublishBatchOutput::builder();
+            for e in r.publish_batch_request_entries() {
+                out = out.successful(ok(e.id()));
+            }
+            out.build()
+        });
+        let client = mock_client!(aws_sdk_sns, RuleMode::MatchAny, [&whole, &culprit, &alone]);
+        let report = publisher(client, RetryPolicy::immediate(Duration::from_secs(5)))
+            .publish(&messages(3), far())
+            .await;
+        assert_eq!(
+            (whole.num_calls(), culprit.num_calls(), alone.num_calls()),
+            (1, 1, 2)
+        );
+        let refused: Vec<usize> = report.refused.iter().map(|(i, _)| *i).collect();
+        assert_eq!(refused, [1]);
+        assert!(
+            report.refused[0].1.contains("Invalid parameter"),
+            "{:?}",
+            report.refused
+        );
+        assert!(report.unpublished.is_empty() && report.unknown.is_empty());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -120,6 +120,10 @@ const TOKEN_REFRESH: Duration = Duration::from_secs(60);
 /// After a failed read the token held is kept (a passing Secrets Manager fault must not lock
 /// everyone out) and the read tried again this much later.
 const TOKEN_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Longest wait for the secret: the authorizer has 5 s. A read hanging past them (the SDK
+/// allows 3 attempts of 20 s) timed the function out, which lost the token held with the
+/// execution environment, and every request after read again and timed out again.
+const TOKEN_READ_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 /// The authorizer: the token from the stack's secret, compared in constant time.
 pub struct ApiAuthorizer {
@@ -127,6 +131,7 @@ pub struct ApiAuthorizer {
     secret_id: String,
     refresh: Duration,
     retry_after_failure: Duration,
+    read_timeout: Duration,
     /// What the secret last gave and when it is to be read again (`None`: never read).
     token: Mutex<HeldToken>,
 }
@@ -158,6 +163,7 @@ impl ApiAuthorizer {
             secret_id: secret_id.to_owned(),
             refresh,
             retry_after_failure: TOKEN_RETRY_AFTER_FAILURE.min(refresh),
+            read_timeout: TOKEN_READ_TIMEOUT,
             token: Mutex::new(HeldToken {
                 value: Err(PortError::new("GetSecretValue", "not read yet")),
                 next_read: None,
@@ -196,7 +202,18 @@ impl ApiAuthorizer {
     pub async fn admits(&self, header: Option<&str>) -> Result<bool, PortError> {
         let mut token = self.token.lock().await;
         if token.next_read.is_none_or(|next| Instant::now() >= next) {
-            match self.secrets.secret_string(&self.secret_id).await {
+            let read = tokio::time::timeout(
+                self.read_timeout,
+                self.secrets.secret_string(&self.secret_id),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(PortError::new(
+                    "GetSecretValue",
+                    format!("no answer within {} ms", self.read_timeout.as_millis()),
+                ))
+            });
+            match read {
                 Ok(text) => {
                     token.value = Ok(text);
                     token.next_read = Some(Instant::now() + self.refresh);
@@ -388,6 +405,48 @@ mod tests {
         assert!(admits(&authorizer, OLD).await, "kept through the fault");
         assert!(admits(&authorizer, OLD).await);
         assert_eq!((first.num_calls(), down.num_calls()), (1, 1));
+    }
+
+    /// A read of the secret that hangs gives up in time and keeps the token held: it timed
+    /// the authorizer out, and every request after it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_that_hangs_keeps_the_token_held() {
+        // Accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .endpoint_url(format!("http://{address}"))
+            .http_client(crate::sdk::https_client())
+            .build();
+        let client = aws_sdk_secretsmanager::Client::from_conf(config);
+        let mut authorizer = ApiAuthorizer::of_client(client, "api-token", TOKEN_REFRESH);
+        authorizer.read_timeout = Duration::from_millis(200);
+        authorizer.token = Mutex::new(HeldToken {
+            value: Ok(OLD.to_owned()),
+            next_read: Some(Instant::now()),
+        });
+        let started = Instant::now();
+        assert!(admits(&authorizer, OLD).await, "kept through the hang");
+        // It waited for the answer up to the timeout, not longer.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        held.abort();
     }
 
     /// A token never read is an error, not a refusal: API Gateway answers 500 and the

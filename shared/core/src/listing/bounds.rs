@@ -168,13 +168,20 @@ pub(super) fn check_text(
             ),
         ));
     }
-    if text.chars().any(char::is_control) {
+    if text.chars().any(unsendable) {
         return Err(InvalidListing::new(
             field,
             format!("contains control characters: {}", quote(text)),
         ));
     }
     Ok(())
+}
+
+/// A control character, or one of the two noncharacters U+FFFE and U+FFFF, which SQS (and
+/// XML) refuse: a listing's text goes into alerts, which SNS delivers to SQS subscriptions
+/// as it is, and one of them lost the alert for those subscribers.
+fn unsendable(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}')
 }
 
 /// Why `observed_at` is not a time to trust, against `reference` (when the record reached
@@ -220,7 +227,7 @@ pub(super) fn check_native_id(native_id: &str) -> Result<(), InvalidListing> {
     }
     if native_id
         .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
+        .any(|c| c.is_whitespace() || unsendable(c))
     {
         return Err(InvalidListing::new(
             "id",
@@ -439,6 +446,20 @@ pub(super) fn check_on_market_date(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What SQS refuses never reaches an alert: control characters and U+FFFE, U+FFFF;
+    /// the rest of Unicode passes.
+    #[test]
+    fn text_and_ids_refuse_what_sqs_refuses() {
+        for bad in ["a\u{7}b", "a\u{FFFE}b", "a\u{FFFF}b"] {
+            assert!(check_text("address.line", bad, 100).is_err(), "{bad:?}");
+            assert!(check_native_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["Café du Parc", "\u{FFFD}", "\u{1F3E0} 12"] {
+            assert!(check_text("address.line", good, 100).is_ok(), "{good:?}");
+        }
+        assert!(check_native_id("108715663").is_ok());
+    }
 
     #[test]
     fn format_minor_writes_two_decimals() {

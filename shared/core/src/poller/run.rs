@@ -193,6 +193,45 @@ pub struct Poller<P, S, C, R> {
 /// polled every market again, its request budget never charged.
 pub const POLL_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(200);
 
+/// Most markets the poll's log line names ([`PollSummary::for_log`]).
+pub const MAX_LOGGED_MARKETS: usize = 100;
+
+impl MarketSummary {
+    /// Whether the read has something to look into: it failed, was stopped or cut short, was
+    /// incomplete or empty, held delistings, left events unpublished or lost its state's race.
+    pub fn has_news(&self) -> bool {
+        self.error.is_some()
+            || self.incomplete
+            || self.empty
+            || self.out_of_time
+            || self.budget_spent
+            || self.cut_short
+            || self.layout_drift
+            || self.state_conflict
+            || self.unpublished > 0
+            || self.held_delistings > 0
+    }
+}
+
+impl PollSummary {
+    /// The summary as logged: its totals, and the markets with news
+    /// ([`MarketSummary::has_news`]), at most [`MAX_LOGGED_MARKETS`]. Each market was about
+    /// half a KB of the line: a poll of some 450 markets passed CloudWatch's 256 KB event,
+    /// which cut the line, and Logs Insights read none of it.
+    pub fn for_log(&self) -> Self {
+        Self {
+            per_market: self
+                .per_market
+                .iter()
+                .filter(|m| m.has_news())
+                .take(MAX_LOGGED_MARKETS)
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
 /// How long after [`Poller::run_budget`] the reads under way may still start a request or
 /// wait to retry one: a request started then ends within two of its timeouts (10 s each by
 /// default: the answer, then its body), inside the function's 300 s, leaving the run time to
@@ -740,6 +779,31 @@ fn poll_record(
 #[cfg(test)]
 mod poll_record_tests {
     use super::*;
+
+    /// A poll of 500 markets logs its totals and the markets with news, at most 100: the
+    /// whole summary passed CloudWatch's 256 KB event.
+    #[test]
+    fn the_log_line_names_the_markets_with_news_only() {
+        let summary_with = |failing: usize| PollSummary {
+            markets: 500,
+            per_market: (0..500)
+                .map(|i| MarketSummary {
+                    market: format!("market-{i}"),
+                    error: (i < failing).then(|| "503".to_owned()),
+                    ..MarketSummary::default()
+                })
+                .collect(),
+            ..PollSummary::default()
+        };
+        let logged = summary_with(3).for_log();
+        assert_eq!(logged.markets, 500);
+        assert_eq!(logged.per_market.len(), 3);
+        assert!(serde_json::to_string(&logged).expect("json").len() < 10_000);
+        assert_eq!(
+            summary_with(250).for_log().per_market.len(),
+            MAX_LOGGED_MARKETS
+        );
+    }
 
     type TestPoller = Poller<
         crate::poller::memory::MemoryStream,

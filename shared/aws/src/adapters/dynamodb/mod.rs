@@ -17,6 +17,7 @@ pub use listing_store::DynamoListingStore;
 pub use market_store::DynamoMarketStore;
 pub(crate) use transact::{PutOutcome, transact_puts};
 
+use realty_core::listing::bound_reason;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -42,7 +43,7 @@ const BATCH_CALLS_IN_FLIGHT: usize = 8;
 type Item = HashMap<String, AttributeValue>;
 
 /// An SDK error as `Code: message`, for a [`PortError`].
-pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error>(
     operation: &'static str,
     e: &E,
 ) -> PortError {
@@ -51,7 +52,55 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::fmt::Debug>(
         match (e.code(), e.message()) {
             (Some(c), Some(m)) => format!("{c}: {m}"),
             (Some(c), None) => c.to_owned(),
-            _ => format!("{e:?}"),
+            // No code: a timeout, a dropped connection, an answer that did not parse. Not
+            // its Debug form, which holds the raw answer (headers, and the items of a read),
+            // unbounded, into the logs.
+            _ => bound_reason(error_chain(e)),
         },
     )
+}
+
+/// `e` and its sources, each as it displays itself: `DisplayErrorContext` adds the error's
+/// Debug form, which for an answer that did not parse is that answer whole.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod sdk_error_tests {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+
+    use super::*;
+
+    /// An answer that did not parse is reported by what went wrong, bounded, never as the
+    /// raw answer it carries (a read's items, its headers).
+    #[test]
+    fn an_error_without_a_code_is_reported_without_the_raw_answer() {
+        let body = format!(
+            "{{\"Responses\":{{\"listings\":\"{}\"}}}}",
+            "secret-item ".repeat(2_000)
+        );
+        let response = HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(200).expect("status"),
+            body.into(),
+        );
+        let e: SdkError<BatchGetItemError, HttpResponse> =
+            SdkError::response_error("the answer did not parse", response);
+        let message = sdk_error("BatchGetItem", &e).message;
+        assert!(message.contains("did not parse"), "{message}");
+        assert!(!message.contains("secret-item"), "{message}");
+        assert!(
+            message.len() <= realty_core::listing::MAX_REASON_BYTES,
+            "{message}"
+        );
+    }
 }
