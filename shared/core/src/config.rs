@@ -165,6 +165,16 @@ mod tests {
         );
     }
 
+    /// A name pasted with spaces around it is the name: it passed the check, then failed
+    /// every call made with it.
+    #[test]
+    fn values_are_taken_trimmed() {
+        let mut env = full_env();
+        env.insert("REALTY_LISTING_TABLE".into(), " listings\n".into());
+        let resources = StackResources::from_lookup(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(resources.listing_table, "listings");
+    }
+
     #[test]
     fn blank_counts_as_missing() {
         let mut env = full_env();
