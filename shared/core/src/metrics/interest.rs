@@ -353,7 +353,9 @@ pub fn judge(
         cut.observed_at = after.observed_at;
         let mut entry = with_yield(summary(&cut), &cut, city);
         entry.previous_price = Some(major(from));
-        entry.cut_pct = Some(round2((from - to) as f64 * 100.0 / from as f64));
+        // Rounded down as the alert's `drop_pct`: a 14.996 % cut read 15 % here, under a
+        // 15 % alert threshold that did not fire.
+        entry.cut_pct = Some(crate::alerts::rules::PriceMove::between(from, to).drop_pct());
         writes.push(InterestWrite::Put(Box::new(InterestEntry {
             sort_key: sort_key(
                 InterestKind::PriceCut,

@@ -8,6 +8,9 @@ const fmt = {
   days: new Intl.NumberFormat(undefined, { style: "unit", unit: "day", unitDisplay: "long", maximumFractionDigits: 0 }),
   change: new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1, signDisplay: "exceptZero" }),
   percent: new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 }),
+  // A price cut rounded down, as the alerts' `drop_pct`: 14.96 % reads 14.9 %, not the 15 % of
+  // an alert threshold it did not reach.
+  cut: new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1, roundingMode: "trunc" }),
   date: new Intl.DateTimeFormat(undefined, { dateStyle: "medium" }),
   dayMonth: new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" }),
   // A snapshot's day (its period, at midnight UTC) read as that day wherever the reader is.

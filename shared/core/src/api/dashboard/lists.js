@@ -38,7 +38,7 @@ const Lists = (() => {
     switch (kind) {
       case "price_cut":
         if (l.cut_pct != null && l.previous_price != null) {
-          return "cut " + fmt.percent.format(l.cut_pct / 100) + " from " + cashOf(l).format(l.previous_price) + " on " + day(l.observed_at);
+          return "cut " + fmt.cut.format(l.cut_pct / 100) + " from " + cashOf(l).format(l.previous_price) + " on " + day(l.observed_at);
         }
         return "price cut on " + day(l.observed_at);
       case "undervalued":
@@ -106,7 +106,7 @@ const Lists = (() => {
     // A big cut (`price_drop`, past the stack's threshold) and a smaller one (`price_cut`,
     // for watchlists) read alike.
     if (a.alert_type === "price_drop" || a.alert_type === "price_cut") {
-      return "Price cut " + fmt.percent.format(a.drop_pct / 100) + " to " +
+      return "Price cut " + fmt.cut.format(a.drop_pct / 100) + " to " +
         cash.format(a.new_price) + " (was " + cash.format(a.old_price) + ")";
     }
     if (a.alert_type === "back_on_market") {
