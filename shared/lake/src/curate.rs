@@ -306,10 +306,10 @@ impl Curator {
                 }
             }
             let mut properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
-            if let Some(newest) = chunk.iter().map(|o| o.modified).max() {
+            let newest = chunk.iter().map(|o| o.modified).max();
+            if let Some(newest) = newest {
                 properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
             }
-            let newest = chunk.iter().map(|o| o.modified).max();
             let appended = append_events(&self.lake, rows, properties).await?;
             commits += usize::from(appended.snapshot_id.is_some());
             if appended.snapshot_id.is_none()
