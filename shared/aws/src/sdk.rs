@@ -169,6 +169,23 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3_config)
 }
 
+/// For tests: an endpoint (`http://127.0.0.1:<port>`) that accepts connections and never
+/// answers, until the handle is aborted.
+#[cfg(test)]
+pub(crate) async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    (format!("http://{address}"), held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -500,22 +500,12 @@ mod alerts_topic_tests {
     /// attempts until Lambda stops the invocation before its marks.
     #[tokio::test(flavor = "current_thread")]
     async fn a_call_that_never_answers_ends_at_the_overrun_and_is_unknown() {
-        // Accepts connections and never answers them.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                open.push(socket);
-            }
-        });
+        let (endpoint, held) = crate::sdk::silent_endpoint().await;
         let config = aws_sdk_sns::Config::builder()
             .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
             .region(aws_sdk_sns::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sns::config::Credentials::for_tests())
-            .endpoint_url(format!("http://{address}"))
+            .endpoint_url(endpoint)
             // The stack's client: without one every call failed at once, unsent, and the
             // test passed without a call ever waiting on the silent server.
             .http_client(crate::sdk::https_client())

@@ -411,24 +411,14 @@ mod tests {
     /// the authorizer out, and every request after it.
     #[tokio::test(flavor = "current_thread")]
     async fn a_read_that_hangs_keeps_the_token_held() {
-        // Accepts connections and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                open.push(socket);
-            }
-        });
+        let (endpoint, held) = crate::sdk::silent_endpoint().await;
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
                 "AKIDTEST", "secret", None, None, "test",
             ))
-            .endpoint_url(format!("http://{address}"))
+            .endpoint_url(endpoint)
             .http_client(crate::sdk::https_client())
             .build();
         let client = aws_sdk_secretsmanager::Client::from_conf(config);
