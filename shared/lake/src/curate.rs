@@ -314,6 +314,8 @@ impl Curator {
             commits += usize::from(appended.snapshot_id.is_some());
             if appended.snapshot_id.is_none()
                 && let Some(newest) = newest
+                // Not the objects the lookback reads again at every run: no table read for them.
+                && through.is_none_or(|through| through < newest)
             {
                 // Nothing new in it: its objects are read all the same.
                 let table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
