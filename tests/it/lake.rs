@@ -345,10 +345,47 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
         format!("a bad line among ten events: {run:?}"),
     )?;
 
-    // A GZIP object cut short: the events of the whole lines before the cut are curated
-    // (before, the object was skipped whole), the rest is skipped, and the object counted
-    // (`objects_skipped`, the metric of LakeObjectsSkippedAlarm); the events delivered
-    // beside it are curated too.
+    let whole = a_cut_gzip_object_keeps_its_whole_lines(&lake, &curator, &events).await?;
+
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
+        &format!(
+            "\"schema_version\":{}",
+            realty_core::listing::CURRENT_SCHEMA_VERSION
+        ),
+        "\"schema_version\":99",
+        1,
+    );
+    ensure(
+        newer.contains("\"schema_version\":99"),
+        "the line names version 99",
+    )?;
+    lake.deliver("newer", newer.into_bytes()).await?;
+    let stopped = curator.run(Utc::now()).await;
+    ensure(
+        stopped
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("older than the events it reads")),
+        format!("a newer schema version: {stopped:?}"),
+    )?;
+    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
+    let rows: Vec<EventRow> = read::rows(&table, None).await?;
+    ensure(
+        rows.len() == 12 + whole,
+        format!("{} rows after the stopped run", rows.len()),
+    )?;
+    Ok(())
+}
+
+/// A GZIP object cut short: the events of the whole lines before the cut are curated
+/// (before, the object was skipped whole), the rest is skipped, and the object counted
+/// (`objects_skipped`, the metric of LakeObjectsSkippedAlarm); the events delivered beside
+/// it are curated too. How many whole lines it had.
+async fn a_cut_gzip_object_keeps_its_whole_lines(
+    lake: &Lake,
+    curator: &Curator,
+    events: &[ListingEvent],
+) -> Result<usize, Failed> {
     let cut_events = &events[40..70];
     let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gzip, &lines(cut_events)?)?;
@@ -383,35 +420,7 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
             .all(|(i, e)| ids.contains(&EventRow::from(e).event_id) == (i < whole)),
         "the events curated of the cut object are those of its whole lines",
     )?;
-
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
-        &format!(
-            "\"schema_version\":{}",
-            realty_core::listing::CURRENT_SCHEMA_VERSION
-        ),
-        "\"schema_version\":99",
-        1,
-    );
-    ensure(
-        newer.contains("\"schema_version\":99"),
-        "the line names version 99",
-    )?;
-    lake.deliver("newer", newer.into_bytes()).await?;
-    let stopped = curator.run(Utc::now()).await;
-    ensure(
-        stopped
-            .as_ref()
-            .is_err_and(|e| e.to_string().contains("older than the events it reads")),
-        format!("a newer schema version: {stopped:?}"),
-    )?;
-    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
-    let rows: Vec<EventRow> = read::rows(&table, None).await?;
-    ensure(
-        rows.len() == 12 + whole,
-        format!("{} rows after the stopped run", rows.len()),
-    )?;
-    Ok(())
+    Ok(whole)
 }
 
 /// A chunk is bounded by the JSON it decompresses to, not by its GZIP bytes: one object of
@@ -611,7 +620,18 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
         format!("the re-planned append: {replanned:?}"),
     )?;
 
-    let table = curator.lake.table(&def).await?;
+    the_race_s_table_holds_each_event_once(&curator, &def, &rows).await?;
+    a_replace_planned_before_another_commit_is_refused(&lake, &curator, &rows, first).await
+}
+
+/// The table the two writers raced on holds each event once, its summary says so, and each
+/// of its three commits wrote a metadata file of its own.
+async fn the_race_s_table_holds_each_event_once(
+    curator: &Curator,
+    def: &TableDef,
+    rows: &[EventRow],
+) -> Result<(), Failed> {
+    let table = curator.lake.table(def).await?;
     let stored: Vec<EventRow> = read::rows(&table, None).await?;
     let ids: HashSet<&str> = stored.iter().map(|r| r.event_id.as_str()).collect();
     ensure(
@@ -647,16 +667,25 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
         distinct.len() == files.len() && files.len() == 4,
         format!("the table's metadata files (created, three commits): {files:?}"),
     )?;
+    Ok(())
+}
 
-    // A whole-table replace commits onto the table it was planned from: rows planned
-    // before another run's commit are refused (to be planned again), not written over the
-    // newer rows (before, the replace read the table again and its check passed).
+/// A whole-table replace commits onto the table it was planned from: rows planned before
+/// another run's commit are refused (to be planned again), not written over the newer rows
+/// (before, the replace read the table again and its check passed); the refused attempt's
+/// files are deleted.
+async fn a_replace_planned_before_another_commit_is_refused(
+    lake: &Lake,
+    curator: &Curator,
+    rows: &[EventRow],
+    first: &[EventRow],
+) -> Result<(), Failed> {
     let def = TableDef {
         name: "replace_probe",
         ..LISTINGS_TABLE
     };
     let planned_from = curator.lake.table(&def).await?;
-    let newer = merge_listings(Vec::new(), &rows);
+    let newer = merge_listings(Vec::new(), rows);
     let older = merge_listings(Vec::new(), first);
     ensure(
         replace_rows(&curator.lake, &planned_from, &newer, HashMap::new())
