@@ -91,6 +91,11 @@ pub struct ListingItem {
     /// anomalous): the event that takes it out deletes the entry without a read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interest: Vec<InterestKind>,
+    /// The event of this version was a baseline: the listing seen by a market's first read
+    /// (or an import of history), already on the market, not news (docs/events.md
+    /// `baseline`). Absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// A stored item that is not what this build writes.
@@ -116,6 +121,7 @@ impl From<ListingState> for ListingItem {
             recent_events: s.recent_events,
             interest: s.interest,
             listing: s.listing,
+            baseline: s.baseline,
         }
     }
 }
@@ -144,6 +150,7 @@ impl TryFrom<ListingItem> for ListingState {
             },
             recent_events: item.recent_events,
             interest: item.interest,
+            baseline: item.baseline,
         })
     }
 }

@@ -131,6 +131,9 @@ pub struct ListingState {
     pub recent_events: Vec<AppliedEvent>,
     /// The lists of interest it has an entry in ([`super::interest`]).
     pub interest: Vec<super::interest::InterestKind>,
+    /// The event of `version` was a baseline: the listing seen by a market's first read, not
+    /// news ([`ListingEvent::baseline`]); the alerts raise no new-listing alert for it.
+    pub baseline: bool,
 }
 
 impl ListingState {
@@ -172,6 +175,9 @@ pub struct AppliedEvent {
     pub status: ListingStatus,
     pub offer: Offer,
     pub delisted: bool,
+    /// A baseline event ([`ListingState::baseline`]); absent from lists written before it.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 impl From<&ListingState> for AppliedEvent {
@@ -184,6 +190,7 @@ impl From<&ListingState> for AppliedEvent {
             status: s.listing.status,
             offer: s.listing.offer,
             delisted: s.delisted,
+            baseline: s.baseline,
         }
     }
 }
@@ -278,13 +285,14 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
             }
             let sequence = version.sequence.clone();
             let is_new = matches!(event.kind, EventKind::New);
+            let inventory = event.is_inventory();
             let next = next_state(current.as_deref(), event, version);
             let observed_at = next.version.observed_at;
             applied.push(EventContributions {
                 stream_rank: rank,
                 sequence,
                 observed_at,
-                contributions: transition(current.as_deref(), &next, is_new),
+                contributions: transition(current.as_deref(), &next, is_new, inventory),
             });
             current = Some(std::borrow::Cow::Owned(next));
             advanced = true;
@@ -319,7 +327,12 @@ fn next_state(
     event: ListingEvent,
     version: Version,
 ) -> ListingState {
-    let ListingEvent { listing, kind, .. } = event;
+    let ListingEvent {
+        listing,
+        kind,
+        baseline,
+        ..
+    } = event;
     let first_price_minor = match current {
         // Announced, or still: its price on the market starts when it gets there.
         Some(s) if !s.off_the_market() && s.listing.status == ListingStatus::ComingSoon => {
@@ -340,6 +353,7 @@ fn next_state(
         version,
         recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
         interest: current.map(|s| s.interest.clone()).unwrap_or_default(),
+        baseline,
     };
     state.recent_events.push(AppliedEvent::from(&state));
     let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
@@ -348,11 +362,12 @@ fn next_state(
 }
 
 /// The contributions of one listing moving from `old` to `new` (through a `new` event when
-/// `is_new`).
+/// `is_new`; one that records inventory, [`ListingEvent::is_inventory`], when `inventory`).
 fn transition(
     old: Option<&ListingState>,
     new: &ListingState,
     is_new: bool,
+    inventory: bool,
 ) -> Vec<(Scope, Contribution)> {
     // Four scopes each for the old facts, the new ones and a counter at most.
     let mut out = Vec::with_capacity(12);
@@ -437,7 +452,11 @@ fn transition(
     let announced =
         old.is_some_and(|s| !s.delisted && s.listing.status == ListingStatus::ComingSoon);
     let relisted = old.is_some_and(|s| !s.delisted && !stays_listed(&s.listing));
-    if new_facts.is_some() && ((old.is_none_or(|s| s.delisted) && is_new) || announced || relisted)
+    // A first read's listing (or history's) was on the market before: new only on its own
+    // on-market day.
+    if !inventory
+        && new_facts.is_some()
+        && ((old.is_none_or(|s| s.delisted) && is_new) || announced || relisted)
     {
         count(new_scopes(), Counter::NewListing, 0, &mut out);
     }

@@ -99,7 +99,9 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         && detection.next.last_complete_read == stored.state.last_complete_read
         && detection.next.last_full_read == stored.state.last_full_read
         // A portal's ad pages asked about: unsaved, every quiet poll asked the same ones.
-        && detection.next.page_checked_at == stored.state.page_checked_at;
+        && detection.next.page_checked_at == stored.state.page_checked_at
+        && detection.next.watched_since == stored.state.watched_since
+        && detection.next.baseline_since == stored.state.baseline_since;
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);

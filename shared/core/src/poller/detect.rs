@@ -1,69 +1,12 @@
 //! Change detection: this poll against the last complete one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::listing::{EventKind, Listing, ListingEvent, Offer};
 
-/// What the poller remembers of a market (per source): every listing of the last poll, and,
-/// for incremental sources, where to resume.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PollState {
-    pub listings: BTreeMap<String, Listing>,
-    /// Incremental sources (RESO): the newest modification time read so far.
-    #[serde(default)]
-    pub cursor: Option<DateTime<Utc>>,
-    /// Listings a complete read missed while it missed too many at once (more than the
-    /// delisting share): kept, and delisted only if the complete reads keep missing them for
-    /// [`MASS_LOSS_CONFIRMATION`].
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub unconfirmed_delistings: BTreeSet<String>,
-    /// When the reads began missing the listings held in `unconfirmed_delistings`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unconfirmed_since: Option<DateTime<Utc>>,
-    /// When the last complete read was (RESO: the last full reconciliation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_complete_read: Option<DateTime<Utc>>,
-    /// RESO: when the market was last asked for whole, complete or not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_full_read: Option<DateTime<Utc>>,
-    /// Portals: listings the reads no longer reach whose own page was asked for and not found
-    /// gone, and when (the next checks go to those unseen and not asked about longest).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub page_checked_at: BTreeMap<String, DateTime<Utc>>,
-    /// Listings delisted in the last [`DELISTINGS_REMEMBERED`] and when (the newest
-    /// [`MAX_DELISTINGS_REMEMBERED`]): a replayed row of one observed before its delisting
-    /// is stale, not the listing back on the market. Forgotten when the listing is seen again.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub delisted_at: BTreeMap<String, DateTime<Utc>>,
-}
-
-/// A stored state that cannot be read back.
-#[derive(Debug, thiserror::Error)]
-#[error("unreadable poll state: {0}")]
-pub struct StateDecodeError(String);
-
-impl PollState {
-    /// Gzipped JSON: a few hundred KB for a market of thousands of listings.
-    pub fn encode(&self) -> Result<Vec<u8>, StateDecodeError> {
-        let json = serde_json::to_vec(self).map_err(|e| StateDecodeError(e.to_string()))?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&json)
-            .map_err(|e| StateDecodeError(e.to_string()))?;
-        gz.finish().map_err(|e| StateDecodeError(e.to_string()))
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, StateDecodeError> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|e| StateDecodeError(e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| StateDecodeError(e.to_string()))
-    }
-}
+pub use super::state::{PollState, StateDecodeError};
 
 /// What one poll of a market saw.
 #[derive(Debug, Clone, Default)]
@@ -84,6 +27,12 @@ pub struct MarketRead {
     /// Portals: listings this read did not reach whose own page was asked for and not
     /// found gone: asked again only later.
     pub asked_not_gone_ids: BTreeSet<String>,
+    /// Portals: the read stopped where the crawl is bounded: as far as a poll reads, so it
+    /// ends a baseline as a complete read does ([`super::baseline`]).
+    pub crawl_limited: bool,
+    /// An import or a replay of history, not a poll: a listing it finds new whose on-market
+    /// date is before the day it was seen, or unknown, is inventory ([`super::baseline`]).
+    pub history: bool,
 }
 
 /// The default of [`DelistingGuard::max_share`]: a read that misses more than 30 % of a
@@ -193,14 +142,14 @@ pub fn detect(
 
 fn detect_read(
     previous: &PollState,
-    read: MarketRead,
+    mut read: MarketRead,
     poll_id: &str,
     observed_at: DateTime<Utc>,
     guard: DelistingGuard,
 ) -> Detection {
     let complete = read.complete && !implausibly_empty(previous, &read);
     let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
-    for listing in read.listings {
+    for listing in std::mem::take(&mut read.listings) {
         // The later copy of a listing read twice is the more recent observation.
         seen.insert(listing.id.as_str().to_owned(), listing);
     }
@@ -212,7 +161,12 @@ fn detect_read(
     let mut events = Vec::new();
     for (id, listing) in &seen {
         match previous.listings.get(id) {
-            None => events.push(ListingEvent::new_listing(listing.clone(), poll_id)),
+            None => events.push(super::baseline::new_event(
+                previous,
+                &read,
+                listing.clone(),
+                poll_id,
+            )),
             Some(before) => events.extend(ListingEvent::changed(before, listing.clone(), poll_id)),
         }
     }
@@ -333,6 +287,8 @@ fn detect_read(
             } else {
                 previous.last_full_read
             },
+            watched_since: previous.watched_since,
+            baseline_since: super::baseline::after_read(previous, &read, complete, observed_at),
         },
         held_delistings,
     }
@@ -413,9 +369,11 @@ pub fn settle(previous: &PollState, detection: Detection, failed: &BTreeSet<usiz
     }
     if !failed.is_empty() {
         // Do not move an incremental cursor past changes that were not delivered, nor count
-        // a read whose delistings were not delivered as a reconciliation.
+        // a read whose delistings were not delivered as a reconciliation, nor end a baseline
+        // whose listings are found again.
         next.cursor = previous.cursor;
         next.last_complete_read = previous.last_complete_read;
+        next.baseline_since = previous.baseline_since;
     }
     next
 }

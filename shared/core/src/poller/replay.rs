@@ -318,6 +318,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         // A file is not a complete read of a market: nothing is delisted for being absent.
         complete: false,
         cursor: None,
+        history: true,
         ..MarketRead::default()
     };
     let market_poll_id = super::deliver::market_poll_id(poll_id, key);

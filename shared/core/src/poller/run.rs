@@ -9,13 +9,12 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::config::no_key_message;
-use super::deliver::deliver;
-use super::detect::{DelistingGuard, implausibly_empty};
-use super::fetch::{FetchError, HttpPolicy, RateLimiter};
+use super::detect::DelistingGuard;
+use super::fetch::{HttpPolicy, RateLimiter};
 use super::markets::{ConfigSnapshot, PollRecord, WatchedMarket, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
-use super::raw::{MarketPages, RawPageStore};
-use super::read::{MarketSearch, SearchFilter, SourceEndpoint, read_market, reads_rentals};
+use super::raw::RawPageStore;
+use super::read::{MarketSearch, SearchFilter, SourceEndpoint, reads_rentals};
 use crate::listing::{MarketKey, Offer};
 use crate::sources::SourceKind;
 
@@ -275,6 +274,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
             .map(|(endpoint, market, filter, offer)| {
                 let (poll_id, policy) = (&poll_id, &policy);
+                let watched_since = snapshot.watched_since(endpoint.kind, market);
                 async move {
                     if started.elapsed() >= self.run_budget {
                         return MarketSummary {
@@ -285,12 +285,16 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                             ..MarketSummary::default()
                         };
                     }
+                    let search = MarketSearch {
+                        market,
+                        filter: &filter,
+                        offer,
+                    };
                     self.poll_market(
                         endpoint,
                         policy,
-                        market,
-                        filter,
-                        offer,
+                        search,
+                        watched_since,
                         poll_id,
                         observed_at,
                     )
@@ -533,149 +537,6 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
                 tracing::warn!(source, market, error = %e, "cannot record the poll; the market may be polled again early");
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn poll_market(
-        &self,
-        endpoint: &SourceEndpoint,
-        policy: &HttpPolicy,
-        market: &str,
-        filter: SearchFilter,
-        offer: Offer,
-        poll_id: &str,
-        observed_at: DateTime<Utc>,
-    ) -> MarketSummary {
-        let mut summary = MarketSummary {
-            source: endpoint.kind.as_str().to_owned(),
-            market: market.to_owned(),
-            rentals: offer == Offer::Rent,
-            ..MarketSummary::default()
-        };
-        if let Err(error) = self
-            .poll_market_inner(
-                endpoint,
-                policy,
-                MarketSearch {
-                    market,
-                    filter: &filter,
-                    offer,
-                },
-                poll_id,
-                observed_at,
-                &mut summary,
-            )
-            .await
-        {
-            if summary.out_of_time {
-                // As a read not started: not recorded as polled, the next run reads it.
-                tracing::warn!(source = %summary.source, market, %error, "market read stopped at the run's deadline");
-            } else {
-                tracing::warn!(source = %summary.source, market, %error, "market poll failed; other markets go on");
-                summary.error = Some(error);
-            }
-        }
-        summary
-    }
-
-    async fn poll_market_inner(
-        &self,
-        endpoint: &SourceEndpoint,
-        policy: &HttpPolicy,
-        search: MarketSearch<'_>,
-        poll_id: &str,
-        observed_at: DateTime<Utc>,
-        summary: &mut MarketSummary,
-    ) -> Result<(), String> {
-        let market = search.market;
-        // Rentals keep a state of their own: a sale read never delists a rental, nor the
-        // reverse, and an incomplete rental read delists nothing.
-        let read_name = state_key(endpoint.kind.as_str(), market, search.offer);
-        let key = read_name.clone();
-        let market_poll_id = super::deliver::market_poll_id(poll_id, &read_name);
-        let stored = self.states.load(&key).await.map_err(|e| e.to_string())?;
-        let pages = MarketPages::new(
-            &self.raw,
-            endpoint.kind,
-            market,
-            search.offer,
-            &market_poll_id,
-            observed_at,
-        );
-        let fallback = RateLimiter::per_second(0.0);
-        let limiter = self
-            .limiters
-            .get(endpoint.kind.as_str())
-            .unwrap_or(&fallback);
-        let (read, stats) = read_market(
-            &self.client,
-            limiter,
-            policy,
-            endpoint,
-            search,
-            &stored.state,
-            observed_at,
-            &pages,
-        )
-        .await
-        .map_err(|e| {
-            summary.budget_spent = matches!(e, FetchError::BudgetSpent { .. });
-            summary.layout_drift = matches!(e, FetchError::LayoutDrift { .. });
-            summary.out_of_time = matches!(e, FetchError::OutOfTime { .. });
-            e.to_string()
-        })?;
-        summary.pages = stats.pages;
-        summary.retries = stats.retries;
-        summary.rereads = stats.rereads;
-        summary.reconciliations = stats.reconciliations;
-        summary.cut_short = stats.cut_short;
-        summary.raw_pages_archived = stats.raw_archived;
-        summary.raw_pages_oversized = stats.raw_oversized;
-        summary.raw_pages_failed = stats.raw_failed;
-        summary.rejects = stats.rejects.len();
-        summary.ad_pages_checked = stats.ad_pages_checked;
-        summary.ad_pages_untrusted = stats.ad_pages_untrusted;
-        summary.listings = read.listings.len();
-        // An empty read where the state had listings is not taken as complete (detect).
-        summary.empty = read.complete && implausibly_empty(&stored.state, &read);
-        // RESO: complete only on a full reconciliation read that matched its count.
-        summary.complete = read.complete && !summary.empty;
-        if !summary.complete && stats.crawl_limited {
-            summary.crawl_limited = true;
-        } else if !read.complete && endpoint.kind != SourceKind::Reso {
-            // No total, a shortfall, or a reject without an id, on every pass: nothing of
-            // this market can be delisted this poll.
-            tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
-            summary.incomplete = true;
-        }
-        if summary.empty {
-            // A source that answers "nothing here" for a market full of listings has most
-            // likely changed or broken; nothing is delisted from it.
-            tracing::warn!(source = %summary.source, market, had = stored.state.listings.len(), "a whole read found no listing where the last one had some");
-        }
-        for reject in &stats.rejects {
-            tracing::info!(source = %summary.source, market, %reject, "listing rejected");
-        }
-        let delivery = deliver(
-            &self.publisher,
-            &self.states,
-            &key,
-            &stored,
-            read,
-            &market_poll_id,
-            observed_at,
-            self.delisting_guard,
-            super::deliver::OnConflict::Yield,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        summary.new = delivery.new;
-        summary.changed = delivery.changed;
-        summary.delisted = delivery.delisted;
-        summary.held_delistings = delivery.held_delistings;
-        summary.unpublished = delivery.unpublished;
-        summary.state_conflict = delivery.state_conflict;
-        Ok(())
     }
 }
 

@@ -224,6 +224,7 @@ pub async fn read_market(
         }
     }
     let mut read = union.into_read(false);
+    read.crawl_limited = stats.crawl_limited;
     // Listings past the pages a poll may read: their own pages say whether they are gone.
     // robots.txt was read a moment ago for the pages and is kept (if it must be read again
     // and cannot be, no page is checked; the read stands).
