@@ -14,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::importer::ImporterFunction;
-use realty_core::importer::{ImportResult, ImportStatus, result_key};
+use realty_core::importer::{ImportRequest, ImportResult, ImportStatus, import, result_key};
 use realty_core::listing::Listing;
 use realty_core::sources::file::write_csv;
 use realty_core::sources::{SourceKind, normalize_file};
@@ -24,7 +24,10 @@ use realty_tests::{TestAws, ensure};
 
 use crate::operations::{Setup, setup};
 
-crate::async_tests!(a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line);
+crate::async_tests!(
+    a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line,
+    two_deliveries_of_one_file_at_once_publish_it_once,
+);
 
 /// The importer as its SQS event source mapping invokes it; `crash_next` makes the next
 /// invocation fail before it does anything (a crash or a timeout on Lambda).
@@ -264,6 +267,82 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
     ensure(
         waiting.as_deref() == Some("0"),
         format!("dead letters: {waiting:?}"),
+    )?;
+    Ok(())
+}
+
+/// Two deliveries of one object at once (the importer runs two; S3 and SQS deliver at least
+/// once), against the emulator's S3 and its conditional writes: one claims the import and
+/// publishes, the other finds the claim (or, had the first finished, its result) and
+/// publishes nothing; delivered again, it finds the result `done`. Each event reaches the
+/// stream once (before, both replayed the file and published every event twice).
+async fn two_deliveries_of_one_file_at_once_publish_it_once(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let s = setup(&aws).await?;
+    let function = ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &s.resources);
+    let page =
+        std::fs::read(aws.project_root.join(
+            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+        ))?;
+    let listings = normalize_file(SourceKind::Zillow, &page, Utc::now())?.listings;
+    let mut file = Vec::new();
+    write_csv(&listings[..6], &mut file)?;
+    let key = "imports/twice.csv";
+    let put = realty_aws::sdk::s3_client(&s.sdk)
+        .put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(key)
+        .body(file.into())
+        .send()
+        .await?;
+    let request = ImportRequest {
+        bucket: s.resources.data_lake_bucket.clone(),
+        key: key.to_owned(),
+        version_id: put.version_id().map(str::to_owned),
+    };
+    let deliver = || {
+        import(
+            &request,
+            &s.resources.data_lake_bucket,
+            &function.objects,
+            &function.publisher,
+            &function.states,
+            None,
+            Utc::now(),
+        )
+    };
+    let (a, b) = tokio::join!(deliver(), deliver());
+    let (a, b) = (a?, b?);
+    let events = s.events().await?;
+    ensure(
+        events.len() == 6,
+        format!("{} events for 6 rows: {a:?} {b:?}", events.len()),
+    )?;
+    let (held, waited) = if a.result.published > 0 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    ensure(
+        held.result.status == ImportStatus::Done
+            && held.result.published == 6
+            && (waited.claimed_elsewhere || waited.already_done)
+            && waited.result.published == 0,
+        format!("{held:?} {waited:?}"),
+    )?;
+    ensure(
+        waited.retry() == waited.claimed_elsewhere,
+        "a delivery that found a claim is retried",
+    )?;
+    let again = deliver().await?;
+    ensure(
+        again.result.status == ImportStatus::Done && !again.retry(),
+        format!("{again:?}"),
+    )?;
+    ensure(
+        s.events().await?.len() == 6,
+        "the delivery made again published",
     )?;
     Ok(())
 }

@@ -104,6 +104,8 @@ pub struct ReplayReport {
     pub failed_markets: Vec<MarketFailure>,
     /// Groups not started before the run's budget was spent ([`ReplayOptions::run_budget`]).
     pub markets_not_started: usize,
+    /// The encoding the file was read in ([`crate::sources::file::export_text`]).
+    pub encoding: Option<&'static str>,
 }
 
 impl ReplayReport {
@@ -141,6 +143,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     let rows = parse_export_rows(bytes)?;
     let mut report = ReplayReport {
         rows: rows.listings.len() + rows.rejects.len(),
+        encoding: Some(rows.encoding),
         ..ReplayReport::default()
     };
     progress.start(report.rows);
