@@ -84,6 +84,19 @@ pub struct MarketRead {
     /// Portals: listings this read did not reach whose own page was asked for and not
     /// found gone: asked again only later.
     pub asked_not_gone_ids: BTreeSet<String>,
+    /// Listings known to have moved to another market's state (an import whose newest row
+    /// of them is in another market), with when they were seen there: they leave this state
+    /// without an event, unless it holds them observed later. A listing is in one market's
+    /// state at a time; kept in both, the next complete read of this market delisted it.
+    pub moved_away: BTreeMap<String, DateTime<Utc>>,
+}
+
+/// `before`, held under `id`, has moved to another market's state since it was seen here
+/// ([`MarketRead::moved_away`]).
+fn moved(moved_away: &BTreeMap<String, DateTime<Utc>>, id: &str, before: &Listing) -> bool {
+    moved_away
+        .get(id)
+        .is_some_and(|seen_there| before.observed_at <= *seen_there)
 }
 
 /// The default of [`DelistingGuard::max_share`]: a read that misses more than 30 % of a
@@ -226,7 +239,7 @@ fn detect_read(
         let mut next = seen;
         let mut missing = Vec::new();
         for (id, before) in &previous.listings {
-            if next.contains_key(id) {
+            if next.contains_key(id) || moved(&read.moved_away, id, before) {
                 continue;
             }
             // A rejected rental whose status could not be read has the home's id.
@@ -275,13 +288,16 @@ fn detect_read(
     } else {
         // Nothing is confirmed or refuted by an incomplete read, except by seeing a listing,
         // or by the listing's own page being gone.
+        let mut kept = previous.listings.clone();
+        kept.retain(|id, before| !moved(&read.moved_away, id, before));
         unconfirmed_delistings = previous
             .unconfirmed_delistings
             .iter()
-            .filter(|id| !seen.contains_key(*id) && !read.gone_ids.contains(*id))
+            .filter(|id| {
+                !seen.contains_key(*id) && !read.gone_ids.contains(*id) && kept.contains_key(*id)
+            })
             .cloned()
             .collect();
-        let mut kept = previous.listings.clone();
         for id in &read.gone_ids {
             if seen.contains_key(id) {
                 continue;

@@ -148,7 +148,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     };
     progress.start(report.rows);
     let mut rejects = rows.rejects;
-    let mut groups: BTreeMap<String, Vec<Listing>> = BTreeMap::new();
+    let mut in_window = Vec::with_capacity(rows.listings.len());
     for (line, listing) in rows.listings {
         // The window the metrics function trusts, against the replay's clock (as the
         // poller's events are against the poll's): no future-dated or ancient observation.
@@ -161,8 +161,11 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
             });
             continue;
         }
-        groups.entry(state_key(&listing)).or_default().push(listing);
+        in_window.push(listing);
     }
+    let groups = group_by_state(in_window);
+    report.stale = groups.older;
+    progress.advance(groups.older);
     // By row, whichever check refused them.
     rejects.sort_by_key(|r| match r.position {
         RecordPosition::Line(n) | RecordPosition::Index(n) => n,
@@ -171,6 +174,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     progress.advance(rejects.len());
     rejects.truncate(MAX_REPORTED_REJECTS);
     report.rejects = rejects;
+    let groups = groups.into_markets();
     report.markets = groups.len();
 
     let limiter = options
@@ -193,7 +197,7 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     // every run.
     let outcomes: Vec<(String, Option<Result<MarketReplay, PortError>>)> =
         futures::stream::iter(groups)
-            .map(|(key, listings)| {
+            .map(|(key, (listings, moved_away))| {
                 let (limiter, poll_id) = (limiter.as_ref(), &poll_id);
                 async move {
                     if options
@@ -210,9 +214,16 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
                         progress,
                         sent: AtomicUsize::new(0),
                     };
-                    let outcome =
-                        replay_market(&sender, states, &key, listings, poll_id, options.started_at)
-                            .await;
+                    let outcome = replay_market(
+                        &sender,
+                        states,
+                        &key,
+                        listings,
+                        moved_away,
+                        poll_id,
+                        options.started_at,
+                    )
+                    .await;
                     // Rows not accounted for by published chunks (unchanged, stale, failed)
                     // are done too.
                     progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
@@ -243,6 +254,70 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     Ok(report)
 }
 
+/// A file's rows by the poll state they go to.
+#[derive(Debug, Default)]
+struct StateGroups {
+    /// The newest row of each listing, by the state of its (source, market).
+    rows: BTreeMap<String, Vec<Listing>>,
+    /// By state: listings of the file whose newest row is in another market's state, with
+    /// that row's time (they leave this one: [`MarketRead::moved_away`]).
+    moved_away: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
+    /// Rows older than another row of their listing in the file: not replayed.
+    older: usize,
+}
+
+impl StateGroups {
+    /// Each state's rows and the listings leaving it, by state key.
+    #[allow(clippy::type_complexity)]
+    fn into_markets(mut self) -> BTreeMap<String, (Vec<Listing>, BTreeMap<String, DateTime<Utc>>)> {
+        let mut markets: BTreeMap<_, _> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(|(key, rows)| (key, (rows, BTreeMap::new())))
+            .collect();
+        for (key, moved) in self.moved_away {
+            markets.entry(key).or_default().1 = moved;
+        }
+        markets
+    }
+}
+
+/// The rows grouped by the state of their (source, market), each listing's newest row only,
+/// across markets: a history that shows a listing moving city (a source re-filing it) puts
+/// it in its last city's state alone, and takes it out of the others'. Of two rows at the
+/// same instant the later in the file wins (a read's later copy).
+fn group_by_state(listings: Vec<Listing>) -> StateGroups {
+    let keys: Vec<String> = listings.iter().map(state_key).collect();
+    let mut newest: HashMap<&str, usize> = HashMap::with_capacity(listings.len());
+    for (i, l) in listings.iter().enumerate() {
+        let entry = newest.entry(l.id.as_str()).or_insert(i);
+        if l.observed_at >= listings[*entry].observed_at {
+            *entry = i;
+        }
+    }
+    let newest: Vec<usize> = listings
+        .iter()
+        .map(|l| newest.get(l.id.as_str()).copied().unwrap_or_default())
+        .collect();
+    let mut groups = StateGroups::default();
+    let newest_at: Vec<DateTime<Utc>> = newest.iter().map(|&n| listings[n].observed_at).collect();
+    for (i, (listing, key)) in listings.into_iter().zip(keys.iter()).enumerate() {
+        let (n, id) = (newest[i], listing.id.as_str().to_owned());
+        if n == i {
+            groups.rows.entry(key.clone()).or_default().push(listing);
+            continue;
+        }
+        groups.older += 1;
+        if keys[n] != *key {
+            groups
+                .moved_away
+                .entry(key.clone())
+                .or_default()
+                .insert(id, newest_at[i]);
+        }
+    }
+    groups
+}
+
 /// Where the poller keeps the state of a listing's read: `zillow/nashville-tn`, or
 /// `zillow/nashville-tn/rent` for a rental.
 fn state_key(listing: &Listing) -> String {
@@ -265,14 +340,17 @@ pub struct MarketReplay {
 }
 
 /// Delivers `listings` (all of the read kept under `key`) as an incomplete read through the
-/// poller's detection and publishing, skipping those older than the state's: what [`replay`]
-/// does with each (source, market) of a file, and `realty replay-raw` with each raw read.
-/// The events' poll id is `<poll_id>-<key>`.
+/// poller's detection and publishing, skipping those older than the state's, and taking out
+/// of the state the listings `moved_away` to another market's: what [`replay`] does with each
+/// (source, market) of a file, and `realty replay-raw` with each raw read. The events' poll
+/// id is `<poll_id>-<key>`.
+#[allow(clippy::too_many_arguments)]
 pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
     publisher: &P,
     states: &S,
     key: &str,
     listings: Vec<Listing>,
+    moved_away: BTreeMap<String, DateTime<Utc>>,
     poll_id: &str,
     started_at: DateTime<Utc>,
 ) -> Result<MarketReplay, PortError> {
@@ -321,6 +399,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         // A file is not a complete read of a market: nothing is delisted for being absent.
         complete: false,
         cursor: None,
+        moved_away,
         ..MarketRead::default()
     };
     let market_poll_id = super::deliver::market_poll_id(poll_id, key);
@@ -524,6 +603,86 @@ pub(crate) mod tests {
             .await
             .expect("replay");
         assert_eq!((report.published, report.new), (1, 1), "{report:?}");
+    }
+
+    /// `listing` re-filed in Antioch, TN, observed at `minute`.
+    pub(crate) fn in_antioch(listing: &Listing, minute: i64) -> Listing {
+        let mut moved = listing.clone();
+        moved.address.city = "Antioch".into();
+        moved.market = crate::listing::MarketKey::for_address(&moved.address).expect("a market");
+        moved.observed_at = at(minute);
+        moved
+    }
+
+    /// A history showing a listing moving from Nashville to Antioch, in any order, after a
+    /// poll kept it in Nashville's state: its newest row puts it in Antioch's state alone,
+    /// and the next complete read of Nashville, which no longer lists it, delists nothing
+    /// (before, both states kept it and that read delisted it).
+    #[tokio::test]
+    async fn a_history_moving_a_listing_leaves_it_in_its_last_market_s_state_alone() {
+        let listings = nashville();
+        let moved = in_antioch(&listings[0], 30);
+        for rows in [
+            vec![listings[0].clone(), moved.clone()],
+            vec![moved.clone(), listings[0].clone()],
+        ] {
+            let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+            replay(&csv(&listings[..3]), &stream, &states, options(10), &())
+                .await
+                .expect("replay");
+            stream.taken();
+            let report = replay(&csv(&rows), &stream, &states, options(40), &())
+                .await
+                .expect("replay");
+            assert_eq!((report.new, report.stale, report.markets), (1, 1, 2));
+            let sent = stream.taken();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].listing.market.city_state, "antioch-tn");
+            let (old, new) = ("zillow/nashville-tn", "zillow/antioch-tn");
+            let id = moved.id.as_str();
+            assert!(!states.state(old).expect("state").listings.contains_key(id));
+            assert!(states.state(new).expect("state").listings.contains_key(id));
+            // Nashville's next complete read, without it: nothing delisted.
+            let stored = states.load(old).await.expect("load");
+            let read = MarketRead {
+                listings: listings[1..3].to_vec(),
+                complete: true,
+                ..MarketRead::default()
+            };
+            let guard = DelistingGuard { max_share: 1.0 };
+            let delivery = deliver(
+                &stream,
+                &states,
+                old,
+                &stored,
+                read,
+                "poll",
+                at(50),
+                guard,
+                crate::poller::deliver::OnConflict::Yield,
+            )
+            .await
+            .expect("delivered");
+            assert_eq!(delivery.events(), 0, "{:?}", stream.taken());
+        }
+    }
+
+    /// A row older than what Nashville's state holds of the listing does not take it out.
+    #[tokio::test]
+    async fn a_move_older_than_the_state_s_listing_leaves_it() {
+        let listings = nashville();
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        let mut seen_later = listings[0].clone();
+        seen_later.observed_at = at(35);
+        replay(&csv(&[seen_later]), &stream, &states, options(36), &())
+            .await
+            .expect("replay");
+        let rows = [listings[0].clone(), in_antioch(&listings[0], 30)];
+        replay(&csv(&rows), &stream, &states, options(40), &())
+            .await
+            .expect("replay");
+        let kept = states.state("zillow/nashville-tn").expect("state");
+        assert!(kept.listings.contains_key(listings[0].id.as_str()));
     }
 
     #[tokio::test]

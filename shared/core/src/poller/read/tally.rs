@@ -129,6 +129,7 @@ impl Tally {
             rejected_ids,
             gone_ids: BTreeSet::new(),
             asked_not_gone_ids: BTreeSet::new(),
+            moved_away: BTreeMap::new(),
         }
     }
 }
