@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 
 use super::deliver::deliver;
-use super::detect::{DelistingGuard, MarketRead};
+use super::detect::{DelistingGuard, MAX_STATE_LISTINGS, MarketRead, PollState};
 use super::fetch::RateLimiter;
 use super::ports::{EventPublisher, PollStateStore, PublishFailure};
 use crate::listing::{Listing, ListingEvent, time_window_violation};
@@ -129,6 +129,13 @@ pub enum ReplayError {
     TooLarge { bytes: usize },
 }
 
+/// Each (source, market) of a file: its rows (the newest of each listing) and the listings
+/// leaving its state, by state key.
+type Markets = BTreeMap<String, (Vec<Listing>, BTreeMap<String, DateTime<Utc>>)>;
+
+/// What each market of a replay did (`None`: not started), in market order.
+type Outcomes = Vec<(String, Option<Result<MarketReplay, PortError>>)>;
+
 /// Replays `bytes` (an export) through `publisher` against the poll states in `states`.
 pub async fn replay<P: EventPublisher, S: PollStateStore>(
     bytes: &[u8],
@@ -161,22 +168,59 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
             });
             continue;
         }
-        in_window.push(listing);
+        in_window.push((line, listing));
     }
     let groups = group_by_state(in_window);
     report.stale = groups.older;
-    progress.advance(groups.older);
+    progress.advance(groups.older + rejects.len());
+    let lines = groups.lines.clone();
+    let markets = groups.into_markets();
+    report.markets = markets.len();
+    let outcomes = deliver_markets(markets, publisher, states, options, progress).await;
+    for (key, outcome) in outcomes {
+        match outcome {
+            None => report.markets_not_started += 1,
+            Some(Ok(m)) => {
+                report.stale += m.stale;
+                report.new += m.delivery.new;
+                report.changed += m.delivery.changed;
+                report.published += m.delivery.published();
+                report.unpublished += m.delivery.unpublished;
+                report.unchanged += m.unchanged;
+                report.state_conflicts += usize::from(m.delivery.state_conflict);
+                rejects.extend(m.over_state_bound.into_iter().map(|id| Reject {
+                    position: RecordPosition::Line(lines.get(&id).copied().unwrap_or_default()),
+                    reason: format!(
+                        "the poll state of {key} holds {MAX_STATE_LISTINGS} listings, the most an import brings into one market's state: split the history, or leave out listings long gone"
+                    ),
+                    source_id: Some(id),
+                }));
+            }
+            Some(Err(e)) => report.failed_markets.push(MarketFailure {
+                key,
+                error: e.to_string(),
+            }),
+        }
+    }
     // By row, whichever check refused them.
     rejects.sort_by_key(|r| match r.position {
         RecordPosition::Line(n) | RecordPosition::Index(n) => n,
     });
     report.rejected = rejects.len();
-    progress.advance(rejects.len());
     rejects.truncate(MAX_REPORTED_REJECTS);
     report.rejects = rejects;
-    let groups = groups.into_markets();
-    report.markets = groups.len();
+    Ok(report)
+}
 
+/// Delivers each market of a replay ([`replay_market`]), [`MARKETS_IN_FLIGHT`] at once, its
+/// events paced at the replay's rate; no market starts once the run's budget is spent.
+async fn deliver_markets<P: EventPublisher, S: PollStateStore>(
+    markets: Markets,
+    publisher: &P,
+    states: &S,
+    options: ReplayOptions,
+    progress: &dyn ReplayProgress,
+) -> Outcomes {
     let limiter = options
         .rate_per_second
         .filter(|rate| *rate > 0.0)
@@ -195,63 +239,43 @@ pub async fn replay<P: EventPublisher, S: PollStateStore>(
     let started = tokio::time::Instant::now();
     // In file order (by market key), whatever order they end in: the report is the same at
     // every run.
-    let outcomes: Vec<(String, Option<Result<MarketReplay, PortError>>)> =
-        futures::stream::iter(groups)
-            .map(|(key, (listings, moved_away))| {
-                let (limiter, poll_id) = (limiter.as_ref(), &poll_id);
-                async move {
-                    if options
-                        .run_budget
-                        .is_some_and(|budget| started.elapsed() >= budget)
-                    {
-                        return (key, None);
-                    }
-                    let rows = listings.len();
-                    let sender = PacedPublisher {
-                        inner: publisher,
-                        limiter,
-                        chunk_size,
-                        progress,
-                        sent: AtomicUsize::new(0),
-                    };
-                    let outcome = replay_market(
-                        &sender,
-                        states,
-                        &key,
-                        listings,
-                        moved_away,
-                        poll_id,
-                        options.started_at,
-                    )
-                    .await;
-                    // Rows not accounted for by published chunks (unchanged, stale, failed)
-                    // are done too.
-                    progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
-                    (key, Some(outcome))
+    futures::stream::iter(markets)
+        .map(|(key, (listings, moved_away))| {
+            let (limiter, poll_id) = (limiter.as_ref(), &poll_id);
+            async move {
+                if options
+                    .run_budget
+                    .is_some_and(|budget| started.elapsed() >= budget)
+                {
+                    return (key, None);
                 }
-            })
-            .buffered(MARKETS_IN_FLIGHT)
-            .collect()
-            .await;
-    for (key, outcome) in outcomes {
-        match outcome {
-            None => report.markets_not_started += 1,
-            Some(Ok(m)) => {
-                report.stale += m.stale;
-                report.new += m.delivery.new;
-                report.changed += m.delivery.changed;
-                report.published += m.delivery.published();
-                report.unpublished += m.delivery.unpublished;
-                report.unchanged += m.unchanged;
-                report.state_conflicts += usize::from(m.delivery.state_conflict);
+                let rows = listings.len();
+                let sender = PacedPublisher {
+                    inner: publisher,
+                    limiter,
+                    chunk_size,
+                    progress,
+                    sent: AtomicUsize::new(0),
+                };
+                let outcome = replay_market(
+                    &sender,
+                    states,
+                    &key,
+                    listings,
+                    moved_away,
+                    poll_id,
+                    options.started_at,
+                )
+                .await;
+                // Rows not accounted for by published chunks (unchanged, stale, failed)
+                // are done too.
+                progress.advance(rows.saturating_sub(sender.sent.load(Ordering::Relaxed)));
+                (key, Some(outcome))
             }
-            Some(Err(e)) => report.failed_markets.push(MarketFailure {
-                key,
-                error: e.to_string(),
-            }),
-        }
-    }
-    Ok(report)
+        })
+        .buffered(MARKETS_IN_FLIGHT)
+        .collect()
+        .await
 }
 
 /// A file's rows by the poll state they go to.
@@ -264,12 +288,13 @@ struct StateGroups {
     moved_away: BTreeMap<String, BTreeMap<String, DateTime<Utc>>>,
     /// Rows older than another row of their listing in the file: not replayed.
     older: usize,
+    /// The line of each listing's newest row.
+    lines: HashMap<String, usize>,
 }
 
 impl StateGroups {
     /// Each state's rows and the listings leaving it, by state key.
-    #[allow(clippy::type_complexity)]
-    fn into_markets(mut self) -> BTreeMap<String, (Vec<Listing>, BTreeMap<String, DateTime<Utc>>)> {
+    fn into_markets(mut self) -> Markets {
         let mut markets: BTreeMap<_, _> = std::mem::take(&mut self.rows)
             .into_iter()
             .map(|(key, rows)| (key, (rows, BTreeMap::new())))
@@ -285,7 +310,8 @@ impl StateGroups {
 /// across markets: a history that shows a listing moving city (a source re-filing it) puts
 /// it in its last city's state alone, and takes it out of the others'. Of two rows at the
 /// same instant the later in the file wins (a read's later copy).
-fn group_by_state(listings: Vec<Listing>) -> StateGroups {
+fn group_by_state(rows: Vec<(usize, Listing)>) -> StateGroups {
+    let (lines, listings): (Vec<usize>, Vec<Listing>) = rows.into_iter().unzip();
     let keys: Vec<String> = listings.iter().map(state_key).collect();
     let mut newest: HashMap<&str, usize> = HashMap::with_capacity(listings.len());
     for (i, l) in listings.iter().enumerate() {
@@ -303,6 +329,7 @@ fn group_by_state(listings: Vec<Listing>) -> StateGroups {
     for (i, (listing, key)) in listings.into_iter().zip(keys.iter()).enumerate() {
         let (n, id) = (newest[i], listing.id.as_str().to_owned());
         if n == i {
+            groups.lines.insert(id, lines[i]);
             groups.rows.entry(key.clone()).or_default().push(listing);
             continue;
         }
@@ -337,6 +364,8 @@ pub struct MarketReplay {
     pub stale: usize,
     /// Listings that changed nothing.
     pub unchanged: usize,
+    /// New listings not taken: the state holds [`MAX_STATE_LISTINGS`] already.
+    pub over_state_bound: Vec<String>,
 }
 
 /// Delivers `listings` (all of the read kept under `key`) as an incomplete read through the
@@ -394,6 +423,7 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         .map(|(l, _)| l)
         .collect();
     let stale = rows - fresh.len();
+    let (fresh, over_state_bound) = within_state_bound(&stored.state, fresh);
     let read = MarketRead {
         listings: fresh,
         // A file is not a complete read of a market: nothing is delisted for being absent.
@@ -415,12 +445,38 @@ pub async fn replay_market<P: EventPublisher, S: PollStateStore>(
         super::deliver::OnConflict::Merge,
     )
     .await?;
-    let unchanged = rows.saturating_sub(stale + delivery.events());
+    let unchanged = rows.saturating_sub(stale + over_state_bound.len() + delivery.events());
     Ok(MarketReplay {
         delivery,
         stale,
         unchanged,
+        over_state_bound,
     })
+}
+
+/// `listings`, less the new ones past the room `state` has left under [`MAX_STATE_LISTINGS`]
+/// (in their order), and the ids of those: a state is held whole by the poller, whose memory
+/// is sized for that many (before, a 100,000-row import made a state the poller could not
+/// load, and stopped its every poll). Listings the state holds already always go through.
+fn within_state_bound(state: &PollState, listings: Vec<Listing>) -> (Vec<Listing>, Vec<String>) {
+    let mut room = MAX_STATE_LISTINGS.saturating_sub(state.listings.len());
+    let mut over = Vec::new();
+    let within = listings
+        .into_iter()
+        .filter(|l| {
+            let known = state.listings.contains_key(l.id.as_str())
+                || l.id
+                    .before_rentals_had_their_own()
+                    .is_some_and(|home| state.listings.contains_key(home.as_str()));
+            if known || room > 0 {
+                room -= usize::from(!known);
+                return true;
+            }
+            over.push(l.id.as_str().to_owned());
+            false
+        })
+        .collect();
+    (within, over)
 }
 
 /// The publisher, fed in chunks at the replay's rate, telling the progress of each chunk.
@@ -683,6 +739,64 @@ pub(crate) mod tests {
             .expect("replay");
         let kept = states.state("zillow/nashville-tn").expect("state");
         assert!(kept.listings.contains_key(listings[0].id.as_str()));
+    }
+
+    /// A state one listing short of [`MAX_STATE_LISTINGS`]: an import brings in one new
+    /// listing more, and rejects the others by line, saying why; a listing the state holds
+    /// already goes through (a change), and the state never passes the bound.
+    #[tokio::test]
+    async fn an_import_never_grows_a_state_past_its_bound() {
+        let listings = nashville();
+        let key = "zillow/nashville-tn";
+        let filler = |i: usize| {
+            let mut l = listings[0].clone();
+            l.id = crate::listing::ListingId::new(
+                crate::listing::ListingSource::Zillow,
+                &(1_000_000 + i).to_string(),
+            )
+            .expect("id");
+            l
+        };
+        let mut held: PollState = PollState::default();
+        for i in 0..MAX_STATE_LISTINGS - 2 {
+            let l = filler(i);
+            held.listings.insert(l.id.as_str().to_owned(), l);
+        }
+        let known = &listings[1];
+        held.listings
+            .insert(known.id.as_str().to_owned(), known.clone());
+        let (stream, states) = (MemoryStream::default(), MemoryStates::default());
+        assert!(states.save(key, &held, None).await.expect("saved"));
+        let mut cut = known.clone();
+        cut.price_minor -= 1_000_000;
+        cut.observed_at = at(5);
+        // Line 2: a listing the state holds; lines 3-5: three new ones.
+        let rows = [
+            cut,
+            listings[2].clone(),
+            listings[3].clone(),
+            listings[4].clone(),
+        ];
+        let report = replay(&csv(&rows), &stream, &states, options(10), &())
+            .await
+            .expect("replay");
+        assert_eq!((report.changed, report.new, report.rejected), (1, 1, 2));
+        let lines: Vec<String> = report
+            .rejects
+            .iter()
+            .map(|r| r.position.to_string())
+            .collect();
+        assert_eq!(lines, ["line 4", "line 5"]);
+        assert!(
+            report.rejects[0].reason.contains("holds 50000 listings"),
+            "{}",
+            report.rejects[0]
+        );
+        assert_eq!(
+            states.state(key).expect("state").listings.len(),
+            MAX_STATE_LISTINGS
+        );
+        assert_eq!(stream.taken().len(), 2);
     }
 
     #[tokio::test]
