@@ -25,7 +25,7 @@ use run::the_demo_raises_the_true_alerts_and_reports_what_the_lake_holds;
 use runner::the_runner_bisects_to_the_poison_record_describes_it_and_filters_removes;
 
 // What other tests (`operations`, `monitoring`, `portals`, `dashboard`, `api`) use of these.
-pub(crate) use helpers::realty_binary;
+pub(crate) use helpers::{realty_binary, workspace_binary};
 pub(crate) use runner::pump_until_quiet;
 
 crate::async_tests!(

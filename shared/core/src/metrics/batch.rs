@@ -283,6 +283,13 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
                 }
                 continue;
             }
+            if current
+                .as_deref()
+                .is_some_and(|s| delists_a_market_it_left(s, &event))
+            {
+                plan.superseded += 1;
+                continue;
+            }
             let sequence = version.sequence.clone();
             let is_new = matches!(event.kind, EventKind::New);
             let inventory = event.is_inventory();
@@ -319,6 +326,16 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
     }
     plan.scopes = scopes.into_iter().collect();
     plan
+}
+
+/// A delisting names the market whose read missed its listing; a listing whose state is in
+/// another market now was filed there since (a source re-filing it, an import of a history
+/// moving it), not taken off the market: its move supersedes the delisting. Applied, the
+/// delisting of the city it left took it out of the city it is in, for good (that city's
+/// poll state holds it, and sends nothing while it does not change).
+fn delists_a_market_it_left(state: &ListingState, event: &ListingEvent) -> bool {
+    matches!(event.kind, EventKind::Delisted)
+        && state.listing.market.city_state != event.listing.market.city_state
 }
 
 /// The state `event` leaves the listing in (the event's listing moves into it).
@@ -537,6 +554,53 @@ mod tests {
             })
             .collect();
         assert_eq!(third, [false, true]);
+    }
+
+    /// A listing re-filed from Nashville to Syracuse (an import of its history, a source
+    /// moving it), then delisted by Nashville's next read, whose state still held it: it
+    /// stays listed in Syracuse, in the batch that moved it and in a later one. A delisting
+    /// from the city it is in still delists it.
+    #[test]
+    fn a_delisting_from_the_city_a_listing_left_leaves_it_listed_where_it_is() {
+        use crate::metrics::tests::listing;
+        let at = |minute: i64| {
+            DateTime::from_timestamp(1_760_000_000 + minute * 60, 0).expect("valid time")
+        };
+        let active = crate::listing::ListingStatus::Active;
+        let (nashville, syracuse) = (
+            listing(1, 0, 30_000_000, active, at(0)),
+            listing(1, 1, 30_000_000, active, at(10)),
+        );
+        let record = |n: usize, event: ListingEvent| DecodedRecord {
+            sequence: SequenceNumber::parse(&format!("4959{n}")).expect("number"),
+            event,
+        };
+        let left = ListingEvent::delisted(nashville.clone(), at(20), "poll");
+        let plan = plan_batch(
+            vec![
+                record(1, ListingEvent::new_listing(nashville.clone(), "poll")),
+                record(2, ListingEvent::new_listing(syracuse.clone(), "replay")),
+                record(3, left.clone()),
+            ],
+            &super::super::ports::StoredStates::default(),
+        );
+        assert_eq!(plan.superseded, 1);
+        let state = &plan.states[0];
+        assert!(!state.delisted);
+        assert_eq!(state.listing.market.city_state, "syracuse-ny");
+        assert!(plan.scopes.contains_key(&Scope::city("syracuse-ny")));
+        // A later batch against the stored state: the same.
+        let stored: super::super::ports::StoredStates = [(
+            state.listing.id.as_str().to_owned(),
+            std::sync::Arc::new(state.clone()),
+        )]
+        .into_iter()
+        .collect();
+        let plan = plan_batch(vec![record(4, left)], &stored);
+        assert!(plan.states.is_empty() && plan.superseded == 1);
+        let gone = ListingEvent::delisted(syracuse, at(30), "poll");
+        let plan = plan_batch(vec![record(5, gone)], &stored);
+        assert!(plan.states[0].delisted);
     }
 
     #[test]

@@ -52,26 +52,74 @@ pub struct PollState {
     pub baseline_since: Option<DateTime<Utc>>,
 }
 
-/// A stored state that cannot be read back.
+/// Most listings an import brings into one (source, market) state: more than any US city
+/// lists for sale on one source (Realtor.com's read stops at the same 50,000), and the state
+/// the poller's memory is sized for (docs/capacity.md, "The poller's memory"). Rows of new
+/// listings past it are rejected by the import; a RESO read holding more fails.
+pub const MAX_STATE_LISTINGS: usize = 50_000;
+
+/// Largest state, as JSON, written or read: about twice what [`MAX_STATE_LISTINGS`] real
+/// listings take (650 bytes each on average, measured over the Zillow fixture). A state past
+/// it is never written (the market's delivery fails, saying so), and a stored one past it is
+/// not read (a gzip bomb, or a state written before the bound): that market's poll fails
+/// alone, the others go on.
+pub const MAX_STATE_JSON_BYTES: usize = 64 * 1024 * 1024;
+
+/// A stored state that cannot be read back, or a state too large to write.
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable poll state: {0}")]
 pub struct StateDecodeError(String);
 
-impl PollState {
-    /// Gzipped JSON: a few hundred KB for a market of thousands of listings.
-    pub fn encode(&self) -> Result<Vec<u8>, StateDecodeError> {
-        let json = serde_json::to_vec(self).map_err(|e| StateDecodeError(e.to_string()))?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&json)
-            .map_err(|e| StateDecodeError(e.to_string()))?;
-        gz.finish().map_err(|e| StateDecodeError(e.to_string()))
+/// A writer that refuses to take more than `left` bytes.
+struct Bounded<W> {
+    inner: W,
+    left: usize,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other(format!(
+                "over {MAX_STATE_JSON_BYTES} bytes of JSON, the bound of a market's state: narrow the market's filter"
+            )));
+        }
+        self.left -= buf.len();
+        self.inner.write(buf)
     }
 
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl PollState {
+    /// Gzipped JSON: a few hundred KB for a market of thousands of listings; streamed into
+    /// the compressor (the JSON is never held whole), refused past [`MAX_STATE_JSON_BYTES`].
+    pub fn encode(&self) -> Result<Vec<u8>, StateDecodeError> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut json = Bounded {
+            inner: std::io::BufWriter::with_capacity(64 * 1024, gz),
+            left: MAX_STATE_JSON_BYTES,
+        };
+        serde_json::to_writer(&mut json, self).map_err(|e| StateDecodeError(e.to_string()))?;
+        json.inner
+            .into_inner()
+            .map_err(|e| StateDecodeError(e.to_string()))?
+            .finish()
+            .map_err(|e| StateDecodeError(e.to_string()))
+    }
+
+    /// Reads a state back, streamed from the decompressor (the JSON is never held whole),
+    /// refused past [`MAX_STATE_JSON_BYTES`] of JSON.
     pub fn decode(bytes: &[u8]) -> Result<Self, StateDecodeError> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .map_err(|e| StateDecodeError(e.to_string()))?;
-        serde_json::from_slice(&json).map_err(|e| StateDecodeError(e.to_string()))
+        let json = flate2::read::GzDecoder::new(bytes).take(MAX_STATE_JSON_BYTES as u64 + 1);
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, json);
+        let state = serde_json::from_reader(&mut reader);
+        if reader.get_ref().limit() == 0 {
+            return Err(StateDecodeError(format!(
+                "over {MAX_STATE_JSON_BYTES} bytes of JSON, the bound of a market's state"
+            )));
+        }
+        state.map_err(|e| StateDecodeError(e.to_string()))
     }
 }

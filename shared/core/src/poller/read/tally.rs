@@ -131,6 +131,7 @@ impl Tally {
             asked_not_gone_ids: BTreeSet::new(),
             crawl_limited: false,
             history: false,
+            moved_away: BTreeMap::new(),
         }
     }
 }
