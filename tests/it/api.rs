@@ -57,6 +57,31 @@ pub(crate) async fn get_json(
     Ok(serde_json::from_str(&body)?)
 }
 
+/// Every number in `value` has at most `places(field)` decimals, as people read it
+/// (docs/metrics.md: money to the cent, percentages to 0.01, shares to 0.01 %).
+fn check_decimals(what: &str, value: &Value, places: &dyn Fn(&str) -> usize) -> Result<(), Failed> {
+    fn walk(field: &str, v: &Value, places: &dyn Fn(&str) -> usize, out: &mut Vec<String>) {
+        match v {
+            Value::Number(n) => {
+                let text = n.to_string();
+                let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+                if text.contains(['e', 'E']) || decimals > places(field) {
+                    out.push(format!("{field}: {text}"));
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| walk(field, i, places, out)),
+            Value::Object(map) => map.iter().for_each(|(k, i)| walk(k, i, places, out)),
+            _ => {}
+        }
+    }
+    let mut over = Vec::new();
+    walk("", value, places, &mut over);
+    ensure(
+        over.is_empty(),
+        format!("{what}: figures with more decimals than they have: {over:?}"),
+    )
+}
+
 /// The lists read back from the stack's tables: every price cut the markets counted is
 /// listed once (all pages), each cut is a cut, the undervalued and anomalous listings are
 /// so against the live figures, and the alert feed pages newest first through DynamoDB.
@@ -351,6 +376,25 @@ async fn the_api_answers_what_realty_report_says_and_only_to_its_token(
         status == 200 && page["markets"][0]["market"] == MARKETS[0] && page["next"] == MARKETS[0],
         format!("{status} {body}"),
     )?;
+    let all = get_json(&api, "/markets", &[]).await?;
+    ensure(
+        all["markets"]
+            .as_array()
+            .is_some_and(|m| m.len() == MARKETS.len()),
+        format!("GET /markets: {all}"),
+    )?;
+    check_decimals("GET /markets", &all, &|_| 2)?;
+    for market in MARKETS {
+        let report = get_json(&api, &format!("/markets/{market}"), &[]).await?;
+        // Shares (of active listings with a cut, pending) and yields are fractions to
+        // 0.01 %.
+        let places = |field: &str| {
+            let fraction =
+                field.starts_with("share_") || matches!(field, "pending_ratio" | "gross_yield");
+            if fraction { 4 } else { 2 }
+        };
+        check_decimals(&format!("GET /markets/{market}"), &report, &places)?;
+    }
     for (path, query) in [
         ("/markets/Nashville-TN", vec![]),
         ("/markets/nowhere-zz", vec![]),

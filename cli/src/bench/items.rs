@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use realty_core::listing::ListingEvent;
 use realty_core::metrics::aggregate::{DAILY_COUNTER_DAYS, ListingFacts, Scope};
 use realty_core::metrics::memory::MemoryStores;
+use realty_core::metrics::ports::StoredAggregate;
 use realty_core::store::{ListingItem, MarketLiveItem, MarketSnapshotItem};
 
 use super::compute;
@@ -22,6 +23,9 @@ pub struct ItemSizes {
     pub market_item_bytes_max: usize,
     /// Write units of a market item's write, as a transaction bills it (twice a plain put's).
     pub market_item_transact_wru_mean: f64,
+    /// The same, had the items' values been stored in 2 % buckets (the layout before
+    /// medians were exact): what exactness costs on the same events.
+    pub market_item_transact_wru_mean_bucketed: f64,
     pub snapshot_item_bytes_mean: f64,
     /// Distinct markets (scopes) the events of a 1,000-event batch count in, on average.
     pub scopes_per_1000_events: f64,
@@ -50,10 +54,18 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
         .lock()
         .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
     let mut market_sizes = Vec::with_capacity(aggregates.len());
+    let mut bucketed_sizes = Vec::with_capacity(aggregates.len());
     for (key, stored) in aggregates.iter() {
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(MarketLiveItem::new(key, stored)).context("a market item")?;
         market_sizes.push(item_bytes(&item));
+        let bucketed = StoredAggregate {
+            aggregate: stored.aggregate.bucketed(),
+            ..stored.clone()
+        };
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new(key, &bucketed)).context("a market item")?;
+        bucketed_sizes.push(item_bytes(&item));
     }
     let snapshots = stores
         .snapshots
@@ -79,17 +91,18 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
         })
         .collect();
     let mean = |total: usize, n: usize| if n == 0 { 0.0 } else { total as f64 / n as f64 };
+    let transact_wru_mean = |sizes: &[usize]| {
+        mean(
+            sizes.iter().map(|&b| 2 * write_units(b) as usize).sum(),
+            sizes.len(),
+        )
+    };
     Ok(ItemSizes {
         listing_item_bytes_mean: mean(listing_total, listings.len()),
         market_item_bytes_mean: mean(market_sizes.iter().sum(), market_sizes.len()),
         market_item_bytes_max: market_sizes.iter().copied().max().unwrap_or(0),
-        market_item_transact_wru_mean: mean(
-            market_sizes
-                .iter()
-                .map(|&b| 2 * write_units(b) as usize)
-                .sum(),
-            market_sizes.len(),
-        ),
+        market_item_transact_wru_mean: transact_wru_mean(&market_sizes),
+        market_item_transact_wru_mean_bucketed: transact_wru_mean(&bucketed_sizes),
         snapshot_item_bytes_mean: mean(snapshot_total, snapshots.len()),
         scopes_per_1000_events: mean(batches.iter().sum(), batches.len()),
     })

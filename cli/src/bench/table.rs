@@ -205,7 +205,9 @@ pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
         &mut out,
         "market item, 37 days of events, transact WRU, mean",
         num("market_item_steady_transact_wru_mean").map_or("-".into(), |v| format!("{v:.2}")),
-        String::new(),
+        num("market_item_steady_transact_wru_mean_bucketed").map_or(String::new(), |v| {
+            format!("{v:.2} with values in 2 % buckets")
+        }),
     );
     for (key, note) in [
         ("lambda_binary_bytes", ""),
@@ -244,9 +246,11 @@ pub(super) fn render_table(f: &serde_json::Map<String, Value>) -> String {
                         get("write_units_per_event").map_or("-".into(), |v| format!("{v:.2}"))
                     ),
                     format!(
-                        "{} market writes, {} market units/event",
+                        "{} market writes, {} market units/event; {} units/event with values in 2 % buckets",
                         get("market_writes_per_1000_events").map_or("-".into(), group_thousands),
                         get("market_write_units_per_event")
+                            .map_or("-".into(), |v| format!("{v:.2}")),
+                        get("write_units_per_event_bucketed")
                             .map_or("-".into(), |v| format!("{v:.2}"))
                     ),
                 );

@@ -77,8 +77,8 @@ fn recompute(events: &[Value]) -> Result<BTreeMap<(String, NaiveDate), DayFigure
         let kind = e["kind"].as_str().ok_or("an event without kind")?;
         unique.insert((observed, id.to_owned(), kind.to_owned()), e);
     }
-    // Listing id -> (market, status, price, delisted).
-    let mut listings: BTreeMap<String, (String, String, f64, bool)> = BTreeMap::new();
+    // Listing id -> (its markets: city and ZIP, status, price, delisted).
+    let mut listings: BTreeMap<String, (Vec<String>, String, f64, bool)> = BTreeMap::new();
     let mut out: BTreeMap<(String, NaiveDate), DayFigures> = BTreeMap::new();
     let mut days: Vec<NaiveDate> = unique.keys().map(|(t, _, _)| t.date_naive()).collect();
     days.dedup();
@@ -120,22 +120,28 @@ fn recompute(events: &[Value]) -> Result<BTreeMap<(String, NaiveDate), DayFigure
                 }
                 _ => {}
             }
-            listings.insert(id, (market, status, price, kind == "delisted"));
+            let mut markets = vec![market];
+            if let Some(zip) = listing["market"]["zip"].as_str() {
+                markets.push(format!("zip#{zip}#all"));
+            }
+            listings.insert(id, (markets, status, price, kind == "delisted"));
         }
         // The state at the end of the day, per market.
         let mut per_market: BTreeMap<&str, (i64, i64, Vec<f64>)> = BTreeMap::new();
-        for (market, status, price, delisted) in listings.values() {
-            let entry = per_market.entry(market.as_str()).or_default();
-            if *delisted {
-                continue;
-            }
-            match status.as_str() {
-                "active" => {
-                    entry.0 += 1;
-                    entry.2.push(*price);
+        for (markets, status, price, delisted) in listings.values() {
+            for market in markets {
+                let entry = per_market.entry(market.as_str()).or_default();
+                if *delisted {
+                    continue;
                 }
-                "under_contract" | "pending" => entry.1 += 1,
-                _ => {}
+                match status.as_str() {
+                    "active" => {
+                        entry.0 += 1;
+                        entry.2.push(*price);
+                    }
+                    "under_contract" | "pending" => entry.1 += 1,
+                    _ => {}
+                }
             }
         }
         for (market, (active, pending, prices)) in per_market {
@@ -154,13 +160,9 @@ pub(super) fn check_figures_against_the_lake(
     events: &[Value],
 ) -> Result<(), Failed> {
     let recomputed = recompute(events)?;
-    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        // The metrics keep medians within 1 % (docs/metrics.md).
-        (Some(a), Some(b)) => (a - b).abs() <= 0.01 * b,
-        (None, None) => true,
-        _ => false,
-    };
+    let close = same_to_the_cent;
     let mut checked_days = 0;
+    let mut checked_trends = 0;
     for m in report["markets"].as_array().ok_or("no markets")? {
         let market = m["market"].as_str().ok_or("no market name")?;
         let live = &m["live"];
@@ -178,6 +180,7 @@ pub(super) fn check_figures_against_the_lake(
                 && close(live["median_price"].as_f64(), ours.median_price),
             format!("{market} live figures {live} differ from the lake's {ours:?}"),
         )?;
+        checked_trends += check_trend(market, &m["trends"], &recomputed, last_date)?;
         for day in m["daily"].as_array().ok_or("no daily")? {
             let date: NaiveDate = serde_json::from_value(day["period"].clone())?;
             let ours = recomputed
@@ -206,5 +209,111 @@ pub(super) fn check_figures_against_the_lake(
     ensure(
         checked_days >= MARKETS.len() * DAYS as usize,
         format!("only {checked_days} market-days in the report"),
+    )?;
+    ensure(
+        checked_trends == MARKETS.len(),
+        format!("only {checked_trends} markets have a 7-day change to check"),
     )
+}
+
+/// Medians are exact (docs/metrics.md, "Exact medians"): the same to the cent.
+fn same_to_the_cent(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 0.005,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// The market's 7-day change of its median price against the change of the exact daily
+/// closes recomputed from the lake (the close of `today` against the last on or before 7
+/// days earlier, as `realty_core::metrics::history` takes it), within 0.01 percentage point:
+/// 1 when checked, 0 when the market has no close 7 days back.
+fn check_trend(
+    market: &str,
+    trends: &Value,
+    recomputed: &BTreeMap<(String, NaiveDate), DayFigures>,
+    today: NaiveDate,
+) -> Result<usize, Failed> {
+    let latest = recomputed
+        .get(&(market.to_owned(), today))
+        .and_then(|d| d.median_price);
+    let cutoff = today - chrono::Duration::days(7);
+    let earlier = recomputed
+        .range((market.to_owned(), NaiveDate::MIN)..=(market.to_owned(), cutoff))
+        .rev()
+        .find_map(|(_, d)| d.median_price);
+    let exact = latest
+        .zip(earlier)
+        .map(|(latest, earlier)| (latest / earlier - 1.0) * 100.0);
+    let reported = trends["median_price_change_7d_pct"].as_f64();
+    ensure(
+        match (reported, exact) {
+            (Some(r), Some(e)) => (r - e).abs() <= 0.01,
+            (None, None) => true,
+            _ => false,
+        },
+        format!("{market}: the 7-day change reads {reported:?}, the exact closes give {exact:?}"),
+    )?;
+    Ok(usize::from(exact.is_some()))
+}
+
+/// Every ZIP's live median price and inventory, as `realty report --market zip#…#all
+/// --json` prints them, against the listings recomputed from the lake: exact, to the cent.
+pub(super) async fn check_zip_medians(
+    cli: &crate::demo_lake::DemoCli<'_>,
+    events: &[Value],
+) -> Result<(), Failed> {
+    let recomputed = recompute(events)?;
+    let last_day = recomputed
+        .keys()
+        .map(|(_, day)| *day)
+        .max()
+        .ok_or("nothing recomputed")?;
+    let zips: Vec<(&String, &DayFigures)> = recomputed
+        .iter()
+        .filter(|((key, day), _)| key.starts_with("zip#") && *day == last_day)
+        .map(|((key, _), figures)| (key, figures))
+        .collect();
+    ensure(
+        zips.len() >= MARKETS.len(),
+        format!("only {} ZIPs in the lake", zips.len()),
+    )?;
+    for (zip, ours) in zips {
+        let report = realty_report(cli, zip).await?;
+        let live = &report["live"];
+        ensure(
+            live["active_listings"].as_i64() == Some(ours.active)
+                && same_to_the_cent(live["median_price"].as_f64(), ours.median_price),
+            format!("{zip} live figures {live} differ from the lake's {ours:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `realty report --market <scope> --json` on the demo's stack.
+async fn realty_report(cli: &crate::demo_lake::DemoCli<'_>, scope: &str) -> Result<Value, Failed> {
+    let mut command = tokio::process::Command::new(cli.realty);
+    command
+        .args(["report", "--market", scope, "--json"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("REALTY_STATE_DIR", cli.state_dir)
+        .env("AWS_REGION", cli.region)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let output = realty_tests::run_bounded(
+        command,
+        std::time::Duration::from_secs(120),
+        cli.state_dir,
+        "realty-report",
+    )
+    .await?;
+    ensure(
+        output.status.success(),
+        format!(
+            "realty report --market {scope}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )?;
+    Ok(serde_json::from_slice(&output.stdout)?)
 }

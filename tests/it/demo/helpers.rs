@@ -21,7 +21,8 @@ pub(super) const SOURCES: [&str; 3] = ["zillow", "realtor", "reso"];
 pub(super) const LISTINGS: u32 = 240;
 /// The charts the report draws per market (the dashboard's, charts.js).
 pub(super) const CHARTS: usize = 6;
-pub(super) const DAYS: i64 = 3;
+/// Eight: a market has a close 7 days before its last, so its 7-day change is checked.
+pub(super) const DAYS: i64 = 8;
 pub(super) const ACTIVITY: f64 = 20.0;
 /// Prices below this are placeholders the sources reject (`MIN_PLAUSIBLE_SALE_PRICE`).
 pub(super) const MIN_PLAUSIBLE_PRICE: u64 = 5_000;

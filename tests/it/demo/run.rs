@@ -8,7 +8,7 @@ use realty_tests::{TestAws, ensure, run_bounded};
 use serde_json::Value;
 use tokio::process::Command;
 
-use super::figures::{check_figures_against_the_lake, lake_events};
+use super::figures::{check_figures_against_the_lake, check_zip_medians, lake_events};
 use super::first_read::check_first_read;
 use super::ground_truth::check_alerts_against_ground_truth;
 use super::helpers::{
@@ -94,16 +94,20 @@ pub(super) async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_ho
         .collect();
     crate::demo_rents::check_rents_against_the_lake(&report, &events, &with_rentals)
         .map_err(|e| format!("the rents: {e:?}"))?;
+    let cli = crate::demo_lake::DemoCli {
+        realty: &realty,
+        state_dir: &state_dir,
+        region: DEMO_REGION,
+    };
+    check_zip_medians(&cli, &events)
+        .await
+        .map_err(|e| format!("the ZIPs' medians: {e:?}"))?;
     crate::demo_lake::check_lake_tables(
         &aws.project_root,
         &sdk_in(&aws, DEMO_REGION).await,
         &report,
         &events,
-        &crate::demo_lake::DemoCli {
-            realty: &realty,
-            state_dir: &state_dir,
-            region: DEMO_REGION,
-        },
+        &cli,
     )
     .await
     .map_err(|e| format!("the lake's tables: {e:?}"))?;
