@@ -47,14 +47,34 @@ impl Default for HttpPolicy {
 }
 
 /// The poller's HTTP client: rustls over ring (installed as the process's default crypto
-/// provider unless one is), the project's user agent, and `connect_timeout`.
+/// provider unless one is), the project's user agent, `connect_timeout`, and no redirect
+/// followed. reqwest's default follows 10 hops to any host, stripping only `Authorization`
+/// and cookies: a RapidAPI key header went wherever a redirect pointed (https to http
+/// too), and a 307 re-sent the RESO client secret. A redirect is an answer
+/// ([`FetchError::Redirected`]): the APIs' reads fail on it, and the portals' crawler
+/// decides each hop itself ([`super::portal`]).
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // Err only when a provider is already installed, which then serves as well.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("realty-stream/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
+}
+
+/// Longest `Location` kept from a redirect: a longer one is not a page to go to.
+pub const MAX_LOCATION_BYTES: usize = 2_048;
+
+/// A redirect's `Location` as sent (empty when absent, not text, or over
+/// [`MAX_LOCATION_BYTES`]).
+pub(super) fn location(headers: &HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_LOCATION_BYTES)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A request that could not be completed.
@@ -65,6 +85,15 @@ pub enum FetchError {
         url: String,
         attempts: u32,
         last: String,
+    },
+    /// A 3xx: never followed by the client. An API's credentials go to its own host only;
+    /// a portal page's hop is checked before it is asked for ([`super::portal`]).
+    #[error("{url}: redirected (HTTP {status}) to {location:?}: not followed")]
+    Redirected {
+        url: String,
+        status: u16,
+        /// The `Location` as sent ([`location`]).
+        location: String,
     },
     #[error("{url}: HTTP {status}: {body}")]
     Refused {
@@ -375,6 +404,14 @@ where
             }
             wait_to_retry(policy, attempt, wait, &url, &last).await?;
             continue;
+        }
+        if status.is_redirection() {
+            // The same request would be sent the same way: not retried.
+            return Err(FetchError::Redirected {
+                url,
+                status: status.as_u16(),
+                location: location(response.headers()),
+            });
         }
         let body = match tokio::time::timeout(
             policy.timeout,

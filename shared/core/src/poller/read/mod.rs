@@ -256,3 +256,7 @@ pub async fn read_market(
 #[cfg(test)]
 #[path = "loopback_tests.rs"]
 mod loopback_tests;
+
+#[cfg(test)]
+#[path = "redirect_tests.rs"]
+mod redirect_tests;
