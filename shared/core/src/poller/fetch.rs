@@ -52,7 +52,7 @@ impl Default for HttpPolicy {
 /// and cookies: a RapidAPI key header went wherever a redirect pointed (https to http
 /// too), and a 307 re-sent the RESO client secret. A redirect is an answer
 /// ([`FetchError::Redirected`]): the APIs' reads fail on it, and the portals' crawler
-/// decides each hop itself ([`super::portal`]).
+/// decides each hop itself ([`super::hops`]).
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // Err only when a provider is already installed, which then serves as well.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -87,7 +87,7 @@ pub enum FetchError {
         last: String,
     },
     /// A 3xx: never followed by the client. An API's credentials go to its own host only;
-    /// a portal page's hop is checked before it is asked for ([`super::portal`]).
+    /// a portal page's hop is checked before it is asked for ([`super::hops`]).
     #[error("{url}: redirected (HTTP {status}) to {location:?}: not followed")]
     Redirected {
         url: String,

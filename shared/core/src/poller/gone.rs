@@ -17,6 +17,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, HttpPolicy, RateLimiter, read_text};
+use super::hops;
 use super::portal::{PortalCrawler, allowed};
 use crate::listing::Listing;
 use crate::sources::SourceKind;
@@ -107,9 +108,22 @@ pub fn candidates<'a>(
         .collect()
 }
 
+/// The ad an ad page at `path` (from the site's root) names: two addresses of one ad name the
+/// same ([`avito::ad_identity`], [`mubawab::ad_identity`]).
+fn ad_identity(kind: SourceKind, path: &str) -> Option<String> {
+    match kind {
+        SourceKind::Avito => avito::ad_identity(path),
+        SourceKind::Mubawab => mubawab::ad_identity(path),
+        _ => None,
+    }
+}
+
 /// How one ad page answered.
 enum Answer {
     Up,
+    /// 404 or 410; or a redirect to another page of the site (a search, the home page,
+    /// another ad): the portals send a taken-down ad's address elsewhere (docs/sources.md,
+    /// "Ads the pages no longer reach").
     Gone,
     /// Nothing to go by for this page alone (robots.txt disallows it, a 4xx other than 404
     /// and 410): the next is asked.
@@ -131,6 +145,7 @@ enum Share {
 
 /// The site the ad pages are asked of, with what every request to it goes through.
 struct Site<'a> {
+    kind: SourceKind,
     client: &'a reqwest::Client,
     limiter: &'a RateLimiter,
     policy: &'a HttpPolicy,
@@ -154,14 +169,18 @@ impl Site<'_> {
             return Answer::SiteUnavailable;
         };
         *asked += 1;
-        let request = self.crawler.get(url.to_owned());
-        let answer = read_text(self.client, self.limiter, self.policy, &request).await;
+        let answer = self.fetch_following_the_ad(url).await;
         drop(turn);
         match answer {
             Ok(_) => Answer::Up,
             Err(FetchError::Refused {
                 status: 404 | 410, ..
             }) => Answer::Gone,
+            Err(FetchError::Redirected {
+                url: from,
+                location,
+                ..
+            }) => self.redirected(url, &from, &location),
             Err(FetchError::Refused { status, .. }) if (400..500).contains(&status) => {
                 tracing::info!(%url, status, "ad page check: no answer to go by");
                 Answer::Undecided
@@ -171,6 +190,52 @@ impl Site<'_> {
                 Answer::SiteUnavailable
             }
         }
+    }
+}
+
+impl Site<'_> {
+    /// The ad page at `url`, its redirects followed only to the same ad's page on the site
+    /// (a slug rewritten), where robots.txt allows, within the turn the caller holds.
+    async fn fetch_following_the_ad(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let ad = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| hops::site_path(self.base, &u))
+            .and_then(|path| ad_identity(self.kind, &path));
+        let same_ad = |to: &reqwest::Url| {
+            ad.is_some()
+                && hops::site_path(self.base, to).and_then(|p| ad_identity(self.kind, &p)) == ad
+                && allowed(self.rules, self.base, to.as_str())
+        };
+        let fetch = |url: String| {
+            let request = self.crawler.get(url);
+            async move { read_text(self.client, self.limiter, self.policy, &request).await }
+        };
+        hops::fetch_following(url.to_owned(), fetch, same_ad).await
+    }
+
+    /// What a redirect of the ad page at `url` not followed (from `from` to `location`) says:
+    /// another page of the site, the ad gone; off the site, nowhere, the same ad's page
+    /// robots.txt disallows, or past the hops, nothing to go by.
+    fn redirected(&self, url: &str, from: &str, location: &str) -> Answer {
+        let ad = self.identity(url);
+        let on_site = hops::target(from, location)
+            .and_then(|to| hops::site_path(self.base, &to).map(|path| (to, path)));
+        match on_site {
+            Some((to, path)) if ad.is_some() && ad_identity(self.kind, &path) != ad => {
+                tracing::info!(%url, to = %to, "ad page redirected to another page of the site: taken down");
+                Answer::Gone
+            }
+            _ => {
+                tracing::info!(%url, %location, "ad page check: a redirect with nothing to go by");
+                Answer::Undecided
+            }
+        }
+    }
+
+    /// The ad the page at `url` names.
+    fn identity(&self, url: &str) -> Option<String> {
+        let path = hops::site_path(self.base, &reqwest::Url::parse(url).ok()?)?;
+        ad_identity(self.kind, &path)
     }
 }
 
@@ -202,6 +267,7 @@ pub async fn check_gone(
         ad_page(kind, base, stored.source_url.as_deref()).filter(|url| allowed(rules, base, url))
     });
     let site = Site {
+        kind,
         client,
         limiter,
         policy,

@@ -10,16 +10,26 @@ use super::tests::{ad, at, state};
 use super::*;
 use crate::poller::fetch::http_client;
 
-/// The status each ad page answers with (200 when not set), and the ads asked for, in order.
+/// The status each ad page answers with (200 when not set), the pages that redirect (by
+/// path, 301 to their `Location`), and the ads asked for, in order.
 #[derive(Clone, Default)]
 struct LoopbackSite {
     status: Arc<Mutex<BTreeMap<u32, u16>>>,
+    redirects: Arc<Mutex<BTreeMap<String, String>>>,
     asked: Arc<Mutex<Vec<u32>>>,
 }
 
 impl LoopbackSite {
     fn answer(&self, id: u32, status: u16) {
         self.status.lock().expect("status").insert(id, status);
+    }
+
+    /// Ad `id`'s page (at the address [`ad`] gives it) answers 301 to `location`.
+    fn redirect(&self, id: u32, location: &str) {
+        self.redirects
+            .lock()
+            .expect("redirects")
+            .insert(format!("/fr/a/{id}/appartement"), location.to_owned());
     }
 
     fn asked(&self) -> Vec<u32> {
@@ -31,13 +41,28 @@ impl LoopbackSite {
         async fn page(
             State(site): State<LoopbackSite>,
             Path((id, _)): Path<(u32, String)>,
-        ) -> StatusCode {
+            uri: axum::http::Uri,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
             site.asked.lock().expect("asked").push(id);
+            let location = site
+                .redirects
+                .lock()
+                .expect("redirects")
+                .get(uri.path())
+                .cloned();
+            if let Some(location) = location {
+                return (StatusCode::MOVED_PERMANENTLY, [("location", location)]).into_response();
+            }
             let status = site.status.lock().expect("status").get(&id).copied();
-            StatusCode::from_u16(status.unwrap_or(200)).unwrap_or(StatusCode::OK)
+            StatusCode::from_u16(status.unwrap_or(200))
+                .unwrap_or(StatusCode::OK)
+                .into_response()
         }
         let router = axum::Router::new()
             .route("/fr/a/{id}/{slug}", axum::routing::get(page))
+            // Every other page (a search, the home page) is up.
+            .fallback(|| async { StatusCode::OK })
             .with_state(self.clone());
         crate::poller::serve_on_loopback(router).await
     }
@@ -168,4 +193,78 @@ async fn when_the_closing_control_is_gone_the_checks_are_untrusted_and_believe_n
     assert!(out.gone.is_empty());
     assert_eq!(site.asked(), [1, 3, 4, 2]);
     assert_eq!(out.asked, 4);
+}
+
+/// The portals send a taken-down ad's address elsewhere on the site (docs/sources.md): a
+/// redirect to another page of the site (a search) is the ad gone; one to the same ad's page
+/// (its slug rewritten) is followed and read as the page; one off the site decides nothing
+/// and is not followed. Before, the client followed every redirect and read the search it
+/// landed on as the ad up, for ever.
+#[tokio::test]
+async fn an_ad_page_redirected_to_a_search_is_gone_and_to_its_own_new_address_up() {
+    let site = LoopbackSite::default();
+    let elsewhere = LoopbackSite::default();
+    let other_host = elsewhere.serve().await;
+    site.redirect(3, "/fr/st/casablanca/appartements-a-vendre");
+    site.redirect(4, "/fr/a/4/appartement-renove");
+    site.redirect(5, &format!("{other_host}/fr/a/5/appartement"));
+    site.redirect(6, "https://www.mubawab.ma/fr/a/6/appartement");
+    let out = checks(&site, &[1, 2], &[3, 4, 5, 6], 0).await;
+    assert_eq!(out.gone, ids(&[3]));
+    assert_eq!(out.asked_not_gone, ids(&[4, 5, 6]));
+    assert!(!out.untrusted);
+    // Ad 4 at its new address; the other host asked nothing.
+    assert_eq!(site.asked(), [1, 3, 4, 4, 5, 6, 2]);
+    assert!(elsewhere.asked().is_empty());
+}
+
+/// A page of an ad the read just saw that redirects to a search: the site sends up ads'
+/// pages elsewhere too (moved, or blocking us), so no redirect or 404 is believed.
+#[tokio::test]
+async fn when_a_page_of_an_ad_just_seen_redirects_elsewhere_no_page_is_believed() {
+    let site = LoopbackSite::default();
+    site.redirect(1, "/fr/");
+    site.answer(3, 404);
+    let out = checks(&site, &[1, 2], &[3], 0).await;
+    assert!(out.untrusted && out.gone.is_empty(), "{out:?}");
+    assert_eq!(site.asked(), [1]);
+}
+
+/// A redirect to the same ad's page that robots.txt disallows, or a chain of them past the
+/// hops' bound, decides nothing.
+#[tokio::test]
+async fn a_redirect_to_the_ad_s_own_page_that_cannot_be_followed_decides_nothing() {
+    let site = LoopbackSite::default();
+    site.redirect(3, "/fr/a/3/x:y");
+    // A loop of the ad's own addresses.
+    site.redirect(4, "/fr/a/4/appartement");
+    let base = site.serve().await;
+    let known = [ad(1, at(0)), ad(3, at(0)), ad(4, at(0))];
+    let read = MarketRead {
+        listings: vec![ad(1, at(12))],
+        ..MarketRead::default()
+    };
+    let crawler = PortalCrawler::new("realty-stream test".to_owned());
+    crawler.start_run();
+    let out = check_gone(
+        &http_client(std::time::Duration::from_secs(2)).expect("client"),
+        &RateLimiter::per_second(0.0),
+        &HttpPolicy {
+            max_attempts: 1,
+            ..HttpPolicy::default()
+        },
+        SourceKind::Mubawab,
+        &base,
+        &crawler,
+        &RobotsRules::parse(b"User-agent: *\nDisallow: /*:\n"),
+        &state(&known),
+        &read,
+        at(12),
+    )
+    .await;
+    assert!(out.gone.is_empty(), "{out:?}");
+    assert_eq!(out.asked_not_gone, ids(&[3, 4]));
+    // Ad 4: the first request and MAX_HOPS more.
+    let fours = site.asked().iter().filter(|id| **id == 4).count();
+    assert_eq!(fours, 1 + crate::poller::hops::MAX_HOPS);
 }

@@ -10,6 +10,7 @@ pub mod deliver;
 pub mod detect;
 pub mod fetch;
 pub mod gone;
+pub mod hops;
 pub mod markets;
 pub mod memory;
 pub mod portal;
