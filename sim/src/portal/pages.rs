@@ -160,6 +160,18 @@ pub(crate) fn answer(
     if let Some(number) = ad_number(portal, path) {
         return ad_answer(portals, portal, number, path, now, faults);
     }
+    search_answer(portals, portal, path, query, now, faults)
+}
+
+/// The answer to a search page's address (or a 404 for any other).
+fn search_answer(
+    portals: &Portals,
+    portal: Portal,
+    path: &str,
+    query: Option<&str>,
+    now: DateTime<Utc>,
+    faults: &PortalFaults,
+) -> Reply {
     let parsed = match portal {
         Portal::Avito => avito::parse_path(path).map(|(city, offer, kind)| {
             let page = query

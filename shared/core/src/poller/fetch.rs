@@ -92,7 +92,8 @@ pub enum FetchError {
     Redirected {
         url: String,
         status: u16,
-        /// The `Location` as sent ([`location`]).
+        /// The `Location` as sent (empty when absent, not text, or over
+        /// [`MAX_LOCATION_BYTES`]).
         location: String,
     },
     #[error("{url}: HTTP {status}: {body}")]
@@ -191,6 +192,14 @@ impl RateLimiter {
         self.admitted.store(0, Ordering::SeqCst);
         self.allowance
             .store(allowance.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// How many requests its spacing lets through in `time` (`u64::MAX` without spacing).
+    pub fn requests_within(&self, time: Duration) -> u64 {
+        if self.interval.is_zero() {
+            return u64::MAX;
+        }
+        (time.as_secs_f64() / self.interval.as_secs_f64()) as u64
     }
 
     /// Requests admitted since the run started.
@@ -490,6 +499,15 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn the_limiter_says_how_many_requests_fit_a_time() {
+        let limiter = RateLimiter::per_second(0.2);
+        assert_eq!(limiter.requests_within(Duration::from_secs(150)), 30);
+        assert_eq!(limiter.requests_within(Duration::from_secs(4)), 0);
+        let unspaced = RateLimiter::per_second(0.0);
+        assert_eq!(unspaced.requests_within(Duration::from_secs(1)), u64::MAX);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod read;
 pub mod replay;
 pub mod reso_auth;
 pub mod run;
+pub mod verify;
 
 /// Serves `router` on a free loopback port for a test; its base URL (`http://127.0.0.1:PORT`).
 #[cfg(test)]

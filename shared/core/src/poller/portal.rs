@@ -59,8 +59,8 @@ pub struct PortalCrawler {
     /// The rules, or why they could not be read, and when.
     robots: Mutex<Option<(Instant, Result<RobotsRules, String>)>>,
     run_started: std::sync::Mutex<Option<Instant>>,
-    /// Ad pages asked for this poll ([`super::gone`]).
-    ad_pages_asked: std::sync::atomic::AtomicU32,
+    /// The time one poll spends crawling the site ([`PORTAL_RUN_BUDGET`]).
+    run_budget: Duration,
 }
 
 impl PortalCrawler {
@@ -70,45 +70,33 @@ impl PortalCrawler {
             gate: Mutex::new(()),
             robots: Mutex::new(None),
             run_started: std::sync::Mutex::new(None),
-            ad_pages_asked: std::sync::atomic::AtomicU32::new(0),
+            run_budget: PORTAL_RUN_BUDGET,
         }
     }
 
-    /// A poll starts: its crawl of this site gets a fresh [`PORTAL_RUN_BUDGET`].
+    /// The crawler with another time a poll spends on the site than [`PORTAL_RUN_BUDGET`]
+    /// (tests that bound a poll's requests to the site).
+    pub fn with_run_budget(self, run_budget: Duration) -> Self {
+        Self { run_budget, ..self }
+    }
+
+    /// A poll starts: its crawl of this site gets a fresh run budget.
     pub fn start_run(&self) {
         *self
             .run_started
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-        self.ad_pages_asked
-            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether more than `share` of this poll's time for the site is spent.
-    fn spent(&self, share: f64) -> bool {
-        self.run_started
+    /// What is left of this poll's time for the site (all of it before a poll starts).
+    pub fn time_left(&self) -> Duration {
+        let started = *self
+            .run_started
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET.mul_f64(share))
-    }
-
-    /// Whether this poll's time for the site is spent.
-    fn out_of_time(&self) -> bool {
-        self.spent(1.0)
-    }
-
-    /// The site's turn for one ad page: as [`Self::turn`], but only in the first half of the
-    /// poll's time for the site and for at most `most` ad pages a poll, so that the search
-    /// pages of markets still waiting are read first.
-    pub(super) async fn ad_page_turn(&self, most: u32) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let turn = self.turn().await?;
-        if self.spent(0.5) {
-            return None;
-        }
-        let asked = self
-            .ad_pages_asked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (asked < most).then_some(turn)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        started.map_or(self.run_budget, |at| {
+            self.run_budget.saturating_sub(at.elapsed())
+        })
     }
 
     /// The site's turn for one request: the gate, held until the guard drops; `None` once
@@ -116,7 +104,7 @@ impl PortalCrawler {
     /// their turn see the time spent).
     pub(super) async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         let turn = self.gate.lock().await;
-        (!self.out_of_time()).then_some(turn)
+        (!self.time_left().is_zero()).then_some(turn)
     }
 }
 
@@ -373,18 +361,7 @@ impl Crawl<'_> {
                 out.expected = out.expected.zip(total).and_then(|(a, b)| a.checked_add(b));
             }
             let before = seen.len();
-            seen.extend(
-                fetched
-                    .page
-                    .listings
-                    .iter()
-                    .map(|l| l.id.as_str().to_owned()),
-            );
-            seen.extend(fetched.page.rejects.iter().enumerate().map(|(i, r)| {
-                r.source_id
-                    .clone()
-                    .unwrap_or_else(|| format!("page {page} record {i}"))
-            }));
+            add_records(&mut seen, &fetched.page, page);
             if total.is_some_and(|total| seen.len() as u64 > total) {
                 // More records than the stated total (a total that leaves out featured ads,
                 // say): the total is not the search's count, and cannot make a read complete.
@@ -445,6 +422,17 @@ impl Crawl<'_> {
         }
         Some(fetched)
     }
+}
+
+/// Adds the records of `page` (number `number` of its search) to those of the search `seen`:
+/// its listings' ids, and its rejects' (or their place, for one without an id).
+fn add_records(seen: &mut BTreeSet<String>, page: &Page, number: u32) {
+    seen.extend(page.listings.iter().map(|l| l.id.as_str().to_owned()));
+    seen.extend(page.rejects.iter().enumerate().map(|(i, r)| {
+        r.source_id
+            .clone()
+            .unwrap_or_else(|| format!("page {number} record {i}"))
+    }));
 }
 
 /// A path percent-decoded, less a trailing slash: two spellings of one address compare equal.
