@@ -49,6 +49,7 @@ RESOURCE_POLICY_PROPERTIES = {
     "AWS::S3::BucketPolicy": "PolicyDocument",
     "AWS::SQS::QueuePolicy": "PolicyDocument",
     "AWS::SNS::TopicPolicy": "PolicyDocument",
+    "AWS::SecretsManager::ResourcePolicy": "ResourcePolicy",
 }
 # A local CodeUri (what `sam build` packages) is not an S3 URI; the translator needs one.
 PLACEHOLDER_CODE_URI = "s3://placeholder-bucket/code.zip"

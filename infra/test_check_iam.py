@@ -238,6 +238,28 @@ class RefusesUnexplainedWildcards(unittest.TestCase):
         self.assertEqual(len(out), 1, out)
         self.assertIn('Principal "*"', out[0])
 
+    def test_a_secret_policy_is_read_as_a_resource_policy(self):
+        def secret_policy(statement: dict) -> dict:
+            return {
+                "Type": "AWS::SecretsManager::ResourcePolicy",
+                "Properties": {
+                    "SecretId": "s",
+                    "ResourcePolicy": {"Version": "2012-10-17", "Statement": [statement]},
+                },
+            }
+
+        only_the_poller = {
+            "Sid": "OnlyThePollerReads", "Effect": "Deny", "Principal": "*",
+            "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalArn": ["arn:aws:iam::123456789012:role/poller"]}},
+        }
+        self.assertEqual(findings(template({"P": secret_policy(only_the_poller)})), [])
+        anyone = {"Sid": "Anyone", "Effect": "Allow", "Principal": "*",
+                  "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+        out = findings(template({"P": secret_policy(anyone)}))
+        self.assertEqual(len(out), 1, out)
+        self.assertIn('Principal "*"', out[0])
+
     def test_deny_statements_may_be_broad(self):
         bucket_policy = {
             "Type": "AWS::S3::BucketPolicy",
@@ -257,8 +279,9 @@ class TheProjectTemplate(unittest.TestCase):
         transformed = check_iam.transform(check_iam.load_template(os.path.join(ROOT, "template.yaml")))
         self.assertEqual([str(f) for f in check_iam.check(transformed)], [])
         functions = {k: r for k, r in transformed["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
-        # poller, metrics, alerts; the market API and its authorizer; the S3 importer.
-        self.assertEqual(len(functions), 7)
+        # poller, metrics, alerts; the market API's data and public routes and its
+        # authorizer; the S3 importer; the lake curator.
+        self.assertEqual(len(functions), 8)
         for name, fn in functions.items():
             role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
             role_props = transformed["Resources"][role_id]["Properties"]

@@ -352,14 +352,15 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     // The demo's markets are watched, as `realty markets add` would make them, each from its
     // source: the API, the dashboard and a scheduled poll see them, and each step's poll
     // reads the watched markets due (all of them: a step is at least their interval).
+    // Added when the simulated run starts: its first poll records their inventory, not news.
     for (market, source) in &market_sources {
+        // Zillow, Realtor.com and portal markets read their rentals too (market rents).
+        let mut watched =
+            WatchedMarket::with_defaults(market.clone(), vec![source.as_str().into()]);
+        watched.watch_from(None, sim_start);
         poller
             .config
-            // Zillow, Realtor.com and portal markets read their rentals too (market rents).
-            .put_market(&WatchedMarket::with_defaults(
-                market.clone(),
-                vec![source.as_str().into()],
-            ))
+            .put_market(&watched)
             .await
             .with_context(|| format!("watching {market}"))?;
     }

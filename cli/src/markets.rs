@@ -212,7 +212,9 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
                 .into_iter()
                 .find(|m| m.market == args.market);
             let was = watched.as_ref().map(describe);
-            let market = settings(watched, args)?;
+            let mut market = settings(watched.clone(), args)?;
+            // What a source reads anew, it first reads as the market's inventory, not news.
+            market.watch_from(watched.as_ref(), chrono::Utc::now());
             // Refused here, before anything is stored, with what to change.
             if let Err(reason) = market.validate() {
                 match &was {

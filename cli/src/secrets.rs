@@ -42,7 +42,12 @@ pub async fn run(command: SecretsCommand) -> Result<()> {
     let current = secrets
         .secret_string_if_any(id)
         .await
-        .with_context(|| format!("reading secret {id} (its other keys are kept)"))?
+        .with_context(|| {
+            format!(
+                "reading secret {id} to keep its other keys (on AWS only the poller's role and \
+                 the stack's ListingKeysAdminArn may read it: docs/deploy.md, section 4)"
+            )
+        })?
         .unwrap_or_default();
     let updated = with_key(&current, source, &key).map_err(anyhow::Error::msg)?;
     secrets

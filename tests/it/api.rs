@@ -46,7 +46,11 @@ fn answer(status: i64, body: Option<&aws_lambda_events::encodings::Body>) -> (i6
 }
 
 /// `GET path?query` through the API function: a 200's JSON body.
-async fn get_json(api: &ApiFunction, path: &str, query: &[(&str, &str)]) -> Result<Value, Failed> {
+pub(crate) async fn get_json(
+    api: &ApiFunction,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Value, Failed> {
     let response = api.handle(&get(path, query)?, chrono::Utc::now()).await;
     let (status, body) = answer(response.status_code, response.body.as_ref());
     ensure(status == 200, format!("{path} {query:?}: {status} {body}"))?;

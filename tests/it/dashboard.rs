@@ -39,6 +39,8 @@ const DAYS: i64 = 8;
 const CHARTS: usize = 6;
 /// Many times what the page takes here to draw; past it the page is stuck.
 const PAGE_DEADLINE: Duration = Duration::from_secs(60);
+/// Where the page keeps the token (app.js).
+const TOKEN_KEY: &str = "realty-stream-token";
 /// Bound on `realty serve` printing its address (it reads the token from the stack first).
 const SERVE_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -274,12 +276,49 @@ async fn drive(browser: &Browser, url: &str, token: &str, shots: &Path) -> Resul
     )
     .await?;
     save(&page, &shots.join("market-phone.png")).await?;
+    the_token_can_be_forgotten(&page).await?;
     no_page_errors(&page).await?;
     println!(
         "dashboard screenshots: {} (and markets.png, market-phone.png beside it)",
         market.display()
     );
     Ok(())
+}
+
+/// "Forget the token" is on screen while the browser keeps a token; it removes the token
+/// and what the page read with it, and the page asks for a token again, after a reload too.
+async fn the_token_can_be_forgotten(page: &Page) -> Result<(), Failed> {
+    let shown: bool = page
+        .evaluate(
+            "(() => { const b = document.getElementById('forget-token'); const r = b.getBoundingClientRect(); return !b.hidden && r.width > 0 && r.height > 0 && r.bottom > 0 && r.right <= window.innerWidth; })()",
+        )
+        .await?
+        .into_value()?;
+    ensure(shown, "no control on screen forgets the token")?;
+    page.find_element("#forget-token").await?.click().await?;
+    wait_for(
+        page,
+        "the token form, the token gone from the browser and nothing read with it left",
+        &format!(
+            "!document.getElementById('token-form').hidden \
+             && localStorage.getItem('{TOKEN_KEY}') === null \
+             && document.getElementById('token-message').textContent.includes('no longer keeps') \
+             && document.getElementById('forget-token').hidden \
+             && ['markets-view', 'market-view', 'health-view'].every(id => document.getElementById(id).hidden) \
+             && document.querySelectorAll('#markets *, #market-figures *, #charts *, #interest *, #alerts *, #sources tbody *, #freshness tbody *').length === 0 \
+             && document.getElementById('market-name').textContent === ''"
+        ),
+    )
+    .await?;
+    page.reload().await?;
+    wait_for(
+        page,
+        "the token form after a reload",
+        "!document.getElementById('token-form').hidden \
+         && document.getElementById('token-message').textContent.includes('Paste the access token') \
+         && document.getElementById('forget-token').hidden",
+    )
+    .await
 }
 
 /// A market without figures after one with them: nothing of the first stays under the

@@ -14,7 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::importer::ImporterFunction;
-use realty_core::importer::{ImportResult, ImportStatus, result_key};
+use realty_core::importer::{ImportRequest, ImportResult, ImportStatus, import, result_key};
 use realty_core::listing::Listing;
 use realty_core::sources::file::write_csv;
 use realty_core::sources::{SourceKind, normalize_file};
@@ -24,7 +24,11 @@ use realty_tests::{TestAws, ensure};
 
 use crate::operations::{Setup, setup};
 
-crate::async_tests!(a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line);
+crate::async_tests!(
+    a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line,
+    two_deliveries_of_one_file_at_once_publish_it_once,
+    an_imported_move_leaves_the_listing_listed_in_its_new_city,
+);
 
 /// The importer as its SQS event source mapping invokes it; `crash_next` makes the next
 /// invocation fail before it does anything (a crash or a timeout on Lambda).
@@ -266,4 +270,200 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
         format!("dead letters: {waiting:?}"),
     )?;
     Ok(())
+}
+
+/// Two deliveries of one object at once (the importer runs two; S3 and SQS deliver at least
+/// once), against the emulator's S3 and its conditional writes: one claims the import and
+/// publishes, the other finds the claim (or, had the first finished, its result) and
+/// publishes nothing; delivered again, it finds the result `done`. Each event reaches the
+/// stream once (before, both replayed the file and published every event twice).
+async fn two_deliveries_of_one_file_at_once_publish_it_once(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let s = setup(&aws).await?;
+    let function = ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &s.resources);
+    let page =
+        std::fs::read(aws.project_root.join(
+            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+        ))?;
+    let listings = normalize_file(SourceKind::Zillow, &page, Utc::now())?.listings;
+    let mut file = Vec::new();
+    write_csv(&listings[..6], &mut file)?;
+    let key = "imports/twice.csv";
+    let put = realty_aws::sdk::s3_client(&s.sdk)
+        .put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(key)
+        .body(file.into())
+        .send()
+        .await?;
+    let request = ImportRequest {
+        bucket: s.resources.data_lake_bucket.clone(),
+        key: key.to_owned(),
+        version_id: put.version_id().map(str::to_owned),
+    };
+    let deliver = || {
+        import(
+            &request,
+            &s.resources.data_lake_bucket,
+            &function.objects,
+            &function.publisher,
+            &function.states,
+            None,
+            Utc::now(),
+        )
+    };
+    let (a, b) = tokio::join!(deliver(), deliver());
+    let (a, b) = (a?, b?);
+    let events = s.events().await?;
+    ensure(
+        events.len() == 6,
+        format!("{} events for 6 rows: {a:?} {b:?}", events.len()),
+    )?;
+    let (held, waited) = if a.result.published > 0 {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    ensure(
+        held.result.status == ImportStatus::Done
+            && held.result.published == 6
+            && (waited.claimed_elsewhere || waited.already_done)
+            && waited.result.published == 0,
+        format!("{held:?} {waited:?}"),
+    )?;
+    ensure(
+        waited.retry() == waited.claimed_elsewhere,
+        "a delivery that found a claim is retried",
+    )?;
+    let again = deliver().await?;
+    ensure(
+        again.result.status == ImportStatus::Done && !again.retry(),
+        format!("{again:?}"),
+    )?;
+    ensure(
+        s.events().await?.len() == 6,
+        "the delivery made again published",
+    )?;
+    Ok(())
+}
+
+/// An imported history that moves a listing from Nashville to Syracuse, after a poll of both
+/// (the simulator, which lists neither copy): the listing goes into Syracuse's poll state
+/// alone, Nashville's next complete read delists nothing, and the metrics function holds it
+/// listed in Syracuse. Before, both states kept it: that read delisted it, and the
+/// delisting took it out of Syracuse, whose state never sent it again.
+async fn an_imported_move_leaves_the_listing_listed_in_its_new_city(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    use realty_core::listing::{EventKind, MarketKey};
+    use realty_core::metrics::ports::ListingStore as _;
+    use realty_core::poller::ports::PollStateStore as _;
+    let s = setup(&aws).await?;
+    let sim = crate::poller::sim_of(23, 40, realty_sim::FaultConfig::none()).await?;
+    let poller = crate::poller::source_poller(&aws, &s.resources, &sim, SourceKind::Zillow).await?;
+    let first = crate::poller::poll(&poller, &sim).await;
+    ensure(
+        first.failed_markets == 0 && first.new > 0,
+        format!("{first:?}"),
+    )?;
+    let page =
+        std::fs::read(aws.project_root.join(
+            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+        ))?;
+    let now = Utc::now();
+    let mut in_nashville = normalize_file(SourceKind::Zillow, &page, now)?
+        .listings
+        .remove(0);
+    in_nashville.observed_at = now - chrono::TimeDelta::hours(2);
+    let mut in_syracuse = in_nashville.clone();
+    in_syracuse.address.city = "Syracuse".into();
+    in_syracuse.address.state = "NY".into();
+    in_syracuse.address.postal_code = Some("13202".into());
+    in_syracuse.market = MarketKey::for_address(&in_syracuse.address)?;
+    in_syracuse.observed_at = now - chrono::TimeDelta::hours(1);
+    let id = in_nashville.id.as_str().to_owned();
+    let mut file = Vec::new();
+    // Newest row first: the order of the rows decides nothing.
+    write_csv(&[in_syracuse.clone(), in_nashville], &mut file)?;
+    let key = "imports/moved.csv";
+    realty_aws::sdk::s3_client(&s.sdk)
+        .put_object()
+        .bucket(&s.resources.data_lake_bucket)
+        .key(key)
+        .body(file.into())
+        .send()
+        .await?;
+    let function = ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &s.resources);
+    let request = ImportRequest {
+        bucket: s.resources.data_lake_bucket.clone(),
+        key: key.to_owned(),
+        version_id: None,
+    };
+    let imported = import(
+        &request,
+        &s.resources.data_lake_bucket,
+        &function.objects,
+        &function.publisher,
+        &function.states,
+        None,
+        now,
+    )
+    .await?
+    .result;
+    ensure(
+        imported.status == ImportStatus::Done && (imported.new, imported.stale) == (1, 1),
+        format!("{imported:?}"),
+    )?;
+    let held = |state: &str| {
+        let states = function.states.clone();
+        let state = state.to_owned();
+        let id = id.clone();
+        async move { Ok::<bool, Failed>(states.load(&state).await?.state.listings.contains_key(&id)) }
+    };
+    ensure(
+        !held("zillow/nashville-tn").await? && held("zillow/syracuse-ny").await?,
+        "the listing is in Syracuse's poll state alone",
+    )?;
+    // Nashville's next read (the simulator lists the listing in neither city: a read of
+    // Syracuse would delist it there, as it should).
+    let nashville = realty_core::poller::run::PollRequest {
+        markets: vec!["nashville-tn".into()],
+        ..Default::default()
+    };
+    let second = Box::pin(poller.poll(&nashville, sim.handle().now())).await;
+    ensure(
+        second.failed_markets == 0 && second.per_market.iter().all(|m| m.complete),
+        format!("{second:?}"),
+    )?;
+    let delisted: Vec<String> = s
+        .events()
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Delisted && e.listing.id.as_str() == id)
+        .map(|e| e.poll_id)
+        .collect();
+    ensure(delisted.is_empty(), format!("delisted by {delisted:?}"))?;
+    let mut metrics = realty_infra::runner::Mapping::new(
+        &s.sdk,
+        &aws.template(),
+        &s.stack,
+        "MetricsFunction",
+        realty_tests::MetricsHandler(realty_aws::functions::metrics::MetricsFunction::new(
+            &aws.function_sdk("MetricsFunction").await,
+            &s.resources,
+        )),
+    )
+    .await?;
+    crate::demo::pump_until_quiet(&mut metrics).await?;
+    let operator = crate::metrics::operator(&aws, &s.resources).await;
+    let states = operator.listings.get_states(&[id.as_str()]).await?;
+    let state = states.get(id.as_str()).ok_or("no listing state")?;
+    ensure(
+        !state.delisted && state.listing.market.city_state == "syracuse-ny",
+        format!(
+            "delisted {}, in {}",
+            state.delisted, state.listing.market.city_state
+        ),
+    )
 }

@@ -5,7 +5,7 @@
 //! read as of an earlier snapshot returns what the table held then; a column added by a
 //! newer build reads as null in the rows written before it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -28,6 +28,7 @@ crate::async_tests!(
     listings_read_as_of_an_earlier_snapshot_give_what_the_table_held_then,
     a_column_added_by_a_newer_build_reads_as_null_in_older_rows,
     an_append_planned_before_another_commit_adds_nothing_and_is_replanned,
+    a_chunk_is_bounded_by_the_json_it_decompresses_to,
 );
 
 const LISTINGS: usize = 60;
@@ -119,6 +120,30 @@ impl Lake {
             .send()
             .await?;
         Ok(())
+    }
+
+    /// The keys of every file under a table's `location` (its data and metadata).
+    async fn table_files(&self, location: &str) -> Result<BTreeSet<String>, Failed> {
+        let prefix = location
+            .strip_prefix(&format!("s3://{}/", self.resources.data_lake_bucket))
+            .ok_or_else(|| format!("{location} is not in the lake bucket"))?;
+        let mut pages = realty_aws::sdk::s3_client(&self.sdk)
+            .list_objects_v2()
+            .bucket(&self.resources.data_lake_bucket)
+            .prefix(format!("{prefix}/"))
+            .into_paginator()
+            .send();
+        let mut keys = BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            keys.extend(
+                page?
+                    .contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| o.key),
+            );
+        }
+        Ok(keys)
     }
 
     async fn curator(&self) -> Result<Curator, Failed> {
@@ -261,7 +286,7 @@ async fn a_backlog_is_worked_off_over_runs_in_bounded_commits(
     let mut curator = lake.curator().await?;
     curator.limits = RunLimits {
         objects_per_commit: 2,
-        bytes_per_commit: usize::MAX,
+        json_bytes_per_commit: usize::MAX,
         commits_per_run: 2,
         time_budget: std::time::Duration::from_secs(600),
     };
@@ -320,19 +345,7 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
         format!("a bad line among ten events: {run:?}"),
     )?;
 
-    // A GZIP object cut short can never be read: skipped and counted, and the events
-    // delivered beside it are curated (before, it failed every run from then on).
-    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut gzip, &lines(&events[12..20])?)?;
-    let gzip = gzip.finish()?;
-    lake.deliver("cut-short.gz", gzip[..gzip.len() / 2].to_vec())
-        .await?;
-    lake.deliver("beside-it", lines(&events[20..22])?).await?;
-    let run = curator.run(Utc::now()).await?;
-    ensure(
-        run.events_added == 2 && run.objects_skipped == 1,
-        format!("a cut GZIP object beside two events: {run:?}"),
-    )?;
+    let whole = a_cut_gzip_object_keeps_its_whole_lines(&lake, &curator, &events).await?;
 
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
@@ -358,8 +371,118 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
     let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
     let rows: Vec<EventRow> = read::rows(&table, None).await?;
     ensure(
-        rows.len() == 12,
+        rows.len() == 12 + whole,
         format!("{} rows after the stopped run", rows.len()),
+    )?;
+    Ok(())
+}
+
+/// A GZIP object cut short: the events of the whole lines before the cut are curated
+/// (before, the object was skipped whole), the rest is skipped, and the object counted
+/// (`objects_skipped`, the metric of LakeObjectsSkippedAlarm); the events delivered beside
+/// it are curated too. How many whole lines it had.
+async fn a_cut_gzip_object_keeps_its_whole_lines(
+    lake: &Lake,
+    curator: &Curator,
+    events: &[ListingEvent],
+) -> Result<usize, Failed> {
+    let cut_events = &events[40..70];
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzip, &lines(cut_events)?)?;
+    let gzip = gzip.finish()?;
+    let cut = &gzip[..gzip.len() / 2];
+    // What any GZIP reader gets of it before the fault: the lines ended by a newline.
+    let mut prefix = Vec::new();
+    let read = std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(cut), &mut prefix);
+    ensure(read.is_err(), "the cut stream fails")?;
+    let whole = prefix.iter().filter(|b| **b == b'\n').count();
+    ensure(
+        whole > 0 && whole < cut_events.len(),
+        format!("{whole} whole lines of {} before the cut", cut_events.len()),
+    )?;
+    lake.deliver("cut-short.gz", cut.to_vec()).await?;
+    lake.deliver("beside-it", lines(&events[20..22])?).await?;
+    let run = curator.run(Utc::now()).await?;
+    ensure(
+        run.events_added == 2 + whole && run.objects_skipped == 1,
+        format!("a GZIP object cut after {whole} whole lines, beside two events: {run:?}"),
+    )?;
+    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
+    let ids: HashSet<String> = read::rows::<EventRow>(&table, None)
+        .await?
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    ensure(
+        cut_events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| ids.contains(&EventRow::from(e).event_id) == (i < whole)),
+        "the events curated of the cut object are those of its whole lines",
+    )?;
+    Ok(whole)
+}
+
+/// A chunk is bounded by the JSON it decompresses to, not by its GZIP bytes: one object of
+/// highly compressible events, far under the bound as stored and several times over it
+/// decompressed, is committed in as many chunks as its JSON fills, cut mid-object (each
+/// commit reaches the bound by at most one line), and every event lands once.
+async fn a_chunk_is_bounded_by_the_json_it_decompresses_to(
+    aws: Arc<TestAws>,
+) -> Result<(), Failed> {
+    let lake = Lake::new(&aws).await?;
+    let start = (Utc::now() - Duration::hours(3)).trunc_subsecs(6);
+    let events = history(&listings(&aws, start)?);
+    let text = lines(&events)?;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gzip, &text)?;
+    let gzip = gzip.finish()?;
+    let bound = text.len() / 4;
+    ensure(
+        gzip.len() < bound,
+        format!(
+            "{} bytes of GZIP for {} of JSON: under the bound ({bound}) as stored",
+            gzip.len(),
+            text.len()
+        ),
+    )?;
+    lake.deliver("compressible.gz", gzip).await?;
+    let mut curator = lake.curator().await?;
+    curator.limits.json_bytes_per_commit = bound;
+    let run = curator.run(Utc::now()).await?;
+    // The chunks the bound makes of the object's lines (their bytes without the newline).
+    let mut chunks = vec![0_usize];
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let last = chunks.len() - 1;
+        if chunks[last] >= bound {
+            chunks.push(0);
+        }
+        *chunks.last_mut().ok_or("no chunk")? += line.len();
+    }
+    ensure(
+        chunks.len() >= 4 && run.commits == chunks.len() && run.events_added == events.len(),
+        format!(
+            "{} chunks of at most {bound} bytes and a line: {run:?}",
+            chunks.len()
+        ),
+    )?;
+    let table = curator.lake.table(&LISTING_EVENTS_TABLE).await?;
+    let stored: Vec<EventRow> = read::rows(&table, None).await?;
+    let ids: HashSet<&str> = stored.iter().map(|r| r.event_id.as_str()).collect();
+    ensure(
+        stored.len() == events.len() && ids.len() == events.len(),
+        format!(
+            "{} rows ({} distinct) of {} events",
+            stored.len(),
+            ids.len(),
+            events.len()
+        ),
+    )?;
+    // Run again (the lookback reads the object again): nothing is added, nothing counted.
+    let again = curator.run(Utc::now()).await?;
+    ensure(
+        again.events_added == 0 && again.commits == 0,
+        format!("the run after: {again:?}"),
     )?;
     Ok(())
 }
@@ -458,10 +581,21 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
         won.as_ref().map(|a| a.added) == Some(first.len()),
         format!("the first writer's append: {won:?}"),
     )?;
+    let files_before = lake.table_files(stale.metadata().location()).await?;
     let lost = append_events_onto(&curator.lake, &stale, first, HashMap::new()).await?;
     ensure(
         lost.is_none(),
         format!("an append planned before the other writer's commit landed anyway: {lost:?}"),
+    )?;
+    // What the lost attempt wrote (its data files, manifest, manifest list and metadata
+    // file) is deleted: nothing will ever reference it, and nothing expires under iceberg/.
+    let files_after = lake.table_files(stale.metadata().location()).await?;
+    ensure(
+        files_after == files_before,
+        format!(
+            "the lost commit left {:?}",
+            files_after.difference(&files_before).collect::<Vec<_>>()
+        ),
     )?;
     // Both writers' second commit, planned on the same (now current) snapshot, with
     // different events: the later one is refused here too, then adds its own on a re-plan.
@@ -486,7 +620,18 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
         format!("the re-planned append: {replanned:?}"),
     )?;
 
-    let table = curator.lake.table(&def).await?;
+    the_race_s_table_holds_each_event_once(&curator, &def, &rows).await?;
+    a_replace_planned_before_another_commit_is_refused(&lake, &curator, &rows, first).await
+}
+
+/// The table the two writers raced on holds each event once, its summary says so, and each
+/// of its three commits wrote a metadata file of its own.
+async fn the_race_s_table_holds_each_event_once(
+    curator: &Curator,
+    def: &TableDef,
+    rows: &[EventRow],
+) -> Result<(), Failed> {
+    let table = curator.lake.table(def).await?;
     let stored: Vec<EventRow> = read::rows(&table, None).await?;
     let ids: HashSet<&str> = stored.iter().map(|r| r.event_id.as_str()).collect();
     ensure(
@@ -522,16 +667,25 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
         distinct.len() == files.len() && files.len() == 4,
         format!("the table's metadata files (created, three commits): {files:?}"),
     )?;
+    Ok(())
+}
 
-    // A whole-table replace commits onto the table it was planned from: rows planned
-    // before another run's commit are refused (to be planned again), not written over the
-    // newer rows (before, the replace read the table again and its check passed).
+/// A whole-table replace commits onto the table it was planned from: rows planned before
+/// another run's commit are refused (to be planned again), not written over the newer rows
+/// (before, the replace read the table again and its check passed); the refused attempt's
+/// files are deleted.
+async fn a_replace_planned_before_another_commit_is_refused(
+    lake: &Lake,
+    curator: &Curator,
+    rows: &[EventRow],
+    first: &[EventRow],
+) -> Result<(), Failed> {
     let def = TableDef {
         name: "replace_probe",
         ..LISTINGS_TABLE
     };
     let planned_from = curator.lake.table(&def).await?;
-    let newer = merge_listings(Vec::new(), &rows);
+    let newer = merge_listings(Vec::new(), rows);
     let older = merge_listings(Vec::new(), first);
     ensure(
         replace_rows(&curator.lake, &planned_from, &newer, HashMap::new())
@@ -539,10 +693,15 @@ async fn an_append_planned_before_another_commit_adds_nothing_and_is_replanned(
             .is_some(),
         "the first run's replace",
     )?;
+    let files_before = lake.table_files(planned_from.metadata().location()).await?;
     let late = replace_rows(&curator.lake, &planned_from, &older, HashMap::new()).await?;
     ensure(
         late.is_none(),
         format!("rows planned before the other run's commit replaced its rows: {late:?}"),
+    )?;
+    ensure(
+        lake.table_files(planned_from.metadata().location()).await? == files_before,
+        "the refused replace left its files",
     )?;
     let kept: Vec<ListingRow> = read::rows(&curator.lake.table(&def).await?, None).await?;
     ensure(

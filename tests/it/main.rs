@@ -10,6 +10,7 @@ mod demo;
 mod demo_lake;
 mod demo_rents;
 mod emulator;
+mod first_read;
 mod importer;
 mod lake;
 mod lake_catalog;
@@ -68,6 +69,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(dashboard::tests());
     all.extend(alerts::tests());
     all.extend(alerts_investors::tests());
+    all.extend(first_read::tests());
     all.extend(demo::tests());
     all
 }

@@ -271,6 +271,7 @@ fn run_functions(
                 poll_every_minutes: 60,
                 reso_filter: None,
                 rentals: false,
+                watched_since: Default::default(),
             })
             .await?;
         // A portal market beside it: its ads' verification has a metric and an alarm.

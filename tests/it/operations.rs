@@ -109,6 +109,7 @@ impl Setup {
             poll_every_minutes: 60,
             reso_filter: None,
             rentals: false,
+            watched_since: Default::default(),
         };
         self.config.put_market(&market).await?;
         Ok(())

@@ -95,6 +95,7 @@ async fn a_reso_poll_sends_the_market_filter_and_an_oauth_token_then_reads_only_
                 poll_every_minutes: 60,
                 reso_filter: Some(format!("OriginatingSystemName eq '{mls}'")),
                 rentals: false,
+                watched_since: Default::default(),
             })
             .await?;
     }

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
+use realty_core::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
 use realty_core::metrics::aggregate::Scope;
-use realty_core::metrics::histogram::LOG_QUANTILE_MAX_RELATIVE_ERROR;
 use realty_core::metrics::memory::MemoryStores;
 use realty_core::metrics::process::{InputRecord, process_batch};
 use realty_core::metrics::rents::YieldBasis;
@@ -138,53 +138,42 @@ pub fn figures(stores: &MemoryStores, markets: &[String]) -> Vec<MarketFigures> 
 /// How close an engine's figure must be to ours.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tolerance {
-    /// Counts, and days on market (our days are kept per day, not in buckets).
+    /// Counts, medians of whole amounts, and days on market.
     Exact,
-    /// |ours - theirs| <= this x |theirs|.
-    Relative(f64),
+    /// |ours - theirs| <= this: ours is rounded to the precision people read (half a unit
+    /// of its last digit, and the last bits of a floating-point division).
+    Absolute(f64),
 }
 
-/// Averages: both sides divide an exact integer sum by the count; only the last bits of the
-/// floating-point division (and of the division by 100) may differ.
-const ROUNDING: f64 = 1e-9;
-
-/// Our medians are the midpoint of a 2 % log bucket: within sqrt(1.02) - 1 of the exact
-/// nearest-rank value the peers compute (`docs/metrics.md`, "How the quantiles stay within
-/// 1 %").
-const MEDIAN: f64 = LOG_QUANTILE_MAX_RELATIVE_ERROR;
-
-/// A yield from market rents divides two sums of such medians (rents and prices, each term
-/// within [`MEDIAN`] the same way): at worst (1 + e) / (1 - e) - 1, about 2 %. Its inverse,
-/// the price-to-rent ratio, has the same bound.
-const RATIO_OF_MEDIANS: f64 = (1.0 + MEDIAN) / (1.0 - MEDIAN) - 1.0;
-
-/// The tolerance of yields of `basis` (ours): a yield from rent estimates is one median.
-fn yield_tolerance(basis: Option<YieldBasis>) -> f64 {
-    match basis {
-        Some(YieldBasis::MarketRents) => RATIO_OF_MEDIANS,
-        Some(YieldBasis::RentEstimates) | None => MEDIAN,
+/// Half a unit of the last decimal of a figure with `decimals` (and a little for the last
+/// bits of the peers' floating-point divisions).
+const fn rounded_to(decimals: i32) -> Tolerance {
+    let mut unit = 1.0;
+    let mut i = 0;
+    while i < decimals {
+        unit /= 10.0;
+        i += 1;
     }
+    Tolerance::Absolute(unit / 2.0 + 1e-9)
 }
 
-/// Every compared figure of `f` with its tolerance (`yields`: the yields').
-fn compared(f: &MarketFigures, yields: f64) -> [(&'static str, Option<f64>, Tolerance); 11] {
+/// Every compared figure of `f` with its tolerance. Our medians are the listings' own
+/// values, as the peers' nearest-rank medians are: exact, or, of a ratio (a price per sqft,
+/// a yield), that value rounded as we publish it (`docs/metrics.md`, "Exact medians").
+fn compared(f: &MarketFigures) -> [(&'static str, Option<f64>, Tolerance); 11] {
     let count = |n: i64| Some(n as f64);
-    use Tolerance::{Exact, Relative};
+    use Tolerance::Exact;
     [
         ("active_listings", count(f.active_listings), Exact),
         ("pending_listings", count(f.pending_listings), Exact),
-        ("median_price", f.median_price, Relative(MEDIAN)),
-        ("average_price", f.average_price, Relative(ROUNDING)),
+        ("median_price", f.median_price, Exact),
+        ("average_price", f.average_price, rounded_to(MONEY_DECIMALS)),
         (
             "median_price_per_sqft",
             f.median_price_per_sqft,
-            Relative(MEDIAN),
+            rounded_to(MONEY_DECIMALS),
         ),
-        (
-            "median_living_area_sqft",
-            f.median_living_area_sqft,
-            Relative(MEDIAN),
-        ),
+        ("median_living_area_sqft", f.median_living_area_sqft, Exact),
         (
             "median_days_on_market",
             f.median_days_on_market.map(|d| d as f64),
@@ -192,8 +181,12 @@ fn compared(f: &MarketFigures, yields: f64) -> [(&'static str, Option<f64>, Tole
         ),
         ("new_listings_7d", count(f.new_listings_7d), Exact),
         ("price_cuts_7d", count(f.price_cuts_7d), Exact),
-        ("gross_yield", f.gross_yield, Relative(yields)),
-        ("price_to_rent", f.price_to_rent, Relative(yields)),
+        ("gross_yield", f.gross_yield, rounded_to(FRACTION_DECIMALS)),
+        (
+            "price_to_rent",
+            f.price_to_rent,
+            rounded_to(PERCENT_DECIMALS),
+        ),
     ]
 }
 
@@ -201,7 +194,7 @@ fn agree(ours: Option<f64>, theirs: Option<f64>, tolerance: Tolerance) -> bool {
     match (ours, theirs, tolerance) {
         (None, None, _) => true,
         (Some(a), Some(b), Tolerance::Exact) => a == b,
-        (Some(a), Some(b), Tolerance::Relative(r)) => (a - b).abs() <= r * b.abs(),
+        (Some(a), Some(b), Tolerance::Absolute(d)) => (a - b).abs() <= d,
         _ => false,
     }
 }
@@ -227,11 +220,7 @@ pub fn compare(engine: &str, ours: &[MarketFigures], theirs: &[MarketFigures]) -
                 mine.market, mine.yield_basis, other.yield_basis
             ));
         }
-        let yields = yield_tolerance(mine.yield_basis);
-        for ((figure, a, tolerance), (_, b, _)) in compared(mine, yields)
-            .into_iter()
-            .zip(compared(other, yields))
-        {
+        for ((figure, a, tolerance), (_, b, _)) in compared(mine).into_iter().zip(compared(other)) {
             if !agree(a, b, tolerance) {
                 disagreements.push(format!(
                     "market {}, {figure}: ours {a:?}, {engine} {b:?} (tolerance {tolerance:?})",
@@ -493,12 +482,12 @@ mod tests {
         ];
         compare("peer", &ours, &ours).expect("the same figures agree");
 
-        // Within tolerance: a median off by 0.9 %, a market-rents yield off by 1.9 %, an
-        // average off in its last bits.
+        // Within tolerance: what ours rounds to the cent, or to 0.01 %, off by less than
+        // half of it (a price per sqft of 290.504 exactly, a yield of 0.050049).
         let mut close = ours.clone();
-        close[0].median_price = close[0].median_price.map(|p| p * 1.009);
-        close[1].gross_yield = close[1].gross_yield.map(|y| y * 1.019);
-        close[0].average_price = close[0].average_price.map(|p| p * (1.0 + 1e-12));
+        close[0].median_price_per_sqft = close[0].median_price_per_sqft.map(|p| p + 0.004);
+        close[1].gross_yield = close[1].gross_yield.map(|y| y + 0.000_049);
+        close[0].average_price = close[0].average_price.map(|p| p - 0.004_9);
         compare("peer", &ours, &close).expect("within tolerance");
 
         let wrong = |change: Change| {
@@ -519,11 +508,12 @@ mod tests {
             ("median_days_on_market", |t| {
                 t[0].median_days_on_market = Some(22)
             }),
+            // Medians are the listings' own prices: a cent off is a disagreement.
             ("median_price:", |t| {
-                t[0].median_price = t[0].median_price.map(|p| p * 1.011)
+                t[0].median_price = t[0].median_price.map(|p| p + 0.01)
             }),
             ("median_price_per_sqft", |t| {
-                t[1].median_price_per_sqft = t[1].median_price_per_sqft.map(|p| p * 0.985)
+                t[1].median_price_per_sqft = t[1].median_price_per_sqft.map(|p| p - 0.006)
             }),
             ("median_living_area_sqft", |t| {
                 t[0].median_living_area_sqft = None
@@ -531,12 +521,11 @@ mod tests {
             ("average_price", |t| {
                 t[0].average_price = t[0].average_price.map(|p| p + 0.01)
             }),
-            // A yield from rent estimates is one median: 1.9 % is outside its tolerance.
             ("gross_yield", |t| {
-                t[0].gross_yield = t[0].gross_yield.map(|y| y * 1.019)
+                t[0].gross_yield = t[0].gross_yield.map(|y| y + 0.000_06)
             }),
             ("price_to_rent", |t| {
-                t[1].price_to_rent = t[1].price_to_rent.map(|r| r * 1.03)
+                t[1].price_to_rent = t[1].price_to_rent.map(|r| r + 0.006)
             }),
             ("yield_basis", |t| {
                 t[0].yield_basis = Some(YieldBasis::MarketRents)

@@ -355,6 +355,21 @@ fn new_listing(
     listing
 }
 
+/// `count` listings first seen in one city (the first regional market), as one poll of a city
+/// of that many homes (15 % for rent) would publish them.
+pub fn one_city(count: usize, seed: u64) -> Vec<ListingEvent> {
+    let markets = markets(Spread::Regional);
+    let city = &markets[..1];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count)
+        .map(|i| {
+            let at = start_time() + Duration::seconds(i as i64);
+            let listing = new_listing(&mut rng, city, i as u64 + 1, at);
+            ListingEvent::new_listing(listing, "poll-bench-city")
+        })
+        .collect()
+}
+
 /// The city-state keys of every market the generator lists in.
 pub fn market_keys() -> Vec<String> {
     MARKETS

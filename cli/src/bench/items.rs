@@ -6,12 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::{Context as _, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use realty_core::listing::ListingEvent;
-use realty_core::metrics::aggregate::{DAILY_COUNTER_DAYS, ListingFacts};
+use realty_core::metrics::aggregate::{DAILY_COUNTER_DAYS, ListingFacts, Scope};
 use realty_core::metrics::memory::MemoryStores;
 use realty_core::store::{ListingItem, MarketLiveItem, MarketSnapshotItem};
 
 use super::compute;
-use super::events::{Spread, generate_every};
+use super::events::{Spread, generate_every, one_city};
 use super::writes::write_units;
 
 /// What the figures are.
@@ -113,9 +113,50 @@ pub fn measure_steady_state(count: usize, seed: u64) -> Result<ItemSizes> {
     measure(&stores, &events)
 }
 
+/// Listings of the largest city the docs promise exact medians for (docs/capacity.md, "Exact
+/// medians").
+pub const LARGE_CITY_LISTINGS: usize = 20_000;
+
+/// DynamoDB's size of the city-wide live item of a city of `listings` homes (the generator's
+/// prices, in whole dollars where real ones are mostly hundreds: a little larger than a real
+/// city's), and whether it holds its values exactly.
+pub fn city_item_bytes(listings: usize, seed: u64) -> Result<(usize, bool)> {
+    let events = one_city(listings, seed);
+    let encoded: Vec<Vec<u8>> = events
+        .iter()
+        .map(ListingEvent::encode)
+        .collect::<Result<_, _>>()
+        .context("encoding the generated events")?;
+    let (_, stores) = compute::run_metrics(&compute::records(&encoded), 1_000)?;
+    let aggregates = stores
+        .aggregates
+        .lock()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+    let city = events
+        .first()
+        .map(|e| Scope::city(&e.listing.market.city_state).key())
+        .context("no events")?;
+    let stored = aggregates.get(&city).context("the city's item")?;
+    let item: HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(MarketLiveItem::new(&city, stored)).context("a market item")?;
+    Ok((
+        item_bytes(&item),
+        !stored.aggregate.as_stored().is_bucketed(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// DynamoDB's item limit is 400 KB: a city of 20,000 homes keeps its values exactly in
+    /// under half of it.
+    #[test]
+    fn a_large_city_keeps_its_values_exactly_within_half_the_item_limit() {
+        let (bytes, exact) = city_item_bytes(LARGE_CITY_LISTINGS, 42).unwrap();
+        assert!(exact);
+        assert!(bytes < 200 * 1024, "{bytes} bytes");
+    }
 
     #[test]
     fn a_steady_state_market_item_holds_every_day_it_keeps() {

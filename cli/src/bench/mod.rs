@@ -162,6 +162,10 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
                 "market_item_steady_transact_wru_mean",
                 json!(round3(steady.market_item_transact_wru_mean)),
             );
+            let (city_bytes, city_exact) =
+                items::city_item_bytes(items::LARGE_CITY_LISTINGS, args.seed)?;
+            report.set("market_item_bytes_city_20000", json!(city_bytes));
+            report.set("market_item_exact_city_20000", json!(city_exact));
             report.set(
                 "snapshot_item_bytes_mean",
                 json!(sizes.snapshot_item_bytes_mean.round()),

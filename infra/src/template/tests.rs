@@ -98,9 +98,9 @@ fn reads_the_project_template() {
     let t = Template::load(&path).unwrap();
     // Listings, markets (with the alert feed and its claims), config.
     assert_eq!(t.resources_of("AWS::DynamoDB::Table").count(), 3);
-    // The pipeline's poller, metrics and alerts; the market API's handler and authorizer;
-    // the S3 import source's importer; the lake's curator.
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 7);
+    // The pipeline's poller, metrics and alerts; the market API's handlers (data and public
+    // routes) and authorizer; the S3 import source's importer; the lake's curator.
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 8);
     assert_eq!(t.resources_of("AWS::Serverless::HttpApi").count(), 1);
 }
 
@@ -206,4 +206,218 @@ fn the_delivery_stream_writes_only_its_prefixes() {
         }
     }
     assert_eq!(writes, 2);
+}
+
+/// Anonymous requests cannot spend the data route's throughput: every public route of the
+/// market API (no authorizer) has throttling of its own, set by the public parameters, and
+/// runs a function that serves no authorized route (so it cannot take that function's
+/// runs); the data route keeps the stage's default limits; the authorizer caches its
+/// answers, keyed on the Authorization header alone.
+#[test]
+fn public_routes_spend_nothing_of_the_data_routes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let reference = |v: &serde_norway::Value| match v {
+        serde_norway::Value::Tagged(t) if t.tag == "Ref" => t.value.as_str().map(str::to_owned),
+        _ => None,
+    };
+    let throttle = |settings: &serde_norway::Value| {
+        (
+            reference(&settings["ThrottlingRateLimit"]),
+            reference(&settings["ThrottlingBurstLimit"]),
+        )
+    };
+    let api = &yaml["Resources"]["MarketApi"]["Properties"];
+    assert_eq!(
+        throttle(&api["DefaultRouteSettings"]),
+        (
+            Some("ApiThrottleRateLimit".to_owned()),
+            Some("ApiThrottleBurstLimit".to_owned())
+        )
+    );
+    let authorizer = &api["Auth"]["Authorizers"][api["Auth"]["DefaultAuthorizer"]
+        .as_str()
+        .expect("a default authorizer")];
+    let ttl = authorizer["Identity"]["ReauthorizeEvery"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!((1..=3600).contains(&ttl), "authorizer cache TTL {ttl}");
+    assert_eq!(
+        authorizer["Identity"]["Headers"],
+        serde_norway::Value::Sequence(vec!["Authorization".into()])
+    );
+    let (mut public, mut authorized) = (Vec::new(), Vec::new());
+    for (id, resource) in yaml["Resources"].as_mapping().expect("resources") {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (event, spec) in events {
+            if spec["Type"] != "HttpApi" {
+                continue;
+            }
+            let props = &spec["Properties"];
+            let route = format!(
+                "{:?} {:?} ({id:?}.{event:?})",
+                props["Method"], props["Path"]
+            );
+            if props["Auth"]["Authorizer"] == "NONE" {
+                assert_eq!(
+                    throttle(&props["RouteSettings"]),
+                    (
+                        Some("ApiPublicThrottleRateLimit".to_owned()),
+                        Some("ApiPublicThrottleBurstLimit".to_owned())
+                    ),
+                    "{route}"
+                );
+                public.push((id.clone(), route));
+            } else {
+                assert!(
+                    props["RouteSettings"].is_null(),
+                    "{route}: the default limits"
+                );
+                authorized.push((id.clone(), route));
+            }
+        }
+    }
+    assert!(
+        public.len() >= 3 && !authorized.is_empty(),
+        "{public:?} {authorized:?}"
+    );
+    for (function, route) in &public {
+        assert!(
+            authorized.iter().all(|(f, _)| f != function),
+            "{route} runs the function of an authorized route"
+        );
+    }
+}
+
+/// The project template as YAML (its tags kept: `!Sub`, `!Ref`, `!GetAtt`).
+fn project_yaml() -> serde_norway::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The text a scalar or a tagged scalar holds (`!Sub "arn:..."` gives `arn:...`).
+fn text(value: &serde_norway::Value) -> Option<String> {
+    match value {
+        serde_norway::Value::Tagged(t) => text(&t.value),
+        other => other.as_str().map(str::to_owned),
+    }
+}
+
+/// Every grant of a resource policy to an AWS service names the resource acting as its source
+/// by ARN (`aws:SourceArn`), this stack's only (its name in the ARN), besides its account: with
+/// the account alone, any bucket, topic or alarm of the account qualified. CloudWatch Logs is
+/// scoped the way it documents for encrypted log groups instead (the log group's ARN in the
+/// encryption context).
+#[test]
+fn service_grants_name_their_source() {
+    let yaml = project_yaml();
+    let policies = [
+        ("AWS::KMS::Key", "KeyPolicy"),
+        ("AWS::SQS::QueuePolicy", "PolicyDocument"),
+        ("AWS::SNS::TopicPolicy", "PolicyDocument"),
+        ("AWS::S3::BucketPolicy", "PolicyDocument"),
+    ];
+    let mut grants = 0;
+    for (id, resource) in yaml["Resources"].as_mapping().expect("resources") {
+        let Some((_, property)) = policies
+            .iter()
+            .find(|(kind, _)| resource["Type"].as_str() == Some(kind))
+        else {
+            continue;
+        };
+        let statements = resource["Properties"][*property]["Statement"]
+            .as_sequence()
+            .expect("statements");
+        for statement in statements {
+            let service = &statement["Principal"]["Service"];
+            if statement["Effect"] != "Allow" || service.is_null() {
+                continue;
+            }
+            let sid = statement["Sid"].as_str().unwrap_or("?");
+            let condition = &statement["Condition"];
+            if text(service).is_some_and(|s| s.starts_with("logs.")) {
+                assert!(
+                    !condition["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].is_null(),
+                    "{id:?} {sid}"
+                );
+                continue;
+            }
+            assert!(
+                service.as_sequence().is_none(),
+                "{id:?} {sid}: one service a grant"
+            );
+            let source = text(&condition["ArnLike"]["aws:SourceArn"])
+                .unwrap_or_else(|| panic!("{id:?} {sid}: no aws:SourceArn"));
+            assert!(
+                source.contains("${AWS::StackName}-"),
+                "{id:?} {sid}: {source} names no resource of this stack"
+            );
+            assert!(
+                !condition["StringEquals"]["aws:SourceAccount"].is_null(),
+                "{id:?} {sid}"
+            );
+            grants += 1;
+        }
+    }
+    // The key's three (S3, SNS, CloudWatch), the import queue's and the operations topic's.
+    assert_eq!(grants, 5);
+}
+
+/// Only the poller's role (and the role the operator names to set the keys) may read the
+/// listing-API keys, whatever the account's IAM policies grant.
+#[test]
+fn only_the_poller_reads_the_listing_keys() {
+    let yaml = project_yaml();
+    let resources = yaml["Resources"].as_mapping().expect("resources");
+    let policy = resources
+        .values()
+        .find(|r| {
+            r["Type"] == "AWS::SecretsManager::ResourcePolicy"
+                && text(&r["Properties"]["SecretId"]).as_deref() == Some("ListingApiKeySecret")
+        })
+        .expect("a resource policy on ListingApiKeySecret");
+    assert_eq!(policy["Properties"]["BlockPublicPolicy"], true);
+    let statements = policy["Properties"]["ResourcePolicy"]["Statement"]
+        .as_sequence()
+        .expect("statements");
+    let deny = statements
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "secretsmanager:GetSecretValue")
+        .expect("a deny of GetSecretValue");
+    assert_eq!(deny["Principal"], "*");
+    let readers = format!(
+        "{:?}",
+        deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"]
+    );
+    assert!(readers.contains("PollerRole.Arn"), "{readers}");
+    assert!(!readers.contains("ApiAuthorizerRole") && !readers.contains("ImporterRole"));
+}
+
+/// Files dropped under `imports/` expire (they stayed for good), after the import dead-letter
+/// queue's retention: the runbook reads a failed file again from there.
+#[test]
+fn dropped_import_files_expire_after_the_dead_letter_queue_s_retention() {
+    let yaml = project_yaml();
+    let rules =
+        yaml["Resources"]["DataLakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+            .as_sequence()
+            .expect("lifecycle rules");
+    let imports = rules
+        .iter()
+        .find(|r| r["Prefix"] == "imports/")
+        .expect("a rule for imports/");
+    assert_eq!(imports["Status"], "Enabled");
+    let days = imports["ExpirationInDays"].as_u64().expect("days");
+    let dlq_days =
+        yaml["Resources"]["ImportDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"]
+            .as_u64()
+            .expect("retention")
+            / 86_400;
+    assert!(
+        days > dlq_days,
+        "{days} days, the dead-letter queue keeps {dlq_days}"
+    );
 }

@@ -116,7 +116,10 @@ mod tests {
     use realty_core::metrics::aggregate::{
         Contribution, DailyCounts, DayClose, ListingFacts, Standing,
     };
+    use realty_core::metrics::histogram::LogHistogram;
     use realty_core::metrics::ports::StoredAggregate;
+    use realty_core::metrics::rents::ByBedrooms;
+    use realty_core::metrics::values::ValueCounts;
     use realty_core::store::MarketLiveItem;
 
     /// A market as a feed leaves it after a month: every day it keeps has counters and a close.
@@ -164,8 +167,20 @@ mod tests {
         stored
     }
 
+    /// A set of values as the histogram a build before 2026-11-29 stored it (`scale`: yields
+    /// were fractions, now basis points).
+    fn legacy_histogram(values: &ValueCounts, scale: f64) -> Vec<u8> {
+        let mut h = LogHistogram::default();
+        for (v, n) in values.values() {
+            for _ in 0..n {
+                h.add(v as f64 / scale);
+            }
+        }
+        h.encode()
+    }
+
     #[test]
-    fn a_market_items_parts_are_one_packed_attribute_and_the_forms_written_before_still_read() {
+    fn a_market_items_parts_are_one_packed_attribute_read_back_exactly() {
         let stored = a_month_old_market();
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(MarketLiveItem::new("city#austin-tx#all", &stored))
@@ -178,82 +193,127 @@ mod tests {
         for apart in ["daily", "closing", "hist_price", "hist_price_per_sqft"] {
             assert!(!item.contains_key(apart), "{apart} is packed");
         }
-        let read: MarketLiveItem = serde_dynamo::from_item(item.clone()).expect("reads");
+        let read: MarketLiveItem = serde_dynamo::from_item(item).expect("reads");
         let back = read.into_stored().expect("stored");
-        assert_eq!(back.aggregate.daily, stored.aggregate.daily);
-        assert_eq!(back.aggregate.closing, stored.aggregate.closing);
-        assert_eq!(back.aggregate.figures(), stored.aggregate.figures());
+        assert_eq!(back, stored);
+        assert!(!back.aggregate.figures().approximate_medians);
+    }
 
-        // The same market as a build before the packing wrote it: each part an attribute of
-        // its own, the days packed apart.
-        let h = stored.aggregate.encode_histograms();
+    /// Items written before 2026-11-29 hold histograms: apart (before 2026-11-26), as maps
+    /// of days (before that), or packed as format 1. They read as their buckets' midpoints,
+    /// bucketed, and their medians say they are within 1 %.
+    #[test]
+    fn the_histogram_forms_written_before_still_read_bucketed() {
+        let stored = a_month_old_market();
+        let a = &stored.aggregate;
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(MarketLiveItem::new("city#austin-tx#all", &stored))
+                .expect("item");
+        let by_bedrooms = |g: &ByBedrooms| {
+            let mut out = Vec::new();
+            for (group, values) in &g.0 {
+                let bytes = legacy_histogram(values, 1.0);
+                // The group's code (its digit), its histogram's length (one varint byte for
+                // a month-old market's), the histogram.
+                out.push(group.label().chars().next().map_or(0, |c| c as u8 - b'0'));
+                out.push(
+                    u8::try_from(bytes.len())
+                        .ok()
+                        .filter(|n| *n < 0x80)
+                        .expect("short"),
+                );
+                out.extend_from_slice(&bytes);
+            }
+            out
+        };
         let mut apart = item.clone();
         apart.remove("packed");
+        let without_beds = a
+            .price
+            .without(&a.rents.price_by_bedrooms.all().expect("groups"))
+            .expect("no drift");
         for (name, bytes) in [
-            ("hist_price_without_beds", &h.price_without_beds),
-            ("hist_price_per_sqft", &h.price_per_sqft),
-            ("hist_living_area", &h.living_area),
-            ("hist_listed_day_negated", &h.listed_day_negated),
-            ("hist_gross_yield", &h.gross_yield),
-            ("hist_rent", &h.rent),
-            ("hist_rent_per_sqft", &h.rent_per_sqft),
-            ("hist_rent_by_bedrooms", &h.rent_by_bedrooms),
-            ("hist_price_by_bedrooms", &h.price_by_bedrooms),
+            (
+                "hist_price_without_beds",
+                legacy_histogram(&without_beds, 1.0),
+            ),
+            (
+                "hist_price_per_sqft",
+                legacy_histogram(&a.price_per_sqft, 1.0),
+            ),
+            ("hist_living_area", legacy_histogram(&a.living_area, 1.0)),
+            ("hist_listed_day_negated", a.listed_day_negated.encode()),
+            ("hist_gross_yield", legacy_histogram(&a.gross_yield, 1e4)),
+            ("hist_rent", legacy_histogram(&a.rents.rent, 1.0)),
+            (
+                "hist_rent_per_sqft",
+                legacy_histogram(&a.rents.rent_per_sqft, 1.0),
+            ),
+            (
+                "hist_rent_by_bedrooms",
+                by_bedrooms(&a.rents.rent_by_bedrooms),
+            ),
+            (
+                "hist_price_by_bedrooms",
+                by_bedrooms(&a.rents.price_by_bedrooms),
+            ),
         ] {
-            apart.insert(name.to_owned(), AttributeValue::B(bytes.clone().into()));
+            apart.insert(name.to_owned(), AttributeValue::B(bytes.into()));
         }
-        assert!(
-            h.price.is_none(),
-            "the whole price histogram is its groups' sum here"
-        );
         let days = |d: Vec<u8>| AttributeValue::B(d.into());
         apart.insert(
             "daily".to_owned(),
-            days(realty_core::store::market_days::encode(
-                &stored.aggregate.daily,
-            )),
+            days(realty_core::store::market_days::encode(&a.daily)),
         );
         apart.insert(
             "closing".to_owned(),
-            days(realty_core::store::market_days::encode(
-                &stored.aggregate.closing,
-            )),
+            days(realty_core::store::market_days::encode(&a.closing)),
         );
         let old: MarketLiveItem = serde_dynamo::from_item(apart.clone()).expect("reads apart");
-        assert_eq!(old.into_stored().expect("stored"), back);
+        let old = old.into_stored().expect("stored");
+        let (exact, legacy) = (a.figures(), old.aggregate.figures());
+        assert!(legacy.approximate_medians);
+        assert_eq!(old.aggregate.daily, a.daily);
+        assert_eq!(old.aggregate.closing, a.closing);
+        assert_eq!(
+            (legacy.active_listings, legacy.average_price),
+            (exact.active_listings, exact.average_price)
+        );
+        for (name, e, l) in [
+            ("price", exact.median_price, legacy.median_price),
+            (
+                "per sqft",
+                exact.median_price_per_sqft,
+                legacy.median_price_per_sqft,
+            ),
+        ] {
+            let (e, l) = (e.expect("a median"), l.expect("a median"));
+            assert!((l / e - 1.0).abs() < 0.011, "{name}: {l} against {e}");
+        }
+        // A listing of the legacy item leaves it without an underflow: removals take its
+        // bucket's midpoint, as the histogram did.
+        let mut legacy_aggregate = old.aggregate.clone();
+        let first = a.price.values().next().expect("a price").0;
+        assert_eq!(legacy_aggregate.price.remove(first), Ok(()));
 
         // ... and as one before that: the days as maps of maps by date, and the whole price
         // histogram (before it was stored by bedrooms).
         let mut before = apart.clone();
         before.insert(
             "daily".to_owned(),
-            serde_dynamo::to_attribute_value(&stored.aggregate.daily).expect("map"),
+            serde_dynamo::to_attribute_value(&a.daily).expect("map"),
         );
         before.insert(
             "closing".to_owned(),
-            serde_dynamo::to_attribute_value(&stored.aggregate.closing).expect("map"),
+            serde_dynamo::to_attribute_value(&a.closing).expect("map"),
         );
         before.insert(
             "hist_price".to_owned(),
-            AttributeValue::B(stored.aggregate.price.encode().into()),
+            AttributeValue::B(legacy_histogram(&a.price, 1.0).into()),
         );
         before.remove("hist_price_without_beds");
-        let old: MarketLiveItem = serde_dynamo::from_item(before.clone()).expect("reads maps");
-        assert_eq!(old.into_stored().expect("stored"), back);
-
-        // What each step saves on a month-old market.
-        assert!(
-            item_size(&before) > item_size(&apart) + 4_000,
-            "{} bytes as maps, {} apart",
-            item_size(&before),
-            item_size(&apart)
-        );
-        assert!(
-            item_size(&apart) > item_size(&item) * 3 / 2,
-            "{} bytes apart, {} packed",
-            item_size(&apart),
-            item_size(&item)
-        );
+        let older: MarketLiveItem = serde_dynamo::from_item(before).expect("reads maps");
+        assert_eq!(older.into_stored().expect("stored"), old);
     }
 
     #[test]

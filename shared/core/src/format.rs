@@ -1,9 +1,32 @@
-//! How money is written for people, the same in alerts, `realty report` and the dashboard:
-//! whole units with thousands separators (`$340,000`, `1,764,000 MAD`).
+//! How figures are written for people, the same in alerts, `realty report` and the
+//! dashboard: money in whole units with thousands separators (`$340,000`, `1,764,000 MAD`);
+//! and the precision figures carry where they are stored and served (the API, snapshots,
+//! the lake): money to the cent, percentages to 0.01, shares and yields to 0.01 % (four
+//! decimals of a fraction), never more digits than a figure knows.
 
 use num_format::{Locale, ToFormattedString};
 
 use crate::listing::CENTS_PER_DOLLAR;
+
+/// Decimals of money in major units (the cent).
+pub const MONEY_DECIMALS: i32 = 2;
+/// Decimals of a percentage, and of a ratio such as price-to-rent years.
+pub const PERCENT_DECIMALS: i32 = 2;
+/// Decimals of a share or yield given as a fraction (0.0642: 6.42 %).
+pub const FRACTION_DECIMALS: i32 = 4;
+
+/// `minor` units in major units (cents in dollars): exact to the cent.
+pub fn major(minor: i64) -> f64 {
+    minor as f64 / CENTS_PER_DOLLAR as f64
+}
+
+/// `value` rounded to `decimals` (halves away from zero), as the nearest `f64`, which JSON
+/// then writes with no more digits than that. Not finite: unchanged.
+pub fn rounded(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    let r = (value * scale).round() / scale;
+    if r.is_finite() { r } else { value }
+}
 
 /// A whole amount of `minor` units (cents) in `currency`, rounded half up: `$340,000`, or
 /// `1,764,000 MAD`.
@@ -52,6 +75,23 @@ mod tests {
         assert_eq!(money(176_400_000, "MAD"), "1,764,000 MAD");
         assert_eq!(money(-150_050, "USD"), "-$1,500");
         assert_eq!(money(i64::MIN, "USD"), "-$92,233,720,368,547,758");
+    }
+
+    #[test]
+    fn figures_carry_the_digits_they_know() {
+        assert_eq!(major(54_990_012), 549_900.12);
+        assert_eq!(
+            serde_json::to_string(&major(54_990_012)).unwrap(),
+            "549900.12"
+        );
+        assert_eq!(rounded(555_206.665_797_322_6, MONEY_DECIMALS), 555_206.67);
+        assert_eq!(rounded(-3.884_893_4, PERCENT_DECIMALS), -3.88);
+        assert_eq!(rounded(0.064_249_9, FRACTION_DECIMALS), 0.0642);
+        assert_eq!(
+            serde_json::to_string(&rounded(0.1 + 0.2, 2)).unwrap(),
+            "0.3"
+        );
+        assert!(rounded(f64::NAN, 2).is_nan());
     }
 
     #[test]

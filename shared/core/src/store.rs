@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::listing::Listing;
 use crate::metrics::aggregate::{
-    DailyCounts, DayClose, EncodedHistograms, MarketAggregate, MarketFigures,
+    DailyCounts, DayClose, EncodedValues, MarketAggregate, MarketFigures, ValueLayout,
 };
 use crate::metrics::batch::{AppliedEvent, ListingState, SequenceNumber, Version};
 use crate::metrics::histogram::HistogramDecodeError;
@@ -91,6 +91,11 @@ pub struct ListingItem {
     /// anomalous): the event that takes it out deletes the entry without a read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interest: Vec<InterestKind>,
+    /// The event of this version was a baseline: the listing seen by a market's first read
+    /// (or an import of history), already on the market, not news (docs/events.md
+    /// `baseline`). Absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// A stored item that is not what this build writes.
@@ -116,6 +121,7 @@ impl From<ListingState> for ListingItem {
             recent_events: s.recent_events,
             interest: s.interest,
             listing: s.listing,
+            baseline: s.baseline,
         }
     }
 }
@@ -144,6 +150,7 @@ impl TryFrom<ListingItem> for ListingState {
             },
             recent_events: item.recent_events,
             interest: item.interest,
+            baseline: item.baseline,
         })
     }
 }
@@ -165,13 +172,13 @@ pub struct MarketLiveItem {
     pub pending: i64,
     pub price_sum_minor: i64,
     pub active_with_cut: i64,
-    /// The histograms, days and closes, DEFLATE-compressed together ([`market_packed`]).
-    /// Absent on items written before 2026-11-26, and on any whose parts are over the
-    /// packing's bound: those hold them in the attributes below.
+    /// The values, days and closes, DEFLATE-compressed together ([`market_packed`]).
+    /// Absent on items written before 2026-11-26: those hold them, as histograms, in the
+    /// attributes below.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub packed: Option<Vec<u8>>,
     /// Absent when the prices are `hist_price_by_bedrooms` and `hist_price_without_beds`
-    /// together ([`EncodedHistograms::price`](crate::metrics::aggregate::EncodedHistograms::price)).
+    /// together ([`EncodedValues::price`](crate::metrics::aggregate::EncodedValues::price)).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub hist_price: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "serde_bytes")]
@@ -216,13 +223,17 @@ pub struct MarketLiveItem {
 impl MarketLiveItem {
     pub fn new(key: &str, stored: &StoredAggregate) -> Self {
         let a = &stored.aggregate;
-        let parts = PackedParts {
-            histograms: a.encode_histograms(),
+        let packed = PackedParts {
+            values: a.encode_values_to_store(),
+            layout: ValueLayout::Exact,
             daily: market_days::encode(&a.daily),
             closing: market_days::encode(&a.closing),
-        };
-        let packed = parts.pack();
-        let mut item = Self {
+        }
+        .pack()
+        // Not reached: the values are at most MAX_EXACT_VALUE_BYTES, the days a few KB, far
+        // under the reader's bound.
+        .unwrap_or_default();
+        Self {
             pk: key.to_owned(),
             sk: LIVE_SORT_KEY.to_owned(),
             revision: stored.revision.clone(),
@@ -237,7 +248,7 @@ impl MarketLiveItem {
             pending: a.pending,
             price_sum_minor: a.price_sum_minor,
             active_with_cut: a.active_with_cut,
-            packed: None,
+            packed: Some(packed),
             hist_price: None,
             hist_price_without_beds: Vec::new(),
             hist_price_per_sqft: Vec::new(),
@@ -250,27 +261,7 @@ impl MarketLiveItem {
             hist_price_by_bedrooms: Vec::new(),
             daily: BTreeMap::new(),
             closing: BTreeMap::new(),
-        };
-        match packed {
-            Some(packed) => item.packed = Some(packed),
-            // Over the packing's bound: apart, as items were before it.
-            None => {
-                let h = parts.histograms;
-                item.hist_price = h.price;
-                item.hist_price_without_beds = h.price_without_beds;
-                item.hist_price_per_sqft = h.price_per_sqft;
-                item.hist_living_area = h.living_area;
-                item.hist_listed_day_negated = h.listed_day_negated;
-                item.hist_gross_yield = h.gross_yield;
-                item.hist_rent = h.rent;
-                item.hist_rent_per_sqft = h.rent_per_sqft;
-                item.hist_rent_by_bedrooms = h.rent_by_bedrooms;
-                item.hist_price_by_bedrooms = h.price_by_bedrooms;
-                item.daily = a.daily.clone();
-                item.closing = a.closing.clone();
-            }
         }
-        item
     }
 
     /// The market's figures as of the item's `as_of`, from its counts, histograms and days.
@@ -279,31 +270,34 @@ impl MarketLiveItem {
     }
 
     pub fn into_stored(self) -> Result<StoredAggregate, ItemError> {
-        let (histograms, daily, closing) = match &self.packed {
+        let (values, layout, daily, closing) = match &self.packed {
             Some(packed) => {
                 let parts = PackedParts::unpack(packed).map_err(|e| ItemError::Field {
                     field: "packed",
                     reason: e.to_string(),
                 })?;
                 (
-                    parts.histograms,
+                    parts.values,
+                    parts.layout,
                     packed_days("packed daily", &parts.daily)?,
                     packed_days("packed closing", &parts.closing)?,
                 )
             }
             None => (
-                EncodedHistograms {
+                EncodedValues {
                     price: self.hist_price,
                     price_without_beds: self.hist_price_without_beds,
                     price_per_sqft: self.hist_price_per_sqft,
                     living_area: self.hist_living_area,
                     listed_day_negated: self.hist_listed_day_negated,
                     gross_yield: self.hist_gross_yield,
-                    rent: self.hist_rent,
+                    rent: Some(self.hist_rent),
+                    rent_without_beds: Vec::new(),
                     rent_per_sqft: self.hist_rent_per_sqft,
                     rent_by_bedrooms: self.hist_rent_by_bedrooms,
                     price_by_bedrooms: self.hist_price_by_bedrooms,
                 },
+                ValueLayout::LogHistograms,
                 self.daily,
                 self.closing,
             ),
@@ -318,7 +312,7 @@ impl MarketLiveItem {
             as_of: self.as_of,
             ..MarketAggregate::default()
         };
-        aggregate.set_histograms(&histograms)?;
+        aggregate.set_values(&values, layout)?;
         let mut watermarks = BTreeMap::new();
         for (shard, seq) in self.watermarks {
             let seq = SequenceNumber::parse(&seq).ok_or_else(|| ItemError::Field {

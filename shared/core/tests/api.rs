@@ -64,6 +64,7 @@ async fn stores() -> (MemoryStores, MemoryConfigStore) {
                 poll_every_minutes: 30,
                 reso_filter: None,
                 rentals: false,
+                watched_since: Default::default(),
             })
             .await
             .expect("stored");

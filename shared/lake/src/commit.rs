@@ -245,6 +245,8 @@ pub(crate) async fn commit_snapshot(
     let mut additional_properties = properties;
     additional_properties.extend(summary);
 
+    // What this attempt writes: nothing references it unless the swap lands.
+    let mut written: Vec<String> = files.iter().map(|f| f.file_path().to_owned()).collect();
     let manifest = if files.is_empty() {
         None
     } else {
@@ -257,9 +259,12 @@ pub(crate) async fn commit_snapshot(
         for file in files {
             writer.add_file(file, sequence_number)?;
         }
-        Some(writer.write_manifest_file().await?)
+        let manifest = writer.write_manifest_file().await?;
+        written.push(manifest.manifest_path.clone());
+        Some(manifest)
     };
     let list_path = format!("{meta_dir}/snap-{snapshot_id}-0-{run}.avro");
+    written.push(list_path.clone());
     let mut list = ManifestListWriter::v2(
         table
             .file_io()
@@ -311,7 +316,28 @@ pub(crate) async fn commit_snapshot(
         builder = builder.set_properties(position)?;
     }
     let swapped = write_and_swap(lake, table, &current_location, builder.build()?.metadata).await?;
+    if !swapped {
+        discard(table, &written).await;
+    }
     Ok(swapped.then_some(snapshot_id))
+}
+
+/// Deletes the files of a commit attempt that lost to another writer's: the table never
+/// referenced them, so they would stay under `iceberg/` for good (nothing expires there: a
+/// lifecycle rule cannot tell them from the live files). A failed delete is logged and
+/// left, as are the files of an attempt cut short (docs/lake.md, "Files no table
+/// references").
+async fn discard(table: &Table, paths: &[String]) {
+    for path in paths {
+        if let Err(e) = table.file_io().delete(path).await {
+            tracing::warn!(path, error = %e, "file of a lost commit left in place");
+        }
+    }
+    tracing::info!(
+        table = table.identifier().name(),
+        files = paths.len(),
+        "lost commit's files deleted"
+    );
 }
 
 /// Records in `table`'s properties that the curator read every object through `through`,
@@ -350,14 +376,19 @@ async fn write_and_swap(
         .with_next_version()
         .with_new_metadata(&next);
     next.write_to(table.file_io(), &next_location).await?;
-    swap_metadata(
+    let next_location = next_location.to_string();
+    let swapped = swap_metadata(
         &lake.glue,
         &lake.config.database,
         table.identifier().name(),
         current_location,
-        &next_location.to_string(),
+        &next_location,
     )
-    .await
+    .await?;
+    if !swapped {
+        discard(table, &[next_location]).await;
+    }
+    Ok(swapped)
 }
 
 /// A new snapshot's time: now, or just after the table's last update when that is later. A

@@ -9,7 +9,6 @@
 //! snapshots' content, committed only when it differs.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Duration, Utc};
@@ -22,19 +21,18 @@ use realty_core::lake::{
     EventRow, ListingRow, ListingsMerge, MarketDayRow, market_daily_rows, market_day_row,
     merge_listings,
 };
-use realty_core::listing::ListingEvent;
+use realty_core::listing::{EventDecodeError, ListingEvent};
 use realty_core::metrics::aggregate::Scope;
 use realty_core::poller::ports::ConfigStore;
 
 use crate::append::{Appended, append_events};
 use crate::commit::record_position;
+use crate::delivered::{MAX_OBJECT_JSON_BYTES, ObjectLines, ObjectRef};
 use crate::read;
 use crate::replace::{Replaced, replace_rows, replanned};
 use crate::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
 use crate::{Lake, LakeConfig, LakeError};
 
-/// Where Firehose delivers the events.
-pub const EVENTS_PREFIX: &str = "listings/";
 /// `listing_events` summary key: the newest `LastModified` of the objects read.
 pub const SOURCE_THROUGH: &str = "realty.source.through";
 /// `listings` summary key: the `listing_events` snapshot merged through.
@@ -45,21 +43,17 @@ pub const MERGED_THROUGH: &str = "realty.listing-events.snapshot";
 const LOOKBACK: Duration = Duration::minutes(15);
 /// Objects in one commit of `listing_events` at most.
 pub const MAX_OBJECTS_PER_COMMIT: usize = 1_000;
-/// Bytes (as stored: gzipped on AWS) in one commit at most: with about 8 times as much JSON
-/// and its rows, a commit's events fit the function's 1,024 MB.
-pub const MAX_BYTES_PER_COMMIT: usize = 48 * 1024 * 1024;
+/// Bytes of JSON lines (decompressed) in one commit at most, whatever they were stored as: a
+/// chunk bounded by its GZIP bytes held 10 to 15 times as much in rows when the events
+/// compressed well, and an out-of-memory stopped every run at the same chunk. A chunk that
+/// reaches it mid-object is committed there and the object read on into the next.
+/// docs/lake.md gives the function's peak memory measured at this bound.
+pub const MAX_JSON_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
 /// Commits in one run at most (the oldest objects first; the next run goes on from there):
-/// about 20 × 48 MB of events fit the function's 15 minutes.
+/// about 20 × 64 MB of events fit the function's 15 minutes.
 pub const MAX_COMMITS_PER_RUN: usize = 20;
-/// A run starts no chunk after this long.
+/// A run starts no object after this long.
 pub const RUN_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-/// An object larger than this is not read (Firehose writes buffers of at most 128 MiB; the
-/// template asks for far smaller ones), so one object can never exhaust the function.
-pub const MAX_OBJECT_BYTES: i64 = 128 * 1024 * 1024;
-/// Most bytes an object decompresses to: Firehose buffers at most 128 MiB of records before
-/// it compresses them, so a body that decompresses past twice that is no batch of its, and
-/// reading on would fill the function's memory (a GZIP bomb: 128 MB can hold 100 GB).
-pub const MAX_OBJECT_JSON_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The curator's AWS, and how much one run takes on.
 #[derive(Debug)]
@@ -75,10 +69,11 @@ pub struct Curator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunLimits {
     pub objects_per_commit: usize,
-    pub bytes_per_commit: usize,
+    /// Bytes of JSON lines, decompressed, in one commit (what memory holds as rows).
+    pub json_bytes_per_commit: usize,
     /// Commits that add events, at most.
     pub commits_per_run: usize,
-    /// No chunk is started past this (the function's timeout is 15 minutes).
+    /// No object is started past this (the function's timeout is 15 minutes).
     pub time_budget: std::time::Duration,
 }
 
@@ -86,7 +81,7 @@ impl Default for RunLimits {
     fn default() -> Self {
         Self {
             objects_per_commit: MAX_OBJECTS_PER_COMMIT,
-            bytes_per_commit: MAX_BYTES_PER_COMMIT,
+            json_bytes_per_commit: MAX_JSON_BYTES_PER_COMMIT,
             commits_per_run: MAX_COMMITS_PER_RUN,
             time_budget: RUN_TIME_BUDGET,
         }
@@ -102,14 +97,17 @@ pub struct CurateReport {
     pub lines_rejected: usize,
     pub events_added: usize,
     pub events_duplicate: usize,
+    /// Commits of `listing_events` that added events.
+    pub commits: usize,
     pub listings: Replaced,
     pub market_daily: Replaced,
     /// Objects delivered and not read yet: the run stopped at its commits or its time
     /// ([`RunLimits`]); the next run goes on from there.
     pub objects_left: usize,
-    /// Objects that can never be read (over the size bound, a GZIP stream cut or corrupt):
-    /// skipped, each logged with its key, so that one of them does not stop every run; the
-    /// metric `lake_objects_skipped` and its alarm say so.
+    /// Objects not read whole, each logged with its key (`lake object`): over the size bound
+    /// (none of it read), or damaged (a GZIP stream cut short or corrupt, or decompressing
+    /// past its bound: the whole lines before the fault are curated). One of them does not
+    /// stop every run; the metric `lake_objects_skipped` and its alarm say so.
     pub objects_skipped: usize,
 }
 
@@ -121,59 +119,26 @@ pub struct ScheduledRun {
     pub failed_checks: Vec<String>,
 }
 
-/// `body` as an object's JSON lines: GZIP decompressed (no more than `limit` bytes), plain
-/// as it is.
-fn decompressed(body: &[u8], limit: u64) -> ObjectBody {
-    if !body.starts_with(&[0x1f, 0x8b]) {
-        return ObjectBody::Lines(body.to_vec());
-    }
-    let mut out = Vec::new();
-    let read = flate2::read::MultiGzDecoder::new(body)
-        .take(limit + 1)
-        .read_to_end(&mut out);
-    match read {
-        Err(e) => ObjectBody::Unreadable(format!("gunzip: {e}")),
-        Ok(n) if n as u64 > limit => {
-            ObjectBody::Unreadable(format!("decompresses past {limit} bytes"))
-        }
-        Ok(_) => ObjectBody::Lines(out),
-    }
+/// The events read for one commit of `listing_events`.
+#[derive(Default)]
+struct Chunk {
+    rows: Vec<EventRow>,
+    /// The bytes of the JSON lines they were read from, decompressed.
+    json_bytes: usize,
+    /// Objects read into it (one cut between two chunks counts in the second).
+    objects: usize,
+    /// The newest `LastModified` of the objects read into it, whole or in part: the position
+    /// its commit records. An object cut between two chunks is read again whole by a run
+    /// that starts from there (the lookback reads it; its first part adds nothing).
+    newest: Option<DateTime<Utc>>,
 }
 
-/// What an object of events holds.
-#[derive(Debug, PartialEq)]
-enum ObjectBody {
-    /// Its events' JSON lines, decompressed.
-    Lines(Vec<u8>),
-    /// A body that can never be read (a GZIP stream cut or corrupt, or decompressing past
-    /// [`MAX_OBJECT_JSON_BYTES`]), and why.
-    Unreadable(String),
-}
-
-struct ObjectRef {
-    key: String,
-    modified: DateTime<Utc>,
-    size: i64,
-}
-
-/// Whether an object of `size` bytes is read: at most [`MAX_OBJECT_BYTES`] (a Firehose
-/// object is at most 128 MB; anything larger is not the stream's, and reading it whole would
-/// cost the function its memory).
-fn within_object_bound(size: Option<i64>) -> bool {
-    size.unwrap_or(0) <= MAX_OBJECT_BYTES
-}
-
-/// `objects` (oldest first) in consecutive commits within `limits` (an object larger than
-/// a commit's bytes alone).
-fn commit_chunks<'a>(objects: &'a [ObjectRef], limits: &RunLimits) -> Vec<&'a [ObjectRef]> {
-    let sizes: Vec<usize> = objects
-        .iter()
-        .map(|o| usize::try_from(o.size).unwrap_or(usize::MAX))
-        .collect();
-    realty_core::ports::chunk_by_limits(&sizes, limits.objects_per_commit, limits.bytes_per_commit)
-        .into_iter()
-        .map(|range| &objects[range])
-        .collect()
+/// One run under way: its report, and what it started from.
+struct Run {
+    report: CurateReport,
+    now: DateTime<Utc>,
+    /// The position the run started from ([`source_through`]).
+    through: Option<DateTime<Utc>>,
 }
 
 impl Curator {
@@ -232,103 +197,48 @@ impl Curator {
     }
 
     /// Brings the tables up to date: the objects delivered since the last run, in commits
-    /// within [`RunLimits`] (memory holds one commit's events; a backlog is worked off over
-    /// several runs, oldest first); `listings` after each, `market_daily` at the end.
+    /// within [`RunLimits`] (memory holds one commit's events and the object being read; a
+    /// backlog is worked off over several runs, oldest first); `listings` after each,
+    /// `market_daily` at the end.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
         let events_table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
         let through = source_through(events_table.metadata());
         let (objects, too_large) = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
-        let mut report = CurateReport {
-            objects_read: 0,
-            lines_read: 0,
-            lines_rejected: 0,
-            events_added: 0,
-            events_duplicate: 0,
-            listings: Replaced::Unchanged,
-            market_daily: Replaced::Unchanged,
-            objects_left: 0,
-            objects_skipped: too_large,
+        let mut run = Run {
+            report: CurateReport {
+                objects_read: 0,
+                lines_read: 0,
+                lines_rejected: 0,
+                events_added: 0,
+                events_duplicate: 0,
+                commits: 0,
+                listings: Replaced::Unchanged,
+                market_daily: Replaced::Unchanged,
+                objects_left: 0,
+                objects_skipped: too_large,
+            },
+            now,
+            through,
         };
         // Chunks that add nothing (what the lookback reads again, a batch delivered twice)
         // do not count against the commits: only new events and the time do.
         let started = std::time::Instant::now();
-        let mut commits = 0;
-        for chunk in commit_chunks(&objects, &self.limits) {
-            if commits >= self.limits.commits_per_run || started.elapsed() > self.limits.time_budget
+        let mut chunk = Chunk::default();
+        for object in &objects {
+            if run.report.commits >= self.limits.commits_per_run
+                || started.elapsed() > self.limits.time_budget
             {
                 break;
             }
-            let mut rows = Vec::new();
-            for object in chunk {
-                report.objects_read += 1;
-                let body = match self.body(&object.key).await? {
-                    ObjectBody::Lines(body) => body,
-                    ObjectBody::Unreadable(reason) => {
-                        report.objects_skipped += 1;
-                        tracing::error!(
-                            key = object.key,
-                            reason,
-                            "lake object unreadable: skipped"
-                        );
-                        continue;
-                    }
-                };
-                // Lines read in place: a copy of each doubled the object in memory.
-                let lines = body
-                    .split(|b| *b == b'\n')
-                    .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
-                for line in lines {
-                    report.lines_read += 1;
-                    match ListingEvent::decode(line) {
-                        Ok(event) => rows.push(EventRow::from(&event)),
-                        // The metrics function accepted it, so a newer build wrote it: stop
-                        // here (the alarm says so) rather than skip past it for good; the
-                        // curator of that build takes it up.
-                        Err(
-                            e @ realty_core::listing::EventDecodeError::UnsupportedSchemaVersion {
-                                ..
-                            },
-                        ) => {
-                            return Err(LakeError::Invalid(format!(
-                                "{}: {e}: this curator is older than the events it reads",
-                                object.key
-                            )));
-                        }
-                        Err(e) => {
-                            report.lines_rejected += 1;
-                            tracing::warn!(
-                                key = object.key,
-                                reason = e.kind(),
-                                "lake line skipped"
-                            );
-                        }
-                    }
-                }
-            }
-            let mut properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
-            let newest = chunk.iter().map(|o| o.modified).max();
-            if let Some(newest) = newest {
-                properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
-            }
-            let appended = append_events(&self.lake, rows, properties).await?;
-            commits += usize::from(appended.snapshot_id.is_some());
-            if appended.snapshot_id.is_none()
-                && let Some(newest) = newest
-                // Not the objects the lookback reads again at every run: no table read for them.
-                && through.is_none_or(|through| through < newest)
-            {
-                // Nothing new in it: its objects are read all the same.
-                let table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
-                if source_through(table.metadata()).is_none_or(|through| through < newest) {
-                    record_position(&self.lake, &table, newest).await?;
-                }
-            }
-            report.events_added += appended.added;
-            report.events_duplicate += appended.duplicates;
-            if let merged @ Replaced::Committed { .. } = self.merge_listings(&appended).await? {
-                report.listings = merged;
+            run.report.objects_read += 1;
+            self.read_object(object, &mut chunk, &mut run).await?;
+            chunk.objects += 1;
+            if chunk.objects >= self.limits.objects_per_commit {
+                self.flush(&mut chunk, &mut run).await?;
             }
         }
+        self.flush(&mut chunk, &mut run).await?;
+        let mut report = run.report;
         if report.listings == Replaced::Unchanged {
             // No event was new; `listings` may still be behind `listing_events` (a run that
             // stopped between the two commits).
@@ -339,88 +249,93 @@ impl Curator {
         Ok(report)
     }
 
-    /// The event objects modified at or after `since` (all without), oldest first, and how
-    /// many of those were skipped as too large to read.
-    async fn objects_since(
+    /// Reads `object`'s events into `chunk`, committing the chunk whenever its JSON reaches
+    /// [`RunLimits::json_bytes_per_commit`] (mid-object too: the rest of the object goes
+    /// into the next). A damaged object keeps the events of its whole lines before the
+    /// fault, and is counted.
+    async fn read_object(
         &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<(Vec<ObjectRef>, usize), LakeError> {
-        let bucket = &self.lake.config().bucket;
-        // Firehose names objects `listings/dt=<day its oldest record arrived>/...`: an object
-        // written since `since` is under that day or the one before (a buffer across
-        // midnight), so the listing starts there rather than at the lake's first day.
-        let start_after = since.map(|t| {
-            format!(
-                "{EVENTS_PREFIX}dt={}",
-                (t - Duration::days(1)).format("%Y-%m-%d")
-            )
-        });
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(EVENTS_PREFIX)
-            .set_start_after(start_after)
-            .into_paginator()
-            .send();
-        let (mut objects, mut too_large) = (Vec::new(), 0);
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", &e))?;
-            for object in page.contents.unwrap_or_default() {
-                let (Some(key), Some(modified)) = (object.key, object.last_modified) else {
-                    continue;
-                };
-                let Some(modified) =
-                    DateTime::from_timestamp(modified.secs(), modified.subsec_nanos())
-                else {
-                    continue;
-                };
-                if since.is_some_and(|since| modified < since) {
-                    continue;
+        object: &ObjectRef,
+        chunk: &mut Chunk,
+        run: &mut Run,
+    ) -> Result<(), LakeError> {
+        chunk.newest = chunk.newest.max(Some(object.modified));
+        let Some(body) = self.body(&object.key).await? else {
+            return Ok(());
+        };
+        let body = body.into_bytes();
+        let mut lines = ObjectLines::new(&body, MAX_OBJECT_JSON_BYTES);
+        while let Some(line) = lines.next_line() {
+            run.report.lines_read += 1;
+            chunk.newest = chunk.newest.max(Some(object.modified));
+            chunk.json_bytes += line.len();
+            match ListingEvent::decode(line) {
+                Ok(event) => chunk.rows.push(EventRow::from(&event)),
+                // The metrics function accepted it, so a newer build wrote it: stop here
+                // (the alarm says so) rather than skip past it for good; the curator of
+                // that build takes it up.
+                Err(e @ EventDecodeError::UnsupportedSchemaVersion { .. }) => {
+                    return Err(LakeError::Invalid(format!(
+                        "{}: {e}: this curator is older than the events it reads",
+                        object.key
+                    )));
                 }
-                if !within_object_bound(object.size) {
-                    tracing::error!(key, size = object.size, "lake object too large: skipped");
-                    too_large += 1;
-                    continue;
+                Err(e) => {
+                    run.report.lines_rejected += 1;
+                    tracing::warn!(key = object.key, reason = e.kind(), "lake line skipped");
                 }
-                objects.push(ObjectRef {
-                    key,
-                    modified,
-                    size: object.size.unwrap_or(0),
-                });
+            }
+            if chunk.json_bytes >= self.limits.json_bytes_per_commit {
+                self.flush(chunk, run).await?;
             }
         }
-        objects.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)));
-        Ok((objects, too_large))
+        if let Some(reason) = lines.fault() {
+            run.report.objects_skipped += 1;
+            tracing::error!(
+                key = object.key,
+                reason,
+                "lake object damaged: the lines before the fault curated, the rest skipped"
+            );
+        }
+        Ok(())
     }
 
-    /// The body of one object, decompressed (GZIP as Firehose writes it on AWS, plain
-    /// locally). A read that failed is an error (the next run reads it again); a body that
-    /// can never be read is [`ObjectBody::Unreadable`].
-    async fn body(&self, key: &str) -> Result<ObjectBody, LakeError> {
-        let got = match self
-            .s3
-            .get_object()
-            .bucket(&self.lake.config().bucket)
-            .key(key)
-            .send()
-            .await
+    /// Commits `chunk` when anything was read into it since the last commit, and starts
+    /// the next one.
+    async fn flush(&self, chunk: &mut Chunk, run: &mut Run) -> Result<(), LakeError> {
+        let chunk = std::mem::take(chunk);
+        if chunk.newest.is_none() {
+            return Ok(());
+        }
+        self.commit_chunk(chunk, run).await
+    }
+
+    /// Appends `chunk`'s events and records its position (without a snapshot when nothing
+    /// in it was new), then brings `listings` after them.
+    async fn commit_chunk(&self, chunk: Chunk, run: &mut Run) -> Result<(), LakeError> {
+        let mut properties = HashMap::from([("realty.run-at".to_owned(), run.now.to_rfc3339())]);
+        if let Some(newest) = chunk.newest {
+            properties.insert(SOURCE_THROUGH.to_owned(), newest.to_rfc3339());
+        }
+        let appended = append_events(&self.lake, chunk.rows, properties).await?;
+        run.report.commits += usize::from(appended.snapshot_id.is_some());
+        if appended.snapshot_id.is_none()
+            && let Some(newest) = chunk.newest
+            // Not the objects the lookback reads again at every run: no table read for them.
+            && run.through.is_none_or(|through| through < newest)
         {
-            Ok(got) => got,
-            // Expired by the lake's lifecycle rule between the listing and the read.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                tracing::warn!(key, "lake object gone before it was read: skipped");
-                return Ok(ObjectBody::Lines(Vec::new()));
+            // Nothing new in it: its objects are read all the same.
+            let table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
+            if source_through(table.metadata()).is_none_or(|through| through < newest) {
+                record_position(&self.lake, &table, newest).await?;
             }
-            Err(e) => return Err(s3_error("GetObject", &e)),
-        };
-        let body = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| LakeError::Invalid(format!("reading {key}: {e}")))?
-            .into_bytes();
-        Ok(decompressed(&body, MAX_OBJECT_JSON_BYTES))
+        }
+        run.report.events_added += appended.added;
+        run.report.events_duplicate += appended.duplicates;
+        if let merged @ Replaced::Committed { .. } = self.merge_listings(&appended).await? {
+            run.report.listings = merged;
+        }
+        Ok(())
     }
 
     /// `listings` after this run's events: the previous rows merged with them when
@@ -508,13 +423,6 @@ impl Curator {
         let properties = HashMap::from([("realty.run-at".to_owned(), now.to_rfc3339())]);
         replace_rows(&self.lake, &table, &rows, properties).await
     }
-}
-
-fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError {
-    LakeError::Invalid(format!(
-        "S3 {operation}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(e)
-    ))
 }
 
 /// How far the curator has read Firehose's objects: [`SOURCE_THROUGH`] of the newest snapshot
@@ -664,104 +572,5 @@ pub(crate) mod lineage_tests {
             source_through(&lineage(&[&[("added-data-files", "1")]])),
             None
         );
-    }
-}
-
-#[cfg(test)]
-mod bound_tests {
-    use super::*;
-
-    fn objects(sizes: &[i64]) -> Vec<ObjectRef> {
-        sizes
-            .iter()
-            .enumerate()
-            .map(|(i, &size)| ObjectRef {
-                key: format!("listings/{i}"),
-                modified: DateTime::UNIX_EPOCH,
-                size,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn objects_at_and_just_past_their_size_bound() {
-        assert!(within_object_bound(Some(MAX_OBJECT_BYTES)));
-        assert!(!within_object_bound(Some(MAX_OBJECT_BYTES + 1)));
-        assert!(within_object_bound(None));
-    }
-
-    /// An object decompressing to exactly its bound is read; one byte more (a GZIP bomb, in
-    /// small) is unreadable, not read on into the function's memory; a stream cut short
-    /// is unreadable; plain text is taken as it is.
-    #[test]
-    fn objects_decompress_at_and_just_past_their_bound() {
-        let gzip = |bytes: &[u8]| {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            std::io::Write::write_all(&mut encoder, bytes).expect("gzip");
-            encoder.finish().expect("gzip")
-        };
-        let lines = b"{}\n{}\n".repeat(512);
-        let limit = lines.len() as u64;
-        assert_eq!(
-            decompressed(&gzip(&lines), limit),
-            ObjectBody::Lines(lines.clone())
-        );
-        let longer = [&lines[..], b"\n"].concat();
-        assert!(matches!(
-            decompressed(&gzip(&longer), limit),
-            ObjectBody::Unreadable(reason) if reason.contains("decompresses past")
-        ));
-        let whole = gzip(&lines);
-        assert!(matches!(
-            decompressed(&whole[..whole.len() / 2], limit),
-            ObjectBody::Unreadable(reason) if reason.starts_with("gunzip")
-        ));
-        assert_eq!(
-            decompressed(b"{}\n", 1),
-            ObjectBody::Lines(b"{}\n".to_vec())
-        );
-    }
-
-    #[test]
-    fn commits_at_and_just_past_their_byte_bound() {
-        let limits = RunLimits::default();
-        let half = i64::try_from(MAX_BYTES_PER_COMMIT / 2).expect("fits");
-        // Two halves fill a commit exactly; one byte more starts the next.
-        let at = objects(&[half, half, 1]);
-        let sizes: Vec<usize> = commit_chunks(&at, &limits)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, [2, 1]);
-        let past = objects(&[half, half + 1, 1]);
-        let sizes: Vec<usize> = commit_chunks(&past, &limits)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, [1, 2]);
-        // An object over a commit's bytes on its own is a commit of its own.
-        let alone = objects(&[1, half * 2 + 1, 1]);
-        let sizes: Vec<usize> = commit_chunks(&alone, &limits)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, [1, 1, 1]);
-    }
-
-    #[test]
-    fn commits_at_and_just_past_their_object_bound() {
-        let limits = RunLimits::default();
-        let sizes: Vec<usize> = commit_chunks(&objects(&vec![1; MAX_OBJECTS_PER_COMMIT]), &limits)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, [MAX_OBJECTS_PER_COMMIT]);
-        let sizes: Vec<usize> =
-            commit_chunks(&objects(&vec![1; MAX_OBJECTS_PER_COMMIT + 1]), &limits)
-                .iter()
-                .map(|c| c.len())
-                .collect();
-        assert_eq!(sizes, [MAX_OBJECTS_PER_COMMIT, 1]);
     }
 }

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod check;
 mod commit;
 pub mod curate;
+pub mod delivered;
 pub mod read;
 pub mod replace;
 pub mod schema;

@@ -88,6 +88,8 @@ pub const LISTING_EVENTS: &[Column] = &[
     ("seller_type", Kind::Text, OPTIONAL),
     ("equipment", Kind::Text, OPTIONAL),
     ("images", Kind::Text, OPTIONAL),
+    // An event's `baseline` (docs/events.md), added later: optional.
+    ("baseline", Kind::Bool, OPTIONAL),
 ];
 
 /// `listings`: one row per listing (`realty_core::lake::ListingRow`).

@@ -103,8 +103,11 @@ fn recompute(events: &[Value]) -> Result<BTreeMap<(String, NaiveDate), DayFigure
             // A feed that reports status (RESO) also lists sold and withdrawn records: first
             // seen, they are no new listing on the market.
             let on_market = matches!(status.as_str(), "active" | "under_contract" | "pending");
+            // A market's first read is inventory: new only on its own on-market day.
+            let news = e["baseline"] != true
+                || listing["on_market_date"] == observed.date_naive().to_string();
             match kind.as_str() {
-                "new" if on_market => counts.new_listings += 1,
+                "new" if on_market && news => counts.new_listings += 1,
                 "changed" => {
                     let change = &e["changes"]["price"];
                     let stays_listed = status != "sold" && status != "off_market";

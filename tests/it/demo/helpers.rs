@@ -63,16 +63,28 @@ fn newest(dir: &Path) -> Option<std::time::SystemTime> {
 /// built here. The nested cargo gets the environment without the variables cargo sets for
 /// tests, so it does not see a changed environment and rebuild everything.
 pub(crate) async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result<PathBuf, Failed> {
+    workspace_binary(project_root, log_dir, "realty-cli", "realty").await
+}
+
+/// The binary `bin` of the package `package` of this checkout (a function's bootstrap, the
+/// `realty` CLI), built as [`realty_binary`] says.
+pub(crate) async fn workspace_binary(
+    project_root: &Path,
+    log_dir: &Path,
+    package: &str,
+    bin: &str,
+) -> Result<PathBuf, Failed> {
     // This test runs from target/<profile>/deps/; the binary sits in target/<profile>/.
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .ok_or("no target directory above the test binary")?;
-    let binary = profile_dir.join("realty");
+    let binary = profile_dir.join(bin);
     let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
     let sources = [
         "cli/src",
+        "functions",
         "infra/src",
         "shared/core/src",
         "shared/aws/src",
@@ -94,14 +106,9 @@ pub(crate) async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result
     if built.is_none() || built < sources {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = Command::new(cargo);
-        command.current_dir(project_root).args([
-            "build",
-            "--quiet",
-            "-p",
-            "realty-cli",
-            "--bin",
-            "realty",
-        ]);
+        command
+            .current_dir(project_root)
+            .args(["build", "--quiet", "-p", package, "--bin", bin]);
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy().into_owned();
             let set_for_tests = name.starts_with("CARGO_PKG_")
@@ -121,7 +128,7 @@ pub(crate) async fn realty_binary(project_root: &Path, log_dir: &Path) -> Result
         ensure(
             output.status.success(),
             format!(
-                "cargo build -p realty-cli failed:\n{}",
+                "cargo build -p {package} failed:\n{}",
                 String::from_utf8_lossy(&output.stderr)
             ),
         )?;

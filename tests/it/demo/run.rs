@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use super::figures::{check_figures_against_the_lake, lake_events};
+use super::first_read::check_first_read;
 use super::ground_truth::check_alerts_against_ground_truth;
 use super::helpers::{
     ACTIVITY, CHARTS, DAYS, DEMO_DEADLINE, DEMO_REGION, LISTINGS, MARKETS, SEED, SOURCES,
@@ -83,6 +84,7 @@ pub(super) async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_ho
         .await
         .map_err(|e| format!("the lake: {e:?}"))?;
     check_figures_against_the_lake(&report, &events).map_err(|e| format!("the figures: {e:?}"))?;
+    check_first_read(&report, &events).map_err(|e| format!("the first read: {e:?}"))?;
     // The markets whose source lists rentals (Zillow, Realtor.com) have their rents.
     let with_rentals: Vec<&str> = MARKETS
         .iter()

@@ -6,6 +6,7 @@ mod advancing;
 mod delisting;
 mod ground_truth;
 mod helpers;
+mod memory;
 mod oversize;
 mod reso_cursor;
 
@@ -21,6 +22,7 @@ use ground_truth::{
     every_fault_mode_loses_nothing_and_invents_no_delisting,
     two_polls_find_exactly_the_ground_truth,
 };
+use memory::a_100000_row_import_then_a_poll_stays_within_the_poller_s_memory;
 use oversize::{
     a_gzip_bomb_or_a_huge_page_fails_its_read_alone, an_event_over_1_mib_is_rejected_alone,
 };
@@ -46,4 +48,5 @@ crate::async_tests!(
     a_gzip_bomb_or_a_huge_page_fails_its_read_alone,
     an_event_over_1_mib_is_rejected_alone,
     reso_reads_records_committed_late_at_the_cursor,
+    a_100000_row_import_then_a_poll_stays_within_the_poller_s_memory,
 );

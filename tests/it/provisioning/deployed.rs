@@ -102,7 +102,7 @@ pub(super) async fn deployed_roles_have_no_managed_policy_and_no_unexplained_wil
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
         .collect();
-    ensure_eq(functions.len(), 7, "functions as deployed")?;
+    ensure_eq(functions.len(), 8, "functions as deployed")?;
     let mut roles = BTreeSet::new();
     for (id, function) in functions {
         let role_id = function

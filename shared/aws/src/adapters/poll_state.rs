@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use realty_core::poller::detect::PollState;
+use realty_core::poller::detect::{MAX_STATE_JSON_BYTES, PollState};
 use realty_core::poller::ports::{PollStateStore, StoredPollState};
 use realty_core::ports::PortError;
 
@@ -58,6 +58,20 @@ impl PollStateStore for S3PollStateStore {
             .await
         {
             Ok(out) => {
+                // Gzipped, a state is far smaller than its JSON: an object past the JSON's
+                // bound is not one to hold (its market's poll fails alone).
+                if out
+                    .content_length()
+                    .is_some_and(|n| n > MAX_STATE_JSON_BYTES as i64)
+                {
+                    return Err(PortError::new(
+                        "GetObject",
+                        format!(
+                            "{key}: a state object of {} bytes, over the {MAX_STATE_JSON_BYTES}-byte bound of a market's state",
+                            out.content_length().unwrap_or_default()
+                        ),
+                    ));
+                }
                 let etag = out.e_tag.clone();
                 let bytes = out
                     .body

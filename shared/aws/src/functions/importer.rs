@@ -202,9 +202,12 @@ fn record(outcome: &ImportOutcome) {
         published = r.published,
         reason = r.reason.as_deref().unwrap_or(""),
         already_done = outcome.already_done,
+        claimed_elsewhere = outcome.claimed_elsewhere,
         "import"
     );
     let name = match r.status {
+        // Another delivery holds it: this one comes back later.
+        ImportStatus::Importing => "imports_claimed_elsewhere",
         ImportStatus::Done => "imports_done",
         ImportStatus::Rejected => "imports_rejected",
         ImportStatus::Failed => "imports_failed",

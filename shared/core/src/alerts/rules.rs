@@ -248,6 +248,7 @@ fn as_of(item: &ListingItem, event: AppliedEvent) -> ListingItem {
     step.listing.offer = event.offer;
     step.listing.observed_at = event.observed_at;
     step.delisted = event.delisted;
+    step.baseline = event.baseline;
     step.observed_at = event.observed_at;
     step.sequence = event.sequence.as_kinesis().to_owned();
     step
@@ -311,8 +312,13 @@ pub fn per_event(change: ListingChange) -> Vec<ListingChange> {
         let next = if i == last {
             new.clone()
         } else {
+            let baseline = event.baseline;
             let mut step = as_of(&new, event);
-            step.interest.clone_from(&interest_before);
+            // A first read's listing is taken as flagged as the write left it: flagged, not
+            // announced, so its next change in the write is not news for a flag it had.
+            if !baseline {
+                step.interest.clone_from(&interest_before);
+            }
             step
         };
         let old = previous.replace(next.clone());
@@ -591,7 +597,8 @@ impl Alert {
 
 /// The alerts a change makes, in the order of [`AlertKind::ALL`]: a price cut (a
 /// `price_drop` when it reaches the thresholds, else a `price_cut`), undervalued, back on
-/// market, new listing (when the thresholds ask for them), anomaly. `medians` are the
+/// market, new listing (when the thresholds ask for them), anomaly; the undervalued,
+/// new-listing and anomaly alerts not for a baseline ([`ListingItem::baseline`]). `medians` are the
 /// listing's market medians, where [`needs_median`] asked for them and the market table has
 /// them.
 pub fn evaluate(
@@ -614,6 +621,9 @@ pub fn evaluate(
         },
         new_listing: old.is_none(),
     };
+    // A first read's listing (or history's) was on the market before: judged and flagged,
+    // but not news (docs/alerts.md, "A market's first read").
+    let news = !new.baseline;
     let mut alerts = Vec::new();
     if let Some(cut) = old.and_then(|old| price_cut(old, new)) {
         alerts.push(alert(if reaches_drop_thresholds(&cut, thresholds) {
@@ -622,20 +632,21 @@ pub fn evaluate(
             AlertKind::PriceCut
         }));
     }
-    if medians
-        .judged
-        .as_ref()
-        .is_some_and(|m| undervalued(old, new, thresholds, m))
+    if news
+        && medians
+            .judged
+            .as_ref()
+            .is_some_and(|m| undervalued(old, new, thresholds, m))
     {
         alerts.push(alert(AlertKind::Undervalued));
     }
     if old.is_some_and(|old| back_on_market(old, new)) {
         alerts.push(alert(AlertKind::BackOnMarket));
     }
-    if thresholds.new_listing_alerts && old.is_none() && is_alertable(new) {
+    if news && thresholds.new_listing_alerts && old.is_none() && is_alertable(new) {
         alerts.push(alert(AlertKind::NewListing));
     }
-    if newly_anomalous(old, new) {
+    if news && newly_anomalous(old, new) {
         alerts.push(alert(AlertKind::Anomaly));
     }
     alerts

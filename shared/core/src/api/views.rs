@@ -8,11 +8,13 @@ use serde::Serialize;
 
 use super::ports::MarketReader;
 use super::routes::Granularity;
+use crate::format::{MONEY_DECIMALS, rounded};
 use crate::listing::{CENTS_PER_DOLLAR, CountryCode, MarketKey, SQFT_PER_SQUARE_METRE};
 use crate::metrics::aggregate::{MarketFigures, Scope};
 use crate::metrics::history::Trends;
 use crate::metrics::ports::Period;
 use crate::metrics::process::with_open_periods;
+use crate::metrics::values::ValueCounts;
 use crate::poller::markets::ConfigSnapshot;
 use crate::ports::PortError;
 use crate::store::MarketSnapshotItem;
@@ -47,12 +49,29 @@ impl From<MarketSnapshotItem> for SnapshotView {
     }
 }
 
-/// Active listings at one price per sqft (the value standing for a bucket of the market's
-/// histogram, in dollars).
+/// Active listings in one band of prices per sqft: bands 2 % wide, each named by its middle
+/// to the whole dollar (what a chart of them resolves).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DistributionBucket {
     pub price_per_sqft: f64,
     pub listings: u64,
+}
+
+/// The bands of [`DistributionBucket`] over a market's prices per sqft (minor units).
+fn distribution(prices_per_sqft: &ValueCounts) -> Vec<DistributionBucket> {
+    let mut bands: Vec<DistributionBucket> = Vec::new();
+    for (minor, listings) in prices_per_sqft.bucketed().values() {
+        let price_per_sqft = (minor as f64 / CENTS_PER_DOLLAR as f64).round();
+        match bands.last_mut() {
+            // Bands under a few dollars round to the same dollar: one band.
+            Some(last) if last.price_per_sqft == price_per_sqft => last.listings += listings,
+            _ => bands.push(DistributionBucket {
+                price_per_sqft,
+                listings,
+            }),
+        }
+    }
+    bands
 }
 
 /// A market's live figures, moving averages and trends, and its latest snapshots.
@@ -116,10 +135,10 @@ impl MarketUnits {
     }
 }
 
-/// A market's medians per square metre, in its currency. The metrics keep them per sqft
-/// (of listings whose area the source gave in whole square metres, converted and rounded to
-/// whole sqft), so these are those times 10.7639: within 1.2 % of the exact medians (1 % of
-/// the histograms, 0.2 % of the rounding at 25 m² and above).
+/// A market's medians per square metre, in its currency, to the cent. The metrics keep them
+/// per sqft (of listings whose area the source gave in whole square metres, converted and
+/// rounded to whole sqft), so these are those times 10.7639: within 0.2 % of the medians of
+/// the listings' own areas (the rounding, at 25 m² and above).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PerSquareMetre {
     pub median_price: Option<f64>,
@@ -128,7 +147,9 @@ pub struct PerSquareMetre {
 
 impl PerSquareMetre {
     pub fn of(figures: &MarketFigures) -> Self {
-        let per_sqm = |per_sqft: Option<f64>| per_sqft.map(|v| v * SQFT_PER_SQUARE_METRE);
+        let per_sqm = |per_sqft: Option<f64>| {
+            per_sqft.map(|v| rounded(v * SQFT_PER_SQUARE_METRE, MONEY_DECIMALS))
+        };
         Self {
             median_price: per_sqm(figures.median_price_per_sqft),
             median_rent: per_sqm(figures.median_rent_per_sqft),
@@ -182,15 +203,7 @@ pub async fn market_report(
         Period::hour_of(as_of).sort_key(),
     )
     .await?;
-    let price_per_sqft_distribution = stored
-        .aggregate
-        .price_per_sqft
-        .buckets()
-        .map(|(minor, listings)| DistributionBucket {
-            price_per_sqft: minor / CENTS_PER_DOLLAR as f64,
-            listings,
-        })
-        .collect();
+    let price_per_sqft_distribution = distribution(&stored.aggregate.price_per_sqft);
     let trends = daily
         .iter()
         .rev()

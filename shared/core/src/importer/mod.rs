@@ -8,9 +8,12 @@
 //! `failed` and reported to the caller for a retry ([`ImportOutcome::retry`]); the retry
 //! publishes only what is missing, since the rows already sent are in the poller's state
 //! (change detection makes an import idempotent). An object that can never be imported
-//! (outside `imports/`, of an unknown format, too large, not an export) gets a `rejected`
-//! result saying why and is not retried.
+//! (outside `imports/`, of an unknown format, too large, not an export, one S3 will never
+//! serve) gets a `rejected` result saying why and is not retried. One delivery of a version
+//! publishes it: the one whose claim lands ([`claim`]); every write of the result is
+//! conditional on the result read before it, so a `done` one is never written over.
 
+pub mod claim;
 pub mod ports;
 
 #[cfg(test)]
@@ -24,7 +27,7 @@ use crate::poller::replay::{ReplayError, ReplayOptions, ReplayReport, replay};
 use crate::ports::PortError;
 use crate::sources::RecordPosition;
 use crate::sources::json::truncate;
-use ports::{ImportObject, ImportObjects};
+use ports::{ImportObject, ImportObjects, ResultCondition, ResultWrite};
 
 /// Where files to import are dropped in the lake bucket.
 pub const IMPORT_PREFIX: &str = "imports/";
@@ -96,6 +99,8 @@ pub struct ImportRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
+    /// A delivery is importing this version ([`claim`]): another delivery of it waits.
+    Importing,
     /// Every accepted row was published (or was already).
     Done,
     /// Not importable; `reason` says why. Not retried.
@@ -125,6 +130,9 @@ pub struct ImportResult {
     pub status: ImportStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The encoding the file was read in (`UTF-8`, `windows-1252`, `UTF-16LE`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     /// Data rows (or lines) read, good and bad.
     pub rows: usize,
     pub rejected: usize,
@@ -140,7 +148,42 @@ pub struct ImportResult {
     /// Events not published (a `failed` import): its retry sends them.
     pub unpublished: usize,
     pub rejected_rows: Vec<RejectedRow>,
+    /// When the attempt that wrote this began (an `importing` claim is held from then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: DateTime<Utc>,
+}
+
+impl ImportResult {
+    /// The result of `request` as an attempt begins at `now`: rejected, with nothing read.
+    fn begun(request: &ImportRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            key: request.key.clone(),
+            version_id: request.version_id.clone(),
+            status: ImportStatus::Rejected,
+            reason: None,
+            encoding: None,
+            rows: 0,
+            rejected: 0,
+            published: 0,
+            new: 0,
+            changed: 0,
+            unchanged: 0,
+            stale: 0,
+            unpublished: 0,
+            rejected_rows: Vec::new(),
+            started_at: Some(now),
+            finished_at: now,
+        }
+    }
+
+    /// This is the `done` result of the very version `request` names.
+    fn is_done_for(&self, request: &ImportRequest) -> bool {
+        self.status == ImportStatus::Done
+            && request.version_id.is_some()
+            && self.version_id == request.version_id
+            && self.key == request.key
+    }
 }
 
 /// What [`import`] did: its result and where it was written.
@@ -154,12 +197,34 @@ pub struct ImportOutcome {
     /// A result for this very version was already `done`: nothing was done again (a
     /// notification delivered twice).
     pub already_done: bool,
+    /// Another delivery of this version holds its claim: nothing was done, and this one is
+    /// delivered again later (to find that one's result, or its claim abandoned).
+    pub claimed_elsewhere: bool,
 }
 
 impl ImportOutcome {
-    /// The import stopped part-way: the caller has it delivered again.
+    /// An outcome whose result was not written.
+    fn unwritten(result: ImportResult, result_key: String) -> Self {
+        Self {
+            result,
+            result_key,
+            result_written: false,
+            already_done: false,
+            claimed_elsewhere: false,
+        }
+    }
+
+    fn claimed_elsewhere(result: ImportResult, result_key: String) -> Self {
+        Self {
+            claimed_elsewhere: true,
+            ..Self::unwritten(result, result_key)
+        }
+    }
+
+    /// The import stopped part-way, or another delivery holds it: the caller has it
+    /// delivered again.
     pub fn retry(&self) -> bool {
-        self.result.status == ImportStatus::Failed
+        self.result.status == ImportStatus::Failed || self.claimed_elsewhere
     }
 }
 
@@ -215,7 +280,12 @@ fn refusal_by_name(key: &str) -> Option<String> {
 /// `objects`, publishes its rows through `publisher` at `rate_per_second` at most (events,
 /// over all its markets: [`import_rate`]) against the poll states in `states`, and writes
 /// its result. An `Err` is a store that could not be reached before anything was decided
-/// (the object unreadable, the result unwritable): the caller retries the whole.
+/// (the object or its result unreadable, the result unwritable): the caller retries the
+/// whole, and a result this could not read is never written over (a `done` one stands).
+///
+/// Only one delivery of a version publishes it: the one whose claim ([`claim`]) lands; a
+/// delivery that finds the claim of another under way is retried later, and then finds its
+/// result `done`.
 #[allow(clippy::too_many_arguments)]
 pub async fn import<O, P, S>(
     request: &ImportRequest,
@@ -232,138 +302,154 @@ where
     S: PollStateStore,
 {
     let result_key = result_key(&request.key);
-    let mut result = ImportResult {
-        key: request.key.clone(),
-        version_id: request.version_id.clone(),
-        status: ImportStatus::Rejected,
-        reason: None,
-        rows: 0,
-        rejected: 0,
-        published: 0,
-        new: 0,
-        changed: 0,
-        unchanged: 0,
-        stale: 0,
-        unpublished: 0,
-        rejected_rows: Vec::new(),
-        finished_at: now,
-    };
+    let mut result = ImportResult::begun(request, now);
     if request.bucket != lake_bucket {
         // Only the lake bucket notifies this function; the result goes nowhere else.
         result.reason = Some(format!(
             "bucket {} is not the lake bucket {lake_bucket}",
             truncate(&request.bucket, 100)
         ));
-        return Ok(ImportOutcome {
-            result,
-            result_key,
-            result_written: false,
-            already_done: false,
-        });
+        return Ok(ImportOutcome::unwritten(result, result_key));
     }
-    let previous = match objects.read_result(&result_key).await {
-        Ok(previous) => previous,
-        Err(e) => return Err(record_failure(objects, &result_key, result, e).await),
+    let previous = objects.read_result(&result_key).await?;
+    let previous_result = previous
+        .as_ref()
+        .and_then(|p| serde_json::from_slice::<ImportResult>(&p.body).ok());
+    if let Some(previous) = previous_result {
+        if previous.is_done_for(request) {
+            return Ok(ImportOutcome {
+                already_done: true,
+                ..ImportOutcome::unwritten(previous, result_key)
+            });
+        }
+        if claim::held_for(&previous, request, now) {
+            return Ok(ImportOutcome::claimed_elsewhere(previous, result_key));
+        }
+    }
+    let condition = previous.as_ref().map_or(ResultCondition::Absent, |p| {
+        p.etag
+            .as_deref()
+            .map_or(ResultCondition::Any, ResultCondition::Matches)
+    });
+    let bytes = match read_object(request, objects).await {
+        Err(e) => return Err(record_failure(objects, &result_key, result, e, condition).await),
+        Ok(Read::Superseded(reason)) => {
+            result.reason = Some(reason);
+            return Ok(ImportOutcome::unwritten(result, result_key));
+        }
+        Ok(Read::Refused(reason)) => {
+            result.reason = Some(reason);
+            return write(objects, result, result_key, condition).await;
+        }
+        Ok(Read::Body(bytes)) => bytes,
     };
-    if let Some(version) = &request.version_id
-        && let Some(previous) = previous
-        && let Ok(previous) = serde_json::from_slice::<ImportResult>(&previous)
-        && previous.status == ImportStatus::Done
-        && previous.version_id.as_ref() == Some(version)
-        && previous.key == request.key
-    {
-        return Ok(ImportOutcome {
-            result: previous,
-            result_key,
-            result_written: false,
-            already_done: true,
-        });
+    let Some(claim) = claim::claim(objects, &result_key, &result, condition).await? else {
+        result.status = ImportStatus::Importing;
+        result.reason = Some(claim::HELD_ELSEWHERE.to_owned());
+        return Ok(ImportOutcome::claimed_elsewhere(result, result_key));
+    };
+    let options = ReplayOptions {
+        rate_per_second,
+        started_at: now,
+        run_budget: Some(IMPORT_RUN_BUDGET),
+    };
+    match replay(&bytes, publisher, states, options, &()).await {
+        Ok(report) => fill(&mut result, &report),
+        Err(ReplayError::NotAnExport(e)) => result.reason = Some(format!("not an export: {e}")),
+        Err(e @ ReplayError::TooLarge { .. }) => result.reason = Some(e.to_string()),
     }
-    let object = match refusal_by_name(&request.key) {
-        Some(reason) => Err(reason),
-        None => match objects
-            .read(
-                &request.key,
-                request.version_id.as_deref(),
-                MAX_IMPORT_BYTES,
-            )
-            .await
-        {
-            Ok(object) => Ok(object),
-            Err(e) => return Err(record_failure(objects, &result_key, result, e).await),
+    write(objects, result, result_key, claim.condition()).await
+}
+
+/// What reading the object gave.
+enum Read {
+    Body(Vec<u8>),
+    /// Never importable: why.
+    Refused(String),
+    /// A later version is imported instead: why.
+    Superseded(String),
+}
+
+/// The object `request` names, or why it is no import; an `Err` is S3 out of reach.
+async fn read_object<O: ImportObjects>(
+    request: &ImportRequest,
+    objects: &O,
+) -> Result<Read, PortError> {
+    if let Some(reason) = refusal_by_name(&request.key) {
+        return Ok(Read::Refused(reason));
+    }
+    let object = objects
+        .read(
+            &request.key,
+            request.version_id.as_deref(),
+            MAX_IMPORT_BYTES,
+        )
+        .await?;
+    Ok(match object {
+        ImportObject::Missing => {
+            Read::Refused("the object is gone: deleted before it was imported".to_owned())
+        }
+        ImportObject::Superseded => Read::Superseded(
+            "superseded: a later version of the file was uploaded before this one was imported, and is imported instead"
+                .to_owned(),
+        ),
+        ImportObject::TooLarge { bytes } => Read::Refused(format!(
+            "{bytes} bytes, over the {MAX_IMPORT_BYTES}-byte limit of an import: split it, or use realty replay"
+        )),
+        ImportObject::Unservable { reason } => Read::Refused(reason),
+        ImportObject::Body(bytes) => match too_many_rows(&bytes) {
+            Some(reason) => Read::Refused(reason),
+            None => Read::Body(bytes),
         },
-    };
-    let refusal = match object {
-        Err(reason) => Some(reason),
-        Ok(object) => match object {
-            ImportObject::Missing => {
-                Some("the object is gone: deleted before it was imported".to_owned())
-            }
-            ImportObject::Superseded => {
-                result.reason = Some(
-                    "superseded: a later version of the file was uploaded before this one was imported, and is imported instead"
-                        .to_owned(),
-                );
-                return Ok(ImportOutcome {
-                    result,
-                    result_key,
-                    result_written: false,
-                    already_done: false,
-                });
-            }
-            ImportObject::TooLarge { bytes } => Some(format!(
-                "{bytes} bytes, over the {MAX_IMPORT_BYTES}-byte limit of an import: split it, or use realty replay"
-            )),
-            ImportObject::Body(bytes) if let Some(reason) = too_many_rows(&bytes) => Some(reason),
-            ImportObject::Body(bytes) => {
-                let options = ReplayOptions {
-                    rate_per_second,
-                    started_at: now,
-                    run_budget: Some(IMPORT_RUN_BUDGET),
-                };
-                match replay(&bytes, publisher, states, options, &()).await {
-                    Ok(report) => {
-                        fill(&mut result, &report);
-                        None
-                    }
-                    Err(ReplayError::NotAnExport(e)) => Some(format!("not an export: {e}")),
-                    Err(e @ ReplayError::TooLarge { .. }) => Some(e.to_string()),
-                }
-            }
-        },
-    };
-    if let Some(reason) = refusal {
-        result.reason = Some(reason);
-    }
+    })
+}
+
+/// Writes `result` (a rejected one when it has a reason and no status of its own) under
+/// `condition`: not written when another delivery changed the result since.
+async fn write<O: ImportObjects>(
+    objects: &O,
+    result: ImportResult,
+    result_key: String,
+    condition: ResultCondition<'_>,
+) -> Result<ImportOutcome, PortError> {
     let body = serde_json::to_vec_pretty(&result)
         .map_err(|e| PortError::new("import result", e.to_string()))?;
-    objects.write_result(&result_key, &body).await?;
+    let written = objects.write_result(&result_key, &body, condition).await?;
+    if written == ResultWrite::Conflict {
+        tracing::warn!(key = %result.key, "another delivery wrote this import's result meanwhile; its result stands");
+    }
     Ok(ImportOutcome {
-        result,
-        result_key,
-        result_written: true,
-        already_done: false,
+        result_written: written != ResultWrite::Conflict,
+        ..ImportOutcome::unwritten(result, result_key)
     })
 }
 
 /// Records a try that S3 failed (the message is delivered again, and dead-lettered after its
 /// last try): a `failed` result of this version naming the error, where an earlier version's
-/// result, or none, would stand otherwise. Best effort: the try's own error is returned
-/// whatever the write does.
+/// result, or none, would stand otherwise; written only over the result this try read (a
+/// `done` one another delivery wrote since stands). Best effort: the try's own error is
+/// returned whatever the write does.
 async fn record_failure<O: ImportObjects>(
     objects: &O,
     result_key: &str,
     mut result: ImportResult,
     error: PortError,
+    condition: ResultCondition<'_>,
 ) -> PortError {
     result.status = ImportStatus::Failed;
     result.reason = Some(format!("the file could not be read (tried again): {error}"));
     let written = match serde_json::to_vec_pretty(&result) {
-        Ok(body) => objects.write_result(result_key, &body).await,
+        Ok(body) => objects.write_result(result_key, &body, condition).await,
         Err(e) => Err(PortError::new("import result", e.to_string())),
     };
-    if let Err(e) = written {
-        tracing::warn!(key = %result.key, error = %e, "the failed try's result was not written");
+    match written {
+        Ok(ResultWrite::Written { .. }) => {}
+        Ok(ResultWrite::Conflict) => {
+            tracing::warn!(key = %result.key, "the failed try's result was not written: another delivery wrote one since")
+        }
+        Err(e) => {
+            tracing::warn!(key = %result.key, error = %e, "the failed try's result was not written")
+        }
     }
     error
 }
@@ -371,6 +457,7 @@ async fn record_failure<O: ImportObjects>(
 /// The result of a replay that ran: `done`, `failed` (retried) or, when no row was good,
 /// `rejected`.
 fn fill(result: &mut ImportResult, report: &ReplayReport) {
+    result.encoding = report.encoding.map(str::to_owned);
     result.rows = report.rows;
     result.rejected = report.rejected;
     result.published = report.published;

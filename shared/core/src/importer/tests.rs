@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::ports::{ImportObject, ImportObjects};
+use super::ports::{ImportObject, ImportObjects, ResultCondition, ResultWrite, StoredResult};
 use super::*;
 use crate::listing::{EventKind, Listing};
 use crate::poller::memory::{MemoryPollStates, MemoryStream};
@@ -13,14 +13,20 @@ use crate::poller::replay::tests::{at, csv, nashville};
 const LAKE: &str = "realty-lake";
 
 /// The lake bucket, versioned: each key's current object (its version, `v1`, `v2`, ... as
-/// it was dropped again, and its body), and the results written.
+/// it was dropped again, and its body), and the results written (each with its ETag, a
+/// count of the writes, for the conditional writes).
 #[derive(Default)]
 struct MemoryLake {
     objects: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
-    results: Mutex<BTreeMap<String, Vec<u8>>>,
+    results: Mutex<BTreeMap<String, (String, Vec<u8>)>>,
+    writes: Mutex<usize>,
     reads: Mutex<usize>,
     /// Every read of a file fails (S3 refusing it: a KMS grant gone, an outage).
     reads_fail: Mutex<bool>,
+    /// Every read of a result fails (S3 out of reach).
+    result_reads_fail: Mutex<bool>,
+    /// S3 will never serve the files: why.
+    unservable: Mutex<Option<String>>,
 }
 
 impl MemoryLake {
@@ -38,8 +44,17 @@ impl MemoryLake {
 
     fn result(&self, key: &str) -> ImportResult {
         let results = self.results.lock().expect("lock");
-        let body = results.get(&result_key(key)).expect("a result object");
+        let (_, body) = results.get(&result_key(key)).expect("a result object");
         serde_json::from_slice(body).expect("a result")
+    }
+
+    /// Writes a result object as another delivery would.
+    fn put_result(&self, key: &str, result: &ImportResult) {
+        let body = serde_json::to_vec(result).expect("json");
+        self.results
+            .lock()
+            .expect("lock")
+            .insert(result_key(key), ("elsewhere".into(), body));
     }
 }
 
@@ -50,9 +65,14 @@ impl ImportObjects for MemoryLake {
         version_id: Option<&str>,
         max_bytes: u64,
     ) -> Result<ImportObject, PortError> {
+        // As S3 answers: another delivery's calls go on meanwhile.
+        tokio::task::yield_now().await;
         *self.reads.lock().expect("lock") += 1;
         if *self.reads_fail.lock().expect("lock") {
             return Err(PortError::new("S3 GetObject", "AccessDenied"));
+        }
+        if let Some(reason) = self.unservable.lock().expect("lock").clone() {
+            return Ok(ImportObject::Unservable { reason });
         }
         Ok(match self.objects.lock().expect("lock").get(key) {
             None => ImportObject::Missing,
@@ -66,16 +86,44 @@ impl ImportObjects for MemoryLake {
         })
     }
 
-    async fn read_result(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
-        Ok(self.results.lock().expect("lock").get(key).cloned())
-    }
-
-    async fn write_result(&self, key: &str, body: &[u8]) -> Result<(), PortError> {
-        self.results
+    async fn read_result(&self, key: &str) -> Result<Option<StoredResult>, PortError> {
+        tokio::task::yield_now().await;
+        if *self.result_reads_fail.lock().expect("lock") {
+            return Err(PortError::new("S3 GetObject", "SlowDown"));
+        }
+        Ok(self
+            .results
             .lock()
             .expect("lock")
-            .insert(key.into(), body.to_vec());
-        Ok(())
+            .get(key)
+            .map(|(etag, body)| StoredResult {
+                body: body.clone(),
+                etag: Some(etag.clone()),
+            }))
+    }
+
+    async fn write_result(
+        &self,
+        key: &str,
+        body: &[u8],
+        condition: ResultCondition<'_>,
+    ) -> Result<ResultWrite, PortError> {
+        tokio::task::yield_now().await;
+        let mut results = self.results.lock().expect("lock");
+        let held = results.get(key).map(|(etag, _)| etag.as_str());
+        let holds = match condition {
+            ResultCondition::Absent => held.is_none(),
+            ResultCondition::Matches(etag) => held == Some(etag),
+            ResultCondition::Any => true,
+        };
+        if !holds {
+            return Ok(ResultWrite::Conflict);
+        }
+        let mut writes = self.writes.lock().expect("lock");
+        *writes += 1;
+        let etag = format!("e{writes}");
+        results.insert(key.into(), (etag.clone(), body.to_vec()));
+        Ok(ResultWrite::Written { etag: Some(etag) })
     }
 }
 
@@ -423,7 +471,9 @@ async fn the_result_is_bounded_and_every_reject_counted() {
             .all(|r| r.reason.chars().count() <= 201
                 && r.id.as_ref().is_none_or(|id| id.chars().count() <= 201))
     );
-    let body = lake.results.lock().expect("lock")[&result_key("imports/bad.csv")].len();
+    let body = lake.results.lock().expect("lock")[&result_key("imports/bad.csv")]
+        .1
+        .len();
     assert!(body < 100_000, "{body} bytes");
 }
 
@@ -691,4 +741,250 @@ fn imports_publish_at_half_of_each_shard() {
         let error = rate(Some(bad)).expect_err(bad);
         assert!(error.to_string().contains(STREAM_SHARDS_VAR), "{error}");
     }
+}
+
+/// Three listings whose addresses have letters of Western European exports, as CSV text.
+fn accented_file(listings: &[Listing]) -> (Vec<Listing>, String) {
+    let mut accented = listings[..3].to_vec();
+    let lines = [
+        "12 Rue Saint-André, Bâtiment Ç",
+        "L’Atelier – 4 Allée des Érables",
+        "Señora Núñez, 8 Calle Peñón",
+    ];
+    for (listing, line) in accented.iter_mut().zip(lines) {
+        listing.address.line = Some(line.to_owned());
+    }
+    let text = String::from_utf8(csv(&accented)).expect("utf-8");
+    (accented, text)
+}
+
+/// The address lines the stream got, by listing.
+fn published_lines(stack: &Stack) -> BTreeMap<String, Option<String>> {
+    stack
+        .stream
+        .taken()
+        .into_iter()
+        .map(|e| (e.listing.id.as_str().to_owned(), e.listing.address.line))
+        .collect()
+}
+
+/// Exports as spreadsheets write them: Windows-1252 (Excel's "CSV" in Western Europe and
+/// the Americas; Latin-1's letters are the same bytes), UTF-8 with a byte order mark, UTF-16
+/// with one. Each is read in its encoding and every accented row is imported as written;
+/// before, every row of a Windows-1252 file with an accent was "unreadable", and the import
+/// still said `done`.
+#[tokio::test]
+async fn exports_in_the_encodings_spreadsheets_write_are_read_with_their_accents() {
+    let listings = nashville();
+    let (accented, text) = accented_file(&listings);
+    let expected: BTreeMap<String, Option<String>> = accented
+        .iter()
+        .map(|l| (l.id.as_str().to_owned(), l.address.line.clone()))
+        .collect();
+    let (windows_1252, _, lossy) = encoding_rs::WINDOWS_1252.encode(&text);
+    assert!(!lossy);
+    let utf8_bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
+    let utf16_bom: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    for (file, encoding) in [
+        (windows_1252.into_owned(), "windows-1252"),
+        (utf8_bom, "UTF-8"),
+        (utf16_bom, "UTF-16LE"),
+        (text.clone().into_bytes(), "UTF-8"),
+    ] {
+        let stack = Stack::default();
+        stack.lake.drop_file("imports/accents.csv", file);
+        let result = stack
+            .import(&request("imports/accents.csv"), 10)
+            .await
+            .result;
+        assert_eq!(result.status, ImportStatus::Done, "{encoding}: {result:?}");
+        assert_eq!((result.rejected, result.published), (0, 3), "{encoding}");
+        assert_eq!(result.encoding.as_deref(), Some(encoding));
+        assert_eq!(published_lines(&stack), expected, "{encoding}");
+    }
+}
+
+/// A UTF-8 file with one row pasted in from a Windows-1252 one: the file is UTF-8 (it holds
+/// UTF-8 accents), and the row that is not is rejected as such, not read as mojibake.
+#[tokio::test]
+async fn a_utf8_file_with_a_row_in_another_encoding_rejects_that_row() {
+    let listings = nashville();
+    let (_, text) = accented_file(&listings);
+    let mut lines: Vec<Vec<u8>> = text.lines().map(|l| l.as_bytes().to_vec()).collect();
+    let (row, _, _) = encoding_rs::WINDOWS_1252.encode(text.lines().nth(2).expect("row"));
+    lines[2] = row.into_owned();
+    let stack = Stack::default();
+    stack
+        .lake
+        .drop_file("imports/mixed.csv", lines.join(b"\n".as_slice()));
+    let result = stack.import(&request("imports/mixed.csv"), 10).await.result;
+    assert_eq!(result.encoding.as_deref(), Some("UTF-8"));
+    assert_eq!((result.rejected, result.published), (1, 2), "{result:?}");
+    assert_eq!(result.rejected_rows[0].line, 3);
+    assert!(
+        published_lines(&stack)
+            .values()
+            .flatten()
+            .all(|l| !l.contains('Ã'))
+    );
+}
+
+/// A header naming a column twice is refused with the column and both places: which of the
+/// two holds the data cannot be told (before, the last one was read, silently). A repeated
+/// column the import does not read is no matter.
+#[tokio::test]
+async fn a_header_naming_a_column_twice_is_refused_saying_which() {
+    let listings = nashville();
+    let text = String::from_utf8(csv(&listings[..2])).expect("utf-8");
+    let doubled: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let extra = if i == 0 { "price_minor" } else { "1" };
+            format!("{line},{extra}\n")
+        })
+        .collect();
+    let stack = Stack::default();
+    stack
+        .lake
+        .drop_file("imports/twice.csv", doubled.into_bytes());
+    let outcome = stack.import(&request("imports/twice.csv"), 10).await;
+    assert_eq!(outcome.result.status, ImportStatus::Rejected);
+    assert!(!outcome.retry());
+    let reason = outcome.result.reason.unwrap_or_default();
+    assert!(
+        reason.contains("price_minor twice") && reason.contains("columns 5 and 28"),
+        "{reason}"
+    );
+    assert!(stack.stream.taken().is_empty());
+    let unread: String = text.lines().map(|line| format!("{line},x,y\n")).collect();
+    let unread = unread.replacen(",x,y", ",notes,notes", 1);
+    stack
+        .lake
+        .drop_file("imports/notes.csv", unread.into_bytes());
+    let result = stack.import(&request("imports/notes.csv"), 11).await.result;
+    assert_eq!((result.status, result.published), (ImportStatus::Done, 2));
+}
+
+/// An object S3 will never serve (archived, encrypted with a key the importer cannot use)
+/// is rejected saying why, and not retried: before, three tries and the dead-letter alarm.
+#[tokio::test]
+async fn an_object_s3_will_never_serve_is_rejected_not_retried() {
+    let stack = Stack::default();
+    stack
+        .lake
+        .drop_file("imports/cold.csv", csv(&nashville()[..2]));
+    *stack.lake.unservable.lock().expect("lock") = Some("archived (storage class GLACIER)".into());
+    let outcome = stack.import(&request("imports/cold.csv"), 10).await;
+    assert!(!outcome.retry());
+    let result = stack.lake.result("imports/cold.csv");
+    assert_eq!(result.status, ImportStatus::Rejected);
+    assert_eq!(
+        result.reason.as_deref(),
+        Some("archived (storage class GLACIER)")
+    );
+    assert!(stack.stream.taken().is_empty());
+}
+
+/// A try that cannot read the result already written writes nothing: a `done` result
+/// stands (before, the try wrote `failed` over it).
+#[tokio::test]
+async fn a_try_that_cannot_read_the_result_never_writes_over_it() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let version = stack.lake.drop_file("imports/n.csv", csv(&listings[..3]));
+    let versioned = ImportRequest {
+        version_id: Some(version),
+        ..request("imports/n.csv")
+    };
+    assert_eq!(
+        stack.import(&versioned, 10).await.result.status,
+        ImportStatus::Done
+    );
+    *stack.lake.result_reads_fail.lock().expect("lock") = true;
+    let error = import(
+        &versioned,
+        LAKE,
+        &stack.lake,
+        &stack.stream,
+        &stack.states,
+        None,
+        at(11),
+    )
+    .await
+    .expect_err("retried");
+    assert!(error.to_string().contains("SlowDown"), "{error}");
+    *stack.lake.result_reads_fail.lock().expect("lock") = false;
+    let result = stack.lake.result("imports/n.csv");
+    assert_eq!((result.status, result.published), (ImportStatus::Done, 3));
+}
+
+/// Two deliveries of one version at once (the importer runs two; S3 and SQS deliver at
+/// least once): one claims the import and publishes, the other does nothing and is
+/// delivered again, and then finds the result `done`. Each event reaches the stream once.
+#[tokio::test]
+async fn two_deliveries_at_once_publish_once() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let version = stack
+        .lake
+        .drop_file("imports/twice.csv", csv(&listings[..6]));
+    let versioned = ImportRequest {
+        version_id: Some(version),
+        ..request("imports/twice.csv")
+    };
+    let (a, b) = tokio::join!(stack.import(&versioned, 10), stack.import(&versioned, 10));
+    let events = stack.stream.taken();
+    assert_eq!(events.len(), 6, "each event once");
+    let (held, waited) = if a.claimed_elsewhere { (b, a) } else { (a, b) };
+    assert!(waited.claimed_elsewhere && waited.retry() && !waited.result_written);
+    assert_eq!(waited.result.status, ImportStatus::Importing);
+    assert_eq!(
+        (held.result.status, held.result.published),
+        (ImportStatus::Done, 6)
+    );
+    // Delivered again: done already.
+    let again = stack.import(&versioned, 20).await;
+    assert!(again.already_done && !again.retry());
+    assert!(stack.stream.taken().is_empty());
+}
+
+/// A claim whose delivery was stopped (Lambda's timeout) holds the import for
+/// [`claim::CLAIM_LIFETIME`]: a delivery within it waits, one after it imports.
+#[tokio::test]
+async fn an_abandoned_claim_is_taken_over_once_its_lifetime_has_passed() {
+    let listings = nashville();
+    let stack = Stack::default();
+    let version = stack
+        .lake
+        .drop_file("imports/stopped.csv", csv(&listings[..2]));
+    let versioned = ImportRequest {
+        version_id: Some(version),
+        ..request("imports/stopped.csv")
+    };
+    let stopped = ImportResult {
+        status: ImportStatus::Importing,
+        ..ImportResult::begun(&versioned, at(10))
+    };
+    stack.lake.put_result("imports/stopped.csv", &stopped);
+    let lifetime_minutes = claim::CLAIM_LIFETIME.num_minutes();
+    let within = stack.import(&versioned, 10 + lifetime_minutes - 1).await;
+    assert!(within.claimed_elsewhere && within.retry());
+    assert!(stack.stream.taken().is_empty());
+    let after = stack.import(&versioned, 10 + lifetime_minutes + 1).await;
+    assert!(!after.claimed_elsewhere);
+    assert_eq!(
+        (after.result.status, after.result.published),
+        (ImportStatus::Done, 2)
+    );
+    // Another version's claim holds nothing of this one.
+    let other = ImportRequest {
+        version_id: Some("v0".into()),
+        ..versioned.clone()
+    };
+    assert!(!claim::held_for(&stopped, &other, at(10)));
+    assert!(claim::held_for(&stopped, &versioned, at(10)));
 }

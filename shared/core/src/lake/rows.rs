@@ -122,6 +122,10 @@ pub struct EventRow {
     pub equipment: Option<String>,
     #[serde(default)]
     pub images: Option<String>,
+    /// The event's `baseline` (docs/events.md: a listing already on the market when first
+    /// seen, not news); null in rows written before it was kept.
+    #[serde(default)]
+    pub baseline: Option<bool>,
 }
 
 /// A list as a JSON array column; null when empty.
@@ -190,6 +194,7 @@ impl From<&ListingEvent> for EventRow {
             seller_type: l.details.seller_type.as_ref().map(serde_name),
             equipment: json_array(&l.details.equipment),
             images: json_array(&l.details.images),
+            baseline: Some(event.baseline),
         }
     }
 }

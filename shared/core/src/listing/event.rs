@@ -42,6 +42,13 @@ pub struct ListingEvent {
     pub observed_at: DateTime<Utc>,
     /// The poll run that produced the event (idempotency and tracing).
     pub poll_id: String,
+    /// A `new` event of a listing that was already on the market: seen by a market's first
+    /// read (a market or source added, a market re-added), or by an import or replay of
+    /// history with an on-market date before the day it was seen, or none. Inventory, not
+    /// news: it raises no new-listing alerts and counts as a new listing only on its own
+    /// on-market day ([`ListingEvent::is_inventory`]). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// [`ListingEvent`] as it is read: `kind` and `changes` as plain fields. Deserializing the
@@ -57,6 +64,9 @@ struct WireEvent {
     #[serde(deserialize_with = "super::wire_time::utc")]
     observed_at: DateTime<Utc>,
     poll_id: String,
+    /// Absent, or `null` as an optional value may be written: not a baseline.
+    #[serde(default)]
+    baseline: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +93,7 @@ impl TryFrom<WireEvent> for ListingEvent {
             listing: wire.listing,
             observed_at: wire.observed_at,
             poll_id: wire.poll_id,
+            baseline: wire.baseline.unwrap_or(false),
         })
     }
 }
@@ -138,7 +149,23 @@ impl ListingEvent {
             observed_at: listing.observed_at,
             listing,
             poll_id: poll_id.into(),
+            baseline: false,
         }
+    }
+
+    /// A `new` event of a listing already on the market ([`ListingEvent::baseline`]).
+    pub fn baseline_listing(listing: Listing, poll_id: impl Into<String>) -> Self {
+        Self {
+            baseline: true,
+            ..Self::new_listing(listing, poll_id)
+        }
+    }
+
+    /// Whether the event records inventory rather than news: a baseline event whose listing
+    /// did not go on the market on the day it was seen (UTC, the day its counts go to). It
+    /// counts in no day's new listings (docs/metrics.md, "A first read is a baseline").
+    pub fn is_inventory(&self) -> bool {
+        self.baseline && self.listing.on_market_date != Some(self.observed_at.date_naive())
     }
 
     /// A `changed` event from the last stored observation to the current one, or `None`
@@ -158,6 +185,7 @@ impl ListingEvent {
             observed_at: current.observed_at,
             listing: current,
             poll_id: poll_id.into(),
+            baseline: false,
         })
     }
 
@@ -173,6 +201,7 @@ impl ListingEvent {
             listing: last_seen,
             observed_at,
             poll_id: poll_id.into(),
+            baseline: false,
         }
     }
 
@@ -216,6 +245,11 @@ impl ListingEvent {
         }
         if let Err(e) = check_text("poll_id", &self.poll_id, MAX_POLL_ID_LEN) {
             return Err(EventDecodeError::Inconsistent(e.to_string()));
+        }
+        if self.baseline && self.kind != EventKind::New {
+            return Err(EventDecodeError::Inconsistent(
+                "baseline on an event other than `new`".into(),
+            ));
         }
         self.listing.validate()?;
         if let EventKind::Changed { changes } = &self.kind {
@@ -449,5 +483,47 @@ mod tests {
         );
         let err = ListingEvent::decode(&newer).expect_err("newer");
         assert_eq!(err.kind(), "unsupported_schema_version", "{err}");
+    }
+
+    /// `baseline` is written only when true, read when absent or null, and refused on an
+    /// event other than `new`.
+    #[test]
+    fn baseline_is_written_only_when_true_and_only_on_new_events() {
+        let changed = ListingEvent::decode(&documented()).expect("documented");
+        let bytes = changed.encode().expect("encodes");
+        assert!(!String::from_utf8_lossy(&bytes).contains("baseline"));
+        let mut first = ListingEvent::baseline_listing(changed.listing.clone(), "p");
+        let bytes = first.encode().expect("encodes");
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""baseline":true"#));
+        assert_eq!(ListingEvent::decode(&bytes).expect("decodes"), first);
+        let null = replaced(&bytes, r#""baseline":true"#, br#""baseline":null"#);
+        assert!(!ListingEvent::decode(&null).expect("null reads").baseline);
+        first.kind = EventKind::Delisted;
+        assert_eq!(first.encode().expect_err("refused").kind(), "inconsistent");
+        let wrong = replaced(&documented(), "{", br#"{"baseline": true,"#);
+        assert_eq!(
+            ListingEvent::decode(&wrong).expect_err("refused").kind(),
+            "inconsistent"
+        );
+    }
+
+    /// A baseline listing is inventory unless it went on the market on the (UTC) day it was
+    /// seen; a listing without an on-market date is inventory; a news event never is.
+    #[test]
+    fn a_baseline_listing_is_inventory_unless_listed_the_day_it_was_seen() {
+        let changed = ListingEvent::decode(&documented()).expect("documented");
+        let mut listing = changed.listing;
+        let day = listing.observed_at.date_naive();
+        let with = |date: Option<chrono::NaiveDate>| {
+            let mut l = listing.clone();
+            l.on_market_date = date;
+            ListingEvent::baseline_listing(l, "p")
+        };
+        assert!(!with(Some(day)).is_inventory());
+        assert!(with(day.pred_opt()).is_inventory());
+        assert!(with(day.succ_opt()).is_inventory());
+        assert!(with(None).is_inventory());
+        listing.on_market_date = day.pred_opt();
+        assert!(!ListingEvent::new_listing(listing, "p").is_inventory());
     }
 }

@@ -131,6 +131,9 @@ pub struct ListingState {
     pub recent_events: Vec<AppliedEvent>,
     /// The lists of interest it has an entry in ([`super::interest`]).
     pub interest: Vec<super::interest::InterestKind>,
+    /// The event of `version` was a baseline: the listing seen by a market's first read, not
+    /// news ([`ListingEvent::baseline`]); the alerts raise no new-listing alert for it.
+    pub baseline: bool,
 }
 
 impl ListingState {
@@ -172,6 +175,9 @@ pub struct AppliedEvent {
     pub status: ListingStatus,
     pub offer: Offer,
     pub delisted: bool,
+    /// A baseline event ([`ListingState::baseline`]); absent from lists written before it.
+    #[serde(default)]
+    pub baseline: bool,
 }
 
 impl From<&ListingState> for AppliedEvent {
@@ -184,6 +190,7 @@ impl From<&ListingState> for AppliedEvent {
             status: s.listing.status,
             offer: s.listing.offer,
             delisted: s.delisted,
+            baseline: s.baseline,
         }
     }
 }
@@ -276,15 +283,23 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
                 }
                 continue;
             }
+            if current
+                .as_deref()
+                .is_some_and(|s| delists_a_market_it_left(s, &event))
+            {
+                plan.superseded += 1;
+                continue;
+            }
             let sequence = version.sequence.clone();
             let is_new = matches!(event.kind, EventKind::New);
+            let inventory = event.is_inventory();
             let next = next_state(current.as_deref(), event, version);
             let observed_at = next.version.observed_at;
             applied.push(EventContributions {
                 stream_rank: rank,
                 sequence,
                 observed_at,
-                contributions: transition(current.as_deref(), &next, is_new),
+                contributions: transition(current.as_deref(), &next, is_new, inventory),
             });
             current = Some(std::borrow::Cow::Owned(next));
             advanced = true;
@@ -313,13 +328,28 @@ pub fn plan_batch(records: Vec<DecodedRecord>, stored: &super::ports::StoredStat
     plan
 }
 
+/// A delisting names the market whose read missed its listing; a listing whose state is in
+/// another market now was filed there since (a source re-filing it, an import of a history
+/// moving it), not taken off the market: its move supersedes the delisting. Applied, the
+/// delisting of the city it left took it out of the city it is in, for good (that city's
+/// poll state holds it, and sends nothing while it does not change).
+fn delists_a_market_it_left(state: &ListingState, event: &ListingEvent) -> bool {
+    matches!(event.kind, EventKind::Delisted)
+        && state.listing.market.city_state != event.listing.market.city_state
+}
+
 /// The state `event` leaves the listing in (the event's listing moves into it).
 fn next_state(
     current: Option<&ListingState>,
     event: ListingEvent,
     version: Version,
 ) -> ListingState {
-    let ListingEvent { listing, kind, .. } = event;
+    let ListingEvent {
+        listing,
+        kind,
+        baseline,
+        ..
+    } = event;
     let first_price_minor = match current {
         // Announced, or still: its price on the market starts when it gets there.
         Some(s) if !s.off_the_market() && s.listing.status == ListingStatus::ComingSoon => {
@@ -340,6 +370,7 @@ fn next_state(
         version,
         recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
         interest: current.map(|s| s.interest.clone()).unwrap_or_default(),
+        baseline,
     };
     state.recent_events.push(AppliedEvent::from(&state));
     let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);
@@ -348,11 +379,12 @@ fn next_state(
 }
 
 /// The contributions of one listing moving from `old` to `new` (through a `new` event when
-/// `is_new`).
+/// `is_new`; one that records inventory, [`ListingEvent::is_inventory`], when `inventory`).
 fn transition(
     old: Option<&ListingState>,
     new: &ListingState,
     is_new: bool,
+    inventory: bool,
 ) -> Vec<(Scope, Contribution)> {
     // Four scopes each for the old facts, the new ones and a counter at most.
     let mut out = Vec::with_capacity(12);
@@ -437,7 +469,11 @@ fn transition(
     let announced =
         old.is_some_and(|s| !s.delisted && s.listing.status == ListingStatus::ComingSoon);
     let relisted = old.is_some_and(|s| !s.delisted && !stays_listed(&s.listing));
-    if new_facts.is_some() && ((old.is_none_or(|s| s.delisted) && is_new) || announced || relisted)
+    // A first read's listing (or history's) was on the market before: new only on its own
+    // on-market day.
+    if !inventory
+        && new_facts.is_some()
+        && ((old.is_none_or(|s| s.delisted) && is_new) || announced || relisted)
     {
         count(new_scopes(), Counter::NewListing, 0, &mut out);
     }
@@ -518,6 +554,53 @@ mod tests {
             })
             .collect();
         assert_eq!(third, [false, true]);
+    }
+
+    /// A listing re-filed from Nashville to Syracuse (an import of its history, a source
+    /// moving it), then delisted by Nashville's next read, whose state still held it: it
+    /// stays listed in Syracuse, in the batch that moved it and in a later one. A delisting
+    /// from the city it is in still delists it.
+    #[test]
+    fn a_delisting_from_the_city_a_listing_left_leaves_it_listed_where_it_is() {
+        use crate::metrics::tests::listing;
+        let at = |minute: i64| {
+            DateTime::from_timestamp(1_760_000_000 + minute * 60, 0).expect("valid time")
+        };
+        let active = crate::listing::ListingStatus::Active;
+        let (nashville, syracuse) = (
+            listing(1, 0, 30_000_000, active, at(0)),
+            listing(1, 1, 30_000_000, active, at(10)),
+        );
+        let record = |n: usize, event: ListingEvent| DecodedRecord {
+            sequence: SequenceNumber::parse(&format!("4959{n}")).expect("number"),
+            event,
+        };
+        let left = ListingEvent::delisted(nashville.clone(), at(20), "poll");
+        let plan = plan_batch(
+            vec![
+                record(1, ListingEvent::new_listing(nashville.clone(), "poll")),
+                record(2, ListingEvent::new_listing(syracuse.clone(), "replay")),
+                record(3, left.clone()),
+            ],
+            &super::super::ports::StoredStates::default(),
+        );
+        assert_eq!(plan.superseded, 1);
+        let state = &plan.states[0];
+        assert!(!state.delisted);
+        assert_eq!(state.listing.market.city_state, "syracuse-ny");
+        assert!(plan.scopes.contains_key(&Scope::city("syracuse-ny")));
+        // A later batch against the stored state: the same.
+        let stored: super::super::ports::StoredStates = [(
+            state.listing.id.as_str().to_owned(),
+            std::sync::Arc::new(state.clone()),
+        )]
+        .into_iter()
+        .collect();
+        let plan = plan_batch(vec![record(4, left)], &stored);
+        assert!(plan.states.is_empty() && plan.superseded == 1);
+        let gone = ListingEvent::delisted(syracuse, at(30), "poll");
+        let plan = plan_batch(vec![record(5, gone)], &stored);
+        assert!(plan.states[0].delisted);
     }
 
     #[test]

@@ -8,8 +8,10 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::{DAILY_COUNTER_DAYS, DayClose};
+use crate::format::{MONEY_DECIMALS, PERCENT_DECIMALS, rounded};
 
-/// Moving averages (over the days in the window that have a value) and percent changes.
+/// Moving averages (over the days in the window that have a value), to the cent, and
+/// percent changes, to 0.01, of the exact daily closes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trends {
     pub median_price_ma_7d: Option<f64>,
@@ -36,7 +38,7 @@ pub fn trends(closes: &BTreeMap<NaiveDate, DayClose>, today: NaiveDate) -> Trend
             .filter(|(d, _)| **d >= first)
             .filter_map(|(_, c)| pick(c))
             .fold((0.0, 0u32), |(sum, count), v| (sum + v, count + 1));
-        (count > 0).then(|| sum / f64::from(count))
+        (count > 0).then(|| rounded(sum / f64::from(count), MONEY_DECIMALS))
     };
     let change = |window: i64, pick: fn(&DayClose) -> Option<f64>| {
         // This day's: a day that closed without a median (its listings all went pending)
@@ -47,7 +49,7 @@ pub fn trends(closes: &BTreeMap<NaiveDate, DayClose>, today: NaiveDate) -> Trend
             .rev()
             .filter(|(d, _)| **d <= cutoff)
             .find_map(|(_, c)| pick(c))?;
-        (earlier > 0.0).then(|| (latest / earlier - 1.0) * 100.0)
+        (earlier > 0.0).then(|| rounded((latest / earlier - 1.0) * 100.0, PERCENT_DECIMALS))
     };
     let price: fn(&DayClose) -> Option<f64> = |c| c.median_price;
     let ppsf: fn(&DayClose) -> Option<f64> = |c| c.median_price_per_sqft;
@@ -84,14 +86,22 @@ mod tests {
         let t = trends(&daily, NaiveDate::from_ymd_opt(2024, 10, 10).expect("date"));
         // Days 4..=10: 104k..110k, mean 107k.
         assert_eq!(t.median_price_ma_7d, Some(107_000.0));
-        // 110k against day 3's 103k.
-        let change = t.median_price_change_7d_pct.expect("change");
-        assert!((change - (110.0 / 103.0 - 1.0) * 100.0).abs() < 1e-9);
+        // 110k against day 3's 103k: 6.796...%, to 0.01.
+        assert_eq!(t.median_price_change_7d_pct, Some(6.8));
         assert_eq!(
             t.median_price_change_30d_pct, None,
             "no snapshot 30 days back"
         );
-        assert!((t.median_price_per_sqft_ma_7d.expect("ma") - 107.0).abs() < 1e-9);
+        assert_eq!(t.median_price_per_sqft_ma_7d, Some(107.0));
+    }
+
+    /// A week's move of 0.3 % reads 0.3 %: the closes are exact medians, not 2 % buckets.
+    #[test]
+    fn small_moves_read_as_they_are() {
+        let daily: BTreeMap<_, _> = [day(1, 549_900.0), day(8, 551_550.0)].into();
+        let t = trends(&daily, NaiveDate::from_ymd_opt(2024, 10, 8).expect("date"));
+        assert_eq!(t.median_price_change_7d_pct, Some(0.3));
+        assert_eq!(t.median_price_ma_7d, Some(551_550.0));
     }
 
     /// A day that closed without a median has no change: before, the newest day with one was

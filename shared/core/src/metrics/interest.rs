@@ -17,11 +17,14 @@ use std::hash::Hasher;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{MarketFigures, Standing, city_scope_key, property_type_name};
+use super::aggregate::{
+    MarketFigures, Standing, city_scope_key, minor_per_sqft, property_type_name,
+};
 use super::batch::{AppliedEvent, ListingState};
 use super::rents::{YieldBasis, listing_gross_yield};
 use crate::alerts::message::address_line;
-use crate::listing::{CENTS_PER_DOLLAR, Listing, Offer};
+use crate::format::{FRACTION_DECIMALS, MONEY_DECIMALS, major, rounded};
+use crate::listing::{Listing, Offer};
 
 /// Price-cut entries expire this long after the cut.
 pub const PRICE_CUT_DAYS: i64 = 30;
@@ -187,20 +190,13 @@ pub fn sort_key(kind: InterestKind, listing_id: &str, at: DateTime<Utc>) -> Stri
     key
 }
 
-fn major(minor: i64) -> f64 {
-    minor as f64 / CENTS_PER_DOLLAR as f64
-}
-
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
-}
-
-/// A listing's price per sqft in major units, rounded to cents, where its living area is known.
+/// A listing's price per sqft in major units, to the cent (as its markets count it), where
+/// its living area is known.
 fn price_per_sqft(listing: &Listing) -> Option<f64> {
     listing
         .living_area_sqft
         .filter(|a| *a > 0)
-        .map(|a| round2(major(listing.price_minor) / f64::from(a)))
+        .map(|a| major(minor_per_sqft(listing.price_minor, a)))
 }
 
 fn summary(listing: &Listing) -> InterestingListing {
@@ -250,7 +246,7 @@ fn with_yield(
         listing.rent_estimate_minor,
         rents,
     ) {
-        entry.gross_yield = Some((y * 1e4).round() / 1e4);
+        entry.gross_yield = Some(rounded(y, FRACTION_DECIMALS));
         entry.gross_yield_basis = Some(basis);
     }
     entry
@@ -414,7 +410,7 @@ pub fn judge(
                 InterestKind::Anomalous => city.and_then(|f| f.median_price_per_sqft),
                 _ => median,
             };
-            entry.market_median_price_per_sqft = median.map(round2);
+            entry.market_median_price_per_sqft = median.map(|m| rounded(m, MONEY_DECIMALS));
             entry.price_per_sqft_to_median = match (ppsf, median) {
                 (Some(p), Some(m)) => Some((p / m * 1e4).round() / 1e4),
                 _ => None,

@@ -12,6 +12,7 @@ pub mod ports;
 pub mod process;
 pub mod reconcile;
 pub mod rents;
+pub mod values;
 
 #[cfg(test)]
 pub(crate) mod tests;

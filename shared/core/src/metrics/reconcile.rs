@@ -28,9 +28,9 @@ use std::sync::Arc;
 
 use super::aggregate::{Contribution, MarketAggregate};
 use super::batch::ListingState;
-use super::histogram::LogHistogram;
 use super::ports::{AggregatePut, Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
 use super::rents::ByBedrooms;
+use super::values::ValueCounts;
 use crate::ports::PortError;
 
 /// The inventory part of every market's aggregate, from the listing states alone.
@@ -63,11 +63,14 @@ pub struct Drift {
 }
 
 /// `stored` with its inventory figures taken from `truth`, and what changed; `None` when
-/// nothing differs.
+/// nothing differs. `truth` is compared as the item would store it: a market too large to
+/// hold its values exactly holds them bucketed, and that is no drift.
 pub fn repair(
     stored: &MarketAggregate,
     truth: &MarketAggregate,
 ) -> Option<(MarketAggregate, Vec<Drift>)> {
+    let truth = truth.as_stored();
+    let truth = truth.as_ref();
     let mut drifts = Vec::new();
     let mut check = |figure: &'static str, a: String, b: String| {
         if a != b {
@@ -79,6 +82,7 @@ pub fn repair(
         }
     };
     let hist = |count: u64, bytes: Vec<u8>| format!("{count} values ({} bytes)", bytes.len());
+    let form = |v: &ValueCounts| if v.is_bucketed() { "bucketed " } else { "" };
     check(
         "active",
         stored.active.to_string(),
@@ -100,25 +104,17 @@ pub fn repair(
         truth.active_with_cut.to_string(),
     );
     for (figure, a, b) in [
-        ("price histogram", &stored.price, &truth.price),
+        ("prices", &stored.price, &truth.price),
         (
-            "price_per_sqft histogram",
+            "prices per sqft",
             &stored.price_per_sqft,
             &truth.price_per_sqft,
         ),
+        ("living areas", &stored.living_area, &truth.living_area),
+        ("gross yields", &stored.gross_yield, &truth.gross_yield),
+        ("rents", &stored.rents.rent, &truth.rents.rent),
         (
-            "living_area histogram",
-            &stored.living_area,
-            &truth.living_area,
-        ),
-        (
-            "gross_yield histogram",
-            &stored.gross_yield,
-            &truth.gross_yield,
-        ),
-        ("rent histogram", &stored.rents.rent, &truth.rents.rent),
-        (
-            "rent_per_sqft histogram",
+            "rents per sqft",
             &stored.rents.rent_per_sqft,
             &truth.rents.rent_per_sqft,
         ),
@@ -126,25 +122,25 @@ pub fn repair(
         if a != b {
             check(
                 figure,
-                hist(a.count(), a.encode()),
-                hist(b.count(), b.encode()),
+                format!("{}{}", form(a), hist(a.count(), a.encode())),
+                format!("{}{}", form(b), hist(b.count(), b.encode())),
             );
         }
     }
     for (figure, a, b) in [
         (
-            "rent by bedrooms histograms",
+            "rents by bedrooms",
             &stored.rents.rent_by_bedrooms,
             &truth.rents.rent_by_bedrooms,
         ),
         (
-            "price by bedrooms histograms",
+            "prices by bedrooms",
             &stored.rents.price_by_bedrooms,
             &truth.rents.price_by_bedrooms,
         ),
     ] {
         if a != b {
-            let count = |g: &ByBedrooms| g.0.values().map(LogHistogram::count).sum();
+            let count = |g: &ByBedrooms| g.0.values().map(ValueCounts::count).sum();
             check(
                 figure,
                 hist(count(a), a.encode()),

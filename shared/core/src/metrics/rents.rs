@@ -1,18 +1,21 @@
 //! A market's rents, and the yields they give when matched with its sale prices by size
 //! (`docs/metrics.md`, "Rents and yields").
 //!
-//! Rentals (`offer: rent`, active) contribute their monthly rent to the market's rent
-//! histograms, overall and by bedroom group; sale listings contribute their price to the sale
-//! histogram of their bedroom group. Market yields come from the two sides matched group by
-//! group, so a market of studios for rent and four-bed houses for sale is not read as a
-//! high-yield market. Like every other figure, the histograms only ever see contributions
-//! (add, remove), so the same exactly-once rules apply to them.
+//! Rentals (`offer: rent`, active) contribute their monthly rent to the market's rents,
+//! overall and by bedroom group; sale listings contribute their price to the sale prices of
+//! their bedroom group. Market yields come from the two sides matched group by group, so a
+//! market of studios for rent and four-bed houses for sale is not read as a high-yield
+//! market. Like every other figure, the values only ever see contributions (add, remove), so
+//! the same exactly-once rules apply to them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::minor_per_sqft;
 use super::histogram::{HistogramDecodeError, LogHistogram, get_varint, put_varint};
+use super::values::ValueCounts;
+use crate::format::{FRACTION_DECIMALS, PERCENT_DECIMALS, major, rounded};
 
 /// Active rentals a bedroom group needs before its median rent is matched with sale prices.
 pub const MIN_RENTALS_TO_MATCH: u64 = 3;
@@ -71,36 +74,45 @@ impl BedroomGroup {
     }
 }
 
-/// Histograms by bedroom group.
+/// Values by bedroom group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ByBedrooms(pub BTreeMap<BedroomGroup, LogHistogram>);
+pub struct ByBedrooms(pub BTreeMap<BedroomGroup, ValueCounts>);
 
 impl ByBedrooms {
-    fn add(&mut self, group: BedroomGroup, value: f64) {
+    fn add(&mut self, group: BedroomGroup, value: i64) {
         self.0.entry(group).or_default().add(value);
     }
 
-    fn remove(&mut self, group: BedroomGroup, value: f64) -> Result<(), i32> {
-        let Some(histogram) = self.0.get_mut(&group) else {
-            return LogHistogram::bucket_of(value).map_or(Ok(()), Err);
+    fn remove(&mut self, group: BedroomGroup, value: i64) -> Result<(), i64> {
+        let Some(values) = self.0.get_mut(&group) else {
+            return Err(value);
         };
-        let removed = histogram.remove(value);
-        if histogram.count() == 0 {
+        let removed = values.remove(value);
+        if values.count() == 0 {
             self.0.remove(&group);
         }
         removed
     }
 
-    fn get(&self, group: BedroomGroup) -> Option<&LogHistogram> {
+    fn get(&self, group: BedroomGroup) -> Option<&ValueCounts> {
         self.0.get(&group)
     }
 
-    /// Per group: its code (one byte), the length of its histogram's encoding (varint), the
+    /// All groups' values together.
+    pub fn all(&self) -> Result<ValueCounts, HistogramDecodeError> {
+        self.0
+            .values()
+            .try_fold(ValueCounts::default(), |mut all, group| {
+                all.merge(group).map(|()| all)
+            })
+    }
+
+    /// Per group: its code (one byte), the length of its values' encoding (varint), the
     /// encoding. Empty groups are not stored.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        for (group, histogram) in &self.0 {
-            let bytes = histogram.encode();
+        for (group, values) in &self.0 {
+            let bytes = values.encode();
             out.push(group.code());
             put_varint(&mut out, bytes.len() as u64);
             out.extend_from_slice(&bytes);
@@ -109,6 +121,21 @@ impl ByBedrooms {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
+        Self::decode_groups(bytes, ValueCounts::decode)
+    }
+
+    /// The groups of an item written before 2026-11-29, each a histogram read as its
+    /// midpoints ([`ValueCounts::from_log_histogram`]).
+    pub fn decode_legacy(bytes: &[u8]) -> Result<Self, HistogramDecodeError> {
+        Self::decode_groups(bytes, |group| {
+            LogHistogram::decode(group).map(|h| ValueCounts::from_log_histogram(&h, 1.0))
+        })
+    }
+
+    fn decode_groups(
+        bytes: &[u8],
+        decode: impl Fn(&[u8]) -> Result<ValueCounts, HistogramDecodeError>,
+    ) -> Result<Self, HistogramDecodeError> {
         let mut groups = BTreeMap::new();
         let mut pos = 0;
         while let Some(&code) = bytes.get(pos) {
@@ -122,10 +149,7 @@ impl ByBedrooms {
                 .and_then(|end| bytes.get(pos..end))
                 .ok_or(HistogramDecodeError("truncated group histogram"))?;
             pos += len;
-            if groups
-                .insert(group, LogHistogram::decode(histogram)?)
-                .is_some()
-            {
+            if groups.insert(group, decode(histogram)?).is_some() {
                 return Err(HistogramDecodeError("bedroom group twice"));
             }
         }
@@ -139,17 +163,17 @@ pub struct RentAggregate {
     /// Active rentals.
     pub rentals: i64,
     /// Monthly rents (minor units) of active rentals.
-    pub rent: LogHistogram,
-    /// Monthly rent per sqft (minor units) of active rentals with a living area.
-    pub rent_per_sqft: LogHistogram,
+    pub rent: ValueCounts,
+    /// Monthly rent per sqft (minor units, rounded) of active rentals with a living area.
+    pub rent_per_sqft: ValueCounts,
     /// Monthly rents of active rentals with a bedroom count.
     pub rent_by_bedrooms: ByBedrooms,
     /// Prices of active sale listings with a bedroom count.
     pub price_by_bedrooms: ByBedrooms,
 }
 
-/// A removal the aggregate could not make in full: which histogram, which bucket.
-pub type RentUnderflow = (&'static str, i32);
+/// A removal the aggregate could not make in full: which values, which value.
+pub type RentUnderflow = (&'static str, i64);
 
 impl RentAggregate {
     /// Adds (`sign` 1) or removes (-1) an active rental.
@@ -165,22 +189,23 @@ impl RentAggregate {
         if sign < 0 && self.rentals < 0 {
             underflows.push(("rentals", 0));
         }
-        let rent = rent_minor as f64;
-        let per_sqft = living_area_sqft.map(|a| rent / f64::from(a));
-        for (what, histogram, value) in [
-            ("rent", &mut self.rent, Some(rent)),
+        let per_sqft = living_area_sqft.map(|a| minor_per_sqft(rent_minor, a));
+        for (what, values, value) in [
+            ("rent", &mut self.rent, Some(rent_minor)),
             ("rent_per_sqft", &mut self.rent_per_sqft, per_sqft),
         ] {
             if let Some(v) = value {
                 if sign > 0 {
-                    histogram.add(v);
-                } else if let Err(bucket) = histogram.remove(v) {
-                    underflows.push((what, bucket));
+                    values.add(v);
+                } else if let Err(value) = values.remove(v) {
+                    underflows.push((what, value));
                 }
             }
         }
-        if let Some(Err(bucket)) = beds.map(|b| apply(&mut self.rent_by_bedrooms, b, rent, sign)) {
-            underflows.push(("rent_by_bedrooms", bucket));
+        if let Some(Err(value)) =
+            beds.map(|b| apply(&mut self.rent_by_bedrooms, b, rent_minor, sign))
+        {
+            underflows.push(("rent_by_bedrooms", value));
         }
         underflows
     }
@@ -188,9 +213,9 @@ impl RentAggregate {
     /// Adds (`sign` 1) or removes (-1) an active sale listing's price to its size class.
     pub fn sale(&mut self, price_minor: i64, beds: Option<u16>, sign: i64) -> Vec<RentUnderflow> {
         match beds {
-            Some(beds) => apply(&mut self.price_by_bedrooms, beds, price_minor as f64, sign)
+            Some(beds) => apply(&mut self.price_by_bedrooms, beds, price_minor, sign)
                 .err()
-                .map(|bucket| vec![("price_by_bedrooms", bucket)])
+                .map(|value| vec![("price_by_bedrooms", value)])
                 .unwrap_or_default(),
             None => Vec::new(),
         }
@@ -209,26 +234,27 @@ impl RentAggregate {
             if rents.is_none() && prices_of.is_none() {
                 continue;
             }
-            let rentals = rents.map_or(0, LogHistogram::count);
-            let sale_listings = prices_of.map_or(0, LogHistogram::count);
-            let median_rent = rents.and_then(LogHistogram::median);
-            let median_price = prices_of.and_then(LogHistogram::median);
+            let rentals = rents.map_or(0, ValueCounts::count);
+            let sale_listings = prices_of.map_or(0, ValueCounts::count);
+            let median_rent = rents.and_then(ValueCounts::median);
+            let median_price = prices_of.and_then(ValueCounts::median);
             let matched = match (median_rent, median_price) {
-                (Some(r), Some(p)) if rentals >= MIN_RENTALS_TO_MATCH && p > 0.0 => {
+                (Some(r), Some(p)) if rentals >= MIN_RENTALS_TO_MATCH && p > 0 && r > 0 => {
+                    let (r, p) = (r as f64, p as f64);
                     prices += sale_listings as f64 * p;
                     yearly_rents += sale_listings as f64 * 12.0 * r;
-                    Some((12.0 * r / p, p / (12.0 * r)))
+                    Some(12.0 * r / p)
                 }
                 _ => None,
             };
             by_bedrooms.push(BedroomRents {
                 bedrooms: group,
                 rentals: rentals as i64,
-                median_rent: median_rent.map(to_major),
+                median_rent: median_rent.map(major),
                 sale_listings: sale_listings as i64,
-                median_price: median_price.map(to_major),
-                gross_yield: matched.map(|(y, _)| y),
-                price_to_rent: matched.map(|(_, r)| r),
+                median_price: median_price.map(major),
+                gross_yield: matched.map(|y| rounded(y, FRACTION_DECIMALS)),
+                price_to_rent: matched.map(|y| rounded(1.0 / y, PERCENT_DECIMALS)),
             });
         }
         let (gross_yield, yield_basis) = if yearly_rents > 0.0 && prices > 0.0 {
@@ -241,17 +267,17 @@ impl RentAggregate {
         };
         RentFigures {
             active_rentals: self.rentals,
-            median_rent: self.rent.median().map(to_major),
-            median_rent_per_sqft: self.rent_per_sqft.median().map(to_major),
+            median_rent: self.rent.median().map(major),
+            median_rent_per_sqft: self.rent_per_sqft.median().map(major),
             rents_by_bedrooms: by_bedrooms,
-            gross_yield,
-            price_to_rent: gross_yield.map(|y| 1.0 / y),
+            gross_yield: gross_yield.map(|y| rounded(y, FRACTION_DECIMALS)),
+            price_to_rent: gross_yield.map(|y| rounded(1.0 / y, PERCENT_DECIMALS)),
             yield_basis,
         }
     }
 }
 
-fn apply(groups: &mut ByBedrooms, beds: u16, value: f64, sign: i64) -> Result<(), i32> {
+fn apply(groups: &mut ByBedrooms, beds: u16, value: i64, sign: i64) -> Result<(), i64> {
     let group = BedroomGroup::of(beds);
     if sign > 0 {
         groups.add(group, value);
@@ -259,10 +285,6 @@ fn apply(groups: &mut ByBedrooms, beds: u16, value: f64, sign: i64) -> Result<()
     } else {
         groups.remove(group, value)
     }
-}
-
-fn to_major(minor: f64) -> f64 {
-    minor / 100.0
 }
 
 /// One sale listing's gross yield: 12 × its market's median rent for its size class (where
@@ -277,7 +299,7 @@ pub fn listing_gross_yield(
     if price_minor <= 0 {
         return None;
     }
-    let price = to_major(price_minor as f64);
+    let price = major(price_minor);
     let market_rent = beds.and_then(|b| {
         let class = BedroomGroup::of(b);
         market
@@ -357,20 +379,22 @@ mod tests {
         let f = r.figures(Some(0.5));
         assert_eq!(f.active_rentals, 6);
         assert_eq!(f.yield_basis, Some(YieldBasis::MarketRents));
-        // (1 × 300k + 3 × 900k) / (1 × 18k + 3 × 36k) = 3,000k / 126k.
-        let expected = 3_000_000.0 / 126_000.0;
-        let ptr = f.price_to_rent.unwrap();
-        assert!((ptr / expected - 1.0).abs() < 0.02, "{ptr} vs {expected}");
-        assert!((f.gross_yield.unwrap() * ptr - 1.0).abs() < 1e-9);
+        // (1 × 300k + 3 × 900k) / (1 × 18k + 3 × 36k) = 3,000k / 126k = 23.8095...
+        assert_eq!(f.price_to_rent, Some(23.81));
+        assert_eq!(f.gross_yield, Some(0.042));
         let two = &f.rents_by_bedrooms[0];
         assert_eq!(
             (two.bedrooms, two.rentals, two.sale_listings),
             (BedroomGroup::Two, 3, 1)
         );
-        assert!((two.gross_yield.unwrap() / 0.06 - 1.0).abs() < 0.02);
+        assert_eq!(
+            (two.gross_yield, two.price_to_rent),
+            (Some(0.06), Some(16.67))
+        );
         let four = &f.rents_by_bedrooms[1];
         assert_eq!(four.bedrooms, BedroomGroup::FourPlus);
-        assert!((f.median_rent_per_sqft.unwrap() / 1.2 - 1.0).abs() < 0.02);
+        // $1.50 and $1.20 a sqft, three each: the lower middle.
+        assert_eq!(f.median_rent_per_sqft, Some(1.2));
     }
 
     #[test]
@@ -382,8 +406,7 @@ mod tests {
         r.rental(dollars(2_500), None, Some(3), 1);
         let market = r.figures(None).rents_by_bedrooms;
         let two = listing_gross_yield(dollars(300_000), Some(2), Some(dollars(9_000)), &market);
-        assert_eq!(two.map(|(_, b)| b), Some(YieldBasis::MarketRents));
-        assert!((two.unwrap().0 / 0.06 - 1.0).abs() < 0.02);
+        assert_eq!(two, Some((0.06, YieldBasis::MarketRents)));
         // One three-bed rental is not a market rent: the listing's own estimate is used.
         let three = listing_gross_yield(dollars(400_000), Some(3), Some(dollars(2_000)), &market);
         assert_eq!(three, Some((0.06, YieldBasis::RentEstimates)));

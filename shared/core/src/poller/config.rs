@@ -15,6 +15,9 @@ use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
 use crate::config::{ConfigError, parse_or};
 use crate::sources::SourceKind;
 
+/// Markets a poll reads at once unless `REALTY_POLL_CONCURRENCY` says: the poller's memory
+/// holds that many markets at the state's bound (docs/capacity.md, "The poller's memory").
+pub const DEFAULT_POLL_CONCURRENCY: usize = 4;
 /// Default public endpoints of the keyed APIs.
 pub const ZILLOW_RAPIDAPI_URL: &str = "https://zillow-com1.p.rapidapi.com";
 pub const REALTOR_RAPIDAPI_URL: &str = "https://realty-in-us.p.rapidapi.com";
@@ -180,7 +183,8 @@ impl PollerConfig {
                 ),
             });
         }
-        let concurrency: usize = parse_or(&lookup, "REALTY_POLL_CONCURRENCY", 4)?;
+        let concurrency: usize =
+            parse_or(&lookup, "REALTY_POLL_CONCURRENCY", DEFAULT_POLL_CONCURRENCY)?;
         if !(1..=64).contains(&concurrency) {
             return Err(ConfigError::Invalid {
                 name: "REALTY_POLL_CONCURRENCY".into(),

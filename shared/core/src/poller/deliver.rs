@@ -3,7 +3,7 @@
 //! an export ([`super::replay`]) both go through here, so a listing already sent by either is
 //! not sent again by the other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
@@ -86,6 +86,8 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     guard: DelistingGuard,
     on_conflict: OnConflict,
 ) -> Result<Delivery, PortError> {
+    // Kept for a merge: the listings that leave this state go from the latest one too.
+    let moved_away = read.moved_away.clone();
     let detection = detect(&stored.state, read, poll_id, observed_at, guard);
     let mut delivery = Delivery {
         held_delistings: detection.held_delistings,
@@ -119,6 +121,10 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         && detection.next.last_full_read == stored.state.last_full_read
         // A portal's ad pages asked about: unsaved, every quiet poll asked the same ones.
         && detection.next.page_checked_at == stored.state.page_checked_at
+        && detection.next.watched_since == stored.state.watched_since
+        && detection.next.baseline_since == stored.state.baseline_since
+        // Without an event only a listing moved to another market's state leaves.
+        && detection.next.listings.len() == stored.state.listings.len()
         && !sightings_stale(&stored.state, &detection.next);
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
@@ -126,7 +132,7 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
     }
     let mut saved = states.save(key, &next, stored.version.as_deref()).await?;
     if !saved && on_conflict == OnConflict::Merge {
-        saved = merge_into_latest(states, key, &stored.state, &next).await?;
+        saved = merge_into_latest(states, key, &stored.state, &next, &moved_away).await?;
     }
     delivery.state_conflict = !saved;
     if !saved {
@@ -139,12 +145,14 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
 }
 
 /// Writes the listings `next` settled (those that differ from `before`) into the latest state
-/// of `key`, each unless the latest holds it observed later or delisted after it was.
+/// of `key`, each unless the latest holds it observed later or delisted after it was, and
+/// takes out of it those `moved_away` (unless it holds them observed later than that).
 async fn merge_into_latest<S: PollStateStore>(
     states: &S,
     key: &str,
     before: &super::detect::PollState,
     next: &super::detect::PollState,
+    moved_away: &BTreeMap<String, DateTime<Utc>>,
 ) -> Result<bool, PortError> {
     let ours: Vec<(&String, &crate::listing::Listing)> = next
         .listings
@@ -169,6 +177,17 @@ async fn merge_into_latest<S: PollStateStore>(
                 // market, as a poll that saw it would have it.
                 merged.delisted_at.remove(*id);
                 merged.unconfirmed_delistings.remove(*id);
+            }
+        }
+        for (id, seen_there) in moved_away {
+            if merged
+                .listings
+                .get(id)
+                .is_some_and(|l| l.observed_at <= *seen_there)
+            {
+                merged.listings.remove(id);
+                merged.unconfirmed_delistings.remove(id);
+                merged.page_checked_at.remove(id);
             }
         }
         if merged.unconfirmed_delistings.is_empty() {

@@ -51,6 +51,13 @@ pub struct WatchedMarket {
     /// them (Zillow, Realtor.com); on unless `realty markets add --no-rentals`.
     #[serde(default = "rentals_by_default")]
     pub rentals: bool,
+    /// When each source began to read the market as it reads it now
+    /// ([`WatchedMarket::watch_from`]: the market added or re-added, the source added, the
+    /// search or the rentals changed): a poll state not read since is read as a baseline,
+    /// its listings inventory, not news ([`super::baseline`]). Empty for markets added before
+    /// it was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watched_since: BTreeMap<String, DateTime<Utc>>,
 }
 
 fn rentals_by_default() -> bool {
@@ -81,7 +88,34 @@ impl WatchedMarket {
             poll_every_minutes: DEFAULT_POLL_MINUTES,
             reso_filter: None,
             rentals: true,
+            watched_since: BTreeMap::new(),
         }
+    }
+
+    /// Dates the watch of each source at `at` where `before` (the market as it was watched,
+    /// if it was) did not read it so: a new market, a source added, a search or rentals
+    /// changed (a wider search finds listings that were on the market before). Sources that
+    /// read as before keep their time (none for a market watched before times were kept);
+    /// sources no longer read lose theirs.
+    pub fn watch_from(&mut self, before: Option<&WatchedMarket>, at: DateTime<Utc>) {
+        let as_before =
+            before.filter(|b| b.filter() == self.filter() && (b.rentals || !self.rentals));
+        self.watched_since = self
+            .sources
+            .iter()
+            .filter_map(|source| match as_before {
+                Some(b) if b.sources.contains(source) => b
+                    .watched_since
+                    .get(source)
+                    .map(|since| (source.clone(), *since)),
+                _ => Some((source.clone(), at)),
+            })
+            .collect();
+    }
+
+    /// When `kind` began to read the market as it does now, where known.
+    pub fn watch_of(&self, kind: SourceKind) -> Option<DateTime<Utc>> {
+        self.watched_since.get(kind.as_str()).copied()
     }
 
     /// Every rule a stored market must meet; the message says what to change.
@@ -145,6 +179,15 @@ impl WatchedMarket {
             if !self.sources.iter().any(|s| s == SourceKind::Reso.as_str()) {
                 return Err("a RESO filter is for a market polled from reso".into());
             }
+        }
+        if let Some(other) = self
+            .watched_since
+            .keys()
+            .find(|source| !self.sources.contains(source))
+        {
+            return Err(format!(
+                "a watch time for source {other:?}, which the market does not name"
+            ));
         }
         if !(MIN_POLL_MINUTES..=MAX_POLL_MINUTES).contains(&self.poll_every_minutes) {
             return Err(format!(
@@ -308,6 +351,15 @@ pub struct SourcePlan {
 }
 
 impl ConfigSnapshot {
+    /// When `kind` began to read `market` as it does now ([`WatchedMarket::watched_since`]);
+    /// `None` for a market not watched, or watched from before it was kept.
+    pub fn watched_since(&self, kind: SourceKind, market: &str) -> Option<DateTime<Utc>> {
+        self.markets
+            .iter()
+            .find(|m| m.market == market)
+            .and_then(|m| m.watch_of(kind))
+    }
+
     fn markets_of(&self, source: &str) -> impl Iterator<Item = &WatchedMarket> {
         self.markets
             .iter()
@@ -455,6 +507,7 @@ pub(crate) mod tests {
             poll_every_minutes: minutes,
             reso_filter: None,
             rentals: false,
+            watched_since: BTreeMap::new(),
         }
     }
 

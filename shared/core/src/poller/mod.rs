@@ -5,6 +5,7 @@
 //! read kept in the raw layer ([`raw`]). `realty_aws::functions::poller` wires the HTTP
 //! client and the AWS adapters.
 
+pub mod baseline;
 pub mod config;
 pub mod deliver;
 pub mod detect;
@@ -21,6 +22,8 @@ pub mod read;
 pub mod replay;
 pub mod reso_auth;
 pub mod run;
+mod run_market;
+pub mod state;
 pub mod verify;
 
 /// Serves `router` on a free loopback port for a test; its base URL (`http://127.0.0.1:PORT`).

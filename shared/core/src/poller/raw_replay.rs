@@ -208,6 +208,7 @@ pub async fn replay_reads<P: EventPublisher, S: PollStateStore>(
             states,
             &read.state_key(),
             listings,
+            std::collections::BTreeMap::new(),
             &poll_id,
             started_at,
         )
@@ -265,6 +266,7 @@ mod tests {
             &states,
             "zillow/nashville-tn",
             nashville(),
+            std::collections::BTreeMap::new(),
             "poll",
             at(1),
         )

@@ -6,8 +6,12 @@
 //! CSV (a whole JSON document, such as a saved API page, is refused with a hint). A bad row is a [`Reject`] with its 1-based line number; a file whose first record or
 //! header is not a listing export at all is [`SourceError::NotAnExport`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
+
+use chardetng::EncodingDetector;
+use encoding_rs::{Encoding, UTF_8};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
@@ -86,6 +90,8 @@ pub fn parse_export(bytes: &[u8]) -> Result<Page, SourceError> {
 pub struct ExportRows {
     pub listings: Vec<(usize, Listing)>,
     pub rejects: Vec<Reject>,
+    /// The encoding the file was read in (`UTF-8`, `windows-1252`...: [`export_text`]).
+    pub encoding: &'static str,
 }
 
 /// Longest JSON line read: an encoded listing at every field's limit is under 16 KiB. A line
@@ -95,9 +101,41 @@ pub const MAX_JSON_LINE_BYTES: usize = 64 * 1024;
 /// page is a few MB at most; past it the file is read as JSON lines, each bounded.
 pub const MAX_JSON_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Reads an export (CSV or JSON lines), keeping where each listing is in the file.
+/// An export as UTF-8 text, and the encoding it was read in. Spreadsheets write exports in
+/// UTF-8 (with a byte order mark or without), in UTF-16 with a byte order mark ("Unicode
+/// text"), or in the system's legacy code page: Windows-1252 in Western Europe and the
+/// Americas (a superset of Latin-1's letters). So: a byte order mark names the encoding; a
+/// file that is UTF-8, or holds any UTF-8 sequence beyond ASCII (evidence it was written in
+/// UTF-8: its bytes that are not are damage, rejected row by row), is read as UTF-8; only a
+/// file whose every byte beyond ASCII is not UTF-8 is read in the legacy encoding its bytes
+/// tell (chardetng, the detector of Firefox; Windows-1252 for Latin-1 and Windows-1252
+/// exports). Before, every row with an accent of such a file was rejected as unreadable.
+pub fn export_text(bytes: &[u8]) -> (Cow<'_, [u8]>, &'static Encoding) {
+    if let Some((encoding, bom)) = Encoding::for_bom(bytes) {
+        let body = &bytes[bom..];
+        if encoding == UTF_8 {
+            return (Cow::Borrowed(body), UTF_8);
+        }
+        let (text, _) = encoding.decode_without_bom_handling(body);
+        return (Cow::Owned(text.into_owned().into_bytes()), encoding);
+    }
+    let all_utf8 = bytes.utf8_chunks().all(|chunk| chunk.invalid().is_empty());
+    let some_utf8_beyond_ascii = || bytes.utf8_chunks().any(|chunk| !chunk.valid().is_ascii());
+    if all_utf8 || some_utf8_beyond_ascii() {
+        return (Cow::Borrowed(bytes), UTF_8);
+    }
+    let mut detector = EncodingDetector::new();
+    detector.feed(bytes, true);
+    let encoding = detector.guess(None, false);
+    let (text, _) = encoding.decode_without_bom_handling(bytes);
+    (Cow::Owned(text.into_owned().into_bytes()), encoding)
+}
+
+/// Reads an export (CSV or JSON lines) in its encoding ([`export_text`]), keeping where each
+/// listing is in the file.
 pub fn parse_export_rows(bytes: &[u8]) -> Result<ExportRows, SourceError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let (text, encoding) = export_text(bytes);
+    let bytes: &[u8] = &text;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let (listings, rejects) = match first {
         None => {
@@ -123,7 +161,11 @@ pub fn parse_export_rows(bytes: &[u8]) -> Result<ExportRows, SourceError> {
         }
         Some(_) => parse_csv(bytes)?,
     };
-    Ok(ExportRows { listings, rejects })
+    Ok(ExportRows {
+        listings,
+        rejects,
+        encoding: encoding.name(),
+    })
 }
 
 type Records = (Vec<(usize, Listing)>, Vec<Reject>);
@@ -230,11 +272,7 @@ fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
             detail: format!("no readable CSV header: {e}"),
         })?
         .clone();
-    let columns: HashMap<&str, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(index, name)| (name, index))
-        .collect();
+    let columns = column_indexes(&header)?;
     let missing: Vec<&str> = REQUIRED_CSV_COLUMNS
         .iter()
         .copied()
@@ -289,6 +327,26 @@ fn parse_csv(bytes: &[u8]) -> Result<Records, SourceError> {
         }
     }
     Ok((listings, rejects))
+}
+
+/// Each column's index by its name. A column read twice in the header is refused: which of
+/// the two holds the data cannot be told (before, the last one was read, silently).
+fn column_indexes(header: &csv::StringRecord) -> Result<HashMap<&str, usize>, SourceError> {
+    let mut columns: HashMap<&str, usize> = HashMap::with_capacity(header.len());
+    for (index, name) in header.iter().enumerate() {
+        if let Some(first) = columns.insert(name, index)
+            && CSV_COLUMNS.contains(&name)
+        {
+            return Err(SourceError::NotAnExport {
+                detail: format!(
+                    "the CSV header names the column {name} twice (columns {} and {}): keep one",
+                    first + 1,
+                    index + 1
+                ),
+            });
+        }
+    }
+    Ok(columns)
 }
 
 struct CsvRow<'a> {

@@ -10,12 +10,13 @@
 //! of its number of days from the common era's first day for the first, then a varint of
 //! the days since the one before, at least 1), then its value: for counters, five zig-zag
 //! varints (new listings, cuts, rises, delistings, the cuts' basis-point sum); for a close,
-//! a byte saying which medians it has and how (bits 0 and 2 the price, 1 and 3 the price per
-//! sqft), then each of those: as its histogram bucket, a zig-zag varint (bits 2 and 3: a
-//! median is a bucket's midpoint, [`median_of_bucket`], so 2 bytes instead of 8), or as 8
-//! bytes (IEEE 754, little-endian; bits 0 and 1, for a value no bucket gives exactly).
-//! Readers take this, closes written before the bucket form, and the maps items written
-//! before the packing hold.
+//! a byte saying which medians it has and how (bits 0, 2 and 4 the price, 1, 3 and 5 the
+//! price per sqft), then each of those: in cents, a zig-zag varint (bits 4 and 5: medians
+//! are listings' own amounts, so about 4 bytes), or as 8 bytes (IEEE 754, little-endian;
+//! bits 0 and 1, for a value not a whole number of cents). Closes written from 2026-11-26
+//! to 2026-11-28 hold a median as its histogram bucket (bits 2 and 3, a zig-zag varint:
+//! the bucket's midpoint, [`median_of_bucket`]). Readers take all of these, and the maps
+//! items written before the packing hold.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +27,7 @@ use serde::Serializer;
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::recent_events::{unzigzag, zigzag};
+use crate::listing::CENTS_PER_DOLLAR;
 use crate::metrics::aggregate::{DailyCounts, DayClose};
 use crate::metrics::histogram::{LogHistogram, get_varint, put_varint};
 
@@ -84,42 +86,39 @@ const PRICE_BIT: u8 = 1;
 const PER_SQFT_BIT: u8 = 1 << 1;
 const PRICE_BUCKET_BIT: u8 = 1 << 2;
 const PER_SQFT_BUCKET_BIT: u8 = 1 << 3;
+const PRICE_CENTS_BIT: u8 = 1 << 4;
+const PER_SQFT_CENTS_BIT: u8 = 1 << 5;
 
-/// The median, in major units, that a price histogram's `bucket` stands for: what
-/// [`crate::metrics::aggregate::MarketAggregate::figures`] reports for the median price and
-/// price per sqft.
+/// The median, in major units, that a price histogram's `bucket` stood for: what the
+/// figures of items written before 2026-11-29 reported, and their closes stored.
 pub fn median_of_bucket(bucket: i32) -> f64 {
     LogHistogram::bucket_value(bucket) / 100.0
 }
 
-/// The bucket whose median is exactly `median`, if one is.
-fn bucket_of_median(median: f64) -> Option<i32> {
-    let near = LogHistogram::bucket_of(median * 100.0)?;
-    [near, near.saturating_sub(1), near.saturating_add(1)]
-        .into_iter()
-        .find(|&b| median_of_bucket(b).to_bits() == median.to_bits())
+/// The whole number of cents `median` (major units) is exactly, if it is one.
+fn cents_of(median: f64) -> Option<i64> {
+    let cents = (median * CENTS_PER_DOLLAR as f64).round();
+    // Within i64, and read back as the same bits.
+    (cents.abs() < 9.0e15 && (cents / CENTS_PER_DOLLAR as f64).to_bits() == median.to_bits())
+        .then_some(cents as i64)
 }
 
 impl PackedDay for DayClose {
-    const MAX_BYTES: usize = 1 + 2 * 8;
+    const MAX_BYTES: usize = 1 + 2 * 10;
 
     fn put(&self, out: &mut Vec<u8>) {
-        /// A median as stored: its bucket when one gives it exactly, else its bits.
+        /// A median as stored: its cents when it is a whole number of them, else its bits.
         enum Form {
-            Bucket(i32),
+            Cents(i64),
             Raw(f64),
         }
         let medians = [
-            (self.median_price, PRICE_BIT, PRICE_BUCKET_BIT),
-            (
-                self.median_price_per_sqft,
-                PER_SQFT_BIT,
-                PER_SQFT_BUCKET_BIT,
-            ),
+            (self.median_price, PRICE_BIT, PRICE_CENTS_BIT),
+            (self.median_price_per_sqft, PER_SQFT_BIT, PER_SQFT_CENTS_BIT),
         ]
-        .map(|(median, raw_bit, bucket_bit)| {
-            median.map(|v| match bucket_of_median(v) {
-                Some(b) => (bucket_bit, Form::Bucket(b)),
+        .map(|(median, raw_bit, cents_bit)| {
+            median.map(|v| match cents_of(v) {
+                Some(c) => (cents_bit, Form::Cents(c)),
                 None => (raw_bit, Form::Raw(v)),
             })
         });
@@ -131,7 +130,7 @@ impl PackedDay for DayClose {
         );
         for (_, form) in medians.into_iter().flatten() {
             match form {
-                Form::Bucket(b) => put_varint(out, zigzag(i64::from(b))),
+                Form::Cents(c) => put_varint(out, zigzag(c)),
                 Form::Raw(v) => out.extend_from_slice(&v.to_le_bytes()),
             }
         }
@@ -140,15 +139,16 @@ impl PackedDay for DayClose {
     fn get(bytes: &[u8], pos: &mut usize) -> Result<Self, MarketDaysError> {
         let flags = *bytes.get(*pos).ok_or(MarketDaysError("truncated close"))?;
         *pos += 1;
-        let known = PRICE_BIT | PER_SQFT_BIT | PRICE_BUCKET_BIT | PER_SQFT_BUCKET_BIT;
-        if flags & !known != 0 {
+        let price_bits = PRICE_BIT | PRICE_BUCKET_BIT | PRICE_CENTS_BIT;
+        let per_sqft_bits = PER_SQFT_BIT | PER_SQFT_BUCKET_BIT | PER_SQFT_CENTS_BIT;
+        if flags & !(price_bits | per_sqft_bits) != 0 {
             return Err(MarketDaysError("unknown close flags"));
         }
-        let mut median = |raw_bit: u8, bucket_bit: u8| -> Result<Option<f64>, MarketDaysError> {
-            match (flags & raw_bit != 0, flags & bucket_bit != 0) {
-                (false, false) => Ok(None),
-                (true, true) => Err(MarketDaysError("a median in two forms")),
-                (true, false) => {
+        let mut median = |bits: u8| -> Result<Option<f64>, MarketDaysError> {
+            match flags & bits {
+                0 => Ok(None),
+                form if form.count_ones() > 1 => Err(MarketDaysError("a median in two forms")),
+                form if form & (PRICE_BIT | PER_SQFT_BIT) != 0 => {
                     let raw: [u8; 8] = bytes
                         .get(*pos..*pos + 8)
                         .and_then(|b| b.try_into().ok())
@@ -156,18 +156,23 @@ impl PackedDay for DayClose {
                     *pos += 8;
                     Ok(Some(f64::from_le_bytes(raw)))
                 }
-                (false, true) => {
+                form if form & (PRICE_BUCKET_BIT | PER_SQFT_BUCKET_BIT) != 0 => {
                     let bucket = get_varint(bytes, pos)
                         .ok()
                         .and_then(|v| i32::try_from(unzigzag(v)).ok())
                         .ok_or(MarketDaysError("median bucket out of range"))?;
                     Ok(Some(median_of_bucket(bucket)))
                 }
+                _ => {
+                    let cents = get_varint(bytes, pos)
+                        .map_err(|_| MarketDaysError("truncated or overlong varint"))?;
+                    Ok(Some(unzigzag(cents) as f64 / CENTS_PER_DOLLAR as f64))
+                }
             }
         };
         Ok(Self {
-            median_price: median(PRICE_BIT, PRICE_BUCKET_BIT)?,
-            median_price_per_sqft: median(PER_SQFT_BIT, PER_SQFT_BUCKET_BIT)?,
+            median_price: median(price_bits)?,
+            median_price_per_sqft: median(per_sqft_bits)?,
         })
     }
 }
@@ -313,11 +318,11 @@ mod tests {
             })
     }
 
-    /// A median as figures report it (a bucket's, stored as the bucket) or any other value
-    /// (stored as its bits).
+    /// A median as figures report it (a whole number of cents, stored as them) or any
+    /// other value (stored as its bits).
     fn any_median() -> impl Strategy<Value = f64> {
         prop_oneof![
-            (-2_000i32..2_000).prop_map(median_of_bucket),
+            (-100_000_000_000i64..100_000_000_000).prop_map(|c| c as f64 / 100.0),
             -1e300f64..1e300,
         ]
     }
@@ -408,20 +413,37 @@ mod tests {
     }
 
     #[test]
-    fn a_close_of_bucket_medians_packs_as_its_buckets() {
-        let price = LogHistogram::bucket_of(51_234_567.0).expect("a bucket");
-        let per_sqft = LogHistogram::bucket_of(28_750.0).expect("a bucket");
+    fn a_close_of_exact_medians_packs_as_cents() {
         let close = DayClose {
-            median_price: Some(median_of_bucket(price)),
-            median_price_per_sqft: Some(median_of_bucket(per_sqft)),
+            median_price: Some(549_900.0),
+            median_price_per_sqft: Some(287.45),
         };
         let closes: BTreeMap<NaiveDate, DayClose> =
             (0..35).map(|i| (day(739_000 + i), close)).collect();
         let packed = encode(&closes);
-        // A day (3 bytes for the first, 1 after), the flags and two 2-byte buckets: 6 bytes a
-        // close instead of 18.
-        assert!(packed.len() <= 1 + 2 + 35 * 6, "{}", packed.len());
+        // A day (3 bytes for the first, 1 after), the flags, 4 bytes of price cents and 3
+        // of per-sqft cents: 9 bytes a close instead of 18.
+        assert!(packed.len() <= 1 + 2 + 35 * 9, "{}", packed.len());
         assert_eq!(decode::<DayClose>(&packed).expect("decodes"), closes);
+    }
+
+    /// Closes written from 2026-11-26 to 2026-11-28 hold their medians as buckets.
+    #[test]
+    fn a_close_of_bucket_medians_still_reads() {
+        let price = LogHistogram::bucket_of(51_234_567.0).expect("a bucket");
+        let mut bytes = vec![FORMAT];
+        put_varint(&mut bytes, zigzag(739_000));
+        bytes.push(PRICE_BUCKET_BIT | PER_SQFT_CENTS_BIT);
+        put_varint(&mut bytes, zigzag(i64::from(price)));
+        put_varint(&mut bytes, zigzag(28_745));
+        let closes = decode::<DayClose>(&bytes).expect("decodes");
+        assert_eq!(
+            closes.into_values().collect::<Vec<_>>(),
+            [DayClose {
+                median_price: Some(median_of_bucket(price)),
+                median_price_per_sqft: Some(287.45),
+            }]
+        );
         // A close saying a median twice, in both forms, is refused.
         let mut bytes = vec![FORMAT];
         put_varint(&mut bytes, zigzag(739_000));

@@ -7,8 +7,8 @@
 //! (zig-zag varint seconds since the epoch, varint nanoseconds), the sequence number (varint
 //! digit count, then two decimal digits a byte, high nibble first, a last odd digit padded
 //! with 0xF), the price (zig-zag varint), the living area (varint, 0 for none, else area + 1)
-//! and one byte of status (bits 0-2), offer (bit 3) and delisted (bit 4). Readers take this
-//! and the list of maps items written before it hold.
+//! and one byte of status (bits 0-2), offer (bit 3), delisted (bit 4) and baseline (bit 5).
+//! Readers take this and the list of maps items written before it hold.
 
 use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -41,6 +41,7 @@ const STATUSES: [ListingStatus; 6] = [
 const OFFERS: [Offer; 2] = [Offer::Sale, Offer::Rent];
 const OFFER_BIT: u8 = 1 << 3;
 const DELISTED_BIT: u8 = 1 << 4;
+const BASELINE_BIT: u8 = 1 << 5;
 
 /// Why a stored list could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,7 +68,8 @@ pub fn encode(events: &[AppliedEvent]) -> Vec<u8> {
         let status = status_index(e.status);
         let offer = if e.offer == Offer::Rent { OFFER_BIT } else { 0 };
         let delisted = if e.delisted { DELISTED_BIT } else { 0 };
-        out.push(status | offer | delisted);
+        let baseline = if e.baseline { BASELINE_BIT } else { 0 };
+        out.push(status | offer | delisted | baseline);
     }
     out
 }
@@ -126,7 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
         };
         let flags = *rest.get(pos).ok_or(RecentEventsError("truncated flags"))?;
         pos += 1;
-        if flags & !(0x07 | OFFER_BIT | DELISTED_BIT) != 0 {
+        if flags & !(0x07 | OFFER_BIT | DELISTED_BIT | BASELINE_BIT) != 0 {
             return Err(RecentEventsError("unknown flags"));
         }
         let status = *STATUSES
@@ -140,6 +142,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<AppliedEvent>, RecentEventsError> {
             status,
             offer: OFFERS[usize::from(flags & OFFER_BIT != 0)],
             delisted: flags & DELISTED_BIT != 0,
+            baseline: flags & BASELINE_BIT != 0,
         });
         rest = &rest[pos..];
     }
@@ -239,6 +242,7 @@ mod tests {
             status: ListingStatus::Active,
             offer: Offer::Sale,
             delisted: false,
+            baseline: false,
         }
     }
 
@@ -252,9 +256,10 @@ mod tests {
             0usize..6,
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
         )
             .prop_map(
-                |(s, n, seq, price, area, status, rent, delisted)| AppliedEvent {
+                |(s, n, seq, price, area, status, rent, delisted, baseline)| AppliedEvent {
                     observed_at: DateTime::from_timestamp(s, n).expect("in range"),
                     sequence: SequenceNumber::parse(&seq).expect("digits"),
                     price_minor: price,
@@ -262,6 +267,7 @@ mod tests {
                     status: STATUSES[status],
                     offer: if rent { Offer::Rent } else { Offer::Sale },
                     delisted,
+                    baseline,
                 },
             )
     }
@@ -377,6 +383,9 @@ mod tests {
         let mut bad_flags = good.clone();
         *bad_flags.last_mut().expect("flags") |= 0x80;
         assert!(decode(&bad_flags).is_err());
+        let mut next_unknown = good.clone();
+        *next_unknown.last_mut().expect("flags") |= 0x40;
+        assert!(decode(&next_unknown).is_err());
         let mut bad_status = good.clone();
         *bad_status.last_mut().expect("flags") |= 0x07;
         assert!(decode(&bad_status).is_err());

@@ -1,6 +1,6 @@
 // The dashboard: the market list, one market's figures, charts, listings of interest and
 // alerts, the sources' health, read from the API with the token the person gave the page
-// (kept in local storage) and read again every minute.
+// (kept in local storage until "Forget the token") and read again every minute.
 "use strict";
 
 const TOKEN_KEY = "realty-stream-token";
@@ -261,6 +261,32 @@ function askForToken(sentence) {
   say("");
   $("token-message").textContent = sentence;
   $("token").focus();
+  offerToForget();
+}
+
+// The button that removes the token from this browser, shown while one is kept.
+function offerToForget() {
+  $("forget-token").hidden = !localStorage.getItem(TOKEN_KEY);
+}
+
+// Removes the token from this browser (a shared or lent computer) and what the page read
+// with it; the page asks for a token again.
+function forgetToken() {
+  localStorage.removeItem(TOKEN_KEY);
+  // Any answer still on its way belongs to a replaced render: dropped.
+  renders += 1;
+  for (const id of ["markets", "market-figures", "charts", "interest", "alerts"]) {
+    $(id).replaceChildren();
+  }
+  for (const id of ["sources", "freshness"]) {
+    $(id).tBodies[0].replaceChildren();
+  }
+  for (const id of ["market-name", "market-as-of", "ma-note", "updated"]) {
+    $(id).textContent = "";
+  }
+  askForToken(
+    "This browser no longer keeps the access token. Paste it here to see your markets again."
+  );
 }
 
 // Draws what the address asks for: `#market/NAME` or the list.
@@ -326,8 +352,10 @@ $("token-form").addEventListener("submit", (event) => {
   localStorage.setItem(TOKEN_KEY, $("token").value.trim());
   $("token").value = "";
   $("token-form").hidden = true;
+  offerToForget();
   render();
 });
+$("forget-token").addEventListener("click", forgetToken);
 // The feed again after a change of its type or page: the whole view is drawn again, so that
 // the feed and the figures above it are of the same market and the same moment.
 function reloadAlerts() {
@@ -353,6 +381,7 @@ window.addEventListener("hashchange", () => {
   say("");
   render();
 });
+offerToForget();
 render();
 setInterval(() => {
   if ($("token-form").hidden) {

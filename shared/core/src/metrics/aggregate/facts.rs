@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Scope, scopes_of, zip_geo};
 use crate::listing::{Listing, ListingStatus, Offer, PropertyType};
+use crate::metrics::values::MAX_VALUE;
 
 /// Whether a listing counts as active or pending inventory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,16 +75,20 @@ impl ListingFacts {
         })
     }
 
-    /// Price per sqft in minor units, where the living area is known.
-    pub fn price_per_sqft_minor(&self) -> Option<f64> {
+    /// Price per sqft in minor units (rounded to the nearest), where the living area is known.
+    pub fn price_per_sqft_minor(&self) -> Option<i64> {
         self.living_area_sqft
-            .map(|a| self.price_minor as f64 / f64::from(a))
+            .map(|a| minor_per_sqft(self.price_minor, a))
     }
 
-    /// Gross rental yield (12 x monthly rent / price), where a rent estimate is known.
-    pub fn gross_yield(&self) -> Option<f64> {
-        self.rent_estimate_minor
-            .map(|r| 12.0 * r as f64 / self.price_minor as f64)
+    /// Gross rental yield (12 x monthly rent / price) in basis points (rounded to the
+    /// nearest), where a rent estimate is known.
+    pub fn gross_yield_bp(&self) -> Option<i64> {
+        let rent = self.rent_estimate_minor?;
+        (self.price_minor > 0).then(|| {
+            let yearly_bp = 12 * i128::from(rent) * 10_000;
+            rounded_ratio(yearly_bp, i128::from(self.price_minor))
+        })
     }
 
     /// The scopes these facts count in.
@@ -94,6 +99,25 @@ impl ListingFacts {
             self.property_type,
         )
     }
+}
+
+/// An amount in minor units per square foot of `area_sqft` (more than 0), rounded to the
+/// nearest minor unit (halves up): what a listing's price or rent per sqft is counted as.
+pub fn minor_per_sqft(amount_minor: i64, area_sqft: u32) -> i64 {
+    rounded_ratio(i128::from(amount_minor), i128::from(area_sqft.max(1)))
+}
+
+/// `numerator / denominator` (denominator > 0) rounded to the nearest integer, halves away
+/// from zero, within [`MAX_VALUE`] either way (no listing's value comes near it).
+fn rounded_ratio(numerator: i128, denominator: i128) -> i64 {
+    let half = denominator / 2;
+    let rounded = if numerator >= 0 {
+        (numerator + half) / denominator
+    } else {
+        (numerator - half) / denominator
+    };
+    let bound = i128::from(MAX_VALUE);
+    i64::try_from(rounded.clamp(-bound, bound)).unwrap_or(0)
 }
 
 /// Days since 1970-01-01.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DailyCounts, MarketAggregate, day_number};
+use crate::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS, major, rounded};
 use crate::metrics::rents::{BedroomRents, YieldBasis};
 
 /// |robust z| above which a listing's price per sqft is an anomaly for its market
@@ -14,7 +15,9 @@ pub const ANOMALY_ROBUST_Z: f64 = 3.5;
 /// Listings with a known price per sqft a market needs before anomalies are flagged.
 pub const MIN_LISTINGS_FOR_ANOMALIES: u64 = 10;
 
-/// What people read about a market. Prices are in major units (dollars).
+/// What people read about a market. Amounts are in major units (dollars) to the cent, medians
+/// exact (each is one of the listings' own values), percentages to 0.01 and shares to 0.01 %
+/// ([`crate::format`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MarketFigures {
     pub as_of: Option<DateTime<Utc>>,
@@ -66,6 +69,11 @@ pub struct MarketFigures {
     pub price_per_sqft_anomaly_above: Option<f64>,
     /// Active listings outside those bounds.
     pub anomalous_listings: i64,
+    /// The medians are within 1 %, not exact: a market too large for its item to keep
+    /// every value (docs/metrics.md, "Exact medians"), or one written before 2026-11-29
+    /// that `realty reconcile` has not recomputed yet. Absent when they are exact.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub approximate_medians: bool,
 }
 
 impl MarketFigures {
@@ -98,21 +106,22 @@ impl MarketAggregate {
         let day = counts_since(1);
         let week = counts_since(7);
         let ratio = |a: i64, b: i64| (b > 0).then(|| a as f64 / b as f64);
-        let median_ppsf = self.price_per_sqft.median();
-        let ppsf_mad = self.price_per_sqft.median_absolute_deviation();
-        let rents = self.rents.figures(self.gross_yield.median());
+        let share = |a: i64, b: i64| ratio(a, b).map(|r| rounded(r, FRACTION_DECIMALS));
+        let money = |minor: f64| rounded(minor / 100.0, MONEY_DECIMALS);
+        let estimate_yield = self.gross_yield.median().map(|bp| bp as f64 / 10_000.0);
+        let rents = self.rents.figures(estimate_yield);
         let bounds = self.anomaly_bounds();
         MarketFigures {
             as_of: self.as_of,
             active_listings: self.active,
             pending_listings: self.pending,
             total_listings: self.active + self.pending,
-            pending_ratio: ratio(self.pending, self.active),
-            median_price: self.price.median().map(to_major),
-            average_price: ratio(self.price_sum_minor, self.active).map(to_major),
-            median_price_per_sqft: median_ppsf.map(to_major),
+            pending_ratio: share(self.pending, self.active),
+            median_price: self.price.median().map(major),
+            average_price: ratio(self.price_sum_minor, self.active).map(money),
+            median_price_per_sqft: self.price_per_sqft.median().map(major),
             price_per_sqft_listings: i64::try_from(self.price_per_sqft.count()).unwrap_or(i64::MAX),
-            median_living_area_sqft: self.living_area.median(),
+            median_living_area_sqft: self.living_area.median().map(|sqft| sqft as f64),
             median_days_on_market: match (today, self.listed_day_negated.quantile(0.5)) {
                 // A listing whose on-market date is still ahead (a coming-soon date kept
                 // when it went on sale early) has been on the market 0 days, as a listing's
@@ -128,8 +137,9 @@ impl MarketAggregate {
             price_cuts_7d: week.price_cuts,
             price_rises_7d: week.price_rises,
             delistings_7d: week.delistings,
-            share_active_with_cut: ratio(self.active_with_cut, self.active),
-            average_cut_pct_7d: ratio(week.cut_bp_sum, week.price_cuts).map(|bp| bp / 100.0),
+            share_active_with_cut: share(self.active_with_cut, self.active),
+            average_cut_pct_7d: ratio(week.cut_bp_sum, week.price_cuts)
+                .map(|bp| rounded(bp / 100.0, PERCENT_DECIMALS)),
             active_rentals: rents.active_rentals,
             median_rent: rents.median_rent,
             median_rent_per_sqft: rents.median_rent_per_sqft,
@@ -137,10 +147,13 @@ impl MarketAggregate {
             gross_yield: rents.gross_yield,
             price_to_rent: rents.price_to_rent,
             yield_basis: rents.yield_basis,
-            price_per_sqft_mad: ppsf_mad.map(to_major),
-            price_per_sqft_anomaly_below: bounds.map(|(low, _)| to_major(low)),
-            price_per_sqft_anomaly_above: bounds.map(|(_, high)| to_major(high)),
-            anomalous_listings: bounds.map_or(0, |b| self.anomalous_listings(b) as i64),
+            price_per_sqft_mad: self.price_per_sqft.median_absolute_deviation().map(major),
+            price_per_sqft_anomaly_below: bounds.map(|(low, _)| money(low)),
+            price_per_sqft_anomaly_above: bounds.map(|(_, high)| money(high)),
+            anomalous_listings: bounds.map_or(0, |(low, high)| {
+                i64::try_from(self.price_per_sqft.count_outside(low, high)).unwrap_or(i64::MAX)
+            }),
+            approximate_medians: self.is_bucketed(),
         }
     }
 
@@ -152,22 +165,15 @@ impl MarketAggregate {
         if self.price_per_sqft.count() < MIN_LISTINGS_FOR_ANOMALIES {
             return None;
         }
-        let median = self.price_per_sqft.median()?;
+        let median = self.price_per_sqft.median()? as f64;
         let mad = self.price_per_sqft.log_median_absolute_deviation()?;
         let reach = ANOMALY_ROBUST_Z * mad / 0.6745;
-        (mad > 0.0).then(|| (median * (-reach).exp(), median * reach.exp()))
+        // Whole minor units: the bounds people read are the ones listings are counted against.
+        (mad > 0.0).then(|| {
+            (
+                (median * (-reach).exp()).round(),
+                (median * reach.exp()).round(),
+            )
+        })
     }
-
-    /// Active listings whose price per sqft lies outside [`Self::anomaly_bounds`].
-    fn anomalous_listings(&self, (low, high): (f64, f64)) -> u64 {
-        self.price_per_sqft
-            .buckets()
-            .filter(|(v, _)| *v < low || *v > high)
-            .map(|(_, c)| c)
-            .sum()
-    }
-}
-
-fn to_major(minor: f64) -> f64 {
-    minor / 100.0
 }

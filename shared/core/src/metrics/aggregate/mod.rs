@@ -15,8 +15,8 @@ mod facts;
 mod figures;
 mod scope;
 
-pub use encoded::EncodedHistograms;
-pub use facts::{ListingFacts, Standing, day_date, day_number};
+pub use encoded::{EncodedValues, MAX_EXACT_VALUE_BYTES, ValueLayout};
+pub use facts::{ListingFacts, Standing, day_date, day_number, minor_per_sqft};
 pub use figures::{ANOMALY_ROBUST_Z, MIN_LISTINGS_FOR_ANOMALIES, MarketFigures};
 pub use scope::{Geo, Scope, city_scope_key, property_type_name, scopes_of, zip_geo};
 
@@ -26,9 +26,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::histogram::{DayHistogram, LogHistogram};
+use super::histogram::DayHistogram;
 use super::history::{Trends, trends};
 use super::rents::RentAggregate;
+use super::values::ValueCounts;
 
 /// How long daily counters stay in the live item (the daily snapshots keep them after).
 pub const DAILY_COUNTER_DAYS: i64 = 35;
@@ -85,13 +86,16 @@ pub struct MarketAggregate {
     /// Sum of active listings' prices (minor units): the average is exact.
     pub price_sum_minor: i64,
     pub active_with_cut: i64,
-    pub price: LogHistogram,
-    pub price_per_sqft: LogHistogram,
-    pub living_area: LogHistogram,
+    /// Active listings' prices (minor units).
+    pub price: ValueCounts,
+    /// Their prices per sqft (minor units, rounded), where the living area is known.
+    pub price_per_sqft: ValueCounts,
+    /// Their living areas (sqft).
+    pub living_area: ValueCounts,
     /// Negated on-market days, so ascending order is ascending days on market.
     pub listed_day_negated: DayHistogram,
-    /// Gross yields of active listings from their own rent estimates.
-    pub gross_yield: LogHistogram,
+    /// Gross yields (basis points) of active listings from their own rent estimates.
+    pub gross_yield: ValueCounts,
     /// Rents, and sale prices by size to match them with.
     pub rents: RentAggregate,
     pub daily: BTreeMap<NaiveDate, DailyCounts>,
@@ -103,7 +107,7 @@ pub struct MarketAggregate {
     pub as_of: Option<DateTime<Utc>>,
 }
 
-/// The medians a market stood at when a day's snapshot was last written.
+/// The medians a market stood at when a day's snapshot was last written (in major units).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct DayClose {
     pub median_price: Option<f64>,
@@ -125,12 +129,12 @@ impl From<&MarketFigures> for DayClose {
 /// repairs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Underflow {
-    /// The figure that underflowed: a histogram (`price`, `price_per_sqft`, `living_area`,
-    /// `gross_yield`, `listed_day`, `rent`, `rent_per_sqft`, `rent_by_bedrooms`,
-    /// `price_by_bedrooms`) or a count (`active`, `pending`, `rentals`).
+    /// The figure that underflowed: a set of values (`price`, `price_per_sqft`,
+    /// `living_area`, `gross_yield`, `listed_day`, `rent`, `rent_per_sqft`,
+    /// `rent_by_bedrooms`, `price_by_bedrooms`) or a count (`active`, `pending`, `rentals`).
     pub what: &'static str,
-    /// The histogram's bucket (the day number for `listed_day`; 0 for counts).
-    pub bucket: i32,
+    /// The value it did not hold (the day number for `listed_day`; 0 for counts).
+    pub value: i64,
 }
 
 impl MarketAggregate {
@@ -164,7 +168,7 @@ impl MarketAggregate {
         let mut underflows = Vec::new();
         let mut count = |what: &'static str, value: i64| {
             if sign < 0 && value < 0 {
-                underflows.push(Underflow { what, bucket: 0 });
+                underflows.push(Underflow { what, value: 0 });
             }
         };
         match f.standing {
@@ -175,7 +179,7 @@ impl MarketAggregate {
                 underflows.extend(
                     rents
                         .into_iter()
-                        .map(|(what, bucket)| Underflow { what, bucket }),
+                        .map(|(what, value)| Underflow { what, value }),
                 );
             }
             Standing::Pending => {
@@ -194,7 +198,7 @@ impl MarketAggregate {
                     self.active_with_cut += sign;
                 }
                 let values = [
-                    ("price", &mut self.price, Some(f.price_minor as f64)),
+                    ("price", &mut self.price, Some(f.price_minor)),
                     (
                         "price_per_sqft",
                         &mut self.price_per_sqft,
@@ -203,16 +207,16 @@ impl MarketAggregate {
                     (
                         "living_area",
                         &mut self.living_area,
-                        f.living_area_sqft.map(f64::from),
+                        f.living_area_sqft.map(i64::from),
                     ),
-                    ("gross_yield", &mut self.gross_yield, f.gross_yield()),
+                    ("gross_yield", &mut self.gross_yield, f.gross_yield_bp()),
                 ];
-                for (what, histogram, value) in values {
+                for (what, values, value) in values {
                     if let Some(v) = value {
                         if sign > 0 {
-                            histogram.add(v);
-                        } else if let Err(bucket) = histogram.remove(v) {
-                            underflows.push(Underflow { what, bucket });
+                            values.add(v);
+                        } else if let Err(value) = values.remove(v) {
+                            underflows.push(Underflow { what, value });
                         }
                     }
                 }
@@ -220,7 +224,7 @@ impl MarketAggregate {
                 underflows.extend(
                     by_size
                         .into_iter()
-                        .map(|(what, bucket)| Underflow { what, bucket }),
+                        .map(|(what, value)| Underflow { what, value }),
                 );
                 if let Some(day) = f.on_market_day {
                     if sign > 0 {
@@ -228,7 +232,7 @@ impl MarketAggregate {
                     } else if let Err(negated) = self.listed_day_negated.remove(-day) {
                         underflows.push(Underflow {
                             what: "listed_day",
-                            bucket: -negated,
+                            value: -i64::from(negated),
                         });
                     }
                 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::listing::PropertyType;
 use crate::metrics::rents::YieldBasis;
+use crate::metrics::values::ValueCounts;
 
 fn facts(price: i64, area: u32, standing: Standing) -> ListingFacts {
     ListingFacts {
@@ -111,28 +112,110 @@ fn prices_are_stored_by_bedrooms_and_read_back_whole() {
         f.beds = beds;
         a.apply(&Contribution::Add(Arc::new(f)));
     }
-    let encoded = a.encode_histograms();
+    let encoded = a.encode_values();
     // Only the listing without a bedroom count is stored beside the by-bedroom groups.
     assert_eq!(encoded.price, None);
     assert_eq!(
-        LogHistogram::decode(&encoded.price_without_beds)
+        ValueCounts::decode(&encoded.price_without_beds)
             .unwrap()
             .count(),
         1
     );
     let mut back = MarketAggregate::default();
-    back.set_histograms(&encoded).unwrap();
+    back.set_values(&encoded, ValueLayout::Exact).unwrap();
     assert_eq!(back.price, a.price);
     assert_eq!(back.figures().median_price, a.figures().median_price);
 
     // Drifted apart (a group holds a price the whole does not): the whole is stored.
     let mut drifted = a.clone();
-    assert!(drifted.price.remove(30_000_000.0).is_ok());
-    let encoded = drifted.encode_histograms();
+    assert!(drifted.price.remove(30_000_000).is_ok());
+    let encoded = drifted.encode_values();
     assert!(encoded.price.is_some());
     let mut back = MarketAggregate::default();
-    back.set_histograms(&encoded).unwrap();
+    back.set_values(&encoded, ValueLayout::Exact).unwrap();
     assert_eq!(back.price, drifted.price);
+}
+
+/// Rents are stored as prices are: by bedrooms, beside those without a count, and read back
+/// whole.
+#[test]
+fn rents_are_stored_by_bedrooms_and_read_back_whole() {
+    let mut a = MarketAggregate::default();
+    for (i, beds) in [Some(1), Some(2), None, Some(2)].into_iter().enumerate() {
+        let mut f = facts(180_000 + 10_000 * i as i64, 900, Standing::Rental);
+        f.beds = beds;
+        a.apply(&Contribution::Add(Arc::new(f)));
+    }
+    let encoded = a.encode_values();
+    assert_eq!(encoded.rent, None);
+    let mut back = MarketAggregate::default();
+    back.set_values(&encoded, ValueLayout::Exact).unwrap();
+    assert_eq!(back.rents, a.rents);
+    assert_eq!(back.figures().median_rent, Some(1_900.0));
+}
+
+/// The medians are the listings' own values: a city of Nashville's and one of Austin's no
+/// longer read the same bucket's midpoint.
+#[test]
+fn medians_are_the_listings_own_values_to_the_cent() {
+    let mut a = MarketAggregate::default();
+    for (price, area) in [
+        (54_990_000, 1_733),
+        (55_490_000, 1_650),
+        (52_500_000, 2_010),
+        (61_000_000, 1_999),
+    ] {
+        a.apply(&Contribution::Add(Arc::new(facts(
+            price,
+            area,
+            Standing::Active,
+        ))));
+    }
+    let f = a.figures();
+    assert_eq!(f.median_price, Some(549_900.0));
+    // $/sqft: 317.31, 336.30, 261.19, 305.15: the lower middle of four.
+    assert_eq!(f.median_price_per_sqft, Some(305.15));
+    assert_eq!(f.median_living_area_sqft, Some(1_733.0));
+    assert_eq!(f.average_price, Some(559_950.0));
+    assert!(!f.approximate_medians);
+    // Bucketed, they are within 1 % and say so.
+    let f = a.bucketed().figures();
+    assert!(f.approximate_medians);
+    assert!((f.median_price.unwrap() / 549_900.0 - 1.0).abs() < 0.01);
+}
+
+/// Past [`MAX_EXACT_VALUE_BYTES`] a market is stored bucketed; at most it, exactly.
+#[test]
+fn a_market_too_large_to_store_exactly_is_stored_bucketed() {
+    let mut a = MarketAggregate::default();
+    let mut n = 0i64;
+    // Prices a few cents apart take about 2 bytes each in every set they are in.
+    while a.encode_values().len() <= MAX_EXACT_VALUE_BYTES {
+        for _ in 0..500 {
+            n += 1;
+            let f = facts(
+                30_000_000 + 7_919 * n,
+                900 + (n % 4_000) as u32,
+                Standing::Active,
+            );
+            a.apply(&Contribution::Add(Arc::new(f)));
+        }
+    }
+    assert!(a.as_stored().is_bucketed());
+    assert!(a.as_stored().encode_values().len() < 64 * 1024);
+    assert_eq!(a.as_stored().active, a.active);
+    // Back under the bound: exact.
+    let mut smaller = a.clone();
+    while smaller.encode_values().len() > MAX_EXACT_VALUE_BYTES {
+        let f = facts(
+            30_000_000 + 7_919 * n,
+            900 + (n % 4_000) as u32,
+            Standing::Active,
+        );
+        assert!(smaller.apply(&Contribution::Remove(Arc::new(f))).is_empty());
+        n -= 1;
+    }
+    assert!(!smaller.as_stored().is_bucketed());
 }
 
 #[test]
@@ -154,17 +237,14 @@ fn removing_a_listing_the_market_does_not_hold_is_reported() {
             "price_by_bedrooms"
         ]
     );
-    assert_eq!(
-        underflows[0].bucket,
-        LogHistogram::bucket_of(90_000_000.0).unwrap()
-    );
+    assert_eq!(underflows[0].value, 90_000_000);
     assert_eq!(a.price.count(), 1, "the held listing stays counted");
     let again = a.apply(&Contribution::Remove(Arc::new(stranger)));
     assert!(again.iter().any(|u| u.what == "active"), "{again:?}");
     assert!(
         again
             .iter()
-            .any(|u| u.what == "listed_day" && u.bucket == 20_000)
+            .any(|u| u.what == "listed_day" && u.value == 20_000)
     );
     assert!(again.iter().any(|u| u.what == "gross_yield"));
 }

@@ -54,7 +54,7 @@ fn advance<'a>(
                 market = %key,
                 shard,
                 figure = u.what,
-                bucket = u.bucket,
+                value = u.value,
                 "a removal found nothing to remove: the market's figures had drifted from its listings (run `realty reconcile`)"
             );
             underflows += 1;

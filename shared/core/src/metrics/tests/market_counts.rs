@@ -368,3 +368,47 @@ fn delivered_in_two(records: &[crate::metrics::process::InputRecord], cut: usize
     }
     stores
 }
+
+/// A market's first read records its inventory (docs/metrics.md, "A first read is a
+/// baseline"): its listings count as new only on their own on-market day, and not at all
+/// without one; a listing the reads found new since counts whatever its date; a baseline
+/// listing's later cut counts as any other's.
+#[test]
+fn a_first_read_counts_as_new_only_the_listings_listed_that_day() {
+    let at = Utc
+        .with_ymd_and_hms(2026, 11, 2, 12, 0, 0)
+        .single()
+        .expect("time");
+    let day = at.date_naive();
+    let dated = |n, on_market: Option<chrono::NaiveDate>| {
+        let mut l = listing(n, 0, 30_000_000, ListingStatus::Active, at);
+        l.on_market_date = on_market;
+        l
+    };
+    let weeks_ago = day.checked_sub_days(chrono::Days::new(20));
+    let older = dated(2, weeks_ago);
+    let mut news = dated(5, weeks_ago);
+    news.observed_at = at + Duration::hours(1);
+    let mut cut = older.clone();
+    cut.price_minor = 27_000_000;
+    cut.observed_at = at + Duration::hours(2);
+    let events = [
+        ListingEvent::baseline_listing(dated(1, Some(day)), "poll-1"),
+        ListingEvent::baseline_listing(older.clone(), "poll-1"),
+        ListingEvent::baseline_listing(dated(3, None), "poll-1"),
+        ListingEvent::new_listing(news, "poll-2"),
+        ListingEvent::changed(&older, cut, "poll-3").expect("a change"),
+    ];
+    let records = records_of(&events);
+    for split in 0..=records.len() {
+        let stores = delivered_in_two(&records, split);
+        let aggregates = stores.aggregates.lock().expect("lock");
+        let city = &aggregates[&Scope::city("nashville-tn").key()].aggregate;
+        let counts = city.daily[&day];
+        assert_eq!(
+            (counts.new_listings, counts.price_cuts, city.active),
+            (2, 1, 4),
+            "batches cut after {split}"
+        );
+    }
+}

@@ -483,3 +483,51 @@ async fn a_reso_full_read_missing_a_known_record_is_confirmed_by_a_second() {
         assert_eq!(delistings.is_empty(), !delisted, "{delistings:?}");
     }
 }
+
+/// A RESO feed whose pages of 1,000 records go on to `records` in all, each with its own
+/// key: the first read of a market (a full one) holds what a state may ([`MAX_STATE_LISTINGS`]
+/// records) and fails past it, saying why, rather than hold a market of any size.
+#[tokio::test]
+async fn a_reso_read_holds_a_state_s_bound_of_records_and_fails_past_it() {
+    use crate::poller::detect::MAX_STATE_LISTINGS;
+    let page = fixture(include_bytes!(
+        "../../../tests/fixtures/reso_property_page1.json"
+    ));
+    let record = page["value"][0].clone();
+    for (records, holds) in [(MAX_STATE_LISTINGS, true), (MAX_STATE_LISTINGS + 1, false)] {
+        let record = record.clone();
+        let (base_url, _) = serve(move |n, _| {
+            let first = (n as usize - 1) * 1_000;
+            let value: Vec<Value> = (first..records.min(first + 1_000))
+                .map(|i| {
+                    let mut r = record.clone();
+                    r["ListingKey"] = json!(format!("NSH{i:07}"));
+                    r["ListingId"] = json!(i.to_string());
+                    r
+                })
+                .collect();
+            let mut answer = json!({ "value": value, "@odata.count": records });
+            if first + 1_000 < records {
+                answer["@odata.nextLink"] =
+                    json!(format!("/Property?$top=1000&$skip={}", first + 1_000));
+            }
+            answer
+        })
+        .await;
+        let endpoint = reso_endpoint(base_url.clone(), chrono::TimeDelta::hours(24));
+        let read = read_with(&endpoint, "nashville-tn", &PollState::default(), Utc::now()).await;
+        match read {
+            Ok((read, _)) => {
+                assert!(holds, "{records} records read");
+                assert_eq!(read.listings.len(), records);
+            }
+            Err(error) => {
+                assert!(!holds, "{records}: {error}");
+                assert!(
+                    error.to_string().contains("narrow the market's filter"),
+                    "{error}"
+                );
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use super::search::market_place;
 use super::tally::{Tally, take_page};
 use super::{MarketSearch, ReadStats, SourceEndpoint};
 use crate::listing::MAX_CLOCK_SKEW_SECONDS;
-use crate::poller::detect::{MarketRead, PollState};
+use crate::poller::detect::{MAX_STATE_LISTINGS, MarketRead, PollState};
 use crate::poller::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page};
 use crate::poller::raw::KeepPages;
 use crate::sources::reso::ResoSync;
@@ -210,9 +210,14 @@ impl<K: KeepPages> ResoPages<'_, K> {
                         return Err(error);
                     }
                 };
-            if let Paging::Reso(paging) =
-                &take_page(&mut tally, fetched, self.raw_pages, stats).await
-            {
+            let paging = take_page(&mut tally, fetched, self.raw_pages, stats).await;
+            // A read holds every record it has read: bounded as a market's state is.
+            if tally.listings.len() > MAX_STATE_LISTINGS {
+                return Err(refused(format!(
+                    "more than {MAX_STATE_LISTINGS} records, the most a market's state holds: narrow the market's filter"
+                )));
+            }
+            if let Paging::Reso(paging) = &paging {
                 newest = newest.max(paging.max_modification_timestamp);
                 if pages == 1 {
                     total = paging.count;

@@ -129,6 +129,9 @@ impl Tally {
             rejected_ids,
             gone_ids: BTreeSet::new(),
             asked_not_gone_ids: BTreeSet::new(),
+            crawl_limited: false,
+            history: false,
+            moved_away: BTreeMap::new(),
         }
     }
 }

@@ -436,6 +436,24 @@ impl World {
             .await
     }
 
+    /// [`World::handle`] with other thresholds than the template's defaults.
+    async fn handle_with(
+        &self,
+        thresholds: &AlertThresholds,
+        event: Event,
+    ) -> (
+        aws_lambda_events::event::streams::DynamoDbEventResponse,
+        AlertOutcome,
+    ) {
+        let ports = AlertPorts {
+            idempotency: &self.idempotency,
+            medians: &self.medians,
+            publisher: &self.publisher,
+            sink: &self.sink,
+        };
+        handle_event_until(&ports, thresholds, event, Utc::now() + WORLD_INVOCATION).await
+    }
+
     async fn handle_until(
         &self,
         event: Event,

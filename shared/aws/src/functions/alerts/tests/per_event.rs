@@ -55,6 +55,7 @@ fn cut_raise_cut() -> Vec<ListingEvent> {
             observed_at: listing.observed_at,
             listing,
             poll_id: format!("poll-{minutes}"),
+            baseline: false,
         }
     };
     let changed = || EventKind::Changed {
@@ -147,6 +148,62 @@ async fn a_new_undervalued_listing_alerts_once_however_metrics_batched_it() {
                 .expect("an alert body");
         assert!(first.new_listing, "batches of {cuts:?}");
         assert_eq!((first.old_price, first.new_price), (350_000.0, 350_000.0));
+    }
+}
+
+/// A market's first read (a baseline, docs/alerts.md): a listing already on the market
+/// that is undervalued and anomalous raises neither alert, nor a new-listing one, however
+/// metrics batched its events; its later cut alerts as any listing's, and the same listing
+/// found new by a later read (news) raises all three.
+#[tokio::test(flavor = "current_thread")]
+async fn a_first_read_s_listing_raises_no_new_listing_alerts_however_batched() {
+    let mut events = cut_raise_cut();
+    events.truncate(2);
+    events[0].baseline = true;
+    events[0].listing.price_minor = 35_000_000;
+    events[1].listing.price_minor = 33_250_000;
+    let on = AlertThresholds {
+        new_listing_alerts: true,
+        ..AlertThresholds::default()
+    };
+    for cuts in [&[1, 1][..], &[2]] {
+        let world = World::default();
+        let mut records = metrics_writes(&events, cuts);
+        // The metrics function flagged the listing anomalous from its first write.
+        records.iter_mut().for_each(flag_anomalous);
+        let (response, _) = world.handle_with(&on, event(records)).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            world.publisher.published(),
+            ["alert#price_cut#zillow:1#2", "alert#undervalued#zillow:1#2"],
+            "batches of {cuts:?}"
+        );
+    }
+    events[0].baseline = false;
+    let world = World::default();
+    let mut records = metrics_writes(&events[..1], &[1]);
+    records.iter_mut().for_each(flag_anomalous);
+    let (response, _) = world.handle_with(&on, event(records)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        world.publisher.published(),
+        [
+            "alert#undervalued#zillow:1#1",
+            "alert#new_listing#zillow:1#1",
+            "alert#anomaly#zillow:1#1"
+        ]
+    );
+}
+
+/// The images of `record` flagged anomalous, as the metrics function flags a listing
+/// outside its market's bounds (an INSERT has no old image).
+fn flag_anomalous(record: &mut EventRecord) {
+    let flag: serde_dynamo::AttributeValue =
+        serde_dynamo::to_attribute_value(vec![InterestKind::Anomalous]).expect("a list");
+    for image in [&mut record.change.new_image, &mut record.change.old_image] {
+        if !image.is_empty() {
+            image.insert("interest".to_owned(), flag.clone());
+        }
     }
 }
 
