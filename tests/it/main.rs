@@ -19,6 +19,7 @@ mod monitoring;
 mod operations;
 mod poller;
 mod portals;
+mod portals_gone;
 mod provisioning;
 mod raw;
 mod realtor;
@@ -54,6 +55,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     all.extend(bounds::tests());
     all.extend(poller::tests());
     all.extend(portals::tests());
+    all.extend(portals_gone::tests());
     all.extend(realtor::tests());
     all.extend(rentals::tests());
     all.extend(replay::tests());

@@ -178,6 +178,7 @@ async fn alarms_and_the_dashboard_watch_metrics_the_functions_emit(
         "poll_empty_markets",
         "sources_without_key",
         "sources_out_of_budget",
+        "portal_oldest_unverified_ad_hours",
     ] {
         want(
             has(NAMESPACE, metric, "function", "poller"),
@@ -208,8 +209,9 @@ async fn alarms_and_the_dashboard_watch_metrics_the_functions_emit(
     Ok(())
 }
 
-/// Two polls of a watched market (a source without a key beside it, a budget on the other),
-/// each followed by the metrics and alerts triggers; what each function recorded.
+/// Two polls of a watched market (a source without a key beside it, a budget on the other)
+/// and of a portal market, each followed by the metrics and alerts triggers; what each
+/// function recorded.
 fn run_functions(
     runtime: &tokio::runtime::Runtime,
     aws: &TestAws,
@@ -239,7 +241,8 @@ fn run_functions(
     let base = sim.base_url();
     let env = |name: &str| match name {
         "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base.clone()),
-        "REALTY_REQUESTS_PER_SECOND" => Some("1000".into()),
+        "REALTY_AVITO_URL" => Some(format!("{base}/avito")),
+        "REALTY_REQUESTS_PER_SECOND" | "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("1000".into()),
         "REALTY_LISTING_API_SECRET_ARN" => Some(resources.api_key_secret.clone()),
         _ => None,
     };
@@ -269,6 +272,19 @@ fn run_functions(
                 reso_filter: None,
                 rentals: false,
                 watched_since: Default::default(),
+            })
+            .await?;
+        // A portal market beside it: its ads' verification has a metric and an alarm.
+        config
+            .put_market(&WatchedMarket {
+                market: "ma/marrakech".into(),
+                sources: vec!["avito".into()],
+                min_price: None,
+                max_price: None,
+                home_types: Vec::new(),
+                poll_every_minutes: 60,
+                reso_filter: None,
+                rentals: false,
             })
             .await?;
         config.set_budget("zillow", Some(10_000)).await?;

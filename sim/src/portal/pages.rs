@@ -1,5 +1,6 @@
 //! What the simulated portals answer: their robots.txt, their search pages and their ad
-//! pages, from the ads up at the current simulated time (an ad taken down is a 404). Each portal is served under its own path prefix
+//! pages, from the ads up at the current simulated time (an ad taken down is a 404, or a
+//! redirect to its search). Each portal is served under its own path prefix
 //! (`/avito`, `/mubawab`), which stands for its host: a poller's base URL for the portal is
 //! `http://SIM/avito` where it would be `https://www.avito.ma`.
 
@@ -75,16 +76,74 @@ fn ad_page(ad: &super::PortalAd, now: DateTime<Utc>) -> Vec<u8> {
     .into_bytes()
 }
 
+/// How the portals misbehave at the moment (the handle's faults).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PortalFaults {
+    /// Pages in a changed layout ([`crate::SimHandle::change_portal_layout`]).
+    pub changed_layout: bool,
+    /// Searches of this kind answer no result ([`crate::SimHandle::empty_portal_search`]).
+    pub emptied: Option<AdKind>,
+    /// The searches of the first city redirect to the second's
+    /// ([`crate::SimHandle::redirect_portal_city`]).
+    pub city_redirect: Option<(usize, usize)>,
+    /// A taken-down ad's page redirects to its search instead of a 404
+    /// ([`crate::SimHandle::redirect_taken_down_ads`]).
+    pub taken_down_redirect: bool,
+}
+
+/// A 301 to `path` (percent-decoded, after the portal's prefix) on `portal`, with `query`.
+fn moved(portal: Portal, path: &str, query: Option<&str>) -> Reply {
+    let encoded: Vec<String> = path.split('/').map(crate::api::percent_encode).collect();
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    let mut reply = html(301, Vec::new());
+    reply.headers.push((
+        "location",
+        format!("/{}{}{query}", portal.as_str(), encoded.join("/")),
+    ));
+    reply
+}
+
+/// The address of a search, on `portal`, from its site's root.
+fn search_path(portal: Portal, city_slug: &str, offer: super::AdOffer, kind: AdKind) -> String {
+    match portal {
+        Portal::Avito => avito::search_path(city_slug, offer, kind),
+        Portal::Mubawab => mubawab::search_path(city_slug, offer, kind),
+    }
+}
+
+/// An ad's own page: up, a 404 once taken down, or with `taken_down_redirect` a 301 to its
+/// search (as the real portals send a taken-down ad's address elsewhere: docs/sources.md).
+fn ad_answer(
+    portals: &Portals,
+    portal: Portal,
+    number: &str,
+    path: &str,
+    now: DateTime<Utc>,
+    faults: &PortalFaults,
+) -> Reply {
+    match portals.ad(portal, number, now) {
+        Some(ad) if ad.live_at(now) => html(200, ad_page(&ad, now)),
+        Some(ad) if faults.taken_down_redirect => {
+            let city = moroccan_cities()
+                .iter()
+                .find(|c| c.name == ad.city)
+                .map(|c| c.url_slug())
+                .unwrap_or_default();
+            moved(portal, &search_path(portal, &city, ad.offer, ad.kind), None)
+        }
+        _ => not_found(path),
+    }
+}
+
 /// The answer to `GET {path}?{query}` on `portal` (the path percent-decoded, after the
-/// portal's prefix); searches of the kind `emptied` answer no result.
+/// portal's prefix), as `faults` have the portals misbehave.
 pub(crate) fn answer(
     portals: &Portals,
     portal: Portal,
     path: &str,
     query: Option<&str>,
     now: DateTime<Utc>,
-    changed_layout: bool,
-    emptied: Option<AdKind>,
+    faults: &PortalFaults,
 ) -> Reply {
     if path == "/robots.txt" {
         let body = match portal {
@@ -99,11 +158,20 @@ pub(crate) fn answer(
         };
     }
     if let Some(number) = ad_number(portal, path) {
-        return match portals.ad(portal, number, now) {
-            Some(ad) if ad.live_at(now) => html(200, ad_page(&ad, now)),
-            _ => not_found(path),
-        };
+        return ad_answer(portals, portal, number, path, now, faults);
     }
+    search_answer(portals, portal, path, query, now, faults)
+}
+
+/// The answer to a search page's address (or a 404 for any other).
+fn search_answer(
+    portals: &Portals,
+    portal: Portal,
+    path: &str,
+    query: Option<&str>,
+    now: DateTime<Utc>,
+    faults: &PortalFaults,
+) -> Reply {
     let parsed = match portal {
         Portal::Avito => avito::parse_path(path).map(|(city, offer, kind)| {
             let page = query
@@ -125,13 +193,23 @@ pub(crate) fn answer(
     else {
         return not_found(path);
     };
+    if let Some((from, to)) = faults.city_redirect
+        && from == city
+    {
+        let to = moroccan_cities()[to].url_slug();
+        let mut moved_path = search_path(portal, &to, offer, kind);
+        if portal == Portal::Mubawab && page > 1 {
+            moved_path.push_str(&format!(":p:{page}"));
+        }
+        return moved(portal, &moved_path, query);
+    }
     let search = Search {
         portal,
         city,
         offer,
         kind,
     };
-    let (ads, more, total) = if emptied == Some(kind) {
+    let (ads, more, total) = if faults.emptied == Some(kind) {
         (Vec::new(), false, 0)
     } else {
         portals.page(search, now, page)
@@ -147,11 +225,18 @@ pub(crate) fn answer(
             page,
             more,
             now,
-            changed_layout,
+            faults.changed_layout,
         ),
-        Portal::Mubawab => {
-            mubawab::render(name, offer, kind, &ads, total, page, now, changed_layout)
-        }
+        Portal::Mubawab => mubawab::render(
+            name,
+            offer,
+            kind,
+            &ads,
+            total,
+            page,
+            now,
+            faults.changed_layout,
+        ),
     };
     html(200, body)
 }

@@ -47,14 +47,31 @@ fn an_ad_page_answers_while_the_ad_is_up_and_404_after() {
             Portal::Avito => format!("/fr/rabat/villas_et_riads/Villa_a_vendre_{id}.htm"),
             Portal::Mubawab => format!("/fr/a/{id}/villa-a-vendre"),
         };
-        let status =
-            |id: &str, at| pages::answer(&p, portal, &path(id), None, at, false, None).status;
+        let answer = |id: &str, at, faults: &pages::PortalFaults| {
+            pages::answer(&p, portal, &path(id), None, at, faults)
+        };
+        let status = |id: &str, at| answer(id, at, &pages::PortalFaults::default()).status;
         let ads = p.ads(search, t0);
         let up = ads.iter().find(|ad| ad.live_at(t0) && !ad.live_at(t1));
         let up = up.expect("an ad up at t0 and down by t1");
         assert_eq!(p.ad(portal, &up.id, t0).as_ref(), Some(up));
         assert_eq!(status(&up.id, t0), 200, "{portal:?} {}", up.id);
         assert_eq!(status(&up.id, t1), 404, "{portal:?} {} taken down", up.id);
+        // Or, as the real portals do, a redirect to its search.
+        let redirecting = pages::PortalFaults {
+            taken_down_redirect: true,
+            ..pages::PortalFaults::default()
+        };
+        let moved = answer(&up.id, t1, &redirecting);
+        let search_path = match portal {
+            Portal::Avito => "/avito/fr/rabat/maisons-%C3%A0_vendre",
+            Portal::Mubawab => "/mubawab/fr/st/rabat/maisons-a-vendre",
+        };
+        assert_eq!(
+            (moved.status, moved.headers),
+            (301, vec![("location", search_path.to_owned())])
+        );
+        assert_eq!(answer(&up.id, t0, &redirecting).status, 200);
         // A number never given, and one of the other portal's range.
         let unknown = (portal.first_id() + 99_999).to_string();
         assert_eq!(status(&unknown, t1), 404);
@@ -181,4 +198,47 @@ fn featured_ads_past_a_quarter_page_take_their_place_among_the_others() {
     rest.sort_by(|a, b| b.posted_at.cmp(&a.posted_at).then(a.id.cmp(&b.id)));
     let expected: Vec<String> = rest.into_iter().map(|a| a.id).collect();
     assert_eq!(seen, expected);
+}
+
+#[test]
+fn a_city_redirected_sends_each_search_page_to_the_other_city_s() {
+    let p = portals();
+    let faults = pages::PortalFaults {
+        city_redirect: Some((0, 1)),
+        ..pages::PortalFaults::default()
+    };
+    let at = crate::default_start();
+    let answer = |portal, path: &str, query| pages::answer(&p, portal, path, query, at, &faults);
+    let moved = answer(
+        Portal::Mubawab,
+        "/fr/st/casablanca/appartements-a-louer:p:2",
+        None,
+    );
+    assert_eq!(
+        (moved.status, moved.headers),
+        (
+            301,
+            vec![(
+                "location",
+                "/mubawab/fr/st/rabat/appartements-a-louer%3Ap%3A2".to_owned()
+            )]
+        )
+    );
+    let moved = answer(
+        Portal::Avito,
+        "/fr/casablanca/maisons-à_vendre",
+        Some("o=2"),
+    );
+    assert_eq!(
+        moved.headers,
+        vec![(
+            "location",
+            "/avito/fr/rabat/maisons-%C3%A0_vendre?o=2".to_owned()
+        )]
+    );
+    // The other cities' searches read as before.
+    assert_eq!(
+        answer(Portal::Avito, "/fr/rabat/maisons-à_vendre", None).status,
+        200
+    );
 }

@@ -52,6 +52,10 @@ struct Shared {
     portal_layout_changed: AtomicBool,
     /// The portals' searches of this kind answer "no result": see [`SimHandle::empty_portal_search`].
     portal_search_emptied: Mutex<Option<AdKind>>,
+    /// One city's searches redirect to another's: see [`SimHandle::redirect_portal_city`].
+    portal_city_redirect: Mutex<Option<(usize, usize)>>,
+    /// Taken-down ads' pages redirect to their search: see [`SimHandle::redirect_taken_down_ads`].
+    portal_taken_down_redirect: AtomicBool,
     portal_traffic: [PortalTraffic; 2],
     attempts: Mutex<AttemptBook>,
     shifts: Mutex<PageShifts>,
@@ -88,6 +92,8 @@ impl SimHandle {
                 ),
                 portal_layout_changed: AtomicBool::new(false),
                 portal_search_emptied: Mutex::new(None),
+                portal_city_redirect: Mutex::new(None),
+                portal_taken_down_redirect: AtomicBool::new(false),
                 portal_traffic: Default::default(),
                 market: RwLock::new(market),
                 attempts: Mutex::new(AttemptBook::default()),
@@ -206,13 +212,40 @@ impl SimHandle {
             .unwrap_or_else(PoisonError::into_inner) = kind;
     }
 
-    /// The kind of search the portals answer empty, if any.
-    fn emptied_portal_search(&self) -> Option<AdKind> {
+    /// The redirected-city fault: from now on the portals' searches of city `from` (an index
+    /// into [`crate::moroccan_cities`]) answer a 301 to the same search of city `to`, as a
+    /// portal merging two cities' pages, or widening a search, would; `None` restores them.
+    pub fn redirect_portal_city(&self, from_to: Option<(usize, usize)>) {
         *self
             .shared
-            .portal_search_emptied
+            .portal_city_redirect
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner) = from_to;
+    }
+
+    /// From now on (`true`) a taken-down ad's page answers a 301 to the search of its city,
+    /// offer and kind, as the real portals send a removed ad's address elsewhere
+    /// (docs/sources.md, "Ads the pages no longer reach"), instead of a 404; `false` restores it.
+    pub fn redirect_taken_down_ads(&self, redirect: bool) {
+        self.shared
+            .portal_taken_down_redirect
+            .store(redirect, Ordering::SeqCst);
+    }
+
+    /// How the portals misbehave now.
+    fn portal_faults(&self) -> crate::portal::pages::PortalFaults {
+        fn copy<T: Copy>(m: &Mutex<T>) -> T {
+            *m.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        crate::portal::pages::PortalFaults {
+            changed_layout: self.shared.portal_layout_changed.load(Ordering::SeqCst),
+            emptied: copy(&self.shared.portal_search_emptied),
+            city_redirect: copy(&self.shared.portal_city_redirect),
+            taken_down_redirect: self
+                .shared
+                .portal_taken_down_redirect
+                .load(Ordering::SeqCst),
+        }
     }
 
     /// Runs `f` on the market (read-only; requests wait for an advance, not for readers).

@@ -1,7 +1,5 @@
 //! The portals' pages, with the faults a web server gives.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::Response;
@@ -60,15 +58,13 @@ async fn portal_page(sim: SimHandle, portal: Portal, request: Request) -> Respon
         // Mangled bodies and moving listings are the APIs' faults.
         _ => {}
     }
-    let changed = sim.shared.portal_layout_changed.load(Ordering::SeqCst);
     let reply = pages::answer(
         &sim.shared.portals,
         portal,
         &path,
         uri.query(),
         now,
-        changed,
-        sim.emptied_portal_search(),
+        &sim.portal_faults(),
     );
     respond(reply, gzip)
 }

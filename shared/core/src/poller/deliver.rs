@@ -49,6 +49,25 @@ pub enum OnConflict {
     Merge,
 }
 
+/// How old a portal listing's last sighting in the saved state may grow before a read that
+/// changed nothing saves it anyway: the ad pages asked for are those of the listings neither
+/// seen nor asked about for [`super::gone::GONE_CHECK_AFTER`] (a day), so a listing every
+/// read sees must not look unseen in the state (before, a quiet read saved nothing, and the
+/// state kept each listing's sighting of its last change).
+pub const SIGHTING_REFRESH: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+/// Whether `next` holds a portal listing seen [`SIGHTING_REFRESH`] or more after its
+/// sighting in `saved`.
+fn sightings_stale(saved: &super::detect::PollState, next: &super::detect::PollState) -> bool {
+    next.listings.iter().any(|(id, listing)| {
+        listing.source.is_portal()
+            && saved
+                .listings
+                .get(id)
+                .is_some_and(|before| listing.observed_at - before.observed_at >= SIGHTING_REFRESH)
+    })
+}
+
 /// Times a merging delivery reads the latest state and tries to save into it.
 const MERGE_ATTEMPTS: usize = 3;
 
@@ -105,7 +124,8 @@ pub async fn deliver<P: EventPublisher, S: PollStateStore>(
         && detection.next.watched_since == stored.state.watched_since
         && detection.next.baseline_since == stored.state.baseline_since
         // Without an event only a listing moved to another market's state leaves.
-        && detection.next.listings.len() == stored.state.listings.len();
+        && detection.next.listings.len() == stored.state.listings.len()
+        && !sightings_stale(&stored.state, &detection.next);
     let next = settle(&stored.state, detection, &failed);
     if unchanged && stored.version.is_some() {
         return Ok(delivery);
@@ -349,6 +369,63 @@ mod tests {
             Some(&at(2)),
             "{kept:?}"
         );
+    }
+
+    /// A portal read that changes nothing still saves the state once a listing's saved
+    /// sighting is [`SIGHTING_REFRESH`] old: before, the state kept each listing's sighting
+    /// of its last change, and an ad every read saw looked unseen for days to the checks.
+    #[tokio::test]
+    async fn a_quiet_portal_read_saves_sightings_grown_old() {
+        let mut ad = crate::poller::detect::tests::listing(1, 40_000_000);
+        ad.source = crate::listing::ListingSource::Mubawab;
+        ad.observed_at = at(0);
+        let states = MemoryPollStates::default();
+        let key = "mubawab/ma/casablanca";
+        let state = PollState {
+            listings: [(ad.id.as_str().to_owned(), ad.clone())].into(),
+            ..PollState::default()
+        };
+        assert!(states.save(key, &state, None).await.expect("saved"));
+        let id = ad.id.as_str().to_owned();
+        let read_at = async |hour: u32| {
+            let mut seen = ad.clone();
+            seen.observed_at = at(hour);
+            let stored = states.load(key).await.expect("load");
+            let read = MarketRead {
+                listings: vec![seen],
+                ..MarketRead::default()
+            };
+            let delivery = deliver(
+                &MemoryStream::default(),
+                &states,
+                key,
+                &stored,
+                read,
+                "p",
+                at(hour),
+                DelistingGuard::default(),
+                OnConflict::Yield,
+            )
+            .await
+            .expect("delivered");
+            assert_eq!(delivery.events(), 0);
+            states.state(key).expect("kept").listings[&id].observed_at
+        };
+        // Just under the refresh: nothing saved; at it: the sighting saved.
+        assert_eq!(read_at(5).await, at(0));
+        assert_eq!(read_at(6).await, at(6));
+        // An API's listing keeps the old way: a quiet read saves nothing.
+        let mut api = ad.clone();
+        api.source = crate::listing::ListingSource::Zillow;
+        let saved = PollState {
+            listings: [(api.id.as_str().to_owned(), api.clone())].into(),
+            ..PollState::default()
+        };
+        let mut later = saved.clone();
+        if let Some(l) = later.listings.values_mut().next() {
+            l.observed_at = at(20);
+        }
+        assert!(!sightings_stale(&saved, &later));
     }
 
     /// A market key of any allowed length gives a poll id an event carries: cut, and told

@@ -47,14 +47,34 @@ impl Default for HttpPolicy {
 }
 
 /// The poller's HTTP client: rustls over ring (installed as the process's default crypto
-/// provider unless one is), the project's user agent, and `connect_timeout`.
+/// provider unless one is), the project's user agent, `connect_timeout`, and no redirect
+/// followed. reqwest's default follows 10 hops to any host, stripping only `Authorization`
+/// and cookies: a RapidAPI key header went wherever a redirect pointed (https to http
+/// too), and a 307 re-sent the RESO client secret. A redirect is an answer
+/// ([`FetchError::Redirected`]): the APIs' reads fail on it, and the portals' crawler
+/// decides each hop itself ([`super::hops`]).
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // Err only when a provider is already installed, which then serves as well.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("realty-stream/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
+}
+
+/// Longest `Location` kept from a redirect: a longer one is not a page to go to.
+pub const MAX_LOCATION_BYTES: usize = 2_048;
+
+/// A redirect's `Location` as sent (empty when absent, not text, or over
+/// [`MAX_LOCATION_BYTES`]).
+pub(super) fn location(headers: &HeaderMap) -> String {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= MAX_LOCATION_BYTES)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A request that could not be completed.
@@ -65,6 +85,16 @@ pub enum FetchError {
         url: String,
         attempts: u32,
         last: String,
+    },
+    /// A 3xx: never followed by the client. An API's credentials go to its own host only;
+    /// a portal page's hop is checked before it is asked for ([`super::hops`]).
+    #[error("{url}: redirected (HTTP {status}) to {location:?}: not followed")]
+    Redirected {
+        url: String,
+        status: u16,
+        /// The `Location` as sent (empty when absent, not text, or over
+        /// [`MAX_LOCATION_BYTES`]).
+        location: String,
     },
     #[error("{url}: HTTP {status}: {body}")]
     Refused {
@@ -162,6 +192,14 @@ impl RateLimiter {
         self.admitted.store(0, Ordering::SeqCst);
         self.allowance
             .store(allowance.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// How many requests its spacing lets through in `time` (`u64::MAX` without spacing).
+    pub fn requests_within(&self, time: Duration) -> u64 {
+        if self.interval.is_zero() {
+            return u64::MAX;
+        }
+        (time.as_secs_f64() / self.interval.as_secs_f64()) as u64
     }
 
     /// Requests admitted since the run started.
@@ -376,6 +414,14 @@ where
             wait_to_retry(policy, attempt, wait, &url, &last).await?;
             continue;
         }
+        if status.is_redirection() {
+            // The same request would be sent the same way: not retried.
+            return Err(FetchError::Redirected {
+                url,
+                status: status.as_u16(),
+                location: location(response.headers()),
+            });
+        }
         let body = match tokio::time::timeout(
             policy.timeout,
             read_capped(response, policy.max_body_bytes),
@@ -453,6 +499,15 @@ mod tests {
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(10)));
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+    }
+
+    #[test]
+    fn the_limiter_says_how_many_requests_fit_a_time() {
+        let limiter = RateLimiter::per_second(0.2);
+        assert_eq!(limiter.requests_within(Duration::from_secs(150)), 30);
+        assert_eq!(limiter.requests_within(Duration::from_secs(4)), 0);
+        let unspaced = RateLimiter::per_second(0.0);
+        assert_eq!(unspaced.requests_within(Duration::from_secs(1)), u64::MAX);
     }
 
     #[test]

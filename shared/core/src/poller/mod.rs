@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod detect;
 pub mod fetch;
 pub mod gone;
+pub mod hops;
 pub mod markets;
 pub mod memory;
 pub mod portal;
@@ -23,6 +24,7 @@ pub mod reso_auth;
 pub mod run;
 mod run_market;
 pub mod state;
+pub mod verify;
 
 /// Serves `router` on a free loopback port for a test; its base URL (`http://127.0.0.1:PORT`).
 #[cfg(test)]

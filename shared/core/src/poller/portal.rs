@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::detect::PollState;
 use super::fetch::{FetchError, HttpPolicy, RateLimiter, fetch_page, read_text};
+use super::hops;
 use super::read::Get;
 use crate::listing::{Listing, Offer, PropertyType};
 use crate::sources::portal::crawl::{PortalSearch, RobotsRules};
@@ -58,8 +59,8 @@ pub struct PortalCrawler {
     /// The rules, or why they could not be read, and when.
     robots: Mutex<Option<(Instant, Result<RobotsRules, String>)>>,
     run_started: std::sync::Mutex<Option<Instant>>,
-    /// Ad pages asked for this poll ([`super::gone`]).
-    ad_pages_asked: std::sync::atomic::AtomicU32,
+    /// The time one poll spends crawling the site ([`PORTAL_RUN_BUDGET`]).
+    run_budget: Duration,
 }
 
 impl PortalCrawler {
@@ -69,45 +70,33 @@ impl PortalCrawler {
             gate: Mutex::new(()),
             robots: Mutex::new(None),
             run_started: std::sync::Mutex::new(None),
-            ad_pages_asked: std::sync::atomic::AtomicU32::new(0),
+            run_budget: PORTAL_RUN_BUDGET,
         }
     }
 
-    /// A poll starts: its crawl of this site gets a fresh [`PORTAL_RUN_BUDGET`].
+    /// The crawler with another time a poll spends on the site than [`PORTAL_RUN_BUDGET`]
+    /// (tests that bound a poll's requests to the site).
+    pub fn with_run_budget(self, run_budget: Duration) -> Self {
+        Self { run_budget, ..self }
+    }
+
+    /// A poll starts: its crawl of this site gets a fresh run budget.
     pub fn start_run(&self) {
         *self
             .run_started
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-        self.ad_pages_asked
-            .store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether more than `share` of this poll's time for the site is spent.
-    fn spent(&self, share: f64) -> bool {
-        self.run_started
+    /// What is left of this poll's time for the site (all of it before a poll starts).
+    pub fn time_left(&self) -> Duration {
+        let started = *self
+            .run_started
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() > PORTAL_RUN_BUDGET.mul_f64(share))
-    }
-
-    /// Whether this poll's time for the site is spent.
-    fn out_of_time(&self) -> bool {
-        self.spent(1.0)
-    }
-
-    /// The site's turn for one ad page: as [`Self::turn`], but only in the first half of the
-    /// poll's time for the site and for at most `most` ad pages a poll, so that the search
-    /// pages of markets still waiting are read first.
-    pub(super) async fn ad_page_turn(&self, most: u32) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        let turn = self.turn().await?;
-        if self.spent(0.5) {
-            return None;
-        }
-        let asked = self
-            .ad_pages_asked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        (asked < most).then_some(turn)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        started.map_or(self.run_budget, |at| {
+            self.run_budget.saturating_sub(at.elapsed())
+        })
     }
 
     /// The site's turn for one request: the gate, held until the guard drops; `None` once
@@ -115,7 +104,7 @@ impl PortalCrawler {
     /// their turn see the time spent).
     pub(super) async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         let turn = self.gate.lock().await;
-        (!self.out_of_time()).then_some(turn)
+        (!self.time_left().is_zero()).then_some(turn)
     }
 }
 
@@ -136,7 +125,8 @@ impl PortalCrawler {
 
 /// The site's rules, read at `{base}/robots.txt` when not read in the last
 /// [`ROBOTS_MAX_AGE`]: a 404 (or other 4xx) allows everything, as RFC 9309 says; a robots.txt
-/// that cannot be read (5xx, a timeout) allows nothing, for [`ROBOTS_RETRY_AFTER`].
+/// that cannot be read (5xx, a timeout, a redirect off the site or past [`hops::MAX_HOPS`])
+/// allows nothing, for [`ROBOTS_RETRY_AFTER`].
 pub(super) async fn robots(
     client: &reqwest::Client,
     limiter: &RateLimiter,
@@ -155,10 +145,16 @@ pub(super) async fn robots(
         Some((at, Err(why))) if at.elapsed() < ROBOTS_RETRY_AFTER => return Err(disallowed(why)),
         _ => {}
     }
-    let request = crawler.get(url.clone());
     let read = {
         let _one_at_a_time = crawler.gate.lock().await;
-        read_text(client, limiter, policy, &request).await
+        // Redirects are followed on the site only (RFC 9309 allows other hosts; a robots.txt
+        // elsewhere is not taken for this site's): one that leaves it is a robots.txt that
+        // could not be read.
+        let fetch = |url: String| {
+            let request = crawler.get(url);
+            async move { read_text(client, limiter, policy, &request).await }
+        };
+        hops::fetch_following(url.clone(), fetch, |to| hops::site_path(base, to).is_some()).await
     };
     let rules = match read {
         Ok(body) => Ok(RobotsRules::parse(&body)),
@@ -249,12 +245,25 @@ pub fn implausibly_empty_searches(
         .collect()
 }
 
+/// What every request of one portal read goes through.
+struct Crawl<'a> {
+    client: &'a reqwest::Client,
+    limiter: &'a RateLimiter,
+    policy: &'a HttpPolicy,
+    kind: SourceKind,
+    base: &'a str,
+    crawler: &'a PortalCrawler,
+    rules: RobotsRules,
+    observed_at: DateTime<Utc>,
+}
+
 /// Reads every page of a market's searches (flats and houses of `offer`) that robots.txt
 /// allows, one request at a time, while a search has more than its pages showed (its stated
-/// total, or a `rel=next` link). A search's first page disallowed, or one that no longer
-/// reads ([`FetchError::LayoutDrift`]), fails the read; a later page disallowed (Mubawab
-/// disallows them all), past the bounds, or empty (listings removed while paging) ends the
-/// search there and leaves the read incomplete.
+/// total, or a `rel=next` link). A search's first page disallowed, one that no longer reads
+/// ([`FetchError::LayoutDrift`]), or one redirected anywhere but its own address (another
+/// city, a wider search: never this market's listings), fails the read; a later page
+/// disallowed (Mubawab disallows them all), past the bounds, empty (listings removed while
+/// paging) or redirected so ends the search there and leaves the read incomplete.
 #[allow(clippy::too_many_arguments)]
 pub async fn read_pages(
     client: &reqwest::Client,
@@ -271,12 +280,15 @@ pub async fn read_pages(
         url: base.to_owned(),
         error: format!("market {market:?} is not a key such as ma/casablanca"),
     })?;
-    let rules = robots(client, limiter, policy, crawler, base).await?;
-    let parse = |bytes: &[u8]| -> Result<Page, SourceError> {
-        match kind {
-            SourceKind::Avito => avito::parse_page(bytes, observed_at),
-            _ => mubawab::parse_page(bytes, observed_at),
-        }
+    let crawl = Crawl {
+        rules: robots(client, limiter, policy, crawler, base).await?,
+        client,
+        limiter,
+        policy,
+        kind,
+        base,
+        crawler,
+        observed_at,
     };
     let mut out = PortalPages {
         pages: Vec::new(),
@@ -290,16 +302,28 @@ pub async fn read_pages(
             offer,
             property_type,
         };
+        crawl.read_search(&search, &mut out).await?;
+    }
+    Ok(out)
+}
+
+impl Crawl<'_> {
+    /// Reads the pages of one search into `out` ([`read_pages`]).
+    async fn read_search(
+        &self,
+        search: &PortalSearch,
+        out: &mut PortalPages,
+    ) -> Result<(), FetchError> {
         // Records of the search seen so far (featured ads repeat on every page).
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         let mut total = None;
         for page in 1..=MAX_PORTAL_PAGES + 1 {
-            let url = search_url(kind, base, &search, page)?;
+            let url = search_url(self.kind, self.base, search, page)?;
             if page > MAX_PORTAL_PAGES {
                 out.unreachable = true;
                 break;
             }
-            if !allowed(&rules, base, &url) {
+            if !allowed(&self.rules, self.base, &url) {
                 if page == 1 {
                     return Err(FetchError::Disallowed {
                         url,
@@ -309,25 +333,25 @@ pub async fn read_pages(
                 out.unreachable = true;
                 break;
             }
-            let Some(turn) = crawler.turn().await else {
-                if page == 1 {
-                    // A search not read this poll: it says nothing of its total.
-                    out.expected = None;
-                }
-                out.unreachable = true;
-                break;
-            };
-            let fetched = fetch_page(client, limiter, policy, &crawler.get(url), parse).await;
-            drop(turn);
-            let fetched = match fetched {
-                Ok(fetched) => fetched,
-                // Past the first page, a page of nothing is the search's end moving while it
-                // was read (listings taken down), not the layout.
-                Err(FetchError::LayoutDrift { .. }) if page > 1 => {
+            let fetched = match self.fetch_search_page(url).await {
+                Some(Ok(fetched)) => fetched,
+                Some(Err(error)) if page == 1 => return Err(error),
+                // Past the first page, a page of nothing is the search's end moving while
+                // it was read (listings taken down), not the layout; a page sent elsewhere
+                // is not the search's either.
+                Some(Err(FetchError::LayoutDrift { .. } | FetchError::Redirected { .. })) => {
                     out.unreachable = true;
                     break;
                 }
-                Err(error) => return Err(error),
+                Some(Err(error)) => return Err(error),
+                None => {
+                    if page == 1 {
+                        // A search not read this poll: it says nothing of its total.
+                        out.expected = None;
+                    }
+                    out.unreachable = true;
+                    break;
+                }
             };
             let Paging::Portal(paging) = &fetched.page.paging else {
                 break;
@@ -337,18 +361,7 @@ pub async fn read_pages(
                 out.expected = out.expected.zip(total).and_then(|(a, b)| a.checked_add(b));
             }
             let before = seen.len();
-            seen.extend(
-                fetched
-                    .page
-                    .listings
-                    .iter()
-                    .map(|l| l.id.as_str().to_owned()),
-            );
-            seen.extend(fetched.page.rejects.iter().enumerate().map(|(i, r)| {
-                r.source_id
-                    .clone()
-                    .unwrap_or_else(|| format!("page {page} record {i}"))
-            }));
+            add_records(&mut seen, &fetched.page, page);
             if total.is_some_and(|total| seen.len() as u64 > total) {
                 // More records than the stated total (a total that leaves out featured ads,
                 // say): the total is not the search's count, and cannot make a read complete.
@@ -367,10 +380,67 @@ pub async fn read_pages(
             }
         }
         if total == Some(0) && seen.is_empty() {
-            out.empty_searches.push(property_type);
+            out.empty_searches.push(search.property_type);
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// One search page at `url`, its redirects followed only to the same search on the site
+    /// (its address less a trailing slash, any query), where robots.txt allows; `None` when
+    /// this poll's time for the site is spent.
+    async fn fetch_search_page(
+        &self,
+        url: String,
+    ) -> Option<Result<super::fetch::Fetched, FetchError>> {
+        let observed_at = self.observed_at;
+        let kind = self.kind;
+        let parse = move |bytes: &[u8]| -> Result<Page, SourceError> {
+            match kind {
+                SourceKind::Avito => avito::parse_page(bytes, observed_at),
+                _ => mubawab::parse_page(bytes, observed_at),
+            }
+        };
+        let own_path = reqwest::Url::parse(&url)
+            .ok()
+            .and_then(|u| hops::site_path(self.base, &u))
+            .map(|p| decoded_path(&p));
+        let same_search = |to: &reqwest::Url| {
+            own_path.is_some()
+                && hops::site_path(self.base, to).map(|p| decoded_path(&p)) == own_path
+                && allowed(&self.rules, self.base, to.as_str())
+        };
+        let fetch = |url: String| {
+            let request = self.crawler.get(url);
+            async move { fetch_page(self.client, self.limiter, self.policy, &request, parse).await }
+        };
+        // The gate is held through the hops: still one request at a time.
+        let turn = self.crawler.turn().await?;
+        let fetched = hops::fetch_following(url, fetch, same_search).await;
+        drop(turn);
+        if let Err(FetchError::Redirected { url, location, .. }) = &fetched {
+            tracing::warn!(%url, %location, "a search page redirected elsewhere than its own address: not this market's, not read");
+        }
+        Some(fetched)
+    }
+}
+
+/// Adds the records of `page` (number `number` of its search) to those of the search `seen`:
+/// its listings' ids, and its rejects' (or their place, for one without an id).
+fn add_records(seen: &mut BTreeSet<String>, page: &Page, number: u32) {
+    seen.extend(page.listings.iter().map(|l| l.id.as_str().to_owned()));
+    seen.extend(page.rejects.iter().enumerate().map(|(i, r)| {
+        r.source_id
+            .clone()
+            .unwrap_or_else(|| format!("page {number} record {i}"))
+    }));
+}
+
+/// A path percent-decoded, less a trailing slash: two spellings of one address compare equal.
+fn decoded_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Whether a listing has a field.
@@ -436,6 +506,10 @@ pub fn lost_fields(
         )
     })
 }
+
+#[cfg(test)]
+#[path = "portal_hops_tests.rs"]
+mod hops_tests;
 
 #[cfg(test)]
 mod tests {

@@ -263,6 +263,15 @@ async fn request_token(
         .await
         .map_err(|e| failed(format!("request failed: {}", e.without_url())))?;
     let status = response.status();
+    if status.is_redirection() {
+        // The poller's client follows no redirect: a 307 or 308 would POST the secret again
+        // to wherever it points.
+        return Err(failed(format!(
+            "redirected (HTTP {status}) to {:?}: not followed; the credentials go to \
+             reso.token_url only (set it to the server's own token address)",
+            super::fetch::location(response.headers())
+        )));
+    }
     if !status.is_success() {
         // The body may echo what was sent: only the status is reported.
         return Err(failed(format!(

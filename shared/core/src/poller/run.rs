@@ -5,21 +5,36 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::config::no_key_message;
 use super::detect::DelistingGuard;
 use super::fetch::{HttpPolicy, RateLimiter};
-use super::markets::{ConfigSnapshot, PollRecord, WatchedMarket, month_of};
+use super::markets::{ConfigSnapshot, WatchedMarket, month_of};
 use super::ports::{ConfigStore, EventPublisher, PollStateStore};
 use super::raw::RawPageStore;
 use super::read::{MarketSearch, SearchFilter, SourceEndpoint, reads_rentals};
+use super::verify::{Target, Verification};
 use crate::listing::{MarketKey, Offer};
 use crate::sources::SourceKind;
 
+#[path = "run_records.rs"]
+mod records;
+use records::{poll_record, record_freshness, record_metrics};
+
 /// One read a run is asked for: source, market, search, sale listings or rentals.
-type Wanted<'a> = (SourceKind, &'a str, SearchFilter, Offer);
+pub(super) type Wanted<'a> = (SourceKind, &'a str, SearchFilter, Offer);
+
+/// One read a run makes: [`Wanted`] of a source it reaches.
+/// One read of a run: its source, market, filter, offer, and the watch it is read under
+/// ([`ConfigSnapshot::watched_since`]: a new one makes the read a baseline).
+pub(super) type Pair<'a> = (
+    &'a SourceEndpoint,
+    &'a str,
+    SearchFilter,
+    Offer,
+    Option<DateTime<Utc>>,
+);
 
 /// The poller's input. The schedule sends `{}`: poll the watched markets that are due.
 /// `realty invoke poller` may name markets to poll now, with every keyed source.
@@ -89,13 +104,9 @@ pub struct MarketSummary {
     pub incomplete: bool,
     /// A portal read that stopped where the crawl is bounded (pages robots.txt disallows,
     /// or past the pages one poll reads): incomplete by design, so not counted in
-    /// `incomplete` (which alarms); nothing delisted from it but listings whose own page is
-    /// gone ([`super::gone`]).
+    /// `incomplete` (which alarms); nothing delisted from it (but listings whose own page is
+    /// gone: [`super::verify`]).
     pub crawl_limited: bool,
-    /// Ad pages asked for after a crawl-limited read, and whether the page of an ad the read
-    /// saw failed to answer (ad pages moved: no delisting believed from them).
-    pub ad_pages_checked: u32,
-    pub ad_pages_untrusted: bool,
     /// A whole read found nothing where the last one had listings: not taken as complete,
     /// nothing delisted from it.
     pub empty: bool,
@@ -144,10 +155,16 @@ pub struct PollSummary {
     pub empty_markets: usize,
     /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
     pub layout_drift_reads: usize,
-    /// Ad pages asked for to tell whether listings past the pages read are gone.
+    /// Ad pages asked for to tell whether listings past the pages read are gone
+    /// ([`super::verify`]).
     pub ad_pages_checked: u32,
-    /// Reads whose ad pages could not be trusted (metric `poll_ad_pages_untrusted`).
+    /// Portal states whose ad pages could not be trusted (metric `poll_ad_pages_untrusted`).
     pub ad_pages_untrusted_reads: usize,
+    /// Hours since the least recently verified ad of the portal states verified this run was
+    /// seen or asked about (metric `portal_oldest_unverified_ad_hours`, per site, alarmed past
+    /// [`super::gone::VERIFIED_WITHIN`]); `None` without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_unverified_ad_hours: Option<f64>,
     pub raw_pages_archived: u32,
     pub raw_pages_oversized: u32,
     pub raw_pages_failed: u32,
@@ -155,6 +172,8 @@ pub struct PollSummary {
     pub sources_out_of_budget: usize,
     pub sources: Vec<SourceReport>,
     pub per_market: Vec<MarketSummary>,
+    /// The portal states verified after the reads ([`super::verify`]).
+    pub verifications: Vec<Verification>,
     /// The poll could not start (the configuration could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -213,6 +232,51 @@ impl MarketSummary {
 }
 
 impl PollSummary {
+    /// Adds what the reads did to the totals.
+    fn count_reads(&mut self) {
+        self.markets = self.per_market.len();
+        for m in &self.per_market {
+            self.failed_markets += usize::from(m.error.is_some());
+            self.empty_markets += usize::from(m.empty);
+            self.incomplete_reads += usize::from(m.incomplete);
+            self.reads_out_of_time += usize::from(m.out_of_time);
+            self.layout_drift_reads += usize::from(m.layout_drift);
+            self.pages += m.pages;
+            self.listings += m.listings;
+            self.rejects += m.rejects;
+            self.new += m.new;
+            self.changed += m.changed;
+            self.delisted += m.delisted;
+            self.held_delistings += m.held_delistings;
+            self.retries += m.retries;
+            self.unpublished += m.unpublished;
+            self.raw_pages_archived += m.raw_pages_archived;
+            self.raw_pages_oversized += m.raw_pages_oversized;
+            self.raw_pages_failed += m.raw_pages_failed;
+            if m.error.is_none() {
+                self.published += (m.new + m.changed + m.delisted).saturating_sub(m.unpublished);
+            }
+        }
+    }
+
+    /// Adds what the verifications did to the totals.
+    fn count_verifications(&mut self) {
+        for v in &self.verifications {
+            self.ad_pages_checked += v.ad_pages_checked;
+            self.ad_pages_untrusted_reads += usize::from(v.ad_pages_untrusted);
+            self.delisted += v.delisted;
+            self.unpublished += v.unpublished;
+            if v.error.is_none() {
+                self.published += v.delisted.saturating_sub(v.unpublished);
+            }
+            self.oldest_unverified_ad_hours =
+                match (self.oldest_unverified_ad_hours, v.oldest_unverified_hours) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+        }
+    }
+
     /// The summary as logged: its totals, and the markets with news
     /// ([`MarketSummary::has_news`]), at most [`MAX_LOGGED_MARKETS`]. Each market was about
     /// half a KB of the line: a poll of some 450 markets passed CloudWatch's 256 KB event,
@@ -223,6 +287,13 @@ impl PollSummary {
                 .per_market
                 .iter()
                 .filter(|m| m.has_news())
+                .take(MAX_LOGGED_MARKETS)
+                .cloned()
+                .collect(),
+            verifications: self
+                .verifications
+                .iter()
+                .filter(|v| v.has_news())
                 .take(MAX_LOGGED_MARKETS)
                 .cloned()
                 .collect(),
@@ -263,7 +334,8 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             crawler.start_run();
         }
         let wanted = self.wanted(request, &snapshot, observed_at);
-        let (pairs, sources) = self.admit(&wanted, &snapshot);
+        let checked = self.verification_wanted(request, &snapshot, &wanted);
+        let (pairs, targets, sources) = self.admit(&wanted, &checked, &snapshot);
         let started = tokio::time::Instant::now();
         // The reads under way when the budget is spent end by then too: no request starts,
         // and no retry waits, past it.
@@ -271,69 +343,18 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             deadline: Some(started + self.run_budget + READS_END_GRACE),
             ..self.policy
         };
-        let mut per_market: Vec<MarketSummary> = futures::stream::iter(pairs)
-            .map(|(endpoint, market, filter, offer)| {
-                let (poll_id, policy) = (&poll_id, &policy);
-                let watched_since = snapshot.watched_since(endpoint.kind, market);
-                async move {
-                    if started.elapsed() >= self.run_budget {
-                        return MarketSummary {
-                            source: endpoint.kind.as_str().to_owned(),
-                            market: market.to_owned(),
-                            rentals: offer == Offer::Rent,
-                            out_of_time: true,
-                            ..MarketSummary::default()
-                        };
-                    }
-                    let search = MarketSearch {
-                        market,
-                        filter: &filter,
-                        offer,
-                    };
-                    self.poll_market(
-                        endpoint,
-                        policy,
-                        search,
-                        watched_since,
-                        poll_id,
-                        observed_at,
-                    )
-                    .await
-                }
-            })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
+        let (mut per_market, verifications) = self
+            .read_and_verify(pairs, targets, &policy, &poll_id, observed_at, started)
             .await;
         per_market.sort_by(|a, b| {
             (&a.source, &a.market, a.rentals).cmp(&(&b.source, &b.market, b.rentals))
         });
+        summary.verifications = verifications;
         summary.sources = self.charge(sources, &per_market, &snapshot, &month).await;
         self.record_polls(&per_market, &snapshot, observed_at).await;
-        summary.markets = per_market.len();
-        for m in &per_market {
-            summary.failed_markets += usize::from(m.error.is_some());
-            summary.empty_markets += usize::from(m.empty);
-            summary.incomplete_reads += usize::from(m.incomplete);
-            summary.reads_out_of_time += usize::from(m.out_of_time);
-            summary.layout_drift_reads += usize::from(m.layout_drift);
-            summary.ad_pages_checked += m.ad_pages_checked;
-            summary.ad_pages_untrusted_reads += usize::from(m.ad_pages_untrusted);
-            summary.pages += m.pages;
-            summary.listings += m.listings;
-            summary.rejects += m.rejects;
-            summary.new += m.new;
-            summary.changed += m.changed;
-            summary.delisted += m.delisted;
-            summary.held_delistings += m.held_delistings;
-            summary.retries += m.retries;
-            summary.unpublished += m.unpublished;
-            summary.raw_pages_archived += m.raw_pages_archived;
-            summary.raw_pages_oversized += m.raw_pages_oversized;
-            summary.raw_pages_failed += m.raw_pages_failed;
-            if m.error.is_none() {
-                summary.published += (m.new + m.changed + m.delisted).saturating_sub(m.unpublished);
-            }
-        }
+        summary.per_market = per_market;
+        summary.count_reads();
+        summary.count_verifications();
         for s in &summary.sources {
             // A source the stack does not reach (RESO without ResoApiUrl) is as unpolled as
             // one without a key: the same alarm, which it never raised before.
@@ -343,7 +364,6 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             ));
             summary.sources_out_of_budget += usize::from(s.status == SourceStatus::OutOfBudget);
         }
-        summary.per_market = per_market;
         record_metrics(&summary);
         record_freshness(&snapshot, &summary, observed_at);
         summary
@@ -404,64 +424,88 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             .collect()
     }
 
-    /// Sets each source's request allowance for the run; the pairs it may poll, and a report
-    /// for every source asked for (those it may not poll say why).
+    /// Sets each source's request allowance for the run; the reads it may make, the portal
+    /// states it may verify ([`super::verify`]), and a report for every source asked for
+    /// (those it may not poll say why).
     #[allow(clippy::type_complexity)]
     fn admit<'a>(
         &'a self,
         wanted: &[Wanted<'a>],
+        checked: &[(SourceKind, &'a str, Offer)],
         snapshot: &ConfigSnapshot,
     ) -> (
-        Vec<(&'a SourceEndpoint, &'a str, SearchFilter, Offer)>,
+        Vec<Pair<'a>>,
+        Vec<Target<'a>>,
         BTreeMap<SourceKind, SourceReport>,
     ) {
         let mut reports: BTreeMap<SourceKind, SourceReport> = BTreeMap::new();
+        let mut admitted = |kind: SourceKind, reads: usize| {
+            let report = reports
+                .entry(kind)
+                .or_insert_with(|| self.report(kind, snapshot));
+            report.markets += reads;
+            let endpoint = self.endpoints.iter().find(|e| e.kind == kind);
+            endpoint.filter(|_| report.status == SourceStatus::Polled)
+        };
         let mut pairs = Vec::new();
         for (kind, market, filter, offer) in wanted {
-            let report = reports.entry(*kind).or_insert_with(|| {
-                let source = kind.as_str();
-                let endpoint = self.endpoints.iter().find(|e| e.kind == *kind);
-                let remaining = snapshot
-                    .budgets
-                    .get(source)
-                    .map(|b| b.saturating_sub(snapshot.used.get(source).copied().unwrap_or(0)));
-                let (status, message) = if self.unkeyed.contains(kind) {
-                    (SourceStatus::NoKey, Some(no_key_message(*kind, &self.secret)))
-                } else if endpoint.is_none() {
-                    (
-                        SourceStatus::NotConfigured,
-                        Some(format!("{source} is not configured in this deployment (RESO needs the stack's ResoApiUrl)")),
-                    )
-                } else if remaining == Some(0) {
-                    (
-                        SourceStatus::OutOfBudget,
-                        Some(format!("the month's request budget of {source} is spent; polls resume next month or with a larger budget (`realty markets budget`)")),
-                    )
-                } else {
-                    if let Some(limiter) = self.limiters.get(source) {
-                        limiter.start_run(remaining);
-                    }
-                    (SourceStatus::Polled, None)
-                };
-                if let Some(m) = &message {
-                    tracing::error!(source, "{m}");
-                }
-                SourceReport {
-                    source: source.to_owned(),
-                    status,
-                    markets: 0,
-                    requests: 0,
-                    message,
-                }
-            });
-            report.markets += usize::from(*offer == Offer::Sale);
-            if report.status == SourceStatus::Polled
-                && let Some(endpoint) = self.endpoints.iter().find(|e| e.kind == *kind)
-            {
-                pairs.push((endpoint, *market, filter.clone(), *offer));
+            if let Some(endpoint) = admitted(*kind, usize::from(*offer == Offer::Sale)) {
+                let watched_since = snapshot.watched_since(*kind, market);
+                pairs.push((endpoint, *market, filter.clone(), *offer, watched_since));
             }
         }
-        (pairs, reports)
+        let mut targets = Vec::new();
+        for (kind, market, offer) in checked {
+            if let Some(endpoint) = admitted(*kind, 0) {
+                targets.push((endpoint, *market, *offer));
+            }
+        }
+        (pairs, targets, reports)
+    }
+
+    /// A source's report before the run, whose request allowance it sets when it is polled.
+    fn report(&self, kind: SourceKind, snapshot: &ConfigSnapshot) -> SourceReport {
+        let source = kind.as_str();
+        let endpoint = self.endpoints.iter().find(|e| e.kind == kind);
+        let remaining = snapshot
+            .budgets
+            .get(source)
+            .map(|b| b.saturating_sub(snapshot.used.get(source).copied().unwrap_or(0)));
+        let (status, message) = if self.unkeyed.contains(&kind) {
+            (
+                SourceStatus::NoKey,
+                Some(no_key_message(kind, &self.secret)),
+            )
+        } else if endpoint.is_none() {
+            (
+                SourceStatus::NotConfigured,
+                Some(format!(
+                    "{source} is not configured in this deployment (RESO needs the stack's ResoApiUrl)"
+                )),
+            )
+        } else if remaining == Some(0) {
+            (
+                SourceStatus::OutOfBudget,
+                Some(format!(
+                    "the month's request budget of {source} is spent; polls resume next month or with a larger budget (`realty markets budget`)"
+                )),
+            )
+        } else {
+            if let Some(limiter) = self.limiters.get(source) {
+                limiter.start_run(remaining);
+            }
+            (SourceStatus::Polled, None)
+        };
+        if let Some(m) = &message {
+            tracing::error!(source, "{m}");
+        }
+        SourceReport {
+            source: source.to_owned(),
+            status,
+            markets: 0,
+            requests: 0,
+            message,
+        }
     }
 
     /// Charges each polled source's requests to the month's count; a source whose budget ran
@@ -538,6 +582,40 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             }
         }
     }
+
+    /// One read of the run, unless the run's time is spent ([`Poller::run_budget`]).
+    pub(super) async fn read_one(
+        &self,
+        (endpoint, market, filter, offer, watched_since): Pair<'_>,
+        policy: &HttpPolicy,
+        poll_id: &str,
+        observed_at: DateTime<Utc>,
+        started: tokio::time::Instant,
+    ) -> MarketSummary {
+        if started.elapsed() >= self.run_budget {
+            return MarketSummary {
+                source: endpoint.kind.as_str().to_owned(),
+                market: market.to_owned(),
+                rentals: offer == Offer::Rent,
+                out_of_time: true,
+                ..MarketSummary::default()
+            };
+        }
+        let search = MarketSearch {
+            market,
+            filter: &filter,
+            offer,
+        };
+        self.poll_market(
+            endpoint,
+            policy,
+            search,
+            watched_since,
+            poll_id,
+            observed_at,
+        )
+        .await
+    }
 }
 
 /// Where the poller keeps the state of one read: `zillow/nashville-tn` for the sale listings,
@@ -550,251 +628,6 @@ pub fn state_key(source: &str, market: &str, offer: Offer) -> String {
     }
 }
 
-fn record_metrics(s: &PollSummary) {
-    metrics::counter!("poll_markets").increment(s.markets as u64);
-    metrics::counter!("poll_failed_markets").increment(s.failed_markets as u64);
-    metrics::counter!("poll_pages").increment(u64::from(s.pages));
-    metrics::counter!("poll_listings").increment(s.listings as u64);
-    metrics::counter!("poll_rejects").increment(s.rejects as u64);
-    metrics::counter!("events_new").increment(s.new as u64);
-    metrics::counter!("events_changed").increment(s.changed as u64);
-    metrics::counter!("events_delisted").increment(s.delisted as u64);
-    metrics::counter!("delistings_held").increment(s.held_delistings as u64);
-    metrics::counter!("poll_http_retries").increment(u64::from(s.retries));
-    metrics::counter!("events_unpublished").increment(s.unpublished as u64);
-    metrics::counter!("events_published").increment(s.published as u64);
-    metrics::counter!("poll_empty_markets").increment(s.empty_markets as u64);
-    metrics::counter!("poll_incomplete_reads").increment(s.incomplete_reads as u64);
-    metrics::counter!("poll_reads_out_of_time").increment(s.reads_out_of_time as u64);
-    metrics::counter!("poll_layout_drift").increment(s.layout_drift_reads as u64);
-    metrics::counter!("poll_ad_pages_checked").increment(u64::from(s.ad_pages_checked));
-    metrics::counter!("poll_ad_pages_untrusted").increment(s.ad_pages_untrusted_reads as u64);
-    metrics::counter!("raw_pages_archived").increment(u64::from(s.raw_pages_archived));
-    metrics::counter!("raw_pages_oversized").increment(u64::from(s.raw_pages_oversized));
-    metrics::counter!("raw_pages_unarchived").increment(u64::from(s.raw_pages_failed));
-    metrics::counter!("sources_without_key").increment(s.sources_without_key as u64);
-    metrics::counter!("sources_out_of_budget").increment(s.sources_out_of_budget as u64);
-}
-
-/// Minutes since the last event of each watched market, whichever source saw it.
-fn record_freshness(snapshot: &ConfigSnapshot, summary: &PollSummary, now: DateTime<Utc>) {
-    for m in &snapshot.markets {
-        let published_now = summary.per_market.iter().any(|p| {
-            p.market == m.market
-                && p.error.is_none()
-                && p.new + p.changed + p.delisted > p.unpublished
-        });
-        let last = if published_now {
-            Some(now)
-        } else {
-            snapshot
-                .polls
-                .iter()
-                .filter(|((_, market), _)| market == &m.market)
-                .filter_map(|(_, p)| p.last_event_at)
-                .max()
-        };
-        if let Some(last) = last {
-            let minutes = (now - last).num_seconds().max(0) as f64 / 60.0;
-            metrics::gauge!("market_minutes_since_event", "market" => m.market.clone())
-                .set(minutes);
-        }
-    }
-}
-
-/// The record of one (source, market)'s poll: its reads (sale and rentals) together, after
-/// `previous`.
-fn poll_record(
-    source: &str,
-    market: &str,
-    reads: &[&MarketSummary],
-    previous: Option<&PollRecord>,
-    observed_at: DateTime<Utc>,
-) -> PollRecord {
-    let published = reads
-        .iter()
-        .any(|m| m.error.is_none() && m.new + m.changed + m.delisted > m.unpublished);
-    let requests: u64 = reads
-        .iter()
-        .map(|m| u64::from(m.pages + m.retries).max(1))
-        .sum();
-    let failed = reads.iter().any(|m| m.error.is_some());
-    PollRecord {
-        source: source.to_owned(),
-        market: market.to_owned(),
-        polled_at: observed_at,
-        requests,
-        last_event_at: if published {
-            Some(observed_at)
-        } else {
-            previous.and_then(|p| p.last_event_at)
-        },
-        failed_since: if failed {
-            previous.and_then(|p| p.failed_since).or(Some(observed_at))
-        } else {
-            None
-        },
-    }
-}
-
 #[cfg(test)]
-mod poll_record_tests {
-    use super::*;
-
-    /// A poll of 500 markets logs its totals and the markets with news, at most 100: the
-    /// whole summary passed CloudWatch's 256 KB event.
-    #[test]
-    fn the_log_line_names_the_markets_with_news_only() {
-        let summary_with = |failing: usize| PollSummary {
-            markets: 500,
-            per_market: (0..500)
-                .map(|i| MarketSummary {
-                    market: format!("market-{i}"),
-                    error: (i < failing).then(|| "503".to_owned()),
-                    ..MarketSummary::default()
-                })
-                .collect(),
-            ..PollSummary::default()
-        };
-        let logged = summary_with(3).for_log();
-        assert_eq!(logged.markets, 500);
-        assert_eq!(logged.per_market.len(), 3);
-        assert!(serde_json::to_string(&logged).expect("json").len() < 10_000);
-        assert_eq!(
-            summary_with(250).for_log().per_market.len(),
-            MAX_LOGGED_MARKETS
-        );
-    }
-
-    type TestPoller = Poller<
-        crate::poller::memory::MemoryStream,
-        crate::poller::memory::MemoryPollStates,
-        crate::poller::memory::MemoryConfigStore,
-        (),
-    >;
-
-    /// A poller of Zillow (at an address never asked) watching `market` from `sources`.
-    async fn poller_watching(sources: &[&str], run_budget: std::time::Duration) -> TestPoller {
-        let config = crate::poller::memory::MemoryConfigStore::default();
-        config
-            .put_market(&crate::poller::markets::tests::market(
-                "nashville-tn",
-                sources,
-                60,
-            ))
-            .await
-            .expect("watched");
-        Poller {
-            client: crate::poller::fetch::http_client(std::time::Duration::from_secs(1))
-                .expect("client"),
-            endpoints: vec![SourceEndpoint {
-                kind: SourceKind::Zillow,
-                base_url: "http://127.0.0.1:9".into(),
-                key: "key".into(),
-                reso_auth: None,
-                reso_full_read_every: chrono::TimeDelta::hours(24),
-                crawler: None,
-            }],
-            unkeyed: Vec::new(),
-            secret: "secret".into(),
-            policy: HttpPolicy::default(),
-            limiters: BTreeMap::new(),
-            publisher: crate::poller::memory::MemoryStream::default(),
-            states: crate::poller::memory::MemoryPollStates::default(),
-            config,
-            raw: (),
-            concurrency: 1,
-            delisting_guard: DelistingGuard::default(),
-            run_budget,
-        }
-    }
-
-    /// Once the run's time is spent no read starts: each is reported out of time and not
-    /// recorded as polled, so the next run reads it (before, a run of many slow markets went
-    /// past the function's timeout and Lambda stopped it before it charged or recorded).
-    #[tokio::test]
-    async fn no_read_starts_once_the_run_s_time_is_spent() {
-        let poller = poller_watching(&["zillow"], std::time::Duration::ZERO).await;
-        let now = Utc::now();
-        let summary = poller.poll(&PollRequest::default(), now).await;
-        assert!(summary.reads_out_of_time > 0, "{summary:?}");
-        assert_eq!(summary.reads_out_of_time, summary.markets);
-        assert_eq!((summary.pages, summary.failed_markets), (0, 0));
-        let recorded = poller.config.load(&month_of(now)).await.expect("config");
-        assert!(recorded.polls.is_empty(), "{:?}", recorded.polls);
-    }
-
-    /// `realty invoke poller` naming a watched market reads it under the market's filter
-    /// (its state is of that filter's listings); a market not watched, under none.
-    #[tokio::test]
-    async fn a_named_market_is_read_under_its_watched_filter() {
-        let poller = poller_watching(&["zillow"], POLL_RUN_BUDGET).await;
-        let mut watched = crate::poller::markets::tests::market("nashville-tn", &["zillow"], 60);
-        watched.min_price = Some(100_000);
-        watched.max_price = Some(900_000);
-        poller.config.put_market(&watched).await.expect("watched");
-        let now = Utc::now();
-        let snapshot = poller.config.load(&month_of(now)).await.expect("config");
-        let request = PollRequest {
-            markets: vec!["nashville-tn".into(), "austin-tx".into()],
-            rentals: false,
-        };
-        let wanted = poller.wanted(&request, &snapshot, now);
-        let filter_of = |market: &str| {
-            wanted
-                .iter()
-                .find(|(kind, m, _, _)| *kind == SourceKind::Zillow && *m == market)
-                .map(|(_, _, filter, _)| filter.clone())
-                .expect("read")
-        };
-        assert_eq!(filter_of("nashville-tn"), watched.filter());
-        assert_ne!(filter_of("nashville-tn"), SearchFilter::default());
-        assert_eq!(filter_of("austin-tx"), SearchFilter::default());
-    }
-
-    /// A market of a source the stack does not reach (RESO without ResoApiUrl) raises the
-    /// unpolled-source alarm, as one without a key does; before, it was only logged.
-    #[tokio::test]
-    async fn a_source_the_stack_does_not_reach_counts_as_unpolled() {
-        let poller = poller_watching(&["reso"], POLL_RUN_BUDGET).await;
-        let summary = poller.poll(&PollRequest::default(), Utc::now()).await;
-        assert!(
-            summary
-                .sources
-                .iter()
-                .any(|s| s.status == SourceStatus::NotConfigured),
-            "{summary:?}"
-        );
-        assert_eq!(summary.sources_without_key, 1);
-    }
-
-    /// Failed polls keep the time they began failing, so the lake's freshness check fails
-    /// while a revoked key fails every read (`polled_at` moved on with each); a poll whose
-    /// reads all succeed clears it.
-    #[test]
-    fn failing_polls_remember_since_when() {
-        let at = |hour: i64| DateTime::UNIX_EPOCH + chrono::Duration::hours(hour);
-        let read = |error: Option<&str>| MarketSummary {
-            source: "zillow".into(),
-            market: "nashville-tn".into(),
-            error: error.map(str::to_owned),
-            ..MarketSummary::default()
-        };
-        let (ok, refused) = (read(None), read(Some("401 Unauthorized")));
-        let first = poll_record("zillow", "nashville-tn", &[&ok], None, at(1));
-        assert_eq!((first.failed_since, first.last_good_read()), (None, at(1)));
-        // The rental read fails: the poll failed.
-        let failing = poll_record(
-            "zillow",
-            "nashville-tn",
-            &[&ok, &refused],
-            Some(&first),
-            at(2),
-        );
-        assert_eq!(failing.failed_since, Some(at(2)));
-        let still = poll_record("zillow", "nashville-tn", &[&refused], Some(&failing), at(5));
-        assert_eq!((still.polled_at, still.last_good_read()), (at(5), at(2)));
-        let back = poll_record("zillow", "nashville-tn", &[&ok], Some(&still), at(6));
-        assert_eq!((back.failed_since, back.last_good_read()), (None, at(6)));
-    }
-}
+#[path = "run_tests.rs"]
+mod poll_record_tests;

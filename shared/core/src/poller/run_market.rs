@@ -114,8 +114,6 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.raw_pages_oversized = stats.raw_oversized;
         summary.raw_pages_failed = stats.raw_failed;
         summary.rejects = stats.rejects.len();
-        summary.ad_pages_checked = stats.ad_pages_checked;
-        summary.ad_pages_untrusted = stats.ad_pages_untrusted;
         summary.listings = read.listings.len();
         // An empty read where the state had listings is not taken as complete (detect).
         summary.empty = read.complete && implausibly_empty(&stored.state, &read);

@@ -51,11 +51,6 @@ pub struct ReadStats {
     /// A portal read stopped where the crawl is bounded (pages robots.txt disallows, or
     /// past [`super::portal::MAX_PORTAL_PAGES`]): incomplete by design, not by fault.
     pub crawl_limited: bool,
-    /// Ad pages asked for after a crawl-limited read ([`super::gone`]).
-    pub ad_pages_checked: u32,
-    /// The page of an ad the read saw was gone (404, 410): ad pages have moved, no ad page
-    /// was believed.
-    pub ad_pages_untrusted: bool,
     /// A pass after the first (or RESO's full read) stopped at the run's deadline or request
     /// budget: what the passes before it read stands, as an incomplete read.
     pub cut_short: bool,
@@ -223,37 +218,17 @@ pub async fn read_market(
             return Ok((union.into_read(true), stats));
         }
     }
+    // Listings past the pages a poll may read: their own pages say whether they are gone,
+    // asked after the run's reads ([`super::verify`]).
     let mut read = union.into_read(false);
     read.crawl_limited = stats.crawl_limited;
-    // Listings past the pages a poll may read: their own pages say whether they are gone.
-    // robots.txt was read a moment ago for the pages and is kept (if it must be read again
-    // and cannot be, no page is checked; the read stands).
-    if stats.crawl_limited
-        && let Some(crawler) = &endpoint.crawler
-        && let Ok(rules) =
-            super::portal::robots(client, limiter, policy, crawler, &endpoint.base_url).await
-    {
-        let checks = super::gone::check_gone(
-            client,
-            limiter,
-            policy,
-            endpoint.kind,
-            &endpoint.base_url,
-            crawler,
-            &rules,
-            previous,
-            &read,
-            observed_at,
-        )
-        .await;
-        stats.ad_pages_checked = checks.asked;
-        stats.ad_pages_untrusted = checks.untrusted;
-        read.gone_ids = checks.gone;
-        read.asked_not_gone_ids = checks.asked_not_gone;
-    }
     Ok((read, stats))
 }
 
 #[cfg(test)]
 #[path = "loopback_tests.rs"]
 mod loopback_tests;
+
+#[cfg(test)]
+#[path = "redirect_tests.rs"]
+mod redirect_tests;

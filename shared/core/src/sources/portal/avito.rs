@@ -25,6 +25,15 @@ use crate::sources::{Page, SourceError, SourceKind, json};
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.avito.ma";
 
+/// The ad an ad page's path names (its number), whatever its area and title:
+/// `/fr/{area}/{category}/{Title}_{number}.htm` (docs/portals-research.md, 1.1). `None` for
+/// any other page.
+pub fn ad_identity(path: &str) -> Option<String> {
+    let page = path.strip_suffix(".htm")?.rsplit('/').next()?;
+    let (_, number) = page.rsplit_once('_')?;
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then(|| number.to_owned())
+}
+
 /// Where the ads array and the search's total have been seen, newest first.
 const ADS_PLACES: [(&str, &str); 2] = [
     (

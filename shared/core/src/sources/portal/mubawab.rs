@@ -20,6 +20,18 @@ use crate::sources::{Page, SourceError, SourceKind};
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.mubawab.ma";
 
+/// The ad an ad page's path names, whatever its locale and slug: `a/{number}` for
+/// `/{locale}/a/{number}/{slug}`, `pa/{number}` for a project's `/{locale}/pa/{number}/...`
+/// (two routes, not known to be one ad: docs/portals-research.md, 2.1). `None` for any other
+/// page (a search, a seller's `/fr/b/{number}`).
+pub fn ad_identity(path: &str) -> Option<String> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty()).skip(1);
+    let route = segments.next().filter(|r| matches!(*r, "a" | "pa"))?;
+    let number = segments.next()?;
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{route}/{number}"))
+}
+
 struct Selectors {
     card: Selector,
     ad_id: Selector,
