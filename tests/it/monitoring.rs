@@ -285,6 +285,7 @@ fn run_functions(
                 poll_every_minutes: 60,
                 reso_filter: None,
                 rentals: false,
+                watched_since: Default::default(),
             })
             .await?;
         config.set_budget("zillow", Some(10_000)).await?;

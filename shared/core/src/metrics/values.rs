@@ -37,7 +37,7 @@ pub struct ValueCounts {
 /// Values below this are held as they are even in a bucketed set: a bucket there is narrower
 /// than a few units, so its rounded midpoint could lie in the next one, and bucketing them
 /// saves nothing.
-const BUCKETED_FROM: i64 = 1_000;
+pub const BUCKETED_FROM: i64 = 1_000;
 
 /// The midpoint of the 2 % logarithmic bucket of `value`, rounded: what a bucketed set holds
 /// for it (values below [`BUCKETED_FROM`]: themselves). `snap(snap(v)) == snap(v)`: a
