@@ -17,7 +17,6 @@ pub use listing_store::DynamoListingStore;
 pub use market_store::DynamoMarketStore;
 pub(crate) use transact::{PutOutcome, transact_puts};
 
-use realty_core::listing::bound_reason;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -42,35 +41,12 @@ const BATCH_CALLS_IN_FLIGHT: usize = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// An SDK error as `Code: message`, for a [`PortError`].
+/// An SDK error as `Code: message`, for a [`PortError`] ([`crate::sdk::error_line`]).
 pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error>(
     operation: &'static str,
     e: &E,
 ) -> PortError {
-    PortError::new(
-        operation,
-        match (e.code(), e.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            // No code: a timeout, a dropped connection, an answer that did not parse. Not
-            // its Debug form, which holds the raw answer (headers, and the items of a read),
-            // unbounded, into the logs.
-            _ => bound_reason(error_chain(e)),
-        },
-    )
-}
-
-/// `e` and its sources, each as it displays itself: `DisplayErrorContext` adds the error's
-/// Debug form, which for an answer that did not parse is that answer whole.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    PortError::new(operation, crate::sdk::error_line(e))
 }
 
 #[cfg(test)]
