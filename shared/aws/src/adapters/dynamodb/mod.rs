@@ -79,4 +79,39 @@ mod sdk_error_tests {
             "{message}"
         );
     }
+
+    /// A service's error answer is its code and message on one line, without the raw
+    /// response (headers, body) `DisplayErrorContext` would append.
+    #[test]
+    fn a_service_error_is_its_code_and_message_on_one_line() {
+        let mut response = HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
+            "{\"__type\":\"TrimmedDataAccessException\",\"raw-body\":1}".into(),
+        );
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", "raw-header");
+        let e: SdkError<BatchGetItemError, HttpResponse> = SdkError::service_error(
+            BatchGetItemError::generic(
+                aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                    .code("TrimmedDataAccessException")
+                    .message("the requested data is past the stream's retention")
+                    .build(),
+            ),
+            response,
+        );
+        let line = crate::sdk::error_line(&e);
+        assert_eq!(
+            line,
+            "TrimmedDataAccessException: the requested data is past the stream's retention"
+        );
+        let chain = crate::sdk::error_chain(&e);
+        for text in [&line, &chain] {
+            assert!(
+                !text.contains("raw-body") && !text.contains("raw-header"),
+                "{text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
 }
