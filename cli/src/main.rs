@@ -5,6 +5,8 @@ mod bench;
 mod check;
 mod curate;
 mod demo;
+#[cfg(test)]
+mod docs_commands;
 mod html;
 mod invoke;
 mod markets;

@@ -159,7 +159,7 @@ async fn read_s3(target: &Target, location: &str) -> Result<Vec<u8>> {
         .key(key)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()))
+        .map_err(|e| anyhow::anyhow!(realty_aws::sdk::error_line(&e)))
         .with_context(|| format!("cannot read {input}"))?;
     if let Some(length) = object.content_length().and_then(|n| u64::try_from(n).ok())
         && length > MAX_REPLAY_BYTES

@@ -453,7 +453,7 @@ async fn describe_stack(
         .await
         .map_err(|e| StackError::CloudFormation {
             stack: stack_name.to_owned(),
-            message: aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string(),
+            message: realty_aws::sdk::error_line(&e),
         })?;
     out.stacks()
         .first()

@@ -53,4 +53,8 @@ pub struct BenchArgs {
     /// and moto).
     #[arg(long, value_parser = crate::parse_emulator, value_delimiter = ',')]
     pub emulator: Vec<EmulatorKind>,
+    /// The CSV file the run's headline figures are appended to, one row a run (default: the
+    /// project's docs/benchmarks/history.csv).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
 }

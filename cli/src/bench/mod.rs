@@ -19,6 +19,7 @@ mod compute;
 mod e2e;
 mod e2e_figures;
 mod events;
+mod history;
 mod items;
 mod lambda;
 mod local_aws;
@@ -308,11 +309,20 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
     let path = out_dir.join("latest.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report.figures)?)
         .with_context(|| format!("writing {}", path.display()))?;
+    let history_path = args
+        .history
+        .clone()
+        .unwrap_or_else(|| root.join("docs/benchmarks/history.csv"));
+    history::append(&history_path, &Value::Object(report.figures.clone()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.figures)?);
     } else {
         print!("{}", render_table(&report.figures));
-        println!("\n(all figures: {})", path.display());
+        println!(
+            "\n(all figures: {}; this run's row appended to {})",
+            path.display(),
+            history_path.display()
+        );
     }
     Ok(())
 }

@@ -92,6 +92,6 @@ fn provisioned(
 fn aws_error<E: std::error::Error>(operation: &'static str) -> impl FnOnce(E) -> RunnerError {
     move |e| RunnerError::Aws {
         operation,
-        message: aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string(),
+        message: realty_aws::sdk::error_chain(&e),
     }
 }

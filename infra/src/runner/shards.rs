@@ -5,7 +5,6 @@ use std::collections::{HashSet, VecDeque};
 use tokio::time::Instant;
 
 use aws_config::SdkConfig;
-use aws_sdk_kinesis::error::DisplayErrorContext;
 
 use super::records::{StreamRecord, dynamodb_record, kinesis_record};
 use super::settings::{StartingPosition, TriggerKind};
@@ -237,7 +236,7 @@ impl SourceStream {
                     Err(e)
                         if matches!(e.as_service_error(), Some(E::ExpiredIteratorException(_))) =>
                     {
-                        return Ok(Page::IteratorLost(DisplayErrorContext(&e).to_string()));
+                        return Ok(Page::IteratorLost(realty_aws::sdk::error_line(&e)));
                     }
                     Err(e) => return Err(aws_error("GetRecords")(e)),
                 };
@@ -264,7 +263,7 @@ impl SourceStream {
                             Some(E::ExpiredIteratorException(_) | E::TrimmedDataAccessException(_))
                         ) =>
                     {
-                        return Ok(Page::IteratorLost(DisplayErrorContext(&e).to_string()));
+                        return Ok(Page::IteratorLost(realty_aws::sdk::error_line(&e)));
                     }
                     Err(e) => return Err(aws_error("GetRecords")(e)),
                 };

@@ -16,10 +16,37 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use realty_core::config::ConfigError;
+
+/// An SDK error on one line: `Code: message` when AWS answered with a code, else the error
+/// and its sources as each displays itself, bounded. Not `DisplayErrorContext`, which appends
+/// the error's Debug form: for an answer from the service, the raw response whole (headers and
+/// body) in a log line or a message.
+pub fn error_line<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => realty_core::listing::bound_reason(format!("{c}: {m}")),
+        (Some(c), None) => c.to_owned(),
+        // No code: a timeout, a dropped connection, an answer that did not parse.
+        _ => error_chain(e),
+    }
+}
+
+/// `e` and its sources, each as it displays itself, joined by `: `, bounded (for errors
+/// that are not all an SDK call's, such as a body stream's).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    realty_core::listing::bound_reason(text)
+}
 
 /// Region used against an emulator when none is configured.
 pub const LOCAL_REGION: &str = "us-east-1";

@@ -36,13 +36,16 @@ fn lambda_log_level(value: Option<&str>) -> (LevelFilter, Option<String>) {
     }
 }
 
-/// Installs a human-readable subscriber on stderr for the CLI.
+/// Installs a human-readable subscriber on stderr for the CLI: colours on a terminal only
+/// (in a file or a pipe their escape codes are noise, and lengthen every line).
 pub fn init_cli_logging(default_level: &str) {
+    use std::io::IsTerminal as _;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

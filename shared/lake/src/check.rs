@@ -152,7 +152,7 @@ impl Curator {
                 .map_err(|e| {
                     LakeError::Invalid(format!(
                         "S3 PutObject {key}: {}",
-                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                        realty_aws::sdk::error_line(&e)
                     ))
                 })?;
         }

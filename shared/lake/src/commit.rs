@@ -440,7 +440,7 @@ async fn swap_metadata(
         .name(table)
         .send()
         .await
-        .map_err(|e| glue_err(aws_sdk_glue::error::DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| glue_err(realty_aws::sdk::error_line(&e)))?;
     let Some(glue_table) = got.table else {
         return Err(glue_err("no table in GetTable's answer".into()));
     };
@@ -477,9 +477,7 @@ async fn swap_metadata(
         Ok(_) => Ok(true),
         Err(e) => match e.as_service_error() {
             Some(service) if service.is_concurrent_modification_exception() => Ok(false),
-            _ => Err(glue_err(
-                aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
-            )),
+            _ => Err(glue_err(realty_aws::sdk::error_line(&e))),
         },
     }
 }

@@ -202,7 +202,7 @@ impl Curator {
 pub(crate) fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError {
     LakeError::Invalid(format!(
         "S3 {operation}: {}",
-        aws_sdk_s3::error::DisplayErrorContext(e)
+        realty_aws::sdk::error_chain(e)
     ))
 }
 

@@ -63,6 +63,8 @@ pub(super) async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_ho
         stdout.contains("alert latency") && stdout.contains("report:"),
         format!("the demo printed no summary:\n{stdout}"),
     )?;
+    check_output_reads(&stdout)?;
+    check_output_reads(&String::from_utf8_lossy(&output.stderr))?;
     let report: Value = serde_json::from_slice(&std::fs::read(report_dir.join("report.json"))?)?;
     let run = &report["run"];
     let polled: BTreeMap<String, String> = serde_json::from_value(run["market_sources"].clone())?;
@@ -113,5 +115,26 @@ pub(super) async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_ho
     .map_err(|e| format!("the lake's tables: {e:?}"))?;
     check_rendering(&report_dir.join("index.html"), MARKETS.len() * CHARTS).await?;
     let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(())
+}
+
+/// What the demo prints is read by a person: no line past 200 characters, and no SDK error
+/// dump (an error's Debug form: its raw response, headers and body), which
+/// `DisplayErrorContext` appends (warnings are one line; details at `RUST_LOG=debug`).
+fn check_output_reads(output: &str) -> Result<(), Failed> {
+    const LONGEST_LINE: usize = 200;
+    if let Some(line) = output.lines().find(|l| l.chars().count() > LONGEST_LINE) {
+        return Err(format!(
+            "the demo printed a line of {} characters (at most {LONGEST_LINE}): {line}",
+            line.chars().count()
+        )
+        .into());
+    }
+    for dump in ["raw: Response", "HeaderMap", "SdkBody", "ServiceError {"] {
+        ensure(
+            !output.contains(dump),
+            format!("the demo printed an SDK error dump ({dump}):\n{output}"),
+        )?;
+    }
     Ok(())
 }

@@ -111,7 +111,7 @@ impl FirehoseArchive {
                     }
                     Err(e) => Sent::Failed {
                         unsent: records,
-                        error: aws_sdk_firehose::error::DisplayErrorContext(&e).to_string(),
+                        error: crate::sdk::error_line(&e),
                     },
                 }
             })

@@ -3,7 +3,7 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -69,7 +69,7 @@ fn port_error<E>(operation: &'static str, error: E) -> PortError
 where
     E: std::error::Error + 'static,
 {
-    PortError::new(operation, DisplayErrorContext(&error).to_string())
+    PortError::new(operation, crate::sdk::error_chain(&error))
 }
 
 impl ImportObjects for S3ImportObjects {

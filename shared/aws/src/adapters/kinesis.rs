@@ -160,7 +160,7 @@ impl EventPublisher for KinesisPublisher {
                     }
                     Err(e) => Sent::Failed {
                         unsent: chunk,
-                        error: aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string(),
+                        error: crate::sdk::error_line(&e),
                     },
                 }
             })

@@ -89,10 +89,7 @@ impl PollStateStore for S3PollStateStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Ok(StoredPollState::default())
             }
-            Err(e) => Err(PortError::new(
-                "GetObject",
-                aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(PortError::new("GetObject", crate::sdk::error_line(&e))),
         }
     }
 
@@ -140,10 +137,7 @@ impl PollStateStore for S3PollStateStore {
             if error.code() == Some("ConditionalRequestConflict") || status == Some(409) {
                 return Ok(false);
             }
-            return Err(PortError::new(
-                "PutObject",
-                aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
-            ));
+            return Err(PortError::new("PutObject", crate::sdk::error_line(&error)));
         }
     }
 }

@@ -16,7 +16,7 @@ pub struct S3RawPageStore {
 }
 
 fn s3_error<E: std::error::Error + 'static>(call: &'static str, e: E) -> PortError {
-    PortError::new(call, aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+    PortError::new(call, crate::sdk::error_chain(&e))
 }
 
 impl RawPageStore for S3RawPageStore {

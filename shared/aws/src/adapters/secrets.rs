@@ -1,7 +1,6 @@
 //! Secrets Manager behind [`SecretSource`]: the listing-API keys, read once per container
 //! (and again while a source has none); written by `realty secrets set`.
 
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use realty_core::poller::ports::SecretSource;
 use realty_core::ports::PortError;
 
@@ -17,7 +16,7 @@ impl SecretSource for SecretsManagerSource {
             .secret_id(id)
             .send()
             .await
-            .map_err(|e| PortError::new("GetSecretValue", DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| PortError::new("GetSecretValue", crate::sdk::error_line(&e)))?;
         Ok(out.secret_string().unwrap_or_default().to_owned())
     }
 }
@@ -34,10 +33,7 @@ impl SecretsManagerSource {
             {
                 Ok(None)
             }
-            Err(e) => Err(PortError::new(
-                "GetSecretValue",
-                DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(PortError::new("GetSecretValue", crate::sdk::error_line(&e))),
         }
     }
 
@@ -49,7 +45,7 @@ impl SecretsManagerSource {
             .secret_string(text)
             .send()
             .await
-            .map_err(|e| PortError::new("PutSecretValue", DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| PortError::new("PutSecretValue", crate::sdk::error_line(&e)))?;
         Ok(())
     }
 }

@@ -217,7 +217,7 @@ impl AlertPublisher for SnsAlertPublisher {
                         // so that one entry's fault leaves the others published and goes
                         // alone to the error sink, rather than failing every alert of the
                         // batch at each re-delivery, for an hour, then for good.
-                        let error = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+                        let error = crate::sdk::error_line(&e);
                         match entries.as_slice() {
                             [(index, _)] => note(&|r| {
                                 let reason = cut_to(&error, MAX_SINK_FIELD_BYTES);
@@ -234,7 +234,7 @@ impl AlertPublisher for SnsAlertPublisher {
                     Err(e) => {
                         // The SDK retried what it could; the loop re-sends no whole call.
                         let known = answered_or_unsent(&e);
-                        let error = aws_sdk_sns::error::DisplayErrorContext(&e).to_string();
+                        let error = crate::sdk::error_line(&e);
                         note(&|r| {
                             let indices = entries.iter().map(|(i, _)| *i);
                             if known {

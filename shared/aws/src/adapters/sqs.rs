@@ -200,7 +200,7 @@ impl SqsPoisonSink {
             }
             Err(e) => Sent::Failed {
                 unsent: messages,
-                error: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
+                error: crate::sdk::error_line(&e),
             },
         }
     }

@@ -17,7 +17,6 @@ pub use listing_store::DynamoListingStore;
 pub use market_store::DynamoMarketStore;
 pub(crate) use transact::{PutOutcome, transact_puts};
 
-use realty_core::listing::bound_reason;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -42,35 +41,12 @@ const BATCH_CALLS_IN_FLIGHT: usize = 8;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// An SDK error as `Code: message`, for a [`PortError`].
+/// An SDK error as `Code: message`, for a [`PortError`] ([`crate::sdk::error_line`]).
 pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error>(
     operation: &'static str,
     e: &E,
 ) -> PortError {
-    PortError::new(
-        operation,
-        match (e.code(), e.message()) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.to_owned(),
-            // No code: a timeout, a dropped connection, an answer that did not parse. Not
-            // its Debug form, which holds the raw answer (headers, and the items of a read),
-            // unbounded, into the logs.
-            _ => bound_reason(error_chain(e)),
-        },
-    )
-}
-
-/// `e` and its sources, each as it displays itself: `DisplayErrorContext` adds the error's
-/// Debug form, which for an answer that did not parse is that answer whole.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    PortError::new(operation, crate::sdk::error_line(e))
 }
 
 #[cfg(test)]
@@ -102,5 +78,40 @@ mod sdk_error_tests {
             message.len() <= realty_core::listing::MAX_REASON_BYTES,
             "{message}"
         );
+    }
+
+    /// A service's error answer is its code and message on one line, without the raw
+    /// response (headers, body) `DisplayErrorContext` would append.
+    #[test]
+    fn a_service_error_is_its_code_and_message_on_one_line() {
+        let mut response = HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
+            "{\"__type\":\"TrimmedDataAccessException\",\"raw-body\":1}".into(),
+        );
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", "raw-header");
+        let e: SdkError<BatchGetItemError, HttpResponse> = SdkError::service_error(
+            BatchGetItemError::generic(
+                aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                    .code("TrimmedDataAccessException")
+                    .message("the requested data is past the stream's retention")
+                    .build(),
+            ),
+            response,
+        );
+        let line = crate::sdk::error_line(&e);
+        assert_eq!(
+            line,
+            "TrimmedDataAccessException: the requested data is past the stream's retention"
+        );
+        let chain = crate::sdk::error_chain(&e);
+        for text in [&line, &chain] {
+            assert!(
+                !text.contains("raw-body") && !text.contains("raw-header"),
+                "{text}"
+            );
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 }
