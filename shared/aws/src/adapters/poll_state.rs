@@ -5,6 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
+use realty_core::poller::anti_entropy::{AntiEntropyCursor, AntiEntropyStore};
 use realty_core::poller::detect::{MAX_STATE_JSON_BYTES, PollState};
 use realty_core::poller::ports::{PollStateStore, StoredPollState};
 use realty_core::ports::PortError;
@@ -145,6 +146,100 @@ impl PollStateStore for S3PollStateStore {
                 aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
             ));
         }
+    }
+}
+
+/// Where the anti-entropy pass keeps its cursor: beside the states (the poller's role reaches
+/// that prefix already), under a name no state has (states end in `.json.gz`).
+pub const ANTI_ENTROPY_CURSOR_KEY: &str = "poller-state/_anti-entropy.json";
+/// Suffix of every state object.
+const STATE_SUFFIX: &str = ".json.gz";
+/// Most state objects listed: a (source, market, offer) each, far above any deployment's;
+/// past it the listing stops with an error rather than filling memory.
+pub const MAX_STATE_KEYS: usize = 100_000;
+/// Largest cursor read back (it holds two keys and two times).
+const MAX_CURSOR_BYTES: i64 = 64 * 1024;
+
+fn sdk_error<E: std::error::Error + 'static>(call: &'static str, e: E) -> PortError {
+    PortError::new(call, aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+}
+
+impl AntiEntropyStore for S3PollStateStore {
+    async fn state_keys(&self) -> Result<Vec<String>, PortError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(STATE_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("ListObjectsV2", e))?;
+            keys.extend(page.contents().iter().filter_map(|o| {
+                o.key()?
+                    .strip_prefix(STATE_PREFIX)?
+                    .strip_suffix(STATE_SUFFIX)
+                    .map(str::to_owned)
+            }));
+            if keys.len() > MAX_STATE_KEYS {
+                return Err(PortError::new(
+                    "ListObjectsV2",
+                    format!("more than {MAX_STATE_KEYS} poll states under {STATE_PREFIX}"),
+                ));
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn load_cursor(&self) -> Result<AntiEntropyCursor, PortError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(ANTI_ENTROPY_CURSOR_KEY)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(AntiEntropyCursor::default());
+            }
+            Err(e) => return Err(sdk_error("GetObject", e)),
+        };
+        if out.content_length().is_some_and(|n| n > MAX_CURSOR_BYTES) {
+            return Err(PortError::new(
+                "GetObject",
+                format!("{ANTI_ENTROPY_CURSOR_KEY}: over {MAX_CURSOR_BYTES} bytes"),
+            ));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::new("GetObject", e.to_string()))?
+            .into_bytes();
+        // A cursor that cannot be read starts the round again: it only says where to go on.
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable anti-entropy cursor; the round starts again");
+            AntiEntropyCursor::default()
+        }))
+    }
+
+    async fn save_cursor(&self, cursor: &AntiEntropyCursor) -> Result<(), PortError> {
+        let body =
+            serde_json::to_vec(cursor).map_err(|e| PortError::new("PutObject", e.to_string()))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(ANTI_ENTROPY_CURSOR_KEY)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutObject", e))
+            .map(|_| ())
     }
 }
 

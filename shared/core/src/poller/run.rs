@@ -32,6 +32,10 @@ pub struct PollRequest {
     /// markets follow their own `rentals` setting).
     #[serde(default)]
     pub rentals: bool,
+    /// Run the anti-entropy pass instead of a poll ([`super::anti_entropy`]; its own
+    /// schedule sends `{"anti_entropy": true}`).
+    #[serde(default)]
+    pub anti_entropy: bool,
 }
 
 /// What became of a source in a poll.
@@ -738,6 +742,7 @@ mod poll_record_tests {
         let request = PollRequest {
             markets: vec!["nashville-tn".into(), "austin-tx".into()],
             rentals: false,
+            anti_entropy: false,
         };
         let wanted = poller.wanted(&request, &snapshot, now);
         let filter_of = |market: &str| {
