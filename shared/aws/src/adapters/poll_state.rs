@@ -325,4 +325,48 @@ mod tests {
         );
         assert_eq!((conflict.num_calls(), put.num_calls()), (1, 1));
     }
+
+    /// The listing names the states only: the pass's cursor and anything else under the
+    /// prefix are no state.
+    #[tokio::test(flavor = "current_thread")]
+    async fn state_keys_are_the_state_objects_only() {
+        use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+        use aws_sdk_s3::types::Object;
+        let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_output(|| {
+            let object = |key: &str| Object::builder().key(key).build();
+            ListObjectsV2Output::builder()
+                .contents(object("poller-state/zillow/nashville-tn/rent.json.gz"))
+                .contents(object(ANTI_ENTROPY_CURSOR_KEY))
+                .contents(object("poller-state/zillow/austin-tx.json.gz"))
+                .contents(object("poller-state/notes.txt"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&list]);
+        assert_eq!(
+            store(client).state_keys().await.expect("listed"),
+            ["zillow/austin-tx", "zillow/nashville-tn/rent"]
+        );
+    }
+
+    /// No cursor yet, or one that cannot be read: the round starts from the first state.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_missing_or_unreadable_cursor_starts_the_round_again() {
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_sdk_s3::types::error::NoSuchKey;
+        let missing = mock!(aws_sdk_s3::Client::get_object)
+            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+        let garbled = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"{not json"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&missing, &garbled]);
+        let store = store(client);
+        for _ in 0..2 {
+            assert_eq!(
+                store.load_cursor().await.expect("read"),
+                AntiEntropyCursor::default()
+            );
+        }
+    }
 }
