@@ -384,7 +384,7 @@ where
         report.compared += ids.len();
         left -= ids.len();
         report.record(&divergences);
-        found.extend(divergences);
+        found.extend(divergences.into_iter().map(|d| d.event));
         if left == 0 {
             // Maybe more in this state: the next pass goes on after the last compared.
             next = (Some(key.clone()), ids.last().cloned());
@@ -394,12 +394,7 @@ where
     if next.0.is_none() && start + report.states < keys.len() {
         next = (keys.get(start + report.states).cloned(), None);
     }
-    for chunk in found.chunks(PUBLISH_CHUNK) {
-        let events: Vec<ListingEvent> = chunk.iter().map(|d| d.event.clone()).collect();
-        let failures = publisher.publish(&events).await?;
-        report.unpublished += failures.len();
-        report.published += events.len() - failures.len();
-    }
+    publish(publisher, found, &mut report).await?;
     report.round_ended = next.0.is_none();
     if report.round_ended {
         report.round_seconds = cursor.round_started.map(|at| (now - at).num_seconds());
@@ -418,6 +413,26 @@ where
     };
     states.save_cursor(&cursor).await?;
     Ok(report)
+}
+
+/// Publishes the corrections [`PUBLISH_CHUNK`] at a time, counting what the stream took and
+/// what it refused (the refused are found again next round).
+async fn publish<P: EventPublisher>(
+    publisher: &P,
+    found: Vec<ListingEvent>,
+    report: &mut AntiEntropyReport,
+) -> Result<(), PortError> {
+    for events in found.chunks(PUBLISH_CHUNK) {
+        let failures = publisher.publish(events).await?;
+        for failure in &failures {
+            if let Some(event) = events.get(failure.index) {
+                tracing::warn!(listing = %event.listing.id, error = %failure.error, "anti-entropy event not published");
+            }
+        }
+        report.unpublished += failures.len();
+        report.published += events.len().saturating_sub(failures.len());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
