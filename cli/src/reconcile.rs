@@ -1,11 +1,15 @@
 //! `realty reconcile [--market M] [--stack NAME] [--dry-run | --check]`: recompute market
 //! inventory figures from the listing states and repair the market items that drifted
-//! (`realty_core::metrics::reconcile`; the runbook is in docs/metrics.md).
+//! (`realty_core::metrics::reconcile`), and report where the listing states diverge from
+//! the poller's states (`realty_core::poller::anti_entropy::check`: events lost on the way,
+//! which the scheduled anti-entropy pass republishes). The runbook is in docs/metrics.md.
 
 use anyhow::{Result, bail};
 use realty_aws::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
+use realty_aws::adapters::poll_state::S3PollStateStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_core::metrics::reconcile::reconcile;
+use realty_core::poller::anti_entropy::{AntiEntropyReport, check};
 
 use crate::target;
 
@@ -33,6 +37,15 @@ pub async fn run(market: Option<&str>, stack: Option<&str>, mode: Mode) -> Resul
         table: target.resources.market_table.clone(),
         retry: RetryPolicy::default(),
     };
+    // Before the markets: a repair recomputes them from the listing states, which lost
+    // events leave behind the poller's states whatever reconcile does.
+    let states = S3PollStateStore {
+        client: realty_aws::sdk::s3_client(&target.sdk),
+        bucket: target.resources.data_lake_bucket.clone(),
+    };
+    let city = market.filter(|m| !m.contains('#'));
+    let divergence = check(&states, &listings, city, chrono::Utc::now()).await?;
+    print_divergence(&divergence, &target.description);
     let dry_run = mode != Mode::Repair;
     let report = reconcile(&listings, &markets, market, dry_run).await?;
     let verb = if dry_run { "would repair" } else { "repaired" };
@@ -65,6 +78,14 @@ pub async fn run(market: Option<&str>, stack: Option<&str>, mode: Mode) -> Resul
             report.busy.join(", ")
         );
     }
+    if mode == Mode::Check && divergence.total() > 0 {
+        bail!(
+            "{} listing(s) in the listing table diverge from the poller's states (lost \
+             events): the scheduled anti-entropy pass republishes them (docs/metrics.md, \
+             \"Anti-entropy\")",
+            divergence.total()
+        );
+    }
     if mode == Mode::Check && !report.repairs.is_empty() {
         bail!(
             "{} market(s) drifted from their listings",
@@ -72,4 +93,30 @@ pub async fn run(market: Option<&str>, stack: Option<&str>, mode: Mode) -> Resul
         );
     }
     Ok(())
+}
+
+/// The divergence between the poller's states and the listing table: counts by kind, then
+/// the first examples.
+fn print_divergence(report: &AntiEntropyReport, target: &str) {
+    let by_kind: Vec<String> = report
+        .divergences
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind.as_str()))
+        .collect();
+    println!(
+        "{} listings of {} poll states ({} reading their baseline, skipped) compared with the \
+         listing table in {target}: {} diverge{}",
+        report.compared,
+        report.states,
+        report.unsettled_states,
+        report.total(),
+        if by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_kind.join(", "))
+        }
+    );
+    for (kind, state, listing) in &report.examples {
+        println!("  {}: {listing} in {state}", kind.as_str());
+    }
 }

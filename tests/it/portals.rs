@@ -92,6 +92,7 @@ pub(crate) async fn poll(p: &LambdaPoller, sim: &SimServer) -> PollSummary {
     let request = PollRequest {
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
         rentals: true,
+        ..PollRequest::default()
     };
     Box::pin(p.poll(&request, sim.handle().now())).await
 }

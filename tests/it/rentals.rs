@@ -94,6 +94,7 @@ async fn a_rental_read_that_never_adds_up_delists_no_rental(
     let request = PollRequest {
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
         rentals: true,
+        ..PollRequest::default()
     };
     let cut_short = Box::pin(faulty_poller.poll(&request, faulty.handle().now())).await;
     let rental_reads: Vec<_> = cut_short.per_market.iter().filter(|m| m.rentals).collect();
@@ -135,6 +136,7 @@ async fn poll_at(
     let request = PollRequest {
         markets: MARKETS.iter().map(|m| m.to_string()).collect(),
         rentals,
+        ..PollRequest::default()
     };
     let summary = Box::pin(p.poll(&request, at)).await;
     ensure(

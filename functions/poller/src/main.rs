@@ -21,6 +21,21 @@ async fn main() -> Result<(), Error> {
     let function = PollerFunction::new(&aws, &resources, config, env).await?;
     let function = &function;
     run(service_fn(move |event: LambdaEvent<PollRequest>| async move {
+        if event.payload.anti_entropy {
+            let report = function.anti_entropy(chrono::Utc::now()).await;
+            if let Ok(report) = &report {
+                realty_core::poller::anti_entropy::record_metrics(report);
+                tracing::info!(report = %serde_json::to_string(report).unwrap_or_default(), "anti-entropy pass done");
+            }
+            if let Err(e) = emf.flush(std::io::stdout()) {
+                tracing::warn!(error = %e, "cannot write EMF metrics");
+            }
+            // A pass that failed leaves its cursor where it was: the errors alarm says so,
+            // and the next scheduled pass does the same listings again.
+            return report
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .map_err(Error::from);
+        }
         let summary = Box::pin(function.handle(&event.payload, chrono::Utc::now())).await;
         tracing::info!(summary = %serde_json::to_string(&summary.for_log()).unwrap_or_default(), "poll done");
         if let Err(e) = emf.flush(std::io::stdout()) {
@@ -30,7 +45,7 @@ async fn main() -> Result<(), Error> {
         // the errors alarm says so, and the event goes to the failure queue.
         match summary.error {
             Some(error) => Err(Error::from(error)),
-            None => Ok::<_, Error>(summary),
+            None => Ok::<_, Error>(serde_json::to_value(summary).unwrap_or_default()),
         }
     }))
     .await

@@ -421,3 +421,23 @@ fn dropped_import_files_expire_after_the_dead_letter_queue_s_retention() {
         "{days} days, the dead-letter queue keeps {dlq_days}"
     );
 }
+
+/// The poller's second schedule runs the anti-entropy pass: its input is a request for the
+/// pass (a typo would make it an ordinary poll, and nothing would correct a lost event), at
+/// least hourly, the rate the documented correction time is derived from (docs/metrics.md).
+#[test]
+fn the_anti_entropy_schedule_asks_for_the_pass_hourly() {
+    let yaml = project_yaml();
+    let events = &yaml["Resources"]["PollerFunction"]["Properties"]["Events"];
+    let pass = &events["AntiEntropy"]["Properties"];
+    let input = text(&pass["Input"]).expect("an input");
+    let request: realty_core::poller::run::PollRequest =
+        serde_json::from_str(&input).expect("a poll request");
+    assert!(
+        request.anti_entropy && request.markets.is_empty(),
+        "{input}"
+    );
+    assert_eq!(text(&pass["Schedule"]).as_deref(), Some("rate(1 hour)"));
+    // The polls' own schedule sends no input: polls, never the pass.
+    assert!(events["Schedule"]["Properties"].get("Input").is_none());
+}

@@ -3,6 +3,7 @@
 //! market past an event it could not publish.
 
 mod advancing;
+mod anti_entropy;
 mod delisting;
 mod ground_truth;
 mod helpers;
@@ -13,6 +14,7 @@ mod reso_cursor;
 use advancing::{
     events_that_cannot_be_published_are_found_again, overlapping_polls_cannot_both_advance_a_market,
 };
+use anti_entropy::a_lost_delisting_is_reported_then_republished_once_by_anti_entropy;
 use delisting::{
     a_listing_that_becomes_a_reject_stays_listed, a_mass_loss_waits_for_a_second_read,
     a_null_realtor_search_is_not_an_empty_market, a_page_without_a_total_infers_no_delisting,
@@ -49,4 +51,5 @@ crate::async_tests!(
     an_event_over_1_mib_is_rejected_alone,
     reso_reads_records_committed_late_at_the_cursor,
     a_100000_row_import_then_a_poll_stays_within_the_poller_s_memory,
+    a_lost_delisting_is_reported_then_republished_once_by_anti_entropy,
 );

@@ -5,6 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
+use realty_core::poller::anti_entropy::{AntiEntropyCursor, AntiEntropyStore};
 use realty_core::poller::detect::{MAX_STATE_JSON_BYTES, PollState};
 use realty_core::poller::ports::{PollStateStore, StoredPollState};
 use realty_core::ports::PortError;
@@ -142,6 +143,100 @@ impl PollStateStore for S3PollStateStore {
     }
 }
 
+/// Where the anti-entropy pass keeps its cursor: beside the states (the poller's role reaches
+/// that prefix already), under a name no state has (states end in `.json.gz`).
+pub const ANTI_ENTROPY_CURSOR_KEY: &str = "poller-state/_anti-entropy.json";
+/// Suffix of every state object.
+const STATE_SUFFIX: &str = ".json.gz";
+/// Most state objects listed: a (source, market, offer) each, far above any deployment's;
+/// past it the listing stops with an error rather than filling memory.
+pub const MAX_STATE_KEYS: usize = 100_000;
+/// Largest cursor read back (it holds two keys and two times).
+const MAX_CURSOR_BYTES: i64 = 64 * 1024;
+
+fn sdk_error<E: std::error::Error + 'static>(call: &'static str, e: E) -> PortError {
+    PortError::new(call, aws_sdk_s3::error::DisplayErrorContext(&e).to_string())
+}
+
+impl AntiEntropyStore for S3PollStateStore {
+    async fn state_keys(&self) -> Result<Vec<String>, PortError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(STATE_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("ListObjectsV2", e))?;
+            keys.extend(page.contents().iter().filter_map(|o| {
+                o.key()?
+                    .strip_prefix(STATE_PREFIX)?
+                    .strip_suffix(STATE_SUFFIX)
+                    .map(str::to_owned)
+            }));
+            if keys.len() > MAX_STATE_KEYS {
+                return Err(PortError::new(
+                    "ListObjectsV2",
+                    format!("more than {MAX_STATE_KEYS} poll states under {STATE_PREFIX}"),
+                ));
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn load_cursor(&self) -> Result<AntiEntropyCursor, PortError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(ANTI_ENTROPY_CURSOR_KEY)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(AntiEntropyCursor::default());
+            }
+            Err(e) => return Err(sdk_error("GetObject", e)),
+        };
+        if out.content_length().is_some_and(|n| n > MAX_CURSOR_BYTES) {
+            return Err(PortError::new(
+                "GetObject",
+                format!("{ANTI_ENTROPY_CURSOR_KEY}: over {MAX_CURSOR_BYTES} bytes"),
+            ));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::new("GetObject", e.to_string()))?
+            .into_bytes();
+        // A cursor that cannot be read starts the round again: it only says where to go on.
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable anti-entropy cursor; the round starts again");
+            AntiEntropyCursor::default()
+        }))
+    }
+
+    async fn save_cursor(&self, cursor: &AntiEntropyCursor) -> Result<(), PortError> {
+        let body =
+            serde_json::to_vec(cursor).map_err(|e| PortError::new("PutObject", e.to_string()))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(ANTI_ENTROPY_CURSOR_KEY)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutObject", e))
+            .map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use aws_sdk_s3::error::ErrorMetadata;
@@ -223,5 +318,49 @@ mod tests {
                 .expect("answered")
         );
         assert_eq!((conflict.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    /// The listing names the states only: the pass's cursor and anything else under the
+    /// prefix are no state.
+    #[tokio::test(flavor = "current_thread")]
+    async fn state_keys_are_the_state_objects_only() {
+        use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+        use aws_sdk_s3::types::Object;
+        let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_output(|| {
+            let object = |key: &str| Object::builder().key(key).build();
+            ListObjectsV2Output::builder()
+                .contents(object("poller-state/zillow/nashville-tn/rent.json.gz"))
+                .contents(object(ANTI_ENTROPY_CURSOR_KEY))
+                .contents(object("poller-state/zillow/austin-tx.json.gz"))
+                .contents(object("poller-state/notes.txt"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&list]);
+        assert_eq!(
+            store(client).state_keys().await.expect("listed"),
+            ["zillow/austin-tx", "zillow/nashville-tn/rent"]
+        );
+    }
+
+    /// No cursor yet, or one that cannot be read: the round starts from the first state.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_missing_or_unreadable_cursor_starts_the_round_again() {
+        use aws_sdk_s3::operation::get_object::GetObjectError;
+        use aws_sdk_s3::types::error::NoSuchKey;
+        let missing = mock!(aws_sdk_s3::Client::get_object)
+            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+        let garbled = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"{not json"))
+                .build()
+        });
+        let client = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&missing, &garbled]);
+        let store = store(client);
+        for _ in 0..2 {
+            assert_eq!(
+                store.load_cursor().await.expect("read"),
+                AntiEntropyCursor::default()
+            );
+        }
     }
 }

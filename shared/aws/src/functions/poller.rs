@@ -10,12 +10,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::adapters::config::DynamoConfigStore;
+use crate::adapters::dynamodb::DynamoListingStore;
 use crate::adapters::kinesis::KinesisPublisher;
 use crate::adapters::poll_state::S3PollStateStore;
 use crate::adapters::raw_pages::S3RawPageStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
 use realty_core::config::{ConfigError, StackResources};
+use realty_core::poller::anti_entropy::{AntiEntropyReport, LISTINGS_PER_PASS, run_pass};
 use realty_core::poller::config::{ApiKeys, PollerConfig, load_api_keys};
 use realty_core::poller::fetch::{RateLimiter, http_client};
 use realty_core::poller::read::SourceEndpoint;
@@ -98,6 +100,8 @@ pub struct PollerFunction {
     /// The variables the keys are found by, read at start-up.
     env: BTreeMap<String, String>,
     poller: Mutex<LambdaPoller>,
+    /// The listing table, read (never written) by the anti-entropy pass.
+    listings: DynamoListingStore,
 }
 
 /// The variables [`load_api_keys`] reads.
@@ -126,7 +130,30 @@ impl PollerFunction {
             config,
             env,
             poller: Mutex::new(poller),
+            listings: DynamoListingStore {
+                client: aws_sdk_dynamodb::Client::new(sdk),
+                table: resources.listing_table.clone(),
+                retry: RetryPolicy::default(),
+            },
         })
+    }
+
+    /// One anti-entropy pass ([`realty_core::poller::anti_entropy`]) over the poll states,
+    /// the listing table and the stream the polls publish to. Holds the poller: a pass never
+    /// runs beside a poll of this container (nor of another: the function runs one at a time).
+    pub async fn anti_entropy(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<AntiEntropyReport, realty_core::ports::PortError> {
+        let poller = self.poller.lock().await;
+        run_pass(
+            &poller.states,
+            &self.listings,
+            &poller.publisher,
+            LISTINGS_PER_PASS,
+            now,
+        )
+        .await
     }
 
     pub async fn handle(&self, request: &PollRequest, now: DateTime<Utc>) -> PollSummary {

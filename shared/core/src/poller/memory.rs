@@ -93,6 +93,8 @@ impl ConfigStore for MemoryConfigStore {
 #[derive(Debug, Default)]
 pub struct MemoryPollStates {
     states: Mutex<BTreeMap<String, (super::detect::PollState, u64)>>,
+    /// The anti-entropy pass's cursor.
+    cursor: Mutex<super::anti_entropy::AntiEntropyCursor>,
 }
 
 impl MemoryPollStates {
@@ -131,6 +133,30 @@ impl super::ports::PollStateStore for MemoryPollStates {
         let version = states.get(key).map_or(1, |(_, v)| v + 1);
         states.insert(key.to_owned(), (state.clone(), version));
         Ok(true)
+    }
+}
+
+impl super::anti_entropy::AntiEntropyStore for MemoryPollStates {
+    async fn state_keys(&self) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .states
+            .lock()
+            .map_err(poisoned)?
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    async fn load_cursor(&self) -> Result<super::anti_entropy::AntiEntropyCursor, PortError> {
+        Ok(self.cursor.lock().map_err(poisoned)?.clone())
+    }
+
+    async fn save_cursor(
+        &self,
+        cursor: &super::anti_entropy::AntiEntropyCursor,
+    ) -> Result<(), PortError> {
+        *self.cursor.lock().map_err(poisoned)? = cursor.clone();
+        Ok(())
     }
 }
 

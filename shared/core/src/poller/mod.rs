@@ -5,6 +5,7 @@
 //! read kept in the raw layer ([`raw`]). `realty_aws::functions::poller` wires the HTTP
 //! client and the AWS adapters.
 
+pub mod anti_entropy;
 pub mod baseline;
 pub mod config;
 pub mod deliver;

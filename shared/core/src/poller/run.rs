@@ -47,6 +47,10 @@ pub struct PollRequest {
     /// markets follow their own `rentals` setting).
     #[serde(default)]
     pub rentals: bool,
+    /// Run the anti-entropy pass instead of a poll ([`super::anti_entropy`]; its own
+    /// schedule sends `{"anti_entropy": true}`).
+    #[serde(default)]
+    pub anti_entropy: bool,
 }
 
 /// What became of a source in a poll.

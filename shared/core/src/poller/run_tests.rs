@@ -99,6 +99,7 @@ async fn a_named_market_is_read_under_its_watched_filter() {
     let request = PollRequest {
         markets: vec!["nashville-tn".into(), "austin-tx".into()],
         rentals: false,
+        anti_entropy: false,
     };
     let wanted = poller.wanted(&request, &snapshot, now);
     let filter_of = |market: &str| {
