@@ -23,6 +23,8 @@ pub(super) const LISTINGS: u32 = 240;
 pub(super) const CHARTS: usize = 6;
 /// Eight: a market has a close 7 days before its last, so its 7-day change is checked.
 pub(super) const DAYS: i64 = 8;
+/// A poll every other day: the 7-day change still has its close 8 days back, in 5 polls.
+pub(super) const STEP_DAYS: i64 = 2;
 pub(super) const ACTIVITY: f64 = 20.0;
 /// Prices below this are placeholders the sources reject (`MIN_PLAUSIBLE_SALE_PRICE`).
 pub(super) const MIN_PLAUSIBLE_PRICE: u64 = 5_000;

@@ -13,7 +13,7 @@ use super::first_read::check_first_read;
 use super::ground_truth::check_alerts_against_ground_truth;
 use super::helpers::{
     ACTIVITY, CHARTS, DAYS, DEMO_DEADLINE, DEMO_REGION, LISTINGS, MARKETS, SEED, SOURCES,
-    realty_binary, sdk_in,
+    STEP_DAYS, realty_binary, sdk_in,
 };
 use super::rendering::check_rendering;
 
@@ -38,7 +38,7 @@ pub(super) async fn the_demo_raises_the_true_alerts_and_reports_what_the_lake_ho
         "--days",
         &DAYS.to_string(),
         "--step-hours",
-        "24",
+        &(STEP_DAYS * 24).to_string(),
         "--activity",
         &ACTIVITY.to_string(),
         "--prefix",
