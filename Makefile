@@ -13,7 +13,12 @@ help: ## List the targets
 demo: ## Run the whole pipeline locally (starts the local AWS, LocalStack by default; leaves it running until `make down`); SOURCE=zillow,realtor,reso picks each market's source in turn
 	$(REALTY) demo $(if $(SOURCE),--source $(SOURCE))
 
-test: lint unit ## Lint, then unit and integration tests (what CI runs)
+test: ## Lint, then unit and integration tests (what CI runs)
+	@# The tests' build first: its `realty` then installs the tools, so the CLI is not built
+	@# a second time with its own features (`cargo run -p` resolves them apart, and rebuilds
+	@# the SDK).
+	$(CARGO) test --workspace --no-run --quiet
+	$(MAKE) --no-print-directory lint unit REALTY=target/debug/realty
 
 # The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
 # the compute figures and cold starts are of the code as deployed. The bootstraps are built
