@@ -64,6 +64,22 @@ pub(crate) struct DemoCli<'a> {
     pub region: &'a str,
 }
 
+impl DemoCli<'_> {
+    /// `realty <args>` on the demo's stack, as a user runs it after the demo: the endpoint
+    /// from the state folder, not the test's.
+    pub(crate) fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(self.realty);
+        command
+            .args(args)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("REALTY_STATE_DIR", self.state_dir)
+            .env("AWS_REGION", self.region)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test");
+        command
+    }
+}
+
 pub(crate) async fn check_lake_tables(
     project_root: &Path,
     sdk: &aws_config::SdkConfig,
@@ -234,14 +250,7 @@ pub(crate) async fn check_lake_tables(
 
 /// Runs `realty check` on the demo's stack: whether it passed, and what it printed.
 async fn realty_check(cli: &DemoCli<'_>) -> Result<(bool, String), Failed> {
-    let mut command = tokio::process::Command::new(cli.realty);
-    command
-        .arg("check")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("REALTY_STATE_DIR", cli.state_dir)
-        .env("AWS_REGION", cli.region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let command = cli.command(&["check"]);
     let output = realty_tests::run_bounded(
         command,
         std::time::Duration::from_secs(300),

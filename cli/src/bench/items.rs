@@ -37,6 +37,15 @@ pub fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
     realty_aws::items::item_size(item)
 }
 
+/// `stored` with its values in 2 % buckets, as items were stored before medians were exact:
+/// what exactness costs, beside it on the same events.
+pub(super) fn bucketed(stored: &StoredAggregate) -> StoredAggregate {
+    StoredAggregate {
+        aggregate: stored.aggregate.bucketed(),
+        ..stored.clone()
+    }
+}
+
 /// The sizes of the items in `stores` after a run, and the markets per batch of `events`.
 pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSizes> {
     let listings = stores
@@ -59,12 +68,9 @@ pub fn measure(stores: &MemoryStores, events: &[ListingEvent]) -> Result<ItemSiz
         let item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(MarketLiveItem::new(key, stored)).context("a market item")?;
         market_sizes.push(item_bytes(&item));
-        let bucketed = StoredAggregate {
-            aggregate: stored.aggregate.bucketed(),
-            ..stored.clone()
-        };
         let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(MarketLiveItem::new(key, &bucketed)).context("a market item")?;
+            serde_dynamo::to_item(MarketLiveItem::new(key, &bucketed(stored)))
+                .context("a market item")?;
         bucketed_sizes.push(item_bytes(&item));
     }
     let snapshots = stores

@@ -215,10 +215,7 @@ impl MarketStore for MeteredStores {
         for put in puts {
             // A transactional write costs twice a standard one.
             units += 2 * write_units(size_of(MarketLiveItem::new(put.key, put.item))?);
-            let bucketed = StoredAggregate {
-                aggregate: put.item.aggregate.bucketed(),
-                ..put.item.clone()
-            };
+            let bucketed = super::items::bucketed(put.item);
             bucketed_units += 2 * write_units(size_of(MarketLiveItem::new(put.key, &bucketed))?);
         }
         self.tally().bucketed_market_units += bucketed_units;

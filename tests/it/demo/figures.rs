@@ -294,14 +294,7 @@ pub(super) async fn check_zip_medians(
 
 /// `realty report --market <scope> --json` on the demo's stack.
 async fn realty_report(cli: &crate::demo_lake::DemoCli<'_>, scope: &str) -> Result<Value, Failed> {
-    let mut command = tokio::process::Command::new(cli.realty);
-    command
-        .args(["report", "--market", scope, "--json"])
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("REALTY_STATE_DIR", cli.state_dir)
-        .env("AWS_REGION", cli.region)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test");
+    let command = cli.command(&["report", "--market", scope, "--json"]);
     let output = realty_tests::run_bounded(
         command,
         std::time::Duration::from_secs(120),
