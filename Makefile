@@ -23,7 +23,7 @@ test: ## Lint, then unit and integration tests (what CI runs)
 # The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
 # the compute figures and cold starts are of the code as deployed. The bootstraps are built
 # without the CLI, whose SDK features would otherwise unify into them (as `make build` does).
-BENCH_FUNCTIONS := -p realty-poller -p realty-metrics -p realty-alerts
+BENCH_FUNCTIONS := -p poller-function -p metrics-function -p alerts-function
 
 bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS=--json)
 	$(CARGO) build --release $(BENCH_FUNCTIONS)
@@ -76,10 +76,10 @@ $(BUILD_VENV)/.installed: infra/build-requirements.txt
 # functions' own graphs leave out what the CLI and the tests ask of the SDK (SSO, aws-lc-rs,
 # SigV4a: 2.7 MB of each bootstrap). The curator in a run of its own: its Iceberg catalog
 # takes the SDK with its default features, which one run would unify into the others.
-LAMBDA_FUNCTIONS := -p realty-poller -p realty-metrics -p realty-alerts -p realty-api -p realty-importer
+LAMBDA_FUNCTIONS := -p poller-function -p metrics-function -p alerts-function -p api-function -p importer-function
 build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts,api,api-authorizer,importer,curator}/bootstrap
 	$(BUILD_PATH) cargo lambda build --release --arm64 $(LAMBDA_FUNCTIONS)
-	$(BUILD_PATH) cargo lambda build --release --arm64 -p realty-curator
+	$(BUILD_PATH) cargo lambda build --release --arm64 -p curator-function
 	@ls -l target/lambda/*/bootstrap
 
 sam-build: build-tools ## sam build (BuildMethod rust-cargolambda), as `sam deploy` uses it

@@ -20,24 +20,24 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use realty_alerts::message::AlertBody;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
-use realty_core::alerts::message::AlertBody;
-use realty_core::config::StackResources;
-use realty_core::listing::MarketKey;
-use realty_core::poller::config::PollerConfig;
-use realty_core::poller::markets::WatchedMarket;
-use realty_core::poller::ports::ConfigStore;
-use realty_core::poller::run::{PollRequest, PollSummary, Poller};
-use realty_core::sources::SourceKind;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
 use realty_infra::runner::{self, Mapping, StreamFunction};
 use realty_infra::stack::{self, UpOptions};
 use realty_infra::template::Template;
 use realty_lake::curate::Curator;
+use realty_model::config::StackResources;
+use realty_model::listing::MarketKey;
+use realty_model::markets::ConfigStore;
+use realty_model::markets::WatchedMarket;
+use realty_poller::config::PollerConfig;
+use realty_poller::run::{PollRequest, PollSummary, Poller};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use serde_json::json;
 
 use crate::html::{self, LatencySummary, Report};
@@ -671,7 +671,7 @@ fn print_summary(
             "{:<16} {:>8} {:>15} {:>10} {:>12} {:>8} {:>8} {:>7}",
             m.report.market,
             m.report.live.active_listings,
-            realty_core::format::amount(m.report.live.median_price, m.report.units.currency),
+            realty_model::format::amount(m.report.live.median_price, m.report.units.currency),
             m.report
                 .trends
                 .median_price_change_7d_pct

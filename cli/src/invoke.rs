@@ -9,9 +9,9 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use realty_aws::functions::alerts::AlertsFunction;
 use realty_aws::functions::metrics::{MetricsFunction, shard_of};
 use realty_aws::functions::poller::build_poller;
-use realty_core::metrics::ports::MarketStore;
-use realty_core::poller::config::PollerConfig;
-use realty_core::poller::run::PollRequest;
+use realty_metrics::ports::MarketStore;
+use realty_poller::config::PollerConfig;
+use realty_poller::run::PollRequest;
 
 use crate::{sim, target};
 
@@ -237,8 +237,8 @@ mod tests {
     /// replay's own journal (a replay left part-way) does not: the replay finishes it.
     #[test]
     fn a_replay_waits_for_the_batches_its_shards_left_part_way() {
-        use realty_core::metrics::memory::MemoryStores;
-        use realty_core::metrics::ports::EncodedJournal;
+        use realty_metrics::memory::MemoryStores;
+        use realty_metrics::ports::EncodedJournal;
 
         let event = sample_event();
         let shard = realty_aws::functions::metrics::shard_of(event.records[0].event_id.as_deref())

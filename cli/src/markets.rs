@@ -4,8 +4,8 @@
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use realty_aws::adapters::config::DynamoConfigStore;
-use realty_core::poller::markets::{SourcePlan, WatchedMarket, month_of};
-use realty_core::poller::ports::ConfigStore;
+use realty_model::markets::ConfigStore;
+use realty_model::markets::{SourcePlan, WatchedMarket, month_of};
 
 use crate::target;
 
@@ -308,7 +308,7 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
             requests_per_month,
             stack,
         } => {
-            let kind: realty_core::sources::SourceKind = source.parse()?;
+            let kind: realty_sources::SourceKind = source.parse()?;
             let (store, at) = store(&stack).await?;
             let budget = (requests_per_month > 0).then_some(requests_per_month);
             store.set_budget(kind.as_str(), budget).await?;
@@ -362,7 +362,7 @@ fn print_plan(plan: &[SourcePlan]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realty_core::poller::markets::DEFAULT_POLL_MINUTES;
+    use realty_model::markets::DEFAULT_POLL_MINUTES;
 
     #[test]
     fn intervals_read_with_or_without_a_unit() {

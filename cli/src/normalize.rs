@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use realty_core::sources::{SourceKind, normalize_file};
+use realty_sources::{SourceKind, normalize_file};
 
 pub fn run(
     source: SourceKind,

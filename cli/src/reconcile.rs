@@ -1,15 +1,15 @@
 //! `realty reconcile [--market M] [--stack NAME] [--dry-run | --check]`: recompute market
 //! inventory figures from the listing states and repair the market items that drifted
-//! (`realty_core::metrics::reconcile`), and report where the listing states diverge from
-//! the poller's states (`realty_core::poller::anti_entropy::check`: events lost on the way,
+//! (`realty_metrics::reconcile`), and report where the listing states diverge from
+//! the poller's states (`realty_poller::anti_entropy::check`: events lost on the way,
 //! which the scheduled anti-entropy pass republishes). The runbook is in docs/metrics.md.
 
 use anyhow::{Result, bail};
 use realty_aws::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
 use realty_aws::adapters::poll_state::S3PollStateStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::metrics::reconcile::reconcile;
-use realty_core::poller::anti_entropy::{AntiEntropyReport, check};
+use realty_metrics::reconcile::reconcile;
+use realty_poller::anti_entropy::{AntiEntropyReport, check};
 
 use crate::target;
 

@@ -1,6 +1,6 @@
 //! `realty replay FILE|s3://bucket/key [--rate N/s] [--stack NAME]`: an export (CSV or JSON
 //! lines, such as `realty normalize` prints) sent through the poller's change detection and
-//! publishing (`realty_core::poller::replay`), into the local stack's stream or a deployed one.
+//! publishing (`realty_poller::replay`), into the local stack's stream or a deployed one.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use realty_aws::adapters::kinesis::KinesisPublisher;
 use realty_aws::adapters::poll_state::S3PollStateStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::poller::replay::{
+use realty_poller::replay::{
     MAX_REPLAY_BYTES, ReplayOptions, ReplayProgress, ReplayReport, replay,
 };
 

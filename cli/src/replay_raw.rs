@@ -1,6 +1,6 @@
 //! `realty replay-raw --from DATE --to DATE [--source S] [--stack NAME] [--apply]`: the raw
 //! API pages the poller kept (`raw/` of the lake bucket) parsed again with this build's
-//! parsers, and what that would change (`realty_core::poller::raw_replay`, docs/lake.md).
+//! parsers, and what that would change (`realty_poller::raw_replay`, docs/lake.md).
 //! A dry run by default; `--apply` sends the changed listings through the replay's detection
 //! and publishing (the same as `realty replay`).
 
@@ -12,12 +12,12 @@ use realty_aws::adapters::kinesis::KinesisPublisher;
 use realty_aws::adapters::poll_state::S3PollStateStore;
 use realty_aws::adapters::raw_pages::S3RawPageStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::format::money;
-use realty_core::listing::{EventKind, ListingEvent};
-use realty_core::poller::ports::{EventPublisher, PollStateStore};
-use realty_core::poller::raw::{RawPage, day_prefix};
-use realty_core::poller::raw_replay::{DryRunStates, RawReads, ReadReplay, Recorded, replay_reads};
-use realty_core::sources::SourceKind;
+use realty_model::format::money;
+use realty_model::listing::{EventKind, ListingEvent};
+use realty_poller::ports::{EventPublisher, PollStateStore};
+use realty_poller::raw::{RawPage, day_prefix};
+use realty_poller::raw_replay::{DryRunStates, RawReads, ReadReplay, Recorded, replay_reads};
+use realty_sources::SourceKind;
 
 use crate::target;
 
@@ -297,7 +297,7 @@ mod tests {
     use aws_sdk_s3::operation::get_object::GetObjectError;
     use aws_sdk_s3::types::error::NoSuchKey;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use realty_core::poller::memory::{MemoryPollStates, MemoryStream};
+    use realty_poller::memory::{MemoryPollStates, MemoryStream};
 
     use super::*;
 

@@ -2,12 +2,12 @@
 
 use anyhow::{Result, bail};
 use chrono::Utc;
+use realty_api::views::{MarketReport, market_report, scope_of};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::api::views::AreaUnit;
-use realty_core::api::views::{MarketReport, market_report, scope_of};
-use realty_core::format::amount;
-use realty_core::metrics::rents::YieldBasis;
+use realty_metrics::rents::YieldBasis;
+use realty_model::format::amount;
+use realty_model::listing::AreaUnit;
 
 use crate::target;
 

@@ -1,5 +1,5 @@
 //! `realty serve`: the market API over the local stack (or `--stack`), as the deployed one
-//! answers it: the same `realty_core::api::respond`, the data routes behind the same bearer
+//! answers it: the same `realty_api::respond`, the data routes behind the same bearer
 //! token (the stack's ApiTokenSecret), on a loopback port.
 
 use std::net::SocketAddr;
@@ -8,11 +8,11 @@ use anyhow::{Context as _, Result};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use realty_api::respond;
+use realty_api::routes::ApiRequest;
 use realty_aws::adapters::secrets::SecretsManagerSource;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
-use realty_core::api::respond;
-use realty_core::api::routes::ApiRequest;
-use realty_core::poller::ports::SecretSource;
+use realty_poller::ports::SecretSource;
 
 use crate::target;
 
@@ -58,7 +58,7 @@ async fn answer(
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(realty_core::api::JSON),
+            HeaderValue::from_static(realty_api::JSON),
         );
         return response;
     }

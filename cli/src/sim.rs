@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use realty_core::poller::config::ApiKeys;
-use realty_core::poller::reso_auth::{ClientCredentials, ResoKey};
 use realty_infra::{emulator, stack};
+use realty_poller::config::ApiKeys;
+use realty_poller::reso_auth::{ClientCredentials, ResoKey};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use serde::{Deserialize, Serialize};
 

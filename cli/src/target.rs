@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use aws_config::SdkConfig;
-use realty_core::config::StackResources;
 use realty_infra::{emulator, stack};
+use realty_model::config::StackResources;
 
 pub struct Target {
     pub sdk: SdkConfig,

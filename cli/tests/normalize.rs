@@ -14,7 +14,7 @@ fn normalize(source: &str, file: &Path) -> std::process::Output {
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/core/tests/fixtures")
+        .join("../shared/sources/tests/fixtures")
         .join(name)
 }
 

@@ -13,15 +13,15 @@ use aws_lambda_events::event::apigw::{
     ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
 };
 use libtest_mimic::Failed;
+use realty_alerts::feed::{AlertFeedItem, feed_key, feed_sort_key};
+use realty_alerts::rules::AlertKind;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
 use realty_aws::functions::metrics::MetricsFunction;
-use realty_core::alerts::feed::{AlertFeedItem, feed_key, feed_sort_key};
-use realty_core::alerts::rules::AlertKind;
-use realty_core::poller::ports::SecretSource;
-use realty_core::poller::run::PollRequest;
-use realty_core::sources::SourceKind;
 use realty_infra::runner::Mapping;
+use realty_poller::ports::SecretSource;
+use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use realty_tests::{MetricsHandler, TestAws, ensure, run_bounded};
 use serde_json::{Value, json};
 

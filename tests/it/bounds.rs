@@ -11,10 +11,11 @@ use base64::Engine as _;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::metrics::MetricsFunction;
-use realty_core::config::StackResources;
-use realty_core::metrics::aggregate::Scope;
-use realty_core::metrics::ports::PoisonRecord;
-use realty_core::store::{LIVE_SORT_KEY, ListingItem, MarketLiveItem};
+use realty_metrics::aggregate::Scope;
+use realty_metrics::items::{LIVE_SORT_KEY, MarketLiveItem};
+use realty_metrics::ports::PoisonRecord;
+use realty_model::config::StackResources;
+use realty_model::state::ListingItem;
 use realty_tests::{Explain, TestAws, ensure};
 use serde_json::{Value, json};
 

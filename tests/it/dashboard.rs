@@ -17,16 +17,16 @@ use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverridePar
 use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt as _;
 use libtest_mimic::Failed;
-use realty_core::metrics::aggregate::MarketFigures;
-use realty_core::metrics::history::trends;
+use realty_metrics::aggregate::MarketFigures;
+use realty_metrics::history::trends;
 use realty_tests::{TestAws, ensure};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::demo::pump_until_quiet;
 use crate::monitoring::Alerts;
 use crate::operations::LocalCli;
+use realty_alerts::config::AlertsConfig;
 use realty_aws::functions::alerts::AlertsFunction;
-use realty_core::alerts::config::AlertsConfig;
 use realty_infra::runner::Mapping;
 
 crate::async_tests!(the_dashboard_draws_the_markets_and_a_markets_charts_in_chromium);
@@ -392,7 +392,7 @@ async fn averages_are_the_pipelines(page: &Page) -> Result<(), Failed> {
     for (k, (day, _)) in daily.iter().enumerate() {
         let closes = daily[..=k]
             .iter()
-            .map(|(d, f)| (*d, realty_core::metrics::aggregate::DayClose::from(f)))
+            .map(|(d, f)| (*d, realty_metrics::aggregate::DayClose::from(f)))
             .collect();
         let stored = trends(&closes, *day);
         ensure(

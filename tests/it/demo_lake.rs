@@ -8,13 +8,13 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use libtest_mimic::Failed;
-use realty_core::config::StackResources;
-use realty_core::lake::{EventRow, ListingRow, MarketDayRow};
-use realty_core::stats::nearest_rank;
 use realty_lake::curate::Curator;
 use realty_lake::read;
 use realty_lake::replace::replace_rows;
+use realty_lake::rows::{EventRow, ListingRow, MarketDayRow};
 use realty_lake::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
+use realty_model::config::StackResources;
+use realty_model::stats::nearest_rank;
 use realty_tests::ensure;
 use realty_tests::lake_reader::{LakeCatalog, read_iceberg};
 use serde_json::Value;

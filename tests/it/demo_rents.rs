@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use libtest_mimic::Failed;
-use realty_core::stats::nearest_rank;
+use realty_model::stats::nearest_rank;
 use realty_tests::ensure;
 use serde_json::Value;
 

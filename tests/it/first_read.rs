@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use libtest_mimic::Failed;
+use realty_alerts::config::{AlertsConfig, NEW_LISTING_ALERTS_ENV};
+use realty_alerts::feed::feed_key;
 use realty_aws::functions::alerts::AlertsFunction;
 use realty_aws::functions::api::ApiFunction;
 use realty_aws::functions::metrics::MetricsFunction;
-use realty_core::alerts::config::{AlertsConfig, NEW_LISTING_ALERTS_ENV};
-use realty_core::alerts::feed::feed_key;
-use realty_core::listing::{EventKind, ListingEvent, ListingStatus, Offer};
-use realty_core::poller::markets::WatchedMarket;
-use realty_core::poller::ports::ConfigStore;
-use realty_core::poller::run::{PollRequest, PollSummary};
-use realty_core::sources::SourceKind;
 use realty_infra::runner::Mapping;
+use realty_model::listing::{EventKind, ListingEvent, ListingStatus, Offer};
+use realty_model::markets::ConfigStore;
+use realty_model::markets::WatchedMarket;
+use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use realty_tests::{Explain, MetricsHandler, TestAws, ensure};
 use serde_json::Value;
 

@@ -14,12 +14,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::importer::ImporterFunction;
-use realty_core::importer::{ImportRequest, ImportResult, ImportStatus, import, result_key};
-use realty_core::listing::Listing;
-use realty_core::sources::file::write_csv;
-use realty_core::sources::{SourceKind, normalize_file};
 use realty_infra::emulator::EmulatorKind;
 use realty_infra::runner::{FunctionError, QueueMapping, StreamFunction};
+use realty_model::listing::Listing;
+use realty_poller::importer::{ImportRequest, ImportResult, ImportStatus, import, result_key};
+use realty_sources::file::write_csv;
+use realty_sources::{SourceKind, normalize_file};
 use realty_tests::{TestAws, ensure};
 
 use crate::operations::{Setup, setup};
@@ -125,10 +125,9 @@ async fn a_dropped_file_is_imported_once_with_its_bad_rows_named_by_line(
         mapping.settings.batch_size == 1 && mapping.settings.report_batch_item_failures,
         format!("{:?}", mapping.settings),
     )?;
-    let page =
-        std::fs::read(aws.project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(aws.project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let listings = normalize_file(SourceKind::Zillow, &page, Utc::now())?.listings;
     ensure(listings.len() >= 10, "the fixture has ten listings")?;
     let file = file_with_bad_rows(&listings)?;
@@ -282,10 +281,9 @@ async fn two_deliveries_of_one_file_at_once_publish_it_once(
 ) -> Result<(), Failed> {
     let s = setup(&aws).await?;
     let function = ImporterFunction::new(&aws.function_sdk("ImporterFunction").await, &s.resources);
-    let page =
-        std::fs::read(aws.project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(aws.project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let listings = normalize_file(SourceKind::Zillow, &page, Utc::now())?.listings;
     let mut file = Vec::new();
     write_csv(&listings[..6], &mut file)?;
@@ -356,9 +354,9 @@ async fn two_deliveries_of_one_file_at_once_publish_it_once(
 async fn an_imported_move_leaves_the_listing_listed_in_its_new_city(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    use realty_core::listing::{EventKind, MarketKey};
-    use realty_core::metrics::ports::ListingStore as _;
-    use realty_core::poller::ports::PollStateStore as _;
+    use realty_model::listing::{EventKind, MarketKey};
+    use realty_model::state::ListingStore as _;
+    use realty_poller::ports::PollStateStore as _;
     let s = setup(&aws).await?;
     let sim = crate::poller::sim_of(23, 40, realty_sim::FaultConfig::none()).await?;
     let poller = crate::poller::source_poller(&aws, &s.resources, &sim, SourceKind::Zillow).await?;
@@ -367,10 +365,9 @@ async fn an_imported_move_leaves_the_listing_listed_in_its_new_city(
         first.failed_markets == 0 && first.new > 0,
         format!("{first:?}"),
     )?;
-    let page =
-        std::fs::read(aws.project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(aws.project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let now = Utc::now();
     let mut in_nashville = normalize_file(SourceKind::Zillow, &page, now)?
         .listings
@@ -427,7 +424,7 @@ async fn an_imported_move_leaves_the_listing_listed_in_its_new_city(
     )?;
     // Nashville's next read (the simulator lists the listing in neither city: a read of
     // Syracuse would delist it there, as it should).
-    let nashville = realty_core::poller::run::PollRequest {
+    let nashville = realty_poller::run::PollRequest {
         markets: vec!["nashville-tn".into()],
         ..Default::default()
     };

@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use libtest_mimic::Failed;
-use realty_core::config::StackResources;
-use realty_core::lake::{EventRow, ListingRow, event_id, merge_listings};
-use realty_core::listing::{Listing, ListingEvent, ListingId, ListingSource};
-use realty_core::sources::{SourceKind, normalize_file};
 use realty_lake::append::{append_events_onto, append_events_to};
 use realty_lake::curate::{Curator, RunLimits, SOURCE_THROUGH, source_through};
 use realty_lake::read;
 use realty_lake::replace::{Replaced, replace_rows};
+use realty_lake::rows::{EventRow, ListingRow, event_id, merge_listings};
 use realty_lake::schema::{LISTING_EVENTS, LISTING_EVENTS_TABLE, LISTINGS_TABLE, TableDef};
+use realty_model::config::StackResources;
+use realty_model::listing::{Listing, ListingEvent, ListingId, ListingSource};
+use realty_sources::{SourceKind, normalize_file};
 use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(
@@ -35,10 +35,9 @@ const LISTINGS: usize = 60;
 
 /// `LISTINGS` listings of the real Nashville page, each with its own id and price.
 fn listings(aws: &TestAws, at: DateTime<Utc>) -> Result<Vec<Listing>, Failed> {
-    let page =
-        std::fs::read(aws.project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(aws.project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let real = normalize_file(SourceKind::Zillow, &page, at)?.listings;
     ensure(!real.is_empty(), "the fixture has listings")?;
     (0..LISTINGS)
@@ -308,7 +307,7 @@ async fn a_backlog_is_worked_off_over_runs_in_bounded_commits(
     let listings_table = curator.lake.table(&LISTINGS_TABLE).await?;
     let states: Vec<ListingRow> = read::rows(&listings_table, None).await?;
     let all: Vec<EventRow> = events.iter().map(EventRow::from).collect();
-    let at_once = realty_core::lake::merge_listings(Vec::new(), &all);
+    let at_once = realty_lake::rows::merge_listings(Vec::new(), &all);
     ensure(
         states == at_once,
         format!(
@@ -351,7 +350,7 @@ async fn a_line_that_is_no_event_is_skipped_and_a_newer_schema_stops_the_run(
     let newer = String::from_utf8(lines(&events[10..12])?)?.replacen(
         &format!(
             "\"schema_version\":{}",
-            realty_core::listing::CURRENT_SCHEMA_VERSION
+            realty_model::listing::CURRENT_SCHEMA_VERSION
         ),
         "\"schema_version\":99",
         1,

@@ -9,12 +9,12 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use base64::Engine as _;
 use libtest_mimic::Failed;
 use realty_aws::functions::metrics::{MetricsFunction, handle_event};
-use realty_core::config::StackResources;
-use realty_core::metrics::batch::ListingState;
-use realty_core::metrics::ports::*;
-use realty_core::metrics::process::MetricsPorts;
-use realty_core::metrics::reconcile::{MarketScan as _, reconcile};
-use realty_core::ports::PortError;
+use realty_metrics::ports::*;
+use realty_metrics::process::MetricsPorts;
+use realty_metrics::reconcile::{MarketScan as _, reconcile};
+use realty_model::config::StackResources;
+use realty_model::ports::PortError;
+use realty_model::state::{ListingState, ListingStore, StoredStates};
 use realty_tests::{Explain, TestAws};
 use serde_json::{Value, json};
 
@@ -210,7 +210,7 @@ impl MarketStore for Crashing<'_> {
     }
     async fn write_interest(
         &self,
-        writes: Vec<realty_core::metrics::interest::InterestWrite>,
+        writes: Vec<realty_metrics::interest::InterestWrite>,
     ) -> Result<(), PortError> {
         self.write("write_interest")?;
         self.real.markets.write_interest(writes).await
@@ -316,7 +316,7 @@ pub(crate) async fn tables(aws: &TestAws, r: &StackResources) -> Result<Tables, 
     markets.retain(|_, item| {
         !item["pk"]["S"]
             .as_str()
-            .is_some_and(|pk| pk.starts_with(realty_core::metrics::interest::INTEREST_KEY_PREFIX))
+            .is_some_and(|pk| pk.starts_with(realty_metrics::interest::INTEREST_KEY_PREFIX))
     });
     Ok((listings, markets))
 }
@@ -624,7 +624,7 @@ fn on_shard(event: &KinesisEvent, shard: usize) -> KinesisEvent {
 async fn live_aggregates(
     function: &MetricsFunction,
     keys: &[String],
-) -> Result<BTreeMap<String, realty_core::metrics::aggregate::MarketAggregate>, Failed> {
+) -> Result<BTreeMap<String, realty_metrics::aggregate::MarketAggregate>, Failed> {
     Ok(function
         .markets
         .get_aggregates(keys)

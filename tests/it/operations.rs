@@ -14,16 +14,17 @@ use libtest_mimic::Failed;
 use realty_aws::adapters::config::DynamoConfigStore;
 use realty_aws::adapters::secrets::SecretsManagerSource;
 use realty_aws::functions::poller::PollerFunction;
-use realty_core::config::StackResources;
-use realty_core::listing::{EventKind, ListingEvent};
-use realty_core::poller::config::{PollerConfig, with_key};
-use realty_core::poller::markets::{WatchedMarket, month_of};
-use realty_core::poller::ports::{ConfigStore, SecretSource};
-use realty_core::poller::run::{PollRequest, PollSummary, SourceReport, SourceStatus};
-use realty_core::sources::SourceKind;
 use realty_infra::provision::ProvisionedStack;
 use realty_infra::stack::LocalAws;
+use realty_model::config::StackResources;
+use realty_model::listing::{EventKind, ListingEvent};
+use realty_model::markets::ConfigStore;
+use realty_model::markets::{WatchedMarket, month_of};
+use realty_poller::config::{PollerConfig, with_key};
+use realty_poller::ports::SecretSource;
+use realty_poller::run::{PollRequest, PollSummary, SourceReport, SourceStatus};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::poller::{LambdaPoller, build_poller};
-use realty_core::listing::{ListingEvent, Offer};
-use realty_core::poller::config::{ApiKeys, PollerConfig};
-use realty_core::poller::run::{PollRequest, PollSummary};
+use realty_model::listing::{ListingEvent, Offer};
+use realty_poller::config::{ApiKeys, PollerConfig};
+use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{
     AdOffer, FaultConfig, MarketConfig, Portal, PortalAd, PortalSearch, SimConfig, SimServer,
     moroccan_cities,
@@ -58,7 +58,7 @@ pub(crate) async fn portal_sim_with(seed: u64, faults: FaultConfig) -> Result<Si
 /// The real poller, built as Lambda builds it, crawling both portals of the simulator.
 pub(crate) async fn portal_poller(
     aws: &TestAws,
-    resources: &realty_core::config::StackResources,
+    resources: &realty_model::config::StackResources,
     sim: &SimServer,
 ) -> Result<LambdaPoller, Failed> {
     portal_poller_at(aws, resources, sim, 500).await
@@ -67,7 +67,7 @@ pub(crate) async fn portal_poller(
 /// [`portal_poller`] asking each portal at most `rate` requests a second.
 pub(crate) async fn portal_poller_at(
     aws: &TestAws,
-    resources: &realty_core::config::StackResources,
+    resources: &realty_model::config::StackResources,
     sim: &SimServer,
     rate: u32,
 ) -> Result<LambdaPoller, Failed> {
@@ -189,9 +189,9 @@ pub(crate) fn events_by_read<'a>(
 
 pub(crate) fn kind(e: &ListingEvent) -> &'static str {
     match e.kind {
-        realty_core::listing::EventKind::New => "new",
-        realty_core::listing::EventKind::Changed { .. } => "changed",
-        realty_core::listing::EventKind::Delisted => "delisted",
+        realty_model::listing::EventKind::New => "new",
+        realty_model::listing::EventKind::Changed { .. } => "changed",
+        realty_model::listing::EventKind::Delisted => "delisted",
     }
 }
 
@@ -576,7 +576,7 @@ async fn a_moroccan_market_is_reported_in_dirhams_per_square_metre(
     let active: Vec<_> = last
         .values()
         .filter(|e| {
-            !matches!(e.kind, realty_core::listing::EventKind::Delisted)
+            !matches!(e.kind, realty_model::listing::EventKind::Delisted)
                 && e.listing.market.city_state == MARKET
                 && e.listing.offer == Offer::Sale
         })

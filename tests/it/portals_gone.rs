@@ -10,11 +10,11 @@ use chrono::TimeDelta;
 use libtest_mimic::Failed;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use realty_aws::adapters::poll_state::S3PollStateStore;
-use realty_core::listing::{ListingId, ListingSource, Offer};
-use realty_core::poller::gone::{VERIFIED_WITHIN, last_verified};
-use realty_core::poller::portal::PortalCrawler;
-use realty_core::poller::ports::PollStateStore;
-use realty_core::poller::run::{PollSummary, state_key};
+use realty_model::listing::{ListingId, ListingSource, Offer};
+use realty_poller::gone::{VERIFIED_WITHIN, last_verified};
+use realty_poller::portal::PortalCrawler;
+use realty_poller::ports::PollStateStore;
+use realty_poller::run::{PollSummary, state_key};
 use realty_sim::{AdKind, AdOffer, Portal, PortalSearch, moroccan_cities};
 use realty_tests::{TestAws, ensure};
 
@@ -166,7 +166,7 @@ async fn an_emptied_search_delists_no_ad_still_up(aws: Arc<TestAws>) -> Result<(
     sim.handle()
         .empty_portal_search(Some(realty_sim::AdKind::House));
     let mut polls = Vec::new();
-    // The second poll is past realty_core::poller::detect::MASS_LOSS_CONFIRMATION.
+    // The second poll is past realty_poller::detect::MASS_LOSS_CONFIRMATION.
     for hours in [1, 7] {
         sim.handle().advance(TimeDelta::hours(hours))?;
         let summary = poll(&p, &sim).await;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
-use realty_core::sources::SourceKind;
 use realty_sim::FaultConfig;
+use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use crate::poller::{
@@ -69,7 +69,7 @@ async fn a_listing_hidden_from_a_realtor_read_is_not_delisted(
 async fn a_poll_through_lasting_faults(
     aws: &TestAws,
     faults: &str,
-) -> Result<realty_core::poller::run::PollSummary, Failed> {
+) -> Result<realty_poller::run::PollSummary, Failed> {
     let resources = stack(aws).await?;
     let clean = sim_of(29, LISTINGS, FaultConfig::none()).await?;
     let faulty = sim_of(29, LISTINGS, faults.parse()?).await?;

@@ -8,9 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use aws_sdk_dynamodb::types::AttributeValue;
 use libtest_mimic::Failed;
 use realty_aws::functions::metrics::handle_event;
-use realty_core::metrics::ports::MarketStore as _;
-use realty_core::metrics::reconcile::{MarketScan as _, reconcile};
-use realty_core::store::LIVE_SORT_KEY;
+use realty_metrics::items::LIVE_SORT_KEY;
+use realty_metrics::ports::MarketStore as _;
+use realty_metrics::reconcile::{MarketScan as _, reconcile};
 use realty_tests::{Explain, TestAws};
 
 use crate::metrics::{

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
-use realty_core::listing::{Listing, ListingId, ListingSource};
-use realty_core::sources::file::write_csv;
-use realty_core::sources::{SourceKind, normalize_file};
+use realty_model::listing::{Listing, ListingId, ListingSource};
+use realty_sources::file::write_csv;
+use realty_sources::{SourceKind, normalize_file};
 use realty_tests::{TestAws, ensure};
 
 use crate::operations::{run, setup};
@@ -22,10 +22,9 @@ const ROWS: usize = 1_000;
 /// `ROWS` listings: the real page's listings over and over, each copy with its own id and
 /// price.
 fn listings(project_root: &Path) -> Result<Vec<Listing>, Failed> {
-    let page =
-        std::fs::read(project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let real = normalize_file(SourceKind::Zillow, &page, chrono::Utc::now())?.listings;
     ensure(!real.is_empty(), "the fixture has listings")?;
     (0..ROWS)

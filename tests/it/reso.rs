@@ -10,10 +10,10 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use libtest_mimic::Failed;
 use realty_aws::functions::poller::PollerFunction;
-use realty_core::poller::config::PollerConfig;
-use realty_core::poller::markets::WatchedMarket;
-use realty_core::poller::ports::ConfigStore;
-use realty_core::poller::run::{MarketSummary, PollRequest, PollSummary};
+use realty_model::markets::ConfigStore;
+use realty_model::markets::WatchedMarket;
+use realty_poller::config::PollerConfig;
+use realty_poller::run::{MarketSummary, PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_tests::{TestAws, ensure};
 

@@ -43,8 +43,8 @@ pub struct BenchArgs {
     /// Where the arm64 Lambda bootstraps are (`make build`: `target/lambda/<function>/bootstrap`).
     #[arg(long)]
     pub lambda_dir: Option<PathBuf>,
-    /// Where release bootstraps for this machine are (`cargo build --release -p realty-poller
-    /// -p realty-metrics -p realty-alerts`, as `make bench` builds them), run for the cold
+    /// Where release bootstraps for this machine are (`cargo build --release -p poller-function
+    /// -p metrics-function -p alerts-function`, as `make bench` builds them), run for the cold
     /// start and memory figures.
     #[arg(long)]
     pub host_bin_dir: Option<PathBuf>,

@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use realty_core::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
-use realty_core::metrics::aggregate::Scope;
-use realty_core::metrics::memory::MemoryStores;
-use realty_core::metrics::process::{InputRecord, process_batch};
-use realty_core::metrics::rents::YieldBasis;
+use realty_metrics::aggregate::Scope;
+use realty_metrics::memory::MemoryStores;
+use realty_metrics::process::{InputRecord, process_batch};
+use realty_metrics::rents::YieldBasis;
+use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
@@ -265,7 +265,7 @@ mod tests {
     use super::*;
     use crate::bench::events;
     use chrono::{DateTime, NaiveDate, Utc};
-    use realty_core::listing::{EventKind, ListingEvent, ListingStatus, Offer};
+    use realty_model::listing::{EventKind, ListingEvent, ListingStatus, Offer};
 
     fn exact_lower_median(mut values: Vec<f64>) -> Option<f64> {
         values.sort_by(f64::total_cmp);
@@ -279,9 +279,9 @@ mod tests {
         as_of: Option<DateTime<Utc>>,
         new_listing_days: Vec<NaiveDate>,
         price_cut_days: Vec<NaiveDate>,
-        active: Vec<&'a realty_core::listing::Listing>,
+        active: Vec<&'a realty_model::listing::Listing>,
         pending: i64,
-        rentals: Vec<&'a realty_core::listing::Listing>,
+        rentals: Vec<&'a realty_model::listing::Listing>,
     }
 
     /// The figures by brute force from the events, the way the definitions read
@@ -304,7 +304,7 @@ mod tests {
                 l.status,
                 ListingStatus::Active | ListingStatus::UnderContract | ListingStatus::Pending
             );
-            let listed = |l: &realty_core::listing::Listing| {
+            let listed = |l: &realty_model::listing::Listing| {
                 !matches!(l.status, ListingStatus::Sold | ListingStatus::OffMarket)
             };
             let delisted_now = matches!(e.kind, EventKind::Delisted);
@@ -317,7 +317,7 @@ mod tests {
                 m.new_listing_days.push(day);
             }
             // A cut of a listing on the market before and after: neither ended nor announced.
-            let on_market = |l: &realty_core::listing::Listing| {
+            let on_market = |l: &realty_model::listing::Listing| {
                 listed(l) && l.status != ListingStatus::ComingSoon
             };
             if let Some(b) = before
@@ -362,18 +362,18 @@ mod tests {
                 .filter(|d| **d <= today && (today - **d).num_days() < 7)
                 .count() as i64
         };
-        let median_of = |f: &dyn Fn(&realty_core::listing::Listing) -> Option<f64>| {
+        let median_of = |f: &dyn Fn(&realty_model::listing::Listing) -> Option<f64>| {
             exact_lower_median(m.active.iter().filter_map(|l| f(l)).collect())
         };
-        let price = |l: &realty_core::listing::Listing| l.price_minor as f64;
-        let area = |l: &realty_core::listing::Listing| {
+        let price = |l: &realty_model::listing::Listing| l.price_minor as f64;
+        let area = |l: &realty_model::listing::Listing| {
             l.living_area_sqft.filter(|a| *a > 0).map(f64::from)
         };
         // Yields: rents matched with sale prices by bedroom group (0, 1, 2, 3, 4+).
-        let group = |l: &realty_core::listing::Listing| l.beds.map(|b| b.min(4));
+        let group = |l: &realty_model::listing::Listing| l.beds.map(|b| b.min(4));
         let (mut yearly_rents, mut prices) = (0.0, 0.0);
         for g in 0..=4 {
-            let of = |listings: &[&realty_core::listing::Listing]| -> Vec<f64> {
+            let of = |listings: &[&realty_model::listing::Listing]| -> Vec<f64> {
                 listings
                     .iter()
                     .filter(|l| group(l) == Some(g))

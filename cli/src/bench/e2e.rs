@@ -14,12 +14,12 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use realty_aws::adapters::kinesis::KinesisPublisher;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::config::StackResources;
-use realty_core::listing::ListingEvent;
-use realty_core::poller::ports::EventPublisher;
 use realty_infra::provision::ProvisionedStack;
 use realty_infra::runner;
 use realty_infra::template::Template;
+use realty_model::config::StackResources;
+use realty_model::listing::ListingEvent;
+use realty_poller::ports::EventPublisher;
 
 use super::calls::CallCounter;
 use crate::html::LatencySummary;

@@ -17,7 +17,7 @@ const LATENCY_RUN: std::time::Duration = std::time::Duration::from_secs(30);
 pub(super) async fn run_end_to_end(
     args: &BenchArgs,
     aws: &LocalAws,
-    events: &[realty_core::listing::ListingEvent],
+    events: &[realty_model::listing::ListingEvent],
     run: &mut serde_json::Map<String, Value>,
 ) -> Result<()> {
     let mut set = |key: &str, value: Value| {

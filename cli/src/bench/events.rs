@@ -8,7 +8,7 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use realty_core::listing::{
+use realty_model::listing::{
     Address, Coordinates, Listing, ListingEvent, ListingId, ListingSource, ListingStatus,
     MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR, MarketKey, Offer, PropertyType,
 };
@@ -305,7 +305,7 @@ fn new_listing(
         city: market.city.clone(),
         state: market.state.clone(),
         postal_code: Some(zip.to_owned()),
-        country: realty_core::listing::CountryCode::US,
+        country: realty_model::listing::CountryCode::US,
         neighbourhood: None,
     };
     // Listed in the month before the stream starts (2026-06-01): never after an observation.
@@ -341,7 +341,7 @@ fn new_listing(
             .random_bool(0.6)
             .then(|| rent_estimate(price_minor, rng.random_range(0.004..0.008))),
         observed_at: at,
-        details: realty_core::listing::ListingDetails::default(),
+        details: realty_model::listing::ListingDetails::default(),
     };
     // Some homes for rent (their markets' rents by bedrooms, the market-rent yields), and
     // some for sale announced as coming soon before they go on sale.
@@ -381,7 +381,7 @@ pub fn market_keys() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realty_core::listing::EventKind;
+    use realty_model::listing::EventKind;
     use std::collections::HashMap;
 
     #[test]

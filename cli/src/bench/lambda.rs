@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
-use realty_core::listing::ListingEvent;
 use realty_infra::lambda_api::LambdaProcess;
+use realty_model::listing::ListingEvent;
 use serde_json::{Value, json};
 
 use super::{LocalAws, Report, median, progress};

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use chrono::Utc;
-use realty_core::config::StackResources;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::ProvisionOptions;
 use realty_infra::template::Template;
+use realty_model::config::StackResources;
 
 use super::progress;
 

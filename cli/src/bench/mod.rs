@@ -34,9 +34,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
-use realty_core::stats::nearest_rank;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::stack;
+use realty_model::stats::nearest_rank;
 use serde_json::{Value, json};
 
 pub use args::{BenchArgs, Part};

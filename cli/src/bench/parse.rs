@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use realty_core::metrics::process::InputRecord;
+use realty_metrics::process::InputRecord;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

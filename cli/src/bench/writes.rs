@@ -12,19 +12,16 @@ use std::sync::Mutex;
 use anyhow::{Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use realty_aws::adapters::dynamodb::{GET_BATCH, TRANSACTION_ITEMS, WRITE_BATCH};
-use realty_core::listing::ListingEvent;
-use realty_core::metrics::batch::ListingState;
-use realty_core::metrics::interest::{InterestWrite, interest_key};
-use realty_core::metrics::memory::MemoryStores;
-use realty_core::metrics::ports::{
-    AggregatePut, EncodedJournal, ListingStore, MarketStore, Snapshot, StoredAggregate,
-    StoredStates,
-};
-use realty_core::metrics::process::{InputRecord, MetricsPorts, process_batch};
-use realty_core::ports::PortError;
-use realty_core::store::{
-    InterestItem, JournalItem, ListingItem, MarketLiveItem, MarketSnapshotItem,
-};
+use realty_metrics::interest::{InterestWrite, interest_key};
+use realty_metrics::items::{InterestItem, JournalItem, MarketLiveItem, MarketSnapshotItem};
+use realty_metrics::memory::MemoryStores;
+use realty_metrics::ports::{AggregatePut, EncodedJournal, MarketStore, Snapshot, StoredAggregate};
+use realty_metrics::process::{InputRecord, MetricsPorts, process_batch};
+use realty_model::listing::ListingEvent;
+use realty_model::ports::PortError;
+use realty_model::state::ListingItem;
+use realty_model::state::ListingState;
+use realty_model::state::{ListingStore, StoredStates};
 use serde::Serialize;
 
 use super::items::item_bytes;

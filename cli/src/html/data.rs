@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use realty_core::alerts::message::AlertBody;
-use realty_core::api::views::MarketReport;
-use realty_core::metrics::interest::InterestingListing;
-use realty_core::stats::nearest_rank;
+use realty_alerts::message::AlertBody;
+use realty_api::views::MarketReport;
+use realty_metrics::interest::InterestingListing;
+use realty_model::stats::nearest_rank;
 use serde::{Deserialize, Serialize};
 
 /// Everything the report shows.

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use realty_api::lists::{listings_of_interest, recent_alerts};
+use realty_api::views::{MarketReport, market_report};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
-use realty_core::api::lists::{listings_of_interest, recent_alerts};
-use realty_core::api::views::{MarketReport, market_report};
-use realty_core::metrics::interest::InterestKind;
+use realty_model::state::InterestKind;
 
 use super::data::MarketSection;
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use realty_core::api::dashboard::ASSETS;
+use realty_api::dashboard::ASSETS;
 
 use super::data::Report;
 
@@ -59,9 +59,9 @@ mod tests {
     use super::*;
     use crate::html::data::{LatencySummary, MarketSection};
     use chrono::DateTime;
-    use realty_core::api::views::MarketReport;
-    use realty_core::metrics::aggregate::MarketFigures;
-    use realty_core::metrics::history::Trends;
+    use realty_api::views::MarketReport;
+    use realty_metrics::aggregate::MarketFigures;
+    use realty_metrics::history::Trends;
 
     fn sample() -> Report {
         Report {
@@ -77,7 +77,7 @@ mod tests {
                     daily: Vec::new(),
                     hourly: Vec::new(),
                     price_per_sqft_distribution: Vec::new(),
-                    units: realty_core::api::views::MarketUnits::of("nashville-tn"),
+                    units: realty_model::listing::MarketUnits::of("nashville-tn"),
                     per_square_metre: None,
                 },
                 listings: Default::default(),

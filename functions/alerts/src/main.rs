@@ -1,11 +1,11 @@
 //! The alerts Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the work is `realty_core::alerts`.
+//! outside the handler; the work is `realty_alerts`.
 
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use realty_alerts::config::AlertsConfig;
 use realty_aws::functions::alerts::AlertsFunction;
-use realty_core::alerts::config::AlertsConfig;
-use realty_core::config::StackResources;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

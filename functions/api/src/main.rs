@@ -1,10 +1,10 @@
 //! The market API Lambda function (behind the stack's HTTP API): clients built once per
-//! container; the work is `realty_core::api`, wired by `realty_aws::functions::api`.
+//! container; the work is `realty_api`, wired by `realty_aws::functions::api`.
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::api::ApiFunction;
-use realty_core::config::StackResources;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

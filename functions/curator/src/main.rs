@@ -3,8 +3,8 @@
 //! `realty_lake::curate`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use realty_core::config::StackResources;
 use realty_lake::curate::Curator;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,12 +1,12 @@
 //! The importer Lambda function: S3 notifications of files dropped under `imports/` in the
 //! lake bucket, delivered through an SQS queue. Configuration and AWS clients are built once
-//! per container; the work is `realty_core::importer`, wired by
+//! per container; the work is `realty_poller::importer`, wired by
 //! `realty_aws::functions::importer`.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::importer::ImporterFunction;
-use realty_core::config::StackResources;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     let emf = realty_aws::telemetry::init_emf("importer")?;
     let aws = realty_aws::sdk::lambda_sdk_config(|name| std::env::var(name).ok())?;
     let function = ImporterFunction {
-        rate_per_second: realty_core::importer::import_rate(|name| std::env::var(name).ok())?,
+        rate_per_second: realty_poller::importer::import_rate(|name| std::env::var(name).ok())?,
         ..ImporterFunction::new(&aws, &resources)
     };
     let function = &function;

@@ -1,11 +1,11 @@
 //! The metrics Lambda function: configuration and AWS clients are built once per container,
-//! outside the handler; the work is `realty_core::metrics`.
+//! outside the handler; the work is `realty_metrics`.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::metrics::MetricsFunction;
-use realty_core::config::StackResources;
-use realty_core::metrics::interest::InterestRules;
+use realty_metrics::interest::InterestRules;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

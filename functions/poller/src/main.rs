@@ -1,12 +1,12 @@
 //! The poller Lambda function: configuration, API keys (Secrets Manager), the HTTP client and
-//! AWS clients are built once per container; the work is `realty_core::poller`, wired by
+//! AWS clients are built once per container; the work is `realty_poller`, wired by
 //! `realty_aws::functions::poller`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::poller::PollerFunction;
-use realty_core::config::StackResources;
-use realty_core::poller::config::PollerConfig;
-use realty_core::poller::run::PollRequest;
+use realty_model::config::StackResources;
+use realty_poller::config::PollerConfig;
+use realty_poller::run::PollRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
         if event.payload.anti_entropy {
             let report = function.anti_entropy(chrono::Utc::now()).await;
             if let Ok(report) = &report {
-                realty_core::poller::anti_entropy::record_metrics(report);
+                realty_poller::anti_entropy::record_metrics(report);
                 tracing::info!(report = %serde_json::to_string(report).unwrap_or_default(), "anti-entropy pass done");
             }
             if let Err(e) = emf.flush(std::io::stdout()) {

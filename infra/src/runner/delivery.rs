@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
-use realty_core::backoff::full_jitter;
+use realty_model::backoff::full_jitter;
 use serde::Serialize;
 use serde_json::Value;
 

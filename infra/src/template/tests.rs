@@ -431,7 +431,7 @@ fn the_anti_entropy_schedule_asks_for_the_pass_hourly() {
     let events = &yaml["Resources"]["PollerFunction"]["Properties"]["Events"];
     let pass = &events["AntiEntropy"]["Properties"];
     let input = text(&pass["Input"]).expect("an input");
-    let request: realty_core::poller::run::PollRequest =
+    let request: realty_poller::run::PollRequest =
         serde_json::from_str(&input).expect("a poll request");
     assert!(
         request.anti_entropy && request.markets.is_empty(),

@@ -1,12 +1,12 @@
-//! The stored shapes of [`realty_core::store`] as DynamoDB items: their size as DynamoDB
+//! The stored shapes of [`realty_metrics::items`] as DynamoDB items: their size as DynamoDB
 //! counts it, and whether a listing's item fits.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use realty_core::metrics::batch::ListingState;
-use realty_core::metrics::ports::MAX_ITEM_BYTES;
-use realty_core::store::ListingItem;
+use realty_model::ports::MAX_ITEM_BYTES;
+use realty_model::state::ListingItem;
+use realty_model::state::ListingState;
 
 /// An item's size as DynamoDB counts it against the 400 KB limit and bills it: attribute
 /// names plus values; strings and binaries by their bytes, numbers about one byte per two
@@ -112,15 +112,13 @@ mod tests {
     use chrono::{Duration, NaiveDate};
     use std::sync::Arc;
 
-    use realty_core::listing::PropertyType;
-    use realty_core::metrics::aggregate::{
-        Contribution, DailyCounts, DayClose, ListingFacts, Standing,
-    };
-    use realty_core::metrics::histogram::LogHistogram;
-    use realty_core::metrics::ports::StoredAggregate;
-    use realty_core::metrics::rents::ByBedrooms;
-    use realty_core::metrics::values::ValueCounts;
-    use realty_core::store::MarketLiveItem;
+    use realty_metrics::aggregate::{Contribution, DailyCounts, DayClose, ListingFacts, Standing};
+    use realty_metrics::histogram::LogHistogram;
+    use realty_metrics::items::MarketLiveItem;
+    use realty_metrics::ports::StoredAggregate;
+    use realty_metrics::rents::ByBedrooms;
+    use realty_metrics::values::ValueCounts;
+    use realty_model::listing::PropertyType;
 
     /// A market as a feed leaves it after a month: every day it keeps has counters and a close.
     fn a_month_old_market() -> StoredAggregate {
@@ -263,11 +261,11 @@ mod tests {
         let days = |d: Vec<u8>| AttributeValue::B(d.into());
         apart.insert(
             "daily".to_owned(),
-            days(realty_core::store::market_days::encode(&a.daily)),
+            days(realty_metrics::items::market_days::encode(&a.daily)),
         );
         apart.insert(
             "closing".to_owned(),
-            days(realty_core::store::market_days::encode(&a.closing)),
+            days(realty_metrics::items::market_days::encode(&a.closing)),
         );
         let old: MarketLiveItem = serde_dynamo::from_item(apart.clone()).expect("reads apart");
         let old = old.into_stored().expect("stored");

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use realty_core::config::ConfigError;
+use realty_model::config::ConfigError;
 
 /// An SDK error on one line: `Code: message` when AWS answered with a code, else the error
 /// and its sources as each displays itself, bounded. Not `DisplayErrorContext`, which appends
@@ -28,7 +28,7 @@ use realty_core::config::ConfigError;
 /// body) in a log line or a message.
 pub fn error_line<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
     match (e.code(), e.message()) {
-        (Some(c), Some(m)) => realty_core::listing::bound_reason(format!("{c}: {m}")),
+        (Some(c), Some(m)) => realty_model::listing::bound_reason(format!("{c}: {m}")),
         (Some(c), None) => c.to_owned(),
         // No code: a timeout, a dropped connection, an answer that did not parse.
         _ => error_chain(e),
@@ -45,7 +45,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    realty_core::listing::bound_reason(text)
+    realty_model::listing::bound_reason(text)
 }
 
 /// Region used against an emulator when none is configured.

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::rows::EventRow;
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
-use realty_core::lake::EventRow;
 use serde::Deserialize;
 
 use crate::commit::{SnapshotKind, commit_snapshot};

@@ -1,19 +1,17 @@
-//! The data-quality checks over the lake's tables (`realty_core::lake::run_checks`): run by
+//! The data-quality checks over the lake's tables (`crate::rows::run_checks`): run by
 //! the curator after each run and by `realty check`; results as EMF metrics (an alarm on
 //! any failure) and a JSON report in the bucket (`quality/latest.json`, and one per run
 //! under `quality/runs/`).
 
 use std::collections::BTreeMap;
 
+use crate::rows::{CheckResult, EventChecks, ListingRow, MarketDayRow, Outside, run_checks_with};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
-use realty_core::lake::{
-    CheckResult, EventChecks, ListingRow, MarketDayRow, Outside, run_checks_with,
-};
-use realty_core::metrics::aggregate::Scope;
-use realty_core::poller::ports::ConfigStore;
+use realty_metrics::aggregate::Scope;
+use realty_model::markets::ConfigStore;
 use serde::Serialize;
 
 use crate::LakeError;
@@ -204,7 +202,7 @@ async fn event_checks(table: &Table, snapshot: Option<i64>) -> Result<EventCheck
                     .clone()
                     .less_than(Datum::timestamp_micros(end.timestamp_micros())),
             );
-        let mut events: Vec<realty_core::lake::EventRow> =
+        let mut events: Vec<crate::rows::EventRow> =
             read::scan(table, snapshot, None, Some(filter)).await?;
         // The filter prunes other days' files; what a reader passes anyway is not this day's.
         events.retain(|e| e.observed_at.date_naive() == day);

@@ -10,20 +10,20 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::rows::{
+    EventRow, ListingRow, ListingsMerge, MarketDayRow, market_daily_rows, market_day_row,
+    merge_listings,
+};
 use aws_config::SdkConfig;
 use chrono::{DateTime, Duration, Utc};
 use realty_aws::adapters::config::DynamoConfigStore;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_core::api::ports::MarketReader as _;
-use realty_core::config::StackResources;
-use realty_core::lake::{
-    EventRow, ListingRow, ListingsMerge, MarketDayRow, market_daily_rows, market_day_row,
-    merge_listings,
-};
-use realty_core::listing::{EventDecodeError, ListingEvent};
-use realty_core::metrics::aggregate::Scope;
-use realty_core::poller::ports::ConfigStore;
+use realty_metrics::aggregate::Scope;
+use realty_metrics::reader::MarketReader as _;
+use realty_model::config::StackResources;
+use realty_model::listing::{EventDecodeError, ListingEvent};
+use realty_model::markets::ConfigStore;
 
 use crate::append::{Appended, append_events};
 use crate::commit::record_position;

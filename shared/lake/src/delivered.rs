@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read};
 
 use chrono::{DateTime, Duration, Utc};
-use realty_core::listing::MAX_EVENT_RECORD_BYTES;
+use realty_model::listing::MAX_EVENT_RECORD_BYTES;
 
 use crate::LakeError;
 use crate::curate::Curator;

@@ -7,7 +7,7 @@
 //! - `listings` and `market_daily`: rewritten whole when they change, one snapshot per
 //!   rewrite ([`replace`]), so time travel returns what they held then.
 //!
-//! The rows themselves are `realty_core::lake`'s plain types; this crate turns them into
+//! The rows themselves are `crate::rows`'s plain types; this crate turns them into
 //! Arrow batches and Parquet files ([`batches`]) and commits them through the `iceberg`
 //! crate with its Glue catalog.
 
@@ -20,6 +20,7 @@ pub mod curate;
 pub mod delivered;
 pub mod read;
 pub mod replace;
+pub mod rows;
 pub mod schema;
 pub mod write;
 

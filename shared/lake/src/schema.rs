@@ -10,7 +10,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, Unbound
 
 use crate::LakeError;
 
-/// A column's type, as the row structs of `realty_core::lake` carry it.
+/// A column's type, as the row structs of `crate::rows` carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
@@ -46,7 +46,7 @@ pub type Column = (&'static str, Kind, bool);
 const REQUIRED: bool = true;
 const OPTIONAL: bool = false;
 
-/// `listing_events`: one row per event (`realty_core::lake::EventRow`).
+/// `listing_events`: one row per event (`crate::rows::EventRow`).
 pub const LISTING_EVENTS: &[Column] = &[
     ("event_id", Kind::Text, REQUIRED),
     ("schema_version", Kind::Int, REQUIRED),
@@ -80,7 +80,7 @@ pub const LISTING_EVENTS: &[Column] = &[
     ("old_price_minor", Kind::Long, OPTIONAL),
     ("old_status", Kind::Text, OPTIONAL),
     ("changed_fields", Kind::Text, OPTIONAL),
-    // Listing schema version 2 (realty_core::lake::PlaceAndDetails), added later: optional.
+    // Listing schema version 2 (crate::rows::PlaceAndDetails), added later: optional.
     ("country", Kind::Text, OPTIONAL),
     ("neighbourhood", Kind::Text, OPTIONAL),
     ("living_area_sqm", Kind::Int, OPTIONAL),
@@ -92,7 +92,7 @@ pub const LISTING_EVENTS: &[Column] = &[
     ("baseline", Kind::Bool, OPTIONAL),
 ];
 
-/// `listings`: one row per listing (`realty_core::lake::ListingRow`).
+/// `listings`: one row per listing (`crate::rows::ListingRow`).
 pub const LISTINGS: &[Column] = &[
     ("listing_id", Kind::Text, REQUIRED),
     ("source", Kind::Text, REQUIRED),
@@ -123,7 +123,7 @@ pub const LISTINGS: &[Column] = &[
     ("last_event_id", Kind::Text, REQUIRED),
     ("last_event_kind", Kind::Text, REQUIRED),
     ("events", Kind::Long, REQUIRED),
-    // Listing schema version 2 (realty_core::lake::PlaceAndDetails), added later: optional.
+    // Listing schema version 2 (crate::rows::PlaceAndDetails), added later: optional.
     ("country", Kind::Text, OPTIONAL),
     ("neighbourhood", Kind::Text, OPTIONAL),
     ("living_area_sqm", Kind::Int, OPTIONAL),
@@ -133,7 +133,7 @@ pub const LISTINGS: &[Column] = &[
     ("images", Kind::Text, OPTIONAL),
 ];
 
-/// `market_daily`: one row per market scope and day (`realty_core::lake::MarketDayRow`).
+/// `market_daily`: one row per market scope and day (`crate::rows::MarketDayRow`).
 pub const MARKET_DAILY: &[Column] = &[
     ("scope", Kind::Text, REQUIRED),
     ("market", Kind::Text, REQUIRED),

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use libtest_mimic::Failed;
-use realty_core::alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key, feed_sort_key};
-use realty_core::alerts::ports::{Claim, IdempotencyStore};
-use realty_core::alerts::rules::AlertKind;
-use realty_core::listing::PropertyType;
-use realty_core::store::ListingItem;
+use realty_alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key, feed_sort_key};
+use realty_alerts::ports::{Claim, IdempotencyStore};
+use realty_alerts::rules::AlertKind;
+use realty_model::listing::PropertyType;
+use realty_model::state::ListingItem;
 use realty_tests::{Explain, TestAws, ensure};
 
 use super::helpers::{
@@ -69,7 +69,7 @@ pub(super) async fn a_live_claim_is_not_taken_over_and_an_expired_one_is(
         table: stack.resources.market_table.clone(),
         retry: Default::default(),
     };
-    let page = realty_core::api::lists::recent_alerts(
+    let page = realty_api::lists::recent_alerts(
         &reader,
         std::slice::from_ref(&some.market),
         None,

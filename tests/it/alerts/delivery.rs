@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use libtest_mimic::Failed;
-use realty_core::alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key};
-use realty_core::alerts::message::AlertBody;
-use realty_core::listing::{ListingStatus, Offer, PropertyType};
+use realty_alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key};
+use realty_alerts::message::AlertBody;
+use realty_model::listing::{ListingStatus, Offer, PropertyType};
 use realty_tests::{Explain, TestAws, ensure};
 use serde_json::json;
 

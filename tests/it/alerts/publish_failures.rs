@@ -7,7 +7,7 @@ use std::time::Duration;
 use libtest_mimic::Failed;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::adapters::sns::SnsAlertPublisher;
-use realty_core::listing::PropertyType;
+use realty_model::listing::PropertyType;
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{

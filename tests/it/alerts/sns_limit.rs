@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
-use realty_core::alerts::message::{MAX_MESSAGE_BYTES, message};
-use realty_core::alerts::rules::{AlertThresholds, ListingChange, MarketMedian, Medians, evaluate};
-use realty_core::listing::PropertyType;
-use realty_core::store::ListingItem;
+use realty_alerts::message::{MAX_MESSAGE_BYTES, message};
+use realty_alerts::rules::{AlertThresholds, ListingChange, MarketMedian, Medians, evaluate};
+use realty_model::listing::PropertyType;
+use realty_model::state::ListingItem;
 use realty_tests::{Explain, TestAws, ensure};
 use serde_json::Value;
 

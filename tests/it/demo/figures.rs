@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use libtest_mimic::Failed;
-use realty_core::stats::nearest_rank;
+use realty_model::stats::nearest_rank;
 use realty_tests::{Explain, TestAws, ensure};
 use serde_json::Value;
 
@@ -228,7 +228,7 @@ fn same_to_the_cent(a: Option<f64>, b: Option<f64>) -> bool {
 
 /// The market's 7-day change of its median price against the change of the exact daily
 /// closes recomputed from the lake (the close of `today` against the last on or before 7
-/// days earlier, as `realty_core::metrics::history` takes it), within 0.01 percentage point:
+/// days earlier, as `realty_metrics::history` takes it), within 0.01 percentage point:
 /// 1 when checked, 0 when the market has no close 7 days back.
 fn check_trend(
     market: &str,

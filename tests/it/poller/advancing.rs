@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
-use realty_core::listing::ListingEvent;
-use realty_core::poller::ports::{EventPublisher, PublishFailure};
-use realty_core::poller::run::{PollRequest, PollSummary, Poller};
-use realty_core::ports::PortError;
+use realty_model::listing::ListingEvent;
+use realty_model::ports::PortError;
+use realty_poller::ports::{EventPublisher, PublishFailure};
+use realty_poller::run::{PollRequest, PollSummary, Poller};
 use realty_sim::{FaultConfig, SimServer};
 use realty_tests::{TestAws, ensure};
 
@@ -97,9 +97,9 @@ pub(super) async fn events_that_cannot_be_published_are_found_again(
 }
 
 async fn poll_with<
-    S: realty_core::poller::ports::PollStateStore,
-    C: realty_core::poller::ports::ConfigStore,
-    R: realty_core::poller::raw::RawPageStore,
+    S: realty_poller::ports::PollStateStore,
+    C: realty_model::markets::ConfigStore,
+    R: realty_poller::raw::RawPageStore,
 >(
     p: &Poller<Flaky<'_>, S, C, R>,
     sim: &SimServer,
@@ -115,8 +115,8 @@ pub(super) async fn overlapping_polls_cannot_both_advance_a_market(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
     use realty_aws::adapters::poll_state::S3PollStateStore;
-    use realty_core::poller::detect::PollState;
-    use realty_core::poller::ports::PollStateStore;
+    use realty_poller::detect::PollState;
+    use realty_poller::ports::PollStateStore;
 
     let resources = stack(&aws).await?;
     let store = S3PollStateStore {

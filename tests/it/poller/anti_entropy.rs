@@ -12,12 +12,13 @@ use libtest_mimic::Failed;
 use realty_aws::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::metrics::MetricsFunction;
-use realty_core::config::StackResources;
-use realty_core::listing::{EventKind, ListingStatus, Offer};
-use realty_core::metrics::aggregate::MarketAggregate;
-use realty_core::metrics::ports::{ListingStore as _, MarketStore as _};
-use realty_core::poller::anti_entropy::{DivergenceKind, LISTINGS_PER_PASS, check, run_pass};
 use realty_infra::runner::{FunctionError, Mapping, StreamFunction};
+use realty_metrics::aggregate::MarketAggregate;
+use realty_metrics::ports::MarketStore as _;
+use realty_model::config::StackResources;
+use realty_model::listing::{EventKind, ListingStatus, Offer};
+use realty_model::state::ListingStore as _;
+use realty_poller::anti_entropy::{DivergenceKind, LISTINGS_PER_PASS, check, run_pass};
 use realty_tests::{MetricsHandler, TestAws, ensure};
 
 use super::helpers::{

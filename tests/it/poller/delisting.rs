@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
-use realty_core::poller::detect::MASS_LOSS_CONFIRMATION;
-use realty_core::poller::run::{PollRequest, PollSummary};
-use realty_core::sources::SourceKind;
+use realty_poller::detect::MASS_LOSS_CONFIRMATION;
+use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{
@@ -93,7 +93,7 @@ pub(super) async fn a_null_realtor_search_is_not_an_empty_market(
 ) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let mut page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../../shared/core/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
+        "../../../shared/sources/tests/fixtures/realtor_realty-in-us_properties_v3_list.json"
     ))?;
     // The saved page is the first of 79; here it is the whole market.
     let results = page["data"]["home_search"]["results"]

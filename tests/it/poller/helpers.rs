@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use libtest_mimic::Failed;
 use realty_aws::functions::poller::{LambdaPoller, build_poller};
-use realty_core::config::StackResources;
-use realty_core::listing::{EventKind, ListingEvent};
-use realty_core::poller::config::{ApiKeys, PollerConfig};
-use realty_core::poller::run::{PollRequest, PollSummary};
-use realty_core::sources::SourceKind;
+use realty_model::config::StackResources;
+use realty_model::listing::{EventKind, ListingEvent};
+use realty_poller::config::{ApiKeys, PollerConfig};
+use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
+use realty_sources::SourceKind;
 use realty_tests::TestAws;
 
 pub(crate) const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];
@@ -277,7 +277,7 @@ pub(super) async fn poll_markets_at(
 /// The real Zillow answer for Syracuse: a bare `props` array, 41 listings.
 pub(super) fn syracuse_props() -> Result<Vec<serde_json::Value>, Failed> {
     let bytes = include_bytes!(
-        "../../../shared/core/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
+        "../../../shared/sources/tests/fixtures/zillow_propertyExtendedSearch_props_syracuse_ny.json"
     );
     Ok(serde_json::from_slice(bytes)?)
 }

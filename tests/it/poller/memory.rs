@@ -9,14 +9,14 @@ use std::time::Duration;
 use chrono::Utc;
 use libtest_mimic::Failed;
 use realty_aws::functions::importer::ImporterFunction;
-use realty_core::importer::{ImportRequest, ImportStatus, MAX_IMPORT_BYTES, import};
-use realty_core::listing::{Listing, ListingId, ListingSource};
-use realty_core::poller::config::DEFAULT_POLL_CONCURRENCY;
-use realty_core::poller::detect::MAX_STATE_LISTINGS;
-use realty_core::poller::memory::MemoryStream;
-use realty_core::sources::file::write_csv;
-use realty_core::sources::{SourceKind, normalize_file};
 use realty_infra::lambda_api::LambdaProcess;
+use realty_model::listing::{Listing, ListingId, ListingSource};
+use realty_poller::config::DEFAULT_POLL_CONCURRENCY;
+use realty_poller::detect::MAX_STATE_LISTINGS;
+use realty_poller::importer::{ImportRequest, ImportStatus, MAX_IMPORT_BYTES, import};
+use realty_poller::memory::MemoryStream;
+use realty_sources::file::write_csv;
+use realty_sources::{SourceKind, normalize_file};
 use realty_tests::{TestAws, ensure};
 use serde_json::json;
 
@@ -28,10 +28,9 @@ const ROWS: usize = 100_000;
 
 /// `ROWS` Nashville listings: the real page's, over and over, each with its own id and price.
 fn nashville_listings(aws: &TestAws) -> Result<Vec<Listing>, Failed> {
-    let page =
-        std::fs::read(aws.project_root.join(
-            "shared/core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
-        ))?;
+    let page = std::fs::read(aws.project_root.join(
+        "shared/sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json",
+    ))?;
     let observed = Utc::now() - chrono::TimeDelta::hours(1);
     let real = normalize_file(SourceKind::Zillow, &page, observed)?.listings;
     (0..ROWS)

@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
-use realty_core::listing::ListingEvent;
-use realty_core::poller::ports::EventPublisher;
+use realty_model::listing::ListingEvent;
+use realty_poller::ports::EventPublisher;
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{
@@ -23,7 +23,7 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, Failed> {
 pub(super) async fn a_gzip_bomb_or_a_huge_page_fails_its_read_alone(
     aws: Arc<TestAws>,
 ) -> Result<(), Failed> {
-    use realty_core::poller::fetch::DEFAULT_MAX_BODY_BYTES;
+    use realty_poller::fetch::DEFAULT_MAX_BODY_BYTES;
     let resources = stack(&aws).await?;
     // 48 KiB on the wire, past the body cap once decompressed.
     let bomb = gzip(&vec![b' '; DEFAULT_MAX_BODY_BYTES + 1024 * 1024])?;
@@ -72,8 +72,8 @@ pub(super) async fn an_event_over_1_mib_is_rejected_alone(aws: Arc<TestAws>) -> 
     let resources = stack(&aws).await?;
     let api = FixtureApi::start(serve_json(Vec::new())).await?;
     let p = fixture_poller(&aws, &resources, "zillow", &api.base_url, None).await?;
-    let mut listings = realty_core::sources::normalize_file(
-        realty_core::sources::SourceKind::Zillow,
+    let mut listings = realty_sources::normalize_file(
+        realty_sources::SourceKind::Zillow,
         &zillow_envelope(&syracuse_props()?),
         chrono::Utc::now(),
     )?

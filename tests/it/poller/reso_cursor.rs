@@ -81,7 +81,7 @@ pub(super) async fn reso_reads_records_committed_late_at_the_cursor(
 ) -> Result<(), Failed> {
     let resources = stack(&aws).await?;
     let page: serde_json::Value = serde_json::from_slice(include_bytes!(
-        "../../../shared/core/tests/fixtures/reso_property_page1.json"
+        "../../../shared/sources/tests/fixtures/reso_property_page1.json"
     ))?;
     let mut records: Vec<serde_json::Value> = page["value"]
         .as_array()

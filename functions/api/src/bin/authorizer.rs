@@ -4,7 +4,7 @@
 use aws_lambda_events::event::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use realty_aws::functions::api::ApiAuthorizer;
-use realty_core::config::StackResources;
+use realty_model::config::StackResources;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

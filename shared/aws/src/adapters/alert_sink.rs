@@ -4,9 +4,9 @@
 //! same bounded sender as those ([`SqsPoisonSink::send_messages`]).
 
 use super::sqs::{MAX_MESSAGE_BYTES, Message, SqsPoisonSink, body_of};
-use realty_core::alerts::message::MAX_SINK_FIELD_BYTES;
-use realty_core::alerts::ports::{AlertErrorSink, RejectedAlert};
-use realty_core::ports::PortError;
+use realty_alerts::message::MAX_SINK_FIELD_BYTES;
+use realty_alerts::ports::{AlertErrorSink, RejectedAlert};
+use realty_model::ports::PortError;
 
 /// A rejected alert's message: four fields of at most [`MAX_SINK_FIELD_BYTES`] (each
 /// JSON-escaped at most 6 times over), the short ones and the JSON around them. Below the

@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::dynamodb::sdk_error;
-use realty_core::poller::markets::{ConfigSnapshot, PollRecord, SourceBudget, WatchedMarket};
-use realty_core::poller::ports::ConfigStore;
-use realty_core::ports::PortError;
+use realty_model::markets::ConfigStore;
+use realty_model::markets::{ConfigSnapshot, PollRecord, SourceBudget, WatchedMarket};
+use realty_model::ports::PortError;
 
 const MARKET: &str = "market#";
 const BUDGET: &str = "budget#";

@@ -11,14 +11,14 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::metrics::ports::EventArchive;
-use realty_core::ports::PortError;
+use realty_metrics::ports::EventArchive;
+use realty_model::ports::PortError;
 
 /// PutRecordBatch takes at most 500 records and 4 MiB a call.
 const MAX_RECORDS: usize = 500;
 const MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Lines packed into one record at most (four full ones fit in a call).
-pub use realty_core::metrics::ports::MAX_ARCHIVE_RECORD_BYTES as MAX_RECORD_BYTES;
+pub use realty_metrics::ports::MAX_ARCHIVE_RECORD_BYTES as MAX_RECORD_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct FirehoseArchive {
@@ -48,7 +48,7 @@ pub fn pack_lines(lines: &[Vec<u8>], max_record_bytes: usize) -> Vec<Vec<u8>> {
 /// Splits records into calls within PutRecordBatch's limits, keeping their order.
 pub fn chunk_records(records: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
     let sizes: Vec<usize> = records.iter().map(Vec::len).collect();
-    realty_core::ports::chunk_by_limits(&sizes, MAX_RECORDS, MAX_BYTES)
+    realty_model::ports::chunk_by_limits(&sizes, MAX_RECORDS, MAX_BYTES)
         .into_iter()
         .map(|range| &records[range])
         .collect()

@@ -1,5 +1,5 @@
 //! Claims and marks of alerts, at their keys in the alert feed (the market table's
-//! `alerts#<market>` partitions, [`realty_core::alerts::feed`]): claimed with conditional
+//! `alerts#<market>` partitions, [`realty_alerts::feed`]): claimed with conditional
 //! puts in TransactWriteItems (up to 100 a call), marked published by writing the feed items
 //! over the claims with BatchWriteItem (25 a call), released with conditional DeleteItem (what
 //! the function's policy grants on those partitions only: PutItem, BatchWriteItem and
@@ -26,9 +26,9 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, Utc};
 
-use realty_core::alerts::feed::{AlertFeedItem, CLAIM_LEASE_ATTRIBUTE};
-use realty_core::alerts::ports::{Claim, IdempotencyStore};
-use realty_core::ports::PortError;
+use realty_alerts::feed::{AlertFeedItem, CLAIM_LEASE_ATTRIBUTE};
+use realty_alerts::ports::{Claim, IdempotencyStore};
+use realty_model::ports::PortError;
 
 /// A claim, and the feed item that marks it, are kept at least this long. Far longer than
 /// any re-delivery: DynamoDB streams keep records 24 hours, and the trigger gives up on a
@@ -281,9 +281,9 @@ mod alerts_idempotency_tests {
     use aws_sdk_dynamodb::types::{CancellationReason, PutRequest, WriteRequest};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
-    use realty_core::alerts::feed::{feed_key, feed_sort_key};
-    use realty_core::alerts::message::MAX_MESSAGE_BYTES;
-    use realty_core::alerts::rules::AlertKind;
+    use realty_alerts::feed::{feed_key, feed_sort_key};
+    use realty_alerts::message::MAX_MESSAGE_BYTES;
+    use realty_alerts::rules::AlertKind;
 
     use crate::adapters::dynamodb::WRITE_BATCH;
 

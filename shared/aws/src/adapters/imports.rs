@@ -7,10 +7,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 
-use realty_core::importer::ports::{
+use realty_model::ports::PortError;
+use realty_poller::importer::ports::{
     ImportObject, ImportObjects, ResultCondition, ResultWrite, StoredResult,
 };
-use realty_core::ports::PortError;
 
 /// Largest result object read back (results are bounded to well under 100 KB).
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
@@ -58,7 +58,7 @@ fn unservable(error: &SdkError<GetObjectError, HttpResponse>) -> Option<String> 
         return Some("encrypted with a customer-provided key (SSE-C), which the importer cannot have: upload it again with the bucket's default encryption".to_owned());
     }
     if code.starts_with("KMS.") || (code == "AccessDenied" && lower.contains("kms:")) {
-        return Some(realty_core::listing::bound_reason(format!(
+        return Some(realty_model::listing::bound_reason(format!(
             "encrypted with a KMS key the importer may not use ({code}: {message}): upload it again with the bucket's default encryption"
         )));
     }

@@ -6,9 +6,9 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::listing::ListingEvent;
-use realty_core::poller::ports::{EventPublisher, PublishFailure};
-use realty_core::ports::PortError;
+use realty_model::listing::ListingEvent;
+use realty_model::ports::PortError;
+use realty_poller::ports::{EventPublisher, PublishFailure};
 
 /// PutRecords takes at most 500 records and 5 MiB (data and partition keys) a call, and
 /// 1 MiB (data and partition key) a record: one record past it fails the whole call.
@@ -73,7 +73,7 @@ pub struct KinesisPublisher {
 /// Groups entries (index, size) into calls within PutRecords' limits and a shard's second
 /// ([`MAX_CALL_BYTES`]), in order.
 pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    realty_core::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_CALL_BYTES)
+    realty_model::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_CALL_BYTES)
 }
 
 impl EventPublisher for KinesisPublisher {

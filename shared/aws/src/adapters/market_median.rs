@@ -9,9 +9,9 @@ use super::dynamodb::batch_get;
 use super::retry::RetryPolicy;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use realty_core::alerts::ports::MarketMedians;
-use realty_core::ports::PortError;
-use realty_core::store::{LIVE_SORT_KEY, MarketLiveItem};
+use realty_alerts::ports::MarketMedians;
+use realty_metrics::items::{LIVE_SORT_KEY, MarketLiveItem};
+use realty_model::ports::PortError;
 
 type Key = HashMap<String, AttributeValue>;
 

@@ -5,10 +5,10 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use realty_core::poller::anti_entropy::{AntiEntropyCursor, AntiEntropyStore};
-use realty_core::poller::detect::{MAX_STATE_JSON_BYTES, PollState};
-use realty_core::poller::ports::{PollStateStore, StoredPollState};
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
+use realty_poller::anti_entropy::{AntiEntropyCursor, AntiEntropyStore};
+use realty_poller::detect::{MAX_STATE_JSON_BYTES, PollState};
+use realty_poller::ports::{PollStateStore, StoredPollState};
 
 /// Prefix of the state objects in the data-lake bucket (the poller's IAM policy names it).
 pub const STATE_PREFIX: &str = "poller-state/";

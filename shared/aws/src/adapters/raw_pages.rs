@@ -1,13 +1,13 @@
 //! The raw layer in S3: one gzipped object per API page under `raw/` of the lake bucket
-//! (`realty_core::poller::raw`), written by the poller and read back by `realty replay-raw`.
+//! (`realty_poller::raw`), written by the poller and read back by `realty replay-raw`.
 
 use std::collections::HashMap;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 
-use realty_core::poller::raw::{MAX_RAW_PAGE_BYTES, RawPageStore};
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
+use realty_poller::raw::{MAX_RAW_PAGE_BYTES, RawPageStore};
 
 #[derive(Debug, Clone)]
 pub struct S3RawPageStore {

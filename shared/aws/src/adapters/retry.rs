@@ -112,7 +112,7 @@ where
             }
         };
         let jittered =
-            realty_core::backoff::full_jitter(policy.first_delay, policy.max_delay, attempts - 1);
+            realty_model::backoff::full_jitter(policy.first_delay, policy.max_delay, attempts - 1);
         if started.elapsed() + jittered > policy.deadline {
             return Err(Unsent {
                 items: failed,

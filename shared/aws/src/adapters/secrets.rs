@@ -1,8 +1,8 @@
 //! Secrets Manager behind [`SecretSource`]: the listing-API keys, read once per container
 //! (and again while a source has none); written by `realty secrets set`.
 
-use realty_core::poller::ports::SecretSource;
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
+use realty_poller::ports::SecretSource;
 
 pub struct SecretsManagerSource {
     pub client: aws_sdk_secretsmanager::Client,

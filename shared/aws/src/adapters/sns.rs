@@ -23,8 +23,8 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use chrono::{DateTime, Utc};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
-use realty_core::alerts::ports::{AlertPublisher, PublishReport};
+use realty_alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
+use realty_alerts::ports::{AlertPublisher, PublishReport};
 
 #[derive(Debug, Clone)]
 pub struct SnsAlertPublisher {
@@ -132,7 +132,7 @@ type Indexed = (usize, PublishBatchRequestEntry);
 
 /// How long past the publish deadline a PublishBatch that started before it may run: the
 /// publish deadline is 10 s before the invocation's
-/// ([`realty_core::alerts::process::PUBLISH_MARGIN`]), so half of that is left to mark.
+/// ([`realty_alerts::process::PUBLISH_MARGIN`]), so half of that is left to mark.
 pub const CALL_OVERRUN: chrono::Duration = chrono::Duration::seconds(5);
 
 impl AlertPublisher for SnsAlertPublisher {
@@ -341,8 +341,8 @@ mod alerts_topic_tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
-    use realty_core::alerts::message::AlertAttributes;
-    use realty_core::alerts::rules::AlertKind;
+    use realty_alerts::message::AlertAttributes;
+    use realty_alerts::rules::AlertKind;
 
     /// A deadline no test reaches.
     fn far() -> DateTime<Utc> {

@@ -15,9 +15,9 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchRequestEntry};
 
 use super::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::listing::bound_reason;
-use realty_core::metrics::ports::{PoisonRecord, PoisonSink};
-use realty_core::ports::PortError;
+use realty_metrics::ports::{PoisonRecord, PoisonSink};
+use realty_model::listing::bound_reason;
+use realty_model::ports::PortError;
 
 /// Messages a SendMessageBatch call takes.
 pub const MAX_MESSAGES_PER_BATCH: usize = 10;
@@ -112,7 +112,7 @@ pub fn message_of(id: String, record: &PoisonRecord) -> Message {
 /// Groups messages (by body size, in order) into calls of at most
 /// [`MAX_MESSAGES_PER_BATCH`] messages and [`MAX_BATCH_BYTES`] of bodies.
 pub fn chunk_messages(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    realty_core::ports::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
+    realty_model::ports::chunk_by_limits(sizes, MAX_MESSAGES_PER_BATCH, MAX_BATCH_BYTES)
 }
 
 /// What to do with the failed entries of a call: re-send those SQS may take next time (any

@@ -11,7 +11,7 @@ use super::dynamodb::DynamoMarketStore;
 use super::firehose::{FirehoseArchive, MAX_RECORD_BYTES, chunk_records, pack_lines};
 use super::retry::RetryPolicy;
 use super::sqs::SqsPoisonSink;
-use realty_core::metrics::ports::{
+use realty_metrics::ports::{
     AggregatePut, EventArchive, MarketStore, Period, PoisonRecord, PoisonSink, Snapshot,
     StoredAggregate,
 };
@@ -642,15 +642,15 @@ mod kinesis_partial_failures {
     use aws_sdk_kinesis::Client;
     use aws_sdk_kinesis::operation::put_records::PutRecordsOutput;
     use aws_sdk_kinesis::types::PutRecordsResultEntry as Entry;
-    use realty_core::listing::ListingEvent;
-    use realty_core::poller::ports::EventPublisher;
+    use realty_model::listing::ListingEvent;
+    use realty_poller::ports::EventPublisher;
 
     fn events(n: usize) -> Vec<ListingEvent> {
         let page = include_bytes!(
-            "../../../core/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
+            "../../../sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
         );
         let at = chrono::Utc::now();
-        realty_core::sources::normalize_file(realty_core::sources::SourceKind::Zillow, page, at)
+        realty_sources::normalize_file(realty_sources::SourceKind::Zillow, page, at)
             .expect("fixture")
             .listings
             .into_iter()
@@ -864,8 +864,8 @@ async fn a_journal_is_written_only_where_none_is_and_one_left_comes_back_without
     use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
     use aws_sdk_dynamodb::types::AttributeValue;
     use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
-    use realty_core::metrics::ports::EncodedJournal;
-    use realty_core::store::JournalItem;
+    use realty_metrics::items::JournalItem;
+    use realty_metrics::ports::EncodedJournal;
 
     let journal = |body: &[u8]| EncodedJournal {
         shard: "shardId-1".into(),
@@ -936,7 +936,7 @@ async fn interest_writes_send_the_last_write_of_each_key_once() {
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
     use aws_sdk_dynamodb::types::WriteRequest;
-    use realty_core::metrics::interest::{InterestEntry, InterestWrite, InterestingListing};
+    use realty_metrics::interest::{InterestEntry, InterestWrite, InterestingListing};
 
     let listing: InterestingListing = serde_json::from_value(serde_json::json!({
         "listing_id": "zillow:1", "source": "zillow", "address": "1 Main St",

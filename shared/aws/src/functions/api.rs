@@ -1,5 +1,5 @@
 //! The market API as Lambda runs it behind the stack's HTTP API: an API Gateway (payload
-//! 2.0) request into `realty_core::api::respond` over DynamoDB, and the bearer-token
+//! 2.0) request into `realty_api::respond` over DynamoDB, and the bearer-token
 //! authorizer in front of the data routes (docs/api.md).
 
 use std::collections::BTreeMap;
@@ -19,13 +19,13 @@ use crate::adapters::config::DynamoConfigStore;
 use crate::adapters::dynamodb::DynamoMarketStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
-use realty_core::api::auth::{MIN_TOKEN_LEN, bearer_matches};
-use realty_core::api::config_cache::{CONFIG_FRESH_FOR, CachedConfig};
-use realty_core::api::routes::{ApiRequest, MAX_QUERY_PARAMS};
-use realty_core::api::{ApiResponse, respond};
-use realty_core::config::StackResources;
-use realty_core::poller::ports::SecretSource;
-use realty_core::ports::PortError;
+use realty_api::auth::{MIN_TOKEN_LEN, bearer_matches};
+use realty_api::config_cache::{CONFIG_FRESH_FOR, CachedConfig};
+use realty_api::routes::{ApiRequest, MAX_QUERY_PARAMS};
+use realty_api::{ApiResponse, respond};
+use realty_model::config::StackResources;
+use realty_model::ports::PortError;
+use realty_poller::ports::SecretSource;
 
 /// The API function: the market table and the configuration store, read only (the
 /// configuration read at most once per [`CONFIG_FRESH_FOR`]).
@@ -279,7 +279,7 @@ mod tests {
         );
         let response = response_of(&ApiResponse {
             status: 404,
-            content_type: realty_core::api::JSON,
+            content_type: realty_api::JSON,
             body: r#"{"error":"no"}"#.into(),
         });
         let json = serde_json::to_value(&response).expect("json");
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(json["headers"]["x-content-type-options"], "nosniff");
         assert_eq!(
             json["headers"]["content-security-policy"],
-            realty_core::api::CONTENT_SECURITY_POLICY
+            realty_api::CONTENT_SECURITY_POLICY
         );
         assert_eq!(json["body"], r#"{"error":"no"}"#);
     }

@@ -1,6 +1,6 @@
 //! The importer as Lambda sees it: an SQS event whose messages are the lake bucket's S3
 //! notifications (objects created under `imports/`), each object imported by
-//! [`realty_core::importer::import`], and `batchItemFailures` naming the messages to deliver
+//! [`realty_poller::importer::import`], and `batchItemFailures` naming the messages to deliver
 //! again (an import that stopped part-way, or a store out of reach).
 //!
 //! Why S3 -> SQS -> Lambda rather than S3 -> Lambda or S3 -> EventBridge: the queue keeps a
@@ -18,8 +18,8 @@ use crate::adapters::imports::S3ImportObjects;
 use crate::adapters::kinesis::KinesisPublisher;
 use crate::adapters::poll_state::S3PollStateStore;
 use crate::adapters::retry::RetryPolicy;
-use realty_core::config::StackResources;
-use realty_core::importer::{ImportOutcome, ImportRequest, ImportStatus, import};
+use realty_model::config::StackResources;
+use realty_poller::importer::{ImportOutcome, ImportRequest, ImportStatus, import};
 
 /// The importer's AWS adapters.
 #[derive(Debug, Clone)]
@@ -28,7 +28,7 @@ pub struct ImporterFunction {
     pub publisher: KinesisPublisher,
     pub states: S3PollStateStore,
     pub lake_bucket: String,
-    /// Events a second an import publishes at most (`realty_core::importer::import_rate`);
+    /// Events a second an import publishes at most (`realty_poller::importer::import_rate`);
     /// none, unpaced.
     pub rate_per_second: Option<f64>,
 }
@@ -83,7 +83,7 @@ pub fn requests_of(body: &str) -> Result<Vec<ImportRequest>, String> {
     // serde's message quotes what it refused, which may be most of the body: bounded, as
     // it is logged.
     let notification: Notification = serde_json::from_str(body)
-        .map_err(|e| realty_core::listing::bound_reason(format!("not an S3 notification: {e}")))?;
+        .map_err(|e| realty_model::listing::bound_reason(format!("not an S3 notification: {e}")))?;
     if notification.event.as_deref() == Some("s3:TestEvent") {
         return Ok(Vec::new());
     }
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(long.len(), MAX_NOTIFICATION_BYTES);
         let reason = requests_of(&long).expect_err("a string");
         assert!(
-            reason.len() <= realty_core::listing::MAX_REASON_BYTES + 64,
+            reason.len() <= realty_model::listing::MAX_REASON_BYTES + 64,
             "{} bytes",
             reason.len()
         );

@@ -4,14 +4,14 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use realty_core::metrics::interest::InterestRules;
+use realty_metrics::interest::InterestRules;
 
 use crate::adapters::dynamodb::{DynamoListingStore, DynamoMarketStore};
 use crate::adapters::firehose::FirehoseArchive;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sqs::SqsPoisonSink;
-use realty_core::config::StackResources;
-use realty_core::metrics::process::{BatchOutcome, InputRecord, MetricsPorts, process_batch};
+use realty_metrics::process::{BatchOutcome, InputRecord, MetricsPorts, process_batch};
+use realty_model::config::StackResources;
 
 /// The metrics function's AWS adapters.
 #[derive(Debug, Clone)]
@@ -81,10 +81,10 @@ pub async fn handle_event<L, M, A, S>(
     event: KinesisEvent,
 ) -> (KinesisEventResponse, Vec<BatchOutcome>)
 where
-    L: realty_core::metrics::ports::ListingStore,
-    M: realty_core::metrics::ports::MarketStore,
-    A: realty_core::metrics::ports::EventArchive,
-    S: realty_core::metrics::ports::PoisonSink,
+    L: realty_model::state::ListingStore,
+    M: realty_metrics::ports::MarketStore,
+    A: realty_metrics::ports::EventArchive,
+    S: realty_metrics::ports::PoisonSink,
 {
     let mut shards: Vec<(String, Vec<InputRecord>)> = Vec::new();
     for record in event.records {
@@ -136,8 +136,8 @@ fn record_metrics(outcome: &BatchOutcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realty_core::metrics::aggregate::Scope;
-    use realty_core::metrics::memory::MemoryStores;
+    use realty_metrics::aggregate::Scope;
+    use realty_metrics::memory::MemoryStores;
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_sample_kinesis_event_is_accepted_whole() {

@@ -1,5 +1,5 @@
 //! The poller as Lambda builds it: the HTTP client and the AWS adapters behind the poller's
-//! ports (settings and keys: [`realty_core::poller::config`]), and the keys read again at a
+//! ports (settings and keys: [`realty_poller::config`]), and the keys read again at a
 //! run while a source has none, so that a key set with `realty secrets set` is used at the
 //! next run without a cold start.
 
@@ -16,13 +16,13 @@ use crate::adapters::poll_state::S3PollStateStore;
 use crate::adapters::raw_pages::S3RawPageStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
-use realty_core::config::{ConfigError, StackResources};
-use realty_core::poller::anti_entropy::{AntiEntropyReport, LISTINGS_PER_PASS, run_pass};
-use realty_core::poller::config::{ApiKeys, PollerConfig, load_api_keys};
-use realty_core::poller::fetch::{RateLimiter, http_client};
-use realty_core::poller::read::SourceEndpoint;
-use realty_core::poller::run::{PollRequest, PollSummary, Poller};
-use realty_core::sources::SourceKind;
+use realty_model::config::{ConfigError, StackResources};
+use realty_poller::anti_entropy::{AntiEntropyReport, LISTINGS_PER_PASS, run_pass};
+use realty_poller::config::{ApiKeys, PollerConfig, load_api_keys};
+use realty_poller::fetch::{RateLimiter, http_client};
+use realty_poller::read::SourceEndpoint;
+use realty_poller::run::{PollRequest, PollSummary, Poller};
+use realty_sources::SourceKind;
 
 /// The poller over Kinesis, S3 (poll states and the raw layer) and the ConfigTable.
 pub type LambdaPoller =
@@ -76,12 +76,12 @@ pub fn build_poller(
         },
         concurrency: config.concurrency,
         delisting_guard: config.delisting_guard,
-        run_budget: realty_core::poller::run::POLL_RUN_BUDGET,
+        run_budget: realty_poller::run::POLL_RUN_BUDGET,
     })
 }
 
 /// The listing-API keys, from Secrets Manager (or, with an endpoint override, from
-/// `REALTY_LISTING_API_KEYS`): [`realty_core::poller::config::load_api_keys`] over AWS.
+/// `REALTY_LISTING_API_KEYS`): [`realty_poller::config::load_api_keys`] over AWS.
 pub async fn api_keys(
     sdk: &SdkConfig,
     lookup: impl Fn(&str) -> Option<String>,
@@ -138,13 +138,13 @@ impl PollerFunction {
         })
     }
 
-    /// One anti-entropy pass ([`realty_core::poller::anti_entropy`]) over the poll states,
+    /// One anti-entropy pass ([`realty_poller::anti_entropy`]) over the poll states,
     /// the listing table and the stream the polls publish to. Holds the poller: a pass never
     /// runs beside a poll of this container (nor of another: the function runs one at a time).
     pub async fn anti_entropy(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<AntiEntropyReport, realty_core::ports::PortError> {
+    ) -> Result<AntiEntropyReport, realty_model::ports::PortError> {
         let poller = self.poller.lock().await;
         run_pass(
             &poller.states,

@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{BATCH_CALLS_IN_FLIGHT, GET_BATCH, Item, WRITE_BATCH, WRITE_BATCH_BYTES, sdk_error};
 use crate::adapters::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
 
 /// Reads items by key, re-requesting `UnprocessedKeys`
 /// until all are read. The calls (100 keys each) run [`BATCH_CALLS_IN_FLIGHT`] at a time.
@@ -145,7 +145,7 @@ pub(super) async fn write_requests(
         })
     };
     let sizes: Vec<usize> = requests.iter().map(request_size).collect();
-    let chunks = realty_core::ports::chunk_by_limits(&sizes, WRITE_BATCH, WRITE_BATCH_BYTES);
+    let chunks = realty_model::ports::chunk_by_limits(&sizes, WRITE_BATCH, WRITE_BATCH_BYTES);
     let mut calls = stream::iter(chunks)
         .map(|range| write_chunk(&requests[range]))
         .buffer_unordered(BATCH_CALLS_IN_FLIGHT);

@@ -10,11 +10,11 @@ use super::Item;
 use super::batch::{batch_get, batch_put};
 use super::scan::scan;
 use crate::adapters::retry::RetryPolicy;
-use realty_core::metrics::batch::ListingState;
-use realty_core::metrics::ports::{ListingStore, StoredStates};
-use realty_core::metrics::reconcile::ListingScan;
-use realty_core::ports::PortError;
-use realty_core::store::ListingItem;
+use realty_metrics::reconcile::ListingScan;
+use realty_model::ports::PortError;
+use realty_model::state::ListingItem;
+use realty_model::state::ListingState;
+use realty_model::state::{ListingStore, StoredStates};
 
 /// The listing table.
 #[derive(Debug, Clone)]

@@ -1,12 +1,12 @@
 //! The market table as the API reads it: one market's live item, its stored snapshots, and
-//! the newest items of a list ([`MarketReader`](realty_core::api::ports::MarketReader)).
+//! the newest items of a list ([`MarketReader`](realty_metrics::reader::MarketReader)).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoMarketStore, Item, sdk_error};
-use realty_core::alerts::feed::CLAIM_LEASE_ATTRIBUTE;
-use realty_core::ports::PortError;
-use realty_core::store::{LIVE_SORT_KEY, MarketLiveItem, MarketSnapshotItem};
+use realty_alerts::feed::CLAIM_LEASE_ATTRIBUTE;
+use realty_metrics::items::{LIVE_SORT_KEY, MarketLiveItem, MarketSnapshotItem};
+use realty_model::ports::PortError;
 
 impl DynamoMarketStore {
     /// The snapshots stored between two sort keys (the closed periods): one Query, paged.
@@ -65,7 +65,7 @@ impl DynamoMarketStore {
     }
 }
 
-impl realty_core::api::ports::MarketReader for DynamoMarketStore {
+impl realty_metrics::reader::MarketReader for DynamoMarketStore {
     async fn live(&self, scope_key: &str) -> Result<Option<MarketLiveItem>, PortError> {
         DynamoMarketStore::live(self, scope_key).await
     }
@@ -94,7 +94,7 @@ impl realty_core::api::ports::MarketReader for DynamoMarketStore {
                 .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
                 .scan_index_forward(false)
                 // An alert's claim, at its key in the feed until it is published, is no item
-                // to show (realty_core::alerts::feed); other lists never hold a lease.
+                // to show (realty_alerts::feed); other lists never hold a lease.
                 .filter_expression("attribute_not_exists(#lease)")
                 .expression_attribute_names("#lease", CLAIM_LEASE_ATTRIBUTE)
                 .limit(i32::try_from(limit - out.len() + 1).unwrap_or(i32::MAX))

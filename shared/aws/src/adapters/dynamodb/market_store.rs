@@ -15,15 +15,13 @@ use super::scan::scan;
 use super::transact::{PutOutcome, conditional_put, transact_puts};
 use super::{Item, sdk_error};
 use crate::adapters::retry::RetryPolicy;
-use realty_core::metrics::interest::{InterestWrite, interest_key};
-use realty_core::metrics::ports::{
-    AggregatePut, EncodedJournal, MarketStore, Snapshot, StoredAggregate,
-};
-use realty_core::metrics::reconcile::MarketScan;
-use realty_core::ports::PortError;
-use realty_core::store::{
+use realty_metrics::interest::{InterestWrite, interest_key};
+use realty_metrics::items::{
     InterestItem, JOURNAL_SORT_KEY, JournalItem, LIVE_SORT_KEY, MarketLiveItem, MarketSnapshotItem,
 };
+use realty_metrics::ports::{AggregatePut, EncodedJournal, MarketStore, Snapshot, StoredAggregate};
+use realty_metrics::reconcile::MarketScan;
+use realty_model::ports::PortError;
 
 /// The market table.
 #[derive(Debug, Clone)]

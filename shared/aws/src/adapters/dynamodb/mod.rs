@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
 
 /// BatchGetItem reads at most 100 keys a call.
 pub const GET_BATCH: usize = 100;
@@ -75,7 +75,7 @@ mod sdk_error_tests {
         assert!(message.contains("did not parse"), "{message}");
         assert!(!message.contains("secret-item"), "{message}");
         assert!(
-            message.len() <= realty_core::listing::MAX_REASON_BYTES,
+            message.len() <= realty_model::listing::MAX_REASON_BYTES,
             "{message}"
         );
     }

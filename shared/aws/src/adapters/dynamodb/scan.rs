@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{Item, sdk_error};
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
 
 /// Every item of a table (a paged, strongly consistent Scan), optionally only those with
 /// `sk` = `sort_key` (their keys alone).

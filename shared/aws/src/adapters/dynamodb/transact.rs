@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 
 use super::{BATCH_CALLS_IN_FLIGHT, Item, TRANSACTION_BYTES, TRANSACTION_ITEMS, sdk_error};
 use crate::adapters::retry::{RetryPolicy, Sent, send_with_retries};
-use realty_core::ports::PortError;
+use realty_model::ports::PortError;
 
 /// A put of `item` conditional on the stored item's revision being `expected_revision`
 /// (empty: no item yet).
@@ -63,7 +63,7 @@ pub(crate) async fn transact_puts(
         .map(|a| a.put().map_or(0, |p| crate::items::item_size(p.item())))
         .collect();
     let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
-    let chunks = realty_core::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
+    let chunks = realty_model::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
     let answer = |put: usize, outcome: Result<PutOutcome, PortError>| {
         outcomes
             .lock()

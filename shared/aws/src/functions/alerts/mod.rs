@@ -12,11 +12,11 @@ use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
 use crate::adapters::sqs::SqsPoisonSink;
-use realty_core::alerts::config::AlertsConfig;
-use realty_core::alerts::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
-use realty_core::alerts::process::{AlertOutcome, AlertPorts, process_batch};
-use realty_core::alerts::rules::{AlertKind, AlertThresholds};
-use realty_core::config::StackResources;
+use realty_alerts::config::AlertsConfig;
+use realty_alerts::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
+use realty_alerts::process::{AlertOutcome, AlertPorts, process_batch};
+use realty_alerts::rules::{AlertKind, AlertThresholds};
+use realty_model::config::StackResources;
 
 pub mod stream;
 

@@ -1,10 +1,10 @@
 //! The listing table's stream records, decoded into the domain's [`ListingStreamRecord`]:
 //! each image read back into a [`ListingItem`] with serde_dynamo. What is news and what is
-//! skipped is the domain's call ([`realty_core::alerts::rules::classify`]).
+//! skipped is the domain's call ([`realty_alerts::rules::classify`]).
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use realty_core::alerts::rules::{Image, ListingStreamRecord};
-use realty_core::store::ListingItem;
+use realty_alerts::rules::{Image, ListingStreamRecord};
+use realty_model::state::ListingItem;
 
 /// `record` with its images decoded.
 pub fn decode(record: EventRecord) -> ListingStreamRecord {

@@ -245,7 +245,7 @@ fn message_bytes(line_bytes: usize) -> usize {
 
 #[tokio::test(flavor = "current_thread")]
 async fn alerts_at_the_sns_limit_go_out_and_past_it_go_to_the_error_sink() {
-    use realty_core::alerts::message::MAX_MESSAGE_BYTES;
+    use realty_alerts::message::MAX_MESSAGE_BYTES;
     // The longest address line whose message is within the limit (the size grows by one
     // byte per byte of line).
     let (mut fits, mut too_long) = (0, MAX_MESSAGE_BYTES);

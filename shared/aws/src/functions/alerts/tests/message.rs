@@ -1,6 +1,7 @@
 //! The SNS message: subject, body, attributes and the limits of SNS.
 
 use super::*;
+use realty_model::price_move::PriceMove;
 
 // ---- the message ----
 
@@ -127,7 +128,7 @@ fn a_moroccan_subject_names_its_neighbourhood_dirhams_and_price_per_square_metre
         listing.address.state = String::new();
         listing.address.postal_code = None;
         listing.address.neighbourhood = Some("Guéliz".into());
-        listing.address.country = realty_core::listing::CountryCode::MA;
+        listing.address.country = realty_model::listing::CountryCode::MA;
         listing.currency = "MAD".into();
         item
     };
@@ -260,7 +261,7 @@ fn publish_batches_hold_ten_entries_and_256_kib() {
 
 #[test]
 fn an_alert_id_at_its_limit_is_kept_and_past_it_is_unpublishable() {
-    use realty_core::alerts::message::MAX_ALERT_ID_BYTES;
+    use realty_alerts::message::MAX_ALERT_ID_BYTES;
     let alert_with_id_of = |bytes: usize| {
         let change = classify(sample_record()).expect("decodes");
         let mut alert =

@@ -23,27 +23,27 @@ use serde_json::{Value, json};
 use chrono::{DateTime, Utc};
 
 use super::{handle_event, handle_event_until};
-use realty_core::alerts::feed::AlertFeedItem;
-use realty_core::alerts::message::{
+use realty_alerts::feed::AlertFeedItem;
+use realty_alerts::message::{
     AlertBody, AlertMessage, MAX_BATCH_BYTES, MAX_SUBJECT_CHARS, message, publish_batches,
     sanitize_subject,
 };
-use realty_core::alerts::ports::{
+use realty_alerts::ports::{
     AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, PublishReport,
     RejectedAlert,
 };
-use realty_core::alerts::process::{AlertOutcome, AlertPorts};
-use realty_core::alerts::rules::*;
-use realty_core::listing::{
+use realty_alerts::process::{AlertOutcome, AlertPorts};
+use realty_alerts::rules::*;
+use realty_model::listing::{
     EventKind, ListingChanges, ListingEvent, ListingId, ListingStatus, Offer, PropertyType,
 };
-use realty_core::metrics::interest::InterestKind;
-use realty_core::ports::PortError;
-use realty_core::store::ListingItem;
+use realty_model::ports::PortError;
+use realty_model::state::InterestKind;
+use realty_model::state::ListingItem;
 
 /// A stream record judged as the function judges it: decoded, then classified.
 fn classify(record: EventRecord) -> Result<ListingChange, Skipped> {
-    realty_core::alerts::rules::classify(super::stream::decode(record))
+    realty_alerts::rules::classify(super::stream::decode(record))
 }
 
 const SAMPLE: &str = include_str!("../../../../../../events/alerts-dynamodb.json");
@@ -159,8 +159,8 @@ fn alert_id(item: &AlertFeedItem) -> String {
 fn claim_of(id: &str) -> AlertFeedItem {
     let observed_at = Utc::now();
     AlertFeedItem {
-        pk: realty_core::alerts::feed::feed_key("nashville-tn"),
-        sk: realty_core::alerts::feed::feed_sort_key("price_drop", observed_at, id),
+        pk: realty_alerts::feed::feed_key("nashville-tn"),
+        sk: realty_alerts::feed::feed_sort_key("price_drop", observed_at, id),
         alert_type: AlertKind::PriceDrop,
         observed_at,
         body: json!({ "alert_id": id }).to_string(),

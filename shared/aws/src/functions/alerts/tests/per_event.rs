@@ -7,8 +7,9 @@ use super::*;
 /// (one listing's, in order) in Kinesis batches of the given sizes: one record per batch,
 /// an INSERT for the first, then MODIFYs whose old image is the state before.
 fn metrics_writes(events: &[ListingEvent], cuts: &[usize]) -> Vec<EventRecord> {
-    use realty_core::metrics::batch::{DecodedRecord, SequenceNumber, plan_batch};
-    let mut stored = realty_core::metrics::ports::StoredStates::default();
+    use realty_metrics::batch::{DecodedRecord, plan_batch};
+    use realty_model::state::SequenceNumber;
+    let mut stored = realty_model::state::StoredStates::default();
     let mut records = Vec::new();
     let mut next = 0;
     for (batch, size) in cuts.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! aws_lambda_events' fixtures).
 
 use super::*;
+use realty_model::price_move::PriceMove;
 
 // ---- price drops ----
 
