@@ -23,10 +23,10 @@ test: ## Lint, then unit and integration tests (what CI runs)
 # The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
 # the compute figures and cold starts are of the code as deployed. The bootstraps are built
 # without the CLI, whose SDK features would otherwise unify into them (as `make build` does).
-BENCH_FUNCTIONS := -p poller-function -p metrics-function -p alerts-function
+BENCH_FUNCTIONS := poller metrics alerts
 
 bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS=--json)
-	$(CARGO) build --release $(BENCH_FUNCTIONS)
+	for f in $(BENCH_FUNCTIONS); do $(CARGO) build --release -p $$f-function || exit 1; done
 	$(CARGO) build --release -p realty-cli
 	target/release/realty bench $(BENCH_ARGS)
 
@@ -72,14 +72,14 @@ $(BUILD_VENV)/.installed: infra/build-requirements.txt
 	$(BUILD_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/build-requirements.txt
 	cp infra/build-requirements.txt $@
 
-# Packages, not binaries: cargo unifies features over the packages a run selects, and the
-# functions' own graphs leave out what the CLI and the tests ask of the SDK (SSO, aws-lc-rs,
-# SigV4a: 2.7 MB of each bootstrap). The curator in a run of its own: its Iceberg catalog
-# takes the SDK with its default features, which one run would unify into the others.
-LAMBDA_FUNCTIONS := -p poller-function -p metrics-function -p alerts-function -p api-function -p importer-function
+# One package a run: cargo unifies features over the packages a run selects, and each
+# function's own graph holds only the domain crates it runs (realty-aws's features: the alerts
+# and API bootstraps link no HTML parser or poller HTTP client, docs/architecture.md) and
+# leaves out what the CLI and the tests ask of the SDK (SSO, aws-lc-rs, SigV4a: 2.7 MB of
+# each bootstrap). The dependencies they share are built once.
+LAMBDA_FUNCTIONS := poller metrics alerts api importer curator
 build: build-tools ## The arm64 Lambda bootstraps: target/lambda/{poller,metrics,alerts,api,api-authorizer,importer,curator}/bootstrap
-	$(BUILD_PATH) cargo lambda build --release --arm64 $(LAMBDA_FUNCTIONS)
-	$(BUILD_PATH) cargo lambda build --release --arm64 -p curator-function
+	for f in $(LAMBDA_FUNCTIONS); do $(BUILD_PATH) cargo lambda build --release --arm64 -p $$f-function || exit 1; done
 	@ls -l target/lambda/*/bootstrap
 
 sam-build: build-tools ## sam build (BuildMethod rust-cargolambda), as `sam deploy` uses it

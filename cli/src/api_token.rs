@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use realty_aws::adapters::secrets::SecretsManagerSource;
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 
 use crate::target;
 

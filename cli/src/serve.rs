@@ -12,7 +12,7 @@ use realty_api::respond;
 use realty_api::routes::ApiRequest;
 use realty_aws::adapters::secrets::SecretsManagerSource;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 
 use crate::target;
 

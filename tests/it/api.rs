@@ -18,7 +18,7 @@ use realty_alerts::rules::AlertKind;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_infra::runner::Mapping;
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_sources::SourceKind;

@@ -30,7 +30,7 @@ use realty_model::config::StackResources;
 use realty_model::markets::ConfigStore;
 use realty_model::markets::WatchedMarket;
 use realty_poller::config::{PollerConfig, with_key};
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_sources::SourceKind;

@@ -21,7 +21,7 @@ use realty_model::listing::{EventKind, ListingEvent};
 use realty_model::markets::ConfigStore;
 use realty_model::markets::{WatchedMarket, month_of};
 use realty_poller::config::{PollerConfig, with_key};
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 use realty_poller::run::{PollRequest, PollSummary, SourceReport, SourceStatus};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_sources::SourceKind;

@@ -10,9 +10,9 @@
 //!
 //! Keys are functions of the alert alone, so writing an alert again (a re-delivered record)
 //! rewrites the same item. The same keys hold the alert's claim while it is being published
-//! (`state = pending`, a lease, no body: [`super::ports::IdempotencyStore`]); the feed item
+//! (`state = pending`, a lease, no body: [`super::ports::AlertClaimStore`]); the feed item
 //! written over it once SNS took the alert is its mark (`state = published`). Readers leave
-//! out items under a lease ([`CLAIM_LEASE_ATTRIBUTE`]).
+//! out items under a lease ([`CLAIM_LEASE_ATTRIBUTE`](realty_model::ports::CLAIM_LEASE_ATTRIBUTE)).
 
 use std::hash::Hasher;
 
@@ -27,9 +27,7 @@ use realty_model::ports::MAX_ITEM_BYTES;
 pub const ALERT_FEED_DAYS: i64 = 30;
 /// Prefix of a market's feed partition key.
 pub const FEED_KEY_PREFIX: &str = "alerts#";
-/// The attribute a claim holds its lease in, and a published alert never has: readers of
-/// the feed leave out items that have it.
-pub const CLAIM_LEASE_ATTRIBUTE: &str = "lease_until";
+
 /// DynamoDB's limit on a partition key.
 pub const MAX_PARTITION_KEY_BYTES: usize = 2_048;
 

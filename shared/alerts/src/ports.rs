@@ -29,7 +29,7 @@ pub enum Claim {
 /// alert as published and keeps it for the API). A pending claim is a lease: it holds until
 /// `lease_until` (the claiming invocation's deadline, plus a clock allowance) and only an
 /// expired one can be taken over (docs/alerts.md, "Once per price change").
-pub trait IdempotencyStore {
+pub trait AlertClaimStore {
     /// Claims the key of each of `alerts` for the caller (`token` names the claim) until
     /// `lease_until`, unless it is published or another claim's lease is still running: in as
     /// few calls as the store allows. Answers per alert, in order; a store failure answers

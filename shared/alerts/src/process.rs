@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::feed::AlertFeedItem;
 use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
 use super::ports::{
-    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, RejectedAlert,
+    AlertErrorSink, AlertPublisher, Claim, AlertClaimStore, MarketMedians, RejectedAlert,
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, Medians, classify,
@@ -182,7 +182,7 @@ pub async fn process_batch<I, M, P, S>(
     deadline: DateTime<Utc>,
 ) -> AlertOutcome
 where
-    I: IdempotencyStore,
+    I: AlertClaimStore,
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
@@ -572,7 +572,7 @@ const RELEASES_IN_FLIGHT: usize = 16;
 /// Hands claims back, [`RELEASES_IN_FLIGHT`] at a time, until [`RETRY_MARGIN`] before the
 /// deadline. A claim not handed back is logged only: its lease runs out at the deadline (and
 /// its margin), and a re-delivery meanwhile waits for it or fails its record as held.
-async fn release<I: IdempotencyStore>(
+async fn release<I: AlertClaimStore>(
     store: &I,
     claims: &[Pending],
     token: &str,

@@ -1,4 +1,4 @@
-//! The stored shapes of [`realty_metrics::items`] as DynamoDB items: their size as DynamoDB
+//! The stored shapes of `realty_metrics::items` as DynamoDB items: their size as DynamoDB
 //! counts it, and whether a listing's item fits.
 
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ pub fn check_listing_item(state: &ListingState) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "metrics"))]
 mod tests {
     use super::*;
 

@@ -2,6 +2,8 @@
 //! `alerts::ports`): which operation failed and what the store said. A batch that meets one
 //! is reported failed and re-delivered.
 
+use std::future::Future;
+
 /// A failure to reach a store, stream, queue or topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation}: {message}")]
@@ -45,6 +47,17 @@ pub fn chunk_by_limits(
 /// The largest item a store holds (DynamoDB's 400 KB, as DynamoDB counts an item's size):
 /// what cannot fit is refused before any write, not retried forever.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Where the stack's secrets are kept (Secrets Manager in AWS): the listing-API keys the
+/// poller reads, the API token the API checks.
+pub trait SecretSource {
+    /// The text of secret `id`.
+    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, PortError>>;
+}
+
+/// The attribute a claim holds its lease in, and a published alert never has: readers of
+/// the feed leave out items that have it.
+pub const CLAIM_LEASE_ATTRIBUTE: &str = "lease_until";
 
 #[cfg(test)]
 mod chunk_tests {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
 use super::portal::PortalCrawler;
-use super::ports::SecretSource;
+use realty_model::ports::SecretSource;
 use super::read::SourceEndpoint;
 use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
 use realty_model::config::{ConfigError, parse_or};

@@ -42,8 +42,3 @@ pub trait PollStateStore {
     ) -> impl Future<Output = Result<bool, PortError>>;
 }
 
-/// Where the listing-API keys are kept (Secrets Manager in AWS).
-pub trait SecretSource {
-    /// The text of secret `id`.
-    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, PortError>>;
-}

@@ -2,7 +2,7 @@
 //! (and again while a source has none); written by `realty secrets set`.
 
 use realty_model::ports::PortError;
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 
 pub struct SecretsManagerSource {
     pub client: aws_sdk_secretsmanager::Client,

@@ -25,7 +25,7 @@ use realty_api::routes::{ApiRequest, MAX_QUERY_PARAMS};
 use realty_api::{ApiResponse, respond};
 use realty_model::config::StackResources;
 use realty_model::ports::PortError;
-use realty_poller::ports::SecretSource;
+use realty_model::ports::SecretSource;
 
 /// The API function: the market table and the configuration store, read only (the
 /// configuration read at most once per [`CONFIG_FRESH_FOR`]).

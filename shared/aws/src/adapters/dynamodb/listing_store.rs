@@ -1,5 +1,5 @@
 //! The listing table: the metrics workflow's listing states ([`ListingStore`]) and the
-//! reconciliation's scan of them ([`ListingScan`]).
+//! reconciliation's scan of them (`ListingScan`, with the `metrics` feature).
 
 use std::collections::HashMap;
 
@@ -8,8 +8,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Item;
 use super::batch::{batch_get, batch_put};
+#[cfg(feature = "metrics")]
 use super::scan::scan;
 use crate::adapters::retry::RetryPolicy;
+#[cfg(feature = "metrics")]
 use realty_metrics::reconcile::ListingScan;
 use realty_model::ports::PortError;
 use realty_model::state::ListingItem;
@@ -62,6 +64,7 @@ impl ListingStore for DynamoListingStore {
     }
 }
 
+#[cfg(feature = "metrics")]
 impl ListingScan for DynamoListingStore {
     async fn all_states(&self) -> Result<Vec<ListingState>, PortError> {
         let mut out = Vec::new();

@@ -2,19 +2,27 @@
 //!
 //! DynamoDB's call limits and the SDK error shared here; the batched reads and writes
 //! (`batch`), the conditional puts in transactions (`transact`), the table scan (`scan`),
-//! and the tables: [`DynamoListingStore`] (`listing_store`), [`DynamoMarketStore`] with the
+//! and the tables: `DynamoListingStore` (`listing_store`), `DynamoMarketStore` with the
 //! metrics ports (`market_store`) and the API's reads (`market_reader`).
 
 mod batch;
 mod listing_store;
+#[cfg(feature = "metrics")]
 mod market_reader;
+#[cfg(feature = "metrics")]
 mod market_store;
+// Scans and transactions serve the metrics' stores and the alerts' claims only.
+#[cfg(feature = "metrics")]
 mod scan;
+#[cfg(feature = "metrics")]
 mod transact;
 
+#[cfg(feature = "alerts")]
 pub(crate) use batch::{batch_get, batch_put};
 pub use listing_store::DynamoListingStore;
+#[cfg(feature = "metrics")]
 pub use market_store::DynamoMarketStore;
+#[cfg(feature = "alerts")]
 pub(crate) use transact::{PutOutcome, transact_puts};
 
 use std::collections::HashMap;
@@ -34,6 +42,7 @@ pub(crate) const WRITE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// TransactWriteItems takes at most 100 actions a call...
 pub const TRANSACTION_ITEMS: usize = 100;
 /// ...and 4 MB of items.
+#[cfg(feature = "metrics")]
 const TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
 /// Batch calls of one read or write in flight at once: a 1,000-record batch's 40 listing
 /// writes take 5 round trips instead of 40, with few connections per function instance.

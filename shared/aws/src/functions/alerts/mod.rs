@@ -7,13 +7,13 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 
-use crate::adapters::idempotency::DynamoIdempotencyStore;
+use crate::adapters::alert_claims::DynamoAlertClaimStore;
 use crate::adapters::market_median::DynamoMarketMedians;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
 use crate::adapters::sqs::SqsPoisonSink;
 use realty_alerts::config::AlertsConfig;
-use realty_alerts::ports::{AlertErrorSink, AlertPublisher, IdempotencyStore, MarketMedians};
+use realty_alerts::ports::{AlertErrorSink, AlertPublisher, AlertClaimStore, MarketMedians};
 use realty_alerts::process::{AlertOutcome, AlertPorts, process_batch};
 use realty_alerts::rules::{AlertKind, AlertThresholds};
 use realty_model::config::StackResources;
@@ -29,7 +29,7 @@ pub struct AlertsFunction {
     pub thresholds: AlertThresholds,
     /// Claims and marks of alerts, at their keys in the feed of published alerts (the
     /// market table; docs/alerts.md, "Once per price change" and "The alert feed").
-    pub idempotency: DynamoIdempotencyStore,
+    pub idempotency: DynamoAlertClaimStore,
     pub medians: DynamoMarketMedians,
     pub publisher: SnsAlertPublisher,
     /// Alerts that can never be published, with their reason (the stack's error queue).
@@ -51,7 +51,7 @@ impl AlertsFunction {
         let retry = RetryPolicy::default();
         Self {
             thresholds: config.thresholds,
-            idempotency: DynamoIdempotencyStore::new(
+            idempotency: DynamoAlertClaimStore::new(
                 dynamodb.clone(),
                 resources.market_table.clone(),
             ),
@@ -108,7 +108,7 @@ pub async fn handle_event<I, M, P, S>(
     event: Event,
 ) -> (DynamoDbEventResponse, AlertOutcome)
 where
-    I: IdempotencyStore,
+    I: AlertClaimStore,
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,
@@ -124,7 +124,7 @@ pub async fn handle_event_until<I, M, P, S>(
     deadline: DateTime<Utc>,
 ) -> (DynamoDbEventResponse, AlertOutcome)
 where
-    I: IdempotencyStore,
+    I: AlertClaimStore,
     M: MarketMedians,
     P: AlertPublisher,
     S: AlertErrorSink,

@@ -29,7 +29,7 @@ use realty_alerts::message::{
     sanitize_subject,
 };
 use realty_alerts::ports::{
-    AlertErrorSink, AlertPublisher, Claim, IdempotencyStore, MarketMedians, PublishReport,
+    AlertErrorSink, AlertPublisher, Claim, AlertClaimStore, MarketMedians, PublishReport,
     RejectedAlert,
 };
 use realty_alerts::process::{AlertOutcome, AlertPorts};
@@ -209,7 +209,7 @@ impl MemoryIdempotency {
     }
 }
 
-impl IdempotencyStore for MemoryIdempotency {
+impl AlertClaimStore for MemoryIdempotency {
     async fn claim_all(
         &self,
         alerts: &[&AlertFeedItem],

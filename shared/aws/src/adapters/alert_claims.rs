@@ -26,8 +26,10 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, Utc};
 
-use realty_alerts::feed::{AlertFeedItem, CLAIM_LEASE_ATTRIBUTE};
-use realty_alerts::ports::{Claim, IdempotencyStore};
+use realty_alerts::feed::AlertFeedItem;
+
+use realty_model::ports::CLAIM_LEASE_ATTRIBUTE;
+use realty_alerts::ports::{Claim, AlertClaimStore};
 use realty_model::ports::PortError;
 
 /// A claim, and the feed item that marks it, are kept at least this long. Far longer than
@@ -49,7 +51,7 @@ pub const CLAIM_CONDITION: &str = "attribute_not_exists(pk) OR (#state = :pendin
      (attribute_not_exists(#lease) OR #lease < :now))";
 
 #[derive(Debug, Clone)]
-pub struct DynamoIdempotencyStore {
+pub struct DynamoAlertClaimStore {
     pub client: Client,
     /// The market table, whose `alerts#<market>` partitions hold the feed.
     pub table: String,
@@ -58,7 +60,7 @@ pub struct DynamoIdempotencyStore {
     pub retry: RetryPolicy,
 }
 
-impl DynamoIdempotencyStore {
+impl DynamoAlertClaimStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -135,7 +137,7 @@ impl DynamoIdempotencyStore {
     }
 }
 
-impl IdempotencyStore for DynamoIdempotencyStore {
+impl AlertClaimStore for DynamoAlertClaimStore {
     async fn claim_all(
         &self,
         alerts: &[&AlertFeedItem],
@@ -293,8 +295,8 @@ mod alerts_idempotency_tests {
         DateTime::from_timestamp_millis(1_800_000_000_000).expect("time")
     }
 
-    fn store(client: Client) -> DynamoIdempotencyStore {
-        let mut store = DynamoIdempotencyStore::new(client, "t");
+    fn store(client: Client) -> DynamoAlertClaimStore {
+        let mut store = DynamoAlertClaimStore::new(client, "t");
         store.retry = RetryPolicy::immediate(std::time::Duration::from_secs(5));
         store
     }
