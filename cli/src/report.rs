@@ -5,7 +5,7 @@ use chrono::Utc;
 use realty_api::views::{MarketReport, market_report, scope_of};
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_metrics::rents::YieldBasis;
+use realty_metrics::aggregate::rents::YieldBasis;
 use realty_model::format::amount;
 use realty_model::listing::AreaUnit;
 

@@ -18,7 +18,7 @@ use chromiumoxide::page::ScreenshotParams;
 use futures::StreamExt as _;
 use libtest_mimic::Failed;
 use realty_metrics::aggregate::MarketFigures;
-use realty_metrics::history::trends;
+use realty_metrics::aggregate::history::trends;
 use realty_tests::{TestAws, ensure};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 

@@ -61,7 +61,7 @@ mod tests {
     use chrono::DateTime;
     use realty_api::views::MarketReport;
     use realty_metrics::aggregate::MarketFigures;
-    use realty_metrics::history::Trends;
+    use realty_metrics::aggregate::history::Trends;
 
     fn sample() -> Report {
         Report {

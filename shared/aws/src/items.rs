@@ -116,7 +116,7 @@ mod tests {
     use realty_metrics::histogram::LogHistogram;
     use realty_metrics::items::MarketLiveItem;
     use realty_metrics::ports::StoredAggregate;
-    use realty_metrics::rents::ByBedrooms;
+    use realty_metrics::aggregate::rents::ByBedrooms;
     use realty_metrics::values::ValueCounts;
     use realty_model::listing::PropertyType;
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{
     MarketFigures, Standing, city_scope_key, minor_per_sqft, property_type_name,
 };
-use super::rents::{YieldBasis, listing_gross_yield};
+use super::aggregate::rents::{YieldBasis, listing_gross_yield};
 use crate::batch::MarketStanding;
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, major, rounded};
 use realty_model::listing::address_line;
@@ -462,8 +462,8 @@ mod tests {
         l.beds = Some(4);
         l.rent_estimate_minor = Some(600_000);
         let city = MarketFigures {
-            rents_by_bedrooms: vec![crate::rents::BedroomRents {
-                bedrooms: crate::rents::BedroomGroup::of(4),
+            rents_by_bedrooms: vec![crate::aggregate::rents::BedroomRents {
+                bedrooms: crate::aggregate::rents::BedroomGroup::of(4),
                 rentals: 10,
                 median_rent: Some(3_000.0),
                 sale_listings: 1,

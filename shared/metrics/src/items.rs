@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aggregate::{
     DailyCounts, DayClose, EncodedValues, MarketAggregate, MarketFigures, ValueLayout,
 };
-use crate::history::Trends;
+use crate::aggregate::history::Trends;
 use crate::interest::{InterestEntry, InterestingListing, interest_key};
 use crate::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 use realty_model::state::ItemError;

@@ -8,7 +8,6 @@
 pub mod aggregate;
 pub mod batch;
 pub mod histogram;
-pub mod history;
 pub mod interest;
 pub mod items;
 pub mod memory;
@@ -16,7 +15,6 @@ pub mod ports;
 pub mod process;
 pub mod reader;
 pub mod reconcile;
-pub mod rents;
 pub mod values;
 
 #[cfg(any(test, feature = "testing"))]

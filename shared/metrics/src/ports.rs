@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::aggregate::{MarketAggregate, MarketFigures};
-use super::history::Trends;
+use super::aggregate::history::Trends;
 use super::interest::InterestWrite;
 use realty_model::ports::PortError;
 use realty_model::state::{MAX_SEQUENCE_DIGITS, SequenceNumber};

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use super::aggregate::{Contribution, MarketAggregate};
 use super::ports::{AggregatePut, Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
-use super::rents::ByBedrooms;
+use super::aggregate::rents::ByBedrooms;
 use super::values::ValueCounts;
 use crate::batch::MarketStanding;
 use realty_model::ports::PortError;

@@ -2,7 +2,7 @@
 
 use super::MarketAggregate;
 use crate::histogram::{DayHistogram, LogHistogram};
-use crate::rents::ByBedrooms;
+use crate::aggregate::rents::ByBedrooms;
 use crate::values::ValueCounts;
 use realty_model::varint::DecodeError;
 

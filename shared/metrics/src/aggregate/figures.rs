@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DailyCounts, MarketAggregate, day_number};
-use crate::rents::{BedroomRents, YieldBasis};
+use crate::aggregate::rents::{BedroomRents, YieldBasis};
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS, major, rounded};
 
 /// |robust z| above which a listing's price per sqft is an anomaly for its market

@@ -11,6 +11,8 @@
 //! (`figures`), and its histograms encoded for storage (`encoded`).
 
 mod encoded;
+pub mod history;
+pub mod rents;
 mod facts;
 mod figures;
 
@@ -26,8 +28,8 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::histogram::DayHistogram;
-use super::history::{Trends, trends};
-use super::rents::RentAggregate;
+use history::{Trends, trends};
+use rents::RentAggregate;
 use super::values::ValueCounts;
 
 /// How long daily counters stay in the live item (the daily snapshots keep them after).
@@ -262,7 +264,7 @@ impl MarketAggregate {
     }
 
     /// Records the figures a day's snapshot is written with as that day's close, and
-    /// returns the day's trends as of then ([`crate::history::trends`] over the
+    /// returns the day's trends as of then ([`crate::aggregate::history::trends`] over the
     /// closes kept).
     pub fn close_day(&mut self, day: NaiveDate, figures: &MarketFigures) -> Trends {
         self.record_close(day, figures);

@@ -1,7 +1,7 @@
 //! Unit tests of the market aggregate: its scopes, contributions, figures and encoding.
 
 use super::*;
-use crate::rents::YieldBasis;
+use crate::aggregate::rents::YieldBasis;
 use crate::values::ValueCounts;
 use realty_model::listing::PropertyType;
 

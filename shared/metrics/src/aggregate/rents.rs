@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::minor_per_sqft;
-use super::histogram::LogHistogram;
-use super::values::ValueCounts;
+use super::minor_per_sqft;
+use crate::histogram::LogHistogram;
+use crate::values::ValueCounts;
 use realty_model::format::{FRACTION_DECIMALS, PERCENT_DECIMALS, major, rounded};
 use realty_model::varint::{DecodeError, get_varint, put_varint};
 
@@ -344,7 +344,7 @@ pub struct BedroomRents {
     pub price_to_rent: Option<f64>,
 }
 
-/// The rent figures of a market (part of [`super::aggregate::MarketFigures`]).
+/// The rent figures of a market (part of [`super::MarketFigures`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RentFigures {
     pub active_rentals: i64,

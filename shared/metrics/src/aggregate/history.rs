@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{DAILY_COUNTER_DAYS, DayClose};
+use super::{DAILY_COUNTER_DAYS, DayClose};
 use realty_model::format::{MONEY_DECIMALS, PERCENT_DECIMALS, rounded};
 
 /// Moving averages (over the days in the window that have a value), to the cent, and
