@@ -380,8 +380,8 @@ impl Emulator {
             let port =
                 free_loopback_port().map_err(|source| EmulatorError::Spawn { kind, source })?;
             match Self::launch_on(&launcher, kind, port, log_path, attached, spawned)? {
-                Ok(emulator) => return Ok(emulator),
-                Err((error, port_taken)) => {
+                Launch::Ready(emulator) => return Ok(emulator),
+                Launch::NotReady { error, port_taken } => {
                     last_error = Some(error);
                     if !port_taken {
                         break;
@@ -392,8 +392,7 @@ impl Emulator {
         Err(last_error.expect("at least one attempt"))
     }
 
-    /// Starts the emulator on `port` and waits until it answers. The inner error is a start
-    /// that did not become ready, with whether its log says another process took the port.
+    /// Starts the emulator on `port` and waits until it answers (or stops it again).
     fn launch_on(
         launcher: &Launcher,
         kind: EmulatorKind,
@@ -401,7 +400,7 @@ impl Emulator {
         log_path: &Path,
         attached: bool,
         spawned: &dyn Fn(u32, Option<&Path>),
-    ) -> Result<Result<Self, (EmulatorError, bool)>, EmulatorError> {
+    ) -> Result<Launch, EmulatorError> {
         let log = File::create(log_path).map_err(io_err(log_path))?;
         let log_err = log.try_clone().map_err(io_err(log_path))?;
         let log_dir = log_path.parent().unwrap_or(Path::new("."));
@@ -419,7 +418,7 @@ impl Emulator {
         spawned(child.id(), instance_dir.as_deref());
         let endpoint = format!("http://127.0.0.1:{port}");
         if wait_ready(kind, port, &mut child).is_ok() {
-            return Ok(Ok(Self {
+            return Ok(Launch::Ready(Self {
                 kind,
                 endpoint,
                 pid: child.id(),
@@ -438,7 +437,10 @@ impl Emulator {
             log: log_path.display().to_string(),
             tail: tail(&text, 20),
         };
-        Ok(Err((error, text.contains("Address already in use"))))
+        Ok(Launch::NotReady {
+            error,
+            port_taken: text.contains("Address already in use"),
+        })
     }
 
     /// Stops an attached emulator now (drop does the same).
@@ -458,6 +460,17 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop_child();
     }
+}
+
+/// How one start of the emulator on a port ended.
+enum Launch {
+    Ready(Emulator),
+    /// It exited or did not answer in time; `port_taken` when its log says another process
+    /// had bound the port first (worth another port).
+    NotReady {
+        error: EmulatorError,
+        port_taken: bool,
+    },
 }
 
 enum Launcher {
