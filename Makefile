@@ -32,16 +32,20 @@ bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpar
 
 # infra/test_docs.py checks the docs' counts and names against template.yaml, and
 # infra/check_links.py their links (the CLI's own test checks every documented command).
-# checkov and cfn-lint read template.yaml before the SAM transform; infra/check_iam.py reads it
-# after (what CloudFormation deploys) and fails on any unexplained wildcard or managed policy.
+# checkov and cfn-lint read each template file before the SAM transform (monitoring.yaml and
+# permissions.yaml are template.yaml's nested applications: the alarms, dashboard and
+# operations topic; the functions' roles); infra/check_iam.py reads the stack after (what
+# CloudFormation deploys, the nested templates in place) and fails on any unexplained
+# wildcard or managed policy.
+TEMPLATES := template.yaml monitoring.yaml permissions.yaml
 TRANSFORMED := target/template.transformed.json
 
-lint: tools ## cargo fmt --check, clippy and rustdoc -D warnings, cfn-lint and checkov on template.yaml, IAM as deployed, the docs against the template and their links
+lint: tools ## cargo fmt --check, clippy and rustdoc -D warnings, cfn-lint and checkov on the templates, IAM as deployed, the docs against the template and their links
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
-	$(VENV)/bin/cfn-lint template.yaml
-	$(VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(VENV)/bin/cfn-lint $(TEMPLATES)
+	$(VENV)/bin/checkov $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --quiet --compact --skip-download
 	$(VENV)/bin/python -m unittest discover -b -q -s infra -p 'test_*.py'
 	$(VENV)/bin/python infra/check_links.py
 	@mkdir -p $(dir $(TRANSFORMED))

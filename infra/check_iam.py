@@ -26,6 +26,12 @@ An explanation no statement needs is reported too, so the reasons stay true. Key
 (AWS::KMS::Key) always name their key as Resource "*": only their actions and principals are
 checked.
 
+A local nested application (an AWS::Serverless::Application whose Location is a file, which
+`sam build` and `sam deploy` package: monitoring.yaml) is checked as part of the stack: its
+template, transformed too, takes its place, its parameters bound to what the stack passes
+(so a grant on a name the stack passes is read as that resource's) and the stack's
+`Fn::GetAtt App.Outputs.Name` to the output's value. `--transformed` writes that whole view.
+
 Usage: python infra/check_iam.py template.yaml [--transformed OUT.json]
 Exit status 0 when clean, 1 with one line per finding, 2 when the template cannot be read.
 """
@@ -77,6 +83,81 @@ def load_template(path: str) -> dict[str, Any]:
 
     with open(path, encoding="utf-8") as f:
         return yaml_parse(f.read())
+
+
+def local_applications(path: str, template: dict[str, Any]) -> dict[str, str]:
+    """Logical id -> file of each local nested application of the template at `path`."""
+    found = {}
+    for logical_id, resource in template.get("Resources", {}).items():
+        location = (resource.get("Properties") or {}).get("Location")
+        if (
+            resource.get("Type") == "AWS::Serverless::Application"
+            and isinstance(location, str)
+            and not location.startswith(("s3://", "https://"))
+        ):
+            found[logical_id] = os.path.join(os.path.dirname(path), location)
+    return found
+
+
+def nested_templates(path: str, template: dict[str, Any]) -> list[str]:
+    """The files of the template's local nested applications, as paths beside `path`."""
+    return list(local_applications(path, template).values())
+
+
+def bind(value: Any, bindings: dict[str, Any]) -> Any:
+    """`value` with each Ref to a bound parameter replaced by its value, and each ${Name} of an
+    Fn::Sub given the value as a variable of its own."""
+    if isinstance(value, list):
+        return [bind(v, bindings) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"} and value["Ref"] in bindings:
+        return bindings[value["Ref"]]
+    if set(value) == {"Fn::Sub"}:
+        sub = value["Fn::Sub"]
+        text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], bind(sub[1], bindings))
+        for name in re.findall(r"\$\{([^!}][^}]*)\}", text):
+            if name in bindings and name not in variables:
+                variables[name] = bindings[name]
+        return {"Fn::Sub": [text, variables] if variables else text}
+    return {k: bind(v, bindings) for k, v in value.items()}
+
+
+def with_outputs(value: Any, logical_id: str, outputs: dict[str, Any]) -> Any:
+    """`value` with each Fn::GetAtt of `logical_id`'s output replaced by the output's value."""
+    if isinstance(value, list):
+        return [with_outputs(v, logical_id, outputs) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::GetAtt"}:
+        target = value["Fn::GetAtt"]
+        parts = target.split(".", 1) if isinstance(target, str) else target
+        if parts[0] == logical_id and str(parts[1]).startswith("Outputs."):
+            return outputs[parts[1].removeprefix("Outputs.")]
+    return {k: with_outputs(v, logical_id, outputs) for k, v in value.items()}
+
+
+def deployed(path: str) -> dict[str, Any]:
+    """The template at `path` as CloudFormation deploys it: transformed, each local nested
+    application's template (deployed the same way) in its place."""
+    template = load_template(path)
+    stack = transform(template)
+    for logical_id, child_path in local_applications(path, template).items():
+        child = deployed(child_path)
+        passed = stack["Resources"].pop(logical_id)["Properties"].get("Parameters", {})
+        bindings = {
+            name: passed[name] if name in passed else spec["Default"]
+            for name, spec in child.get("Parameters", {}).items()
+        }
+        for section in ("Resources", "Conditions"):
+            for name, value in child.get(section, {}).items():
+                if name in stack.get("Resources", {}) or name in stack.get(section, {}):
+                    raise ValueError(f"{child_path}: {name} is a name of the stack's too")
+                stack.setdefault(section, {})[name] = bind(value, bindings)
+        outputs = {name: bind(o["Value"], bindings) for name, o in child.get("Outputs", {}).items()}
+        for section in ("Resources", "Outputs"):
+            stack[section] = with_outputs(stack.get(section, {}), logical_id, outputs)
+    return stack
 
 
 def transform(template: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +368,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--transformed", help="also write the transformed template (JSON) here")
     args = parser.parse_args(argv)
     try:
-        transformed = transform(load_template(args.template))
+        transformed = deployed(args.template)
     except Exception as e:  # the translator raises its own exception types
         print(f"{args.template}: the SAM transform failed: {e}", file=sys.stderr)
         return 2

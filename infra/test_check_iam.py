@@ -276,7 +276,7 @@ class RefusesUnexplainedWildcards(unittest.TestCase):
 
 class TheProjectTemplate(unittest.TestCase):
     def test_is_clean_and_its_functions_have_no_managed_policies(self):
-        transformed = check_iam.transform(check_iam.load_template(os.path.join(ROOT, "template.yaml")))
+        transformed = check_iam.deployed(os.path.join(ROOT, "template.yaml"))
         self.assertEqual([str(f) for f in check_iam.check(transformed)], [])
         functions = {k: r for k, r in transformed["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
         # poller, metrics, alerts; the market API's data and public routes and its
@@ -299,6 +299,33 @@ class TheProjectTemplate(unittest.TestCase):
         finally:
             os.unlink(f.name)
         self.assertEqual(check_iam.main([os.path.join(ROOT, "template.yaml")]), 0)
+
+    def test_a_local_nested_application_is_checked_as_part_of_the_stack(self):
+        import tempfile
+
+        import yaml
+
+        nested = {
+            "Type": "AWS::Serverless::Application",
+            "Properties": {"Location": "child.yaml", "Parameters": {"StreamArn": {"Fn::GetAtt": ["Stream", "Arn"]}}},
+        }
+        read_passed_stream = dict(READ_STREAM, Resource={"Ref": "StreamArn"})
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "parent.yaml"), "w") as f:
+                yaml.safe_dump(template({"Nested": nested}), f)
+            for statement, status in [(TRACES, 1), (read_passed_stream, 0)]:
+                child = {
+                    "Parameters": {"StreamArn": {"Type": "String"}},
+                    "Resources": {"R": role([statement])},
+                    "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["R", "Arn"]}}},
+                }
+                with open(os.path.join(d, "child.yaml"), "w") as f:
+                    yaml.safe_dump(child, f)
+                self.assertEqual(check_iam.main([os.path.join(d, "parent.yaml")]), status)
+            stack = check_iam.deployed(os.path.join(d, "parent.yaml"))
+            self.assertNotIn("Nested", stack["Resources"])
+            granted = stack["Resources"]["R"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+            self.assertEqual(granted["Resource"], {"Fn::GetAtt": ["Stream", "Arn"]})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The docs agree with template.yaml: every count they state of alarms, routes, parameters
+"""The docs agree with template.yaml (with monitoring.yaml, its nested application): every count they state of alarms, routes, parameters
 and reserved concurrency is the template's, every alarm and parameter the template has is
 explained in docs/deploy.md (and nothing the template lacks), every route in docs/api.md;
 and their links resolve (infra/check_links.py). Run by `make lint`:
@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import check_iam  # noqa: E402
 import check_links  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,9 +24,15 @@ UNRESERVED_MINIMUM = 100
 
 
 def template() -> dict:
+    """template.yaml with the resources of its nested applications (monitoring.yaml's alarms):
+    the stack as deployed. The parameters are template.yaml's alone, the ones operators set."""
     from samtranslator.yaml_helper import yaml_parse
 
-    return yaml_parse(check_links.read(os.path.join(ROOT, "template.yaml")))
+    path = os.path.join(ROOT, "template.yaml")
+    stack = yaml_parse(check_links.read(path))
+    for nested in check_iam.nested_templates(path, stack):
+        stack["Resources"].update(yaml_parse(check_links.read(nested))["Resources"])
+    return stack
 
 
 def docs() -> dict[str, str]:

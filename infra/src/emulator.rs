@@ -373,98 +373,74 @@ impl Emulator {
     ) -> Result<Self, EmulatorError> {
         let log_dir = log_path.parent().unwrap_or(root).to_path_buf();
         fs::create_dir_all(&log_dir).map_err(io_err(&log_dir))?;
-        let spawn_err = |source| EmulatorError::Spawn { kind, source };
-        let launcher = match kind {
-            EmulatorKind::Moto => Launcher::Moto(ensure_venv(root)?),
-            EmulatorKind::LocalStack => {
-                let install = match localstack::installed(root) {
-                    Some(install) => install,
-                    None => {
-                        let found = localstack::prerequisites()
-                            .map_err(EmulatorError::LocalStackUnavailable)?;
-                        localstack::ensure_installed(root, &found)?
-                    }
-                };
-                Launcher::LocalStack(install)
-            }
-        };
+        let launcher = Launcher::ready(kind, root)?;
         // Another process may take the port between our probe and the bind: try again.
         let mut last_error = None;
         for _ in 0..3 {
-            let port = free_loopback_port().map_err(spawn_err)?;
-            let log = File::create(log_path).map_err(io_err(log_path))?;
-            let log_err = log.try_clone().map_err(io_err(log_path))?;
-            let (mut cmd, instance_dir) = match &launcher {
-                Launcher::Moto(venv) => {
-                    let mut cmd = Command::new(venv.join("bin/python"));
-                    cmd.args([
-                        "-c",
-                        MOTO_SERIAL,
-                        "-H",
-                        "127.0.0.1",
-                        "-p",
-                        &port.to_string(),
-                    ]);
-                    (cmd, None)
-                }
-                Launcher::LocalStack(install) => {
-                    localstack::kill_orphans();
-                    let dir = log_dir.join(format!("localstack-{port}"));
-                    localstack::prepare_instance(install, &dir)?;
-                    let mut cmd = localstack::command(install, &dir, port);
-                    if attached {
-                        cmd.env(localstack::OWNER_MARK, std::process::id().to_string());
-                    }
-                    (cmd, Some(dir))
-                }
-            };
-            cmd.stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log_err)
-                .process_group(0);
-            if attached {
-                // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-            }
-            let mut child = cmd.spawn().map_err(spawn_err)?;
-            spawned(child.id(), instance_dir.as_deref());
-            let endpoint = format!("http://127.0.0.1:{port}");
-            match wait_ready(kind, port, &mut child) {
-                Ok(()) => {
-                    return Ok(Self {
-                        kind,
-                        endpoint,
-                        pid: child.id(),
-                        log_path: log_path.to_path_buf(),
-                        instance_dir,
-                        child: Some(child),
-                    });
-                }
-                Err(()) => {
-                    stop_emulator(child.id(), instance_dir.as_deref(), STOP_GRACE);
-                    let _ = child.wait();
-                    let text = fs::read_to_string(log_path).unwrap_or_default();
-                    last_error = Some(EmulatorError::NotReady {
-                        kind,
-                        endpoint,
-                        secs: READY_TIMEOUT.as_secs(),
-                        log: log_path.display().to_string(),
-                        tail: tail(&text, 20),
-                    });
-                    if !text.contains("Address already in use") {
+            let port =
+                free_loopback_port().map_err(|source| EmulatorError::Spawn { kind, source })?;
+            match Self::launch_on(&launcher, kind, port, log_path, attached, spawned)? {
+                Launch::Ready(emulator) => return Ok(emulator),
+                Launch::NotReady { error, port_taken } => {
+                    last_error = Some(error);
+                    if !port_taken {
                         break;
                     }
                 }
             }
         }
         Err(last_error.expect("at least one attempt"))
+    }
+
+    /// Starts the emulator on `port` and waits until it answers (or stops it again).
+    fn launch_on(
+        launcher: &Launcher,
+        kind: EmulatorKind,
+        port: u16,
+        log_path: &Path,
+        attached: bool,
+        spawned: &dyn Fn(u32, Option<&Path>),
+    ) -> Result<Launch, EmulatorError> {
+        let log = File::create(log_path).map_err(io_err(log_path))?;
+        let log_err = log.try_clone().map_err(io_err(log_path))?;
+        let log_dir = log_path.parent().unwrap_or(Path::new("."));
+        let (mut cmd, instance_dir) = launcher.command(port, log_dir, attached)?;
+        cmd.stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
+        if attached {
+            stop_with_parent(&mut cmd);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn { kind, source })?;
+        spawned(child.id(), instance_dir.as_deref());
+        let endpoint = format!("http://127.0.0.1:{port}");
+        if wait_ready(kind, port, &mut child).is_ok() {
+            return Ok(Launch::Ready(Self {
+                kind,
+                endpoint,
+                pid: child.id(),
+                log_path: log_path.to_path_buf(),
+                instance_dir,
+                child: Some(child),
+            }));
+        }
+        stop_emulator(child.id(), instance_dir.as_deref(), STOP_GRACE);
+        let _ = child.wait();
+        let text = fs::read_to_string(log_path).unwrap_or_default();
+        let error = EmulatorError::NotReady {
+            kind,
+            endpoint,
+            secs: READY_TIMEOUT.as_secs(),
+            log: log_path.display().to_string(),
+            tail: tail(&text, 20),
+        };
+        Ok(Launch::NotReady {
+            error,
+            port_taken: text.contains("Address already in use"),
+        })
     }
 
     /// Stops an attached emulator now (drop does the same).
@@ -486,9 +462,78 @@ impl Drop for Emulator {
     }
 }
 
+/// How one start of the emulator on a port ended.
+enum Launch {
+    Ready(Emulator),
+    /// It exited or did not answer in time; `port_taken` when its log says another process
+    /// had bound the port first (worth another port).
+    NotReady {
+        error: EmulatorError,
+        port_taken: bool,
+    },
+}
+
 enum Launcher {
     Moto(PathBuf),
     LocalStack(localstack::Installation),
+}
+
+impl Launcher {
+    /// The emulator of `kind`, installed first when it is not.
+    fn ready(kind: EmulatorKind, root: &Path) -> Result<Self, EmulatorError> {
+        Ok(match kind {
+            EmulatorKind::Moto => Self::Moto(ensure_venv(root)?),
+            EmulatorKind::LocalStack => Self::LocalStack(match localstack::installed(root) {
+                Some(install) => install,
+                None => {
+                    let found = localstack::prerequisites()
+                        .map_err(EmulatorError::LocalStackUnavailable)?;
+                    localstack::ensure_installed(root, &found)?
+                }
+            }),
+        })
+    }
+
+    /// The command serving on `port`, and the instance directory it keeps its state in.
+    fn command(
+        &self,
+        port: u16,
+        log_dir: &Path,
+        attached: bool,
+    ) -> Result<(Command, Option<PathBuf>), EmulatorError> {
+        Ok(match self {
+            Self::Moto(venv) => {
+                let mut cmd = Command::new(venv.join("bin/python"));
+                let port = port.to_string();
+                cmd.args(["-c", MOTO_SERIAL, "-H", "127.0.0.1", "-p", &port]);
+                (cmd, None)
+            }
+            Self::LocalStack(install) => {
+                localstack::kill_orphans();
+                let dir = log_dir.join(format!("localstack-{port}"));
+                localstack::prepare_instance(install, &dir)?;
+                let mut cmd = localstack::command(install, &dir, port);
+                if attached {
+                    cmd.env(localstack::OWNER_MARK, std::process::id().to_string());
+                }
+                (cmd, Some(dir))
+            }
+        })
+    }
+}
+
+/// Has the kernel send `cmd`'s process SIGTERM when this one dies, so that an attached
+/// emulator never outlives its test run.
+fn stop_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; it only sets this child's death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// How long an emulator gets to shut down (LocalStack stops its engines) before SIGKILL.

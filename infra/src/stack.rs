@@ -198,79 +198,15 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     let previous = read_state(root)?;
     // An emulator started by this call is stopped again if provisioning fails: no record
     // names it yet, so `realty down` could not find it and each retry left one more running.
-    let mut started_now = false;
-    let running = match (&options.endpoint, previous) {
-        // An emulator `up` started is running: reused when the endpoint given is its own (the
-        // `aws --endpoint-url` line `up` prints invites exporting it), and not orphaned by a
-        // record of another endpoint replacing its own.
-        (Some(endpoint), Some(prev))
-            if prev
-                .pid
-                .is_some_and(|pid| emulator::is_same_process(pid, prev.pid_started)) =>
-        {
-            if endpoint.trim_end_matches('/') != prev.endpoint.trim_end_matches('/') {
-                return Err(StackError::State {
-                    path: state_path(root).display().to_string(),
-                    reason: format!(
-                        "the local AWS `realty up` started runs at {}: stop it with `realty down` \
-                         before using {endpoint} (AWS_ENDPOINT_URL)",
-                        prev.endpoint
-                    ),
-                });
+    let (running, started_now) = find_or_start(options, previous)?;
+    let config = realty_aws::sdk::sdk_config(Some(&running.endpoint)).await;
+    let stack = match provision::provision(&config, &template, &options.provision).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            if started_now && let Some(pid) = running.pid {
+                stop_started(root, pid, running.instance_dir.as_deref());
             }
-            Running::recorded(prev)
-        }
-        (Some(endpoint), _) => Running {
-            emulator: None,
-            endpoint: endpoint.clone(),
-            pid: None,
-            pid_started: None,
-            log_path: None,
-            instance_dir: None,
-        },
-        (None, Some(prev))
-            if prev
-                .pid
-                .is_some_and(|pid| emulator::is_same_process(pid, prev.pid_started))
-                && answers(&prev.endpoint) =>
-        {
-            let wanted = match options.emulator {
-                Some(kind) => Some(kind),
-                None => EmulatorKind::from_env()?,
-            };
-            if let (Some(wanted), Some(running)) = (wanted, prev.emulator)
-                && wanted != running
-            {
-                return Err(StackError::State {
-                    path: state_path(root).display().to_string(),
-                    reason: format!(
-                        "{running} is running at {}; stop it with `realty down` to start {wanted}",
-                        prev.endpoint
-                    ),
-                });
-            }
-            Running::recorded(prev)
-        }
-        (None, previous) => {
-            // One recorded but not answering is stopped first, not left running orphaned
-            // when its record is replaced.
-            if let Some(prev) = previous {
-                stop_recorded(root, &prev)?;
-            }
-            let kind = emulator::choose(root, options.emulator)?;
-            let log_path = state_dir(root).join(format!("{}.log", kind.name()));
-            let started = Emulator::start_detached(kind, root, &log_path, &|pid, dir| {
-                note_pending(root, pid, dir)
-            })?;
-            started_now = true;
-            Running {
-                emulator: Some(kind),
-                endpoint: started.endpoint.clone(),
-                pid: Some(started.pid),
-                pid_started: emulator::process_start(started.pid),
-                log_path: Some(log_path),
-                instance_dir: started.instance_dir.clone(),
-            }
+            return Err(e.into());
         }
     };
     let Running {
@@ -281,25 +217,6 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
         log_path,
         instance_dir,
     } = running;
-    let config = realty_aws::sdk::sdk_config(Some(&endpoint)).await;
-    let stack = match provision::provision(&config, &template, &options.provision).await {
-        Ok(stack) => stack,
-        Err(e) => {
-            if started_now && let Some(pid) = pid {
-                let stopped =
-                    emulator::stop_emulator(pid, instance_dir.as_deref(), emulator::STOP_GRACE);
-                if stopped {
-                    let _ = std::fs::remove_file(pending_path(root));
-                } else {
-                    tracing::warn!(
-                        pid,
-                        "the emulator started for the failed provisioning did not stop"
-                    );
-                }
-            }
-            return Err(e.into());
-        }
-    };
     let state = LocalAws {
         emulator,
         endpoint,
@@ -315,6 +232,103 @@ pub async fn up(options: &UpOptions) -> Result<LocalAws, StackError> {
     Ok(state)
 }
 
+/// The emulator `up` provisions into: the endpoint given, the one a record names while it
+/// runs, or one started now (the flag says so).
+fn find_or_start(
+    options: &UpOptions,
+    previous: Option<LocalAws>,
+) -> Result<(Running, bool), StackError> {
+    let root = &options.project_root;
+    let is_running = |prev: &LocalAws| {
+        prev.pid
+            .is_some_and(|pid| emulator::is_same_process(pid, prev.pid_started))
+    };
+    Ok(match (&options.endpoint, previous) {
+        // An emulator `up` started is running: reused when the endpoint given is its own (the
+        // `aws --endpoint-url` line `up` prints invites exporting it), and not orphaned by a
+        // record of another endpoint replacing its own.
+        (Some(endpoint), Some(prev)) if is_running(&prev) => {
+            (reuse_at_endpoint(root, endpoint, prev)?, false)
+        }
+        (Some(endpoint), _) => (Running::at(endpoint), false),
+        (None, Some(prev)) if is_running(&prev) && answers(&prev.endpoint) => {
+            (reuse_recorded(root, options, prev)?, false)
+        }
+        (None, previous) => {
+            // One recorded but not answering is stopped first, not left running orphaned
+            // when its record is replaced.
+            if let Some(prev) = previous {
+                stop_recorded(root, &prev)?;
+            }
+            (start_detached(root, options)?, true)
+        }
+    })
+}
+
+/// The recorded emulator, when `endpoint` is its own.
+fn reuse_at_endpoint(root: &Path, endpoint: &str, prev: LocalAws) -> Result<Running, StackError> {
+    if endpoint.trim_end_matches('/') != prev.endpoint.trim_end_matches('/') {
+        return Err(StackError::State {
+            path: state_path(root).display().to_string(),
+            reason: format!(
+                "the local AWS `realty up` started runs at {}: stop it with `realty down` \
+                 before using {endpoint} (AWS_ENDPOINT_URL)",
+                prev.endpoint
+            ),
+        });
+    }
+    Ok(Running::recorded(prev))
+}
+
+/// The recorded emulator, when it is the kind asked for (or none was).
+fn reuse_recorded(root: &Path, options: &UpOptions, prev: LocalAws) -> Result<Running, StackError> {
+    let wanted = match options.emulator {
+        Some(kind) => Some(kind),
+        None => EmulatorKind::from_env()?,
+    };
+    if let (Some(wanted), Some(running)) = (wanted, prev.emulator)
+        && wanted != running
+    {
+        return Err(StackError::State {
+            path: state_path(root).display().to_string(),
+            reason: format!(
+                "{running} is running at {}; stop it with `realty down` to start {wanted}",
+                prev.endpoint
+            ),
+        });
+    }
+    Ok(Running::recorded(prev))
+}
+
+/// A new emulator, detached from this process, noted as pending until the record names it.
+fn start_detached(root: &Path, options: &UpOptions) -> Result<Running, StackError> {
+    let kind = emulator::choose(root, options.emulator)?;
+    let log_path = state_dir(root).join(format!("{}.log", kind.name()));
+    let started = Emulator::start_detached(kind, root, &log_path, &|pid, dir| {
+        note_pending(root, pid, dir)
+    })?;
+    Ok(Running {
+        emulator: Some(kind),
+        endpoint: started.endpoint.clone(),
+        pid: Some(started.pid),
+        pid_started: emulator::process_start(started.pid),
+        log_path: Some(log_path),
+        instance_dir: started.instance_dir.clone(),
+    })
+}
+
+/// Stops the emulator this `up` started for a provisioning that failed.
+fn stop_started(root: &Path, pid: u32, instance_dir: Option<&Path>) {
+    if emulator::stop_emulator(pid, instance_dir, emulator::STOP_GRACE) {
+        let _ = std::fs::remove_file(pending_path(root));
+    } else {
+        tracing::warn!(
+            pid,
+            "the emulator started for the failed provisioning did not stop"
+        );
+    }
+}
+
 /// The emulator serving the stack, as `up` found or started it.
 struct Running {
     emulator: Option<EmulatorKind>,
@@ -326,6 +340,18 @@ struct Running {
 }
 
 impl Running {
+    /// An emulator at `endpoint` this project did not start.
+    fn at(endpoint: &str) -> Self {
+        Self {
+            emulator: None,
+            endpoint: endpoint.to_owned(),
+            pid: None,
+            pid_started: None,
+            log_path: None,
+            instance_dir: None,
+        }
+    }
+
     /// The emulator a record names, as it runs still.
     fn recorded(state: LocalAws) -> Self {
         Self {

@@ -20,42 +20,7 @@ impl Provisioner<'_> {
                 resource: id.into(),
                 reason: "only ExtendedS3DestinationConfiguration is provisioned locally".into(),
             })?;
-        let mut s3 = fh::ExtendedS3DestinationConfiguration::builder()
-            .bucket_arn(str_prop(dest, "BucketARN").unwrap_or_default())
-            .role_arn(str_prop(dest, "RoleARN").unwrap_or_default())
-            .set_prefix(str_prop(dest, "Prefix").map(str::to_owned))
-            .set_error_output_prefix(str_prop(dest, "ErrorOutputPrefix").map(str::to_owned))
-            .set_compression_format(
-                str_prop(dest, "CompressionFormat").map(fh::CompressionFormat::from),
-            );
-        if let Some(hints) = dest.get("BufferingHints") {
-            s3 = s3.buffering_hints(
-                fh::BufferingHints::builder()
-                    .set_interval_in_seconds(
-                        hints
-                            .get("IntervalInSeconds")
-                            .and_then(as_i64)
-                            .map(|v| v as i32),
-                    )
-                    .set_size_in_mbs(hints.get("SizeInMBs").and_then(as_i64).map(|v| v as i32))
-                    .build(),
-            );
-        }
-        if let Some(key) = dest
-            .pointer("/EncryptionConfiguration/KMSEncryptionConfig/AWSKMSKeyARN")
-            .and_then(Value::as_str)
-        {
-            s3 = s3.encryption_configuration(
-                fh::EncryptionConfiguration::builder()
-                    .kms_encryption_config(
-                        fh::KmsEncryptionConfig::builder()
-                            .awskms_key_arn(key)
-                            .build()
-                            .map_err(build_err(id))?,
-                    )
-                    .build(),
-            );
-        }
+        let s3 = s3_destination(id, dest)?;
         let mut req = self
             .firehose
             .create_delivery_stream()
@@ -63,7 +28,7 @@ impl Provisioner<'_> {
             .delivery_stream_type(fh::DeliveryStreamType::from(
                 str_prop(&props, "DeliveryStreamType").unwrap_or("DirectPut"),
             ))
-            .extended_s3_destination_configuration(s3.build().map_err(build_err(id))?);
+            .extended_s3_destination_configuration(s3);
         if let Some(enc) = props.get("DeliveryStreamEncryptionConfigurationInput") {
             req = req.delivery_stream_encryption_configuration_input(
                 fh::DeliveryStreamEncryptionConfigurationInput::builder()
@@ -94,4 +59,45 @@ impl Provisioner<'_> {
         self.ctx.set_attribute(id, "Arn", arn);
         Ok(name.to_owned())
     }
+}
+
+/// The S3 destination as the template's `ExtendedS3DestinationConfiguration` gives it: bucket,
+/// role, prefixes, compression, buffering and encryption.
+fn s3_destination(
+    id: &str,
+    dest: &Value,
+) -> Result<fh::ExtendedS3DestinationConfiguration, ProvisionError> {
+    let mut s3 = fh::ExtendedS3DestinationConfiguration::builder()
+        .bucket_arn(str_prop(dest, "BucketARN").unwrap_or_default())
+        .role_arn(str_prop(dest, "RoleARN").unwrap_or_default())
+        .set_prefix(str_prop(dest, "Prefix").map(str::to_owned))
+        .set_error_output_prefix(str_prop(dest, "ErrorOutputPrefix").map(str::to_owned))
+        .set_compression_format(
+            str_prop(dest, "CompressionFormat").map(fh::CompressionFormat::from),
+        );
+    if let Some(hints) = dest.get("BufferingHints") {
+        let number = |key: &str| hints.get(key).and_then(as_i64).map(|v| v as i32);
+        s3 = s3.buffering_hints(
+            fh::BufferingHints::builder()
+                .set_interval_in_seconds(number("IntervalInSeconds"))
+                .set_size_in_mbs(number("SizeInMBs"))
+                .build(),
+        );
+    }
+    if let Some(key) = dest
+        .pointer("/EncryptionConfiguration/KMSEncryptionConfig/AWSKMSKeyARN")
+        .and_then(Value::as_str)
+    {
+        s3 = s3.encryption_configuration(
+            fh::EncryptionConfiguration::builder()
+                .kms_encryption_config(
+                    fh::KmsEncryptionConfig::builder()
+                        .awskms_key_arn(key)
+                        .build()
+                        .map_err(build_err(id))?,
+                )
+                .build(),
+        );
+    }
+    s3.build().map_err(build_err(id))
 }

@@ -11,6 +11,19 @@ use crate::template::{as_bool, as_i64};
 impl Provisioner<'_> {
     pub(super) async fn bucket(&mut self, id: &str, name: &str) -> Result<String, ProvisionError> {
         let props = self.props(id)?;
+        self.create_bucket(id, name).await?;
+        self.secure_bucket(id, name, &props).await?;
+        self.apply_object_settings(id, name, &props).await?;
+        self.ctx.set_ref(id, name);
+        self.ctx
+            .set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
+        self.ctx
+            .set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
+        Ok(name.to_owned())
+    }
+
+    /// Creates the bucket in the stack's region; one this account has already is kept.
+    async fn create_bucket(&self, id: &str, name: &str) -> Result<(), ProvisionError> {
         let mut req = self.s3.create_bucket().bucket(name);
         if self.ctx.region != "us-east-1" {
             req = req.create_bucket_configuration(
@@ -26,34 +39,24 @@ impl Provisioner<'_> {
         {
             return Err(aws_err(id, "CreateBucket")(e));
         }
+        Ok(())
+    }
+
+    /// The bucket's default encryption, public access block and object ownership.
+    async fn secure_bucket(
+        &self,
+        id: &str,
+        name: &str,
+        props: &Value,
+    ) -> Result<(), ProvisionError> {
         if let Some(rules) = props
             .pointer("/BucketEncryption/ServerSideEncryptionConfiguration")
             .and_then(Value::as_array)
         {
-            let mut config = s3t::ServerSideEncryptionConfiguration::builder();
-            for rule in rules {
-                let default = &rule["ServerSideEncryptionByDefault"];
-                let mut by_default = s3t::ServerSideEncryptionByDefault::builder().sse_algorithm(
-                    s3t::ServerSideEncryption::from(
-                        str_prop(default, "SSEAlgorithm").unwrap_or("AES256"),
-                    ),
-                );
-                if let Some(key) = str_prop(default, "KMSMasterKeyID") {
-                    by_default = by_default.kms_master_key_id(key);
-                }
-                config = config.rules(
-                    s3t::ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            by_default.build().map_err(build_err(id))?,
-                        )
-                        .set_bucket_key_enabled(rule.get("BucketKeyEnabled").and_then(as_bool))
-                        .build(),
-                );
-            }
             self.s3
                 .put_bucket_encryption()
                 .bucket(name)
-                .server_side_encryption_configuration(config.build().map_err(build_err(id))?)
+                .server_side_encryption_configuration(encryption_configuration(id, rules)?)
                 .send()
                 .await
                 .map_err(aws_err(id, "PutBucketEncryption"))?;
@@ -79,25 +82,25 @@ impl Provisioner<'_> {
             .pointer("/OwnershipControls/Rules")
             .and_then(Value::as_array)
         {
-            let mut controls = s3t::OwnershipControls::builder();
-            for rule in rules {
-                controls = controls.rules(
-                    s3t::OwnershipControlsRule::builder()
-                        .object_ownership(s3t::ObjectOwnership::from(
-                            str_prop(rule, "ObjectOwnership").unwrap_or_default(),
-                        ))
-                        .build()
-                        .map_err(build_err(id))?,
-                );
-            }
             self.s3
                 .put_bucket_ownership_controls()
                 .bucket(name)
-                .ownership_controls(controls.build().map_err(build_err(id))?)
+                .ownership_controls(ownership_controls(id, rules)?)
                 .send()
                 .await
                 .map_err(aws_err(id, "PutBucketOwnershipControls"))?;
         }
+        Ok(())
+    }
+
+    /// What becomes of the bucket's objects: versioning, lifecycle rules, and the
+    /// notifications of new ones to SQS.
+    async fn apply_object_settings(
+        &self,
+        id: &str,
+        name: &str,
+        props: &Value,
+    ) -> Result<(), ProvisionError> {
         if let Some(status) = props
             .pointer("/VersioningConfiguration/Status")
             .and_then(Value::as_str)
@@ -146,13 +149,48 @@ impl Provisioner<'_> {
                 .await
                 .map_err(aws_err(id, "PutBucketNotificationConfiguration"))?;
         }
-        self.ctx.set_ref(id, name);
-        self.ctx
-            .set_attribute(id, "Arn", format!("arn:aws:s3:::{name}"));
-        self.ctx
-            .set_attribute(id, "DomainName", format!("{name}.s3.amazonaws.com"));
-        Ok(name.to_owned())
+        Ok(())
     }
+}
+
+/// The template's `ServerSideEncryptionConfiguration` rules: each default algorithm and key.
+fn encryption_configuration(
+    id: &str,
+    rules: &[Value],
+) -> Result<s3t::ServerSideEncryptionConfiguration, ProvisionError> {
+    let mut config = s3t::ServerSideEncryptionConfiguration::builder();
+    for rule in rules {
+        let default = &rule["ServerSideEncryptionByDefault"];
+        let mut by_default = s3t::ServerSideEncryptionByDefault::builder().sse_algorithm(
+            s3t::ServerSideEncryption::from(str_prop(default, "SSEAlgorithm").unwrap_or("AES256")),
+        );
+        if let Some(key) = str_prop(default, "KMSMasterKeyID") {
+            by_default = by_default.kms_master_key_id(key);
+        }
+        config = config.rules(
+            s3t::ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(by_default.build().map_err(build_err(id))?)
+                .set_bucket_key_enabled(rule.get("BucketKeyEnabled").and_then(as_bool))
+                .build(),
+        );
+    }
+    config.build().map_err(build_err(id))
+}
+
+/// The template's `OwnershipControls` rules.
+fn ownership_controls(id: &str, rules: &[Value]) -> Result<s3t::OwnershipControls, ProvisionError> {
+    let mut controls = s3t::OwnershipControls::builder();
+    for rule in rules {
+        controls = controls.rules(
+            s3t::OwnershipControlsRule::builder()
+                .object_ownership(s3t::ObjectOwnership::from(
+                    str_prop(rule, "ObjectOwnership").unwrap_or_default(),
+                ))
+                .build()
+                .map_err(build_err(id))?,
+        );
+    }
+    controls.build().map_err(build_err(id))
 }
 
 /// A `QueueConfigurations` entry: the events and key filter (`prefix`, `suffix`) S3 sends

@@ -105,23 +105,10 @@ where
         succeeded: 0,
         discards: Vec::new(),
     };
-    let mut queue: VecDeque<Part<R>> = VecDeque::new();
-    queue.push_back(Part {
-        records: batch,
-        failed_invocations: 0,
-        invoke_count: 0,
-        last_error: None,
-    });
+    let mut queue: VecDeque<Part<R>> = VecDeque::from([Part::whole(batch)]);
     while let Some(mut part) = queue.pop_front() {
-        // Records are in arrival order: the expired ones are a prefix.
-        let old = part.records.iter().take_while(|r| expired(r)).count();
-        if old > 0 {
-            out.discards.push(Discard {
-                records: part.records.drain(..old).collect(),
-                condition: DiscardCondition::RecordAgeExceeded,
-                invoke_count: part.invoke_count,
-                function_error: part.last_error.clone(),
-            });
+        if let Some(discard) = part.take_expired(&expired) {
+            out.discards.push(discard);
         }
         if part.records.is_empty() {
             continue;
@@ -136,70 +123,118 @@ where
         out.invocations += 1;
         part.invoke_count += 1;
         let result = invoke(part.records.clone()).await;
-        let exhausted = rules
-            .max_retry_attempts
-            .is_some_and(|max| part.failed_invocations >= max);
-        match result {
-            InvokeOutcome::Success => out.succeeded += part.records.len(),
-            // Without ReportBatchItemFailures Lambda ignores the response body.
-            InvokeOutcome::FailedFrom(_) if !rules.report_batch_item_failures => {
-                out.succeeded += part.records.len();
+        settle(part, result, rules, &mut queue, &mut out);
+    }
+    out
+}
+
+impl<R> Part<R> {
+    fn whole(records: Vec<R>) -> Self {
+        Self {
+            records,
+            failed_invocations: 0,
+            invoke_count: 0,
+            last_error: None,
+        }
+    }
+
+    /// Removes the records past the maximum age: a prefix, records being in arrival order.
+    fn take_expired(&mut self, expired: impl Fn(&R) -> bool) -> Option<Discard<R>> {
+        let old = self.records.iter().take_while(|r| expired(r)).count();
+        (old > 0).then(|| Discard {
+            records: self.records.drain(..old).collect(),
+            condition: DiscardCondition::RecordAgeExceeded,
+            invoke_count: self.invoke_count,
+            function_error: self.last_error.clone(),
+        })
+    }
+}
+
+/// Counts what one invocation of `part` delivered, and queues (or discards) what it did not.
+fn settle<R>(
+    mut part: Part<R>,
+    result: InvokeOutcome,
+    rules: &RetryRules,
+    queue: &mut VecDeque<Part<R>>,
+    out: &mut Delivered<R>,
+) {
+    let exhausted = rules
+        .max_retry_attempts
+        .is_some_and(|max| part.failed_invocations >= max);
+    match result {
+        InvokeOutcome::Success => out.succeeded += part.records.len(),
+        // Without ReportBatchItemFailures Lambda ignores the response body.
+        InvokeOutcome::FailedFrom(_) if !rules.report_batch_item_failures => {
+            out.succeeded += part.records.len();
+        }
+        InvokeOutcome::FailedFrom(from) => {
+            let from = from.min(part.records.len());
+            out.succeeded += from;
+            let rest = part.records.split_off(from);
+            if !rest.is_empty() {
+                let rest = Part {
+                    records: rest,
+                    last_error: None,
+                    ..part
+                };
+                retry_or_discard(rest, exhausted, queue, out);
             }
-            InvokeOutcome::FailedFrom(from) => {
-                let from = from.min(part.records.len());
-                out.succeeded += from;
-                let rest: Vec<R> = part.records.split_off(from);
-                if rest.is_empty() {
-                    continue;
-                }
-                if exhausted {
-                    out.discards.push(Discard {
-                        records: rest,
-                        condition: DiscardCondition::RetryAttemptsExhausted,
-                        invoke_count: part.invoke_count,
-                        function_error: None,
-                    });
-                } else {
-                    queue.push_front(Part {
-                        records: rest,
-                        failed_invocations: part.failed_invocations + 1,
-                        invoke_count: part.invoke_count,
-                        last_error: None,
-                    });
-                }
-            }
-            InvokeOutcome::Failed(FunctionError { error_type, .. }) => {
-                if rules.bisect_on_error && part.records.len() > 1 {
-                    // Splitting does not use up the retry quota.
-                    out.bisections += 1;
-                    let second = part.records.split_off(part.records.len() / 2);
-                    for records in [second, part.records] {
-                        queue.push_front(Part {
-                            records,
-                            failed_invocations: part.failed_invocations,
-                            invoke_count: part.invoke_count,
-                            last_error: Some(error_type.clone()),
-                        });
-                    }
-                } else if exhausted {
-                    out.discards.push(Discard {
-                        records: part.records,
-                        condition: DiscardCondition::RetryAttemptsExhausted,
-                        invoke_count: part.invoke_count,
-                        function_error: Some(error_type),
-                    });
-                } else {
-                    queue.push_front(Part {
-                        records: part.records,
-                        failed_invocations: part.failed_invocations + 1,
-                        invoke_count: part.invoke_count,
-                        last_error: Some(error_type),
-                    });
-                }
+        }
+        InvokeOutcome::Failed(FunctionError { error_type, .. }) => {
+            if rules.bisect_on_error && part.records.len() > 1 {
+                bisect(part, error_type, queue, out);
+            } else {
+                let failed = Part {
+                    last_error: Some(error_type),
+                    ..part
+                };
+                retry_or_discard(failed, exhausted, queue, out);
             }
         }
     }
-    out
+}
+
+/// A failed part: tried again next, or discarded once its retry attempts are used up.
+fn retry_or_discard<R>(
+    part: Part<R>,
+    exhausted: bool,
+    queue: &mut VecDeque<Part<R>>,
+    out: &mut Delivered<R>,
+) {
+    if exhausted {
+        out.discards.push(Discard {
+            records: part.records,
+            condition: DiscardCondition::RetryAttemptsExhausted,
+            invoke_count: part.invoke_count,
+            function_error: part.last_error,
+        });
+    } else {
+        queue.push_front(Part {
+            failed_invocations: part.failed_invocations + 1,
+            ..part
+        });
+    }
+}
+
+/// A failed part split in two halves, each tried next (the first half first). Splitting does
+/// not use up the retry quota.
+fn bisect<R>(
+    part: Part<R>,
+    error_type: String,
+    queue: &mut VecDeque<Part<R>>,
+    out: &mut Delivered<R>,
+) {
+    out.bisections += 1;
+    let mut first = part.records;
+    let second = first.split_off(first.len() / 2);
+    for records in [second, first] {
+        queue.push_front(Part {
+            records,
+            failed_invocations: part.failed_invocations,
+            invoke_count: part.invoke_count,
+            last_error: Some(error_type.clone()),
+        });
+    }
 }
 
 /// Reads a function's response as Lambda does: the lowest index among `batchItemFailures`,

@@ -97,128 +97,31 @@ impl TriggerSettings {
         props: &Value,
         template: &Template,
     ) -> Result<Self, String> {
-        // A number may be written literally or through `!Ref Parameter` (its default here:
-        // local runs use the template's defaults).
-        let number = |key: &str| -> Result<Option<i64>, String> {
-            match props.get(key) {
-                None => Ok(None),
-                Some(v) => {
-                    let v = parameter_default(template, v).unwrap_or_else(|| v.clone());
-                    as_i64(&v)
-                        .map(Some)
-                        .ok_or_else(|| format!("{event}.{key}: not an integer: {v}"))
-                }
-            }
-        };
-        let flag = |key: &str| -> Result<bool, String> {
-            match props.get(key) {
-                None => Ok(false),
-                Some(v) => as_bool(v).ok_or_else(|| format!("{event}.{key}: not a boolean: {v}")),
-            }
+        let spec = EventSpec {
+            event,
+            props,
+            template,
         };
         let source_logical_id = props
             .get("Stream")
             .and_then(get_att_resource)
             .ok_or_else(|| format!("{event}.Stream: expected !GetAtt Resource.Arn/StreamArn"))?;
-        let starting_position = match props.get("StartingPosition").and_then(Value::as_str) {
-            Some("TRIM_HORIZON") => StartingPosition::TrimHorizon,
-            Some("LATEST") => StartingPosition::Latest,
-            other => {
-                return Err(format!(
-                    "{event}.StartingPosition {other:?}: the local runner supports TRIM_HORIZON and LATEST"
-                ));
-            }
-        };
-        let batch_size = number("BatchSize")?.unwrap_or(100);
-        let max_batch = match kind {
-            TriggerKind::Kinesis => 10_000,
-            TriggerKind::DynamoDb => 10_000,
-        };
-        if !(1..=max_batch).contains(&batch_size) {
-            return Err(format!(
-                "{event}.BatchSize {batch_size} outside 1..={max_batch}"
-            ));
-        }
-        let window = number("MaximumBatchingWindowInSeconds")?.unwrap_or(0);
-        if !(0..=300).contains(&window) {
-            return Err(format!(
-                "{event}.MaximumBatchingWindowInSeconds {window} outside 0..=300"
-            ));
-        }
-        let retries = number("MaximumRetryAttempts")?.unwrap_or(-1);
-        let max_retry_attempts = match retries {
-            -1 => None,
-            n if (0..=10_000).contains(&n) => Some(n as u32),
-            n => {
-                return Err(format!(
-                    "{event}.MaximumRetryAttempts {n} outside -1..=10000"
-                ));
-            }
-        };
-        let age = number("MaximumRecordAgeInSeconds")?.unwrap_or(-1);
-        let max_record_age = match age {
-            -1 => None,
-            n if (60..=604_800).contains(&n) => Some(Duration::from_secs(n as u64)),
-            n => {
-                return Err(format!(
-                    "{event}.MaximumRecordAgeInSeconds {n} outside -1 or 60..=604800"
-                ));
-            }
-        };
-        let report_batch_item_failures = match props.get("FunctionResponseTypes") {
-            None => false,
-            Some(Value::Array(types)) => types
-                .iter()
-                .any(|t| t.as_str() == Some("ReportBatchItemFailures")),
-            Some(other) => return Err(format!("{event}.FunctionResponseTypes: {other}")),
-        };
-        let on_failure = match props.pointer("/DestinationConfig/OnFailure") {
-            None => None,
-            Some(spec) => {
-                let logical_id = spec
-                    .get("Destination")
-                    .and_then(get_att_resource)
-                    .ok_or_else(|| {
-                        format!("{event}.DestinationConfig.OnFailure.Destination: expected !GetAtt Resource.Arn")
-                    })?;
-                let kind = spec
-                    .get("Type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("SQS")
-                    .to_owned();
-                if kind != "SQS" && kind != "SNS" {
-                    return Err(format!("{event}.DestinationConfig.OnFailure.Type {kind}"));
-                }
-                Some(OnFailure { kind, logical_id })
-            }
-        };
-        let mut filters = Vec::new();
-        if let Some(list) = props.pointer("/FilterCriteria/Filters") {
-            let list = list
-                .as_array()
-                .ok_or_else(|| format!("{event}.FilterCriteria.Filters: not a list"))?;
-            for filter in list {
-                let text = filter
-                    .get("Pattern")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| format!("{event}.FilterCriteria: a filter without Pattern"))?;
-                filters.push(FilterPattern::parse(text).map_err(|e| format!("{event}: {e}"))?);
-            }
-        }
+        let batch_size = spec.bounded("BatchSize", 100, 1..=max_batch_size(kind))?;
+        let window = spec.bounded("MaximumBatchingWindowInSeconds", 0, 0..=300)?;
         Ok(Self {
             function: function.to_owned(),
             event: event.to_owned(),
             kind,
             source_logical_id,
-            starting_position,
+            starting_position: spec.starting_position()?,
             batch_size: batch_size as usize,
             batching_window: Duration::from_secs(window as u64),
-            report_batch_item_failures,
-            bisect_on_error: flag("BisectBatchOnFunctionError")?,
-            max_retry_attempts,
-            max_record_age,
-            on_failure,
-            filters,
+            report_batch_item_failures: spec.reports_batch_item_failures()?,
+            bisect_on_error: spec.flag("BisectBatchOnFunctionError")?,
+            max_retry_attempts: spec.max_retry_attempts()?,
+            max_record_age: spec.max_record_age()?,
+            on_failure: spec.on_failure()?,
+            filters: spec.filters()?,
         })
     }
 
@@ -230,6 +133,153 @@ impl TriggerSettings {
             max_retry_attempts: self.max_retry_attempts,
             backoff: Duration::from_millis(20),
         }
+    }
+}
+
+/// The largest batch Lambda takes from a stream of `kind`.
+fn max_batch_size(kind: TriggerKind) -> i64 {
+    match kind {
+        TriggerKind::Kinesis | TriggerKind::DynamoDb => 10_000,
+    }
+}
+
+/// One stream event's `Properties`, each read and checked against Lambda's limits; errors
+/// name the event and the property.
+struct EventSpec<'a> {
+    event: &'a str,
+    props: &'a Value,
+    template: &'a Template,
+}
+
+impl EventSpec<'_> {
+    /// A number, written literally or through `!Ref Parameter` (its default here: local runs
+    /// use the template's defaults).
+    fn number(&self, key: &str) -> Result<Option<i64>, String> {
+        let Some(v) = self.props.get(key) else {
+            return Ok(None);
+        };
+        let v = parameter_default(self.template, v).unwrap_or_else(|| v.clone());
+        as_i64(&v)
+            .map(Some)
+            .ok_or_else(|| format!("{}.{key}: not an integer: {v}", self.event))
+    }
+
+    /// A number within `range`, `default` when absent.
+    fn bounded(
+        &self,
+        key: &str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, String> {
+        let n = self.number(key)?.unwrap_or(default);
+        if !range.contains(&n) {
+            return Err(format!(
+                "{}.{key} {n} outside {}..={}",
+                self.event,
+                range.start(),
+                range.end()
+            ));
+        }
+        Ok(n)
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, String> {
+        match self.props.get(key) {
+            None => Ok(false),
+            Some(v) => {
+                as_bool(v).ok_or_else(|| format!("{}.{key}: not a boolean: {v}", self.event))
+            }
+        }
+    }
+
+    fn starting_position(&self) -> Result<StartingPosition, String> {
+        match self.props.get("StartingPosition").and_then(Value::as_str) {
+            Some("TRIM_HORIZON") => Ok(StartingPosition::TrimHorizon),
+            Some("LATEST") => Ok(StartingPosition::Latest),
+            other => Err(format!(
+                "{}.StartingPosition {other:?}: the local runner supports TRIM_HORIZON and LATEST",
+                self.event
+            )),
+        }
+    }
+
+    /// `MaximumRetryAttempts`: -1 (the default) retries until the record expires.
+    fn max_retry_attempts(&self) -> Result<Option<u32>, String> {
+        match self.number("MaximumRetryAttempts")?.unwrap_or(-1) {
+            -1 => Ok(None),
+            n if (0..=10_000).contains(&n) => Ok(Some(n as u32)),
+            n => Err(format!(
+                "{}.MaximumRetryAttempts {n} outside -1..=10000",
+                self.event
+            )),
+        }
+    }
+
+    /// `MaximumRecordAgeInSeconds`: -1 (the default) keeps records as long as the stream does.
+    fn max_record_age(&self) -> Result<Option<Duration>, String> {
+        match self.number("MaximumRecordAgeInSeconds")?.unwrap_or(-1) {
+            -1 => Ok(None),
+            n if (60..=604_800).contains(&n) => Ok(Some(Duration::from_secs(n as u64))),
+            n => Err(format!(
+                "{}.MaximumRecordAgeInSeconds {n} outside -1 or 60..=604800",
+                self.event
+            )),
+        }
+    }
+
+    fn reports_batch_item_failures(&self) -> Result<bool, String> {
+        match self.props.get("FunctionResponseTypes") {
+            None => Ok(false),
+            Some(Value::Array(types)) => Ok(types
+                .iter()
+                .any(|t| t.as_str() == Some("ReportBatchItemFailures"))),
+            Some(other) => Err(format!("{}.FunctionResponseTypes: {other}", self.event)),
+        }
+    }
+
+    /// `DestinationConfig.OnFailure`: the SQS queue or SNS topic discarded batches go to.
+    fn on_failure(&self) -> Result<Option<OnFailure>, String> {
+        let event = self.event;
+        let Some(spec) = self.props.pointer("/DestinationConfig/OnFailure") else {
+            return Ok(None);
+        };
+        let logical_id = spec
+            .get("Destination")
+            .and_then(get_att_resource)
+            .ok_or_else(|| {
+                format!(
+                    "{event}.DestinationConfig.OnFailure.Destination: expected !GetAtt Resource.Arn"
+                )
+            })?;
+        let kind = spec
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("SQS")
+            .to_owned();
+        if kind != "SQS" && kind != "SNS" {
+            return Err(format!("{event}.DestinationConfig.OnFailure.Type {kind}"));
+        }
+        Ok(Some(OnFailure { kind, logical_id }))
+    }
+
+    /// `FilterCriteria.Filters`: each filter's `Pattern`, parsed.
+    fn filters(&self) -> Result<Vec<FilterPattern>, String> {
+        let event = self.event;
+        let Some(list) = self.props.pointer("/FilterCriteria/Filters") else {
+            return Ok(Vec::new());
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| format!("{event}.FilterCriteria.Filters: not a list"))?;
+        list.iter()
+            .map(|filter| {
+                let text = filter
+                    .get("Pattern")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| format!("{event}.FilterCriteria: a filter without Pattern"))?;
+                FilterPattern::parse(text).map_err(|e| format!("{event}: {e}"))
+            })
+            .collect()
     }
 }
 

@@ -152,11 +152,6 @@ impl Context {
         value: &Value,
         context: &str,
     ) -> Result<Option<Value>, TemplateError> {
-        let err = |function: &str, reason: String| TemplateError::Intrinsic {
-            function: function.to_owned(),
-            context: context.to_owned(),
-            reason,
-        };
         match value {
             Value::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -169,137 +164,151 @@ impl Context {
             }
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().expect("one entry");
-                match key.as_str() {
-                    "Ref" => {
-                        let name = arg
-                            .as_str()
-                            .ok_or_else(|| err("Ref", "argument is not a string".into()))?;
-                        self.reference(name).map_err(|reason| err("Ref", reason))
-                    }
-                    "Fn::GetAtt" => {
-                        let parts: Vec<&str> = match arg {
-                            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-                            Value::String(s) => s.splitn(2, '.').collect(),
-                            _ => vec![],
-                        };
-                        let [resource, attribute] = parts[..] else {
-                            return Err(err("Fn::GetAtt", format!("bad argument {arg}")));
-                        };
-                        self.attribute(resource, attribute)
-                            .map(|v| Some(Value::String(v)))
-                            .ok_or_else(|| {
-                                err(
-                                    "Fn::GetAtt",
-                                    format!("{resource}.{attribute} is not known (yet)"),
-                                )
-                            })
-                    }
-                    "Fn::Sub" => {
-                        let (text, vars) = match arg {
-                            Value::String(s) => (s.as_str(), Map::new()),
-                            Value::Array(a) if a.len() == 2 => (
-                                a[0].as_str().ok_or_else(|| {
-                                    err("Fn::Sub", "template is not a string".into())
-                                })?,
-                                a[1].as_object().cloned().ok_or_else(|| {
-                                    err("Fn::Sub", "variables are not a map".into())
-                                })?,
-                            ),
-                            _ => return Err(err("Fn::Sub", format!("bad argument {arg}"))),
-                        };
-                        let mut local = BTreeMap::new();
-                        for (k, v) in vars {
-                            let v = self.resolve(template, &v, context)?;
-                            local.insert(
-                                k,
-                                scalar_to_string(&v).ok_or_else(|| {
-                                    err("Fn::Sub", format!("variable {v} is not a scalar"))
-                                })?,
-                            );
-                        }
-                        self.substitute(text, &local)
-                            .map(|s| Some(Value::String(s)))
-                            .map_err(|r| err("Fn::Sub", r))
-                    }
-                    "Fn::Join" => {
-                        let a = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or_else(|| err("Fn::Join", format!("bad argument {arg}")))?;
-                        let sep = a[0]
-                            .as_str()
-                            .ok_or_else(|| err("Fn::Join", "separator is not a string".into()))?;
-                        let items = self.resolve(template, &a[1], context)?;
-                        let parts: Option<Vec<String>> = items
-                            .as_array()
-                            .map(|xs| xs.iter().filter_map(scalar_to_string).collect());
-                        parts
-                            .map(|p| Some(Value::String(p.join(sep))))
-                            .ok_or_else(|| err("Fn::Join", "items are not a list".into()))
-                    }
-                    "Fn::If" => {
-                        let a = arg
-                            .as_array()
-                            .filter(|a| a.len() == 3)
-                            .ok_or_else(|| err("Fn::If", format!("bad argument {arg}")))?;
-                        let name = a[0].as_str().ok_or_else(|| {
-                            err("Fn::If", "condition name is not a string".into())
-                        })?;
-                        let branch = if self.condition(template, name)? {
-                            &a[1]
-                        } else {
-                            &a[2]
-                        };
-                        self.resolve_in(template, branch, context)
-                    }
-                    "Fn::Equals" => {
-                        let a = arg
-                            .as_array()
-                            .filter(|a| a.len() == 2)
-                            .ok_or_else(|| err("Fn::Equals", format!("bad argument {arg}")))?;
-                        let l = self.resolve(template, &a[0], context)?;
-                        let r = self.resolve(template, &a[1], context)?;
-                        Ok(Some(Value::Bool(
-                            scalar_to_string(&l) == scalar_to_string(&r),
-                        )))
-                    }
-                    "Fn::Not" => {
-                        let a = arg
-                            .as_array()
-                            .filter(|a| a.len() == 1)
-                            .ok_or_else(|| err("Fn::Not", format!("bad argument {arg}")))?;
-                        Ok(Some(Value::Bool(!self.truth(template, &a[0], context)?)))
-                    }
-                    "Fn::And" | "Fn::Or" => {
-                        let a = arg
-                            .as_array()
-                            .ok_or_else(|| err(key, format!("bad argument {arg}")))?;
-                        let values = a
-                            .iter()
-                            .map(|x| self.truth(template, x, context))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let result = if key == "Fn::And" {
-                            values.iter().all(|b| *b)
-                        } else {
-                            values.iter().any(|b| *b)
-                        };
-                        Ok(Some(Value::Bool(result)))
-                    }
-                    "Condition" => {
-                        let name = arg
-                            .as_str()
-                            .ok_or_else(|| err("Condition", "name is not a string".into()))?;
-                        Ok(Some(Value::Bool(self.condition(template, name)?)))
-                    }
-                    other if other.starts_with("Fn::") => {
-                        Err(err(other, "not supported by local provisioning".into()))
-                    }
-                    _ => self.resolve_object(template, map, context),
+                if key == "Ref" || key == "Condition" || key.starts_with("Fn::") {
+                    self.intrinsic(template, key, arg, context)
+                } else {
+                    self.resolve_object(template, map, context)
                 }
             }
             Value::Object(map) => self.resolve_object(template, map, context),
             other => Ok(Some(other.clone())),
         }
+    }
+
+    /// One intrinsic function `{key: arg}` evaluated.
+    fn intrinsic(
+        &self,
+        template: &Template,
+        key: &str,
+        arg: &Value,
+        context: &str,
+    ) -> Result<Option<Value>, TemplateError> {
+        let err = |reason: String| intrinsic_error(key, context, reason);
+        match key {
+            "Ref" => {
+                let name = arg
+                    .as_str()
+                    .ok_or_else(|| err("argument is not a string".into()))?;
+                self.reference(name).map_err(err)
+            }
+            "Fn::GetAtt" => self.get_att(arg).map(Some).map_err(err),
+            "Fn::Sub" => self.sub(template, arg, context).map(Some),
+            "Fn::Join" => self.join(template, arg, context).map(Some),
+            "Fn::If" => {
+                let a = arity(arg, 3).ok_or_else(|| err(format!("bad argument {arg}")))?;
+                let name = a[0]
+                    .as_str()
+                    .ok_or_else(|| err("condition name is not a string".into()))?;
+                let branch = if self.condition(template, name)? {
+                    &a[1]
+                } else {
+                    &a[2]
+                };
+                self.resolve_in(template, branch, context)
+            }
+            "Fn::Equals" => {
+                let a = arity(arg, 2).ok_or_else(|| err(format!("bad argument {arg}")))?;
+                let l = self.resolve(template, &a[0], context)?;
+                let r = self.resolve(template, &a[1], context)?;
+                Ok(Some(Value::Bool(
+                    scalar_to_string(&l) == scalar_to_string(&r),
+                )))
+            }
+            "Fn::Not" => {
+                let a = arity(arg, 1).ok_or_else(|| err(format!("bad argument {arg}")))?;
+                Ok(Some(Value::Bool(!self.truth(template, &a[0], context)?)))
+            }
+            "Fn::And" | "Fn::Or" => self.and_or(template, key, arg, context).map(Some),
+            "Condition" => {
+                let name = arg
+                    .as_str()
+                    .ok_or_else(|| err("name is not a string".into()))?;
+                Ok(Some(Value::Bool(self.condition(template, name)?)))
+            }
+            _ => Err(err("not supported by local provisioning".into())),
+        }
+    }
+
+    fn get_att(&self, arg: &Value) -> Result<Value, String> {
+        let parts: Vec<&str> = match arg {
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            Value::String(s) => s.splitn(2, '.').collect(),
+            _ => vec![],
+        };
+        let [resource, attribute] = parts[..] else {
+            return Err(format!("bad argument {arg}"));
+        };
+        self.attribute(resource, attribute)
+            .map(Value::String)
+            .ok_or_else(|| format!("{resource}.{attribute} is not known (yet)"))
+    }
+
+    /// `Fn::Sub`: its text, or `[text, {variable: value}]`.
+    fn sub(&self, template: &Template, arg: &Value, context: &str) -> Result<Value, TemplateError> {
+        let err = |reason: String| intrinsic_error("Fn::Sub", context, reason);
+        let (text, vars) = match arg {
+            Value::String(s) => (s.as_str(), Map::new()),
+            Value::Array(a) if a.len() == 2 => (
+                a[0].as_str()
+                    .ok_or_else(|| err("template is not a string".into()))?,
+                a[1].as_object()
+                    .cloned()
+                    .ok_or_else(|| err("variables are not a map".into()))?,
+            ),
+            _ => return Err(err(format!("bad argument {arg}"))),
+        };
+        let mut local = BTreeMap::new();
+        for (k, v) in vars {
+            let v = self.resolve(template, &v, context)?;
+            let v =
+                scalar_to_string(&v).ok_or_else(|| err(format!("variable {v} is not a scalar")))?;
+            local.insert(k, v);
+        }
+        self.substitute(text, &local)
+            .map(Value::String)
+            .map_err(err)
+    }
+
+    fn join(
+        &self,
+        template: &Template,
+        arg: &Value,
+        context: &str,
+    ) -> Result<Value, TemplateError> {
+        let err = |reason: String| intrinsic_error("Fn::Join", context, reason);
+        let a = arity(arg, 2).ok_or_else(|| err(format!("bad argument {arg}")))?;
+        let sep = a[0]
+            .as_str()
+            .ok_or_else(|| err("separator is not a string".into()))?;
+        let items = self.resolve(template, &a[1], context)?;
+        let parts: Option<Vec<String>> = items
+            .as_array()
+            .map(|xs| xs.iter().filter_map(scalar_to_string).collect());
+        parts
+            .map(|p| Value::String(p.join(sep)))
+            .ok_or_else(|| err("items are not a list".into()))
+    }
+
+    fn and_or(
+        &self,
+        template: &Template,
+        key: &str,
+        arg: &Value,
+        context: &str,
+    ) -> Result<Value, TemplateError> {
+        let a = arg
+            .as_array()
+            .ok_or_else(|| intrinsic_error(key, context, format!("bad argument {arg}")))?;
+        let values = a
+            .iter()
+            .map(|x| self.truth(template, x, context))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = if key == "Fn::And" {
+            values.iter().all(|b| *b)
+        } else {
+            values.iter().any(|b| *b)
+        };
+        Ok(Value::Bool(result))
     }
 
     fn resolve_object(
@@ -378,4 +387,17 @@ impl Context {
         out.push_str(rest);
         Ok(out)
     }
+}
+
+fn intrinsic_error(function: &str, context: &str, reason: String) -> TemplateError {
+    TemplateError::Intrinsic {
+        function: function.to_owned(),
+        context: context.to_owned(),
+        reason,
+    }
+}
+
+/// The arguments of an intrinsic that takes exactly `n`.
+fn arity(arg: &Value, n: usize) -> Option<&Vec<Value>> {
+    arg.as_array().filter(|a| a.len() == n)
 }

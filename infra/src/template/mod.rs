@@ -1,4 +1,5 @@
-//! template.yaml read as data: its Parameters, Conditions, Resources and Outputs, with the
+//! template.yaml read as data: its Parameters, Conditions, Resources and Outputs (its nested
+//! applications' templates, monitoring.yaml and permissions.yaml, read in), with the
 //! CloudFormation intrinsic functions the stack uses evaluated against a local context.
 //!
 //! Local provisioning reads everything it creates from here, so the local stack cannot
@@ -6,6 +7,7 @@
 
 mod context;
 mod monitoring;
+mod nested;
 
 #[cfg(test)]
 mod tests;
@@ -63,14 +65,20 @@ pub struct Template {
 }
 
 impl Template {
+    /// The template at `path` with the templates of its local nested applications
+    /// (monitoring.yaml, permissions.yaml) in place of them (infra/src/template/nested.rs).
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text)
+        let mut template = Self::parse(&text)?;
+        nested::inline_applications(&mut template, path.parent().unwrap_or(Path::new(".")))?;
+        Ok(template)
     }
 
+    /// One template file as written: a nested application stays one resource (its template is
+    /// read by [`Template::load`] alone, which knows where the file is).
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let yaml: serde_norway::Value = serde_norway::from_str(text)?;
         let root = yaml_to_json(yaml)?;

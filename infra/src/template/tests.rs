@@ -172,9 +172,7 @@ fn the_stream_has_no_more_shards_than_the_metrics_function_has_runs() {
 /// not its tables, the poller's state or the raw pages.
 #[test]
 fn the_delivery_stream_writes_only_its_prefixes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let yaml: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let yaml = project_yaml();
     let text_of = |v: &serde_norway::Value| match v {
         serde_norway::Value::Tagged(t) => t.value.as_str().map(str::to_owned),
         other => other.as_str().map(str::to_owned),
@@ -199,8 +197,7 @@ fn the_delivery_stream_writes_only_its_prefixes() {
             let arn = text_of(resource).expect("an ARN");
             writes += 1;
             assert!(
-                arn == "${DataLakeBucket.Arn}/listings/*"
-                    || arn == "${DataLakeBucket.Arn}/errors/*",
+                arn == "${DataLakeBucketArn}/listings/*" || arn == "${DataLakeBucketArn}/errors/*",
                 "{arn}"
             );
         }
@@ -293,9 +290,32 @@ fn public_routes_spend_nothing_of_the_data_routes() {
 }
 
 /// The project template as YAML (its tags kept: `!Sub`, `!Ref`, `!GetAtt`).
+/// template.yaml as written, with the resources of its nested applications' templates
+/// (monitoring.yaml, permissions.yaml) as written beside its own.
 fn project_yaml() -> serde_norway::Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let read = |name: &str| -> serde_norway::Value {
+        serde_norway::from_str(&std::fs::read_to_string(root.join(name)).unwrap()).unwrap()
+    };
+    let mut yaml = read("template.yaml");
+    let locations: Vec<String> = yaml["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::Serverless::Application")
+        .filter_map(|r| r["Properties"]["Location"].as_str().map(str::to_owned))
+        .collect();
+    for location in locations {
+        let nested = read(&location);
+        let resources = yaml["Resources"].as_mapping_mut().expect("resources");
+        for (id, resource) in nested["Resources"].as_mapping().expect("resources") {
+            assert!(
+                resources.insert(id.clone(), resource.clone()).is_none(),
+                "{id:?}"
+            );
+        }
+    }
+    yaml
 }
 
 /// The text a scalar or a tagged scalar holds (`!Sub "arn:..."` gives `arn:...`).
@@ -392,7 +412,10 @@ fn only_the_poller_reads_the_listing_keys() {
         "{:?}",
         deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"]
     );
-    assert!(readers.contains("PollerRole.Arn"), "{readers}");
+    assert!(
+        readers.contains("Permissions.Outputs.PollerRoleArn"),
+        "{readers}"
+    );
     assert!(!readers.contains("ApiAuthorizerRole") && !readers.contains("ImporterRole"));
 }
 

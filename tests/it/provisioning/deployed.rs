@@ -148,7 +148,7 @@ pub(super) async fn the_iam_check_refuses_the_roles_sam_would_make(
 ) -> Result<(), Failed> {
     let text =
         std::fs::read_to_string(aws.project_root.join("template.yaml")).explain("template.yaml")?;
-    let role_line = "      Role: !GetAtt MetricsRole.Arn\n";
+    let role_line = "      Role: !GetAtt Permissions.Outputs.MetricsRoleArn\n";
     ensure(
         text.contains(role_line),
         "MetricsFunction no longer names MetricsRole",
@@ -158,7 +158,12 @@ pub(super) async fn the_iam_check_refuses_the_roles_sam_would_make(
         .join("target/realty")
         .join(format!("{}-sam-role.yaml", aws.unique_stack_name()));
     std::fs::create_dir_all(crafted.parent().ok_or("no parent")?).explain("target/realty")?;
-    std::fs::write(&crafted, text.replace(role_line, "")).explain("crafted template")?;
+    // Its nested applications' templates stay where they are (Location is relative to it).
+    let nested_dir = format!("Location: {}/", aws.project_root.display());
+    let text = text
+        .replace(role_line, "")
+        .replace("Location: ", &nested_dir);
+    std::fs::write(&crafted, text).explain("crafted template")?;
     let check = run_iam_check(&aws, &crafted);
     let _ = std::fs::remove_file(&crafted);
     let check = check?;
