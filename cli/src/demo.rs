@@ -9,39 +9,41 @@
 //! and the alert latency, writes the HTML report (and its data as JSON), and leaves the
 //! stack running. docs/demo.md describes it.
 
-use std::cell::Cell;
+mod alert_queue;
+mod steps;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::Args;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use realty_alerts::message::AlertBody;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
-use realty_infra::runner::{self, Mapping, StreamFunction};
-use realty_infra::stack::{self, UpOptions};
+use realty_infra::runner::{self, MappingStats};
+use realty_infra::stack::{self, LocalAws, UpOptions};
 use realty_infra::template::Template;
-use realty_lake::curate::Curator;
+use realty_lake::curate::{CurateReport, Curator};
 use realty_model::config::StackResources;
 use realty_model::listing::MarketKey;
 use realty_model::markets::ConfigStore;
 use realty_model::markets::WatchedMarket;
 use realty_poller::config::PollerConfig;
-use realty_poller::run::{PollRequest, PollSummary, Poller};
+use realty_poller::run::Poller;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_sources::SourceKind;
 use serde_json::json;
 
 use crate::html::{self, LatencySummary, Report};
 use crate::pipeline::{self, PipelineSdks, SentAt, StampedPublisher, StreamMappings};
+use alert_queue::subscribe_alert_queue;
+use steps::{AlertQueue, DemoPoller, Steps, Tally};
 
 /// `realty demo` options. The defaults fit in about two minutes on two cores (debug build).
 #[derive(Debug, Clone, Args)]
@@ -89,108 +91,6 @@ pub struct DemoArgs {
     /// where it can run). A running `realty up` emulator is reused.
     #[arg(long, value_parser = crate::parse_emulator)]
     pub emulator: Option<realty_infra::emulator::EmulatorKind>,
-}
-
-/// An SQS queue subscribed to the alert topic with raw delivery: how SNS publishes are seen
-/// locally.
-async fn subscribe_alert_queue(
-    sdk: &aws_config::SdkConfig,
-    resources: &StackResources,
-    prefix: &str,
-) -> Result<String> {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("{prefix}-demo-alerts"))
-        .send()
-        .await
-        .context("creating the demo's alert queue")?
-        .queue_url
-        .context("CreateQueue returned no URL")?;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .context("reading the alert queue's ARN")?
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .context("the alert queue has no ARN")?;
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": { "Service": "sns.amazonaws.com" },
-            "Action": "sqs:SendMessage",
-            "Resource": arn,
-            "Condition": { "ArnEquals": { "aws:SourceArn": resources.alert_topic_arn } }
-        }]
-    });
-    sqs.set_queue_attributes()
-        .queue_url(&url)
-        .attributes(QueueAttributeName::Policy, policy.to_string())
-        .send()
-        .await
-        .context("setting the alert queue's policy")?;
-    aws_sdk_sns::Client::new(sdk)
-        .subscribe()
-        .topic_arn(&resources.alert_topic_arn)
-        .protocol("sqs")
-        .endpoint(arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .context("subscribing the alert queue to the topic")?;
-    Ok(url)
-}
-
-/// Every alert in the queue until it has stayed empty for `quiet_seconds`, deleted as read.
-/// SNS hands a published alert to the queue after the publish returns, so the last read of
-/// a run waits a little for any still on their way; the reads between polls do not (what
-/// they miss, the next one gets).
-async fn receive_alerts(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    quiet_seconds: i32,
-) -> Result<Vec<AlertBody>> {
-    let mut out = Vec::new();
-    let mut confirming = false;
-    loop {
-        let page = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(if confirming { quiet_seconds } else { 0 })
-            .send()
-            .await
-            .context("receiving alerts")?;
-        let messages = page.messages.unwrap_or_default();
-        if messages.is_empty() {
-            if confirming || quiet_seconds == 0 {
-                return Ok(out);
-            }
-            confirming = true;
-            continue;
-        }
-        confirming = false;
-        for m in messages {
-            let body = m.body().unwrap_or_default();
-            out.push(
-                serde_json::from_str(body)
-                    .with_context(|| format!("an alert that is not an AlertBody: {body}"))?,
-            );
-            if let Some(handle) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .context("deleting an alert")?;
-            }
-        }
-    }
 }
 
 /// The stack prefix a demo picks when none is given: `demo-YYYYMMDD-HHMMSS`.
@@ -250,11 +150,6 @@ async fn retire_previous_demos(sdk: &aws_config::SdkConfig, current: &str) -> Re
     }
     Ok(retired)
 }
-
-fn bar_style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
-}
-
 pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     if args.days == 0 || args.step_hours == 0 {
         bail!("--days and --step-hours must be at least 1");
@@ -267,30 +162,139 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         .prefix
         .clone()
         .unwrap_or_else(|| format!("demo-{}", Utc::now().format("%Y%m%d-%H%M%S")));
-
-    eprintln!("starting the local AWS and provisioning stack {prefix} from template.yaml...");
-    let local = stack::up(&UpOptions {
-        project_root: root.clone(),
-        endpoint,
-        emulator: args.emulator,
-        provision: ProvisionOptions {
-            stack_name: prefix.clone(),
-            parameters: BTreeMap::new(),
-        },
-    })
-    .await
-    .context("bringing up the local AWS")?;
-    let sdk = realty_aws::sdk::sdk_config(Some(&local.endpoint)).await;
-    let resources = StackResources::from_outputs(&local.stack.outputs)?;
-    let retired = retire_previous_demos(&sdk, &prefix).await?;
-    if retired > 0 {
-        eprintln!("retired the Firehose delivery streams of {retired} earlier demo stack(s)");
-    }
+    let stack = DemoStack::up(&args, &root, prefix, endpoint).await?;
 
     // The simulated days end now (on the hour), so the figures, the lake's freshness and the
     // dashboard's dates are today's, as a live stack's would be.
     let sim_start = demo_start(Utc::now(), args.days);
-    let sim = SimServer::start(
+    let sim = start_market(&args, sim_start).await?;
+    let sent: SentAt = Arc::default();
+    let poller = demo_poller(&stack, &market_sources, &sim.base_url(), &sent)?;
+    watch_markets(&poller, &market_sources, sim_start).await?;
+
+    // The two event source mappings, with the real handlers.
+    let StreamMappings {
+        mut metrics,
+        mut alerts,
+        published,
+        ..
+    } = StreamMappings::new(
+        &PipelineSdks::same(&stack.sdk),
+        &template,
+        &stack.local.stack,
+        &stack.resources,
+    )
+    .await?;
+    let queue = AlertQueue {
+        url: subscribe_alert_queue(&stack.sdk, &stack.resources, &stack.prefix).await?,
+        sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+    };
+    let tally = Steps {
+        sim: &sim,
+        poller: &poller,
+        metrics: &mut metrics,
+        alerts: &mut alerts,
+        queue: &queue,
+        step_hours: args.step_hours,
+        steps: args.days * 24 / args.step_hours,
+    }
+    .run()
+    .await?;
+    let run_seconds = started.elapsed().as_secs_f64();
+    sim.shutdown().await?;
+
+    // Latency of each alert, from PutRecords of the event that made it to its publish.
+    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
+    let latency = LatencySummary::of(&latencies);
+    // Each market as the API answers it: figures, lists of interest, and the alerts of its
+    // feed (those the subscriber queue received are for the latency and the count below).
+    let markets = html::gather(&stack.market_store(), &args.markets).await?;
+    let curated = curate_twice(&stack).await?;
+    let outcome = Outcome {
+        args: &args,
+        stack: &stack,
+        market_sources: &market_sources,
+        sim_start,
+        tally,
+        run_seconds,
+        curated,
+        alerts_in_feed: markets.iter().map(|m| m.alerts.len()).sum(),
+        metrics: &metrics.stats,
+        alerts: &alerts.stats,
+        price_drop_threshold_centi_pct: alerts.function().function.thresholds.price_drop_centi_pct,
+    };
+    let report = Report {
+        title: format!("realty-stream demo: {} simulated days", args.days),
+        generated_at: Utc::now(),
+        source: format!(
+            "local AWS at {}, stack {}",
+            stack.local.endpoint, stack.prefix
+        ),
+        markets,
+        latency: latency.clone(),
+        run: Some(outcome.run_info()),
+    };
+    let index = write_report(&args, &root, &report)?;
+    print_summary(&report, &latency, &metrics.stats, &alerts.stats);
+    outcome.print_where_to_look(&index);
+    Ok(())
+}
+
+/// The demo's stack on the local AWS, and how to reach it.
+struct DemoStack {
+    prefix: String,
+    local: LocalAws,
+    sdk: aws_config::SdkConfig,
+    resources: StackResources,
+}
+
+impl DemoStack {
+    /// Starts the local AWS (or reuses a running one), provisions the stack `prefix` from
+    /// template.yaml, and retires earlier demos' delivery streams.
+    async fn up(
+        args: &DemoArgs,
+        root: &Path,
+        prefix: String,
+        endpoint: Option<String>,
+    ) -> Result<Self> {
+        eprintln!("starting the local AWS and provisioning stack {prefix} from template.yaml...");
+        let local = stack::up(&UpOptions {
+            project_root: root.to_path_buf(),
+            endpoint,
+            emulator: args.emulator,
+            provision: ProvisionOptions {
+                stack_name: prefix.clone(),
+                parameters: BTreeMap::new(),
+            },
+        })
+        .await
+        .context("bringing up the local AWS")?;
+        let sdk = realty_aws::sdk::sdk_config(Some(&local.endpoint)).await;
+        let resources = StackResources::from_outputs(&local.stack.outputs)?;
+        let retired = retire_previous_demos(&sdk, &prefix).await?;
+        if retired > 0 {
+            eprintln!("retired the Firehose delivery streams of {retired} earlier demo stack(s)");
+        }
+        Ok(Self {
+            prefix,
+            local,
+            sdk,
+            resources,
+        })
+    }
+
+    fn market_store(&self) -> DynamoMarketStore {
+        DynamoMarketStore {
+            client: aws_sdk_dynamodb::Client::new(&self.sdk),
+            table: self.resources.market_table.clone(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// The simulated market of the demo's US markets, from `sim_start`.
+async fn start_market(args: &DemoArgs, sim_start: DateTime<Utc>) -> Result<SimServer> {
+    SimServer::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SimConfig {
             seed: args.seed,
@@ -306,32 +310,23 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         },
     )
     .await
-    .context("starting the simulated market")?;
-    let base_url = sim.base_url();
+    .context("starting the simulated market")
+}
 
-    // The poller, as `realty invoke poller` builds it, with its publisher timed: every
-    // source of the demo's markets at the simulator, RESO with the client credentials its
-    // token endpoint takes.
-    let sources: BTreeSet<SourceKind> = market_sources.values().copied().collect();
-    let source_names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
-    let poller_config = PollerConfig::from_lookup(|name| match name {
-        "REALTY_SOURCES" => Some(source_names.join(",")),
-        "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
-        "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
-        "REALTY_AVITO_URL" => Some(format!("{base_url}/avito")),
-        "REALTY_MUBAWAB_URL" => Some(format!("{base_url}/mubawab")),
-        // The simulator needs no politeness.
-        "REALTY_REQUESTS_PER_SECOND" | "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("500".into()),
-        _ => None,
-    })?;
+/// The poller, as `realty invoke poller` builds it, with its publisher timed into `sent`.
+fn demo_poller(
+    stack: &DemoStack,
+    market_sources: &BTreeMap<String, SourceKind>,
+    base_url: &str,
+    sent: &SentAt,
+) -> Result<DemoPoller> {
     let built = build_poller(
-        &sdk,
-        &resources,
-        &poller_config,
-        &crate::sim::poller_keys(&base_url),
+        &stack.sdk,
+        &stack.resources,
+        &poller_config(market_sources, base_url)?,
+        &crate::sim::poller_keys(base_url),
     )?;
-    let sent: SentAt = Arc::default();
-    let poller = Poller {
+    Ok(Poller {
         client: built.client,
         endpoints: built.endpoints,
         unkeyed: built.unkeyed,
@@ -348,12 +343,39 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         concurrency: built.concurrency,
         delisting_guard: built.delisting_guard,
         run_budget: built.run_budget,
-    };
-    // The demo's markets are watched, as `realty markets add` would make them, each from its
-    // source: the API, the dashboard and a scheduled poll see them, and each step's poll
-    // reads the watched markets due (all of them: a step is at least their interval).
-    // Added when the simulated run starts: its first poll records their inventory, not news.
-    for (market, source) in &market_sources {
+    })
+}
+
+/// The poller's configuration: every source of the demo's markets at the simulator, RESO
+/// with the client credentials its token endpoint takes.
+fn poller_config(
+    market_sources: &BTreeMap<String, SourceKind>,
+    base_url: &str,
+) -> Result<PollerConfig> {
+    let sources: BTreeSet<SourceKind> = market_sources.values().copied().collect();
+    let source_names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
+    Ok(PollerConfig::from_lookup(|name| match name {
+        "REALTY_SOURCES" => Some(source_names.join(",")),
+        "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.to_owned()),
+        "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
+        "REALTY_AVITO_URL" => Some(format!("{base_url}/avito")),
+        "REALTY_MUBAWAB_URL" => Some(format!("{base_url}/mubawab")),
+        // The simulator needs no politeness.
+        "REALTY_REQUESTS_PER_SECOND" | "REALTY_PORTAL_REQUESTS_PER_SECOND" => Some("500".into()),
+        _ => None,
+    })?)
+}
+
+/// The demo's markets are watched, as `realty markets add` would make them, each from its
+/// source: the API, the dashboard and a scheduled poll see them, and each step's poll
+/// reads the watched markets due (all of them: a step is at least their interval).
+/// Added when the simulated run starts: its first poll records their inventory, not news.
+async fn watch_markets(
+    poller: &DemoPoller,
+    market_sources: &BTreeMap<String, SourceKind>,
+    sim_start: DateTime<Utc>,
+) -> Result<()> {
+    for (market, source) in market_sources {
         // Zillow, Realtor.com and portal markets read their rentals too (market rents).
         let mut watched =
             WatchedMarket::with_defaults(market.clone(), vec![source.as_str().into()]);
@@ -364,208 +386,136 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
             .await
             .with_context(|| format!("watching {market}"))?;
     }
+    Ok(())
+}
 
-    // The two event source mappings, with the real handlers.
-    let StreamMappings {
-        mut metrics,
-        mut alerts,
-        published,
-        ..
-    } = StreamMappings::new(
-        &PipelineSdks::same(&sdk),
-        &template,
-        &local.stack,
-        &resources,
-    )
-    .await?;
-    let alert_queue = subscribe_alert_queue(&sdk, &resources, &prefix).await?;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-
-    let request = PollRequest::default();
-    let steps = args.days * 24 / args.step_hours;
-    let progress = MultiProgress::new();
-    if std::env::var_os("REALTY_NO_PROGRESS").is_some() {
-        progress.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    let time_bar = progress.add(ProgressBar::new(u64::from(steps) + 1));
-    time_bar.set_style(bar_style(
-        "{prefix:>10} [{bar:30}] {pos}/{len} polls  {msg}",
-    ));
-    time_bar.set_prefix("market");
-    let event_bar = progress.add(ProgressBar::new(0));
-    event_bar.set_style(bar_style(
-        "{prefix:>10} [{bar:30}] {pos}/{len} events through metrics  {msg}",
-    ));
-    event_bar.set_prefix("pipeline");
-
-    let mut poll_times: Vec<DateTime<Utc>> = Vec::new();
-    let mut alerts_received: Vec<AlertBody> = Vec::new();
-    let mut events_published = 0usize;
-    let (mut polling, mut draining) = (Duration::ZERO, Duration::ZERO);
-    for step in 0..=steps {
-        if step > 0 {
-            sim.handle()
-                .advance(TimeDelta::hours(i64::from(args.step_hours)))?;
-        }
-        let now = sim.handle().now();
-        poll_times.push(now);
-        let poll_started = Instant::now();
-        let summary = poll_while_pumping(&poller, &request, now, &mut metrics, &mut alerts).await?;
-        polling += poll_started.elapsed();
-        if summary.failed_markets > 0 {
-            let errors: Vec<String> = summary
-                .per_market
-                .iter()
-                .filter_map(|m| m.error.clone())
-                .collect();
-            bail!("the poll at {now} failed: {}", errors.join("; "));
-        }
-        events_published += summary.new + summary.changed + summary.delisted - summary.unpublished;
-        let drain_started = Instant::now();
-        runner::drain(&mut metrics, &mut alerts).await?;
-        draining += drain_started.elapsed();
-        let quiet_seconds = if step == steps { 2 } else { 0 };
-        alerts_received.extend(receive_alerts(&sqs, &alert_queue, quiet_seconds).await?);
-        event_bar.set_length(events_published as u64);
-        event_bar.set_position(metrics.stats.records_succeeded as u64);
-        event_bar.set_message(format!(
-            "{} alerts, {} invocations",
-            alerts_received.len(),
-            metrics.stats.invocations + alerts.stats.invocations
-        ));
-        time_bar.set_message(now.format("%Y-%m-%d %H:%M").to_string());
-        time_bar.inc(1);
-        if progress.is_hidden() {
-            // No terminal to draw bars on (CI, a pipe): a line per poll instead.
-            eprintln!(
-                "poll {}/{} at {}: {events_published} events published, {} through metrics, {} alerts ({:.1} s polling, {:.1} s draining so far)",
-                step + 1,
-                steps + 1,
-                now.format("%Y-%m-%d %H:%M"),
-                metrics.stats.records_succeeded,
-                alerts_received.len(),
-                polling.as_secs_f64(),
-                draining.as_secs_f64()
-            );
-        }
-    }
-    time_bar.finish();
-    event_bar.finish();
-    let run_seconds = started.elapsed().as_secs_f64();
-    sim.shutdown().await?;
-
-    // Latency of each alert, from PutRecords of the event that made it to its publish.
-    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
-    let latency = LatencySummary::of(&latencies);
-
-    let store = DynamoMarketStore {
-        client: aws_sdk_dynamodb::Client::new(&sdk),
-        table: resources.market_table.clone(),
-        retry: RetryPolicy::default(),
-    };
-    // Each market as the API answers it: figures, lists of interest, and the alerts of its
-    // feed (those the subscriber queue received are for the latency and the count below).
-    let markets = html::gather(&store, &args.markets).await?;
-    // The lake's Iceberg tables, as the hourly curator makes them; twice, as a retried or
-    // overlapping run would (the second adds nothing).
-    let curator = Curator::new(&sdk, &resources).await?;
+/// The lake's Iceberg tables, as the hourly curator makes them; twice, as a retried or
+/// overlapping run would (the second adds nothing).
+async fn curate_twice(stack: &DemoStack) -> Result<[CurateReport; 2]> {
+    let curator = Curator::new(&stack.sdk, &stack.resources).await?;
     let curated = Box::pin(curator.run(Utc::now())).await?;
     let curated_again = Box::pin(curator.run(Utc::now())).await?;
-    let in_feed: usize = markets.iter().map(|m| m.alerts.len()).sum();
-    let run_info = json!({
-        "stack_name": prefix,
-        "endpoint": local.endpoint,
-        "data_lake_bucket": resources.data_lake_bucket,
-        "lake_database": resources.lake_database,
-        "market_table": resources.market_table,
-        "config_table": resources.config_table,
-        "curated": [curated, curated_again],
-        "seed": args.seed,
-        "sim_start": sim_start,
-        "markets": args.markets,
-        "market_sources": market_sources
-            .iter()
-            .map(|(market, source)| (market.as_str(), source.as_str()))
-            .collect::<BTreeMap<_, _>>(),
-        "listings_per_market": args.listings,
-        "activity": args.activity,
-        "days": args.days,
-        "step_hours": args.step_hours,
-        "poll_times": poll_times,
-        "price_drop_threshold_centi_pct": alerts.function().function.thresholds.price_drop_centi_pct,
-        "events_published": events_published,
-        "alerts_received": alerts_received.len(),
-        "alerts_in_feed": in_feed,
-        "metrics_mapping": metrics.stats,
-        "alerts_mapping": alerts.stats,
-        "run_seconds": run_seconds,
-        "polling_seconds": polling.as_secs_f64(),
-        "draining_seconds": draining.as_secs_f64(),
-    });
-    let report = Report {
-        title: format!("realty-stream demo: {} simulated days", args.days),
-        generated_at: Utc::now(),
-        source: format!("local AWS at {}, stack {prefix}", local.endpoint),
-        markets,
-        latency: latency.clone(),
-        run: Some(run_info),
-    };
+    Ok([curated, curated_again])
+}
+
+/// Writes index.html and report.json into the report directory; returns index.html's path.
+fn write_report(args: &DemoArgs, root: &Path, report: &Report) -> Result<PathBuf> {
     let dir = args
         .report_dir
         .clone()
-        .unwrap_or_else(|| stack::state_dir(&root).join("report"));
+        .unwrap_or_else(|| stack::state_dir(root).join("report"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let index = dir.join("index.html");
-    std::fs::write(&index, html::render(&report)?)
+    std::fs::write(&index, html::render(report)?)
         .with_context(|| format!("writing {}", index.display()))?;
-    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(report)?)
         .with_context(|| format!("writing {}", dir.join("report.json").display()))?;
+    Ok(index)
+}
 
-    print_summary(&report, &latency, &metrics.stats, &alerts.stats);
-    let polled: Vec<String> = market_sources
-        .iter()
-        .map(|(market, source)| format!("{market} from {source}"))
-        .collect();
-    println!("sources: {}", polled.join(", "));
-    println!(
-        "lake:    {} events into Iceberg table listing_events ({} already there), listings and market_daily in Glue database {} (docs/lake.md)",
-        curated.events_added, curated.events_duplicate, resources.lake_database
-    );
-    if in_feed != alerts_received.len() {
-        println!(
-            "note: the alert feed holds {in_feed} alerts, the subscriber queue received {}",
-            alerts_received.len()
-        );
+/// How a demo run came about and what went through it.
+struct Outcome<'a> {
+    args: &'a DemoArgs,
+    stack: &'a DemoStack,
+    market_sources: &'a BTreeMap<String, SourceKind>,
+    sim_start: DateTime<Utc>,
+    tally: Tally,
+    run_seconds: f64,
+    /// The curator's first run and its second (which adds nothing).
+    curated: [CurateReport; 2],
+    alerts_in_feed: usize,
+    metrics: &'a MappingStats,
+    alerts: &'a MappingStats,
+    price_drop_threshold_centi_pct: u32,
+}
+
+impl Outcome<'_> {
+    /// The report's account of the run.
+    fn run_info(&self) -> serde_json::Value {
+        let (args, resources, tally) = (self.args, &self.stack.resources, &self.tally);
+        json!({
+            "stack_name": self.stack.prefix,
+            "endpoint": self.stack.local.endpoint,
+            "data_lake_bucket": resources.data_lake_bucket,
+            "lake_database": resources.lake_database,
+            "market_table": resources.market_table,
+            "config_table": resources.config_table,
+            "curated": self.curated,
+            "seed": args.seed,
+            "sim_start": self.sim_start,
+            "markets": args.markets,
+            "market_sources": self.market_sources
+                .iter()
+                .map(|(market, source)| (market.as_str(), source.as_str()))
+                .collect::<BTreeMap<_, _>>(),
+            "listings_per_market": args.listings,
+            "activity": args.activity,
+            "days": args.days,
+            "step_hours": args.step_hours,
+            "poll_times": tally.poll_times,
+            "price_drop_threshold_centi_pct": self.price_drop_threshold_centi_pct,
+            "events_published": tally.events_published,
+            "alerts_received": tally.alerts_received.len(),
+            "alerts_in_feed": self.alerts_in_feed,
+            "metrics_mapping": self.metrics,
+            "alerts_mapping": self.alerts,
+            "run_seconds": self.run_seconds,
+            "polling_seconds": tally.polling.as_secs_f64(),
+            "draining_seconds": tally.draining.as_secs_f64(),
+        })
     }
-    println!();
-    println!("report:   {}", index.display());
-    println!(
-        "stack {prefix} stays up on {} at {} (simulated {} days in {run_seconds:.0} s: {:.0} s polling, {:.0} s draining the streams)",
-        local
-            .emulator
-            .map_or("the given endpoint", EmulatorKind::name),
-        local.endpoint,
-        args.days,
-        polling.as_secs_f64(),
-        draining.as_secs_f64()
-    );
-    println!(
-        "inspect:  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={} aws --endpoint-url {} dynamodb scan --table-name {} --max-items 5",
-        local.stack.region, local.endpoint, resources.market_table
-    );
-    println!(
-        "          ... aws --endpoint-url {} s3 ls --recursive s3://{}/listings/ | head",
-        local.endpoint, resources.data_lake_bucket
-    );
-    println!(
-        "          realty report --market {}",
-        args.markets.first().map_or("nashville-tn", String::as_str)
-    );
-    println!(
-        "serve:    realty serve   (the market API and its dashboard on http://127.0.0.1:8080/; the page asks for `realty api token`)"
-    );
-    println!("stop:     realty down");
-    Ok(())
+
+    /// The lines after the summary table: the sources, the lake, the report, and where the
+    /// stack that stays up can be inspected.
+    fn print_where_to_look(&self, index: &Path) {
+        let (args, local, resources) = (self.args, &self.stack.local, &self.stack.resources);
+        let (prefix, received) = (&self.stack.prefix, self.tally.alerts_received.len());
+        let polled: Vec<String> = self
+            .market_sources
+            .iter()
+            .map(|(market, source)| format!("{market} from {source}"))
+            .collect();
+        println!("sources: {}", polled.join(", "));
+        println!(
+            "lake:    {} events into Iceberg table listing_events ({} already there), listings and market_daily in Glue database {} (docs/lake.md)",
+            self.curated[0].events_added, self.curated[0].events_duplicate, resources.lake_database
+        );
+        if self.alerts_in_feed != received {
+            println!(
+                "note: the alert feed holds {} alerts, the subscriber queue received {received}",
+                self.alerts_in_feed
+            );
+        }
+        println!();
+        println!("report:   {}", index.display());
+        println!(
+            "stack {prefix} stays up on {} at {} (simulated {} days in {:.0} s: {:.0} s polling, {:.0} s draining the streams)",
+            local
+                .emulator
+                .map_or("the given endpoint", EmulatorKind::name),
+            local.endpoint,
+            args.days,
+            self.run_seconds,
+            self.tally.polling.as_secs_f64(),
+            self.tally.draining.as_secs_f64()
+        );
+        println!(
+            "inspect:  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={} aws --endpoint-url {} dynamodb scan --table-name {} --max-items 5",
+            local.stack.region, local.endpoint, resources.market_table
+        );
+        println!(
+            "          ... aws --endpoint-url {} s3 ls --recursive s3://{}/listings/ | head",
+            local.endpoint, resources.data_lake_bucket
+        );
+        println!(
+            "          realty report --market {}",
+            args.markets.first().map_or("nashville-tn", String::as_str)
+        );
+        println!(
+            "serve:    realty serve   (the market API and its dashboard on http://127.0.0.1:8080/; the page asks for `realty api token`)"
+        );
+        println!("stop:     realty down");
+    }
 }
 
 /// Where the simulated days start: `days` before the current hour.
@@ -622,37 +572,6 @@ fn us_markets(markets: &[String]) -> Vec<String> {
     } else {
         us
     }
-}
-
-/// Runs one poll while the mappings keep pumping (as Lambda's pollers run beside the
-/// function that writes the stream), so the latency includes no artificial wait.
-async fn poll_while_pumping<M: StreamFunction, A: StreamFunction>(
-    poller: &Poller<
-        StampedPublisher,
-        realty_aws::adapters::poll_state::S3PollStateStore,
-        realty_aws::adapters::config::DynamoConfigStore,
-        realty_aws::adapters::raw_pages::S3RawPageStore,
-    >,
-    request: &PollRequest,
-    now: DateTime<Utc>,
-    metrics: &mut Mapping<M>,
-    alerts: &mut Mapping<A>,
-) -> Result<PollSummary> {
-    let done = Cell::new(false);
-    let poll = async {
-        let summary = Box::pin(poller.poll(request, now)).await;
-        done.set(true);
-        summary
-    };
-    let pump = async {
-        tokio::try_join!(
-            metrics.poll_shards(|_| done.get()),
-            alerts.poll_shards(|_| done.get()),
-        )
-    };
-    let (summary, pumped) = tokio::join!(poll, pump);
-    pumped?;
-    Ok(summary)
 }
 
 fn print_summary(

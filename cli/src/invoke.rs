@@ -13,6 +13,7 @@ use realty_metrics::ports::MarketStore;
 use realty_poller::config::PollerConfig;
 use realty_poller::run::PollRequest;
 
+use crate::target::Target;
 use crate::{sim, target};
 
 pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Result<()> {
@@ -33,112 +34,125 @@ pub async fn run(function: &str, event_file: &Path, stack: Option<&str>) -> Resu
         .with_context(|| format!("cannot read {}", event_file.display()))?;
     let target = target::resolve(stack).await?;
     match function {
-        "metrics" => {
-            let event: KinesisEvent = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a Kinesis event", event_file.display()))?;
-            let handler = MetricsFunction::new(&target.sdk, &target.resources);
-            refuse_while_left_part_way(&handler.markets, &event).await?;
-            let event = as_replay(event);
-            let (response, outcomes) = Box::pin(handler.handle(event)).await;
-            for outcome in &outcomes {
-                eprintln!("{}", serde_json::to_string(&outcome.stats)?);
-                if let Some(e) = &outcome.error {
-                    eprintln!("batch failed: {e}");
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&response)?);
-            failed_records(
-                response
-                    .batch_item_failures
-                    .iter()
-                    .filter_map(|f| f.item_identifier.as_deref()),
-            )
-        }
-        "poller" => {
-            let request: PollRequest = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a poller event ({{\"markets\": [...]}})",
-                    event_file.display()
-                )
-            })?;
-            // The sources are a running `realty sim serve`, or one started for this call.
-            let (base_url, started) = match sim::running() {
-                Some(url) => (url, None),
-                None => {
-                    let server = realty_sim::SimServer::start(
-                        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-                        sim::config(42, "", &request.markets, Some(1_000))?,
-                    )
-                    .await?;
-                    eprintln!(
-                        "started a simulated market at {} for this poll",
-                        server.base_url()
-                    );
-                    (server.base_url(), Some(server))
-                }
-            };
-            let lookup = |name: &str| -> Option<String> {
-                match name {
-                    "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
-                    "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
-                    // A local simulator needs no politeness; a real API's limit stays the default.
-                    "REALTY_REQUESTS_PER_SECOND" => std::env::var(name).ok().or(Some("200".into())),
-                    other => std::env::var(other).ok(),
-                }
-            };
-            let config = PollerConfig::from_lookup(lookup)?;
-            // The simulator takes any RapidAPI key; RESO wants a token from its token endpoint.
-            let keys = crate::sim::poller_keys(&base_url);
-            let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
-            let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
-            if let Some(server) = started {
-                server.shutdown().await?;
-            }
-            // As the Lambda fails the invocation (the poll could not start), and as a
-            // script wants to know: any market that failed fails the command.
-            if let Some(error) = &summary.error {
-                bail!("the poll failed: {error}");
-            }
-            if summary.failed_markets > 0 {
-                bail!(
-                    "{} market reads failed (their `error` in the summary above)",
-                    summary.failed_markets
-                );
-            }
-            Ok(())
-        }
-        "alerts" => {
-            let event: DynamoDbEvent = serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a DynamoDB stream event", event_file.display())
-            })?;
-            // The thresholds the stack runs with: a deployed stack's parameters (the template's
-            // defaults locally), not the alerts' built-in defaults, which would publish real
-            // alerts to real subscribers under thresholds the stack does not use.
-            let parameters = match stack {
-                Some(name) => realty_infra::stack::deployed_parameters(&target.sdk, name).await?,
-                None => Default::default(),
-            };
-            // The template this CLI was built with, wherever it runs.
-            let template =
-                realty_infra::template::Template::parse(include_str!("../../template.yaml"))?;
-            let config = crate::pipeline::alerts_config_with(&template, &parameters)?;
-            let handler = AlertsFunction::new(&target.sdk, &target.resources, &config);
-            let (response, outcome) = Box::pin(handler.handle(event)).await;
-            eprintln!("{}", serde_json::to_string(&outcome.stats)?);
-            if let Some(e) = &outcome.error {
-                eprintln!("batch failed: {e}");
-            }
-            println!("{}", serde_json::to_string_pretty(&response)?);
-            failed_records(
-                response
-                    .batch_item_failures
-                    .iter()
-                    .filter_map(|f| f.item_identifier.as_deref()),
-            )
-        }
+        "metrics" => invoke_metrics(&text, event_file, &target).await,
+        "poller" => invoke_poller(&text, event_file, &target).await,
+        "alerts" => invoke_alerts(&text, event_file, &target, stack).await,
         other => bail!("no function {other:?}: poller, metrics or alerts"),
     }
+}
+
+/// The metrics handler on a Kinesis event, applied as a replay.
+async fn invoke_metrics(text: &str, event_file: &Path, target: &Target) -> Result<()> {
+    let event: KinesisEvent = serde_json::from_str(text)
+        .with_context(|| format!("{} is not a Kinesis event", event_file.display()))?;
+    let handler = MetricsFunction::new(&target.sdk, &target.resources);
+    refuse_while_left_part_way(&handler.markets, &event).await?;
+    let event = as_replay(event);
+    let (response, outcomes) = Box::pin(handler.handle(event)).await;
+    for outcome in &outcomes {
+        eprintln!("{}", serde_json::to_string(&outcome.stats)?);
+        if let Some(e) = &outcome.error {
+            eprintln!("batch failed: {e}");
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&response)?);
+    failed_records(
+        response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref()),
+    )
+}
+
+/// The poller on a poll request, its sources the simulator (a running `realty sim serve`,
+/// or one started for this call).
+async fn invoke_poller(text: &str, event_file: &Path, target: &Target) -> Result<()> {
+    let request: PollRequest = serde_json::from_str(text).with_context(|| {
+        format!(
+            "{} is not a poller event ({{\"markets\": [...]}})",
+            event_file.display()
+        )
+    })?;
+    // The sources are a running `realty sim serve`, or one started for this call.
+    let (base_url, started) = match sim::running() {
+        Some(url) => (url, None),
+        None => {
+            let server = realty_sim::SimServer::start(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                sim::config(42, "", &request.markets, Some(1_000))?,
+            )
+            .await?;
+            eprintln!(
+                "started a simulated market at {} for this poll",
+                server.base_url()
+            );
+            (server.base_url(), Some(server))
+        }
+    };
+    let lookup = |name: &str| -> Option<String> {
+        match name {
+            "REALTY_ZILLOW_URL" | "REALTY_REALTOR_URL" => Some(base_url.clone()),
+            "REALTY_RESO_URL" => Some(format!("{base_url}/reso/odata")),
+            // A local simulator needs no politeness; a real API's limit stays the default.
+            "REALTY_REQUESTS_PER_SECOND" => std::env::var(name).ok().or(Some("200".into())),
+            other => std::env::var(other).ok(),
+        }
+    };
+    let config = PollerConfig::from_lookup(lookup)?;
+    // The simulator takes any RapidAPI key; RESO wants a token from its token endpoint.
+    let keys = crate::sim::poller_keys(&base_url);
+    let poller = build_poller(&target.sdk, &target.resources, &config, &keys)?;
+    let summary = Box::pin(poller.poll(&request, chrono::Utc::now())).await;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if let Some(server) = started {
+        server.shutdown().await?;
+    }
+    // As the Lambda fails the invocation (the poll could not start), and as a
+    // script wants to know: any market that failed fails the command.
+    if let Some(error) = &summary.error {
+        bail!("the poll failed: {error}");
+    }
+    if summary.failed_markets > 0 {
+        bail!(
+            "{} market reads failed (their `error` in the summary above)",
+            summary.failed_markets
+        );
+    }
+    Ok(())
+}
+
+/// The alerts handler on a DynamoDB stream event, with the thresholds the stack runs with.
+async fn invoke_alerts(
+    text: &str,
+    event_file: &Path,
+    target: &Target,
+    stack: Option<&str>,
+) -> Result<()> {
+    let event: DynamoDbEvent = serde_json::from_str(text)
+        .with_context(|| format!("{} is not a DynamoDB stream event", event_file.display()))?;
+    // The thresholds the stack runs with: a deployed stack's parameters (the template's
+    // defaults locally), not the alerts' built-in defaults, which would publish real
+    // alerts to real subscribers under thresholds the stack does not use.
+    let parameters = match stack {
+        Some(name) => realty_infra::stack::deployed_parameters(&target.sdk, name).await?,
+        None => Default::default(),
+    };
+    // The template this CLI was built with, wherever it runs.
+    let template = realty_infra::template::Template::parse(include_str!("../../template.yaml"))?;
+    let config = crate::pipeline::alerts_config_with(&template, &parameters)?;
+    let handler = AlertsFunction::new(&target.sdk, &target.resources, &config);
+    let (response, outcome) = Box::pin(handler.handle(event)).await;
+    eprintln!("{}", serde_json::to_string(&outcome.stats)?);
+    if let Some(e) = &outcome.error {
+        eprintln!("batch failed: {e}");
+    }
+    println!("{}", serde_json::to_string_pretty(&response)?);
+    failed_records(
+        response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref()),
+    )
 }
 
 /// The shard a replay is applied as: its own journal and applied counts. Under the live

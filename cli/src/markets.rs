@@ -203,52 +203,7 @@ async fn store(stack: &StackArg) -> Result<(DynamoConfigStore, String)> {
 
 pub async fn run(command: MarketsCommand) -> Result<()> {
     match command {
-        MarketsCommand::Add(args) => {
-            let (store, at) = store(&args.stack).await?;
-            let watched = store
-                .load(&month_of(chrono::Utc::now()))
-                .await?
-                .markets
-                .into_iter()
-                .find(|m| m.market == args.market);
-            let was = watched.as_ref().map(describe);
-            let mut market = settings(watched.clone(), args)?;
-            // What a source reads anew, it first reads as the market's inventory, not news.
-            market.watch_from(watched.as_ref(), chrono::Utc::now());
-            // Refused here, before anything is stored, with what to change.
-            if let Err(reason) = market.validate() {
-                match &was {
-                    // A watched market keeps what it is not told to change: say how.
-                    Some(was) => bail!(
-                        "{reason} (watched as {was}: --any-price, --all-home-types and --no-reso-filter drop what the new sources cannot use)"
-                    ),
-                    None => bail!("{reason}"),
-                }
-            }
-            store.put_market(&market).await?;
-            if market.sources.len() > 1 {
-                eprintln!(
-                    "note: {} is polled from {} sources: a home listed on more than one counts once per source in its figures (docs/metrics.md, \"Markets\")",
-                    market.market,
-                    market.sources.len()
-                );
-            }
-            match was {
-                Some(was) if was == describe(&market) => {
-                    println!("{}: unchanged ({at})", market.market);
-                }
-                Some(was) => println!(
-                    "{}: changed from {was} to {} ({at}); the next poll run reads it so",
-                    market.market,
-                    describe(&market)
-                ),
-                None => println!(
-                    "watching {}: {} ({at}); the next poll run reads it",
-                    market.market,
-                    describe(&market)
-                ),
-            }
-        }
+        MarketsCommand::Add(args) => add(args).await?,
         MarketsCommand::Remove { market, stack } => {
             let (store, at) = store(&stack).await?;
             if !store.remove_market(&market).await? {
@@ -261,36 +216,8 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
             let snapshot = store.load(&month_of(chrono::Utc::now())).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&snapshot.markets)?);
-            } else if snapshot.markets.is_empty() {
-                println!("no market watched: add one with `realty markets add nashville-tn`");
             } else {
-                println!("{:<28} {:<22} {:>8}  filter", "market", "sources", "every");
-                for m in &snapshot.markets {
-                    let mut filter = Vec::new();
-                    if m.min_price.is_some() || m.max_price.is_some() {
-                        filter.push(format!(
-                            "{}..{}",
-                            m.min_price.map(|p| format!("${p}")).unwrap_or_default(),
-                            m.max_price.map(|p| format!("${p}")).unwrap_or_default()
-                        ));
-                    }
-                    if !m.home_types.is_empty() {
-                        filter.push(m.home_types.join(","));
-                    }
-                    if let Some(raw) = &m.reso_filter {
-                        filter.push(format!("reso: {raw}"));
-                    }
-                    if !m.rentals {
-                        filter.push("no rentals".to_owned());
-                    }
-                    println!(
-                        "{:<28} {:<22} {:>6} m  {}",
-                        m.market,
-                        m.sources.join(","),
-                        m.poll_every_minutes,
-                        filter.join(" ")
-                    );
-                }
+                print_markets(&snapshot.markets);
             }
         }
         MarketsCommand::Plan { json, stack } => {
@@ -319,6 +246,95 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `realty markets add`: a market watched, or a watched one's settings changed (what it is
+/// not told to change, it keeps).
+async fn add(args: AddArgs) -> Result<()> {
+    let (store, at) = store(&args.stack).await?;
+    let watched = store
+        .load(&month_of(chrono::Utc::now()))
+        .await?
+        .markets
+        .into_iter()
+        .find(|m| m.market == args.market);
+    let was = watched.as_ref().map(describe);
+    let mut market = settings(watched.clone(), args)?;
+    // What a source reads anew, it first reads as the market's inventory, not news.
+    market.watch_from(watched.as_ref(), chrono::Utc::now());
+    // Refused here, before anything is stored, with what to change.
+    if let Err(reason) = market.validate() {
+        match &was {
+            // A watched market keeps what it is not told to change: say how.
+            Some(was) => bail!(
+                "{reason} (watched as {was}: --any-price, --all-home-types and --no-reso-filter drop what the new sources cannot use)"
+            ),
+            None => bail!("{reason}"),
+        }
+    }
+    store.put_market(&market).await?;
+    if market.sources.len() > 1 {
+        eprintln!(
+            "note: {} is polled from {} sources: a home listed on more than one counts once per source in its figures (docs/metrics.md, \"Markets\")",
+            market.market,
+            market.sources.len()
+        );
+    }
+    match was {
+        Some(was) if was == describe(&market) => {
+            println!("{}: unchanged ({at})", market.market);
+        }
+        Some(was) => println!(
+            "{}: changed from {was} to {} ({at}); the next poll run reads it so",
+            market.market,
+            describe(&market)
+        ),
+        None => println!(
+            "watching {}: {} ({at}); the next poll run reads it",
+            market.market,
+            describe(&market)
+        ),
+    }
+    Ok(())
+}
+
+fn print_markets(markets: &[WatchedMarket]) {
+    if markets.is_empty() {
+        println!("no market watched: add one with `realty markets add nashville-tn`");
+        return;
+    }
+    println!("{:<28} {:<22} {:>8}  filter", "market", "sources", "every");
+    for m in markets {
+        println!(
+            "{:<28} {:<22} {:>6} m  {}",
+            m.market,
+            m.sources.join(","),
+            m.poll_every_minutes,
+            filter_of(m)
+        );
+    }
+}
+
+/// What a watched market's reads keep: price range, home types, RESO filter, rentals.
+fn filter_of(m: &WatchedMarket) -> String {
+    let mut filter = Vec::new();
+    if m.min_price.is_some() || m.max_price.is_some() {
+        filter.push(format!(
+            "{}..{}",
+            m.min_price.map(|p| format!("${p}")).unwrap_or_default(),
+            m.max_price.map(|p| format!("${p}")).unwrap_or_default()
+        ));
+    }
+    if !m.home_types.is_empty() {
+        filter.push(m.home_types.join(","));
+    }
+    if let Some(raw) = &m.reso_filter {
+        filter.push(format!("reso: {raw}"));
+    }
+    if !m.rentals {
+        filter.push("no rentals".to_owned());
+    }
+    filter.join(" ")
 }
 
 fn print_plan(plan: &[SourcePlan]) {

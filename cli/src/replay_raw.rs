@@ -53,38 +53,14 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
     if (args.to - args.from).num_days() >= MAX_DAYS {
         bail!("at most {MAX_DAYS} days at a time: split the range");
     }
-    let sources: Vec<SourceKind> = match args.source {
-        Some(source) if !source.is_polled() => {
-            bail!(
-                "{}: the raw layer has no pages of it",
-                source.why_not_polled()
-            )
-        }
-        Some(source) => vec![source],
-        None => vec![
-            SourceKind::Zillow,
-            SourceKind::Realtor,
-            SourceKind::Reso,
-            SourceKind::Avito,
-            SourceKind::Mubawab,
-        ],
-    };
+    let sources = sources_to_read(args.source)?;
     let target = target::resolve(args.stack.as_deref()).await?;
     let s3 = realty_aws::sdk::s3_client(&target.sdk);
     let raw = S3RawPageStore {
         client: s3.clone(),
         bucket: target.resources.data_lake_bucket.clone(),
     };
-    // The keys only are listed up front (for the progress bar); pages are read, parsed and
-    // replayed a day at a time, so memory holds one day's listings whatever the range.
-    let mut days = Vec::new();
-    for day in args.from.iter_days().take_while(|d| *d <= args.to) {
-        let mut keys = Vec::new();
-        for source in &sources {
-            keys.extend(raw.list(&day_prefix(*source, day)).await?);
-        }
-        days.push(keys);
-    }
+    let days = list_days(&raw, &args, &sources).await?;
     let bar = ProgressBar::new(days.iter().map(Vec::len).sum::<usize>() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} pages {per_sec} {eta}")
@@ -121,36 +97,46 @@ pub async fn run(args: ReplayRawArgs) -> Result<()> {
         .await?
     };
     bar.finish_and_clear();
-    println!(
-        "replay-raw {} to {} on {}: {} pages ({} unreadable) in {} reads; {} {} events{}",
-        args.from,
-        args.to,
-        target.description,
-        totals.pages,
-        totals.unreadable,
-        totals.reads,
-        run.verb,
-        totals.events,
-        if args.apply {
-            ""
-        } else {
-            " (dry run: nothing sent; --apply sends them)"
+    totals.report(&args, &target.description, run.verb)
+}
+
+/// The sources whose pages are read: the one asked for, or every polled one.
+fn sources_to_read(source: Option<SourceKind>) -> Result<Vec<SourceKind>> {
+    Ok(match source {
+        Some(source) if !source.is_polled() => {
+            bail!(
+                "{}: the raw layer has no pages of it",
+                source.why_not_polled()
+            )
         }
-    );
-    if totals.failed > 0 {
-        bail!(
-            "{} reads were not replayed whole; running it again sends only what is missing",
-            totals.failed
-        );
+        Some(source) => vec![source],
+        None => vec![
+            SourceKind::Zillow,
+            SourceKind::Realtor,
+            SourceKind::Reso,
+            SourceKind::Avito,
+            SourceKind::Mubawab,
+        ],
+    })
+}
+
+/// The keys of each day's pages. The keys only are listed up front (for the progress bar);
+/// pages are read, parsed and replayed a day at a time, so memory holds one day's listings
+/// whatever the range.
+async fn list_days(
+    raw: &S3RawPageStore,
+    args: &ReplayRawArgs,
+    sources: &[SourceKind],
+) -> Result<Vec<Vec<String>>> {
+    let mut days = Vec::new();
+    for day in args.from.iter_days().take_while(|d| *d <= args.to) {
+        let mut keys = Vec::new();
+        for source in sources {
+            keys.extend(raw.list(&day_prefix(*source, day)).await?);
+        }
+        days.push(keys);
     }
-    if totals.unreadable > 0 {
-        return Err(anyhow::anyhow!(
-            "{} pages could not be read",
-            totals.unreadable
-        ))
-        .context("see the lines above");
-    }
-    Ok(())
+    Ok(days)
 }
 
 /// What a run did, over every day.
@@ -168,6 +154,43 @@ struct Run<'a> {
     bar: &'a ProgressBar,
     verb: &'static str,
     started_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Totals {
+    /// The run's line; an error when a read was not replayed whole or a page was
+    /// unreadable.
+    fn report(&self, args: &ReplayRawArgs, target: &str, verb: &str) -> Result<()> {
+        println!(
+            "replay-raw {} to {} on {}: {} pages ({} unreadable) in {} reads; {} {} events{}",
+            args.from,
+            args.to,
+            target,
+            self.pages,
+            self.unreadable,
+            self.reads,
+            verb,
+            self.events,
+            if args.apply {
+                ""
+            } else {
+                " (dry run: nothing sent; --apply sends them)"
+            }
+        );
+        if self.failed > 0 {
+            bail!(
+                "{} reads were not replayed whole; running it again sends only what is missing",
+                self.failed
+            );
+        }
+        if self.unreadable > 0 {
+            return Err(anyhow::anyhow!(
+                "{} pages could not be read",
+                self.unreadable
+            ))
+            .context("see the lines above");
+        }
+        Ok(())
+    }
 }
 
 impl Run<'_> {

@@ -85,41 +85,81 @@ fn pct(v: Option<f64>) -> String {
 }
 
 fn print_text(r: &MarketReport) {
-    let f = &r.live;
-    let t = &r.trends;
-    let currency = r.units.currency;
-    let money = |v: Option<f64>| amount(v, currency);
-    // Per square metre outside the US (the metrics keep sqft; see `PerSquareMetre`).
-    let (unit, per_area_price, per_area_rent) = match (&r.per_square_metre, r.units.area) {
-        (Some(per), AreaUnit::Sqm) => ("m²", per.median_price, per.median_rent),
-        _ => ("sqft", f.median_price_per_sqft, f.median_rent_per_sqft),
-    };
-    let per_area = |v: Option<f64>| match (v.filter(|v| v.is_finite()), currency) {
-        (Some(v), Some("USD")) => format!("${v:.2}"),
-        (Some(v), Some(currency)) => format!("{v:.2} {currency}"),
-        (Some(v), None) => format!("{v:.2}"),
-        (None, _) => "-".into(),
-    };
+    let units = Units::of(r);
     println!(
         "{} ({})  as of {}",
         r.market,
         r.scope_key,
-        f.as_of.map_or("-".into(), |t| t.to_rfc3339())
+        r.live.as_of.map_or("-".into(), |t| t.to_rfc3339())
     );
     println!(
-        "  amounts in                  {}, areas in {unit}",
-        currency.unwrap_or("the market's currency (not known to this build)")
+        "  amounts in                  {}, areas in {}",
+        units
+            .currency
+            .unwrap_or("the market's currency (not known to this build)"),
+        units.area
     );
+    print_listings(r, &units);
+    print_rents(r, &units);
+    print_trends(r, &units);
+}
+
+/// How a report's amounts and areas are written.
+struct Units<'a> {
+    currency: Option<&'a str>,
+    /// Per square metre outside the US (the metrics keep sqft; see `PerSquareMetre`).
+    area: &'static str,
+    median_price_per_area: Option<f64>,
+    median_rent_per_area: Option<f64>,
+}
+
+impl<'a> Units<'a> {
+    fn of(r: &'a MarketReport) -> Self {
+        let f = &r.live;
+        let (area, median_price_per_area, median_rent_per_area) =
+            match (&r.per_square_metre, r.units.area) {
+                (Some(per), AreaUnit::Sqm) => ("m²", per.median_price, per.median_rent),
+                _ => ("sqft", f.median_price_per_sqft, f.median_rent_per_sqft),
+            };
+        Self {
+            currency: r.units.currency,
+            area,
+            median_price_per_area,
+            median_rent_per_area,
+        }
+    }
+
+    fn money(&self, v: Option<f64>) -> String {
+        amount(v, self.currency)
+    }
+
+    fn per_area(&self, v: Option<f64>) -> String {
+        match (v.filter(|v| v.is_finite()), self.currency) {
+            (Some(v), Some("USD")) => format!("${v:.2}"),
+            (Some(v), Some(currency)) => format!("{v:.2} {currency}"),
+            (Some(v), None) => format!("{v:.2}"),
+            (None, _) => "-".into(),
+        }
+    }
+}
+
+/// The listings: counts, prices, days on market, the day's and week's changes, cuts.
+fn print_listings(r: &MarketReport, units: &Units<'_>) {
+    let f = &r.live;
     println!(
         "  active / pending listings   {} / {}",
         f.active_listings, f.pending_listings
     );
     println!(
         "  median / average price      {} / {}",
-        money(f.median_price),
-        money(f.average_price)
+        units.money(f.median_price),
+        units.money(f.average_price)
     );
-    println!("  median price per {unit:<11}{}", per_area(per_area_price));
+    println!(
+        "  median price per {:<11}{}",
+        units.area,
+        units.per_area(units.median_price_per_area)
+    );
     println!(
         "  median days on market       {}",
         f.median_days_on_market
@@ -146,11 +186,17 @@ fn print_text(r: &MarketReport) {
         f.average_cut_pct_7d
             .map_or("-".into(), |p| format!("{p:.1}%"))
     );
+}
+
+/// Rentals, rents and gross yields, overall and by bedrooms.
+fn print_rents(r: &MarketReport, units: &Units<'_>) {
+    let f = &r.live;
     println!(
-        "  rentals / median rent       {} / {} a month ({} per {unit})",
+        "  rentals / median rent       {} / {} a month ({} per {})",
         f.active_rentals,
-        money(f.median_rent),
-        per_area(per_area_rent)
+        units.money(f.median_rent),
+        units.per_area(units.median_rent_per_area),
+        units.area
     );
     let basis = match f.yield_basis {
         Some(YieldBasis::MarketRents) => " (market rents by bedrooms)",
@@ -168,18 +214,26 @@ fn print_text(r: &MarketReport) {
             "    {:>2} bedrooms             {} rentals at {}, {} for sale at {}: yield {}",
             b.bedrooms.label(),
             b.rentals,
-            money(b.median_rent),
+            units.money(b.median_rent),
             b.sale_listings,
-            money(b.median_price),
+            units.money(b.median_price),
             b.gross_yield
                 .map_or("-".into(), |y| format!("{:.2}%", y * 100.0))
         );
     }
-    println!("  anomalies (price per area)  {}", f.anomalous_listings);
+}
+
+/// Anomalies, the price's moving averages and trends, and the snapshots kept.
+fn print_trends(r: &MarketReport, units: &Units<'_>) {
+    let t = &r.trends;
+    println!(
+        "  anomalies (price per area)  {}",
+        r.live.anomalous_listings
+    );
     println!(
         "  median price MA 7d / 30d    {} / {}",
-        money(t.median_price_ma_7d),
-        money(t.median_price_ma_30d)
+        units.money(t.median_price_ma_7d),
+        units.money(t.median_price_ma_30d)
     );
     println!(
         "  median price trend 7d / 30d {} / {}",

@@ -226,25 +226,11 @@ pub(crate) fn listing_of_type(
     used_lines: &mut HashSet<String>,
 ) -> SimListing {
     let profile = ctx.profile;
-    let zip_weights: Vec<f64> = ctx.zips.iter().map(|z| z.weight).collect();
-    let zip = &ctx.zips[weighted_index(rng, &zip_weights)];
-
-    let latitude = round6(zip.latitude + 0.011 * normal(rng));
-    let longitude = round6(zip.longitude + 0.011 * normal(rng) / zip.latitude.to_radians().cos());
-
+    let (zip, latitude, longitude) = location(ctx, rng);
     let living_area_sqft = living_area(rng, profile, property_type);
-
     let (beds, baths_full, baths_half) = rooms(rng, property_type, living_area_sqft);
     let lot_acres = lot_acres(rng, profile, property_type);
-    let year_built = (property_type != PropertyType::Land).then(|| {
-        let (first, last) = profile.year_built;
-        if rng.random::<f64>() < 0.05 {
-            last
-        } else {
-            rng.random_range(first..=last)
-        }
-    });
-
+    let year_built = year_built(rng, profile, property_type);
     let fair_value = ctx.price_scale
         * fair_value(
             rng,
@@ -254,27 +240,12 @@ pub(crate) fn listing_of_type(
             lot_acres,
             zip,
         );
-    let overpricing = (0.06 * normal(rng)).exp();
-    let mut list_price = nice_price(fair_value * overpricing, charm(rng));
-    // A few cheap-market listings carry an auction placeholder price, as in the real feeds
-    // (a Syracuse house "for sale" at $1,000).
-    let placeholder_price = profile.median_list_price < 300_000
-        && property_type != PropertyType::Land
-        && rng.random::<f64>() < 0.003;
-    if placeholder_price {
-        list_price = if rng.random::<bool>() { 1_000 } else { 10_000 };
-    }
-    let rent_estimate = (property_type != PropertyType::Land).then(|| {
-        let type_factor = match property_type {
-            PropertyType::MultiFamily => 1.25,
-            PropertyType::Condo => 1.05,
-            PropertyType::Manufactured => 1.15,
-            _ => 1.0,
-        };
-        (fair_value * profile.gross_rent_yield * type_factor / 12.0 * lognormal(rng, 1.0, 0.12))
-            .round()
-            .max(300.0) as u32
-    });
+    let Asking {
+        overpricing,
+        list_price,
+        placeholder_price,
+    } = Asking::draw(rng, profile, property_type, fair_value);
+    let rent_estimate = rent_estimate(rng, profile, property_type, fair_value);
     let value_estimate =
         Some(((fair_value * lognormal(rng, 1.0, 0.05)) / 100.0).round() as u64 * 100);
 
@@ -316,6 +287,85 @@ pub(crate) fn listing_of_type(
         placeholder_price,
         derived,
     }
+}
+
+/// A listing's ZIP area, drawn by the areas' weights, and its coordinates near the area's
+/// centre.
+fn location<'a>(ctx: &MarketContext<'a>, rng: &mut ChaCha8Rng) -> (&'a ZipArea, f64, f64) {
+    let zip_weights: Vec<f64> = ctx.zips.iter().map(|z| z.weight).collect();
+    let zip = &ctx.zips[weighted_index(rng, &zip_weights)];
+    let latitude = round6(zip.latitude + 0.011 * normal(rng));
+    let longitude = round6(zip.longitude + 0.011 * normal(rng) / zip.latitude.to_radians().cos());
+    (zip, latitude, longitude)
+}
+
+/// The year built, within the market's range (a few brand new); none for land.
+fn year_built(
+    rng: &mut ChaCha8Rng,
+    profile: &MarketProfile,
+    property_type: PropertyType,
+) -> Option<u16> {
+    (property_type != PropertyType::Land).then(|| {
+        let (first, last) = profile.year_built;
+        if rng.random::<f64>() < 0.05 {
+            last
+        } else {
+            rng.random_range(first..=last)
+        }
+    })
+}
+
+/// A new listing's asking price against its fair value.
+struct Asking {
+    overpricing: f64,
+    list_price: u64,
+    placeholder_price: bool,
+}
+
+impl Asking {
+    fn draw(
+        rng: &mut ChaCha8Rng,
+        profile: &MarketProfile,
+        property_type: PropertyType,
+        fair_value: f64,
+    ) -> Self {
+        let overpricing = (0.06 * normal(rng)).exp();
+        let mut list_price = nice_price(fair_value * overpricing, charm(rng));
+        // A few cheap-market listings carry an auction placeholder price, as in the real
+        // feeds (a Syracuse house "for sale" at $1,000).
+        let placeholder_price = profile.median_list_price < 300_000
+            && property_type != PropertyType::Land
+            && rng.random::<f64>() < 0.003;
+        if placeholder_price {
+            list_price = if rng.random::<bool>() { 1_000 } else { 10_000 };
+        }
+        Self {
+            overpricing,
+            list_price,
+            placeholder_price,
+        }
+    }
+}
+
+/// The monthly rent the listing would fetch, from its fair value and the market's gross
+/// yield; none for land.
+fn rent_estimate(
+    rng: &mut ChaCha8Rng,
+    profile: &MarketProfile,
+    property_type: PropertyType,
+    fair_value: f64,
+) -> Option<u32> {
+    (property_type != PropertyType::Land).then(|| {
+        let type_factor = match property_type {
+            PropertyType::MultiFamily => 1.25,
+            PropertyType::Condo => 1.05,
+            PropertyType::Manufactured => 1.15,
+            _ => 1.0,
+        };
+        (fair_value * profile.gross_rent_yield * type_factor / 12.0 * lognormal(rng, 1.0, 0.12))
+            .round()
+            .max(300.0) as u32
+    })
 }
 
 fn living_area(
@@ -538,54 +588,10 @@ fn derive_strings(
 ) -> Derived {
     let profile = ctx.profile;
     let line = address.line();
-    let zillow_street = match &address.unit {
-        Some((label, number)) => {
-            let label = if *label == "#" {
-                "#".to_owned()
-            } else {
-                label.to_uppercase()
-            };
-            format!(
-                "{} {} {label} {number}",
-                address.street_number, address.street
-            )
-        }
-        None => format!("{} {}", address.street_number, address.street),
-    };
     let undisclosed = property_type == PropertyType::Land
         && quirk_fraction(quirks, quirk::UNDISCLOSED_ADDRESS, 0.25);
-    let (zillow_address, zillow_detail_url) = if undisclosed {
-        (
-            format!(
-                "(undisclosed Address), {}, {} {}",
-                profile.city, profile.state, address.zip
-            ),
-            format!(
-                "/homedetails/{}/{zpid}_zpid/",
-                dashed(
-                    &format!("{} {} {}", profile.city, profile.state, address.zip),
-                    LetterCase::Kept
-                )
-            ),
-        )
-    } else {
-        (
-            format!(
-                "{zillow_street}, {}, {} {}",
-                profile.city, profile.state, address.zip
-            ),
-            format!(
-                "/homedetails/{}/{zpid}_zpid/",
-                dashed(
-                    &format!(
-                        "{zillow_street} {} {} {}",
-                        profile.city, profile.state, address.zip
-                    ),
-                    LetterCase::Kept
-                )
-            ),
-        )
-    };
+    let (zillow_address, zillow_detail_url) =
+        zillow_address_and_url(profile, address, zpid, undisclosed);
     let zillow_unit = address.unit.as_ref().map(|(label, number)| {
         if *label == "#" {
             format!("# {number}")
@@ -624,6 +630,58 @@ fn derive_strings(
         street_name,
         street_suffix,
         street_dir_suffix,
+    }
+}
+
+/// Zillow's address of a listing and its detail page's path: the street line, or, for an
+/// undisclosed address, the city alone.
+fn zillow_address_and_url(
+    profile: &MarketProfile,
+    address: &Address,
+    zpid: u64,
+    undisclosed: bool,
+) -> (String, String) {
+    let place = format!("{}, {} {}", profile.city, profile.state, address.zip);
+    let detail_url = |words: &str| {
+        format!(
+            "/homedetails/{}/{zpid}_zpid/",
+            dashed(words, LetterCase::Kept)
+        )
+    };
+    if undisclosed {
+        return (
+            format!("(undisclosed Address), {place}"),
+            detail_url(&format!(
+                "{} {} {}",
+                profile.city, profile.state, address.zip
+            )),
+        );
+    }
+    let street = zillow_street(address);
+    (
+        format!("{street}, {place}"),
+        detail_url(&format!(
+            "{street} {} {} {}",
+            profile.city, profile.state, address.zip
+        )),
+    )
+}
+
+/// The street line as Zillow writes it: the unit's label in capitals (`#` kept).
+fn zillow_street(address: &Address) -> String {
+    match &address.unit {
+        Some((label, number)) => {
+            let label = if *label == "#" {
+                "#".to_owned()
+            } else {
+                label.to_uppercase()
+            };
+            format!(
+                "{} {} {label} {number}",
+                address.street_number, address.street
+            )
+        }
+        None => format!("{} {}", address.street_number, address.street),
     }
 }
 

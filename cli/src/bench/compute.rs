@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use realty_metrics::aggregate::Scope;
+use realty_metrics::aggregate::rents::YieldBasis;
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::process::{InputRecord, process_batch};
-use realty_metrics::aggregate::rents::YieldBasis;
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).

@@ -15,7 +15,7 @@ use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use realty_aws::adapters::kinesis::KinesisPublisher;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_infra::provision::ProvisionedStack;
-use realty_infra::runner;
+use realty_infra::runner::{self, Mapping, MappingStats};
 use realty_infra::template::Template;
 use realty_model::config::StackResources;
 use realty_model::listing::ListingEvent;
@@ -23,7 +23,9 @@ use realty_poller::ports::EventPublisher;
 
 use super::calls::CallCounter;
 use crate::html::LatencySummary;
-use crate::pipeline::{self, PipelineSdks, SentAt, StampedPublisher, StreamMappings};
+use crate::pipeline::{
+    self, AlertsHandler, MetricsHandler, PipelineSdks, SentAt, StampedPublisher, StreamMappings,
+};
 
 /// Records per PutRecords call (the API's limit, as the poller sends them).
 const PUT_RECORDS_MAX: usize = 500;
@@ -101,6 +103,31 @@ impl Pipeline {
     /// events per second) while the mappings run the handlers, until every event went
     /// through metrics and every alert was published.
     pub async fn run(&mut self, events: &[ListingEvent], pace: Option<f64>) -> Result<PipelineRun> {
+        self.forget_previous_runs();
+        let metrics_before = self.mappings.metrics.stats.clone();
+        let alerts_before = self.mappings.alerts.stats.clone();
+        let target = metrics_before.records_succeeded + events.len();
+        let publisher = &self.publisher;
+        let StreamMappings {
+            metrics, alerts, ..
+        } = &mut self.mappings;
+        let started = Instant::now();
+        let produced = Cell::new(false);
+        let produce = async {
+            let result = put_events(publisher, events, pace, started).await;
+            produced.set(true);
+            result
+        };
+        let consume = run_handlers(metrics, alerts, &produced, target);
+        let (produced_result, consumed) = tokio::join!(produce, consume);
+        produced_result?;
+        consumed?;
+        let elapsed = started.elapsed();
+        self.measured(events.len(), elapsed, &metrics_before, &alerts_before)
+    }
+
+    /// The counts, stamps and latencies of earlier runs, forgotten.
+    fn forget_previous_runs(&self) {
         self.counter.reset();
         if let Ok(mut sent) = self.sent.lock() {
             sent.clear();
@@ -111,65 +138,18 @@ impl Pipeline {
         if let Ok(mut stages) = self.mappings.metrics_stages.lock() {
             stages.clear();
         }
-        let metrics_before = self.mappings.metrics.stats.clone();
-        let alerts_before = self.mappings.alerts.stats.clone();
-        let target = metrics_before.records_succeeded + events.len();
-        // Paced: a quarter second's worth of events at a time.
-        let chunk = pace.map_or(PUT_RECORDS_MAX, |rate| {
-            ((rate / 4.0).round() as usize).clamp(1, PUT_RECORDS_MAX)
-        });
-        let publisher = &self.publisher;
-        let StreamMappings {
-            metrics, alerts, ..
-        } = &mut self.mappings;
-        let started = Instant::now();
-        let produced = Cell::new(false);
-        // One producer, chunk after chunk, so pacing holds the rate.
-        let produce = async {
-            let result = async {
-                for (i, chunk) in events.chunks(chunk).enumerate() {
-                    if let Some(rate) = pace {
-                        let due = Duration::from_secs_f64((i * chunk.len()) as f64 / rate);
-                        tokio::time::sleep_until((started + due).into()).await;
-                    }
-                    let failures = publisher.publish(chunk).await?;
-                    if let Some(f) = failures.first() {
-                        bail!(
-                            "{} events were not put on the stream: {}",
-                            failures.len(),
-                            f.error
-                        );
-                    }
-                }
-                Ok(())
-            }
-            .await;
-            produced.set(true);
-            result
-        };
-        // The two mappings poll and invoke independently, as Lambda's do: an alerts batch
-        // does not hold up the next metrics batch, nor the other way round.
-        let metrics_done = Cell::new(false);
-        let consume = async {
-            let run_metrics = async {
-                let result = metrics
-                    .poll_shards(|stats| produced.get() && stats.records_succeeded >= target)
-                    .await;
-                metrics_done.set(true);
-                result
-            };
-            let run_alerts = alerts.poll_shards(|_| metrics_done.get());
-            let (metrics_result, alerts_result) = tokio::join!(run_metrics, run_alerts);
-            metrics_result?;
-            alerts_result?;
-            // Every event went through metrics; let the alerts catch up.
-            runner::drain(metrics, alerts).await?;
-            Ok::<_, anyhow::Error>(())
-        };
-        let (produced_result, consumed) = tokio::join!(produce, consume);
-        produced_result?;
-        consumed?;
-        let elapsed = started.elapsed();
+    }
+
+    /// What the run that ended after `elapsed` measured, from the mappings' counters
+    /// (against theirs `before` it) and the calls counted; an error if any record was
+    /// discarded.
+    fn measured(
+        &self,
+        events: usize,
+        elapsed: Duration,
+        metrics_before: &MappingStats,
+        alerts_before: &MappingStats,
+    ) -> Result<PipelineRun> {
         let (metrics, alerts) = (&self.mappings.metrics.stats, &self.mappings.alerts.stats);
         if metrics.records_discarded + alerts.records_discarded > 0 {
             bail!(
@@ -185,7 +165,7 @@ impl Pipeline {
             &self.mappings.metrics_stages,
         )?;
         Ok(PipelineRun {
-            events: events.len(),
+            events,
             elapsed,
             alerts: latencies.len(),
             latency: LatencySummary::of(&latencies),
@@ -207,6 +187,59 @@ impl Pipeline {
     }
 }
 
+/// One producer, chunk after chunk, so pacing holds the rate: paced, a quarter second's
+/// worth of events at a time.
+async fn put_events(
+    publisher: &StampedPublisher,
+    events: &[ListingEvent],
+    pace: Option<f64>,
+    started: Instant,
+) -> Result<()> {
+    let chunk = pace.map_or(PUT_RECORDS_MAX, |rate| {
+        ((rate / 4.0).round() as usize).clamp(1, PUT_RECORDS_MAX)
+    });
+    for (i, chunk) in events.chunks(chunk).enumerate() {
+        if let Some(rate) = pace {
+            let due = Duration::from_secs_f64((i * chunk.len()) as f64 / rate);
+            tokio::time::sleep_until((started + due).into()).await;
+        }
+        let failures = publisher.publish(chunk).await?;
+        if let Some(f) = failures.first() {
+            bail!(
+                "{} events were not put on the stream: {}",
+                failures.len(),
+                f.error
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The two mappings poll and invoke independently, as Lambda's do (an alerts batch does
+/// not hold up the next metrics batch, nor the other way round), until every event is
+/// `produced` and `target` records went through metrics; then the alerts catch up.
+async fn run_handlers(
+    metrics: &mut Mapping<MetricsHandler>,
+    alerts: &mut Mapping<AlertsHandler>,
+    produced: &Cell<bool>,
+    target: usize,
+) -> Result<()> {
+    let metrics_done = Cell::new(false);
+    let run_metrics = async {
+        let result = metrics
+            .poll_shards(|stats| produced.get() && stats.records_succeeded >= target)
+            .await;
+        metrics_done.set(true);
+        result
+    };
+    let run_alerts = alerts.poll_shards(|_| metrics_done.get());
+    let (metrics_result, alerts_result) = tokio::join!(run_metrics, run_alerts);
+    metrics_result?;
+    alerts_result?;
+    runner::drain(metrics, alerts).await?;
+    Ok(())
+}
+
 /// The emulator's ceiling: `encoded` put with PutRecords (one producer, 500 a call) and
 /// read back with GetRecords from every shard at once, on a new stream of `shards` shards.
 pub async fn emulator_ceiling(
@@ -216,31 +249,7 @@ pub async fn emulator_ceiling(
     encoded: &[Vec<u8>],
 ) -> Result<Duration> {
     let kinesis = aws_sdk_kinesis::Client::new(sdk);
-    kinesis
-        .create_stream()
-        .stream_name(stream_name)
-        .shard_count(shards)
-        .send()
-        .await
-        .context("creating the ceiling's stream")?;
-    let shard_ids = loop {
-        let description = kinesis
-            .describe_stream()
-            .stream_name(stream_name)
-            .send()
-            .await
-            .context("describing the ceiling's stream")?
-            .stream_description
-            .context("DescribeStream returned no description")?;
-        if description.stream_status == aws_sdk_kinesis::types::StreamStatus::Active {
-            break description
-                .shards
-                .into_iter()
-                .map(|s| s.shard_id)
-                .collect::<Vec<_>>();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let shard_ids = create_stream(&kinesis, stream_name, shards).await?;
     let mut iterators = Vec::new();
     for shard in &shard_ids {
         iterators.push(
@@ -256,58 +265,10 @@ pub async fn emulator_ceiling(
         );
     }
     let started = Instant::now();
-    let produce = async {
-        for (chunk_index, chunk) in encoded.chunks(PUT_RECORDS_MAX).enumerate() {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, data)| {
-                    PutRecordsRequestEntry::builder()
-                        .partition_key(format!("k{}", chunk_index * PUT_RECORDS_MAX + i))
-                        .data(Blob::new(data.clone()))
-                        .build()
-                        .context("a PutRecords entry")
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let out = kinesis
-                .put_records()
-                .stream_name(stream_name)
-                .set_records(Some(entries))
-                .send()
-                .await
-                .context("PutRecords")?;
-            if out.failed_record_count.unwrap_or(0) > 0 {
-                bail!("the emulator refused records of a bare PutRecords");
-            }
-        }
-        Ok(())
-    };
-    let consume = async {
-        let mut read = 0usize;
-        while read < encoded.len() {
-            let mut got = 0;
-            for iterator in &mut iterators {
-                let Some(current) = iterator.clone() else {
-                    continue;
-                };
-                let out = kinesis
-                    .get_records()
-                    .shard_iterator(current)
-                    .limit(10_000)
-                    .send()
-                    .await
-                    .context("GetRecords")?;
-                got += out.records.len();
-                *iterator = out.next_shard_iterator;
-            }
-            read += got;
-            if got == 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    let (produced, consumed) = tokio::join!(produce, consume);
+    let (produced, consumed) = tokio::join!(
+        put_bare(&kinesis, stream_name, encoded),
+        read_bare(&kinesis, iterators, encoded.len())
+    );
     produced?;
     consumed?;
     let elapsed = started.elapsed();
@@ -318,4 +279,96 @@ pub async fn emulator_ceiling(
         .await
         .context("deleting the ceiling's stream")?;
     Ok(elapsed)
+}
+
+/// Creates the ceiling's stream and waits until it is active; returns its shards' ids.
+async fn create_stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream_name: &str,
+    shards: i32,
+) -> Result<Vec<String>> {
+    kinesis
+        .create_stream()
+        .stream_name(stream_name)
+        .shard_count(shards)
+        .send()
+        .await
+        .context("creating the ceiling's stream")?;
+    loop {
+        let description = kinesis
+            .describe_stream()
+            .stream_name(stream_name)
+            .send()
+            .await
+            .context("describing the ceiling's stream")?
+            .stream_description
+            .context("DescribeStream returned no description")?;
+        if description.stream_status == aws_sdk_kinesis::types::StreamStatus::Active {
+            return Ok(description.shards.into_iter().map(|s| s.shard_id).collect());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `encoded` put with bare PutRecords calls, [`PUT_RECORDS_MAX`] a call.
+async fn put_bare(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream_name: &str,
+    encoded: &[Vec<u8>],
+) -> Result<()> {
+    for (chunk_index, chunk) in encoded.chunks(PUT_RECORDS_MAX).enumerate() {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{}", chunk_index * PUT_RECORDS_MAX + i))
+                    .data(Blob::new(data.clone()))
+                    .build()
+                    .context("a PutRecords entry")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = kinesis
+            .put_records()
+            .stream_name(stream_name)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .context("PutRecords")?;
+        if out.failed_record_count.unwrap_or(0) > 0 {
+            bail!("the emulator refused records of a bare PutRecords");
+        }
+    }
+    Ok(())
+}
+
+/// GetRecords from every shard in turn until `count` records were read.
+async fn read_bare(
+    kinesis: &aws_sdk_kinesis::Client,
+    mut iterators: Vec<Option<String>>,
+    count: usize,
+) -> Result<()> {
+    let mut read = 0usize;
+    while read < count {
+        let mut got = 0;
+        for iterator in &mut iterators {
+            let Some(current) = iterator.clone() else {
+                continue;
+            };
+            let out = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .context("GetRecords")?;
+            got += out.records.len();
+            *iterator = out.next_shard_iterator;
+        }
+        read += got;
+        if got == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(())
 }

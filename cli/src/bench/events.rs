@@ -164,102 +164,144 @@ pub fn generate_every(
     spread: Spread,
     interval: Duration,
 ) -> Vec<ListingEvent> {
-    let markets = markets(spread);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // Listed now: (listing, still shown). A fifth of the events are first sightings.
-    let mut live: Vec<Listing> = Vec::new();
-    let mut next_id: u64 = 1;
-    let mut events = Vec::with_capacity(count);
-    let poll_id = |at: DateTime<Utc>| format!("poll-bench-{}", at.format("%Y-%m-%dT%H"));
+    let mut generator = Generator {
+        markets: markets(spread),
+        rng: ChaCha8Rng::seed_from_u64(seed),
+        live: Vec::new(),
+        next_id: 1,
+        events: Vec::with_capacity(count),
+    };
     for i in 0..count {
-        let at = start_time() + interval * i as i32;
-        let first_sight = live.len() < 50 || rng.random_bool(0.2);
+        generator.next_event(start_time() + interval * i as i32);
+    }
+    generator.events
+}
+
+/// The events as they are drawn, one after the other from one random stream.
+struct Generator {
+    markets: Vec<Market>,
+    rng: ChaCha8Rng,
+    /// Listed now: (listing, still shown). A fifth of the events are first sightings.
+    live: Vec<Listing>,
+    next_id: u64,
+    events: Vec<ListingEvent>,
+}
+
+fn poll_id(at: DateTime<Utc>) -> String {
+    format!("poll-bench-{}", at.format("%Y-%m-%dT%H"))
+}
+
+impl Generator {
+    /// The event observed `at`: a first sighting, a delisting, or a change of a live
+    /// listing (its status, its rent estimate or its price).
+    fn next_event(&mut self, at: DateTime<Utc>) {
+        let rng = &mut self.rng;
+        let first_sight = self.live.len() < 50 || rng.random_bool(0.2);
         if first_sight {
-            let listing = new_listing(&mut rng, &markets, next_id, at);
-            next_id += 1;
-            live.push(listing.clone());
-            events.push(ListingEvent::new_listing(listing, poll_id(at)));
-            continue;
+            self.list_new(at);
+            return;
         }
-        let index = rng.random_range(0..live.len());
+        let index = rng.random_range(0..self.live.len());
         let roll: f64 = rng.random();
         if roll < 0.05 {
             // Gone from the source.
-            let last_seen = live.swap_remove(index);
-            events.push(ListingEvent::delisted(last_seen, at, poll_id(at)));
-            continue;
+            let last_seen = self.live.swap_remove(index);
+            self.events
+                .push(ListingEvent::delisted(last_seen, at, poll_id(at)));
+            return;
         }
-        let previous = live[index].clone();
+        let previous = self.live[index].clone();
         let mut current = previous.clone();
         current.observed_at = at;
         if roll < 0.12 {
-            // Through the market: under contract, sold or withdrawn (a rental leased), and
-            // some back on the market a little cheaper, which counts as a new listing, not a
-            // cut (as one coming soon that goes on sale counts when it does).
-            current.status = match (previous.offer, previous.status) {
-                (Offer::Rent, ListingStatus::Active) => ListingStatus::OffMarket,
-                (_, ListingStatus::Active) if rng.random_bool(0.2) => ListingStatus::OffMarket,
-                (_, ListingStatus::Active) => ListingStatus::Pending,
-                (_, ListingStatus::Pending | ListingStatus::UnderContract) => ListingStatus::Sold,
-                _ => ListingStatus::Active,
-            };
-            let back = matches!(
-                previous.status,
-                ListingStatus::Sold | ListingStatus::OffMarket
-            );
-            if back && previous.offer == Offer::Sale {
-                current.previous_price_minor = Some(previous.price_minor);
-                current.price_minor =
-                    round_dollars(previous.price_minor as f64 * rng.random_range(0.90..0.98));
-            }
+            through_the_market(rng, &previous, &mut current);
         } else if roll < 0.20 {
             current.rent_estimate_minor = Some(rent_estimate(
                 previous.price_minor,
                 rng.random_range(0.004..0.008),
             ));
         } else {
-            // A price change: mostly small cuts, some rises, a few deep cuts (price-drop
-            // alerts at the template's 15 %).
-            let factor = if roll < 0.23 {
-                rng.random_range(0.70..0.84)
-            } else if roll < 0.85 {
-                rng.random_range(0.90..0.99)
-            } else {
-                rng.random_range(1.01..1.06)
-            };
-            current.previous_price_minor = Some(previous.price_minor);
-            current.price_minor = round_dollars(previous.price_minor as f64 * factor);
-            if current.offer == Offer::Rent {
-                // A rent cut never below the pipeline's floor for a rent (a placeholder).
-                current.price_minor = current
-                    .price_minor
-                    .max(MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR);
-            }
+            change_price(rng, roll, &previous, &mut current);
         }
-        match ListingEvent::changed(&previous, current.clone(), poll_id(at)) {
-            Some(event) => {
-                // Most sold or withdrawn listings are gone for good; some come back.
-                let off = matches!(
-                    current.status,
-                    ListingStatus::Sold | ListingStatus::OffMarket
-                );
-                if off && !rng.random_bool(0.3) {
-                    live.swap_remove(index);
-                } else {
-                    live[index] = current;
-                }
-                events.push(event);
-            }
-            // Nothing tracked changed (a price rounding to itself): list someone new instead.
-            None => {
-                let listing = new_listing(&mut rng, &markets, next_id, at);
-                next_id += 1;
-                live.push(listing.clone());
-                events.push(ListingEvent::new_listing(listing, poll_id(at)));
-            }
-        }
+        self.record_change(index, &previous, current, at);
     }
-    events
+
+    /// The change from `previous` to `current` of the live listing at `index`, as an
+    /// event; when nothing tracked changed (a price rounding to itself), someone new is
+    /// listed instead.
+    fn record_change(
+        &mut self,
+        index: usize,
+        previous: &Listing,
+        current: Listing,
+        at: DateTime<Utc>,
+    ) {
+        let Some(event) = ListingEvent::changed(previous, current.clone(), poll_id(at)) else {
+            self.list_new(at);
+            return;
+        };
+        // Most sold or withdrawn listings are gone for good; some come back.
+        let off = matches!(
+            current.status,
+            ListingStatus::Sold | ListingStatus::OffMarket
+        );
+        if off && !self.rng.random_bool(0.3) {
+            self.live.swap_remove(index);
+        } else {
+            self.live[index] = current;
+        }
+        self.events.push(event);
+    }
+
+    fn list_new(&mut self, at: DateTime<Utc>) {
+        let listing = new_listing(&mut self.rng, &self.markets, self.next_id, at);
+        self.next_id += 1;
+        self.live.push(listing.clone());
+        self.events
+            .push(ListingEvent::new_listing(listing, poll_id(at)));
+    }
+}
+
+/// Through the market: under contract, sold or withdrawn (a rental leased), and some back
+/// on the market a little cheaper, which counts as a new listing, not a cut (as one coming
+/// soon that goes on sale counts when it does).
+fn through_the_market(rng: &mut ChaCha8Rng, previous: &Listing, current: &mut Listing) {
+    current.status = match (previous.offer, previous.status) {
+        (Offer::Rent, ListingStatus::Active) => ListingStatus::OffMarket,
+        (_, ListingStatus::Active) if rng.random_bool(0.2) => ListingStatus::OffMarket,
+        (_, ListingStatus::Active) => ListingStatus::Pending,
+        (_, ListingStatus::Pending | ListingStatus::UnderContract) => ListingStatus::Sold,
+        _ => ListingStatus::Active,
+    };
+    let back = matches!(
+        previous.status,
+        ListingStatus::Sold | ListingStatus::OffMarket
+    );
+    if back && previous.offer == Offer::Sale {
+        current.previous_price_minor = Some(previous.price_minor);
+        current.price_minor =
+            round_dollars(previous.price_minor as f64 * rng.random_range(0.90..0.98));
+    }
+}
+
+/// A price change: mostly small cuts, some rises, a few deep cuts (price-drop alerts at the
+/// template's 15 %), by where `roll` fell.
+fn change_price(rng: &mut ChaCha8Rng, roll: f64, previous: &Listing, current: &mut Listing) {
+    let factor = if roll < 0.23 {
+        rng.random_range(0.70..0.84)
+    } else if roll < 0.85 {
+        rng.random_range(0.90..0.99)
+    } else {
+        rng.random_range(1.01..1.06)
+    };
+    current.previous_price_minor = Some(previous.price_minor);
+    current.price_minor = round_dollars(previous.price_minor as f64 * factor);
+    if current.offer == Offer::Rent {
+        // A rent cut never below the pipeline's floor for a rent (a placeholder).
+        current.price_minor = current
+            .price_minor
+            .max(MIN_PLAUSIBLE_MONTHLY_RENT_USD_MINOR);
+    }
 }
 
 /// Whole dollars, in cents.

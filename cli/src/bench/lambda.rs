@@ -66,28 +66,7 @@ pub async fn measure(
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-    env.extend(
-        [
-            ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", stack.region.as_str()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", LOCAL_MEMORY_MB),
-            ("RUST_LOG", "info"),
-            ("REALTY_SOURCES", "zillow"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    for (variable, parameter) in [
-        ("REALTY_PRICE_DROP_THRESHOLD_PCT", "PriceDropThresholdPct"),
-        ("REALTY_PRICE_DROP_MIN_AMOUNT", "PriceDropMinAmount"),
-        ("REALTY_UNDERVALUED_RATIO", "UndervaluedRatio"),
-        ("REALTY_NEW_LISTING_ALERTS", "NewListingAlerts"),
-    ] {
-        if let Some(value) = aws.parameter_default(parameter) {
-            env.push((variable.to_owned(), value));
-        }
-    }
+    env.extend(local_environment(aws, &stack.region));
 
     // The local AWS shares this machine's cores, and just after provisioning it can be busy
     // (the JVM of DynamoDB Local compiling, LocalStack's workers): two busy cores doubled a
@@ -100,26 +79,8 @@ pub async fn measure(
     );
     let mut cold_starts = serde_json::Map::new();
     for function in FUNCTIONS {
-        let binary = host_dir.join(function);
-        if !binary.is_file() {
-            bail!(
-                "{} is missing: build the release bootstraps with `cargo build --release -p realty-{function}` (make bench does)",
-                binary.display()
-            );
-        }
-        progress(&format!("{function}: {COLD_STARTS} cold starts"));
-        let log = out_dir.join(format!("{function}.log"));
-        let mut samples = Vec::with_capacity(COLD_STARTS);
-        for _ in 0..COLD_STARTS {
-            let (process, ready) =
-                LambdaProcess::start(&binary, &env, &log, Duration::from_secs(30)).await?;
-            samples.push(ready.as_secs_f64() * 1000.0);
-            process.stop();
-        }
-        cold_starts.insert(
-            function.to_owned(),
-            json!(median(&samples).map(|ms| (ms * 10.0).round() / 10.0)),
-        );
+        let median_ms = cold_start_ms(host_dir, function, &env, out_dir).await?;
+        cold_starts.insert(function.to_owned(), json!(median_ms));
     }
     report.set("cold_start_ms", cold_starts.into());
     report.set(
@@ -129,12 +90,76 @@ pub async fn measure(
             std::env::consts::ARCH
         )),
     );
+    peak_memory(host_dir, &env, out_dir, events, &stack.region, report).await
+}
 
+/// The bootstraps' environment beside the stack's resources: the local AWS, the template's
+/// memory, and the alert rules' template defaults.
+fn local_environment(aws: &LocalAws, region: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", region),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", LOCAL_MEMORY_MB),
+        ("RUST_LOG", "info"),
+        ("REALTY_SOURCES", "zillow"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .into();
+    for (variable, parameter) in [
+        ("REALTY_PRICE_DROP_THRESHOLD_PCT", "PriceDropThresholdPct"),
+        ("REALTY_PRICE_DROP_MIN_AMOUNT", "PriceDropMinAmount"),
+        ("REALTY_UNDERVALUED_RATIO", "UndervaluedRatio"),
+        ("REALTY_NEW_LISTING_ALERTS", "NewListingAlerts"),
+    ] {
+        if let Some(value) = aws.parameter_default(parameter) {
+            env.push((variable.to_owned(), value));
+        }
+    }
+    env
+}
+
+/// The median of [`COLD_STARTS`] cold starts of `function`'s bootstrap (ms, one decimal).
+async fn cold_start_ms(
+    host_dir: &Path,
+    function: &str,
+    env: &[(String, String)],
+    out_dir: &Path,
+) -> Result<Option<f64>> {
+    let binary = host_dir.join(function);
+    if !binary.is_file() {
+        bail!(
+            "{} is missing: build the release bootstraps with `cargo build --release -p realty-{function}` (make bench does)",
+            binary.display()
+        );
+    }
+    progress(&format!("{function}: {COLD_STARTS} cold starts"));
+    let log = out_dir.join(format!("{function}.log"));
+    let mut samples = Vec::with_capacity(COLD_STARTS);
+    for _ in 0..COLD_STARTS {
+        let (process, ready) =
+            LambdaProcess::start(&binary, env, &log, Duration::from_secs(30)).await?;
+        samples.push(ready.as_secs_f64() * 1000.0);
+        process.stop();
+    }
+    Ok(median(&samples).map(|ms| (ms * 10.0).round() / 10.0))
+}
+
+/// The metrics function's peak memory on a batch at the 6 MB payload limit.
+async fn peak_memory(
+    host_dir: &Path,
+    env: &[(String, String)],
+    out_dir: &Path,
+    events: &[ListingEvent],
+    region: &str,
+    report: &mut Report,
+) -> Result<()> {
     progress("metrics: peak memory on a batch at the 6 MB payload limit");
     let binary = host_dir.join("metrics");
     let log = out_dir.join("metrics.log");
-    let (process, _) = LambdaProcess::start(&binary, &env, &log, Duration::from_secs(30)).await?;
-    let (event, records) = kinesis_event(events, &stack.region, MAX_PAYLOAD_BYTES)?;
+    let (process, _) = LambdaProcess::start(&binary, env, &log, Duration::from_secs(30)).await?;
+    let (event, records) = kinesis_event(events, region, MAX_PAYLOAD_BYTES)?;
     let event_bytes = event.to_string().len();
     process.allow_events_up_to(event_bytes);
     let rss_before = process.peak_rss_bytes();

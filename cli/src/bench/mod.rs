@@ -36,13 +36,17 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::stack;
+use realty_metrics::memory::MemoryStores;
+use realty_metrics::process::InputRecord;
+use realty_model::listing::ListingEvent;
 use realty_model::stats::nearest_rank;
 use serde_json::{Value, json};
 
 pub use args::{BenchArgs, Part};
+use compute::MarketFigures;
 use e2e_figures::run_end_to_end;
 use local_aws::{LocalAws, emulators_to_run};
-use peers::Peer;
+use peers::{Peer, PeerRun};
 use report::Report;
 use table::render_table;
 
@@ -58,254 +62,404 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 }
 
 pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
-    let parts: Vec<Part> = if args.parts.is_empty() {
-        Part::value_variants().to_vec()
-    } else {
-        args.parts.clone()
-    };
-    if args.events < 1_000 || args.e2e_events < 500 || args.repeat == 0 || args.peer_repeat == 0 {
-        bail!("--events needs at least 1,000, --e2e-events 500, --repeat and --peer-repeat 1");
-    }
+    let parts = parts_to_run(&args);
+    check_sizes(&args)?;
     let root = emulator::project_root()?;
     let out_dir = stack::state_dir(&root).join("bench");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut report = Report::new(&args);
 
-    progress(&format!(
-        "generating {} events (seed {})",
-        args.events, args.seed
-    ));
-    let events = events::generate(args.events, args.seed);
-    let encoded: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| e.encode())
-        .collect::<Result<_, _>>()
-        .context("encoding the generated events")?;
-    let bytes: usize = encoded.iter().map(Vec::len).sum();
-    report.set("events", json!(events.len()));
-    report.set("event_bytes_mean", json!(bytes / events.len()));
-    let markets = events::market_keys();
-
-    let mut ours_per_s = None;
-    let mut our_figures = None;
+    let generated = Generated::new(&args, &mut report)?;
+    let mut ours = OurCompute::default();
     if parts.contains(&Part::Compute) || parts.contains(&Part::Peers) {
-        progress("metrics compute and parse-only, one core");
-        let records = compute::records(&encoded);
-        let mut compute_s = Vec::new();
-        let mut parse_s: Vec<Vec<f64>> = vec![Vec::new(); parse::Parser::ALL.len()];
-        let mut last_stores = None;
-        for _ in 0..args.repeat {
-            let (elapsed, stores) = compute::run_metrics(&records, 1_000)?;
-            compute_s.push(elapsed.as_secs_f64());
-            last_stores = Some(stores);
-            for (times, parser) in parse_s.iter_mut().zip(parse::Parser::ALL) {
-                times.push(parse::run(parser, &records)?.as_secs_f64());
-            }
-        }
-        let n = records.len() as f64;
-        let compute_per_s = median(&compute_s).map(|s| n / s);
-        ours_per_s = compute_per_s;
-        report.set(
-            "metrics_compute_events_per_s",
-            json!(compute_per_s.map(f64::round)),
-        );
-        // Compute is compared with the fastest parse of the same bytes (the cost of merely
-        // reading them), and, on its own key, with the `Value` parse.
-        let mut fastest: Option<(parse::Parser, f64)> = None;
-        let mut value_per_s = None;
-        for (times, parser) in parse_s.iter().zip(parse::Parser::ALL) {
-            let per_s = median(times).map(|s| n / s);
-            report.set(
-                &format!("parse_{}_events_per_s", parser.name()),
-                json!(per_s.map(f64::round)),
-            );
-            if parser == parse::Parser::Value {
-                value_per_s = per_s;
-            }
-            if let Some(p) = per_s.filter(|p| fastest.is_none_or(|(_, f)| *p > f)) {
-                fastest = Some((parser, p));
-            }
-        }
-        report.set("parse_fastest", json!(fastest.map(|(p, _)| p.name())));
-        report.set(
-            "parse_only_events_per_s",
-            json!(fastest.map(|(_, p)| p.round())),
-        );
-        report.set(
-            "compute_to_parse_ratio",
-            json!(compute_per_s.zip(fastest).map(|(c, (_, p))| round3(c / p))),
-        );
-        report.set(
-            "compute_to_value_parse_ratio",
-            json!(compute_per_s.zip(value_per_s).map(|(c, p)| round3(c / p))),
-        );
-        if let Some(stores) = last_stores {
-            let sizes = items::measure(&stores, &events)?;
-            report.set(
-                "listing_item_bytes_mean",
-                json!(sizes.listing_item_bytes_mean.round()),
-            );
-            report.set(
-                "market_item_bytes_mean",
-                json!(sizes.market_item_bytes_mean.round()),
-            );
-            report.set("market_item_bytes_max", json!(sizes.market_item_bytes_max));
-            let steady = items::measure_steady_state(args.events, args.seed)?;
-            report.set(
-                "market_item_steady_bytes_mean",
-                json!(steady.market_item_bytes_mean.round()),
-            );
-            report.set(
-                "market_item_steady_bytes_max",
-                json!(steady.market_item_bytes_max),
-            );
-            report.set(
-                "market_item_steady_transact_wru_mean",
-                json!(round3(steady.market_item_transact_wru_mean)),
-            );
-            report.set(
-                "market_item_steady_transact_wru_mean_bucketed",
-                json!(round3(steady.market_item_transact_wru_mean_bucketed)),
-            );
-            let (city_bytes, city_exact) =
-                items::city_item_bytes(items::LARGE_CITY_LISTINGS, args.seed)?;
-            report.set("market_item_bytes_city_20000", json!(city_bytes));
-            report.set("market_item_exact_city_20000", json!(city_exact));
-            report.set(
-                "snapshot_item_bytes_mean",
-                json!(sizes.snapshot_item_bytes_mean.round()),
-            );
-            report.set(
-                "scopes_per_1000_events",
-                json!(sizes.scopes_per_1000_events.round()),
-            );
-            let figures = compute::figures(&stores, &markets);
-            report.set("markets", serde_json::to_value(&figures)?);
-            our_figures = Some(figures);
-        }
+        ours = measure_compute(&args, &generated, &mut report)?;
     }
-
     if parts.contains(&Part::Peers) {
-        let python = peers::ensure_installed(&root)?;
-        let jsonl = out_dir.join("events.jsonl");
-        write_json_lines(&jsonl, &encoded)?;
-        for peer in [Peer::DuckDb, Peer::Spark] {
-            let mut per_core = None;
-            for threads in [1, 0] {
-                progress(&format!(
-                    "{} over the same events, {}",
-                    peer.name(),
-                    if threads == 1 {
-                        "one thread"
-                    } else {
-                        "every core"
-                    }
-                ));
-                let run = peers::run(&root, &python, peer, &jsonl, threads, args.peer_repeat)?;
-                if run.events != events.len() as u64 {
-                    bail!(
-                        "{} read {} events of {}",
-                        peer.name(),
-                        run.events,
-                        events.len()
-                    );
-                }
-                if let Some(ours) = &our_figures {
-                    compute::compare(peer.name(), ours, &run.markets)?;
-                }
-                let name = peer.name();
-                let per_s = run.events_per_s().map(f64::round);
-                if threads == 1 {
-                    per_core = per_s;
-                    report.set(&format!("peer_{name}_events_per_s"), json!(per_s));
-                    report.set(&format!("peer_{name}_version"), json!(run.engine_version));
-                    report.set(
-                        &format!("peer_{name}_startup_s"),
-                        json!(round3(run.startup_s)),
-                    );
-                } else {
-                    report.set(&format!("peer_{name}_all_cores_events_per_s"), json!(per_s));
-                    report.set(
-                        &format!("peer_{name}_all_cores_threads"),
-                        json!(run.threads),
-                    );
-                }
-            }
-            report.set(
-                &format!("vs_{}", peer.name()),
-                json!(ours_per_s.zip(per_core).map(|(o, p)| round3(o / p))),
-            );
-        }
+        measure_peers(&args, &root, &out_dir, &generated, &ours, &mut report)?;
     }
-
     if parts.contains(&Part::Writes) {
-        progress("DynamoDB calls and write units, regional and national, by shard count");
-        let n = args.e2e_events;
-        let mut runs = serde_json::Map::new();
-        for spread in [events::Spread::Regional, events::Spread::National] {
-            let spread_events = match spread {
-                events::Spread::Regional => events[..n.min(events.len())].to_vec(),
-                events::Spread::National => events::generate_spread(n, args.seed, spread),
-            };
-            let mut by_shards = Vec::new();
-            for shards in WRITE_SHARDS {
-                by_shards.push(serde_json::to_value(
-                    writes::measure(&spread_events, shards).await?,
-                )?);
-            }
-            let name = match spread {
-                events::Spread::Regional => "regional",
-                events::Spread::National => "national",
-            };
-            runs.insert(name.to_owned(), Value::Array(by_shards));
-        }
-        report.set("dynamodb_writes", Value::Object(runs));
+        measure_writes(&args, &generated.events, &mut report).await?;
     }
-
     if parts.contains(&Part::E2e) || parts.contains(&Part::Lambda) {
-        // One run against a given endpoint; else each emulator in turn, on its own instance.
-        let runs: Vec<Option<EmulatorKind>> = if endpoint.is_some() {
+        let local = LocalRuns {
+            args: &args,
+            parts: &parts,
+            root: &root,
+            out_dir: &out_dir,
+            endpoint,
+        };
+        local.measure(&generated.events, &mut report).await?;
+    }
+    write_results(&args, &root, &out_dir, &report)
+}
+
+/// The parts asked for (every part when none is).
+fn parts_to_run(args: &BenchArgs) -> Vec<Part> {
+    if args.parts.is_empty() {
+        Part::value_variants().to_vec()
+    } else {
+        args.parts.clone()
+    }
+}
+
+fn check_sizes(args: &BenchArgs) -> Result<()> {
+    if args.events < 1_000 || args.e2e_events < 500 || args.repeat == 0 || args.peer_repeat == 0 {
+        bail!("--events needs at least 1,000, --e2e-events 500, --repeat and --peer-repeat 1");
+    }
+    Ok(())
+}
+
+/// The events every part runs on, and their encoding as the poller publishes them.
+struct Generated {
+    events: Vec<ListingEvent>,
+    encoded: Vec<Vec<u8>>,
+}
+
+impl Generated {
+    fn new(args: &BenchArgs, report: &mut Report) -> Result<Self> {
+        progress(&format!(
+            "generating {} events (seed {})",
+            args.events, args.seed
+        ));
+        let events = events::generate(args.events, args.seed);
+        let encoded: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| e.encode())
+            .collect::<Result<_, _>>()
+            .context("encoding the generated events")?;
+        let bytes: usize = encoded.iter().map(Vec::len).sum();
+        report.set("events", json!(events.len()));
+        report.set("event_bytes_mean", json!(bytes / events.len()));
+        Ok(Self { events, encoded })
+    }
+}
+
+/// What the compute part found that the peers' part compares with.
+#[derive(Default)]
+struct OurCompute {
+    events_per_s: Option<f64>,
+    figures: Option<Vec<MarketFigures>>,
+}
+
+/// The metrics compute and the parse-only baselines, one core, then the item sizes and
+/// per-market figures of the last compute run's stores.
+fn measure_compute(
+    args: &BenchArgs,
+    generated: &Generated,
+    report: &mut Report,
+) -> Result<OurCompute> {
+    progress("metrics compute and parse-only, one core");
+    let records = compute::records(&generated.encoded);
+    let timings = ComputeTimings::measure(&records, args.repeat)?;
+    let n = records.len() as f64;
+    let compute_per_s = median(&timings.compute_s).map(|s| n / s);
+    report.set(
+        "metrics_compute_events_per_s",
+        json!(compute_per_s.map(f64::round)),
+    );
+    report_parse_rates(&timings.parse_s, n, compute_per_s, report);
+    let mut ours = OurCompute {
+        events_per_s: compute_per_s,
+        figures: None,
+    };
+    if let Some(stores) = timings.last_stores {
+        report_item_sizes(args, &stores, &generated.events, report)?;
+        let figures = compute::figures(&stores, &events::market_keys());
+        report.set("markets", serde_json::to_value(&figures)?);
+        ours.figures = Some(figures);
+    }
+    Ok(ours)
+}
+
+/// Seconds of each repeat of the compute and of each parser over the same records.
+struct ComputeTimings {
+    compute_s: Vec<f64>,
+    /// By parser, in the order of [`parse::Parser::ALL`].
+    parse_s: Vec<Vec<f64>>,
+    last_stores: Option<MemoryStores>,
+}
+
+impl ComputeTimings {
+    fn measure(records: &[InputRecord], repeat: u32) -> Result<Self> {
+        let mut timings = Self {
+            compute_s: Vec::new(),
+            parse_s: vec![Vec::new(); parse::Parser::ALL.len()],
+            last_stores: None,
+        };
+        for _ in 0..repeat {
+            let (elapsed, stores) = compute::run_metrics(records, 1_000)?;
+            timings.compute_s.push(elapsed.as_secs_f64());
+            timings.last_stores = Some(stores);
+            for (times, parser) in timings.parse_s.iter_mut().zip(parse::Parser::ALL) {
+                times.push(parse::run(parser, records)?.as_secs_f64());
+            }
+        }
+        Ok(timings)
+    }
+}
+
+/// Each parser's rate, and compute against the fastest parse of the same bytes (the cost of
+/// merely reading them) and, on its own key, against the `Value` parse.
+fn report_parse_rates(
+    parse_s: &[Vec<f64>],
+    n: f64,
+    compute_per_s: Option<f64>,
+    report: &mut Report,
+) {
+    let mut fastest: Option<(parse::Parser, f64)> = None;
+    let mut value_per_s = None;
+    for (times, parser) in parse_s.iter().zip(parse::Parser::ALL) {
+        let per_s = median(times).map(|s| n / s);
+        report.set(
+            &format!("parse_{}_events_per_s", parser.name()),
+            json!(per_s.map(f64::round)),
+        );
+        if parser == parse::Parser::Value {
+            value_per_s = per_s;
+        }
+        if let Some(p) = per_s.filter(|p| fastest.is_none_or(|(_, f)| *p > f)) {
+            fastest = Some((parser, p));
+        }
+    }
+    report.set("parse_fastest", json!(fastest.map(|(p, _)| p.name())));
+    report.set(
+        "parse_only_events_per_s",
+        json!(fastest.map(|(_, p)| p.round())),
+    );
+    report.set(
+        "compute_to_parse_ratio",
+        json!(compute_per_s.zip(fastest).map(|(c, (_, p))| round3(c / p))),
+    );
+    report.set(
+        "compute_to_value_parse_ratio",
+        json!(compute_per_s.zip(value_per_s).map(|(c, p)| round3(c / p))),
+    );
+}
+
+/// The DynamoDB item sizes: of the compute's stores, in the steady state, and of a large
+/// city's market item.
+fn report_item_sizes(
+    args: &BenchArgs,
+    stores: &MemoryStores,
+    events: &[ListingEvent],
+    report: &mut Report,
+) -> Result<()> {
+    let sizes = items::measure(stores, events)?;
+    report.set(
+        "listing_item_bytes_mean",
+        json!(sizes.listing_item_bytes_mean.round()),
+    );
+    report.set(
+        "market_item_bytes_mean",
+        json!(sizes.market_item_bytes_mean.round()),
+    );
+    report.set("market_item_bytes_max", json!(sizes.market_item_bytes_max));
+    let steady = items::measure_steady_state(args.events, args.seed)?;
+    report.set(
+        "market_item_steady_bytes_mean",
+        json!(steady.market_item_bytes_mean.round()),
+    );
+    report.set(
+        "market_item_steady_bytes_max",
+        json!(steady.market_item_bytes_max),
+    );
+    report.set(
+        "market_item_steady_transact_wru_mean",
+        json!(round3(steady.market_item_transact_wru_mean)),
+    );
+    report.set(
+        "market_item_steady_transact_wru_mean_bucketed",
+        json!(round3(steady.market_item_transact_wru_mean_bucketed)),
+    );
+    let (city_bytes, city_exact) = items::city_item_bytes(items::LARGE_CITY_LISTINGS, args.seed)?;
+    report.set("market_item_bytes_city_20000", json!(city_bytes));
+    report.set("market_item_exact_city_20000", json!(city_exact));
+    report.set(
+        "snapshot_item_bytes_mean",
+        json!(sizes.snapshot_item_bytes_mean.round()),
+    );
+    report.set(
+        "scopes_per_1000_events",
+        json!(sizes.scopes_per_1000_events.round()),
+    );
+    Ok(())
+}
+
+/// DuckDB and PySpark over the same events as JSON lines, on one thread and on every core,
+/// their answers checked against ours before their speed is.
+fn measure_peers(
+    args: &BenchArgs,
+    root: &Path,
+    out_dir: &Path,
+    generated: &Generated,
+    ours: &OurCompute,
+    report: &mut Report,
+) -> Result<()> {
+    let python = peers::ensure_installed(root)?;
+    let jsonl = out_dir.join("events.jsonl");
+    write_json_lines(&jsonl, &generated.encoded)?;
+    for peer in [Peer::DuckDb, Peer::Spark] {
+        let mut per_core = None;
+        for threads in [1, 0] {
+            progress(&format!(
+                "{} over the same events, {}",
+                peer.name(),
+                if threads == 1 {
+                    "one thread"
+                } else {
+                    "every core"
+                }
+            ));
+            let run = peers::run(root, &python, peer, &jsonl, threads, args.peer_repeat)?;
+            check_peer_run(peer, &run, generated.events.len(), ours)?;
+            let per_s = run.events_per_s().map(f64::round);
+            if threads == 1 {
+                per_core = per_s;
+            }
+            report_peer_run(peer, threads, &run, per_s, report);
+        }
+        report.set(
+            &format!("vs_{}", peer.name()),
+            json!(ours.events_per_s.zip(per_core).map(|(o, p)| round3(o / p))),
+        );
+    }
+    Ok(())
+}
+
+/// A peer read every event and computed the figures we did.
+fn check_peer_run(peer: Peer, run: &PeerRun, events: usize, ours: &OurCompute) -> Result<()> {
+    if run.events != events as u64 {
+        bail!("{} read {} events of {}", peer.name(), run.events, events);
+    }
+    if let Some(ours) = &ours.figures {
+        compute::compare(peer.name(), ours, &run.markets)?;
+    }
+    Ok(())
+}
+
+fn report_peer_run(
+    peer: Peer,
+    threads: u32,
+    run: &PeerRun,
+    per_s: Option<f64>,
+    report: &mut Report,
+) {
+    let name = peer.name();
+    if threads == 1 {
+        report.set(&format!("peer_{name}_events_per_s"), json!(per_s));
+        report.set(&format!("peer_{name}_version"), json!(run.engine_version));
+        report.set(
+            &format!("peer_{name}_startup_s"),
+            json!(round3(run.startup_s)),
+        );
+    } else {
+        report.set(&format!("peer_{name}_all_cores_events_per_s"), json!(per_s));
+        report.set(
+            &format!("peer_{name}_all_cores_threads"),
+            json!(run.threads),
+        );
+    }
+}
+
+/// DynamoDB calls and write units, regional and national, by shard count.
+async fn measure_writes(
+    args: &BenchArgs,
+    events: &[ListingEvent],
+    report: &mut Report,
+) -> Result<()> {
+    progress("DynamoDB calls and write units, regional and national, by shard count");
+    let n = args.e2e_events;
+    let mut runs = serde_json::Map::new();
+    for spread in [events::Spread::Regional, events::Spread::National] {
+        let spread_events = match spread {
+            events::Spread::Regional => events[..n.min(events.len())].to_vec(),
+            events::Spread::National => events::generate_spread(n, args.seed, spread),
+        };
+        let mut by_shards = Vec::new();
+        for shards in WRITE_SHARDS {
+            by_shards.push(serde_json::to_value(
+                writes::measure(&spread_events, shards).await?,
+            )?);
+        }
+        let name = match spread {
+            events::Spread::Regional => "regional",
+            events::Spread::National => "national",
+        };
+        runs.insert(name.to_owned(), Value::Array(by_shards));
+    }
+    report.set("dynamodb_writes", Value::Object(runs));
+    Ok(())
+}
+
+/// The parts measured on a local AWS: end to end on each emulator in turn (each on its own
+/// instance), or once against a given endpoint; the Lambda figures on the first.
+struct LocalRuns<'a> {
+    args: &'a BenchArgs,
+    parts: &'a [Part],
+    root: &'a Path,
+    out_dir: &'a Path,
+    endpoint: Option<String>,
+}
+
+impl LocalRuns<'_> {
+    async fn measure(&self, events: &[ListingEvent], report: &mut Report) -> Result<()> {
+        let runs: Vec<Option<EmulatorKind>> = if self.endpoint.is_some() {
             vec![None]
         } else {
-            emulators_to_run(&root, &args.emulator)?
+            emulators_to_run(self.root, &self.args.emulator)?
                 .into_iter()
                 .map(Some)
                 .collect()
         };
         let mut e2e_runs = serde_json::Map::new();
         for (i, kind) in runs.into_iter().enumerate() {
-            let aws = LocalAws::start(&root, endpoint.clone(), kind, &out_dir).await?;
-            let result = async {
-                if parts.contains(&Part::E2e) {
-                    let mut run = serde_json::Map::new();
-                    run_end_to_end(&args, &aws, &events, &mut run).await?;
-                    let name = aws.kind.map_or("endpoint", EmulatorKind::name);
-                    e2e_runs.insert(name.to_owned(), Value::Object(run));
-                }
-                if parts.contains(&Part::Lambda) && i == 0 {
-                    let lambda_dir = args
-                        .lambda_dir
-                        .clone()
-                        .unwrap_or_else(|| root.join("target/lambda"));
-                    let host_dir = args
-                        .host_bin_dir
-                        .clone()
-                        .unwrap_or_else(|| root.join("target/release"));
-                    progress("Lambda binaries, cold starts and peak memory");
-                    lambda::measure(&aws, &lambda_dir, &host_dir, &events, &out_dir, &mut report)
-                        .await?;
-                }
-                Ok::<_, anyhow::Error>(())
-            }
-            .await;
+            let aws = LocalAws::start(self.root, self.endpoint.clone(), kind, self.out_dir).await?;
+            let result = self
+                .measure_on(&aws, i == 0, events, &mut e2e_runs, report)
+                .await;
             aws.stop();
             result?;
         }
         if !e2e_runs.is_empty() {
             report.set("e2e", Value::Object(e2e_runs));
         }
+        Ok(())
     }
 
+    async fn measure_on(
+        &self,
+        aws: &LocalAws,
+        first: bool,
+        events: &[ListingEvent],
+        e2e_runs: &mut serde_json::Map<String, Value>,
+        report: &mut Report,
+    ) -> Result<()> {
+        if self.parts.contains(&Part::E2e) {
+            let mut run = serde_json::Map::new();
+            run_end_to_end(self.args, aws, events, &mut run).await?;
+            let name = aws.kind.map_or("endpoint", EmulatorKind::name);
+            e2e_runs.insert(name.to_owned(), Value::Object(run));
+        }
+        if self.parts.contains(&Part::Lambda) && first {
+            let lambda_dir = self
+                .args
+                .lambda_dir
+                .clone()
+                .unwrap_or_else(|| self.root.join("target/lambda"));
+            let host_dir = self
+                .args
+                .host_bin_dir
+                .clone()
+                .unwrap_or_else(|| self.root.join("target/release"));
+            progress("Lambda binaries, cold starts and peak memory");
+            lambda::measure(aws, &lambda_dir, &host_dir, events, self.out_dir, report).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The figures to latest.json and a row of the history, then to stdout as JSON or a table.
+fn write_results(args: &BenchArgs, root: &Path, out_dir: &Path, report: &Report) -> Result<()> {
     let path = out_dir.join("latest.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report.figures)?)
         .with_context(|| format!("writing {}", path.display()))?;

@@ -33,7 +33,7 @@ use serde::Serialize;
 use super::feed::AlertFeedItem;
 use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
 use super::ports::{
-    AlertErrorSink, AlertPublisher, Claim, AlertClaimStore, MarketMedians, RejectedAlert,
+    AlertClaimStore, AlertErrorSink, AlertPublisher, Claim, MarketMedians, RejectedAlert,
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, Medians, classify,

@@ -7,8 +7,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::routes::Granularity;
-use realty_metrics::aggregate::{MarketFigures, Scope};
 use realty_metrics::aggregate::history::Trends;
+use realty_metrics::aggregate::{MarketFigures, Scope};
 use realty_metrics::items::MarketSnapshotItem;
 use realty_metrics::ports::Period;
 use realty_metrics::process::with_open_periods;

@@ -112,11 +112,11 @@ mod tests {
     use chrono::{Duration, NaiveDate};
     use std::sync::Arc;
 
+    use realty_metrics::aggregate::rents::ByBedrooms;
     use realty_metrics::aggregate::{Contribution, DailyCounts, DayClose, ListingFacts, Standing};
     use realty_metrics::histogram::LogHistogram;
     use realty_metrics::items::MarketLiveItem;
     use realty_metrics::ports::StoredAggregate;
-    use realty_metrics::aggregate::rents::ByBedrooms;
     use realty_metrics::values::ValueCounts;
     use realty_model::listing::PropertyType;
 

@@ -17,10 +17,10 @@ use std::hash::Hasher;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::aggregate::rents::{YieldBasis, listing_gross_yield};
 use super::aggregate::{
     MarketFigures, Standing, city_scope_key, minor_per_sqft, property_type_name,
 };
-use super::aggregate::rents::{YieldBasis, listing_gross_yield};
 use crate::batch::MarketStanding;
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, major, rounded};
 use realty_model::listing::address_line;

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::history::Trends;
 use crate::aggregate::{
     DailyCounts, DayClose, EncodedValues, MarketAggregate, MarketFigures, ValueLayout,
 };
-use crate::aggregate::history::Trends;
 use crate::interest::{InterestEntry, InterestingListing, interest_key};
 use crate::ports::{EncodedJournal, Period, Snapshot, StoredAggregate};
 use realty_model::state::ItemError;

@@ -11,8 +11,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::aggregate::{MarketAggregate, MarketFigures};
 use super::aggregate::history::Trends;
+use super::aggregate::{MarketAggregate, MarketFigures};
 use super::interest::InterestWrite;
 use realty_model::ports::PortError;
 use realty_model::state::{MAX_SEQUENCE_DIGITS, SequenceNumber};

@@ -26,9 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 
+use super::aggregate::rents::ByBedrooms;
 use super::aggregate::{Contribution, MarketAggregate};
 use super::ports::{AggregatePut, Journal, MarketStore, RECONCILE_ENTRY, StoredAggregate};
-use super::aggregate::rents::ByBedrooms;
 use super::values::ValueCounts;
 use crate::batch::MarketStanding;
 use realty_model::ports::PortError;

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
 use super::portal::PortalCrawler;
-use realty_model::ports::SecretSource;
 use super::read::SourceEndpoint;
 use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
 use realty_model::config::{ConfigError, parse_or};
+use realty_model::ports::SecretSource;
 use realty_sources::SourceKind;
 
 /// Markets a poll reads at once unless `REALTY_POLL_CONCURRENCY` says: the poller's memory

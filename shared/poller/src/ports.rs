@@ -41,4 +41,3 @@ pub trait PollStateStore {
         expected_version: Option<&str>,
     ) -> impl Future<Output = Result<bool, PortError>>;
 }
-

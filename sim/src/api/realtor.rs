@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::Reply;
 use crate::listing::{ListingStatus, SimListing, quirk, quirk_byte, quirk_fraction};
 use crate::market::{ListingRef, Market, RENTAL_BIT};
+use crate::profiles::MarketProfile;
 use crate::time_format;
 
 pub(crate) const MAX_LIMIT: u64 = 200;
@@ -451,9 +452,6 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
         ListingStatus::Withdrawn => "off_market",
     };
     let derived = &listing.derived;
-    let has_bath = listing.baths_full > 0;
-    let pending = listing.status == ListingStatus::Pending;
-    let contingent = quirk_fraction(listing.quirks, quirk::CONTINGENT, 0.4);
     RealtorResult {
         typename: "SearchHome",
         property_id: &listing.ids.realtor_property_id,
@@ -462,79 +460,13 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
         status,
         photo_count: 5 + u64::from(quirk_byte(listing.quirks, quirk::PHOTO_COUNT)) % 36,
         branding: [],
-        location: Location {
-            typename: "SearchHomeLocation",
-            address: AddressFields {
-                typename: "SearchHomeAddress",
-                city: profile.city,
-                line: &derived.line,
-                street_name: &derived.street_name,
-                street_number: &listing.address.street_number,
-                street_suffix: derived.street_suffix.as_deref(),
-                unit: listing
-                    .address
-                    .unit
-                    .as_ref()
-                    .map(|(label, number)| format!("{label} {number}")),
-                country: "USA",
-                postal_code: listing.address.zip,
-                state_code: profile.state,
-                state: profile.state_name,
-                coordinate: Some(Coordinate {
-                    typename: "Coordinate",
-                    lat: listing.latitude,
-                    lon: listing.longitude,
-                    accuracy: None,
-                }),
-            },
-            county: County {
-                typename: "HomeCounty",
-                fips_code: profile.county_fips,
-            },
-        },
+        location: location(listing, profile),
         open_houses: None,
-        description: Description {
-            typename: "SearchHomeDescription",
-            sub_type: listing.property_type.realtor_sub_type(),
-            kind: listing.property_type.realtor_type(),
-            beds: listing.beds,
-            // Realtor.com counts half baths as baths.
-            baths: has_bath.then_some(listing.baths_full + listing.baths_half),
-            lot_sqft: listing.lot_sqft().map(|s| s.round() as u64),
-            sqft: listing.living_area_sqft,
-            beds_max: None,
-            beds_min: None,
-            sqft_max: None,
-            sqft_min: None,
-            baths_full: has_bath.then_some(listing.baths_full),
-            baths_half: (listing.baths_half > 0).then_some(listing.baths_half),
-            baths_min: None,
-            baths_max: None,
-            baths_full_calc: has_bath.then_some(listing.baths_full),
-            baths_partial_calc: (listing.baths_half > 0).then_some(listing.baths_half),
-            year_built: listing.year_built,
-        },
+        description: description(listing),
         virtual_tours: None,
         matterport: quirk_fraction(listing.quirks, quirk::THREE_D_TOUR, 0.08),
         advertisers: [],
-        flags: Flags {
-            typename: "HomeFlags",
-            is_price_reduced: flag(cut.is_some()),
-            is_new_construction: flag(
-                listing
-                    .year_built
-                    .is_some_and(|y| y >= profile.year_built.1),
-            ),
-            is_foreclosure: None,
-            is_plan: None,
-            is_new_listing: flag(
-                live && now - listing.on_market_at <= TimeDelta::days(NEW_LISTING_DAYS),
-            ),
-            is_coming_soon: None,
-            // Under contract is "contingent" for some listings, "pending" for the others.
-            is_contingent: flag(pending && contingent),
-            is_pending: flag(pending && !contingent),
-        },
+        flags: flags(listing, profile, now, cut),
         source: Source {
             typename: "MlsSource",
             id: profile.mls_prefix,
@@ -569,6 +501,98 @@ fn result(market: &Market, at: ListingRef, now: DateTime<Utc>) -> RealtorResult<
         list_date: time_format::micros(listing.on_market_at),
         last_update_date: time_format::seconds(listing.modified_at),
         last_sold_price: listing.close_price,
+    }
+}
+
+/// Where the listing is, as the search answers it.
+fn location<'a>(listing: &'a SimListing, profile: &'static MarketProfile) -> Location<'a> {
+    let derived = &listing.derived;
+    Location {
+        typename: "SearchHomeLocation",
+        address: AddressFields {
+            typename: "SearchHomeAddress",
+            city: profile.city,
+            line: &derived.line,
+            street_name: &derived.street_name,
+            street_number: &listing.address.street_number,
+            street_suffix: derived.street_suffix.as_deref(),
+            unit: listing
+                .address
+                .unit
+                .as_ref()
+                .map(|(label, number)| format!("{label} {number}")),
+            country: "USA",
+            postal_code: listing.address.zip,
+            state_code: profile.state,
+            state: profile.state_name,
+            coordinate: Some(Coordinate {
+                typename: "Coordinate",
+                lat: listing.latitude,
+                lon: listing.longitude,
+                accuracy: None,
+            }),
+        },
+        county: County {
+            typename: "HomeCounty",
+            fips_code: profile.county_fips,
+        },
+    }
+}
+
+/// What the listing is: type, rooms, areas, age.
+fn description(listing: &SimListing) -> Description {
+    let has_bath = listing.baths_full > 0;
+    Description {
+        typename: "SearchHomeDescription",
+        sub_type: listing.property_type.realtor_sub_type(),
+        kind: listing.property_type.realtor_type(),
+        beds: listing.beds,
+        // Realtor.com counts half baths as baths.
+        baths: has_bath.then_some(listing.baths_full + listing.baths_half),
+        lot_sqft: listing.lot_sqft().map(|s| s.round() as u64),
+        sqft: listing.living_area_sqft,
+        beds_max: None,
+        beds_min: None,
+        sqft_max: None,
+        sqft_min: None,
+        baths_full: has_bath.then_some(listing.baths_full),
+        baths_half: (listing.baths_half > 0).then_some(listing.baths_half),
+        baths_min: None,
+        baths_max: None,
+        baths_full_calc: has_bath.then_some(listing.baths_full),
+        baths_partial_calc: (listing.baths_half > 0).then_some(listing.baths_half),
+        year_built: listing.year_built,
+    }
+}
+
+/// The search's flags: price reduced (by `cut`), new construction, new listing, and
+/// under contract ("contingent" for some listings, "pending" for the others).
+fn flags(
+    listing: &SimListing,
+    profile: &MarketProfile,
+    now: DateTime<Utc>,
+    cut: Option<u64>,
+) -> Flags {
+    let live = listing.status.is_live();
+    let pending = listing.status == ListingStatus::Pending;
+    let contingent = quirk_fraction(listing.quirks, quirk::CONTINGENT, 0.4);
+    Flags {
+        typename: "HomeFlags",
+        is_price_reduced: flag(cut.is_some()),
+        is_new_construction: flag(
+            listing
+                .year_built
+                .is_some_and(|y| y >= profile.year_built.1),
+        ),
+        is_foreclosure: None,
+        is_plan: None,
+        is_new_listing: flag(
+            live && now - listing.on_market_at <= TimeDelta::days(NEW_LISTING_DAYS),
+        ),
+        is_coming_soon: None,
+        // Under contract is "contingent" for some listings, "pending" for the others.
+        is_contingent: flag(pending && contingent),
+        is_pending: flag(pending && !contingent),
     }
 }
 

@@ -58,7 +58,27 @@ impl Query {
 
 /// Parses the query string; a bad parameter is a 400 with the gateway's message shape.
 pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply> {
-    let bad = |message: String| Reply::message(400, &message);
+    Ok(Query {
+        locations: parse_locations(market, pairs)?,
+        page: parse_page(pairs)?,
+        status: parse_status(pairs)?,
+        home_types: parse_home_types(pairs)?,
+        sort: parse_sort(pairs),
+        min_price: parse_price(pairs, "minPrice")?,
+        max_price: parse_price(pairs, "maxPrice")?,
+    })
+}
+
+fn bad(message: String) -> Reply {
+    Reply::message(400, &message)
+}
+
+/// `location`: places separated by `;` (at most [`MAX_LOCATIONS`]); the ones the market
+/// does not know are left out.
+fn parse_locations(
+    market: &Market,
+    pairs: &QueryPairs,
+) -> Result<Vec<(usize, Option<&'static str>)>, Reply> {
     let location = query_value(pairs, "location")
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -73,13 +93,15 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
             "location names at most {MAX_LOCATIONS} places"
         )));
     }
-    let locations = names
+    Ok(names
         .iter()
         .filter_map(|name| market.resolve_location(name))
-        .collect();
+        .collect())
+}
 
-    let page = match query_value(pairs, "page") {
-        None | Some("") => 1,
+fn parse_page(pairs: &QueryPairs) -> Result<u32, Reply> {
+    match query_value(pairs, "page") {
+        None | Some("") => Ok(1),
         Some(text) => text
             .trim()
             .parse::<u32>()
@@ -89,59 +111,61 @@ pub(crate) fn parse(market: &Market, pairs: &QueryPairs) -> Result<Query, Reply>
                 bad(format!(
                     "page must be a number from 1 to {MAX_PAGES}, got {text:?}"
                 ))
-            })?,
-    };
-    let status = match query_value(pairs, "status_type").map(str::trim) {
-        None | Some("") => StatusType::ForSale,
-        Some(s) if s.eq_ignore_ascii_case("ForSale") => StatusType::ForSale,
-        Some(s) if s.eq_ignore_ascii_case("ForRent") => StatusType::ForRent,
-        Some(s) if s.eq_ignore_ascii_case("RecentlySold") => StatusType::RecentlySold,
-        Some(other) => {
-            return Err(bad(format!(
-                "status_type must be ForSale, ForRent or RecentlySold, got {other:?}"
-            )));
-        }
-    };
-    let home_types = match query_value(pairs, "home_type").map(str::trim) {
-        None | Some("") => None,
-        Some(list) => {
-            let mut types = Vec::new();
-            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-                let kind = PropertyType::ALL
-                    .into_iter()
-                    .chain([PropertyType::Apartment])
-                    .find(|t| t.zillow_home_type().eq_ignore_ascii_case(name))
-                    .ok_or_else(|| bad(format!("unknown home_type {name:?}")))?;
-                types.push(kind);
-            }
-            Some(types)
-        }
-    };
-    let price = |name: &str| -> Result<Option<u64>, Reply> {
-        match query_value(pairs, name).map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
-                bad(format!(
-                    "{name} must be a whole number of dollars, got {text:?}"
-                ))
             }),
-        }
+    }
+}
+
+fn parse_status(pairs: &QueryPairs) -> Result<StatusType, Reply> {
+    match query_value(pairs, "status_type").map(str::trim) {
+        None | Some("") => Ok(StatusType::ForSale),
+        Some(s) if s.eq_ignore_ascii_case("ForSale") => Ok(StatusType::ForSale),
+        Some(s) if s.eq_ignore_ascii_case("ForRent") => Ok(StatusType::ForRent),
+        Some(s) if s.eq_ignore_ascii_case("RecentlySold") => Ok(StatusType::RecentlySold),
+        Some(other) => Err(bad(format!(
+            "status_type must be ForSale, ForRent or RecentlySold, got {other:?}"
+        ))),
+    }
+}
+
+/// `home_type`: Zillow's home types separated by commas.
+fn parse_home_types(pairs: &QueryPairs) -> Result<Option<Vec<PropertyType>>, Reply> {
+    let Some(list) = query_value(pairs, "home_type")
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok(None);
     };
-    let sort = match query_value(pairs, "sort").map(str::trim) {
+    let mut types = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = PropertyType::ALL
+            .into_iter()
+            .chain([PropertyType::Apartment])
+            .find(|t| t.zillow_home_type().eq_ignore_ascii_case(name))
+            .ok_or_else(|| bad(format!("unknown home_type {name:?}")))?;
+        types.push(kind);
+    }
+    Ok(Some(types))
+}
+
+/// A price bound in whole dollars.
+fn parse_price(pairs: &QueryPairs, name: &str) -> Result<Option<u64>, Reply> {
+    match query_value(pairs, name).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+            bad(format!(
+                "{name} must be a whole number of dollars, got {text:?}"
+            ))
+        }),
+    }
+}
+
+fn parse_sort(pairs: &QueryPairs) -> Sort {
+    match query_value(pairs, "sort").map(str::trim) {
         Some(s) if s.eq_ignore_ascii_case("Price_Low_High") => Sort::PriceLowHigh,
         Some(s) if s.eq_ignore_ascii_case("Price_High_Low") => Sort::PriceHighLow,
         // Newest, Homes_for_You, Days_On_Zillow and orders not simulated.
         _ => Sort::Newest,
-    };
-    Ok(Query {
-        locations,
-        page,
-        status,
-        home_types,
-        min_price: price("minPrice")?,
-        max_price: price("maxPrice")?,
-        sort,
-    })
+    }
 }
 
 /// The price a search filters and sorts by: the close price of a sale.
@@ -343,24 +367,7 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
     let quirks = listing.quirks;
     let days = listing.days_on_market(now);
     let sold = listing.status == ListingStatus::Sold;
-    let (listing_status, sub_type) = match listing.status {
-        _ if listing.rental => ("FOR_RENT", SubType::default()),
-        ListingStatus::Pending => (
-            "PENDING",
-            SubType {
-                is_pending: Some(true),
-                ..SubType::default()
-            },
-        ),
-        ListingStatus::Sold => ("RECENTLY_SOLD", SubType::default()),
-        ListingStatus::Active | ListingStatus::Withdrawn => (
-            "FOR_SALE",
-            SubType {
-                is_fsba: Some(true),
-                ..SubType::default()
-            },
-        ),
-    };
+    let (listing_status, sub_type) = listing_status(listing);
     let price_change = if sold {
         None
     } else {
@@ -371,14 +378,7 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
     } else {
         Some(price_change.map(|c| local_midnight_millis(c.at, utc_offset_hours)))
     };
-    let (lot_value, lot_unit) = match listing.lot_acres {
-        None => (None, None),
-        Some(acres) if acres >= 0.25 => (Some(acres), Some("acres")),
-        Some(acres) => (
-            Some((acres * 43_560.0 * 1_000.0).round() / 1_000.0),
-            Some("sqft"),
-        ),
-    };
+    let (lot_value, lot_unit) = lot_area(listing);
     let coordinates = !quirk_fraction(quirks, quirk::NO_COORDINATES, 0.01);
     let tour = quirk_fraction(quirks, quirk::THREE_D_TOUR, 0.08);
     Prop {
@@ -413,11 +413,7 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
         listing_sub_type: sub_type,
         detail_url: &listing.derived.zillow_detail_url,
         contingent_listing_type: None,
-        days_on_zillow: if quirk_fraction(quirks, quirk::DAYS_AS_STRING, 0.35) {
-            Days::Text(days.to_string())
-        } else {
-            Days::Number(days)
-        },
+        days_on_zillow: days_on_zillow(quirks, days),
         date_price_changed,
         date_sold: if sold {
             listing.closed_at.map(|t| t.timestamp_millis())
@@ -428,6 +424,48 @@ fn prop(listing: &SimListing, utc_offset_hours: i32, now: DateTime<Utc>) -> Prop
         currency: "USD",
         coming_soon_on_market_date: None,
         has_image: true,
+    }
+}
+
+/// `listingStatus` and its sub-type (a pending sale, or for sale by agent).
+fn listing_status(listing: &SimListing) -> (&'static str, SubType) {
+    match listing.status {
+        _ if listing.rental => ("FOR_RENT", SubType::default()),
+        ListingStatus::Pending => (
+            "PENDING",
+            SubType {
+                is_pending: Some(true),
+                ..SubType::default()
+            },
+        ),
+        ListingStatus::Sold => ("RECENTLY_SOLD", SubType::default()),
+        ListingStatus::Active | ListingStatus::Withdrawn => (
+            "FOR_SALE",
+            SubType {
+                is_fsba: Some(true),
+                ..SubType::default()
+            },
+        ),
+    }
+}
+
+/// The lot's area and unit: acres from a quarter acre, square feet below.
+fn lot_area(listing: &SimListing) -> (Option<f64>, Option<&'static str>) {
+    match listing.lot_acres {
+        None => (None, None),
+        Some(acres) if acres >= 0.25 => (Some(acres), Some("acres")),
+        Some(acres) => (
+            Some((acres * 43_560.0 * 1_000.0).round() / 1_000.0),
+            Some("sqft"),
+        ),
+    }
+}
+
+fn days_on_zillow(quirks: u64, days: i64) -> Days {
+    if quirk_fraction(quirks, quirk::DAYS_AS_STRING, 0.35) {
+        Days::Text(days.to_string())
+    } else {
+        Days::Number(days)
     }
 }
 

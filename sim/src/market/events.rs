@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Market;
 use super::views::{
     closed_key, insert_by, listed_key, modified_key, price_key, remove_by, take_off_market,
 };
+use super::{Area, Market};
 use crate::listing::{ListingStatus, PriceChange, SimListing, SourceIds};
 use crate::truth::{EventKind, GroundTruthEvent};
 
@@ -87,21 +87,8 @@ impl Market {
         let area = &mut self.areas[area_position];
         let kind = match action {
             Action::New(listing) => {
-                let position = area.listings.len() as u32;
                 let price = listing.list_price;
-                area.listings.push(*listing);
-                // Positions only grow, so pushing keeps `active` sorted.
-                area.active.push(position);
-                let view = &mut area.view;
-                insert_by(&mut view.by_listed, &area.listings, position, listed_key);
-                insert_by(&mut view.by_price, &area.listings, position, price_key);
-                insert_by(
-                    &mut view.by_modification,
-                    &area.listings,
-                    position,
-                    modified_key,
-                );
-                let ids = area.listings[position as usize].ids.clone();
+                let ids = area.list_new(*listing);
                 self.record(
                     at,
                     area_position,
@@ -113,98 +100,19 @@ impl Market {
                 );
                 return;
             }
-            Action::PriceChange { new } => {
-                let listing = &area.listings[position as usize];
-                let old = listing.list_price;
-                if !listing.status.is_live() || new == old {
-                    return;
-                }
-                remove_by(&mut area.view.by_price, &area.listings, position, price_key);
-                let listing = &mut area.listings[position as usize];
-                listing.last_price_change = Some(PriceChange { old, new, at });
-                listing.list_price = new;
-                listing.overpricing *= new as f64 / old as f64;
-                insert_by(&mut area.view.by_price, &area.listings, position, price_key);
-                EventKind::PriceChange { old, new }
-            }
-            Action::ToPending => {
-                if !move_between(&mut area.active, &mut area.pending, position) {
-                    return;
-                }
-                let listing = &mut area.listings[position as usize];
-                listing.status = ListingStatus::Pending;
-                listing.pending_at = Some(at);
-                listing.status_changed_at = at;
-                EventKind::StatusChange {
-                    old: ListingStatus::Active,
-                    new: ListingStatus::Pending,
-                }
-            }
-            Action::BackToActive => {
-                if !move_between(&mut area.pending, &mut area.active, position) {
-                    return;
-                }
-                let listing = &mut area.listings[position as usize];
-                listing.status = ListingStatus::Active;
-                listing.pending_at = None;
-                listing.status_changed_at = at;
-                EventKind::StatusChange {
-                    old: ListingStatus::Pending,
-                    new: ListingStatus::Active,
-                }
-            }
-            Action::Sold { close_price } => {
-                if !remove_sorted(&mut area.pending, position) {
-                    return;
-                }
-                take_off_market(area, position);
-                let listing = &mut area.listings[position as usize];
-                listing.status = ListingStatus::Sold;
-                listing.closed_at = Some(at);
-                listing.close_price = Some(close_price);
-                listing.status_changed_at = at;
-                insert_by(&mut area.view.sold, &area.listings, position, closed_key);
-                EventKind::Delisted {
-                    old: ListingStatus::Pending,
-                    new: ListingStatus::Sold,
-                }
-            }
-            Action::Withdrawn => {
-                if !remove_sorted(&mut area.active, position) {
-                    return;
-                }
-                take_off_market(area, position);
-                let listing = &mut area.listings[position as usize];
-                listing.status = ListingStatus::Withdrawn;
-                listing.closed_at = Some(at);
-                listing.status_changed_at = at;
-                insert_by(
-                    &mut area.view.withdrawn,
-                    &area.listings,
-                    position,
-                    closed_key,
-                );
-                EventKind::Delisted {
-                    old: ListingStatus::Active,
-                    new: ListingStatus::Withdrawn,
-                }
-            }
-            Action::RentalNew(_) | Action::RentChange { .. } | Action::RentalTaken => return,
+            Action::PriceChange { new } => area.change_price(position, new, at),
+            Action::ToPending => area.go_pending(position, at),
+            Action::BackToActive => area.back_to_active(position, at),
+            Action::Sold { close_price } => area.sell(position, close_price, at),
+            Action::Withdrawn => area.withdraw(position, at),
+            Action::RentalNew(_) | Action::RentChange { .. } | Action::RentalTaken => None,
         };
-        // Every change is a modification: the listing moves to the end of that order.
-        remove_by(
-            &mut area.view.by_modification,
-            &area.listings,
-            position,
-            modified_key,
-        );
-        area.listings[position as usize].modified_at = at;
-        insert_by(
-            &mut area.view.by_modification,
-            &area.listings,
-            position,
-            modified_key,
-        );
+        // An event that no longer applies (the listing moved on since it was drawn) is
+        // dropped.
+        let Some(kind) = kind else {
+            return;
+        };
+        area.mark_modified(position, at);
         let ids = area.listings[position as usize].ids.clone();
         self.record(at, area_position, ids, kind);
     }
@@ -218,6 +126,125 @@ impl Market {
             ids,
             kind,
         });
+    }
+}
+
+/// Each sale listing's event applied to its market: `None` when it no longer applies.
+impl Area {
+    /// Lists a new listing; returns its ids.
+    fn list_new(&mut self, listing: SimListing) -> SourceIds {
+        let position = self.listings.len() as u32;
+        self.listings.push(listing);
+        // Positions only grow, so pushing keeps `active` sorted.
+        self.active.push(position);
+        let view = &mut self.view;
+        insert_by(&mut view.by_listed, &self.listings, position, listed_key);
+        insert_by(&mut view.by_price, &self.listings, position, price_key);
+        insert_by(
+            &mut view.by_modification,
+            &self.listings,
+            position,
+            modified_key,
+        );
+        self.listings[position as usize].ids.clone()
+    }
+
+    fn change_price(&mut self, position: u32, new: u64, at: DateTime<Utc>) -> Option<EventKind> {
+        let listing = &self.listings[position as usize];
+        let old = listing.list_price;
+        if !listing.status.is_live() || new == old {
+            return None;
+        }
+        remove_by(&mut self.view.by_price, &self.listings, position, price_key);
+        let listing = &mut self.listings[position as usize];
+        listing.last_price_change = Some(PriceChange { old, new, at });
+        listing.list_price = new;
+        listing.overpricing *= new as f64 / old as f64;
+        insert_by(&mut self.view.by_price, &self.listings, position, price_key);
+        Some(EventKind::PriceChange { old, new })
+    }
+
+    fn go_pending(&mut self, position: u32, at: DateTime<Utc>) -> Option<EventKind> {
+        if !move_between(&mut self.active, &mut self.pending, position) {
+            return None;
+        }
+        let listing = &mut self.listings[position as usize];
+        listing.status = ListingStatus::Pending;
+        listing.pending_at = Some(at);
+        listing.status_changed_at = at;
+        Some(EventKind::StatusChange {
+            old: ListingStatus::Active,
+            new: ListingStatus::Pending,
+        })
+    }
+
+    fn back_to_active(&mut self, position: u32, at: DateTime<Utc>) -> Option<EventKind> {
+        if !move_between(&mut self.pending, &mut self.active, position) {
+            return None;
+        }
+        let listing = &mut self.listings[position as usize];
+        listing.status = ListingStatus::Active;
+        listing.pending_at = None;
+        listing.status_changed_at = at;
+        Some(EventKind::StatusChange {
+            old: ListingStatus::Pending,
+            new: ListingStatus::Active,
+        })
+    }
+
+    fn sell(&mut self, position: u32, close_price: u64, at: DateTime<Utc>) -> Option<EventKind> {
+        if !remove_sorted(&mut self.pending, position) {
+            return None;
+        }
+        take_off_market(self, position);
+        let listing = &mut self.listings[position as usize];
+        listing.status = ListingStatus::Sold;
+        listing.closed_at = Some(at);
+        listing.close_price = Some(close_price);
+        listing.status_changed_at = at;
+        insert_by(&mut self.view.sold, &self.listings, position, closed_key);
+        Some(EventKind::Delisted {
+            old: ListingStatus::Pending,
+            new: ListingStatus::Sold,
+        })
+    }
+
+    fn withdraw(&mut self, position: u32, at: DateTime<Utc>) -> Option<EventKind> {
+        if !remove_sorted(&mut self.active, position) {
+            return None;
+        }
+        take_off_market(self, position);
+        let listing = &mut self.listings[position as usize];
+        listing.status = ListingStatus::Withdrawn;
+        listing.closed_at = Some(at);
+        listing.status_changed_at = at;
+        insert_by(
+            &mut self.view.withdrawn,
+            &self.listings,
+            position,
+            closed_key,
+        );
+        Some(EventKind::Delisted {
+            old: ListingStatus::Active,
+            new: ListingStatus::Withdrawn,
+        })
+    }
+
+    /// Every change is a modification: the listing moves to the end of that order.
+    fn mark_modified(&mut self, position: u32, at: DateTime<Utc>) {
+        remove_by(
+            &mut self.view.by_modification,
+            &self.listings,
+            position,
+            modified_key,
+        );
+        self.listings[position as usize].modified_at = at;
+        insert_by(
+            &mut self.view.by_modification,
+            &self.listings,
+            position,
+            modified_key,
+        );
     }
 }
 

@@ -82,6 +82,31 @@ pub(crate) struct Area {
 }
 
 impl Area {
+    /// A market with no listing yet: its ZIP areas and price scale drawn from its profile.
+    fn empty(profile: &'static MarketProfile, builtin_index: usize, key: String) -> Self {
+        let zips = zip_areas(profile);
+        let price_scale = price_scale(profile, &zips);
+        Self {
+            profile,
+            builtin_index: builtin_index as u64,
+            key_hash: hash_bytes(key.as_bytes()),
+            zips,
+            price_scale,
+            key,
+            listings: Vec::new(),
+            active: Vec::new(),
+            pending: Vec::new(),
+            next_serial: 0,
+            used_lines: HashSet::new(),
+            rates: Rates::for_profile(profile),
+            view: AreaView::default(),
+            rentals: Vec::new(),
+            active_rentals: Vec::new(),
+            next_rental_serial: 0,
+            rental_lines: HashSet::new(),
+        }
+    }
+
     fn live_count(&self) -> usize {
         self.active.len() + self.pending.len()
     }
@@ -183,72 +208,16 @@ impl Market {
     pub fn new(seed: u64, config: MarketConfig) -> Result<Self, SimError> {
         config.validate()?;
         let builtins = builtin_markets();
-        let known = || {
-            builtins
-                .iter()
-                .map(MarketProfile::key)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // Market order is key order, whatever order the configuration names them in.
-        let mut selected: BTreeMap<String, usize> = BTreeMap::new();
-        if config.markets.is_empty() {
-            for (index, profile) in builtins.iter().enumerate() {
-                selected.insert(profile.key(), index);
-            }
-        } else {
-            for wanted in &config.markets {
-                let key = slug(wanted);
-                let index = builtins
-                    .iter()
-                    .position(|p| p.key() == key)
-                    .ok_or_else(|| SimError::UnknownMarket {
-                        key: wanted.clone(),
-                        known: known(),
-                    })?;
-                selected.insert(key, index);
-            }
-        }
-
         let start = config.start;
-        let mut areas = Vec::with_capacity(selected.len());
-        for (key, builtin_index) in selected {
-            let profile = &builtins[builtin_index];
-            let zips = zip_areas(profile);
-            let price_scale = price_scale(profile, &zips);
-            let mut area = Area {
-                profile,
-                builtin_index: builtin_index as u64,
-                key_hash: hash_bytes(key.as_bytes()),
-                zips,
-                price_scale,
-                key,
-                listings: Vec::new(),
-                active: Vec::new(),
-                pending: Vec::new(),
-                next_serial: 0,
-                used_lines: HashSet::new(),
-                rates: Rates::for_profile(profile),
-                view: AreaView::default(),
-                rentals: Vec::new(),
-                active_rentals: Vec::new(),
-                next_rental_serial: 0,
-                rental_lines: HashSet::new(),
-            };
+        let mut areas = Vec::new();
+        for (key, builtin_index) in selected_markets(&config)? {
+            let mut area = Area::empty(&builtins[builtin_index], builtin_index, key);
             populate(&mut area, seed, start, config.listings_per_market);
             let rentals = rental_target(config.listings_per_market);
             populate_rentals(&mut area, seed, start, rentals);
             areas.push(area);
         }
-
-        let mut keys = BTreeMap::new();
-        let mut zips = BTreeMap::new();
-        for (position, area) in areas.iter().enumerate() {
-            keys.insert(area.key.clone(), position);
-            for zip in area.profile.zips {
-                zips.insert(*zip, position);
-            }
-        }
+        let (keys, zips) = positions(&areas);
         let mut market = Self {
             seed,
             config,
@@ -468,6 +437,49 @@ impl Market {
             .get_key_value(zip.trim())
             .map(|(zip, &area)| (area, *zip))
     }
+}
+
+/// The configured markets (every built-in one when none is named): key -> position in
+/// [`builtin_markets`], in key order whatever order the configuration names them in.
+fn selected_markets(config: &MarketConfig) -> Result<BTreeMap<String, usize>, SimError> {
+    let builtins = builtin_markets();
+    let mut selected: BTreeMap<String, usize> = BTreeMap::new();
+    if config.markets.is_empty() {
+        for (index, profile) in builtins.iter().enumerate() {
+            selected.insert(profile.key(), index);
+        }
+        return Ok(selected);
+    }
+    for wanted in &config.markets {
+        let key = slug(wanted);
+        let index = builtins
+            .iter()
+            .position(|p| p.key() == key)
+            .ok_or_else(|| SimError::UnknownMarket {
+                key: wanted.clone(),
+                known: builtins
+                    .iter()
+                    .map(MarketProfile::key)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        selected.insert(key, index);
+    }
+    Ok(selected)
+}
+
+/// Market key -> position, and ZIP code -> market position.
+#[allow(clippy::type_complexity)]
+fn positions(areas: &[Area]) -> (BTreeMap<String, usize>, BTreeMap<&'static str, usize>) {
+    let mut keys = BTreeMap::new();
+    let mut zips = BTreeMap::new();
+    for (position, area) in areas.iter().enumerate() {
+        keys.insert(area.key.clone(), position);
+        for zip in area.profile.zips {
+            zips.insert(*zip, position);
+        }
+    }
+    (keys, zips)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::events::{Action, HourPlan, Planned};
+use super::rates::Rates;
 use super::rentals::{draw_rental_tick, rental_target};
 use super::{Area, Market, TICK_MILLIS};
 use crate::generate::{charm, cut_fraction, cut_price, raise_price, rise_fraction};
@@ -115,134 +116,176 @@ fn draw_area_tick(
     target_live: u32,
     out: &mut Vec<Planned>,
 ) {
-    let mut rng = stream(&[seed, area.key_hash, tick as u64, TICK_SALT]);
-    let hourly = time_weight(area.profile, tick_start) * activity / 24.0;
-    let rates = area.rates;
-    let mut touched = HashSet::new();
-    let at = |rng: &mut ChaCha8Rng| {
-        tick_start + TimeDelta::milliseconds(rng.random_range(1..=TICK_MILLIS))
+    let mut draw = AreaTick {
+        rng: stream(&[seed, area.key_hash, tick as u64, TICK_SALT]),
+        tick_start,
+        hourly: time_weight(area.profile, tick_start) * activity / 24.0,
+        rates: area.rates,
+        touched: HashSet::new(),
+        plan: HourPlan {
+            out,
+            area: area_position,
+            order: 0,
+        },
     };
-    let mut plan = HourPlan {
-        out,
-        area: area_position,
-        order: 0,
-    };
-
-    let listings = &area.listings;
-    let days_on_market = |i: u32| {
-        (tick_start - listings[i as usize].on_market_at).num_milliseconds() as f64 / 86_400_000.0
-    };
-    let overpricing = |i: u32| listings[i as usize].overpricing;
-    let placeholder = |i: u32| listings[i as usize].placeholder_price;
-
     // Active listings: go pending (underpriced ones sooner), get withdrawn (stale ones
     // more), get cut (overpriced and stale ones more, rarely twice in two weeks), rarely
     // get raised.
-    for i in thinned(
-        &mut rng,
-        &area.active,
-        rates.pending * hourly,
-        2.0,
-        &mut touched,
-        |i| (-(overpricing(i) - 1.0) * 6.0).exp().clamp(0.3, 2.0),
-    ) {
-        let when = at(&mut rng);
-        plan.push(when, i, Action::ToPending);
-    }
-    for i in thinned(
-        &mut rng,
-        &area.active,
-        rates.withdraw * hourly,
-        3.0,
-        &mut touched,
-        |i| (0.5 + days_on_market(i) / 90.0).min(3.0),
-    ) {
-        let when = at(&mut rng);
-        plan.push(when, i, Action::Withdrawn);
-    }
-    let recently_changed = |i: u32| {
-        listings[i as usize]
-            .last_price_change
-            .is_some_and(|c| tick_start - c.at < TimeDelta::days(14))
-    };
-    for i in thinned(
-        &mut rng,
-        &area.active,
-        rates.cut * hourly,
-        3.0,
-        &mut touched,
-        |i| {
-            if placeholder(i) {
-                return 0.0;
-            }
-            let dom = days_on_market(i);
-            let dom_factor = if dom < 7.0 {
-                0.1
-            } else {
-                (0.5 + dom / 60.0).min(2.0)
-            };
-            let recent = if recently_changed(i) { 0.3 } else { 1.0 };
-            (dom_factor * recent * ((overpricing(i) - 1.0) * 6.0).exp()).clamp(0.0, 3.0)
-        },
-    ) {
-        let when = at(&mut rng);
-        let old = listings[i as usize].list_price;
-        let fraction = cut_fraction(&mut rng);
-        let new = cut_price(old, fraction, charm(&mut rng));
-        plan.push(when, i, Action::PriceChange { new });
-    }
-    for i in thinned(
-        &mut rng,
-        &area.active,
-        rates.rise * hourly,
-        3.0,
-        &mut touched,
-        |i| {
-            if placeholder(i) {
-                return 0.0;
-            }
-            (-(overpricing(i) - 1.0) * 10.0).exp().clamp(0.2, 3.0)
-        },
-    ) {
-        let when = at(&mut rng);
-        let old = listings[i as usize].list_price;
-        let new = raise_price(old, rise_fraction(&mut rng), charm(&mut rng));
-        plan.push(when, i, Action::PriceChange { new });
-    }
-
+    draw.under_contract(area);
+    draw.withdrawals(area);
+    draw.price_cuts(area);
+    draw.price_rises(area);
     // Pending listings: close, or fall back to active.
-    for i in thinned(
-        &mut rng,
-        &area.pending,
-        rates.close * hourly,
-        1.0,
-        &mut touched,
-        |_| 1.0,
-    ) {
-        let when = at(&mut rng);
-        let close_price = close_price(&mut rng, &listings[i as usize]);
-        plan.push(when, i, Action::Sold { close_price });
-    }
-    for i in thinned(
-        &mut rng,
-        &area.pending,
-        rates.fall_through * hourly,
-        1.0,
-        &mut touched,
-        |_| 1.0,
-    ) {
-        let when = at(&mut rng);
-        plan.push(when, i, Action::BackToActive);
+    draw.closings(area);
+    draw.fall_throughs(area);
+    draw.new_listings(area, seed, target_live);
+}
+
+/// The draws of one market's hour, in the order the stream `rng` is drawn from.
+struct AreaTick<'a> {
+    rng: ChaCha8Rng,
+    tick_start: DateTime<Utc>,
+    /// The hour's share of a day's events (time of day and week, and the activity).
+    hourly: f64,
+    rates: Rates,
+    /// Listings with an event this hour (one each keeps every drawn event valid).
+    touched: HashSet<u32>,
+    plan: HourPlan<'a>,
+}
+
+impl AreaTick<'_> {
+    /// A time within the hour.
+    fn at(&mut self) -> DateTime<Utc> {
+        self.tick_start + TimeDelta::milliseconds(self.rng.random_range(1..=TICK_MILLIS))
     }
 
-    // New listings, pulled back towards the configured size when the market drifts.
-    let live = area.live_count().max(1) as f64;
-    let target = f64::from(target_live);
-    let reversion = (target / live).powi(2).clamp(0.25, 4.0);
-    let new_count = poisson(&mut rng, target * rates.new_per_live * hourly * reversion);
-    for _ in 0..new_count {
-        let when = at(&mut rng);
-        let listing = area.create_listing(seed, &mut rng, when);
-        plan.push(when, u32::MAX, Action::New(Box::new(listing)));
+    /// [`thinned`] at this hour's share of `daily_rate`.
+    fn thinned(
+        &mut self,
+        candidates: &[u32],
+        daily_rate: f64,
+        max_weight: f64,
+        weight: impl FnMut(u32) -> f64,
+    ) -> Vec<u32> {
+        thinned(
+            &mut self.rng,
+            candidates,
+            daily_rate * self.hourly,
+            max_weight,
+            &mut self.touched,
+            weight,
+        )
     }
+
+    /// Underpriced listings go pending sooner.
+    fn under_contract(&mut self, area: &Area) {
+        let listings = &area.listings;
+        for i in self.thinned(&area.active, self.rates.pending, 2.0, |i| {
+            (-(listings[i as usize].overpricing - 1.0) * 6.0)
+                .exp()
+                .clamp(0.3, 2.0)
+        }) {
+            let when = self.at();
+            self.plan.push(when, i, Action::ToPending);
+        }
+    }
+
+    /// Stale listings are withdrawn more.
+    fn withdrawals(&mut self, area: &Area) {
+        let (listings, now) = (&area.listings, self.tick_start);
+        for i in self.thinned(&area.active, self.rates.withdraw, 3.0, |i| {
+            (0.5 + days_on_market(&listings[i as usize], now) / 90.0).min(3.0)
+        }) {
+            let when = self.at();
+            self.plan.push(when, i, Action::Withdrawn);
+        }
+    }
+
+    /// Overpriced and stale listings are cut more, rarely twice in two weeks; never a
+    /// placeholder price.
+    fn price_cuts(&mut self, area: &Area) {
+        let (listings, now) = (&area.listings, self.tick_start);
+        for i in self.thinned(&area.active, self.rates.cut, 3.0, |i| {
+            cut_weight(&listings[i as usize], now)
+        }) {
+            let when = self.at();
+            let old = listings[i as usize].list_price;
+            let fraction = cut_fraction(&mut self.rng);
+            let new = cut_price(old, fraction, charm(&mut self.rng));
+            self.plan.push(when, i, Action::PriceChange { new });
+        }
+    }
+
+    /// Underpriced listings are rarely raised; never a placeholder price.
+    fn price_rises(&mut self, area: &Area) {
+        let listings = &area.listings;
+        for i in self.thinned(&area.active, self.rates.rise, 3.0, |i| {
+            let listing = &listings[i as usize];
+            if listing.placeholder_price {
+                return 0.0;
+            }
+            (-(listing.overpricing - 1.0) * 10.0).exp().clamp(0.2, 3.0)
+        }) {
+            let when = self.at();
+            let old = listings[i as usize].list_price;
+            let new = raise_price(old, rise_fraction(&mut self.rng), charm(&mut self.rng));
+            self.plan.push(when, i, Action::PriceChange { new });
+        }
+    }
+
+    fn closings(&mut self, area: &Area) {
+        for i in self.thinned(&area.pending, self.rates.close, 1.0, |_| 1.0) {
+            let when = self.at();
+            let close_price = close_price(&mut self.rng, &area.listings[i as usize]);
+            self.plan.push(when, i, Action::Sold { close_price });
+        }
+    }
+
+    fn fall_throughs(&mut self, area: &Area) {
+        for i in self.thinned(&area.pending, self.rates.fall_through, 1.0, |_| 1.0) {
+            let when = self.at();
+            self.plan.push(when, i, Action::BackToActive);
+        }
+    }
+
+    /// New listings, pulled back towards the configured size when the market drifts.
+    fn new_listings(&mut self, area: &mut Area, seed: u64, target_live: u32) {
+        let live = area.live_count().max(1) as f64;
+        let target = f64::from(target_live);
+        let reversion = (target / live).powi(2).clamp(0.25, 4.0);
+        let new_count = poisson(
+            &mut self.rng,
+            target * self.rates.new_per_live * self.hourly * reversion,
+        );
+        for _ in 0..new_count {
+            let when = self.at();
+            let listing = area.create_listing(seed, &mut self.rng, when);
+            self.plan
+                .push(when, u32::MAX, Action::New(Box::new(listing)));
+        }
+    }
+}
+
+fn days_on_market(listing: &SimListing, now: DateTime<Utc>) -> f64 {
+    (now - listing.on_market_at).num_milliseconds() as f64 / 86_400_000.0
+}
+
+/// How much likelier than average a listing is to be cut: more when overpriced or stale,
+/// much less within a week on the market or two weeks of its last change; never a
+/// placeholder price.
+fn cut_weight(listing: &SimListing, now: DateTime<Utc>) -> f64 {
+    if listing.placeholder_price {
+        return 0.0;
+    }
+    let dom = days_on_market(listing, now);
+    let dom_factor = if dom < 7.0 {
+        0.1
+    } else {
+        (0.5 + dom / 60.0).min(2.0)
+    };
+    let recently_changed = listing
+        .last_price_change
+        .is_some_and(|c| now - c.at < TimeDelta::days(14));
+    let recent = if recently_changed { 0.3 } else { 1.0 };
+    (dom_factor * recent * ((listing.overpricing - 1.0) * 6.0).exp()).clamp(0.0, 3.0)
 }

@@ -109,13 +109,33 @@ fn card(html: &mut String, ad: &PortalAd, now: DateTime<Utc>, changed_layout: bo
         ad.id,
         slug(&title.replace("...", ""))
     );
+    card_photos(html, ad, &url, &title);
+    card_heading(html, ad, now, &url, &title);
+    card_details(html, ad, changed_layout);
+    let _ = writeln!(
+        html,
+        "\t\t\t\t</div>\n\t\t\t\t<div class=\"disFlex adFeatures\">"
+    );
+    for label in &ad.equipment {
+        let _ = writeln!(
+            html,
+            "\t\t\t\t\t<div class=\"adFeature\"><i class=\"characIcon\"></i><span class=\"fSize12 \
+             centered\">{}</span></div>",
+            escape(label)
+        );
+    }
+    let _ = writeln!(html, "\t\t\t\t</div>\n\t\t\t</div>\n\t\t</div>");
+}
+
+/// The card's opening and its photo slider.
+fn card_photos(html: &mut String, ad: &PortalAd, url: &str, title: &str) {
     let premium = if ad.featured { " sPremium" } else { "" };
     let _ = write!(
         html,
         "<div class=\"listingBox w100{premium}\" linkRef=\"{url}\">\n\t\t\t<input type=\"hidden\" \
          class=\"adId\" value=\"{id}\" />\n\t\t\t<div class=\"photoBox\"><div class=\"adSlider\" \
          ad=\"{id}\">\n",
-        url = escape(&url),
+        url = escape(url),
         id = ad.id,
     );
     for n in 0..ad.photos {
@@ -125,9 +145,13 @@ fn card(html: &mut String, ad: &PortalAd, now: DateTime<Utc>, changed_layout: bo
              data-lazy=\"https://www.mubawab-media.com/ad/{}/{n}/h/photo_{n}.avif\" alt=\"{}\" \
              /></div>",
             ad.id,
-            escape(&title)
+            escape(title)
         );
     }
+}
+
+/// The card's price, title (the ad's link) and place.
+fn card_heading(html: &mut String, ad: &PortalAd, now: DateTime<Utc>, url: &str, title: &str) {
     let price = match ad.price_at(now) {
         // Digits grouped by no-break spaces, a plain space before "DH".
         Some(price) => format!("{} DH", french_number(price)),
@@ -146,10 +170,15 @@ fn card(html: &mut String, ad: &PortalAd, now: DateTime<Utc>, changed_layout: bo
          class=\"listingH3\">\n\t\t\t\t\t<i class=\"icon-location\"></i>{location}\n\t\t\t\t</span>\
          </div>\n",
         price = escape(&price),
-        url = escape(&url),
-        title = escape(&title),
+        url = escape(url),
+        title = escape(title),
         location = escape(&location),
     );
+}
+
+/// The card's area, rooms, bedrooms and bathrooms (the portal's changed layout names
+/// their classes differently).
+fn card_details(html: &mut String, ad: &PortalAd, changed_layout: bool) {
     let (feature, icon) = if changed_layout {
         ("adDetailsItem", "adDetailsItemIcon")
     } else {
@@ -184,17 +213,4 @@ fn card(html: &mut String, ad: &PortalAd, now: DateTime<Utc>, changed_layout: bo
             escape(&text)
         );
     }
-    let _ = writeln!(
-        html,
-        "\t\t\t\t</div>\n\t\t\t\t<div class=\"disFlex adFeatures\">"
-    );
-    for label in &ad.equipment {
-        let _ = writeln!(
-            html,
-            "\t\t\t\t\t<div class=\"adFeature\"><i class=\"characIcon\"></i><span class=\"fSize12 \
-             centered\">{}</span></div>",
-            escape(label)
-        );
-    }
-    let _ = writeln!(html, "\t\t\t\t</div>\n\t\t\t</div>\n\t\t</div>");
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue as Ddb;
 use libtest_mimic::Failed;
 use realty_alerts::feed::{ALERT_FEED_DAYS, AlertFeedItem, feed_key, feed_sort_key};
-use realty_alerts::ports::{Claim, AlertClaimStore};
+use realty_alerts::ports::{AlertClaimStore, Claim};
 use realty_alerts::rules::AlertKind;
 use realty_model::listing::PropertyType;
 use realty_model::state::ListingItem;

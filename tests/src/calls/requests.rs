@@ -187,102 +187,16 @@ type Found = (String, String, BTreeMap<String, BTreeSet<String>>);
 /// DynamoDB's authorisations: (action, table or `table/index/name`, leading keys) for
 /// every table a call touches, the items of a transaction each by its own action.
 fn dynamodb(operation: &str, body: &Value, partition_keys: &BTreeSet<String>) -> Vec<Found> {
-    let leading = |items: &mut dyn Iterator<Item = &Value>| {
-        let mut context: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for item in items {
-            for attribute in partition_keys {
-                if let Some(value) = scalar_attribute(&item[attribute]) {
-                    context
-                        .entry(format!("leading:{attribute}"))
-                        .or_default()
-                        .insert(value);
-                }
-            }
-        }
-        context
-    };
-    let table = |body: &Value| {
-        let name = body["TableName"].as_str().unwrap_or("?");
-        match body["IndexName"].as_str() {
-            Some(index) => format!("{name}/index/{index}"),
-            None => name.to_owned(),
-        }
-    };
+    let leading = LeadingKeys(partition_keys);
     match operation {
-        "BatchGetItem" | "BatchWriteItem" => body["RequestItems"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(name, request)| {
-                let keys: Vec<&Value> = if operation == "BatchGetItem" {
-                    request["Keys"].as_array().into_iter().flatten().collect()
-                } else {
-                    request
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|w| {
-                            let put = &w["PutRequest"]["Item"];
-                            if put.is_null() {
-                                &w["DeleteRequest"]["Key"]
-                            } else {
-                                put
-                            }
-                        })
-                        .collect()
-                };
-                (
-                    operation.to_owned(),
-                    name.clone(),
-                    leading(&mut keys.into_iter()),
-                )
-            })
-            .collect(),
-        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| {
-                let (kind, inner) = item.as_object()?.iter().next()?;
-                let action = match kind.as_str() {
-                    "Put" => "PutItem",
-                    "Update" => "UpdateItem",
-                    "Delete" => "DeleteItem",
-                    "ConditionCheck" => "ConditionCheckItem",
-                    "Get" => "GetItem",
-                    _ => return None,
-                };
-                let key = if inner["Item"].is_null() {
-                    &inner["Key"]
-                } else {
-                    &inner["Item"]
-                };
-                Some((
-                    action.to_owned(),
-                    table(inner),
-                    leading(&mut std::iter::once(key)),
-                ))
-            })
-            .collect(),
+        "BatchGetItem" | "BatchWriteItem" => batch(operation, body, &leading),
+        "TransactWriteItems" | "TransactGetItems" => transaction(body, &leading),
         "Query" => {
-            let names = &body["ExpressionAttributeNames"];
-            let values = &body["ExpressionAttributeValues"];
-            let expression = body["KeyConditionExpression"].as_str().unwrap_or_default();
-            // `pk = :v` or `#p = :v`: the equality on the partition key, as a one-item key.
-            let mut key = serde_json::Map::new();
-            for clause in expression.replace(" and ", " AND ").split(" AND ") {
-                if let Some((name, value)) = clause.split_once('=') {
-                    let name = name.trim().trim_start_matches('(');
-                    let name = names[name].as_str().unwrap_or(name);
-                    let value = value.trim().trim_end_matches(')');
-                    key.insert(name.to_owned(), values[value].clone());
-                }
-            }
-            let key = Value::Object(key);
+            let key = query_key(body);
             vec![(
                 operation.to_owned(),
                 table(body),
-                leading(&mut std::iter::once(&key)),
+                leading.of(&mut std::iter::once(&key)),
             )]
         }
         _ => {
@@ -294,10 +208,121 @@ fn dynamodb(operation: &str, body: &Value, partition_keys: &BTreeSet<String>) ->
             vec![(
                 operation.to_owned(),
                 table(body),
-                leading(&mut std::iter::once(key)),
+                leading.of(&mut std::iter::once(key)),
             )]
         }
     }
+}
+
+/// The tables' partition key attributes, whose values are the `dynamodb:LeadingKeys` a
+/// call's items carry.
+struct LeadingKeys<'a>(&'a BTreeSet<String>);
+
+impl LeadingKeys<'_> {
+    fn of(&self, items: &mut dyn Iterator<Item = &Value>) -> BTreeMap<String, BTreeSet<String>> {
+        let mut context: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for item in items {
+            for attribute in self.0 {
+                if let Some(value) = scalar_attribute(&item[attribute]) {
+                    context
+                        .entry(format!("leading:{attribute}"))
+                        .or_default()
+                        .insert(value);
+                }
+            }
+        }
+        context
+    }
+}
+
+/// The table a call names, or its index as `table/index/name`.
+fn table(body: &Value) -> String {
+    let name = body["TableName"].as_str().unwrap_or("?");
+    match body["IndexName"].as_str() {
+        Some(index) => format!("{name}/index/{index}"),
+        None => name.to_owned(),
+    }
+}
+
+/// A batch's tables, each with the keys (or written items) it names.
+fn batch(operation: &str, body: &Value, leading: &LeadingKeys<'_>) -> Vec<Found> {
+    body["RequestItems"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, request)| {
+            let keys: Vec<&Value> = if operation == "BatchGetItem" {
+                request["Keys"].as_array().into_iter().flatten().collect()
+            } else {
+                request
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| {
+                        let put = &w["PutRequest"]["Item"];
+                        if put.is_null() {
+                            &w["DeleteRequest"]["Key"]
+                        } else {
+                            put
+                        }
+                    })
+                    .collect()
+            };
+            (
+                operation.to_owned(),
+                name.clone(),
+                leading.of(&mut keys.into_iter()),
+            )
+        })
+        .collect()
+}
+
+/// A transaction's items, each by its own action.
+fn transaction(body: &Value, leading: &LeadingKeys<'_>) -> Vec<Found> {
+    body["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| {
+            let (kind, inner) = item.as_object()?.iter().next()?;
+            let action = match kind.as_str() {
+                "Put" => "PutItem",
+                "Update" => "UpdateItem",
+                "Delete" => "DeleteItem",
+                "ConditionCheck" => "ConditionCheckItem",
+                "Get" => "GetItem",
+                _ => return None,
+            };
+            let key = if inner["Item"].is_null() {
+                &inner["Key"]
+            } else {
+                &inner["Item"]
+            };
+            Some((
+                action.to_owned(),
+                table(inner),
+                leading.of(&mut std::iter::once(key)),
+            ))
+        })
+        .collect()
+}
+
+/// A query's key condition as a one-item key: `pk = :v` or `#p = :v`, the equality on the
+/// partition key.
+fn query_key(body: &Value) -> Value {
+    let names = &body["ExpressionAttributeNames"];
+    let values = &body["ExpressionAttributeValues"];
+    let expression = body["KeyConditionExpression"].as_str().unwrap_or_default();
+    let mut key = serde_json::Map::new();
+    for clause in expression.replace(" and ", " AND ").split(" AND ") {
+        if let Some((name, value)) = clause.split_once('=') {
+            let name = name.trim().trim_start_matches('(');
+            let name = names[name].as_str().unwrap_or(name);
+            let value = value.trim().trim_end_matches(')');
+            key.insert(name.to_owned(), values[value].clone());
+        }
+    }
+    Value::Object(key)
 }
 
 /// A DynamoDB attribute value that can be a key (`{"S": ..}`, `{"N": ..}`, `{"B": ..}`).

@@ -28,8 +28,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use realty_alerts::feed::AlertFeedItem;
 
+use realty_alerts::ports::{AlertClaimStore, Claim};
 use realty_model::ports::CLAIM_LEASE_ATTRIBUTE;
-use realty_alerts::ports::{Claim, AlertClaimStore};
 use realty_model::ports::PortError;
 
 /// A claim, and the feed item that marks it, are kept at least this long. Far longer than

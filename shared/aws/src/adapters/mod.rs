@@ -1,13 +1,13 @@
 //! AWS SDK adapters behind the ports, and the retry of partly failed calls they share.
 
 #[cfg(feature = "alerts")]
+pub mod alert_claims;
+#[cfg(feature = "alerts")]
 pub mod alert_sink;
 pub mod config;
 pub mod dynamodb;
 #[cfg(feature = "metrics")]
 pub mod firehose;
-#[cfg(feature = "alerts")]
-pub mod alert_claims;
 #[cfg(feature = "poller")]
 pub mod imports;
 #[cfg(feature = "poller")]

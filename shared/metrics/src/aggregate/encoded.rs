@@ -1,8 +1,8 @@
 //! A market aggregate's values encoded for storage ([`EncodedValues`]), and read back.
 
 use super::MarketAggregate;
-use crate::histogram::{DayHistogram, LogHistogram};
 use crate::aggregate::rents::ByBedrooms;
+use crate::histogram::{DayHistogram, LogHistogram};
 use crate::values::ValueCounts;
 use realty_model::varint::DecodeError;
 

@@ -11,10 +11,10 @@
 //! (`figures`), and its histograms encoded for storage (`encoded`).
 
 mod encoded;
-pub mod history;
-pub mod rents;
 mod facts;
 mod figures;
+pub mod history;
+pub mod rents;
 
 pub use encoded::{EncodedValues, MAX_EXACT_VALUE_BYTES, ValueLayout};
 pub use facts::{ListingFacts, Standing, day_date, day_number, minor_per_sqft};
@@ -28,9 +28,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::histogram::DayHistogram;
+use super::values::ValueCounts;
 use history::{Trends, trends};
 use rents::RentAggregate;
-use super::values::ValueCounts;
 
 /// How long daily counters stay in the live item (the daily snapshots keep them after).
 pub const DAILY_COUNTER_DAYS: i64 = 35;

@@ -7,8 +7,8 @@ use chrono::{NaiveDate, TimeZone, Utc};
 
 use super::crashing_stores::{CrashingStores, deliver};
 use super::{SHARD, Step, block_on, events_of, listing, records_of};
-use crate::aggregate::{self, Scope};
 use crate::aggregate::history;
+use crate::aggregate::{self, Scope};
 use crate::memory::MemoryStores;
 use crate::ports::*;
 use crate::process::process_batch;

@@ -16,6 +16,33 @@ use crate::market::{ListingRef, Market};
 /// Renders one page. `base` is the scheme and host the links are made absolute with.
 pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
     let now = market.now();
+    let matching = candidates(market, query).filter(|&at| {
+        let listing = market.listing(at);
+        let mls_name = market.areas()[at.0 as usize].profile.mls_name;
+        query
+            .clauses
+            .iter()
+            .all(|c| clause_holds(c, listing, mls_name))
+    });
+    let page = Page::of(matching, query);
+    let values: Vec<serde_json::Value> = page
+        .refs
+        .iter()
+        .map(|&at| record(market, query, at, now))
+        .collect();
+    Reply::json(
+        200,
+        &Envelope {
+            context: format!("{base}/reso/odata/$metadata#Property"),
+            count: query.count.then_some(page.total),
+            value: values,
+            next_link: page.more.then(|| next_link(base, query)),
+        },
+    )
+}
+
+/// The listings the filter could match, in modification order.
+fn candidates<'a>(market: &'a Market, query: &Query) -> Box<dyn Iterator<Item = ListingRef> + 'a> {
     // Lower bound on ModificationTimestamp: a binary search instead of a scan.
     let lower = query.clauses.iter().filter_map(|c| match c {
         Clause::Modified(Op::Gt | Op::Ge, at) => Some(*at),
@@ -23,8 +50,7 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
     });
     let since = lower.max();
     // A City/StateOrProvince/PostalCode equality narrows the search to one market.
-    let area = single_area(market, &query.clauses);
-    let candidates: Box<dyn Iterator<Item = ListingRef>> = match area {
+    match single_area(market, &query.clauses) {
         Some(Some(position)) => {
             let view = &market.areas()[position].view.by_modification;
             let listings = &market.areas()[position].listings;
@@ -35,79 +61,77 @@ pub(crate) fn render(market: &Market, query: &Query, base: &str) -> Reply {
         }
         Some(None) => Box::new(std::iter::empty()),
         None => Box::new(ByModification::new(market, since)),
-    };
-    let matching = candidates.filter(|&at| {
-        let listing = market.listing(at);
-        let mls_name = market.areas()[at.0 as usize].profile.mls_name;
-        query
-            .clauses
-            .iter()
-            .all(|c| clause_holds(c, listing, mls_name))
-    });
-
-    let mut page = Vec::with_capacity(query.top.min(1_024));
-    let mut more = false;
-    let mut total = 0usize;
-    for (index, at) in matching.enumerate() {
-        total += 1;
-        if index < query.skip {
-            continue;
-        }
-        if page.len() < query.top {
-            page.push(at);
-        } else {
-            more = true;
-            // Only `$count=true` needs the rest of the matches.
-            if !query.count {
-                break;
-            }
-        }
     }
-    let values: Vec<serde_json::Value> = page
-        .iter()
-        .map(|&at| {
-            let offset = market.areas()[at.0 as usize].profile.utc_offset_hours;
-            let record = property(
-                market.listing(at),
-                market.areas()[at.0 as usize].profile.mls_name,
-                offset,
-                now,
-            );
-            let mut value = serde_json::to_value(record).unwrap_or_default();
-            if let (Some((_, fields)), serde_json::Value::Object(map)) = (&query.select, &mut value)
-            {
-                map.retain(|name, _| fields.iter().any(|f| f == name));
+}
+
+/// The matches of one page, whether more follow, and how many matched in all (counted
+/// to the end only for `$count=true`).
+struct Page {
+    refs: Vec<ListingRef>,
+    more: bool,
+    total: usize,
+}
+
+impl Page {
+    fn of(matching: impl Iterator<Item = ListingRef>, query: &Query) -> Self {
+        let mut page = Self {
+            refs: Vec::with_capacity(query.top.min(1_024)),
+            more: false,
+            total: 0,
+        };
+        for (index, at) in matching.enumerate() {
+            page.total += 1;
+            if index < query.skip {
+                continue;
             }
-            value
-        })
-        .collect();
-    let next_link = more.then(|| {
-        let mut link = format!("{base}/reso/odata/Property?");
-        if let Some(filter) = &query.raw_filter {
-            link.push_str(&format!("$filter={}&", percent_encode(filter)));
+            if page.refs.len() < query.top {
+                page.refs.push(at);
+            } else {
+                page.more = true;
+                // Only `$count=true` needs the rest of the matches.
+                if !query.count {
+                    break;
+                }
+            }
         }
-        if let Some((select, _)) = &query.select {
-            link.push_str(&format!("$select={}&", percent_encode(select)));
-        }
-        link.push_str(&format!(
-            "$orderby=ModificationTimestamp&$top={}&$skip={}",
-            query.top,
-            query.skip + query.top
-        ));
-        if query.count {
-            link.push_str("&$count=true");
-        }
-        link
-    });
-    Reply::json(
-        200,
-        &Envelope {
-            context: format!("{base}/reso/odata/$metadata#Property"),
-            count: query.count.then_some(total),
-            value: values,
-            next_link,
-        },
-    )
+        page
+    }
+}
+
+/// A listing's Property record, narrowed to the `$select`ed fields.
+fn record(market: &Market, query: &Query, at: ListingRef, now: DateTime<Utc>) -> serde_json::Value {
+    let offset = market.areas()[at.0 as usize].profile.utc_offset_hours;
+    let record = property(
+        market.listing(at),
+        market.areas()[at.0 as usize].profile.mls_name,
+        offset,
+        now,
+    );
+    let mut value = serde_json::to_value(record).unwrap_or_default();
+    if let (Some((_, fields)), serde_json::Value::Object(map)) = (&query.select, &mut value) {
+        map.retain(|name, _| fields.iter().any(|f| f == name));
+    }
+    value
+}
+
+/// The next page's link: the same filter and selection, skipping this page.
+fn next_link(base: &str, query: &Query) -> String {
+    let mut link = format!("{base}/reso/odata/Property?");
+    if let Some(filter) = &query.raw_filter {
+        link.push_str(&format!("$filter={}&", percent_encode(filter)));
+    }
+    if let Some((select, _)) = &query.select {
+        link.push_str(&format!("$select={}&", percent_encode(select)));
+    }
+    link.push_str(&format!(
+        "$orderby=ModificationTimestamp&$top={}&$skip={}",
+        query.top,
+        query.skip + query.top
+    ));
+    if query.count {
+        link.push_str("&$count=true");
+    }
+    link
 }
 
 /// Every listing of every market modified at or after `since`, by (modification time,

@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoMarketStore, Item, sdk_error};
-use realty_model::ports::CLAIM_LEASE_ATTRIBUTE;
 use realty_metrics::items::{LIVE_SORT_KEY, MarketLiveItem, MarketSnapshotItem};
+use realty_model::ports::CLAIM_LEASE_ATTRIBUTE;
 use realty_model::ports::PortError;
 
 impl DynamoMarketStore {

@@ -13,7 +13,7 @@ use crate::adapters::retry::RetryPolicy;
 use crate::adapters::sns::SnsAlertPublisher;
 use crate::adapters::sqs::SqsPoisonSink;
 use realty_alerts::config::AlertsConfig;
-use realty_alerts::ports::{AlertErrorSink, AlertPublisher, AlertClaimStore, MarketMedians};
+use realty_alerts::ports::{AlertClaimStore, AlertErrorSink, AlertPublisher, MarketMedians};
 use realty_alerts::process::{AlertOutcome, AlertPorts, process_batch};
 use realty_alerts::rules::{AlertKind, AlertThresholds};
 use realty_model::config::StackResources;

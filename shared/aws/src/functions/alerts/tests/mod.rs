@@ -29,7 +29,7 @@ use realty_alerts::message::{
     sanitize_subject,
 };
 use realty_alerts::ports::{
-    AlertErrorSink, AlertPublisher, Claim, AlertClaimStore, MarketMedians, PublishReport,
+    AlertClaimStore, AlertErrorSink, AlertPublisher, Claim, MarketMedians, PublishReport,
     RejectedAlert,
 };
 use realty_alerts::process::{AlertOutcome, AlertPorts};
