@@ -166,6 +166,9 @@ pub fn undervalued_ratio(lookup: &impl Fn(&str) -> Option<String>) -> Result<f64
     Ok(ratio)
 }
 
+/// What `Debug` prints in place of a secret (an API key, a token, a client secret).
+pub const REDACTED: &str = "<redacted>";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use super::detect::{DEFAULT_MAX_DELISTED_SHARE, DelistingGuard};
 use super::fetch::HttpPolicy;
-use super::portal::PortalCrawler;
 use super::read::SourceEndpoint;
+use super::read::portal::PortalCrawler;
 use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
-use realty_model::config::{ConfigError, parse_or};
+use realty_model::config::{ConfigError, REDACTED, parse_or};
 use realty_model::ports::SecretSource;
 use realty_sources::SourceKind;
 
@@ -91,9 +91,6 @@ impl std::fmt::Debug for ApiKeys {
             .finish()
     }
 }
-
-/// What `Debug` prints in place of a secret.
-pub const REDACTED: &str = "<redacted>";
 
 /// The poller's settings (`REALTY_*` variables; template.yaml sets them).
 #[derive(Debug, Clone, PartialEq)]

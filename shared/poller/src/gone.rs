@@ -1,7 +1,7 @@
 //! Whether listings a portal's reads no longer reach are gone: their own ad pages asked.
 //!
 //! A portal read is often crawl-limited (Mubawab's robots.txt allows a search's first page
-//! only; Avito's are read to [`super::portal::MAX_PORTAL_PAGES`]): an ad that slipped past
+//! only; Avito's are read to [`super::read::portal::MAX_PORTAL_PAGES`]): an ad that slipped past
 //! the pages read may be up on a later page or taken down, and its absence says neither. Its
 //! own page does: a 404 or 410, or a redirect to another page of the site, is evidence of a
 //! delisting; a page that answers is evidence it is up. So every listing of a market's state
@@ -21,7 +21,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::detect::PollState;
 use super::fetch::{FetchError, HttpPolicy, RateLimiter, read_text};
 use super::hops;
-use super::portal::{PortalCrawler, allowed};
+use super::read::portal::{PortalCrawler, allowed};
 use realty_model::listing::Listing;
 use realty_sources::SourceKind;
 use realty_sources::portal::crawl::RobotsRules;

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::config::REDACTED;
 use super::fetch::{BodyError, read_capped};
+use realty_model::config::REDACTED;
 
 /// Longest client id, secret, scope, token URL or access token accepted.
 pub const MAX_CREDENTIAL_BYTES: usize = 4_096;

@@ -223,7 +223,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let rules = match &endpoint.crawler {
             Some(crawler) => {
                 let base = &endpoint.base_url;
-                super::portal::robots(&self.client, limiter, policy, crawler, base)
+                super::read::portal::robots(&self.client, limiter, policy, crawler, base)
                     .await
                     .map_err(|e| tracing::warn!(source = endpoint.kind.as_str(), error = %e, "no ad page checked this run"))
                     .ok()

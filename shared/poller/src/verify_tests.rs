@@ -10,7 +10,7 @@ use super::*;
 use crate::detect::DelistingGuard;
 use crate::gone::tests::{ad, at, state};
 use crate::memory::{MemoryPollStates, MemoryStream};
-use crate::portal::PortalCrawler;
+use crate::read::portal::PortalCrawler;
 use realty_model::markets::MemoryConfigStore;
 use realty_model::markets::PollRecord;
 

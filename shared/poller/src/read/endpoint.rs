@@ -1,6 +1,6 @@
 //! Where and how to reach one source: its base URL, key, credentials and crawler.
 
-use crate::portal::PortalCrawler;
+use super::portal::PortalCrawler;
 use realty_sources::SourceKind;
 
 /// Where and how to reach one source. `Debug` leaves the key out.
@@ -25,7 +25,7 @@ impl std::fmt::Debug for SourceEndpoint {
         f.debug_struct("SourceEndpoint")
             .field("kind", &self.kind)
             .field("base_url", &self.base_url)
-            .field("key", &crate::config::REDACTED)
+            .field("key", &realty_model::config::REDACTED)
             .field("reso_auth", &self.reso_auth)
             .field("crawler", &self.crawler)
             .finish()

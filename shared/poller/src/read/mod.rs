@@ -5,7 +5,7 @@
 //! [`read_market`] here makes the passes and decides when a read is complete.
 
 mod endpoint;
-mod portal;
+pub mod portal;
 mod realtor;
 mod request;
 mod reso;
@@ -15,7 +15,6 @@ mod zillow;
 
 pub use endpoint::SourceEndpoint;
 pub use realtor::MAX_REALTOR_PAGES;
-pub(crate) use request::Get;
 pub use reso::{MAX_RESO_PAGES, same_origin_link};
 pub use search::MarketSearch;
 
@@ -24,9 +23,8 @@ use realty_model::markets::reads_rentals;
 
 use super::detect::{MarketRead, PollState};
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
-use super::portal::lost_fields;
 use super::raw::{KeepPages, Kept};
-use portal::read_portal;
+use portal::{lost_fields, read_portal};
 use realtor::read_realtor;
 use realty_model::listing::Offer;
 use realty_sources::{Reject, SourceKind};
@@ -50,7 +48,7 @@ pub struct ReadStats {
     pub raw_oversized: u32,
     pub raw_failed: u32,
     /// A portal read stopped where the crawl is bounded (pages robots.txt disallows, or
-    /// past [`super::portal::MAX_PORTAL_PAGES`]): incomplete by design, not by fault.
+    /// past [`portal::MAX_PORTAL_PAGES`]): incomplete by design, not by fault.
     pub crawl_limited: bool,
     /// A pass after the first (or RESO's full read) stopped at the run's deadline or request
     /// budget: what the passes before it read stands, as an incomplete read.

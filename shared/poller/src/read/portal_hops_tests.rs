@@ -13,7 +13,7 @@ use super::*;
 use crate::fetch::http_client;
 
 const SEARCH_PAGE: &[u8] =
-    include_bytes!("../../sources/tests/fixtures/mubawab_search_real_estate_for_rent_en.html");
+    include_bytes!("../../../sources/tests/fixtures/mubawab_search_real_estate_for_rent_en.html");
 
 /// A site answering its robots.txt with `robots`, a page of `redirects` with a 301 to its
 /// `Location`, and any other page with a search page; the paths asked for, in order.
