@@ -335,9 +335,10 @@ async fn run(command: Command) -> Result<()> {
             let venv = emulator::ensure_venv(&root)?;
             match kind {
                 Some(EmulatorKind::LocalStack) => {
-                    let found = realty_infra::localstack::prerequisites()
+                    let found = realty_infra::emulator::localstack::prerequisites()
                         .map_err(emulator::EmulatorError::LocalStackUnavailable)?;
-                    let install = realty_infra::localstack::ensure_installed(&root, &found)?;
+                    let install =
+                        realty_infra::emulator::localstack::ensure_installed(&root, &found)?;
                     println!("{}", install.venv.display());
                 }
                 _ => println!("{}", venv.display()),

@@ -49,7 +49,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
             .as_deref()
             .expect("LocalStack's instance folder");
         assert!(
-            !realty_infra::localstack::instance_processes(dir).is_empty(),
+            !realty_infra::emulator::localstack::instance_processes(dir).is_empty(),
             "no process carries LocalStack's instance marker"
         );
     }
@@ -208,7 +208,7 @@ fn up_names_every_resource_and_down_stops_the_emulator() {
         "{emulator} (pid {pid}) still runs"
     );
     if let Some(dir) = &instance_dir {
-        let left = realty_infra::localstack::instance_processes(dir);
+        let left = realty_infra::emulator::localstack::instance_processes(dir);
         assert!(
             left.is_empty(),
             "processes of {emulator} still run: {left:?}"

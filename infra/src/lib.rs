@@ -9,7 +9,6 @@
 pub mod emulator;
 pub mod invocation;
 pub mod lambda_api;
-pub mod localstack;
 pub mod provision;
 pub mod runner;
 pub mod stack;

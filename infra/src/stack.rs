@@ -391,7 +391,7 @@ fn stop_recorded(project_root: &Path, state: &LocalAws) -> Result<Option<u32>, S
     let leftovers = state
         .instance_dir
         .as_deref()
-        .is_some_and(|dir| !crate::localstack::instance_processes(dir).is_empty());
+        .is_some_and(|dir| !crate::emulator::localstack::instance_processes(dir).is_empty());
     let stopped = match (ours, leftovers) {
         (false, false) => return Ok(None),
         (true, _) => {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::emulator::{EmulatorError, io_err, run_quiet};
+use super::{EmulatorError, io_err, run_quiet};
 
 /// Pinned Python requirements of LocalStack.
 pub const REQUIREMENTS_FILE: &str = "infra/localstack-requirements.txt";
@@ -472,9 +472,9 @@ pub fn command(install: &Installation, instance: &Path, port: u16) -> Command {
 /// LocalStack's runtime with its S3 storage moved under the instance and its Firehose
 /// prefixes evaluated as AWS does (see the scripts).
 const MAIN: &str = concat!(
-    include_str!("firehose_prefix.py"),
+    include_str!("../firehose_prefix.py"),
     "\n",
-    include_str!("localstack_main.py")
+    include_str!("../localstack_main.py")
 );
 
 /// Environment variable naming the instance folder in every process LocalStack starts.
@@ -504,7 +504,7 @@ pub fn kill_orphans() {
             .find_map(|var| var.strip_prefix(prefix.as_bytes()))
             .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u32>().ok());
         if let Some(owner) = owner
-            && !crate::emulator::pid_alive(owner)
+            && !super::pid_alive(owner)
         {
             // SAFETY: plain kill(2) of a process carrying our marker, whose owner is gone.
             unsafe { libc::kill(pid, libc::SIGKILL) };

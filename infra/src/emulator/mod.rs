@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::localstack;
+pub mod localstack;
 
 /// Pinned Python requirements of the local tooling (moto server, cfn-lint, checkov).
 pub const REQUIREMENTS_FILE: &str = "infra/requirements.txt";
@@ -36,11 +36,11 @@ pub const EMULATOR_ENV: &str = "REALTY_EMULATOR";
 /// moto's server with its requests serialised, its Firehose prefixes evaluated as AWS does and
 /// each table backed up once per transaction: see the scripts for why.
 const MOTO_SERIAL: &str = concat!(
-    include_str!("firehose_prefix.py"),
+    include_str!("../firehose_prefix.py"),
     "\n",
-    include_str!("moto_transactions.py"),
+    include_str!("../moto_transactions.py"),
     "\n",
-    include_str!("moto_serial.py")
+    include_str!("../moto_serial.py")
 );
 
 #[derive(Debug, thiserror::Error)]
