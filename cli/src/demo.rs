@@ -26,7 +26,7 @@ use realty_aws::adapters::retry::RetryPolicy;
 use realty_aws::functions::poller::build_poller;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::provision::{ProvisionOptions, physical_name};
-use realty_infra::runner::{self, MappingStats};
+use realty_infra::runner;
 use realty_infra::stack::{self, LocalAws, UpOptions};
 use realty_infra::template::Template;
 use realty_lake::curate::{CurateReport, Curator};
@@ -40,7 +40,7 @@ use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
 use realty_sources::SourceKind;
 use serde_json::json;
 
-use crate::html::{self, LatencySummary, Report};
+use crate::html::{self, LatencySummary, MarketSection, Report};
 use crate::pipeline::{self, PipelineSdks, SentAt, StampedPublisher, StreamMappings};
 use alert_queue::subscribe_alert_queue;
 use steps::{AlertQueue, DemoPoller, Steps, Tally};
@@ -172,39 +172,13 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
     let poller = demo_poller(&stack, &market_sources, &sim.base_url(), &sent)?;
     watch_markets(&poller, &market_sources, sim_start).await?;
 
-    // The two event source mappings, with the real handlers.
-    let StreamMappings {
-        mut metrics,
-        mut alerts,
-        published,
-        ..
-    } = StreamMappings::new(
-        &PipelineSdks::same(&stack.sdk),
-        &template,
-        &stack.local.stack,
-        &stack.resources,
-    )
-    .await?;
-    let queue = AlertQueue {
-        url: subscribe_alert_queue(&stack.sdk, &stack.resources, &stack.prefix).await?,
-        sqs: aws_sdk_sqs::Client::new(&stack.sdk),
-    };
-    let tally = Steps {
-        sim: &sim,
-        poller: &poller,
-        metrics: &mut metrics,
-        alerts: &mut alerts,
-        queue: &queue,
-        step_hours: args.step_hours,
-        steps: args.days * 24 / args.step_hours,
-    }
-    .run()
-    .await?;
+    let mut streams = DemoStreams::new(&stack, &template).await?;
+    let tally = streams.run_steps(&sim, &poller, &args).await?;
     let run_seconds = started.elapsed().as_secs_f64();
     sim.shutdown().await?;
 
     // Latency of each alert, from PutRecords of the event that made it to its publish.
-    let latencies = pipeline::alert_latencies_ms(&published, &sent)?;
+    let latencies = pipeline::alert_latencies_ms(&streams.mappings.published, &sent)?;
     let latency = LatencySummary::of(&latencies);
     // Each market as the API answers it: figures, lists of interest, and the alerts of its
     // feed (those the subscriber queue received are for the latency and the count below).
@@ -219,22 +193,13 @@ pub async fn run(args: DemoArgs, endpoint: Option<String>) -> Result<()> {
         run_seconds,
         curated,
         alerts_in_feed: markets.iter().map(|m| m.alerts.len()).sum(),
-        metrics: &metrics.stats,
-        alerts: &alerts.stats,
-        price_drop_threshold_centi_pct: alerts.function().function.thresholds.price_drop_centi_pct,
+        streams: &streams,
     };
-    let report = Report {
-        title: format!("realty-stream demo: {} simulated days", args.days),
-        generated_at: Utc::now(),
-        source: format!(
-            "local AWS at {}, stack {}",
-            stack.local.endpoint, stack.prefix
-        ),
-        markets,
-        latency: latency.clone(),
-        run: Some(outcome.run_info()),
-    };
+    let report = outcome.report(markets, latency.clone());
     let index = write_report(&args, &root, &report)?;
+    let StreamMappings {
+        metrics, alerts, ..
+    } = &streams.mappings;
     print_summary(&report, &latency, &metrics.stats, &alerts.stats);
     outcome.print_where_to_look(&index);
     Ok(())
@@ -289,6 +254,50 @@ impl DemoStack {
             table: self.resources.market_table.clone(),
             retry: RetryPolicy::default(),
         }
+    }
+}
+
+/// The two event source mappings, with the real handlers, and the queue subscribed to the
+/// alert topic.
+struct DemoStreams {
+    mappings: StreamMappings,
+    queue: AlertQueue,
+}
+
+impl DemoStreams {
+    async fn new(stack: &DemoStack, template: &Template) -> Result<Self> {
+        let mappings = StreamMappings::new(
+            &PipelineSdks::same(&stack.sdk),
+            template,
+            &stack.local.stack,
+            &stack.resources,
+        )
+        .await?;
+        let queue = AlertQueue {
+            url: subscribe_alert_queue(&stack.sdk, &stack.resources, &stack.prefix).await?,
+            sqs: aws_sdk_sqs::Client::new(&stack.sdk),
+        };
+        Ok(Self { mappings, queue })
+    }
+
+    /// The demo's simulated time, a poll every `--step-hours` over `--days`.
+    async fn run_steps(
+        &mut self,
+        sim: &SimServer,
+        poller: &DemoPoller,
+        args: &DemoArgs,
+    ) -> Result<Tally> {
+        Steps {
+            sim,
+            poller,
+            metrics: &mut self.mappings.metrics,
+            alerts: &mut self.mappings.alerts,
+            queue: &self.queue,
+            step_hours: args.step_hours,
+            steps: args.days * 24 / args.step_hours,
+        }
+        .run()
+        .await
     }
 }
 
@@ -424,15 +433,31 @@ struct Outcome<'a> {
     /// The curator's first run and its second (which adds nothing).
     curated: [CurateReport; 2],
     alerts_in_feed: usize,
-    metrics: &'a MappingStats,
-    alerts: &'a MappingStats,
-    price_drop_threshold_centi_pct: u32,
+    streams: &'a DemoStreams,
 }
 
 impl Outcome<'_> {
+    /// The report: each market as the API answers it, the alert latency, and the run.
+    fn report(&self, markets: Vec<MarketSection>, latency: Option<LatencySummary>) -> Report {
+        Report {
+            title: format!("realty-stream demo: {} simulated days", self.args.days),
+            generated_at: Utc::now(),
+            source: format!(
+                "local AWS at {}, stack {}",
+                self.stack.local.endpoint, self.stack.prefix
+            ),
+            markets,
+            latency,
+            run: Some(self.run_info()),
+        }
+    }
+
     /// The report's account of the run.
     fn run_info(&self) -> serde_json::Value {
         let (args, resources, tally) = (self.args, &self.stack.resources, &self.tally);
+        let StreamMappings {
+            metrics, alerts, ..
+        } = &self.streams.mappings;
         json!({
             "stack_name": self.stack.prefix,
             "endpoint": self.stack.local.endpoint,
@@ -453,12 +478,12 @@ impl Outcome<'_> {
             "days": args.days,
             "step_hours": args.step_hours,
             "poll_times": tally.poll_times,
-            "price_drop_threshold_centi_pct": self.price_drop_threshold_centi_pct,
+            "price_drop_threshold_centi_pct": alerts.function().function.thresholds.price_drop_centi_pct,
             "events_published": tally.events_published,
             "alerts_received": tally.alerts_received.len(),
             "alerts_in_feed": self.alerts_in_feed,
-            "metrics_mapping": self.metrics,
-            "alerts_mapping": self.alerts,
+            "metrics_mapping": metrics.stats,
+            "alerts_mapping": alerts.stats,
             "run_seconds": self.run_seconds,
             "polling_seconds": tally.polling.as_secs_f64(),
             "draining_seconds": tally.draining.as_secs_f64(),

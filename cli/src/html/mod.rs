@@ -7,6 +7,6 @@ mod data;
 mod gather;
 mod page;
 
-pub use data::{LatencySummary, Report};
+pub use data::{LatencySummary, MarketSection, Report};
 pub use gather::{gather, section};
 pub use page::render;

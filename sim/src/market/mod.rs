@@ -469,7 +469,6 @@ fn selected_markets(config: &MarketConfig) -> Result<BTreeMap<String, usize>, Si
 }
 
 /// Market key -> position, and ZIP code -> market position.
-#[allow(clippy::type_complexity)]
 fn positions(areas: &[Area]) -> (BTreeMap<String, usize>, BTreeMap<&'static str, usize>) {
     let mut keys = BTreeMap::new();
     let mut zips = BTreeMap::new();
