@@ -6,6 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use realty_model::listing::{EventKind, Listing, ListingEvent, Offer};
 
+pub mod baseline;
+
 pub use super::state::{MAX_STATE_JSON_BYTES, MAX_STATE_LISTINGS, PollState, StateDecodeError};
 
 /// What one poll of a market saw.
@@ -28,10 +30,10 @@ pub struct MarketRead {
     /// found gone: asked again only later.
     pub asked_not_gone_ids: BTreeSet<String>,
     /// Portals: the read stopped where the crawl is bounded: as far as a poll reads, so it
-    /// ends a baseline as a complete read does ([`super::baseline`]).
+    /// ends a baseline as a complete read does ([`baseline`]).
     pub crawl_limited: bool,
     /// An import or a replay of history, not a poll: a listing it finds new whose on-market
-    /// date is before the day it was seen, or unknown, is inventory ([`super::baseline`]).
+    /// date is before the day it was seen, or unknown, is inventory ([`baseline`]).
     pub history: bool,
     /// Listings known to have moved to another market's state (an import whose newest row
     /// of them is in another market), with when they were seen there: they leave this state
@@ -174,7 +176,7 @@ fn detect_read(
     let mut events = Vec::new();
     for (id, listing) in &seen {
         match previous.listings.get(id) {
-            None => events.push(super::baseline::new_event(
+            None => events.push(baseline::new_event(
                 previous,
                 &read,
                 listing.clone(),
@@ -304,7 +306,7 @@ fn detect_read(
                 previous.last_full_read
             },
             watched_since: previous.watched_since,
-            baseline_since: super::baseline::after_read(previous, &read, complete, observed_at),
+            baseline_since: baseline::after_read(previous, &read, complete, observed_at),
         },
         held_delistings,
     }

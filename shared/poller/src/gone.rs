@@ -7,7 +7,7 @@
 //! delisting; a page that answers is evidence it is up. So every listing of a market's state
 //! that has been neither seen by a read nor asked about for [`GONE_CHECK_AFTER`] is due, and
 //! each run asks for the pages of the due ones, those waiting longest first, as many as the
-//! site's share of the run allows ([`super::verify`]): every ad is verified within
+//! site's share of the run allows ([`super::run::verify`]): every ad is verified within
 //! [`VERIFIED_WITHIN`] as long as the site's ads fit its capacity (docs/sources.md).
 //!
 //! The answer trusted is only as good as the ad addresses: before any 404 is believed, the

@@ -10,7 +10,6 @@
 #![cfg_attr(test, allow(clippy::too_many_lines))]
 
 pub mod anti_entropy;
-pub mod baseline;
 pub mod config;
 pub mod deliver;
 pub mod detect;
@@ -28,7 +27,6 @@ pub mod reso_auth;
 pub mod run;
 mod run_market;
 pub mod state;
-pub mod verify;
 
 /// The portal reader's path before it joined [`read`] (tests/it still names it so).
 pub use read::portal;

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use super::detect::PollState;
+use super::state::PollState;
 use realty_model::listing::ListingEvent;
 use realty_model::ports::PortError;
 

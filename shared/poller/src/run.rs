@@ -13,7 +13,6 @@ use super::fetch::{HttpPolicy, RateLimiter};
 use super::ports::{EventPublisher, PollStateStore};
 use super::raw::RawPageStore;
 use super::read::{MarketSearch, SourceEndpoint};
-use super::verify::{Target, Verification};
 use realty_model::listing::{MarketKey, Offer};
 use realty_model::markets::ConfigStore;
 use realty_model::markets::{ConfigSnapshot, WatchedMarket, month_of};
@@ -22,7 +21,9 @@ use realty_sources::SourceKind;
 
 #[path = "run_records.rs"]
 mod records;
+pub mod verify;
 use records::{poll_record, record_freshness, record_metrics};
+use verify::{Target, Verification};
 
 /// One read a run is asked for: source, market, search, sale listings or rentals.
 pub(super) type Wanted<'a> = (SourceKind, &'a str, SearchFilter, Offer);
@@ -111,7 +112,7 @@ pub struct MarketSummary {
     /// A portal read that stopped where the crawl is bounded (pages robots.txt disallows,
     /// or past the pages one poll reads): incomplete by design, so not counted in
     /// `incomplete` (which alarms); nothing delisted from it (but listings whose own page is
-    /// gone: [`super::verify`]).
+    /// gone: [`verify`]).
     pub crawl_limited: bool,
     /// A whole read found nothing where the last one had listings: not taken as complete,
     /// nothing delisted from it.
@@ -162,7 +163,7 @@ pub struct PollSummary {
     /// Portal reads that failed on layout drift (metric `poll_layout_drift`, alarmed).
     pub layout_drift_reads: usize,
     /// Ad pages asked for to tell whether listings past the pages read are gone
-    /// ([`super::verify`]).
+    /// ([`verify`]).
     pub ad_pages_checked: u32,
     /// Portal states whose ad pages could not be trusted (metric `poll_ad_pages_untrusted`).
     pub ad_pages_untrusted_reads: usize,
@@ -178,7 +179,7 @@ pub struct PollSummary {
     pub sources_out_of_budget: usize,
     pub sources: Vec<SourceReport>,
     pub per_market: Vec<MarketSummary>,
-    /// The portal states verified after the reads ([`super::verify`]).
+    /// The portal states verified after the reads ([`verify`]).
     pub verifications: Vec<Verification>,
     /// The poll could not start (the configuration could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -431,7 +432,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
     }
 
     /// Sets each source's request allowance for the run; the reads it may make, the portal
-    /// states it may verify ([`super::verify`]), and a report for every source asked for
+    /// states it may verify ([`verify`]), and a report for every source asked for
     /// (those it may not poll say why).
     #[allow(clippy::type_complexity)]
     fn admit<'a>(

@@ -1,5 +1,5 @@
 //! One (source, market) read of a poll ([`super::run`]): its state loaded (a first read
-//! begins a baseline, [`super::baseline`]), the market read, the read delivered, and what
+//! begins a baseline, [`super::detect::baseline`]), the market read, the read delivered, and what
 //! happened summed up.
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use realty_sources::SourceKind;
 
 impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     /// Reads one market from one source, against its state of the watch begun at
-    /// `watched_since` ([`super::baseline`]).
+    /// `watched_since` ([`super::detect::baseline`]).
     pub(super) async fn poll_market(
         &self,
         endpoint: &SourceEndpoint,
@@ -75,7 +75,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let key = read_name.clone();
         let market_poll_id = super::deliver::market_poll_id(poll_id, &read_name);
         let mut stored = self.states.load(&key).await.map_err(|e| e.to_string())?;
-        super::baseline::begin(&mut stored, watched_since, observed_at);
+        super::detect::baseline::begin(&mut stored, watched_since, observed_at);
         let pages = MarketPages::new(
             &self.raw,
             endpoint.kind,

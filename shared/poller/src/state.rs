@@ -43,11 +43,11 @@ pub struct PollState {
     /// The watch of the market's source the state was last read under
     /// ([`WatchedMarket::watched_since`](realty_model::markets::WatchedMarket::watched_since)): a
     /// different one (the market re-added, its search widened) makes the next read a
-    /// baseline ([`super::baseline`]).
+    /// baseline ([`super::detect::baseline`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watched_since: Option<DateTime<Utc>>,
     /// While the reads record the market's inventory rather than news, since when: from a
-    /// watch's first read to its first whole one ([`super::baseline`]).
+    /// watch's first read to its first whole one ([`super::detect::baseline`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_since: Option<DateTime<Utc>>,
 }

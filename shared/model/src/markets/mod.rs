@@ -62,7 +62,7 @@ pub struct WatchedMarket {
     /// When each source began to read the market as it reads it now
     /// ([`WatchedMarket::watch_from`]: the market added or re-added, the source added, the
     /// search or the rentals changed): a poll state not read since is read as a baseline,
-    /// its listings inventory, not news (`realty_poller::baseline`). Empty for markets added before
+    /// its listings inventory, not news (`realty_poller::detect::baseline`). Empty for markets added before
     /// it was kept.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub watched_since: BTreeMap<String, DateTime<Utc>>,

@@ -218,7 +218,7 @@ pub async fn read_market(
         }
     }
     // Listings past the pages a poll may read: their own pages say whether they are gone,
-    // asked after the run's reads ([`super::verify`]).
+    // asked after the run's reads ([`crate::run::verify`]).
     let mut read = union.into_read(false);
     read.crawl_limited = stats.crawl_limited;
     Ok((read, stats))

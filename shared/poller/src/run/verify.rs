@@ -1,5 +1,5 @@
 //! After a run's reads, every watched portal market's state is verified, whether or not the
-//! market was due: the pages of its due ads ([`super::gone`]) are asked for, as many as its
+//! market was due: the pages of its due ads ([`crate::gone`]) are asked for, as many as its
 //! share of what is left of the site's time allows, and what they say is delivered as a read
 //! of nothing but them (an incomplete read: a page gone delists its ad, nothing else is
 //! inferred). Markets whose read failed this run are left alone.
@@ -9,7 +9,7 @@
 //! the next, and what is left after them to those that used their whole share (up to
 //! 3 rounds); the market that goes first turns with each run. So a site checks up to
 //! `rate × 150 s × runs a day − search pages a day` ads a day, and every ad of its states is
-//! verified within [`super::gone::VERIFIED_WITHIN`] while its ads number at most that many
+//! verified within [`crate::gone::VERIFIED_WITHIN`] while its ads number at most that many
 //! times the days (docs/sources.md, "Ads the pages no longer reach").
 
 use std::collections::BTreeMap;
@@ -18,14 +18,14 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::deliver::{OnConflict, deliver, market_poll_id};
-use super::detect::MarketRead;
-use super::fetch::{HttpPolicy, RateLimiter};
-use super::gone::{GoneChecks, Site, oldest_verification};
-use super::ports::{EventPublisher, PollStateStore};
-use super::raw::RawPageStore;
-use super::read::SourceEndpoint;
-use super::run::{MarketSummary, Pair, PollRequest, Poller, Wanted, state_key};
+use super::{MarketSummary, Pair, PollRequest, Poller, Wanted, state_key};
+use crate::deliver::{OnConflict, deliver, market_poll_id};
+use crate::detect::MarketRead;
+use crate::fetch::{HttpPolicy, RateLimiter};
+use crate::gone::{GoneChecks, Site, oldest_verification};
+use crate::ports::{EventPublisher, PollStateStore};
+use crate::raw::RawPageStore;
+use crate::read::SourceEndpoint;
 use realty_model::listing::Offer;
 use realty_model::markets::ConfigSnapshot;
 use realty_model::markets::ConfigStore;
@@ -223,7 +223,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         let rules = match &endpoint.crawler {
             Some(crawler) => {
                 let base = &endpoint.base_url;
-                super::read::portal::robots(&self.client, limiter, policy, crawler, base)
+                crate::read::portal::robots(&self.client, limiter, policy, crawler, base)
                     .await
                     .map_err(|e| tracing::warn!(source = endpoint.kind.as_str(), error = %e, "no ad page checked this run"))
                     .ok()

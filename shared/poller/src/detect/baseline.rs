@@ -12,9 +12,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::detect::MarketRead;
-use super::ports::StoredPollState;
-use super::state::PollState;
+use super::MarketRead;
+use crate::ports::StoredPollState;
+use crate::state::PollState;
 use realty_model::listing::{Listing, ListingEvent};
 
 /// Longest a baseline lasts without a whole read: a market whose reads never add up
