@@ -285,15 +285,27 @@ pub fn judge(
     figures: &BTreeMap<String, MarketFigures>,
     rules: &InterestRules,
 ) -> Vec<InterestWrite> {
-    let listing = &new.listing;
-    let market = listing.market.city_state.clone();
-    let at = new.version.observed_at;
+    let market = new.listing.market.city_state.clone();
     let mut writes = Vec::new();
-    // Every cut of the events this batch applied, as the market's counters count them: a
-    // sale listing that stayed on the market, each against the price before it (two cuts in
-    // one batch are two entries; a cut and a rise back none; a return from a withdrawal at a
-    // lower price is a new listing, no cut).
     let city = figures.get(&city_scope_key(&market, None));
+    price_cut_writes(old, new, &market, city, &mut writes);
+    leave_old_city(old, new, &market, &mut writes);
+    judge_lists(new, &market, city, figures, rules, &mut writes);
+    writes
+}
+
+/// Every cut of the events this batch applied, as the market's counters count them: a sale
+/// listing that stayed on the market, each against the price before it (two cuts in one
+/// batch are two entries; a cut and a rise back none; a return from a withdrawal at a lower
+/// price is a new listing, no cut). Each is a price-cut entry in `writes`.
+fn price_cut_writes(
+    old: Option<&ListingState>,
+    new: &ListingState,
+    market: &str,
+    city: Option<&MarketFigures>,
+    writes: &mut Vec<InterestWrite>,
+) {
+    let listing = &new.listing;
     for (before, after) in applied_moves(old, new) {
         let is_cut = !before.delisted
             && !after.delisted
@@ -322,23 +334,47 @@ pub fn judge(
                 listing.id.as_str(),
                 after.observed_at,
             ),
-            market: market.clone(),
+            market: market.to_owned(),
             listing: entry,
             undervalued_ratio: None,
             expires_at: (after.observed_at + Duration::days(PRICE_CUT_DAYS)).timestamp(),
         })));
     }
-    // A listing that moved to another city (its address corrected) leaves the old one's
-    // lists: its entries there are deleted, and it is judged afresh in the new one. Before,
-    // the delete went to the new city's key, and the old entry stayed on its list for 90 days.
+}
+
+/// A listing that moved to another city than `old`'s (its address corrected) leaves the old
+/// one's lists: its entries there are deleted, and it is judged afresh in the new one
+/// (`market`). Before, the delete went to the new city's key, and the old entry stayed on
+/// its list for 90 days.
+fn leave_old_city(
+    old: Option<&ListingState>,
+    new: &mut ListingState,
+    market: &str,
+    writes: &mut Vec<InterestWrite>,
+) {
+    let at = new.version.observed_at;
     if let Some(old) = old.filter(|o| o.listing.market.city_state != market) {
         for kind in std::mem::take(&mut new.interest) {
             writes.push(InterestWrite::Delete {
                 market: old.listing.market.city_state.clone(),
-                sort_key: sort_key(kind, listing.id.as_str(), at),
+                sort_key: sort_key(kind, new.listing.id.as_str(), at),
             });
         }
     }
+}
+
+/// The listing judged for the undervalued and anomalous lists of `market`: an entry put
+/// where it qualifies, deleted where it no longer does, and `new.interest` kept to match.
+fn judge_lists(
+    new: &mut ListingState,
+    market: &str,
+    city: Option<&MarketFigures>,
+    figures: &BTreeMap<String, MarketFigures>,
+    rules: &InterestRules,
+    writes: &mut Vec<InterestWrite>,
+) {
+    let listing = &new.listing;
+    let at = new.version.observed_at;
     let median = median_for(listing, city, figures);
     let active = new.standing() == Some(Standing::Active);
     let ppsf = price_per_sqft(listing);
@@ -383,7 +419,7 @@ pub fn judge(
                 entry.anomaly = ppsf.zip(city).and_then(|(p, f)| anomaly_of(p, f));
             }
             writes.push(InterestWrite::Put(Box::new(InterestEntry {
-                market: market.clone(),
+                market: market.to_owned(),
                 sort_key: key,
                 listing: entry,
                 undervalued_ratio: (kind == InterestKind::Undervalued)
@@ -396,13 +432,12 @@ pub fn judge(
             }
         } else if listed {
             writes.push(InterestWrite::Delete {
-                market: market.clone(),
+                market: market.to_owned(),
                 sort_key: key,
             });
             new.interest.retain(|k| *k != kind);
         }
     }
-    writes
 }
 
 #[cfg(test)]

@@ -73,37 +73,61 @@ pub fn repair(
     let truth = truth.as_stored();
     let truth = truth.as_ref();
     let mut drifts = Vec::new();
-    let mut check = |figure: &'static str, a: String, b: String| {
-        if a != b {
-            drifts.push(Drift {
-                figure,
-                stored: a,
-                recomputed: b,
-            });
-        }
-    };
-    let hist = |count: u64, bytes: Vec<u8>| format!("{count} values ({} bytes)", bytes.len());
-    let form = |v: &ValueCounts| if v.is_bucketed() { "bucketed " } else { "" };
+    count_drifts(stored, truth, &mut drifts);
+    histogram_drifts(stored, truth, &mut drifts);
+    if drifts.is_empty() {
+        return None;
+    }
+    Some((repaired(stored, truth), drifts))
+}
+
+/// Adds a drift of `figure` to `drifts` where its `stored` and `recomputed` readings differ.
+fn check(drifts: &mut Vec<Drift>, figure: &'static str, stored: String, recomputed: String) {
+    if stored != recomputed {
+        drifts.push(Drift {
+            figure,
+            stored,
+            recomputed,
+        });
+    }
+}
+
+/// A histogram as a drift reads it: how many values, and its encoding's size.
+fn hist(count: u64, bytes: Vec<u8>) -> String {
+    format!("{count} values ({} bytes)", bytes.len())
+}
+
+/// The drifts of the counts and sums: active, pending, the sum of prices, cuts.
+fn count_drifts(stored: &MarketAggregate, truth: &MarketAggregate, drifts: &mut Vec<Drift>) {
     check(
+        drifts,
         "active",
         stored.active.to_string(),
         truth.active.to_string(),
     );
     check(
+        drifts,
         "pending",
         stored.pending.to_string(),
         truth.pending.to_string(),
     );
     check(
+        drifts,
         "price_sum_minor",
         stored.price_sum_minor.to_string(),
         truth.price_sum_minor.to_string(),
     );
     check(
+        drifts,
         "active_with_cut",
         stored.active_with_cut.to_string(),
         truth.active_with_cut.to_string(),
     );
+}
+
+/// The drifts of the histograms: the values, those by bedrooms, and the on-market days.
+fn histogram_drifts(stored: &MarketAggregate, truth: &MarketAggregate, drifts: &mut Vec<Drift>) {
+    let form = |v: &ValueCounts| if v.is_bucketed() { "bucketed " } else { "" };
     for (figure, a, b) in [
         ("prices", &stored.price, &truth.price),
         (
@@ -122,6 +146,7 @@ pub fn repair(
     ] {
         if a != b {
             check(
+                drifts,
                 figure,
                 format!("{}{}", form(a), hist(a.count(), a.encode())),
                 format!("{}{}", form(b), hist(b.count(), b.encode())),
@@ -143,6 +168,7 @@ pub fn repair(
         if a != b {
             let count = |g: &ByBedrooms| g.0.values().map(ValueCounts::count).sum();
             check(
+                drifts,
                 figure,
                 hist(count(a), a.encode()),
                 hist(count(b), b.encode()),
@@ -151,6 +177,7 @@ pub fn repair(
     }
     if stored.listed_day_negated != truth.listed_day_negated {
         check(
+            drifts,
             "on-market day histogram",
             hist(
                 stored.listed_day_negated.count(),
@@ -162,10 +189,11 @@ pub fn repair(
             ),
         );
     }
-    if drifts.is_empty() {
-        return None;
-    }
-    let repaired = MarketAggregate {
+}
+
+/// `stored` with the inventory figures of `truth`; its daily counters, closes and date kept.
+fn repaired(stored: &MarketAggregate, truth: &MarketAggregate) -> MarketAggregate {
+    MarketAggregate {
         active: truth.active,
         pending: truth.pending,
         price_sum_minor: truth.price_sum_minor,
@@ -179,8 +207,7 @@ pub fn repair(
         daily: stored.daily.clone(),
         closing: stored.closing.clone(),
         as_of: stored.as_of,
-    };
-    Some((repaired, drifts))
+    }
 }
 
 /// A market item reconcile repaired (or, dry, would repair).

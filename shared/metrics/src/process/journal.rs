@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use super::markets::write_markets;
 use super::{BatchStats, MetricsPorts, archive_line};
 use crate::aggregate::{MarketFigures, Scope};
-use crate::batch::{DecodedRecord, plan_batch};
+use crate::batch::{BatchPlan, DecodedRecord, plan_batch};
 use crate::interest::judge;
 use crate::ports::{
     EncodedJournal, EventArchive, Journal, JournalEntry, MAX_JOURNAL_BODY_BYTES, MarketStore,
-    PoisonSink, encode_journal,
+    PoisonSink, StoredAggregate, encode_journal,
 };
 use realty_model::ports::PortError;
 use realty_model::state::ListingState;
@@ -40,7 +40,7 @@ where
     S: PoisonSink,
 {
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
-    let mut plan = plan_batch(events, &stored);
+    let plan = plan_batch(events, &stored);
     let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
     let current = if keys.is_empty() {
         BTreeMap::new()
@@ -58,25 +58,7 @@ where
         .collect();
     let encoded = encode_journal(shard, &journal_events, &applied_before)?;
     if encoded.body.len() > MAX_JOURNAL_BODY_BYTES && journal_events.len() > 1 {
-        // Too many events for one journal item: the halves one after the other, as two
-        // batches (any cut of the stream into batches gives the same items).
-        let middle = journal_events.len() / 2;
-        let (first, second) = journal_events.split_at(middle);
-        let (first_lines, second_lines) = lines.split_at(middle);
-        for (half, half_lines) in [(first, first_lines), (second, second_lines)] {
-            let events = journal_records(half)?;
-            Box::pin(apply_journaled(
-                ports,
-                shard,
-                events,
-                half.to_vec(),
-                half_lines.to_vec(),
-                left_finished,
-                stats,
-            ))
-            .await?;
-        }
-        return Ok(());
+        return apply_in_halves(ports, shard, &journal_events, &lines, left_finished, stats).await;
     }
     if plan.states.is_empty() {
         stats.already_applied += plan.already_applied;
@@ -115,29 +97,87 @@ where
     // The lake is at least once and in no order with the tables (a finished journal sends
     // its events again): its call runs beside the table writes, one round trip fewer before
     // the listing states (and so the alerts). Both land before the journal goes.
-    let archived = ports.archive.put_lines(&lines);
-    let tables = async {
-        let figures = write_markets(
-            ports.markets,
+    let (archived, tables) = futures::join!(
+        ports.archive.put_lines(&lines),
+        write_tables(
+            ports,
             shard,
-            &plan.scopes,
+            &stored,
+            plan,
             &applied_before,
             Some(current),
-            stats,
+            stats
         )
-        .await?;
-        write_interest(ports, &stored, &mut plan.states, &figures).await?;
-        let written = plan.states.len();
-        ports
-            .listings
-            .put_states(plan.states)
-            .await
-            .map(|()| written)
-    };
-    let (archived, tables) = futures::join!(archived, tables);
+    );
     archived?;
     stats.listings_written += tables?;
     ports.markets.delete_journal(shard).await
+}
+
+/// Applies a batch too large for one journal item as its two halves, one after the other
+/// (any cut of the stream into batches gives the same items).
+async fn apply_in_halves<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    shard: &str,
+    journal_events: &[JournalEntry<'_>],
+    lines: &[Vec<u8>],
+    left_finished: bool,
+    stats: &mut BatchStats,
+) -> Result<(), PortError>
+where
+    L: ListingStore,
+    M: MarketStore,
+    A: EventArchive,
+    S: PoisonSink,
+{
+    let middle = journal_events.len() / 2;
+    let (first, second) = journal_events.split_at(middle);
+    let (first_lines, second_lines) = lines.split_at(middle);
+    for (half, half_lines) in [(first, first_lines), (second, second_lines)] {
+        let events = journal_records(half)?;
+        Box::pin(apply_journaled(
+            ports,
+            shard,
+            events,
+            half.to_vec(),
+            half_lines.to_vec(),
+            left_finished,
+            stats,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a planned batch's tables: its markets (`current`: their items already read, if
+/// so), the listings of interest judged against their figures, then the listing states;
+/// how many states it wrote.
+async fn write_tables<L, M, A, S>(
+    ports: &MetricsPorts<'_, L, M, A, S>,
+    shard: &str,
+    stored: &StoredStates,
+    mut plan: BatchPlan,
+    applied_before: &BTreeMap<String, u64>,
+    current: Option<BTreeMap<String, StoredAggregate>>,
+    stats: &mut BatchStats,
+) -> Result<usize, PortError>
+where
+    L: ListingStore,
+    M: MarketStore,
+{
+    let figures = write_markets(
+        ports.markets,
+        shard,
+        &plan.scopes,
+        applied_before,
+        current,
+        stats,
+    )
+    .await?;
+    write_interest(ports, stored, &mut plan.states, &figures).await?;
+    let written = plan.states.len();
+    ports.listings.put_states(plan.states).await?;
+    Ok(written)
 }
 
 /// Finishes the batch a shard's journal records, if a batch stopped part-way (a crash, a
@@ -205,19 +245,17 @@ where
         .collect();
     let events = journal_records(&entries)?;
     let stored = ports.listings.get_states(&listing_ids(&events)).await?;
-    let mut plan = plan_batch(events, &stored);
-    let figures = write_markets(
-        ports.markets,
+    let plan = plan_batch(events, &stored);
+    let written = write_tables(
+        ports,
         shard,
-        &plan.scopes,
+        &stored,
+        plan,
         &journal.applied_before,
         None,
         stats,
     )
     .await?;
-    write_interest(ports, &stored, &mut plan.states, &figures).await?;
-    let written = plan.states.len();
-    ports.listings.put_states(plan.states).await?;
     stats.listings_written += written;
     stats.journals_finished += 1;
     ports.markets.delete_journal(shard).await

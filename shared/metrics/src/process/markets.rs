@@ -111,105 +111,152 @@ pub(super) async fn write_markets<M: MarketStore>(
 ) -> Result<BTreeMap<String, MarketFigures>, PortError> {
     // The city markets' figures after the batch, for the listings of interest.
     let mut figures = BTreeMap::new();
-    // (`computed`: the aggregate's figures where they are already at hand.)
-    let mut keep_figures = |key: &str,
-                            aggregate: &crate::aggregate::MarketAggregate,
-                            computed: Option<MarketFigures>| {
-        if key.starts_with("city#") {
-            let kept = computed.unwrap_or_else(|| aggregate.figures());
-            figures.insert(key.to_owned(), kept);
-        }
-    };
     let mut pending: Vec<(String, &ScopeContributions)> = scopes
         .iter()
         .map(|(scope, contributions)| (scope.key(), contributions))
         .collect();
     let mut attempts = 0;
     while !pending.is_empty() {
-        let mut current = match first_read.take() {
+        let current = match first_read.take() {
             Some(read) => read,
             None => {
                 let keys: Vec<String> = pending.iter().map(|(key, _)| key.clone()).collect();
                 markets.get_aggregates(&keys).await?
             }
         };
-        let mut writes = Vec::with_capacity(pending.len());
-        for (key, contributions) in pending {
-            let stored = current.remove(&key).unwrap_or_default();
-            match applied_before.get(&key) {
-                Some(&before) if stored.applied_from(shard) != before => {
-                    stats.markets_already_applied += 1;
-                    keep_figures(&key, &stored.aggregate, None);
-                    continue;
-                }
-                Some(_) => {}
-                None => tracing::error!(
-                    market = %key,
-                    shard,
-                    "market missing from the journal: applying without the landed-write check"
-                ),
-            }
-            writes.push(advance(shard, key, stored, contributions));
-        }
+        let mut writes = next_items(shard, pending, current, applied_before, stats, &mut figures);
         if writes.is_empty() {
             break;
         }
-        // Every market's snapshots before any live item: they derive from the items, so
-        // writing them again after a crash before an item lands puts the same values. One
-        // call for all: the store splits it into its own batches.
-        let snapshots: Vec<Snapshot> = writes
-            .iter_mut()
-            .flat_map(|w| std::mem::take(&mut w.snapshots))
-            .collect();
-        markets.put_snapshots(snapshots).await?;
-        // Then the live items, in one call (the store groups them into transactions). Each
-        // is its own item, with its own count and revision, so whichever of them land before
-        // a crash or an error leave a state the journal completes: it re-reads them, skips
-        // those whose count moved and writes the others, conditional on what it read. The
-        // order among them does not matter.
-        let puts: Vec<AggregatePut<'_>> = writes
-            .iter()
-            .map(|w| AggregatePut {
-                key: &w.key,
-                item: &w.item,
-                expected_revision: &w.expected,
-            })
-            .collect();
-        let won = markets.put_aggregates(&puts).await?;
-        drop(puts);
-        if won.len() != writes.len() {
-            return Err(PortError::new(
-                "put_aggregates",
-                format!("{} answers for {} puts", won.len(), writes.len()),
-            ));
-        }
-        let written = writes.len();
-        pending = Vec::new();
-        for (w, landed) in writes.into_iter().zip(won) {
-            if landed {
-                stats.market_underflows += w.underflows;
-                keep_figures(&w.key, &w.item.aggregate, w.figures);
-            } else {
-                pending.push((w.key, w.contributions));
-            }
-        }
-        stats.markets_updated += written - pending.len();
+        let won = put_items(markets, &mut writes).await?;
+        pending = settle_round(writes, won, stats, &mut figures);
         if pending.is_empty() {
             break;
         }
         attempts += 1;
         stats.conflict_retries += pending.len();
         if attempts >= MAX_CONFLICT_RETRIES {
-            let (key, _) = &pending[0];
-            let others = match pending.len() - 1 {
-                0 => String::new(),
-                n => format!(" (and {n} more markets)"),
-            };
-            return Err(PortError::new(
-                "put_aggregates",
-                format!("{key}{others}: still contended after {attempts} attempts"),
-            ));
+            return Err(still_contended(&pending, attempts));
         }
     }
     Ok(figures)
+}
+
+/// Keeps a city market's figures after the batch in `figures` (`computed`: the aggregate's
+/// figures where they are already at hand).
+fn keep_figures(
+    figures: &mut BTreeMap<String, MarketFigures>,
+    key: &str,
+    aggregate: &crate::aggregate::MarketAggregate,
+    computed: Option<MarketFigures>,
+) {
+    if key.starts_with("city#") {
+        let kept = computed.unwrap_or_else(|| aggregate.figures());
+        figures.insert(key.to_owned(), kept);
+    }
+}
+
+/// The next live items of the `pending` markets, from their stored ones (`current`); a
+/// market whose count from this shard is no longer `applied_before` already holds the batch
+/// and is skipped, its figures kept as they are.
+fn next_items<'a>(
+    shard: &str,
+    pending: Vec<(String, &'a ScopeContributions)>,
+    mut current: BTreeMap<String, StoredAggregate>,
+    applied_before: &BTreeMap<String, u64>,
+    stats: &mut BatchStats,
+    figures: &mut BTreeMap<String, MarketFigures>,
+) -> Vec<MarketWrite<'a>> {
+    let mut writes = Vec::with_capacity(pending.len());
+    for (key, contributions) in pending {
+        let stored = current.remove(&key).unwrap_or_default();
+        match applied_before.get(&key) {
+            Some(&before) if stored.applied_from(shard) != before => {
+                stats.markets_already_applied += 1;
+                keep_figures(figures, &key, &stored.aggregate, None);
+                continue;
+            }
+            Some(_) => {}
+            None => tracing::error!(
+                market = %key,
+                shard,
+                "market missing from the journal: applying without the landed-write check"
+            ),
+        }
+        writes.push(advance(shard, key, stored, contributions));
+    }
+    writes
+}
+
+/// Writes one round's markets: all their snapshots, then their live items, each conditional
+/// on its revision; whether each item's put landed, in order.
+async fn put_items<M: MarketStore>(
+    markets: &M,
+    writes: &mut [MarketWrite<'_>],
+) -> Result<Vec<bool>, PortError> {
+    // Every market's snapshots before any live item: they derive from the items, so
+    // writing them again after a crash before an item lands puts the same values. One
+    // call for all: the store splits it into its own batches.
+    let snapshots: Vec<Snapshot> = writes
+        .iter_mut()
+        .flat_map(|w| std::mem::take(&mut w.snapshots))
+        .collect();
+    markets.put_snapshots(snapshots).await?;
+    // Then the live items, in one call (the store groups them into transactions). Each
+    // is its own item, with its own count and revision, so whichever of them land before
+    // a crash or an error leave a state the journal completes: it re-reads them, skips
+    // those whose count moved and writes the others, conditional on what it read. The
+    // order among them does not matter.
+    let puts: Vec<AggregatePut<'_>> = writes
+        .iter()
+        .map(|w| AggregatePut {
+            key: &w.key,
+            item: &w.item,
+            expected_revision: &w.expected,
+        })
+        .collect();
+    let won = markets.put_aggregates(&puts).await?;
+    drop(puts);
+    if won.len() != writes.len() {
+        return Err(PortError::new(
+            "put_aggregates",
+            format!("{} answers for {} puts", won.len(), writes.len()),
+        ));
+    }
+    Ok(won)
+}
+
+/// Counts the round's markets whose item landed and keeps their figures; the markets whose
+/// put lost to another writer, to write again.
+fn settle_round<'a>(
+    writes: Vec<MarketWrite<'a>>,
+    won: Vec<bool>,
+    stats: &mut BatchStats,
+    figures: &mut BTreeMap<String, MarketFigures>,
+) -> Vec<(String, &'a ScopeContributions)> {
+    let written = writes.len();
+    let mut pending = Vec::new();
+    for (w, landed) in writes.into_iter().zip(won) {
+        if landed {
+            stats.market_underflows += w.underflows;
+            keep_figures(figures, &w.key, &w.item.aggregate, w.figures);
+        } else {
+            pending.push((w.key, w.contributions));
+        }
+    }
+    stats.markets_updated += written - pending.len();
+    pending
+}
+
+/// The error of markets still contended after `attempts` rounds (the first named).
+fn still_contended(pending: &[(String, &ScopeContributions)], attempts: usize) -> PortError {
+    let (key, _) = &pending[0];
+    let others = match pending.len() - 1 {
+        0 => String::new(),
+        n => format!(" (and {n} more markets)"),
+    };
+    PortError::new(
+        "put_aggregates",
+        format!("{key}{others}: still contended after {attempts} attempts"),
+    )
 }
