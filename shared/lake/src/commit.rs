@@ -27,8 +27,11 @@ use iceberg::spec::{
 };
 use iceberg::table::Table;
 
-use crate::curate::SOURCE_THROUGH;
 use crate::{Lake, LakeError};
+
+/// `listing_events` summary key (and table property): the newest `LastModified` of the
+/// objects the curator read, its position in Firehose's objects.
+pub const SOURCE_THROUGH: &str = "realty.source.through";
 
 /// Snapshots older than this are expired at each commit (their files stay: docs/lake.md).
 /// The metadata file, written whole at every commit and parsed at every load, held every

@@ -26,15 +26,14 @@ use realty_model::listing::{EventDecodeError, ListingEvent};
 use realty_model::markets::ConfigStore;
 
 use crate::append::{Appended, append_events};
+pub use crate::commit::SOURCE_THROUGH;
 use crate::commit::record_position;
-use crate::delivered::{MAX_OBJECT_JSON_BYTES, ObjectLines, ObjectRef};
+use crate::delivered::{self, MAX_OBJECT_JSON_BYTES, ObjectLines, ObjectRef};
 use crate::read;
 use crate::replace::{Replaced, replace_rows, replanned};
 use crate::schema::{LISTING_EVENTS_TABLE, LISTINGS_TABLE, MARKET_DAILY_TABLE};
 use crate::{Lake, LakeConfig, LakeError};
 
-/// `listing_events` summary key: the newest `LastModified` of the objects read.
-pub const SOURCE_THROUGH: &str = "realty.source.through";
 /// `listings` summary key: the `listing_events` snapshot merged through.
 pub const MERGED_THROUGH: &str = "realty.listing-events.snapshot";
 /// Objects modified this long before the last commit's newest are read again: an object's
@@ -203,7 +202,12 @@ impl Curator {
     pub async fn run(&self, now: DateTime<Utc>) -> Result<CurateReport, LakeError> {
         let events_table = self.lake.table(&LISTING_EVENTS_TABLE).await?;
         let through = source_through(events_table.metadata());
-        let (objects, too_large) = self.objects_since(through.map(|t| t - LOOKBACK)).await?;
+        let (objects, too_large) = delivered::objects_since(
+            &self.s3,
+            &self.lake.config().bucket,
+            through.map(|t| t - LOOKBACK),
+        )
+        .await?;
         let mut run = Run {
             report: CurateReport {
                 objects_read: 0,
@@ -260,7 +264,9 @@ impl Curator {
         run: &mut Run,
     ) -> Result<(), LakeError> {
         chunk.newest = chunk.newest.max(Some(object.modified));
-        let Some(body) = self.body(&object.key).await? else {
+        let Some(body) =
+            delivered::object_body(&self.s3, &self.lake.config().bucket, &object.key).await?
+        else {
             return Ok(());
         };
         let body = body.into_bytes();

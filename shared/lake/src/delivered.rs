@@ -10,7 +10,6 @@ use chrono::{DateTime, Duration, Utc};
 use realty_model::listing::MAX_EVENT_RECORD_BYTES;
 
 use crate::LakeError;
-use crate::curate::Curator;
 
 /// Where Firehose delivers the events.
 pub const EVENTS_PREFIX: &str = "listings/";
@@ -115,88 +114,78 @@ impl<'a> ObjectLines<'a> {
     }
 }
 
-impl Curator {
-    /// The event objects modified at or after `since` (all without), oldest first, and how
-    /// many of those were skipped as too large to read.
-    pub(crate) async fn objects_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<(Vec<ObjectRef>, usize), LakeError> {
-        let bucket = &self.lake.config().bucket;
-        // Firehose names objects `listings/dt=<day its oldest record arrived>/...`: an object
-        // written since `since` is under that day or the one before (a buffer across
-        // midnight), so the listing starts there rather than at the lake's first day.
-        let start_after = since.map(|t| {
-            format!(
-                "{EVENTS_PREFIX}dt={}",
-                (t - Duration::days(1)).format("%Y-%m-%d")
-            )
-        });
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(EVENTS_PREFIX)
-            .set_start_after(start_after)
-            .into_paginator()
-            .send();
-        let (mut objects, mut too_large) = (Vec::new(), 0);
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("ListObjectsV2", &e))?;
-            for object in page.contents.unwrap_or_default() {
-                let (Some(key), Some(modified)) = (object.key, object.last_modified) else {
-                    continue;
-                };
-                let Some(modified) =
-                    DateTime::from_timestamp(modified.secs(), modified.subsec_nanos())
-                else {
-                    continue;
-                };
-                if since.is_some_and(|since| modified < since) {
-                    continue;
-                }
-                if !within_object_bound(object.size) {
-                    tracing::error!(key, size = object.size, "lake object too large: skipped");
-                    too_large += 1;
-                    continue;
-                }
-                objects.push(ObjectRef { key, modified });
+/// The event objects in `bucket` modified at or after `since` (all without), oldest first,
+/// and how many of those were skipped as too large to read.
+pub(crate) async fn objects_since(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(Vec<ObjectRef>, usize), LakeError> {
+    // Firehose names objects `listings/dt=<day its oldest record arrived>/...`: an object
+    // written since `since` is under that day or the one before (a buffer across
+    // midnight), so the listing starts there rather than at the lake's first day.
+    let start_after = since.map(|t| {
+        format!(
+            "{EVENTS_PREFIX}dt={}",
+            (t - Duration::days(1)).format("%Y-%m-%d")
+        )
+    });
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(EVENTS_PREFIX)
+        .set_start_after(start_after)
+        .into_paginator()
+        .send();
+    let (mut objects, mut too_large) = (Vec::new(), 0);
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| s3_error("ListObjectsV2", &e))?;
+        for object in page.contents.unwrap_or_default() {
+            let (Some(key), Some(modified)) = (object.key, object.last_modified) else {
+                continue;
+            };
+            let Some(modified) = DateTime::from_timestamp(modified.secs(), modified.subsec_nanos())
+            else {
+                continue;
+            };
+            if since.is_some_and(|since| modified < since) {
+                continue;
             }
+            if !within_object_bound(object.size) {
+                tracing::error!(key, size = object.size, "lake object too large: skipped");
+                too_large += 1;
+                continue;
+            }
+            objects.push(ObjectRef { key, modified });
         }
-        objects.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)));
-        Ok((objects, too_large))
     }
+    objects.sort_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)));
+    Ok((objects, too_large))
+}
 
-    /// The body of one object as stored (GZIP on AWS, plain locally: [`ObjectLines`] reads
-    /// either); `None` when it is gone. A read that failed is an error (the next run reads
-    /// it again).
-    pub(crate) async fn body(
-        &self,
-        key: &str,
-    ) -> Result<Option<aws_sdk_s3::primitives::AggregatedBytes>, LakeError> {
-        let got = match self
-            .s3
-            .get_object()
-            .bucket(&self.lake.config().bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(got) => got,
-            // Expired by the lake's lifecycle rule between the listing and the read.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                tracing::warn!(key, "lake object gone before it was read: skipped");
-                return Ok(None);
-            }
-            Err(e) => return Err(s3_error("GetObject", &e)),
-        };
-        let body = got
-            .body
-            .collect()
-            .await
-            .map_err(|e| LakeError::Invalid(format!("reading {key}: {e}")))?;
-        Ok(Some(body))
-    }
+/// The body of one object in `bucket` as stored (GZIP on AWS, plain locally:
+/// [`ObjectLines`] reads either); `None` when it is gone. A read that failed is an error
+/// (the next run reads it again).
+pub(crate) async fn object_body(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<aws_sdk_s3::primitives::AggregatedBytes>, LakeError> {
+    let got = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => got,
+        // Expired by the lake's lifecycle rule between the listing and the read.
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+            tracing::warn!(key, "lake object gone before it was read: skipped");
+            return Ok(None);
+        }
+        Err(e) => return Err(s3_error("GetObject", &e)),
+    };
+    let body = got
+        .body
+        .collect()
+        .await
+        .map_err(|e| LakeError::Invalid(format!("reading {key}: {e}")))?;
+    Ok(Some(body))
 }
 
 pub(crate) fn s3_error<E: std::error::Error + 'static>(operation: &str, e: &E) -> LakeError {
