@@ -33,7 +33,8 @@ use serde::Serialize;
 use super::feed::AlertFeedItem;
 use super::message::{AlertMessage, MAX_SINK_FIELD_BYTES, Unpublishable, cut_to, message};
 use super::ports::{
-    AlertClaimStore, AlertErrorSink, AlertPublisher, Claim, MarketMedians, RejectedAlert,
+    AlertClaimStore, AlertErrorSink, AlertPublisher, Claim, MarketMedians, PublishReport,
+    RejectedAlert,
 };
 use super::rules::{
     Alert, AlertKind, AlertThresholds, ListingChange, ListingStreamRecord, Medians, classify,
@@ -192,8 +193,57 @@ where
         records: records.len(),
         ..AlertStats::default()
     };
+    let changes = decode(records, &mut stats);
+    let mut failure = FirstFailure::default();
+    let medians = read_medians(ports.medians, &changes, &mut failure).await;
+    let Decided { due, mut sink } =
+        decide(&changes, thresholds, &medians, failure.limit(), &mut stats);
+    let token = claim_token();
+    let to_publish = claim(
+        ports.idempotency,
+        due,
+        &token,
+        deadline,
+        &mut failure,
+        &mut stats,
+    )
+    .await;
+    let published = publish(
+        ports.publisher,
+        to_publish,
+        &changes,
+        deadline,
+        &mut sink,
+        &mut failure,
+        &mut stats,
+    )
+    .await;
+    record_outcome(
+        ports,
+        &published,
+        &sink,
+        &token,
+        deadline,
+        &mut failure,
+        &mut stats,
+    )
+    .await;
 
-    // 1. Decode.
+    stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (failed_from, error) = match failure.0 {
+        Some((change, error)) => (Some(changes[change].sequence_number.clone()), Some(error)),
+        None => (None, None),
+    };
+    AlertOutcome {
+        stats,
+        failed_from,
+        error,
+    }
+}
+
+/// Step 1: each record decoded into one change per event its write applied; the rest
+/// skipped, each with its reason.
+fn decode(records: Vec<ListingStreamRecord>, stats: &mut AlertStats) -> Vec<ListingChange> {
     let mut changes: Vec<ListingChange> = Vec::with_capacity(records.len());
     for record in records {
         let event_id = record.event_id.clone();
@@ -211,40 +261,63 @@ where
         }
     }
     stats.changes = changes.len();
+    changes
+}
 
-    // 2. The medians of every market the batch needs, in one lookup.
-    let mut failure = FirstFailure::default();
+/// Step 2: the medians of every market the batch needs, in one lookup. A failed lookup
+/// blocks only the changes that needed a median, from the first of them.
+async fn read_medians<M: MarketMedians>(
+    store: &M,
+    changes: &[ListingChange],
+    failure: &mut FirstFailure,
+) -> BTreeMap<String, f64> {
     let wanted: BTreeSet<String> = changes
         .iter()
         .filter(|c| needs_median(c.old.as_ref(), &c.new))
         .flat_map(|c| median_scope_keys(&c.new.listing))
         .collect();
-    let medians = if wanted.is_empty() {
-        BTreeMap::new()
-    } else {
-        let keys: Vec<String> = wanted.into_iter().collect();
-        match ports.medians.medians_per_sqft(&keys).await {
-            Ok(medians) => medians,
-            Err(e) => {
-                // Only the changes that needed a median are blocked, from the first of them.
-                if let Some(first) = changes
-                    .iter()
-                    .position(|c| needs_median(c.old.as_ref(), &c.new))
-                {
-                    failure.record(first, e.to_string());
-                }
-                BTreeMap::new()
+    if wanted.is_empty() {
+        return BTreeMap::new();
+    }
+    let keys: Vec<String> = wanted.into_iter().collect();
+    match store.medians_per_sqft(&keys).await {
+        Ok(medians) => medians,
+        Err(e) => {
+            if let Some(first) = changes
+                .iter()
+                .position(|c| needs_median(c.old.as_ref(), &c.new))
+            {
+                failure.record(first, e.to_string());
             }
+            BTreeMap::new()
         }
-    };
+    }
+}
 
-    // 3. Decide, in stream order, up to the first change that cannot be judged.
-    let mut due: Vec<Pending> = Vec::new();
+/// The alerts step 3 found due, and those that can never be published.
+struct Decided {
+    due: Vec<Pending>,
+    sink: Vec<Rejected>,
+}
+
+/// Step 3: the alerts due, decided in stream order up to `limit` (the first change that
+/// cannot be judged), each with its message; one that can never be a message is set aside
+/// for the error sink.
+fn decide(
+    changes: &[ListingChange],
+    thresholds: &AlertThresholds,
+    medians: &BTreeMap<String, f64>,
+    limit: usize,
+    stats: &mut AlertStats,
+) -> Decided {
+    let mut decided = Decided {
+        due: Vec::new(),
+        sink: Vec::new(),
+    };
     let mut due_ids: HashSet<String> = HashSet::new();
-    let mut sink: Vec<Rejected> = Vec::new();
-    for (i, change) in changes.iter().enumerate().take(failure.limit()) {
+    for (i, change) in changes.iter().enumerate().take(limit) {
         let judged_by = if needs_median(change.old.as_ref(), &change.new) {
-            let judged_by = Medians::of(&change.new.listing, &medians);
+            let judged_by = Medians::of(&change.new.listing, medians);
             if judged_by.judged.is_none() {
                 stats.without_median += 1;
             }
@@ -254,19 +327,12 @@ where
         };
         for alert in evaluate(change, thresholds, &judged_by) {
             *stats.due.entry(alert.kind.as_str()).or_default() += 1;
-            match message(&alert).and_then(|m| {
-                let feed = AlertFeedItem::of(&m).map_err(|e| Unpublishable {
-                    kind: "unencodable",
-                    reason: cut_to(&e.to_string(), MAX_SINK_FIELD_BYTES),
-                    bytes: m.size_bytes(),
-                })?;
-                Ok((m, feed))
-            }) {
+            match message_and_feed(&alert) {
                 // The same event twice in one batch (a listing write repeated): one alert.
                 Ok((message, _)) if !due_ids.insert(message.alert_id.clone()) => {
                     tracing::info!(alert_id = %message.alert_id, "alert due twice in one batch; sent once");
                 }
-                Ok((message, feed)) => due.push(Pending {
+                Ok((message, feed)) => decided.due.push(Pending {
                     change: i,
                     kind: alert.kind,
                     listing_id: alert.listing.listing_id.clone(),
@@ -275,7 +341,7 @@ where
                 }),
                 Err(why) => {
                     tracing::error!(alert = %alert_name(&alert), reason = %why, "alert cannot be published; it goes to the error sink");
-                    sink.push(Rejected::new(
+                    decided.sink.push(Rejected::new(
                         i,
                         &change.sequence_number,
                         alert.kind,
@@ -287,22 +353,67 @@ where
             }
         }
     }
+    decided
+}
 
-    // 4. Claim every alert due before the first failure, in one go (the store sends up to
-    // 100 claims a call). Claims another live invocation holds are waited for together when
-    // their leases end in time; the first claim that fails or stays held stops the batch there.
-    let token = claim_token();
+/// An alert's SNS message and its feed item, or why it can never be published.
+fn message_and_feed(alert: &Alert) -> Result<(AlertMessage, AlertFeedItem), Unpublishable> {
+    message(alert).and_then(|m| {
+        let feed = AlertFeedItem::of(&m).map_err(|e| Unpublishable {
+            kind: "unencodable",
+            reason: cut_to(&e.to_string(), MAX_SINK_FIELD_BYTES),
+            bytes: m.size_bytes(),
+        })?;
+        Ok((m, feed))
+    })
+}
+
+/// Step 4: claims every alert due before the first failure, in one go (the store sends up
+/// to 100 claims a call). Claims another live invocation holds are waited for together when
+/// their leases end in time; the first claim that fails or stays held stops the batch there.
+/// Returns the alerts to publish; the claims of a change cut by a failure are handed back.
+async fn claim<I: AlertClaimStore>(
+    store: &I,
+    mut due: Vec<Pending>,
+    token: &str,
+    deadline: DateTime<Utc>,
+    failure: &mut FirstFailure,
+    stats: &mut AlertStats,
+) -> Vec<Pending> {
     let lease_until = deadline + CLAIM_CLOCK_ALLOWANCE;
     due.retain(|p| p.change < failure.limit());
     let keys: Vec<&AlertFeedItem> = due.iter().map(|p| &p.feed).collect();
-    let mut claims = ports
-        .idempotency
-        .claim_all(&keys, &token, lease_until)
-        .await;
-    // A claim that failed, or is held past the time this invocation could wait, fails its
-    // change: first those, so that only the held claims before the first failure are waited
-    // for (one held far down the batch no longer kept the earlier alerts waiting for it, to
-    // be handed back at the failure after all).
+    let mut claims = store.claim_all(&keys, token, lease_until).await;
+    let waitable = waitable_claims(&due, &claims, deadline, failure, stats);
+    // Only the held claims before the first failure are waited for (one held far down the
+    // batch no longer kept the earlier alerts waiting for it, to be handed back at the
+    // failure after all).
+    let held: Vec<(usize, DateTime<Utc>)> = waitable
+        .into_iter()
+        .filter(|(i, _)| due[*i].change < failure.limit())
+        .collect();
+    claim_again_after_leases(store, &keys, &held, &mut claims, token, lease_until).await;
+    drop(keys);
+    let claimed = acquired(due, claims, failure, stats);
+    // A change with one alert claimed and the next failing is re-delivered whole: hand its
+    // claims back instead of publishing half of it.
+    let (to_publish, handed_back): (Vec<Pending>, Vec<Pending>) = claimed
+        .into_iter()
+        .partition(|p| p.change < failure.limit());
+    release(store, &handed_back, token, deadline).await;
+    to_publish
+}
+
+/// The first answers to the claims: a claim that failed, or is held past the time this
+/// invocation could wait, fails its change; the held ones that can be waited for are
+/// returned (their index in `due`, and when their lease ends).
+fn waitable_claims(
+    due: &[Pending],
+    claims: &[Result<Claim, PortError>],
+    deadline: DateTime<Utc>,
+    failure: &mut FirstFailure,
+    stats: &mut AlertStats,
+) -> Vec<(usize, DateTime<Utc>)> {
     let mut waitable: Vec<(usize, DateTime<Utc>)> = Vec::new();
     for (i, claim) in claims.iter().enumerate() {
         let change = due[i].change;
@@ -327,40 +438,56 @@ where
             Ok(_) => {}
         }
     }
-    let held: Vec<(usize, DateTime<Utc>)> = waitable
-        .into_iter()
-        .filter(|(i, _)| due[*i].change < failure.limit())
-        .collect();
-    if let Some(latest) = held.iter().map(|(_, until)| *until).max() {
-        let wait = (latest - Utc::now()).to_std().unwrap_or_default();
-        tracing::info!(
-            claims = held.len(),
-            ?wait,
-            "alerts claimed by another invocation; waiting for their leases to end"
-        );
-        tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
-        let again: Vec<&AlertFeedItem> = held.iter().map(|(i, _)| keys[*i]).collect();
-        let answers = ports
-            .idempotency
-            .claim_all(&again, &token, lease_until)
-            .await;
-        for ((i, _), answer) in held.iter().zip(answers) {
-            claims[*i] = answer;
-        }
+    waitable
+}
+
+/// Waits for the latest of the `held` claims' leases to end, then claims those again,
+/// their answers replacing the first ones in `claims`.
+async fn claim_again_after_leases<I: AlertClaimStore>(
+    store: &I,
+    keys: &[&AlertFeedItem],
+    held: &[(usize, DateTime<Utc>)],
+    claims: &mut [Result<Claim, PortError>],
+    token: &str,
+    lease_until: DateTime<Utc>,
+) {
+    let Some(latest) = held.iter().map(|(_, until)| *until).max() else {
+        return;
+    };
+    let wait = (latest - Utc::now()).to_std().unwrap_or_default();
+    tracing::info!(
+        claims = held.len(),
+        ?wait,
+        "alerts claimed by another invocation; waiting for their leases to end"
+    );
+    tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+    let again: Vec<&AlertFeedItem> = held.iter().map(|(i, _)| keys[*i]).collect();
+    let answers = store.claim_all(&again, token, lease_until).await;
+    for ((i, _), answer) in held.iter().zip(answers) {
+        claims[*i] = answer;
     }
-    drop(keys);
+}
+
+/// The alerts whose claim this invocation holds; the others counted as already published,
+/// or failing their change (still held, or the claim failed).
+fn acquired(
+    due: Vec<Pending>,
+    claims: Vec<Result<Claim, PortError>>,
+    failure: &mut FirstFailure,
+    stats: &mut AlertStats,
+) -> Vec<Pending> {
     let mut claimed: Vec<Pending> = Vec::with_capacity(due.len());
     for (pending, claim) in due.into_iter().zip(claims) {
         let key = pending.message.alert_id.as_str();
         match claim {
-            // Past a failure it is handed back below.
+            // Past a failure it is handed back by the caller.
             Ok(Claim::Acquired) => claimed.push(pending),
             _ if pending.change >= failure.limit() => {}
             Ok(Claim::AlreadyPublished) => {
                 tracing::info!(alert_id = %key, "alert already published; skipped");
                 stats.already_published += 1;
             }
-            // Recorded above, or still held (or failed) after the wait.
+            // Recorded before, or still held (or failed) after the wait.
             Ok(Claim::HeldUntil(until)) => failure.record(
                 pending.change,
                 format!(
@@ -371,46 +498,49 @@ where
             Err(e) => failure.record(pending.change, e.to_string()),
         }
     }
-    // A change with one alert claimed and the next failing is re-delivered whole: hand its
-    // claims back instead of publishing half of it.
-    let (to_publish, handed_back): (Vec<Pending>, Vec<Pending>) = claimed
-        .into_iter()
-        .partition(|p| p.change < failure.limit());
-    release(ports.idempotency, &handed_back, &token, deadline).await;
+    claimed
+}
 
-    // 5. Publish.
+/// The claimed alerts after step 5: those SNS took, and the others.
+struct Published {
+    published: Vec<Pending>,
+    not_published: Vec<Pending>,
+}
+
+/// Step 5: publishes the claimed alerts. One SNS refused for good goes to the error sink;
+/// the first one not published for now fails its change.
+async fn publish<P: AlertPublisher>(
+    publisher: &P,
+    to_publish: Vec<Pending>,
+    changes: &[ListingChange],
+    deadline: DateTime<Utc>,
+    sink: &mut Vec<Rejected>,
+    failure: &mut FirstFailure,
+    stats: &mut AlertStats,
+) -> Published {
     let messages: Vec<AlertMessage> = to_publish.iter().map(|p| p.message.clone()).collect();
     let report = if messages.is_empty() {
-        Default::default()
+        PublishReport::default()
     } else {
-        ports
-            .publisher
+        publisher
             .publish(&messages, deadline - PUBLISH_MARGIN)
             .await
     };
     stats.publish_retries = report.retries;
     let refused: BTreeMap<usize, &String> = report.refused.iter().map(|(i, r)| (*i, r)).collect();
-    let (mut published, mut not_published) = (Vec::new(), Vec::new());
+    let mut sorted = Published {
+        published: Vec::new(),
+        not_published: Vec::new(),
+    };
     let mut first_unpublished: Option<usize> = None;
     for (i, pending) in to_publish.into_iter().enumerate() {
         if report.published(i) {
-            published.push(pending);
+            sorted.published.push(pending);
             continue;
         }
         if let Some(reason) = refused.get(&i) {
             // Refused for good: re-delivering cannot help, the error sink records it.
-            sink.push(Rejected::new(
-                pending.change,
-                &changes[pending.change].sequence_number,
-                pending.kind,
-                &pending.message.alert_id,
-                &pending.listing_id,
-                Unpublishable {
-                    kind: "refused_by_sns",
-                    reason: (*reason).clone(),
-                    bytes: pending.message.size_bytes(),
-                },
-            ));
+            sink.push(refused_by_sns(&pending, changes, reason));
         } else {
             if report.unknown.contains(&i) {
                 stats.publish_unknown += 1;
@@ -419,7 +549,7 @@ where
             }
             first_unpublished.get_or_insert(pending.change);
         }
-        not_published.push(pending);
+        sorted.not_published.push(pending);
     }
     if let Some(change) = first_unpublished {
         failure.record(
@@ -432,54 +562,59 @@ where
             ),
         );
     }
+    sorted
+}
 
-    // 6. Record the outcome of each claim.
-    for pending in &published {
+/// The error sink's entry for an alert SNS refused for good, for `reason`.
+fn refused_by_sns(pending: &Pending, changes: &[ListingChange], reason: &str) -> Rejected {
+    Rejected::new(
+        pending.change,
+        &changes[pending.change].sequence_number,
+        pending.kind,
+        &pending.message.alert_id,
+        &pending.listing_id,
+        Unpublishable {
+            kind: "refused_by_sns",
+            reason: reason.to_owned(),
+            bytes: pending.message.size_bytes(),
+        },
+    )
+}
+
+/// Step 6: records the outcome of each claim. The marks (which are the feed the API reads),
+/// the error sink and the claims handed back are independent writes: side by side, one
+/// round trip after the publish. The releases first, a throttled one retried by the SDK,
+/// took the time the marks needed: published alerts left unmarked, their claims taken over
+/// by the re-delivery that the unpublished ones made certain, were published again.
+async fn record_outcome<I, M, P, S>(
+    ports: &AlertPorts<'_, I, M, P, S>,
+    published: &Published,
+    sink: &[Rejected],
+    token: &str,
+    deadline: DateTime<Utc>,
+    failure: &mut FirstFailure,
+    stats: &mut AlertStats,
+) where
+    I: AlertClaimStore,
+    S: AlertErrorSink,
+{
+    for pending in &published.published {
         stats.published += 1;
         metrics::counter!("alerts_published", "alert_type" => pending.kind.as_str()).increment(1);
         tracing::info!(alert_id = %pending.message.alert_id, subject = %pending.message.subject, "alert published");
     }
-    // The marks (which are the feed the API reads), the error sink and the claims handed
-    // back are independent writes: side by side, one round trip after the publish. The
-    // releases first, a throttled one retried by the SDK, took the time the marks needed:
-    // published alerts left unmarked, their claims taken over by the re-delivery that the
-    // unpublished ones made certain, were published again.
-    let items: Vec<&AlertFeedItem> = published.iter().map(|p| &p.feed).collect();
-    let mark = async {
-        if items.is_empty() {
-            return None;
-        }
-        // While the claims' leases run no other invocation can take them: a late mark is right.
-        let what = format!("mark {} alerts published", items.len());
-        Some(
-            retry_before_deadline(deadline, &what, || ports.idempotency.mark_published(&items))
-                .await,
-        )
-    };
+    let items: Vec<&AlertFeedItem> = published.published.iter().map(|p| &p.feed).collect();
     // The error sink takes the rejected alerts of the changes that are done (later ones come
     // again and are judged again). One it cannot take fails its record: never lost silently.
     let limit = failure.limit();
     let done: Vec<&Rejected> = sink.iter().filter(|r| r.change < limit).collect();
     let entries: Vec<RejectedAlert> = done.iter().map(|r| r.entry.clone()).collect();
-    let to_sink = async {
-        if entries.is_empty() {
-            Ok(())
-        } else {
-            let left = (deadline - RETRY_MARGIN - Utc::now())
-                .to_std()
-                .unwrap_or_default();
-            tokio::time::timeout(left, ports.sink.send(&entries))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(PortError::new(
-                        "alerts workflow",
-                        "cannot send to the error sink: still running 2 s before the invocation's deadline; stopped",
-                    ))
-                })
-        }
-    };
-    let handing_back = release(ports.idempotency, &not_published, &token, deadline);
-    let (marked, sunk, ()) = futures::join!(mark, to_sink, handing_back);
+    let handing_back = release(ports.idempotency, &published.not_published, token, deadline);
+    let (marked, sunk, ()) = futures::join!(
+        mark(ports.idempotency, &items, deadline),
+        send_to_sink(ports.sink, &entries, deadline),
+        handing_back
+    );
     if let Some((retries, result)) = marked {
         stats.mark_retries += retries;
         if let Err(e) = result {
@@ -498,17 +633,43 @@ where
             ),
         }
     }
+}
 
-    stats.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (failed_from, error) = match failure.0 {
-        Some((change, error)) => (Some(changes[change].sequence_number.clone()), Some(error)),
-        None => (None, None),
-    };
-    AlertOutcome {
-        stats,
-        failed_from,
-        error,
+/// Marks `items` published, re-tried until [`RETRY_MARGIN`] before `deadline`: while the
+/// claims' leases run no other invocation can take them, so a late mark is right. `None`
+/// when there is nothing to mark; else the retries and the outcome.
+async fn mark<I: AlertClaimStore>(
+    store: &I,
+    items: &[&AlertFeedItem],
+    deadline: DateTime<Utc>,
+) -> Option<(u32, Result<(), PortError>)> {
+    if items.is_empty() {
+        return None;
     }
+    let what = format!("mark {} alerts published", items.len());
+    Some(retry_before_deadline(deadline, &what, || store.mark_published(items)).await)
+}
+
+/// Sends `entries` to the error sink, stopped [`RETRY_MARGIN`] before `deadline`.
+async fn send_to_sink<S: AlertErrorSink>(
+    sink: &S,
+    entries: &[RejectedAlert],
+    deadline: DateTime<Utc>,
+) -> Result<(), PortError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let left = (deadline - RETRY_MARGIN - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::timeout(left, sink.send(entries))
+        .await
+        .unwrap_or_else(|_| {
+            Err(PortError::new(
+                "alerts workflow",
+                "cannot send to the error sink: still running 2 s before the invocation's deadline; stopped",
+            ))
+        })
 }
 
 fn alert_name(alert: &Alert) -> String {
