@@ -106,7 +106,32 @@ impl ApiError {
 
 /// The route of a request.
 pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
-    // The method first: any other is refused whatever else the request holds.
+    check_bounds(request)?;
+    // Decoded here whichever way the path came: API Gateway's HTTP API hands the function
+    // the path decoded, `realty serve` as the client sent it.
+    let path = percent_encoding::percent_decode_str(&request.path)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad("a path that is UTF-8 once percent-decoded"))?;
+    let mut segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    // A market outside the US is `country/city` (`ma/casablanca`): its two segments are one
+    // key. No US key is two letters alone (it ends in `-` and its state), so this reads no
+    // other path differently.
+    let joined;
+    if let ["markets", country, city, ..] = segments.as_slice()
+        && country.len() == 2
+        && country.bytes().all(|b| b.is_ascii_lowercase())
+    {
+        joined = format!("{country}/{city}");
+        segments.splice(1..3, [joined.as_str()]);
+    }
+    let route = route_of(&segments, request)?;
+    check_known_params(&route, &request.query)?;
+    Ok(route)
+}
+
+/// Refuses a request before its path is read: a method other than GET or HEAD (whatever
+/// else the request holds), then a path or query over its bounds.
+fn check_bounds(request: &ApiRequest) -> Result<(), ApiError> {
     if request.method != "GET" && request.method != "HEAD" {
         return Err(ApiError::new(
             405,
@@ -137,133 +162,125 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             truncate(name)
         )));
     }
-    // Decoded here whichever way the path came: API Gateway's HTTP API hands the function
-    // the path decoded, `realty serve` as the client sent it.
-    let path = percent_encoding::percent_decode_str(&request.path)
-        .decode_utf8()
-        .map_err(|_| ApiError::bad("a path that is UTF-8 once percent-decoded"))?;
-    let mut segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    // A market outside the US is `country/city` (`ma/casablanca`): its two segments are one
-    // key. No US key is two letters alone (it ends in `-` and its state), so this reads no
-    // other path differently.
-    let joined;
-    if let ["markets", country, city, ..] = segments.as_slice()
-        && country.len() == 2
-        && country.bytes().all(|b| b.is_ascii_lowercase())
-    {
-        joined = format!("{country}/{city}");
-        segments.splice(1..3, [joined.as_str()]);
-    }
-    let route = match segments.as_slice() {
+    Ok(())
+}
+
+/// The route `segments` (the decoded path's, a foreign market's two as one) name, with its
+/// query read; a 404 when they name none.
+fn route_of(segments: &[&str], request: &ApiRequest) -> Result<Route, ApiError> {
+    let query = &request.query;
+    Ok(match segments {
         [] | [""] => Route::Page,
         ["assets", file] => Route::Asset((*file).to_owned()),
         ["openapi.json"] => Route::Spec,
         ["health"] => Route::Health,
-        ["alerts"] => Route::Alerts {
-            market: request
-                .query
-                .get("market")
-                .map(|m| market_key(m))
-                .transpose()?,
-            kind: request
-                .query
-                .get("type")
-                .map(|t| {
-                    AlertKind::ALL
-                        .into_iter()
-                        .find(|k| k.as_str() == t)
-                        .ok_or_else(|| {
-                            ApiError::bad(format!(
-                                "type {:?}: price_drop, price_cut, undervalued, back_on_market, new_listing or anomaly",
-                                truncate(t)
-                            ))
-                        })
-                })
-                .transpose()?,
-            limit: page_size(&request.query, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE)?,
-            before: request
-                .query
-                .get("before")
-                .map(|t| alert_token(t))
-                .transpose()?,
-        },
-        ["markets", market, "listings"] => {
-            let kind = match request.query.get("kind") {
-                Some(k) => InterestKind::parse(k).ok_or_else(|| {
-                    ApiError::bad(format!(
-                        "kind {:?}: price_cut, undervalued or anomalous",
-                        truncate(k)
-                    ))
-                })?,
-                None => {
-                    return Err(ApiError::bad(
-                        "kind is required: price_cut, undervalued or anomalous",
-                    ));
-                }
-            };
-            let after = request.query.get("after");
-            if after.is_some() && kind != InterestKind::PriceCut {
-                return Err(ApiError::bad(format!(
-                    "after pages the price cuts only: the {} list is one page",
-                    kind.as_str()
-                )));
-            }
-            Route::Listings {
-                market: market_key(market)?,
-                kind,
-                limit: page_size(&request.query, DEFAULT_INTEREST_PAGE, MAX_INTEREST_PAGE)?,
-                after: after.map(|t| cut_token(t)).transpose()?,
-            }
-        }
+        ["alerts"] => alerts_route(query)?,
+        ["markets", market, "listings"] => listings_route(market, query)?,
         ["markets"] => Route::Markets {
-            limit: limit(&request.query)?,
-            after: request
-                .query
-                .get("after")
-                .map(|a| market_key(a))
-                .transpose()?,
+            limit: limit(query)?,
+            after: query.get("after").map(|a| market_key(a)).transpose()?,
         },
         ["markets", market] => Route::Market {
             market: market_key(market)?,
         },
-        ["markets", market, "history"] => {
-            let granularity = match request.query.get("period").map(String::as_str) {
-                None | Some("day") => Granularity::Day,
-                Some("hour") => Granularity::Hour,
-                Some(other) => {
-                    return Err(ApiError::bad(format!(
-                        "period {:?}: day or hour",
-                        truncate(other)
-                    )));
-                }
-            };
-            let from = date(&request.query, "from")?;
-            let to = date(&request.query, "to")?;
-            if let (Some(f), Some(t)) = (from, to) {
-                history_range(granularity, Some(f), Some(t), t)?;
-            }
-            Route::History {
-                market: market_key(market)?,
-                granularity,
-                from,
-                to,
-            }
-        }
+        ["markets", market, "history"] => history_route(market, query)?,
         _ => {
             return Err(ApiError::new(
                 404,
                 format!("no such resource: {}", truncate(&request.path)),
             ));
         }
+    })
+}
+
+/// `/alerts`, its query read in order: `market`, `type`, `limit`, `before`.
+fn alerts_route(query: &BTreeMap<String, String>) -> Result<Route, ApiError> {
+    Ok(Route::Alerts {
+        market: query.get("market").map(|m| market_key(m)).transpose()?,
+        kind: query
+            .get("type")
+            .map(|t| {
+                AlertKind::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == t)
+                    .ok_or_else(|| {
+                        ApiError::bad(format!(
+                            "type {:?}: price_drop, price_cut, undervalued, back_on_market, new_listing or anomaly",
+                            truncate(t)
+                        ))
+                    })
+            })
+            .transpose()?,
+        limit: page_size(query, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE)?,
+        before: query.get("before").map(|t| alert_token(t)).transpose()?,
+    })
+}
+
+/// `/markets/{market}/listings`: `kind` is required, and only the price cuts page on.
+fn listings_route(market: &str, query: &BTreeMap<String, String>) -> Result<Route, ApiError> {
+    let kind = match query.get("kind") {
+        Some(k) => InterestKind::parse(k).ok_or_else(|| {
+            ApiError::bad(format!(
+                "kind {:?}: price_cut, undervalued or anomalous",
+                truncate(k)
+            ))
+        })?,
+        None => {
+            return Err(ApiError::bad(
+                "kind is required: price_cut, undervalued or anomalous",
+            ));
+        }
     };
-    let known: &[&str] = match &route {
+    let after = query.get("after");
+    if after.is_some() && kind != InterestKind::PriceCut {
+        return Err(ApiError::bad(format!(
+            "after pages the price cuts only: the {} list is one page",
+            kind.as_str()
+        )));
+    }
+    Ok(Route::Listings {
+        market: market_key(market)?,
+        kind,
+        limit: page_size(query, DEFAULT_INTEREST_PAGE, MAX_INTEREST_PAGE)?,
+        after: after.map(|t| cut_token(t)).transpose()?,
+    })
+}
+
+/// `/markets/{market}/history`: its period, and its range when both ends are given.
+fn history_route(market: &str, query: &BTreeMap<String, String>) -> Result<Route, ApiError> {
+    let granularity = match query.get("period").map(String::as_str) {
+        None | Some("day") => Granularity::Day,
+        Some("hour") => Granularity::Hour,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "period {:?}: day or hour",
+                truncate(other)
+            )));
+        }
+    };
+    let from = date(query, "from")?;
+    let to = date(query, "to")?;
+    if let (Some(f), Some(t)) = (from, to) {
+        history_range(granularity, Some(f), Some(t), t)?;
+    }
+    Ok(Route::History {
+        market: market_key(market)?,
+        granularity,
+        from,
+        to,
+    })
+}
+
+/// Refuses a query parameter `route` does not take.
+fn check_known_params(route: &Route, query: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let known: &[&str] = match route {
         Route::Markets { .. } => &["limit", "after"],
         Route::History { .. } => &["period", "from", "to"],
         Route::Listings { .. } => &["kind", "limit", "after"],
         Route::Alerts { .. } => &["market", "type", "limit", "before"],
         _ => &[],
     };
-    if let Some(name) = request.query.keys().find(|k| !known.contains(&k.as_str())) {
+    if let Some(name) = query.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ApiError::bad(if known.is_empty() {
             format!(
                 "unknown query parameter {:?}: this resource takes none",
@@ -277,7 +294,7 @@ pub fn route(request: &ApiRequest) -> Result<Route, ApiError> {
             )
         }));
     }
-    Ok(route)
+    Ok(())
 }
 
 /// The days a history covers: `to` defaults to `today` (the market's last event), `from`
