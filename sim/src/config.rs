@@ -8,6 +8,12 @@ use serde::Serialize;
 
 use crate::error::SimError;
 
+/// Live ads per search (city, offer, kind of property) when not configured; each city's
+/// are this times its [`crate::portal::MoroccanCity::size`].
+pub const DEFAULT_ADS_PER_SEARCH: u32 = 60;
+/// Most live ads per search.
+pub const MAX_ADS_PER_SEARCH: u32 = 5_000;
+
 /// Listings per market when not configured: "a few thousand", like a mid-size US city.
 pub const DEFAULT_LISTINGS_PER_MARKET: u32 = 3_000;
 /// Most listings one market may start with.
@@ -37,7 +43,7 @@ impl Default for MarketConfig {
             listings_per_market: DEFAULT_LISTINGS_PER_MARKET,
             start: default_start(),
             activity: 1.0,
-            portal_ads_per_search: crate::portal::DEFAULT_ADS_PER_SEARCH,
+            portal_ads_per_search: DEFAULT_ADS_PER_SEARCH,
         }
     }
 }
@@ -64,11 +70,10 @@ impl MarketConfig {
                 "start year {year} is outside 1950..=9000"
             )));
         }
-        if !(1..=crate::portal::MAX_ADS_PER_SEARCH).contains(&self.portal_ads_per_search) {
+        if !(1..=MAX_ADS_PER_SEARCH).contains(&self.portal_ads_per_search) {
             return Err(SimError::InvalidConfig(format!(
                 "portal_ads_per_search {} is outside 1..={}",
-                self.portal_ads_per_search,
-                crate::portal::MAX_ADS_PER_SEARCH
+                self.portal_ads_per_search, MAX_ADS_PER_SEARCH
             )));
         }
         if !(self.activity.is_finite() && self.activity > 0.0 && self.activity <= 1_000.0) {
@@ -402,16 +407,8 @@ mod tests {
             portal_ads_per_search: n,
             ..MarketConfig::default()
         };
-        assert!(
-            portal_ads(crate::portal::MAX_ADS_PER_SEARCH)
-                .validate()
-                .is_ok()
-        );
-        assert!(
-            portal_ads(crate::portal::MAX_ADS_PER_SEARCH + 1)
-                .validate()
-                .is_err()
-        );
+        assert!(portal_ads(MAX_ADS_PER_SEARCH).validate().is_ok());
+        assert!(portal_ads(MAX_ADS_PER_SEARCH + 1).validate().is_err());
         assert!(portal_ads(0).validate().is_err());
     }
 }

@@ -14,7 +14,6 @@ use realty_model::state::ListingItem;
 
 use super::compute;
 use super::events::{Spread, generate_every, one_city};
-use super::writes::write_units;
 
 /// What the figures are.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +162,11 @@ pub fn city_item_bytes(listings: usize, seed: u64) -> Result<(usize, bool)> {
         item_bytes(&item),
         !stored.aggregate.as_stored().is_bucketed(),
     ))
+}
+
+/// Write units of one item write: one per KB, rounded up (twice that in a transaction).
+pub(super) fn write_units(bytes: usize) -> u64 {
+    bytes.div_ceil(1024).max(1) as u64
 }
 
 #[cfg(test)]

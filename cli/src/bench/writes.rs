@@ -24,7 +24,7 @@ use realty_model::state::ListingState;
 use realty_model::state::{ListingStore, StoredStates};
 use serde::Serialize;
 
-use super::items::item_bytes;
+use super::items::{item_bytes, write_units};
 
 /// Events a second: one batch per shard per second, as the event source mapping's 1 s
 /// window gives under load.
@@ -120,11 +120,6 @@ fn shard_of(partition_key: &str, shards: usize) -> usize {
     let mut hasher = fnv::FnvHasher::default();
     partition_key.hash(&mut hasher);
     (hasher.finish() % shards.max(1) as u64) as usize
-}
-
-/// Write units of one item write: one per KB, rounded up (twice that in a transaction).
-pub(super) fn write_units(bytes: usize) -> u64 {
-    bytes.div_ceil(1024).max(1) as u64
 }
 
 fn size_of<T: Serialize>(item: T) -> Result<usize, PortError> {

@@ -27,12 +27,6 @@ pub(crate) use text::{escape, french_number, relative_date};
 
 use serde::{Deserialize, Serialize};
 
-/// Live ads per search (city, offer, kind of property) when not configured; each city's
-/// are this times its [`MoroccanCity::size`].
-pub const DEFAULT_ADS_PER_SEARCH: u32 = 60;
-/// Most live ads per search.
-pub const MAX_ADS_PER_SEARCH: u32 = 5_000;
-
 /// A property portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
