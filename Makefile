@@ -40,9 +40,10 @@ bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpar
 TEMPLATES := template.yaml monitoring.yaml permissions.yaml
 TRANSFORMED := target/template.transformed.json
 
-lint: tools ## cargo fmt --check, clippy and rustdoc -D warnings, cfn-lint and checkov on the templates, IAM as deployed, the docs against the template and their links
+lint: tools ## cargo fmt --check, clippy (functions of at most 80 lines) and rustdoc -D warnings, files and import cycles, cfn-lint and checkov on the templates, IAM as deployed, the docs against the template and their links
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/python infra/check_code_shape.py
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 	$(VENV)/bin/cfn-lint $(TEMPLATES)
 	$(VENV)/bin/checkov $(addprefix -f ,$(TEMPLATES)) --framework cloudformation --quiet --compact --skip-download
