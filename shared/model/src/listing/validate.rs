@@ -18,19 +18,46 @@ impl Listing {
     /// [`Listing::clear_implausible_optionals`]); [`ListingEvent::decode`](super::ListingEvent::decode) runs it on what it
     /// reads.
     pub fn validate(&self) -> Result<(), InvalidListing> {
-        match self.id.source() {
-            Some(source) if source == self.source => check_native_id(self.id.native_id())?,
-            _ => {
-                return Err(InvalidListing::new(
-                    "id",
-                    format!(
-                        "{} does not start with the source prefix \"{}:\"",
-                        quote(self.id.as_str()),
-                        self.source
-                    ),
-                ));
-            }
+        self.check_id()?;
+        self.check_money()?;
+        self.check_sizes()?;
+        if let Some(line) = &self.address.line {
+            check_text("address.line", line, MAX_ADDRESS_LINE_BYTES)?;
         }
+        if let Some(neighbourhood) = &self.address.neighbourhood {
+            check_text("address.neighbourhood", neighbourhood, MAX_CITY_BYTES)?;
+        }
+        self.details.validate(self.living_area_sqft)?;
+        self.check_market()?;
+        if let Some(point) = self.coordinates {
+            check_coordinates(point)?;
+        }
+        if let Some(date) = self.on_market_date {
+            check_on_market_date(date, self.observed_at)?;
+        }
+        if let Some(url) = &self.source_url {
+            check_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// The id: the source's prefix, then a native id within its rules.
+    fn check_id(&self) -> Result<(), InvalidListing> {
+        match self.id.source() {
+            Some(source) if source == self.source => check_native_id(self.id.native_id()),
+            _ => Err(InvalidListing::new(
+                "id",
+                format!(
+                    "{} does not start with the source prefix \"{}:\"",
+                    quote(self.id.as_str()),
+                    self.source
+                ),
+            )),
+        }
+    }
+
+    /// The currency (the market's own, where its country has one) and the amounts in it.
+    fn check_money(&self) -> Result<(), InvalidListing> {
         check_currency(&self.currency)?;
         if let Some(expected) = self.address.country.market_currency()
             && self.currency != expected
@@ -52,6 +79,11 @@ impl Listing {
         if let Some(rent) = self.rent_estimate_minor {
             check_amount("rent_estimate_minor", rent, &self.currency, Offer::Rent)?;
         }
+        Ok(())
+    }
+
+    /// The rooms and the areas.
+    fn check_sizes(&self) -> Result<(), InvalidListing> {
         if let Some(beds) = self.beds {
             check_rooms("beds", f64::from(beds))?;
         }
@@ -68,13 +100,11 @@ impl Listing {
         if let Some(lot) = self.lot_size_sqft {
             check_area("lot_size_sqft", lot, MAX_LOT_SIZE_SQFT)?;
         }
-        if let Some(line) = &self.address.line {
-            check_text("address.line", line, MAX_ADDRESS_LINE_BYTES)?;
-        }
-        if let Some(neighbourhood) = &self.address.neighbourhood {
-            check_text("address.neighbourhood", neighbourhood, MAX_CITY_BYTES)?;
-        }
-        self.details.validate(self.living_area_sqft)?;
+        Ok(())
+    }
+
+    /// The market key: the one the address gives.
+    fn check_market(&self) -> Result<(), InvalidListing> {
         let market = MarketKey::for_address(&self.address)?;
         if market != self.market {
             let zip = |zip: &Option<String>| zip.as_deref().map_or("null".to_owned(), quote);
@@ -88,15 +118,6 @@ impl Listing {
                     zip(&market.zip)
                 ),
             ));
-        }
-        if let Some(point) = self.coordinates {
-            check_coordinates(point)?;
-        }
-        if let Some(date) = self.on_market_date {
-            check_on_market_date(date, self.observed_at)?;
-        }
-        if let Some(url) = &self.source_url {
-            check_url(url)?;
         }
         Ok(())
     }
