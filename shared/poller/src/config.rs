@@ -117,125 +117,177 @@ pub struct PollerConfig {
     pub crawler_contact: Option<String>,
 }
 
+/// The sources polled (`REALTY_SOURCES`): by default every source this deployment can reach;
+/// RESO only with its base URL (`reso_url`).
+fn polled_sources(
+    lookup: &impl Fn(&str) -> Option<String>,
+    reso_url: Option<&str>,
+) -> Result<Vec<SourceKind>, ConfigError> {
+    // Markets name their sources; by default every source this deployment can reach.
+    let sources_text = lookup("REALTY_SOURCES")
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| {
+            // The portals need no key: always reachable.
+            if reso_url.is_some() {
+                "zillow,realtor,reso,avito,mubawab".into()
+            } else {
+                "zillow,realtor,avito,mubawab".into()
+            }
+        });
+    let mut sources = Vec::new();
+    for name in sources_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let kind: SourceKind =
+            name.parse()
+                .map_err(|e: realty_sources::UnknownSource| ConfigError::Invalid {
+                    name: "REALTY_SOURCES".into(),
+                    value: sources_text.clone(),
+                    reason: e.to_string(),
+                })?;
+        if !kind.is_polled() {
+            return Err(ConfigError::Invalid {
+                name: "REALTY_SOURCES".into(),
+                value: sources_text.clone(),
+                reason: kind.why_not_polled().into(),
+            });
+        }
+        sources.push(kind);
+    }
+    if sources.contains(&SourceKind::Reso) && reso_url.is_none() {
+        return Err(ConfigError::Missing {
+            name: "REALTY_RESO_URL".into(),
+            what: "the RESO Web API base URL (REALTY_SOURCES names reso)",
+        });
+    }
+    Ok(sources)
+}
+
+/// Milliseconds a request may take (`REALTY_HTTP_TIMEOUT_MS`).
+fn http_timeout_ms(lookup: &impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
+    let timeout_ms: u64 = parse_or(lookup, "REALTY_HTTP_TIMEOUT_MS", 10_000)?;
+    if !(100..=300_000).contains(&timeout_ms) {
+        return Err(ConfigError::Invalid {
+            name: "REALTY_HTTP_TIMEOUT_MS".into(),
+            value: timeout_ms.to_string(),
+            reason:
+                "milliseconds a request may take, from 100 to 300000 (the function's own timeout)"
+                    .into(),
+        });
+    }
+    Ok(timeout_ms)
+}
+
+/// Requests per second to one source (the setting `name`), from
+/// [`MIN_REQUESTS_PER_SECOND`] to 1000; `reason` says so when it is not.
+fn request_rate(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+    reason: impl FnOnce() -> String,
+) -> Result<f64, ConfigError> {
+    let rate: f64 = parse_or(lookup, name, default)?;
+    // NaN, infinities and negatives meant no limit at all; a tiny rate a wait that
+    // overflowed at start-up.
+    if !(MIN_REQUESTS_PER_SECOND..=1_000.0).contains(&rate) {
+        return Err(ConfigError::Invalid {
+            name: name.into(),
+            value: rate.to_string(),
+            reason: reason(),
+        });
+    }
+    Ok(rate)
+}
+
+/// Markets read at once (`REALTY_POLL_CONCURRENCY`).
+fn poll_concurrency(lookup: &impl Fn(&str) -> Option<String>) -> Result<usize, ConfigError> {
+    let concurrency: usize = parse_or(lookup, "REALTY_POLL_CONCURRENCY", DEFAULT_POLL_CONCURRENCY)?;
+    if !(1..=64).contains(&concurrency) {
+        return Err(ConfigError::Invalid {
+            name: "REALTY_POLL_CONCURRENCY".into(),
+            value: concurrency.to_string(),
+            reason: "markets read at once, from 1 to 64".into(),
+        });
+    }
+    Ok(concurrency)
+}
+
+/// The share of a market's listings one read may delist (`REALTY_MAX_DELISTED_SHARE`).
+fn max_delisted_share(lookup: &impl Fn(&str) -> Option<String>) -> Result<f64, ConfigError> {
+    let max_delisted_share: f64 = parse_or(
+        lookup,
+        "REALTY_MAX_DELISTED_SHARE",
+        DEFAULT_MAX_DELISTED_SHARE,
+    )?;
+    if !(max_delisted_share > 0.0 && max_delisted_share <= 1.0) {
+        return Err(ConfigError::Invalid {
+            name: "REALTY_MAX_DELISTED_SHARE".into(),
+            value: max_delisted_share.to_string(),
+            reason: "a share of a market's listings, above 0 and at most 1 (0.3 is 30 %)".into(),
+        });
+    }
+    Ok(max_delisted_share)
+}
+
+/// Hours between full RESO reads (`REALTY_RESO_FULL_READ_HOURS`).
+fn reso_full_read_hours(lookup: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    // A day by default; at most a month (a longer gap leaves purged records in the
+    // state for too long).
+    let hours: u32 = parse_or(lookup, "REALTY_RESO_FULL_READ_HOURS", 24)?;
+    if !(1..=31 * 24).contains(&hours) {
+        return Err(ConfigError::Invalid {
+            name: "REALTY_RESO_FULL_READ_HOURS".into(),
+            value: hours.to_string(),
+            reason: "hours between full RESO reads, from 1 to 744 (a month)".into(),
+        });
+    }
+    Ok(hours)
+}
+
+/// How a site's operator reaches whoever runs this crawler (`REALTY_CRAWLER_CONTACT`), if
+/// set: one line of at most 200 bytes.
+fn crawler_contact(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let crawler_contact = lookup("REALTY_CRAWLER_CONTACT").filter(|c| !c.trim().is_empty());
+    if let Some(contact) = &crawler_contact
+        && (contact.len() > 200 || contact.chars().any(|c| c.is_control()))
+    {
+        return Err(ConfigError::Invalid {
+            name: "REALTY_CRAWLER_CONTACT".into(),
+            value: contact.clone(),
+            reason: "a URL or an e-mail address, one line of at most 200 bytes".into(),
+        });
+    }
+    Ok(crawler_contact)
+}
+
 impl PollerConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let reso_url = lookup("REALTY_RESO_URL").filter(|s| !s.trim().is_empty());
-        // Markets name their sources; by default every source this deployment can reach.
-        let sources_text = lookup("REALTY_SOURCES")
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| {
-                // The portals need no key: always reachable.
-                if reso_url.is_some() {
-                    "zillow,realtor,reso,avito,mubawab".into()
-                } else {
-                    "zillow,realtor,avito,mubawab".into()
-                }
-            });
-        let mut sources = Vec::new();
-        for name in sources_text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let kind: SourceKind =
-                name.parse()
-                    .map_err(|e: realty_sources::UnknownSource| ConfigError::Invalid {
-                        name: "REALTY_SOURCES".into(),
-                        value: sources_text.clone(),
-                        reason: e.to_string(),
-                    })?;
-            if !kind.is_polled() {
-                return Err(ConfigError::Invalid {
-                    name: "REALTY_SOURCES".into(),
-                    value: sources_text.clone(),
-                    reason: kind.why_not_polled().into(),
-                });
-            }
-            sources.push(kind);
-        }
-        if sources.contains(&SourceKind::Reso) && reso_url.is_none() {
-            return Err(ConfigError::Missing {
-                name: "REALTY_RESO_URL".into(),
-                what: "the RESO Web API base URL (REALTY_SOURCES names reso)",
-            });
-        }
-        let timeout_ms: u64 = parse_or(&lookup, "REALTY_HTTP_TIMEOUT_MS", 10_000)?;
-        if !(100..=300_000).contains(&timeout_ms) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_HTTP_TIMEOUT_MS".into(),
-                value: timeout_ms.to_string(),
-                reason: "milliseconds a request may take, from 100 to 300000 (the function's own timeout)"
-                    .into(),
-            });
-        }
-        let requests_per_second: f64 = parse_or(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0)?;
-        // NaN, infinities and negatives meant no limit at all; a tiny rate a wait that
-        // overflowed at start-up.
-        if !(MIN_REQUESTS_PER_SECOND..=1_000.0).contains(&requests_per_second) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_REQUESTS_PER_SECOND".into(),
-                value: requests_per_second.to_string(),
-                reason: format!(
-                    "requests per second to one API, from {MIN_REQUESTS_PER_SECOND} (one every 1,000 s) to 1000"
-                ),
-            });
-        }
-        let concurrency: usize =
-            parse_or(&lookup, "REALTY_POLL_CONCURRENCY", DEFAULT_POLL_CONCURRENCY)?;
-        if !(1..=64).contains(&concurrency) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_POLL_CONCURRENCY".into(),
-                value: concurrency.to_string(),
-                reason: "markets read at once, from 1 to 64".into(),
-            });
-        }
-        let max_delisted_share: f64 = parse_or(
-            &lookup,
-            "REALTY_MAX_DELISTED_SHARE",
-            DEFAULT_MAX_DELISTED_SHARE,
-        )?;
-        if !(max_delisted_share > 0.0 && max_delisted_share <= 1.0) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_MAX_DELISTED_SHARE".into(),
-                value: max_delisted_share.to_string(),
-                reason: "a share of a market's listings, above 0 and at most 1 (0.3 is 30 %)"
-                    .into(),
-            });
-        }
-        // A day by default; at most a month (a longer gap leaves purged records in the
-        // state for too long).
-        let reso_full_read_hours: u32 = parse_or(&lookup, "REALTY_RESO_FULL_READ_HOURS", 24)?;
-        if !(1..=31 * 24).contains(&reso_full_read_hours) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_RESO_FULL_READ_HOURS".into(),
-                value: reso_full_read_hours.to_string(),
-                reason: "hours between full RESO reads, from 1 to 744 (a month)".into(),
-            });
-        }
-        let portal_requests_per_second: f64 = parse_or(
+        let sources = polled_sources(&lookup, reso_url.as_deref())?;
+        let timeout_ms = http_timeout_ms(&lookup)?;
+        let requests_per_second = request_rate(&lookup, "REALTY_REQUESTS_PER_SECOND", 5.0, || {
+            format!(
+                "requests per second to one API, from {MIN_REQUESTS_PER_SECOND} (one every 1,000 s) to 1000"
+            )
+        })?;
+        let concurrency = poll_concurrency(&lookup)?;
+        let max_delisted_share = max_delisted_share(&lookup)?;
+        let reso_full_read_hours = reso_full_read_hours(&lookup)?;
+        let portal_requests_per_second = request_rate(
             &lookup,
             "REALTY_PORTAL_REQUESTS_PER_SECOND",
             DEFAULT_PORTAL_REQUESTS_PER_SECOND,
-        )?;
-        if !(MIN_REQUESTS_PER_SECOND..=1_000.0).contains(&portal_requests_per_second) {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_PORTAL_REQUESTS_PER_SECOND".into(),
-                value: portal_requests_per_second.to_string(),
-                reason: format!(
+            || {
+                format!(
                     "requests per second to one portal, from {MIN_REQUESTS_PER_SECOND} to 1000 (0.2 is one every 5 s)"
-                ),
-            });
-        }
-        let crawler_contact = lookup("REALTY_CRAWLER_CONTACT").filter(|c| !c.trim().is_empty());
-        if let Some(contact) = &crawler_contact
-            && (contact.len() > 200 || contact.chars().any(|c| c.is_control()))
-        {
-            return Err(ConfigError::Invalid {
-                name: "REALTY_CRAWLER_CONTACT".into(),
-                value: contact.clone(),
-                reason: "a URL or an e-mail address, one line of at most 200 bytes".into(),
-            });
-        }
+                )
+            },
+        )?;
+        let crawler_contact = crawler_contact(&lookup)?;
         let url_or = |name: &str, default: &str| {
             lookup(name)
                 .filter(|s| !s.trim().is_empty())

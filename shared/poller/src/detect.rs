@@ -163,125 +163,30 @@ fn detect_read(
     guard: DelistingGuard,
 ) -> Detection {
     let complete = read.complete && !implausibly_empty(previous, &read);
-    let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
-    for listing in std::mem::take(&mut read.listings) {
-        // The later copy of a listing read twice is the more recent observation.
-        seen.insert(listing.id.as_str().to_owned(), listing);
-    }
-    for (id, listing) in seen.iter_mut() {
-        if let Some(before) = previous.listings.get(id) {
-            keep_derived_date(before, listing);
-        }
-    }
-    let mut events = Vec::new();
-    for (id, listing) in &seen {
-        match previous.listings.get(id) {
-            None => events.push(baseline::new_event(
-                previous,
-                &read,
-                listing.clone(),
-                poll_id,
-            )),
-            Some(before) => events.extend(ListingEvent::changed(before, listing.clone(), poll_id)),
-        }
-    }
+    let seen = listings_seen(previous, &mut read);
+    let compared = Comparison {
+        previous,
+        read: &read,
+        poll_id,
+        observed_at,
+    };
+    let mut events = compared.seen_events(&seen);
     let seen_ids: BTreeSet<String> = seen.keys().cloned().collect();
-    let mut held_delistings = 0;
-    let mut unconfirmed_delistings = BTreeSet::new();
     // Held listings missed again count from when they were first held (a state from before
     // this was kept starts the count now).
     let held_since = previous.unconfirmed_since.unwrap_or(observed_at);
-    let next_listings = if complete {
-        let mut next = seen;
-        let mut missing = Vec::new();
-        for (id, before) in &previous.listings {
-            if next.contains_key(id) || moved(&read.moved_away, id, before) {
-                continue;
-            }
-            // A rejected rental whose status could not be read has the home's id.
-            let rejected = |id: &str| read.rejected_ids.contains(id);
-            if rejected(id)
-                || before
-                    .id
-                    .before_rentals_had_their_own()
-                    .is_some_and(|home| rejected(home.as_str()))
-            {
-                // Still listed, just unreadable this time: it stays as last seen.
-                next.insert(id.clone(), before.clone());
-            } else {
-                missing.push((id, before));
-            }
-        }
-        // Over the listings still on the market too: a feed that keeps ended records (a RESO
-        // full read returns years of closed sales) would otherwise hide a read that lost its
-        // active listings behind the sales it still returns.
-        let listed = |listing: &Listing| !listing.status.has_ended();
-        let missing_listed = missing.iter().filter(|(_, l)| listed(l)).count();
-        let known_listed = previous.listings.values().filter(|l| listed(l)).count();
-        let mass_loss = guard.exceeded(missing.len(), previous.listings.len())
-            || guard.exceeded(missing_listed, known_listed);
-        let confirmed = |id: &String| {
-            previous.unconfirmed_delistings.contains(id)
-                && observed_at - held_since >= MASS_LOSS_CONFIRMATION
-        };
-        for (id, before) in missing {
-            // A held listing goes only on confirmation: a read missing fewer of them, as an
-            // outage recovers, is no evidence that those it still misses are gone.
-            let delist = if previous.unconfirmed_delistings.contains(id) {
-                confirmed(id)
-            } else {
-                !mass_loss
-            };
-            if delist {
-                events.push(ListingEvent::delisted(before.clone(), observed_at, poll_id));
-            } else {
-                held_delistings += 1;
-                unconfirmed_delistings.insert(id.clone());
-                next.insert(id.clone(), before.clone());
-            }
-        }
-        next
+    let kept = if complete {
+        compared.after_complete_read(seen, guard, held_since, &mut events)
     } else {
-        // Nothing is confirmed or refuted by an incomplete read, except by seeing a listing,
-        // or by the listing's own page being gone.
-        let mut kept = previous.listings.clone();
-        kept.retain(|id, before| !moved(&read.moved_away, id, before));
-        unconfirmed_delistings = previous
-            .unconfirmed_delistings
-            .iter()
-            .filter(|id| {
-                !seen.contains_key(*id) && !read.gone_ids.contains(*id) && kept.contains_key(*id)
-            })
-            .cloned()
-            .collect();
-        for id in &read.gone_ids {
-            if seen.contains_key(id) {
-                continue;
-            }
-            if let Some(before) = kept.remove(id) {
-                events.push(ListingEvent::delisted(before, observed_at, poll_id));
-            }
-        }
-        kept.extend(seen);
-        kept
+        compared.after_incomplete_read(seen, &mut events)
     };
-    // A check is remembered until the listing is seen again or gone.
-    let page_checked_at = previous
-        .page_checked_at
-        .iter()
-        .map(|(id, at)| (id.clone(), *at))
-        .chain(
-            read.asked_not_gone_ids
-                .iter()
-                .map(|id| (id.clone(), observed_at)),
-        )
-        .filter(|(id, _)| next_listings.contains_key(id) && !seen_ids.contains(id))
-        .collect();
+    let page_checked_at = compared.page_checks(&kept.listings, &seen_ids);
     let delisted_at = remember_delistings(previous, &events, &seen_ids, observed_at);
+    let unconfirmed_delistings = kept.unconfirmed;
     Detection {
         events,
         next: PollState {
-            listings: next_listings,
+            listings: kept.listings,
             cursor: read.cursor.or(previous.cursor),
             // A listing newly held restarts the count for the whole set.
             unconfirmed_since: if unconfirmed_delistings.is_empty() {
@@ -308,7 +213,197 @@ fn detect_read(
             watched_since: previous.watched_since,
             baseline_since: baseline::after_read(previous, &read, complete, observed_at),
         },
-        held_delistings,
+        held_delistings: kept.held,
+    }
+}
+
+/// The listings `read` saw, by id, taken out of it: a listing read twice once (the later
+/// copy), each keeping the dates derived before ([`keep_derived_date`]).
+fn listings_seen(previous: &PollState, read: &mut MarketRead) -> BTreeMap<String, Listing> {
+    let mut seen: BTreeMap<String, Listing> = BTreeMap::new();
+    for listing in std::mem::take(&mut read.listings) {
+        // The later copy of a listing read twice is the more recent observation.
+        seen.insert(listing.id.as_str().to_owned(), listing);
+    }
+    for (id, listing) in seen.iter_mut() {
+        if let Some(before) = previous.listings.get(id) {
+            keep_derived_date(before, listing);
+        }
+    }
+    seen
+}
+
+/// One read (its listings taken out) compared with the state before it.
+struct Comparison<'a> {
+    previous: &'a PollState,
+    read: &'a MarketRead,
+    poll_id: &'a str,
+    observed_at: DateTime<Utc>,
+}
+
+/// The listings a read leaves in the next state, and the delistings it held back.
+struct Kept {
+    listings: BTreeMap<String, Listing>,
+    unconfirmed: BTreeSet<String>,
+    /// How many delistings this read held back ([`DelistingGuard`]).
+    held: usize,
+}
+
+impl Comparison<'_> {
+    /// The events of the listings seen: new ones (or a baseline's), and changes.
+    fn seen_events(&self, seen: &BTreeMap<String, Listing>) -> Vec<ListingEvent> {
+        let mut events = Vec::new();
+        for (id, listing) in seen {
+            match self.previous.listings.get(id) {
+                None => events.push(baseline::new_event(
+                    self.previous,
+                    self.read,
+                    listing.clone(),
+                    self.poll_id,
+                )),
+                Some(before) => {
+                    events.extend(ListingEvent::changed(before, listing.clone(), self.poll_id));
+                }
+            }
+        }
+        events
+    }
+
+    /// After a complete read: the listings it missed delisted (into `events`), unless the
+    /// read missed past the guard's share, which holds them until confirmed.
+    fn after_complete_read(
+        &self,
+        seen: BTreeMap<String, Listing>,
+        guard: DelistingGuard,
+        held_since: DateTime<Utc>,
+        events: &mut Vec<ListingEvent>,
+    ) -> Kept {
+        let (previous, observed_at) = (self.previous, self.observed_at);
+        let mut next = seen;
+        let missing = self.missing(&mut next);
+        // Over the listings still on the market too: a feed that keeps ended records (a RESO
+        // full read returns years of closed sales) would otherwise hide a read that lost its
+        // active listings behind the sales it still returns.
+        let listed = |listing: &Listing| !listing.status.has_ended();
+        let missing_listed = missing.iter().filter(|(_, l)| listed(l)).count();
+        let known_listed = previous.listings.values().filter(|l| listed(l)).count();
+        let mass_loss = guard.exceeded(missing.len(), previous.listings.len())
+            || guard.exceeded(missing_listed, known_listed);
+        let confirmed = |id: &String| {
+            previous.unconfirmed_delistings.contains(id)
+                && observed_at - held_since >= MASS_LOSS_CONFIRMATION
+        };
+        let mut held = 0;
+        let mut unconfirmed = BTreeSet::new();
+        for (id, before) in missing {
+            // A held listing goes only on confirmation: a read missing fewer of them, as an
+            // outage recovers, is no evidence that those it still misses are gone.
+            let delist = if previous.unconfirmed_delistings.contains(id) {
+                confirmed(id)
+            } else {
+                !mass_loss
+            };
+            if delist {
+                events.push(ListingEvent::delisted(
+                    before.clone(),
+                    observed_at,
+                    self.poll_id,
+                ));
+            } else {
+                held += 1;
+                unconfirmed.insert(id.clone());
+                next.insert(id.clone(), before.clone());
+            }
+        }
+        Kept {
+            listings: next,
+            unconfirmed,
+            held,
+        }
+    }
+
+    /// The listings of the state before a complete read that it missed (not moved away);
+    /// those whose record it rejected stay in `next` as last seen.
+    fn missing(&self, next: &mut BTreeMap<String, Listing>) -> Vec<(&String, &Listing)> {
+        let mut missing = Vec::new();
+        for (id, before) in &self.previous.listings {
+            if next.contains_key(id) || moved(&self.read.moved_away, id, before) {
+                continue;
+            }
+            // A rejected rental whose status could not be read has the home's id.
+            let rejected = |id: &str| self.read.rejected_ids.contains(id);
+            if rejected(id)
+                || before
+                    .id
+                    .before_rentals_had_their_own()
+                    .is_some_and(|home| rejected(home.as_str()))
+            {
+                // Still listed, just unreadable this time: it stays as last seen.
+                next.insert(id.clone(), before.clone());
+            } else {
+                missing.push((id, before));
+            }
+        }
+        missing
+    }
+
+    /// After an incomplete read: nothing is confirmed or refuted by it, except by seeing a
+    /// listing, or by the listing's own page being gone (delisted into `events`).
+    fn after_incomplete_read(
+        &self,
+        seen: BTreeMap<String, Listing>,
+        events: &mut Vec<ListingEvent>,
+    ) -> Kept {
+        let (previous, read) = (self.previous, self.read);
+        let mut kept = previous.listings.clone();
+        kept.retain(|id, before| !moved(&read.moved_away, id, before));
+        let unconfirmed = previous
+            .unconfirmed_delistings
+            .iter()
+            .filter(|id| {
+                !seen.contains_key(*id) && !read.gone_ids.contains(*id) && kept.contains_key(*id)
+            })
+            .cloned()
+            .collect();
+        for id in &read.gone_ids {
+            if seen.contains_key(id) {
+                continue;
+            }
+            if let Some(before) = kept.remove(id) {
+                events.push(ListingEvent::delisted(
+                    before,
+                    self.observed_at,
+                    self.poll_id,
+                ));
+            }
+        }
+        kept.extend(seen);
+        Kept {
+            listings: kept,
+            unconfirmed,
+            held: 0,
+        }
+    }
+
+    /// The listings' page checks to remember: a check is remembered until the listing is
+    /// seen again or gone.
+    fn page_checks(
+        &self,
+        next_listings: &BTreeMap<String, Listing>,
+        seen_ids: &BTreeSet<String>,
+    ) -> BTreeMap<String, DateTime<Utc>> {
+        self.previous
+            .page_checked_at
+            .iter()
+            .map(|(id, at)| (id.clone(), *at))
+            .chain(
+                self.read
+                    .asked_not_gone_ids
+                    .iter()
+                    .map(|id| (id.clone(), self.observed_at)),
+            )
+            .filter(|(id, _)| next_listings.contains_key(id) && !seen_ids.contains(id))
+            .collect()
     }
 }
 

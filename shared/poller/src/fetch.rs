@@ -352,123 +352,16 @@ where
 {
     let url = request.url();
     let mut last = String::new();
-    let past_deadline = || {
-        policy
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-    };
     for attempt in 0..policy.max_attempts {
         if attempt > 0 {
             metrics::counter!("http_retries").increment(1);
         }
-        if past_deadline() {
-            return Err(FetchError::OutOfTime {
-                url,
-                attempts: attempt,
-                last,
-            });
-        }
-        if !limiter.admit() {
-            return Err(FetchError::BudgetSpent { url });
-        }
-        limiter.acquire().await;
-        // The turn may come late (the source held off, a slow rate): not past the deadline.
-        if past_deadline() {
-            return Err(FetchError::OutOfTime {
-                url,
-                attempts: attempt,
-                last,
-            });
-        }
-        let response = request.build(client).timeout(policy.timeout).send().await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                last = if e.is_timeout() {
-                    "timed out".to_owned()
-                } else {
-                    e.to_string()
-                };
-                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
-                continue;
-            }
-        };
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            last = format!("HTTP {status}");
-            let wait = match retry_after(response.headers(), Utc::now()) {
-                Some(w) if w > policy.max_retry_after => {
-                    return Err(FetchError::RetryAfterTooLong {
-                        url,
-                        secs: w.as_secs(),
-                    });
-                }
-                Some(w) => w,
-                None => backoff(policy, attempt),
-            };
-            // Too many requests, or unavailable: every market of the source waits, not only
-            // this one (the others' requests would be refused too, each charged and retried).
-            if status.as_u16() == 429 || status.as_u16() == 503 {
-                limiter.hold_off(wait).await;
-            }
-            wait_to_retry(policy, attempt, wait, &url, &last).await?;
-            continue;
-        }
-        if status.is_redirection() {
-            // The same request would be sent the same way: not retried.
-            return Err(FetchError::Redirected {
-                url,
-                status: status.as_u16(),
-                location: location(response.headers()),
-            });
-        }
-        let body = match tokio::time::timeout(
-            policy.timeout,
-            read_capped(response, policy.max_body_bytes),
-        )
-        .await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(BodyError::TooLarge)) => {
-                // The same request would bring the same body: not retried.
-                return Err(FetchError::TooLarge {
-                    url,
-                    limit: policy.max_body_bytes,
-                });
-            }
-            Ok(Err(BodyError::Transport(e))) => {
-                last = format!("reading the body: {e}");
-                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
-                continue;
-            }
-            Err(_) => {
-                last = "timed out reading the body".to_owned();
-                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
-                continue;
-            }
-        };
-        if !status.is_success() {
-            return Err(FetchError::Refused {
-                url,
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-            });
-        }
-        match parse(&body) {
-            Ok(value) => return Ok((value, attempt, body)),
-            Err(e @ SourceError::NotJson { .. }) => {
-                last = e.to_string();
-                wait_to_retry(policy, attempt, backoff(policy, attempt), &url, &last).await?;
-            }
-            // A page that parses to no listing: the same request brings the same page.
-            Err(SourceError::NoListings { detail, .. }) => {
-                return Err(FetchError::LayoutDrift { url, error: detail });
-            }
-            Err(e) => {
-                return Err(FetchError::NotThatApi {
-                    url,
-                    error: e.to_string(),
-                });
+        await_turn(limiter, policy, &url, attempt, &last).await?;
+        match attempt_once(client, limiter, policy, request, &parse, &url, attempt).await? {
+            Attempt::Parsed(value, body) => return Ok((value, attempt, body)),
+            Attempt::Retry { why, wait } => {
+                last = why;
+                wait_to_retry(policy, attempt, wait, &url, &last).await?;
             }
         }
     }
@@ -477,6 +370,158 @@ where
         attempts: policy.max_attempts,
         last,
     })
+}
+
+/// What one attempt at a request came to, short of an error that ends the fetch.
+enum Attempt<T> {
+    /// The body, parsed, and the body.
+    Parsed(T, Vec<u8>),
+    /// Worth asking again after `wait`; `why` it failed.
+    Retry { why: String, wait: Duration },
+}
+
+/// Waits for the source's turn for attempt `attempt` (`last`: why the one before failed):
+/// an error past the run's deadline, before the turn or after it, or with the request
+/// budget spent.
+async fn await_turn(
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    url: &str,
+    attempt: u32,
+    last: &str,
+) -> Result<(), FetchError> {
+    let out_of_time = || {
+        policy
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+            .then(|| FetchError::OutOfTime {
+                url: url.to_owned(),
+                attempts: attempt,
+                last: last.to_owned(),
+            })
+    };
+    if let Some(error) = out_of_time() {
+        return Err(error);
+    }
+    if !limiter.admit() {
+        return Err(FetchError::BudgetSpent {
+            url: url.to_owned(),
+        });
+    }
+    limiter.acquire().await;
+    // The turn may come late (the source held off, a slow rate): not past the deadline.
+    out_of_time().map_or(Ok(()), Err)
+}
+
+/// Sends the request once and reads and parses its answer.
+async fn attempt_once<R, T, P>(
+    client: &reqwest::Client,
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    request: &R,
+    parse: &P,
+    url: &str,
+    attempt: u32,
+) -> Result<Attempt<T>, FetchError>
+where
+    R: PageRequest,
+    P: Fn(&[u8]) -> Result<T, SourceError>,
+{
+    let retry = |why: String| Attempt::Retry {
+        why,
+        wait: backoff(policy, attempt),
+    };
+    let response = match request.build(client).timeout(policy.timeout).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Ok(retry("timed out".to_owned())),
+        Err(e) => return Ok(retry(e.to_string())),
+    };
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return refused_for_now(limiter, policy, &response, url, attempt).await;
+    }
+    if status.is_redirection() {
+        // The same request would be sent the same way: not retried.
+        return Err(FetchError::Redirected {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            location: location(response.headers()),
+        });
+    }
+    let body = match read_body(policy, response, url).await? {
+        Ok(body) => body,
+        Err(why) => return Ok(retry(why)),
+    };
+    if !status.is_success() {
+        return Err(FetchError::Refused {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+        });
+    }
+    match parse(&body) {
+        Ok(value) => Ok(Attempt::Parsed(value, body)),
+        Err(e @ SourceError::NotJson { .. }) => Ok(retry(e.to_string())),
+        // A page that parses to no listing: the same request brings the same page.
+        Err(SourceError::NoListings { detail, .. }) => Err(FetchError::LayoutDrift {
+            url: url.to_owned(),
+            error: detail,
+        }),
+        Err(e) => Err(FetchError::NotThatApi {
+            url: url.to_owned(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// A 429 or a 5xx: asked again after its Retry-After (an error past
+/// [`HttpPolicy::max_retry_after`]) or a backoff; a 429 or a 503 holds off the whole source.
+async fn refused_for_now<T>(
+    limiter: &RateLimiter,
+    policy: &HttpPolicy,
+    response: &reqwest::Response,
+    url: &str,
+    attempt: u32,
+) -> Result<Attempt<T>, FetchError> {
+    let status = response.status();
+    let wait = match retry_after(response.headers(), Utc::now()) {
+        Some(w) if w > policy.max_retry_after => {
+            return Err(FetchError::RetryAfterTooLong {
+                url: url.to_owned(),
+                secs: w.as_secs(),
+            });
+        }
+        Some(w) => w,
+        None => backoff(policy, attempt),
+    };
+    // Too many requests, or unavailable: every market of the source waits, not only
+    // this one (the others' requests would be refused too, each charged and retried).
+    if status.as_u16() == 429 || status.as_u16() == 503 {
+        limiter.hold_off(wait).await;
+    }
+    Ok(Attempt::Retry {
+        why: format!("HTTP {status}"),
+        wait,
+    })
+}
+
+/// The answer's body, within the policy's size and time: `Err(why)` when reading it failed
+/// in a way worth a retry; an error when it is too large.
+async fn read_body(
+    policy: &HttpPolicy,
+    response: reqwest::Response,
+    url: &str,
+) -> Result<Result<Vec<u8>, String>, FetchError> {
+    match tokio::time::timeout(policy.timeout, read_capped(response, policy.max_body_bytes)).await {
+        Ok(Ok(body)) => Ok(Ok(body)),
+        // The same request would bring the same body: not retried.
+        Ok(Err(BodyError::TooLarge)) => Err(FetchError::TooLarge {
+            url: url.to_owned(),
+            limit: policy.max_body_bytes,
+        }),
+        Ok(Err(BodyError::Transport(e))) => Ok(Err(format!("reading the body: {e}"))),
+        Err(_) => Ok(Err("timed out reading the body".to_owned())),
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 
 use super::deliver::deliver;
-use super::detect::implausibly_empty;
+use super::detect::{MarketRead, implausibly_empty};
 use super::fetch::{FetchError, HttpPolicy, RateLimiter};
 use super::ports::{EventPublisher, PollStateStore};
 use super::raw::{MarketPages, RawPageStore};
-use super::read::{MarketSearch, SourceEndpoint, read_market};
+use super::read::{MarketSearch, ReadStats, SourceEndpoint, read_market};
 use super::run::{MarketSummary, Poller, state_key};
+use super::state::PollState;
 use realty_model::listing::Offer;
 use realty_model::markets::ConfigStore;
 use realty_sources::SourceKind;
@@ -106,36 +107,7 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
             summary.out_of_time = matches!(e, FetchError::OutOfTime { .. });
             e.to_string()
         })?;
-        summary.pages = stats.pages;
-        summary.retries = stats.retries;
-        summary.rereads = stats.rereads;
-        summary.reconciliations = stats.reconciliations;
-        summary.cut_short = stats.cut_short;
-        summary.raw_pages_archived = stats.raw_archived;
-        summary.raw_pages_oversized = stats.raw_oversized;
-        summary.raw_pages_failed = stats.raw_failed;
-        summary.rejects = stats.rejects.len();
-        summary.listings = read.listings.len();
-        // An empty read where the state had listings is not taken as complete (detect).
-        summary.empty = read.complete && implausibly_empty(&stored.state, &read);
-        // RESO: complete only on a full reconciliation read that matched its count.
-        summary.complete = read.complete && !summary.empty;
-        if !summary.complete && stats.crawl_limited {
-            summary.crawl_limited = true;
-        } else if !read.complete && endpoint.kind != SourceKind::Reso {
-            // No total, a shortfall, or a reject without an id, on every pass: nothing of
-            // this market can be delisted this poll.
-            tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
-            summary.incomplete = true;
-        }
-        if summary.empty {
-            // A source that answers "nothing here" for a market full of listings has most
-            // likely changed or broken; nothing is delisted from it.
-            tracing::warn!(source = %summary.source, market, had = stored.state.listings.len(), "a whole read found no listing where the last one had some");
-        }
-        for reject in &stats.rejects {
-            tracing::info!(source = %summary.source, market, %reject, "listing rejected");
-        }
+        sum_up_read(summary, market, endpoint.kind, &read, &stats, &stored.state);
         let delivery = deliver(
             &self.publisher,
             &self.states,
@@ -156,5 +128,47 @@ impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poll
         summary.unpublished = delivery.unpublished;
         summary.state_conflict = delivery.state_conflict;
         Ok(())
+    }
+}
+
+/// What a read of `market` from `kind` saw, in its `summary`, and what it says of the read
+/// logged: incomplete, implausibly empty (against `previous`), its rejects.
+fn sum_up_read(
+    summary: &mut MarketSummary,
+    market: &str,
+    kind: SourceKind,
+    read: &MarketRead,
+    stats: &ReadStats,
+    previous: &PollState,
+) {
+    summary.pages = stats.pages;
+    summary.retries = stats.retries;
+    summary.rereads = stats.rereads;
+    summary.reconciliations = stats.reconciliations;
+    summary.cut_short = stats.cut_short;
+    summary.raw_pages_archived = stats.raw_archived;
+    summary.raw_pages_oversized = stats.raw_oversized;
+    summary.raw_pages_failed = stats.raw_failed;
+    summary.rejects = stats.rejects.len();
+    summary.listings = read.listings.len();
+    // An empty read where the state had listings is not taken as complete (detect).
+    summary.empty = read.complete && implausibly_empty(previous, read);
+    // RESO: complete only on a full reconciliation read that matched its count.
+    summary.complete = read.complete && !summary.empty;
+    if !summary.complete && stats.crawl_limited {
+        summary.crawl_limited = true;
+    } else if !read.complete && kind != SourceKind::Reso {
+        // No total, a shortfall, or a reject without an id, on every pass: nothing of
+        // this market can be delisted this poll.
+        tracing::info!(source = %summary.source, market, listings = summary.listings, rejects = summary.rejects, "incomplete read: no delisting inferred");
+        summary.incomplete = true;
+    }
+    if summary.empty {
+        // A source that answers "nothing here" for a market full of listings has most
+        // likely changed or broken; nothing is delisted from it.
+        tracing::warn!(source = %summary.source, market, had = previous.listings.len(), "a whole read found no listing where the last one had some");
+    }
+    for reject in &stats.rejects {
+        tracing::info!(source = %summary.source, market, %reject, "listing rejected");
     }
 }

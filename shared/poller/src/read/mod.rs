@@ -96,21 +96,144 @@ pub async fn read_market(
             ),
         });
     }
-    let mut stats = ReadStats::default();
-    let mut union = Tally::default();
-    let mut complete_passes = 0;
-    for pass_number in 0..MAX_READ_PASSES {
-        if pass_number > 0 {
-            // Why this pass is made: to confirm missing listings, or because the last one
-            // did not add up.
-            if complete_passes > 0 {
-                stats.reconciliations += 1;
-            } else {
-                stats.rereads += 1;
+    let paged = match endpoint.kind {
+        SourceKind::Zillow => Paged::Zillow,
+        SourceKind::Realtor => Paged::Realtor,
+        SourceKind::Avito | SourceKind::Mubawab => Paged::Portal,
+        // RESO's read is its own: the changes since its cursor, or the market whole.
+        SourceKind::Reso => {
+            return read_reso(
+                client,
+                limiter,
+                policy,
+                endpoint,
+                search,
+                previous,
+                observed_at,
+                pages,
+                ReadStats::default(),
+            )
+            .await;
+        }
+        SourceKind::File => {
+            return Err(FetchError::NotThatApi {
+                url: endpoint.base_url.clone(),
+                error: endpoint.kind.why_not_polled().into(),
+            });
+        }
+    };
+    let reading = MarketReading {
+        client,
+        limiter,
+        policy,
+        endpoint,
+        search,
+        previous,
+        observed_at,
+        pages,
+    };
+    reading.in_passes(paged).await
+}
+
+/// The sources whose reads are passes over their search's pages.
+#[derive(Debug, Clone, Copy)]
+enum Paged {
+    Zillow,
+    Realtor,
+    Portal,
+}
+
+/// One market's read: where and what it reads, the state it is weighed against, and where
+/// its pages are kept.
+struct MarketReading<'a, K> {
+    client: &'a reqwest::Client,
+    limiter: &'a RateLimiter,
+    policy: &'a HttpPolicy,
+    endpoint: &'a SourceEndpoint,
+    search: MarketSearch<'a>,
+    previous: &'a PollState,
+    observed_at: DateTime<Utc>,
+    pages: &'a K,
+}
+
+impl<K: KeepPages> MarketReading<'_, K> {
+    /// The passes of a read ([`read_market`]): until one is complete and explains every
+    /// listing of the state, two are complete, one cannot reach further, or
+    /// [`MAX_READ_PASSES`].
+    async fn in_passes(&self, paged: Paged) -> Result<(MarketRead, ReadStats), FetchError> {
+        let (endpoint, previous) = (self.endpoint, self.previous);
+        let mut stats = ReadStats::default();
+        let mut union = Tally::default();
+        let mut complete_passes = 0;
+        for pass_number in 0..MAX_READ_PASSES {
+            if pass_number > 0 {
+                // Why this pass is made: to confirm missing listings, or because the last one
+                // did not add up.
+                if complete_passes > 0 {
+                    stats.reconciliations += 1;
+                } else {
+                    stats.rereads += 1;
+                }
+            }
+            let pass = match self.pass(paged, &mut stats).await {
+                Ok(pass) => pass,
+                // A later pass cut by the run's deadline or budget: the passes before it stand,
+                // as an incomplete read (their changes, no delisting), where the whole read was
+                // dropped, read again next run and cut again.
+                Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
+                    if pass_number > 0 =>
+                {
+                    tracing::warn!(market = self.search.market, %error, "a read's later pass was cut short; the passes before it stand, incomplete");
+                    stats.cut_short = true;
+                    break;
+                }
+                Err(error) => return Err(error),
+            };
+            let pass_complete = pass.complete();
+            // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests
+            // would stop there again: another pass would not reach them. Nor would one make a
+            // read without a total, or with a record without an id, complete (it was made four
+            // times a poll, a quadrupled API budget).
+            let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable)
+                || pass.bounded
+                || pass.never_complete();
+            union.merge(pass);
+            if endpoint.kind.is_portal()
+                && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)
+            {
+                return Err(FetchError::LayoutDrift {
+                    url: endpoint.base_url.clone(),
+                    error,
+                });
+            }
+            if out_of_reach {
+                break;
+            }
+            if !pass_complete {
+                continue;
+            }
+            complete_passes += 1;
+            let unexplained = previous
+                .listings
+                .keys()
+                .any(|id| !union.listings.contains_key(id) && !union.rejected_ids.contains(id));
+            if !unexplained || complete_passes == 2 {
+                return Ok((union.into_read(true), stats));
             }
         }
-        let pass = match endpoint.kind {
-            SourceKind::Zillow => {
+        // Listings past the pages a poll may read: their own pages say whether they are gone,
+        // asked after the run's reads ([`crate::run::verify`]).
+        let mut read = union.into_read(false);
+        read.crawl_limited = stats.crawl_limited;
+        Ok((read, stats))
+    }
+
+    /// One full read of the search's pages.
+    async fn pass(&self, paged: Paged, stats: &mut ReadStats) -> Result<Tally, FetchError> {
+        let (client, limiter, policy) = (self.client, self.limiter, self.policy);
+        let (endpoint, search, observed_at) = (self.endpoint, self.search, self.observed_at);
+        match paged {
+            Paged::Zillow => {
                 read_zillow(
                     client,
                     limiter,
@@ -118,12 +241,12 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
-                    pages,
-                    &mut stats,
+                    self.pages,
+                    stats,
                 )
                 .await
             }
-            SourceKind::Realtor => {
+            Paged::Realtor => {
                 read_realtor(
                     client,
                     limiter,
@@ -131,26 +254,12 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
-                    pages,
-                    &mut stats,
+                    self.pages,
+                    stats,
                 )
                 .await
             }
-            SourceKind::Reso => {
-                return read_reso(
-                    client,
-                    limiter,
-                    policy,
-                    endpoint,
-                    search,
-                    previous,
-                    observed_at,
-                    pages,
-                    stats,
-                )
-                .await;
-            }
-            SourceKind::Avito | SourceKind::Mubawab => {
+            Paged::Portal => {
                 read_portal(
                     client,
                     limiter,
@@ -158,70 +267,14 @@ pub async fn read_market(
                     endpoint,
                     search,
                     observed_at,
-                    previous,
-                    pages,
-                    &mut stats,
+                    self.previous,
+                    self.pages,
+                    stats,
                 )
                 .await
             }
-            SourceKind::File => {
-                return Err(FetchError::NotThatApi {
-                    url: endpoint.base_url.clone(),
-                    error: endpoint.kind.why_not_polled().into(),
-                });
-            }
-        };
-        let pass = match pass {
-            Ok(pass) => pass,
-            // A later pass cut by the run's deadline or budget: the passes before it stand,
-            // as an incomplete read (their changes, no delisting), where the whole read was
-            // dropped, read again next run and cut again.
-            Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
-                if pass_number > 0 =>
-            {
-                tracing::warn!(market = search.market, %error, "a read's later pass was cut short; the passes before it stand, incomplete");
-                stats.cut_short = true;
-                break;
-            }
-            Err(error) => return Err(error),
-        };
-        let pass_complete = pass.complete();
-        // Pages robots.txt disallows stay so, and a read stopped at a bound on its requests
-        // would stop there again: another pass would not reach them. Nor would one make a
-        // read without a total, or with a record without an id, complete (it was made four
-        // times a poll, a quadrupled API budget).
-        let out_of_reach = (endpoint.kind.is_portal() && pass.unreachable)
-            || pass.bounded
-            || pass.never_complete();
-        union.merge(pass);
-        if endpoint.kind.is_portal()
-            && let Some(error) = lost_fields(previous, &union.listings, &union.rejected_ids)
-        {
-            return Err(FetchError::LayoutDrift {
-                url: endpoint.base_url.clone(),
-                error,
-            });
-        }
-        if out_of_reach {
-            break;
-        }
-        if !pass_complete {
-            continue;
-        }
-        complete_passes += 1;
-        let unexplained = previous
-            .listings
-            .keys()
-            .any(|id| !union.listings.contains_key(id) && !union.rejected_ids.contains(id));
-        if !unexplained || complete_passes == 2 {
-            return Ok((union.into_read(true), stats));
         }
     }
-    // Listings past the pages a poll may read: their own pages say whether they are gone,
-    // asked after the run's reads ([`crate::run::verify`]).
-    let mut read = union.into_read(false);
-    read.crawl_limited = stats.crawl_limited;
-    Ok((read, stats))
 }
 
 #[cfg(test)]

@@ -74,65 +74,9 @@ pub(super) async fn read_reso(
         observed_at,
     };
     let (tally, newest, complete) = if full {
-        match pages.read(&sync(true), &mut stats).await {
-            Ok(whole) => {
-                let (mut tally, mut newest, total) = whole;
-                tally.expect(total);
-                let mut complete = tally.complete();
-                // Pages of `$skip` over records ordered by modification: a record modified
-                // mid-read moves to the end and the next page starts one record later, so
-                // one record is never read, and a record added meanwhile makes the count
-                // add up. A record missing from a complete read is delisted only if a
-                // second full read misses it too, as the other sources' reads are confirmed.
-                if complete && misses_a_known_record(previous, &tally) {
-                    stats.reconciliations += 1;
-                    match pages.read(&sync(true), &mut stats).await {
-                        Ok((mut again, again_newest, again_total)) => {
-                            again.expect(again_total);
-                            complete = again.complete();
-                            newest = newest.max(again_newest);
-                            tally.merge(again);
-                        }
-                        Err(error) => {
-                            tracing::warn!(
-                                market = search.market,
-                                %error,
-                                "RESO confirming full read failed; nothing is delisted from the first"
-                            );
-                            complete = false;
-                        }
-                    }
-                }
-                (tally, newest, complete)
-            }
-            // Cut by the run's deadline or request budget: no other read can be made this
-            // poll either, and the try is saved (`full`), so the next poll reads the changes
-            // rather than trying the whole market again (which was cut again at every poll,
-            // and the changes never read).
-            Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
-                if cursor.is_some_and(|at| at <= latest_trusted(observed_at)) =>
-            {
-                tracing::warn!(
-                    market = search.market,
-                    %error,
-                    "RESO full read cut short; the changes since the cursor are read next poll, the next full read an interval later"
-                );
-                stats.cut_short = true;
-                (Tally::default(), None, false)
-            }
-            // With a cursor to read from, the changes still come; without one (the first
-            // poll) there is nothing else to read.
-            Err(error) if cursor.is_some_and(|at| at <= latest_trusted(observed_at)) => {
-                tracing::warn!(
-                    market = search.market,
-                    %error,
-                    "RESO full read failed; reading the changes since the cursor, the next full read an interval later"
-                );
-                let (tally, newest, _) = pages.read(&sync(false), &mut stats).await?;
-                (tally, newest, false)
-            }
-            Err(error) => return Err(error),
-        }
+        pages
+            .read_whole(&sync, search.market, previous, &mut stats)
+            .await?
     } else {
         let (tally, newest, _) = pages.read(&sync(false), &mut stats).await?;
         (tally, newest, false)
@@ -163,6 +107,96 @@ struct ResoPages<'a, K> {
 }
 
 impl<K: KeepPages> ResoPages<'_, K> {
+    /// The market read whole (`sync(true)`), confirmed by a second full read if it misses a
+    /// record of the state; what it held, the newest modification time and whether it is
+    /// complete. A full read that fails gives way to the changes since the cursor
+    /// (`sync(false)`) when the cursor can be trusted.
+    async fn read_whole(
+        &self,
+        sync: &impl Fn(bool) -> ResoSync,
+        market: &str,
+        previous: &PollState,
+        stats: &mut ReadStats,
+    ) -> Result<(Tally, Option<DateTime<Utc>>, bool), FetchError> {
+        let cursor = previous.cursor;
+        match self.read(&sync(true), stats).await {
+            Ok(whole) => {
+                let (mut tally, newest, total) = whole;
+                tally.expect(total);
+                Ok(self
+                    .confirm_whole(tally, newest, sync, market, previous, stats)
+                    .await)
+            }
+            // Cut by the run's deadline or request budget: no other read can be made this
+            // poll either, and the try is saved (`full`), so the next poll reads the changes
+            // rather than trying the whole market again (which was cut again at every poll,
+            // and the changes never read).
+            Err(error @ (FetchError::OutOfTime { .. } | FetchError::BudgetSpent { .. }))
+                if cursor.is_some_and(|at| at <= latest_trusted(self.observed_at)) =>
+            {
+                tracing::warn!(
+                    market,
+                    %error,
+                    "RESO full read cut short; the changes since the cursor are read next poll, the next full read an interval later"
+                );
+                stats.cut_short = true;
+                Ok((Tally::default(), None, false))
+            }
+            // With a cursor to read from, the changes still come; without one (the first
+            // poll) there is nothing else to read.
+            Err(error) if cursor.is_some_and(|at| at <= latest_trusted(self.observed_at)) => {
+                tracing::warn!(
+                    market,
+                    %error,
+                    "RESO full read failed; reading the changes since the cursor, the next full read an interval later"
+                );
+                let (tally, newest, _) = self.read(&sync(false), stats).await?;
+                Ok((tally, newest, false))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A full read's `tally`, with a second full read merged in when it was complete but
+    /// missed a record of the state; whether the read stands complete.
+    ///
+    /// Pages of `$skip` over records ordered by modification: a record modified mid-read
+    /// moves to the end and the next page starts one record later, so one record is never
+    /// read, and a record added meanwhile makes the count add up. A record missing from a
+    /// complete read is delisted only if a second full read misses it too, as the other
+    /// sources' reads are confirmed.
+    async fn confirm_whole(
+        &self,
+        mut tally: Tally,
+        mut newest: Option<DateTime<Utc>>,
+        sync: &impl Fn(bool) -> ResoSync,
+        market: &str,
+        previous: &PollState,
+        stats: &mut ReadStats,
+    ) -> (Tally, Option<DateTime<Utc>>, bool) {
+        let mut complete = tally.complete();
+        if complete && misses_a_known_record(previous, &tally) {
+            stats.reconciliations += 1;
+            match self.read(&sync(true), stats).await {
+                Ok((mut again, again_newest, again_total)) => {
+                    again.expect(again_total);
+                    complete = again.complete();
+                    newest = newest.max(again_newest);
+                    tally.merge(again);
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        market,
+                        %error,
+                        "RESO confirming full read failed; nothing is delisted from the first"
+                    );
+                    complete = false;
+                }
+            }
+        }
+        (tally, newest, complete)
+    }
+
     /// The pages of one query, from the first to the last next link: what they held, the
     /// newest modification time among them and the first page's `@odata.count`.
     async fn read(
