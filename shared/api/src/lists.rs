@@ -97,9 +97,32 @@ pub async fn listings_of_interest(
             "a list of interest ranked from part of its set"
         );
     }
-    // The medians by property type, as the bargains were judged (one read per type).
+    let typed = if kind == InterestKind::Undervalued {
+        typed_figures(reader, market, &items).await?
+    } else {
+        BTreeMap::new()
+    };
+    let mut ranked: Vec<(f64, InterestingListing)> = items
+        .into_iter()
+        .filter_map(|item| ranked_listing(item, kind, &city, &typed))
+        .collect();
+    ranked.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then_with(|| a.1.listing_id.cmp(&b.1.listing_id))
+    });
+    list.listings = ranked.into_iter().take(limit).map(|(_, l)| l).collect();
+    Ok(Some(list))
+}
+
+/// The market's figures for each property type of `items`, as the bargains were judged
+/// (one read per type); `None` for a type without its own figures.
+async fn typed_figures(
+    reader: &impl MarketReader,
+    market: &str,
+    items: &[InterestItem],
+) -> Result<BTreeMap<String, Option<MarketFigures>>, PortError> {
     let mut typed: BTreeMap<String, Option<MarketFigures>> = BTreeMap::new();
-    for item in items.iter().filter(|_| kind == InterestKind::Undervalued) {
+    for item in items {
         let t = &item.listing.property_type;
         if !typed.contains_key(t) {
             let figures = match typed_scope(market, t) {
@@ -112,53 +135,48 @@ pub async fn listings_of_interest(
             typed.insert(t.clone(), figures);
         }
     }
-    let mut ranked: Vec<(f64, InterestingListing)> = Vec::new();
-    for item in items {
-        let mut listing = item.listing;
-        let Some(ppsf) = listing.price_per_sqft else {
-            continue;
-        };
-        // An anomaly is told and ranked against the figures that bound it (its city's);
-        // a bargain against its type's median, as it was judged.
-        let median = match kind {
-            InterestKind::Anomalous => city.median_price_per_sqft.filter(|m| *m > 0.0),
-            _ => typed
-                .get(&listing.property_type)
-                .and_then(|f| f.as_ref()?.median_price_per_sqft_to_judge())
-                .or(city.median_price_per_sqft_to_judge()),
-        };
-        let Some(median) = median else {
-            continue;
-        };
-        let to_median = (ppsf / median * 1e4).round() / 1e4;
-        listing.market_median_price_per_sqft = Some((median * 100.0).round() / 100.0);
-        listing.price_per_sqft_to_median = Some(to_median);
-        let rank = match kind {
-            InterestKind::Undervalued => {
-                let ratio = item
-                    .undervalued_ratio
-                    .unwrap_or(realty_model::config::DEFAULT_UNDERVALUED_RATIO);
-                if !is_undervalued(ppsf, median, ratio) {
-                    continue;
-                }
-                to_median
+    Ok(typed)
+}
+
+/// An entry of a set (undervalued or anomalous) with its figures against the median, and
+/// its rank (lowest first); `None` when it has no price per sqft, no median to judge it
+/// against, or no longer qualifies.
+fn ranked_listing(
+    item: InterestItem,
+    kind: InterestKind,
+    city: &MarketFigures,
+    typed: &BTreeMap<String, Option<MarketFigures>>,
+) -> Option<(f64, InterestingListing)> {
+    let mut listing = item.listing;
+    let ppsf = listing.price_per_sqft?;
+    // An anomaly is told and ranked against the figures that bound it (its city's);
+    // a bargain against its type's median, as it was judged.
+    let median = match kind {
+        InterestKind::Anomalous => city.median_price_per_sqft.filter(|m| *m > 0.0),
+        _ => typed
+            .get(&listing.property_type)
+            .and_then(|f| f.as_ref()?.median_price_per_sqft_to_judge())
+            .or(city.median_price_per_sqft_to_judge()),
+    }?;
+    let to_median = (ppsf / median * 1e4).round() / 1e4;
+    listing.market_median_price_per_sqft = Some((median * 100.0).round() / 100.0);
+    listing.price_per_sqft_to_median = Some(to_median);
+    let rank = match kind {
+        InterestKind::Undervalued => {
+            let ratio = item
+                .undervalued_ratio
+                .unwrap_or(realty_model::config::DEFAULT_UNDERVALUED_RATIO);
+            if !is_undervalued(ppsf, median, ratio) {
+                return None;
             }
-            _ => {
-                listing.anomaly = anomaly_of(ppsf, &city);
-                if listing.anomaly.is_none() {
-                    continue;
-                }
-                -(to_median - 1.0).abs()
-            }
-        };
-        ranked.push((rank, listing));
-    }
-    ranked.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then_with(|| a.1.listing_id.cmp(&b.1.listing_id))
-    });
-    list.listings = ranked.into_iter().take(limit).map(|(_, l)| l).collect();
-    Ok(Some(list))
+            to_median
+        }
+        _ => {
+            listing.anomaly = Some(anomaly_of(ppsf, city)?);
+            -(to_median - 1.0).abs()
+        }
+    };
+    Some((rank, listing))
 }
 
 /// Whether an item whose TTL is `expires_at` (epoch seconds) has expired by `now`: DynamoDB

@@ -1,13 +1,13 @@
 //! A request in, a response out: the route, the view, the status. Bad input is a 4xx with
 //! a message; a store that cannot be read is a 503 (retry), never a 500.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::OPENAPI;
 use super::dashboard::ASSETS;
 use super::lists::{listings_of_interest, recent_alerts};
-use super::routes::{ApiError, ApiRequest, Route, history_range, route};
+use super::routes::{ApiError, ApiRequest, Granularity, Route, history_range, route};
 use super::views::{health, history, market_list, market_report, scope_of};
 use realty_metrics::reader::MarketReader;
 use realty_model::markets::ConfigStore;
@@ -145,32 +145,17 @@ pub async fn respond(
             kind,
             limit,
             before,
-        } => {
-            let watched = match market {
-                Some(m) => Ok(vec![m]),
-                None => config
-                    .load(&month_of(now))
-                    .await
-                    .map(|s| s.markets.into_iter().map(|m| m.market).collect()),
-            };
-            match watched {
-                // A feed across every market is a Query per market and type: bounded, so
-                // that no request can make thousands of them.
-                Ok(list) if list.len() > MAX_UNSCOPED_FEED_MARKETS => {
-                    return ApiResponse::error(&ApiError::new(
-                        400,
-                        format!(
-                            "name a market (market=...): the alerts of all {} watched markets are not read at once (at most {MAX_UNSCOPED_FEED_MARKETS})",
-                            list.len()
-                        ),
-                    ));
-                }
-                Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref(), now)
-                    .await
-                    .map(|f| ApiResponse::json(&f)),
-                Err(e) => Err(e),
+        } => match watched_markets(config, market, now).await {
+            // A feed across every market is a Query per market and type: bounded, so that
+            // no request can make thousands of them.
+            Ok(list) if list.len() > MAX_UNSCOPED_FEED_MARKETS => {
+                return too_many_markets(list.len());
             }
-        }
+            Ok(list) => recent_alerts(markets, &list, kind, limit, before.as_deref(), now)
+                .await
+                .map(|f| ApiResponse::json(&f)),
+            Err(e) => Err(e),
+        },
         Route::Health => config
             .load(&month_of(now))
             .await
@@ -185,21 +170,59 @@ pub async fn respond(
             granularity,
             from,
             to,
-        } => match markets.live(&scope_of(&market)).await {
-            Ok(Some(live)) => {
-                let today = live.as_of.unwrap_or(now).date_naive();
-                match history_range(granularity, from, to, today) {
-                    Ok((from, to)) => history(markets, &market, granularity, from, to)
-                        .await
-                        .map(|h| ApiResponse::json(&h)),
-                    Err(e) => Ok(ApiResponse::error(&e)),
-                }
-            }
-            Ok(None) => Ok(no_figures(&market)),
-            Err(e) => Err(e),
-        },
+        } => history_answer(markets, &market, granularity, from, to, now).await,
     };
     answer.unwrap_or_else(|e| ApiResponse::unavailable(&e))
+}
+
+/// The markets whose alerts `GET /alerts` reads: the one it names, or every watched one.
+async fn watched_markets(
+    config: &impl ConfigStore,
+    market: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, PortError> {
+    match market {
+        Some(m) => Ok(vec![m]),
+        None => config
+            .load(&month_of(now))
+            .await
+            .map(|s| s.markets.into_iter().map(|m| m.market).collect()),
+    }
+}
+
+/// The 400 of an alert feed across more than [`MAX_UNSCOPED_FEED_MARKETS`] markets.
+fn too_many_markets(watched: usize) -> ApiResponse {
+    ApiResponse::error(&ApiError::new(
+        400,
+        format!(
+            "name a market (market=...): the alerts of all {watched} watched markets are not read at once (at most {MAX_UNSCOPED_FEED_MARKETS})"
+        ),
+    ))
+}
+
+/// A market's history over the range asked, its default end the market's last event; a
+/// range refused is a 4xx, a market without figures a 404.
+async fn history_answer(
+    markets: &impl MarketReader,
+    market: &str,
+    granularity: Granularity,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    now: DateTime<Utc>,
+) -> Result<ApiResponse, PortError> {
+    match markets.live(&scope_of(market)).await {
+        Ok(Some(live)) => {
+            let today = live.as_of.unwrap_or(now).date_naive();
+            match history_range(granularity, from, to, today) {
+                Ok((from, to)) => history(markets, market, granularity, from, to)
+                    .await
+                    .map(|h| ApiResponse::json(&h)),
+                Err(e) => Ok(ApiResponse::error(&e)),
+            }
+        }
+        Ok(None) => Ok(no_figures(market)),
+        Err(e) => Err(e),
+    }
 }
 
 /// One of the dashboard's files, or a 404.

@@ -200,46 +200,15 @@ pub(crate) async fn commit_snapshot(
         )));
     }
     let current_location = table.metadata_location_result()?.to_owned();
-    let snapshot_id = new_snapshot_id(table);
-    let sequence_number = metadata.next_sequence_number();
-    let schema = metadata.current_schema().clone();
-    let spec = metadata.default_partition_spec().clone();
-    let meta_dir = format!("{}/metadata", metadata.location());
-
-    let mut summary = SnapshotSummaryCollector::default();
-    for file in &files {
-        summary.add_file(file, schema.clone(), spec.clone());
-    }
-    let mut summary = summary.build();
-    let before = metadata
-        .current_snapshot()
-        .map(|previous| previous.summary().additional_properties.clone())
-        .unwrap_or_default();
-    let count = |props: &HashMap<String, String>, key: &str| -> u64 {
-        props.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+    let snapshot = NewSnapshot {
+        table,
+        kind,
+        id: new_snapshot_id(table),
+        sequence_number: metadata.next_sequence_number(),
+        meta_dir: format!("{}/metadata", metadata.location()),
+        run,
     };
-    for key in ["records", "data-files", "files-size"] {
-        let added = count(&summary, &format!("added-{key}"));
-        let total = match kind {
-            SnapshotKind::Append => count(&before, &format!("total-{key}")) + added,
-            SnapshotKind::Overwrite => added,
-        };
-        summary.insert(format!("total-{key}"), total.to_string());
-    }
-    // Neither kind writes delete files.
-    for key in ["delete-files", "position-deletes", "equality-deletes"] {
-        summary.insert(format!("total-{key}"), "0".into());
-    }
-    if kind == SnapshotKind::Overwrite {
-        for (total, deleted) in [
-            ("total-records", "deleted-records"),
-            ("total-data-files", "deleted-data-files"),
-        ] {
-            if let Some(value) = before.get(total) {
-                summary.insert(deleted.to_owned(), value.clone());
-            }
-        }
-    }
+    let summary = snapshot.summary(&files);
     // The curator's position, kept in the table's properties too: those outlive the
     // snapshot that records it (expired by another tool's VACUUM, under a foreign commit).
     let position = properties
@@ -250,79 +219,184 @@ pub(crate) async fn commit_snapshot(
 
     // What this attempt writes: nothing references it unless the swap lands.
     let mut written: Vec<String> = files.iter().map(|f| f.file_path().to_owned()).collect();
-    let manifest = if files.is_empty() {
-        None
-    } else {
-        let output = table
-            .file_io()
-            .new_output(format!("{meta_dir}/{run}-m0.avro"))?;
-        let mut writer =
-            ManifestWriterBuilder::new(output, Some(snapshot_id), schema.clone(), (*spec).clone())
-                .build_v2_data();
-        for file in files {
-            writer.add_file(file, sequence_number)?;
-        }
-        let manifest = writer.write_manifest_file().await?;
-        written.push(manifest.manifest_path.clone());
-        Some(manifest)
-    };
-    let list_path = format!("{meta_dir}/snap-{snapshot_id}-0-{run}.avro");
+    let manifest = snapshot.write_manifest(files).await?;
+    written.extend(manifest.as_ref().map(|m| m.manifest_path.clone()));
+    let list_path = snapshot.manifest_list_path();
     written.push(list_path.clone());
-    let mut list = ManifestListWriter::v2(
-        table
-            .file_io()
-            .new_output(list_path.clone())?
-            .writer()
-            .await?,
-        snapshot_id,
-        metadata.current_snapshot_id(),
-        sequence_number,
-    );
-    let kept = match (kind, metadata.current_snapshot()) {
-        (SnapshotKind::Append, Some(parent)) => live_manifests(table, parent).await?,
-        _ => Vec::new(),
-    };
-    list.add_manifests(kept.into_iter().chain(manifest))?;
-    list.close().await?;
+    snapshot.write_manifest_list(&list_path, manifest).await?;
 
-    let snapshot = Snapshot::builder()
-        .with_manifest_list(list_path)
-        .with_snapshot_id(snapshot_id)
-        .with_parent_snapshot_id(metadata.current_snapshot_id())
-        .with_sequence_number(sequence_number)
-        .with_summary(Summary {
-            operation: match kind {
-                SnapshotKind::Append => Operation::Append,
-                SnapshotKind::Overwrite => Operation::Overwrite,
-            },
-            additional_properties,
-        })
-        .with_schema_id(metadata.current_schema_id())
-        .with_timestamp_ms(snapshot_time_ms(
-            chrono::Utc::now().timestamp_millis(),
-            metadata.last_updated_ms(),
-        ))
-        .build();
-    let expired = expired_snapshots(
-        metadata,
-        (chrono::Utc::now() - SNAPSHOT_RETENTION).timestamp_millis(),
+    let next = snapshot.next_metadata(
+        &current_location,
+        list_path,
+        additional_properties,
+        position,
     )?;
-    let mut builder =
-        TableMetadataBuilder::new_from_metadata(metadata.clone(), Some(current_location.clone()))
-            .add_snapshot(snapshot)?
-            .set_ref(
-                MAIN_BRANCH,
-                SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
-            )?
-            .remove_snapshots(&expired);
-    if let Some(position) = position {
-        builder = builder.set_properties(position)?;
-    }
-    let swapped = write_and_swap(lake, table, &current_location, builder.build()?.metadata).await?;
+    let swapped = write_and_swap(lake, table, &current_location, next).await?;
     if !swapped {
         discard(table, &written).await;
     }
-    Ok(swapped.then_some(snapshot_id))
+    Ok(swapped.then_some(snapshot.id))
+}
+
+/// A snapshot of `table` under way: its id and sequence number, and where its files go.
+struct NewSnapshot<'a> {
+    table: &'a Table,
+    kind: SnapshotKind,
+    id: i64,
+    sequence_number: i64,
+    /// The table's `metadata` folder.
+    meta_dir: String,
+    /// Names this attempt's files.
+    run: &'a str,
+}
+
+impl NewSnapshot<'_> {
+    /// The snapshot's summary of `files`, its totals carried on from the parent's for an
+    /// append, what an overwrite deleted.
+    fn summary(&self, files: &[DataFile]) -> HashMap<String, String> {
+        let metadata = self.table.metadata();
+        let mut summary = SnapshotSummaryCollector::default();
+        for file in files {
+            summary.add_file(
+                file,
+                metadata.current_schema().clone(),
+                metadata.default_partition_spec().clone(),
+            );
+        }
+        let mut summary = summary.build();
+        let before = metadata
+            .current_snapshot()
+            .map(|previous| previous.summary().additional_properties.clone())
+            .unwrap_or_default();
+        let count = |props: &HashMap<String, String>, key: &str| -> u64 {
+            props.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        for key in ["records", "data-files", "files-size"] {
+            let added = count(&summary, &format!("added-{key}"));
+            let total = match self.kind {
+                SnapshotKind::Append => count(&before, &format!("total-{key}")) + added,
+                SnapshotKind::Overwrite => added,
+            };
+            summary.insert(format!("total-{key}"), total.to_string());
+        }
+        // Neither kind writes delete files.
+        for key in ["delete-files", "position-deletes", "equality-deletes"] {
+            summary.insert(format!("total-{key}"), "0".into());
+        }
+        if self.kind == SnapshotKind::Overwrite {
+            for (total, deleted) in [
+                ("total-records", "deleted-records"),
+                ("total-data-files", "deleted-data-files"),
+            ] {
+                if let Some(value) = before.get(total) {
+                    summary.insert(deleted.to_owned(), value.clone());
+                }
+            }
+        }
+        summary
+    }
+
+    /// The manifest of `files` (`None` when there are none).
+    async fn write_manifest(
+        &self,
+        files: Vec<DataFile>,
+    ) -> Result<Option<ManifestFile>, LakeError> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let metadata = self.table.metadata();
+        let output = self
+            .table
+            .file_io()
+            .new_output(format!("{}/{}-m0.avro", self.meta_dir, self.run))?;
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(self.id),
+            metadata.current_schema().clone(),
+            (**metadata.default_partition_spec()).clone(),
+        )
+        .build_v2_data();
+        for file in files {
+            writer.add_file(file, self.sequence_number)?;
+        }
+        Ok(Some(writer.write_manifest_file().await?))
+    }
+
+    fn manifest_list_path(&self) -> String {
+        format!("{}/snap-{}-0-{}.avro", self.meta_dir, self.id, self.run)
+    }
+
+    /// The manifest list at `list_path`: `manifest`, after the parent's live manifests for
+    /// an append.
+    async fn write_manifest_list(
+        &self,
+        list_path: &str,
+        manifest: Option<ManifestFile>,
+    ) -> Result<(), LakeError> {
+        let metadata = self.table.metadata();
+        let mut list = ManifestListWriter::v2(
+            self.table.file_io().new_output(list_path)?.writer().await?,
+            self.id,
+            metadata.current_snapshot_id(),
+            self.sequence_number,
+        );
+        let kept = match (self.kind, metadata.current_snapshot()) {
+            (SnapshotKind::Append, Some(parent)) => live_manifests(self.table, parent).await?,
+            _ => Vec::new(),
+        };
+        list.add_manifests(kept.into_iter().chain(manifest))?;
+        list.close().await?;
+        Ok(())
+    }
+
+    /// The table's next metadata: the snapshot of `list_path` current on main, the
+    /// snapshots past [`SNAPSHOT_RETENTION`] expired, and the curator's `position` among
+    /// the table's properties when it moved.
+    fn next_metadata(
+        &self,
+        current_location: &str,
+        list_path: String,
+        additional_properties: HashMap<String, String>,
+        position: Option<HashMap<String, String>>,
+    ) -> Result<iceberg::spec::TableMetadata, LakeError> {
+        let metadata = self.table.metadata();
+        let snapshot = Snapshot::builder()
+            .with_manifest_list(list_path)
+            .with_snapshot_id(self.id)
+            .with_parent_snapshot_id(metadata.current_snapshot_id())
+            .with_sequence_number(self.sequence_number)
+            .with_summary(Summary {
+                operation: match self.kind {
+                    SnapshotKind::Append => Operation::Append,
+                    SnapshotKind::Overwrite => Operation::Overwrite,
+                },
+                additional_properties,
+            })
+            .with_schema_id(metadata.current_schema_id())
+            .with_timestamp_ms(snapshot_time_ms(
+                chrono::Utc::now().timestamp_millis(),
+                metadata.last_updated_ms(),
+            ))
+            .build();
+        let expired = expired_snapshots(
+            metadata,
+            (chrono::Utc::now() - SNAPSHOT_RETENTION).timestamp_millis(),
+        )?;
+        let mut builder = TableMetadataBuilder::new_from_metadata(
+            metadata.clone(),
+            Some(current_location.to_owned()),
+        )
+        .add_snapshot(snapshot)?
+        .set_ref(
+            MAIN_BRANCH,
+            SnapshotReference::new(self.id, SnapshotRetention::branch(None, None, None)),
+        )?
+        .remove_snapshots(&expired);
+        if let Some(position) = position {
+            builder = builder.set_properties(position)?;
+        }
+        Ok(builder.build()?.metadata)
+    }
 }
 
 /// Deletes the files of a commit attempt that lost to another writer's: the table never
