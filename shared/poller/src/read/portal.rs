@@ -1,5 +1,5 @@
 //! Reading a property portal (Avito.ma, Mubawab.ma): one full read of a market's searches
-//! ([`read_portal`], the pages fetched by [`read_pages`] and parsed by
+//! (`read_portal`, the pages fetched by [`read_pages`] and parsed by
 //! `realty_sources::portal`), crawled politely: the site's robots.txt read and obeyed, one
 //! request at a time per site ([`PortalCrawler`]), spaced by the source's rate limiter,
 //! backing off on 429 and 503 as every fetch does; and layout drift told from an empty
