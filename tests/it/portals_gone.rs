@@ -12,7 +12,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use realty_aws::adapters::poll_state::S3PollStateStore;
 use realty_model::listing::{ListingId, ListingSource, Offer};
 use realty_poller::gone::{VERIFIED_WITHIN, last_verified};
-use realty_poller::portal::PortalCrawler;
+use realty_poller::read::portal::PortalCrawler;
 use realty_poller::ports::PollStateStore;
 use realty_poller::run::{PollSummary, state_key};
 use realty_sim::{AdKind, AdOffer, Portal, PortalSearch, moroccan_cities};

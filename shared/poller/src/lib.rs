@@ -28,8 +28,6 @@ pub mod run;
 mod run_market;
 pub mod state;
 
-/// The portal reader's path before it joined [`read`] (tests/it still names it so).
-pub use read::portal;
 
 /// Runs a future to completion on a current-thread runtime (the tests' proptests).
 #[cfg(test)]
