@@ -76,95 +76,22 @@ pub fn chunk_by_limits(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
     realty_model::ports::chunk_by_limits(sizes, MAX_RECORDS, MAX_CALL_BYTES)
 }
 
+type Indexed = (usize, PutRecordsRequestEntry);
+
 impl EventPublisher for KinesisPublisher {
     async fn publish(&self, events: &[ListingEvent]) -> Result<Vec<PublishFailure>, PortError> {
-        let mut failures = Vec::new();
-        let mut entries: Vec<(usize, PutRecordsRequestEntry)> = Vec::with_capacity(events.len());
-        let mut sizes: Vec<usize> = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let data = match event.encode() {
-                Ok(data) => data,
-                Err(e) => {
-                    failures.push(PublishFailure {
-                        index: i,
-                        error: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            if let Some(reason) = oversize_reason(data.len(), event.partition_key().len()) {
-                // Rejected alone, before the call: it would fail its whole chunk of up to
-                // 500, on every poll.
-                tracing::error!(listing = %event.listing.id, %reason, "event rejected");
-                metrics::counter!("events_rejected_oversize").increment(1);
-                failures.push(PublishFailure {
-                    index: i,
-                    error: reason,
-                });
-                continue;
-            }
-            sizes.push(data.len() + event.partition_key().len());
-            let entry = PutRecordsRequestEntry::builder()
-                .data(Blob::new(data))
-                .partition_key(event.partition_key())
-                .build()
-                .map_err(|e| PortError::new("PutRecords", e.to_string()))?;
-            entries.push((i, entry));
-        }
+        let Encoded {
+            entries,
+            sizes,
+            mut failures,
+        } = encode(events)?;
         let mut pace = ShardPace::new();
         for range in chunk_by_limits(&sizes) {
             pace.before(sizes[range.clone()].iter().sum(), range.len())
                 .await;
             let chunk = entries[range].to_vec();
-            let result = send_with_retries(self.retry, chunk, |chunk| async move {
-                let request: Vec<PutRecordsRequestEntry> =
-                    chunk.iter().map(|(_, e)| e.clone()).collect();
-                match self
-                    .client
-                    .put_records()
-                    .stream_name(&self.stream)
-                    .set_records(Some(request))
-                    .send()
-                    .await
-                {
-                    // Results line up with requests; an answer that does not is not trusted
-                    // for any of them (a record sent twice is read once downstream).
-                    Ok(out) if out.records.len() != chunk.len() => Sent::Answered {
-                        error: format!(
-                            "PutRecords answered {} results for {} records",
-                            out.records.len(),
-                            chunk.len()
-                        ),
-                        failed: chunk,
-                    },
-                    // Re-send the entries that carry an error, whatever the failed count says.
-                    Ok(out) => {
-                        let mut error = None;
-                        let failed = chunk
-                            .into_iter()
-                            .zip(out.records)
-                            .filter_map(|(entry, result)| {
-                                result.error_code.map(|code| {
-                                    error = Some(format!(
-                                        "{code}: {}",
-                                        result.error_message.unwrap_or_default()
-                                    ));
-                                    entry
-                                })
-                            })
-                            .collect();
-                        Sent::Answered {
-                            failed,
-                            error: error.unwrap_or_default(),
-                        }
-                    }
-                    Err(e) => Sent::Failed {
-                        unsent: chunk,
-                        error: crate::sdk::error_line(&e),
-                    },
-                }
-            })
-            .await;
+            let result =
+                send_with_retries(self.retry, chunk, |chunk| self.put_records(chunk)).await;
             if let Err(unsent) = result {
                 failures.extend(unsent.items.into_iter().map(|(index, _)| PublishFailure {
                     index,
@@ -174,6 +101,106 @@ impl EventPublisher for KinesisPublisher {
         }
         failures.sort_by_key(|f| f.index);
         Ok(failures)
+    }
+}
+
+/// The events as PutRecords entries, with their sizes (data and partition key), and those
+/// that are never sent.
+struct Encoded {
+    entries: Vec<Indexed>,
+    sizes: Vec<usize>,
+    failures: Vec<PublishFailure>,
+}
+
+/// Encodes each event as an entry; one that cannot be encoded, or is over the record
+/// limit, fails alone. An entry the SDK cannot build fails the whole publish.
+fn encode(events: &[ListingEvent]) -> Result<Encoded, PortError> {
+    let mut encoded = Encoded {
+        entries: Vec::with_capacity(events.len()),
+        sizes: Vec::with_capacity(events.len()),
+        failures: Vec::new(),
+    };
+    for (i, event) in events.iter().enumerate() {
+        let data = match event.encode() {
+            Ok(data) => data,
+            Err(e) => {
+                encoded.failures.push(PublishFailure {
+                    index: i,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if let Some(reason) = oversize_reason(data.len(), event.partition_key().len()) {
+            // Rejected alone, before the call: it would fail its whole chunk of up to
+            // 500, on every poll.
+            tracing::error!(listing = %event.listing.id, %reason, "event rejected");
+            metrics::counter!("events_rejected_oversize").increment(1);
+            encoded.failures.push(PublishFailure {
+                index: i,
+                error: reason,
+            });
+            continue;
+        }
+        encoded.sizes.push(data.len() + event.partition_key().len());
+        let entry = PutRecordsRequestEntry::builder()
+            .data(Blob::new(data))
+            .partition_key(event.partition_key())
+            .build()
+            .map_err(|e| PortError::new("PutRecords", e.to_string()))?;
+        encoded.entries.push((i, entry));
+    }
+    Ok(encoded)
+}
+
+impl KinesisPublisher {
+    /// One PutRecords of `chunk`: the entries to send again.
+    async fn put_records(&self, chunk: Vec<Indexed>) -> Sent<Indexed> {
+        let request: Vec<PutRecordsRequestEntry> = chunk.iter().map(|(_, e)| e.clone()).collect();
+        match self
+            .client
+            .put_records()
+            .stream_name(&self.stream)
+            .set_records(Some(request))
+            .send()
+            .await
+        {
+            // Results line up with requests; an answer that does not is not trusted for any
+            // of them (a record sent twice is read once downstream).
+            Ok(out) if out.records.len() != chunk.len() => Sent::Answered {
+                error: format!(
+                    "PutRecords answered {} results for {} records",
+                    out.records.len(),
+                    chunk.len()
+                ),
+                failed: chunk,
+            },
+            // Re-send the entries that carry an error, whatever the failed count says.
+            Ok(out) => {
+                let mut error = None;
+                let failed = chunk
+                    .into_iter()
+                    .zip(out.records)
+                    .filter_map(|(entry, result)| {
+                        result.error_code.map(|code| {
+                            error = Some(format!(
+                                "{code}: {}",
+                                result.error_message.unwrap_or_default()
+                            ));
+                            entry
+                        })
+                    })
+                    .collect();
+                Sent::Answered {
+                    failed,
+                    error: error.unwrap_or_default(),
+                }
+            }
+            Err(e) => Sent::Failed {
+                unsent: chunk,
+                error: crate::sdk::error_line(&e),
+            },
+        }
     }
 }
 

@@ -18,11 +18,11 @@ use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::interceptors::InterceptorContext;
 use aws_sdk_sns::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sns::operation::publish_batch::PublishBatchError;
+use aws_sdk_sns::operation::publish_batch::{PublishBatchError, PublishBatchOutput};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use chrono::{DateTime, Utc};
 
-use super::retry::{RetryPolicy, Sent, send_with_retries};
+use super::retry::{RetryPolicy, Sent, Unsent, send_with_retries};
 use realty_alerts::message::{AlertMessage, MAX_SINK_FIELD_BYTES, cut_to, publish_batches};
 use realty_alerts::ports::{AlertPublisher, PublishReport};
 
@@ -137,32 +137,11 @@ pub const CALL_OVERRUN: chrono::Duration = chrono::Duration::seconds(5);
 
 impl AlertPublisher for SnsAlertPublisher {
     async fn publish(&self, messages: &[AlertMessage], deadline: DateTime<Utc>) -> PublishReport {
-        // Filled from inside the re-send loop, which owns only the entries still to send.
-        let fates: Mutex<PublishReport> = Mutex::new(PublishReport::default());
-        let note = |f: &dyn Fn(&mut PublishReport)| {
-            f(&mut fates
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner));
-        };
-        // Entries of a call refused whole for what one of them holds, sent again one a call.
-        let alone: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let fates = Fates::default();
         let mut batches: std::collections::VecDeque<std::ops::Range<usize>> =
             publish_batches(messages).into();
         while let Some(batch) = batches.pop_front() {
-            let mut entries: Vec<Indexed> = Vec::with_capacity(batch.len());
-            for index in batch {
-                match batch_entry(index, &messages[index]) {
-                    Ok(entry) => entries.push((index, entry)),
-                    Err(e) => note(&|r| {
-                        let reason = cut_to(
-                            &format!("cannot build the entry: {e}"),
-                            MAX_SINK_FIELD_BYTES,
-                        );
-                        r.error = Some(reason.clone());
-                        r.refused.push((index, reason));
-                    }),
-                }
-            }
+            let entries = built_entries(messages, batch, &fates);
             if entries.is_empty() {
                 continue;
             }
@@ -170,7 +149,7 @@ impl AlertPublisher for SnsAlertPublisher {
             // starts once it is spent (its alerts were sent nowhere: unpublished).
             let left = (deadline - Utc::now()).to_std().unwrap_or_default();
             if left.is_zero() {
-                note(&|r| {
+                fates.note(|r| {
                     r.unpublished.extend(entries.iter().map(|(i, _)| *i));
                     r.error = Some("not sent: the invocation's time to publish was spent".into());
                 });
@@ -180,140 +159,81 @@ impl AlertPublisher for SnsAlertPublisher {
                 deadline: self.retry.deadline.min(left),
                 ..self.retry
             };
-            let (note, alone) = (&note, &alone);
-            let result = send_with_retries(retry, entries, |entries| async move {
-                let request: Vec<PublishBatchRequestEntry> =
-                    entries.iter().map(|(_, e)| e.clone()).collect();
-                // A call (the SDK's attempts of 20 s and its backoff) ends by the deadline
-                // plus CALL_OVERRUN: past it, the invocation would be stopped before its
-                // marks, and its batch re-delivered and published again.
-                let until_overrun = (deadline + self.call_overrun - Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                let sent = tokio::time::timeout(
-                    until_overrun,
-                    self.client
-                        .publish_batch()
-                        .topic_arn(&self.topic_arn)
-                        .set_publish_batch_request_entries(Some(request))
-                        .send(),
-                )
-                .await;
-                let Ok(sent) = sent else {
-                    // It may have been accepted: unknown, as a call without an answer is.
-                    note(&|r| {
-                        r.unknown.extend(entries.iter().map(|(i, _)| *i));
-                        r.error = Some(
-                            "PublishBatch got no answer before the invocation's time to publish ran out"
-                                .into(),
-                        );
-                    });
-                    return Sent::all();
-                };
-                let out = match sent {
-                    Ok(out) => out,
-                    Err(e) if refused_for_content(&e) => {
-                        // SNS accepted none and names no entry: each goes again on its own,
-                        // so that one entry's fault leaves the others published and goes
-                        // alone to the error sink, rather than failing every alert of the
-                        // batch at each re-delivery, for an hour, then for good.
-                        let error = crate::sdk::error_line(&e);
-                        match entries.as_slice() {
-                            [(index, _)] => note(&|r| {
-                                let reason = cut_to(&error, MAX_SINK_FIELD_BYTES);
-                                r.error = Some(reason.clone());
-                                r.refused.push((*index, reason));
-                            }),
-                            _ => alone
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .extend(entries.iter().map(|(i, _)| *i)),
-                        }
-                        return Sent::all();
-                    }
-                    Err(e) => {
-                        // The SDK retried what it could; the loop re-sends no whole call.
-                        let known = answered_or_unsent(&e);
-                        let error = crate::sdk::error_line(&e);
-                        note(&|r| {
-                            let indices = entries.iter().map(|(i, _)| *i);
-                            if known {
-                                r.unpublished.extend(indices);
-                            } else {
-                                r.unknown.extend(indices);
-                            }
-                            r.error = Some(format!(
-                                "PublishBatch {}: {error}",
-                                if known { "failed" } else { "got no answer" }
-                            ));
-                        });
-                        return Sent::all();
-                    }
-                };
-                let failures = out.failed.unwrap_or_default();
-                let successful = out.successful.unwrap_or_default();
-                let mut error = None;
-                let mut retry = Vec::new();
-                for (index, entry) in entries {
-                    let Some(failure) = failures.iter().find(|f| f.id == entry.id) else {
-                        // Neither published nor failed in the answer: unknown, as a call
-                        // without an answer is (re-sending might publish it twice).
-                        if !successful.iter().any(|s| s.id.as_deref() == Some(&entry.id)) {
-                            note(&|r| {
-                                r.unknown.push(index);
-                                r.error = Some(format!(
-                                    "PublishBatch's answer leaves out entry {}",
-                                    entry.id
-                                ));
-                            });
-                        }
-                        continue;
-                    };
-                    let reason = cut_to(
-                        &format!(
-                            "{}: {}",
-                            failure.code,
-                            failure.message.as_deref().unwrap_or_default()
-                        ),
-                        MAX_SINK_FIELD_BYTES,
-                    );
-                    if crate::adapters::retry::entry_content_error(&failure.code) {
-                        // Re-sending the same entry cannot succeed.
-                        note(&|r| r.refused.push((index, reason.clone())));
-                    } else {
-                        retry.push((index, entry));
-                    }
-                    error = Some(reason);
-                }
-                Sent::Answered {
-                    failed: retry,
-                    error: error.unwrap_or_default(),
-                }
+            let fates = &fates;
+            let result = send_with_retries(retry, entries, |entries| {
+                self.send_call(entries, deadline, fates)
             })
             .await;
-            batches.extend(
-                alone
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .drain(..)
-                    .map(|i| i..i + 1),
-            );
-            match result {
-                Ok(retries) => note(&|r| r.retries += retries),
-                Err(unsent) => note(&|r| {
-                    r.retries += unsent.attempts.saturating_sub(1);
-                    r.unpublished
-                        .extend(unsent.items.iter().map(|(index, _)| *index));
-                    r.error = Some(format!(
-                        "PublishBatch: {} alerts still failed after {} attempts: {}",
-                        unsent.items.len(),
-                        unsent.attempts,
-                        unsent.last_error
-                    ));
-                }),
-            }
+            batches.extend(fates.take_alone().into_iter().map(|i| i..i + 1));
+            fates.note_retries(result);
         }
-        let mut report = fates
+        fates.into_report()
+    }
+}
+
+/// What became of each message, filled from inside the re-send loop (which owns only the
+/// entries still to send).
+#[derive(Default)]
+struct Fates {
+    report: Mutex<PublishReport>,
+    /// Entries of a call refused whole for what one of them holds, sent again one a call.
+    alone: Mutex<Vec<usize>>,
+}
+
+impl Fates {
+    fn note(&self, f: impl FnOnce(&mut PublishReport)) {
+        f(&mut self
+            .report
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// `messages[index]` refused for good, for `reason`.
+    fn refuse(&self, index: usize, reason: String) {
+        self.note(|r| {
+            r.error = Some(reason.clone());
+            r.refused.push((index, reason));
+        });
+    }
+
+    fn send_alone(&self, entries: &[Indexed]) {
+        self.alone
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(entries.iter().map(|(i, _)| *i));
+    }
+
+    fn take_alone(&self) -> Vec<usize> {
+        self.alone
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect()
+    }
+
+    /// The re-sends a group took, and its entries still failing after them.
+    fn note_retries(&self, result: Result<u32, Unsent<Indexed>>) {
+        match result {
+            Ok(retries) => self.note(|r| r.retries += retries),
+            Err(unsent) => self.note(|r| {
+                r.retries += unsent.attempts.saturating_sub(1);
+                r.unpublished
+                    .extend(unsent.items.iter().map(|(index, _)| *index));
+                r.error = Some(format!(
+                    "PublishBatch: {} alerts still failed after {} attempts: {}",
+                    unsent.items.len(),
+                    unsent.attempts,
+                    unsent.last_error
+                ));
+            }),
+        }
+    }
+
+    /// The report: its error says why alerts were refused when nothing else failed; its
+    /// indices ascending, each once.
+    fn into_report(self) -> PublishReport {
+        let mut report = self
+            .report
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if report.error.is_none() && !report.refused.is_empty() {
@@ -328,6 +248,161 @@ impl AlertPublisher for SnsAlertPublisher {
         report.unknown.dedup();
         report.refused.sort_unstable();
         report
+    }
+}
+
+/// The entries of the messages of `batch`; one that cannot be built is refused.
+fn built_entries(
+    messages: &[AlertMessage],
+    batch: std::ops::Range<usize>,
+    fates: &Fates,
+) -> Vec<Indexed> {
+    let mut entries: Vec<Indexed> = Vec::with_capacity(batch.len());
+    for index in batch {
+        match batch_entry(index, &messages[index]) {
+            Ok(entry) => entries.push((index, entry)),
+            Err(e) => fates.refuse(
+                index,
+                cut_to(
+                    &format!("cannot build the entry: {e}"),
+                    MAX_SINK_FIELD_BYTES,
+                ),
+            ),
+        }
+    }
+    entries
+}
+
+impl SnsAlertPublisher {
+    /// One PublishBatch of `entries`: the entries of its answer to re-send; every other
+    /// outcome noted in `fates`.
+    async fn send_call(
+        &self,
+        entries: Vec<Indexed>,
+        deadline: DateTime<Utc>,
+        fates: &Fates,
+    ) -> Sent<Indexed> {
+        let request: Vec<PublishBatchRequestEntry> =
+            entries.iter().map(|(_, e)| e.clone()).collect();
+        // A call (the SDK's attempts of 20 s and its backoff) ends by the deadline plus
+        // CALL_OVERRUN: past it, the invocation would be stopped before its marks, and its
+        // batch re-delivered and published again.
+        let until_overrun = (deadline + self.call_overrun - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let sent = tokio::time::timeout(
+            until_overrun,
+            self.client
+                .publish_batch()
+                .topic_arn(&self.topic_arn)
+                .set_publish_batch_request_entries(Some(request))
+                .send(),
+        )
+        .await;
+        let Ok(sent) = sent else {
+            // It may have been accepted: unknown, as a call without an answer is.
+            fates.note(|r| {
+                r.unknown.extend(entries.iter().map(|(i, _)| *i));
+                r.error = Some(
+                    "PublishBatch got no answer before the invocation's time to publish ran out"
+                        .into(),
+                );
+            });
+            return Sent::all();
+        };
+        match sent {
+            Ok(out) => answered(entries, out, fates),
+            Err(e) if refused_for_content(&e) => {
+                refused_whole(&entries, &e, fates);
+                Sent::all()
+            }
+            Err(e) => {
+                failed_whole(&entries, &e, fates);
+                Sent::all()
+            }
+        }
+    }
+}
+
+/// A call SNS refused whole for what an entry holds: it accepted none and names no entry,
+/// so each goes again on its own, so that one entry's fault leaves the others published
+/// and goes alone to the error sink, rather than failing every alert of the batch at each
+/// re-delivery, for an hour, then for good. An entry alone is refused.
+fn refused_whole(
+    entries: &[Indexed],
+    e: &SdkError<PublishBatchError, HttpResponse>,
+    fates: &Fates,
+) {
+    let error = crate::sdk::error_line(e);
+    match entries {
+        [(index, _)] => fates.refuse(*index, cut_to(&error, MAX_SINK_FIELD_BYTES)),
+        _ => fates.send_alone(entries),
+    }
+}
+
+/// A call that failed whole, after the SDK retried what it could (the loop re-sends no
+/// whole call): its entries unpublished when SNS certainly accepted none, else unknown.
+fn failed_whole(entries: &[Indexed], e: &SdkError<PublishBatchError, HttpResponse>, fates: &Fates) {
+    let known = answered_or_unsent(e);
+    let error = crate::sdk::error_line(e);
+    fates.note(|r| {
+        let indices = entries.iter().map(|(i, _)| *i);
+        if known {
+            r.unpublished.extend(indices);
+        } else {
+            r.unknown.extend(indices);
+        }
+        r.error = Some(format!(
+            "PublishBatch {}: {error}",
+            if known { "failed" } else { "got no answer" }
+        ));
+    });
+}
+
+/// The entries of an answered call to re-send: those failed for a reason re-sending can
+/// mend. One failed as the sender's fault is refused; one the answer leaves out is unknown.
+fn answered(entries: Vec<Indexed>, out: PublishBatchOutput, fates: &Fates) -> Sent<Indexed> {
+    let failures = out.failed.unwrap_or_default();
+    let successful = out.successful.unwrap_or_default();
+    let mut error = None;
+    let mut retry = Vec::new();
+    for (index, entry) in entries {
+        let Some(failure) = failures.iter().find(|f| f.id == entry.id) else {
+            // Neither published nor failed in the answer: unknown, as a call without an
+            // answer is (re-sending might publish it twice).
+            if !successful
+                .iter()
+                .any(|s| s.id.as_deref() == Some(&entry.id))
+            {
+                fates.note(|r| {
+                    r.unknown.push(index);
+                    r.error = Some(format!(
+                        "PublishBatch's answer leaves out entry {}",
+                        entry.id
+                    ));
+                });
+            }
+            continue;
+        };
+        let reason = cut_to(
+            &format!(
+                "{}: {}",
+                failure.code,
+                failure.message.as_deref().unwrap_or_default()
+            ),
+            MAX_SINK_FIELD_BYTES,
+        );
+        if crate::adapters::retry::entry_content_error(&failure.code) {
+            // Re-sending the same entry cannot succeed.
+            fates.note(|r| r.refused.push((index, reason.clone())));
+        } else {
+            retry.push((index, entry));
+        }
+        error = Some(reason);
+    }
+    Sent::Answered {
+        failed: retry,
+        error: error.unwrap_or_default(),
     }
 }
 

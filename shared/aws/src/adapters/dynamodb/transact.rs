@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
 
 use futures::stream::{self, StreamExt};
 
@@ -56,100 +56,19 @@ pub(crate) async fn transact_puts(
     actions: Vec<TransactWriteItem>,
     retry: RetryPolicy,
 ) -> Vec<Result<PutOutcome, PortError>> {
-    let outcomes: std::sync::Mutex<Vec<Option<Result<PutOutcome, PortError>>>> =
-        std::sync::Mutex::new(vec![None; actions.len()]);
+    let outcomes = Outcomes::new(actions.len());
     let sizes: Vec<usize> = actions
         .iter()
         .map(|a| a.put().map_or(0, |p| crate::items::item_size(p.item())))
         .collect();
-    let indexed: Vec<(usize, TransactWriteItem)> = actions.into_iter().enumerate().collect();
+    let indexed: Vec<IndexedPut> = actions.into_iter().enumerate().collect();
     let chunks = realty_model::ports::chunk_by_limits(&sizes, TRANSACTION_ITEMS, TRANSACTION_BYTES);
-    let answer = |put: usize, outcome: Result<PutOutcome, PortError>| {
-        outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)[put] = Some(outcome);
-    };
     let write_chunk = |range: std::ops::Range<usize>| {
-        let answer = &answer;
+        let outcomes = &outcomes;
         let chunk = indexed[range.clone()].to_vec();
         async move {
-            let sent = send_with_retries(retry, chunk, move |puts| async move {
-                let sent = client
-                    .transact_write_items()
-                    .set_transact_items(Some(puts.iter().map(|(_, a)| a.clone()).collect()))
-                    .send()
-                    .await;
-                let reasons = match sent {
-                    Ok(_) => {
-                        for (i, _) in &puts {
-                            answer(*i, Ok(PutOutcome::Landed));
-                        }
-                        return Sent::all();
-                    }
-                    Err(e) => match e.as_service_error() {
-                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                            c.cancellation_reasons().to_vec()
-                        }
-                        _ => {
-                            return Sent::Failed {
-                                unsent: puts,
-                                error: sdk_error("TransactWriteItems", &e).message,
-                            };
-                        }
-                    },
-                };
-                if reasons.len() != puts.len() {
-                    let error = format!(
-                        "TransactionCanceledException with {} reasons for {} puts",
-                        reasons.len(),
-                        puts.len()
-                    );
-                    return Sent::Failed {
-                        unsent: puts,
-                        error,
-                    };
-                }
-                let mut again = Vec::new();
-                let mut error = String::new();
-                for (put, reason) in puts.into_iter().zip(reasons) {
-                    match reason.code().unwrap_or("None") {
-                        // Lost to another writer: answered with what it saw, not sent again.
-                        "ConditionalCheckFailed" => {
-                            answer(put.0, Ok(PutOutcome::Lost(reason.item().cloned())));
-                        }
-                        // Cancelled with the others, or by a concurrent transaction or
-                        // throttling on its item: it may land on the next attempt.
-                        code @ ("None"
-                        | "TransactionConflict"
-                        | "ThrottlingError"
-                        | "ProvisionedThroughputExceeded") => {
-                            if code != "None" {
-                                error = code.to_owned();
-                            }
-                            again.push(put);
-                        }
-                        // Refused for itself (a validation error, an item collection full):
-                        // answered so, alone; the puts cancelled with it go again without it.
-                        code => {
-                            let message = reason.message().unwrap_or_default();
-                            answer(
-                                put.0,
-                                Err(PortError::new(
-                                    "TransactWriteItems",
-                                    format!("TransactionCanceledException: {code}: {message}"),
-                                )),
-                            );
-                        }
-                    }
-                }
-                Sent::Answered {
-                    failed: again,
-                    error: if error.is_empty() {
-                        "cancelled with puts that lost their condition".to_owned()
-                    } else {
-                        error
-                    },
-                }
+            let sent = send_with_retries(retry, chunk, move |puts| {
+                transact_call(client, puts, outcomes)
             })
             .await;
             (range, sent)
@@ -174,20 +93,143 @@ pub(crate) async fn transact_puts(
         }
     }
     drop(calls);
-    let outcomes = outcomes
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(i, outcome)| {
-            outcome.unwrap_or_else(|| {
-                Err(failures
-                    .iter()
-                    .find(|(range, _)| range.contains(&i))
-                    .map(|(_, e)| e.clone())
-                    .unwrap_or_else(|| PortError::new("TransactWriteItems", "no answer")))
+    outcomes.answers(&failures)
+}
+
+/// A put and its index among the puts asked for.
+type IndexedPut = (usize, TransactWriteItem);
+
+/// What became of each put so far, answered from inside the calls.
+struct Outcomes(std::sync::Mutex<Vec<Option<Result<PutOutcome, PortError>>>>);
+
+impl Outcomes {
+    fn new(puts: usize) -> Self {
+        Self(std::sync::Mutex::new(vec![None; puts]))
+    }
+
+    fn answer(&self, put: usize, outcome: Result<PutOutcome, PortError>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[put] = Some(outcome);
+    }
+
+    /// Every put's answer: one without is answered with the error of the call that failed
+    /// for good with it (`failures`: each call's range of puts, and its error).
+    fn answers(
+        self,
+        failures: &[(std::ops::Range<usize>, PortError)],
+    ) -> Vec<Result<PutOutcome, PortError>> {
+        let outcomes = self
+            .0
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        outcomes
+            .into_iter()
+            .enumerate()
+            .map(|(i, outcome)| {
+                outcome.unwrap_or_else(|| {
+                    Err(failures
+                        .iter()
+                        .find(|(range, _)| range.contains(&i))
+                        .map(|(_, e)| e.clone())
+                        .unwrap_or_else(|| PortError::new("TransactWriteItems", "no answer")))
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
+}
+
+/// One TransactWriteItems of `puts`: the puts to send again. Landed puts, and those of a
+/// cancelled transaction that are settled, are answered in `outcomes`.
+async fn transact_call(
+    client: &Client,
+    puts: Vec<IndexedPut>,
+    outcomes: &Outcomes,
+) -> Sent<IndexedPut> {
+    let sent = client
+        .transact_write_items()
+        .set_transact_items(Some(puts.iter().map(|(_, a)| a.clone()).collect()))
+        .send()
+        .await;
+    let reasons = match sent {
+        Ok(_) => {
+            for (i, _) in &puts {
+                outcomes.answer(*i, Ok(PutOutcome::Landed));
+            }
+            return Sent::all();
+        }
+        Err(e) => match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons().to_vec()
+            }
+            _ => {
+                return Sent::Failed {
+                    unsent: puts,
+                    error: sdk_error("TransactWriteItems", &e).message,
+                };
+            }
+        },
+    };
+    if reasons.len() != puts.len() {
+        let error = format!(
+            "TransactionCanceledException with {} reasons for {} puts",
+            reasons.len(),
+            puts.len()
+        );
+        return Sent::Failed {
+            unsent: puts,
+            error,
+        };
+    }
+    cancelled(puts, reasons, outcomes)
+}
+
+/// A cancelled transaction's puts, each by its reason: a lost condition or a refusal of its
+/// own answered, the others (cancelled with them, by a conflict or throttling) to send again.
+fn cancelled(
+    puts: Vec<IndexedPut>,
+    reasons: Vec<CancellationReason>,
+    outcomes: &Outcomes,
+) -> Sent<IndexedPut> {
+    let mut again = Vec::new();
+    let mut error = String::new();
+    for (put, reason) in puts.into_iter().zip(reasons) {
+        match reason.code().unwrap_or("None") {
+            // Lost to another writer: answered with what it saw, not sent again.
+            "ConditionalCheckFailed" => {
+                outcomes.answer(put.0, Ok(PutOutcome::Lost(reason.item().cloned())));
+            }
+            // Cancelled with the others, or by a concurrent transaction or throttling on
+            // its item: it may land on the next attempt.
+            code @ ("None"
+            | "TransactionConflict"
+            | "ThrottlingError"
+            | "ProvisionedThroughputExceeded") => {
+                if code != "None" {
+                    error = code.to_owned();
+                }
+                again.push(put);
+            }
+            // Refused for itself (a validation error, an item collection full): answered
+            // so, alone; the puts cancelled with it go again without it.
+            code => {
+                let message = reason.message().unwrap_or_default();
+                outcomes.answer(
+                    put.0,
+                    Err(PortError::new(
+                        "TransactWriteItems",
+                        format!("TransactionCanceledException: {code}: {message}"),
+                    )),
+                );
+            }
+        }
+    }
+    Sent::Answered {
+        failed: again,
+        error: if error.is_empty() {
+            "cancelled with puts that lost their condition".to_owned()
+        } else {
+            error
+        },
+    }
 }
