@@ -197,8 +197,8 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// For tests: an endpoint (`http://127.0.0.1:<port>`) that accepts connections and never
-/// answers, until the handle is aborted.
-#[cfg(test)]
+/// answers, until the handle is aborted. (Only the SNS and API tests use it.)
+#[cfg(all(test, any(feature = "alerts", feature = "api")))]
 pub(crate) async fn silent_endpoint() -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
