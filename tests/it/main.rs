@@ -1,6 +1,9 @@
 //! Integration tests against a local AWS. One emulator serves the whole run (see
 //! `realty_tests::TestAws`); each test provisions its own stack under a unique prefix.
 
+// Test code: exempt from the 80-line bar (clippy.toml).
+#![allow(clippy::too_many_lines)]
+
 mod alerts;
 mod alerts_investors;
 mod api;

@@ -1,6 +1,9 @@
 //! Support for the integration tests: one local AWS per test run, and a fresh stack
 //! (resource-name prefix) per test, so tests run in parallel without meeting.
 
+// Test code is exempt from the 80-line bar (clippy.toml); the rest is not.
+#![cfg_attr(test, allow(clippy::too_many_lines))]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

@@ -3,6 +3,9 @@
 //! (`cargo test --workspace` builds the bootstrap for this test, with the workspace's
 //! features: the memory test of `tests/it` runs the same binary.)
 
+// Test code: exempt from the 80-line bar (clippy.toml).
+#![allow(clippy::too_many_lines)]
+
 use std::process::Command;
 
 #[test]

@@ -2,7 +2,7 @@
 //! free loopback port.
 //!
 //! - [`EmulatorKind::LocalStack`] (the default where it can run): LocalStack in host mode,
-//!   with AWS's own DynamoDB Local and kinesis-mock behind it ([`crate::localstack`]).
+//!   with AWS's own DynamoDB Local and kinesis-mock behind it ([`localstack`]).
 //! - [`EmulatorKind::Moto`]: moto server from the project's `.venv`, serving one request at a
 //!   time (`moto_serial.py`).
 //!

@@ -28,7 +28,6 @@ pub mod run;
 mod run_market;
 pub mod state;
 
-
 /// Runs a future to completion on a current-thread runtime (the tests' proptests).
 #[cfg(test)]
 pub(crate) fn testing_block_on<F: std::future::Future>(f: F) -> F::Output {
