@@ -33,11 +33,11 @@ use realty_lake::curate::{CurateReport, Curator};
 use realty_model::config::StackResources;
 use realty_model::listing::MarketKey;
 use realty_model::markets::ConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::WatchedMarket;
 use realty_poller::config::PollerConfig;
 use realty_poller::run::Poller;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use serde_json::json;
 
 use crate::html::{self, LatencySummary, MarketSection, Report};

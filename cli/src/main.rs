@@ -62,7 +62,7 @@ enum Command {
         /// Where the file came from: zillow, reso, realtor (API pages), avito, mubawab (saved
         /// portal search pages, HTML), or file (a CSV / JSON-lines export).
         #[arg(long)]
-        source: realty_sources::SourceKind,
+        source: realty_model::markets::SourceKind,
         file: PathBuf,
         /// When the page was read (RFC 3339), for the listings' `observed_at` and the days a
         /// portal's relative dates ("il y a 3 heures") point to; default now. Not after now.

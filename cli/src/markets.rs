@@ -235,7 +235,7 @@ pub async fn run(command: MarketsCommand) -> Result<()> {
             requests_per_month,
             stack,
         } => {
-            let kind: realty_sources::SourceKind = source.parse()?;
+            let kind: realty_model::markets::SourceKind = source.parse()?;
             let (store, at) = store(&stack).await?;
             let budget = (requests_per_month > 0).then_some(requests_per_month);
             store.set_budget(kind.as_str(), budget).await?;

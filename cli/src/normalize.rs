@@ -4,7 +4,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use realty_sources::{SourceKind, normalize_file};
+use realty_model::markets::SourceKind;
+use realty_sources::normalize_file;
 
 pub fn run(
     source: SourceKind,

@@ -14,10 +14,10 @@ use realty_aws::adapters::raw_pages::S3RawPageStore;
 use realty_aws::adapters::retry::RetryPolicy;
 use realty_model::format::money;
 use realty_model::listing::{EventKind, ListingEvent};
+use realty_model::markets::SourceKind;
 use realty_poller::ports::{EventPublisher, PollStateStore};
 use realty_poller::raw::{RawPage, day_prefix};
 use realty_poller::raw_replay::{DryRunStates, RawReads, ReadReplay, Recorded, replay_reads};
-use realty_sources::SourceKind;
 
 use crate::target;
 

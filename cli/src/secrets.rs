@@ -9,8 +9,8 @@ use std::io::{IsTerminal, Read};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use realty_aws::adapters::secrets::SecretsManagerSource;
+use realty_model::markets::SourceKind;
 use realty_poller::config::{MAX_API_KEY_BYTES, with_key};
-use realty_sources::SourceKind;
 
 use crate::target;
 

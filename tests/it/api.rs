@@ -18,10 +18,10 @@ use realty_alerts::rules::AlertKind;
 use realty_aws::functions::api::{ApiAuthorizer, ApiFunction};
 use realty_aws::functions::metrics::MetricsFunction;
 use realty_infra::runner::Mapping;
+use realty_model::markets::SourceKind;
 use realty_model::ports::SecretSource;
 use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{MetricsHandler, TestAws, ensure, run_bounded};
 use serde_json::{Value, json};
 

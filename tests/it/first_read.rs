@@ -20,10 +20,10 @@ use realty_aws::functions::metrics::MetricsFunction;
 use realty_infra::runner::Mapping;
 use realty_model::listing::{EventKind, ListingEvent, ListingStatus, Offer};
 use realty_model::markets::ConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::WatchedMarket;
 use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{Explain, MetricsHandler, TestAws, ensure};
 use serde_json::Value;
 

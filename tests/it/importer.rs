@@ -17,9 +17,10 @@ use realty_aws::functions::importer::ImporterFunction;
 use realty_infra::emulator::EmulatorKind;
 use realty_infra::runner::{FunctionError, QueueMapping, StreamFunction};
 use realty_model::listing::Listing;
+use realty_model::markets::SourceKind;
 use realty_poller::importer::{ImportRequest, ImportResult, ImportStatus, import, result_key};
 use realty_sources::file::write_csv;
-use realty_sources::{SourceKind, normalize_file};
+use realty_sources::normalize_file;
 use realty_tests::{TestAws, ensure};
 
 use crate::operations::{Setup, setup};

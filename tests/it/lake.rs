@@ -11,14 +11,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use libtest_mimic::Failed;
 use realty_lake::append::{append_events_onto, append_events_to};
-use realty_lake::curate::{Curator, RunLimits, SOURCE_THROUGH, source_through};
+use realty_lake::commit::SOURCE_THROUGH;
+use realty_lake::curate::{Curator, RunLimits, source_through};
 use realty_lake::read;
 use realty_lake::replace::{Replaced, replace_rows};
 use realty_lake::rows::{EventRow, ListingRow, event_id, merge_listings};
 use realty_lake::schema::{LISTING_EVENTS, LISTING_EVENTS_TABLE, LISTINGS_TABLE, TableDef};
 use realty_model::config::StackResources;
 use realty_model::listing::{Listing, ListingEvent, ListingId, ListingSource};
-use realty_sources::{SourceKind, normalize_file};
+use realty_model::markets::SourceKind;
+use realty_sources::normalize_file;
 use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(

@@ -28,12 +28,12 @@ use realty_infra::template::{Context, MonitoredMetric, monitored_metrics};
 use realty_lake::curate::Curator;
 use realty_model::config::StackResources;
 use realty_model::markets::ConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::WatchedMarket;
 use realty_model::ports::SecretSource;
 use realty_poller::config::{PollerConfig, with_key};
 use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{MetricsHandler, TestAws, ensure};
 
 use crate::demo::pump_until_quiet;

@@ -19,12 +19,12 @@ use realty_infra::stack::LocalAws;
 use realty_model::config::StackResources;
 use realty_model::listing::{EventKind, ListingEvent};
 use realty_model::markets::ConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::{WatchedMarket, month_of};
 use realty_model::ports::SecretSource;
 use realty_poller::config::{PollerConfig, with_key};
 use realty_poller::run::{PollRequest, PollSummary, SourceReport, SourceStatus};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 crate::async_tests!(

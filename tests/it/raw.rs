@@ -15,9 +15,9 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use libtest_mimic::Failed;
 use realty_model::listing::EventKind;
+use realty_model::markets::SourceKind;
 use realty_poller::run::PollRequest;
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use crate::operations::{run, setup};

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
+use realty_model::markets::SourceKind;
 use realty_sim::FaultConfig;
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use crate::poller::{

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use libtest_mimic::Failed;
 use realty_model::listing::{EventKind, ListingEvent, Offer};
+use realty_model::markets::SourceKind;
 use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{EventKind as Truth, FaultConfig, ListingStatus, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use crate::poller::{MARKETS, sim_of, source_poller, stack, stream_events, truth_id};

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use libtest_mimic::Failed;
 use realty_model::listing::{Listing, ListingId, ListingSource};
+use realty_model::markets::SourceKind;
 use realty_sources::file::write_csv;
-use realty_sources::{SourceKind, normalize_file};
+use realty_sources::normalize_file;
 use realty_tests::{TestAws, ensure};
 
 use crate::operations::{run, setup};

@@ -7,11 +7,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use realty_metrics::aggregate::Scope;
 use realty_metrics::aggregate::rents::YieldBasis;
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::process::{InputRecord, process_batch};
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
+use realty_model::scope::Scope;
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";

@@ -5,11 +5,12 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context as _, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use realty_metrics::aggregate::{DAILY_COUNTER_DAYS, ListingFacts, Scope};
+use realty_metrics::aggregate::{DAILY_COUNTER_DAYS, ListingFacts};
 use realty_metrics::items::{MarketLiveItem, MarketSnapshotItem};
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::ports::StoredAggregate;
 use realty_model::listing::ListingEvent;
+use realty_model::scope::Scope;
 use realty_model::state::ListingItem;
 
 use super::compute;

@@ -12,12 +12,13 @@ use super::views::scope_of;
 use realty_alerts::feed::{AlertFeedItem, feed_key};
 use realty_alerts::message::AlertBody;
 use realty_alerts::rules::AlertKind;
-use realty_metrics::aggregate::{MarketFigures, Scope};
+use realty_metrics::aggregate::MarketFigures;
 use realty_metrics::interest::{InterestingListing, anomaly_of, interest_key, is_undervalued};
 use realty_metrics::items::{InterestItem, MarketLiveItem};
 use realty_metrics::reader::MarketReader;
 use realty_model::listing::PropertyType;
 use realty_model::ports::PortError;
+use realty_model::scope::Scope;
 use realty_model::state::InterestKind;
 
 /// Entries of a set (undervalued, anomalous) read to rank a market's list: a market's sets

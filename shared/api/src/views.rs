@@ -7,8 +7,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
 use super::routes::Granularity;
+use realty_metrics::aggregate::MarketFigures;
 use realty_metrics::aggregate::history::Trends;
-use realty_metrics::aggregate::{MarketFigures, Scope};
 use realty_metrics::items::MarketSnapshotItem;
 use realty_metrics::ports::Period;
 use realty_metrics::process::with_open_periods;
@@ -18,6 +18,7 @@ use realty_model::format::{MONEY_DECIMALS, rounded};
 use realty_model::listing::{AreaUnit, CENTS_PER_DOLLAR, MarketUnits, SQFT_PER_SQUARE_METRE};
 use realty_model::markets::ConfigSnapshot;
 use realty_model::ports::PortError;
+use realty_model::scope::Scope;
 
 /// Days of daily snapshots a market report carries (and its trends are computed over).
 pub const REPORT_DAYS: i64 = 60;

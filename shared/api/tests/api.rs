@@ -19,8 +19,9 @@ use realty_metrics::process::{InputRecord, process_batch};
 use realty_model::listing::ListingEvent;
 use realty_model::markets::ConfigStore;
 use realty_model::markets::MemoryConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::{PollRecord, WatchedMarket};
-use realty_sources::{SourceKind, normalize_file};
+use realty_sources::normalize_file;
 use serde_json::Value;
 
 fn observed_at() -> DateTime<Utc> {

@@ -10,8 +10,8 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use iceberg::expr::Reference;
 use iceberg::spec::Datum;
 use iceberg::table::Table;
-use realty_metrics::aggregate::Scope;
 use realty_model::markets::ConfigStore;
+use realty_model::scope::Scope;
 use serde::Serialize;
 
 use crate::LakeError;

@@ -19,14 +19,14 @@ use chrono::{DateTime, Duration, Utc};
 use realty_aws::adapters::config::DynamoConfigStore;
 use realty_aws::adapters::dynamodb::DynamoMarketStore;
 use realty_aws::adapters::retry::RetryPolicy;
-use realty_metrics::aggregate::Scope;
 use realty_metrics::reader::MarketReader as _;
 use realty_model::config::StackResources;
 use realty_model::listing::{EventDecodeError, ListingEvent};
 use realty_model::markets::ConfigStore;
+use realty_model::scope::Scope;
 
 use crate::append::{Appended, append_events};
-pub use crate::commit::SOURCE_THROUGH;
+use crate::commit::SOURCE_THROUGH;
 use crate::commit::record_position;
 use crate::delivered::{self, MAX_OBJECT_JSON_BYTES, ObjectLines, ObjectRef};
 use crate::read;

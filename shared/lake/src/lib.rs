@@ -18,7 +18,7 @@ pub mod append;
 pub mod batches;
 pub mod catalog;
 pub mod check;
-mod commit;
+pub mod commit;
 pub mod curate;
 pub mod delivered;
 pub mod read;

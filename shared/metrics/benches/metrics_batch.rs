@@ -14,7 +14,8 @@ use realty_metrics::memory::MemoryStores;
 use realty_metrics::ports::StoredAggregate;
 use realty_metrics::process::{InputRecord, decode_records, process_batch};
 use realty_model::listing::{ListingEvent, ListingId, ListingSource};
-use realty_sources::{SourceKind, normalize_file};
+use realty_model::markets::SourceKind;
+use realty_sources::normalize_file;
 
 const BATCH: usize = 1_000;
 

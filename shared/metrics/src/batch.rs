@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::aggregate::{Contribution, Counter, ListingFacts, Scope, Standing, scopes_of, zip_geo};
+use super::aggregate::{Contribution, Counter, ListingFacts, Standing};
+
 use realty_model::listing::{EventKind, ListingEvent, ListingStatus, Offer};
+use realty_model::scope::{Scope, scopes_of, zip_geo};
 use realty_model::state::{
     AppliedEvent, ListingState, MAX_RECENT_EVENTS, SequenceNumber, StoredStates, Version,
     stays_listed,

@@ -18,13 +18,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::rents::{YieldBasis, listing_gross_yield};
-use super::aggregate::{
-    MarketFigures, Standing, city_scope_key, minor_per_sqft, property_type_name,
-};
+use super::aggregate::{MarketFigures, Standing, minor_per_sqft};
 use crate::batch::MarketStanding;
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, major, rounded};
 use realty_model::listing::address_line;
 use realty_model::listing::{Listing, Offer};
+use realty_model::scope::{city_scope_key, property_type_name};
 use realty_model::state::{AppliedEvent, InterestKind, ListingState};
 
 /// Price-cut entries expire this long after the cut.

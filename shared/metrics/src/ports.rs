@@ -18,7 +18,7 @@ use realty_model::ports::PortError;
 use realty_model::state::{MAX_SEQUENCE_DIGITS, SequenceNumber};
 
 /// Largest compressed journal body: the item's limit less room for its key attributes.
-pub use realty_model::ports::MAX_ITEM_BYTES;
+use realty_model::ports::MAX_ITEM_BYTES;
 pub const MAX_JOURNAL_BODY_BYTES: usize = MAX_ITEM_BYTES - 4 * 1024;
 /// Largest journal read back, uncompressed: a batch is at most Lambda's 6 MB payload of
 /// base64 records, and its journal adds sequence numbers and per-market counts. A body that

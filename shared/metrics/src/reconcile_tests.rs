@@ -3,12 +3,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::super::aggregate::Scope;
 use super::super::memory::MemoryStores;
 use super::super::ports::{AggregatePut, EncodedJournal, Journal, Snapshot};
 use super::super::process::process_batch;
 use super::super::tests::{SHARD, Step, block_on, events_of, records_of};
 use super::*;
+use realty_model::scope::Scope;
 
 /// A market built by the metrics workflow from 30 events of 9 listings.
 fn built() -> MemoryStores {

@@ -12,8 +12,8 @@ use super::read::SourceEndpoint;
 use super::read::portal::PortalCrawler;
 use super::reso_auth::{ClientCredentials, ResoAuth, ResoKey};
 use realty_model::config::{ConfigError, REDACTED, parse_or};
+use realty_model::markets::SourceKind;
 use realty_model::ports::SecretSource;
-use realty_sources::SourceKind;
 
 /// Markets a poll reads at once unless `REALTY_POLL_CONCURRENCY` says: the poller's memory
 /// holds that many markets at the state's bound (docs/capacity.md, "The poller's memory").
@@ -142,11 +142,13 @@ fn polled_sources(
     {
         let kind: SourceKind =
             name.parse()
-                .map_err(|e: realty_sources::UnknownSource| ConfigError::Invalid {
-                    name: "REALTY_SOURCES".into(),
-                    value: sources_text.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(
+                    |e: realty_model::markets::UnknownSource| ConfigError::Invalid {
+                        name: "REALTY_SOURCES".into(),
+                        value: sources_text.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
         if !kind.is_polled() {
             return Err(ConfigError::Invalid {
                 name: "REALTY_SOURCES".into(),

@@ -13,7 +13,7 @@ pub(crate) fn listing(id: u32, price: i64) -> Listing {
     let at = DateTime::parse_from_rfc3339("2025-09-12T15:00:00Z")
         .expect("time")
         .with_timezone(&Utc);
-    let mut l = realty_sources::normalize_file(realty_sources::SourceKind::Zillow, page, at)
+    let mut l = realty_sources::normalize_file(realty_model::markets::SourceKind::Zillow, page, at)
         .expect("fixture")
         .listings
         .remove(0);

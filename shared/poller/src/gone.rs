@@ -23,7 +23,7 @@ use super::fetch::{FetchError, HttpPolicy, RateLimiter, read_text};
 use super::hops;
 use super::read::portal::{PortalCrawler, allowed};
 use realty_model::listing::Listing;
-use realty_sources::SourceKind;
+use realty_model::markets::SourceKind;
 use realty_sources::portal::crawl::RobotsRules;
 use realty_sources::portal::{avito, mubawab};
 

@@ -15,8 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use realty_model::listing::Offer;
+use realty_model::markets::SourceKind;
 use realty_model::ports::PortError;
-use realty_sources::{Page, SourceError, SourceKind, normalize_file};
+use realty_sources::{Page, SourceError, normalize_file};
 
 /// Prefix of the raw layer in the lake bucket (the poller's IAM policy names it, and the
 /// bucket's lifecycle rule expires it after `RawRetentionDays`).
@@ -190,9 +191,11 @@ impl RawPage {
         let offer = get(OFFER)?;
         let page = get(PAGE)?;
         Ok(Self {
-            source: source.parse().map_err(|e: realty_sources::UnknownSource| {
-                invalid(SOURCE, source, e.to_string())
-            })?,
+            source: source
+                .parse()
+                .map_err(|e: realty_model::markets::UnknownSource| {
+                    invalid(SOURCE, source, e.to_string())
+                })?,
             market: get(MARKET)?.to_owned(),
             offer: match offer {
                 "sale" => Offer::Sale,

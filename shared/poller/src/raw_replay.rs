@@ -232,7 +232,7 @@ mod tests {
     use crate::raw::gzip;
     use crate::replay::tests::{at, nashville};
     use realty_model::listing::{EventKind, Offer};
-    use realty_sources::SourceKind;
+    use realty_model::markets::SourceKind;
 
     const FIXTURE: &[u8] = include_bytes!(
         "../../sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"

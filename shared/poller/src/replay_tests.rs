@@ -12,7 +12,7 @@ pub(crate) fn nashville() -> Vec<Listing> {
     let page = include_bytes!(
         "../../sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
     );
-    realty_sources::normalize_file(realty_sources::SourceKind::Zillow, page, at(0))
+    realty_sources::normalize_file(realty_model::markets::SourceKind::Zillow, page, at(0))
         .expect("fixture")
         .listings
 }

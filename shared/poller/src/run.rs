@@ -15,9 +15,9 @@ use super::raw::RawPageStore;
 use super::read::{MarketSearch, SourceEndpoint};
 use realty_model::listing::{MarketKey, Offer};
 use realty_model::markets::ConfigStore;
+use realty_model::markets::SourceKind;
 use realty_model::markets::{ConfigSnapshot, WatchedMarket, month_of};
 use realty_model::markets::{SearchFilter, reads_rentals};
-use realty_sources::SourceKind;
 
 #[path = "run_records.rs"]
 mod records;

@@ -14,7 +14,7 @@ use super::run::{MarketSummary, Poller, state_key};
 use super::state::PollState;
 use realty_model::listing::Offer;
 use realty_model::markets::ConfigStore;
-use realty_sources::SourceKind;
+use realty_model::markets::SourceKind;
 
 impl<P: EventPublisher, S: PollStateStore, C: ConfigStore, R: RawPageStore> Poller<P, S, C, R> {
     /// Reads one market from one source, against its state of the watch begun at

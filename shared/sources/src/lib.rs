@@ -17,8 +17,7 @@ use chrono::{DateTime, Utc};
 
 use realty_model::listing::Listing;
 
-/// The sources by name are the model's (the watched markets name them).
-pub use realty_model::markets::{SourceKind, UnknownSource};
+use realty_model::markets::SourceKind;
 
 pub mod file;
 pub(crate) mod json;

@@ -15,7 +15,8 @@ use realty_model::listing::{
 use realty_model::listing::{
     MAX_EQUIPMENT_BYTES, MAX_EQUIPMENT_ITEMS, MAX_FLOOR, MAX_IMAGE_URL_BYTES, MAX_IMAGES, MIN_FLOOR,
 };
-use realty_sources::{SourceKind, normalize_file};
+use realty_model::markets::SourceKind;
+use realty_sources::normalize_file;
 use serde_json::{Value, json};
 
 const NASHVILLE: &[u8] =

@@ -9,7 +9,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use realty_model::listing::{Listing, ListingEvent};
-use realty_sources::{Page, SourceKind, file, normalize_file};
+use realty_model::markets::SourceKind;
+use realty_sources::{Page, file, normalize_file};
 use serde_json::Value;
 
 const NASHVILLE: &[u8] =

@@ -6,8 +6,9 @@
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use realty_model::listing::{Listing, Offer, PropertyType, SellerType, sqft_from_sqm};
+use realty_model::markets::SourceKind;
 use realty_sources::portal::PortalPaging;
-use realty_sources::{Page, Paging, SourceError, SourceKind, normalize_file};
+use realty_sources::{Page, Paging, SourceError, normalize_file};
 
 const MUBAWAB: &[u8] = include_bytes!("fixtures/mubawab_search_real_estate_for_rent_en.html");
 const AVITO: &[u8] = include_bytes!("fixtures/avito_search_appartements_a_vendre.html");

@@ -8,9 +8,10 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use realty_model::listing::{
     Coordinates, Listing, ListingSource, ListingStatus, Offer, PropertyType,
 };
+use realty_model::markets::SourceKind;
 use realty_sources::realtor::{RealtorArea, RealtorSearch, RealtorStatus};
 use realty_sources::zillow::ZillowPaging;
-use realty_sources::{Page, Paging, RecordPosition, SourceError, SourceKind, file, normalize_file};
+use realty_sources::{Page, Paging, RecordPosition, SourceError, file, normalize_file};
 
 const NASHVILLE: &[u8] =
     include_bytes!("fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json");

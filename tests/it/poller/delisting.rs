@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use libtest_mimic::Failed;
+use realty_model::markets::SourceKind;
 use realty_poller::detect::MASS_LOSS_CONFIRMATION;
 use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use libtest_mimic::Failed;
+use realty_model::markets::SourceKind;
 use realty_poller::run::PollSummary;
 use realty_sim::{EventKind as Truth, FaultConfig};
-use realty_sources::SourceKind;
 use realty_tests::{TestAws, ensure};
 
 use super::helpers::{MARKETS, by_listing, poll, sim, sim_of, source_poller, stack, stream_events};

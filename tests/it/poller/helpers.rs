@@ -9,10 +9,10 @@ use libtest_mimic::Failed;
 use realty_aws::functions::poller::{LambdaPoller, build_poller};
 use realty_model::config::StackResources;
 use realty_model::listing::{EventKind, ListingEvent};
+use realty_model::markets::SourceKind;
 use realty_poller::config::{ApiKeys, PollerConfig};
 use realty_poller::run::{PollRequest, PollSummary};
 use realty_sim::{FaultConfig, MarketConfig, SimConfig, SimServer};
-use realty_sources::SourceKind;
 use realty_tests::TestAws;
 
 pub(crate) const MARKETS: [&str; 2] = ["nashville-tn", "syracuse-ny"];

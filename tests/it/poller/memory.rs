@@ -11,12 +11,13 @@ use libtest_mimic::Failed;
 use realty_aws::functions::importer::ImporterFunction;
 use realty_infra::lambda_api::LambdaProcess;
 use realty_model::listing::{Listing, ListingId, ListingSource};
+use realty_model::markets::SourceKind;
 use realty_poller::config::DEFAULT_POLL_CONCURRENCY;
 use realty_poller::detect::MAX_STATE_LISTINGS;
 use realty_poller::importer::{ImportRequest, ImportStatus, MAX_IMPORT_BYTES, import};
 use realty_poller::memory::MemoryStream;
 use realty_sources::file::write_csv;
-use realty_sources::{SourceKind, normalize_file};
+use realty_sources::normalize_file;
 use realty_tests::{TestAws, ensure};
 use serde_json::json;
 

@@ -73,7 +73,7 @@ pub(super) async fn an_event_over_1_mib_is_rejected_alone(aws: Arc<TestAws>) -> 
     let api = FixtureApi::start(serve_json(Vec::new())).await?;
     let p = fixture_poller(&aws, &resources, "zillow", &api.base_url, None).await?;
     let mut listings = realty_sources::normalize_file(
-        realty_sources::SourceKind::Zillow,
+        realty_model::markets::SourceKind::Zillow,
         &zillow_envelope(&syracuse_props()?),
         chrono::Utc::now(),
     )?

@@ -650,7 +650,7 @@ mod kinesis_partial_failures {
             "../../../sources/tests/fixtures/zillow_propertyExtendedSearch_37201_nashville_tn.json"
         );
         let at = chrono::Utc::now();
-        realty_sources::normalize_file(realty_sources::SourceKind::Zillow, page, at)
+        realty_sources::normalize_file(realty_model::markets::SourceKind::Zillow, page, at)
             .expect("fixture")
             .listings
             .into_iter()

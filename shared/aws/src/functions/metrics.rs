@@ -136,8 +136,8 @@ fn record_metrics(outcome: &BatchOutcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realty_metrics::aggregate::Scope;
     use realty_metrics::memory::MemoryStores;
+    use realty_model::scope::Scope;
 
     #[tokio::test(flavor = "current_thread")]
     async fn the_sample_kinesis_event_is_accepted_whole() {

@@ -17,12 +17,12 @@ use crate::adapters::raw_pages::S3RawPageStore;
 use crate::adapters::retry::RetryPolicy;
 use crate::adapters::secrets::SecretsManagerSource;
 use realty_model::config::{ConfigError, StackResources};
+use realty_model::markets::SourceKind;
 use realty_poller::anti_entropy::{AntiEntropyReport, LISTINGS_PER_PASS, run_pass};
 use realty_poller::config::{ApiKeys, PollerConfig, load_api_keys};
 use realty_poller::fetch::{RateLimiter, http_client};
 use realty_poller::read::SourceEndpoint;
 use realty_poller::run::{PollRequest, PollSummary, Poller};
-use realty_sources::SourceKind;
 
 /// The poller over Kinesis, S3 (poll states and the raw layer) and the ConfigTable.
 pub type LambdaPoller =

@@ -19,7 +19,7 @@ pub mod rents;
 pub use encoded::{EncodedValues, MAX_EXACT_VALUE_BYTES, ValueLayout};
 pub use facts::{ListingFacts, Standing, day_date, day_number, minor_per_sqft};
 pub use figures::{ANOMALY_ROBUST_Z, MIN_LISTINGS_FOR_ANOMALIES, MarketFigures};
-pub use realty_model::scope::{Geo, Scope, city_scope_key, property_type_name, scopes_of, zip_geo};
+use realty_model::scope::{Scope, scopes_of, zip_geo};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::markets::write_markets;
 use super::{BatchStats, MetricsPorts, archive_line};
-use crate::aggregate::{MarketFigures, Scope};
+use crate::aggregate::MarketFigures;
 use crate::batch::{BatchPlan, DecodedRecord, plan_batch};
 use crate::interest::judge;
 use crate::ports::{
@@ -12,6 +12,7 @@ use crate::ports::{
     PoisonSink, StoredAggregate, encode_journal,
 };
 use realty_model::ports::PortError;
+use realty_model::scope::Scope;
 use realty_model::state::ListingState;
 use realty_model::state::{ListingStore, StoredStates};
 

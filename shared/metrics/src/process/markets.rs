@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use super::periods::close_periods;
 use super::{BatchStats, MAX_CONFLICT_RETRIES};
-use crate::aggregate::{MarketFigures, Scope};
+use crate::aggregate::MarketFigures;
 use crate::batch::ScopeContributions;
 use crate::ports::{AggregatePut, MarketStore, Snapshot, StoredAggregate, hours_since_epoch};
 use realty_model::ports::PortError;
+use realty_model::scope::Scope;
 
 /// One market's next live item, computed from the stored one, with its snapshots.
 struct MarketWrite<'a> {

@@ -5,10 +5,11 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::{SHARD, Step, block_on, events_of, listing, records_of};
-use crate::aggregate::{self, MarketAggregate, Scope};
+use crate::aggregate::{self, MarketAggregate};
 use crate::memory::MemoryStores;
 use crate::process::process_batch;
 use realty_model::listing::*;
+use realty_model::scope::Scope;
 
 #[test]
 fn a_cut_stamped_two_minutes_early_by_a_slow_clock_is_applied() {
@@ -342,7 +343,7 @@ fn a_listing_that_leaves_a_market_its_event_does_not_name_is_removed_from_it() {
     }
     let aggregates = stores.aggregates.lock().expect("lock");
     let active = |property_type| {
-        let key = aggregate::city_scope_key("nashville-tn", Some(property_type));
+        let key = realty_model::scope::city_scope_key("nashville-tn", Some(property_type));
         aggregates[&key].aggregate.active
     };
     assert_eq!(active(PropertyType::SingleFamily), 1, "the neighbour only");

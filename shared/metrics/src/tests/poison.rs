@@ -4,10 +4,10 @@
 use chrono::Duration;
 
 use super::{SHARD, Step, block_on, events_of, records_of};
-use crate::aggregate::Scope;
 use crate::memory::MemoryStores;
 use crate::ports::*;
 use crate::process::{self, InputRecord, process_batch};
+use realty_model::scope::Scope;
 use realty_model::state::SequenceNumber;
 
 #[test]

@@ -7,12 +7,13 @@ use chrono::{NaiveDate, TimeZone, Utc};
 
 use super::crashing_stores::{CrashingStores, deliver};
 use super::{SHARD, Step, block_on, events_of, listing, records_of};
+use crate::aggregate;
 use crate::aggregate::history;
-use crate::aggregate::{self, Scope};
 use crate::memory::MemoryStores;
 use crate::ports::*;
 use crate::process::process_batch;
 use realty_model::listing::*;
+use realty_model::scope::Scope;
 
 /// Each daily snapshot carries the trends of the day as the metrics function wrote it, and
 /// they are what the daily snapshots themselves give: the medians each day closed with.

@@ -237,8 +237,8 @@ mod tests {
     /// on; a source that reads as before keeps its time; a removed source loses its own.
     #[test]
     fn a_source_reads_a_new_watch_when_added_or_its_search_changes() {
+        use realty_model::markets::SourceKind::{Realtor, Zillow};
         use realty_model::markets::WatchedMarket;
-        use realty_sources::SourceKind::{Realtor, Zillow};
         let mut first = WatchedMarket::with_defaults("nashville-tn", vec!["zillow".into()]);
         first.rentals = false;
         first.watch_from(None, at(0));

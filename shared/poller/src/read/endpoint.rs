@@ -1,7 +1,7 @@
 //! Where and how to reach one source: its base URL, key, credentials and crawler.
 
 use super::portal::PortalCrawler;
-use realty_sources::SourceKind;
+use realty_model::markets::SourceKind;
 
 /// Where and how to reach one source. `Debug` leaves the key out.
 #[derive(Clone)]

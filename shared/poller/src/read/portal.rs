@@ -21,9 +21,10 @@ use crate::hops;
 use crate::raw::KeepPages;
 use crate::state::PollState;
 use realty_model::listing::{Listing, Offer, PropertyType};
+use realty_model::markets::SourceKind;
 use realty_sources::portal::crawl::{PortalSearch, RobotsRules};
 use realty_sources::portal::{avito, mubawab};
-use realty_sources::{Page, Paging, SourceError, SourceKind};
+use realty_sources::{Page, Paging, SourceError};
 
 /// How long a site's robots.txt is kept before it is read again (Google's cache: a day).
 pub const ROBOTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);

@@ -29,7 +29,7 @@ use crate::read::SourceEndpoint;
 use realty_model::listing::Offer;
 use realty_model::markets::ConfigSnapshot;
 use realty_model::markets::ConfigStore;
-use realty_sources::SourceKind;
+use realty_model::markets::SourceKind;
 
 /// Most rounds over a site's markets a run makes ([`share`]).
 const MAX_ROUNDS: usize = 3;

@@ -16,11 +16,12 @@ use super::text::{parse_area_sqm, parse_floor, parse_whole_number, relative_day}
 use super::{
     PortalPaging, Records, Surface, absolute_url, next_link, no_listings, page_text, selector,
 };
-use crate::{Page, SourceError, SourceKind, json};
+use crate::{Page, SourceError, json};
 use realty_model::listing::{
     Listing, ListingDetails, ListingId, ListingSource, ListingStatus, Offer, PropertyType,
     SellerType,
 };
+use realty_model::markets::SourceKind;
 
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.avito.ma";

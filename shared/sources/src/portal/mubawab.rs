@@ -12,10 +12,11 @@ use scraper::{ElementRef, Html, Selector};
 
 use super::text::{clean, is_per_month, parse_area_sqm, parse_price, parse_whole_number};
 use super::{PortalPaging, Records, Surface, absolute_url, next_link, page_text, selector};
-use crate::{Page, SourceError, SourceKind};
+use crate::{Page, SourceError};
 use realty_model::listing::{
     Listing, ListingDetails, ListingId, ListingSource, ListingStatus, Offer, PropertyType,
 };
+use realty_model::markets::SourceKind;
 
 /// Where relative links of the pages point.
 pub const ORIGIN: &str = "https://www.mubawab.ma";
