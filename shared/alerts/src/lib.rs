@@ -14,3 +14,5 @@ pub mod message;
 pub mod ports;
 pub mod process;
 pub mod rules;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,65 +1,13 @@
 //! The alert feed as the API reads it: what the alerts function wrote ([`AlertFeedItem`]),
 //! through the in-memory market table.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::lists::{AlertFeed, recent_alerts};
 use realty_alerts::feed::AlertFeedItem;
-use realty_alerts::message::{AlertAttributes, AlertBody, AlertMessage};
-use realty_alerts::rules::AlertKind;
+use realty_alerts::testing::{at, body, published};
 use realty_metrics::memory::{KeyedItem, MemoryStores};
 use realty_metrics::testing::block_on;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("a time")
-        .with_timezone(&Utc)
-}
-
-fn body(alert_id: &str, market: &str) -> AlertBody {
-    AlertBody {
-        alert_type: AlertKind::PriceDrop,
-        new_listing: false,
-        alert_id: alert_id.to_owned(),
-        listing_id: "zillow:1".into(),
-        address: "740 1st Ave N, Nashville, TN 37201".into(),
-        market: market.to_owned(),
-        zip: Some("37201".into()),
-        property_type: "condo".into(),
-        currency: "USD".into(),
-        old_price: 600_000.0,
-        new_price: 480_000.0,
-        drop_amount: 120_000.0,
-        drop_pct: 20.0,
-        price_per_sqft: Some(480.0),
-        market_median_price_per_sqft: None,
-        price_per_sqft_to_median: None,
-        median_scope: None,
-        living_area_sqft: Some(1_000),
-        beds: Some(2),
-        baths: Some(2.0),
-        url: None,
-        observed_at: at("2026-11-21T18:04:05.250Z"),
-    }
-}
-
-fn published(body: &AlertBody) -> AlertMessage {
-    AlertMessage {
-        alert_id: body.alert_id.clone(),
-        subject: "Price drop 20%".into(),
-        body: serde_json::to_string(body).expect("JSON"),
-        attributes: AlertAttributes {
-            listing_id: body.listing_id.clone(),
-            market: body.market.clone(),
-            property_type: body.property_type.clone(),
-            alert_type: body.alert_type,
-            drop_pct: body.drop_pct,
-            price: body.new_price.round() as i64,
-            bedrooms: body.beds,
-        },
-        observed_at: body.observed_at,
-    }
-}
 
 /// The API leaves out an alert past its TTL (DynamoDB deletes it days later), and a
 /// page that reached an expired one is the last: every older alert has expired too.
