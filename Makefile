@@ -53,12 +53,15 @@ lint: tools ## cargo fmt --check, clippy (functions of at most 80 lines) and rus
 	$(VENV)/bin/python infra/check_iam.py template.yaml --transformed $(TRANSFORMED)
 	$(VENV)/bin/cfn-lint $(TRANSFORMED)
 
-# The integration tests run twice: on LocalStack (the default: AWS's own DynamoDB Local behind
-# the DynamoDB API), then the same binary, not rebuilt, on moto. REALTY_EMULATOR picks one.
-# (`--workspace` both times: with one package, its features alone would rebuild the SDK.)
-unit: ## Unit and integration tests, the integration tests on LocalStack and on moto
+# The integration tests run on LocalStack (the default: AWS's own DynamoDB Local behind the
+# DynamoDB API), then the same binary, not rebuilt, on moto: there only the tests of AWS
+# behaviours the emulators implement apart (tests/it/second_emulator.rs lists them with the
+# behaviour; the others differ by emulator only in the calls these make). REALTY_EMULATOR
+# picks one. (`--workspace` both times: with one package, its features alone would rebuild
+# the SDK.)
+unit: ## Unit and integration tests, the integration tests on LocalStack, the emulator-dependent ones on moto too
 	$(CARGO) test --workspace
-	REALTY_EMULATOR=moto $(CARGO) test --workspace --test integration
+	REALTY_EMULATOR=moto REALTY_TESTS=emulator-dependent $(CARGO) test --workspace --test integration
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

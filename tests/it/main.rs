@@ -30,6 +30,7 @@ mod reconcile;
 mod rentals;
 mod replay;
 mod reso;
+mod second_emulator;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -79,6 +80,12 @@ fn tests() -> Vec<(&'static str, TestFn)> {
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
+    let tests = tests();
+    let unknown = second_emulator::unknown(tests.iter().map(|(name, _)| *name));
+    if !unknown.is_empty() {
+        eprintln!("tests/it/second_emulator.rs names tests that do not exist: {unknown:?}");
+        return ExitCode::FAILURE;
+    }
     let listing_only = args.list;
     let aws = if listing_only {
         None
@@ -91,10 +98,13 @@ fn main() -> ExitCode {
             }
         }
     };
-    let trials = tests()
+    let emulator_dependent_only = second_emulator::selected();
+    let trials = tests
         .into_iter()
         .map(|(name, test)| {
             let aws = aws.clone();
+            let unselected =
+                emulator_dependent_only && !second_emulator::is_emulator_dependent(name);
             Trial::test(name, move || {
                 let aws = aws.ok_or("no local AWS")?;
                 let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -151,6 +161,7 @@ fn main() -> ExitCode {
                 runtime.shutdown_timeout(Duration::from_secs(5));
                 outcome
             })
+            .with_ignored_flag(unselected)
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
