@@ -70,6 +70,47 @@ pub(super) async fn run_end_to_end(
         json!(round3(e2e_per_s / ceiling_per_s)),
     );
     set(run, "endpoint", json!(aws.endpoint));
+    run_realistic(aws, e2e_events.len(), args.seed, run).await
+}
+
+/// The realistic mix's burst, its first read then as many events as the throughput run's, on
+/// a stack of its own (its listings would otherwise meet the bench stream's): AWS calls and
+/// alerts per 1,000 events of the feed, its first read not counted.
+async fn run_realistic(aws: &LocalAws, count: usize, seed: u64, run: &mut Figures) -> Result<()> {
+    // At about the rate the local pipeline carries (its batches: up to 1,000 records).
+    let rate = super::events::realistic::FeedRate { per_second: 1_000 };
+    let events =
+        super::events::realistic::generate(count, seed, super::events::Spread::Regional, rate);
+    progress(&format!(
+        "end to end, the realistic mix: a first read of {} listings, then {count} events, on a stack of their own",
+        rate.inventory()
+    ));
+    let (stack, resources) = aws.provision("e2e-realistic").await?;
+    let mut pipeline = e2e::Pipeline::new(&aws.sdk, &aws.template, &stack, &resources).await?;
+    let (first_read, feed) = events.split_at(rate.inventory());
+    pipeline.run(first_read, None).await?;
+    let burst = pipeline.run(feed, None).await?;
+    let per_1000 = |n: u64| round3(n as f64 * 1000.0 / burst.events.max(1) as f64);
+    set(
+        run,
+        "realistic_aws_calls_per_1000_events",
+        json!(per_1000(burst.calls.values().sum())),
+    );
+    let by_api: BTreeMap<&str, f64> = burst
+        .calls
+        .iter()
+        .map(|(name, calls)| (name.as_str(), per_1000(*calls)))
+        .collect();
+    set(
+        run,
+        "realistic_aws_calls_per_1000_events_by_api",
+        json!(by_api),
+    );
+    set(
+        run,
+        "realistic_alerts_per_1000_events",
+        json!(per_1000(burst.alerts as u64)),
+    );
     Ok(())
 }
 

@@ -54,6 +54,10 @@ use table::render_table;
 /// updates/s in docs/capacity.md).
 const WRITE_SHARDS: [usize; 3] = [1, 2, 15];
 
+/// The realistic mix's write figures: 10k updates/s on 15 shards (docs/capacity.md).
+const REALISTIC_EVENTS_PER_SECOND: usize = 10_000;
+const REALISTIC_SHARDS: usize = 15;
+
 /// Median of samples (upper median for an even count: never better than a real run).
 pub fn median(samples: &[f64]) -> Option<f64> {
     let n = samples.iter().filter(|v| v.is_finite()).count();
@@ -378,7 +382,7 @@ async fn measure_writes(
         let mut by_shards = Vec::new();
         for shards in WRITE_SHARDS {
             by_shards.push(serde_json::to_value(
-                writes::measure(&spread_events, shards).await?,
+                writes::measure(&spread_events, shards, writes::EVENTS_PER_SECOND).await?,
             )?);
         }
         let name = match spread {
@@ -388,6 +392,36 @@ async fn measure_writes(
         runs.insert(name.to_owned(), Value::Array(by_shards));
     }
     report.set("dynamodb_writes", Value::Object(runs));
+    measure_realistic_writes(args, report).await
+}
+
+/// The realistic mix's DynamoDB writes at 10k updates/s: its events in seconds of 10,000 over
+/// the 15 shards docs/capacity.md sizes that rate with, the alerts' writes included, its first
+/// read written but not counted.
+async fn measure_realistic_writes(args: &BenchArgs, report: &mut Report) -> Result<()> {
+    progress("DynamoDB write units of the realistic mix at 10k updates/s");
+    let rate = events::realistic::FeedRate {
+        per_second: REALISTIC_EVENTS_PER_SECOND,
+    };
+    let events =
+        events::realistic::generate(args.events, args.seed, events::Spread::Regional, rate);
+    let costs =
+        writes::measure_after(&events, rate.inventory(), REALISTIC_SHARDS, rate.per_second).await?;
+    report.set_in(
+        "realistic",
+        "write_units_per_event_at_10k",
+        json!(round3(costs.write_units_per_event_with_alerts)),
+    );
+    report.set_in(
+        "realistic",
+        "alerts_per_1000_events",
+        json!(round3(costs.alerts_per_event * 1000.0)),
+    );
+    report.set_in(
+        "realistic",
+        "dynamodb_writes_at_10k",
+        serde_json::to_value(costs)?,
+    );
     Ok(())
 }
 
@@ -437,6 +471,10 @@ impl LocalRuns<'_> {
         if self.parts.contains(&Part::E2e) {
             let mut run = serde_json::Map::new();
             run_end_to_end(self.args, aws, events, &mut run).await?;
+            if first && let Some(calls) = run.get("realistic_aws_calls_per_1000_events") {
+                // The first emulator's (LocalStack's, where it runs): the headline figure.
+                report.set_in("realistic", "aws_calls_per_1000_events", calls.clone());
+            }
             let name = aws.kind.map_or("endpoint", EmulatorKind::name);
             e2e_runs.insert(name.to_owned(), Value::Object(run));
         }

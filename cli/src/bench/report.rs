@@ -23,6 +23,20 @@ impl Report {
     pub(super) fn set(&mut self, key: &str, value: Value) {
         self.figures.insert(key.to_owned(), value);
     }
+
+    /// Sets `key` in the object `group` (made when it is not there yet).
+    pub(super) fn set_in(&mut self, group: &str, key: &str, value: Value) {
+        let entry = self
+            .figures
+            .entry(group.to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(serde_json::Map::new());
+        }
+        if let Value::Object(map) = entry {
+            map.insert(key.to_owned(), value);
+        }
+    }
 }
 
 /// What was measured: the commit (and whether the work tree differed from it) and the

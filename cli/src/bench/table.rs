@@ -24,6 +24,7 @@ pub(super) fn render_table(f: &Figures) -> String {
     table.footprint();
     table.lambda_binaries();
     table.dynamodb_writes();
+    table.realistic();
     table.aws_calls(e2e);
     per_api_table(
         &mut table.out,
@@ -329,6 +330,30 @@ impl Table<'_> {
                 );
             }
         }
+    }
+
+    /// The realistic mix's headline costs (docs/capacity.md's targets are of this mix).
+    fn realistic(&mut self) {
+        let Some(Value::Object(realistic)) = self.f.get("realistic") else {
+            return;
+        };
+        let get = |key: &str| realistic.get(key).and_then(Value::as_f64);
+        self.out.push_str(
+            "\nThe realistic mix (new 30 %, leaving 30 %, closing 28 %, cuts 12 %; one listing write an event)\n",
+        );
+        self.row(
+            "AWS calls per 1,000 events, end to end",
+            get("aws_calls_per_1000_events").map_or("-".into(), |v| format!("{v:.1}")),
+            "the first emulator's run".into(),
+        );
+        self.row(
+            "DynamoDB write units per event at 10k updates/s",
+            get("write_units_per_event_at_10k").map_or("-".into(), |v| format!("{v:.2}")),
+            format!(
+                "15 shards, alerts' claims and feed entries included ({} alerts per 1,000 events)",
+                get("alerts_per_1000_events").map_or("-".into(), |v| format!("{v:.1}"))
+            ),
+        );
     }
 
     /// AWS calls per 1,000 events by API, one column per emulator (the same pipeline's calls,

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
+use realty_alerts::rules::{AlertThresholds, ListingChange, Medians, evaluate, per_event};
 use realty_aws::adapters::dynamodb::{GET_BATCH, TRANSACTION_ITEMS, WRITE_BATCH};
 use realty_metrics::interest::{InterestWrite, interest_key};
 use realty_metrics::items::{InterestItem, JournalItem, MarketLiveItem, MarketSnapshotItem};
@@ -26,9 +27,14 @@ use serde::Serialize;
 
 use super::items::{item_bytes, write_units};
 
-/// Events a second: one batch per shard per second, as the event source mapping's 1 s
-/// window gives under load.
-const EVENTS_PER_SECOND: usize = 1_000;
+/// Events a second of the runs by spread: one batch per shard per second, as the event
+/// source mapping's 1 s window gives under load.
+pub const EVENTS_PER_SECOND: usize = 1_000;
+
+/// An alert's write units in the market table: its claim, a transactional put under 1 KB
+/// (2), then the feed entry written over it as its mark (1) (docs/capacity.md, "The three
+/// sizes"; `realty_aws::adapters::alert_claims`).
+pub const ALERT_WRITE_UNITS: f64 = 3.0;
 
 /// DynamoDB's cost of one run, per 1,000 events.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,11 +54,39 @@ pub struct WriteCosts {
     pub write_units_per_event_bucketed: f64,
     /// DynamoDB calls per 1,000 events, by operation.
     pub calls_per_1000_events: BTreeMap<String, f64>,
+    /// Alerts per event the listing writes make by the alert rules (default thresholds; the
+    /// undervalued alert, which needs the market's median, not counted).
+    pub alerts_per_event: f64,
+    /// All write units per event, the alerts' claims and feed entries included
+    /// ([`ALERT_WRITE_UNITS`] each).
+    pub write_units_per_event_with_alerts: f64,
 }
 
-/// Runs `events` through the metrics workflow over `shards` shards and counts DynamoDB's
-/// calls and write units.
-pub async fn measure(events: &[ListingEvent], shards: usize) -> Result<WriteCosts> {
+/// Runs `events` through the metrics workflow over `shards` shards, `per_second` events a
+/// second, and counts DynamoDB's calls and write units.
+pub async fn measure(
+    events: &[ListingEvent],
+    shards: usize,
+    per_second: usize,
+) -> Result<WriteCosts> {
+    measure_after(events, 0, shards, per_second).await
+}
+
+/// [`measure`], counting only the events after the first `uncounted` (a first read, whole
+/// seconds of it), which are written all the same.
+pub async fn measure_after(
+    events: &[ListingEvent],
+    uncounted: usize,
+    shards: usize,
+    per_second: usize,
+) -> Result<WriteCosts> {
+    let per_second = per_second.max(1);
+    if !uncounted.is_multiple_of(per_second) || uncounted > events.len() {
+        bail!(
+            "{uncounted} uncounted events are not whole seconds of {per_second} within the {} events",
+            events.len()
+        );
+    }
     let stores = MeteredStores::default();
     let ports = MetricsPorts {
         listings: &stores,
@@ -61,10 +95,13 @@ pub async fn measure(events: &[ListingEvent], shards: usize) -> Result<WriteCost
         poison: &stores.inner,
         rules: Default::default(),
     };
-    for (second, window) in events.chunks(EVENTS_PER_SECOND).enumerate() {
+    for (second, window) in events.chunks(per_second).enumerate() {
+        if second * per_second == uncounted {
+            *stores.tally() = Tally::default();
+        }
         let mut by_shard: BTreeMap<usize, Vec<InputRecord>> = BTreeMap::new();
         for (i, event) in window.iter().enumerate() {
-            let index = second * EVENTS_PER_SECOND + i;
+            let index = second * per_second + i;
             by_shard
                 .entry(shard_of(event.partition_key(), shards))
                 .or_default()
@@ -86,11 +123,16 @@ pub async fn measure(events: &[ListingEvent], shards: usize) -> Result<WriteCost
         .tally
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let per_1000 = 1_000.0 / events.len().max(1) as f64;
-    let per_event = 1.0 / events.len().max(1) as f64;
+    let counted = (events.len() - uncounted).max(1);
+    let per_1000 = 1_000.0 / counted as f64;
+    let per_event = 1.0 / counted as f64;
     let all_units = tally.write_units.values().sum::<u64>();
     let market_units = tally.write_units.get("market").copied().unwrap_or(0);
+    let alerts_per_event = tally.alerts as f64 * per_event;
     Ok(WriteCosts {
+        alerts_per_event,
+        write_units_per_event_with_alerts: all_units as f64 * per_event
+            + ALERT_WRITE_UNITS * alerts_per_event,
         write_units_per_event_bucketed: (all_units - market_units + tally.bucketed_market_units)
             as f64
             * per_event,
@@ -136,6 +178,7 @@ struct Tally {
     /// The market items' write units had their values been stored in 2 % buckets.
     bucketed_market_units: u64,
     market_writes: u64,
+    alerts: u64,
 }
 
 impl Tally {
@@ -166,6 +209,30 @@ impl MeteredStores {
     }
 }
 
+impl MeteredStores {
+    /// The alerts the alerts function would raise for these listing writes, each judged
+    /// against the item it replaces, as the table's stream gives them.
+    async fn alerts_of(&self, states: &[ListingState]) -> Result<u64, PortError> {
+        let ids: Vec<&str> = states.iter().map(|s| s.listing.id.as_str()).collect();
+        let before = self.inner.get_states(&ids).await?;
+        let thresholds = AlertThresholds::default();
+        let mut alerts = 0;
+        for state in states {
+            let change = ListingChange {
+                sequence_number: String::new(),
+                old: before
+                    .get(state.listing.id.as_str())
+                    .map(|old| ListingItem::from(old.as_ref())),
+                new: ListingItem::from(state),
+            };
+            for step in per_event(change) {
+                alerts += evaluate(&step, &thresholds, &Medians::default()).len() as u64;
+            }
+        }
+        Ok(alerts)
+    }
+}
+
 impl ListingStore for MeteredStores {
     fn check_state(&self, state: &ListingState) -> Result<(), String> {
         self.inner.check_state(state)
@@ -188,6 +255,8 @@ impl ListingStore for MeteredStores {
             "listing",
             units,
         );
+        let alerts = self.alerts_of(&states).await?;
+        self.tally().alerts += alerts;
         self.inner.put_states(states).await
     }
 }
@@ -291,13 +360,65 @@ mod tests {
         );
     }
 
+    /// Price cuts of `events`: a listing's price below its event before.
+    fn price_cuts(events: &[ListingEvent]) -> usize {
+        let mut last: HashMap<&str, i64> = HashMap::new();
+        events
+            .iter()
+            .filter(|e| {
+                let before = last.insert(e.listing.id.as_str(), e.listing.price_minor);
+                before.is_some_and(|p| e.listing.price_minor < p)
+            })
+            .count()
+    }
+
+    /// The writes' alerts on the realistic mix are one per price cut (each is of an active
+    /// listing for sale; an anomaly may add a few), and each costs the write units of a claim
+    /// and a feed entry; the bench's own stream, half cuts, raises about half an alert an
+    /// event (553 per 1,000 by the alerts function, issue 62).
+    #[tokio::test(flavor = "current_thread")]
+    async fn alerts_follow_the_price_cuts_of_each_mix() {
+        use crate::bench::events::realistic::{FeedRate, generate};
+        let rate = FeedRate { per_second: 1_000 };
+        let realistic = generate(12_000, 3, Spread::Regional, rate);
+        let costs = measure_after(&realistic, rate.inventory(), 2, rate.per_second)
+            .await
+            .expect("runs");
+        // The first read cuts nothing: every cut is of the feed.
+        let cuts = price_cuts(&realistic) as f64 / 12_000.0;
+        // One listing write an event, its item under 1 KB.
+        assert_eq!(
+            costs.write_units_per_event_by_item.get("listing"),
+            Some(&1.0),
+            "{costs:?}"
+        );
+        assert!(
+            costs.alerts_per_event >= cuts && costs.alerts_per_event <= cuts + 0.01,
+            "{} alerts an event, {cuts} cuts",
+            costs.alerts_per_event
+        );
+        assert!(
+            (costs.write_units_per_event_with_alerts
+                - costs.write_units_per_event
+                - ALERT_WRITE_UNITS * costs.alerts_per_event)
+                .abs()
+                < 1e-9
+        );
+        let bench = generate_spread(6_000, 3, Spread::Regional);
+        let bench_costs = measure(&bench, 2, EVENTS_PER_SECOND).await.expect("runs");
+        assert!(
+            (0.4..0.7).contains(&bench_costs.alerts_per_event),
+            "{bench_costs:?}"
+        );
+    }
+
     /// One writer per market: a market's events go to one shard, so the markets written per
     /// second do not grow with the shard count.
     #[tokio::test(flavor = "current_thread")]
     async fn market_writes_do_not_grow_with_shards() {
         let events = generate_spread(6_000, 3, Spread::Regional);
-        let one = measure(&events, 1).await.expect("runs");
-        let eight = measure(&events, 8).await.expect("runs");
+        let one = measure(&events, 1, EVENTS_PER_SECOND).await.expect("runs");
+        let eight = measure(&events, 8, EVENTS_PER_SECOND).await.expect("runs");
         assert!(one.market_writes_per_1000_events > 50.0, "{one:?}");
         assert_eq!(
             one.market_writes_per_1000_events,

@@ -5,6 +5,8 @@
 //! Each listing's events have strictly increasing `observed_at` (one second apart across the
 //! whole stream), so "the latest event of a listing" is unambiguous for every engine.
 
+pub mod realistic;
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
