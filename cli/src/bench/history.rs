@@ -56,6 +56,18 @@ const COLUMNS: &[(&str, &str)] = &[
     ("binary_bytes_alerts", "/lambda_binary_bytes/alerts"),
     ("binary_bytes_metrics", "/lambda_binary_bytes/metrics"),
     ("binary_bytes_poller", "/lambda_binary_bytes/poller"),
+    (
+        "journal_and_store_us_per_event",
+        "/journal_and_store_us_per_event",
+    ),
+    (
+        "realistic_aws_calls_per_1000",
+        "/realistic/aws_calls_per_1000_events",
+    ),
+    (
+        "realistic_wru_per_event_at_10k",
+        "/realistic/write_units_per_event_at_10k",
+    ),
 ];
 
 fn header() -> Vec<&'static str> {

@@ -320,12 +320,14 @@ impl Table<'_> {
                         get("write_units_per_event").map_or("-".into(), |v| format!("{v:.2}"))
                     ),
                     format!(
-                        "{} market writes, {} market units/event; {} units/event with values in 2 % buckets",
+                        "{} market writes, {} market units/event; {} units/event with values in 2 % buckets; encoding {} µs/event",
                         get("market_writes_per_1000_events").map_or("-".into(), group_thousands),
                         get("market_write_units_per_event")
                             .map_or("-".into(), |v| format!("{v:.2}")),
                         get("write_units_per_event_bucketed")
-                            .map_or("-".into(), |v| format!("{v:.2}"))
+                            .map_or("-".into(), |v| format!("{v:.2}")),
+                        get("journal_and_store_us_per_event")
+                            .map_or("-".into(), |v| format!("{v:.1}"))
                     ),
                 );
             }
