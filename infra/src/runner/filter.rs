@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use super::records::StreamRecord;
 
 /// A `FilterCriteria` pattern: an object whose leaves are lists of accepted values. The
-/// subset this runner evaluates: exact matches of strings, numbers, booleans and null, at
-/// any depth; other operators (`prefix`, `numeric`, `exists`...) are refused when read, so
-/// nothing is filtered differently from Lambda without saying so.
+/// subset this runner evaluates: exact matches of strings, numbers, booleans and null, and
+/// `{"exists": true|false}`, at any depth; other operators (`prefix`, `numeric`...) are
+/// refused when read, so nothing is filtered differently from Lambda without saying so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterPattern(Map<String, Value>);
 
@@ -35,7 +35,10 @@ fn check_pattern(map: &Map<String, Value>) -> Result<(), String> {
         match value {
             Value::Object(inner) => check_pattern(inner)?,
             Value::Array(values) => {
-                if let Some(op) = values.iter().find(|v| v.is_object() || v.is_array()) {
+                if let Some(op) = values
+                    .iter()
+                    .find(|v| (v.is_object() || v.is_array()) && exists_operator(v).is_none())
+                {
                     return Err(format!(
                         "{key}: {op} is a content-filter operator the local runner does not evaluate"
                     ));
@@ -52,15 +55,33 @@ fn pattern_matches(pattern: &Map<String, Value>, record: &Value) -> bool {
         let actual = record.get(key);
         match expected {
             Value::Object(inner) => actual.is_some_and(|a| pattern_matches(inner, a)),
-            Value::Array(values) => match actual {
-                // A list in the record matches when any of its elements does.
-                Some(Value::Array(items)) => items.iter().any(|i| values.contains(i)),
-                Some(a) => values.contains(a),
-                None => false,
-            },
+            Value::Array(values) => {
+                let exists = values
+                    .iter()
+                    .filter_map(exists_operator)
+                    .any(|wanted| wanted == actual.is_some());
+                exists
+                    || match actual {
+                        // A list in the record matches when any of its elements does.
+                        Some(Value::Array(items)) => items.iter().any(|i| values.contains(i)),
+                        Some(a) => values.contains(a),
+                        None => false,
+                    }
+            }
             _ => false,
         }
     })
+}
+
+/// `{"exists": true}` or `{"exists": false}`: whether the field must be there.
+fn exists_operator(value: &Value) -> Option<bool> {
+    let Value::Object(op) = value else {
+        return None;
+    };
+    match (op.len(), op.get("exists")) {
+        (1, Some(Value::Bool(wanted))) => Some(*wanted),
+        _ => None,
+    }
 }
 
 /// The record as filter patterns see it: Kinesis `data` is matched as the JSON it holds.

@@ -224,6 +224,8 @@ fn next_state(
         recent_events: current.map(|s| s.recent_events.clone()).unwrap_or_default(),
         interest: current.map(|s| s.interest.clone()).unwrap_or_default(),
         baseline,
+        // Judged once the write's interest is known (`process::journal`).
+        may_alert: false,
     };
     state.recent_events.push(AppliedEvent::from(&state));
     let excess = state.recent_events.len().saturating_sub(MAX_RECENT_EVENTS);

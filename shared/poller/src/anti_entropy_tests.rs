@@ -46,6 +46,7 @@ fn stored(l: &Listing, delisted: bool, minutes: i64) -> ListingState {
         recent_events: Vec::new(),
         interest: Vec::new(),
         baseline: false,
+        may_alert: false,
     }
 }
 

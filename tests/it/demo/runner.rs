@@ -160,12 +160,19 @@ pub(super) async fn the_runner_bisects_to_the_poison_record_describes_it_and_fil
     )?;
 
     // The listing table's stream: INSERT and MODIFY records reach the alerts trigger (a new
-    // listing can be undervalued), never a REMOVE.
+    // listing can be undervalued) when the metrics function marked them `may_alert`, or
+    // they are from before the mark (none); a write marked as alerting nothing, and a
+    // REMOVE, never.
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let table = output("ListingTableName")?;
     let key = aws_sdk_dynamodb::types::AttributeValue::S("zillow:1".into());
-    for version in ["1", "2"] {
-        dynamodb
+    for (version, may_alert) in [
+        ("1", None),
+        ("2", None),
+        ("3", Some(false)),
+        ("4", Some(true)),
+    ] {
+        let mut put = dynamodb
             .put_item()
             .table_name(&table)
             .item("listing_id", key.clone())
@@ -176,10 +183,14 @@ pub(super) async fn the_runner_bisects_to_the_poison_record_describes_it_and_fil
             .item(
                 "v",
                 aws_sdk_dynamodb::types::AttributeValue::N(version.into()),
-            )
-            .send()
-            .await
-            .explain("PutItem")?;
+            );
+        if let Some(mark) = may_alert {
+            put = put.item(
+                "may_alert",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(mark),
+            );
+        }
+        put.send().await.explain("PutItem")?;
     }
     dynamodb
         .delete_item()
@@ -199,9 +210,9 @@ pub(super) async fn the_runner_bisects_to_the_poison_record_describes_it_and_fil
     pump_until_quiet(&mut alerts).await?;
     let names = alerts.function().0.borrow().clone();
     ensure(
-        names == ["INSERT", "MODIFY"]
-            && alerts.stats.records_read == 3
-            && alerts.stats.filtered_out == 1,
+        names == ["INSERT", "MODIFY", "MODIFY"]
+            && alerts.stats.records_read == 5
+            && alerts.stats.filtered_out == 2,
         format!("the alerts trigger got {names:?}, {:?}", alerts.stats),
     )
 }

@@ -34,11 +34,20 @@ fn reads_the_metrics_and_alerts_triggers_from_the_template() {
     assert_eq!(alerts.source_logical_id, "ListingTable");
     assert_eq!(alerts.batch_size, 100);
     assert_eq!(alerts.batching_window, Duration::ZERO);
-    // Every MODIFY and INSERT (a new listing can be undervalued), never a REMOVE.
+    // A MODIFY or INSERT (a new listing can be undervalued) the metrics function marked as
+    // possibly alerting, or written before the mark; never one marked as alerting nothing,
+    // never a REMOVE.
     let passes = |record: serde_json::Value| alerts.filters.iter().any(|f| f.matches(&record));
-    assert_eq!(alerts.filters.len(), 1);
-    assert!(passes(json!({"eventName": "MODIFY", "dynamodb": {}})));
-    assert!(passes(json!({"eventName": "INSERT", "dynamodb": {}})));
+    let image = |name: &str, mark: Option<bool>| match mark {
+        Some(m) => json!({"eventName": name, "dynamodb": {"NewImage": {"may_alert": {"BOOL": m}}}}),
+        None => json!({"eventName": name, "dynamodb": {"NewImage": {}}}),
+    };
+    assert_eq!(alerts.filters.len(), 2);
+    for name in ["MODIFY", "INSERT"] {
+        assert!(passes(image(name, Some(true))));
+        assert!(passes(image(name, None)));
+        assert!(!passes(image(name, Some(false))));
+    }
     assert!(!passes(json!({"eventName": "REMOVE", "dynamodb": {}})));
     assert_eq!(
         alerts.on_failure.map(|o| o.logical_id).as_deref(),
@@ -108,4 +117,28 @@ fn filter_patterns_match_nested_values_and_lists() {
     assert!(!p.matches(&record("REMOVE", "a")));
     assert!(!p.matches(&record("MODIFY", "b")));
     assert!(!p.matches(&json!({"eventName": "MODIFY"})));
+}
+
+/// `exists`, as Lambda evaluates it: `false` matches a record without the field, `true` one
+/// with it whatever its value; beside exact values in one list, either may match.
+#[test]
+fn filter_patterns_match_whether_a_field_exists() {
+    let p =
+        FilterPattern::parse(r#"{"dynamodb": {"NewImage": {"may_alert": [{"exists": false}]}}}"#)
+            .unwrap();
+    let image = |fields: serde_json::Value| json!({"dynamodb": {"NewImage": fields}});
+    assert!(p.matches(&image(json!({"id": {"S": "a"}}))));
+    assert!(!p.matches(&image(json!({"may_alert": {"BOOL": false}}))));
+    let marked =
+        FilterPattern::parse(r#"{"dynamodb": {"NewImage": {"may_alert": {"BOOL": [true]}}}}"#)
+            .unwrap();
+    assert!(marked.matches(&image(json!({"may_alert": {"BOOL": true}}))));
+    assert!(!marked.matches(&image(json!({"may_alert": {"BOOL": false}}))));
+    assert!(!marked.matches(&image(json!({"id": {"S": "a"}}))));
+    let either = FilterPattern::parse(r#"{"tag": [{"exists": false}, "x"]}"#).unwrap();
+    assert!(either.matches(&json!({})));
+    assert!(either.matches(&json!({"tag": "x"})));
+    assert!(!either.matches(&json!({"tag": "y"})));
+    assert!(FilterPattern::parse(r#"{"tag": [{"exists": "no"}]}"#).is_err());
+    assert!(FilterPattern::parse(r#"{"tag": [{"exists": true, "prefix": "a"}]}"#).is_err());
 }

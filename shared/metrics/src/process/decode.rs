@@ -115,6 +115,7 @@ pub(super) fn storable<'r, L: ListingStore>(
                 recent_events: Vec::new(),
                 interest: Vec::new(),
                 baseline: record.event.baseline,
+                may_alert: true,
             };
             // The stored item keeps its latest events too: size it with a full list.
             let applied = AppliedEvent::from(&state);

@@ -13,7 +13,7 @@ use crate::ports::{
 };
 use realty_model::ports::PortError;
 use realty_model::scope::Scope;
-use realty_model::state::ListingState;
+use realty_model::state::{ListingState, may_alert};
 use realty_model::state::{ListingStore, StoredStates};
 
 /// Applies accepted events through the shard's journal: plan them, read their markets, write
@@ -279,6 +279,8 @@ where
     for state in states.iter_mut() {
         let old = stored.get(state.listing.id.as_str()).map(|s| &**s);
         writes.extend(judge(old, state, figures, &ports.rules));
+        // After the judge: a listing it newly flags anomalous may alert.
+        state.may_alert = may_alert(old, state);
     }
     if writes.is_empty() {
         return Ok(());

@@ -10,7 +10,10 @@ use crate::listing::{Listing, ListingStatus, Offer};
 use crate::ports::PortError;
 use crate::varint::DecodeError;
 
+mod may_alert;
 pub mod recent_events;
+
+pub use may_alert::may_alert;
 
 /// Most digits a sequence number has: Kinesis's are decimal strings of up to 128 digits
 /// (56 in practice).
@@ -128,6 +131,9 @@ pub struct ListingState {
     /// The event of `version` was a baseline: the listing seen by a market's first read, not
     /// news ([`ListingEvent::baseline`](crate::listing::ListingEvent::baseline)); the alerts raise no new-listing alert for it.
     pub baseline: bool,
+    /// The write of this state may raise an alert ([`may_alert`]): set by the metrics batch
+    /// that writes it, matched by the alerts trigger's filter.
+    pub may_alert: bool,
 }
 
 impl ListingState {
@@ -244,6 +250,13 @@ pub struct ListingItem {
     /// `baseline`). Absent when not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub baseline: bool,
+    /// Whether the write may raise an alert ([`may_alert`]): the alerts trigger's filter
+    /// passes the writes where it is `true`, and those of items from before it (without it).
+    /// Always written, so that only those lack it. A mark of the write, not of the listing:
+    /// unlike the rest of the item it depends on which events the write applied, as the
+    /// stream record's old and new images do.
+    #[serde(default)]
+    pub may_alert: bool,
 }
 
 /// A stored item that is not what this build writes.
@@ -270,6 +283,7 @@ impl From<ListingState> for ListingItem {
             interest: s.interest,
             listing: s.listing,
             baseline: s.baseline,
+            may_alert: s.may_alert,
         }
     }
 }
@@ -299,6 +313,7 @@ impl TryFrom<ListingItem> for ListingState {
             recent_events: item.recent_events,
             interest: item.interest,
             baseline: item.baseline,
+            may_alert: item.may_alert,
         })
     }
 }

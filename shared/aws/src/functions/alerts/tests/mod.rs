@@ -6,6 +6,7 @@
 
 mod feed;
 mod leases;
+mod may_alert;
 mod message;
 mod per_event;
 mod rules;
