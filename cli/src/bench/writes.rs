@@ -18,8 +18,7 @@ use realty_metrics::interest::{InterestWrite, interest_key};
 use realty_metrics::items::{InterestItem, JournalItem, MarketLiveItem, MarketSnapshotItem};
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::ports::{
-    AggregatePut, EncodedJournal, Journal, JournalEntry, MarketStore, Snapshot, StoredAggregate,
-    encode_journal,
+    AggregatePut, EncodedJournal, Journal, MarketStore, Snapshot, StoredAggregate,
 };
 use realty_metrics::process::{InputRecord, MetricsPorts, process_batch};
 use realty_model::listing::ListingEvent;
@@ -192,20 +191,13 @@ struct Tally {
     encode_time: Duration,
 }
 
-/// The time of the journal's encoding ([`encode_journal`]: its events' JSON framed and
-/// compressed), made again from the stored journal: the workflow's own is inside compute.
+/// The time of the journal's encoding (its events' JSON framed and compressed, as the
+/// workflow's `encode_journal` does), made again from the stored journal: the workflow's own
+/// is inside compute.
 fn journal_encoding_time(journal: &EncodedJournal) -> Result<Duration, PortError> {
     let decoded = Journal::decode(journal)?;
     let started = Instant::now();
-    let entries: Vec<JournalEntry<'_>> = decoded
-        .events
-        .iter()
-        .map(|e| JournalEntry {
-            sequence: e.sequence.clone(),
-            json: e.event.get(),
-        })
-        .collect();
-    encode_journal(&decoded.shard, &entries, &decoded.applied_before)?;
+    decoded.encode()?;
     Ok(started.elapsed())
 }
 

@@ -167,10 +167,10 @@ pub struct JournalEntry<'a> {
     pub json: &'a str,
 }
 
-#[cfg(test)]
 impl Journal {
-    /// The journal as stored (the batch writes its entries with [`encode_journal`]).
-    pub(crate) fn encode(&self) -> Result<EncodedJournal, PortError> {
+    /// The journal as stored (the batch writes its entries with [`encode_journal`]; the
+    /// tests and the bench encode one read back).
+    pub fn encode(&self) -> Result<EncodedJournal, PortError> {
         let events: Vec<JournalEntry<'_>> = self
             .events
             .iter()
