@@ -304,12 +304,15 @@ async fn scan(aws: &TestAws, table: &str) -> Result<BTreeMap<String, Value>, Fai
 /// The tables as any delivery of the same events must leave them: all but the listings of
 /// interest (a listing's `interest` and the `interest#` entries), which are judged against
 /// the market figures at the end of the batch that wrote the listing, so they follow how the
-/// stream was cut (docs/metrics.md, "Listings of interest").
+/// stream was cut (docs/metrics.md, "Listings of interest"), and a listing's `may_alert`
+/// mark, which says what the write applied (docs/alerts.md, "Which writes reach the alerts
+/// function").
 pub(crate) async fn tables(aws: &TestAws, r: &StackResources) -> Result<Tables, Failed> {
     let mut listings = scan(aws, &r.listing_table).await?;
     for item in listings.values_mut() {
         if let Some(attributes) = item.as_object_mut() {
             attributes.remove("interest");
+            attributes.remove("may_alert");
         }
     }
     let mut markets = scan(aws, &r.market_table).await?;
