@@ -95,9 +95,61 @@ pub async fn measure_after(
         );
     }
     let stores = MeteredStores::default();
+    deliver_by_second(&stores, events, uncounted, shards, per_second).await?;
+    let tally = stores
+        .tally
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(costs_of(&tally, shards, (events.len() - uncounted).max(1)))
+}
+
+/// The costs `tally` counted over `counted` events.
+fn costs_of(tally: &Tally, shards: usize, counted: usize) -> WriteCosts {
+    let per_1000 = 1_000.0 / counted as f64;
+    let per_event = 1.0 / counted as f64;
+    let all_units = tally.write_units.values().sum::<u64>();
+    let market_units = tally.write_units.get("market").copied().unwrap_or(0);
+    let alerts_per_event = tally.alerts as f64 * per_event;
+    WriteCosts {
+        journal_and_store_us_per_event: tally.encode_time.as_secs_f64() * 1e6 * per_event,
+        alerts_per_event,
+        write_units_per_event_with_alerts: all_units as f64 * per_event
+            + ALERT_WRITE_UNITS * alerts_per_event,
+        write_units_per_event_bucketed: (all_units - market_units + tally.bucketed_market_units)
+            as f64
+            * per_event,
+        shards,
+        market_writes_per_1000_events: tally.market_writes as f64 * per_1000,
+        write_units_per_event: all_units as f64 * per_event,
+        market_write_units_per_event: (market_units
+            + tally.write_units.get("snapshot").copied().unwrap_or(0))
+            as f64
+            * per_event,
+        write_units_per_event_by_item: tally
+            .write_units
+            .iter()
+            .map(|(item, units)| ((*item).to_owned(), *units as f64 * per_event))
+            .collect(),
+        calls_per_1000_events: tally
+            .calls
+            .iter()
+            .map(|(call, n)| (call.clone(), *n as f64 * per_1000))
+            .collect(),
+    }
+}
+
+/// Delivers `events` as Kinesis would at `per_second` events a second over `shards` shards,
+/// one batch per shard and second, the tally reset once the first `uncounted` are written.
+async fn deliver_by_second(
+    stores: &MeteredStores,
+    events: &[ListingEvent],
+    uncounted: usize,
+    shards: usize,
+    per_second: usize,
+) -> Result<()> {
     let ports = MetricsPorts {
-        listings: &stores,
-        markets: &stores,
+        listings: stores,
+        markets: stores,
         archive: &stores.inner,
         poison: &stores.inner,
         rules: Default::default(),
@@ -126,42 +178,7 @@ pub async fn measure_after(
             }
         }
     }
-    let tally = stores
-        .tally
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let counted = (events.len() - uncounted).max(1);
-    let per_1000 = 1_000.0 / counted as f64;
-    let per_event = 1.0 / counted as f64;
-    let all_units = tally.write_units.values().sum::<u64>();
-    let market_units = tally.write_units.get("market").copied().unwrap_or(0);
-    let alerts_per_event = tally.alerts as f64 * per_event;
-    Ok(WriteCosts {
-        journal_and_store_us_per_event: tally.encode_time.as_secs_f64() * 1e6 * per_event,
-        alerts_per_event,
-        write_units_per_event_with_alerts: all_units as f64 * per_event
-            + ALERT_WRITE_UNITS * alerts_per_event,
-        write_units_per_event_bucketed: (all_units - market_units + tally.bucketed_market_units)
-            as f64
-            * per_event,
-        shards,
-        market_writes_per_1000_events: tally.market_writes as f64 * per_1000,
-        write_units_per_event: all_units as f64 * per_event,
-        market_write_units_per_event: (tally.write_units.get("market").copied().unwrap_or(0)
-            + tally.write_units.get("snapshot").copied().unwrap_or(0))
-            as f64
-            * per_event,
-        write_units_per_event_by_item: tally
-            .write_units
-            .iter()
-            .map(|(item, units)| ((*item).to_owned(), *units as f64 * per_event))
-            .collect(),
-        calls_per_1000_events: tally
-            .calls
-            .iter()
-            .map(|(call, n)| (call.clone(), *n as f64 * per_1000))
-            .collect(),
-    })
+    Ok(())
 }
 
 /// The shard a partition key goes to among `shards` (Kinesis hashes keys with MD5 into equal
