@@ -14,8 +14,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_common import (  # noqa: E402
     NEW_LISTING_SQL,
     PRICE_CUT_SQL,
+    SCOPE_KEYS_SQL,
     STANDING_SQL,
     YIELDS_SQL,
+    ZIP_GEO_SQL,
     Peer,
     PeerError,
     all_cores,
@@ -29,19 +31,28 @@ COLUMNS = (
     "changes: 'STRUCT(price STRUCT(old BIGINT, new BIGINT), fields VARCHAR[])', "
     "listing: 'STRUCT(id VARCHAR, status VARCHAR, offer VARCHAR, price_minor BIGINT, "
     "living_area_sqft BIGINT, beds BIGINT, on_market_date DATE, rent_estimate_minor BIGINT, "
-    "market STRUCT(city_state VARCHAR))'}"
+    "property_type VARCHAR, market STRUCT(city_state VARCHAR, zip VARCHAR))'}"
 )
 
 # The figures of peer_common.py. The file is read once (the CTE is materialized) and feeds
-# two aggregations: per (market, day) the event counters and the last observation, and per
-# listing its latest event, with arg_max over a struct: one hash aggregate, no sort (it
+# two aggregations: per (scope, day) the event counters and the last observation, each event
+# in each of its scopes (a lateral unnest of its scope keys), and per listing its latest
+# event, then in each of that event's scopes, with arg_max over a struct: one hash aggregate, no sort (it
 # measured the same as a row_number() window and says what it means more directly).
 # observed_at is strictly increasing per listing (the generator guarantees it), so arg_max
 # has no ties to break. quantile_disc(x, 0.5) is the value at rank ceil(n/2) (checked:
 # n = 4 gives the 2nd value, n = 5 the 3rd); it skips NULLs and gives NULL when all are.
 # Days are UTC dates (the session's TimeZone is set to UTC).
 QUERY = """
-WITH events AS MATERIALIZED (
+WITH parsed AS (
+    SELECT
+        *,
+        listing.market.city_state AS city,
+        listing.market.zip AS zip,
+        listing.property_type AS property_type
+    FROM read_json({path}, format = 'newline_delimited', columns = {columns})
+),
+events AS MATERIALIZED (
     SELECT
         observed_at,
         kind,
@@ -53,13 +64,14 @@ WITH events AS MATERIALIZED (
         listing.beds AS beds,
         listing.on_market_date AS on_market_date,
         listing.rent_estimate_minor AS rent_estimate_minor,
-        listing.market.city_state AS market,
+        """ + SCOPE_KEYS_SQL.replace("{array}", "list_value").replace(
+            "zip_geo", "(" + ZIP_GEO_SQL + ")") + """ AS scopes,
         changes.price.old AS old_price,
         changes.price.new AS new_price,
         changes.fields AS changed_fields,
         lag(kind) OVER by_listing AS prev_kind,
         lag(listing.status) OVER by_listing AS prev_status
-    FROM read_json({path}, format = 'newline_delimited', columns = {columns})
+    FROM parsed
     WINDOW by_listing AS (PARTITION BY listing.id ORDER BY observed_at)
 ),
 daily AS (
@@ -70,7 +82,8 @@ daily AS (
         count(*) FILTER (WHERE """ + NEW_LISTING_SQL + """) AS new_listings,
         count(*) FILTER (WHERE """ + PRICE_CUT_SQL.format(contains="list_contains") + """)
             AS price_cuts
-    FROM events
+    FROM events CROSS JOIN unnest(events.scopes) AS s(market)
+    WHERE market IS NOT NULL
     GROUP BY market, day
 ),
 as_of AS (
@@ -91,11 +104,16 @@ latest AS (
     SELECT unnest(e)
     FROM (SELECT arg_max(events, observed_at) AS e FROM events GROUP BY id)
 ),
+scoped_latest AS (
+    SELECT latest.* EXCLUDE (scopes), market
+    FROM latest CROSS JOIN unnest(latest.scopes) AS s(market)
+    WHERE market IS NOT NULL
+),
 standing AS (
     SELECT
-        latest.*,
+        scoped_latest.*,
         today,
-""" + STANDING_SQL + """    FROM latest JOIN as_of USING (market)
+""" + STANDING_SQL + """    FROM scoped_latest JOIN as_of USING (market)
 ),
 inventory AS (
     SELECT

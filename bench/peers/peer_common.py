@@ -14,15 +14,19 @@ Stdout carries exactly one JSON object and nothing else (see `Peer.main`); every
 warning and error goes to stderr. Exit status 0 on success, 1 on any failure (with a
 message on stderr), 2 on a bad command line.
 
-The figures, per market (`listing.market.city_state`), as the Rust metrics code defines them
-(shared/core/src/metrics/aggregate/, rents.rs, batch.rs; docs/metrics.md):
+The figures, per scope, as the Rust metrics code defines them
+(shared/metrics/src/aggregate/, rents.rs, batch.rs; docs/metrics.md). A scope is a market:
+the listing's city (`listing.market.city_state`) or ZIP (`listing.market.zip`), across
+property types or for the listing's own (`listing.property_type`): four scope kinds, each
+reported under its key (`city#nashville-tn#all`, `zip#37201#condo`, SCOPE_KEYS_SQL). A
+listing stands in the scopes of its latest event; an event counts in its own listing's.
 
 1. Each listing's (`listing.id`) latest event decides its standing: greatest top-level
    `observed_at`. The generator makes `observed_at` strictly increasing per listing, so there
    are no ties; `observed_at` is compared as a parsed timestamp, never as text. A delisted
    listing stands nowhere. Otherwise: `offer` sale and `status` active = active; sale and
    `under_contract` / `pending` = pending; rent and active = an active rental.
-2. The market's as-of time is the latest `observed_at` of its events; "today" is its UTC date
+2. A scope's as-of time is the latest `observed_at` of the events counted in it; "today" is its UTC date
    and the 7-day window the 7 days ending on it.
 3. `active_listings`, `pending_listings`: counts. `average_price`: mean `price_minor` / 100.
    Medians are nearest-rank lower medians (the value at rank ceil(n/2) ascending, never an
@@ -149,6 +153,20 @@ PRICE_CUT_SQL = """
     AND new_price < old_price
     AND NOT coalesce({contains}(changed_fields, 'offer'), false)
 """
+
+# The keys of the scopes an event's listing counts in (`Scope::key`, docs/metrics.md): its
+# city across types and for its type, and its ZIP likewise where it has one (abroad the ZIP
+# is `<country>/<code>`). `||` is NULL when a side is, so a listing without a ZIP has two
+# NULL keys, which each engine drops after exploding the list. Over columns `city`, `zip`
+# and `property_type`; {array} is the engine's list constructor.
+SCOPE_KEYS_SQL = """{array}(
+            'city#' || city || '#all',
+            'city#' || city || '#' || property_type,
+            'zip#' || zip_geo || '#all',
+            'zip#' || zip_geo || '#' || property_type)"""
+
+ZIP_GEO_SQL = """CASE WHEN contains(city, '/') THEN split_part(city, '/', 1) || '/' || zip
+                 ELSE zip END"""
 
 STANDING_SQL = """
         CASE

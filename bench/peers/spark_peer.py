@@ -21,8 +21,10 @@ sys.path.insert(0, HERE)
 from peer_common import (  # noqa: E402
     NEW_LISTING_SQL,
     PRICE_CUT_SQL,
+    SCOPE_KEYS_SQL,
     STANDING_SQL,
     YIELDS_SQL,
+    ZIP_GEO_SQL,
     Peer,
     PeerError,
     all_cores,
@@ -35,15 +37,25 @@ MIN_JAVA = 17
 # limit on both sides of the shuffle. The alternative, max_by(struct(...), observed_at),
 # cannot use a hash aggregate (a struct buffer is not fixed-width) and becomes a
 # SortAggregate, also sorting on both sides; the window measured the same or slightly
-# faster (200k events). The per-(market, day) counters read the same windowed rows, so the
-# file is scanned and shuffled once (Spark reuses the exchange). observed_at is strictly
+# faster (200k events). The windowed rows are exploded into their scopes (LATERAL VIEW
+# explode of the scope keys), and the per-(scope, day) counters and the latest events' scopes
+# read the same exploded rows, so the file is scanned and shuffled once (Spark reuses the
+# exchange). observed_at is strictly
 # increasing per listing (the generator guarantees it), so row_number() has no ties to
 # break. percentile_disc(0.5) is the value at rank ceil(n/2) (checked: n = 4 gives the 2nd
 # value, n = 5 the 3rd); it skips NULLs (the CASEs without ELSE below) and gives NULL when
 # all are. It returns a double; prices stay below 2^53 minor units, so that is exact. Days
 # are UTC dates (spark.sql.session.timeZone).
 QUERY = """
-WITH ranked AS (
+WITH parsed AS (
+    SELECT
+        *,
+        listing.market.city_state AS city,
+        listing.market.zip AS zip,
+        listing.property_type AS property_type
+    FROM {events}
+),
+ranked AS (
     SELECT
         observed_at,
         kind,
@@ -54,14 +66,20 @@ WITH ranked AS (
         listing.beds AS beds,
         listing.on_market_date AS on_market_date,
         listing.rent_estimate_minor AS rent_estimate_minor,
-        listing.market.city_state AS market,
+        """ + SCOPE_KEYS_SQL.replace("{array}", "array").replace(
+            "zip_geo", "(" + ZIP_GEO_SQL + ")") + """ AS scopes,
         changes.price.old AS old_price,
         changes.price.`new` AS new_price,
         changes.fields AS changed_fields,
         lag(kind) OVER (PARTITION BY listing.id ORDER BY observed_at) AS prev_kind,
         lag(listing.status) OVER (PARTITION BY listing.id ORDER BY observed_at) AS prev_status,
         row_number() OVER (PARTITION BY listing.id ORDER BY observed_at DESC) AS recency
-    FROM {events}
+    FROM parsed
+),
+scoped AS (
+    SELECT ranked.*, market
+    FROM ranked LATERAL VIEW explode(scopes) s AS market
+    WHERE market IS NOT NULL
 ),
 daily AS (
     SELECT
@@ -70,7 +88,7 @@ daily AS (
         max(observed_at) AS last_observed,
         count_if(""" + NEW_LISTING_SQL + """) AS new_listings,
         count_if(""" + PRICE_CUT_SQL.format(contains="array_contains") + """) AS price_cuts
-    FROM ranked
+    FROM scoped
     GROUP BY market, to_date(observed_at)
 ),
 as_of AS (
@@ -89,9 +107,9 @@ counters AS (
 ),
 standing AS (
     SELECT
-        ranked.*,
+        scoped.*,
         today,
-""" + STANDING_SQL + """    FROM ranked JOIN as_of ON ranked.market = as_of.market
+""" + STANDING_SQL + """    FROM scoped JOIN as_of ON scoped.market = as_of.market
     WHERE recency = 1
 ),
 inventory AS (
@@ -230,8 +248,10 @@ class SparkPeer(Peer):
                 T.StructField("beds", T.LongType()),
                 T.StructField("on_market_date", T.DateType()),
                 T.StructField("rent_estimate_minor", T.LongType()),
+                T.StructField("property_type", T.StringType()),
                 T.StructField("market", T.StructType([
                     T.StructField("city_state", T.StringType()),
+                    T.StructField("zip", T.StringType()),
                 ])),
             ])),
         ])

@@ -7,11 +7,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use realty_metrics::aggregate::rents::YieldBasis;
+use realty_metrics::aggregate::rents::{YieldBasis, estimate_price_to_rent_decimals};
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::process::{InputRecord, process_batch};
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
-use realty_model::scope::Scope;
 
 /// The one shard every record comes from (ordering within it is what the workflow needs).
 const SHARD: &str = "shardId-000000000000";
@@ -99,22 +98,22 @@ fn run_metrics_on_this_thread(
     Ok((elapsed, stores))
 }
 
-/// The city-wide figures of `markets` as the metrics workflow left them in `stores`.
-pub fn figures(stores: &MemoryStores, markets: &[String]) -> Vec<MarketFigures> {
+/// The figures of every scope (city, city by type, ZIP, ZIP by type) as the metrics workflow
+/// left them in `stores`, keyed by the scope's key
+/// ([`Scope::key`](realty_model::scope::Scope::key)), those with active
+/// listings, sorted by key.
+pub fn figures(stores: &MemoryStores) -> Vec<MarketFigures> {
     let aggregates = stores
         .aggregates
         .lock()
         .map(|a| a.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
-    let mut out: Vec<MarketFigures> = markets
+    let mut out: Vec<MarketFigures> = aggregates
         .iter()
-        .map(|market| {
-            let live = aggregates
-                .get(&Scope::city(market).key())
-                .map(|a| a.aggregate.figures())
-                .unwrap_or_default();
+        .map(|(key, stored)| {
+            let live = stored.aggregate.figures();
             MarketFigures {
-                market: market.clone(),
+                market: key.clone(),
                 active_listings: live.active_listings,
                 pending_listings: live.pending_listings,
                 median_price: live.median_price,
@@ -182,12 +181,26 @@ fn compared(f: &MarketFigures) -> [(&'static str, Option<f64>, Tolerance); 11] {
         ("new_listings_7d", count(f.new_listings_7d), Exact),
         ("price_cuts_7d", count(f.price_cuts_7d), Exact),
         ("gross_yield", f.gross_yield, rounded_to(FRACTION_DECIMALS)),
-        (
-            "price_to_rent",
-            f.price_to_rent,
-            rounded_to(PERCENT_DECIMALS),
-        ),
+        ("price_to_rent", f.price_to_rent, price_to_rent_tolerance(f)),
     ]
+}
+
+/// From market rents, ours is the exact ratio rounded; from rent estimates, the inverse of a
+/// yield held to a basis point (off by up to 0.00005 × ratio²), rounded to the decimals that
+/// leaves.
+fn price_to_rent_tolerance(f: &MarketFigures) -> Tolerance {
+    match (f.yield_basis, f.price_to_rent) {
+        (Some(YieldBasis::RentEstimates), Some(ratio)) => {
+            let decimals = estimate_price_to_rent_decimals(ratio);
+            match rounded_to(decimals) {
+                Tolerance::Absolute(half_unit) => {
+                    Tolerance::Absolute(half_unit + 0.5e-4 * ratio * ratio)
+                }
+                Tolerance::Exact => Tolerance::Exact,
+            }
+        }
+        _ => rounded_to(PERCENT_DECIMALS),
+    }
 }
 
 fn agree(ours: Option<f64>, theirs: Option<f64>, tolerance: Tolerance) -> bool {
@@ -284,17 +297,30 @@ mod tests {
         rentals: Vec<&'a realty_model::listing::Listing>,
     }
 
+    /// The keys of the scopes a listing counts in, spelled out (not through `scopes_of`).
+    fn scope_keys(l: &realty_model::listing::Listing) -> Vec<String> {
+        let city = &l.market.city_state;
+        let kind = realty_model::scope::property_type_name(l.property_type);
+        let mut keys = vec![format!("city#{city}#all"), format!("city#{city}#{kind}")];
+        if let Some(zip) = &l.market.zip {
+            let zip = match city.split_once('/') {
+                Some((country, _)) => format!("{country}/{zip}"),
+                None => zip.clone(),
+            };
+            keys.extend([format!("zip#{zip}#all"), format!("zip#{zip}#{kind}")]);
+        }
+        keys
+    }
+
     /// The figures by brute force from the events, the way the definitions read
     /// (docs/metrics.md): each listing's latest event decides its standing; each event is
     /// counted against the listing's previous one (not the event's own `changes`, as the
     /// peers do: two formulations that must agree).
     fn brute_force(events: &[ListingEvent]) -> Vec<MarketFigures> {
         let mut previous: BTreeMap<&str, &ListingEvent> = BTreeMap::new();
-        let mut markets: BTreeMap<&str, Market> = BTreeMap::new();
+        let mut markets: BTreeMap<String, Market> = BTreeMap::new();
         for e in events {
             let l = &e.listing;
-            let m = markets.entry(l.market.city_state.as_str()).or_default();
-            m.as_of = m.as_of.max(Some(e.observed_at));
             let before = previous
                 .insert(l.id.as_str(), e)
                 .filter(|b| !matches!(b.kind, EventKind::Delisted));
@@ -313,22 +339,28 @@ mod tests {
             let first = before.is_none() && matches!(e.kind, EventKind::New);
             let announced = before.is_some_and(|b| b.listing.status == ListingStatus::ComingSoon);
             let back = before.is_some_and(|b| !listed(&b.listing));
-            if sale && in_inventory && !delisted_now && (first || announced || back) {
-                m.new_listing_days.push(day);
-            }
+            let new_listing = sale && in_inventory && !delisted_now && (first || announced || back);
             // A cut of a listing on the market before and after: neither ended nor announced.
             let on_market = |l: &realty_model::listing::Listing| {
                 listed(l) && l.status != ListingStatus::ComingSoon
             };
-            if let Some(b) = before
-                && sale
-                && on_market(l)
-                && on_market(&b.listing)
-                && b.listing.offer == Offer::Sale
-                && !delisted_now
-                && l.price_minor < b.listing.price_minor
-            {
-                m.price_cut_days.push(day);
+            let price_cut = before.is_some_and(|b| {
+                sale && on_market(l)
+                    && on_market(&b.listing)
+                    && b.listing.offer == Offer::Sale
+                    && !delisted_now
+                    && l.price_minor < b.listing.price_minor
+            });
+            // Counted in each scope of the event's own listing.
+            for key in scope_keys(l) {
+                let m = markets.entry(key).or_default();
+                m.as_of = m.as_of.max(Some(e.observed_at));
+                if new_listing {
+                    m.new_listing_days.push(day);
+                }
+                if price_cut {
+                    m.price_cut_days.push(day);
+                }
             }
         }
         for e in previous.values() {
@@ -336,22 +368,24 @@ mod tests {
             if matches!(e.kind, EventKind::Delisted) {
                 continue;
             }
-            let Some(m) = markets.get_mut(l.market.city_state.as_str()) else {
-                continue;
-            };
-            match (l.offer, l.status) {
-                (Offer::Sale, ListingStatus::Active) => m.active.push(l),
-                (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
-                    m.pending += 1
+            for key in scope_keys(l) {
+                let Some(m) = markets.get_mut(&key) else {
+                    continue;
+                };
+                match (l.offer, l.status) {
+                    (Offer::Sale, ListingStatus::Active) => m.active.push(l),
+                    (Offer::Sale, ListingStatus::UnderContract | ListingStatus::Pending) => {
+                        m.pending += 1
+                    }
+                    (Offer::Rent, ListingStatus::Active) => m.rentals.push(l),
+                    _ => {}
                 }
-                (Offer::Rent, ListingStatus::Active) => m.rentals.push(l),
-                _ => {}
             }
         }
         markets
             .into_iter()
             .filter(|(_, m)| !m.active.is_empty())
-            .map(|(market, m)| market_figures(market, &m))
+            .map(|(market, m)| market_figures(&market, &m))
             .collect()
     }
 
@@ -434,12 +468,17 @@ mod tests {
             .map(|e| e.encode().expect("encodes"))
             .collect();
         let (_, stores) = run_metrics(&records(&encoded), 1_000).expect("runs");
-        let ours = figures(&stores, &events::market_keys());
+        let ours = figures(&stores);
         let exact = brute_force(&events);
-        assert!(!exact.is_empty());
+        // Every kind of scope, and the city markets each with cuts and a yield.
+        for kind in ["city#", "zip#"] {
+            assert!(exact.iter().any(|f| f.market.starts_with(kind)), "{kind}");
+        }
+        assert!(exact.iter().any(|f| !f.market.ends_with("#all")));
         assert!(
             exact
                 .iter()
+                .filter(|f| f.market.starts_with("city#") && f.market.ends_with("#all"))
                 .all(|f| f.price_cuts_7d > 0 && f.gross_yield.is_some())
         );
         compare("brute force", &ours, &exact).expect("agree");
@@ -563,7 +602,6 @@ mod tests {
         let records = records(&encoded);
         let (_, whole) = run_metrics(&records, 1_000).expect("runs");
         let (_, small) = run_metrics(&records, 7).expect("runs");
-        let markets = events::market_keys();
-        assert_eq!(figures(&whole, &markets), figures(&small, &markets));
+        assert_eq!(figures(&whole), figures(&small));
     }
 }

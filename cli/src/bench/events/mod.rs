@@ -414,14 +414,6 @@ pub fn one_city(count: usize, seed: u64) -> Vec<ListingEvent> {
         .collect()
 }
 
-/// The city-state keys of every market the generator lists in.
-pub fn market_keys() -> Vec<String> {
-    MARKETS
-        .iter()
-        .map(|m| format!("{}-{}", m.city, m.state).to_lowercase())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

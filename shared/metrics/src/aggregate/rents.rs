@@ -266,16 +266,38 @@ impl RentAggregate {
                 _ => (None, None),
             }
         };
+        let price_to_rent = match yield_basis {
+            Some(YieldBasis::RentEstimates) => gross_yield.map(estimate_price_to_rent),
+            _ => gross_yield.map(|y| rounded(1.0 / y, PERCENT_DECIMALS)),
+        };
         RentFigures {
             active_rentals: self.rentals,
             median_rent: self.rent.median().map(major),
             median_rent_per_sqft: self.rent_per_sqft.median().map(major),
             rents_by_bedrooms: by_bedrooms,
             gross_yield: gross_yield.map(|y| rounded(y, FRACTION_DECIMALS)),
-            price_to_rent: gross_yield.map(|y| rounded(1.0 / y, PERCENT_DECIMALS)),
+            price_to_rent,
             yield_basis,
         }
     }
+}
+
+/// The price-to-rent ratio of a yield from rent estimates, to the decimals it has: that
+/// yield is the median of yields held to a basis point, so its inverse is off by up to half a
+/// basis point's worth, 0.00005 × ratio² (0.008 at 13, 0.02 at 20, 0.08 at 40).
+fn estimate_price_to_rent(gross_yield: f64) -> f64 {
+    let ratio = 1.0 / gross_yield;
+    rounded(ratio, estimate_price_to_rent_decimals(ratio))
+}
+
+/// The decimals a price-to-rent `ratio` from rent estimates is published with: the most
+/// (up to two) whose half unit covers half a basis point of yield; whole numbers at worst.
+pub fn estimate_price_to_rent_decimals(ratio: f64) -> i32 {
+    let error = 0.5e-4 * ratio * ratio;
+    (1..=PERCENT_DECIMALS)
+        .rev()
+        .find(|&d| error <= 0.5 / 10f64.powi(d))
+        .unwrap_or(0)
 }
 
 fn apply(groups: &mut ByBedrooms, beds: u16, value: i64, sign: i64) -> Result<(), i64> {
@@ -362,6 +384,23 @@ mod tests {
 
     fn dollars(d: i64) -> i64 {
         d * 100
+    }
+
+    /// A yield from rent estimates is held to a basis point: its price-to-rent shows the
+    /// decimals that leaves (7.68 % is 13.0208..., true anywhere from 13.012 to 13.029).
+    #[test]
+    fn a_price_to_rent_from_estimates_shows_only_the_decimals_it_has() {
+        let r = RentAggregate::default();
+        let f = r.figures(Some(0.0768));
+        assert_eq!(f.yield_basis, Some(YieldBasis::RentEstimates));
+        assert_eq!(f.price_to_rent, Some(13.0));
+        assert_eq!(r.figures(Some(0.125)).price_to_rent, Some(8.0));
+        assert_eq!(r.figures(Some(0.1234)).price_to_rent, Some(8.1));
+        assert_eq!(r.figures(Some(0.1301)).price_to_rent, Some(7.69));
+        assert_eq!(r.figures(Some(0.0251)).price_to_rent, Some(40.0));
+        for (ratio, decimals) in [(9.9, 2), (10.1, 1), (31.6, 1), (31.7, 0), (80.0, 0)] {
+            assert_eq!(estimate_price_to_rent_decimals(ratio), decimals, "{ratio}");
+        }
     }
 
     #[test]
