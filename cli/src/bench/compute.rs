@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use realty_metrics::aggregate::rents::{YieldBasis, estimate_price_to_rent_decimals};
+use realty_metrics::kernel::Kernel;
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::process::{InputRecord, process_batch};
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
@@ -98,6 +99,29 @@ fn run_metrics_on_this_thread(
     Ok((elapsed, stores))
 }
 
+/// Runs every record through the batch's compute alone ([`Kernel`]) in batches of
+/// `batch_size` on one thread of its own. Returns the time taken and the kernel.
+pub fn run_kernel(records: &[InputRecord], batch_size: usize) -> Result<(Duration, Kernel)> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut kernel = Kernel::default();
+                let started = Instant::now();
+                let mut rejected = 0;
+                for batch in records.chunks(batch_size) {
+                    rejected += black_box(kernel.apply_batch(SHARD, batch)).rejected;
+                }
+                let elapsed = started.elapsed();
+                if rejected > 0 {
+                    bail!("{rejected} generated events were rejected as poison");
+                }
+                Ok((elapsed, kernel))
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the kernel thread panicked"))?
+    })
+}
+
 /// The figures of every scope (city, city by type, ZIP, ZIP by type) as the metrics workflow
 /// left them in `stores`, keyed by the scope's key
 /// ([`Scope::key`](realty_model::scope::Scope::key)), those with active
@@ -108,25 +132,36 @@ pub fn figures(stores: &MemoryStores) -> Vec<MarketFigures> {
         .lock()
         .map(|a| a.clone())
         .unwrap_or_else(|p| p.into_inner().clone());
-    let mut out: Vec<MarketFigures> = aggregates
-        .iter()
-        .map(|(key, stored)| {
-            let live = stored.aggregate.figures();
-            MarketFigures {
-                market: key.clone(),
-                active_listings: live.active_listings,
-                pending_listings: live.pending_listings,
-                median_price: live.median_price,
-                average_price: live.average_price,
-                median_price_per_sqft: live.median_price_per_sqft,
-                median_living_area_sqft: live.median_living_area_sqft,
-                median_days_on_market: live.median_days_on_market,
-                new_listings_7d: live.new_listings_7d,
-                price_cuts_7d: live.price_cuts_7d,
-                gross_yield: live.gross_yield,
-                price_to_rent: live.price_to_rent,
-                yield_basis: live.yield_basis,
-            }
+    market_figures(
+        aggregates
+            .iter()
+            .map(|(key, stored)| (key.clone(), stored.aggregate.figures())),
+    )
+}
+
+/// The figures of every scope the kernel holds, as [`figures`] gives the workflow's.
+pub fn kernel_figures(kernel: &Kernel) -> Vec<MarketFigures> {
+    market_figures(kernel.figures().into_iter())
+}
+
+fn market_figures(
+    scopes: impl Iterator<Item = (String, realty_metrics::aggregate::MarketFigures)>,
+) -> Vec<MarketFigures> {
+    let mut out: Vec<MarketFigures> = scopes
+        .map(|(key, live)| MarketFigures {
+            market: key,
+            active_listings: live.active_listings,
+            pending_listings: live.pending_listings,
+            median_price: live.median_price,
+            average_price: live.average_price,
+            median_price_per_sqft: live.median_price_per_sqft,
+            median_living_area_sqft: live.median_living_area_sqft,
+            median_days_on_market: live.median_days_on_market,
+            new_listings_7d: live.new_listings_7d,
+            price_cuts_7d: live.price_cuts_7d,
+            gross_yield: live.gross_yield,
+            price_to_rent: live.price_to_rent,
+            yield_basis: live.yield_basis,
         })
         .filter(|f| f.active_listings > 0)
         .collect();

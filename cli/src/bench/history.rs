@@ -20,6 +20,8 @@ const COLUMNS: &[(&str, &str)] = &[
     ("compute_events_per_s", "/metrics_compute_events_per_s"),
     ("ours_to_duckdb", "/vs_duckdb"),
     ("ours_to_spark", "/vs_spark"),
+    ("kernel_to_duckdb", "/kernel_vs_duckdb"),
+    ("kernel_to_spark", "/kernel_vs_spark"),
     ("compute_to_fastest_parse", "/compute_to_parse_ratio"),
     (
         "e2e_to_ceiling_localstack",

@@ -36,6 +36,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::stack;
+use realty_metrics::kernel::Kernel;
 use realty_metrics::memory::MemoryStores;
 use realty_metrics::process::InputRecord;
 use realty_model::listing::ListingEvent;
@@ -142,6 +143,7 @@ impl Generated {
 #[derive(Default)]
 struct OurCompute {
     events_per_s: Option<f64>,
+    kernel_events_per_s: Option<f64>,
     figures: Option<Vec<MarketFigures>>,
 }
 
@@ -161,14 +163,20 @@ fn measure_compute(
         "metrics_compute_events_per_s",
         json!(compute_per_s.map(f64::round)),
     );
+    let kernel_per_s = median(&timings.kernel_s).map(|s| n / s);
+    report.set("kernel_events_per_s", json!(kernel_per_s.map(f64::round)));
     report_parse_rates(&timings.parse_s, n, compute_per_s, report);
     let mut ours = OurCompute {
         events_per_s: compute_per_s,
+        kernel_events_per_s: kernel_per_s,
         figures: None,
     };
-    if let Some(stores) = timings.last_stores {
+    if let Some((stores, kernel)) = timings.last_stores.zip(timings.last_kernel) {
         report_item_sizes(args, &stores, &generated.events, report)?;
         let figures = compute::figures(&stores);
+        if compute::kernel_figures(&kernel) != figures {
+            bail!("the kernel's figures differ from the metrics workflow's over the same events");
+        }
         // Every scope is checked against the peers; the city markets are shown.
         let cities: Vec<&MarketFigures> = figures
             .iter()
@@ -184,22 +192,29 @@ fn measure_compute(
 /// Seconds of each repeat of the compute and of each parser over the same records.
 struct ComputeTimings {
     compute_s: Vec<f64>,
+    kernel_s: Vec<f64>,
     /// By parser, in the order of [`parse::Parser::ALL`].
     parse_s: Vec<Vec<f64>>,
     last_stores: Option<MemoryStores>,
+    last_kernel: Option<Kernel>,
 }
 
 impl ComputeTimings {
     fn measure(records: &[InputRecord], repeat: u32) -> Result<Self> {
         let mut timings = Self {
             compute_s: Vec::new(),
+            kernel_s: Vec::new(),
             parse_s: vec![Vec::new(); parse::Parser::ALL.len()],
             last_stores: None,
+            last_kernel: None,
         };
         for _ in 0..repeat {
             let (elapsed, stores) = compute::run_metrics(records, 1_000)?;
             timings.compute_s.push(elapsed.as_secs_f64());
             timings.last_stores = Some(stores);
+            let (elapsed, kernel) = compute::run_kernel(records, 1_000)?;
+            timings.kernel_s.push(elapsed.as_secs_f64());
+            timings.last_kernel = Some(kernel);
             for (times, parser) in timings.parse_s.iter_mut().zip(parse::Parser::ALL) {
                 times.push(parse::run(parser, records)?.as_secs_f64());
             }
@@ -331,6 +346,14 @@ fn measure_peers(
         report.set(
             &format!("vs_{}", peer.name()),
             json!(ours.events_per_s.zip(per_core).map(|(o, p)| round3(o / p))),
+        );
+        report.set(
+            &format!("kernel_vs_{}", peer.name()),
+            json!(
+                ours.kernel_events_per_s
+                    .zip(per_core)
+                    .map(|(o, p)| round3(o / p))
+            ),
         );
     }
     Ok(())
