@@ -20,15 +20,22 @@ test: ## Lint, then unit and integration tests (what CI runs)
 	$(CARGO) test --workspace --no-run --quiet
 	$(MAKE) --no-print-directory lint unit REALTY=target/debug/realty
 
-# The functions' release profile (what Lambda runs) for the CLI and the host bootstraps too, so
-# the compute figures and cold starts are of the code as deployed. The bootstraps are built
-# without the CLI, whose SDK features would otherwise unify into them (as `make build` does).
+# What `make bench` builds (docs/performance.md, "Method"). The timed compute runs in a small
+# binary of its own built with the functions' release profile (fat LTO links it in seconds).
+# The CLI, which runs the rest (calls, write units, item sizes, the local pipeline, the
+# peers), is built with `bench-host`: the release profile without fat LTO, which takes
+# minutes over the SDK, and nothing it measures depends on. The release bootstraps (cold
+# starts, memory) and the arm64 ones (sizes) of the event path's functions are built only
+# when the Lambda part runs (every part runs unless BENCH_ARGS says `--parts`), each without
+# the CLI, whose SDK features would otherwise unify into them.
 BENCH_FUNCTIONS := poller metrics alerts
+BENCH_LAMBDA := $(if $(findstring --parts,$(BENCH_ARGS)),$(findstring lambda,$(BENCH_ARGS)),lambda)
 
-bench: tools build ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS=--json)
-	for f in $(BENCH_FUNCTIONS); do $(CARGO) build --release -p $$f-function || exit 1; done
-	$(CARGO) build --release -p realty-cli
-	target/release/realty bench $(BENCH_ARGS)
+bench: tools ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS="--json", "--parts compute,peers,writes,e2e,lambda")
+	$(CARGO) build --release -p realty-bench-compute
+	$(CARGO) build --profile bench-host -p realty-cli
+	$(if $(BENCH_LAMBDA),$(MAKE) --no-print-directory build-tools && for f in $(BENCH_FUNCTIONS); do $(CARGO) build --release -p $$f-function && $(BUILD_PATH) cargo lambda build --release --arm64 -p $$f-function || exit 1; done)
+	target/bench-host/realty bench $(BENCH_ARGS)
 
 # infra/test_docs.py checks the docs' counts and names against template.yaml, and
 # infra/check_links.py their links (the CLI's own test checks every documented command).

@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Where the arm64 Lambda bootstraps are (`make build`: `target/lambda/<function>/bootstrap`).
     #[arg(long)]
     pub lambda_dir: Option<PathBuf>,
+    /// The timed compute's binary (default: `target/release/realty-bench-compute`, which
+    /// `make bench` builds with the functions' release profile).
+    #[arg(long)]
+    pub compute_bin: Option<PathBuf>,
     /// Where release bootstraps for this machine are (`cargo build --release -p poller-function
     /// -p metrics-function -p alerts-function`, as `make bench` builds them), run for the cold
     /// start and memory figures.

@@ -1,25 +1,53 @@
-//! The metrics function's compute without I/O: the real batch workflow
-//! ([`process_batch`]) over in-memory stores, one core, Kinesis-sized batches (the parse-only
-//! baselines beside it: [`super::parse`]).
+//! The figures the metrics workflow and its kernel leave, the records they run over, and the
+//! check of another engine's figures against ours. The timed runs are in a binary of their
+//! own (`realty-bench-compute`, [`run_timed`]), built with the functions' release profile.
 
 use std::collections::BTreeMap;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
+use realty_bench_compute::Timings;
 use realty_metrics::aggregate::rents::{YieldBasis, estimate_price_to_rent_decimals};
 use realty_metrics::kernel::Kernel;
 use realty_metrics::memory::MemoryStores;
-use realty_metrics::process::{InputRecord, process_batch};
+use realty_metrics::process::InputRecord;
 use realty_model::format::{FRACTION_DECIMALS, MONEY_DECIMALS, PERCENT_DECIMALS};
 
-/// The one shard every record comes from (ordering within it is what the workflow needs).
-const SHARD: &str = "shardId-000000000000";
+pub use realty_bench_compute::{run_kernel, run_metrics};
 
-/// The Kinesis sequence number of the `index`th record of the benchmark's one shard.
-pub fn sequence_number(index: usize) -> String {
-    const FIRST_SEQUENCE: u128 = 49_590_338_271_490_256_608_559_692_538;
-    (FIRST_SEQUENCE + index as u128).to_string()
+/// Times the workflow, the kernel and the parsers over the events of `events_path` (JSON
+/// lines, the generator's, one second apart) in the binary at `binary`, `repeat` rounds.
+pub fn run_timed(binary: &Path, events_path: &Path, repeat: u32) -> Result<Timings> {
+    if !binary.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p realty-bench-compute` (`make bench` does)",
+            binary.display()
+        );
+    }
+    let output = Command::new(binary)
+        .arg("--events")
+        .arg(events_path)
+        .args([
+            "--first-arrival",
+            &super::events::start_time().to_rfc3339(),
+            "--interval-ms",
+            "1000",
+            "--repeat",
+            &repeat.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            binary.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading what {} printed", binary.display()))
 }
 
 /// The records of a stream holding `encoded` events, in order, as Kinesis numbers them;
@@ -30,15 +58,7 @@ pub fn records(encoded: &[Vec<u8>]) -> Vec<InputRecord> {
 
 /// [`records`] of events generated `interval` apart ([`super::events::generate_every`]).
 pub fn records_every(encoded: &[Vec<u8>], interval: chrono::Duration) -> Vec<InputRecord> {
-    encoded
-        .iter()
-        .enumerate()
-        .map(|(i, data)| InputRecord {
-            sequence_number: sequence_number(i),
-            data: data.clone(),
-            approximate_arrival: super::events::start_time() + interval * i as i32,
-        })
-        .collect()
+    realty_bench_compute::records(encoded, super::events::start_time(), interval)
 }
 
 /// What a per-market engine reports for a market (city-wide, all property types): every
@@ -59,67 +79,6 @@ pub struct MarketFigures {
     pub gross_yield: Option<f64>,
     pub price_to_rent: Option<f64>,
     pub yield_basis: Option<YieldBasis>,
-}
-
-/// Runs every record through the metrics workflow in batches of `batch_size` on one thread of
-/// its own, starting from empty stores. Returns the time taken and the stores.
-pub fn run_metrics(records: &[InputRecord], batch_size: usize) -> Result<(Duration, MemoryStores)> {
-    // Its own OS thread: callable from async code, and one core whatever the caller runs on.
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| run_metrics_on_this_thread(records, batch_size))
-            .join()
-            .map_err(|_| anyhow::anyhow!("the compute thread panicked"))?
-    })
-}
-
-fn run_metrics_on_this_thread(
-    records: &[InputRecord],
-    batch_size: usize,
-) -> Result<(Duration, MemoryStores)> {
-    // A current-thread runtime: one core, and the in-memory ports never wait.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .context("starting a single-thread runtime")?;
-    let stores = MemoryStores::default();
-    let ports = stores.ports();
-    let started = Instant::now();
-    for batch in records.chunks(batch_size) {
-        let outcome = runtime.block_on(process_batch(&ports, SHARD, batch));
-        if let Some(error) = outcome.error {
-            bail!("the metrics workflow failed on in-memory stores: {error}");
-        }
-        black_box(&outcome.stats);
-    }
-    let elapsed = started.elapsed();
-    let rejected = stores.poison.lock().map(|p| p.len()).unwrap_or_default();
-    if rejected > 0 {
-        bail!("{rejected} generated events were rejected as poison");
-    }
-    Ok((elapsed, stores))
-}
-
-/// Runs every record through the batch's compute alone ([`Kernel`]) in batches of
-/// `batch_size` on one thread of its own. Returns the time taken and the kernel.
-pub fn run_kernel(records: &[InputRecord], batch_size: usize) -> Result<(Duration, Kernel)> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let mut kernel = Kernel::default();
-                let started = Instant::now();
-                let mut rejected = 0;
-                for batch in records.chunks(batch_size) {
-                    rejected += black_box(kernel.apply_batch(SHARD, batch)).rejected;
-                }
-                let elapsed = started.elapsed();
-                if rejected > 0 {
-                    bail!("{rejected} generated events were rejected as poison");
-                }
-                Ok((elapsed, kernel))
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the kernel thread panicked"))?
-    })
 }
 
 /// The figures of every scope (city, city by type, ZIP, ZIP by type) as the metrics workflow

@@ -23,7 +23,6 @@ mod history;
 mod items;
 mod lambda;
 mod local_aws;
-mod parse;
 mod peers;
 mod report;
 mod table;
@@ -36,9 +35,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
 use realty_infra::emulator::{self, EmulatorKind};
 use realty_infra::stack;
-use realty_metrics::kernel::Kernel;
 use realty_metrics::memory::MemoryStores;
-use realty_metrics::process::InputRecord;
 use realty_model::listing::ListingEvent;
 use realty_model::stats::nearest_rank;
 use serde_json::{Value, json};
@@ -76,11 +73,14 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
 
     let generated = Generated::new(&args, &mut report)?;
     let mut ours = OurCompute::default();
+    // The events as JSON lines: what the timed compute and the peers read.
+    let jsonl = out_dir.join("events.jsonl");
     if parts.contains(&Part::Compute) || parts.contains(&Part::Peers) {
-        ours = measure_compute(&args, &generated, &mut report)?;
+        write_json_lines(&jsonl, &generated.encoded)?;
+        ours = measure_compute(&args, &root, &jsonl, &generated, &mut report)?;
     }
     if parts.contains(&Part::Peers) {
-        measure_peers(&args, &root, &out_dir, &generated, &ours, &mut report)?;
+        measure_peers(&args, &root, &jsonl, &generated, &ours, &mut report)?;
     }
     if parts.contains(&Part::Writes) {
         measure_writes(&args, &generated.events, &mut report).await?;
@@ -147,17 +147,22 @@ struct OurCompute {
     figures: Option<Vec<MarketFigures>>,
 }
 
-/// The metrics compute and the parse-only baselines, one core, then the item sizes and
-/// per-market figures of the last compute run's stores.
+/// The metrics compute, its kernel and the parse-only baselines, one core, in the release
+/// binary of their own; then, untimed here, the figures of every scope and the item sizes.
 fn measure_compute(
     args: &BenchArgs,
+    root: &Path,
+    jsonl: &Path,
     generated: &Generated,
     report: &mut Report,
 ) -> Result<OurCompute> {
-    progress("metrics compute and parse-only, one core");
-    let records = compute::records(&generated.encoded);
-    let timings = ComputeTimings::measure(&records, args.repeat)?;
-    let n = records.len() as f64;
+    progress("metrics compute, its kernel and parse-only, one core");
+    let binary = args
+        .compute_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/realty-bench-compute"));
+    let timings = compute::run_timed(&binary, jsonl, args.repeat)?;
+    let n = generated.encoded.len() as f64;
     let compute_per_s = median(&timings.compute_s).map(|s| n / s);
     report.set(
         "metrics_compute_events_per_s",
@@ -171,56 +176,24 @@ fn measure_compute(
         kernel_events_per_s: kernel_per_s,
         figures: None,
     };
-    if let Some((stores, kernel)) = timings.last_stores.zip(timings.last_kernel) {
-        report_item_sizes(args, &stores, &generated.events, report)?;
-        let figures = compute::figures(&stores);
-        if compute::kernel_figures(&kernel) != figures {
-            bail!("the kernel's figures differ from the metrics workflow's over the same events");
-        }
-        // Every scope is checked against the peers; the city markets are shown.
-        let cities: Vec<&MarketFigures> = figures
-            .iter()
-            .filter(|f| f.market.starts_with("city#") && f.market.ends_with("#all"))
-            .collect();
-        report.set("markets", serde_json::to_value(&cities)?);
-        report.set("scopes_with_listings", json!(figures.len()));
-        ours.figures = Some(figures);
+    progress("the figures of every scope, workflow and kernel, untimed");
+    let records = compute::records(&generated.encoded);
+    let (_, stores) = compute::run_metrics(&records, realty_bench_compute::BATCH_RECORDS)?;
+    let (_, kernel) = compute::run_kernel(&records, realty_bench_compute::BATCH_RECORDS)?;
+    report_item_sizes(args, &stores, &generated.events, report)?;
+    let figures = compute::figures(&stores);
+    if compute::kernel_figures(&kernel) != figures {
+        bail!("the kernel's figures differ from the metrics workflow's over the same events");
     }
+    // Every scope is checked against the peers; the city markets are shown.
+    let cities: Vec<&MarketFigures> = figures
+        .iter()
+        .filter(|f| f.market.starts_with("city#") && f.market.ends_with("#all"))
+        .collect();
+    report.set("markets", serde_json::to_value(&cities)?);
+    report.set("scopes_with_listings", json!(figures.len()));
+    ours.figures = Some(figures);
     Ok(ours)
-}
-
-/// Seconds of each repeat of the compute and of each parser over the same records.
-struct ComputeTimings {
-    compute_s: Vec<f64>,
-    kernel_s: Vec<f64>,
-    /// By parser, in the order of [`parse::Parser::ALL`].
-    parse_s: Vec<Vec<f64>>,
-    last_stores: Option<MemoryStores>,
-    last_kernel: Option<Kernel>,
-}
-
-impl ComputeTimings {
-    fn measure(records: &[InputRecord], repeat: u32) -> Result<Self> {
-        let mut timings = Self {
-            compute_s: Vec::new(),
-            kernel_s: Vec::new(),
-            parse_s: vec![Vec::new(); parse::Parser::ALL.len()],
-            last_stores: None,
-            last_kernel: None,
-        };
-        for _ in 0..repeat {
-            let (elapsed, stores) = compute::run_metrics(records, 1_000)?;
-            timings.compute_s.push(elapsed.as_secs_f64());
-            timings.last_stores = Some(stores);
-            let (elapsed, kernel) = compute::run_kernel(records, 1_000)?;
-            timings.kernel_s.push(elapsed.as_secs_f64());
-            timings.last_kernel = Some(kernel);
-            for (times, parser) in timings.parse_s.iter_mut().zip(parse::Parser::ALL) {
-                times.push(parse::run(parser, records)?.as_secs_f64());
-            }
-        }
-        Ok(timings)
-    }
 }
 
 /// Each parser's rate, and compute against the fastest parse of the same bytes (the cost of
@@ -231,15 +204,15 @@ fn report_parse_rates(
     compute_per_s: Option<f64>,
     report: &mut Report,
 ) {
-    let mut fastest: Option<(parse::Parser, f64)> = None;
+    let mut fastest: Option<(realty_bench_compute::parse::Parser, f64)> = None;
     let mut value_per_s = None;
-    for (times, parser) in parse_s.iter().zip(parse::Parser::ALL) {
+    for (times, parser) in parse_s.iter().zip(realty_bench_compute::parse::Parser::ALL) {
         let per_s = median(times).map(|s| n / s);
         report.set(
             &format!("parse_{}_events_per_s", parser.name()),
             json!(per_s.map(f64::round)),
         );
-        if parser == parse::Parser::Value {
+        if parser == realty_bench_compute::parse::Parser::Value {
             value_per_s = per_s;
         }
         if let Some(p) = per_s.filter(|p| fastest.is_none_or(|(_, f)| *p > f)) {
@@ -315,14 +288,12 @@ fn report_item_sizes(
 fn measure_peers(
     args: &BenchArgs,
     root: &Path,
-    out_dir: &Path,
+    jsonl: &Path,
     generated: &Generated,
     ours: &OurCompute,
     report: &mut Report,
 ) -> Result<()> {
     let python = peers::ensure_installed(root)?;
-    let jsonl = out_dir.join("events.jsonl");
-    write_json_lines(&jsonl, &generated.encoded)?;
     for peer in [Peer::DuckDb, Peer::Spark] {
         let mut per_core = None;
         for threads in [1, 0] {
@@ -335,7 +306,7 @@ fn measure_peers(
                     "every core"
                 }
             ));
-            let run = peers::run(root, &python, peer, &jsonl, threads, args.peer_repeat)?;
+            let run = peers::run(root, &python, peer, jsonl, threads, args.peer_repeat)?;
             check_peer_run(peer, &run, generated.events.len(), ours)?;
             let per_s = run.events_per_s().map(f64::round);
             if threads == 1 {

@@ -165,7 +165,7 @@ async fn deliver_by_second(
                 .entry(shard_of(event.partition_key(), shards))
                 .or_default()
                 .push(InputRecord {
-                    sequence_number: super::compute::sequence_number(index),
+                    sequence_number: realty_bench_compute::sequence_number(index),
                     data: event.encode()?,
                     approximate_arrival: event.observed_at,
                 });

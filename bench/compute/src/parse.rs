@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use crate::InputRecord;
 use anyhow::{Context as _, Result};
-use realty_metrics::process::InputRecord;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -239,16 +239,26 @@ pub fn run(parser: Parser, records: &[InputRecord]) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{compute, events};
+    use crate::records;
 
-    /// Every parser reads every generated event, and the typed ones read the same values.
+    /// Every parser reads every event, and the typed ones read the same values.
     #[test]
     fn the_parsers_read_every_event_alike() {
-        let encoded: Vec<Vec<u8>> = events::generate(2_000, 4)
-            .iter()
-            .map(|e| e.encode().expect("encodes"))
-            .collect();
-        let records = compute::records(&encoded);
+        use realty_metrics::testing::listing;
+        use realty_model::listing::{ListingEvent, ListingStatus};
+        let at = chrono::Utc::now();
+        let mut encoded = Vec::new();
+        for n in 0..20 {
+            let first = listing(n, n as usize, 30_000_000, ListingStatus::Active, at);
+            let mut next = first.clone();
+            next.price_minor = first.price_minor * 9 / 10;
+            next.status = ListingStatus::Pending;
+            let changed = ListingEvent::changed(&first, next, "poll-2").expect("a change");
+            for event in [ListingEvent::new_listing(first, "poll-1"), changed] {
+                encoded.push(event.encode().expect("encodes"));
+            }
+        }
+        let records = records(&encoded, at, chrono::Duration::seconds(1));
         for parser in Parser::ALL {
             assert!(run(parser, &records).is_ok(), "{}", parser.name());
         }
