@@ -31,9 +31,11 @@ test: ## Lint, then unit and integration tests (what CI runs)
 BENCH_FUNCTIONS := poller metrics alerts
 BENCH_LAMBDA := $(if $(findstring --parts,$(BENCH_ARGS)),$(findstring lambda,$(BENCH_ARGS)),lambda)
 
-bench: tools ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS="--json", "--parts compute,peers,writes,e2e,lambda")
+bench: ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS="--json", "--parts compute,peers,writes,e2e,lambda")
 	$(CARGO) build --release -p realty-bench-compute
 	$(CARGO) build --profile bench-host -p realty-cli
+	@# The tools through this CLI: `make tools` alone would build a debug one first.
+	$(MAKE) --no-print-directory tools REALTY=target/bench-host/realty
 	$(if $(BENCH_LAMBDA),$(MAKE) --no-print-directory build-tools && for f in $(BENCH_FUNCTIONS); do $(CARGO) build --release -p $$f-function && $(BUILD_PATH) cargo lambda build --release --arm64 -p $$f-function || exit 1; done)
 	target/bench-host/realty bench $(BENCH_ARGS)
 
