@@ -31,7 +31,7 @@ test: ## Lint, then unit and integration tests (what CI runs)
 BENCH_FUNCTIONS := poller metrics alerts
 BENCH_LAMBDA := $(if $(findstring --parts,$(BENCH_ARGS)),$(findstring lambda,$(BENCH_ARGS)),lambda)
 
-bench: ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS="--json", "--parts compute,peers,writes,e2e,lambda")
+bench: ## Throughput, latency and footprint beside DuckDB and PySpark (`realty bench`; BENCH_ARGS="--json", "--parts compute,instructions,peers,writes,e2e,lambda")
 	$(CARGO) build --release -p realty-bench-compute
 	$(CARGO) build --profile bench-host -p realty-cli
 	@# The tools through this CLI: `make tools` alone would build a debug one first.

@@ -1,14 +1,22 @@
 //! `realty-bench-compute`: times the metrics workflow, its kernel and the parse-only
 //! baselines over a JSON-lines file of events (one a line, as the poller publishes them) and
-//! prints the seconds of each run as one JSON object ([`Timings`]). `realty bench` runs it.
+//! prints the seconds of each run as one JSON object ([`Timings`]). `realty bench` runs it,
+//! and, under callgrind, with `--only` for the instructions of one of them alone.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
-use clap::Parser;
-use realty_bench_compute::{Timings, records};
+use clap::{Parser, ValueEnum};
+use realty_bench_compute::{BATCH_RECORDS, Timings, records, run_kernel, run_metrics};
+
+/// One computation run once, untimed.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Only {
+    Workflow,
+    Kernel,
+}
 
 /// Times the metrics compute over a file of events.
 #[derive(Debug, Parser)]
@@ -25,6 +33,9 @@ struct Args {
     /// Timed rounds (each: the workflow, the kernel, every parser).
     #[arg(long, default_value_t = 5)]
     repeat: u32,
+    /// Run only this, once, and print nothing (for an instruction count of it).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
 }
 
 fn main() -> Result<()> {
@@ -46,7 +57,17 @@ fn main() -> Result<()> {
         args.first_arrival,
         chrono::Duration::milliseconds(args.interval_ms),
     );
-    let timings = Timings::measure(&records, args.repeat)?;
-    println!("{}", serde_json::to_string(&timings)?);
+    match args.only {
+        Some(Only::Workflow) => {
+            run_metrics(&records, BATCH_RECORDS)?;
+        }
+        Some(Only::Kernel) => {
+            run_kernel(&records, BATCH_RECORDS)?;
+        }
+        None => {
+            let timings = Timings::measure(&records, args.repeat)?;
+            println!("{}", serde_json::to_string(&timings)?);
+        }
+    }
     Ok(())
 }

@@ -9,6 +9,8 @@ use realty_infra::emulator::EmulatorKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Part {
     Compute,
+    /// Instructions per event of the workflow and the kernel (callgrind, where valgrind is).
+    Instructions,
     Peers,
     /// DynamoDB calls and write units per 1,000 events, regional and national, by shards.
     Writes,

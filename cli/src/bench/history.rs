@@ -22,6 +22,14 @@ const COLUMNS: &[(&str, &str)] = &[
     ("ours_to_spark", "/vs_spark"),
     ("kernel_to_duckdb", "/kernel_vs_duckdb"),
     ("kernel_to_spark", "/kernel_vs_spark"),
+    (
+        "kernel_instructions_per_event",
+        "/kernel_instructions_per_event",
+    ),
+    (
+        "workflow_instructions_per_event",
+        "/workflow_instructions_per_event",
+    ),
     ("compute_to_fastest_parse", "/compute_to_parse_ratio"),
     (
         "e2e_to_ceiling_localstack",

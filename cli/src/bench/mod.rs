@@ -16,10 +16,13 @@
 mod args;
 mod calls;
 mod compute;
+#[cfg(test)]
+mod differential;
 mod e2e;
 mod e2e_figures;
 mod events;
 mod history;
+mod instructions;
 mod items;
 mod lambda;
 mod local_aws;
@@ -78,6 +81,9 @@ pub async fn run(args: BenchArgs, endpoint: Option<String>) -> Result<()> {
     if parts.contains(&Part::Compute) || parts.contains(&Part::Peers) {
         write_json_lines(&jsonl, &generated.encoded)?;
         ours = measure_compute(&args, &root, &jsonl, &generated, &mut report)?;
+    }
+    if parts.contains(&Part::Instructions) {
+        measure_instructions(&args, &root, &out_dir, &generated, &mut report)?;
     }
     if parts.contains(&Part::Peers) {
         measure_peers(&args, &root, &jsonl, &generated, &ours, &mut report)?;
@@ -157,11 +163,7 @@ fn measure_compute(
     report: &mut Report,
 ) -> Result<OurCompute> {
     progress("metrics compute, its kernel and parse-only, one core");
-    let binary = args
-        .compute_bin
-        .clone()
-        .unwrap_or_else(|| root.join("target/release/realty-bench-compute"));
-    let timings = compute::run_timed(&binary, jsonl, args.repeat)?;
+    let timings = compute::run_timed(&compute_binary(args, root), jsonl, args.repeat)?;
     let n = generated.encoded.len() as f64;
     let compute_per_s = median(&timings.compute_s).map(|s| n / s);
     report.set(
@@ -194,6 +196,47 @@ fn measure_compute(
     report.set("scopes_with_listings", json!(figures.len()));
     ours.figures = Some(figures);
     Ok(ours)
+}
+
+/// The timed compute's binary.
+fn compute_binary(args: &BenchArgs, root: &Path) -> std::path::PathBuf {
+    args.compute_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/realty-bench-compute"))
+}
+
+/// Instructions per event of the workflow and the kernel over the timed stream's first
+/// events (callgrind; skipped, with a note, where valgrind is not installed).
+fn measure_instructions(
+    args: &BenchArgs,
+    root: &Path,
+    out_dir: &Path,
+    generated: &Generated,
+    report: &mut Report,
+) -> Result<()> {
+    let n = instructions::EVENTS.min(generated.encoded.len() / 2);
+    if !instructions::available() {
+        progress("valgrind is not installed: instructions per event not counted");
+        return Ok(());
+    }
+    progress(&format!(
+        "instructions per event, workflow and kernel (callgrind over {n} and {} events)",
+        2 * n
+    ));
+    let smaller = out_dir.join("events-instructions-n.jsonl");
+    let larger = out_dir.join("events-instructions-2n.jsonl");
+    write_json_lines(&smaller, &generated.encoded[..n])?;
+    write_json_lines(&larger, &generated.encoded[..2 * n])?;
+    let counted = instructions::measure(&compute_binary(args, root), &smaller, &larger, n)?;
+    report.set(
+        "workflow_instructions_per_event",
+        json!(counted.workflow.round()),
+    );
+    report.set(
+        "kernel_instructions_per_event",
+        json!(counted.kernel.round()),
+    );
+    Ok(())
 }
 
 /// Each parser's rate, and compute against the fastest parse of the same bytes (the cost of

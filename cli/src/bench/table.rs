@@ -95,7 +95,11 @@ impl Table<'_> {
         self.row(
             "metrics kernel: decode, plan, apply, figures, 1 core",
             self.per_s("kernel_events_per_s"),
-            String::new(),
+            format!(
+                "instructions/event: kernel {}, workflow {}",
+                self.per_s("kernel_instructions_per_event"),
+                self.per_s("workflow_instructions_per_event")
+            ),
         );
         self.row(
             "parse only, serde_json::Value, same bytes, 1 core",
