@@ -24,19 +24,16 @@ pub struct Kernel {
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KernelBatch {
-    pub accepted: usize,
+    /// Records set aside as poison.
     pub rejected: usize,
-    pub scopes_updated: usize,
 }
 
 impl Kernel {
     /// Runs one batch of `shard`'s records.
     pub fn apply_batch(&mut self, shard: &str, records: &[InputRecord]) -> KernelBatch {
         let decoded = decode_records(shard, records);
-        let mut done = KernelBatch {
-            accepted: decoded.events.len(),
+        let done = KernelBatch {
             rejected: decoded.poison.len(),
-            scopes_updated: 0,
         };
         let plan = plan_batch(decoded.events, &self.states);
         for (scope, contributions) in plan.scopes {
@@ -51,7 +48,6 @@ impl Kernel {
                 let figures = aggregate.figures();
                 aggregate.record_close(as_of.date_naive(), &figures);
             }
-            done.scopes_updated += 1;
         }
         for state in plan.states {
             self.states
